@@ -1,0 +1,348 @@
+"""The library API a POS backend imports: `Ledger`.
+
+    from ledger import Ledger
+    with Ledger.open("sqlite:///offline-ledger.db") as ledger:
+        ledger.record({"type": "payment.confirmed_offline", ...})   # -> Result, or raises
+        ledger.decide(amount=1250, currency="usd", device_id="tmr_1", location_id="tml_1")
+
+Records are applied in batches: every record of a batch is checked against the state left by
+the records before it, and all the batch's events are saved in one transaction. A refused record
+stores nothing and the others go on. When another writer moved a stream the batch saved (the
+event store's optimistic concurrency), the batch runs again on fresh state; under persistent
+contention each record runs in a transaction of its own.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+
+from ledger import identity, wire
+from ledger.device import Device
+from ledger.errors import Code, LedgerError, NotFound, StorageError
+from ledger.handlers import Outcome, apply_record, related_ids, stream_ids
+from ledger.limits import Decision, Policy, Sale, decide
+from ledger.location import Location
+from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
+from ledger.payment import Payment
+from ledger.storage import (
+    DEFAULT_DATABASE_URL,
+    EVENT_STORE_NAME,
+    StoreConfig,
+    parse_database_url,
+    version_reader,
+)
+from ledger.unit_of_work import AggregateCache, UnitOfWork
+from ledger.views import DeviceState, HistoryEntry, LocationStatus, PaymentState
+
+BATCH_SIZE_MAX = 5_000
+BATCH_ATTEMPTS = 3
+RECORD_ATTEMPTS = 50
+_LIST_PAGE = 1_000
+
+State = PaymentState | LocationStatus | DeviceState
+
+
+class EventStore(Application[UUID]):
+    """The eventsourcing application holding every stream of the ledger."""
+
+    name = EVENT_STORE_NAME
+    # Location and device streams grow with every payment; payments stay short.
+    snapshotting_intervals = {Location: 500, Device: 200}  # noqa: RUF012
+
+
+@dataclass(frozen=True)
+class Result:
+    """One applied record. `recorded` is False for an idempotent repeat (nothing new stored)."""
+
+    recorded: bool
+    record_type: str
+    key: str
+    state: State | None = None
+
+
+class Ledger:
+    def __init__(self, store: EventStore, config: StoreConfig, policy: Policy) -> None:
+        self.store = store
+        self.config = config
+        self.policy = policy
+        self._cache = AggregateCache()
+        self._versions = version_reader(config.kind, store.recorder)
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        stripe_offline_max: dict[str, int] | None = None,
+    ) -> Ledger:
+        """Open (and on an empty database, create) the ledger at `url`."""
+        from migrations import ensure_schema
+
+        config = parse_database_url(url or DEFAULT_DATABASE_URL)
+        ensure_schema(config)
+        try:
+            store = EventStore(env=config.env)
+            store.recorder.max_notification_id()
+        except (OperationalError, InterfaceError, OSError) as error:
+            raise StorageError(
+                Code.DATABASE_UNAVAILABLE,
+                f"cannot reach the event store at {config.redacted}: {error}",
+            ) from None
+        caps = stripe_offline_max if stripe_offline_max is not None else STRIPE_OFFLINE_MAX_DEFAULT
+        return cls(store, config, Policy(stripe_offline_max=dict(caps)))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def record(self, record: wire.Record | dict[str, Any]) -> Result:
+        """Apply one record, durable when this returns; raise a LedgerError if refused."""
+        (result,) = self._apply([wire.parse_record(record)], with_state=True)
+        if isinstance(result, LedgerError):
+            raise result
+        return result
+
+    def record_many(
+        self, records: Sequence[wire.Record | dict[str, Any] | LedgerError]
+    ) -> list[Result | LedgerError]:
+        """Apply a batch in order; each item's result or its error, in the same order.
+
+        Items may be LedgerErrors already (a parse failure upstream): they pass through, so a
+        caller streaming a file keeps one result per line.
+        """
+        assert len(records) <= BATCH_SIZE_MAX, len(records)
+        parsed: list[wire.Record | LedgerError] = []
+        for item in records:
+            if isinstance(item, LedgerError):
+                parsed.append(item)
+                continue
+            try:
+                parsed.append(wire.parse_record(item))
+            except LedgerError as error:
+                parsed.append(error)
+        return self._apply(parsed, with_state=False)
+
+    def _apply(
+        self, parsed: list[wire.Record | LedgerError], *, with_state: bool
+    ) -> list[Result | LedgerError]:
+        with self._lock, _storage_errors(self.config):
+            for attempt in range(BATCH_ATTEMPTS):
+                try:
+                    return self._apply_batch(parsed, with_state)
+                except IntegrityError:
+                    _backoff(attempt)
+            if len(parsed) == 1:
+                return self._apply_alone(parsed[0], with_state)
+            return [item for one in parsed for item in self._apply_alone(one, with_state)]
+
+    def _apply_alone(
+        self, item: wire.Record | LedgerError, with_state: bool
+    ) -> list[Result | LedgerError]:
+        for attempt in range(RECORD_ATTEMPTS):
+            try:
+                return self._apply_batch([item], with_state)
+            except IntegrityError:
+                _backoff(attempt)
+        return [LedgerError(Code.CONTENTION, f"gave up after {RECORD_ATTEMPTS} concurrent "
+                            "updates of the same streams; retry the record")]
+
+    def _apply_batch(
+        self, parsed: list[wire.Record | LedgerError], with_state: bool
+    ) -> list[Result | LedgerError]:
+        uow = UnitOfWork(self.store, self._cache, self._versions)
+        uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
+        uow.prefetch(related_ids(uow.loaded.values()))
+        outcomes: list[Outcome | LedgerError] = []
+        for item in parsed:
+            if isinstance(item, LedgerError):
+                outcomes.append(item)
+                continue
+            involved = _involved(item, uow)
+            before = [len(a.pending_events) for a in involved]
+            try:
+                outcomes.append(apply_record(item, uow, self.policy))
+            except LedgerError as error:
+                after = [len(a.pending_events) for a in _involved(item, uow)]
+                if after != before:
+                    uow.discard()
+                    raise AssertionError(f"refused {item.type} left events behind") from error
+                outcomes.append(error)
+        uow.commit()
+        return [self._result(o, uow, with_state) for o in outcomes]
+
+    def _result(
+        self, outcome: Outcome | LedgerError, uow: UnitOfWork, with_state: bool
+    ) -> Result | LedgerError:
+        if isinstance(outcome, LedgerError):
+            return outcome
+        state = _state_of(uow.get(outcome.stream_id), self) if with_state else None
+        return Result(outcome.recorded, outcome.record_type, outcome.key, state)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def decide(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        device_id: str,
+        location_id: str,
+        offline_behavior: str = "prefer_online",
+        at: datetime | None = None,
+    ) -> Decision:
+        """May this sale be taken offline now? Records nothing."""
+        request = wire.parse_decision_request({
+            "amount": amount, "currency": currency, "device_id": device_id,
+            "location_id": location_id, "offline_behavior": offline_behavior,
+            "at": at or datetime.now(UTC),
+        })
+        with self._lock, _storage_errors(self.config):
+            uow = self._reader()
+            location = uow.get(identity.location_id(request.location_id))
+            if location is None:
+                raise NotFound(Code.UNKNOWN_LOCATION,
+                               f"location {request.location_id} is unknown", field="location_id")
+            device = uow.get(identity.device_id(request.device_id))
+            sale = Sale(request.amount, request.currency, request.device_id,
+                        request.offline_behavior, request.at)
+            return decide(self.policy, sale, location, device)
+
+    def payment(self, offline_id: UUID | str) -> PaymentState:
+        with self._lock, _storage_errors(self.config):
+            payment = self._reader().get(identity.payment_id(_uuid(offline_id)))
+        if payment is None:
+            raise NotFound(Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown",
+                           field="offline_id")
+        return PaymentState.of(payment)
+
+    def status(self, location_id: str | None = None) -> list[LocationStatus]:
+        """Stored counts and amounts, and headroom, per location and per device."""
+        with self._lock, _storage_errors(self.config):
+            uow = self._reader()
+            locations = [l for l in self._all(uow, Location.Configured) if isinstance(l, Location)]
+            devices = [d for d in self._all(uow, Device.Registered) if isinstance(d, Device)]
+        if location_id is not None:
+            locations = [l for l in locations if l.location_id == location_id]
+            if not locations:
+                raise NotFound(Code.UNKNOWN_LOCATION, f"location {location_id} is unknown",
+                               field="location_id")
+        return [
+            LocationStatus.of(loc, [d.device_id for d in devices if loc.location_id in d.connections])
+            for loc in sorted(locations, key=lambda l: l.location_id)
+        ]
+
+    def history(self, offline_id: UUID | str) -> list[HistoryEntry]:
+        """Every event of one payment, in order."""
+        stream = identity.payment_id(_uuid(offline_id))
+        with self._lock, _storage_errors(self.config):
+            events = list(self.store.events.get(stream))
+        if not events:
+            raise NotFound(Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown",
+                           field="offline_id")
+        hidden = {"originator_id", "originator_version", "originator_topic", "timestamp",
+                  "occurred_at"}
+        return [
+            HistoryEntry(
+                version=event.originator_version,
+                event=type(event).__name__,
+                occurred_at=getattr(event, "occurred_at", None),
+                recorded_at=event.timestamp,
+                data={k: v for k, v in event.__dict__.items() if k not in hidden},
+            )
+            for event in events
+        ]
+
+    def _reader(self) -> UnitOfWork:
+        return UnitOfWork(self.store, self._cache, self._versions)
+
+    def _all(self, uow: UnitOfWork, created: type[Any]) -> Iterator[Any]:
+        topic = created.TOPIC
+        start: int | None = None
+        while True:
+            page = self.store.recorder.select_notifications(
+                start=start, limit=_LIST_PAGE, topics=[topic], inclusive_of_start=False
+            )
+            if not page:
+                return
+            uow.prefetch(n.originator_id for n in page)
+            for notification in page:
+                yield uow.get(notification.originator_id)
+            start = page[-1].id
+
+
+def _involved(record: wire.Record, uow: UnitOfWork) -> list[Any]:
+    """The loaded aggregates a record may touch (for the no-partial-effects check)."""
+    loaded = [uow.loaded.get(i) for i in stream_ids(record)]
+    return [a for a in loaded + [uow.loaded.get(i) for i in related_ids(loaded)] if a is not None]
+
+
+def _state_of(aggregate: Any, ledger: Ledger) -> State:
+    if isinstance(aggregate, Payment):
+        return PaymentState.of(aggregate)
+    if isinstance(aggregate, Device):
+        return DeviceState.of(aggregate)
+    assert isinstance(aggregate, Location), aggregate
+    return LocationStatus.of(aggregate, list(aggregate.device_stored_counts))
+
+
+def _uuid(value: UUID | str) -> UUID:
+    try:
+        return value if isinstance(value, UUID) else UUID(str(value))
+    except ValueError:
+        raise LedgerError(Code.INVALID_UUID, f"{value!r} is not a UUID",
+                          field="offline_id") from None
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.2)))  # noqa: S311 - jitter only
+
+
+class _storage_errors:  # noqa: N801 - used as a context manager
+    """Turn a lost database connection into a typed StorageError."""
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
+        if isinstance(error, OperationalError | InterfaceError):
+            raise StorageError(
+                Code.DATABASE_UNAVAILABLE,
+                f"lost the database at {self.config.redacted}: {error}",
+            ) from error
+
+
+def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Split a stream into lists of at most `size` items (constant memory)."""
+    assert 0 < size <= BATCH_SIZE_MAX
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

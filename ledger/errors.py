@@ -1,0 +1,122 @@
+"""Typed errors with stable codes.
+
+Every refusal the ledger makes is a `LedgerError` carrying a stable `code` (the public contract:
+POS backends branch on it), a message that says what is wrong and how to fix it, and where it is
+(`field`, and `line` when the record came from a file). Nothing is stored when one is raised.
+The category subclasses let the CLI and HTTP layers map errors to exit statuses and status codes
+in one place each.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class Code(StrEnum):
+    # Input that is not a valid record.
+    MALFORMED_JSON = "MALFORMED_JSON"
+    UNKNOWN_RECORD_TYPE = "UNKNOWN_RECORD_TYPE"
+    UNKNOWN_FIELD = "UNKNOWN_FIELD"
+    MISSING_FIELD = "MISSING_FIELD"
+    INVALID_UUID = "INVALID_UUID"
+    INVALID_AMOUNT = "INVALID_AMOUNT"
+    UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"
+    INVALID_TIMESTAMP = "INVALID_TIMESTAMP"
+    INVALID_VALUE = "INVALID_VALUE"
+    CARD_NUMBER_DETECTED = "CARD_NUMBER_DETECTED"
+    # References to things the ledger does not know.
+    UNKNOWN_LOCATION = "UNKNOWN_LOCATION"
+    UNKNOWN_DEVICE = "UNKNOWN_DEVICE"
+    UNKNOWN_PAYMENT = "UNKNOWN_PAYMENT"
+    # Lifecycle and idempotency.
+    STEP_OUT_OF_ORDER = "STEP_OUT_OF_ORDER"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    PAYMENT_INTENT_MISMATCH = "PAYMENT_INTENT_MISMATCH"
+    CAPTURE_EXCEEDS_AMOUNT = "CAPTURE_EXCEEDS_AMOUNT"
+    TOO_MANY_FORWARD_FAILURES = "TOO_MANY_FORWARD_FAILURES"
+    # Offline rules (DESIGN §4; the names follow Stripe Terminal's error codes).
+    OFFLINE_MODE_DISABLED = "OFFLINE_MODE_DISABLED"
+    AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT = "AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT"
+    STORED_AMOUNT_LIMIT_EXCEEDED = "STORED_AMOUNT_LIMIT_EXCEEDED"
+    OFFLINE_PAYMENTS_DATABASE_TOO_LARGE = "OFFLINE_PAYMENTS_DATABASE_TOO_LARGE"
+    INVALID_OFFLINE_CURRENCY = "INVALID_OFFLINE_CURRENCY"
+    CARD_SWIPE_NOT_AVAILABLE = "CARD_SWIPE_NOT_AVAILABLE"
+    CONTACTLESS_NOT_ALLOWED_OFFLINE = "CONTACTLESS_NOT_ALLOWED_OFFLINE"
+    INTERAC_NOT_SUPPORTED_OFFLINE = "INTERAC_NOT_SUPPORTED_OFFLINE"
+    PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE = "PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE"
+    ONLINE_PIN_NOT_SUPPORTED_OFFLINE = "ONLINE_PIN_NOT_SUPPORTED_OFFLINE"
+    OFFLINE_AND_CARD_EXPIRED = "OFFLINE_AND_CARD_EXPIRED"
+    READER_CONNECTION_NOT_AVAILABLE_OFFLINE = "READER_CONNECTION_NOT_AVAILABLE_OFFLINE"
+    LOCATION_CONNECTION_NOT_AVAILABLE_OFFLINE = "LOCATION_CONNECTION_NOT_AVAILABLE_OFFLINE"
+    NOT_CONNECTED_TO_INTERNET_AND_REQUIRE_ONLINE_SET = (
+        "NOT_CONNECTED_TO_INTERNET_AND_REQUIRE_ONLINE_SET"
+    )
+    # Storage and configuration.
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    INVALID_DATABASE_URL = "INVALID_DATABASE_URL"
+    MIGRATION_REQUIRED = "MIGRATION_REQUIRED"
+    CONTENTION = "CONTENTION"
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+    def __init__(
+        self,
+        code: Code,
+        message: str,
+        *,
+        field: str | None = None,
+        line: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.line = line
+        self.details = details or {}
+
+    def at_line(self, line: int) -> LedgerError:
+        self.line = line
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": str(self.code), "message": self.message}
+        if self.line is not None:
+            body["line"] = self.line
+        if self.field is not None:
+            body["field"] = self.field
+        if self.details:
+            body["details"] = self.details
+        return body
+
+    def __str__(self) -> str:
+        where = []
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.field is not None:
+            where.append(f"field {self.field}")
+        prefix = f"{', '.join(where)}: " if where else ""
+        return f"{prefix}{self.code}: {self.message}"
+
+
+class InvalidRecord(LedgerError):
+    """The record is not valid wire format; fix the producer."""
+
+
+class NotFound(LedgerError):
+    """The record refers to a location, device or payment the ledger has not seen."""
+
+
+class Conflict(LedgerError):
+    """The record contradicts what is recorded (order, idempotency, payment intent)."""
+
+
+class RuleViolation(LedgerError):
+    """An offline rule or limit refuses the payment: it must go online or be declined."""
+
+
+class StorageError(LedgerError):
+    """The database cannot be reached or is not ready."""

@@ -1,0 +1,61 @@
+"""Detection of full card numbers (PANs) anywhere in a record.
+
+The ledger must never store a full card number. A PAN is 13 to 19 digits with a valid Luhn
+check digit; POS software sometimes writes one with spaces or dashes between groups, so those
+separators are accepted inside a candidate. A candidate must stand alone (no letter, digit or
+dash right before or after it) so that UUIDs, ids like `pi_...` and timestamps do not match.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+_CANDIDATE = re.compile(r"(?<![0-9A-Za-z\-])(?:\d[ \-]?){12,18}\d(?![0-9A-Za-z\-])")
+_CANDIDATE_BYTES = re.compile(rb"(?<![0-9A-Za-z\-])(?:\d[ \-]?){12,18}\d(?![0-9A-Za-z\-])")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _is_pan(candidate: str) -> bool:
+    digits = candidate.replace(" ", "").replace("-", "")
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def text_may_hold_pan(raw: bytes) -> bool:
+    """Fast pre-check on a raw JSON line: False means no PAN can be in it."""
+    return any(_is_pan(m.group().decode()) for m in _CANDIDATE_BYTES.finditer(raw))
+
+
+def find_pan(value: Any, path: str = "") -> str | None:
+    """Return the dotted path of the first value (or key) holding a PAN, or None."""
+    for where, text in _walk(value, path):
+        if any(_is_pan(m.group()) for m in _CANDIDATE.finditer(text)):
+            return where or "(record)"
+    return None
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            yield child, str(key)
+            yield from _walk(item, child)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}[{index}]")
+    elif isinstance(value, str):
+        yield path, value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        yield path, str(value)

@@ -1,0 +1,443 @@
+"""The lifecycle of one offline payment (DESIGN §3), as an event-sourced aggregate.
+
+Each command is split in two: `plan_*` decides from the current state alone (a new fact, a
+repeat of a recorded fact, or a refusal) and raises nothing but typed errors; the trigger method
+records the event. The application runs every check of every aggregate a record touches before
+it triggers anything, so a refused record leaves no event behind.
+
+    created -> collected -> stored --forwarded--> forwarded --captured--> captured
+                                 \\--declined--> declined     \\--declined--> declined
+    canceled: from created or collected, from stored (releases it), or a void of an
+    authorization (forwarded, requires_capture).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+
+from ledger.errors import Code, Conflict
+from ledger.identity import payment_id
+
+FORWARD_FAILURES_MAX = 1000
+
+
+class Status(StrEnum):
+    CREATED = "created"
+    COLLECTED = "collected"
+    STORED = "stored"
+    FORWARDED = "forwarded"
+    CAPTURED = "captured"
+    DECLINED = "declined"
+    CANCELED = "canceled"
+
+
+class Plan(StrEnum):
+    NEW = "new"  # a new fact: trigger it
+    REPEAT = "repeat"  # already recorded: idempotent no-op
+    DUPLICATE_FORWARD = "duplicate_forward"  # a second, different PaymentIntent
+
+
+class Payment(Aggregate):
+    TOPIC = "offline_ledger:Payment"
+
+    class Event(Aggregate.Event):
+        TOPIC = "offline_ledger:Payment.Event"
+
+    class Created(Event, Aggregate.Created):
+        TOPIC = "offline_ledger:Payment.Created"
+        offline_id: str
+        device_id: str
+        location_id: str
+        amount: int
+        currency: str
+        capture_method: str
+        offline_behavior: str
+        payment_intent_id: str | None
+        metadata: dict[str, str]
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            payment: Payment = aggregate
+            payment.offline_id = self.offline_id
+            payment.device_id = self.device_id
+            payment.location_id = self.location_id
+            payment.amount = self.amount
+            payment.currency = self.currency
+            payment.capture_method = self.capture_method
+            payment.offline_behavior = self.offline_behavior
+            payment.payment_intent_id = self.payment_intent_id
+            payment.metadata = dict(self.metadata)
+            payment.created_at = self.occurred_at
+            payment.status = Status.CREATED
+            payment.card = None
+            payment.stored_at = None
+            payment.forwarded_at = None
+            payment.stripe_status = None
+            payment.duplicate_payment_intent_ids = []
+            payment.forward_failures = []
+            payment.decline_code = None
+            payment.amount_captured = 0
+            payment.cancel_reason = None
+
+    class PaymentMethodCollected(Event):
+        TOPIC = "offline_ledger:Payment.PaymentMethodCollected"
+        card: dict[str, Any]
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.card = dict(self.card)
+            aggregate.status = Status.COLLECTED
+
+    class ConfirmedOffline(Event):
+        TOPIC = "offline_ledger:Payment.ConfirmedOffline"
+        stored_at: datetime
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.stored_at = self.stored_at
+            aggregate.status = Status.STORED
+
+    class Forwarded(Event):
+        TOPIC = "offline_ledger:Payment.Forwarded"
+        payment_intent_id: str
+        status: str
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.payment_intent_id = self.payment_intent_id
+            aggregate.stripe_status = self.status
+            aggregate.forwarded_at = self.occurred_at
+            if aggregate.status == Status.DECLINED:
+                return  # the decline came first; Stripe's id is news, the outcome is not
+            if self.status == "succeeded":
+                aggregate.status = Status.CAPTURED
+                aggregate.amount_captured = aggregate.amount
+            else:
+                aggregate.status = Status.FORWARDED
+
+    class ForwardFailed(Event):
+        TOPIC = "offline_ledger:Payment.ForwardFailed"
+        error_code: str
+        message: str
+        retryable: bool
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.forward_failures.append(
+                {"occurred_at": self.occurred_at.isoformat(), "error_code": self.error_code,
+                 "retryable": self.retryable}
+            )
+
+    class Declined(Event):
+        TOPIC = "offline_ledger:Payment.Declined"
+        payment_intent_id: str | None
+        decline_code: str
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            if self.payment_intent_id is not None:
+                aggregate.payment_intent_id = self.payment_intent_id
+            aggregate.decline_code = self.decline_code
+            aggregate.status = Status.DECLINED
+
+    class Captured(Event):
+        TOPIC = "offline_ledger:Payment.Captured"
+        payment_intent_id: str
+        amount_captured: int
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.amount_captured = self.amount_captured
+            aggregate.stripe_status = "succeeded"
+            aggregate.status = Status.CAPTURED
+
+    class Canceled(Event):
+        TOPIC = "offline_ledger:Payment.Canceled"
+        reason: str
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.cancel_reason = self.reason
+            aggregate.status = Status.CANCELED
+
+    class DuplicateForwardDetected(Event):
+        """Stripe reported a second PaymentIntent for this offline_id: the customer may be
+        charged twice, and `refund_amount` is what to give back if both succeed."""
+
+        TOPIC = "offline_ledger:Payment.DuplicateForwardDetected"
+        payment_intent_id: str
+        status: str
+        refund_amount: int
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.duplicate_payment_intent_ids.append(self.payment_intent_id)
+
+    if TYPE_CHECKING:  # set by the events' apply(); runtime annotations would make
+        # the eventsourcing metaclass generate a dataclass __init__
+        offline_id: str
+        device_id: str
+        location_id: str
+        amount: int
+        currency: str
+        capture_method: str
+        offline_behavior: str
+        payment_intent_id: str | None
+        metadata: dict[str, str]
+        created_at: datetime
+        status: Status
+        card: dict[str, Any] | None
+        stored_at: datetime | None
+        forwarded_at: datetime | None
+        stripe_status: str | None
+        duplicate_payment_intent_ids: list[str]
+        forward_failures: list[dict[str, Any]]
+        decline_code: str | None
+        amount_captured: int
+        cancel_reason: str | None
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        offline_id: UUID,
+        device_id: str,
+        location_id: str,
+        amount: int,
+        currency: str,
+        capture_method: str,
+        offline_behavior: str,
+        payment_intent_id: str | None,
+        metadata: dict[str, str],
+        occurred_at: datetime,
+    ) -> Payment:
+        assert amount > 0, amount
+        return cls._create(
+            cls.Created,
+            id=payment_id(offline_id),
+            offline_id=str(offline_id),
+            device_id=device_id,
+            location_id=location_id,
+            amount=amount,
+            currency=currency,
+            capture_method=capture_method,
+            offline_behavior=offline_behavior,
+            payment_intent_id=payment_intent_id,
+            metadata=dict(metadata),
+            occurred_at=occurred_at,
+        )
+
+    def creation_difference(self, **fields: Any) -> str | None:
+        """Name the first field where a repeated `created` differs from the recorded one."""
+        recorded = {
+            "device_id": self.device_id,
+            "location_id": self.location_id,
+            "amount": self.amount,
+            "currency": self.currency,
+            "capture_method": self.capture_method,
+            "offline_behavior": self.offline_behavior,
+            "payment_intent_id": self.payment_intent_id,
+            "metadata": self.metadata,
+        }
+        for name, value in recorded.items():
+            if fields[name] != value:
+                return name
+        return None
+
+    @property
+    def is_stored(self) -> bool:
+        """Confirmed offline and not yet forwarded, declined or canceled: money at risk."""
+        return self.status == Status.STORED
+
+    # -- payment method ---------------------------------------------------------------------
+
+    def plan_collect(self, card: dict[str, Any]) -> Plan:
+        if self.status in (Status.CREATED, Status.COLLECTED):
+            return Plan.REPEAT if self.card == card else Plan.NEW
+        if self.card == card:
+            return Plan.REPEAT
+        raise self._out_of_order("payment_method_collected", "a card can only be collected "
+                                 "before the payment is confirmed")
+
+    def collect(self, card: dict[str, Any], occurred_at: datetime) -> None:
+        assert self.plan_collect(card) is Plan.NEW
+        self.trigger_event(self.PaymentMethodCollected, card=card, occurred_at=occurred_at)
+
+    # -- confirmation -------------------------------------------------------------------------
+
+    def plan_confirm(self, stored_at: datetime) -> Plan:
+        if self.status == Status.COLLECTED:
+            return Plan.NEW
+        if self.status == Status.CREATED:
+            raise self._out_of_order("confirmed_offline", "record payment_method_collected first")
+        if self.stored_at is None:
+            raise self._out_of_order("confirmed_offline", "the payment was never stored")
+        if self.stored_at != stored_at:
+            raise field_conflict("stored_at", self.stored_at, stored_at)
+        return Plan.REPEAT
+
+    def confirm_offline(self, stored_at: datetime, occurred_at: datetime) -> None:
+        assert self.plan_confirm(stored_at) is Plan.NEW
+        self.trigger_event(self.ConfirmedOffline, stored_at=stored_at, occurred_at=occurred_at)
+
+    # -- forwarding ---------------------------------------------------------------------------
+
+    def plan_forward(self, payment_intent_id: str) -> Plan:
+        if self.status == Status.STORED:
+            return Plan.NEW
+        if self.status in (Status.CREATED, Status.COLLECTED):
+            raise self._out_of_order("forwarded", "record confirmed_offline first")
+        if self.status == Status.CANCELED:
+            raise self._out_of_order("forwarded", "the payment was canceled")
+        if payment_intent_id == self.payment_intent_id:
+            return Plan.REPEAT
+        if payment_intent_id in self.duplicate_payment_intent_ids:
+            return Plan.REPEAT
+        if self.status == Status.DECLINED and self.payment_intent_id is None:
+            return Plan.NEW
+        return Plan.DUPLICATE_FORWARD
+
+    def forward(self, payment_intent_id: str, status: str, occurred_at: datetime) -> None:
+        plan = self.plan_forward(payment_intent_id)
+        if plan is Plan.NEW:
+            self.trigger_event(
+                self.Forwarded,
+                payment_intent_id=payment_intent_id,
+                status=status,
+                occurred_at=occurred_at,
+            )
+        else:
+            assert plan is Plan.DUPLICATE_FORWARD, plan
+            self.trigger_event(
+                self.DuplicateForwardDetected,
+                payment_intent_id=payment_intent_id,
+                status=status,
+                refund_amount=self.amount,
+                occurred_at=occurred_at,
+            )
+
+    def plan_forward_failure(self, error_code: str, occurred_at: datetime) -> Plan:
+        seen = {"occurred_at": occurred_at.isoformat(), "error_code": error_code}
+        if any(seen.items() <= failure.items() for failure in self.forward_failures):
+            return Plan.REPEAT
+        if self.status != Status.STORED:
+            raise self._out_of_order("forward_failed", "only a stored payment can fail to forward")
+        if len(self.forward_failures) >= FORWARD_FAILURES_MAX:
+            raise Conflict(
+                Code.TOO_MANY_FORWARD_FAILURES,
+                f"{FORWARD_FAILURES_MAX} forwarding failures are recorded for this payment; "
+                "investigate the device instead of retrying",
+            )
+        return Plan.NEW
+
+    def record_forward_failure(
+        self, error_code: str, message: str, retryable: bool, occurred_at: datetime
+    ) -> None:
+        assert self.plan_forward_failure(error_code, occurred_at) is Plan.NEW
+        self.trigger_event(
+            self.ForwardFailed,
+            error_code=error_code,
+            message=message,
+            retryable=retryable,
+            occurred_at=occurred_at,
+        )
+
+    # -- outcome ------------------------------------------------------------------------------
+
+    def plan_decline(self, payment_intent_id: str | None, decline_code: str) -> Plan:
+        if self.status == Status.DECLINED:
+            if decline_code != self.decline_code:
+                raise field_conflict("decline_code", self.decline_code, decline_code)
+            if payment_intent_id not in (None, self.payment_intent_id):
+                raise self._mismatch(payment_intent_id)
+            return Plan.REPEAT
+        if self.status == Status.STORED:
+            return Plan.NEW
+        if self.status == Status.FORWARDED:
+            if payment_intent_id not in (None, self.payment_intent_id):
+                raise self._mismatch(payment_intent_id)
+            return Plan.NEW
+        raise self._out_of_order("declined", "only a stored or forwarded payment can be declined")
+
+    def decline(self, payment_intent_id: str | None, decline_code: str, occurred_at: datetime) -> None:
+        assert self.plan_decline(payment_intent_id, decline_code) is Plan.NEW
+        self.trigger_event(
+            self.Declined,
+            payment_intent_id=payment_intent_id,
+            decline_code=decline_code,
+            occurred_at=occurred_at,
+        )
+
+    def plan_capture(self, payment_intent_id: str, amount_captured: int) -> Plan:
+        if self.status in (Status.CREATED, Status.COLLECTED, Status.STORED):
+            raise self._out_of_order("captured", "Stripe must have the payment: record forwarded first")
+        if self.status in (Status.DECLINED, Status.CANCELED):
+            raise self._out_of_order("captured", f"the payment is {self.status}")
+        if payment_intent_id != self.payment_intent_id:
+            raise self._mismatch(payment_intent_id)
+        if self.status == Status.CAPTURED:
+            if amount_captured != self.amount_captured:
+                raise field_conflict("amount_captured", self.amount_captured, amount_captured)
+            return Plan.REPEAT
+        if amount_captured > self.amount:
+            raise Conflict(
+                Code.CAPTURE_EXCEEDS_AMOUNT,
+                f"cannot capture {amount_captured}: only {self.amount} was authorized",
+                field="amount_captured",
+            )
+        return Plan.NEW
+
+    def capture(self, payment_intent_id: str, amount_captured: int, occurred_at: datetime) -> None:
+        assert self.plan_capture(payment_intent_id, amount_captured) is Plan.NEW
+        self.trigger_event(
+            self.Captured,
+            payment_intent_id=payment_intent_id,
+            amount_captured=amount_captured,
+            occurred_at=occurred_at,
+        )
+
+    def plan_cancel(self, reason: str) -> Plan:
+        if self.status == Status.CANCELED:
+            if reason != self.cancel_reason:
+                raise field_conflict("reason", self.cancel_reason, reason)
+            return Plan.REPEAT
+        if self.status in (Status.CREATED, Status.COLLECTED, Status.STORED):
+            return Plan.NEW
+        if self.status == Status.FORWARDED and self.stripe_status == "requires_capture":
+            return Plan.NEW  # void of an uncaptured authorization
+        raise self._out_of_order("canceled", f"a {self.status} payment cannot be canceled")
+
+    def cancel(self, reason: str, occurred_at: datetime) -> None:
+        assert self.plan_cancel(reason) is Plan.NEW
+        self.trigger_event(self.Canceled, reason=reason, occurred_at=occurred_at)
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _out_of_order(self, step: str, fix: str) -> Conflict:
+        return Conflict(
+            Code.STEP_OUT_OF_ORDER,
+            f"'{step}' is not allowed while the payment is {self.status}: {fix}",
+            details={"status": str(self.status)},
+        )
+
+    def _mismatch(self, payment_intent_id: str | None) -> Conflict:
+        return Conflict(
+            Code.PAYMENT_INTENT_MISMATCH,
+            f"payment_intent_id {payment_intent_id} is not this payment's "
+            f"({self.payment_intent_id})",
+            field="payment_intent_id",
+        )
+
+
+def field_conflict(field: str, recorded: Any, given: Any) -> Conflict:
+    return Conflict(
+        Code.IDEMPOTENCY_CONFLICT,
+        f"'{field}' differs from the recorded fact (recorded {recorded}, given {given}); "
+        "a correction needs a new record type, not a changed repeat",
+        field=field,
+    )

@@ -1,0 +1,115 @@
+"""Loading, caching and saving aggregates for a batch of records.
+
+A batch touches many streams; loading them one query at a time would cost a round trip each.
+Instead the unit of work asks the store for the latest version of every stream the batch needs
+in one query, reuses aggregates it still holds at that version (a bounded LRU cache kept between
+batches), loads only the rest, and saves every new event of the batch in one transaction. The
+event store's primary key (stream, version) is the concurrency control: if another writer moved
+a stream we saved, the whole batch fails with IntegrityError, its aggregates are evicted and the
+caller runs the batch again on fresh state.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+
+from ledger.storage import VersionReader
+
+CACHE_SIZE_MAX = 50_000  # aggregates kept between batches (bounds memory on long ingests)
+
+
+class AggregateCache:
+    def __init__(self, size_max: int = CACHE_SIZE_MAX) -> None:
+        assert size_max > 0
+        self.size_max = size_max
+        self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
+
+    def get(self, aggregate_id: UUID) -> Aggregate | None:
+        found = self._items.get(aggregate_id)
+        if found is not None:
+            self._items.move_to_end(aggregate_id)
+        return found
+
+    def put(self, aggregate: Aggregate) -> None:
+        self._items[aggregate.id] = aggregate
+        self._items.move_to_end(aggregate.id)
+        while len(self._items) > self.size_max:
+            self._items.popitem(last=False)
+
+    def evict(self, aggregate_ids: Iterable[UUID]) -> None:
+        for aggregate_id in aggregate_ids:
+            self._items.pop(aggregate_id, None)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+class UnitOfWork:
+    def __init__(
+        self, app: Application[UUID], cache: AggregateCache, versions: VersionReader
+    ) -> None:
+        self.app = app
+        self.cache = cache
+        self.versions = versions
+        self.loaded: dict[UUID, Aggregate | None] = {}
+
+    def prefetch(self, aggregate_ids: Iterable[UUID]) -> None:
+        wanted = [i for i in set(aggregate_ids) if i not in self.loaded]
+        if not wanted:
+            return
+        latest = self.versions(wanted)
+        for aggregate_id in wanted:
+            version = latest.get(aggregate_id)
+            if version is None:
+                self.loaded[aggregate_id] = None
+                continue
+            cached = self.cache.get(aggregate_id)
+            if cached is not None and cached.version == version:
+                self.loaded[aggregate_id] = cached
+            else:
+                self.loaded[aggregate_id] = self._load(aggregate_id)
+
+    def _load(self, aggregate_id: UUID) -> Aggregate:
+        try:
+            aggregate: Aggregate = self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:  # pragma: no cover - the version query just saw it
+            raise AssertionError(f"stream {aggregate_id} vanished") from None
+        return aggregate
+
+    def get(self, aggregate_id: UUID) -> Any:
+        if aggregate_id not in self.loaded:
+            self.prefetch([aggregate_id])
+        return self.loaded[aggregate_id]
+
+    def add(self, aggregate: Aggregate) -> None:
+        assert self.loaded.get(aggregate.id) is None, aggregate.id
+        self.loaded[aggregate.id] = aggregate
+
+    def pending_count(self) -> int:
+        return sum(len(a.pending_events) for a in self.loaded.values() if a is not None)
+
+    def commit(self) -> int:
+        """Save every pending event in one transaction; return how many were saved."""
+        changed = [a for a in self.loaded.values() if a is not None and a.pending_events]
+        count = sum(len(a.pending_events) for a in changed)
+        if changed:
+            try:
+                self.app.save(*changed)
+            except BaseException:
+                self.discard()
+                raise
+        for aggregate in self.loaded.values():
+            if aggregate is not None:
+                self.cache.put(aggregate)
+        return count
+
+    def discard(self) -> None:
+        """Forget everything this batch touched: its in-memory state may not match the store."""
+        self.cache.evict(self.loaded)
+        self.loaded.clear()

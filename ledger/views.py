@@ -1,0 +1,170 @@
+"""What the library returns: plain, JSON-ready snapshots of aggregate state.
+
+Field names follow Stripe where Stripe has one (`offline_payments_count`,
+`offline_payment_amounts_by_currency` are the Terminal SDK's OfflineStatus names).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ledger.device import Device
+from ledger.location import Location
+from ledger.payment import Payment
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class PaymentState(_View):
+    offline_id: str
+    status: str
+    amount: int
+    currency: str
+    device_id: str
+    location_id: str
+    capture_method: str
+    offline_behavior: str
+    payment_intent_id: str | None
+    duplicate_payment_intent_ids: list[str]
+    stripe_status: str | None
+    card: dict[str, Any] | None
+    created_at: datetime
+    stored_at: datetime | None
+    forwarded_at: datetime | None
+    amount_captured: int
+    decline_code: str | None
+    cancel_reason: str | None
+    forward_failures: int
+    metadata: dict[str, str]
+    version: int
+
+    @classmethod
+    def of(cls, payment: Payment) -> PaymentState:
+        return cls(
+            offline_id=payment.offline_id,
+            status=str(payment.status),
+            amount=payment.amount,
+            currency=payment.currency,
+            device_id=payment.device_id,
+            location_id=payment.location_id,
+            capture_method=payment.capture_method,
+            offline_behavior=payment.offline_behavior,
+            payment_intent_id=payment.payment_intent_id,
+            duplicate_payment_intent_ids=list(payment.duplicate_payment_intent_ids),
+            stripe_status=payment.stripe_status,
+            card=payment.card,
+            created_at=payment.created_at,
+            stored_at=payment.stored_at,
+            forwarded_at=payment.forwarded_at,
+            amount_captured=payment.amount_captured,
+            decline_code=payment.decline_code,
+            cancel_reason=payment.cancel_reason,
+            forward_failures=len(payment.forward_failures),
+            metadata=payment.metadata,
+            version=payment.version,
+        )
+
+
+class DeviceState(_View):
+    device_id: str
+    reader_type: str | None
+    last_connected_at: datetime
+    last_location_id: str
+    software_updated_at: datetime | None
+    connections: dict[str, datetime]
+
+    @classmethod
+    def of(cls, device: Device) -> DeviceState:
+        return cls(
+            device_id=device.device_id,
+            reader_type=device.reader_type,
+            last_connected_at=device.last_connected_at,
+            last_location_id=device.last_location_id,
+            software_updated_at=device.software_updated_at,
+            connections=dict(device.connections),
+        )
+
+
+class LimitHeadroom(_View):
+    limit: str
+    currency: str | None
+    max: int
+    used: int
+    remaining: int
+
+
+class DeviceStatus(_View):
+    device_id: str
+    location_id: str
+    offline_payments_count: int
+    offline_payment_amounts_by_currency: dict[str, int]
+    headroom: list[LimitHeadroom]
+
+
+class LocationStatus(_View):
+    location_id: str
+    offline_enabled: bool
+    sca_required: bool
+    offline_payments_count: int
+    offline_payment_amounts_by_currency: dict[str, int]
+    limits: dict[str, Any]
+    device_limits: dict[str, Any]
+    headroom: list[LimitHeadroom]
+    devices: list[DeviceStatus]
+
+    @classmethod
+    def of(cls, location: Location, device_ids: list[str]) -> LocationStatus:
+        config = location.config
+        devices = sorted(set(device_ids) | set(location.device_stored_counts))
+        return cls(
+            location_id=location.location_id,
+            offline_enabled=location.offline_enabled,
+            sca_required=location.sca_required,
+            offline_payments_count=location.stored_count,
+            offline_payment_amounts_by_currency=dict(sorted(location.stored_amounts.items())),
+            limits=config["limits"],
+            device_limits=config["device_limits"],
+            headroom=_headroom(config["limits"], location.stored_amounts, location.stored_count),
+            devices=[
+                DeviceStatus(
+                    device_id=device_id,
+                    location_id=location.location_id,
+                    offline_payments_count=location.device_stored_counts.get(device_id, 0),
+                    offline_payment_amounts_by_currency=dict(
+                        sorted(location.device_stored_amounts.get(device_id, {}).items())
+                    ),
+                    headroom=_headroom(
+                        config["device_limits"],
+                        location.device_stored_amounts.get(device_id, {}),
+                        location.device_stored_counts.get(device_id, 0),
+                    ),
+                )
+                for device_id in devices
+            ],
+        )
+
+
+def _headroom(limits: dict[str, Any], amounts: dict[str, int], count: int) -> list[LimitHeadroom]:
+    rows = [
+        LimitHeadroom(limit="stored_amount_max", currency=currency, max=maximum,
+                      used=amounts.get(currency, 0), remaining=max(maximum - amounts.get(currency, 0), 0))
+        for currency, maximum in sorted(limits["stored_amount_max"].items())
+    ]
+    if limits.get("stored_count_max") is not None:
+        maximum = limits["stored_count_max"]
+        rows.append(LimitHeadroom(limit="stored_count_max", currency=None, max=maximum, used=count,
+                                  remaining=max(maximum - count, 0)))
+    return rows
+
+
+class HistoryEntry(_View):
+    version: int
+    event: str
+    occurred_at: datetime | None
+    recorded_at: datetime
+    data: dict[str, Any]

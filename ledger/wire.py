@@ -1,0 +1,354 @@
+"""The wire format (DESIGN §5): one JSON object per record, JSON Lines for files.
+
+These pydantic models are the public contract for POS backends. `parse_line` and
+`parse_record` turn raw input into a model or a typed `InvalidRecord` error that names the
+field; unknown fields are refused, amounts are strict positive integers in minor units,
+currencies lowercase ISO 4217, timestamps RFC 3339 with an offset.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from ledger.errors import Code, InvalidRecord
+from ledger.money import is_currency
+from ledger.pan import find_pan, text_may_hold_pan
+
+# Stripe's largest amount is 99,999,999 minor units (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+AMOUNT_MAX_MINOR = 99_999_999
+
+
+def _check_currency(value: str) -> str:
+    if not is_currency(value):
+        hint = " (currencies are lowercase)" if is_currency(value.lower()) else ""
+        raise PydanticCustomError(
+            "unknown_currency",
+            "'{value}' is not an ISO 4217 currency code{hint}",
+            {"value": value, "hint": hint},
+        )
+    return value
+
+
+Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_check_currency)]
+AmountMinor = Annotated[StrictInt, Field(gt=0, le=AMOUNT_MAX_MINOR)]
+Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+PaymentIntentId = Annotated[str, Field(pattern=r"^pi_[A-Za-z0-9_]+$", max_length=255)]
+Timestamp = AwareDatetime
+AmountsByCurrency = dict[Currency, AmountMinor]
+CountLimit = Annotated[StrictInt, Field(gt=0, le=1_000_000)]
+
+ReadMethod = Literal[
+    "contact_emv",
+    "contactless_emv",
+    "contactless_magstripe_mode",
+    "magnetic_stripe_track2",
+    "magnetic_stripe_fallback",
+]
+CardholderVerification = Literal[
+    "offline_pin", "online_pin", "signature", "consumer_device", "none", "unknown"
+]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    occurred_at: Timestamp
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+
+class LocationLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_payment_max: AmountsByCurrency = {}
+    stored_amount_max: AmountsByCurrency = {}
+    stored_count_max: CountLimit | None = None
+
+
+class DeviceLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stored_amount_max: AmountsByCurrency = {}
+    stored_count_max: CountLimit | None = None
+
+
+class LocationConfigured(_Record):
+    type: Literal["location.configured"]
+    location_id: Identifier
+    offline_enabled: StrictBool
+    sca_required: StrictBool = False
+    currencies: list[Currency] | None = Field(
+        default=None,
+        description="Currencies allowed offline; default: those named in `limits`.",
+    )
+    limits: LocationLimits = LocationLimits()
+    device_limits: DeviceLimits = DeviceLimits()
+
+
+class DeviceConnectedOnline(_Record):
+    type: Literal["device.connected_online"]
+    device_id: Identifier
+    location_id: Identifier
+    reader_type: Annotated[str, Field(max_length=100)] | None = None
+    software_updated_at: Timestamp | None = None
+
+
+class PaymentCreated(_Record):
+    type: Literal["payment.created"]
+    offline_id: UUID
+    device_id: Identifier
+    location_id: Identifier
+    amount: AmountMinor
+    currency: Currency
+    capture_method: Literal["automatic", "manual"] = "automatic"
+    offline_behavior: Literal["prefer_online", "require_online", "force_offline"] = (
+        "prefer_online"
+    )
+    payment_intent_id: PaymentIntentId | None = None
+    # Stripe metadata: at most 50 keys, keys up to 40 characters, values up to 500.
+    metadata: Annotated[
+        dict[Annotated[str, Field(max_length=40)], Annotated[str, Field(max_length=500)]],
+        Field(max_length=50),
+    ] = {}
+
+
+class Card(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    brand: Annotated[str, Field(min_length=1, max_length=40)]
+    network: Annotated[str, Field(min_length=1, max_length=40)] | None = None
+    last4: Annotated[str, Field(pattern=r"^[0-9]{4}$")]
+    exp_month: Annotated[StrictInt, Field(ge=1, le=12)]
+    exp_year: Annotated[StrictInt, Field(ge=2000, le=2100)]
+    funding: Literal["credit", "debit", "prepaid", "unknown"] = "unknown"
+    read_method: ReadMethod
+    cardholder_verification: CardholderVerification = "unknown"
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+
+
+class PaymentMethodCollected(_Record):
+    type: Literal["payment.payment_method_collected"]
+    offline_id: UUID
+    card: Card
+
+
+class PaymentConfirmedOffline(_Record):
+    type: Literal["payment.confirmed_offline"]
+    offline_id: UUID
+    stored_at: Timestamp
+
+
+class PaymentForwarded(_Record):
+    type: Literal["payment.forwarded"]
+    offline_id: UUID
+    payment_intent_id: PaymentIntentId
+    status: Literal["requires_capture", "succeeded", "processing"]
+
+
+class PaymentForwardFailed(_Record):
+    type: Literal["payment.forward_failed"]
+    offline_id: UUID
+    error_code: Annotated[str, Field(min_length=1, max_length=100)]
+    message: Annotated[str, Field(max_length=1000)] = ""
+    retryable: StrictBool
+
+
+class PaymentDeclined(_Record):
+    type: Literal["payment.declined"]
+    offline_id: UUID
+    payment_intent_id: PaymentIntentId | None = None
+    decline_code: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class PaymentCaptured(_Record):
+    type: Literal["payment.captured"]
+    offline_id: UUID
+    payment_intent_id: PaymentIntentId
+    amount_captured: AmountMinor
+
+
+class PaymentCanceled(_Record):
+    type: Literal["payment.canceled"]
+    offline_id: UUID
+    reason: Literal[
+        "requested_by_customer", "duplicate", "fraudulent", "abandoned", "automatic", "voided"
+    ] = "requested_by_customer"
+
+
+PaymentRecord = (
+    PaymentCreated
+    | PaymentMethodCollected
+    | PaymentConfirmedOffline
+    | PaymentForwarded
+    | PaymentForwardFailed
+    | PaymentDeclined
+    | PaymentCaptured
+    | PaymentCanceled
+)
+Record = Annotated[
+    LocationConfigured | DeviceConnectedOnline | PaymentRecord, Field(discriminator="type")
+]
+RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
+RECORD_TYPES: tuple[str, ...] = tuple(
+    model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
+    for model in (
+        LocationConfigured,
+        DeviceConnectedOnline,
+        PaymentCreated,
+        PaymentMethodCollected,
+        PaymentConfirmedOffline,
+        PaymentForwarded,
+        PaymentForwardFailed,
+        PaymentDeclined,
+        PaymentCaptured,
+        PaymentCanceled,
+    )
+)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = RECORD_ADAPTER.json_schema()
+    schema["title"] = "offline-ledger wire record"
+    return schema
+
+
+def parse_line(raw: bytes | str) -> Record:
+    """Parse one JSON Lines record; raise InvalidRecord naming the field."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    if text_may_hold_pan(data):
+        try:
+            where = find_pan(json.loads(data))
+        except ValueError:
+            where = "(record)"
+        if where is not None:
+            raise _card_number_error(where)
+    try:
+        return RECORD_ADAPTER.validate_json(data)
+    except ValidationError as error:
+        raise _translate(error) from None
+
+
+def parse_record(record: Record | dict[str, Any]) -> Record:
+    """Validate a model or a plain dict from a library caller."""
+    if isinstance(record, BaseModel):
+        payload: Any = record.model_dump(mode="json", exclude_none=True)
+    else:
+        payload = record
+    where = find_pan(payload)
+    if where is not None:
+        raise _card_number_error(where)
+    if isinstance(record, BaseModel):
+        return record
+    try:
+        return RECORD_ADAPTER.validate_python(record)
+    except ValidationError as error:
+        raise _translate(error) from None
+
+
+def _card_number_error(where: str) -> InvalidRecord:
+    return InvalidRecord(
+        Code.CARD_NUMBER_DETECTED,
+        "looks like a full card number (13-19 digits passing the Luhn check); the ledger never "
+        "stores card numbers: send only brand, last4 and expiry",
+        field=where,
+    )
+
+
+_CODE_BY_ERROR_TYPE: dict[str, Code] = {
+    "json_invalid": Code.MALFORMED_JSON,
+    "json_type": Code.MALFORMED_JSON,
+    "model_type": Code.MALFORMED_JSON,
+    "model_attributes_type": Code.MALFORMED_JSON,
+    "union_tag_invalid": Code.UNKNOWN_RECORD_TYPE,
+    "union_tag_not_found": Code.MISSING_FIELD,
+    "missing": Code.MISSING_FIELD,
+    "extra_forbidden": Code.UNKNOWN_FIELD,
+    "uuid_parsing": Code.INVALID_UUID,
+    "uuid_type": Code.INVALID_UUID,
+    "uuid_version": Code.INVALID_UUID,
+    "unknown_currency": Code.UNKNOWN_CURRENCY,
+    "timezone_aware": Code.INVALID_TIMESTAMP,
+    "datetime_parsing": Code.INVALID_TIMESTAMP,
+    "datetime_from_date_parsing": Code.INVALID_TIMESTAMP,
+    "datetime_type": Code.INVALID_TIMESTAMP,
+}
+_AMOUNT_FIELDS = frozenset({"amount", "amount_captured"})
+
+
+def _translate(error: ValidationError) -> InvalidRecord:
+    """Turn pydantic's first error into one stable code, a field path and a fix."""
+    first: ErrorDetails = error.errors(include_url=False)[0]
+    kind = first["type"]
+    # The discriminated union puts the record type first in the location: drop it.
+    location = [str(part) for part in first["loc"]]
+    if location and location[0] in RECORD_TYPES:
+        location = location[1:]
+    field = ".".join(location) or None
+    code = _CODE_BY_ERROR_TYPE.get(kind)
+    if code is None:
+        in_amount_map = len(location) >= 2 and location[-2].endswith("_max")
+        is_amount = bool(location) and (location[-1] in _AMOUNT_FIELDS or in_amount_map)
+        code = Code.INVALID_AMOUNT if is_amount else Code.INVALID_VALUE
+    message = _message(code, first, field)
+    return InvalidRecord(code, message, field=field)
+
+
+def _message(code: Code, first: ErrorDetails, field: str | None) -> str:
+    if code is Code.UNKNOWN_RECORD_TYPE:
+        return f"unknown record type {first['input']!r}; expected one of: {', '.join(RECORD_TYPES)}"
+    if code is Code.MISSING_FIELD:
+        return f"required field '{field or 'type'}' is missing"
+    if code is Code.UNKNOWN_FIELD:
+        return f"field '{field}' is not part of this record type; remove it (see `offline-ledger schema`)"
+    if code is Code.MALFORMED_JSON:
+        return f"not a JSON object: {first['msg']}"
+    if code is Code.INVALID_AMOUNT:
+        return (
+            f"{first['msg']} (got {first['input']!r}); amounts are positive whole numbers of "
+            "minor units, e.g. 1250 for 12.50 USD"
+        )
+    if code is Code.INVALID_TIMESTAMP:
+        return (
+            f"{first['msg']} (got {first['input']!r}); use RFC 3339 with an offset, "
+            "e.g. 2026-11-22T08:15:00+00:00"
+        )
+    if code is Code.INVALID_UUID:
+        return f"{first['msg']} (got {first['input']!r}); offline_id is the UUID the POS generated"
+    return f"{first['msg']} (got {first['input']!r})"
+
+
+
+class OfflineDecisionRequest(BaseModel):
+    """A prospective sale: may it be taken offline? (`Ledger.decide`, `offline-ledger decide`)"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    amount: AmountMinor
+    currency: Currency
+    device_id: Identifier
+    location_id: Identifier
+    offline_behavior: Literal["prefer_online", "require_online", "force_offline"] = (
+        "prefer_online"
+    )
+    at: Timestamp
+
+
+def parse_decision_request(values: dict[str, Any]) -> OfflineDecisionRequest:
+    try:
+        return OfflineDecisionRequest.model_validate(values)
+    except ValidationError as error:
+        raise _translate(error) from None
