@@ -171,20 +171,22 @@ class Ledger:
         self, parsed: list[wire.Record | LedgerError], with_state: bool
     ) -> list[Result | LedgerError]:
         uow = UnitOfWork(self.store, self._cache, self._versions)
-        uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
+        needs = [None if isinstance(r, LedgerError) else stream_ids(r) for r in parsed]
+        uow.prefetch(i for ids in needs if ids is not None for i in ids)
         uow.prefetch(related_ids(uow.loaded.values()))
         outcomes: list[Outcome | LedgerError] = []
-        for item in parsed:
+        for item, ids in zip(parsed, needs, strict=True):
             if isinstance(item, LedgerError):
                 outcomes.append(item)
                 continue
-            involved = _involved(item, uow)
+            assert ids is not None
+            involved = _involved(ids, uow)
             before = [len(a.pending_events) for a in involved]
             try:
                 outcomes.append(apply_record(item, uow, self.policy))
             except LedgerError as error:
-                after = [len(a.pending_events) for a in _involved(item, uow)]
-                if after != before:
+                # Every check runs before any trigger: a refusal must leave no event behind.
+                if [len(a.pending_events) for a in involved] != before:
                     uow.discard()
                     raise AssertionError(f"refused {item.type} left events behind") from error
                 outcomes.append(error)
@@ -291,9 +293,9 @@ class Ledger:
             start = page[-1].id
 
 
-def _involved(record: wire.Record, uow: UnitOfWork) -> list[Any]:
+def _involved(ids: list[UUID], uow: UnitOfWork) -> list[Any]:
     """The loaded aggregates a record may touch (for the no-partial-effects check)."""
-    loaded = [uow.loaded.get(i) for i in stream_ids(record)]
+    loaded = [uow.loaded.get(i) for i in ids]
     return [a for a in loaded + [uow.loaded.get(i) for i in related_ids(loaded)] if a is not None]
 
 

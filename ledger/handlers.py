@@ -139,7 +139,8 @@ def _created(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
     if existing is not None:
         differs = existing.creation_difference(**fields)
         if differs is not None:
-            raise field_conflict(differs, getattr(existing, differs), fields[differs])
+            recorded = existing.creation_fields()[differs]
+            raise field_conflict(differs, recorded, fields[differs])
         return _outcome(record, False)
     uow.add(Payment.create(offline_id=record.offline_id, occurred_at=record.occurred_at, **fields))
     return _outcome(record, True)

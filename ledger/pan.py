@@ -13,7 +13,18 @@ from collections.abc import Iterator
 from typing import Any
 
 _CANDIDATE = re.compile(r"(?<![0-9A-Za-z\-])(?:\d[ \-]?){12,18}\d(?![0-9A-Za-z\-])")
-_CANDIDATE_BYTES = re.compile(rb"(?<![0-9A-Za-z\-])(?:\d[ \-]?){12,18}\d(?![0-9A-Za-z\-])")
+
+
+_DIGIT_RUN = re.compile(rb"\d(?:[ \-]?\d){12}")
+
+
+def may_hold_pan(raw: bytes) -> bool:
+    """Cheap pre-check of raw text: False means no 13-digit run (so no PAN) is in it.
+
+    JSON escapes (\u0034 for "4") could hide digits from this check, so any backslash-u
+    escape makes it answer True and the full walk runs.
+    """
+    return _DIGIT_RUN.search(raw) is not None or b"\\u" in raw
 
 
 def luhn_valid(digits: str) -> bool:
@@ -33,11 +44,6 @@ def _is_pan(candidate: str) -> bool:
     return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
-def text_may_hold_pan(raw: bytes) -> bool:
-    """Fast pre-check on a raw JSON line: False means no PAN can be in it."""
-    return any(_is_pan(m.group().decode()) for m in _CANDIDATE_BYTES.finditer(raw))
-
-
 def find_pan(value: Any, path: str = "") -> str | None:
     """Return the dotted path of the first value (or key) holding a PAN, or None."""
     for where, text in _walk(value, path):
@@ -50,12 +56,14 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
     if isinstance(value, dict):
         for key, item in value.items():
             child = f"{path}.{key}" if path else str(key)
-            yield child, str(key)
+            if len(str(key)) >= 13:
+                yield child, str(key)
             yield from _walk(item, child)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
             yield from _walk(item, f"{path}[{index}]")
     elif isinstance(value, str):
-        yield path, value
-    elif isinstance(value, int) and not isinstance(value, bool):
+        if len(value) >= 13:  # shorter strings cannot hold 13 digits
+            yield path, value
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 10**12:
         yield path, str(value)

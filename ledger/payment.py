@@ -71,6 +71,7 @@ class Payment(Aggregate):
             payment.capture_method = self.capture_method
             payment.offline_behavior = self.offline_behavior
             payment.payment_intent_id = self.payment_intent_id
+            payment.created_payment_intent_id = self.payment_intent_id
             payment.metadata = dict(self.metadata)
             payment.created_at = self.occurred_at
             payment.status = Status.CREATED
@@ -188,6 +189,7 @@ class Payment(Aggregate):
         capture_method: str
         offline_behavior: str
         payment_intent_id: str | None
+        created_payment_intent_id: str | None  # as given at creation (online-created payments)
         metadata: dict[str, str]
         created_at: datetime
         status: Status
@@ -232,19 +234,22 @@ class Payment(Aggregate):
             occurred_at=occurred_at,
         )
 
-    def creation_difference(self, **fields: Any) -> str | None:
-        """Name the first field where a repeated `created` differs from the recorded one."""
-        recorded = {
+    def creation_fields(self) -> dict[str, Any]:
+        """What `payment.created` said, to compare a repeat against."""
+        return {
             "device_id": self.device_id,
             "location_id": self.location_id,
             "amount": self.amount,
             "currency": self.currency,
             "capture_method": self.capture_method,
             "offline_behavior": self.offline_behavior,
-            "payment_intent_id": self.payment_intent_id,
+            "payment_intent_id": self.created_payment_intent_id,
             "metadata": self.metadata,
         }
-        for name, value in recorded.items():
+
+    def creation_difference(self, **fields: Any) -> str | None:
+        """Name the first field where a repeated `created` differs from the recorded one."""
+        for name, value in self.creation_fields().items():
             if fields[name] != value:
                 return name
         return None

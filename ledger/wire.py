@@ -8,7 +8,6 @@ currencies lowercase ISO 4217, timestamps RFC 3339 with an offset.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -22,12 +21,14 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from ledger.errors import Code, InvalidRecord
 from ledger.money import is_currency
-from ledger.pan import find_pan, text_may_hold_pan
+from ledger.pan import find_pan, may_hold_pan
 
 # Stripe's largest amount is 99,999,999 minor units (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
 AMOUNT_MAX_MINOR = 99_999_999
@@ -49,7 +50,9 @@ AmountMinor = Annotated[StrictInt, Field(gt=0, le=AMOUNT_MAX_MINOR)]
 Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 PaymentIntentId = Annotated[str, Field(pattern=r"^pi_[A-Za-z0-9_]+$", max_length=255)]
 Timestamp = AwareDatetime
+TotalMinor = Annotated[StrictInt, Field(gt=0, le=10**15)]
 AmountsByCurrency = dict[Currency, AmountMinor]
+TotalsByCurrency = dict[Currency, TotalMinor]
 CountLimit = Annotated[StrictInt, Field(gt=0, le=1_000_000)]
 
 ReadMethod = Literal[
@@ -70,19 +73,35 @@ class _Record(BaseModel):
     occurred_at: Timestamp
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_card_number(cls, data: Any, info: ValidationInfo) -> Any:
+        """Refuse the whole record if any key or value anywhere looks like a full PAN."""
+        if info.context is _RAW_TEXT_HAS_NO_DIGIT_RUN:
+            return data
+        where = find_pan(data)
+        if where is not None:
+            raise PydanticCustomError(
+                "card_number_detected",
+                "looks like a full card number (13-19 digits passing the Luhn check); the "
+                "ledger never stores card numbers: send only brand, last4 and expiry",
+                {"path": where},
+            )
+        return data
+
 
 class LocationLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     per_payment_max: AmountsByCurrency = {}
-    stored_amount_max: AmountsByCurrency = {}
+    stored_amount_max: TotalsByCurrency = {}
     stored_count_max: CountLimit | None = None
 
 
 class DeviceLimits(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    stored_amount_max: AmountsByCurrency = {}
+    stored_amount_max: TotalsByCurrency = {}
     stored_count_max: CountLimit | None = None
 
 
@@ -226,31 +245,22 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
+# Validation context meaning "the raw line has no run of 13+ digits": the PAN walk is skipped.
+_RAW_TEXT_HAS_NO_DIGIT_RUN: dict[str, bool] = {"no_digit_run": True}
+
+
 def parse_line(raw: bytes | str) -> Record:
     """Parse one JSON Lines record; raise InvalidRecord naming the field."""
     data = raw.encode() if isinstance(raw, str) else raw
-    if text_may_hold_pan(data):
-        try:
-            where = find_pan(json.loads(data))
-        except ValueError:
-            where = "(record)"
-        if where is not None:
-            raise _card_number_error(where)
+    context = None if may_hold_pan(data) else _RAW_TEXT_HAS_NO_DIGIT_RUN
     try:
-        return RECORD_ADAPTER.validate_json(data)
+        return RECORD_ADAPTER.validate_json(data, context=context)
     except ValidationError as error:
         raise _translate(error) from None
 
 
 def parse_record(record: Record | dict[str, Any]) -> Record:
-    """Validate a model or a plain dict from a library caller."""
-    if isinstance(record, BaseModel):
-        payload: Any = record.model_dump(mode="json", exclude_none=True)
-    else:
-        payload = record
-    where = find_pan(payload)
-    if where is not None:
-        raise _card_number_error(where)
+    """Validate a plain dict from a library caller (models were validated when built)."""
     if isinstance(record, BaseModel):
         return record
     try:
@@ -259,20 +269,12 @@ def parse_record(record: Record | dict[str, Any]) -> Record:
         raise _translate(error) from None
 
 
-def _card_number_error(where: str) -> InvalidRecord:
-    return InvalidRecord(
-        Code.CARD_NUMBER_DETECTED,
-        "looks like a full card number (13-19 digits passing the Luhn check); the ledger never "
-        "stores card numbers: send only brand, last4 and expiry",
-        field=where,
-    )
-
-
 _CODE_BY_ERROR_TYPE: dict[str, Code] = {
     "json_invalid": Code.MALFORMED_JSON,
     "json_type": Code.MALFORMED_JSON,
     "model_type": Code.MALFORMED_JSON,
     "model_attributes_type": Code.MALFORMED_JSON,
+    "dict_type": Code.MALFORMED_JSON,
     "union_tag_invalid": Code.UNKNOWN_RECORD_TYPE,
     "union_tag_not_found": Code.MISSING_FIELD,
     "missing": Code.MISSING_FIELD,
@@ -285,6 +287,7 @@ _CODE_BY_ERROR_TYPE: dict[str, Code] = {
     "datetime_parsing": Code.INVALID_TIMESTAMP,
     "datetime_from_date_parsing": Code.INVALID_TIMESTAMP,
     "datetime_type": Code.INVALID_TIMESTAMP,
+    "card_number_detected": Code.CARD_NUMBER_DETECTED,
 }
 _AMOUNT_FIELDS = frozenset({"amount", "amount_captured"})
 
@@ -298,6 +301,8 @@ def _translate(error: ValidationError) -> InvalidRecord:
     if location and location[0] in RECORD_TYPES:
         location = location[1:]
     field = ".".join(location) or None
+    if kind == "card_number_detected":
+        field = ".".join(filter(None, [field, first["ctx"]["path"]]))
     code = _CODE_BY_ERROR_TYPE.get(kind)
     if code is None:
         in_amount_map = len(location) >= 2 and location[-2].endswith("_max")
@@ -308,8 +313,12 @@ def _translate(error: ValidationError) -> InvalidRecord:
 
 
 def _message(code: Code, first: ErrorDetails, field: str | None) -> str:
+    got = _shown(first["input"])
+    if code is Code.CARD_NUMBER_DETECTED:
+        return str(first["msg"])  # never echo the number back
     if code is Code.UNKNOWN_RECORD_TYPE:
-        return f"unknown record type {first['input']!r}; expected one of: {', '.join(RECORD_TYPES)}"
+        tag = first.get("ctx", {}).get("tag")
+        return f"unknown record type {tag!r}; expected one of: {', '.join(RECORD_TYPES)}"
     if code is Code.MISSING_FIELD:
         return f"required field '{field or 'type'}' is missing"
     if code is Code.UNKNOWN_FIELD:
@@ -318,37 +327,22 @@ def _message(code: Code, first: ErrorDetails, field: str | None) -> str:
         return f"not a JSON object: {first['msg']}"
     if code is Code.INVALID_AMOUNT:
         return (
-            f"{first['msg']} (got {first['input']!r}); amounts are positive whole numbers of "
-            "minor units, e.g. 1250 for 12.50 USD"
+            f"{first['msg']} (got {got}); amounts are positive whole numbers of minor units, "
+            "e.g. 1250 for 12.50 USD"
         )
     if code is Code.INVALID_TIMESTAMP:
         return (
-            f"{first['msg']} (got {first['input']!r}); use RFC 3339 with an offset, "
+            f"{first['msg']} (got {got}); use RFC 3339 with an offset, "
             "e.g. 2026-11-22T08:15:00+00:00"
         )
     if code is Code.INVALID_UUID:
-        return f"{first['msg']} (got {first['input']!r}); offline_id is the UUID the POS generated"
-    return f"{first['msg']} (got {first['input']!r})"
+        return f"{first['msg']} (got {got}); offline_id is the UUID the POS generated"
+    return f"{first['msg']} (got {got})"
 
 
-
-class OfflineDecisionRequest(BaseModel):
-    """A prospective sale: may it be taken offline? (`Ledger.decide`, `offline-ledger decide`)"""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    amount: AmountMinor
-    currency: Currency
-    device_id: Identifier
-    location_id: Identifier
-    offline_behavior: Literal["prefer_online", "require_online", "force_offline"] = (
-        "prefer_online"
-    )
-    at: Timestamp
-
-
-def parse_decision_request(values: dict[str, Any]) -> OfflineDecisionRequest:
-    try:
-        return OfflineDecisionRequest.model_validate(values)
-    except ValidationError as error:
-        raise _translate(error) from None
+def _shown(value: Any) -> str:
+    """A short rendering of the offending input for messages (never a whole record)."""
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

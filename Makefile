@@ -1,0 +1,29 @@
+# Two entry points (see README): `make run` (the main job on SQLite) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DB ?= sqlite:///offline-ledger.db
+
+$(BIN)/offline-ledger: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+.PHONY: install run test lint bench
+install: $(BIN)/offline-ledger
+
+run: install
+	$(BIN)/offline-ledger migrate --db $(DB)
+	$(BIN)/offline-ledger ingest examples/trading-day.jsonl --db $(DB) --rejects trading-day.rejects.jsonl || [ $$? -eq 1 ]
+	$(BIN)/offline-ledger status --db $(DB)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python -m benchmarks.ingest

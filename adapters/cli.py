@@ -1,0 +1,291 @@
+"""The `offline-ledger` command. Each command parses its input, makes one library call and
+formats the answer; errors map to exit statuses here and only here:
+0 success, 1 refused input (rejected records, unknown payment...), 2 usage, configuration or
+connection errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, NoReturn, TypeVar
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from adapters.jsonl import BATCH_SIZE_DEFAULT, IngestSummary, ingest, numbered_lines
+from adapters.settings import Settings
+from ledger import Ledger, LedgerError
+from ledger.errors import StorageError
+from ledger.money import format_minor
+from ledger.storage import parse_database_url
+from ledger.wire import json_schema
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+stdout = Console()
+stderr = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(function: F) -> F:
+    return click.option(
+        "--db",
+        "database_url",
+        envvar="OFFLINE_LEDGER_DATABASE_URL",
+        help="Database URL: sqlite:///path.db (default ./offline-ledger.db) or "
+        "postgresql://user@host:5432/db. Env: OFFLINE_LEDGER_DATABASE_URL.",
+    )(function)
+
+
+def json_option(function: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(function)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="offline-ledger")
+def main() -> None:
+    """offline-ledger: the system of record for Stripe Terminal offline payments."""
+
+
+@contextmanager
+def opened(database_url: str | None, as_json: bool = False) -> Iterator[Ledger]:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        fail(f"configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
+             EXIT_USAGE, as_json)
+    try:
+        ledger = Ledger.open(database_url or settings.database_url,
+                             stripe_offline_max=settings.stripe_offline_max)
+    except LedgerError as error:
+        fail_with(error, as_json)
+    try:
+        yield ledger
+    except LedgerError as error:
+        fail_with(error, as_json)
+    finally:
+        ledger.close()
+
+
+def fail_with(error: LedgerError, as_json: bool) -> NoReturn:
+    status = EXIT_USAGE if isinstance(error, StorageError) else EXIT_REFUSED
+    if as_json:
+        print(json.dumps({"error": error.to_dict()}))
+        sys.exit(status)
+    fail(f"{error.code}: {error}" if error.field is None and error.line is None else str(error),
+         status, as_json)
+
+
+def fail(message: str, status: int, as_json: bool) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": {"message": message}}))
+    else:
+        stderr.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(status)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+@main.command()
+@db_option
+def migrate(database_url: str | None) -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    from migrations import upgrade
+
+    try:
+        config = parse_database_url(database_url or Settings().database_url)
+        revision = upgrade(config)
+    except LedgerError as error:
+        fail_with(error, False)
+    stdout.print(f"database {config.redacted} is at schema revision {revision}")
+
+
+@main.command(name="ingest")
+@click.argument("source", type=click.File("rb"))
+@db_option
+@json_option
+@click.option("--rejects", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write rejected lines with their errors to this JSON Lines file.")
+@click.option("--batch-size", type=click.IntRange(1, 5000), default=BATCH_SIZE_DEFAULT,
+              show_default=True, help="Records per transaction.")
+def ingest_command(
+    source: IO[bytes], database_url: str | None, as_json: bool, rejects: Path | None,
+    batch_size: int,
+) -> None:
+    """Apply wire records from a JSON Lines FILE (or - for stdin), in order.
+
+    Each record is atomic; a rejected record stores nothing and the file goes on. Exit status
+    0 when nothing was rejected, 1 when some records were, 2 for usage or connection errors.
+    """
+    with opened(database_url, as_json) as ledger:
+        rejects_file = rejects.open("w", encoding="utf-8") if rejects else None
+        try:
+            summary = _ingest_with_progress(ledger, source, batch_size, rejects_file)
+        finally:
+            if rejects_file is not None:
+                rejects_file.close()
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        _print_summary(summary, rejects)
+    sys.exit(EXIT_REFUSED if summary.rejected_count else EXIT_OK)
+
+
+def _ingest_with_progress(
+    ledger: Ledger, source: IO[bytes], batch_size: int, rejects: IO[str] | None
+) -> IngestSummary:
+    lines = numbered_lines(source)
+    size = _size_of(source)
+    if not stderr.is_terminal or size is None:
+        return ingest(ledger, lines, batch_size=batch_size, rejects=rejects)
+    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task("ingesting", total=size)
+        return ingest(ledger, lines, batch_size=batch_size, rejects=rejects,
+                      on_batch=lambda done: progress.advance(task, done))
+
+
+def _size_of(source: IO[bytes]) -> int | None:
+    try:
+        return os.fstat(source.fileno()).st_size or None
+    except (OSError, ValueError):
+        return None
+
+
+def _print_summary(summary: IngestSummary, rejects: Path | None) -> None:
+    stdout.print(
+        f"{summary.lines} records: [green]{summary.accepted} accepted[/], "
+        f"{summary.duplicates} duplicates (already recorded), "
+        f"[{'red' if summary.rejected_count else 'green'}]{summary.rejected_count} rejected[/]"
+    )
+    shown = summary.rejected[:50]
+    for rejection in shown:
+        field = f" {rejection['field']}" if "field" in rejection else ""
+        stderr.print(f"  line {rejection['line']}{field}: {rejection['code']}: "
+                     f"{rejection['message']}", highlight=False, markup=False, soft_wrap=True)
+    if summary.rejected_count > len(shown):
+        stderr.print(f"  ... and {summary.rejected_count - len(shown)} more"
+                     + (f" (all in {rejects})" if rejects else " (use --rejects PATH)"))
+
+
+@main.command()
+@db_option
+@json_option
+@click.option("--location", "location_id", help="Only this location.")
+def status(database_url: str | None, as_json: bool, location_id: str | None) -> None:
+    """Stored (outstanding) payments and headroom, per location and per device."""
+    with opened(database_url, as_json) as ledger:
+        locations = ledger.status(location_id)
+    if as_json:
+        print_json({
+            "locations": [loc.model_dump(mode="json") for loc in locations],
+            "devices": [d.model_dump(mode="json") for loc in locations for d in loc.devices],
+        })
+        return
+    if not locations:
+        stdout.print("no locations recorded yet: ingest a location.configured record first")
+        return
+    table = Table(title="Offline status: stored payments and headroom")
+    for column in ("location", "device", "offline", "stored", "stored amount", "headroom"):
+        table.add_column(column, no_wrap=column in ("location", "device"))
+    for loc in locations:
+        table.add_row(loc.location_id, "(all)", "enabled" if loc.offline_enabled else "disabled",
+                      str(loc.offline_payments_count),
+                      _amounts(loc.offline_payment_amounts_by_currency), _headroom(loc.headroom))
+        for device in loc.devices:
+            table.add_row("", device.device_id, "", str(device.offline_payments_count),
+                          _amounts(device.offline_payment_amounts_by_currency),
+                          _headroom(device.headroom))
+    stdout.print(table)
+
+
+def _amounts(amounts: dict[str, int]) -> str:
+    return ", ".join(format_minor(v, c) for c, v in amounts.items()) or "-"
+
+
+def _headroom(rows: list[Any]) -> str:
+    parts = []
+    for row in rows:
+        if row.currency is None:
+            parts.append(f"{row.remaining}/{row.max} payments")
+        else:
+            parts.append(f"{format_minor(row.remaining, row.currency)} left")
+    return "\n".join(parts) or "no limits"
+
+
+@main.command()
+@click.argument("offline_id")
+@db_option
+@json_option
+def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
+    """Every event of one payment, in order, with when it happened and when it was recorded."""
+    with opened(database_url, as_json) as ledger:
+        entries = ledger.history(offline_id)
+    if as_json:
+        print_json([entry.model_dump(mode="json") for entry in entries])
+        return
+    table = Table(title=f"History of payment {offline_id}")
+    for column in ("#", "event", "occurred at", "recorded at", "details"):
+        table.add_column(column)
+    for entry in entries:
+        details = ", ".join(f"{k}={v}" for k, v in entry.data.items() if v not in (None, {}, []))
+        table.add_row(str(entry.version), entry.event,
+                      entry.occurred_at.isoformat() if entry.occurred_at else "",
+                      entry.recorded_at.isoformat(timespec="seconds"), details)
+    stdout.print(table)
+
+
+@main.command()
+@click.option("--amount", type=int, required=True, help="Amount in minor units (1250 = 12.50).")
+@click.option("--currency", required=True, help="Lowercase ISO 4217 code, e.g. usd.")
+@click.option("--device", "device_id", required=True, help="Device (reader) id.")
+@click.option("--location", "location_id", required=True, help="Location id.")
+@click.option("--offline-behavior", default="prefer_online", show_default=True,
+              type=click.Choice(["prefer_online", "require_online", "force_offline"]))
+@click.option("--at", "at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
+              help="Evaluate at this time (RFC 3339 with offset); default now.")
+@db_option
+@json_option
+def decide(
+    amount: int, currency: str, device_id: str, location_id: str, offline_behavior: str,
+    at: datetime | None, database_url: str | None, as_json: bool,
+) -> None:
+    """May this sale be taken offline? Prints the answer, the reason and the headroom left."""
+    with opened(database_url, as_json) as ledger:
+        decision = ledger.decide(amount=amount, currency=currency, device_id=device_id,
+                                 location_id=location_id, offline_behavior=offline_behavior,
+                                 at=at)
+    if as_json:
+        print_json(decision.to_dict())
+        return
+    if decision.offline_allowed:
+        stdout.print("[green]offline allowed[/]: pass offline_behavior=prefer_online")
+    else:
+        stdout.print("[red]take it online[/]: pass offline_behavior=require_online")
+        for reason in decision.reasons:
+            stdout.print(f"  {reason.code}: {reason.message}", highlight=False)
+    for row in decision.headroom:
+        unit = (lambda v: str(v)) if row.currency is None else (
+            lambda v, c=row.currency: format_minor(v, c))
+        stdout.print(f"  {row.scope} {row.limit}: {unit(row.remaining)} left of "
+                     f"{unit(row.maximum)}", highlight=False)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the wire records."""
+    print_json(json_schema())

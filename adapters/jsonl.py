@@ -1,0 +1,94 @@
+"""Streaming JSON Lines ingest: constant memory, one result per line, rejects kept aside.
+
+Lines are read lazily and applied in batches (`Ledger.record_many`), so a file of any size
+needs only one batch in memory. A rejected line is reported with its number, code and message
+and, with a rejects file, written there with its error, except when it held a card number:
+that line is never copied anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ledger import Ledger, LedgerError
+from ledger.application import iter_batches
+from ledger.errors import Code
+from ledger.wire import parse_line
+
+BATCH_SIZE_DEFAULT = 1_000
+REJECTED_KEPT_MAX = 10_000  # rejections listed in the summary; the count is always exact
+
+
+@dataclass
+class IngestSummary:
+    lines: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected_count: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected_count": self.rejected_count,
+            "rejected": self.rejected,
+            "rejected_truncated": self.rejected_count > len(self.rejected),
+        }
+
+
+def numbered_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """(line number, text) for every non-blank line; line numbers count blank lines too."""
+    for number, raw in enumerate(stream, start=1):
+        text = raw.strip()
+        if text:
+            yield number, text
+
+
+def ingest(
+    ledger: Ledger,
+    lines: Iterable[tuple[int, bytes]],
+    *,
+    batch_size: int = BATCH_SIZE_DEFAULT,
+    rejects: IO[str] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    summary = IngestSummary()
+    for batch in iter_batches(lines, batch_size):
+        parsed: list[Any] = []
+        for number, text in batch:
+            try:
+                parsed.append(parse_line(text))
+            except LedgerError as error:
+                parsed.append(error)
+        for (number, text), result in zip(batch, ledger.record_many(parsed), strict=True):
+            summary.lines += 1
+            if isinstance(result, LedgerError):
+                _reject(summary, rejects, number, text, result)
+            elif result.recorded:
+                summary.accepted += 1
+            else:
+                summary.duplicates += 1
+        if on_batch is not None:
+            on_batch(sum(len(text) + 1 for _, text in batch))
+    return summary
+
+
+def _reject(
+    summary: IngestSummary, rejects: IO[str] | None, number: int, text: bytes, error: LedgerError
+) -> None:
+    error.at_line(number)
+    summary.rejected_count += 1
+    if len(summary.rejected) < REJECTED_KEPT_MAX:
+        summary.rejected.append(error.to_dict())
+    if rejects is not None:
+        entry = error.to_dict()
+        if error.code is Code.CARD_NUMBER_DETECTED:
+            entry["record"] = None  # never copy a card number to disk
+        else:
+            entry["record"] = text.decode("utf-8", errors="replace")
+        rejects.write(json.dumps(entry) + "\n")
