@@ -279,10 +279,12 @@ def decide(
         for reason in decision.reasons:
             stdout.print(f"  {reason.code}: {reason.message}", highlight=False)
     for row in decision.headroom:
-        unit = (lambda v: str(v)) if row.currency is None else (
-            lambda v, c=row.currency: format_minor(v, c))
-        stdout.print(f"  {row.scope} {row.limit}: {unit(row.remaining)} left of "
-                     f"{unit(row.maximum)}", highlight=False)
+        stdout.print(f"  {row.scope} {row.limit}: {_quantity(row.remaining, row.currency)} left "
+                     f"of {_quantity(row.maximum, row.currency)}", highlight=False)
+
+
+def _quantity(value: int, currency: str | None) -> str:
+    return str(value) if currency is None else format_minor(value, currency)
 
 
 @main.command()

@@ -60,7 +60,7 @@ def ingest(
     summary = IngestSummary()
     for batch in iter_batches(lines, batch_size):
         parsed: list[Any] = []
-        for number, text in batch:
+        for _, text in batch:
             try:
                 parsed.append(parse_line(text))
             except LedgerError as error:

@@ -110,7 +110,10 @@ class Ledger:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -242,16 +245,18 @@ class Ledger:
         """Stored counts and amounts, and headroom, per location and per device."""
         with self._lock, _storage_errors(self.config):
             uow = self._reader()
-            locations = [l for l in self._all(uow, Location.Configured) if isinstance(l, Location)]
+            locations = [x for x in self._all(uow, Location.Configured) if isinstance(x, Location)]
             devices = [d for d in self._all(uow, Device.Registered) if isinstance(d, Device)]
         if location_id is not None:
-            locations = [l for l in locations if l.location_id == location_id]
+            locations = [x for x in locations if x.location_id == location_id]
             if not locations:
                 raise NotFound(Code.UNKNOWN_LOCATION, f"location {location_id} is unknown",
                                field="location_id")
         return [
-            LocationStatus.of(loc, [d.device_id for d in devices if loc.location_id in d.connections])
-            for loc in sorted(locations, key=lambda l: l.location_id)
+            LocationStatus.of(
+                loc, [d.device_id for d in devices if loc.location_id in d.connections]
+            )
+            for loc in sorted(locations, key=lambda x: x.location_id)
         ]
 
     def history(self, offline_id: UUID | str) -> list[HistoryEntry]:
@@ -269,7 +274,7 @@ class Ledger:
                 version=event.originator_version,
                 event=type(event).__name__,
                 occurred_at=getattr(event, "occurred_at", None),
-                recorded_at=event.timestamp,
+                recorded_at=event.timestamp,  # type: ignore[attr-defined]
                 data={k: v for k, v in event.__dict__.items() if k not in hidden},
             )
             for event in events
@@ -287,9 +292,10 @@ class Ledger:
             )
             if not page:
                 return
-            uow.prefetch(n.originator_id for n in page)
-            for notification in page:
-                yield uow.get(notification.originator_id)
+            ids = [UUID(str(n.originator_id)) for n in page]
+            uow.prefetch(ids)
+            for stream_id in ids:
+                yield uow.get(stream_id)
             start = page[-1].id
 
 
@@ -317,10 +323,10 @@ def _uuid(value: UUID | str) -> UUID:
 
 
 def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.2)))  # noqa: S311 - jitter only
+    time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.2)))
 
 
-class _storage_errors:  # noqa: N801 - used as a context manager
+class _storage_errors:
     """Turn a lost database connection into a typed StorageError."""
 
     def __init__(self, config: StoreConfig) -> None:

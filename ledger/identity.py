@@ -17,7 +17,7 @@ _NAMESPACE_BYTES = NAMESPACE.bytes
 @lru_cache(maxsize=65_536)
 def _stream_id(name: str) -> UUID:
     """uuid5(NAMESPACE, name), without the stdlib's slower argument handling."""
-    digest = bytearray(sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])  # noqa: S324 - RFC 4122 v5
+    digest = bytearray(sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     return UUID(bytes=bytes(digest))

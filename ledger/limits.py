@@ -105,7 +105,9 @@ class Sale:
 class Policy:
     stripe_offline_max: dict[str, int] = field(default_factory=dict)
 
-    def violations(self, sale: Sale, location: Location, device: Device | None) -> list[RuleViolation]:
+    def violations(
+        self, sale: Sale, location: Location, device: Device | None
+    ) -> list[RuleViolation]:
         """Every rule the sale would break if stored now, in the order they are checked."""
         found: list[RuleViolation] = []
         if not location.offline_enabled:

@@ -369,7 +369,9 @@ class Payment(Aggregate):
             return Plan.NEW
         raise self._out_of_order("declined", "only a stored or forwarded payment can be declined")
 
-    def decline(self, payment_intent_id: str | None, decline_code: str, occurred_at: datetime) -> None:
+    def decline(
+        self, payment_intent_id: str | None, decline_code: str, occurred_at: datetime
+    ) -> None:
         assert self.plan_decline(payment_intent_id, decline_code) is Plan.NEW
         self.trigger_event(
             self.Declined,
@@ -380,7 +382,9 @@ class Payment(Aggregate):
 
     def plan_capture(self, payment_intent_id: str, amount_captured: int) -> Plan:
         if self.status in (Status.CREATED, Status.COLLECTED, Status.STORED):
-            raise self._out_of_order("captured", "Stripe must have the payment: record forwarded first")
+            raise self._out_of_order(
+                "captured", "Stripe must have the payment: record forwarded first"
+            )
         if self.status in (Status.DECLINED, Status.CANCELED):
             raise self._out_of_order("captured", f"the payment is {self.status}")
         if payment_intent_id != self.payment_intent_id:

@@ -30,7 +30,8 @@ from ledger.errors import Code, InvalidRecord
 from ledger.money import is_currency
 from ledger.pan import find_pan, may_hold_pan
 
-# Stripe's largest amount is 99,999,999 minor units (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts).
+# Stripe's largest amount is 99,999,999 minor units (docs.stripe.com/currencies, "Minimum and
+# maximum charge amounts").
 AMOUNT_MAX_MINOR = 99_999_999
 
 
@@ -322,7 +323,10 @@ def _message(code: Code, first: ErrorDetails, field: str | None) -> str:
     if code is Code.MISSING_FIELD:
         return f"required field '{field or 'type'}' is missing"
     if code is Code.UNKNOWN_FIELD:
-        return f"field '{field}' is not part of this record type; remove it (see `offline-ledger schema`)"
+        return (
+            f"field '{field}' is not part of this record type; remove it "
+            "(see `offline-ledger schema`)"
+        )
     if code is Code.MALFORMED_JSON:
         return f"not a JSON object: {first['msg']}"
     if code is Code.INVALID_AMOUNT:
@@ -346,3 +350,25 @@ def _shown(value: Any) -> str:
         return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+class OfflineDecisionRequest(BaseModel):
+    """A prospective sale: may it be taken offline? (`Ledger.decide`, `offline-ledger decide`)"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    amount: AmountMinor
+    currency: Currency
+    device_id: Identifier
+    location_id: Identifier
+    offline_behavior: Literal["prefer_online", "require_online", "force_offline"] = (
+        "prefer_online"
+    )
+    at: Timestamp
+
+
+def parse_decision_request(values: dict[str, Any]) -> OfflineDecisionRequest:
+    try:
+        return OfflineDecisionRequest.model_validate(values)
+    except ValidationError as error:
+        raise _translate(error) from None

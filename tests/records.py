@@ -31,7 +31,9 @@ def location(location_id: str = "tml_1", **overrides: Any) -> dict[str, Any]:
     return record
 
 
-def device(device_id: str = "tmr_1", location_id: str = "tml_1", **overrides: Any) -> dict[str, Any]:
+def device(
+    device_id: str = "tmr_1", location_id: str = "tml_1", **overrides: Any
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "type": "device.connected_online",
         "occurred_at": at(-30),
