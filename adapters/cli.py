@@ -80,15 +80,14 @@ def fail_with(error: LedgerError, as_json: bool) -> NoReturn:
     if as_json:
         print(json.dumps({"error": error.to_dict()}))
         sys.exit(status)
-    fail(f"{error.code}: {error}" if error.field is None and error.line is None else str(error),
-         status, as_json)
+    fail(str(error), status, as_json)
 
 
 def fail(message: str, status: int, as_json: bool) -> NoReturn:
     if as_json:
         print(json.dumps({"error": {"message": message}}))
     else:
-        stderr.print(f"[bold red]error:[/] {message}", highlight=False)
+        stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     sys.exit(status)
 
 
