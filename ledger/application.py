@@ -24,8 +24,14 @@ from types import TracebackType
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    Recording,
+)
 
 from ledger import identity, wire
 from ledger.device import Device
@@ -59,6 +65,20 @@ class EventStore(Application[UUID]):
     name = EVENT_STORE_NAME
     # Location and device streams grow with every payment; payments stay short.
     snapshotting_intervals = {Location: 500, Device: 200}  # noqa: RUF012
+
+    def save(self, *aggregates: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Application.save, less its runtime Protocol check of every saved object (about
+        40 us each on Python 3.11, a tenth of a batch's cost): we only ever save Aggregates."""
+        assert not kwargs, kwargs
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate in aggregates:
+            assert isinstance(aggregate, Aggregate), aggregate
+            processing_event.events.extend(aggregate.collect_events())
+            processing_event.aggregates[aggregate.id] = aggregate
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
 
 
 @dataclass(frozen=True)
