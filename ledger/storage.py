@@ -100,6 +100,7 @@ def _postgres(parsed: URL) -> StoreConfig:
         # Wait at most 10 s for the event table's write lock instead of forever.
         "POSTGRES_LOCK_TIMEOUT": "10",
         "CREATE_TABLE": "n",
+        "APPLICATION_RECORDER_TOPIC": "ledger.postgres:PostgresEventRecorder",
     }
     sqlalchemy_url = parsed.set(drivername="postgresql+psycopg").difference_update_query(
         ["schema"]
@@ -115,7 +116,9 @@ def version_reader(kind: str, recorder: Any) -> VersionReader:
     if kind == "sqlite":
         return _SQLiteVersions(recorder)
     if kind == "postgresql":
-        return _PostgresVersions(recorder)
+        from ledger.postgres import PostgresVersions
+
+        return PostgresVersions(recorder)
 
     def one_by_one(ids: Iterable[UUID]) -> dict[UUID, int]:
         found = {}
@@ -143,25 +146,6 @@ class _SQLiteVersions:
                 cursor.execute(sql, chunk)
                 for row in cursor.fetchall():
                     found[UUID(row[0])] = row[1]
-        return found
-
-
-class _PostgresVersions:
-    def __init__(self, recorder: Any) -> None:
-        self.recorder = recorder
-        schema = recorder.datastore.schema
-        self.sql = (
-            f'SELECT originator_id, MAX(originator_version) AS version FROM "{schema}".'
-            f'"{recorder.events_table_name}" WHERE originator_id = ANY(%s) GROUP BY originator_id'
-        )
-
-    def __call__(self, ids: Iterable[UUID]) -> dict[UUID, int]:
-        found: dict[UUID, int] = {}
-        for chunk in _chunks(list(ids)):
-            with self.recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
-                cursor.execute(self.sql, (chunk,), prepare=True)
-                for row in cursor.fetchall():
-                    found[row["originator_id"]] = row["version"]
         return found
 
 
