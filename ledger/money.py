@@ -7,8 +7,6 @@ every other ISO 4217 currency has two decimals.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
-
 # Active ISO 4217 codes, lowercase as Stripe writes them.
 ISO_4217_CODES: frozenset[str] = frozenset(
     """
@@ -49,25 +47,6 @@ def format_minor(amount_minor: int, currency: str) -> str:
     whole, fraction = divmod(abs(amount_minor), 10**places)
     body = f"{whole:,}" if places == 0 else f"{whole:,}.{fraction:0{places}d}"
     return f"{sign}{body} {currency.upper()}"
-
-
-def to_minor(major: str, currency: str) -> int:
-    """Exact conversion of a decimal string in major units (`"12.50"`) to minor units.
-
-    Raises ValueError when the string is not a number or has more decimals than the currency.
-    """
-    try:
-        value = Decimal(major.strip())
-    except InvalidOperation:
-        raise ValueError(f"{major!r} is not a decimal number") from None
-    if not value.is_finite():
-        raise ValueError(f"{major!r} is not a finite number")
-    scaled = value.scaleb(exponent(currency))
-    if scaled != scaled.to_integral_value():
-        raise ValueError(
-            f"{major!r} has more decimals than {currency.upper()} allows ({exponent(currency)})"
-        )
-    return int(scaled)
 
 
 # Stripe refuses to store an offline payment above "10,000 USD or equivalent in your operating
