@@ -37,7 +37,7 @@ from eventsourcing.persistence import (
 from ledger import identity, wire
 from ledger.device import Device
 from ledger.errors import Code, LedgerError, NotFound, StorageError
-from ledger.handlers import Outcome, apply_record, related_ids, stream_ids
+from ledger.handlers import apply_record, related_ids, stream_ids, subject
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
@@ -94,9 +94,17 @@ class Result:
     """One applied record. `recorded` is False for an idempotent repeat (nothing new stored)."""
 
     recorded: bool
-    record_type: str
-    key: str
-    state: State | None = None
+    record: wire.Record
+    state: State | None = None  # filled by Ledger.record, not by record_many
+
+    @property
+    def record_type(self) -> str:
+        return self.record.type
+
+    @property
+    def key(self) -> str:
+        """The offline_id, location_id or device_id the record is about."""
+        return subject(self.record)[0]
 
 
 class Ledger:
@@ -205,7 +213,7 @@ class Ledger:
         needs = [None if isinstance(r, LedgerError) else stream_ids(r) for r in parsed]
         uow.prefetch(i for ids in needs if ids is not None for i in ids)
         uow.prefetch(related_ids(uow.loaded.values()))
-        outcomes: list[Outcome | LedgerError] = []
+        outcomes: list[bool | LedgerError] = []
         for item, ids in zip(parsed, needs, strict=True):
             if isinstance(item, LedgerError):
                 outcomes.append(item)
@@ -222,15 +230,17 @@ class Ledger:
                     raise AssertionError(f"refused {item.type} left events behind") from error
                 outcomes.append(error)
         uow.commit()
-        return [self._result(o, uow, with_state) for o in outcomes]
+        return [
+            outcome if isinstance(outcome, LedgerError) else self._result(item, outcome, uow,
+                                                                           with_state)
+            for item, outcome in zip(parsed, outcomes, strict=True)
+        ]
 
     def _result(
-        self, outcome: Outcome | LedgerError, uow: UnitOfWork, with_state: bool
-    ) -> Result | LedgerError:
-        if isinstance(outcome, LedgerError):
-            return outcome
-        state = _state_of(uow.get(outcome.stream_id), self) if with_state else None
-        return Result(outcome.recorded, outcome.record_type, outcome.key, state)
+        self, record: Any, recorded: bool, uow: UnitOfWork, with_state: bool
+    ) -> Result:
+        state = _state_of(uow.get(subject(record)[1])) if with_state else None
+        return Result(recorded, record, state)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -333,7 +343,7 @@ def _involved(ids: list[UUID], uow: UnitOfWork) -> list[Any]:
     return [a for a in loaded + [uow.loaded.get(i) for i in related_ids(loaded)] if a is not None]
 
 
-def _state_of(aggregate: Any, ledger: Ledger) -> State:
+def _state_of(aggregate: Any) -> State:
     if isinstance(aggregate, Payment):
         return PaymentState.of(aggregate)
     if isinstance(aggregate, Device):

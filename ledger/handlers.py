@@ -8,7 +8,6 @@ work verifies that after every refusal.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -20,16 +19,6 @@ from ledger.limits import Policy, Sale, check_card
 from ledger.location import Location
 from ledger.payment import Payment, Plan, field_conflict
 from ledger.unit_of_work import UnitOfWork
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one record was applied: `recorded` False means an idempotent repeat."""
-
-    recorded: bool
-    record_type: str
-    key: str  # offline_id, location_id or device_id
-    stream_id: UUID
 
 
 def stream_ids(record: wire.Record) -> list[UUID]:
@@ -58,7 +47,8 @@ def related_ids(aggregates: Iterable[Any]) -> list[UUID]:
     return ids
 
 
-def apply_record(record: wire.Record, uow: UnitOfWork, policy: Policy) -> Outcome:
+def apply_record(record: wire.Record, uow: UnitOfWork, policy: Policy) -> bool:
+    """Apply one record; True if it recorded something new, False for a repeat."""
     key = record.idempotency_key
     if key is None:
         return _HANDLERS[type(record)](record, uow, policy)
@@ -66,13 +56,14 @@ def apply_record(record: wire.Record, uow: UnitOfWork, policy: Policy) -> Outcom
     known: IdempotencyKey | None = uow.get(identity.idempotency_key_id(key))
     if known is not None:
         known.check_same(digests)
-        return _outcome(record, False)
+        return False
     outcome = _HANDLERS[type(record)](record, uow, policy)
     uow.add(IdempotencyKey.record(key, record.type, digests))
     return outcome
 
 
-def _subject(record: wire.Record) -> tuple[str, UUID]:
+def subject(record: wire.Record) -> tuple[str, UUID]:
+    """The key a record is about (offline_id, location_id or device_id) and its stream."""
     if isinstance(record, wire.LocationConfigured):
         return record.location_id, identity.location_id(record.location_id)
     if isinstance(record, wire.DeviceConnectedOnline):
@@ -80,15 +71,10 @@ def _subject(record: wire.Record) -> tuple[str, UUID]:
     return str(record.offline_id), identity.payment_id(record.offline_id)
 
 
-def _outcome(record: wire.Record, recorded: bool) -> Outcome:
-    subject, stream_id = _subject(record)
-    return Outcome(recorded, record.type, subject, stream_id)
-
-
 # -- locations and devices ------------------------------------------------------------------
 
 
-def _location_configured(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
+def _location_configured(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     config = record.model_dump(
         mode="json", include={"offline_enabled", "sca_required", "currencies", "limits",
                               "device_limits"}
@@ -96,28 +82,28 @@ def _location_configured(record: Any, uow: UnitOfWork, policy: Policy) -> Outcom
     location: Location | None = uow.get(identity.location_id(record.location_id))
     if location is None:
         uow.add(Location.configure(record.location_id, config, record.occurred_at))
-        return _outcome(record, True)
-    return _outcome(record, location.reconfigure(config, record.occurred_at))
+        return True
+    return location.reconfigure(config, record.occurred_at)
 
 
-def _device_connected(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
+def _device_connected(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     _require_location(uow, record.location_id)
     device: Device | None = uow.get(identity.device_id(record.device_id))
     if device is None:
         uow.add(Device.register(record.device_id, record.location_id, record.reader_type,
                                 record.software_updated_at, record.occurred_at))
-        return _outcome(record, True)
+        return True
     if not device.is_news(record.location_id, record.occurred_at):
-        return _outcome(record, False)
+        return False
     device.connect_online(record.location_id, record.reader_type, record.software_updated_at,
                           record.occurred_at)
-    return _outcome(record, True)
+    return True
 
 
 # -- payments ---------------------------------------------------------------------------------
 
 
-def _created(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
+def _created(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     _require_location(uow, record.location_id)
     if uow.get(identity.device_id(record.device_id)) is None:
         raise NotFound(
@@ -141,26 +127,26 @@ def _created(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
         if differs is not None:
             recorded = existing.creation_fields()[differs]
             raise field_conflict(differs, recorded, fields[differs])
-        return _outcome(record, False)
+        return False
     uow.add(Payment.create(offline_id=record.offline_id, occurred_at=record.occurred_at, **fields))
-    return _outcome(record, True)
+    return True
 
 
-def _collected(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
+def _collected(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     card = record.card.model_dump(mode="json")
     if payment.plan_collect(card) is Plan.REPEAT:
-        return _outcome(record, False)
+        return False
     location = _require_location(uow, payment.location_id)
     check_card(card, sca_required=location.sca_required, occurred_at=record.occurred_at)
     payment.collect(card, record.occurred_at)
-    return _outcome(record, True)
+    return True
 
 
-def _confirmed(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
+def _confirmed(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_confirm(record.stored_at) is Plan.REPEAT:
-        return _outcome(record, False)
+        return False
     location = _require_location(uow, payment.location_id)
     device: Device | None = uow.get(identity.device_id(payment.device_id))
     sale = Sale(payment.amount, payment.currency, payment.device_id, payment.offline_behavior,
@@ -169,54 +155,54 @@ def _confirmed(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
     payment.confirm_offline(record.stored_at, record.occurred_at)
     location.store_payment(payment.offline_id, payment.device_id, payment.currency,
                            payment.amount, record.occurred_at)
-    return _outcome(record, True)
+    return True
 
 
-def _forwarded(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
+def _forwarded(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     plan = payment.plan_forward(record.payment_intent_id)
     if plan is Plan.REPEAT:
-        return _outcome(record, False)
+        return False
     _release_then(uow, payment, "forwarded", record.occurred_at,
                   lambda: payment.forward(record.payment_intent_id, record.status,
                                           record.occurred_at))
-    return _outcome(record, True)
+    return True
 
 
-def _forward_failed(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
+def _forward_failed(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_forward_failure(record.error_code, record.occurred_at) is Plan.REPEAT:
-        return _outcome(record, False)
+        return False
     payment.record_forward_failure(record.error_code, record.message, record.retryable,
                                    record.occurred_at)
-    return _outcome(record, True)
+    return True
 
 
-def _declined(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
+def _declined(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_decline(record.payment_intent_id, record.decline_code) is Plan.REPEAT:
-        return _outcome(record, False)
+        return False
     _release_then(uow, payment, "declined", record.occurred_at,
                   lambda: payment.decline(record.payment_intent_id, record.decline_code,
                                           record.occurred_at))
-    return _outcome(record, True)
+    return True
 
 
-def _captured(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
+def _captured(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_capture(record.payment_intent_id, record.amount_captured) is Plan.REPEAT:
-        return _outcome(record, False)
+        return False
     payment.capture(record.payment_intent_id, record.amount_captured, record.occurred_at)
-    return _outcome(record, True)
+    return True
 
 
-def _canceled(record: Any, uow: UnitOfWork, policy: Policy) -> Outcome:
+def _canceled(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_cancel(record.reason) is Plan.REPEAT:
-        return _outcome(record, False)
+        return False
     _release_then(uow, payment, "canceled", record.occurred_at,
                   lambda: payment.cancel(record.reason, record.occurred_at))
-    return _outcome(record, True)
+    return True
 
 
 def _release_then(
@@ -252,7 +238,7 @@ def _require_payment(uow: UnitOfWork, offline_id: UUID) -> Payment:
     return payment
 
 
-_HANDLERS: dict[type[Any], Callable[[Any, UnitOfWork, Policy], Outcome]] = {
+_HANDLERS: dict[type[Any], Callable[[Any, UnitOfWork, Policy], bool]] = {
     wire.LocationConfigured: _location_configured,
     wire.DeviceConnectedOnline: _device_connected,
     wire.PaymentCreated: _created,
