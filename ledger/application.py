@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -364,21 +365,15 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.2)))
 
 
-class _storage_errors:
+@contextmanager
+def _storage_errors(config: StoreConfig) -> Iterator[None]:
     """Turn a lost database connection into a typed StorageError."""
-
-    def __init__(self, config: StoreConfig) -> None:
-        self.config = config
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
-        if isinstance(error, OperationalError | InterfaceError):
-            raise StorageError(
-                Code.DATABASE_UNAVAILABLE,
-                f"lost the database at {self.config.redacted}: {error}",
-            ) from error
+    try:
+        yield
+    except (OperationalError, InterfaceError) as error:
+        raise StorageError(
+            Code.DATABASE_UNAVAILABLE, f"lost the database at {config.redacted}: {error}"
+        ) from error
 
 
 def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
