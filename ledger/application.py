@@ -37,7 +37,7 @@ from eventsourcing.persistence import (
 
 from ledger import identity, wire
 from ledger.device import Device
-from ledger.errors import Code, LedgerError, NotFound, StorageError
+from ledger.errors import Code, Conflict, LedgerError, NotFound, StorageError
 from ledger.handlers import apply_record, related_ids, stream_ids, subject
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
@@ -192,8 +192,7 @@ class Ledger:
                     return self._apply_batch(parsed, with_state)
                 except IntegrityError:
                     _backoff(attempt)
-            if len(parsed) == 1:
-                return self._apply_alone(parsed[0], with_state)
+            # Persistent contention: one transaction per record, each retried on its own.
             return [item for one in parsed for item in self._apply_alone(one, with_state)]
 
     def _apply_alone(
@@ -204,8 +203,8 @@ class Ledger:
                 return self._apply_batch([item], with_state)
             except IntegrityError:
                 _backoff(attempt)
-        return [LedgerError(Code.CONTENTION, f"gave up after {RECORD_ATTEMPTS} concurrent "
-                            "updates of the same streams; retry the record")]
+        return [Conflict(Code.CONTENTION, f"gave up after {RECORD_ATTEMPTS} concurrent updates "
+                         "of the same streams; retry the record")]
 
     def _apply_batch(
         self, parsed: list[wire.Record | LedgerError], with_state: bool
