@@ -2,8 +2,9 @@
 
 The ledger must never store a full card number. A PAN is 13 to 19 digits with a valid Luhn
 check digit; POS software sometimes writes one with spaces or dashes between groups, so those
-separators are accepted inside a candidate. A candidate must stand alone (no letter, digit or
-dash right before or after it) so that UUIDs, ids like `pi_...` and timestamps do not match.
+separators are accepted inside a candidate. A candidate must stand alone (no letter, digit,
+underscore or dash right before or after it) so that UUIDs, ids like `pi_...` and timestamps
+do not match.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-_CANDIDATE = re.compile(r"(?<![0-9A-Za-z\-])(?:\d[ \-]?){12,18}\d(?![0-9A-Za-z\-])")
+_CANDIDATE = re.compile(r"(?<![0-9A-Za-z_\-])(?:\d[ \-]?){12,18}\d(?![0-9A-Za-z_\-])")
 
 
 _DIGIT_RUN = re.compile(rb"\d(?:[ \-]?\d){12}")
@@ -44,10 +45,18 @@ def _is_pan(candidate: str) -> bool:
     return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
+# Stands in a path for a key that is itself a card number, so the path never repeats it.
+_REDACTED_KEY = "<card number>"
+
+
+def _holds_pan(text: str) -> bool:
+    return any(_is_pan(match.group()) for match in _CANDIDATE.finditer(text))
+
+
 def find_pan(value: Any, path: str = "") -> str | None:
     """Return the dotted path of the first value (or key) holding a PAN, or None."""
     for where, text in _walk(value, path):
-        if any(_is_pan(m.group()) for m in _CANDIDATE.finditer(text)):
+        if _holds_pan(text):
             return where or "(record)"
     return None
 
@@ -55,9 +64,11 @@ def find_pan(value: Any, path: str = "") -> str | None:
 def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
     if isinstance(value, dict):
         for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            if len(str(key)) >= 13:
-                yield child, str(key)
+            text = str(key)
+            label = _REDACTED_KEY if len(text) >= 13 and _holds_pan(text) else text
+            child = f"{path}.{label}" if path else label
+            if label is _REDACTED_KEY:
+                yield child, text
             yield from _walk(item, child)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):

@@ -76,6 +76,7 @@ class Payment(Aggregate):
             payment.created_at = self.occurred_at
             payment.status = Status.CREATED
             payment.card = None
+            payment.cards_collected = []
             payment.stored_at = None
             payment.forwarded_at = None
             payment.stripe_status = None
@@ -92,6 +93,7 @@ class Payment(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.card = dict(self.card)
+            aggregate.cards_collected.append(aggregate.card)
             aggregate.status = Status.COLLECTED
 
     class ConfirmedOffline(Event):
@@ -193,7 +195,8 @@ class Payment(Aggregate):
         metadata: dict[str, str]
         created_at: datetime
         status: Status
-        card: dict[str, Any] | None
+        card: dict[str, Any] | None  # the card the payment is taken with (the last collected)
+        cards_collected: list[dict[str, Any]]  # every card tried, so late retries are repeats
         stored_at: datetime | None
         forwarded_at: datetime | None
         stripe_status: str | None
@@ -262,10 +265,12 @@ class Payment(Aggregate):
     # -- payment method ---------------------------------------------------------------------
 
     def plan_collect(self, card: dict[str, Any]) -> Plan:
-        if self.status in (Status.CREATED, Status.COLLECTED):
-            return Plan.REPEAT if self.card == card else Plan.NEW
-        if self.card == card:
+        # A customer may try card A, then pay with card B: a late report of A is a repeat of a
+        # recorded fact, never a switch back to A.
+        if card in self.cards_collected:
             return Plan.REPEAT
+        if self.status in (Status.CREATED, Status.COLLECTED):
+            return Plan.NEW
         raise self._out_of_order("payment_method_collected", "a card can only be collected "
                                  "before the payment is confirmed")
 
@@ -297,12 +302,13 @@ class Payment(Aggregate):
             return Plan.NEW
         if self.status in (Status.CREATED, Status.COLLECTED):
             raise self._out_of_order("forwarded", "record confirmed_offline first")
-        if self.status == Status.CANCELED:
-            raise self._out_of_order("forwarded", "the payment was canceled")
+        # The same pi_ reported again is a no-op whatever happened since (DESIGN §3).
         if payment_intent_id == self.payment_intent_id:
             return Plan.REPEAT
         if payment_intent_id in self.duplicate_payment_intent_ids:
             return Plan.REPEAT
+        if self.status == Status.CANCELED:
+            raise self._out_of_order("forwarded", "the payment was canceled")
         if self.status == Status.DECLINED and self.payment_intent_id is None:
             return Plan.NEW
         return Plan.DUPLICATE_FORWARD

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
+import orjson
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -46,11 +48,23 @@ def _check_currency(value: str) -> str:
     return value
 
 
-Currency = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(_check_currency)]
+# No length constraint: "us" or "dollars" are unknown currencies, not strings of a bad length.
+Currency = Annotated[
+    str, AfterValidator(_check_currency), Field(json_schema_extra={"pattern": "^[a-z]{3}$"})
+]
 AmountMinor = Annotated[StrictInt, Field(gt=0, le=AMOUNT_MAX_MINOR)]
 Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 PaymentIntentId = Annotated[str, Field(pattern=r"^pi_[A-Za-z0-9_]+$", max_length=255)]
-Timestamp = AwareDatetime
+
+
+def _timestamp_is_text(value: Any) -> Any:
+    """Pydantic would read 1795334400 as Unix seconds; the wire format is RFC 3339 text."""
+    if isinstance(value, int | float):
+        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 string")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_is_text)]
 TotalMinor = Annotated[StrictInt, Field(gt=0, le=10**15)]
 AmountsByCurrency = dict[Currency, AmountMinor]
 TotalsByCurrency = dict[Currency, TotalMinor]
@@ -77,16 +91,14 @@ class _Record(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _no_card_number(cls, data: Any, info: ValidationInfo) -> Any:
-        """Refuse the whole record if any key or value anywhere looks like a full PAN."""
-        if info.context is _RAW_TEXT_HAS_NO_DIGIT_RUN:
+        """Refuse a model built directly (by a library caller) that holds a full PAN anywhere;
+        `parse_line` and `parse_record` check the whole input before validation instead."""
+        if info.context is _PAN_CHECKED:
             return data
         where = find_pan(data)
         if where is not None:
             raise PydanticCustomError(
-                "card_number_detected",
-                "looks like a full card number (13-19 digits passing the Luhn check); the "
-                "ledger never stores card numbers: send only brand, last4 and expiry",
-                {"path": where},
+                "card_number_detected", _CARD_NUMBER_MESSAGE, {"path": where}
             )
         return data
 
@@ -246,16 +258,34 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-# Validation context meaning "the raw line has no run of 13+ digits": the PAN walk is skipped.
-_RAW_TEXT_HAS_NO_DIGIT_RUN: dict[str, bool] = {"no_digit_run": True}
+_CARD_NUMBER_MESSAGE = (
+    "looks like a full card number (13-19 digits passing the Luhn check); the ledger never "
+    "stores card numbers: send only brand, last4 and expiry"
+)
+# Validation context meaning "the whole input was already searched for card numbers".
+_PAN_CHECKED: dict[str, bool] = {"pan_checked": True}
+
+
+def _refuse_card_number(data: Any) -> None:
+    """Searched before validation, so that a PAN is refused as such even where it sits in
+    the record type or in a record that is invalid for other reasons."""
+    where = find_pan(data)
+    if where is not None:
+        raise InvalidRecord(Code.CARD_NUMBER_DETECTED, _CARD_NUMBER_MESSAGE, field=where)
 
 
 def parse_line(raw: bytes | str) -> Record:
     """Parse one JSON Lines record; raise InvalidRecord naming the field."""
     data = raw.encode() if isinstance(raw, str) else raw
-    context = None if may_hold_pan(data) else _RAW_TEXT_HAS_NO_DIGIT_RUN
+    if may_hold_pan(data):
+        try:
+            decoded = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # validation below refuses it as MALFORMED_JSON, without echoing the line
+        else:
+            _refuse_card_number(decoded)
     try:
-        return RECORD_ADAPTER.validate_json(data, context=context)
+        return RECORD_ADAPTER.validate_json(data, context=_PAN_CHECKED)
     except ValidationError as error:
         raise _translate(error) from None
 
@@ -264,8 +294,9 @@ def parse_record(record: Record | dict[str, Any]) -> Record:
     """Validate a plain dict from a library caller (models were validated when built)."""
     if isinstance(record, BaseModel):
         return record
+    _refuse_card_number(record)
     try:
-        return RECORD_ADAPTER.validate_python(record)
+        return RECORD_ADAPTER.validate_python(record, context=_PAN_CHECKED)
     except ValidationError as error:
         raise _translate(error) from None
 
@@ -302,6 +333,8 @@ def _translate(error: ValidationError) -> InvalidRecord:
     if location and location[0] in RECORD_TYPES:
         location = location[1:]
     field = ".".join(location) or None
+    if kind == "union_tag_not_found":
+        field = "type"
     if kind == "card_number_detected":
         field = ".".join(filter(None, [field, first["ctx"]["path"]]))
     code = _CODE_BY_ERROR_TYPE.get(kind)
@@ -321,7 +354,7 @@ def _message(code: Code, first: ErrorDetails, field: str | None) -> str:
         tag = first.get("ctx", {}).get("tag")
         return f"unknown record type {tag!r}; expected one of: {', '.join(RECORD_TYPES)}"
     if code is Code.MISSING_FIELD:
-        return f"required field '{field or 'type'}' is missing"
+        return f"required field '{field}' is missing"
     if code is Code.UNKNOWN_FIELD:
         return (
             f"field '{field}' is not part of this record type; remove it "

@@ -1,0 +1,732 @@
+"""Ingest benchmark: the ledger against a raw batched insert and against naive library use.
+
+    python -m benchmarks.ingest [--payments N] [--stores sqlite,postgres] [--postgres-url URL]
+                                [--memory-lines N] [--profile]
+
+For each store, in one run on one machine:
+  - ledger ingest: the real path (`adapters.jsonl.ingest` over a generated JSON Lines file,
+    batches of 1,000), in records/s and in stored events/s (rows counted after the run);
+  - raw insert: the same rows into an empty table shaped like the event table, in as many
+    transactions (executemany on SQLite, binary COPY on PostgreSQL);
+  - naive use: one `Ledger.record` per record, one transaction each, on a sample of payments;
+  - on PostgreSQL, the latency of a single live `Ledger.record` on a warmed ledger.
+Then the peak resident memory of the `offline-ledger ingest` command on a 1,000,000-line file.
+
+Nothing here asserts a speed: it measures, prints, and writes benchmarks/out/results-*.json.
+Figures are noisy on a shared machine; the load average is recorded with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import math
+import os
+import platform
+import pstats
+import shlex
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from adapters.jsonl import BATCH_SIZE_DEFAULT, ingest, numbered_lines
+from benchmarks.generate import (
+    SEED_DEFAULT,
+    Day,
+    Record,
+    day_records,
+    live_payments,
+    payments_for_lines,
+    write_jsonl,
+)
+from benchmarks.stores import (
+    KINDS,
+    POSTGRES,
+    SQLITE,
+    Database,
+    Databases,
+    RawResult,
+    count_stored,
+    raw_insert,
+)
+from ledger import Ledger, LedgerError
+
+POSTGRES_URL_ENV = "OFFLINE_LEDGER_BENCH_POSTGRES_URL"
+POSTGRES_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+OUT_DIR = Path(__file__).resolve().parent / "out"
+REPO_DIR = Path(__file__).resolve().parent.parent
+LATENCY_WARMUP_PAYMENTS = 50
+LATENCY_TYPES = ("payment.created", "payment.payment_method_collected",
+                 "payment.confirmed_offline")
+PROFILE_LINES_SHOWN = 15
+POLL_SECONDS = 0.2
+
+console = Console()
+Advance = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    payments: int
+    stores: tuple[str, ...]
+    postgres_url: str
+    memory_lines: int
+    batch_size: int
+    naive_payments: int
+    latency_calls: int
+    seed: int
+    profile: bool
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestFigures:
+    records: int
+    rejected: int
+    batches: int
+    seconds: float
+    events: int
+    snapshots: int
+    streams: int
+    state_bytes_avg: float
+    records_per_second: float
+    events_per_second: float
+
+
+@dataclass(frozen=True)
+class RawFigures:
+    method: str
+    rows: int
+    transactions: int
+    seconds: float
+    rows_per_second: float
+
+
+@dataclass(frozen=True)
+class NaiveFigures:
+    payments: int
+    records: int
+    rejected: int
+    seconds: float
+    events: int
+    records_per_second: float
+    events_per_second: float
+    full_day_seconds_estimate: float  # the ledger ingest's records at the naive rate
+
+
+@dataclass(frozen=True)
+class Latency:
+    calls: int
+    median_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True)
+class StoreFigures:
+    store: str
+    ingest: IngestFigures
+    raw: RawFigures
+    naive: NaiveFigures
+    ledger_over_raw: float  # events/s of the ledger / rows/s of the raw insert
+    ledger_over_naive: float  # records/s of the ledger ingest / records/s of naive use
+    latency: dict[str, Latency] = field(default_factory=dict)  # record type -> figures
+    load_average_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_average_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class MemoryFigures:
+    command: str
+    lines: int
+    accepted: int
+    rejected: int
+    exit_status: int
+    seconds: float
+    lines_per_second: float
+    max_rss_mib: float  # getrusage of the command alone
+    polled_peak_rss_mib: float  # the largest VmHWM seen while polling /proc (a cross-check)
+    startup_rss_mib: float  # `offline-ledger schema`: the same imports, no data
+
+
+# -- progress -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def phase(description: str, total: float | None) -> Iterator[Advance]:
+    """A transient progress bar for one long phase, then one log line with its duration."""
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+        refresh_per_second=4,
+    )
+    started = time.perf_counter()
+    with progress:
+        task = progress.add_task(description, total=total)
+        yield lambda amount: progress.advance(task, amount)
+    console.print(f"{datetime.now():%H:%M:%S} {description}: done in "
+                  f"{time.perf_counter() - started:,.1f} s", highlight=False)
+
+
+def counted(records: Iterable[Record], advance: Advance, every: int = 1_000) -> Iterator[Record]:
+    """Pass records through, advancing a progress bar every `every` records."""
+    pending = 0
+    for record in records:
+        yield record
+        pending += 1
+        if pending == every:
+            advance(pending)
+            pending = 0
+    advance(pending)
+
+
+# -- the measurements ---------------------------------------------------------------------------
+
+
+def generate_day(path: Path, day: Day, max_lines: int | None = None) -> int:
+    expected = max_lines or round(day.payments * 4.9)
+    with phase(f"generating {path.name}", expected) as advance:
+        return write_jsonl(path, counted(day_records(day), advance), max_lines)
+
+
+def measure_ledger_ingest(
+    databases: Databases, where: Database, source: Path, batch_size: int
+) -> IngestFigures:
+    """The `offline-ledger ingest` path, timed from the first line read to the last commit."""
+    with (
+        Ledger.open(where.url) as ledger,
+        source.open("rb") as stream,
+        phase(f"{where.kind}: ledger ingest", source.stat().st_size) as advance,
+    ):
+        started = time.perf_counter()
+        summary = ingest(ledger, numbered_lines(stream), batch_size=batch_size, on_batch=advance)
+        seconds = time.perf_counter() - started
+    counts = count_stored(databases, where)
+    return IngestFigures(
+        records=summary.lines, rejected=summary.rejected_count,
+        batches=math.ceil(summary.lines / batch_size), seconds=seconds, events=counts.events,
+        snapshots=counts.snapshots, streams=counts.streams,
+        state_bytes_avg=counts.state_bytes_avg, records_per_second=summary.lines / seconds,
+        events_per_second=counts.events / seconds,
+    )
+
+
+def measure_raw(
+    databases: Databases, source: Database, ledger: IngestFigures
+) -> RawFigures:
+    """The ledger's stored rows, inserted raw in as many transactions as the ledger used."""
+    target = databases.fresh(source.kind, "raw")
+    rows_per_transaction = math.ceil(ledger.events / max(ledger.batches, 1))
+    with phase(f"{source.kind}: raw insert", ledger.events) as advance:
+        result: RawResult = raw_insert(databases, source, target, rows_per_transaction, advance)
+    return RawFigures(result.method, result.rows, result.transactions, result.seconds,
+                      result.rows_per_second)
+
+
+def measure_naive(
+    databases: Databases, kind: str, day: Day, records: list[Record], ledger: IngestFigures
+) -> NaiveFigures:
+    """One `Ledger.record` call, hence one transaction, per record."""
+    where = databases.fresh(kind, "naive")
+    rejected = 0
+    with (
+        Ledger.open(where.url) as naive,
+        phase(f"{kind}: naive Ledger.record per record", len(records)) as advance,
+    ):
+        started = time.perf_counter()
+        for record in records:
+            try:
+                naive.record(record)
+            except LedgerError:
+                rejected += 1
+            advance(1)
+        seconds = time.perf_counter() - started
+    events = count_stored(databases, where).events
+    rate = len(records) / seconds
+    return NaiveFigures(day.payments, len(records), rejected, seconds, events, rate,
+                        events / seconds, ledger.records / rate)
+
+
+def measure_latency(where: Database, day: Day, calls: int) -> dict[str, Latency]:
+    """Single live records on the ingested (warmed) ledger, each durable when it returns."""
+    samples: dict[str, list[float]] = {kind: [] for kind in LATENCY_TYPES}
+    payments = live_payments(day, LATENCY_WARMUP_PAYMENTS + calls, seed=day.seed + 1)
+    with (
+        Ledger.open(where.url) as ledger,
+        phase(f"{where.kind}: live record latency", LATENCY_WARMUP_PAYMENTS + calls) as advance,
+    ):
+        for number, records in enumerate(payments):
+            for record in records:
+                started = time.perf_counter()
+                ledger.record(record)
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                if number >= LATENCY_WARMUP_PAYMENTS:
+                    samples[record["type"]].append(elapsed_ms)
+            advance(1)
+    return {kind: summarize_latency(values) for kind, values in samples.items()}
+
+
+def summarize_latency(values_ms: list[float]) -> Latency:
+    ordered = sorted(values_ms)
+    p95 = ordered[max(math.ceil(0.95 * len(ordered)) - 1, 0)]  # nearest rank
+    return Latency(len(ordered), statistics.median(ordered), p95, ordered[-1])
+
+
+def measure_store(
+    options: Options, databases: Databases, kind: str, source: Path, naive_records: list[Record]
+) -> StoreFigures:
+    load_before = os.getloadavg()
+    where = databases.fresh(kind, "ledger")
+    ledger = measure_ledger_ingest(databases, where, source, options.batch_size)
+    raw = measure_raw(databases, where, ledger)
+    naive_day = Day(min(options.naive_payments, options.payments), options.seed)
+    naive = measure_naive(databases, kind, naive_day, naive_records, ledger)
+    latency = measure_latency(where, Day(options.payments, options.seed),
+                              options.latency_calls) if kind == POSTGRES else {}
+    return StoreFigures(
+        store=kind, ingest=ledger, raw=raw, naive=naive,
+        ledger_over_raw=ledger.events_per_second / raw.rows_per_second,
+        ledger_over_naive=ledger.records_per_second / naive.records_per_second,
+        latency=latency, load_average_before=load_before, load_average_after=os.getloadavg(),
+    )
+
+
+# -- peak memory of the command -----------------------------------------------------------------
+
+
+def cli_path() -> Path:
+    return Path(sys.executable).parent / "offline-ledger"
+
+
+def measure_memory(
+    options: Options, databases: Databases, workdir: Path
+) -> MemoryFigures:
+    """Peak RSS of `offline-ledger ingest` on an SQLite file, as a child process."""
+    source = workdir / "memory.jsonl"
+    day = Day(payments_for_lines(options.memory_lines), options.seed)
+    lines = generate_day(source, day, options.memory_lines)
+    where = databases.fresh(SQLITE, "memory")
+    command = [str(cli_path()), "ingest", str(source), "--db", where.url, "--json",
+               "--batch-size", str(options.batch_size)]
+    startup = run_measured([str(cli_path()), "schema"], workdir, "startup", None)
+    with phase(f"sqlite: offline-ledger ingest of {lines:,} lines", source.stat().st_size) as adv:
+        started = time.perf_counter()
+        child = run_measured(command, workdir, "memory", (source, adv))
+        seconds = time.perf_counter() - started
+    summary = _json_or_empty(child.stdout)
+    return MemoryFigures(
+        command=shlex.join(command), lines=lines, accepted=int(summary.get("accepted", 0)),
+        rejected=int(summary.get("rejected_count", 0)), exit_status=child.exit_status,
+        seconds=seconds, lines_per_second=lines / seconds,
+        max_rss_mib=child.max_rss_kib / 1024, polled_peak_rss_mib=child.polled_peak_kib / 1024,
+        startup_rss_mib=startup.max_rss_kib / 1024,
+    )
+
+
+# Runs the command in its arguments and writes that child's max RSS (KiB) to the file named
+# first. Linux counts the memory of the process that forked a child in the child's ru_maxrss
+# (the hiwater mark survives exec), so measuring straight from this large benchmark process
+# would report at least its own size: the command is started from this small one instead.
+_MAX_RSS_WRAPPER = """
+import resource, subprocess, sys
+status = subprocess.call(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(status)
+"""
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    exit_status: int
+    max_rss_kib: int  # getrusage of the command alone
+    polled_peak_kib: int  # the largest VmHWM seen in /proc while it ran (a cross-check)
+    stdout: str
+
+
+def run_measured(
+    command: list[str], workdir: Path, label: str, follow: tuple[Path, Advance] | None
+) -> ChildRun:
+    """Run a command to its end through the wrapper; while it runs, `follow` shows how far
+    it has read into a file."""
+    out_path, rss_path = workdir / f"{label}.stdout", workdir / f"{label}.maxrss"
+    with out_path.open("wb") as out, (workdir / f"{label}.stderr").open("wb") as err:
+        wrapper = subprocess.Popen(
+            [sys.executable, "-I", "-c", _MAX_RSS_WRAPPER, str(rss_path), *command],
+            stdout=out, stderr=err, cwd=workdir,
+        )
+        watch = ChildWatch(wrapper.pid, follow)
+        while wrapper.poll() is None:
+            watch.poll()
+            time.sleep(POLL_SECONDS)
+    return ChildRun(wrapper.returncode, int(rss_path.read_text(encoding="ascii")),
+                    watch.peak_kib, out_path.read_text(encoding="utf-8"))
+
+
+class ChildWatch:
+    """Polls the wrapper's child in /proc: its peak RSS and its read position in a file."""
+
+    def __init__(self, wrapper_pid: int, follow: tuple[Path, Advance] | None) -> None:
+        self.wrapper_pid = wrapper_pid
+        self.follow = follow
+        self.peak_kib = 0
+        self.read_bytes = 0
+
+    def poll(self) -> None:
+        pid = child_pid(self.wrapper_pid)
+        if pid is None:
+            return
+        self.peak_kib = max(self.peak_kib, peak_rss_kib(pid))
+        if self.follow is not None:
+            path, advance = self.follow
+            position = read_position(pid, path)
+            advance(max(position - self.read_bytes, 0))
+            self.read_bytes = max(self.read_bytes, position)
+
+
+def child_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as children:
+            found = children.read().split()
+    except OSError:
+        return None
+    return int(found[0]) if found else None
+
+
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM: the peak resident set of the process's current image (0 if unknown)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return 0
+
+
+def read_position(pid: int, path: Path) -> int:
+    """How far process `pid` has read into `path` (Linux /proc); 0 if unknown."""
+    try:
+        for entry in os.scandir(f"/proc/{pid}/fd"):
+            if os.readlink(entry.path) == str(path):
+                with open(f"/proc/{pid}/fdinfo/{entry.name}", encoding="ascii") as info:
+                    return int(info.readline().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return 0
+
+
+def _json_or_empty(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+# -- profile ----------------------------------------------------------------------------------
+
+
+def profile_sqlite_ingest(databases: Databases, source: Path, batch_size: int) -> str:
+    """cProfile of the SQLite ledger ingest (a separate run: profiling slows it down)."""
+    where = databases.fresh(SQLITE, "profile")
+    profiler = cProfile.Profile()
+    with (
+        Ledger.open(where.url) as ledger,
+        source.open("rb") as stream,
+        phase("sqlite: profiled ledger ingest", source.stat().st_size) as advance,
+    ):
+        profiler.enable()
+        ingest(ledger, numbered_lines(stream), batch_size=batch_size, on_batch=advance)
+        profiler.disable()
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text)
+    stats.sort_stats("tottime").print_stats(PROFILE_LINES_SHOWN)
+    return text.getvalue()
+
+
+# -- machine and command ------------------------------------------------------------------------
+
+
+def machine(options: Options) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "cpu_model": _cpu_model(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "eventsourcing": version("eventsourcing"),
+        "psycopg": version("psycopg"),
+        "git_commit": _git("rev-parse", "--short", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "load_average": os.getloadavg(),
+    }
+    if POSTGRES in options.stores:
+        info["postgres"] = _postgres_settings(options.postgres_url)
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git(*args: str) -> str:
+    try:
+        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True,
+                              check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return done.stdout.strip()
+
+
+def _postgres_settings(url: str) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        for name in ("server_version", "synchronous_commit", "fsync", "shared_buffers"):
+            row = conn.execute(f"SHOW {name}").fetchone()
+            settings[name] = str(row[0]) if row else "unknown"
+    return settings
+
+
+def command_line(argv: list[str]) -> str:
+    return shlex.join([sys.executable, "-m", "benchmarks.ingest", *argv])
+
+
+# -- printing -----------------------------------------------------------------------------------
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def store_table(figures: StoreFigures, batch_size: int) -> Table:
+    ledger, raw, naive = figures.ingest, figures.raw, figures.naive
+    table = Table(title=f"{figures.store}: ingest of {ledger.records:,} records",
+                  title_justify="left")
+    for column in ("measurement", "records", "events", "seconds", "records/s", "events/s"):
+        table.add_column(column, justify="left" if column == "measurement" else "right")
+    table.add_column("notes")
+    table.add_row(
+        "ledger ingest", _n(ledger.records), _n(ledger.events), f"{ledger.seconds:,.1f}",
+        _n(ledger.records_per_second), _n(ledger.events_per_second),
+        f"adapters.jsonl.ingest, batch {batch_size}, {ledger.batches:,} transactions; "
+        f"{ledger.rejected} rejected; +{ledger.snapshots:,} snapshots; "
+        f"{ledger.streams:,} streams; state {ledger.state_bytes_avg:,.0f} B/event",
+    )
+    table.add_row(
+        "raw insert", "", _n(raw.rows), f"{raw.seconds:,.1f}", "", _n(raw.rows_per_second),
+        f"{raw.method}; {raw.transactions:,} transactions; the ledger's own rows",
+    )
+    table.add_row(
+        "naive Ledger.record", _n(naive.records), _n(naive.events), f"{naive.seconds:,.1f}",
+        _n(naive.records_per_second), _n(naive.events_per_second),
+        f"one transaction per record; sample of {naive.payments:,} payments, "
+        f"{naive.rejected} rejected; the full day at this rate: "
+        f"{naive.full_day_seconds_estimate:,.0f} s",
+    )
+    table.add_section()
+    table.add_row("ledger / raw", "", "", "", "", f"{figures.ledger_over_raw:.2f}x",
+                  "ledger events/s over raw rows/s")
+    table.add_row("ledger / naive", "", "", "", f"{figures.ledger_over_naive:.1f}x", "",
+                  "ledger records/s over naive records/s")
+    return table
+
+
+def latency_table(figures: StoreFigures) -> Table:
+    table = Table(title=f"{figures.store}: live Ledger.record() latency (warmed ledger, "
+                  "durable on return)", title_justify="left")
+    for column in ("record", "calls", "median ms", "p95 ms", "max ms"):
+        table.add_column(column, justify="left" if column == "record" else "right")
+    for record_type, latency in figures.latency.items():
+        table.add_row(record_type, str(latency.calls), f"{latency.median_ms:.2f}",
+                      f"{latency.p95_ms:.2f}", f"{latency.max_ms:.2f}")
+    return table
+
+
+def memory_table(figures: MemoryFigures) -> Table:
+    table = Table(title="offline-ledger ingest as a child process (SQLite): peak memory",
+                  title_justify="left")
+    for column in ("lines", "max RSS MiB", "polled peak MiB", "startup RSS MiB", "seconds",
+                   "lines/s", "exit", "rejected"):
+        table.add_column(column, justify="right")
+    table.add_row(_n(figures.lines), f"{figures.max_rss_mib:,.1f}",
+                  f"{figures.polled_peak_rss_mib:,.1f}", f"{figures.startup_rss_mib:,.1f}",
+                  f"{figures.seconds:,.1f}",
+                  _n(figures.lines_per_second), str(figures.exit_status), _n(figures.rejected))
+    return table
+
+
+def print_header(info: dict[str, Any], command: str) -> None:
+    console.rule("offline-ledger ingest benchmark")
+    console.print(f"command: {command}", highlight=False, soft_wrap=True)
+    console.print(f"cwd: {Path.cwd()}", highlight=False)
+    console.print(
+        f"machine: {info['cpu_count']} cores ({info['cpus_usable']} usable), "
+        f"{info['cpu_model']}, {info['memory_gib']} GiB; {info['platform']}; "
+        f"Python {info['python']}; SQLite {info['sqlite']}; eventsourcing "
+        f"{info['eventsourcing']}; git {info['git_commit']}"
+        f"{' (dirty)' if info['git_dirty'] else ''}", highlight=False)
+    if "postgres" in info:
+        pg = info["postgres"]
+        console.print(f"PostgreSQL {pg['server_version']}: synchronous_commit="
+                      f"{pg['synchronous_commit']}, fsync={pg['fsync']}, "
+                      f"shared_buffers={pg['shared_buffers']}", highlight=False)
+    load = ", ".join(f"{x:.2f}" for x in info["load_average"])
+    console.print(f"load average at start: {load} (other work on the machine makes figures "
+                  "noisy)", highlight=False)
+
+
+def print_results(
+    stores: list[StoreFigures], memory: MemoryFigures | None, options: Options
+) -> None:
+    for figures in stores:
+        console.print()
+        console.print(store_table(figures, options.batch_size))
+        if figures.latency:
+            console.print(latency_table(figures))
+        before = ", ".join(f"{x:.2f}" for x in figures.load_average_before)
+        after = ", ".join(f"{x:.2f}" for x in figures.load_average_after)
+        console.print(f"load average: {before} before, {after} after", highlight=False)
+    if memory is not None:
+        console.print()
+        console.print(memory_table(memory))
+        console.print(f"command: {memory.command}", highlight=False, soft_wrap=True)
+
+
+def write_results(results: dict[str, Any]) -> Path:
+    OUT_DIR.mkdir(exist_ok=True)
+    path = OUT_DIR / f"results-{datetime.now():%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    return path
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+
+def parse_options(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.ingest",
+        description="Ingest benchmark of offline-ledger on SQLite and PostgreSQL.",
+    )
+    parser.add_argument("--payments", type=int, default=100_000,
+                        help="payments in the generated day (about 4.9 records each)")
+    parser.add_argument("--stores", default="sqlite,postgres",
+                        help="comma-separated: sqlite, postgres")
+    parser.add_argument("--postgres-url", default=os.environ.get(POSTGRES_URL_ENV)
+                        or POSTGRES_URL_DEFAULT,
+                        help=f"PostgreSQL server (env {POSTGRES_URL_ENV}); each measurement "
+                        "uses its own schema, dropped at the end")
+    parser.add_argument("--memory-lines", type=int, default=1_000_000,
+                        help="lines of the peak-memory run of `offline-ledger ingest`; 0 skips")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE_DEFAULT)
+    parser.add_argument("--naive-payments", type=int, default=2_000,
+                        help="payments in the sample recorded one Ledger.record at a time")
+    parser.add_argument("--latency-calls", type=int, default=500,
+                        help="live payments timed on PostgreSQL (after 50 warm-up ones)")
+    parser.add_argument("--seed", type=int, default=SEED_DEFAULT)
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the SQLite ingest (cProfile, top 15 by tottime)")
+    args = parser.parse_args(argv)
+    stores = tuple(s.strip() for s in args.stores.split(",") if s.strip())
+    unknown = [s for s in stores if s not in KINDS]
+    if unknown or not stores:
+        parser.error(f"--stores: unknown store {unknown}; use {', '.join(KINDS)}")
+    if args.payments < 1 or args.memory_lines < 0 or args.naive_payments < 1:
+        parser.error("--payments and --naive-payments must be positive, --memory-lines >= 0")
+    if not 1 <= args.batch_size <= 5_000:
+        parser.error("--batch-size must be between 1 and 5000")
+    return Options(args.payments, stores, args.postgres_url, args.memory_lines, args.batch_size,
+                   args.naive_payments, args.latency_calls, args.seed, args.profile)
+
+
+def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:
+    source = workdir / "day.jsonl"
+    lines = generate_day(source, Day(options.payments, options.seed))
+    naive_day = Day(min(options.naive_payments, options.payments), options.seed)
+    naive_records = list(day_records(naive_day))
+    stores = [measure_store(options, databases, kind, source, naive_records)
+              for kind in options.stores]
+    memory = measure_memory(options, databases, workdir) if options.memory_lines else None
+    profile = profile_sqlite_ingest(databases, source, options.batch_size) if options.profile \
+        else None
+    print_results(stores, memory, options)
+    if profile is not None:
+        console.print()
+        console.print(f"cProfile of the SQLite ledger ingest ({lines:,} records), top "
+                      f"{PROFILE_LINES_SHOWN} by tottime:", highlight=False)
+        print(profile, flush=True)
+    return {"day": {"payments": options.payments, "records": lines, "seed": options.seed,
+                    "bytes": source.stat().st_size},
+            "stores": [asdict(s) for s in stores],
+            "memory": asdict(memory) if memory else None, "profile": profile}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    options = parse_options(argv)
+    if not console.is_terminal:
+        console.width = max(console.width, 160)
+    command = command_line(argv)
+    try:
+        info = machine(options)
+    except psycopg.OperationalError as error:
+        console.print(f"[red]cannot reach PostgreSQL at {options.postgres_url}[/]: {error}")
+        sys.exit(2)
+    print_header(info, command)
+    started = datetime.now()
+    with tempfile.TemporaryDirectory(prefix="offline-ledger-bench-") as tmp:
+        databases = Databases(Path(tmp), options.postgres_url)
+        try:
+            results = run(options, Path(tmp), databases)
+        finally:
+            databases.drop_all()
+    results = {"command": command, "cwd": str(Path.cwd()), "started": started.isoformat(),
+               "finished": datetime.now().isoformat(), "machine": info,
+               # The ledger may change under a long run in a shared checkout: compare.
+               "git_commit_at_end": _git("rev-parse", "--short", "HEAD"),
+               "options": asdict(options), **results}
+    if results["git_commit_at_end"] != info["git_commit"]:
+        console.print(f"[yellow]warning:[/] the checkout moved from {info['git_commit']} to "
+                      f"{results['git_commit_at_end']} during the run", highlight=False)
+    console.print(f"\nresults written to {write_results(results)}", highlight=False)
+
+
+if __name__ == "__main__":
+    main()
