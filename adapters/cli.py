@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -18,14 +18,22 @@ from typing import IO, Any, NoReturn, TypeVar
 import click
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
 from adapters.jsonl import BATCH_SIZE_DEFAULT, IngestSummary, ingest, numbered_lines
 from adapters.settings import Settings
+from adapters.stripe_files import (
+    StripeFileError,
+    parse_payment_intents_json,
+    read_payment_intents_json,
+    read_report_csv,
+)
 from ledger import Ledger, LedgerError
 from ledger.errors import StorageError
 from ledger.money import format_minor
+from ledger.observations import Observation
 from ledger.storage import parse_database_url
 from ledger.wire import json_schema
 
@@ -290,3 +298,75 @@ def _quantity(value: int, currency: str | None) -> str:
 def schema() -> None:
     """Print the JSON Schema of the wire records."""
     print_json(json_schema())
+
+
+# -- importing Stripe's files ----------------------------------------------------------------
+
+
+@main.command(name="import-stripe-report")
+@click.argument("path", metavar="FILE.csv",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+@json_option
+def import_stripe_report(path: Path, database_url: str | None, as_json: bool) -> None:
+    """Record the rows of Stripe's itemized balance or payout reconciliation report (CSV).
+
+    The file is checked whole first: any bad row refuses it (exit status 1) and nothing is
+    recorded. Rows already recorded are counted as such; rows that name no payment (payouts,
+    adjustments) are skipped.
+    """
+    try:
+        rows = read_report_csv(path)
+    except StripeFileError as error:
+        _refuse_file(error, as_json)
+    _record_observations(rows, rows.skipped, database_url, as_json)
+
+
+@main.command(name="import-stripe-json")
+@click.argument("path", metavar="FILE",
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@db_option
+@json_option
+def import_stripe_json(path: Path, database_url: str | None, as_json: bool) -> None:
+    """Record PaymentIntents exported from Stripe's API: a list page, an array, one object or
+    JSON Lines, in FILE (or - for stdin).
+
+    The file is checked whole first: anything that is not a valid PaymentIntent refuses it
+    (exit status 1) and nothing is recorded.
+    """
+    try:
+        if str(path) == "-":
+            payment_intents = parse_payment_intents_json(sys.stdin.buffer.read(), "stdin")
+        else:
+            payment_intents = read_payment_intents_json(path)
+    except StripeFileError as error:
+        _refuse_file(error, as_json)
+    _record_observations(payment_intents, 0, database_url, as_json)
+
+
+def _refuse_file(error: StripeFileError, as_json: bool) -> NoReturn:
+    if as_json:
+        print_json({"error": error.to_dict(), "problem_count": error.problem_count,
+                    "problems": [problem.to_dict() for problem in error.problems]})
+    else:
+        stderr.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False,
+                     soft_wrap=True)
+        for problem in error.problems:
+            stderr.print(f"  {problem.code}: {problem.message}", highlight=False, markup=False,
+                         soft_wrap=True)
+    sys.exit(EXIT_REFUSED)
+
+
+def _record_observations(
+    observations: Sequence[Observation], skipped: int, database_url: str | None, as_json: bool
+) -> None:
+    """One transaction for the whole file: a conflict records nothing."""
+    with opened(database_url, as_json) as ledger:
+        summary = ledger.observe(observations)
+    counts = {"rows": len(observations) + skipped, "recorded": summary.recorded,
+              "duplicates": summary.repeats, "skipped": skipped}
+    if as_json:
+        print_json(counts)
+        return
+    stdout.print(f"{counts['rows']} rows: {summary.recorded} recorded, {summary.repeats} already "
+                 f"recorded, {skipped} skipped (not tied to a payment)", highlight=False)

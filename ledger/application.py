@@ -42,6 +42,7 @@ from ledger.handlers import apply_record, related_ids, stream_ids, subject
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
+from ledger.observations import Observation
 from ledger.payment import Payment
 from ledger.storage import (
     DEFAULT_DATABASE_URL,
@@ -50,6 +51,7 @@ from ledger.storage import (
     parse_database_url,
     version_reader,
 )
+from ledger.stripe_object import StripeObject
 from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import AggregateCache, UnitOfWork
 from ledger.views import DeviceState, HistoryEntry, LocationStatus, PaymentState
@@ -106,6 +108,12 @@ class Result:
     def key(self) -> str:
         """The offline_id, location_id or device_id the record is about."""
         return subject(self.record)[0]
+
+
+@dataclass(frozen=True)
+class ObserveSummary:
+    recorded: int  # new facts
+    repeats: int  # already known (idempotent)
 
 
 class Ledger:
@@ -241,6 +249,35 @@ class Ledger:
     ) -> Result:
         state = _state_of(uow.get(subject(record)[1])) if with_state else None
         return Result(recorded, record, state)
+
+    def observe(self, observations: Sequence[Observation]) -> ObserveSummary:
+        """Record what Stripe said, all in one transaction: a conflict stores nothing."""
+        with self._lock, _storage_errors(self.config):
+            for attempt in range(RECORD_ATTEMPTS):
+                try:
+                    return self._observe(observations)
+                except IntegrityError:
+                    _backoff(attempt)
+        raise Conflict(Code.CONTENTION, f"gave up after {RECORD_ATTEMPTS} concurrent updates "
+                       "of the same PaymentIntents; import again")
+
+    def _observe(self, observations: Sequence[Observation]) -> ObserveSummary:
+        uow = self._reader()
+        uow.prefetch({identity.stripe_object_id(o.stream_key) for o in observations})
+        recorded = 0
+        try:
+            for observation in observations:
+                stream: StripeObject | None = uow.get(
+                    identity.stripe_object_id(observation.stream_key))
+                if stream is None:
+                    stream = StripeObject.first_seen(observation.stream_key)
+                    uow.add(stream)
+                recorded += stream.observe(observation)
+        except BaseException:
+            uow.discard()
+            raise
+        uow.commit()
+        return ObserveSummary(recorded, len(observations) - recorded)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -38,3 +38,8 @@ def device_id(device: str) -> UUID:
 
 def idempotency_key_id(key: str) -> UUID:
     return _stream_id(f"idempotency-key/{key}")
+
+
+def stripe_object_id(key: str) -> UUID:
+    """The stream of what Stripe said about one PaymentIntent (`pi_...`) or charge."""
+    return _stream_id(f"stripe/{key}")

@@ -4,6 +4,9 @@ PostgreSQL tests read the server's URL from OFFLINE_LEDGER_TEST_POSTGRES_URL. Wi
 are skipped and the run ends with a visible notice; with it, an unreachable server fails them
 (CI sets it, so CI can never go green without PostgreSQL). Each test gets its own schema,
 dropped afterwards.
+
+The browser test (tests/test_report_browser.py) is skipped the same way, with a notice, when
+Debian's chromium is not installed; OFFLINE_LEDGER_REQUIRE_BROWSER=1 (set by CI) fails it instead.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from ledger import Ledger
 
 POSTGRES_ENV = "OFFLINE_LEDGER_TEST_POSTGRES_URL"
 _skipped_for_postgres: list[str] = []
+BROWSER_ENV = "OFFLINE_LEDGER_REQUIRE_BROWSER"
+_skipped_for_browser: list[str] = []
 
 
 def postgres_base_url() -> str | None:
@@ -80,6 +85,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             "!",
             f"NOTICE: {len(_skipped_for_postgres)} PostgreSQL tests were SKIPPED: set "
             f"{POSTGRES_ENV}=postgresql://postgres@127.0.0.1:5432/test to run them",
+            yellow=True,
+            bold=True,
+        )
+    if _skipped_for_browser:
+        terminalreporter.write_sep(
+            "!",
+            f"NOTICE: {len(_skipped_for_browser)} browser tests were SKIPPED: install Debian's "
+            "chromium package (apt-get install chromium) to run them",
             yellow=True,
             bold=True,
         )

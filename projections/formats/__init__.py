@@ -1,0 +1,29 @@
+"""Renderers of the reconciliation report (DESIGN §7), one module per format."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from projections.formats.csv import render_csv
+from projections.formats.html import render_html
+from projections.formats.json import render_json
+from projections.formats.table import render_table
+from projections.report import Report
+
+FORMATS = ("table", "csv", "json", "html")
+
+_RENDERERS: dict[str, Callable[[Report], str]] = {
+    "table": render_table,
+    "csv": render_csv,
+    "json": render_json,
+    "html": render_html,
+}
+assert tuple(_RENDERERS) == FORMATS
+
+
+def render(report: Report, fmt: str) -> str:
+    """The report in the format `fmt`, one of `FORMATS`."""
+    renderer = _RENDERERS.get(fmt)
+    if renderer is None:
+        raise ValueError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
+    return renderer(report)

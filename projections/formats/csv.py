@@ -1,0 +1,26 @@
+"""The report as CSV: one line per row, the columns of `COLUMNS` (README documents them)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from projections.formats.values import Field, row_fields
+from projections.report import COLUMNS, Report
+
+
+def render_csv(report: Report) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for row in report.rows:
+        writer.writerow(_cell(value) for value in row_fields(row).values())
+    return out.getvalue()
+
+
+def _cell(value: Field) -> str | int:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(value)
+    return value

@@ -1,0 +1,74 @@
+"""How report values are written: exact fields for machines (CSV, JSON), text for people."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ledger.money import format_minor, is_currency
+from projections.report import AGE_BUCKETS, COLUMNS, Breakdown, Category, Row
+
+Field = str | int | list[str] | None
+
+
+def rfc3339(when: datetime) -> str:
+    """RFC 3339 in UTC with a `Z` suffix."""
+    return _utc(when).isoformat().replace("+00:00", "Z")
+
+
+def row_fields(row: Row) -> dict[str, Field]:
+    """The row's value for each of `COLUMNS`, in that order."""
+    fields: dict[str, Field] = {
+        "offline_id": row.offline_id,
+        "location_id": row.location_id,
+        "device_id": row.device_id,
+        "amount": row.amount,
+        "currency": row.currency,
+        "category": row.category.value,
+        "ledger_status": row.ledger_status,
+        "payment_intent_ids": list(row.payment_intent_ids),
+        "stripe_amount": row.stripe_amount,
+        "stripe_currency": row.stripe_currency,
+        "stripe_status": row.stripe_status,
+        "stored_at": rfc3339(row.stored_at) if row.stored_at else None,
+        "forwarded_at": rfc3339(row.forwarded_at) if row.forwarded_at else None,
+        "age_hours": row.age_hours,
+        "amount_at_risk": row.amount_at_risk,
+    }
+    assert tuple(fields) == COLUMNS
+    return fields
+
+
+def money(amount_minor: int | None, currency: str | None) -> str:
+    """`format_minor` where the currency is known; otherwise the bare minor units, marked."""
+    if amount_minor is None:
+        return "—"
+    if currency and is_currency(currency):
+        return format_minor(amount_minor, currency)
+    return f"{amount_minor:,} minor units ({currency.upper() if currency else 'no currency'})"
+
+
+def by_age_bucket(breakdown: Breakdown) -> Breakdown:
+    """`Report.at_risk_by_age()` from the youngest bucket to the oldest, not alphabetically."""
+    return {label: breakdown[label] for label, _ in AGE_BUCKETS if label in breakdown}
+
+
+def human_time(when: datetime | None) -> str:
+    if when is None:
+        return "—"
+    return _utc(when).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def currency_label(currency: str) -> str:
+    return currency.upper() or "—"
+
+
+def category_label(category: Category) -> str:
+    """`stale_forward` -> `Stale forward`."""
+    return str(category).replace("_", " ").capitalize()
+
+
+def _utc(when: datetime) -> datetime:
+    """A naive time is taken as UTC, as the report's times are."""
+    if when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)

@@ -1,0 +1,69 @@
+"""The offline status read model: what is stored right now, per location, device and currency.
+
+Built from the location streams' `PaymentStored` / `PaymentReleased` events, the same events
+that enforce the limits, so the read model and the limits can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from ledger.location import Location
+from projections.runner import Projection, load_rows, utc
+from projections.tables import offline_locations, offline_stored
+
+
+class OfflineStatusProjection(Projection):
+    name = "offline_status"
+    topics = (Location.Configured.TOPIC, Location.PaymentStored.TOPIC,
+              Location.PaymentReleased.TOPIC)
+    tables = (offline_stored, offline_locations)
+
+    def apply(self, conn: Connection, events: Sequence[Any]) -> None:
+        streams = {e.originator_id.hex for e in events}
+        locations = {key: row["location_id"] for key, row in
+                     load_rows(conn, offline_locations, "stream_id", streams).items()}
+        for event in events:
+            stream = event.originator_id.hex
+            if isinstance(event, Location.Configured):
+                locations[stream] = event.location_id
+                conn.execute(insert(offline_locations).values(
+                    stream_id=stream, location_id=event.location_id))
+            elif isinstance(event, Location.PaymentStored):
+                conn.execute(insert(offline_stored).values(
+                    offline_id=event.offline_id, location_id=locations[stream],
+                    device_id=event.device_id, currency=event.currency, amount=event.amount,
+                    stored_at=utc(event.occurred_at)))
+            else:
+                assert isinstance(event, Location.PaymentReleased), event
+                conn.execute(delete(offline_stored).where(
+                    offline_stored.c.offline_id == event.offline_id))
+
+
+@dataclass(frozen=True)
+class StoredTotal:
+    location_id: str
+    device_id: str
+    currency: str
+    count: int
+    amount: int  # minor units
+
+
+def stored_totals(conn: Connection, location_id: str | None = None) -> list[StoredTotal]:
+    """Stored count and amount per location, device and currency."""
+    query = (
+        select(offline_stored.c.location_id, offline_stored.c.device_id,
+               offline_stored.c.currency, func.count(), func.sum(offline_stored.c.amount))
+        .group_by(offline_stored.c.location_id, offline_stored.c.device_id,
+                  offline_stored.c.currency)
+        .order_by(offline_stored.c.location_id, offline_stored.c.device_id,
+                  offline_stored.c.currency)
+    )
+    if location_id is not None:
+        query = query.where(offline_stored.c.location_id == location_id)
+    return [StoredTotal(loc, dev, cur, int(n), int(total))
+            for loc, dev, cur, n, total in conn.execute(query)]

@@ -1,0 +1,102 @@
+"""The payments read model: one row per offline_id, its current state and key timestamps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, insert, select
+
+from ledger.payment import Payment, Status
+from projections.runner import Projection, load_rows, replace_rows, utc
+from projections.tables import payment_intent_links, payments
+
+
+class PaymentsProjection(Projection):
+    name = "payments"
+    topics = tuple(
+        event.TOPIC for event in (
+            Payment.Created, Payment.PaymentMethodCollected, Payment.ConfirmedOffline,
+            Payment.Forwarded, Payment.Declined, Payment.Captured, Payment.Canceled,
+            Payment.DuplicateForwardDetected,
+        )
+    )
+    tables = (payments, payment_intent_links)
+
+    def apply(self, conn: Connection, events: Sequence[Any]) -> None:
+        rows = load_rows(conn, payments, "stream_id", {e.originator_id.hex for e in events})
+        existing = list(rows)
+        links: set[tuple[str, str]] = set()
+        for event in events:
+            stream = event.originator_id.hex
+            if isinstance(event, Payment.Created):
+                rows[stream] = _created(stream, event)
+            else:
+                _fold(rows[stream], event)
+            payment_intent_id = getattr(event, "payment_intent_id", None)
+            if payment_intent_id is not None:
+                links.add((payment_intent_id, rows[stream]["offline_id"]))
+        replace_rows(conn, payments, "stream_id", existing, list(rows.values()))
+        _link(conn, links)
+
+
+def _link(conn: Connection, links: set[tuple[str, str]]) -> None:
+    """Add the batch's (PaymentIntent, offline_id) pairs that are not there yet."""
+    if not links:
+        return
+    known = {
+        (row.payment_intent_id, row.offline_id)
+        for row in conn.execute(select(payment_intent_links).where(
+            payment_intent_links.c.payment_intent_id.in_([pi for pi, _ in links])))
+    }
+    new = [{"payment_intent_id": pi, "offline_id": offline_id}
+           for pi, offline_id in sorted(links - known)]
+    if new:
+        conn.execute(insert(payment_intent_links), new)
+
+
+def _created(stream: str, event: Any) -> dict[str, Any]:
+    return {
+        "stream_id": stream, "offline_id": event.offline_id, "location_id": event.location_id,
+        "device_id": event.device_id, "amount": event.amount, "currency": event.currency,
+        "capture_method": event.capture_method, "status": Status.CREATED.value,
+        "card_brand": None, "payment_intent_id": event.payment_intent_id,
+        "duplicate_payment_intent_ids": "", "duplicate_refund_amount": 0, "stripe_status": None,
+        "decline_code": None, "amount_captured": 0, "created_at": utc(event.occurred_at),
+        "stored_at": None, "forwarded_at": None, "declined_at": None, "captured_at": None,
+        "canceled_at": None,
+    }
+
+
+def _fold(row: dict[str, Any], event: Any) -> None:
+    """The same transitions as `Payment`'s events, on a row."""
+    at = utc(event.occurred_at)
+    if isinstance(event, Payment.PaymentMethodCollected):
+        row.update(card_brand=event.card.get("brand"), status=Status.COLLECTED.value)
+    elif isinstance(event, Payment.ConfirmedOffline):
+        row.update(stored_at=utc(event.stored_at), status=Status.STORED.value)
+    elif isinstance(event, Payment.Forwarded):
+        row.update(payment_intent_id=event.payment_intent_id, stripe_status=event.status,
+                   forwarded_at=at)
+        if row["status"] == Status.DECLINED.value:
+            return
+        if event.status == "succeeded":
+            row.update(status=Status.CAPTURED.value, amount_captured=row["amount"],
+                       captured_at=at)
+        else:
+            row.update(status=Status.FORWARDED.value)
+    elif isinstance(event, Payment.Declined):
+        if event.payment_intent_id is not None:
+            row["payment_intent_id"] = event.payment_intent_id
+        row.update(decline_code=event.decline_code, status=Status.DECLINED.value, declined_at=at)
+    elif isinstance(event, Payment.Captured):
+        row.update(amount_captured=event.amount_captured, stripe_status="succeeded",
+                   status=Status.CAPTURED.value, captured_at=at)
+    elif isinstance(event, Payment.Canceled):
+        row.update(status=Status.CANCELED.value, canceled_at=at)
+    elif isinstance(event, Payment.DuplicateForwardDetected):
+        known = [i for i in row["duplicate_payment_intent_ids"].split(";") if i]
+        row["duplicate_payment_intent_ids"] = ";".join([*known, event.payment_intent_id])
+        row["duplicate_refund_amount"] += event.refund_amount
+    else:  # pragma: no cover - topics select only the events above
+        raise AssertionError(type(event))

@@ -1,0 +1,70 @@
+"""The read side a command uses: every projection on the ledger's own database, brought up to
+date before each read (read-your-writes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+
+from sqlalchemy import Engine
+
+from ledger import Ledger
+from ledger.errors import Code, LedgerError, NotFound, StorageError
+from migrations import engine_for
+from projections.offline_status import OfflineStatusProjection, StoredTotal, stored_totals
+from projections.payments import PaymentsProjection
+from projections.reconciliation import Filters, Thresholds, build_report
+from projections.report import Report
+from projections.runner import Progress, catch_up, rebuild
+from projections.stripe_observations import StripeObservationsProjection
+
+PROJECTIONS = (PaymentsProjection(), OfflineStatusProjection(), StripeObservationsProjection())
+
+
+class ReadModels:
+    def __init__(self, ledger: Ledger) -> None:
+        if ledger.config.kind == "memory":
+            raise StorageError(Code.INVALID_DATABASE_URL, "read models and reports need a "
+                               "database: use sqlite:///file.db or postgresql://...")
+        self.ledger = ledger
+        self.engine: Engine = engine_for(ledger.config)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ReadModels:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def refresh(self, progress: Progress | None = None) -> int:
+        """Apply every event not yet projected; return how many."""
+        return catch_up(self.ledger, self.engine, PROJECTIONS, progress=progress)
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        """Empty every read model and replay the whole log into it."""
+        return rebuild(self.ledger, self.engine, PROJECTIONS, progress=progress)
+
+    def stored_totals(self, location_id: str | None = None) -> list[StoredTotal]:
+        self.refresh()
+        with self.engine.connect() as conn:
+            return stored_totals(conn, location_id)
+
+    def report(self, as_of: datetime, thresholds: Thresholds | None = None,
+               filters: Filters | None = None) -> Report:
+        """The reconciliation report at `as_of`; NO_REPORT_DATA when nothing matches."""
+        if as_of.tzinfo is None:
+            raise LedgerError(Code.INVALID_TIMESTAMP, "as_of needs a time zone offset",
+                              field="as_of")
+        chosen = filters or Filters()
+        self.refresh()
+        with self.engine.connect() as conn:
+            report = build_report(conn, as_of, thresholds or Thresholds(), chosen)
+        if not report.rows:
+            shown = ", ".join(f"{k}={v}" for k, v in chosen.as_dict().items()) or "no filter"
+            raise NotFound(Code.NO_REPORT_DATA, f"no payments and no Stripe objects to report "
+                           f"({shown}): ingest records or import Stripe data first, or widen "
+                           "--since/--until/--location")
+        return report

@@ -1,0 +1,157 @@
+"""Keeping read models up to date from the event log, exactly once.
+
+Each projection reads the log in notification order, in batches. A batch's rows and the
+projection's new position are written in one transaction, so a crash or a restart neither skips
+nor repeats an event: the next run starts after the last position committed. The position is
+moved with a compare-and-set, so a second runner racing on the same projection rolls back
+instead of applying a batch twice. Notification ids may have gaps (PostgreSQL sequences): a
+projection only ever asks for ids greater than its position.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
+
+from ledger import Ledger
+from projections.tables import naive_utc, projection_positions
+
+BATCH_SIZE_DEFAULT = 2_000
+BATCH_SIZE_MAX = 10_000
+ID_CHUNK = 500  # ids per IN (...) query
+RACE_ATTEMPTS_MAX = 20
+
+Progress = Callable[[int], None]  # told how many events a batch applied
+
+
+class Projection(ABC):
+    """A read model: the events it reads and how a batch of them changes its tables."""
+
+    name: str
+    topics: tuple[str, ...]
+    tables: tuple[Table, ...]  # emptied by a rebuild
+
+    @abstractmethod
+    def apply(self, conn: Connection, events: Sequence[Any]) -> None:
+        """Apply a batch of domain events, in log order, inside the caller's transaction."""
+
+
+class PositionMoved(Exception):
+    """Another runner committed this projection's batch first."""
+
+
+def catch_up(
+    ledger: Ledger,
+    engine: Engine,
+    projections: Iterable[Projection],
+    *,
+    batch_size: int = BATCH_SIZE_DEFAULT,
+    progress: Progress | None = None,
+) -> int:
+    """Bring each projection up to the end of the log; return how many events were applied."""
+    assert 0 < batch_size <= BATCH_SIZE_MAX, batch_size
+    applied = 0
+    for projection in projections:
+        races = 0
+        while True:
+            try:
+                count = _apply_next_batch(ledger, engine, projection, batch_size)
+            except PositionMoved:
+                races += 1
+                assert races <= RACE_ATTEMPTS_MAX, f"{projection.name}: runners keep racing"
+                continue
+            if count == 0:
+                break
+            applied += count
+            if progress is not None:
+                progress(count)
+    return applied
+
+
+def rebuild(ledger: Ledger, engine: Engine, projections: Iterable[Projection],
+            progress: Progress | None = None) -> int:
+    """Empty the projections' tables and replay the whole log into them."""
+    chosen = list(projections)
+    with engine.begin() as conn:
+        for projection in chosen:
+            for table in projection.tables:
+                conn.execute(delete(table))
+            conn.execute(delete(projection_positions).where(
+                projection_positions.c.name == projection.name))
+    return catch_up(ledger, engine, chosen, progress=progress)
+
+
+def position(conn: Connection, name: str) -> int:
+    found = conn.execute(
+        select(projection_positions.c.position).where(projection_positions.c.name == name)
+    ).scalar()
+    return int(found) if found is not None else 0
+
+
+def _apply_next_batch(ledger: Ledger, engine: Engine, projection: Projection,
+                      batch_size: int) -> int:
+    with engine.begin() as conn:
+        start = position(conn, projection.name)
+        notifications = ledger.store.recorder.select_notifications(
+            start=start or None, limit=batch_size, topics=projection.topics,
+            inclusive_of_start=False,
+        )
+        if not notifications:
+            return 0
+        events = [ledger.store.mapper.to_domain_event(n) for n in notifications]
+        projection.apply(conn, events)
+        _move(conn, projection.name, start, notifications[-1].id)
+    return len(events)
+
+
+def _move(conn: Connection, name: str, start: int, end: int) -> None:
+    assert end > start, (start, end)
+    if start == 0:
+        exists = conn.execute(select(projection_positions.c.name).where(
+            projection_positions.c.name == name)).first()
+        if exists is None:
+            conn.execute(insert(projection_positions).values(name=name, position=end))
+            return
+    moved = conn.execute(
+        update(projection_positions)
+        .where(projection_positions.c.name == name, projection_positions.c.position == start)
+        .values(position=end)
+    )
+    if moved.rowcount != 1:
+        raise PositionMoved(name)
+
+
+# -- helpers for projections ----------------------------------------------------------------
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else naive_utc(moment)
+
+
+def load_rows(
+    conn: Connection, table: Table, key: str, ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """The rows whose `key` column is in `ids`, as mutable dicts keyed by it."""
+    wanted = list(ids)
+    found: dict[str, dict[str, Any]] = {}
+    column = table.c[key]
+    for start in range(0, len(wanted), ID_CHUNK):
+        chunk = wanted[start : start + ID_CHUNK]
+        for row in conn.execute(select(table).where(column.in_(chunk))).mappings():
+            found[row[key]] = dict(row)
+    return found
+
+
+def replace_rows(conn: Connection, table: Table, key: str, existing: Iterable[str],
+                 rows: Sequence[dict[str, Any]]) -> None:
+    """Write a batch's rows: delete the old versions of those that existed, insert all."""
+    column = table.c[key]
+    old = list(existing)
+    for start in range(0, len(old), ID_CHUNK):
+        conn.execute(delete(table).where(column.in_(old[start : start + ID_CHUNK])))
+    if rows:
+        conn.execute(insert(table), list(rows))

@@ -1,0 +1,122 @@
+"""The read models' tables (SQLAlchemy Core), on the same database as the event store.
+
+Times are stored as naive UTC (SQLite has no time zone type); `projections` converts at the
+edges. Amounts are integers in minor units. Each projection's position in the event log lives in
+`projection_positions`, written in the same transaction as its rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """An aware time as the tables store it."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+
+projection_positions = Table(
+    "projection_positions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),  # last notification id applied
+)
+
+# One row per offline_id: the payment's current state and key timestamps.
+payments = Table(
+    "payments",
+    metadata,
+    Column("stream_id", String(32), primary_key=True),  # uuid hex of the payment's stream
+    Column("offline_id", String(36), nullable=False, unique=True),
+    Column("location_id", String(255), nullable=False),
+    Column("device_id", String(255), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("capture_method", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("card_brand", String(64)),
+    Column("payment_intent_id", String(255)),
+    Column("duplicate_payment_intent_ids", String(2048), nullable=False, default=""),  # ";"
+    Column("duplicate_refund_amount", BigInteger, nullable=False, default=0),
+    Column("stripe_status", String(64)),
+    Column("decline_code", String(128)),
+    Column("amount_captured", BigInteger, nullable=False, default=0),
+    Column("created_at", DateTime, nullable=False),
+    Column("stored_at", DateTime),
+    Column("forwarded_at", DateTime),
+    Column("declined_at", DateTime),
+    Column("captured_at", DateTime),
+    Column("canceled_at", DateTime),
+    Index("payments_location_idx", "location_id"),
+    Index("payments_payment_intent_idx", "payment_intent_id"),
+)
+
+# Which payment each PaymentIntent the ledger recorded belongs to (forwarded, declined,
+# duplicate): the ledger's side of the match with Stripe.
+payment_intent_links = Table(
+    "payment_intent_links",
+    metadata,
+    Column("payment_intent_id", String(255), primary_key=True),
+    Column("offline_id", String(36), primary_key=True),
+)
+
+# Offline status: one row per stored payment (confirmed offline, not yet released); totals per
+# location, device and currency are sums over it.
+offline_stored = Table(
+    "offline_stored",
+    metadata,
+    Column("offline_id", String(36), primary_key=True),
+    Column("location_id", String(255), nullable=False),
+    Column("device_id", String(255), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("stored_at", DateTime, nullable=False),
+    Index("offline_stored_location_idx", "location_id", "device_id", "currency"),
+)
+
+# The location streams' ids, so location events (which carry no location_id) can be placed.
+offline_locations = Table(
+    "offline_locations",
+    metadata,
+    Column("stream_id", String(32), primary_key=True),
+    Column("location_id", String(255), nullable=False),
+)
+
+# Stripe observations: one row per PaymentIntent (or charge), Stripe's latest word on it.
+stripe_objects = Table(
+    "stripe_objects",
+    metadata,
+    Column("stream_id", String(32), primary_key=True),
+    Column("key", String(255), nullable=False, unique=True),  # pi_... or ch_...
+    Column("payment_intent_id", String(255)),
+    Column("charge_id", String(255)),
+    Column("offline_id", String(255)),  # metadata.offline_id, lowercased (UUIDs are matched so)
+    Column("amount", BigInteger),  # the PaymentIntent's amount (API/JSON)
+    Column("amount_received", BigInteger),
+    Column("amount_capturable", BigInteger),
+    Column("currency", String(3)),
+    Column("status", String(64)),  # the PaymentIntent's status (API/JSON)
+    Column("offline_collected", Boolean),
+    Column("card_brand", String(64)),
+    Column("decline_code", String(128)),
+    Column("created_at", DateTime),
+    Column("charged_gross", BigInteger, nullable=False, default=0),  # report rows: charges
+    Column("refunded_gross", BigInteger, nullable=False, default=0),  # refunds (negative)
+    Column("balance_transactions", BigInteger, nullable=False, default=0),
+    Index("stripe_objects_offline_idx", "offline_id"),
+    Index("stripe_objects_payment_intent_idx", "payment_intent_id"),
+)
