@@ -17,6 +17,9 @@ run: install
 	$(BIN)/offline-ledger migrate --db $(DB)
 	$(BIN)/offline-ledger ingest examples/trading-day.jsonl --db $(DB) --rejects trading-day.rejects.jsonl || [ $$? -eq 1 ]
 	$(BIN)/offline-ledger status --db $(DB)
+	$(BIN)/offline-ledger import-stripe-report examples/stripe-balance-report.csv --db $(DB)
+	$(BIN)/offline-ledger report --db $(DB) --as-of 2026-11-23T00:00:00Z --format html --out reconciliation.html
+	$(BIN)/offline-ledger report --db $(DB) --as-of 2026-11-23T00:00:00Z
 
 lint: install
 	$(BIN)/ruff check .

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn, TypeVar
 
@@ -19,7 +19,15 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from adapters.jsonl import BATCH_SIZE_DEFAULT, IngestSummary, ingest, numbered_lines
@@ -36,6 +44,11 @@ from ledger.money import format_minor
 from ledger.observations import Observation
 from ledger.storage import parse_database_url
 from ledger.wire import json_schema
+from projections.formats import FORMATS, render
+from projections.read_models import ReadModels
+from projections.reconciliation import Filters, Thresholds
+from projections.runner import BATCH_SIZE_DEFAULT as PROJECTION_BATCH_SIZE_DEFAULT
+from projections.runner import BATCH_SIZE_MAX
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 stdout = Console()
@@ -370,3 +383,100 @@ def _record_observations(
         return
     stdout.print(f"{counts['rows']} rows: {summary.recorded} recorded, {summary.repeats} already "
                  f"recorded, {skipped} skipped (not tied to a payment)", highlight=False)
+
+
+# -- the read side: read models and the reconciliation report ---------------------------------
+
+
+class MomentType(click.ParamType[datetime, Any]):
+    """An RFC 3339 time with an offset (2026-11-22T18:00:00Z), or a date meaning its start in
+    UTC (2026-11-22)."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a time: use 2026-11-22T18:00:00Z or 2026-11-22",
+                      param, ctx)
+        if moment.tzinfo is None:
+            if len(str(value)) > 10:
+                self.fail(f"{value!r} has no offset: add Z or +01:00", param, ctx)
+            moment = moment.replace(tzinfo=UTC)
+        return moment
+
+
+@main.command()
+@db_option
+@click.option("--rebuild", is_flag=True, help="Empty the read models and replay the whole log.")
+@click.option("--batch-size", type=click.IntRange(1, BATCH_SIZE_MAX),
+              default=PROJECTION_BATCH_SIZE_DEFAULT, show_default=True,
+              help="Events per transaction.")
+def project(database_url: str | None, rebuild: bool, batch_size: int) -> None:
+    """Bring the read models (payments, offline status, Stripe observations) up to date.
+
+    Every command that reads them does this first; run it to catch up ahead of time, or with
+    --rebuild after a change of projection code. Safe to interrupt: it resumes where it
+    stopped.
+    """
+    with opened(database_url) as ledger, _read_models(ledger) as read_models:
+        run = read_models.rebuild if rebuild else read_models.refresh
+        applied = _with_progress(lambda progress: run(progress, batch_size))
+    stdout.print(f"{'rebuilt from' if rebuild else 'applied'} {applied} events")
+
+
+@main.command()
+@db_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the report to this file instead of standard output.")
+@click.option("--as-of", "as_of", type=MomentType(),
+              help="Evaluate ages and deadlines at this time; default now.")
+@click.option("--location", "location_id", help="Only this location (leaves out orphans).")
+@click.option("--since", type=MomentType(), help="Only payments stored (or created) from then.")
+@click.option("--until", type=MomentType(), help="Only payments stored (or created) before then.")
+@click.option("--stale-hours", type=click.IntRange(1, 24 * 365), default=24, show_default=True,
+              help="A stored payment not forwarded after this long is stale.")
+@click.option("--capture-warning-hours", type=click.IntRange(0, 24 * 5), default=12,
+              show_default=True, help="An authorization is capture-overdue this long before "
+              "its brand's window ends (Visa 4 d 18 h, others 2 d).")
+def report(
+    database_url: str | None, fmt: str, out: Path | None, as_of: datetime | None,
+    location_id: str | None, since: datetime | None, until: datetime | None,
+    stale_hours: int, capture_warning_hours: int,
+) -> None:
+    """The reconciliation report: every offline_id matched to its Stripe PaymentIntents, in
+    one category, with totals and the money at risk."""
+    thresholds = Thresholds(stale_after=timedelta(hours=stale_hours),
+                            capture_warning=timedelta(hours=capture_warning_hours))
+    filters = Filters(location_id=location_id, since=since, until=until)
+    with opened(database_url, fmt == "json") as ledger, _read_models(ledger) as read_models:
+        _with_progress(read_models.refresh)
+        built = read_models.report(as_of or datetime.now(UTC), thresholds, filters)
+    text = render(built, fmt)
+    if out is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    out.write_text(text, encoding="utf-8")
+    stderr.print(f"{len(built.rows)} rows written to {out}", highlight=False)
+
+
+@contextmanager
+def _read_models(ledger: Ledger) -> Iterator[ReadModels]:
+    with ReadModels(ledger) as read_models:
+        yield read_models
+
+
+def _with_progress(catch_up: Callable[[Callable[[int], None] | None], int]) -> int:
+    """Run a catch-up, with a progress bar when someone is watching."""
+    if not stderr.is_terminal:
+        return catch_up(None)
+    with Progress(SpinnerColumn(), "[progress.description]{task.description}",
+                  TextColumn("{task.completed:,} events"), TimeElapsedColumn(), console=stderr,
+                  transient=True) as progress:
+        task = progress.add_task("updating read models", total=None)
+        return catch_up(lambda done: progress.advance(task, done))

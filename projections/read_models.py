@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from datetime import datetime
 from types import TracebackType
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, create_engine, event
 
 from ledger import Ledger
 from ledger.errors import Code, LedgerError, NotFound, StorageError
+from ledger.storage import StoreConfig
 from migrations import engine_for
 from projections.offline_status import OfflineStatusProjection, StoredTotal, stored_totals
 from projections.payments import PaymentsProjection
 from projections.reconciliation import Filters, Thresholds, build_report
 from projections.report import Report
-from projections.runner import Progress, catch_up, rebuild
+from projections.runner import BATCH_SIZE_DEFAULT, Progress, catch_up, rebuild
 from projections.stripe_observations import StripeObservationsProjection
 
 PROJECTIONS = (PaymentsProjection(), OfflineStatusProjection(), StripeObservationsProjection())
@@ -28,9 +30,12 @@ class ReadModels:
                                "database: use sqlite:///file.db or postgresql://...")
         self.ledger = ledger
         self.engine: Engine = engine_for(ledger.config)
+        self.writer = _writer_engine(ledger.config) if ledger.config.kind == "sqlite" \
+            else self.engine
 
     def close(self) -> None:
         self.engine.dispose()
+        self.writer.dispose()
 
     def __enter__(self) -> ReadModels:
         return self
@@ -39,13 +44,16 @@ class ReadModels:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def refresh(self, progress: Progress | None = None) -> int:
+    def refresh(self, progress: Progress | None = None,
+                batch_size: int = BATCH_SIZE_DEFAULT) -> int:
         """Apply every event not yet projected; return how many."""
-        return catch_up(self.ledger, self.engine, PROJECTIONS, progress=progress)
+        return catch_up(self.ledger, self.writer, PROJECTIONS, batch_size=batch_size,
+                        progress=progress)
 
-    def rebuild(self, progress: Progress | None = None) -> int:
+    def rebuild(self, progress: Progress | None = None,
+                batch_size: int = BATCH_SIZE_DEFAULT) -> int:
         """Empty every read model and replay the whole log into it."""
-        return rebuild(self.ledger, self.engine, PROJECTIONS, progress=progress)
+        return rebuild(self.ledger, self.writer, PROJECTIONS, progress, batch_size)
 
     def stored_totals(self, location_id: str | None = None) -> list[StoredTotal]:
         self.refresh()
@@ -68,3 +76,24 @@ class ReadModels:
                            f"({shown}): ingest records or import Stripe data first, or widen "
                            "--since/--until/--location")
         return report
+
+
+def _writer_engine(config: StoreConfig) -> Engine:
+    """SQLite connections whose transactions take the write lock at BEGIN (IMMEDIATE).
+
+    A deferred transaction that read a position and then tries to write after another
+    runner committed cannot upgrade its snapshot and fails at once; taking the lock first
+    makes a second runner wait, then read the moved position.
+    """
+    assert config.sqlalchemy_url is not None
+    engine = create_engine(config.sqlalchemy_url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _manual_transactions(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite must not BEGIN on its own
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

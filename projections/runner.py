@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ledger import Ledger
 from projections.tables import naive_utc, projection_positions
@@ -56,6 +57,7 @@ def catch_up(
     assert 0 < batch_size <= BATCH_SIZE_MAX, batch_size
     applied = 0
     for projection in projections:
+        _ensure_position(engine, projection.name)
         races = 0
         while True:
             try:
@@ -73,49 +75,62 @@ def catch_up(
 
 
 def rebuild(ledger: Ledger, engine: Engine, projections: Iterable[Projection],
-            progress: Progress | None = None) -> int:
+            progress: Progress | None = None, batch_size: int = BATCH_SIZE_DEFAULT) -> int:
     """Empty the projections' tables and replay the whole log into them."""
     chosen = list(projections)
+    reset(engine, chosen)
+    return catch_up(ledger, engine, chosen, batch_size=batch_size, progress=progress)
+
+
+def reset(engine: Engine, projections: Iterable[Projection]) -> None:
+    """Empty the projections' tables and forget their positions, in one transaction."""
     with engine.begin() as conn:
-        for projection in chosen:
+        for projection in projections:
             for table in projection.tables:
                 conn.execute(delete(table))
-            conn.execute(delete(projection_positions).where(
-                projection_positions.c.name == projection.name))
-    return catch_up(ledger, engine, chosen, progress=progress)
+            conn.execute(update(projection_positions).where(
+                projection_positions.c.name == projection.name).values(position=0))
 
 
-def position(conn: Connection, name: str) -> int:
-    found = conn.execute(
-        select(projection_positions.c.position).where(projection_positions.c.name == name)
-    ).scalar()
+def position(conn: Connection, name: str, lock: bool = False) -> int:
+    """How far the projection has read. With `lock`, a second runner waits here until the
+    first commits, then reads the moved position (PostgreSQL: FOR UPDATE; SQLite: the
+    writer's transactions begin IMMEDIATE, see `projections.read_models`)."""
+    query = select(projection_positions.c.position).where(projection_positions.c.name == name)
+    found = conn.execute(query.with_for_update() if lock else query).scalar()
     return int(found) if found is not None else 0
 
 
 def _apply_next_batch(ledger: Ledger, engine: Engine, projection: Projection,
                       batch_size: int) -> int:
     with engine.begin() as conn:
-        start = position(conn, projection.name)
+        start = position(conn, projection.name, lock=True)
         notifications = ledger.store.recorder.select_notifications(
             start=start or None, limit=batch_size, topics=projection.topics,
             inclusive_of_start=False,
         )
         if not notifications:
             return 0
-        events = [ledger.store.mapper.to_domain_event(n) for n in notifications]
-        projection.apply(conn, events)
         _move(conn, projection.name, start, notifications[-1].id)
-    return len(events)
+        projection.apply(conn, [ledger.store.mapper.to_domain_event(n) for n in notifications])
+    return len(notifications)
+
+
+def _ensure_position(engine: Engine, name: str) -> None:
+    """The projection's position row, at 0 the first time (a racing runner may insert it)."""
+    with engine.connect() as conn:
+        if conn.execute(select(projection_positions.c.name).where(
+                projection_positions.c.name == name)).first() is not None:
+            return
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(projection_positions).values(name=name, position=0))
+    except IntegrityError:
+        pass  # another runner inserted it first
 
 
 def _move(conn: Connection, name: str, start: int, end: int) -> None:
     assert end > start, (start, end)
-    if start == 0:
-        exists = conn.execute(select(projection_positions.c.name).where(
-            projection_positions.c.name == name)).first()
-        if exists is None:
-            conn.execute(insert(projection_positions).values(name=name, position=end))
-            return
     moved = conn.execute(
         update(projection_positions)
         .where(projection_positions.c.name == name, projection_positions.c.position == start)
