@@ -45,6 +45,14 @@ class Thresholds:
     capture_window_default: timedelta = timedelta(days=2)
     capture_warning: timedelta = timedelta(hours=12)
 
+    def as_dict(self) -> dict[str, str]:
+        hours = {"stale_after_hours": self.stale_after,
+                 "capture_window_default_hours": self.capture_window_default,
+                 "capture_warning_hours": self.capture_warning}
+        hours |= {f"capture_window_{brand}_hours": window
+                  for brand, window in sorted(self.capture_windows.items())}
+        return {name: _hours(span) for name, span in hours.items()}
+
     def capture_deadline(self, authorized_at: datetime, brand: str | None) -> datetime:
         window = self.capture_windows.get(brand or "", self.capture_window_default)
         return authorized_at + window - self.capture_warning
@@ -87,7 +95,8 @@ def build_report(conn: Connection, as_of: datetime, thresholds: Thresholds,
         for orphan in conn.execute(_orphans_query()).mappings():
             if filters.admit(orphan["created_at"], None):
                 rows.append(_orphan_row(dict(orphan), now))
-    return Report(as_of=now.replace(tzinfo=UTC), rows=rows, filters=filters.as_dict())
+    return Report(as_of=now.replace(tzinfo=UTC), rows=rows, filters=filters.as_dict(),
+                  thresholds=thresholds.as_dict())
 
 
 def _payments_with_stripe(
@@ -215,6 +224,11 @@ def _categorize(payment: Mapping[str, Any], seen: list[dict[str, Any]],
             return Category.CAPTURE_OVERDUE, amount
         return Category.AWAITING_CAPTURE, 0
     return Category.MATCHED, 0
+
+
+def _hours(span: timedelta) -> str:
+    whole, rest = divmod(int(span.total_seconds()), 3600)
+    return str(whole) if rest == 0 else f"{whole}.{rest * 10 // 3600}"
 
 
 def _pi(stripe: Mapping[str, Any]) -> str:

@@ -109,6 +109,8 @@ class Report:
     as_of: datetime  # UTC
     rows: list[Row]
     filters: dict[str, str] = field(default_factory=dict)  # location, since, until as given
+    # The thresholds the categories were decided with, for readers: {"stale_after_hours": "24"}
+    thresholds: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> Breakdown:
         """Per category and currency: the count of rows and the sum of their amounts (the

@@ -22,7 +22,8 @@ from tests import records as r
 from tests.generators import write_jsonl
 
 CLI = Path(sys.executable).parent / "offline-ledger"
-COMMANDS = ("ingest", "status", "history", "decide", "schema", "migrate")
+COMMANDS = ("ingest", "status", "history", "decide", "schema", "migrate", "import-stripe-report",
+            "import-stripe-json", "report", "project")
 AT = "2026-11-22T09:00:00+00:00"  # decisions are evaluated at this time
 PAN = "4242 4242 4242 4242"  # Luhn-valid: a full card number
 
