@@ -9,7 +9,6 @@ import random
 import signal
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,12 +129,12 @@ def test_a_projection_killed_mid_batch_resumes_to_the_same_read_models(url: str)
         "matched", "amount_mismatch", "stale_forward", "canceled"}
 
 
-def test_two_runners_racing_apply_every_event_once(url: str, tmp_path: Path) -> None:
+def test_two_runners_racing_apply_every_event_once(url: str) -> None:
     runs = [subprocess.Popen([str(CLI), "project", "--db", url, "--batch-size", BATCH_SIZE],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=environment()) for _ in range(2)]
     for run in runs:
-        out, err = run.communicate(timeout=WAIT_SECONDS)
+        _, err = run.communicate(timeout=WAIT_SECONDS)
         assert run.returncode == 0 and "Traceback" not in err, err
     raced = tables(url)
     with Ledger.open(url) as ledger, ReadModels(ledger) as read_models:
