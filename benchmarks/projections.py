@@ -7,8 +7,8 @@ For each store, in one run on one machine:
   - catch-up: a generated day (benchmarks/generate.py) is ingested into a fresh ledger
     (`adapters.jsonl.ingest`, batches of 1,000), then `ReadModels(ledger).rebuild()` is timed:
     every projection from zero, default batch size, in events applied per second. Baseline: the
-    same projections with one transaction per event (`catch_up(..., batch_size=1)` after
-    emptying their tables), on a sample of the first events of the log shared among the
+    same projections with one transaction per event (`runner.reset`, then
+    `catch_up(..., batch_size=1)`), on a sample of the first events of the log shared among the
     projections as in the full replay, stopped after 5,000 events or 20 s;
   - report: the read-model tables are filled directly (executemany on SQLite, COPY on
     PostgreSQL) with synthetic payments, PaymentIntent links and Stripe objects shaped so that
@@ -55,7 +55,6 @@ from sqlalchemy import (
     Table,
     and_,
     case,
-    delete,
     distinct,
     exists,
     func,
@@ -92,8 +91,8 @@ from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
 from projections.read_models import PROJECTIONS, ReadModels
 from projections.reconciliation import Thresholds
 from projections.report import Category
-from projections.runner import BATCH_SIZE_DEFAULT, Projection, catch_up
-from projections.tables import payment_intent_links, payments, projection_positions, stripe_objects
+from projections.runner import BATCH_SIZE_DEFAULT, catch_up, reset
+from projections.tables import payment_intent_links, payments, stripe_objects
 
 INGEST_BATCH_SIZE = 1_000
 CATCH_UP_TARGET_EVENTS_PER_SECOND = 50_000
@@ -170,6 +169,9 @@ class ReportFigures:
     csv_bytes: int
     max_rss_mib: float  # getrusage of the child alone
     polled_peak_rss_mib: float
+    peak_after_imports_mib: float  # the child's own peak RSS so far, at three points
+    peak_after_report_mib: float
+    peak_after_render_mib: float
     exit_status: int
     categories: dict[str, int]
     target_seconds: float = REPORT_TARGET_SECONDS
@@ -214,16 +216,6 @@ def events_by_projection(engine: Engine, kind: str) -> dict[str, int]:
     return {p.name: sum(per_topic.get(topic, 0) for topic in p.topics) for p in PROJECTIONS}
 
 
-def empty_read_models(engine: Engine, projections: Sequence[Projection]) -> None:
-    """What `projections.runner.rebuild` does first: empty the tables, forget the positions."""
-    with engine.begin() as conn:
-        for projection in projections:
-            for table in projection.tables:
-                conn.execute(delete(table))
-            conn.execute(delete(projection_positions).where(
-                projection_positions.c.name == projection.name))
-
-
 def measure_catch_up(
     options: Options, databases: Databases, kind: str, source: Path
 ) -> tuple[CatchUpFigures, Database]:
@@ -239,7 +231,8 @@ def measure_catch_up(
         if applied != total:
             console.print(f"[yellow]note:[/] rebuild applied {applied:,} events, the log holds "
                           f"{total:,} for the projections", highlight=False)
-        baseline = measure_one_per_event(options, ledger, models.engine, kind, per_projection)
+        # The engine ReadModels.rebuild writes with (on SQLite, its BEGIN IMMEDIATE writer).
+        baseline = measure_one_per_event(options, ledger, models.writer, kind, per_projection)
     rate = applied / seconds
     base_events, base_seconds, base_by_projection = baseline
     base_rate = base_events / base_seconds if base_seconds else 0.0
@@ -255,10 +248,11 @@ def measure_catch_up(
 def measure_one_per_event(
     options: Options, ledger: Ledger, engine: Engine, kind: str, per_projection: dict[str, int]
 ) -> tuple[int, float, dict[str, int]]:
-    """`catch_up(..., batch_size=1)` after emptying, each projection on its share of the
-    sample (and of the time budget) as in the full replay: events, seconds, per projection."""
+    """`rebuild` with one transaction per event: `reset` (not timed), then
+    `catch_up(..., batch_size=1)`, each projection on its share of the sample (and of the time
+    budget) as in the full replay. Returns events, seconds, events per projection."""
     total = sum(per_projection.values())
-    empty_read_models(engine, PROJECTIONS)
+    reset(engine, PROJECTIONS)
     applied: dict[str, int] = {}
     seconds = 0.0
     sample = min(options.baseline_events, total)
@@ -609,7 +603,7 @@ def fill_read_models(
 _REPORT_CHILD = """
 import time
 started = time.perf_counter()
-import json, sys
+import json, resource, sys
 from collections import Counter
 from datetime import datetime
 from ledger import Ledger
@@ -622,12 +616,15 @@ if profile_path:
     profiler = cProfile.Profile()
     profiler.enable()
 imported = time.perf_counter()
+peak_after_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with Ledger.open(url) as ledger, ReadModels(ledger) as models:
     opened = time.perf_counter()
     report = models.report(datetime.fromisoformat(as_of))
     reported = time.perf_counter()
+    peak_after_report = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     csv_text = render_csv(report)
     rendered = time.perf_counter()
+    peak_after_render = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with open(csv_path, "w", encoding="utf-8", newline="") as out:
         out.write(csv_text)
     written = time.perf_counter()
@@ -643,6 +640,8 @@ print(json.dumps({
     "open_seconds": opened - imported, "report_seconds": reported - opened,
     "render_seconds": rendered - reported, "write_seconds": written - rendered,
     "seconds": written - imported, "csv_chars": len(csv_text),
+    "peak_after_imports_kib": peak_after_imports, "peak_after_report_kib": peak_after_report,
+    "peak_after_render_kib": peak_after_render,
     "categories": dict(Counter(row.category.value for row in report.rows)),
 }))
 """
@@ -678,6 +677,9 @@ def measure_report(where: Database, workdir: Path, kind: str) -> ReportFigures:
         import_seconds=float(out.get("import_seconds", 0.0)),
         csv_bytes=csv_path.stat().st_size if csv_path.exists() else 0,
         max_rss_mib=child.max_rss_kib / 1024, polled_peak_rss_mib=child.polled_peak_kib / 1024,
+        peak_after_imports_mib=float(out.get("peak_after_imports_kib", 0)) / 1024,
+        peak_after_report_mib=float(out.get("peak_after_report_kib", 0)) / 1024,
+        peak_after_render_mib=float(out.get("peak_after_render_kib", 0)) / 1024,
         exit_status=child.exit_status,
         categories=dict(sorted((str(k), int(v)) for k, v in out.get("categories", {}).items())),
     )
@@ -782,7 +784,7 @@ def measure_sql(where: Database, kind: str) -> SqlFigures:
         with phase(f"{kind}: SQL baseline (category per payment, GROUP BY)", None), \
                 models.engine.connect() as conn:
             started = time.perf_counter()
-            found = conn.execute(query).tuples().all()
+            found = conn.execute(query).all()
             seconds = time.perf_counter() - started
     return SqlFigures(seconds, dict(sorted((str(k), int(n)) for k, n in found)), statement)
 
@@ -860,7 +862,7 @@ def catch_up_table(figures: StoreFigures) -> RichTable:
     sample = ", ".join(f"{k} {v:,}" for k, v in c.baseline_by_projection.items())
     table.add_row("one transaction per event", _n(c.baseline_events),
                   f"{c.baseline_seconds:,.2f}", _n(c.baseline_events_per_second),
-                  f"catch_up(batch_size=1) after emptying, on the first events: {sample}")
+                  f"runner.reset, then catch_up(batch_size=1), first events: {sample}")
     table.add_section()
     table.add_row("rebuild / baseline", "", "", f"{c.speedup:,.1f}x", "events/s over events/s")
     return table
@@ -882,6 +884,8 @@ def report_table(figures: StoreFigures) -> RichTable:
         f"open {r.open_seconds:.2f} s, report {r.report_seconds:.2f} s, render "
         f"{r.render_seconds:.2f} s, write {r.write_seconds:.2f} s; process "
         f"{r.process_seconds:.2f} s with imports; CSV {r.csv_bytes / 2**20:,.0f} MiB; "
+        f"peak RSS after imports {r.peak_after_imports_mib:,.0f}, report "
+        f"{r.peak_after_report_mib:,.0f}, render {r.peak_after_render_mib:,.0f} MiB; "
         f"polled peak {r.polled_peak_rss_mib:,.0f} MiB; exit {r.exit_status}; "
         f"targets ≤ {r.target_seconds:.0f} s: {_met(r.seconds <= r.target_seconds)}, "
         f"≤ {r.target_rss_mib:,.0f} MiB: {_met(r.max_rss_mib <= r.target_rss_mib)}")

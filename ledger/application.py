@@ -88,8 +88,25 @@ class EventStore(Application[UUID]):
             processing_event.aggregates[aggregate.id] = aggregate
         stored = [self.mapper.to_stored_event(event) for event in processing_event.events]
         self.recorder.insert_events(stored)
-        self._take_snapshots(processing_event)
+        self._snapshot_in_memory(processing_event)
         return []
+
+    def _snapshot_in_memory(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshot each aggregate whose new events reached its interval, from the object in
+        hand, at its current version. The library's own way replays the stream from the
+        store to rebuild the object first: on a busy location, 500 events read and decoded
+        per snapshot, about a quarter of all events decoded during a long ingest."""
+        assert self.snapshots is not None
+        due: dict[UUID, Any] = {}
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates[event.originator_id]
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval is not None and event.originator_version % interval == 0:
+                due[aggregate.id] = aggregate
+        for aggregate in due.values():
+            snapshot_class = getattr(type(aggregate), "Snapshot", self.snapshot_class)
+            assert snapshot_class is not None, type(aggregate)
+            self.snapshots.put([snapshot_class.take(aggregate)])
 
 
 @dataclass(frozen=True)

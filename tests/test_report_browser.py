@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from projections.formats.html import render_html
+from projections.formats.values import money
 from projections.report import EXCEPTIONS
 from tests.conftest import BROWSER_ENV, _skipped_for_browser
 from tests.test_report_formats import REPORT, ROWS
@@ -96,6 +97,12 @@ def test_the_browser_shows_every_exception_with_its_rows_and_the_charts(
             assert (row.offline_id or row.payment_intent_ids[0]) in section, category
     assert "pi_7a, pi_7b" in between(dom, '<section id="duplicate">', "</section>")
     assert "pi_orphan" in between(dom, '<section id="orphan_in_stripe">', "</section>")
+
+    # the headline comes first and gives the money at risk in each currency
+    headline = between(dom, 'id="headline">', '<section id="exceptions">')
+    for currency, amount in REPORT.at_risk().items():
+        assert f'<li class="figure">{money(amount, currency)}</li>' in headline
+    assert "is stale after 24 hours." in between(dom, "<header>", "</header>")
 
     # one chart of rows per category, one chart of money at risk per currency
     assert dom.count("<svg") == 1 + len(REPORT.at_risk())

@@ -8,17 +8,30 @@ import html
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 
 from projections.formats import FORMATS, render
 from projections.formats.csv import render_csv
-from projections.formats.html import EXPLANATIONS, render_html
+from projections.formats.html import (
+    ACTION,
+    AT_RISK_RULES,
+    EXPLANATIONS,
+    LEDGER_STATUSES,
+    SETTLED,
+    STRIPE_STATUSES,
+    WAITING,
+    age,
+    render_html,
+)
 from projections.formats.json import render_json
 from projections.formats.table import EXCEPTION_ROWS_MAX, render_table
+from projections.formats.values import category_label, money
 from projections.report import AGE_BUCKETS, COLUMNS, EXCEPTIONS, Category, Report, Row
 
 AS_OF = datetime(2026, 11, 23, 12, 45, tzinfo=UTC)
@@ -73,20 +86,22 @@ ROWS = [
          age_seconds=30 * 3600, amount_at_risk=1250),
     sale(Category.AWAITING_CAPTURE, 5, 2000, "usd", stripe_status="requires_capture"),
     sale(Category.CAPTURE_OVERDUE, 6, 3000, "usd", stripe_status="requires_capture",
-         age_seconds=6 * 24 * 3600),
+         age_seconds=6 * 24 * 3600, amount_at_risk=3000),
     DUPLICATE,
     sale(Category.DECLINED, 8, 500, "usd", ledger_status="declined",
          stripe_status="requires_payment_method", age_seconds=3 * 24 * 3600,
          amount_at_risk=500),
-    sale(Category.AMOUNT_MISMATCH, 9, 2000, "eur", stripe_amount=2100),
+    sale(Category.AMOUNT_MISMATCH, 9, 2000, "eur", stripe_amount=2100, amount_at_risk=100),
     sale(Category.MISSING_IN_STRIPE, 10, 500, "jpy", payment_intent_ids=("pi_10",),
-         stripe_amount=None, stripe_currency=None, stripe_status=None),
+         stripe_amount=None, stripe_currency=None, stripe_status=None, amount_at_risk=500),
     ORPHAN,
     sale(Category.CANCELED, 11, 999, "usd", ledger_status="canceled", stripe_status="canceled",
          age_seconds=9 * 24 * 3600),
 ]
 
-REPORT = Report(AS_OF, ROWS, {"location": "loc_1", "since": "2026-11-01"})
+THRESHOLDS = {"stale_after_hours": "24", "capture_window_default_hours": "48",
+              "capture_warning_hours": "12", "capture_window_visa_hours": "114"}
+REPORT = Report(AS_OF, ROWS, {"location": "loc_1", "since": "2026-11-01"}, THRESHOLDS)
 EMPTY = Report(AS_OF, [])
 
 
@@ -221,15 +236,16 @@ def test_json_at_risk_equals_the_sum_of_amount_at_risk_per_currency() -> None:
         if row["amount_at_risk"]:
             currency = row["currency"] or row["stripe_currency"]
             expected[currency] = expected.get(currency, 0) + row["amount_at_risk"]
-    assert document["at_risk"] == expected == {"jpy": 1000, "kwd": 1250, "usd": 1750}
+    assert document["at_risk"] == expected == {"eur": 100, "jpy": 1500, "kwd": 1250,
+                                               "usd": 4750}
 
 
 def test_json_money_at_risk_by_age_runs_from_the_youngest_bucket_to_the_oldest() -> None:
     document = json.loads(render_json(REPORT))
     assert document["at_risk_by_age"] == {
         "< 24 h": {"jpy": 1000},
-        "1-2 days": {"kwd": 1250, "usd": 1250},
-        "2-7 days": {"usd": 500},
+        "1-2 days": {"eur": 100, "jpy": 500, "kwd": 1250, "usd": 1250},
+        "2-7 days": {"usd": 3500},
     }
     labels = [label for label, _ in AGE_BUCKETS]
     assert list(document["at_risk_by_age"]) == sorted(document["at_risk_by_age"],
@@ -248,8 +264,17 @@ def test_json_breaks_totals_down_by_location_device_and_day() -> None:
 
 def test_json_output_is_deterministic_and_indented() -> None:
     text = render_json(REPORT)
-    assert text == render_json(Report(AS_OF, list(ROWS), dict(reversed(REPORT.filters.items()))))
+    assert text == render_json(Report(AS_OF, list(ROWS), dict(reversed(REPORT.filters.items())),
+                                      dict(reversed(THRESHOLDS.items()))))
     assert text.startswith('{\n  "as_of"')
+
+
+def test_json_carries_the_thresholds_next_to_the_filters() -> None:
+    document = json.loads(render_json(REPORT))
+    assert document["thresholds"] == THRESHOLDS
+    keys = list(document)
+    assert keys.index("thresholds") == keys.index("filters") + 1
+    assert json.loads(render_json(EMPTY))["thresholds"] == {}
 
 
 def test_json_of_an_empty_report_has_empty_totals_and_no_rows() -> None:
@@ -320,6 +345,233 @@ def test_html_says_when_nothing_needs_action() -> None:
     assert "No money is at risk." in page
 
 
+def section_of(page: str, start: str, end: str = "</section>") -> str:
+    assert start in page, start
+    return page.split(start, 1)[1].split(end, 1)[0]
+
+
+class _Tables(HTMLParser):
+    """The text of every cell of every table, row by row (a cell's tags are dropped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def tables_in(fragment: str) -> list[list[list[str]]]:
+    parser = _Tables()
+    parser.feed(fragment)
+    return parser.tables
+
+
+def grouped_lines(table: list[list[str]], width: int, spanned: int = 1) -> list[list[str]]:
+    """The body lines of a table whose first `spanned` cells span lines (rowspan), each
+    made whole."""
+    lines: list[list[str]] = []
+    for cells in table[1:]:
+        if len(cells) < width:
+            cells = [*lines[-1][:spanned], *cells]
+        assert len(cells) == width, cells
+        lines.append(cells)
+    return lines
+
+
+def test_html_headline_gives_the_exception_rows_the_money_at_risk_and_the_matches() -> None:
+    page = render_html(REPORT)
+    headline = section_of(page, '<div class="headline" id="headline">', '<section id="exceptions">')
+    assert page.index('id="headline"') < page.index('<section id="exceptions">')
+    exceptions = sum(row.category in EXCEPTIONS for row in ROWS)
+    assert f"{exceptions} exception rows</div>" in headline
+    at_risk = REPORT.at_risk()
+    assert at_risk == {"eur": 100, "jpy": 1500, "kwd": 1250, "usd": 4750}
+    figures = re.findall(r'<li class="figure">([^<]*)</li>', headline)
+    assert figures == [money(amount, currency) for currency, amount in at_risk.items()]
+    assert figures == ["1.00 EUR", "1,500 JPY", "1.250 KWD", "47.50 USD"]
+    assert "2 payments matched" in headline and "Of 12 rows in all." in headline
+    assert 'class="tile action"' in headline and 'class="tile risk"' in headline
+    for category in EXCEPTIONS:
+        assert f'<a href="#{category.value}">{category_label(category)}</a>: 1' in headline
+
+
+def test_html_headline_of_a_report_where_all_is_well() -> None:
+    page = render_html(Report(AS_OF, [sale(Category.MATCHED, 1, 1250, "usd")]))
+    headline = section_of(page, 'id="headline">', '<section id="exceptions">')
+    assert "0 exception rows" in headline and "Nothing needs action." in headline
+    assert '<div class="figure">None</div>' in headline
+    assert "1 payment matched" in headline and "Of 1 row in all." in headline
+    assert 'class="tile action"' not in headline and 'class="tile risk"' not in headline
+
+
+def test_html_labels_categories_with_stripe_capitalized() -> None:
+    page = render_html(REPORT)
+    assert "<h3>Orphan in Stripe (1)</h3>" in page and "<h3>Missing in Stripe (1)</h3>" in page
+    assert "Orphan in stripe" not in page and "Missing in stripe" not in page
+
+
+def test_html_shows_the_thresholds_in_plain_words_in_the_header() -> None:
+    header = section_of(render_html(REPORT), "<header>", "</header>")
+    assert "A payment still stored on a reader is stale after 24 hours." in header
+    assert ("After forwarding, an authorization must be captured within 4 days 18 hours "
+            "(114 hours) for Visa and 2 days (48 hours) for other card brands.") in header
+    assert "A capture is overdue once 12 hours or less of that window is left." in header
+    assert "by default" not in render_html(REPORT)
+
+    custom = Report(AS_OF, ROWS, thresholds={"stale_after_hours": "6",
+                                             "capture_window_default_hours": "36",
+                                             "capture_warning_hours": "1.5"})
+    header = section_of(render_html(custom), "<header>", "</header>")
+    assert "stale after 6 hours." in header
+    assert "captured within 36 hours for every card brand." in header
+    assert "overdue once 1.5 hours or less" in header
+    assert "were not recorded" in section_of(render_html(Report(AS_OF, ROWS)), "<header>",
+                                             "</header>")
+
+
+def test_html_shows_status_codes_only_next_to_a_label() -> None:
+    page = render_html(REPORT)
+    declined = section_of(page, '<section id="declined">')
+    assert "Failed, needs a new card" in declined
+    overdue = section_of(page, '<section id="capture_overdue">')
+    assert "Authorized, not captured" in overdue
+    # without the title attributes and the small grey codes, no raw code is left
+    bare = re.sub(r'<code class="raw">[^<]*</code>|title="[^"]*"', "", page)
+    for code in ("requires_payment_method", "requires_capture"):
+        assert f'<code class="raw">{code}</code>' in page, code
+        assert code not in bare, code
+    cells = re.findall(r'<td class="status">(.*?)</td>', page, re.DOTALL)
+    assert len(cells) == 2 * sum(row.category in EXCEPTIONS for row in ROWS)
+    labels = {*LEDGER_STATUSES.values(), *STRIPE_STATUSES.values(), "—"}
+    for cell in cells:
+        shown = re.sub(r"<[^>]*>", "", re.sub(r'<code class="raw">[^<]*</code>', "", cell))
+        assert shown.strip() in labels, cell
+        for code in re.findall(r'<code class="raw">([^<]*)</code>', cell):
+            assert f'title="Status code: {code}">' in cell  # the label carries it too
+
+
+def test_html_keeps_ids_and_times_on_one_line_and_lets_wide_tables_scroll() -> None:
+    page = render_html(REPORT)
+    assert re.search(r"\.id \{[^}]*white-space: nowrap", page)
+    assert re.search(r"\.nowrap \{[^}]*white-space: nowrap", page)
+    assert re.search(r"\.scroll \{[^}]*overflow-x: auto", page)
+    assert page.count("<table") == len(re.findall(r'<div class="scroll">\s*<table', page))
+    overdue = section_of(page, '<section id="capture_overdue">')
+    assert '<span class="id">00000000-0000-4000-8000-000000000006</span>' in overdue
+    assert ('<td class="nowrap">2026-11-17 12:45 UTC<span class="sub">age 6.0 days</span>'
+            in overdue)
+    declined = section_of(page, '<section id="declined">')
+    assert "age 3.0 days" in declined  # 72 hours
+    stale = section_of(page, '<section id="stale_forward">')
+    assert "age 30.0 h" in stale
+
+
+def test_html_ages_are_hours_under_two_days_and_days_from_then_on() -> None:
+    assert [age(seconds) for seconds in (None, 0, 95_400, 47 * 3600, 48 * 3600, 518_400,
+                                         9 * 86_400 + 4_320)] == [
+        "", "0.0 h", "26.5 h", "47.0 h", "2.0 days", "6.0 days", "9.1 days"]
+
+
+def test_html_colours_exceptions_apart_from_the_other_categories() -> None:
+    page = render_html(REPORT)
+    chart = section_of(page, 'aria-label="Rows per category"', "</svg>")
+    fills = dict(re.findall(r'<text x="0" y="15">([^<]*)</text>\s*<rect [^>]*fill="([^"]+)"',
+                            chart))
+    assert set(fills) == {category_label(category) for category in Category}
+    exceptions = {fills[category_label(category)] for category in EXCEPTIONS}
+    others = {fills[category_label(category)] for category in Category
+              if category not in EXCEPTIONS}
+    assert exceptions == {ACTION.colour} and ACTION.colour not in others
+    assert fills["Matched"] == fills["Awaiting capture"] == SETTLED.colour
+    assert fills["Pending forward"] == fills["Canceled"] == WAITING.colour
+    labels = re.findall(r'<text x="0" y="15">([^<]*)</text>', chart)
+    assert labels[:len(EXCEPTIONS)] == [category_label(category) for category in EXCEPTIONS]
+
+
+def test_html_totals_table_marks_the_categories_that_need_action() -> None:
+    totals = section_of(render_html(REPORT), '<section id="totals">')
+    (table,) = [table for table in tables_in(totals) if table[0][0] == "Category"]
+    assert table[0] == ["Category", "Action", "Currency", "Rows", "Amount", "At risk"]
+    lines = grouped_lines(table, 6, spanned=2)
+    # matched spans two currencies: its category and action cells are shared
+    assert [line[:3] for line in lines if line[0] == "Matched"] == [
+        ["Matched", "None", "EUR"], ["Matched", "None", "USD"]]
+    actions = {line[0]: line[1] for line in lines}
+    assert actions == {category_label(category):
+                       "Needs action" if category in EXCEPTIONS else "None"
+                       for category in Category}
+    assert ["Amount mismatch", "Needs action", "EUR", "1", "20.00 EUR", "1.00 EUR"] in lines
+
+
+def test_html_at_risk_intro_names_what_the_code_counts() -> None:
+    section = section_of(render_html(REPORT), '<section id="at-risk">')
+    assert "never added across" in section and "currencies" in section
+    counted = dict(AT_RISK_RULES)
+    # every category that puts money at risk in the rows is explained, and only those
+    assert {row.category for row in ROWS if row.amount_at_risk} <= set(counted)
+    assert set(counted) == {Category.PENDING_FORWARD, Category.STALE_FORWARD, Category.DECLINED,
+                            Category.DUPLICATE, Category.CAPTURE_OVERDUE,
+                            Category.AMOUNT_MISMATCH, Category.MISSING_IN_STRIPE}
+    for category, rule in AT_RISK_RULES:
+        assert f"<strong>{category_label(category)}</strong>: {rule}." in html.unescape(section)
+    assert "difference" in counted[Category.AMOUNT_MISMATCH]
+    assert "refund" in counted[Category.DUPLICATE]
+    assert ("No money at risk: Orphan in Stripe, Matched, Awaiting capture and Canceled."
+            in section)
+
+
+@pytest.mark.parametrize(("anchor", "key"), [
+    ("by-location", lambda row: row.location_id),
+    ("by-reader", lambda row: row.device_id),
+    ("by-day", lambda row: row.day),
+])
+def test_html_breakdowns_give_rows_matched_and_at_risk_per_group_and_currency(
+    anchor: str, key: Callable[[Row], str | None]
+) -> None:
+    section = section_of(render_html(REPORT), f'<section id="{anchor}">')
+    (table,) = tables_in(section)
+    assert table[0][1:] == ["Currency", "Rows (any category)", "Rows needing action",
+                            "Amount matched", "Amount at risk"]
+    expected: dict[tuple[str, str], list[int]] = {}
+    for row in ROWS:
+        currency = row.risk_currency or ""
+        sums = expected.setdefault((key(row) or "(unknown)", currency), [0, 0, 0, 0])
+        sums[0] += 1
+        sums[1] += row.category in EXCEPTIONS
+        if row.category == Category.MATCHED:
+            sums[2] += row.amount or 0
+        sums[3] += row.amount_at_risk
+    assert grouped_lines(table, 6) == [
+        [group, currency.upper(), str(count), str(exceptions),
+         money(matched, currency) if matched else "—", money(at_risk, currency) if at_risk else "—"]
+        for (group, currency), (count, exceptions, matched, at_risk) in sorted(expected.items())
+    ]
+
+
+def test_html_breakdown_by_location_leaves_canceled_rows_out_of_the_money() -> None:
+    section = section_of(render_html(REPORT), '<section id="by-location">')
+    lines = grouped_lines(tables_in(section)[0], 6)
+    # loc_1 in USD: matched 12.50, awaiting 20.00, overdue 30.00, duplicate, declined, canceled
+    assert ["loc_1", "USD", "6", "3", "12.50 USD", "47.50 USD"] in lines
+    assert ["loc_2", "EUR", "1", "0", "49.99 EUR", "—"] in lines
+
+
 # Terminal table
 
 
@@ -328,9 +580,9 @@ def test_table_mentions_each_category_present_and_its_formatted_amounts() -> Non
     assert "Reconciliation report as of 2026-11-23 12:45 UTC" in text
     for label in ("Matched", "Pending forward", "Stale forward", "Awaiting capture",
                   "Capture overdue", "Declined", "Duplicate", "Amount mismatch",
-                  "Missing in stripe", "Orphan in stripe", "Canceled"):
+                  "Missing in Stripe", "Orphan in Stripe", "Canceled"):
         assert label in text
-    for amount in ("12.50 USD", "1,000 JPY", "1.250 KWD", "49.99 EUR", "17.50 USD"):
+    for amount in ("12.50 USD", "1,000 JPY", "1.250 KWD", "49.99 EUR", "47.50 USD"):
         assert amount in text
 
 

@@ -13,6 +13,7 @@ def render_json(report: Report) -> str:
     document: dict[str, Any] = {
         "as_of": rfc3339(report.as_of),
         "filters": dict(sorted(report.filters.items())),
+        "thresholds": dict(sorted(report.thresholds.items())),
         "summary": _totals(report.summary()),
         "at_risk": report.at_risk(),
         "at_risk_by_age": {

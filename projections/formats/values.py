@@ -63,8 +63,8 @@ def currency_label(currency: str) -> str:
 
 
 def category_label(category: Category) -> str:
-    """`stale_forward` -> `Stale forward`."""
-    return str(category).replace("_", " ").capitalize()
+    """`stale_forward` -> `Stale forward`, `missing_in_stripe` -> `Missing in Stripe`."""
+    return str(category).replace("_", " ").capitalize().replace("stripe", "Stripe")
 
 
 def _utc(when: datetime) -> datetime:
