@@ -44,7 +44,7 @@ from ledger.money import format_minor
 from ledger.observations import Observation
 from ledger.storage import parse_database_url
 from ledger.wire import json_schema
-from projections.formats import FORMATS, render
+from projections.formats import FORMATS, write
 from projections.read_models import ReadModels
 from projections.reconciliation import Filters, Thresholds
 from projections.runner import BATCH_SIZE_DEFAULT as PROJECTION_BATCH_SIZE_DEFAULT
@@ -457,11 +457,11 @@ def report(
     with opened(database_url, fmt == "json") as ledger, _read_models(ledger) as read_models:
         _with_progress(read_models.refresh)
         built = read_models.report(as_of or datetime.now(UTC), thresholds, filters)
-    text = render(built, fmt)
     if out is None:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        write(built, fmt, sys.stdout)
         return
-    out.write_text(text, encoding="utf-8")
+    with out.open("w", encoding="utf-8", newline="") as file:
+        write(built, fmt, file)
     stderr.print(f"{len(built.rows)} rows written to {out}", highlight=False)
 
 

@@ -52,7 +52,7 @@ AGE_BUCKETS: tuple[tuple[str, int | None], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """One offline_id, or one Stripe PaymentIntent that matches no ledger payment (orphan)."""
 

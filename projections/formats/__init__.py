@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TextIO
 
-from projections.formats.csv import render_csv
+from projections.formats.csv import render_csv, write_csv
 from projections.formats.html import render_html
 from projections.formats.json import render_json
 from projections.formats.table import render_table
@@ -27,3 +28,12 @@ def render(report: Report, fmt: str) -> str:
     if renderer is None:
         raise ValueError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
     return renderer(report)
+
+
+def write(report: Report, fmt: str, out: TextIO) -> None:
+    """Write the report to `out`; CSV streams row by row."""
+    if fmt == "csv":
+        write_csv(report, out)
+        return
+    text = render(report, fmt)
+    out.write(text if text.endswith("\n") else text + "\n")
