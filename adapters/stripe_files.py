@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from ledger.errors import Code, InvalidRecord, LedgerError
 from ledger.money import exponent, is_currency
-from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation
+from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation, Source
 from ledger.pan import find_pan
 
 PROBLEMS_MAX = 1_000  # problems listed per file; the count stays exact
@@ -111,6 +111,18 @@ def read_payment_intents_json(path: Path) -> list[PaymentIntentObservation]:
 def parse_payment_intents_json(data: bytes, file: str) -> list[PaymentIntentObservation]:
     """`read_payment_intents_json` for bytes already read (stdin); `file` names them."""
     return _payment_intents(data, _Problems(file))
+
+
+def payment_intent_observation(
+    item: dict[str, Any], source: Source, as_of: datetime
+) -> PaymentIntentObservation:
+    """One PaymentIntent from the API or a webhook, as Stripe showed it at `as_of`; raise
+    StripeFileError naming the field when it is not a valid PaymentIntent."""
+    problems = _Problems(f"{source} object")
+    observation = _payment_intent(_Where(item="the object"), item, problems, source, as_of)
+    problems.raise_if_any()
+    assert observation is not None
+    return observation
 
 
 # -- problems ---------------------------------------------------------------------------------
@@ -386,7 +398,7 @@ def _payment_intents(data: bytes, problems: _Problems) -> list[PaymentIntentObse
     text = _decode(data, problems)
     observations = []
     for where, item in _json_items(text, problems):
-        observation = _payment_intent(where, item, problems)
+        observation = _payment_intent(where, item, problems, "json_file", None)
         if observation is not None:
             observations.append(observation)
     problems.raise_if_any()
@@ -461,7 +473,7 @@ def _malformed(problems: _Problems, where: _Where, text: str, message: str) -> N
 
 
 def _payment_intent(
-    where: _Where, item: Any, problems: _Problems
+    where: _Where, item: Any, problems: _Problems, source: Source, as_of: datetime | None
 ) -> PaymentIntentObservation | None:
     if not isinstance(item, dict):
         problems.add(Code.INVALID_VALUE, where, None,
@@ -484,7 +496,8 @@ def _payment_intent(
         return None
     reader = _ObjectReader(item, where, problems)
     fields: dict[str, Any] = {
-        "source": "json_file",
+        "source": source,
+        "as_of": as_of,
         "payment_intent_id": reader.stripe_id("id", required=True),
         "amount": reader.amount_minor("amount", required=True),
         "amount_received": reader.amount_minor("amount_received"),

@@ -51,7 +51,7 @@ from ledger.storage import (
     parse_database_url,
     version_reader,
 )
-from ledger.stripe_object import StripeObject
+from ledger.stripe_object import StripeEvent, StripeObject
 from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import AggregateCache, UnitOfWork
 from ledger.views import DeviceState, HistoryEntry, LocationStatus, PaymentState
@@ -267,20 +267,35 @@ class Ledger:
         state = _state_of(uow.get(subject(record)[1])) if with_state else None
         return Result(recorded, record, state)
 
-    def observe(self, observations: Sequence[Observation]) -> ObserveSummary:
-        """Record what Stripe said, all in one transaction: a conflict stores nothing."""
+    def observe(
+        self,
+        observations: Sequence[Observation],
+        *,
+        stripe_event: tuple[str, str] | None = None,
+    ) -> ObserveSummary:
+        """Record what Stripe said, all in one transaction: a conflict stores nothing.
+
+        With `stripe_event` (its `evt_...` id and type) the event's receipt is recorded in
+        the same transaction; an event already received records nothing (a redelivery).
+        """
         with self._lock, _storage_errors(self.config):
             for attempt in range(RECORD_ATTEMPTS):
                 try:
-                    return self._observe(observations)
+                    return self._observe(observations, stripe_event)
                 except IntegrityError:
                     _backoff(attempt)
         raise Conflict(Code.CONTENTION, f"gave up after {RECORD_ATTEMPTS} concurrent updates "
                        "of the same PaymentIntents; import again")
 
-    def _observe(self, observations: Sequence[Observation]) -> ObserveSummary:
+    def _observe(
+        self, observations: Sequence[Observation], stripe_event: tuple[str, str] | None
+    ) -> ObserveSummary:
         uow = self._reader()
-        uow.prefetch({identity.stripe_object_id(o.stream_key) for o in observations})
+        receipt = None if stripe_event is None else identity.stripe_event_id(stripe_event[0])
+        uow.prefetch([identity.stripe_object_id(o.stream_key) for o in observations]
+                     + ([receipt] if receipt is not None else []))
+        if receipt is not None and uow.get(receipt) is not None:
+            return ObserveSummary(0, len(observations))
         recorded = 0
         try:
             for observation in observations:
@@ -290,6 +305,8 @@ class Ledger:
                     stream = StripeObject.first_seen(observation.stream_key)
                     uow.add(stream)
                 recorded += stream.observe(observation)
+            if stripe_event is not None:
+                uow.add(StripeEvent.receive(*stripe_event))
         except BaseException:
             uow.discard()
             raise

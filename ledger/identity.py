@@ -43,3 +43,8 @@ def idempotency_key_id(key: str) -> UUID:
 def stripe_object_id(key: str) -> UUID:
     """The stream of what Stripe said about one PaymentIntent (`pi_...`) or charge."""
     return _stream_id(f"stripe/{key}")
+
+
+def stripe_event_id(event_id: str) -> UUID:
+    """The receipt of one Stripe event (`evt_...`)."""
+    return _stream_id(f"stripe-event/{event_id}")

@@ -37,6 +37,9 @@ class _Observation(BaseModel):
 
 class PaymentIntentObservation(_Observation):
     kind: Literal["payment_intent"] = "payment_intent"
+    # When Stripe showed it so (a webhook event's `created`, the time of an API read): a
+    # snapshot older than one already seen never replaces it. None for exported files.
+    as_of: AwareDatetime | None = None
     payment_intent_id: StripeId
     amount: Minor
     currency: Currency

@@ -15,7 +15,7 @@ import orjson
 from eventsourcing.domain import Aggregate
 
 from ledger.errors import Code, Conflict
-from ledger.identity import stripe_object_id
+from ledger.identity import stripe_event_id, stripe_object_id
 from ledger.observations import (
     BalanceTransactionObservation,
     Observation,
@@ -96,10 +96,37 @@ class StripeObject(Aggregate):
 
 
 def _snapshot(content: dict[str, Any]) -> dict[str, Any]:
-    """What Stripe said, without where we heard it (the same fact from a webhook and from a
-    file is one fact)."""
-    return {name: value for name, value in content.items() if name != "source"}
+    """What Stripe said, without where and when we heard it (the same state from a webhook,
+    an API read and a file is one fact)."""
+    return {name: value for name, value in content.items() if name not in ("source", "as_of")}
 
 
 def _digest(content: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class StripeEvent(Aggregate):
+    """A Stripe event (`evt_...`) applied once: its receipt is recorded in the same
+    transaction as what it said, so a redelivery finds it and changes nothing."""
+
+    TOPIC = "offline_ledger:StripeEvent"
+
+    class Event(Aggregate.Event):
+        TOPIC = "offline_ledger:StripeEvent.Event"
+
+    class Created(Event, Aggregate.Created):
+        TOPIC = "offline_ledger:StripeEvent.Created"
+
+    class Received(Created):
+        TOPIC = "offline_ledger:StripeEvent.Received"
+        event_id: str
+        event_type: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.event_id = self.event_id
+            aggregate.event_type = self.event_type
+
+    @classmethod
+    def receive(cls, event_id: str, event_type: str) -> StripeEvent:
+        return cls._create(cls.Received, id=stripe_event_id(event_id), event_id=event_id,
+                           event_type=event_type)

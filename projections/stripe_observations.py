@@ -51,18 +51,29 @@ def _first_seen(stream: str, key: str) -> dict[str, Any]:
 
 
 def _payment_intent(row: dict[str, Any], seen: dict[str, Any]) -> None:
-    row.update(
-        payment_intent_id=seen["payment_intent_id"], amount=seen["amount"],
-        amount_received=seen["amount_received"], amount_capturable=seen["amount_capturable"],
-        currency=seen["currency"], status=seen["status"], decline_code=seen["decline_code"],
-    )
+    as_of = _time(seen.get("as_of"))  # absent before observations carried it
+    # Webhooks arrive out of order: a snapshot older than the one shown keeps only what it
+    # adds (an offline_id, a charge), never its status or amounts.
+    newer = as_of is None or row["observed_at"] is None or as_of >= row["observed_at"]
+    if newer:
+        row.update(
+            payment_intent_id=seen["payment_intent_id"], amount=seen["amount"],
+            amount_received=seen["amount_received"],
+            amount_capturable=seen["amount_capturable"], currency=seen["currency"],
+            status=seen["status"], decline_code=seen["decline_code"],
+            observed_at=as_of or row["observed_at"],
+        )
     if seen["offline_id"] is not None:
         row["offline_id"] = seen["offline_id"].lower()
     for name in ("charge_id", "offline_collected", "card_brand"):
         if seen[name] is not None:
             row[name] = seen[name]
     if seen["created_at"] is not None:
-        row["created_at"] = utc(datetime.fromisoformat(seen["created_at"]))
+        row["created_at"] = _time(seen["created_at"])
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else utc(datetime.fromisoformat(text))
 
 
 def _balance_transaction(row: dict[str, Any], seen: dict[str, Any]) -> None:
@@ -78,4 +89,4 @@ def _balance_transaction(row: dict[str, Any], seen: dict[str, Any]) -> None:
         if row[name] is None and seen[name] is not None:
             row[name] = seen[name]
     if row["created_at"] is None and seen["created_at"] is not None:
-        row["created_at"] = utc(datetime.fromisoformat(seen["created_at"]))
+        row["created_at"] = _time(seen["created_at"])

@@ -114,6 +114,7 @@ stripe_objects = Table(
     Column("card_brand", String(64)),
     Column("decline_code", String(128)),
     Column("created_at", DateTime),
+    Column("observed_at", DateTime),  # as of when Stripe showed the status and amounts
     Column("charged_gross", BigInteger, nullable=False, default=0),  # report rows: charges
     Column("refunded_gross", BigInteger, nullable=False, default=0),  # refunds (negative)
     Column("balance_transactions", BigInteger, nullable=False, default=0),

@@ -92,6 +92,7 @@ def upgrade(store_config: StoreConfig) -> None:
         _text("card_brand", 64),
         _text("decline_code", 128),
         sa.Column("created_at", sa.DateTime),
+        sa.Column("observed_at", sa.DateTime),
         _minor("charged_gross", nullable=False),
         _minor("refunded_gross", nullable=False),
         _minor("balance_transactions", nullable=False),
