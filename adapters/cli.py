@@ -480,3 +480,41 @@ def _with_progress(catch_up: Callable[[Callable[[int], None] | None], int]) -> i
                   transient=True) as progress:
         task = progress.add_task("updating read models", total=None)
         return catch_up(lambda done: progress.advance(task, done))
+
+
+# -- the webhook receiver -----------------------------------------------------------------------
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 for every interface, e.g. behind a proxy).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+def serve(database_url: str | None, host: str, port: int) -> None:
+    """Receive Stripe's webhooks at POST /stripe/webhook (GET /health for probes).
+
+    The endpoint's signing secret (whsec_...) is read from the STRIPE_WEBHOOK_SECRET
+    environment variable, never from the command line. Each event is verified, then applied
+    once; Ctrl-C or SIGTERM stops the server after the requests in flight.
+    """
+    import logging
+
+    import uvicorn
+
+    from adapters.webhooks import create_app
+
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        fail(f"configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
+             EXIT_USAGE, False)
+    secret = settings.stripe_webhook_secret
+    if secret is None or not secret.get_secret_value().strip():
+        fail("STRIPE_WEBHOOK_SECRET is not set: export the webhook endpoint's signing secret "
+             "(whsec_..., shown in Stripe's Dashboard under Developers > Webhooks)",
+             EXIT_USAGE, False)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    with opened(database_url) as ledger:
+        app = create_app(ledger, secret.get_secret_value(),
+                         database_wait_seconds=settings.webhook_database_wait_seconds)
+        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
@@ -20,3 +20,25 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(STRIPE_OFFLINE_MAX_DEFAULT),
         description='Stripe\'s per-payment offline cap per currency, JSON: {"usd": 1000000}',
     )
+    # Stripe's own name for it, without the prefix; only ever read from the environment.
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias="STRIPE_WEBHOOK_SECRET",
+        description="The webhook endpoint's signing secret (whsec_...), for `serve`",
+    )
+    webhook_database_wait_seconds: float = Field(
+        default=10.0, gt=0, le=300,
+        description="How long `serve` waits for the database before answering 503",
+    )
+
+
+class StripeSettings(BaseSettings):
+    """Stripe's credentials and address: from the environment (or a `.env`-style file named
+    by OFFLINE_LEDGER_STRIPE_CONFIG), never from the command line, never printed."""
+
+    model_config = SettingsConfigDict(env_prefix="STRIPE_", extra="ignore")
+
+    api_key: SecretStr | None = Field(default=None, description="sk_test_... or sk_live_...")
+    api_base: str | None = Field(default=None, description="e.g. http://127.0.0.1:8420")
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    max_network_retries: int = Field(default=2, ge=0, le=10)

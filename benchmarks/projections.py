@@ -1,7 +1,7 @@
 """Read-side benchmark: projection catch-up, and the reconciliation report at scale.
 
     python -m benchmarks.projections [--payments N] [--report-payments N] [--stores sqlite,postgres]
-                                     [--postgres-url URL] [--profile]
+                                     [--postgres-url URL] [--csv stream|string] [--profile]
 
 For each store, in one run on one machine:
   - catch-up: a generated day (benchmarks/generate.py) is ingested into a fresh ledger
@@ -13,7 +13,8 @@ For each store, in one run on one machine:
   - report: the read-model tables are filled directly (executemany on SQLite, COPY on
     PostgreSQL) with synthetic payments, PaymentIntent links and Stripe objects shaped so that
     every category occurs; then a child process opens the ledger, builds
-    `ReadModels(ledger).report(as_of)` and writes `render_csv(report)` to a file, timed end to
+    `ReadModels(ledger).report(as_of)` and writes it as CSV to a file (`write_csv`, streamed, as
+    `offline-ledger report` does; `--csv string`: `render_csv`, then the string), timed end to
     end, with its peak RSS. Baseline: one hand-written SQL statement that puts each payment in
     a category with CASE expressions over the same tables (the rules of
     projections/reconciliation.py, simplified) and counts rows per category; its counts are
@@ -115,6 +116,7 @@ class Options:
     postgres_url: str
     baseline_events: int
     baseline_seconds: float
+    csv_mode: str
     seed: int
     profile: bool
 
@@ -157,13 +159,14 @@ class FillFigures:
 
 @dataclass(frozen=True)
 class ReportFigures:
+    csv_mode: str  # "stream": write_csv into the file; "string": render_csv, then write
     rows: int
     seconds: float  # in the child: open the ledger, report, render CSV, write the file
     process_seconds: float  # the child's wall time, interpreter start and imports included
     rows_per_second: float
     open_seconds: float
     report_seconds: float  # ReadModels.report (refresh: nothing to apply; build_report)
-    render_seconds: float  # render_csv
+    render_seconds: float  # write_csv (streamed: writing included) or render_csv
     write_seconds: float
     import_seconds: float
     csv_bytes: int
@@ -440,7 +443,7 @@ class SyntheticReadModels:
         if name == "matched_report_row":  # a balance report row: a charge, no PaymentIntent
             stripe.update(key=stripe["charge_id"], amount=None, amount_received=None,
                           amount_capturable=None, status=None, card_brand=None,
-                          charged_gross=amount, balance_transactions=1)
+                          observed_at=None, charged_gross=amount, balance_transactions=1)
         elif name == "amount_mismatch":
             if rng.random() < 0.2:
                 stripe["currency"] = "usd" if payment["currency"] != "usd" else "cad"
@@ -465,6 +468,7 @@ class SyntheticReadModels:
             "amount": amount, "amount_received": amount, "amount_capturable": 0,
             "currency": payment["currency"], "status": "succeeded", "offline_collected": True,
             "card_brand": payment["card_brand"], "decline_code": None, "created_at": created,
+            "observed_at": created + timedelta(seconds=5),
             "charged_gross": 0, "refunded_gross": 0, "balance_transactions": 0,
         }
 
@@ -510,13 +514,14 @@ class _SqliteLoader:
         for table, rows in chunk:
             if not rows:
                 continue
-            names = [column.name for column in table.columns]
+            names, defaults = _columns(table)
             times = {column.name for column in table.columns
                      if isinstance(column.type, DateTime)}
             statement = (f'INSERT INTO {table.name} ({", ".join(map(_quoted, names))}) '
                          f'VALUES ({", ".join("?" * len(names))})')
             self.conn.executemany(statement, (
-                tuple(_sqlite_time(row[n]) if n in times else row[n] for n in names)
+                tuple(_sqlite_time(row.get(n, defaults[n])) if n in times
+                      else row.get(n, defaults[n]) for n in names)
                 for row in rows))
         self.conn.execute("COMMIT")
 
@@ -540,13 +545,13 @@ class _PostgresLoader:
             for table, rows in chunk:
                 if not rows:
                     continue
-                names = [column.name for column in table.columns]
+                names, defaults = _columns(table)
                 copy = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
                     sql.Identifier(self.schema), sql.Identifier(table.name),
                     sql.SQL(", ").join(map(sql.Identifier, names)))
                 with cursor.copy(copy) as writer:
                     for row in rows:
-                        writer.write_row([row[name] for name in names])
+                        writer.write_row([row.get(n, defaults[n]) for n in names])
 
     def finish(self) -> bool:
         self.conn.autocommit = True
@@ -555,6 +560,16 @@ class _PostgresLoader:
                 sql.Identifier(self.schema), sql.Identifier(table.name)))
         self.conn.close()
         return True
+
+
+def _columns(table: Table) -> tuple[list[str], dict[str, Any]]:
+    """The table's columns, as the models define them now, and the value of each that a
+    generated row leaves out (its scalar default, else NULL)."""
+    names = [column.name for column in table.columns]
+    defaults = {column.name: column.default.arg  # type: ignore[attr-defined]
+                if column.default is not None and column.default.is_scalar else None
+                for column in table.columns}
+    return names, defaults
 
 
 def _quoted(name: str) -> str:
@@ -599,7 +614,8 @@ def fill_read_models(
 
 
 # The report, end to end, in a process of its own: argv = url, as_of, csv path, profile path
-# ("" for none). Prints its timings and the report's rows per category as JSON.
+# ("" for none), CSV mode ("stream": write_csv into the file as `offline-ledger report` does;
+# "string": render_csv, then write the string). Prints timings and rows per category as JSON.
 _REPORT_CHILD = """
 import time
 started = time.perf_counter()
@@ -607,9 +623,12 @@ import json, resource, sys
 from collections import Counter
 from datetime import datetime
 from ledger import Ledger
-from projections.formats.csv import render_csv
 from projections.read_models import ReadModels
-url, as_of, csv_path, profile_path = sys.argv[1:5]
+url, as_of, csv_path, profile_path, csv_mode = sys.argv[1:6]
+if csv_mode == "stream":
+    from projections.formats.csv import write_csv
+else:
+    from projections.formats.csv import render_csv
 profiler = None
 if profile_path:
     import cProfile
@@ -622,24 +641,31 @@ with Ledger.open(url) as ledger, ReadModels(ledger) as models:
     report = models.report(datetime.fromisoformat(as_of))
     reported = time.perf_counter()
     peak_after_report = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    csv_text = render_csv(report)
-    rendered = time.perf_counter()
-    peak_after_render = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with open(csv_path, "w", encoding="utf-8", newline="") as out:
-        out.write(csv_text)
+        if csv_mode == "stream":
+            write_csv(report, out)
+            rendered = time.perf_counter()
+        else:
+            csv_text = render_csv(report)
+            rendered = time.perf_counter()
+            out.write(csv_text)
+            del csv_text
     written = time.perf_counter()
+    peak_after_render = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if profiler is not None:
     import io, pstats
     profiler.disable()
     shown = io.StringIO()
-    pstats.Stats(profiler, stream=shown).sort_stats("tottime").print_stats(15)
+    stats = pstats.Stats(profiler, stream=shown)
+    stats.sort_stats("tottime").print_stats(15)
+    stats.sort_stats("cumulative").print_stats(15)
     with open(profile_path, "w", encoding="utf-8") as out:
         out.write(shown.getvalue())
 print(json.dumps({
     "rows": len(report.rows), "import_seconds": imported - started,
     "open_seconds": opened - imported, "report_seconds": reported - opened,
     "render_seconds": rendered - reported, "write_seconds": written - rendered,
-    "seconds": written - imported, "csv_chars": len(csv_text),
+    "seconds": written - imported,
     "peak_after_imports_kib": peak_after_imports, "peak_after_report_kib": peak_after_report,
     "peak_after_render_kib": peak_after_render,
     "categories": dict(Counter(row.category.value for row in report.rows)),
@@ -648,11 +674,11 @@ print(json.dumps({
 
 
 def run_report_child(
-    where: Database, workdir: Path, label: str, profile_path: Path | None = None
+    where: Database, workdir: Path, label: str, csv_mode: str, profile_path: Path | None = None
 ) -> tuple[ChildRun, dict[str, Any], float, Path]:
     csv_path = workdir / f"{label}.csv"
     command = [sys.executable, "-c", _REPORT_CHILD, where.url, AS_OF.isoformat(),
-               str(csv_path), str(profile_path or "")]
+               str(csv_path), str(profile_path or ""), csv_mode]
     started = time.perf_counter()
     child = run_measured(command, workdir, label, None)
     process_seconds = time.perf_counter() - started
@@ -663,12 +689,13 @@ def run_report_child(
     return child, _json_or_empty(child.stdout), process_seconds, csv_path
 
 
-def measure_report(where: Database, workdir: Path, kind: str) -> ReportFigures:
-    with phase(f"{kind}: report + render_csv in a child process", None):
-        child, out, process_seconds, csv_path = run_report_child(where, workdir, f"report-{kind}")
+def measure_report(where: Database, workdir: Path, kind: str, csv_mode: str) -> ReportFigures:
+    with phase(f"{kind}: report + CSV ({csv_mode}) in a child process", None):
+        child, out, process_seconds, csv_path = run_report_child(
+            where, workdir, f"report-{kind}", csv_mode)
     rows, seconds = int(out.get("rows", 0)), float(out.get("seconds", 0.0))
     return ReportFigures(
-        rows=rows, seconds=seconds, process_seconds=process_seconds,
+        csv_mode=csv_mode, rows=rows, seconds=seconds, process_seconds=process_seconds,
         rows_per_second=rows / seconds if seconds else 0.0,
         open_seconds=float(out.get("open_seconds", 0.0)),
         report_seconds=float(out.get("report_seconds", 0.0)),
@@ -798,11 +825,11 @@ def measure_store(
     load_before = os.getloadavg()
     catch_up_figures, catch_up_db = measure_catch_up(options, databases, kind, source)
     fill, report_db = fill_read_models(options, databases, kind)
-    report = measure_report(report_db, workdir, kind)
+    report = measure_report(report_db, workdir, kind, options.csv_mode)
     sql_figures = measure_sql(report_db, kind)
     load_after = os.getloadavg()
-    profiles = profile_store(databases, kind, catch_up_db, report_db, workdir) \
-        if options.profile else {}
+    profiles = profile_store(databases, kind, catch_up_db, report_db, workdir,
+                             options.csv_mode) if options.profile else {}
     return StoreFigures(
         store=kind, catch_up=catch_up_figures, fill=fill, report=report, sql=sql_figures,
         report_over_sql=report.seconds / sql_figures.seconds if sql_figures.seconds else 0.0,
@@ -813,7 +840,8 @@ def measure_store(
 
 
 def profile_store(
-    databases: Databases, kind: str, catch_up_db: Database, report_db: Database, workdir: Path
+    databases: Databases, kind: str, catch_up_db: Database, report_db: Database, workdir: Path,
+    csv_mode: str,
 ) -> dict[str, str]:
     """cProfile (top functions by own time) of a second rebuild and of the report child:
     separate runs, profiling slows them down."""
@@ -828,10 +856,12 @@ def profile_store(
         models.rebuild()
         profiler.disable()
     shown = io.StringIO()
-    pstats.Stats(profiler, stream=shown).sort_stats("tottime").print_stats(PROFILE_LINES_SHOWN)
+    stats = pstats.Stats(profiler, stream=shown)
+    stats.sort_stats("tottime").print_stats(PROFILE_LINES_SHOWN)
+    stats.sort_stats("cumulative").print_stats(PROFILE_LINES_SHOWN)
     profile_path = workdir / f"profile-report-{kind}.txt"
     with phase(f"{kind}: profiled report child", None):
-        run_report_child(report_db, workdir, f"profile-report-{kind}", profile_path)
+        run_report_child(report_db, workdir, f"profile-report-{kind}", csv_mode, profile_path)
     report_profile = profile_path.read_text(encoding="utf-8") if profile_path.exists() else ""
     return {"rebuild": shown.getvalue(), "report": report_profile}
 
@@ -879,13 +909,13 @@ def report_table(figures: StoreFigures) -> RichTable:
                   f"{f.seconds:,.1f}", _n((f.payments + f.links + f.stripe_objects) / f.seconds),
                   "", f"{f.method}; {f.links:,} links, {f.orphans:,} orphans (not timed below)")
     table.add_row(
-        "report + render_csv (child)", _n(r.rows), f"{r.seconds:,.2f}", _n(r.rows_per_second),
-        f"{r.max_rss_mib:,.0f}",
-        f"open {r.open_seconds:.2f} s, report {r.report_seconds:.2f} s, render "
+        f"report + CSV {r.csv_mode} (child)", _n(r.rows), f"{r.seconds:,.2f}",
+        _n(r.rows_per_second), f"{r.max_rss_mib:,.0f}",
+        f"open {r.open_seconds:.2f} s, report {r.report_seconds:.2f} s, CSV "
         f"{r.render_seconds:.2f} s, write {r.write_seconds:.2f} s; process "
         f"{r.process_seconds:.2f} s with imports; CSV {r.csv_bytes / 2**20:,.0f} MiB; "
         f"peak RSS after imports {r.peak_after_imports_mib:,.0f}, report "
-        f"{r.peak_after_report_mib:,.0f}, render {r.peak_after_render_mib:,.0f} MiB; "
+        f"{r.peak_after_report_mib:,.0f}, CSV {r.peak_after_render_mib:,.0f} MiB; "
         f"polled peak {r.polled_peak_rss_mib:,.0f} MiB; exit {r.exit_status}; "
         f"targets ≤ {r.target_seconds:.0f} s: {_met(r.seconds <= r.target_seconds)}, "
         f"≤ {r.target_rss_mib:,.0f} MiB: {_met(r.max_rss_mib <= r.target_rss_mib)}")
@@ -996,7 +1026,7 @@ def print_results(stores: list[StoreFigures]) -> None:
         for name, profile in figures.profiles.items():
             console.print()
             console.print(f"cProfile of the {figures.store} {name}, top {PROFILE_LINES_SHOWN} by "
-                          "tottime:", highlight=False)
+                          "tottime, then by cumulative time:", highlight=False)
             print(profile, flush=True)
 
 
@@ -1033,6 +1063,9 @@ def parse_options(argv: list[str]) -> Options:
                         help="events of the one-transaction-per-event sample")
     parser.add_argument("--baseline-seconds", type=float, default=20.0,
                         help="time budget of the one-transaction-per-event sample")
+    parser.add_argument("--csv", choices=("stream", "string"), default="stream",
+                        help="stream: write_csv into the file, as `offline-ledger report` does; "
+                        "string: render_csv, then write the string")
     parser.add_argument("--seed", type=int, default=SEED_DEFAULT)
     parser.add_argument("--profile", action="store_true",
                         help="also profile a rebuild and the report (cProfile, separate runs)")
@@ -1048,7 +1081,8 @@ def parse_options(argv: list[str]) -> Options:
         parser.error("--payments, --report-payments, --baseline-events and --baseline-seconds "
                      "must be positive")
     return Options(args.payments, args.report_payments, stripe, stores, args.postgres_url,
-                   args.baseline_events, args.baseline_seconds, args.seed, args.profile)
+                   args.baseline_events, args.baseline_seconds, args.csv, args.seed,
+                   args.profile)
 
 
 def machine_facts(options: Options) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from ledger.storage import (
     parse_database_url,
     version_reader,
 )
-from ledger.stripe_object import StripeEvent, StripeObject
+from ledger.stripe_object import StripeAccountMode, StripeEvent, StripeObject
 from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import AggregateCache, UnitOfWork
 from ledger.views import DeviceState, HistoryEntry, LocationStatus, PaymentState
@@ -312,6 +312,47 @@ class Ledger:
             raise
         uow.commit()
         return ObserveSummary(recorded, len(observations) - recorded)
+
+    def bind_stripe_mode(self, livemode: bool) -> None:
+        """Tie this ledger to Stripe's test or live mode on first use; refuse the other."""
+        wanted, other = ("live", "test") if livemode else ("test", "live")
+        with self._lock, _storage_errors(self.config):
+            uow = self._reader()
+            bound: StripeAccountMode | None = uow.get(identity.stripe_account_mode_id())
+            if bound is None:
+                uow.add(StripeAccountMode.bind(livemode))
+                try:
+                    uow.commit()
+                except IntegrityError:  # bound concurrently: check what it was bound to
+                    bound = self._reader().get(identity.stripe_account_mode_id())
+            if bound is not None and bound.livemode != livemode:
+                raise Conflict(Code.STRIPE_MODE_MISMATCH, f"this ledger holds Stripe {other}-"
+                               f"mode objects: a {wanted}-mode key or event is refused; use "
+                               "another database for it", field="livemode")
+
+    def request_forward(self, offline_id: UUID | str, idempotency_key: str) -> PaymentState:
+        """Record, durably, that the payment is about to be sent to Stripe (a no-op while an
+        earlier request's outcome is unknown); return its state."""
+        stream = identity.payment_id(_uuid(offline_id))
+        with self._lock, _storage_errors(self.config):
+            for attempt in range(RECORD_ATTEMPTS):
+                uow = self._reader()
+                payment: Payment | None = uow.get(stream)
+                if payment is None:
+                    raise NotFound(Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown",
+                                   field="offline_id")
+                try:
+                    payment.request_forward(idempotency_key, datetime.now(UTC))
+                    uow.commit()
+                except IntegrityError:
+                    _backoff(attempt)
+                    continue
+                except BaseException:
+                    uow.discard()
+                    raise
+                return PaymentState.of(payment)
+        raise Conflict(Code.CONTENTION, f"gave up after {RECORD_ATTEMPTS} concurrent updates "
+                       f"of payment {offline_id}")
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -48,3 +48,8 @@ def stripe_object_id(key: str) -> UUID:
 def stripe_event_id(event_id: str) -> UUID:
     """The receipt of one Stripe event (`evt_...`)."""
     return _stream_id(f"stripe-event/{event_id}")
+
+
+def stripe_account_mode_id() -> UUID:
+    """The one stream saying whether this ledger holds test-mode or live-mode objects."""
+    return _stream_id("stripe-account-mode")

@@ -82,6 +82,7 @@ class Payment(Aggregate):
             payment.stripe_status = None
             payment.duplicate_payment_intent_ids = []
             payment.forward_failures = []
+            payment.forward_pending = False
             payment.decline_code = None
             payment.amount_captured = 0
             payment.cancel_reason = None
@@ -123,6 +124,17 @@ class Payment(Aggregate):
             else:
                 aggregate.status = Status.FORWARDED
 
+    class ForwardRequested(Event):
+        """A forwarder is about to send this payment to Stripe with `idempotency_key`:
+        recorded first, so that after a crash the outcome is known to be unknown."""
+
+        TOPIC = "offline_ledger:Payment.ForwardRequested"
+        idempotency_key: str
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.forward_pending = True
+
     class ForwardFailed(Event):
         TOPIC = "offline_ledger:Payment.ForwardFailed"
         error_code: str
@@ -131,6 +143,7 @@ class Payment(Aggregate):
         occurred_at: datetime
 
         def apply(self, aggregate: Any) -> None:
+            aggregate.forward_pending = False
             aggregate.forward_failures.append(
                 {"occurred_at": self.occurred_at.isoformat(), "error_code": self.error_code,
                  "retryable": self.retryable}
@@ -202,6 +215,7 @@ class Payment(Aggregate):
         stripe_status: str | None
         duplicate_payment_intent_ids: list[str]
         forward_failures: list[dict[str, Any]]
+        forward_pending: bool  # a forward was requested and its outcome is not recorded
         decline_code: str | None
         amount_captured: int
         cancel_reason: str | None
@@ -430,6 +444,23 @@ class Payment(Aggregate):
     def cancel(self, reason: str, occurred_at: datetime) -> None:
         assert self.plan_cancel(reason) is Plan.NEW
         self.trigger_event(self.Canceled, reason=reason, occurred_at=occurred_at)
+
+    # -- forwarding through the API ------------------------------------------------------------
+
+    @property
+    def forward_outcome_unknown(self) -> bool:
+        """Still stored, and a forward was sent whose answer was never recorded."""
+        return self.is_stored and self.forward_pending
+
+    def request_forward(self, idempotency_key: str, occurred_at: datetime) -> bool:
+        """Record the intent to send it to Stripe; False if one is already outstanding."""
+        if not self.is_stored:
+            raise self._out_of_order("forward", "only a stored payment is forwarded")
+        if self.forward_pending:
+            return False
+        self.trigger_event(self.ForwardRequested, idempotency_key=idempotency_key,
+                           occurred_at=occurred_at)
+        return True
 
     # -- errors -------------------------------------------------------------------------------
 

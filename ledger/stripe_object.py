@@ -15,7 +15,7 @@ import orjson
 from eventsourcing.domain import Aggregate
 
 from ledger.errors import Code, Conflict
-from ledger.identity import stripe_event_id, stripe_object_id
+from ledger.identity import stripe_account_mode_id, stripe_event_id, stripe_object_id
 from ledger.observations import (
     BalanceTransactionObservation,
     Observation,
@@ -130,3 +130,30 @@ class StripeEvent(Aggregate):
     def receive(cls, event_id: str, event_type: str) -> StripeEvent:
         return cls._create(cls.Received, id=stripe_event_id(event_id), event_id=event_id,
                            event_type=event_type)
+
+
+class StripeAccountMode(Aggregate):
+    """Whether this ledger holds Stripe test-mode or live-mode objects: fixed by the first
+    use of a key, so the two are never mixed in one database."""
+
+    TOPIC = "offline_ledger:StripeAccountMode"
+
+    class Event(Aggregate.Event):
+        TOPIC = "offline_ledger:StripeAccountMode.Event"
+
+    class Created(Event, Aggregate.Created):
+        TOPIC = "offline_ledger:StripeAccountMode.Created"
+
+    class Bound(Created):
+        TOPIC = "offline_ledger:StripeAccountMode.Bound"
+        livemode: bool
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.livemode = self.livemode
+
+    if TYPE_CHECKING:  # set by the events' apply()
+        livemode: bool
+
+    @classmethod
+    def bind(cls, livemode: bool) -> StripeAccountMode:
+        return cls._create(cls.Bound, id=stripe_account_mode_id(), livemode=livemode)

@@ -40,6 +40,7 @@ class PaymentState(_View):
     decline_code: str | None
     cancel_reason: str | None
     forward_failures: int
+    forward_outcome_unknown: bool
     metadata: dict[str, str]
     version: int
 
@@ -65,6 +66,7 @@ class PaymentState(_View):
             decline_code=payment.decline_code,
             cancel_reason=payment.cancel_reason,
             forward_failures=len(payment.forward_failures),
+            forward_outcome_unknown=payment.forward_outcome_unknown,
             metadata=payment.metadata,
             version=payment.version,
         )

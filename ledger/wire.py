@@ -170,6 +170,10 @@ class Card(BaseModel):
     read_method: ReadMethod
     cardholder_verification: CardholderVerification = "unknown"
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    # A reusable PaymentMethod the POS holds, for forwarding through the API
+    # (`offline-ledger forward`); the SDK forwards payments that have none.
+    payment_method_id: Annotated[str, Field(pattern=r"^pm_[A-Za-z0-9_]+$",
+                                            max_length=255)] | None = None
 
 
 class PaymentMethodCollected(_Record):

@@ -67,3 +67,10 @@ def stored_totals(conn: Connection, location_id: str | None = None) -> list[Stor
         query = query.where(offline_stored.c.location_id == location_id)
     return [StoredTotal(loc, dev, cur, int(n), int(total))
             for loc, dev, cur, n, total in conn.execute(query)]
+
+
+def stored_oldest_first(conn: Connection, limit: int | None = None) -> list[str]:
+    """The offline_ids of the stored payments, the longest stored first."""
+    query = select(offline_stored.c.offline_id).order_by(offline_stored.c.stored_at,
+                                                         offline_stored.c.offline_id)
+    return list(conn.execute(query.limit(limit)).scalars())

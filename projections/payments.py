@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select
@@ -100,3 +102,25 @@ def _fold(row: dict[str, Any], event: Any) -> None:
         row["duplicate_refund_amount"] += event.refund_amount
     else:  # pragma: no cover - topics select only the events above
         raise AssertionError(type(event))
+
+
+@dataclass(frozen=True)
+class AuthorizedPayment:
+    offline_id: str
+    payment_intent_id: str
+    amount: int
+    currency: str
+    card_brand: str | None
+    forwarded_at: datetime
+
+
+def authorized_payments(conn: Connection) -> list[AuthorizedPayment]:
+    """Forwarded payments whose authorization awaits a manual capture."""
+    query = (
+        select(payments.c.offline_id, payments.c.payment_intent_id, payments.c.amount,
+               payments.c.currency, payments.c.card_brand, payments.c.forwarded_at)
+        .where(payments.c.status == Status.FORWARDED.value,
+               payments.c.stripe_status == "requires_capture")
+        .order_by(payments.c.forwarded_at, payments.c.offline_id)
+    )
+    return [AuthorizedPayment(*row) for row in conn.execute(query)]

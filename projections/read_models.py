@@ -13,8 +13,13 @@ from ledger import Ledger
 from ledger.errors import Code, LedgerError, NotFound, StorageError
 from ledger.storage import StoreConfig
 from migrations import engine_for
-from projections.offline_status import OfflineStatusProjection, StoredTotal, stored_totals
-from projections.payments import PaymentsProjection
+from projections.offline_status import (
+    OfflineStatusProjection,
+    StoredTotal,
+    stored_oldest_first,
+    stored_totals,
+)
+from projections.payments import AuthorizedPayment, PaymentsProjection, authorized_payments
 from projections.reconciliation import Filters, Thresholds, build_report
 from projections.report import Report
 from projections.runner import BATCH_SIZE_DEFAULT, Progress, catch_up, rebuild
@@ -59,6 +64,17 @@ class ReadModels:
         self.refresh()
         with self.engine.connect() as conn:
             return stored_totals(conn, location_id)
+
+    def stored_oldest_first(self, limit: int | None = None) -> list[str]:
+        self.refresh()
+        with self.engine.connect() as conn:
+            return stored_oldest_first(conn, limit)
+
+    def authorized(self) -> list[AuthorizedPayment]:
+        """Forwarded payments waiting for a manual capture, the earliest deadline first."""
+        self.refresh()
+        with self.engine.connect() as conn:
+            return authorized_payments(conn)
 
     def report(self, as_of: datetime, thresholds: Thresholds | None = None,
                filters: Filters | None = None) -> Report:

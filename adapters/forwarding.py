@@ -1,0 +1,163 @@
+"""Forwarding stored payments through the API, for POS systems that hold a reusable payment
+method (DESIGN §6): exactly one PaymentIntent per offline_id, whatever crashes or retries.
+
+For each payment, oldest first:
+1. The intent is recorded in the ledger (`ForwardRequested`) before Stripe is called.
+2. If an earlier intent's outcome is unknown (a crash, a dropped connection, a timeout, a 5xx
+   after the write), the offline_id is looked up on Stripe first; a PaymentIntent found there
+   is recorded, never created again.
+3. Otherwise the PaymentIntent is created and confirmed with a fixed Idempotency-Key derived
+   from the offline_id (Stripe replays the first answer for 24 hours; the lookup covers the
+   rest, and servers that ignore the key).
+4. Its outcome is recorded: forwarded (and captured), declined with the decline code, or, after
+   the attempts allowed, forward_failed. A 429 waits as long as Retry-After says.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from adapters.stripe_facts import facts
+from adapters.stripe_files import payment_intent_observation
+from adapters.stripe_gateway import StripeFailure, StripeGateway
+from ledger import Ledger
+from ledger.errors import Code
+from ledger.views import PaymentState
+
+ATTEMPTS_MAX = 8
+BACKOFF_BASE_SECONDS = 0.25
+BACKOFF_MAX_SECONDS = 8.0
+CONCURRENCY_MAX = 64
+
+
+class Outcome(StrEnum):
+    FORWARDED = "forwarded"
+    DECLINED = "declined"
+    RECOVERED = "recovered"  # found on Stripe after an unknown outcome, recorded
+    FAILED = "failed"  # attempts exhausted: forward_failed recorded, try again later
+    SKIPPED = "skipped"  # not stored any more, or no reusable payment method
+
+
+@dataclass
+class ForwardSummary:
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.value] = self.outcomes.get(outcome.value, 0) + 1
+
+
+def idempotency_key(offline_id: str) -> str:
+    """The same key for every attempt at the same payment, in every process."""
+    return f"offline-ledger-forward-{offline_id}"
+
+
+class Forwarder:
+    def __init__(self, ledger: Ledger, gateway: StripeGateway, *,
+                 attempts_max: int = ATTEMPTS_MAX, settle_seconds: float | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        """`settle_seconds` (default: the gateway's request timeout) is how long to wait after
+        an unknown outcome before looking the payment up, so that a request still in flight
+        has landed: a server that ignores Idempotency-Key would otherwise get it twice."""
+        assert 0 < attempts_max <= 100
+        self.ledger = ledger
+        self.gateway = gateway
+        self.attempts_max = attempts_max
+        self.settle_seconds = gateway.timeout_seconds if settle_seconds is None \
+            else settle_seconds
+        self.sleep = sleep
+
+    def forward_all(self, offline_ids: Iterable[str], *, concurrency: int = 4,
+                    progress: Callable[[Outcome], None] | None = None) -> ForwardSummary:
+        assert 0 < concurrency <= CONCURRENCY_MAX, concurrency
+        self.ledger.bind_stripe_mode(self.gateway.mode.livemode)
+        summary = ForwardSummary()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            for outcome in pool.map(self.forward, offline_ids):
+                summary.add(outcome)
+                if progress is not None:
+                    progress(outcome)
+        return summary
+
+    def forward(self, offline_id: str) -> Outcome:
+        payment = self.ledger.payment(offline_id)
+        method = (payment.card or {}).get("payment_method_id")
+        if payment.status != "stored" or method is None:
+            return Outcome.SKIPPED
+        key = idempotency_key(offline_id)
+        unknown = payment.forward_outcome_unknown
+        last_error: StripeFailure | None = None
+        for attempt in range(self.attempts_max):
+            if unknown:
+                found = self.gateway.find_by_offline_id(offline_id)
+                if found:
+                    self._record(payment, _oldest(found))
+                    return Outcome.RECOVERED
+            payment = self.ledger.request_forward(offline_id, key)
+            try:
+                created = self.gateway.create_and_confirm(
+                    offline_id=offline_id, amount=payment.amount, currency=payment.currency,
+                    payment_method_id=method, capture_method=payment.capture_method,
+                    idempotency_key=key, metadata=payment.metadata)
+            except StripeFailure as failure:
+                if failure.code is Code.STRIPE_CARD_DECLINED:
+                    self._declined(payment, failure)
+                    return Outcome.DECLINED
+                if not (failure.outcome_unknown or failure.code is Code.STRIPE_RATE_LIMITED):
+                    self._failed(payment, failure, retryable=False)
+                    return Outcome.FAILED
+                unknown = failure.outcome_unknown
+                if not unknown:  # a 429: nothing was done; say so, then wait
+                    self._failed(payment, failure, retryable=True)
+                last_error = failure
+                wait = _backoff(attempt, failure.retry_after_seconds)
+                self.sleep(max(wait, self.settle_seconds) if unknown else wait)
+                continue
+            self._record(payment, created)
+            return Outcome.FORWARDED
+        assert last_error is not None
+        if unknown:  # one last look: the last attempt may have gone through
+            found = self.gateway.find_by_offline_id(offline_id)
+            if found:
+                self._record(payment, _oldest(found))
+                return Outcome.RECOVERED
+        self._failed(payment, last_error, retryable=True)
+        return Outcome.FAILED
+
+    def _record(self, payment: PaymentState, item: dict[str, Any]) -> None:
+        observation = payment_intent_observation(item, "api", datetime.now(UTC))
+        for record in facts(observation, payment):
+            self.ledger.record(record)
+        self.ledger.observe([observation])
+
+    def _declined(self, payment: PaymentState, failure: StripeFailure) -> None:
+        self.ledger.record({
+            "type": "payment.declined", "occurred_at": datetime.now(UTC).isoformat(),
+            "offline_id": payment.offline_id, "payment_intent_id": failure.payment_intent_id,
+            "decline_code": failure.decline_code or "card_declined",
+        })
+
+    def _failed(self, payment: PaymentState, failure: StripeFailure, *, retryable: bool) -> None:
+        self.ledger.record({
+            "type": "payment.forward_failed", "occurred_at": datetime.now(UTC).isoformat(),
+            "offline_id": payment.offline_id, "error_code": str(failure.code),
+            "message": failure.message[:500], "retryable": retryable,
+        })
+
+
+def _oldest(found: list[dict[str, Any]]) -> dict[str, Any]:
+    """More than one can only come from someone else's duplicate: the first one is ours."""
+    return min(found, key=lambda item: (item.get("created", 0), item["id"]))
+
+
+def _backoff(attempt: int, retry_after_seconds: float | None) -> float:
+    if retry_after_seconds is not None:
+        return min(retry_after_seconds, BACKOFF_MAX_SECONDS * 4)
+    ceiling = min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
+    return random.uniform(ceiling / 2, ceiling)

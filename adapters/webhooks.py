@@ -1,0 +1,275 @@
+"""The Stripe webhook receiver (DESIGN §6): an ASGI application, served by `offline-ledger serve`.
+
+`POST /stripe/webhook` verifies the `Stripe-Signature` header over the raw body before reading
+anything, then applies each event id once:
+
+- `payment_intent.*`: first the ledger facts that the PaymentIntent's state implies (each
+  idempotent), then the observation together with the event's receipt, in one transaction. A
+  crash between the two is safe: Stripe redelivers, the facts repeat as no-ops and the receipt
+  is recorded then. A fact the ledger refuses (e.g. STEP_OUT_OF_ORDER) is logged and skipped:
+  Stripe's word is still kept as the observation and the report shows the disagreement.
+- `charge.refunded`: see `refund_observation`.
+
+Status codes follow what Stripe does with them: 2xx is final; 400 means "this delivery can never
+succeed" (bad signature, malformed event); 503 asks Stripe to retry (database unavailable).
+
+The ledger is synchronous: its calls run in worker threads, for at most `database_wait_seconds`.
+A database that is down does not fail fast (the PostgreSQL recorder retries for a minute and
+more), so past that wait the answer is 503 and the call is left to finish on its own: what it
+records is atomic and idempotent, so Stripe's next delivery either completes it or finds it done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+import stripe
+from eventsourcing.persistence import PersistenceError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from adapters.stripe_facts import facts
+from adapters.stripe_files import OFFLINE_ID_KEYS, StripeFileError, payment_intent_observation
+from ledger import Ledger, LedgerError
+from ledger.errors import Code, InvalidRecord, StorageError
+from ledger.identity import stripe_event_id
+from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation
+from ledger.pan import find_pan
+from ledger.views import PaymentState
+
+log = logging.getLogger("offline_ledger.webhooks")
+T = TypeVar("T")
+
+INVALID_SIGNATURE = "INVALID_SIGNATURE"
+PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+BODY_MAX = 4 * 1024 * 1024  # Stripe's events are a few kB; refuse bodies no event could fill
+PAYMENT_INTENT_EVENTS = frozenset({
+    "payment_intent.succeeded", "payment_intent.amount_capturable_updated",
+    "payment_intent.payment_failed", "payment_intent.canceled",
+})
+REFUND_EVENT = "charge.refunded"
+_STRIPE_ID = re.compile(r"[A-Za-z0-9_]{3,255}")
+_UNIX_SECONDS_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
+def create_app(ledger: Ledger, webhook_secret: str, tolerance_seconds: int = 300,
+               database_wait_seconds: float = 10.0) -> Starlette:
+    async def in_thread(function: Callable[..., T], *args: Any) -> T:
+        with anyio.fail_after(database_wait_seconds):
+            return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
+
+    async def webhook(request: Request) -> JSONResponse:
+        body = await _read_body(request)
+        if body is None:
+            return _error(413, PAYLOAD_TOO_LARGE, f"the body exceeds {BODY_MAX} bytes")
+        header = request.headers.get("stripe-signature")
+        try:
+            if not header:
+                raise ValueError("no Stripe-Signature header")
+            stripe.WebhookSignature.verify_header(body.decode("utf-8"), header, webhook_secret,
+                                                  tolerance_seconds)
+        except (stripe.SignatureVerificationError, ValueError) as error:  # UnicodeDecodeError
+            reason = error.user_message if isinstance(error, stripe.StripeError) else (
+                "the body is not UTF-8" if isinstance(error, UnicodeDecodeError) else str(error))
+            log.warning("webhook refused: invalid signature (%s)", reason)
+            return _error(400, INVALID_SIGNATURE,
+                          f"the Stripe-Signature header does not verify ({reason}): check that "
+                          "STRIPE_WEBHOOK_SECRET is this endpoint's signing secret (whsec_...) "
+                          "and that the server's clock is right")
+        event: dict[str, Any] = {}
+        try:
+            event = _parse_event(body)
+            answer = await in_thread(_apply, ledger, event)
+        except TimeoutError:
+            log.error("webhook %s: the database did not answer within %s s, answered 503 so "
+                      "that Stripe retries", _about(event), database_wait_seconds)
+            return _error(503, Code.DATABASE_UNAVAILABLE, f"the database did not answer within "
+                          f"{database_wait_seconds} s; Stripe will deliver the event again")
+        except LedgerError as error:
+            if isinstance(error, StorageError) or error.code == Code.CONTENTION:
+                log.error("webhook %s: %s, answered 503 so that Stripe retries",
+                          _about(event), error.code)
+                return JSONResponse({"error": error.to_dict()}, status_code=503)
+            shown = error.problems[0] if isinstance(error, StripeFileError) else error
+            log.warning("webhook %s refused: %s", _about(event), shown)
+            return JSONResponse({"error": shown.to_dict()}, status_code=400)
+        return JSONResponse(answer)
+
+    async def health(request: Request) -> JSONResponse:
+        try:
+            await in_thread(ledger.store.recorder.max_notification_id)
+        except (PersistenceError, OSError) as error:  # TimeoutError too
+            log.error("health check: the database does not answer: %s", type(error).__name__)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[
+        Route("/stripe/webhook", webhook, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+    ])
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The raw body (the signature covers its exact bytes), or None past BODY_MAX."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > BODY_MAX:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _about(event: dict[str, Any]) -> str:
+    return f"{event['id']} {event['type']}" if event else "(not a valid event)"
+
+
+def _invalid(code: Code, field: str, message: str) -> InvalidRecord:
+    return InvalidRecord(code, f"the event's {field}: {message}", field=field)
+
+
+def _parse_event(body: bytes) -> dict[str, Any]:
+    """A v1 snapshot event with the fields this receiver needs; raise InvalidRecord."""
+    try:
+        event = json.loads(body)
+    except ValueError as error:
+        raise InvalidRecord(Code.MALFORMED_JSON, f"the body is not JSON: {error}") from None
+    if not isinstance(event, dict) or event.get("object", "event") != "event":
+        raise InvalidRecord(Code.INVALID_VALUE, "the body is not a Stripe event object")
+    if not isinstance(event.get("id"), str) or not _STRIPE_ID.fullmatch(event["id"]):
+        raise _invalid(Code.MISSING_FIELD, "id", "missing or not a Stripe id (evt_...)")
+    if not isinstance(event.get("type"), str) or not event["type"]:
+        raise _invalid(Code.MISSING_FIELD, "type", "missing or not a string")
+    created = event.get("created")
+    if type(created) is not int or not 0 <= created <= _UNIX_SECONDS_MAX:
+        raise _invalid(Code.INVALID_TIMESTAMP, "created", "missing or not Unix seconds")
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise _invalid(Code.MISSING_FIELD, "data.object", "missing or not an object")
+    return event
+
+
+def _apply(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
+    """Record one verified event (in a worker thread: the ledger is synchronous)."""
+    event_id, event_type = event["id"], event["type"]
+    as_of = datetime.fromtimestamp(event["created"], UTC)
+    if event_type not in PAYMENT_INTENT_EVENTS and event_type != REFUND_EVENT:
+        log.info("webhook %s %s: ignored (not an event this ledger uses)", event_id, event_type)
+        return {"received": True, "ignored": True}
+    if _received(ledger, event_id):
+        log.info("webhook %s %s: duplicate (already received)", event_id, event_type)
+        return {"received": True, "duplicate": True}
+    new_facts: list[str] = []
+    observation: PaymentIntentObservation | BalanceTransactionObservation
+    if event_type == REFUND_EVENT:
+        observation = refund_observation(event, as_of)
+    else:
+        observation = payment_intent_observation(event["data"]["object"], "webhook", as_of)
+        new_facts = _record_facts(ledger, observation, event_id)
+    summary = ledger.observe([observation], stripe_event=(event_id, event_type))
+    log.info("webhook %s %s: recorded (%d new observation, new facts: %s)", event_id,
+             event_type, summary.recorded, ", ".join(new_facts) or "none")
+    return {"received": True, "duplicate": False, "facts": new_facts}
+
+
+def _received(ledger: Ledger, event_id: str) -> bool:
+    """Whether the event's receipt is recorded: then its facts were too, before it. (A
+    redelivery racing the first delivery passes this check, and `observe` then records
+    nothing.)"""
+    try:
+        return bool(ledger.store.recorder.select_events(stripe_event_id(event_id), limit=1))
+    except PersistenceError as error:
+        raise StorageError(Code.DATABASE_UNAVAILABLE,
+                           f"cannot read the event store: {type(error).__name__}") from None
+
+
+def _record_facts(ledger: Ledger, seen: PaymentIntentObservation, event_id: str) -> list[str]:
+    """Record what the PaymentIntent's state implies for its ledger payment, if a ledger
+    payment claims it (else it is an orphan: no facts); the types of the new facts."""
+    payment = _payment(ledger, seen.offline_id)
+    if payment is None:
+        return []
+    recorded = []
+    for record in facts(seen, payment):
+        try:
+            if ledger.record(record).recorded:
+                recorded.append(record["type"])
+        except LedgerError as error:
+            if isinstance(error, StorageError) or error.code == Code.CONTENTION:
+                raise
+            log.warning("webhook %s: %s for payment %s refused (%s); Stripe's view is kept "
+                        "as an observation", event_id, record["type"], payment.offline_id,
+                        error.code)
+    return recorded
+
+
+def _payment(ledger: Ledger, offline_id: str | None) -> PaymentState | None:
+    if offline_id is None:
+        return None
+    try:
+        return ledger.payment(offline_id)
+    except StorageError:
+        raise
+    except LedgerError:  # unknown payment, or an offline_id that is not a UUID
+        return None
+
+
+def refund_observation(event: dict[str, Any], as_of: datetime) -> BalanceTransactionObservation:
+    """A `charge.refunded` event as the balance transaction of the money it gave back.
+
+    The ledger has no refund fact, and the read model sums balance transactions per
+    PaymentIntent, so a refund is recorded as what Stripe's balance report would show: a
+    `refund` row with a negative gross, on the charge's PaymentIntent. The charge carries only
+    the cumulative `amount_refunded`; the event's `data.previous_attributes.amount_refunded` is
+    what it was before, so gross = -(amount_refunded - previous) is this refund alone (the whole
+    refunded amount when Stripe sends no previous value: the first refund). The id is the
+    event's own (`evt_...`): stable across redeliveries, and it never collides with the
+    `txn_...` ids of report rows. Fee and net are unknown here and left empty.
+    """
+    charge = event["data"]["object"]
+    if charge.get("object") != "charge":
+        raise _invalid(Code.INVALID_VALUE, "data.object.object", "a charge.refunded event "
+                       "must carry a charge")
+    refunded = charge.get("amount_refunded")
+    previous_attributes = event["data"].get("previous_attributes")
+    previous = (previous_attributes.get("amount_refunded", 0)
+                if isinstance(previous_attributes, dict) else 0)
+    for field, value in (("amount_refunded", refunded),
+                         ("previous_attributes.amount_refunded", previous)):
+        if type(value) is not int or not 0 <= value <= 10**15:
+            raise _invalid(Code.INVALID_AMOUNT, field, "not a whole number of minor units")
+    payment_intent = charge.get("payment_intent")
+    if isinstance(payment_intent, dict):  # expanded
+        payment_intent = payment_intent.get("id")
+    metadata = charge.get("metadata")
+    offline_id = next((metadata[key] for key in OFFLINE_ID_KEYS
+                       if isinstance(metadata, dict) and isinstance(metadata.get(key), str)
+                       and metadata[key]), None)
+    if offline_id is not None and find_pan(offline_id) is not None:
+        raise _invalid(Code.CARD_NUMBER_DETECTED, "data.object.metadata",
+                       "holds a card number; it was not stored")
+    currency = charge.get("currency")
+    try:
+        return BalanceTransactionObservation(
+            source="webhook", balance_transaction_id=event["id"], payment_intent_id=payment_intent,
+            charge_id=charge.get("id"), offline_id=offline_id,
+            currency=currency.lower() if isinstance(currency, str) else currency,
+            gross=-(refunded - previous), created_at=as_of, reporting_category="refund",
+        )
+    except ValueError as error:  # pydantic's ValidationError
+        raise InvalidRecord(Code.INVALID_VALUE, f"the refunded charge is not valid: {error}",
+                            field="data.object") from None
