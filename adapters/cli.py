@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn, TypeVar
@@ -30,6 +31,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from adapters.forwarding import CONCURRENCY_MAX, Forwarder
 from adapters.jsonl import BATCH_SIZE_DEFAULT, IngestSummary, ingest, numbered_lines
 from adapters.settings import Settings
 from adapters.stripe_files import (
@@ -38,6 +40,9 @@ from adapters.stripe_files import (
     read_payment_intents_json,
     read_report_csv,
 )
+from adapters.stripe_gateway import StripeGateway
+from adapters.stripe_gateway import load_settings as load_stripe_settings
+from adapters.stripe_sync import capture, due, sync
 from ledger import Ledger, LedgerError
 from ledger.errors import StorageError
 from ledger.money import format_minor
@@ -518,3 +523,124 @@ def serve(database_url: str | None, host: str, port: int) -> None:
         app = create_app(ledger, secret.get_secret_value(),
                          database_wait_seconds=settings.webhook_database_wait_seconds)
         uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+
+
+# -- Stripe's API: forwarding, sync, capture ------------------------------------------------------
+
+
+@contextmanager
+def _stripe(database_url: str | None, as_json: bool) -> Iterator[tuple[Ledger, StripeGateway]]:
+    """The ledger and the gateway; the API key comes from STRIPE_API_KEY (or the file named by
+    OFFLINE_LEDGER_STRIPE_CONFIG), never from the command line."""
+    try:
+        gateway = StripeGateway(load_stripe_settings())
+    except ValidationError as error:
+        fail(f"Stripe configuration error: {error.errors()[0]['loc']}: "
+             f"{error.errors()[0]['msg']}", EXIT_USAGE, as_json)
+    except LedgerError as error:
+        if as_json:
+            print(json.dumps({"error": error.to_dict()}))
+        else:
+            stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        sys.exit(EXIT_USAGE)
+    with opened(database_url, as_json) as ledger:
+        yield ledger, gateway
+
+
+@main.command()
+@db_option
+@json_option
+@click.option("--concurrency", type=click.IntRange(1, CONCURRENCY_MAX), default=4,
+              show_default=True, help="Payments sent to Stripe at the same time.")
+@click.option("--limit", type=click.IntRange(1), help="Forward at most this many payments.")
+def forward(database_url: str | None, as_json: bool, concurrency: int,
+            limit: int | None) -> None:
+    """Forward stored payments that carry a reusable payment method to Stripe, oldest first:
+    one PaymentIntent per offline_id whatever crashes or retries happen (safe to rerun).
+
+    Exit status 0 when every payment was forwarded (or declined), 1 when some failed.
+    """
+    with _stripe(database_url, as_json) as (ledger, gateway), \
+            _read_models(ledger) as read_models:
+        offline_ids = read_models.stored_oldest_first(limit)
+        forwarder = Forwarder(ledger, gateway)
+        if stderr.is_terminal and not as_json:
+            with Progress("[progress.description]{task.description}", BarColumn(),
+                          TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                          console=stderr, transient=True) as progress:
+                task = progress.add_task("forwarding", total=len(offline_ids))
+                summary = forwarder.forward_all(offline_ids, concurrency=concurrency,
+                                                progress=lambda _: progress.advance(task))
+        else:
+            summary = forwarder.forward_all(offline_ids, concurrency=concurrency)
+    if as_json:
+        print_json({"payments": len(offline_ids), **summary.outcomes})
+    else:
+        shown = ", ".join(f"{count} {name}" for name, count in sorted(summary.outcomes.items()))
+        stdout.print(f"{len(offline_ids)} stored payments: {shown or 'nothing to do'}",
+                     highlight=False)
+    sys.exit(EXIT_REFUSED if summary.outcomes.get("failed") else EXIT_OK)
+
+
+@main.command(name="sync-stripe")
+@db_option
+@json_option
+@click.option("--since", type=MomentType(), help="Only PaymentIntents created from then.")
+def sync_stripe(database_url: str | None, as_json: bool, since: datetime | None) -> None:
+    """Read Stripe's PaymentIntents into the ledger: observations, and the facts their state
+    implies for the payments whose metadata.offline_id the ledger knows. Running it twice
+    records nothing new."""
+    with _stripe(database_url, as_json) as (ledger, gateway):
+        summary = sync(ledger, gateway, since)
+    if as_json:
+        print_json(asdict(summary))
+        return
+    stdout.print(f"{summary.payment_intents} PaymentIntents read: "
+                 f"{summary.observations_recorded} new observations, "
+                 f"{summary.facts_recorded} new facts, {summary.facts_refused} refused "
+                 "(the report shows them)", highlight=False)
+
+
+@main.command(name="capture")
+@click.argument("offline_id", required=False)
+@db_option
+@json_option
+@click.option("--amount", type=click.IntRange(1), help="Capture only this much (minor units).")
+@click.option("--all-due", is_flag=True, help="Capture every authorized payment instead, the "
+              "earliest deadline first.")
+@click.option("--within-hours", type=click.IntRange(0), help="With --all-due: only those whose "
+              "capture window ends within this many hours.")
+def capture_command(offline_id: str | None, database_url: str | None, as_json: bool,
+                    amount: int | None, all_due: bool, within_hours: int | None) -> None:
+    """Capture a forwarded, manual-capture payment's authorization (all of it or --amount),
+    or with --all-due every one that is due. Each capture carries an Idempotency-Key."""
+    if (offline_id is None) == (not all_due):
+        fail("give an OFFLINE_ID or --all-due (not both)", EXIT_USAGE, as_json)
+    if all_due and amount is not None:
+        fail("--amount captures one payment: give its OFFLINE_ID", EXIT_USAGE, as_json)
+    with _stripe(database_url, as_json) as (ledger, gateway):
+        if offline_id is not None:
+            captured = [capture(ledger, gateway, offline_id, amount)]
+            failed: list[dict[str, Any]] = []
+        else:
+            with _read_models(ledger) as read_models:
+                chosen = due(read_models.authorized(), Thresholds(), datetime.now(UTC),
+                             None if within_hours is None else timedelta(hours=within_hours))
+            captured, failed = [], []
+            for payment in chosen:
+                try:
+                    captured.append(capture(ledger, gateway, payment.offline_id))
+                except LedgerError as error:
+                    failed.append({"offline_id": payment.offline_id, **error.to_dict()})
+    rows = [{"payment_intent_id": o.payment_intent_id, "status": o.status,
+             "amount_received": o.amount_received} for o in captured]
+    if as_json:
+        print_json({"captured": rows, "failed": failed})
+    else:
+        for row in rows:
+            stdout.print(f"captured {row['payment_intent_id']}: {row['status']}, "
+                         f"{row['amount_received']} received", highlight=False)
+        for problem in failed:
+            stderr.print(f"  {problem['offline_id']}: {problem['code']}: {problem['message']}",
+                         highlight=False, markup=False)
+    sys.exit(EXIT_REFUSED if failed else EXIT_OK)

@@ -173,6 +173,7 @@ def _apply(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
     if _received(ledger, event_id):
         log.info("webhook %s %s: duplicate (already received)", event_id, event_type)
         return {"received": True, "duplicate": True}
+    ledger.bind_stripe_mode(bool(event.get("livemode", False)))  # never test and live mixed
     new_facts: list[str] = []
     observation: PaymentIntentObservation | BalanceTransactionObservation
     if event_type == REFUND_EVENT:

@@ -151,7 +151,7 @@ def test_an_earlier_crash_between_stripe_and_the_ledger_is_recovered_by_lookup(
 def test_many_payments_under_every_fault_end_with_one_payment_intent_each(
     ledger: Ledger, fault_proxy: FaultProxy,
 ) -> None:
-    ids = stored(ledger, 120)
+    ids = stored(ledger, 500)
     create = {"method": "POST", "path": "^/v1/payment_intents$"}
     fault_proxy.rules([
         {**create, "action": "status", "status": 429, "headers": {"Retry-After": "0"},

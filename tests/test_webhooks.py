@@ -404,3 +404,19 @@ def test_a_database_outage_answers_503_so_that_stripe_retries(
         assert server.get("/health") == (200, {"status": "ok"})
         assert ledger.payment(offline_id).status == "captured"
     proxy.cut()
+
+
+def test_a_live_mode_event_is_refused_by_a_test_mode_ledger(
+    serve: Server, ledger: Ledger
+) -> None:
+    offline_id = stored(ledger)
+    test_mode = event("payment_intent.amount_capturable_updated",
+                      payment_intent(offline_id, "requires_capture"))
+    assert serve.send(test_mode)[0] == 200
+    before = last_id(ledger)
+    live = event("payment_intent.succeeded", payment_intent(offline_id, "succeeded")) | {
+        "livemode": True}
+    status, answer = serve.send(live)
+    assert (status, answer["error"]["code"]) == (400, "STRIPE_MODE_MISMATCH")
+    assert last_id(ledger) == before
+    assert ledger.payment(offline_id).status == "forwarded"

@@ -1,0 +1,74 @@
+"""`offline-ledger forward` killed with SIGKILL at random moments and restarted until it
+finishes, against localstripe (which ignores Idempotency-Key) behind a proxy that also loses
+answers: afterwards the server holds exactly one PaymentIntent per offline_id, with the right
+amount and metadata, and the ledger shows each payment forwarded once."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from typing import TYPE_CHECKING
+
+from ledger import Ledger
+from tests import records as r
+from tests.test_cli import CLI
+from tests.test_forwarding import KEY, assert_exactly_one_each, stored
+
+if TYPE_CHECKING:  # loaded by pytest_plugins, which also rewrites its asserts
+    from tests.stripe_fixtures import FaultProxy
+
+pytest_plugins = ["tests.stripe_fixtures"]
+
+PAYMENTS = 150
+RUNS_MAX = 40
+WAIT_SECONDS = 300  # only reached if something hangs
+
+
+def test_forwarding_killed_at_random_moments_ends_with_one_payment_intent_each(
+    sqlite_url: str, fault_proxy: FaultProxy,
+) -> None:
+    with Ledger.open(sqlite_url) as ledger:
+        ledger.record(r.location(limits={"per_payment_max": {"usd": 50_000},
+                                         "stored_count_max": 10_000}, device_limits={}))
+        ledger.record(r.device())
+        ids = stored(ledger, PAYMENTS)
+    fault_proxy.rules([{"method": "POST", "path": "^/v1/payment_intents$",
+                        "action": "drop_after", "probability": 0.05, "seed": 11}])
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("OFFLINE_LEDGER_", "STRIPE_"))}
+    environment |= {"STRIPE_API_KEY": KEY, "STRIPE_API_BASE": fault_proxy.url,
+                    "STRIPE_TIMEOUT_SECONDS": "2"}
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    killed = 0
+    for _ in range(RUNS_MAX):
+        run = subprocess.Popen(
+            [str(CLI), "forward", "--db", sqlite_url, "--json", "--concurrency", "4"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+        try:
+            run.wait(rng.uniform(0.8, 2.5))
+        except subprocess.TimeoutExpired:
+            run.send_signal(signal.SIGKILL)
+            run.wait(WAIT_SECONDS)
+            killed += 1
+            continue
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        out, err = run.communicate()
+        assert "Traceback" not in err, err
+        summary = json.loads(out)
+        if run.returncode == 0 and summary["payments"] == 0:
+            break  # nothing left stored: done
+    else:
+        raise AssertionError(f"seed {seed}: forwarding never finished in {RUNS_MAX} runs")
+    assert killed >= 1, f"seed {seed}: no run was interrupted"
+    time.sleep(0.5)  # let the last answers the proxy dropped land on the server
+    with Ledger.open(sqlite_url) as ledger:
+        assert_exactly_one_each(ledger, ids, fault_proxy.upstream)
+        assert all(ledger.payment(i).status == "captured" for i in ids), f"seed {seed}"
