@@ -65,7 +65,7 @@ def load_settings() -> StripeSettings:
 
 class StripeGateway:
     def __init__(self, settings: StripeSettings) -> None:
-        if settings.api_key is None:
+        if settings.api_key is None or not settings.api_key.get_secret_value().strip():
             raise LedgerError(Code.STRIPE_NOT_CONFIGURED, "no Stripe API key: set STRIPE_API_KEY "
                               f"in the environment or in the file named by {CONFIG_FILE_ENV}")
         key = settings.api_key.get_secret_value()
