@@ -434,6 +434,36 @@ def project(database_url: str | None, rebuild: bool, batch_size: int) -> None:
     stdout.print(f"{'rebuilt from' if rebuild else 'applied'} {applied} events")
 
 
+@main.group()
+def audit() -> None:
+    """Audit tools over the event log: tamper evidence and the domain's invariants."""
+
+
+@audit.command(name="verify")
+@db_option
+@json_option
+def audit_verify(database_url: str | None, as_json: bool) -> None:
+    """Walk the whole log: check every event against its link in the hash chain and the
+    domain's invariants. Exit status 0 when all hold, 1 at the first bad position."""
+    from adapters.audit import verify
+
+    with opened(database_url, as_json) as ledger:
+        result = verify(ledger)
+    if as_json:
+        print_json(result.to_dict())
+    elif result.ok:
+        stdout.print(f"OK: {result.count} events, head hash {result.head_hash}",
+                     highlight=False)
+    else:
+        if result.problem is not None:
+            stderr.print(f"[bold red]TAMPERED[/] at position {result.problem.position}: "
+                         f"{result.problem.kind}: {result.problem.detail} "
+                         f"({result.count} events verified before it)", highlight=False)
+        for problem in result.invariant_problems:
+            stderr.print(f"[bold red]INVARIANT[/] {escape(problem)}", highlight=False)
+    sys.exit(EXIT_OK if result.ok else EXIT_REFUSED)
+
+
 @main.command()
 @db_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)

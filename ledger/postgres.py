@@ -10,6 +10,8 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg.sql import SQL, Identifier
 
+from ledger.chain import CHAIN_TABLE, GENESIS, link
+
 ID_CHUNK = 500  # ids per version query; bounds statement size
 
 
@@ -28,6 +30,13 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
         ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
+        self.last_link_statement = SQL(
+            "SELECT chain_hash FROM {schema}.{table} ORDER BY position DESC LIMIT 1"
+        ).format(schema=Identifier(datastore.schema), table=Identifier(CHAIN_TABLE))
+        self.insert_links_statement = SQL(
+            "INSERT INTO {schema}.{table} (position, content_hash, chain_hash) "
+            "SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bytea[])"
+        ).format(schema=Identifier(datastore.schema), table=Identifier(CHAIN_TABLE))
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -44,6 +53,26 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             ),
             prepare=True,
         )
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The new events' ids, then their links in the hash chain (`ledger.chain`), in the
+        same transaction and still under the table lock taken for the insert."""
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        assert ids is not None and len(ids) == len(stored_events)
+        curs.execute(self.last_link_statement, prepare=True)
+        last = curs.fetchone()
+        links = link(last["chain_hash"] if last else GENESIS, (
+            (position, event.originator_id, event.originator_version, event.topic, event.state)
+            for position, event in zip(ids, stored_events, strict=True)
+        ))
+        curs.execute(self.insert_links_statement, (
+            [position for position, _, _ in links],
+            [content for _, content, _ in links],
+            [chained for _, _, chained in links],
+        ), prepare=True)
+        return ids
 
 
 class PostgresVersions:

@@ -77,6 +77,7 @@ def _sqlite(parsed: URL) -> StoreConfig:
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": "30",
         "CREATE_TABLE": "n",
+        "APPLICATION_RECORDER_TOPIC": "ledger.sqlite:SQLiteEventRecorder",
     }
     return StoreConfig("sqlite", env, parsed.set(drivername="sqlite"))
 

@@ -1,0 +1,222 @@
+"""Audit checks over the stored event log: the hash chain (`ledger.chain`) and the domain's
+invariants, recomputed from the events alone.
+
+`verify` walks the events and their links in position order and reports the first position
+where an event was altered, deleted, inserted or moved, or where a link was edited. It cannot
+see events removed from the very end together with their links: compare the head hash and
+count it reports with ones noted earlier (an export's manifest keeps them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.persistence import MapperDeserialisationError
+
+from ledger import Ledger, identity
+from ledger.chain import CHAIN_TABLE, GENESIS, chain_hash, content_hash
+from ledger.location import Location
+from ledger.payment import Payment
+from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
+from migrations import engine_for
+
+BATCH = 20_000
+INVARIANT_PROBLEMS_MAX = 100
+
+
+@dataclass
+class ChainProblem:
+    position: int
+    kind: str  # altered | deleted | inserted | reordered | link_altered
+    detail: str
+
+
+@dataclass
+class VerifyResult:
+    count: int = 0
+    head_hash: str = GENESIS.hex()
+    problem: ChainProblem | None = None
+    invariant_problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None and not self.invariant_problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "count": self.count, "head_hash": self.head_hash,
+                "problem": None if self.problem is None else vars(self.problem),
+                "invariant_problems": self.invariant_problems}
+
+
+def verify(ledger: Ledger, progress: Callable[[int], None] | None = None) -> VerifyResult:
+    result = VerifyResult()
+    engine = engine_for(ledger.config)
+    try:
+        with engine.connect() as conn:
+            _check_chain(conn, ledger.config.kind, result, progress)
+    finally:
+        engine.dispose()
+    if result.problem is None:
+        try:
+            result.invariant_problems = check_invariants(ledger)
+        except Unreadable as unreadable:
+            result.invariant_problems = [str(unreadable)]
+    return result
+
+
+def _check_chain(conn: sa.Connection, kind: str, result: VerifyResult,
+                 progress: Callable[[int], None] | None) -> None:
+    events = _events(conn, kind)
+    links = _links(conn)
+    event, chained = next(events, None), next(links, None)
+    previous = GENESIS
+    while event is not None or chained is not None:
+        if chained is None or (event is not None and event[0] < chained[0]):
+            assert event is not None
+            result.problem = ChainProblem(event[0], "inserted", "an event without a link: "
+                                          "it was added outside the ledger")
+            return
+        if event is None or chained[0] < event[0]:
+            result.problem = ChainProblem(chained[0], "deleted", "a link without its event: "
+                                          "the event was deleted")
+            return
+        position, stream, version, topic, state = event
+        content = content_hash(stream, version, topic, _as_bytes(state))
+        if content != bytes(chained[1]):
+            result.problem = _moved_or_altered(conn, position, content)
+            return
+        expected = chain_hash(previous, position, content)
+        if expected != bytes(chained[2]):
+            result.problem = ChainProblem(position, "link_altered", "the link does not follow "
+                                          "from the one before: the chain was edited")
+            return
+        previous = expected
+        result.count += 1
+        result.head_hash = previous.hex()
+        if progress is not None and result.count % BATCH == 0:
+            progress(BATCH)
+        event, chained = next(events, None), next(links, None)
+
+
+def _as_bytes(state: Any) -> bytes:
+    """SQLite keeps whatever type a hand edit wrote: text is an altered blob too."""
+    return state.encode() if isinstance(state, str) else bytes(state)
+
+
+def _moved_or_altered(conn: sa.Connection, position: int, content: bytes) -> ChainProblem:
+    recorded_at = conn.execute(sa.text(f"SELECT position FROM {CHAIN_TABLE} "
+                                       "WHERE content_hash = :h"), {"h": content}).scalar()
+    if recorded_at is not None and recorded_at != position:
+        return ChainProblem(position, "reordered", f"this event was recorded at position "
+                            f"{recorded_at}: events were reordered")
+    return ChainProblem(position, "altered", "the event's content differs from what was "
+                        "recorded: it was edited")
+
+
+def _events(conn: sa.Connection, kind: str) -> Iterator[tuple[Any, ...]]:
+    if kind == "postgresql":
+        query = (f"SELECT notification_id, originator_id, originator_version, topic, state "
+                 f"FROM {POSTGRES_EVENTS_TABLE} WHERE notification_id > :after "
+                 "ORDER BY notification_id LIMIT :limit")
+    else:
+        query = (f"SELECT rowid, originator_id, originator_version, topic, state "
+                 f"FROM {SQLITE_EVENTS_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :limit")
+    return _batched(conn, query)
+
+
+def _links(conn: sa.Connection) -> Iterator[tuple[Any, ...]]:
+    return _batched(conn, f"SELECT position, content_hash, chain_hash FROM {CHAIN_TABLE} "
+                          "WHERE position > :after ORDER BY position LIMIT :limit")
+
+
+def _batched(conn: sa.Connection, query: str) -> Iterator[tuple[Any, ...]]:
+    after = 0
+    statement = sa.text(query)
+    while rows := conn.execute(statement, {"after": after, "limit": BATCH}).all():
+        yield from (tuple(row) for row in rows)
+        after = rows[-1][0]
+
+
+# -- invariants -------------------------------------------------------------------------------
+
+_TOPICS = tuple(event.TOPIC for event in (
+    Payment.Created, Payment.ConfirmedOffline, Payment.Forwarded, Payment.Declined,
+    Payment.Canceled, Payment.Captured, Location.PaymentStored, Location.PaymentReleased,
+))
+
+
+def check_invariants(ledger: Ledger) -> list[str]:
+    """The domain's rules, from the events alone: the stored totals the locations keep (count
+    and amount per location, device and currency) equal those of the payments confirmed
+    offline and not yet forwarded, declined or canceled; no payment forwarded twice (a second
+    PaymentIntent is a DuplicateForwardDetected event, never a second Forwarded); no capture
+    above the amount authorized."""
+    problems: list[str] = []
+    payments: dict[str, tuple[str, Key, int]] = {}  # stream -> offline_id, key, amount
+    stored_payments: set[str] = set()  # streams
+    stored_at_locations: dict[str, tuple[Key, int]] = {}  # offline_id -> key, amount
+    forwarded: set[str] = set()
+    for event in _decoded(ledger):
+        stream = event.originator_id.hex
+        if isinstance(event, Payment.Created):
+            key = (identity.location_id(event.location_id).hex, event.device_id, event.currency)
+            payments[stream] = (event.offline_id, key, event.amount)
+        elif isinstance(event, Location.PaymentStored):
+            stored_at_locations[event.offline_id] = ((stream, event.device_id, event.currency),
+                                                     event.amount)
+        elif isinstance(event, Location.PaymentReleased):
+            stored_at_locations.pop(event.offline_id, None)
+        elif isinstance(event, Payment.ConfirmedOffline):
+            stored_payments.add(stream)
+        elif isinstance(event, Payment.Captured) and event.amount_captured > payments[stream][2]:
+            problems.append(f"payment {payments[stream][0]}: {event.amount_captured} captured, "
+                            f"{payments[stream][2]} authorized")
+        elif isinstance(event, Payment.Forwarded | Payment.Declined | Payment.Canceled):
+            stored_payments.discard(stream)
+            if isinstance(event, Payment.Forwarded):
+                if stream in forwarded:
+                    problems.append(f"payment {payments[stream][0]} was forwarded twice "
+                                    "without a DuplicateForwardDetected")
+                forwarded.add(stream)
+        if len(problems) >= INVARIANT_PROBLEMS_MAX:
+            return problems
+    by_payments = _totals(payments[s][1:] for s in stored_payments)
+    by_locations = _totals(stored_at_locations.values())
+    for key in sorted(by_payments.keys() | by_locations.keys()):
+        if by_payments.get(key) != by_locations.get(key):
+            problems.append(f"stored at location stream {key[0]}, device {key[1]}, {key[2]}: "
+                            f"the location counts {by_locations.get(key, (0, 0))} (count, "
+                            f"amount), its payments {by_payments.get(key, (0, 0))}")
+    return problems
+
+
+Key = tuple[str, str, str]  # location stream, device, currency
+
+
+def _totals(stored: Iterable[tuple[Key, int]]) -> dict[Key, tuple[int, int]]:
+    totals: dict[Key, tuple[int, int]] = {}
+    for key, amount in stored:
+        count, total = totals.get(key, (0, 0))
+        totals[key] = (count + 1, total + amount)
+    return totals
+
+
+def _decoded(ledger: Ledger) -> Iterator[Any]:
+    start: int | None = None
+    while page := ledger.store.recorder.select_notifications(
+            start=start, limit=BATCH, topics=_TOPICS, inclusive_of_start=False):
+        for notification in page:
+            try:
+                yield ledger.store.mapper.to_domain_event(notification)
+            except (MapperDeserialisationError, ValueError) as error:
+                raise Unreadable(notification.id, error) from None
+        start = page[-1].id
+
+
+class Unreadable(Exception):
+    def __init__(self, position: int, error: Exception) -> None:
+        super().__init__(f"the event at position {position} cannot be read: "
+                         f"{type(error).__name__} (a wrong or missing cipher key, or an edit)")

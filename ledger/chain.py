@@ -1,0 +1,48 @@
+"""Tamper evidence: every stored event chained to the one before it by SHA-256.
+
+Each event's row in `event_chain` holds, at the event's position in the log (its notification
+id), two digests over a canonical serialization of the stored event (stream id, version,
+topic and state bytes, exactly as stored, encrypted or not):
+- `content_hash`: of the event alone, so a moved event can be recognised elsewhere;
+- `chain_hash`: of the previous row's chain hash, the position and the content hash, so that
+  editing, deleting, inserting or reordering any event breaks every later link.
+
+Rows are written by the event store's recorders in the same transaction as the events, while
+the store's own write lock is held (PostgreSQL's table lock, SQLite's single writer), so the
+chain follows commit order without serializing writers any further.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterable
+from uuid import UUID
+
+GENESIS = bytes(32)
+CHAIN_TABLE = "event_chain"
+_HEADER = struct.Struct(">16sqI")  # stream id, version, topic length
+
+
+def content_hash(originator_id: UUID | str, originator_version: int, topic: str,
+                 state: bytes) -> bytes:
+    stream = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+    topic_bytes = topic.encode()
+    header = _HEADER.pack(stream.bytes, originator_version, len(topic_bytes))
+    return hashlib.sha256(header + topic_bytes + state).digest()
+
+
+def chain_hash(previous: bytes, position: int, content: bytes) -> bytes:
+    return hashlib.sha256(previous + position.to_bytes(8, "big") + content).digest()
+
+
+def link(previous: bytes, rows: Iterable[tuple[int, UUID | str, int, str, bytes]]
+         ) -> list[tuple[int, bytes, bytes]]:
+    """(position, content_hash, chain_hash) for events given as (position, stream id,
+    version, topic, state), in position order, after the link `previous`."""
+    links = []
+    for position, originator_id, version, topic, state in rows:
+        content = content_hash(originator_id, version, topic, state)
+        previous = chain_hash(previous, position, content)
+        links.append((position, content, previous))
+    return links

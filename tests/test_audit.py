@@ -1,0 +1,137 @@
+"""Tamper evidence: rows edited, deleted, inserted or reordered directly in the database
+(a real SQLite file, real PostgreSQL) are found by `offline-ledger audit verify` at the first
+bad position; an untouched log verifies with its head hash; invariants hold."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.audit import check_invariants, verify
+from ledger import Ledger
+from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
+from migrations import engine_for
+from tests import records as r
+from tests.test_cli import run
+
+Edit = Callable[[sa.Connection, str, str], None]  # connection, events table, position column
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest) -> str:
+    """A ledger with a few hundred events: payments in every state."""
+    chosen = str(request.getfixturevalue(f"{request.param}_url"))
+    with Ledger.open(chosen) as ledger:
+        ledger.record(r.location())
+        ledger.record(r.device())
+        for n in range(40):
+            records = r.stored_payment(amount=1000 + n, capture_method="manual")
+            offline_id = records[0]["offline_id"]
+            if n % 3 == 0:
+                records.append(r.forwarded(offline_id, f"pi_{n}", "requires_capture"))
+            if n % 9 == 0:
+                records.append(r.captured(offline_id, f"pi_{n}", 1000 + n))
+            ledger.record_many(records)
+    return chosen
+
+
+@contextmanager
+def database(url: str) -> Iterator[tuple[sa.Connection, str, str]]:
+    with Ledger.open(url) as ledger:
+        engine = engine_for(ledger.config)
+        kind = ledger.config.kind
+    try:
+        with engine.begin() as conn:
+            if kind == "postgresql":
+                yield conn, POSTGRES_EVENTS_TABLE, "notification_id"
+            else:
+                yield conn, SQLITE_EVENTS_TABLE, "rowid"
+    finally:
+        engine.dispose()
+
+
+def verified(url: str, status: int) -> dict[str, Any]:
+    done = run("audit", "verify", "--db", url, "--json")
+    assert done.returncode == status, done.stdout + done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def row(conn: sa.Connection, table: str, column: str, position: int) -> dict[str, Any]:
+    found = conn.execute(sa.text(f"SELECT originator_id, originator_version, topic, state "
+                                 f"FROM {table} WHERE {column} = :p"), {"p": position}).one()
+    return dict(found._mapping)
+
+
+def edit_state(conn: sa.Connection, table: str, column: str) -> None:
+    state = bytes(row(conn, table, column, 50)["state"]).replace(b"1", b"2", 1)
+    conn.execute(sa.text(f"UPDATE {table} SET state = :s WHERE {column} = 50"), {"s": state})
+
+
+def delete(conn: sa.Connection, table: str, column: str) -> None:
+    conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = 50"))
+
+
+def insert(conn: sa.Connection, table: str, column: str) -> None:
+    copied = row(conn, table, column, 50) | {"originator_version": 999, "p": 100_000}
+    conn.execute(sa.text(f"INSERT INTO {table} ({column}, originator_id, originator_version, "
+                         "topic, state) VALUES (:p, :originator_id, :originator_version, "
+                         ":topic, :state)"), copied)
+
+
+def reorder(conn: sa.Connection, table: str, column: str) -> None:
+    first, second = row(conn, table, column, 50), row(conn, table, column, 51)
+    conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} IN (50, 51)"))
+    for position, content in ((50, second), (51, first)):
+        conn.execute(sa.text(f"INSERT INTO {table} ({column}, originator_id, "
+                             "originator_version, topic, state) VALUES (:p, :originator_id, "
+                             ":originator_version, :topic, :state)"), content | {"p": position})
+
+
+def edit_link(conn: sa.Connection, table: str, column: str) -> None:
+    conn.execute(sa.text("UPDATE event_chain SET chain_hash = :h WHERE position = 70"),
+                 {"h": bytes(32)})
+
+
+def test_an_untouched_log_verifies_with_its_head_hash_and_count(url: str) -> None:
+    result = verified(url, 0)
+    with Ledger.open(url) as ledger:
+        last = ledger.store.recorder.max_notification_id()
+        assert result["count"] == last  # every event, none skipped
+        assert verify(ledger).head_hash == result["head_hash"]
+        assert check_invariants(ledger) == []
+    assert result["ok"] and len(result["head_hash"]) == 64
+    assert run("audit", "verify", "--db", url).stdout.startswith("OK: ")
+
+
+@pytest.mark.parametrize(("tamper", "kind", "position"), [
+    (edit_state, "altered", 50),
+    (delete, "deleted", 50),
+    (insert, "inserted", 100_000),
+    (reorder, "reordered", 50),
+    (edit_link, "link_altered", 70),
+])
+def test_a_direct_change_to_the_database_is_found_at_the_first_bad_position(
+    url: str, tamper: Edit, kind: str, position: int,
+) -> None:
+    with database(url) as (conn, table, column):
+        tamper(conn, table, column)
+    result = verified(url, 1)
+    assert (result["problem"]["kind"], result["problem"]["position"]) == (kind, position)
+    assert not result["ok"]
+    done = run("audit", "verify", "--db", url)
+    assert f"TAMPERED at position {position}" in done.stderr
+
+
+def test_events_written_after_verification_extend_the_chain(url: str) -> None:
+    before = verified(url, 0)
+    with Ledger.open(url) as ledger:
+        ledger.record_many(r.stored_payment())
+    after = verified(url, 0)
+    assert after["count"] == before["count"] + 4  # created, collected, confirmed; stored
+    assert after["head_hash"] != before["head_hash"]
