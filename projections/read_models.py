@@ -13,6 +13,7 @@ from ledger import Ledger
 from ledger.errors import Code, LedgerError, NotFound, StorageError
 from ledger.storage import StoreConfig
 from migrations import engine_for
+from projections.drift import TableDrift, compare, scratch_read_models, swap
 from projections.offline_status import (
     OfflineStatusProjection,
     StoredTotal,
@@ -64,6 +65,18 @@ class ReadModels:
         self.refresh()
         with self.engine.connect() as conn:
             return stored_totals(conn, location_id)
+
+    def audit_rebuild(self, swap_in: bool = False,
+                      progress: Progress | None = None) -> list[TableDrift]:
+        """Replay the whole log into scratch read models, compare them with the live ones
+        (brought up to date first) and, with `swap_in`, replace the live ones."""
+        self.refresh()
+        tables = [table for projection in PROJECTIONS for table in projection.tables]
+        with scratch_read_models(self.ledger, PROJECTIONS, progress) as rebuilt:
+            drifts = compare(self.engine, rebuilt, tables)
+            if swap_in:
+                swap(self.writer, rebuilt, tables, [p.name for p in PROJECTIONS])
+        return drifts
 
     def stored_oldest_first(self, limit: int | None = None) -> list[str]:
         self.refresh()

@@ -135,3 +135,25 @@ def test_events_written_after_verification_extend_the_chain(url: str) -> None:
     after = verified(url, 0)
     assert after["count"] == before["count"] + 4  # created, collected, confirmed; stored
     assert after["head_hash"] != before["head_hash"]
+
+
+def test_a_rebuild_finds_a_corrupted_projection_row_and_swaps_in_the_right_one(
+    url: str,
+) -> None:
+    assert run("report", "--db", url, "--format", "json").returncode == 0  # live read models
+    clean = run("audit", "rebuild", "--db", url, "--json")
+    assert clean.returncode == 0 and json.loads(clean.stdout)["clean"]
+    with database(url) as (conn, _, _):
+        offline_id = conn.execute(sa.text("SELECT offline_id FROM payments LIMIT 1")).scalar()
+        conn.execute(sa.text("UPDATE payments SET amount = amount + 1 WHERE offline_id = :o"),
+                     {"o": offline_id})
+        conn.execute(sa.text("DELETE FROM offline_stored WHERE offline_id IN "
+                             "(SELECT offline_id FROM offline_stored LIMIT 1)"))
+    drifted = run("audit", "rebuild", "--db", url, "--json")
+    assert drifted.returncode == 1
+    tables = {t["table"]: t for t in json.loads(drifted.stdout)["tables"]}
+    assert tables["payments"]["differing_count"] == 1
+    assert len(tables["offline_stored"]["only_rebuilt"]) == 1
+    assert run("audit", "rebuild", "--db", url, "--swap").returncode == 0
+    after = run("audit", "rebuild", "--db", url, "--json")
+    assert after.returncode == 0 and json.loads(after.stdout)["clean"]
