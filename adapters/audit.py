@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
 from eventsourcing.persistence import MapperDeserialisationError
@@ -21,6 +23,7 @@ from ledger.chain import CHAIN_TABLE, GENESIS, chain_hash, content_hash
 from ledger.location import Location
 from ledger.payment import Payment
 from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
+from ledger.views import LocationStatus, PaymentState
 from migrations import engine_for
 
 BATCH = 20_000
@@ -220,3 +223,69 @@ class Unreadable(Exception):
     def __init__(self, position: int, error: Exception) -> None:
         super().__init__(f"the event at position {position} cannot be read: "
                          f"{type(error).__name__} (a wrong or missing cipher key, or an edit)")
+
+
+# -- point in time ----------------------------------------------------------------------------
+
+
+@dataclass
+class LedgerAsOf:
+    """The whole ledger as it was recorded at a moment."""
+
+    at: datetime
+    events: int
+    # status -> currency -> (count, amount in minor units)
+    payments_by_status: dict[str, dict[str, tuple[int, int]]]
+    locations: list[LocationStatus]
+
+
+
+
+def payment_as_of(ledger: Ledger, offline_id: str, at: datetime) -> PaymentState | None:
+    """The payment as the ledger knew it at `at` (events recorded up to then), or None."""
+    stream = identity.payment_id(UUID(offline_id))
+    payment = _project(ledger, stream, at)
+    return None if payment is None else PaymentState.of(payment)
+
+
+def location_as_of(ledger: Ledger, location_id: str, at: datetime) -> LocationStatus | None:
+    location = _project(ledger, identity.location_id(location_id), at)
+    if location is None:
+        return None
+    return LocationStatus.of(location, list(location.device_stored_counts))
+
+
+def ledger_as_of(ledger: Ledger, at: datetime) -> LedgerAsOf:
+    """Every stream replayed up to `at`: payments by status, and each location's status."""
+    aggregates: dict[UUID, Any] = {}
+    events = 0
+    start: int | None = None
+    while page := ledger.store.recorder.select_notifications(
+            start=start, limit=BATCH, inclusive_of_start=False):
+        for notification in page:
+            event: Any = ledger.store.mapper.to_domain_event(notification)
+            if event.timestamp > at:
+                continue
+            aggregates[event.originator_id] = event.mutate(aggregates.get(event.originator_id))
+            events += 1
+        start = page[-1].id
+    by_status: dict[str, dict[str, tuple[int, int]]] = {}
+    for aggregate in aggregates.values():
+        if isinstance(aggregate, Payment):
+            currencies = by_status.setdefault(str(aggregate.status), {})
+            count, amount = currencies.get(aggregate.currency, (0, 0))
+            currencies[aggregate.currency] = (count + 1, amount + aggregate.amount)
+    locations = sorted((LocationStatus.of(a, list(a.device_stored_counts))
+                        for a in aggregates.values() if isinstance(a, Location)),
+                       key=lambda status: status.location_id)
+    return LedgerAsOf(at, events, by_status, locations)
+
+
+def _project(ledger: Ledger, stream: UUID, at: datetime) -> Any:
+    aggregate = None
+    events: Any = ledger.store.events.get(stream)
+    for event in events:
+        if event.timestamp > at:
+            break
+        aggregate = event.mutate(aggregate)
+    return aggregate

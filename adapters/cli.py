@@ -464,6 +464,39 @@ def audit_verify(database_url: str | None, as_json: bool) -> None:
     sys.exit(EXIT_OK if result.ok else EXIT_REFUSED)
 
 
+@audit.command(name="as-of")
+@click.argument("moment", metavar="T", type=MomentType())
+@click.option("--offline-id", help="One payment.")
+@click.option("--location", "location_id", help="One location.")
+@db_option
+@json_option
+def audit_as_of(moment: datetime, offline_id: str | None, location_id: str | None,
+                database_url: str | None, as_json: bool) -> None:
+    """The state of one payment, one location, or the whole ledger as it was recorded at T
+    (from the events recorded up to then). Exit status 1 if it did not exist yet."""
+    from adapters.audit import ledger_as_of, location_as_of, payment_as_of
+
+    if offline_id is not None and location_id is not None:
+        fail("give --offline-id or --location, not both", EXIT_USAGE, as_json)
+    with opened(database_url, as_json) as ledger:
+        if offline_id is not None:
+            state: Any = payment_as_of(ledger, offline_id, moment)
+        elif location_id is not None:
+            state = location_as_of(ledger, location_id, moment)
+        else:
+            state = ledger_as_of(ledger, moment)
+    if state is None:
+        fail(f"{offline_id or location_id} did not exist at {moment.isoformat()}",
+             EXIT_REFUSED, as_json)
+    body = state.model_dump(mode="json") if hasattr(state, "model_dump") else {
+        "at": state.at.isoformat(), "events": state.events,
+        "payments_by_status": {status: {currency: {"count": count, "amount": amount}
+                                        for currency, (count, amount) in by.items()}
+                               for status, by in state.payments_by_status.items()},
+        "locations": [location.model_dump(mode="json") for location in state.locations]}
+    print_json(body) if as_json else stdout.print_json(data=body)
+
+
 @audit.command(name="rebuild")
 @db_option
 @json_option

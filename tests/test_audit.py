@@ -5,8 +5,10 @@ bad position; an untouched log verifies with its head hash; invariants hold."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -157,3 +159,32 @@ def test_a_rebuild_finds_a_corrupted_projection_row_and_swaps_in_the_right_one(
     assert run("audit", "rebuild", "--db", url, "--swap").returncode == 0
     after = run("audit", "rebuild", "--db", url, "--json")
     assert after.returncode == 0 and json.loads(after.stdout)["clean"]
+
+
+def test_as_of_gives_each_state_as_it_was_recorded_then(sqlite_url: str) -> None:
+    """Moments taken between the records: at each one, the payment's status and the
+    location's stored count are those the records so far imply, computed here by hand."""
+    with Ledger.open(sqlite_url) as ledger:
+        ledger.record(r.location())
+        ledger.record(r.device())
+        records = r.stored_payment(amount=1500)
+        offline_id = records[0]["offline_id"]
+        records.append(r.forwarded(offline_id, "pi_1", "succeeded"))
+        expected = [("created", 0), ("collected", 0), ("stored", 1), ("captured", 0)]
+        moments = []
+        for record in records:
+            ledger.record(record)
+            moments.append(datetime.now(UTC))
+            time.sleep(0.01)
+    for moment, (status, stored) in zip(moments, expected, strict=True):
+        payment = json.loads(run("audit", "as-of", moment.isoformat(), "--offline-id",
+                                 offline_id, "--db", sqlite_url, "--json").stdout)
+        location = json.loads(run("audit", "as-of", moment.isoformat(), "--location", "tml_1",
+                                  "--db", sqlite_url, "--json").stdout)
+        whole = json.loads(run("audit", "as-of", moment.isoformat(), "--db", sqlite_url,
+                               "--json").stdout)
+        assert payment["status"] == status
+        assert location["offline_payments_count"] == stored
+        assert whole["payments_by_status"] == {status: {"usd": {"count": 1, "amount": 1500}}}
+    before = run("audit", "as-of", "2000-01-01", "--offline-id", offline_id, "--db", sqlite_url)
+    assert before.returncode == 1 and "did not exist" in before.stderr
