@@ -93,14 +93,17 @@ class Forwarder:
         key = idempotency_key(offline_id)
         unknown = payment.forward_outcome_unknown
         last_error: StripeFailure | None = None
-        for attempt in range(self.attempts_max):
-            if unknown:
-                found = self.gateway.find_by_offline_id(offline_id)
-                if found:
-                    self._record(payment, _oldest(found))
-                    return Outcome.RECOVERED
-            payment = self.ledger.request_forward(offline_id, key)
+        for attempt in range(self.attempts_max + 1):
             try:
+                if unknown:
+                    found = self.gateway.find_by_offline_id(offline_id)
+                    if found:
+                        self._record(payment, _oldest(found))
+                        return Outcome.RECOVERED
+                    unknown = False  # it never landed: sending again is safe
+                if attempt == self.attempts_max:
+                    break  # that was the last look
+                payment = self.ledger.request_forward(offline_id, key)
                 created = self.gateway.create_and_confirm(
                     offline_id=offline_id, amount=payment.amount, currency=payment.currency,
                     payment_method_id=method, capture_method=payment.capture_method,
@@ -110,10 +113,13 @@ class Forwarder:
                     self._declined(payment, failure)
                     return Outcome.DECLINED
                 if not (failure.outcome_unknown or failure.code is Code.STRIPE_RATE_LIMITED):
-                    self._failed(payment, failure, retryable=False)
+                    if not unknown:
+                        self._failed(payment, failure, retryable=False)
                     return Outcome.FAILED
-                unknown = failure.outcome_unknown
-                if not unknown:  # a 429: nothing was done; say so, then wait
+                # A failed lookup leaves the earlier outcome unknown; a failed create makes
+                # it unknown unless Stripe said it did nothing (429).
+                unknown = unknown or failure.outcome_unknown
+                if not unknown:
                     self._failed(payment, failure, retryable=True)
                 last_error = failure
                 wait = _backoff(attempt, failure.retry_after_seconds)
@@ -121,13 +127,11 @@ class Forwarder:
                 continue
             self._record(payment, created)
             return Outcome.FORWARDED
+        # Out of attempts. An outcome still unknown stays on record as such, so that the next
+        # run looks the payment up before sending anything.
         assert last_error is not None
-        if unknown:  # one last look: the last attempt may have gone through
-            found = self.gateway.find_by_offline_id(offline_id)
-            if found:
-                self._record(payment, _oldest(found))
-                return Outcome.RECOVERED
-        self._failed(payment, last_error, retryable=True)
+        if not unknown:
+            self._failed(payment, last_error, retryable=True)
         return Outcome.FAILED
 
     def _record(self, payment: PaymentState, item: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -188,3 +189,22 @@ def test_as_of_gives_each_state_as_it_was_recorded_then(sqlite_url: str) -> None
         assert whole["payments_by_status"] == {status: {"usd": {"count": 1, "amount": 1500}}}
     before = run("audit", "as-of", "2000-01-01", "--offline-id", offline_id, "--db", sqlite_url)
     assert before.returncode == 1 and "did not exist" in before.stderr
+
+
+def test_an_export_imports_into_an_empty_database_with_the_same_head_hash(
+    url: str, sqlite_url: str, tmp_path: Path,
+) -> None:
+    source = verified(url, 0)
+    exported = run("audit", "export", "--db", url, "--out", str(tmp_path / "export"), "--json")
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["head_hash"] == source["head_hash"]
+    target = sqlite_url.replace("ledger.db", "imported.db")
+    imported = run("audit", "import", str(tmp_path / "export"), "--db", target, "--json")
+    assert imported.returncode == 0, imported.stderr
+    assert verified(target, 0)["head_hash"] == source["head_hash"]
+    lines = (tmp_path / "export" / "events-00001.jsonl").read_text().splitlines()
+    lines[3], lines[4] = lines[4], lines[3]
+    (tmp_path / "export" / "events-00001.jsonl").write_text("\n".join(lines) + "\n")
+    refused = run("audit", "import", str(tmp_path / "export"), "--db",
+                  sqlite_url.replace("ledger.db", "other.db"))
+    assert refused.returncode == 1 and "EXPORT_INVALID" in refused.stderr

@@ -1,0 +1,1 @@
+"""Examples of offline-ledger in use (data files, and the POS backend in pos_backend/)."""

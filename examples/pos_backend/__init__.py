@@ -1,0 +1,1 @@
+"""An example POS backend on the offline-ledger library (see README.md here)."""
