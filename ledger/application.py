@@ -37,7 +37,7 @@ from eventsourcing.persistence import (
 
 from ledger import identity, wire
 from ledger.device import Device
-from ledger.errors import Code, Conflict, LedgerError, NotFound, StorageError
+from ledger.errors import Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
 from ledger.handlers import apply_record, related_ids, stream_ids, subject
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
@@ -196,7 +196,9 @@ class Ledger:
         Items may be LedgerErrors already (a parse failure upstream): they pass through, so a
         caller streaming a file keeps one result per line.
         """
-        assert len(records) <= BATCH_SIZE_MAX, len(records)
+        if len(records) > BATCH_SIZE_MAX:
+            raise InvalidRecord(Code.INVALID_VALUE, f"{len(records)} records in one batch: "
+                                f"send at most {BATCH_SIZE_MAX} at a time", field="records")
         parsed: list[wire.Record | LedgerError] = []
         for item in records:
             if isinstance(item, LedgerError):
@@ -468,7 +470,7 @@ def _uuid(value: UUID | str) -> UUID:
     try:
         return value if isinstance(value, UUID) else UUID(str(value))
     except ValueError:
-        raise LedgerError(Code.INVALID_UUID, f"{value!r} is not a UUID",
+        raise InvalidRecord(Code.INVALID_UUID, f"{value!r} is not a UUID",
                           field="offline_id") from None
 
 
