@@ -30,6 +30,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
+    MapperDeserialisationError,
     OperationalError,
     Recording,
     Transcoder,
@@ -45,6 +46,7 @@ from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.observations import Observation
 from ledger.payment import Payment
 from ledger.storage import (
+    CIPHER_KEY_ENV,
     DEFAULT_DATABASE_URL,
     EVENT_STORE_NAME,
     StoreConfig,
@@ -412,25 +414,23 @@ class Ledger:
         ]
 
     def history(self, offline_id: UUID | str) -> list[HistoryEntry]:
-        """Every event of one payment, in order."""
+        """Every event of one payment, in order, with what Stripe said about each of its
+        PaymentIntents beside them (`source` "stripe"), in the order they were recorded."""
         stream = identity.payment_id(_uuid(offline_id))
         with self._lock, _storage_errors(self.config):
             events = list(self.store.events.get(stream))
-        if not events:
-            raise NotFound(Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown",
-                           field="offline_id")
-        hidden = {"originator_id", "originator_version", "originator_topic", "timestamp",
-                  "occurred_at"}
-        return [
-            HistoryEntry(
-                version=event.originator_version,
-                event=type(event).__name__,
-                occurred_at=getattr(event, "occurred_at", None),
-                recorded_at=event.timestamp,  # type: ignore[attr-defined]
-                data={k: v for k, v in event.__dict__.items() if k not in hidden},
-            )
-            for event in events
-        ]
+            if not events:
+                raise NotFound(Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown",
+                               field="offline_id")
+            payment = PaymentState.of(self._reader().get(stream))
+            intents = [i for i in [payment.payment_intent_id,
+                                   *payment.duplicate_payment_intent_ids] if i]
+            stripe = [event for pi in dict.fromkeys(intents)
+                      for event in self.store.events.get(identity.stripe_object_id(pi))
+                      if not isinstance(event, StripeObject.FirstSeen)]
+        entries = [_history_entry(event, "ledger") for event in events]
+        entries += [_history_entry(event, "stripe") for event in stripe]
+        return sorted(entries, key=lambda entry: (entry.recorded_at, entry.source != "ledger"))
 
     def _reader(self) -> UnitOfWork:
         return UnitOfWork(self.store, self._cache, self._versions)
@@ -449,6 +449,21 @@ class Ledger:
             for stream_id in ids:
                 yield uow.get(stream_id)
             start = page[-1].id
+
+
+_HIDDEN = frozenset({"originator_id", "originator_version", "originator_topic", "timestamp",
+                     "occurred_at"})
+
+
+def _history_entry(event: Any, source: str) -> HistoryEntry:
+    return HistoryEntry(
+        source=source,
+        version=event.originator_version,
+        event=type(event).__name__,
+        occurred_at=getattr(event, "occurred_at", None),
+        recorded_at=event.timestamp,
+        data={k: v for k, v in event.__dict__.items() if k not in _HIDDEN},
+    )
 
 
 def _involved(ids: list[UUID], uow: UnitOfWork) -> list[Any]:
@@ -480,13 +495,41 @@ def _backoff(attempt: int) -> None:
 
 @contextmanager
 def _storage_errors(config: StoreConfig) -> Iterator[None]:
-    """Turn a lost database connection into a typed StorageError."""
+    """Turn a lost database connection, or events that cannot be decrypted, into a typed
+    StorageError."""
     try:
         yield
     except (OperationalError, InterfaceError) as error:
         raise StorageError(
             Code.DATABASE_UNAVAILABLE, f"lost the database at {config.redacted}: {error}"
         ) from error
+    except MapperDeserialisationError as error:
+        raise unreadable_events(config, error) from error
+
+
+def unreadable_events(config: StoreConfig, error: Exception) -> StorageError:
+    """The error for a stored event whose state the event store's mapper cannot decode.
+
+    Without a key, an encrypted state is not JSON (the transcoder's decode fails); with
+    another key, or on events written without encryption, AES-GCM's tag check fails. The
+    library wraps both in MapperDeserialisationError; its text (kept in `details`) names
+    the event, never the key.
+    """
+    details = {"cause": str(error)}
+    if not config.encrypted:
+        return StorageError(
+            Code.CIPHER_KEY_REQUIRED,
+            f"the events at {config.redacted} cannot be read without a key: they are "
+            f"encrypted: set {CIPHER_KEY_ENV} to the key they were written with",
+            field=CIPHER_KEY_ENV, details=details,
+        )
+    return StorageError(
+        Code.CIPHER_KEY_MISMATCH,
+        f"the events at {config.redacted} cannot be decrypted with the key in "
+        f"{CIPHER_KEY_ENV}: they were written with another key (or without encryption): set "
+        "it to the key they were written with",
+        field=CIPHER_KEY_ENV, details=details,
+    )
 
 
 def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

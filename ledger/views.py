@@ -166,6 +166,7 @@ def _headroom(limits: dict[str, Any], amounts: dict[str, int], count: int) -> li
 
 
 class HistoryEntry(_View):
+    source: str  # "ledger" (the payment's own events) or "stripe" (observations)
     version: int
     event: str
     occurred_at: datetime | None

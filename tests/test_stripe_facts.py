@@ -78,3 +78,16 @@ def test_a_voided_authorization_cancels_the_payment(stored: tuple[Ledger, str]) 
     ledger, offline_id = stored
     apply(ledger, offline_id, seen("requires_capture"))
     assert apply(ledger, offline_id, seen("canceled")) == "canceled"
+
+
+def test_history_shows_what_stripe_said_beside_the_payments_events(
+    stored: tuple[Ledger, str],
+) -> None:
+    ledger, offline_id = stored
+    observed = seen("requires_capture").model_copy(update={"offline_id": offline_id})
+    apply(ledger, offline_id, observed)
+    ledger.observe([observed])
+    entries = ledger.history(offline_id)
+    assert [(e.source, e.event) for e in entries][-2:] == [
+        ("ledger", "Forwarded"), ("stripe", "PaymentIntentObserved")]
+    assert entries[-1].data["observation"]["status"] == "requires_capture"
