@@ -2,7 +2,6 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DB ?= sqlite:///offline-ledger.db
 
 $(BIN)/offline-ledger: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +13,7 @@ $(BIN)/offline-ledger: pyproject.toml
 install: $(BIN)/offline-ledger
 
 run: install
-	$(BIN)/offline-ledger migrate --db $(DB)
-	$(BIN)/offline-ledger ingest examples/trading-day.jsonl --db $(DB) --rejects trading-day.rejects.jsonl || [ $$? -eq 1 ]
-	$(BIN)/offline-ledger status --db $(DB)
-	$(BIN)/offline-ledger import-stripe-report examples/stripe-balance-report.csv --db $(DB)
-	$(BIN)/offline-ledger report --db $(DB) --as-of 2026-11-23T00:00:00Z --format html --out reconciliation.html
-	$(BIN)/offline-ledger report --db $(DB) --as-of 2026-11-23T00:00:00Z
+	$(BIN)/offline-ledger demo --out demo --force
 
 lint: install
 	$(BIN)/ruff check .

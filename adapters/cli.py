@@ -257,18 +257,20 @@ def _headroom(rows: list[Any]) -> str:
 @db_option
 @json_option
 def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
-    """Every event of one payment, in order, with when it happened and when it was recorded."""
+    """Every event of one payment, in order, with when it happened and when it was recorded,
+    and what Stripe said about its PaymentIntents beside them."""
     with opened(database_url, as_json) as ledger:
         entries = ledger.history(offline_id)
     if as_json:
         print_json([entry.model_dump(mode="json") for entry in entries])
         return
     table = Table(title=f"History of payment {offline_id}")
-    for column in ("#", "event", "occurred at", "recorded at", "details"):
+    for column in ("#", "from", "event", "occurred at", "recorded at", "details"):
         table.add_column(column)
     for entry in entries:
-        details = ", ".join(f"{k}={v}" for k, v in entry.data.items() if v not in (None, {}, []))
-        table.add_row(str(entry.version), entry.event,
+        data = entry.data.get("observation", entry.data)  # Stripe's word, flattened
+        details = ", ".join(f"{k}={v}" for k, v in data.items() if v not in (None, {}, []))
+        table.add_row(str(entry.version), entry.source, entry.event,
                       entry.occurred_at.isoformat() if entry.occurred_at else "",
                       entry.recorded_at.isoformat(timespec="seconds"), details)
     stdout.print(table)
@@ -495,6 +497,45 @@ def audit_as_of(moment: datetime, offline_id: str | None, location_id: str | Non
                                for status, by in state.payments_by_status.items()},
         "locations": [location.model_dump(mode="json") for location in state.locations]}
     print_json(body) if as_json else stdout.print_json(data=body)
+
+
+@audit.command(name="export")
+@db_option
+@json_option
+@click.option("--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="A new, empty directory for the JSON Lines files and manifest.json.")
+def audit_export(database_url: str | None, as_json: bool, out_dir: Path) -> None:
+    """Write every event, as stored, to JSON Lines files with a manifest (count, head hash,
+    each file's SHA-256). Refused when the hash chain does not verify."""
+    from adapters.audit_export import export_log
+
+    with opened(database_url, as_json) as ledger:
+        manifest = export_log(ledger, out_dir)
+    if as_json:
+        print_json(manifest.to_dict())
+    else:
+        stdout.print(f"exported {manifest.count} events in {len(manifest.files)} files to "
+                     f"{out_dir}, head hash {manifest.head_hash}", highlight=False)
+
+
+@audit.command(name="import")
+@click.argument("in_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False,
+                                                          path_type=Path))
+@db_option
+@json_option
+def audit_import(in_dir: Path, database_url: str | None, as_json: bool) -> None:
+    """Load an export into an empty database: the same events at the same positions, the
+    same head hash. A tampered export is refused whole (exit status 1)."""
+    from adapters.audit_export import import_log
+
+    with opened(database_url, as_json) as ledger:
+        manifest = import_log(ledger, in_dir)
+    if as_json:
+        print_json(manifest.to_dict())
+    else:
+        stdout.print(f"imported {manifest.count} events, head hash {manifest.head_hash}",
+                     highlight=False)
 
 
 @audit.command(name="rebuild")
@@ -735,3 +776,70 @@ def capture_command(offline_id: str | None, database_url: str | None, as_json: b
             stderr.print(f"  {problem['offline_id']}: {problem['code']}: {problem['message']}",
                          highlight=False, markup=False)
     sys.exit(EXIT_REFUSED if failed else EXIT_OK)
+
+
+
+# -- the demo: a simulated trading day, end to end --------------------------------------------
+
+
+@main.command(name="demo")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
+              default="offline-ledger-demo", show_default=True,
+              help="Directory for the demo's ledger (SQLite), Stripe files and reports.")
+@click.option("--payments", type=click.IntRange(100, 50_000), default=3_000, show_default=True,
+              help="Sales in the simulated day, online and offline.")
+@click.option("--seed", type=int, default=20261120, show_default=True,
+              help="The same seed gives the same day, files and report.")
+@click.option("--force", is_flag=True,
+              help="Replace an earlier demo in --out (deletes only the demo's own files).")
+@json_option
+def demo_command(out: Path, payments: int, seed: int, force: bool, as_json: bool) -> None:
+    """Simulate a trading day and reconcile it, on an embedded SQLite ledger (no server).
+
+    Four locations (USD, CAD, EUR with strong customer authentication, JPY) lose the
+    internet for a few hours: their readers store payments, some refused by the offline
+    rules and limits, then forward them; a few are declined, one is forwarded twice, one is
+    lost on its reader, manual captures run late. Every step is recorded through the
+    library API a POS backend uses. Stripe's side is written as Stripe gives it (balance
+    report CSV, PaymentIntents JSON) and imported, and the reconciliation report is written
+    in every format into --out. Exit status 2 when --out already holds a demo (use --force).
+    """
+    from rich.progress import MofNCompleteColumn
+
+    from adapters import demo
+
+    try:
+        if as_json or not stderr.is_terminal:
+            summary = demo.run(out, payments, seed, force=force)
+        else:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                          MofNCompleteColumn(), TimeElapsedColumn(), console=stderr,
+                          transient=True) as progress:
+                summary = demo.run(out, payments, seed, force=force,
+                                   phase=_demo_phases(progress))
+    except demo.DemoExists as error:
+        fail(str(error), EXIT_USAGE, as_json)
+    except LedgerError as error:
+        fail_with(error, as_json)
+    except OSError as error:
+        fail(f"cannot write the demo into {out}: {error.strerror or error}", EXIT_USAGE,
+             as_json)
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        demo.print_summary(summary, stdout)
+
+
+def _demo_phases(progress: Progress) -> Callable[[str, int | None], Callable[[int], None]]:
+    """One progress line per step of the demo; a step shows done when the next starts."""
+    tasks: list[Any] = []
+
+    def start(description: str, total: int | None) -> Callable[[int], None]:
+        if tasks:
+            done = progress.tasks[-1].completed or 1
+            progress.update(tasks[-1], total=done, completed=done)
+        task = progress.add_task(description, total=total)
+        tasks.append(task)
+        return lambda done: progress.advance(task, done)
+
+    return start
