@@ -263,7 +263,7 @@ def ledger_as_of(ledger: Ledger, at: datetime) -> LedgerAsOf:
     while page := ledger.store.recorder.select_notifications(
             start=start, limit=BATCH, inclusive_of_start=False):
         for notification in page:
-            event: Any = ledger.store.mapper.to_domain_event(notification)
+            event: Any = ledger.decode(notification)
             if event.timestamp > at:
                 continue
             aggregates[event.originator_id] = event.mutate(aggregates.get(event.originator_id))

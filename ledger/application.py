@@ -164,6 +164,20 @@ class Ledger:
                 Code.DATABASE_UNAVAILABLE,
                 f"cannot reach the event store at {config.redacted}: {error}",
             ) from None
+        # A missing or wrong OFFLINE_LEDGER_CIPHER_KEY fails here, once, for every command,
+        # rather than wherever an event is first decoded. Without a key, a first event that is
+        # JSON text is not encrypted: if it does not decode it was damaged, which is for
+        # `audit verify` to find, so it is left alone here.
+        with _storage_errors(config):
+            try:
+                first = store.recorder.select_notifications(start=None, limit=1)
+                state = first[0].state if first else b""
+                plain = isinstance(state, str) or bytes(state).startswith(b'{"')
+                if first and (config.encrypted or not plain):
+                    store.mapper.to_domain_event(first[0])
+            except BaseException:
+                store.close()
+                raise
         caps = stripe_offline_max if stripe_offline_max is not None else STRIPE_OFFLINE_MAX_DEFAULT
         return cls(store, config, Policy(stripe_offline_max=dict(caps)))
 
@@ -432,6 +446,12 @@ class Ledger:
         entries += [_history_entry(event, "stripe") for event in stripe]
         return sorted(entries, key=lambda entry: (entry.recorded_at, entry.source != "ledger"))
 
+    def decode(self, notification: Any) -> Any:
+        """A stored event read from the log, as its domain event; an undecodable one (a
+        missing or wrong cipher key, a damaged row) is a StorageError with its code."""
+        with _storage_errors(self.config):
+            return self.store.mapper.to_domain_event(notification)
+
     def _reader(self) -> UnitOfWork:
         return UnitOfWork(self.store, self._cache, self._versions)
 
@@ -504,32 +524,20 @@ def _storage_errors(config: StoreConfig) -> Iterator[None]:
             Code.DATABASE_UNAVAILABLE, f"lost the database at {config.redacted}: {error}"
         ) from error
     except MapperDeserialisationError as error:
-        raise unreadable_events(config, error) from error
-
-
-def unreadable_events(config: StoreConfig, error: Exception) -> StorageError:
-    """The error for a stored event whose state the event store's mapper cannot decode.
-
-    Without a key, an encrypted state is not JSON (the transcoder's decode fails); with
-    another key, or on events written without encryption, AES-GCM's tag check fails. The
-    library wraps both in MapperDeserialisationError; its text (kept in `details`) names
-    the event, never the key.
-    """
-    details = {"cause": str(error)}
-    if not config.encrypted:
-        return StorageError(
-            Code.CIPHER_KEY_REQUIRED,
-            f"the events at {config.redacted} cannot be read without a key: they are "
-            f"encrypted: set {CIPHER_KEY_ENV} to the key they were written with",
-            field=CIPHER_KEY_ENV, details=details,
-        )
-    return StorageError(
-        Code.CIPHER_KEY_MISMATCH,
-        f"the events at {config.redacted} cannot be decrypted with the key in "
-        f"{CIPHER_KEY_ENV}: they were written with another key (or without encryption): set "
-        "it to the key they were written with",
-        field=CIPHER_KEY_ENV, details=details,
-    )
+        # An event's state did not decode. Without a key, an encrypted state is not JSON
+        # (the transcoder fails); with another key, or on events written without encryption,
+        # AES-GCM's tag check fails. The library's text (kept in `details`) names the event,
+        # never the key.
+        if config.encrypted:
+            code = Code.CIPHER_KEY_MISMATCH
+            message = (f"the events at {config.redacted} cannot be decrypted with the key in "
+                       f"{CIPHER_KEY_ENV}: they were written with another key (or without "
+                       "encryption, or were damaged): set it to the key they were written with")
+        else:
+            code = Code.CIPHER_KEY_REQUIRED
+            message = (f"the events at {config.redacted} cannot be read: they are encrypted "
+                       f"(or damaged): set {CIPHER_KEY_ENV} to the key they were written with")
+        raise StorageError(code, message, details={"cause": str(error)}) from error
 
 
 def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -3,12 +3,20 @@
 `sqlite:///path.db` (the embedded default), `postgresql://user@host:5432/db[?schema=name]`
 (production, through psycopg 3) and `memory://` (tests). This module is the only place that
 knows which store is in use; the domain never asks.
+
+With OFFLINE_LEDGER_CIPHER_KEY set, every store encrypts each event's and snapshot's `state`
+(AES-GCM, the eventsourcing library's AESCipher): card details, metadata and amounts are
+ciphertext at rest. Topics, stream ids, versions and positions stay plain (the library's
+design; the audit chain hashes the ciphertext).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import binascii
+import os
+from base64 import b64decode
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -25,11 +33,18 @@ SQLITE_EVENTS_TABLE = "stored_events"
 SQLITE_SNAPSHOTS_TABLE = "stored_snapshots"
 _ID_CHUNK = 500  # ids per version query; bounds statement size
 
+CIPHER_KEY_ENV = "OFFLINE_LEDGER_CIPHER_KEY"
+CIPHER_TOPIC = "eventsourcing.cipher:AESCipher"  # AES-GCM through pycryptodome
+CIPHER_KEY_SIZES = (16, 24, 32)
+CIPHER_KEY_HOW_TO = (
+    'python -c "from eventsourcing.cipher import AESCipher; print(AESCipher.create_key(32))"'
+)
+
 
 @dataclass(frozen=True)
 class StoreConfig:
     kind: str  # "sqlite" | "postgresql" | "memory"
-    env: dict[str, str]  # eventsourcing environment
+    env: dict[str, str] = field(repr=False)  # eventsourcing environment: holds secrets
     sqlalchemy_url: URL | None  # for migrations and read models; None in memory
     schema: str | None = None
 
@@ -40,7 +55,20 @@ class StoreConfig:
         return self.sqlalchemy_url.render_as_string(hide_password=True)
 
 
-def parse_database_url(url: str) -> StoreConfig:
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.env.get("CIPHER_KEY"))
+
+
+def parse_database_url(url: str, environ: Mapping[str, str] | None = None) -> StoreConfig:
+    """The store for `url`, encrypting when `environ` (default os.environ) has a cipher key."""
+    cipher = cipher_env(os.environ if environ is None else environ)
+    config = _store_config(url)
+    return StoreConfig(config.kind, {**config.env, **cipher}, config.sqlalchemy_url,
+                       config.schema)
+
+
+def _store_config(url: str) -> StoreConfig:
     if url.strip() == "memory://":
         return StoreConfig("memory", {"PERSISTENCE_MODULE": "eventsourcing.popo"}, None)
     try:
@@ -53,6 +81,31 @@ def parse_database_url(url: str) -> StoreConfig:
     if backend == "postgresql":
         return _postgres(parsed)
     raise _bad_url(url)
+
+
+def cipher_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The event store's cipher settings from OFFLINE_LEDGER_CIPHER_KEY (unset or empty: none).
+
+    Both settings are always given, empty when there is no key, so that the library's own
+    CIPHER_KEY / CIPHER_TOPIC variables, if set in the process environment for something
+    else, never switch encryption on (the library reads os.environ under ours).
+    """
+    key = environ.get(CIPHER_KEY_ENV, "").strip()
+    if not key:
+        return {"CIPHER_TOPIC": "", "CIPHER_KEY": ""}
+    try:
+        size = len(b64decode(key, validate=True))
+    except (binascii.Error, ValueError):
+        size = None
+    if size not in CIPHER_KEY_SIZES:
+        # The key itself is never shown: only what is wrong with it.
+        problem = "is not base64" if size is None else f"decodes to {size} bytes"
+        raise StorageError(
+            Code.INVALID_CIPHER_KEY,
+            f"{CIPHER_KEY_ENV} {problem}: it must be the base64 text of a 16, 24 or 32-byte "
+            f"AES key; make one with: {CIPHER_KEY_HOW_TO}",
+        )
+    return {"CIPHER_TOPIC": CIPHER_TOPIC, "CIPHER_KEY": key}
 
 
 def _bad_url(url: str) -> StorageError:

@@ -112,7 +112,7 @@ def _apply_next_batch(ledger: Ledger, engine: Engine, projection: Projection,
         if not notifications:
             return 0
         _move(conn, projection.name, start, notifications[-1].id)
-        projection.apply(conn, [ledger.store.mapper.to_domain_event(n) for n in notifications])
+        projection.apply(conn, [ledger.decode(n) for n in notifications])
     return len(notifications)
 
 
