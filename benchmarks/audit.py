@@ -37,22 +37,17 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import math
 import os
 import pstats
-import shlex
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -62,20 +57,11 @@ from rich.table import Table
 
 from adapters import audit
 from adapters.jsonl import BATCH_SIZE_DEFAULT, ingest, numbered_lines
+from benchmarks import harness
 from benchmarks.generate import SEED_DEFAULT, Day
-from benchmarks.ingest import (
-    OUT_DIR,
-    POSTGRES_URL_DEFAULT,
-    POSTGRES_URL_ENV,
-    IngestFigures,
-    _git,
-    console,
-    generate_day,
-    machine,
-    phase,
-)
-from benchmarks.ingest import Options as IngestOptions
-from benchmarks.stores import KINDS, Database, Databases, count_stored
+from benchmarks.harness import console
+from benchmarks.ingest import IngestFigures, generate_day, phase
+from benchmarks.stores import Database, Databases, count_stored
 from ledger import Ledger
 from ledger.application import EventStore
 from ledger.chain import CHAIN_TABLE
@@ -598,54 +584,17 @@ def summary_table(stores: list[StoreFigures]) -> Table:
     return table
 
 
-def print_header(info: dict[str, Any], command: str) -> None:
-    # benchmarks.ingest.print_header titles its rule "ingest"; the facts are the same.
-    console.rule("offline-ledger audit benchmark")
-    console.print(f"command: {command}", highlight=False, soft_wrap=True)
-    console.print(f"cwd: {Path.cwd()}", highlight=False)
-    console.print(
-        f"machine: {info['cpu_count']} cores ({info['cpus_usable']} usable), "
-        f"{info['cpu_model']}, {info['memory_gib']} GiB; {info['platform']}; "
-        f"Python {info['python']}; SQLite {info['sqlite']}; eventsourcing "
-        f"{info['eventsourcing']}; git {info['git_commit']}"
-        f"{' (dirty)' if info['git_dirty'] else ''}", highlight=False)
-    if "postgres" in info:
-        pg = info["postgres"]
-        console.print(f"PostgreSQL {pg['server_version']}: synchronous_commit="
-                      f"{pg['synchronous_commit']}, fsync={pg['fsync']}, "
-                      f"shared_buffers={pg['shared_buffers']}", highlight=False)
-    load = ", ".join(f"{x:.2f}" for x in info["load_average"])
-    console.print(f"load average at start: {load} (other work on the machine makes figures "
-                  "noisy)", highlight=False)
-    console.print(f"targets: verify ≥ {VERIFY_TARGET_EVENTS_PER_SECOND:,} events/s, rebuild ≥ "
-                  f"{REBUILD_TARGET_EVENTS_PER_SECOND:,} events/s, chain cost ≤ "
-                  f"{_pct(CHAIN_COST_TARGET)} of ingest events/s", highlight=False)
-
-
 def print_results(stores: list[StoreFigures]) -> None:
     for figures in stores:
         console.print()
         console.print(ingest_table(figures))
         console.print(verify_table(figures))
         console.print(rebuild_table(figures))
-        before = ", ".join(f"{x:.2f}" for x in figures.load_average_before)
-        after = ", ".join(f"{x:.2f}" for x in figures.load_average_after)
-        console.print(f"load average: {before} before, {after} after", highlight=False)
+        harness.print_load(figures.load_average_before, figures.load_average_after)
     console.print()
     console.print(summary_table(stores))
-    for figures in stores:
-        for name, profile in figures.profiles.items():
-            console.print()
-            console.print(f"cProfile of the {figures.store} {name}, top {PROFILE_LINES_SHOWN} by "
-                          "tottime, then by cumulative time:", highlight=False)
-            print(profile, flush=True)
-
-
-def write_results(results: dict[str, Any]) -> Path:
-    OUT_DIR.mkdir(exist_ok=True)
-    path = OUT_DIR / f"results-audit-{datetime.now():%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
+    harness.print_profiles(((f.store, name, profile) for f in stores
+                            for name, profile in f.profiles.items()), PROFILE_LINES_SHOWN)
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -659,12 +608,7 @@ def parse_options(argv: list[str]) -> Options:
     )
     parser.add_argument("--payments", type=int, default=20_000,
                         help="payments in the generated day (about 6.8 stored events each)")
-    parser.add_argument("--stores", default="sqlite,postgres",
-                        help="comma-separated: sqlite, postgres")
-    parser.add_argument("--postgres-url", default=os.environ.get(POSTGRES_URL_ENV)
-                        or POSTGRES_URL_DEFAULT,
-                        help=f"PostgreSQL server (env {POSTGRES_URL_ENV}); each measurement "
-                        "uses its own schema, dropped at the end")
+    harness.add_store_options(parser)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE_DEFAULT,
                         help="records per ingest transaction")
     parser.add_argument("--ingest-runs", type=int, default=2,
@@ -674,28 +618,13 @@ def parse_options(argv: list[str]) -> Options:
                         help="cProfile (separate runs): auto = the measurements that missed "
                         "their target")
     args = parser.parse_args(argv)
-    stores = tuple(s.strip() for s in args.stores.split(",") if s.strip())
-    unknown = [s for s in stores if s not in KINDS]
-    if unknown or not stores:
-        parser.error(f"--stores: unknown store {unknown}; use {', '.join(KINDS)}")
+    stores = harness.parsed_stores(parser, args)
     if args.payments < 1 or args.ingest_runs < 1:
         parser.error("--payments and --ingest-runs must be positive")
     if not 1 <= args.batch_size <= 5_000:
         parser.error("--batch-size must be between 1 and 5000")
     return Options(args.payments, stores, args.postgres_url, args.batch_size, args.ingest_runs,
                    args.seed, args.profile)
-
-
-def machine_facts(options: Options) -> dict[str, Any]:
-    """benchmarks.ingest.machine, which reads only the stores and the PostgreSQL URL."""
-    return machine(IngestOptions(
-        payments=options.payments, stores=options.stores, postgres_url=options.postgres_url,
-        memory_lines=0, batch_size=options.batch_size, naive_payments=1, latency_calls=0,
-        seed=options.seed, profile=False))
-
-
-def command_line(argv: list[str]) -> str:
-    return shlex.join([sys.executable, "-m", "benchmarks.audit", *argv])
 
 
 def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:
@@ -714,31 +643,11 @@ def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     options = parse_options(argv)
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
-    command = command_line(argv)
-    try:
-        info = machine_facts(options)
-    except psycopg.OperationalError as error:
-        console.print(f"[red]cannot reach PostgreSQL at {options.postgres_url}[/]: {error}")
-        sys.exit(2)
-    print_header(info, command)
-    started = datetime.now()
-    with tempfile.TemporaryDirectory(prefix="offline-ledger-bench-") as tmp:
-        databases = Databases(Path(tmp), options.postgres_url)
-        try:
-            results = run(options, Path(tmp), databases)
-        finally:
-            databases.drop_all()
-    results = {"command": command, "cwd": str(Path.cwd()), "started": started.isoformat(),
-               "finished": datetime.now().isoformat(), "machine": info,
-               # The ledger may change under a long run in a shared checkout: compare.
-               "git_commit_at_end": _git("rev-parse", "--short", "HEAD"),
-               "options": asdict(options), **results}
-    if results["git_commit_at_end"] != info["git_commit"]:
-        console.print(f"[yellow]warning:[/] the checkout moved from {info['git_commit']} to "
-                      f"{results['git_commit_at_end']} during the run", highlight=False)
-    console.print(f"\nresults written to {write_results(results)}", highlight=False)
+    targets = (f"targets: verify ≥ {VERIFY_TARGET_EVENTS_PER_SECOND:,} events/s, rebuild ≥ "
+               f"{REBUILD_TARGET_EVENTS_PER_SECOND:,} events/s, chain cost ≤ "
+               f"{_pct(CHAIN_COST_TARGET)} of ingest events/s")
+    harness.main("audit", argv, options, run, stores=options.stores,
+                 postgres_url=options.postgres_url, notes=[targets])
 
 
 if __name__ == "__main__":

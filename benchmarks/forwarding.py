@@ -31,13 +31,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import os
 import pstats
-import shlex
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -45,7 +42,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -56,16 +52,9 @@ from rich.table import Table
 from adapters.forwarding import CONCURRENCY_MAX, Forwarder, Outcome, idempotency_key
 from adapters.settings import StripeSettings
 from adapters.stripe_gateway import StripeFailure, StripeGateway
-from benchmarks.ingest import (
-    OUT_DIR,
-    PROFILE_LINES_SHOWN,
-    _git,
-    _n,
-    console,
-    machine,
-    phase,
-)
-from benchmarks.ingest import Options as IngestOptions
+from benchmarks import harness
+from benchmarks.harness import console
+from benchmarks.ingest import PROFILE_LINES_SHOWN, _n, phase
 from benchmarks.stores import SQLITE, Database, Databases, count_stored
 from ledger import Ledger, LedgerError
 from tests import records as r
@@ -504,33 +493,13 @@ def profile_table(figures: ProfileFigures) -> Table:
     return table
 
 
-def print_header(info: dict[str, Any], command: str, workdir: Path) -> None:
-    # benchmarks.ingest.print_header titles its rule "ingest"; the facts are the same.
-    console.rule("offline-ledger forwarding benchmark")
-    console.print(f"command: {command}", highlight=False, soft_wrap=True)
-    console.print(f"cwd: {Path.cwd()}", highlight=False)
-    console.print(
-        f"machine: {info['cpu_count']} cores ({info['cpus_usable']} usable), "
-        f"{info['cpu_model']}, {info['memory_gib']} GiB; {info['platform']}; "
-        f"Python {info['python']}; SQLite {info['sqlite']}; eventsourcing "
-        f"{info['eventsourcing']}; stripe {info['stripe']}; localstripe "
-        f"{info['localstripe']}; git {info['git_commit']}"
-        f"{' (dirty)' if info['git_dirty'] else ''}", highlight=False)
-    console.print(f"ledgers under {workdir} ({info['workdir_filesystem']})", highlight=False)
-    load = ", ".join(f"{x:.2f}" for x in info["load_average"])
-    console.print(f"load average at start: {load} (other work on the machine makes figures "
-                  "noisy)", highlight=False)
-
-
 def print_results(levels: list[LevelFigures], profile: ProfileFigures | None,
                   options: Options) -> None:
     console.print()
     console.print(measurements_table(levels))
     for level in levels:
-        before = ", ".join(f"{x:.2f}" for x in level.load_average_before)
-        after = ", ".join(f"{x:.2f}" for x in level.load_average_after)
-        console.print(f"c={level.concurrency}: load average {before} before, {after} after",
-                      highlight=False)
+        harness.print_load(level.load_average_before, level.load_average_after,
+                           f"c={level.concurrency}: load average")
         if not level.all_ok:
             console.print(f"[bold red]c={level.concurrency}: not every payment went through: "
                           + "; ".join(f"{m.kind} round {m.round}: {_outcomes(m.outcomes)}"
@@ -559,13 +528,6 @@ def print_results(levels: list[LevelFigures], profile: ProfileFigures | None,
     elif not all(level.target_met for level in levels):
         console.print("below target: run again with --profile to see where the time goes",
                       highlight=False)
-
-
-def write_results(results: dict[str, Any]) -> Path:
-    OUT_DIR.mkdir(exist_ok=True)
-    path = OUT_DIR / f"results-forwarding-{datetime.now():%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -605,14 +567,10 @@ def parse_options(argv: list[str]) -> Options:
                    args.profile_payments)
 
 
-def machine_facts(workdir: Path) -> dict[str, Any]:
-    """benchmarks.ingest.machine (SQLite only), with the Stripe side's versions."""
-    info = machine(IngestOptions(
-        payments=0, stores=(SQLITE,), postgres_url="", memory_lines=0, batch_size=1,
-        naive_payments=1, latency_calls=0, seed=0, profile=False))
-    info.update(stripe=version("stripe"), localstripe=version("localstripe"),
-                requests=version("requests"), workdir_filesystem=filesystem_of(workdir))
-    return info
+def stripe_facts(workdir: Path) -> dict[str, Any]:
+    """Added to benchmarks.harness.machine (SQLite only): the Stripe side's versions."""
+    return {"stripe": version("stripe"), "localstripe": version("localstripe"),
+            "requests": version("requests"), "workdir_filesystem": filesystem_of(workdir)}
 
 
 def filesystem_of(path: Path) -> str:
@@ -638,8 +596,7 @@ def loopback_without_proxy() -> None:
             os.environ[name] = ",".join([*entries, "127.0.0.1"])
 
 
-def run(options: Options, workdir: Path) -> dict[str, Any]:
-    databases = Databases(workdir, postgres_url="")
+def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:
     log_path = workdir / "stripe_peer.log"
     with running_server("tests.stripe_peer", log_path=log_path) as server:
         console.print(f"localstripe at {server.url} (pid {server.pid}), log {log_path}",
@@ -657,23 +614,9 @@ def run(options: Options, workdir: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     options = parse_options(argv)
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
-    command = shlex.join([sys.executable, "-m", "benchmarks.forwarding", *argv])
     loopback_without_proxy()
-    started = datetime.now()
-    with tempfile.TemporaryDirectory(prefix="offline-ledger-bench-") as tmp:
-        info = machine_facts(Path(tmp))
-        print_header(info, command, Path(tmp))
-        results = run(options, Path(tmp))
-    results = {"command": command, "cwd": str(Path.cwd()), "started": started.isoformat(),
-               "finished": datetime.now().isoformat(), "machine": info,
-               "git_commit_at_end": _git("rev-parse", "--short", "HEAD"),
-               "options": asdict(options), **results}
-    if results["git_commit_at_end"] != info["git_commit"]:
-        console.print(f"[yellow]warning:[/] the checkout moved from {info['git_commit']} to "
-                      f"{results['git_commit_at_end']} during the run", highlight=False)
-    console.print(f"\nresults written to {write_results(results)}", highlight=False)
+    harness.main("forwarding", argv, options, run, stores=(SQLITE,), more_facts=stripe_facts,
+                 versions=("stripe", "localstripe"))
 
 
 if __name__ == "__main__":

@@ -24,25 +24,19 @@ import io
 import json
 import math
 import os
-import platform
 import pstats
 import shlex
-import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
@@ -55,6 +49,7 @@ from rich.progress import (
 from rich.table import Table
 
 from adapters.jsonl import BATCH_SIZE_DEFAULT, ingest, numbered_lines
+from benchmarks import harness
 from benchmarks.generate import (
     SEED_DEFAULT,
     Day,
@@ -64,8 +59,8 @@ from benchmarks.generate import (
     payments_for_lines,
     write_jsonl,
 )
+from benchmarks.harness import console
 from benchmarks.stores import (
-    KINDS,
     POSTGRES,
     SQLITE,
     Database,
@@ -76,17 +71,11 @@ from benchmarks.stores import (
 )
 from ledger import Ledger, LedgerError
 
-POSTGRES_URL_ENV = "OFFLINE_LEDGER_BENCH_POSTGRES_URL"
-POSTGRES_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
-OUT_DIR = Path(__file__).resolve().parent / "out"
-REPO_DIR = Path(__file__).resolve().parent.parent
 LATENCY_WARMUP_PAYMENTS = 50
 LATENCY_TYPES = ("payment.created", "payment.payment_method_collected",
                  "payment.confirmed_offline")
 PROFILE_LINES_SHOWN = 15
 POLL_SECONDS = 0.2
-
-console = Console()
 Advance = Callable[[float], None]
 
 
@@ -473,62 +462,6 @@ def profile_sqlite_ingest(databases: Databases, source: Path, batch_size: int) -
     return text.getvalue()
 
 
-# -- machine and command ------------------------------------------------------------------------
-
-
-def machine(options: Options) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "cpu_model": _cpu_model(),
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "sqlite": sqlite3.sqlite_version,
-        "eventsourcing": version("eventsourcing"),
-        "psycopg": version("psycopg"),
-        "git_commit": _git("rev-parse", "--short", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
-        "load_average": os.getloadavg(),
-    }
-    if POSTGRES in options.stores:
-        info["postgres"] = _postgres_settings(options.postgres_url)
-    return info
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _git(*args: str) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True,
-                              check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return done.stdout.strip()
-
-
-def _postgres_settings(url: str) -> dict[str, str]:
-    settings: dict[str, str] = {}
-    with psycopg.connect(url, connect_timeout=10) as conn:
-        for name in ("server_version", "synchronous_commit", "fsync", "shared_buffers"):
-            row = conn.execute(f"SHOW {name}").fetchone()
-            settings[name] = str(row[0]) if row else "unknown"
-    return settings
-
-
-def command_line(argv: list[str]) -> str:
-    return shlex.join([sys.executable, "-m", "benchmarks.ingest", *argv])
-
-
 # -- printing -----------------------------------------------------------------------------------
 
 
@@ -593,26 +526,6 @@ def memory_table(figures: MemoryFigures) -> Table:
     return table
 
 
-def print_header(info: dict[str, Any], command: str) -> None:
-    console.rule("offline-ledger ingest benchmark")
-    console.print(f"command: {command}", highlight=False, soft_wrap=True)
-    console.print(f"cwd: {Path.cwd()}", highlight=False)
-    console.print(
-        f"machine: {info['cpu_count']} cores ({info['cpus_usable']} usable), "
-        f"{info['cpu_model']}, {info['memory_gib']} GiB; {info['platform']}; "
-        f"Python {info['python']}; SQLite {info['sqlite']}; eventsourcing "
-        f"{info['eventsourcing']}; git {info['git_commit']}"
-        f"{' (dirty)' if info['git_dirty'] else ''}", highlight=False)
-    if "postgres" in info:
-        pg = info["postgres"]
-        console.print(f"PostgreSQL {pg['server_version']}: synchronous_commit="
-                      f"{pg['synchronous_commit']}, fsync={pg['fsync']}, "
-                      f"shared_buffers={pg['shared_buffers']}", highlight=False)
-    load = ", ".join(f"{x:.2f}" for x in info["load_average"])
-    console.print(f"load average at start: {load} (other work on the machine makes figures "
-                  "noisy)", highlight=False)
-
-
 def print_results(
     stores: list[StoreFigures], memory: MemoryFigures | None, options: Options
 ) -> None:
@@ -621,20 +534,11 @@ def print_results(
         console.print(store_table(figures, options.batch_size))
         if figures.latency:
             console.print(latency_table(figures))
-        before = ", ".join(f"{x:.2f}" for x in figures.load_average_before)
-        after = ", ".join(f"{x:.2f}" for x in figures.load_average_after)
-        console.print(f"load average: {before} before, {after} after", highlight=False)
+        harness.print_load(figures.load_average_before, figures.load_average_after)
     if memory is not None:
         console.print()
         console.print(memory_table(memory))
         console.print(f"command: {memory.command}", highlight=False, soft_wrap=True)
-
-
-def write_results(results: dict[str, Any]) -> Path:
-    OUT_DIR.mkdir(exist_ok=True)
-    path = OUT_DIR / f"results-{datetime.now():%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -647,12 +551,7 @@ def parse_options(argv: list[str]) -> Options:
     )
     parser.add_argument("--payments", type=int, default=100_000,
                         help="payments in the generated day (about 4.9 records each)")
-    parser.add_argument("--stores", default="sqlite,postgres",
-                        help="comma-separated: sqlite, postgres")
-    parser.add_argument("--postgres-url", default=os.environ.get(POSTGRES_URL_ENV)
-                        or POSTGRES_URL_DEFAULT,
-                        help=f"PostgreSQL server (env {POSTGRES_URL_ENV}); each measurement "
-                        "uses its own schema, dropped at the end")
+    harness.add_store_options(parser)
     parser.add_argument("--memory-lines", type=int, default=1_000_000,
                         help="lines of the peak-memory run of `offline-ledger ingest`; 0 skips")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE_DEFAULT)
@@ -664,10 +563,7 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--profile", action="store_true",
                         help="also profile the SQLite ingest (cProfile, top 15 by tottime)")
     args = parser.parse_args(argv)
-    stores = tuple(s.strip() for s in args.stores.split(",") if s.strip())
-    unknown = [s for s in stores if s not in KINDS]
-    if unknown or not stores:
-        parser.error(f"--stores: unknown store {unknown}; use {', '.join(KINDS)}")
+    stores = harness.parsed_stores(parser, args)
     if args.payments < 1 or args.memory_lines < 0 or args.naive_payments < 1:
         parser.error("--payments and --naive-payments must be positive, --memory-lines >= 0")
     if not 1 <= args.batch_size <= 5_000:
@@ -701,31 +597,8 @@ def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     options = parse_options(argv)
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
-    command = command_line(argv)
-    try:
-        info = machine(options)
-    except psycopg.OperationalError as error:
-        console.print(f"[red]cannot reach PostgreSQL at {options.postgres_url}[/]: {error}")
-        sys.exit(2)
-    print_header(info, command)
-    started = datetime.now()
-    with tempfile.TemporaryDirectory(prefix="offline-ledger-bench-") as tmp:
-        databases = Databases(Path(tmp), options.postgres_url)
-        try:
-            results = run(options, Path(tmp), databases)
-        finally:
-            databases.drop_all()
-    results = {"command": command, "cwd": str(Path.cwd()), "started": started.isoformat(),
-               "finished": datetime.now().isoformat(), "machine": info,
-               # The ledger may change under a long run in a shared checkout: compare.
-               "git_commit_at_end": _git("rev-parse", "--short", "HEAD"),
-               "options": asdict(options), **results}
-    if results["git_commit_at_end"] != info["git_commit"]:
-        console.print(f"[yellow]warning:[/] the checkout moved from {info['git_commit']} to "
-                      f"{results['git_commit_at_end']} during the run", highlight=False)
-    console.print(f"\nresults written to {write_results(results)}", highlight=False)
+    harness.main("ingest", argv, options, run, stores=options.stores,
+                 postgres_url=options.postgres_url, results_prefix="results")
 
 
 if __name__ == "__main__":

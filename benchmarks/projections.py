@@ -29,14 +29,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import random
-import shlex
 import sqlite3
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -69,24 +66,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from benchmarks import harness
 from benchmarks.generate import SEED_DEFAULT, STORES, Day
+from benchmarks.harness import console
 from benchmarks.ingest import (
-    OUT_DIR,
-    POSTGRES_URL_DEFAULT,
-    POSTGRES_URL_ENV,
     ChildRun,
     IngestFigures,
-    _git,
     _json_or_empty,
-    console,
     generate_day,
-    machine,
     measure_ledger_ingest,
     phase,
     run_measured,
 )
-from benchmarks.ingest import Options as IngestOptions
-from benchmarks.stores import KINDS, SQLITE, Database, Databases
+from benchmarks.stores import SQLITE, Database, Databases
 from ledger import Ledger
 from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
 from projections.read_models import PROJECTIONS, ReadModels
@@ -981,27 +973,6 @@ def summary_table(stores: list[StoreFigures]) -> RichTable:
     return table
 
 
-def print_header(info: dict[str, Any], command: str) -> None:
-    # benchmarks.ingest.print_header titles its rule "ingest"; the facts are the same.
-    console.rule("offline-ledger projections benchmark")
-    console.print(f"command: {command}", highlight=False, soft_wrap=True)
-    console.print(f"cwd: {Path.cwd()}", highlight=False)
-    console.print(
-        f"machine: {info['cpu_count']} cores ({info['cpus_usable']} usable), "
-        f"{info['cpu_model']}, {info['memory_gib']} GiB; {info['platform']}; "
-        f"Python {info['python']}; SQLite {info['sqlite']}; eventsourcing "
-        f"{info['eventsourcing']}; git {info['git_commit']}"
-        f"{' (dirty)' if info['git_dirty'] else ''}", highlight=False)
-    if "postgres" in info:
-        pg = info["postgres"]
-        console.print(f"PostgreSQL {pg['server_version']}: synchronous_commit="
-                      f"{pg['synchronous_commit']}, fsync={pg['fsync']}, "
-                      f"shared_buffers={pg['shared_buffers']}", highlight=False)
-    load = ", ".join(f"{x:.2f}" for x in info["load_average"])
-    console.print(f"load average at start: {load} (other work on the machine makes figures "
-                  "noisy)", highlight=False)
-
-
 def print_results(stores: list[StoreFigures]) -> None:
     for figures in stores:
         console.print()
@@ -1017,24 +988,11 @@ def print_results(stores: list[StoreFigures]) -> None:
         if not figures.counts_as_generated:
             console.print(f"[bold red]{figures.store}: the report's categories differ from "
                           "those the data was generated for[/]", highlight=False)
-        before = ", ".join(f"{x:.2f}" for x in figures.load_average_before)
-        after = ", ".join(f"{x:.2f}" for x in figures.load_average_after)
-        console.print(f"load average: {before} before, {after} after", highlight=False)
+        harness.print_load(figures.load_average_before, figures.load_average_after)
     console.print()
     console.print(summary_table(stores))
-    for figures in stores:
-        for name, profile in figures.profiles.items():
-            console.print()
-            console.print(f"cProfile of the {figures.store} {name}, top {PROFILE_LINES_SHOWN} by "
-                          "tottime, then by cumulative time:", highlight=False)
-            print(profile, flush=True)
-
-
-def write_results(results: dict[str, Any]) -> Path:
-    OUT_DIR.mkdir(exist_ok=True)
-    path = OUT_DIR / f"results-projections-{datetime.now():%Y%m%dT%H%M%S}.json"
-    path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
+    harness.print_profiles(((f.store, name, profile) for f in stores
+                            for name, profile in f.profiles.items()), PROFILE_LINES_SHOWN)
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -1053,12 +1011,7 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--report-stripe-objects", type=int, default=None,
                         help="synthetic Stripe objects (default: as many as --report-payments); "
                         "orphans make up what the payments' own objects leave")
-    parser.add_argument("--stores", default="sqlite,postgres",
-                        help="comma-separated: sqlite, postgres")
-    parser.add_argument("--postgres-url", default=os.environ.get(POSTGRES_URL_ENV)
-                        or POSTGRES_URL_DEFAULT,
-                        help=f"PostgreSQL server (env {POSTGRES_URL_ENV}); each measurement "
-                        "uses its own schema, dropped at the end")
+    harness.add_store_options(parser)
     parser.add_argument("--baseline-events", type=int, default=5_000,
                         help="events of the one-transaction-per-event sample")
     parser.add_argument("--baseline-seconds", type=float, default=20.0,
@@ -1070,10 +1023,7 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--profile", action="store_true",
                         help="also profile a rebuild and the report (cProfile, separate runs)")
     args = parser.parse_args(argv)
-    stores = tuple(s.strip() for s in args.stores.split(",") if s.strip())
-    unknown = [s for s in stores if s not in KINDS]
-    if unknown or not stores:
-        parser.error(f"--stores: unknown store {unknown}; use {', '.join(KINDS)}")
+    stores = harness.parsed_stores(parser, args)
     stripe = args.report_payments if args.report_stripe_objects is None \
         else args.report_stripe_objects
     if min(args.payments, args.report_payments, args.baseline_events) < 1 or stripe < 0 \
@@ -1083,18 +1033,6 @@ def parse_options(argv: list[str]) -> Options:
     return Options(args.payments, args.report_payments, stripe, stores, args.postgres_url,
                    args.baseline_events, args.baseline_seconds, args.csv, args.seed,
                    args.profile)
-
-
-def machine_facts(options: Options) -> dict[str, Any]:
-    """benchmarks.ingest.machine, which reads only the stores and the PostgreSQL URL."""
-    return machine(IngestOptions(
-        payments=options.payments, stores=options.stores, postgres_url=options.postgres_url,
-        memory_lines=0, batch_size=INGEST_BATCH_SIZE, naive_payments=1, latency_calls=0,
-        seed=options.seed, profile=options.profile))
-
-
-def command_line(argv: list[str]) -> str:
-    return shlex.join([sys.executable, "-m", "benchmarks.projections", *argv])
 
 
 def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:
@@ -1110,30 +1048,8 @@ def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     options = parse_options(argv)
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
-    command = command_line(argv)
-    try:
-        info = machine_facts(options)
-    except psycopg.OperationalError as error:
-        console.print(f"[red]cannot reach PostgreSQL at {options.postgres_url}[/]: {error}")
-        sys.exit(2)
-    print_header(info, command)
-    started = datetime.now()
-    with tempfile.TemporaryDirectory(prefix="offline-ledger-bench-") as tmp:
-        databases = Databases(Path(tmp), options.postgres_url)
-        try:
-            results = run(options, Path(tmp), databases)
-        finally:
-            databases.drop_all()
-    results = {"command": command, "cwd": str(Path.cwd()), "started": started.isoformat(),
-               "finished": datetime.now().isoformat(), "machine": info,
-               "git_commit_at_end": _git("rev-parse", "--short", "HEAD"),
-               "options": asdict(options), **results}
-    if results["git_commit_at_end"] != info["git_commit"]:
-        console.print(f"[yellow]warning:[/] the checkout moved from {info['git_commit']} to "
-                      f"{results['git_commit_at_end']} during the run", highlight=False)
-    console.print(f"\nresults written to {write_results(results)}", highlight=False)
+    harness.main("projections", argv, options, run, stores=options.stores,
+                 postgres_url=options.postgres_url)
 
 
 if __name__ == "__main__":
