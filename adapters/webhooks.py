@@ -173,13 +173,15 @@ def _apply(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
     if _received(ledger, event_id):
         log.info("webhook %s %s: duplicate (already received)", event_id, event_type)
         return {"received": True, "duplicate": True}
-    ledger.bind_stripe_mode(bool(event.get("livemode", False)))  # never test and live mixed
     new_facts: list[str] = []
     observation: PaymentIntentObservation | BalanceTransactionObservation
     if event_type == REFUND_EVENT:
         observation = refund_observation(event, as_of)
     else:
         observation = payment_intent_observation(event["data"]["object"], "webhook", as_of)
+    # A valid event, so it may tie the ledger to its mode: never test and live mixed.
+    ledger.bind_stripe_mode(bool(event.get("livemode", False)))
+    if isinstance(observation, PaymentIntentObservation):
         new_facts = _record_facts(ledger, observation, event_id)
     summary = ledger.observe([observation], stripe_event=(event_id, event_type))
     log.info("webhook %s %s: recorded (%d new observation, new facts: %s)", event_id,
