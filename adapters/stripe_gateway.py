@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,6 @@ class Mode:
         if api_key.startswith(("sk_live_", "rk_live_")):
             return cls(True)
         return cls(False)
-
-    def __str__(self) -> str:
-        return "live" if self.livemode else "test"
 
 
 def load_settings() -> StripeSettings:
@@ -191,7 +188,3 @@ def _payment_intent_id(error: stripe.StripeError) -> str | None:
     if isinstance(intent, dict):
         return intent.get("id")
     return intent if isinstance(intent, str) else None
-
-
-def utc_from_unix(seconds: int | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)

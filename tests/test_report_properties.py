@@ -112,6 +112,7 @@ def test_reports_hold_their_properties_and_rebuilds_agree(
                 return  # nothing to report: covered by the scenario tests
             live = read_models.report(AS_OF)
             check(live, statuses)
+            assert _read_model_totals(read_models) == _ledger_totals(ledger)
             read_models.rebuild()
             assert read_models.report(AS_OF) == live
 
@@ -125,3 +126,22 @@ def _statuses(ledger: Ledger, scenario: Scenario) -> dict[str, str]:
         except NotFound:  # every creation of it was refused
             continue
     return found
+
+
+Totals = dict[tuple[str, str], tuple[int, dict[str, int]]]  # (location, device) -> count, amounts
+
+
+def _read_model_totals(read_models: ReadModels) -> Totals:
+    totals: Totals = {}
+    for t in read_models.stored_totals():
+        count, amounts = totals.get((t.location_id, t.device_id), (0, {}))
+        totals[(t.location_id, t.device_id)] = (count + t.count, amounts | {t.currency: t.amount})
+    return totals
+
+
+def _ledger_totals(ledger: Ledger) -> Totals:
+    """The same, from the location aggregates (`status`): the limits' own counts."""
+    return {(location.location_id, device.device_id):
+            (device.offline_payments_count, device.offline_payment_amounts_by_currency)
+            for location in ledger.status() for device in location.devices
+            if device.offline_payments_count}
