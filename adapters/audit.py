@@ -22,7 +22,7 @@ from ledger import Ledger, identity
 from ledger.chain import CHAIN_TABLE, GENESIS, chain_hash, content_hash
 from ledger.location import Location
 from ledger.payment import Payment
-from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
+from ledger.storage import events_after_sql
 from ledger.views import LocationStatus, PaymentState
 from migrations import engine_for
 
@@ -120,14 +120,7 @@ def _moved_or_altered(conn: sa.Connection, position: int, content: bytes) -> Cha
 
 
 def _events(conn: sa.Connection, kind: str) -> Iterator[tuple[Any, ...]]:
-    if kind == "postgresql":
-        query = (f"SELECT notification_id, originator_id, originator_version, topic, state "
-                 f"FROM {POSTGRES_EVENTS_TABLE} WHERE notification_id > :after "
-                 "ORDER BY notification_id LIMIT :limit")
-    else:
-        query = (f"SELECT rowid, originator_id, originator_version, topic, state "
-                 f"FROM {SQLITE_EVENTS_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :limit")
-    return _batched(conn, query)
+    return _batched(conn, events_after_sql(kind))
 
 
 def _links(conn: sa.Connection) -> Iterator[tuple[Any, ...]]:

@@ -30,7 +30,7 @@ from adapters.audit import verify
 from ledger import Ledger
 from ledger.chain import CHAIN_TABLE, GENESIS, link
 from ledger.errors import Code, Conflict, InvalidRecord
-from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
+from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, events_after_sql
 from migrations import engine_for
 
 FORMAT = "offline-ledger-export/1"
@@ -113,13 +113,7 @@ def export_log(ledger: Ledger, out_dir: Path) -> Manifest:
 
 def _read(conn: sa.Connection, kind: str, count: int) -> Iterator[list[Row]]:
     """The first `count` events in log order, in batches."""
-    if kind == "postgresql":
-        query = (f"SELECT notification_id, originator_id, originator_version, topic, state "
-                 f"FROM {POSTGRES_EVENTS_TABLE} WHERE notification_id > :after "
-                 "ORDER BY notification_id LIMIT :limit")
-    else:
-        query = (f"SELECT rowid, originator_id, originator_version, topic, state "
-                 f"FROM {SQLITE_EVENTS_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :limit")
+    query = events_after_sql(kind)
     after, left = 0, count
     while left > 0 and (found := conn.execute(sa.text(query), {
             "after": after, "limit": min(BATCH, left)}).all()):

@@ -206,3 +206,15 @@ class _SQLiteVersions:
 def _chunks(items: list[Any]) -> Iterable[list[Any]]:
     for start in range(0, len(items), _ID_CHUNK):
         yield items[start : start + _ID_CHUNK]
+
+
+def events_after_sql(kind: str) -> str:
+    """SQL for the stored events after position `:after`, in log order, at most `:limit`:
+    (position, originator_id, originator_version, topic, state). SQLite's position is the
+    rowid of eventsourcing's table."""
+    if kind == "postgresql":
+        return (f"SELECT notification_id, originator_id, originator_version, topic, state "
+                f"FROM {POSTGRES_EVENTS_TABLE} WHERE notification_id > :after "
+                "ORDER BY notification_id LIMIT :limit")
+    return (f"SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {SQLITE_EVENTS_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :limit")
