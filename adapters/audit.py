@@ -49,9 +49,13 @@ class VerifyResult:
         return self.problem is None and not self.invariant_problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "count": self.count, "head_hash": self.head_hash,
-                "problem": None if self.problem is None else vars(self.problem),
-                "invariant_problems": self.invariant_problems}
+        return {
+            "ok": self.ok,
+            "count": self.count,
+            "head_hash": self.head_hash,
+            "problem": None if self.problem is None else vars(self.problem),
+            "invariant_problems": self.invariant_problems,
+        }
 
 
 def verify(ledger: Ledger, progress: Callable[[int], None] | None = None) -> VerifyResult:
@@ -70,8 +74,9 @@ def verify(ledger: Ledger, progress: Callable[[int], None] | None = None) -> Ver
     return result
 
 
-def _check_chain(conn: sa.Connection, kind: str, result: VerifyResult,
-                 progress: Callable[[int], None] | None) -> None:
+def _check_chain(
+    conn: sa.Connection, kind: str, result: VerifyResult, progress: Callable[[int], None] | None
+) -> None:
     events = _events(conn, kind)
     links = _links(conn)
     event, chained = next(events, None), next(links, None)
@@ -79,12 +84,14 @@ def _check_chain(conn: sa.Connection, kind: str, result: VerifyResult,
     while event is not None or chained is not None:
         if chained is None or (event is not None and event[0] < chained[0]):
             assert event is not None
-            result.problem = ChainProblem(event[0], "inserted", "an event without a link: "
-                                          "it was added outside the ledger")
+            result.problem = ChainProblem(
+                event[0], "inserted", "an event without a link: it was added outside the ledger"
+            )
             return
         if event is None or chained[0] < event[0]:
-            result.problem = ChainProblem(chained[0], "deleted", "a link without its event: "
-                                          "the event was deleted")
+            result.problem = ChainProblem(
+                chained[0], "deleted", "a link without its event: the event was deleted"
+            )
             return
         position, stream, version, topic, state = event
         content = content_hash(stream, version, topic, _as_bytes(state))
@@ -93,8 +100,11 @@ def _check_chain(conn: sa.Connection, kind: str, result: VerifyResult,
             return
         expected = chain_hash(previous, position, content)
         if expected != bytes(chained[2]):
-            result.problem = ChainProblem(position, "link_altered", "the link does not follow "
-                                          "from the one before: the chain was edited")
+            result.problem = ChainProblem(
+                position,
+                "link_altered",
+                "the link does not follow from the one before: the chain was edited",
+            )
             return
         previous = expected
         result.count += 1
@@ -110,13 +120,18 @@ def _as_bytes(state: Any) -> bytes:
 
 
 def _moved_or_altered(conn: sa.Connection, position: int, content: bytes) -> ChainProblem:
-    recorded_at = conn.execute(sa.text(f"SELECT position FROM {CHAIN_TABLE} "
-                                       "WHERE content_hash = :h"), {"h": content}).scalar()
+    recorded_at = conn.execute(
+        sa.text(f"SELECT position FROM {CHAIN_TABLE} WHERE content_hash = :h"), {"h": content}
+    ).scalar()
     if recorded_at is not None and recorded_at != position:
-        return ChainProblem(position, "reordered", f"this event was recorded at position "
-                            f"{recorded_at}: events were reordered")
-    return ChainProblem(position, "altered", "the event's content differs from what was "
-                        "recorded: it was edited")
+        return ChainProblem(
+            position,
+            "reordered",
+            f"this event was recorded at position {recorded_at}: events were reordered",
+        )
+    return ChainProblem(
+        position, "altered", "the event's content differs from what was recorded: it was edited"
+    )
 
 
 def _events(conn: sa.Connection, kind: str) -> Iterator[tuple[Any, ...]]:
@@ -124,8 +139,11 @@ def _events(conn: sa.Connection, kind: str) -> Iterator[tuple[Any, ...]]:
 
 
 def _links(conn: sa.Connection) -> Iterator[tuple[Any, ...]]:
-    return _batched(conn, f"SELECT position, content_hash, chain_hash FROM {CHAIN_TABLE} "
-                          "WHERE position > :after ORDER BY position LIMIT :limit")
+    return _batched(
+        conn,
+        f"SELECT position, content_hash, chain_hash FROM {CHAIN_TABLE} "
+        "WHERE position > :after ORDER BY position LIMIT :limit",
+    )
 
 
 def _batched(conn: sa.Connection, query: str) -> Iterator[tuple[Any, ...]]:
@@ -138,10 +156,19 @@ def _batched(conn: sa.Connection, query: str) -> Iterator[tuple[Any, ...]]:
 
 # -- invariants -------------------------------------------------------------------------------
 
-_TOPICS = tuple(event.TOPIC for event in (
-    Payment.Created, Payment.ConfirmedOffline, Payment.Forwarded, Payment.Declined,
-    Payment.Canceled, Payment.Captured, Location.PaymentStored, Location.PaymentReleased,
-))
+_TOPICS = tuple(
+    event.TOPIC
+    for event in (
+        Payment.Created,
+        Payment.ConfirmedOffline,
+        Payment.Forwarded,
+        Payment.Declined,
+        Payment.Canceled,
+        Payment.Captured,
+        Location.PaymentStored,
+        Location.PaymentReleased,
+    )
+)
 
 
 def check_invariants(ledger: Ledger) -> list[str]:
@@ -161,21 +188,27 @@ def check_invariants(ledger: Ledger) -> list[str]:
             key = (identity.location_id(event.location_id).hex, event.device_id, event.currency)
             payments[stream] = (event.offline_id, key, event.amount)
         elif isinstance(event, Location.PaymentStored):
-            stored_at_locations[event.offline_id] = ((stream, event.device_id, event.currency),
-                                                     event.amount)
+            stored_at_locations[event.offline_id] = (
+                (stream, event.device_id, event.currency),
+                event.amount,
+            )
         elif isinstance(event, Location.PaymentReleased):
             stored_at_locations.pop(event.offline_id, None)
         elif isinstance(event, Payment.ConfirmedOffline):
             stored_payments.add(stream)
         elif isinstance(event, Payment.Captured) and event.amount_captured > payments[stream][2]:
-            problems.append(f"payment {payments[stream][0]}: {event.amount_captured} captured, "
-                            f"{payments[stream][2]} authorized")
+            problems.append(
+                f"payment {payments[stream][0]}: {event.amount_captured} captured, "
+                f"{payments[stream][2]} authorized"
+            )
         elif isinstance(event, Payment.Forwarded | Payment.Declined | Payment.Canceled):
             stored_payments.discard(stream)
             if isinstance(event, Payment.Forwarded):
                 if stream in forwarded:
-                    problems.append(f"payment {payments[stream][0]} was forwarded twice "
-                                    "without a DuplicateForwardDetected")
+                    problems.append(
+                        f"payment {payments[stream][0]} was forwarded twice "
+                        "without a DuplicateForwardDetected"
+                    )
                 forwarded.add(stream)
         if len(problems) >= INVARIANT_PROBLEMS_MAX:
             return problems
@@ -183,9 +216,11 @@ def check_invariants(ledger: Ledger) -> list[str]:
     by_locations = _totals(stored_at_locations.values())
     for key in sorted(by_payments.keys() | by_locations.keys()):
         if by_payments.get(key) != by_locations.get(key):
-            problems.append(f"stored at location stream {key[0]}, device {key[1]}, {key[2]}: "
-                            f"the location counts {by_locations.get(key, (0, 0))} (count, "
-                            f"amount), its payments {by_payments.get(key, (0, 0))}")
+            problems.append(
+                f"stored at location stream {key[0]}, device {key[1]}, {key[2]}: "
+                f"the location counts {by_locations.get(key, (0, 0))} (count, "
+                f"amount), its payments {by_payments.get(key, (0, 0))}"
+            )
     return problems
 
 
@@ -203,7 +238,8 @@ def _totals(stored: Iterable[tuple[Key, int]]) -> dict[Key, tuple[int, int]]:
 def _decoded(ledger: Ledger) -> Iterator[Any]:
     start: int | None = None
     while page := ledger.store.recorder.select_notifications(
-            start=start, limit=BATCH, topics=_TOPICS, inclusive_of_start=False):
+        start=start, limit=BATCH, topics=_TOPICS, inclusive_of_start=False
+    ):
         for notification in page:
             try:
                 yield ledger.store.mapper.to_domain_event(notification)
@@ -214,8 +250,10 @@ def _decoded(ledger: Ledger) -> Iterator[Any]:
 
 class Unreadable(Exception):
     def __init__(self, position: int, error: Exception) -> None:
-        super().__init__(f"the event at position {position} cannot be read: "
-                         f"{type(error).__name__} (a wrong or missing cipher key, or an edit)")
+        super().__init__(
+            f"the event at position {position} cannot be read: "
+            f"{type(error).__name__} (a wrong or missing cipher key, or an edit)"
+        )
 
 
 # -- point in time ----------------------------------------------------------------------------
@@ -230,8 +268,6 @@ class LedgerAsOf:
     # status -> currency -> (count, amount in minor units)
     payments_by_status: dict[str, dict[str, tuple[int, int]]]
     locations: list[LocationStatus]
-
-
 
 
 def payment_as_of(ledger: Ledger, offline_id: str, at: datetime) -> PaymentState | None:
@@ -254,7 +290,8 @@ def ledger_as_of(ledger: Ledger, at: datetime) -> LedgerAsOf:
     events = 0
     start: int | None = None
     while page := ledger.store.recorder.select_notifications(
-            start=start, limit=BATCH, inclusive_of_start=False):
+        start=start, limit=BATCH, inclusive_of_start=False
+    ):
         for notification in page:
             event: Any = ledger.decode(notification)
             if event.timestamp > at:
@@ -268,9 +305,14 @@ def ledger_as_of(ledger: Ledger, at: datetime) -> LedgerAsOf:
             currencies = by_status.setdefault(str(aggregate.status), {})
             count, amount = currencies.get(aggregate.currency, (0, 0))
             currencies[aggregate.currency] = (count + 1, amount + aggregate.amount)
-    locations = sorted((LocationStatus.of(a, list(a.device_stored_counts))
-                        for a in aggregates.values() if isinstance(a, Location)),
-                       key=lambda status: status.location_id)
+    locations = sorted(
+        (
+            LocationStatus.of(a, list(a.device_stored_counts))
+            for a in aggregates.values()
+            if isinstance(a, Location)
+        ),
+        key=lambda status: status.location_id,
+    )
     return LedgerAsOf(at, events, by_status, locations)
 
 

@@ -62,25 +62,38 @@ class Manifest:
     format: str = FORMAT
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": self.format, "count": self.count, "head_hash": self.head_hash,
-                "first_position": self.first_position, "last_position": self.last_position,
-                "files": [asdict(f) for f in self.files], "exported_at": self.exported_at}
+        return {
+            "format": self.format,
+            "count": self.count,
+            "head_hash": self.head_hash,
+            "first_position": self.first_position,
+            "last_position": self.last_position,
+            "files": [asdict(f) for f in self.files],
+            "exported_at": self.exported_at,
+        }
 
 
 # -- export -----------------------------------------------------------------------------------
+
 
 def export_log(ledger: Ledger, out_dir: Path) -> Manifest:
     """Write the whole log, as verified, into `out_dir` (new or empty)."""
     _require_database(ledger)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise InvalidRecord(Code.INVALID_VALUE, f"{out_dir} is not an empty directory: export "
-                            "into a new one", field="out_dir")
+        raise InvalidRecord(
+            Code.INVALID_VALUE,
+            f"{out_dir} is not an empty directory: export into a new one",
+            field="out_dir",
+        )
     verified = verify(ledger)
     if verified.problem is not None:
         problem = verified.problem
-        raise Conflict(Code.EXPORT_INVALID, f"the hash chain does not verify at position "
-                       f"{problem.position} ({problem.kind}: {problem.detail}): nothing "
-                       "exported; run `offline-ledger audit verify`")
+        raise Conflict(
+            Code.EXPORT_INVALID,
+            f"the hash chain does not verify at position "
+            f"{problem.position} ({problem.kind}: {problem.detail}): nothing "
+            "exported; run `offline-ledger audit verify`",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     files = _Files(out_dir)
     engine = engine_for(ledger.config)
@@ -89,20 +102,38 @@ def export_log(ledger: Ledger, out_dir: Path) -> Manifest:
             head, count, first, last = GENESIS, 0, None, None
             for rows in _read(conn, ledger.config.kind, verified.count):
                 for position, stream, version, topic, state in rows:
-                    files.write(orjson.dumps({
-                        "position": position, "originator_id": str(stream),
-                        "originator_version": version, "topic": topic,
-                        "state": base64.b64encode(state).decode()}) + b"\n")
+                    files.write(
+                        orjson.dumps(
+                            {
+                                "position": position,
+                                "originator_id": str(stream),
+                                "originator_version": version,
+                                "topic": topic,
+                                "state": base64.b64encode(state).decode(),
+                            }
+                        )
+                        + b"\n"
+                    )
                 head = link(head, rows)[-1][2]
                 count, first, last = count + len(rows), first or rows[0][0], rows[-1][0]
         if (count, head.hex()) != (verified.count, verified.head_hash):
-            raise Conflict(Code.EXPORT_INVALID, f"the log read for export ({count} events, "
-                           f"head {head.hex()}) is not the one verified ({verified.count}, "
-                           f"head {verified.head_hash}): it was edited meanwhile")
-        manifest = Manifest(count, head.hex(), first, last, files.close(),
-                            datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"))
-        (out_dir / MANIFEST).write_bytes(orjson.dumps(manifest.to_dict(),
-                                                      option=orjson.OPT_INDENT_2) + b"\n")
+            raise Conflict(
+                Code.EXPORT_INVALID,
+                f"the log read for export ({count} events, "
+                f"head {head.hex()}) is not the one verified ({verified.count}, "
+                f"head {verified.head_hash}): it was edited meanwhile",
+            )
+        manifest = Manifest(
+            count,
+            head.hex(),
+            first,
+            last,
+            files.close(),
+            datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        )
+        (out_dir / MANIFEST).write_bytes(
+            orjson.dumps(manifest.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+        )
     except BaseException:
         files.remove()
         raise
@@ -115,11 +146,19 @@ def _read(conn: sa.Connection, kind: str, count: int) -> Iterator[list[Row]]:
     """The first `count` events in log order, in batches."""
     query = events_after_sql(kind)
     after, left = 0, count
-    while left > 0 and (found := conn.execute(sa.text(query), {
-            "after": after, "limit": min(BATCH, left)}).all()):
-        rows = [(int(p), UUID(str(s)), int(v), str(t),
-                 state.encode() if isinstance(state, str) else bytes(state))
-                for p, s, v, t, state in found]
+    while left > 0 and (
+        found := conn.execute(sa.text(query), {"after": after, "limit": min(BATCH, left)}).all()
+    ):
+        rows = [
+            (
+                int(p),
+                UUID(str(s)),
+                int(v),
+                str(t),
+                state.encode() if isinstance(state, str) else bytes(state),
+            )
+            for p, s, v, t, state in found
+        ]
         yield rows
         after, left = rows[-1][0], left - len(rows)
 
@@ -155,8 +194,9 @@ class _Files:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
-            self.done.append(ExportFile(self._name(len(self.done) + 1), self._count,
-                                        self._digest.hexdigest()))
+            self.done.append(
+                ExportFile(self._name(len(self.done) + 1), self._count, self._digest.hexdigest())
+            )
         self._digest, self._count = hashlib.sha256(), 0
 
     @staticmethod
@@ -165,6 +205,7 @@ class _Files:
 
 
 # -- import -----------------------------------------------------------------------------------
+
 
 def import_log(ledger: Ledger, in_dir: Path) -> Manifest:
     """Load the export in `in_dir` into the ledger's empty database, all or nothing."""
@@ -182,8 +223,11 @@ def import_log(ledger: Ledger, in_dir: Path) -> Manifest:
             while chunk := stream.read(1 << 20):
                 digest.update(chunk)
         if digest.hexdigest() != entry.sha256:
-            raise _invalid(entry.name, f"its sha256 is {digest.hexdigest()}, the manifest says "
-                           f"{entry.sha256}: the file was changed")
+            raise _invalid(
+                entry.name,
+                f"its sha256 is {digest.hexdigest()}, the manifest says "
+                f"{entry.sha256}: the file was changed",
+            )
     engine = engine_for(ledger.config)
     try:
         with engine.begin() as conn:
@@ -198,35 +242,44 @@ def read_manifest(in_dir: Path) -> Manifest:
     try:
         value = orjson.loads((in_dir / MANIFEST).read_bytes())
     except FileNotFoundError:
-        raise _invalid(MANIFEST, f"is missing from {in_dir}: it is not a finished export"
-                       ) from None
+        raise _invalid(MANIFEST, f"is missing from {in_dir}: it is not a finished export") from None
     except orjson.JSONDecodeError:
         raise _invalid(MANIFEST, "is not valid JSON") from None
     if _field(value, "format", str) != FORMAT:
         raise _invalid(MANIFEST, f"format is {value['format']!r}, not {FORMAT!r}")
     files = _field(value, "files", list)
     manifest = Manifest(
-        _field(value, "count", int), _field(value, "head_hash", str),
+        _field(value, "count", int),
+        _field(value, "head_hash", str),
         _field(value, "first_position", (int, type(None))),
         _field(value, "last_position", (int, type(None))),
-        tuple(ExportFile(_field(f, "name", str), _field(f, "count", int),
-                         _field(f, "sha256", str)) for f in files),
-        _field(value, "exported_at", str))
+        tuple(
+            ExportFile(_field(f, "name", str), _field(f, "count", int), _field(f, "sha256", str))
+            for f in files
+        ),
+        _field(value, "exported_at", str),
+    )
     names = [entry.name for entry in manifest.files]
     if not all(_FILE_NAME.fullmatch(name) for name in names) or len(set(names)) != len(names):
         raise _invalid(MANIFEST, "files must be distinct names like events-00001.jsonl")
     if sum(entry.count for entry in manifest.files) != manifest.count:
-        raise _invalid(MANIFEST, f"the files' counts add up to "
-                       f"{sum(entry.count for entry in manifest.files)}, count is "
-                       f"{manifest.count}")
+        raise _invalid(
+            MANIFEST,
+            f"the files' counts add up to "
+            f"{sum(entry.count for entry in manifest.files)}, count is "
+            f"{manifest.count}",
+        )
     if not _HEX_HASH.fullmatch(manifest.head_hash):
         raise _invalid(MANIFEST, "head_hash is not 64 lowercase hex digits")
     return manifest
 
 
 def _field(value: Any, key: str, kind: type | tuple[type, ...]) -> Any:
-    if not isinstance(value, dict) or not isinstance(value.get(key), kind) or isinstance(
-            value.get(key), bool):
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get(key), kind)
+        or isinstance(value.get(key), bool)
+    ):
         raise _invalid(MANIFEST, f"{key} is missing or of the wrong type")
     return value[key]
 
@@ -242,30 +295,52 @@ def _lock_empty(conn: sa.Connection, ledger: Ledger) -> None:
         events = SQLITE_EVENTS_TABLE
     for table in (events, CHAIN_TABLE):
         if conn.execute(sa.text(f"SELECT 1 FROM {table} LIMIT 1")).first() is not None:
-            raise Conflict(Code.INVALID_VALUE, f"the database at {ledger.config.redacted} "
-                           "already holds events: import only into a new, empty database; "
-                           "nothing imported", field="db")
+            raise Conflict(
+                Code.INVALID_VALUE,
+                f"the database at {ledger.config.redacted} "
+                "already holds events: import only into a new, empty database; "
+                "nothing imported",
+                field="db",
+            )
 
 
 def _load(conn: sa.Connection, kind: str, in_dir: Path, manifest: Manifest) -> None:
     position_column = "notification_id" if kind == "postgresql" else "rowid"
-    events = sa.table(POSTGRES_EVENTS_TABLE if kind == "postgresql" else SQLITE_EVENTS_TABLE,
-                      *(sa.column(c) for c in (position_column, *_KEYS[1:])))
-    chain = sa.table(CHAIN_TABLE, *(sa.column(c) for c in
-                                    ("position", "content_hash", "chain_hash")))
+    events = sa.table(
+        POSTGRES_EVENTS_TABLE if kind == "postgresql" else SQLITE_EVENTS_TABLE,
+        *(sa.column(c) for c in (position_column, *_KEYS[1:])),
+    )
+    chain = sa.table(
+        CHAIN_TABLE, *(sa.column(c) for c in ("position", "content_hash", "chain_hash"))
+    )
     head, position, first = GENESIS, 0, None
 
     def insert(batch: list[Row], name: str, last_line: int) -> bytes:
         links = link(head, batch)
         try:
-            conn.execute(sa.insert(events), [
-                {position_column: p, "originator_id": s if kind == "postgresql" else s.hex,
-                 "originator_version": v, "topic": t, "state": b} for p, s, v, t, b in batch])
+            conn.execute(
+                sa.insert(events),
+                [
+                    {
+                        position_column: p,
+                        "originator_id": s if kind == "postgresql" else s.hex,
+                        "originator_version": v,
+                        "topic": t,
+                        "state": b,
+                    }
+                    for p, s, v, t, b in batch
+                ],
+            )
         except sa.exc.IntegrityError:
-            raise _invalid(name, f"lines {last_line - len(batch) + 1} to {last_line}: an event "
-                           "repeats a stream's version") from None
-        conn.execute(sa.insert(chain), [
-            {"position": p, "content_hash": c, "chain_hash": h} for p, c, h in links])
+            raise _invalid(
+                name,
+                f"lines {last_line - len(batch) + 1} to {last_line}: an event "
+                "repeats a stream's version",
+            ) from None
+        conn.execute(
+            sa.insert(chain),
+            [{"position": p, "content_hash": c, "chain_hash": h} for p, c, h in links],
+        )
         return links[-1][2]
 
     for entry in manifest.files:
@@ -275,8 +350,12 @@ def _load(conn: sa.Connection, kind: str, in_dir: Path, manifest: Manifest) -> N
             for number, raw in enumerate(stream, start=1):
                 row = _parse(raw, entry.name, number)
                 if row[0] <= position:
-                    raise _invalid(entry.name, f"position {row[0]} comes after position "
-                                   f"{position}: the events are out of position order", number)
+                    raise _invalid(
+                        entry.name,
+                        f"position {row[0]} comes after position "
+                        f"{position}: the events are out of position order",
+                        number,
+                    )
                 position, first = row[0], first or row[0]
                 batch.append(row)
                 if len(batch) == BATCH:
@@ -286,15 +365,26 @@ def _load(conn: sa.Connection, kind: str, in_dir: Path, manifest: Manifest) -> N
         if number != entry.count:
             raise _invalid(entry.name, f"holds {number} events, the manifest says {entry.count}")
     if (first, position or None) != (manifest.first_position, manifest.last_position):
-        raise _invalid(MANIFEST, f"the events run from position {first} to {position or None}, "
-                       f"the manifest says {manifest.first_position} to "
-                       f"{manifest.last_position}")
+        raise _invalid(
+            MANIFEST,
+            f"the events run from position {first} to {position or None}, "
+            f"the manifest says {manifest.first_position} to "
+            f"{manifest.last_position}",
+        )
     if head.hex() != manifest.head_hash:
-        raise _invalid(MANIFEST, f"the events hash to head {head.hex()}, head_hash is "
-                       f"{manifest.head_hash}: an event was edited, added, removed or reordered")
+        raise _invalid(
+            MANIFEST,
+            f"the events hash to head {head.hex()}, head_hash is "
+            f"{manifest.head_hash}: an event was edited, added, removed or reordered",
+        )
     if kind == "postgresql" and position:
-        conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{POSTGRES_EVENTS_TABLE}', "
-                             "'notification_id'), :last)"), {"last": position})
+        conn.execute(
+            sa.text(
+                f"SELECT setval(pg_get_serial_sequence('{POSTGRES_EVENTS_TABLE}', "
+                "'notification_id'), :last)"
+            ),
+            {"last": position},
+        )
 
 
 def _parse(raw: bytes, name: str, number: int) -> Row:
@@ -305,23 +395,36 @@ def _parse(raw: bytes, name: str, number: int) -> Row:
     if not isinstance(value, dict) or sorted(value) != sorted(_KEYS):
         raise _invalid(name, f"an event has exactly the keys {', '.join(_KEYS)}", number)
     position, stream, version, topic, state = (value[key] for key in _KEYS)
-    if not (type(position) is int and position > 0 and type(version) is int
-            and isinstance(stream, str) and isinstance(topic, str) and isinstance(state, str)):
-        raise _invalid(name, "position and originator_version must be integers (position "
-                       "above 0), the other fields strings", number)
+    if not (
+        type(position) is int
+        and position > 0
+        and type(version) is int
+        and isinstance(stream, str)
+        and isinstance(topic, str)
+        and isinstance(state, str)
+    ):
+        raise _invalid(
+            name,
+            "position and originator_version must be integers (position "
+            "above 0), the other fields strings",
+            number,
+        )
     try:
         return position, UUID(stream), version, topic, base64.b64decode(state, validate=True)
     except ValueError:
-        raise _invalid(name, "originator_id is not a UUID or state is not base64", number
-                       ) from None
+        raise _invalid(name, "originator_id is not a UUID or state is not base64", number) from None
 
 
 def _invalid(name: str, what: str, line: int | None = None) -> InvalidRecord:
-    return InvalidRecord(Code.EXPORT_INVALID, f"{name}: {what}; nothing imported", line=line,
-                         details={"file": name})
+    return InvalidRecord(
+        Code.EXPORT_INVALID, f"{name}: {what}; nothing imported", line=line, details={"file": name}
+    )
 
 
 def _require_database(ledger: Ledger) -> None:
     if ledger.config.kind not in ("sqlite", "postgresql"):
-        raise InvalidRecord(Code.INVALID_VALUE, "export and import need an SQLite or "
-                            "PostgreSQL ledger, not memory://", field="db")
+        raise InvalidRecord(
+            Code.INVALID_VALUE,
+            "export and import need an SQLite or PostgreSQL ledger, not memory://",
+            field="db",
+        )

@@ -86,11 +86,15 @@ def opened(database_url: str | None, as_json: bool = False) -> Iterator[Ledger]:
     try:
         settings = Settings()
     except ValidationError as error:
-        fail(f"configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
-             EXIT_USAGE, as_json)
+        fail(
+            f"configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
+            EXIT_USAGE,
+            as_json,
+        )
     try:
-        ledger = Ledger.open(database_url or settings.database_url,
-                             stripe_offline_max=settings.stripe_offline_max)
+        ledger = Ledger.open(
+            database_url or settings.database_url, stripe_offline_max=settings.stripe_offline_max
+        )
     except LedgerError as error:
         fail_with(error, as_json)
     try:
@@ -142,12 +146,23 @@ def migrate(database_url: str | None) -> None:
 @click.argument("source", type=click.File("rb"))
 @db_option
 @json_option
-@click.option("--rejects", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Write rejected lines with their errors to this JSON Lines file.")
-@click.option("--batch-size", type=click.IntRange(1, 5000), default=BATCH_SIZE_DEFAULT,
-              show_default=True, help="Records per transaction.")
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write rejected lines with their errors to this JSON Lines file.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 5000),
+    default=BATCH_SIZE_DEFAULT,
+    show_default=True,
+    help="Records per transaction.",
+)
 def ingest_command(
-    source: IO[bytes], database_url: str | None, as_json: bool, rejects: Path | None,
+    source: IO[bytes],
+    database_url: str | None,
+    as_json: bool,
+    rejects: Path | None,
     batch_size: int,
 ) -> None:
     """Apply wire records from a JSON Lines FILE (or - for stdin), in order.
@@ -176,12 +191,21 @@ def _ingest_with_progress(
     size = _size_of(source)
     if not stderr.is_terminal or size is None:
         return ingest(ledger, lines, batch_size=batch_size, rejects=rejects)
-    columns = ("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-               TimeRemainingColumn())
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=stderr, transient=True) as progress:
         task = progress.add_task("ingesting", total=size)
-        return ingest(ledger, lines, batch_size=batch_size, rejects=rejects,
-                      on_batch=lambda done: progress.advance(task, done))
+        return ingest(
+            ledger,
+            lines,
+            batch_size=batch_size,
+            rejects=rejects,
+            on_batch=lambda done: progress.advance(task, done),
+        )
 
 
 def _size_of(source: IO[bytes]) -> int | None:
@@ -200,11 +224,17 @@ def _print_summary(summary: IngestSummary, rejects: Path | None) -> None:
     shown = summary.rejected[:50]
     for rejection in shown:
         field = f" {rejection['field']}" if "field" in rejection else ""
-        stderr.print(f"  line {rejection['line']}{field}: {rejection['code']}: "
-                     f"{rejection['message']}", highlight=False, markup=False, soft_wrap=True)
+        stderr.print(
+            f"  line {rejection['line']}{field}: {rejection['code']}: {rejection['message']}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     if summary.rejected_count > len(shown):
-        stderr.print(f"  ... and {summary.rejected_count - len(shown)} more"
-                     + (f" (all in {rejects})" if rejects else " (use --rejects PATH)"))
+        stderr.print(
+            f"  ... and {summary.rejected_count - len(shown)} more"
+            + (f" (all in {rejects})" if rejects else " (use --rejects PATH)")
+        )
 
 
 @main.command()
@@ -216,10 +246,12 @@ def status(database_url: str | None, as_json: bool, location_id: str | None) -> 
     with opened(database_url, as_json) as ledger:
         locations = ledger.status(location_id)
     if as_json:
-        print_json({
-            "locations": [loc.model_dump(mode="json") for loc in locations],
-            "devices": [d.model_dump(mode="json") for loc in locations for d in loc.devices],
-        })
+        print_json(
+            {
+                "locations": [loc.model_dump(mode="json") for loc in locations],
+                "devices": [d.model_dump(mode="json") for loc in locations for d in loc.devices],
+            }
+        )
         return
     if not locations:
         stdout.print("no locations recorded yet: ingest a location.configured record first")
@@ -228,13 +260,23 @@ def status(database_url: str | None, as_json: bool, location_id: str | None) -> 
     for column in ("location", "device", "offline", "stored", "stored amount", "headroom"):
         table.add_column(column, no_wrap=column in ("location", "device"))
     for loc in locations:
-        table.add_row(loc.location_id, "(all)", "enabled" if loc.offline_enabled else "disabled",
-                      str(loc.offline_payments_count),
-                      _amounts(loc.offline_payment_amounts_by_currency), _headroom(loc.headroom))
+        table.add_row(
+            loc.location_id,
+            "(all)",
+            "enabled" if loc.offline_enabled else "disabled",
+            str(loc.offline_payments_count),
+            _amounts(loc.offline_payment_amounts_by_currency),
+            _headroom(loc.headroom),
+        )
         for device in loc.devices:
-            table.add_row("", device.device_id, "", str(device.offline_payments_count),
-                          _amounts(device.offline_payment_amounts_by_currency),
-                          _headroom(device.headroom))
+            table.add_row(
+                "",
+                device.device_id,
+                "",
+                str(device.offline_payments_count),
+                _amounts(device.offline_payment_amounts_by_currency),
+                _headroom(device.headroom),
+            )
     stdout.print(table)
 
 
@@ -270,9 +312,14 @@ def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
     for entry in entries:
         data = entry.data.get("observation", entry.data)  # Stripe's word, flattened
         details = ", ".join(f"{k}={v}" for k, v in data.items() if v not in (None, {}, []))
-        table.add_row(str(entry.version), entry.source, entry.event,
-                      entry.occurred_at.isoformat() if entry.occurred_at else "",
-                      entry.recorded_at.isoformat(timespec="seconds"), details)
+        table.add_row(
+            str(entry.version),
+            entry.source,
+            entry.event,
+            entry.occurred_at.isoformat() if entry.occurred_at else "",
+            entry.recorded_at.isoformat(timespec="seconds"),
+            details,
+        )
     stdout.print(table)
 
 
@@ -281,21 +328,40 @@ def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
 @click.option("--currency", required=True, help="Lowercase ISO 4217 code, e.g. usd.")
 @click.option("--device", "device_id", required=True, help="Device (reader) id.")
 @click.option("--location", "location_id", required=True, help="Location id.")
-@click.option("--offline-behavior", default="prefer_online", show_default=True,
-              type=click.Choice(["prefer_online", "require_online", "force_offline"]))
-@click.option("--at", "at", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
-              help="Evaluate at this time (RFC 3339 with offset); default now.")
+@click.option(
+    "--offline-behavior",
+    default="prefer_online",
+    show_default=True,
+    type=click.Choice(["prefer_online", "require_online", "force_offline"]),
+)
+@click.option(
+    "--at",
+    "at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
+    help="Evaluate at this time (RFC 3339 with offset); default now.",
+)
 @db_option
 @json_option
 def decide(
-    amount: int, currency: str, device_id: str, location_id: str, offline_behavior: str,
-    at: datetime | None, database_url: str | None, as_json: bool,
+    amount: int,
+    currency: str,
+    device_id: str,
+    location_id: str,
+    offline_behavior: str,
+    at: datetime | None,
+    database_url: str | None,
+    as_json: bool,
 ) -> None:
     """May this sale be taken offline? Prints the answer, the reason and the headroom left."""
     with opened(database_url, as_json) as ledger:
-        decision = ledger.decide(amount=amount, currency=currency, device_id=device_id,
-                                 location_id=location_id, offline_behavior=offline_behavior,
-                                 at=at)
+        decision = ledger.decide(
+            amount=amount,
+            currency=currency,
+            device_id=device_id,
+            location_id=location_id,
+            offline_behavior=offline_behavior,
+            at=at,
+        )
     if as_json:
         print_json(decision.to_dict())
         return
@@ -306,8 +372,11 @@ def decide(
         for reason in decision.reasons:
             stdout.print(f"  {reason.code}: {reason.message}", highlight=False)
     for row in decision.headroom:
-        stdout.print(f"  {row.scope} {row.limit}: {_quantity(row.remaining, row.currency)} left "
-                     f"of {_quantity(row.maximum, row.currency)}", highlight=False)
+        stdout.print(
+            f"  {row.scope} {row.limit}: {_quantity(row.remaining, row.currency)} left "
+            f"of {_quantity(row.maximum, row.currency)}",
+            highlight=False,
+        )
 
 
 def _quantity(value: int, currency: str | None) -> str:
@@ -324,8 +393,9 @@ def schema() -> None:
 
 
 @main.command(name="import-stripe-report")
-@click.argument("path", metavar="FILE.csv",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @db_option
 @json_option
 def import_stripe_report(path: Path, database_url: str | None, as_json: bool) -> None:
@@ -343,8 +413,11 @@ def import_stripe_report(path: Path, database_url: str | None, as_json: bool) ->
 
 
 @main.command(name="import-stripe-json")
-@click.argument("path", metavar="FILE",
-                type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument(
+    "path",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path),
+)
 @db_option
 @json_option
 def import_stripe_json(path: Path, database_url: str | None, as_json: bool) -> None:
@@ -366,14 +439,24 @@ def import_stripe_json(path: Path, database_url: str | None, as_json: bool) -> N
 
 def _refuse_file(error: StripeFileError, as_json: bool) -> NoReturn:
     if as_json:
-        print_json({"error": error.to_dict(), "problem_count": error.problem_count,
-                    "problems": [problem.to_dict() for problem in error.problems]})
+        print_json(
+            {
+                "error": error.to_dict(),
+                "problem_count": error.problem_count,
+                "problems": [problem.to_dict() for problem in error.problems],
+            }
+        )
     else:
-        stderr.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False,
-                     soft_wrap=True)
+        stderr.print(
+            f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True
+        )
         for problem in error.problems:
-            stderr.print(f"  {problem.code}: {problem.message}", highlight=False, markup=False,
-                         soft_wrap=True)
+            stderr.print(
+                f"  {problem.code}: {problem.message}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
     sys.exit(EXIT_REFUSED)
 
 
@@ -383,13 +466,20 @@ def _record_observations(
     """One transaction for the whole file: a conflict records nothing."""
     with opened(database_url, as_json) as ledger:
         summary = ledger.observe(observations)
-    counts = {"rows": len(observations) + skipped, "recorded": summary.recorded,
-              "duplicates": summary.repeats, "skipped": skipped}
+    counts = {
+        "rows": len(observations) + skipped,
+        "recorded": summary.recorded,
+        "duplicates": summary.repeats,
+        "skipped": skipped,
+    }
     if as_json:
         print_json(counts)
         return
-    stdout.print(f"{counts['rows']} rows: {summary.recorded} recorded, {summary.repeats} already "
-                 f"recorded, {skipped} skipped (not tied to a payment)", highlight=False)
+    stdout.print(
+        f"{counts['rows']} rows: {summary.recorded} recorded, {summary.repeats} already "
+        f"recorded, {skipped} skipped (not tied to a payment)",
+        highlight=False,
+    )
 
 
 # -- the read side: read models and the reconciliation report ---------------------------------
@@ -401,15 +491,17 @@ class MomentType(click.ParamType[datetime, Any]):
 
     name = "TIME"
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> datetime:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
         if isinstance(value, datetime):
             return value
         try:
             moment = datetime.fromisoformat(str(value))
         except ValueError:
-            self.fail(f"{value!r} is not a time: use 2026-11-22T18:00:00Z or 2026-11-22",
-                      param, ctx)
+            self.fail(
+                f"{value!r} is not a time: use 2026-11-22T18:00:00Z or 2026-11-22", param, ctx
+            )
         if moment.tzinfo is None:
             if len(str(value)) > 10:
                 self.fail(f"{value!r} has no offset: add Z or +01:00", param, ctx)
@@ -420,9 +512,13 @@ class MomentType(click.ParamType[datetime, Any]):
 @main.command()
 @db_option
 @click.option("--rebuild", is_flag=True, help="Empty the read models and replay the whole log.")
-@click.option("--batch-size", type=click.IntRange(1, BATCH_SIZE_MAX),
-              default=PROJECTION_BATCH_SIZE_DEFAULT, show_default=True,
-              help="Events per transaction.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, BATCH_SIZE_MAX),
+    default=PROJECTION_BATCH_SIZE_DEFAULT,
+    show_default=True,
+    help="Events per transaction.",
+)
 def project(database_url: str | None, rebuild: bool, batch_size: int) -> None:
     """Bring the read models (payments, offline status, Stripe observations) up to date.
 
@@ -454,13 +550,15 @@ def audit_verify(database_url: str | None, as_json: bool) -> None:
     if as_json:
         print_json(result.to_dict())
     elif result.ok:
-        stdout.print(f"OK: {result.count} events, head hash {result.head_hash}",
-                     highlight=False)
+        stdout.print(f"OK: {result.count} events, head hash {result.head_hash}", highlight=False)
     else:
         if result.problem is not None:
-            stderr.print(f"[bold red]TAMPERED[/] at position {result.problem.position}: "
-                         f"{result.problem.kind}: {result.problem.detail} "
-                         f"({result.count} events verified before it)", highlight=False)
+            stderr.print(
+                f"[bold red]TAMPERED[/] at position {result.problem.position}: "
+                f"{result.problem.kind}: {result.problem.detail} "
+                f"({result.count} events verified before it)",
+                highlight=False,
+            )
         for problem in result.invariant_problems:
             stderr.print(f"[bold red]INVARIANT[/] {escape(problem)}", highlight=False)
     sys.exit(EXIT_OK if result.ok else EXIT_REFUSED)
@@ -472,8 +570,13 @@ def audit_verify(database_url: str | None, as_json: bool) -> None:
 @click.option("--location", "location_id", help="One location.")
 @db_option
 @json_option
-def audit_as_of(moment: datetime, offline_id: str | None, location_id: str | None,
-                database_url: str | None, as_json: bool) -> None:
+def audit_as_of(
+    moment: datetime,
+    offline_id: str | None,
+    location_id: str | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
     """The state of one payment, one location, or the whole ledger as it was recorded at T
     (from the events recorded up to then). Exit status 1 if it did not exist yet."""
     from adapters.audit import ledger_as_of, location_as_of, payment_as_of
@@ -488,23 +591,40 @@ def audit_as_of(moment: datetime, offline_id: str | None, location_id: str | Non
         else:
             state = ledger_as_of(ledger, moment)
     if state is None:
-        fail(f"{offline_id or location_id} did not exist at {moment.isoformat()}",
-             EXIT_REFUSED, as_json)
-    body = state.model_dump(mode="json") if hasattr(state, "model_dump") else {
-        "at": state.at.isoformat(), "events": state.events,
-        "payments_by_status": {status: {currency: {"count": count, "amount": amount}
-                                        for currency, (count, amount) in by.items()}
-                               for status, by in state.payments_by_status.items()},
-        "locations": [location.model_dump(mode="json") for location in state.locations]}
+        fail(
+            f"{offline_id or location_id} did not exist at {moment.isoformat()}",
+            EXIT_REFUSED,
+            as_json,
+        )
+    body = (
+        state.model_dump(mode="json")
+        if hasattr(state, "model_dump")
+        else {
+            "at": state.at.isoformat(),
+            "events": state.events,
+            "payments_by_status": {
+                status: {
+                    currency: {"count": count, "amount": amount}
+                    for currency, (count, amount) in by.items()
+                }
+                for status, by in state.payments_by_status.items()
+            },
+            "locations": [location.model_dump(mode="json") for location in state.locations],
+        }
+    )
     print_json(body) if as_json else stdout.print_json(data=body)
 
 
 @audit.command(name="export")
 @db_option
 @json_option
-@click.option("--out", "out_dir", required=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="A new, empty directory for the JSON Lines files and manifest.json.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A new, empty directory for the JSON Lines files and manifest.json.",
+)
 def audit_export(database_url: str | None, as_json: bool, out_dir: Path) -> None:
     """Write every event, as stored, to JSON Lines files with a manifest (count, head hash,
     each file's SHA-256). Refused when the hash chain does not verify."""
@@ -515,13 +635,17 @@ def audit_export(database_url: str | None, as_json: bool, out_dir: Path) -> None
     if as_json:
         print_json(manifest.to_dict())
     else:
-        stdout.print(f"exported {manifest.count} events in {len(manifest.files)} files to "
-                     f"{out_dir}, head hash {manifest.head_hash}", highlight=False)
+        stdout.print(
+            f"exported {manifest.count} events in {len(manifest.files)} files to "
+            f"{out_dir}, head hash {manifest.head_hash}",
+            highlight=False,
+        )
 
 
 @audit.command(name="import")
-@click.argument("in_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False,
-                                                          path_type=Path))
+@click.argument(
+    "in_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
 @db_option
 @json_option
 def audit_import(in_dir: Path, database_url: str | None, as_json: bool) -> None:
@@ -534,15 +658,17 @@ def audit_import(in_dir: Path, database_url: str | None, as_json: bool) -> None:
     if as_json:
         print_json(manifest.to_dict())
     else:
-        stdout.print(f"imported {manifest.count} events, head hash {manifest.head_hash}",
-                     highlight=False)
+        stdout.print(
+            f"imported {manifest.count} events, head hash {manifest.head_hash}", highlight=False
+        )
 
 
 @audit.command(name="rebuild")
 @db_option
 @json_option
-@click.option("--swap", "swap_in", is_flag=True,
-              help="Replace the live read models with the rebuilt ones.")
+@click.option(
+    "--swap", "swap_in", is_flag=True, help="Replace the live read models with the rebuilt ones."
+)
 def audit_rebuild(database_url: str | None, as_json: bool, swap_in: bool) -> None:
     """Replay the whole log into fresh read models and compare them with the live ones, row
     by row. Exit status 0 when they agree (or were swapped in), 1 when they drift."""
@@ -550,46 +676,86 @@ def audit_rebuild(database_url: str | None, as_json: bool, swap_in: bool) -> Non
         drifts = read_models.audit_rebuild(swap_in)
     drifted = [drift for drift in drifts if not drift.clean]
     if as_json:
-        print_json({"clean": not drifted, "swapped": swap_in,
-                    "tables": [{**vars(d), "clean": d.clean} for d in drifts]})
+        print_json(
+            {
+                "clean": not drifted,
+                "swapped": swap_in,
+                "tables": [{**vars(d), "clean": d.clean} for d in drifts],
+            }
+        )
     else:
         for drift in drifts:
-            state = "agrees" if drift.clean else (
-                f"DRIFT: {drift.differing_count} rows differ, {len(drift.only_live)} only "
-                f"live, {len(drift.only_rebuilt)} only rebuilt; e.g. "
-                f"{(drift.differing + drift.only_live + drift.only_rebuilt)[:5]}")
-            stdout.print(f"{drift.table}: {drift.live_rows} live, {drift.rebuilt_rows} rebuilt: "
-                         f"{state}", highlight=False)
+            state = (
+                "agrees"
+                if drift.clean
+                else (
+                    f"DRIFT: {drift.differing_count} rows differ, {len(drift.only_live)} only "
+                    f"live, {len(drift.only_rebuilt)} only rebuilt; e.g. "
+                    f"{(drift.differing + drift.only_live + drift.only_rebuilt)[:5]}"
+                )
+            )
+            stdout.print(
+                f"{drift.table}: {drift.live_rows} live, {drift.rebuilt_rows} rebuilt: {state}",
+                highlight=False,
+            )
         if drifted:
-            stdout.print("swapped in the rebuilt read models" if swap_in else
-                         "run again with --swap to replace the live read models")
+            stdout.print(
+                "swapped in the rebuilt read models"
+                if swap_in
+                else "run again with --swap to replace the live read models"
+            )
     sys.exit(EXIT_REFUSED if drifted and not swap_in else EXIT_OK)
 
 
 @main.command()
 @db_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Write the report to this file instead of standard output.")
-@click.option("--as-of", "as_of", type=MomentType(),
-              help="Evaluate ages and deadlines at this time; default now.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the report to this file instead of standard output.",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=MomentType(),
+    help="Evaluate ages and deadlines at this time; default now.",
+)
 @click.option("--location", "location_id", help="Only this location (leaves out orphans).")
 @click.option("--since", type=MomentType(), help="Only payments stored (or created) from then.")
 @click.option("--until", type=MomentType(), help="Only payments stored (or created) before then.")
-@click.option("--stale-hours", type=click.IntRange(1, 24 * 365), default=24, show_default=True,
-              help="A stored payment not forwarded after this long is stale.")
-@click.option("--capture-warning-hours", type=click.IntRange(0, 24 * 5), default=12,
-              show_default=True, help="An authorization is capture-overdue this long before "
-              "its brand's window ends (Visa 4 d 18 h, others 2 d).")
+@click.option(
+    "--stale-hours",
+    type=click.IntRange(1, 24 * 365),
+    default=24,
+    show_default=True,
+    help="A stored payment not forwarded after this long is stale.",
+)
+@click.option(
+    "--capture-warning-hours",
+    type=click.IntRange(0, 24 * 5),
+    default=12,
+    show_default=True,
+    help="An authorization is capture-overdue this long before "
+    "its brand's window ends (Visa 4 d 18 h, others 2 d).",
+)
 def report(
-    database_url: str | None, fmt: str, out: Path | None, as_of: datetime | None,
-    location_id: str | None, since: datetime | None, until: datetime | None,
-    stale_hours: int, capture_warning_hours: int,
+    database_url: str | None,
+    fmt: str,
+    out: Path | None,
+    as_of: datetime | None,
+    location_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    stale_hours: int,
+    capture_warning_hours: int,
 ) -> None:
     """The reconciliation report: every offline_id matched to its Stripe PaymentIntents, in
     one category, with totals and the money at risk."""
-    thresholds = Thresholds(stale_after=timedelta(hours=stale_hours),
-                            capture_warning=timedelta(hours=capture_warning_hours))
+    thresholds = Thresholds(
+        stale_after=timedelta(hours=stale_hours),
+        capture_warning=timedelta(hours=capture_warning_hours),
+    )
     filters = Filters(location_id=location_id, since=since, until=until)
     with opened(database_url, fmt == "json") as ledger, _read_models(ledger) as read_models:
         _with_progress(read_models.refresh)
@@ -612,9 +778,14 @@ def _with_progress(catch_up: Callable[[Callable[[int], None] | None], int]) -> i
     """Run a catch-up, with a progress bar when someone is watching."""
     if not stderr.is_terminal:
         return catch_up(None)
-    with Progress(SpinnerColumn(), "[progress.description]{task.description}",
-                  TextColumn("{task.completed:,} events"), TimeElapsedColumn(), console=stderr,
-                  transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        "[progress.description]{task.description}",
+        TextColumn("{task.completed:,} events"),
+        TimeElapsedColumn(),
+        console=stderr,
+        transient=True,
+    ) as progress:
         task = progress.add_task("updating read models", total=None)
         return catch_up(lambda done: progress.advance(task, done))
 
@@ -624,8 +795,12 @@ def _with_progress(catch_up: Callable[[Callable[[int], None] | None], int]) -> i
 
 @main.command()
 @db_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on (0.0.0.0 for every interface, e.g. behind a proxy).")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on (0.0.0.0 for every interface, e.g. behind a proxy).",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 def serve(database_url: str | None, host: str, port: int) -> None:
     """Receive Stripe's webhooks at POST /stripe/webhook (GET /health for probes).
@@ -643,17 +818,26 @@ def serve(database_url: str | None, host: str, port: int) -> None:
     try:
         settings = Settings()
     except ValidationError as error:
-        fail(f"configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
-             EXIT_USAGE, False)
+        fail(
+            f"configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
+            EXIT_USAGE,
+            False,
+        )
     secret = settings.stripe_webhook_secret
     if secret is None or not secret.get_secret_value().strip():
-        fail("STRIPE_WEBHOOK_SECRET is not set: export the webhook endpoint's signing secret "
-             "(whsec_..., shown in Stripe's Dashboard under Developers > Webhooks)",
-             EXIT_USAGE, False)
+        fail(
+            "STRIPE_WEBHOOK_SECRET is not set: export the webhook endpoint's signing secret "
+            "(whsec_..., shown in Stripe's Dashboard under Developers > Webhooks)",
+            EXIT_USAGE,
+            False,
+        )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     with opened(database_url) as ledger:
-        app = create_app(ledger, secret.get_secret_value(),
-                         database_wait_seconds=settings.webhook_database_wait_seconds)
+        app = create_app(
+            ledger,
+            secret.get_secret_value(),
+            database_wait_seconds=settings.webhook_database_wait_seconds,
+        )
         uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
 
 
@@ -667,8 +851,11 @@ def _stripe(database_url: str | None, as_json: bool) -> Iterator[tuple[Ledger, S
     try:
         gateway = StripeGateway(load_stripe_settings())
     except ValidationError as error:
-        fail(f"Stripe configuration error: {error.errors()[0]['loc']}: "
-             f"{error.errors()[0]['msg']}", EXIT_USAGE, as_json)
+        fail(
+            f"Stripe configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
+            EXIT_USAGE,
+            as_json,
+        )
     except LedgerError as error:
         if as_json:
             print(json.dumps({"error": error.to_dict()}))
@@ -682,35 +869,45 @@ def _stripe(database_url: str | None, as_json: bool) -> Iterator[tuple[Ledger, S
 @main.command()
 @db_option
 @json_option
-@click.option("--concurrency", type=click.IntRange(1, CONCURRENCY_MAX), default=4,
-              show_default=True, help="Payments sent to Stripe at the same time.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, CONCURRENCY_MAX),
+    default=4,
+    show_default=True,
+    help="Payments sent to Stripe at the same time.",
+)
 @click.option("--limit", type=click.IntRange(1), help="Forward at most this many payments.")
-def forward(database_url: str | None, as_json: bool, concurrency: int,
-            limit: int | None) -> None:
+def forward(database_url: str | None, as_json: bool, concurrency: int, limit: int | None) -> None:
     """Forward stored payments that carry a reusable payment method to Stripe, oldest first:
     one PaymentIntent per offline_id whatever crashes or retries happen (safe to rerun).
 
     Exit status 0 when every payment was forwarded (or declined), 1 when some failed.
     """
-    with _stripe(database_url, as_json) as (ledger, gateway), \
-            _read_models(ledger) as read_models:
+    with _stripe(database_url, as_json) as (ledger, gateway), _read_models(ledger) as read_models:
         offline_ids = read_models.stored_oldest_first(limit)
         forwarder = Forwarder(ledger, gateway)
         if stderr.is_terminal and not as_json:
-            with Progress("[progress.description]{task.description}", BarColumn(),
-                          TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
-                          console=stderr, transient=True) as progress:
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeRemainingColumn(),
+                console=stderr,
+                transient=True,
+            ) as progress:
                 task = progress.add_task("forwarding", total=len(offline_ids))
-                summary = forwarder.forward_all(offline_ids, concurrency=concurrency,
-                                                progress=lambda _: progress.advance(task))
+                summary = forwarder.forward_all(
+                    offline_ids, concurrency=concurrency, progress=lambda _: progress.advance(task)
+                )
         else:
             summary = forwarder.forward_all(offline_ids, concurrency=concurrency)
     if as_json:
         print_json({"payments": len(offline_ids), **summary.outcomes})
     else:
         shown = ", ".join(f"{count} {name}" for name, count in sorted(summary.outcomes.items()))
-        stdout.print(f"{len(offline_ids)} stored payments: {shown or 'nothing to do'}",
-                     highlight=False)
+        stdout.print(
+            f"{len(offline_ids)} stored payments: {shown or 'nothing to do'}", highlight=False
+        )
     sys.exit(EXIT_REFUSED if summary.outcomes.get("failed") else EXIT_OK)
 
 
@@ -727,10 +924,13 @@ def sync_stripe(database_url: str | None, as_json: bool, since: datetime | None)
     if as_json:
         print_json(asdict(summary))
         return
-    stdout.print(f"{summary.payment_intents} PaymentIntents read: "
-                 f"{summary.observations_recorded} new observations, "
-                 f"{summary.facts_recorded} new facts, {summary.facts_refused} refused "
-                 "(the report shows them)", highlight=False)
+    stdout.print(
+        f"{summary.payment_intents} PaymentIntents read: "
+        f"{summary.observations_recorded} new observations, "
+        f"{summary.facts_recorded} new facts, {summary.facts_refused} refused "
+        "(the report shows them)",
+        highlight=False,
+    )
 
 
 @main.command(name="capture")
@@ -738,12 +938,24 @@ def sync_stripe(database_url: str | None, as_json: bool, since: datetime | None)
 @db_option
 @json_option
 @click.option("--amount", type=click.IntRange(1), help="Capture only this much (minor units).")
-@click.option("--all-due", is_flag=True, help="Capture every authorized payment instead, the "
-              "earliest deadline first.")
-@click.option("--within-hours", type=click.IntRange(0), help="With --all-due: only those whose "
-              "capture window ends within this many hours.")
-def capture_command(offline_id: str | None, database_url: str | None, as_json: bool,
-                    amount: int | None, all_due: bool, within_hours: int | None) -> None:
+@click.option(
+    "--all-due",
+    is_flag=True,
+    help="Capture every authorized payment instead, the earliest deadline first.",
+)
+@click.option(
+    "--within-hours",
+    type=click.IntRange(0),
+    help="With --all-due: only those whose capture window ends within this many hours.",
+)
+def capture_command(
+    offline_id: str | None,
+    database_url: str | None,
+    as_json: bool,
+    amount: int | None,
+    all_due: bool,
+    within_hours: int | None,
+) -> None:
     """Capture a forwarded, manual-capture payment's authorization (all of it or --amount),
     or with --all-due every one that is due. Each capture carries an Idempotency-Key."""
     if (offline_id is None) == (not all_due):
@@ -756,42 +968,75 @@ def capture_command(offline_id: str | None, database_url: str | None, as_json: b
             failed: list[dict[str, Any]] = []
         else:
             with _read_models(ledger) as read_models:
-                chosen = due(read_models.authorized(), Thresholds(), datetime.now(UTC),
-                             None if within_hours is None else timedelta(hours=within_hours))
+                chosen = due(
+                    read_models.authorized(),
+                    Thresholds(),
+                    datetime.now(UTC),
+                    None if within_hours is None else timedelta(hours=within_hours),
+                )
             captured, failed = [], []
             for payment in chosen:
                 try:
                     captured.append(capture(ledger, gateway, payment.offline_id))
                 except LedgerError as error:
                     failed.append({"offline_id": payment.offline_id, **error.to_dict()})
-    rows = [{"payment_intent_id": o.payment_intent_id, "status": o.status,
-             "amount_received": o.amount_received} for o in captured]
+    rows = [
+        {
+            "payment_intent_id": o.payment_intent_id,
+            "status": o.status,
+            "amount_received": o.amount_received,
+        }
+        for o in captured
+    ]
     if as_json:
         print_json({"captured": rows, "failed": failed})
     else:
         for row in rows:
-            stdout.print(f"captured {row['payment_intent_id']}: {row['status']}, "
-                         f"{row['amount_received']} received", highlight=False)
+            stdout.print(
+                f"captured {row['payment_intent_id']}: {row['status']}, "
+                f"{row['amount_received']} received",
+                highlight=False,
+            )
         for problem in failed:
-            stderr.print(f"  {problem['offline_id']}: {problem['code']}: {problem['message']}",
-                         highlight=False, markup=False)
+            stderr.print(
+                f"  {problem['offline_id']}: {problem['code']}: {problem['message']}",
+                highlight=False,
+                markup=False,
+            )
     sys.exit(EXIT_REFUSED if failed else EXIT_OK)
-
 
 
 # -- the demo: a simulated trading day, end to end --------------------------------------------
 
 
 @main.command(name="demo")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path),
-              default="offline-ledger-demo", show_default=True,
-              help="Directory for the demo's ledger (SQLite), Stripe files and reports.")
-@click.option("--payments", type=click.IntRange(100, 50_000), default=3_000, show_default=True,
-              help="Sales in the simulated day, online and offline.")
-@click.option("--seed", type=int, default=20261120, show_default=True,
-              help="The same seed gives the same day, files and report.")
-@click.option("--force", is_flag=True,
-              help="Replace an earlier demo in --out (deletes only the demo's own files).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="offline-ledger-demo",
+    show_default=True,
+    help="Directory for the demo's ledger (SQLite), Stripe files and reports.",
+)
+@click.option(
+    "--payments",
+    type=click.IntRange(100, 50_000),
+    default=3_000,
+    show_default=True,
+    help="Sales in the simulated day, online and offline.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=20261120,
+    show_default=True,
+    help="The same seed gives the same day, files and report.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an earlier demo in --out (deletes only the demo's own files).",
+)
 @json_option
 def demo_command(out: Path, payments: int, seed: int, force: bool, as_json: bool) -> None:
     """Simulate a trading day and reconcile it, on an embedded SQLite ledger (no server).
@@ -812,18 +1057,22 @@ def demo_command(out: Path, payments: int, seed: int, force: bool, as_json: bool
         if as_json or not stderr.is_terminal:
             summary = demo.run(out, payments, seed, force=force)
         else:
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                          MofNCompleteColumn(), TimeElapsedColumn(), console=stderr,
-                          transient=True) as progress:
-                summary = demo.run(out, payments, seed, force=force,
-                                   phase=_demo_phases(progress))
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=stderr,
+                transient=True,
+            ) as progress:
+                summary = demo.run(out, payments, seed, force=force, phase=_demo_phases(progress))
     except demo.DemoExists as error:
         fail(str(error), EXIT_USAGE, as_json)
     except LedgerError as error:
         fail_with(error, as_json)
     except OSError as error:
-        fail(f"cannot write the demo into {out}: {error.strerror or error}", EXIT_USAGE,
-             as_json)
+        fail(f"cannot write the demo into {out}: {error.strerror or error}", EXIT_USAGE, as_json)
     if as_json:
         print_json(summary.to_dict())
     else:

@@ -74,25 +74,47 @@ OUT_DEFAULT = Path("offline-ledger-demo")  # the CLI's defaults repeat these (te
 DATABASE_FILE = "ledger.db"
 STRIPE_REPORT_FILE = "stripe-balance-report.csv"
 STRIPE_INTENTS_FILE = "stripe-payment-intents.json"
-REPORT_FILES = {"html": "report.html", "table": "report.txt", "csv": "report.csv",
-                "json": "report.json"}
+REPORT_FILES = {
+    "html": "report.html",
+    "table": "report.txt",
+    "csv": "report.csv",
+    "json": "report.json",
+}
 # Everything the demo writes, and so everything --force may delete.
-DEMO_FILES = (DATABASE_FILE, f"{DATABASE_FILE}-wal", f"{DATABASE_FILE}-shm",
-              f"{DATABASE_FILE}-journal", STRIPE_REPORT_FILE, STRIPE_INTENTS_FILE,
-              *REPORT_FILES.values())
+DEMO_FILES = (
+    DATABASE_FILE,
+    f"{DATABASE_FILE}-wal",
+    f"{DATABASE_FILE}-shm",
+    f"{DATABASE_FILE}-journal",
+    STRIPE_REPORT_FILE,
+    STRIPE_INTENTS_FILE,
+    *REPORT_FILES.values(),
+)
 
 RECORD_BATCH = 1_000
 assert RECORD_BATCH <= BATCH_SIZE_MAX
 # The refusals the day is built to provoke; any other code would be a bug in the simulation.
-EXPECTED_REFUSALS = frozenset({
-    Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT, Code.STORED_AMOUNT_LIMIT_EXCEEDED,
-    Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE, Code.CARD_SWIPE_NOT_AVAILABLE,
-    Code.CONTACTLESS_NOT_ALLOWED_OFFLINE, Code.INTERAC_NOT_SUPPORTED_OFFLINE,
-    Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE, Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE,
-    Code.OFFLINE_AND_CARD_EXPIRED, Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE,
-})
-DECLINE_CODES = ("insufficient_funds", "do_not_honor", "generic_decline", "lost_card",
-                 "card_velocity_exceeded")
+EXPECTED_REFUSALS = frozenset(
+    {
+        Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT,
+        Code.STORED_AMOUNT_LIMIT_EXCEEDED,
+        Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE,
+        Code.CARD_SWIPE_NOT_AVAILABLE,
+        Code.CONTACTLESS_NOT_ALLOWED_OFFLINE,
+        Code.INTERAC_NOT_SUPPORTED_OFFLINE,
+        Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE,
+        Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE,
+        Code.OFFLINE_AND_CARD_EXPIRED,
+        Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE,
+    }
+)
+DECLINE_CODES = (
+    "insufficient_funds",
+    "do_not_honor",
+    "generic_decline",
+    "lost_card",
+    "card_velocity_exceeded",
+)
 _ID_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -157,33 +179,109 @@ class Store:
 
 
 NEW_YORK = Store(
-    "tml_nyc_broadway", "New York", "US", "usd", -5, False, weight=4.0, opens=8.0,
-    closes=21.0, outage=(11.0, 15.0), readers=4, manual_share=0.2, median_basket=28.0,
+    "tml_nyc_broadway",
+    "New York",
+    "US",
+    "usd",
+    -5,
+    False,
+    weight=4.0,
+    opens=8.0,
+    closes=21.0,
+    outage=(11.0, 15.0),
+    readers=4,
+    manual_share=0.2,
+    median_basket=28.0,
     per_payment_max=40_000,
-    brands=(("visa", "visa", 50), ("mastercard", "mastercard", 30), ("amex", "amex", 12),
-            ("discover", "discover", 8)),
-    contactless_share=0.62, swipe_share=0.04, fee_basis_points=270, fee_fixed=5)
+    brands=(
+        ("visa", "visa", 50),
+        ("mastercard", "mastercard", 30),
+        ("amex", "amex", 12),
+        ("discover", "discover", 8),
+    ),
+    contactless_share=0.62,
+    swipe_share=0.04,
+    fee_basis_points=270,
+    fee_fixed=5,
+)
 TORONTO = Store(
-    "tml_toronto_queen_st", "Toronto", "CA", "cad", -5, False, weight=2.0, opens=9.0,
-    closes=21.0, outage=(12.5, 15.5), readers=3, manual_share=0.0, median_basket=32.0,
+    "tml_toronto_queen_st",
+    "Toronto",
+    "CA",
+    "cad",
+    -5,
+    False,
+    weight=2.0,
+    opens=9.0,
+    closes=21.0,
+    outage=(12.5, 15.5),
+    readers=3,
+    manual_share=0.0,
+    median_basket=32.0,
     per_payment_max=50_000,
-    brands=(("visa", "visa", 42), ("mastercard", "mastercard", 36), ("amex", "amex", 8),
-            ("interac", "interac", 14)),
-    contactless_share=0.6, swipe_share=0.01, fee_basis_points=260, fee_fixed=10)
+    brands=(
+        ("visa", "visa", 42),
+        ("mastercard", "mastercard", 36),
+        ("amex", "amex", 8),
+        ("interac", "interac", 14),
+    ),
+    contactless_share=0.6,
+    swipe_share=0.01,
+    fee_basis_points=260,
+    fee_fixed=10,
+)
 BERLIN = Store(
-    "tml_berlin_mitte", "Berlin", "DE", "eur", 1, True, weight=2.5, opens=9.0, closes=20.0,
-    outage=(10.0, 13.5), readers=3, manual_share=0.15, median_basket=24.0,
+    "tml_berlin_mitte",
+    "Berlin",
+    "DE",
+    "eur",
+    1,
+    True,
+    weight=2.5,
+    opens=9.0,
+    closes=20.0,
+    outage=(10.0, 13.5),
+    readers=3,
+    manual_share=0.15,
+    median_basket=24.0,
     per_payment_max=30_000,
-    brands=(("visa", "visa", 35), ("mastercard", "mastercard", 42), ("maestro", "girocard", 15),
-            ("amex", "amex", 8)),
-    contactless_share=0.12, swipe_share=0.005, fee_basis_points=140, fee_fixed=10)
+    brands=(
+        ("visa", "visa", 35),
+        ("mastercard", "mastercard", 42),
+        ("maestro", "girocard", 15),
+        ("amex", "amex", 8),
+    ),
+    contactless_share=0.12,
+    swipe_share=0.005,
+    fee_basis_points=140,
+    fee_fixed=10,
+)
 TOKYO = Store(
-    "tml_tokyo_shibuya", "Tokyo", "JP", "jpy", 9, False, weight=2.0, opens=10.0, closes=21.0,
-    outage=(10.0, 13.0), readers=2, manual_share=0.3, median_basket=3_200.0,
+    "tml_tokyo_shibuya",
+    "Tokyo",
+    "JP",
+    "jpy",
+    9,
+    False,
+    weight=2.0,
+    opens=10.0,
+    closes=21.0,
+    outage=(10.0, 13.0),
+    readers=2,
+    manual_share=0.3,
+    median_basket=3_200.0,
     per_payment_max=30_000,
-    brands=(("jcb", "jcb", 40), ("visa", "visa", 33), ("mastercard", "mastercard", 20),
-            ("amex", "amex", 7)),
-    contactless_share=0.5, swipe_share=0.005, fee_basis_points=360, fee_fixed=0)
+    brands=(
+        ("jcb", "jcb", 40),
+        ("visa", "visa", 33),
+        ("mastercard", "mastercard", 20),
+        ("amex", "amex", 7),
+    ),
+    contactless_share=0.5,
+    swipe_share=0.005,
+    fee_basis_points=360,
+    fee_fixed=0,
+)
 STORES: tuple[Store, ...] = (NEW_YORK, TORONTO, BERLIN, TOKYO)
 # The parts of the day's script, each given to chosen offline sales:
 ROLES = {
@@ -249,8 +347,7 @@ class Sale:
     @property
     def stripe_amount(self) -> int:
         """What Stripe charged: the sale's amount, except for the one charge that differs."""
-        return self.amount + (10 ** exponent(self.store.currency) if self.role == "mismatch"
-                              else 0)
+        return self.amount + (10 ** exponent(self.store.currency) if self.role == "mismatch" else 0)
 
 
 @dataclass(frozen=True)
@@ -313,21 +410,39 @@ class DemoSummary:
             "seed": self.seed,
             "day": DAY.isoformat(),
             "as_of": AS_OF.isoformat().replace("+00:00", "Z"),
-            "payments": {"simulated": self.payments, "online": self.online,
-                         "offline": self.offline},
-            "locations": [{"location_id": s.location_id, "currency": s.currency,
-                           "readers": s.readers, "outage": s.outage_text} for s in self.stores],
-            "records": {"sent": self.records, "accepted": self.tally.accepted,
-                        "repeats": self.tally.repeats,
-                        "refused": dict(sorted(self.tally.refused.items()))},
-            "stripe": {"report_rows": self.stripe_report_rows,
-                       "report_rows_recorded": self.stripe_rows_recorded,
-                       "report_rows_skipped": self.stripe_rows_skipped,
-                       "payment_intents": self.payment_intents},
+            "payments": {
+                "simulated": self.payments,
+                "online": self.online,
+                "offline": self.offline,
+            },
+            "locations": [
+                {
+                    "location_id": s.location_id,
+                    "currency": s.currency,
+                    "readers": s.readers,
+                    "outage": s.outage_text,
+                }
+                for s in self.stores
+            ],
+            "records": {
+                "sent": self.records,
+                "accepted": self.tally.accepted,
+                "repeats": self.tally.repeats,
+                "refused": dict(sorted(self.tally.refused.items())),
+            },
+            "stripe": {
+                "report_rows": self.stripe_report_rows,
+                "report_rows_recorded": self.stripe_rows_recorded,
+                "report_rows_skipped": self.stripe_rows_skipped,
+                "payment_intents": self.payment_intents,
+            },
             "categories": {
-                category: {currency: {"count": t.count, "amount": t.amount}
-                           for currency, t in by_currency.items()}
-                for category, by_currency in report.summary().items()},
+                category: {
+                    currency: {"count": t.count, "amount": t.amount}
+                    for currency, t in by_currency.items()
+                }
+                for category, by_currency in report.summary().items()
+            },
             "at_risk_by_category": dict(sorted(at_risk.items())),
             "at_risk": report.at_risk(),
             "files": {name: str(path) for name, path in self.files.items()},
@@ -355,8 +470,13 @@ def prepare(out: Path, force: bool) -> None:
             (out / name).unlink(missing_ok=True)
 
 
-def run(out: Path, payments: int = PAYMENTS_DEFAULT, seed: int = SEED_DEFAULT,
-        force: bool = False, phase: Phase | None = None) -> DemoSummary:
+def run(
+    out: Path,
+    payments: int = PAYMENTS_DEFAULT,
+    seed: int = SEED_DEFAULT,
+    force: bool = False,
+    phase: Phase | None = None,
+) -> DemoSummary:
     """Simulate the day into `out`, import Stripe's side, write the report in every format.
 
     Raises DemoExists when `out` holds a demo and not `force`; LedgerError and OSError pass
@@ -367,10 +487,12 @@ def run(out: Path, payments: int = PAYMENTS_DEFAULT, seed: int = SEED_DEFAULT,
     start = phase or _no_progress
     day = _Day(random.Random(seed), payments)
     sales = day.sales()
-    files = {"database": (out / DATABASE_FILE).resolve(),
-             "stripe_report": out / STRIPE_REPORT_FILE,
-             "stripe_payment_intents": out / STRIPE_INTENTS_FILE,
-             **{f"report_{fmt}": out / name for fmt, name in REPORT_FILES.items()}}
+    files = {
+        "database": (out / DATABASE_FILE).resolve(),
+        "stripe_report": out / STRIPE_REPORT_FILE,
+        "stripe_payment_intents": out / STRIPE_INTENTS_FILE,
+        **{f"report_{fmt}": out / name for fmt, name in REPORT_FILES.items()},
+    }
     with Ledger.open(f"sqlite:///{files['database']}") as ledger:
         tally = Tally()
         during = day.outage_records(sales)
@@ -398,10 +520,19 @@ def run(out: Path, payments: int = PAYMENTS_DEFAULT, seed: int = SEED_DEFAULT,
         advance(1)
     offline = sum(1 for sale in sales if sale.offline)
     return DemoSummary(
-        out=out, seed=seed, payments=len(sales), online=len(sales) - offline, offline=offline,
-        stores=STORES, records=len(during) + len(after), tally=tally,
-        stripe_report_rows=report_rows, stripe_rows_recorded=recorded,
-        stripe_rows_skipped=rows.skipped, payment_intents=len(intents), report=report,
+        out=out,
+        seed=seed,
+        payments=len(sales),
+        online=len(sales) - offline,
+        offline=offline,
+        stores=STORES,
+        records=len(during) + len(after),
+        tally=tally,
+        stripe_report_rows=report_rows,
+        stripe_rows_recorded=recorded,
+        stripe_rows_skipped=rows.skipped,
+        payment_intents=len(intents),
+        report=report,
         files=files,
     )
 
@@ -410,13 +541,14 @@ def _no_progress(description: str, total: int | None) -> Callable[[int], None]:
     return lambda done: None
 
 
-def _record(ledger: Ledger, entries: list[Entry], tally: Tally,
-            advance: Callable[[int], None]) -> None:
+def _record(
+    ledger: Ledger, entries: list[Entry], tally: Tally, advance: Callable[[int], None]
+) -> None:
     """Send the records in time order, in batches, as a POS backend would, and note which
     payments the ledger stored (the rest of the day depends on it)."""
     entries.sort(key=lambda entry: (entry.when, entry.sequence))
     for start in range(0, len(entries), RECORD_BATCH):
-        batch = entries[start:start + RECORD_BATCH]
+        batch = entries[start : start + RECORD_BATCH]
         outcomes = ledger.record_many([entry.record for entry in batch])
         for entry, outcome in zip(batch, outcomes, strict=True):
             tally.add(outcome)
@@ -450,8 +582,9 @@ class _Day:
             for created_at, is_offline in sorted(times):
                 sales.append(self._sale(len(sales) + 1, store, created_at, is_offline))
         tomorrow = DAY + timedelta(days=1)
-        for created_at in sorted(self._moment(NEW_YORK, *NEXT_DAY_OUTAGE, tomorrow)
-                                 for _ in range(next_day)):
+        for created_at in sorted(
+            self._moment(NEW_YORK, *NEXT_DAY_OUTAGE, tomorrow) for _ in range(next_day)
+        ):
             sale = self._sale(len(sales) + 1, NEW_YORK, created_at, True)
             self._plain(sale, "next_day", manual=False)
             sales.append(sale)
@@ -506,32 +639,47 @@ class _Day:
     def _card(self, store: Store, valid: bool = False) -> dict[str, Any]:
         """A card as the reader reads it; with `valid`, one the offline rules accept here."""
         rng = self.rng
-        choices = [(b, n, w) for b, n, w in store.brands
-                   if not valid or b not in ("interac", "maestro")]
+        choices = [
+            (b, n, w) for b, n, w in store.brands if not valid or b not in ("interac", "maestro")
+        ]
         brand, network, _ = rng.choices(choices, [w for _, _, w in choices])[0]
         draw = rng.random()
         if draw < store.contactless_share and not (valid and store.sca_required):
             read_method, verification = "contactless_emv", "none"
         elif draw < store.contactless_share + store.swipe_share and not valid:
-            read_method = ("magnetic_stripe_track2" if store.country == "US"
-                           else "magnetic_stripe_fallback")
+            read_method = (
+                "magnetic_stripe_track2" if store.country == "US" else "magnetic_stripe_fallback"
+            )
             verification = "signature"
         else:
             read_method = "contact_emv"
-            verification = ("signature" if store.country == "US" and rng.random() < 0.4
-                            else "offline_pin")
+            verification = (
+                "signature" if store.country == "US" and rng.random() < 0.4 else "offline_pin"
+            )
         funding = "debit" if brand in ("interac", "maestro") or rng.random() < 0.3 else "credit"
-        if (not valid and store.country == "US" and funding == "debit"
-                and read_method == "contact_emv" and rng.random() < 0.05):
+        if (
+            not valid
+            and store.country == "US"
+            and funding == "debit"
+            and read_method == "contact_emv"
+            and rng.random() < 0.05
+        ):
             verification = "online_pin"
         exp_year, exp_month = rng.randint(2027, 2031), rng.randint(1, 12)
         if not valid and rng.random() < 0.01:
             exp_year, exp_month = 2026, rng.randint(1, 10)  # expired before the day
         country = store.country if rng.random() < 0.93 else rng.choice(["GB", "FR", "US", "AU"])
-        return {"brand": brand, "network": network, "last4": f"{rng.randint(0, 9999):04d}",
-                "exp_month": exp_month, "exp_year": exp_year, "funding": funding,
-                "read_method": read_method, "cardholder_verification": verification,
-                "country": country}
+        return {
+            "brand": brand,
+            "network": network,
+            "last4": f"{rng.randint(0, 9999):04d}",
+            "exp_month": exp_month,
+            "exp_year": exp_year,
+            "funding": funding,
+            "read_method": read_method,
+            "cardholder_verification": verification,
+            "country": country,
+        }
 
     def _plain(self, sale: Sale, role: str, manual: bool, brand: str | None = None) -> None:
         """Give a sale its part in the script, played plainly: a valid card inserted,
@@ -585,8 +733,11 @@ class _Day:
         York's outage reaches its stored amount limit near the end, and Toronto's busiest
         reader its stored count limit; elsewhere they are far from reach."""
         for store in STORES:
-            storable = [s for s in sales if s.store is store and s.role != "next_day"
-                        and _will_be_confirmed(s)]
+            storable = [
+                s
+                for s in sales
+                if s.store is store and s.role != "next_day" and _will_be_confirmed(s)
+            ]
             total = sum(s.amount for s in storable)
             busiest = max(Counter(s.device_id for s in storable).values(), default=1)
             unit = 10 ** (exponent(store.currency) + 2)  # 100 major units
@@ -598,11 +749,15 @@ class _Day:
             if store is TORONTO:
                 device_count = max(1, busiest - 2)
             self.limits[store.location_id] = {
-                "limits": {"per_payment_max": {store.currency: store.per_payment_max},
-                           "stored_amount_max": {store.currency: location_amount},
-                           "stored_count_max": min(1_000_000, 2 * len(storable) + 10)},
-                "device_limits": {"stored_amount_max": {store.currency: generous},
-                                  "stored_count_max": device_count},
+                "limits": {
+                    "per_payment_max": {store.currency: store.per_payment_max},
+                    "stored_amount_max": {store.currency: location_amount},
+                    "stored_count_max": min(1_000_000, 2 * len(storable) + 10),
+                },
+                "device_limits": {
+                    "stored_amount_max": {store.currency: generous},
+                    "stored_count_max": device_count,
+                },
             }
 
     # -- what the POS sends during the outages -------------------------------------------------
@@ -612,19 +767,30 @@ class _Day:
         entries: list[Entry] = []
         configured = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
         for store in STORES:
-            entries.append(self._entry(configured, {
-                "type": "location.configured",
-                "occurred_at": _text(configured.astimezone(store.tz)),
-                "location_id": store.location_id, "offline_enabled": True,
-                "sca_required": store.sca_required, **self.limits[store.location_id]}))
+            entries.append(
+                self._entry(
+                    configured,
+                    {
+                        "type": "location.configured",
+                        "occurred_at": _text(configured.astimezone(store.tz)),
+                        "location_id": store.location_id,
+                        "offline_enabled": True,
+                        "sca_required": store.sca_required,
+                        **self.limits[store.location_id],
+                    },
+                )
+            )
             connected = store.at(store.opens - 0.5)
             updated = store.at(9.0, date(2026, 11, 17))
             for index, reader in enumerate(store.reader_ids()):
                 moment = connected + timedelta(seconds=17 * index)
                 entries.append(self._entry(moment, _device(store, reader, moment, updated)))
         last_seen = NEW_YORK.at(16.0, date(2026, 10, 9))
-        entries.append(self._entry(last_seen, _device(NEW_YORK, NEW_YORK.spare_reader_id,
-                                                      last_seen, last_seen)))
+        entries.append(
+            self._entry(
+                last_seen, _device(NEW_YORK, NEW_YORK.spare_reader_id, last_seen, last_seen)
+            )
+        )
         for sale in sales:
             if sale.offline and sale.role != "next_day":
                 entries.extend(self._sale_records(sale))
@@ -635,20 +801,42 @@ class _Day:
         rng = self.rng
         store = sale.store
         moment = sale.created_at
-        entries = [self._entry(moment, {
-            "type": "payment.created", "occurred_at": _text(moment),
-            "offline_id": sale.offline_id, "device_id": sale.device_id,
-            "location_id": store.location_id, "amount": sale.amount, "currency": store.currency,
-            "capture_method": "manual" if sale.manual else "automatic",
-            "offline_behavior": "prefer_online", "payment_intent_id": None,
-            "metadata": {"order": f"{store.country}-{sale.number:06d}",
-                         "lane": sale.device_id.rsplit("_", 1)[-1]},
-        }, sale)]
+        entries = [
+            self._entry(
+                moment,
+                {
+                    "type": "payment.created",
+                    "occurred_at": _text(moment),
+                    "offline_id": sale.offline_id,
+                    "device_id": sale.device_id,
+                    "location_id": store.location_id,
+                    "amount": sale.amount,
+                    "currency": store.currency,
+                    "capture_method": "manual" if sale.manual else "automatic",
+                    "offline_behavior": "prefer_online",
+                    "payment_intent_id": None,
+                    "metadata": {
+                        "order": f"{store.country}-{sale.number:06d}",
+                        "lane": sale.device_id.rsplit("_", 1)[-1],
+                    },
+                },
+                sale,
+            )
+        ]
         for index, card in enumerate(sale.cards):
             moment += timedelta(seconds=rng.randint(8, 30) if index == 0 else rng.randint(15, 50))
-            entries.append(self._entry(moment, {
-                "type": "payment.payment_method_collected", "occurred_at": _text(moment),
-                "offline_id": sale.offline_id, "card": card}, sale))
+            entries.append(
+                self._entry(
+                    moment,
+                    {
+                        "type": "payment.payment_method_collected",
+                        "occurred_at": _text(moment),
+                        "offline_id": sale.offline_id,
+                        "card": card,
+                    },
+                    sale,
+                )
+            )
         if sale.pays_cash or sale.walks_away:
             moment += timedelta(seconds=rng.randint(20, 60))
             entries.append(self._entry(moment, _canceled(sale, moment, "requested_by_customer")))
@@ -670,14 +858,17 @@ class _Day:
             if sale.confirmed_at is not None and not sale.stored:
                 # Refused when confirmed: the customer pays another way.
                 moment = sale.confirmed_at + timedelta(seconds=rng.randint(20, 60))
-                entries.append(self._entry(moment, _canceled(sale, moment,
-                                                             "requested_by_customer")))
+                entries.append(
+                    self._entry(moment, _canceled(sale, moment, "requested_by_customer"))
+                )
         stored = [s for s in offline if s.stored]
         self._script_the_forwarding(stored)
         for store in STORES:
             for reader in store.reader_ids():
-                queue = sorted((s for s in stored if s.device_id == reader and s.forwarded),
-                               key=lambda s: s.created_at)
+                queue = sorted(
+                    (s for s in stored if s.device_id == reader and s.forwarded),
+                    key=lambda s: s.created_at,
+                )
                 moment = store.at(store.outage[1]) + timedelta(seconds=rng.randint(20, 90))
                 for sale in queue:
                     moment += timedelta(milliseconds=rng.randint(1_500, 4_000))
@@ -685,8 +876,7 @@ class _Day:
         # The POS resends a few confirmations after a timeout: repeats, recorded once.
         for sale in rng.sample(stored, max(1, len(stored) // 100)):
             assert sale.confirmed_at is not None
-            entries.append(self._entry(sale.confirmed_at + timedelta(minutes=5),
-                                       _confirmed(sale)))
+            entries.append(self._entry(sale.confirmed_at + timedelta(minutes=5), _confirmed(sale)))
         for sale in sales:
             if sale.role == "next_day":
                 entries.extend(self._sale_records(sale))
@@ -701,8 +891,9 @@ class _Day:
         def cast(role: str, store: Store | None, manual: bool | None = False) -> None:
             for preferred in (store, None):
                 for sale in pool:
-                    if ((preferred is None or sale.store is preferred)
-                            and (manual is None or sale.manual == manual)):
+                    if (preferred is None or sale.store is preferred) and (
+                        manual is None or sale.manual == manual
+                    ):
                         pool.remove(sale)
                         sale.role = role
                         return
@@ -728,43 +919,81 @@ class _Day:
         rng = self.rng
         entries: list[Entry] = []
         if sale.role != "declined" and rng.random() < 0.04:
-            entries.append(self._entry(moment, {
-                "type": "payment.forward_failed", "occurred_at": _text(moment),
-                "offline_id": sale.offline_id, "error_code": "api_connection_error",
-                "message": "the connection dropped again while forwarding", "retryable": True}))
+            entries.append(
+                self._entry(
+                    moment,
+                    {
+                        "type": "payment.forward_failed",
+                        "occurred_at": _text(moment),
+                        "offline_id": sale.offline_id,
+                        "error_code": "api_connection_error",
+                        "message": "the connection dropped again while forwarding",
+                        "retryable": True,
+                    },
+                )
+            )
             moment += timedelta(seconds=rng.randint(40, 120))
         sale.payment_intent_id, sale.charge_id = self.payment_intent_ids()
         sale.forwarded_at = moment
         if sale.role == "declined":
-            entries.append(self._entry(moment, {
-                "type": "payment.declined", "occurred_at": _text(moment),
-                "offline_id": sale.offline_id, "payment_intent_id": sale.payment_intent_id,
-                "decline_code": sale.decline_code}))
+            entries.append(
+                self._entry(
+                    moment,
+                    {
+                        "type": "payment.declined",
+                        "occurred_at": _text(moment),
+                        "offline_id": sale.offline_id,
+                        "payment_intent_id": sale.payment_intent_id,
+                        "decline_code": sale.decline_code,
+                    },
+                )
+            )
             return entries
-        entries.append(self._entry(moment, _forwarded(
-            sale, sale.payment_intent_id, moment,
-            "requires_capture" if sale.manual else "succeeded")))
+        entries.append(
+            self._entry(
+                moment,
+                _forwarded(
+                    sale,
+                    sale.payment_intent_id,
+                    moment,
+                    "requires_capture" if sale.manual else "succeeded",
+                ),
+            )
+        )
         if sale.role == "duplicate":
             # The reader's forward timed out and it sent the payment again: a second
             # PaymentIntent, charged too.
             sale.duplicate_payment_intent_id, _ = self.payment_intent_ids()
             sale.duplicate_at = moment + timedelta(seconds=rng.randint(180, 420))
-            entries.append(self._entry(sale.duplicate_at, _forwarded(
-                sale, sale.duplicate_payment_intent_id, sale.duplicate_at, "succeeded")))
+            entries.append(
+                self._entry(
+                    sale.duplicate_at,
+                    _forwarded(
+                        sale, sale.duplicate_payment_intent_id, sale.duplicate_at, "succeeded"
+                    ),
+                )
+            )
         if not sale.manual:
             return entries
         if sale.voided_at is not None:
-            entries.append(self._entry(sale.voided_at, _canceled(sale, sale.voided_at,
-                                                                 "voided")))
+            entries.append(self._entry(sale.voided_at, _canceled(sale, sale.voided_at, "voided")))
             return entries
         captured_at = self._capture_time(sale, moment)
         if captured_at is not None:
             sale.captured_at = captured_at
             sale.amount_captured = sale.amount_captured or sale.amount
-            entries.append(self._entry(captured_at, {
-                "type": "payment.captured", "occurred_at": _text(captured_at),
-                "offline_id": sale.offline_id, "payment_intent_id": sale.payment_intent_id,
-                "amount_captured": sale.amount_captured}))
+            entries.append(
+                self._entry(
+                    captured_at,
+                    {
+                        "type": "payment.captured",
+                        "occurred_at": _text(captured_at),
+                        "offline_id": sale.offline_id,
+                        "payment_intent_id": sale.payment_intent_id,
+                        "amount_captured": sale.amount_captured,
+                    },
+                )
+            )
         return entries
 
     def _capture_time(self, sale: Sale, forwarded_at: datetime) -> datetime | None:
@@ -805,9 +1034,21 @@ class _Day:
 
 # -- Stripe's side ----------------------------------------------------------------------------
 
-REPORT_COLUMNS = ("balance_transaction_id", "created_utc", "available_on_utc", "currency",
-                  "gross", "fee", "net", "reporting_category", "source_id", "description",
-                  "payment_intent_id", "charge_id", "payment_metadata[offline_id]")
+REPORT_COLUMNS = (
+    "balance_transaction_id",
+    "created_utc",
+    "available_on_utc",
+    "currency",
+    "gross",
+    "fee",
+    "net",
+    "reporting_category",
+    "source_id",
+    "description",
+    "payment_intent_id",
+    "charge_id",
+    "payment_metadata[offline_id]",
+)
 
 
 def _write_balance_report(path: Path, day: _Day, sales: list[Sale]) -> int:
@@ -817,60 +1058,131 @@ def _write_balance_report(path: Path, day: _Day, sales: list[Sale]) -> int:
     rng = day.rng
     rows: list[tuple[datetime, str, list[str]]] = []
 
-    def add(when: datetime, store: Store, gross: int, payment_intent_id: str,
-            offline_id: str, refund_id: str | None = None) -> None:
+    def add(
+        when: datetime,
+        store: Store,
+        gross: int,
+        payment_intent_id: str,
+        offline_id: str,
+        refund_id: str | None = None,
+    ) -> None:
         currency = store.currency
-        fee = 0 if refund_id else ((gross * store.fee_basis_points + 5_000) // 10_000
-                                   + store.fee_fixed)
+        fee = (
+            0
+            if refund_id
+            else ((gross * store.fee_basis_points + 5_000) // 10_000 + store.fee_fixed)
+        )
         txn = day.unique_id("txn_3Q")
         utc = when.astimezone(UTC)
         available = (utc + timedelta(days=2)).replace(hour=0, minute=0, second=0)
         charge_id = "ch_" + payment_intent_id.removeprefix("pi_")
-        rows.append((utc, txn, [
-            txn, _stripe_time(utc), _stripe_time(available), currency, _major(gross, currency),
-            _major(fee, currency), _major(gross - fee, currency),
-            "refund" if refund_id else "charge", refund_id or charge_id,
-            "Refund" if refund_id else "Terminal payment", payment_intent_id, charge_id,
-            offline_id]))
+        rows.append(
+            (
+                utc,
+                txn,
+                [
+                    txn,
+                    _stripe_time(utc),
+                    _stripe_time(available),
+                    currency,
+                    _major(gross, currency),
+                    _major(fee, currency),
+                    _major(gross - fee, currency),
+                    "refund" if refund_id else "charge",
+                    refund_id or charge_id,
+                    "Refund" if refund_id else "Terminal payment",
+                    payment_intent_id,
+                    charge_id,
+                    offline_id,
+                ],
+            )
+        )
 
     for sale in sales:
         if not sale.offline:
             payment_intent_id, _ = day.payment_intent_ids()
-            add(sale.created_at + timedelta(seconds=rng.randint(15, 40)), sale.store,
-                sale.amount, payment_intent_id, "")
+            add(
+                sale.created_at + timedelta(seconds=rng.randint(15, 40)),
+                sale.store,
+                sale.amount,
+                payment_intent_id,
+                "",
+            )
             continue
         if sale.payment_intent_id is None or sale.role in ("missing", "declined"):
             continue
         assert sale.forwarded_at is not None
         if sale.manual:
             if sale.captured_at is not None and sale.amount_captured is not None:
-                add(sale.captured_at, sale.store, sale.amount_captured, sale.payment_intent_id,
-                    sale.offline_id)
+                add(
+                    sale.captured_at,
+                    sale.store,
+                    sale.amount_captured,
+                    sale.payment_intent_id,
+                    sale.offline_id,
+                )
             continue
-        add(sale.forwarded_at, sale.store, sale.stripe_amount, sale.payment_intent_id,
-            sale.offline_id)
+        add(
+            sale.forwarded_at,
+            sale.store,
+            sale.stripe_amount,
+            sale.payment_intent_id,
+            sale.offline_id,
+        )
         if sale.duplicate_payment_intent_id is not None and sale.duplicate_at is not None:
-            add(sale.duplicate_at, sale.store, sale.amount, sale.duplicate_payment_intent_id,
-                sale.offline_id)
+            add(
+                sale.duplicate_at,
+                sale.store,
+                sale.amount,
+                sale.duplicate_payment_intent_id,
+                sale.offline_id,
+            )
         if sale.refunded_at is not None:
-            add(sale.refunded_at, sale.store, -sale.amount, sale.payment_intent_id,
-                sale.offline_id, day.unique_id("re_3Q"))
+            add(
+                sale.refunded_at,
+                sale.store,
+                -sale.amount,
+                sale.payment_intent_id,
+                sale.offline_id,
+                day.unique_id("re_3Q"),
+            )
     # A payment collected offline on a reader the POS was never told about (brought over
     # from another shop): Stripe has it, the ledger does not.
     payment_intent_id, _ = day.payment_intent_ids()
     orphan_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-    add(NEW_YORK.at(NEW_YORK.outage[1] + 0.25), NEW_YORK, rng.randint(20, 90) * 100 + 99,
-        payment_intent_id, orphan_id)
+    add(
+        NEW_YORK.at(NEW_YORK.outage[1] + 0.25),
+        NEW_YORK,
+        rng.randint(20, 90) * 100 + 99,
+        payment_intent_id,
+        orphan_id,
+    )
     # Each currency's payout of an earlier balance: rows about no payment, skipped on import.
     when = datetime(2026, 11, 21, 0, 0, tzinfo=UTC)
     for store in STORES:
         total = -sum(s.amount for s in sales if s.store is store) // 2
         txn = day.unique_id("txn_1Q")
-        rows.append((when, txn, [
-            txn, _stripe_time(when), _stripe_time(when), store.currency,
-            _major(total, store.currency), _major(0, store.currency),
-            _major(total, store.currency), "payout", day.unique_id("po_1Q"), "STRIPE PAYOUT",
-            "", "", ""]))
+        rows.append(
+            (
+                when,
+                txn,
+                [
+                    txn,
+                    _stripe_time(when),
+                    _stripe_time(when),
+                    store.currency,
+                    _major(total, store.currency),
+                    _major(0, store.currency),
+                    _major(total, store.currency),
+                    "payout",
+                    day.unique_id("po_1Q"),
+                    "STRIPE PAYOUT",
+                    "",
+                    "",
+                    "",
+                ],
+            )
+        )
     rows.sort(key=lambda row: (row[0], row[1]))
     with path.open("w", encoding="utf-8", newline="") as file:
         writer = csv.writer(file, lineterminator="\n")
@@ -895,11 +1207,14 @@ def _write_payment_intents(path: Path, sales: list[Sale]) -> int:
             status = "requires_capture"
         else:
             continue
-        found.append((sale.forwarded_at, sale.payment_intent_id,
-                      _payment_intent(sale, status)))
+        found.append((sale.forwarded_at, sale.payment_intent_id, _payment_intent(sale, status)))
     found.sort(key=lambda item: (item[0], item[1]))
-    page = {"object": "list", "url": "/v1/payment_intents", "has_more": False,
-            "data": [item for _, _, item in found]}
+    page = {
+        "object": "list",
+        "url": "/v1/payment_intents",
+        "has_more": False,
+        "data": [item for _, _, item in found],
+    }
     path.write_text(json.dumps(page, indent=2) + "\n", encoding="utf-8")
     return len(found)
 
@@ -921,8 +1236,9 @@ def _payment_intent(sale: Sale, status: str) -> Record:
         "livemode": False,
         "metadata": {"offline_id": sale.offline_id},
         "status": status,
-        "last_payment_error": None if sale.decline_code is None else {
-            "type": "card_error", "code": "card_declined", "decline_code": sale.decline_code},
+        "last_payment_error": None
+        if sale.decline_code is None
+        else {"type": "card_error", "code": "card_declined", "decline_code": sale.decline_code},
         "latest_charge": {
             "id": sale.charge_id,
             "object": "charge",
@@ -932,8 +1248,10 @@ def _payment_intent(sale: Sale, status: str) -> Record:
             "payment_method_details": {
                 "type": "card_present",
                 "card_present": {
-                    "brand": card["brand"], "last4": card["last4"],
-                    "exp_month": card["exp_month"], "exp_year": card["exp_year"],
+                    "brand": card["brand"],
+                    "last4": card["last4"],
+                    "exp_month": card["exp_month"],
+                    "exp_year": card["exp_year"],
                     "read_method": card["read_method"],
                     "offline": {"stored_at": _unix(sale.confirmed_at), "type": "deferred"},
                 },
@@ -947,8 +1265,11 @@ def _payment_intent(sale: Sale, status: str) -> Record:
 
 def _rush(hour: float) -> float:
     """How busy the shops are at a local hour (relative): lunch and evening rushes."""
-    return (1.0 + 2.2 * math.exp(-((hour - 12.75) ** 2) / 1.1)
-            + 1.6 * math.exp(-((hour - 18.0) ** 2) / 2.0))
+    return (
+        1.0
+        + 2.2 * math.exp(-((hour - 12.75) ** 2) / 1.1)
+        + 1.6 * math.exp(-((hour - 18.0) ** 2) / 2.0)
+    )
 
 
 _RUSH_MAX = 4.8  # above _rush everywhere
@@ -956,10 +1277,12 @@ _RUSH_MAX = 4.8  # above _rush everywhere
 
 def _outage_share(store: Store) -> float:
     """The share of a store's sales that fall in its outage (by the rush-hour curve)."""
+
     def area(start: float, end: float) -> float:
         steps = max(1, round((end - start) * 60))
         width = (end - start) / steps
         return sum(_rush(start + (i + 0.5) * width) for i in range(steps)) * width
+
     return area(*store.outage) / area(store.opens, store.closes)
 
 
@@ -968,7 +1291,8 @@ def _apportion(total: int, weights: list[float]) -> list[int]:
     shares = [total * w / sum(weights) for w in weights]
     counts = [math.floor(s) for s in shares]
     for i in sorted(range(len(weights)), key=lambda i: counts[i] - shares[i])[
-            : total - sum(counts)]:
+        : total - sum(counts)
+    ]:
         counts[i] += 1
     return counts
 
@@ -979,10 +1303,14 @@ def _expired(card: dict[str, Any]) -> bool:
 
 def _refused_card(card: dict[str, Any], store: Store) -> bool:
     """Whether the offline card rules refuse this card here (`ledger.limits.check_card`)."""
-    return (card["brand"] == "interac" or card["network"] == "girocard"
-            or card["read_method"].startswith("magnetic_stripe")
-            or (store.sca_required and card["read_method"] == "contactless_emv")
-            or card["cardholder_verification"] == "online_pin" or _expired(card))
+    return (
+        card["brand"] == "interac"
+        or card["network"] == "girocard"
+        or card["read_method"].startswith("magnetic_stripe")
+        or (store.sca_required and card["read_method"] == "contactless_emv")
+        or card["cardholder_verification"] == "online_pin"
+        or _expired(card)
+    )
 
 
 def _insert_fixes(card: dict[str, Any]) -> bool:
@@ -996,34 +1324,54 @@ def _inserted(card: dict[str, Any]) -> dict[str, Any]:
 
 def _will_be_confirmed(sale: Sale) -> bool:
     """A sale whose confirmation only the stored amount and count limits may still refuse."""
-    return (sale.offline and not sale.pays_cash and not sale.walks_away
-            and not _refused_card(sale.card, sale.store)
-            and sale.amount <= sale.store.per_payment_max
-            and sale.device_id != sale.store.spare_reader_id)
+    return (
+        sale.offline
+        and not sale.pays_cash
+        and not sale.walks_away
+        and not _refused_card(sale.card, sale.store)
+        and sale.amount <= sale.store.per_payment_max
+        and sale.device_id != sale.store.spare_reader_id
+    )
 
 
 def _device(store: Store, reader: str, moment: datetime, updated: datetime) -> Record:
-    return {"type": "device.connected_online", "occurred_at": _text(moment),
-            "device_id": reader, "location_id": store.location_id,
-            "reader_type": "stripe_s700" if reader.endswith("_1") else "bbpos_wisepos_e",
-            "software_updated_at": _text(updated)}
+    return {
+        "type": "device.connected_online",
+        "occurred_at": _text(moment),
+        "device_id": reader,
+        "location_id": store.location_id,
+        "reader_type": "stripe_s700" if reader.endswith("_1") else "bbpos_wisepos_e",
+        "software_updated_at": _text(updated),
+    }
 
 
 def _confirmed(sale: Sale) -> Record:
     assert sale.confirmed_at is not None
-    return {"type": "payment.confirmed_offline", "occurred_at": _text(sale.confirmed_at),
-            "offline_id": sale.offline_id, "stored_at": _text(sale.confirmed_at)}
+    return {
+        "type": "payment.confirmed_offline",
+        "occurred_at": _text(sale.confirmed_at),
+        "offline_id": sale.offline_id,
+        "stored_at": _text(sale.confirmed_at),
+    }
 
 
 def _forwarded(sale: Sale, payment_intent_id: str, moment: datetime, status: str) -> Record:
-    return {"type": "payment.forwarded", "occurred_at": _text(moment),
-            "offline_id": sale.offline_id, "payment_intent_id": payment_intent_id,
-            "status": status}
+    return {
+        "type": "payment.forwarded",
+        "occurred_at": _text(moment),
+        "offline_id": sale.offline_id,
+        "payment_intent_id": payment_intent_id,
+        "status": status,
+    }
 
 
 def _canceled(sale: Sale, moment: datetime, reason: str) -> Record:
-    return {"type": "payment.canceled", "occurred_at": _text(moment),
-            "offline_id": sale.offline_id, "reason": reason}
+    return {
+        "type": "payment.canceled",
+        "occurred_at": _text(moment),
+        "offline_id": sale.offline_id,
+        "reason": reason,
+    }
 
 
 def _text(moment: datetime) -> str:
@@ -1068,8 +1416,13 @@ def categories(report: Report) -> Iterator[tuple[Category, dict[str, tuple[int, 
     for category in Category:
         totals = summary.get(category.value)
         if totals:
-            yield category, {currency: (t.count, t.amount, risk[category.value].get(currency, 0))
-                             for currency, t in totals.items()}
+            yield (
+                category,
+                {
+                    currency: (t.count, t.amount, risk[category.value].get(currency, 0))
+                    for currency, t in totals.items()
+                },
+            )
 
 
 # -- the summary printed at the end -----------------------------------------------------------
@@ -1078,52 +1431,75 @@ def categories(report: Report) -> Iterator[tuple[Category, dict[str, tuple[int, 
 def print_summary(summary: DemoSummary, console: Console) -> None:
     """What was simulated, what the ledger said, the categories and where to look."""
     out = console.print
-    out(f"[bold]Simulated trading day {DAY.isoformat()}[/] (seed {summary.seed}): "
+    out(
+        f"[bold]Simulated trading day {DAY.isoformat()}[/] (seed {summary.seed}): "
         f"{summary.payments:,} payments, {summary.offline:,} taken offline during the "
-        f"outages, {summary.online:,} online", highlight=False)
+        f"outages, {summary.online:,} online",
+        highlight=False,
+    )
     for store in summary.stores:
         sca = ", SCA" if store.sca_required else ""
-        out(f"  {store.city:<9} {store.location_id:<21} {store.currency.upper()}  "
-            f"{store.readers} readers, offline {store.outage_text}{sca}", highlight=False)
+        out(
+            f"  {store.city:<9} {store.location_id:<21} {store.currency.upper()}  "
+            f"{store.readers} readers, offline {store.outage_text}{sca}",
+            highlight=False,
+        )
     tally = summary.tally
-    out(f"\nRecorded through the library API: {summary.records:,} records, "
+    out(
+        f"\nRecorded through the library API: {summary.records:,} records, "
         f"[green]{tally.accepted:,} accepted[/], {tally.repeats} resent (recorded once), "
         f"[yellow]{sum(tally.refused.values()):,} refused[/] by the offline rules and limits "
         "(then the card is inserted, another one used or the sale canceled):",
-        highlight=False)
+        highlight=False,
+    )
     for code, count in sorted(tally.refused.items(), key=lambda item: (-item[1], item[0])):
         out(f"  {count:>6,}  {code}", highlight=False)
-    out(f"\nStripe's side, imported: {summary.stripe_report_rows:,} balance report rows "
+    out(
+        f"\nStripe's side, imported: {summary.stripe_report_rows:,} balance report rows "
         f"({summary.stripe_rows_skipped} payouts skipped) and {summary.payment_intents} "
-        "PaymentIntents that moved no money", highlight=False)
+        "PaymentIntents that moved no money",
+        highlight=False,
+    )
     report = summary.report
-    table = Table(title=f"Reconciliation as of {AS_OF:%Y-%m-%d %H:%M} UTC "
-                  f"({len(report.rows):,} rows)", title_justify="left")
+    table = Table(
+        title=f"Reconciliation as of {AS_OF:%Y-%m-%d %H:%M} UTC ({len(report.rows):,} rows)",
+        title_justify="left",
+    )
     table.add_column("category")
     for name in ("rows", "amount", "at risk"):
         table.add_column(name, justify="right", no_wrap=True)
     for category, by_currency in categories(report):
         table.add_row(
-            category.value, f"{sum(rows for rows, _, _ in by_currency.values()):,}",
+            category.value,
+            f"{sum(rows for rows, _, _ in by_currency.values()):,}",
             "\n".join(_money(amount, c) for c, (_, amount, _) in by_currency.items()),
-            "\n".join(_money(risk, c) for c, (_, _, risk) in by_currency.items() if risk)
-            or "-")
+            "\n".join(_money(risk, c) for c, (_, _, risk) in by_currency.items() if risk) or "-",
+        )
     out()
     out(table)
     at_risk = ", ".join(_money(amount, c) for c, amount in report.at_risk().items())
     out(f"Money at risk: [bold]{at_risk or 'none'}[/]", highlight=False)
     files = summary.files
-    out(f"\nWritten to {summary.out}{'' if str(summary.out).endswith('/') else '/'}:",
-        highlight=False)
-    out(f"  [bold]{files['report_html'].name}[/]  the reconciliation report: [bold]open it "
-        "in a browser[/]", highlight=False)
-    out(f"  {files['report_table'].name}, {files['report_csv'].name}, "
-        f"{files['report_json'].name}  the same as text, CSV and JSON", highlight=False)
-    out(f"  {files['stripe_report'].name}, {files['stripe_payment_intents'].name}  "
-        "Stripe's side", highlight=False)
+    out(
+        f"\nWritten to {summary.out}{'' if str(summary.out).endswith('/') else '/'}:",
+        highlight=False,
+    )
+    out(
+        f"  [bold]{files['report_html'].name}[/]  the reconciliation report: [bold]open it "
+        "in a browser[/]",
+        highlight=False,
+    )
+    out(
+        f"  {files['report_table'].name}, {files['report_csv'].name}, "
+        f"{files['report_json'].name}  the same as text, CSV and JSON",
+        highlight=False,
+    )
+    out(
+        f"  {files['stripe_report'].name}, {files['stripe_payment_intents'].name}  Stripe's side",
+        highlight=False,
+    )
     out(f"  {files['database'].name}  the ledger (SQLite); explore it with, e.g.,", highlight=False)
-    out(f"    offline-ledger status --db {summary.database_url}", highlight=False,
-        soft_wrap=True)
+    out(f"    offline-ledger status --db {summary.database_url}", highlight=False, soft_wrap=True)
 
 
 def _money(amount: int, currency: str) -> str:

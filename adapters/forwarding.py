@@ -59,9 +59,15 @@ def idempotency_key(offline_id: str) -> str:
 
 
 class Forwarder:
-    def __init__(self, ledger: Ledger, gateway: StripeGateway, *,
-                 attempts_max: int = ATTEMPTS_MAX, settle_seconds: float | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        gateway: StripeGateway,
+        *,
+        attempts_max: int = ATTEMPTS_MAX,
+        settle_seconds: float | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         """`settle_seconds` (default: the gateway's request timeout) is how long to wait after
         an unknown outcome before looking the payment up, so that a request still in flight
         has landed: a server that ignores Idempotency-Key would otherwise get it twice."""
@@ -69,12 +75,16 @@ class Forwarder:
         self.ledger = ledger
         self.gateway = gateway
         self.attempts_max = attempts_max
-        self.settle_seconds = gateway.timeout_seconds if settle_seconds is None \
-            else settle_seconds
+        self.settle_seconds = gateway.timeout_seconds if settle_seconds is None else settle_seconds
         self.sleep = sleep
 
-    def forward_all(self, offline_ids: Iterable[str], *, concurrency: int = 4,
-                    progress: Callable[[Outcome], None] | None = None) -> ForwardSummary:
+    def forward_all(
+        self,
+        offline_ids: Iterable[str],
+        *,
+        concurrency: int = 4,
+        progress: Callable[[Outcome], None] | None = None,
+    ) -> ForwardSummary:
         assert 0 < concurrency <= CONCURRENCY_MAX, concurrency
         self.ledger.bind_stripe_mode(self.gateway.mode.livemode)
         summary = ForwardSummary()
@@ -105,9 +115,14 @@ class Forwarder:
                     break  # that was the last look
                 payment = self.ledger.request_forward(offline_id, key)
                 created = self.gateway.create_and_confirm(
-                    offline_id=offline_id, amount=payment.amount, currency=payment.currency,
-                    payment_method_id=method, capture_method=payment.capture_method,
-                    idempotency_key=key, metadata=payment.metadata)
+                    offline_id=offline_id,
+                    amount=payment.amount,
+                    currency=payment.currency,
+                    payment_method_id=method,
+                    capture_method=payment.capture_method,
+                    idempotency_key=key,
+                    metadata=payment.metadata,
+                )
             except StripeFailure as failure:
                 if failure.code is Code.STRIPE_CARD_DECLINED:
                     self._declined(payment, failure)
@@ -141,18 +156,27 @@ class Forwarder:
         self.ledger.observe([observation])
 
     def _declined(self, payment: PaymentState, failure: StripeFailure) -> None:
-        self.ledger.record({
-            "type": "payment.declined", "occurred_at": datetime.now(UTC).isoformat(),
-            "offline_id": payment.offline_id, "payment_intent_id": failure.payment_intent_id,
-            "decline_code": failure.decline_code or "card_declined",
-        })
+        self.ledger.record(
+            {
+                "type": "payment.declined",
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "offline_id": payment.offline_id,
+                "payment_intent_id": failure.payment_intent_id,
+                "decline_code": failure.decline_code or "card_declined",
+            }
+        )
 
     def _failed(self, payment: PaymentState, failure: StripeFailure, *, retryable: bool) -> None:
-        self.ledger.record({
-            "type": "payment.forward_failed", "occurred_at": datetime.now(UTC).isoformat(),
-            "offline_id": payment.offline_id, "error_code": str(failure.code),
-            "message": failure.message[:500], "retryable": retryable,
-        })
+        self.ledger.record(
+            {
+                "type": "payment.forward_failed",
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "offline_id": payment.offline_id,
+                "error_code": str(failure.code),
+                "message": failure.message[:500],
+                "retryable": retryable,
+            }
+        )
 
 
 def _oldest(found: list[dict[str, Any]]) -> dict[str, Any]:

@@ -27,7 +27,9 @@ class Settings(BaseSettings):
         description="The webhook endpoint's signing secret (whsec_...), for `serve`",
     )
     webhook_database_wait_seconds: float = Field(
-        default=10.0, gt=0, le=300,
+        default=10.0,
+        gt=0,
+        le=300,
         description="How long `serve` waits for the database before answering 503",
     )
 

@@ -164,10 +164,15 @@ class _Problems:
             details["object"] = where.item
         if where.object_id is not None:
             details["id"] = where.object_id
-        self.listed.append(InvalidRecord(
-            code, f"{self.file}{', ' if place else ''}{place}: {message}",
-            field=field, line=where.line, details=details,
-        ))
+        self.listed.append(
+            InvalidRecord(
+                code,
+                f"{self.file}{', ' if place else ''}{place}: {message}",
+                field=field,
+                line=where.line,
+                details=details,
+            )
+        )
 
     def fail(self, code: Code, where: _Where, field: str | None, message: str) -> NoReturn:
         self.add(code, where, field, message)
@@ -183,8 +188,12 @@ def _read_bytes(path: Path, problems: _Problems) -> bytes:
         return path.read_bytes()
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        problems.fail(Code.INVALID_VALUE, _Where(), None,
-                      f"cannot read the file ({reason}); give the path of an exported file")
+        problems.fail(
+            Code.INVALID_VALUE,
+            _Where(),
+            None,
+            f"cannot read the file ({reason}); give the path of an exported file",
+        )
 
 
 def _decode(data: bytes, problems: _Problems) -> str:
@@ -192,9 +201,13 @@ def _decode(data: bytes, problems: _Problems) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        problems.fail(Code.INVALID_VALUE, _Where(line=line), None,
-                      "the file is not UTF-8 text; export it again from Stripe without "
-                      "converting it (Stripe writes UTF-8)")
+        problems.fail(
+            Code.INVALID_VALUE,
+            _Where(line=line),
+            None,
+            "the file is not UTF-8 text; export it again from Stripe without "
+            "converting it (Stripe writes UTF-8)",
+        )
 
 
 def _shown(value: Any) -> str:
@@ -209,8 +222,11 @@ def _about_a_payment(ids: dict[str, str | None]) -> bool:
     """A row names a payment by its PaymentIntent or charge; a row whose only id is a
     payout, transfer or adjustment (`po_`, `tr_`, `ia_`...) is not about a payment."""
     source = ids.get("source_id") or ""
-    return bool(ids.get("payment_intent_id") or ids.get("charge_id")
-                or source.startswith(PAYMENT_SOURCE_PREFIXES))
+    return bool(
+        ids.get("payment_intent_id")
+        or ids.get("charge_id")
+        or source.startswith(PAYMENT_SOURCE_PREFIXES)
+    )
 
 
 def _pan_in(value: Any) -> str | None:
@@ -254,7 +270,10 @@ def _to_utc(text: str) -> datetime:
 
 
 def _validation_problems(
-    error: ValidationError, where: _Where, problems: _Problems, amount_fields: tuple[str, ...],
+    error: ValidationError,
+    where: _Where,
+    problems: _Problems,
+    amount_fields: tuple[str, ...],
     source_names: dict[str, str],
 ) -> None:
     """Limits the readers do not check themselves (lengths, ranges), from the model; a field
@@ -285,8 +304,12 @@ class _ReportReader:
             except StopIteration:
                 break
             except csv.Error as error:
-                self.problems.fail(Code.INVALID_VALUE, _Where(line=line), None,
-                                   f"not readable as CSV ({error}); {_REPORT_HINT}")
+                self.problems.fail(
+                    Code.INVALID_VALUE,
+                    _Where(line=line),
+                    None,
+                    f"not readable as CSV ({error}); {_REPORT_HINT}",
+                )
             if line == 1:
                 self.read_header(cells)
             elif cells:  # a blank line is no row
@@ -299,20 +322,30 @@ class _ReportReader:
         self.header = [cell.strip() for cell in cells]
         for index, name in enumerate(self.header):
             if _pan_in(name) is not None:
-                self.problems.add(Code.CARD_NUMBER_DETECTED, where, f"#{index + 1}",
-                                  _CARD_NUMBER_MESSAGE)
+                self.problems.add(
+                    Code.CARD_NUMBER_DETECTED, where, f"#{index + 1}", _CARD_NUMBER_MESSAGE
+                )
             elif name and self.header.index(name) != index:
-                self.problems.add(Code.INVALID_VALUE, where, name,
-                                  "the column appears twice; keep one")
+                self.problems.add(
+                    Code.INVALID_VALUE, where, name, "the column appears twice; keep one"
+                )
         present = set(self.header)
         for needed in ("currency", "gross"):
             if needed not in present:
-                self.problems.add(Code.MISSING_FIELD, where, needed,
-                                  f"the file has no '{needed}' column; {_REPORT_HINT}")
+                self.problems.add(
+                    Code.MISSING_FIELD,
+                    where,
+                    needed,
+                    f"the file has no '{needed}' column; {_REPORT_HINT}",
+                )
         if not present.intersection(ID_COLUMNS):
-            self.problems.add(Code.MISSING_FIELD, where, "/".join(ID_COLUMNS),
-                              f"the file has none of the columns {', '.join(ID_COLUMNS)}, so "
-                              f"no row names a payment; {_REPORT_HINT}")
+            self.problems.add(
+                Code.MISSING_FIELD,
+                where,
+                "/".join(ID_COLUMNS),
+                f"the file has none of the columns {', '.join(ID_COLUMNS)}, so "
+                f"no row names a payment; {_REPORT_HINT}",
+            )
         self.problems.raise_if_any()  # rows of an unusable header are not worth reading
 
     def read_row(self, line: int, cells: list[str]) -> None:
@@ -323,10 +356,14 @@ class _ReportReader:
             self.problems.add(Code.CARD_NUMBER_DETECTED, where, column, _CARD_NUMBER_MESSAGE)
             return
         if len(cells) != len(self.header):
-            self.problems.add(Code.INVALID_VALUE, where, None,
-                              f"the row has {len(cells)} cells but the header has "
-                              f"{len(self.header)}; the file is cut or was edited: export it "
-                              "again")
+            self.problems.add(
+                Code.INVALID_VALUE,
+                where,
+                None,
+                f"the row has {len(cells)} cells but the header has "
+                f"{len(self.header)}; the file is cut or was edited: export it "
+                "again",
+            )
             return
         values = {name: cell.strip() for name, cell in zip(self.header, cells, strict=True)}
         ids = {column: values.get(column) or None for column in ID_COLUMNS}
@@ -336,16 +373,28 @@ class _ReportReader:
         count_before = self.problems.count
         for column, value in ids.items():
             if value is not None and not _STRIPE_ID.fullmatch(value):
-                self.problems.add(Code.INVALID_VALUE, where, column,
-                                  f"{_shown(value)} is not a Stripe id (letters, digits, _)")
+                self.problems.add(
+                    Code.INVALID_VALUE,
+                    where,
+                    column,
+                    f"{_shown(value)} is not a Stripe id (letters, digits, _)",
+                )
         fields: dict[str, Any] = {"source": "report_file", **ids}
         currency = values["currency"].lower()
         if not currency:
-            self.problems.add(Code.MISSING_FIELD, where, "currency",
-                              "the currency is empty; every row tied to a payment has one")
+            self.problems.add(
+                Code.MISSING_FIELD,
+                where,
+                "currency",
+                "the currency is empty; every row tied to a payment has one",
+            )
         elif not is_currency(currency):
-            self.problems.add(Code.UNKNOWN_CURRENCY, where, "currency",
-                              f"{_shown(values['currency'])} is not an ISO 4217 currency code")
+            self.problems.add(
+                Code.UNKNOWN_CURRENCY,
+                where,
+                "currency",
+                f"{_shown(values['currency'])} is not an ISO 4217 currency code",
+            )
         else:
             fields["currency"] = currency
             for column in AMOUNT_COLUMNS:
@@ -361,19 +410,29 @@ class _ReportReader:
         fields["offline_id"] = values[offline_id_column] if offline_id_column else None
         if self.problems.count > count_before:
             return
-        fields["balance_transaction_id"] = (
-            values.get("balance_transaction_id") or self.derived_id(fields))
+        fields["balance_transaction_id"] = values.get("balance_transaction_id") or self.derived_id(
+            fields
+        )
         try:
             self.rows.append(BalanceTransactionObservation(**fields))
         except ValidationError as error:
-            _validation_problems(error, where, self.problems, AMOUNT_COLUMNS, {
-                "offline_id": offline_id_column or "", "created_at": timestamp_column or ""})
+            _validation_problems(
+                error,
+                where,
+                self.problems,
+                AMOUNT_COLUMNS,
+                {"offline_id": offline_id_column or "", "created_at": timestamp_column or ""},
+            )
 
     def amount(self, where: _Where, column: str, text: str, currency: str) -> int | None:
         if not text:
             if column == "gross":
-                self.problems.add(Code.MISSING_FIELD, where, column,
-                                  "the gross amount is empty; every row tied to a payment has one")
+                self.problems.add(
+                    Code.MISSING_FIELD,
+                    where,
+                    column,
+                    "the gross amount is empty; every row tied to a payment has one",
+                )
             return None
         try:
             return _to_minor(text, currency)
@@ -437,8 +496,12 @@ def _json_items(text: str, problems: _Problems) -> Iterator[tuple[_Where, Any]]:
     elif isinstance(document, dict) and document.get("object") in ("list", "search_result"):
         items = document.get("data")
         if not isinstance(items, list):
-            problems.fail(Code.INVALID_VALUE, _Where(), "data",
-                          f"a list page needs a 'data' array; {_JSON_HINT}")
+            problems.fail(
+                Code.INVALID_VALUE,
+                _Where(),
+                "data",
+                f"a list page needs a 'data' array; {_JSON_HINT}",
+            )
         yield from ((_Where(item=f"data[{index}]"), item) for index, item in enumerate(items))
     else:
         yield _Where(item="the object"), document
@@ -460,8 +523,12 @@ def _json_lines(lines: list[str], problems: _Problems) -> Iterator[tuple[_Where,
         try:
             yield where, _loads(line)
         except ValueError as error:
-            _malformed(problems, where, line,
-                       f"not valid JSON ({error}); each line must hold one PaymentIntent")
+            _malformed(
+                problems,
+                where,
+                line,
+                f"not valid JSON ({error}); each line must hold one PaymentIntent",
+            )
 
 
 def _malformed(problems: _Problems, where: _Where, text: str, message: str) -> None:
@@ -476,8 +543,12 @@ def _payment_intent(
     where: _Where, item: Any, problems: _Problems, source: Source, as_of: datetime | None
 ) -> PaymentIntentObservation | None:
     if not isinstance(item, dict):
-        problems.add(Code.INVALID_VALUE, where, None,
-                     f"{_shown(item)} is not a PaymentIntent object; {_JSON_HINT}")
+        problems.add(
+            Code.INVALID_VALUE,
+            where,
+            None,
+            f"{_shown(item)} is not a PaymentIntent object; {_JSON_HINT}",
+        )
         return None
     pan_path = _pan_in(item)
     if pan_path is not None:
@@ -489,10 +560,15 @@ def _payment_intent(
     kind = item.get("object")
     # Hand-written or trimmed exports may drop `object`; a pi_ id still says what it is.
     is_payment_intent = kind == "payment_intent" or (
-        kind is None and isinstance(object_id, str) and object_id.startswith("pi_"))
+        kind is None and isinstance(object_id, str) and object_id.startswith("pi_")
+    )
     if not is_payment_intent:
-        problems.add(Code.INVALID_VALUE, where, "object",
-                     f"the object is {_shown(kind)}, not a 'payment_intent'; {_JSON_HINT}")
+        problems.add(
+            Code.INVALID_VALUE,
+            where,
+            "object",
+            f"the object is {_shown(kind)}, not a 'payment_intent'; {_JSON_HINT}",
+        )
         return None
     reader = _ObjectReader(item, where, problems)
     fields: dict[str, Any] = {
@@ -549,16 +625,18 @@ class _ObjectReader:
         for name in path.split("."):
             value = value.get(name) if isinstance(value, dict) else None
         if value is None and required:
-            self.problem(Code.MISSING_FIELD, path,
-                         f"required field '{path}' is missing; {_JSON_HINT}")
+            self.problem(
+                Code.MISSING_FIELD, path, f"required field '{path}' is missing; {_JSON_HINT}"
+            )
         return value
 
     def stripe_id(self, path: str, required: bool = False) -> str | None:
         value = self.get(path, required)
         if value is None or (isinstance(value, str) and _STRIPE_ID.fullmatch(value)):
             return value
-        self.problem(Code.INVALID_VALUE, path,
-                     f"{_shown(value)} is not a Stripe id (letters, digits, _)")
+        self.problem(
+            Code.INVALID_VALUE, path, f"{_shown(value)} is not a Stripe id (letters, digits, _)"
+        )
         return None
 
     def text(self, path: str, required: bool = False) -> str | None:
@@ -572,9 +650,12 @@ class _ObjectReader:
         value = self.get(path, required)
         if value is None or (type(value) is int and 0 <= value <= 10**15):
             return value
-        self.problem(Code.INVALID_AMOUNT, path,
-                     f"{_shown(value)} is not an amount: Stripe's amounts are whole numbers "
-                     "of minor units (1250 for 12.50 USD); export the object unchanged")
+        self.problem(
+            Code.INVALID_AMOUNT,
+            path,
+            f"{_shown(value)} is not an amount: Stripe's amounts are whole numbers "
+            "of minor units (1250 for 12.50 USD); export the object unchanged",
+        )
         return None
 
     def currency(self) -> str | None:
@@ -583,8 +664,9 @@ class _ObjectReader:
             return None
         if isinstance(value, str) and is_currency(value.lower()):
             return value.lower()
-        self.problem(Code.UNKNOWN_CURRENCY, "currency",
-                     f"{_shown(value)} is not an ISO 4217 currency code")
+        self.problem(
+            Code.UNKNOWN_CURRENCY, "currency", f"{_shown(value)} is not an ISO 4217 currency code"
+        )
         return None
 
     def created_at(self) -> datetime | None:
@@ -593,8 +675,11 @@ class _ObjectReader:
             return None
         if type(value) is int and 0 <= value <= _UNIX_SECONDS_MAX:
             return datetime.fromtimestamp(value, UTC)
-        self.problem(Code.INVALID_TIMESTAMP, "created",
-                     f"{_shown(value)} is not a time in Unix seconds, as Stripe writes it")
+        self.problem(
+            Code.INVALID_TIMESTAMP,
+            "created",
+            f"{_shown(value)} is not a time in Unix seconds, as Stripe writes it",
+        )
         return None
 
     def offline_id(self) -> str | None:
@@ -623,5 +708,6 @@ class _ObjectReader:
         if isinstance(card_present, dict):
             fields["offline_collected"] = card_present.get("offline") is not None
             fields["card_brand"] = self.text(
-                "latest_charge.payment_method_details.card_present.brand")
+                "latest_charge.payment_method_details.card_present.brand"
+            )
         return fields

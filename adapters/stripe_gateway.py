@@ -29,9 +29,16 @@ LIST_PAGE = 100
 
 
 class StripeFailure(LedgerError):
-    def __init__(self, code: Code, message: str, *, outcome_unknown: bool = False,
-                 retry_after_seconds: float | None = None, decline_code: str | None = None,
-                 payment_intent_id: str | None = None) -> None:
+    def __init__(
+        self,
+        code: Code,
+        message: str,
+        *,
+        outcome_unknown: bool = False,
+        retry_after_seconds: float | None = None,
+        decline_code: str | None = None,
+        payment_intent_id: str | None = None,
+    ) -> None:
         super().__init__(code, message)
         self.outcome_unknown = outcome_unknown
         self.retry_after_seconds = retry_after_seconds
@@ -63,40 +70,64 @@ def load_settings() -> StripeSettings:
 class StripeGateway:
     def __init__(self, settings: StripeSettings) -> None:
         if settings.api_key is None or not settings.api_key.get_secret_value().strip():
-            raise LedgerError(Code.STRIPE_NOT_CONFIGURED, "no Stripe API key: set STRIPE_API_KEY "
-                              f"in the environment or in the file named by {CONFIG_FILE_ENV}")
+            raise LedgerError(
+                Code.STRIPE_NOT_CONFIGURED,
+                "no Stripe API key: set STRIPE_API_KEY "
+                f"in the environment or in the file named by {CONFIG_FILE_ENV}",
+            )
         key = settings.api_key.get_secret_value()
         self.mode = Mode.of_key(key)
         self.timeout_seconds = settings.timeout_seconds
         http = stripe.RequestsClient(timeout=settings.timeout_seconds)
         base = {"api": settings.api_base} if settings.api_base else None
-        self._client = stripe.StripeClient(key, base_addresses=base,  # type: ignore[arg-type]
-                                           max_network_retries=settings.max_network_retries,
-                                           http_client=http)
+        self._client = stripe.StripeClient(
+            key,
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=settings.max_network_retries,
+            http_client=http,
+        )
         self._search_available: bool | None = None
 
     # -- payment intents ------------------------------------------------------------------------
 
     def create_and_confirm(
-        self, *, offline_id: str, amount: int, currency: str, payment_method_id: str,
-        capture_method: str, idempotency_key: str, metadata: dict[str, str],
+        self,
+        *,
+        offline_id: str,
+        amount: int,
+        currency: str,
+        payment_method_id: str,
+        capture_method: str,
+        idempotency_key: str,
+        metadata: dict[str, str],
     ) -> dict[str, Any]:
         """Create and confirm a card PaymentIntent for a stored payment; sent once."""
         params: dict[str, Any] = {
-            "amount": amount, "currency": currency, "payment_method": payment_method_id,
-            "capture_method": capture_method, "confirm": True,
+            "amount": amount,
+            "currency": currency,
+            "payment_method": payment_method_id,
+            "capture_method": capture_method,
+            "confirm": True,
             "metadata": {**metadata, "offline_id": offline_id},
         }
-        return self._call(lambda: self._client.v1.payment_intents.create(
-            params=params,  # type: ignore[arg-type]
-            options={"idempotency_key": idempotency_key, "max_network_retries": 0}))
+        return self._call(
+            lambda: self._client.v1.payment_intents.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key, "max_network_retries": 0},
+            )
+        )
 
-    def capture(self, payment_intent_id: str, amount: int | None,
-                idempotency_key: str) -> dict[str, Any]:
+    def capture(
+        self, payment_intent_id: str, amount: int | None, idempotency_key: str
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {} if amount is None else {"amount_to_capture": amount}
-        return self._call(lambda: self._client.v1.payment_intents.capture(
-            payment_intent_id, params=params,  # type: ignore[arg-type]
-            options={"idempotency_key": idempotency_key}))
+        return self._call(
+            lambda: self._client.v1.payment_intents.capture(
+                payment_intent_id,
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+        )
 
     def retrieve(self, payment_intent_id: str) -> dict[str, Any]:
         return self._call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id))
@@ -119,22 +150,27 @@ class StripeGateway:
         the server has it, else a full listing (a server without search, e.g. a local one)."""
         if self._search_available is not False:
             try:
-                found = self._call(lambda: self._client.v1.payment_intents.search(
-                    params={"query": f"metadata['offline_id']:'{offline_id}'"}))
+                found = self._call(
+                    lambda: self._client.v1.payment_intents.search(
+                        params={"query": f"metadata['offline_id']:'{offline_id}'"}
+                    )
+                )
                 self._search_available = True
                 return list(found["data"])
             except StripeFailure as failure:
                 if failure.code is not Code.STRIPE_INVALID_REQUEST or self._search_available:
                     raise
                 self._search_available = False
-        return [item for item in self.payment_intents()
-                if (item.get("metadata") or {}).get("offline_id") == offline_id]
+        return [
+            item
+            for item in self.payment_intents()
+            if (item.get("metadata") or {}).get("offline_id") == offline_id
+        ]
 
     # -- errors ---------------------------------------------------------------------------------
 
     def _call_page(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self._call(lambda: self._client.v1.payment_intents.list(
-            params=params))  # type: ignore[arg-type]
+        return self._call(lambda: self._client.v1.payment_intents.list(params=params))  # type: ignore[arg-type]
 
     def _call(self, request: Any) -> dict[str, Any]:
         try:
@@ -151,26 +187,36 @@ def _failure(error: stripe.StripeError) -> StripeFailure:
     if isinstance(error, stripe.CardError):
         body = error.error
         return StripeFailure(
-            Code.STRIPE_CARD_DECLINED, f"the card was declined: {message}",
+            Code.STRIPE_CARD_DECLINED,
+            f"the card was declined: {message}",
             decline_code=getattr(body, "decline_code", None) or error.code or "card_declined",
-            payment_intent_id=_payment_intent_id(error))
+            payment_intent_id=_payment_intent_id(error),
+        )
     if isinstance(error, stripe.RateLimitError):
-        return StripeFailure(Code.STRIPE_RATE_LIMITED, f"Stripe is rate limiting: {message}",
-                             retry_after_seconds=_retry_after(error))
+        return StripeFailure(
+            Code.STRIPE_RATE_LIMITED,
+            f"Stripe is rate limiting: {message}",
+            retry_after_seconds=_retry_after(error),
+        )
     if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
-        return StripeFailure(Code.STRIPE_AUTHENTICATION,
-                             "Stripe refused the API key: check STRIPE_API_KEY")
+        return StripeFailure(
+            Code.STRIPE_AUTHENTICATION, "Stripe refused the API key: check STRIPE_API_KEY"
+        )
     if isinstance(error, stripe.IdempotencyError):
         return StripeFailure(Code.STRIPE_INVALID_REQUEST, f"idempotency conflict: {message}")
     if isinstance(error, stripe.InvalidRequestError):
-        return StripeFailure(Code.STRIPE_INVALID_REQUEST, f"Stripe refused the request: "
-                             f"{message}")
+        return StripeFailure(Code.STRIPE_INVALID_REQUEST, f"Stripe refused the request: {message}")
     if isinstance(error, stripe.APIConnectionError):
-        return StripeFailure(Code.STRIPE_UNREACHABLE, f"no answer from Stripe: {message}",
-                             outcome_unknown=True)
+        return StripeFailure(
+            Code.STRIPE_UNREACHABLE, f"no answer from Stripe: {message}", outcome_unknown=True
+        )
     # APIError and anything else (5xx): the request may or may not have taken effect.
-    return StripeFailure(Code.STRIPE_API_ERROR, f"Stripe failed: {message}",
-                         outcome_unknown=True, retry_after_seconds=_retry_after(error))
+    return StripeFailure(
+        Code.STRIPE_API_ERROR,
+        f"Stripe failed: {message}",
+        outcome_unknown=True,
+        retry_after_seconds=_retry_after(error),
+    )
 
 
 def _retry_after(error: stripe.StripeError) -> float | None:

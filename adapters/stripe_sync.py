@@ -33,8 +33,12 @@ class SyncSummary:
     facts_refused: int = 0  # Stripe disagrees with the ledger: the report shows it
 
 
-def sync(ledger: Ledger, gateway: StripeGateway, since: datetime | None = None,
-         progress: Callable[[int], None] | None = None) -> SyncSummary:
+def sync(
+    ledger: Ledger,
+    gateway: StripeGateway,
+    since: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SyncSummary:
     ledger.bind_stripe_mode(gateway.mode.livemode)
     summary = SyncSummary()
     now = datetime.now(UTC)
@@ -60,8 +64,9 @@ def _pages(items: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield page
 
 
-def _record_facts(ledger: Ledger, observation: PaymentIntentObservation, now: datetime,
-                  summary: SyncSummary) -> None:
+def _record_facts(
+    ledger: Ledger, observation: PaymentIntentObservation, now: datetime, summary: SyncSummary
+) -> None:
     if observation.offline_id is None:
         return
     try:
@@ -80,24 +85,36 @@ def _record_facts(ledger: Ledger, observation: PaymentIntentObservation, now: da
 # -- capture ----------------------------------------------------------------------------------
 
 
-def capture(ledger: Ledger, gateway: StripeGateway, offline_id: str,
-            amount: int | None = None) -> PaymentIntentObservation:
+def capture(
+    ledger: Ledger, gateway: StripeGateway, offline_id: str, amount: int | None = None
+) -> PaymentIntentObservation:
     """Capture a forwarded payment's authorization (all of it, or `amount`) and record it."""
     ledger.bind_stripe_mode(gateway.mode.livemode)
     payment = ledger.payment(offline_id)
     if payment.payment_intent_id is None or payment.status != "forwarded":
-        raise Conflict(Code.STEP_OUT_OF_ORDER, f"payment {offline_id} is {payment.status}: only "
-                       "a forwarded, uncaptured payment can be captured", field="offline_id")
+        raise Conflict(
+            Code.STEP_OUT_OF_ORDER,
+            f"payment {offline_id} is {payment.status}: only "
+            "a forwarded, uncaptured payment can be captured",
+            field="offline_id",
+        )
     if payment.stripe_status != "requires_capture":
-        raise Conflict(Code.STEP_OUT_OF_ORDER, f"payment {offline_id} is {payment.stripe_status}"
-                       " on Stripe, not requires_capture", field="offline_id")
+        raise Conflict(
+            Code.STEP_OUT_OF_ORDER,
+            f"payment {offline_id} is {payment.stripe_status} on Stripe, not requires_capture",
+            field="offline_id",
+        )
     to_capture = payment.amount if amount is None else amount
     if not 0 < to_capture <= payment.amount:
-        raise Conflict(Code.CAPTURE_EXCEEDS_AMOUNT, f"cannot capture {to_capture}: between 1 "
-                       f"and the {payment.amount} authorized", field="amount")
+        raise Conflict(
+            Code.CAPTURE_EXCEEDS_AMOUNT,
+            f"cannot capture {to_capture}: between 1 and the {payment.amount} authorized",
+            field="amount",
+        )
     key = f"offline-ledger-capture-{offline_id}-{to_capture}"
-    item = gateway.capture(payment.payment_intent_id,
-                           None if to_capture == payment.amount else to_capture, key)
+    item = gateway.capture(
+        payment.payment_intent_id, None if to_capture == payment.amount else to_capture, key
+    )
     observation = payment_intent_observation(item, "api", datetime.now(UTC))
     if observation.amount_received is None and observation.status == "succeeded":
         # Servers that do not report amount_received (a local one) captured what was asked.
@@ -108,12 +125,22 @@ def capture(ledger: Ledger, gateway: StripeGateway, offline_id: str,
     return observation
 
 
-def due(authorized: list[AuthorizedPayment], thresholds: Thresholds, now: datetime,
-        within: timedelta | None) -> list[AuthorizedPayment]:
+def due(
+    authorized: list[AuthorizedPayment],
+    thresholds: Thresholds,
+    now: datetime,
+    within: timedelta | None,
+) -> list[AuthorizedPayment]:
     """The authorizations to capture now: all of them, or those whose brand's window ends
     within `within`, the earliest deadline first."""
+
     def deadline(payment: AuthorizedPayment) -> datetime:
-        return thresholds.capture_deadline(payment.forwarded_at.replace(tzinfo=UTC),
-                                           payment.card_brand) + thresholds.capture_warning
+        return (
+            thresholds.capture_deadline(
+                payment.forwarded_at.replace(tzinfo=UTC), payment.card_brand
+            )
+            + thresholds.capture_warning
+        )
+
     chosen = [p for p in authorized if within is None or deadline(p) <= now + within]
     return sorted(chosen, key=deadline)

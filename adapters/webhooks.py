@@ -52,17 +52,25 @@ T = TypeVar("T")
 INVALID_SIGNATURE = "INVALID_SIGNATURE"
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 BODY_MAX = 4 * 1024 * 1024  # Stripe's events are a few kB; refuse bodies no event could fill
-PAYMENT_INTENT_EVENTS = frozenset({
-    "payment_intent.succeeded", "payment_intent.amount_capturable_updated",
-    "payment_intent.payment_failed", "payment_intent.canceled",
-})
+PAYMENT_INTENT_EVENTS = frozenset(
+    {
+        "payment_intent.succeeded",
+        "payment_intent.amount_capturable_updated",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+    }
+)
 REFUND_EVENT = "charge.refunded"
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{3,255}")
 _UNIX_SECONDS_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
-def create_app(ledger: Ledger, webhook_secret: str, tolerance_seconds: int = 300,
-               database_wait_seconds: float = 10.0) -> Starlette:
+def create_app(
+    ledger: Ledger,
+    webhook_secret: str,
+    tolerance_seconds: int = 300,
+    database_wait_seconds: float = 10.0,
+) -> Starlette:
     async def in_thread(function: Callable[..., T], *args: Any) -> T:
         with anyio.fail_after(database_wait_seconds):
             return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
@@ -75,29 +83,47 @@ def create_app(ledger: Ledger, webhook_secret: str, tolerance_seconds: int = 300
         try:
             if not header:
                 raise ValueError("no Stripe-Signature header")
-            stripe.WebhookSignature.verify_header(body.decode("utf-8"), header, webhook_secret,
-                                                  tolerance_seconds)
+            stripe.WebhookSignature.verify_header(
+                body.decode("utf-8"), header, webhook_secret, tolerance_seconds
+            )
         except (stripe.SignatureVerificationError, ValueError) as error:  # UnicodeDecodeError
-            reason = error.user_message if isinstance(error, stripe.StripeError) else (
-                "the body is not UTF-8" if isinstance(error, UnicodeDecodeError) else str(error))
+            reason = (
+                error.user_message
+                if isinstance(error, stripe.StripeError)
+                else (
+                    "the body is not UTF-8" if isinstance(error, UnicodeDecodeError) else str(error)
+                )
+            )
             log.warning("webhook refused: invalid signature (%s)", reason)
-            return _error(400, INVALID_SIGNATURE,
-                          f"the Stripe-Signature header does not verify ({reason}): check that "
-                          "STRIPE_WEBHOOK_SECRET is this endpoint's signing secret (whsec_...) "
-                          "and that the server's clock is right")
+            return _error(
+                400,
+                INVALID_SIGNATURE,
+                f"the Stripe-Signature header does not verify ({reason}): check that "
+                "STRIPE_WEBHOOK_SECRET is this endpoint's signing secret (whsec_...) "
+                "and that the server's clock is right",
+            )
         event: dict[str, Any] = {}
         try:
             event = _parse_event(body)
             answer = await in_thread(_apply, ledger, event)
         except TimeoutError:
-            log.error("webhook %s: the database did not answer within %s s, answered 503 so "
-                      "that Stripe retries", _about(event), database_wait_seconds)
-            return _error(503, Code.DATABASE_UNAVAILABLE, f"the database did not answer within "
-                          f"{database_wait_seconds} s; Stripe will deliver the event again")
+            log.error(
+                "webhook %s: the database did not answer within %s s, answered 503 so "
+                "that Stripe retries",
+                _about(event),
+                database_wait_seconds,
+            )
+            return _error(
+                503,
+                Code.DATABASE_UNAVAILABLE,
+                f"the database did not answer within "
+                f"{database_wait_seconds} s; Stripe will deliver the event again",
+            )
         except LedgerError as error:
             if isinstance(error, StorageError) or error.code == Code.CONTENTION:
-                log.error("webhook %s: %s, answered 503 so that Stripe retries",
-                          _about(event), error.code)
+                log.error(
+                    "webhook %s: %s, answered 503 so that Stripe retries", _about(event), error.code
+                )
                 return JSONResponse({"error": error.to_dict()}, status_code=503)
             shown = error.problems[0] if isinstance(error, StripeFileError) else error
             log.warning("webhook %s refused: %s", _about(event), shown)
@@ -112,10 +138,12 @@ def create_app(ledger: Ledger, webhook_secret: str, tolerance_seconds: int = 300
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[
-        Route("/stripe/webhook", webhook, methods=["POST"]),
-        Route("/health", health, methods=["GET"]),
-    ])
+    return Starlette(
+        routes=[
+            Route("/stripe/webhook", webhook, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -184,8 +212,13 @@ def _apply(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
     if isinstance(observation, PaymentIntentObservation):
         new_facts = _record_facts(ledger, observation, event_id)
     summary = ledger.observe([observation], stripe_event=(event_id, event_type))
-    log.info("webhook %s %s: recorded (%d new observation, new facts: %s)", event_id,
-             event_type, summary.recorded, ", ".join(new_facts) or "none")
+    log.info(
+        "webhook %s %s: recorded (%d new observation, new facts: %s)",
+        event_id,
+        event_type,
+        summary.recorded,
+        ", ".join(new_facts) or "none",
+    )
     return {"received": True, "duplicate": False, "facts": new_facts}
 
 
@@ -196,8 +229,9 @@ def _received(ledger: Ledger, event_id: str) -> bool:
     try:
         return bool(ledger.store.recorder.select_events(stripe_event_id(event_id), limit=1))
     except PersistenceError as error:
-        raise StorageError(Code.DATABASE_UNAVAILABLE,
-                           f"cannot read the event store: {type(error).__name__}") from None
+        raise StorageError(
+            Code.DATABASE_UNAVAILABLE, f"cannot read the event store: {type(error).__name__}"
+        ) from None
 
 
 def _record_facts(ledger: Ledger, seen: PaymentIntentObservation, event_id: str) -> list[str]:
@@ -214,9 +248,14 @@ def _record_facts(ledger: Ledger, seen: PaymentIntentObservation, event_id: str)
         except LedgerError as error:
             if isinstance(error, StorageError) or error.code == Code.CONTENTION:
                 raise
-            log.warning("webhook %s: %s for payment %s refused (%s); Stripe's view is kept "
-                        "as an observation", event_id, record["type"], payment.offline_id,
-                        error.code)
+            log.warning(
+                "webhook %s: %s for payment %s refused (%s); Stripe's view is kept "
+                "as an observation",
+                event_id,
+                record["type"],
+                payment.offline_id,
+                error.code,
+            )
     return recorded
 
 
@@ -245,34 +284,54 @@ def refund_observation(event: dict[str, Any], as_of: datetime) -> BalanceTransac
     """
     charge = event["data"]["object"]
     if charge.get("object") != "charge":
-        raise _invalid(Code.INVALID_VALUE, "data.object.object", "a charge.refunded event "
-                       "must carry a charge")
+        raise _invalid(
+            Code.INVALID_VALUE, "data.object.object", "a charge.refunded event must carry a charge"
+        )
     refunded = charge.get("amount_refunded")
     previous_attributes = event["data"].get("previous_attributes")
-    previous = (previous_attributes.get("amount_refunded", 0)
-                if isinstance(previous_attributes, dict) else 0)
-    for field, value in (("amount_refunded", refunded),
-                         ("previous_attributes.amount_refunded", previous)):
+    previous = (
+        previous_attributes.get("amount_refunded", 0)
+        if isinstance(previous_attributes, dict)
+        else 0
+    )
+    for field, value in (
+        ("amount_refunded", refunded),
+        ("previous_attributes.amount_refunded", previous),
+    ):
         if type(value) is not int or not 0 <= value <= 10**15:
             raise _invalid(Code.INVALID_AMOUNT, field, "not a whole number of minor units")
     payment_intent = charge.get("payment_intent")
     if isinstance(payment_intent, dict):  # expanded
         payment_intent = payment_intent.get("id")
     metadata = charge.get("metadata")
-    offline_id = next((metadata[key] for key in OFFLINE_ID_KEYS
-                       if isinstance(metadata, dict) and isinstance(metadata.get(key), str)
-                       and metadata[key]), None)
+    offline_id = next(
+        (
+            metadata[key]
+            for key in OFFLINE_ID_KEYS
+            if isinstance(metadata, dict) and isinstance(metadata.get(key), str) and metadata[key]
+        ),
+        None,
+    )
     if offline_id is not None and find_pan(offline_id) is not None:
-        raise _invalid(Code.CARD_NUMBER_DETECTED, "data.object.metadata",
-                       "holds a card number; it was not stored")
+        raise _invalid(
+            Code.CARD_NUMBER_DETECTED,
+            "data.object.metadata",
+            "holds a card number; it was not stored",
+        )
     currency = charge.get("currency")
     try:
         return BalanceTransactionObservation(
-            source="webhook", balance_transaction_id=event["id"], payment_intent_id=payment_intent,
-            charge_id=charge.get("id"), offline_id=offline_id,
+            source="webhook",
+            balance_transaction_id=event["id"],
+            payment_intent_id=payment_intent,
+            charge_id=charge.get("id"),
+            offline_id=offline_id,
             currency=currency.lower() if isinstance(currency, str) else currency,
-            gross=-(refunded - previous), created_at=as_of, reporting_category="refund",
+            gross=-(refunded - previous),
+            created_at=as_of,
+            reporting_category="refund",
         )
     except ValueError as error:  # pydantic's ValidationError
-        raise InvalidRecord(Code.INVALID_VALUE, f"the refunded charge is not valid: {error}",
-                            field="data.object") from None
+        raise InvalidRecord(
+            Code.INVALID_VALUE, f"the refunded charge is not valid: {error}", field="data.object"
+        ) from None

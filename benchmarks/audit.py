@@ -102,14 +102,17 @@ class UnchainedPostgresRecorder(PostgresEventRecorder):
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         return PostgresApplicationRecorder._fetch_ids_after_insert_events(
-            self, curs, stored_events, **kwargs)
+            self, curs, stored_events, **kwargs
+        )
 
 
 _UNCHAINED: dict[str, type[Any]] = {
-    "sqlite": UnchainedSQLiteRecorder, "postgresql": UnchainedPostgresRecorder,
+    "sqlite": UnchainedSQLiteRecorder,
+    "postgresql": UnchainedPostgresRecorder,
 }
 _CHAINED: dict[str, type[Any]] = {
-    "sqlite": SQLiteEventRecorder, "postgresql": PostgresEventRecorder,
+    "sqlite": SQLiteEventRecorder,
+    "postgresql": PostgresEventRecorder,
 }
 
 
@@ -234,26 +237,35 @@ def measure_ingest(
     with (
         open_ledger(where.url, chained) as ledger,
         source.open("rb") as stream,
-        phase(f"{kind}: ingest {order} {'with' if chained else 'WITHOUT'} the chain",
-              source.stat().st_size) as advance,
+        phase(
+            f"{kind}: ingest {order} {'with' if chained else 'WITHOUT'} the chain",
+            source.stat().st_size,
+        ) as advance,
     ):
         started = time.perf_counter()
         summary = ingest(ledger, numbered_lines(stream), batch_size=batch_size, on_batch=advance)
         seconds = time.perf_counter() - started
     counts = count_stored(databases, where)
     figures = IngestFigures(
-        records=summary.lines, rejected=summary.rejected_count,
-        batches=math.ceil(summary.lines / batch_size), seconds=seconds, events=counts.events,
-        snapshots=counts.snapshots, streams=counts.streams,
-        state_bytes_avg=counts.state_bytes_avg, records_per_second=summary.lines / seconds,
+        records=summary.lines,
+        rejected=summary.rejected_count,
+        batches=math.ceil(summary.lines / batch_size),
+        seconds=seconds,
+        events=counts.events,
+        snapshots=counts.snapshots,
+        streams=counts.streams,
+        state_bytes_avg=counts.state_bytes_avg,
+        records_per_second=summary.lines / seconds,
         events_per_second=counts.events / seconds,
     )
     links = chain_rows(where)
     expected = counts.events if chained else 0
     if links != expected:
-        console.print(f"[bold red]{kind}: {links:,} links after an ingest "
-                      f"{'with' if chained else 'without'} the chain, {expected:,} expected[/]",
-                      highlight=False)
+        console.print(
+            f"[bold red]{kind}: {links:,} links after an ingest "
+            f"{'with' if chained else 'without'} the chain, {expected:,} expected[/]",
+            highlight=False,
+        )
     return IngestRun(order, chained, links, figures), where
 
 
@@ -270,8 +282,9 @@ def measure_chain_cost(
         order = (True, False) if round_ % 2 == 0 else (False, True)
         pair: dict[bool, IngestRun] = {}
         for chained in order:
-            run, where = measure_ingest(databases, kind, len(runs) + 1, chained, source,
-                                        options.batch_size)
+            run, where = measure_ingest(
+                databases, kind, len(runs) + 1, chained, source, options.batch_size
+            )
             runs.append(run)
             pair[chained] = run
             if chained:
@@ -282,11 +295,16 @@ def measure_chain_cost(
     without_rate = statistics.median(r.ingest.events_per_second for r in runs if not r.chained)
     cost = 1 - with_rate / without_rate
     return ChainCostFigures(
-        runs=runs, with_events_per_second=with_rate, without_events_per_second=without_rate,
-        with_over_without=with_rate / without_rate, cost=cost,
-        pair_costs=[1 - w.ingest.events_per_second / wo.ingest.events_per_second
-                    for w, wo in pairs],
-        target=CHAIN_COST_TARGET, target_met=cost <= CHAIN_COST_TARGET,
+        runs=runs,
+        with_events_per_second=with_rate,
+        without_events_per_second=without_rate,
+        with_over_without=with_rate / without_rate,
+        cost=cost,
+        pair_costs=[
+            1 - w.ingest.events_per_second / wo.ingest.events_per_second for w, wo in pairs
+        ],
+        target=CHAIN_COST_TARGET,
+        target_met=cost <= CHAIN_COST_TARGET,
     ), last_chained
 
 
@@ -297,7 +315,8 @@ def decoded_by_invariants(ledger: Ledger) -> int:
     """The stored events of the topics `check_invariants` decodes."""
     table = SQLITE_EVENTS_TABLE if ledger.config.kind == "sqlite" else POSTGRES_EVENTS_TABLE
     query = sa.text(f"SELECT COUNT(*) FROM {table} WHERE topic IN :topics").bindparams(
-        sa.bindparam("topics", expanding=True))
+        sa.bindparam("topics", expanding=True)
+    )
     engine = engine_for(ledger.config)
     try:
         with engine.connect() as conn:
@@ -314,8 +333,9 @@ def measure_verify(where: Database, stored_events: int) -> VerifyFigures:
             result = audit.verify(ledger, progress=advance)
             seconds = time.perf_counter() - started
         if not result.ok:
-            console.print(f"[bold red]{kind}: verify failed: {result.to_dict()}[/]",
-                          highlight=False)
+            console.print(
+                f"[bold red]{kind}: verify failed: {result.to_dict()}[/]", highlight=False
+            )
         # Its passes on their own, through the module's internals (all read-only).
         engine = engine_for(ledger.config)
         try:
@@ -324,16 +344,22 @@ def measure_verify(where: Database, stored_events: int) -> VerifyFigures:
                 started = time.perf_counter()
                 audit._check_chain(conn, ledger.config.kind, walked, None)
                 chain_seconds = time.perf_counter() - started
-            with phase(f"{kind}: the walk's reads alone (no hashing)", None), \
-                    engine.connect() as conn:
+            with (
+                phase(f"{kind}: the walk's reads alone (no hashing)", None),
+                engine.connect() as conn,
+            ):
                 started = time.perf_counter()
                 read = sum(1 for _ in audit._events(conn, ledger.config.kind))
                 read_links = sum(1 for _ in audit._links(conn))
                 read_seconds = time.perf_counter() - started
         finally:
             engine.dispose()
-        assert walked.count == result.count and read == read_links == result.count, \
-            (walked.count, read, read_links, result.count)
+        assert walked.count == result.count and read == read_links == result.count, (
+            walked.count,
+            read,
+            read_links,
+            result.count,
+        )
         with phase(f"{kind}: verify's invariants alone", None):
             started = time.perf_counter()
             problems = audit.check_invariants(ledger)
@@ -342,12 +368,20 @@ def measure_verify(where: Database, stored_events: int) -> VerifyFigures:
     count = result.count
     rate = count / seconds
     return VerifyFigures(
-        ok=result.ok, count=count, stored_events=stored_events, head_hash=result.head_hash,
+        ok=result.ok,
+        count=count,
+        stored_events=stored_events,
+        head_hash=result.head_hash,
         problem=None if result.problem is None else str(vars(result.problem)),
-        invariant_problems=len(problems), seconds=seconds, events_per_second=rate,
-        chain_seconds=chain_seconds, chain_events_per_second=count / chain_seconds,
-        read_seconds=read_seconds, read_events_per_second=count / read_seconds,
-        invariants_seconds=invariants_seconds, invariants_decoded=decoded,
+        invariant_problems=len(problems),
+        seconds=seconds,
+        events_per_second=rate,
+        chain_seconds=chain_seconds,
+        chain_events_per_second=count / chain_seconds,
+        read_seconds=read_seconds,
+        read_events_per_second=count / read_seconds,
+        invariants_seconds=invariants_seconds,
+        invariants_decoded=decoded,
         invariants_events_per_second=count / invariants_seconds,
         target=VERIFY_TARGET_EVENTS_PER_SECOND,
         target_met=rate >= VERIFY_TARGET_EVENTS_PER_SECOND,
@@ -381,9 +415,14 @@ def measure_rebuilds(where: Database, stored_events: int) -> tuple[RebuildFigure
             seconds = time.perf_counter() - started
         assert events == applied.events, (events, applied.events)
         rebuild = RebuildFigures(
-            method="ReadModels.rebuild()", events=events, seconds=seconds,
-            events_per_second=events / seconds, replay_seconds=applied.last - started,
-            compare_seconds=0.0, tables=0, tables_drifted=0,
+            method="ReadModels.rebuild()",
+            events=events,
+            seconds=seconds,
+            events_per_second=events / seconds,
+            replay_seconds=applied.last - started,
+            compare_seconds=0.0,
+            tables=0,
+            tables_drifted=0,
             target=REBUILD_TARGET_EVENTS_PER_SECOND,
             target_met=events / seconds >= REBUILD_TARGET_EVENTS_PER_SECOND,
         )
@@ -394,14 +433,22 @@ def measure_rebuilds(where: Database, stored_events: int) -> tuple[RebuildFigure
             seconds = time.perf_counter() - started
     drifted = [d for d in drifts if not d.clean]
     if drifted:
-        console.print(f"[bold red]{kind}: audit_rebuild found drift in "
-                      f"{', '.join(d.table for d in drifted)}[/]", highlight=False)
+        console.print(
+            f"[bold red]{kind}: audit_rebuild found drift in "
+            f"{', '.join(d.table for d in drifted)}[/]",
+            highlight=False,
+        )
     rate = applied.events / seconds
     audited = RebuildFigures(
-        method="ReadModels.audit_rebuild()", events=applied.events, seconds=seconds,
-        events_per_second=rate, replay_seconds=applied.last - started,
-        compare_seconds=started + seconds - applied.last, tables=len(drifts),
-        tables_drifted=len(drifted), target=REBUILD_TARGET_EVENTS_PER_SECOND,
+        method="ReadModels.audit_rebuild()",
+        events=applied.events,
+        seconds=seconds,
+        events_per_second=rate,
+        replay_seconds=applied.last - started,
+        compare_seconds=started + seconds - applied.last,
+        tables=len(drifts),
+        tables_drifted=len(drifted),
+        target=REBUILD_TARGET_EVENTS_PER_SECOND,
         target_met=rate >= REBUILD_TARGET_EVENTS_PER_SECOND,
     )
     return rebuild, audited
@@ -425,11 +472,15 @@ def profiled(run: Callable[[], object]) -> str:
 
 
 def profile_store(
-    where: Database, wanted: str, verify: VerifyFigures, rebuild: RebuildFigures,
+    where: Database,
+    wanted: str,
+    verify: VerifyFigures,
+    rebuild: RebuildFigures,
     audited: RebuildFigures,
 ) -> dict[str, str]:
     """cProfile of each measurement that missed its target (or of all, or none): separate
     runs, profiling slows them down."""
+
     def chosen(figures: VerifyFigures | RebuildFigures) -> bool:
         return wanted == "always" or (wanted == "auto" and not figures.target_met)
 
@@ -447,20 +498,28 @@ def profile_store(
     return profiles
 
 
-def measure_store(
-    options: Options, databases: Databases, kind: str, source: Path
-) -> StoreFigures:
+def measure_store(options: Options, databases: Databases, kind: str, source: Path) -> StoreFigures:
     load_before = os.getloadavg()
     cost, chained = measure_chain_cost(options, databases, kind, source)
     stored_events = cost.runs[-1].ingest.events
     verify = measure_verify(chained, stored_events)
     rebuild, audited = measure_rebuilds(chained, stored_events)
     load_after = os.getloadavg()
-    profiles = profile_store(chained, options.profile, verify, rebuild, audited) \
-        if options.profile != "never" else {}
-    return StoreFigures(store=kind, chain_cost=cost, verify=verify, rebuild=rebuild,
-                        audit_rebuild=audited, load_average_before=load_before,
-                        load_average_after=load_after, profiles=profiles)
+    profiles = (
+        profile_store(chained, options.profile, verify, rebuild, audited)
+        if options.profile != "never"
+        else {}
+    )
+    return StoreFigures(
+        store=kind,
+        chain_cost=cost,
+        verify=verify,
+        rebuild=rebuild,
+        audit_rebuild=audited,
+        load_average_before=load_before,
+        load_average_after=load_after,
+        profiles=profiles,
+    )
 
 
 # -- printing -----------------------------------------------------------------------------------
@@ -480,49 +539,88 @@ def _pct(value: float) -> str:
 
 def ingest_table(figures: StoreFigures) -> Table:
     c = figures.chain_cost
-    table = Table(title=f"{figures.store}: ingest with and without the hash chain "
-                  f"({c.runs[0].ingest.records:,} records)", title_justify="left")
+    table = Table(
+        title=f"{figures.store}: ingest with and without the hash chain "
+        f"({c.runs[0].ingest.records:,} records)",
+        title_justify="left",
+    )
     for column in ("run", "chain", "events", "seconds", "records/s", "events/s", "links"):
         table.add_column(column, justify="left" if column in ("run", "chain") else "right")
     table.add_column("notes")
     for run in c.runs:
         f = run.ingest
-        table.add_row(str(run.order), "with" if run.chained else "without", _n(f.events),
-                      f"{f.seconds:,.2f}", _n(f.records_per_second), _n(f.events_per_second),
-                      _n(run.chain_rows), f"{f.batches:,} transactions, {f.rejected} rejected")
+        table.add_row(
+            str(run.order),
+            "with" if run.chained else "without",
+            _n(f.events),
+            f"{f.seconds:,.2f}",
+            _n(f.records_per_second),
+            _n(f.events_per_second),
+            _n(run.chain_rows),
+            f"{f.batches:,} transactions, {f.rejected} rejected",
+        )
     table.add_section()
     table.add_row("median", "with", "", "", "", _n(c.with_events_per_second), "", "")
     table.add_row("median", "without", "", "", "", _n(c.without_events_per_second), "", "")
     table.add_row("with / without", "", "", "", "", f"{c.with_over_without:.3f}", "", "")
     pairs = ", ".join(_pct(p) for p in c.pair_costs)
-    table.add_row("chain cost", "", "", "", "", _pct(c.cost), "",
-                  f"1 - with/without of the medians; per pair: {pairs}; target ≤ "
-                  f"{_pct(c.target)}: {_met(c.target_met)}")
+    table.add_row(
+        "chain cost",
+        "",
+        "",
+        "",
+        "",
+        _pct(c.cost),
+        "",
+        f"1 - with/without of the medians; per pair: {pairs}; target ≤ "
+        f"{_pct(c.target)}: {_met(c.target_met)}",
+    )
     return table
 
 
 def verify_table(figures: StoreFigures) -> Table:
     v = figures.verify
-    table = Table(title=f"{figures.store}: verify(ledger) over {v.count:,} events",
-                  title_justify="left")
+    table = Table(
+        title=f"{figures.store}: verify(ledger) over {v.count:,} events", title_justify="left"
+    )
     for column in ("measurement", "events", "seconds", "events/s", "share"):
         table.add_column(column, justify="left" if column == "measurement" else "right")
     table.add_column("notes")
-    table.add_row("verify(ledger)", _n(v.count), f"{v.seconds:,.2f}", _n(v.events_per_second),
-                  "100%", f"ok={v.ok}; target ≥ {v.target:,}/s: {_met(v.target_met)} "
-                  f"({v.events_per_second / v.target:.2f}x of it)")
-    table.add_row("  chain walk", _n(v.count), f"{v.chain_seconds:,.2f}",
-                  _n(v.chain_events_per_second), _pct(v.chain_seconds / v.seconds),
-                  "_check_chain alone: ordered reads of events and links, SHA-256 twice per "
-                  "event")
-    table.add_row("    reads only", _n(v.count), f"{v.read_seconds:,.2f}",
-                  _n(v.read_events_per_second), _pct(v.read_seconds / v.seconds),
-                  "the walk's two paged queries, iterated, no hashing")
-    table.add_row("  invariants", _n(v.count), f"{v.invariants_seconds:,.2f}",
-                  _n(v.invariants_events_per_second), _pct(v.invariants_seconds / v.seconds),
-                  f"check_invariants alone: {v.invariants_decoded:,} events of its topics "
-                  f"read and decoded ({_n(v.invariants_decoded / v.invariants_seconds)}/s); "
-                  f"{v.invariant_problems} problems")
+    table.add_row(
+        "verify(ledger)",
+        _n(v.count),
+        f"{v.seconds:,.2f}",
+        _n(v.events_per_second),
+        "100%",
+        f"ok={v.ok}; target ≥ {v.target:,}/s: {_met(v.target_met)} "
+        f"({v.events_per_second / v.target:.2f}x of it)",
+    )
+    table.add_row(
+        "  chain walk",
+        _n(v.count),
+        f"{v.chain_seconds:,.2f}",
+        _n(v.chain_events_per_second),
+        _pct(v.chain_seconds / v.seconds),
+        "_check_chain alone: ordered reads of events and links, SHA-256 twice per event",
+    )
+    table.add_row(
+        "    reads only",
+        _n(v.count),
+        f"{v.read_seconds:,.2f}",
+        _n(v.read_events_per_second),
+        _pct(v.read_seconds / v.seconds),
+        "the walk's two paged queries, iterated, no hashing",
+    )
+    table.add_row(
+        "  invariants",
+        _n(v.count),
+        f"{v.invariants_seconds:,.2f}",
+        _n(v.invariants_events_per_second),
+        _pct(v.invariants_seconds / v.seconds),
+        f"check_invariants alone: {v.invariants_decoded:,} events of its topics "
+        f"read and decoded ({_n(v.invariants_decoded / v.invariants_seconds)}/s); "
+        f"{v.invariant_problems} problems",
+    )
     return table
 
 
@@ -532,13 +630,21 @@ def rebuild_table(figures: StoreFigures) -> Table:
         table.add_column(column, justify="left" if column == "measurement" else "right")
     table.add_column("notes")
     for r in (figures.rebuild, figures.audit_rebuild):
-        notes = f"target ≥ {r.target:,}/s: {_met(r.target_met)} " \
-                f"({r.events_per_second / r.target:.2f}x of it)"
+        notes = (
+            f"target ≥ {r.target:,}/s: {_met(r.target_met)} "
+            f"({r.events_per_second / r.target:.2f}x of it)"
+        )
         if r.tables:
             notes += f"; {r.tables} tables compared, {r.tables_drifted} drifted"
-        table.add_row(r.method, _n(r.events), f"{r.seconds:,.2f}", _n(r.events_per_second),
-                      f"{r.replay_seconds:,.2f}", f"{r.compare_seconds:,.2f}" if r.tables
-                      else "", notes)
+        table.add_row(
+            r.method,
+            _n(r.events),
+            f"{r.seconds:,.2f}",
+            _n(r.events_per_second),
+            f"{r.replay_seconds:,.2f}",
+            f"{r.compare_seconds:,.2f}" if r.tables else "",
+            notes,
+        )
     return table
 
 
@@ -548,10 +654,14 @@ def summary_table(stores: list[StoreFigures]) -> Table:
     for figures in stores:
         table.add_column(figures.store, justify="right")
     lines: list[tuple[str, Callable[[StoreFigures], str]]] = [
-        ("ingest with the chain: events/s (median)",
-         lambda f: _n(f.chain_cost.with_events_per_second)),
-        ("ingest without the chain: events/s (median)",
-         lambda f: _n(f.chain_cost.without_events_per_second)),
+        (
+            "ingest with the chain: events/s (median)",
+            lambda f: _n(f.chain_cost.with_events_per_second),
+        ),
+        (
+            "ingest without the chain: events/s (median)",
+            lambda f: _n(f.chain_cost.without_events_per_second),
+        ),
         ("ingest with / without", lambda f: f"{f.chain_cost.with_over_without:.3f}"),
         ("chain cost 1 - with/without (target ≤ 15%)", lambda f: _pct(f.chain_cost.cost)),
         ("chain cost per pair", lambda f: ", ".join(_pct(p) for p in f.chain_cost.pair_costs)),
@@ -562,20 +672,29 @@ def summary_table(stores: list[StoreFigures]) -> Table:
         ("verify: chain walk events/s", lambda f: _n(f.verify.chain_events_per_second)),
         ("verify: chain walk reads only events/s", lambda f: _n(f.verify.read_events_per_second)),
         ("verify: invariants events/s", lambda f: _n(f.verify.invariants_events_per_second)),
-        ("verify: chain walk / invariants seconds",
-         lambda f: f"{f.verify.chain_seconds:,.2f} / {f.verify.invariants_seconds:,.2f}"),
+        (
+            "verify: chain walk / invariants seconds",
+            lambda f: f"{f.verify.chain_seconds:,.2f} / {f.verify.invariants_seconds:,.2f}",
+        ),
         ("verify: ok", lambda f: _met(f.verify.ok)),
         ("verify: target met", lambda f: _met(f.verify.target_met)),
         ("rebuild(): events/s (target ≥ 50,000)", lambda f: _n(f.rebuild.events_per_second)),
         ("rebuild() / target", lambda f: f"{f.rebuild.events_per_second / f.rebuild.target:.2f}x"),
         ("rebuild(): target met", lambda f: _met(f.rebuild.target_met)),
-        ("audit_rebuild(): events/s (target ≥ 50,000)",
-         lambda f: _n(f.audit_rebuild.events_per_second)),
-        ("audit_rebuild() / target",
-         lambda f: f"{f.audit_rebuild.events_per_second / f.audit_rebuild.target:.2f}x"),
-        ("audit_rebuild(): replay / compare seconds",
-         lambda f: f"{f.audit_rebuild.replay_seconds:,.2f} / "
-                   f"{f.audit_rebuild.compare_seconds:,.2f}"),
+        (
+            "audit_rebuild(): events/s (target ≥ 50,000)",
+            lambda f: _n(f.audit_rebuild.events_per_second),
+        ),
+        (
+            "audit_rebuild() / target",
+            lambda f: f"{f.audit_rebuild.events_per_second / f.audit_rebuild.target:.2f}x",
+        ),
+        (
+            "audit_rebuild(): replay / compare seconds",
+            lambda f: (
+                f"{f.audit_rebuild.replay_seconds:,.2f} / {f.audit_rebuild.compare_seconds:,.2f}"
+            ),
+        ),
         ("audit_rebuild(): no drift", lambda f: _met(f.audit_rebuild.tables_drifted == 0)),
         ("audit_rebuild(): target met", lambda f: _met(f.audit_rebuild.target_met)),
     ]
@@ -593,8 +712,10 @@ def print_results(stores: list[StoreFigures]) -> None:
         harness.print_load(figures.load_average_before, figures.load_average_after)
     console.print()
     console.print(summary_table(stores))
-    harness.print_profiles(((f.store, name, profile) for f in stores
-                            for name, profile in f.profiles.items()), PROFILE_LINES_SHOWN)
+    harness.print_profiles(
+        ((f.store, name, profile) for f in stores for name, profile in f.profiles.items()),
+        PROFILE_LINES_SHOWN,
+    )
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -606,25 +727,44 @@ def parse_options(argv: list[str]) -> Options:
         description="Audit benchmark of offline-ledger (hash chain cost at ingest, verify, "
         "read-model rebuilds) on SQLite and PostgreSQL.",
     )
-    parser.add_argument("--payments", type=int, default=20_000,
-                        help="payments in the generated day (about 6.8 stored events each)")
+    parser.add_argument(
+        "--payments",
+        type=int,
+        default=20_000,
+        help="payments in the generated day (about 6.8 stored events each)",
+    )
     harness.add_store_options(parser)
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE_DEFAULT,
-                        help="records per ingest transaction")
-    parser.add_argument("--ingest-runs", type=int, default=2,
-                        help="ingests of each variant (with, without the chain), alternated")
+    parser.add_argument(
+        "--batch-size", type=int, default=BATCH_SIZE_DEFAULT, help="records per ingest transaction"
+    )
+    parser.add_argument(
+        "--ingest-runs",
+        type=int,
+        default=2,
+        help="ingests of each variant (with, without the chain), alternated",
+    )
     parser.add_argument("--seed", type=int, default=SEED_DEFAULT)
-    parser.add_argument("--profile", choices=PROFILE_CHOICES, default="auto",
-                        help="cProfile (separate runs): auto = the measurements that missed "
-                        "their target")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILE_CHOICES,
+        default="auto",
+        help="cProfile (separate runs): auto = the measurements that missed their target",
+    )
     args = parser.parse_args(argv)
     stores = harness.parsed_stores(parser, args)
     if args.payments < 1 or args.ingest_runs < 1:
         parser.error("--payments and --ingest-runs must be positive")
     if not 1 <= args.batch_size <= 5_000:
         parser.error("--batch-size must be between 1 and 5000")
-    return Options(args.payments, stores, args.postgres_url, args.batch_size, args.ingest_runs,
-                   args.seed, args.profile)
+    return Options(
+        args.payments,
+        stores,
+        args.postgres_url,
+        args.batch_size,
+        args.ingest_runs,
+        args.seed,
+        args.profile,
+    )
 
 
 def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:
@@ -632,22 +772,39 @@ def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]
     lines = generate_day(source, Day(options.payments, options.seed))
     stores = [measure_store(options, databases, kind, source) for kind in options.stores]
     print_results(stores)
-    return {"day": {"payments": options.payments, "records": lines, "seed": options.seed,
-                    "bytes": source.stat().st_size},
-            "targets": {"verify_events_per_second": VERIFY_TARGET_EVENTS_PER_SECOND,
-                        "rebuild_events_per_second": REBUILD_TARGET_EVENTS_PER_SECOND,
-                        "chain_cost_max": CHAIN_COST_TARGET},
-            "stores": [asdict(s) for s in stores]}
+    return {
+        "day": {
+            "payments": options.payments,
+            "records": lines,
+            "seed": options.seed,
+            "bytes": source.stat().st_size,
+        },
+        "targets": {
+            "verify_events_per_second": VERIFY_TARGET_EVENTS_PER_SECOND,
+            "rebuild_events_per_second": REBUILD_TARGET_EVENTS_PER_SECOND,
+            "chain_cost_max": CHAIN_COST_TARGET,
+        },
+        "stores": [asdict(s) for s in stores],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     options = parse_options(argv)
-    targets = (f"targets: verify ≥ {VERIFY_TARGET_EVENTS_PER_SECOND:,} events/s, rebuild ≥ "
-               f"{REBUILD_TARGET_EVENTS_PER_SECOND:,} events/s, chain cost ≤ "
-               f"{_pct(CHAIN_COST_TARGET)} of ingest events/s")
-    harness.main("audit", argv, options, run, stores=options.stores,
-                 postgres_url=options.postgres_url, notes=[targets])
+    targets = (
+        f"targets: verify ≥ {VERIFY_TARGET_EVENTS_PER_SECOND:,} events/s, rebuild ≥ "
+        f"{REBUILD_TARGET_EVENTS_PER_SECOND:,} events/s, chain cost ≤ "
+        f"{_pct(CHAIN_COST_TARGET)} of ingest events/s"
+    )
+    harness.main(
+        "audit",
+        argv,
+        options,
+        run,
+        stores=options.stores,
+        postgres_url=options.postgres_url,
+        notes=[targets],
+    )
 
 
 if __name__ == "__main__":

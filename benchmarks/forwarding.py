@@ -169,8 +169,14 @@ def server_cpu_seconds(server: ServerProcess) -> float:
 
 def gateway(server: ServerProcess, timeout_seconds: float) -> StripeGateway:
     """A new gateway, hence new HTTP connections, for each measurement."""
-    return StripeGateway(StripeSettings(api_key=SecretStr(API_KEY), api_base=server.url,
-                                        timeout_seconds=timeout_seconds, max_network_retries=2))
+    return StripeGateway(
+        StripeSettings(
+            api_key=SecretStr(API_KEY),
+            api_base=server.url,
+            timeout_seconds=timeout_seconds,
+            max_network_retries=2,
+        )
+    )
 
 
 def payment_intents_on(server: ServerProcess, timeout_seconds: float) -> int:
@@ -200,10 +206,16 @@ def order_of(n: int) -> dict[str, str]:
 
 def open_ledger(ledger: Ledger, payments: int) -> None:
     """The location and reader that take the stored payments (limits wide enough)."""
-    ledger.record(r.location(limits={"per_payment_max": {CURRENCY: 50_000},
-                                     "stored_amount_max": {CURRENCY: 10**12},
-                                     "stored_count_max": max(10_000, payments)},
-                             device_limits={}))
+    ledger.record(
+        r.location(
+            limits={
+                "per_payment_max": {CURRENCY: 50_000},
+                "stored_amount_max": {CURRENCY: 10**12},
+                "stored_count_max": max(10_000, payments),
+            },
+            device_limits={},
+        )
+    )
     ledger.record(r.device())
     ledger.bind_stripe_mode(livemode=False)  # once per ledger; forward_all then only reads it
 
@@ -217,8 +229,13 @@ def record_stored(ledger: Ledger, count: int) -> list[str]:
         for n in range(start, min(start + SETUP_CHUNK, count)):
             moment = r.at(2 + n / 100)
             batch += [
-                r.created(ids[n], amount=amount_of(n), currency=CURRENCY,
-                          capture_method=CAPTURE_METHOD, metadata=order_of(n)),
+                r.created(
+                    ids[n],
+                    amount=amount_of(n),
+                    currency=CURRENCY,
+                    capture_method=CAPTURE_METHOD,
+                    metadata=order_of(n),
+                ),
                 r.collected(ids[n], payment_method_id=PAYMENT_METHOD),
                 r.confirmed(ids[n], occurred_at=moment, stored_at=moment),
             ]
@@ -233,17 +250,29 @@ def baseline_calls(count: int) -> list[dict[str, Any]]:
     calls = []
     for n in range(count):
         offline_id = str(uuid.uuid4())
-        calls.append({"offline_id": offline_id, "amount": amount_of(n), "currency": CURRENCY,
-                      "payment_method_id": PAYMENT_METHOD, "capture_method": CAPTURE_METHOD,
-                      "idempotency_key": idempotency_key(offline_id), "metadata": order_of(n)})
+        calls.append(
+            {
+                "offline_id": offline_id,
+                "amount": amount_of(n),
+                "currency": CURRENCY,
+                "payment_method_id": PAYMENT_METHOD,
+                "capture_method": CAPTURE_METHOD,
+                "idempotency_key": idempotency_key(offline_id),
+                "metadata": order_of(n),
+            }
+        )
     return calls
 
 
 # -- the measurements ---------------------------------------------------------------------------
 
 
-def run_baseline(stripe: StripeGateway, calls: list[dict[str, Any]], concurrency: int,
-                 advance: Callable[[float], None] | None = None) -> Counter[str]:
+def run_baseline(
+    stripe: StripeGateway,
+    calls: list[dict[str, Any]],
+    concurrency: int,
+    advance: Callable[[float], None] | None = None,
+) -> Counter[str]:
     def call(arguments: dict[str, Any]) -> str:
         try:
             return str(stripe.create_and_confirm(**arguments).get("status"))
@@ -259,27 +288,46 @@ def run_baseline(stripe: StripeGateway, calls: list[dict[str, Any]], concurrency
     return statuses
 
 
-def measure_baseline(options: Options, server: ServerProcess, concurrency: int, round_: int,
-                     position: int) -> Measurement:
+def measure_baseline(
+    options: Options, server: ServerProcess, concurrency: int, round_: int, position: int
+) -> Measurement:
     empty(server)
     calls = baseline_calls(options.payments)
     stripe = gateway(server, options.timeout_seconds)
-    with (phase(f"c={concurrency} round {round_}: baseline create_and_confirm loop",
-                options.payments) as advance,
-          cpu_clocks(server) as cpu):
+    with (
+        phase(
+            f"c={concurrency} round {round_}: baseline create_and_confirm loop", options.payments
+        ) as advance,
+        cpu_clocks(server) as cpu,
+    ):
         started = time.perf_counter()
         statuses = run_baseline(stripe, calls, concurrency, advance)
         seconds = time.perf_counter() - started
     outcomes = dict(statuses)
     return Measurement(
-        BASELINE, concurrency, round_, position, options.payments, seconds,
-        options.payments / seconds, outcomes, outcomes == {"succeeded": options.payments},
+        BASELINE,
+        concurrency,
+        round_,
+        position,
+        options.payments,
+        seconds,
+        options.payments / seconds,
+        outcomes,
+        outcomes == {"succeeded": options.payments},
         payment_intents_on(server, options.timeout_seconds),
-        cpu["client"] * 1000 / options.payments, cpu["server"] * 1000 / options.payments)
+        cpu["client"] * 1000 / options.payments,
+        cpu["server"] * 1000 / options.payments,
+    )
 
 
-def measure_forwarder(options: Options, server: ServerProcess, databases: Databases,
-                      concurrency: int, round_: int, position: int) -> Measurement:
+def measure_forwarder(
+    options: Options,
+    server: ServerProcess,
+    databases: Databases,
+    concurrency: int,
+    round_: int,
+    position: int,
+) -> Measurement:
     empty(server)
     where = databases.fresh(SQLITE, f"forwarder-c{concurrency}-r{round_}")
     with Ledger.open(where.url) as ledger:
@@ -289,36 +337,52 @@ def measure_forwarder(options: Options, server: ServerProcess, databases: Databa
         setup_seconds = time.perf_counter() - setup_started
         events_before = count_stored(databases, where).events
         forwarder = Forwarder(ledger, gateway(server, options.timeout_seconds))
-        with (phase(f"c={concurrency} round {round_}: Forwarder.forward_all",
-                    options.payments) as advance,
-              cpu_clocks(server) as cpu):
+        with (
+            phase(
+                f"c={concurrency} round {round_}: Forwarder.forward_all", options.payments
+            ) as advance,
+            cpu_clocks(server) as cpu,
+        ):
             started = time.perf_counter()
-            summary = forwarder.forward_all(ids, concurrency=concurrency,
-                                            progress=lambda _: advance(1))
+            summary = forwarder.forward_all(
+                ids, concurrency=concurrency, progress=lambda _: advance(1)
+            )
             seconds = time.perf_counter() - started
     events = count_stored(databases, where).events - events_before
     return Measurement(
-        FORWARDER, concurrency, round_, position, options.payments, seconds,
-        options.payments / seconds, summary.outcomes,
+        FORWARDER,
+        concurrency,
+        round_,
+        position,
+        options.payments,
+        seconds,
+        options.payments / seconds,
+        summary.outcomes,
         summary.outcomes == {Outcome.FORWARDED.value: options.payments},
         payment_intents_on(server, options.timeout_seconds),
-        cpu["client"] * 1000 / options.payments, cpu["server"] * 1000 / options.payments,
-        setup_seconds=setup_seconds, events_appended=events)
+        cpu["client"] * 1000 / options.payments,
+        cpu["server"] * 1000 / options.payments,
+        setup_seconds=setup_seconds,
+        events_appended=events,
+    )
 
 
-def measure_level(options: Options, server: ServerProcess, databases: Databases,
-                  concurrency: int) -> LevelFigures:
+def measure_level(
+    options: Options, server: ServerProcess, databases: Databases, concurrency: int
+) -> LevelFigures:
     load_before = os.getloadavg()
     measurements: list[Measurement] = []
     for round_ in range(1, options.rounds + 1):
         kinds = (BASELINE, FORWARDER) if round_ % 2 else (FORWARDER, BASELINE)
         for position, kind in enumerate(kinds, start=1):
             if kind == BASELINE:
-                measurements.append(measure_baseline(options, server, concurrency, round_,
-                                                     position))
+                measurements.append(
+                    measure_baseline(options, server, concurrency, round_, position)
+                )
             else:
-                measurements.append(measure_forwarder(options, server, databases, concurrency,
-                                                      round_, position))
+                measurements.append(
+                    measure_forwarder(options, server, databases, concurrency, round_, position)
+                )
     load_after = os.getloadavg()
 
     def rates(kind: str) -> list[float]:
@@ -326,9 +390,17 @@ def measure_level(options: Options, server: ServerProcess, databases: Databases,
 
     baseline, forwarder = statistics.median(rates(BASELINE)), statistics.median(rates(FORWARDER))
     by_round = [f / b for b, f in zip(rates(BASELINE), rates(FORWARDER), strict=True)]
-    return LevelFigures(concurrency, measurements, baseline, forwarder, forwarder / baseline,
-                        by_round, all(m.outcomes_ok for m in measurements), load_before,
-                        load_after)
+    return LevelFigures(
+        concurrency,
+        measurements,
+        baseline,
+        forwarder,
+        forwarder / baseline,
+        by_round,
+        all(m.outcomes_ok for m in measurements),
+        load_before,
+        load_after,
+    )
 
 
 def warm_up(options: Options, server: ServerProcess, databases: Databases) -> None:
@@ -336,13 +408,17 @@ def warm_up(options: Options, server: ServerProcess, databases: Databases) -> No
     count = min(WARMUP_PAYMENTS, options.payments)
     with phase("warm-up (untimed)", None):
         empty(server)
-        run_baseline(gateway(server, options.timeout_seconds), baseline_calls(count),
-                     max(options.concurrency))
+        run_baseline(
+            gateway(server, options.timeout_seconds),
+            baseline_calls(count),
+            max(options.concurrency),
+        )
         empty(server)
         with Ledger.open(databases.fresh(SQLITE, "warm-up").url) as ledger:
             open_ledger(ledger, count)
             Forwarder(ledger, gateway(server, options.timeout_seconds)).forward_all(
-                record_stored(ledger, count), concurrency=max(options.concurrency))
+                record_stored(ledger, count), concurrency=max(options.concurrency)
+            )
 
 
 # -- profile ----------------------------------------------------------------------------------
@@ -367,12 +443,14 @@ class StepTimer:
             finally:
                 self.seconds[name] += time.perf_counter() - started
                 self.calls[name] += 1
+
         return timed
 
 
 @contextmanager
-def prepared_forwarder(options: Options, server: ServerProcess, databases: Databases,
-                       label: str, count: int) -> Iterator[tuple[Database, Forwarder, list[str]]]:
+def prepared_forwarder(
+    options: Options, server: ServerProcess, databases: Databases, label: str, count: int
+) -> Iterator[tuple[Database, Forwarder, list[str]]]:
     """An emptied localstripe, and a fresh ledger holding `count` stored payments."""
     empty(server)
     where = databases.fresh(SQLITE, label)
@@ -382,16 +460,21 @@ def prepared_forwarder(options: Options, server: ServerProcess, databases: Datab
         yield where, Forwarder(ledger, gateway(server, options.timeout_seconds)), ids
 
 
-def profile_forwarder(options: Options, server: ServerProcess,
-                      databases: Databases) -> ProfileFigures:
+def profile_forwarder(
+    options: Options, server: ServerProcess, databases: Databases
+) -> ProfileFigures:
     """One payment at a time in this thread (cProfile sees only the thread that enables it)."""
     count = min(options.payments, options.profile_payments)
     timer = StepTimer()
     outcomes: Counter[str] = Counter()
-    with (prepared_forwarder(options, server, databases, "profile-steps", count)
-          as (where, forwarder, ids),
-          phase(f"profile: {count} payments forwarded one at a time, steps timed",
-                count) as advance):
+    with (
+        prepared_forwarder(options, server, databases, "profile-steps", count) as (
+            where,
+            forwarder,
+            ids,
+        ),
+        phase(f"profile: {count} payments forwarded one at a time, steps timed", count) as advance,
+    ):
         timer.wrap(forwarder.ledger, LEDGER_STEPS)
         timer.wrap(forwarder.gateway, GATEWAY_STEPS)
         events_before = count_stored(databases, where).events
@@ -401,18 +484,37 @@ def profile_forwarder(options: Options, server: ServerProcess,
             advance(1)
         total = time.perf_counter() - started
         events = count_stored(databases, where).events - events_before
-    steps = [StepFigures(name, timer.calls[name] / count, timer.seconds[name] * 1000 / count,
-                         timer.seconds[name] / total) for name in (*GATEWAY_STEPS, *LEDGER_STEPS)]
+    steps = [
+        StepFigures(
+            name,
+            timer.calls[name] / count,
+            timer.seconds[name] * 1000 / count,
+            timer.seconds[name] / total,
+        )
+        for name in (*GATEWAY_STEPS, *LEDGER_STEPS)
+    ]
     other = total - sum(timer.seconds.values())
-    steps.append(StepFigures("other (facts(), observation parsing, Forwarder code)", 0.0,
-                             other * 1000 / count, other / total))
+    steps.append(
+        StepFigures(
+            "other (facts(), observation parsing, Forwarder code)",
+            0.0,
+            other * 1000 / count,
+            other / total,
+        )
+    )
     ledger_seconds = sum(timer.seconds[name] for name in LEDGER_STEPS)
 
     profiler = cProfile.Profile()
-    with (prepared_forwarder(options, server, databases, "profile-cprofile", count)
-          as (_, forwarder, ids),
-          phase(f"profile: {count} payments forwarded one at a time under cProfile",
-                count) as advance):
+    with (
+        prepared_forwarder(options, server, databases, "profile-cprofile", count) as (
+            _,
+            forwarder,
+            ids,
+        ),
+        phase(
+            f"profile: {count} payments forwarded one at a time under cProfile", count
+        ) as advance,
+    ):
         started = time.perf_counter()
         for offline_id in ids:
             profiler.enable()
@@ -423,15 +525,22 @@ def profile_forwarder(options: Options, server: ServerProcess,
     shown, ledger_side = io.StringIO(), io.StringIO()
     pstats.Stats(profiler, stream=shown).sort_stats("cumulative").print_stats(PROFILE_LINES_SHOWN)
     pstats.Stats(profiler, stream=ledger_side).sort_stats("cumulative").print_stats(
-        LEDGER_SIDE, PROFILE_LINES_SHOWN)
+        LEDGER_SIDE, PROFILE_LINES_SHOWN
+    )
     return ProfileFigures(
-        payments=count, outcomes=dict(outcomes), ms_per_payment=total * 1000 / count,
+        payments=count,
+        outcomes=dict(outcomes),
+        ms_per_payment=total * 1000 / count,
         steps=steps,
         transactions_per_payment=sum(timer.calls[name] for name in WRITES) / count,
-        events_per_payment=events / count, ledger_ms_per_payment=ledger_seconds * 1000 / count,
+        events_per_payment=events / count,
+        ledger_ms_per_payment=ledger_seconds * 1000 / count,
         ledger_ceiling_per_second=count / ledger_seconds if ledger_seconds else 0.0,
-        cprofile_payments=count, cprofile_ms_per_payment=profiled_seconds * 1000 / count,
-        cprofile=shown.getvalue(), cprofile_ledger=ledger_side.getvalue())
+        cprofile_payments=count,
+        cprofile_ms_per_payment=profiled_seconds * 1000 / count,
+        cprofile=shown.getvalue(),
+        cprofile_ledger=ledger_side.getvalue(),
+    )
 
 
 # -- printing ---------------------------------------------------------------------------------
@@ -446,64 +555,120 @@ def _outcomes(outcomes: dict[str, int]) -> str:
 
 
 def summary_table(levels: list[LevelFigures], options: Options) -> Table:
-    table = Table(title=f"forwarding {options.payments:,} payments against localstripe: "
-                  f"payments/s, median of {options.rounds} rounds", title_justify="left")
-    for column in ("concurrency", "baseline /s", "forwarder /s", "forwarder / baseline",
-                   "per round", "target", "met", "outcomes ok"):
+    table = Table(
+        title=f"forwarding {options.payments:,} payments against localstripe: "
+        f"payments/s, median of {options.rounds} rounds",
+        title_justify="left",
+    )
+    for column in (
+        "concurrency",
+        "baseline /s",
+        "forwarder /s",
+        "forwarder / baseline",
+        "per round",
+        "target",
+        "met",
+        "outcomes ok",
+    ):
         table.add_column(column, justify="right")
     for level in levels:
-        table.add_row(str(level.concurrency), f"{level.baseline_per_second:,.1f}",
-                      f"{level.forwarder_per_second:,.1f}", f"{level.ratio:.2f}",
-                      ", ".join(f"{x:.2f}" for x in level.ratios_by_round),
-                      f"{level.target:.2f}", _met(level.target_met), _met(level.all_ok))
+        table.add_row(
+            str(level.concurrency),
+            f"{level.baseline_per_second:,.1f}",
+            f"{level.forwarder_per_second:,.1f}",
+            f"{level.ratio:.2f}",
+            ", ".join(f"{x:.2f}" for x in level.ratios_by_round),
+            f"{level.target:.2f}",
+            _met(level.target_met),
+            _met(level.all_ok),
+        )
     return table
 
 
 def measurements_table(levels: list[LevelFigures]) -> Table:
     table = Table(title="every measurement, in the order taken", title_justify="left")
-    for column in ("c", "round", "#", "measurement", "payments", "seconds", "payments/s",
-                   "client CPU ms/pay", "server CPU ms/pay", "on server", "events", "setup s"):
+    for column in (
+        "c",
+        "round",
+        "#",
+        "measurement",
+        "payments",
+        "seconds",
+        "payments/s",
+        "client CPU ms/pay",
+        "server CPU ms/pay",
+        "on server",
+        "events",
+        "setup s",
+    ):
         table.add_column(column, justify="left" if column == "measurement" else "right")
     table.add_column("outcomes")
     for level in levels:
         for m in level.measurements:
             style = "" if m.outcomes_ok and m.on_server == m.payments else "[bold red]"
-            table.add_row(str(m.concurrency), str(m.round), str(m.position), m.kind,
-                          _n(m.payments), f"{m.seconds:,.2f}", f"{m.payments_per_second:,.1f}",
-                          f"{m.client_cpu_ms_per_payment:.2f}",
-                          f"{m.server_cpu_ms_per_payment:.2f}", f"{style}{m.on_server:,}",
-                          _n(m.events_appended) if m.kind == FORWARDER else "",
-                          f"{m.setup_seconds:.2f}" if m.kind == FORWARDER else "",
-                          f"{style}{_outcomes(m.outcomes)}")
+            table.add_row(
+                str(m.concurrency),
+                str(m.round),
+                str(m.position),
+                m.kind,
+                _n(m.payments),
+                f"{m.seconds:,.2f}",
+                f"{m.payments_per_second:,.1f}",
+                f"{m.client_cpu_ms_per_payment:.2f}",
+                f"{m.server_cpu_ms_per_payment:.2f}",
+                f"{style}{m.on_server:,}",
+                _n(m.events_appended) if m.kind == FORWARDER else "",
+                f"{m.setup_seconds:.2f}" if m.kind == FORWARDER else "",
+                f"{style}{_outcomes(m.outcomes)}",
+            )
         table.add_section()
     return table
 
 
 def profile_table(figures: ProfileFigures) -> Table:
-    table = Table(title=f"where one forwarded payment's time goes ({figures.payments:,} "
-                  f"payments, one at a time: {figures.ms_per_payment:.2f} ms each)",
-                  title_justify="left")
+    table = Table(
+        title=f"where one forwarded payment's time goes ({figures.payments:,} "
+        f"payments, one at a time: {figures.ms_per_payment:.2f} ms each)",
+        title_justify="left",
+    )
     for column in ("step", "calls/payment", "ms/payment", "share"):
         table.add_column(column, justify="left" if column == "step" else "right")
     for step in figures.steps:
-        name = step.step if step.step in GATEWAY_STEPS or step.step.startswith("other") \
+        name = (
+            step.step
+            if step.step in GATEWAY_STEPS or step.step.startswith("other")
             else f"Ledger.{step.step}"
-        table.add_row(name, f"{step.calls_per_payment:.2f}" if step.calls_per_payment else "",
-                      f"{step.ms_per_payment:.2f}", f"{step.share:.0%}")
+        )
+        table.add_row(
+            name,
+            f"{step.calls_per_payment:.2f}" if step.calls_per_payment else "",
+            f"{step.ms_per_payment:.2f}",
+            f"{step.share:.0%}",
+        )
     return table
 
 
-def print_results(levels: list[LevelFigures], profile: ProfileFigures | None,
-                  options: Options) -> None:
+def print_results(
+    levels: list[LevelFigures], profile: ProfileFigures | None, options: Options
+) -> None:
     console.print()
     console.print(measurements_table(levels))
     for level in levels:
-        harness.print_load(level.load_average_before, level.load_average_after,
-                           f"c={level.concurrency}: load average")
+        harness.print_load(
+            level.load_average_before,
+            level.load_average_after,
+            f"c={level.concurrency}: load average",
+        )
         if not level.all_ok:
-            console.print(f"[bold red]c={level.concurrency}: not every payment went through: "
-                          + "; ".join(f"{m.kind} round {m.round}: {_outcomes(m.outcomes)}"
-                                      for m in level.measurements if not m.outcomes_ok) + "[/]")
+            console.print(
+                f"[bold red]c={level.concurrency}: not every payment went through: "
+                + "; ".join(
+                    f"{m.kind} round {m.round}: {_outcomes(m.outcomes)}"
+                    for m in level.measurements
+                    if not m.outcomes_ok
+                )
+                + "[/]"
+            )
     console.print()
     console.print(summary_table(levels, options))
     if profile is not None:
@@ -515,19 +680,25 @@ def print_results(levels: list[LevelFigures], profile: ProfileFigures | None,
             f"{profile.events_per_payment:.2f}; ledger calls hold the ledger's lock: "
             f"{profile.ledger_ms_per_payment:.2f} ms per payment, a ceiling of "
             f"{profile.ledger_ceiling_per_second:,.0f} payments/s whatever the concurrency; "
-            f"outcomes: {_outcomes(profile.outcomes)}", highlight=False)
+            f"outcomes: {_outcomes(profile.outcomes)}",
+            highlight=False,
+        )
         console.print()
-        console.print(f"cProfile of Forwarder.forward, {profile.cprofile_payments:,} payments "
-                      f"one at a time ({profile.cprofile_ms_per_payment:.2f} ms each under the "
-                      f"profiler), top {PROFILE_LINES_SHOWN} by cumulative time:",
-                      highlight=False)
+        console.print(
+            f"cProfile of Forwarder.forward, {profile.cprofile_payments:,} payments "
+            f"one at a time ({profile.cprofile_ms_per_payment:.2f} ms each under the "
+            f"profiler), top {PROFILE_LINES_SHOWN} by cumulative time:",
+            highlight=False,
+        )
         print(profile.cprofile, flush=True)
-        console.print(f"the same, restricted to the ledger side ({LEDGER_SIDE!r}):",
-                      highlight=False)
+        console.print(
+            f"the same, restricted to the ledger side ({LEDGER_SIDE!r}):", highlight=False
+        )
         print(profile.cprofile_ledger, flush=True)
     elif not all(level.target_met for level in levels):
-        console.print("below target: run again with --profile to see where the time goes",
-                      highlight=False)
+        console.print(
+            "below target: run again with --profile to see where the time goes", highlight=False
+        )
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -539,20 +710,34 @@ def parse_options(argv: list[str]) -> Options:
         description="Forwarding throughput of offline-ledger against a local Stripe-compatible "
         "server (localstripe), compared with a plain loop of the same API calls.",
     )
-    parser.add_argument("--payments", type=int, default=500,
-                        help="payments per measurement")
-    parser.add_argument("--concurrency", default="1,4",
-                        help="comma-separated concurrency levels (threads), e.g. 1,4,8")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="measurements of each per level, the order alternating "
-                        "(baseline first in odd rounds); medians are compared")
-    parser.add_argument("--timeout-seconds", type=float, default=TIMEOUT_SECONDS,
-                        help="HTTP timeout of the gateway")
-    parser.add_argument("--profile", action="store_true",
-                        help="also forward a sample one at a time with each step timed, then "
-                        f"under cProfile (top {PROFILE_LINES_SHOWN} by cumulative time)")
-    parser.add_argument("--profile-payments", type=int, default=PROFILE_PAYMENTS_DEFAULT,
-                        help="payments of each profiled pass (at most --payments)")
+    parser.add_argument("--payments", type=int, default=500, help="payments per measurement")
+    parser.add_argument(
+        "--concurrency",
+        default="1,4",
+        help="comma-separated concurrency levels (threads), e.g. 1,4,8",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="measurements of each per level, the order alternating "
+        "(baseline first in odd rounds); medians are compared",
+    )
+    parser.add_argument(
+        "--timeout-seconds", type=float, default=TIMEOUT_SECONDS, help="HTTP timeout of the gateway"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also forward a sample one at a time with each step timed, then "
+        f"under cProfile (top {PROFILE_LINES_SHOWN} by cumulative time)",
+    )
+    parser.add_argument(
+        "--profile-payments",
+        type=int,
+        default=PROFILE_PAYMENTS_DEFAULT,
+        help="payments of each profiled pass (at most --payments)",
+    )
     args = parser.parse_args(argv)
     try:
         levels = tuple(int(x) for x in args.concurrency.split(",") if x.strip())
@@ -561,16 +746,27 @@ def parse_options(argv: list[str]) -> Options:
     if not levels or not all(0 < c <= CONCURRENCY_MAX for c in levels):
         parser.error(f"--concurrency: each level between 1 and {CONCURRENCY_MAX}")
     if min(args.payments, args.rounds, args.profile_payments) < 1 or args.timeout_seconds <= 0:
-        parser.error("--payments, --rounds, --profile-payments and --timeout-seconds must be "
-                     "positive")
-    return Options(args.payments, levels, args.rounds, args.timeout_seconds, args.profile,
-                   args.profile_payments)
+        parser.error(
+            "--payments, --rounds, --profile-payments and --timeout-seconds must be positive"
+        )
+    return Options(
+        args.payments,
+        levels,
+        args.rounds,
+        args.timeout_seconds,
+        args.profile,
+        args.profile_payments,
+    )
 
 
 def stripe_facts(workdir: Path) -> dict[str, Any]:
     """Added to benchmarks.harness.machine (SQLite only): the Stripe side's versions."""
-    return {"stripe": version("stripe"), "localstripe": version("localstripe"),
-            "requests": version("requests"), "workdir_filesystem": filesystem_of(workdir)}
+    return {
+        "stripe": version("stripe"),
+        "localstripe": version("localstripe"),
+        "requests": version("requests"),
+        "workdir_filesystem": filesystem_of(workdir),
+    }
 
 
 def filesystem_of(path: Path) -> str:
@@ -599,24 +795,37 @@ def loopback_without_proxy() -> None:
 def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:
     log_path = workdir / "stripe_peer.log"
     with running_server("tests.stripe_peer", log_path=log_path) as server:
-        console.print(f"localstripe at {server.url} (pid {server.pid}), log {log_path}",
-                      highlight=False)
+        console.print(
+            f"localstripe at {server.url} (pid {server.pid}), log {log_path}", highlight=False
+        )
         warm_up(options, server, databases)
         levels = [measure_level(options, server, databases, c) for c in options.concurrency]
         profile = profile_forwarder(options, server, databases) if options.profile else None
     print_results(levels, profile, options)
-    return {"server": {"url": server.url, "module": "tests.stripe_peer",
-                       "exit_status": server.process.returncode},
-            "levels": [{**asdict(level), "target_met": level.target_met} for level in levels],
-            "profile": asdict(profile) if profile else None}
+    return {
+        "server": {
+            "url": server.url,
+            "module": "tests.stripe_peer",
+            "exit_status": server.process.returncode,
+        },
+        "levels": [{**asdict(level), "target_met": level.target_met} for level in levels],
+        "profile": asdict(profile) if profile else None,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     options = parse_options(argv)
     loopback_without_proxy()
-    harness.main("forwarding", argv, options, run, stores=(SQLITE,), more_facts=stripe_facts,
-                 versions=("stripe", "localstripe"))
+    harness.main(
+        "forwarding",
+        argv,
+        options,
+        run,
+        stores=(SQLITE,),
+        more_facts=stripe_facts,
+        versions=("stripe", "localstripe"),
+    )
 
 
 if __name__ == "__main__":

@@ -188,8 +188,13 @@ def _device(store: Store, device_id: str, index: int) -> Record:
 
 
 def _payment(
-    rng: random.Random, store: Store, device_id: str, start: float, number: int,
-    *, live: bool = False,
+    rng: random.Random,
+    store: Store,
+    device_id: str,
+    start: float,
+    number: int,
+    *,
+    live: bool = False,
 ) -> list[tuple[float, Record]]:
     """The records of one payment as (seconds into the day, record), in order."""
     offline_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -199,14 +204,26 @@ def _payment(
     steps: list[tuple[float, Record]] = []
 
     def add(seconds: float, record_type: str, **fields: Any) -> None:
-        record = {"type": record_type, "occurred_at": _timestamp(store, seconds),
-                  "offline_id": offline_id, **fields}
+        record = {
+            "type": record_type,
+            "occurred_at": _timestamp(store, seconds),
+            "offline_id": offline_id,
+            **fields,
+        }
         steps.append((seconds, record))
 
-    add(start, "payment.created", device_id=device_id, location_id=store.location_id,
-        amount=amount, currency=store.currency,
-        capture_method="manual" if manual else "automatic", offline_behavior="prefer_online",
-        payment_intent_id=None, metadata={"order": f"{store.country}-{number:07d}", "lane": "1"})
+    add(
+        start,
+        "payment.created",
+        device_id=device_id,
+        location_id=store.location_id,
+        amount=amount,
+        currency=store.currency,
+        capture_method="manual" if manual else "automatic",
+        offline_behavior="prefer_online",
+        payment_intent_id=None,
+        metadata={"order": f"{store.country}-{number:07d}", "lane": "1"},
+    )
     at = start + rng.uniform(8, 45)
     add(at, "payment.payment_method_collected", card=_card(rng, store))
     if fate == "canceled":
@@ -225,19 +242,32 @@ def _after_confirmation(
     at = confirmed_at
     if rng.random() < 0.05:
         at += rng.uniform(30, 300)
-        add(at, "payment.forward_failed", error_code="api_connection_error",
-            message="network unreachable", retryable=True)
+        add(
+            at,
+            "payment.forward_failed",
+            error_code="api_connection_error",
+            message="network unreachable",
+            retryable=True,
+        )
     at += min(rng.expovariate(1 / 600), FORWARD_DELAY_MAX_SECONDS) + 1
     payment_intent_id = "pi_" + "".join(rng.choices(ID_ALPHABET, k=24))
     if fate == "declined":
-        add(at, "payment.declined", payment_intent_id=payment_intent_id,
-            decline_code=rng.choice(["insufficient_funds", "do_not_honor", "expired_card"]))
+        add(
+            at,
+            "payment.declined",
+            payment_intent_id=payment_intent_id,
+            decline_code=rng.choice(["insufficient_funds", "do_not_honor", "expired_card"]),
+        )
         return
     status = "succeeded" if fate == "automatic" else "requires_capture"
     add(at, "payment.forwarded", payment_intent_id=payment_intent_id, status=status)
     if fate == "captured":
-        add(at + rng.uniform(60, 1200), "payment.captured",
-            payment_intent_id=payment_intent_id, amount_captured=amount)
+        add(
+            at + rng.uniform(60, 1200),
+            "payment.captured",
+            payment_intent_id=payment_intent_id,
+            amount_captured=amount,
+        )
     elif fate == "voided":
         add(at + rng.uniform(30, 600), "payment.canceled", reason="voided")
 
@@ -245,8 +275,12 @@ def _after_confirmation(
 def _fate(rng: random.Random) -> str:
     """How the payment ends: mostly a manual capture after forwarding."""
     draw = rng.random()
-    for fate, share in (("canceled", 0.02), ("declined", 0.03), ("voided", 0.02),
-                        ("automatic", 0.10)):
+    for fate, share in (
+        ("canceled", 0.02),
+        ("declined", 0.03),
+        ("voided", 0.02),
+        ("automatic", 0.10),
+    ):
         if draw < share:
             return fate
         draw -= share
@@ -273,7 +307,8 @@ def _card(rng: random.Random, store: Store) -> Record:
         "funding": rng.choice(["credit", "debit"]),
         "read_method": "contactless_emv" if contactless else "contact_emv",
         "cardholder_verification": (
-            rng.choice(["none", "consumer_device"]) if contactless
+            rng.choice(["none", "consumer_device"])
+            if contactless
             else rng.choice(["offline_pin", "signature"])
         ),
         "country": store.country,

@@ -39,12 +39,15 @@ O = TypeVar("O", bound="DataclassInstance")  # noqa: E741 (a benchmark's Options
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stores", default="sqlite,postgres",
-                        help="comma-separated: sqlite, postgres")
-    parser.add_argument("--postgres-url", default=os.environ.get(POSTGRES_URL_ENV)
-                        or POSTGRES_URL_DEFAULT,
-                        help=f"PostgreSQL server (env {POSTGRES_URL_ENV}); each measurement "
-                        "uses its own schema, dropped at the end")
+    parser.add_argument(
+        "--stores", default="sqlite,postgres", help="comma-separated: sqlite, postgres"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(POSTGRES_URL_ENV) or POSTGRES_URL_DEFAULT,
+        help=f"PostgreSQL server (env {POSTGRES_URL_ENV}); each measurement "
+        "uses its own schema, dropped at the end",
+    )
 
 
 def parsed_stores(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, ...]:
@@ -88,8 +91,9 @@ def _cpu_model() -> str:
 
 def git(*args: str) -> str:
     try:
-        done = subprocess.run(["git", *args], cwd=REPO_DIR, capture_output=True, text=True,
-                              check=True)
+        done = subprocess.run(
+            ["git", *args], cwd=REPO_DIR, capture_output=True, text=True, check=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return done.stdout.strip()
@@ -104,8 +108,14 @@ def _postgres_settings(url: str) -> dict[str, str]:
     return settings
 
 
-def print_header(name: str, info: dict[str, Any], command: str, workdir: Path,
-                 versions: Sequence[str] = (), notes: Sequence[str] = ()) -> None:
+def print_header(
+    name: str,
+    info: dict[str, Any],
+    command: str,
+    workdir: Path,
+    versions: Sequence[str] = (),
+    notes: Sequence[str] = (),
+) -> None:
     """`versions`: more entries of `info` named on the machine line; `notes`: lines after it."""
     console.rule(f"offline-ledger {name} benchmark")
     console.print(f"command: {command}", highlight=False, soft_wrap=True)
@@ -116,33 +126,47 @@ def print_header(name: str, info: dict[str, Any], command: str, workdir: Path,
         f"{info['cpu_model']}, {info['memory_gib']} GiB; {info['platform']}; "
         f"Python {info['python']}; SQLite {info['sqlite']}; eventsourcing "
         f"{info['eventsourcing']}; {more}git {info['git_commit']}"
-        f"{' (dirty)' if info['git_dirty'] else ''}", highlight=False)
+        f"{' (dirty)' if info['git_dirty'] else ''}",
+        highlight=False,
+    )
     if "postgres" in info:
         pg = info["postgres"]
-        console.print(f"PostgreSQL {pg['server_version']}: synchronous_commit="
-                      f"{pg['synchronous_commit']}, fsync={pg['fsync']}, "
-                      f"shared_buffers={pg['shared_buffers']}", highlight=False)
+        console.print(
+            f"PostgreSQL {pg['server_version']}: synchronous_commit="
+            f"{pg['synchronous_commit']}, fsync={pg['fsync']}, "
+            f"shared_buffers={pg['shared_buffers']}",
+            highlight=False,
+        )
     if "workdir_filesystem" in info:
         console.print(f"ledgers under {workdir} ({info['workdir_filesystem']})", highlight=False)
     load = ", ".join(f"{x:.2f}" for x in info["load_average"])
-    console.print(f"load average at start: {load} (other work on the machine makes figures "
-                  "noisy)", highlight=False)
+    console.print(
+        f"load average at start: {load} (other work on the machine makes figures noisy)",
+        highlight=False,
+    )
     for note in notes:
         console.print(note, highlight=False)
 
 
-def print_load(before: Sequence[float], after: Sequence[float],
-               label: str = "load average:") -> None:
-    console.print(f"{label} {', '.join(f'{x:.2f}' for x in before)} before, "
-                  f"{', '.join(f'{x:.2f}' for x in after)} after", highlight=False)
+def print_load(
+    before: Sequence[float], after: Sequence[float], label: str = "load average:"
+) -> None:
+    console.print(
+        f"{label} {', '.join(f'{x:.2f}' for x in before)} before, "
+        f"{', '.join(f'{x:.2f}' for x in after)} after",
+        highlight=False,
+    )
 
 
 def print_profiles(profiles: Iterable[tuple[str, str, str]], lines_shown: int) -> None:
     """Each (store, what, cProfile text): a title, then the text."""
     for store, what, profile in profiles:
         console.print()
-        console.print(f"cProfile of the {store} {what}, top {lines_shown} by "
-                      "tottime, then by cumulative time:", highlight=False)
+        console.print(
+            f"cProfile of the {store} {what}, top {lines_shown} by "
+            "tottime, then by cumulative time:",
+            highlight=False,
+        )
         print(profile, flush=True)
 
 
@@ -191,13 +215,22 @@ def main(
             results = run(options, workdir, databases)
         finally:
             databases.drop_all()
-    results = {"command": command, "cwd": str(Path.cwd()), "started": started.isoformat(),
-               "finished": datetime.now().isoformat(), "machine": info,
-               # The ledger may change under a long run in a shared checkout: compare.
-               "git_commit_at_end": git("rev-parse", "--short", "HEAD"),
-               "options": asdict(options), **results}
+    results = {
+        "command": command,
+        "cwd": str(Path.cwd()),
+        "started": started.isoformat(),
+        "finished": datetime.now().isoformat(),
+        "machine": info,
+        # The ledger may change under a long run in a shared checkout: compare.
+        "git_commit_at_end": git("rev-parse", "--short", "HEAD"),
+        "options": asdict(options),
+        **results,
+    }
     if results["git_commit_at_end"] != info["git_commit"]:
-        console.print(f"[yellow]warning:[/] the checkout moved from {info['git_commit']} to "
-                      f"{results['git_commit_at_end']} during the run", highlight=False)
+        console.print(
+            f"[yellow]warning:[/] the checkout moved from {info['git_commit']} to "
+            f"{results['git_commit_at_end']} during the run",
+            highlight=False,
+        )
     path = write_results(results, results_prefix or f"results-{name}")
     console.print(f"\nresults written to {path}", highlight=False)

@@ -72,8 +72,7 @@ from benchmarks.stores import (
 from ledger import Ledger, LedgerError
 
 LATENCY_WARMUP_PAYMENTS = 50
-LATENCY_TYPES = ("payment.created", "payment.payment_method_collected",
-                 "payment.confirmed_offline")
+LATENCY_TYPES = ("payment.created", "payment.payment_method_collected", "payment.confirmed_offline")
 PROFILE_LINES_SHOWN = 15
 POLL_SECONDS = 0.2
 Advance = Callable[[float], None]
@@ -172,16 +171,24 @@ class MemoryFigures:
 def phase(description: str, total: float | None) -> Iterator[Advance]:
     """A transient progress bar for one long phase, then one log line with its duration."""
     progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
         refresh_per_second=4,
     )
     started = time.perf_counter()
     with progress:
         task = progress.add_task(description, total=total)
         yield lambda amount: progress.advance(task, amount)
-    console.print(f"{datetime.now():%H:%M:%S} {description}: done in "
-                  f"{time.perf_counter() - started:,.1f} s", highlight=False)
+    console.print(
+        f"{datetime.now():%H:%M:%S} {description}: done in {time.perf_counter() - started:,.1f} s",
+        highlight=False,
+    )
 
 
 def counted(records: Iterable[Record], advance: Advance, every: int = 1_000) -> Iterator[Record]:
@@ -219,24 +226,28 @@ def measure_ledger_ingest(
         seconds = time.perf_counter() - started
     counts = count_stored(databases, where)
     return IngestFigures(
-        records=summary.lines, rejected=summary.rejected_count,
-        batches=math.ceil(summary.lines / batch_size), seconds=seconds, events=counts.events,
-        snapshots=counts.snapshots, streams=counts.streams,
-        state_bytes_avg=counts.state_bytes_avg, records_per_second=summary.lines / seconds,
+        records=summary.lines,
+        rejected=summary.rejected_count,
+        batches=math.ceil(summary.lines / batch_size),
+        seconds=seconds,
+        events=counts.events,
+        snapshots=counts.snapshots,
+        streams=counts.streams,
+        state_bytes_avg=counts.state_bytes_avg,
+        records_per_second=summary.lines / seconds,
         events_per_second=counts.events / seconds,
     )
 
 
-def measure_raw(
-    databases: Databases, source: Database, ledger: IngestFigures
-) -> RawFigures:
+def measure_raw(databases: Databases, source: Database, ledger: IngestFigures) -> RawFigures:
     """The ledger's stored rows, inserted raw in as many transactions as the ledger used."""
     target = databases.fresh(source.kind, "raw")
     rows_per_transaction = math.ceil(ledger.events / max(ledger.batches, 1))
     with phase(f"{source.kind}: raw insert", ledger.events) as advance:
         result: RawResult = raw_insert(databases, source, target, rows_per_transaction, advance)
-    return RawFigures(result.method, result.rows, result.transactions, result.seconds,
-                      result.rows_per_second)
+    return RawFigures(
+        result.method, result.rows, result.transactions, result.seconds, result.rows_per_second
+    )
 
 
 def measure_naive(
@@ -259,8 +270,16 @@ def measure_naive(
         seconds = time.perf_counter() - started
     events = count_stored(databases, where).events
     rate = len(records) / seconds
-    return NaiveFigures(day.payments, len(records), rejected, seconds, events, rate,
-                        events / seconds, ledger.records / rate)
+    return NaiveFigures(
+        day.payments,
+        len(records),
+        rejected,
+        seconds,
+        events,
+        rate,
+        events / seconds,
+        ledger.records / rate,
+    )
 
 
 def measure_latency(where: Database, day: Day, calls: int) -> dict[str, Latency]:
@@ -297,13 +316,21 @@ def measure_store(
     raw = measure_raw(databases, where, ledger)
     naive_day = Day(min(options.naive_payments, options.payments), options.seed)
     naive = measure_naive(databases, kind, naive_day, naive_records, ledger)
-    latency = measure_latency(where, Day(options.payments, options.seed),
-                              options.latency_calls) if kind == POSTGRES else {}
+    latency = (
+        measure_latency(where, Day(options.payments, options.seed), options.latency_calls)
+        if kind == POSTGRES
+        else {}
+    )
     return StoreFigures(
-        store=kind, ingest=ledger, raw=raw, naive=naive,
+        store=kind,
+        ingest=ledger,
+        raw=raw,
+        naive=naive,
         ledger_over_raw=ledger.events_per_second / raw.rows_per_second,
         ledger_over_naive=ledger.records_per_second / naive.records_per_second,
-        latency=latency, load_average_before=load_before, load_average_after=os.getloadavg(),
+        latency=latency,
+        load_average_before=load_before,
+        load_average_after=os.getloadavg(),
     )
 
 
@@ -314,16 +341,22 @@ def cli_path() -> Path:
     return Path(sys.executable).parent / "offline-ledger"
 
 
-def measure_memory(
-    options: Options, databases: Databases, workdir: Path
-) -> MemoryFigures:
+def measure_memory(options: Options, databases: Databases, workdir: Path) -> MemoryFigures:
     """Peak RSS of `offline-ledger ingest` on an SQLite file, as a child process."""
     source = workdir / "memory.jsonl"
     day = Day(payments_for_lines(options.memory_lines), options.seed)
     lines = generate_day(source, day, options.memory_lines)
     where = databases.fresh(SQLITE, "memory")
-    command = [str(cli_path()), "ingest", str(source), "--db", where.url, "--json",
-               "--batch-size", str(options.batch_size)]
+    command = [
+        str(cli_path()),
+        "ingest",
+        str(source),
+        "--db",
+        where.url,
+        "--json",
+        "--batch-size",
+        str(options.batch_size),
+    ]
     startup = run_measured([str(cli_path()), "schema"], workdir, "startup", None)
     with phase(f"sqlite: offline-ledger ingest of {lines:,} lines", source.stat().st_size) as adv:
         started = time.perf_counter()
@@ -331,10 +364,15 @@ def measure_memory(
         seconds = time.perf_counter() - started
     summary = _json_or_empty(child.stdout)
     return MemoryFigures(
-        command=shlex.join(command), lines=lines, accepted=int(summary.get("accepted", 0)),
-        rejected=int(summary.get("rejected_count", 0)), exit_status=child.exit_status,
-        seconds=seconds, lines_per_second=lines / seconds,
-        max_rss_mib=child.max_rss_kib / 1024, polled_peak_rss_mib=child.polled_peak_kib / 1024,
+        command=shlex.join(command),
+        lines=lines,
+        accepted=int(summary.get("accepted", 0)),
+        rejected=int(summary.get("rejected_count", 0)),
+        exit_status=child.exit_status,
+        seconds=seconds,
+        lines_per_second=lines / seconds,
+        max_rss_mib=child.max_rss_kib / 1024,
+        polled_peak_rss_mib=child.polled_peak_kib / 1024,
         startup_rss_mib=startup.max_rss_kib / 1024,
     )
 
@@ -369,14 +407,20 @@ def run_measured(
     with out_path.open("wb") as out, (workdir / f"{label}.stderr").open("wb") as err:
         wrapper = subprocess.Popen(
             [sys.executable, "-I", "-c", _MAX_RSS_WRAPPER, str(rss_path), *command],
-            stdout=out, stderr=err, cwd=workdir,
+            stdout=out,
+            stderr=err,
+            cwd=workdir,
         )
         watch = ChildWatch(wrapper.pid, follow)
         while wrapper.poll() is None:
             watch.poll()
             time.sleep(POLL_SECONDS)
-    return ChildRun(wrapper.returncode, int(rss_path.read_text(encoding="ascii")),
-                    watch.peak_kib, out_path.read_text(encoding="utf-8"))
+    return ChildRun(
+        wrapper.returncode,
+        int(rss_path.read_text(encoding="ascii")),
+        watch.peak_kib,
+        out_path.read_text(encoding="utf-8"),
+    )
 
 
 class ChildWatch:
@@ -471,58 +515,108 @@ def _n(value: float) -> str:
 
 def store_table(figures: StoreFigures, batch_size: int) -> Table:
     ledger, raw, naive = figures.ingest, figures.raw, figures.naive
-    table = Table(title=f"{figures.store}: ingest of {ledger.records:,} records",
-                  title_justify="left")
+    table = Table(
+        title=f"{figures.store}: ingest of {ledger.records:,} records", title_justify="left"
+    )
     for column in ("measurement", "records", "events", "seconds", "records/s", "events/s"):
         table.add_column(column, justify="left" if column == "measurement" else "right")
     table.add_column("notes")
     table.add_row(
-        "ledger ingest", _n(ledger.records), _n(ledger.events), f"{ledger.seconds:,.1f}",
-        _n(ledger.records_per_second), _n(ledger.events_per_second),
+        "ledger ingest",
+        _n(ledger.records),
+        _n(ledger.events),
+        f"{ledger.seconds:,.1f}",
+        _n(ledger.records_per_second),
+        _n(ledger.events_per_second),
         f"adapters.jsonl.ingest, batch {batch_size}, {ledger.batches:,} transactions; "
         f"{ledger.rejected} rejected; +{ledger.snapshots:,} snapshots; "
         f"{ledger.streams:,} streams; state {ledger.state_bytes_avg:,.0f} B/event",
     )
     table.add_row(
-        "raw insert", "", _n(raw.rows), f"{raw.seconds:,.1f}", "", _n(raw.rows_per_second),
+        "raw insert",
+        "",
+        _n(raw.rows),
+        f"{raw.seconds:,.1f}",
+        "",
+        _n(raw.rows_per_second),
         f"{raw.method}; {raw.transactions:,} transactions; the ledger's own rows",
     )
     table.add_row(
-        "naive Ledger.record", _n(naive.records), _n(naive.events), f"{naive.seconds:,.1f}",
-        _n(naive.records_per_second), _n(naive.events_per_second),
+        "naive Ledger.record",
+        _n(naive.records),
+        _n(naive.events),
+        f"{naive.seconds:,.1f}",
+        _n(naive.records_per_second),
+        _n(naive.events_per_second),
         f"one transaction per record; sample of {naive.payments:,} payments, "
         f"{naive.rejected} rejected; the full day at this rate: "
         f"{naive.full_day_seconds_estimate:,.0f} s",
     )
     table.add_section()
-    table.add_row("ledger / raw", "", "", "", "", f"{figures.ledger_over_raw:.2f}x",
-                  "ledger events/s over raw rows/s")
-    table.add_row("ledger / naive", "", "", "", f"{figures.ledger_over_naive:.1f}x", "",
-                  "ledger records/s over naive records/s")
+    table.add_row(
+        "ledger / raw",
+        "",
+        "",
+        "",
+        "",
+        f"{figures.ledger_over_raw:.2f}x",
+        "ledger events/s over raw rows/s",
+    )
+    table.add_row(
+        "ledger / naive",
+        "",
+        "",
+        "",
+        f"{figures.ledger_over_naive:.1f}x",
+        "",
+        "ledger records/s over naive records/s",
+    )
     return table
 
 
 def latency_table(figures: StoreFigures) -> Table:
-    table = Table(title=f"{figures.store}: live Ledger.record() latency (warmed ledger, "
-                  "durable on return)", title_justify="left")
+    table = Table(
+        title=f"{figures.store}: live Ledger.record() latency (warmed ledger, durable on return)",
+        title_justify="left",
+    )
     for column in ("record", "calls", "median ms", "p95 ms", "max ms"):
         table.add_column(column, justify="left" if column == "record" else "right")
     for record_type, latency in figures.latency.items():
-        table.add_row(record_type, str(latency.calls), f"{latency.median_ms:.2f}",
-                      f"{latency.p95_ms:.2f}", f"{latency.max_ms:.2f}")
+        table.add_row(
+            record_type,
+            str(latency.calls),
+            f"{latency.median_ms:.2f}",
+            f"{latency.p95_ms:.2f}",
+            f"{latency.max_ms:.2f}",
+        )
     return table
 
 
 def memory_table(figures: MemoryFigures) -> Table:
-    table = Table(title="offline-ledger ingest as a child process (SQLite): peak memory",
-                  title_justify="left")
-    for column in ("lines", "max RSS MiB", "polled peak MiB", "startup RSS MiB", "seconds",
-                   "lines/s", "exit", "rejected"):
+    table = Table(
+        title="offline-ledger ingest as a child process (SQLite): peak memory", title_justify="left"
+    )
+    for column in (
+        "lines",
+        "max RSS MiB",
+        "polled peak MiB",
+        "startup RSS MiB",
+        "seconds",
+        "lines/s",
+        "exit",
+        "rejected",
+    ):
         table.add_column(column, justify="right")
-    table.add_row(_n(figures.lines), f"{figures.max_rss_mib:,.1f}",
-                  f"{figures.polled_peak_rss_mib:,.1f}", f"{figures.startup_rss_mib:,.1f}",
-                  f"{figures.seconds:,.1f}",
-                  _n(figures.lines_per_second), str(figures.exit_status), _n(figures.rejected))
+    table.add_row(
+        _n(figures.lines),
+        f"{figures.max_rss_mib:,.1f}",
+        f"{figures.polled_peak_rss_mib:,.1f}",
+        f"{figures.startup_rss_mib:,.1f}",
+        f"{figures.seconds:,.1f}",
+        _n(figures.lines_per_second),
+        str(figures.exit_status),
+        _n(figures.rejected),
+    )
     return table
 
 
@@ -549,27 +643,55 @@ def parse_options(argv: list[str]) -> Options:
         prog="python -m benchmarks.ingest",
         description="Ingest benchmark of offline-ledger on SQLite and PostgreSQL.",
     )
-    parser.add_argument("--payments", type=int, default=100_000,
-                        help="payments in the generated day (about 4.9 records each)")
+    parser.add_argument(
+        "--payments",
+        type=int,
+        default=100_000,
+        help="payments in the generated day (about 4.9 records each)",
+    )
     harness.add_store_options(parser)
-    parser.add_argument("--memory-lines", type=int, default=1_000_000,
-                        help="lines of the peak-memory run of `offline-ledger ingest`; 0 skips")
+    parser.add_argument(
+        "--memory-lines",
+        type=int,
+        default=1_000_000,
+        help="lines of the peak-memory run of `offline-ledger ingest`; 0 skips",
+    )
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE_DEFAULT)
-    parser.add_argument("--naive-payments", type=int, default=2_000,
-                        help="payments in the sample recorded one Ledger.record at a time")
-    parser.add_argument("--latency-calls", type=int, default=500,
-                        help="live payments timed on PostgreSQL (after 50 warm-up ones)")
+    parser.add_argument(
+        "--naive-payments",
+        type=int,
+        default=2_000,
+        help="payments in the sample recorded one Ledger.record at a time",
+    )
+    parser.add_argument(
+        "--latency-calls",
+        type=int,
+        default=500,
+        help="live payments timed on PostgreSQL (after 50 warm-up ones)",
+    )
     parser.add_argument("--seed", type=int, default=SEED_DEFAULT)
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile the SQLite ingest (cProfile, top 15 by tottime)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile the SQLite ingest (cProfile, top 15 by tottime)",
+    )
     args = parser.parse_args(argv)
     stores = harness.parsed_stores(parser, args)
     if args.payments < 1 or args.memory_lines < 0 or args.naive_payments < 1:
         parser.error("--payments and --naive-payments must be positive, --memory-lines >= 0")
     if not 1 <= args.batch_size <= 5_000:
         parser.error("--batch-size must be between 1 and 5000")
-    return Options(args.payments, stores, args.postgres_url, args.memory_lines, args.batch_size,
-                   args.naive_payments, args.latency_calls, args.seed, args.profile)
+    return Options(
+        args.payments,
+        stores,
+        args.postgres_url,
+        args.memory_lines,
+        args.batch_size,
+        args.naive_payments,
+        args.latency_calls,
+        args.seed,
+        args.profile,
+    )
 
 
 def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:
@@ -577,28 +699,47 @@ def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]
     lines = generate_day(source, Day(options.payments, options.seed))
     naive_day = Day(min(options.naive_payments, options.payments), options.seed)
     naive_records = list(day_records(naive_day))
-    stores = [measure_store(options, databases, kind, source, naive_records)
-              for kind in options.stores]
+    stores = [
+        measure_store(options, databases, kind, source, naive_records) for kind in options.stores
+    ]
     memory = measure_memory(options, databases, workdir) if options.memory_lines else None
-    profile = profile_sqlite_ingest(databases, source, options.batch_size) if options.profile \
-        else None
+    profile = (
+        profile_sqlite_ingest(databases, source, options.batch_size) if options.profile else None
+    )
     print_results(stores, memory, options)
     if profile is not None:
         console.print()
-        console.print(f"cProfile of the SQLite ledger ingest ({lines:,} records), top "
-                      f"{PROFILE_LINES_SHOWN} by tottime:", highlight=False)
+        console.print(
+            f"cProfile of the SQLite ledger ingest ({lines:,} records), top "
+            f"{PROFILE_LINES_SHOWN} by tottime:",
+            highlight=False,
+        )
         print(profile, flush=True)
-    return {"day": {"payments": options.payments, "records": lines, "seed": options.seed,
-                    "bytes": source.stat().st_size},
-            "stores": [asdict(s) for s in stores],
-            "memory": asdict(memory) if memory else None, "profile": profile}
+    return {
+        "day": {
+            "payments": options.payments,
+            "records": lines,
+            "seed": options.seed,
+            "bytes": source.stat().st_size,
+        },
+        "stores": [asdict(s) for s in stores],
+        "memory": asdict(memory) if memory else None,
+        "profile": profile,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     options = parse_options(argv)
-    harness.main("ingest", argv, options, run, stores=options.stores,
-                 postgres_url=options.postgres_url, results_prefix="results")
+    harness.main(
+        "ingest",
+        argv,
+        options,
+        run,
+        stores=options.stores,
+        postgres_url=options.postgres_url,
+        results_prefix="results",
+    )
 
 
 if __name__ == "__main__":

@@ -224,17 +224,26 @@ def measure_catch_up(
             applied = models.rebuild(progress=advance)
             seconds = time.perf_counter() - started
         if applied != total:
-            console.print(f"[yellow]note:[/] rebuild applied {applied:,} events, the log holds "
-                          f"{total:,} for the projections", highlight=False)
+            console.print(
+                f"[yellow]note:[/] rebuild applied {applied:,} events, the log holds "
+                f"{total:,} for the projections",
+                highlight=False,
+            )
         # The engine ReadModels.rebuild writes with (on SQLite, its BEGIN IMMEDIATE writer).
         baseline = measure_one_per_event(options, ledger, models.writer, kind, per_projection)
     rate = applied / seconds
     base_events, base_seconds, base_by_projection = baseline
     base_rate = base_events / base_seconds if base_seconds else 0.0
     return CatchUpFigures(
-        ingest=ingested, events_by_projection=per_projection, events=applied, seconds=seconds,
-        events_per_second=rate, batch_size=BATCH_SIZE_DEFAULT, baseline_events=base_events,
-        baseline_seconds=base_seconds, baseline_events_per_second=base_rate,
+        ingest=ingested,
+        events_by_projection=per_projection,
+        events=applied,
+        seconds=seconds,
+        events_per_second=rate,
+        batch_size=BATCH_SIZE_DEFAULT,
+        baseline_events=base_events,
+        baseline_seconds=base_seconds,
+        baseline_events_per_second=base_rate,
         baseline_by_projection=base_by_projection,
         speedup=rate / base_rate if base_rate else math.inf,
     ), where
@@ -251,8 +260,11 @@ def measure_one_per_event(
     applied: dict[str, int] = {}
     seconds = 0.0
     sample = min(options.baseline_events, total)
-    with phase(f"{kind}: one transaction per event, {sample:,}-event sample "
-               f"(≤ {options.baseline_seconds:.0f} s)", sample) as advance:
+    with phase(
+        f"{kind}: one transaction per event, {sample:,}-event sample "
+        f"(≤ {options.baseline_seconds:.0f} s)",
+        sample,
+    ) as advance:
         for projection in PROJECTIONS:
             count = per_projection[projection.name]
             if count == 0:
@@ -263,8 +275,9 @@ def measure_one_per_event(
             done = 0
             started = time.perf_counter()
 
-            def stop_when_enough(events: int, limit: int = limit, budget: float = budget,
-                                 started: float = started) -> None:
+            def stop_when_enough(
+                events: int, limit: int = limit, budget: float = budget, started: float = started
+            ) -> None:
                 nonlocal done
                 done += events
                 advance(events)
@@ -310,9 +323,12 @@ SHAPES: tuple[Shape, ...] = (
 )
 # Hours before AS_OF within which each shape's payment was created.
 _CREATED_HOURS_AGO: dict[str, tuple[float, float]] = {
-    "pending_forward": (0.02, 20.0), "pending_unstored": (0.02, 20.0),
-    "stale_forward": (25.0, 120.0), "abandoned": (25.0, 120.0),
-    "awaiting_capture": (1.5, 12.0), "capture_overdue": (120.0, 168.0),
+    "pending_forward": (0.02, 20.0),
+    "pending_unstored": (0.02, 20.0),
+    "stale_forward": (25.0, 120.0),
+    "abandoned": (25.0, 120.0),
+    "awaiting_capture": (1.5, 12.0),
+    "capture_overdue": (120.0, 168.0),
 }
 _CREATED_HOURS_AGO_DEFAULT = (1.5, 168.0)
 _BRANDS, _BRAND_WEIGHTS = ("visa", "mastercard", "amex", "discover"), (50, 35, 10, 5)
@@ -382,15 +398,27 @@ class SyntheticReadModels:
         forwarded = stored + timedelta(seconds=rng.uniform(60, 3600))
         offline_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         payment: Row = {
-            "stream_id": f"{rng.getrandbits(128):032x}", "offline_id": offline_id,
-            "location_id": store.location_id, "device_id": rng.choice(_DEVICES[store.location_id]),
-            "amount": amount, "currency": store.currency,
+            "stream_id": f"{rng.getrandbits(128):032x}",
+            "offline_id": offline_id,
+            "location_id": store.location_id,
+            "device_id": rng.choice(_DEVICES[store.location_id]),
+            "amount": amount,
+            "currency": store.currency,
             "capture_method": "automatic" if rng.random() < 0.1 else "manual",
-            "status": "stored", "card_brand": rng.choices(_BRANDS, _BRAND_WEIGHTS)[0],
-            "payment_intent_id": None, "duplicate_payment_intent_ids": "",
-            "duplicate_refund_amount": 0, "stripe_status": None, "decline_code": None,
-            "amount_captured": 0, "created_at": created, "stored_at": stored,
-            "forwarded_at": None, "declined_at": None, "captured_at": None, "canceled_at": None,
+            "status": "stored",
+            "card_brand": rng.choices(_BRANDS, _BRAND_WEIGHTS)[0],
+            "payment_intent_id": None,
+            "duplicate_payment_intent_ids": "",
+            "duplicate_refund_amount": 0,
+            "stripe_status": None,
+            "decline_code": None,
+            "amount_captured": 0,
+            "created_at": created,
+            "stored_at": stored,
+            "forwarded_at": None,
+            "declined_at": None,
+            "captured_at": None,
+            "canceled_at": None,
         }
         rows.append(payment)
         name = shape.name
@@ -400,8 +428,11 @@ class SyntheticReadModels:
             payment.update(status="collected", stored_at=None)
             return
         if name == "canceled":
-            payment.update(status="canceled", stored_at=None,
-                           canceled_at=created + timedelta(seconds=rng.uniform(30, 90)))
+            payment.update(
+                status="canceled",
+                stored_at=None,
+                canceled_at=created + timedelta(seconds=rng.uniform(30, 90)),
+            )
             return
         pi = self._id("pi_")
         payment["payment_intent_id"] = pi
@@ -411,8 +442,12 @@ class SyntheticReadModels:
             code = rng.choice(["insufficient_funds", "do_not_honor", "expired_card"])
             payment.update(status="declined", decline_code=code, declined_at=forwarded)
             if name == "declined":
-                stripe.update(status="requires_payment_method", decline_code=code,
-                              amount_received=0, charge_id=None)
+                stripe.update(
+                    status="requires_payment_method",
+                    decline_code=code,
+                    amount_received=0,
+                    charge_id=None,
+                )
                 self._add(seen, stripe)
             return
         payment["forwarded_at"] = forwarded
@@ -422,20 +457,35 @@ class SyntheticReadModels:
             self._add(seen, stripe)
             return
         if name == "voided":
-            payment.update(status="canceled", stripe_status="requires_capture",
-                           canceled_at=forwarded + timedelta(seconds=rng.uniform(30, 600)))
+            payment.update(
+                status="canceled",
+                stripe_status="requires_capture",
+                canceled_at=forwarded + timedelta(seconds=rng.uniform(30, 600)),
+            )
             stripe.update(status="canceled", amount_received=0)
             self._add(seen, stripe)
             return
         captured = forwarded + timedelta(seconds=rng.uniform(60, 1200))
-        payment.update(status="captured", stripe_status="succeeded", amount_captured=amount,
-                       captured_at=min(captured, _naive(AS_OF)))
+        payment.update(
+            status="captured",
+            stripe_status="succeeded",
+            amount_captured=amount,
+            captured_at=min(captured, _naive(AS_OF)),
+        )
         if name == "missing_in_stripe":
             return
         if name == "matched_report_row":  # a balance report row: a charge, no PaymentIntent
-            stripe.update(key=stripe["charge_id"], amount=None, amount_received=None,
-                          amount_capturable=None, status=None, card_brand=None,
-                          observed_at=None, charged_gross=amount, balance_transactions=1)
+            stripe.update(
+                key=stripe["charge_id"],
+                amount=None,
+                amount_received=None,
+                amount_capturable=None,
+                status=None,
+                card_brand=None,
+                observed_at=None,
+                charged_gross=amount,
+                balance_transactions=1,
+            )
         elif name == "amount_mismatch":
             if rng.random() < 0.2:
                 stripe["currency"] = "usd" if payment["currency"] != "usd" else "cad"
@@ -444,35 +494,52 @@ class SyntheticReadModels:
         self._add(seen, stripe)
         if name in ("duplicate", "duplicate_known"):
             second = self._id("pi_")
-            self._add(seen, self._stripe_object(second, offline_id, payment,
-                                                forwarded + timedelta(seconds=90)))
+            self._add(
+                seen,
+                self._stripe_object(second, offline_id, payment, forwarded + timedelta(seconds=90)),
+            )
             if name == "duplicate_known":
-                payment.update(duplicate_payment_intent_ids=second,
-                               duplicate_refund_amount=amount)
+                payment.update(duplicate_payment_intent_ids=second, duplicate_refund_amount=amount)
                 self._link(links, second, offline_id)
 
-    def _stripe_object(self, pi: str, offline_id: str | None, payment: Row,
-                       created: datetime) -> Row:
+    def _stripe_object(
+        self, pi: str, offline_id: str | None, payment: Row, created: datetime
+    ) -> Row:
         amount = payment["amount"]
         return {
-            "stream_id": f"{self.rng.getrandbits(128):032x}", "key": pi,
-            "payment_intent_id": pi, "charge_id": self._id("ch_"), "offline_id": offline_id,
-            "amount": amount, "amount_received": amount, "amount_capturable": 0,
-            "currency": payment["currency"], "status": "succeeded", "offline_collected": True,
-            "card_brand": payment["card_brand"], "decline_code": None, "created_at": created,
+            "stream_id": f"{self.rng.getrandbits(128):032x}",
+            "key": pi,
+            "payment_intent_id": pi,
+            "charge_id": self._id("ch_"),
+            "offline_id": offline_id,
+            "amount": amount,
+            "amount_received": amount,
+            "amount_capturable": 0,
+            "currency": payment["currency"],
+            "status": "succeeded",
+            "offline_collected": True,
+            "card_brand": payment["card_brand"],
+            "decline_code": None,
+            "created_at": created,
             "observed_at": created + timedelta(seconds=5),
-            "charged_gross": 0, "refunded_gross": 0, "balance_transactions": 0,
+            "charged_gross": 0,
+            "refunded_gross": 0,
+            "balance_transactions": 0,
         }
 
     def _orphan(self) -> Row:
         """A Stripe PaymentIntent collected offline that no ledger payment knows."""
         rng = self.rng
         store = rng.choice(STORES)
-        offline_id = str(uuid.UUID(int=rng.getrandbits(128), version=4)) \
-            if rng.random() < 0.7 else None
+        offline_id = (
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)) if rng.random() < 0.7 else None
+        )
         amount = max(100, min(int(rng.lognormvariate(math.log(2500), 0.9)), 500_000))
-        payment = {"amount": amount, "currency": store.currency,
-                   "card_brand": rng.choices(_BRANDS, _BRAND_WEIGHTS)[0]}
+        payment = {
+            "amount": amount,
+            "currency": store.currency,
+            "card_brand": rng.choices(_BRANDS, _BRAND_WEIGHTS)[0],
+        }
         created = _naive(AS_OF) - timedelta(hours=rng.uniform(*_CREATED_HOURS_AGO_DEFAULT))
         self.orphans += 1
         self.expected[Category.ORPHAN_IN_STRIPE.value] += 1
@@ -507,14 +574,23 @@ class _SqliteLoader:
             if not rows:
                 continue
             names, defaults = _columns(table)
-            times = {column.name for column in table.columns
-                     if isinstance(column.type, DateTime)}
-            statement = (f'INSERT INTO {table.name} ({", ".join(map(_quoted, names))}) '
-                         f'VALUES ({", ".join("?" * len(names))})')
-            self.conn.executemany(statement, (
-                tuple(_sqlite_time(row.get(n, defaults[n])) if n in times
-                      else row.get(n, defaults[n]) for n in names)
-                for row in rows))
+            times = {column.name for column in table.columns if isinstance(column.type, DateTime)}
+            statement = (
+                f"INSERT INTO {table.name} ({', '.join(map(_quoted, names))}) "
+                f"VALUES ({', '.join('?' * len(names))})"
+            )
+            self.conn.executemany(
+                statement,
+                (
+                    tuple(
+                        _sqlite_time(row.get(n, defaults[n]))
+                        if n in times
+                        else row.get(n, defaults[n])
+                        for n in names
+                    )
+                    for row in rows
+                ),
+            )
         self.conn.execute("COMMIT")
 
     def finish(self) -> bool:
@@ -539,8 +615,10 @@ class _PostgresLoader:
                     continue
                 names, defaults = _columns(table)
                 copy = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
-                    sql.Identifier(self.schema), sql.Identifier(table.name),
-                    sql.SQL(", ").join(map(sql.Identifier, names)))
+                    sql.Identifier(self.schema),
+                    sql.Identifier(table.name),
+                    sql.SQL(", ").join(map(sql.Identifier, names)),
+                )
                 with cursor.copy(copy) as writer:
                     for row in rows:
                         writer.write_row([row.get(n, defaults[n]) for n in names])
@@ -548,8 +626,11 @@ class _PostgresLoader:
     def finish(self) -> bool:
         self.conn.autocommit = True
         for table in (payments, payment_intent_links, stripe_objects):
-            self.conn.execute(sql.SQL("VACUUM ANALYZE {}.{}").format(
-                sql.Identifier(self.schema), sql.Identifier(table.name)))
+            self.conn.execute(
+                sql.SQL("VACUUM ANALYZE {}.{}").format(
+                    sql.Identifier(self.schema), sql.Identifier(table.name)
+                )
+            )
         self.conn.close()
         return True
 
@@ -558,9 +639,12 @@ def _columns(table: Table) -> tuple[list[str], dict[str, Any]]:
     """The table's columns, as the models define them now, and the value of each that a
     generated row leaves out (its scalar default, else NULL)."""
     names = [column.name for column in table.columns]
-    defaults = {column.name: column.default.arg  # type: ignore[attr-defined]
-                if column.default is not None and column.default.is_scalar else None
-                for column in table.columns}
+    defaults = {
+        column.name: column.default.arg  # type: ignore[attr-defined]
+        if column.default is not None and column.default.is_scalar
+        else None
+        for column in table.columns
+    }
     return names, defaults
 
 
@@ -582,25 +666,33 @@ def fill_read_models(
     where = databases.fresh(kind, "report")
     with Ledger.open(where.url):
         pass
-    synthetic = SyntheticReadModels(options.report_payments, options.report_stripe_objects,
-                                    options.seed)
+    synthetic = SyntheticReadModels(
+        options.report_payments, options.report_stripe_objects, options.seed
+    )
     loader: _SqliteLoader | _PostgresLoader = (
-        _SqliteLoader(where) if kind == SQLITE else _PostgresLoader(databases, where))
+        _SqliteLoader(where) if kind == SQLITE else _PostgresLoader(databases, where)
+    )
     total = options.report_payments + options.report_stripe_objects
-    with phase(f"{kind}: filling read models ({options.report_payments:,} payments, "
-               f"~{options.report_stripe_objects:,} Stripe objects)", total) as advance:
+    with phase(
+        f"{kind}: filling read models ({options.report_payments:,} payments, "
+        f"~{options.report_stripe_objects:,} Stripe objects)",
+        total,
+    ) as advance:
         started = time.perf_counter()
         for rows, links, seen in synthetic.chunks(FILL_CHUNK):
-            loader.load([(payments, rows), (payment_intent_links, links),
-                         (stripe_objects, seen)])
+            loader.load([(payments, rows), (payment_intent_links, links), (stripe_objects, seen)])
             advance(len(rows) + len(seen))
         analyzed = loader.finish()
         seconds = time.perf_counter() - started
     return FillFigures(
         method=loader.method + ("; VACUUM ANALYZE" if analyzed else "; no ANALYZE"),
-        payments=options.report_payments, links=synthetic.links,
-        stripe_objects=synthetic.stripe_objects, orphans=synthetic.orphans, seconds=seconds,
-        analyzed=analyzed, shapes=dict(sorted(synthetic.shapes.items())),
+        payments=options.report_payments,
+        links=synthetic.links,
+        stripe_objects=synthetic.stripe_objects,
+        orphans=synthetic.orphans,
+        seconds=seconds,
+        analyzed=analyzed,
+        shapes=dict(sorted(synthetic.shapes.items())),
         expected=dict(sorted(synthetic.expected.items())),
     ), where
 
@@ -669,25 +761,39 @@ def run_report_child(
     where: Database, workdir: Path, label: str, csv_mode: str, profile_path: Path | None = None
 ) -> tuple[ChildRun, dict[str, Any], float, Path]:
     csv_path = workdir / f"{label}.csv"
-    command = [sys.executable, "-c", _REPORT_CHILD, where.url, AS_OF.isoformat(),
-               str(csv_path), str(profile_path or ""), csv_mode]
+    command = [
+        sys.executable,
+        "-c",
+        _REPORT_CHILD,
+        where.url,
+        AS_OF.isoformat(),
+        str(csv_path),
+        str(profile_path or ""),
+        csv_mode,
+    ]
     started = time.perf_counter()
     child = run_measured(command, workdir, label, None)
     process_seconds = time.perf_counter() - started
     if child.exit_status != 0:
         stderr = (workdir / f"{label}.stderr").read_text(encoding="utf-8", errors="replace")
-        console.print(f"[red]the report child failed ({child.exit_status}):[/]\n{stderr[-3000:]}",
-                      highlight=False)
+        console.print(
+            f"[red]the report child failed ({child.exit_status}):[/]\n{stderr[-3000:]}",
+            highlight=False,
+        )
     return child, _json_or_empty(child.stdout), process_seconds, csv_path
 
 
 def measure_report(where: Database, workdir: Path, kind: str, csv_mode: str) -> ReportFigures:
     with phase(f"{kind}: report + CSV ({csv_mode}) in a child process", None):
         child, out, process_seconds, csv_path = run_report_child(
-            where, workdir, f"report-{kind}", csv_mode)
+            where, workdir, f"report-{kind}", csv_mode
+        )
     rows, seconds = int(out.get("rows", 0)), float(out.get("seconds", 0.0))
     return ReportFigures(
-        csv_mode=csv_mode, rows=rows, seconds=seconds, process_seconds=process_seconds,
+        csv_mode=csv_mode,
+        rows=rows,
+        seconds=seconds,
+        process_seconds=process_seconds,
         rows_per_second=rows / seconds if seconds else 0.0,
         open_seconds=float(out.get("open_seconds", 0.0)),
         report_seconds=float(out.get("report_seconds", 0.0)),
@@ -695,7 +801,8 @@ def measure_report(where: Database, workdir: Path, kind: str, csv_mode: str) -> 
         write_seconds=float(out.get("write_seconds", 0.0)),
         import_seconds=float(out.get("import_seconds", 0.0)),
         csv_bytes=csv_path.stat().st_size if csv_path.exists() else 0,
-        max_rss_mib=child.max_rss_kib / 1024, polled_peak_rss_mib=child.polled_peak_kib / 1024,
+        max_rss_mib=child.max_rss_kib / 1024,
+        polled_peak_rss_mib=child.polled_peak_kib / 1024,
         peak_after_imports_mib=float(out.get("peak_after_imports_kib", 0)) / 1024,
         peak_after_report_mib=float(out.get("peak_after_report_kib", 0)) / 1024,
         peak_after_render_mib=float(out.get("peak_after_render_kib", 0)) / 1024,
@@ -723,68 +830,108 @@ def category_counts_query(as_of: datetime, thresholds: Thresholds) -> Any:
     p, s, links = payments, stripe_objects, payment_intent_links
 
     def status_of(t: Any) -> ColumnElement[Any]:  # a charge without a status: succeeded
-        return func.coalesce(t.c.status, case((t.c.charged_gross > 0, literal_column(
-            "'succeeded'", String))))
+        return func.coalesce(
+            t.c.status, case((t.c.charged_gross > 0, literal_column("'succeeded'", String)))
+        )
 
     def live_pi(t: Any) -> ColumnElement[Any]:  # its PaymentIntent if it holds money
         status = status_of(t)
-        return case((or_(status.is_(None), status.not_in(_NO_MONEY)),
-                     func.coalesce(t.c.payment_intent_id, t.c.key)))
+        return case(
+            (
+                or_(status.is_(None), status.not_in(_NO_MONEY)),
+                func.coalesce(t.c.payment_intent_id, t.c.key),
+            )
+        )
 
     # Stripe objects per payment: by a PaymentIntent the ledger recorded, or by offline_id.
     seen = union(
-        select(links.c.offline_id.label("owner"), s.c.stream_id, live_pi(s).label("live_pi"))
-        .join_from(links, s, s.c.payment_intent_id == links.c.payment_intent_id),
-        select(p.c.offline_id.label("owner"), s.c.stream_id, live_pi(s).label("live_pi"))
-        .join_from(p, s, s.c.offline_id == p.c.offline_id),
+        select(
+            links.c.offline_id.label("owner"), s.c.stream_id, live_pi(s).label("live_pi")
+        ).join_from(links, s, s.c.payment_intent_id == links.c.payment_intent_id),
+        select(p.c.offline_id.label("owner"), s.c.stream_id, live_pi(s).label("live_pi")).join_from(
+            p, s, s.c.offline_id == p.c.offline_id
+        ),
     ).subquery("seen")
     live = (
-        select(seen.c.owner, func.count(seen.c.live_pi).label("objects"),
-               func.count(distinct(seen.c.live_pi)).label("pis"))
-        .group_by(seen.c.owner).subquery("live")
+        select(
+            seen.c.owner,
+            func.count(seen.c.live_pi).label("objects"),
+            func.count(distinct(seen.c.live_pi)).label("pis"),
+        )
+        .group_by(seen.c.owner)
+        .subquery("live")
     )
     primary = stripe_objects.alias("pr")
     live_objects = func.coalesce(live.c.objects, 0)
     live_pis = func.coalesce(live.c.pis, 0) + case(  # the ledger's PaymentIntent unseen
-        (and_(p.c.payment_intent_id.is_not(None), primary.c.stream_id.is_(None),
-              p.c.status != "declined"), 1), else_=0)
+        (
+            and_(
+                p.c.payment_intent_id.is_not(None),
+                primary.c.stream_id.is_(None),
+                p.c.status != "declined",
+            ),
+            1,
+        ),
+        else_=0,
+    )
     began = func.coalesce(p.c.stored_at, p.c.created_at)
     stale = began <= literal(now - thresholds.stale_after, DateTime)
     stripe_status = status_of(primary)
-    stripe_amount = func.coalesce(primary.c.amount, case(
-        (primary.c.balance_transactions > 0, primary.c.charged_gross)))
-    expected = case((and_(primary.c.amount.is_(None), p.c.amount_captured != 0),
-                     p.c.amount_captured), else_=p.c.amount)
+    stripe_amount = func.coalesce(
+        primary.c.amount, case((primary.c.balance_transactions > 0, primary.c.charged_gross))
+    )
+    expected = case(
+        (and_(primary.c.amount.is_(None), p.c.amount_captured != 0), p.c.amount_captured),
+        else_=p.c.amount,
+    )
     authorized = func.coalesce(p.c.forwarded_at, primary.c.created_at, p.c.created_at)
     brand = func.coalesce(p.c.card_brand, primary.c.card_brand)
     overdue_from = case(  # authorized at or before this: the capture is overdue
-        *((brand == name, literal(now - window + thresholds.capture_warning, DateTime))
-          for name, window in thresholds.capture_windows.items()),
-        else_=literal(now - thresholds.capture_window_default + thresholds.capture_warning,
-                      DateTime))
+        *(
+            (brand == name, literal(now - window + thresholds.capture_warning, DateTime))
+            for name, window in thresholds.capture_windows.items()
+        ),
+        else_=literal(
+            now - thresholds.capture_window_default + thresholds.capture_warning, DateTime
+        ),
+    )
     unseen = primary.c.stream_id.is_(None)
     category = case(
         (and_(p.c.status == "canceled", live_objects == 0), _label(Category.CANCELED)),
         (or_(live_pis > 1, p.c.duplicate_refund_amount != 0), _label(Category.DUPLICATE)),
-        (or_(p.c.status == "declined", primary.c.decline_code.is_not(None),
-             primary.c.status == "requires_payment_method"), _label(Category.DECLINED)),
+        (
+            or_(
+                p.c.status == "declined",
+                primary.c.decline_code.is_not(None),
+                primary.c.status == "requires_payment_method",
+            ),
+            _label(Category.DECLINED),
+        ),
         (and_(unseen, p.c.payment_intent_id.is_not(None)), _label(Category.MISSING_IN_STRIPE)),
         (and_(unseen, p.c.status != "stored", stale), _label(Category.CANCELED)),
         (and_(unseen, stale), _label(Category.STALE_FORWARD)),
         (unseen, _label(Category.PENDING_FORWARD)),
-        (or_(primary.c.currency.is_(None), primary.c.currency != p.c.currency,
-             stripe_amount.is_(None), stripe_amount != expected),
-         _label(Category.AMOUNT_MISMATCH)),
+        (
+            or_(
+                primary.c.currency.is_(None),
+                primary.c.currency != p.c.currency,
+                stripe_amount.is_(None),
+                stripe_amount != expected,
+            ),
+            _label(Category.AMOUNT_MISMATCH),
+        ),
         (stripe_status == "canceled", _label(Category.CANCELED)),
-        (and_(stripe_status == "requires_capture", authorized <= overdue_from),
-         _label(Category.CAPTURE_OVERDUE)),
+        (
+            and_(stripe_status == "requires_capture", authorized <= overdue_from),
+            _label(Category.CAPTURE_OVERDUE),
+        ),
         (stripe_status == "requires_capture", _label(Category.AWAITING_CAPTURE)),
         else_=_label(Category.MATCHED),
     )
-    per_payment = (
-        select(category.label("category"))
-        .select_from(p.outerjoin(live, live.c.owner == p.c.offline_id)
-                     .outerjoin(primary, primary.c.payment_intent_id == p.c.payment_intent_id))
+    per_payment = select(category.label("category")).select_from(
+        p.outerjoin(live, live.c.owner == p.c.offline_id).outerjoin(
+            primary, primary.c.payment_intent_id == p.c.payment_intent_id
+        )
     )
     orphans = (
         select(_label(Category.ORPHAN_IN_STRIPE).label("category"))
@@ -800,8 +947,10 @@ def measure_sql(where: Database, kind: str) -> SqlFigures:
     query = category_counts_query(AS_OF, Thresholds())
     with Ledger.open(where.url) as ledger, ReadModels(ledger) as models:
         statement = str(query.compile(models.engine, compile_kwargs={"literal_binds": True}))
-        with phase(f"{kind}: SQL baseline (category per payment, GROUP BY)", None), \
-                models.engine.connect() as conn:
+        with (
+            phase(f"{kind}: SQL baseline (category per payment, GROUP BY)", None),
+            models.engine.connect() as conn,
+        ):
             started = time.perf_counter()
             found = conn.execute(query).all()
             seconds = time.perf_counter() - started
@@ -820,19 +969,32 @@ def measure_store(
     report = measure_report(report_db, workdir, kind, options.csv_mode)
     sql_figures = measure_sql(report_db, kind)
     load_after = os.getloadavg()
-    profiles = profile_store(databases, kind, catch_up_db, report_db, workdir,
-                             options.csv_mode) if options.profile else {}
+    profiles = (
+        profile_store(databases, kind, catch_up_db, report_db, workdir, options.csv_mode)
+        if options.profile
+        else {}
+    )
     return StoreFigures(
-        store=kind, catch_up=catch_up_figures, fill=fill, report=report, sql=sql_figures,
+        store=kind,
+        catch_up=catch_up_figures,
+        fill=fill,
+        report=report,
+        sql=sql_figures,
         report_over_sql=report.seconds / sql_figures.seconds if sql_figures.seconds else 0.0,
         counts_equal=report.categories == sql_figures.categories,
         counts_as_generated=report.categories == fill.expected,
-        load_average_before=load_before, load_average_after=load_after, profiles=profiles,
+        load_average_before=load_before,
+        load_average_after=load_after,
+        profiles=profiles,
     )
 
 
 def profile_store(
-    databases: Databases, kind: str, catch_up_db: Database, report_db: Database, workdir: Path,
+    databases: Databases,
+    kind: str,
+    catch_up_db: Database,
+    report_db: Database,
+    workdir: Path,
     csv_mode: str,
 ) -> dict[str, str]:
     """cProfile (top functions by own time) of a second rebuild and of the report child:
@@ -842,8 +1004,11 @@ def profile_store(
     import pstats
 
     profiler = cProfile.Profile()
-    with Ledger.open(catch_up_db.url) as ledger, ReadModels(ledger) as models, \
-            phase(f"{kind}: profiled ReadModels.rebuild()", None):
+    with (
+        Ledger.open(catch_up_db.url) as ledger,
+        ReadModels(ledger) as models,
+        phase(f"{kind}: profiled ReadModels.rebuild()", None),
+    ):
         profiler.enable()
         models.rebuild()
         profiler.disable()
@@ -871,20 +1036,31 @@ def _met(ok: bool) -> str:
 
 def catch_up_table(figures: StoreFigures) -> RichTable:
     c = figures.catch_up
-    table = RichTable(title=f"{figures.store}: projection catch-up ({c.ingest.records:,} records "
-                      f"ingested, {c.ingest.events:,} stored events)", title_justify="left")
+    table = RichTable(
+        title=f"{figures.store}: projection catch-up ({c.ingest.records:,} records "
+        f"ingested, {c.ingest.events:,} stored events)",
+        title_justify="left",
+    )
     for column in ("measurement", "events", "seconds", "events/s"):
         table.add_column(column, justify="left" if column == "measurement" else "right")
     table.add_column("notes")
     per_projection = ", ".join(f"{k} {v:,}" for k, v in c.events_by_projection.items())
-    table.add_row("ReadModels.rebuild()", _n(c.events), f"{c.seconds:,.2f}",
-                  _n(c.events_per_second),
-                  f"every projection from zero, batch {c.batch_size:,}; {per_projection}; "
-                  f"target ≥ {c.target_events_per_second:,}/s: {_met(c.target_met)}")
+    table.add_row(
+        "ReadModels.rebuild()",
+        _n(c.events),
+        f"{c.seconds:,.2f}",
+        _n(c.events_per_second),
+        f"every projection from zero, batch {c.batch_size:,}; {per_projection}; "
+        f"target ≥ {c.target_events_per_second:,}/s: {_met(c.target_met)}",
+    )
     sample = ", ".join(f"{k} {v:,}" for k, v in c.baseline_by_projection.items())
-    table.add_row("one transaction per event", _n(c.baseline_events),
-                  f"{c.baseline_seconds:,.2f}", _n(c.baseline_events_per_second),
-                  f"runner.reset, then catch_up(batch_size=1), first events: {sample}")
+    table.add_row(
+        "one transaction per event",
+        _n(c.baseline_events),
+        f"{c.baseline_seconds:,.2f}",
+        _n(c.baseline_events_per_second),
+        f"runner.reset, then catch_up(batch_size=1), first events: {sample}",
+    )
     table.add_section()
     table.add_row("rebuild / baseline", "", "", f"{c.speedup:,.1f}x", "events/s over events/s")
     return table
@@ -892,17 +1068,28 @@ def catch_up_table(figures: StoreFigures) -> RichTable:
 
 def report_table(figures: StoreFigures) -> RichTable:
     f, r, q = figures.fill, figures.report, figures.sql
-    table = RichTable(title=f"{figures.store}: report over {f.payments:,} payments and "
-                      f"{f.stripe_objects:,} Stripe objects", title_justify="left")
+    table = RichTable(
+        title=f"{figures.store}: report over {f.payments:,} payments and "
+        f"{f.stripe_objects:,} Stripe objects",
+        title_justify="left",
+    )
     for column in ("measurement", "rows", "seconds", "rows/s", "peak RSS MiB"):
         table.add_column(column, justify="left" if column == "measurement" else "right")
     table.add_column("notes")
-    table.add_row("fill read models", _n(f.payments + f.links + f.stripe_objects),
-                  f"{f.seconds:,.1f}", _n((f.payments + f.links + f.stripe_objects) / f.seconds),
-                  "", f"{f.method}; {f.links:,} links, {f.orphans:,} orphans (not timed below)")
     table.add_row(
-        f"report + CSV {r.csv_mode} (child)", _n(r.rows), f"{r.seconds:,.2f}",
-        _n(r.rows_per_second), f"{r.max_rss_mib:,.0f}",
+        "fill read models",
+        _n(f.payments + f.links + f.stripe_objects),
+        f"{f.seconds:,.1f}",
+        _n((f.payments + f.links + f.stripe_objects) / f.seconds),
+        "",
+        f"{f.method}; {f.links:,} links, {f.orphans:,} orphans (not timed below)",
+    )
+    table.add_row(
+        f"report + CSV {r.csv_mode} (child)",
+        _n(r.rows),
+        f"{r.seconds:,.2f}",
+        _n(r.rows_per_second),
+        f"{r.max_rss_mib:,.0f}",
         f"open {r.open_seconds:.2f} s, report {r.report_seconds:.2f} s, CSV "
         f"{r.render_seconds:.2f} s, write {r.write_seconds:.2f} s; process "
         f"{r.process_seconds:.2f} s with imports; CSV {r.csv_bytes / 2**20:,.0f} MiB; "
@@ -910,19 +1097,34 @@ def report_table(figures: StoreFigures) -> RichTable:
         f"{r.peak_after_report_mib:,.0f}, CSV {r.peak_after_render_mib:,.0f} MiB; "
         f"polled peak {r.polled_peak_rss_mib:,.0f} MiB; exit {r.exit_status}; "
         f"targets ≤ {r.target_seconds:.0f} s: {_met(r.seconds <= r.target_seconds)}, "
-        f"≤ {r.target_rss_mib:,.0f} MiB: {_met(r.max_rss_mib <= r.target_rss_mib)}")
-    table.add_row("SQL baseline", _n(sum(q.categories.values())), f"{q.seconds:,.2f}",
-                  _n(sum(q.categories.values()) / q.seconds) if q.seconds else "", "",
-                  "one statement: CASE per payment + orphans, GROUP BY category")
+        f"≤ {r.target_rss_mib:,.0f} MiB: {_met(r.max_rss_mib <= r.target_rss_mib)}",
+    )
+    table.add_row(
+        "SQL baseline",
+        _n(sum(q.categories.values())),
+        f"{q.seconds:,.2f}",
+        _n(sum(q.categories.values()) / q.seconds) if q.seconds else "",
+        "",
+        "one statement: CASE per payment + orphans, GROUP BY category",
+    )
     table.add_section()
-    table.add_row("report / SQL", "", f"{figures.report_over_sql:,.1f}x", "", "",
-                  "report seconds over SQL seconds")
+    table.add_row(
+        "report / SQL",
+        "",
+        f"{figures.report_over_sql:,.1f}x",
+        "",
+        "",
+        "report seconds over SQL seconds",
+    )
     return table
 
 
 def categories_table(figures: StoreFigures) -> RichTable:
-    generated, report, sql_counts = (figures.fill.expected, figures.report.categories,
-                                     figures.sql.categories)
+    generated, report, sql_counts = (
+        figures.fill.expected,
+        figures.report.categories,
+        figures.sql.categories,
+    )
     table = RichTable(title=f"{figures.store}: rows per category", title_justify="left")
     for column in ("category", "as generated", "report", "SQL", "report - SQL"):
         table.add_column(column, justify="left" if column == "category" else "right")
@@ -932,12 +1134,16 @@ def categories_table(figures: StoreFigures) -> RichTable:
         g, r, s = generated.get(name, 0), report.get(name, 0), sql_counts.get(name, 0)
         diff = r - s
         style = "" if r == s == g else "[bold red]"
-        table.add_row(f"{style}{name}", _n(g), _n(r), _n(s),
-                      f"{style}{diff:+,}" if diff else "0")
+        table.add_row(f"{style}{name}", _n(g), _n(r), _n(s), f"{style}{diff:+,}" if diff else "0")
     table.add_section()
     total_report, total_sql = sum(report.values()), sum(sql_counts.values())
-    table.add_row("total", _n(sum(generated.values())), _n(total_report), _n(total_sql),
-                  f"{total_report - total_sql:+,}")
+    table.add_row(
+        "total",
+        _n(sum(generated.values())),
+        _n(total_report),
+        _n(total_sql),
+        f"{total_report - total_sql:+,}",
+    )
     return table
 
 
@@ -947,22 +1153,31 @@ def summary_table(stores: list[StoreFigures]) -> RichTable:
     for figures in stores:
         table.add_column(figures.store, justify="right")
     lines: list[tuple[str, Callable[[StoreFigures], str]]] = [
-        ("catch-up: rebuild events/s (target ≥ 50,000)",
-         lambda f: _n(f.catch_up.events_per_second)),
-        ("catch-up: one-transaction-per-event events/s",
-         lambda f: _n(f.catch_up.baseline_events_per_second)),
+        (
+            "catch-up: rebuild events/s (target ≥ 50,000)",
+            lambda f: _n(f.catch_up.events_per_second),
+        ),
+        (
+            "catch-up: one-transaction-per-event events/s",
+            lambda f: _n(f.catch_up.baseline_events_per_second),
+        ),
         ("catch-up: rebuild / baseline", lambda f: f"{f.catch_up.speedup:,.1f}x"),
         ("catch-up: target met", lambda f: _met(f.catch_up.target_met)),
         ("report: rows", lambda f: _n(f.report.rows)),
-        ("report: seconds (open → CSV written; target ≤ 20)",
-         lambda f: f"{f.report.seconds:,.2f}"),
-        ("report: child process seconds (with imports)",
-         lambda f: f"{f.report.process_seconds:,.2f}"),
+        ("report: seconds (open → CSV written; target ≤ 20)", lambda f: f"{f.report.seconds:,.2f}"),
+        (
+            "report: child process seconds (with imports)",
+            lambda f: f"{f.report.process_seconds:,.2f}",
+        ),
         ("report: rows/s", lambda f: _n(f.report.rows_per_second)),
         ("report: peak RSS MiB (target ≤ 1,024)", lambda f: f"{f.report.max_rss_mib:,.0f}"),
-        ("report: targets met", lambda f: _met(
-            f.report.seconds <= f.report.target_seconds
-            and f.report.max_rss_mib <= f.report.target_rss_mib)),
+        (
+            "report: targets met",
+            lambda f: _met(
+                f.report.seconds <= f.report.target_seconds
+                and f.report.max_rss_mib <= f.report.target_rss_mib
+            ),
+        ),
         ("SQL baseline: seconds", lambda f: f"{f.sql.seconds:,.2f}"),
         ("report / SQL", lambda f: f"{f.report_over_sql:,.1f}x"),
         ("category counts: report = SQL", lambda f: _met(f.counts_equal)),
@@ -980,19 +1195,29 @@ def print_results(stores: list[StoreFigures]) -> None:
         console.print(report_table(figures))
         console.print(categories_table(figures))
         if not figures.counts_equal:
-            differ = sorted(name for name in {*figures.report.categories, *figures.sql.categories}
-                            if figures.report.categories.get(name, 0)
-                            != figures.sql.categories.get(name, 0))
-            console.print(f"[bold red]{figures.store}: the report and the SQL baseline "
-                          f"disagree on: {', '.join(differ)}[/]", highlight=False)
+            differ = sorted(
+                name
+                for name in {*figures.report.categories, *figures.sql.categories}
+                if figures.report.categories.get(name, 0) != figures.sql.categories.get(name, 0)
+            )
+            console.print(
+                f"[bold red]{figures.store}: the report and the SQL baseline "
+                f"disagree on: {', '.join(differ)}[/]",
+                highlight=False,
+            )
         if not figures.counts_as_generated:
-            console.print(f"[bold red]{figures.store}: the report's categories differ from "
-                          "those the data was generated for[/]", highlight=False)
+            console.print(
+                f"[bold red]{figures.store}: the report's categories differ from "
+                "those the data was generated for[/]",
+                highlight=False,
+            )
         harness.print_load(figures.load_average_before, figures.load_average_after)
     console.print()
     console.print(summary_table(stores))
-    harness.print_profiles(((f.store, name, profile) for f in stores
-                            for name, profile in f.profiles.items()), PROFILE_LINES_SHOWN)
+    harness.print_profiles(
+        ((f.store, name, profile) for f in stores for name, profile in f.profiles.items()),
+        PROFILE_LINES_SHOWN,
+    )
 
 
 # -- command line ---------------------------------------------------------------------------------
@@ -1004,52 +1229,97 @@ def parse_options(argv: list[str]) -> Options:
         description="Read-side benchmark of offline-ledger (projection catch-up, reconciliation "
         "report) on SQLite and PostgreSQL.",
     )
-    parser.add_argument("--payments", type=int, default=20_000,
-                        help="payments in the generated day replayed by the projections")
-    parser.add_argument("--report-payments", type=int, default=1_000_000,
-                        help="synthetic payments in the read models of the report")
-    parser.add_argument("--report-stripe-objects", type=int, default=None,
-                        help="synthetic Stripe objects (default: as many as --report-payments); "
-                        "orphans make up what the payments' own objects leave")
+    parser.add_argument(
+        "--payments",
+        type=int,
+        default=20_000,
+        help="payments in the generated day replayed by the projections",
+    )
+    parser.add_argument(
+        "--report-payments",
+        type=int,
+        default=1_000_000,
+        help="synthetic payments in the read models of the report",
+    )
+    parser.add_argument(
+        "--report-stripe-objects",
+        type=int,
+        default=None,
+        help="synthetic Stripe objects (default: as many as --report-payments); "
+        "orphans make up what the payments' own objects leave",
+    )
     harness.add_store_options(parser)
-    parser.add_argument("--baseline-events", type=int, default=5_000,
-                        help="events of the one-transaction-per-event sample")
-    parser.add_argument("--baseline-seconds", type=float, default=20.0,
-                        help="time budget of the one-transaction-per-event sample")
-    parser.add_argument("--csv", choices=("stream", "string"), default="stream",
-                        help="stream: write_csv into the file, as `offline-ledger report` does; "
-                        "string: render_csv, then write the string")
+    parser.add_argument(
+        "--baseline-events",
+        type=int,
+        default=5_000,
+        help="events of the one-transaction-per-event sample",
+    )
+    parser.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=20.0,
+        help="time budget of the one-transaction-per-event sample",
+    )
+    parser.add_argument(
+        "--csv",
+        choices=("stream", "string"),
+        default="stream",
+        help="stream: write_csv into the file, as `offline-ledger report` does; "
+        "string: render_csv, then write the string",
+    )
     parser.add_argument("--seed", type=int, default=SEED_DEFAULT)
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile a rebuild and the report (cProfile, separate runs)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile a rebuild and the report (cProfile, separate runs)",
+    )
     args = parser.parse_args(argv)
     stores = harness.parsed_stores(parser, args)
-    stripe = args.report_payments if args.report_stripe_objects is None \
-        else args.report_stripe_objects
-    if min(args.payments, args.report_payments, args.baseline_events) < 1 or stripe < 0 \
-            or args.baseline_seconds <= 0:
-        parser.error("--payments, --report-payments, --baseline-events and --baseline-seconds "
-                     "must be positive")
-    return Options(args.payments, args.report_payments, stripe, stores, args.postgres_url,
-                   args.baseline_events, args.baseline_seconds, args.csv, args.seed,
-                   args.profile)
+    stripe = (
+        args.report_payments if args.report_stripe_objects is None else args.report_stripe_objects
+    )
+    if (
+        min(args.payments, args.report_payments, args.baseline_events) < 1
+        or stripe < 0
+        or args.baseline_seconds <= 0
+    ):
+        parser.error(
+            "--payments, --report-payments, --baseline-events and --baseline-seconds "
+            "must be positive"
+        )
+    return Options(
+        args.payments,
+        args.report_payments,
+        stripe,
+        stores,
+        args.postgres_url,
+        args.baseline_events,
+        args.baseline_seconds,
+        args.csv,
+        args.seed,
+        args.profile,
+    )
 
 
 def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:
     source = workdir / "day.jsonl"
     lines = generate_day(source, Day(options.payments, options.seed))
-    stores = [measure_store(options, databases, kind, source, workdir)
-              for kind in options.stores]
+    stores = [measure_store(options, databases, kind, source, workdir) for kind in options.stores]
     print_results(stores)
-    return {"day": {"payments": options.payments, "records": lines, "seed": options.seed},
-            "as_of": AS_OF.isoformat(), "stores": [asdict(s) for s in stores]}
+    return {
+        "day": {"payments": options.payments, "records": lines, "seed": options.seed},
+        "as_of": AS_OF.isoformat(),
+        "stores": [asdict(s) for s in stores],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     options = parse_options(argv)
-    harness.main("projections", argv, options, run, stores=options.stores,
-                 postgres_url=options.postgres_url)
+    harness.main(
+        "projections", argv, options, run, stores=options.stores, postgres_url=options.postgres_url
+    )
 
 
 if __name__ == "__main__":

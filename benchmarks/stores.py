@@ -108,8 +108,9 @@ class Databases:
             return
         with psycopg.connect(self.postgres_url, autocommit=True) as conn:
             for schema in self.schemas:
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
-                             .format(sql.Identifier(schema)))
+                conn.execute(
+                    sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+                )
         self.schemas.clear()
 
 
@@ -120,21 +121,30 @@ def count_stored(databases: Databases, where: Database) -> StoredCounts:
         with sqlite3.connect(where.path) as conn:
             events, streams, size = conn.execute(
                 f"SELECT COUNT(*), COUNT(DISTINCT originator_id), AVG(LENGTH(state)) "
-                f"FROM {SQLITE_EVENTS_TABLE}").fetchone()
+                f"FROM {SQLITE_EVENTS_TABLE}"
+            ).fetchone()
             (snapshots,) = conn.execute(f"SELECT COUNT(*) FROM {SQLITE_SNAPSHOTS_TABLE}").fetchone()
         return StoredCounts(events, snapshots, streams, float(size or 0))
     schema = sql.Identifier(_schema(where))
     with psycopg.connect(databases.postgres_url) as conn:
-        events, streams, size = conn.execute(sql.SQL(
-            "SELECT COUNT(*), COUNT(DISTINCT originator_id), AVG(LENGTH(state)) FROM {}.{}"
-        ).format(schema, sql.Identifier(POSTGRES_EVENTS_TABLE))).fetchone() or (0, 0, 0)
-        (snapshots,) = conn.execute(sql.SQL("SELECT COUNT(*) FROM {}.{}").format(
-            schema, sql.Identifier(POSTGRES_SNAPSHOTS_TABLE))).fetchone() or (0,)
+        events, streams, size = conn.execute(
+            sql.SQL(
+                "SELECT COUNT(*), COUNT(DISTINCT originator_id), AVG(LENGTH(state)) FROM {}.{}"
+            ).format(schema, sql.Identifier(POSTGRES_EVENTS_TABLE))
+        ).fetchone() or (0, 0, 0)
+        (snapshots,) = conn.execute(
+            sql.SQL("SELECT COUNT(*) FROM {}.{}").format(
+                schema, sql.Identifier(POSTGRES_SNAPSHOTS_TABLE)
+            )
+        ).fetchone() or (0,)
     return StoredCounts(events, snapshots, streams, float(size or 0))
 
 
 def raw_insert(
-    databases: Databases, source: Database, target: Database, rows_per_transaction: int,
+    databases: Databases,
+    source: Database,
+    target: Database,
+    rows_per_transaction: int,
     on_rows: OnRows,
 ) -> RawResult:
     """Insert the source's event rows into an empty event-shaped table at `target`."""
@@ -184,8 +194,7 @@ def _postgres_raw(
     databases: Databases, source: Database, target: Database, batch_rows: int, on_rows: OnRows
 ) -> RawResult:
     schema, table = sql.Identifier(_schema(target)), sql.Identifier(RAW_TABLE)
-    copy = sql.SQL("COPY {}.{} (" + _COLUMNS + ") FROM STDIN (FORMAT BINARY)").format(
-        schema, table)
+    copy = sql.SQL("COPY {}.{} (" + _COLUMNS + ") FROM STDIN (FORMAT BINARY)").format(schema, table)
     rows = transactions = 0
     seconds = 0.0
     with psycopg.connect(databases.postgres_url, autocommit=True) as conn:
@@ -207,7 +216,8 @@ def _postgres_batches(
     databases: Databases, source: Database, batch_rows: int
 ) -> Iterator[list[Row]]:
     query = sql.SQL("SELECT " + _COLUMNS + " FROM {}.{} ORDER BY notification_id").format(
-        sql.Identifier(_schema(source)), sql.Identifier(POSTGRES_EVENTS_TABLE))
+        sql.Identifier(_schema(source)), sql.Identifier(POSTGRES_EVENTS_TABLE)
+    )
     with psycopg.connect(databases.postgres_url) as conn, conn.cursor(name="raw_source") as cur:
         cur.itersize = batch_rows
         cur.execute(query)

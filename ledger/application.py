@@ -213,8 +213,11 @@ class Ledger:
         caller streaming a file keeps one result per line.
         """
         if len(records) > BATCH_SIZE_MAX:
-            raise InvalidRecord(Code.INVALID_VALUE, f"{len(records)} records in one batch: "
-                                f"send at most {BATCH_SIZE_MAX} at a time", field="records")
+            raise InvalidRecord(
+                Code.INVALID_VALUE,
+                f"{len(records)} records in one batch: send at most {BATCH_SIZE_MAX} at a time",
+                field="records",
+            )
         parsed: list[wire.Record | LedgerError] = []
         for item in records:
             if isinstance(item, LedgerError):
@@ -246,8 +249,13 @@ class Ledger:
                 return self._apply_batch([item], with_state)
             except IntegrityError:
                 _backoff(attempt)
-        return [Conflict(Code.CONTENTION, f"gave up after {RECORD_ATTEMPTS} concurrent updates "
-                         "of the same streams; retry the record")]
+        return [
+            Conflict(
+                Code.CONTENTION,
+                f"gave up after {RECORD_ATTEMPTS} concurrent updates "
+                "of the same streams; retry the record",
+            )
+        ]
 
     def _apply_batch(
         self, parsed: list[wire.Record | LedgerError], with_state: bool
@@ -274,14 +282,13 @@ class Ledger:
                 outcomes.append(error)
         uow.commit()
         return [
-            outcome if isinstance(outcome, LedgerError) else self._result(item, outcome, uow,
-                                                                           with_state)
+            outcome
+            if isinstance(outcome, LedgerError)
+            else self._result(item, outcome, uow, with_state)
             for item, outcome in zip(parsed, outcomes, strict=True)
         ]
 
-    def _result(
-        self, record: Any, recorded: bool, uow: UnitOfWork, with_state: bool
-    ) -> Result:
+    def _result(self, record: Any, recorded: bool, uow: UnitOfWork, with_state: bool) -> Result:
         state = _state_of(uow.get(subject(record)[1])) if with_state else None
         return Result(recorded, record, state)
 
@@ -302,23 +309,29 @@ class Ledger:
                     return self._observe(observations, stripe_event)
                 except IntegrityError:
                     _backoff(attempt)
-        raise Conflict(Code.CONTENTION, f"gave up after {RECORD_ATTEMPTS} concurrent updates "
-                       "of the same PaymentIntents; import again")
+        raise Conflict(
+            Code.CONTENTION,
+            f"gave up after {RECORD_ATTEMPTS} concurrent updates "
+            "of the same PaymentIntents; import again",
+        )
 
     def _observe(
         self, observations: Sequence[Observation], stripe_event: tuple[str, str] | None
     ) -> ObserveSummary:
         uow = self._reader()
         receipt = None if stripe_event is None else identity.stripe_event_id(stripe_event[0])
-        uow.prefetch([identity.stripe_object_id(o.stream_key) for o in observations]
-                     + ([receipt] if receipt is not None else []))
+        uow.prefetch(
+            [identity.stripe_object_id(o.stream_key) for o in observations]
+            + ([receipt] if receipt is not None else [])
+        )
         if receipt is not None and uow.get(receipt) is not None:
             return ObserveSummary(0, len(observations))
         recorded = 0
         try:
             for observation in observations:
                 stream: StripeObject | None = uow.get(
-                    identity.stripe_object_id(observation.stream_key))
+                    identity.stripe_object_id(observation.stream_key)
+                )
                 if stream is None:
                     stream = StripeObject.first_seen(observation.stream_key)
                     uow.add(stream)
@@ -344,9 +357,13 @@ class Ledger:
                 except IntegrityError:  # bound concurrently: check what it was bound to
                     bound = self._reader().get(identity.stripe_account_mode_id())
             if bound is not None and bound.livemode != livemode:
-                raise Conflict(Code.STRIPE_MODE_MISMATCH, f"this ledger holds Stripe {other}-"
-                               f"mode objects: a {wanted}-mode key or event is refused; use "
-                               "another database for it", field="livemode")
+                raise Conflict(
+                    Code.STRIPE_MODE_MISMATCH,
+                    f"this ledger holds Stripe {other}-"
+                    f"mode objects: a {wanted}-mode key or event is refused; use "
+                    "another database for it",
+                    field="livemode",
+                )
 
     def request_forward(self, offline_id: UUID | str, idempotency_key: str) -> PaymentState:
         """Record, durably, that the payment is about to be sent to Stripe (a no-op while an
@@ -357,8 +374,9 @@ class Ledger:
                 uow = self._reader()
                 payment: Payment | None = uow.get(stream)
                 if payment is None:
-                    raise NotFound(Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown",
-                                   field="offline_id")
+                    raise NotFound(
+                        Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
+                    )
                 try:
                     payment.request_forward(idempotency_key, datetime.now(UTC))
                     uow.commit()
@@ -369,8 +387,10 @@ class Ledger:
                     uow.discard()
                     raise
                 return PaymentState.of(payment)
-        raise Conflict(Code.CONTENTION, f"gave up after {RECORD_ATTEMPTS} concurrent updates "
-                       f"of payment {offline_id}")
+        raise Conflict(
+            Code.CONTENTION,
+            f"gave up after {RECORD_ATTEMPTS} concurrent updates of payment {offline_id}",
+        )
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -385,28 +405,42 @@ class Ledger:
         at: datetime | None = None,
     ) -> Decision:
         """May this sale be taken offline now? Records nothing."""
-        request = wire.parse_decision_request({
-            "amount": amount, "currency": currency, "device_id": device_id,
-            "location_id": location_id, "offline_behavior": offline_behavior,
-            "at": at or datetime.now(UTC),
-        })
+        request = wire.parse_decision_request(
+            {
+                "amount": amount,
+                "currency": currency,
+                "device_id": device_id,
+                "location_id": location_id,
+                "offline_behavior": offline_behavior,
+                "at": at or datetime.now(UTC),
+            }
+        )
         with self._lock, _storage_errors(self.config):
             uow = self._reader()
             location = uow.get(identity.location_id(request.location_id))
             if location is None:
-                raise NotFound(Code.UNKNOWN_LOCATION,
-                               f"location {request.location_id} is unknown", field="location_id")
+                raise NotFound(
+                    Code.UNKNOWN_LOCATION,
+                    f"location {request.location_id} is unknown",
+                    field="location_id",
+                )
             device = uow.get(identity.device_id(request.device_id))
-            sale = Sale(request.amount, request.currency, request.device_id,
-                        request.offline_behavior, request.at)
+            sale = Sale(
+                request.amount,
+                request.currency,
+                request.device_id,
+                request.offline_behavior,
+                request.at,
+            )
             return decide(self.policy, sale, location, device)
 
     def payment(self, offline_id: UUID | str) -> PaymentState:
         with self._lock, _storage_errors(self.config):
             payment = self._reader().get(identity.payment_id(_uuid(offline_id)))
         if payment is None:
-            raise NotFound(Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown",
-                           field="offline_id")
+            raise NotFound(
+                Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
+            )
         return PaymentState.of(payment)
 
     def status(self, location_id: str | None = None) -> list[LocationStatus]:
@@ -418,8 +452,9 @@ class Ledger:
         if location_id is not None:
             locations = [x for x in locations if x.location_id == location_id]
             if not locations:
-                raise NotFound(Code.UNKNOWN_LOCATION, f"location {location_id} is unknown",
-                               field="location_id")
+                raise NotFound(
+                    Code.UNKNOWN_LOCATION, f"location {location_id} is unknown", field="location_id"
+                )
         return [
             LocationStatus.of(
                 loc, [d.device_id for d in devices if loc.location_id in d.connections]
@@ -434,14 +469,19 @@ class Ledger:
         with self._lock, _storage_errors(self.config):
             events = list(self.store.events.get(stream))
             if not events:
-                raise NotFound(Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown",
-                               field="offline_id")
+                raise NotFound(
+                    Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
+                )
             payment = PaymentState.of(self._reader().get(stream))
-            intents = [i for i in [payment.payment_intent_id,
-                                   *payment.duplicate_payment_intent_ids] if i]
-            stripe = [event for pi in dict.fromkeys(intents)
-                      for event in self.store.events.get(identity.stripe_object_id(pi))
-                      if not isinstance(event, StripeObject.FirstSeen)]
+            intents = [
+                i for i in [payment.payment_intent_id, *payment.duplicate_payment_intent_ids] if i
+            ]
+            stripe = [
+                event
+                for pi in dict.fromkeys(intents)
+                for event in self.store.events.get(identity.stripe_object_id(pi))
+                if not isinstance(event, StripeObject.FirstSeen)
+            ]
         entries = [_history_entry(event, "ledger") for event in events]
         entries += [_history_entry(event, "stripe") for event in stripe]
         return sorted(entries, key=lambda entry: (entry.recorded_at, entry.source != "ledger"))
@@ -471,8 +511,9 @@ class Ledger:
             start = page[-1].id
 
 
-_HIDDEN = frozenset({"originator_id", "originator_version", "originator_topic", "timestamp",
-                     "occurred_at"})
+_HIDDEN = frozenset(
+    {"originator_id", "originator_version", "originator_topic", "timestamp", "occurred_at"}
+)
 
 
 def _history_entry(event: Any, source: str) -> HistoryEntry:
@@ -505,8 +546,9 @@ def _uuid(value: UUID | str) -> UUID:
     try:
         return value if isinstance(value, UUID) else UUID(str(value))
     except ValueError:
-        raise InvalidRecord(Code.INVALID_UUID, f"{value!r} is not a UUID",
-                          field="offline_id") from None
+        raise InvalidRecord(
+            Code.INVALID_UUID, f"{value!r} is not a UUID", field="offline_id"
+        ) from None
 
 
 def _backoff(attempt: int) -> None:
@@ -530,13 +572,17 @@ def _storage_errors(config: StoreConfig) -> Iterator[None]:
         # never the key.
         if config.encrypted:
             code = Code.CIPHER_KEY_MISMATCH
-            message = (f"the events at {config.redacted} cannot be decrypted with the key in "
-                       f"{CIPHER_KEY_ENV}: they were written with another key (or without "
-                       "encryption, or were damaged): set it to the key they were written with")
+            message = (
+                f"the events at {config.redacted} cannot be decrypted with the key in "
+                f"{CIPHER_KEY_ENV}: they were written with another key (or without "
+                "encryption, or were damaged): set it to the key they were written with"
+            )
         else:
             code = Code.CIPHER_KEY_REQUIRED
-            message = (f"the events at {config.redacted} cannot be read: they are encrypted "
-                       f"(or damaged): set {CIPHER_KEY_ENV} to the key they were written with")
+            message = (
+                f"the events at {config.redacted} cannot be read: they are encrypted "
+                f"(or damaged): set {CIPHER_KEY_ENV} to the key they were written with"
+            )
         raise StorageError(code, message, details={"cause": str(error)}) from error
 
 

@@ -24,8 +24,9 @@ CHAIN_TABLE = "event_chain"
 _HEADER = struct.Struct(">16sqI")  # stream id, version, topic length
 
 
-def content_hash(originator_id: UUID | str, originator_version: int, topic: str,
-                 state: bytes) -> bytes:
+def content_hash(
+    originator_id: UUID | str, originator_version: int, topic: str, state: bytes
+) -> bytes:
     stream = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
     topic_bytes = topic.encode()
     header = _HEADER.pack(stream.bytes, originator_version, len(topic_bytes))
@@ -36,8 +37,9 @@ def chain_hash(previous: bytes, position: int, content: bytes) -> bytes:
     return hashlib.sha256(previous + position.to_bytes(8, "big") + content).digest()
 
 
-def link(previous: bytes, rows: Iterable[tuple[int, UUID | str, int, str, bytes]]
-         ) -> list[tuple[int, bytes, bytes]]:
+def link(
+    previous: bytes, rows: Iterable[tuple[int, UUID | str, int, str, bytes]]
+) -> list[tuple[int, bytes, bytes]]:
     """(position, content_hash, chain_hash) for events given as (position, stream id,
     version, topic, state), in position order, after the link `previous`."""
     links = []

@@ -40,8 +40,13 @@ class Device(Aggregate):
             device.connections = {}
             device.last_connected_at = self.occurred_at
             device.last_location_id = self.location_id
-            _connect(device, self.location_id, self.reader_type, self.software_updated_at,
-                     self.occurred_at)
+            _connect(
+                device,
+                self.location_id,
+                self.reader_type,
+                self.software_updated_at,
+                self.occurred_at,
+            )
 
     class ConnectedOnline(Event):
         TOPIC = "offline_ledger:Device.ConnectedOnline"
@@ -51,8 +56,13 @@ class Device(Aggregate):
         occurred_at: datetime
 
         def apply(self, aggregate: Any) -> None:
-            _connect(aggregate, self.location_id, self.reader_type, self.software_updated_at,
-                     self.occurred_at)
+            _connect(
+                aggregate,
+                self.location_id,
+                self.reader_type,
+                self.software_updated_at,
+                self.occurred_at,
+            )
 
     if TYPE_CHECKING:  # set by the events' apply(); runtime annotations would make
         # the eventsourcing metaclass generate a dataclass __init__

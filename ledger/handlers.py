@@ -42,8 +42,10 @@ def related_ids(aggregates: Iterable[Any]) -> list[UUID]:
     ids: list[UUID] = []
     for aggregate in aggregates:
         if isinstance(aggregate, Payment):
-            ids += [identity.location_id(aggregate.location_id),
-                    identity.device_id(aggregate.device_id)]
+            ids += [
+                identity.location_id(aggregate.location_id),
+                identity.device_id(aggregate.device_id),
+            ]
     return ids
 
 
@@ -76,8 +78,8 @@ def subject(record: wire.Record) -> tuple[str, UUID]:
 
 def _location_configured(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     config = record.model_dump(
-        mode="json", include={"offline_enabled", "sca_required", "currencies", "limits",
-                              "device_limits"}
+        mode="json",
+        include={"offline_enabled", "sca_required", "currencies", "limits", "device_limits"},
     )
     location: Location | None = uow.get(identity.location_id(record.location_id))
     if location is None:
@@ -90,13 +92,21 @@ def _device_connected(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     _require_location(uow, record.location_id)
     device: Device | None = uow.get(identity.device_id(record.device_id))
     if device is None:
-        uow.add(Device.register(record.device_id, record.location_id, record.reader_type,
-                                record.software_updated_at, record.occurred_at))
+        uow.add(
+            Device.register(
+                record.device_id,
+                record.location_id,
+                record.reader_type,
+                record.software_updated_at,
+                record.occurred_at,
+            )
+        )
         return True
     if not device.is_news(record.location_id, record.occurred_at):
         return False
-    device.connect_online(record.location_id, record.reader_type, record.software_updated_at,
-                          record.occurred_at)
+    device.connect_online(
+        record.location_id, record.reader_type, record.software_updated_at, record.occurred_at
+    )
     return True
 
 
@@ -149,12 +159,18 @@ def _confirmed(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
         return False
     location = _require_location(uow, payment.location_id)
     device: Device | None = uow.get(identity.device_id(payment.device_id))
-    sale = Sale(payment.amount, payment.currency, payment.device_id, payment.offline_behavior,
-                record.occurred_at)
+    sale = Sale(
+        payment.amount,
+        payment.currency,
+        payment.device_id,
+        payment.offline_behavior,
+        record.occurred_at,
+    )
     policy.check_store(sale, location, device)
     payment.confirm_offline(record.stored_at, record.occurred_at)
-    location.store_payment(payment.offline_id, payment.device_id, payment.currency,
-                           payment.amount, record.occurred_at)
+    location.store_payment(
+        payment.offline_id, payment.device_id, payment.currency, payment.amount, record.occurred_at
+    )
     return True
 
 
@@ -163,9 +179,13 @@ def _forwarded(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     plan = payment.plan_forward(record.payment_intent_id)
     if plan is Plan.REPEAT:
         return False
-    _release_then(uow, payment, "forwarded", record.occurred_at,
-                  lambda: payment.forward(record.payment_intent_id, record.status,
-                                          record.occurred_at))
+    _release_then(
+        uow,
+        payment,
+        "forwarded",
+        record.occurred_at,
+        lambda: payment.forward(record.payment_intent_id, record.status, record.occurred_at),
+    )
     return True
 
 
@@ -173,8 +193,9 @@ def _forward_failed(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_forward_failure(record.error_code, record.occurred_at) is Plan.REPEAT:
         return False
-    payment.record_forward_failure(record.error_code, record.message, record.retryable,
-                                   record.occurred_at)
+    payment.record_forward_failure(
+        record.error_code, record.message, record.retryable, record.occurred_at
+    )
     return True
 
 
@@ -182,9 +203,13 @@ def _declined(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_decline(record.payment_intent_id, record.decline_code) is Plan.REPEAT:
         return False
-    _release_then(uow, payment, "declined", record.occurred_at,
-                  lambda: payment.decline(record.payment_intent_id, record.decline_code,
-                                          record.occurred_at))
+    _release_then(
+        uow,
+        payment,
+        "declined",
+        record.occurred_at,
+        lambda: payment.decline(record.payment_intent_id, record.decline_code, record.occurred_at),
+    )
     return True
 
 
@@ -200,8 +225,13 @@ def _canceled(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_cancel(record.reason) is Plan.REPEAT:
         return False
-    _release_then(uow, payment, "canceled", record.occurred_at,
-                  lambda: payment.cancel(record.reason, record.occurred_at))
+    _release_then(
+        uow,
+        payment,
+        "canceled",
+        record.occurred_at,
+        lambda: payment.cancel(record.reason, record.occurred_at),
+    )
     return True
 
 

@@ -24,8 +24,17 @@ CONNECTION_MAX_AGE = timedelta(days=30)
 
 # Brands Stripe supports offline; everything else is refused when the card is read.
 SUPPORTED_OFFLINE_BRANDS = frozenset(
-    {"visa", "mastercard", "discover", "amex", "unionpay", "jcb", "maestro", "eftpos_au",
-     "cartes_bancaires"}
+    {
+        "visa",
+        "mastercard",
+        "discover",
+        "amex",
+        "unionpay",
+        "jcb",
+        "maestro",
+        "eftpos_au",
+        "cartes_bancaires",
+    }
 )
 # Debit networks that route a card of a supported brand but do not work offline.
 UNSUPPORTED_OFFLINE_NETWORKS = frozenset({"girocard", "nyce", "pulse", "star"})
@@ -41,25 +50,43 @@ def check_card(card: dict[str, Any], *, sca_required: bool, occurred_at: datetim
     if "interac" in (brand, network):
         raise _card(Code.INTERAC_NOT_SUPPORTED_OFFLINE, "brand", "Interac cards must go online")
     if brand not in SUPPORTED_OFFLINE_BRANDS:
-        raise _card(Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE, "brand",
-                    f"brand '{brand}' is not supported offline; take it online")
+        raise _card(
+            Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE,
+            "brand",
+            f"brand '{brand}' is not supported offline; take it online",
+        )
     if network in UNSUPPORTED_OFFLINE_NETWORKS:
-        raise _card(Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE, "network",
-                    f"network '{network}' is not supported offline; take it online")
+        raise _card(
+            Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE,
+            "network",
+            f"network '{network}' is not supported offline; take it online",
+        )
     read_method = card["read_method"]
     if read_method in SWIPE_READ_METHODS:
-        raise _card(Code.CARD_SWIPE_NOT_AVAILABLE, "read_method",
-                    "magnetic stripe data is not accepted offline; insert the card")
+        raise _card(
+            Code.CARD_SWIPE_NOT_AVAILABLE,
+            "read_method",
+            "magnetic stripe data is not accepted offline; insert the card",
+        )
     if sca_required and read_method in CONTACTLESS_READ_METHODS:
-        raise _card(Code.CONTACTLESS_NOT_ALLOWED_OFFLINE, "read_method",
-                    "this location requires strong customer authentication: insert the card "
-                    "and enter the PIN")
+        raise _card(
+            Code.CONTACTLESS_NOT_ALLOWED_OFFLINE,
+            "read_method",
+            "this location requires strong customer authentication: insert the card "
+            "and enter the PIN",
+        )
     if card.get("cardholder_verification") == "online_pin":
-        raise _card(Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE, "cardholder_verification",
-                    "an online PIN cannot be verified offline; take the payment online")
+        raise _card(
+            Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE,
+            "cardholder_verification",
+            "an online PIN cannot be verified offline; take the payment online",
+        )
     if _expired(card["exp_month"], card["exp_year"], occurred_at):
-        raise _card(Code.OFFLINE_AND_CARD_EXPIRED, "exp_year",
-                    f"the card expired at the end of {card['exp_month']:02d}/{card['exp_year']}")
+        raise _card(
+            Code.OFFLINE_AND_CARD_EXPIRED,
+            "exp_year",
+            f"the card expired at the end of {card['exp_month']:02d}/{card['exp_year']}",
+        )
 
 
 def _expired(exp_month: int, exp_year: int, at: datetime) -> bool:
@@ -86,8 +113,14 @@ class Headroom:
         return max(self.maximum - self.used, 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scope": self.scope, "limit": self.limit, "currency": self.currency,
-                "max": self.maximum, "used": self.used, "remaining": self.remaining}
+        return {
+            "scope": self.scope,
+            "limit": self.limit,
+            "currency": self.currency,
+            "max": self.maximum,
+            "used": self.used,
+            "remaining": self.remaining,
+        }
 
 
 @dataclass(frozen=True)
@@ -111,15 +144,22 @@ class Policy:
         """Every rule the sale would break if stored now, in the order they are checked."""
         found: list[RuleViolation] = []
         if not location.offline_enabled:
-            found.append(RuleViolation(
-                Code.OFFLINE_MODE_DISABLED,
-                f"offline mode is disabled for location {location.location_id}; enable it in "
-                "the location's Terminal configuration (offline[enabled]=true)"))
+            found.append(
+                RuleViolation(
+                    Code.OFFLINE_MODE_DISABLED,
+                    f"offline mode is disabled for location {location.location_id}; enable it in "
+                    "the location's Terminal configuration (offline[enabled]=true)",
+                )
+            )
         if sale.offline_behavior == "require_online":
-            found.append(RuleViolation(
-                Code.NOT_CONNECTED_TO_INTERNET_AND_REQUIRE_ONLINE_SET,
-                "the payment was created with offline_behavior=require_online and cannot be "
-                "stored offline", field="offline_behavior"))
+            found.append(
+                RuleViolation(
+                    Code.NOT_CONNECTED_TO_INTERNET_AND_REQUIRE_ONLINE_SET,
+                    "the payment was created with offline_behavior=require_online and cannot be "
+                    "stored offline",
+                    field="offline_behavior",
+                )
+            )
         found.extend(self._device_violations(sale, location, device))
         found.extend(self._amount_violations(sale, location))
         return found
@@ -134,27 +174,66 @@ class Policy:
         currency, device_id = sale.currency, sale.device_id
         rows: list[Headroom] = []
         if currency in self.stripe_offline_max:
-            rows.append(Headroom("payment", "stripe_offline_max", currency,
-                                 self.stripe_offline_max[currency], sale.amount))
+            rows.append(
+                Headroom(
+                    "payment",
+                    "stripe_offline_max",
+                    currency,
+                    self.stripe_offline_max[currency],
+                    sale.amount,
+                )
+            )
         if currency in limits["per_payment_max"]:
-            rows.append(Headroom("payment", "per_payment_max", currency,
-                                 limits["per_payment_max"][currency], sale.amount))
+            rows.append(
+                Headroom(
+                    "payment",
+                    "per_payment_max",
+                    currency,
+                    limits["per_payment_max"][currency],
+                    sale.amount,
+                )
+            )
         if currency in limits["stored_amount_max"]:
-            rows.append(Headroom("location", "stored_amount_max", currency,
-                                 limits["stored_amount_max"][currency],
-                                 location.stored_amounts.get(currency, 0)))
+            rows.append(
+                Headroom(
+                    "location",
+                    "stored_amount_max",
+                    currency,
+                    limits["stored_amount_max"][currency],
+                    location.stored_amounts.get(currency, 0),
+                )
+            )
         if limits.get("stored_count_max") is not None:
-            rows.append(Headroom("location", "stored_count_max", None,
-                                 limits["stored_count_max"], location.stored_count))
+            rows.append(
+                Headroom(
+                    "location",
+                    "stored_count_max",
+                    None,
+                    limits["stored_count_max"],
+                    location.stored_count,
+                )
+            )
         device_amounts = location.device_stored_amounts.get(device_id, {})
         if currency in device_limits["stored_amount_max"]:
-            rows.append(Headroom("device", "stored_amount_max", currency,
-                                 device_limits["stored_amount_max"][currency],
-                                 device_amounts.get(currency, 0)))
+            rows.append(
+                Headroom(
+                    "device",
+                    "stored_amount_max",
+                    currency,
+                    device_limits["stored_amount_max"][currency],
+                    device_amounts.get(currency, 0),
+                )
+            )
         if device_limits.get("stored_count_max") is not None:
-            rows.append(Headroom("device", "stored_count_max", None,
-                                 device_limits["stored_count_max"],
-                                 location.device_stored_counts.get(device_id, 0)))
+            rows.append(
+                Headroom(
+                    "device",
+                    "stored_count_max",
+                    None,
+                    device_limits["stored_count_max"],
+                    location.device_stored_counts.get(device_id, 0),
+                )
+            )
         return rows
 
     def _device_violations(
@@ -162,52 +241,75 @@ class Policy:
     ) -> list[RuleViolation]:
         oldest = sale.occurred_at - CONNECTION_MAX_AGE
         if device is None or device.last_connected_at < oldest:
-            return [RuleViolation(
-                Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE,
-                f"device {sale.device_id} has not connected online in the 30 days before "
-                "this payment; connect it online before taking payments offline")]
+            return [
+                RuleViolation(
+                    Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE,
+                    f"device {sale.device_id} has not connected online in the 30 days before "
+                    "this payment; connect it online before taking payments offline",
+                )
+            ]
         if device.software_updated_at is not None and device.software_updated_at < oldest:
-            return [RuleViolation(
-                Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE,
-                f"device {sale.device_id}'s software was last updated "
-                f"{device.software_updated_at.isoformat()}, over 30 days ago; update it online")]
+            return [
+                RuleViolation(
+                    Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE,
+                    f"device {sale.device_id}'s software was last updated "
+                    f"{device.software_updated_at.isoformat()}, over 30 days ago; update it online",
+                )
+            ]
         connected_here = device.connections.get(location.location_id)
         if connected_here is None or connected_here < oldest:
-            return [RuleViolation(
-                Code.LOCATION_CONNECTION_NOT_AVAILABLE_OFFLINE,
-                f"device {sale.device_id} has not connected online at location "
-                f"{location.location_id} in the last 30 days; connect it online there first")]
+            return [
+                RuleViolation(
+                    Code.LOCATION_CONNECTION_NOT_AVAILABLE_OFFLINE,
+                    f"device {sale.device_id} has not connected online at location "
+                    f"{location.location_id} in the last 30 days; connect it online there first",
+                )
+            ]
         return []
 
     def _amount_violations(self, sale: Sale, location: Location) -> list[RuleViolation]:
         currency, amount = sale.currency, sale.amount
         if currency not in location.offline_currencies or currency not in self.stripe_offline_max:
-            return [RuleViolation(
-                Code.INVALID_OFFLINE_CURRENCY,
-                f"{currency.upper()} is not configured for offline payments at location "
-                f"{location.location_id}; add it to the location's limits or take it online",
-                field="currency")]
+            return [
+                RuleViolation(
+                    Code.INVALID_OFFLINE_CURRENCY,
+                    f"{currency.upper()} is not configured for offline payments at location "
+                    f"{location.location_id}; add it to the location's limits or take it online",
+                    field="currency",
+                )
+            ]
         found: list[RuleViolation] = []
         for row in self.headroom(sale, location):
             if row.scope == "payment" and amount > row.maximum:
-                found.append(RuleViolation(
-                    Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT,
-                    f"{format_minor(amount, currency)} is over the {row.limit} of "
-                    f"{format_minor(row.maximum, currency)}; take it online",
-                    field="amount", details=row.to_dict()))
+                found.append(
+                    RuleViolation(
+                        Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT,
+                        f"{format_minor(amount, currency)} is over the {row.limit} of "
+                        f"{format_minor(row.maximum, currency)}; take it online",
+                        field="amount",
+                        details=row.to_dict(),
+                    )
+                )
             elif row.limit == "stored_amount_max" and row.used + amount > row.maximum:
-                found.append(RuleViolation(
-                    Code.STORED_AMOUNT_LIMIT_EXCEEDED,
-                    f"storing {format_minor(amount, currency)} would bring the {row.scope}'s "
-                    f"stored total to {format_minor(row.used + amount, currency)}, over its "
-                    f"limit of {format_minor(row.maximum, currency)}; forward stored payments "
-                    "or take this one online", details=row.to_dict()))
+                found.append(
+                    RuleViolation(
+                        Code.STORED_AMOUNT_LIMIT_EXCEEDED,
+                        f"storing {format_minor(amount, currency)} would bring the {row.scope}'s "
+                        f"stored total to {format_minor(row.used + amount, currency)}, over its "
+                        f"limit of {format_minor(row.maximum, currency)}; forward stored payments "
+                        "or take this one online",
+                        details=row.to_dict(),
+                    )
+                )
             elif row.limit == "stored_count_max" and row.used + 1 > row.maximum:
-                found.append(RuleViolation(
-                    Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE,
-                    f"the {row.scope} already stores {row.used} payments, its limit is "
-                    f"{row.maximum}; forward stored payments or take this one online",
-                    details=row.to_dict()))
+                found.append(
+                    RuleViolation(
+                        Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE,
+                        f"the {row.scope} already stores {row.used} payments, its limit is "
+                        f"{row.maximum}; forward stored payments or take this one online",
+                        details=row.to_dict(),
+                    )
+                )
         return found
 
 

@@ -145,8 +145,11 @@ class Payment(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.forward_pending = False
             aggregate.forward_failures.append(
-                {"occurred_at": self.occurred_at.isoformat(), "error_code": self.error_code,
-                 "retryable": self.retryable}
+                {
+                    "occurred_at": self.occurred_at.isoformat(),
+                    "error_code": self.error_code,
+                    "retryable": self.retryable,
+                }
             )
 
     class Declined(Event):
@@ -285,8 +288,10 @@ class Payment(Aggregate):
             return Plan.REPEAT
         if self.status in (Status.CREATED, Status.COLLECTED):
             return Plan.NEW
-        raise self._out_of_order("payment_method_collected", "a card can only be collected "
-                                 "before the payment is confirmed")
+        raise self._out_of_order(
+            "payment_method_collected",
+            "a card can only be collected before the payment is confirmed",
+        )
 
     def collect(self, card: dict[str, Any], occurred_at: datetime) -> None:
         assert self.plan_collect(card) is Plan.NEW
@@ -458,8 +463,9 @@ class Payment(Aggregate):
             raise self._out_of_order("forward", "only a stored payment is forwarded")
         if self.forward_pending:
             return False
-        self.trigger_event(self.ForwardRequested, idempotency_key=idempotency_key,
-                           occurred_at=occurred_at)
+        self.trigger_event(
+            self.ForwardRequested, idempotency_key=idempotency_key, occurred_at=occurred_at
+        )
         return True
 
     # -- errors -------------------------------------------------------------------------------

@@ -63,15 +63,22 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         assert ids is not None and len(ids) == len(stored_events)
         curs.execute(self.last_link_statement, prepare=True)
         last = curs.fetchone()
-        links = link(last["chain_hash"] if last else GENESIS, (
-            (position, event.originator_id, event.originator_version, event.topic, event.state)
-            for position, event in zip(ids, stored_events, strict=True)
-        ))
-        curs.execute(self.insert_links_statement, (
-            [position for position, _, _ in links],
-            [content for _, content, _ in links],
-            [chained for _, _, chained in links],
-        ), prepare=True)
+        links = link(
+            last["chain_hash"] if last else GENESIS,
+            (
+                (position, event.originator_id, event.originator_version, event.topic, event.state)
+                for position, event in zip(ids, stored_events, strict=True)
+            ),
+        )
+        curs.execute(
+            self.insert_links_statement,
+            (
+                [position for position, _, _ in links],
+                [content for _, content, _ in links],
+                [chained for _, _, chained in links],
+            ),
+            prepare=True,
+        )
         return ids
 
 

@@ -23,10 +23,15 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         assert ids is not None and len(ids) == len(stored_events)
         c.execute(f"SELECT chain_hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1")
         last = c.fetchone()
-        links = link(last[0] if last else GENESIS, (
-            (position, event.originator_id, event.originator_version, event.topic, event.state)
-            for position, event in zip(ids, stored_events, strict=True)
-        ))
-        c.executemany(f"INSERT INTO {CHAIN_TABLE} (position, content_hash, chain_hash) "
-                      "VALUES (?, ?, ?)", links)
+        links = link(
+            last[0] if last else GENESIS,
+            (
+                (position, event.originator_id, event.originator_version, event.topic, event.state)
+                for position, event in zip(ids, stored_events, strict=True)
+            ),
+        )
+        c.executemany(
+            f"INSERT INTO {CHAIN_TABLE} (position, content_hash, chain_hash) VALUES (?, ?, ?)",
+            links,
+        )
         return ids

@@ -54,7 +54,6 @@ class StoreConfig:
             return "memory://"
         return self.sqlalchemy_url.render_as_string(hide_password=True)
 
-
     @property
     def encrypted(self) -> bool:
         return bool(self.env.get("CIPHER_KEY"))
@@ -64,8 +63,7 @@ def parse_database_url(url: str, environ: Mapping[str, str] | None = None) -> St
     """The store for `url`, encrypting when `environ` (default os.environ) has a cipher key."""
     cipher = cipher_env(os.environ if environ is None else environ)
     config = _store_config(url)
-    return StoreConfig(config.kind, {**config.env, **cipher}, config.sqlalchemy_url,
-                       config.schema)
+    return StoreConfig(config.kind, {**config.env, **cipher}, config.sqlalchemy_url, config.schema)
 
 
 def _store_config(url: str) -> StoreConfig:
@@ -156,9 +154,7 @@ def _postgres(parsed: URL) -> StoreConfig:
         "CREATE_TABLE": "n",
         "APPLICATION_RECORDER_TOPIC": "ledger.postgres:PostgresEventRecorder",
     }
-    sqlalchemy_url = parsed.set(drivername="postgresql+psycopg").difference_update_query(
-        ["schema"]
-    )
+    sqlalchemy_url = parsed.set(drivername="postgresql+psycopg").difference_update_query(["schema"])
     return StoreConfig("postgresql", env, sqlalchemy_url, schema)
 
 
@@ -213,8 +209,12 @@ def events_after_sql(kind: str) -> str:
     (position, originator_id, originator_version, topic, state). SQLite's position is the
     rowid of eventsourcing's table."""
     if kind == "postgresql":
-        return (f"SELECT notification_id, originator_id, originator_version, topic, state "
-                f"FROM {POSTGRES_EVENTS_TABLE} WHERE notification_id > :after "
-                "ORDER BY notification_id LIMIT :limit")
-    return (f"SELECT rowid, originator_id, originator_version, topic, state "
-            f"FROM {SQLITE_EVENTS_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :limit")
+        return (
+            f"SELECT notification_id, originator_id, originator_version, topic, state "
+            f"FROM {POSTGRES_EVENTS_TABLE} WHERE notification_id > :after "
+            "ORDER BY notification_id LIMIT :limit"
+        )
+    return (
+        f"SELECT rowid, originator_id, originator_version, topic, state "
+        f"FROM {SQLITE_EVENTS_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :limit"
+    )

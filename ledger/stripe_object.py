@@ -128,8 +128,9 @@ class StripeEvent(Aggregate):
 
     @classmethod
     def receive(cls, event_id: str, event_type: str) -> StripeEvent:
-        return cls._create(cls.Received, id=stripe_event_id(event_id), event_id=event_id,
-                           event_type=event_type)
+        return cls._create(
+            cls.Received, id=stripe_event_id(event_id), event_id=event_id, event_type=event_type
+        )
 
 
 class StripeAccountMode(Aggregate):

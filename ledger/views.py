@@ -153,15 +153,26 @@ class LocationStatus(_View):
 
 def _headroom(limits: dict[str, Any], amounts: dict[str, int], count: int) -> list[LimitHeadroom]:
     rows = [
-        LimitHeadroom(limit="stored_amount_max", currency=currency, max=maximum,
-                      used=amounts.get(currency, 0),
-                      remaining=max(maximum - amounts.get(currency, 0), 0))
+        LimitHeadroom(
+            limit="stored_amount_max",
+            currency=currency,
+            max=maximum,
+            used=amounts.get(currency, 0),
+            remaining=max(maximum - amounts.get(currency, 0), 0),
+        )
         for currency, maximum in sorted(limits["stored_amount_max"].items())
     ]
     if limits.get("stored_count_max") is not None:
         maximum = limits["stored_count_max"]
-        rows.append(LimitHeadroom(limit="stored_count_max", currency=None, max=maximum, used=count,
-                                  remaining=max(maximum - count, 0)))
+        rows.append(
+            LimitHeadroom(
+                limit="stored_count_max",
+                currency=None,
+                max=maximum,
+                used=count,
+                remaining=max(maximum - count, 0),
+            )
+        )
     return rows
 
 

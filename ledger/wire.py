@@ -97,9 +97,7 @@ class _Record(BaseModel):
             return data
         where = find_pan(data)
         if where is not None:
-            raise PydanticCustomError(
-                "card_number_detected", _CARD_NUMBER_MESSAGE, {"path": where}
-            )
+            raise PydanticCustomError("card_number_detected", _CARD_NUMBER_MESSAGE, {"path": where})
         return data
 
 
@@ -147,9 +145,7 @@ class PaymentCreated(_Record):
     amount: AmountMinor
     currency: Currency
     capture_method: Literal["automatic", "manual"] = "automatic"
-    offline_behavior: Literal["prefer_online", "require_online", "force_offline"] = (
-        "prefer_online"
-    )
+    offline_behavior: Literal["prefer_online", "require_online", "force_offline"] = "prefer_online"
     payment_intent_id: PaymentIntentId | None = None
     # Stripe metadata: at most 50 keys, keys up to 40 characters, values up to 500.
     metadata: Annotated[
@@ -172,8 +168,9 @@ class Card(BaseModel):
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
     # A reusable PaymentMethod the POS holds, for forwarding through the API
     # (`offline-ledger forward`); the SDK forwards payments that have none.
-    payment_method_id: Annotated[str, Field(pattern=r"^pm_[A-Za-z0-9_]+$",
-                                            max_length=255)] | None = None
+    payment_method_id: (
+        Annotated[str, Field(pattern=r"^pm_[A-Za-z0-9_]+$", max_length=255)] | None
+    ) = None
 
 
 class PaymentMethodCollected(_Record):
@@ -398,9 +395,7 @@ class OfflineDecisionRequest(BaseModel):
     currency: Currency
     device_id: Identifier
     location_id: Identifier
-    offline_behavior: Literal["prefer_online", "require_online", "force_offline"] = (
-        "prefer_online"
-    )
+    offline_behavior: Literal["prefer_online", "require_online", "force_offline"] = "prefer_online"
     at: Timestamp
 
 

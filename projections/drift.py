@@ -41,15 +41,15 @@ class TableDrift:
 
 
 @contextmanager
-def scratch_read_models(ledger: Ledger, projections: tuple[Any, ...],
-                        progress: Progress | None = None) -> Iterator[Engine]:
+def scratch_read_models(
+    ledger: Ledger, projections: tuple[Any, ...], progress: Progress | None = None
+) -> Iterator[Engine]:
     """The read models rebuilt from the whole log in a scratch SQLite file."""
     with tempfile.TemporaryDirectory(prefix="offline-ledger-rebuild-") as folder:
         engine = create_engine(f"sqlite:///{Path(folder) / 'rebuilt.db'}")
         try:
             metadata.create_all(engine)
-            catch_up(ledger, engine, projections, batch_size=BATCH_SIZE_DEFAULT,
-                     progress=progress)
+            catch_up(ledger, engine, projections, batch_size=BATCH_SIZE_DEFAULT, progress=progress)
             yield engine
         finally:
             engine.dispose()
@@ -80,8 +80,9 @@ def swap(live: Engine, rebuilt: Engine, tables: list[Table], names: list[str]) -
     transaction."""
     with live.begin() as conn:
         for table in [*tables, projection_positions]:
-            only_ours = projection_positions.c.name.in_(names) \
-                if table is projection_positions else None
+            only_ours = (
+                projection_positions.c.name.in_(names) if table is projection_positions else None
+            )
             conn.execute(delete(table) if only_ours is None else delete(table).where(only_ours))
             query = select(table) if only_ours is None else select(table).where(only_ours)
             with rebuilt.connect() as source:
@@ -100,7 +101,8 @@ def _rows(engine: Engine, table: Table) -> dict[str, tuple[Any, ...]]:
     with engine.connect() as conn:
         return {
             "/".join(str(row[name]) for name in key_columns): tuple(
-                _normal(row[column.name]) for column in table.columns)
+                _normal(row[column.name]) for column in table.columns
+            )
             for row in conn.execute(select(table)).mappings()
         }
 

@@ -19,16 +19,21 @@ from projections.tables import offline_locations, offline_stored
 
 class OfflineStatusProjection(Projection):
     name = "offline_status"
-    topics = (Location.Configured.TOPIC, Location.PaymentStored.TOPIC,
-              Location.PaymentReleased.TOPIC)
+    topics = (
+        Location.Configured.TOPIC,
+        Location.PaymentStored.TOPIC,
+        Location.PaymentReleased.TOPIC,
+    )
     tables = (offline_stored, offline_locations)
 
     def apply(self, conn: Connection, events: Sequence[Any]) -> None:
         """Folded in memory first, then written in three statements: one per event was most
         of the time a catch-up took."""
         streams = {e.originator_id.hex for e in events}
-        locations = {key: row["location_id"] for key, row in
-                     load_rows(conn, offline_locations, "stream_id", streams).items()}
+        locations = {
+            key: row["location_id"]
+            for key, row in load_rows(conn, offline_locations, "stream_id", streams).items()
+        }
         new_locations: list[dict[str, str]] = []
         stored: dict[str, dict[str, Any]] = {}  # offline_id -> row, stored in this batch
         released: list[str] = []  # stored before this batch
@@ -39,9 +44,13 @@ class OfflineStatusProjection(Projection):
                 new_locations.append({"stream_id": stream, "location_id": event.location_id})
             elif isinstance(event, Location.PaymentStored):
                 stored[event.offline_id] = {
-                    "offline_id": event.offline_id, "location_id": locations[stream],
-                    "device_id": event.device_id, "currency": event.currency,
-                    "amount": event.amount, "stored_at": utc(event.occurred_at)}
+                    "offline_id": event.offline_id,
+                    "location_id": locations[stream],
+                    "device_id": event.device_id,
+                    "currency": event.currency,
+                    "amount": event.amount,
+                    "stored_at": utc(event.occurred_at),
+                }
             else:
                 assert isinstance(event, Location.PaymentReleased), event
                 if stored.pop(event.offline_id, None) is None:
@@ -65,21 +74,31 @@ class StoredTotal:
 def stored_totals(conn: Connection, location_id: str | None = None) -> list[StoredTotal]:
     """Stored count and amount per location, device and currency."""
     query = (
-        select(offline_stored.c.location_id, offline_stored.c.device_id,
-               offline_stored.c.currency, func.count(), func.sum(offline_stored.c.amount))
-        .group_by(offline_stored.c.location_id, offline_stored.c.device_id,
-                  offline_stored.c.currency)
-        .order_by(offline_stored.c.location_id, offline_stored.c.device_id,
-                  offline_stored.c.currency)
+        select(
+            offline_stored.c.location_id,
+            offline_stored.c.device_id,
+            offline_stored.c.currency,
+            func.count(),
+            func.sum(offline_stored.c.amount),
+        )
+        .group_by(
+            offline_stored.c.location_id, offline_stored.c.device_id, offline_stored.c.currency
+        )
+        .order_by(
+            offline_stored.c.location_id, offline_stored.c.device_id, offline_stored.c.currency
+        )
     )
     if location_id is not None:
         query = query.where(offline_stored.c.location_id == location_id)
-    return [StoredTotal(loc, dev, cur, int(n), int(total))
-            for loc, dev, cur, n, total in conn.execute(query)]
+    return [
+        StoredTotal(loc, dev, cur, int(n), int(total))
+        for loc, dev, cur, n, total in conn.execute(query)
+    ]
 
 
 def stored_oldest_first(conn: Connection, limit: int | None = None) -> list[str]:
     """The offline_ids of the stored payments, the longest stored first."""
-    query = select(offline_stored.c.offline_id).order_by(offline_stored.c.stored_at,
-                                                         offline_stored.c.offline_id)
+    query = select(offline_stored.c.offline_id).order_by(
+        offline_stored.c.stored_at, offline_stored.c.offline_id
+    )
     return list(conn.execute(query.limit(limit)).scalars())

@@ -17,9 +17,15 @@ from projections.tables import payment_intent_links, payments
 class PaymentsProjection(Projection):
     name = "payments"
     topics = tuple(
-        event.TOPIC for event in (
-            Payment.Created, Payment.PaymentMethodCollected, Payment.ConfirmedOffline,
-            Payment.Forwarded, Payment.Declined, Payment.Captured, Payment.Canceled,
+        event.TOPIC
+        for event in (
+            Payment.Created,
+            Payment.PaymentMethodCollected,
+            Payment.ConfirmedOffline,
+            Payment.Forwarded,
+            Payment.Declined,
+            Payment.Captured,
+            Payment.Canceled,
             Payment.DuplicateForwardDetected,
         )
     )
@@ -48,24 +54,42 @@ def _link(conn: Connection, links: set[tuple[str, str]]) -> None:
         return
     known = {
         (row.payment_intent_id, row.offline_id)
-        for row in conn.execute(select(payment_intent_links).where(
-            payment_intent_links.c.payment_intent_id.in_([pi for pi, _ in links])))
+        for row in conn.execute(
+            select(payment_intent_links).where(
+                payment_intent_links.c.payment_intent_id.in_([pi for pi, _ in links])
+            )
+        )
     }
-    new = [{"payment_intent_id": pi, "offline_id": offline_id}
-           for pi, offline_id in sorted(links - known)]
+    new = [
+        {"payment_intent_id": pi, "offline_id": offline_id}
+        for pi, offline_id in sorted(links - known)
+    ]
     if new:
         conn.execute(insert(payment_intent_links), new)
 
 
 def _created(stream: str, event: Any) -> dict[str, Any]:
     return {
-        "stream_id": stream, "offline_id": event.offline_id, "location_id": event.location_id,
-        "device_id": event.device_id, "amount": event.amount, "currency": event.currency,
-        "capture_method": event.capture_method, "status": Status.CREATED.value,
-        "card_brand": None, "payment_intent_id": event.payment_intent_id,
-        "duplicate_payment_intent_ids": "", "duplicate_refund_amount": 0, "stripe_status": None,
-        "decline_code": None, "amount_captured": 0, "created_at": utc(event.occurred_at),
-        "stored_at": None, "forwarded_at": None, "declined_at": None, "captured_at": None,
+        "stream_id": stream,
+        "offline_id": event.offline_id,
+        "location_id": event.location_id,
+        "device_id": event.device_id,
+        "amount": event.amount,
+        "currency": event.currency,
+        "capture_method": event.capture_method,
+        "status": Status.CREATED.value,
+        "card_brand": None,
+        "payment_intent_id": event.payment_intent_id,
+        "duplicate_payment_intent_ids": "",
+        "duplicate_refund_amount": 0,
+        "stripe_status": None,
+        "decline_code": None,
+        "amount_captured": 0,
+        "created_at": utc(event.occurred_at),
+        "stored_at": None,
+        "forwarded_at": None,
+        "declined_at": None,
+        "captured_at": None,
         "canceled_at": None,
     }
 
@@ -78,13 +102,13 @@ def _fold(row: dict[str, Any], event: Any) -> None:
     elif isinstance(event, Payment.ConfirmedOffline):
         row.update(stored_at=utc(event.stored_at), status=Status.STORED.value)
     elif isinstance(event, Payment.Forwarded):
-        row.update(payment_intent_id=event.payment_intent_id, stripe_status=event.status,
-                   forwarded_at=at)
+        row.update(
+            payment_intent_id=event.payment_intent_id, stripe_status=event.status, forwarded_at=at
+        )
         if row["status"] == Status.DECLINED.value:
             return
         if event.status == "succeeded":
-            row.update(status=Status.CAPTURED.value, amount_captured=row["amount"],
-                       captured_at=at)
+            row.update(status=Status.CAPTURED.value, amount_captured=row["amount"], captured_at=at)
         else:
             row.update(status=Status.FORWARDED.value)
     elif isinstance(event, Payment.Declined):
@@ -92,8 +116,12 @@ def _fold(row: dict[str, Any], event: Any) -> None:
             row["payment_intent_id"] = event.payment_intent_id
         row.update(decline_code=event.decline_code, status=Status.DECLINED.value, declined_at=at)
     elif isinstance(event, Payment.Captured):
-        row.update(amount_captured=event.amount_captured, stripe_status="succeeded",
-                   status=Status.CAPTURED.value, captured_at=at)
+        row.update(
+            amount_captured=event.amount_captured,
+            stripe_status="succeeded",
+            status=Status.CAPTURED.value,
+            captured_at=at,
+        )
     elif isinstance(event, Payment.Canceled):
         row.update(status=Status.CANCELED.value, canceled_at=at)
     elif isinstance(event, Payment.DuplicateForwardDetected):
@@ -117,10 +145,18 @@ class AuthorizedPayment:
 def authorized_payments(conn: Connection) -> list[AuthorizedPayment]:
     """Forwarded payments whose authorization awaits a manual capture."""
     query = (
-        select(payments.c.offline_id, payments.c.payment_intent_id, payments.c.amount,
-               payments.c.currency, payments.c.card_brand, payments.c.forwarded_at)
-        .where(payments.c.status == Status.FORWARDED.value,
-               payments.c.stripe_status == "requires_capture")
+        select(
+            payments.c.offline_id,
+            payments.c.payment_intent_id,
+            payments.c.amount,
+            payments.c.currency,
+            payments.c.card_brand,
+            payments.c.forwarded_at,
+        )
+        .where(
+            payments.c.status == Status.FORWARDED.value,
+            payments.c.stripe_status == "requires_capture",
+        )
         .order_by(payments.c.forwarded_at, payments.c.offline_id)
     )
     return [AuthorizedPayment(*row) for row in conn.execute(query)]

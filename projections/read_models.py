@@ -32,12 +32,16 @@ PROJECTIONS = (PaymentsProjection(), OfflineStatusProjection(), StripeObservatio
 class ReadModels:
     def __init__(self, ledger: Ledger) -> None:
         if ledger.config.kind == "memory":
-            raise StorageError(Code.INVALID_DATABASE_URL, "read models and reports need a "
-                               "database: use sqlite:///file.db or postgresql://...")
+            raise StorageError(
+                Code.INVALID_DATABASE_URL,
+                "read models and reports need a "
+                "database: use sqlite:///file.db or postgresql://...",
+            )
         self.ledger = ledger
         self.engine: Engine = engine_for(ledger.config)
-        self.writer = _writer_engine(ledger.config) if ledger.config.kind == "sqlite" \
-            else self.engine
+        self.writer = (
+            _writer_engine(ledger.config) if ledger.config.kind == "sqlite" else self.engine
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -46,18 +50,25 @@ class ReadModels:
     def __enter__(self) -> ReadModels:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
-    def refresh(self, progress: Progress | None = None,
-                batch_size: int = BATCH_SIZE_DEFAULT) -> int:
+    def refresh(
+        self, progress: Progress | None = None, batch_size: int = BATCH_SIZE_DEFAULT
+    ) -> int:
         """Apply every event not yet projected; return how many."""
-        return catch_up(self.ledger, self.writer, PROJECTIONS, batch_size=batch_size,
-                        progress=progress)
+        return catch_up(
+            self.ledger, self.writer, PROJECTIONS, batch_size=batch_size, progress=progress
+        )
 
-    def rebuild(self, progress: Progress | None = None,
-                batch_size: int = BATCH_SIZE_DEFAULT) -> int:
+    def rebuild(
+        self, progress: Progress | None = None, batch_size: int = BATCH_SIZE_DEFAULT
+    ) -> int:
         """Empty every read model and replay the whole log into it."""
         return rebuild(self.ledger, self.writer, PROJECTIONS, progress, batch_size)
 
@@ -66,8 +77,9 @@ class ReadModels:
         with self.engine.connect() as conn:
             return stored_totals(conn, location_id)
 
-    def audit_rebuild(self, swap_in: bool = False,
-                      progress: Progress | None = None) -> list[TableDrift]:
+    def audit_rebuild(
+        self, swap_in: bool = False, progress: Progress | None = None
+    ) -> list[TableDrift]:
         """Replay the whole log into scratch read models, compare them with the live ones
         (brought up to date first) and, with `swap_in`, replace the live ones."""
         self.refresh()
@@ -89,21 +101,26 @@ class ReadModels:
         with self.engine.connect() as conn:
             return authorized_payments(conn)
 
-    def report(self, as_of: datetime, thresholds: Thresholds | None = None,
-               filters: Filters | None = None) -> Report:
+    def report(
+        self, as_of: datetime, thresholds: Thresholds | None = None, filters: Filters | None = None
+    ) -> Report:
         """The reconciliation report at `as_of`; NO_REPORT_DATA when nothing matches."""
         if as_of.tzinfo is None:
-            raise LedgerError(Code.INVALID_TIMESTAMP, "as_of needs a time zone offset",
-                              field="as_of")
+            raise LedgerError(
+                Code.INVALID_TIMESTAMP, "as_of needs a time zone offset", field="as_of"
+            )
         chosen = filters or Filters()
         self.refresh()
         with self.engine.connect() as conn:
             report = build_report(conn, as_of, thresholds or Thresholds(), chosen)
         if not report.rows:
             shown = ", ".join(f"{k}={v}" for k, v in chosen.as_dict().items()) or "no filter"
-            raise NotFound(Code.NO_REPORT_DATA, f"no payments and no Stripe objects to report "
-                           f"({shown}): ingest records or import Stripe data first, or widen "
-                           "--since/--until/--location")
+            raise NotFound(
+                Code.NO_REPORT_DATA,
+                f"no payments and no Stripe objects to report "
+                f"({shown}): ingest records or import Stripe data first, or widen "
+                "--since/--until/--location",
+            )
         return report
 
 

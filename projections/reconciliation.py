@@ -42,16 +42,21 @@ class Thresholds:
 
     stale_after: timedelta = timedelta(hours=24)
     capture_windows: Mapping[str, timedelta] = field(
-        default_factory=lambda: {"visa": timedelta(days=4, hours=18)})
+        default_factory=lambda: {"visa": timedelta(days=4, hours=18)}
+    )
     capture_window_default: timedelta = timedelta(days=2)
     capture_warning: timedelta = timedelta(hours=12)
 
     def as_dict(self) -> dict[str, str]:
-        hours = {"stale_after_hours": self.stale_after,
-                 "capture_window_default_hours": self.capture_window_default,
-                 "capture_warning_hours": self.capture_warning}
-        hours |= {f"capture_window_{brand}_hours": window
-                  for brand, window in sorted(self.capture_windows.items())}
+        hours = {
+            "stale_after_hours": self.stale_after,
+            "capture_window_default_hours": self.capture_window_default,
+            "capture_warning_hours": self.capture_warning,
+        }
+        hours |= {
+            f"capture_window_{brand}_hours": window
+            for brand, window in sorted(self.capture_windows.items())
+        }
         return {name: _hours(span) for name, span in hours.items()}
 
     def capture_deadline(self, authorized_at: datetime, brand: str | None) -> datetime:
@@ -67,20 +72,25 @@ class Filters:
 
     def as_dict(self) -> dict[str, str]:
         shown = {"location": self.location_id, "since": self.since, "until": self.until}
-        return {k: v.isoformat() if isinstance(v, datetime) else v
-                for k, v in shown.items() if v is not None}
+        return {
+            k: v.isoformat() if isinstance(v, datetime) else v
+            for k, v in shown.items()
+            if v is not None
+        }
 
     def admit(self, when: datetime | None, location_id: str | None) -> bool:
         if self.location_id is not None and location_id != self.location_id:
             return False
         if when is None:
             return self.since is None and self.until is None
-        return ((self.since is None or when >= naive_utc(self.since))
-                and (self.until is None or when < naive_utc(self.until)))
+        return (self.since is None or when >= naive_utc(self.since)) and (
+            self.until is None or when < naive_utc(self.until)
+        )
 
 
-def build_report(conn: Connection, as_of: datetime, thresholds: Thresholds,
-                 filters: Filters) -> Report:
+def build_report(
+    conn: Connection, as_of: datetime, thresholds: Thresholds, filters: Filters
+) -> Report:
     """The report at `as_of` (aware), from the read models as they are now.
 
     The database does the matching (two indexed joins, streamed in offline_id order); this
@@ -96,8 +106,12 @@ def build_report(conn: Connection, as_of: datetime, thresholds: Thresholds,
         for orphan in conn.execute(_orphans_query()).mappings():
             if filters.admit(orphan["created_at"], None):
                 rows.append(_orphan_row(dict(orphan), now))
-    return Report(as_of=now.replace(tzinfo=UTC), rows=rows, filters=filters.as_dict(),
-                  thresholds=thresholds.as_dict())
+    return Report(
+        as_of=now.replace(tzinfo=UTC),
+        rows=rows,
+        filters=filters.as_dict(),
+        thresholds=thresholds.as_dict(),
+    )
 
 
 def _payments_with_stripe(
@@ -106,13 +120,11 @@ def _payments_with_stripe(
     """Each payment with the Stripe objects that belong to it: by a PaymentIntent the ledger
     recorded, or by metadata.offline_id. One streamed query, in offline_id order."""
     links = payment_intent_links
-    by_link = (
-        select(links.c.offline_id.label("owner"), stripe_objects)
-        .join(stripe_objects, stripe_objects.c.payment_intent_id == links.c.payment_intent_id)
+    by_link = select(links.c.offline_id.label("owner"), stripe_objects).join(
+        stripe_objects, stripe_objects.c.payment_intent_id == links.c.payment_intent_id
     )
-    by_metadata = (
-        select(payments.c.offline_id.label("owner"), stripe_objects)
-        .join(stripe_objects, stripe_objects.c.offline_id == payments.c.offline_id)
+    by_metadata = select(payments.c.offline_id.label("owner"), stripe_objects).join(
+        stripe_objects, stripe_objects.c.offline_id == payments.c.offline_id
     )
     matched = union(by_link, by_metadata).subquery()
     stripe_columns = [column.name for column in stripe_objects.columns]
@@ -129,8 +141,11 @@ def _payments_with_stripe(
     for _, group in groupby(found, key=itemgetter(offline_id_at)):
         joined = list(group)
         payment = dict(zip(payment_names, joined[0][:width], strict=True))
-        seen = [dict(zip(stripe_columns, row[width:], strict=True))
-                for row in joined if row[width] is not None]
+        seen = [
+            dict(zip(stripe_columns, row[width:], strict=True))
+            for row in joined
+            if row[width] is not None
+        ]
         yield payment, seen
 
 
@@ -151,8 +166,9 @@ def _ledger_payment_intents(payment: Mapping[str, Any]) -> list[str]:
     return [i for i in [payment["payment_intent_id"], *duplicates] if i]
 
 
-def _payment_row(payment: Mapping[str, Any], seen: list[dict[str, Any]], now: datetime,
-                 thresholds: Thresholds) -> Row:
+def _payment_row(
+    payment: Mapping[str, Any], seen: list[dict[str, Any]], now: datetime, thresholds: Thresholds
+) -> Row:
     pis = sorted({*_ledger_payment_intents(payment), *(_pi(s) for s in seen)})
     primary = _primary(payment, seen)
     category, at_risk = _categorize(payment, seen, primary, pis, now, thresholds)
@@ -184,15 +200,21 @@ def _primary(payment: Mapping[str, Any], seen: list[dict[str, Any]]) -> dict[str
     return seen[0] if seen else None
 
 
-def _categorize(payment: Mapping[str, Any], seen: list[dict[str, Any]],
-                primary: dict[str, Any] | None, pis: list[str], now: datetime,
-                thresholds: Thresholds) -> tuple[Category, int]:
+def _categorize(
+    payment: Mapping[str, Any],
+    seen: list[dict[str, Any]],
+    primary: dict[str, Any] | None,
+    pis: list[str],
+    now: datetime,
+    thresholds: Thresholds,
+) -> tuple[Category, int]:
     amount, status = payment["amount"], payment["status"]
     # PaymentIntents that hold or took money: live on Stripe, or known only to the ledger.
     live = [s for s in seen if _stripe_status(s) not in _NO_MONEY]
     observed = {_pi(s) for s in seen}
     live_pis = {_pi(s) for s in live} | {
-        i for i in _ledger_payment_intents(payment)
+        i
+        for i in _ledger_payment_intents(payment)
         if i not in observed and status != Status.DECLINED
     }
     if status == Status.CANCELED and not live:

@@ -41,14 +41,29 @@ EXCEPTIONS: tuple[Category, ...] = (
 
 # The CSV columns, in order; JSON rows carry the same fields (README documents them).
 COLUMNS: tuple[str, ...] = (
-    "offline_id", "location_id", "device_id", "amount", "currency", "category",
-    "ledger_status", "payment_intent_ids", "stripe_amount", "stripe_currency", "stripe_status",
-    "stored_at", "forwarded_at", "age_hours", "amount_at_risk",
+    "offline_id",
+    "location_id",
+    "device_id",
+    "amount",
+    "currency",
+    "category",
+    "ledger_status",
+    "payment_intent_ids",
+    "stripe_amount",
+    "stripe_currency",
+    "stripe_status",
+    "stored_at",
+    "forwarded_at",
+    "age_hours",
+    "amount_at_risk",
 )
 
 # Age buckets of the money at risk, as (label, upper bound in hours; None = no bound).
 AGE_BUCKETS: tuple[tuple[str, int | None], ...] = (
-    ("< 24 h", 24), ("1-2 days", 48), ("2-7 days", 168), ("> 7 days", None),
+    ("< 24 h", 24),
+    ("1-2 days", 48),
+    ("2-7 days", 168),
+    ("> 7 days", None),
 )
 
 
@@ -127,8 +142,9 @@ class Report:
 
     def at_risk_by_age(self) -> Breakdown:
         """Money at risk per age bucket and currency."""
-        return self._breakdown(_age_bucket, lambda row: row.amount_at_risk,
-                               only=lambda row: row.amount_at_risk > 0)
+        return self._breakdown(
+            _age_bucket, lambda row: row.amount_at_risk, only=lambda row: row.amount_at_risk > 0
+        )
 
     def by_location(self) -> Breakdown:
         return self._breakdown(lambda row: row.location_id or "(unknown)", _row_amount)

@@ -74,8 +74,13 @@ def catch_up(
     return applied
 
 
-def rebuild(ledger: Ledger, engine: Engine, projections: Iterable[Projection],
-            progress: Progress | None = None, batch_size: int = BATCH_SIZE_DEFAULT) -> int:
+def rebuild(
+    ledger: Ledger,
+    engine: Engine,
+    projections: Iterable[Projection],
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE_DEFAULT,
+) -> int:
     """Empty the projections' tables and replay the whole log into them."""
     chosen = list(projections)
     reset(engine, chosen)
@@ -88,8 +93,11 @@ def reset(engine: Engine, projections: Iterable[Projection]) -> None:
         for projection in projections:
             for table in projection.tables:
                 conn.execute(delete(table))
-            conn.execute(update(projection_positions).where(
-                projection_positions.c.name == projection.name).values(position=0))
+            conn.execute(
+                update(projection_positions)
+                .where(projection_positions.c.name == projection.name)
+                .values(position=0)
+            )
 
 
 def position(conn: Connection, name: str, lock: bool = False) -> int:
@@ -101,12 +109,15 @@ def position(conn: Connection, name: str, lock: bool = False) -> int:
     return int(found) if found is not None else 0
 
 
-def _apply_next_batch(ledger: Ledger, engine: Engine, projection: Projection,
-                      batch_size: int) -> int:
+def _apply_next_batch(
+    ledger: Ledger, engine: Engine, projection: Projection, batch_size: int
+) -> int:
     with engine.begin() as conn:
         start = position(conn, projection.name, lock=True)
         notifications = ledger.store.recorder.select_notifications(
-            start=start or None, limit=batch_size, topics=projection.topics,
+            start=start or None,
+            limit=batch_size,
+            topics=projection.topics,
             inclusive_of_start=False,
         )
         if not notifications:
@@ -119,8 +130,12 @@ def _apply_next_batch(ledger: Ledger, engine: Engine, projection: Projection,
 def _ensure_position(engine: Engine, name: str) -> None:
     """The projection's position row, at 0 the first time (a racing runner may insert it)."""
     with engine.connect() as conn:
-        if conn.execute(select(projection_positions.c.name).where(
-                projection_positions.c.name == name)).first() is not None:
+        if (
+            conn.execute(
+                select(projection_positions.c.name).where(projection_positions.c.name == name)
+            ).first()
+            is not None
+        ):
             return
     try:
         with engine.begin() as conn:
@@ -161,8 +176,13 @@ def load_rows(
     return found
 
 
-def replace_rows(conn: Connection, table: Table, key: str, existing: Iterable[str],
-                 rows: Sequence[dict[str, Any]]) -> None:
+def replace_rows(
+    conn: Connection,
+    table: Table,
+    key: str,
+    existing: Iterable[str],
+    rows: Sequence[dict[str, Any]],
+) -> None:
     """Write a batch's rows: delete the old versions of those that existed, insert all."""
     column = table.c[key]
     old = list(existing)

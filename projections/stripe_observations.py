@@ -18,14 +18,18 @@ from projections.tables import stripe_objects
 
 # Stripe's reporting categories for money collected from a customer, and given back.
 CHARGE_CATEGORIES = frozenset({"charge", "payment"})
-REFUND_CATEGORIES = frozenset({"refund", "payment_refund", "charge_failure", "refund_failure",
-                               "dispute", "dispute_reversal"})
+REFUND_CATEGORIES = frozenset(
+    {"refund", "payment_refund", "charge_failure", "refund_failure", "dispute", "dispute_reversal"}
+)
 
 
 class StripeObservationsProjection(Projection):
     name = "stripe_observations"
-    topics = (StripeObject.FirstSeen.TOPIC, StripeObject.PaymentIntentObserved.TOPIC,
-              StripeObject.BalanceTransactionObserved.TOPIC)
+    topics = (
+        StripeObject.FirstSeen.TOPIC,
+        StripeObject.PaymentIntentObserved.TOPIC,
+        StripeObject.BalanceTransactionObserved.TOPIC,
+    )
     tables = (stripe_objects,)
 
     def apply(self, conn: Connection, events: Sequence[Any]) -> None:
@@ -45,8 +49,7 @@ class StripeObservationsProjection(Projection):
 
 def _first_seen(stream: str, key: str) -> dict[str, Any]:
     row: dict[str, Any] = {column.name: None for column in stripe_objects.columns}
-    row.update(stream_id=stream, key=key, charged_gross=0, refunded_gross=0,
-               balance_transactions=0)
+    row.update(stream_id=stream, key=key, charged_gross=0, refunded_gross=0, balance_transactions=0)
     return row
 
 
@@ -57,10 +60,13 @@ def _payment_intent(row: dict[str, Any], seen: dict[str, Any]) -> None:
     newer = as_of is None or row["observed_at"] is None or as_of >= row["observed_at"]
     if newer:
         row.update(
-            payment_intent_id=seen["payment_intent_id"], amount=seen["amount"],
+            payment_intent_id=seen["payment_intent_id"],
+            amount=seen["amount"],
             amount_received=seen["amount_received"],
-            amount_capturable=seen["amount_capturable"], currency=seen["currency"],
-            status=seen["status"], decline_code=seen["decline_code"],
+            amount_capturable=seen["amount_capturable"],
+            currency=seen["currency"],
+            status=seen["status"],
+            decline_code=seen["decline_code"],
             observed_at=as_of or row["observed_at"],
         )
     if seen["offline_id"] is not None:

@@ -28,7 +28,6 @@ def naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-
 projection_positions = Table(
     "projection_positions",
     metadata,

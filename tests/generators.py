@@ -147,7 +147,8 @@ def assert_status_matches_payments(ledger: Ledger, offline_ids: Sequence[str]) -
     for loc in statuses:
         expected = by_location.get(loc.location_id, Totals())
         assert (loc.offline_payments_count, loc.offline_payment_amounts_by_currency) == (
-            expected.count, expected.by_currency()
+            expected.count,
+            expected.by_currency(),
         ), f"location {loc.location_id}"
         listed = {d.device_id: d for d in loc.devices}
         storing = {dev for (where, dev) in by_device if where == loc.location_id}
@@ -155,9 +156,9 @@ def assert_status_matches_payments(ledger: Ledger, offline_ids: Sequence[str]) -
         for device_id, device in listed.items():
             assert device.location_id == loc.location_id
             expected = by_device.get((loc.location_id, device_id), Totals())
-            assert (device.offline_payments_count,
-                    device.offline_payment_amounts_by_currency) == (
-                expected.count, expected.by_currency()
+            assert (device.offline_payments_count, device.offline_payment_amounts_by_currency) == (
+                expected.count,
+                expected.by_currency(),
             ), f"device {device_id} at {loc.location_id}"
 
 
@@ -169,12 +170,19 @@ def assert_within_limits(ledger: Ledger, configured: dict[str, Record]) -> None:
         record = configured[loc.location_id]
         limits = record.get("limits", {})
         device_limits = record.get("device_limits", {})
-        _within(limits, loc.offline_payments_count, loc.offline_payment_amounts_by_currency,
-                f"location {loc.location_id}")
+        _within(
+            limits,
+            loc.offline_payments_count,
+            loc.offline_payment_amounts_by_currency,
+            f"location {loc.location_id}",
+        )
         for device in loc.devices:
-            _within(device_limits, device.offline_payments_count,
-                    device.offline_payment_amounts_by_currency,
-                    f"device {device.device_id} at {loc.location_id}")
+            _within(
+                device_limits,
+                device.offline_payments_count,
+                device.offline_payment_amounts_by_currency,
+                f"device {device.device_id} at {loc.location_id}",
+            )
 
 
 def _within(limits: Record, count: int, amounts: dict[str, int], where: str) -> None:
@@ -235,8 +243,17 @@ def location_config(draw: st.DrawFn, location_id: str) -> Record:
 # The steps a payment's walk is made of after its normal start (created, collected,
 # confirmed), repeated to weigh the draw: mostly forwarding and what follows it.
 STEPS = (
-    "forwarded", "forwarded", "forwarded", "declined", "captured", "captured", "canceled",
-    "forward_failed", "collected", "confirmed", "created",
+    "forwarded",
+    "forwarded",
+    "forwarded",
+    "declined",
+    "captured",
+    "captured",
+    "canceled",
+    "forward_failed",
+    "collected",
+    "confirmed",
+    "created",
 )
 
 
@@ -255,19 +272,27 @@ def payment_walk(
     currency = draw(st.sampled_from(offline_currencies * 3 + list(CURRENCIES)))
     amount = draw(st.integers(1, AMOUNT_MAX[currency]))
     created = r.created(
-        oid, device_id=device_id, location_id=location_id, amount=amount, currency=currency,
+        oid,
+        device_id=device_id,
+        location_id=location_id,
+        amount=amount,
+        currency=currency,
         capture_method=draw(st.sampled_from(["automatic", "manual"])),
-        offline_behavior=draw(st.sampled_from(
-            ["prefer_online"] * 8 + ["force_offline", "require_online"])),
-        metadata={"order": f"O-{number}"}, occurred_at=r.at(number),
+        offline_behavior=draw(
+            st.sampled_from(["prefer_online"] * 8 + ["force_offline", "require_online"])
+        ),
+        metadata={"order": f"O-{number}"},
+        occurred_at=r.at(number),
     )
     pis = (f"pi_{number}_a", f"pi_{number}_b")
     read_methods = st.sampled_from(
-        ["contact_emv"] * 12 + ["contactless_emv"] * 2 + ["magnetic_stripe_track2"])
+        ["contact_emv"] * 12 + ["contactless_emv"] * 2 + ["magnetic_stripe_track2"]
+    )
 
     def card(variant: int) -> Record:
-        return r.collected(oid, last4=f"{4242 + variant:04d}",
-                           read_method=draw(read_methods)) | {"occurred_at": r.at(number + 1)}
+        return r.collected(oid, last4=f"{4242 + variant:04d}", read_method=draw(read_methods)) | {
+            "occurred_at": r.at(number + 1)
+        }
 
     def confirmed(variant: int) -> Record:
         return r.confirmed(oid, occurred_at=r.at(number + 2), stored_at=r.at(number + 2 + variant))
@@ -283,8 +308,11 @@ def payment_walk(
         elif step == "declined":
             pi_or_none = draw(st.sampled_from([pi, None]))
             code = draw(st.sampled_from(["insufficient_funds", "do_not_honor"]))
-            walk.append(r.declined(oid, payment_intent_id=pi_or_none, decline_code=code,
-                                   occurred_at=r.at(minute)))
+            walk.append(
+                r.declined(
+                    oid, payment_intent_id=pi_or_none, decline_code=code, occurred_at=r.at(minute)
+                )
+            )
         elif step == "captured":
             captured = draw(st.sampled_from([amount, max(amount // 2, 1), amount + 1]))
             walk.append(r.captured(oid, pi, captured, occurred_at=r.at(minute)))
@@ -326,11 +354,14 @@ def scenarios(draw: st.DrawFn, max_payments: int = 16) -> Scenario:
         position[n] += 1
     # ...then repeat some records (a retry, a redelivered webhook: the copy may land before
     # the original, i.e. out of order) and swap some neighbours.
-    for kind, i, j in draw(st.lists(
-        st.tuples(st.sampled_from(["repeat", "swap"]), st.integers(0, 10_000),
-                  st.integers(0, 10_000)),
-        max_size=12,
-    )):
+    for kind, i, j in draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["repeat", "swap"]), st.integers(0, 10_000), st.integers(0, 10_000)
+            ),
+            max_size=12,
+        )
+    ):
         if kind == "repeat":
             records.insert(j % (len(records) + 1), records[i % len(records)])
         elif len(records) > 1:
@@ -368,17 +399,27 @@ def crash_day_records(payments: int, seed: int = 7) -> Iterator[Record]:
     Records of payments in flight interleave.
     """
     rng = random.Random(seed)
-    yield r.location(CRASH_OPEN_LOCATION, limits={
-        "per_payment_max": {"usd": 50_000},
-        "stored_amount_max": {"usd": 10**12},
-        "stored_count_max": 1_000_000,
-    }, device_limits={})
-    yield r.location(CRASH_FULL_LOCATION, limits={
-        "per_payment_max": {"usd": 50_000},
-        "stored_count_max": CRASH_FULL_COUNT_MAX,
-    }, device_limits={})
-    devices = {loc: [f"tmr_{loc[4:]}_{k}" for k in range(3)]
-               for loc in (CRASH_OPEN_LOCATION, CRASH_FULL_LOCATION)}
+    yield r.location(
+        CRASH_OPEN_LOCATION,
+        limits={
+            "per_payment_max": {"usd": 50_000},
+            "stored_amount_max": {"usd": 10**12},
+            "stored_count_max": 1_000_000,
+        },
+        device_limits={},
+    )
+    yield r.location(
+        CRASH_FULL_LOCATION,
+        limits={
+            "per_payment_max": {"usd": 50_000},
+            "stored_count_max": CRASH_FULL_COUNT_MAX,
+        },
+        device_limits={},
+    )
+    devices = {
+        loc: [f"tmr_{loc[4:]}_{k}" for k in range(3)]
+        for loc in (CRASH_OPEN_LOCATION, CRASH_FULL_LOCATION)
+    }
     for loc, ids in devices.items():
         for device_id in ids:
             yield r.device(device_id, loc)
@@ -390,9 +431,15 @@ def crash_day_records(payments: int, seed: int = 7) -> Iterator[Record]:
         pi = f"pi_crash_{number}"
         swiped = location_id == CRASH_OPEN_LOCATION and rng.random() < 0.03
         steps = [
-            r.created(oid, device_id=rng.choice(devices[location_id]), location_id=location_id,
-                      amount=amount, capture_method="manual", occurred_at=r.at(minute),
-                      metadata={"order": f"C-{number}"}),
+            r.created(
+                oid,
+                device_id=rng.choice(devices[location_id]),
+                location_id=location_id,
+                amount=amount,
+                capture_method="manual",
+                occurred_at=r.at(minute),
+                metadata={"order": f"C-{number}"},
+            ),
             r.collected(oid, read_method="magnetic_stripe_track2" if swiped else "contact_emv")
             | {"occurred_at": r.at(minute + 0.2)},
             r.confirmed(oid, occurred_at=r.at(minute + 0.3), stored_at=r.at(minute + 0.3)),
@@ -457,6 +504,9 @@ def payment_ids_in(records: Iterable[Record]) -> list[str]:
     return list(seen)
 
 
-LIMIT_CODES = frozenset({
-    str(Code.STORED_AMOUNT_LIMIT_EXCEEDED), str(Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE),
-})
+LIMIT_CODES = frozenset(
+    {
+        str(Code.STORED_AMOUNT_LIMIT_EXCEEDED),
+        str(Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE),
+    }
+)

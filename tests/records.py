@@ -100,8 +100,9 @@ def confirmed(offline_id: str, **overrides: Any) -> dict[str, Any]:
     return record
 
 
-def forwarded(offline_id: str, payment_intent_id: str = "pi_1", status: str = "succeeded",
-              **overrides: Any) -> dict[str, Any]:
+def forwarded(
+    offline_id: str, payment_intent_id: str = "pi_1", status: str = "succeeded", **overrides: Any
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "type": "payment.forwarded",
         "occurred_at": at(120),
@@ -138,8 +139,9 @@ def declined(offline_id: str, **overrides: Any) -> dict[str, Any]:
     return record
 
 
-def captured(offline_id: str, payment_intent_id: str = "pi_1", amount_captured: int = 1250,
-             **overrides: Any) -> dict[str, Any]:
+def captured(
+    offline_id: str, payment_intent_id: str = "pi_1", amount_captured: int = 1250, **overrides: Any
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "type": "payment.captured",
         "occurred_at": at(180),

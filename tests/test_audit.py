@@ -66,8 +66,13 @@ def verified(url: str, status: int) -> dict[str, Any]:
 
 
 def row(conn: sa.Connection, table: str, column: str, position: int) -> dict[str, Any]:
-    found = conn.execute(sa.text(f"SELECT originator_id, originator_version, topic, state "
-                                 f"FROM {table} WHERE {column} = :p"), {"p": position}).one()
+    found = conn.execute(
+        sa.text(
+            f"SELECT originator_id, originator_version, topic, state "
+            f"FROM {table} WHERE {column} = :p"
+        ),
+        {"p": position},
+    ).one()
     return dict(found._mapping)
 
 
@@ -82,23 +87,34 @@ def delete(conn: sa.Connection, table: str, column: str) -> None:
 
 def insert(conn: sa.Connection, table: str, column: str) -> None:
     copied = row(conn, table, column, 50) | {"originator_version": 999, "p": 100_000}
-    conn.execute(sa.text(f"INSERT INTO {table} ({column}, originator_id, originator_version, "
-                         "topic, state) VALUES (:p, :originator_id, :originator_version, "
-                         ":topic, :state)"), copied)
+    conn.execute(
+        sa.text(
+            f"INSERT INTO {table} ({column}, originator_id, originator_version, "
+            "topic, state) VALUES (:p, :originator_id, :originator_version, "
+            ":topic, :state)"
+        ),
+        copied,
+    )
 
 
 def reorder(conn: sa.Connection, table: str, column: str) -> None:
     first, second = row(conn, table, column, 50), row(conn, table, column, 51)
     conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} IN (50, 51)"))
     for position, content in ((50, second), (51, first)):
-        conn.execute(sa.text(f"INSERT INTO {table} ({column}, originator_id, "
-                             "originator_version, topic, state) VALUES (:p, :originator_id, "
-                             ":originator_version, :topic, :state)"), content | {"p": position})
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {table} ({column}, originator_id, "
+                "originator_version, topic, state) VALUES (:p, :originator_id, "
+                ":originator_version, :topic, :state)"
+            ),
+            content | {"p": position},
+        )
 
 
 def edit_link(conn: sa.Connection, table: str, column: str) -> None:
-    conn.execute(sa.text("UPDATE event_chain SET chain_hash = :h WHERE position = 70"),
-                 {"h": bytes(32)})
+    conn.execute(
+        sa.text("UPDATE event_chain SET chain_hash = :h WHERE position = 70"), {"h": bytes(32)}
+    )
 
 
 def test_an_untouched_log_verifies_with_its_head_hash_and_count(url: str) -> None:
@@ -112,15 +128,21 @@ def test_an_untouched_log_verifies_with_its_head_hash_and_count(url: str) -> Non
     assert run("audit", "verify", "--db", url).stdout.startswith("OK: ")
 
 
-@pytest.mark.parametrize(("tamper", "kind", "position"), [
-    (edit_state, "altered", 50),
-    (delete, "deleted", 50),
-    (insert, "inserted", 100_000),
-    (reorder, "reordered", 50),
-    (edit_link, "link_altered", 70),
-])
+@pytest.mark.parametrize(
+    ("tamper", "kind", "position"),
+    [
+        (edit_state, "altered", 50),
+        (delete, "deleted", 50),
+        (insert, "inserted", 100_000),
+        (reorder, "reordered", 50),
+        (edit_link, "link_altered", 70),
+    ],
+)
 def test_a_direct_change_to_the_database_is_found_at_the_first_bad_position(
-    url: str, tamper: Edit, kind: str, position: int,
+    url: str,
+    tamper: Edit,
+    kind: str,
+    position: int,
 ) -> None:
     with database(url) as (conn, table, column):
         tamper(conn, table, column)
@@ -148,10 +170,16 @@ def test_a_rebuild_finds_a_corrupted_projection_row_and_swaps_in_the_right_one(
     assert clean.returncode == 0 and json.loads(clean.stdout)["clean"]
     with database(url) as (conn, _, _):
         offline_id = conn.execute(sa.text("SELECT offline_id FROM payments LIMIT 1")).scalar()
-        conn.execute(sa.text("UPDATE payments SET amount = amount + 1 WHERE offline_id = :o"),
-                     {"o": offline_id})
-        conn.execute(sa.text("DELETE FROM offline_stored WHERE offline_id IN "
-                             "(SELECT offline_id FROM offline_stored LIMIT 1)"))
+        conn.execute(
+            sa.text("UPDATE payments SET amount = amount + 1 WHERE offline_id = :o"),
+            {"o": offline_id},
+        )
+        conn.execute(
+            sa.text(
+                "DELETE FROM offline_stored WHERE offline_id IN "
+                "(SELECT offline_id FROM offline_stored LIMIT 1)"
+            )
+        )
     drifted = run("audit", "rebuild", "--db", url, "--json")
     assert drifted.returncode == 1
     tables = {t["table"]: t for t in json.loads(drifted.stdout)["tables"]}
@@ -178,12 +206,33 @@ def test_as_of_gives_each_state_as_it_was_recorded_then(sqlite_url: str) -> None
             moments.append(datetime.now(UTC))
             time.sleep(0.01)
     for moment, (status, stored) in zip(moments, expected, strict=True):
-        payment = json.loads(run("audit", "as-of", moment.isoformat(), "--offline-id",
-                                 offline_id, "--db", sqlite_url, "--json").stdout)
-        location = json.loads(run("audit", "as-of", moment.isoformat(), "--location", "tml_1",
-                                  "--db", sqlite_url, "--json").stdout)
-        whole = json.loads(run("audit", "as-of", moment.isoformat(), "--db", sqlite_url,
-                               "--json").stdout)
+        payment = json.loads(
+            run(
+                "audit",
+                "as-of",
+                moment.isoformat(),
+                "--offline-id",
+                offline_id,
+                "--db",
+                sqlite_url,
+                "--json",
+            ).stdout
+        )
+        location = json.loads(
+            run(
+                "audit",
+                "as-of",
+                moment.isoformat(),
+                "--location",
+                "tml_1",
+                "--db",
+                sqlite_url,
+                "--json",
+            ).stdout
+        )
+        whole = json.loads(
+            run("audit", "as-of", moment.isoformat(), "--db", sqlite_url, "--json").stdout
+        )
         assert payment["status"] == status
         assert location["offline_payments_count"] == stored
         assert whole["payments_by_status"] == {status: {"usd": {"count": 1, "amount": 1500}}}
@@ -192,7 +241,9 @@ def test_as_of_gives_each_state_as_it_was_recorded_then(sqlite_url: str) -> None
 
 
 def test_an_export_imports_into_an_empty_database_with_the_same_head_hash(
-    url: str, sqlite_url: str, tmp_path: Path,
+    url: str,
+    sqlite_url: str,
+    tmp_path: Path,
 ) -> None:
     source = verified(url, 0)
     exported = run("audit", "export", "--db", url, "--out", str(tmp_path / "export"), "--json")
@@ -205,6 +256,11 @@ def test_an_export_imports_into_an_empty_database_with_the_same_head_hash(
     lines = (tmp_path / "export" / "events-00001.jsonl").read_text().splitlines()
     lines[3], lines[4] = lines[4], lines[3]
     (tmp_path / "export" / "events-00001.jsonl").write_text("\n".join(lines) + "\n")
-    refused = run("audit", "import", str(tmp_path / "export"), "--db",
-                  sqlite_url.replace("ledger.db", "other.db"))
+    refused = run(
+        "audit",
+        "import",
+        str(tmp_path / "export"),
+        "--db",
+        sqlite_url.replace("ledger.db", "other.db"),
+    )
     assert refused.returncode == 1 and "EXPORT_INVALID" in refused.stderr

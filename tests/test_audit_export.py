@@ -73,8 +73,9 @@ def build(url: str) -> list[str]:
         for device_id in ("tmr_1", "tmr_2"):
             ledger.record(r.device(device_id))
         for n in range(60):
-            records = r.stored_payment(amount=1000 + n, capture_method="manual",
-                                       device_id=f"tmr_{n % 2 + 1}")
+            records = r.stored_payment(
+                amount=1000 + n, capture_method="manual", device_id=f"tmr_{n % 2 + 1}"
+            )
             offline_id = records[0]["offline_id"]
             if n % 3 == 0:
                 records.append(r.forwarded(offline_id, f"pi_{n}", "requires_capture"))
@@ -90,16 +91,22 @@ def build(url: str) -> list[str]:
 def stored(ledger: Ledger) -> list[tuple[int, str, int, str, bytes]]:
     """Every event as stored, in log order: position, stream, version, topic, state."""
     if ledger.config.kind == "postgresql":
-        query = (f"SELECT notification_id, originator_id, originator_version, topic, state "
-                 f"FROM {POSTGRES_EVENTS_TABLE} ORDER BY notification_id")
+        query = (
+            f"SELECT notification_id, originator_id, originator_version, topic, state "
+            f"FROM {POSTGRES_EVENTS_TABLE} ORDER BY notification_id"
+        )
     else:
-        query = (f"SELECT rowid, originator_id, originator_version, topic, state "
-                 f"FROM {SQLITE_EVENTS_TABLE} ORDER BY rowid")
+        query = (
+            f"SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {SQLITE_EVENTS_TABLE} ORDER BY rowid"
+        )
     engine = engine_for(ledger.config)
     try:
         with engine.connect() as conn:
-            return [(p, str(uuid.UUID(str(s))), v, t, bytes(b))
-                    for p, s, v, t, b in conn.execute(sa.text(query)).all()]
+            return [
+                (p, str(uuid.UUID(str(s))), v, t, bytes(b))
+                for p, s, v, t, b in conn.execute(sa.text(query)).all()
+            ]
     finally:
         engine.dispose()
 
@@ -114,18 +121,28 @@ def link_count(ledger: Ledger) -> int:
 
 
 def exported_lines(out: Path, manifest: Manifest) -> list[dict[str, object]]:
-    return [json.loads(line) for f in manifest.files
-            for line in (out / f.name).read_text().splitlines()]
+    return [
+        json.loads(line) for f in manifest.files for line in (out / f.name).read_text().splitlines()
+    ]
 
 
 # -- round trip -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("source_kind", "target_kind"), [
-    ("sqlite", "sqlite"), ("postgres", "postgres"), ("postgres", "sqlite"),
-    ("sqlite", "postgres"),
-])
+
+@pytest.mark.parametrize(
+    ("source_kind", "target_kind"),
+    [
+        ("sqlite", "sqlite"),
+        ("postgres", "postgres"),
+        ("postgres", "sqlite"),
+        ("sqlite", "postgres"),
+    ],
+)
 def test_an_imported_export_is_the_same_log_and_grows_on(
-    new_url: NewUrl, tmp_path: Path, source_kind: str, target_kind: str,
+    new_url: NewUrl,
+    tmp_path: Path,
+    source_kind: str,
+    target_kind: str,
 ) -> None:
     source_url, target_url = new_url(source_kind), new_url(target_kind)
     offline_ids = build(source_url)
@@ -139,23 +156,37 @@ def test_an_imported_export_is_the_same_log_and_grows_on(
         history = source.history(offline_ids[0])
 
     # The export: every event once, in log order, bytes as stored; the manifest on disk.
-    assert (manifest.count, manifest.head_hash) == (source_verified.count,
-                                                    source_verified.head_hash)
+    assert (manifest.count, manifest.head_hash) == (
+        source_verified.count,
+        source_verified.head_hash,
+    )
     assert 250 <= manifest.count == len(source_events)
     assert json.loads((out / MANIFEST).read_text()) == manifest.to_dict()
     assert manifest.to_dict()["format"] == "offline-ledger-export/1"
     assert [f.name for f in manifest.files] == [
-        f"events-{n:05d}.jsonl" for n in range(1, len(manifest.files) + 1)]
+        f"events-{n:05d}.jsonl" for n in range(1, len(manifest.files) + 1)
+    ]
     assert [f.count for f in manifest.files][:-1] == [FILE_EVENTS] * (len(manifest.files) - 1)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [MANIFEST, *(f.name for f in manifest.files)])
+        [MANIFEST, *(f.name for f in manifest.files)]
+    )
     for f in manifest.files:
         assert hashlib.sha256((out / f.name).read_bytes()).hexdigest() == f.sha256
     lines = exported_lines(out, manifest)
-    assert [(x["position"], x["originator_id"], x["originator_version"], x["topic"],
-             base64.b64decode(str(x["state"]))) for x in lines] == source_events
-    assert (manifest.first_position, manifest.last_position) == (source_events[0][0],
-                                                                 source_events[-1][0])
+    assert [
+        (
+            x["position"],
+            x["originator_id"],
+            x["originator_version"],
+            x["topic"],
+            base64.b64decode(str(x["state"])),
+        )
+        for x in lines
+    ] == source_events
+    assert (manifest.first_position, manifest.last_position) == (
+        source_events[0][0],
+        source_events[-1][0],
+    )
 
     with Ledger.open(target_url) as target:
         assert import_log(target, out) == manifest
@@ -169,8 +200,11 @@ def test_an_imported_export_is_the_same_log_and_grows_on(
         assert target.history(offline_ids[0]) == history
 
         again = export_log(target, tmp_path / "again")  # the same files, byte for byte
-        assert (again.count, again.head_hash, again.files) == (manifest.count,
-                                                               manifest.head_hash, manifest.files)
+        assert (again.count, again.head_hash, again.files) == (
+            manifest.count,
+            manifest.head_hash,
+            manifest.files,
+        )
 
         more = r.stored_payment(amount=777, device_id="tmr_2")
         results = target.record_many([*more, r.forwarded(offline_ids[1], "pi_new", "succeeded")])
@@ -180,7 +214,8 @@ def test_an_imported_export_is_the_same_log_and_grows_on(
         assert grown.count > manifest.count
         assert manifest.last_position is not None
         assert target.store.recorder.max_notification_id() == (
-            manifest.last_position + grown.count - manifest.count)
+            manifest.last_position + grown.count - manifest.count
+        )
         assert target.payment(offline_ids[1]).status == "captured"
 
 
@@ -188,8 +223,14 @@ def test_an_empty_log_exports_and_imports(new_url: NewUrl, tmp_path: Path) -> No
     with Ledger.open(new_url("sqlite")) as source:
         manifest = export_log(source, tmp_path / "out")
     assert manifest.to_dict() | {"exported_at": None} == {
-        "format": "offline-ledger-export/1", "count": 0, "head_hash": "0" * 64,
-        "first_position": None, "last_position": None, "files": [], "exported_at": None}
+        "format": "offline-ledger-export/1",
+        "count": 0,
+        "head_hash": "0" * 64,
+        "first_position": None,
+        "last_position": None,
+        "files": [],
+        "exported_at": None,
+    }
     with Ledger.open(new_url("sqlite")) as target:
         import_log(target, tmp_path / "out")
         assert verify(target).count == 0
@@ -198,6 +239,7 @@ def test_an_empty_log_exports_and_imports(new_url: NewUrl, tmp_path: Path) -> No
 
 
 # -- refusals on export -----------------------------------------------------------------------
+
 
 def test_export_refuses_a_directory_that_is_not_empty(new_url: NewUrl, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
@@ -213,19 +255,27 @@ def test_export_refuses_a_directory_that_is_not_empty(new_url: NewUrl, tmp_path:
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_export_refuses_a_log_whose_chain_does_not_verify(
-    new_url: NewUrl, tmp_path: Path, kind: str,
+    new_url: NewUrl,
+    tmp_path: Path,
+    kind: str,
 ) -> None:
     url = new_url(kind)
     build(url)
     with Ledger.open(url) as ledger:
-        table, column = ((POSTGRES_EVENTS_TABLE, "notification_id") if kind == "postgres"
-                         else (SQLITE_EVENTS_TABLE, "rowid"))
+        table, column = (
+            (POSTGRES_EVENTS_TABLE, "notification_id")
+            if kind == "postgres"
+            else (SQLITE_EVENTS_TABLE, "rowid")
+        )
         engine = engine_for(ledger.config)
         with engine.begin() as conn:
-            state = bytes(conn.execute(sa.text(f"SELECT state FROM {table} WHERE {column} = 50")
-                                       ).scalar_one())
-            conn.execute(sa.text(f"UPDATE {table} SET state = :s WHERE {column} = 50"),
-                         {"s": state.replace(b"1", b"2", 1)})
+            state = bytes(
+                conn.execute(sa.text(f"SELECT state FROM {table} WHERE {column} = 50")).scalar_one()
+            )
+            conn.execute(
+                sa.text(f"UPDATE {table} SET state = :s WHERE {column} = 50"),
+                {"s": state.replace(b"1", b"2", 1)},
+            )
         engine.dispose()
         with pytest.raises(LedgerError) as refused:
             export_log(ledger, tmp_path / "out")
@@ -235,6 +285,7 @@ def test_export_refuses_a_log_whose_chain_does_not_verify(
 
 
 # -- refusals on import -----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def clean_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Manifest]:
@@ -310,20 +361,35 @@ def raise_the_count(out: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-@pytest.mark.parametrize(("tamper", "expected", "line"), [
-    (edit_one_byte, "events-00002.jsonl: its sha256 is", None),
-    (edit_state_fix_digest, "manifest.json: the events hash to head", None),
-    (delete_a_file, "events-00002.jsonl: is missing", None),
-    (add_a_file, "events-00004.jsonl: is not in the manifest", None),
-    (reorder_two_lines, "events-00003.jsonl: position 205 comes after position 206: the "
-                        "events are out of position order", 6),
-    (drop_a_line_fix_digest, "events-00002.jsonl: holds 99 events, the manifest says 100",
-     None),
-    (raise_the_count, "manifest.json: the files' counts add up to", None),
-])
+@pytest.mark.parametrize(
+    ("tamper", "expected", "line"),
+    [
+        (edit_one_byte, "events-00002.jsonl: its sha256 is", None),
+        (edit_state_fix_digest, "manifest.json: the events hash to head", None),
+        (delete_a_file, "events-00002.jsonl: is missing", None),
+        (add_a_file, "events-00004.jsonl: is not in the manifest", None),
+        (
+            reorder_two_lines,
+            "events-00003.jsonl: position 205 comes after position 206: the "
+            "events are out of position order",
+            6,
+        ),
+        (
+            drop_a_line_fix_digest,
+            "events-00002.jsonl: holds 99 events, the manifest says 100",
+            None,
+        ),
+        (raise_the_count, "manifest.json: the files' counts add up to", None),
+    ],
+)
 def test_a_tampered_export_is_refused_and_nothing_is_imported(
-    new_url: NewUrl, tmp_path: Path, clean_export: tuple[Path, Manifest], kind: str,
-    tamper: Callable[[Path], None], expected: str, line: int | None,
+    new_url: NewUrl,
+    tmp_path: Path,
+    clean_export: tuple[Path, Manifest],
+    kind: str,
+    tamper: Callable[[Path], None],
+    expected: str,
+    line: int | None,
 ) -> None:
     clean, manifest = clean_export
     out = tmp_path / "tampered"
@@ -338,13 +404,17 @@ def test_a_tampered_export_is_refused_and_nothing_is_imported(
         assert refused.value.line == line
         assert stored(target) == [] and link_count(target) == 0
         import_log(target, clean)  # the untampered export still goes in: nothing was left
-        assert (verify(target).count, verify(target).head_hash) == (manifest.count,
-                                                                    manifest.head_hash)
+        assert (verify(target).count, verify(target).head_hash) == (
+            manifest.count,
+            manifest.head_hash,
+        )
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_import_refuses_a_database_that_holds_events(
-    new_url: NewUrl, clean_export: tuple[Path, Manifest], kind: str,
+    new_url: NewUrl,
+    clean_export: tuple[Path, Manifest],
+    kind: str,
 ) -> None:
     with Ledger.open(new_url(kind)) as target:
         target.record(r.location())

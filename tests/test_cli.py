@@ -22,9 +22,24 @@ from tests import records as r
 from tests.generators import write_jsonl
 
 CLI = Path(sys.executable).parent / "offline-ledger"
-COMMANDS = ("ingest", "status", "history", "decide", "schema", "migrate", "import-stripe-report",
-            "import-stripe-json", "report", "project", "sync-stripe", "serve", "forward",
-            "capture", "audit", "demo")
+COMMANDS = (
+    "ingest",
+    "status",
+    "history",
+    "decide",
+    "schema",
+    "migrate",
+    "import-stripe-report",
+    "import-stripe-json",
+    "report",
+    "project",
+    "sync-stripe",
+    "serve",
+    "forward",
+    "capture",
+    "audit",
+    "demo",
+)
 AT = "2026-11-22T09:00:00+00:00"  # decisions are evaluated at this time
 PAN = "4242 4242 4242 4242"  # Luhn-valid: a full card number
 
@@ -37,11 +52,17 @@ UNKNOWN = "00000000-0000-4000-8000-000000000099"
 
 def day() -> list[dict[str, Any]]:
     """A small day at one location whose stored total may not pass 100.00 USD."""
-    location = r.location(limits={"per_payment_max": {"usd": 50_000},
-                                  "stored_amount_max": {"usd": 10_000},
-                                  "stored_count_max": 10})
+    location = r.location(
+        limits={
+            "per_payment_max": {"usd": 50_000},
+            "stored_amount_max": {"usd": 10_000},
+            "stored_count_max": 10,
+        }
+    )
     return [
-        location, r.device("tmr_1"), r.device("tmr_2"),
+        location,
+        r.device("tmr_1"),
+        r.device("tmr_2"),
         *r.stored_payment(P1, amount=1_250),
         *r.stored_payment(P2, device_id="tmr_2", amount=3_000),
         r.forwarded(P2, "pi_2", "succeeded"),
@@ -51,15 +72,22 @@ def day() -> list[dict[str, Any]]:
     ]
 
 
-def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
-        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed command with a clean environment (no OFFLINE_LEDGER_* settings but
     those given); no run may print a traceback."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_LEDGER_")}
     environment.update({"COLUMNS": "200", **(env or {})})
     done = subprocess.run(
-        [str(CLI), *args], input=stdin, capture_output=True, text=True, env=environment,
-        cwd=cwd, timeout=300, check=False,
+        [str(CLI), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=cwd,
+        timeout=300,
+        check=False,
     )
     assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     return done
@@ -119,28 +147,70 @@ def test_ingest_then_read_everything_back(database: str, day_file: Path) -> None
 
     history = run_json("history", P2, "--db", database)
     assert [entry["event"] for entry in history] == [
-        "Created", "PaymentMethodCollected", "ConfirmedOffline", "Forwarded"]
+        "Created",
+        "PaymentMethodCollected",
+        "ConfirmedOffline",
+        "Forwarded",
+    ]
     assert history[3]["data"]["payment_intent_id"] == "pi_2"
     assert [entry["version"] for entry in history] == [1, 2, 3, 4]
 
-    fits = run_json("decide", "--amount", "1000", "--currency", "usd", "--device", "tmr_1",
-                    "--location", "tml_1", "--at", AT, "--db", database)
+    fits = run_json(
+        "decide",
+        "--amount",
+        "1000",
+        "--currency",
+        "usd",
+        "--device",
+        "tmr_1",
+        "--location",
+        "tml_1",
+        "--at",
+        AT,
+        "--db",
+        database,
+    )
     assert fits["offline_allowed"] is True
     assert fits["offline_behavior"] == "prefer_online"
-    stored_row = next(row for row in fits["headroom"]
-                      if (row["scope"], row["limit"]) == ("location", "stored_amount_max"))
+    stored_row = next(
+        row
+        for row in fits["headroom"]
+        if (row["scope"], row["limit"]) == ("location", "stored_amount_max")
+    )
     assert (stored_row["max"], stored_row["used"], stored_row["remaining"]) == (
-        10_000, 3_750, 6_250)
+        10_000,
+        3_750,
+        6_250,
+    )
 
-    too_much = run_json("decide", "--amount", "9000", "--currency", "usd", "--device", "tmr_1",
-                        "--location", "tml_1", "--at", AT, "--db", database)
+    too_much = run_json(
+        "decide",
+        "--amount",
+        "9000",
+        "--currency",
+        "usd",
+        "--device",
+        "tmr_1",
+        "--location",
+        "tml_1",
+        "--at",
+        AT,
+        "--db",
+        database,
+    )
     assert too_much["offline_allowed"] is False
     assert too_much["offline_behavior"] == "require_online"
     assert too_much["code"] == "STORED_AMOUNT_LIMIT_EXCEEDED"
 
     again = run_json("ingest", str(day_file), "--db", database)
-    assert again == {"lines": lines, "accepted": 0, "duplicates": lines, "rejected_count": 0,
-                     "rejected": [], "rejected_truncated": False}
+    assert again == {
+        "lines": lines,
+        "accepted": 0,
+        "duplicates": lines,
+        "rejected_count": 0,
+        "rejected": [],
+        "rejected_truncated": False,
+    }
     assert run_json("status", "--db", database) == status
 
 
@@ -151,14 +221,15 @@ def bad_file(tmp_path: Path) -> Path:
     """Good records, a blank line, and bad ones on known lines."""
     path = tmp_path / "bad.jsonl"
     lines: list[dict[str, Any] | str] = [
-        r.location(), r.device(),                                           # lines 1, 2
-        '{"type": "payment.created", "offline_id": ',                      # 3: not JSON
-        "",                                                                 # 4: blank
-        r.created(P1) | {"colour": "blue"},                                 # 5: unknown field
-        r.created(P2, metadata={"note": f"card {PAN}"}),                    # 6: a card number
-        r.confirmed(UNKNOWN),                                               # 7: unknown payment
-        *r.stored_payment(P3),                                              # 8, 9, 10
-        r.captured(P3, "pi_3"),                                             # 11: out of order
+        r.location(),
+        r.device(),  # lines 1, 2
+        '{"type": "payment.created", "offline_id": ',  # 3: not JSON
+        "",  # 4: blank
+        r.created(P1) | {"colour": "blue"},  # 5: unknown field
+        r.created(P2, metadata={"note": f"card {PAN}"}),  # 6: a card number
+        r.confirmed(UNKNOWN),  # 7: unknown payment
+        *r.stored_payment(P3),  # 8, 9, 10
+        r.captured(P3, "pi_3"),  # 11: out of order
     ]
     write_jsonl(path, lines)
     return path
@@ -172,8 +243,11 @@ def test_ingest_reports_each_rejected_line_and_exits_1(sqlite_url: str, tmp_path
     assert (summary["lines"], summary["accepted"], summary["duplicates"]) == (10, 5, 0)
     assert summary["rejected_count"] == 5
     assert [(x["line"], x["code"]) for x in summary["rejected"]] == [
-        (3, "MALFORMED_JSON"), (5, "UNKNOWN_FIELD"), (6, "CARD_NUMBER_DETECTED"),
-        (7, "UNKNOWN_PAYMENT"), (11, "STEP_OUT_OF_ORDER"),
+        (3, "MALFORMED_JSON"),
+        (5, "UNKNOWN_FIELD"),
+        (6, "CARD_NUMBER_DETECTED"),
+        (7, "UNKNOWN_PAYMENT"),
+        (11, "STEP_OUT_OF_ORDER"),
     ]
     assert all(x["message"] for x in summary["rejected"])
     unknown_field = summary["rejected"][1]
@@ -198,8 +272,11 @@ def test_rejects_file_keeps_the_rejected_lines_but_never_a_card_number(
     assert done.returncode == 1
     entries = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert [(e["line"], e["code"]) for e in entries] == [
-        (3, "MALFORMED_JSON"), (5, "UNKNOWN_FIELD"), (6, "CARD_NUMBER_DETECTED"),
-        (7, "UNKNOWN_PAYMENT"), (11, "STEP_OUT_OF_ORDER"),
+        (3, "MALFORMED_JSON"),
+        (5, "UNKNOWN_FIELD"),
+        (6, "CARD_NUMBER_DETECTED"),
+        (7, "UNKNOWN_PAYMENT"),
+        (11, "STEP_OUT_OF_ORDER"),
     ]
     source = path.read_text().splitlines()
     for entry in entries:
@@ -242,8 +319,21 @@ def test_status_history_and_decide_print_tables_for_people(loaded_sqlite: str) -
     assert history.returncode == 0
     assert "ConfirmedOffline" in history.stdout and "Declined" in history.stdout
 
-    decide = run("decide", "--amount", "9000", "--currency", "usd", "--device", "tmr_1",
-                 "--location", "tml_1", "--at", AT, "--db", sqlite_url)
+    decide = run(
+        "decide",
+        "--amount",
+        "9000",
+        "--currency",
+        "usd",
+        "--device",
+        "tmr_1",
+        "--location",
+        "tml_1",
+        "--at",
+        AT,
+        "--db",
+        sqlite_url,
+    )
     assert decide.returncode == 0
     assert "take it online" in decide.stdout
     assert "STORED_AMOUNT_LIMIT_EXCEEDED" in decide.stdout
@@ -262,10 +352,38 @@ def test_status_of_an_empty_ledger_says_what_to_do(sqlite_url: str) -> None:
         (("history", UNKNOWN), "UNKNOWN_PAYMENT"),
         (("history", "not-a-uuid"), "INVALID_UUID"),
         (("status", "--location", "tml_nowhere"), "UNKNOWN_LOCATION"),
-        (("decide", "--amount", "100", "--currency", "usd", "--device", "tmr_1",
-          "--location", "tml_nowhere", "--at", AT), "UNKNOWN_LOCATION"),
-        (("decide", "--amount", "100", "--currency", "USD", "--device", "tmr_1",
-          "--location", "tml_1", "--at", AT), "UNKNOWN_CURRENCY"),
+        (
+            (
+                "decide",
+                "--amount",
+                "100",
+                "--currency",
+                "usd",
+                "--device",
+                "tmr_1",
+                "--location",
+                "tml_nowhere",
+                "--at",
+                AT,
+            ),
+            "UNKNOWN_LOCATION",
+        ),
+        (
+            (
+                "decide",
+                "--amount",
+                "100",
+                "--currency",
+                "USD",
+                "--device",
+                "tmr_1",
+                "--location",
+                "tml_1",
+                "--at",
+                AT,
+            ),
+            "UNKNOWN_CURRENCY",
+        ),
     ],
 )
 def test_a_refused_question_exits_1_with_its_code(
@@ -336,11 +454,25 @@ def test_a_bad_or_unreachable_database_exits_2_with_a_clear_message(
     assert error["code"] == code and says in error["message"]
 
 
-@pytest.mark.parametrize("command", [
-    ("history", P1),
-    ("decide", "--amount", "100", "--currency", "usd", "--device", "tmr_1", "--location",
-     "tml_1", "--at", AT),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("history", P1),
+        (
+            "decide",
+            "--amount",
+            "100",
+            "--currency",
+            "usd",
+            "--device",
+            "tmr_1",
+            "--location",
+            "tml_1",
+            "--at",
+            AT,
+        ),
+    ],
+)
 def test_reading_commands_report_an_unreachable_database(command: tuple[str, ...]) -> None:
     done = run(*command, "--db", UNREACHABLE)
     assert done.returncode == 2

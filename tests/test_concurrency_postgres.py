@@ -46,8 +46,12 @@ def outcome_of(result: Result | LedgerError) -> str:
 
 
 def confirm_worker(
-    url: str, name: str, rounds: list[list[dict[str, Any]]], batch: bool,
-    barrier: Any, results: Any,
+    url: str,
+    name: str,
+    rounds: list[list[dict[str, Any]]],
+    batch: bool,
+    barrier: Any,
+    results: Any,
 ) -> None:
     """Open the ledger, then for each round: wait at the barrier with everybody, apply this
     worker's records of the round (one `record` call each, or one `record_many`), report."""
@@ -64,8 +68,12 @@ def confirm_worker(
                             outcomes.append(outcome_of(ledger.record(record)))
                         except LedgerError as error:
                             outcomes.append(outcome_of(error))
-                results.put((name, [(rec["offline_id"], o) for rec, o in zip(records, outcomes,
-                                                                            strict=True)]))
+                results.put(
+                    (
+                        name,
+                        [(rec["offline_id"], o) for rec, o in zip(records, outcomes, strict=True)],
+                    )
+                )
     except BaseException:
         results.put((name, traceback.format_exc()))
         raise
@@ -73,7 +81,10 @@ def confirm_worker(
 
 @contextmanager
 def workers(
-    url: str, plans: dict[str, list[list[dict[str, Any]]]], *, parent_in_barrier: bool = False,
+    url: str,
+    plans: dict[str, list[list[dict[str, Any]]]],
+    *,
+    parent_in_barrier: bool = False,
     batch: frozenset[str] = frozenset(),
 ) -> Iterator[tuple[Any, Any]]:
     """Start one spawned process per plan (name -> rounds of records); yield the barrier and
@@ -81,8 +92,11 @@ def workers(
     barrier = SPAWN.Barrier(len(plans) + (1 if parent_in_barrier else 0))
     results = SPAWN.Queue()
     processes = [
-        SPAWN.Process(target=confirm_worker, name=name,
-                      args=(url, name, rounds, name in batch, barrier, results))
+        SPAWN.Process(
+            target=confirm_worker,
+            name=name,
+            args=(url, name, rounds, name in batch, barrier, results),
+        )
         for name, rounds in plans.items()
     ]
     for process in processes:
@@ -205,12 +219,17 @@ def test_two_devices_racing_for_the_last_slot_at_a_location_only_one_gets_it(
         limits = {"per_payment_max": {"usd": 5_000}, "stored_count_max": slots}
         refusal = str(Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE)
     else:  # room for 3 payments of 1,000 and a half
-        limits = {"per_payment_max": {"usd": 5_000},
-                  "stored_amount_max": {"usd": slots * amount + amount // 2}}
+        limits = {
+            "per_payment_max": {"usd": 5_000},
+            "stored_amount_max": {"usd": slots * amount + amount // 2},
+        }
         refusal = str(Code.STORED_AMOUNT_LIMIT_EXCEEDED)
     names = ["tmr_a/1", "tmr_a/2", "tmr_b/1", "tmr_b/2"]
-    setup: list[dict[str, Any]] = [r.location(limits=limits, device_limits={}),
-                                   r.device("tmr_a"), r.device("tmr_b")]
+    setup: list[dict[str, Any]] = [
+        r.location(limits=limits, device_limits={}),
+        r.device("tmr_a"),
+        r.device("tmr_b"),
+    ]
     already = [offline_id(900 + k) for k in range(slots - 1)]  # fill all but the last slot
     for oid in already:
         setup += [*collected_payment(oid, "tmr_a", amount), r.confirmed(oid)]

@@ -45,7 +45,11 @@ def ingest(path: Path, url: str) -> dict[str, Any]:
     """A whole run to completion; its JSON summary."""
     done = subprocess.run(
         [str(CLI), "ingest", str(path), "--db", url, "--json", "--batch-size", BATCH_SIZE],
-        capture_output=True, text=True, env=environment(), timeout=WAIT_SECONDS, check=False,
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=WAIT_SECONDS,
+        check=False,
     )
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     assert done.returncode == 1, done.stderr  # the file has refused records, by design
@@ -66,8 +70,9 @@ def stored_events(url: str) -> int:
     base = postgres_base_url()
     assert base is not None
     with psycopg.connect(base, autocommit=True) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)",
-                              (f'"{schema}".{POSTGRES_EVENTS_TABLE}',)).fetchone()
+        exists = conn.execute(
+            "SELECT to_regclass(%s)", (f'"{schema}".{POSTGRES_EVENTS_TABLE}',)
+        ).fetchone()
         if exists is None or exists[0] is None:
             return 0
         row = conn.execute(f'SELECT count(*) FROM "{schema}".{POSTGRES_EVENTS_TABLE}').fetchone()
@@ -83,7 +88,9 @@ def kill_repeatedly(path: Path, url: str, rng: random.Random) -> int:
         before = stored_events(url)
         run = subprocess.Popen(
             [str(CLI), "ingest", str(path), "--db", url, "--batch-size", BATCH_SIZE],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=environment(),
         )
         try:
             deadline = time.monotonic() + WAIT_SECONDS
@@ -142,10 +149,12 @@ def assert_applied_exactly_once(day: Path, url: str, clean_run: dict[str, Any]) 
         state = snapshot(ledger, offline_ids(day), with_recorded_at=False)
     assert state["status"] == clean_run["state"]["status"], f"seed {seed}"
     for kind in ("payments", "histories"):
-        differing = [oid for oid, value in state[kind].items()
-                     if value != clean_run["state"][kind][oid]]
-        assert not differing, f"seed {seed}: {kind} of {len(differing)} payments differ, " \
-                              f"e.g. {differing[:3]}"
+        differing = [
+            oid for oid, value in state[kind].items() if value != clean_run["state"][kind][oid]
+        ]
+        assert not differing, (
+            f"seed {seed}: {kind} of {len(differing)} payments differ, e.g. {differing[:3]}"
+        )
     assert stored_events(url) == clean_run["events"], f"seed {seed}"
 
     again = ingest(day, url)

@@ -33,8 +33,13 @@ def store(ledger: Ledger, amount: int, device_id: str = "tmr_1") -> str:
 
 
 def decide(ledger: Ledger, amount: int = 1250, **overrides: Any) -> Decision:
-    request: dict[str, Any] = {"amount": amount, "currency": "usd", "device_id": "tmr_1",
-                               "location_id": "tml_1", "at": NOW}
+    request: dict[str, Any] = {
+        "amount": amount,
+        "currency": "usd",
+        "device_id": "tmr_1",
+        "location_id": "tml_1",
+        "at": NOW,
+    }
     request.update(overrides)
     return ledger.decide(**request)
 
@@ -62,24 +67,47 @@ def test_a_sale_within_every_limit_may_be_taken_offline(shop: Ledger) -> None:
     assert decision.reasons == []
     rows = headroom(decision)
     assert set(rows) == {
-        ("payment", "stripe_offline_max"), ("payment", "per_payment_max"),
-        ("location", "stored_amount_max"), ("location", "stored_count_max"),
-        ("device", "stored_amount_max"), ("device", "stored_count_max"),
+        ("payment", "stripe_offline_max"),
+        ("payment", "per_payment_max"),
+        ("location", "stored_amount_max"),
+        ("location", "stored_count_max"),
+        ("device", "stored_amount_max"),
+        ("device", "stored_count_max"),
     }
     assert rows["payment", "stripe_offline_max"]["max"] == 1_000_000
     assert rows["payment", "per_payment_max"]["max"] == 50_000
     assert rows["location", "stored_amount_max"] == {
-        "scope": "location", "limit": "stored_amount_max", "currency": "usd",
-        "max": 200_000, "used": 0, "remaining": 200_000}
+        "scope": "location",
+        "limit": "stored_amount_max",
+        "currency": "usd",
+        "max": 200_000,
+        "used": 0,
+        "remaining": 200_000,
+    }
     assert rows["location", "stored_count_max"] == {
-        "scope": "location", "limit": "stored_count_max", "currency": None,
-        "max": 100, "used": 0, "remaining": 100}
+        "scope": "location",
+        "limit": "stored_count_max",
+        "currency": None,
+        "max": 100,
+        "used": 0,
+        "remaining": 100,
+    }
     assert rows["device", "stored_amount_max"] == {
-        "scope": "device", "limit": "stored_amount_max", "currency": "usd",
-        "max": 100_000, "used": 0, "remaining": 100_000}
+        "scope": "device",
+        "limit": "stored_amount_max",
+        "currency": "usd",
+        "max": 100_000,
+        "used": 0,
+        "remaining": 100_000,
+    }
     assert rows["device", "stored_count_max"] == {
-        "scope": "device", "limit": "stored_count_max", "currency": None,
-        "max": 40, "used": 0, "remaining": 40}
+        "scope": "device",
+        "limit": "stored_count_max",
+        "currency": None,
+        "max": 40,
+        "used": 0,
+        "remaining": 40,
+    }
 
 
 def test_headroom_reflects_what_is_already_stored(ledger: Ledger) -> None:
@@ -98,8 +126,10 @@ def test_headroom_reflects_what_is_already_stored(ledger: Ledger) -> None:
     assert rows["location", "stored_count_max"]["used"] == 2
     assert rows["device", "stored_amount_max"]["used"] == 1_250
     assert rows["device", "stored_amount_max"]["remaining"] == 100_000 - 1_250
-    assert (rows["device", "stored_count_max"]["used"],
-            rows["device", "stored_count_max"]["remaining"]) == (1, 39)
+    assert (
+        rows["device", "stored_count_max"]["used"],
+        rows["device", "stored_count_max"]["remaining"],
+    ) == (1, 39)
 
 
 def test_a_sale_exactly_at_the_per_payment_maximum_is_allowed(shop: Ledger) -> None:
@@ -141,8 +171,9 @@ def test_a_sale_over_a_stored_limit_must_go_online(shop: Ledger) -> None:
 def test_every_broken_rule_is_given_as_a_reason(memory_ledger: Ledger) -> None:
     memory_ledger.record(r.location(offline_enabled=False))
 
-    decision = decide(memory_ledger, 60_000, device_id="tmr_never_seen",
-                      offline_behavior="require_online")
+    decision = decide(
+        memory_ledger, 60_000, device_id="tmr_never_seen", offline_behavior="require_online"
+    )
 
     assert decision.offline_allowed is False
     assert decision.offline_behavior == "require_online"
@@ -166,8 +197,9 @@ def test_a_device_the_ledger_has_never_seen_online_may_not_take_payments_offline
 def test_the_decision_applies_the_30_day_rule_at_the_time_asked(memory_ledger: Ledger) -> None:
     connected = r.T0 - timedelta(minutes=30)
     memory_ledger.record(r.location())
-    memory_ledger.record(r.device(occurred_at=connected.isoformat(),
-                                  software_updated_at=connected.isoformat()))
+    memory_ledger.record(
+        r.device(occurred_at=connected.isoformat(), software_updated_at=connected.isoformat())
+    )
 
     assert decide(memory_ledger, at=connected + timedelta(days=30)).offline_allowed is True
     late = decide(memory_ledger, at=connected + timedelta(days=30, seconds=1))
@@ -218,8 +250,7 @@ def test_the_decision_agrees_with_what_storing_the_payment_does(shop: Ledger) ->
     store(shop, 50_000)
     store(shop, 49_000)
     allowed, refused = decide(shop, 1_000), decide(shop, 1_001)
-    assert (allowed.offline_allowed, codes(refused)) == (
-        True, [Code.STORED_AMOUNT_LIMIT_EXCEEDED])
+    assert (allowed.offline_allowed, codes(refused)) == (True, [Code.STORED_AMOUNT_LIMIT_EXCEEDED])
 
     over = str(uuid.uuid4())
     shop.record(r.created(over, amount=1_001))

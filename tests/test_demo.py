@@ -41,8 +41,9 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     """The installed command without any OFFLINE_LEDGER_* setting; never a traceback."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_LEDGER_")}
     environment["COLUMNS"] = "200"
-    done = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=environment,
-                          timeout=300, check=False)
+    done = subprocess.run(
+        [str(CLI), *args], capture_output=True, text=True, env=environment, timeout=300, check=False
+    )
     assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     return done
 
@@ -64,8 +65,12 @@ def test_the_demo_writes_every_format_and_every_category_it_claims(
     first: tuple[Path, dict[str, Any]],
 ) -> None:
     out, summary = first
-    for name in (*REPORT_FILES.values(), "stripe-balance-report.csv",
-                 "stripe-payment-intents.json", "ledger.db"):
+    for name in (
+        *REPORT_FILES.values(),
+        "stripe-balance-report.csv",
+        "stripe-payment-intents.json",
+        "ledger.db",
+    ):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     rows = report["rows"]
@@ -84,12 +89,16 @@ def test_the_demo_writes_every_format_and_every_category_it_claims(
         count_and_amount[1] += amount
         at_risk[currency] += row["amount_at_risk"]
     assert report["summary"] == {
-        category: {currency: {"count": n, "amount": amount}
-                   for currency, (n, amount) in by_currency.items()}
-        for category, by_currency in totals.items()}
+        category: {
+            currency: {"count": n, "amount": amount}
+            for currency, (n, amount) in by_currency.items()
+        }
+        for category, by_currency in totals.items()
+    }
     assert report["at_risk"] == {currency: v for currency, v in at_risk.items() if v}
-    assert sum(t["count"] for by in report["by_location"].values() for t in by.values()) \
-        == len(rows)
+    assert sum(t["count"] for by in report["by_location"].values() for t in by.values()) == len(
+        rows
+    )
 
     # The other formats say the same.
     table = list(csv.DictReader(io.StringIO((out / "report.csv").read_text())))
@@ -108,8 +117,11 @@ def test_the_demo_writes_every_format_and_every_category_it_claims(
     assert summary["payments"]["offline"] + summary["payments"]["online"] == int(PAYMENTS)
     refused = summary["records"]["refused"]
     assert refused and set(refused) <= {str(code) for code in EXPECTED_REFUSALS}
-    assert {"STORED_AMOUNT_LIMIT_EXCEEDED", "AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT",
-            "CARD_SWIPE_NOT_AVAILABLE"} <= set(refused)
+    assert {
+        "STORED_AMOUNT_LIMIT_EXCEEDED",
+        "AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT",
+        "CARD_SWIPE_NOT_AVAILABLE",
+    } <= set(refused)
     records = summary["records"]
     assert records["accepted"] + records["repeats"] + sum(refused.values()) == records["sent"]
     assert records["repeats"] >= 1
@@ -120,14 +132,16 @@ def test_the_ledger_it_leaves_reports_the_same_through_the_report_command(
     first: tuple[Path, dict[str, Any]],
 ) -> None:
     out, _ = first
-    done = run("report", "--db", f"sqlite:///{out / 'ledger.db'}", "--as-of", AS_OF,
-               "--format", "json")
+    done = run(
+        "report", "--db", f"sqlite:///{out / 'ledger.db'}", "--as-of", AS_OF, "--format", "json"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == (out / "report.json").read_text()
 
 
 def test_the_same_seed_gives_the_same_report_and_another_seed_another(
-    first: tuple[Path, dict[str, Any]], tmp_path: Path,
+    first: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
 ) -> None:
     out, _ = first
     again = tmp_path / "again"
@@ -136,8 +150,14 @@ def test_the_same_seed_gives_the_same_report_and_another_seed_another(
     assert done.stderr == ""  # no progress bar when nobody watches a terminal
     assert "open it in a browser" in done.stdout and "report.html" in done.stdout
     assert "orphan_in_stripe" in done.stdout and "Money at risk" in done.stdout
-    for name in ("report.json", "report.csv", "report.txt", "report.html",
-                 "stripe-balance-report.csv", "stripe-payment-intents.json"):
+    for name in (
+        "report.json",
+        "report.csv",
+        "report.txt",
+        "report.html",
+        "stripe-balance-report.csv",
+        "stripe-payment-intents.json",
+    ):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
 
     other = tmp_path / "other"
@@ -177,6 +197,10 @@ def test_the_command_offers_the_demos_own_defaults() -> None:
     done = run("demo", "--help")
     assert done.returncode == 0, done.stderr
     text = " ".join(done.stdout.split())
-    for shown in (str(OUT_DEFAULT), f"default: {PAYMENTS_DEFAULT}", f"default: {SEED_DEFAULT}",
-                  f"{PAYMENTS_MIN}<=x<={PAYMENTS_MAX}"):
+    for shown in (
+        str(OUT_DEFAULT),
+        f"default: {PAYMENTS_DEFAULT}",
+        f"default: {SEED_DEFAULT}",
+        f"{PAYMENTS_MIN}<=x<={PAYMENTS_MAX}",
+    ):
         assert shown in text, shown

@@ -62,15 +62,17 @@ def stored_states(url: str) -> list[bytes]:
     """Every `state` of the events and snapshots tables, read with SQL."""
     config = parse_database_url(url, environ={})
     events, snapshots = (
-        (POSTGRES_EVENTS_TABLE, POSTGRES_SNAPSHOTS_TABLE) if config.kind == "postgresql"
+        (POSTGRES_EVENTS_TABLE, POSTGRES_SNAPSHOTS_TABLE)
+        if config.kind == "postgresql"
         else (SQLITE_EVENTS_TABLE, SQLITE_SNAPSHOTS_TABLE)
     )
     engine = engine_for(config)
     try:
         with engine.connect() as conn:
             states = [bytes(row[0]) for row in conn.execute(sa.text(f"SELECT state FROM {events}"))]
-            states += [bytes(row[0])
-                       for row in conn.execute(sa.text(f"SELECT state FROM {snapshots}"))]
+            states += [
+                bytes(row[0]) for row in conn.execute(sa.text(f"SELECT state FROM {snapshots}"))
+            ]
     finally:
         engine.dispose()
     return states
@@ -111,7 +113,10 @@ def test_card_details_and_metadata_are_ciphertext_at_rest(
         (status,) = ledger.status()
         assert status.offline_payments_count == 1
         assert [e.event for e in ledger.history(P1)] == [
-            "Created", "PaymentMethodCollected", "ConfirmedOffline"]
+            "Created",
+            "PaymentMethodCollected",
+            "ConfirmedOffline",
+        ]
 
 
 def test_without_a_key_the_same_check_finds_the_plain_text(sqlite_url: str) -> None:
@@ -124,8 +129,9 @@ def test_without_a_key_the_same_check_finds_the_plain_text(sqlite_url: str) -> N
         assert ledger.payment(P1).metadata == {"order": SECRET}
 
 
-def test_the_commands_work_with_the_key(url: str, key: str, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_commands_work_with_the_key(
+    url: str, key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(CIPHER_KEY_ENV, key)
     write_day(url)
     env = {CIPHER_KEY_ENV: key}
@@ -161,8 +167,16 @@ def failure(url: str, env: dict[str, str], *args: str) -> dict[str, Any]:
     return error
 
 
-@pytest.mark.parametrize("command", [("status",), ("history", P1), ("report",),
-                                     ("audit", "verify"), ("audit", "as-of", "2030-01-01")])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("status",),
+        ("history", P1),
+        ("report",),
+        ("audit", "verify"),
+        ("audit", "as-of", "2030-01-01"),
+    ],
+)
 def test_without_the_key_or_with_another_one_reading_fails_clearly(
     url: str, key: str, command: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -210,10 +224,14 @@ def test_an_event_written_with_another_key_later_in_the_log_is_a_storage_error(
     other = AESCipher(_env(AESCipher.create_key(32)))
     path = sqlite_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
-        (rowid,) = conn.execute(f"SELECT MAX(rowid) FROM {SQLITE_EVENTS_TABLE} WHERE topic = "
-                                "'offline_ledger:Payment.Forwarded'").fetchone()
-        conn.execute(f"UPDATE {SQLITE_EVENTS_TABLE} SET state = ? WHERE rowid = ?",
-                     (other.encrypt(b"{}"), rowid))
+        (rowid,) = conn.execute(
+            f"SELECT MAX(rowid) FROM {SQLITE_EVENTS_TABLE} WHERE topic = "
+            "'offline_ledger:Payment.Forwarded'"
+        ).fetchone()
+        conn.execute(
+            f"UPDATE {SQLITE_EVENTS_TABLE} SET state = ? WHERE rowid = ?",
+            (other.encrypt(b"{}"), rowid),
+        )
     conn.close()
 
     with Ledger.open(sqlite_url) as ledger:
@@ -227,10 +245,12 @@ def test_an_event_written_with_another_key_later_in_the_log_is_a_storage_error(
             ledger.record(r.captured(P2, "pi_2"))
 
 
-@pytest.mark.parametrize("bad", ["not base64!", b64encode(b"ten bytes!").decode(),
-                                 b64encode(bytes(33)).decode()])
-def test_a_malformed_key_is_a_configuration_error(sqlite_url: str, bad: str,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "bad", ["not base64!", b64encode(b"ten bytes!").decode(), b64encode(bytes(33)).decode()]
+)
+def test_a_malformed_key_is_a_configuration_error(
+    sqlite_url: str, bad: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for command in (("status",), ("migrate",)):
         done = run(*command, "--db", sqlite_url, env={CIPHER_KEY_ENV: bad})
         assert done.returncode == 2, done.stdout + done.stderr
@@ -279,8 +299,9 @@ def test_a_damaged_first_event_of_an_unencrypted_ledger_is_for_audit_verify_to_r
     write_day(sqlite_url)
     path = sqlite_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
-        conn.execute(f"UPDATE {SQLITE_EVENTS_TABLE} SET state = substr(state, 1, 20) "
-                     "WHERE rowid = 1")
+        conn.execute(
+            f"UPDATE {SQLITE_EVENTS_TABLE} SET state = substr(state, 1, 20) WHERE rowid = 1"
+        )
     conn.close()
     done = run("audit", "verify", "--db", sqlite_url, "--json")
     assert done.returncode == 1, done.stdout + done.stderr

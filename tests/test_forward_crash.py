@@ -29,26 +29,48 @@ WAIT_SECONDS = 300  # only reached if something hangs
 
 
 def test_forwarding_killed_at_random_moments_ends_with_one_payment_intent_each(
-    sqlite_url: str, fault_proxy: FaultProxy,
+    sqlite_url: str,
+    fault_proxy: FaultProxy,
 ) -> None:
     with Ledger.open(sqlite_url) as ledger:
-        ledger.record(r.location(limits={"per_payment_max": {"usd": 50_000},
-                                         "stored_count_max": 10_000}, device_limits={}))
+        ledger.record(
+            r.location(
+                limits={"per_payment_max": {"usd": 50_000}, "stored_count_max": 10_000},
+                device_limits={},
+            )
+        )
         ledger.record(r.device())
         ids = stored(ledger, PAYMENTS)
-    fault_proxy.rules([{"method": "POST", "path": "^/v1/payment_intents$",
-                        "action": "drop_after", "probability": 0.05, "seed": 11}])
-    environment = {k: v for k, v in os.environ.items()
-                   if not k.startswith(("OFFLINE_LEDGER_", "STRIPE_"))}
-    environment |= {"STRIPE_API_KEY": KEY, "STRIPE_API_BASE": fault_proxy.url,
-                    "STRIPE_TIMEOUT_SECONDS": "2"}
+    fault_proxy.rules(
+        [
+            {
+                "method": "POST",
+                "path": "^/v1/payment_intents$",
+                "action": "drop_after",
+                "probability": 0.05,
+                "seed": 11,
+            }
+        ]
+    )
+    environment = {
+        k: v for k, v in os.environ.items() if not k.startswith(("OFFLINE_LEDGER_", "STRIPE_"))
+    }
+    environment |= {
+        "STRIPE_API_KEY": KEY,
+        "STRIPE_API_BASE": fault_proxy.url,
+        "STRIPE_TIMEOUT_SECONDS": "2",
+    }
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     killed = 0
     for _ in range(RUNS_MAX):
         run = subprocess.Popen(
             [str(CLI), "forward", "--db", sqlite_url, "--json", "--concurrency", "4"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
         try:
             run.wait(rng.uniform(0.8, 2.5))
         except subprocess.TimeoutExpired:

@@ -62,21 +62,32 @@ REPEATS: dict[str, tuple[list[Record], Record]] = {
     "device.connected_online": ([r.location()], r.device()),
     "payment.created": ([r.location(), r.device()], r.created(OID)),
     "payment.payment_method_collected": (
-        [r.location(), r.device(), r.created(OID)], r.collected(OID)),
+        [r.location(), r.device(), r.created(OID)],
+        r.collected(OID),
+    ),
     "payment.confirmed_offline": (
-        [r.location(), r.device(), r.created(OID), r.collected(OID)], r.confirmed(OID)),
-    "payment.forwarded": (
-        [r.location(), r.device(), *r.stored_payment(OID)], r.forwarded(OID)),
+        [r.location(), r.device(), r.created(OID), r.collected(OID)],
+        r.confirmed(OID),
+    ),
+    "payment.forwarded": ([r.location(), r.device(), *r.stored_payment(OID)], r.forwarded(OID)),
     "payment.forward_failed": (
-        [r.location(), r.device(), *r.stored_payment(OID)], r.forward_failed(OID)),
-    "payment.declined": (
-        [r.location(), r.device(), *r.stored_payment(OID)], r.declined(OID)),
+        [r.location(), r.device(), *r.stored_payment(OID)],
+        r.forward_failed(OID),
+    ),
+    "payment.declined": ([r.location(), r.device(), *r.stored_payment(OID)], r.declined(OID)),
     "payment.captured": (
-        [r.location(), r.device(), *r.stored_payment(OID, capture_method="manual"),
-         r.forwarded(OID, status="requires_capture")],
-        r.captured(OID, amount_captured=1000)),
+        [
+            r.location(),
+            r.device(),
+            *r.stored_payment(OID, capture_method="manual"),
+            r.forwarded(OID, status="requires_capture"),
+        ],
+        r.captured(OID, amount_captured=1000),
+    ),
     "payment.canceled": (
-        [r.location(), r.device(), *r.stored_payment(OID)], r.canceled(OID, occurred_at=r.at(5))),
+        [r.location(), r.device(), *r.stored_payment(OID)],
+        r.canceled(OID, occurred_at=r.at(5)),
+    ),
 }
 
 
@@ -133,27 +144,35 @@ def test_the_same_fact_from_another_process_is_a_no_op(shared_url: str) -> None:
 LATE_REPEATS: dict[str, tuple[list[Record], Record]] = {
     "created after capture": ([*r.stored_payment(OID), r.forwarded(OID)], r.created(OID)),
     "collected after confirmation": (r.stored_payment(OID), r.collected(OID)),
-    "confirmed after forwarding": ([*r.stored_payment(OID), r.forwarded(OID)],
-                                   r.confirmed(OID)),
-    "confirmed after cancel": ([*r.stored_payment(OID), r.canceled(OID, occurred_at=r.at(5))],
-                               r.confirmed(OID)),
+    "confirmed after forwarding": ([*r.stored_payment(OID), r.forwarded(OID)], r.confirmed(OID)),
+    "confirmed after cancel": (
+        [*r.stored_payment(OID), r.canceled(OID, occurred_at=r.at(5))],
+        r.confirmed(OID),
+    ),
     "forward failure after forwarding": (
         [*r.stored_payment(OID), r.forward_failed(OID), r.forwarded(OID)],
-        r.forward_failed(OID)),
+        r.forward_failed(OID),
+    ),
     "forwarded after capture": (
-        [*r.stored_payment(OID), r.forwarded(OID, status="requires_capture"),
-         r.captured(OID)],
-        r.forwarded(OID, status="requires_capture")),
+        [*r.stored_payment(OID), r.forwarded(OID, status="requires_capture"), r.captured(OID)],
+        r.forwarded(OID, status="requires_capture"),
+    ),
     "forwarded after decline": (
-        [*r.stored_payment(OID), r.forwarded(OID, status="requires_capture"),
-         r.declined(OID)],
-        r.forwarded(OID, status="requires_capture")),
+        [*r.stored_payment(OID), r.forwarded(OID, status="requires_capture"), r.declined(OID)],
+        r.forwarded(OID, status="requires_capture"),
+    ),
     "forwarded after void": (
-        [*r.stored_payment(OID), r.forwarded(OID, status="requires_capture"),
-         r.canceled(OID, reason="voided", occurred_at=r.at(150))],
-        r.forwarded(OID, status="requires_capture")),
+        [
+            *r.stored_payment(OID),
+            r.forwarded(OID, status="requires_capture"),
+            r.canceled(OID, reason="voided", occurred_at=r.at(150)),
+        ],
+        r.forwarded(OID, status="requires_capture"),
+    ),
     "device connection older than the last": (
-        [r.device(occurred_at=r.at(-10))], r.device(occurred_at=r.at(-30))),
+        [r.device(occurred_at=r.at(-10))],
+        r.device(occurred_at=r.at(-30)),
+    ),
 }
 
 
@@ -190,8 +209,7 @@ def test_a_repeated_creation_with_different_content_is_a_conflict(
     assert_conflict(shop, r.created(OID) | change, field)
 
     payment = shop.payment(OID)
-    assert (payment.amount, payment.currency, payment.metadata) == (1250, "usd",
-                                                                    {"order": "A-17"})
+    assert (payment.amount, payment.currency, payment.metadata) == (1250, "usd", {"order": "A-17"})
     assert len(shop.history(OID)) == 1
 
 
@@ -221,8 +239,11 @@ def test_a_repeated_confirmation_with_another_stored_at_is_a_conflict(shop: Ledg
     [
         ([r.declined(OID)], r.declined(OID, decline_code="do_not_honor"), "decline_code"),
         ([r.canceled(OID, occurred_at=r.at(5))], r.canceled(OID, reason="abandoned"), "reason"),
-        ([r.forwarded(OID, status="requires_capture"), r.captured(OID, amount_captured=1000)],
-         r.captured(OID, amount_captured=900), "amount_captured"),
+        (
+            [r.forwarded(OID, status="requires_capture"), r.captured(OID, amount_captured=1000)],
+            r.captured(OID, amount_captured=900),
+            "amount_captured",
+        ),
     ],
     ids=["declined", "canceled", "captured"],
 )
@@ -304,8 +325,13 @@ def test_a_key_whose_record_was_refused_can_be_used_again(shop: Ledger) -> None:
 
 
 def test_the_same_key_twice_in_one_batch_is_recorded_once(shop: Ledger) -> None:
-    results = shop.record_many([keyed(r.created(OID)), keyed(r.created(OID)),
-                                keyed(r.created(OID, amount=1)),])
+    results = shop.record_many(
+        [
+            keyed(r.created(OID)),
+            keyed(r.created(OID)),
+            keyed(r.created(OID, amount=1)),
+        ]
+    )
 
     first, second, third = results
     assert isinstance(first, Result) and isinstance(second, Result)
@@ -322,12 +348,12 @@ def test_a_batch_keeps_going_after_a_refused_record(shop: Ledger) -> None:
     other = str(uuid.uuid4())
     batch: list[Record | LedgerError] = [
         r.created(OID),
-        r.created(other) | {"amount": 0},              # invalid record
-        r.collected(other),                            # unknown payment
-        r.confirmed(OID),                              # out of order: not collected yet
+        r.created(other) | {"amount": 0},  # invalid record
+        r.collected(other),  # unknown payment
+        r.confirmed(OID),  # out of order: not collected yet
         r.collected(OID),
         r.confirmed(OID),
-        r.created(OID),                                # repeat
+        r.created(OID),  # repeat
         LedgerError(Code.MALFORMED_JSON, "line 8 was not JSON"),  # passed through upstream
         r.forwarded(OID, "pi_9"),
     ]
@@ -337,29 +363,49 @@ def test_a_batch_keeps_going_after_a_refused_record(shop: Ledger) -> None:
 
     assert len(results) == len(batch)
     outcome: list[Any] = [
-        result.code if isinstance(result, LedgerError) else result.recorded
-        for result in results
+        result.code if isinstance(result, LedgerError) else result.recorded for result in results
     ]
     assert outcome == [
-        True, Code.INVALID_AMOUNT, Code.UNKNOWN_PAYMENT, Code.STEP_OUT_OF_ORDER, True, True,
-        False, Code.MALFORMED_JSON, True,
+        True,
+        Code.INVALID_AMOUNT,
+        Code.UNKNOWN_PAYMENT,
+        Code.STEP_OUT_OF_ORDER,
+        True,
+        True,
+        False,
+        Code.MALFORMED_JSON,
+        True,
     ]
     assert results[7] is batch[7]
     kinds = [result.record_type for result in results if isinstance(result, Result)]
-    assert kinds == ["payment.created", "payment.payment_method_collected",
-                     "payment.confirmed_offline", "payment.created", "payment.forwarded"]
+    assert kinds == [
+        "payment.created",
+        "payment.payment_method_collected",
+        "payment.confirmed_offline",
+        "payment.created",
+        "payment.forwarded",
+    ]
     assert event_count(shop) - events_before == 4 + 2  # payment events + location store/release
     assert shop.payment(OID).status == "captured"
     assert [e.event for e in shop.history(OID)] == [
-        "Created", "PaymentMethodCollected", "ConfirmedOffline", "Forwarded"]
+        "Created",
+        "PaymentMethodCollected",
+        "ConfirmedOffline",
+        "Forwarded",
+    ]
     with pytest.raises(LedgerError):
         shop.payment(other)
 
 
 def test_a_batch_gives_the_same_outcomes_as_one_record_at_a_time(ledger: Ledger) -> None:
     records = [
-        r.location(), r.device(), *r.stored_payment(OID), r.forwarded(OID, "pi_1"),
-        r.forwarded(OID, "pi_2"), r.forwarded(OID, "pi_2"), r.captured(OID, "pi_9"),
+        r.location(),
+        r.device(),
+        *r.stored_payment(OID),
+        r.forwarded(OID, "pi_1"),
+        r.forwarded(OID, "pi_2"),
+        r.forwarded(OID, "pi_2"),
+        r.captured(OID, "pi_9"),
         r.created(OID, amount=5),
     ]
 
@@ -374,6 +420,16 @@ def test_a_batch_gives_the_same_outcomes_as_one_record_at_a_time(ledger: Ledger)
     results = ledger.record_many(records)
 
     assert [x.code if isinstance(x, LedgerError) else x.recorded for x in results] == expected
-    assert expected == [True, True, True, True, True, True, True, False,
-                        Code.PAYMENT_INTENT_MISMATCH, Code.IDEMPOTENCY_CONFLICT]
+    assert expected == [
+        True,
+        True,
+        True,
+        True,
+        True,
+        True,
+        True,
+        False,
+        Code.PAYMENT_INTENT_MISMATCH,
+        Code.IDEMPOTENCY_CONFLICT,
+    ]
     assert ledger.payment(OID).duplicate_payment_intent_ids == ["pi_2"]

@@ -149,8 +149,13 @@ def test_a_payment_forwarded_as_processing_is_forwarded_and_released(shop: Ledge
 
 def test_an_authorization_may_be_captured_partially(shop: Ledger) -> None:
     oid = new_id()
-    apply(shop, [*r.stored_payment(oid, capture_method="manual"),
-                 r.forwarded(oid, status="requires_capture")])
+    apply(
+        shop,
+        [
+            *r.stored_payment(oid, capture_method="manual"),
+            r.forwarded(oid, status="requires_capture"),
+        ],
+    )
 
     shop.record(r.captured(oid, amount_captured=1000))
 
@@ -160,8 +165,13 @@ def test_an_authorization_may_be_captured_partially(shop: Ledger) -> None:
 
 def test_a_capture_above_the_authorized_amount_is_refused(shop: Ledger) -> None:
     oid = new_id()
-    apply(shop, [*r.stored_payment(oid, capture_method="manual"),
-                 r.forwarded(oid, status="requires_capture")])
+    apply(
+        shop,
+        [
+            *r.stored_payment(oid, capture_method="manual"),
+            r.forwarded(oid, status="requires_capture"),
+        ],
+    )
     history_before = len(shop.history(oid))
 
     with pytest.raises(LedgerError) as refused:
@@ -176,8 +186,13 @@ def test_a_capture_above_the_authorized_amount_is_refused(shop: Ledger) -> None:
 
 def test_a_capture_naming_another_payment_intent_is_refused(shop: Ledger) -> None:
     oid = new_id()
-    apply(shop, [*r.stored_payment(oid, capture_method="manual"),
-                 r.forwarded(oid, "pi_1", status="requires_capture")])
+    apply(
+        shop,
+        [
+            *r.stored_payment(oid, capture_method="manual"),
+            r.forwarded(oid, "pi_1", status="requires_capture"),
+        ],
+    )
     history_before = len(shop.history(oid))
 
     with pytest.raises(LedgerError) as refused:
@@ -191,9 +206,14 @@ def test_a_capture_naming_another_payment_intent_is_refused(shop: Ledger) -> Non
 
 def test_a_payment_is_captured_once(shop: Ledger) -> None:
     oid = new_id()
-    apply(shop, [*r.stored_payment(oid, capture_method="manual"),
-                 r.forwarded(oid, status="requires_capture"),
-                 r.captured(oid, amount_captured=1000)])
+    apply(
+        shop,
+        [
+            *r.stored_payment(oid, capture_method="manual"),
+            r.forwarded(oid, status="requires_capture"),
+            r.captured(oid, amount_captured=1000),
+        ],
+    )
 
     with pytest.raises(LedgerError) as refused:
         shop.record(r.captured(oid, amount_captured=1250))
@@ -288,8 +308,13 @@ def test_a_forward_reported_after_the_decline_keeps_the_decline(shop: Ledger) ->
 
 def test_a_forwarded_authorization_can_be_declined(shop: Ledger) -> None:
     oid = new_id()
-    apply(shop, [*r.stored_payment(oid, capture_method="manual"),
-                 r.forwarded(oid, "pi_1", status="requires_capture")])
+    apply(
+        shop,
+        [
+            *r.stored_payment(oid, capture_method="manual"),
+            r.forwarded(oid, "pi_1", status="requires_capture"),
+        ],
+    )
 
     shop.record(r.declined(oid, payment_intent_id="pi_1", decline_code="do_not_honor"))
 
@@ -300,8 +325,13 @@ def test_a_forwarded_authorization_can_be_declined(shop: Ledger) -> None:
 
 def test_a_decline_naming_another_payment_intent_is_refused(shop: Ledger) -> None:
     oid = new_id()
-    apply(shop, [*r.stored_payment(oid, capture_method="manual"),
-                 r.forwarded(oid, "pi_1", status="requires_capture")])
+    apply(
+        shop,
+        [
+            *r.stored_payment(oid, capture_method="manual"),
+            r.forwarded(oid, "pi_1", status="requires_capture"),
+        ],
+    )
 
     with pytest.raises(LedgerError) as refused:
         shop.record(r.declined(oid, payment_intent_id="pi_other"))
@@ -348,8 +378,13 @@ def test_canceling_a_stored_payment_releases_the_stored_amount(shop: Ledger) -> 
 
 def test_an_uncaptured_authorization_can_be_voided(shop: Ledger) -> None:
     oid = new_id()
-    apply(shop, [*r.stored_payment(oid, capture_method="manual"),
-                 r.forwarded(oid, status="requires_capture")])
+    apply(
+        shop,
+        [
+            *r.stored_payment(oid, capture_method="manual"),
+            r.forwarded(oid, status="requires_capture"),
+        ],
+    )
 
     result = shop.record(r.canceled(oid, reason="voided", occurred_at=r.at(150)))
 
@@ -437,8 +472,7 @@ def test_a_step_out_of_order_is_refused_and_stores_nothing(
 
 @pytest.mark.parametrize(
     "step",
-    [r.collected, r.confirmed, r.forwarded, r.forward_failed, r.declined, r.captured,
-     r.canceled],
+    [r.collected, r.confirmed, r.forwarded, r.forward_failed, r.declined, r.captured, r.canceled],
     ids=lambda step: step.__name__,
 )
 def test_a_step_for_an_unknown_payment_is_refused(
@@ -496,8 +530,7 @@ def test_a_second_forward_with_a_different_payment_intent_is_flagged(shop: Ledge
     oid = new_id()
     apply(shop, [*r.stored_payment(oid), r.forwarded(oid, "pi_first", status="succeeded")])
 
-    result = shop.record(r.forwarded(oid, "pi_second", status="succeeded",
-                                     occurred_at=r.at(125)))
+    result = shop.record(r.forwarded(oid, "pi_second", status="succeeded", occurred_at=r.at(125)))
 
     assert result.recorded is True
     payment = shop.payment(oid)
@@ -513,8 +546,14 @@ def test_a_second_forward_with_a_different_payment_intent_is_flagged(shop: Ledge
 
 def test_the_same_duplicate_reported_again_is_a_no_op(shop: Ledger) -> None:
     oid = new_id()
-    apply(shop, [*r.stored_payment(oid), r.forwarded(oid, "pi_first"),
-                 r.forwarded(oid, "pi_second", occurred_at=r.at(125))])
+    apply(
+        shop,
+        [
+            *r.stored_payment(oid),
+            r.forwarded(oid, "pi_first"),
+            r.forwarded(oid, "pi_second", occurred_at=r.at(125)),
+        ],
+    )
     history_before = len(shop.history(oid))
 
     result = shop.record(r.forwarded(oid, "pi_second", occurred_at=r.at(130)))
@@ -540,8 +579,15 @@ def test_the_same_payment_intent_forwarded_again_is_a_no_op(shop: Ledger) -> Non
 
 def test_every_further_payment_intent_is_flagged_as_another_duplicate(shop: Ledger) -> None:
     oid = new_id()
-    apply(shop, [*r.stored_payment(oid), r.forwarded(oid, "pi_a", status="requires_capture"),
-                 r.forwarded(oid, "pi_b"), r.forwarded(oid, "pi_c")])
+    apply(
+        shop,
+        [
+            *r.stored_payment(oid),
+            r.forwarded(oid, "pi_a", status="requires_capture"),
+            r.forwarded(oid, "pi_b"),
+            r.forwarded(oid, "pi_c"),
+        ],
+    )
 
     payment = shop.payment(oid)
     assert payment.payment_intent_id == "pi_a"

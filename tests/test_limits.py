@@ -69,8 +69,7 @@ def collected_payment(
 ) -> str:
     """Create and collect one payment (ready to be confirmed); return its offline_id."""
     oid = new_id()
-    apply(ledger, [r.created(oid, amount=amount, device_id=device_id, **created),
-                   r.collected(oid)])
+    apply(ledger, [r.created(oid, amount=amount, device_id=device_id, **created), r.collected(oid)])
     return oid
 
 
@@ -144,8 +143,7 @@ def test_a_currency_not_configured_for_offline_cannot_be_stored(memory_ledger: L
 def test_an_explicit_currency_list_allows_a_currency_without_limits(
     memory_ledger: Ledger,
 ) -> None:
-    shop(memory_ledger, currencies=["usd", "cad"],
-         limits=limits({"usd": 50_000}, {"usd": 200_000}))
+    shop(memory_ledger, currencies=["usd", "cad"], limits=limits({"usd": 50_000}, {"usd": 200_000}))
 
     oid = store(memory_ledger, amount=5_000, currency="cad")
 
@@ -158,8 +156,9 @@ def test_a_require_online_payment_cannot_be_stored(memory_ledger: Ledger) -> Non
     shop(memory_ledger)
     oid = collected_payment(memory_ledger, offline_behavior="require_online")
 
-    error = confirm_refused(memory_ledger, oid,
-                            Code.NOT_CONNECTED_TO_INTERNET_AND_REQUIRE_ONLINE_SET)
+    error = confirm_refused(
+        memory_ledger, oid, Code.NOT_CONNECTED_TO_INTERNET_AND_REQUIRE_ONLINE_SET
+    )
     assert error.field == "offline_behavior"
 
 
@@ -189,8 +188,10 @@ def test_the_merchant_per_payment_maximum_is_enforced_to_the_minor_unit(ledger: 
 
 
 def test_the_per_payment_maximum_is_per_currency(memory_ledger: Ledger) -> None:
-    shop(memory_ledger, limits=limits({"usd": 50_000, "eur": 10_000},
-                                      {"usd": 1_000_000, "eur": 1_000_000}))
+    shop(
+        memory_ledger,
+        limits=limits({"usd": 50_000, "eur": 10_000}, {"usd": 1_000_000, "eur": 1_000_000}),
+    )
     store(memory_ledger, amount=40_000, currency="usd")
     oid = collected_payment(memory_ledger, amount=10_001, currency="eur")
 
@@ -220,8 +221,7 @@ def test_the_stripe_cap_configured_at_open_is_enforced(capped_ledger: Ledger) ->
 def test_the_default_stripe_cap_is_10000_usd_whatever_the_merchant_allows(
     memory_ledger: Ledger,
 ) -> None:
-    shop(memory_ledger, limits=limits({"usd": 5_000_000}, {"usd": 10_000_000}),
-         device_limits={})
+    shop(memory_ledger, limits=limits({"usd": 5_000_000}, {"usd": 10_000_000}), device_limits={})
     store(memory_ledger, amount=1_000_000)
     over = collected_payment(memory_ledger, amount=1_000_001)
 
@@ -241,8 +241,9 @@ def test_a_currency_without_a_stripe_cap_is_not_available_offline() -> None:
 
 
 def test_the_location_stored_amount_limit_counts_every_device(ledger: Ledger) -> None:
-    shop(ledger, "tmr_1", "tmr_2", limits=limits(stored_amount_max={"usd": 3_000}),
-         device_limits={})
+    shop(
+        ledger, "tmr_1", "tmr_2", limits=limits(stored_amount_max={"usd": 3_000}), device_limits={}
+    )
     store(ledger, amount=1_000, device_id="tmr_1")
     store(ledger, amount=1_999, device_id="tmr_2")
     over = collected_payment(ledger, amount=2, device_id="tmr_1")
@@ -258,9 +259,13 @@ def test_the_location_stored_amount_limit_counts_every_device(ledger: Ledger) ->
 
 
 def test_the_device_stored_amount_limit_is_per_device(ledger: Ledger) -> None:
-    shop(ledger, "tmr_1", "tmr_2",
-         limits=limits(stored_amount_max={"usd": 1_000_000}),
-         device_limits={"stored_amount_max": {"usd": 2_000}})
+    shop(
+        ledger,
+        "tmr_1",
+        "tmr_2",
+        limits=limits(stored_amount_max={"usd": 1_000_000}),
+        device_limits={"stored_amount_max": {"usd": 2_000}},
+    )
     store(ledger, amount=1_500, device_id="tmr_1")
     over = collected_payment(ledger, amount=501, device_id="tmr_1")
 
@@ -278,8 +283,7 @@ def test_the_device_stored_amount_limit_is_per_device(ledger: Ledger) -> None:
 
 
 def test_stored_amount_limits_are_per_currency(memory_ledger: Ledger) -> None:
-    shop(memory_ledger, limits=limits({"usd": 50_000, "eur": 50_000},
-                                      {"usd": 2_000, "eur": 2_000}))
+    shop(memory_ledger, limits=limits({"usd": 50_000, "eur": 50_000}, {"usd": 2_000, "eur": 2_000}))
     store(memory_ledger, amount=2_000, currency="usd")
 
     eur = store(memory_ledger, amount=2_000, currency="eur")
@@ -301,8 +305,13 @@ def test_the_location_stored_count_limit_counts_every_device(ledger: Ledger) -> 
 
 
 def test_the_device_stored_count_limit_is_per_device(ledger: Ledger) -> None:
-    shop(ledger, "tmr_1", "tmr_2", limits=limits(stored_count_max=100),
-         device_limits={"stored_count_max": 1})
+    shop(
+        ledger,
+        "tmr_1",
+        "tmr_2",
+        limits=limits(stored_count_max=100),
+        device_limits={"stored_count_max": 1},
+    )
     store(ledger, device_id="tmr_1")
     second = collected_payment(ledger, device_id="tmr_1")
 
@@ -314,13 +323,16 @@ def test_the_device_stored_count_limit_is_per_device(ledger: Ledger) -> None:
 
 
 def test_two_confirmations_in_one_batch_cannot_both_take_the_last_slot(ledger: Ledger) -> None:
-    shop(ledger, "tmr_1", "tmr_2", limits=limits(stored_amount_max={"usd": 2_000}),
-         device_limits={})
+    shop(
+        ledger, "tmr_1", "tmr_2", limits=limits(stored_amount_max={"usd": 2_000}), device_limits={}
+    )
     first, second = new_id(), new_id()
-    results = ledger.record_many([
-        *r.stored_payment(first, amount=1_500, device_id="tmr_1"),
-        *r.stored_payment(second, amount=1_500, device_id="tmr_2"),
-    ])
+    results = ledger.record_many(
+        [
+            *r.stored_payment(first, amount=1_500, device_id="tmr_1"),
+            *r.stored_payment(second, amount=1_500, device_id="tmr_2"),
+        ]
+    )
 
     assert all(not isinstance(x, LedgerError) for x in results[:5])
     assert isinstance(results[5], LedgerError)
@@ -329,7 +341,9 @@ def test_two_confirmations_in_one_batch_cannot_both_take_the_last_slot(ledger: L
     assert ledger.payment(second).status == "collected"
     (status,) = ledger.status()
     assert (status.offline_payments_count, status.offline_payment_amounts_by_currency) == (
-        1, {"usd": 1_500})
+        1,
+        {"usd": 1_500},
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -340,11 +354,20 @@ def shared_url(request: pytest.FixtureRequest) -> str:
 def test_a_second_process_sees_the_stored_total_of_the_first(shared_url: str) -> None:
     """Two POS backends on one database: the second must not take the slot the first took."""
     with Ledger.open(shared_url) as first, Ledger.open(shared_url) as second:
-        shop(first, "tmr_1", "tmr_2", limits=limits(stored_amount_max={"usd": 2_000}),
-             device_limits={})
+        shop(
+            first,
+            "tmr_1",
+            "tmr_2",
+            limits=limits(stored_amount_max={"usd": 2_000}),
+            device_limits={},
+        )
         waiting = collected_payment(second, amount=1_500, device_id="tmr_2")
-        assert second.decide(amount=1_500, currency="usd", device_id="tmr_2",
-                             location_id="tml_1", at=BUSY_DAY).offline_allowed is True
+        assert (
+            second.decide(
+                amount=1_500, currency="usd", device_id="tmr_2", location_id="tml_1", at=BUSY_DAY
+            ).offline_allowed
+            is True
+        )
 
         store(first, amount=1_500, device_id="tmr_1")
 
@@ -365,8 +388,11 @@ RELEASES: dict[str, Callable[[str], list[Record]]] = {
 def test_releasing_a_stored_payment_makes_room_again(
     ledger: Ledger, release: Callable[[str], list[Record]]
 ) -> None:
-    shop(ledger, limits=limits(stored_amount_max={"usd": 2_000}, stored_count_max=100),
-         device_limits={"stored_count_max": 1})
+    shop(
+        ledger,
+        limits=limits(stored_amount_max={"usd": 2_000}, stored_count_max=100),
+        device_limits={"stored_count_max": 1},
+    )
     first = store(ledger, amount=2_000)
     waiting = collected_payment(ledger, amount=2_000)
     confirm_refused(ledger, waiting, Code.STORED_AMOUNT_LIMIT_EXCEEDED)
@@ -377,7 +403,9 @@ def test_releasing_a_stored_payment_makes_room_again(
     assert ledger.payment(waiting).status == "stored"
     (status,) = ledger.status()
     assert (status.offline_payments_count, status.offline_payment_amounts_by_currency) == (
-        1, {"usd": 2_000})
+        1,
+        {"usd": 2_000},
+    )
 
 
 # -- card rules (when the payment method is collected) -----------------------------------------
@@ -385,8 +413,17 @@ def test_releasing_a_stored_payment_makes_room_again(
 
 @pytest.mark.parametrize(
     "brand",
-    ["visa", "mastercard", "discover", "amex", "unionpay", "jcb", "maestro", "eftpos_au",
-     "cartes_bancaires"],
+    [
+        "visa",
+        "mastercard",
+        "discover",
+        "amex",
+        "unionpay",
+        "jcb",
+        "maestro",
+        "eftpos_au",
+        "cartes_bancaires",
+    ],
 )
 def test_every_supported_brand_can_be_collected_offline(memory_ledger: Ledger, brand: str) -> None:
     shop(memory_ledger)
@@ -394,21 +431,26 @@ def test_every_supported_brand_can_be_collected_offline(memory_ledger: Ledger, b
 
 
 @pytest.mark.parametrize(
-    "read_method", ["magnetic_stripe_track2", "magnetic_stripe_fallback",
-                    "contactless_magstripe_mode"]
+    "read_method",
+    ["magnetic_stripe_track2", "magnetic_stripe_fallback", "contactless_magstripe_mode"],
 )
 def test_a_swiped_card_is_refused_offline(memory_ledger: Ledger, read_method: str) -> None:
     shop(memory_ledger)
-    collect_refused(memory_ledger, Code.CARD_SWIPE_NOT_AVAILABLE, "card.read_method",
-                    read_method=read_method)
+    collect_refused(
+        memory_ledger, Code.CARD_SWIPE_NOT_AVAILABLE, "card.read_method", read_method=read_method
+    )
 
 
 def test_contactless_is_refused_where_strong_customer_authentication_applies(
     memory_ledger: Ledger,
 ) -> None:
     shop(memory_ledger, sca_required=True)
-    collect_refused(memory_ledger, Code.CONTACTLESS_NOT_ALLOWED_OFFLINE, "card.read_method",
-                    read_method="contactless_emv")
+    collect_refused(
+        memory_ledger,
+        Code.CONTACTLESS_NOT_ALLOWED_OFFLINE,
+        "card.read_method",
+        read_method="contactless_emv",
+    )
     collect_accepted(memory_ledger, read_method="contact_emv")  # insert + PIN is fine
 
 
@@ -416,8 +458,7 @@ def test_contactless_is_fine_where_strong_customer_authentication_does_not_apply
     memory_ledger: Ledger,
 ) -> None:
     shop(memory_ledger, sca_required=False)
-    collect_accepted(memory_ledger, read_method="contactless_emv",
-                     cardholder_verification="none")
+    collect_accepted(memory_ledger, read_method="contactless_emv", cardholder_verification="none")
 
 
 @pytest.mark.parametrize(
@@ -427,16 +468,20 @@ def test_contactless_is_fine_where_strong_customer_authentication_does_not_apply
 )
 def test_interac_is_refused_offline(memory_ledger: Ledger, card: dict[str, str]) -> None:
     shop(memory_ledger)
-    error = collect_refused(memory_ledger, Code.INTERAC_NOT_SUPPORTED_OFFLINE, "card.brand",
-                            **card)
+    error = collect_refused(memory_ledger, Code.INTERAC_NOT_SUPPORTED_OFFLINE, "card.brand", **card)
     assert "Interac" in error.message
 
 
 @pytest.mark.parametrize("brand", ["diners", "link", "unknown"])
 def test_an_unsupported_brand_is_refused_offline(memory_ledger: Ledger, brand: str) -> None:
     shop(memory_ledger)
-    collect_refused(memory_ledger, Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE, "card.brand",
-                    brand=brand, network=None)
+    collect_refused(
+        memory_ledger,
+        Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE,
+        "card.brand",
+        brand=brand,
+        network=None,
+    )
 
 
 @pytest.mark.parametrize("network", ["girocard", "nyce", "pulse", "star"])
@@ -444,8 +489,14 @@ def test_an_unsupported_debit_network_is_refused_offline(
     memory_ledger: Ledger, network: str
 ) -> None:
     shop(memory_ledger)
-    collect_refused(memory_ledger, Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE, "card.network",
-                    brand="mastercard", network=network, funding="debit")
+    collect_refused(
+        memory_ledger,
+        Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE,
+        "card.network",
+        brand="mastercard",
+        network=network,
+        funding="debit",
+    )
 
 
 def test_a_cartes_bancaires_network_is_supported_offline(memory_ledger: Ledger) -> None:
@@ -455,8 +506,12 @@ def test_a_cartes_bancaires_network_is_supported_offline(memory_ledger: Ledger) 
 
 def test_an_online_pin_is_refused_offline(memory_ledger: Ledger) -> None:
     shop(memory_ledger)
-    collect_refused(memory_ledger, Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE,
-                    "card.cardholder_verification", cardholder_verification="online_pin")
+    collect_refused(
+        memory_ledger,
+        Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE,
+        "card.cardholder_verification",
+        cardholder_verification="online_pin",
+    )
 
 
 @pytest.mark.parametrize("verification", ["offline_pin", "signature", "none"])
@@ -471,16 +526,22 @@ def test_a_card_is_valid_through_the_end_of_its_expiry_month(memory_ledger: Ledg
     shop(memory_ledger)
     last_moment = new_id()
     memory_ledger.record(r.created(last_moment))
-    result = memory_ledger.record({**r.collected(last_moment, exp_month=11, exp_year=2026),
-                                   "occurred_at": "2026-11-30T23:59:59+00:00"})
+    result = memory_ledger.record(
+        {
+            **r.collected(last_moment, exp_month=11, exp_year=2026),
+            "occurred_at": "2026-11-30T23:59:59+00:00",
+        }
+    )
     assert result.recorded is True
 
     next_month = new_id()
     memory_ledger.record(r.created(next_month))
     error = assert_refused(
         memory_ledger,
-        {**r.collected(next_month, exp_month=11, exp_year=2026),
-         "occurred_at": "2026-12-01T00:00:00+00:00"},
+        {
+            **r.collected(next_month, exp_month=11, exp_year=2026),
+            "occurred_at": "2026-12-01T00:00:00+00:00",
+        },
         Code.OFFLINE_AND_CARD_EXPIRED,
     )
     assert error.field is not None and error.field.startswith("card.exp")
@@ -492,8 +553,13 @@ def test_an_expired_card_is_refused_offline(
     memory_ledger: Ledger, exp_month: int, exp_year: int
 ) -> None:
     shop(memory_ledger)  # the builders collect on 2026-11-22
-    collect_refused(memory_ledger, Code.OFFLINE_AND_CARD_EXPIRED, "card.exp_year",
-                    exp_month=exp_month, exp_year=exp_year)
+    collect_refused(
+        memory_ledger,
+        Code.OFFLINE_AND_CARD_EXPIRED,
+        "card.exp_year",
+        exp_month=exp_month,
+        exp_year=exp_year,
+    )
 
 
 # -- device connection (30 days, at this location) ---------------------------------------------
@@ -503,8 +569,9 @@ def test_a_device_last_online_exactly_30_days_before_the_payment_qualifies(
     memory_ledger: Ledger,
 ) -> None:
     memory_ledger.record(r.location())
-    memory_ledger.record(r.device(occurred_at=(BUSY_DAY - timedelta(days=30)).isoformat(),
-                                  software_updated_at=None))
+    memory_ledger.record(
+        r.device(occurred_at=(BUSY_DAY - timedelta(days=30)).isoformat(), software_updated_at=None)
+    )
 
     oid = store(memory_ledger)
 
@@ -515,10 +582,12 @@ def test_a_device_not_online_in_the_30_days_before_the_payment_cannot_store_it(
     ledger: Ledger,
 ) -> None:
     ledger.record(r.location())
-    ledger.record(r.device(
-        occurred_at=(BUSY_DAY - timedelta(days=30, seconds=1)).isoformat(),
-        software_updated_at=None,
-    ))
+    ledger.record(
+        r.device(
+            occurred_at=(BUSY_DAY - timedelta(days=30, seconds=1)).isoformat(),
+            software_updated_at=None,
+        )
+    )
     oid = collected_payment(ledger)
 
     confirm_refused(ledger, oid, Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE)
@@ -530,14 +599,20 @@ def test_the_30_days_are_counted_back_from_the_confirmation(memory_ledger: Ledge
     oid = collected_payment(memory_ledger)
     later = (BUSY_DAY + timedelta(days=31)).isoformat()
 
-    confirm_refused(memory_ledger, oid, Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE,
-                    occurred_at=later, stored_at=later)
+    confirm_refused(
+        memory_ledger,
+        oid,
+        Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE,
+        occurred_at=later,
+        stored_at=later,
+    )
 
 
 def test_reconnecting_online_requalifies_the_device(memory_ledger: Ledger) -> None:
     memory_ledger.record(r.location())
-    memory_ledger.record(r.device(occurred_at=(r.T0 - timedelta(days=40)).isoformat(),
-                                  software_updated_at=None))
+    memory_ledger.record(
+        r.device(occurred_at=(r.T0 - timedelta(days=40)).isoformat(), software_updated_at=None)
+    )
     oid = collected_payment(memory_ledger)
     confirm_refused(memory_ledger, oid, Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE)
 
@@ -548,9 +623,9 @@ def test_reconnecting_online_requalifies_the_device(memory_ledger: Ledger) -> No
 
 def test_device_software_older_than_30_days_cannot_store_payments(ledger: Ledger) -> None:
     ledger.record(r.location())
-    ledger.record(r.device(
-        software_updated_at=(BUSY_DAY - timedelta(days=30, seconds=1)).isoformat()
-    ))
+    ledger.record(
+        r.device(software_updated_at=(BUSY_DAY - timedelta(days=30, seconds=1)).isoformat())
+    )
     oid = collected_payment(ledger)
 
     error = confirm_refused(ledger, oid, Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE)
@@ -559,9 +634,7 @@ def test_device_software_older_than_30_days_cannot_store_payments(ledger: Ledger
 
 def test_device_software_updated_exactly_30_days_ago_qualifies(memory_ledger: Ledger) -> None:
     memory_ledger.record(r.location())
-    memory_ledger.record(r.device(
-        software_updated_at=(BUSY_DAY - timedelta(days=30)).isoformat()
-    ))
+    memory_ledger.record(r.device(software_updated_at=(BUSY_DAY - timedelta(days=30)).isoformat()))
 
     assert memory_ledger.payment(store(memory_ledger)).status == "stored"
 
@@ -571,9 +644,13 @@ def test_a_device_online_recently_but_only_at_another_location_cannot_store_here
 ) -> None:
     ledger.record(r.location("tml_1"))
     ledger.record(r.location("tml_2"))
-    ledger.record(r.device(location_id="tml_1",
-                           occurred_at=(r.T0 - timedelta(days=40)).isoformat(),
-                           software_updated_at=None))
+    ledger.record(
+        r.device(
+            location_id="tml_1",
+            occurred_at=(r.T0 - timedelta(days=40)).isoformat(),
+            software_updated_at=None,
+        )
+    )
     ledger.record(r.device(location_id="tml_2", occurred_at=r.at(-30)))
     oid = collected_payment(ledger)  # at tml_1
 

@@ -47,8 +47,9 @@ class Client:
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, json.loads(response.read())
@@ -69,19 +70,37 @@ def server(tmp_path: Path) -> Iterator[Client]:
     # The back office configures the location (as Stripe's Terminal Configuration does),
     # with the library, before the backend starts.
     with Ledger.open(url) as ledger:
-        ledger.record({
-            "type": "location.configured", "occurred_at": when(-60), "location_id": LOCATION,
-            "offline_enabled": True,
-            "limits": {"per_payment_max": {"usd": 50_000}, "stored_amount_max": {"usd": 100_000},
-                       "stored_count_max": 20},
-        })
+        ledger.record(
+            {
+                "type": "location.configured",
+                "occurred_at": when(-60),
+                "location_id": LOCATION,
+                "offline_enabled": True,
+                "limits": {
+                    "per_payment_max": {"usd": 50_000},
+                    "stored_amount_max": {"usd": 100_000},
+                    "stored_count_max": 20,
+                },
+            }
+        )
     port = free_port()
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "examples.pos_backend.app:app",
-         "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env={**os.environ, "OFFLINE_LEDGER_DATABASE_URL": url},
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "examples.pos_backend.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "OFFLINE_LEDGER_DATABASE_URL": url},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     client = Client(f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + 30
@@ -107,33 +126,58 @@ def server(tmp_path: Path) -> Iterator[Client]:
         log.close()
 
 
-CARD = {"brand": "visa", "network": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030,
-        "funding": "credit", "read_method": "contact_emv",
-        "cardholder_verification": "offline_pin", "country": "US"}
+CARD = {
+    "brand": "visa",
+    "network": "visa",
+    "last4": "4242",
+    "exp_month": 12,
+    "exp_year": 2030,
+    "funding": "credit",
+    "read_method": "contact_emv",
+    "cardholder_verification": "offline_pin",
+    "country": "US",
+}
 
 
 def test_a_whole_offline_sale_over_http(server: Client) -> None:
-    status, answer = server.post(f"/devices/{DEVICE}/connected-online",
-                                 {"occurred_at": when(-30), "location_id": LOCATION,
-                                  "reader_type": "bbpos_wisepad3",
-                                  "software_updated_at": when(-30)})
+    status, answer = server.post(
+        f"/devices/{DEVICE}/connected-online",
+        {
+            "occurred_at": when(-30),
+            "location_id": LOCATION,
+            "reader_type": "bbpos_wisepad3",
+            "software_updated_at": when(-30),
+        },
+    )
     assert (status, answer) == (200, {"recorded": True})
 
-    status, decision = server.post("/sales/decide", {
-        "amount": 1250, "currency": "usd", "device_id": DEVICE, "location_id": LOCATION})
+    status, decision = server.post(
+        "/sales/decide",
+        {"amount": 1250, "currency": "usd", "device_id": DEVICE, "location_id": LOCATION},
+    )
     assert status == 200
     assert decision["offline_allowed"] is True
     assert decision["offline_behavior"] == "prefer_online"
-    location_amount = next(row for row in decision["headroom"]
-                           if row["scope"] == "location" and row["limit"] == "stored_amount_max")
+    location_amount = next(
+        row
+        for row in decision["headroom"]
+        if row["scope"] == "location" and row["limit"] == "stored_amount_max"
+    )
     assert location_amount["remaining"] == 100_000
 
     offline_id = str(uuid.uuid4())
     sale = f"/sales/{offline_id}"
-    created = {"occurred_at": when(0), "device_id": DEVICE, "location_id": LOCATION,
-               "amount": 1250, "currency": "usd", "capture_method": "manual",
-               "offline_behavior": decision["offline_behavior"], "metadata": {"order": "A-17"},
-               "idempotency_key": f"{offline_id}:created"}
+    created = {
+        "occurred_at": when(0),
+        "device_id": DEVICE,
+        "location_id": LOCATION,
+        "amount": 1250,
+        "currency": "usd",
+        "capture_method": "manual",
+        "offline_behavior": decision["offline_behavior"],
+        "metadata": {"order": "A-17"},
+        "idempotency_key": f"{offline_id}:created",
+    }
     status, answer = server.post(f"{sale}/created", created)
     assert status == 200
     assert answer["recorded"] is True
@@ -145,14 +189,17 @@ def test_a_whole_offline_sale_over_http(server: Client) -> None:
     assert again == {**answer, "recorded": False}
 
     # Confirming before the card was collected is refused.
-    status, refused = server.post(f"{sale}/confirmed-offline",
-                                  {"occurred_at": when(1), "stored_at": when(1)})
+    status, refused = server.post(
+        f"{sale}/confirmed-offline", {"occurred_at": when(1), "stored_at": when(1)}
+    )
     assert status == 409
     assert refused["error"]["code"] == "STEP_OUT_OF_ORDER"
 
     # A card number is refused, never echoed, never stored.
-    status, refused = server.post(f"{sale}/collected", {
-        "occurred_at": when(1), "card": {**CARD, "number": "4242 4242 4242 4242"}})
+    status, refused = server.post(
+        f"{sale}/collected",
+        {"occurred_at": when(1), "card": {**CARD, "number": "4242 4242 4242 4242"}},
+    )
     assert status == 422
     assert refused["error"]["code"] == "CARD_NUMBER_DETECTED"
     assert refused["error"]["field"] == "card.number"
@@ -161,8 +208,9 @@ def test_a_whole_offline_sale_over_http(server: Client) -> None:
     status, answer = server.post(f"{sale}/collected", {"occurred_at": when(1), "card": CARD})
     assert (status, answer["payment"]["status"]) == (200, "collected")
 
-    status, answer = server.post(f"{sale}/confirmed-offline",
-                                 {"occurred_at": when(2), "stored_at": when(2)})
+    status, answer = server.post(
+        f"{sale}/confirmed-offline", {"occurred_at": when(2), "stored_at": when(2)}
+    )
     assert (status, answer["payment"]["status"]) == (200, "stored")
 
     status, totals = server.get("/status")
@@ -173,16 +221,22 @@ def test_a_whole_offline_sale_over_http(server: Client) -> None:
     (device,) = location["devices"]
     assert (device["device_id"], device["offline_payments_count"]) == (DEVICE, 1)
 
-    status, answer = server.post(f"{sale}/forwarded", {
-        "occurred_at": when(30), "payment_intent_id": "pi_3Q0000Example",
-        "status": "requires_capture"})
+    status, answer = server.post(
+        f"{sale}/forwarded",
+        {
+            "occurred_at": when(30),
+            "payment_intent_id": "pi_3Q0000Example",
+            "status": "requires_capture",
+        },
+    )
     assert (status, answer["payment"]["status"]) == (200, "forwarded")
     status, totals = server.get("/status")
     assert totals["locations"][0]["offline_payments_count"] == 0
 
-    status, answer = server.post(f"{sale}/captured", {
-        "occurred_at": when(31), "payment_intent_id": "pi_3Q0000Example",
-        "amount_captured": 1250})
+    status, answer = server.post(
+        f"{sale}/captured",
+        {"occurred_at": when(31), "payment_intent_id": "pi_3Q0000Example", "amount_captured": 1250},
+    )
     assert status == 200
     assert answer["payment"]["status"] == "captured"
     assert answer["payment"]["amount_captured"] == 1250
@@ -201,35 +255,55 @@ def test_errors_map_to_http_statuses(server: Client) -> None:
     assert answer["error"]["code"] == "UNKNOWN_PAYMENT"
     assert answer["error"]["field"] == "offline_id"
 
-    status, answer = server.post(f"/sales/{unknown}/collected",
-                                 {"occurred_at": when(1), "card": CARD})
+    status, answer = server.post(
+        f"/sales/{unknown}/collected", {"occurred_at": when(1), "card": CARD}
+    )
     assert (status, answer["error"]["code"]) == (404, "UNKNOWN_PAYMENT")
 
-    status, answer = server.post("/sales/decide", {
-        "amount": 1250, "currency": "usd", "device_id": DEVICE, "location_id": "tml_nowhere"})
+    status, answer = server.post(
+        "/sales/decide",
+        {"amount": 1250, "currency": "usd", "device_id": DEVICE, "location_id": "tml_nowhere"},
+    )
     assert (status, answer["error"]["code"]) == (404, "UNKNOWN_LOCATION")
 
     status, answer = server.get("/sales/not-a-uuid")
     assert (status, answer["error"]["code"]) == (422, "INVALID_UUID")
 
-    status, answer = server.post(f"/sales/{unknown}/canceled", {
-        "occurred_at": when(1), "offline_id": str(uuid.uuid4())})
-    assert (status, answer["error"]["code"], answer["error"]["field"]) == \
-        (422, "INVALID_VALUE", "offline_id")
+    status, answer = server.post(
+        f"/sales/{unknown}/canceled", {"occurred_at": when(1), "offline_id": str(uuid.uuid4())}
+    )
+    assert (status, answer["error"]["code"], answer["error"]["field"]) == (
+        422,
+        "INVALID_VALUE",
+        "offline_id",
+    )
 
-    status, answer = server.post("/sales/decide", {
-        "amount": 12.5, "currency": "usd", "device_id": DEVICE, "location_id": LOCATION})
+    status, answer = server.post(
+        "/sales/decide",
+        {"amount": 12.5, "currency": "usd", "device_id": DEVICE, "location_id": LOCATION},
+    )
     assert (status, answer["error"]["code"]) == (422, "INVALID_AMOUNT")
 
-    status, answer = server.post("/sales/decide", {
-        "amount": 1250, "currency": "usd", "device_id": "4111 1111 1111 1111",
-        "location_id": LOCATION})
+    status, answer = server.post(
+        "/sales/decide",
+        {
+            "amount": 1250,
+            "currency": "usd",
+            "device_id": "4111 1111 1111 1111",
+            "location_id": LOCATION,
+        },
+    )
     assert (status, answer["error"]["code"]) == (422, "CARD_NUMBER_DETECTED")
     assert "4111" not in json.dumps(answer)
 
 
 def test_python_dash_m_runs_it() -> None:
-    done = subprocess.run([sys.executable, "-m", "examples.pos_backend", "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.pos_backend", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "--port" in done.stdout

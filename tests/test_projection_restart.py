@@ -38,15 +38,23 @@ def url(request: pytest.FixtureRequest) -> str:
     with Ledger.open(chosen) as ledger:
         for start in range(0, len(records), 1_000):
             ledger.record_many(records[start : start + 1_000])
-        amounts = {str(x["offline_id"]): x["amount"] for x in records
-                   if x["type"] == "payment.created"}
+        amounts = {
+            str(x["offline_id"]): x["amount"] for x in records if x["type"] == "payment.created"
+        }
         later = payment_ids_in(records)[100:400]  # the first ones stay stuck, unforwarded
-        ledger.observe([
-            PaymentIntentObservation(source="api", payment_intent_id=f"pi_s{n}",
-                                     offline_id=offline_id, amount=amounts[offline_id] + n % 2,
-                                     currency="usd", status="succeeded")
-            for n, offline_id in enumerate(later)
-        ])
+        ledger.observe(
+            [
+                PaymentIntentObservation(
+                    source="api",
+                    payment_intent_id=f"pi_s{n}",
+                    offline_id=offline_id,
+                    amount=amounts[offline_id] + n % 2,
+                    currency="usd",
+                    status="succeeded",
+                )
+                for n, offline_id in enumerate(later)
+            ]
+        )
     return chosen
 
 
@@ -66,15 +74,24 @@ def tables(url: str) -> dict[str, list[tuple[Any, ...]]]:
         engine = engine_for(ledger.config)
         try:
             with engine.connect() as conn:
-                return {table.name: sorted(tuple(row) for row in conn.execute(select(table)))
-                        for projection in PROJECTIONS for table in projection.tables}
+                return {
+                    table.name: sorted(tuple(row) for row in conn.execute(select(table)))
+                    for projection in PROJECTIONS
+                    for table in projection.tables
+                }
         finally:
             engine.dispose()
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(CLI), *args], capture_output=True, text=True, env=environment(),
-                          timeout=WAIT_SECONDS, check=False)
+    done = subprocess.run(
+        [str(CLI), *args],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        timeout=WAIT_SECONDS,
+        check=False,
+    )
     assert "Traceback" not in done.stdout + done.stderr, done.stderr
     return done
 
@@ -85,9 +102,12 @@ def kill_repeatedly(url: str, rng: random.Random) -> list[dict[str, int]]:
     seen = []
     for _ in range(KILLS):
         before = positions(url)
-        run = subprocess.Popen([str(CLI), "project", "--db", url, "--batch-size", BATCH_SIZE],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=environment())
+        run = subprocess.Popen(
+            [str(CLI), "project", "--db", url, "--batch-size", BATCH_SIZE],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=environment(),
+        )
         try:
             deadline = time.monotonic() + WAIT_SECONDS
             while run.poll() is None and positions(url) == before:
@@ -126,13 +146,24 @@ def test_a_projection_killed_mid_batch_resumes_to_the_same_read_models(url: str)
     again = cli("report", "--db", url, "--format", "json", "--as-of", AS_OF)
     assert json.loads(again.stdout) == json.loads(live_report.stdout)
     assert {row["category"] for row in json.loads(again.stdout)["rows"]} >= {
-        "matched", "amount_mismatch", "stale_forward", "canceled"}
+        "matched",
+        "amount_mismatch",
+        "stale_forward",
+        "canceled",
+    }
 
 
 def test_two_runners_racing_apply_every_event_once(url: str) -> None:
-    runs = [subprocess.Popen([str(CLI), "project", "--db", url, "--batch-size", BATCH_SIZE],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=environment()) for _ in range(2)]
+    runs = [
+        subprocess.Popen(
+            [str(CLI), "project", "--db", url, "--batch-size", BATCH_SIZE],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(),
+        )
+        for _ in range(2)
+    ]
     for run in runs:
         _, err = run.communicate(timeout=WAIT_SECONDS)
         assert run.returncode == 0 and "Traceback" not in err, err

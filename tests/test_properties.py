@@ -52,11 +52,13 @@ def known(*records: dict) -> Scenario:
 # examples they fail at once, without minutes of shrinking, for as long as they fail.
 OID = "00000000-0000-4000-8000-000000000001"
 VOIDED_THEN_FORWARDED_AGAIN = known(
-    *r.stored_payment(OID), r.forwarded(OID, "pi_1", "requires_capture"),
+    *r.stored_payment(OID),
+    r.forwarded(OID, "pi_1", "requires_capture"),
     r.canceled(OID, reason="voided", occurred_at=r.at(200)),
 )
 TWO_CARDS_NOT_STORED = known(
-    r.created(OID), r.collected(OID, last4="4242"),
+    r.created(OID),
+    r.collected(OID, last4="4242"),
     r.collected(OID, last4="1111") | {"occurred_at": r.at(1.5)},
 )
 
@@ -76,7 +78,7 @@ def apply_checking_every_step(ledger: Ledger, scenario: Scenario) -> list[str]:
 def apply_in_batches(ledger: Ledger, records: list[dict], size: int) -> list[str]:
     outcomes = []
     for start in range(0, len(records), size):
-        outcomes += [outcome_of(x) for x in ledger.record_many(records[start:start + size])]
+        outcomes += [outcome_of(x) for x in ledger.record_many(records[start : start + size])]
     return outcomes
 
 
@@ -169,10 +171,12 @@ def test_the_properties_hold_on_a_real_sqlite_file(scenario: Scenario) -> None:
             assert snapshot(ledger, scenario.offline_ids) == after_first
             second = [outcome_of(x) for x in ledger.record_many(records)]
             assert_second_pass_is_idempotent(first, second)
-            refused = [i for i, outcome in enumerate(first)
-                       if outcome not in ("recorded", "repeat")]
-            changed = {str(records[i].get("offline_id")) for i in refused
-                       if second[i] == "recorded"}
+            refused = [
+                i for i, outcome in enumerate(first) if outcome not in ("recorded", "repeat")
+            ]
+            changed = {
+                str(records[i].get("offline_id")) for i in refused if second[i] == "recorded"
+            }
             after_second = snapshot(ledger, scenario.offline_ids)
             for oid in scenario.offline_ids:
                 if oid not in changed:
@@ -191,8 +195,13 @@ def test_a_forward_reported_again_after_the_authorization_was_voided_is_a_repeat
     the authorization was voided, then the SDK or a webhook reported the forward again)."""
     oid = "00000000-0000-4000-8000-000000000001"
     forwarded = r.forwarded(oid, "pi_1", "requires_capture")
-    for record in [r.location(), r.device(), *r.stored_payment(oid), forwarded,
-                   r.canceled(oid, reason="voided", occurred_at=r.at(200))]:
+    for record in [
+        r.location(),
+        r.device(),
+        *r.stored_payment(oid),
+        forwarded,
+        r.canceled(oid, reason="voided", occurred_at=r.at(200)),
+    ]:
         assert memory_ledger.record(record).recorded
     before = memory_ledger.history(oid)
 

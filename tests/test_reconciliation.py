@@ -33,11 +33,23 @@ def opened(db_url: str) -> Iterator[tuple[Ledger, ReadModels]]:
         yield ledger, read_models
 
 
-def pi(payment_intent_id: str, offline_id: str | None, amount: int = 1250, *,
-       status: str = "succeeded", **fields: Any) -> PaymentIntentObservation:
-    return PaymentIntentObservation(source="json_file", payment_intent_id=payment_intent_id,
-                                    offline_id=offline_id, amount=amount, currency="usd",
-                                    status=status, **fields)
+def pi(
+    payment_intent_id: str,
+    offline_id: str | None,
+    amount: int = 1250,
+    *,
+    status: str = "succeeded",
+    **fields: Any,
+) -> PaymentIntentObservation:
+    return PaymentIntentObservation(
+        source="json_file",
+        payment_intent_id=payment_intent_id,
+        offline_id=offline_id,
+        amount=amount,
+        currency="usd",
+        status=status,
+        **fields,
+    )
 
 
 def record_all(ledger: Ledger, records: list[dict[str, Any]]) -> None:
@@ -47,14 +59,24 @@ def record_all(ledger: Ledger, records: list[dict[str, Any]]) -> None:
 
 def stored(ledger: Ledger, minutes: float = 2, **created: Any) -> str:
     offline_id = str(uuid.uuid4())
-    record_all(ledger, [r.created(offline_id, **created), r.collected(offline_id),
-                        r.confirmed(offline_id, occurred_at=r.at(minutes),
-                                    stored_at=r.at(minutes))])
+    record_all(
+        ledger,
+        [
+            r.created(offline_id, **created),
+            r.collected(offline_id),
+            r.confirmed(offline_id, occurred_at=r.at(minutes), stored_at=r.at(minutes)),
+        ],
+    )
     return offline_id
 
 
-def forwarded(ledger: Ledger, payment_intent_id: str, status: str = "succeeded",
-              minutes: float = 120, **created: Any) -> str:
+def forwarded(
+    ledger: Ledger,
+    payment_intent_id: str,
+    status: str = "succeeded",
+    minutes: float = 120,
+    **created: Any,
+) -> str:
     offline_id = stored(ledger, **created)
     ledger.record(r.forwarded(offline_id, payment_intent_id, status, occurred_at=r.at(minutes)))
     return offline_id
@@ -73,10 +95,12 @@ def test_every_category_is_produced_and_each_offline_id_appears_once(
     expect[forwarded(ledger, "pi_matched")] = Category.MATCHED
     expect[stored(ledger, minutes=9 * 60)] = Category.PENDING_FORWARD
     expect[stored(ledger, minutes=-20 * 60)] = Category.STALE_FORWARD
-    expect[forwarded(ledger, "pi_auth", "requires_capture", minutes=8 * 60,
-                     capture_method="manual")] = Category.AWAITING_CAPTURE
-    overdue = forwarded(ledger, "pi_overdue", "requires_capture", minutes=-100 * 60,
-                        capture_method="manual")
+    expect[
+        forwarded(ledger, "pi_auth", "requires_capture", minutes=8 * 60, capture_method="manual")
+    ] = Category.AWAITING_CAPTURE
+    overdue = forwarded(
+        ledger, "pi_overdue", "requires_capture", minutes=-100 * 60, capture_method="manual"
+    )
     expect[overdue] = Category.CAPTURE_OVERDUE
     declined = stored(ledger)
     ledger.record(r.declined(declined, payment_intent_id="pi_declined"))
@@ -91,30 +115,45 @@ def test_every_category_is_produced_and_each_offline_id_appears_once(
     expect[canceled] = Category.CANCELED
     orphan = str(uuid.uuid4())
 
-    ledger.observe([
-        pi("pi_matched", None),
-        pi("pi_auth", None, status="requires_capture"),
-        pi("pi_overdue", overdue, status="requires_capture"),
-        pi("pi_declined", declined, status="requires_payment_method",
-           decline_code="insufficient_funds"),
-        pi("pi_dup_a", duplicate), pi("pi_dup_b", duplicate),
-        pi("pi_mismatch", None, amount=1300),
-        pi("pi_orphan", orphan, amount=999),
-        pi("pi_online_sale", None, amount=5000),  # no offline_id, not offline: not ours
-    ])
+    ledger.observe(
+        [
+            pi("pi_matched", None),
+            pi("pi_auth", None, status="requires_capture"),
+            pi("pi_overdue", overdue, status="requires_capture"),
+            pi(
+                "pi_declined",
+                declined,
+                status="requires_payment_method",
+                decline_code="insufficient_funds",
+            ),
+            pi("pi_dup_a", duplicate),
+            pi("pi_dup_b", duplicate),
+            pi("pi_mismatch", None, amount=1300),
+            pi("pi_orphan", orphan, amount=999),
+            pi("pi_online_sale", None, amount=5000),  # no offline_id, not offline: not ours
+        ]
+    )
     report = read_models.report(AS_OF)
 
-    assert {row.offline_id: row.category for row in report.rows if row.offline_id != orphan} \
-        == {offline_id: category for offline_id, category in expect.items()}
+    assert {row.offline_id: row.category for row in report.rows if row.offline_id != orphan} == {
+        offline_id: category for offline_id, category in expect.items()
+    }
     (orphan_row,) = [row for row in report.rows if row.category is Category.ORPHAN_IN_STRIPE]
-    assert (orphan_row.offline_id, orphan_row.payment_intent_ids, orphan_row.stripe_amount) == \
-        (orphan, ("pi_orphan",), 999)
+    assert (orphan_row.offline_id, orphan_row.payment_intent_ids, orphan_row.stripe_amount) == (
+        orphan,
+        ("pi_orphan",),
+        999,
+    )
     assert {row.category for row in report.rows} == set(Category)
     assert len(report.rows) == len(expect) + 1
     assert row_of(report, duplicate).payment_intent_ids == ("pi_dup_a", "pi_dup_b")
     assert row_of(report, duplicate).amount_at_risk == 1250
-    assert row_of(report, next(k for k, v in expect.items() if v is Category.AMOUNT_MISMATCH)) \
-        .amount_at_risk == 50
+    assert (
+        row_of(
+            report, next(k for k, v in expect.items() if v is Category.AMOUNT_MISMATCH)
+        ).amount_at_risk
+        == 50
+    )
 
 
 def test_a_payment_never_confirmed_is_pending_then_abandoned_with_nothing_at_risk(
@@ -126,8 +165,11 @@ def test_a_payment_never_confirmed_is_pending_then_abandoned_with_nothing_at_ris
     early = row_of(read_models.report(r.T0 + timedelta(hours=1)), offline_id)
     late = row_of(read_models.report(r.T0 + timedelta(hours=25)), offline_id)
     assert (early.category, early.amount_at_risk) == (Category.PENDING_FORWARD, 0)
-    assert (late.category, late.amount_at_risk, late.ledger_status) == \
-        (Category.CANCELED, 0, "created")
+    assert (late.category, late.amount_at_risk, late.ledger_status) == (
+        Category.CANCELED,
+        0,
+        "created",
+    )
 
 
 def test_the_same_data_and_as_of_give_the_same_report(opened: tuple[Ledger, ReadModels]) -> None:
@@ -144,8 +186,12 @@ def test_stale_and_capture_thresholds_are_configurable(
     waiting = stored(ledger)
     authorized = forwarded(ledger, "pi_auth", "requires_capture", capture_method="manual")
     ledger.observe([pi("pi_auth", authorized, status="requires_capture")])
-    strict = Thresholds(stale_after=timedelta(hours=1), capture_window_default=timedelta(hours=3),
-                        capture_windows={}, capture_warning=timedelta(0))
+    strict = Thresholds(
+        stale_after=timedelta(hours=1),
+        capture_window_default=timedelta(hours=3),
+        capture_windows={},
+        capture_warning=timedelta(0),
+    )
     default = read_models.report(AS_OF)
     tight = read_models.report(AS_OF, strict)
     assert row_of(default, waiting).category is Category.PENDING_FORWARD
@@ -161,12 +207,15 @@ def test_visa_authorizations_have_a_longer_capture_window_than_mastercard(
     ids = {}
     for brand in ("visa", "mastercard"):
         offline_id = str(uuid.uuid4())
-        record_all(ledger, [
-            r.created(offline_id, capture_method="manual"), r.collected(offline_id, brand=brand,
-                                                                        network=brand),
-            r.confirmed(offline_id),
-            r.forwarded(offline_id, f"pi_{brand}", "requires_capture"),
-        ])
+        record_all(
+            ledger,
+            [
+                r.created(offline_id, capture_method="manual"),
+                r.collected(offline_id, brand=brand, network=brand),
+                r.confirmed(offline_id),
+                r.forwarded(offline_id, f"pi_{brand}", "requires_capture"),
+            ],
+        )
         ids[brand] = offline_id
     ledger.observe([pi(f"pi_{b}", o, status="requires_capture") for b, o in ids.items()])
     three_days_later = r.T0 + timedelta(days=3)
@@ -182,14 +231,26 @@ def test_a_balance_report_alone_matches_a_forwarded_payment_and_a_partial_captur
     full = forwarded(ledger, "pi_full")
     partial = forwarded(ledger, "pi_partial", "requires_capture", capture_method="manual")
     ledger.record(r.captured(partial, "pi_partial", amount_captured=1000))
-    ledger.observe([
-        BalanceTransactionObservation(source="report_file", balance_transaction_id="txn_1",
-                                      payment_intent_id="pi_full", currency="usd", gross=1250,
-                                      reporting_category="charge"),
-        BalanceTransactionObservation(source="report_file", balance_transaction_id="txn_2",
-                                      payment_intent_id="pi_partial", currency="usd",
-                                      gross=1000, reporting_category="charge"),
-    ])
+    ledger.observe(
+        [
+            BalanceTransactionObservation(
+                source="report_file",
+                balance_transaction_id="txn_1",
+                payment_intent_id="pi_full",
+                currency="usd",
+                gross=1250,
+                reporting_category="charge",
+            ),
+            BalanceTransactionObservation(
+                source="report_file",
+                balance_transaction_id="txn_2",
+                payment_intent_id="pi_partial",
+                currency="usd",
+                gross=1000,
+                reporting_category="charge",
+            ),
+        ]
+    )
     report = read_models.report(AS_OF)
     assert row_of(report, full).category is Category.MATCHED
     assert row_of(report, partial).category is Category.MATCHED
@@ -226,9 +287,12 @@ def test_summary_totals_equal_the_sums_of_the_rows(opened: tuple[Ledger, ReadMod
     report = read_models.report(AS_OF)
     for category, by_currency in report.summary().items():
         for currency, totals in by_currency.items():
-            rows = [row for row in report.rows
-                    if row.category == category and row.currency == currency]
-            assert (totals.count, totals.amount) == \
-                (len(rows), sum(row.amount or 0 for row in rows))
+            rows = [
+                row for row in report.rows if row.category == category and row.currency == currency
+            ]
+            assert (totals.count, totals.amount) == (
+                len(rows),
+                sum(row.amount or 0 for row in rows),
+            )
     # Three stored payments, and one the ledger forwarded that Stripe does not have (yet).
     assert report.at_risk() == {"usd": 4 * 1250}

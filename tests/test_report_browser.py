@@ -26,8 +26,14 @@ from tests.conftest import BROWSER_ENV, _skipped_for_browser
 from tests.test_report_formats import REPORT, ROWS
 
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 )
 TIMEOUT_SECONDS = 60
 INSTALL_HINT = "install Debian's chromium package (apt-get install chromium)"
@@ -60,8 +66,14 @@ def run_chromium(chromium: str, tmp_path: Path, *args: str) -> str:
     profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
     command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8",
-        errors="replace", env={**os.environ, "HOME": profile}, start_new_session=True,
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        env={**os.environ, "HOME": profile},
+        start_new_session=True,
     )
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT_SECONDS)
@@ -114,8 +126,13 @@ def test_the_browser_paints_the_page_into_a_real_screenshot(
 ) -> None:
     screenshot = tmp_path / "report.png"
     width, height = WINDOW
-    run_chromium(chromium, tmp_path, f"--screenshot={screenshot}",
-                 f"--window-size={width},{height}", page.as_uri())
+    run_chromium(
+        chromium,
+        tmp_path,
+        f"--screenshot={screenshot}",
+        f"--window-size={width},{height}",
+        page.as_uri(),
+    )
 
     assert screenshot.is_file(), "chromium wrote no screenshot"
     data = screenshot.read_bytes()

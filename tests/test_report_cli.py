@@ -15,15 +15,23 @@ from tests.test_cli import database as database  # a fixture: SQLite file and Po
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 AS_OF = "2026-11-23T00:00:00Z"
 # What the example day and its Stripe report hold (examples/, used by `make run`).
-EXPECTED_COUNTS = {"matched": 25, "stale_forward": 8, "declined": 2, "duplicate": 1,
-                   "amount_mismatch": 1, "missing_in_stripe": 1, "orphan_in_stripe": 1,
-                   "canceled": 4}
+EXPECTED_COUNTS = {
+    "matched": 25,
+    "stale_forward": 8,
+    "declined": 2,
+    "duplicate": 1,
+    "amount_mismatch": 1,
+    "missing_in_stripe": 1,
+    "orphan_in_stripe": 1,
+    "canceled": 4,
+}
 
 
 def load_example_day(database: str) -> None:
     assert run("ingest", str(EXAMPLES / "trading-day.jsonl"), "--db", database).returncode == 1
-    imported = run_json("import-stripe-report", str(EXAMPLES / "stripe-balance-report.csv"),
-                        "--db", database)
+    imported = run_json(
+        "import-stripe-report", str(EXAMPLES / "stripe-balance-report.csv"), "--db", database
+    )
     assert imported == {"rows": 30, "recorded": 29, "duplicates": 0, "skipped": 1}
 
 
@@ -32,8 +40,17 @@ def test_the_example_day_reconciles_into_the_expected_categories(
 ) -> None:
     load_example_day(database)
     for fmt in ("csv", "json", "html", "table"):
-        done = run("report", "--db", database, "--as-of", AS_OF, "--format", fmt,
-                   "--out", str(tmp_path / f"report.{fmt}"))
+        done = run(
+            "report",
+            "--db",
+            database,
+            "--as-of",
+            AS_OF,
+            "--format",
+            fmt,
+            "--out",
+            str(tmp_path / f"report.{fmt}"),
+        )
         assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text())))
     assert tuple(rows[0]) == COLUMNS
@@ -43,16 +60,22 @@ def test_the_example_day_reconciles_into_the_expected_categories(
     assert counted == EXPECTED_COUNTS
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["as_of"] == "2026-11-23T00:00:00Z"
-    assert {c: sum(t["count"] for t in by.values()) for c, by in report["summary"].items()} \
-        == EXPECTED_COUNTS
+    assert {
+        c: sum(t["count"] for t in by.values()) for c, by in report["summary"].items()
+    } == EXPECTED_COUNTS
     assert report["at_risk"] == {
-        currency: sum(int(r["amount_at_risk"]) for r in rows
-                      if (r["currency"] or r["stripe_currency"]) == currency
-                      and int(r["amount_at_risk"]))
-        for currency in report["at_risk"]}
+        currency: sum(
+            int(r["amount_at_risk"])
+            for r in rows
+            if (r["currency"] or r["stripe_currency"]) == currency and int(r["amount_at_risk"])
+        )
+        for currency in report["at_risk"]
+    }
     html = (tmp_path / "report.html").read_text()
-    assert all(Category(c).value.replace("_", " ") in html.lower().replace("_", " ")
-               for c in EXPECTED_COUNTS)
+    assert all(
+        Category(c).value.replace("_", " ") in html.lower().replace("_", " ")
+        for c in EXPECTED_COUNTS
+    )
     table = (tmp_path / "report.table").read_text()
     assert "Declined" in table and "161.76 EUR" in table
 
@@ -70,8 +93,9 @@ def test_reports_are_the_same_before_and_after_a_rebuild(database: str) -> None:
 
 def test_filters_narrow_the_report_and_an_empty_period_exits_1(database: str) -> None:
     load_example_day(database)
-    berlin = run("report", "--db", database, "--as-of", AS_OF, "--format", "json",
-                 "--location", "tml_berlin")
+    berlin = run(
+        "report", "--db", database, "--as-of", AS_OF, "--format", "json", "--location", "tml_berlin"
+    )
     assert {row["location_id"] for row in json.loads(berlin.stdout)["rows"]} == {"tml_berlin"}
     empty = run("report", "--db", database, "--since", "2030-01-01")
     assert empty.returncode == 1
@@ -79,12 +103,18 @@ def test_filters_narrow_the_report_and_an_empty_period_exits_1(database: str) ->
 
 
 def test_bad_report_arguments_are_usage_errors(sqlite_url: str) -> None:
-    for args in (["--as-of", "yesterday"], ["--as-of", "2026-11-23T00:00:00"],
-                 ["--format", "pdf"], ["--stale-hours", "0"]):
+    for args in (
+        ["--as-of", "yesterday"],
+        ["--as-of", "2026-11-23T00:00:00"],
+        ["--format", "pdf"],
+        ["--stale-hours", "0"],
+    ):
         done = run("report", "--db", sqlite_url, *args)
         assert done.returncode == 2, (args, done.stderr)
-    assert "has no offset" in run("report", "--db", sqlite_url, "--as-of",
-                                  "2026-11-23T00:00:00").stderr
+    assert (
+        "has no offset"
+        in run("report", "--db", sqlite_url, "--as-of", "2026-11-23T00:00:00").stderr
+    )
 
 
 def test_reading_commands_fail_clearly_without_a_database() -> None:

@@ -62,45 +62,115 @@ def sale(category: Category, number: int, amount: int, currency: str, **changes:
 
 
 ORPHAN = Row(
-    category=Category.ORPHAN_IN_STRIPE, offline_id=None, location_id=SCRIPT, device_id=None,
-    amount=None, currency=None, ledger_status=None, payment_intent_ids=("pi_orphan",),
-    stripe_amount=700, stripe_currency="usd", stripe_status="succeeded",
-    stored_at=None, forwarded_at=None, age_seconds=None, amount_at_risk=0,
+    category=Category.ORPHAN_IN_STRIPE,
+    offline_id=None,
+    location_id=SCRIPT,
+    device_id=None,
+    amount=None,
+    currency=None,
+    ledger_status=None,
+    payment_intent_ids=("pi_orphan",),
+    stripe_amount=700,
+    stripe_currency="usd",
+    stripe_status="succeeded",
+    stored_at=None,
+    forwarded_at=None,
+    age_seconds=None,
+    amount_at_risk=0,
 )
 
 DUPLICATE = sale(
-    Category.DUPLICATE, 7, 1250, "usd", payment_intent_ids=("pi_7a", "pi_7b"),
+    Category.DUPLICATE,
+    7,
+    1250,
+    "usd",
+    payment_intent_ids=("pi_7a", "pi_7b"),
     stored_at=datetime(2026, 11, 22, 10, 15, tzinfo=UTC),
     forwarded_at=datetime(2026, 11, 22, 12, 20, 30, tzinfo=timezone(timedelta(hours=2))),
-    age_seconds=95_400, amount_at_risk=1250,
+    age_seconds=95_400,
+    amount_at_risk=1250,
 )
 
 ROWS = [
     sale(Category.MATCHED, 1, 1250, "usd"),
     sale(Category.MATCHED, 2, 4999, "eur", location_id="loc_2", device_id="tmr_2"),
-    sale(Category.PENDING_FORWARD, 3, 1000, "jpy", ledger_status="stored",
-         payment_intent_ids=(), stripe_amount=None, stripe_currency=None, stripe_status=None,
-         age_seconds=7_200, amount_at_risk=1000),
-    sale(Category.STALE_FORWARD, 4, 1250, "kwd", ledger_status="stored",
-         payment_intent_ids=(), stripe_amount=None, stripe_currency=None, stripe_status=None,
-         age_seconds=30 * 3600, amount_at_risk=1250),
+    sale(
+        Category.PENDING_FORWARD,
+        3,
+        1000,
+        "jpy",
+        ledger_status="stored",
+        payment_intent_ids=(),
+        stripe_amount=None,
+        stripe_currency=None,
+        stripe_status=None,
+        age_seconds=7_200,
+        amount_at_risk=1000,
+    ),
+    sale(
+        Category.STALE_FORWARD,
+        4,
+        1250,
+        "kwd",
+        ledger_status="stored",
+        payment_intent_ids=(),
+        stripe_amount=None,
+        stripe_currency=None,
+        stripe_status=None,
+        age_seconds=30 * 3600,
+        amount_at_risk=1250,
+    ),
     sale(Category.AWAITING_CAPTURE, 5, 2000, "usd", stripe_status="requires_capture"),
-    sale(Category.CAPTURE_OVERDUE, 6, 3000, "usd", stripe_status="requires_capture",
-         age_seconds=6 * 24 * 3600, amount_at_risk=3000),
+    sale(
+        Category.CAPTURE_OVERDUE,
+        6,
+        3000,
+        "usd",
+        stripe_status="requires_capture",
+        age_seconds=6 * 24 * 3600,
+        amount_at_risk=3000,
+    ),
     DUPLICATE,
-    sale(Category.DECLINED, 8, 500, "usd", ledger_status="declined",
-         stripe_status="requires_payment_method", age_seconds=3 * 24 * 3600,
-         amount_at_risk=500),
+    sale(
+        Category.DECLINED,
+        8,
+        500,
+        "usd",
+        ledger_status="declined",
+        stripe_status="requires_payment_method",
+        age_seconds=3 * 24 * 3600,
+        amount_at_risk=500,
+    ),
     sale(Category.AMOUNT_MISMATCH, 9, 2000, "eur", stripe_amount=2100, amount_at_risk=100),
-    sale(Category.MISSING_IN_STRIPE, 10, 500, "jpy", payment_intent_ids=("pi_10",),
-         stripe_amount=None, stripe_currency=None, stripe_status=None, amount_at_risk=500),
+    sale(
+        Category.MISSING_IN_STRIPE,
+        10,
+        500,
+        "jpy",
+        payment_intent_ids=("pi_10",),
+        stripe_amount=None,
+        stripe_currency=None,
+        stripe_status=None,
+        amount_at_risk=500,
+    ),
     ORPHAN,
-    sale(Category.CANCELED, 11, 999, "usd", ledger_status="canceled", stripe_status="canceled",
-         age_seconds=9 * 24 * 3600),
+    sale(
+        Category.CANCELED,
+        11,
+        999,
+        "usd",
+        ledger_status="canceled",
+        stripe_status="canceled",
+        age_seconds=9 * 24 * 3600,
+    ),
 ]
 
-THRESHOLDS = {"stale_after_hours": "24", "capture_window_default_hours": "48",
-              "capture_warning_hours": "12", "capture_window_visa_hours": "114"}
+THRESHOLDS = {
+    "stale_after_hours": "24",
+    "capture_window_default_hours": "48",
+    "capture_warning_hours": "12",
+    "capture_window_visa_hours": "114",
+}
 REPORT = Report(AS_OF, ROWS, {"location": "loc_1", "since": "2026-11-01"}, THRESHOLDS)
 EMPTY = Report(AS_OF, [])
 
@@ -150,11 +220,20 @@ def test_csv_cells_hold_minor_units_utc_times_with_z_and_semicolon_joined_ids() 
 
 
 def test_csv_leaves_a_cell_empty_where_the_value_is_missing() -> None:
-    line = next(line for line in csv_lines(REPORT) if line[COLUMNS.index("category")]
-                == "orphan_in_stripe")
+    line = next(
+        line for line in csv_lines(REPORT) if line[COLUMNS.index("category")] == "orphan_in_stripe"
+    )
     cells = dict(zip(COLUMNS, line, strict=True))
-    for column in ("offline_id", "device_id", "amount", "currency", "ledger_status",
-                   "stored_at", "forwarded_at", "age_hours"):
+    for column in (
+        "offline_id",
+        "device_id",
+        "amount",
+        "currency",
+        "ledger_status",
+        "stored_at",
+        "forwarded_at",
+        "age_hours",
+    ):
         assert cells[column] == "", column
     assert (cells["stripe_amount"], cells["stripe_currency"]) == ("700", "usd")
     assert cells["location_id"] == SCRIPT  # data for machines is written as it is
@@ -174,15 +253,20 @@ def test_csv_parses_back_to_the_values_of_the_rows() -> None:
     assert len(parsed) == len(ROWS)
     for line, row in zip(parsed, ROWS, strict=True):
         assert line == {
-            "offline_id": text(row.offline_id), "location_id": text(row.location_id),
-            "device_id": text(row.device_id), "amount": text(row.amount),
-            "currency": text(row.currency), "category": row.category.value,
+            "offline_id": text(row.offline_id),
+            "location_id": text(row.location_id),
+            "device_id": text(row.device_id),
+            "amount": text(row.amount),
+            "currency": text(row.currency),
+            "category": row.category.value,
             "ledger_status": text(row.ledger_status),
             "payment_intent_ids": ";".join(row.payment_intent_ids),
             "stripe_amount": text(row.stripe_amount),
             "stripe_currency": text(row.stripe_currency),
-            "stripe_status": text(row.stripe_status), "stored_at": text(row.stored_at),
-            "forwarded_at": text(row.forwarded_at), "age_hours": text(row.age_hours),
+            "stripe_status": text(row.stripe_status),
+            "stored_at": text(row.stored_at),
+            "forwarded_at": text(row.forwarded_at),
+            "age_hours": text(row.age_hours),
             "amount_at_risk": text(row.amount_at_risk),
         }
 
@@ -200,12 +284,21 @@ def test_json_rows_carry_the_csv_fields_with_lists_integers_and_rfc3339_times() 
     assert document["filters"] == {"location": "loc_1", "since": "2026-11-01"}
     assert all(list(row) == list(COLUMNS) for row in document["rows"])
     assert row_by_id(document, DUPLICATE.offline_id) == {
-        "offline_id": DUPLICATE.offline_id, "location_id": "loc_1", "device_id": "tmr_1",
-        "amount": 1250, "currency": "usd", "category": "duplicate", "ledger_status": "forwarded",
-        "payment_intent_ids": ["pi_7a", "pi_7b"], "stripe_amount": 1250,
-        "stripe_currency": "usd", "stripe_status": "succeeded",
-        "stored_at": "2026-11-22T10:15:00Z", "forwarded_at": "2026-11-22T10:20:30Z",
-        "age_hours": "26.5", "amount_at_risk": 1250,
+        "offline_id": DUPLICATE.offline_id,
+        "location_id": "loc_1",
+        "device_id": "tmr_1",
+        "amount": 1250,
+        "currency": "usd",
+        "category": "duplicate",
+        "ledger_status": "forwarded",
+        "payment_intent_ids": ["pi_7a", "pi_7b"],
+        "stripe_amount": 1250,
+        "stripe_currency": "usd",
+        "stripe_status": "succeeded",
+        "stored_at": "2026-11-22T10:15:00Z",
+        "forwarded_at": "2026-11-22T10:20:30Z",
+        "age_hours": "26.5",
+        "amount_at_risk": 1250,
     }
     orphan = row_by_id(document, None)
     assert (orphan["amount"], orphan["currency"], orphan["age_hours"]) == (None, None, None)
@@ -219,14 +312,17 @@ def test_json_summary_totals_equal_the_sums_over_its_rows() -> None:
         currency = row["currency"] or row["stripe_currency"] or ""
         amount = row["amount"] if row["amount"] is not None else row["stripe_amount"]
         totals = expected.setdefault(row["category"], {}).setdefault(
-            currency, {"count": 0, "amount": 0})
+            currency, {"count": 0, "amount": 0}
+        )
         totals["count"] += 1
         totals["amount"] += amount
     assert document["summary"] == expected
     assert set(document["summary"]) == {category.value for category in Category}
     assert document["summary"]["orphan_in_stripe"] == {"usd": {"count": 1, "amount": 700}}
-    assert document["summary"]["matched"] == {"eur": {"count": 1, "amount": 4999},
-                                              "usd": {"count": 1, "amount": 1250}}
+    assert document["summary"]["matched"] == {
+        "eur": {"count": 1, "amount": 4999},
+        "usd": {"count": 1, "amount": 1250},
+    }
 
 
 def test_json_at_risk_equals_the_sum_of_amount_at_risk_per_currency() -> None:
@@ -236,8 +332,7 @@ def test_json_at_risk_equals_the_sum_of_amount_at_risk_per_currency() -> None:
         if row["amount_at_risk"]:
             currency = row["currency"] or row["stripe_currency"]
             expected[currency] = expected.get(currency, 0) + row["amount_at_risk"]
-    assert document["at_risk"] == expected == {"eur": 100, "jpy": 1500, "kwd": 1250,
-                                               "usd": 4750}
+    assert document["at_risk"] == expected == {"eur": 100, "jpy": 1500, "kwd": 1250, "usd": 4750}
 
 
 def test_json_money_at_risk_by_age_runs_from_the_youngest_bucket_to_the_oldest() -> None:
@@ -248,8 +343,7 @@ def test_json_money_at_risk_by_age_runs_from_the_youngest_bucket_to_the_oldest()
         "2-7 days": {"usd": 3500},
     }
     labels = [label for label, _ in AGE_BUCKETS]
-    assert list(document["at_risk_by_age"]) == sorted(document["at_risk_by_age"],
-                                                      key=labels.index)
+    assert list(document["at_risk_by_age"]) == sorted(document["at_risk_by_age"], key=labels.index)
 
 
 def test_json_breaks_totals_down_by_location_device_and_day() -> None:
@@ -264,8 +358,14 @@ def test_json_breaks_totals_down_by_location_device_and_day() -> None:
 
 def test_json_output_is_deterministic_and_indented() -> None:
     text = render_json(REPORT)
-    assert text == render_json(Report(AS_OF, list(ROWS), dict(reversed(REPORT.filters.items())),
-                                      dict(reversed(THRESHOLDS.items()))))
+    assert text == render_json(
+        Report(
+            AS_OF,
+            list(ROWS),
+            dict(reversed(REPORT.filters.items())),
+            dict(reversed(THRESHOLDS.items())),
+        )
+    )
     assert text.startswith('{\n  "as_of"')
 
 
@@ -429,20 +529,29 @@ def test_html_labels_categories_with_stripe_capitalized() -> None:
 def test_html_shows_the_thresholds_in_plain_words_in_the_header() -> None:
     header = section_of(render_html(REPORT), "<header>", "</header>")
     assert "A payment still stored on a reader is stale after 24 hours." in header
-    assert ("After forwarding, an authorization must be captured within 4 days 18 hours "
-            "(114 hours) for Visa and 2 days (48 hours) for other card brands.") in header
+    assert (
+        "After forwarding, an authorization must be captured within 4 days 18 hours "
+        "(114 hours) for Visa and 2 days (48 hours) for other card brands."
+    ) in header
     assert "A capture is overdue once 12 hours or less of that window is left." in header
     assert "by default" not in render_html(REPORT)
 
-    custom = Report(AS_OF, ROWS, thresholds={"stale_after_hours": "6",
-                                             "capture_window_default_hours": "36",
-                                             "capture_warning_hours": "1.5"})
+    custom = Report(
+        AS_OF,
+        ROWS,
+        thresholds={
+            "stale_after_hours": "6",
+            "capture_window_default_hours": "36",
+            "capture_warning_hours": "1.5",
+        },
+    )
     header = section_of(render_html(custom), "<header>", "</header>")
     assert "stale after 6 hours." in header
     assert "captured within 36 hours for every card brand." in header
     assert "overdue once 1.5 hours or less" in header
-    assert "were not recorded" in section_of(render_html(Report(AS_OF, ROWS)), "<header>",
-                                             "</header>")
+    assert "were not recorded" in section_of(
+        render_html(Report(AS_OF, ROWS)), "<header>", "</header>"
+    )
 
 
 def test_html_shows_status_codes_only_next_to_a_label() -> None:
@@ -474,8 +583,7 @@ def test_html_keeps_ids_and_times_on_one_line_and_lets_wide_tables_scroll() -> N
     assert page.count("<table") == len(re.findall(r'<div class="scroll">\s*<table', page))
     overdue = section_of(page, '<section id="capture_overdue">')
     assert '<span class="id">00000000-0000-4000-8000-000000000006</span>' in overdue
-    assert ('<td class="nowrap">2026-11-17 12:45 UTC<span class="sub">age 6.0 days</span>'
-            in overdue)
+    assert '<td class="nowrap">2026-11-17 12:45 UTC<span class="sub">age 6.0 days</span>' in overdue
     declined = section_of(page, '<section id="declined">')
     assert "age 3.0 days" in declined  # 72 hours
     stale = section_of(page, '<section id="stale_forward">')
@@ -483,25 +591,28 @@ def test_html_keeps_ids_and_times_on_one_line_and_lets_wide_tables_scroll() -> N
 
 
 def test_html_ages_are_hours_under_two_days_and_days_from_then_on() -> None:
-    assert [age(seconds) for seconds in (None, 0, 95_400, 47 * 3600, 48 * 3600, 518_400,
-                                         9 * 86_400 + 4_320)] == [
-        "", "0.0 h", "26.5 h", "47.0 h", "2.0 days", "6.0 days", "9.1 days"]
+    assert [
+        age(seconds)
+        for seconds in (None, 0, 95_400, 47 * 3600, 48 * 3600, 518_400, 9 * 86_400 + 4_320)
+    ] == ["", "0.0 h", "26.5 h", "47.0 h", "2.0 days", "6.0 days", "9.1 days"]
 
 
 def test_html_colours_exceptions_apart_from_the_other_categories() -> None:
     page = render_html(REPORT)
     chart = section_of(page, 'aria-label="Rows per category"', "</svg>")
-    fills = dict(re.findall(r'<text x="0" y="15">([^<]*)</text>\s*<rect [^>]*fill="([^"]+)"',
-                            chart))
+    fills = dict(
+        re.findall(r'<text x="0" y="15">([^<]*)</text>\s*<rect [^>]*fill="([^"]+)"', chart)
+    )
     assert set(fills) == {category_label(category) for category in Category}
     exceptions = {fills[category_label(category)] for category in EXCEPTIONS}
-    others = {fills[category_label(category)] for category in Category
-              if category not in EXCEPTIONS}
+    others = {
+        fills[category_label(category)] for category in Category if category not in EXCEPTIONS
+    }
     assert exceptions == {ACTION.colour} and ACTION.colour not in others
     assert fills["Matched"] == fills["Awaiting capture"] == SETTLED.colour
     assert fills["Pending forward"] == fills["Canceled"] == WAITING.colour
     labels = re.findall(r'<text x="0" y="15">([^<]*)</text>', chart)
-    assert labels[:len(EXCEPTIONS)] == [category_label(category) for category in EXCEPTIONS]
+    assert labels[: len(EXCEPTIONS)] == [category_label(category) for category in EXCEPTIONS]
 
 
 def test_html_totals_table_marks_the_categories_that_need_action() -> None:
@@ -511,11 +622,14 @@ def test_html_totals_table_marks_the_categories_that_need_action() -> None:
     lines = grouped_lines(table, 6, spanned=2)
     # matched spans two currencies: its category and action cells are shared
     assert [line[:3] for line in lines if line[0] == "Matched"] == [
-        ["Matched", "None", "EUR"], ["Matched", "None", "USD"]]
+        ["Matched", "None", "EUR"],
+        ["Matched", "None", "USD"],
+    ]
     actions = {line[0]: line[1] for line in lines}
-    assert actions == {category_label(category):
-                       "Needs action" if category in EXCEPTIONS else "None"
-                       for category in Category}
+    assert actions == {
+        category_label(category): "Needs action" if category in EXCEPTIONS else "None"
+        for category in Category
+    }
     assert ["Amount mismatch", "Needs action", "EUR", "1", "20.00 EUR", "1.00 EUR"] in lines
 
 
@@ -525,29 +639,42 @@ def test_html_at_risk_intro_names_what_the_code_counts() -> None:
     counted = dict(AT_RISK_RULES)
     # every category that puts money at risk in the rows is explained, and only those
     assert {row.category for row in ROWS if row.amount_at_risk} <= set(counted)
-    assert set(counted) == {Category.PENDING_FORWARD, Category.STALE_FORWARD, Category.DECLINED,
-                            Category.DUPLICATE, Category.CAPTURE_OVERDUE,
-                            Category.AMOUNT_MISMATCH, Category.MISSING_IN_STRIPE}
+    assert set(counted) == {
+        Category.PENDING_FORWARD,
+        Category.STALE_FORWARD,
+        Category.DECLINED,
+        Category.DUPLICATE,
+        Category.CAPTURE_OVERDUE,
+        Category.AMOUNT_MISMATCH,
+        Category.MISSING_IN_STRIPE,
+    }
     for category, rule in AT_RISK_RULES:
         assert f"<strong>{category_label(category)}</strong>: {rule}." in html.unescape(section)
     assert "difference" in counted[Category.AMOUNT_MISMATCH]
     assert "refund" in counted[Category.DUPLICATE]
-    assert ("No money at risk: Orphan in Stripe, Matched, Awaiting capture and Canceled."
-            in section)
+    assert "No money at risk: Orphan in Stripe, Matched, Awaiting capture and Canceled." in section
 
 
-@pytest.mark.parametrize(("anchor", "key"), [
-    ("by-location", lambda row: row.location_id),
-    ("by-reader", lambda row: row.device_id),
-    ("by-day", lambda row: row.day),
-])
+@pytest.mark.parametrize(
+    ("anchor", "key"),
+    [
+        ("by-location", lambda row: row.location_id),
+        ("by-reader", lambda row: row.device_id),
+        ("by-day", lambda row: row.day),
+    ],
+)
 def test_html_breakdowns_give_rows_matched_and_at_risk_per_group_and_currency(
     anchor: str, key: Callable[[Row], str | None]
 ) -> None:
     section = section_of(render_html(REPORT), f'<section id="{anchor}">')
     (table,) = tables_in(section)
-    assert table[0][1:] == ["Currency", "Rows (any category)", "Rows needing action",
-                            "Amount matched", "Amount at risk"]
+    assert table[0][1:] == [
+        "Currency",
+        "Rows (any category)",
+        "Rows needing action",
+        "Amount matched",
+        "Amount at risk",
+    ]
     expected: dict[tuple[str, str], list[int]] = {}
     for row in ROWS:
         currency = row.risk_currency or ""
@@ -558,8 +685,14 @@ def test_html_breakdowns_give_rows_matched_and_at_risk_per_group_and_currency(
             sums[2] += row.amount or 0
         sums[3] += row.amount_at_risk
     assert grouped_lines(table, 6) == [
-        [group, currency.upper(), str(count), str(exceptions),
-         money(matched, currency) if matched else "—", money(at_risk, currency) if at_risk else "—"]
+        [
+            group,
+            currency.upper(),
+            str(count),
+            str(exceptions),
+            money(matched, currency) if matched else "—",
+            money(at_risk, currency) if at_risk else "—",
+        ]
         for (group, currency), (count, exceptions, matched, at_risk) in sorted(expected.items())
     ]
 
@@ -578,9 +711,19 @@ def test_html_breakdown_by_location_leaves_canceled_rows_out_of_the_money() -> N
 def test_table_mentions_each_category_present_and_its_formatted_amounts() -> None:
     text = render_table(REPORT)
     assert "Reconciliation report as of 2026-11-23 12:45 UTC" in text
-    for label in ("Matched", "Pending forward", "Stale forward", "Awaiting capture",
-                  "Capture overdue", "Declined", "Duplicate", "Amount mismatch",
-                  "Missing in Stripe", "Orphan in Stripe", "Canceled"):
+    for label in (
+        "Matched",
+        "Pending forward",
+        "Stale forward",
+        "Awaiting capture",
+        "Capture overdue",
+        "Declined",
+        "Duplicate",
+        "Amount mismatch",
+        "Missing in Stripe",
+        "Orphan in Stripe",
+        "Canceled",
+    ):
         assert label in text
     for amount in ("12.50 USD", "1,000 JPY", "1.250 KWD", "49.99 EUR", "47.50 USD"):
         assert amount in text

@@ -48,18 +48,29 @@ def observations(draw: st.DrawFn, count: int) -> list[Observation]:
         currency = draw(st.sampled_from(["usd", "eur", "jpy"]))
         amount = draw(st.integers(1, 7_000))
         if draw(st.booleans()):
-            found.append(PaymentIntentObservation(
-                source="api", payment_intent_id=payment_intent_id, offline_id=metadata,
-                amount=amount, currency=currency, status=draw(st.sampled_from(STATUSES)),
-                offline_collected=draw(st.sampled_from([True, None])),
-            ))
+            found.append(
+                PaymentIntentObservation(
+                    source="api",
+                    payment_intent_id=payment_intent_id,
+                    offline_id=metadata,
+                    amount=amount,
+                    currency=currency,
+                    status=draw(st.sampled_from(STATUSES)),
+                    offline_collected=draw(st.sampled_from([True, None])),
+                )
+            )
         else:
-            found.append(BalanceTransactionObservation(
-                source="report_file", balance_transaction_id=f"txn_{n}",
-                payment_intent_id=payment_intent_id, offline_id=metadata, currency=currency,
-                gross=draw(st.sampled_from([amount, -amount])),
-                reporting_category=draw(st.sampled_from(["charge", "refund", None])),
-            ))
+            found.append(
+                BalanceTransactionObservation(
+                    source="report_file",
+                    balance_transaction_id=f"txn_{n}",
+                    payment_intent_id=payment_intent_id,
+                    offline_id=metadata,
+                    currency=currency,
+                    gross=draw(st.sampled_from([amount, -amount])),
+                    reporting_category=draw(st.sampled_from(["charge", "refund", None])),
+                )
+            )
     return found
 
 
@@ -74,14 +85,19 @@ def histories(draw: st.DrawFn) -> tuple[Scenario, list[Observation], list[int]]:
 def check(report: Report, ledger_statuses: dict[str, str]) -> None:
     counted = Counter(row.offline_id for row in report.rows if row.ledger_status is not None)
     assert set(counted) == set(ledger_statuses) and set(counted.values()) == {1}
-    assert {row.offline_id: row.ledger_status for row in report.rows
-            if row.ledger_status is not None} == ledger_statuses
+    assert {
+        row.offline_id: row.ledger_status for row in report.rows if row.ledger_status is not None
+    } == ledger_statuses
     for category, by_currency in report.summary().items():
         for currency, totals in by_currency.items():
-            rows = [row for row in report.rows
-                    if row.category == category and (row.risk_currency or "") == currency]
-            amounts = [row.amount if row.amount is not None else row.stripe_amount or 0
-                       for row in rows]
+            rows = [
+                row
+                for row in report.rows
+                if row.category == category and (row.risk_currency or "") == currency
+            ]
+            amounts = [
+                row.amount if row.amount is not None else row.stripe_amount or 0 for row in rows
+            ]
             assert (totals.count, totals.amount) == (len(rows), sum(amounts))
     at_risk: dict[str, int] = defaultdict(int)
     for row in report.rows:
@@ -90,8 +106,11 @@ def check(report: Report, ledger_statuses: dict[str, str]) -> None:
     assert report.at_risk() == dict(at_risk)
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(histories())
 def test_reports_hold_their_properties_and_rebuilds_agree(
     history: tuple[Scenario, list[Observation], list[int]],
@@ -141,7 +160,12 @@ def _read_model_totals(read_models: ReadModels) -> Totals:
 
 def _ledger_totals(ledger: Ledger) -> Totals:
     """The same, from the location aggregates (`status`): the limits' own counts."""
-    return {(location.location_id, device.device_id):
-            (device.offline_payments_count, device.offline_payment_amounts_by_currency)
-            for location in ledger.status() for device in location.devices
-            if device.offline_payments_count}
+    return {
+        (location.location_id, device.device_id): (
+            device.offline_payments_count,
+            device.offline_payment_amounts_by_currency,
+        )
+        for location in ledger.status()
+        for device in location.devices
+        if device.offline_payments_count
+    }

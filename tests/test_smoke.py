@@ -28,5 +28,9 @@ def test_a_stored_payment_counts_at_its_location_until_forwarded(ledger: Ledger)
     payment = ledger.payment(oid)
     assert (payment.status, payment.amount_captured) == ("captured", 1000)
     assert [e.event for e in ledger.history(oid)] == [
-        "Created", "PaymentMethodCollected", "ConfirmedOffline", "Forwarded", "Captured",
+        "Created",
+        "PaymentMethodCollected",
+        "ConfirmedOffline",
+        "Forwarded",
+        "Captured",
     ]

@@ -31,7 +31,8 @@ def prepared(url: str, count: int, capture_method: str) -> list[str]:
 
 
 def test_forward_then_capture_every_authorization_due(
-    sqlite_url: str, fault_proxy: FaultProxy,
+    sqlite_url: str,
+    fault_proxy: FaultProxy,
 ) -> None:
     ids = prepared(sqlite_url, 3, "manual")
     env = stripe_env(fault_proxy.url)
@@ -46,14 +47,21 @@ def test_forward_then_capture_every_authorization_due(
 
 
 def test_sync_twice_records_nothing_the_second_time(
-    sqlite_url: str, fault_proxy: FaultProxy,
+    sqlite_url: str,
+    fault_proxy: FaultProxy,
 ) -> None:
     ids = prepared(sqlite_url, 2, "automatic")
     client = stripe.StripeClient(KEY, base_addresses={"api": fault_proxy.upstream})
     for offline_id in ids:
-        client.v1.payment_intents.create(params={
-            "amount": 1000, "currency": "usd", "payment_method": "pm_card_visa",
-            "confirm": True, "metadata": {"offline_id": offline_id}})
+        client.v1.payment_intents.create(
+            params={
+                "amount": 1000,
+                "currency": "usd",
+                "payment_method": "pm_card_visa",
+                "confirm": True,
+                "metadata": {"offline_id": offline_id},
+            }
+        )
     env = stripe_env(fault_proxy.url)
     first = run_json("sync-stripe", "--db", sqlite_url, env=env)
     assert (first["payment_intents"], first["observations_recorded"]) == (2, 2)
@@ -69,11 +77,24 @@ def test_without_a_key_the_stripe_commands_exit_2_naming_the_variable(sqlite_url
 
 
 def test_the_key_never_appears_in_output_or_errors(
-    sqlite_url: str, fault_proxy: FaultProxy,
+    sqlite_url: str,
+    fault_proxy: FaultProxy,
 ) -> None:
     secret = "sk_test_" + "s3cr3t" * 6
-    fault_proxy.rules([{"action": "status", "status": 401, "body": {"error": {
-        "type": "invalid_request_error", "message": "Invalid API Key provided"}}}])
+    fault_proxy.rules(
+        [
+            {
+                "action": "status",
+                "status": 401,
+                "body": {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "Invalid API Key provided",
+                    }
+                },
+            }
+        ]
+    )
     prepared(sqlite_url, 1, "automatic")
     for command in (["forward"], ["sync-stripe"]):
         done = run(*command, "--db", sqlite_url, env=stripe_env(fault_proxy.url, secret))

@@ -17,8 +17,15 @@ AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
 def seen(status: str, amount: int = 1250, **fields: Any) -> PaymentIntentObservation:
-    return PaymentIntentObservation(source="webhook", payment_intent_id="pi_1", amount=amount,
-                                    currency="usd", status=status, as_of=AT, **fields)
+    return PaymentIntentObservation(
+        source="webhook",
+        payment_intent_id="pi_1",
+        amount=amount,
+        currency="usd",
+        status=status,
+        as_of=AT,
+        **fields,
+    )
 
 
 def apply(ledger: Ledger, offline_id: str, observation: PaymentIntentObservation) -> str:
@@ -30,8 +37,11 @@ def apply(ledger: Ledger, offline_id: str, observation: PaymentIntentObservation
 @pytest.fixture
 def stored(memory_ledger: Ledger) -> tuple[Ledger, str]:
     offline_id = str(uuid.uuid4())
-    for record in [r.location(), r.device(), *r.stored_payment(offline_id,
-                                                                capture_method="manual")]:
+    for record in [
+        r.location(),
+        r.device(),
+        *r.stored_payment(offline_id, capture_method="manual"),
+    ]:
         memory_ledger.record(record)
     return memory_ledger, offline_id
 
@@ -44,8 +54,9 @@ def test_an_authorization_then_its_capture_are_forwarded_then_captured(
     assert apply(ledger, offline_id, seen("succeeded", amount_received=1250)) == "captured"
     assert ledger.payment(offline_id).amount_captured == 1250
     # The same states seen again (a redelivery, a second sync) record nothing new.
-    assert all(not ledger.record(x).recorded for x in facts(seen("succeeded"),
-                                                              ledger.payment(offline_id)))
+    assert all(
+        not ledger.record(x).recorded for x in facts(seen("succeeded"), ledger.payment(offline_id))
+    )
 
 
 def test_a_partial_capture_seen_first_records_the_authorization_and_what_was_received(
@@ -89,5 +100,7 @@ def test_history_shows_what_stripe_said_beside_the_payments_events(
     ledger.observe([observed])
     entries = ledger.history(offline_id)
     assert [(e.source, e.event) for e in entries][-2:] == [
-        ("ledger", "Forwarded"), ("stripe", "PaymentIntentObserved")]
+        ("ledger", "Forwarded"),
+        ("stripe", "PaymentIntentObserved"),
+    ]
     assert entries[-1].data["observation"]["status"] == "requires_capture"

@@ -55,9 +55,11 @@ def problems(error: StripeFileError) -> list[tuple[int | None, str | None, str]]
 
 
 def assert_never_echoed(error: StripeFileError) -> None:
-    everything = str(error) + json.dumps(
-        [error.to_dict(), *(p.to_dict() for p in error.problems)]
-    ) + " ".join(str(p) for p in error.problems)
+    everything = (
+        str(error)
+        + json.dumps([error.to_dict(), *(p.to_dict() for p in error.problems)])
+        + " ".join(str(p) for p in error.problems)
+    )
     assert PAN not in everything and PAN.replace(" ", "") not in everything
 
 
@@ -66,16 +68,26 @@ def assert_never_echoed(error: StripeFileError) -> None:
 
 def test_a_full_report_row_becomes_a_balance_transaction(tmp_path: Path) -> None:
     path = csv_file(
-        tmp_path, FULL_HEADER,
+        tmp_path,
+        FULL_HEADER,
         f"txn_1,2026-11-22 10:15:00,usd,12.50,-0.66,11.84,charge,ch_1,pi_1,ch_1,{OFFLINE_ID}",
     )
 
     (row,) = read_report_csv(path)
 
     assert row == BalanceTransactionObservation(
-        source="report_file", balance_transaction_id="txn_1", payment_intent_id="pi_1",
-        charge_id="ch_1", source_id="ch_1", currency="usd", gross=1_250, fee=-66, net=1_184,
-        created_at=NOV_22_10_15, reporting_category="charge", offline_id=OFFLINE_ID,
+        source="report_file",
+        balance_transaction_id="txn_1",
+        payment_intent_id="pi_1",
+        charge_id="ch_1",
+        source_id="ch_1",
+        currency="usd",
+        gross=1_250,
+        fee=-66,
+        net=1_184,
+        created_at=NOV_22_10_15,
+        reporting_category="charge",
+        offline_id=OFFLINE_ID,
     )
     assert row.created_at is not None and row.created_at.tzinfo is UTC
 
@@ -100,8 +112,9 @@ def test_a_full_report_row_becomes_a_balance_transaction(tmp_path: Path) -> None
 def test_amounts_convert_exactly_with_the_currency_exponent(
     tmp_path: Path, currency: str, gross: str, gross_minor: int
 ) -> None:
-    path = csv_file(tmp_path, "charge_id,currency,gross,fee,net",
-                    f"ch_1,{currency},{gross},{gross},{gross}")
+    path = csv_file(
+        tmp_path, "charge_id,currency,gross,fee,net", f"ch_1,{currency},{gross},{gross},{gross}"
+    )
 
     (row,) = read_report_csv(path)
 
@@ -126,8 +139,9 @@ def test_amounts_convert_exactly_with_the_currency_exponent(
 def test_an_amount_that_does_not_fit_the_currency_is_refused_never_rounded(
     tmp_path: Path, currency: str, gross: str, says: str
 ) -> None:
-    path = csv_file(tmp_path, "charge_id,currency,gross", "ch_1,usd,1.00",
-                    f'ch_2,{currency},"{gross}"')
+    path = csv_file(
+        tmp_path, "charge_id,currency,gross", "ch_1,usd,1.00", f'ch_2,{currency},"{gross}"'
+    )
 
     error = refused(read_report_csv, path)
 
@@ -137,13 +151,17 @@ def test_an_amount_that_does_not_fit_the_currency_is_refused_never_rounded(
 
 
 def test_an_unknown_or_empty_currency_is_refused(tmp_path: Path) -> None:
-    path = csv_file(tmp_path, "charge_id,currency,gross", "ch_1,usx,1.00", "ch_2,,1.00",
-                    "ch_3,usd,")
+    path = csv_file(
+        tmp_path, "charge_id,currency,gross", "ch_1,usx,1.00", "ch_2,,1.00", "ch_3,usd,"
+    )
 
     error = refused(read_report_csv, path)
 
-    assert problems(error) == [(2, "currency", "UNKNOWN_CURRENCY"),
-                               (3, "currency", "MISSING_FIELD"), (4, "gross", "MISSING_FIELD")]
+    assert problems(error) == [
+        (2, "currency", "UNKNOWN_CURRENCY"),
+        (3, "currency", "MISSING_FIELD"),
+        (4, "gross", "MISSING_FIELD"),
+    ]
     assert "'usx' is not an ISO 4217 currency" in error.problems[0].message
 
 
@@ -161,16 +179,26 @@ def test_currency_gross_and_any_one_id_column_are_enough(tmp_path: Path, id_colu
 
 
 def test_columns_come_in_any_order_and_unknown_ones_are_ignored(tmp_path: Path) -> None:
-    header = ("description,net,payment_metadata[offline_id],customer_email,currency,"
-              "created_utc,charge_id,gross,balance_transaction_id,fee")
-    path = csv_file(tmp_path, header,
-                    f'"Sale, table 4",11.84,{OFFLINE_ID},a@example.com,usd,'
-                    "2026-11-22 10:15:00,ch_1,12.50,txn_1,-0.66")
+    header = (
+        "description,net,payment_metadata[offline_id],customer_email,currency,"
+        "created_utc,charge_id,gross,balance_transaction_id,fee"
+    )
+    path = csv_file(
+        tmp_path,
+        header,
+        f'"Sale, table 4",11.84,{OFFLINE_ID},a@example.com,usd,'
+        "2026-11-22 10:15:00,ch_1,12.50,txn_1,-0.66",
+    )
 
     (row,) = read_report_csv(path)
 
     assert (row.balance_transaction_id, row.charge_id, row.gross, row.fee, row.net) == (
-        "txn_1", "ch_1", 1_250, -66, 1_184)
+        "txn_1",
+        "ch_1",
+        1_250,
+        -66,
+        1_184,
+    )
     assert (row.offline_id, row.created_at) == (OFFLINE_ID, NOV_22_10_15)
 
 
@@ -180,8 +208,10 @@ def test_columns_come_in_any_order_and_unknown_ones_are_ignored(tmp_path: Path) 
         ("charge_id,gross", ["currency"]),
         ("charge_id,currency,net", ["gross"]),
         ("balance_transaction_id,currency,gross", ["payment_intent_id/charge_id/source_id"]),
-        ("balance_transaction_id,amount", ["currency", "gross",
-                                           "payment_intent_id/charge_id/source_id"]),
+        (
+            "balance_transaction_id,amount",
+            ["currency", "gross", "payment_intent_id/charge_id/source_id"],
+        ),
     ],
 )
 def test_a_file_without_the_needed_columns_is_refused_naming_them(
@@ -200,12 +230,16 @@ def test_a_file_without_the_needed_columns_is_refused_naming_them(
 def test_an_empty_file_is_refused_as_the_wrong_report(tmp_path: Path) -> None:
     error = refused(read_report_csv, write(tmp_path, ""))
     assert [p.field for p in error.problems] == [
-        "currency", "gross", "payment_intent_id/charge_id/source_id"]
+        "currency",
+        "gross",
+        "payment_intent_id/charge_id/source_id",
+    ]
 
 
 def test_rows_that_name_no_payment_are_skipped_and_counted(tmp_path: Path) -> None:
     path = csv_file(
-        tmp_path, "balance_transaction_id,reporting_category,currency,gross,payment_intent_id,"
+        tmp_path,
+        "balance_transaction_id,reporting_category,currency,gross,payment_intent_id,"
         "charge_id,source_id",
         "txn_1,charge,usd,12.50,pi_1,ch_1,ch_1",
         "txn_2,payout,usd,-100.00,,,",
@@ -231,7 +265,8 @@ def test_derived_ids_are_stable_across_reads_and_tell_identical_rows_apart(
     tmp_path: Path,
 ) -> None:
     path = csv_file(
-        tmp_path, "balance_transaction_id,currency,gross,charge_id,created_utc",
+        tmp_path,
+        "balance_transaction_id,currency,gross,charge_id,created_utc",
         ",usd,12.50,ch_1,2026-11-22 10:15:00",
         ",usd,12.50,ch_1,2026-11-22 10:15:00",  # the same again: a second fact
         ",usd,12.50,ch_1,2026-11-22 10:16:00",
@@ -247,8 +282,11 @@ def test_derived_ids_are_stable_across_reads_and_tell_identical_rows_apart(
     assert all(id_.startswith("row:") for id_ in first[:3])
     assert first[0].rsplit(":", 1)[0] == first[1].rsplit(":", 1)[0]  # same content, numbered
     # the same values written differently are the same row
-    same = csv_file(tmp_path, "charge_id,created_utc,gross,currency,balance_transaction_id",
-                    "ch_1,2026-11-22T05:15:00-05:00,12.5,USD,")
+    same = csv_file(
+        tmp_path,
+        "charge_id,created_utc,gross,currency,balance_transaction_id",
+        "ch_1,2026-11-22T05:15:00-05:00,12.5,USD,",
+    )
     assert read_report_csv(same)[0].balance_transaction_id == first[0]
 
 
@@ -268,8 +306,11 @@ def test_derived_ids_are_stable_across_reads_and_tell_identical_rows_apart(
 def test_the_offline_id_comes_from_the_metadata_keys_in_order(
     tmp_path: Path, columns: list[str], cells: list[str], offline_id: str | None
 ) -> None:
-    path = csv_file(tmp_path, ",".join(["charge_id", "currency", "gross", *columns]),
-                    ",".join(["ch_1", "usd", "1.00", *cells]))
+    path = csv_file(
+        tmp_path,
+        ",".join(["charge_id", "currency", "gross", *columns]),
+        ",".join(["ch_1", "usd", "1.00", *cells]),
+    )
     assert read_report_csv(path)[0].offline_id == offline_id
 
 
@@ -292,8 +333,9 @@ def test_timestamps_are_read_as_utc(tmp_path: Path, column: str, text: str) -> N
     assert row.created_at is not None and row.created_at.utcoffset() is not None
 
 
-@pytest.mark.parametrize("text", ["22/11/2026 10:15", "2026-11-22", "2026-02-30 10:00:00",
-                                  "1795334400"])
+@pytest.mark.parametrize(
+    "text", ["22/11/2026 10:15", "2026-11-22", "2026-02-30 10:00:00", "1795334400"]
+)
 def test_an_unreadable_timestamp_is_refused(tmp_path: Path, text: str) -> None:
     path = csv_file(tmp_path, "charge_id,currency,gross,created_utc", f"ch_1,usd,1.00,{text}")
     assert problems(refused(read_report_csv, path)) == [(2, "created_utc", "INVALID_TIMESTAMP")]
@@ -301,7 +343,8 @@ def test_an_unreadable_timestamp_is_refused(tmp_path: Path, text: str) -> None:
 
 def test_every_problem_of_the_file_is_listed_with_its_physical_line(tmp_path: Path) -> None:
     path = csv_file(
-        tmp_path, "description,charge_id,currency,gross,created_utc",
+        tmp_path,
+        "description,charge_id,currency,gross,created_utc",
         "ok,ch_1,usd,1.00,",
         '"two\nlines",ch_2,usd,1.001,',  # lines 3-4
         "",  # line 5: blank
@@ -323,13 +366,18 @@ def test_every_problem_of_the_file_is_listed_with_its_physical_line(tmp_path: Pa
 
 
 def test_limits_of_the_model_name_the_column(tmp_path: Path) -> None:
-    path = csv_file(tmp_path, "charge_id,currency,gross,payment_metadata[unique-id],"
-                    "reporting_category", f"ch_1,usd,1.00,{'x' * 256},{'y' * 65}")
+    path = csv_file(
+        tmp_path,
+        "charge_id,currency,gross,payment_metadata[unique-id],reporting_category",
+        f"ch_1,usd,1.00,{'x' * 256},{'y' * 65}",
+    )
 
     error = refused(read_report_csv, path)
 
-    assert problems(error) == [(2, "payment_metadata[unique-id]", "INVALID_VALUE"),
-                               (2, "reporting_category", "INVALID_VALUE")]
+    assert problems(error) == [
+        (2, "payment_metadata[unique-id]", "INVALID_VALUE"),
+        (2, "reporting_category", "INVALID_VALUE"),
+    ]
 
 
 def test_a_column_named_twice_is_refused(tmp_path: Path) -> None:
@@ -396,21 +444,42 @@ def test_a_directory_or_a_missing_file_is_refused(
 def payment_intent(id_: str = "pi_1", **fields: Any) -> dict[str, Any]:
     """A PaymentIntent as the API returns it (trimmed), collected offline and captured."""
     return {
-        "id": id_, "object": "payment_intent", "amount": 1250, "amount_capturable": 0,
-        "amount_received": 1250, "capture_method": "automatic",
-        "client_secret": f"{id_}_secret_abc", "created": 1_795_342_500, "currency": "usd",
-        "last_payment_error": None, "latest_charge": "ch_1", "livemode": False,
-        "metadata": {"offline_id": OFFLINE_ID}, "payment_method_types": ["card_present"],
-        "status": "succeeded", **fields,
+        "id": id_,
+        "object": "payment_intent",
+        "amount": 1250,
+        "amount_capturable": 0,
+        "amount_received": 1250,
+        "capture_method": "automatic",
+        "client_secret": f"{id_}_secret_abc",
+        "created": 1_795_342_500,
+        "currency": "usd",
+        "last_payment_error": None,
+        "latest_charge": "ch_1",
+        "livemode": False,
+        "metadata": {"offline_id": OFFLINE_ID},
+        "payment_method_types": ["card_present"],
+        "status": "succeeded",
+        **fields,
     }
 
 
 def expanded_charge(offline: dict[str, Any] | None, brand: str = "visa") -> dict[str, Any]:
     return {
-        "id": "ch_1", "object": "charge", "amount": 1250, "captured": True,
-        "payment_method_details": {"type": "card_present", "card_present": {
-            "brand": brand, "last4": "4242", "exp_month": 12, "exp_year": 2028,
-            "read_method": "contact_emv", "offline": offline}},
+        "id": "ch_1",
+        "object": "charge",
+        "amount": 1250,
+        "captured": True,
+        "payment_method_details": {
+            "type": "card_present",
+            "card_present": {
+                "brand": brand,
+                "last4": "4242",
+                "exp_month": 12,
+                "exp_year": 2028,
+                "read_method": "contact_emv",
+                "offline": offline,
+            },
+        },
     }
 
 
@@ -422,8 +491,9 @@ def json_file(tmp_path: Path, document: Any) -> Path:
 
 
 def jsonl_file(tmp_path: Path, *objects: Any) -> Path:
-    return write(tmp_path, "\n".join(json.dumps(o) for o in objects) + "\n",
-                 "payment_intents.jsonl")
+    return write(
+        tmp_path, "\n".join(json.dumps(o) for o in objects) + "\n", "payment_intents.jsonl"
+    )
 
 
 def test_a_payment_intent_with_its_expanded_charge_becomes_an_observation(
@@ -434,9 +504,17 @@ def test_a_payment_intent_with_its_expanded_charge_becomes_an_observation(
     (observation,) = read_payment_intents_json(path)
 
     assert observation == PaymentIntentObservation(
-        source="json_file", payment_intent_id="pi_1", amount=1_250, amount_received=1_250,
-        amount_capturable=0, currency="usd", status="succeeded",
-        created_at=NOV_22_10_15, charge_id="ch_1", offline_collected=True, card_brand="visa",
+        source="json_file",
+        payment_intent_id="pi_1",
+        amount=1_250,
+        amount_received=1_250,
+        amount_capturable=0,
+        currency="usd",
+        status="succeeded",
+        created_at=NOV_22_10_15,
+        charge_id="ch_1",
+        offline_collected=True,
+        card_brand="visa",
         offline_id=OFFLINE_ID,
     )
 
@@ -457,7 +535,8 @@ def search_result(objects: list[Any]) -> dict[str, Any]:
         lambda tmp_path, objects: json_file(tmp_path, objects),
         lambda tmp_path, objects: jsonl_file(tmp_path, *objects),
         lambda tmp_path, objects: write(  # blank lines and CRLF line ends
-            tmp_path, "\r\n\r\n".join(json.dumps(o) for o in objects), "crlf.jsonl"),
+            tmp_path, "\r\n\r\n".join(json.dumps(o) for o in objects), "crlf.jsonl"
+        ),
     ],
     ids=["list_page", "search_result", "array", "json_lines", "json_lines_crlf"],
 )
@@ -469,7 +548,9 @@ def test_list_pages_arrays_and_json_lines_read_the_same(
     observations = read_payment_intents_json(write_objects(tmp_path, objects))
 
     assert [(o.payment_intent_id, o.amount, o.status) for o in observations] == [
-        ("pi_1", 1250, "succeeded"), ("pi_2", 99, "canceled")]
+        ("pi_1", 1250, "succeeded"),
+        ("pi_2", 99, "canceled"),
+    ]
 
 
 def test_a_single_object_and_stdin_bytes_read_the_same(tmp_path: Path) -> None:
@@ -486,13 +567,20 @@ def test_a_single_object_and_stdin_bytes_read_the_same(tmp_path: Path) -> None:
         (None, None, None, None),
         (expanded_charge(OFFLINE_MARKER, "mastercard"), "ch_1", True, "mastercard"),
         (expanded_charge(None), "ch_1", False, "visa"),  # collected online
-        ({"id": "ch_1", "object": "charge", "payment_method_details": {"type": "card"}},
-         "ch_1", None, None),
+        (
+            {"id": "ch_1", "object": "charge", "payment_method_details": {"type": "card"}},
+            "ch_1",
+            None,
+            None,
+        ),
     ],
     ids=["id", "none", "expanded_offline", "expanded_online", "expanded_not_card_present"],
 )
 def test_latest_charge_as_an_id_or_expanded(
-    tmp_path: Path, latest_charge: Any, charge_id: str | None, offline_collected: bool | None,
+    tmp_path: Path,
+    latest_charge: Any,
+    charge_id: str | None,
+    offline_collected: bool | None,
     card_brand: str | None,
 ) -> None:
     path = json_file(tmp_path, payment_intent(latest_charge=latest_charge))
@@ -500,20 +588,32 @@ def test_latest_charge_as_an_id_or_expanded(
     (observation,) = read_payment_intents_json(path)
 
     assert (observation.charge_id, observation.offline_collected, observation.card_brand) == (
-        charge_id, offline_collected, card_brand)
+        charge_id,
+        offline_collected,
+        card_brand,
+    )
 
 
 def test_a_declined_payment_intent_keeps_its_decline_code(tmp_path: Path) -> None:
     declined = payment_intent(
-        status="requires_payment_method", amount_received=0, latest_charge="ch_9",
-        last_payment_error={"type": "card_error", "code": "card_declined",
-                            "decline_code": "insufficient_funds", "charge": "ch_9"},
+        status="requires_payment_method",
+        amount_received=0,
+        latest_charge="ch_9",
+        last_payment_error={
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": "insufficient_funds",
+            "charge": "ch_9",
+        },
     )
 
     (observation,) = read_payment_intents_json(json_file(tmp_path, declined))
 
     assert (observation.status, observation.decline_code, observation.charge_id) == (
-        "requires_payment_method", "insufficient_funds", "ch_9")
+        "requires_payment_method",
+        "insufficient_funds",
+        "ch_9",
+    )
 
 
 @pytest.mark.parametrize(
@@ -537,14 +637,24 @@ def test_the_offline_id_comes_from_the_metadata_keys_in_order_json(
 
 
 def test_fields_that_may_be_absent_are_none(tmp_path: Path) -> None:
-    minimal = {"id": "pi_1", "object": "payment_intent", "amount": 500, "currency": "JPY",
-               "status": "requires_payment_method"}
+    minimal = {
+        "id": "pi_1",
+        "object": "payment_intent",
+        "amount": 500,
+        "currency": "JPY",
+        "status": "requires_payment_method",
+    }
 
     (observation,) = read_payment_intents_json(json_file(tmp_path, minimal))
 
     assert observation.currency == "jpy"
-    assert (observation.amount_received, observation.created_at, observation.charge_id,
-            observation.offline_id, observation.decline_code) == (None, None, None, None, None)
+    assert (
+        observation.amount_received,
+        observation.created_at,
+        observation.charge_id,
+        observation.offline_id,
+        observation.decline_code,
+    ) == (None, None, None, None, None)
 
 
 @pytest.mark.parametrize(
@@ -590,27 +700,37 @@ def test_anything_but_a_payment_intent_is_refused_naming_the_object_and_field(
 
 
 def test_every_bad_object_is_listed_with_its_json_lines_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "\n".join([
-        json.dumps(payment_intent("pi_1")),
-        json.dumps(payment_intent("pi_2", amount=12.5, currency="usx")),
-        "",
-        '{"id": "pi_3", "object": "payment_intent", ',  # line 4: cut
-        json.dumps([payment_intent("pi_5")]),
-        json.dumps({"id": "ch_6", "object": "charge"}),
-    ]), "intents.jsonl")
+    path = write(
+        tmp_path,
+        "\n".join(
+            [
+                json.dumps(payment_intent("pi_1")),
+                json.dumps(payment_intent("pi_2", amount=12.5, currency="usx")),
+                "",
+                '{"id": "pi_3", "object": "payment_intent", ',  # line 4: cut
+                json.dumps([payment_intent("pi_5")]),
+                json.dumps({"id": "ch_6", "object": "charge"}),
+            ]
+        ),
+        "intents.jsonl",
+    )
 
     error = refused(read_payment_intents_json, path)
 
     assert problems(error) == [
-        (2, "amount", "INVALID_AMOUNT"), (2, "currency", "UNKNOWN_CURRENCY"),
-        (4, None, "MALFORMED_JSON"), (5, None, "INVALID_VALUE"), (6, "object", "INVALID_VALUE"),
+        (2, "amount", "INVALID_AMOUNT"),
+        (2, "currency", "UNKNOWN_CURRENCY"),
+        (4, None, "MALFORMED_JSON"),
+        (5, None, "INVALID_VALUE"),
+        (6, "object", "INVALID_VALUE"),
     ]
     assert "line 2, id pi_2, field 'amount'" in error.problems[0].message
     assert "ch_6" in error.problems[4].message
 
 
-@pytest.mark.parametrize("text", ["", "  \n", "{\n  \"object\": \"list\",\n", "[1, 2", "nope",
-                                  '{"amount": NaN}'])
+@pytest.mark.parametrize(
+    "text", ["", "  \n", '{\n  "object": "list",\n', "[1, 2", "nope", '{"amount": NaN}']
+)
 def test_text_that_is_not_json_is_refused(tmp_path: Path, text: str) -> None:
     error = refused(read_payment_intents_json, write(tmp_path, text, "intents.json"))
     assert [str(p.code) for p in error.problems] == ["MALFORMED_JSON"]
@@ -641,6 +761,7 @@ def test_a_card_number_anywhere_refuses_the_json_file_without_echoing_it(
 
 def test_a_json_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "intents.json"
-    path.write_bytes(json.dumps(payment_intent(description="café"), ensure_ascii=False)
-                     .encode("latin-1"))
+    path.write_bytes(
+        json.dumps(payment_intent(description="café"), ensure_ascii=False).encode("latin-1")
+    )
     assert problems(refused(read_payment_intents_json, path)) == [(1, None, "INVALID_VALUE")]

@@ -121,8 +121,16 @@ def test_state_is_not_pickled_to_the_shared_temp_folder(stripe_server: str) -> N
 
 def test_429_with_retry_after_raises_rate_limit_error(fault_proxy: FaultProxy) -> None:
     fault_proxy.rules(
-        [{"action": "status", "method": "POST", "path": PI_CREATE, "status": 429,
-          "headers": {"Retry-After": "7"}, "times": 1}]
+        [
+            {
+                "action": "status",
+                "method": "POST",
+                "path": PI_CREATE,
+                "status": 429,
+                "headers": {"Retry-After": "7"},
+                "times": 1,
+            }
+        ]
     )
     client = client_for(fault_proxy.url, retries=2)
 
@@ -136,8 +144,9 @@ def test_429_with_retry_after_raises_rate_limit_error(fault_proxy: FaultProxy) -
 
 
 def test_503_once_is_retried_with_the_same_key(fault_proxy: FaultProxy) -> None:
-    fault_proxy.rules([{"action": "status", "method": "POST", "path": PI_CREATE, "status": 503,
-                        "times": 1}])
+    fault_proxy.rules(
+        [{"action": "status", "method": "POST", "path": PI_CREATE, "status": 503, "times": 1}]
+    )
     client = client_for(fault_proxy.url, retries=2)
     offline_id = str(uuid.uuid4())
 
@@ -235,8 +244,18 @@ def test_seeded_random_faults_repeat(fault_proxy: FaultProxy) -> None:
 
     def failures() -> list[int]:
         fault_proxy.clear()
-        fault_proxy.rules([{"action": "status", "status": 500, "method": "GET",
-                            "path": "^/v1/payment_intents/", "probability": 0.3, "seed": 42}])
+        fault_proxy.rules(
+            [
+                {
+                    "action": "status",
+                    "status": 500,
+                    "method": "GET",
+                    "path": "^/v1/payment_intents/",
+                    "probability": 0.3,
+                    "seed": 42,
+                }
+            ]
+        )
         failed = []
         for i in range(40):
             try:

@@ -24,8 +24,9 @@ def test_an_event_stored_as_version_1_is_read_as_version_2(
         state["channel"] = "sdk"
 
     monkeypatch.setattr(Payment.ConfirmedOffline, "class_version", 2, raising=False)
-    monkeypatch.setattr(Payment.ConfirmedOffline, "upcast_v1_v2", staticmethod(upcast_v1_v2),
-                        raising=False)
+    monkeypatch.setattr(
+        Payment.ConfirmedOffline, "upcast_v1_v2", staticmethod(upcast_v1_v2), raising=False
+    )
     with Ledger.open(sqlite_url) as ledger:
         history = ledger.history(oid)
         payment = ledger.payment(oid)

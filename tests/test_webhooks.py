@@ -48,12 +48,17 @@ class Server:
         headers = {"Content-Type": "application/json"}
         if signature is not None:
             headers["Stripe-Signature"] = signature
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/stripe/webhook",
-                                         data=payload, headers=headers, method="POST")
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/stripe/webhook",
+            data=payload,
+            headers=headers,
+            method="POST",
+        )
         return _answer(request)
 
-    def send(self, event: dict[str, Any], secret: str = SECRET,
-             timestamp: int | None = None) -> tuple[int, Any]:
+    def send(
+        self, event: dict[str, Any], secret: str = SECRET, timestamp: int | None = None
+    ) -> tuple[int, Any]:
         payload = json.dumps(event)
         header = stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp)
         return self.post(payload.encode(), header)
@@ -78,9 +83,13 @@ def running(database: str, tmp_path: Path, **env: str) -> Iterator[Server]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_LEDGER_")}
     environment.update(STRIPE_WEBHOOK_SECRET=SECRET, **env)
     with log.open("wb") as output:
-        process = subprocess.Popen([str(CLI), "serve", "--db", database, "--port", str(port)],
-                                   env=environment, stdout=output, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [str(CLI), "serve", "--db", database, "--port", str(port)],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     server = Server(port, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -133,21 +142,36 @@ def payment_intent(offline_id: str, status: str, pi: str = "pi_1", **fields: Any
     """A PaymentIntent as a webhook's data.object carries it (12.50 USD, manual capture)."""
     capturable = 1250 if status == "requires_capture" else 0
     return {
-        "id": pi, "object": "payment_intent", "amount": 1250, "amount_capturable": capturable,
-        "amount_received": 1250 if status == "succeeded" else 0, "currency": "usd",
-        "capture_method": "manual", "created": int(time.time()) - 3600, "livemode": False,
-        "latest_charge": "ch_" + pi.removeprefix("pi_"), "last_payment_error": None,
-        "metadata": {"offline_id": offline_id}, "status": status, **fields,
+        "id": pi,
+        "object": "payment_intent",
+        "amount": 1250,
+        "amount_capturable": capturable,
+        "amount_received": 1250 if status == "succeeded" else 0,
+        "currency": "usd",
+        "capture_method": "manual",
+        "created": int(time.time()) - 3600,
+        "livemode": False,
+        "latest_charge": "ch_" + pi.removeprefix("pi_"),
+        "last_payment_error": None,
+        "metadata": {"offline_id": offline_id},
+        "status": status,
+        **fields,
     }
 
 
-def event(event_type: str, data_object: dict[str, Any], created: int | None = None,
-          **data: Any) -> dict[str, Any]:
+def event(
+    event_type: str, data_object: dict[str, Any], created: int | None = None, **data: Any
+) -> dict[str, Any]:
     return {
-        "id": "evt_" + uuid.uuid4().hex, "object": "event", "api_version": "2024-06-20",
-        "created": int(time.time()) if created is None else created, "livemode": False,
-        "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None},
-        "type": event_type, "data": {"object": data_object, **data},
+        "id": "evt_" + uuid.uuid4().hex,
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": int(time.time()) if created is None else created,
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+        "data": {"object": data_object, **data},
     }
 
 
@@ -179,14 +203,21 @@ def test_an_authorization_then_its_capture_and_a_redelivery(
     serve: Server, ledger: Ledger, database: str
 ) -> None:
     offline_id = stored(ledger)
-    authorized = event("payment_intent.amount_capturable_updated",
-                       payment_intent(offline_id, "requires_capture"),
-                       created=int(time.time()) - 120)
-    assert serve.send(authorized) == (200, {"received": True, "duplicate": False,
-                                            "facts": ["payment.forwarded"]})
+    authorized = event(
+        "payment_intent.amount_capturable_updated",
+        payment_intent(offline_id, "requires_capture"),
+        created=int(time.time()) - 120,
+    )
+    assert serve.send(authorized) == (
+        200,
+        {"received": True, "duplicate": False, "facts": ["payment.forwarded"]},
+    )
     payment = ledger.payment(offline_id)
-    assert (payment.status, payment.payment_intent_id, payment.stripe_status) == \
-        ("forwarded", "pi_1", "requires_capture")
+    assert (payment.status, payment.payment_intent_id, payment.stripe_status) == (
+        "forwarded",
+        "pi_1",
+        "requires_capture",
+    )
     row = row_of(database, offline_id)
     assert (row["category"], row["stripe_status"]) == ("awaiting_capture", "requires_capture")
 
@@ -196,13 +227,18 @@ def test_an_authorization_then_its_capture_and_a_redelivery(
     assert last_id(ledger) == before
 
     captured = event("payment_intent.succeeded", payment_intent(offline_id, "succeeded"))
-    assert serve.send(captured) == (200, {"received": True, "duplicate": False,
-                                          "facts": ["payment.captured"]})
+    assert serve.send(captured) == (
+        200,
+        {"received": True, "duplicate": False, "facts": ["payment.captured"]},
+    )
     payment = ledger.payment(offline_id)
     assert (payment.status, payment.amount_captured) == ("captured", 1250)
     row = row_of(database, offline_id)
-    assert (row["category"], row["stripe_status"], row["payment_intent_ids"]) == \
-        ("matched", "succeeded", ["pi_1"])
+    assert (row["category"], row["stripe_status"], row["payment_intent_ids"]) == (
+        "matched",
+        "succeeded",
+        ["pi_1"],
+    )
     assert serve.get("/health") == (200, {"status": "ok"})
 
 
@@ -231,19 +267,25 @@ def test_deliveries_that_fail_verification_or_parsing_record_nothing(
     broken = "{not json"
     header = stripe.WebhookSignature.generate_signature_header(broken, SECRET)
     assert refused(*serve.post(broken.encode(), header), "MALFORMED_JSON")
-    bad_amount = event("payment_intent.succeeded",
-                       payment_intent(offline_id, "succeeded", amount="12.50"))
+    bad_amount = event(
+        "payment_intent.succeeded", payment_intent(offline_id, "succeeded", amount="12.50")
+    )
     status, answer = serve.send(bad_amount)
     assert refused(status, answer, "INVALID_AMOUNT") and answer["error"]["field"] == "amount"
     assert refused(*serve.send({**good, "created": "yesterday"}), "INVALID_TIMESTAMP")
-    assert serve.send(event("customer.created", {"id": "cus_1", "object": "customer"})) == \
-        (200, {"received": True, "ignored": True})
+    assert serve.send(event("customer.created", {"id": "cus_1", "object": "customer"})) == (
+        200,
+        {"received": True, "ignored": True},
+    )
 
     assert last_id(ledger) == before
     assert ledger.payment(offline_id).status == "stored"
     # The refused deliveries left no receipt: the event, properly signed, is applied.
-    assert serve.send(good)[1] == {"received": True, "duplicate": False,
-                                   "facts": ["payment.forwarded"]}
+    assert serve.send(good)[1] == {
+        "received": True,
+        "duplicate": False,
+        "facts": ["payment.forwarded"],
+    }
     assert ledger.payment(offline_id).status == "captured"
 
 
@@ -252,10 +294,14 @@ def test_events_out_of_order_end_in_the_newest_state(
 ) -> None:
     offline_id = stored(ledger)
     now = int(time.time())
-    succeeded = event("payment_intent.succeeded", payment_intent(offline_id, "succeeded"),
-                      created=now - 60)
-    authorized = event("payment_intent.amount_capturable_updated",
-                       payment_intent(offline_id, "requires_capture"), created=now - 600)
+    succeeded = event(
+        "payment_intent.succeeded", payment_intent(offline_id, "succeeded"), created=now - 60
+    )
+    authorized = event(
+        "payment_intent.amount_capturable_updated",
+        payment_intent(offline_id, "requires_capture"),
+        created=now - 600,
+    )
     assert serve.send(succeeded)[0] == 200
     assert serve.send(authorized) == (200, {"received": True, "duplicate": False, "facts": []})
     payment = ledger.payment(offline_id)
@@ -264,57 +310,92 @@ def test_events_out_of_order_end_in_the_newest_state(
     assert (row["category"], row["stripe_status"]) == ("matched", "succeeded")
 
 
-def test_declines_voids_orphans_and_refunds(
-    serve: Server, ledger: Ledger, database: str
-) -> None:
+def test_declines_voids_orphans_and_refunds(serve: Server, ledger: Ledger, database: str) -> None:
     declined, voided, refunded = stored(ledger), stored(ledger), stored(ledger)
     pi_declined, pi_voided, pi_refunded, pi_orphan = (fresh_unique_pi() for _ in range(4))
-    failure = {"code": "card_declined", "decline_code": "insufficient_funds",
-               "message": "Your card has insufficient funds.", "type": "card_error"}
-    failed = event("payment_intent.payment_failed", payment_intent(
-        declined, "requires_payment_method", pi_declined, last_payment_error=failure))
+    failure = {
+        "code": "card_declined",
+        "decline_code": "insufficient_funds",
+        "message": "Your card has insufficient funds.",
+        "type": "card_error",
+    }
+    failed = event(
+        "payment_intent.payment_failed",
+        payment_intent(
+            declined, "requires_payment_method", pi_declined, last_payment_error=failure
+        ),
+    )
     assert serve.send(failed)[1]["facts"] == ["payment.declined"]
     payment = ledger.payment(declined)
     assert (payment.status, payment.decline_code) == ("declined", "insufficient_funds")
 
     now = int(time.time())
-    assert serve.send(event("payment_intent.amount_capturable_updated", payment_intent(
-        voided, "requires_capture", pi_voided), created=now - 60))[0] == 200
-    canceled = payment_intent(voided, "canceled", pi_voided,
-                              cancellation_reason="requested_by_customer")
-    assert serve.send(event("payment_intent.canceled", canceled))[1]["facts"] == \
-        ["payment.canceled"]
+    assert (
+        serve.send(
+            event(
+                "payment_intent.amount_capturable_updated",
+                payment_intent(voided, "requires_capture", pi_voided),
+                created=now - 60,
+            )
+        )[0]
+        == 200
+    )
+    canceled = payment_intent(
+        voided, "canceled", pi_voided, cancellation_reason="requested_by_customer"
+    )
+    assert serve.send(event("payment_intent.canceled", canceled))[1]["facts"] == [
+        "payment.canceled"
+    ]
     assert ledger.payment(voided).status == "canceled"
 
     unknown = str(uuid.uuid4())
     orphan = event("payment_intent.succeeded", payment_intent(unknown, "succeeded", pi_orphan))
     assert serve.send(orphan) == (200, {"received": True, "duplicate": False, "facts": []})
 
-    assert serve.send(event("payment_intent.succeeded", payment_intent(
-        refunded, "succeeded", pi_refunded)))[1]["facts"] == ["payment.forwarded"]
-    charge = {"id": "ch_" + pi_refunded.removeprefix("pi_"), "object": "charge",
-              "amount": 1250, "amount_captured": 1250, "currency": "usd",
-              "payment_intent": pi_refunded, "metadata": {"offline_id": refunded},
-              "refunded": False}
-    first = event("charge.refunded", {**charge, "amount_refunded": 500},
-                  previous_attributes={"amount_refunded": 0, "refunded": False})
-    second = event("charge.refunded", {**charge, "amount_refunded": 1250, "refunded": True},
-                   previous_attributes={"amount_refunded": 500, "refunded": False})
+    assert serve.send(
+        event("payment_intent.succeeded", payment_intent(refunded, "succeeded", pi_refunded))
+    )[1]["facts"] == ["payment.forwarded"]
+    charge = {
+        "id": "ch_" + pi_refunded.removeprefix("pi_"),
+        "object": "charge",
+        "amount": 1250,
+        "amount_captured": 1250,
+        "currency": "usd",
+        "payment_intent": pi_refunded,
+        "metadata": {"offline_id": refunded},
+        "refunded": False,
+    }
+    first = event(
+        "charge.refunded",
+        {**charge, "amount_refunded": 500},
+        previous_attributes={"amount_refunded": 0, "refunded": False},
+    )
+    second = event(
+        "charge.refunded",
+        {**charge, "amount_refunded": 1250, "refunded": True},
+        previous_attributes={"amount_refunded": 500, "refunded": False},
+    )
     for refund in (first, second):
         assert serve.send(refund) == (200, {"received": True, "duplicate": False, "facts": []})
     assert serve.send(first) == (200, {"received": True, "duplicate": True})
-    seen = [e.observation for e in ledger.store.events.get(stripe_object_id(pi_refunded))
-            if type(e).__name__ == "BalanceTransactionObserved"]
-    assert [(o["balance_transaction_id"], o["gross"], o["reporting_category"], o["source"])
-            for o in seen] == [(first["id"], -500, "refund", "webhook"),
-                               (second["id"], -750, "refund", "webhook")]
+    seen = [
+        e.observation
+        for e in ledger.store.events.get(stripe_object_id(pi_refunded))
+        if type(e).__name__ == "BalanceTransactionObserved"
+    ]
+    assert [
+        (o["balance_transaction_id"], o["gross"], o["reporting_category"], o["source"])
+        for o in seen
+    ] == [(first["id"], -500, "refund", "webhook"), (second["id"], -750, "refund", "webhook")]
     assert ledger.payment(refunded).status == "captured"
 
     rows = {row["offline_id"]: row for row in report_rows(database)}
     assert rows[declined]["category"] == "declined"
     assert rows[voided]["category"] == "canceled"
-    assert (rows[unknown]["category"], rows[unknown]["payment_intent_ids"]) == \
-        ("orphan_in_stripe", [pi_orphan])
+    assert (rows[unknown]["category"], rows[unknown]["payment_intent_ids"]) == (
+        "orphan_in_stripe",
+        [pi_orphan],
+    )
     assert rows[refunded]["category"] == "matched"
 
 
@@ -326,8 +407,9 @@ def test_the_server_listens_on_loopback_only_by_default(serve: Server) -> None:
 
 
 def test_serve_without_the_secret_exits_2_naming_the_variable(sqlite_url: str) -> None:
-    done = run("serve", "--db", sqlite_url, "--port", str(free_port()),
-               env={"STRIPE_WEBHOOK_SECRET": ""})
+    done = run(
+        "serve", "--db", sqlite_url, "--port", str(free_port()), env={"STRIPE_WEBHOOK_SECRET": ""}
+    )
     assert done.returncode == 2
     assert "STRIPE_WEBHOOK_SECRET" in done.stderr
     assert "--secret" not in run("serve", "--help").stdout
@@ -406,16 +488,16 @@ def test_a_database_outage_answers_503_so_that_stripe_retries(
     proxy.cut()
 
 
-def test_a_live_mode_event_is_refused_by_a_test_mode_ledger(
-    serve: Server, ledger: Ledger
-) -> None:
+def test_a_live_mode_event_is_refused_by_a_test_mode_ledger(serve: Server, ledger: Ledger) -> None:
     offline_id = stored(ledger)
-    test_mode = event("payment_intent.amount_capturable_updated",
-                      payment_intent(offline_id, "requires_capture"))
+    test_mode = event(
+        "payment_intent.amount_capturable_updated", payment_intent(offline_id, "requires_capture")
+    )
     assert serve.send(test_mode)[0] == 200
     before = last_id(ledger)
     live = event("payment_intent.succeeded", payment_intent(offline_id, "succeeded")) | {
-        "livemode": True}
+        "livemode": True
+    }
     status, answer = serve.send(live)
     assert (status, answer["error"]["code"]) == (400, "STRIPE_MODE_MISMATCH")
     assert last_id(ledger) == before

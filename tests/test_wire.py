@@ -20,9 +20,16 @@ Record = dict[str, Any]
 Refuse = Callable[[Record], LedgerError]
 
 RECORD_TYPES = {
-    "location.configured", "device.connected_online", "payment.created",
-    "payment.payment_method_collected", "payment.confirmed_offline", "payment.forwarded",
-    "payment.forward_failed", "payment.declined", "payment.captured", "payment.canceled",
+    "location.configured",
+    "device.connected_online",
+    "payment.created",
+    "payment.payment_method_collected",
+    "payment.confirmed_offline",
+    "payment.forwarded",
+    "payment.forward_failed",
+    "payment.declined",
+    "payment.captured",
+    "payment.canceled",
 }
 OID = "0b7e7a4e-2d0e-4c4f-9d53-3b1f4a6f2c11"
 PAN = "4242424242424242"  # Luhn-valid test Visa number
@@ -88,10 +95,18 @@ def without(record: Record, *path: str) -> Record:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{not json", b"", b"   ", b'{"type": "payment.created", "amount": 12', b"[1, 2]", b"42",
-     b'"payment.created"', b"null", b"\xff\xfe{}"],
-    ids=["broken", "empty", "blank", "truncated", "array", "number", "string", "null",
-         "not utf-8"],
+    [
+        b"{not json",
+        b"",
+        b"   ",
+        b'{"type": "payment.created", "amount": 12',
+        b"[1, 2]",
+        b"42",
+        b'"payment.created"',
+        b"null",
+        b"\xff\xfe{}",
+    ],
+    ids=["broken", "empty", "blank", "truncated", "array", "number", "string", "null", "not utf-8"],
 )
 def test_a_line_that_is_not_a_json_object_is_malformed(raw: bytes) -> None:
     with pytest.raises(LedgerError) as refused:
@@ -121,8 +136,7 @@ def test_an_unknown_record_type_is_refused_and_the_known_ones_are_listed(refuse:
     [
         ({**r.created(OID), "tip": 100}, "tip"),
         ({**r.collected(OID), "card": {**r.card(), "pan_hash": "abc"}}, "card.pan_hash"),
-        (r.location(limits={"per_payment_maximum": {"usd": 5_000}}),
-         "limits.per_payment_maximum"),
+        (r.location(limits={"per_payment_maximum": {"usd": 5_000}}), "limits.per_payment_maximum"),
         ({**r.forwarded(OID), "Status": "succeeded"}, "Status"),
     ],
     ids=["top level", "in the card", "in the limits", "wrong case"],
@@ -177,9 +191,20 @@ def test_an_offline_id_that_is_not_a_uuid_is_refused(refuse: Refuse, offline_id:
 
 
 @pytest.mark.parametrize(
-    "amount", [0, -1, -1250, 12.5, 12.0, "1250", "12.50", True, None, 100_000_000],
-    ids=["zero", "minus one", "negative", "fractional", "float with zero fraction",
-         "numeric string", "decimal string", "boolean", "null", "over stripe maximum"],
+    "amount",
+    [0, -1, -1250, 12.5, 12.0, "1250", "12.50", True, None, 100_000_000],
+    ids=[
+        "zero",
+        "minus one",
+        "negative",
+        "fractional",
+        "float with zero fraction",
+        "numeric string",
+        "decimal string",
+        "boolean",
+        "null",
+        "over stripe maximum",
+    ],
 )
 def test_an_amount_must_be_a_positive_whole_number_of_minor_units(
     refuse: Refuse, amount: Any
@@ -235,8 +260,9 @@ def test_an_uppercase_currency_in_the_limits_is_refused(refuse: Refuse) -> None:
 
 
 @pytest.mark.parametrize("currency", ["jpy", "kwd", "eur"])
-def test_lowercase_iso_currencies_are_accepted(accept: Callable[[Record], None],
-                                               currency: str) -> None:
+def test_lowercase_iso_currencies_are_accepted(
+    accept: Callable[[Record], None], currency: str
+) -> None:
     accept(r.created(str(uuid.uuid4()), currency=currency, amount=1_000))
 
 
@@ -245,10 +271,24 @@ def test_lowercase_iso_currencies_are_accepted(accept: Callable[[Record], None],
 
 @pytest.mark.parametrize(
     "value",
-    ["2026-11-22T08:00:00", "2026-11-22 08:00:00", "2026-11-22", "yesterday", "",
-     "2026-13-01T00:00:00+00:00", 1_795_334_400],
-    ids=["no offset", "no offset with space", "date only", "words", "empty", "month 13",
-         "unix seconds"],
+    [
+        "2026-11-22T08:00:00",
+        "2026-11-22 08:00:00",
+        "2026-11-22",
+        "yesterday",
+        "",
+        "2026-13-01T00:00:00+00:00",
+        1_795_334_400,
+    ],
+    ids=[
+        "no offset",
+        "no offset with space",
+        "date only",
+        "words",
+        "empty",
+        "month 13",
+        "unix seconds",
+    ],
 )
 def test_an_occurred_at_that_is_not_rfc3339_with_an_offset_is_refused(
     refuse: Refuse, value: Any
@@ -268,8 +308,13 @@ def test_a_stored_at_without_an_offset_is_refused(refuse: Refuse) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["2026-11-22T08:00:00+00:00", "2026-11-22T08:00:00Z", "2026-11-22T09:00:00+01:00",
-              "2026-11-22T08:00:00.123456-05:00"],
+    "value",
+    [
+        "2026-11-22T08:00:00+00:00",
+        "2026-11-22T08:00:00Z",
+        "2026-11-22T09:00:00+01:00",
+        "2026-11-22T08:00:00.123456-05:00",
+    ],
 )
 def test_timestamps_with_an_offset_are_accepted(
     accept: Callable[[Record], None], value: str
@@ -283,8 +328,7 @@ def test_timestamps_with_an_offset_are_accepted(
 def assert_card_number_refused(error: LedgerError, *forms: str) -> None:
     """CARD_NUMBER_DETECTED, and the number appears nowhere in what the error says."""
     assert error.code is Code.CARD_NUMBER_DETECTED
-    said = [error.message, str(error), json.dumps(error.to_dict()), repr(error),
-            str(error.field)]
+    said = [error.message, str(error), json.dumps(error.to_dict()), repr(error), str(error.field)]
     for form in {PAN, *forms}:
         for text in said:
             assert form not in text, f"the error repeats the card number: {text!r}"
@@ -306,9 +350,20 @@ def assert_card_number_refused(error: LedgerError, *forms: str) -> None:
         (r.collected(OID, last4=PAN), PAN),
         (r.forward_failed(OID, message=f"card {PAN} declined"), PAN),
     ],
-    ids=["metadata value", "inside a sentence", "spaced", "dashed", "amex 15 digits",
-         "visa 13 digits", "discover", "a number", "a number in a known field",
-         "an unknown field", "in the card", "in an error message"],
+    ids=[
+        "metadata value",
+        "inside a sentence",
+        "spaced",
+        "dashed",
+        "amex 15 digits",
+        "visa 13 digits",
+        "discover",
+        "a number",
+        "a number in a known field",
+        "an unknown field",
+        "in the card",
+        "in an error message",
+    ],
 )
 def test_a_card_number_anywhere_is_refused_without_being_repeated(
     refuse: Refuse, record: Record, form: str
@@ -371,9 +426,17 @@ def test_a_card_number_hidden_in_json_escapes_is_refused() -> None:
         r.created(payment_intent_id="pi_3MtwBwLkdIwHu7ix28a3tqPa"),
         r.created(payment_intent_id="pi_4242424242424242"),
     ],
-    ids=["not luhn valid", "spaced, not luhn valid", "12 digits", "a uuid in metadata",
-         "an all-digit offline_id", "a timestamp", "microseconds", "a stripe pi id",
-         "a pi id of digits"],
+    ids=[
+        "not luhn valid",
+        "spaced, not luhn valid",
+        "12 digits",
+        "a uuid in metadata",
+        "an all-digit offline_id",
+        "a timestamp",
+        "microseconds",
+        "a stripe pi id",
+        "a pi id of digits",
+    ],
 )
 def test_numbers_that_are_not_card_numbers_are_accepted(
     accept: Callable[[Record], None], record: Record
@@ -401,9 +464,18 @@ def test_the_json_schema_names_every_record_type() -> None:
 
 
 def test_every_builder_record_is_valid_wire_format() -> None:
-    records = [r.location(), r.device(), r.created(OID), r.collected(OID), r.confirmed(OID),
-               r.forwarded(OID), r.forward_failed(OID), r.declined(OID), r.captured(OID),
-               r.canceled(OID)]
+    records = [
+        r.location(),
+        r.device(),
+        r.created(OID),
+        r.collected(OID),
+        r.confirmed(OID),
+        r.forwarded(OID),
+        r.forward_failed(OID),
+        r.declined(OID),
+        r.captured(OID),
+        r.canceled(OID),
+    ]
 
     parsed = [wire.parse_line(line(record)) for record in records]
 

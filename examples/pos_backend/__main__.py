@@ -8,8 +8,9 @@ import uvicorn
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m examples.pos_backend",
-                                     description="Run the example POS backend on uvicorn.")
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.pos_backend", description="Run the example POS backend on uvicorn."
+    )
     parser.add_argument("--host", default="127.0.0.1", help="default: %(default)s")
     parser.add_argument("--port", type=int, default=8000, help="default: %(default)s")
     arguments = parser.parse_args()

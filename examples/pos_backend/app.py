@@ -74,8 +74,11 @@ async def read_body(request: Request) -> dict[str, Any]:
         raise InvalidRecord(Code.MALFORMED_JSON, "the body must be a JSON object")
     where = find_pan(body)
     if where is not None:
-        raise InvalidRecord(Code.CARD_NUMBER_DETECTED, "a full card number was sent; send "
-                            "only brand, last4 and expiry", field=where)
+        raise InvalidRecord(
+            Code.CARD_NUMBER_DETECTED,
+            "a full card number was sent; send only brand, last4 and expiry",
+            field=where,
+        )
     return body
 
 
@@ -83,8 +86,11 @@ def with_url_fields(body: dict[str, Any], **fields: str) -> dict[str, Any]:
     """The body plus what the URL says (type, offline_id...); a body that disagrees is refused."""
     for name, value in fields.items():
         if body.get(name, value) != value:
-            raise InvalidRecord(Code.INVALID_VALUE, f"'{name}' comes from the URL ({value}): "
-                                "leave it out of the body", field=name)
+            raise InvalidRecord(
+                Code.INVALID_VALUE,
+                f"'{name}' comes from the URL ({value}): leave it out of the body",
+                field=name,
+            )
     return {**body, **fields}
 
 
@@ -97,9 +103,14 @@ async def decide(request: Request) -> JSONResponse:
     a single device cannot see. `at` defaults to now; nothing is recorded."""
     sale = wire.parse_decision_request({"at": datetime.now(UTC), **await read_body(request)})
     decision = await run_in_threadpool(
-        ledger_of(request).decide, amount=sale.amount, currency=sale.currency,
-        device_id=sale.device_id, location_id=sale.location_id,
-        offline_behavior=sale.offline_behavior, at=sale.at)
+        ledger_of(request).decide,
+        amount=sale.amount,
+        currency=sale.currency,
+        device_id=sale.device_id,
+        location_id=sale.location_id,
+        offline_behavior=sale.offline_behavior,
+        at=sale.at,
+    )
     return JSONResponse(decision.to_dict())
 
 
@@ -109,8 +120,9 @@ def record_step(record_type: str) -> Callable[[Request], Awaitable[JSONResponse]
         # device generates offline_id (a UUID) before the sale starts and puts it in the
         # PaymentIntent's metadata.offline_id: offline, a PaymentIntent has no Stripe id until
         # it is forwarded, so this UUID is what ties the sale, the ledger and Stripe together.
-        record = with_url_fields(await read_body(request), type=record_type,
-                                 offline_id=request.path_params["offline_id"])
+        record = with_url_fields(
+            await read_body(request), type=record_type, offline_id=request.path_params["offline_id"]
+        )
         # Networks drop answers: after a timeout the device cannot know whether a step was
         # recorded, so it sends the very same body again (occurred_at included: the device's
         # clock, never ours). A fact already recorded answers `recorded: false`, so a retry
@@ -119,30 +131,34 @@ def record_step(record_type: str) -> Callable[[Request], Awaitable[JSONResponse]
         # field) instead of being taken as a new fact, such as a second card.
         result = await run_in_threadpool(ledger_of(request).record, record)
         assert isinstance(result.state, PaymentState)
-        return JSONResponse({"recorded": result.recorded,
-                             "payment": result.state.model_dump(mode="json")})
+        return JSONResponse(
+            {"recorded": result.recorded, "payment": result.state.model_dump(mode="json")}
+        )
 
     return endpoint
 
 
 async def payment(request: Request) -> JSONResponse:
-    state = await run_in_threadpool(ledger_of(request).payment,
-                                    request.path_params["offline_id"])
+    state = await run_in_threadpool(ledger_of(request).payment, request.path_params["offline_id"])
     return JSONResponse(state.model_dump(mode="json"))
 
 
 async def device_connected_online(request: Request) -> JSONResponse:
     """The reader connected online at a location: without this within the last 30 days (and
     its software updated within them), it may not take payments offline there."""
-    record = with_url_fields(await read_body(request), type="device.connected_online",
-                             device_id=request.path_params["device_id"])
+    record = with_url_fields(
+        await read_body(request),
+        type="device.connected_online",
+        device_id=request.path_params["device_id"],
+    )
     result = await run_in_threadpool(ledger_of(request).record, record)
     return JSONResponse({"recorded": result.recorded})
 
 
 async def status(request: Request) -> JSONResponse:
-    locations = await run_in_threadpool(ledger_of(request).status,
-                                        request.query_params.get("location_id"))
+    locations = await run_in_threadpool(
+        ledger_of(request).status, request.query_params.get("location_id")
+    )
     return JSONResponse({"locations": [loc.model_dump(mode="json") for loc in locations]})
 
 
@@ -161,8 +177,7 @@ def http_status(error: LedgerError) -> int:
 
 async def ledger_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, LedgerError)
-    body: dict[str, Any] = {"code": str(error.code), "message": error.message,
-                            "field": error.field}
+    body: dict[str, Any] = {"code": str(error.code), "message": error.message, "field": error.field}
     if error.details:  # e.g. the payment's status, or the limit's headroom
         body["details"] = error.details
     return JSONResponse({"error": body}, status_code=http_status(error))
@@ -171,11 +186,12 @@ async def ledger_error(request: Request, error: Exception) -> Response:
 app = Starlette(
     routes=[
         Route("/sales/decide", decide, methods=["POST"]),
-        *(Route(f"/sales/{{offline_id}}/{step}", record_step(record_type), methods=["POST"])
-          for step, record_type in STEPS.items()),
+        *(
+            Route(f"/sales/{{offline_id}}/{step}", record_step(record_type), methods=["POST"])
+            for step, record_type in STEPS.items()
+        ),
         Route("/sales/{offline_id}", payment, methods=["GET"]),
-        Route("/devices/{device_id}/connected-online", device_connected_online,
-              methods=["POST"]),
+        Route("/devices/{device_id}/connected-online", device_connected_online, methods=["POST"]),
         Route("/status", status, methods=["GET"]),
     ],
     exception_handlers={LedgerError: ledger_error},

@@ -50,8 +50,10 @@ def upgrade(store_config: StoreConfig) -> None:
         _text("decline_code", 128),
         _minor("amount_captured", nullable=False),
         sa.Column("created_at", sa.DateTime, nullable=False),
-        *(sa.Column(name, sa.DateTime) for name in
-          ("stored_at", "forwarded_at", "declined_at", "captured_at", "canceled_at")),
+        *(
+            sa.Column(name, sa.DateTime)
+            for name in ("stored_at", "forwarded_at", "declined_at", "captured_at", "canceled_at")
+        ),
     )
     op.create_index("payments_location_idx", "payments", ["location_id"])
     op.create_index("payments_payment_intent_idx", "payments", ["payment_intent_id"])
@@ -69,8 +71,9 @@ def upgrade(store_config: StoreConfig) -> None:
         _minor("amount", nullable=False),
         sa.Column("stored_at", sa.DateTime, nullable=False),
     )
-    op.create_index("offline_stored_location_idx", "offline_stored",
-                    ["location_id", "device_id", "currency"])
+    op.create_index(
+        "offline_stored_location_idx", "offline_stored", ["location_id", "device_id", "currency"]
+    )
     op.create_table(
         "offline_locations",
         _text("stream_id", 32, primary_key=True),
@@ -102,7 +105,12 @@ def upgrade(store_config: StoreConfig) -> None:
 
 
 def downgrade(store_config: StoreConfig) -> None:
-    for table in ("stripe_objects", "offline_locations", "offline_stored",
-                  "payment_intent_links", "payments",
-                  "projection_positions"):
+    for table in (
+        "stripe_objects",
+        "offline_locations",
+        "offline_stored",
+        "payment_intent_links",
+        "payments",
+        "projection_positions",
+    ):
         op.drop_table(table)

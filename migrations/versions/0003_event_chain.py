@@ -34,22 +34,35 @@ def upgrade(store_config: StoreConfig) -> None:
 
 def _backfill(store_config: StoreConfig) -> None:
     if store_config.kind == "postgresql":
-        select = (f"SELECT notification_id, originator_id, originator_version, topic, state "
-                  f"FROM {POSTGRES_EVENTS_TABLE} WHERE notification_id > :after "
-                  "ORDER BY notification_id LIMIT :limit")
+        select = (
+            f"SELECT notification_id, originator_id, originator_version, topic, state "
+            f"FROM {POSTGRES_EVENTS_TABLE} WHERE notification_id > :after "
+            "ORDER BY notification_id LIMIT :limit"
+        )
     else:
-        select = (f"SELECT rowid, originator_id, originator_version, topic, state "
-                  f"FROM {SQLITE_EVENTS_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :limit")
+        select = (
+            f"SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {SQLITE_EVENTS_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :limit"
+        )
     connection = op.get_bind()
-    chain = sa.table(CHAIN_TABLE, sa.column("position"), sa.column("content_hash"),
-                     sa.column("chain_hash"))
+    chain = sa.table(
+        CHAIN_TABLE, sa.column("position"), sa.column("content_hash"), sa.column("chain_hash")
+    )
     previous, after = GENESIS, 0
-    while rows := connection.execute(sa.text(select),
-                                     {"after": after, "limit": _BACKFILL_BATCH}).all():
-        links = link(previous, ((position, UUID(str(stream)), version, topic, bytes(state))
-                                for position, stream, version, topic, state in rows))
-        connection.execute(sa.insert(chain), [
-            {"position": p, "content_hash": c, "chain_hash": h} for p, c, h in links])
+    while rows := connection.execute(
+        sa.text(select), {"after": after, "limit": _BACKFILL_BATCH}
+    ).all():
+        links = link(
+            previous,
+            (
+                (position, UUID(str(stream)), version, topic, bytes(state))
+                for position, stream, version, topic, state in rows
+            ),
+        )
+        connection.execute(
+            sa.insert(chain),
+            [{"position": p, "content_hash": c, "chain_hash": h} for p, c, h in links],
+        )
         previous, after = links[-1][2], links[-1][0]
 
 

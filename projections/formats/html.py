@@ -53,21 +53,31 @@ EXPLANATIONS: dict[Category, str] = {
 # What each category counts as money at risk (projections/reconciliation.py `_categorize`),
 # in the order the page lists them. The other categories put no money at risk.
 AT_RISK_RULES: tuple[tuple[Category, str], ...] = (
-    (Category.PENDING_FORWARD, "the amount of a payment stored on a reader and not forwarded "
-                               "yet (nothing for a sale not confirmed offline)"),
-    (Category.STALE_FORWARD, "the amount of a payment stored on a reader for longer than the "
-                             "stale threshold"),
+    (
+        Category.PENDING_FORWARD,
+        "the amount of a payment stored on a reader and not forwarded "
+        "yet (nothing for a sale not confirmed offline)",
+    ),
+    (
+        Category.STALE_FORWARD,
+        "the amount of a payment stored on a reader for longer than the stale threshold",
+    ),
     (Category.DECLINED, "the amount the card issuer declined"),
     (Category.DUPLICATE, "the amount to refund for the extra charges"),
     (Category.CAPTURE_OVERDUE, "the amount authorized and not captured in time"),
-    (Category.AMOUNT_MISMATCH, "the difference between the ledger's amount and Stripe's (the "
-                               "whole amount when the currency differs)"),
+    (
+        Category.AMOUNT_MISMATCH,
+        "the difference between the ledger's amount and Stripe's (the "
+        "whole amount when the currency differs)",
+    ),
     (Category.MISSING_IN_STRIPE, "the amount of a payment forwarded that Stripe does not have"),
 )
 
 # The order of the totals table and the category chart: what needs action first.
 CATEGORY_ORDER: tuple[Category, ...] = (
-    *EXCEPTIONS, *(category for category in Category if category not in EXCEPTIONS))
+    *EXCEPTIONS,
+    *(category for category in Category if category not in EXCEPTIONS),
+)
 
 # Short words for the status codes of the ledger and of Stripe's PaymentIntents; the raw code
 # stays on the page next to the label.
@@ -253,27 +263,52 @@ def render_html(report: Report) -> str:
         settings=settings(report.thresholds),
         row_count=len(report.rows),
         headline=_headline(report, summary),
-        sections=[_section(report, category, summary) for category in EXCEPTIONS
-                  if category.value in summary],
+        sections=[
+            _section(report, category, summary)
+            for category in EXCEPTIONS
+            if category.value in summary
+        ],
         totals=_category_lines(report, summary),
-        other_categories=[(category_label(category), EXPLANATIONS[category])
-                          for category in Category if category not in EXCEPTIONS],
+        other_categories=[
+            (category_label(category), EXPLANATIONS[category])
+            for category in Category
+            if category not in EXCEPTIONS
+        ],
         at_risk_rules=[(category_label(category), rule) for category, rule in AT_RISK_RULES],
-        no_risk=_and([category_label(category) for category in CATEGORY_ORDER
-                      if category not in dict(AT_RISK_RULES)]),
+        no_risk=_and(
+            [
+                category_label(category)
+                for category in CATEGORY_ORDER
+                if category not in dict(AT_RISK_RULES)
+            ]
+        ),
         at_risk=_lines(by_age_bucket(report.at_risk_by_age())),
         at_risk_charts=_at_risk_charts(report),
         category_chart=_category_chart(summary),
         tones=[ACTION, SETTLED, WAITING],
         bar_width_max=BAR_WIDTH_MAX,
         breakdowns=[
-            Breakdowns("by-location", "By location", "Location", "Per location",
-                       _group_lines(report.rows, lambda row: row.location_id)),
-            Breakdowns("by-reader", "By reader", "Reader (device)", "Per reader",
-                       _group_lines(report.rows, lambda row: row.device_id)),
-            Breakdowns("by-day", "By day", "Day (UTC)", "Per day the sale was stored on a reader "
-                       "(else forwarded), in UTC",
-                       _group_lines(report.rows, lambda row: row.day)),
+            Breakdowns(
+                "by-location",
+                "By location",
+                "Location",
+                "Per location",
+                _group_lines(report.rows, lambda row: row.location_id),
+            ),
+            Breakdowns(
+                "by-reader",
+                "By reader",
+                "Reader (device)",
+                "Per reader",
+                _group_lines(report.rows, lambda row: row.device_id),
+            ),
+            Breakdowns(
+                "by-day",
+                "By day",
+                "Day (UTC)",
+                "Per day the sale was stored on a reader (else forwarded), in UTC",
+                _group_lines(report.rows, lambda row: row.day),
+            ),
         ],
     )
 
@@ -285,29 +320,31 @@ def settings(thresholds: dict[str, str]) -> list[str]:
     if "stale_after_hours" in rest:
         stale = duration(rest.pop("stale_after_hours"))
         said.append(f"A payment still stored on a reader is stale after {stale}.")
-    windows = [f"{duration(rest.pop(name))} for {brand}"
-               for name, brand in _brand_windows(rest)]
+    windows = [f"{duration(rest.pop(name))} for {brand}" for name, brand in _brand_windows(rest)]
     if "capture_window_default_hours" in rest:
         others = "other card brands" if windows else "every card brand"
         windows.append(f"{duration(rest.pop('capture_window_default_hours'))} for {others}")
     if windows:
-        said.append(f"After forwarding, an authorization must be captured within "
-                    f"{_and(windows)}.")
+        said.append(f"After forwarding, an authorization must be captured within {_and(windows)}.")
     if "capture_warning_hours" in rest:
         warning = duration(rest.pop("capture_warning_hours"))
         said.append(f"A capture is overdue once {warning} or less of that window is left.")
-    said.extend(f"{name.replace('_', ' ').capitalize()}: {value}."
-                for name, value in sorted(rest.items()))
+    said.extend(
+        f"{name.replace('_', ' ').capitalize()}: {value}." for name, value in sorted(rest.items())
+    )
     return said
 
 
 def _brand_windows(thresholds: dict[str, str]) -> list[tuple[str, str]]:
     """(name, brand) of each `capture_window_<brand>_hours` but the default, by name."""
     prefix, suffix = "capture_window_", "_hours"
-    return [(name, name[len(prefix):-len(suffix)].replace("_", " ").title())
-            for name in sorted(thresholds)
-            if name.startswith(prefix) and name.endswith(suffix)
-            and name != "capture_window_default_hours"]
+    return [
+        (name, name[len(prefix) : -len(suffix)].replace("_", " ").title())
+        for name in sorted(thresholds)
+        if name.startswith(prefix)
+        and name.endswith(suffix)
+        and name != "capture_window_default_hours"
+    ]
 
 
 def duration(hours: str) -> str:
@@ -345,17 +382,24 @@ def _and(items: list[str]) -> str:
 
 
 def _headline(report: Report, summary: Breakdown) -> Headline:
-    counts = {category: sum(totals.count for totals in summary.get(category.value, {}).values())
-              for category in Category}
-    others = [f"{counts[category]} {category_label(category).lower()}"
-              for category in Category
-              if category not in EXCEPTIONS and category != Category.MATCHED and counts[category]]
+    counts = {
+        category: sum(totals.count for totals in summary.get(category.value, {}).values())
+        for category in Category
+    }
+    others = [
+        f"{counts[category]} {category_label(category).lower()}"
+        for category in Category
+        if category not in EXCEPTIONS and category != Category.MATCHED and counts[category]
+    ]
     exceptions = sum(counts[category] for category in EXCEPTIONS)
     return Headline(
         exceptions=exceptions,
         exceptions_text=_count(exceptions, "exception row"),
-        exception_links=[(category.value, category_label(category), counts[category])
-                         for category in EXCEPTIONS if counts[category]],
+        exception_links=[
+            (category.value, category_label(category), counts[category])
+            for category in EXCEPTIONS
+            if counts[category]
+        ],
         at_risk=[money(amount, currency) for currency, amount in report.at_risk().items()],
         matched_text=f"{_count(counts[Category.MATCHED], 'payment')} matched",
         others=", ".join(others),
@@ -372,10 +416,14 @@ def _section(report: Report, category: Category, summary: Breakdown) -> Section:
         anchor=category.value,
         title=category_label(category),
         explanation=EXPLANATIONS[category],
-        totals=", ".join(f"{money(totals.amount, currency)} in {_count(totals.count, 'row')}"
-                         for currency, totals in summary[category.value].items()),
-        at_risk=", ".join(money(amount, currency) for currency, amount in sorted(at_risk.items())
-                          if amount) or "nothing",
+        totals=", ".join(
+            f"{money(totals.amount, currency)} in {_count(totals.count, 'row')}"
+            for currency, totals in summary[category.value].items()
+        ),
+        at_risk=", ".join(
+            money(amount, currency) for currency, amount in sorted(at_risk.items()) if amount
+        )
+        or "nothing",
         rows=[_row(row) for row in rows],
     )
 
@@ -388,8 +436,11 @@ def _row(row: Row) -> ExceptionRow:
         amount=money(row.amount, row.currency),
         ledger_status=status(row.ledger_status, LEDGER_STATUSES),
         stripe_amount=money(row.stripe_amount, row.stripe_currency),
-        stripe_differs=(row.amount is not None and row.stripe_amount is not None
-                        and (row.amount, row.currency) != (row.stripe_amount, row.stripe_currency)),
+        stripe_differs=(
+            row.amount is not None
+            and row.stripe_amount is not None
+            and (row.amount, row.currency) != (row.stripe_amount, row.stripe_currency)
+        ),
         stripe_status=status(row.stripe_status, STRIPE_STATUSES),
         payment_intents=", ".join(row.payment_intent_ids) or "—",
         stored_at=human_time(row.stored_at),
@@ -403,9 +454,11 @@ def _count(count: int, noun: str) -> str:
 
 
 def _lines(breakdown: Breakdown) -> list[Line]:
-    return [Line(group, currency_label(currency), totals.count, money(totals.amount, currency))
-            for group, by_currency in breakdown.items()
-            for currency, totals in by_currency.items()]
+    return [
+        Line(group, currency_label(currency), totals.count, money(totals.amount, currency))
+        for group, by_currency in breakdown.items()
+        for currency, totals in by_currency.items()
+    ]
 
 
 def _category_lines(report: Report, summary: Breakdown) -> list[CategoryLine]:
@@ -417,16 +470,18 @@ def _category_lines(report: Report, summary: Breakdown) -> list[CategoryLine]:
         by_currency = summary.get(category.value, {})
         for index, (currency, totals) in enumerate(by_currency.items()):
             risk = at_risk[category.value, currency]
-            lines.append(CategoryLine(
-                title=category_label(category),
-                anchor=category.value if category in EXCEPTIONS else "",
-                tone=tone(category),
-                span=len(by_currency) if index == 0 else 0,
-                currency=currency_label(currency),
-                count=totals.count,
-                amount=money(totals.amount, currency),
-                at_risk=money(risk, currency) if risk else "—",
-            ))
+            lines.append(
+                CategoryLine(
+                    title=category_label(category),
+                    anchor=category.value if category in EXCEPTIONS else "",
+                    tone=tone(category),
+                    span=len(by_currency) if index == 0 else 0,
+                    currency=currency_label(currency),
+                    count=totals.count,
+                    amount=money(totals.amount, currency),
+                    at_risk=money(risk, currency) if risk else "—",
+                )
+            )
     return lines
 
 
@@ -447,15 +502,17 @@ def _group_lines(rows: Iterable[Row], key: Callable[[Row], str | None]) -> list[
         by_currency = groups[group]
         for index, currency in enumerate(sorted(by_currency)):
             sums = by_currency[currency]
-            lines.append(GroupLine(
-                group=group,
-                span=len(by_currency) if index == 0 else 0,
-                currency=currency_label(currency),
-                count=sums.count,
-                exceptions=sums.exceptions,
-                matched=money(sums.matched, currency) if sums.matched else "—",
-                at_risk=money(sums.at_risk, currency) if sums.at_risk else "—",
-            ))
+            lines.append(
+                GroupLine(
+                    group=group,
+                    span=len(by_currency) if index == 0 else 0,
+                    currency=currency_label(currency),
+                    count=sums.count,
+                    exceptions=sums.exceptions,
+                    matched=money(sums.matched, currency) if sums.matched else "—",
+                    at_risk=money(sums.at_risk, currency) if sums.at_risk else "—",
+                )
+            )
     return lines
 
 
@@ -464,27 +521,47 @@ def _at_risk_charts(report: Report) -> list[Chart]:
     by_age = report.at_risk_by_age()
     charts = []
     for currency in report.at_risk():
-        amounts = [(label, by_age.get(label, {}).get(currency, Totals()).amount)
-                   for label, _ in AGE_BUCKETS]
+        amounts = [
+            (label, by_age.get(label, {}).get(currency, Totals()).amount)
+            for label, _ in AGE_BUCKETS
+        ]
         largest = max(amount for _, amount in amounts)
-        charts.append(Chart(
-            f"Money at risk by age, {currency_label(currency)}",
-            [Bar(label, money(amount, currency) if amount else "—",
-                 _bar_width(amount, largest), AT_RISK_COLOUR)
-             for label, amount in amounts],
-        ))
+        charts.append(
+            Chart(
+                f"Money at risk by age, {currency_label(currency)}",
+                [
+                    Bar(
+                        label,
+                        money(amount, currency) if amount else "—",
+                        _bar_width(amount, largest),
+                        AT_RISK_COLOUR,
+                    )
+                    for label, amount in amounts
+                ],
+            )
+        )
     return charts
 
 
 def _category_chart(summary: Breakdown) -> Chart:
-    counts = [(category, sum(totals.count for totals in summary[category.value].values()))
-              for category in CATEGORY_ORDER if category.value in summary]
+    counts = [
+        (category, sum(totals.count for totals in summary[category.value].values()))
+        for category in CATEGORY_ORDER
+        if category.value in summary
+    ]
     largest = max((count for _, count in counts), default=0)
-    return Chart("Rows per category", [
-        Bar(category_label(category), str(count), _bar_width(count, largest),
-            tone(category).colour)
-        for category, count in counts
-    ])
+    return Chart(
+        "Rows per category",
+        [
+            Bar(
+                category_label(category),
+                str(count),
+                _bar_width(count, largest),
+                tone(category).colour,
+            )
+            for category, count in counts
+        ],
+    )
 
 
 def _bar_width(value: int, largest: int) -> int:

@@ -49,8 +49,12 @@ def _summary(report: Report) -> Table:
     summary = report.summary()
     for category in Category:
         for currency, totals in summary.get(category.value, {}).items():
-            table.add_row(Text(category_label(category)), Text(currency_label(currency)),
-                          Text(str(totals.count)), Text(money(totals.amount, currency)))
+            table.add_row(
+                Text(category_label(category)),
+                Text(currency_label(currency)),
+                Text(str(totals.count)),
+                Text(money(totals.amount, currency)),
+            )
     return table
 
 
@@ -68,8 +72,10 @@ def _at_risk(report: Report) -> Table | Text:
 
 def _print_exceptions(console: Console, report: Report) -> None:
     """The exception rows by category, most urgent first, `EXCEPTION_ROWS_MAX` in all."""
-    exceptions = {category: [row for row in report.rows if row.category == category]
-                  for category in EXCEPTIONS}
+    exceptions = {
+        category: [row for row in report.rows if row.category == category]
+        for category in EXCEPTIONS
+    }
     total = sum(len(rows) for rows in exceptions.values())
     if total == 0:
         console.print(Text("No exceptions: nothing needs action."))
@@ -77,13 +83,13 @@ def _print_exceptions(console: Console, report: Report) -> None:
     room = EXCEPTION_ROWS_MAX
     for category, rows in exceptions.items():
         if rows and room:
-            console.print(_exception_rows(f"{category_label(category)} ({len(rows)})",
-                                          rows[:room]))
+            console.print(_exception_rows(f"{category_label(category)} ({len(rows)})", rows[:room]))
             room -= min(room, len(rows))
     hidden = total - (EXCEPTION_ROWS_MAX - room)
     if hidden:
-        console.print(Text(f"… and {hidden} more exception rows "
-                           "(the CSV and JSON formats list every row)."))
+        console.print(
+            Text(f"… and {hidden} more exception rows (the CSV and JSON formats list every row).")
+        )
 
 
 def _exception_rows(title: str, rows: list[Row]) -> Table:
@@ -94,13 +100,18 @@ def _exception_rows(title: str, rows: list[Row]) -> Table:
     for name in ("Amount", "Stripe amount", "Age (h)", "At risk"):
         table.add_column(name, justify="right", no_wrap=True)
     for row in rows:
-        table.add_row(*(Text(cell) for cell in (
-            row.offline_id or "—",
-            row.location_id or "—",
-            ", ".join(row.payment_intent_ids) or "—",
-            money(row.amount, row.currency),
-            money(row.stripe_amount, row.stripe_currency),
-            row.age_hours or "—",
-            money(row.amount_at_risk, row.risk_currency) if row.amount_at_risk else "—",
-        )))
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (
+                    row.offline_id or "—",
+                    row.location_id or "—",
+                    ", ".join(row.payment_intent_ids) or "—",
+                    money(row.amount, row.currency),
+                    money(row.stripe_amount, row.stripe_currency),
+                    row.age_hours or "—",
+                    money(row.amount_at_risk, row.risk_currency) if row.amount_at_risk else "—",
+                )
+            )
+        )
     return table
