@@ -18,13 +18,21 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from ledger import Ledger
 
 POSTGRES_ENV = "OFFLINE_LEDGER_TEST_POSTGRES_URL"
-_skipped_for_postgres: list[str] = []
 BROWSER_ENV = "OFFLINE_LEDGER_REQUIRE_BROWSER"
-_skipped_for_browser: list[str] = []
+# Skip reasons start with these words, so the run's summary can count them: under pytest-xdist the
+# tests run in worker processes and only their reports reach the process that prints the summary.
+POSTGRES_SKIP = "PostgreSQL test:"
+BROWSER_SKIP = "browser test:"
+
+# No test depends on the machine's speed (no deadline); CI runs the same examples every time.
+settings.register_profile("default", deadline=None, print_blob=True)
+settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 
 def postgres_base_url() -> str | None:
@@ -41,8 +49,7 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh schema on the test server, as a ledger URL; dropped after the test."""
     base = postgres_base_url()
     if base is None:
-        _skipped_for_postgres.append(request.node.nodeid)
-        pytest.skip(f"PostgreSQL test: set {POSTGRES_ENV} to run it")
+        pytest.skip(f"{POSTGRES_SKIP} set {POSTGRES_ENV} to run it")
     schema = f"t_{uuid.uuid4().hex[:16]}"
     try:
         with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
@@ -79,19 +86,31 @@ def memory_ledger() -> Iterator[Ledger]:
         yield opened
 
 
+def _skipped_with(terminalreporter: pytest.TerminalReporter, prefix: str) -> int:
+    """How many tests of the run were skipped with a reason that starts with ``prefix``."""
+    count = 0
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        if isinstance(longrepr, tuple) and str(longrepr[2]).startswith(f"Skipped: {prefix}"):
+            count += 1
+    return count
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _skipped_for_postgres:
+    skipped_for_postgres = _skipped_with(terminalreporter, POSTGRES_SKIP)
+    if skipped_for_postgres:
         terminalreporter.write_sep(
             "!",
-            f"NOTICE: {len(_skipped_for_postgres)} PostgreSQL tests were SKIPPED: set "
+            f"NOTICE: {skipped_for_postgres} PostgreSQL tests were SKIPPED: set "
             f"{POSTGRES_ENV}=postgresql://postgres@127.0.0.1:5432/test to run them",
             yellow=True,
             bold=True,
         )
-    if _skipped_for_browser:
+    skipped_for_browser = _skipped_with(terminalreporter, BROWSER_SKIP)
+    if skipped_for_browser:
         terminalreporter.write_sep(
             "!",
-            f"NOTICE: {len(_skipped_for_browser)} browser tests were SKIPPED: install Debian's "
+            f"NOTICE: {skipped_for_browser} browser tests were SKIPPED: install Debian's "
             "chromium package (apt-get install chromium) to run them",
             yellow=True,
             bold=True,

@@ -22,7 +22,7 @@ import pytest
 from projections.formats.html import render_html
 from projections.formats.values import money
 from projections.report import EXCEPTIONS
-from tests.conftest import BROWSER_ENV, _skipped_for_browser
+from tests.conftest import BROWSER_ENV, BROWSER_SKIP
 from tests.test_report_formats import REPORT, ROWS
 
 CHROMIUM_FLAGS = (
@@ -48,8 +48,7 @@ def chromium(request: pytest.FixtureRequest) -> str:
     if path is None:
         if os.environ.get(BROWSER_ENV) == "1":
             pytest.fail(f"{BROWSER_ENV}=1 but chromium is not on PATH: {INSTALL_HINT}")
-        _skipped_for_browser.append(request.node.nodeid)
-        pytest.skip(f"browser test: {INSTALL_HINT} to run it")
+        pytest.skip(f"{BROWSER_SKIP} {INSTALL_HINT} to run it")
     return path
 
 
