@@ -1,4 +1,5 @@
-"""`offline-ledger forward` killed with SIGKILL at random moments and restarted until it
+"""`offline-ledger forward` killed with SIGKILL at random moments of its work (each time after
+it has sent Stripe something new, so the machine's load does not matter) and restarted until it
 finishes, against localstripe (which ignores Idempotency-Key) behind a proxy that also loses
 answers: afterwards the server holds exactly one PaymentIntent per offline_id, with the right
 amount and metadata, and the ledger shows each payment forwarded once."""
@@ -24,8 +25,26 @@ if TYPE_CHECKING:  # loaded by pytest_plugins, which also rewrites its asserts
 pytest_plugins = ["tests.stripe_fixtures"]
 
 PAYMENTS = 150
+KILLS = 6  # runs killed before one is let finish
 RUNS_MAX = 40
 WAIT_SECONDS = 300  # only reached if something hangs
+
+
+def interrupted(
+    run: subprocess.Popen[str], proxy: FaultProxy, before: int, rng: random.Random
+) -> bool:
+    """Wait until this run has sent Stripe a new request (so it is mid-work, whatever the
+    machine's load), let it go on a random moment, then SIGKILL it. False if it ended first."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while run.poll() is None and len(proxy.log()) <= before:
+        assert time.monotonic() < deadline, "the forward sent nothing to Stripe"
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0, 0.3))
+    if run.poll() is not None:
+        return False
+    run.send_signal(signal.SIGKILL)
+    run.communicate(timeout=WAIT_SECONDS)
+    return True
 
 
 def test_forwarding_killed_at_random_moments_ends_with_one_payment_intent_each(
@@ -64,6 +83,7 @@ def test_forwarding_killed_at_random_moments_ends_with_one_payment_intent_each(
     rng = random.Random(seed)
     killed = 0
     for _ in range(RUNS_MAX):
+        before = len(fault_proxy.log())
         run = subprocess.Popen(
             [str(CLI), "forward", "--db", sqlite_url, "--json", "--concurrency", "4"],
             stdout=subprocess.PIPE,
@@ -72,17 +92,14 @@ def test_forwarding_killed_at_random_moments_ends_with_one_payment_intent_each(
             env=environment,
         )
         try:
-            run.wait(rng.uniform(0.8, 2.5))
-        except subprocess.TimeoutExpired:
-            run.send_signal(signal.SIGKILL)
-            run.wait(WAIT_SECONDS)
-            killed += 1
-            continue
+            if killed < KILLS and interrupted(run, fault_proxy, before, rng):
+                killed += 1
+                continue
+            out, err = run.communicate(timeout=WAIT_SECONDS)
         finally:
             if run.poll() is None:
                 run.kill()
-                run.wait()
-        out, err = run.communicate()
+                run.communicate()
         assert "Traceback" not in err, err
         summary = json.loads(out)
         if run.returncode == 0 and summary["payments"] == 0:
