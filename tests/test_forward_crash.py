@@ -47,6 +47,18 @@ def interrupted(
     return True
 
 
+def settled(proxy: FaultProxy) -> None:
+    """Wait until every request the proxy passed on has its answer from the server: a killed
+    client's last request still reaches Stripe, and must be counted."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while any(
+        entry["upstream_status"] is None and entry["action"] not in ("status", "drop_before")
+        for entry in proxy.log()
+    ):
+        assert time.monotonic() < deadline, "a request never got the server's answer"
+        time.sleep(0.02)
+
+
 def test_forwarding_killed_at_random_moments_ends_with_one_payment_intent_each(
     sqlite_url: str,
     fault_proxy: FaultProxy,
@@ -107,7 +119,7 @@ def test_forwarding_killed_at_random_moments_ends_with_one_payment_intent_each(
     else:
         raise AssertionError(f"seed {seed}: forwarding never finished in {RUNS_MAX} runs")
     assert killed >= 1, f"seed {seed}: no run was interrupted"
-    time.sleep(0.5)  # let the last answers the proxy dropped land on the server
+    settled(fault_proxy)
     with Ledger.open(sqlite_url) as ledger:
         assert_exactly_one_each(ledger, ids, fault_proxy.upstream)
         assert all(ledger.payment(i).status == "captured" for i in ids), f"seed {seed}"
