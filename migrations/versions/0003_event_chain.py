@@ -1,18 +1,24 @@
 """The hash chain over the event log (`ledger.chain`), with links for the events already
 stored.
 
+A migration is a leaf: the table names and the hashing are copied here as they were when it
+was written, so a later change to the live code cannot change what this migration did
+(tests/test_migrations.py checks that the copy still agrees with `ledger.chain`).
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-25
 """
 
+import hashlib
+import struct
+from collections.abc import Iterable
 from uuid import UUID
 
 import sqlalchemy as sa
 from alembic import op
 
-from ledger.chain import CHAIN_TABLE, GENESIS, link
-from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, StoreConfig
+from ledger.storage import StoreConfig
 
 revision = "0003"
 down_revision = "0002"
@@ -20,6 +26,26 @@ branch_labels = None
 depends_on = None
 
 _BACKFILL_BATCH = 10_000
+POSTGRES_EVENTS_TABLE = "offlineledger_events"
+SQLITE_EVENTS_TABLE = "stored_events"
+CHAIN_TABLE = "event_chain"
+GENESIS = bytes(32)
+_HEADER = struct.Struct(">16sqI")  # stream id, version, topic length
+
+
+def link(
+    previous: bytes, rows: Iterable[tuple[int, UUID, int, str, bytes]]
+) -> list[tuple[int, bytes, bytes]]:
+    """(position, content_hash, chain_hash) for events given as (position, stream id,
+    version, topic, state), in position order, after the link `previous`."""
+    links = []
+    for position, stream, version, topic, state in rows:
+        topic_bytes = topic.encode()
+        header = _HEADER.pack(stream.bytes, version, len(topic_bytes))
+        content = hashlib.sha256(header + topic_bytes + state).digest()
+        previous = hashlib.sha256(previous + position.to_bytes(8, "big") + content).digest()
+        links.append((position, content, previous))
+    return links
 
 
 def upgrade(store_config: StoreConfig) -> None:
