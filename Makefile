@@ -9,7 +9,7 @@ $(BIN)/offline-ledger: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: install run test lint bench
+.PHONY: install run test lint package bench
 install: $(BIN)/offline-ledger
 
 run: install
@@ -19,8 +19,17 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
-test: lint
+# The distributions POS backends install: built from a clean tree, metadata checked by twine,
+# the type marker inside the wheel.
+package: install
+	rm -rf build/dist
+	$(BIN)/python -m build --quiet --outdir build/dist . >/dev/null
+	$(BIN)/twine check --strict build/dist/*
+	$(BIN)/python -m zipfile -l build/dist/*.whl | grep -q 'ledger/py.typed'
+
+test: lint package
 	$(BIN)/pytest
 
 bench: install
