@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -210,7 +211,7 @@ def quoted(value: Any) -> str:
     (one in any disguise is replaced whole)."""
     if isinstance(value, dict | list):
         return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
-    text = repr(value)
+    text = str(value) if isinstance(value, Decimal) else repr(value)
     if holds_pan(text):
         return "(a value holding a card number, not shown)"
     text = mask(text)
