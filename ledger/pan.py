@@ -19,8 +19,11 @@ What is still allowed, because real data is made of it and would otherwise be re
 
 - a run of 20 or more digits with nothing between them is one token, not a card number, even
   if a card number is part of it (it is no longer a usable PAN without knowing where it sits);
-- a UUID (`8-4-4-4-12` hex digits) and a date or RFC 3339 date-time of the years 1900-2199
-  are whole tokens: their digit groups never join into a candidate;
+- a UUID (`8-4-4-4-12` hex digits), a run of 24 or more hexadecimal characters standing
+  alone (a UUID without dashes, a MongoDB ObjectId, a SHA digest, an `evt_` + hex id) and a
+  date or RFC 3339 date-time of the years 1900-2199 are whole tokens: their digit groups never
+  join into a candidate (random hex holds a 13-digit run often enough that one id in a
+  few hundred would otherwise be refused);
 - letters split digits: a Stripe id such as `pi_3MtwBwLkdIwHu7ix28a3tqPa` holds only short
   digit groups, which a letter keeps apart.
 
@@ -44,8 +47,11 @@ PAN_DIGITS_MAX = 19
 MASK_RUN_MIN = 6  # digit runs at least this long are masked when quoted
 MASK_KEEP = 4  # the last digits a masked run keeps (as a receipt shows them)
 
-# A JSON \uXXXX escape; surrogates (halves of an emoji, or lone) are no digit and no letter.
-_UNICODE_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})")
+# A JSON \uXXXX escape, or two that make a surrogate pair (a character past U+FFFF, such as
+# the mathematical digits); a lone surrogate is no digit and no letter.
+_UNICODE_ESCAPE = re.compile(
+    r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9A-Fa-f]{4})"
+)
 # A separator: neither letter nor digit (\W), an underscore, or the letter of a JSON escape
 # such as \t or \n (the backslash itself is \W).
 _SEPARATOR = r"(?:[\W_]|(?<=\\)[bfnrt])"
@@ -66,6 +72,7 @@ _BARRIERS = re.compile(
         [
             r"[0-9]{20,}",
             _UUID,
+            rf"{_NOT_ALNUM_BEFORE}(?:[0-9a-f]{{24,}}|[0-9A-F]{{24,}}){_NOT_ALNUM_AFTER}",
             rf"{_NOT_ALNUM_BEFORE}(?:19|20|21)[0-9]{{2}}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
             r"(?:[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::(?:[0-5][0-9]|60)(?:[.,][0-9]{1,9})?)?"
             rf"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?)?{_NOT_ALNUM_AFTER}",
@@ -91,7 +98,10 @@ _ASCII_DIGITS = _AsciiDigits()
 
 
 def _unescape(match: re.Match[str]) -> str:
-    code = int(match.group(1), 16)
+    high, low, single = match.groups()
+    if single is None:
+        return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00))
+    code = int(single, 16)
     return " " if 0xD800 <= code <= 0xDFFF else chr(code)
 
 

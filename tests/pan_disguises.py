@@ -157,6 +157,8 @@ _ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 def digits_of(text: str) -> str:
     """Only the digits of a text, as ASCII (JSON \\u escapes and Unicode digits decoded)."""
     text = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+    # Escaped surrogate pairs (characters past U+FFFF) back to the character.
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return "".join(
         str(unicodedata.digit(char)) for char in text if unicodedata.digit(char, None) is not None
     )

@@ -93,6 +93,14 @@ def test_a_card_number_entirely_in_unicode_escapes_is_found() -> None:
     assert pan.normalized(escaped) == "5555555555554444"
 
 
+def test_an_escaped_surrogate_pair_is_the_character_it_encodes() -> None:
+    bold = json.dumps("".join(chr(0x1D7CE + int(d)) for d in "5555555555554444"))
+
+    assert "\\ud835\\udfd3" in bold
+    assert pan.normalized(bold) == '"5555555555554444"'
+    assert pan.holds_pan(bold)
+
+
 def test_surrogate_escapes_separate_like_punctuation() -> None:
     assert pan.normalized("4242\\ud83d4242") == "4242 4242"
     assert pan.holds_pan("4242\\ud800 4242\\udfff4242 4242")
@@ -198,6 +206,17 @@ def test_every_object_of_stripes_official_fixtures_is_no_card_number() -> None:
 )
 def test_real_data_is_not_a_card_number(text: str) -> None:
     assert not pan.holds_pan(text)
+
+
+def test_hex_ids_and_digests_are_whole_tokens() -> None:
+    rng = random.Random(12)
+    for _ in range(2_000):
+        ids = [f"{rng.getrandbits(bits):0{bits // 4}x}" for bits in (96, 128, 160, 256)]
+        assert not any(pan.holds_pan(f"evt_{text}") for text in ids), ids
+        assert not any(pan.holds_pan(text.upper()) for text in ids), ids
+    assert pan.holds_pan("abcdef4242424242424242")  # 22 hex characters: scanned
+    assert pan.holds_pan("Abcdef424242424242424242")  # mixed case: scanned
+    assert not pan.holds_pan("abcdef424242424242424242")  # 24: one token
 
 
 def test_random_uuids_and_timestamps_are_never_card_numbers() -> None:
