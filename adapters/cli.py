@@ -44,9 +44,10 @@ from adapters.stripe_gateway import StripeGateway
 from adapters.stripe_gateway import load_settings as load_stripe_settings
 from adapters.stripe_sync import capture, due, sync
 from ledger import Ledger, LedgerError
-from ledger.errors import StorageError
+from ledger.errors import Code, StorageError
 from ledger.money import format_minor
 from ledger.observations import Observation
+from ledger.pan import holds_pan
 from ledger.storage import parse_database_url
 from ledger.wire import json_schema
 from projections.formats import FORMATS, write
@@ -69,6 +70,18 @@ def db_option(function: F) -> F:
         help="Database URL: sqlite:///path.db (default ./offline-ledger.db) or "
         "postgresql://user@host:5432/db. Env: OFFLINE_LEDGER_DATABASE_URL.",
     )(function)
+
+
+def no_card_number(_: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse an id argument holding a full card number (`ledger.pan`), without echoing it:
+    ids given on the command line are stored (capture) or said back (history, reports)."""
+    if value is not None and holds_pan(value):
+        raise click.BadParameter(
+            f"{Code.CARD_NUMBER_DETECTED}: holds a full card number (13-19 digits passing the "
+            "Luhn check); give the id, never a card number",
+            param=param,
+        )
+    return value
 
 
 def json_option(function: F) -> F:
@@ -240,7 +253,7 @@ def _print_summary(summary: IngestSummary, rejects: Path | None) -> None:
 @main.command()
 @db_option
 @json_option
-@click.option("--location", "location_id", help="Only this location.")
+@click.option("--location", "location_id", help="Only this location.", callback=no_card_number)
 def status(database_url: str | None, as_json: bool, location_id: str | None) -> None:
     """Stored (outstanding) payments and headroom, per location and per device."""
     with opened(database_url, as_json) as ledger:
@@ -295,7 +308,7 @@ def _headroom(rows: list[Any]) -> str:
 
 
 @main.command()
-@click.argument("offline_id")
+@click.argument("offline_id", callback=no_card_number)
 @db_option
 @json_option
 def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
@@ -326,8 +339,12 @@ def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
 @main.command()
 @click.option("--amount", type=int, required=True, help="Amount in minor units (1250 = 12.50).")
 @click.option("--currency", required=True, help="Lowercase ISO 4217 code, e.g. usd.")
-@click.option("--device", "device_id", required=True, help="Device (reader) id.")
-@click.option("--location", "location_id", required=True, help="Location id.")
+@click.option(
+    "--device", "device_id", required=True, help="Device (reader) id.", callback=no_card_number
+)
+@click.option(
+    "--location", "location_id", required=True, help="Location id.", callback=no_card_number
+)
 @click.option(
     "--offline-behavior",
     default="prefer_online",
@@ -566,8 +583,8 @@ def audit_verify(database_url: str | None, as_json: bool) -> None:
 
 @audit.command(name="as-of")
 @click.argument("moment", metavar="T", type=MomentType())
-@click.option("--offline-id", help="One payment.")
-@click.option("--location", "location_id", help="One location.")
+@click.option("--offline-id", help="One payment.", callback=no_card_number)
+@click.option("--location", "location_id", help="One location.", callback=no_card_number)
 @db_option
 @json_option
 def audit_as_of(
@@ -721,7 +738,12 @@ def audit_rebuild(database_url: str | None, as_json: bool, swap_in: bool) -> Non
     type=MomentType(),
     help="Evaluate ages and deadlines at this time; default now.",
 )
-@click.option("--location", "location_id", help="Only this location (leaves out orphans).")
+@click.option(
+    "--location",
+    "location_id",
+    help="Only this location (leaves out orphans).",
+    callback=no_card_number,
+)
 @click.option("--since", type=MomentType(), help="Only payments stored (or created) from then.")
 @click.option("--until", type=MomentType(), help="Only payments stored (or created) before then.")
 @click.option(
@@ -934,7 +956,7 @@ def sync_stripe(database_url: str | None, as_json: bool, since: datetime | None)
 
 
 @main.command(name="capture")
-@click.argument("offline_id", required=False)
+@click.argument("offline_id", required=False, callback=no_card_number)
 @db_option
 @json_option
 @click.option("--amount", type=click.IntRange(1), help="Capture only this much (minor units).")

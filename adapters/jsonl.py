@@ -2,8 +2,9 @@
 
 Lines are read lazily and applied in batches (`Ledger.record_many`), so a file of any size
 needs only one batch in memory. A rejected line is reported with its number, code and message
-and, with a rejects file, written there with its error, except when it held a card number:
-that line is never copied anywhere.
+and, with a rejects file, written there with its error and a masked copy of the line (every
+run of 6 or more digits masked but its last 4), except when it held a card number: that line
+is never copied anywhere, not even masked.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import IO, Any
 from ledger import Ledger, LedgerError
 from ledger.application import iter_batches
 from ledger.errors import Code
+from ledger.pan import mask
 from ledger.wire import parse_line
 
 BATCH_SIZE_DEFAULT = 1_000
@@ -90,5 +92,5 @@ def _reject(
         if error.code is Code.CARD_NUMBER_DETECTED:
             entry["record"] = None  # never copy a card number to disk
         else:
-            entry["record"] = text.decode("utf-8", errors="replace")
+            entry["record"] = mask(text.decode("utf-8", errors="replace"))
         rejects.write(json.dumps(entry) + "\n")

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from ledger.errors import Code, InvalidRecord, LedgerError
 from ledger.money import exponent, is_currency
 from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation, Source
-from ledger.pan import find_pan
+from ledger.pan import find_pan, holds_pan, quoted
 
 PROBLEMS_MAX = 1_000  # problems listed per file; the count stays exact
 
@@ -211,11 +211,8 @@ def _decode(data: bytes, problems: _Problems) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A short rendering of an offending value (only used once the file holds no PAN)."""
-    if isinstance(value, dict | list):
-        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
-    text = str(value) if isinstance(value, Decimal) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """A short rendering of an offending value: digit runs masked, never a card number."""
+    return quoted(value)
 
 
 def _about_a_payment(ids: dict[str, str | None]) -> bool:
@@ -321,7 +318,7 @@ class _ReportReader:
         where = _Where(line=1, kind="column")
         self.header = [cell.strip() for cell in cells]
         for index, name in enumerate(self.header):
-            if _pan_in(name) is not None:
+            if holds_pan(name):
                 self.problems.add(
                     Code.CARD_NUMBER_DETECTED, where, f"#{index + 1}", _CARD_NUMBER_MESSAGE
                 )
@@ -350,8 +347,9 @@ class _ReportReader:
 
     def read_row(self, line: int, cells: list[str]) -> None:
         where = _Where(line=line, kind="column")
-        if _pan_in(cells) is not None:
-            index = next(i for i, cell in enumerate(cells) if _pan_in(cell) is not None)
+        # Cell by cell: the cells of a row joined would read as one long number.
+        index = next((i for i, cell in enumerate(cells) if holds_pan(cell)), None)
+        if index is not None:
             column = self.header[index] if index < len(self.header) else f"#{index + 1}"
             self.problems.add(Code.CARD_NUMBER_DETECTED, where, column, _CARD_NUMBER_MESSAGE)
             return

@@ -10,6 +10,10 @@ anything, then applies each event id once:
   Stripe's word is still kept as the observation and the report shows the disagreement.
 - `charge.refunded`: see `refund_observation`.
 
+A body holding a full card number anywhere, in any disguise (`ledger.pan`), the event id
+included, is refused with 400 CARD_NUMBER_DETECTED before it is parsed: nothing is stored and
+the log line names neither the event nor the number.
+
 Status codes follow what Stripe does with them: 2xx is final; 400 means "this delivery can never
 succeed" (bad signature, malformed event); 503 asks Stripe to retry (database unavailable).
 
@@ -43,7 +47,7 @@ from ledger import Ledger, LedgerError
 from ledger.errors import Code, InvalidRecord, StorageError
 from ledger.identity import stripe_event_id
 from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation
-from ledger.pan import find_pan
+from ledger.pan import holds_pan
 from ledger.views import PaymentState
 
 log = logging.getLogger("offline_ledger.webhooks")
@@ -101,6 +105,17 @@ def create_app(
                 f"the Stripe-Signature header does not verify ({reason}): check that "
                 "STRIPE_WEBHOOK_SECRET is this endpoint's signing secret (whsec_...) "
                 "and that the server's clock is right",
+            )
+        if holds_pan(body):
+            # Before parsing: neither the event id nor its type is said or logged, since
+            # either may be the card number (`evt_4242...`).
+            log.warning("webhook refused: the body holds a card number; nothing was stored")
+            return _error(
+                400,
+                Code.CARD_NUMBER_DETECTED,
+                "the event holds a full card number (13-19 digits passing the Luhn check); "
+                "the ledger never stores one, and Stripe never sends one: check what posts "
+                "to this endpoint",
             )
         event: dict[str, Any] = {}
         try:
@@ -312,12 +327,6 @@ def refund_observation(event: dict[str, Any], as_of: datetime) -> BalanceTransac
         ),
         None,
     )
-    if offline_id is not None and find_pan(offline_id) is not None:
-        raise _invalid(
-            Code.CARD_NUMBER_DETECTED,
-            "data.object.metadata",
-            "holds a card number; it was not stored",
-        )
     currency = charge.get("currency")
     try:
         return BalanceTransactionObservation(

@@ -44,6 +44,7 @@ from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.observations import Observation
+from ledger.pan import quoted
 from ledger.payment import Payment
 from ledger.storage import (
     CIPHER_KEY_ENV,
@@ -547,7 +548,7 @@ def _uuid(value: UUID | str) -> UUID:
         return value if isinstance(value, UUID) else UUID(str(value))
     except ValueError:
         raise InvalidRecord(
-            Code.INVALID_UUID, f"{value!r} is not a UUID", field="offline_id"
+            Code.INVALID_UUID, f"{quoted(value)} is not a UUID", field="offline_id"
         ) from None
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from ledger.pan import redacted
+
 
 class Code(StrEnum):
     # Input that is not a valid record.
@@ -86,10 +88,13 @@ class LedgerError(Exception):
         line: int | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
+        # Messages and fields are built from input: a card number that got this far (a
+        # refusal raised before the edge's check) is masked, never repeated.
+        message = redacted(message)
         super().__init__(message)
         self.code = code
         self.message = message
-        self.field = field
+        self.field = None if field is None else redacted(field)
         self.line = line
         self.details = details or {}
 

@@ -1,34 +1,119 @@
-"""Detection of full card numbers (PANs) anywhere in a record.
+"""Detection and masking of full card numbers (PANs) in any input text.
 
-The ledger must never store a full card number. A PAN is 13 to 19 digits with a valid Luhn
-check digit; POS software sometimes writes one with spaces or dashes between groups, so those
-separators are accepted inside a candidate. A candidate must stand alone (no letter, digit,
-underscore or dash right before or after it) so that UUIDs, ids like `pi_...` and timestamps
-do not match.
+The ledger must never store a full card number, nor echo one back (PCI DSS). A PAN is 13 to 19
+digits with a valid Luhn check digit, and people and programs write it in many disguises, so
+one scanner reads the raw text of every input before it is parsed and sees through them:
+
+- every Unicode decimal digit (full-width, Arabic-Indic, superscripts...) counts as its
+  ASCII digit, and a JSON `\\uXXXX` escape counts as the character it stands for;
+- any run of characters that are neither letters nor digits (spaces, NBSP, zero-width spaces,
+  tabs, dots, slashes, underscores, dashes, quotes, commas, the JSON escapes `\\t` `\\n`...)
+  between digit groups joins them: `4242.4242.4242.4242` and `["4242 4242", "4242 4242"]` are
+  one number;
+- no word boundary is needed: `card4242424242424242`, `pi_4242424242424242` hold one.
+
+Every run of consecutive digit groups (each group taken whole) that adds up to 13-19 digits is
+a candidate, refused when it passes the Luhn check.
+
+What is still allowed, because real data is made of it and would otherwise be refused:
+
+- a run of 20 or more digits with nothing between them is one token, not a card number, even
+  if a card number is part of it (it is no longer a usable PAN without knowing where it sits);
+- a UUID (`8-4-4-4-12` hex digits), a run of 24 or more hexadecimal characters standing
+  alone (a UUID without dashes, a MongoDB ObjectId, a SHA digest, an `evt_` + hex id) and a
+  date or RFC 3339 date-time of the years 1900-2199 are whole tokens: their digit groups never
+  join into a candidate (random hex holds a 13-digit run often enough that one id in a
+  few hundred would otherwise be refused);
+- letters split digits: a Stripe id such as `pi_3MtwBwLkdIwHu7ix28a3tqPa` holds only short
+  digit groups, which a letter keeps apart.
+
+A value made of punctuation-separated digit groups that add up to 13-19 digits (an id like
+`12-3456-7890-123`) is refused one time in ten, when the Luhn check happens to pass: separate
+digit groups with letters in identifiers.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
-_CANDIDATE = re.compile(r"(?<![0-9A-Za-z_\-])(?:\d[ \-]?){12,18}\d(?![0-9A-Za-z_\-])")
+import orjson
+
+PAN_DIGITS_MIN = 13
+PAN_DIGITS_MAX = 19
+MASK_RUN_MIN = 6  # digit runs at least this long are masked when quoted
+MASK_KEEP = 4  # the last digits a masked run keeps (as a receipt shows them)
+
+# A JSON \uXXXX escape, or two that make a surrogate pair (a character past U+FFFF, such as
+# the mathematical digits); a lone surrogate is no digit and no letter.
+_UNICODE_ESCAPE = re.compile(
+    r"\\u([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|\\u([0-9A-Fa-f]{4})"
+)
+# A separator: neither letter nor digit (\W), an underscore, or the letter of a JSON escape
+# such as \t or \n (the backslash itself is \W).
+_SEPARATOR = r"(?:[\W_]|(?<=\\)[bfnrt])"
+_CHAIN = re.compile(rf"[0-9]+(?:{_SEPARATOR}+[0-9]+)*")
+_GROUP = re.compile(r"[0-9]+")
+# Quick refusal of texts without 13 joined digits (most records): no barrier work needed.
+_THIRTEEN = re.compile(rf"[0-9](?:{_SEPARATOR}*[0-9]){{{PAN_DIGITS_MIN - 1}}}")
+_NOT_ALNUM_BEFORE = r"(?<![0-9A-Za-z])"
+_NOT_ALNUM_AFTER = r"(?![0-9A-Za-z])"
+_HEX = "[0-9A-Fa-f]"
+_UUID = (
+    rf"{_NOT_ALNUM_BEFORE}{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
+    rf"{_NOT_ALNUM_AFTER}"
+)
+# Whole tokens whose digits never join into a candidate (see the module docstring).
+_BARRIERS = re.compile(
+    "|".join(
+        [
+            r"[0-9]{20,}",
+            _UUID,
+            rf"{_NOT_ALNUM_BEFORE}(?:[0-9a-f]{{24,}}|[0-9A-F]{{24,}}){_NOT_ALNUM_AFTER}",
+            rf"{_NOT_ALNUM_BEFORE}(?:19|20|21)[0-9]{{2}}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+            r"(?:[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::(?:[0-5][0-9]|60)(?:[.,][0-9]{1,9})?)?"
+            rf"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?)?{_NOT_ALNUM_AFTER}",
+        ]
+    )
+)
+# A digit run to mask, or a UUID, kept whole: it names a payment and holds no card number.
+_RUN_OR_UUID = re.compile(rf"(?P<uuid>{_UUID})|[0-9]{{{MASK_RUN_MIN},}}")
+_QUOTED_MAX = 60
 
 
-_DIGIT_RUN = re.compile(rb"\d(?:[ \-]?\d){12}")
+class _AsciiDigits(dict[int, str]):
+    """str.translate table: every Unicode digit to its ASCII digit, other characters kept."""
+
+    def __missing__(self, code: int) -> str:
+        char = chr(code)
+        value = unicodedata.digit(char, None) if code > 127 else None
+        self[code] = result = char if value is None else str(value)
+        return result
 
 
-def may_hold_pan(raw: bytes) -> bool:
-    """Cheap pre-check of raw text: False means no 13-digit run (so no PAN) is in it.
+_ASCII_DIGITS = _AsciiDigits()
 
-    JSON escapes (\u0034 for "4") could hide digits from this check, so any backslash-u
-    escape makes it answer True and the full walk runs.
-    """
-    return _DIGIT_RUN.search(raw) is not None or b"\\u" in raw
+
+def _unescape(match: re.Match[str]) -> str:
+    high, low, single = match.groups()
+    if single is None:
+        return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + (int(low, 16) - 0xDC00))
+    code = int(single, 16)
+    return " " if 0xD800 <= code <= 0xDFFF else chr(code)
+
+
+def normalized(text: str) -> str:
+    """The text as the scanner reads it: JSON \\u escapes decoded, every digit ASCII."""
+    if "\\u" in text:
+        text = _UNICODE_ESCAPE.sub(_unescape, text)
+    return text if text.isascii() else text.translate(_ASCII_DIGITS)
 
 
 def luhn_valid(digits: str) -> bool:
+    """The Luhn (mod 10) check of a string of ASCII digits, as card numbers carry it."""
     total = 0
     for index, char in enumerate(reversed(digits)):
         value = ord(char) - 48
@@ -40,41 +125,129 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _is_pan(candidate: str) -> bool:
-    digits = candidate.replace(" ", "").replace("-", "")
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+def _chain_holds_pan(chain: str) -> bool:
+    """Whether consecutive whole digit groups of a chain make a Luhn-valid 13-19 digits."""
+    groups = _GROUP.findall(chain)
+    for start in range(len(groups)):
+        digits = ""
+        for group in groups[start:]:
+            digits += group
+            if len(digits) > PAN_DIGITS_MAX:
+                break
+            if len(digits) >= PAN_DIGITS_MIN and luhn_valid(digits):
+                return True
+    return False
+
+
+def holds_pan(text: str | bytes) -> bool:
+    """Whether raw input text holds a full card number in any disguise (module docstring).
+
+    Bytes are read as UTF-8 (invalid bytes become U+FFFD, which separates like punctuation),
+    so that text which is not valid JSON or not valid UTF-8 is searched all the same.
+    """
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8", errors="replace")
+    text = normalized(text)
+    if _THIRTEEN.search(text) is None:
+        return False
+    text = _BARRIERS.sub(lambda match: "x" * len(match.group()), text)
+    return any(
+        _chain_holds_pan(chain.group())
+        for chain in _CHAIN.finditer(text)
+        if len(chain.group()) >= PAN_DIGITS_MIN
+    )
 
 
 # Stands in a path for a key that is itself a card number, so the path never repeats it.
 _REDACTED_KEY = "<card number>"
 
 
-def _holds_pan(text: str) -> bool:
-    return any(_is_pan(match.group()) for match in _CANDIDATE.finditer(text))
-
-
 def find_pan(value: Any, path: str = "") -> str | None:
-    """Return the dotted path of the first value (or key) holding a PAN, or None."""
+    """Where a PAN is in a decoded value (dicts, lists, strings, numbers): the dotted path of
+    the first value or key holding one, "(record)" when only the value as a whole does (a
+    number split over two strings), or None. Keys and values are all read, also numbers."""
     for where, text in _walk(value, path):
-        if _holds_pan(text):
+        if holds_pan(text):
             return where or "(record)"
+    if holds_pan(_as_text(value)):
+        return path or "(record)"
     return None
 
 
+def _as_text(value: Any) -> str:
+    """The value as JSON text (anything JSON has no type for as its str())."""
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return str(value)
+
+
 def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            text = str(key)
-            label = _REDACTED_KEY if len(text) >= 13 and _holds_pan(text) else text
-            child = f"{path}.{label}" if path else label
-            if label is _REDACTED_KEY:
-                yield child, text
-            yield from _walk(item, child)
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            yield from _walk(item, f"{path}[{index}]")
-    elif isinstance(value, str):
-        if len(value) >= 13:  # shorter strings cannot hold 13 digits
-            yield path, value
-    elif isinstance(value, int) and not isinstance(value, bool) and value >= 10**12:
-        yield path, str(value)
+    """(path, text) of every key and scalar; iterative, so that no nesting depth breaks it."""
+    pending: list[tuple[str, Any]] = [(path, value)]
+    while pending:
+        where, item = pending.pop()
+        if isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                text = str(key)
+                label = _REDACTED_KEY if holds_pan(text) else text
+                if label is _REDACTED_KEY:
+                    yield (f"{where}.{label}" if where else label), text
+                children.append((f"{where}.{label}" if where else label, child))
+            pending.extend(reversed(children))
+        elif isinstance(item, list | tuple):
+            pending.extend(reversed([(f"{where}[{i}]", child) for i, child in enumerate(item)]))
+        elif item is not None and not isinstance(item, bool):
+            yield where, str(item)
+
+
+def mask(text: str) -> str:
+    """The text with every run of 6 or more digits masked but its last 4 (`424242******4242`
+    becomes `************4242`), after decoding JSON escapes and Unicode digits. UUIDs are kept:
+    they name payments, and the scanner never reads one as a card number."""
+    return _RUN_OR_UUID.sub(_masked_run, normalized(text))
+
+
+def _masked_run(match: re.Match[str]) -> str:
+    run = match.group()
+    if match.group("uuid") is not None:
+        return run
+    return "*" * (len(run) - MASK_KEEP) + run[-MASK_KEEP:]
+
+
+def quoted(value: Any) -> str:
+    """A value fit to quote in a message: short, digit runs masked, and never a card number
+    (one in any disguise is replaced whole)."""
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    if holds_pan(text):
+        return "(a value holding a card number, not shown)"
+    text = mask(text)
+    return text if len(text) <= _QUOTED_MAX else text[: _QUOTED_MAX - 3] + "..."
+
+
+def redacted(text: str) -> str:
+    """Text for a message or a log line with any card number in it masked: every digit of
+    every group of joined digits of 6 or more but the last 4. A safety net for text built from
+    input: the edges refuse card numbers before anything is said."""
+    if not holds_pan(text):
+        return text
+    return _CHAIN.sub(_masked_chain, normalized(text))
+
+
+def _masked_chain(match: re.Match[str]) -> str:
+    chain = match.group()
+    digits = sum(char.isdigit() for char in chain)
+    if digits < MASK_RUN_MIN:
+        return chain
+    kept = 0
+    masked = []
+    for char in reversed(chain):
+        if char.isdigit():
+            kept += 1
+            masked.append(char if kept <= MASK_KEEP else "*")
+        else:
+            masked.append(char)
+    return "".join(reversed(masked))

@@ -30,7 +30,7 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 
 from ledger.errors import Code, InvalidRecord
 from ledger.money import is_currency
-from ledger.pan import find_pan, may_hold_pan
+from ledger.pan import find_pan, holds_pan, quoted
 
 # Stripe's largest amount is 99,999,999 minor units (docs.stripe.com/currencies, "Minimum and
 # maximum charge amounts").
@@ -276,15 +276,17 @@ def _refuse_card_number(data: Any) -> None:
 
 
 def parse_line(raw: bytes | str) -> Record:
-    """Parse one JSON Lines record; raise InvalidRecord naming the field."""
-    data = raw.encode() if isinstance(raw, str) else raw
-    if may_hold_pan(data):
+    """Parse one JSON Lines record; raise InvalidRecord naming the field.
+
+    The raw text is searched for a card number before anything else, so that a line that is
+    not even JSON (cut, `NaN`, a lone surrogate escape, a BOM) is refused as holding one."""
+    data = raw.encode(errors="surrogatepass") if isinstance(raw, str) else raw
+    if holds_pan(data):
         try:
-            decoded = orjson.loads(data)
+            where = find_pan(orjson.loads(data))
         except orjson.JSONDecodeError:
-            pass  # validation below refuses it as MALFORMED_JSON, without echoing the line
-        else:
-            _refuse_card_number(decoded)
+            where = None
+        raise InvalidRecord(Code.CARD_NUMBER_DETECTED, _CARD_NUMBER_MESSAGE, field=where)
     try:
         return RECORD_ADAPTER.validate_json(data, context=_PAN_CHECKED)
     except ValidationError as error:
@@ -353,7 +355,7 @@ def _message(code: Code, first: ErrorDetails, field: str | None) -> str:
         return str(first["msg"])  # never echo the number back
     if code is Code.UNKNOWN_RECORD_TYPE:
         tag = first.get("ctx", {}).get("tag")
-        return f"unknown record type {tag!r}; expected one of: {', '.join(RECORD_TYPES)}"
+        return f"unknown record type {quoted(tag)}; expected one of: {', '.join(RECORD_TYPES)}"
     if code is Code.MISSING_FIELD:
         return f"required field '{field}' is missing"
     if code is Code.UNKNOWN_FIELD:
@@ -379,11 +381,9 @@ def _message(code: Code, first: ErrorDetails, field: str | None) -> str:
 
 
 def _shown(value: Any) -> str:
-    """A short rendering of the offending input for messages (never a whole record)."""
-    if isinstance(value, dict | list):
-        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    """A short rendering of the offending input for messages (never a whole record, digit
+    runs masked)."""
+    return quoted(value)
 
 
 class OfflineDecisionRequest(BaseModel):

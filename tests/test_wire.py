@@ -395,12 +395,11 @@ def test_a_card_number_in_a_record_of_unknown_type_is_refused_as_a_card_number(
     assert_card_number_refused(error)
 
 
-def test_a_malformed_line_holding_a_card_number_does_not_repeat_it() -> None:
+def test_a_malformed_line_holding_a_card_number_is_refused_as_a_card_number() -> None:
     with pytest.raises(LedgerError) as refused:
         wire.parse_line(b'{"type": "payment.created", "note": "' + PAN.encode())
 
-    assert refused.value.code is Code.MALFORMED_JSON
-    assert PAN not in str(refused.value)
+    assert_card_number_refused(refused.value)
 
 
 def test_a_card_number_hidden_in_json_escapes_is_refused() -> None:
@@ -424,7 +423,6 @@ def test_a_card_number_hidden_in_json_escapes_is_refused() -> None:
         r.created(metadata={"at": "2026-11-22T08:00:00.123456+00:00"}),
         r.created(occurred_at="2026-11-22T08:00:00.424242+00:00"),
         r.created(payment_intent_id="pi_3MtwBwLkdIwHu7ix28a3tqPa"),
-        r.created(payment_intent_id="pi_4242424242424242"),
     ],
     ids=[
         "not luhn valid",
@@ -435,7 +433,6 @@ def test_a_card_number_hidden_in_json_escapes_is_refused() -> None:
         "a timestamp",
         "microseconds",
         "a stripe pi id",
-        "a pi id of digits",
     ],
 )
 def test_numbers_that_are_not_card_numbers_are_accepted(
