@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,7 @@ from adapters.stripe_gateway import load_settings as load_stripe_settings
 from adapters.stripe_sync import capture, due, sync
 from ledger import Ledger, LedgerError
 from ledger.errors import Code, StorageError
+from ledger.moments import MomentError, check_moment, parse_moment
 from ledger.money import format_minor
 from ledger.observations import Observation
 from ledger.pan import holds_pan
@@ -182,6 +184,8 @@ def ingest_command(
 
     Each record is atomic; a rejected record stores nothing and the file goes on. Exit status
     0 when nothing was rejected, 1 when some records were, 2 for usage or connection errors.
+    A database failure mid-file stops the ingest (exit status 2); the summary names the last
+    line durably applied, and running the same file again takes over from there.
     """
     with opened(database_url, as_json) as ledger:
         rejects_file = rejects.open("w", encoding="utf-8") if rejects else None
@@ -194,6 +198,8 @@ def ingest_command(
         print_json(summary.to_dict())
     else:
         _print_summary(summary, rejects)
+    if summary.stopped is not None:
+        sys.exit(EXIT_USAGE)
     sys.exit(EXIT_REFUSED if summary.rejected_count else EXIT_OK)
 
 
@@ -247,6 +253,14 @@ def _print_summary(summary: IngestSummary, rejects: Path | None) -> None:
         stderr.print(
             f"  ... and {summary.rejected_count - len(shown)} more"
             + (f" (all in {rejects})" if rejects else " (use --rejects PATH)")
+        )
+    if summary.stopped is not None:
+        stderr.print(
+            f"[bold red]stopped:[/] {escape(str(summary.stopped))}\n"
+            f"  the last line applied is line {summary.last_applied_line}: run the same "
+            "file again once the database is back (what is recorded repeats as duplicates)",
+            highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -480,9 +494,10 @@ def _refuse_file(error: StripeFileError, as_json: bool) -> NoReturn:
 def _record_observations(
     observations: Sequence[Observation], skipped: int, database_url: str | None, as_json: bool
 ) -> None:
-    """One transaction for the whole file: a conflict records nothing."""
+    """Checked whole, then recorded in chunks (`Ledger.observe_file`): a conflict records
+    nothing; a database failure mid-file says how far it got, and a re-run records the rest."""
     with opened(database_url, as_json) as ledger:
-        summary = ledger.observe(observations)
+        summary = ledger.observe_file(observations)
     counts = {
         "rows": len(observations) + skipped,
         "recorded": summary.recorded,
@@ -511,19 +526,18 @@ class MomentType(click.ParamType[datetime, Any]):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> datetime:
-        if isinstance(value, datetime):
-            return value
         try:
-            moment = datetime.fromisoformat(str(value))
-        except ValueError:
-            self.fail(
-                f"{value!r} is not a time: use 2026-11-22T18:00:00Z or 2026-11-22", param, ctx
-            )
-        if moment.tzinfo is None:
-            if len(str(value)) > 10:
-                self.fail(f"{value!r} has no offset: add Z or +01:00", param, ctx)
-            moment = moment.replace(tzinfo=UTC)
-        return moment
+            if isinstance(value, datetime):
+                return check_moment(value)
+            if _DATE.fullmatch(str(value)):
+                return check_moment(datetime.fromisoformat(str(value)).replace(tzinfo=UTC))
+            return parse_moment(str(value))
+        except (MomentError, ValueError) as error:
+            # The value is not repeated: a mistyped argument could be anything, a card number too.
+            self.fail(f"the time {error} (or give a date: 2026-11-22)", param, ctx)
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 @main.command()

@@ -1,10 +1,16 @@
 """Streaming JSON Lines ingest: constant memory, one result per line, rejects kept aside.
 
 Lines are read lazily and applied in batches (`Ledger.record_many`), so a file of any size
-needs only one batch in memory. A rejected line is reported with its number, code and message
-and, with a rejects file, written there with its error and a masked copy of the line (every
-run of 6 or more digits masked but its last 4), except when it held a card number: that line
-is never copied anywhere, not even masked.
+needs only one batch in memory, and a line is read at most `LINE_BYTES_MAX` bytes at a time
+(a longer one is refused as RECORD_TOO_LARGE, the rest of it skipped). A rejected line is
+reported with its number, code and message and, with a rejects file, written there with its
+error and a masked copy of the line (every run of 6 or more digits masked but its last 4),
+except when it held a card number: that line is never copied anywhere, not even masked.
+
+A database that fails mid-file (outage, timeout) stops the ingest: the summary says which
+error stopped it and the last line durably applied (`last_applied_line`: every line up to it
+is recorded or was refused; none after it is). Records are idempotent, so running the same
+file again takes over where it stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from typing import IO, Any
 
 from ledger import Ledger, LedgerError
 from ledger.application import iter_batches
-from ledger.errors import Code
+from ledger.bounds import LINE_BYTES_MAX
+from ledger.errors import Code, StorageError
 from ledger.pan import mask
 from ledger.wire import parse_line
 
@@ -31,10 +38,14 @@ class IngestSummary:
     duplicates: int = 0
     rejected_count: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    last_applied_line: int = 0  # the last line of the last batch committed
+    stopped: LedgerError | None = None  # what ended the ingest before the end of the file
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "lines": self.lines,
+            "last_applied_line": self.last_applied_line,
+            "stopped": None if self.stopped is None else self.stopped.to_dict(),
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "rejected_count": self.rejected_count,
@@ -44,8 +55,16 @@ class IngestSummary:
 
 
 def numbered_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """(line number, text) for every non-blank line; line numbers count blank lines too."""
-    for number, raw in enumerate(stream, start=1):
+    """(line number, text) for every non-blank line; line numbers count blank lines too.
+
+    A line longer than LINE_BYTES_MAX is cut there (the cut text is refused as too large by
+    `parse_line`) and the rest of it is skipped without being held in memory."""
+    number = 0
+    while raw := stream.readline(LINE_BYTES_MAX + 1):
+        number += 1
+        if len(raw) > LINE_BYTES_MAX and not raw.endswith(b"\n"):
+            while (rest := stream.readline(LINE_BYTES_MAX)) and not rest.endswith(b"\n"):
+                pass
         text = raw.strip()
         if text:
             yield number, text
@@ -67,7 +86,12 @@ def ingest(
                 parsed.append(parse_line(text))
             except LedgerError as error:
                 parsed.append(error)
-        for (number, text), result in zip(batch, ledger.record_many(parsed), strict=True):
+        try:
+            results = ledger.record_many(parsed)
+        except StorageError as error:
+            summary.stopped = error
+            break
+        for (number, text), result in zip(batch, results, strict=True):
             summary.lines += 1
             if isinstance(result, LedgerError):
                 _reject(summary, rejects, number, text, result)
@@ -75,6 +99,7 @@ def ingest(
                 summary.accepted += 1
             else:
                 summary.duplicates += 1
+        summary.last_applied_line = batch[-1][0]
         if on_batch is not None:
             on_batch(sum(len(text) + 1 for _, text in batch))
     return summary

@@ -23,7 +23,9 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from ledger.bounds import DEPTH_MAX, check_value
 from ledger.errors import Code, InvalidRecord, LedgerError
+from ledger.moments import MomentError, check_moment, from_unix_seconds
 from ledger.money import exponent, is_currency
 from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation, Source
 from ledger.pan import find_pan, holds_pan, quoted
@@ -62,7 +64,6 @@ _TIMESTAMP_TEXT = re.compile(
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{3,255}")
 # Plenty of digits for any 20.20-digit amount scaled by 10**3: never rounds, and says so.
 _EXACT = Context(prec=64, traps=[Inexact, InvalidOperation])
-_UNIX_SECONDS_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 class StripeFileError(InvalidRecord):
@@ -263,7 +264,11 @@ def _to_utc(text: str) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{_shown(text)} is not a valid date and time") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        moment = check_moment(parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed)
+    except MomentError as error:
+        raise ValueError(f"{_shown(text)} {error}") from None
+    return moment.astimezone(UTC)
 
 
 def _validation_problems(
@@ -469,9 +474,14 @@ def _refuse_constant(name: str) -> NoReturn:
 def _loads(text: str) -> Any:
     """JSON with decimals as Decimal (so 12.5 is refused as an amount, never a float)."""
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+        document = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+        # A list page nests its objects two levels down; each object as deep as a record.
+        check_value(document, what="the JSON", depth_max=DEPTH_MAX + 2, values_max=None)
     except RecursionError:
-        raise ValueError("nested too deeply") from None
+        raise ValueError(f"nested more than {DEPTH_MAX} levels deep") from None
+    except InvalidRecord as error:
+        raise ValueError(error.message) from None
+    return document
 
 
 def _json_items(text: str, problems: _Problems) -> Iterator[tuple[_Where, Any]]:
@@ -671,13 +681,10 @@ class _ObjectReader:
         value = self.get("created", False)
         if value is None:
             return None
-        if type(value) is int and 0 <= value <= _UNIX_SECONDS_MAX:
-            return datetime.fromtimestamp(value, UTC)
-        self.problem(
-            Code.INVALID_TIMESTAMP,
-            "created",
-            f"{_shown(value)} is not a time in Unix seconds, as Stripe writes it",
-        )
+        try:
+            return from_unix_seconds(value)
+        except MomentError as error:
+            self.problem(Code.INVALID_TIMESTAMP, "created", f"{_shown(value)} {error}")
         return None
 
     def offline_id(self) -> str | None:

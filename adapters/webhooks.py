@@ -25,11 +25,10 @@ records is atomic and idempotent, so Stripe's next delivery either completes it 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -44,8 +43,10 @@ from starlette.routing import Route
 from adapters.stripe_facts import facts
 from adapters.stripe_files import OFFLINE_ID_KEYS, StripeFileError, payment_intent_observation
 from ledger import Ledger, LedgerError
+from ledger.bounds import check_value, decode
 from ledger.errors import Code, InvalidRecord, StorageError
 from ledger.identity import stripe_event_id
+from ledger.moments import MomentError, from_unix_seconds
 from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation
 from ledger.pan import holds_pan
 from ledger.views import PaymentState
@@ -66,7 +67,6 @@ PAYMENT_INTENT_EVENTS = frozenset(
 )
 REFUND_EVENT = "charge.refunded"
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{3,255}")
-_UNIX_SECONDS_MAX = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 def create_app(
@@ -187,19 +187,18 @@ def _invalid(code: Code, field: str, message: str) -> InvalidRecord:
 
 def _parse_event(body: bytes) -> dict[str, Any]:
     """A v1 snapshot event with the fields this receiver needs; raise InvalidRecord."""
-    try:
-        event = json.loads(body)
-    except ValueError as error:
-        raise InvalidRecord(Code.MALFORMED_JSON, f"the body is not JSON: {error}") from None
+    event = decode(body, what="the body")  # strict JSON: no NaN, no lone surrogate
+    check_value(event, what="the event")  # before anything walks it: no recursion limit hit
     if not isinstance(event, dict) or event.get("object", "event") != "event":
         raise InvalidRecord(Code.INVALID_VALUE, "the body is not a Stripe event object")
     if not isinstance(event.get("id"), str) or not _STRIPE_ID.fullmatch(event["id"]):
         raise _invalid(Code.MISSING_FIELD, "id", "missing or not a Stripe id (evt_...)")
     if not isinstance(event.get("type"), str) or not event["type"]:
         raise _invalid(Code.MISSING_FIELD, "type", "missing or not a string")
-    created = event.get("created")
-    if type(created) is not int or not 0 <= created <= _UNIX_SECONDS_MAX:
-        raise _invalid(Code.INVALID_TIMESTAMP, "created", "missing or not Unix seconds")
+    try:
+        from_unix_seconds(event.get("created"))
+    except MomentError as error:
+        raise _invalid(Code.INVALID_TIMESTAMP, "created", f"missing or {error}") from None
     data = event.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
         raise _invalid(Code.MISSING_FIELD, "data.object", "missing or not an object")
@@ -209,7 +208,7 @@ def _parse_event(body: bytes) -> dict[str, Any]:
 def _apply(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
     """Record one verified event (in a worker thread: the ledger is synchronous)."""
     event_id, event_type = event["id"], event["type"]
-    as_of = datetime.fromtimestamp(event["created"], UTC)
+    as_of = from_unix_seconds(event["created"])
     if event_type not in PAYMENT_INTENT_EVENTS and event_type != REFUND_EVENT:
         log.info("webhook %s %s: ignored (not an event this ledger uses)", event_id, event_type)
         return {"received": True, "ignored": True}

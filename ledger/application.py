@@ -43,7 +43,7 @@ from ledger.handlers import apply_record, related_ids, stream_ids, subject
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
-from ledger.observations import Observation
+from ledger.observations import BalanceTransactionObservation, Observation
 from ledger.pan import quoted
 from ledger.payment import Payment
 from ledger.storage import (
@@ -52,6 +52,7 @@ from ledger.storage import (
     EVENT_STORE_NAME,
     StoreConfig,
     parse_database_url,
+    timeout_setting,
     version_reader,
 )
 from ledger.stripe_object import StripeAccountMode, StripeEvent, StripeObject
@@ -60,6 +61,7 @@ from ledger.unit_of_work import AggregateCache, UnitOfWork
 from ledger.views import DeviceState, HistoryEntry, LocationStatus, PaymentState
 
 BATCH_SIZE_MAX = 5_000
+OBSERVE_CHUNK = 1_000  # observations per transaction when recording a file
 BATCH_ATTEMPTS = 3
 RECORD_ATTEMPTS = 50
 _LIST_PAGE = 1_000
@@ -316,6 +318,63 @@ class Ledger:
             "of the same PaymentIntents; import again",
         )
 
+    def observe_file(self, observations: Sequence[Observation]) -> ObserveSummary:
+        """Record a whole file of Stripe's observations (a report, an export) of any size.
+
+        One transaction for a 50,000-row file holds the event table's lock for as long as
+        it takes and sends one unbounded batch. So the file is first checked whole against
+        what is recorded, reading only (a conflicting row records nothing, as before), then
+        recorded OBSERVE_CHUNK observations per transaction, in file order. Each chunk is
+        atomic and every observation idempotent: if the database fails mid-file, the error
+        says how many rows were recorded, and importing the same file again records the rest
+        (the recorded ones count as repeats).
+        """
+        earlier: dict[tuple[str, str], BalanceTransactionObservation] = {}
+        with self._lock, _storage_errors(self.config):
+            for start in range(0, len(observations), OBSERVE_CHUNK):
+                self._check_observations(observations[start : start + OBSERVE_CHUNK], earlier)
+        recorded = repeats = 0
+        for start in range(0, len(observations), OBSERVE_CHUNK):
+            try:
+                summary = self.observe(observations[start : start + OBSERVE_CHUNK])
+            except StorageError as error:
+                error.message += (
+                    f" ({start} of {len(observations)} rows were recorded before; import the "
+                    "same file again to record the rest)"
+                )
+                error.details["rows_recorded"] = start
+                raise
+            recorded += summary.recorded
+            repeats += summary.repeats
+        return ObserveSummary(recorded, repeats)
+
+    def _check_observations(
+        self,
+        observations: Sequence[Observation],
+        earlier: dict[tuple[str, str], BalanceTransactionObservation],
+    ) -> None:
+        """Raise the Conflict that recording these would raise, recording nothing. A balance
+        transaction the file already gave in an earlier chunk (`earlier`, filled here) is
+        observed again before its repeat, so that the file is checked as one unit."""
+        uow = self._reader()
+        uow.prefetch(identity.stripe_object_id(o.stream_key) for o in observations)
+        try:
+            for observation in observations:
+                stream: StripeObject | None = uow.get(
+                    identity.stripe_object_id(observation.stream_key)
+                )
+                if stream is None:
+                    stream = StripeObject.first_seen(observation.stream_key)
+                    uow.add(stream)
+                if isinstance(observation, BalanceTransactionObservation):
+                    key = (observation.stream_key, observation.balance_transaction_id)
+                    first = earlier.setdefault(key, observation)
+                    if first is not observation:
+                        stream.observe(first)
+                stream.observe(observation)
+        finally:
+            uow.discard()  # a trial: its events are never saved, its aggregates never cached
+
     def _observe(
         self, observations: Sequence[Observation], stripe_event: tuple[str, str] | None
     ) -> ObserveSummary:
@@ -563,8 +622,20 @@ def _storage_errors(config: StoreConfig) -> Iterator[None]:
     try:
         yield
     except (OperationalError, InterfaceError) as error:
+        setting = timeout_setting(error)
+        if setting is not None:
+            raise StorageError(
+                Code.DATABASE_TIMEOUT,
+                f"the database at {config.redacted} did not finish in time (the limit set by "
+                f"{setting}); nothing of this operation was applied: run it again when the "
+                "database is less busy, or raise the limit",
+                details={"setting": setting},
+            ) from error
         raise StorageError(
-            Code.DATABASE_UNAVAILABLE, f"lost the database at {config.redacted}: {error}"
+            Code.DATABASE_UNAVAILABLE,
+            f"lost the database at {config.redacted}: check that it is running and "
+            "reachable, then run the command again (what was recorded stays recorded once)",
+            details={"cause": str(error).splitlines()[0] if str(error) else type(error).__name__},
         ) from error
     except MapperDeserialisationError as error:
         # An event's state did not decode. Without a key, an encrypted state is not JSON

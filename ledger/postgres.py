@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
+from eventsourcing import postgres
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier
 
 from ledger.chain import CHAIN_TABLE, GENESIS, link
@@ -37,6 +40,21 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             "INSERT INTO {schema}.{table} (position, content_hash, chain_hash) "
             "SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bytea[])"
         ).format(schema=Identifier(datastore.schema), table=Identifier(CHAIN_TABLE))
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The library's insert, in one transaction but without psycopg's pipeline mode: with
+        a large batch the client blocks in `Pipeline.sync` while the server waits in
+        `ClientRead` inside the open transaction, holding the table lock (psycopg issue 685),
+        and nothing ever returns. A handful of statements per batch gain nothing from a
+        pipeline. Not retried here: a failed insert is reported, and every write is
+        idempotent, so the caller's next attempt is the retry."""
+        with self.datastore.transaction(commit=True) as curs:
+            if not stored_events:
+                return []
+            self._insert_stored_events(curs, stored_events, **kwargs)
+            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
     def _insert_stored_events(
         self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -80,6 +98,23 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             prepare=True,
         )
         return ids
+
+
+class PostgresFactory(postgres.PostgresFactory):
+    """The library's factory, giving every connection of the pool the ledger's session
+    limits (timeouts and TCP keepalives: `ledger.storage.SessionLimits`), which the library
+    takes only in part from its environment. They are libpq parameters, JSON in
+    POSTGRES_SESSION_PARAMETERS, added before the pool opens its first connection."""
+
+    POSTGRES_SESSION_PARAMETERS = "POSTGRES_SESSION_PARAMETERS"
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        parameters = self.env.get(self.POSTGRES_SESSION_PARAMETERS)
+        if parameters:
+            assert self.datastore.pool.closed, "the pool opened before its parameters were set"
+            assert isinstance(self.datastore.pool.kwargs, dict)
+            self.datastore.pool.kwargs.update(json.loads(parameters))
 
 
 class PostgresVersions:

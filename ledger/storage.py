@@ -13,6 +13,7 @@ design; the audit chain hashes the ciphertext).
 from __future__ import annotations
 
 import binascii
+import json
 import os
 from base64 import b64decode
 from collections.abc import Callable, Iterable, Mapping
@@ -47,6 +48,8 @@ class StoreConfig:
     env: dict[str, str] = field(repr=False)  # eventsourcing environment: holds secrets
     sqlalchemy_url: URL | None  # for migrations and read models; None in memory
     schema: str | None = None
+    # libpq connection parameters bounding every wait of a PostgreSQL session (`session_limits`)
+    session: dict[str, Any] = field(default_factory=dict)
 
     @property
     def redacted(self) -> str:
@@ -61,9 +64,110 @@ class StoreConfig:
 
 def parse_database_url(url: str, environ: Mapping[str, str] | None = None) -> StoreConfig:
     """The store for `url`, encrypting when `environ` (default os.environ) has a cipher key."""
-    cipher = cipher_env(os.environ if environ is None else environ)
+    environ = os.environ if environ is None else environ
+    cipher = cipher_env(environ)
     config = _store_config(url)
-    return StoreConfig(config.kind, {**config.env, **cipher}, config.sqlalchemy_url, config.schema)
+    if config.kind != "postgresql":
+        return StoreConfig(config.kind, {**config.env, **cipher}, config.sqlalchemy_url)
+    limits = session_limits(environ)
+    env = {
+        **config.env,
+        **cipher,
+        "POSTGRES_CONNECT_TIMEOUT": str(limits.connect),
+        "POSTGRES_LOCK_TIMEOUT": str(limits.lock),
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(limits.idle_in_transaction),
+        "PERSISTENCE_MODULE": "ledger.postgres:PostgresFactory",
+        "POSTGRES_SESSION_PARAMETERS": json.dumps(limits.connection_parameters()),
+    }
+    return StoreConfig(
+        config.kind, env, config.sqlalchemy_url, config.schema, limits.connection_parameters()
+    )
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long a PostgreSQL session may wait, in whole seconds (0: no limit).
+
+    Without them a statement blocked behind a lock, a transaction whose client vanished or a
+    server that stopped answering keeps a command (and the locks it holds) waiting forever.
+    Each is set for every session of the event store and the read models, from the
+    environment (`OFFLINE_LEDGER_DATABASE_<NAME>`); TCP keepalives find a dead peer within
+    about a minute even while a read is waiting.
+    """
+
+    statement: int = 120  # STATEMENT_TIMEOUT: longest single statement (a 1,000-row chunk: <1 s)
+    lock: int = 10  # LOCK_TIMEOUT: longest wait for a lock held by another writer
+    idle_in_transaction: int = 60  # IDLE_IN_TRANSACTION_TIMEOUT: a client silent mid-transaction
+    connect: int = 10  # CONNECT_TIMEOUT: establishing a connection
+
+    def connection_parameters(self) -> dict[str, Any]:
+        """libpq parameters (psycopg and SQLAlchemy pass them through)."""
+        options = " ".join(
+            f"-c {name}={seconds * 1000}"
+            for name, seconds in (
+                ("statement_timeout", self.statement),
+                ("lock_timeout", self.lock),
+                ("idle_in_transaction_session_timeout", self.idle_in_transaction),
+            )
+        )
+        return {
+            "connect_timeout": self.connect,
+            "options": options,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+
+
+SESSION_ENV_PREFIX = "OFFLINE_LEDGER_DATABASE_"
+_SESSION_SETTINGS = {
+    "STATEMENT_TIMEOUT": "statement",
+    "LOCK_TIMEOUT": "lock",
+    "IDLE_IN_TRANSACTION_TIMEOUT": "idle_in_transaction",
+    "CONNECT_TIMEOUT": "connect",
+}
+
+
+def session_limits(environ: Mapping[str, str]) -> SessionLimits:
+    """The limits from OFFLINE_LEDGER_DATABASE_*_TIMEOUT (whole seconds), else the defaults."""
+    values: dict[str, int] = {}
+    for suffix, name in _SESSION_SETTINGS.items():
+        text = environ.get(SESSION_ENV_PREFIX + suffix, "").strip()
+        if not text:
+            continue
+        if not text.isascii() or not text.isdigit() or int(text) > 86_400:
+            raise StorageError(
+                Code.INVALID_DATABASE_SETTING,
+                f"{SESSION_ENV_PREFIX + suffix} must be whole seconds from 0 (no limit) to "
+                "86400; unset it for the default",
+            )
+        values[name] = int(text)
+    if values.get("connect") == 0:
+        raise StorageError(
+            Code.INVALID_DATABASE_SETTING,
+            f"{SESSION_ENV_PREFIX}CONNECT_TIMEOUT must be at least 1 second",
+        )
+    return SessionLimits(**values)
+
+
+# SQLSTATEs of the waits SessionLimits bounds (PostgreSQL, Appendix A "Error Codes").
+_TIMEOUT_STATES = {
+    "57014": "STATEMENT_TIMEOUT",  # query_canceled: statement_timeout
+    "55P03": "LOCK_TIMEOUT",  # lock_not_available: lock_timeout
+    "25P03": "IDLE_IN_TRANSACTION_TIMEOUT",  # idle_in_transaction_session_timeout
+}
+
+
+def timeout_setting(error: BaseException) -> str | None:
+    """The OFFLINE_LEDGER_DATABASE_* setting whose limit `error` (or its cause) hit, if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        state = getattr(seen, "sqlstate", None)
+        if state in _TIMEOUT_STATES:
+            return SESSION_ENV_PREFIX + _TIMEOUT_STATES[state]
+        seen = seen.__cause__
+    return None
 
 
 def _store_config(url: str) -> StoreConfig:

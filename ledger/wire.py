@@ -8,6 +8,7 @@ currencies lowercase ISO 4217, timestamps RFC 3339 with an offset.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -28,7 +29,9 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from ledger.bounds import check_line, check_size, check_value
 from ledger.errors import Code, InvalidRecord
+from ledger.moments import FORMAT_HINT, MomentError, check_moment, parse_moment
 from ledger.money import is_currency
 from ledger.pan import find_pan, holds_pan, quoted
 
@@ -57,14 +60,20 @@ Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za
 PaymentIntentId = Annotated[str, Field(pattern=r"^pi_[A-Za-z0-9_]+$", max_length=255)]
 
 
-def _timestamp_is_text(value: Any) -> Any:
-    """Pydantic would read 1795334400 as Unix seconds; the wire format is RFC 3339 text."""
-    if isinstance(value, int | float):
-        raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 string")
-    return value
+def _strict_moment(value: Any) -> Any:
+    """RFC 3339 text with an offset, in the ledger's years (`ledger.moments`): pydantic alone
+    would read 1795334400 or "4500" as Unix seconds and accept the year 9999."""
+    try:
+        if isinstance(value, str):
+            return parse_moment(value)
+        if isinstance(value, datetime):
+            return check_moment(value)
+    except MomentError as error:
+        raise PydanticCustomError("datetime_parsing", str(error)) from None
+    raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 string")
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_timestamp_is_text)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_strict_moment)]
 TotalMinor = Annotated[StrictInt, Field(gt=0, le=10**15)]
 AmountsByCurrency = dict[Currency, AmountMinor]
 TotalsByCurrency = dict[Currency, TotalMinor]
@@ -278,15 +287,18 @@ def _refuse_card_number(data: Any) -> None:
 def parse_line(raw: bytes | str) -> Record:
     """Parse one JSON Lines record; raise InvalidRecord naming the field.
 
-    The raw text is searched for a card number before anything else, so that a line that is
-    not even JSON (cut, `NaN`, a lone surrogate escape, a BOM) is refused as holding one."""
+    The size is bounded first; then the raw text is searched for a card number before anything
+    else, so that a line that is not even JSON (cut, `NaN`, a lone surrogate escape, a BOM) is
+    refused as holding one; only then its shape is measured."""
     data = raw.encode(errors="surrogatepass") if isinstance(raw, str) else raw
+    check_size(data)
     if holds_pan(data):
         try:
             where = find_pan(orjson.loads(data))
         except orjson.JSONDecodeError:
             where = None
         raise InvalidRecord(Code.CARD_NUMBER_DETECTED, _CARD_NUMBER_MESSAGE, field=where)
+    check_line(data)
     try:
         return RECORD_ADAPTER.validate_json(data, context=_PAN_CHECKED)
     except ValidationError as error:
@@ -297,6 +309,7 @@ def parse_record(record: Record | dict[str, Any]) -> Record:
     """Validate a plain dict from a library caller (models were validated when built)."""
     if isinstance(record, BaseModel):
         return record
+    check_value(record)
     _refuse_card_number(record)
     try:
         return RECORD_ADAPTER.validate_python(record, context=_PAN_CHECKED)
@@ -371,10 +384,9 @@ def _message(code: Code, first: ErrorDetails, field: str | None) -> str:
             "e.g. 1250 for 12.50 USD"
         )
     if code is Code.INVALID_TIMESTAMP:
-        return (
-            f"{first['msg']} (got {got}); use RFC 3339 with an offset, "
-            "e.g. 2026-11-22T08:15:00+00:00"
-        )
+        # `ledger.moments` says itself what is wrong and how to write a moment.
+        hint = "" if first["type"] == "datetime_parsing" else f"; {FORMAT_HINT}"
+        return f"{first['msg']} (got {got}){hint}"
     if code is Code.INVALID_UUID:
         return f"{first['msg']} (got {got}); offline_id is the UUID the POS generated"
     return f"{first['msg']} (got {got})"

@@ -36,12 +36,19 @@ def head_revision() -> str:
     return head
 
 
-def engine_for(config: StoreConfig) -> Engine:
+def engine_for(config: StoreConfig, *, migrating: bool = False) -> Engine:
+    """An engine on the ledger's database. On PostgreSQL its sessions have the ledger's
+    limits (`ledger.storage.SessionLimits`), except that a migration's statements may run
+    as long as they need (a backfill of a large log)."""
     assert config.sqlalchemy_url is not None
     if config.kind == "postgresql":
+        session = dict(config.session)
+        options = [f"-csearch_path={config.schema}", session.pop("options", "")]
+        if migrating:
+            options.append("-c statement_timeout=0")
         return create_engine(
             config.sqlalchemy_url,
-            connect_args={"options": f"-csearch_path={config.schema}", "connect_timeout": 10},
+            connect_args={**session, "options": " ".join(filter(None, options))},
         )
     return create_engine(config.sqlalchemy_url)
 
@@ -61,7 +68,7 @@ def upgrade(config: StoreConfig) -> str:
     """Bring the database to the newest schema; return the revision it is at."""
     if config.kind == "memory":
         return "memory"
-    engine = engine_for(config)
+    engine = engine_for(config, migrating=True)
     try:
         with engine.begin() as connection:
             if config.kind == "postgresql":

@@ -205,6 +205,8 @@ def test_ingest_then_read_everything_back(database: str, day_file: Path) -> None
     again = run_json("ingest", str(day_file), "--db", database)
     assert again == {
         "lines": lines,
+        "last_applied_line": lines,
+        "stopped": None,
         "accepted": 0,
         "duplicates": lines,
         "rejected_count": 0,

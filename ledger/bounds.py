@@ -1,0 +1,117 @@
+"""Limits on the size and shape of any input, checked before anything walks it.
+
+Everything after this check may recurse, buffer or copy without care: a record nested a
+thousand levels deep made the card-number search raise RecursionError and cost the other
+records of its batch; a line of gigabytes would be held whole. So every input is measured
+first, without recursion, and refused with its own code (RECORD_TOO_LARGE, NESTING_TOO_DEEP)
+when it is larger than any real record could be. `NaN` and `Infinity` are not JSON
+(RFC 8259, section 6) and are refused as MALFORMED_JSON, never read as amounts.
+
+The limits are far above what the wire format, Stripe's objects or its reports ever hold
+(a wire record is under 4 KiB and 5 levels deep; a PaymentIntent under 64 KiB and 12 levels).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+from ledger.errors import Code, InvalidRecord
+
+LINE_BYTES_MAX = 1024 * 1024  # one JSON Lines record, one webhook body, one JSON document item
+DEPTH_MAX = 32  # nested objects and arrays
+VALUES_MAX = 100_000  # keys, items and scalars in one document
+STRING_CHARS_MAX = 65_536  # one string or key
+
+_NON_JSON = (b"NaN", b"Infinity")
+
+
+def check_line(raw: bytes, *, what: str = "the record") -> None:
+    """Refuse one JSON text that is too large, too deep or holds NaN/Infinity.
+
+    Cheap counts on the bytes rule out most records without decoding them: fewer opening
+    brackets than DEPTH_MAX cannot nest deeper, fewer bytes than VALUES_MAX cannot hold more
+    values (or longer strings). Only the rest is decoded (orjson: no Python recursion, its
+    own depth limit of 1024) and measured exactly.
+    """
+    check_size(raw, what=what)
+    shallow = raw.count(b"[") + raw.count(b"{") <= DEPTH_MAX
+    if shallow and len(raw) < STRING_CHARS_MAX and not any(word in raw for word in _NON_JSON):
+        return
+    check_value(decode(raw, what=what), what=what)
+
+
+def check_size(raw: bytes, *, what: str = "the record") -> None:
+    """Refuse a JSON text longer than any record could be, before anything reads it."""
+    if len(raw) > LINE_BYTES_MAX:
+        raise InvalidRecord(
+            Code.RECORD_TOO_LARGE,
+            f"{what} is longer than {LINE_BYTES_MAX:,} bytes, the most accepted "
+            "(one record per line: was a line break lost?)",
+        )
+
+
+def decode(raw: bytes, *, what: str = "the record") -> Any:
+    """Strict JSON (orjson: UTF-8 only, no BOM, no NaN, no lone surrogate); InvalidRecord."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        if "depth limit" in str(error) or "recursion" in str(error):
+            raise _too_deep(what) from None
+        # orjson's message names the position and the rule, never the text itself.
+        raise InvalidRecord(Code.MALFORMED_JSON, f"{what} is not valid JSON: {error}") from None
+
+
+def check_value(
+    value: Any,
+    *,
+    what: str = "the record",
+    depth_max: int = DEPTH_MAX,
+    values_max: int | None = VALUES_MAX,
+) -> None:
+    """Refuse a decoded document (or a library caller's dict) past the limits; no recursion.
+    A whole file of records (`values_max` None) is bounded per record by its reader."""
+    values = 0
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        values += 1
+        if values_max is not None and values > values_max:
+            raise InvalidRecord(
+                Code.RECORD_TOO_LARGE,
+                f"{what} holds more than {values_max:,} values; split it",
+            )
+        if isinstance(item, dict | list | tuple):
+            if depth > depth_max:
+                raise _too_deep(what, depth_max)
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    _check_string(key, what)
+                    pending.append((child, depth + 1))
+            else:
+                pending.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            _check_string(item, what)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidRecord(
+                Code.INVALID_VALUE,
+                f"{what} holds NaN or an infinity: amounts are whole numbers of minor units",
+            )
+
+
+def _check_string(text: Any, what: str) -> None:
+    if isinstance(text, str) and len(text) > STRING_CHARS_MAX:
+        raise InvalidRecord(
+            Code.RECORD_TOO_LARGE,
+            f"{what} holds a string of {len(text):,} characters; at most "
+            f"{STRING_CHARS_MAX:,} are accepted",
+        )
+
+
+def _too_deep(what: str, depth_max: int = DEPTH_MAX) -> InvalidRecord:
+    return InvalidRecord(
+        Code.NESTING_TOO_DEEP,
+        f"{what} nests objects or arrays more than {depth_max} levels deep; no record does",
+    )
