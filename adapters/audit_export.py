@@ -30,8 +30,7 @@ from adapters.audit import verify
 from ledger import Ledger
 from ledger.chain import CHAIN_TABLE, GENESIS, link
 from ledger.errors import Code, Conflict, InvalidRecord
-from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, events_after_sql
-from migrations import engine_for
+from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for, events_after_sql
 
 FORMAT = "offline-ledger-export/1"
 MANIFEST = "manifest.json"

@@ -14,8 +14,7 @@ from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier
 
 from ledger.chain import CHAIN_TABLE, GENESIS, link
-
-ID_CHUNK = 500  # ids per version query; bounds statement size
+from ledger.storage import chunks
 
 
 class PostgresEventRecorder(PostgresApplicationRecorder):
@@ -132,9 +131,7 @@ class PostgresVersions:
 
     def __call__(self, ids: Iterable[UUID]) -> dict[UUID, int]:
         found: dict[UUID, int] = {}
-        wanted = list(ids)
-        for start in range(0, len(wanted), ID_CHUNK):
-            chunk = wanted[start : start + ID_CHUNK]
+        for chunk in chunks(list(ids)):
             with self.recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
                 cursor.execute(self.sql, (chunk,), prepare=True)
                 for row in cursor.fetchall():

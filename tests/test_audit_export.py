@@ -23,8 +23,7 @@ from adapters.audit_export import MANIFEST, Manifest, export_log, import_log
 from ledger import Ledger, LedgerError
 from ledger.chain import CHAIN_TABLE
 from ledger.errors import Code
-from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
-from migrations import engine_for
+from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for
 from tests import records as r
 from tests.conftest import postgres_base_url
 
