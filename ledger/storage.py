@@ -19,14 +19,15 @@ import os
 from base64 import b64decode
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 from uuid import UUID
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from ledger.errors import Code, StorageError
+from ledger.chain import Link, Row
+from ledger.errors import Code, Conflict, StorageError
 
 T = TypeVar("T")
 
@@ -343,4 +344,22 @@ def events_after_sql(kind: str) -> str:
     return (
         f"SELECT rowid, originator_id, originator_version, topic, state "
         f"FROM {SQLITE_EVENTS_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :limit"
+    )
+
+
+@runtime_checkable
+class LogImporter(Protocol):
+    """A store that can take an exported log at its own positions (SQLite and PostgreSQL
+    recorders: `ledger.sqlite`, `ledger.postgres`); the in-memory store cannot."""
+
+    def import_log(self, batches: Iterable[tuple[Sequence[Row], Sequence[Link]]]) -> None: ...
+
+
+def store_not_empty() -> Conflict:
+    """The refusal of an import of an exported log into a store that already holds events."""
+    return Conflict(
+        Code.INVALID_VALUE,
+        "the database already holds events: import only into a new, empty database; "
+        "nothing imported",
+        field="db",
     )
