@@ -1,4 +1,4 @@
-"""The Stripe webhook receiver (DESIGN §6): an ASGI application, served by `offline-ledger serve`.
+"""The Stripe webhook receiver: an ASGI application, served by `offline-ledger serve`.
 
 `POST /stripe/webhook` verifies the `Stripe-Signature` header over the raw body before reading
 anything, then applies each event id once:

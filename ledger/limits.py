@@ -1,10 +1,9 @@
-"""The offline rules and limits (DESIGN §4), in one place.
+"""The offline rules and limits, in one place.
 
 Card rules bite when the payment method is collected; location, device and amount rules when
 the payment is confirmed offline (the moment its amount becomes stored); `decide` applies the
 same rules to a prospective sale without recording anything. Time rules use the record's
-`occurred_at`. Sources: Stripe Terminal's offline docs and SDK error codes (see
-shared/research/anchors.md).
+`occurred_at`. Sources: Stripe Terminal's offline docs and its SDKs' error codes.
 """
 
 from __future__ import annotations

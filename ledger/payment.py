@@ -1,4 +1,4 @@
-"""The lifecycle of one offline payment (DESIGN §3), as an event-sourced aggregate.
+"""The lifecycle of one offline payment, as an event-sourced aggregate.
 
 Each command is split in two: `plan_*` decides from the current state alone (a new fact, a
 repeat of a recorded fact, or a refusal) and raises nothing but typed errors; the trigger method
@@ -321,7 +321,7 @@ class Payment(Aggregate):
             return Plan.NEW
         if self.status in (Status.CREATED, Status.COLLECTED):
             raise self._out_of_order("forwarded", "record confirmed_offline first")
-        # The same pi_ reported again is a no-op whatever happened since (DESIGN §3).
+        # The same pi_ reported again is a no-op whatever happened since.
         if payment_intent_id == self.payment_intent_id:
             return Plan.REPEAT
         if payment_intent_id in self.duplicate_payment_intent_ids:

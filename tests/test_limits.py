@@ -1,4 +1,4 @@
-"""The offline rules and limits of DESIGN §4, each with its stable error code.
+"""The offline rules and limits, each with its stable error code.
 
 Card rules bite when the payment method is collected; location, device and amount rules when
 the payment is confirmed offline. A refused record stores nothing: the payment keeps its state
