@@ -37,6 +37,7 @@ import anyio
 import anyio.to_thread
 import stripe
 from eventsourcing.persistence import PersistenceError
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -367,7 +368,12 @@ def refund_observation(event: dict[str, Any], as_of: datetime) -> BalanceTransac
             created_at=as_of,
             reporting_category="refund",
         )
-    except ValueError as error:  # pydantic's ValidationError
+    except ValidationError as error:
+        # Its field and rule only: pydantic's own text quotes the input, which may be anything.
+        first = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
         raise InvalidRecord(
-            Code.INVALID_VALUE, f"the refunded charge is not valid: {error}", field="data.object"
+            Code.INVALID_VALUE,
+            f"the refunded charge is not valid: {where}: {first['msg']}",
+            field="data.object",
         ) from None
