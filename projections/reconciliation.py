@@ -197,14 +197,19 @@ def _categorize(
     # PaymentIntents that hold or took money: live on Stripe, or known only to the ledger.
     live = [s for s in seen if _stripe_status(s) not in _NO_MONEY]
     observed = {s.key for s in seen}
-    live_pis = {s.key for s in live} | {
+    unseen = {
         i
         for i in _ledger_payment_intents(payment)
         if i not in observed and status != Status.DECLINED
     }
+    # A charge no link ties to its PaymentIntent yet (a report without payment_intent_id)
+    # may be the charge of a PaymentIntent the ledger holds and Stripe's data does not show:
+    # it counts as a second payment only beyond those.
+    unlinked = sum(not s.key.startswith("pi_") for s in live)
+    payments_taken = sum(s.key.startswith("pi_") for s in live) + max(unlinked, len(unseen))
     if status == Status.CANCELED and not live:
         return Category.CANCELED, 0
-    if len(live_pis) > 1 or payment["duplicate_refund_amount"]:
+    if payments_taken > 1 or payment["duplicate_refund_amount"]:
         extra = sum(_stripe_amount(s) or amount for s in live[1:])
         return Category.DUPLICATE, max(payment["duplicate_refund_amount"], extra)
     if status == Status.DECLINED or (primary is not None and _is_declined(primary)):
@@ -227,8 +232,9 @@ def _categorize(
         expected = amount
     if primary.currency != payment["currency"]:
         return Category.AMOUNT_MISMATCH, amount
-    if stripe_amount != expected:
-        return Category.AMOUNT_MISMATCH, abs(expected - (stripe_amount or 0))
+    # Only a refund or a dispute seen so far says nothing of the amount taken: no mismatch.
+    if stripe_amount is not None and stripe_amount != expected:
+        return Category.AMOUNT_MISMATCH, abs(expected - stripe_amount)
     if stripe_status == "canceled":
         return Category.CANCELED, 0
     if stripe_status == "requires_capture":
