@@ -41,7 +41,6 @@ import anyio
 import anyio.to_thread
 import stripe
 from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
