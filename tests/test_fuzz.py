@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.webhooks import refund_observation
+from adapters import stripe_events
 from ledger.errors import InvalidRecord
 from ledger.moments import from_unix_seconds
 from tests import fuzz
@@ -49,7 +49,9 @@ def test_a_refund_the_ledger_refuses_is_explained_without_its_values() -> None:
     refunded = event("charge.refunded", charge)
 
     with pytest.raises(InvalidRecord) as refused:
-        refund_observation(refunded, from_unix_seconds(refunded["created"]))
+        stripe_events.observations(
+            "charge.refunded", refunded["data"]["object"], from_unix_seconds(refunded["created"])
+        )
 
     message = str(refused.value)
     assert "charge_id" in message and "5105" not in message
