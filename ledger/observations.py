@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
+from ledger.pan import holds_pan
 from ledger.wire import Currency
 
 StripeId = Annotated[str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
@@ -87,3 +88,15 @@ class BalanceTransactionObservation(_Observation):
 
 
 Observation = PaymentIntentObservation | BalanceTransactionObservation
+
+
+def card_number_field(observation: Observation) -> str | None:
+    """The name of the first field holding a full card number (`ledger.pan`), or None.
+
+    The edges search Stripe's raw files and events before they build observations; a library
+    caller builds its own, so `Ledger.observe` searches every text and whole number here
+    (each field alone: digits of neighbouring fields never join into one number)."""
+    for name, value in observation:
+        if isinstance(value, str | int) and not isinstance(value, bool) and holds_pan(str(value)):
+            return name
+    return None
