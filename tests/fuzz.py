@@ -425,15 +425,21 @@ def contents(url: str) -> dict[str, str]:
 
 
 def database_texts(url: str) -> tuple[list[str], list[str]]:
-    """Each row of each table as one text; and the SQLite files' bytes (freed pages too)."""
+    """Every cell of every table as one text (`table: value`; cells apart, so that the digits
+    of neighbouring columns never join into one number); and the SQLite files' bytes (freed
+    pages too)."""
     texts, files = [], []
     for name, rows in table_rows(url):
         for row in rows:
-            cells = (
-                bytes(v).decode("utf-8", "replace") if isinstance(v, bytes | memoryview) else str(v)
+            texts += [
+                f"{name}: "
+                + (
+                    bytes(v).decode("utf-8", "replace")
+                    if isinstance(v, bytes | memoryview)
+                    else str(v)
+                )
                 for v in row
-            )
-            texts.append(f"{name}: " + " | ".join(cells))
+            ]
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         path = Path(str(parsed.database))
@@ -730,14 +736,14 @@ def run(count: int, url: str, workdir: Path, seed: int = 0) -> Report:
     fuzz_import(fuzz, sizes["import-stripe-report"], "import-stripe-report")
     fuzz_webhook(fuzz, sizes["webhook"])
     rows, files = database_texts(url)
-    everywhere = [*(("database", row) for row in rows), *(("database file", f) for f in files)]
+    everywhere = [*(("database", cell) for cell in rows), *(("database file", f) for f in files)]
     everywhere += fuzz.said
     leaks = [
         f"{pan} (planted by {', '.join(fuzz.origin[pan])}) in "
         + ", ".join(where for where, text in everywhere if leaked([pan], text))
         for pan in leaked(fuzz.pans, *(text for _, text in everywhere))
     ]
-    found = [f"database: {text}" for text in rows if holds_pan(text)]
+    found = [f"database: {cell}" for cell in rows if holds_pan(cell.split(": ", 1)[1])]
     found += [
         f"{where}: {line}"
         for where, said in fuzz.said
