@@ -26,7 +26,7 @@ from typing import Any
 
 from adapters.stripe_facts import facts
 from adapters.stripe_files import payment_intent_observation
-from adapters.stripe_gateway import StripeFailure, StripeGateway
+from adapters.stripe_gateway import StripeFailure, StripeGateway, shown_livemode
 from ledger import Ledger
 from ledger.errors import Code
 from ledger.views import PaymentState
@@ -86,7 +86,7 @@ class Forwarder:
         progress: Callable[[Outcome], None] | None = None,
     ) -> ForwardSummary:
         assert 0 < concurrency <= CONCURRENCY_MAX, concurrency
-        self.ledger.bind_stripe_mode(self.gateway.mode.livemode)
+        self.ledger.check_stripe_mode(self.gateway.mode.livemode)
         summary = ForwardSummary()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             for outcome in pool.map(self.forward, offline_ids):
@@ -150,12 +150,14 @@ class Forwarder:
         return Outcome.FAILED
 
     def _record(self, payment: PaymentState, item: dict[str, Any]) -> None:
+        self.ledger.bind_stripe_mode(shown_livemode(item, self.gateway.mode))
         observation = payment_intent_observation(item, "api", datetime.now(UTC))
         for record in facts(observation, payment):
             self.ledger.record(record)
         self.ledger.observe([observation])
 
     def _declined(self, payment: PaymentState, failure: StripeFailure) -> None:
+        self.ledger.bind_stripe_mode(self.gateway.mode.livemode)  # Stripe answered
         self.ledger.record(
             {
                 "type": "payment.declined",

@@ -688,6 +688,7 @@ def _payment_intent(
         "created_at": reader.created_at(),
         "offline_id": reader.offline_id(),
         "decline_code": reader.decline_code(),
+        "livemode": item.get("livemode") if isinstance(item.get("livemode"), bool) else None,
         **reader.latest_charge(),
     }
     if reader.failed:

@@ -411,8 +411,22 @@ class Ledger:
             bound: StripeAccountMode | None = self._reader().get(identity.stripe_account_mode_id())
         return None if bound is None else bound.livemode
 
+    def check_stripe_mode(self, livemode: bool) -> None:
+        """Refuse a key of the other mode than the one this ledger is bound to, before any
+        call; binds nothing (only what Stripe shows binds: `bind_stripe_mode`)."""
+        bound = self.stripe_mode()
+        if bound is not None and bound != livemode:
+            raise Conflict(
+                Code.STRIPE_MODE_MISMATCH,
+                f"this ledger holds Stripe {'live' if bound else 'test'}-mode objects: a "
+                f"{'live' if livemode else 'test'}-mode key is refused; use another database "
+                "for it",
+                field="livemode",
+            )
+
     def bind_stripe_mode(self, livemode: bool) -> None:
-        """Tie this ledger to Stripe's test or live mode on first use; refuse the other."""
+        """Tie this ledger to Stripe's test or live mode once Stripe (or a file) showed an
+        object of that mode; refuse the other."""
         wanted, other = ("live", "test") if livemode else ("test", "live")
         with self._lock, _storage_errors(self.config):
             uow = self._reader()

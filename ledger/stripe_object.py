@@ -114,7 +114,11 @@ class StripeObject(Aggregate):
 def _snapshot(content: dict[str, Any]) -> dict[str, Any]:
     """What Stripe said, without where and when we heard it (the same state from a webhook,
     an API read and a file is one fact)."""
-    return {name: value for name, value in content.items() if name not in ("source", "as_of")}
+    return {
+        name: value
+        for name, value in content.items()
+        if name not in ("source", "as_of", "livemode")
+    }
 
 
 # A movement's amounts in its settlement currency.

@@ -379,11 +379,11 @@ def test_declines_voids_orphans_and_refunds(serve: Server, ledger: Ledger, datab
         assert serve.send(refund) == (200, {"received": True, "duplicate": False, "facts": []})
     assert serve.send(first) == (200, {"received": True, "duplicate": True})
     # The charge's cumulative amount_refunded is kept as a snapshot, never added up.
-    seen = [
-        e.observation
+    observed = [
+        getattr(e, "observation", {})
         for e in ledger.store.events.get(stripe_object_id(pi_refunded))
-        if getattr(e, "observation", {}).get("kind") == "charge"
     ]
+    seen = [o for o in observed if o.get("kind") == "charge"]
     assert [(o["amount_refunded"], o["source"]) for o in seen] == [
         (500, "webhook"),
         (1250, "webhook"),
