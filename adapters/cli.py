@@ -39,6 +39,7 @@ from adapters.settings import Settings
 from adapters.stripe_files import (
     StripeFileError,
     parse_payment_intents_json,
+    read_disputes_json,
     read_payment_intents_json,
     read_report_csv,
 )
@@ -492,6 +493,23 @@ def import_stripe_json(path: Path, database_url: str | None, as_json: bool) -> N
     except StripeFileError as error:
         _refuse_file(error, as_json)
     _record_observations(payment_intents, 0, database_url, as_json)
+
+
+@main.command(name="import-stripe-disputes")
+@click.argument(
+    "path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@db_option
+@json_option
+def import_stripe_disputes(path: Path, database_url: str | None, as_json: bool) -> None:
+    """Record Disputes exported from Stripe's API (GET /v1/disputes: a list page, an array,
+    one object or JSON Lines): their status tells an open dispute from a lost or won one,
+    which the balance report alone cannot. Checked whole first, like the other imports."""
+    try:
+        disputes = read_disputes_json(path)
+    except StripeFileError as error:
+        _refuse_file(error, as_json)
+    _record_observations(disputes, 0, database_url, as_json)
 
 
 def _refuse_file(error: StripeFileError, as_json: bool) -> NoReturn:
