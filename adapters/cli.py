@@ -908,6 +908,8 @@ def serve(database_url: str | None, host: str, port: int) -> None:
 
     import uvicorn
 
+    from adapters.bounded_http import bounded_protocol
+    from adapters.http_limits import HttpLimits
     from adapters.webhooks import create_app
 
     try:
@@ -927,13 +929,26 @@ def serve(database_url: str | None, host: str, port: int) -> None:
             False,
         )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    limits = HttpLimits(
+        header_seconds=settings.http_header_seconds,
+        body_seconds=settings.http_body_seconds,
+        connections=settings.http_connections,
+    )
     with opened(database_url) as ledger:
         app = create_app(
             ledger,
             secret.get_secret_value(),
             database_wait_seconds=settings.webhook_database_wait_seconds,
+            limits=limits,
         )
-        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            server_header=False,
+            http=bounded_protocol(limits),
+        )
 
 
 # -- Stripe's API: forwarding, sync, capture ------------------------------------------------------

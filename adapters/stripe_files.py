@@ -1,4 +1,4 @@
-"""Stripe's exported files as observations (DESIGN §6): the itemized balance or payout
+"""Stripe's exported files as observations: the itemized balance or payout
 reconciliation report (CSV) and PaymentIntents as the API returns them (JSON).
 
 A file is read whole and checked whole before anything is recorded: the readers return every

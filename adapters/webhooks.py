@@ -1,4 +1,4 @@
-"""The Stripe webhook receiver (DESIGN §6): an ASGI application, served by `offline-ledger serve`.
+"""The Stripe webhook receiver: an ASGI application, served by `offline-ledger serve`.
 
 `POST /stripe/webhook` verifies the `Stripe-Signature` header over the raw body before reading
 anything, then applies each event id once:
@@ -21,6 +21,8 @@ the log line names neither the event nor the number.
 
 Status codes follow what Stripe does with them: 2xx is final; 400 means "this delivery can never
 succeed" (bad signature, malformed event); 503 asks Stripe to retry (database unavailable).
+A body that does not arrive within the limits' `body_seconds` is answered 408, and a client
+that disconnects mid-body is one log line (`adapters.http_limits` bounds the rest).
 
 The ledger is synchronous: its calls run in worker threads, for at most `database_wait_seconds`.
 A database that is down does not fail fast (the PostgreSQL recorder retries for a minute and
@@ -40,11 +42,13 @@ import anyio.to_thread
 import stripe
 from eventsourcing.persistence import PersistenceError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from adapters import stripe_events
+from adapters.http_limits import DEFAULT as DEFAULT_LIMITS
+from adapters.http_limits import REQUEST_TIMEOUT, HttpLimits
 from adapters.stripe_facts import facts
 from adapters.stripe_files import StripeFileError, payment_intent_observation
 from ledger import Ledger, LedgerError
@@ -61,6 +65,7 @@ T = TypeVar("T")
 
 INVALID_SIGNATURE = "INVALID_SIGNATURE"
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+CLIENT_DISCONNECTED = "CLIENT_DISCONNECTED"
 BODY_MAX = 4 * 1024 * 1024  # Stripe's events are a few kB; refuse bodies no event could fill
 PAYMENT_INTENT_EVENTS = frozenset(
     {
@@ -85,13 +90,32 @@ def create_app(
     webhook_secret: str,
     tolerance_seconds: int = 300,
     database_wait_seconds: float = 10.0,
+    limits: HttpLimits = DEFAULT_LIMITS,
 ) -> Starlette:
     async def in_thread(function: Callable[..., T], *args: Any) -> T:
         with anyio.fail_after(database_wait_seconds):
             return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
 
     async def webhook(request: Request) -> JSONResponse:
-        body = await _read_body(request)
+        try:
+            with anyio.fail_after(limits.body_seconds):
+                body = await _read_body(request)
+        except TimeoutError:
+            log.warning(
+                "webhook: the body did not arrive within %s s, answered 408; nothing was stored",
+                limits.body_seconds,
+            )
+            return _error(
+                408,
+                REQUEST_TIMEOUT,
+                f"the body did not arrive within {limits.body_seconds} s",
+                {"connection": "close"},  # the rest of the body is never read
+            )
+        except ClientDisconnect:
+            log.warning(
+                "webhook: the client disconnected before the end of the body; nothing was stored"
+            )
+            return _error(400, CLIENT_DISCONNECTED, "the client disconnected")  # read by none
         if body is None:
             return _error(413, PAYLOAD_TOO_LARGE, f"the body exceeds {BODY_MAX} bytes")
         header = request.headers.get("stripe-signature")
@@ -184,8 +208,12 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
 
 
 def _about(event: dict[str, Any]) -> str:

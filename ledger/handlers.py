@@ -1,13 +1,22 @@
 """What each wire record does to the aggregates it touches.
 
-One function per record type. Each first runs every check (ordering, idempotency, card rules,
-limits) and only then triggers events, so a refused record leaves nothing behind; the unit of
-work verifies that after every refusal.
+One function per record type. Each first runs every check that can refuse it (shape,
+references, idempotency, contradictions) and only then triggers events, so a refused record
+leaves nothing behind; the unit of work verifies that after every refusal. The offline rules
+and limits never refuse a fact: what they find is recorded on it as breaches.
+
+A step may arrive before the steps it implies: a forward, decline or forward failure implies
+the confirmation (stored from the payment's creation at the latest), a capture implies the
+forward too. The implied steps are recorded first, marked `implied`; their own reports, when
+they come, fix the moments. Whenever a stored moment or release moment changes what was held
+before a later payment, that payment's limit breaches are judged again (`Payment.Rejudged`),
+so the final state does not depend on the order the facts arrived in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -15,7 +24,7 @@ from ledger import identity, wire
 from ledger.device import Device
 from ledger.errors import Code, NotFound
 from ledger.idempotency import IdempotencyKey, field_digests
-from ledger.limits import Policy, Sale, check_card
+from ledger.limits import LIMIT_CODES, Policy, Sale, Totals, breaches_of, card_breaches
 from ledger.location import Location
 from ledger.payment import Payment, Plan, field_conflict
 from ledger.unit_of_work import UnitOfWork
@@ -148,30 +157,123 @@ def _collected(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     if payment.plan_collect(card) is Plan.REPEAT:
         return False
     location = _require_location(uow, payment.location_id)
-    check_card(card, sca_required=location.sca_required, occurred_at=record.occurred_at)
-    payment.collect(card, record.occurred_at)
+    breaches = card_breaches(
+        card, sca_required=location.sca_required, occurred_at=record.occurred_at
+    )
+    payment.collect(card, breaches, record.occurred_at)
+    location.change_breaches(payment.offline_id, _codes(payment.breaches), record.occurred_at)
     return True
 
 
 def _confirmed(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
-    if payment.plan_confirm(record.stored_at) is Plan.REPEAT:
+    plan = payment.plan_confirm(record.stored_at)
+    if plan is Plan.REPEAT:
         return False
     location = _require_location(uow, payment.location_id)
+    if plan is Plan.NEW:
+        _store(uow, policy, payment, location, record.stored_at, record.occurred_at)
+        return True
+    # Reported late: a later step implied it (stored from the creation at the latest), or the
+    # payment was canceled before this report came.
+    breaches = _judge(uow, policy, payment, location, record.occurred_at)
+    payment.confirm_offline(record.stored_at, breaches, record.occurred_at)
+    horizon, entry = location.horizon, location.timeline.get(payment.offline_id)
+    if entry is not None:
+        implied_at = entry[3]
+        location.change_breaches(payment.offline_id, _codes(payment.breaches), record.occurred_at)
+        if location.restate(payment.offline_id, "stored", record.occurred_at):
+            since = min(record.occurred_at, implied_at)
+            _rejudge(uow, policy, location, payment, since, horizon)
+    elif payment.canceled_at is not None:
+        location.store_payment(
+            payment.offline_id,
+            payment.device_id,
+            payment.currency,
+            payment.amount,
+            _codes(payment.breaches),
+            record.occurred_at,
+        )
+        location.release_payment(payment.offline_id, "canceled", payment.canceled_at)
+        _rejudge(uow, policy, location, payment, record.occurred_at, horizon)
+    return True
+
+
+def _store(
+    uow: UnitOfWork,
+    policy: Policy,
+    payment: Payment,
+    location: Location,
+    stored_at: datetime,
+    occurred_at: datetime,
+    *,
+    implied: bool = False,
+) -> None:
+    """Record the payment as stored at `occurred_at` with every rule it broke then."""
+    breaches = _judge(uow, policy, payment, location, occurred_at)
+    payment.confirm_offline(stored_at, breaches, occurred_at, implied=implied)
+    horizon = location.horizon
+    location.store_payment(
+        payment.offline_id,
+        payment.device_id,
+        payment.currency,
+        payment.amount,
+        _codes(payment.breaches),
+        occurred_at,
+    )
+    _rejudge(uow, policy, location, payment, occurred_at, horizon)
+
+
+def _imply_stored(uow: UnitOfWork, policy: Policy, payment: Payment) -> None:
+    """A later step came first: the payment was stored, from its creation at the latest."""
+    if payment.needs_storing:
+        location = _require_location(uow, payment.location_id)
+        moment = payment.created_at
+        _store(uow, policy, payment, location, moment, moment, implied=True)
+
+
+def _judge(
+    uow: UnitOfWork, policy: Policy, payment: Payment, location: Location, moment: datetime
+) -> list[dict[str, Any]]:
+    """Every rule storing the payment at `moment` breaks, against what was stored then."""
     device: Device | None = uow.get(identity.device_id(payment.device_id))
     sale = Sale(
-        payment.amount,
-        payment.currency,
-        payment.device_id,
-        payment.offline_behavior,
-        record.occurred_at,
+        payment.amount, payment.currency, payment.device_id, payment.offline_behavior, moment
     )
-    policy.check_store(sale, location, device)
-    payment.confirm_offline(record.stored_at, record.occurred_at)
-    location.store_payment(
-        payment.offline_id, payment.device_id, payment.currency, payment.amount, record.occurred_at
-    )
-    return True
+    totals = Totals.at(location, payment.offline_id, moment, payment.device_id)
+    return breaches_of(policy.violations(sale, location, device, totals))
+
+
+def _rejudge(
+    uow: UnitOfWork,
+    policy: Policy,
+    location: Location,
+    cause: Payment,
+    since: datetime,
+    horizon: datetime | None,
+) -> None:
+    """Judge again the limits of the payments stored from `since` on: what was held before
+    them changed. `horizon` is the newest moment the location knew before the change: a
+    change after it (facts in order) moves nothing already judged."""
+    for offline_id in location.stored_after(since, horizon):
+        if offline_id == cause.offline_id:
+            continue
+        payment: Payment | None = uow.get(identity.payment_id(UUID(offline_id)))
+        assert payment is not None, offline_id
+        moment = location.timeline[offline_id][3]
+        sale = Sale(
+            payment.amount, payment.currency, payment.device_id, payment.offline_behavior, moment
+        )
+        totals = Totals.at(location, offline_id, moment, payment.device_id)
+        limits = breaches_of(policy.limit_violations(sale, location, totals))
+        kept = [b for b in payment.store_breaches if b["code"] not in LIMIT_CODES]
+        if kept + limits != payment.store_breaches:
+            payment.rejudge(kept + limits, cause.offline_id, since)
+            location.change_breaches(offline_id, _codes(payment.breaches), since)
+
+
+def _codes(breaches: list[dict[str, Any]]) -> list[str]:
+    return sorted({b["code"] for b in breaches})
 
 
 def _forwarded(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
@@ -179,8 +281,19 @@ def _forwarded(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     plan = payment.plan_forward(record.payment_intent_id)
     if plan is Plan.REPEAT:
         return False
+    if plan is Plan.LATE:  # a capture implied it; this report fixes the moment
+        location = _require_location(uow, payment.location_id)
+        implied_at, horizon = payment.forwarded_at, location.horizon
+        assert implied_at is not None
+        payment.forward(record.payment_intent_id, record.status, record.occurred_at)
+        if location.restate(payment.offline_id, "released", record.occurred_at):
+            since = min(implied_at, record.occurred_at)
+            _rejudge(uow, policy, location, payment, since, horizon)
+        return True
+    _imply_stored(uow, policy, payment)
     _release_then(
         uow,
+        policy,
         payment,
         "forwarded",
         record.occurred_at,
@@ -193,6 +306,7 @@ def _forward_failed(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_forward_failure(record.error_code, record.occurred_at) is Plan.REPEAT:
         return False
+    _imply_stored(uow, policy, payment)
     payment.record_forward_failure(
         record.error_code, record.message, record.retryable, record.occurred_at
     )
@@ -203,8 +317,10 @@ def _declined(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_decline(record.payment_intent_id, record.decline_code) is Plan.REPEAT:
         return False
+    _imply_stored(uow, policy, payment)
     _release_then(
         uow,
+        policy,
         payment,
         "declined",
         record.occurred_at,
@@ -217,6 +333,18 @@ def _captured(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_capture(record.payment_intent_id, record.amount_captured) is Plan.REPEAT:
         return False
+    if payment.needs_forwarding:  # Stripe had it, so it was forwarded (and stored)
+        _imply_stored(uow, policy, payment)
+        _release_then(
+            uow,
+            policy,
+            payment,
+            "forwarded",
+            record.occurred_at,
+            lambda: payment.forward(
+                record.payment_intent_id, "requires_capture", record.occurred_at, implied=True
+            ),
+        )
     payment.capture(record.payment_intent_id, record.amount_captured, record.occurred_at)
     return True
 
@@ -227,6 +355,7 @@ def _canceled(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
         return False
     _release_then(
         uow,
+        policy,
         payment,
         "canceled",
         record.occurred_at,
@@ -236,14 +365,22 @@ def _canceled(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
 
 
 def _release_then(
-    uow: UnitOfWork, payment: Payment, reason: str, occurred_at: Any, trigger: Callable[[], None]
+    uow: UnitOfWork,
+    policy: Policy,
+    payment: Payment,
+    reason: str,
+    occurred_at: datetime,
+    trigger: Callable[[], None],
 ) -> None:
-    """Trigger the payment's event and, if it was stored, release it from the stored totals."""
+    """Trigger the payment's event and, if it was stored, release it from the stored totals
+    (and judge again the payments stored after the release, if any came first)."""
     was_stored = payment.is_stored
     location = _require_location(uow, payment.location_id) if was_stored else None
     trigger()
     if location is not None:
+        horizon = location.horizon
         location.release_payment(payment.offline_id, reason, occurred_at)
+        _rejudge(uow, policy, location, payment, occurred_at, horizon)
 
 
 def _require_location(uow: UnitOfWork, location_id: str) -> Location:

@@ -1,21 +1,24 @@
-"""The offline rules and limits (DESIGN §4), in one place.
+"""The offline rules and limits, in one place.
 
-Card rules bite when the payment method is collected; location, device and amount rules when
-the payment is confirmed offline (the moment its amount becomes stored); `decide` applies the
-same rules to a prospective sale without recording anything. Time rules use the record's
-`occurred_at`. Sources: Stripe Terminal's offline docs and SDK error codes (see
-shared/research/anchors.md).
+The limits can prevent something only before the sale; after it they can only report it. So
+`decide` and reservations apply them to a prospective sale and may refuse it, while the facts
+(a card collected, a payment confirmed offline) are recorded whatever they break: each broken
+rule becomes a breach on the fact, its code and what the check saw. Card rules are judged at
+the collection; location, device and amount rules at the confirmation (the moment its amount
+becomes stored), against the stored totals at that moment by `occurred_at`. Sources: Stripe
+Terminal's offline docs and SDK error codes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.device import Device
 from ledger.errors import Code, RuleViolation
-from ledger.location import Location
+from ledger.location import Entry, Location
 from ledger.money import format_minor
 
 # Stripe: "the SDK must have connected to a reader of the same type within the last 30 days",
@@ -44,8 +47,38 @@ SWIPE_READ_METHODS = frozenset(
 CONTACTLESS_READ_METHODS = frozenset({"contactless_emv", "contactless_magstripe_mode"})
 
 
+# The codes judged against the stored totals: a fact arriving late, earlier by `occurred_at`,
+# can change them for the payments stored after it.
+LIMIT_CODES = frozenset(
+    {
+        Code.INVALID_OFFLINE_CURRENCY,
+        Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT,
+        Code.STORED_AMOUNT_LIMIT_EXCEEDED,
+        Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE,
+    }
+)
+
+
+def breaches_of(violations: Iterable[RuleViolation]) -> list[dict[str, Any]]:
+    """Broken rules as a fact records them: code, message and what the check saw."""
+    return [
+        {"code": str(v.code), "message": v.message, "field": v.field, "details": dict(v.details)}
+        for v in violations
+    ]
+
+
+def card_breaches(
+    card: dict[str, Any], *, sca_required: bool, occurred_at: datetime
+) -> list[dict[str, Any]]:
+    try:
+        check_card(card, sca_required=sca_required, occurred_at=occurred_at)
+    except RuleViolation as violation:
+        return breaches_of([violation])
+    return []
+
+
 def check_card(card: dict[str, Any], *, sca_required: bool, occurred_at: datetime) -> None:
-    """Refuse a card that cannot be taken offline; raise the first rule it breaks."""
+    """Raise the first rule the card breaks if taken offline."""
     brand, network = card["brand"], card.get("network")
     if "interac" in (brand, network):
         raise _card(Code.INTERAC_NOT_SUPPORTED_OFFLINE, "brand", "Interac cards must go online")
@@ -124,6 +157,44 @@ class Headroom:
 
 
 @dataclass(frozen=True)
+class Totals:
+    """What a location and one of its devices hold stored at some moment."""
+
+    amounts: dict[str, int]
+    count: int
+    device_amounts: dict[str, int]
+    device_count: int
+
+    @classmethod
+    def current(cls, location: Location, device_id: str) -> Totals:
+        return cls(
+            dict(location.stored_amounts),
+            location.stored_count,
+            dict(location.device_stored_amounts.get(device_id, {})),
+            location.device_stored_counts.get(device_id, 0),
+        )
+
+    @classmethod
+    def of(cls, entries: Iterable[Entry], device_id: str) -> Totals:
+        amounts: dict[str, int] = {}
+        device_amounts: dict[str, int] = {}
+        count = device_count = 0
+        for entry in entries:
+            entry_device, currency, amount = entry[0], entry[1], entry[2]
+            amounts[currency] = amounts.get(currency, 0) + amount
+            count += 1
+            if entry_device == device_id:
+                device_amounts[currency] = device_amounts.get(currency, 0) + amount
+                device_count += 1
+        return cls(amounts, count, device_amounts, device_count)
+
+    @classmethod
+    def at(cls, location: Location, offline_id: str, moment: datetime, device_id: str) -> Totals:
+        """Stored just before `offline_id` was, at `moment` (by occurred_at)."""
+        return cls.of(location.stored_before(moment, offline_id), device_id)
+
+
+@dataclass(frozen=True)
 class Sale:
     """What the rules need to know of a payment about to be stored."""
 
@@ -139,9 +210,10 @@ class Policy:
     stripe_offline_max: dict[str, int] = field(default_factory=dict)
 
     def violations(
-        self, sale: Sale, location: Location, device: Device | None
+        self, sale: Sale, location: Location, device: Device | None, totals: Totals | None = None
     ) -> list[RuleViolation]:
-        """Every rule the sale would break if stored now, in the order they are checked."""
+        """Every rule the sale would break if stored with `totals` already stored (now's when
+        not given), in the order they are checked."""
         found: list[RuleViolation] = []
         if not location.offline_enabled:
             found.append(
@@ -161,17 +233,15 @@ class Policy:
                 )
             )
         found.extend(self._device_violations(sale, location, device))
-        found.extend(self._amount_violations(sale, location))
+        found.extend(self.limit_violations(sale, location, totals))
         return found
 
-    def check_store(self, sale: Sale, location: Location, device: Device | None) -> None:
-        found = self.violations(sale, location, device)
-        if found:
-            raise found[0]
-
-    def headroom(self, sale: Sale, location: Location) -> list[Headroom]:
+    def headroom(
+        self, sale: Sale, location: Location, totals: Totals | None = None
+    ) -> list[Headroom]:
         limits, device_limits = location.config["limits"], location.config["device_limits"]
         currency, device_id = sale.currency, sale.device_id
+        held = totals or Totals.current(location, device_id)
         rows: list[Headroom] = []
         if currency in self.stripe_offline_max:
             rows.append(
@@ -200,7 +270,7 @@ class Policy:
                     "stored_amount_max",
                     currency,
                     limits["stored_amount_max"][currency],
-                    location.stored_amounts.get(currency, 0),
+                    held.amounts.get(currency, 0),
                 )
             )
         if limits.get("stored_count_max") is not None:
@@ -210,10 +280,10 @@ class Policy:
                     "stored_count_max",
                     None,
                     limits["stored_count_max"],
-                    location.stored_count,
+                    held.count,
                 )
             )
-        device_amounts = location.device_stored_amounts.get(device_id, {})
+        device_amounts = held.device_amounts
         if currency in device_limits["stored_amount_max"]:
             rows.append(
                 Headroom(
@@ -231,7 +301,7 @@ class Policy:
                     "stored_count_max",
                     None,
                     device_limits["stored_count_max"],
-                    location.device_stored_counts.get(device_id, 0),
+                    held.device_count,
                 )
             )
         return rows
@@ -267,19 +337,25 @@ class Policy:
             ]
         return []
 
-    def _amount_violations(self, sale: Sale, location: Location) -> list[RuleViolation]:
+    def limit_violations(
+        self, sale: Sale, location: Location, totals: Totals | None = None
+    ) -> list[RuleViolation]:
+        """The currency, amount and stored limits (LIMIT_CODES), against `totals`."""
         currency, amount = sale.currency, sale.amount
+        found: list[RuleViolation] = []
+        rows = self.headroom(sale, location, totals)
         if currency not in location.offline_currencies or currency not in self.stripe_offline_max:
-            return [
+            found.append(
                 RuleViolation(
                     Code.INVALID_OFFLINE_CURRENCY,
                     f"{currency.upper()} is not configured for offline payments at location "
                     f"{location.location_id}; add it to the location's limits or take it online",
                     field="currency",
                 )
-            ]
-        found: list[RuleViolation] = []
-        for row in self.headroom(sale, location):
+            )
+            # A payment stored anyway still counts: only the count limits apply to it.
+            rows = [row for row in rows if row.limit == "stored_count_max"]
+        for row in rows:
             if row.scope == "payment" and amount > row.maximum:
                 found.append(
                     RuleViolation(

@@ -5,16 +5,30 @@ records `PaymentStored` on the location's stream in the same transaction as the 
 event, so two devices (or two processes) racing for the last headroom collide on the location's
 next version and the loser re-decides with fresh totals. Per-device totals live here too,
 because device limits are part of a location's configuration (`device_limits`).
+
+Facts arrive late and out of order (a reader forwards as soon as it reconnects; Stripe's
+webhook may come before the POS's records), so the location also keeps when each payment was
+stored and released, by `occurred_at`: the stored totals at any moment, and so each payment's
+limit breaches, are a function of those moments, never of the order the facts arrived in.
+Released payments are kept for `LATE_WINDOW` after the newest moment known, which bounds the
+stream's snapshots; a fact arriving later than that is judged against what is still kept.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
 
 from ledger.identity import location_id as location_stream_id
+
+LATE_WINDOW = timedelta(days=7)
+
+# A timeline entry: [device_id, currency, amount, stored (occurred_at), released or None,
+# the codes of the rules storing it broke, arrival number]. Payments stored at the same moment
+# are ordered by arrival: the later one is judged with the earlier counted.
+Entry = list[Any]
 
 
 class Location(Aggregate):
@@ -42,6 +56,9 @@ class Location(Aggregate):
             location.stored_count = 0
             location.device_stored_amounts = {}
             location.device_stored_counts = {}
+            location.timeline = {}
+            location.horizon = None
+            location.arrivals = 0
 
     class Reconfigured(Event):
         TOPIC = "offline_ledger:Location.Reconfigured"
@@ -53,15 +70,41 @@ class Location(Aggregate):
             aggregate.configured_at = self.occurred_at
 
     class PaymentStored(Event):
+        """Version 2 adds `breaches`: the codes of the rules storing it broke."""
+
         TOPIC = "offline_ledger:Location.PaymentStored"
         offline_id: str
         device_id: str
         currency: str
         amount: int
+        breaches: list[str]
         occurred_at: datetime
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["breaches"] = []
 
         def apply(self, aggregate: Any) -> None:
             aggregate.add_stored(self.offline_id, self.device_id, self.currency, self.amount)
+            aggregate.place(
+                self.offline_id, [self.device_id, self.currency, self.amount], self.breaches
+            )
+            aggregate.mark(self.offline_id, 3, self.occurred_at)
+
+    class BreachesChanged(Event):
+        """A stored payment was judged again (a fact earlier by `occurred_at` came late)."""
+
+        TOPIC = "offline_ledger:Location.BreachesChanged"
+        offline_id: str
+        breaches: list[str]
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            entry = aggregate.timeline.get(self.offline_id)
+            if entry is not None:
+                entry[5] = list(self.breaches)
 
     class PaymentReleased(Event):
         """The amount left the stored totals: forwarded, declined or canceled."""
@@ -73,6 +116,20 @@ class Location(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.remove_stored(self.offline_id)
+            aggregate.mark(self.offline_id, 4, self.occurred_at)
+
+    class MomentRestated(Event):
+        """A step reported late moved when a payment was stored (`which` "stored") or
+        released ("released"): the step had been implied by a later one, at a moment that
+        was a bound, and is now known. The totals do not change, only when they held."""
+
+        TOPIC = "offline_ledger:Location.MomentRestated"
+        offline_id: str
+        which: str
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.mark(self.offline_id, 3 if self.which == "stored" else 4, self.occurred_at)
 
     if TYPE_CHECKING:  # set by the events' apply(); runtime annotations would make
         # the eventsourcing metaclass generate a dataclass __init__
@@ -84,6 +141,23 @@ class Location(Aggregate):
         stored_count: int
         device_stored_amounts: dict[str, dict[str, int]]
         device_stored_counts: dict[str, int]
+        timeline: dict[str, Entry]  # offline_id -> entry, stored or released lately
+        horizon: datetime | None  # the newest moment in the timeline
+        arrivals: int  # payments stored so far (numbers the timeline's entries)
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot taken before the timeline: the stored payments count from the
+        configuration's moment (the earliest they can have been stored)."""
+        since = state["configured_at"]
+        state["timeline"] = {
+            offline_id: [*entry, since, None, [], 0]
+            for offline_id, entry in state["stored"].items()
+        }
+        state["arrivals"] = 0
+        state["horizon"] = since if state["stored"] else None
 
     @classmethod
     def configure(cls, location_id: str, config: dict[str, Any], occurred_at: datetime) -> Location:
@@ -102,9 +176,15 @@ class Location(Aggregate):
         return True
 
     def store_payment(
-        self, offline_id: str, device_id: str, currency: str, amount: int, occurred_at: datetime
+        self,
+        offline_id: str,
+        device_id: str,
+        currency: str,
+        amount: int,
+        breaches: list[str],
+        occurred_at: datetime,
     ) -> None:
-        """Count a payment as stored; the limits were checked by `ledger.limits` beforehand."""
+        """Count a payment as stored, with the codes of the rules it broke (`ledger.limits`)."""
         assert offline_id not in self.stored, offline_id
         self.trigger_event(
             self.PaymentStored,
@@ -112,14 +192,99 @@ class Location(Aggregate):
             device_id=device_id,
             currency=currency,
             amount=amount,
+            breaches=breaches,
             occurred_at=occurred_at,
         )
+
+    def change_breaches(self, offline_id: str, breaches: list[str], occurred_at: datetime) -> None:
+        entry = self.timeline.get(offline_id)
+        if entry is not None and entry[5] != breaches:
+            self.trigger_event(
+                self.BreachesChanged,
+                offline_id=offline_id,
+                breaches=breaches,
+                occurred_at=occurred_at,
+            )
+
+    def stored_beyond_policy(self, device_id: str | None = None) -> dict[str, dict[str, Any]]:
+        """Per breach code, the payments stored now (of one device, if given) that broke it:
+        `{code: {"count": n, "amounts_by_currency": {...}}}`."""
+        found: dict[str, dict[str, Any]] = {}
+        for offline_id in self.stored:
+            entry = self.timeline.get(offline_id)
+            if entry is None or (device_id is not None and entry[0] != device_id):
+                continue
+            for code in entry[5]:
+                row = found.setdefault(code, {"count": 0, "amounts_by_currency": {}})
+                row["count"] += 1
+                amounts = row["amounts_by_currency"]
+                amounts[entry[1]] = amounts.get(entry[1], 0) + entry[2]
+        return dict(sorted(found.items()))
 
     def release_payment(self, offline_id: str, reason: str, occurred_at: datetime) -> None:
         assert offline_id in self.stored, offline_id
         self.trigger_event(
             self.PaymentReleased, offline_id=offline_id, reason=reason, occurred_at=occurred_at
         )
+
+    def restate(self, offline_id: str, which: str, occurred_at: datetime) -> bool:
+        """Move when a payment was stored or released; False if the moment is already that
+        (or the payment left the timeline, past `LATE_WINDOW`)."""
+        entry = self.timeline.get(offline_id)
+        if entry is None or entry[3 if which == "stored" else 4] == occurred_at:
+            return False
+        self.trigger_event(
+            self.MomentRestated, offline_id=offline_id, which=which, occurred_at=occurred_at
+        )
+        return True
+
+    # -- the timeline -------------------------------------------------------------------------
+
+    def place(self, offline_id: str, entry: Entry, breaches: list[str]) -> None:
+        self.arrivals += 1
+        self.timeline[offline_id] = [*entry, None, None, list(breaches), self.arrivals]
+
+    def mark(self, offline_id: str, index: int, moment: datetime) -> None:
+        """Set when a payment was stored (index 3) or released (4), then forget the payments
+        released more than LATE_WINDOW before the newest moment."""
+        entry = self.timeline.get(offline_id)
+        if entry is None:
+            return
+        entry[index] = moment
+        if self.horizon is None or moment > self.horizon:
+            new_day = self.horizon is None or moment.date() > self.horizon.date()
+            self.horizon = moment
+            if new_day:  # once a day of moments: a scan per event would be quadratic
+                oldest = moment - LATE_WINDOW
+                for gone in [
+                    k for k, e in self.timeline.items() if e[4] is not None and e[4] < oldest
+                ]:
+                    del self.timeline[gone]
+
+    def stored_before(self, moment: datetime, offline_id: str) -> list[Entry]:
+        """The payments stored just before `offline_id` was, at `moment`: stored earlier (or
+        at the same moment and arrived before it) and not released by then."""
+        if self.horizon is not None and moment > self.horizon:
+            # Nothing known happened at or after the moment: the current totals hold.
+            return [e for k, e in self.timeline.items() if e[4] is None and k != offline_id]
+        own = self.timeline.get(offline_id)
+        position = (moment, own[6] if own is not None else self.arrivals + 1)
+        return [
+            entry
+            for key, entry in self.timeline.items()
+            if key != offline_id
+            and entry[3] is not None
+            and (entry[3], entry[6]) < position
+            and (entry[4] is None or entry[4] > moment)
+        ]
+
+    def stored_after(self, moment: datetime, horizon: datetime | None) -> list[str]:
+        """The payments stored at or after `moment`, whose judgment a change at `moment` may
+        alter; none when nothing known (up to `horizon`, the newest moment before the
+        change) is at or after it."""
+        if horizon is None or moment > horizon:
+            return []
+        return sorted(k for k, e in self.timeline.items() if e[3] is not None and e[3] >= moment)
 
     # -- state --------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""What Stripe says about a payment, as the ledger records it (DESIGN §6).
+"""What Stripe says about a payment, as the ledger records it.
 
 Stripe-side facts enter the ledger as observations, events like any other, so that reports
 replay. Two kinds, one per source of truth:

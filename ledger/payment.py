@@ -1,4 +1,4 @@
-"""The lifecycle of one offline payment (DESIGN §3), as an event-sourced aggregate.
+"""The lifecycle of one offline payment, as an event-sourced aggregate.
 
 Each command is split in two: `plan_*` decides from the current state alone (a new fact, a
 repeat of a recorded fact, or a refusal) and raises nothing but typed errors; the trigger method
@@ -9,6 +9,13 @@ it triggers anything, so a refused record leaves no event behind.
                                  \\--declined--> declined     \\--declined--> declined
     canceled: from created or collected, from stored (releases it), or a void of an
     authorization (forwarded, requires_capture).
+
+What a reader or Stripe already did is a fact: it is recorded whatever rule it broke, with
+each broken rule as a breach (its code and what the check saw). A step that arrives before the
+steps it implies (Stripe's webhook before the POS's records, a reader forwarding as soon as it
+reconnects) is recorded, and the implied steps with it, marked `implied`; when their own
+records come, they are recorded once, `reported_late`, and fix the moments the implied steps
+could only bound.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class Plan(StrEnum):
     NEW = "new"  # a new fact: trigger it
     REPEAT = "repeat"  # already recorded: idempotent no-op
     DUPLICATE_FORWARD = "duplicate_forward"  # a second, different PaymentIntent
+    LATE = "late"  # the report of a step that was implied: fixes its moment
 
 
 class Payment(Aggregate):
@@ -86,36 +94,109 @@ class Payment(Aggregate):
             payment.decline_code = None
             payment.amount_captured = 0
             payment.cancel_reason = None
+            payment.canceled_at = None
+            payment.card_breaches = []
+            payment.store_breaches = []
+            payment.stored_implied = False
+            payment.forward_implied = False
+            payment.reported_late = False
 
     class PaymentMethodCollected(Event):
+        """Version 2 adds `breaches` (the card rules the card broke) and `reported_late`
+        (collected after a later step was recorded)."""
+
         TOPIC = "offline_ledger:Payment.PaymentMethodCollected"
         card: dict[str, Any]
+        breaches: list[dict[str, Any]]
+        reported_late: bool
         occurred_at: datetime
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["breaches"] = []  # version 1 refused a card that broke a rule
+            state["reported_late"] = False
 
         def apply(self, aggregate: Any) -> None:
             aggregate.card = dict(self.card)
             aggregate.cards_collected.append(aggregate.card)
-            aggregate.status = Status.COLLECTED
+            aggregate.card_breaches = list(self.breaches)
+            if self.reported_late:
+                aggregate.reported_late = True
+            else:
+                aggregate.status = Status.COLLECTED
 
     class ConfirmedOffline(Event):
+        """Version 2 adds `breaches` (every rule and limit the storing broke, with what the
+        check saw), `implied` (not reported: a later step showed the payment was stored; the
+        moment is a bound, the payment's creation) and `reported_late` (the report of a
+        confirmation that was implied, with its real moment)."""
+
         TOPIC = "offline_ledger:Payment.ConfirmedOffline"
         stored_at: datetime
+        breaches: list[dict[str, Any]]
+        implied: bool
+        reported_late: bool
         occurred_at: datetime
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["breaches"] = []  # version 1 refused a confirmation that broke a rule
+            state["implied"] = False
+            state["reported_late"] = False
 
         def apply(self, aggregate: Any) -> None:
             aggregate.stored_at = self.stored_at
-            aggregate.status = Status.STORED
+            aggregate.store_breaches = list(self.breaches)
+            aggregate.stored_implied = self.implied
+            if self.implied or self.reported_late:
+                aggregate.reported_late = True
+            if not self.reported_late:
+                aggregate.status = Status.STORED
 
-    class Forwarded(Event):
-        TOPIC = "offline_ledger:Payment.Forwarded"
-        payment_intent_id: str
-        status: str
+    class Rejudged(Event):
+        """The payment's stored-limit breaches changed because a fact about another payment
+        of the location, earlier by `occurred_at`, arrived after this one's confirmation."""
+
+        TOPIC = "offline_ledger:Payment.Rejudged"
+        breaches: list[dict[str, Any]]
+        cause_offline_id: str
         occurred_at: datetime
 
         def apply(self, aggregate: Any) -> None:
+            aggregate.store_breaches = list(self.breaches)
+
+    class Forwarded(Event):
+        """Version 2 adds `implied` (not reported: a capture showed Stripe had the payment;
+        the moment is a bound, the capture's) and `reported_late` (the report of a forward
+        that was implied: it fixes the moment and changes nothing else)."""
+
+        TOPIC = "offline_ledger:Payment.Forwarded"
+        payment_intent_id: str
+        status: str
+        implied: bool
+        reported_late: bool
+        occurred_at: datetime
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["implied"] = False
+            state["reported_late"] = False
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.forwarded_at = self.occurred_at
+            aggregate.forward_implied = self.implied
+            if self.implied:
+                aggregate.reported_late = True
+            if self.reported_late:
+                return  # the capture came first: only the moment is news
             aggregate.payment_intent_id = self.payment_intent_id
             aggregate.stripe_status = self.status
-            aggregate.forwarded_at = self.occurred_at
             if aggregate.status == Status.DECLINED:
                 return  # the decline came first; Stripe's id is news, the outcome is not
             if self.status == "succeeded":
@@ -182,6 +263,7 @@ class Payment(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.cancel_reason = self.reason
+            aggregate.canceled_at = self.occurred_at
             aggregate.status = Status.CANCELED
 
     class DuplicateForwardDetected(Event):
@@ -222,6 +304,12 @@ class Payment(Aggregate):
         decline_code: str | None
         amount_captured: int
         cancel_reason: str | None
+        canceled_at: datetime | None
+        card_breaches: list[dict[str, Any]]  # the card rules the collected card broke
+        store_breaches: list[dict[str, Any]]  # the rules and limits storing it broke
+        stored_implied: bool  # stored as a later step showed, not (yet) reported
+        forward_implied: bool  # forwarded as a capture showed, not (yet) reported
+        reported_late: bool  # a step was implied by a later one, or reported after it
 
     @classmethod
     def create(
@@ -275,6 +363,11 @@ class Payment(Aggregate):
         return None
 
     @property
+    def breaches(self) -> list[dict[str, Any]]:
+        """Every rule the facts of this payment broke, card rules first."""
+        return [*self.card_breaches, *self.store_breaches]
+
+    @property
     def is_stored(self) -> bool:
         """Confirmed offline and not yet forwarded, declined or canceled: money at risk."""
         return self.status == Status.STORED
@@ -286,44 +379,83 @@ class Payment(Aggregate):
         # recorded fact, never a switch back to A.
         if card in self.cards_collected:
             return Plan.REPEAT
-        if self.status in (Status.CREATED, Status.COLLECTED):
-            return Plan.NEW
+        if self.status in (Status.CREATED, Status.COLLECTED) or not self.cards_collected:
+            return Plan.NEW  # in order, or the card of a payment whose later steps came first
         raise self._out_of_order(
             "payment_method_collected",
             "a card can only be collected before the payment is confirmed",
         )
 
-    def collect(self, card: dict[str, Any], occurred_at: datetime) -> None:
+    def collect(
+        self, card: dict[str, Any], breaches: list[dict[str, Any]], occurred_at: datetime
+    ) -> None:
         assert self.plan_collect(card) is Plan.NEW
-        self.trigger_event(self.PaymentMethodCollected, card=card, occurred_at=occurred_at)
+        self.trigger_event(
+            self.PaymentMethodCollected,
+            card=card,
+            breaches=breaches,
+            reported_late=self.status not in (Status.CREATED, Status.COLLECTED),
+            occurred_at=occurred_at,
+        )
 
     # -- confirmation -------------------------------------------------------------------------
 
     def plan_confirm(self, stored_at: datetime) -> Plan:
-        if self.status == Status.COLLECTED:
+        if self.status in (Status.CREATED, Status.COLLECTED):
             return Plan.NEW
-        if self.status == Status.CREATED:
-            raise self._out_of_order("confirmed_offline", "record payment_method_collected first")
+        if self.stored_implied:
+            return Plan.LATE  # a later step implied it; this is its report
         if self.stored_at is None:
+            if self.status == Status.CANCELED:
+                return Plan.LATE  # stored, then canceled: the cancel came first
             raise self._out_of_order("confirmed_offline", "the payment was never stored")
         if self.stored_at != stored_at:
             raise field_conflict("stored_at", self.stored_at, stored_at)
         return Plan.REPEAT
 
-    def confirm_offline(self, stored_at: datetime, occurred_at: datetime) -> None:
-        assert self.plan_confirm(stored_at) is Plan.NEW
-        self.trigger_event(self.ConfirmedOffline, stored_at=stored_at, occurred_at=occurred_at)
+    def confirm_offline(
+        self,
+        stored_at: datetime,
+        breaches: list[dict[str, Any]],
+        occurred_at: datetime,
+        *,
+        implied: bool = False,
+    ) -> None:
+        plan = self.plan_confirm(stored_at)
+        assert plan is not Plan.REPEAT and not (implied and plan is Plan.LATE), plan
+        self.trigger_event(
+            self.ConfirmedOffline,
+            stored_at=stored_at,
+            breaches=breaches,
+            implied=implied,
+            reported_late=plan is Plan.LATE,
+            occurred_at=occurred_at,
+        )
+
+    def rejudge(
+        self, breaches: list[dict[str, Any]], cause_offline_id: str, occurred_at: datetime
+    ) -> None:
+        assert breaches != self.store_breaches
+        self.trigger_event(
+            self.Rejudged,
+            breaches=breaches,
+            cause_offline_id=cause_offline_id,
+            occurred_at=occurred_at,
+        )
+
+    @property
+    def needs_storing(self) -> bool:
+        """A later step arrived before the confirmation: it implies the payment was stored."""
+        return self.status in (Status.CREATED, Status.COLLECTED)
 
     # -- forwarding ---------------------------------------------------------------------------
 
     def plan_forward(self, payment_intent_id: str) -> Plan:
-        if self.status == Status.STORED:
-            return Plan.NEW
-        if self.status in (Status.CREATED, Status.COLLECTED):
-            raise self._out_of_order("forwarded", "record confirmed_offline first")
-        # The same pi_ reported again is a no-op whatever happened since (DESIGN §3).
+        if self.status in (Status.STORED, Status.CREATED, Status.COLLECTED):
+            return Plan.NEW  # before the confirmation was reported: the handler implies it
+        # The same pi_ reported again is a no-op whatever happened since.
         if payment_intent_id == self.payment_intent_id:
-            return Plan.REPEAT
+            return Plan.LATE if self.forward_implied else Plan.REPEAT
         if payment_intent_id in self.duplicate_payment_intent_ids:
             return Plan.REPEAT
         if self.status == Status.CANCELED:
@@ -332,13 +464,18 @@ class Payment(Aggregate):
             return Plan.NEW
         return Plan.DUPLICATE_FORWARD
 
-    def forward(self, payment_intent_id: str, status: str, occurred_at: datetime) -> None:
+    def forward(
+        self, payment_intent_id: str, status: str, occurred_at: datetime, *, implied: bool = False
+    ) -> None:
         plan = self.plan_forward(payment_intent_id)
-        if plan is Plan.NEW:
+        assert not self.needs_storing, "imply the confirmation first"
+        if plan in (Plan.NEW, Plan.LATE):
             self.trigger_event(
                 self.Forwarded,
                 payment_intent_id=payment_intent_id,
                 status=status,
+                implied=implied,
+                reported_late=plan is Plan.LATE,
                 occurred_at=occurred_at,
             )
         else:
@@ -355,7 +492,7 @@ class Payment(Aggregate):
         seen = {"occurred_at": occurred_at.isoformat(), "error_code": error_code}
         if any(seen.items() <= failure.items() for failure in self.forward_failures):
             return Plan.REPEAT
-        if self.status != Status.STORED:
+        if self.status not in (Status.STORED, Status.CREATED, Status.COLLECTED):
             raise self._out_of_order("forward_failed", "only a stored payment can fail to forward")
         if len(self.forward_failures) >= FORWARD_FAILURES_MAX:
             raise Conflict(
@@ -369,6 +506,7 @@ class Payment(Aggregate):
         self, error_code: str, message: str, retryable: bool, occurred_at: datetime
     ) -> None:
         assert self.plan_forward_failure(error_code, occurred_at) is Plan.NEW
+        assert not self.needs_storing, "imply the confirmation first"
         self.trigger_event(
             self.ForwardFailed,
             error_code=error_code,
@@ -386,7 +524,7 @@ class Payment(Aggregate):
             if payment_intent_id not in (None, self.payment_intent_id):
                 raise self._mismatch(payment_intent_id)
             return Plan.REPEAT
-        if self.status == Status.STORED:
+        if self.status in (Status.STORED, Status.CREATED, Status.COLLECTED):
             return Plan.NEW
         if self.status == Status.FORWARDED:
             if payment_intent_id not in (None, self.payment_intent_id):
@@ -398,6 +536,7 @@ class Payment(Aggregate):
         self, payment_intent_id: str | None, decline_code: str, occurred_at: datetime
     ) -> None:
         assert self.plan_decline(payment_intent_id, decline_code) is Plan.NEW
+        assert not self.needs_storing, "imply the confirmation first"
         self.trigger_event(
             self.Declined,
             payment_intent_id=payment_intent_id,
@@ -406,28 +545,32 @@ class Payment(Aggregate):
         )
 
     def plan_capture(self, payment_intent_id: str, amount_captured: int) -> Plan:
-        if self.status in (Status.CREATED, Status.COLLECTED, Status.STORED):
-            raise self._out_of_order(
-                "captured", "Stripe must have the payment: record forwarded first"
-            )
         if self.status in (Status.DECLINED, Status.CANCELED):
             raise self._out_of_order("captured", f"the payment is {self.status}")
-        if payment_intent_id != self.payment_intent_id:
-            raise self._mismatch(payment_intent_id)
         if self.status == Status.CAPTURED:
+            if payment_intent_id != self.payment_intent_id:
+                raise self._mismatch(payment_intent_id)
             if amount_captured != self.amount_captured:
                 raise field_conflict("amount_captured", self.amount_captured, amount_captured)
             return Plan.REPEAT
+        if self.status == Status.FORWARDED and payment_intent_id != self.payment_intent_id:
+            raise self._mismatch(payment_intent_id)
         if amount_captured > self.amount:
             raise Conflict(
                 Code.CAPTURE_EXCEEDS_AMOUNT,
                 f"cannot capture {amount_captured}: only {self.amount} was authorized",
                 field="amount_captured",
             )
-        return Plan.NEW
+        return Plan.NEW  # before the forward was reported: the handler implies it
+
+    @property
+    def needs_forwarding(self) -> bool:
+        """A capture arrived before the forward: it implies Stripe had the payment."""
+        return self.status in (Status.CREATED, Status.COLLECTED, Status.STORED)
 
     def capture(self, payment_intent_id: str, amount_captured: int, occurred_at: datetime) -> None:
         assert self.plan_capture(payment_intent_id, amount_captured) is Plan.NEW
+        assert not self.needs_forwarding, "imply the forward first"
         self.trigger_event(
             self.Captured,
             payment_intent_id=payment_intent_id,

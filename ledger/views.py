@@ -42,6 +42,9 @@ class PaymentState(_View):
     forward_failures: int
     forward_outcome_unknown: bool
     metadata: dict[str, str]
+    breaches: list[dict[str, Any]]  # every rule its facts broke: code, message, details
+    reported_late: bool  # a step came before the steps it implies
+    implied_steps: list[str]  # steps recorded as implied, their reports still missing
     version: int
 
     @classmethod
@@ -68,6 +71,16 @@ class PaymentState(_View):
             forward_failures=len(payment.forward_failures),
             forward_outcome_unknown=payment.forward_outcome_unknown,
             metadata=payment.metadata,
+            breaches=payment.breaches,
+            reported_late=payment.reported_late,
+            implied_steps=[
+                step
+                for step, implied in (
+                    ("confirmed_offline", payment.stored_implied),
+                    ("forwarded", payment.forward_implied),
+                )
+                if implied
+            ],
             version=payment.version,
         )
 
@@ -106,6 +119,8 @@ class DeviceStatus(_View):
     offline_payments_count: int
     offline_payment_amounts_by_currency: dict[str, int]
     headroom: list[LimitHeadroom]
+    # Per breach code, the stored payments that broke it: {"count", "amounts_by_currency"}.
+    stored_beyond_policy: dict[str, dict[str, Any]]
 
 
 class LocationStatus(_View):
@@ -117,6 +132,7 @@ class LocationStatus(_View):
     limits: dict[str, Any]
     device_limits: dict[str, Any]
     headroom: list[LimitHeadroom]
+    stored_beyond_policy: dict[str, dict[str, Any]]
     devices: list[DeviceStatus]
 
     @classmethod
@@ -132,6 +148,7 @@ class LocationStatus(_View):
             limits=config["limits"],
             device_limits=config["device_limits"],
             headroom=_headroom(config["limits"], location.stored_amounts, location.stored_count),
+            stored_beyond_policy=location.stored_beyond_policy(),
             devices=[
                 DeviceStatus(
                     device_id=device_id,
@@ -145,6 +162,7 @@ class LocationStatus(_View):
                         location.device_stored_amounts.get(device_id, {}),
                         location.device_stored_counts.get(device_id, 0),
                     ),
+                    stored_beyond_policy=location.stored_beyond_policy(device_id),
                 )
                 for device_id in devices
             ],

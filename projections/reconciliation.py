@@ -36,7 +36,7 @@ class Thresholds:
     """When a stored payment is stale and when an authorization must be captured.
 
     Card-present authorizations lapse: Visa after about 5 days (4 days 18 hours),
-    Mastercard, Amex and Discover after about 2 days (DESIGN §4). A capture is overdue once
+    Mastercard, Amex and Discover after about 2 days. A capture is overdue once
     `capture_warning` or less is left before that.
     """
 

@@ -1,4 +1,4 @@
-"""The reconciliation report as data: its rows, categories and totals (DESIGN §7).
+"""The reconciliation report as data: its rows, categories and totals.
 
 `projections.reconciliation` builds a `Report` from the read models; the modules in
 `projections/formats/` render it (CSV, JSON, HTML, terminal table). Every total here is

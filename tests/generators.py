@@ -163,9 +163,12 @@ def assert_status_matches_payments(ledger: Ledger, offline_ids: Sequence[str]) -
 
 
 def assert_within_limits(ledger: Ledger, configured: dict[str, Record]) -> None:
-    """No location or device stores more than its configured limits allow.
+    """The payments stored without a breach of a stored limit stay within it.
 
-    `configured` maps location_id to the location.configured record that set its limits."""
+    A payment stored beyond a limit is a fact and is recorded, flagged with the limit's code;
+    every other stored payment was within the limit when it was stored, by `occurred_at`, so
+    together they are within it now. `configured` maps location_id to the
+    location.configured record that set its limits."""
     for loc in ledger.status():
         record = configured[loc.location_id]
         limits = record.get("limits", {})
@@ -174,6 +177,7 @@ def assert_within_limits(ledger: Ledger, configured: dict[str, Record]) -> None:
             limits,
             loc.offline_payments_count,
             loc.offline_payment_amounts_by_currency,
+            loc.stored_beyond_policy,
             f"location {loc.location_id}",
         )
         for device in loc.devices:
@@ -181,16 +185,21 @@ def assert_within_limits(ledger: Ledger, configured: dict[str, Record]) -> None:
                 device_limits,
                 device.offline_payments_count,
                 device.offline_payment_amounts_by_currency,
+                device.stored_beyond_policy,
                 f"device {device.device_id} at {loc.location_id}",
             )
 
 
-def _within(limits: Record, count: int, amounts: dict[str, int], where: str) -> None:
+def _within(
+    limits: Record, count: int, amounts: dict[str, int], beyond: dict[str, Any], where: str
+) -> None:
     count_max = limits.get("stored_count_max")
     if count_max is not None:
-        assert count <= count_max, f"{where} stores {count} payments, limit {count_max}"
+        flagged = beyond.get("OFFLINE_PAYMENTS_DATABASE_TOO_LARGE", {"count": 0})["count"]
+        assert count - flagged <= count_max, f"{where} stores {count} payments, limit {count_max}"
+    over = beyond.get("STORED_AMOUNT_LIMIT_EXCEEDED", {"amounts_by_currency": {}})
     for currency, maximum in limits.get("stored_amount_max", {}).items():
-        stored = amounts.get(currency, 0)
+        stored = amounts.get(currency, 0) - over["amounts_by_currency"].get(currency, 0)
         assert stored <= maximum, f"{where} stores {stored} {currency}, limit {maximum}"
 
 

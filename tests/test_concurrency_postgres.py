@@ -1,6 +1,6 @@
 """Several OS processes confirming payments at one location at the same moment, on PostgreSQL.
 
-DESIGN §4: the limits are decided against the location's and device's stored totals
+The limits are decided against the location's and device's stored totals
 atomically: two devices (or two POS servers) at one location must not both pass the last slot.
 Each test starts worker processes (spawn: fresh interpreters, their own connections), lets them
 open the ledger, holds them at a barrier and releases them together, so that their

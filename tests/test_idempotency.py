@@ -1,4 +1,4 @@
-"""Idempotency (DESIGN §3): the same fact recorded twice is a no-op, whichever source sends it
+"""Idempotency: the same fact recorded twice is a no-op, whichever source sends it
 and however late; a changed repeat is an IDEMPOTENCY_CONFLICT naming the field that differs;
 an idempotency key names one record; a batch keeps going past a refused record.
 """
@@ -350,7 +350,7 @@ def test_a_batch_keeps_going_after_a_refused_record(shop: Ledger) -> None:
         r.created(OID),
         r.created(other) | {"amount": 0},  # invalid record
         r.collected(other),  # unknown payment
-        r.confirmed(OID),  # out of order: not collected yet
+        r.created(OID) | {"amount": 999},  # contradicts the recorded creation
         r.collected(OID),
         r.confirmed(OID),
         r.created(OID),  # repeat
@@ -369,7 +369,7 @@ def test_a_batch_keeps_going_after_a_refused_record(shop: Ledger) -> None:
         True,
         Code.INVALID_AMOUNT,
         Code.UNKNOWN_PAYMENT,
-        Code.STEP_OUT_OF_ORDER,
+        Code.IDEMPOTENCY_CONFLICT,
         True,
         True,
         False,

@@ -1,4 +1,4 @@
-"""The payment lifecycle of DESIGN §3: every step, its effect on the stored totals, and the
+"""The payment lifecycle: every step, its effect on the stored totals, and the
 ordering rules (a step out of order is refused with STEP_OUT_OF_ORDER and stores nothing)."""
 
 from __future__ import annotations
@@ -413,19 +413,50 @@ def _steps_to(state: str, oid: str) -> list[Record]:
     }[state]
 
 
+# Facts that arrive before the steps they imply: recorded, the implied steps with them.
+EARLY: list[tuple[str, Callable[[str], Record], str, list[str]]] = [
+    ("created", r.confirmed, "stored", []),
+    ("created", r.forwarded, "captured", ["confirmed_offline"]),
+    ("collected", r.forwarded, "captured", ["confirmed_offline"]),
+    ("created", r.captured, "captured", ["confirmed_offline", "forwarded"]),
+    ("collected", r.captured, "captured", ["confirmed_offline", "forwarded"]),
+    ("stored", r.captured, "captured", ["forwarded"]),
+    ("created", r.forward_failed, "stored", ["confirmed_offline"]),
+    ("collected", r.forward_failed, "stored", ["confirmed_offline"]),
+    ("created", r.declined, "declined", ["confirmed_offline"]),
+    ("collected", r.declined, "declined", ["confirmed_offline"]),
+    ("canceled before storing", r.collected, "canceled", []),
+    ("canceled before storing", r.confirmed, "canceled", []),
+]
+
+
+@pytest.mark.parametrize(
+    ("state", "step", "status", "implied"),
+    [
+        pytest.param(*case, id=f"{case[1](new_id())['type'].split('.')[1]} when {case[0]}")
+        for case in EARLY
+    ],
+)
+def test_a_step_before_the_steps_it_implies_is_recorded_with_them(
+    shop: Ledger, state: str, step: Callable[[str], Record], status: str, implied: list[str]
+) -> None:
+    oid = new_id()
+    apply(shop, _steps_to(state, oid))
+
+    assert shop.record(step(oid)).recorded is True
+    assert shop.record(step(oid)).recorded is False  # a repeat, as ever
+
+    payment = shop.payment(oid)
+    assert payment.status == status
+    assert payment.implied_steps == implied
+    assert payment.reported_late is (bool(implied) or state == "canceled before storing")
+    if "confirmed_offline" in implied and status != "stored":
+        assert stored_totals(shop) == NOTHING_STORED  # stored, then released
+
+
 OUT_OF_ORDER: list[tuple[str, Callable[[str], Record]]] = [
-    ("created", r.confirmed),
-    ("created", r.forwarded),
-    ("collected", r.forwarded),
-    ("created", r.captured),
-    ("collected", r.captured),
-    ("stored", r.captured),
-    ("created", r.forward_failed),
-    ("collected", r.forward_failed),
     ("authorized", r.forward_failed),
     ("captured", r.forward_failed),
-    ("created", r.declined),
-    ("collected", r.declined),
     ("captured", r.declined),
     ("declined", r.captured),
     ("canceled after storing", r.captured),
@@ -433,8 +464,6 @@ OUT_OF_ORDER: list[tuple[str, Callable[[str], Record]]] = [
     ("canceled after storing", r.forwarded),
     ("stored", lambda oid: r.collected(oid, last4="1111")),
     ("authorized", lambda oid: r.collected(oid, last4="1111")),
-    ("canceled before storing", lambda oid: r.collected(oid)),
-    ("canceled before storing", r.confirmed),
     ("captured", r.canceled),
     ("declined", r.canceled),
 ]

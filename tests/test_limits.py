@@ -1,8 +1,8 @@
-"""The offline rules and limits of DESIGN §4, each with its stable error code.
+"""The offline rules and limits, each with its stable code.
 
-Card rules bite when the payment method is collected; location, device and amount rules when
-the payment is confirmed offline. A refused record stores nothing: the payment keeps its state
-and history, and the stored totals do not move.
+Card rules are judged when the payment method is collected; location, device and amount rules
+when the payment is confirmed offline. What a reader did is a fact: the record is stored
+whatever rule it broke, and each broken rule is a breach on it, with what the check saw.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -64,6 +65,15 @@ def store(ledger: Ledger, amount: int = 1250, device_id: str = "tmr_1", **create
     return oid
 
 
+def store_at(ledger: Ledger, minutes: float, amount: int, device_id: str = "tmr_1") -> str:
+    """Store one payment confirmed `minutes` after the builders' start; its offline_id."""
+    oid = new_id()
+    created = r.created(oid, amount=amount, device_id=device_id, occurred_at=r.at(minutes - 2))
+    collected = r.collected(oid) | {"occurred_at": r.at(minutes - 1)}
+    apply(ledger, [created, collected, r.confirmed(oid, occurred_at=r.at(minutes))])
+    return oid
+
+
 def collected_payment(
     ledger: Ledger, amount: int = 1250, device_id: str = "tmr_1", **created: Any
 ) -> str:
@@ -77,33 +87,28 @@ def totals(ledger: Ledger) -> list[dict[str, Any]]:
     return [status.model_dump() for status in ledger.status()]
 
 
-def assert_refused(ledger: Ledger, record: Record, code: Code) -> LedgerError:
-    """The record is refused with `code`, and nothing at all is stored."""
-    events_before, totals_before = event_count(ledger), totals(ledger)
-    payment_before = ledger.payment(record["offline_id"])
-    with pytest.raises(LedgerError) as refused:
-        ledger.record(record)
-    assert refused.value.code is code, refused.value
-    assert event_count(ledger) == events_before
-    assert totals(ledger) == totals_before
-    assert ledger.payment(record["offline_id"]) == payment_before
-    return refused.value
+def assert_flagged(ledger: Ledger, record: Record, code: Code) -> SimpleNamespace:
+    """The record is recorded, with a breach of `code` on its payment; returns the breach."""
+    assert ledger.record(record).recorded is True
+    breaches = [b for b in ledger.payment(record["offline_id"]).breaches if b["code"] == code]
+    assert breaches, ledger.payment(record["offline_id"]).breaches
+    return SimpleNamespace(**breaches[0])
 
 
-def confirm_refused(ledger: Ledger, oid: str, code: Code, **overrides: Any) -> LedgerError:
-    error = assert_refused(ledger, r.confirmed(oid, **overrides), code)
-    assert ledger.payment(oid).status == "collected"
-    return error
+def confirm_flagged(ledger: Ledger, oid: str, code: Code, **overrides: Any) -> SimpleNamespace:
+    breach = assert_flagged(ledger, r.confirmed(oid, **overrides), code)
+    assert ledger.payment(oid).status == "stored"
+    return breach
 
 
-def collect_refused(ledger: Ledger, code: Code, field: str, **card: Any) -> LedgerError:
+def collect_flagged(ledger: Ledger, code: Code, field: str, **card: Any) -> SimpleNamespace:
     oid = new_id()
     ledger.record(r.created(oid))
-    error = assert_refused(ledger, r.collected(oid, **card), code)
-    assert error.field == field
-    assert ledger.payment(oid).status == "created"
-    assert len(ledger.history(oid)) == 1
-    return error
+    breach = assert_flagged(ledger, r.collected(oid, **card), code)
+    assert breach.field == field
+    assert ledger.payment(oid).status == "collected"
+    assert len(ledger.history(oid)) == 2
+    return breach
 
 
 def collect_accepted(ledger: Ledger, **card: Any) -> None:
@@ -120,7 +125,7 @@ def test_a_payment_cannot_be_stored_where_offline_mode_is_disabled(memory_ledger
     shop(memory_ledger, offline_enabled=False)
     oid = collected_payment(memory_ledger)  # creating and collecting are fine
 
-    confirm_refused(memory_ledger, oid, Code.OFFLINE_MODE_DISABLED)
+    confirm_flagged(memory_ledger, oid, Code.OFFLINE_MODE_DISABLED)
 
 
 def test_enabling_offline_mode_lets_the_payment_be_stored(memory_ledger: Ledger) -> None:
@@ -136,7 +141,7 @@ def test_a_currency_not_configured_for_offline_cannot_be_stored(memory_ledger: L
     shop(memory_ledger, limits=limits({"usd": 50_000}, {"usd": 200_000}))
     oid = collected_payment(memory_ledger, currency="eur")
 
-    error = confirm_refused(memory_ledger, oid, Code.INVALID_OFFLINE_CURRENCY)
+    error = confirm_flagged(memory_ledger, oid, Code.INVALID_OFFLINE_CURRENCY)
     assert error.field == "currency"
 
 
@@ -156,7 +161,7 @@ def test_a_require_online_payment_cannot_be_stored(memory_ledger: Ledger) -> Non
     shop(memory_ledger)
     oid = collected_payment(memory_ledger, offline_behavior="require_online")
 
-    error = confirm_refused(
+    error = confirm_flagged(
         memory_ledger, oid, Code.NOT_CONNECTED_TO_INTERNET_AND_REQUIRE_ONLINE_SET
     )
     assert error.field == "offline_behavior"
@@ -179,7 +184,7 @@ def test_the_merchant_per_payment_maximum_is_enforced_to_the_minor_unit(ledger: 
     at_max = store(ledger, amount=50_000)
     over = collected_payment(ledger, amount=50_001)  # creating it is fine: it could go online
 
-    error = confirm_refused(ledger, over, Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT)
+    error = confirm_flagged(ledger, over, Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT)
 
     assert ledger.payment(at_max).status == "stored"
     assert error.field == "amount"
@@ -195,7 +200,7 @@ def test_the_per_payment_maximum_is_per_currency(memory_ledger: Ledger) -> None:
     store(memory_ledger, amount=40_000, currency="usd")
     oid = collected_payment(memory_ledger, amount=10_001, currency="eur")
 
-    error = confirm_refused(memory_ledger, oid, Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT)
+    error = confirm_flagged(memory_ledger, oid, Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT)
     assert (error.details["currency"], error.details["max"]) == ("eur", 10_000)
 
 
@@ -211,7 +216,7 @@ def test_the_stripe_cap_configured_at_open_is_enforced(capped_ledger: Ledger) ->
     at_cap = store(capped_ledger, amount=30_000)
     over = collected_payment(capped_ledger, amount=30_001)
 
-    error = confirm_refused(capped_ledger, over, Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT)
+    error = confirm_flagged(capped_ledger, over, Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT)
 
     assert capped_ledger.payment(at_cap).status == "stored"
     assert error.details["limit"] == "stripe_offline_max"
@@ -225,7 +230,7 @@ def test_the_default_stripe_cap_is_10000_usd_whatever_the_merchant_allows(
     store(memory_ledger, amount=1_000_000)
     over = collected_payment(memory_ledger, amount=1_000_001)
 
-    error = confirm_refused(memory_ledger, over, Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT)
+    error = confirm_flagged(memory_ledger, over, Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT)
     assert error.details["limit"] == "stripe_offline_max"
 
 
@@ -234,7 +239,7 @@ def test_a_currency_without_a_stripe_cap_is_not_available_offline() -> None:
         shop(ledger)  # the location's limits name usd and eur
         oid = collected_payment(ledger, currency="eur")
 
-        confirm_refused(ledger, oid, Code.INVALID_OFFLINE_CURRENCY)
+        confirm_flagged(ledger, oid, Code.INVALID_OFFLINE_CURRENCY)
 
 
 # -- stored totals -----------------------------------------------------------------------------
@@ -248,12 +253,18 @@ def test_the_location_stored_amount_limit_counts_every_device(ledger: Ledger) ->
     store(ledger, amount=1_999, device_id="tmr_2")
     over = collected_payment(ledger, amount=2, device_id="tmr_1")
 
-    error = confirm_refused(ledger, over, Code.STORED_AMOUNT_LIMIT_EXCEEDED)
+    error = confirm_flagged(ledger, over, Code.STORED_AMOUNT_LIMIT_EXCEEDED)
     assert error.details["scope"] == "location"
     assert (error.details["max"], error.details["used"]) == (3_000, 2_999)
 
-    exactly = store(ledger, amount=1, device_id="tmr_1")  # 3,000 stored: exactly at the limit
-    assert ledger.payment(exactly).status == "stored"
+    (status,) = ledger.status()
+    assert status.offline_payment_amounts_by_currency == {"usd": 3_001}  # a fact, stored
+    assert status.stored_beyond_policy == {
+        "STORED_AMOUNT_LIMIT_EXCEEDED": {"count": 1, "amounts_by_currency": {"usd": 2}}
+    }
+    ledger.record(r.canceled(over, occurred_at=r.at(3)))
+    exactly = store_at(ledger, 10, amount=1)  # 3,000 stored: exactly at the limit
+    assert ledger.payment(exactly).breaches == []
     (status,) = ledger.status()
     assert status.offline_payment_amounts_by_currency == {"usd": 3_000}
 
@@ -269,12 +280,13 @@ def test_the_device_stored_amount_limit_is_per_device(ledger: Ledger) -> None:
     store(ledger, amount=1_500, device_id="tmr_1")
     over = collected_payment(ledger, amount=501, device_id="tmr_1")
 
-    error = confirm_refused(ledger, over, Code.STORED_AMOUNT_LIMIT_EXCEEDED)
+    error = confirm_flagged(ledger, over, Code.STORED_AMOUNT_LIMIT_EXCEEDED)
     assert error.details["scope"] == "device"
     assert (error.details["max"], error.details["used"]) == (2_000, 1_500)
+    ledger.record(r.canceled(over, occurred_at=r.at(3)))
 
-    exactly = store(ledger, amount=500, device_id="tmr_1")
-    other_device = store(ledger, amount=2_000, device_id="tmr_2")
+    exactly = store_at(ledger, 10, amount=500)
+    other_device = store_at(ledger, 10, amount=2_000, device_id="tmr_2")
     assert ledger.payment(exactly).status == "stored"
     assert ledger.payment(other_device).status == "stored"
     (status,) = ledger.status()
@@ -290,7 +302,7 @@ def test_stored_amount_limits_are_per_currency(memory_ledger: Ledger) -> None:
 
     assert memory_ledger.payment(eur).status == "stored"
     usd = collected_payment(memory_ledger, amount=1, currency="usd")
-    confirm_refused(memory_ledger, usd, Code.STORED_AMOUNT_LIMIT_EXCEEDED)
+    confirm_flagged(memory_ledger, usd, Code.STORED_AMOUNT_LIMIT_EXCEEDED)
 
 
 def test_the_location_stored_count_limit_counts_every_device(ledger: Ledger) -> None:
@@ -299,7 +311,7 @@ def test_the_location_stored_count_limit_counts_every_device(ledger: Ledger) -> 
     store(ledger, device_id="tmr_2")
     third = collected_payment(ledger, device_id="tmr_1")
 
-    error = confirm_refused(ledger, third, Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE)
+    error = confirm_flagged(ledger, third, Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE)
     assert error.details["scope"] == "location"
     assert (error.details["max"], error.details["used"]) == (2, 2)
 
@@ -315,14 +327,14 @@ def test_the_device_stored_count_limit_is_per_device(ledger: Ledger) -> None:
     store(ledger, device_id="tmr_1")
     second = collected_payment(ledger, device_id="tmr_1")
 
-    error = confirm_refused(ledger, second, Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE)
+    error = confirm_flagged(ledger, second, Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE)
     assert error.details["scope"] == "device"
 
     other_device = store(ledger, device_id="tmr_2")
     assert ledger.payment(other_device).status == "stored"
 
 
-def test_two_confirmations_in_one_batch_cannot_both_take_the_last_slot(ledger: Ledger) -> None:
+def test_of_two_confirmations_in_one_batch_the_second_is_flagged(ledger: Ledger) -> None:
     shop(
         ledger, "tmr_1", "tmr_2", limits=limits(stored_amount_max={"usd": 2_000}), device_limits={}
     )
@@ -334,15 +346,15 @@ def test_two_confirmations_in_one_batch_cannot_both_take_the_last_slot(ledger: L
         ]
     )
 
-    assert all(not isinstance(x, LedgerError) for x in results[:5])
-    assert isinstance(results[5], LedgerError)
-    assert results[5].code is Code.STORED_AMOUNT_LIMIT_EXCEEDED
-    assert ledger.payment(first).status == "stored"
-    assert ledger.payment(second).status == "collected"
+    assert all(not isinstance(x, LedgerError) for x in results)
+    assert ledger.payment(first).breaches == []
+    assert [b["code"] for b in ledger.payment(second).breaches] == [
+        Code.STORED_AMOUNT_LIMIT_EXCEEDED
+    ]
     (status,) = ledger.status()
     assert (status.offline_payments_count, status.offline_payment_amounts_by_currency) == (
-        1,
-        {"usd": 1_500},
+        2,
+        {"usd": 3_000},
     )
 
 
@@ -371,9 +383,9 @@ def test_a_second_process_sees_the_stored_total_of_the_first(shared_url: str) ->
 
         store(first, amount=1_500, device_id="tmr_1")
 
-        confirm_refused(second, waiting, Code.STORED_AMOUNT_LIMIT_EXCEEDED)
+        confirm_flagged(second, waiting, Code.STORED_AMOUNT_LIMIT_EXCEEDED)
         (status,) = second.status()
-        assert status.offline_payment_amounts_by_currency == {"usd": 1_500}
+        assert status.offline_payment_amounts_by_currency == {"usd": 3_000}
 
 
 RELEASES: dict[str, Callable[[str], list[Record]]] = {
@@ -394,13 +406,21 @@ def test_releasing_a_stored_payment_makes_room_again(
         device_limits={"stored_count_max": 1},
     )
     first = store(ledger, amount=2_000)
-    waiting = collected_payment(ledger, amount=2_000)
-    confirm_refused(ledger, waiting, Code.STORED_AMOUNT_LIMIT_EXCEEDED)
+    assert ledger.decide(
+        amount=2_000, currency="usd", device_id="tmr_1", location_id="tml_1", at=BUSY_DAY
+    ).reasons
 
     apply(ledger, release(first))
 
-    assert ledger.record(r.confirmed(waiting)).recorded is True
-    assert ledger.payment(waiting).status == "stored"
+    assert not ledger.decide(
+        amount=2_000,
+        currency="usd",
+        device_id="tmr_1",
+        location_id="tml_1",
+        at=r.T0 + timedelta(hours=4),
+    ).reasons
+    waiting = store_at(ledger, 240, amount=2_000)
+    assert ledger.payment(waiting).breaches == []
     (status,) = ledger.status()
     assert (status.offline_payments_count, status.offline_payment_amounts_by_currency) == (
         1,
@@ -436,7 +456,7 @@ def test_every_supported_brand_can_be_collected_offline(memory_ledger: Ledger, b
 )
 def test_a_swiped_card_is_refused_offline(memory_ledger: Ledger, read_method: str) -> None:
     shop(memory_ledger)
-    collect_refused(
+    collect_flagged(
         memory_ledger, Code.CARD_SWIPE_NOT_AVAILABLE, "card.read_method", read_method=read_method
     )
 
@@ -445,7 +465,7 @@ def test_contactless_is_refused_where_strong_customer_authentication_applies(
     memory_ledger: Ledger,
 ) -> None:
     shop(memory_ledger, sca_required=True)
-    collect_refused(
+    collect_flagged(
         memory_ledger,
         Code.CONTACTLESS_NOT_ALLOWED_OFFLINE,
         "card.read_method",
@@ -468,14 +488,14 @@ def test_contactless_is_fine_where_strong_customer_authentication_does_not_apply
 )
 def test_interac_is_refused_offline(memory_ledger: Ledger, card: dict[str, str]) -> None:
     shop(memory_ledger)
-    error = collect_refused(memory_ledger, Code.INTERAC_NOT_SUPPORTED_OFFLINE, "card.brand", **card)
+    error = collect_flagged(memory_ledger, Code.INTERAC_NOT_SUPPORTED_OFFLINE, "card.brand", **card)
     assert "Interac" in error.message
 
 
 @pytest.mark.parametrize("brand", ["diners", "link", "unknown"])
 def test_an_unsupported_brand_is_refused_offline(memory_ledger: Ledger, brand: str) -> None:
     shop(memory_ledger)
-    collect_refused(
+    collect_flagged(
         memory_ledger,
         Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE,
         "card.brand",
@@ -489,7 +509,7 @@ def test_an_unsupported_debit_network_is_refused_offline(
     memory_ledger: Ledger, network: str
 ) -> None:
     shop(memory_ledger)
-    collect_refused(
+    collect_flagged(
         memory_ledger,
         Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE,
         "card.network",
@@ -506,7 +526,7 @@ def test_a_cartes_bancaires_network_is_supported_offline(memory_ledger: Ledger) 
 
 def test_an_online_pin_is_refused_offline(memory_ledger: Ledger) -> None:
     shop(memory_ledger)
-    collect_refused(
+    collect_flagged(
         memory_ledger,
         Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE,
         "card.cardholder_verification",
@@ -536,7 +556,7 @@ def test_a_card_is_valid_through_the_end_of_its_expiry_month(memory_ledger: Ledg
 
     next_month = new_id()
     memory_ledger.record(r.created(next_month))
-    error = assert_refused(
+    error = assert_flagged(
         memory_ledger,
         {
             **r.collected(next_month, exp_month=11, exp_year=2026),
@@ -545,7 +565,7 @@ def test_a_card_is_valid_through_the_end_of_its_expiry_month(memory_ledger: Ledg
         Code.OFFLINE_AND_CARD_EXPIRED,
     )
     assert error.field is not None and error.field.startswith("card.exp")
-    assert memory_ledger.payment(next_month).status == "created"
+    assert memory_ledger.payment(next_month).status == "collected"
 
 
 @pytest.mark.parametrize(("exp_month", "exp_year"), [(10, 2026), (12, 2025), (1, 2020)])
@@ -553,7 +573,7 @@ def test_an_expired_card_is_refused_offline(
     memory_ledger: Ledger, exp_month: int, exp_year: int
 ) -> None:
     shop(memory_ledger)  # the builders collect on 2026-11-22
-    collect_refused(
+    collect_flagged(
         memory_ledger,
         Code.OFFLINE_AND_CARD_EXPIRED,
         "card.exp_year",
@@ -590,7 +610,7 @@ def test_a_device_not_online_in_the_30_days_before_the_payment_cannot_store_it(
     )
     oid = collected_payment(ledger)
 
-    confirm_refused(ledger, oid, Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE)
+    confirm_flagged(ledger, oid, Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE)
 
 
 def test_the_30_days_are_counted_back_from_the_confirmation(memory_ledger: Ledger) -> None:
@@ -599,7 +619,7 @@ def test_the_30_days_are_counted_back_from_the_confirmation(memory_ledger: Ledge
     oid = collected_payment(memory_ledger)
     later = (BUSY_DAY + timedelta(days=31)).isoformat()
 
-    confirm_refused(
+    confirm_flagged(
         memory_ledger,
         oid,
         Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE,
@@ -614,11 +634,11 @@ def test_reconnecting_online_requalifies_the_device(memory_ledger: Ledger) -> No
         r.device(occurred_at=(r.T0 - timedelta(days=40)).isoformat(), software_updated_at=None)
     )
     oid = collected_payment(memory_ledger)
-    confirm_refused(memory_ledger, oid, Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE)
+    confirm_flagged(memory_ledger, oid, Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE)
 
     memory_ledger.record(r.device(occurred_at=r.at(-5), software_updated_at=r.at(-5)))
 
-    assert memory_ledger.record(r.confirmed(oid)).recorded is True
+    assert store(memory_ledger) and memory_ledger.payment(store(memory_ledger)).breaches == []
 
 
 def test_device_software_older_than_30_days_cannot_store_payments(ledger: Ledger) -> None:
@@ -628,7 +648,7 @@ def test_device_software_older_than_30_days_cannot_store_payments(ledger: Ledger
     )
     oid = collected_payment(ledger)
 
-    error = confirm_refused(ledger, oid, Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE)
+    error = confirm_flagged(ledger, oid, Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE)
     assert "software" in error.message
 
 
@@ -654,7 +674,7 @@ def test_a_device_online_recently_but_only_at_another_location_cannot_store_here
     ledger.record(r.device(location_id="tml_2", occurred_at=r.at(-30)))
     oid = collected_payment(ledger)  # at tml_1
 
-    error = confirm_refused(ledger, oid, Code.LOCATION_CONNECTION_NOT_AVAILABLE_OFFLINE)
+    error = confirm_flagged(ledger, oid, Code.LOCATION_CONNECTION_NOT_AVAILABLE_OFFLINE)
     assert "tml_1" in error.message
 
 
@@ -664,4 +684,4 @@ def test_a_device_never_online_at_this_location_cannot_store_here(memory_ledger:
     memory_ledger.record(r.device(location_id="tml_2"))
     oid = collected_payment(memory_ledger, location_id="tml_1")
 
-    confirm_refused(memory_ledger, oid, Code.LOCATION_CONNECTION_NOT_AVAILABLE_OFFLINE)
+    confirm_flagged(memory_ledger, oid, Code.LOCATION_CONNECTION_NOT_AVAILABLE_OFFLINE)

@@ -17,7 +17,7 @@ AS_OF = "2026-11-23T00:00:00Z"
 # What the example day and its Stripe report hold (examples/, used by `make run`).
 EXPECTED_COUNTS = {
     "matched": 24,
-    "refunded": 1,  # 6.50 charged, then refunded in full
+    "refunded": 1,  # 6.50 refunded of a 6.50 payment: the report's refund row
     "stale_forward": 8,
     "declined": 2,
     "duplicate": 1,

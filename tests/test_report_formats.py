@@ -1,4 +1,4 @@
-"""The renderers of the reconciliation report (DESIGN §7): CSV and JSON for machines, an HTML
+"""The renderers of the reconciliation report: CSV and JSON for machines, an HTML
 page for finance, a table for the terminal. Reports are built by hand, row by row."""
 
 from __future__ import annotations
