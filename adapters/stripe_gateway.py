@@ -132,16 +132,25 @@ class StripeGateway:
         capture_method: str,
         idempotency_key: str,
         metadata: dict[str, str],
+        customer_id: str | None = None,
     ) -> dict[str, Any]:
-        """Create and confirm a card PaymentIntent for a stored payment; sent once."""
+        """Create and confirm a card PaymentIntent for a stored payment; sent once.
+
+        `off_session`: the customer is gone, the sale happened earlier, so Stripe applies the
+        rules of a merchant-initiated charge (and answers a card that needs authentication with
+        an error instead of waiting). A saved card belongs to a Customer: Stripe refuses its
+        PaymentMethod without `customer`."""
         params: dict[str, Any] = {
             "amount": amount,
             "currency": currency,
             "payment_method": payment_method_id,
             "capture_method": capture_method,
             "confirm": True,
+            "off_session": True,
             "metadata": {**metadata, "offline_id": offline_id},
         }
+        if customer_id is not None:
+            params["customer"] = customer_id
         return self._call(
             lambda: self._client.v1.payment_intents.create(
                 params=params,  # type: ignore[arg-type]
@@ -266,6 +275,12 @@ class _OfflineIdIndex:
 def _failure(error: stripe.StripeError) -> StripeFailure:
     """Stripe's exception as our typed error; messages are Stripe's, never the key."""
     message = (error.user_message or str(error._message or "") or type(error).__name__)[:500]
+    if isinstance(error, stripe.CardError) and error.code == "authentication_required":
+        return StripeFailure(
+            Code.STRIPE_AUTHENTICATION_REQUIRED,
+            f"the card needs the customer to authenticate: {message}",
+            payment_intent_id=_payment_intent_id(error),
+        )
     if isinstance(error, stripe.CardError):
         body = error.error
         return StripeFailure(
@@ -285,7 +300,10 @@ def _failure(error: stripe.StripeError) -> StripeFailure:
             Code.STRIPE_AUTHENTICATION, "Stripe refused the API key: check STRIPE_API_KEY"
         )
     if isinstance(error, stripe.IdempotencyError):
-        return StripeFailure(Code.STRIPE_INVALID_REQUEST, f"idempotency conflict: {message}")
+        return StripeFailure(
+            Code.STRIPE_IDEMPOTENCY_ERROR,
+            f"Stripe refused the Idempotency-Key (used before with other parameters): {message}",
+        )
     if isinstance(error, stripe.InvalidRequestError):
         return StripeFailure(Code.STRIPE_INVALID_REQUEST, f"Stripe refused the request: {message}")
     if isinstance(error, stripe.APIConnectionError):

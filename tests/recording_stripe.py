@@ -18,16 +18,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-# (method, path, query and form parameters) -> (status, JSON body)
-Handler = Callable[[str, str, dict[str, str]], tuple[int, dict[str, Any]]]
-
 
 @dataclass
 class Request:
     method: str
     path: str
-    params: dict[str, str]
+    params: dict[str, str]  # query and form parameters
     headers: dict[str, str]
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return self.headers.get("Idempotency-Key")
+
+
+# A request -> (status, JSON body)
+Handler = Callable[[Request], tuple[int, Any]]
 
 
 @dataclass
@@ -55,11 +60,10 @@ def recording_stripe(handler: Handler) -> Iterator[RecordingStripe]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length).decode() if length else ""
             params = dict(parse_qsl(split.query)) | dict(parse_qsl(body))
+            request = Request(self.command, split.path, params, dict(self.headers.items()))
             with lock:
-                peer.requests.append(
-                    Request(self.command, split.path, params, dict(self.headers.items()))
-                )
-            status, answer = handler(self.command, split.path, params)
+                peer.requests.append(request)
+            status, answer = handler(request)
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

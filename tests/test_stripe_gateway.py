@@ -18,7 +18,7 @@ from adapters.settings import StripeSettings
 from adapters.stripe_gateway import API_VERSION, StripeGateway
 from adapters.stripe_sync import sync
 from ledger import Ledger, LedgerError
-from tests.recording_stripe import RecordingStripe, error, recording_stripe
+from tests.recording_stripe import RecordingStripe, Request, error, recording_stripe
 
 FIXTURES = json.loads((Path(__file__).parent / "data" / "stripe_fixtures3.json").read_text())[
     "resources"
@@ -47,7 +47,8 @@ class Listing:
     def __init__(self, items: list[dict[str, Any]]) -> None:
         self.items = items
 
-    def __call__(self, method: str, path: str, params: dict[str, str]) -> tuple[int, Any]:
+    def __call__(self, request: Request) -> tuple[int, Any]:
+        method, path, params = request.method, request.path, request.params
         if path == "/v1/payment_intents/search":
             return error(404, "invalid_request_error", "Unrecognized request URL")
         if (method, path) == ("GET", "/v1/payment_intents"):
