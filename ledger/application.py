@@ -404,6 +404,20 @@ class Ledger:
         uow.commit()
         return ObserveSummary(recorded, len(observations) - recorded)
 
+    def ignore_stripe_event(self, event_id: str, event_type: str, reason: str) -> bool:
+        """Record that a Stripe event was deliberately not applied, and why; False when the
+        event was already received (a redelivery records nothing)."""
+        with self._lock, _storage_errors(self.config):
+            uow = self._reader()
+            if uow.get(identity.stripe_event_id(event_id)) is not None:
+                return False
+            uow.add(StripeEvent.ignore(event_id, event_type, reason))
+            try:
+                uow.commit()
+            except IntegrityError:  # recorded concurrently by a redelivery
+                return False
+            return True
+
     def stripe_mode(self) -> bool | None:
         """The Stripe mode this ledger is bound to (True: live), or None before any Stripe
         object was seen."""

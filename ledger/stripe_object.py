@@ -169,6 +169,29 @@ class StripeEvent(Aggregate):
             cls.Received, id=stripe_event_id(event_id), event_id=event_id, event_type=event_type
         )
 
+    class Ignored(Created):
+        """A Stripe event deliberately not applied (answered 2xx so that Stripe stops
+        retrying it), and why: another mode, a type the ledger does not use, a thin event."""
+
+        TOPIC = "offline_ledger:StripeEvent.Ignored"
+        event_id: str
+        event_type: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.event_id = self.event_id
+            aggregate.event_type = self.event_type
+
+    @classmethod
+    def ignore(cls, event_id: str, event_type: str, reason: str) -> StripeEvent:
+        return cls._create(
+            cls.Ignored,
+            id=stripe_event_id(event_id),
+            event_id=event_id,
+            event_type=event_type,
+            reason=reason,
+        )
+
 
 class StripeAccountMode(Aggregate):
     """Whether this ledger holds Stripe test-mode or live-mode objects: fixed by the first
