@@ -420,6 +420,20 @@ class Ledger:
         uow.commit()
         return ObserveSummary(recorded, len(observations) - recorded)
 
+    def ignore_stripe_event(self, event_id: str, event_type: str, reason: str) -> bool:
+        """Record that a Stripe event was deliberately not applied, and why; False when the
+        event was already received (a redelivery records nothing)."""
+        with self._lock, _storage_errors(self.config):
+            uow = self._reader()
+            if uow.get(identity.stripe_event_id(event_id)) is not None:
+                return False
+            uow.add(StripeEvent.ignore(event_id, event_type, reason))
+            try:
+                uow.commit()
+            except IntegrityError:  # recorded concurrently by a redelivery
+                return False
+            return True
+
     def stripe_mode(self) -> bool | None:
         """The Stripe mode this ledger is bound to (True: live), or None before any Stripe
         object was seen."""
@@ -427,8 +441,22 @@ class Ledger:
             bound: StripeAccountMode | None = self._reader().get(identity.stripe_account_mode_id())
         return None if bound is None else bound.livemode
 
+    def check_stripe_mode(self, livemode: bool) -> None:
+        """Refuse a key of the other mode than the one this ledger is bound to, before any
+        call; binds nothing (only what Stripe shows binds: `bind_stripe_mode`)."""
+        bound = self.stripe_mode()
+        if bound is not None and bound != livemode:
+            raise Conflict(
+                Code.STRIPE_MODE_MISMATCH,
+                f"this ledger holds Stripe {'live' if bound else 'test'}-mode objects: a "
+                f"{'live' if livemode else 'test'}-mode key is refused; use another database "
+                "for it",
+                field="livemode",
+            )
+
     def bind_stripe_mode(self, livemode: bool) -> None:
-        """Tie this ledger to Stripe's test or live mode on first use; refuse the other."""
+        """Tie this ledger to Stripe's test or live mode once Stripe (or a file) showed an
+        object of that mode; refuse the other."""
         wanted, other = ("live", "test") if livemode else ("test", "live")
         with self._lock, _storage_errors(self.config):
             uow = self._reader()

@@ -61,6 +61,8 @@ class PaymentIntentObservation(_Observation):
     # `charges` list keeps a failed attempt beside the one that succeeded) and the balance
     # transactions (`txn_`) of its charges, so report rows naming only those are linked.
     related_ids: tuple[StripeId, ...] = ()
+    # The object's `livemode`: which Stripe mode showed it (not part of what it says).
+    livemode: bool | None = None
 
     @property
     def stream_key(self) -> str:
