@@ -239,7 +239,19 @@ def _print_summary(summary: IngestSummary, rejects: Path | None) -> None:
         f"{summary.lines} records: [green]{summary.accepted} accepted[/], "
         f"{summary.duplicates} duplicates (already recorded), "
         f"[{'red' if summary.rejected_count else 'green'}]{summary.rejected_count} rejected[/]"
+        + (
+            f", [yellow]{summary.flagged_count} flagged[/] (recorded; they broke an offline rule)"
+            if summary.flagged_count
+            else ""
+        )
     )
+    for flag in summary.flagged[:50]:
+        stderr.print(
+            f"  line {flag['line']}: flagged {flag['code']}: {flag['message']}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     shown = summary.rejected[:50]
     for rejection in shown:
         field = f" {rejection['field']}" if "field" in rejection else ""
@@ -284,7 +296,16 @@ def status(database_url: str | None, as_json: bool, location_id: str | None) -> 
         stdout.print("no locations recorded yet: ingest a location.configured record first")
         return
     table = Table(title="Offline status: stored payments and headroom")
-    for column in ("location", "device", "offline", "stored", "stored amount", "headroom"):
+    columns = (
+        "location",
+        "device",
+        "offline",
+        "stored",
+        "stored amount",
+        "headroom",
+        "beyond policy",
+    )
+    for column in columns:
         table.add_column(column, no_wrap=column in ("location", "device"))
     for loc in locations:
         table.add_row(
@@ -294,6 +315,7 @@ def status(database_url: str | None, as_json: bool, location_id: str | None) -> 
             str(loc.offline_payments_count),
             _amounts(loc.offline_payment_amounts_by_currency),
             _headroom(loc.headroom),
+            _beyond(loc.stored_beyond_policy),
         )
         for device in loc.devices:
             table.add_row(
@@ -303,8 +325,20 @@ def status(database_url: str | None, as_json: bool, location_id: str | None) -> 
                 str(device.offline_payments_count),
                 _amounts(device.offline_payment_amounts_by_currency),
                 _headroom(device.headroom),
+                _beyond(device.stored_beyond_policy),
             )
     stdout.print(table)
+
+
+def _beyond(by_code: dict[str, dict[str, Any]]) -> str:
+    """Stored payments that broke a rule, per code: `STORED_AMOUNT_LIMIT_EXCEEDED: 1, 5.00 USD`."""
+    return (
+        "; ".join(
+            f"{code}: {row['count']}, {_amounts(row['amounts_by_currency'])}"
+            for code, row in by_code.items()
+        )
+        or "-"
+    )
 
 
 def _amounts(amounts: dict[str, int]) -> str:

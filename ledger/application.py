@@ -121,6 +121,12 @@ class Result:
     recorded: bool
     record: wire.Record
     state: State | None = None  # filled by Ledger.record, not by record_many
+    # The offline rules the fact broke (recorded with it): code, message, field, details.
+    breaches: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.breaches)
 
     @property
     def record_type(self) -> str:
@@ -268,16 +274,22 @@ class Ledger:
         uow.prefetch(i for ids in needs if ids is not None for i in ids)
         uow.prefetch(related_ids(uow.loaded.values()))
         outcomes: list[bool | LedgerError] = []
+        found: list[tuple[dict[str, Any], ...]] = []
         for item, ids in zip(parsed, needs, strict=True):
             if isinstance(item, LedgerError):
                 outcomes.append(item)
+                found.append(())
                 continue
             assert ids is not None
             involved = _involved(ids, uow)
             before = [len(a.pending_events) for a in involved]
+            own = uow.loaded.get(subject(item)[1])
+            own_before = len(own.pending_events) if own is not None else 0
             try:
                 outcomes.append(apply_record(item, uow, self.policy))
+                found.append(_breaches(uow.loaded.get(subject(item)[1]), own_before))
             except LedgerError as error:
+                found.append(())
                 # Every check runs before any trigger: a refusal must leave no event behind.
                 if [len(a.pending_events) for a in involved] != before:
                     uow.discard()
@@ -287,13 +299,20 @@ class Ledger:
         return [
             outcome
             if isinstance(outcome, LedgerError)
-            else self._result(item, outcome, uow, with_state)
-            for item, outcome in zip(parsed, outcomes, strict=True)
+            else self._result(item, outcome, uow, with_state, breaches)
+            for item, outcome, breaches in zip(parsed, outcomes, found, strict=True)
         ]
 
-    def _result(self, record: Any, recorded: bool, uow: UnitOfWork, with_state: bool) -> Result:
+    def _result(
+        self,
+        record: Any,
+        recorded: bool,
+        uow: UnitOfWork,
+        with_state: bool,
+        breaches: tuple[dict[str, Any], ...],
+    ) -> Result:
         state = _state_of(uow.get(subject(record)[1])) if with_state else None
-        return Result(recorded, record, state)
+        return Result(recorded, record, state, breaches)
 
     def observe(
         self,
@@ -584,6 +603,18 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
         occurred_at=getattr(event, "occurred_at", None),
         recorded_at=event.timestamp,
         data={k: v for k, v in event.__dict__.items() if k not in _HIDDEN},
+    )
+
+
+def _breaches(aggregate: Any, since: int) -> tuple[dict[str, Any], ...]:
+    """The breaches on the events a record just triggered on its own stream."""
+    if aggregate is None:
+        return ()
+    return tuple(
+        breach
+        for event in aggregate.pending_events[since:]
+        if isinstance(event, Payment.PaymentMethodCollected | Payment.ConfirmedOffline)
+        for breach in event.breaches
     )
 
 

@@ -59,6 +59,19 @@ LIMIT_CODES = frozenset(
 )
 
 
+# The codes of the card rules, judged when the card is read (never a storing rule's code).
+CARD_CODES = frozenset(
+    {
+        Code.INTERAC_NOT_SUPPORTED_OFFLINE,
+        Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE,
+        Code.CARD_SWIPE_NOT_AVAILABLE,
+        Code.CONTACTLESS_NOT_ALLOWED_OFFLINE,
+        Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE,
+        Code.OFFLINE_AND_CARD_EXPIRED,
+    }
+)
+
+
 def breaches_of(violations: Iterable[RuleViolation]) -> list[dict[str, Any]]:
     """Broken rules as a fact records them: code, message and what the check saw."""
     return [

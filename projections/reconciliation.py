@@ -189,6 +189,7 @@ def _payment_row(
         forwarded_at=_aware(payment["forwarded_at"]),
         age_seconds=max(0, int((now - began).total_seconds())),
         amount_at_risk=at_risk,
+        breaches=tuple(code for code in payment["breaches"].split(";") if code),
     )
 
 

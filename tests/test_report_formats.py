@@ -216,6 +216,7 @@ def test_csv_cells_hold_minor_units_utc_times_with_z_and_semicolon_joined_ids() 
         "forwarded_at": "2026-11-22T10:20:30Z",  # written at +02:00, reported in UTC
         "age_hours": "26.5",
         "amount_at_risk": "1250",
+        "breaches": "",
     }
 
 
@@ -268,6 +269,7 @@ def test_csv_parses_back_to_the_values_of_the_rows() -> None:
             "forwarded_at": text(row.forwarded_at),
             "age_hours": text(row.age_hours),
             "amount_at_risk": text(row.amount_at_risk),
+            "breaches": ";".join(row.breaches),
         }
 
 
@@ -282,7 +284,7 @@ def test_json_rows_carry_the_csv_fields_with_lists_integers_and_rfc3339_times() 
     document = json.loads(render_json(REPORT))
     assert document["as_of"] == "2026-11-23T12:45:00Z"
     assert document["filters"] == {"location": "loc_1", "since": "2026-11-01"}
-    assert all(list(row) == list(COLUMNS) for row in document["rows"])
+    assert all(list(row) == [*COLUMNS, "flagged"] for row in document["rows"])
     assert row_by_id(document, DUPLICATE.offline_id) == {
         "offline_id": DUPLICATE.offline_id,
         "location_id": "loc_1",
@@ -299,6 +301,8 @@ def test_json_rows_carry_the_csv_fields_with_lists_integers_and_rfc3339_times() 
         "forwarded_at": "2026-11-22T10:20:30Z",
         "age_hours": "26.5",
         "amount_at_risk": 1250,
+        "breaches": [],
+        "flagged": False,
     }
     orphan = row_by_id(document, None)
     assert (orphan["amount"], orphan["currency"], orphan["age_hours"]) == (None, None, None)

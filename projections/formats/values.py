@@ -33,6 +33,7 @@ def row_fields(row: Row) -> dict[str, Field]:
         "forwarded_at": rfc3339(row.forwarded_at) if row.forwarded_at else None,
         "age_hours": row.age_hours,
         "amount_at_risk": row.amount_at_risk,
+        "breaches": list(row.breaches),
     }
     assert tuple(fields) == COLUMNS
     return fields
