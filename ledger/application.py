@@ -17,10 +17,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -36,7 +36,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-from ledger import identity, wire
+from ledger import identity, reserving, wire
 from ledger.device import Device
 from ledger.errors import Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
 from ledger.handlers import apply_record, related_ids, stream_ids, subject
@@ -46,6 +46,7 @@ from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.observations import BalanceTransactionObservation, Observation
 from ledger.pan import quoted
 from ledger.payment import Payment
+from ledger.reserving import HOLD_DEFAULT
 from ledger.storage import (
     CIPHER_KEY_ENV,
     DEFAULT_DATABASE_URL,
@@ -58,9 +59,10 @@ from ledger.storage import (
 from ledger.stripe_object import StripeAccountMode, StripeEvent, StripeObject
 from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import AggregateCache, UnitOfWork
-from ledger.views import DeviceState, HistoryEntry, LocationStatus, PaymentState
+from ledger.views import DeviceState, HistoryEntry, LocationStatus, PaymentState, ReservationState
 
 BATCH_SIZE_MAX = 5_000
+HOLD_MAX = timedelta(hours=1)  # a reservation holds headroom for one sale, not for a shift
 OBSERVE_CHUNK = 1_000  # observations per transaction when recording a file
 BATCH_ATTEMPTS = 3
 RECORD_ATTEMPTS = 50
@@ -469,6 +471,74 @@ class Ledger:
         raise Conflict(
             Code.CONTENTION,
             f"gave up after {RECORD_ATTEMPTS} concurrent updates of payment {offline_id}",
+        )
+
+    # -- reservations -------------------------------------------------------------------------
+
+    def reserve(
+        self,
+        offline_id: UUID | str,
+        amount: int,
+        currency: str,
+        device_id: str,
+        location_id: str,
+        *,
+        at: datetime | None = None,
+        hold_for: timedelta = HOLD_DEFAULT,
+    ) -> ReservationState:
+        """The offline decision for one sale that also holds its headroom, atomically across
+        every device of the location, until `hold_for` after `at` (now) unless the payment is
+        confirmed offline first. Granted: pass prefer_online to the SDK. Refused: the reasons
+        say why; pass require_online. The same request always gets the same answer."""
+        oid = str(_uuid(offline_id))
+        if not timedelta(0) < hold_for <= HOLD_MAX:
+            raise InvalidRecord(
+                Code.INVALID_VALUE,
+                f"a reservation is held for more than 0 and at most {HOLD_MAX}",
+                field="hold_for",
+            )
+        request = wire.parse_decision_request(
+            {
+                "amount": amount,
+                "currency": currency,
+                "device_id": device_id,
+                "location_id": location_id,
+                "at": at or datetime.now(UTC),
+            }
+        )
+        asked = {
+            "amount": request.amount,
+            "currency": request.currency,
+            "device_id": request.device_id,
+            "location_id": request.location_id,
+        }
+        return self._reservation_write(
+            lambda uow: reserving.reserve(uow, self.policy, oid, asked, request.at, hold_for)
+        )
+
+    def release(self, offline_id: UUID | str, *, at: datetime | None = None) -> ReservationState:
+        """Give back the headroom a reservation holds (the sale was abandoned)."""
+        oid = str(_uuid(offline_id))
+        moment = at or datetime.now(UTC)
+        return self._reservation_write(lambda uow: reserving.release(uow, oid, moment))
+
+    def _reservation_write(self, act: Callable[[UnitOfWork], Any]) -> ReservationState:
+        with self._lock, _storage_errors(self.config):
+            for attempt in range(RECORD_ATTEMPTS):
+                uow = self._reader()
+                try:
+                    reservation = act(uow)
+                    uow.commit()
+                except IntegrityError:  # another device moved the location: decide again
+                    _backoff(attempt)
+                    continue
+                except BaseException:
+                    uow.discard()
+                    raise
+                return ReservationState.of(reservation)
+        raise Conflict(
+            Code.CONTENTION,
+            f"gave up after {RECORD_ATTEMPTS} concurrent updates of the location; retry",
         )
 
     # -- reading ------------------------------------------------------------------------------

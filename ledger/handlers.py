@@ -221,6 +221,7 @@ def _store(
         _codes(payment.breaches),
         occurred_at,
     )
+    location.free(payment.offline_id, "consumed", occurred_at)  # its reservation, if any
     _rejudge(uow, policy, location, payment, occurred_at, horizon)
 
 
@@ -353,6 +354,10 @@ def _canceled(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_cancel(record.reason) is Plan.REPEAT:
         return False
+    # An abandoned sale gives its reservation back.
+    _require_location(uow, payment.location_id).free(
+        payment.offline_id, "released", record.occurred_at
+    )
     _release_then(
         uow,
         policy,

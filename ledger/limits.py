@@ -188,6 +188,26 @@ class Totals:
         )
 
     @classmethod
+    def held(
+        cls, location: Location, device_id: str, at: datetime, excluding: str | None = None
+    ) -> Totals:
+        """Stored now plus the headroom held at `at` (reservations, allowances): what a new
+        offline decision must fit beside."""
+        amounts = dict(location.stored_amounts)
+        count = location.stored_count
+        device_amounts = dict(location.device_stored_amounts.get(device_id, {}))
+        device_count = location.device_stored_counts.get(device_id, 0)
+        for holder, held, held_count, _ in location.held(at, excluding):
+            for currency, amount in held.items():
+                amounts[currency] = amounts.get(currency, 0) + amount
+                if holder == device_id:
+                    device_amounts[currency] = device_amounts.get(currency, 0) + amount
+            count += held_count
+            if holder == device_id:
+                device_count += held_count
+        return cls(amounts, count, device_amounts, device_count)
+
+    @classmethod
     def of(cls, entries: Iterable[Entry], device_id: str) -> Totals:
         amounts: dict[str, int] = {}
         device_amounts: dict[str, int] = {}
@@ -422,10 +442,12 @@ class Decision:
 
 
 def decide(policy: Policy, sale: Sale, location: Location, device: Device | None) -> Decision:
-    reasons = policy.violations(sale, location, device)
+    """The advice, against what is stored and what reservations and allowances hold."""
+    totals = Totals.held(location, sale.device_id, sale.occurred_at)
+    reasons = policy.violations(sale, location, device, totals)
     return Decision(
         offline_allowed=not reasons,
         offline_behavior="prefer_online" if not reasons else "require_online",
         reasons=reasons,
-        headroom=policy.headroom(sale, location),
+        headroom=policy.headroom(sale, location, totals),
     )

@@ -59,6 +59,7 @@ class Location(Aggregate):
             location.timeline = {}
             location.horizon = None
             location.arrivals = 0
+            location.holds = {}
 
     class Reconfigured(Event):
         TOPIC = "offline_ledger:Location.Reconfigured"
@@ -118,6 +119,38 @@ class Location(Aggregate):
             aggregate.remove_stored(self.offline_id)
             aggregate.mark(self.offline_id, 4, self.occurred_at)
 
+    class HeadroomHeld(Event):
+        """Headroom held until `expires_at` under `key` (a reservation's offline_id, or
+        "allowance/<device_id>"): counted against every limit of the location and device."""
+
+        TOPIC = "offline_ledger:Location.HeadroomHeld"
+        key: str
+        device_id: str
+        amounts: dict[str, int]
+        count: int
+        expires_at: datetime
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.holds[self.key] = [
+                self.device_id,
+                dict(self.amounts),
+                self.count,
+                self.expires_at,
+            ]
+
+    class HeadroomFreed(Event):
+        """A hold ended: `reason` consumed (the payment was stored), released, expired,
+        shrunk (replaced by a smaller one)."""
+
+        TOPIC = "offline_ledger:Location.HeadroomFreed"
+        key: str
+        reason: str
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.holds.pop(self.key, None)
+
     class MomentRestated(Event):
         """A step reported late moved when a payment was stored (`which` "stored") or
         released ("released"): the step had been implied by a later one, at a moment that
@@ -144,6 +177,9 @@ class Location(Aggregate):
         timeline: dict[str, Entry]  # offline_id -> entry, stored or released lately
         horizon: datetime | None  # the newest moment in the timeline
         arrivals: int  # payments stored so far (numbers the timeline's entries)
+        # Headroom held for sales about to be taken offline (reservations), and carved out
+        # for devices (allowances): key -> [device_id, {currency: amount}, count, expires_at].
+        holds: dict[str, list[Any]]
 
     class_version = 2
 
@@ -158,6 +194,7 @@ class Location(Aggregate):
         }
         state["arrivals"] = 0
         state["horizon"] = since if state["stored"] else None
+        state["holds"] = {}
 
     @classmethod
     def configure(cls, location_id: str, config: dict[str, Any], occurred_at: datetime) -> Location:
@@ -237,6 +274,42 @@ class Location(Aggregate):
             self.MomentRestated, offline_id=offline_id, which=which, occurred_at=occurred_at
         )
         return True
+
+    # -- holds --------------------------------------------------------------------------------
+
+    def hold(
+        self,
+        key: str,
+        device_id: str,
+        amounts: dict[str, int],
+        count: int,
+        expires_at: datetime,
+        occurred_at: datetime,
+    ) -> None:
+        self.trigger_event(
+            self.HeadroomHeld,
+            key=key,
+            device_id=device_id,
+            amounts=amounts,
+            count=count,
+            expires_at=expires_at,
+            occurred_at=occurred_at,
+        )
+
+    def free(self, key: str, reason: str, occurred_at: datetime) -> bool:
+        if key not in self.holds:
+            return False
+        self.trigger_event(self.HeadroomFreed, key=key, reason=reason, occurred_at=occurred_at)
+        return True
+
+    def free_expired(self, at: datetime) -> None:
+        """Give back the holds that expired by `at` (keeps the stream's state small)."""
+        for key in sorted(k for k, hold in self.holds.items() if hold[3] <= at):
+            self.free(key, "expired", at)
+
+    def held(self, at: datetime, excluding: str | None = None) -> list[list[Any]]:
+        """The holds in force at `at`: [device_id, amounts, count, expires_at] each."""
+        return [hold for key, hold in self.holds.items() if key != excluding and hold[3] > at]
 
     # -- the timeline -------------------------------------------------------------------------
 

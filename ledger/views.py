@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from ledger.device import Device
 from ledger.location import Location
 from ledger.payment import Payment
+from ledger.reservation import Reservation
 
 
 class _View(BaseModel):
@@ -192,6 +193,43 @@ def _headroom(limits: dict[str, Any], amounts: dict[str, int], count: int) -> li
             )
         )
     return rows
+
+
+class ReservationState(_View):
+    """The answer to a reservation request, as recorded: a retry gets it unchanged."""
+
+    offline_id: str
+    granted: bool
+    offline_behavior: str  # what to pass to the Terminal SDK: prefer_online | require_online
+    code: str | None  # the first reason's code when refused
+    reasons: list[dict[str, Any]]  # code, message, field, details (what the check saw)
+    headroom: list[dict[str, Any]]  # per limit, as it was when answered (holds included)
+    amount: int
+    currency: str
+    device_id: str
+    location_id: str
+    answered_at: datetime
+    expires_at: datetime | None  # the hold ends then unless the payment is confirmed
+    released_at: datetime | None
+
+    @classmethod
+    def of(cls, reservation: Reservation) -> ReservationState:
+        request = reservation.request
+        return cls(
+            offline_id=reservation.offline_id,
+            granted=reservation.granted,
+            offline_behavior="prefer_online" if reservation.granted else "require_online",
+            code=reservation.reasons[0]["code"] if reservation.reasons else None,
+            reasons=reservation.reasons,
+            headroom=reservation.headroom,
+            amount=request["amount"],
+            currency=request["currency"],
+            device_id=request["device_id"],
+            location_id=request["location_id"],
+            answered_at=reservation.answered_at,
+            expires_at=reservation.expires_at,
+            released_at=reservation.released_at,
+        )
 
 
 class HistoryEntry(_View):
