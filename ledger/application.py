@@ -59,7 +59,14 @@ from ledger.storage import (
 from ledger.stripe_object import StripeAccountMode, StripeEvent, StripeObject
 from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import AggregateCache, UnitOfWork
-from ledger.views import DeviceState, HistoryEntry, LocationStatus, PaymentState, ReservationState
+from ledger.views import (
+    AllowanceState,
+    DeviceState,
+    HistoryEntry,
+    LocationStatus,
+    PaymentState,
+    ReservationState,
+)
 
 BATCH_SIZE_MAX = 5_000
 HOLD_MAX = timedelta(hours=1)  # a reservation holds headroom for one sale, not for a shift
@@ -521,6 +528,61 @@ class Ledger:
         oid = str(_uuid(offline_id))
         moment = at or datetime.now(UTC)
         return self._reservation_write(lambda uow: reserving.release(uow, oid, moment))
+
+    def allow(
+        self,
+        device_id: str,
+        location_id: str,
+        amounts: dict[str, int],
+        count: int,
+        valid_until: datetime,
+        *,
+        at: datetime | None = None,
+    ) -> AllowanceState:
+        """Grant the device an offline allowance: while nobody can reach the ledger (the
+        shop's internet is down), the POS app decides locally against it. What is granted is
+        what was asked, cut to what the location's limits leave beside what is stored and
+        every other hold (so the location stays within its limits however many devices hold
+        one); granting again renews or shrinks it. Facts stored beyond it are flagged
+        OFFLINE_ALLOWANCE_EXCEEDED, naming the device."""
+        moment = at or datetime.now(UTC)
+        if valid_until <= moment or count < 0 or any(v < 0 for v in amounts.values()):
+            raise InvalidRecord(
+                Code.INVALID_VALUE,
+                "an allowance needs amounts and a count of 0 or more and a valid_until after now",
+                field="valid_until",
+            )
+        for currency in amounts:
+            wire.parse_decision_request(
+                {
+                    "amount": 1,
+                    "currency": currency,
+                    "device_id": device_id,
+                    "location_id": location_id,
+                    "at": moment,
+                }
+            )
+        with self._lock, _storage_errors(self.config):
+            for attempt in range(RECORD_ATTEMPTS):
+                uow = self._reader()
+                try:
+                    location = reserving.allow(
+                        uow, device_id, location_id, amounts, count, valid_until, moment
+                    )
+                    uow.commit()
+                except IntegrityError:
+                    _backoff(attempt)
+                    continue
+                except BaseException:
+                    uow.discard()
+                    raise
+                allowance = AllowanceState.latest(location, device_id)
+                assert allowance is not None
+                return allowance
+        raise Conflict(
+            Code.CONTENTION,
+            f"gave up after {RECORD_ATTEMPTS} concurrent updates of the location; retry",
+        )
 
     def _reservation_write(self, act: Callable[[UnitOfWork], Any]) -> ReservationState:
         with self._lock, _storage_errors(self.config):

@@ -59,6 +59,8 @@ class Code(StrEnum):
     NOT_CONNECTED_TO_INTERNET_AND_REQUIRE_ONLINE_SET = (
         "NOT_CONNECTED_TO_INTERNET_AND_REQUIRE_ONLINE_SET"
     )
+    # A device stored more than the offline allowance it held (Ledger.allow).
+    OFFLINE_ALLOWANCE_EXCEEDED = "OFFLINE_ALLOWANCE_EXCEEDED"
     # Stripe (adapters.stripe_gateway).
     STRIPE_CARD_DECLINED = "STRIPE_CARD_DECLINED"
     STRIPE_RATE_LIMITED = "STRIPE_RATE_LIMITED"

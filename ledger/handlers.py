@@ -24,7 +24,15 @@ from ledger import identity, wire
 from ledger.device import Device
 from ledger.errors import Code, NotFound
 from ledger.idempotency import IdempotencyKey, field_digests
-from ledger.limits import LIMIT_CODES, Policy, Sale, Totals, breaches_of, card_breaches
+from ledger.limits import (
+    LIMIT_CODES,
+    Policy,
+    Sale,
+    Totals,
+    allowance_violations,
+    breaches_of,
+    card_breaches,
+)
 from ledger.location import Location
 from ledger.payment import Payment, Plan, field_conflict
 from ledger.unit_of_work import UnitOfWork
@@ -242,7 +250,8 @@ def _judge(
         payment.amount, payment.currency, payment.device_id, payment.offline_behavior, moment
     )
     totals = Totals.at(location, payment.offline_id, moment, payment.device_id)
-    return breaches_of(policy.violations(sale, location, device, totals))
+    violations = policy.violations(sale, location, device, totals)
+    return breaches_of([*violations, *allowance_violations(sale, location)])
 
 
 def _rejudge(

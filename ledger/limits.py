@@ -422,6 +422,40 @@ class Policy:
         return found
 
 
+def allowance_violations(sale: Sale, location: Location) -> list[RuleViolation]:
+    """What storing the sale breaks of the allowance its device held at that moment (none
+    when it held none): the breach names the device."""
+    allowance = location.allowance_at(sale.device_id, sale.occurred_at)
+    if allowance is None:
+        return []
+    granted_at, valid_until, amounts, count, used, used_count = allowance
+    details = {
+        "device_id": sale.device_id,
+        "granted_at": granted_at.isoformat(),
+        "valid_until": valid_until.isoformat(),
+        "amounts": dict(amounts),
+        "count": count,
+        "used_amounts": dict(used),
+        "used_count": used_count,
+        "amount": sale.amount,
+        "currency": sale.currency,
+    }
+    maximum = amounts.get(sale.currency, 0)
+    if used.get(sale.currency, 0) + sale.amount > maximum or used_count + 1 > count:
+        return [
+            RuleViolation(
+                Code.OFFLINE_ALLOWANCE_EXCEEDED,
+                f"device {sale.device_id} stored {format_minor(sale.amount, sale.currency)} "
+                f"beyond the offline allowance it held ({format_minor(maximum, sale.currency)}"
+                f" and {count} payments until {valid_until.isoformat()}; "
+                f"{format_minor(used.get(sale.currency, 0), sale.currency)} and {used_count} "
+                "used before)",
+                details=details,
+            )
+        ]
+    return []
+
+
 @dataclass(frozen=True)
 class Decision:
     """The answer to "may this sale be taken offline?" (nothing is recorded)."""

@@ -60,6 +60,7 @@ class Location(Aggregate):
             location.horizon = None
             location.arrivals = 0
             location.holds = {}
+            location.allowances = {}
 
     class Reconfigured(Event):
         TOPIC = "offline_ledger:Location.Reconfigured"
@@ -93,6 +94,37 @@ class Location(Aggregate):
                 self.offline_id, [self.device_id, self.currency, self.amount], self.breaches
             )
             aggregate.mark(self.offline_id, 3, self.occurred_at)
+            aggregate.use_allowance(self.device_id, self.currency, self.amount, self.occurred_at)
+
+    class AllowanceGranted(Event):
+        """A device may decide offline on its own, without reaching the ledger, up to
+        `amounts` (per currency) and `count` payments until `valid_until`: carved out of the
+        location's limits (held like a reservation), so that stored payments and every
+        outstanding allowance together stay within them. Granting again renews or shrinks
+        it: the earlier one ends now."""
+
+        TOPIC = "offline_ledger:Location.AllowanceGranted"
+        device_id: str
+        amounts: dict[str, int]
+        count: int
+        valid_until: datetime
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            granted = aggregate.allowances.setdefault(self.device_id, [])
+            if granted and granted[-1][1] > self.occurred_at:
+                granted[-1][1] = self.occurred_at
+            granted.append(
+                [self.occurred_at, self.valid_until, dict(self.amounts), self.count, {}, 0]
+            )
+            oldest = self.occurred_at - LATE_WINDOW
+            granted[:] = [a for a in granted if a[1] >= oldest]
+            aggregate.holds[f"allowance/{self.device_id}"] = [
+                self.device_id,
+                dict(self.amounts),
+                self.count,
+                self.valid_until,
+            ]
 
     class BreachesChanged(Event):
         """A stored payment was judged again (a fact earlier by `occurred_at` came late)."""
@@ -180,6 +212,9 @@ class Location(Aggregate):
         # Headroom held for sales about to be taken offline (reservations), and carved out
         # for devices (allowances): key -> [device_id, {currency: amount}, count, expires_at].
         holds: dict[str, list[Any]]
+        # device_id -> its allowances of the last LATE_WINDOW: [granted_at, valid_until,
+        # amounts, count, used amounts, used count], oldest first.
+        allowances: dict[str, list[list[Any]]]
 
     class_version = 2
 
@@ -195,6 +230,7 @@ class Location(Aggregate):
         state["arrivals"] = 0
         state["horizon"] = since if state["stored"] else None
         state["holds"] = {}
+        state["allowances"] = {}
 
     @classmethod
     def configure(cls, location_id: str, config: dict[str, Any], occurred_at: datetime) -> Location:
@@ -308,8 +344,47 @@ class Location(Aggregate):
             self.free(key, "expired", at)
 
     def held(self, at: datetime, excluding: str | None = None) -> list[list[Any]]:
-        """The holds in force at `at`: [device_id, amounts, count, expires_at] each."""
-        return [hold for key, hold in self.holds.items() if key != excluding and hold[3] > at]
+        """The holds in force at `at`: [device_id, amounts, count, expires_at] each; of an
+        allowance, what is left of it (what the device stored under it is stored already)."""
+        found = []
+        for key, hold in self.holds.items():
+            if key == excluding or hold[3] <= at:
+                continue
+            allowance = self.allowance_at(hold[0], at) if key.startswith("allowance/") else None
+            if allowance is not None:
+                left = {c: max(v - allowance[4].get(c, 0), 0) for c, v in allowance[2].items()}
+                hold = [hold[0], left, max(allowance[3] - allowance[5], 0), hold[3]]
+            found.append(hold)
+        return found
+
+    def grant_allowance(
+        self,
+        device_id: str,
+        amounts: dict[str, int],
+        count: int,
+        valid_until: datetime,
+        occurred_at: datetime,
+    ) -> None:
+        self.trigger_event(
+            self.AllowanceGranted,
+            device_id=device_id,
+            amounts=amounts,
+            count=count,
+            valid_until=valid_until,
+            occurred_at=occurred_at,
+        )
+
+    def allowance_at(self, device_id: str, moment: datetime) -> list[Any] | None:
+        """The allowance the device held at `moment`, if any."""
+        granted: list[list[Any]] = self.allowances.get(device_id, [])
+        held = [a for a in granted if a[0] <= moment < a[1]]
+        return held[-1] if held else None
+
+    def use_allowance(self, device_id: str, currency: str, amount: int, moment: datetime) -> None:
+        allowance = self.allowance_at(device_id, moment)
+        if allowance is not None:
+            allowance[4][currency] = allowance[4].get(currency, 0) + amount
+            allowance[5] += 1
 
     # -- the timeline -------------------------------------------------------------------------
 

@@ -75,3 +75,43 @@ def require_location(uow: UnitOfWork, location_id: str) -> Location:
             field="location_id",
         )
     return location
+
+
+def allow(
+    uow: UnitOfWork,
+    device_id: str,
+    location_id: str,
+    amounts: dict[str, int],
+    count: int,
+    valid_until: datetime,
+    at: datetime,
+) -> Location:
+    """Grant (or renew, or shrink) the device's offline allowance: what was asked, cut down
+    to what the location's and the device's limits leave beside what is stored and every
+    other hold, so that all of it together stays within them."""
+    location = require_location(uow, location_id)
+    if uow.get(identity.device_id(device_id)) is None:
+        raise NotFound(
+            Code.UNKNOWN_DEVICE,
+            f"device {device_id} is unknown: record device.connected_online for it first",
+            field="device_id",
+        )
+    location.free_expired(at)
+    totals = Totals.held(location, device_id, at, excluding=f"allowance/{device_id}")
+    limits, device_limits = location.config["limits"], location.config["device_limits"]
+    granted: dict[str, int] = {}
+    for currency, asked in sorted(amounts.items()):
+        room = [asked]
+        if currency in limits["stored_amount_max"]:
+            room.append(limits["stored_amount_max"][currency] - totals.amounts.get(currency, 0))
+        if currency in device_limits["stored_amount_max"]:
+            maximum = device_limits["stored_amount_max"][currency]
+            room.append(maximum - totals.device_amounts.get(currency, 0))
+        granted[currency] = max(min(room), 0)
+    counts = [count]
+    if limits.get("stored_count_max") is not None:
+        counts.append(limits["stored_count_max"] - totals.count)
+    if device_limits.get("stored_count_max") is not None:
+        counts.append(device_limits["stored_count_max"] - totals.device_count)
+    location.grant_allowance(device_id, granted, max(min(counts), 0), valid_until, at)
+    return location

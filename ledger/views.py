@@ -114,12 +114,43 @@ class LimitHeadroom(_View):
     remaining: int
 
 
+class AllowanceState(_View):
+    """An offline allowance of one device, and what it stored under it."""
+
+    device_id: str
+    location_id: str
+    granted_at: datetime
+    valid_until: datetime
+    amounts: dict[str, int]
+    count: int
+    used_amounts: dict[str, int]
+    used_count: int
+
+    @classmethod
+    def latest(cls, location: Location, device_id: str) -> AllowanceState | None:
+        granted = location.allowances.get(device_id)
+        if not granted:
+            return None
+        granted_at, valid_until, amounts, count, used, used_count = granted[-1]
+        return cls(
+            device_id=device_id,
+            location_id=location.location_id,
+            granted_at=granted_at,
+            valid_until=valid_until,
+            amounts=dict(amounts),
+            count=count,
+            used_amounts=dict(used),
+            used_count=used_count,
+        )
+
+
 class DeviceStatus(_View):
     device_id: str
     location_id: str
     offline_payments_count: int
     offline_payment_amounts_by_currency: dict[str, int]
     headroom: list[LimitHeadroom]
+    allowance: AllowanceState | None  # the latest offline allowance, and what it used
     # Per breach code, the stored payments that broke it: {"count", "amounts_by_currency"}.
     stored_beyond_policy: dict[str, dict[str, Any]]
 
@@ -139,7 +170,9 @@ class LocationStatus(_View):
     @classmethod
     def of(cls, location: Location, device_ids: list[str]) -> LocationStatus:
         config = location.config
-        devices = sorted(set(device_ids) | set(location.device_stored_counts))
+        devices = sorted(
+            set(device_ids) | set(location.device_stored_counts) | set(location.allowances)
+        )
         return cls(
             location_id=location.location_id,
             offline_enabled=location.offline_enabled,
@@ -164,6 +197,7 @@ class LocationStatus(_View):
                         location.device_stored_counts.get(device_id, 0),
                     ),
                     stored_beyond_policy=location.stored_beyond_policy(device_id),
+                    allowance=AllowanceState.latest(location, device_id),
                 )
                 for device_id in devices
             ],
