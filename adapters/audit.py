@@ -22,9 +22,8 @@ from ledger import Ledger, identity
 from ledger.chain import CHAIN_TABLE, GENESIS, chain_hash, content_hash
 from ledger.location import Location
 from ledger.payment import Payment
-from ledger.storage import events_after_sql
+from ledger.storage import engine_for, events_after_sql
 from ledger.views import LocationStatus, PaymentState
-from migrations import engine_for
 
 BATCH = 20_000
 INVARIANT_PROBLEMS_MAX = 100

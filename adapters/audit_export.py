@@ -25,13 +25,13 @@ from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
+from eventsourcing.persistence import IntegrityError
 
 from adapters.audit import verify
 from ledger import Ledger
-from ledger.chain import CHAIN_TABLE, GENESIS, link
+from ledger.chain import GENESIS, Link, Row, link
 from ledger.errors import Code, Conflict, InvalidRecord
-from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, events_after_sql
-from migrations import engine_for
+from ledger.storage import LogImporter, engine_for, events_after_sql
 
 FORMAT = "offline-ledger-export/1"
 MANIFEST = "manifest.json"
@@ -40,8 +40,6 @@ BATCH = 5_000  # events read or written per statement; bounds memory
 _FILE_NAME = re.compile(r"events-\d{5,}\.jsonl")
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")
 _KEYS = ("position", "originator_id", "originator_version", "topic", "state")
-
-Row = tuple[int, UUID, int, str, bytes]  # position, stream, version, topic, state
 
 
 @dataclass(frozen=True)
@@ -209,7 +207,7 @@ class _Files:
 
 def import_log(ledger: Ledger, in_dir: Path) -> Manifest:
     """Load the export in `in_dir` into the ledger's empty database, all or nothing."""
-    _require_database(ledger)
+    importer = _importer(ledger)
     manifest = read_manifest(in_dir)
     present = {path.name for path in in_dir.iterdir()}
     for entry in manifest.files:
@@ -228,13 +226,14 @@ def import_log(ledger: Ledger, in_dir: Path) -> Manifest:
                 f"its sha256 is {digest.hexdigest()}, the manifest says "
                 f"{entry.sha256}: the file was changed",
             )
-    engine = engine_for(ledger.config)
+    failed: list[tuple[str, int, int]] = []
     try:
-        with engine.begin() as conn:
-            _lock_empty(conn, ledger)
-            _load(conn, ledger.config.kind, in_dir, manifest)
-    finally:
-        engine.dispose()
+        importer.import_log(_batches(in_dir, manifest, failed))
+    except IntegrityError:
+        ((name, first, last),) = failed
+        raise _invalid(
+            name, f"lines {first} to {last}: an event repeats a stream's version"
+        ) from None
     return manifest
 
 
@@ -284,65 +283,13 @@ def _field(value: Any, key: str, kind: type | tuple[type, ...]) -> Any:
     return value[key]
 
 
-def _lock_empty(conn: sa.Connection, ledger: Ledger) -> None:
-    """Take the event store's write lock for the transaction; refuse a database with events."""
-    if ledger.config.kind == "postgresql":
-        conn.execute(sa.text("SET LOCAL lock_timeout = '10s'"))
-        conn.execute(sa.text(f"LOCK TABLE {POSTGRES_EVENTS_TABLE} IN EXCLUSIVE MODE"))
-        events = POSTGRES_EVENTS_TABLE
-    else:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        events = SQLITE_EVENTS_TABLE
-    for table in (events, CHAIN_TABLE):
-        if conn.execute(sa.text(f"SELECT 1 FROM {table} LIMIT 1")).first() is not None:
-            raise Conflict(
-                Code.INVALID_VALUE,
-                f"the database at {ledger.config.redacted} "
-                "already holds events: import only into a new, empty database; "
-                "nothing imported",
-                field="db",
-            )
-
-
-def _load(conn: sa.Connection, kind: str, in_dir: Path, manifest: Manifest) -> None:
-    position_column = "notification_id" if kind == "postgresql" else "rowid"
-    events = sa.table(
-        POSTGRES_EVENTS_TABLE if kind == "postgresql" else SQLITE_EVENTS_TABLE,
-        *(sa.column(c) for c in (position_column, *_KEYS[1:])),
-    )
-    chain = sa.table(
-        CHAIN_TABLE, *(sa.column(c) for c in ("position", "content_hash", "chain_hash"))
-    )
+def _batches(
+    in_dir: Path, manifest: Manifest, failed: list[tuple[str, int, int]]
+) -> Iterator[tuple[list[Row], list[Link]]]:
+    """The export's events in batches with their recomputed links, each file and the whole
+    checked against the manifest; the last check (the head hash) comes before the store
+    commits. `failed` is told which lines the batch being written came from."""
     head, position, first = GENESIS, 0, None
-
-    def insert(batch: list[Row], name: str, last_line: int) -> bytes:
-        links = link(head, batch)
-        try:
-            conn.execute(
-                sa.insert(events),
-                [
-                    {
-                        position_column: p,
-                        "originator_id": s if kind == "postgresql" else s.hex,
-                        "originator_version": v,
-                        "topic": t,
-                        "state": b,
-                    }
-                    for p, s, v, t, b in batch
-                ],
-            )
-        except sa.exc.IntegrityError:
-            raise _invalid(
-                name,
-                f"lines {last_line - len(batch) + 1} to {last_line}: an event "
-                "repeats a stream's version",
-            ) from None
-        conn.execute(
-            sa.insert(chain),
-            [{"position": p, "content_hash": c, "chain_hash": h} for p, c, h in links],
-        )
-        return links[-1][2]
-
     for entry in manifest.files:
         batch: list[Row] = []
         number = 0
@@ -359,9 +306,15 @@ def _load(conn: sa.Connection, kind: str, in_dir: Path, manifest: Manifest) -> N
                 position, first = row[0], first or row[0]
                 batch.append(row)
                 if len(batch) == BATCH:
-                    head, batch = insert(batch, entry.name, number), []
+                    links = link(head, batch)
+                    failed[:] = [(entry.name, number - len(batch) + 1, number)]
+                    yield batch, links
+                    head, batch = links[-1][2], []
         if batch:
-            head = insert(batch, entry.name, number)
+            links = link(head, batch)
+            failed[:] = [(entry.name, number - len(batch) + 1, number)]
+            yield batch, links
+            head = links[-1][2]
         if number != entry.count:
             raise _invalid(entry.name, f"holds {number} events, the manifest says {entry.count}")
     if (first, position or None) != (manifest.first_position, manifest.last_position):
@@ -376,14 +329,6 @@ def _load(conn: sa.Connection, kind: str, in_dir: Path, manifest: Manifest) -> N
             MANIFEST,
             f"the events hash to head {head.hex()}, head_hash is "
             f"{manifest.head_hash}: an event was edited, added, removed or reordered",
-        )
-    if kind == "postgresql" and position:
-        conn.execute(
-            sa.text(
-                f"SELECT setval(pg_get_serial_sequence('{POSTGRES_EVENTS_TABLE}', "
-                "'notification_id'), :last)"
-            ),
-            {"last": position},
         )
 
 
@@ -421,10 +366,21 @@ def _invalid(name: str, what: str, line: int | None = None) -> InvalidRecord:
     )
 
 
+def _importer(ledger: Ledger) -> LogImporter:
+    recorder = ledger.store.recorder
+    if not isinstance(recorder, LogImporter):
+        raise _memory()
+    return recorder
+
+
 def _require_database(ledger: Ledger) -> None:
     if ledger.config.kind not in ("sqlite", "postgresql"):
-        raise InvalidRecord(
-            Code.INVALID_VALUE,
-            "export and import need an SQLite or PostgreSQL ledger, not memory://",
-            field="db",
-        )
+        raise _memory()
+
+
+def _memory() -> InvalidRecord:
+    return InvalidRecord(
+        Code.INVALID_VALUE,
+        "export and import need an SQLite or PostgreSQL ledger, not memory://",
+        field="db",
+    )

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from pydantic import ValidationError
@@ -596,6 +597,20 @@ def schema() -> None:
     print_json(json_schema())
 
 
+class TimeZoneType(click.ParamType[ZoneInfo, Any]):
+    """An IANA time zone name (Europe/Paris, America/New_York, UTC)."""
+
+    name = "TIMEZONE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, ZoneInfo):
+            return value
+        try:
+            return ZoneInfo(str(value))
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(f"{value!r} is not an IANA time zone name like Europe/Paris", param, ctx)
+
+
 # -- importing Stripe's files ----------------------------------------------------------------
 
 
@@ -603,17 +618,28 @@ def schema() -> None:
 @click.argument(
     "path", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
+@click.option(
+    "--timezone",
+    "zone",
+    type=TimeZoneType(),
+    default=None,
+    help="The time zone the report was run in (its `timezone` parameter, e.g. Europe/Paris): "
+    "required for a file that gives `created` in local time without `created_utc`.",
+)
 @db_option
 @json_option
-def import_stripe_report(path: Path, database_url: str | None, as_json: bool) -> None:
+def import_stripe_report(
+    path: Path, zone: ZoneInfo | None, database_url: str | None, as_json: bool
+) -> None:
     """Record the rows of Stripe's itemized balance or payout reconciliation report (CSV).
 
     The file is checked whole first: any bad row refuses it (exit status 1) and nothing is
     recorded. Rows already recorded are counted as such; rows that name no payment (payouts,
-    adjustments) are skipped.
+    adjustments) are skipped. A file in local time without `created_utc` is refused unless
+    --timezone names the report's time zone: the ledger never guesses one.
     """
     try:
-        rows = read_report_csv(path)
+        rows = read_report_csv(path, zone)
     except StripeFileError as error:
         _refuse_file(error, as_json)
     _record_observations(rows, rows.skipped, database_url, as_json)
@@ -1025,6 +1051,8 @@ def serve(database_url: str | None, host: str, port: int) -> None:
 
     import uvicorn
 
+    from adapters.bounded_http import bounded_protocol
+    from adapters.http_limits import HttpLimits
     from adapters.webhooks import create_app
 
     try:
@@ -1044,13 +1072,26 @@ def serve(database_url: str | None, host: str, port: int) -> None:
             False,
         )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    limits = HttpLimits(
+        header_seconds=settings.http_header_seconds,
+        body_seconds=settings.http_body_seconds,
+        connections=settings.http_connections,
+    )
     with opened(database_url) as ledger:
         app = create_app(
             ledger,
             secret.get_secret_value(),
             database_wait_seconds=settings.webhook_database_wait_seconds,
+            limits=limits,
         )
-        uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            server_header=False,
+            http=bounded_protocol(limits),
+        )
 
 
 # -- Stripe's API: forwarding, sync, capture ------------------------------------------------------

@@ -1,5 +1,5 @@
 """Forwarding stored payments through the API, for POS systems that hold a reusable payment
-method (DESIGN §6): exactly one PaymentIntent per offline_id, whatever crashes or retries.
+method: exactly one PaymentIntent per offline_id, whatever crashes or retries.
 
 For each payment, oldest first:
 1. The intent is recorded in the ledger (`ForwardRequested`) before Stripe is called.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from adapters import http_limits
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.storage import DEFAULT_DATABASE_URL
 
@@ -31,6 +32,24 @@ class Settings(BaseSettings):
         gt=0,
         le=300,
         description="How long `serve` waits for the database before answering 503",
+    )
+    http_header_seconds: float = Field(
+        default=http_limits.HEADER_SECONDS,
+        gt=0,
+        le=600,
+        description="How long `serve` waits for a request's headers before answering 408",
+    )
+    http_body_seconds: float = Field(
+        default=http_limits.BODY_SECONDS,
+        gt=0,
+        le=600,
+        description="How long `serve` waits for a request's body before answering 408",
+    )
+    http_connections: int = Field(
+        default=http_limits.CONNECTIONS,
+        ge=1,
+        le=10_000,
+        description="How many connections `serve` holds at once; the next is answered 503",
     )
 
 

@@ -1,4 +1,4 @@
-"""Stripe's exported files as observations (DESIGN §6): the itemized balance or payout
+"""Stripe's exported files as observations: the itemized balance or payout
 reconciliation report (CSV) and PaymentIntents as the API returns them (JSON).
 
 A file is read whole and checked whole before anything is recorded: the readers return every
@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from pathlib import Path
 from typing import Any, NoReturn
@@ -32,20 +32,41 @@ from ledger.pan import find_pan, holds_pan, quoted
 
 PROBLEMS_MAX = 1_000  # problems listed per file; the count stays exact
 
-# Ids of what a customer paid: a PaymentIntent, a charge, a payment (some methods).
-PAYMENT_SOURCE_PREFIXES = ("pi_", "ch_", "py_")
+# Ids of what a customer paid (a PaymentIntent, a charge, a payment), or of money given
+# back (a refund, a dispute) or of a balance transaction as such.
+PAYMENT_SOURCE_PREFIXES = ("pi_", "ch_", "py_", "re_", "pyr_", "dp_", "du_")
 ID_COLUMNS = ("payment_intent_id", "charge_id", "source_id")
+# A default-column report names only balance transactions: its rows are matched through the
+# `txn_` ids an expanded PaymentIntent or a webhook gave, when their category is a payment's.
+TXN_COLUMN = "balance_transaction_id"
+PAYMENT_CATEGORIES = frozenset(
+    {
+        "charge",
+        "payment",
+        "partial_capture_reversal",
+        "refund",
+        "payment_refund",
+        "refund_failure",
+        "charge_failure",
+        "payment_failure",
+        "dispute",
+        "dispute_reversal",
+    }
+)
 # metadata keys for the offline id, in order of preference (the keys Stripe's docs use)
 OFFLINE_ID_KEYS = ("offline_id", "offlineId", "unique-id")
 OFFLINE_ID_COLUMNS = tuple(f"payment_metadata[{key}]" for key in OFFLINE_ID_KEYS)
 AMOUNT_COLUMNS = ("gross", "fee", "net")
-TIMESTAMP_COLUMNS = ("created_utc", "created")  # the first non-empty one is read
+# Each moment as (the UTC column, the column in the report run's `timezone`): the UTC one is
+# read when the file has it; the local one only with the time zone the report was run in.
+TIMESTAMP_COLUMNS = (("created_utc", "created"),)
+PAYOUT_AT_COLUMNS = (("automatic_payout_effective_at_utc", "automatic_payout_effective_at"),)
 
 _REPORT_HINT = (
     "download Stripe's itemized balance change from activity report "
     "(balance_change_from_activity.itemized.3) or itemized payout reconciliation report "
     "(payout_reconciliation.itemized.*) with the columns currency, gross and "
-    "payment_intent_id, charge_id or source_id"
+    "balance_transaction_id, payment_intent_id, charge_id or source_id"
 )
 _JSON_HINT = (
     "export PaymentIntents as the API returns them (GET /v1/payment_intents: a list page, "
@@ -56,7 +77,7 @@ _CARD_NUMBER_MESSAGE = (
     "reads files holding card numbers: remove it from the export"
 )
 
-_DECIMAL_TEXT = re.compile(r"[+-]?\d{1,20}(?:\.\d{1,20})?")
+_DECIMAL_TEXT = re.compile(r"[+-]?\d{1,20}(?:[.,]\d{1,20})?")  # a decimal point or comma
 # Stripe's report format (UTC, no offset) or RFC 3339
 _TIMESTAMP_TEXT = re.compile(
     r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?"
@@ -94,10 +115,13 @@ class ReportRows(list[BalanceTransactionObservation]):
     skipped: int = 0
 
 
-def read_report_csv(path: Path) -> ReportRows:
-    """Read an itemized balance or payout reconciliation report; raise StripeFileError."""
+def read_report_csv(path: Path, timezone: tzinfo | None = None) -> ReportRows:
+    """Read an itemized balance or payout reconciliation report; raise StripeFileError.
+
+    `timezone` is the one the report was run in (its `timezone` parameter): needed, and only
+    used, when the file gives local times (`created`) without their UTC column."""
     problems = _Problems(str(path))
-    reader = _ReportReader(problems)
+    reader = _ReportReader(problems, timezone)
     reader.read(_decode(_read_bytes(path, problems), problems))
     problems.raise_if_any()
     return reader.rows
@@ -216,15 +240,17 @@ def _shown(value: Any) -> str:
     return quoted(value)
 
 
-def _about_a_payment(ids: dict[str, str | None]) -> bool:
-    """A row names a payment by its PaymentIntent or charge; a row whose only id is a
-    payout, transfer or adjustment (`po_`, `tr_`, `ia_`...) is not about a payment."""
+def _about_a_payment(ids: dict[str, str | None], category: str | None, txn: str | None) -> bool:
+    """A row names a payment by its PaymentIntent or charge, or a refund or dispute of one;
+    a row whose only id is a payout, transfer or adjustment (`po_`, `tr_`, `ia_`...) is not
+    about a payment. A row with no such column (a default-column report) is, when its
+    category is a payment's."""
     source = ids.get("source_id") or ""
-    return bool(
-        ids.get("payment_intent_id")
-        or ids.get("charge_id")
-        or source.startswith(PAYMENT_SOURCE_PREFIXES)
-    )
+    if ids.get("payment_intent_id") or ids.get("charge_id"):
+        return True
+    if source:
+        return source.startswith(PAYMENT_SOURCE_PREFIXES)
+    return bool(txn) and category in PAYMENT_CATEGORIES
 
 
 def _pan_in(value: Any) -> str | None:
@@ -242,7 +268,14 @@ def _to_minor(text: str, currency: str) -> int:
     if not _DECIMAL_TEXT.fullmatch(text):
         raise ValueError(f"{_shown(text)} is not a decimal amount like 12.50 or -3.00")
     places = exponent(currency)
-    scaled = Decimal(text).scaleb(places, context=_EXACT)
+    whole, comma, fraction = text.partition(",")
+    if comma and len(fraction) > places:
+        # "1,250" in USD is a thousands separator or a typo, never 12.50: refuse, never guess.
+        raise ValueError(
+            f"{_shown(text)} has more decimals than {currency.upper()} has ({places}) after "
+            "its decimal comma; amounts are never rounded: check the amount and the currency"
+        )
+    scaled = Decimal(f"{whole}.{fraction}" if comma else text).scaleb(places, context=_EXACT)
     if scaled != scaled.to_integral_value(context=_EXACT):
         raise ValueError(
             f"{_shown(text)} has more decimals than {currency.upper()} has ({places}); "
@@ -254,8 +287,8 @@ def _to_minor(text: str, currency: str) -> int:
     return minor
 
 
-def _to_utc(text: str) -> datetime:
-    """Stripe's report timestamps (`2026-11-22 10:15:00`, UTC) or RFC 3339, as UTC."""
+def _to_utc(text: str, zone: tzinfo = UTC) -> datetime:
+    """Stripe's report timestamps (`2026-11-22 10:15:00`, in `zone`) or RFC 3339, as UTC."""
     if not _TIMESTAMP_TEXT.fullmatch(text):
         raise ValueError(
             f"{_shown(text)} is not a timestamp like 2026-11-22 10:15:00 (UTC) or RFC 3339"
@@ -265,7 +298,7 @@ def _to_utc(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"{_shown(text)} is not a valid date and time") from None
     try:
-        moment = check_moment(parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed)
+        moment = check_moment(parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed)
     except MomentError as error:
         raise ValueError(f"{_shown(text)} {error}") from None
     return moment.astimezone(UTC)
@@ -290,9 +323,15 @@ def _validation_problems(
 # -- the itemized report (CSV) ----------------------------------------------------------------
 
 
+_LATER_FIELDS = frozenset(
+    {"payout_id", "payout_at", "customer_facing_amount", "customer_facing_currency"}
+)
+
+
 class _ReportReader:
-    def __init__(self, problems: _Problems) -> None:
+    def __init__(self, problems: _Problems, timezone: tzinfo | None) -> None:
         self.problems = problems
+        self.timezone = timezone
         self.rows = ReportRows()
         self.occurrences: dict[str, int] = {}
         self.header: list[str] = []
@@ -340,14 +379,25 @@ class _ReportReader:
                     needed,
                     f"the file has no '{needed}' column; {_REPORT_HINT}",
                 )
-        if not present.intersection(ID_COLUMNS):
+        if not present.intersection((*ID_COLUMNS, TXN_COLUMN)):
             self.problems.add(
                 Code.MISSING_FIELD,
                 where,
                 "/".join(ID_COLUMNS),
-                f"the file has none of the columns {', '.join(ID_COLUMNS)}, so "
-                f"no row names a payment; {_REPORT_HINT}",
+                f"the file has none of the columns {', '.join(ID_COLUMNS)} (nor "
+                f"{TXN_COLUMN}), so no row names a payment; {_REPORT_HINT}",
             )
+        for utc_column, local_column in TIMESTAMP_COLUMNS + PAYOUT_AT_COLUMNS:
+            if local_column in present and utc_column not in present and self.timezone is None:
+                self.problems.add(
+                    Code.INVALID_TIMESTAMP,
+                    where,
+                    local_column,
+                    f"the file gives '{local_column}' in the time zone the report was run in "
+                    f"and no '{utc_column}': give that time zone (--timezone, e.g. "
+                    f"Europe/Paris) or download the report with the '{utc_column}' column; "
+                    "the ledger never guesses a time zone",
+                )
         self.problems.raise_if_any()  # rows of an unusable header are not worth reading
 
     def read_row(self, line: int, cells: list[str]) -> None:
@@ -370,7 +420,8 @@ class _ReportReader:
             return
         values = {name: cell.strip() for name, cell in zip(self.header, cells, strict=True)}
         ids = {column: values.get(column) or None for column in ID_COLUMNS}
-        if not _about_a_payment(ids):
+        category = values.get("reporting_category") or None
+        if not _about_a_payment(ids, category, values.get(TXN_COLUMN)):
             self.rows.skipped += 1
             return
         count_before = self.problems.count
@@ -402,13 +453,11 @@ class _ReportReader:
             fields["currency"] = currency
             for column in AMOUNT_COLUMNS:
                 fields[column] = self.amount(where, column, values.get(column, ""), currency)
-        timestamp_column = next((c for c in TIMESTAMP_COLUMNS if values.get(c)), None)
-        if timestamp_column is not None:
-            try:
-                fields["created_at"] = _to_utc(values[timestamp_column])
-            except ValueError as error:
-                self.problems.add(Code.INVALID_TIMESTAMP, where, timestamp_column, str(error))
-        fields["reporting_category"] = values.get("reporting_category") or None
+        timestamp_column = self.moment(where, values, fields, "created_at", TIMESTAMP_COLUMNS[0])
+        self.moment(where, values, fields, "payout_at", PAYOUT_AT_COLUMNS[0])
+        fields["payout_id"] = values.get("automatic_payout_id") or None
+        fields["reporting_category"] = category
+        self.customer_facing(where, values, fields)
         offline_id_column = next((c for c in OFFLINE_ID_COLUMNS if values.get(c)), None)
         fields["offline_id"] = values[offline_id_column] if offline_id_column else None
         if self.problems.count > count_before:
@@ -426,6 +475,51 @@ class _ReportReader:
                 AMOUNT_COLUMNS,
                 {"offline_id": offline_id_column or "", "created_at": timestamp_column or ""},
             )
+
+    def moment(
+        self,
+        where: _Where,
+        values: dict[str, str],
+        fields: dict[str, Any],
+        name: str,
+        columns: tuple[str, str],
+    ) -> str | None:
+        """Read one moment, from its UTC column, else from its local one in the report's
+        time zone (the header check made sure there is one); the column read, if any."""
+        utc_column, local_column = columns
+        column = next((c for c in columns if values.get(c)), None)
+        if column is None:
+            return None
+        zone = UTC if column == utc_column else (self.timezone or UTC)
+        if column == local_column and utc_column in values and self.timezone is None:
+            # An empty UTC cell beside a local one: the local one says nothing certain.
+            return None
+        try:
+            fields[name] = _to_utc(values[column], zone)
+        except ValueError as error:
+            self.problems.add(Code.INVALID_TIMESTAMP, where, column, str(error))
+        return column
+
+    def customer_facing(
+        self, where: _Where, values: dict[str, str], fields: dict[str, Any]
+    ) -> None:
+        """What the customer paid, in their currency, when the settlement was converted."""
+        text = values.get("customer_facing_amount", "")
+        currency = (values.get("customer_facing_currency") or "").lower()
+        if not text or not currency:
+            return
+        if not is_currency(currency):
+            self.problems.add(
+                Code.UNKNOWN_CURRENCY,
+                where,
+                "customer_facing_currency",
+                f"{_shown(currency)} is not an ISO 4217 currency code",
+            )
+            return
+        fields["customer_facing_currency"] = currency
+        fields["customer_facing_amount"] = self.amount(
+            where, "customer_facing_amount", text, currency
+        )
 
     def amount(self, where: _Where, column: str, text: str, currency: str) -> int | None:
         if not text:
@@ -446,7 +540,10 @@ class _ReportReader:
     def derived_id(self, fields: dict[str, Any]) -> str:
         """A stable id for a row the report gives none: its normalized content, numbered
         among identical rows of the file, so importing the file again records nothing."""
-        content = json.dumps(fields, sort_keys=True, default=str)
+        # Columns read since ids were first derived count only when present, so that a file
+        # imported before reads as the same rows.
+        kept = {k: v for k, v in fields.items() if v is not None or k not in _LATER_FIELDS}
+        content = json.dumps(kept, sort_keys=True, default=str)
         digest = hashlib.sha256(content.encode()).hexdigest()
         occurrence = self.occurrences.get(digest, 0) + 1
         self.occurrences[digest] = occurrence
@@ -704,15 +801,57 @@ class _ObjectReader:
         return self.text("last_payment_error.decline_code")
 
     def latest_charge(self) -> dict[str, Any]:
-        """charge_id, and from an expanded charge the offline marker and the card brand."""
-        charge = self.get("latest_charge", False)
-        if not isinstance(charge, dict):
-            return {"charge_id": self.stripe_id("latest_charge")}
-        card_present = self.get("latest_charge.payment_method_details.card_present", False)
-        fields: dict[str, Any] = {"charge_id": self.stripe_id("latest_charge.id", True)}
-        if isinstance(card_present, dict):
-            fields["offline_collected"] = card_present.get("offline") is not None
-            fields["card_brand"] = self.text(
-                "latest_charge.payment_method_details.card_present.brand"
+        """charge_id, and from an expanded charge the offline marker and the card brand.
+
+        Every API version alike: since 2022-11-15 `latest_charge` (an id, or the charge when
+        expanded); before, the `charges` list (all attempts, newest first, each expanded).
+        The other charges and the charges' balance transactions become `related_ids`."""
+        listed = self.get("charges.data", False)
+        charges = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
+        latest = self.get("latest_charge", False)
+        if isinstance(latest, dict):
+            charges.insert(0, latest)
+            path = "latest_charge"
+        elif latest is not None or not charges:
+            fields: dict[str, Any] = {"charge_id": self.stripe_id("latest_charge")}
+            fields["related_ids"] = self.related(charges, fields["charge_id"])
+            return fields
+        else:
+            path = "charges.data.0"
+        # The charge that took the money, else the newest attempt.
+        chosen = next((c for c in charges if c.get("status") == "succeeded"), charges[0])
+        charge_id = chosen.get("id")
+        if not (isinstance(charge_id, str) and _STRIPE_ID.fullmatch(charge_id)):
+            self.problem(
+                Code.MISSING_FIELD if charge_id is None else Code.INVALID_VALUE,
+                f"{path}.id",
+                f"{_shown(charge_id)} is not a charge id",
             )
+            return {}
+        fields = {"charge_id": charge_id, "related_ids": self.related(charges, charge_id)}
+        details = chosen.get("payment_method_details")
+        card_present = details.get("card_present") if isinstance(details, dict) else None
+        if isinstance(card_present, dict):
+            fields["offline_collected"] = any(_collected_offline(c) for c in charges)
+            brand = card_present.get("brand")
+            fields["card_brand"] = brand if isinstance(brand, str) and brand else None
         return fields
+
+    def related(self, charges: list[dict[str, Any]], charge_id: str | None) -> tuple[str, ...]:
+        """The charges other than `charge_id`, and every charge's balance transaction."""
+        ids: list[str] = []
+        for charge in charges:
+            txn = charge.get("balance_transaction")
+            if isinstance(txn, dict):  # expanded
+                txn = txn.get("id")
+            for value in (charge.get("id"), txn):
+                if isinstance(value, str) and _STRIPE_ID.fullmatch(value) and value != charge_id:
+                    ids.append(value)
+        return tuple(dict.fromkeys(ids))
+
+
+def _collected_offline(charge: dict[str, Any]) -> bool:
+    """payment_method_details.card_present.offline is set: the card was read offline."""
+    details = charge.get("payment_method_details")
+    card_present = details.get("card_present") if isinstance(details, dict) else None
+    return isinstance(card_present, dict) and card_present.get("offline") is not None

@@ -1,4 +1,4 @@
-"""The Stripe webhook receiver (DESIGN §6): an ASGI application, served by `offline-ledger serve`.
+"""The Stripe webhook receiver: an ASGI application, served by `offline-ledger serve`.
 
 `POST /stripe/webhook` verifies the `Stripe-Signature` header over the raw body before reading
 anything, then applies each event id once:
@@ -8,7 +8,12 @@ anything, then applies each event id once:
   crash between the two is safe: Stripe redelivers, the facts repeat as no-ops and the receipt
   is recorded then. A fact the ledger refuses (e.g. STEP_OUT_OF_ORDER) is logged and skipped:
   Stripe's word is still kept as the observation and the report shows the disagreement.
-- `charge.refunded`: see `refund_observation`.
+- refunds, charges and disputes (`refund.*`, `charge.refunded`, `charge.dispute.*`...): see
+  `adapters.stripe_events`; each refund counts once, by its `re_` id, however many events and
+  reports name it.
+- Anything else (another type, a v2 thin event, an event of the other Stripe mode) is answered
+  200 with `"ignored": true` and the reason, which the log records too: Stripe retries every
+  other answer for three days.
 
 A body holding a full card number anywhere, in any disguise (`ledger.pan`), the event id
 included, is refused with 400 CARD_NUMBER_DETECTED before it is parsed: nothing is stored and
@@ -16,6 +21,8 @@ the log line names neither the event nor the number.
 
 Status codes follow what Stripe does with them: 2xx is final; 400 means "this delivery can never
 succeed" (bad signature, malformed event); 503 asks Stripe to retry (database unavailable).
+A body that does not arrive within the limits' `body_seconds` is answered 408, and a client
+that disconnects mid-body is one log line (`adapters.http_limits` bounds the rest).
 
 The ledger is synchronous: its calls run in worker threads, for at most `database_wait_seconds`.
 A database that is down does not fail fast (the PostgreSQL recorder retries for a minute and
@@ -28,7 +35,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -36,18 +42,21 @@ import anyio.to_thread
 import stripe
 from eventsourcing.persistence import PersistenceError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from adapters import stripe_events
+from adapters.http_limits import DEFAULT as DEFAULT_LIMITS
+from adapters.http_limits import REQUEST_TIMEOUT, HttpLimits
 from adapters.stripe_facts import facts
-from adapters.stripe_files import OFFLINE_ID_KEYS, StripeFileError, payment_intent_observation
+from adapters.stripe_files import StripeFileError, payment_intent_observation
 from ledger import Ledger, LedgerError
 from ledger.bounds import check_value, decode
 from ledger.errors import Code, InvalidRecord, StorageError
 from ledger.identity import stripe_event_id
 from ledger.moments import MomentError, from_unix_seconds
-from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation
+from ledger.observations import Observation, PaymentIntentObservation
 from ledger.pan import holds_pan
 from ledger.views import PaymentState
 
@@ -56,6 +65,7 @@ T = TypeVar("T")
 
 INVALID_SIGNATURE = "INVALID_SIGNATURE"
 PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+CLIENT_DISCONNECTED = "CLIENT_DISCONNECTED"
 BODY_MAX = 4 * 1024 * 1024  # Stripe's events are a few kB; refuse bodies no event could fill
 PAYMENT_INTENT_EVENTS = frozenset(
     {
@@ -65,7 +75,13 @@ PAYMENT_INTENT_EVENTS = frozenset(
         "payment_intent.canceled",
     }
 )
-REFUND_EVENT = "charge.refunded"
+APPLIED_EVENTS = (
+    PAYMENT_INTENT_EVENTS
+    | stripe_events.REFUND_EVENTS
+    | stripe_events.CHARGE_EVENTS
+    | stripe_events.DISPUTE_EVENTS
+)
+THIN_EVENT = "v2.core.event"  # Stripe's v2 "thin" events: an id and a type, no object
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{3,255}")
 
 
@@ -74,13 +90,32 @@ def create_app(
     webhook_secret: str,
     tolerance_seconds: int = 300,
     database_wait_seconds: float = 10.0,
+    limits: HttpLimits = DEFAULT_LIMITS,
 ) -> Starlette:
     async def in_thread(function: Callable[..., T], *args: Any) -> T:
         with anyio.fail_after(database_wait_seconds):
             return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
 
     async def webhook(request: Request) -> JSONResponse:
-        body = await _read_body(request)
+        try:
+            with anyio.fail_after(limits.body_seconds):
+                body = await _read_body(request)
+        except TimeoutError:
+            log.warning(
+                "webhook: the body did not arrive within %s s, answered 408; nothing was stored",
+                limits.body_seconds,
+            )
+            return _error(
+                408,
+                REQUEST_TIMEOUT,
+                f"the body did not arrive within {limits.body_seconds} s",
+                {"connection": "close"},  # the rest of the body is never read
+            )
+        except ClientDisconnect:
+            log.warning(
+                "webhook: the client disconnected before the end of the body; nothing was stored"
+            )
+            return _error(400, CLIENT_DISCONNECTED, "the client disconnected")  # read by none
         if body is None:
             return _error(413, PAYLOAD_TOO_LARGE, f"the body exceeds {BODY_MAX} bytes")
         header = request.headers.get("stripe-signature")
@@ -173,8 +208,12 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
 
 
 def _about(event: dict[str, Any]) -> str:
@@ -186,15 +225,18 @@ def _invalid(code: Code, field: str, message: str) -> InvalidRecord:
 
 
 def _parse_event(body: bytes) -> dict[str, Any]:
-    """A v1 snapshot event with the fields this receiver needs; raise InvalidRecord."""
+    """A v1 snapshot event with the fields this receiver needs, or a v2 thin event (its id
+    and type only: it is answered 2xx and ignored); raise InvalidRecord."""
     event = decode(body, what="the body")  # strict JSON: no NaN, no lone surrogate
     check_value(event, what="the event")  # before anything walks it: no recursion limit hit
-    if not isinstance(event, dict) or event.get("object", "event") != "event":
+    if not isinstance(event, dict) or event.get("object", "event") not in ("event", THIN_EVENT):
         raise InvalidRecord(Code.INVALID_VALUE, "the body is not a Stripe event object")
     if not isinstance(event.get("id"), str) or not _STRIPE_ID.fullmatch(event["id"]):
         raise _invalid(Code.MISSING_FIELD, "id", "missing or not a Stripe id (evt_...)")
     if not isinstance(event.get("type"), str) or not event["type"]:
         raise _invalid(Code.MISSING_FIELD, "type", "missing or not a string")
+    if event.get("object") == THIN_EVENT:
+        return event
     try:
         from_unix_seconds(event.get("created"))
     except MomentError as error:
@@ -206,34 +248,55 @@ def _parse_event(body: bytes) -> dict[str, Any]:
 
 
 def _apply(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
-    """Record one verified event (in a worker thread: the ledger is synchronous)."""
+    """Record one verified event (in a worker thread: the ledger is synchronous).
+
+    An event deliberately not applied is answered 2xx with the reason (Stripe retries every
+    other answer for days): a v2 thin event, a type this ledger does not use, an event of the
+    other Stripe mode."""
     event_id, event_type = event["id"], event["type"]
-    as_of = from_unix_seconds(event["created"])
-    if event_type not in PAYMENT_INTENT_EVENTS and event_type != REFUND_EVENT:
-        log.info("webhook %s %s: ignored (not an event this ledger uses)", event_id, event_type)
-        return {"received": True, "ignored": True}
+    if event.get("object") == THIN_EVENT:
+        return _ignored(event_id, event_type, "a v2 thin event: it carries no object to record")
+    if event_type not in APPLIED_EVENTS:
+        return _ignored(event_id, event_type, "not an event type this ledger applies")
+    livemode = bool(event.get("livemode", False))
+    bound = ledger.stripe_mode()
+    if bound is not None and bound != livemode:
+        return _ignored(
+            event_id,
+            event_type,
+            f"a {'live' if livemode else 'test'}-mode event; this ledger holds "
+            f"{'live' if bound else 'test'}-mode objects",
+        )
     if _received(ledger, event_id):
         log.info("webhook %s %s: duplicate (already received)", event_id, event_type)
         return {"received": True, "duplicate": True}
+    as_of = from_unix_seconds(event["created"])
+    item = event["data"]["object"]
     new_facts: list[str] = []
-    observation: PaymentIntentObservation | BalanceTransactionObservation
-    if event_type == REFUND_EVENT:
-        observation = refund_observation(event, as_of)
+    seen: list[Observation]
+    if event_type in PAYMENT_INTENT_EVENTS:
+        seen = [payment_intent_observation(item, "webhook", as_of)]
     else:
-        observation = payment_intent_observation(event["data"]["object"], "webhook", as_of)
+        seen = stripe_events.observations(event_type, item, as_of)
     # A valid event, so it may tie the ledger to its mode: never test and live mixed.
-    ledger.bind_stripe_mode(bool(event.get("livemode", False)))
-    if isinstance(observation, PaymentIntentObservation):
-        new_facts = _record_facts(ledger, observation, event_id)
-    summary = ledger.observe([observation], stripe_event=(event_id, event_type))
+    ledger.bind_stripe_mode(livemode)
+    for observation in seen:
+        if isinstance(observation, PaymentIntentObservation):
+            new_facts += _record_facts(ledger, observation, event_id)
+    summary = ledger.observe(seen, stripe_event=(event_id, event_type))
     log.info(
-        "webhook %s %s: recorded (%d new observation, new facts: %s)",
+        "webhook %s %s: recorded (%d new observations, new facts: %s)",
         event_id,
         event_type,
         summary.recorded,
         ", ".join(new_facts) or "none",
     )
     return {"received": True, "duplicate": False, "facts": new_facts}
+
+
+def _ignored(event_id: str, event_type: str, reason: str) -> dict[str, Any]:
+    log.info("webhook %s %s: ignored (%s)", event_id, event_type, reason)
+    return {"received": True, "ignored": True, "reason": reason}
 
 
 def _received(ledger: Ledger, event_id: str) -> bool:
@@ -282,64 +345,3 @@ def _payment(ledger: Ledger, offline_id: str | None) -> PaymentState | None:
         raise
     except LedgerError:  # unknown payment, or an offline_id that is not a UUID
         return None
-
-
-def refund_observation(event: dict[str, Any], as_of: datetime) -> BalanceTransactionObservation:
-    """A `charge.refunded` event as the balance transaction of the money it gave back.
-
-    The ledger has no refund fact, and the read model sums balance transactions per
-    PaymentIntent, so a refund is recorded as what Stripe's balance report would show: a
-    `refund` row with a negative gross, on the charge's PaymentIntent. The charge carries only
-    the cumulative `amount_refunded`; the event's `data.previous_attributes.amount_refunded` is
-    what it was before, so gross = -(amount_refunded - previous) is this refund alone (the whole
-    refunded amount when Stripe sends no previous value: the first refund). The id is the
-    event's own (`evt_...`): stable across redeliveries, and it never collides with the
-    `txn_...` ids of report rows. Fee and net are unknown here and left empty.
-    """
-    charge = event["data"]["object"]
-    if charge.get("object") != "charge":
-        raise _invalid(
-            Code.INVALID_VALUE, "data.object.object", "a charge.refunded event must carry a charge"
-        )
-    refunded = charge.get("amount_refunded")
-    previous_attributes = event["data"].get("previous_attributes")
-    previous = (
-        previous_attributes.get("amount_refunded", 0)
-        if isinstance(previous_attributes, dict)
-        else 0
-    )
-    for field, value in (
-        ("amount_refunded", refunded),
-        ("previous_attributes.amount_refunded", previous),
-    ):
-        if type(value) is not int or not 0 <= value <= 10**15:
-            raise _invalid(Code.INVALID_AMOUNT, field, "not a whole number of minor units")
-    payment_intent = charge.get("payment_intent")
-    if isinstance(payment_intent, dict):  # expanded
-        payment_intent = payment_intent.get("id")
-    metadata = charge.get("metadata")
-    offline_id = next(
-        (
-            metadata[key]
-            for key in OFFLINE_ID_KEYS
-            if isinstance(metadata, dict) and isinstance(metadata.get(key), str) and metadata[key]
-        ),
-        None,
-    )
-    currency = charge.get("currency")
-    try:
-        return BalanceTransactionObservation(
-            source="webhook",
-            balance_transaction_id=event["id"],
-            payment_intent_id=payment_intent,
-            charge_id=charge.get("id"),
-            offline_id=offline_id,
-            currency=currency.lower() if isinstance(currency, str) else currency,
-            gross=-(refunded - previous),
-            created_at=as_of,
-            reporting_category="refund",
-        )
-    except ValueError as error:  # pydantic's ValidationError
-        raise InvalidRecord(
-            Code.INVALID_VALUE, f"the refunded charge is not valid: {error}", field="data.object"
-        ) from None

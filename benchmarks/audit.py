@@ -69,8 +69,13 @@ from ledger.limits import Policy
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.postgres import PostgresEventRecorder
 from ledger.sqlite import SQLiteEventRecorder
-from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, parse_database_url
-from migrations import engine_for, ensure_schema
+from ledger.storage import (
+    POSTGRES_EVENTS_TABLE,
+    SQLITE_EVENTS_TABLE,
+    engine_for,
+    parse_database_url,
+)
+from migrations import ensure_schema
 from projections.read_models import ReadModels
 
 CHAIN_COST_TARGET = 0.15  # at most: 1 - chained events/s / unchained events/s

@@ -1,4 +1,4 @@
-"""A realistic trading day of wire records (DESIGN §5), deterministic for a seed.
+"""A realistic trading day of wire records, deterministic for a seed.
 
 Several locations (US, Canada, EU and UK stores; the European ones require strong customer
 authentication) with a few readers each are configured and connected online first. Payments

@@ -432,6 +432,13 @@ class Ledger:
         uow.commit()
         return ObserveSummary(recorded, len(observations) - recorded)
 
+    def stripe_mode(self) -> bool | None:
+        """The Stripe mode this ledger is bound to (True: live), or None before any Stripe
+        object was seen."""
+        with self._lock, _storage_errors(self.config):
+            bound: StripeAccountMode | None = self._reader().get(identity.stripe_account_mode_id())
+        return None if bound is None else bound.livemode
+
     def bind_stripe_mode(self, livemode: bool) -> None:
         """Tie this ledger to Stripe's test or live mode on first use; refuse the other."""
         wanted, other = ("live", "test") if livemode else ("test", "live")

@@ -14,6 +14,7 @@ The limits are far above what the wire format, Stripe's objects or its reports e
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ VALUES_MAX = 100_000  # keys, items and scalars in one document
 STRING_CHARS_MAX = 65_536  # one string or key
 
 _NON_JSON = (b"NaN", b"Infinity")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_line(raw: bytes, *, what: str = "the record") -> None:
@@ -102,11 +104,21 @@ def check_value(
 
 
 def _check_string(text: Any, what: str) -> None:
-    if isinstance(text, str) and len(text) > STRING_CHARS_MAX:
+    if not isinstance(text, str):
+        return
+    if len(text) > STRING_CHARS_MAX:
         raise InvalidRecord(
             Code.RECORD_TOO_LARGE,
             f"{what} holds a string of {len(text):,} characters; at most "
             f"{STRING_CHARS_MAX:,} are accepted",
+        )
+    # A library caller's str (or Python's json, which decodes "\ud800") may hold a lone
+    # surrogate: no UTF-8 encodes it, so every later step (validation messages, the store)
+    # would fail on it. orjson refuses it in a JSON text with the same code.
+    if not text.isascii() and _LONE_SURROGATE.search(text):
+        raise InvalidRecord(
+            Code.MALFORMED_JSON,
+            f"{what} holds a lone surrogate (U+D800 to U+DFFF), which is not Unicode text",
         )
 
 

@@ -21,6 +21,9 @@ from uuid import UUID
 
 GENESIS = bytes(32)
 CHAIN_TABLE = "event_chain"
+
+Row = tuple[int, UUID, int, str, bytes]  # position, stream id, version, topic, state
+Link = tuple[int, bytes, bytes]  # position, content hash, chain hash
 _HEADER = struct.Struct(">16sqI")  # stream id, version, topic length
 
 
@@ -37,12 +40,10 @@ def chain_hash(previous: bytes, position: int, content: bytes) -> bytes:
     return hashlib.sha256(previous + position.to_bytes(8, "big") + content).digest()
 
 
-def link(
-    previous: bytes, rows: Iterable[tuple[int, UUID | str, int, str, bytes]]
-) -> list[tuple[int, bytes, bytes]]:
+def link(previous: bytes, rows: Iterable[tuple[int, UUID | str, int, str, bytes]]) -> list[Link]:
     """(position, content_hash, chain_hash) for events given as (position, stream id,
     version, topic, state), in position order, after the link `previous`."""
-    links = []
+    links: list[Link] = []
     for position, originator_id, version, topic, state in rows:
         content = content_hash(originator_id, version, topic, state)
         previous = chain_hash(previous, position, content)

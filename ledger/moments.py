@@ -26,6 +26,8 @@ _RFC3339 = re.compile(
     r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})",
     re.ASCII,
 )
+# The same without the offset: a local time, which could be any of 26 hours' worth of instants.
+_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?", re.ASCII)
 
 
 class MomentError(ValueError):
@@ -36,7 +38,9 @@ def parse_moment(text: str) -> datetime:
     """The aware datetime of an RFC 3339 text, within the ledger's years; MomentError if not."""
     match = _RFC3339.fullmatch(text)
     if match is None:
-        raise MomentError(f"not an RFC 3339 date-time with an offset; {FORMAT_HINT}")
+        if _LOCAL.fullmatch(text):
+            raise MomentError(f"has no offset; {FORMAT_HINT}")
+        raise MomentError(f"is not an RFC 3339 date-time with an offset; {FORMAT_HINT}")
     fraction = (match["fraction"] or "").ljust(6, "0")[:6]
     offset = "+00:00" if match["offset"] in "Zz" else match["offset"]
     if int(match["date"][:4]) < YEAR_MIN - 1 or int(match["date"][:4]) > YEAR_MAX + 1:
@@ -44,7 +48,7 @@ def parse_moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{fraction}{offset}")
     except ValueError as error:  # 2026-02-30, 25:00, an offset of 24 hours or more
-        raise MomentError(f"not a valid date and time ({error}); {FORMAT_HINT}") from None
+        raise MomentError(f"is not a valid date and time ({error}); {FORMAT_HINT}") from None
     return check_moment(moment)
 
 

@@ -1,4 +1,4 @@
-"""The lifecycle of one offline payment (DESIGN §3), as an event-sourced aggregate.
+"""The lifecycle of one offline payment, as an event-sourced aggregate.
 
 Each command is split in two: `plan_*` decides from the current state alone (a new fact, a
 repeat of a recorded fact, or a refusal) and raises nothing but typed errors; the trigger method
@@ -453,7 +453,7 @@ class Payment(Aggregate):
     def plan_forward(self, payment_intent_id: str) -> Plan:
         if self.status in (Status.STORED, Status.CREATED, Status.COLLECTED):
             return Plan.NEW  # before the confirmation was reported: the handler implies it
-        # The same pi_ reported again is a no-op whatever happened since (DESIGN §3).
+        # The same pi_ reported again is a no-op whatever happened since.
         if payment_intent_id == self.payment_intent_id:
             return Plan.LATE if self.forward_implied else Plan.REPEAT
         if payment_intent_id in self.duplicate_payment_intent_ids:

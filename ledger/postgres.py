@@ -11,11 +11,10 @@ from eventsourcing import postgres
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import Environment, EnvType
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
-from ledger.chain import CHAIN_TABLE, GENESIS, link
-
-ID_CHUNK = 500  # ids per version query; bounds statement size
+from ledger.chain import CHAIN_TABLE, GENESIS, Link, Row, link
+from ledger.storage import chunks, store_not_empty
 
 
 class PostgresEventRecorder(PostgresApplicationRecorder):
@@ -36,6 +35,20 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         self.last_link_statement = SQL(
             "SELECT chain_hash FROM {schema}.{table} ORDER BY position DESC LIMIT 1"
         ).format(schema=Identifier(datastore.schema), table=Identifier(CHAIN_TABLE))
+        self.import_events_statement = SQL(
+            "INSERT INTO {schema}.{table} "
+            "(notification_id, originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::bigint[], %b::uuid[], %b::bigint[], %b::text[], %b::bytea[])"
+        ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
+        self.any_event_statements = [
+            SQL("SELECT 1 FROM {schema}.{table} LIMIT 1").format(
+                schema=Identifier(datastore.schema), table=Identifier(table)
+            )
+            for table in (events_table_name, CHAIN_TABLE)
+        ]
+        self.advance_positions_statement = SQL(
+            "SELECT setval(pg_get_serial_sequence({table}, 'notification_id'), %s)"
+        ).format(table=Literal(f'"{datastore.schema}"."{events_table_name}"'))
         self.insert_links_statement = SQL(
             "INSERT INTO {schema}.{table} (position, content_hash, chain_hash) "
             "SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bytea[])"
@@ -88,6 +101,10 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
                 for position, event in zip(ids, stored_events, strict=True)
             ),
         )
+        self._insert_links(curs, links)
+        return ids
+
+    def _insert_links(self, curs: Any, links: Sequence[Link]) -> None:
         curs.execute(
             self.insert_links_statement,
             (
@@ -97,7 +114,28 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             ),
             prepare=True,
         )
-        return ids
+
+    def import_log(self, batches: Iterable[tuple[Sequence[Row], Sequence[Link]]]) -> None:
+        """Write an exported log into this empty store at its own positions, with the links
+        the caller computed, in one transaction that commits only when `batches` ends
+        without an error; then the position sequence continues after the last one. The
+        table lock of every insert is taken before the store is found empty."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            for statement in self.any_event_statements:
+                curs.execute(statement)
+                if curs.fetchone() is not None:
+                    raise store_not_empty()
+            last = 0
+            for rows, links in batches:
+                curs.execute(
+                    self.import_events_statement,
+                    tuple(list(column) for column in zip(*rows, strict=True)),
+                )
+                self._insert_links(curs, links)
+                last = rows[-1][0] if rows else last
+            if last:
+                curs.execute(self.advance_positions_statement, (last,))
 
 
 class PostgresFactory(postgres.PostgresFactory):
@@ -132,9 +170,7 @@ class PostgresVersions:
 
     def __call__(self, ids: Iterable[UUID]) -> dict[UUID, int]:
         found: dict[UUID, int] = {}
-        wanted = list(ids)
-        for start in range(0, len(wanted), ID_CHUNK):
-            chunk = wanted[start : start + ID_CHUNK]
+        for chunk in chunks(list(ids)):
             with self.recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
                 cursor.execute(self.sql, (chunk,), prepare=True)
                 for row in cursor.fetchall():

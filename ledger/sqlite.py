@@ -1,14 +1,19 @@
-"""SQLite specifics of the event store, used only through `ledger.storage`."""
+"""SQLite specifics of the event store, used only through `ledger.storage`: the recorder that
+chains every event (`ledger.chain`) and the import of an exported log at its positions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from ledger.chain import CHAIN_TABLE, GENESIS, link
+from ledger.chain import CHAIN_TABLE, GENESIS, Link, Row, link
+from ledger.storage import store_not_empty
+
+INSERT_LINKS = f"INSERT INTO {CHAIN_TABLE} (position, content_hash, chain_hash) VALUES (?, ?, ?)"
 
 
 class SQLiteEventRecorder(SQLiteApplicationRecorder):
@@ -30,8 +35,40 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
                 for position, event in zip(ids, stored_events, strict=True)
             ),
         )
-        c.executemany(
-            f"INSERT INTO {CHAIN_TABLE} (position, content_hash, chain_hash) VALUES (?, ?, ?)",
-            links,
-        )
+        c.executemany(INSERT_LINKS, links)
         return ids
+
+    def import_log(self, batches: Iterable[tuple[Sequence[Row], Sequence[Link]]]) -> None:
+        """Write an exported log into this empty store at its own positions (rowids), with
+        the links the caller computed, in one transaction that commits only when `batches`
+        ends without an error. BEGIN IMMEDIATE takes the write lock before the store is
+        found empty, so no other writer can slip an event in between."""
+        with self.datastore.get_connection(commit=True) as connection:
+            cursor = connection.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                _refuse_events(cursor, self.events_table_name)
+                self._import(cursor, batches)
+            except sqlite3.IntegrityError as error:
+                connection.rollback()
+                raise IntegrityError(error) from error
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+
+    def _import(self, cursor: Any, batches: Iterable[tuple[Sequence[Row], Sequence[Link]]]) -> None:
+        for rows, links in batches:
+            cursor.executemany(
+                f"INSERT INTO {self.events_table_name} (rowid, originator_id, "
+                "originator_version, topic, state) VALUES (?, ?, ?, ?, ?)",
+                [(p, s.hex, v, t, b) for p, s, v, t, b in rows],
+            )
+            cursor.executemany(INSERT_LINKS, links)
+
+
+def _refuse_events(cursor: Any, events_table: str) -> None:
+    for table in (events_table, CHAIN_TABLE):
+        cursor.execute(f"SELECT 1 FROM {table} LIMIT 1")
+        if cursor.fetchone() is not None:
+            raise store_not_empty()

@@ -2,7 +2,8 @@
 
 `sqlite:///path.db` (the embedded default), `postgresql://user@host:5432/db[?schema=name]`
 (production, through psycopg 3) and `memory://` (tests). This module is the only place that
-knows which store is in use; the domain never asks.
+turns a URL into settings and engines (`parse_database_url`, `engine_for`), and the only
+place that knows which store is in use; the domain never asks.
 
 With OFFLINE_LEDGER_CIPHER_KEY set, every store encrypts each event's and snapshot's `state`
 (AES-GCM, the eventsourcing library's AESCipher): card details, metadata and amounts are
@@ -16,15 +17,19 @@ import binascii
 import json
 import os
 from base64 import b64decode
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar, runtime_checkable
 from uuid import UUID
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
-from ledger.errors import Code, StorageError
+from ledger.chain import Link, Row
+from ledger.errors import Code, Conflict, StorageError
+
+T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "sqlite:///offline-ledger.db"
 EVENT_STORE_NAME = "OfflineLedger"  # eventsourcing application name: PostgreSQL table prefix
@@ -32,7 +37,7 @@ POSTGRES_EVENTS_TABLE = "offlineledger_events"
 POSTGRES_SNAPSHOTS_TABLE = "offlineledger_snapshots"
 SQLITE_EVENTS_TABLE = "stored_events"
 SQLITE_SNAPSHOTS_TABLE = "stored_snapshots"
-_ID_CHUNK = 500  # ids per version query; bounds statement size
+ID_CHUNK = 500  # ids per IN (...) or ANY(...) query; bounds every statement's size
 
 CIPHER_KEY_ENV = "OFFLINE_LEDGER_CIPHER_KEY"
 CIPHER_TOPIC = "eventsourcing.cipher:AESCipher"  # AES-GCM through pycryptodome
@@ -262,6 +267,23 @@ def _postgres(parsed: URL) -> StoreConfig:
     return StoreConfig("postgresql", env, sqlalchemy_url, schema)
 
 
+def engine_for(config: StoreConfig, *, migrating: bool = False) -> Engine:
+    """An engine on the ledger's database. On PostgreSQL its sessions have the ledger's
+    limits (`ledger.storage.SessionLimits`), except that a migration's statements may run
+    as long as they need (a backfill of a large log)."""
+    assert config.sqlalchemy_url is not None
+    if config.kind == "postgresql":
+        session = dict(config.session)
+        options = [f"-csearch_path={config.schema}", session.pop("options", "")]
+        if migrating:
+            options.append("-c statement_timeout=0")
+        return create_engine(
+            config.sqlalchemy_url,
+            connect_args={**session, "options": " ".join(filter(None, options))},
+        )
+    return create_engine(config.sqlalchemy_url)
+
+
 VersionReader = Callable[[Iterable[UUID]], dict[UUID, int]]
 
 
@@ -291,7 +313,7 @@ class _SQLiteVersions:
 
     def __call__(self, ids: Iterable[UUID]) -> dict[UUID, int]:
         found: dict[UUID, int] = {}
-        for chunk in _chunks([i.hex for i in ids]):
+        for chunk in chunks([i.hex for i in ids]):
             sql = (
                 f"SELECT originator_id, MAX(originator_version) FROM {SQLITE_EVENTS_TABLE} "
                 f"WHERE originator_id IN ({','.join('?' * len(chunk))}) GROUP BY originator_id"
@@ -303,9 +325,10 @@ class _SQLiteVersions:
         return found
 
 
-def _chunks(items: list[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(items), _ID_CHUNK):
-        yield items[start : start + _ID_CHUNK]
+def chunks(items: Sequence[T], size: int = ID_CHUNK) -> Iterator[Sequence[T]]:
+    """`items` in slices of at most `size`: one bounded statement (or transaction) each."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def events_after_sql(kind: str) -> str:
@@ -321,4 +344,22 @@ def events_after_sql(kind: str) -> str:
     return (
         f"SELECT rowid, originator_id, originator_version, topic, state "
         f"FROM {SQLITE_EVENTS_TABLE} WHERE rowid > :after ORDER BY rowid LIMIT :limit"
+    )
+
+
+@runtime_checkable
+class LogImporter(Protocol):
+    """A store that can take an exported log at its own positions (SQLite and PostgreSQL
+    recorders: `ledger.sqlite`, `ledger.postgres`); the in-memory store cannot."""
+
+    def import_log(self, batches: Iterable[tuple[Sequence[Row], Sequence[Link]]]) -> None: ...
+
+
+def store_not_empty() -> Conflict:
+    """The refusal of an import of an exported log into a store that already holds events."""
+    return Conflict(
+        Code.INVALID_VALUE,
+        "the database already holds events: import only into a new, empty database; "
+        "nothing imported",
+        field="db",
     )

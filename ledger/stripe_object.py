@@ -16,11 +16,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger.errors import Code, Conflict
 from ledger.identity import stripe_account_mode_id, stripe_event_id, stripe_object_id
-from ledger.observations import (
-    BalanceTransactionObservation,
-    Observation,
-    PaymentIntentObservation,
-)
+from ledger.observations import BalanceTransactionObservation, Observation, movement_key
 
 
 class StripeObject(Aggregate):
@@ -42,7 +38,8 @@ class StripeObject(Aggregate):
             aggregate.balance_transactions = {}
 
     class PaymentIntentObserved(Event):
-        """A PaymentIntent as Stripe showed it (`observation` is the model's JSON dump)."""
+        """A PaymentIntent as Stripe showed it (`observation` is the model's JSON dump); also
+        a charge or a dispute (`observation["kind"]` says which): snapshots all."""
 
         TOPIC = "offline_ledger:StripeObject.PaymentIntentObserved"
         observation: dict[str, Any]
@@ -51,14 +48,17 @@ class StripeObject(Aggregate):
             aggregate.snapshot_digests.append(_digest(_snapshot(self.observation)))
 
     class BalanceTransactionObserved(Event):
-        """One row of Stripe's itemized balance report about this PaymentIntent."""
+        """One money movement about this PaymentIntent (a report row, a refund or dispute a
+        webhook announced); seen again with more columns, the same movement completed."""
 
         TOPIC = "offline_ledger:StripeObject.BalanceTransactionObserved"
         observation: dict[str, Any]
 
         def apply(self, aggregate: Any) -> None:
             content = _snapshot(self.observation)
-            aggregate.balance_transactions[content["balance_transaction_id"]] = content
+            key = movement_key(content)
+            known = aggregate.balance_transactions.get(key, {})
+            aggregate.balance_transactions[key] = _completed(known, content)
 
     if TYPE_CHECKING:  # set by the events' apply()
         key: str
@@ -70,35 +70,68 @@ class StripeObject(Aggregate):
         return cls._create(cls.FirstSeen, id=stripe_object_id(key), key=key)
 
     def observe(self, observation: Observation) -> bool:
-        """Record it if it is news; False for a repeat. A balance transaction seen again
-        with other content is a conflict naming the field."""
+        """Record it if it is news; False for a repeat.
+
+        A money movement seen again is a repeat when what both sightings show agrees: a
+        report downloaded with other optional columns, or another report type, shows the same
+        balance transaction with some columns absent (never a change) or added (recorded, so
+        that a payout learnt later is kept). A value that differs is a conflict naming the
+        field: Stripe never changes a balance transaction."""
         content = observation.model_dump(mode="json")
-        if isinstance(observation, PaymentIntentObservation):
+        if not isinstance(observation, BalanceTransactionObservation):
             if _digest(_snapshot(content)) in self.snapshot_digests:
                 return False
             self.trigger_event(self.PaymentIntentObserved, observation=content)
             return True
-        assert isinstance(observation, BalanceTransactionObservation)
-        known = self.balance_transactions.get(observation.balance_transaction_id)
+        key = observation.movement_key
+        known = self.balance_transactions.get(key)
         if known is None:
             self.trigger_event(self.BalanceTransactionObserved, observation=content)
             return True
-        for name, value in _snapshot(content).items():
-            if known.get(name) != value:
-                raise Conflict(
-                    Code.IDEMPOTENCY_CONFLICT,
-                    f"balance transaction {observation.balance_transaction_id} was already "
-                    f"imported with another '{name}' ({known.get(name)!r}, now {value!r}); "
-                    "Stripe never changes a balance transaction: check the file",
-                    field=name,
-                )
-        return False
+        seen = _snapshot(content)
+        for name, value in seen.items():
+            if value is None or known.get(name) is None or known[name] == value:
+                continue
+            if name == "balance_transaction_id" or (
+                name in _SETTLED and known["currency"] != seen["currency"]
+            ):
+                # A webhook names a refund before its balance transaction exists, in the
+                # currency the customer paid; the report, in the currency it settled in.
+                continue
+            raise Conflict(
+                Code.IDEMPOTENCY_CONFLICT,
+                f"balance transaction {observation.balance_transaction_id} was already "
+                f"imported with another '{name}' ({known.get(name)!r}, now {value!r}); "
+                "Stripe never changes a balance transaction: check the file",
+                field=name,
+            )
+        if _completed(known, seen) == known:
+            return False
+        self.trigger_event(self.BalanceTransactionObserved, observation=content)
+        return True
 
 
 def _snapshot(content: dict[str, Any]) -> dict[str, Any]:
     """What Stripe said, without where and when we heard it (the same state from a webhook,
     an API read and a file is one fact)."""
     return {name: value for name, value in content.items() if name not in ("source", "as_of")}
+
+
+# A movement's amounts in its settlement currency.
+_SETTLED = frozenset({"currency", "gross", "fee", "net"})
+
+
+def _completed(known: dict[str, Any], seen: dict[str, Any]) -> dict[str, Any]:
+    """A movement as known, with the values it lacked that a new sighting shows; a
+    balance transaction id replaces the refund's own id a webhook had to use."""
+    merged = dict(known)
+    for name, value in seen.items():
+        if value is not None and (
+            merged.get(name) is None
+            or (name == "balance_transaction_id" and str(value).startswith("txn_"))
+        ):
+            merged[name] = value
+    return merged
 
 
 def _digest(content: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""The wire format (DESIGN §5): one JSON object per record, JSON Lines for files.
+"""The wire format: one JSON object per record, JSON Lines for files.
 
 These pydantic models are the public contract for POS backends. `parse_line` and
 `parse_record` turn raw input into a model or a typed `InvalidRecord` error that names the

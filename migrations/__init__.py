@@ -12,12 +12,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import OperationalError
 
 from ledger.errors import Code, StorageError
-from ledger.storage import StoreConfig
+from ledger.storage import StoreConfig, engine_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,23 +33,6 @@ def head_revision() -> str:
     head = ScriptDirectory(str(HERE)).get_current_head()
     assert head is not None
     return head
-
-
-def engine_for(config: StoreConfig, *, migrating: bool = False) -> Engine:
-    """An engine on the ledger's database. On PostgreSQL its sessions have the ledger's
-    limits (`ledger.storage.SessionLimits`), except that a migration's statements may run
-    as long as they need (a backfill of a large log)."""
-    assert config.sqlalchemy_url is not None
-    if config.kind == "postgresql":
-        session = dict(config.session)
-        options = [f"-csearch_path={config.schema}", session.pop("options", "")]
-        if migrating:
-            options.append("-c statement_timeout=0")
-        return create_engine(
-            config.sqlalchemy_url,
-            connect_args={**session, "options": " ".join(filter(None, options))},
-        )
-    return create_engine(config.sqlalchemy_url)
 
 
 def current_revision(config: StoreConfig) -> str | None:

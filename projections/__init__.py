@@ -1,1 +1,1 @@
-"""Read models built from the event log (SQL tables kept exactly once); see DESIGN §8."""
+"""Read models built from the event log (SQL tables kept exactly once); one module a read model."""

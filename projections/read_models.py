@@ -11,8 +11,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 
 from ledger import Ledger
 from ledger.errors import Code, LedgerError, NotFound, StorageError
-from ledger.storage import StoreConfig
-from migrations import engine_for
+from ledger.storage import StoreConfig, engine_for
 from projections.drift import TableDrift, compare, scratch_read_models, swap
 from projections.offline_status import (
     OfflineStatusProjection,

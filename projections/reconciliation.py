@@ -4,26 +4,26 @@ A pure function of two read models (payments, Stripe observations) and a moment 
 categories that depend on time (stale, capture overdue) are evaluated at `as_of`, so the same
 data and the same `as_of` always give the same report.
 
-Matching: a Stripe object belongs to a payment when its PaymentIntent is one the ledger
-recorded for it (forwarded, declined, duplicate) or when its `metadata.offline_id` is the
-payment's offline_id. Every other Stripe object that carries an offline_id, or whose charge
+Matching: a Stripe payment (a PaymentIntent with its charges, balance transactions, refunds and
+disputes, `projections.stripe_side`) belongs to a payment when its PaymentIntent is one the
+ledger recorded for it (forwarded, declined, duplicate) or when its `metadata.offline_id` is
+the payment's offline_id. Every other Stripe payment that carries an offline_id, or whose charge
 was collected offline, is an orphan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import groupby
-from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Select, exists, or_, select, union
+from sqlalchemy import Connection, select
 
 from ledger.payment import Status
 from projections.report import Category, Report, Row
-from projections.tables import naive_utc, payment_intent_links, payments, stripe_objects
+from projections.stripe_side import DISPUTE_LOST, StripePayment, StripeSide
+from projections.tables import naive_utc, payments
 
 _STREAM_ROWS = 5_000  # rows fetched at a time from the database
 
@@ -36,7 +36,7 @@ class Thresholds:
     """When a stored payment is stale and when an authorization must be captured.
 
     Card-present authorizations lapse: Visa after about 5 days (4 days 18 hours),
-    Mastercard, Amex and Discover after about 2 days (DESIGN §4). A capture is overdue once
+    Mastercard, Amex and Discover after about 2 days. A capture is overdue once
     `capture_warning` or less is left before that.
     """
 
@@ -93,71 +93,34 @@ def build_report(
 ) -> Report:
     """The report at `as_of` (aware), from the read models as they are now.
 
-    The database does the matching (two indexed joins, streamed in offline_id order); this
-    walks payments and matches side by side, so memory holds the report's rows, not the
-    tables.
+    Payments are streamed in offline_id order; Stripe's side is assembled first
+    (`projections.stripe_side`), each PaymentIntent with everything linked to it, so that one
+    payment is counted once whichever ids Stripe's files and events named it by.
     """
     now = naive_utc(as_of)
+    side = StripeSide(conn)
     rows: list[Row] = []
-    for payment, seen in _payments_with_stripe(conn):
+    claimed: dict[str, None] = {}
+    offline_ids: dict[str, None] = {}
+    names = [column.name for column in payments.columns]
+    query = select(payments).order_by(payments.c.offline_id)
+    for found in conn.execution_options(yield_per=_STREAM_ROWS).execute(query):
+        payment = dict(zip(names, found, strict=True))
+        seen = side.for_payment(payment["offline_id"], _ledger_payment_intents(payment))
+        offline_ids[payment["offline_id"]] = None
+        claimed.update((s.key, None) for s in seen)
+        claimed.update((side.resolve(pi), None) for pi in _ledger_payment_intents(payment))
         if filters.admit(payment["stored_at"] or payment["created_at"], payment["location_id"]):
             rows.append(_payment_row(payment, seen, now, thresholds))
     if filters.location_id is None:  # an orphan has no location
-        for orphan in conn.execute(_orphans_query()).mappings():
-            if filters.admit(orphan["created_at"], None):
-                rows.append(_orphan_row(dict(orphan), now))
+        for orphan in side.orphans(claimed, offline_ids):
+            if filters.admit(orphan.created_at, None):
+                rows.append(_orphan_row(orphan, now))
     return Report(
         as_of=now.replace(tzinfo=UTC),
         rows=rows,
         filters=filters.as_dict(),
         thresholds=thresholds.as_dict(),
-    )
-
-
-def _payments_with_stripe(
-    conn: Connection,
-) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Each payment with the Stripe objects that belong to it: by a PaymentIntent the ledger
-    recorded, or by metadata.offline_id. One streamed query, in offline_id order."""
-    links = payment_intent_links
-    by_link = select(links.c.offline_id.label("owner"), stripe_objects).join(
-        stripe_objects, stripe_objects.c.payment_intent_id == links.c.payment_intent_id
-    )
-    by_metadata = select(payments.c.offline_id.label("owner"), stripe_objects).join(
-        stripe_objects, stripe_objects.c.offline_id == payments.c.offline_id
-    )
-    matched = union(by_link, by_metadata).subquery()
-    stripe_columns = [column.name for column in stripe_objects.columns]
-    query = (
-        select(payments, *(matched.c[name].label(f"s__{name}") for name in stripe_columns))
-        .outerjoin(matched, matched.c.owner == payments.c.offline_id)
-        .order_by(payments.c.offline_id, matched.c.created_at, matched.c.key)
-    )
-    # Plain tuples, sliced by position: a million rows make per-row mapping objects count.
-    payment_names = [column.name for column in payments.columns]
-    width = len(payment_names)
-    offline_id_at = payment_names.index("offline_id")
-    found = conn.execution_options(yield_per=_STREAM_ROWS).execute(query)
-    for _, group in groupby(found, key=itemgetter(offline_id_at)):
-        joined = list(group)
-        payment = dict(zip(payment_names, joined[0][:width], strict=True))
-        seen = [
-            dict(zip(stripe_columns, row[width:], strict=True))
-            for row in joined
-            if row[width] is not None
-        ]
-        yield payment, seen
-
-
-def _orphans_query() -> Select[Any]:
-    """Stripe objects that say they were taken offline and belong to no payment."""
-    s = stripe_objects
-    return (
-        select(s)
-        .where(or_(s.c.offline_id.is_not(None), s.c.offline_collected.is_(True)))
-        .where(~exists().where(payments.c.offline_id == s.c.offline_id))
-        .where(~exists().where(payment_intent_links.c.payment_intent_id == s.c.payment_intent_id))
-        .order_by(s.c.created_at, s.c.key)
     )
 
 
@@ -167,11 +130,11 @@ def _ledger_payment_intents(payment: Mapping[str, Any]) -> list[str]:
 
 
 def _payment_row(
-    payment: Mapping[str, Any], seen: list[dict[str, Any]], now: datetime, thresholds: Thresholds
+    payment: Mapping[str, Any], seen: list[StripePayment], now: datetime, thresholds: Thresholds
 ) -> Row:
-    pis = sorted({*_ledger_payment_intents(payment), *(_pi(s) for s in seen)})
+    pis = sorted({*_ledger_payment_intents(payment), *(s.key for s in seen)})
     primary = _primary(payment, seen)
-    category, at_risk = _categorize(payment, seen, primary, pis, now, thresholds)
+    category, at_risk = _categorize(payment, seen, primary, now, thresholds)
     began = payment["stored_at"] or payment["created_at"]
     return Row(
         category=category,
@@ -182,45 +145,72 @@ def _payment_row(
         currency=payment["currency"],
         ledger_status=payment["status"],
         payment_intent_ids=tuple(pis),
-        stripe_amount=_stripe_amount(primary) if primary else None,
-        stripe_currency=primary["currency"] if primary else None,
-        stripe_status=_stripe_status(primary) if primary else None,
         stored_at=_aware(payment["stored_at"]),
         forwarded_at=_aware(payment["forwarded_at"]),
         age_seconds=max(0, int((now - began).total_seconds())),
         amount_at_risk=at_risk,
+        **_stripe_fields(primary),
         breaches=tuple(code for code in payment["breaches"].split(";") if code),
     )
 
 
-def _primary(payment: Mapping[str, Any], seen: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Stripe's object for the PaymentIntent the ledger holds, else the first one seen."""
+def _stripe_fields(primary: StripePayment | None) -> dict[str, Any]:
+    """The row's columns that say what Stripe holds: amounts, refunds, disputes, settlement,
+    fees, payout."""
+    if primary is None:
+        return {}
+    disputed, dispute_status = primary.dispute
+    settlement = primary.settlement
+    payout_id, payout_at = primary.payout
+    return {
+        "stripe_amount": _stripe_amount(primary),
+        "stripe_currency": primary.currency,
+        "stripe_status": _stripe_status(primary),
+        "refunded_amount": primary.refunded,
+        "disputed_amount": disputed,
+        "dispute_status": dispute_status,
+        "settlement_amount": settlement[0] if settlement else None,
+        "settlement_currency": settlement[1] if settlement else None,
+        "stripe_fee": primary.fees,
+        "stripe_net": primary.net,
+        "payout_id": payout_id,
+        "payout_at": _aware(payout_at),
+        "payouts": primary.payout_parts(),
+    }
+
+
+def _primary(payment: Mapping[str, Any], seen: list[StripePayment]) -> StripePayment | None:
+    """Stripe's payment for the PaymentIntent the ledger holds, else the first one seen."""
     for s in seen:
-        if payment["payment_intent_id"] in (s["payment_intent_id"], s["key"]):
+        if payment["payment_intent_id"] == s.key:
             return s
     return seen[0] if seen else None
 
 
 def _categorize(
     payment: Mapping[str, Any],
-    seen: list[dict[str, Any]],
-    primary: dict[str, Any] | None,
-    pis: list[str],
+    seen: list[StripePayment],
+    primary: StripePayment | None,
     now: datetime,
     thresholds: Thresholds,
 ) -> tuple[Category, int]:
     amount, status = payment["amount"], payment["status"]
     # PaymentIntents that hold or took money: live on Stripe, or known only to the ledger.
     live = [s for s in seen if _stripe_status(s) not in _NO_MONEY]
-    observed = {_pi(s) for s in seen}
-    live_pis = {_pi(s) for s in live} | {
+    observed = {s.key for s in seen}
+    unseen = {
         i
         for i in _ledger_payment_intents(payment)
         if i not in observed and status != Status.DECLINED
     }
+    # A charge no link ties to its PaymentIntent yet (a report without payment_intent_id)
+    # may be the charge of a PaymentIntent the ledger holds and Stripe's data does not show:
+    # it counts as a second payment only beyond those.
+    unlinked = sum(not s.key.startswith("pi_") for s in live)
+    payments_taken = sum(s.key.startswith("pi_") for s in live) + max(unlinked, len(unseen))
     if status == Status.CANCELED and not live:
         return Category.CANCELED, 0
-    if len(live_pis) > 1 or payment["duplicate_refund_amount"]:
+    if payments_taken > 1 or payment["duplicate_refund_amount"]:
         extra = sum(_stripe_amount(s) or amount for s in live[1:])
         return Category.DUPLICATE, max(payment["duplicate_refund_amount"], extra)
     if status == Status.DECLINED or (primary is not None and _is_declined(primary)):
@@ -234,23 +224,44 @@ def _categorize(
             # abandoned once stale. Nothing was stored, so nothing is at risk.
             return (Category.CANCELED if stale else Category.PENDING_FORWARD), 0
         return (Category.STALE_FORWARD if stale else Category.PENDING_FORWARD), amount
-    # A report alone shows what was charged: a partial capture charged amount_captured.
-    partial = primary["amount"] is None and payment["amount_captured"]
-    expected = payment["amount_captured"] if partial else amount
-    stripe_amount = _stripe_amount(primary)
-    if primary["currency"] != payment["currency"]:
-        return Category.AMOUNT_MISMATCH, amount
-    if stripe_amount != expected:
-        return Category.AMOUNT_MISMATCH, abs(expected - (stripe_amount or 0))
     stripe_status = _stripe_status(primary)
+    # What Stripe took against what the ledger expects it to have taken: a capture (partial
+    # or whole) once Stripe says the money was received, the authorization before.
+    expected = payment["amount_captured"] or amount
+    stripe_amount = _stripe_amount(primary)
+    if stripe_status == "requires_capture":
+        expected = amount
+    if primary.currency != payment["currency"]:
+        return Category.AMOUNT_MISMATCH, amount
+    # Only a refund or a dispute seen so far says nothing of the amount taken: no mismatch.
+    if stripe_amount is not None and stripe_amount != expected:
+        return Category.AMOUNT_MISMATCH, abs(expected - stripe_amount)
     if stripe_status == "canceled":
         return Category.CANCELED, 0
     if stripe_status == "requires_capture":
-        authorized_at = payment["forwarded_at"] or primary["created_at"] or payment["created_at"]
-        brand = payment["card_brand"] or primary["card_brand"]
+        authorized_at = payment["forwarded_at"] or primary.created_at or payment["created_at"]
+        brand = payment["card_brand"] or primary.first("card_brand")
         if now >= thresholds.capture_deadline(authorized_at, brand):
             return Category.CAPTURE_OVERDUE, amount
         return Category.AWAITING_CAPTURE, 0
+    return _after_capture(primary, expected)
+
+
+def _after_capture(primary: StripePayment, captured: int) -> tuple[Category, int]:
+    """A payment Stripe took in full: what happened to the money since (a dispute first,
+    since it puts money at risk; then refunds, which the merchant chose)."""
+    disputed, dispute_status = primary.dispute
+    if dispute_status == DISPUTE_LOST:
+        return Category.DISPUTE_LOST, disputed
+    if dispute_status == "won":
+        return Category.DISPUTE_WON, 0
+    if dispute_status is not None:
+        return Category.DISPUTED, disputed
+    refunded = primary.refunded
+    if refunded >= captured > 0:
+        return Category.REFUNDED, 0
+    if refunded:
+        return Category.PARTIALLY_REFUNDED, 0
     return Category.MATCHED, 0
 
 
@@ -259,51 +270,52 @@ def _hours(span: timedelta) -> str:
     return str(whole) if rest == 0 else f"{whole}.{rest * 10 // 3600}"
 
 
-def _pi(stripe: Mapping[str, Any]) -> str:
-    """The PaymentIntent id, or the charge id of a report row that names none."""
-    return str(stripe["payment_intent_id"] or stripe["key"])
+def _is_declined(stripe: StripePayment) -> bool:
+    snapshot = stripe.snapshot
+    if snapshot is None:
+        return False
+    return snapshot["decline_code"] is not None or snapshot["status"] == "requires_payment_method"
 
 
-def _is_declined(stripe: Mapping[str, Any]) -> bool:
-    return stripe["decline_code"] is not None or stripe["status"] == "requires_payment_method"
+def _stripe_amount(stripe: StripePayment) -> int | None:
+    """What Stripe took: a PaymentIntent's `amount_received` once it succeeded (a partial
+    capture received less than its `amount`), its `amount` before; from a report alone, the
+    charge less any partial-capture reversal."""
+    snapshot = stripe.snapshot
+    if snapshot is not None:
+        if snapshot["status"] == "succeeded" and snapshot["amount_received"] is not None:
+            return int(snapshot["amount_received"])
+        return int(snapshot["amount"])
+    return stripe.charged
 
 
-def _stripe_amount(stripe: Mapping[str, Any]) -> int | None:
-    """The PaymentIntent's amount; from a report alone, the gross charged."""
-    if stripe["amount"] is not None:
-        return int(stripe["amount"])
-    if stripe["balance_transactions"]:
-        return int(stripe["charged_gross"])
-    return None
-
-
-def _stripe_status(stripe: Mapping[str, Any]) -> str | None:
+def _stripe_status(stripe: StripePayment) -> str | None:
     """The PaymentIntent's status; from a report alone, a charge means it succeeded."""
-    if stripe["status"] is not None:
-        return str(stripe["status"])
-    if stripe["charged_gross"] > 0:
+    snapshot = stripe.snapshot
+    if snapshot is not None:
+        return str(snapshot["status"])
+    charged = stripe.charged
+    if charged is not None and charged > 0:
         return "succeeded"
     return None
 
 
-def _orphan_row(stripe: Mapping[str, Any], now: datetime) -> Row:
-    created = stripe["created_at"]
+def _orphan_row(stripe: StripePayment, now: datetime) -> Row:
+    created = stripe.created_at
     return Row(
         category=Category.ORPHAN_IN_STRIPE,
-        offline_id=stripe["offline_id"],
+        offline_id=stripe.offline_id,
         location_id=None,
         device_id=None,
         amount=None,
         currency=None,
         ledger_status=None,
-        payment_intent_ids=(_pi(stripe),),
-        stripe_amount=_stripe_amount(stripe),
-        stripe_currency=stripe["currency"],
-        stripe_status=_stripe_status(stripe),
+        payment_intent_ids=(stripe.key,),
         stored_at=None,
         forwarded_at=None,
         age_seconds=max(0, int((now - created).total_seconds())) if created else None,
         amount_at_risk=0,
+        **_stripe_fields(stripe),
     )
 
 

@@ -1,4 +1,4 @@
-"""The reconciliation report as data: its rows, categories and totals (DESIGN §7).
+"""The reconciliation report as data: its rows, categories and totals.
 
 `projections.reconciliation` builds a `Report` from the read models; the modules in
 `projections/formats/` render it (CSV, JSON, HTML, terminal table). Every total here is
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from projections.stripe_side import PayoutPart
+
 
 class Category(StrEnum):
     MATCHED = "matched"
@@ -26,11 +28,20 @@ class Category(StrEnum):
     MISSING_IN_STRIPE = "missing_in_stripe"
     ORPHAN_IN_STRIPE = "orphan_in_stripe"
     CANCELED = "canceled"
+    # Taken in full, then given back in full or in part (refunded_amount).
+    REFUNDED = "refunded"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    # The cardholder disputed it (disputed_amount, dispute_status): still open, lost, or won.
+    DISPUTED = "disputed"
+    DISPUTE_LOST = "dispute_lost"
+    DISPUTE_WON = "dispute_won"
 
 
 # What finance must act on, most urgent first (the HTML page shows them in this order).
 EXCEPTIONS: tuple[Category, ...] = (
     Category.DECLINED,
+    Category.DISPUTE_LOST,
+    Category.DISPUTED,
     Category.DUPLICATE,
     Category.STALE_FORWARD,
     Category.CAPTURE_OVERDUE,
@@ -56,6 +67,16 @@ COLUMNS: tuple[str, ...] = (
     "forwarded_at",
     "age_hours",
     "amount_at_risk",
+    # Stripe's money after the sale: appended, so readers of the earlier columns still work.
+    "refunded_amount",
+    "disputed_amount",
+    "dispute_status",
+    "settlement_amount",
+    "settlement_currency",
+    "stripe_fee",
+    "stripe_net",
+    "payout_id",
+    "payout_date",
     "breaches",  # the codes of the offline rules the payment's facts broke, ";"-joined
 )
 
@@ -80,13 +101,25 @@ class Row:
     currency: str | None  # the ledger's currency; None for an orphan
     ledger_status: str | None
     payment_intent_ids: tuple[str, ...]
-    stripe_amount: int | None
-    stripe_currency: str | None
-    stripe_status: str | None
     stored_at: datetime | None  # UTC
     forwarded_at: datetime | None  # UTC
     age_seconds: int | None  # as_of minus stored_at (or created_at), whole seconds
     amount_at_risk: int  # minor units of `risk_currency`; 0 when nothing is at risk
+    # What Stripe took (amount_received once captured), in the currency the customer paid.
+    stripe_amount: int | None = None
+    stripe_currency: str | None = None
+    stripe_status: str | None = None
+    refunded_amount: int = 0  # given back by refunds, in stripe_currency
+    disputed_amount: int = 0  # withdrawn by a dispute, in stripe_currency
+    dispute_status: str | None = None  # Stripe's Dispute.status, or "open"/"won" from a report
+    # The charge as it settled, when in another currency than the customer paid.
+    settlement_amount: int | None = None
+    settlement_currency: str | None = None
+    stripe_fee: int | None = None  # Stripe's fees on all its movements, settlement currency
+    stripe_net: int | None = None
+    payout_id: str | None = None  # the automatic payout the charge landed in (po_...)
+    payout_at: datetime | None = None  # when that payout reached the bank (UTC)
+    payouts: tuple[PayoutPart, ...] = ()  # what the payment added to each payout
     # The codes of the offline rules the payment's facts broke (a reader stored it beyond a
     # limit, a card rule...): recorded facts, flagged for review.
     breaches: tuple[str, ...] = ()
@@ -121,6 +154,32 @@ class Totals:
 
     def plus(self, amount: int) -> Totals:
         return Totals(self.count + 1, self.amount + amount)
+
+
+@dataclass(frozen=True)
+class PayoutTotals:
+    payout_id: str
+    payout_at: datetime | None
+    currency: str
+    payments: int = 0
+    gross: int = 0
+    fees: int = 0
+    refunds: int = 0
+    disputes: int = 0
+    net: int = 0
+
+    def plus(self, part: PayoutPart) -> PayoutTotals:
+        return PayoutTotals(
+            self.payout_id,
+            self.payout_at or part.payout_at,
+            self.currency,
+            self.payments + 1,
+            self.gross + part.gross,
+            self.fees + part.fees,
+            self.refunds + part.refunds,
+            self.disputes + part.disputes,
+            self.net + part.net,
+        )
 
 
 # {group: {currency: Totals}}; a row without a currency counts under "".
@@ -168,6 +227,17 @@ class Report:
 
     def by_device(self) -> Breakdown:
         return self._breakdown(lambda row: row.device_id or "(unknown)", _row_amount)
+
+    def payouts(self) -> list[PayoutTotals]:
+        """Per payout and settlement currency, what the report's payments put in it: gross
+        charged, fees, refunds, disputes and net, to tie a shop's day to its bank deposit."""
+        totals: dict[tuple[str, str], PayoutTotals] = {}
+        for row in self.rows:
+            for part in row.payouts:
+                key = (part.payout_id, part.currency)
+                known = totals.get(key, PayoutTotals(part.payout_id, part.payout_at, part.currency))
+                totals[key] = known.plus(part)
+        return [totals[key] for key in sorted(totals)]
 
     def by_day(self) -> Breakdown:
         return self._breakdown(lambda row: row.day or "(unknown)", _row_amount)

@@ -19,11 +19,11 @@ from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger import Ledger
+from ledger.storage import chunks
 from projections.tables import naive_utc, projection_positions
 
 BATCH_SIZE_DEFAULT = 2_000
 BATCH_SIZE_MAX = 10_000
-ID_CHUNK = 500  # ids per IN (...) query
 RACE_ATTEMPTS_MAX = 20
 
 Progress = Callable[[int], None]  # told how many events a batch applied
@@ -166,11 +166,9 @@ def load_rows(
     conn: Connection, table: Table, key: str, ids: Iterable[str]
 ) -> dict[str, dict[str, Any]]:
     """The rows whose `key` column is in `ids`, as mutable dicts keyed by it."""
-    wanted = list(ids)
     found: dict[str, dict[str, Any]] = {}
     column = table.c[key]
-    for start in range(0, len(wanted), ID_CHUNK):
-        chunk = wanted[start : start + ID_CHUNK]
+    for chunk in chunks(list(ids)):
         for row in conn.execute(select(table).where(column.in_(chunk))).mappings():
             found[row[key]] = dict(row)
     return found
@@ -185,8 +183,7 @@ def replace_rows(
 ) -> None:
     """Write a batch's rows: delete the old versions of those that existed, insert all."""
     column = table.c[key]
-    old = list(existing)
-    for start in range(0, len(old), ID_CHUNK):
-        conn.execute(delete(table).where(column.in_(old[start : start + ID_CHUNK])))
+    for chunk in chunks(list(existing)):
+        conn.execute(delete(table).where(column.in_(chunk)))
     if rows:
         conn.execute(insert(table), list(rows))

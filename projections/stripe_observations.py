@@ -1,7 +1,10 @@
 """The Stripe observations read model: per PaymentIntent (or charge), Stripe's latest word.
 
-PaymentIntent snapshots (API, webhooks, JSON files) set its amounts and status; balance report
-rows add up the money that moved (charges, refunds).
+PaymentIntent snapshots (API, webhooks, JSON files) set its amounts and status; money
+movements (report rows, webhook refunds and disputes) are kept once each in
+`stripe_movements`, whichever stream and report type they came by; what links a charge, a
+balance transaction, a refund or a dispute to its PaymentIntent goes to `stripe_links`; charge
+and dispute snapshots to `stripe_charges` and `stripe_disputes`.
 """
 
 from __future__ import annotations
@@ -12,14 +15,35 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from ledger.observations import movement_key
 from ledger.stripe_object import StripeObject
 from projections.runner import Projection, load_rows, replace_rows, utc
-from projections.tables import stripe_objects
+from projections.tables import (
+    stripe_charges,
+    stripe_disputes,
+    stripe_links,
+    stripe_movements,
+    stripe_objects,
+)
 
 # Stripe's reporting categories for money collected from a customer, and given back.
 CHARGE_CATEGORIES = frozenset({"charge", "payment"})
 REFUND_CATEGORIES = frozenset(
     {"refund", "payment_refund", "charge_failure", "refund_failure", "dispute", "dispute_reversal"}
+)
+_MOVEMENT_FIELDS = (
+    "balance_transaction_id",
+    "payment_intent_id",
+    "charge_id",
+    "source_id",
+    "offline_id",
+    "currency",
+    "gross",
+    "fee",
+    "net",
+    "customer_facing_amount",
+    "customer_facing_currency",
+    "payout_id",
 )
 
 
@@ -30,21 +54,134 @@ class StripeObservationsProjection(Projection):
         StripeObject.PaymentIntentObserved.TOPIC,
         StripeObject.BalanceTransactionObserved.TOPIC,
     )
-    tables = (stripe_objects,)
+    tables = (stripe_objects, stripe_links, stripe_movements, stripe_charges, stripe_disputes)
 
     def apply(self, conn: Connection, events: Sequence[Any]) -> None:
         rows = load_rows(conn, stripe_objects, "stream_id", {e.originator_id.hex for e in events})
+        batch = _Batch(conn, events)
         existing = list(rows)
         for event in events:
             stream = event.originator_id.hex
             if isinstance(event, StripeObject.FirstSeen):
                 rows[stream] = _first_seen(stream, event.key)
             elif isinstance(event, StripeObject.PaymentIntentObserved):
-                _payment_intent(rows[stream], event.observation)
+                seen = event.observation
+                kind = seen.get("kind", "payment_intent")
+                if kind == "payment_intent":
+                    _payment_intent(rows[stream], seen)
+                    for related in seen.get("related_ids", ()):
+                        batch.link(related, seen["payment_intent_id"])
+                    if seen["charge_id"] is not None:
+                        batch.link(seen["charge_id"], seen["payment_intent_id"])
+                elif kind == "charge":
+                    batch.charge(seen)
+                else:
+                    batch.dispute(seen)
             else:
                 assert isinstance(event, StripeObject.BalanceTransactionObserved), event
-                _balance_transaction(rows[stream], event.observation)
+                if batch.movement(event.observation):
+                    _balance_transaction(rows[stream], event.observation)
         replace_rows(conn, stripe_objects, "stream_id", existing, list(rows.values()))
+        batch.write()
+
+
+class _Batch:
+    """The link, movement, charge and dispute rows a batch touches, loaded once, written
+    once."""
+
+    def __init__(self, conn: Connection, events: Sequence[Any]) -> None:
+        self.conn = conn
+        seen = [e.observation for e in events if hasattr(e, "observation")]
+        ids = {
+            value
+            for o in seen
+            for name in ("charge_id", "source_id", "balance_transaction_id", "dispute_id")
+            if isinstance(value := o.get(name), str)
+        } | {i for o in seen for i in o.get("related_ids", ())}
+        keys = {movement_key(o) for o in seen if o.get("kind") == "balance_transaction"}
+        self.links = load_rows(conn, stripe_links, "object_id", ids)
+        self.movements = load_rows(conn, stripe_movements, "movement_key", keys)
+        self.charges = load_rows(conn, stripe_charges, "charge_id", ids)
+        self.disputes = load_rows(conn, stripe_disputes, "dispute_id", ids)
+        self.existing = {
+            "links": list(self.links),
+            "movements": list(self.movements),
+            "charges": list(self.charges),
+            "disputes": list(self.disputes),
+        }
+
+    def link(self, object_id: str | None, target: str | None) -> None:
+        """Tie an object to its PaymentIntent; a charge is kept only until one is known."""
+        if object_id is None or target is None or object_id == target:
+            return
+        known = self.links.get(object_id)
+        if known is None or not known["target_id"].startswith("pi_"):
+            self.links[object_id] = {"object_id": object_id, "target_id": target}
+
+    def movement(self, seen: dict[str, Any]) -> bool:
+        """Keep a movement once; True when it is new (not only completed)."""
+        key = movement_key(seen)
+        owner = seen["payment_intent_id"] or seen["charge_id"]
+        for name in ("charge_id", "source_id", "balance_transaction_id"):
+            self.link(seen[name], owner)
+        if seen["charge_id"] is not None and seen["payment_intent_id"] is not None:
+            self.link(seen["charge_id"], seen["payment_intent_id"])
+        row = self.movements.get(key)
+        new = row is None
+        if row is None:
+            row = {column.name: None for column in stripe_movements.columns}
+            row["movement_key"] = key
+            self.movements[key] = row
+        for name in _MOVEMENT_FIELDS:
+            value = seen.get(name)
+            if value is not None and (
+                row[name] is None or (name == "balance_transaction_id" and value.startswith("txn_"))
+            ):
+                row[name] = value.lower() if name == "offline_id" else value
+        if row["category"] is None:
+            row["category"] = seen["reporting_category"]
+        for name, column in (("created_at", "created_at"), ("payout_at", "payout_at")):
+            if row[column] is None and seen.get(name) is not None:
+                row[column] = _time(seen[name])
+        return new
+
+    def charge(self, seen: dict[str, Any]) -> None:
+        self.link(seen["charge_id"], seen["payment_intent_id"])
+        as_of = _time(seen["as_of"])
+        row = self.charges.get(seen["charge_id"])
+        if row is None or row["amount_refunded"] < seen["amount_refunded"]:
+            self.charges[seen["charge_id"]] = {
+                "charge_id": seen["charge_id"],
+                "payment_intent_id": seen["payment_intent_id"],
+                "currency": seen["currency"],
+                "amount_refunded": seen["amount_refunded"],  # cumulative: it only grows
+                "observed_at": as_of,
+            }
+
+    def dispute(self, seen: dict[str, Any]) -> None:
+        self.link(seen["dispute_id"], seen["payment_intent_id"] or seen["charge_id"])
+        self.link(seen["charge_id"], seen["payment_intent_id"])
+        as_of = _time(seen["as_of"])
+        row = self.disputes.get(seen["dispute_id"])
+        if row is None or row["observed_at"] is None or (as_of and as_of >= row["observed_at"]):
+            self.disputes[seen["dispute_id"]] = {
+                "dispute_id": seen["dispute_id"],
+                "charge_id": seen["charge_id"],
+                "payment_intent_id": seen["payment_intent_id"],
+                "currency": seen["currency"],
+                "amount": seen["amount"],
+                "status": seen["status"],
+                "observed_at": as_of,
+            }
+
+    def write(self) -> None:
+        for name, table, key, rows in (
+            ("links", stripe_links, "object_id", self.links),
+            ("movements", stripe_movements, "movement_key", self.movements),
+            ("charges", stripe_charges, "charge_id", self.charges),
+            ("disputes", stripe_disputes, "dispute_id", self.disputes),
+        ):
+            replace_rows(self.conn, table, key, self.existing[name], list(rows.values()))
 
 
 def _first_seen(stream: str, key: str) -> dict[str, Any]:

@@ -123,3 +123,62 @@ stripe_objects = Table(
     Index("stripe_objects_offline_idx", "offline_id"),
     Index("stripe_objects_payment_intent_idx", "payment_intent_id"),
 )
+
+# Which PaymentIntent (or charge) a Stripe object belongs to: a charge (`ch_`, `py_`), a
+# balance transaction (`txn_`), a refund (`re_`) or a dispute (`dp_`), learnt from any source
+# (an expanded PaymentIntent, a report row naming both, a webhook's refund or dispute). A report
+# row that names only a charge or a balance transaction is matched through it.
+stripe_links = Table(
+    "stripe_links",
+    metadata,
+    Column("object_id", String(255), primary_key=True),
+    Column("target_id", String(255), nullable=False),  # pi_..., else the charge's ch_...
+)
+
+# Every money movement once (report rows of any type, webhook refunds and disputes), keyed by
+# `ledger.observations.movement_key`: the same balance transaction from two report types, or a
+# refund from a webhook and a report, is one row, completed by each sighting.
+stripe_movements = Table(
+    "stripe_movements",
+    metadata,
+    Column("movement_key", String(255), primary_key=True),
+    Column("balance_transaction_id", String(255), nullable=False),
+    Column("payment_intent_id", String(255)),
+    Column("charge_id", String(255)),
+    Column("source_id", String(255)),
+    Column("offline_id", String(255)),
+    Column("currency", String(3), nullable=False),
+    Column("gross", BigInteger, nullable=False),
+    Column("fee", BigInteger),
+    Column("net", BigInteger),
+    Column("category", String(64)),
+    Column("created_at", DateTime),
+    Column("customer_facing_amount", BigInteger),
+    Column("customer_facing_currency", String(3)),
+    Column("payout_id", String(255)),
+    Column("payout_at", DateTime),
+)
+
+# Charges as `charge.*` webhooks showed them: the cumulative amount refunded (the latest).
+stripe_charges = Table(
+    "stripe_charges",
+    metadata,
+    Column("charge_id", String(255), primary_key=True),
+    Column("payment_intent_id", String(255)),
+    Column("currency", String(3), nullable=False),
+    Column("amount_refunded", BigInteger, nullable=False),
+    Column("observed_at", DateTime),
+)
+
+# Disputes as `charge.dispute.*` webhooks showed them: the latest status.
+stripe_disputes = Table(
+    "stripe_disputes",
+    metadata,
+    Column("dispute_id", String(255), primary_key=True),
+    Column("charge_id", String(255), nullable=False),
+    Column("payment_intent_id", String(255)),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("status", String(64), nullable=False),
+    Column("observed_at", DateTime),
+)

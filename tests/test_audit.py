@@ -17,8 +17,7 @@ import sqlalchemy as sa
 
 from adapters.audit import check_invariants, verify
 from ledger import Ledger
-from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
-from migrations import engine_for
+from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for
 from tests import records as r
 from tests.test_cli import run
 

@@ -23,8 +23,7 @@ from adapters.audit_export import MANIFEST, Manifest, export_log, import_log
 from ledger import Ledger, LedgerError
 from ledger.chain import CHAIN_TABLE
 from ledger.errors import Code
-from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
-from migrations import engine_for
+from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for
 from tests import records as r
 from tests.conftest import postgres_base_url
 
@@ -331,6 +330,18 @@ def edit_state_fix_digest(out: Path) -> None:
     fix_digest(out, "events-00003.jsonl")
 
 
+def repeat_a_version_fix_digest(out: Path) -> None:
+    """An event of another stream given the stream id and version of the event before it."""
+
+    def edit(lines: list[str]) -> None:
+        before, event = json.loads(lines[0]), json.loads(lines[1])
+        keys = ("originator_id", "originator_version")
+        lines[1] = json.dumps(event | {key: before[key] for key in keys}) + "\n"
+
+    edit_lines(out, "events-00002.jsonl", edit)
+    fix_digest(out, "events-00002.jsonl")
+
+
 def delete_a_file(out: Path) -> None:
     (out / "events-00002.jsonl").unlink()
 
@@ -366,6 +377,11 @@ def raise_the_count(out: Path) -> None:
     [
         (edit_one_byte, "events-00002.jsonl: its sha256 is", None),
         (edit_state_fix_digest, "manifest.json: the events hash to head", None),
+        (
+            repeat_a_version_fix_digest,
+            "events-00002.jsonl: lines 1 to 40: an event repeats a stream's version",
+            None,
+        ),
         (delete_a_file, "events-00002.jsonl: is missing", None),
         (add_a_file, "events-00004.jsonl: is not in the manifest", None),
         (

@@ -126,6 +126,26 @@ def test_a_deep_dict_from_a_library_caller_is_refused_without_recursion(
     assert nan.value.code == Code.INVALID_VALUE
 
 
+@pytest.mark.parametrize(
+    "record",
+    [
+        r.created(currency="x\udfff"),  # a validated field: its error message once crashed
+        r.created(metadata={"note": "\ud800"}),
+        r.created(metadata={"k\udbff": "v"}),
+    ],
+    ids=["currency", "metadata value", "metadata key"],
+)
+def test_a_lone_surrogate_from_a_library_caller_is_refused_not_a_crash(
+    ledger: Ledger, record: dict[str, Any]
+) -> None:
+    """Python's own json.loads turns "\\ud800" into one; no UTF-8 can hold it."""
+    with pytest.raises(LedgerError) as refused:
+        ledger.record(record)
+    assert refused.value.code == Code.MALFORMED_JSON
+    assert ledger.store.recorder.max_notification_id() in (None, 0)
+    assert ledger.record(r.location(idempotency_key="\U0001f4b3 \u00e9")).recorded
+
+
 def test_a_poisoned_line_costs_none_of_its_neighbours(ledger: Ledger, tmp_path: Path) -> None:
     """The good lines before and after a deep, a huge and a NaN line in the same batch are
     applied; the bad ones are refused with their codes and line numbers."""

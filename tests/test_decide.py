@@ -1,5 +1,5 @@
 """`Ledger.decide`: may this prospective sale be taken offline, why not, and how much headroom
-is left under each limit? The same rules as storing a payment (DESIGN §4), and nothing recorded.
+is left under each limit? The same rules as storing a payment, and nothing recorded.
 """
 
 from __future__ import annotations

@@ -23,9 +23,9 @@ from ledger.storage import (
     POSTGRES_SNAPSHOTS_TABLE,
     SQLITE_EVENTS_TABLE,
     SQLITE_SNAPSHOTS_TABLE,
+    engine_for,
     parse_database_url,
 )
-from migrations import engine_for
 from tests import records as r
 from tests.test_cli import run
 

@@ -1,4 +1,4 @@
-"""Idempotency (DESIGN §3): the same fact recorded twice is a no-op, whichever source sends it
+"""Idempotency: the same fact recorded twice is a no-op, whichever source sends it
 and however late; a changed repeat is an IDEMPOTENCY_CONFLICT naming the field that differs;
 an idempotency key names one record; a batch keeps going past a refused record.
 """

@@ -1,4 +1,4 @@
-"""The payment lifecycle of DESIGN §3: every step, its effect on the stored totals, and the
+"""The payment lifecycle: every step, its effect on the stored totals, and the
 ordering rules (a step out of order is refused with STEP_OUT_OF_ORDER and stores nothing)."""
 
 from __future__ import annotations

@@ -51,3 +51,12 @@ def test_the_chain_migration_links_events_exactly_as_the_live_chain_does(
 ) -> None:
     positioned = [(position, *row) for position, row in enumerate(rows, start=1)]
     assert EVENT_CHAIN.link(previous, positioned) == chain.link(previous, positioned)
+
+
+def test_the_stripe_movements_migration_names_the_live_projection_and_tables() -> None:
+    from projections import tables
+    from projections.stripe_observations import StripeObservationsProjection
+
+    movements = migration("0005_stripe_movements")
+    assert StripeObservationsProjection.name == movements.PROJECTION
+    assert all(name in tables.metadata.tables for name in movements.TABLES)

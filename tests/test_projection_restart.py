@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from ledger import Ledger
 from ledger.observations import PaymentIntentObservation
-from migrations import engine_for
+from ledger.storage import engine_for
 from projections.read_models import PROJECTIONS, ReadModels
 from projections.tables import projection_positions
 from tests.generators import crash_day_records, payment_ids_in

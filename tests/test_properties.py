@@ -191,7 +191,7 @@ def test_the_properties_hold_on_a_real_sqlite_file(scenario: Scenario) -> None:
 def test_a_forward_reported_again_after_the_authorization_was_voided_is_a_repeat(
     memory_ledger: Ledger,
 ) -> None:
-    """DESIGN §3: a second report with the same pi_ is a no-op, whatever happened since (here
+    """A second report with the same pi_ is a no-op, whatever happened since (here
     the authorization was voided, then the SDK or a webhook reported the forward again)."""
     oid = "00000000-0000-4000-8000-000000000001"
     forwarded = r.forwarded(oid, "pi_1", "requires_capture")

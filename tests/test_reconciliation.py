@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from ledger import Ledger, LedgerError
-from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation
+from ledger.observations import (
+    BalanceTransactionObservation,
+    ChargeObservation,
+    DisputeObservation,
+    PaymentIntentObservation,
+)
 from projections.read_models import ReadModels
 from projections.reconciliation import Filters, Thresholds
 from projections.report import Category, Report, Row
@@ -114,9 +119,47 @@ def test_every_category_is_produced_and_each_offline_id_appears_once(
     record_all(ledger, [r.created(canceled), r.canceled(canceled)])
     expect[canceled] = Category.CANCELED
     orphan = str(uuid.uuid4())
+    after = {
+        "refunded": Category.REFUNDED,
+        "partially_refunded": Category.PARTIALLY_REFUNDED,
+        "disputed": Category.DISPUTED,
+        "dispute_lost": Category.DISPUTE_LOST,
+        "dispute_won": Category.DISPUTE_WON,
+    }
+    for name, category in after.items():
+        expect[forwarded(ledger, f"pi_{name}")] = category
+    charges = [
+        ChargeObservation(
+            source="webhook",
+            charge_id=f"ch_{name}",
+            payment_intent_id=f"pi_{name}",
+            currency="usd",
+            amount_refunded=refunded,
+        )
+        for name, refunded in (("refunded", 1250), ("partially_refunded", 300))
+    ]
+    disputes = [
+        DisputeObservation(
+            source="webhook",
+            dispute_id=f"dp_{name}",
+            charge_id=f"ch_{name}",
+            payment_intent_id=f"pi_{name}",
+            currency="usd",
+            amount=1250,
+            status=status,
+        )
+        for name, status in (
+            ("disputed", "needs_response"),
+            ("dispute_lost", "lost"),
+            ("dispute_won", "won"),
+        )
+    ]
 
     ledger.observe(
         [
+            *charges,
+            *disputes,
+            *(pi(f"pi_{name}", None) for name in after),
             pi("pi_matched", None),
             pi("pi_auth", None, status="requires_capture"),
             pi("pi_overdue", overdue, status="requires_capture"),

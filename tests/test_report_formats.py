@@ -1,4 +1,4 @@
-"""The renderers of the reconciliation report (DESIGN §7): CSV and JSON for machines, an HTML
+"""The renderers of the reconciliation report: CSV and JSON for machines, an HTML
 page for finance, a table for the terminal. Reports are built by hand, row by row."""
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from projections.formats.json import render_json
 from projections.formats.table import EXCEPTION_ROWS_MAX, render_table
 from projections.formats.values import category_label, money
 from projections.report import AGE_BUCKETS, COLUMNS, EXCEPTIONS, Category, Report, Row
+from projections.stripe_side import PayoutPart
 
 AS_OF = datetime(2026, 11, 23, 12, 45, tzinfo=UTC)
 SCRIPT = "<script>alert(1)</script>"
@@ -90,6 +91,10 @@ DUPLICATE = sale(
     age_seconds=95_400,
     amount_at_risk=1250,
 )
+
+# Refunds and disputes, at another location and three days earlier, so the sections that
+# count the older rows are unchanged by them.
+LATER: dict[str, Any] = {"location_id": "loc_3", "device_id": "tmr_3", "age_seconds": 72 * 3600}
 
 ROWS = [
     sale(Category.MATCHED, 1, 1250, "usd"),
@@ -163,6 +168,42 @@ ROWS = [
         stripe_status="canceled",
         age_seconds=9 * 24 * 3600,
     ),
+    sale(
+        Category.REFUNDED, 12, 1500, "usd", **LATER, ledger_status="captured", refunded_amount=1500
+    ),
+    sale(Category.PARTIALLY_REFUNDED, 13, 1500, "usd", **LATER, refunded_amount=300),
+    sale(
+        Category.DISPUTED,
+        14,
+        2500,
+        "usd",
+        **LATER,
+        disputed_amount=2500,
+        dispute_status="needs_response",
+        amount_at_risk=2500,
+    ),
+    sale(
+        Category.DISPUTE_LOST,
+        15,
+        800,
+        "eur",
+        **LATER,
+        disputed_amount=800,
+        dispute_status="lost",
+        amount_at_risk=800,
+        settlement_amount=880,
+        settlement_currency="usd",
+        stripe_fee=-1500,
+        stripe_net=-2380,
+        payout_id="po_1",
+        payout_at=datetime(2026, 11, 24, tzinfo=UTC),
+        payouts=(
+            PayoutPart(
+                "po_1", datetime(2026, 11, 24, tzinfo=UTC), "usd", 880, -1526, 0, -880, -1526
+            ),
+        ),
+    ),
+    sale(Category.DISPUTE_WON, 16, 900, "usd", **LATER, disputed_amount=900, dispute_status="won"),
 ]
 
 THRESHOLDS = {
@@ -216,6 +257,15 @@ def test_csv_cells_hold_minor_units_utc_times_with_z_and_semicolon_joined_ids() 
         "forwarded_at": "2026-11-22T10:20:30Z",  # written at +02:00, reported in UTC
         "age_hours": "26.5",
         "amount_at_risk": "1250",
+        "refunded_amount": "0",
+        "disputed_amount": "0",
+        "dispute_status": "",
+        "settlement_amount": "",
+        "settlement_currency": "",
+        "stripe_fee": "",
+        "stripe_net": "",
+        "payout_id": "",
+        "payout_date": "",
         "breaches": "",
     }
 
@@ -269,6 +319,15 @@ def test_csv_parses_back_to_the_values_of_the_rows() -> None:
             "forwarded_at": text(row.forwarded_at),
             "age_hours": text(row.age_hours),
             "amount_at_risk": text(row.amount_at_risk),
+            "refunded_amount": text(row.refunded_amount),
+            "disputed_amount": text(row.disputed_amount),
+            "dispute_status": text(row.dispute_status),
+            "settlement_amount": text(row.settlement_amount),
+            "settlement_currency": text(row.settlement_currency),
+            "stripe_fee": text(row.stripe_fee),
+            "stripe_net": text(row.stripe_net),
+            "payout_id": text(row.payout_id),
+            "payout_date": text(row.payout_at.date() if row.payout_at else None),
             "breaches": ";".join(row.breaches),
         }
 
@@ -301,6 +360,15 @@ def test_json_rows_carry_the_csv_fields_with_lists_integers_and_rfc3339_times() 
         "forwarded_at": "2026-11-22T10:20:30Z",
         "age_hours": "26.5",
         "amount_at_risk": 1250,
+        "refunded_amount": 0,
+        "disputed_amount": 0,
+        "dispute_status": None,
+        "settlement_amount": None,
+        "settlement_currency": None,
+        "stripe_fee": None,
+        "stripe_net": None,
+        "payout_id": None,
+        "payout_date": None,
         "breaches": [],
         "flagged": False,
     }
@@ -336,7 +404,7 @@ def test_json_at_risk_equals_the_sum_of_amount_at_risk_per_currency() -> None:
         if row["amount_at_risk"]:
             currency = row["currency"] or row["stripe_currency"]
             expected[currency] = expected.get(currency, 0) + row["amount_at_risk"]
-    assert document["at_risk"] == expected == {"eur": 100, "jpy": 1500, "kwd": 1250, "usd": 4750}
+    assert document["at_risk"] == expected == {"eur": 900, "jpy": 1500, "kwd": 1250, "usd": 7250}
 
 
 def test_json_money_at_risk_by_age_runs_from_the_youngest_bucket_to_the_oldest() -> None:
@@ -344,7 +412,7 @@ def test_json_money_at_risk_by_age_runs_from_the_youngest_bucket_to_the_oldest()
     assert document["at_risk_by_age"] == {
         "< 24 h": {"jpy": 1000},
         "1-2 days": {"eur": 100, "jpy": 500, "kwd": 1250, "usd": 1250},
-        "2-7 days": {"usd": 3500},
+        "2-7 days": {"eur": 800, "usd": 6000},
     }
     labels = [label for label, _ in AGE_BUCKETS]
     assert list(document["at_risk_by_age"]) == sorted(document["at_risk_by_age"], key=labels.index)
@@ -505,11 +573,11 @@ def test_html_headline_gives_the_exception_rows_the_money_at_risk_and_the_matche
     exceptions = sum(row.category in EXCEPTIONS for row in ROWS)
     assert f"{exceptions} exception rows</div>" in headline
     at_risk = REPORT.at_risk()
-    assert at_risk == {"eur": 100, "jpy": 1500, "kwd": 1250, "usd": 4750}
+    assert at_risk == {"eur": 900, "jpy": 1500, "kwd": 1250, "usd": 7250}
     figures = re.findall(r'<li class="figure">([^<]*)</li>', headline)
     assert figures == [money(amount, currency) for currency, amount in at_risk.items()]
-    assert figures == ["1.00 EUR", "1,500 JPY", "1.250 KWD", "47.50 USD"]
-    assert "2 payments matched" in headline and "Of 12 rows in all." in headline
+    assert figures == ["9.00 EUR", "1,500 JPY", "1.250 KWD", "72.50 USD"]
+    assert "2 payments matched" in headline and "Of 17 rows in all." in headline
     assert 'class="tile action"' in headline and 'class="tile risk"' in headline
     for category in EXCEPTIONS:
         assert f'<a href="#{category.value}">{category_label(category)}</a>: 1' in headline
@@ -651,12 +719,17 @@ def test_html_at_risk_intro_names_what_the_code_counts() -> None:
         Category.CAPTURE_OVERDUE,
         Category.AMOUNT_MISMATCH,
         Category.MISSING_IN_STRIPE,
+        Category.DISPUTED,
+        Category.DISPUTE_LOST,
     }
     for category, rule in AT_RISK_RULES:
         assert f"<strong>{category_label(category)}</strong>: {rule}." in html.unescape(section)
     assert "difference" in counted[Category.AMOUNT_MISMATCH]
     assert "refund" in counted[Category.DUPLICATE]
-    assert "No money at risk: Orphan in Stripe, Matched, Awaiting capture and Canceled." in section
+    assert (
+        "No money at risk: Orphan in Stripe, Matched, Awaiting capture, Canceled, Refunded, "
+        "Partially refunded and Dispute won." in section
+    )
 
 
 @pytest.mark.parametrize(
@@ -727,9 +800,14 @@ def test_table_mentions_each_category_present_and_its_formatted_amounts() -> Non
         "Missing in Stripe",
         "Orphan in Stripe",
         "Canceled",
+        "Refunded",
+        "Partially refunded",
+        "Disputed",
+        "Dispute lost",
+        "Dispute won",
     ):
         assert label in text
-    for amount in ("12.50 USD", "1,000 JPY", "1.250 KWD", "49.99 EUR", "47.50 USD"):
+    for amount in ("12.50 USD", "1,000 JPY", "1.250 KWD", "49.99 EUR", "72.50 USD"):
         assert amount in text
 
 

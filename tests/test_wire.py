@@ -1,4 +1,4 @@
-"""Bad input on the wire (DESIGN §5): every refusal has a stable code and names the field, the
+"""Bad input on the wire: every refusal has a stable code and names the field, the
 ledger never accepts (or echoes back) anything that looks like a card number, and a refused
 record stores nothing. Each case runs through `ledger.wire.parse_line` (a JSON Lines line) and
 through `Ledger.record` (a dict from a library caller).

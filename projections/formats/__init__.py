@@ -1,4 +1,4 @@
-"""Renderers of the reconciliation report (DESIGN §7), one module per format."""
+"""Renderers of the reconciliation report, one module per format."""
 
 from __future__ import annotations
 

@@ -48,6 +48,13 @@ EXPLANATIONS: dict[Category, str] = {
     "normal delay.",
     Category.AWAITING_CAPTURE: "Authorized and still within the capture window.",
     Category.CANCELED: "Canceled before completion; no money moved.",
+    Category.DISPUTE_LOST: "The cardholder disputed these payments and the dispute was lost: "
+    "the disputed amount (and Stripe's dispute fee) is gone from your balance.",
+    Category.DISPUTED: "The cardholder disputed these payments and the dispute is still open: "
+    "the disputed amount is withdrawn until it is decided; answer with evidence in Stripe.",
+    Category.DISPUTE_WON: "Disputed by the cardholder and won: the money was reinstated.",
+    Category.REFUNDED: "Taken in full, then refunded in full to the customer.",
+    Category.PARTIALLY_REFUNDED: "Taken in full, then refunded in part (see the refunded amount).",
 }
 
 # What each category counts as money at risk (projections/reconciliation.py `_categorize`),
@@ -63,6 +70,8 @@ AT_RISK_RULES: tuple[tuple[Category, str], ...] = (
         "the amount of a payment stored on a reader for longer than the stale threshold",
     ),
     (Category.DECLINED, "the amount the card issuer declined"),
+    (Category.DISPUTED, "the amount withdrawn by an open dispute"),
+    (Category.DISPUTE_LOST, "the amount a lost dispute took back"),
     (Category.DUPLICATE, "the amount to refund for the extra charges"),
     (Category.CAPTURE_OVERDUE, "the amount authorized and not captured in time"),
     (
@@ -119,7 +128,13 @@ AT_RISK_COLOUR = "#d35400"  # the bars of money at risk
 def tone(category: Category) -> Tone:
     if category in EXCEPTIONS:
         return ACTION
-    if category in (Category.MATCHED, Category.AWAITING_CAPTURE):
+    if category in (
+        Category.MATCHED,
+        Category.AWAITING_CAPTURE,
+        Category.REFUNDED,
+        Category.PARTIALLY_REFUNDED,
+        Category.DISPUTE_WON,
+    ):
         return SETTLED
     return WAITING
 

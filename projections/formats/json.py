@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from projections.formats.values import by_age_bucket, rfc3339, row_fields
+from projections.formats.values import by_age_bucket, payout_fields, rfc3339, row_fields
 from projections.report import Breakdown, Report
 
 
@@ -24,6 +24,7 @@ def render_json(report: Report) -> str:
         "by_location": _totals(report.by_location()),
         "by_device": _totals(report.by_device()),
         "by_day": _totals(report.by_day()),
+        "payouts": payout_fields(report),
         "rows": [row_fields(row) | {"flagged": row.flagged} for row in report.rows],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ledger.money import format_minor, is_currency
-from projections.report import AGE_BUCKETS, COLUMNS, Breakdown, Category, Row
+from projections.report import AGE_BUCKETS, COLUMNS, Breakdown, Category, Report, Row
 
 Field = str | int | list[str] | None
 
@@ -33,10 +33,37 @@ def row_fields(row: Row) -> dict[str, Field]:
         "forwarded_at": rfc3339(row.forwarded_at) if row.forwarded_at else None,
         "age_hours": row.age_hours,
         "amount_at_risk": row.amount_at_risk,
+        "refunded_amount": row.refunded_amount,
+        "disputed_amount": row.disputed_amount,
+        "dispute_status": row.dispute_status,
+        "settlement_amount": row.settlement_amount,
+        "settlement_currency": row.settlement_currency,
+        "stripe_fee": row.stripe_fee,
+        "stripe_net": row.stripe_net,
+        "payout_id": row.payout_id,
+        "payout_date": row.payout_at.date().isoformat() if row.payout_at else None,
         "breaches": list(row.breaches),
     }
     assert tuple(fields) == COLUMNS
     return fields
+
+
+def payout_fields(report: Report) -> list[dict[str, Field]]:
+    """Each payout's totals, for machines (JSON)."""
+    return [
+        {
+            "payout_id": p.payout_id,
+            "payout_date": p.payout_at.date().isoformat() if p.payout_at else None,
+            "currency": p.currency,
+            "payments": p.payments,
+            "gross": p.gross,
+            "fees": p.fees,
+            "refunds": p.refunds,
+            "disputes": p.disputes,
+            "net": p.net,
+        }
+        for p in report.payouts()
+    ]
 
 
 def money(amount_minor: int | None, currency: str | None) -> str:

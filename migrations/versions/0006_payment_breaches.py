@@ -5,8 +5,8 @@ refused). `breaches` holds the codes, sorted and joined by ";" ("" when none, as
 payment recorded before this revision: those facts were refused rather than recorded), and
 `reported_late` whether a step came before the steps it implies.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-03
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from ledger.storage import StoreConfig
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
