@@ -277,3 +277,14 @@ def test_ingest_json_lists_the_flagged_facts_beside_the_rejected_and_exits_0(
     assert status["locations"][0]["stored_beyond_policy"] == {}  # B was forwarded since
     history = run("history", B, "--db", sqlite_url, "--json")
     assert "STORED_AMOUNT_LIMIT_EXCEEDED" in history.stdout
+
+
+def test_stripe_s_word_on_a_payment_created_online_implies_no_storage() -> None:
+    with Ledger.open("memory://") as ledger:
+        _limited(ledger)
+        ledger.record(r.created(A, amount=800, payment_intent_id="pi_online"))
+        assert ledger.record(r.forwarded(A, "pi_online", "succeeded")).recorded
+        payment = ledger.payment(A)
+        assert (payment.status, payment.stored_at, payment.implied_steps) == ("captured", None, [])
+        assert ledger.status("tml_1")[0].offline_payments_count == 0
+        assert [e.event for e in ledger.history(A)] == ["Created", "Forwarded"]
