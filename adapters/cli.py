@@ -53,6 +53,7 @@ from ledger.money import format_minor
 from ledger.observations import Observation, PaymentIntentObservation
 from ledger.pan import holds_pan
 from ledger.storage import parse_database_url
+from ledger.views import ReservationState
 from ledger.wire import json_schema
 from projections.formats import FORMATS, write
 from projections.read_models import ReadModels
@@ -241,7 +242,19 @@ def _print_summary(summary: IngestSummary, rejects: Path | None) -> None:
         f"{summary.lines} records: [green]{summary.accepted} accepted[/], "
         f"{summary.duplicates} duplicates (already recorded), "
         f"[{'red' if summary.rejected_count else 'green'}]{summary.rejected_count} rejected[/]"
+        + (
+            f", [yellow]{summary.flagged_count} flagged[/] (recorded; they broke an offline rule)"
+            if summary.flagged_count
+            else ""
+        )
     )
+    for flag in summary.flagged[:50]:
+        stderr.print(
+            f"  line {flag['line']}: flagged {flag['code']}: {flag['message']}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     shown = summary.rejected[:50]
     for rejection in shown:
         field = f" {rejection['field']}" if "field" in rejection else ""
@@ -286,7 +299,16 @@ def status(database_url: str | None, as_json: bool, location_id: str | None) -> 
         stdout.print("no locations recorded yet: ingest a location.configured record first")
         return
     table = Table(title="Offline status: stored payments and headroom")
-    for column in ("location", "device", "offline", "stored", "stored amount", "headroom"):
+    columns = (
+        "location",
+        "device",
+        "offline",
+        "stored",
+        "stored amount",
+        "headroom",
+        "beyond policy",
+    )
+    for column in columns:
         table.add_column(column, no_wrap=column in ("location", "device"))
     for loc in locations:
         table.add_row(
@@ -296,6 +318,7 @@ def status(database_url: str | None, as_json: bool, location_id: str | None) -> 
             str(loc.offline_payments_count),
             _amounts(loc.offline_payment_amounts_by_currency),
             _headroom(loc.headroom),
+            _beyond(loc.stored_beyond_policy),
         )
         for device in loc.devices:
             table.add_row(
@@ -305,8 +328,20 @@ def status(database_url: str | None, as_json: bool, location_id: str | None) -> 
                 str(device.offline_payments_count),
                 _amounts(device.offline_payment_amounts_by_currency),
                 _headroom(device.headroom),
+                _beyond(device.stored_beyond_policy),
             )
     stdout.print(table)
+
+
+def _beyond(by_code: dict[str, dict[str, Any]]) -> str:
+    """Stored payments that broke a rule, per code: `STORED_AMOUNT_LIMIT_EXCEEDED: 1, 5.00 USD`."""
+    return (
+        "; ".join(
+            f"{code}: {row['count']}, {_amounts(row['amounts_by_currency'])}"
+            for code, row in by_code.items()
+        )
+        or "-"
+    )
 
 
 def _amounts(amounts: dict[str, int]) -> str:
@@ -410,6 +445,147 @@ def decide(
             f"of {_quantity(row.maximum, row.currency)}",
             highlight=False,
         )
+
+
+@main.command()
+@click.option("--offline-id", "offline_id", required=True, help="The sale's offline_id (UUID).")
+@click.option("--amount", type=int, required=True, help="Amount in minor units (1250 = 12.50).")
+@click.option("--currency", required=True, help="Lowercase ISO 4217 code, e.g. usd.")
+@click.option(
+    "--device", "device_id", required=True, help="Device (reader) id.", callback=no_card_number
+)
+@click.option(
+    "--location", "location_id", required=True, help="Location id.", callback=no_card_number
+)
+@click.option(
+    "--hold-minutes",
+    type=click.IntRange(1, 60),
+    default=5,
+    show_default=True,
+    help="How long the headroom is held unless the payment is confirmed.",
+)
+@click.option(
+    "--at",
+    "at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
+    help="Decide at this time (RFC 3339 with offset); default now.",
+)
+@db_option
+@json_option
+def reserve(
+    offline_id: str,
+    amount: int,
+    currency: str,
+    device_id: str,
+    location_id: str,
+    hold_minutes: int,
+    at: datetime | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    """Decide whether this sale may be taken offline and hold its headroom (a reservation).
+
+    The same request always gets the same answer: a retry prints the recorded one."""
+    with opened(database_url, as_json) as ledger:
+        answer = ledger.reserve(
+            offline_id,
+            amount,
+            currency,
+            device_id,
+            location_id,
+            at=at,
+            hold_for=timedelta(minutes=hold_minutes),
+        )
+    _print_reservation(answer, as_json)
+
+
+@main.command()
+@click.argument("offline_id")
+@db_option
+@json_option
+def release(offline_id: str, database_url: str | None, as_json: bool) -> None:
+    """Give back the headroom a reservation holds (the sale was abandoned)."""
+    with opened(database_url, as_json) as ledger:
+        answer = ledger.release(offline_id)
+    _print_reservation(answer, as_json)
+
+
+@main.command()
+@click.option(
+    "--device", "device_id", required=True, help="Device (reader) id.", callback=no_card_number
+)
+@click.option(
+    "--location", "location_id", required=True, help="Location id.", callback=no_card_number
+)
+@click.option(
+    "--amount",
+    "amounts",
+    multiple=True,
+    required=True,
+    help="CURRENCY=MINOR_UNITS, e.g. usd=50000 (repeat for each currency).",
+)
+@click.option("--count", type=click.IntRange(0), required=True, help="Payments it may store.")
+@click.option(
+    "--until",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
+    required=True,
+    help="Valid until (RFC 3339 with offset).",
+)
+@click.option(
+    "--at",
+    "at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
+    help="Grant at this time (RFC 3339 with offset); default now.",
+)
+@db_option
+@json_option
+def allow(
+    device_id: str,
+    location_id: str,
+    amounts: tuple[str, ...],
+    count: int,
+    until: datetime,
+    at: datetime | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    """Grant a device an offline allowance for when the ledger cannot be reached.
+
+    It is carved out of the location's limits: what is granted may be less than asked."""
+    asked: dict[str, int] = {}
+    for given in amounts:
+        currency, _, minor = given.partition("=")
+        if not minor.isdigit():
+            raise click.BadParameter(f"{given!r}: give CURRENCY=MINOR_UNITS, e.g. usd=50000")
+        asked[currency.strip().lower()] = int(minor)
+    with opened(database_url, as_json) as ledger:
+        allowance = ledger.allow(device_id, location_id, asked, count, until, at=at)
+    if as_json:
+        print_json(allowance.model_dump(mode="json"))
+        return
+    stdout.print(
+        f"granted {allowance.device_id}: {_amounts(allowance.amounts)} and "
+        f"{allowance.count} payments until {allowance.valid_until.isoformat()}",
+        highlight=False,
+    )
+
+
+def _print_reservation(answer: ReservationState, as_json: bool) -> None:
+    if as_json:
+        print_json(answer.model_dump(mode="json"))
+        return
+    if answer.released_at is not None:
+        stdout.print(f"released at {answer.released_at.isoformat()}", highlight=False)
+    elif answer.granted:
+        assert answer.expires_at is not None
+        stdout.print(
+            f"[green]granted[/] until {answer.expires_at.isoformat()}: "
+            "pass offline_behavior=prefer_online"
+        )
+    else:
+        stdout.print("[red]refused[/]: pass offline_behavior=require_online")
+        for reason in answer.reasons:
+            stdout.print(f"  {reason['code']}: {reason['message']}", highlight=False)
 
 
 def _quantity(value: int, currency: str | None) -> str:

@@ -9,11 +9,14 @@ same report (times come from the simulated day, never from the clock). The day, 
   loses its internet connection for a few hours; the readers store the sales taken meanwhile,
   and the POS backend records every step through the library API (`Ledger.record_many`),
   as in production. Sales taken online go straight to Stripe: the ledger never sees them.
-- The offline rules refuse some steps: swiped cards, contactless taps in Berlin, Interac and
-  girocard cards, online PIN, expired cards, a spare reader that has not been online for 42
-  days, baskets over the per-payment limit, New York's last sales once its stored total reaches
-  the location's limit, and the busiest Toronto reader once it holds its maximum count. The
-  customer then inserts the card or pays with another one, or the POS cancels the sale.
+- What the readers did is recorded as facts, never refused; the offline rules flag some of
+  them: swiped cards, contactless taps in Berlin, Interac and girocard cards, online PIN,
+  expired cards (the customer then inserts the card or pays with another one), a spare reader
+  that has not been online for 42 days, baskets over the per-payment limit, New York's last
+  sales once its stored total passed the location's limit during its four-hour outage, and
+  the busiest Toronto reader once it held its maximum count. Before that outage New York's
+  readers were granted offline allowances carved out of the location's limit; the sales a
+  reader stored beyond its allowance are flagged OFFLINE_ALLOWANCE_EXCEEDED, naming it.
 - When the network is back, each reader forwards its stored payments, oldest first: a few
   fail once and are retried, a few are declined by the issuer, one is forwarded twice (two
   PaymentIntents) and one never leaves its reader. Manual-capture authorizations are captured
@@ -98,9 +101,10 @@ DEMO_FILES = (
 
 RECORD_BATCH = 1_000
 assert RECORD_BATCH <= BATCH_SIZE_MAX
-# The refusals the day is built to provoke; any other code would be a bug in the simulation.
-EXPECTED_REFUSALS = frozenset(
+# The breaches the day is built to provoke; any other code would be a bug in the simulation.
+EXPECTED_BREACHES = frozenset(
     {
+        Code.OFFLINE_ALLOWANCE_EXCEEDED,
         Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT,
         Code.STORED_AMOUNT_LIMIT_EXCEEDED,
         Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE,
@@ -374,17 +378,20 @@ class Entry:
 
 @dataclass
 class Tally:
-    """The ledger's answers: new facts, idempotent repeats, refusals by code."""
+    """The ledger's answers: new facts (and the rules they broke, by code), idempotent
+    repeats, refusals by code (malformed input only: none in a well-built day)."""
 
     accepted: int = 0
     repeats: int = 0
     refused: Counter[str] = field(default_factory=Counter)
+    flagged: Counter[str] = field(default_factory=Counter)
 
     def add(self, outcome: Result | LedgerError) -> None:
         if isinstance(outcome, LedgerError):
             self.refused[str(outcome.code)] += 1
         elif outcome.recorded:
             self.accepted += 1
+            self.flagged.update(breach["code"] for breach in outcome.breaches)
         else:
             self.repeats += 1
 
@@ -441,6 +448,7 @@ class DemoSummary:
                 "accepted": self.tally.accepted,
                 "repeats": self.tally.repeats,
                 "refused": dict(sorted(self.tally.refused.items())),
+                "flagged": dict(sorted(self.tally.flagged.items())),
             },
             "stripe": {
                 "report_rows": self.stripe_report_rows,
@@ -509,7 +517,11 @@ def run(
     with Ledger.open(f"sqlite:///{files['database']}") as ledger:
         tally = Tally()
         during = day.outage_records(sales)
-        _record(ledger, during, tally, start("recording the outages' sales", len(during)))
+        advance = start("recording the outages' sales", len(during))
+        outage = NEW_YORK.at(NEW_YORK.outage[0])
+        _record(ledger, [e for e in during if e.when < outage], tally, advance)
+        _grant_allowances(ledger, day)
+        _record(ledger, [e for e in during if e.when >= outage], tally, advance)
         after = day.after_outage_records(sales)
         _record(ledger, after, tally, start("recording forwarding and captures", len(after)))
 
@@ -551,6 +563,25 @@ def run(
         report=report,
         files=files,
     )
+
+
+def _grant_allowances(ledger: Ledger, day: _Day) -> None:
+    """Just before New York loses its network, its POS backend (in the cloud, unreachable
+    during the outage) grants each reader an allowance for the rest of the outage: an equal
+    share of the location's limit, as much as is left of it (the ledger cuts each grant to
+    what the limit leaves beside what is stored and the other readers' allowances)."""
+    start, end = NEW_YORK.outage
+    limit = day.limits[NEW_YORK.location_id]["limits"]["stored_amount_max"][NEW_YORK.currency]
+    share = limit // NEW_YORK.readers
+    for reader in NEW_YORK.reader_ids():
+        ledger.allow(
+            reader,
+            NEW_YORK.location_id,
+            {NEW_YORK.currency: share},
+            1_000,
+            NEW_YORK.at(end),
+            at=NEW_YORK.at(start) - timedelta(minutes=5),
+        )
 
 
 def _no_progress(description: str, total: int | None) -> Callable[[int], None]:
@@ -1570,11 +1601,12 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
     out(
         f"\nRecorded through the library API: {summary.records:,} records, "
         f"[green]{tally.accepted:,} accepted[/], {tally.repeats} resent (recorded once), "
-        f"[yellow]{sum(tally.refused.values()):,} refused[/] by the offline rules and limits "
-        "(then the card is inserted, another one used or the sale canceled):",
+        f"{sum(tally.refused.values()):,} refused (malformed), and "
+        f"[yellow]{sum(tally.flagged.values()):,} breaches flagged[/] on facts the readers "
+        "reported (recorded: what a reader did is a fact):",
         highlight=False,
     )
-    for code, count in sorted(tally.refused.items(), key=lambda item: (-item[1], item[0])):
+    for code, count in sorted(tally.flagged.items(), key=lambda item: (-item[1], item[0])):
         out(f"  {count:>6,}  {code}", highlight=False)
     out(
         f"\nStripe's side, imported: {summary.stripe_report_rows:,} balance report rows "

@@ -38,6 +38,9 @@ class IngestSummary:
     duplicates: int = 0
     rejected_count: int = 0
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    # Facts recorded although they broke an offline rule: {line, code, message} per breach.
+    flagged_count: int = 0
+    flagged: list[dict[str, Any]] = field(default_factory=list)
     last_applied_line: int = 0  # the last line of the last batch committed
     stopped: LedgerError | None = None  # what ended the ingest before the end of the file
 
@@ -51,6 +54,9 @@ class IngestSummary:
             "rejected_count": self.rejected_count,
             "rejected": self.rejected,
             "rejected_truncated": self.rejected_count > len(self.rejected),
+            "flagged_count": self.flagged_count,
+            "flagged": self.flagged,
+            "flagged_truncated": self.flagged_count > len(self.flagged),
         }
 
 
@@ -97,6 +103,12 @@ def ingest(
                 _reject(summary, rejects, number, text, result)
             elif result.recorded:
                 summary.accepted += 1
+                for breach in result.breaches:
+                    summary.flagged_count += 1
+                    if len(summary.flagged) < REJECTED_KEPT_MAX:
+                        summary.flagged.append(
+                            {"line": number, "code": breach["code"], "message": breach["message"]}
+                        )
             else:
                 summary.duplicates += 1
         summary.last_applied_line = batch[-1][0]

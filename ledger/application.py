@@ -17,10 +17,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -36,7 +36,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-from ledger import identity, wire
+from ledger import identity, reserving, wire
 from ledger.device import Device
 from ledger.errors import Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
 from ledger.handlers import apply_record, related_ids, stream_ids, subject
@@ -46,6 +46,7 @@ from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.observations import BalanceTransactionObservation, Observation, card_number_field
 from ledger.pan import quoted
 from ledger.payment import Payment
+from ledger.reserving import HOLD_DEFAULT
 from ledger.storage import (
     CIPHER_KEY_ENV,
     DEFAULT_DATABASE_URL,
@@ -58,9 +59,17 @@ from ledger.storage import (
 from ledger.stripe_object import StripeAccountMode, StripeEvent, StripeObject
 from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import AggregateCache, UnitOfWork
-from ledger.views import DeviceState, HistoryEntry, LocationStatus, PaymentState
+from ledger.views import (
+    AllowanceState,
+    DeviceState,
+    HistoryEntry,
+    LocationStatus,
+    PaymentState,
+    ReservationState,
+)
 
 BATCH_SIZE_MAX = 5_000
+HOLD_MAX = timedelta(hours=1)  # a reservation holds headroom for one sale, not for a shift
 OBSERVE_CHUNK = 1_000  # observations per transaction when recording a file
 BATCH_ATTEMPTS = 3
 RECORD_ATTEMPTS = 50
@@ -121,6 +130,12 @@ class Result:
     recorded: bool
     record: wire.Record
     state: State | None = None  # filled by Ledger.record, not by record_many
+    # The offline rules the fact broke (recorded with it): code, message, field, details.
+    breaches: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.breaches)
 
     @property
     def record_type(self) -> str:
@@ -268,16 +283,22 @@ class Ledger:
         uow.prefetch(i for ids in needs if ids is not None for i in ids)
         uow.prefetch(related_ids(uow.loaded.values()))
         outcomes: list[bool | LedgerError] = []
+        found: list[tuple[dict[str, Any], ...]] = []
         for item, ids in zip(parsed, needs, strict=True):
             if isinstance(item, LedgerError):
                 outcomes.append(item)
+                found.append(())
                 continue
             assert ids is not None
             involved = _involved(ids, uow)
             before = [len(a.pending_events) for a in involved]
+            own = uow.loaded.get(subject(item)[1])
+            own_before = len(own.pending_events) if own is not None else 0
             try:
                 outcomes.append(apply_record(item, uow, self.policy))
+                found.append(_breaches(uow.loaded.get(subject(item)[1]), own_before))
             except LedgerError as error:
+                found.append(())
                 # Every check runs before any trigger: a refusal must leave no event behind.
                 if [len(a.pending_events) for a in involved] != before:
                     uow.discard()
@@ -287,13 +308,20 @@ class Ledger:
         return [
             outcome
             if isinstance(outcome, LedgerError)
-            else self._result(item, outcome, uow, with_state)
-            for item, outcome in zip(parsed, outcomes, strict=True)
+            else self._result(item, outcome, uow, with_state, breaches)
+            for item, outcome, breaches in zip(parsed, outcomes, found, strict=True)
         ]
 
-    def _result(self, record: Any, recorded: bool, uow: UnitOfWork, with_state: bool) -> Result:
+    def _result(
+        self,
+        record: Any,
+        recorded: bool,
+        uow: UnitOfWork,
+        with_state: bool,
+        breaches: tuple[dict[str, Any], ...],
+    ) -> Result:
         state = _state_of(uow.get(subject(record)[1])) if with_state else None
-        return Result(recorded, record, state)
+        return Result(recorded, record, state, breaches)
 
     def observe(
         self,
@@ -503,6 +531,129 @@ class Ledger:
             f"gave up after {RECORD_ATTEMPTS} concurrent updates of payment {offline_id}",
         )
 
+    # -- reservations -------------------------------------------------------------------------
+
+    def reserve(
+        self,
+        offline_id: UUID | str,
+        amount: int,
+        currency: str,
+        device_id: str,
+        location_id: str,
+        *,
+        at: datetime | None = None,
+        hold_for: timedelta = HOLD_DEFAULT,
+    ) -> ReservationState:
+        """The offline decision for one sale that also holds its headroom, atomically across
+        every device of the location, until `hold_for` after `at` (now) unless the payment is
+        confirmed offline first. Granted: pass prefer_online to the SDK. Refused: the reasons
+        say why; pass require_online. The same request always gets the same answer."""
+        oid = str(_uuid(offline_id))
+        if not timedelta(0) < hold_for <= HOLD_MAX:
+            raise InvalidRecord(
+                Code.INVALID_VALUE,
+                f"a reservation is held for more than 0 and at most {HOLD_MAX}",
+                field="hold_for",
+            )
+        request = wire.parse_decision_request(
+            {
+                "amount": amount,
+                "currency": currency,
+                "device_id": device_id,
+                "location_id": location_id,
+                "at": at or datetime.now(UTC),
+            }
+        )
+        asked = {
+            "amount": request.amount,
+            "currency": request.currency,
+            "device_id": request.device_id,
+            "location_id": request.location_id,
+        }
+        return self._reservation_write(
+            lambda uow: reserving.reserve(uow, self.policy, oid, asked, request.at, hold_for)
+        )
+
+    def release(self, offline_id: UUID | str, *, at: datetime | None = None) -> ReservationState:
+        """Give back the headroom a reservation holds (the sale was abandoned)."""
+        oid = str(_uuid(offline_id))
+        moment = at or datetime.now(UTC)
+        return self._reservation_write(lambda uow: reserving.release(uow, oid, moment))
+
+    def allow(
+        self,
+        device_id: str,
+        location_id: str,
+        amounts: dict[str, int],
+        count: int,
+        valid_until: datetime,
+        *,
+        at: datetime | None = None,
+    ) -> AllowanceState:
+        """Grant the device an offline allowance: while nobody can reach the ledger (the
+        shop's internet is down), the POS app decides locally against it. What is granted is
+        what was asked, cut to what the location's limits leave beside what is stored and
+        every other hold (so the location stays within its limits however many devices hold
+        one); granting again renews or shrinks it. Facts stored beyond it are flagged
+        OFFLINE_ALLOWANCE_EXCEEDED, naming the device."""
+        moment = at or datetime.now(UTC)
+        if valid_until <= moment or count < 0 or any(v < 0 for v in amounts.values()):
+            raise InvalidRecord(
+                Code.INVALID_VALUE,
+                "an allowance needs amounts and a count of 0 or more and a valid_until after now",
+                field="valid_until",
+            )
+        for currency in amounts:
+            wire.parse_decision_request(
+                {
+                    "amount": 1,
+                    "currency": currency,
+                    "device_id": device_id,
+                    "location_id": location_id,
+                    "at": moment,
+                }
+            )
+        with self._lock, _storage_errors(self.config):
+            for attempt in range(RECORD_ATTEMPTS):
+                uow = self._reader()
+                try:
+                    location = reserving.allow(
+                        uow, device_id, location_id, amounts, count, valid_until, moment
+                    )
+                    uow.commit()
+                except IntegrityError:
+                    _backoff(attempt)
+                    continue
+                except BaseException:
+                    uow.discard()
+                    raise
+                allowance = AllowanceState.latest(location, device_id)
+                assert allowance is not None
+                return allowance
+        raise Conflict(
+            Code.CONTENTION,
+            f"gave up after {RECORD_ATTEMPTS} concurrent updates of the location; retry",
+        )
+
+    def _reservation_write(self, act: Callable[[UnitOfWork], Any]) -> ReservationState:
+        with self._lock, _storage_errors(self.config):
+            for attempt in range(RECORD_ATTEMPTS):
+                uow = self._reader()
+                try:
+                    reservation = act(uow)
+                    uow.commit()
+                except IntegrityError:  # another device moved the location: decide again
+                    _backoff(attempt)
+                    continue
+                except BaseException:
+                    uow.discard()
+                    raise
+                return ReservationState.of(reservation)
+        raise Conflict(
+            Code.CONTENTION,
+            f"gave up after {RECORD_ATTEMPTS} concurrent updates of the location; retry",
+        )
+
     # -- reading ------------------------------------------------------------------------------
 
     def decide(
@@ -635,6 +786,18 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
         occurred_at=getattr(event, "occurred_at", None),
         recorded_at=event.timestamp,
         data={k: v for k, v in event.__dict__.items() if k not in _HIDDEN},
+    )
+
+
+def _breaches(aggregate: Any, since: int) -> tuple[dict[str, Any], ...]:
+    """The breaches on the events a record just triggered on its own stream."""
+    if aggregate is None:
+        return ()
+    return tuple(
+        breach
+        for event in aggregate.pending_events[since:]
+        if isinstance(event, Payment.PaymentMethodCollected | Payment.ConfirmedOffline)
+        for breach in event.breaches
     )
 
 

@@ -24,7 +24,15 @@ from ledger import identity, wire
 from ledger.device import Device
 from ledger.errors import Code, NotFound
 from ledger.idempotency import IdempotencyKey, field_digests
-from ledger.limits import LIMIT_CODES, Policy, Sale, Totals, breaches_of, card_breaches
+from ledger.limits import (
+    LIMIT_CODES,
+    Policy,
+    Sale,
+    Totals,
+    allowance_violations,
+    breaches_of,
+    card_breaches,
+)
 from ledger.location import Location
 from ledger.payment import Payment, Plan, field_conflict
 from ledger.unit_of_work import UnitOfWork
@@ -221,6 +229,7 @@ def _store(
         _codes(payment.breaches),
         occurred_at,
     )
+    location.free(payment.offline_id, "consumed", occurred_at)  # its reservation, if any
     _rejudge(uow, policy, location, payment, occurred_at, horizon)
 
 
@@ -241,7 +250,8 @@ def _judge(
         payment.amount, payment.currency, payment.device_id, payment.offline_behavior, moment
     )
     totals = Totals.at(location, payment.offline_id, moment, payment.device_id)
-    return breaches_of(policy.violations(sale, location, device, totals))
+    violations = policy.violations(sale, location, device, totals)
+    return breaches_of([*violations, *allowance_violations(sale, location)])
 
 
 def _rejudge(
@@ -353,6 +363,10 @@ def _canceled(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_cancel(record.reason) is Plan.REPEAT:
         return False
+    # An abandoned sale gives its reservation back.
+    _require_location(uow, payment.location_id).free(
+        payment.offline_id, "released", record.occurred_at
+    )
     _release_then(
         uow,
         policy,

@@ -53,3 +53,8 @@ def stripe_event_id(event_id: str) -> UUID:
 def stripe_account_mode_id() -> UUID:
     """The one stream saying whether this ledger holds test-mode or live-mode objects."""
     return _stream_id("stripe-account-mode")
+
+
+def reservation_id(offline_id: UUID | str) -> UUID:
+    """The answer to the reservation request for one sale (its offline_id)."""
+    return _stream_id(f"reservation/{str(offline_id).lower()}")

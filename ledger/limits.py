@@ -59,6 +59,19 @@ LIMIT_CODES = frozenset(
 )
 
 
+# The codes of the card rules, judged when the card is read (never a storing rule's code).
+CARD_CODES = frozenset(
+    {
+        Code.INTERAC_NOT_SUPPORTED_OFFLINE,
+        Code.PAYMENT_METHOD_NOT_SUPPORTED_OFFLINE,
+        Code.CARD_SWIPE_NOT_AVAILABLE,
+        Code.CONTACTLESS_NOT_ALLOWED_OFFLINE,
+        Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE,
+        Code.OFFLINE_AND_CARD_EXPIRED,
+    }
+)
+
+
 def breaches_of(violations: Iterable[RuleViolation]) -> list[dict[str, Any]]:
     """Broken rules as a fact records them: code, message and what the check saw."""
     return [
@@ -173,6 +186,26 @@ class Totals:
             dict(location.device_stored_amounts.get(device_id, {})),
             location.device_stored_counts.get(device_id, 0),
         )
+
+    @classmethod
+    def held(
+        cls, location: Location, device_id: str, at: datetime, excluding: str | None = None
+    ) -> Totals:
+        """Stored now plus the headroom held at `at` (reservations, allowances): what a new
+        offline decision must fit beside."""
+        amounts = dict(location.stored_amounts)
+        count = location.stored_count
+        device_amounts = dict(location.device_stored_amounts.get(device_id, {}))
+        device_count = location.device_stored_counts.get(device_id, 0)
+        for holder, held, held_count, _ in location.held(at, excluding):
+            for currency, amount in held.items():
+                amounts[currency] = amounts.get(currency, 0) + amount
+                if holder == device_id:
+                    device_amounts[currency] = device_amounts.get(currency, 0) + amount
+            count += held_count
+            if holder == device_id:
+                device_count += held_count
+        return cls(amounts, count, device_amounts, device_count)
 
     @classmethod
     def of(cls, entries: Iterable[Entry], device_id: str) -> Totals:
@@ -389,6 +422,40 @@ class Policy:
         return found
 
 
+def allowance_violations(sale: Sale, location: Location) -> list[RuleViolation]:
+    """What storing the sale breaks of the allowance its device held at that moment (none
+    when it held none): the breach names the device."""
+    allowance = location.allowance_at(sale.device_id, sale.occurred_at)
+    if allowance is None:
+        return []
+    granted_at, valid_until, amounts, count, used, used_count = allowance
+    details = {
+        "device_id": sale.device_id,
+        "granted_at": granted_at.isoformat(),
+        "valid_until": valid_until.isoformat(),
+        "amounts": dict(amounts),
+        "count": count,
+        "used_amounts": dict(used),
+        "used_count": used_count,
+        "amount": sale.amount,
+        "currency": sale.currency,
+    }
+    maximum = amounts.get(sale.currency, 0)
+    if used.get(sale.currency, 0) + sale.amount > maximum or used_count + 1 > count:
+        return [
+            RuleViolation(
+                Code.OFFLINE_ALLOWANCE_EXCEEDED,
+                f"device {sale.device_id} stored {format_minor(sale.amount, sale.currency)} "
+                f"beyond the offline allowance it held ({format_minor(maximum, sale.currency)}"
+                f" and {count} payments until {valid_until.isoformat()}; "
+                f"{format_minor(used.get(sale.currency, 0), sale.currency)} and {used_count} "
+                "used before)",
+                details=details,
+            )
+        ]
+    return []
+
+
 @dataclass(frozen=True)
 class Decision:
     """The answer to "may this sale be taken offline?" (nothing is recorded)."""
@@ -409,10 +476,12 @@ class Decision:
 
 
 def decide(policy: Policy, sale: Sale, location: Location, device: Device | None) -> Decision:
-    reasons = policy.violations(sale, location, device)
+    """The advice, against what is stored and what reservations and allowances hold."""
+    totals = Totals.held(location, sale.device_id, sale.occurred_at)
+    reasons = policy.violations(sale, location, device, totals)
     return Decision(
         offline_allowed=not reasons,
         offline_behavior="prefer_online" if not reasons else "require_online",
         reasons=reasons,
-        headroom=policy.headroom(sale, location),
+        headroom=policy.headroom(sale, location, totals),
     )

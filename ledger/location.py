@@ -59,6 +59,8 @@ class Location(Aggregate):
             location.timeline = {}
             location.horizon = None
             location.arrivals = 0
+            location.holds = {}
+            location.allowances = {}
 
     class Reconfigured(Event):
         TOPIC = "offline_ledger:Location.Reconfigured"
@@ -92,6 +94,37 @@ class Location(Aggregate):
                 self.offline_id, [self.device_id, self.currency, self.amount], self.breaches
             )
             aggregate.mark(self.offline_id, 3, self.occurred_at)
+            aggregate.use_allowance(self.device_id, self.currency, self.amount, self.occurred_at)
+
+    class AllowanceGranted(Event):
+        """A device may decide offline on its own, without reaching the ledger, up to
+        `amounts` (per currency) and `count` payments until `valid_until`: carved out of the
+        location's limits (held like a reservation), so that stored payments and every
+        outstanding allowance together stay within them. Granting again renews or shrinks
+        it: the earlier one ends now."""
+
+        TOPIC = "offline_ledger:Location.AllowanceGranted"
+        device_id: str
+        amounts: dict[str, int]
+        count: int
+        valid_until: datetime
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            granted = aggregate.allowances.setdefault(self.device_id, [])
+            if granted and granted[-1][1] > self.occurred_at:
+                granted[-1][1] = self.occurred_at
+            granted.append(
+                [self.occurred_at, self.valid_until, dict(self.amounts), self.count, {}, 0]
+            )
+            oldest = self.occurred_at - LATE_WINDOW
+            granted[:] = [a for a in granted if a[1] >= oldest]
+            aggregate.holds[f"allowance/{self.device_id}"] = [
+                self.device_id,
+                dict(self.amounts),
+                self.count,
+                self.valid_until,
+            ]
 
     class BreachesChanged(Event):
         """A stored payment was judged again (a fact earlier by `occurred_at` came late)."""
@@ -117,6 +150,38 @@ class Location(Aggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.remove_stored(self.offline_id)
             aggregate.mark(self.offline_id, 4, self.occurred_at)
+
+    class HeadroomHeld(Event):
+        """Headroom held until `expires_at` under `key` (a reservation's offline_id, or
+        "allowance/<device_id>"): counted against every limit of the location and device."""
+
+        TOPIC = "offline_ledger:Location.HeadroomHeld"
+        key: str
+        device_id: str
+        amounts: dict[str, int]
+        count: int
+        expires_at: datetime
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.holds[self.key] = [
+                self.device_id,
+                dict(self.amounts),
+                self.count,
+                self.expires_at,
+            ]
+
+    class HeadroomFreed(Event):
+        """A hold ended: `reason` consumed (the payment was stored), released, expired,
+        shrunk (replaced by a smaller one)."""
+
+        TOPIC = "offline_ledger:Location.HeadroomFreed"
+        key: str
+        reason: str
+        occurred_at: datetime
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.holds.pop(self.key, None)
 
     class MomentRestated(Event):
         """A step reported late moved when a payment was stored (`which` "stored") or
@@ -144,6 +209,12 @@ class Location(Aggregate):
         timeline: dict[str, Entry]  # offline_id -> entry, stored or released lately
         horizon: datetime | None  # the newest moment in the timeline
         arrivals: int  # payments stored so far (numbers the timeline's entries)
+        # Headroom held for sales about to be taken offline (reservations), and carved out
+        # for devices (allowances): key -> [device_id, {currency: amount}, count, expires_at].
+        holds: dict[str, list[Any]]
+        # device_id -> its allowances of the last LATE_WINDOW: [granted_at, valid_until,
+        # amounts, count, used amounts, used count], oldest first.
+        allowances: dict[str, list[list[Any]]]
 
     class_version = 2
 
@@ -158,6 +229,8 @@ class Location(Aggregate):
         }
         state["arrivals"] = 0
         state["horizon"] = since if state["stored"] else None
+        state["holds"] = {}
+        state["allowances"] = {}
 
     @classmethod
     def configure(cls, location_id: str, config: dict[str, Any], occurred_at: datetime) -> Location:
@@ -237,6 +310,81 @@ class Location(Aggregate):
             self.MomentRestated, offline_id=offline_id, which=which, occurred_at=occurred_at
         )
         return True
+
+    # -- holds --------------------------------------------------------------------------------
+
+    def hold(
+        self,
+        key: str,
+        device_id: str,
+        amounts: dict[str, int],
+        count: int,
+        expires_at: datetime,
+        occurred_at: datetime,
+    ) -> None:
+        self.trigger_event(
+            self.HeadroomHeld,
+            key=key,
+            device_id=device_id,
+            amounts=amounts,
+            count=count,
+            expires_at=expires_at,
+            occurred_at=occurred_at,
+        )
+
+    def free(self, key: str, reason: str, occurred_at: datetime) -> bool:
+        if key not in self.holds:
+            return False
+        self.trigger_event(self.HeadroomFreed, key=key, reason=reason, occurred_at=occurred_at)
+        return True
+
+    def free_expired(self, at: datetime) -> None:
+        """Give back the holds that expired by `at` (keeps the stream's state small)."""
+        for key in sorted(k for k, hold in self.holds.items() if hold[3] <= at):
+            self.free(key, "expired", at)
+
+    def held(self, at: datetime, excluding: str | None = None) -> list[list[Any]]:
+        """The holds in force at `at`: [device_id, amounts, count, expires_at] each; of an
+        allowance, what is left of it (what the device stored under it is stored already)."""
+        found = []
+        for key, hold in self.holds.items():
+            if key == excluding or hold[3] <= at:
+                continue
+            allowance = self.allowance_at(hold[0], at) if key.startswith("allowance/") else None
+            if allowance is not None:
+                left = {c: max(v - allowance[4].get(c, 0), 0) for c, v in allowance[2].items()}
+                hold = [hold[0], left, max(allowance[3] - allowance[5], 0), hold[3]]
+            found.append(hold)
+        return found
+
+    def grant_allowance(
+        self,
+        device_id: str,
+        amounts: dict[str, int],
+        count: int,
+        valid_until: datetime,
+        occurred_at: datetime,
+    ) -> None:
+        self.trigger_event(
+            self.AllowanceGranted,
+            device_id=device_id,
+            amounts=amounts,
+            count=count,
+            valid_until=valid_until,
+            occurred_at=occurred_at,
+        )
+
+    def allowance_at(self, device_id: str, moment: datetime) -> list[Any] | None:
+        """The allowance the device held at `moment`, if any."""
+        granted: list[list[Any]] = self.allowances.get(device_id, [])
+        held = [a for a in granted if a[0] <= moment < a[1]]
+        return held[-1] if held else None
+
+    def use_allowance(self, device_id: str, currency: str, amount: int, moment: datetime) -> None:
+        allowance = self.allowance_at(device_id, moment)
+        if allowance is not None:
+            allowance[4][currency] = allowance[4].get(currency, 0) + amount
+            allowance[5] += 1
 
     # -- the timeline -------------------------------------------------------------------------
 

@@ -448,8 +448,13 @@ class Payment(Aggregate):
 
     @property
     def needs_storing(self) -> bool:
-        """A later step arrived before the confirmation: it implies the payment was stored."""
-        return self.status in (Status.CREATED, Status.COLLECTED)
+        """A later step arrived before the confirmation: it implies the payment was stored.
+        Not for a payment created online (with its PaymentIntent): Stripe's word on it may
+        be that of an online confirmation, which stores nothing."""
+        return (
+            self.status in (Status.CREATED, Status.COLLECTED)
+            and self.created_payment_intent_id is None
+        )
 
     # -- forwarding ---------------------------------------------------------------------------
 
@@ -495,7 +500,7 @@ class Payment(Aggregate):
         seen = {"occurred_at": occurred_at.isoformat(), "error_code": error_code}
         if any(seen.items() <= failure.items() for failure in self.forward_failures):
             return Plan.REPEAT
-        if self.status not in (Status.STORED, Status.CREATED, Status.COLLECTED):
+        if self.status != Status.STORED and not self.needs_storing:
             raise self._out_of_order("forward_failed", "only a stored payment can fail to forward")
         if len(self.forward_failures) >= FORWARD_FAILURES_MAX:
             raise Conflict(

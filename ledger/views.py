@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from ledger.device import Device
 from ledger.location import Location
 from ledger.payment import Payment
+from ledger.reservation import Reservation
 
 
 class _View(BaseModel):
@@ -115,12 +116,43 @@ class LimitHeadroom(_View):
     remaining: int
 
 
+class AllowanceState(_View):
+    """An offline allowance of one device, and what it stored under it."""
+
+    device_id: str
+    location_id: str
+    granted_at: datetime
+    valid_until: datetime
+    amounts: dict[str, int]
+    count: int
+    used_amounts: dict[str, int]
+    used_count: int
+
+    @classmethod
+    def latest(cls, location: Location, device_id: str) -> AllowanceState | None:
+        granted = location.allowances.get(device_id)
+        if not granted:
+            return None
+        granted_at, valid_until, amounts, count, used, used_count = granted[-1]
+        return cls(
+            device_id=device_id,
+            location_id=location.location_id,
+            granted_at=granted_at,
+            valid_until=valid_until,
+            amounts=dict(amounts),
+            count=count,
+            used_amounts=dict(used),
+            used_count=used_count,
+        )
+
+
 class DeviceStatus(_View):
     device_id: str
     location_id: str
     offline_payments_count: int
     offline_payment_amounts_by_currency: dict[str, int]
     headroom: list[LimitHeadroom]
+    allowance: AllowanceState | None  # the latest offline allowance, and what it used
     # Per breach code, the stored payments that broke it: {"count", "amounts_by_currency"}.
     stored_beyond_policy: dict[str, dict[str, Any]]
 
@@ -140,7 +172,9 @@ class LocationStatus(_View):
     @classmethod
     def of(cls, location: Location, device_ids: list[str]) -> LocationStatus:
         config = location.config
-        devices = sorted(set(device_ids) | set(location.device_stored_counts))
+        devices = sorted(
+            set(device_ids) | set(location.device_stored_counts) | set(location.allowances)
+        )
         return cls(
             location_id=location.location_id,
             offline_enabled=location.offline_enabled,
@@ -165,6 +199,7 @@ class LocationStatus(_View):
                         location.device_stored_counts.get(device_id, 0),
                     ),
                     stored_beyond_policy=location.stored_beyond_policy(device_id),
+                    allowance=AllowanceState.latest(location, device_id),
                 )
                 for device_id in devices
             ],
@@ -194,6 +229,43 @@ def _headroom(limits: dict[str, Any], amounts: dict[str, int], count: int) -> li
             )
         )
     return rows
+
+
+class ReservationState(_View):
+    """The answer to a reservation request, as recorded: a retry gets it unchanged."""
+
+    offline_id: str
+    granted: bool
+    offline_behavior: str  # what to pass to the Terminal SDK: prefer_online | require_online
+    code: str | None  # the first reason's code when refused
+    reasons: list[dict[str, Any]]  # code, message, field, details (what the check saw)
+    headroom: list[dict[str, Any]]  # per limit, as it was when answered (holds included)
+    amount: int
+    currency: str
+    device_id: str
+    location_id: str
+    answered_at: datetime
+    expires_at: datetime | None  # the hold ends then unless the payment is confirmed
+    released_at: datetime | None
+
+    @classmethod
+    def of(cls, reservation: Reservation) -> ReservationState:
+        request = reservation.request
+        return cls(
+            offline_id=reservation.offline_id,
+            granted=reservation.granted,
+            offline_behavior="prefer_online" if reservation.granted else "require_online",
+            code=reservation.reasons[0]["code"] if reservation.reasons else None,
+            reasons=reservation.reasons,
+            headroom=reservation.headroom,
+            amount=request["amount"],
+            currency=request["currency"],
+            device_id=request["device_id"],
+            location_id=request["location_id"],
+            answered_at=reservation.answered_at,
+            expires_at=reservation.expires_at,
+            released_at=reservation.released_at,
+        )
 
 
 class HistoryEntry(_View):

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 
+from ledger.limits import CARD_CODES
 from ledger.payment import Payment, Status
 from projections.runner import Projection, load_rows, replace_rows, utc
 from projections.tables import payment_intent_links, payments
@@ -27,6 +28,7 @@ class PaymentsProjection(Projection):
             Payment.Captured,
             Payment.Canceled,
             Payment.DuplicateForwardDetected,
+            Payment.Rejudged,
         )
     )
     tables = (payments, payment_intent_links)
@@ -91,6 +93,8 @@ def _created(stream: str, event: Any) -> dict[str, Any]:
         "declined_at": None,
         "captured_at": None,
         "canceled_at": None,
+        "breaches": "",
+        "reported_late": False,
     }
 
 
@@ -98,13 +102,28 @@ def _fold(row: dict[str, Any], event: Any) -> None:
     """The same transitions as `Payment`'s events, on a row."""
     at = utc(event.occurred_at)
     if isinstance(event, Payment.PaymentMethodCollected):
-        row.update(card_brand=event.card.get("brand"), status=Status.COLLECTED.value)
+        row.update(card_brand=event.card.get("brand"))
+        _breaches(row, card=event.breaches)
+        if event.reported_late:
+            row["reported_late"] = True
+        else:
+            row["status"] = Status.COLLECTED.value
     elif isinstance(event, Payment.ConfirmedOffline):
-        row.update(stored_at=utc(event.stored_at), status=Status.STORED.value)
+        row["stored_at"] = utc(event.stored_at)
+        _breaches(row, store=event.breaches)
+        if event.implied or event.reported_late:
+            row["reported_late"] = True
+        if not event.reported_late:
+            row["status"] = Status.STORED.value
+    elif isinstance(event, Payment.Rejudged):
+        _breaches(row, store=event.breaches)
     elif isinstance(event, Payment.Forwarded):
-        row.update(
-            payment_intent_id=event.payment_intent_id, stripe_status=event.status, forwarded_at=at
-        )
+        row["forwarded_at"] = at
+        if event.implied:
+            row["reported_late"] = True
+        if event.reported_late:
+            return
+        row.update(payment_intent_id=event.payment_intent_id, stripe_status=event.status)
         if row["status"] == Status.DECLINED.value:
             return
         if event.status == "succeeded":
@@ -130,6 +149,21 @@ def _fold(row: dict[str, Any], event: Any) -> None:
         row["duplicate_refund_amount"] += event.refund_amount
     else:  # pragma: no cover - topics select only the events above
         raise AssertionError(type(event))
+
+
+def _breaches(
+    row: dict[str, Any],
+    card: list[dict[str, Any]] | None = None,
+    store: list[dict[str, Any]] | None = None,
+) -> None:
+    """Replace the card or the storing breaches; the column holds the codes of both (the
+    card rules' codes are never a storing rule's, so each part is told by its codes)."""
+    codes = {code for code in row["breaches"].split(";") if code}
+    if card is not None:
+        codes = {c for c in codes if c not in CARD_CODES} | {b["code"] for b in card}
+    if store is not None:
+        codes = {c for c in codes if c in CARD_CODES} | {b["code"] for b in store}
+    row["breaches"] = ";".join(sorted(codes))
 
 
 @dataclass(frozen=True)

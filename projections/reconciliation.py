@@ -152,6 +152,7 @@ def _payment_row(
         age_seconds=max(0, int((now - began).total_seconds())),
         amount_at_risk=at_risk,
         **_stripe_fields(primary),
+        breaches=tuple(code for code in payment["breaches"].split(";") if code),
     )
 
 

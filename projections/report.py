@@ -77,6 +77,7 @@ COLUMNS: tuple[str, ...] = (
     "stripe_net",
     "payout_id",
     "payout_date",
+    "breaches",  # the codes of the offline rules the payment's facts broke, ";"-joined
 )
 
 # Age buckets of the money at risk, as (label, upper bound in hours; None = no bound).
@@ -119,6 +120,13 @@ class Row:
     payout_id: str | None = None  # the automatic payout the charge landed in (po_...)
     payout_at: datetime | None = None  # when that payout reached the bank (UTC)
     payouts: tuple[PayoutPart, ...] = ()  # what the payment added to each payout
+    # The codes of the offline rules the payment's facts broke (a reader stored it beyond a
+    # limit, a card rule...): recorded facts, flagged for review.
+    breaches: tuple[str, ...] = ()
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.breaches)
 
     @property
     def risk_currency(self) -> str | None:
@@ -197,6 +205,15 @@ class Report:
         for row in self.rows:
             if row.amount_at_risk:
                 totals[row.risk_currency or ""] += row.amount_at_risk
+        return dict(sorted(totals.items()))
+
+    def stored_beyond_policy(self) -> dict[str, int]:
+        """Money per currency of the payments stored offline although a rule or limit said
+        no (flagged rows that were stored), whatever became of them since."""
+        totals: dict[str, int] = defaultdict(int)
+        for row in self.rows:
+            if row.flagged and row.stored_at is not None and row.amount is not None:
+                totals[row.currency or ""] += row.amount
         return dict(sorted(totals.items()))
 
     def at_risk_by_age(self) -> Breakdown:

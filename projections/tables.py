@@ -60,6 +60,9 @@ payments = Table(
     Column("declined_at", DateTime),
     Column("captured_at", DateTime),
     Column("canceled_at", DateTime),
+    # The codes of the rules its facts broke, sorted, ";"-joined ("" when none).
+    Column("breaches", String(1024), nullable=False, default=""),
+    Column("reported_late", Boolean, nullable=False, default=False),
     Index("payments_location_idx", "location_id"),
     Index("payments_payment_intent_idx", "payment_intent_id"),
 )

@@ -397,14 +397,13 @@ CRASH_FULL_COUNT_MAX = 40
 def crash_day_records(payments: int, seed: int = 7) -> Iterator[Record]:
     """A day of `payments` payments of 5 records each (after a short setup), deterministic.
 
-    Its refusals stay refusals however often the file is applied again, so that "every record
+    Its breaches stay the same however often the file is applied again, so that "every record
     was applied exactly once" can be checked by comparing with one clean run:
     - `tml_full` first stores `CRASH_FULL_COUNT_MAX` payments whose forwarding fails twice, so
-      it stays full: every later payment there is refused with
-      OFFLINE_PAYMENTS_DATABASE_TOO_LARGE when confirmed (then forwarded and captured are out
-      of order);
+      it stays full: every later payment there is stored beyond its count limit (a fact,
+      flagged OFFLINE_PAYMENTS_DATABASE_TOO_LARGE), then forwarded and captured;
     - at `tml_open` a payment goes created, collected, confirmed, forwarded and captured, but
-      some are swiped: the card is refused, and every later step of that payment too.
+      some are swiped: the card is flagged CARD_SWIPE_NOT_AVAILABLE.
     Records of payments in flight interleave.
     """
     rng = random.Random(seed)

@@ -8,13 +8,19 @@ of delivery in `occurred_at` order whatever order the facts arrived in.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import Ledger
+from projections.formats import render
+from projections.read_models import ReadModels
 from tests import records as r
+from tests.generators import write_jsonl
+from tests.test_cli import run, run_json
 
 A = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a01"
 B = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a02"
@@ -203,3 +209,82 @@ def test_any_delivery_order_ends_in_the_state_of_occurred_at_order(
     rest = [f for f in facts if f["type"] != "payment.created"]
     order.shuffle(rest)
     assert _final(created + rest) == _final(in_order)
+
+
+def test_the_report_files_the_payment_stored_beyond_the_limit_as_captured_and_flagged(
+    sqlite_url: str,
+) -> None:
+    with Ledger.open(sqlite_url) as ledger:
+        _limited(ledger)
+        for record in r.stored_payment(A, amount=800):
+            ledger.record(record)
+        for record in [
+            r.created(B, amount=500, occurred_at=r.at(10)),
+            r.collected(B) | {"occurred_at": r.at(11)},
+            r.confirmed(B, occurred_at=r.at(12), stored_at=r.at(12)),
+            r.forwarded(B, "pi_B", "succeeded", occurred_at=r.at(120)),
+            r.captured(B, "pi_B", 500, occurred_at=r.at(130)),
+        ]:
+            ledger.record(record)
+        with ReadModels(ledger) as models:
+            report = models.report(as_of=r.T0 + timedelta(hours=4))
+    row = next(row for row in report.rows if row.offline_id == B)
+    assert row.ledger_status == "captured"
+    assert row.category != "pending_forward"
+    assert row.breaches == ("STORED_AMOUNT_LIMIT_EXCEEDED",)
+    assert report.stored_beyond_policy() == {"usd": 500}
+    header, *lines = render(report, "csv").splitlines()
+    assert header.split(",")[-1] == "breaches"
+    assert any(
+        line.startswith(B) and line.endswith("STORED_AMOUNT_LIMIT_EXCEEDED") for line in lines
+    )
+
+
+def _scenario_records() -> list[dict[str, Any]]:
+    limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 1000}}
+    return [
+        r.location(limits=limits, device_limits={"stored_amount_max": {}}),
+        r.device(),
+        *r.stored_payment(A, amount=800),
+        r.created(B, amount=500, occurred_at=r.at(10)),
+        r.collected(B) | {"occurred_at": r.at(11)},
+        r.confirmed(B, occurred_at=r.at(12), stored_at=r.at(12)),
+        r.forwarded(B, "pi_B", "requires_capture", occurred_at=r.at(120)),
+        r.captured(B, "pi_B", 500, occurred_at=r.at(130)),
+    ]
+
+
+def test_ingest_json_lists_the_flagged_facts_beside_the_rejected_and_exits_0(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    path = tmp_path / "day.jsonl"
+    write_jsonl(path, _scenario_records())
+
+    first = run_json("ingest", str(path), "--db", sqlite_url)
+    assert first["rejected"] == [] and first["accepted"] == 10
+    assert first["flagged"] == [
+        {
+            "line": 8,
+            "code": "STORED_AMOUNT_LIMIT_EXCEEDED",
+            "message": first["flagged"][0]["message"],
+        }
+    ]
+    assert "10.00 USD" in first["flagged"][0]["message"]
+    again = run_json("ingest", str(path), "--db", sqlite_url)  # re-ingesting is a no-op
+    assert (again["accepted"], again["duplicates"], again["flagged"]) == (0, 10, [])
+
+    status = run_json("status", "--db", sqlite_url)
+    assert status["locations"][0]["stored_beyond_policy"] == {}  # B was forwarded since
+    history = run("history", B, "--db", sqlite_url, "--json")
+    assert "STORED_AMOUNT_LIMIT_EXCEEDED" in history.stdout
+
+
+def test_stripe_s_word_on_a_payment_created_online_implies_no_storage() -> None:
+    with Ledger.open("memory://") as ledger:
+        _limited(ledger)
+        ledger.record(r.created(A, amount=800, payment_intent_id="pi_online"))
+        assert ledger.record(r.forwarded(A, "pi_online", "succeeded")).recorded
+        payment = ledger.payment(A)
+        assert (payment.status, payment.stored_at, payment.implied_steps) == ("captured", None, [])
+        assert ledger.status("tml_1")[0].offline_payments_count == 0
+        assert [e.event for e in ledger.history(A)] == ["Created", "Forwarded"]

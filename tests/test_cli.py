@@ -212,6 +212,9 @@ def test_ingest_then_read_everything_back(database: str, day_file: Path) -> None
         "rejected_count": 0,
         "rejected": [],
         "rejected_truncated": False,
+        "flagged_count": 0,
+        "flagged": [],
+        "flagged_truncated": False,
     }
     assert run_json("status", "--db", database) == status
 
@@ -231,7 +234,7 @@ def bad_file(tmp_path: Path) -> Path:
         r.created(P2, metadata={"note": f"card {PAN}"}),  # 6: a card number
         r.confirmed(UNKNOWN),  # 7: unknown payment
         *r.stored_payment(P3),  # 8, 9, 10
-        r.captured(P3, "pi_3"),  # 11: out of order
+        r.captured(P3, "pi_3", 999_999),  # 11: more than was authorized
     ]
     write_jsonl(path, lines)
     return path
@@ -249,7 +252,7 @@ def test_ingest_reports_each_rejected_line_and_exits_1(sqlite_url: str, tmp_path
         (5, "UNKNOWN_FIELD"),
         (6, "CARD_NUMBER_DETECTED"),
         (7, "UNKNOWN_PAYMENT"),
-        (11, "STEP_OUT_OF_ORDER"),
+        (11, "CAPTURE_EXCEEDS_AMOUNT"),
     ]
     assert all(x["message"] for x in summary["rejected"])
     unknown_field = summary["rejected"][1]
@@ -260,7 +263,7 @@ def test_ingest_reports_each_rejected_line_and_exits_1(sqlite_url: str, tmp_path
     assert human.returncode == 1
     assert "10 records: 0 accepted, 5 duplicates" in human.stdout and "5 rejected" in human.stdout
     assert "line 5 colour: UNKNOWN_FIELD" in human.stderr
-    assert "line 11: STEP_OUT_OF_ORDER" in human.stderr
+    assert "line 11 amount_captured: CAPTURE_EXCEEDS_AMOUNT" in human.stderr
 
 
 def test_rejects_file_keeps_the_rejected_lines_but_never_a_card_number(
@@ -278,7 +281,7 @@ def test_rejects_file_keeps_the_rejected_lines_but_never_a_card_number(
         (5, "UNKNOWN_FIELD"),
         (6, "CARD_NUMBER_DETECTED"),
         (7, "UNKNOWN_PAYMENT"),
-        (11, "STEP_OUT_OF_ORDER"),
+        (11, "CAPTURE_EXCEEDS_AMOUNT"),
     ]
     source = path.read_text().splitlines()
     for entry in entries:

@@ -21,7 +21,7 @@ import pytest
 
 from adapters.demo import (
     DEMO_FILES,
-    EXPECTED_REFUSALS,
+    EXPECTED_BREACHES,
     OUT_DEFAULT,
     PAYMENTS_DEFAULT,
     PAYMENTS_MAX,
@@ -109,21 +109,24 @@ def test_the_demo_writes_every_format_and_every_category_it_claims(
     text = (out / "report.txt").read_text()
     assert "Reconciliation report as of 2026-11-21 18:00 UTC" in text
 
-    # The command's own summary agrees with the report, and only the rules the day provokes
-    # refused anything (anything else would be a bug in the simulation).
+    # The command's own summary agrees with the report; no fact was refused, and only the
+    # rules the day provokes were broken (anything else would be a bug in the simulation).
     assert summary["categories"] == report["summary"]
     assert summary["at_risk"] == report["at_risk"]
     assert summary["payments"]["simulated"] == int(PAYMENTS)
     assert summary["payments"]["offline"] + summary["payments"]["online"] == int(PAYMENTS)
-    refused = summary["records"]["refused"]
-    assert refused and set(refused) <= {str(code) for code in EXPECTED_REFUSALS}
+    assert summary["records"]["refused"] == {}
+    flagged = summary["records"]["flagged"]
+    assert set(flagged) <= {str(code) for code in EXPECTED_BREACHES}
     assert {
         "STORED_AMOUNT_LIMIT_EXCEEDED",
+        "OFFLINE_ALLOWANCE_EXCEEDED",
         "AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT",
         "CARD_SWIPE_NOT_AVAILABLE",
-    } <= set(refused)
+    } <= set(flagged)
+    assert report["stored_beyond_policy"]
     records = summary["records"]
-    assert records["accepted"] + records["repeats"] + sum(refused.values()) == records["sent"]
+    assert records["accepted"] + records["repeats"] == records["sent"]
     assert records["repeats"] >= 1
     assert summary["stripe"]["report_rows_skipped"] == 4  # the payouts
 

@@ -188,12 +188,12 @@ def test_a_whole_offline_sale_over_http(server: Client) -> None:
     assert status == 200
     assert again == {**answer, "recorded": False}
 
-    # Confirming before the card was collected is refused.
+    # A step for a sale never created is refused: there is no amount to record.
     status, refused = server.post(
-        f"{sale}/confirmed-offline", {"occurred_at": when(1), "stored_at": when(1)}
+        f"/sales/{uuid.uuid4()}/confirmed-offline", {"occurred_at": when(1), "stored_at": when(1)}
     )
-    assert status == 409
-    assert refused["error"]["code"] == "STEP_OUT_OF_ORDER"
+    assert status == 404
+    assert refused["error"]["code"] == "UNKNOWN_PAYMENT"
 
     # A card number is refused, never echoed, never stored.
     status, refused = server.post(

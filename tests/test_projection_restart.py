@@ -146,11 +146,12 @@ def test_a_projection_killed_mid_batch_resumes_to_the_same_read_models(url: str)
     assert positions(url) == final
     again = cli("report", "--db", url, "--format", "json", "--as-of", AS_OF)
     assert json.loads(again.stdout) == json.loads(live_report.stdout)
+    # Every payment of the day was forwarded (a reader's forward is a fact, even for one stored
+    # beyond a limit): Stripe's other PaymentIntents for them are duplicates.
     assert {row["category"] for row in json.loads(again.stdout)["rows"]} >= {
-        "matched",
-        "amount_mismatch",
+        "duplicate",
         "stale_forward",
-        "canceled",
+        "missing_in_stripe",
     }
 
 

@@ -18,18 +18,18 @@ AS_OF = "2026-11-23T00:00:00Z"
 EXPECTED_COUNTS = {
     "matched": 24,
     "refunded": 1,  # 6.50 refunded of a 6.50 payment: the report's refund row
-    "stale_forward": 8,
+    "stale_forward": 9,  # with the payment a reader stored beyond its limits (flagged)
     "declined": 2,
     "duplicate": 1,
     "amount_mismatch": 1,
     "missing_in_stripe": 1,
     "orphan_in_stripe": 1,
-    "canceled": 4,
+    "canceled": 3,
 }
 
 
 def load_example_day(database: str) -> None:
-    assert run("ingest", str(EXAMPLES / "trading-day.jsonl"), "--db", database).returncode == 1
+    assert run("ingest", str(EXAMPLES / "trading-day.jsonl"), "--db", database).returncode == 0
     imported = run_json(
         "import-stripe-report", str(EXAMPLES / "stripe-balance-report.csv"), "--db", database
     )

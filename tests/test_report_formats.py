@@ -266,6 +266,7 @@ def test_csv_cells_hold_minor_units_utc_times_with_z_and_semicolon_joined_ids() 
         "stripe_net": "",
         "payout_id": "",
         "payout_date": "",
+        "breaches": "",
     }
 
 
@@ -327,6 +328,7 @@ def test_csv_parses_back_to_the_values_of_the_rows() -> None:
             "stripe_net": text(row.stripe_net),
             "payout_id": text(row.payout_id),
             "payout_date": text(row.payout_at.date() if row.payout_at else None),
+            "breaches": ";".join(row.breaches),
         }
 
 
@@ -341,7 +343,7 @@ def test_json_rows_carry_the_csv_fields_with_lists_integers_and_rfc3339_times() 
     document = json.loads(render_json(REPORT))
     assert document["as_of"] == "2026-11-23T12:45:00Z"
     assert document["filters"] == {"location": "loc_1", "since": "2026-11-01"}
-    assert all(list(row) == list(COLUMNS) for row in document["rows"])
+    assert all(list(row) == [*COLUMNS, "flagged"] for row in document["rows"])
     assert row_by_id(document, DUPLICATE.offline_id) == {
         "offline_id": DUPLICATE.offline_id,
         "location_id": "loc_1",
@@ -367,6 +369,8 @@ def test_json_rows_carry_the_csv_fields_with_lists_integers_and_rfc3339_times() 
         "stripe_net": None,
         "payout_id": None,
         "payout_date": None,
+        "breaches": [],
+        "flagged": False,
     }
     orphan = row_by_id(document, None)
     assert (orphan["amount"], orphan["currency"], orphan["age_hours"]) == (None, None, None)

@@ -16,6 +16,7 @@ def render_json(report: Report) -> str:
         "thresholds": dict(sorted(report.thresholds.items())),
         "summary": _totals(report.summary()),
         "at_risk": report.at_risk(),
+        "stored_beyond_policy": report.stored_beyond_policy(),
         "at_risk_by_age": {
             label: {currency: totals.amount for currency, totals in by_currency.items()}
             for label, by_currency in by_age_bucket(report.at_risk_by_age()).items()
@@ -24,7 +25,7 @@ def render_json(report: Report) -> str:
         "by_device": _totals(report.by_device()),
         "by_day": _totals(report.by_day()),
         "payouts": payout_fields(report),
-        "rows": [row_fields(row) for row in report.rows],
+        "rows": [row_fields(row) | {"flagged": row.flagged} for row in report.rows],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 

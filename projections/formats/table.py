@@ -32,6 +32,13 @@ def render_table(report: Report) -> str:
         return _plain(console)
     console.print(_summary(report))
     console.print(_at_risk(report))
+    beyond = report.stored_beyond_policy()
+    if beyond:
+        shown = ", ".join(money(amount, currency) for currency, amount in beyond.items())
+        flagged = sum(1 for row in report.rows if row.flagged)
+        console.print(
+            Text(f"Stored beyond policy: {shown} ({flagged} flagged payments; see `breaches`)")
+        )
     if report.payouts():
         console.print(_payouts(report))
     _print_exceptions(console, report)

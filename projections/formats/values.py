@@ -42,6 +42,7 @@ def row_fields(row: Row) -> dict[str, Field]:
         "stripe_net": row.stripe_net,
         "payout_id": row.payout_id,
         "payout_date": row.payout_at.date().isoformat() if row.payout_at else None,
+        "breaches": list(row.breaches),
     }
     assert tuple(fields) == COLUMNS
     return fields
