@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -317,3 +318,55 @@ def test_redacted_masks_every_joined_group_of_a_card_number_only() -> None:
         "1234 card ************4242"
     )
     assert pan.redacted("id 12345-4242424242424242") == "id *****-************4242"
+
+
+# -- the fast path against the plain definition ------------------------------------------------
+
+_PLAIN_THIRTEEN = re.compile(rf"[0-9](?:{pan._SEPARATOR}*[0-9]){{{pan.PAN_DIGITS_MIN - 1}}}")
+_PLAIN_BARRIERS = re.compile(f"{pan._BARRIERS.pattern}|{pan._DATE_TIME}")
+
+
+def plain_holds_pan(text: str) -> bool:
+    """The scanner as its docstring defines it, without the shortcuts: one backtracking regex
+    for 13 joined digits, every barrier in one pass."""
+    text = pan.normalized(text)
+    if _PLAIN_THIRTEEN.search(text) is None:
+        return False
+    text = _PLAIN_BARRIERS.sub(lambda match: "x" * len(match.group()), text)
+    return any(
+        pan._chain_holds_pan(chain.group())
+        for chain in pan._CHAIN.finditer(text)
+        if len(chain.group()) >= pan.PAN_DIGITS_MIN
+    )
+
+
+_PIECES = st.sampled_from(
+    [
+        *"0123456789",
+        "4242",
+        "4111 1111 1111 1111",
+        " ",
+        "-",
+        ".",
+        ":",
+        "_",
+        "\\n",
+        "\\u0034",
+        "\u00a0",
+        "\uff14",  # a full-width 4
+        "T",
+        "x",
+        "f",
+        '", "',
+        "2026-11-22T07:09:33.422-06:00",
+        "2026-11-22",
+        "637e5e89-62fb-442b-b664-87efc104ec5f",
+        "0123456789abcdef0123456789abcdef",
+        "12345678901234567890",
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=30).map("".join))
+def test_the_fast_path_answers_as_the_plain_definition(text: str) -> None:
+    assert pan.holds_pan(text) == plain_holds_pan(text)
