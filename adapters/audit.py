@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import zip_longest
 from typing import Any
 from uuid import UUID
 
@@ -19,13 +20,14 @@ import sqlalchemy as sa
 from eventsourcing.persistence import MapperDeserialisationError
 
 from ledger import Ledger, identity
-from ledger.chain import CHAIN_TABLE, GENESIS, chain_hash, content_hash
+from ledger.chain import CHAIN_TABLE, GENESIS, chain_hash, content_hash_of
 from ledger.location import Location
 from ledger.payment import Payment
-from ledger.storage import engine_for, events_after_sql
+from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for
 from ledger.views import LocationStatus, PaymentState
 
-BATCH = 20_000
+BATCH = 20_000  # events between two progress reports
+STREAM_ROWS = 10_000  # rows a streamed read fetches at a time
 INVARIANT_PROBLEMS_MAX = 100
 
 
@@ -76,46 +78,70 @@ def verify(ledger: Ledger, progress: Callable[[int], None] | None = None) -> Ver
 def _check_chain(
     conn: sa.Connection, kind: str, result: VerifyResult, progress: Callable[[int], None] | None
 ) -> None:
-    events = _events(conn, kind)
-    links = _links(conn)
-    event, chained = next(events, None), next(links, None)
-    previous = GENESIS
-    while event is not None or chained is not None:
-        if chained is None or (event is not None and event[0] < chained[0]):
-            assert event is not None
-            result.problem = ChainProblem(
-                event[0], "inserted", "an event without a link: it was added outside the ledger"
-            )
-            return
-        if event is None or chained[0] < event[0]:
-            result.problem = ChainProblem(
-                chained[0], "deleted", "a link without its event: the event was deleted"
-            )
-            return
-        position, stream, version, topic, state = event
-        content = content_hash(stream, version, topic, _as_bytes(state))
-        if content != bytes(chained[1]):
-            result.problem = _moved_or_altered(conn, position, content)
-            return
-        expected = chain_hash(previous, position, content)
-        if expected != bytes(chained[2]):
-            result.problem = ChainProblem(
-                position,
-                "link_altered",
-                "the link does not follow from the one before: the chain was edited",
-            )
-            return
-        previous = expected
-        result.count += 1
-        result.head_hash = previous.hex()
-        if progress is not None and result.count % BATCH == 0:
-            progress(BATCH)
-        event, chained = next(events, None), next(links, None)
+    """One streamed pass over the events and their links side by side, in position order:
+    each event is hashed from its raw values (stream id bytes, topic UTF-8, state) and its
+    link checked, stopping at the first problem. `result` holds the count and head hash of
+    what verified."""
+    to_bytes = _stream_bytes(kind)
+    topics: dict[str, bytes] = {}
+    previous, count = GENESIS, 0
+    try:
+        for event, chained in zip_longest(_events(conn, kind), _links(conn, kind)):
+            if chained is None or (event is not None and event[0] < chained[0]):
+                result.problem = ChainProblem(
+                    event[0], "inserted", "an event without a link: it was added outside the ledger"
+                )
+                return
+            if event is None or chained[0] < event[0]:
+                result.problem = ChainProblem(
+                    chained[0], "deleted", "a link without its event: the event was deleted"
+                )
+                return
+            position, stream, version, topic, state = event
+            topic_bytes = topics.get(topic) or topics.setdefault(topic, topic.encode())
+            content = content_hash_of(to_bytes(stream), version, topic_bytes, _as_bytes(state))
+            if content != chained[1]:
+                result.problem = _moved_or_altered(conn, position, content)
+                return
+            expected = chain_hash(previous, position, content)
+            if expected != chained[2]:
+                result.problem = ChainProblem(
+                    position,
+                    "link_altered",
+                    "the link does not follow from the one before: the chain was edited",
+                )
+                return
+            previous, count = expected, count + 1
+            if progress is not None and count % BATCH == 0:
+                progress(BATCH)
+    finally:
+        result.count, result.head_hash = count, previous.hex()
+
+
+def _stream_bytes(kind: str) -> Callable[[Any], bytes]:
+    """A stream id as its 16 bytes: PostgreSQL sends them (`uuid_send`); SQLite keeps the
+    hex text eventsourcing writes, or whatever a hand edit left (read as a UUID if it can be)."""
+    if kind == "postgresql":
+        return bytes
+
+    def from_text(stream: Any) -> bytes:
+        try:
+            return bytes.fromhex(stream)
+        except (TypeError, ValueError):
+            return UUID(str(stream)).bytes
+
+    return from_text
 
 
 def _as_bytes(state: Any) -> bytes:
     """SQLite keeps whatever type a hand edit wrote: text is an altered blob too."""
-    return state.encode() if isinstance(state, str) else bytes(state)
+    return (
+        state
+        if type(state) is bytes
+        else state.encode()
+        if isinstance(state, str)
+        else bytes(state)
+    )
 
 
 def _moved_or_altered(conn: sa.Connection, position: int, content: bytes) -> ChainProblem:
@@ -134,23 +160,44 @@ def _moved_or_altered(conn: sa.Connection, position: int, content: bytes) -> Cha
 
 
 def _events(conn: sa.Connection, kind: str) -> Iterator[tuple[Any, ...]]:
-    return _batched(conn, events_after_sql(kind))
+    """(position, stream id, version, topic, state) of every event, in position order."""
+    if kind == "postgresql":
+        query = (
+            "SELECT notification_id, uuid_send(originator_id), originator_version, topic, state "
+            f"FROM {POSTGRES_EVENTS_TABLE} ORDER BY notification_id"
+        )
+    else:
+        query = (
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {SQLITE_EVENTS_TABLE} ORDER BY rowid"
+        )
+    return _streamed(conn, kind, query, "verify_events")
 
 
-def _links(conn: sa.Connection) -> Iterator[tuple[Any, ...]]:
-    return _batched(
-        conn,
-        f"SELECT position, content_hash, chain_hash FROM {CHAIN_TABLE} "
-        "WHERE position > :after ORDER BY position LIMIT :limit",
-    )
+def _links(conn: sa.Connection, kind: str) -> Iterator[tuple[Any, ...]]:
+    """(position, content hash, chain hash) of every link, in position order."""
+    query = f"SELECT position, content_hash, chain_hash FROM {CHAIN_TABLE} ORDER BY position"
+    return _streamed(conn, kind, query, "verify_links")
 
 
-def _batched(conn: sa.Connection, query: str) -> Iterator[tuple[Any, ...]]:
-    after = 0
-    statement = sa.text(query)
-    while rows := conn.execute(statement, {"after": after, "limit": BATCH}).all():
-        yield from (tuple(row) for row in rows)
-        after = rows[-1][0]
+def _streamed(conn: sa.Connection, kind: str, query: str, name: str) -> Iterator[tuple[Any, ...]]:
+    """Every row of `query` in constant memory, straight from the driver (no SQLAlchemy rows):
+    a server-side cursor on PostgreSQL, fetched STREAM_ROWS at a time; SQLite's cursor steps
+    through the table as it is read."""
+    raw: Any = conn.connection.driver_connection
+    if kind == "postgresql":
+        with raw.cursor(name=name) as cursor:
+            cursor.itersize = STREAM_ROWS
+            cursor.execute(query)
+            yield from cursor
+        return
+    cursor = raw.cursor()
+    try:
+        cursor.execute(query)
+        while rows := cursor.fetchmany(STREAM_ROWS):
+            yield from rows
+    finally:
+        cursor.close()
 
 
 # -- invariants -------------------------------------------------------------------------------

@@ -8,7 +8,11 @@ reported, the first and last positions, and each file's count and SHA-256. Expor
 whose chain does not verify. Import checks the file list and digests before touching the
 database, then loads the events with their links recomputed by `link()` in one transaction,
 committed only if every check passes and the recomputed head hash is the manifest's: an edited,
-added, removed or reordered event imports nothing, even with the digests fixed.
+added, removed or reordered event imports nothing, even with the digests fixed; so does an
+event holding a card number (CARD_NUMBER_DETECTED), in its line or in its state when that is
+plain JSON. That one transaction is the import's promise (a new, empty database, locked for it,
+ends with the whole log or nothing); its round trips are bounded: BATCH events per statement
+(on PostgreSQL one INSERT of arrays, never psycopg's pipeline mode).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from adapters.audit import verify
 from ledger import Ledger
 from ledger.chain import GENESIS, Link, Row, link
 from ledger.errors import Code, Conflict, InvalidRecord
+from ledger.pan import holds_pan
 from ledger.storage import LogImporter, engine_for, events_after_sql
 
 FORMAT = "offline-ledger-export/1"
@@ -355,9 +360,30 @@ def _parse(raw: bytes, name: str, number: int) -> Row:
             number,
         )
     try:
-        return position, UUID(stream), version, topic, base64.b64decode(state, validate=True)
+        row = position, UUID(stream), version, topic, base64.b64decode(state, validate=True)
     except ValueError:
         raise _invalid(name, "originator_id is not a UUID or state is not base64", number) from None
+    if holds_pan(raw) or _plain_state_holds_pan(row[4]):
+        raise InvalidRecord(
+            Code.CARD_NUMBER_DETECTED,
+            f"{name}: an event holds a full card number (13-19 digits passing the Luhn "
+            "check), which the ledger never stores: the export was not made by it, or was "
+            "edited; nothing imported",
+            line=number,
+            details={"file": name},
+        )
+    return row
+
+
+def _plain_state_holds_pan(state: bytes) -> bool:
+    """Whether an event's stored state, when it is plain JSON, holds a card number. An
+    encrypted or compressed state cannot be read here, and its random bytes are not searched
+    (they would look like digits joined by punctuation now and then)."""
+    try:
+        orjson.loads(state)
+    except orjson.JSONDecodeError:
+        return False
+    return holds_pan(state)
 
 
 def _invalid(name: str, what: str, line: int | None = None) -> InvalidRecord:

@@ -39,6 +39,7 @@ from adapters.settings import Settings
 from adapters.stripe_files import (
     StripeFileError,
     parse_payment_intents_json,
+    read_disputes_json,
     read_payment_intents_json,
     read_report_csv,
 )
@@ -49,7 +50,7 @@ from ledger import Ledger, LedgerError
 from ledger.errors import Code, StorageError
 from ledger.moments import MomentError, check_moment, parse_moment
 from ledger.money import format_minor
-from ledger.observations import Observation
+from ledger.observations import Observation, PaymentIntentObservation
 from ledger.pan import holds_pan
 from ledger.storage import parse_database_url
 from ledger.views import ReservationState
@@ -670,6 +671,23 @@ def import_stripe_json(path: Path, database_url: str | None, as_json: bool) -> N
     _record_observations(payment_intents, 0, database_url, as_json)
 
 
+@main.command(name="import-stripe-disputes")
+@click.argument(
+    "path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@db_option
+@json_option
+def import_stripe_disputes(path: Path, database_url: str | None, as_json: bool) -> None:
+    """Record Disputes exported from Stripe's API (GET /v1/disputes: a list page, an array,
+    one object or JSON Lines): their status tells an open dispute from a lost or won one,
+    which the balance report alone cannot. Checked whole first, like the other imports."""
+    try:
+        disputes = read_disputes_json(path)
+    except StripeFileError as error:
+        _refuse_file(error, as_json)
+    _record_observations(disputes, 0, database_url, as_json)
+
+
 def _refuse_file(error: StripeFileError, as_json: bool) -> NoReturn:
     if as_json:
         print_json(
@@ -698,7 +716,22 @@ def _record_observations(
 ) -> None:
     """Checked whole, then recorded in chunks (`Ledger.observe_file`): a conflict records
     nothing; a database failure mid-file says how far it got, and a re-run records the rest."""
+    modes = {
+        o.livemode
+        for o in observations
+        if isinstance(o, PaymentIntentObservation) and o.livemode is not None
+    }
     with opened(database_url, as_json) as ledger:
+        # A file is Stripe showing objects too: it binds the ledger to their mode, and a file
+        # of the other mode (or of both) is refused before anything is recorded.
+        if len(modes) > 1:
+            fail(
+                "the file mixes test-mode and live-mode objects: export each mode apart",
+                EXIT_REFUSED,
+                as_json,
+            )
+        for livemode in modes:
+            ledger.bind_stripe_mode(bool(livemode))
         summary = ledger.observe_file(observations)
     counts = {
         "rows": len(observations) + skipped,
@@ -1184,6 +1217,26 @@ def sync_stripe(database_url: str | None, as_json: bool, since: datetime | None)
         "(the report shows them)",
         highlight=False,
     )
+
+
+@main.command(name="stripe-mode")
+@db_option
+@json_option
+def stripe_mode(database_url: str | None, as_json: bool) -> None:
+    """Show which Stripe mode (test or live) this ledger holds objects of, if any yet.
+
+    A ledger binds to a mode once Stripe (an API answer, a webhook event) or an exported file
+    showed it objects of that mode; from then on keys and events of the other mode are
+    refused (webhook events are answered 2xx and ignored)."""
+    with opened(database_url, as_json) as ledger:
+        bound = ledger.stripe_mode()
+    mode = None if bound is None else ("live" if bound else "test")
+    if as_json:
+        print_json({"mode": mode})
+    elif mode is None:
+        stdout.print("not bound yet: no Stripe object has been recorded", highlight=False)
+    else:
+        stdout.print(f"{mode} mode: this ledger holds Stripe {mode}-mode objects", highlight=False)
 
 
 @main.command(name="capture")

@@ -24,12 +24,15 @@ same report (times come from the simulated day, never from the clock). The day, 
   up yet and Tokyo reader 2's, whose end-of-day capture never ran: by the time of the report
   the two-day window of their Mastercard and JCB cards is almost over.
 - The next day at 12:20 New York loses the network again for half an hour.
-- Stripe's side is written as Stripe gives it: the itemized balance report (CSV) with every
-  charge (online sales too), a refund and payouts, in which one charge has another amount than
-  its sale, one belongs to no sale the ledger knows and one forwarded payment is missing; and
-  the PaymentIntents that moved no money (authorizations awaiting capture, declines, voids) as
-  the API lists them (JSON). Both are imported with the code behind `import-stripe-report`
-  and `import-stripe-json`.
+- Stripe's side is written as Stripe gives it: the itemized payout reconciliation report
+  (CSV) with every charge (online sales too), a full and a partial refund, three disputes
+  (open, lost, won back), a partial capture (the charge and its `partial_capture_reversal`),
+  a Toronto payment settled in USD, and the payout of each movement, in which one charge has
+  another amount than its sale, one belongs to no sale the ledger knows and one forwarded
+  payment is missing; the PaymentIntents that moved no money (authorizations awaiting
+  capture, declines, voids) as the API lists them (JSON); and the disputes (JSON), whose
+  status the report cannot give. They are imported with the code behind
+  `import-stripe-report`, `import-stripe-json` and `import-stripe-disputes`.
 
 The reconciliation report is evaluated as of 2026-11-21 18:00 UTC and written in every format.
 """
@@ -52,7 +55,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from adapters.stripe_files import read_payment_intents_json, read_report_csv
+from adapters.stripe_files import read_disputes_json, read_payment_intents_json, read_report_csv
 from ledger import Ledger, LedgerError, Result
 from ledger.application import BATCH_SIZE_MAX
 from ledger.errors import Code
@@ -77,6 +80,7 @@ OUT_DEFAULT = Path("offline-ledger-demo")  # the CLI's defaults repeat these (te
 DATABASE_FILE = "ledger.db"
 STRIPE_REPORT_FILE = "stripe-balance-report.csv"
 STRIPE_INTENTS_FILE = "stripe-payment-intents.json"
+STRIPE_DISPUTES_FILE = "stripe-disputes.json"
 REPORT_FILES = {
     "html": "report.html",
     "table": "report.txt",
@@ -91,6 +95,7 @@ DEMO_FILES = (
     f"{DATABASE_FILE}-journal",
     STRIPE_REPORT_FILE,
     STRIPE_INTENTS_FILE,
+    STRIPE_DISPUTES_FILE,
     *REPORT_FILES.values(),
 )
 
@@ -299,6 +304,11 @@ ROLES = {
     "missing": "a forwarded payment missing from Stripe's report",
     "duplicate": "a payment forwarded twice: two PaymentIntents, both charged",
     "refund": "a payment refunded the next morning",
+    "partial_refund": "a payment refunded in part (one item returned)",
+    "dispute_open": "a payment the cardholder disputes (open: the money is withdrawn)",
+    "dispute_lost": "a payment disputed, and the dispute lost",
+    "dispute_won": "a payment disputed, and the dispute won (the money reinstated)",
+    "converted": "a Toronto payment settled in USD (currency conversion)",
     "mismatch": "a payment Stripe charged 1.00 more than the sale",
     "partial": "a Berlin order captured partially (an item was out of stock)",
     "declined": "a payment the issuer declines when forwarded",
@@ -337,6 +347,8 @@ class Sale:
     amount_captured: int | None = None
     voided_at: datetime | None = None
     refunded_at: datetime | None = None
+    refund_amount: int | None = None
+    disputed_at: datetime | None = None
 
     @property
     def card(self) -> dict[str, Any]:
@@ -499,6 +511,7 @@ def run(
         "database": (out / DATABASE_FILE).resolve(),
         "stripe_report": out / STRIPE_REPORT_FILE,
         "stripe_payment_intents": out / STRIPE_INTENTS_FILE,
+        "stripe_disputes": out / STRIPE_DISPUTES_FILE,
         **{f"report_{fmt}": out / name for fmt, name in REPORT_FILES.items()},
     }
     with Ledger.open(f"sqlite:///{files['database']}") as ledger:
@@ -514,12 +527,15 @@ def run(
 
         report_rows = _write_balance_report(files["stripe_report"], day, sales)
         _write_payment_intents(files["stripe_payment_intents"], sales)
-        advance = start("importing Stripe's report and PaymentIntents", 2)
+        _write_disputes(files["stripe_disputes"], sales)
+        advance = start("importing Stripe's report, PaymentIntents and disputes", 3)
         rows = read_report_csv(files["stripe_report"])
         recorded = ledger.observe(rows).recorded
         advance(1)
         intents = read_payment_intents_json(files["stripe_payment_intents"])
         ledger.observe(intents)
+        advance(1)
+        ledger.observe(read_disputes_json(files["stripe_disputes"]))
         advance(1)
 
         with ReadModels(ledger) as read_models:
@@ -933,13 +949,21 @@ class _Day:
         cast("missing", BERLIN)
         cast("duplicate", NEW_YORK)
         cast("refund", NEW_YORK)
+        cast("partial_refund", BERLIN)
+        cast("dispute_open", NEW_YORK)
+        cast("dispute_lost", TORONTO)
+        cast("dispute_won", BERLIN)
+        cast("converted", TORONTO)
         cast("mismatch", TORONTO)
         cast("partial", BERLIN, manual=True)
         for _ in range(max(2, round(len(stored) * 0.015))):
             cast("declined", None, manual=None)
         for sale in stored:
-            if sale.role == "refund":
+            if sale.role in ("refund", "partial_refund"):
                 sale.refunded_at = NEW_YORK.at(10.5, DAY + timedelta(days=1))
+                sale.refund_amount = sale.amount if sale.role == "refund" else sale.amount // 3
+            elif sale.role.startswith("dispute_"):
+                sale.disputed_at = sale.store.at(9, DAY + timedelta(days=1))
             elif sale.role == "partial":
                 sale.amount_captured = max(1, sale.amount * 3 // 4)
             elif sale.role == "declined":
@@ -1079,15 +1103,27 @@ REPORT_COLUMNS = (
     "payment_intent_id",
     "charge_id",
     "payment_metadata[offline_id]",
+    "customer_facing_amount",
+    "customer_facing_currency",
+    "automatic_payout_id",
+    "automatic_payout_effective_at_utc",
 )
+# A converted settlement: Canadian dollars paid out in US dollars, at this rate (per million).
+CAD_TO_USD_PER_MILLION = 731_400
+DISPUTE_FEE = {"usd": 1500, "cad": 1500, "eur": 1500, "jpy": 2000}
 
 
 def _write_balance_report(path: Path, day: _Day, sales: list[Sale]) -> int:
-    """The itemized balance change report of the period as Stripe's Dashboard exports it:
-    every charge (online sales and forwarded offline payments), a refund, payouts, and a
-    charge for a sale the ledger never heard of; one forwarded payment is missing from it."""
+    """The itemized payout reconciliation report of the period as Stripe's Dashboard exports
+    it, with the optional columns the ledger reads: every charge (online sales and forwarded
+    offline payments), refunds, disputes (one won back), a partial capture (its charge and
+    the reversal of the uncaptured part), a settlement converted to USD, the payout each
+    movement landed in, and a charge for a sale the ledger never heard of; one forwarded
+    payment is missing from it."""
     rng = day.rng
     rows: list[tuple[datetime, str, list[str]]] = []
+    payouts: dict[tuple[str, datetime], str] = {}
+    converted = {s.offline_id for s in sales if s.role == "converted"}
 
     def add(
         when: datetime,
@@ -1095,18 +1131,27 @@ def _write_balance_report(path: Path, day: _Day, sales: list[Sale]) -> int:
         gross: int,
         payment_intent_id: str,
         offline_id: str,
-        refund_id: str | None = None,
+        category: str = "charge",
+        source_id: str | None = None,
+        fee: int | None = None,
     ) -> None:
         currency = store.currency
-        fee = (
-            0
-            if refund_id
-            else ((gross * store.fee_basis_points + 5_000) // 10_000 + store.fee_fixed)
-        )
+        customer_facing = gross
+        if category == "charge" and fee is None:
+            fee = (gross * store.fee_basis_points + 5_000) // 10_000 + store.fee_fixed
+        fee = fee or 0
+        if offline_id in converted:
+            currency = "usd"
+            gross = (gross * CAD_TO_USD_PER_MILLION + 500_000) // 1_000_000
+            fee = (fee * CAD_TO_USD_PER_MILLION + 500_000) // 1_000_000
         txn = day.unique_id("txn_3Q")
         utc = when.astimezone(UTC)
         available = (utc + timedelta(days=2)).replace(hour=0, minute=0, second=0)
+        payout = payouts.setdefault((currency, available), day.unique_id("po_1Q"))
         charge_id = "ch_" + payment_intent_id.removeprefix("pi_")
+        description = {"charge": "Terminal payment", "refund": "Refund"}.get(
+            category, f"Chargeback for {charge_id}" if category.startswith("dispute") else ""
+        )
         rows.append(
             (
                 utc,
@@ -1119,12 +1164,16 @@ def _write_balance_report(path: Path, day: _Day, sales: list[Sale]) -> int:
                     _major(gross, currency),
                     _major(fee, currency),
                     _major(gross - fee, currency),
-                    "refund" if refund_id else "charge",
-                    refund_id or charge_id,
-                    "Refund" if refund_id else "Terminal payment",
+                    category,
+                    source_id or charge_id,
+                    description,
                     payment_intent_id,
                     charge_id,
                     offline_id,
+                    _major(customer_facing, store.currency),
+                    store.currency,
+                    payout,
+                    _stripe_time(available),
                 ],
             )
         )
@@ -1145,13 +1194,24 @@ def _write_balance_report(path: Path, day: _Day, sales: list[Sale]) -> int:
         assert sale.forwarded_at is not None
         if sale.manual:
             if sale.captured_at is not None and sale.amount_captured is not None:
+                # Stripe books the whole authorization, then reverses what was not captured.
                 add(
                     sale.captured_at,
                     sale.store,
-                    sale.amount_captured,
+                    sale.amount,
                     sale.payment_intent_id,
                     sale.offline_id,
                 )
+                if sale.amount_captured < sale.amount:
+                    add(
+                        sale.captured_at,
+                        sale.store,
+                        sale.amount_captured - sale.amount,
+                        sale.payment_intent_id,
+                        sale.offline_id,
+                        "partial_capture_reversal",
+                        fee=0,
+                    )
             continue
         add(
             sale.forwarded_at,
@@ -1168,15 +1228,40 @@ def _write_balance_report(path: Path, day: _Day, sales: list[Sale]) -> int:
                 sale.duplicate_payment_intent_id,
                 sale.offline_id,
             )
-        if sale.refunded_at is not None:
+        if sale.refunded_at is not None and sale.refund_amount is not None:
             add(
                 sale.refunded_at,
+                sale.store,
+                -sale.refund_amount,
+                sale.payment_intent_id,
+                sale.offline_id,
+                "refund",
+                day.unique_id("re_3Q"),
+            )
+        if sale.disputed_at is not None:
+            dispute_id = _dispute_id(sale)
+            fee = DISPUTE_FEE.get(sale.store.currency, 1500)
+            add(
+                sale.disputed_at,
                 sale.store,
                 -sale.amount,
                 sale.payment_intent_id,
                 sale.offline_id,
-                day.unique_id("re_3Q"),
+                "dispute",
+                dispute_id,
+                fee=fee,
             )
+            if sale.role == "dispute_won":
+                add(
+                    sale.disputed_at + timedelta(days=1),
+                    sale.store,
+                    sale.amount,
+                    sale.payment_intent_id,
+                    sale.offline_id,
+                    "dispute_reversal",
+                    dispute_id,
+                    fee=-fee,
+                )
     # A payment collected offline on a reader the POS was never told about (brought over
     # from another shop): Stripe has it, the ledger does not.
     payment_intent_id, _ = day.payment_intent_ids()
@@ -1193,6 +1278,7 @@ def _write_balance_report(path: Path, day: _Day, sales: list[Sale]) -> int:
     for store in STORES:
         total = -sum(s.amount for s in sales if s.store is store) // 2
         txn = day.unique_id("txn_1Q")
+        payout = day.unique_id("po_1Q")
         rows.append(
             (
                 when,
@@ -1206,11 +1292,15 @@ def _write_balance_report(path: Path, day: _Day, sales: list[Sale]) -> int:
                     _major(0, store.currency),
                     _major(total, store.currency),
                     "payout",
-                    day.unique_id("po_1Q"),
+                    payout,
                     "STRIPE PAYOUT",
                     "",
                     "",
                     "",
+                    "",
+                    "",
+                    payout,
+                    _stripe_time(when),
                 ],
             )
         )
@@ -1220,6 +1310,38 @@ def _write_balance_report(path: Path, day: _Day, sales: list[Sale]) -> int:
         writer.writerow(REPORT_COLUMNS)
         writer.writerows(row for _, _, row in rows)
     return len(rows)
+
+
+def _dispute_id(sale: Sale) -> str:
+    """The sale's dispute, as Stripe names it (derived from its PaymentIntent's suffix)."""
+    assert sale.payment_intent_id is not None
+    return "dp_1Q" + sale.payment_intent_id.removeprefix("pi_3Q")
+
+
+def _write_disputes(path: Path, sales: list[Sale]) -> int:
+    """The disputes as GET /v1/disputes lists them (component `dispute` of Stripe's OpenAPI
+    spec): their status tells an open dispute from a lost one, which the report cannot."""
+    status = {"dispute_open": "needs_response", "dispute_lost": "lost", "dispute_won": "won"}
+    data: list[Record] = [
+        {
+            "id": _dispute_id(sale),
+            "object": "dispute",
+            "amount": sale.amount,
+            "charge": sale.charge_id,
+            "created": _unix(sale.disputed_at),
+            "currency": sale.store.currency,
+            "livemode": False,
+            "metadata": {},
+            "payment_intent": sale.payment_intent_id,
+            "reason": "fraudulent",
+            "status": status[sale.role],
+        }
+        for sale in sales
+        if sale.disputed_at is not None
+    ]
+    page = {"object": "list", "url": "/v1/disputes", "has_more": False, "data": data}
+    path.write_text(json.dumps(page, indent=2) + "\n", encoding="utf-8")
+    return len(data)
 
 
 def _write_payment_intents(path: Path, sales: list[Sale]) -> int:

@@ -23,13 +23,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from adapters.stripe_files import OFFLINE_ID_KEYS
+from adapters.stripe_files import OFFLINE_ID_KEYS, dispute_observation
 from ledger.errors import Code, InvalidRecord
 from ledger.moments import MomentError, from_unix_seconds
 from ledger.observations import (
     BalanceTransactionObservation,
     ChargeObservation,
-    DisputeObservation,
     Observation,
 )
 
@@ -173,21 +172,7 @@ def _dispute(dispute: dict[str, Any], as_of: datetime) -> list[Observation]:
     dispute_id = _id(dispute.get("id"))
     charge_id = _id(dispute.get("charge"))
     payment_intent = _id(dispute.get("payment_intent"))
-    currency = _currency(dispute)
-    seen: list[Observation] = [
-        DisputeObservation.model_validate(
-            {
-                "source": "webhook",
-                "as_of": as_of,
-                "dispute_id": dispute_id,
-                "charge_id": charge_id,
-                "payment_intent_id": payment_intent,
-                "currency": currency,
-                "amount": dispute.get("amount"),
-                "status": dispute.get("status"),
-            }
-        )
-    ]
+    seen: list[Observation] = [dispute_observation(dispute, "webhook", as_of)]
     # Each balance transaction of the dispute, when expanded: the withdrawal (`dispute`)
     # and, if won, the reinstatement (`dispute_reversal`).
     listed = dispute.get("balance_transactions")

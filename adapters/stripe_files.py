@@ -27,7 +27,12 @@ from ledger.bounds import DEPTH_MAX, check_value
 from ledger.errors import Code, InvalidRecord, LedgerError
 from ledger.moments import MomentError, check_moment, from_unix_seconds
 from ledger.money import exponent, is_currency
-from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation, Source
+from ledger.observations import (
+    BalanceTransactionObservation,
+    DisputeObservation,
+    PaymentIntentObservation,
+    Source,
+)
 from ledger.pan import find_pan, holds_pan, quoted
 
 PROBLEMS_MAX = 1_000  # problems listed per file; the count stays exact
@@ -136,6 +141,49 @@ def read_payment_intents_json(path: Path) -> list[PaymentIntentObservation]:
 def parse_payment_intents_json(data: bytes, file: str) -> list[PaymentIntentObservation]:
     """`read_payment_intents_json` for bytes already read (stdin); `file` names them."""
     return _payment_intents(data, _Problems(file))
+
+
+def read_disputes_json(path: Path) -> list[DisputeObservation]:
+    """Read Disputes exported from the API (GET /v1/disputes: a list page, an array, one
+    object, or JSON Lines): each dispute's status, which a balance report cannot tell (an
+    open dispute and a lost one both show only the withdrawal); raise StripeFileError."""
+    problems = _Problems(str(path))
+    text = _decode(_read_bytes(path, problems), problems)
+    disputes = []
+    for where, item in _json_items(text, problems):
+        try:
+            disputes.append(dispute_observation(item, "json_file", None))
+        except (ValidationError, TypeError, AttributeError) as error:
+            detail = str(error).splitlines()[0][:200]
+            problems.add(Code.INVALID_VALUE, where, None, f"not a Dispute object ({detail})")
+    problems.raise_if_any()
+    return disputes
+
+
+def dispute_observation(
+    item: dict[str, Any], source: Source, as_of: datetime | None
+) -> DisputeObservation:
+    """A Dispute object (Stripe's OpenAPI component `dispute`) as an observation; raise
+    pydantic's ValidationError when it is not one."""
+    if item.get("object") != "dispute":
+        raise TypeError(f"the object is {_shown(item.get('object'))}, not a 'dispute'")
+    return DisputeObservation.model_validate(
+        {
+            "source": source,
+            "as_of": as_of,
+            "dispute_id": item.get("id"),
+            "charge_id": _expanded_id(item.get("charge")),
+            "payment_intent_id": _expanded_id(item.get("payment_intent")),
+            "currency": item["currency"].lower() if isinstance(item.get("currency"), str) else None,
+            "amount": item.get("amount"),
+            "status": item.get("status"),
+        }
+    )
+
+
+def _expanded_id(value: Any) -> Any:
+    """An id, or the id of an expanded object."""
+    return value.get("id") if isinstance(value, dict) else value
 
 
 def payment_intent_observation(
@@ -688,6 +736,7 @@ def _payment_intent(
         "created_at": reader.created_at(),
         "offline_id": reader.offline_id(),
         "decline_code": reader.decline_code(),
+        "livemode": item.get("livemode") if isinstance(item.get("livemode"), bool) else None,
         **reader.latest_charge(),
     }
     if reader.failed:

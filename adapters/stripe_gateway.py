@@ -8,14 +8,21 @@ issuer's `decline_code`. The API key never appears in an error or a log line.
 Creating a PaymentIntent is never retried by the library (a retry after a lost answer would
 create a second PaymentIntent on a server that ignores Idempotency-Key): the forwarder decides,
 after looking the offline_id up. Reads are retried by the library.
+
+Every request carries `Stripe-Version: API_VERSION`, the version this code reads: Stripe
+renders objects in the version a request asks for, so the shapes never change under the code
+when the account's default version moves. The readers also accept the older shapes (a
+PaymentIntent's `charges` list before 2022-11-15) found in exports and webhooks.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import re
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +33,12 @@ from ledger.errors import Code, LedgerError
 
 CONFIG_FILE_ENV = "OFFLINE_LEDGER_STRIPE_CONFIG"
 LIST_PAGE = 100
+# The Stripe API version this code was written against and sends with every request.
+API_VERSION = "2024-06-20"
+# What a PaymentIntent must show for the ledger to read it whole: its latest charge, with the
+# card_present.offline marker and the balance transaction id the reports name.
+EXPAND = ("data.latest_charge",)
+_KEY = re.compile(r"(sk|rk)_(test|live)_[A-Za-z0-9_]{8,255}")
 
 
 class StripeFailure(LedgerError):
@@ -54,9 +67,25 @@ class Mode:
 
     @classmethod
     def of_key(cls, api_key: str) -> Mode:
-        if api_key.startswith(("sk_live_", "rk_live_")):
-            return cls(True)
-        return cls(False)
+        """The key's mode; a key that is neither a secret nor a restricted key of either mode
+        (a publishable `pk_` key, a typo) is refused before any call."""
+        if not _KEY.fullmatch(api_key):
+            raise LedgerError(
+                Code.STRIPE_NOT_CONFIGURED,
+                "STRIPE_API_KEY is not a Stripe secret or restricted key (sk_test_..., "
+                "sk_live_..., rk_test_... or rk_live_...): check the key",
+            )
+        return cls(api_key.split("_", 2)[1] == "live")
+
+    @property
+    def name(self) -> str:
+        return "live" if self.livemode else "test"
+
+
+def shown_livemode(item: dict[str, Any], gateway_mode: Mode) -> bool:
+    """The mode of an object Stripe returned (its `livemode`; the key's when it has none)."""
+    livemode = item.get("livemode")
+    return livemode if isinstance(livemode, bool) else gateway_mode.livemode
 
 
 def load_settings() -> StripeSettings:
@@ -85,8 +114,11 @@ class StripeGateway:
             base_addresses=base,  # type: ignore[arg-type]
             max_network_retries=settings.max_network_retries,
             http_client=http,
+            stripe_version=API_VERSION,
         )
         self._search_available: bool | None = None
+        self._created_filter: bool | None = None  # does the server filter by `created`?
+        self._index = _OfflineIdIndex()
 
     # -- payment intents ------------------------------------------------------------------------
 
@@ -100,16 +132,25 @@ class StripeGateway:
         capture_method: str,
         idempotency_key: str,
         metadata: dict[str, str],
+        customer_id: str | None = None,
     ) -> dict[str, Any]:
-        """Create and confirm a card PaymentIntent for a stored payment; sent once."""
+        """Create and confirm a card PaymentIntent for a stored payment; sent once.
+
+        `off_session`: the customer is gone, the sale happened earlier, so Stripe applies the
+        rules of a merchant-initiated charge (and answers a card that needs authentication with
+        an error instead of waiting). A saved card belongs to a Customer: Stripe refuses its
+        PaymentMethod without `customer`."""
         params: dict[str, Any] = {
             "amount": amount,
             "currency": currency,
             "payment_method": payment_method_id,
             "capture_method": capture_method,
             "confirm": True,
+            "off_session": True,
             "metadata": {**metadata, "offline_id": offline_id},
         }
+        if customer_id is not None:
+            params["customer"] = customer_id
         return self._call(
             lambda: self._client.v1.payment_intents.create(
                 params=params,  # type: ignore[arg-type]
@@ -133,21 +174,42 @@ class StripeGateway:
         return self._call(lambda: self._client.v1.payment_intents.retrieve(payment_intent_id))
 
     def payment_intents(self, created_since: datetime | None = None) -> Iterator[dict[str, Any]]:
-        """Every PaymentIntent (created at or after `created_since`), page by page."""
+        """Every PaymentIntent (created at or after `created_since`: Stripe filters, so the
+        history before it is never walked), page by page, each with its latest charge."""
         since = int(created_since.timestamp()) if created_since else None
-        params: dict[str, Any] = {"limit": LIST_PAGE}
+        first: dict[str, Any] = {"limit": LIST_PAGE, "expand": list(EXPAND)}
+        if since is not None and self._created_filter is not False:
+            first["created"] = {"gte": since}
+        params = first
         while True:
-            page = self._call_page(params)
+            try:
+                page = self._call_page(params)
+            except StripeFailure as failure:
+                # A server without the `created` filter (a local one): filter here instead.
+                if "created" not in params or failure.code is not Code.STRIPE_INVALID_REQUEST:
+                    raise
+                if self._created_filter:
+                    raise
+                self._created_filter = False
+                first = {k: v for k, v in first.items() if k != "created"}
+                params = {k: v for k, v in params.items() if k != "created"}
+                continue
+            if "created" in params:
+                self._created_filter = True
             for item in page["data"]:
                 if since is None or item.get("created", since) >= since:
                     yield item
             if not page.get("has_more") or not page["data"]:
                 return
-            params = {"limit": LIST_PAGE, "starting_after": page["data"][-1]["id"]}
+            params = {**first, "starting_after": page["data"][-1]["id"]}
 
-    def find_by_offline_id(self, offline_id: str) -> list[dict[str, Any]]:
+    def find_by_offline_id(
+        self, offline_id: str, created_since: datetime | None = None
+    ) -> list[dict[str, Any]]:
         """Every PaymentIntent whose metadata.offline_id is `offline_id`: the Search API where
-        the server has it, else a full listing (a server without search, e.g. a local one)."""
+        the server has it; else (a server without Search, e.g. a local one) PaymentIntents
+        created since `created_since` are listed once per run and indexed by offline_id, and
+        each later lookup only lists what was created since the newest one indexed."""
         if self._search_available is not False:
             try:
                 found = self._call(
@@ -161,11 +223,10 @@ class StripeGateway:
                 if failure.code is not Code.STRIPE_INVALID_REQUEST or self._search_available:
                     raise
                 self._search_available = False
-        return [
-            item
-            for item in self.payment_intents()
-            if (item.get("metadata") or {}).get("offline_id") == offline_id
-        ]
+        with self._index.lock:
+            since = created_since or datetime.fromtimestamp(0, UTC)
+            self._index.cover(since, self.payment_intents)
+            return list(self._index.by_offline_id.get(offline_id, []))
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -181,9 +242,45 @@ class StripeGateway:
         return result
 
 
+class _OfflineIdIndex:
+    """PaymentIntents listed by `created` window, by metadata.offline_id (one per run)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.since: datetime | None = None  # the window's start
+        self.newest = 0  # the newest `created` seen (unix seconds)
+        self.seen: set[str] = set()
+        self.by_offline_id: dict[str, list[dict[str, Any]]] = {}
+
+    def cover(
+        self, since: datetime, listing: Callable[[datetime | None], Iterator[dict[str, Any]]]
+    ) -> None:
+        """List what the index lacks: the whole window the first time (or when asked for an
+        earlier start), else only what was created since the newest one seen (a PaymentIntent
+        created a moment ago by this run is then found)."""
+        if self.since is None or since < self.since:
+            self.since, start = since, since
+        else:
+            start = datetime.fromtimestamp(self.newest, UTC)
+        for item in listing(start):
+            self.newest = max(self.newest, int(item.get("created") or 0))
+            if item["id"] in self.seen:
+                continue
+            self.seen.add(item["id"])
+            offline_id = (item.get("metadata") or {}).get("offline_id")
+            if isinstance(offline_id, str):
+                self.by_offline_id.setdefault(offline_id, []).append(item)
+
+
 def _failure(error: stripe.StripeError) -> StripeFailure:
     """Stripe's exception as our typed error; messages are Stripe's, never the key."""
     message = (error.user_message or str(error._message or "") or type(error).__name__)[:500]
+    if isinstance(error, stripe.CardError) and error.code == "authentication_required":
+        return StripeFailure(
+            Code.STRIPE_AUTHENTICATION_REQUIRED,
+            f"the card needs the customer to authenticate: {message}",
+            payment_intent_id=_payment_intent_id(error),
+        )
     if isinstance(error, stripe.CardError):
         body = error.error
         return StripeFailure(
@@ -203,7 +300,10 @@ def _failure(error: stripe.StripeError) -> StripeFailure:
             Code.STRIPE_AUTHENTICATION, "Stripe refused the API key: check STRIPE_API_KEY"
         )
     if isinstance(error, stripe.IdempotencyError):
-        return StripeFailure(Code.STRIPE_INVALID_REQUEST, f"idempotency conflict: {message}")
+        return StripeFailure(
+            Code.STRIPE_IDEMPOTENCY_ERROR,
+            f"Stripe refused the Idempotency-Key (used before with other parameters): {message}",
+        )
     if isinstance(error, stripe.InvalidRequestError):
         return StripeFailure(Code.STRIPE_INVALID_REQUEST, f"Stripe refused the request: {message}")
     if isinstance(error, stripe.APIConnectionError):

@@ -15,7 +15,7 @@ from typing import Any
 
 from adapters.stripe_facts import facts
 from adapters.stripe_files import payment_intent_observation
-from adapters.stripe_gateway import StripeGateway
+from adapters.stripe_gateway import StripeGateway, shown_livemode
 from ledger import Ledger, LedgerError
 from ledger.errors import Code, Conflict
 from ledger.observations import PaymentIntentObservation
@@ -39,10 +39,13 @@ def sync(
     since: datetime | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> SyncSummary:
-    ledger.bind_stripe_mode(gateway.mode.livemode)
+    ledger.check_stripe_mode(gateway.mode.livemode)
     summary = SyncSummary()
     now = datetime.now(UTC)
     for page in _pages(gateway.payment_intents(since)):
+        # What Stripe showed binds the ledger to its mode; a key that reached nothing does not.
+        for livemode in {shown_livemode(item, gateway.mode) for item in page}:
+            ledger.bind_stripe_mode(livemode)
         observations = [payment_intent_observation(item, "api", now) for item in page]
         for observation in observations:
             _record_facts(ledger, observation, now, summary)
@@ -89,7 +92,7 @@ def capture(
     ledger: Ledger, gateway: StripeGateway, offline_id: str, amount: int | None = None
 ) -> PaymentIntentObservation:
     """Capture a forwarded payment's authorization (all of it, or `amount`) and record it."""
-    ledger.bind_stripe_mode(gateway.mode.livemode)
+    ledger.check_stripe_mode(gateway.mode.livemode)
     payment = ledger.payment(offline_id)
     if payment.payment_intent_id is None or payment.status != "forwarded":
         raise Conflict(
@@ -115,6 +118,7 @@ def capture(
     item = gateway.capture(
         payment.payment_intent_id, None if to_capture == payment.amount else to_capture, key
     )
+    ledger.bind_stripe_mode(shown_livemode(item, gateway.mode))
     observation = payment_intent_observation(item, "api", datetime.now(UTC))
     if observation.amount_received is None and observation.status == "succeeded":
         # Servers that do not report amount_received (a local one) captured what was asked.

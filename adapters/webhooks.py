@@ -255,13 +255,16 @@ def _apply(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
     other Stripe mode."""
     event_id, event_type = event["id"], event["type"]
     if event.get("object") == THIN_EVENT:
-        return _ignored(event_id, event_type, "a v2 thin event: it carries no object to record")
+        return _ignored(
+            ledger, event_id, event_type, "a v2 thin event: it carries no object to record"
+        )
     if event_type not in APPLIED_EVENTS:
-        return _ignored(event_id, event_type, "not an event type this ledger applies")
+        return _ignored(ledger, event_id, event_type, "not an event type this ledger applies")
     livemode = bool(event.get("livemode", False))
     bound = ledger.stripe_mode()
     if bound is not None and bound != livemode:
         return _ignored(
+            ledger,
             event_id,
             event_type,
             f"a {'live' if livemode else 'test'}-mode event; this ledger holds "
@@ -294,8 +297,12 @@ def _apply(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
     return {"received": True, "duplicate": False, "facts": new_facts}
 
 
-def _ignored(event_id: str, event_type: str, reason: str) -> dict[str, Any]:
-    log.info("webhook %s %s: ignored (%s)", event_id, event_type, reason)
+def _ignored(ledger: Ledger, event_id: str, event_type: str, reason: str) -> dict[str, Any]:
+    """Recorded as ignored, with why, once; every delivery gets the same answer."""
+    new = ledger.ignore_stripe_event(event_id, event_type, reason)
+    log.info(
+        "webhook %s %s: ignored (%s)%s", event_id, event_type, reason, "" if new else ", again"
+    )
     return {"received": True, "ignored": True, "reason": reason}
 
 

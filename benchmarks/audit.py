@@ -355,7 +355,7 @@ def measure_verify(where: Database, stored_events: int) -> VerifyFigures:
             ):
                 started = time.perf_counter()
                 read = sum(1 for _ in audit._events(conn, ledger.config.kind))
-                read_links = sum(1 for _ in audit._links(conn))
+                read_links = sum(1 for _ in audit._links(conn, ledger.config.kind))
                 read_seconds = time.perf_counter() - started
         finally:
             engine.dispose()

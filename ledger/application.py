@@ -43,7 +43,7 @@ from ledger.handlers import apply_record, related_ids, stream_ids, subject
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
-from ledger.observations import BalanceTransactionObservation, Observation
+from ledger.observations import BalanceTransactionObservation, Observation, card_number_field
 from ledger.pan import quoted
 from ledger.payment import Payment
 from ledger.reserving import HOLD_DEFAULT
@@ -333,7 +333,22 @@ class Ledger:
 
         With `stripe_event` (its `evt_...` id and type) the event's receipt is recorded in
         the same transaction; an event already received records nothing (a redelivery).
+        At most BATCH_SIZE_MAX observations (`observe_file` takes a file of any size), none
+        holding a card number (CARD_NUMBER_DETECTED: nothing is recorded).
         """
+        if len(observations) > BATCH_SIZE_MAX:
+            raise InvalidRecord(
+                Code.INVALID_VALUE,
+                f"{len(observations)} observations in one transaction: send at most "
+                f"{BATCH_SIZE_MAX} at a time, or a whole file to observe_file",
+                field="observations",
+            )
+        _refuse_card_numbers(observations)
+        return self._observe_atomic(observations, stripe_event)
+
+    def _observe_atomic(
+        self, observations: Sequence[Observation], stripe_event: tuple[str, str] | None = None
+    ) -> ObserveSummary:
         with self._lock, _storage_errors(self.config):
             for attempt in range(RECORD_ATTEMPTS):
                 try:
@@ -358,13 +373,14 @@ class Ledger:
         (the recorded ones count as repeats).
         """
         earlier: dict[tuple[str, str], BalanceTransactionObservation] = {}
+        _refuse_card_numbers(observations)
         with self._lock, _storage_errors(self.config):
             for start in range(0, len(observations), OBSERVE_CHUNK):
                 self._check_observations(observations[start : start + OBSERVE_CHUNK], earlier)
         recorded = repeats = 0
         for start in range(0, len(observations), OBSERVE_CHUNK):
             try:
-                summary = self.observe(observations[start : start + OBSERVE_CHUNK])
+                summary = self._observe_atomic(observations[start : start + OBSERVE_CHUNK])
             except StorageError as error:
                 error.message += (
                     f" ({start} of {len(observations)} rows were recorded before; import the "
@@ -432,6 +448,20 @@ class Ledger:
         uow.commit()
         return ObserveSummary(recorded, len(observations) - recorded)
 
+    def ignore_stripe_event(self, event_id: str, event_type: str, reason: str) -> bool:
+        """Record that a Stripe event was deliberately not applied, and why; False when the
+        event was already received (a redelivery records nothing)."""
+        with self._lock, _storage_errors(self.config):
+            uow = self._reader()
+            if uow.get(identity.stripe_event_id(event_id)) is not None:
+                return False
+            uow.add(StripeEvent.ignore(event_id, event_type, reason))
+            try:
+                uow.commit()
+            except IntegrityError:  # recorded concurrently by a redelivery
+                return False
+            return True
+
     def stripe_mode(self) -> bool | None:
         """The Stripe mode this ledger is bound to (True: live), or None before any Stripe
         object was seen."""
@@ -439,8 +469,22 @@ class Ledger:
             bound: StripeAccountMode | None = self._reader().get(identity.stripe_account_mode_id())
         return None if bound is None else bound.livemode
 
+    def check_stripe_mode(self, livemode: bool) -> None:
+        """Refuse a key of the other mode than the one this ledger is bound to, before any
+        call; binds nothing (only what Stripe shows binds: `bind_stripe_mode`)."""
+        bound = self.stripe_mode()
+        if bound is not None and bound != livemode:
+            raise Conflict(
+                Code.STRIPE_MODE_MISMATCH,
+                f"this ledger holds Stripe {'live' if bound else 'test'}-mode objects: a "
+                f"{'live' if livemode else 'test'}-mode key is refused; use another database "
+                "for it",
+                field="livemode",
+            )
+
     def bind_stripe_mode(self, livemode: bool) -> None:
-        """Tie this ledger to Stripe's test or live mode on first use; refuse the other."""
+        """Tie this ledger to Stripe's test or live mode once Stripe (or a file) showed an
+        object of that mode; refuse the other."""
         wanted, other = ("live", "test") if livemode else ("test", "live")
         with self._lock, _storage_errors(self.config):
             uow = self._reader()
@@ -839,3 +883,17 @@ def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+def _refuse_card_numbers(observations: Sequence[Observation]) -> None:
+    """CARD_NUMBER_DETECTED for the first observation holding a card number; its position
+    and field are said, never its values."""
+    for index, observation in enumerate(observations):
+        field = card_number_field(observation)
+        if field is not None:
+            raise InvalidRecord(
+                Code.CARD_NUMBER_DETECTED,
+                f"observation {index}: field {field} looks like a full card number (13-19 "
+                "digits passing the Luhn check); the ledger never stores card numbers",
+                field=field,
+            )

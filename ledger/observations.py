@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
+from ledger.pan import holds_pan
 from ledger.wire import Currency
 
 StripeId = Annotated[str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_]+$")]
@@ -60,6 +61,8 @@ class PaymentIntentObservation(_Observation):
     # `charges` list keeps a failed attempt beside the one that succeeded) and the balance
     # transactions (`txn_`) of its charges, so report rows naming only those are linked.
     related_ids: tuple[StripeId, ...] = ()
+    # The object's `livemode`: which Stripe mode showed it (not part of what it says).
+    livemode: bool | None = None
 
     @property
     def stream_key(self) -> str:
@@ -153,3 +156,15 @@ Observation = (
     | ChargeObservation
     | DisputeObservation
 )
+
+
+def card_number_field(observation: Observation) -> str | None:
+    """The name of the first field holding a full card number (`ledger.pan`), or None.
+
+    The edges search Stripe's raw files and events before they build observations; a library
+    caller builds its own, so `Ledger.observe` searches every text and whole number here
+    (each field alone: digits of neighbouring fields never join into one number)."""
+    for name, value in observation:
+        if isinstance(value, str | int) and not isinstance(value, bool) and holds_pan(str(value)):
+            return name
+    return None

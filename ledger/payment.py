@@ -91,6 +91,7 @@ class Payment(Aggregate):
             payment.duplicate_payment_intent_ids = []
             payment.forward_failures = []
             payment.forward_pending = False
+            payment.forward_key = None
             payment.decline_code = None
             payment.amount_captured = 0
             payment.cancel_reason = None
@@ -215,6 +216,7 @@ class Payment(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.forward_pending = True
+            aggregate.forward_key = self.idempotency_key
 
     class ForwardFailed(Event):
         TOPIC = "offline_ledger:Payment.ForwardFailed"
@@ -301,6 +303,7 @@ class Payment(Aggregate):
         duplicate_payment_intent_ids: list[str]
         forward_failures: list[dict[str, Any]]
         forward_pending: bool  # a forward was requested and its outcome is not recorded
+        forward_key: str | None  # the Idempotency-Key of the latest forward requested
         decline_code: str | None
         amount_captured: int
         cancel_reason: str | None
@@ -606,10 +609,12 @@ class Payment(Aggregate):
         return self.is_stored and self.forward_pending
 
     def request_forward(self, idempotency_key: str, occurred_at: datetime) -> bool:
-        """Record the intent to send it to Stripe; False if one is already outstanding."""
+        """Record the intent to send it to Stripe; False if one is already outstanding under
+        the same key. A new key while one is outstanding is recorded: the forwarder moves to
+        one only after a lookup proved the earlier key created nothing."""
         if not self.is_stored:
             raise self._out_of_order("forward", "only a stored payment is forwarded")
-        if self.forward_pending:
+        if self.forward_pending and self.forward_key == idempotency_key:
             return False
         self.trigger_event(
             self.ForwardRequested, idempotency_key=idempotency_key, occurred_at=occurred_at

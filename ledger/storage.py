@@ -270,17 +270,25 @@ def _postgres(parsed: URL) -> StoreConfig:
 def engine_for(config: StoreConfig, *, migrating: bool = False) -> Engine:
     """An engine on the ledger's database. On PostgreSQL its sessions have the ledger's
     limits (`ledger.storage.SessionLimits`), except that a migration's statements may run
-    as long as they need (a backfill of a large log)."""
+    as long as they need (a backfill of a large log).
+
+    On PostgreSQL a list of rows to insert (read models, an audit rebuild's swap) goes as
+    multi-row INSERT statements of at most 1,000 rows and 32,700 parameters each
+    (SQLAlchemy's "insertmanyvalues"), never through psycopg's `executemany`, which sends the
+    whole list in pipeline mode: with a large batch the client and the server can each wait
+    for the other for ever (psycopg issue 685), inside an open transaction."""
     assert config.sqlalchemy_url is not None
     if config.kind == "postgresql":
         session = dict(config.session)
         options = [f"-csearch_path={config.schema}", session.pop("options", "")]
         if migrating:
             options.append("-c statement_timeout=0")
-        return create_engine(
+        engine = create_engine(
             config.sqlalchemy_url,
             connect_args={**session, "options": " ".join(filter(None, options))},
         )
+        engine.dialect.use_insertmanyvalues_wo_returning = True
+        return engine
     return create_engine(config.sqlalchemy_url)
 
 

@@ -114,7 +114,11 @@ class StripeObject(Aggregate):
 def _snapshot(content: dict[str, Any]) -> dict[str, Any]:
     """What Stripe said, without where and when we heard it (the same state from a webhook,
     an API read and a file is one fact)."""
-    return {name: value for name, value in content.items() if name not in ("source", "as_of")}
+    return {
+        name: value
+        for name, value in content.items()
+        if name not in ("source", "as_of", "livemode")
+    }
 
 
 # A movement's amounts in its settlement currency.
@@ -163,6 +167,29 @@ class StripeEvent(Aggregate):
     def receive(cls, event_id: str, event_type: str) -> StripeEvent:
         return cls._create(
             cls.Received, id=stripe_event_id(event_id), event_id=event_id, event_type=event_type
+        )
+
+    class Ignored(Created):
+        """A Stripe event deliberately not applied (answered 2xx so that Stripe stops
+        retrying it), and why: another mode, a type the ledger does not use, a thin event."""
+
+        TOPIC = "offline_ledger:StripeEvent.Ignored"
+        event_id: str
+        event_type: str
+        reason: str
+
+        def apply(self, aggregate: Any) -> None:
+            aggregate.event_id = self.event_id
+            aggregate.event_type = self.event_type
+
+    @classmethod
+    def ignore(cls, event_id: str, event_type: str, reason: str) -> StripeEvent:
+        return cls._create(
+            cls.Ignored,
+            id=stripe_event_id(event_id),
+            event_id=event_id,
+            event_type=event_type,
+            reason=reason,
         )
 
 

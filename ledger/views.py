@@ -42,6 +42,7 @@ class PaymentState(_View):
     cancel_reason: str | None
     forward_failures: int
     forward_outcome_unknown: bool
+    forward_idempotency_key: str | None  # the key of the latest forward requested
     metadata: dict[str, str]
     breaches: list[dict[str, Any]]  # every rule its facts broke: code, message, details
     reported_late: bool  # a step came before the steps it implies
@@ -71,6 +72,7 @@ class PaymentState(_View):
             cancel_reason=payment.cancel_reason,
             forward_failures=len(payment.forward_failures),
             forward_outcome_unknown=payment.forward_outcome_unknown,
+            forward_idempotency_key=payment.forward_key,
             metadata=payment.metadata,
             breaches=payment.breaches,
             reported_late=payment.reported_late,

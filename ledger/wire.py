@@ -180,6 +180,9 @@ class Card(BaseModel):
     payment_method_id: (
         Annotated[str, Field(pattern=r"^pm_[A-Za-z0-9_]+$", max_length=255)] | None
     ) = None
+    # The Customer that saved PaymentMethod belongs to: Stripe refuses a saved card's
+    # PaymentMethod without it.
+    customer_id: Annotated[str, Field(pattern=r"^cus_[A-Za-z0-9_]+$", max_length=255)] | None = None
 
 
 class PaymentMethodCollected(_Record):

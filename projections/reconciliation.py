@@ -28,7 +28,9 @@ from projections.tables import naive_utc, payments
 _STREAM_ROWS = 5_000  # rows fetched at a time from the database
 
 # Stripe statuses in which a PaymentIntent holds or took no money.
-_NO_MONEY = frozenset({"canceled", "requires_payment_method"})
+_NO_MONEY = frozenset({"canceled", "requires_payment_method", "requires_action"})
+# ...and in which it waits for the cardholder (to authenticate, to confirm): not forwarded.
+_AWAITING_CUSTOMER = frozenset({"requires_action", "requires_confirmation"})
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,8 @@ def _categorize(
         return Category.DUPLICATE, max(payment["duplicate_refund_amount"], extra)
     if status == Status.DECLINED or (primary is not None and _is_declined(primary)):
         return Category.DECLINED, amount
+    if primary is not None and _stripe_status(primary) in _AWAITING_CUSTOMER:
+        primary = None  # Stripe holds nothing yet: as if it had not seen the payment
     if primary is None:
         if payment["payment_intent_id"] is not None:
             return Category.MISSING_IN_STRIPE, amount

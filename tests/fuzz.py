@@ -102,7 +102,8 @@ class Fuzz:
     rng: random.Random
     tallies: dict[str, Tally] = field(default_factory=lambda: {e: Tally() for e in EDGES})
     pans: list[str] = field(default_factory=list)
-    said: list[str] = field(default_factory=list)  # every output, message and log
+    said: list[tuple[str, str]] = field(default_factory=list)  # (where, text): every output
+    origin: dict[str, list[str]] = field(default_factory=dict)  # a planted number: its mutations
     failures: list[str] = field(default_factory=list)
 
     def fail(self, edge: str, mutant: Mutant, what: str) -> None:
@@ -163,6 +164,13 @@ def _replace_slot(value: Any, rng: random.Random, make: Callable[[Any], Any]) ->
         container[key] = make(container[key])
 
 
+def _appended(old: Any, text: str) -> str:
+    """`text` after the old string, a space between if both sides are digits: digits glued to
+    digits make one group, and a planted number would no longer be one (see GLUE)."""
+    base = old if isinstance(old, str) else ""
+    return base + (" " if base[-1:].isdigit() and text[:1].isdigit() else "") + text
+
+
 def _rename_key(value: Any, rng: random.Random, name: str) -> bool:
     keyed = [(c, k) for c, k in _slots(value) if isinstance(c, dict)]
     if not keyed:
@@ -201,7 +209,7 @@ def structural(
     elif choice == "odd":
         text = rng.choice(ODD_TEXT)
         how.append(f"odd unicode {text[:3]!a}")
-        _replace_slot(value, rng, lambda old: (old if isinstance(old, str) else "") + text)
+        _replace_slot(value, rng, lambda old: _appended(old, text))
     elif choice == "type":
         other = rng.choice(OTHER_TYPES)
         how.append(f"type {json.dumps(other)}")
@@ -213,6 +221,7 @@ def structural(
     else:
         pan = random_pan(rng)
         fuzz.pans.append(pan)
+        fuzz.origin[pan] = how
         if rng.random() < 0.25:
             name, disguise = rng.choice(sorted(RAW_JSON_DISGUISES.items()))
             raw = disguise(pan)
@@ -298,7 +307,9 @@ BIG_LIMITS = {
 }
 
 
-POOL = [str(uuid.UUID(int=n, version=4)) for n in range(1, 41)]  # payments made by the setup
+# Payments made by the setup: random version 4 UUIDs, as a POS makes them (and always the same).
+_POOL_RNG = random.Random(0)
+POOL = [str(uuid.UUID(int=_POOL_RNG.getrandbits(128), version=4)) for _ in range(40)]
 
 
 def setup_records() -> list[dict[str, Any]]:
@@ -414,15 +425,21 @@ def contents(url: str) -> dict[str, str]:
 
 
 def database_texts(url: str) -> tuple[list[str], list[str]]:
-    """Each row of each table as one text; and the SQLite files' bytes (freed pages too)."""
+    """Every cell of every table as one text (`table: value`; cells apart, so that the digits
+    of neighbouring columns never join into one number); and the SQLite files' bytes (freed
+    pages too)."""
     texts, files = [], []
     for name, rows in table_rows(url):
         for row in rows:
-            cells = (
-                bytes(v).decode("utf-8", "replace") if isinstance(v, bytes | memoryview) else str(v)
+            texts += [
+                f"{name}: "
+                + (
+                    bytes(v).decode("utf-8", "replace")
+                    if isinstance(v, bytes | memoryview)
+                    else str(v)
+                )
                 for v in row
-            )
-            texts.append(f"{name}: " + " | ".join(cells))
+            ]
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         path = Path(str(parsed.database))
@@ -495,7 +512,8 @@ def _ingest(
         check=False,
     )
     stdout, stderr = done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace")
-    fuzz.said += [stdout, stderr, rejects.read_text("utf-8", "replace") if rejects.exists() else ""]
+    written = rejects.read_text("utf-8", "replace") if rejects.exists() else ""
+    fuzz.said += [(f"{name} stdout", stdout), (f"{name} stderr", stderr), (rejects.name, written)]
     if "Traceback" in stdout + stderr or done.returncode not in (0, 1):
         fuzz.fail("ingest", mutants[0], f"{name}: exit status {done.returncode}: {stderr[-2000:]}")
         return None
@@ -524,7 +542,8 @@ def fuzz_library(fuzz: Fuzz, count: int) -> None:
                 ledger.record(value)
             except LedgerError as error:
                 tally.refused += 1
-                fuzz.said += [str(error), repr(error), json.dumps(error.to_dict())]
+                said = f"{error!s}\n{error!r}\n{json.dumps(error.to_dict())}"
+                fuzz.said.append((f"Ledger.record error {tally.tried}", said))
                 now = contents(fuzz.url)
                 if now != was:
                     fuzz.fail(
@@ -552,7 +571,7 @@ def fuzz_import(fuzz: Fuzz, count: int, edge: str) -> None:
             path = fuzz.workdir / f"report-{index}.csv"
         path.write_bytes(mutant.data)
         done = runner.invoke(cli, [edge, str(path), "--db", fuzz.url, "--json"])
-        fuzz.said += [done.stdout, done.stderr]
+        fuzz.said += [(f"{path.name} stdout", done.stdout), (f"{path.name} stderr", done.stderr)]
         tally.tried += 1
         tally.planted += mutant.pan is not None
         crashed = done.exception is not None and not isinstance(done.exception, SystemExit)
@@ -604,7 +623,7 @@ def fuzz_webhook(fuzz: Fuzz, count: int) -> None:
                 SECRET.encode(), f"{stamp}.".encode() + mutant.data, hashlib.sha256
             )
             status, answer = post(server.port, mutant.data, f"t={stamp},v1={signature.hexdigest()}")
-            fuzz.said.append(answer)
+            fuzz.said.append((f"webhook answer {tally.tried}", answer))
             tally.tried += 1
             tally.planted += mutant.pan is not None
             now = contents(fuzz.url)
@@ -617,7 +636,7 @@ def fuzz_webhook(fuzz: Fuzz, count: int) -> None:
             else:
                 fuzz.fail("webhook", mutant, f"answered {status}: {answer}")
             was = now
-        fuzz.said.append(server.log.read_text("utf-8", "replace"))
+        fuzz.said.append(("serve.log", server.log.read_text("utf-8", "replace")))
     log = server.log.read_text("utf-8", "replace")
     if "Traceback" in log:
         fuzz.fail("webhook", Mutant(log.encode(), ["the server's log"]), "a traceback in the log")
@@ -695,7 +714,8 @@ class Report:
         )
         out.append(f"failures {len(self.failures)}; wall time {self.seconds:.0f} s")
         out += [f"  FAILURE {failure}" for failure in self.failures[:50]]
-        out += [f"  FOUND {found[:200]!a}" for found in self.found_by_scanner[:20]]
+        out += [f"  LEAKED {leak}" for leak in self.leaked[:20]]
+        out += [f"  FOUND {found[:300]!a}" for found in self.found_by_scanner[:20]]
         return out
 
 
@@ -716,9 +736,20 @@ def run(count: int, url: str, workdir: Path, seed: int = 0) -> Report:
     fuzz_import(fuzz, sizes["import-stripe-report"], "import-stripe-report")
     fuzz_webhook(fuzz, sizes["webhook"])
     rows, files = database_texts(url)
-    leaks = leaked(fuzz.pans, *rows, *files, *fuzz.said)
-    found = [text for text in rows if holds_pan(text)]
-    found += [line for said in fuzz.said for line in said.splitlines() if holds_pan(line)]
+    everywhere = [*(("database", cell) for cell in rows), *(("database file", f) for f in files)]
+    everywhere += fuzz.said
+    leaks = [
+        f"{pan} (planted by {', '.join(fuzz.origin[pan])}) in "
+        + ", ".join(where for where, text in everywhere if leaked([pan], text))
+        for pan in leaked(fuzz.pans, *(text for _, text in everywhere))
+    ]
+    found = [f"database: {cell}" for cell in rows if holds_pan(cell.split(": ", 1)[1])]
+    found += [
+        f"{where}: {line}"
+        for where, said in fuzz.said
+        for line in said.splitlines()
+        if holds_pan(line)
+    ]
     return Report(
         fuzz.tallies, len(fuzz.pans), leaks, found, fuzz.failures, time.monotonic() - started
     )

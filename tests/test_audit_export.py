@@ -447,3 +447,47 @@ def test_import_refuses_a_directory_without_a_manifest(new_url: NewUrl, tmp_path
         import_log(target, tmp_path)
     assert refused.value.code == Code.EXPORT_INVALID
     assert refused.value.message.startswith("manifest.json: is missing")
+
+
+def _plant_in_state(out: Path) -> None:
+    """A card number in a plain-JSON state (metadata of a stored event), digests fixed."""
+
+    def edit(lines: list[str]) -> None:
+        event = json.loads(lines[9])
+        state = json.loads(base64.b64decode(event["state"]))
+        state["card"] = "4000 0566 5566 5556"
+        encoded = base64.b64encode(json.dumps(state).encode()).decode()
+        lines[9] = json.dumps(event | {"state": encoded}) + "\n"
+
+    edit_lines(out, "events-00003.jsonl", edit)
+    fix_digest(out, "events-00003.jsonl")
+
+
+def _plant_in_topic(out: Path) -> None:
+    def edit(lines: list[str]) -> None:
+        event = json.loads(lines[3])
+        lines[3] = json.dumps(event | {"topic": "ledger:Payment.x5105105105105100"}) + "\n"
+
+    edit_lines(out, "events-00001.jsonl", edit)
+    fix_digest(out, "events-00001.jsonl")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("plant", [_plant_in_state, _plant_in_topic])
+def test_an_export_holding_a_card_number_imports_nothing(
+    new_url: NewUrl,
+    tmp_path: Path,
+    clean_export: tuple[Path, Manifest],
+    kind: str,
+    plant: Callable[[Path], None],
+) -> None:
+    out = tmp_path / "planted"
+    shutil.copytree(clean_export[0], out)
+    plant(out)
+    with Ledger.open(new_url(kind)) as target:
+        with pytest.raises(LedgerError) as refused:
+            import_log(target, out)
+        assert refused.value.code == Code.CARD_NUMBER_DETECTED
+        message = json.dumps(refused.value.to_dict())
+        assert "5556" not in message and "5100" not in message
+        assert stored(target) == [] and link_count(target) == 0

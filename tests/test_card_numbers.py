@@ -29,7 +29,9 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import make_url
 
 from ledger import Ledger, LedgerError
+from ledger.application import BATCH_SIZE_MAX
 from ledger.errors import Code
+from ledger.observations import BalanceTransactionObservation, Observation, PaymentIntentObservation
 from tests import records as r
 from tests.conftest import postgres_base_url
 from tests.pan_disguises import RAW_JSON_DISGUISES, TEXT_DISGUISES, leaked, random_pan
@@ -459,3 +461,60 @@ def test_the_leak_checker_finds_a_number_in_any_disguise() -> None:
         assert leaked([number], "x", json.dumps(disguise(number))) == [number]
         assert leaked([number], disguise(number).encode()) == [number]
     assert leaked(["4242424242424242"], "****4242 4242 ****") == []
+
+
+# -- observations from a library caller ---------------------------------------------------------
+
+
+def _intent(**fields: Any) -> PaymentIntentObservation:
+    values: dict[str, Any] = {
+        "source": "api",
+        "payment_intent_id": "pi_" + uuid.uuid4().hex[:24],
+        "amount": 1250,
+        "currency": "usd",
+        "status": "succeeded",
+        "offline_id": str(uuid.uuid4()),
+    }
+    return PaymentIntentObservation(**(values | fields))
+
+
+OBSERVATION_POSITIONS: dict[str, Callable[[str], Observation]] = {
+    "offline_id": lambda v: _intent(offline_id=v),
+    "decline_code": lambda v: _intent(status="requires_payment_method", decline_code=v),
+    "balance_transaction_id": lambda v: BalanceTransactionObservation(
+        source="report_file",
+        balance_transaction_id=v,
+        payment_intent_id="pi_" + uuid.uuid4().hex[:24],
+        currency="usd",
+        gross=1250,
+    ),
+}
+
+
+def test_observations_holding_a_card_number_are_refused_whole(sqlite_url: str) -> None:
+    """`Ledger.observe` and `observe_file` take observations a library caller built, which no
+    edge searched: one holding a number refuses the call, even after good ones."""
+    tally = Tally("Ledger.observe / observe_file")
+    rng = random.Random(6)
+    said: list[str] = []
+    with Ledger.open(sqlite_url) as ledger:
+        before = ledger.store.recorder.max_notification_id()
+        for disguise in TEXT_DISGUISES.values():
+            for position in OBSERVATION_POSITIONS.values():
+                for call in (ledger.observe, ledger.observe_file):
+                    planted = position(disguise(tally.plant(rng)))
+                    with pytest.raises(LedgerError) as refused:
+                        call([_intent() for _ in range(3)] + [planted])
+                    said += [str(refused.value), json.dumps(refused.value.to_dict())]
+                    tally.refused += refused.value.code == Code.CARD_NUMBER_DETECTED
+        assert ledger.store.recorder.max_notification_id() == before
+        assert ledger.observe([_intent(), _intent()]).recorded == 2  # the check, not a refusal
+    tally.report(leaked(tally.pans, database_text(sqlite_url), *said))
+
+
+def test_observe_takes_at_most_a_batch_in_one_transaction(sqlite_url: str) -> None:
+    with Ledger.open(sqlite_url) as ledger:
+        with pytest.raises(LedgerError) as refused:
+            ledger.observe([_intent() for _ in range(BATCH_SIZE_MAX + 1)])
+        assert refused.value.code == Code.INVALID_VALUE and "observe_file" in str(refused.value)
+        assert ledger.store.recorder.max_notification_id() in (None, 0)

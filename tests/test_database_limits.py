@@ -5,17 +5,21 @@ a wait past a limit is DATABASE_TIMEOUT (exit status 2) and nothing of it is app
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 
+from adapters.audit_export import export_log, import_log
 from adapters.cli import main
 from ledger import Code, Ledger, LedgerError
 from ledger.storage import POSTGRES_EVENTS_TABLE, parse_database_url, session_limits
+from projections.read_models import ReadModels
 from tests import records as r
 
 
@@ -103,3 +107,51 @@ def test_a_bad_setting_is_refused_with_its_name(value: str) -> None:
     assert "OFFLINE_LEDGER_DATABASE_LOCK_TIMEOUT" in refused.value.message
     with pytest.raises(LedgerError):
         session_limits({"OFFLINE_LEDGER_DATABASE_CONNECT_TIMEOUT": "0"})
+
+
+def test_no_write_sends_a_batch_in_pipeline_mode(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg's `executemany` sends a whole list in pipeline mode, where with a large batch
+    client and server can each wait for the other for ever, inside an open transaction
+    (psycopg issue 685). Every write path of many rows is checked here on PostgreSQL:
+    records, read models brought up to date, an audit rebuild swapped in, an export imported
+    into a new schema. None may open a pipeline."""
+    pipelines: list[str] = []
+    for name in ("pipeline", "_pipeline_nolock"):
+        original = getattr(psycopg.Connection, name)
+
+        def counted(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            pipelines.append(_original.__name__)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Connection, name, counted)
+    target = _new_schema_url(postgres_url)
+    try:
+        with Ledger.open(postgres_url) as ledger:
+            ledger.record(r.location(limits={"stored_count_max": 10_000}))
+            ledger.record(r.device())
+            ledger.record_many([record for _ in range(700) for record in r.stored_payment()])
+            with ReadModels(ledger) as read_models:
+                assert read_models.refresh() > 1_000
+                drifts = read_models.audit_rebuild(swap_in=True)
+                assert all(drift.clean for drift in drifts)
+            manifest = export_log(ledger, tmp_path / "export")
+        with Ledger.open(target) as imported:
+            assert import_log(imported, tmp_path / "export") == manifest
+    finally:
+        _drop_schema(target)
+    assert pipelines == []
+
+
+def _new_schema_url(url: str) -> str:
+    base, schema = url.split("?")[0], f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{base}?schema={schema}"
+
+
+def _drop_schema(url: str) -> None:
+    base, schema = url.split("?schema=")
+    with psycopg.connect(base, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -317,9 +317,15 @@ def test_a_live_key_is_refused_by_a_test_mode_ledger(
     ledger: Ledger,
     fault_proxy: FaultProxy,
 ) -> None:
-    sync(ledger, gateway(fault_proxy.url))
-    live = StripeGateway(StripeSettings(api_key=SecretStr("sk_live_x"), api_base=fault_proxy.url))
+    # Stripe showed a test-mode PaymentIntent: the ledger is bound to test mode.
+    (offline_id,) = stored(ledger, 1)
+    assert Forwarder(ledger, gateway(fault_proxy.url)).forward_all([offline_id]).outcomes == {
+        "forwarded": 1
+    }
+    assert ledger.stripe_mode() is False
+    live_key = "sk_live_" + "x" * 24
+    live = StripeGateway(StripeSettings(api_key=SecretStr(live_key), api_base=fault_proxy.url))
     with pytest.raises(LedgerError) as refused:
         sync(ledger, live)
     assert refused.value.code == "STRIPE_MODE_MISMATCH"
-    assert "sk_live" not in str(refused.value)
+    assert live_key not in str(refused.value)

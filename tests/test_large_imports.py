@@ -84,7 +84,7 @@ def test_a_database_failure_mid_file_says_how_far_it_got_and_a_rerun_finishes(
     path = tmp_path / "report.csv"
     rows = write_report(path, 10)
     observations = read_report_csv(path)
-    real = Ledger.observe
+    real = Ledger._observe_atomic  # one chunk's transaction
     calls = {"n": 0}
 
     def failing(self: Ledger, chunk: Any, **kwargs: Any) -> Any:
@@ -93,12 +93,12 @@ def test_a_database_failure_mid_file_says_how_far_it_got_and_a_rerun_finishes(
             raise StorageError(Code.DATABASE_UNAVAILABLE, "lost the database (test)")
         return real(self, chunk, **kwargs)
 
-    monkeypatch.setattr(Ledger, "observe", failing)
+    monkeypatch.setattr(Ledger, "_observe_atomic", failing)
     with pytest.raises(StorageError) as stopped:
         ledger.observe_file(observations)
     assert stopped.value.details["rows_recorded"] == CHUNK
     assert f"{CHUNK} of {rows} rows were recorded" in stopped.value.message
-    monkeypatch.setattr(Ledger, "observe", real)
+    monkeypatch.setattr(Ledger, "_observe_atomic", real)
     rerun = ledger.observe_file(observations)
     assert (rerun.recorded, rerun.repeats) == (rows - CHUNK, CHUNK)
 

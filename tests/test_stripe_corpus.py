@@ -16,6 +16,7 @@ import pytest
 
 from adapters.stripe_files import StripeFileError, read_payment_intents_json, read_report_csv
 from ledger import Ledger
+from projections.formats import FORMATS, render
 from projections.read_models import ReadModels
 from projections.report import Category, Report, Row
 from tests import records as r
@@ -233,3 +234,22 @@ def test_refunds_and_disputes_by_webhook_count_once_with_the_reports(
         5000,
         5000,
     )
+
+
+def test_every_format_shows_the_payouts(ledger: Ledger) -> None:
+    import_report(ledger, "payout_reconciliation_full_columns.csv")
+    shown = {fmt: render(report(ledger), fmt) for fmt in FORMATS}
+    assert json.loads(shown["json"])["payouts"][0] == {
+        "payout_id": "po_1QcrpsPayout000001",
+        "payout_date": "2026-11-24",
+        "currency": "usd",
+        "payments": 3,
+        "gross": 18699,
+        "fees": 66 + 378 + 188,
+        "refunds": -3000,
+        "disputes": 0,
+        "net": 1184 + 11622 - 3000 + 5261,
+    }
+    for name in ("html", "table"):
+        assert "po_1QcrpsPayout000001" in shown[name] and "186.99 USD" in shown[name], name
+    assert "po_1QcrpsPayout000001" in shown["csv"]  # each row's payout_id column

@@ -515,6 +515,7 @@ def test_a_payment_intent_with_its_expanded_charge_becomes_an_observation(
         offline_collected=True,
         card_brand="visa",
         offline_id=OFFLINE_ID,
+        livemode=False,
     )
 
 

@@ -24,7 +24,7 @@ import stripe
 from sqlalchemy.engine import make_url
 
 from ledger import Ledger
-from ledger.identity import stripe_object_id
+from ledger.identity import stripe_event_id, stripe_object_id
 from tests import records as r
 from tests.test_cli import CLI, run
 from tests.test_cli import database as database  # a fixture: SQLite file and PostgreSQL
@@ -273,10 +273,6 @@ def test_deliveries_that_fail_verification_or_parsing_record_nothing(
     status, answer = serve.send(bad_amount)
     assert refused(status, answer, "INVALID_AMOUNT") and answer["error"]["field"] == "amount"
     assert refused(*serve.send({**good, "created": "yesterday"}), "INVALID_TIMESTAMP")
-    assert serve.send(event("customer.created", {"id": "cus_1", "object": "customer"})) == (
-        200,
-        {"received": True, "ignored": True, "reason": "not an event type this ledger applies"},
-    )
 
     assert last_id(ledger) == before
     assert ledger.payment(offline_id).status == "stored"
@@ -379,11 +375,11 @@ def test_declines_voids_orphans_and_refunds(serve: Server, ledger: Ledger, datab
         assert serve.send(refund) == (200, {"received": True, "duplicate": False, "facts": []})
     assert serve.send(first) == (200, {"received": True, "duplicate": True})
     # The charge's cumulative amount_refunded is kept as a snapshot, never added up.
-    seen = [
-        e.observation
+    observed = [
+        getattr(e, "observation", {})
         for e in ledger.store.events.get(stripe_object_id(pi_refunded))
-        if getattr(e, "observation", {}).get("kind") == "charge"
     ]
+    seen = [o for o in observed if o.get("kind") == "charge"]
     assert [(o["amount_refunded"], o["source"]) for o in seen] == [
         (500, "webhook"),
         (1250, "webhook"),
@@ -499,14 +495,46 @@ def test_a_live_mode_event_is_ignored_by_a_test_mode_ledger(serve: Server, ledge
     live = event("payment_intent.succeeded", payment_intent(offline_id, "succeeded")) | {
         "livemode": True
     }
-    # 2xx, or Stripe would retry it for three days: the event is not for this ledger.
-    assert serve.send(live) == (
-        200,
-        {
-            "received": True,
-            "ignored": True,
-            "reason": "a live-mode event; this ledger holds test-mode objects",
-        },
-    )
-    assert last_id(ledger) == before
+    # 2xx, or Stripe would retry it for three days: the event is not for this ledger. Only
+    # its receipt is recorded, with why.
+    ignored = {
+        "received": True,
+        "ignored": True,
+        "reason": "a live-mode event; this ledger holds test-mode objects",
+    }
+    assert serve.send(live) == (200, ignored)
+    assert serve.send(live) == (200, ignored)  # again: the same answer, nothing more
+    recorded = ledger.store.recorder.select_notifications(before + 1, 100)
+    assert [n.topic for n in recorded] == ["offline_ledger:StripeEvent.Ignored"]
+    (receipt,) = ledger.store.events.get(stripe_event_id(live["id"]))
+    assert getattr(receipt, "reason", None) == ignored["reason"]
     assert ledger.payment(offline_id).status == "forwarded"
+
+
+def test_events_not_applied_are_answered_2xx_and_recorded_with_why(
+    serve: Server, ledger: Ledger
+) -> None:
+    """Stripe retries every non-2xx answer for three days: a type the ledger does not use and
+    a v2 thin event are answered 200, and their receipt says why they were not applied."""
+    other_type = event("customer.created", {"id": "cus_1", "object": "customer"})
+    thin = {
+        "id": "evt_test_65R4ghi8RlC2rIdbnXQK2yC5yLnVLTBW",
+        "object": "v2.core.event",
+        "type": "v1.billing.meter.error_report_triggered",
+        "created": "2026-11-22T10:00:00.000Z",
+        "livemode": False,
+        "related_object": {"id": "mtr_1", "type": "billing.meter", "url": "/v1/billing/meters"},
+    }
+    reasons = {
+        other_type["id"]: "not an event type this ledger applies",
+        thin["id"]: "a v2 thin event: it carries no object to record",
+    }
+    for delivered in (other_type, thin, other_type):
+        reason = reasons[delivered["id"]]
+        assert serve.send(delivered) == (
+            200,
+            {"received": True, "ignored": True, "reason": reason},
+        )
+    for event_id, reason in reasons.items():
+        (receipt,) = ledger.store.events.get(stripe_event_id(event_id))
+        assert getattr(receipt, "reason", None) == reason

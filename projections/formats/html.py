@@ -19,6 +19,7 @@ from projections.formats.values import (
     currency_label,
     human_time,
     money,
+    payout_lines,
 )
 from projections.report import AGE_BUCKETS, EXCEPTIONS, Breakdown, Category, Report, Row, Totals
 
@@ -299,6 +300,7 @@ def render_html(report: Report) -> str:
         ),
         at_risk=_lines(by_age_bucket(report.at_risk_by_age())),
         at_risk_charts=_at_risk_charts(report),
+        payouts=payout_lines(report),
         category_chart=_category_chart(summary),
         tones=[ACTION, SETTLED, WAITING],
         bar_width_max=BAR_WIDTH_MAX,

@@ -13,6 +13,7 @@ from projections.formats.values import (
     currency_label,
     human_time,
     money,
+    payout_lines,
 )
 from projections.report import EXCEPTIONS, Category, Report, Row
 
@@ -38,8 +39,22 @@ def render_table(report: Report) -> str:
         console.print(
             Text(f"Stored beyond policy: {shown} ({flagged} flagged payments; see `breaches`)")
         )
+    if report.payouts():
+        console.print(_payouts(report))
     _print_exceptions(console, report)
     return _plain(console)
+
+
+def _payouts(report: Report) -> Table:
+    table = Table(title="Payouts", title_justify="left")
+    table.add_column("Payout", no_wrap=True)
+    for heading in ("Date", "Currency", "Payments"):
+        table.add_column(heading)
+    for heading in ("Gross", "Fees", "Refunds", "Disputes", "Net"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for line in payout_lines(report):
+        table.add_row(*(Text(value) for value in line.values()))
+    return table
 
 
 def _plain(console: Console) -> str:

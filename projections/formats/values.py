@@ -66,6 +66,23 @@ def payout_fields(report: Report) -> list[dict[str, Field]]:
     ]
 
 
+def payout_lines(report: Report) -> list[dict[str, str]]:
+    """Each payout's totals as people read them (formatted money, the date in UTC)."""
+    return [
+        {
+            "payout_id": p.payout_id,
+            "date": p.payout_at.date().isoformat() if p.payout_at else "—",
+            "currency": currency_label(p.currency),
+            "payments": str(p.payments),
+            **{
+                name: money(getattr(p, name), p.currency)
+                for name in ("gross", "fees", "refunds", "disputes", "net")
+            },
+        }
+        for p in report.payouts()
+    ]
+
+
 def money(amount_minor: int | None, currency: str | None) -> str:
     """`format_minor` where the currency is known; otherwise the bare minor units, marked."""
     if amount_minor is None:
