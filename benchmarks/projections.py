@@ -85,7 +85,7 @@ from projections.read_models import PROJECTIONS, ReadModels
 from projections.reconciliation import Thresholds
 from projections.report import Category
 from projections.runner import BATCH_SIZE_DEFAULT, catch_up, reset
-from projections.tables import payment_intent_links, payments, stripe_objects
+from projections.tables import payment_intent_links, payments, stripe_movements, stripe_objects
 
 INGEST_BATCH_SIZE = 1_000
 CATCH_UP_TARGET_EVENTS_PER_SECOND = 50_000
@@ -357,13 +357,14 @@ class SyntheticReadModels:
             cumulative += shape.share if shape.name != "matched" else rest
             self._thresholds.append((cumulative, shape))
 
-    def chunks(self, size: int) -> Iterator[tuple[list[Row], list[Row], list[Row]]]:
-        """(payments, links, stripe objects) for `size` payments at a time, then the orphans
-        (Stripe objects of no payment) that bring the Stripe objects to the number wanted."""
+    def chunks(self, size: int) -> Iterator[tuple[list[Row], list[Row], list[Row], list[Row]]]:
+        """(payments, links, stripe objects, money movements) for `size` payments at a time,
+        then the orphans (Stripe objects of no payment) that bring the Stripe objects to the
+        number wanted."""
         made = 0
         while made < self.payments:
             count = min(size, self.payments - made)
-            chunk: tuple[list[Row], list[Row], list[Row]] = ([], [], [])
+            chunk: tuple[list[Row], list[Row], list[Row], list[Row]] = ([], [], [], [])
             for _ in range(count):
                 self._payment(*chunk)
             made += count
@@ -371,7 +372,7 @@ class SyntheticReadModels:
         orphans = max(0, self.stripe_objects_wanted - self.stripe_objects)
         while orphans > 0:
             count = min(size, orphans)
-            yield [], [], [self._orphan() for _ in range(count)]
+            yield [], [], [self._orphan() for _ in range(count)], []
             orphans -= count
 
     # one payment and what Stripe and the ledger's links say about it
@@ -386,7 +387,9 @@ class SyntheticReadModels:
     def _id(self, prefix: str) -> str:
         return f"{prefix}{self.rng.getrandbits(120):030x}"
 
-    def _payment(self, rows: list[Row], links: list[Row], seen: list[Row]) -> None:
+    def _payment(
+        self, rows: list[Row], links: list[Row], seen: list[Row], moved: list[Row]
+    ) -> None:
         rng, shape = self.rng, self._pick()
         self.shapes[shape.name] += 1
         self.expected[shape.category.value] += 1
@@ -485,6 +488,20 @@ class SyntheticReadModels:
                 observed_at=None,
                 charged_gross=amount,
                 balance_transactions=1,
+            )
+            txn = self._id("txn_")
+            moved.append(
+                {
+                    "movement_key": txn,
+                    "balance_transaction_id": txn,
+                    "charge_id": stripe["charge_id"],
+                    "source_id": stripe["charge_id"],
+                    "offline_id": offline_id,
+                    "currency": payment["currency"],
+                    "gross": amount,
+                    "category": "charge",
+                    "created_at": captured,
+                }
             )
         elif name == "amount_mismatch":
             if rng.random() < 0.2:
@@ -625,7 +642,7 @@ class _PostgresLoader:
 
     def finish(self) -> bool:
         self.conn.autocommit = True
-        for table in (payments, payment_intent_links, stripe_objects):
+        for table in (payments, payment_intent_links, stripe_objects, stripe_movements):
             self.conn.execute(
                 sql.SQL("VACUUM ANALYZE {}.{}").format(
                     sql.Identifier(self.schema), sql.Identifier(table.name)
@@ -679,8 +696,15 @@ def fill_read_models(
         total,
     ) as advance:
         started = time.perf_counter()
-        for rows, links, seen in synthetic.chunks(FILL_CHUNK):
-            loader.load([(payments, rows), (payment_intent_links, links), (stripe_objects, seen)])
+        for rows, links, seen, moved in synthetic.chunks(FILL_CHUNK):
+            loader.load(
+                [
+                    (payments, rows),
+                    (payment_intent_links, links),
+                    (stripe_objects, seen),
+                    (stripe_movements, moved),
+                ]
+            )
             advance(len(rows) + len(seen))
         analyzed = loader.finish()
         seconds = time.perf_counter() - started

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from ledger import Ledger, LedgerError
+from ledger.pan import mask
 from ledger.wire import RECORD_TYPES
 from migrations import head_revision
 from tests import records as r
@@ -289,7 +290,8 @@ def test_rejects_file_keeps_the_rejected_lines_but_never_a_card_number(
         if entry["code"] == "CARD_NUMBER_DETECTED":
             assert entry["record"] is None
         else:
-            assert entry["record"] == source[entry["line"] - 1].strip()  # the line as it was
+            # The line as it was, every run of 6 or more digits masked but its last 4.
+            assert entry["record"] == mask(source[entry["line"] - 1].strip())
     everything = rejects.read_text() + done.stdout + done.stderr
     assert PAN not in everything and PAN.replace(" ", "") not in everything
     assert P2 not in rejects.read_text()  # nothing of the card-number line is copied

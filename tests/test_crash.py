@@ -124,7 +124,9 @@ def clean_run(day: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     """One uninterrupted ingest of the file into a fresh SQLite database: the reference."""
     url = f"sqlite:///{tmp_path_factory.mktemp('clean') / 'clean.db'}"
     summary = ingest(day, url)
-    assert summary["rejected_count"] > 0 and summary["accepted"] > 0
+    # Facts beyond the limits are recorded and flagged, never refused: the breaches are what
+    # must come out the same however often the ingest is killed and run again.
+    assert summary["flagged_count"] > 0 and summary["accepted"] > 0
     assert summary["duplicates"] == 0
     with Ledger.open(url) as ledger:
         state = snapshot(ledger, offline_ids(day), with_recorded_at=False)

@@ -13,11 +13,15 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from adapters.settings import StripeSettings
 from adapters.stripe_gateway import API_VERSION, StripeGateway
 from adapters.stripe_sync import sync
 from ledger import Ledger, LedgerError
+from projections.read_models import ReadModels
+from projections.report import Category
+from projections.tables import stripe_links
 from tests.recording_stripe import RecordingStripe, Request, error, recording_stripe
 
 FIXTURES = json.loads((Path(__file__).parent / "data" / "stripe_fixtures3.json").read_text())[
@@ -148,3 +152,35 @@ def test_a_key_that_reached_nothing_binds_no_mode(sqlite_url: str) -> None:
         with pytest.raises(LedgerError) as mismatch:
             sync(ledger, unreachable)
         assert mismatch.value.code == "STRIPE_MODE_MISMATCH"
+
+
+def test_sync_reads_the_corpus_of_every_api_version_alike(sqlite_url: str) -> None:
+    """PaymentIntents as two API versions render them (a `charges` list before 2022-11-15,
+    `latest_charge` since), served over HTTP: the offline-collected orphan of the older shape
+    is seen, and charges and balance transactions are tied to their PaymentIntents."""
+    corpus = Path(__file__).parent / "stripe_corpus"
+    items = [
+        item
+        for name in (
+            "payment_intents_charges_list_2020-08-27.json",
+            "payment_intents_latest_charge.json",
+        )
+        for item in json.loads((corpus / name).read_text())["data"]
+    ]
+    with Ledger.open(sqlite_url) as ledger, ReadModels(ledger) as read_models:
+        with recording_stripe(Listing(items)) as recorded:
+            summary = sync(ledger, gateway(recorded.url))
+            assert sync(ledger, gateway(recorded.url)).observations_recorded == 0  # twice: nothing
+        assert summary.payment_intents == len(items)
+        orphans = [
+            row
+            for row in read_models.report(SINCE).rows
+            if row.category is Category.ORPHAN_IN_STRIPE and row.offline_id is None
+        ]
+        assert [row.payment_intent_ids for row in orphans] == [("pi_3QcrpsP8000000001",)]
+        with read_models.engine.connect() as conn:
+            links: dict[str, str] = {
+                r.object_id: r.target_id for r in conn.execute(select(stripe_links))
+            }
+        assert links["ch_3QcrpsP800000000a"] == "pi_3QcrpsP8000000001"  # the failed attempt
+        assert links["txn_3QcrpsP9chg0000001"] == "pi_3QcrpsP9000000001"
