@@ -265,7 +265,12 @@ def _rejudge(
     """Judge again the limits of the payments stored from `since` on: what was held before
     them changed. `horizon` is the newest moment the location knew before the change: a
     change after it (facts in order) moves nothing already judged."""
-    for offline_id in location.stored_after(since, horizon):
+    affected = location.stored_after(since, horizon)
+    if affected and not _limits_within_reach(location):
+        # Even all of the timeline's payments together fit every stored limit: judging
+        # again can only clear a stored-limit breach, so only those that carry one.
+        affected = [k for k in affected if _TOTALS_CODES & set(location.timeline[k][5])]
+    for offline_id in affected:
         if offline_id == cause.offline_id:
             continue
         payment: Payment | None = uow.get(identity.payment_id(UUID(offline_id)))
@@ -280,6 +285,37 @@ def _rejudge(
         if kept + limits != payment.store_breaches:
             payment.rejudge(kept + limits, cause.offline_id, since)
             location.change_breaches(offline_id, _codes(payment.breaches), since)
+
+
+# The codes that depend on what else is stored (the others are the sale's own).
+_TOTALS_CODES = frozenset(
+    {str(Code.STORED_AMOUNT_LIMIT_EXCEEDED), str(Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE)}
+)
+
+
+def _limits_within_reach(location: Location) -> bool:
+    """Could some payment of the location's timeline break a stored limit? Not when all of
+    them together (stored and released, hence more than is stored at any moment) fit."""
+    limits, device_limits = location.config["limits"], location.config["device_limits"]
+    amounts: dict[str, int] = {}
+    count = 0
+    per_device: dict[str, tuple[dict[str, int], int]] = {}
+    for device_id, currency, amount, *_ in location.timeline.values():
+        amounts[currency] = amounts.get(currency, 0) + amount
+        count += 1
+        device_amounts, device_count = per_device.setdefault(device_id, ({}, 0))
+        device_amounts[currency] = device_amounts.get(currency, 0) + amount
+        per_device[device_id] = (device_amounts, device_count + 1)
+    if _over(limits, amounts, count):
+        return True
+    return any(_over(device_limits, a, n) for a, n in per_device.values())
+
+
+def _over(limits: dict[str, Any], amounts: dict[str, int], count: int) -> bool:
+    count_max = limits.get("stored_count_max")
+    if count_max is not None and count > count_max:
+        return True
+    return any(amounts.get(c, 0) > m for c, m in limits["stored_amount_max"].items())
 
 
 def _codes(breaches: list[dict[str, Any]]) -> list[str]:

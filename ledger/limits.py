@@ -224,7 +224,22 @@ class Totals:
     @classmethod
     def at(cls, location: Location, offline_id: str, moment: datetime, device_id: str) -> Totals:
         """Stored just before `offline_id` was, at `moment` (by occurred_at)."""
-        return cls.of(location.stored_before(moment, offline_id), device_id)
+        if location.horizon is not None and moment <= location.horizon:
+            return cls.of(location.stored_before(moment, offline_id), device_id)
+        # Nothing known happened at or after the moment (facts in order): the current
+        # totals hold, less the payment itself. No walk over the stored payments.
+        totals = cls.current(location, device_id)
+        own = location.stored.get(offline_id)
+        if own is None:
+            return totals
+        own_device, currency, amount = own
+        amounts = dict(totals.amounts)
+        amounts[currency] -= amount
+        device_amounts = dict(totals.device_amounts)
+        mine = own_device == device_id
+        if mine:
+            device_amounts[currency] -= amount
+        return cls(amounts, totals.count - 1, device_amounts, totals.device_count - mine)
 
 
 @dataclass(frozen=True)

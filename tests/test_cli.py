@@ -235,7 +235,7 @@ def bad_file(tmp_path: Path) -> Path:
         r.created(P2, metadata={"note": f"card {PAN}"}),  # 6: a card number
         r.confirmed(UNKNOWN),  # 7: unknown payment
         *r.stored_payment(P3),  # 8, 9, 10
-        r.captured(P3, "pi_3", 999_999),  # 11: more than was authorized
+        r.captured(P3, "pi_3", 5_000),  # 11: more than was authorized (1,250)
     ]
     write_jsonl(path, lines)
     return path
