@@ -1,0 +1,469 @@
+"""The ledger's own commands: ingest, status, history, decide, reserve, release, allow,
+schema."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+from adapters.cli.group import main
+from adapters.cli.options import db_option, json_option, no_card_number
+from adapters.cli.output import print_json, stderr, stdout
+from adapters.cli.session import opened
+from adapters.jsonl import BATCH_SIZE_DEFAULT, IngestSummary, ingest, numbered_lines
+from ledger import Ledger
+from ledger.money import format_minor
+from ledger.views import ReservationState
+from ledger.wire import json_schema
+
+
+@main.command(name="ingest")
+@click.argument("source", type=click.File("rb"))
+@db_option
+@json_option
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write rejected lines with their errors to this JSON Lines file.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 5000),
+    default=BATCH_SIZE_DEFAULT,
+    show_default=True,
+    help="Records per transaction.",
+)
+def ingest_command(
+    source: IO[bytes],
+    database_url: str | None,
+    as_json: bool,
+    rejects: Path | None,
+    batch_size: int,
+) -> None:
+    """Apply wire records from a JSON Lines FILE (or - for stdin), in order.
+
+    Each record is atomic; a rejected record stores nothing and the file goes on. Exit status
+    0 when nothing was rejected, 1 when some records were, 2 for usage or connection errors.
+    A database failure mid-file stops the ingest (exit status 2); the summary names the last
+    line durably applied, and running the same file again takes over from there.
+    """
+    with opened(database_url, as_json) as ledger:
+        rejects_file = rejects.open("w", encoding="utf-8") if rejects else None
+        try:
+            summary = _ingest_with_progress(ledger, source, batch_size, rejects_file)
+        finally:
+            if rejects_file is not None:
+                rejects_file.close()
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        _print_summary(summary, rejects)
+    if summary.stopped is not None:
+        sys.exit(EXIT_USAGE)
+    sys.exit(EXIT_REFUSED if summary.rejected_count else EXIT_OK)
+
+
+def _ingest_with_progress(
+    ledger: Ledger, source: IO[bytes], batch_size: int, rejects: IO[str] | None
+) -> IngestSummary:
+    lines = numbered_lines(source)
+    size = _size_of(source)
+    if not stderr.is_terminal or size is None:
+        return ingest(ledger, lines, batch_size=batch_size, rejects=rejects)
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task("ingesting", total=size)
+        return ingest(
+            ledger,
+            lines,
+            batch_size=batch_size,
+            rejects=rejects,
+            on_batch=lambda done: progress.advance(task, done),
+        )
+
+
+def _size_of(source: IO[bytes]) -> int | None:
+    try:
+        return os.fstat(source.fileno()).st_size or None
+    except (OSError, ValueError):
+        return None
+
+
+def _print_summary(summary: IngestSummary, rejects: Path | None) -> None:
+    stdout.print(
+        f"{summary.lines} records: [green]{summary.accepted} accepted[/], "
+        f"{summary.duplicates} duplicates (already recorded), "
+        f"[{'red' if summary.rejected_count else 'green'}]{summary.rejected_count} rejected[/]"
+        + (
+            f", [yellow]{summary.flagged_count} flagged[/] (recorded; they broke an offline rule)"
+            if summary.flagged_count
+            else ""
+        )
+    )
+    for flag in summary.flagged[:50]:
+        stderr.print(
+            f"  line {flag['line']}: flagged {flag['code']}: {flag['message']}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    shown = summary.rejected[:50]
+    for rejection in shown:
+        field = f" {rejection['field']}" if "field" in rejection else ""
+        stderr.print(
+            f"  line {rejection['line']}{field}: {rejection['code']}: {rejection['message']}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    if summary.rejected_count > len(shown):
+        stderr.print(
+            f"  ... and {summary.rejected_count - len(shown)} more"
+            + (f" (all in {rejects})" if rejects else " (use --rejects PATH)")
+        )
+    if summary.stopped is not None:
+        stderr.print(
+            f"[bold red]stopped:[/] {escape(str(summary.stopped))}\n"
+            f"  the last line applied is line {summary.last_applied_line}: run the same "
+            "file again once the database is back (what is recorded repeats as duplicates)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+@main.command()
+@db_option
+@json_option
+@click.option("--location", "location_id", help="Only this location.", callback=no_card_number)
+def status(database_url: str | None, as_json: bool, location_id: str | None) -> None:
+    """Stored (outstanding) payments and headroom, per location and per device."""
+    with opened(database_url, as_json) as ledger:
+        locations = ledger.status(location_id)
+    if as_json:
+        print_json(
+            {
+                "locations": [loc.model_dump(mode="json") for loc in locations],
+                "devices": [d.model_dump(mode="json") for loc in locations for d in loc.devices],
+            }
+        )
+        return
+    if not locations:
+        stdout.print("no locations recorded yet: ingest a location.configured record first")
+        return
+    table = Table(title="Offline status: stored payments and headroom")
+    columns = (
+        "location",
+        "device",
+        "offline",
+        "stored",
+        "stored amount",
+        "headroom",
+        "beyond policy",
+    )
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("location", "device"))
+    for loc in locations:
+        table.add_row(
+            loc.location_id,
+            "(all)",
+            "enabled" if loc.offline_enabled else "disabled",
+            str(loc.offline_payments_count),
+            _amounts(loc.offline_payment_amounts_by_currency),
+            _headroom(loc.headroom),
+            _beyond(loc.stored_beyond_policy),
+        )
+        for device in loc.devices:
+            table.add_row(
+                "",
+                device.device_id,
+                "",
+                str(device.offline_payments_count),
+                _amounts(device.offline_payment_amounts_by_currency),
+                _headroom(device.headroom),
+                _beyond(device.stored_beyond_policy),
+            )
+    stdout.print(table)
+
+
+def _beyond(by_code: dict[str, dict[str, Any]]) -> str:
+    """Stored payments that broke a rule, per code: `STORED_AMOUNT_LIMIT_EXCEEDED: 1, 5.00 USD`."""
+    return (
+        "; ".join(
+            f"{code}: {row['count']}, {_amounts(row['amounts_by_currency'])}"
+            for code, row in by_code.items()
+        )
+        or "-"
+    )
+
+
+def _amounts(amounts: dict[str, int]) -> str:
+    return ", ".join(format_minor(v, c) for c, v in amounts.items()) or "-"
+
+
+def _headroom(rows: list[Any]) -> str:
+    parts = []
+    for row in rows:
+        if row.currency is None:
+            parts.append(f"{row.remaining}/{row.max} payments")
+        else:
+            parts.append(f"{format_minor(row.remaining, row.currency)} left")
+    return "\n".join(parts) or "no limits"
+
+
+@main.command()
+@click.argument("offline_id", callback=no_card_number)
+@db_option
+@json_option
+def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
+    """Every event of one payment, in order, with when it happened and when it was recorded,
+    and what Stripe said about its PaymentIntents beside them."""
+    with opened(database_url, as_json) as ledger:
+        entries = ledger.history(offline_id)
+    if as_json:
+        print_json([entry.model_dump(mode="json") for entry in entries])
+        return
+    table = Table(title=f"History of payment {offline_id}")
+    for column in ("#", "from", "event", "occurred at", "recorded at", "details"):
+        table.add_column(column)
+    for entry in entries:
+        data = entry.data.get("observation", entry.data)  # Stripe's word, flattened
+        details = ", ".join(f"{k}={v}" for k, v in data.items() if v not in (None, {}, []))
+        table.add_row(
+            str(entry.version),
+            entry.source,
+            entry.event,
+            entry.occurred_at.isoformat() if entry.occurred_at else "",
+            entry.recorded_at.isoformat(timespec="seconds"),
+            details,
+        )
+    stdout.print(table)
+
+
+@main.command()
+@click.option("--amount", type=int, required=True, help="Amount in minor units (1250 = 12.50).")
+@click.option("--currency", required=True, help="Lowercase ISO 4217 code, e.g. usd.")
+@click.option(
+    "--device", "device_id", required=True, help="Device (reader) id.", callback=no_card_number
+)
+@click.option(
+    "--location", "location_id", required=True, help="Location id.", callback=no_card_number
+)
+@click.option(
+    "--offline-behavior",
+    default="prefer_online",
+    show_default=True,
+    type=click.Choice(["prefer_online", "require_online", "force_offline"]),
+)
+@click.option(
+    "--at",
+    "at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
+    help="Evaluate at this time (RFC 3339 with offset); default now.",
+)
+@db_option
+@json_option
+def decide(
+    amount: int,
+    currency: str,
+    device_id: str,
+    location_id: str,
+    offline_behavior: str,
+    at: datetime | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    """May this sale be taken offline? Prints the answer, the reason and the headroom left."""
+    with opened(database_url, as_json) as ledger:
+        decision = ledger.decide(
+            amount=amount,
+            currency=currency,
+            device_id=device_id,
+            location_id=location_id,
+            offline_behavior=offline_behavior,
+            at=at,
+        )
+    if as_json:
+        print_json(decision.to_dict())
+        return
+    if decision.offline_allowed:
+        stdout.print("[green]offline allowed[/]: pass offline_behavior=prefer_online")
+    else:
+        stdout.print("[red]take it online[/]: pass offline_behavior=require_online")
+        for reason in decision.reasons:
+            stdout.print(f"  {reason.code}: {reason.message}", highlight=False)
+    for row in decision.headroom:
+        stdout.print(
+            f"  {row.scope} {row.limit}: {_quantity(row.remaining, row.currency)} left "
+            f"of {_quantity(row.maximum, row.currency)}",
+            highlight=False,
+        )
+
+
+@main.command()
+@click.option("--offline-id", "offline_id", required=True, help="The sale's offline_id (UUID).")
+@click.option("--amount", type=int, required=True, help="Amount in minor units (1250 = 12.50).")
+@click.option("--currency", required=True, help="Lowercase ISO 4217 code, e.g. usd.")
+@click.option(
+    "--device", "device_id", required=True, help="Device (reader) id.", callback=no_card_number
+)
+@click.option(
+    "--location", "location_id", required=True, help="Location id.", callback=no_card_number
+)
+@click.option(
+    "--hold-minutes",
+    type=click.IntRange(1, 60),
+    default=5,
+    show_default=True,
+    help="How long the headroom is held unless the payment is confirmed.",
+)
+@click.option(
+    "--at",
+    "at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
+    help="Decide at this time (RFC 3339 with offset); default now.",
+)
+@db_option
+@json_option
+def reserve(
+    offline_id: str,
+    amount: int,
+    currency: str,
+    device_id: str,
+    location_id: str,
+    hold_minutes: int,
+    at: datetime | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    """Decide whether this sale may be taken offline and hold its headroom (a reservation).
+
+    The same request always gets the same answer: a retry prints the recorded one."""
+    with opened(database_url, as_json) as ledger:
+        answer = ledger.reserve(
+            offline_id,
+            amount,
+            currency,
+            device_id,
+            location_id,
+            at=at,
+            hold_for=timedelta(minutes=hold_minutes),
+        )
+    _print_reservation(answer, as_json)
+
+
+@main.command()
+@click.argument("offline_id")
+@db_option
+@json_option
+def release(offline_id: str, database_url: str | None, as_json: bool) -> None:
+    """Give back the headroom a reservation holds (the sale was abandoned)."""
+    with opened(database_url, as_json) as ledger:
+        answer = ledger.release(offline_id)
+    _print_reservation(answer, as_json)
+
+
+@main.command()
+@click.option(
+    "--device", "device_id", required=True, help="Device (reader) id.", callback=no_card_number
+)
+@click.option(
+    "--location", "location_id", required=True, help="Location id.", callback=no_card_number
+)
+@click.option(
+    "--amount",
+    "amounts",
+    multiple=True,
+    required=True,
+    help="CURRENCY=MINOR_UNITS, e.g. usd=50000 (repeat for each currency).",
+)
+@click.option("--count", type=click.IntRange(0), required=True, help="Payments it may store.")
+@click.option(
+    "--until",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
+    required=True,
+    help="Valid until (RFC 3339 with offset).",
+)
+@click.option(
+    "--at",
+    "at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
+    help="Grant at this time (RFC 3339 with offset); default now.",
+)
+@db_option
+@json_option
+def allow(
+    device_id: str,
+    location_id: str,
+    amounts: tuple[str, ...],
+    count: int,
+    until: datetime,
+    at: datetime | None,
+    database_url: str | None,
+    as_json: bool,
+) -> None:
+    """Grant a device an offline allowance for when the ledger cannot be reached.
+
+    It is carved out of the location's limits: what is granted may be less than asked."""
+    asked: dict[str, int] = {}
+    for given in amounts:
+        currency, _, minor = given.partition("=")
+        if not minor.isdigit():
+            raise click.BadParameter(f"{given!r}: give CURRENCY=MINOR_UNITS, e.g. usd=50000")
+        asked[currency.strip().lower()] = int(minor)
+    with opened(database_url, as_json) as ledger:
+        allowance = ledger.allow(device_id, location_id, asked, count, until, at=at)
+    if as_json:
+        print_json(allowance.model_dump(mode="json"))
+        return
+    stdout.print(
+        f"granted {allowance.device_id}: {_amounts(allowance.amounts)} and "
+        f"{allowance.count} payments until {allowance.valid_until.isoformat()}",
+        highlight=False,
+    )
+
+
+def _print_reservation(answer: ReservationState, as_json: bool) -> None:
+    if as_json:
+        print_json(answer.model_dump(mode="json"))
+        return
+    if answer.released_at is not None:
+        stdout.print(f"released at {answer.released_at.isoformat()}", highlight=False)
+    elif answer.granted:
+        assert answer.expires_at is not None
+        stdout.print(
+            f"[green]granted[/] until {answer.expires_at.isoformat()}: "
+            "pass offline_behavior=prefer_online"
+        )
+    else:
+        stdout.print("[red]refused[/]: pass offline_behavior=require_online")
+        for reason in answer.reasons:
+            stdout.print(f"  {reason['code']}: {reason['message']}", highlight=False)
+
+
+def _quantity(value: int, currency: str | None) -> str:
+    return str(value) if currency is None else format_minor(value, currency)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the wire records."""
+    print_json(json_schema())

@@ -1,0 +1,80 @@
+"""Options and argument types shared by the commands."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+
+from ledger.errors import Code
+from ledger.moments import MomentError, check_moment, parse_moment
+from ledger.pan import holds_pan
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db_option(function: F) -> F:
+    return click.option(
+        "--db",
+        "database_url",
+        envvar="OFFLINE_LEDGER_DATABASE_URL",
+        help="Database URL: sqlite:///path.db (default ./offline-ledger.db) or "
+        "postgresql://user@host:5432/db. Env: OFFLINE_LEDGER_DATABASE_URL.",
+    )(function)
+
+
+def no_card_number(_: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse an id argument holding a full card number (`ledger.pan`), without echoing it:
+    ids given on the command line are stored (capture) or said back (history, reports)."""
+    if value is not None and holds_pan(value):
+        raise click.BadParameter(
+            f"{Code.CARD_NUMBER_DETECTED}: holds a full card number (13-19 digits passing the "
+            "Luhn check); give the id, never a card number",
+            param=param,
+        )
+    return value
+
+
+def json_option(function: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(function)
+
+
+class TimeZoneType(click.ParamType[ZoneInfo, Any]):
+    """An IANA time zone name (Europe/Paris, America/New_York, UTC)."""
+
+    name = "TIMEZONE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, ZoneInfo):
+            return value
+        try:
+            return ZoneInfo(str(value))
+        except (ZoneInfoNotFoundError, ValueError):
+            self.fail(f"{value!r} is not an IANA time zone name like Europe/Paris", param, ctx)
+
+
+class MomentType(click.ParamType[datetime, Any]):
+    """An RFC 3339 time with an offset (2026-11-22T18:00:00Z), or a date meaning its start in
+    UTC (2026-11-22)."""
+
+    name = "TIME"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        try:
+            if isinstance(value, datetime):
+                return check_moment(value)
+            if _DATE.fullmatch(str(value)):
+                return check_moment(datetime.fromisoformat(str(value)).replace(tzinfo=UTC))
+            return parse_moment(str(value))
+        except (MomentError, ValueError) as error:
+            # The value is not repeated: a mistyped argument could be anything, a card number too.
+            self.fail(f"the time {error} (or give a date: 2026-11-22)", param, ctx)
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)

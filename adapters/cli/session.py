@@ -1,0 +1,73 @@
+"""What a command opens: the ledger, its read models, the Stripe gateway."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import ValidationError
+from rich.markup import escape
+
+from adapters.cli.errors import EXIT_USAGE, fail, fail_with
+from adapters.cli.output import stderr
+from adapters.settings import Settings
+from adapters.stripe_gateway import StripeGateway
+from adapters.stripe_gateway import load_settings as load_stripe_settings
+from ledger import Ledger, LedgerError
+from projections.read_models import ReadModels
+
+
+@contextmanager
+def opened(database_url: str | None, as_json: bool = False) -> Iterator[Ledger]:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        fail(
+            f"configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
+            EXIT_USAGE,
+            as_json,
+        )
+    try:
+        ledger = Ledger.open(
+            database_url or settings.database_url, stripe_offline_max=settings.stripe_offline_max
+        )
+    except LedgerError as error:
+        fail_with(error, as_json)
+    try:
+        yield ledger
+    except LedgerError as error:
+        fail_with(error, as_json)
+    finally:
+        ledger.close()
+
+
+@contextmanager
+def open_read_models(ledger: Ledger) -> Iterator[ReadModels]:
+    with ReadModels(ledger) as models:
+        yield models
+
+
+@contextmanager
+def stripe_session(
+    database_url: str | None, as_json: bool
+) -> Iterator[tuple[Ledger, StripeGateway]]:
+    """The ledger and the gateway; the API key comes from STRIPE_API_KEY (or the file named by
+    OFFLINE_LEDGER_STRIPE_CONFIG), never from the command line."""
+    try:
+        gateway = StripeGateway(load_stripe_settings())
+    except ValidationError as error:
+        fail(
+            f"Stripe configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
+            EXIT_USAGE,
+            as_json,
+        )
+    except LedgerError as error:
+        if as_json:
+            print(json.dumps({"error": error.to_dict()}))
+        else:
+            stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        sys.exit(EXIT_USAGE)
+    with opened(database_url, as_json) as ledger:
+        yield ledger, gateway
