@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.progress import (
-    BarColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
+from adapters import demo
 from adapters.cli.errors import EXIT_USAGE, fail, fail_with
 from adapters.cli.group import main
 from adapters.cli.options import json_option
-from adapters.cli.output import print_json, stderr, stdout
+from adapters.cli.output import phases_progress, print_json, stdout
+from adapters.demo import OUT_DEFAULT, PAYMENTS_DEFAULT, PAYMENTS_MAX, PAYMENTS_MIN, SEED_DEFAULT
 from ledger import LedgerError
 
 
@@ -27,21 +20,21 @@ from ledger import LedgerError
     "--out",
     "out",
     type=click.Path(file_okay=False, path_type=Path),
-    default="offline-ledger-demo",
+    default=OUT_DEFAULT,
     show_default=True,
     help="Directory for the demo's ledger (SQLite), Stripe files and reports.",
 )
 @click.option(
     "--payments",
-    type=click.IntRange(100, 50_000),
-    default=3_000,
+    type=click.IntRange(PAYMENTS_MIN, PAYMENTS_MAX),
+    default=PAYMENTS_DEFAULT,
     show_default=True,
     help="Sales in the simulated day, online and offline.",
 )
 @click.option(
     "--seed",
     type=int,
-    default=20261120,
+    default=SEED_DEFAULT,
     show_default=True,
     help="The same seed gives the same day, files and report.",
 )
@@ -62,24 +55,9 @@ def demo_command(out: Path, payments: int, seed: int, force: bool, as_json: bool
     report CSV, PaymentIntents JSON) and imported, and the reconciliation report is written
     in every format into --out. Exit status 2 when --out already holds a demo (use --force).
     """
-    from rich.progress import MofNCompleteColumn
-
-    from adapters import demo
-
     try:
-        if as_json or not stderr.is_terminal:
-            summary = demo.run(out, payments, seed, force=force)
-        else:
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=stderr,
-                transient=True,
-            ) as progress:
-                summary = demo.run(out, payments, seed, force=force, phase=_demo_phases(progress))
+        with phases_progress(shown=not as_json) as phase:
+            summary = demo.run(out, payments, seed, force=force, phase=phase)
     except demo.DemoExists as error:
         fail(str(error), EXIT_USAGE, as_json)
     except LedgerError as error:
@@ -90,18 +68,3 @@ def demo_command(out: Path, payments: int, seed: int, force: bool, as_json: bool
         print_json(summary.to_dict())
     else:
         demo.print_summary(summary, stdout)
-
-
-def _demo_phases(progress: Progress) -> Callable[[str, int | None], Callable[[int], None]]:
-    """One progress line per step of the demo; a step shows done when the next starts."""
-    tasks: list[Any] = []
-
-    def start(description: str, total: int | None) -> Callable[[int], None]:
-        if tasks:
-            done = progress.tasks[-1].completed or 1
-            progress.update(tasks[-1], total=done, completed=done)
-        task = progress.add_task(description, total=total)
-        tasks.append(task)
-        return lambda done: progress.advance(task, done)
-
-    return start

@@ -1,21 +1,46 @@
-"""How errors reach exit statuses: 0 success, 1 refused input, 2 usage, configuration or
-connection errors."""
+"""The one table from errors to exit statuses, and the one way a command stops on an error:
+0 success; 1 refused input (rejected records, an unknown payment, a refused file, a bad
+argument value); 2 usage, configuration or connection errors. No user input produces a
+traceback."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
-from adapters.cli.output import stderr
+from pydantic import ValidationError
+from rich.markup import escape
+
+from adapters.cli.output import print_json, stderr
+from adapters.stripe_files import StripeFileError
 from ledger import LedgerError
-from ledger.errors import StorageError
+from ledger.errors import Code, StorageError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
+# Refusals that no input can fix: the operator's configuration is missing or wrong.
+_CONFIGURATION_CODES = frozenset({Code.STRIPE_NOT_CONFIGURED})
+
+T = TypeVar("T")
+
+
+def exit_status(error: LedgerError) -> int:
+    """2 for the database (unreachable, not migrated, a wrong cipher key: `StorageError`) and
+    for missing configuration; 1 for every other refusal."""
+    if isinstance(error, StorageError) or error.code in _CONFIGURATION_CODES:
+        return EXIT_USAGE
+    return EXIT_REFUSED
+
 
 def fail_with(error: LedgerError, as_json: bool) -> NoReturn:
-    status = EXIT_USAGE if isinstance(error, StorageError) else EXIT_REFUSED
+    """Say the error (its code, and for a refused file every problem found) and exit with its
+    status from `exit_status`."""
+    status = exit_status(error)
+    if isinstance(error, StripeFileError):
+        _say_file_refused(error, as_json)
+        sys.exit(status)
     if as_json:
         print(json.dumps({"error": error.to_dict()}))
         sys.exit(status)
@@ -23,8 +48,36 @@ def fail_with(error: LedgerError, as_json: bool) -> NoReturn:
 
 
 def fail(message: str, status: int, as_json: bool) -> NoReturn:
+    """Stop with a message of the CLI's own (a usage error, something that did not exist)."""
     if as_json:
         print(json.dumps({"error": {"message": message}}))
     else:
-        stderr.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(status)
+
+
+def configured(load: Callable[[], T], what: str, as_json: bool) -> T:
+    """Settings read from the environment (or a file it names): a bad value is a configuration
+    error, exit status 2, naming the setting and never echoing its value."""
+    try:
+        return load()
+    except ValidationError as error:
+        first = error.errors()[0]
+        fail(f"{what} error: {first['loc']}: {first['msg']}", EXIT_USAGE, as_json)
+
+
+def _say_file_refused(error: StripeFileError, as_json: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "error": error.to_dict(),
+                "problem_count": error.problem_count,
+                "problems": [problem.to_dict() for problem in error.problems],
+            }
+        )
+        return
+    stderr.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
+    for problem in error.problems:
+        stderr.print(
+            f"  {problem.code}: {problem.message}", highlight=False, markup=False, soft_wrap=True
+        )

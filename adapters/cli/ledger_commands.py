@@ -14,7 +14,6 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
-    Progress,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -22,7 +21,7 @@ from rich.table import Table
 from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from adapters.cli.group import main
 from adapters.cli.options import db_option, json_option, no_card_number
-from adapters.cli.output import print_json, stderr, stdout
+from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import opened
 from adapters.jsonl import BATCH_SIZE_DEFAULT, IngestSummary, ingest, numbered_lines
 from ledger import Ledger
@@ -82,23 +81,14 @@ def _ingest_with_progress(
 ) -> IngestSummary:
     lines = numbered_lines(source)
     size = _size_of(source)
-    if not stderr.is_terminal or size is None:
-        return ingest(ledger, lines, batch_size=batch_size, rejects=rejects)
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=stderr, transient=True) as progress:
-        task = progress.add_task("ingesting", total=size)
-        return ingest(
-            ledger,
-            lines,
-            batch_size=batch_size,
-            rejects=rejects,
-            on_batch=lambda done: progress.advance(task, done),
-        )
+    with progress_bar("ingesting", size, *columns, shown=size is not None) as advance:
+        return ingest(ledger, lines, batch_size=batch_size, rejects=rejects, on_batch=advance)
 
 
 def _size_of(source: IO[bytes]) -> int | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from adapters.cli.errors import fail_with
+from adapters.cli.errors import configured, fail_with
 from adapters.cli.group import main
 from adapters.cli.options import db_option
 from adapters.cli.output import stdout
@@ -18,7 +18,9 @@ def migrate(database_url: str | None) -> None:
     from migrations import upgrade
 
     try:
-        config = parse_database_url(database_url or Settings().database_url)
+        config = parse_database_url(
+            database_url or configured(Settings, "configuration", False).database_url
+        )
         revision = upgrade(config)
     except LedgerError as error:
         fail_with(error, False)

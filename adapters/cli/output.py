@@ -1,14 +1,19 @@
-"""What the CLI prints: the consoles, JSON, progress bars."""
+"""What the CLI prints: the consoles, JSON, progress bars. A bar goes to standard error and
+only when someone is watching (a terminal), so that piped output stays the answer alone."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
 from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -22,17 +27,57 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
+@contextmanager
+def progress_bar(
+    description: str, total: int | None, *columns: str | ProgressColumn, shown: bool = True
+) -> Iterator[Callable[[int], None] | None]:
+    """A function that advances a transient bar by so many units, or None when nothing is
+    shown (not `shown`, or standard error is not a terminal)."""
+    if not (shown and stderr.is_terminal):
+        yield None
+        return
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.advance(task, done)
+
+
 def with_progress(catch_up: Callable[[Callable[[int], None] | None], int]) -> int:
-    """Run a catch-up, with a progress bar when someone is watching."""
-    if not stderr.is_terminal:
-        return catch_up(None)
-    with Progress(
+    """Run a catch-up of the read models, with a progress bar when someone is watching."""
+    columns = (
         SpinnerColumn(),
         "[progress.description]{task.description}",
         TextColumn("{task.completed:,} events"),
         TimeElapsedColumn(),
-        console=stderr,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("updating read models", total=None)
-        return catch_up(lambda done: progress.advance(task, done))
+    )
+    with progress_bar("updating read models", None, *columns) as advance:
+        return catch_up(advance)
+
+
+@contextmanager
+def phases_progress(
+    shown: bool = True,
+) -> Iterator[Callable[[str, int | None], Callable[[int], None]] | None]:
+    """One progress line per phase of a long run (the demo); a phase shows done when the next
+    starts. None when nothing is shown."""
+    if not (shown and stderr.is_terminal):
+        yield None
+        return
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        tasks: list[Any] = []
+
+        def start(description: str, total: int | None) -> Callable[[int], None]:
+            if tasks:
+                done = progress.tasks[-1].completed or 1
+                progress.update(tasks[-1], total=done, completed=done)
+            task = progress.add_task(description, total=total)
+            tasks.append(task)
+            return lambda done: progress.advance(task, done)
+
+        yield start

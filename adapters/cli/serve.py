@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import click
-from pydantic import ValidationError
 
-from adapters.cli.errors import EXIT_USAGE, fail
+from adapters.cli.errors import EXIT_USAGE, configured, fail
 from adapters.cli.group import main
 from adapters.cli.options import db_option
 from adapters.cli.session import opened
@@ -36,14 +35,7 @@ def serve(database_url: str | None, host: str, port: int) -> None:
     from adapters.http_limits import HttpLimits
     from adapters.webhooks import create_app
 
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        fail(
-            f"configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
-            EXIT_USAGE,
-            False,
-        )
+    settings = configured(Settings, "configuration", False)
     secret = settings.stripe_webhook_secret
     if secret is None or not secret.get_secret_value().strip():
         fail(

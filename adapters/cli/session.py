@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from pydantic import ValidationError
-from rich.markup import escape
-
-from adapters.cli.errors import EXIT_USAGE, fail, fail_with
-from adapters.cli.output import stderr
+from adapters.cli.errors import configured, fail_with
 from adapters.settings import Settings
 from adapters.stripe_gateway import StripeGateway
 from adapters.stripe_gateway import load_settings as load_stripe_settings
@@ -21,14 +15,7 @@ from projections.read_models import ReadModels
 
 @contextmanager
 def opened(database_url: str | None, as_json: bool = False) -> Iterator[Ledger]:
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        fail(
-            f"configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
-            EXIT_USAGE,
-            as_json,
-        )
+    settings = configured(Settings, "configuration", as_json)
     try:
         ledger = Ledger.open(
             database_url or settings.database_url, stripe_offline_max=settings.stripe_offline_max
@@ -55,19 +42,10 @@ def stripe_session(
 ) -> Iterator[tuple[Ledger, StripeGateway]]:
     """The ledger and the gateway; the API key comes from STRIPE_API_KEY (or the file named by
     OFFLINE_LEDGER_STRIPE_CONFIG), never from the command line."""
+    stripe_settings = configured(load_stripe_settings, "Stripe configuration", as_json)
     try:
-        gateway = StripeGateway(load_stripe_settings())
-    except ValidationError as error:
-        fail(
-            f"Stripe configuration error: {error.errors()[0]['loc']}: {error.errors()[0]['msg']}",
-            EXIT_USAGE,
-            as_json,
-        )
+        gateway = StripeGateway(stripe_settings)
     except LedgerError as error:
-        if as_json:
-            print(json.dumps({"error": error.to_dict()}))
-        else:
-            stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
-        sys.exit(EXIT_USAGE)
+        fail_with(error, as_json)
     with opened(database_url, as_json) as ledger:
         yield ledger, gateway

@@ -7,22 +7,20 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    Progress,
     TextColumn,
     TimeRemainingColumn,
 )
 
-from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, fail
+from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, fail, fail_with
 from adapters.cli.group import main
 from adapters.cli.options import MomentType, TimeZoneType, db_option, json_option, no_card_number
-from adapters.cli.output import print_json, stderr, stdout
+from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import open_read_models, opened, stripe_session
 from adapters.forwarding import CONCURRENCY_MAX, Forwarder
 from adapters.stripe_files import (
@@ -65,7 +63,7 @@ def import_stripe_report(
     try:
         rows = read_report_csv(path, zone)
     except StripeFileError as error:
-        _refuse_file(error, as_json)
+        fail_with(error, as_json)
     _record_observations(rows, rows.skipped, database_url, as_json)
 
 
@@ -90,7 +88,7 @@ def import_stripe_json(path: Path, database_url: str | None, as_json: bool) -> N
         else:
             payment_intents = read_payment_intents_json(path)
     except StripeFileError as error:
-        _refuse_file(error, as_json)
+        fail_with(error, as_json)
     _record_observations(payment_intents, 0, database_url, as_json)
 
 
@@ -107,31 +105,8 @@ def import_stripe_disputes(path: Path, database_url: str | None, as_json: bool) 
     try:
         disputes = read_disputes_json(path)
     except StripeFileError as error:
-        _refuse_file(error, as_json)
+        fail_with(error, as_json)
     _record_observations(disputes, 0, database_url, as_json)
-
-
-def _refuse_file(error: StripeFileError, as_json: bool) -> NoReturn:
-    if as_json:
-        print_json(
-            {
-                "error": error.to_dict(),
-                "problem_count": error.problem_count,
-                "problems": [problem.to_dict() for problem in error.problems],
-            }
-        )
-    else:
-        stderr.print(
-            f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True
-        )
-        for problem in error.problems:
-            stderr.print(
-                f"  {problem.code}: {problem.message}",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
-    sys.exit(EXIT_REFUSED)
 
 
 def _record_observations(
@@ -195,21 +170,18 @@ def forward(database_url: str | None, as_json: bool, concurrency: int, limit: in
     ):
         offline_ids = read_models.stored_oldest_first(limit)
         forwarder = Forwarder(ledger, gateway)
-        if stderr.is_terminal and not as_json:
-            with Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                TimeRemainingColumn(),
-                console=stderr,
-                transient=True,
-            ) as progress:
-                task = progress.add_task("forwarding", total=len(offline_ids))
-                summary = forwarder.forward_all(
-                    offline_ids, concurrency=concurrency, progress=lambda _: progress.advance(task)
-                )
-        else:
-            summary = forwarder.forward_all(offline_ids, concurrency=concurrency)
+        columns = (
+            "[progress.description]{task.description}",
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(),
+        )
+        with progress_bar("forwarding", len(offline_ids), *columns, shown=not as_json) as advance:
+            summary = forwarder.forward_all(
+                offline_ids,
+                concurrency=concurrency,
+                progress=None if advance is None else lambda _: advance(1),
+            )
     if as_json:
         print_json({"payments": len(offline_ids), **summary.outcomes})
     else:
