@@ -20,7 +20,7 @@ from rich.table import Table
 
 from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from adapters.cli.group import main
-from adapters.cli.options import db_option, json_option, no_card_number
+from adapters.cli.options import db_option, json_option, no_card_number, reader_options
 from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import opened
 from adapters.jsonl import BATCH_SIZE_DEFAULT, IngestSummary, ingest, numbered_lines
@@ -251,12 +251,7 @@ def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
 @main.command()
 @click.option("--amount", type=int, required=True, help="Amount in minor units (1250 = 12.50).")
 @click.option("--currency", required=True, help="Lowercase ISO 4217 code, e.g. usd.")
-@click.option(
-    "--device", "device_id", required=True, help="Device (reader) id.", callback=no_card_number
-)
-@click.option(
-    "--location", "location_id", required=True, help="Location id.", callback=no_card_number
-)
+@reader_options
 @click.option(
     "--offline-behavior",
     default="prefer_online",
@@ -312,12 +307,7 @@ def decide(
 @click.option("--offline-id", "offline_id", required=True, help="The sale's offline_id (UUID).")
 @click.option("--amount", type=int, required=True, help="Amount in minor units (1250 = 12.50).")
 @click.option("--currency", required=True, help="Lowercase ISO 4217 code, e.g. usd.")
-@click.option(
-    "--device", "device_id", required=True, help="Device (reader) id.", callback=no_card_number
-)
-@click.option(
-    "--location", "location_id", required=True, help="Location id.", callback=no_card_number
-)
+@reader_options
 @click.option(
     "--hold-minutes",
     type=click.IntRange(1, 60),
@@ -372,12 +362,7 @@ def release(offline_id: str, database_url: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--device", "device_id", required=True, help="Device (reader) id.", callback=no_card_number
-)
-@click.option(
-    "--location", "location_id", required=True, help="Location id.", callback=no_card_number
-)
+@reader_options
 @click.option(
     "--amount",
     "amounts",

@@ -39,6 +39,17 @@ def no_card_number(_: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+def reader_options(function: F) -> F:
+    """`--device` and `--location`, both required: the reader and the location a sale or an
+    allowance is for (checked, like every id, for a card number)."""
+    function = click.option(
+        "--location", "location_id", required=True, help="Location id.", callback=no_card_number
+    )(function)
+    return click.option(
+        "--device", "device_id", required=True, help="Device (reader) id.", callback=no_card_number
+    )(function)
+
+
 def json_option(function: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(function)
 
