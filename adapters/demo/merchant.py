@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+from adapters.trading_day import reader_ids
 from ledger.money import exponent
 
 Record = dict[str, Any]
@@ -50,8 +51,7 @@ class Store:
         return midnight + timedelta(seconds=round(hours * 3600))
 
     def reader_ids(self) -> list[str]:
-        name = self.location_id.removeprefix("tml_")
-        return [f"tmr_{name}_{n}" for n in range(1, self.readers + 1)]
+        return reader_ids(self.location_id, self.readers)
 
     @property
     def spare_reader_id(self) -> str:

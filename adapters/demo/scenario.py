@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import math
 import random
-import string
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -25,6 +23,7 @@ from adapters.demo.merchant import (
     Sale,
     Store,
 )
+from adapters.trading_day import random_id, random_offline_id
 from ledger.errors import Code
 from ledger.money import exponent
 
@@ -51,7 +50,6 @@ DECLINE_CODES = (
     "lost_card",
     "card_velocity_exceeded",
 )
-_ID_ALPHABET = string.ascii_letters + string.digits
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ class TradingDay:
         sale = Sale(number, store, device_id, created_at, self._amount(store), offline)
         if not offline:
             return sale
-        sale.offline_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        sale.offline_id = random_offline_id(rng)
         sale.manual = rng.random() < store.manual_share
         first = self._card(store)
         sale.cards.append(first)
@@ -533,7 +531,7 @@ class TradingDay:
 
     def unique_id(self, prefix: str, length: int = 24) -> str:
         while True:
-            candidate = prefix + "".join(self.rng.choices(_ID_ALPHABET, k=length))
+            candidate = random_id(self.rng, prefix, length)
             if candidate not in self.ids:
                 self.ids.add(candidate)
                 return candidate

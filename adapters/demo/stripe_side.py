@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from adapters.demo.merchant import NEW_YORK, STORES, Record, Sale, Store
 from adapters.demo.scenario import TradingDay
+from adapters.trading_day import random_offline_id
 from ledger.money import exponent
 
 REPORT_COLUMNS = (
@@ -189,7 +189,7 @@ def write_balance_report(path: Path, day: TradingDay, sales: list[Sale]) -> int:
     # A payment collected offline on a reader the POS was never told about (brought over
     # from another shop): Stripe has it, the ledger does not.
     payment_intent_id, _ = day.payment_intent_ids()
-    orphan_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    orphan_id = random_offline_id(rng)
     add(
         NEW_YORK.at(NEW_YORK.outage[1] + 0.25),
         NEW_YORK,
