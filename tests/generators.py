@@ -6,7 +6,7 @@
 - `crash_day_records()`: a large deterministic file for the crash tests whose refusals cannot
   turn into acceptances when the file is applied again (so "applied exactly once" is checkable
   by comparing with a clean run).
-- `apply_one_by_one`, `outcome_of`, `snapshot`, `stored_totals_by_payment`,
+- `apply_one_by_one`, `snapshot`, `stored_totals_by_payment`,
   `assert_status_matches_payments`, `assert_within_limits`: applying records and comparing what
   the ledger says.
 """
@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from adapters.trading_day import Record, numbered_offline_id, random_offline_id, reader_ids
 from ledger import Ledger, LedgerError
-from ledger.application import Result
 from ledger.errors import Code, NotFound
 from tests import records as r
+from tests.outcomes import outcome_of
 
 CURRENCIES = ("usd", "eur", "jpy")
 # Per-payment maxima and the scale of amounts, per currency (JPY has no minor unit).
@@ -37,13 +37,6 @@ STATUSES = frozenset(
 
 
 # -- outcomes and snapshots -------------------------------------------------------------------
-
-
-def outcome_of(result: Result | LedgerError) -> str:
-    """'recorded', 'repeat' or the error code: what a record did, comparable across runs."""
-    if isinstance(result, LedgerError):
-        return str(result.code)
-    return "recorded" if result.recorded else "repeat"
 
 
 def apply_one_by_one(ledger: Ledger, records: Iterable[Record]) -> list[str]:

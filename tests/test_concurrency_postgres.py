@@ -21,9 +21,9 @@ import pytest
 
 from adapters.trading_day import numbered_offline_id
 from ledger import Ledger, LedgerError
-from ledger.application import Result
 from ledger.errors import Code
 from tests import records as r
+from tests.outcomes import outcome_of
 
 pytestmark = pytest.mark.postgres
 
@@ -34,13 +34,6 @@ WAIT_SECONDS = 120  # generous: only reached if a worker hangs
 # -- the worker processes ----------------------------------------------------------------------
 # (This module is what every spawned worker imports: it stays light, so no tests.generators,
 # which pulls in hypothesis.)
-
-
-def outcome_of(result: Result | LedgerError) -> str:
-    """'recorded', 'repeat' or the error code."""
-    if isinstance(result, LedgerError):
-        return str(result.code)
-    return "recorded" if result.recorded else "repeat"
 
 
 def confirm_worker(
