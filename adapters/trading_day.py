@@ -44,6 +44,26 @@ def reader_ids(location_id: str, count: int, first: int = 1) -> list[str]:
     return [f"tmr_{name}_{n}" for n in range(first, first + count)]
 
 
+def device_connected(
+    occurred_at: str, device_id: str, location_id: str, reader_type: str, software_updated_at: str
+) -> Record:
+    """A reader seen online (`device.connected_online`), its fields in the wire order."""
+    return {
+        "type": "device.connected_online",
+        "occurred_at": occurred_at,
+        "device_id": device_id,
+        "location_id": location_id,
+        "reader_type": reader_type,
+        "software_updated_at": software_updated_at,
+    }
+
+
+def payment_step(record_type: str, occurred_at: str, offline_id: str, **fields: Any) -> Record:
+    """One step of a payment's walk (`payment.created`, `payment.forwarded`, ...): the record's
+    type, when, which payment, then the step's own fields in the order given."""
+    return {"type": record_type, "occurred_at": occurred_at, "offline_id": offline_id, **fields}
+
+
 def write_jsonl(path: Path, records: Iterable[Record | str], max_lines: int | None = None) -> int:
     """Write records (dicts, or raw lines as str) as JSON Lines, at most `max_lines`; return
     how many lines were written."""

@@ -26,7 +26,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from adapters.trading_day import Record, random_id, random_offline_id, reader_ids, write_jsonl
+from adapters.trading_day import (
+    Record,
+    device_connected,
+    payment_step,
+    random_id,
+    random_offline_id,
+    reader_ids,
+    write_jsonl,
+)
 
 DAY_START = datetime(2026, 11, 22, 13, 0, tzinfo=UTC)
 LIMIT_AMOUNT_MINOR = 10**12  # stored amount limits no day comes near
@@ -158,14 +166,13 @@ def _location(store: Store) -> Record:
 
 
 def _device(store: Store, device_id: str, index: int) -> Record:
-    return {
-        "type": "device.connected_online",
-        "occurred_at": _timestamp(store, -3600 + index * 17),
-        "device_id": device_id,
-        "location_id": store.location_id,
-        "reader_type": "stripe_m2" if index % 2 else "bbpos_wisepad3",
-        "software_updated_at": _timestamp(store, -3 * 24 * 3600),
-    }
+    return device_connected(
+        _timestamp(store, -3600 + index * 17),
+        device_id,
+        store.location_id,
+        "stripe_m2" if index % 2 else "bbpos_wisepad3",
+        _timestamp(store, -3 * 24 * 3600),
+    )
 
 
 # -- one payment ----------------------------------------------------------------------------------
@@ -188,13 +195,9 @@ def _payment(
     steps: list[tuple[float, Record]] = []
 
     def add(seconds: float, record_type: str, **fields: Any) -> None:
-        record = {
-            "type": record_type,
-            "occurred_at": _timestamp(store, seconds),
-            "offline_id": offline_id,
-            **fields,
-        }
-        steps.append((seconds, record))
+        steps.append(
+            (seconds, payment_step(record_type, _timestamp(store, seconds), offline_id, **fields))
+        )
 
     add(
         start,

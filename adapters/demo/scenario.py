@@ -23,7 +23,12 @@ from adapters.demo.merchant import (
     Sale,
     Store,
 )
-from adapters.trading_day import random_id, random_offline_id
+from adapters.trading_day import (
+    device_connected,
+    payment_step,
+    random_id,
+    random_offline_id,
+)
 from ledger.errors import Code
 from ledger.money import exponent
 
@@ -614,43 +619,28 @@ def _will_be_confirmed(sale: Sale) -> bool:
 
 
 def _device(store: Store, reader: str, moment: datetime, updated: datetime) -> Record:
-    return {
-        "type": "device.connected_online",
-        "occurred_at": _text(moment),
-        "device_id": reader,
-        "location_id": store.location_id,
-        "reader_type": "stripe_s700" if reader.endswith("_1") else "bbpos_wisepos_e",
-        "software_updated_at": _text(updated),
-    }
+    reader_type = "stripe_s700" if reader.endswith("_1") else "bbpos_wisepos_e"
+    return device_connected(_text(moment), reader, store.location_id, reader_type, _text(updated))
 
 
 def _confirmed(sale: Sale) -> Record:
     assert sale.confirmed_at is not None
-    return {
-        "type": "payment.confirmed_offline",
-        "occurred_at": _text(sale.confirmed_at),
-        "offline_id": sale.offline_id,
-        "stored_at": _text(sale.confirmed_at),
-    }
+    moment = _text(sale.confirmed_at)
+    return payment_step("payment.confirmed_offline", moment, sale.offline_id, stored_at=moment)
 
 
 def _forwarded(sale: Sale, payment_intent_id: str, moment: datetime, status: str) -> Record:
-    return {
-        "type": "payment.forwarded",
-        "occurred_at": _text(moment),
-        "offline_id": sale.offline_id,
-        "payment_intent_id": payment_intent_id,
-        "status": status,
-    }
+    return payment_step(
+        "payment.forwarded",
+        _text(moment),
+        sale.offline_id,
+        payment_intent_id=payment_intent_id,
+        status=status,
+    )
 
 
 def _canceled(sale: Sale, moment: datetime, reason: str) -> Record:
-    return {
-        "type": "payment.canceled",
-        "occurred_at": _text(moment),
-        "offline_id": sale.offline_id,
-        "reason": reason,
-    }
+    return payment_step("payment.canceled", _text(moment), sale.offline_id, reason=reason)
 
 
 def _text(moment: datetime) -> str:
