@@ -146,11 +146,13 @@ def _card(code: Code, name: str, message: str) -> RuleViolation:
 
 @dataclass(frozen=True)
 class Headroom:
-    """How much of one limit is used and what is left."""
+    """How much of one limit is used and what is left: the one shape of headroom, for the
+    decision, a reservation's recorded answer and the status of a location or device. Its JSON
+    form (`to_dict`) names the limit's ceiling `max`, as the CLI and the POS API print it."""
 
     scope: str  # "payment", "location" or "device"
     limit: str  # per_payment_max, stripe_offline_max, stored_amount_max, stored_count_max
-    currency: str | None
+    currency: str | None  # None for a count limit
     maximum: int
     used: int
 
@@ -167,6 +169,31 @@ class Headroom:
             "used": self.used,
             "remaining": self.remaining,
         }
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Headroom:
+        """A row as `to_dict` wrote it (a reservation records its answer's headroom so)."""
+        return cls(row["scope"], row["limit"], row["currency"], row["max"], row["used"])
+
+
+def stored_headroom(
+    scope: str,
+    limits: dict[str, Any],
+    amounts: dict[str, int],
+    count: int,
+    currencies: Iterable[str] | None = None,
+) -> list[Headroom]:
+    """The stored-amount rows (per currency, all of them unless `currencies` narrows them) and
+    the stored-count row of one scope's limits ("location" or "device"), against what it holds."""
+    maxima: dict[str, int] = limits["stored_amount_max"]
+    wanted = sorted(maxima) if currencies is None else [c for c in currencies if c in maxima]
+    rows = [
+        Headroom(scope, "stored_amount_max", currency, maxima[currency], amounts.get(currency, 0))
+        for currency in wanted
+    ]
+    if limits.get("stored_count_max") is not None:
+        rows.append(Headroom(scope, "stored_count_max", None, limits["stored_count_max"], count))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -311,47 +338,12 @@ class Policy:
                     sale.amount,
                 )
             )
-        if currency in limits["stored_amount_max"]:
-            rows.append(
-                Headroom(
-                    "location",
-                    "stored_amount_max",
-                    currency,
-                    limits["stored_amount_max"][currency],
-                    held.amounts.get(currency, 0),
-                )
+        rows.extend(stored_headroom("location", limits, held.amounts, held.count, [currency]))
+        rows.extend(
+            stored_headroom(
+                "device", device_limits, held.device_amounts, held.device_count, [currency]
             )
-        if limits.get("stored_count_max") is not None:
-            rows.append(
-                Headroom(
-                    "location",
-                    "stored_count_max",
-                    None,
-                    limits["stored_count_max"],
-                    held.count,
-                )
-            )
-        device_amounts = held.device_amounts
-        if currency in device_limits["stored_amount_max"]:
-            rows.append(
-                Headroom(
-                    "device",
-                    "stored_amount_max",
-                    currency,
-                    device_limits["stored_amount_max"][currency],
-                    device_amounts.get(currency, 0),
-                )
-            )
-        if device_limits.get("stored_count_max") is not None:
-            rows.append(
-                Headroom(
-                    "device",
-                    "stored_count_max",
-                    None,
-                    device_limits["stored_count_max"],
-                    held.device_count,
-                )
-            )
+        )
         return rows
 
     def _device_violations(
