@@ -46,7 +46,7 @@ class Location(Aggregate):
         config: dict[str, Any]
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             location: Location = aggregate
             location.location_id = self.location_id
             location.config = self.config
@@ -67,7 +67,7 @@ class Location(Aggregate):
         config: dict[str, Any]
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.config = self.config
             aggregate.configured_at = self.occurred_at
 
@@ -88,7 +88,7 @@ class Location(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["breaches"] = []
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.add_stored(self.offline_id, self.device_id, self.currency, self.amount)
             aggregate.place(
                 self.offline_id, [self.device_id, self.currency, self.amount], self.breaches
@@ -110,7 +110,7 @@ class Location(Aggregate):
         valid_until: datetime
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             granted = aggregate.allowances.setdefault(self.device_id, [])
             if granted and granted[-1][1] > self.occurred_at:
                 granted[-1][1] = self.occurred_at
@@ -134,7 +134,7 @@ class Location(Aggregate):
         breaches: list[str]
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             entry = aggregate.timeline.get(self.offline_id)
             if entry is not None:
                 entry[5] = list(self.breaches)
@@ -147,7 +147,7 @@ class Location(Aggregate):
         reason: str
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.remove_stored(self.offline_id)
             aggregate.mark(self.offline_id, 4, self.occurred_at)
 
@@ -163,7 +163,7 @@ class Location(Aggregate):
         expires_at: datetime
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.holds[self.key] = [
                 self.device_id,
                 dict(self.amounts),
@@ -180,7 +180,7 @@ class Location(Aggregate):
         reason: str
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.holds.pop(self.key, None)
 
     class MomentRestated(Event):
@@ -193,7 +193,7 @@ class Location(Aggregate):
         which: str
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.mark(self.offline_id, 3 if self.which == "stored" else 4, self.occurred_at)
 
     if TYPE_CHECKING:  # set by the events' apply(); runtime annotations would make
