@@ -33,7 +33,7 @@ from ledger.limits import (
     breaches_of,
     card_breaches,
 )
-from ledger.location import Location
+from ledger.location import Location, StoredLimits
 from ledger.payment import Payment, Plan, field_conflict
 from ledger.unit_of_work import UnitOfWork
 
@@ -296,7 +296,7 @@ _TOTALS_CODES = frozenset(
 def _limits_within_reach(location: Location) -> bool:
     """Could some payment of the location's timeline break a stored limit? Not when all of
     them together (stored and released, hence more than is stored at any moment) fit."""
-    limits, device_limits = location.config["limits"], location.config["device_limits"]
+    limits, device_limits = location.limits, location.device_limits
     amounts: dict[str, int] = {}
     count = 0
     per_device: dict[str, tuple[dict[str, int], int]] = {}
@@ -311,11 +311,11 @@ def _limits_within_reach(location: Location) -> bool:
     return any(_over(device_limits, a, n) for a, n in per_device.values())
 
 
-def _over(limits: dict[str, Any], amounts: dict[str, int], count: int) -> bool:
-    count_max = limits.get("stored_count_max")
+def _over(limits: StoredLimits, amounts: dict[str, int], count: int) -> bool:
+    count_max = limits.stored_count_max
     if count_max is not None and count > count_max:
         return True
-    return any(amounts.get(c, 0) > m for c, m in limits["stored_amount_max"].items())
+    return any(amounts.get(c, 0) > m for c, m in limits.stored_amount_max.items())
 
 
 def _codes(breaches: list[dict[str, Any]]) -> list[str]:

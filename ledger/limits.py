@@ -18,7 +18,7 @@ from typing import Any
 
 from ledger.device import Device
 from ledger.errors import Code, RuleViolation
-from ledger.location import Entry, Location
+from ledger.location import Entry, Location, StoredLimits
 from ledger.money import format_minor
 
 # Stripe: "the SDK must have connected to a reader of the same type within the last 30 days",
@@ -178,21 +178,21 @@ class Headroom:
 
 def stored_headroom(
     scope: str,
-    limits: dict[str, Any],
+    limits: StoredLimits,
     amounts: dict[str, int],
     count: int,
     currencies: Iterable[str] | None = None,
 ) -> list[Headroom]:
     """The stored-amount rows (per currency, all of them unless `currencies` narrows them) and
     the stored-count row of one scope's limits ("location" or "device"), against what it holds."""
-    maxima: dict[str, int] = limits["stored_amount_max"]
+    maxima = limits.stored_amount_max
     wanted = sorted(maxima) if currencies is None else [c for c in currencies if c in maxima]
     rows = [
         Headroom(scope, "stored_amount_max", currency, maxima[currency], amounts.get(currency, 0))
         for currency in wanted
     ]
-    if limits.get("stored_count_max") is not None:
-        rows.append(Headroom(scope, "stored_count_max", None, limits["stored_count_max"], count))
+    if limits.stored_count_max is not None:
+        rows.append(Headroom(scope, "stored_count_max", None, limits.stored_count_max, count))
     return rows
 
 
@@ -314,7 +314,7 @@ class Policy:
     def headroom(
         self, sale: Sale, location: Location, totals: Totals | None = None
     ) -> list[Headroom]:
-        limits, device_limits = location.config["limits"], location.config["device_limits"]
+        limits, device_limits = location.limits, location.device_limits
         currency, device_id = sale.currency, sale.device_id
         held = totals or Totals.current(location, device_id)
         rows: list[Headroom] = []
@@ -328,13 +328,13 @@ class Policy:
                     sale.amount,
                 )
             )
-        if currency in limits["per_payment_max"]:
+        if currency in limits.per_payment_max:
             rows.append(
                 Headroom(
                     "payment",
                     "per_payment_max",
                     currency,
-                    limits["per_payment_max"][currency],
+                    limits.per_payment_max[currency],
                     sale.amount,
                 )
             )

@@ -16,6 +16,8 @@ stream's snapshots; a fact arriving later than that is judged against what is st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,33 @@ LATE_WINDOW = timedelta(days=7)
 # the codes of the rules storing it broke, arrival number]. Payments stored at the same moment
 # are ordered by arrival: the later one is judged with the earlier counted.
 Entry = list[Any]
+
+
+@dataclass(frozen=True)
+class StoredLimits:
+    """The stored limits of one scope (a location, or each of its devices), read from the
+    location's recorded configuration: what may be stored at once, per currency and in count
+    (None: no count limit)."""
+
+    stored_amount_max: Mapping[str, int]
+    stored_count_max: int | None
+
+    @classmethod
+    def of(cls, limits: Mapping[str, Any]) -> StoredLimits:
+        return cls(limits["stored_amount_max"], limits.get("stored_count_max"))
+
+
+@dataclass(frozen=True)
+class LocationLimits(StoredLimits):
+    """The location's stored limits and the most one payment may be, per currency."""
+
+    per_payment_max: Mapping[str, int]
+
+    @classmethod
+    def of(cls, limits: Mapping[str, Any]) -> LocationLimits:
+        return cls(
+            limits["stored_amount_max"], limits.get("stored_count_max"), limits["per_payment_max"]
+        )
 
 
 class Location(Aggregate):
@@ -450,8 +479,18 @@ class Location(Aggregate):
         explicit = self.config.get("currencies")
         if explicit is not None:
             return frozenset(explicit)
-        limits = self.config["limits"]
-        return frozenset(limits["per_payment_max"]) | frozenset(limits["stored_amount_max"])
+        limits = self.limits
+        return frozenset(limits.per_payment_max) | frozenset(limits.stored_amount_max)
+
+    @property
+    def limits(self) -> LocationLimits:
+        """The location's limits, as configured (the recorded configuration stays a dict)."""
+        return LocationLimits.of(self.config["limits"])
+
+    @property
+    def device_limits(self) -> StoredLimits:
+        """The limits each device of the location has, as configured."""
+        return StoredLimits.of(self.config["device_limits"])
 
     def add_stored(self, offline_id: str, device_id: str, currency: str, amount: int) -> None:
         self.stored[offline_id] = [device_id, currency, amount]

@@ -183,7 +183,7 @@ class LocationStatus(_View):
             limits=config["limits"],
             device_limits=config["device_limits"],
             headroom=stored_headroom(
-                "location", config["limits"], location.stored_amounts, location.stored_count
+                "location", location.limits, location.stored_amounts, location.stored_count
             ),
             stored_beyond_policy=location.stored_beyond_policy(),
             devices=[
@@ -196,7 +196,7 @@ class LocationStatus(_View):
                     ),
                     headroom=stored_headroom(
                         "device",
-                        config["device_limits"],
+                        location.device_limits,
                         location.device_stored_amounts.get(device_id, {}),
                         location.device_stored_counts.get(device_id, 0),
                     ),
