@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
 
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -715,7 +716,7 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
     )
 
 
-def _breaches(aggregate: Any, since: int) -> tuple[dict[str, Any], ...]:
+def _breaches(aggregate: Aggregate | None, since: int) -> tuple[dict[str, Any], ...]:
     """The breaches on the events a record just triggered on its own stream."""
     if aggregate is None:
         return ()
@@ -727,13 +728,13 @@ def _breaches(aggregate: Any, since: int) -> tuple[dict[str, Any], ...]:
     )
 
 
-def _involved(ids: list[UUID], uow: UnitOfWork) -> list[Any]:
+def _involved(ids: list[UUID], uow: UnitOfWork) -> list[Aggregate]:
     """The loaded aggregates a record may touch (for the no-partial-effects check)."""
     loaded = [uow.loaded.get(i) for i in ids]
     return [a for a in loaded + [uow.loaded.get(i) for i in related_ids(loaded)] if a is not None]
 
 
-def _state_of(aggregate: Any) -> State:
+def _state_of(aggregate: object) -> State:
     if isinstance(aggregate, Payment):
         return PaymentState.of(aggregate)
     if isinstance(aggregate, Device):

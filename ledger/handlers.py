@@ -54,7 +54,7 @@ def stream_ids(record: wire.Record) -> list[UUID]:
     return ids
 
 
-def related_ids(aggregates: Iterable[Any]) -> list[UUID]:
+def related_ids(aggregates: Iterable[object]) -> list[UUID]:
     """Streams a loaded payment points to (its location and device)."""
     ids: list[UUID] = []
     for aggregate in aggregates:
