@@ -166,7 +166,7 @@ def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Pol
         return False
     location = _require_location(uow, payment.location_id)
     breaches = card_breaches(
-        card, sca_required=location.sca_required, occurred_at=record.occurred_at
+        record.card, sca_required=location.sca_required, occurred_at=record.occurred_at
     )
     payment.collect(card, breaches, record.occurred_at)
     location.change_breaches(payment.offline_id, _codes(payment.breaches), record.occurred_at)

@@ -20,6 +20,7 @@ from ledger.device import Device
 from ledger.errors import Code, RuleViolation
 from ledger.location import Entry, Location, StoredLimits
 from ledger.money import format_minor
+from ledger.wire import Card
 
 # Stripe: "the SDK must have connected to a reader of the same type within the last 30 days",
 # at that Location, with reader software updated within that time.
@@ -80,9 +81,7 @@ def breaches_of(violations: Iterable[RuleViolation]) -> list[dict[str, Any]]:
     ]
 
 
-def card_breaches(
-    card: dict[str, Any], *, sca_required: bool, occurred_at: datetime
-) -> list[dict[str, Any]]:
+def card_breaches(card: Card, *, sca_required: bool, occurred_at: datetime) -> list[dict[str, Any]]:
     try:
         check_card(card, sca_required=sca_required, occurred_at=occurred_at)
     except RuleViolation as violation:
@@ -90,9 +89,10 @@ def card_breaches(
     return []
 
 
-def check_card(card: dict[str, Any], *, sca_required: bool, occurred_at: datetime) -> None:
-    """Raise the first rule the card breaks if taken offline."""
-    brand, network = card["brand"], card.get("network")
+def check_card(card: Card, *, sca_required: bool, occurred_at: datetime) -> None:
+    """Raise the first rule the card breaks if taken offline (the card as the POS reported
+    it, checked for shape and card numbers already)."""
+    brand, network = card.brand, card.network
     if "interac" in (brand, network):
         raise _card(Code.INTERAC_NOT_SUPPORTED_OFFLINE, "brand", "Interac cards must go online")
     if brand not in SUPPORTED_OFFLINE_BRANDS:
@@ -107,7 +107,7 @@ def check_card(card: dict[str, Any], *, sca_required: bool, occurred_at: datetim
             "network",
             f"network '{network}' is not supported offline; take it online",
         )
-    read_method = card["read_method"]
+    read_method = card.read_method
     if read_method in SWIPE_READ_METHODS:
         raise _card(
             Code.CARD_SWIPE_NOT_AVAILABLE,
@@ -121,17 +121,17 @@ def check_card(card: dict[str, Any], *, sca_required: bool, occurred_at: datetim
             "this location requires strong customer authentication: insert the card "
             "and enter the PIN",
         )
-    if card.get("cardholder_verification") == "online_pin":
+    if card.cardholder_verification == "online_pin":
         raise _card(
             Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE,
             "cardholder_verification",
             "an online PIN cannot be verified offline; take the payment online",
         )
-    if _expired(card["exp_month"], card["exp_year"], occurred_at):
+    if _expired(card.exp_month, card.exp_year, occurred_at):
         raise _card(
             Code.OFFLINE_AND_CARD_EXPIRED,
             "exp_year",
-            f"the card expired at the end of {card['exp_month']:02d}/{card['exp_year']}",
+            f"the card expired at the end of {card.exp_month:02d}/{card.exp_year}",
         )
 
 
