@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ledger import Ledger, LedgerError
-from ledger.application import iter_batches
+from ledger.batches import iter_batches
 from ledger.bounds import LINE_BYTES_MAX
 from ledger.errors import Code, StorageError
 from ledger.pan import mask

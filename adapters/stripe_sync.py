@@ -8,15 +8,15 @@ derived from the offline_id and the amount, and records what Stripe answered.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from adapters.stripe_facts import facts
 from adapters.stripe_files import payment_intent_observation
 from adapters.stripe_gateway import StripeGateway, shown_livemode
 from ledger import Ledger, LedgerError
+from ledger.batches import iter_batches
 from ledger.errors import Code, Conflict
 from ledger.observations import PaymentIntentObservation
 from projections.payments import AuthorizedPayment
@@ -42,7 +42,7 @@ def sync(
     ledger.check_stripe_mode(gateway.mode.livemode)
     summary = SyncSummary()
     now = datetime.now(UTC)
-    for page in _pages(gateway.payment_intents(since)):
+    for page in iter_batches(gateway.payment_intents(since), SYNC_PAGE):
         # What Stripe showed binds the ledger to its mode; a key that reached nothing does not.
         for livemode in {shown_livemode(item, gateway.mode) for item in page}:
             ledger.bind_stripe_mode(livemode)
@@ -54,17 +54,6 @@ def sync(
         if progress is not None:
             progress(len(page))
     return summary
-
-
-def _pages(items: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    page: list[dict[str, Any]] = []
-    for item in items:
-        page.append(item)
-        if len(page) == SYNC_PAGE:
-            yield page
-            page = []
-    if page:
-        yield page
 
 
 def _record_facts(

@@ -63,8 +63,8 @@ from benchmarks.harness import console
 from benchmarks.ingest import IngestFigures, generate_day, phase
 from benchmarks.stores import Database, Databases, count_stored
 from ledger import Ledger
-from ledger.application import EventStore
 from ledger.chain import CHAIN_TABLE
+from ledger.event_store import EventStore
 from ledger.limits import Policy
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.postgres import PostgresEventRecorder

@@ -18,25 +18,29 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
-import json
 import math
 import random
-import string
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-Record = dict[str, Any]
+from adapters.trading_day import (
+    Record,
+    device_connected,
+    payment_step,
+    random_id,
+    random_offline_id,
+    reader_ids,
+    write_jsonl,
+)
 
 DAY_START = datetime(2026, 11, 22, 13, 0, tzinfo=UTC)
 LIMIT_AMOUNT_MINOR = 10**12  # stored amount limits no day comes near
 LIMIT_COUNT = 1_000_000  # the wire format's largest stored_count_max
 PER_PAYMENT_MAX_MINOR = 500_000
 FORWARD_DELAY_MAX_SECONDS = 3_600.0
-ID_ALPHABET = string.ascii_letters + string.digits
 SEED_DEFAULT = 20261122
 
 
@@ -84,8 +88,7 @@ class Day:
         return STORES[: self.stores]
 
     def device_ids(self, store: Store) -> list[str]:
-        name = store.location_id.removeprefix("tml_")
-        return [f"tmr_{name}_{n}" for n in range(1, self.devices_per_store + 1)]
+        return reader_ids(store.location_id, self.devices_per_store)
 
 
 def day_records(day: Day) -> Iterator[Record]:
@@ -134,17 +137,6 @@ def live_payments(day: Day, count: int, seed: int) -> Iterator[list[Record]]:
         yield [record for _, record in steps][:3]
 
 
-def write_jsonl(path: Path, records: Iterable[Record], max_lines: int | None = None) -> int:
-    """Write records as JSON Lines (at most `max_lines`); return how many were written."""
-    written = 0
-    with path.open("w", encoding="utf-8") as out:
-        for record in itertools.islice(records, max_lines):
-            out.write(json.dumps(record))
-            out.write("\n")
-            written += 1
-    return written
-
-
 def payments_for_lines(lines: int) -> int:
     """Enough payments for a file of `lines` records (a payment averages about 4.9)."""
     return math.ceil(lines / 4.5) + 100
@@ -174,14 +166,13 @@ def _location(store: Store) -> Record:
 
 
 def _device(store: Store, device_id: str, index: int) -> Record:
-    return {
-        "type": "device.connected_online",
-        "occurred_at": _timestamp(store, -3600 + index * 17),
-        "device_id": device_id,
-        "location_id": store.location_id,
-        "reader_type": "stripe_m2" if index % 2 else "bbpos_wisepad3",
-        "software_updated_at": _timestamp(store, -3 * 24 * 3600),
-    }
+    return device_connected(
+        _timestamp(store, -3600 + index * 17),
+        device_id,
+        store.location_id,
+        "stripe_m2" if index % 2 else "bbpos_wisepad3",
+        _timestamp(store, -3 * 24 * 3600),
+    )
 
 
 # -- one payment ----------------------------------------------------------------------------------
@@ -197,20 +188,16 @@ def _payment(
     live: bool = False,
 ) -> list[tuple[float, Record]]:
     """The records of one payment as (seconds into the day, record), in order."""
-    offline_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    offline_id = random_offline_id(rng)
     fate = "captured" if live else _fate(rng)
     manual = fate != "automatic"
     amount = _amount(rng)
     steps: list[tuple[float, Record]] = []
 
     def add(seconds: float, record_type: str, **fields: Any) -> None:
-        record = {
-            "type": record_type,
-            "occurred_at": _timestamp(store, seconds),
-            "offline_id": offline_id,
-            **fields,
-        }
-        steps.append((seconds, record))
+        steps.append(
+            (seconds, payment_step(record_type, _timestamp(store, seconds), offline_id, **fields))
+        )
 
     add(
         start,
@@ -250,7 +237,7 @@ def _after_confirmation(
             retryable=True,
         )
     at += min(rng.expovariate(1 / 600), FORWARD_DELAY_MAX_SECONDS) + 1
-    payment_intent_id = "pi_" + "".join(rng.choices(ID_ALPHABET, k=24))
+    payment_intent_id = random_id(rng, "pi_")
     if fate == "declined":
         add(
             at,

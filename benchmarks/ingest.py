@@ -49,6 +49,7 @@ from rich.progress import (
 from rich.table import Table
 
 from adapters.jsonl import BATCH_SIZE_DEFAULT, ingest, numbered_lines
+from adapters.trading_day import write_jsonl
 from benchmarks import harness
 from benchmarks.generate import (
     SEED_DEFAULT,
@@ -57,7 +58,6 @@ from benchmarks.generate import (
     day_records,
     live_payments,
     payments_for_lines,
-    write_jsonl,
 )
 from benchmarks.harness import console
 from benchmarks.stores import (

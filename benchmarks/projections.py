@@ -35,7 +35,6 @@ import random
 import sqlite3
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -66,6 +65,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.elements import ColumnElement
 
+from adapters.trading_day import random_offline_id
 from benchmarks import harness
 from benchmarks.generate import SEED_DEFAULT, STORES, Day
 from benchmarks.harness import console
@@ -399,7 +399,7 @@ class SyntheticReadModels:
         created = _naive(AS_OF) - timedelta(hours=rng.uniform(lo, hi))
         stored = created + timedelta(seconds=rng.uniform(10, 60))
         forwarded = stored + timedelta(seconds=rng.uniform(60, 3600))
-        offline_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        offline_id = random_offline_id(rng)
         payment: Row = {
             "stream_id": f"{rng.getrandbits(128):032x}",
             "offline_id": offline_id,
@@ -548,9 +548,7 @@ class SyntheticReadModels:
         """A Stripe PaymentIntent collected offline that no ledger payment knows."""
         rng = self.rng
         store = rng.choice(STORES)
-        offline_id = (
-            str(uuid.UUID(int=rng.getrandbits(128), version=4)) if rng.random() < 0.7 else None
-        )
+        offline_id = random_offline_id(rng) if rng.random() < 0.7 else None
         amount = max(100, min(int(rng.lognormvariate(math.log(2500), 0.9)), 500_000))
         payment = {
             "amount": amount,

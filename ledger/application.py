@@ -14,31 +14,28 @@ contention each record runs in a transaction of its own.
 
 from __future__ import annotations
 
-import random
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
     MapperDeserialisationError,
     OperationalError,
-    Recording,
-    Transcoder,
 )
 
 from ledger import identity, reserving, wire
+from ledger.batches import iter_batches
 from ledger.device import Device
 from ledger.errors import Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
+from ledger.event_store import EventStore
 from ledger.handlers import apply_record, related_ids, stream_ids, subject
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
@@ -46,18 +43,18 @@ from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.observations import BalanceTransactionObservation, Observation, card_number_field
 from ledger.pan import quoted
 from ledger.payment import Payment
+from ledger.reservation import Reservation
 from ledger.reserving import HOLD_DEFAULT
+from ledger.retry import BATCH_ATTEMPTS, RECORD_ATTEMPTS, retry_on_contention
 from ledger.storage import (
     CIPHER_KEY_ENV,
     DEFAULT_DATABASE_URL,
-    EVENT_STORE_NAME,
     StoreConfig,
     parse_database_url,
     timeout_setting,
     version_reader,
 )
 from ledger.stripe_object import StripeAccountMode, StripeEvent, StripeObject
-from ledger.transcoder import OrjsonTranscoder
 from ledger.unit_of_work import AggregateCache, UnitOfWork
 from ledger.views import (
     AllowanceState,
@@ -71,56 +68,10 @@ from ledger.views import (
 BATCH_SIZE_MAX = 5_000
 HOLD_MAX = timedelta(hours=1)  # a reservation holds headroom for one sale, not for a shift
 OBSERVE_CHUNK = 1_000  # observations per transaction when recording a file
-BATCH_ATTEMPTS = 3
-RECORD_ATTEMPTS = 50
 _LIST_PAGE = 1_000
 
 State = PaymentState | LocationStatus | DeviceState
-
-
-class EventStore(Application[UUID]):
-    """The eventsourcing application holding every stream of the ledger."""
-
-    name = EVENT_STORE_NAME
-    # Location and device streams grow with every payment; payments stay short.
-    snapshotting_intervals = {Location: 500, Device: 200}  # noqa: RUF012
-
-    def construct_transcoder(self) -> Transcoder:
-        transcoder = OrjsonTranscoder()
-        self.register_transcodings(transcoder)
-        return transcoder
-
-    def save(self, *aggregates: Any, **kwargs: Any) -> list[Recording[UUID]]:
-        """Application.save, less what costs time and serves nobody here: a runtime Protocol
-        check of every saved object (about 40 us each on Python 3.11) and a Recording object
-        per event for in-process subscribers (there are none; projections read the log)."""
-        assert not kwargs, kwargs
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        for aggregate in aggregates:
-            assert isinstance(aggregate, Aggregate), aggregate
-            processing_event.events.extend(aggregate.collect_events())
-            processing_event.aggregates[aggregate.id] = aggregate
-        stored = [self.mapper.to_stored_event(event) for event in processing_event.events]
-        self.recorder.insert_events(stored)
-        self._snapshot_in_memory(processing_event)
-        return []
-
-    def _snapshot_in_memory(self, processing_event: ProcessingEvent[UUID]) -> None:
-        """Snapshot each aggregate whose new events reached its interval, from the object in
-        hand, at its current version. The library's own way replays the stream from the
-        store to rebuild the object first: on a busy location, 500 events read and decoded
-        per snapshot, about a quarter of all events decoded during a long ingest."""
-        assert self.snapshots is not None
-        due: dict[UUID, Any] = {}
-        for event in processing_event.events:
-            aggregate = processing_event.aggregates[event.originator_id]
-            interval = self.snapshotting_intervals.get(type(aggregate))
-            if interval is not None and event.originator_version % interval == 0:
-                due[aggregate.id] = aggregate
-        for aggregate in due.values():
-            snapshot_class = getattr(type(aggregate), "Snapshot", self.snapshot_class)
-            assert snapshot_class is not None, type(aggregate)
-            self.snapshots.put([snapshot_class.take(aggregate)])
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -251,29 +202,27 @@ class Ledger:
         self, parsed: list[wire.Record | LedgerError], *, with_state: bool
     ) -> list[Result | LedgerError]:
         with self._lock, _storage_errors(self.config):
-            for attempt in range(BATCH_ATTEMPTS):
-                try:
-                    return self._apply_batch(parsed, with_state)
-                except IntegrityError:
-                    _backoff(attempt)
-            # Persistent contention: one transaction per record, each retried on its own.
-            return [item for one in parsed for item in self._apply_alone(one, with_state)]
+            try:
+                return retry_on_contention(
+                    lambda: self._apply_batch(parsed, with_state),
+                    attempts=BATCH_ATTEMPTS,
+                    contended="the same streams",
+                )
+            except Conflict:
+                # Persistent contention: one transaction per record, each retried on its own.
+                return [item for one in parsed for item in self._apply_alone(one, with_state)]
 
     def _apply_alone(
         self, item: wire.Record | LedgerError, with_state: bool
     ) -> list[Result | LedgerError]:
-        for attempt in range(RECORD_ATTEMPTS):
-            try:
-                return self._apply_batch([item], with_state)
-            except IntegrityError:
-                _backoff(attempt)
-        return [
-            Conflict(
-                Code.CONTENTION,
-                f"gave up after {RECORD_ATTEMPTS} concurrent updates "
-                "of the same streams; retry the record",
+        try:
+            return retry_on_contention(
+                lambda: self._apply_batch([item], with_state),
+                attempts=RECORD_ATTEMPTS,
+                contended="the same streams; retry the record",
             )
-        ]
+        except Conflict as gave_up:
+            return [gave_up]
 
     def _apply_batch(
         self, parsed: list[wire.Record | LedgerError], with_state: bool
@@ -350,16 +299,11 @@ class Ledger:
         self, observations: Sequence[Observation], stripe_event: tuple[str, str] | None = None
     ) -> ObserveSummary:
         with self._lock, _storage_errors(self.config):
-            for attempt in range(RECORD_ATTEMPTS):
-                try:
-                    return self._observe(observations, stripe_event)
-                except IntegrityError:
-                    _backoff(attempt)
-        raise Conflict(
-            Code.CONTENTION,
-            f"gave up after {RECORD_ATTEMPTS} concurrent updates "
-            "of the same PaymentIntents; import again",
-        )
+            return retry_on_contention(
+                lambda: self._observe(observations, stripe_event),
+                attempts=RECORD_ATTEMPTS,
+                contended="the same PaymentIntents; import again",
+            )
 
     def observe_file(self, observations: Sequence[Observation]) -> ObserveSummary:
         """Record a whole file of Stripe's observations (a report, an export) of any size.
@@ -375,12 +319,12 @@ class Ledger:
         earlier: dict[tuple[str, str], BalanceTransactionObservation] = {}
         _refuse_card_numbers(observations)
         with self._lock, _storage_errors(self.config):
-            for start in range(0, len(observations), OBSERVE_CHUNK):
-                self._check_observations(observations[start : start + OBSERVE_CHUNK], earlier)
-        recorded = repeats = 0
-        for start in range(0, len(observations), OBSERVE_CHUNK):
+            for chunk in iter_batches(observations, OBSERVE_CHUNK):
+                self._check_observations(chunk, earlier)
+        recorded = repeats = start = 0
+        for chunk in iter_batches(observations, OBSERVE_CHUNK):
             try:
-                summary = self._observe_atomic(observations[start : start + OBSERVE_CHUNK])
+                summary = self._observe_atomic(chunk)
             except StorageError as error:
                 error.message += (
                     f" ({start} of {len(observations)} rows were recorded before; import the "
@@ -390,6 +334,7 @@ class Ledger:
                 raise
             recorded += summary.recorded
             repeats += summary.repeats
+            start += len(chunk)
         return ObserveSummary(recorded, repeats)
 
     def _check_observations(
@@ -508,28 +453,17 @@ class Ledger:
         """Record, durably, that the payment is about to be sent to Stripe (a no-op while an
         earlier request's outcome is unknown); return its state."""
         stream = identity.payment_id(_uuid(offline_id))
-        with self._lock, _storage_errors(self.config):
-            for attempt in range(RECORD_ATTEMPTS):
-                uow = self._reader()
-                payment: Payment | None = uow.get(stream)
-                if payment is None:
-                    raise NotFound(
-                        Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
-                    )
-                try:
-                    payment.request_forward(idempotency_key, datetime.now(UTC))
-                    uow.commit()
-                except IntegrityError:
-                    _backoff(attempt)
-                    continue
-                except BaseException:
-                    uow.discard()
-                    raise
-                return PaymentState.of(payment)
-        raise Conflict(
-            Code.CONTENTION,
-            f"gave up after {RECORD_ATTEMPTS} concurrent updates of payment {offline_id}",
-        )
+
+        def request(uow: UnitOfWork) -> Payment:
+            payment: Payment | None = uow.get(stream)
+            if payment is None:
+                raise NotFound(
+                    Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
+                )
+            payment.request_forward(idempotency_key, datetime.now(UTC))
+            return payment
+
+        return PaymentState.of(self._write(request, f"payment {offline_id}"))
 
     # -- reservations -------------------------------------------------------------------------
 
@@ -613,46 +547,39 @@ class Ledger:
                     "at": moment,
                 }
             )
-        with self._lock, _storage_errors(self.config):
-            for attempt in range(RECORD_ATTEMPTS):
-                uow = self._reader()
-                try:
-                    location = reserving.allow(
-                        uow, device_id, location_id, amounts, count, valid_until, moment
-                    )
-                    uow.commit()
-                except IntegrityError:
-                    _backoff(attempt)
-                    continue
-                except BaseException:
-                    uow.discard()
-                    raise
-                allowance = AllowanceState.latest(location, device_id)
-                assert allowance is not None
-                return allowance
-        raise Conflict(
-            Code.CONTENTION,
-            f"gave up after {RECORD_ATTEMPTS} concurrent updates of the location; retry",
+        location = self._write(
+            lambda uow: reserving.allow(
+                uow, device_id, location_id, amounts, count, valid_until, moment
+            ),
+            "the location; retry",
         )
+        allowance = AllowanceState.latest(location, device_id)
+        assert allowance is not None
+        return allowance
 
-    def _reservation_write(self, act: Callable[[UnitOfWork], Any]) -> ReservationState:
+    def _reservation_write(self, act: Callable[[UnitOfWork], Reservation]) -> ReservationState:
+        # Another device moved the location meanwhile: decide again on fresh totals.
+        return ReservationState.of(self._write(act, "the location; retry"))
+
+    def _write(self, act: Callable[[UnitOfWork], T], contended: str) -> T:
+        """`act` on fresh state in a unit of work of its own, committed; run again on fresh
+        state when another writer moved one of its streams first. A refusal (any error that
+        is not a version clash) discards what `act` triggered."""
+
+        def once() -> T:
+            uow = self._reader()
+            try:
+                done = act(uow)
+                uow.commit()
+            except IntegrityError:
+                raise
+            except BaseException:
+                uow.discard()
+                raise
+            return done
+
         with self._lock, _storage_errors(self.config):
-            for attempt in range(RECORD_ATTEMPTS):
-                uow = self._reader()
-                try:
-                    reservation = act(uow)
-                    uow.commit()
-                except IntegrityError:  # another device moved the location: decide again
-                    _backoff(attempt)
-                    continue
-                except BaseException:
-                    uow.discard()
-                    raise
-                return ReservationState.of(reservation)
-        raise Conflict(
-            Code.CONTENTION,
-            f"gave up after {RECORD_ATTEMPTS} concurrent updates of the location; retry",
-        )
+            return retry_on_contention(once, attempts=RECORD_ATTEMPTS, contended=contended)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -789,7 +716,7 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
     )
 
 
-def _breaches(aggregate: Any, since: int) -> tuple[dict[str, Any], ...]:
+def _breaches(aggregate: Aggregate | None, since: int) -> tuple[dict[str, Any], ...]:
     """The breaches on the events a record just triggered on its own stream."""
     if aggregate is None:
         return ()
@@ -801,13 +728,13 @@ def _breaches(aggregate: Any, since: int) -> tuple[dict[str, Any], ...]:
     )
 
 
-def _involved(ids: list[UUID], uow: UnitOfWork) -> list[Any]:
+def _involved(ids: list[UUID], uow: UnitOfWork) -> list[Aggregate]:
     """The loaded aggregates a record may touch (for the no-partial-effects check)."""
     loaded = [uow.loaded.get(i) for i in ids]
     return [a for a in loaded + [uow.loaded.get(i) for i in related_ids(loaded)] if a is not None]
 
 
-def _state_of(aggregate: Any) -> State:
+def _state_of(aggregate: object) -> State:
     if isinstance(aggregate, Payment):
         return PaymentState.of(aggregate)
     if isinstance(aggregate, Device):
@@ -823,10 +750,6 @@ def _uuid(value: UUID | str) -> UUID:
         raise InvalidRecord(
             Code.INVALID_UUID, f"{quoted(value)} is not a UUID", field="offline_id"
         ) from None
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.2)))
 
 
 @contextmanager
@@ -870,19 +793,6 @@ def _storage_errors(config: StoreConfig) -> Iterator[None]:
                 f"(or damaged): set {CIPHER_KEY_ENV} to the key they were written with"
             )
         raise StorageError(code, message, details={"cause": str(error)}) from error
-
-
-def iter_batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Split a stream into lists of at most `size` items (constant memory)."""
-    assert 0 < size <= BATCH_SIZE_MAX
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _refuse_card_numbers(observations: Sequence[Observation]) -> None:

@@ -8,7 +8,7 @@ AVAILABLE_OFFLINE); this stream keeps what those rules need.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eventsourcing.domain import Aggregate
 
@@ -32,7 +32,7 @@ class Device(Aggregate):
         software_updated_at: datetime | None
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Device) -> None:
             device: Device = aggregate
             device.device_id = self.device_id
             device.reader_type = None
@@ -55,7 +55,7 @@ class Device(Aggregate):
         software_updated_at: datetime | None
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Device) -> None:
             _connect(
                 aggregate,
                 self.location_id,

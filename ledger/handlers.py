@@ -33,7 +33,7 @@ from ledger.limits import (
     breaches_of,
     card_breaches,
 )
-from ledger.location import Location
+from ledger.location import Location, StoredLimits
 from ledger.payment import Payment, Plan, field_conflict
 from ledger.unit_of_work import UnitOfWork
 
@@ -54,7 +54,7 @@ def stream_ids(record: wire.Record) -> list[UUID]:
     return ids
 
 
-def related_ids(aggregates: Iterable[Any]) -> list[UUID]:
+def related_ids(aggregates: Iterable[object]) -> list[UUID]:
     """Streams a loaded payment points to (its location and device)."""
     ids: list[UUID] = []
     for aggregate in aggregates:
@@ -93,7 +93,7 @@ def subject(record: wire.Record) -> tuple[str, UUID]:
 # -- locations and devices ------------------------------------------------------------------
 
 
-def _location_configured(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
+def _location_configured(record: wire.LocationConfigured, uow: UnitOfWork, policy: Policy) -> bool:
     config = record.model_dump(
         mode="json",
         include={"offline_enabled", "sca_required", "currencies", "limits", "device_limits"},
@@ -105,7 +105,7 @@ def _location_configured(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     return location.reconfigure(config, record.occurred_at)
 
 
-def _device_connected(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
+def _device_connected(record: wire.DeviceConnectedOnline, uow: UnitOfWork, policy: Policy) -> bool:
     _require_location(uow, record.location_id)
     device: Device | None = uow.get(identity.device_id(record.device_id))
     if device is None:
@@ -130,7 +130,7 @@ def _device_connected(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
 # -- payments ---------------------------------------------------------------------------------
 
 
-def _created(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
+def _created(record: wire.PaymentCreated, uow: UnitOfWork, policy: Policy) -> bool:
     _require_location(uow, record.location_id)
     if uow.get(identity.device_id(record.device_id)) is None:
         raise NotFound(
@@ -138,7 +138,7 @@ def _created(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
             f"device {record.device_id} is unknown: record device.connected_online for it first",
             field="device_id",
         )
-    fields = {
+    fields: dict[str, Any] = {
         "device_id": record.device_id,
         "location_id": record.location_id,
         "amount": record.amount,
@@ -159,21 +159,21 @@ def _created(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     return True
 
 
-def _collected(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
+def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     card = record.card.model_dump(mode="json")
     if payment.plan_collect(card) is Plan.REPEAT:
         return False
     location = _require_location(uow, payment.location_id)
     breaches = card_breaches(
-        card, sca_required=location.sca_required, occurred_at=record.occurred_at
+        record.card, sca_required=location.sca_required, occurred_at=record.occurred_at
     )
     payment.collect(card, breaches, record.occurred_at)
     location.change_breaches(payment.offline_id, _codes(payment.breaches), record.occurred_at)
     return True
 
 
-def _confirmed(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
+def _confirmed(record: wire.PaymentConfirmedOffline, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     plan = payment.plan_confirm(record.stored_at)
     if plan is Plan.REPEAT:
@@ -296,7 +296,7 @@ _TOTALS_CODES = frozenset(
 def _limits_within_reach(location: Location) -> bool:
     """Could some payment of the location's timeline break a stored limit? Not when all of
     them together (stored and released, hence more than is stored at any moment) fit."""
-    limits, device_limits = location.config["limits"], location.config["device_limits"]
+    limits, device_limits = location.limits, location.device_limits
     amounts: dict[str, int] = {}
     count = 0
     per_device: dict[str, tuple[dict[str, int], int]] = {}
@@ -311,18 +311,18 @@ def _limits_within_reach(location: Location) -> bool:
     return any(_over(device_limits, a, n) for a, n in per_device.values())
 
 
-def _over(limits: dict[str, Any], amounts: dict[str, int], count: int) -> bool:
-    count_max = limits.get("stored_count_max")
+def _over(limits: StoredLimits, amounts: dict[str, int], count: int) -> bool:
+    count_max = limits.stored_count_max
     if count_max is not None and count > count_max:
         return True
-    return any(amounts.get(c, 0) > m for c, m in limits["stored_amount_max"].items())
+    return any(amounts.get(c, 0) > m for c, m in limits.stored_amount_max.items())
 
 
 def _codes(breaches: list[dict[str, Any]]) -> list[str]:
     return sorted({b["code"] for b in breaches})
 
 
-def _forwarded(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
+def _forwarded(record: wire.PaymentForwarded, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     plan = payment.plan_forward(record.payment_intent_id)
     if plan is Plan.REPEAT:
@@ -348,7 +348,7 @@ def _forwarded(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     return True
 
 
-def _forward_failed(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
+def _forward_failed(record: wire.PaymentForwardFailed, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_forward_failure(record.error_code, record.occurred_at) is Plan.REPEAT:
         return False
@@ -359,7 +359,7 @@ def _forward_failed(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     return True
 
 
-def _declined(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
+def _declined(record: wire.PaymentDeclined, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_decline(record.payment_intent_id, record.decline_code) is Plan.REPEAT:
         return False
@@ -375,7 +375,7 @@ def _declined(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     return True
 
 
-def _captured(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
+def _captured(record: wire.PaymentCaptured, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_capture(record.payment_intent_id, record.amount_captured) is Plan.REPEAT:
         return False
@@ -395,7 +395,7 @@ def _captured(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
     return True
 
 
-def _canceled(record: Any, uow: UnitOfWork, policy: Policy) -> bool:
+def _canceled(record: wire.PaymentCanceled, uow: UnitOfWork, policy: Policy) -> bool:
     payment = _require_payment(uow, record.offline_id)
     if payment.plan_cancel(record.reason) is Plan.REPEAT:
         return False
@@ -455,7 +455,8 @@ def _require_payment(uow: UnitOfWork, offline_id: UUID) -> Payment:
     return payment
 
 
-_HANDLERS: dict[type[Any], Callable[[Any, UnitOfWork, Policy], bool]] = {
+# Each handler takes the one record type it is keyed by (a mapping cannot say so per key).
+_HANDLERS: dict[type[wire.Record], Callable[..., bool]] = {
     wire.LocationConfigured: _location_configured,
     wire.DeviceConnectedOnline: _device_connected,
     wire.PaymentCreated: _created,

@@ -32,7 +32,7 @@ class IdempotencyKey(Aggregate):
         record_type: str
         digests: dict[str, str]
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: IdempotencyKey) -> None:
             aggregate.key = self.key
             aggregate.record_type = self.record_type
             aggregate.digests = dict(self.digests)

@@ -18,8 +18,9 @@ from typing import Any
 
 from ledger.device import Device
 from ledger.errors import Code, RuleViolation
-from ledger.location import Entry, Location
+from ledger.location import Entry, Location, StoredLimits
 from ledger.money import format_minor
+from ledger.wire import Card
 
 # Stripe: "the SDK must have connected to a reader of the same type within the last 30 days",
 # at that Location, with reader software updated within that time.
@@ -80,9 +81,7 @@ def breaches_of(violations: Iterable[RuleViolation]) -> list[dict[str, Any]]:
     ]
 
 
-def card_breaches(
-    card: dict[str, Any], *, sca_required: bool, occurred_at: datetime
-) -> list[dict[str, Any]]:
+def card_breaches(card: Card, *, sca_required: bool, occurred_at: datetime) -> list[dict[str, Any]]:
     try:
         check_card(card, sca_required=sca_required, occurred_at=occurred_at)
     except RuleViolation as violation:
@@ -90,9 +89,10 @@ def card_breaches(
     return []
 
 
-def check_card(card: dict[str, Any], *, sca_required: bool, occurred_at: datetime) -> None:
-    """Raise the first rule the card breaks if taken offline."""
-    brand, network = card["brand"], card.get("network")
+def check_card(card: Card, *, sca_required: bool, occurred_at: datetime) -> None:
+    """Raise the first rule the card breaks if taken offline (the card as the POS reported
+    it, checked for shape and card numbers already)."""
+    brand, network = card.brand, card.network
     if "interac" in (brand, network):
         raise _card(Code.INTERAC_NOT_SUPPORTED_OFFLINE, "brand", "Interac cards must go online")
     if brand not in SUPPORTED_OFFLINE_BRANDS:
@@ -107,7 +107,7 @@ def check_card(card: dict[str, Any], *, sca_required: bool, occurred_at: datetim
             "network",
             f"network '{network}' is not supported offline; take it online",
         )
-    read_method = card["read_method"]
+    read_method = card.read_method
     if read_method in SWIPE_READ_METHODS:
         raise _card(
             Code.CARD_SWIPE_NOT_AVAILABLE,
@@ -121,17 +121,17 @@ def check_card(card: dict[str, Any], *, sca_required: bool, occurred_at: datetim
             "this location requires strong customer authentication: insert the card "
             "and enter the PIN",
         )
-    if card.get("cardholder_verification") == "online_pin":
+    if card.cardholder_verification == "online_pin":
         raise _card(
             Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE,
             "cardholder_verification",
             "an online PIN cannot be verified offline; take the payment online",
         )
-    if _expired(card["exp_month"], card["exp_year"], occurred_at):
+    if _expired(card.exp_month, card.exp_year, occurred_at):
         raise _card(
             Code.OFFLINE_AND_CARD_EXPIRED,
             "exp_year",
-            f"the card expired at the end of {card['exp_month']:02d}/{card['exp_year']}",
+            f"the card expired at the end of {card.exp_month:02d}/{card.exp_year}",
         )
 
 
@@ -146,11 +146,13 @@ def _card(code: Code, name: str, message: str) -> RuleViolation:
 
 @dataclass(frozen=True)
 class Headroom:
-    """How much of one limit is used and what is left."""
+    """How much of one limit is used and what is left: the one shape of headroom, for the
+    decision, a reservation's recorded answer and the status of a location or device. Its JSON
+    form (`to_dict`) names the limit's ceiling `max`, as the CLI and the POS API print it."""
 
     scope: str  # "payment", "location" or "device"
     limit: str  # per_payment_max, stripe_offline_max, stored_amount_max, stored_count_max
-    currency: str | None
+    currency: str | None  # None for a count limit
     maximum: int
     used: int
 
@@ -167,6 +169,31 @@ class Headroom:
             "used": self.used,
             "remaining": self.remaining,
         }
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Headroom:
+        """A row as `to_dict` wrote it (a reservation records its answer's headroom so)."""
+        return cls(row["scope"], row["limit"], row["currency"], row["max"], row["used"])
+
+
+def stored_headroom(
+    scope: str,
+    limits: StoredLimits,
+    amounts: dict[str, int],
+    count: int,
+    currencies: Iterable[str] | None = None,
+) -> list[Headroom]:
+    """The stored-amount rows (per currency, all of them unless `currencies` narrows them) and
+    the stored-count row of one scope's limits ("location" or "device"), against what it holds."""
+    maxima = limits.stored_amount_max
+    wanted = sorted(maxima) if currencies is None else [c for c in currencies if c in maxima]
+    rows = [
+        Headroom(scope, "stored_amount_max", currency, maxima[currency], amounts.get(currency, 0))
+        for currency in wanted
+    ]
+    if limits.stored_count_max is not None:
+        rows.append(Headroom(scope, "stored_count_max", None, limits.stored_count_max, count))
+    return rows
 
 
 @dataclass(frozen=True)
@@ -287,7 +314,7 @@ class Policy:
     def headroom(
         self, sale: Sale, location: Location, totals: Totals | None = None
     ) -> list[Headroom]:
-        limits, device_limits = location.config["limits"], location.config["device_limits"]
+        limits, device_limits = location.limits, location.device_limits
         currency, device_id = sale.currency, sale.device_id
         held = totals or Totals.current(location, device_id)
         rows: list[Headroom] = []
@@ -301,57 +328,22 @@ class Policy:
                     sale.amount,
                 )
             )
-        if currency in limits["per_payment_max"]:
+        if currency in limits.per_payment_max:
             rows.append(
                 Headroom(
                     "payment",
                     "per_payment_max",
                     currency,
-                    limits["per_payment_max"][currency],
+                    limits.per_payment_max[currency],
                     sale.amount,
                 )
             )
-        if currency in limits["stored_amount_max"]:
-            rows.append(
-                Headroom(
-                    "location",
-                    "stored_amount_max",
-                    currency,
-                    limits["stored_amount_max"][currency],
-                    held.amounts.get(currency, 0),
-                )
+        rows.extend(stored_headroom("location", limits, held.amounts, held.count, [currency]))
+        rows.extend(
+            stored_headroom(
+                "device", device_limits, held.device_amounts, held.device_count, [currency]
             )
-        if limits.get("stored_count_max") is not None:
-            rows.append(
-                Headroom(
-                    "location",
-                    "stored_count_max",
-                    None,
-                    limits["stored_count_max"],
-                    held.count,
-                )
-            )
-        device_amounts = held.device_amounts
-        if currency in device_limits["stored_amount_max"]:
-            rows.append(
-                Headroom(
-                    "device",
-                    "stored_amount_max",
-                    currency,
-                    device_limits["stored_amount_max"][currency],
-                    device_amounts.get(currency, 0),
-                )
-            )
-        if device_limits.get("stored_count_max") is not None:
-            rows.append(
-                Headroom(
-                    "device",
-                    "stored_count_max",
-                    None,
-                    device_limits["stored_count_max"],
-                    held.device_count,
-                )
-            )
+        )
         return rows
 
     def _device_violations(

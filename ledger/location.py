@@ -16,6 +16,8 @@ stream's snapshots; a fact arriving later than that is judged against what is st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,33 @@ LATE_WINDOW = timedelta(days=7)
 # the codes of the rules storing it broke, arrival number]. Payments stored at the same moment
 # are ordered by arrival: the later one is judged with the earlier counted.
 Entry = list[Any]
+
+
+@dataclass(frozen=True)
+class StoredLimits:
+    """The stored limits of one scope (a location, or each of its devices), read from the
+    location's recorded configuration: what may be stored at once, per currency and in count
+    (None: no count limit)."""
+
+    stored_amount_max: Mapping[str, int]
+    stored_count_max: int | None
+
+    @classmethod
+    def of(cls, limits: Mapping[str, Any]) -> StoredLimits:
+        return cls(limits["stored_amount_max"], limits.get("stored_count_max"))
+
+
+@dataclass(frozen=True)
+class LocationLimits(StoredLimits):
+    """The location's stored limits and the most one payment may be, per currency."""
+
+    per_payment_max: Mapping[str, int]
+
+    @classmethod
+    def of(cls, limits: Mapping[str, Any]) -> LocationLimits:
+        return cls(
+            limits["stored_amount_max"], limits.get("stored_count_max"), limits["per_payment_max"]
+        )
 
 
 class Location(Aggregate):
@@ -46,7 +75,7 @@ class Location(Aggregate):
         config: dict[str, Any]
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             location: Location = aggregate
             location.location_id = self.location_id
             location.config = self.config
@@ -67,7 +96,7 @@ class Location(Aggregate):
         config: dict[str, Any]
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.config = self.config
             aggregate.configured_at = self.occurred_at
 
@@ -88,7 +117,7 @@ class Location(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["breaches"] = []
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.add_stored(self.offline_id, self.device_id, self.currency, self.amount)
             aggregate.place(
                 self.offline_id, [self.device_id, self.currency, self.amount], self.breaches
@@ -110,7 +139,7 @@ class Location(Aggregate):
         valid_until: datetime
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             granted = aggregate.allowances.setdefault(self.device_id, [])
             if granted and granted[-1][1] > self.occurred_at:
                 granted[-1][1] = self.occurred_at
@@ -134,7 +163,7 @@ class Location(Aggregate):
         breaches: list[str]
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             entry = aggregate.timeline.get(self.offline_id)
             if entry is not None:
                 entry[5] = list(self.breaches)
@@ -147,7 +176,7 @@ class Location(Aggregate):
         reason: str
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.remove_stored(self.offline_id)
             aggregate.mark(self.offline_id, 4, self.occurred_at)
 
@@ -163,7 +192,7 @@ class Location(Aggregate):
         expires_at: datetime
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.holds[self.key] = [
                 self.device_id,
                 dict(self.amounts),
@@ -180,7 +209,7 @@ class Location(Aggregate):
         reason: str
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.holds.pop(self.key, None)
 
     class MomentRestated(Event):
@@ -193,7 +222,7 @@ class Location(Aggregate):
         which: str
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Location) -> None:
             aggregate.mark(self.offline_id, 3 if self.which == "stored" else 4, self.occurred_at)
 
     if TYPE_CHECKING:  # set by the events' apply(); runtime annotations would make
@@ -450,8 +479,18 @@ class Location(Aggregate):
         explicit = self.config.get("currencies")
         if explicit is not None:
             return frozenset(explicit)
-        limits = self.config["limits"]
-        return frozenset(limits["per_payment_max"]) | frozenset(limits["stored_amount_max"])
+        limits = self.limits
+        return frozenset(limits.per_payment_max) | frozenset(limits.stored_amount_max)
+
+    @property
+    def limits(self) -> LocationLimits:
+        """The location's limits, as configured (the recorded configuration stays a dict)."""
+        return LocationLimits.of(self.config["limits"])
+
+    @property
+    def device_limits(self) -> StoredLimits:
+        """The limits each device of the location has, as configured."""
+        return StoredLimits.of(self.config["device_limits"])
 
     def add_stored(self, offline_id: str, device_id: str, currency: str, amount: int) -> None:
         self.stored[offline_id] = [device_id, currency, amount]

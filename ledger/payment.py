@@ -69,7 +69,7 @@ class Payment(Aggregate):
         metadata: dict[str, str]
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Payment) -> None:
             payment: Payment = aggregate
             payment.offline_id = self.offline_id
             payment.device_id = self.device_id
@@ -119,7 +119,7 @@ class Payment(Aggregate):
             state["breaches"] = []  # version 1 refused a card that broke a rule
             state["reported_late"] = False
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Payment) -> None:
             aggregate.card = dict(self.card)
             aggregate.cards_collected.append(aggregate.card)
             aggregate.card_breaches = list(self.breaches)
@@ -149,7 +149,7 @@ class Payment(Aggregate):
             state["implied"] = False
             state["reported_late"] = False
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Payment) -> None:
             aggregate.stored_at = self.stored_at
             aggregate.store_breaches = list(self.breaches)
             aggregate.stored_implied = self.implied
@@ -167,7 +167,7 @@ class Payment(Aggregate):
         cause_offline_id: str
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Payment) -> None:
             aggregate.store_breaches = list(self.breaches)
 
     class Forwarded(Event):
@@ -189,7 +189,7 @@ class Payment(Aggregate):
             state["implied"] = False
             state["reported_late"] = False
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Payment) -> None:
             aggregate.forwarded_at = self.occurred_at
             aggregate.forward_implied = self.implied
             if self.implied:
@@ -214,7 +214,7 @@ class Payment(Aggregate):
         idempotency_key: str
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Payment) -> None:
             aggregate.forward_pending = True
             aggregate.forward_key = self.idempotency_key
 
@@ -225,7 +225,7 @@ class Payment(Aggregate):
         retryable: bool
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Payment) -> None:
             aggregate.forward_pending = False
             aggregate.forward_failures.append(
                 {
@@ -241,7 +241,7 @@ class Payment(Aggregate):
         decline_code: str
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Payment) -> None:
             if self.payment_intent_id is not None:
                 aggregate.payment_intent_id = self.payment_intent_id
             aggregate.decline_code = self.decline_code
@@ -253,7 +253,7 @@ class Payment(Aggregate):
         amount_captured: int
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Payment) -> None:
             aggregate.amount_captured = self.amount_captured
             aggregate.stripe_status = "succeeded"
             aggregate.status = Status.CAPTURED
@@ -263,7 +263,7 @@ class Payment(Aggregate):
         reason: str
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Payment) -> None:
             aggregate.cancel_reason = self.reason
             aggregate.canceled_at = self.occurred_at
             aggregate.status = Status.CANCELED
@@ -278,7 +278,7 @@ class Payment(Aggregate):
         refund_amount: int
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Payment) -> None:
             aggregate.duplicate_payment_intent_ids.append(self.payment_intent_id)
 
     if TYPE_CHECKING:  # set by the events' apply(); runtime annotations would make

@@ -13,8 +13,9 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import Environment, EnvType
 from psycopg.sql import SQL, Identifier, Literal
 
+from ledger.batches import iter_batches
 from ledger.chain import CHAIN_TABLE, GENESIS, Link, Row, link
-from ledger.storage import chunks, store_not_empty
+from ledger.storage import ID_CHUNK, store_not_empty
 
 
 class PostgresEventRecorder(PostgresApplicationRecorder):
@@ -170,7 +171,7 @@ class PostgresVersions:
 
     def __call__(self, ids: Iterable[UUID]) -> dict[UUID, int]:
         found: dict[UUID, int] = {}
-        for chunk in chunks(list(ids)):
+        for chunk in iter_batches(ids, ID_CHUNK):
             with self.recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
                 cursor.execute(self.sql, (chunk,), prepare=True)
                 for row in cursor.fetchall():

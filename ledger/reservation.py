@@ -45,7 +45,7 @@ class Reservation(Aggregate):
         expires_at: datetime | None
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Reservation) -> None:
             reservation: Reservation = aggregate
             reservation.offline_id = self.offline_id
             reservation.request = dict(self.request)
@@ -62,7 +62,7 @@ class Reservation(Aggregate):
         TOPIC = "offline_ledger:Reservation.Released"
         occurred_at: datetime
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: Reservation) -> None:
             aggregate.released_at = self.occurred_at
 
     if TYPE_CHECKING:  # set by the events' apply()

@@ -98,20 +98,20 @@ def allow(
         )
     location.free_expired(at)
     totals = Totals.held(location, device_id, at, excluding=f"allowance/{device_id}")
-    limits, device_limits = location.config["limits"], location.config["device_limits"]
+    limits, device_limits = location.limits, location.device_limits
     granted: dict[str, int] = {}
     for currency, asked in sorted(amounts.items()):
         room = [asked]
-        if currency in limits["stored_amount_max"]:
-            room.append(limits["stored_amount_max"][currency] - totals.amounts.get(currency, 0))
-        if currency in device_limits["stored_amount_max"]:
-            maximum = device_limits["stored_amount_max"][currency]
+        if currency in limits.stored_amount_max:
+            room.append(limits.stored_amount_max[currency] - totals.amounts.get(currency, 0))
+        if currency in device_limits.stored_amount_max:
+            maximum = device_limits.stored_amount_max[currency]
             room.append(maximum - totals.device_amounts.get(currency, 0))
         granted[currency] = max(min(room), 0)
     counts = [count]
-    if limits.get("stored_count_max") is not None:
-        counts.append(limits["stored_count_max"] - totals.count)
-    if device_limits.get("stored_count_max") is not None:
-        counts.append(device_limits["stored_count_max"] - totals.device_count)
+    if limits.stored_count_max is not None:
+        counts.append(limits.stored_count_max - totals.count)
+    if device_limits.stored_count_max is not None:
+        counts.append(device_limits.stored_count_max - totals.device_count)
     location.grant_allowance(device_id, granted, max(min(counts), 0), valid_until, at)
     return location

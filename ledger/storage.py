@@ -17,19 +17,18 @@ import binascii
 import json
 import os
 from base64 import b64decode
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from ledger.batches import iter_batches
 from ledger.chain import Link, Row
 from ledger.errors import Code, Conflict, StorageError
-
-T = TypeVar("T")
 
 DEFAULT_DATABASE_URL = "sqlite:///offline-ledger.db"
 EVENT_STORE_NAME = "OfflineLedger"  # eventsourcing application name: PostgreSQL table prefix
@@ -321,7 +320,7 @@ class _SQLiteVersions:
 
     def __call__(self, ids: Iterable[UUID]) -> dict[UUID, int]:
         found: dict[UUID, int] = {}
-        for chunk in chunks([i.hex for i in ids]):
+        for chunk in iter_batches((i.hex for i in ids), ID_CHUNK):
             sql = (
                 f"SELECT originator_id, MAX(originator_version) FROM {SQLITE_EVENTS_TABLE} "
                 f"WHERE originator_id IN ({','.join('?' * len(chunk))}) GROUP BY originator_id"
@@ -331,12 +330,6 @@ class _SQLiteVersions:
                 for row in cursor.fetchall():
                     found[UUID(row[0])] = row[1]
         return found
-
-
-def chunks(items: Sequence[T], size: int = ID_CHUNK) -> Iterator[Sequence[T]]:
-    """`items` in slices of at most `size`: one bounded statement (or transaction) each."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def events_after_sql(kind: str) -> str:

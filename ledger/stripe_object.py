@@ -32,7 +32,7 @@ class StripeObject(Aggregate):
         TOPIC = "offline_ledger:StripeObject.FirstSeen"
         key: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: StripeObject) -> None:
             aggregate.key = self.key
             aggregate.snapshot_digests = []
             aggregate.balance_transactions = {}
@@ -44,7 +44,7 @@ class StripeObject(Aggregate):
         TOPIC = "offline_ledger:StripeObject.PaymentIntentObserved"
         observation: dict[str, Any]
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: StripeObject) -> None:
             aggregate.snapshot_digests.append(_digest(_snapshot(self.observation)))
 
     class BalanceTransactionObserved(Event):
@@ -54,7 +54,7 @@ class StripeObject(Aggregate):
         TOPIC = "offline_ledger:StripeObject.BalanceTransactionObserved"
         observation: dict[str, Any]
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: StripeObject) -> None:
             content = _snapshot(self.observation)
             key = movement_key(content)
             known = aggregate.balance_transactions.get(key, {})
@@ -159,9 +159,13 @@ class StripeEvent(Aggregate):
         event_id: str
         event_type: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: StripeEvent) -> None:
             aggregate.event_id = self.event_id
             aggregate.event_type = self.event_type
+
+    if TYPE_CHECKING:  # set by the events' apply()
+        event_id: str
+        event_type: str
 
     @classmethod
     def receive(cls, event_id: str, event_type: str) -> StripeEvent:
@@ -178,7 +182,7 @@ class StripeEvent(Aggregate):
         event_type: str
         reason: str
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: StripeEvent) -> None:
             aggregate.event_id = self.event_id
             aggregate.event_type = self.event_type
 
@@ -209,7 +213,7 @@ class StripeAccountMode(Aggregate):
         TOPIC = "offline_ledger:StripeAccountMode.Bound"
         livemode: bool
 
-        def apply(self, aggregate: Any) -> None:
+        def apply(self, aggregate: StripeAccountMode) -> None:
             aggregate.livemode = self.livemode
 
     if TYPE_CHECKING:  # set by the events' apply()

@@ -7,11 +7,12 @@ Field names follow Stripe where Stripe has one (`offline_payments_count`,
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 from ledger.device import Device
+from ledger.limits import Headroom, stored_headroom
 from ledger.location import Location
 from ledger.payment import Payment
 from ledger.reservation import Reservation
@@ -19,6 +20,12 @@ from ledger.reservation import Reservation
 
 class _View(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+# Headroom rows in their JSON form (`max`, `remaining`), the same in every view.
+HeadroomRows = Annotated[
+    list[Headroom], PlainSerializer(lambda rows: [row.to_dict() for row in rows])
+]
 
 
 class PaymentState(_View):
@@ -108,14 +115,6 @@ class DeviceState(_View):
         )
 
 
-class LimitHeadroom(_View):
-    limit: str
-    currency: str | None
-    max: int
-    used: int
-    remaining: int
-
-
 class AllowanceState(_View):
     """An offline allowance of one device, and what it stored under it."""
 
@@ -151,7 +150,7 @@ class DeviceStatus(_View):
     location_id: str
     offline_payments_count: int
     offline_payment_amounts_by_currency: dict[str, int]
-    headroom: list[LimitHeadroom]
+    headroom: HeadroomRows
     allowance: AllowanceState | None  # the latest offline allowance, and what it used
     # Per breach code, the stored payments that broke it: {"count", "amounts_by_currency"}.
     stored_beyond_policy: dict[str, dict[str, Any]]
@@ -165,7 +164,7 @@ class LocationStatus(_View):
     offline_payment_amounts_by_currency: dict[str, int]
     limits: dict[str, Any]
     device_limits: dict[str, Any]
-    headroom: list[LimitHeadroom]
+    headroom: HeadroomRows
     stored_beyond_policy: dict[str, dict[str, Any]]
     devices: list[DeviceStatus]
 
@@ -183,7 +182,9 @@ class LocationStatus(_View):
             offline_payment_amounts_by_currency=dict(sorted(location.stored_amounts.items())),
             limits=config["limits"],
             device_limits=config["device_limits"],
-            headroom=_headroom(config["limits"], location.stored_amounts, location.stored_count),
+            headroom=stored_headroom(
+                "location", location.limits, location.stored_amounts, location.stored_count
+            ),
             stored_beyond_policy=location.stored_beyond_policy(),
             devices=[
                 DeviceStatus(
@@ -193,8 +194,9 @@ class LocationStatus(_View):
                     offline_payment_amounts_by_currency=dict(
                         sorted(location.device_stored_amounts.get(device_id, {}).items())
                     ),
-                    headroom=_headroom(
-                        config["device_limits"],
+                    headroom=stored_headroom(
+                        "device",
+                        location.device_limits,
                         location.device_stored_amounts.get(device_id, {}),
                         location.device_stored_counts.get(device_id, 0),
                     ),
@@ -206,31 +208,6 @@ class LocationStatus(_View):
         )
 
 
-def _headroom(limits: dict[str, Any], amounts: dict[str, int], count: int) -> list[LimitHeadroom]:
-    rows = [
-        LimitHeadroom(
-            limit="stored_amount_max",
-            currency=currency,
-            max=maximum,
-            used=amounts.get(currency, 0),
-            remaining=max(maximum - amounts.get(currency, 0), 0),
-        )
-        for currency, maximum in sorted(limits["stored_amount_max"].items())
-    ]
-    if limits.get("stored_count_max") is not None:
-        maximum = limits["stored_count_max"]
-        rows.append(
-            LimitHeadroom(
-                limit="stored_count_max",
-                currency=None,
-                max=maximum,
-                used=count,
-                remaining=max(maximum - count, 0),
-            )
-        )
-    return rows
-
-
 class ReservationState(_View):
     """The answer to a reservation request, as recorded: a retry gets it unchanged."""
 
@@ -239,7 +216,7 @@ class ReservationState(_View):
     offline_behavior: str  # what to pass to the Terminal SDK: prefer_online | require_online
     code: str | None  # the first reason's code when refused
     reasons: list[dict[str, Any]]  # code, message, field, details (what the check saw)
-    headroom: list[dict[str, Any]]  # per limit, as it was when answered (holds included)
+    headroom: HeadroomRows  # per limit, as it was when answered (holds included)
     amount: int
     currency: str
     device_id: str
@@ -257,7 +234,7 @@ class ReservationState(_View):
             offline_behavior="prefer_online" if reservation.granted else "require_online",
             code=reservation.reasons[0]["code"] if reservation.reasons else None,
             reasons=reservation.reasons,
-            headroom=reservation.headroom,
+            headroom=[Headroom.from_dict(row) for row in reservation.headroom],
             amount=request["amount"],
             currency=request["currency"],
             device_id=request["device_id"],

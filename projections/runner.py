@@ -19,7 +19,8 @@ from sqlalchemy import Connection, Engine, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger import Ledger
-from ledger.storage import chunks
+from ledger.batches import iter_batches
+from ledger.storage import ID_CHUNK
 from projections.tables import naive_utc, projection_positions
 
 BATCH_SIZE_DEFAULT = 2_000
@@ -168,7 +169,7 @@ def load_rows(
     """The rows whose `key` column is in `ids`, as mutable dicts keyed by it."""
     found: dict[str, dict[str, Any]] = {}
     column = table.c[key]
-    for chunk in chunks(list(ids)):
+    for chunk in iter_batches(ids, ID_CHUNK):
         for row in conn.execute(select(table).where(column.in_(chunk))).mappings():
             found[row[key]] = dict(row)
     return found
@@ -183,7 +184,7 @@ def replace_rows(
 ) -> None:
     """Write a batch's rows: delete the old versions of those that existed, insert all."""
     column = table.c[key]
-    for chunk in chunks(list(existing)):
+    for chunk in iter_batches(existing, ID_CHUNK):
         conn.execute(delete(table).where(column.in_(chunk)))
     if rows:
         conn.execute(insert(table), list(rows))

@@ -62,6 +62,7 @@ from click.testing import CliRunner
 from sqlalchemy.engine import make_url
 
 from adapters.cli import main as cli
+from adapters.trading_day import random_offline_id
 from ledger import Ledger, LedgerError
 from ledger.pan import holds_pan
 from tests import records as r
@@ -309,7 +310,7 @@ BIG_LIMITS = {
 
 # Payments made by the setup: random version 4 UUIDs, as a POS makes them (and always the same).
 _POOL_RNG = random.Random(0)
-POOL = [str(uuid.UUID(int=_POOL_RNG.getrandbits(128), version=4)) for _ in range(40)]
+POOL = [random_offline_id(_POOL_RNG) for _ in range(40)]
 
 
 def setup_records() -> list[dict[str, Any]]:

@@ -6,30 +6,26 @@
 - `crash_day_records()`: a large deterministic file for the crash tests whose refusals cannot
   turn into acceptances when the file is applied again (so "applied exactly once" is checkable
   by comparing with a clean run).
-- `apply_one_by_one`, `outcome_of`, `snapshot`, `stored_totals_by_payment`,
+- `apply_one_by_one`, `snapshot`, `stored_totals_by_payment`,
   `assert_status_matches_payments`, `assert_within_limits`: applying records and comparing what
   the ledger says.
 """
 
 from __future__ import annotations
 
-import json
 import random
-import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
 
+from adapters.trading_day import Record, numbered_offline_id, random_offline_id, reader_ids
 from ledger import Ledger, LedgerError
-from ledger.application import Result
 from ledger.errors import Code, NotFound
 from tests import records as r
-
-Record = dict[str, Any]
+from tests.outcomes import outcome_of
 
 CURRENCIES = ("usd", "eur", "jpy")
 # Per-payment maxima and the scale of amounts, per currency (JPY has no minor unit).
@@ -40,19 +36,7 @@ STATUSES = frozenset(
 )
 
 
-def offline_id(number: int) -> str:
-    """A readable, valid UUID (version 4 layout) for payment `number`."""
-    return f"00000000-0000-4000-8000-{number:012d}"
-
-
 # -- outcomes and snapshots -------------------------------------------------------------------
-
-
-def outcome_of(result: Result | LedgerError) -> str:
-    """'recorded', 'repeat' or the error code: what a record did, comparable across runs."""
-    if isinstance(result, LedgerError):
-        return str(result.code)
-    return "recorded" if result.recorded else "repeat"
 
 
 def apply_one_by_one(ledger: Ledger, records: Iterable[Record]) -> list[str]:
@@ -271,7 +255,7 @@ def payment_walk(
     draw: st.DrawFn, number: int, locations: dict[str, Record], devices: dict[str, list[str]]
 ) -> list[Record]:
     """The records of one payment, in the order its POS would send them."""
-    oid = offline_id(number)
+    oid = numbered_offline_id(number)
     location_id = draw(st.sampled_from(sorted(locations)))
     # Mostly a device of this location; sometimes one that never connected here.
     others = [d for loc in sorted(locations) if loc != location_id for d in devices[loc]]
@@ -384,7 +368,9 @@ def scenarios(draw: st.DrawFn, max_payments: int = 16) -> Scenario:
         device_id = draw(st.sampled_from(devices[location_ids[0]]))
         moved = r.device(device_id, location_ids[1], occurred_at=r.at(-10))
         records.insert(draw(st.integers(0, len(records))), moved)
-    return Scenario(locations, setup, records, [offline_id(n) for n in range(1, count + 1)])
+    return Scenario(
+        locations, setup, records, [numbered_offline_id(n) for n in range(1, count + 1)]
+    )
 
 
 # -- a big file for the crash tests -----------------------------------------------------------
@@ -425,15 +411,14 @@ def crash_day_records(payments: int, seed: int = 7) -> Iterator[Record]:
         device_limits={},
     )
     devices = {
-        loc: [f"tmr_{loc[4:]}_{k}" for k in range(3)]
-        for loc in (CRASH_OPEN_LOCATION, CRASH_FULL_LOCATION)
+        loc: reader_ids(loc, 3, first=0) for loc in (CRASH_OPEN_LOCATION, CRASH_FULL_LOCATION)
     }
     for loc, ids in devices.items():
         for device_id in ids:
             yield r.device(device_id, loc)
 
     def payment(number: int, location_id: str, stuck: bool) -> list[Record]:
-        oid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        oid = random_offline_id(rng)
         amount = rng.randint(100, 40_000)
         minute = number * 0.5
         pi = f"pi_crash_{number}"
@@ -490,17 +475,6 @@ def _interleave(
         yield chosen.pop(0)
         if not chosen:
             in_flight.remove(chosen)
-
-
-def write_jsonl(path: Path, records: Iterable[Record | str]) -> int:
-    """Write records (dicts, or raw lines as str) as JSON Lines; return the line count."""
-    count = 0
-    with path.open("w", encoding="utf-8") as out:
-        for record in records:
-            out.write(record if isinstance(record, str) else json.dumps(record))
-            out.write("\n")
-            count += 1
-    return count
 
 
 def payment_ids_in(records: Iterable[Record]) -> list[str]:

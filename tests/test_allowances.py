@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from adapters.trading_day import write_jsonl
 from ledger import Code, Ledger, LedgerError
 from tests import records as r
-from tests.generators import write_jsonl
 from tests.test_cli import run_json
 
 AT = r.T0 - timedelta(minutes=10)

@@ -15,11 +15,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from adapters.trading_day import write_jsonl
 from ledger import Ledger
 from projections.formats import render
 from projections.read_models import ReadModels
 from tests import records as r
-from tests.generators import write_jsonl
 from tests.test_cli import run, run_json
 
 A = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a01"

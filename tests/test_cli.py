@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from adapters.trading_day import write_jsonl
 from ledger import Ledger, LedgerError
 from ledger.pan import mask
 from ledger.wire import RECORD_TYPES
 from migrations import head_revision
 from tests import records as r
-from tests.generators import write_jsonl
 
 CLI = Path(sys.executable).parent / "offline-ledger"
 COMMANDS = (

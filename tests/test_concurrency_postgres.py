@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
+from adapters.trading_day import numbered_offline_id
 from ledger import Ledger, LedgerError
-from ledger.application import Result
 from ledger.errors import Code
 from tests import records as r
+from tests.outcomes import outcome_of
 
 pytestmark = pytest.mark.postgres
 
@@ -33,17 +34,6 @@ WAIT_SECONDS = 120  # generous: only reached if a worker hangs
 # -- the worker processes ----------------------------------------------------------------------
 # (This module is what every spawned worker imports: it stays light, so no tests.generators,
 # which pulls in hypothesis.)
-
-
-def offline_id(number: int) -> str:
-    return f"00000000-0000-4000-8000-{number:012d}"
-
-
-def outcome_of(result: Result | LedgerError) -> str:
-    """'recorded', 'repeat' or the error code."""
-    if isinstance(result, LedgerError):
-        return str(result.code)
-    return "recorded" if result.recorded else "repeat"
 
 
 def confirm_worker(
@@ -182,7 +172,7 @@ def test_processes_confirming_at_one_location_together_never_pass_its_limit(
     for w, device_id in enumerate(devices):
         confirmations = []
         for k in range(PAYMENTS_PER_WORKER):
-            oid = offline_id(w * 100 + k)
+            oid = numbered_offline_id(w * 100 + k)
             amounts[oid] = 700 + 97 * w + 211 * k  # all different, 700 to 2,257
             setup += collected_payment(oid, device_id, amounts[oid])
             confirmations.append(r.confirmed(oid))
@@ -232,13 +222,13 @@ def test_two_devices_racing_for_the_last_slot_at_a_location_only_one_gets_it(
         r.device("tmr_a"),
         r.device("tmr_b"),
     ]
-    already = [offline_id(900 + k) for k in range(slots - 1)]  # fill all but the last slot
+    already = [numbered_offline_id(900 + k) for k in range(slots - 1)]  # fill all but the last slot
     for oid in already:
         setup += [*collected_payment(oid, "tmr_a", amount), r.confirmed(oid)]
     plans: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in names}
     for round_number in range(ROUNDS):
         for n, name in enumerate(names):
-            oid = offline_id(round_number * 10 + n)
+            oid = numbered_offline_id(round_number * 10 + n)
             setup += collected_payment(oid, name.split("/")[0], amount)
             moment = r.at(3 + 10 * round_number)  # after the previous round's forwards
             plans[name].append([r.confirmed(oid, occurred_at=moment, stored_at=moment)])

@@ -25,10 +25,11 @@ from urllib.parse import parse_qs, urlsplit
 import psycopg
 import pytest
 
+from adapters.trading_day import write_jsonl
 from ledger import Ledger
 from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
 from tests.conftest import postgres_base_url
-from tests.generators import crash_day_records, payment_ids_in, snapshot, write_jsonl
+from tests.generators import crash_day_records, payment_ids_in, snapshot
 
 CLI = Path(sys.executable).parent / "offline-ledger"
 PAYMENTS = 3_000

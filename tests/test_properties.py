@@ -30,10 +30,10 @@ from tests.generators import (
     apply_one_by_one,
     assert_status_matches_payments,
     assert_within_limits,
-    outcome_of,
     scenarios,
     snapshot,
 )
+from tests.outcomes import outcome_of
 
 SETTINGS = {
     "deadline": None,

@@ -20,6 +20,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from adapters.trading_day import numbered_offline_id
 from ledger import Ledger
 from ledger.errors import NotFound
 from ledger.observations import (
@@ -30,7 +31,7 @@ from ledger.observations import (
 from projections.read_models import ReadModels
 from projections.report import Report
 from tests import records as r
-from tests.generators import Scenario, offline_id, scenarios
+from tests.generators import Scenario, scenarios
 
 AS_OF = r.T0 + timedelta(hours=30)
 STATUSES = ("succeeded", "requires_capture", "canceled", "requires_payment_method", "processing")
@@ -44,7 +45,11 @@ def observations(draw: st.DrawFn, count: int) -> list[Observation]:
     for n in range(draw(st.integers(0, 12))):
         number = draw(st.integers(1, count + 3))  # some name no known payment: orphans
         payment_intent_id = draw(st.sampled_from(["pi_1", "pi_2", f"pi_x{n}"]))
-        metadata = draw(st.sampled_from([offline_id(number), offline_id(number).upper(), None]))
+        metadata = draw(
+            st.sampled_from(
+                [numbered_offline_id(number), numbered_offline_id(number).upper(), None]
+            )
+        )
         currency = draw(st.sampled_from(["usd", "eur", "jpy"]))
         amount = draw(st.integers(1, 7_000))
         if draw(st.booleans()):

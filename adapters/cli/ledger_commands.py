@@ -213,7 +213,7 @@ def _headroom(rows: list[Any]) -> str:
     parts = []
     for row in rows:
         if row.currency is None:
-            parts.append(f"{row.remaining}/{row.max} payments")
+            parts.append(f"{row.remaining}/{row.maximum} payments")
         else:
             parts.append(f"{format_minor(row.remaining, row.currency)} left")
     return "\n".join(parts) or "no limits"

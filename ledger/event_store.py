@@ -1,0 +1,61 @@
+"""The eventsourcing application that holds every stream of the ledger, with the few places
+where it departs from the library's own `Application` (each says what it saves and why)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Recording, Transcoder
+
+from ledger.device import Device
+from ledger.location import Location
+from ledger.storage import EVENT_STORE_NAME
+from ledger.transcoder import OrjsonTranscoder
+
+
+class EventStore(Application[UUID]):
+    """The eventsourcing application holding every stream of the ledger."""
+
+    name = EVENT_STORE_NAME
+    # Location and device streams grow with every payment; payments stay short.
+    snapshotting_intervals = {Location: 500, Device: 200}  # noqa: RUF012
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = OrjsonTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
+    def save(self, *aggregates: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Application.save, less what costs time and serves nobody here: a runtime Protocol
+        check of every saved object (about 40 us each on Python 3.11) and a Recording object
+        per event for in-process subscribers (there are none; projections read the log)."""
+        assert not kwargs, kwargs
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for aggregate in aggregates:
+            assert isinstance(aggregate, Aggregate), aggregate
+            processing_event.events.extend(aggregate.collect_events())
+            processing_event.aggregates[aggregate.id] = aggregate
+        stored = [self.mapper.to_stored_event(event) for event in processing_event.events]
+        self.recorder.insert_events(stored)
+        self._snapshot_in_memory(processing_event)
+        return []
+
+    def _snapshot_in_memory(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshot each aggregate whose new events reached its interval, from the object in
+        hand, at its current version. The library's own way replays the stream from the
+        store to rebuild the object first: on a busy location, 500 events read and decoded
+        per snapshot, about a quarter of all events decoded during a long ingest."""
+        assert self.snapshots is not None
+        due: dict[UUID, Any] = {}
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates[event.originator_id]
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval is not None and event.originator_version % interval == 0:
+                due[aggregate.id] = aggregate
+        for aggregate in due.values():
+            snapshot_class = getattr(type(aggregate), "Snapshot", self.snapshot_class)
+            assert snapshot_class is not None, type(aggregate)
+            self.snapshots.put([snapshot_class.take(aggregate)])
