@@ -35,7 +35,7 @@ from ledger.limits import (
 )
 from ledger.location import Location, StoredLimits
 from ledger.payment import Payment, Plan, field_conflict
-from ledger.unit_of_work import UnitOfWork
+from ledger.unit_of_work import UnitOfWork, require_location, require_payment
 
 
 def stream_ids(record: wire.Record) -> list[UUID]:
@@ -106,7 +106,7 @@ def _location_configured(record: wire.LocationConfigured, uow: UnitOfWork, polic
 
 
 def _device_connected(record: wire.DeviceConnectedOnline, uow: UnitOfWork, policy: Policy) -> bool:
-    _require_location(uow, record.location_id)
+    require_location(uow, record.location_id)
     device: Device | None = uow.get(identity.device_id(record.device_id))
     if device is None:
         uow.add(
@@ -131,7 +131,7 @@ def _device_connected(record: wire.DeviceConnectedOnline, uow: UnitOfWork, polic
 
 
 def _created(record: wire.PaymentCreated, uow: UnitOfWork, policy: Policy) -> bool:
-    _require_location(uow, record.location_id)
+    require_location(uow, record.location_id)
     if uow.get(identity.device_id(record.device_id)) is None:
         raise NotFound(
             Code.UNKNOWN_DEVICE,
@@ -160,11 +160,11 @@ def _created(record: wire.PaymentCreated, uow: UnitOfWork, policy: Policy) -> bo
 
 
 def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Policy) -> bool:
-    payment = _require_payment(uow, record.offline_id)
+    payment = require_payment(uow, record.offline_id)
     card = record.card.model_dump(mode="json")
     if payment.plan_collect(card) is Plan.REPEAT:
         return False
-    location = _require_location(uow, payment.location_id)
+    location = require_location(uow, payment.location_id)
     breaches = card_breaches(
         record.card, sca_required=location.sca_required, occurred_at=record.occurred_at
     )
@@ -174,11 +174,11 @@ def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Pol
 
 
 def _confirmed(record: wire.PaymentConfirmedOffline, uow: UnitOfWork, policy: Policy) -> bool:
-    payment = _require_payment(uow, record.offline_id)
+    payment = require_payment(uow, record.offline_id)
     plan = payment.plan_confirm(record.stored_at)
     if plan is Plan.REPEAT:
         return False
-    location = _require_location(uow, payment.location_id)
+    location = require_location(uow, payment.location_id)
     if plan is Plan.NEW:
         _store(uow, policy, payment, location, record.stored_at, record.occurred_at)
         return True
@@ -236,7 +236,7 @@ def _store(
 def _imply_stored(uow: UnitOfWork, policy: Policy, payment: Payment) -> None:
     """A later step came first: the payment was stored, from its creation at the latest."""
     if payment.needs_storing:
-        location = _require_location(uow, payment.location_id)
+        location = require_location(uow, payment.location_id)
         moment = payment.created_at
         _store(uow, policy, payment, location, moment, moment, implied=True)
 
@@ -323,12 +323,12 @@ def _codes(breaches: list[dict[str, Any]]) -> list[str]:
 
 
 def _forwarded(record: wire.PaymentForwarded, uow: UnitOfWork, policy: Policy) -> bool:
-    payment = _require_payment(uow, record.offline_id)
+    payment = require_payment(uow, record.offline_id)
     plan = payment.plan_forward(record.payment_intent_id)
     if plan is Plan.REPEAT:
         return False
     if plan is Plan.LATE:  # a capture implied it; this report fixes the moment
-        location = _require_location(uow, payment.location_id)
+        location = require_location(uow, payment.location_id)
         implied_at, horizon = payment.forwarded_at, location.horizon
         assert implied_at is not None
         payment.forward(record.payment_intent_id, record.status, record.occurred_at)
@@ -349,7 +349,7 @@ def _forwarded(record: wire.PaymentForwarded, uow: UnitOfWork, policy: Policy) -
 
 
 def _forward_failed(record: wire.PaymentForwardFailed, uow: UnitOfWork, policy: Policy) -> bool:
-    payment = _require_payment(uow, record.offline_id)
+    payment = require_payment(uow, record.offline_id)
     if payment.plan_forward_failure(record.error_code, record.occurred_at) is Plan.REPEAT:
         return False
     _imply_stored(uow, policy, payment)
@@ -360,7 +360,7 @@ def _forward_failed(record: wire.PaymentForwardFailed, uow: UnitOfWork, policy: 
 
 
 def _declined(record: wire.PaymentDeclined, uow: UnitOfWork, policy: Policy) -> bool:
-    payment = _require_payment(uow, record.offline_id)
+    payment = require_payment(uow, record.offline_id)
     if payment.plan_decline(record.payment_intent_id, record.decline_code) is Plan.REPEAT:
         return False
     _imply_stored(uow, policy, payment)
@@ -376,7 +376,7 @@ def _declined(record: wire.PaymentDeclined, uow: UnitOfWork, policy: Policy) -> 
 
 
 def _captured(record: wire.PaymentCaptured, uow: UnitOfWork, policy: Policy) -> bool:
-    payment = _require_payment(uow, record.offline_id)
+    payment = require_payment(uow, record.offline_id)
     if payment.plan_capture(record.payment_intent_id, record.amount_captured) is Plan.REPEAT:
         return False
     if payment.needs_forwarding:  # Stripe had it, so it was forwarded (and stored)
@@ -396,11 +396,11 @@ def _captured(record: wire.PaymentCaptured, uow: UnitOfWork, policy: Policy) -> 
 
 
 def _canceled(record: wire.PaymentCanceled, uow: UnitOfWork, policy: Policy) -> bool:
-    payment = _require_payment(uow, record.offline_id)
+    payment = require_payment(uow, record.offline_id)
     if payment.plan_cancel(record.reason) is Plan.REPEAT:
         return False
     # An abandoned sale gives its reservation back.
-    _require_location(uow, payment.location_id).free(
+    require_location(uow, payment.location_id).free(
         payment.offline_id, "released", record.occurred_at
     )
     _release_then(
@@ -425,34 +425,12 @@ def _release_then(
     """Trigger the payment's event and, if it was stored, release it from the stored totals
     (and judge again the payments stored after the release, if any came first)."""
     was_stored = payment.is_stored
-    location = _require_location(uow, payment.location_id) if was_stored else None
+    location = require_location(uow, payment.location_id) if was_stored else None
     trigger()
     if location is not None:
         horizon = location.horizon
         location.release_payment(payment.offline_id, reason, occurred_at)
         _rejudge(uow, policy, location, payment, occurred_at, horizon)
-
-
-def _require_location(uow: UnitOfWork, location_id: str) -> Location:
-    location: Location | None = uow.get(identity.location_id(location_id))
-    if location is None:
-        raise NotFound(
-            Code.UNKNOWN_LOCATION,
-            f"location {location_id} is unknown: record location.configured for it first",
-            field="location_id",
-        )
-    return location
-
-
-def _require_payment(uow: UnitOfWork, offline_id: UUID) -> Payment:
-    payment: Payment | None = uow.get(identity.payment_id(offline_id))
-    if payment is None:
-        raise NotFound(
-            Code.UNKNOWN_PAYMENT,
-            f"payment {offline_id} is unknown: record payment.created for it first",
-            field="offline_id",
-        )
-    return payment
 
 
 # Each handler takes the one record type it is keyed by (a mapping cannot say so per key).

@@ -11,7 +11,7 @@ from ledger.errors import Code, NotFound
 from ledger.limits import Policy, Sale, Totals, breaches_of
 from ledger.location import Location
 from ledger.reservation import Reservation
-from ledger.unit_of_work import UnitOfWork
+from ledger.unit_of_work import UnitOfWork, require_location
 
 HOLD_DEFAULT = timedelta(minutes=5)  # long enough to collect a card and confirm
 
@@ -64,17 +64,6 @@ def release(uow: UnitOfWork, offline_id: str, at: datetime) -> Reservation:
     if reservation.release(at):
         require_location(uow, reservation.request["location_id"]).free(offline_id, "released", at)
     return reservation
-
-
-def require_location(uow: UnitOfWork, location_id: str) -> Location:
-    location: Location | None = uow.get(identity.location_id(location_id))
-    if location is None:
-        raise NotFound(
-            Code.UNKNOWN_LOCATION,
-            f"location {location_id} is unknown: record location.configured for it first",
-            field="location_id",
-        )
-    return location
 
 
 def allow(

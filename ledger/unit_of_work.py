@@ -13,13 +13,19 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
+from ledger import identity
+from ledger.errors import Code, NotFound
 from ledger.storage import VersionReader
+
+if TYPE_CHECKING:
+    from ledger.location import Location
+    from ledger.payment import Payment
 
 CACHE_SIZE_MAX = 50_000  # aggregates kept between batches (bounds memory on long ingests)
 
@@ -113,3 +119,27 @@ class UnitOfWork:
         """Forget everything this batch touched: its in-memory state may not match the store."""
         self.cache.evict(self.loaded)
         self.loaded.clear()
+
+
+def require_location(uow: UnitOfWork, location_id: str) -> Location:
+    """The location, or the refusal every record and reservation gives for an unknown one."""
+    location: Location | None = uow.get(identity.location_id(location_id))
+    if location is None:
+        raise NotFound(
+            Code.UNKNOWN_LOCATION,
+            f"location {location_id} is unknown: record location.configured for it first",
+            field="location_id",
+        )
+    return location
+
+
+def require_payment(uow: UnitOfWork, offline_id: UUID) -> Payment:
+    """The payment, or the refusal every step of an unknown payment gets."""
+    payment: Payment | None = uow.get(identity.payment_id(offline_id))
+    if payment is None:
+        raise NotFound(
+            Code.UNKNOWN_PAYMENT,
+            f"payment {offline_id} is unknown: record payment.created for it first",
+            field="offline_id",
+        )
+    return payment
