@@ -349,12 +349,7 @@ class Ledger:
         uow.prefetch(identity.stripe_object_id(o.stream_key) for o in observations)
         try:
             for observation in observations:
-                stream: StripeObject | None = uow.get(
-                    identity.stripe_object_id(observation.stream_key)
-                )
-                if stream is None:
-                    stream = StripeObject.first_seen(observation.stream_key)
-                    uow.add(stream)
+                stream = _stripe_object(uow, observation.stream_key)
                 if isinstance(observation, BalanceTransactionObservation):
                     key = (observation.stream_key, observation.balance_transaction_id)
                     first = earlier.setdefault(key, observation)
@@ -378,12 +373,7 @@ class Ledger:
         recorded = 0
         try:
             for observation in observations:
-                stream: StripeObject | None = uow.get(
-                    identity.stripe_object_id(observation.stream_key)
-                )
-                if stream is None:
-                    stream = StripeObject.first_seen(observation.stream_key)
-                    uow.add(stream)
+                stream = _stripe_object(uow, observation.stream_key)
                 recorded += stream.observe(observation)
             if stripe_event is not None:
                 uow.add(StripeEvent.receive(*stripe_event))
@@ -703,6 +693,15 @@ class Ledger:
 _HIDDEN = frozenset(
     {"originator_id", "originator_version", "originator_topic", "timestamp", "occurred_at"}
 )
+
+
+def _stripe_object(uow: UnitOfWork, stream_key: str) -> StripeObject:
+    """The Stripe object's stream in `uow`, started (first seen) when it has none yet."""
+    stream: StripeObject | None = uow.get(identity.stripe_object_id(stream_key))
+    if stream is None:
+        stream = StripeObject.first_seen(stream_key)
+        uow.add(stream)
+    return stream
 
 
 def _history_entry(event: Any, source: str) -> HistoryEntry:
