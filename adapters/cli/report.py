@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from adapters.cli.output import stderr, stdout, with_progress
 from adapters.cli.session import open_read_models, opened
 from projections.formats import FORMATS, write
 from projections.reconciliation import Filters, Thresholds
+from projections.report import Row
 from projections.runner import BATCH_SIZE_DEFAULT as PROJECTION_BATCH_SIZE_DEFAULT
 from projections.runner import BATCH_SIZE_MAX
 
@@ -96,12 +99,29 @@ def report(
         capture_warning=timedelta(hours=capture_warning_hours),
     )
     filters = Filters(location_id=location_id, since=since, until=until)
-    with opened(database_url, fmt == "json") as ledger, open_read_models(ledger) as read_models:
+    with (
+        opened(database_url, fmt == "json") as ledger,
+        open_read_models(ledger) as read_models,
+    ):
         with_progress(read_models.refresh)
-        built = read_models.report(as_of or datetime.now(UTC), thresholds, filters)
-    if out is None:
-        write(built, fmt, sys.stdout)
-        return
-    with out.open("w", encoding="utf-8", newline="") as file:
-        write(built, fmt, file)
-    stderr.print(f"{len(built.rows)} rows written to {out}", highlight=False)
+        with read_models.streamed_report(as_of or datetime.now(UTC), thresholds, filters) as built:
+            rows = _Counted(built.rows)
+            if out is None:
+                write(replace(built, rows=rows), fmt, sys.stdout)
+                return
+            with out.open("w", encoding="utf-8", newline="") as file:
+                write(replace(built, rows=rows), fmt, file)
+    stderr.print(f"{rows.count} rows written to {out}", highlight=False)
+
+
+class _Counted:
+    """The report's rows as they stream past, counted."""
+
+    def __init__(self, rows: Iterable[Row]) -> None:
+        self.rows = rows
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Row]:
+        for row in self.rows:
+            self.count += 1
+            yield row
