@@ -244,7 +244,7 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
         .where(o.c.status.is_not(None))
         .subquery("snapshot_all")
     )
-    snap = select(snapshot).where(snapshot.c.nth == 1).subquery("snap")
+    snap = select(snapshot).where(snapshot.c.nth == 1).cte("snap").prefix_with("MATERIALIZED")
 
     m = stripe_movements.alias("m")
     owner = func.coalesce(m.c.payment_intent_id, m.c.charge_id, m.c.source_id)
@@ -330,7 +330,8 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
             ).label("payout_at"),
         )
         .group_by(mv.key)
-        .subquery("moved")
+        .cte("moved")
+        .prefix_with("MATERIALIZED")
     )
 
     c = stripe_charges.alias("c")
@@ -339,7 +340,8 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
     charges = (
         select(keyed.c.key, func.max(keyed.c.amount_refunded).label("refunded"))
         .group_by(keyed.c.key)
-        .subquery("charges")
+        .cte("charges")
+        .prefix_with("MATERIALIZED")
     )
     d = stripe_disputes.alias("d")
     joined, key = resolve(d, func.coalesce(d.c.payment_intent_id, d.c.charge_id))
@@ -354,7 +356,8 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
             ),
         )
         .group_by(keyed.c.key)
-        .subquery("disputes")
+        .cte("disputes")
+        .prefix_with("MATERIALIZED")
     )
     keys = union(
         select(snap.c.key),
