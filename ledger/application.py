@@ -227,7 +227,7 @@ class Ledger:
     def _apply_batch(
         self, parsed: list[wire.Record | LedgerError], with_state: bool
     ) -> list[Result | LedgerError]:
-        uow = UnitOfWork(self.store, self._cache, self._versions)
+        uow = UnitOfWork(self.store, self._cache, self._versions, optimistic=True)
         needs = [None if isinstance(r, LedgerError) else stream_ids(r) for r in parsed]
         uow.prefetch(i for ids in needs if ids is not None for i in ids)
         uow.prefetch(related_ids(uow.loaded.values()))

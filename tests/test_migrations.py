@@ -53,6 +53,12 @@ def test_the_chain_migration_links_events_exactly_as_the_live_chain_does(
     assert EVENT_CHAIN.link(previous, positioned) == chain.link(previous, positioned)
 
 
+def test_the_chain_head_migration_names_the_tables_the_live_code_uses() -> None:
+    head = migration("0009_chain_head")
+    assert (head.CHAIN_TABLE, head.CHAIN_HEAD_TABLE) == (chain.CHAIN_TABLE, chain.CHAIN_HEAD_TABLE)
+    assert head.GENESIS == chain.GENESIS
+
+
 def test_the_stripe_movements_migration_names_the_live_projection_and_tables() -> None:
     from projections import tables
     from projections.stripe_observations import StripeObservationsProjection
