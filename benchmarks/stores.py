@@ -263,48 +263,43 @@ def source_rows(databases: Databases, source: Database, count: int) -> list[Row]
 class RoundTrips:
     """Counts the client-server round trips of every PostgreSQL connection opened while it is
     active, from libpq's protocol trace: the server ends each exchange the client waits for
-    with one ReadyForQuery message. `count()` flushes the traces and gives the total so far."""
+    with one ReadyForQuery message. Tracing starts at the first `count()` (it slows every
+    exchange down: time nothing after it); `count()` flushes the traces and gives the total."""
 
     _READY = b"\tReadyForQuery\t"
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.traced: list[tuple[psycopg.Connection[Any], Path]] = []
+        self.opened: list[psycopg.Connection[Any]] = []
+        self.traced: dict[int, Path] = {}  # id of the connection -> its trace file
         self._connect = psycopg.Connection.connect
 
     def __enter__(self) -> RoundTrips:
-        original, traced = self._connect, self._trace
+        original, opened = self._connect, self.opened
 
         def connect(cls: type[psycopg.Connection[Any]], *args: Any, **kwargs: Any) -> Any:
-            return traced(original.__func__(cls, *args, **kwargs))  # type: ignore[attr-defined]
+            conn = original.__func__(cls, *args, **kwargs)  # type: ignore[attr-defined]
+            opened.append(conn)
+            return conn
 
         psycopg.Connection.connect = classmethod(connect)  # type: ignore[assignment, method-assign]
         return self
 
     def __exit__(self, *exc: object) -> None:
         psycopg.Connection.connect = self._connect  # type: ignore[method-assign]
-        for conn, _ in self.traced:
-            if not conn.closed:
+        for conn in self.opened:
+            if id(conn) in self.traced and not conn.closed:
                 conn.pgconn.untrace()
-
-    def _trace(self, conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
-        path = self.workdir / f"trace-{len(self.traced)}.txt"
-        path.touch()
-        self.traced.append((conn, path))
-        self._start(conn, path)
-        return conn
-
-    @staticmethod
-    def _start(conn: psycopg.Connection[Any], path: Path) -> None:
-        with path.open("ab") as out:  # libpq writes through its own duplicate of the file
-            conn.pgconn.trace(os.dup(out.fileno()))
-        conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
 
     def count(self) -> int:
         total = 0
-        for conn, path in self.traced:
+        for conn in self.opened:
+            path = self.traced.setdefault(id(conn), self.workdir / f"trace-{len(self.traced)}.txt")
             if not conn.closed:
-                conn.pgconn.untrace()  # flushes what libpq buffered
-                self._start(conn, path)
-            total += path.read_bytes().count(self._READY)
+                if path.exists():
+                    conn.pgconn.untrace()  # flushes what libpq buffered
+                with path.open("ab") as out:  # libpq writes through its own duplicate
+                    conn.pgconn.trace(os.dup(out.fileno()))
+                conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            total += path.read_bytes().count(self._READY) if path.exists() else 0
         return total
