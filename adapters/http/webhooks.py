@@ -22,7 +22,7 @@ the log line names neither the event nor the number.
 Status codes follow what Stripe does with them: 2xx is final; 400 means "this delivery can never
 succeed" (bad signature, malformed event); 503 asks Stripe to retry (database unavailable).
 A body that does not arrive within the limits' `body_seconds` is answered 408, and a client
-that disconnects mid-body is one log line (`adapters.http_limits` bounds the rest).
+that disconnects mid-body is one log line (`adapters.http.http_limits` bounds the rest).
 
 The ledger is synchronous: its calls run in worker threads, for at most `database_wait_seconds`.
 A database that is down does not fail fast (the PostgreSQL recorder retries for a minute and
@@ -46,8 +46,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapters.http_limits import DEFAULT as DEFAULT_LIMITS
-from adapters.http_limits import REQUEST_TIMEOUT, HttpLimits
+from adapters.http.http_limits import DEFAULT as DEFAULT_LIMITS
+from adapters.http.http_limits import REQUEST_TIMEOUT, HttpLimits
 from adapters.stripe import events as stripe_events
 from adapters.stripe.files import StripeFileError, payment_intent_observation
 from ledger import Ledger, LedgerError
