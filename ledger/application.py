@@ -442,18 +442,40 @@ class Ledger:
     def request_forward(self, offline_id: UUID | str, idempotency_key: str) -> PaymentState:
         """Record, durably, that the payment is about to be sent to Stripe (a no-op while an
         earlier request's outcome is unknown); return its state."""
-        stream = identity.payment_id(_uuid(offline_id))
+        (state,) = self.request_forwards([(offline_id, idempotency_key)])
+        return state
 
-        def request(uow: UnitOfWork) -> Payment:
-            payment: Payment | None = uow.get(stream)
-            if payment is None:
-                raise NotFound(
-                    Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
-                )
-            payment.request_forward(idempotency_key, datetime.now(UTC))
-            return payment
+    def request_forwards(self, requests: Sequence[tuple[UUID | str, str]]) -> list[PaymentState]:
+        """`request_forward` for many payments (offline_id, Idempotency-Key) in one
+        transaction, so that a batch's requests may all be sent once it returns; their states,
+        in order. A payment unknown or no longer stored refuses them all: nothing is recorded."""
+        if len(requests) > BATCH_SIZE_MAX:
+            raise InvalidRecord(
+                Code.INVALID_VALUE,
+                f"{len(requests)} forwards in one transaction: send at most {BATCH_SIZE_MAX}",
+                field="requests",
+            )
+        if not requests:
+            return []
+        streams = [
+            (str(offline_id), identity.payment_id(_uuid(offline_id))) for offline_id, _ in requests
+        ]
 
-        return PaymentState.of(self._write(request, f"payment {offline_id}"))
+        def request(uow: UnitOfWork) -> list[Payment]:
+            uow.prefetch(stream for _, stream in streams)
+            payments = []
+            for (offline_id, stream), (_, key) in zip(streams, requests, strict=True):
+                payment: Payment | None = uow.get(stream)
+                if payment is None:
+                    raise NotFound(
+                        Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
+                    )
+                payment.request_forward(key, datetime.now(UTC))
+                payments.append(payment)
+            return payments
+
+        contended = f"payment {streams[0][0]}" if len(streams) == 1 else "the payments"
+        return [PaymentState.of(p) for p in self._write(request, contended)]
 
     # -- reservations -------------------------------------------------------------------------
 
