@@ -1,7 +1,10 @@
 """Forwarding stored payments through the API, for POS systems that hold a reusable payment
 method: exactly one PaymentIntent per offline_id, whatever crashes or retries.
 
-For each payment, oldest first:
+Payments go FORWARD_BATCH at a time, oldest first, at the peer's pace: a batch's intents are
+recorded in one transaction, its requests sent concurrently, and what Stripe created recorded
+together; a payment whose request failed, or whose earlier outcome is unknown, goes on alone.
+For each payment:
 1. The intent is recorded in the ledger (`ForwardRequested`) before Stripe is called.
 2. If an earlier intent's outcome is unknown (a crash, a dropped connection, a timeout, a 5xx
    after the write), the offline_id is looked up on Stripe first; a PaymentIntent found there
