@@ -14,7 +14,7 @@ from ledger import Ledger, LedgerError
 from ledger.errors import Code, Conflict, InvalidRecord, NotFound, StorageError
 from ledger.observations import PaymentIntentObservation
 from ledger.stripe_service import StripeService, refuses_one
-from tests import records as r
+from tests.support import records as r
 
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
