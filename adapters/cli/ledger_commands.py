@@ -20,7 +20,13 @@ from rich.table import Table
 
 from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from adapters.cli.group import main
-from adapters.cli.options import db_option, json_option, no_card_number, reader_options
+from adapters.cli.options import (
+    db_option,
+    json_option,
+    no_card_number,
+    reader_options,
+    time_option,
+)
 from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import opened
 from adapters.jsonl import BATCH_SIZE_DEFAULT, IngestSummary, ingest, numbered_lines
@@ -60,7 +66,7 @@ def ingest_command(
     A database failure mid-file stops the ingest (exit status 2); the summary names the last
     line durably applied, and running the same file again takes over from there.
     """
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         rejects_file = rejects.open("w", encoding="utf-8") if rejects else None
         try:
             summary = _ingest_with_progress(ledger, source, batch_size, rejects_file)
@@ -258,12 +264,7 @@ def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
     show_default=True,
     type=click.Choice(["prefer_online", "require_online", "force_offline"]),
 )
-@click.option(
-    "--at",
-    "at",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
-    help="Evaluate at this time (RFC 3339 with offset); default now.",
-)
+@time_option("--at", help="Evaluate at this time; default now.")
 @db_option
 @json_option
 def decide(
@@ -315,12 +316,7 @@ def decide(
     show_default=True,
     help="How long the headroom is held unless the payment is confirmed.",
 )
-@click.option(
-    "--at",
-    "at",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
-    help="Decide at this time (RFC 3339 with offset); default now.",
-)
+@time_option("--at", help="Decide at this time; default now.")
 @db_option
 @json_option
 def reserve(
@@ -337,7 +333,7 @@ def reserve(
     """Decide whether this sale may be taken offline and hold its headroom (a reservation).
 
     The same request always gets the same answer: a retry prints the recorded one."""
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         answer = ledger.reserve(
             offline_id,
             amount,
@@ -356,7 +352,7 @@ def reserve(
 @json_option
 def release(offline_id: str, database_url: str | None, as_json: bool) -> None:
     """Give back the headroom a reservation holds (the sale was abandoned)."""
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         answer = ledger.release(offline_id)
     _print_reservation(answer, as_json)
 
@@ -371,18 +367,8 @@ def release(offline_id: str, database_url: str | None, as_json: bool) -> None:
     help="CURRENCY=MINOR_UNITS, e.g. usd=50000 (repeat for each currency).",
 )
 @click.option("--count", type=click.IntRange(0), required=True, help="Payments it may store.")
-@click.option(
-    "--until",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
-    required=True,
-    help="Valid until (RFC 3339 with offset).",
-)
-@click.option(
-    "--at",
-    "at",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
-    help="Grant at this time (RFC 3339 with offset); default now.",
-)
+@time_option("--until", help="Valid until then.", required=True)
+@time_option("--at", help="Grant at this time; default now.")
 @db_option
 @json_option
 def allow(
@@ -404,7 +390,7 @@ def allow(
         if not minor.isdigit():
             raise click.BadParameter(f"{given!r}: give CURRENCY=MINOR_UNITS, e.g. usd=50000")
         asked[currency.strip().lower()] = int(minor)
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         allowance = ledger.allow(device_id, location_id, asked, count, until, at=at)
     if as_json:
         print_json(allowance.model_dump(mode="json"))

@@ -14,11 +14,17 @@ from projections.read_models import ReadModels
 
 
 @contextmanager
-def opened(database_url: str | None, as_json: bool = False) -> Iterator[Ledger]:
+def opened(
+    database_url: str | None, as_json: bool = False, *, writes: bool = False
+) -> Iterator[Ledger]:
+    """The ledger at `database_url` (else the configured one). Only a command that `writes`
+    creates a database that is not there; the others stop with DATABASE_NOT_FOUND."""
     settings = configured(Settings, "configuration", as_json)
     try:
         ledger = Ledger.open(
-            database_url or settings.database_url, stripe_offline_max=settings.stripe_offline_max
+            database_url or settings.database_url,
+            stripe_offline_max=settings.stripe_offline_max,
+            create=writes,
         )
     except LedgerError as error:
         fail_with(error, as_json)
@@ -47,5 +53,5 @@ def stripe_session(
         gateway = StripeGateway(stripe_settings)
     except LedgerError as error:
         fail_with(error, as_json)
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         yield ledger, gateway

@@ -19,7 +19,13 @@ from rich.progress import (
 
 from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, fail, fail_with
 from adapters.cli.group import main
-from adapters.cli.options import MomentType, TimeZoneType, db_option, json_option, no_card_number
+from adapters.cli.options import (
+    TimeZoneType,
+    db_option,
+    json_option,
+    no_card_number,
+    time_option,
+)
 from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import open_read_models, opened, stripe_session
 from adapters.forwarding import CONCURRENCY_MAX, Forwarder
@@ -119,7 +125,7 @@ def _record_observations(
         for o in observations
         if isinstance(o, PaymentIntentObservation) and o.livemode is not None
     }
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         # A file is Stripe showing objects too: it binds the ledger to their mode, and a file
         # of the other mode (or of both) is refused before anything is recorded.
         if len(modes) > 1:
@@ -195,7 +201,7 @@ def forward(database_url: str | None, as_json: bool, concurrency: int, limit: in
 @main.command(name="sync-stripe")
 @db_option
 @json_option
-@click.option("--since", type=MomentType(), help="Only PaymentIntents created from then.")
+@time_option("--since", help="Only PaymentIntents created from then.")
 def sync_stripe(database_url: str | None, as_json: bool, since: datetime | None) -> None:
     """Read Stripe's PaymentIntents into the ledger: observations, and the facts their state
     implies for the payments whose metadata.offline_id the ledger knows. Running it twice
