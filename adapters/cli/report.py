@@ -15,6 +15,7 @@ from adapters.cli.output import stderr, stdout, with_progress
 from adapters.cli.session import open_read_models, opened
 from ledger.errors import Code
 from projections.formats import FORMATS, write
+from projections.formats.table import render_table
 from projections.reconciliation import Filters, Thresholds
 from projections.runner import BATCH_SIZE_DEFAULT as PROJECTION_BATCH_SIZE_DEFAULT
 from projections.runner import BATCH_SIZE_MAX
@@ -49,7 +50,8 @@ def project(database_url: str | None, rebuild: bool, batch_size: int) -> None:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Write the report to this file instead of standard output.",
+    help="Write the report to this file instead of standard output (a table: 120 columns "
+    "wide; on a terminal it fits the terminal).",
 )
 @time_option("--as-of", "as_of", help="Evaluate ages and deadlines at this time; default now.")
 @click.option(
@@ -104,6 +106,10 @@ def report(
     with opened(database_url, fmt == "json") as ledger, open_read_models(ledger) as read_models:
         with_progress(read_models.refresh)
         built = read_models.report(as_of or datetime.now(UTC), thresholds, filters)
+    if out is None and fmt == "table":
+        # On the terminal the table fits its width; a file gets the fixed, documented one.
+        sys.stdout.write(render_table(built, stdout.width))
+        return
     if out is None:
         write(built, fmt, sys.stdout)
         return
