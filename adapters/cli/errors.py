@@ -8,15 +8,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from pydantic import ValidationError
 from rich.markup import escape
 
 from adapters.cli.output import print_json, stderr
-from adapters.stripe.files import StripeFileError
-from ledger import LedgerError
-from ledger.errors import Code, StorageError
+from ledger.errors import Code, LedgerError, StorageError
+
+if TYPE_CHECKING:
+    from adapters.stripe.files import StripeFileError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -41,6 +42,8 @@ def exit_status(error: LedgerError) -> int:
 def fail_with(error: LedgerError, as_json: bool) -> NoReturn:
     """Say the error (its code, and for a refused file every problem found) and exit with its
     status from `exit_status`."""
+    from adapters.stripe.files import StripeFileError  # here: only a failing command pays
+
     status = exit_status(error)
     if isinstance(error, StripeFileError):
         _say_file_refused(error, as_json)

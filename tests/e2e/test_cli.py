@@ -324,7 +324,7 @@ def test_status_history_and_decide_print_tables_for_people(loaded_sqlite: str) -
 
     history = run("history", P3, "--db", sqlite_url)
     assert history.returncode == 0
-    assert "ConfirmedOffline" in history.stdout and "Declined" in history.stdout
+    assert "confirmed offline" in history.stdout and "declined" in history.stdout
 
     decide = run(
         "decide",
