@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -14,6 +16,7 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    TextColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -86,16 +89,34 @@ def ingest_command(
 def _ingest_with_progress(
     ledger: Ledger, source: IO[bytes], batch_size: int, rejects: IO[str] | None
 ) -> IngestSummary:
-    lines = numbered_lines(source)
+    """The ingest with a bar of the file's bytes read (where the file stands, so it ends
+    full) and the records applied per second."""
     size = _size_of(source)
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(),
+        TextColumn("{task.fields[records]:,} records, {task.fields[rate]:,.0f}/s"),
         TimeRemainingColumn(),
     )
-    with progress_bar("ingesting", size, *columns, shown=size is not None) as advance:
-        return ingest(ledger, lines, batch_size=batch_size, rejects=rejects, on_batch=advance)
+    read = 0
+    started = time.monotonic()
+
+    def counted() -> Iterator[tuple[int, bytes]]:
+        nonlocal read
+        for line in numbered_lines(source):
+            read += 1
+            yield line
+
+    shown = size is not None
+    with progress_bar("ingesting", size, *columns, shown=shown, records=0, rate=0.0) as bar:
+
+        def on_batch(_: int) -> None:
+            if bar is not None:
+                rate = read / max(time.monotonic() - started, 1e-6)
+                bar(0, completed=source.tell(), records=read, rate=rate)
+
+        return ingest(ledger, counted(), batch_size=batch_size, rejects=rejects, on_batch=on_batch)
 
 
 def _size_of(source: IO[bytes]) -> int | None:

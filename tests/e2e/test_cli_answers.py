@@ -5,13 +5,27 @@ where, and how to fix it, with a code and the documented exit status. Real subpr
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from ledger import Ledger, LedgerError
-from tests.e2e.test_cli import AT, P1, P2, UNREACHABLE, day_file, loaded_sqlite, run, run_json
+from tests.e2e.test_cli import (
+    AT,
+    CLI,
+    P1,
+    P2,
+    UNREACHABLE,
+    day,
+    day_file,
+    loaded_sqlite,
+    run,
+    run_json,
+)
 from tests.support import records as r
 
 __all__ = ["day_file", "loaded_sqlite"]  # fixtures used here
@@ -225,3 +239,39 @@ def test_history_reads_as_a_timeline_without_python_reprs(long_ids: str) -> None
         "PaymentMethodCollected",
         "ConfirmedOffline",
     ]
+
+
+def stderr_of_a_terminal(*args: str) -> str:
+    """What `offline-ledger ARGS` writes to standard error when that is a terminal (a
+    pseudo-terminal here), without the terminal's control sequences."""
+    controller, terminal = os.openpty()
+    try:
+        subprocess.run(
+            [str(CLI), *args],
+            stdout=subprocess.DEVNULL,
+            stderr=terminal,
+            env={**os.environ, "COLUMNS": "150", "TERM": "xterm"},
+            timeout=300,
+            check=True,
+        )
+    finally:
+        os.close(terminal)
+    written = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65_536)
+        except OSError:  # the terminal's other end is closed: all was read
+            break
+        if not chunk:
+            break
+        written += chunk
+    os.close(controller)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", written.decode())
+
+
+def test_the_ingest_bar_ends_full_and_counts_records(sqlite_url: str, day_file: Path) -> None:
+    size_kb = f"{day_file.stat().st_size / 1000:.1f}"
+    frames = stderr_of_a_terminal("ingest", str(day_file), "--db", sqlite_url).split("\r")
+    last = [frame for frame in frames if frame.startswith("ingesting")][-1]
+    assert f"{size_kb}/{size_kb} kB" in last
+    assert f"{len(day())} records" in last and "/s" in last
