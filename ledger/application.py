@@ -52,6 +52,7 @@ from ledger.storage import (
     StoreConfig,
     parse_database_url,
     timeout_setting,
+    unreachable,
     version_reader,
 )
 from ledger.stripe_object import StripeAccountMode, StripeEvent, StripeObject
@@ -119,20 +120,20 @@ class Ledger:
         url: str | None = None,
         *,
         stripe_offline_max: dict[str, int] | None = None,
+        create: bool = True,
     ) -> Ledger:
-        """Open (and on an empty database, create) the ledger at `url`."""
+        """Open the ledger at `url`; on an empty (or, for SQLite, missing) database, create
+        it, or with `create=False` refuse it (DATABASE_NOT_FOUND): what only reads must not
+        leave a new database behind a mistyped URL."""
         from migrations import ensure_schema
 
         config = parse_database_url(url or DEFAULT_DATABASE_URL)
-        ensure_schema(config)
+        ensure_schema(config, create=create)
         try:
             store = EventStore(env=config.env)
             store.recorder.max_notification_id()
         except (OperationalError, InterfaceError, OSError) as error:
-            raise StorageError(
-                Code.DATABASE_UNAVAILABLE,
-                f"cannot reach the event store at {config.redacted}: {error}",
-            ) from None
+            raise unreachable(config, error) from None
         # A missing or wrong OFFLINE_LEDGER_CIPHER_KEY fails here, once, for every command,
         # rather than wherever an event is first decoded. Without a key, a first event that is
         # JSON text is not encrypted: if it does not decode it was damaged, which is for
@@ -605,7 +606,8 @@ class Ledger:
         offline_behavior: str = "prefer_online",
         at: datetime | None = None,
     ) -> Decision:
-        """May this sale be taken offline now? Records nothing."""
+        """May this sale be taken offline now? Records nothing. UNKNOWN_LOCATION or
+        UNKNOWN_DEVICE when either was never recorded."""
         request = wire.parse_decision_request(
             {
                 "amount": amount,
@@ -626,6 +628,15 @@ class Ledger:
                     field="location_id",
                 )
             device = uow.get(identity.device_id(request.device_id))
+            if device is None:
+                # A reader must connect online before it may store payments, so a device the
+                # ledger never saw connect is a mistyped id or a missed device.connected_online.
+                raise NotFound(
+                    Code.UNKNOWN_DEVICE,
+                    f"device {request.device_id} is unknown: no device.connected_online was "
+                    "recorded for it; check the id, or record the reader's connection first",
+                    field="device_id",
+                )
             sale = Sale(
                 request.amount,
                 request.currency,
