@@ -309,7 +309,7 @@ class Ledger:
     def observe_file(self, observations: Sequence[Observation]) -> ObserveSummary:
         """Record a whole file of Stripe's observations (a report, an export) of any size.
 
-        One transaction for a 50,000-row file holds the event table's lock for as long as
+        One transaction for a 50,000-row file holds the writers' lock for as long as
         it takes and sends one unbounded batch. So the file is first checked whole against
         what is recorded, reading only (a conflicting row records nothing, as before), then
         recorded OBSERVE_CHUNK observations per transaction, in file order. Each chunk is

@@ -15,17 +15,13 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from ledger.batches import iter_batches
-from ledger.chain import CHAIN_HEAD_TABLE, CHAIN_TABLE, Link, Row, content_hash
+from ledger.chain import CHAIN_HEAD_TABLE, CHAIN_TABLE, Link, Row, content_hash, link
 from ledger.storage import ID_CHUNK, store_not_empty
 
-# One statement appends a batch to the log and the hash chain: it locks the chain head's row
-# (the lock every writer takes, instead of a lock on the whole event table), refuses the batch
-# when a stream it read but does not write has moved on since (no row inserted: the caller's
-# retry reloads), inserts the events in order, links each one to the one before it with
-# PostgreSQL's sha256() over the same bytes as `ledger.chain.chain_hash`, and moves the head.
-# Sent alone on an autocommit connection it is its own transaction: one round trip.
-_APPEND = """
-WITH RECURSIVE
+# Every append locks the chain head's row (the lock every writer takes, instead of a lock on the
+# whole event table), refuses the batch when a stream it read but does not write has moved on
+# since (no row inserted: the caller's retry reloads), and inserts the events in order.
+_LOCKED_INSERT = """
 head AS (SELECT chain_hash FROM {schema}.{head} FOR UPDATE),
 moved AS (
     SELECT FROM {schema}.{events} AS stored
@@ -41,7 +37,15 @@ inserted AS (
     WHERE NOT EXISTS (SELECT FROM moved)
     ORDER BY new.n
     RETURNING notification_id
-),
+)"""
+# A live record's few events are also linked in the same statement, with PostgreSQL's sha256()
+# over the same bytes as `ledger.chain.chain_hash`, and the head moved: sent alone on an
+# autocommit connection it is its own transaction, one round trip. The recursive fold costs
+# more per event than Python's hashing, so a larger batch takes `_INSERT` and links in Python.
+_APPEND = (
+    "WITH RECURSIVE"
+    + _LOCKED_INSERT
+    + """,
 appended AS (
     SELECT array_agg(notification_id ORDER BY notification_id) AS positions, %b::bytea[] AS contents
     FROM inserted
@@ -68,6 +72,15 @@ advanced AS (
 )
 SELECT position FROM links ORDER BY position
 """
+)
+_INSERT = (
+    "WITH"
+    + _LOCKED_INSERT
+    + """
+SELECT notification_id, (SELECT chain_hash FROM head) FROM inserted ORDER BY notification_id
+"""
+)
+APPEND_EVENTS_MAX = 16  # events linked by the database in the append statement itself
 
 
 class PostgresEventRecorder(PostgresApplicationRecorder):
@@ -87,6 +100,7 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             "head": Identifier(CHAIN_HEAD_TABLE),
         }
         self.append_statement = SQL(_APPEND).format(**names)
+        self.insert_statement = SQL(_INSERT).format(**names)
         self.import_events_statement = SQL(
             "INSERT INTO {schema}.{events} "
             "(notification_id, originator_id, originator_version, topic, state) "
@@ -122,28 +136,46 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         IntegrityError says to run the write again on fresh state, as a taken version does.
 
         Not retried here: every write is idempotent, so the caller's next attempt is the
-        retry. Not in psycopg's pipeline mode either (with a large batch the client and the
-        server can wait for each other for ever, psycopg issue 685): it is one statement."""
+        retry. Never in psycopg's pipeline mode (with a large batch the client and the server
+        can wait for each other for ever, psycopg issue 685)."""
         if not stored_events:
             return []
-        parameters = (
-            [stream for stream, _ in unchanged],
-            [version for _, version in unchanged],
+        read = ([stream for stream, _ in unchanged], [version for _, version in unchanged])
+        columns = (
             [event.originator_id for event in stored_events],
             [event.originator_version for event in stored_events],
             [event.topic for event in stored_events],
             [event.state for event in stored_events],
-            [
-                content_hash(e.originator_id, e.originator_version, e.topic, e.state)
-                for e in stored_events
-            ],
         )
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(self.append_statement, parameters, prepare=True)
-            positions = [position for (position,) in curs.fetchall()]
+            if len(stored_events) <= APPEND_EVENTS_MAX:
+                contents = [content_hash(*row) for row in zip(*columns, strict=True)]
+                curs.execute(self.append_statement, (*read, *columns, contents), prepare=True)
+                positions = [position for (position,) in curs.fetchall()]
+            else:
+                with conn.transaction():
+                    curs.execute(self.insert_statement, (*read, *columns), prepare=True)
+                    inserted = curs.fetchall()
+                    positions = [position for position, _ in inserted]
+                    if inserted:
+                        self._link(curs, inserted[0][1], positions, stored_events)
         if len(positions) != len(stored_events):
             raise IntegrityError("a stream this write read has moved on since: nothing stored")
         return positions
+
+    def _link(
+        self, curs: Any, head: bytes, positions: list[int], stored_events: Sequence[StoredEvent]
+    ) -> None:
+        """Link a large batch's events in Python after the head `head`, still under its lock."""
+        links = link(
+            head,
+            (
+                (position, event.originator_id, event.originator_version, event.topic, event.state)
+                for position, event in zip(positions, stored_events, strict=True)
+            ),
+        )
+        self._insert_links(curs, links)
+        curs.execute(self.move_head_statement, (links[-1][0], links[-1][2]))
 
     def _insert_links(self, curs: Any, links: Sequence[Link]) -> None:
         curs.execute(

@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.audit import check_invariants, verify
-from ledger import Ledger
+from ledger import Ledger, LedgerError
+from ledger.postgres import APPEND_EVENTS_MAX
 from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for
 from tests.e2e.test_cli import run
 from tests.support import records as r
@@ -263,3 +264,18 @@ def test_an_export_imports_into_an_empty_database_with_the_same_head_hash(
         sqlite_url.replace("ledger.db", "other.db"),
     )
     assert refused.returncode == 1 and "EXPORT_INVALID" in refused.stderr
+
+
+def test_large_batches_and_single_records_chain_alike(url: str) -> None:
+    """On PostgreSQL a live record's few events are linked by the insert statement itself, a
+    larger batch's in Python (`ledger.postgres.APPEND_EVENTS_MAX`): interleaved, they make one
+    chain."""
+    with Ledger.open(url) as ledger:
+        before = verify(ledger)
+        batch = [record for _ in range(12) for record in r.stored_payment(amount=900)]
+        assert not any(isinstance(x, LedgerError) for x in ledger.record_many(batch))
+        for record in r.stored_payment(amount=901):
+            ledger.record(record)
+        ledger.record_many([record for _ in range(12) for record in r.stored_payment()])
+        after = verify(ledger)
+    assert after.ok and after.count > before.count + 2 * APPEND_EVENTS_MAX
