@@ -11,6 +11,7 @@ from adapters.cli import (  # noqa: F401
     ledger_commands,
     migrate,
     report,
+    seals,
     serve,
     stripe,
 )

@@ -21,7 +21,7 @@ from ledger.errors import Code, StorageError
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 # Refusals that no input can fix: the operator's configuration is missing or wrong.
-_CONFIGURATION_CODES = frozenset({Code.STRIPE_NOT_CONFIGURED})
+_CONFIGURATION_CODES = frozenset({Code.STRIPE_NOT_CONFIGURED, Code.INVALID_SEAL_KEY})
 
 T = TypeVar("T")
 
