@@ -31,9 +31,9 @@ def serve(database_url: str | None, host: str, port: int) -> None:
 
     import uvicorn
 
-    from adapters.bounded_http import bounded_protocol
-    from adapters.http_limits import HttpLimits
-    from adapters.webhooks import create_app
+    from adapters.http.bounded_http import bounded_protocol
+    from adapters.http.http_limits import HttpLimits
+    from adapters.http.webhooks import create_app
 
     settings = configured(Settings, "configuration", False)
     secret = settings.stripe_webhook_secret
