@@ -90,6 +90,8 @@ class Code(StrEnum):
     INVALID_SEAL = "INVALID_SEAL"
     INVALID_SEAL_KEY = "INVALID_SEAL_KEY"
     CHAIN_BROKEN = "CHAIN_BROKEN"  # the hash chain does not verify: nothing is sealed
+    # Alerts (adapters.alerts).
+    INVALID_ALERT_CONFIG = "INVALID_ALERT_CONFIG"
 
 
 class LedgerError(Exception):

@@ -14,6 +14,7 @@ from adapters.cli import (  # noqa: F401
     seals,
     serve,
     stripe,
+    watch,
 )
 from adapters.cli.group import main
 

@@ -21,7 +21,9 @@ from ledger.errors import Code, StorageError
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 # Refusals that no input can fix: the operator's configuration is missing or wrong.
-_CONFIGURATION_CODES = frozenset({Code.STRIPE_NOT_CONFIGURED, Code.INVALID_SEAL_KEY})
+_CONFIGURATION_CODES = frozenset(
+    {Code.STRIPE_NOT_CONFIGURED, Code.INVALID_SEAL_KEY, Code.INVALID_ALERT_CONFIG}
+)
 
 T = TypeVar("T")
 
