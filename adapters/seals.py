@@ -141,6 +141,12 @@ def seal(
     `out_dir`; sealing again with nothing new recorded gives back the same seal."""
     now = now or datetime.now(UTC)
     moment = through or now
+    if moment > now:
+        raise Conflict(
+            Code.INVALID_VALUE,
+            f"{moment_text(moment)} is still to come: a seal closes a period that has ended",
+            field="through",
+        )
     seals = ledger.seals()
     last = seals[-1] if seals else None
     if last is not None and moment < datetime.fromisoformat(last.through):

@@ -23,10 +23,12 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
+from eventsourcing.cipher import AESCipher
 
 from adapters.seals import SEAL_KEY_ENV
 from ledger import Ledger
 from ledger.chain import GENESIS, link
+from ledger.storage import CIPHER_KEY_ENV
 from tests.e2e.test_cli import run, run_json
 from tests.integration.test_audit import database
 from tests.support import records as r
@@ -264,6 +266,11 @@ def test_through_seals_the_events_recorded_by_then(
         "--through", "2020-01-01", status=1,
     )  # fmt: skip
     assert refused["error"]["code"] == "INVALID_VALUE"
+    future = run_json(
+        "audit", "seal", "--db", sqlite_url, "--key", str(keys[0]), "--out", str(tmp_path),
+        "--through", "2099-01-01", status=1,
+    )  # fmt: skip
+    assert "still to come" in future["error"]["message"]
 
 
 def test_the_key_comes_from_the_environment_or_is_refused(
@@ -356,3 +363,27 @@ def test_an_export_made_before_seals_still_imports(sqlite_url: str, tmp_path: Pa
     )
     imported = f"sqlite:///{tmp_path / 'imported.db'}"
     assert run_json("audit", "import", str(export), "--db", imported)["seals"] == []
+
+
+def test_an_encrypted_ledger_is_sealed_and_checked(
+    sqlite_url: str, keys: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seals recorded in an encrypted ledger are ciphertext like every event; the seal
+    files are plain."""
+    cipher = {CIPHER_KEY_ENV: AESCipher.create_key(32)}
+    monkeypatch.setenv(CIPHER_KEY_ENV, cipher[CIPHER_KEY_ENV])
+    record_payments(sqlite_url, 1)
+    sealed = run_json(
+        "audit", "seal", "--db", sqlite_url, "--key", str(keys[0]), "--out", str(tmp_path),
+        env=cipher,
+    )  # fmt: skip
+    assert sealed["recorded"] is True
+    assert json.loads(Path(sealed["file"]).read_text()) == sealed["seal"]
+    result = run_json(
+        "audit", "verify", "--db", sqlite_url, "--seals", str(tmp_path),
+        "--public-key", str(keys[1]), env=cipher,
+    )  # fmt: skip
+    assert result["seals"][0]["holds"]
+    with database(sqlite_url) as (conn, table, _):
+        states = conn.execute(sa.text(f"SELECT state FROM {table} WHERE topic LIKE '%Seals%'"))
+        assert all(b"head_hash" not in bytes(state) for (state,) in states)
