@@ -46,6 +46,7 @@ from ledger.payment import Payment
 from ledger.reservation import Reservation
 from ledger.reserving import HOLD_DEFAULT
 from ledger.retry import BATCH_ATTEMPTS, RECORD_ATTEMPTS, retry_on_contention
+from ledger.seal import Seal, Seals
 from ledger.storage import (
     CIPHER_KEY_ENV,
     DEFAULT_DATABASE_URL,
@@ -573,6 +574,25 @@ class Ledger:
     def _reservation_write(self, act: Callable[[UnitOfWork], Reservation]) -> ReservationState:
         # Another device moved the location meanwhile: decide again on fresh totals.
         return ReservationState.of(self._write(act, "the location; retry"))
+
+    def record_seal(self, seal: Seal) -> tuple[Seal, bool]:
+        """Record a signed seal (`ledger.seal`) on the seals stream: True with it, or False
+        with the recorded seal that ends at the same position (a repeat)."""
+
+        def close(uow: UnitOfWork) -> tuple[Seal, bool]:
+            seals: Seals | None = uow.get(identity.seals_id())
+            if seals is None:
+                seals = Seals.start()
+                uow.add(seals)
+            return seals.close(seal)
+
+        return self._write(close, "the seals; retry")
+
+    def seals(self) -> list[Seal]:
+        """Every seal recorded, oldest first."""
+        with self._lock, _storage_errors(self.config):
+            seals: Seals | None = self._reader().get(identity.seals_id())
+        return [] if seals is None else list(seals.seals)
 
     def _write(self, act: Callable[[UnitOfWork], T], contended: str) -> T:
         """`act` on fresh state in a unit of work of its own, committed; run again on fresh

@@ -88,6 +88,12 @@ class Code(StrEnum):
     INVALID_CIPHER_KEY = "INVALID_CIPHER_KEY"
     CIPHER_KEY_REQUIRED = "CIPHER_KEY_REQUIRED"
     CIPHER_KEY_MISMATCH = "CIPHER_KEY_MISMATCH"
+    # Sealed periods (ledger.seal, adapters.seals).
+    INVALID_SEAL = "INVALID_SEAL"
+    INVALID_SEAL_KEY = "INVALID_SEAL_KEY"
+    CHAIN_BROKEN = "CHAIN_BROKEN"  # the hash chain does not verify: nothing is sealed
+    # Alerts (adapters.alerts).
+    INVALID_ALERT_CONFIG = "INVALID_ALERT_CONFIG"
 
 
 class LedgerError(Exception):

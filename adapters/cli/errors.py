@@ -24,7 +24,13 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 # Errors that no input can fix: the operator's configuration is missing or wrong, or a
 # service cannot be reached.
 _CONFIGURATION_CODES = frozenset(
-    {Code.STRIPE_NOT_CONFIGURED, Code.CONFIG_FILE_NOT_FOUND, Code.STRIPE_UNREACHABLE}
+    {
+        Code.STRIPE_NOT_CONFIGURED,
+        Code.CONFIG_FILE_NOT_FOUND,
+        Code.STRIPE_UNREACHABLE,
+        Code.INVALID_SEAL_KEY,
+        Code.INVALID_ALERT_CONFIG,
+    }
 )
 
 T = TypeVar("T")

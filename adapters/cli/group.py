@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": (_LEDGER, "Stored payments and headroom per location, device."),
     "stripe-mode": (_STRIPE, "The Stripe mode (test, live) of this ledger."),
     "sync-stripe": (_STRIPE, "Read Stripe's PaymentIntents into the ledger."),
+    "watch": ("adapters.cli.watch", "Alert on money at risk, old or silent payments."),
 }
 
 
