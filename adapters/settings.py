@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapters import http_limits
+from adapters.http import http_limits
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.storage import DEFAULT_DATABASE_URL
 

@@ -1,4 +1,4 @@
-"""What one HTTP client can hold of `offline-ledger serve` (`adapters.http_limits`): the
+"""What one HTTP client can hold of `offline-ledger serve` (`adapters.http.http_limits`): the
 installed command in a subprocess, raw sockets on loopback, short limits set through the
 environment. Each test waits on what the server does (an answer, a log line), never on a
 clock: a socket's timeout is only a guard against a server that never answers."""

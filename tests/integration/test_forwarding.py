@@ -14,10 +14,11 @@ import pytest
 import stripe
 from pydantic import SecretStr
 
-from adapters.forwarding import Forwarder, Outcome, idempotency_key
 from adapters.settings import StripeSettings
-from adapters.stripe_gateway import StripeGateway
-from adapters.stripe_sync import capture, sync
+from adapters.stripe.forwarding import Forwarder, Outcome, idempotency_key
+from adapters.stripe.gateway import StripeGateway
+from adapters.stripe.port import stripe_service
+from adapters.stripe.sync import sync
 from ledger import Ledger, LedgerError
 from tests.support import records as r
 
@@ -299,8 +300,8 @@ def test_captures_land_once_under_retries_and_partial_captures_record_the_amount
     fault_proxy.rules(
         [{"method": "POST", "path": "/capture$", "action": "status", "status": 503, "times": 1}]
     )
-    capture(ledger, gateway(fault_proxy.url), full)  # the library retries the 503
-    capture(ledger, gateway(fault_proxy.url), partial, amount=600)
+    stripe_service(ledger, gateway(fault_proxy.url)).capture(full)  # the library retries 503
+    stripe_service(ledger, gateway(fault_proxy.url)).capture(partial, amount=600)
     assert (ledger.payment(full).status, ledger.payment(full).amount_captured) == (
         "captured",
         ledger.payment(full).amount,
@@ -309,7 +310,7 @@ def test_captures_land_once_under_retries_and_partial_captures_record_the_amount
     captures = [e for e in fault_proxy.log() if e["path"].endswith("/capture")]
     assert len({e["idempotency_key"] for e in captures}) == 2
     with pytest.raises(LedgerError) as again:
-        capture(ledger, gateway(fault_proxy.url), full)
+        stripe_service(ledger, gateway(fault_proxy.url)).capture(full)
     assert again.value.code == "STEP_OUT_OF_ORDER"
 
 

@@ -1,4 +1,4 @@
-"""uvicorn's HTTP/1.1 connection with the bounds of `adapters.http_limits` that only a
+"""uvicorn's HTTP/1.1 connection with the bounds of `adapters.http.http_limits` that only a
 connection can enforce: the deadline for a request's headers (the application never sees a
 request whose headers are incomplete) and the number of connections open at once."""
 
@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from adapters.http_limits import DEFAULT, REQUEST_TIMEOUT, SERVER_BUSY, HttpLimits
+from adapters.http.http_limits import DEFAULT, REQUEST_TIMEOUT, SERVER_BUSY, HttpLimits
 
 log = logging.getLogger("offline_ledger.http")
 

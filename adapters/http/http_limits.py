@@ -8,13 +8,13 @@ second, so these bounds cost it nothing:
 
 - headers complete within `header_seconds` (10) of the connection opening, or of the first
   byte of the next request on a kept-alive connection, else 408 REQUEST_TIMEOUT and the
-  connection is closed (enforced by `adapters.bounded_http`, the connection's protocol: the
+  connection is closed (enforced by `adapters.http.bounded_http`, the connection's protocol: the
   application only sees a request once its headers are complete);
 - the body complete within `body_seconds` (30) of the headers, else 408 REQUEST_TIMEOUT
   (enforced by the webhook application, which reads the body);
 - at most `connections` (100) open at once: the next one is answered 503
   SERVER_BUSY with `Retry-After: retry_after_seconds` (5) as soon as it opens, and closed
-  (`adapters.bounded_http`).
+  (`adapters.http.bounded_http`).
 
 A refusal is one log line (the client's address and the rule), never a traceback.
 """

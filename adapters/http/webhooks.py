@@ -9,7 +9,7 @@ anything, then applies each event id once:
   is recorded then. A fact the ledger refuses (e.g. STEP_OUT_OF_ORDER) is logged and skipped:
   Stripe's word is still kept as the observation and the report shows the disagreement.
 - refunds, charges and disputes (`refund.*`, `charge.refunded`, `charge.dispute.*`...): see
-  `adapters.stripe_events`; each refund counts once, by its `re_` id, however many events and
+  `adapters.stripe.events`; each refund counts once, by its `re_` id, however many events and
   reports name it.
 - Anything else (another type, a v2 thin event, an event of the other Stripe mode) is answered
   200 with `"ignored": true` and the reason, which the log records too: Stripe retries every
@@ -22,7 +22,7 @@ the log line names neither the event nor the number.
 Status codes follow what Stripe does with them: 2xx is final; 400 means "this delivery can never
 succeed" (bad signature, malformed event); 503 asks Stripe to retry (database unavailable).
 A body that does not arrive within the limits' `body_seconds` is answered 408, and a client
-that disconnects mid-body is one log line (`adapters.http_limits` bounds the rest).
+that disconnects mid-body is one log line (`adapters.http.http_limits` bounds the rest).
 
 The ledger is synchronous: its calls run in worker threads, for at most `database_wait_seconds`.
 A database that is down does not fail fast (the PostgreSQL recorder retries for a minute and
@@ -46,19 +46,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapters import stripe_events
-from adapters.http_limits import DEFAULT as DEFAULT_LIMITS
-from adapters.http_limits import REQUEST_TIMEOUT, HttpLimits
-from adapters.stripe_facts import facts
-from adapters.stripe_files import StripeFileError, payment_intent_observation
+from adapters.http.http_limits import DEFAULT as DEFAULT_LIMITS
+from adapters.http.http_limits import REQUEST_TIMEOUT, HttpLimits
+from adapters.stripe import events as stripe_events
+from adapters.stripe.files import StripeFileError, payment_intent_observation
 from ledger import Ledger, LedgerError
 from ledger.bounds import check_value, decode
 from ledger.errors import Code, InvalidRecord, StorageError
-from ledger.identity import stripe_event_id
 from ledger.moments import MomentError, from_unix_seconds
-from ledger.observations import Observation, PaymentIntentObservation
+from ledger.observations import Observation
 from ledger.pan import holds_pan
-from ledger.views import PaymentState
+from ledger.stripe_service import StripeService
 
 log = logging.getLogger("offline_ledger.webhooks")
 T = TypeVar("T")
@@ -270,31 +268,35 @@ def _apply(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
             f"a {'live' if livemode else 'test'}-mode event; this ledger holds "
             f"{'live' if bound else 'test'}-mode objects",
         )
-    if _received(ledger, event_id):
+    service = StripeService(ledger)
+    if service.event_received(event_id):
         log.info("webhook %s %s: duplicate (already received)", event_id, event_type)
         return {"received": True, "duplicate": True}
     as_of = from_unix_seconds(event["created"])
     item = event["data"]["object"]
-    new_facts: list[str] = []
     seen: list[Observation]
     if event_type in PAYMENT_INTENT_EVENTS:
         seen = [payment_intent_observation(item, "webhook", as_of)]
     else:
         seen = stripe_events.observations(event_type, item, as_of)
     # A valid event, so it may tie the ledger to its mode: never test and live mixed.
-    ledger.bind_stripe_mode(livemode)
-    for observation in seen:
-        if isinstance(observation, PaymentIntentObservation):
-            new_facts += _record_facts(ledger, observation, event_id)
-    summary = ledger.observe(seen, stripe_event=(event_id, event_type))
+    observed = service.observe(seen, livemode=livemode, stripe_event=(event_id, event_type))
+    for refusal in observed.refused:
+        log.warning(
+            "webhook %s: %s for payment %s refused (%s); Stripe's view is kept as an observation",
+            event_id,
+            refusal.record_type,
+            refusal.offline_id,
+            refusal.error.code,
+        )
     log.info(
         "webhook %s %s: recorded (%d new observations, new facts: %s)",
         event_id,
         event_type,
-        summary.recorded,
-        ", ".join(new_facts) or "none",
+        observed.observations_recorded,
+        ", ".join(observed.facts) or "none",
     )
-    return {"received": True, "duplicate": False, "facts": new_facts}
+    return {"received": True, "duplicate": False, "facts": observed.facts}
 
 
 def _ignored(ledger: Ledger, event_id: str, event_type: str, reason: str) -> dict[str, Any]:
@@ -304,51 +306,3 @@ def _ignored(ledger: Ledger, event_id: str, event_type: str, reason: str) -> dic
         "webhook %s %s: ignored (%s)%s", event_id, event_type, reason, "" if new else ", again"
     )
     return {"received": True, "ignored": True, "reason": reason}
-
-
-def _received(ledger: Ledger, event_id: str) -> bool:
-    """Whether the event's receipt is recorded: then its facts were too, before it. (A
-    redelivery racing the first delivery passes this check, and `observe` then records
-    nothing.)"""
-    try:
-        return bool(ledger.store.recorder.select_events(stripe_event_id(event_id), limit=1))
-    except PersistenceError as error:
-        raise StorageError(
-            Code.DATABASE_UNAVAILABLE, f"cannot read the event store: {type(error).__name__}"
-        ) from None
-
-
-def _record_facts(ledger: Ledger, seen: PaymentIntentObservation, event_id: str) -> list[str]:
-    """Record what the PaymentIntent's state implies for its ledger payment, if a ledger
-    payment claims it (else it is an orphan: no facts); the types of the new facts."""
-    payment = _payment(ledger, seen.offline_id)
-    if payment is None:
-        return []
-    recorded = []
-    for record in facts(seen, payment):
-        try:
-            if ledger.record(record).recorded:
-                recorded.append(record["type"])
-        except LedgerError as error:
-            if isinstance(error, StorageError) or error.code == Code.CONTENTION:
-                raise
-            log.warning(
-                "webhook %s: %s for payment %s refused (%s); Stripe's view is kept "
-                "as an observation",
-                event_id,
-                record["type"],
-                payment.offline_id,
-                error.code,
-            )
-    return recorded
-
-
-def _payment(ledger: Ledger, offline_id: str | None) -> PaymentState | None:
-    if offline_id is None:
-        return None
-    try:
-        return ledger.payment(offline_id)
-    except StorageError:
-        raise
-    except LedgerError:  # unknown payment, or an offline_id that is not a UUID
-        return None
