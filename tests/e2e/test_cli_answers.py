@@ -291,3 +291,23 @@ def test_stored_lists_what_readers_hold_oldest_first(loaded_sqlite: str) -> None
     shown = run("stored", "--db", loaded_sqlite, env={"COLUMNS": "80"}).stdout
     assert P1 in shown and "12.50 USD" in shown and "2 stored payments: 37.50 USD" in shown
     assert "…" not in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code"),
+    [
+        (("status",), {"OFFLINE_LEDGER_STRIPE_OFFLINE_MAX": "not json"}, "INVALID_SETTING"),
+        (("capture", P1, "--all-due"), {}, "INVALID_VALUE"),
+        (
+            ("audit", "as-of", "2026-11-22", "--offline-id", P1, "--location", "tml_1"),
+            {},
+            "INVALID_VALUE",
+        ),
+    ],
+)
+def test_an_error_the_command_finds_itself_has_a_code_too(
+    loaded_sqlite: str, args: tuple[str, ...], env: dict[str, str], code: str
+) -> None:
+    human = run(*args, "--db", loaded_sqlite, env=env)
+    assert human.returncode == 2 and f"error: {code}: " in human.stderr, human.stderr
+    assert run_json(*args, "--db", loaded_sqlite, env=env, status=2)["error"]["code"] == code
