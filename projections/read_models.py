@@ -15,8 +15,10 @@ from ledger.storage import StoreConfig, engine_for
 from projections.drift import TableDrift, compare, scratch_read_models, swap
 from projections.offline_status import (
     OfflineStatusProjection,
+    StoredPayment,
     StoredTotal,
     stored_oldest_first,
+    stored_payments,
     stored_totals,
 )
 from projections.payments import AuthorizedPayment, PaymentsProjection, authorized_payments
@@ -93,6 +95,19 @@ class ReadModels:
         self.refresh()
         with self.engine.connect() as conn:
             return stored_oldest_first(conn, limit)
+
+    def stored(
+        self,
+        location_id: str | None = None,
+        device_id: str | None = None,
+        stored_before: datetime | None = None,
+    ) -> list[StoredPayment]:
+        """Every payment still stored on a reader, the longest stored first (filtered)."""
+        self.refresh()
+        with self.engine.connect() as conn:
+            return stored_payments(
+                conn, location_id=location_id, device_id=device_id, stored_before=stored_before
+            )
 
     def authorized(self) -> list[AuthorizedPayment]:
         """Forwarded payments waiting for a manual capture, the earliest deadline first."""

@@ -22,6 +22,7 @@ from adapters.cli.options import (
 from adapters.cli.output import print_json, stderr, stdout
 from adapters.cli.seals import audit_seal, say_seal_checks
 from adapters.cli.session import open_read_models, opened
+from ledger.errors import Code
 
 
 @main.group()
@@ -98,7 +99,7 @@ def audit_as_of(
     from adapters.audit import ledger_as_of, location_as_of, payment_as_of
 
     if offline_id is not None and location_id is not None:
-        fail("give --offline-id or --location, not both", EXIT_USAGE, as_json)
+        fail("give --offline-id or --location, not both", EXIT_USAGE, as_json, Code.INVALID_VALUE)
     with opened(database_url, as_json) as ledger:
         if offline_id is not None:
             state: Any = payment_as_of(ledger, offline_id, moment)
@@ -111,6 +112,7 @@ def audit_as_of(
             f"{offline_id or location_id} did not exist at {moment.isoformat()}",
             EXIT_REFUSED,
             as_json,
+            Code.UNKNOWN_PAYMENT if offline_id is not None else Code.UNKNOWN_LOCATION,
         )
     body = (
         state.model_dump(mode="json")

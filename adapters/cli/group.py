@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": (_LEDGER, "Print the JSON Schema of the wire records."),
     "serve": ("adapters.cli.serve", "Receive Stripe's webhooks."),
     "status": (_LEDGER, "Stored payments and headroom per location, device."),
+    "stored": (_READ, "Every payment still stored on a reader, oldest first."),
     "stripe-mode": (_STRIPE, "The Stripe mode (test, live) of this ledger."),
     "sync-stripe": (_STRIPE, "Read Stripe's PaymentIntents into the ledger."),
     "watch": ("adapters.cli.watch", "Alert on money at risk, old or silent payments."),
