@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
-from adapters.cli.errors import EXIT_USAGE, configured, fail
+from adapters.cli.errors import configured, fail_with
 from adapters.cli.group import main
 from adapters.cli.options import db_option
 from adapters.cli.session import opened
 from adapters.settings import Settings
+from ledger import LedgerError
+from ledger.errors import Code
 
 
 @main.command()
@@ -38,10 +40,12 @@ def serve(database_url: str | None, host: str, port: int) -> None:
     settings = configured(Settings, "configuration", False)
     secret = settings.stripe_webhook_secret
     if secret is None or not secret.get_secret_value().strip():
-        fail(
-            "STRIPE_WEBHOOK_SECRET is not set: export the webhook endpoint's signing secret "
-            "(whsec_..., shown in Stripe's Dashboard under Developers > Webhooks)",
-            EXIT_USAGE,
+        fail_with(
+            LedgerError(
+                Code.STRIPE_NOT_CONFIGURED,
+                "STRIPE_WEBHOOK_SECRET is not set: export the webhook endpoint's signing "
+                "secret (whsec_..., shown in Stripe's Dashboard under Developers > Webhooks)",
+            ),
             False,
         )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
@@ -50,7 +54,7 @@ def serve(database_url: str | None, host: str, port: int) -> None:
         body_seconds=settings.http_body_seconds,
         connections=settings.http_connections,
     )
-    with opened(database_url) as ledger:
+    with opened(database_url, writes=True) as ledger:
         app = create_app(
             ledger,
             secret.get_secret_value(),

@@ -60,3 +60,13 @@ def test_the_stripe_movements_migration_names_the_live_projection_and_tables() -
     movements = migration("0005_stripe_movements")
     assert StripeObservationsProjection.name == movements.PROJECTION
     assert all(name in tables.metadata.tables for name in movements.TABLES)
+
+
+def test_head_is_the_newest_revision_alembic_finds() -> None:
+    """`migrations.HEAD` is what every command compares a database with, without loading
+    Alembic: a new revision must move it."""
+    from alembic.script import ScriptDirectory
+
+    from migrations import HEAD, HERE
+
+    assert ScriptDirectory(str(HERE)).get_current_head() == HEAD
