@@ -93,7 +93,7 @@ def _check_chain(
     kind: str,
     result: VerifyResult,
     progress: Callable[[int], None] | None,
-    marks: frozenset[int],
+    marks: frozenset[int] = frozenset(),
 ) -> None:
     """One streamed pass over the events and their links side by side, in position order:
     each event is hashed from its raw values (stream id bytes, topic UTF-8, state) and its

@@ -54,7 +54,7 @@ def audit_verify(
     from adapters.seals import verify_sealed
 
     if (seals_path is None) != (key_path is None):
-        fail("give --seals and --public-key together", EXIT_USAGE, as_json)
+        fail("give --seals and --public-key together", EXIT_USAGE, as_json, Code.INVALID_VALUE)
     with opened(database_url, as_json) as ledger:
         sealed = None
         if seals_path is not None and key_path is not None:

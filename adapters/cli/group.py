@@ -26,7 +26,7 @@ _READ = "adapters.cli.report"
 _STRIPE = "adapters.cli.stripe"
 COMMANDS: dict[str, tuple[str, str]] = {
     "allow": (_LEDGER, "Grant a device an offline allowance for outages."),
-    "audit": ("adapters.cli.audit", "Tamper evidence, past states, export and import."),
+    "audit": ("adapters.cli.audit", "Tamper evidence, sealed periods, export and import."),
     "capture": (_STRIPE, "Capture authorized payments (one, or all due)."),
     "decide": (_LEDGER, "May this sale be taken offline? Records nothing."),
     "demo": ("adapters.cli.demo", "Simulate a trading day and reconcile it."),
@@ -47,7 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stored": (_READ, "Every payment still stored on a reader, oldest first."),
     "stripe-mode": (_STRIPE, "The Stripe mode (test, live) of this ledger."),
     "sync-stripe": (_STRIPE, "Read Stripe's PaymentIntents into the ledger."),
-    "watch": ("adapters.cli.watch", "Alert on money at risk, old or silent payments."),
+    "watch": ("adapters.cli.watch", "Alerts on money at risk, to a signed webhook."),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -12,7 +13,9 @@ from rich.markup import escape
 from adapters.cli.options import db_option, json_option, time_option
 from adapters.cli.output import print_json, stderr, stdout
 from adapters.cli.session import opened
-from adapters.seals import SEAL_KEY_ENV, SealedVerify
+
+if TYPE_CHECKING:
+    from adapters.seals import SealedVerify
 
 
 @click.command(name="seal")
@@ -24,7 +27,8 @@ from adapters.seals import SEAL_KEY_ENV, SealedVerify
     "--key",
     "key_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help=f"The Ed25519 private key, PEM (else the PEM text in {SEAL_KEY_ENV}); never stored.",
+    help="The Ed25519 private key, PEM (else the PEM text in OFFLINE_LEDGER_SEAL_KEY); never "
+    "stored.",
 )
 @click.option(
     "--out",

@@ -7,18 +7,21 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 import orjson
 from rich.markup import escape
 
-from adapters.alerts.watch import WatchResult
 from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, configured
 from adapters.cli.group import main
 from adapters.cli.options import db_option, json_option
 from adapters.cli.output import print_json, stderr, stdout
 from adapters.cli.session import opened
 from adapters.settings import Settings
+
+if TYPE_CHECKING:
+    from adapters.alerts.watch import WatchResult
 
 
 @main.command()
