@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
@@ -102,3 +103,35 @@ def stored_oldest_first(conn: Connection, limit: int | None = None) -> list[str]
         offline_stored.c.stored_at, offline_stored.c.offline_id
     )
     return list(conn.execute(query.limit(limit)).scalars())
+
+
+@dataclass(frozen=True)
+class StoredPayment:
+    offline_id: str
+    location_id: str
+    device_id: str
+    currency: str
+    amount: int  # minor units
+    stored_at: datetime  # aware UTC
+
+
+def stored_payments(
+    conn: Connection, location_id: str, device_id: str | None = None
+) -> list[StoredPayment]:
+    """The payments still stored on the readers of a location (or of one of its devices),
+    the longest stored first: the queue a shop must forward."""
+    query = select(offline_stored).where(offline_stored.c.location_id == location_id)
+    if device_id is not None:
+        query = query.where(offline_stored.c.device_id == device_id)
+    rows = conn.execute(query.order_by(offline_stored.c.stored_at, offline_stored.c.offline_id))
+    return [
+        StoredPayment(
+            row.offline_id,
+            row.location_id,
+            row.device_id,
+            row.currency,
+            int(row.amount),
+            row.stored_at.replace(tzinfo=UTC),
+        )
+        for row in rows
+    ]

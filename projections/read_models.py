@@ -15,8 +15,10 @@ from ledger.storage import StoreConfig, engine_for
 from projections.drift import TableDrift, compare, scratch_read_models, swap
 from projections.offline_status import (
     OfflineStatusProjection,
+    StoredPayment,
     StoredTotal,
     stored_oldest_first,
+    stored_payments,
     stored_totals,
 )
 from projections.payments import AuthorizedPayment, PaymentsProjection, authorized_payments
@@ -93,6 +95,13 @@ class ReadModels:
         self.refresh()
         with self.engine.connect() as conn:
             return stored_oldest_first(conn, limit)
+
+    def stored_payments(
+        self, location_id: str, device_id: str | None = None
+    ) -> list[StoredPayment]:
+        self.refresh()
+        with self.engine.connect() as conn:
+            return stored_payments(conn, location_id, device_id)
 
     def authorized(self) -> list[AuthorizedPayment]:
         """Forwarded payments waiting for a manual capture, the earliest deadline first."""

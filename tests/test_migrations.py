@@ -60,3 +60,16 @@ def test_the_stripe_movements_migration_names_the_live_projection_and_tables() -
     movements = migration("0005_stripe_movements")
     assert StripeObservationsProjection.name == movements.PROJECTION
     assert all(name in tables.metadata.tables for name in movements.TABLES)
+
+
+def test_the_api_keys_migration_creates_the_live_table() -> None:
+    from sqlalchemy import MetaData, Table
+
+    from adapters.http.api_keys import api_keys
+
+    copy = Table("api_keys", MetaData(), *migration("0007_api_keys").columns())
+
+    def shape(table: Table) -> list[tuple[str, str, bool, bool]]:
+        return [(c.name, str(c.type), c.primary_key, bool(c.nullable)) for c in table.columns]
+
+    assert shape(copy) == shape(api_keys)

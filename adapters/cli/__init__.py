@@ -8,6 +8,7 @@ connection errors.
 from adapters.cli import (  # noqa: F401
     audit,
     demo,
+    keys,
     ledger_commands,
     migrate,
     report,

@@ -1,6 +1,10 @@
-"""`serve`: the webhook receiver."""
+"""`serve`: the HTTP API and Stripe's webhook receiver; `openapi`: the API's document."""
 
 from __future__ import annotations
+
+import json
+import os
+from typing import Any
 
 import click
 
@@ -9,6 +13,9 @@ from adapters.cli.group import main
 from adapters.cli.options import db_option
 from adapters.cli.session import opened
 from adapters.settings import Settings
+
+# One line per record, as before the API: "WARNING:     offline_ledger.webhooks: ...".
+LOG_FORMAT = "%(levelname)s:     %(name)s: %(message)s"
 
 
 @main.command()
@@ -20,20 +27,24 @@ from adapters.settings import Settings
     help="Address to listen on (0.0.0.0 for every interface, e.g. behind a proxy).",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-def serve(database_url: str | None, host: str, port: int) -> None:
-    """Receive Stripe's webhooks at POST /stripe/webhook (GET /health for probes).
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port (PostgreSQL only: SQLite serves one process).",
+)
+def serve(database_url: str | None, host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API under /v1 (API keys: `offline-ledger keys`), Stripe's webhooks at
+    POST /stripe/webhook, GET /health and /ready for probes, and the OpenAPI document at
+    /openapi.json.
 
-    The endpoint's signing secret (whsec_...) is read from the STRIPE_WEBHOOK_SECRET
+    The webhook endpoint's signing secret (whsec_...) is read from the STRIPE_WEBHOOK_SECRET
     environment variable, never from the command line. Each event is verified, then applied
     once; Ctrl-C or SIGTERM stops the server after the requests in flight.
     """
-    import logging
-
     import uvicorn
-
-    from adapters.http.bounded_http import bounded_protocol
-    from adapters.http.http_limits import HttpLimits
-    from adapters.http.webhooks import create_app
+    from uvicorn.config import LOGGING_CONFIG
 
     settings = configured(Settings, "configuration", False)
     secret = settings.stripe_webhook_secret
@@ -44,24 +55,44 @@ def serve(database_url: str | None, host: str, port: int) -> None:
             EXIT_USAGE,
             False,
         )
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    limits = HttpLimits(
-        header_seconds=settings.http_header_seconds,
-        body_seconds=settings.http_body_seconds,
-        connections=settings.http_connections,
-    )
+    # Opened here once: the schema is created or checked, and a bad URL, an unreachable
+    # database or a wrong cipher key stop the command before any server process starts.
     with opened(database_url) as ledger:
-        app = create_app(
-            ledger,
-            secret.get_secret_value(),
-            database_wait_seconds=settings.webhook_database_wait_seconds,
-            limits=limits,
+        kind = ledger.config.kind
+    if kind != "postgresql" and workers > 1:
+        fail(
+            f"--workers {workers}: a {kind} database serves one process; run several "
+            "workers against PostgreSQL",
+            EXIT_USAGE,
+            False,
         )
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level="info",
-            server_header=False,
-            http=bounded_protocol(limits),
-        )
+    # Each worker process reads its configuration from the environment.
+    os.environ["OFFLINE_LEDGER_DATABASE_URL"] = database_url or settings.database_url
+    log_config: dict[str, Any] = json.loads(json.dumps(LOGGING_CONFIG))
+    log_config["formatters"]["ledger"] = {"format": LOG_FORMAT}
+    log_config["handlers"]["ledger"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "ledger",
+        "stream": "ext://sys.stderr",
+    }
+    log_config["loggers"]["offline_ledger"] = {"handlers": ["ledger"], "level": "INFO"}
+    uvicorn.run(
+        "adapters.http.app:from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        log_config=log_config,
+        access_log=False,  # the app logs each request itself, card numbers masked
+        server_header=False,
+        http="adapters.http.app:ServedProtocol",
+    )
+
+
+@main.command()
+def openapi() -> None:
+    """Print the HTTP API's OpenAPI document (committed as docs/openapi.json)."""
+    from adapters.http.app import api_app
+
+    print(json.dumps(api_app().openapi(), indent=2, sort_keys=True))
