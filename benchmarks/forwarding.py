@@ -49,9 +49,9 @@ from typing import Any
 from pydantic import SecretStr
 from rich.table import Table
 
-from adapters.forwarding import CONCURRENCY_MAX, Forwarder, Outcome, idempotency_key
 from adapters.settings import StripeSettings
-from adapters.stripe_gateway import StripeFailure, StripeGateway
+from adapters.stripe.forwarding import CONCURRENCY_MAX, Forwarder, Outcome, idempotency_key
+from adapters.stripe.gateway import StripeFailure, StripeGateway
 from benchmarks import harness
 from benchmarks.harness import console
 from benchmarks.ingest import PROFILE_LINES_SHOWN, _n, phase

@@ -61,7 +61,7 @@ class Code(StrEnum):
     )
     # A device stored more than the offline allowance it held (Ledger.allow).
     OFFLINE_ALLOWANCE_EXCEEDED = "OFFLINE_ALLOWANCE_EXCEEDED"
-    # Stripe (adapters.stripe_gateway).
+    # Stripe (adapters.stripe.gateway).
     STRIPE_CARD_DECLINED = "STRIPE_CARD_DECLINED"
     STRIPE_RATE_LIMITED = "STRIPE_RATE_LIMITED"
     STRIPE_INVALID_REQUEST = "STRIPE_INVALID_REQUEST"

@@ -14,10 +14,10 @@ import pytest
 import stripe
 from pydantic import SecretStr
 
-from adapters.forwarding import Forwarder, Outcome, idempotency_key
 from adapters.settings import StripeSettings
-from adapters.stripe_gateway import StripeGateway
-from adapters.stripe_sync import capture, sync
+from adapters.stripe.forwarding import Forwarder, Outcome, idempotency_key
+from adapters.stripe.gateway import StripeGateway
+from adapters.stripe.sync import capture, sync
 from ledger import Ledger, LedgerError
 from tests import records as r
 

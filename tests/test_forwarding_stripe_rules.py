@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from adapters.forwarding import Forwarder, Outcome, idempotency_key
 from adapters.settings import StripeSettings
-from adapters.stripe_gateway import StripeGateway
+from adapters.stripe.forwarding import Forwarder, Outcome, idempotency_key
+from adapters.stripe.gateway import StripeGateway
 from ledger import Ledger
 from projections.read_models import ReadModels
 from projections.report import Category

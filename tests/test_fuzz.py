@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.stripe_events import observations
+from adapters.stripe.events import observations
 from ledger.errors import InvalidRecord
 from ledger.moments import from_unix_seconds
 from tests import fuzz

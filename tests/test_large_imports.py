@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from adapters.jsonl import ingest, numbered_lines
-from adapters.stripe_files import read_report_csv
+from adapters.stripe.files import read_report_csv
 from ledger import Code, Ledger, LedgerError, application
 from ledger.errors import StorageError
 from tests.big_files import REPORT_HEADER, write_jsonl, write_report

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.stripe_files import StripeFileError, read_payment_intents_json, read_report_csv
+from adapters.stripe.files import StripeFileError, read_payment_intents_json, read_report_csv
 from ledger import Ledger
 from projections.formats import FORMATS, render
 from projections.read_models import ReadModels

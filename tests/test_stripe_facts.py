@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from adapters.stripe_facts import facts
 from ledger import Ledger
 from ledger.observations import PaymentIntentObservation
+from ledger.stripe_facts import facts
 from tests import records as r
 
 AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""Reading Stripe's exported files into observations (adapters/stripe_files.py): the itemized
+"""Reading Stripe's exported files into observations (adapters/stripe/files.py): the itemized
 balance report (CSV) and PaymentIntents as the API returns them (JSON). A file is returned
 whole or refused whole, with every problem named by line or object and column or field."""
 
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.stripe_files import (
+from adapters.stripe.files import (
     PROBLEMS_MAX,
     StripeFileError,
     parse_payment_intents_json,

@@ -16,8 +16,8 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from adapters.settings import StripeSettings
-from adapters.stripe_gateway import API_VERSION, StripeGateway
-from adapters.stripe_sync import sync
+from adapters.stripe.gateway import API_VERSION, StripeGateway
+from adapters.stripe.sync import sync
 from ledger import Ledger, LedgerError
 from projections.read_models import ReadModels
 from projections.report import Category

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from adapters.cli.output import print_json, stderr
-from adapters.stripe_files import StripeFileError
+from adapters.stripe.files import StripeFileError
 from ledger import LedgerError
 from ledger.errors import Code, StorageError
 

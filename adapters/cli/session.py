@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 from adapters.cli.errors import configured, fail_with
 from adapters.settings import Settings
-from adapters.stripe_gateway import StripeGateway
-from adapters.stripe_gateway import load_settings as load_stripe_settings
+from adapters.stripe.gateway import StripeGateway
+from adapters.stripe.gateway import load_settings as load_stripe_settings
 from ledger import Ledger, LedgerError
 from projections.read_models import ReadModels
 

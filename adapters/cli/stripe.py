@@ -22,15 +22,15 @@ from adapters.cli.group import main
 from adapters.cli.options import MomentType, TimeZoneType, db_option, json_option, no_card_number
 from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import open_read_models, opened, stripe_session
-from adapters.forwarding import CONCURRENCY_MAX, Forwarder
-from adapters.stripe_files import (
+from adapters.stripe.files import (
     StripeFileError,
     parse_payment_intents_json,
     read_disputes_json,
     read_payment_intents_json,
     read_report_csv,
 )
-from adapters.stripe_sync import capture, due, sync
+from adapters.stripe.forwarding import CONCURRENCY_MAX, Forwarder
+from adapters.stripe.sync import capture, due, sync
 from ledger import LedgerError
 from ledger.observations import Observation, PaymentIntentObservation
 from projections.reconciliation import Thresholds

@@ -9,7 +9,7 @@ anything, then applies each event id once:
   is recorded then. A fact the ledger refuses (e.g. STEP_OUT_OF_ORDER) is logged and skipped:
   Stripe's word is still kept as the observation and the report shows the disagreement.
 - refunds, charges and disputes (`refund.*`, `charge.refunded`, `charge.dispute.*`...): see
-  `adapters.stripe_events`; each refund counts once, by its `re_` id, however many events and
+  `adapters.stripe.events`; each refund counts once, by its `re_` id, however many events and
   reports name it.
 - Anything else (another type, a v2 thin event, an event of the other Stripe mode) is answered
   200 with `"ignored": true` and the reason, which the log records too: Stripe retries every
@@ -46,11 +46,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from adapters import stripe_events
 from adapters.http.http_limits import DEFAULT as DEFAULT_LIMITS
 from adapters.http.http_limits import REQUEST_TIMEOUT, HttpLimits
-from adapters.stripe_facts import facts
-from adapters.stripe_files import StripeFileError, payment_intent_observation
+from adapters.stripe import events as stripe_events
+from adapters.stripe.files import StripeFileError, payment_intent_observation
 from ledger import Ledger, LedgerError
 from ledger.bounds import check_value, decode
 from ledger.errors import Code, InvalidRecord, StorageError
@@ -58,6 +57,7 @@ from ledger.identity import stripe_event_id
 from ledger.moments import MomentError, from_unix_seconds
 from ledger.observations import Observation, PaymentIntentObservation
 from ledger.pan import holds_pan
+from ledger.stripe_facts import facts
 from ledger.views import PaymentState
 
 log = logging.getLogger("offline_ledger.webhooks")

@@ -12,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from adapters.stripe_facts import facts
-from adapters.stripe_files import payment_intent_observation
-from adapters.stripe_gateway import StripeGateway, shown_livemode
+from adapters.stripe.files import payment_intent_observation
+from adapters.stripe.gateway import StripeGateway, shown_livemode
 from ledger import Ledger, LedgerError
 from ledger.batches import iter_batches
 from ledger.errors import Code, Conflict
 from ledger.observations import PaymentIntentObservation
+from ledger.stripe_facts import facts
 from projections.payments import AuthorizedPayment
 from projections.reconciliation import Thresholds
 

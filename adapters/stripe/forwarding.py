@@ -30,11 +30,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from adapters.stripe_facts import facts
-from adapters.stripe_files import payment_intent_observation
-from adapters.stripe_gateway import StripeFailure, StripeGateway, shown_livemode
+from adapters.stripe.files import payment_intent_observation
+from adapters.stripe.gateway import StripeFailure, StripeGateway, shown_livemode
 from ledger import Ledger
 from ledger.errors import Code
+from ledger.stripe_facts import facts
 from ledger.views import PaymentState
 
 ATTEMPTS_MAX = 8
