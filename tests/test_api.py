@@ -178,7 +178,7 @@ def test_refusals_are_problem_details_with_the_ledger_codes(served: tuple[Api, s
     large = api.post("/v1/records", raw=b"[" + b" " * (2 * 1024 * 1024) + b"]")
     assert (large.status, large.code) == (413, "PAYLOAD_TOO_LARGE")
     batch = api.post("/v1/records/batch", {"records": [r.created()] * 5001})
-    assert (batch.status, batch.code) == (413, "BATCH_TOO_LARGE")
+    assert (batch.status, batch.code) == (422, "BATCH_TOO_LARGE")
     asked = api.post("/v1/decisions", {"amount": 1, "currency": "usd"})
     assert (asked.status, asked.code) == (422, "MISSING_FIELD")
     supplied = api.get("/v1/report?stale_hours=0")

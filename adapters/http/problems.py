@@ -9,9 +9,9 @@ and how to fix it), and our own members `code` (the stable code clients branch o
 - 400 a body that is not JSON; 401 no key or a bad one (no detail); 403 a role that may not
   call the endpoint; 404 an id that does not exist or that the key may not see;
   408 a body that did not arrive in time; 409 a conflict with what is recorded (idempotency,
-  order, another PaymentIntent); 413 a body or batch too large; 422 a well-formed request the
-  ledger refuses; 429 past the key's rate; 503 the database is unavailable or busy (nothing
-  was stored: retry).
+  order, another PaymentIntent); 413 a body too large; 422 a well-formed request the ledger
+  refuses (a batch of too many records too); 429 past the key's rate; 503 the database is
+  unavailable or busy (nothing was stored: retry).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ _STATUS_BY_CODE: dict[str, int] = {
     REQUEST_TIMEOUT: 408,
     Code.RECORD_TOO_LARGE: 413,
     PAYLOAD_TOO_LARGE: 413,
-    BATCH_TOO_LARGE: 413,
+    BATCH_TOO_LARGE: 422,  # a well-formed batch of too many records
     RATE_LIMITED: 429,
     Code.CONTENTION: 503,
     SERVER_BUSY: 503,
