@@ -16,6 +16,7 @@ from adapters.settings import Settings
 
 # One line per record, as before the API: "WARNING:     offline_ledger.webhooks: ...".
 LOG_FORMAT = "%(levelname)s:     %(name)s: %(message)s"
+WORKER_START_SECONDS = 60
 
 
 @main.command()
@@ -87,6 +88,9 @@ def serve(database_url: str | None, host: str, port: int, workers: int) -> None:
         access_log=False,  # the app logs each request itself, card numbers masked
         server_header=False,
         http="adapters.http.app:ServedProtocol",
+        # A worker that does not answer the supervisor's ping in time is killed as hung; on a
+        # loaded machine its start (imports, opening the ledger) takes more than the default 5 s.
+        timeout_worker_healthcheck=WORKER_START_SECONDS,
     )
 
 
