@@ -2,8 +2,8 @@
 
     python -m benchmarks.forwarding [--payments N] [--concurrency 1,4,8] [--rounds 2] [--profile]
 
-One run starts one localstripe (tests/stripe_peer.py, on 127.0.0.1, stopped at the end whatever
-happens) and, for each concurrency level, measures in payments/s:
+One run starts one localstripe (tests/support/stripe_peer.py, on 127.0.0.1, stopped at the end
+whatever happens) and, for each concurrency level, measures in payments/s:
   - baseline: a thread pool of that size calling `StripeGateway.create_and_confirm` for N
     payments: the same HTTP calls with the same parameters as the forwarder (amount, usd,
     pm_card_visa, automatic capture, confirm, metadata with the offline_id, the forwarder's
@@ -57,8 +57,8 @@ from benchmarks.harness import console
 from benchmarks.ingest import PROFILE_LINES_SHOWN, _n, phase
 from benchmarks.stores import SQLITE, Database, Databases, count_stored
 from ledger import Ledger, LedgerError
-from tests import records as r
-from tests.stripe_fixtures import ServerProcess, http_json, running_server
+from tests.support import records as r
+from tests.support.stripe_fixtures import ServerProcess, http_json, running_server
 
 TARGET_RATIO = 0.80
 API_KEY = "sk_test_offline_ledger_bench"  # localstripe accepts any test key
@@ -221,8 +221,9 @@ def open_ledger(ledger: Ledger, payments: int) -> None:
 
 
 def record_stored(ledger: Ledger, count: int) -> list[str]:
-    """`count` stored payments with a reusable payment method, as tests/test_forwarding.py
-    records them, SETUP_CHUNK payments per transaction; their offline_ids, oldest first."""
+    """`count` stored payments with a reusable payment method, as
+    tests/integration/test_forwarding.py records them, SETUP_CHUNK payments per transaction; their
+    offline_ids, oldest first."""
     ids = [str(uuid.uuid4()) for _ in range(count)]
     for start in range(0, count, SETUP_CHUNK):
         batch: list[dict[str, Any]] = []
@@ -794,7 +795,7 @@ def loopback_without_proxy() -> None:
 
 def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:
     log_path = workdir / "stripe_peer.log"
-    with running_server("tests.stripe_peer", log_path=log_path) as server:
+    with running_server("tests.support.stripe_peer", log_path=log_path) as server:
         console.print(
             f"localstripe at {server.url} (pid {server.pid}), log {log_path}", highlight=False
         )
@@ -805,7 +806,7 @@ def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]
     return {
         "server": {
             "url": server.url,
-            "module": "tests.stripe_peer",
+            "module": "tests.support.stripe_peer",
             "exit_status": server.process.returncode,
         },
         "levels": [{**asdict(level), "target_met": level.target_met} for level in levels],

@@ -1,5 +1,6 @@
 """What a PaymentIntent's state on Stripe says about the ledger's payment: the wire records
-(forwarded, captured, declined, canceled) that the API sync and the webhooks record.
+(forwarded, captured, declined, canceled) that the Stripe service (`ledger.stripe_service`)
+records, whichever way Stripe's word arrived.
 
 Every record is one the ledger treats idempotently, so the same Stripe state seen by a webhook,
 a sync and a retry records each fact once.

@@ -127,8 +127,7 @@ def create_app(
         database_wait_seconds=settings.webhook_database_wait_seconds,
         limits=limits,
     )
-    served = {getattr(route, "path", None) for route in app.routes}
-    app.router.routes.extend(r for r in stripe.routes if getattr(r, "path", None) not in served)
+    app.router.routes.extend(stripe.routes)
     return app
 
 

@@ -40,7 +40,6 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 import stripe
-from eventsourcing.persistence import PersistenceError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -48,24 +47,21 @@ from starlette.routing import Route
 
 from adapters.http.http_limits import DEFAULT as DEFAULT_LIMITS
 from adapters.http.http_limits import REQUEST_TIMEOUT, HttpLimits
+from adapters.http.problems import CLIENT_DISCONNECTED, PAYLOAD_TOO_LARGE
 from adapters.stripe import events as stripe_events
 from adapters.stripe.files import StripeFileError, payment_intent_observation
 from ledger import Ledger, LedgerError
 from ledger.bounds import check_value, decode
 from ledger.errors import Code, InvalidRecord, StorageError
-from ledger.identity import stripe_event_id
 from ledger.moments import MomentError, from_unix_seconds
-from ledger.observations import Observation, PaymentIntentObservation
+from ledger.observations import Observation
 from ledger.pan import holds_pan
-from ledger.stripe_facts import facts
-from ledger.views import PaymentState
+from ledger.stripe_service import StripeService
 
 log = logging.getLogger("offline_ledger.webhooks")
 T = TypeVar("T")
 
 INVALID_SIGNATURE = "INVALID_SIGNATURE"
-PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
-CLIENT_DISCONNECTED = "CLIENT_DISCONNECTED"
 BODY_MAX = 4 * 1024 * 1024  # Stripe's events are a few kB; refuse bodies no event could fill
 PAYMENT_INTENT_EVENTS = frozenset(
     {
@@ -180,20 +176,9 @@ def create_app(
             return JSONResponse({"error": shown.to_dict()}, status_code=400)
         return JSONResponse(answer)
 
-    async def health(request: Request) -> JSONResponse:
-        try:
-            await in_thread(ledger.store.recorder.max_notification_id)
-        except (PersistenceError, OSError) as error:  # TimeoutError too
-            log.error("health check: the database does not answer: %s", type(error).__name__)
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
-
-    return Starlette(
-        routes=[
-            Route("/stripe/webhook", webhook, methods=["POST"]),
-            Route("/health", health, methods=["GET"]),
-        ]
-    )
+    # Served beside the API, whose /health and /ready probe the same ledger
+    # (`adapters.http.app`).
+    return Starlette(routes=[Route("/stripe/webhook", webhook, methods=["POST"])])
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -270,31 +255,35 @@ def _apply(ledger: Ledger, event: dict[str, Any]) -> dict[str, Any]:
             f"a {'live' if livemode else 'test'}-mode event; this ledger holds "
             f"{'live' if bound else 'test'}-mode objects",
         )
-    if _received(ledger, event_id):
+    service = StripeService(ledger)
+    if service.event_received(event_id):
         log.info("webhook %s %s: duplicate (already received)", event_id, event_type)
         return {"received": True, "duplicate": True}
     as_of = from_unix_seconds(event["created"])
     item = event["data"]["object"]
-    new_facts: list[str] = []
     seen: list[Observation]
     if event_type in PAYMENT_INTENT_EVENTS:
         seen = [payment_intent_observation(item, "webhook", as_of)]
     else:
         seen = stripe_events.observations(event_type, item, as_of)
     # A valid event, so it may tie the ledger to its mode: never test and live mixed.
-    ledger.bind_stripe_mode(livemode)
-    for observation in seen:
-        if isinstance(observation, PaymentIntentObservation):
-            new_facts += _record_facts(ledger, observation, event_id)
-    summary = ledger.observe(seen, stripe_event=(event_id, event_type))
+    observed = service.observe(seen, livemode=livemode, stripe_event=(event_id, event_type))
+    for refusal in observed.refused:
+        log.warning(
+            "webhook %s: %s for payment %s refused (%s); Stripe's view is kept as an observation",
+            event_id,
+            refusal.record_type,
+            refusal.offline_id,
+            refusal.error.code,
+        )
     log.info(
         "webhook %s %s: recorded (%d new observations, new facts: %s)",
         event_id,
         event_type,
-        summary.recorded,
-        ", ".join(new_facts) or "none",
+        observed.observations_recorded,
+        ", ".join(observed.facts) or "none",
     )
-    return {"received": True, "duplicate": False, "facts": new_facts}
+    return {"received": True, "duplicate": False, "facts": observed.facts}
 
 
 def _ignored(ledger: Ledger, event_id: str, event_type: str, reason: str) -> dict[str, Any]:
@@ -304,51 +293,3 @@ def _ignored(ledger: Ledger, event_id: str, event_type: str, reason: str) -> dic
         "webhook %s %s: ignored (%s)%s", event_id, event_type, reason, "" if new else ", again"
     )
     return {"received": True, "ignored": True, "reason": reason}
-
-
-def _received(ledger: Ledger, event_id: str) -> bool:
-    """Whether the event's receipt is recorded: then its facts were too, before it. (A
-    redelivery racing the first delivery passes this check, and `observe` then records
-    nothing.)"""
-    try:
-        return bool(ledger.store.recorder.select_events(stripe_event_id(event_id), limit=1))
-    except PersistenceError as error:
-        raise StorageError(
-            Code.DATABASE_UNAVAILABLE, f"cannot read the event store: {type(error).__name__}"
-        ) from None
-
-
-def _record_facts(ledger: Ledger, seen: PaymentIntentObservation, event_id: str) -> list[str]:
-    """Record what the PaymentIntent's state implies for its ledger payment, if a ledger
-    payment claims it (else it is an orphan: no facts); the types of the new facts."""
-    payment = _payment(ledger, seen.offline_id)
-    if payment is None:
-        return []
-    recorded = []
-    for record in facts(seen, payment):
-        try:
-            if ledger.record(record).recorded:
-                recorded.append(record["type"])
-        except LedgerError as error:
-            if isinstance(error, StorageError) or error.code == Code.CONTENTION:
-                raise
-            log.warning(
-                "webhook %s: %s for payment %s refused (%s); Stripe's view is kept "
-                "as an observation",
-                event_id,
-                record["type"],
-                payment.offline_id,
-                error.code,
-            )
-    return recorded
-
-
-def _payment(ledger: Ledger, offline_id: str | None) -> PaymentState | None:
-    if offline_id is None:
-        return None
-    try:
-        return ledger.payment(offline_id)
-    except StorageError:
-        raise
-    except LedgerError:  # unknown payment, or an offline_id that is not a UUID
-        return None

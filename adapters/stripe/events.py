@@ -1,7 +1,7 @@
 """Stripe's refund, charge and dispute objects (as webhooks carry them) as observations.
 
 Shapes follow Stripe's OpenAPI spec (components `refund`, `charge`, `dispute`,
-`balance_transaction`) and its fixtures (tests/data/stripe_fixtures3.json):
+`balance_transaction`) and its fixtures (tests/support/data/stripe_fixtures3.json):
 
 - a Refund (`refund.created`, `refund.updated`, `charge.refund.updated`) is one money movement,
   keyed by its `re_` id, so that the report's `refund` row for it (whose `source_id` is that

@@ -30,11 +30,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from adapters.stripe.files import payment_intent_observation
 from adapters.stripe.gateway import StripeFailure, StripeGateway, shown_livemode
+from adapters.stripe.port import observed, stripe_service
 from ledger import Ledger
 from ledger.errors import Code
-from ledger.stripe_facts import facts
 from ledger.views import PaymentState
 
 ATTEMPTS_MAX = 8
@@ -90,6 +89,7 @@ class Forwarder:
         assert 0 < attempts_max <= 100
         self.ledger = ledger
         self.gateway = gateway
+        self.service = stripe_service(ledger, gateway)
         self.attempts_max = attempts_max
         self.settle_seconds = gateway.timeout_seconds if settle_seconds is None else settle_seconds
         self.sleep = sleep
@@ -102,7 +102,7 @@ class Forwarder:
         progress: Callable[[Outcome], None] | None = None,
     ) -> ForwardSummary:
         assert 0 < concurrency <= CONCURRENCY_MAX, concurrency
-        self.ledger.check_stripe_mode(self.gateway.mode.livemode)
+        self.service.check_mode()
         summary = ForwardSummary()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             for outcome in pool.map(self.forward, offline_ids):
@@ -176,11 +176,8 @@ class Forwarder:
         return Outcome.FAILED
 
     def _record(self, payment: PaymentState, item: dict[str, Any]) -> None:
-        self.ledger.bind_stripe_mode(shown_livemode(item, self.gateway.mode))
-        observation = payment_intent_observation(item, "api", datetime.now(UTC))
-        for record in facts(observation, payment):
-            self.ledger.record(record)
-        self.ledger.observe([observation])
+        """What Stripe answered about the payment, and the facts it implies."""
+        self.service.observe([observed(item)], about=payment.offline_id)
 
     def _declined(self, payment: PaymentState, failure: StripeFailure) -> None:
         self.ledger.bind_stripe_mode(self.gateway.mode.livemode)  # Stripe answered
