@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from contextlib import ExitStack
 from typing import Any
 
 import click
@@ -47,6 +49,8 @@ def serve(database_url: str | None, host: str, port: int, workers: int) -> None:
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
+    from adapters.http.metrics import MULTIPROCESS_DIR
+
     settings = configured(Settings, "configuration", False)
     secret = settings.stripe_webhook_secret
     if secret is None or not secret.get_secret_value().strip():
@@ -69,6 +73,10 @@ def serve(database_url: str | None, host: str, port: int, workers: int) -> None:
         )
     # Each worker process reads its configuration from the environment.
     os.environ["OFFLINE_LEDGER_DATABASE_URL"] = database_url or settings.database_url
+    cleanup = ExitStack()
+    if workers > 1:  # each worker's counts in one folder, summed by whichever is scraped
+        folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="offline-ledger-"))
+        os.environ[MULTIPROCESS_DIR] = folder
     log_config: dict[str, Any] = json.loads(json.dumps(LOGGING_CONFIG))
     log_config["formatters"]["ledger"] = {"format": LOG_FORMAT}
     log_config["handlers"]["ledger"] = {
@@ -77,21 +85,22 @@ def serve(database_url: str | None, host: str, port: int, workers: int) -> None:
         "stream": "ext://sys.stderr",
     }
     log_config["loggers"]["offline_ledger"] = {"handlers": ["ledger"], "level": "INFO"}
-    uvicorn.run(
-        "adapters.http.app:from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        log_config=log_config,
-        access_log=False,  # the app logs each request itself, card numbers masked
-        server_header=False,
-        http="adapters.http.app:ServedProtocol",
-        # A worker that does not answer the supervisor's ping in time is killed as hung; on a
-        # loaded machine its start (imports, opening the ledger) takes more than the default 5 s.
-        timeout_worker_healthcheck=WORKER_START_SECONDS,
-    )
+    with cleanup:
+        uvicorn.run(
+            "adapters.http.app:from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            log_config=log_config,
+            access_log=False,  # the app logs each request itself, card numbers masked
+            server_header=False,
+            http="adapters.http.app:ServedProtocol",
+            # A worker that does not answer the supervisor's ping in time is killed as hung;
+            # on a loaded machine its start (imports, opening the ledger) takes more than 5 s.
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
+        )
 
 
 @main.command()

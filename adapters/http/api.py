@@ -29,7 +29,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response, Securi
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import ClientDisconnect
 
-from adapters.http import access
+from adapters.http import access, metrics
 from adapters.http.access import RateLimiter, require_location, require_role
 from adapters.http.api_keys import ApiKey, KeyStore
 from adapters.http.http_limits import REQUEST_TIMEOUT
@@ -200,7 +200,12 @@ async def record_one(
             raise error
         return services.ledger.record(record)
 
-    result = await services.run(apply)
+    try:
+        result = await services.run(apply)
+    except LedgerError as error:
+        metrics.RECORDS.labels("refused", str(error.code)).inc()
+        raise
+    metrics.RECORDS.labels("recorded" if result.recorded else "repeat", "").inc()
     if not result.recorded:
         request.state.replayed = True
     return RecordAnswer(
@@ -240,6 +245,11 @@ async def record_batch(
         return services.ledger.record_many(scoped)
 
     results = await services.run(apply)
+    for result in results:
+        if isinstance(result, LedgerError):
+            metrics.RECORDS.labels("refused", str(result.code)).inc()
+        else:
+            metrics.RECORDS.labels("recorded" if result.recorded else "repeat", "").inc()
     answers = [_batch_item(index, result) for index, result in enumerate(results)]
     return BatchAnswer(
         recorded=sum(1 for a in answers if a.recorded),

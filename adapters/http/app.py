@@ -1,7 +1,8 @@
 """What `offline-ledger serve` runs: the API (`adapters.http.api`), Stripe's webhook endpoint
 (`adapters.http.webhooks`, with its raw-body signature check), `GET /health` (the process
-answers) and `GET /ready` (the database answers and its schema is current), and the OpenAPI
-document at `/openapi.json` (committed as docs/openapi.json).
+answers), `GET /ready` (the database answers and its schema is current), `GET /metrics`
+(`adapters.http.metrics`), and the OpenAPI document at `/openapi.json` (committed as
+docs/openapi.json).
 
 Every answer carries a `Request-Id` (the client's own, when it sends a short safe one), named
 in the log line of every refusal; the log never holds a key or a card number.
@@ -32,9 +33,9 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Lifespan, Message, Receive, Scope, Send
 
-from adapters.http import webhooks
-from adapters.http.access import RateLimiter
-from adapters.http.api import REQUEST_MODELS, Services, router
+from adapters.http import metrics, webhooks
+from adapters.http.access import FINANCE, RateLimiter, require_role
+from adapters.http.api import REQUEST_MODELS, Caller, Services, ServicesOf, router
 from adapters.http.api_keys import KeyStore
 from adapters.http.bounded_http import BoundedH11Protocol
 from adapters.http.http_limits import HttpLimits
@@ -128,6 +129,9 @@ def create_app(
         limits=limits,
     )
     app.router.routes.extend(stripe.routes)
+    app.add_middleware(
+        RequestLog, plain_routes=frozenset(getattr(r, "path", "") for r in stripe.routes)
+    )
     return app
 
 
@@ -152,15 +156,29 @@ def api_app(lifespan: Lifespan[FastAPI] | None = None) -> FastAPI:
         response_model=Health,
         responses={503: {"model": Health, "description": "Not ready: see the log."}},
     )
+    app.add_api_route(
+        "/metrics",
+        prometheus,
+        methods=["GET"],
+        tags=["operations"],
+        response_class=Response,
+        responses={200: {"content": {metrics.CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+    )
     _handle_errors(app)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
-    app.add_middleware(RequestLog)
     return app
 
 
 async def health() -> Health:
     """Liveness: the process answers (it reads nothing)."""
     return Health(status="ok")
+
+
+async def prometheus(key: Caller, services: ServicesOf) -> Response:
+    """Prometheus' text format (`adapters.http.metrics`); a finance or admin key."""
+    require_role(key, FINANCE)
+    text = await services.run(metrics.exposition, services.read_models)
+    return Response(text, media_type=metrics.CONTENT_TYPE)
 
 
 async def ready(request: Request) -> JSONResponse:
@@ -189,8 +207,9 @@ class RequestLog:
     masked), status, milliseconds and the key's id. It replaces uvicorn's access log, which
     would print the path as it came."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, plain_routes: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.plain_routes = plain_routes  # routes without a template (the webhook's)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -217,6 +236,12 @@ class RequestLog:
         try:
             await self.app(scope, receive, with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or (
+                scope["path"] if scope["path"] in self.plain_routes else "unmatched"
+            )
+            metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
+            metrics.LATENCY.labels(route).observe(elapsed)
             access_log.info(
                 json.dumps(
                     {
@@ -224,7 +249,7 @@ class RequestLog:
                         "method": scope["method"],
                         "path": redacted(scope["path"]),
                         "status": status,
-                        "ms": round((time.perf_counter() - started) * 1000, 1),
+                        "ms": round(elapsed * 1000, 1),
                         "key_id": state.get("key_id"),
                     }
                 )

@@ -14,7 +14,7 @@ from ledger import Ledger, LedgerError
 from tests.e2e.test_webhooks import database as database  # a fixture: SQLite file and PostgreSQL
 from tests.e2e.test_webhooks import running
 from tests.support import records as r
-from tests.support.api_client import Api, new_key
+from tests.support.api_client import Api, metric, new_key
 
 PAN = "4242424242424242"
 
@@ -196,3 +196,28 @@ def test_health_ready_and_the_document(served: tuple[Api, str]) -> None:
     assert anonymous.get("/ready").body == {"status": "ok"}
     document = anonymous.get("/openapi.json")
     assert document.status == 200 and "/v1/records" in document.body["paths"]
+
+
+def test_metrics_count_requests_and_records_and_read_the_stored_totals(
+    served: tuple[Api, str],
+) -> None:
+    admin, database = served
+    offline_id = str(uuid.uuid4())
+    for record in (*r.stored_payment(offline_id), r.created(offline_id)):
+        admin.post("/v1/records", record)
+    assert admin.post("/v1/records", r.collected(str(uuid.uuid4()))).code == "UNKNOWN_PAYMENT"
+    assert admin.as_key(new_key(database, "pos")).get("/metrics").status == 403
+    scraped = admin.as_key(new_key(database, "finance")).get("/metrics")
+    assert scraped.status == 200 and scraped.headers["content-type"].startswith("text/plain")
+    text = scraped.body
+    # The fixture's four records, this sale's three, then a repeat and a refusal.
+    assert metric(text, 'offline_ledger_records_total{code="",outcome="recorded"}') == 7
+    assert metric(text, 'offline_ledger_records_total{code="",outcome="repeat"}') == 1
+    refused = 'offline_ledger_records_total{code="UNKNOWN_PAYMENT",outcome="refused"}'
+    assert metric(text, refused) == 1
+    posted = 'offline_ledger_http_requests_total{method="POST",route="/v1/records",status="200"}'
+    assert metric(text, posted) == 8
+    stored = 'offline_ledger_stored_amount_minor{currency="usd",location_id="tml_1"}'
+    assert metric(text, stored) == 1250
+    assert metric(text, 'offline_ledger_stored_payments{currency="usd",location_id="tml_1"}') == 1
+    assert metric(text, "offline_ledger_projection_lag_events") >= 0

@@ -16,7 +16,7 @@ import pytest
 from tests.e2e.test_cli import run
 from tests.e2e.test_webhooks import free_port, running
 from tests.support import records as r
-from tests.support.api_client import Answer, Api, new_key
+from tests.support.api_client import Answer, Api, metric, new_key
 
 DEVICES = [f"tmr_{n}" for n in range(1, 5)]
 LIMIT = 10_000  # usd stored (and held) at the location
@@ -83,6 +83,12 @@ def test_concurrent_sales_are_each_recorded_once(two_servers: list[Api], postgre
     assert status["offline_payments_count"] == len(offline_ids)
     verified = run("audit", "verify", "--db", postgres_url)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    # The first serve's two workers counted their requests apart; a scrape sums them: the
+    # fixture's batch of five records, and three records of every other sale.
+    finance = two_servers[0].as_key(new_key(postgres_url, "finance"))
+    text = finance.get("/metrics").body
+    recorded = 'offline_ledger_records_total{code="",outcome="recorded"}'
+    assert metric(text, recorded) == 5 + 3 * len(offline_ids[::2])
 
 
 def test_one_idempotency_key_sent_to_two_servers_at_once_applies_once(

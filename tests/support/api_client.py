@@ -77,3 +77,11 @@ def new_key(database: str, role: str, *locations: str) -> str:
             return store.create(f"test {role}", Role(role), locations)[1]
         finally:
             store.close()
+
+
+def metric(text: str, sample: str) -> float:
+    """The value of one sample (`name{labels}` as Prometheus' text format writes it)."""
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {sample} in:\n{text}")
