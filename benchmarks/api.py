@@ -207,25 +207,24 @@ def over_http(port: int, token: str, options: argparse.Namespace, workers: int) 
         print(figures[-1].line(), flush=True)
     client = Client(port, token)
 
-    def batch() -> None:
-        records = [created() for _ in range(options.batch)]
+    def send(records: list[dict[str, Any]]) -> None:
         status, answer = client.call("POST", "/v1/records/batch", {"records": records})
-        assert status == 200 and json.loads(answer)["recorded"] == options.batch, answer
+        assert status == 200 and json.loads(answer)["recorded"] == len(records), answer
 
+    figures.append(batched(f"API batch of {options.batch}, {workers} worker(s)", options, send))
+    return figures
+
+
+def batched(
+    what: str, options: argparse.Namespace, send: Callable[[list[dict[str, Any]]], object]
+) -> Figures:
+    """`options.batches` batches of `options.batch` new records, each given to `send`."""
     started = time.perf_counter()
     for _ in range(options.batches):
-        batch()
-    seconds = time.perf_counter() - started
-    figures.append(
-        Figures(
-            f"API batch of {options.batch}, {workers} worker(s)",
-            options.batch * options.batches,
-            seconds,
-            [],
-        )
-    )
-    print(figures[-1].line(), flush=True)
-    return figures
+        send([created() for _ in range(options.batch)])
+    done = Figures(what, options.batch * options.batches, time.perf_counter() - started, [])
+    print(done.line(), flush=True)
+    return done
 
 
 def library(url: str, options: argparse.Namespace) -> list[Figures]:
@@ -240,19 +239,9 @@ def library(url: str, options: argparse.Namespace) -> list[Figures]:
 
         figures = [timed("library Ledger.record, one thread", options.records, 1, make)]
         print(figures[-1].line(), flush=True)
-        started = time.perf_counter()
-        for _ in range(options.batches):
-            ledger.record_many([created() for _ in range(options.batch)])
-        seconds = time.perf_counter() - started
         figures.append(
-            Figures(
-                f"library record_many, batches of {options.batch}",
-                options.batch * options.batches,
-                seconds,
-                [],
-            )
+            batched(f"library record_many, batches of {options.batch}", options, ledger.record_many)
         )
-        print(figures[-1].line(), flush=True)
     return figures
 
 
