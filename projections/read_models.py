@@ -24,7 +24,7 @@ from projections.offline_status import (
 from projections.payments import AuthorizedPayment, PaymentsProjection, authorized_payments
 from projections.reconciliation import Filters, Thresholds, build_report
 from projections.report import Report
-from projections.runner import BATCH_SIZE_DEFAULT, Progress, catch_up, rebuild
+from projections.runner import BATCH_SIZE_DEFAULT, Progress, catch_up, position, rebuild
 from projections.stripe_observations import StripeObservationsProjection
 
 PROJECTIONS = (PaymentsProjection(), OfflineStatusProjection(), StripeObservationsProjection())
@@ -72,6 +72,13 @@ class ReadModels:
     ) -> int:
         """Empty every read model and replay the whole log into it."""
         return rebuild(self.ledger, self.writer, PROJECTIONS, progress, batch_size)
+
+    def lag(self) -> int:
+        """Events in the log that some read model has not applied yet (read as they are: this
+        brings nothing up to date)."""
+        with self.engine.connect() as conn:
+            behind = min(position(conn, projection.name) for projection in PROJECTIONS)
+        return max(0, (self.ledger.store.recorder.max_notification_id() or 0) - behind)
 
     def stored_totals(self, location_id: str | None = None) -> list[StoredTotal]:
         self.refresh()
