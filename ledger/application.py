@@ -46,6 +46,7 @@ from ledger.payment import Payment
 from ledger.reservation import Reservation
 from ledger.reserving import HOLD_DEFAULT
 from ledger.retry import BATCH_ATTEMPTS, RECORD_ATTEMPTS, retry_on_contention
+from ledger.seal import Seal, Seals
 from ledger.storage import (
     CIPHER_KEY_ENV,
     DEFAULT_DATABASE_URL,
@@ -574,6 +575,25 @@ class Ledger:
         # Another device moved the location meanwhile: decide again on fresh totals.
         return ReservationState.of(self._write(act, "the location; retry"))
 
+    def record_seal(self, seal: Seal) -> tuple[Seal, bool]:
+        """Record a signed seal (`ledger.seal`) on the seals stream: True with it, or False
+        with the recorded seal that ends at the same position (a repeat)."""
+
+        def close(uow: UnitOfWork) -> tuple[Seal, bool]:
+            seals: Seals | None = uow.get(identity.seals_id())
+            if seals is None:
+                seals = Seals.start()
+                uow.add(seals)
+            return seals.close(seal)
+
+        return self._write(close, "the seals; retry")
+
+    def seals(self) -> list[Seal]:
+        """Every seal recorded, oldest first."""
+        with self._lock, _storage_errors(self.config):
+            seals: Seals | None = self._reader().get(identity.seals_id())
+        return [] if seals is None else list(seals.seals)
+
     def _write(self, act: Callable[[UnitOfWork], T], contended: str) -> T:
         """`act` on fresh state in a unit of work of its own, committed; run again on fresh
         state when another writer moved one of its streams first. A refusal (any error that
@@ -655,6 +675,19 @@ class Ledger:
             )
         return PaymentState.of(payment)
 
+    def reservation(self, offline_id: UUID | str) -> ReservationState:
+        """The answer recorded for a sale's reservation (and whether it was released)."""
+        oid = str(_uuid(offline_id))
+        with self._lock, _storage_errors(self.config):
+            reservation = self._reader().get(identity.reservation_id(oid))
+        if reservation is None:
+            raise NotFound(
+                Code.UNKNOWN_RESERVATION,
+                f"no reservation was asked for sale {offline_id}",
+                field="offline_id",
+            )
+        return ReservationState.of(reservation)
+
     def status(self, location_id: str | None = None) -> list[LocationStatus]:
         """Stored counts and amounts, and headroom, per location and per device."""
         with self._lock, _storage_errors(self.config):
@@ -673,6 +706,20 @@ class Ledger:
             )
             for loc in sorted(locations, key=lambda x: x.location_id)
         ]
+
+    def refusals(self, location_id: str) -> list[ReservationState]:
+        """The reservations refused at a location (each with the reasons and the headroom its
+        check saw), in the order they were answered: which sales were sent online, and why."""
+        with self._lock, _storage_errors(self.config):
+            uow = self._reader()
+            refused = [
+                ReservationState.of(reservation)
+                for reservation in self._all(uow, Reservation.Answered)
+                if isinstance(reservation, Reservation)
+                and not reservation.granted
+                and reservation.request["location_id"] == location_id
+            ]
+        return sorted(refused, key=lambda answer: answer.answered_at)
 
     def history(self, offline_id: UUID | str) -> list[HistoryEntry]:
         """Every event of one payment, in order, with what Stripe said about each of its

@@ -11,7 +11,7 @@ A migration is a leaf: the table names are copied here as they were when it was 
 (tests/test_migrations.py checks them against the live code).
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-03
 """
 
@@ -21,7 +21,7 @@ from alembic import op
 from ledger.storage import StoreConfig
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -30,7 +30,7 @@ def test_the_head_is_the_last_link_of_a_log_written_before_it(postgres_url: str)
         with engine.begin() as connection:
             alembic = alembic_config(config)
             alembic.attributes["connection"] = connection
-            command.downgrade(alembic, "0006")
+            command.downgrade(alembic, "0007")
             assert CHAIN_HEAD_TABLE not in sa.inspect(connection).get_table_names()
     finally:
         engine.dispose()
