@@ -52,6 +52,7 @@ from ledger.storage import (
     StoreConfig,
     parse_database_url,
     timeout_setting,
+    unreachable,
     version_reader,
 )
 from ledger.stripe_object import StripeAccountMode, StripeEvent, StripeObject
@@ -119,20 +120,20 @@ class Ledger:
         url: str | None = None,
         *,
         stripe_offline_max: dict[str, int] | None = None,
+        create: bool = True,
     ) -> Ledger:
-        """Open (and on an empty database, create) the ledger at `url`."""
+        """Open the ledger at `url`; on an empty (or, for SQLite, missing) database, create
+        it, or with `create=False` refuse it (DATABASE_NOT_FOUND): what only reads must not
+        leave a new database behind a mistyped URL."""
         from migrations import ensure_schema
 
         config = parse_database_url(url or DEFAULT_DATABASE_URL)
-        ensure_schema(config)
+        ensure_schema(config, create=create)
         try:
             store = EventStore(env=config.env)
             store.recorder.max_notification_id()
         except (OperationalError, InterfaceError, OSError) as error:
-            raise StorageError(
-                Code.DATABASE_UNAVAILABLE,
-                f"cannot reach the event store at {config.redacted}: {error}",
-            ) from None
+            raise unreachable(config, error) from None
         # A missing or wrong OFFLINE_LEDGER_CIPHER_KEY fails here, once, for every command,
         # rather than wherever an event is first decoded. Without a key, a first event that is
         # JSON text is not encrypted: if it does not decode it was damaged, which is for
@@ -442,18 +443,40 @@ class Ledger:
     def request_forward(self, offline_id: UUID | str, idempotency_key: str) -> PaymentState:
         """Record, durably, that the payment is about to be sent to Stripe (a no-op while an
         earlier request's outcome is unknown); return its state."""
-        stream = identity.payment_id(_uuid(offline_id))
+        (state,) = self.request_forwards([(offline_id, idempotency_key)])
+        return state
 
-        def request(uow: UnitOfWork) -> Payment:
-            payment: Payment | None = uow.get(stream)
-            if payment is None:
-                raise NotFound(
-                    Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
-                )
-            payment.request_forward(idempotency_key, datetime.now(UTC))
-            return payment
+    def request_forwards(self, requests: Sequence[tuple[UUID | str, str]]) -> list[PaymentState]:
+        """`request_forward` for many payments (offline_id, Idempotency-Key) in one
+        transaction, so that a batch's requests may all be sent once it returns; their states,
+        in order. A payment unknown or no longer stored refuses them all: nothing is recorded."""
+        if len(requests) > BATCH_SIZE_MAX:
+            raise InvalidRecord(
+                Code.INVALID_VALUE,
+                f"{len(requests)} forwards in one transaction: send at most {BATCH_SIZE_MAX}",
+                field="requests",
+            )
+        if not requests:
+            return []
+        streams = [
+            (str(offline_id), identity.payment_id(_uuid(offline_id))) for offline_id, _ in requests
+        ]
 
-        return PaymentState.of(self._write(request, f"payment {offline_id}"))
+        def request(uow: UnitOfWork) -> list[Payment]:
+            uow.prefetch(stream for _, stream in streams)
+            payments = []
+            for (offline_id, stream), (_, key) in zip(streams, requests, strict=True):
+                payment: Payment | None = uow.get(stream)
+                if payment is None:
+                    raise NotFound(
+                        Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
+                    )
+                payment.request_forward(key, datetime.now(UTC))
+                payments.append(payment)
+            return payments
+
+        contended = f"payment {streams[0][0]}" if len(streams) == 1 else "the payments"
+        return [PaymentState.of(p) for p in self._write(request, contended)]
 
     # -- reservations -------------------------------------------------------------------------
 
@@ -583,7 +606,8 @@ class Ledger:
         offline_behavior: str = "prefer_online",
         at: datetime | None = None,
     ) -> Decision:
-        """May this sale be taken offline now? Records nothing."""
+        """May this sale be taken offline now? Records nothing. UNKNOWN_LOCATION or
+        UNKNOWN_DEVICE when either was never recorded."""
         request = wire.parse_decision_request(
             {
                 "amount": amount,
@@ -604,6 +628,15 @@ class Ledger:
                     field="location_id",
                 )
             device = uow.get(identity.device_id(request.device_id))
+            if device is None:
+                # A reader must connect online before it may store payments, so a device the
+                # ledger never saw connect is a mistyped id or a missed device.connected_online.
+                raise NotFound(
+                    Code.UNKNOWN_DEVICE,
+                    f"device {request.device_id} is unknown: no device.connected_online was "
+                    "recorded for it; check the id, or record the reader's connection first",
+                    field="device_id",
+                )
             sale = Sale(
                 request.amount,
                 request.currency,

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from eventsourcing.persistence import PersistenceError
 
-from ledger.application import Ledger, ObserveSummary
+from ledger.application import BATCH_SIZE_MAX, Ledger, ObserveSummary
+from ledger.batches import iter_batches
 from ledger.errors import (
     Code,
     Conflict,
@@ -129,7 +130,7 @@ class StripeService:
         *,
         livemode: bool | None = None,
         stripe_event: tuple[str, str] | None = None,
-        about: str | None = None,
+        about: Sequence[str | None] | None = None,
     ) -> Observed:
         """Record what Stripe showed: first the facts each PaymentIntent implies for the ledger
         payment its metadata.offline_id names (each idempotent), then the observations, with
@@ -138,15 +139,25 @@ class StripeService:
 
         `livemode` is the mode they were shown in when an object does not say (a webhook
         event's; by default the API key's); what Stripe showed binds the ledger to its mode.
-        `about` is the offline_id of the payment a request was about (a forward, a capture):
-        Stripe's answer concerns it, whatever its metadata says."""
+        `about` gives, in order, the offline_id of the payment each observation answers a
+        request about (a forward, a capture): Stripe's answer concerns it, whatever its
+        metadata says."""
         if livemode is None and self.api is not None:
             livemode = self.api.livemode
         self._bind_mode(observations, livemode)
         observed = Observed()
-        for observation in observations:
-            if isinstance(observation, PaymentIntentObservation):
-                self._record_facts(observation, about or observation.offline_id, observed)
+        claimed = [
+            (observation, named)
+            for observation, named in zip(
+                observations, about or [o.offline_id for o in observations], strict=True
+            )
+            if isinstance(observation, PaymentIntentObservation) and named is not None
+        ]
+        while claimed:
+            # A payment named twice: its second PaymentIntent's facts follow from the state
+            # the first one's left.
+            now, claimed = _first_of_each(claimed)
+            self._record_facts(now, observed)
         summary = self.ledger.observe(observations, stripe_event=stripe_event)
         observed.observations_recorded = summary.recorded
         return observed
@@ -188,7 +199,7 @@ class StripeService:
         if observation.amount_received is None and observation.status == "succeeded":
             # Servers that do not report amount_received (a local one) captured what was asked.
             observation = observation.model_copy(update={"amount_received": to_capture})
-        self.observe([observation], about=offline_id)
+        self.observe([observation], about=[offline_id])
         return observation
 
     def capture_all(self, offline_ids: Iterable[str]) -> Captures:
@@ -225,19 +236,24 @@ class StripeService:
             self.ledger.bind_stripe_mode(mode)
 
     def _record_facts(
-        self, seen: PaymentIntentObservation, offline_id: str | None, observed: Observed
+        self, claimed: list[tuple[PaymentIntentObservation, str]], observed: Observed
     ) -> None:
-        payment = self._claiming(offline_id)
-        if payment is None:
-            return
-        for record in facts(seen, payment):
-            try:
-                if self.ledger.record(record).recorded:
+        """The facts each PaymentIntent implies for the payment it names (at most once each),
+        recorded in batches (`Ledger.record_many`): one transaction for a page or a batch."""
+        records: list[tuple[str, dict[str, Any]]] = []
+        for seen, offline_id in claimed:
+            payment = self._claiming(offline_id)
+            if payment is not None:
+                records += [(payment.offline_id, record) for record in facts(seen, payment)]
+        for batch in iter_batches(records, BATCH_SIZE_MAX):
+            results = self.ledger.record_many([record for _, record in batch])
+            for (offline_id, record), result in zip(batch, results, strict=True):
+                if isinstance(result, LedgerError):
+                    if not refuses_one(result):
+                        raise result
+                    observed.refused.append(Refusal(offline_id, record["type"], result))
+                elif result.recorded:
                     observed.facts.append(record["type"])
-            except LedgerError as error:
-                if not refuses_one(error):
-                    raise
-                observed.refused.append(Refusal(payment.offline_id, record["type"], error))
 
     def _claiming(self, offline_id: str | None) -> PaymentState | None:
         """The ledger payment a PaymentIntent's metadata.offline_id names, or None for an
@@ -250,6 +266,19 @@ class StripeService:
             if error.code not in _NOT_OURS:
                 raise
             return None
+
+
+def _first_of_each(
+    claimed: list[tuple[PaymentIntentObservation, str]],
+) -> tuple[list[tuple[PaymentIntentObservation, str]], list[tuple[PaymentIntentObservation, str]]]:
+    """The first observation naming each payment, and the others (in order)."""
+    first: list[tuple[PaymentIntentObservation, str]] = []
+    rest: list[tuple[PaymentIntentObservation, str]] = []
+    named: set[str] = set()
+    for item in claimed:
+        (rest if item[1] in named else first).append(item)
+        named.add(item[1])
+    return first, rest
 
 
 def _mode(observation: Observation, default: bool | None) -> bool | None:

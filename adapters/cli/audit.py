@@ -50,7 +50,7 @@ def audit_verify(database_url: str | None, as_json: bool) -> None:
 
 
 @audit.command(name="as-of")
-@click.argument("moment", metavar="T", type=MomentType())
+@click.argument("moment", metavar="TIME", type=MomentType())
 @click.option("--offline-id", help="One payment.", callback=no_card_number)
 @click.option("--location", "location_id", help="One location.", callback=no_card_number)
 @db_option
@@ -62,8 +62,10 @@ def audit_as_of(
     database_url: str | None,
     as_json: bool,
 ) -> None:
-    """The state of one payment, one location, or the whole ledger as it was recorded at T
-    (from the events recorded up to then). Exit status 1 if it did not exist yet."""
+    """The state of one payment, one location, or the whole ledger as it was recorded at
+    TIME (from the events recorded up to then). Exit status 1 if it did not exist yet.
+
+    TIME: RFC 3339 (2026-11-22T18:00:00Z) or a date (2026-11-22, its start in UTC)."""
     from adapters.audit import ledger_as_of, location_as_of, payment_as_of
 
     if offline_id is not None and location_id is not None:
@@ -138,7 +140,7 @@ def audit_import(in_dir: Path, database_url: str | None, as_json: bool) -> None:
     same head hash. A tampered export is refused whole (exit status 1)."""
     from adapters.audit_export import import_log
 
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         manifest = import_log(ledger, in_dir)
     if as_json:
         print_json(manifest.to_dict())

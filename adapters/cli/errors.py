@@ -8,27 +8,32 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from pydantic import ValidationError
 from rich.markup import escape
 
 from adapters.cli.output import print_json, stderr
-from adapters.stripe.files import StripeFileError
-from ledger import LedgerError
-from ledger.errors import Code, StorageError
+from ledger.errors import Code, LedgerError, StorageError
+
+if TYPE_CHECKING:
+    from adapters.stripe.files import StripeFileError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
-# Refusals that no input can fix: the operator's configuration is missing or wrong.
-_CONFIGURATION_CODES = frozenset({Code.STRIPE_NOT_CONFIGURED})
+# Errors that no input can fix: the operator's configuration is missing or wrong, or a
+# service cannot be reached.
+_CONFIGURATION_CODES = frozenset(
+    {Code.STRIPE_NOT_CONFIGURED, Code.CONFIG_FILE_NOT_FOUND, Code.STRIPE_UNREACHABLE}
+)
 
 T = TypeVar("T")
 
 
 def exit_status(error: LedgerError) -> int:
-    """2 for the database (unreachable, not migrated, a wrong cipher key: `StorageError`) and
-    for missing configuration; 1 for every other refusal."""
+    """2 for the database (unreachable, not found, not migrated, a wrong cipher key:
+    `StorageError`), for missing configuration and for Stripe out of reach; 1 for every
+    other refusal."""
     if isinstance(error, StorageError) or error.code in _CONFIGURATION_CODES:
         return EXIT_USAGE
     return EXIT_REFUSED
@@ -37,6 +42,8 @@ def exit_status(error: LedgerError) -> int:
 def fail_with(error: LedgerError, as_json: bool) -> NoReturn:
     """Say the error (its code, and for a refused file every problem found) and exit with its
     status from `exit_status`."""
+    from adapters.stripe.files import StripeFileError  # here: only a failing command pays
+
     status = exit_status(error)
     if isinstance(error, StripeFileError):
         _say_file_refused(error, as_json)
@@ -47,20 +54,25 @@ def fail_with(error: LedgerError, as_json: bool) -> NoReturn:
     fail(str(error), status, as_json)
 
 
-def fail(message: str, status: int, as_json: bool) -> NoReturn:
-    """Stop with a message of the CLI's own (a usage error, something that did not exist)."""
+def fail(message: str, status: int, as_json: bool, code: Code | None = None) -> NoReturn:
+    """Stop with a message of the CLI's own (a usage error, something that did not exist),
+    with its code when it has one."""
     if as_json:
-        print(json.dumps({"error": {"message": message}}))
+        print(json.dumps({"error": {"message": message, **({"code": code} if code else {})}}))
     else:
-        stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        said = f"{code}: {message}" if code else message
+        stderr.print(f"[bold red]error:[/] {escape(said)}", highlight=False, soft_wrap=True)
     sys.exit(status)
 
 
 def configured(load: Callable[[], T], what: str, as_json: bool) -> T:
-    """Settings read from the environment (or a file it names): a bad value is a configuration
-    error, exit status 2, naming the setting and never echoing its value."""
+    """Settings read from the environment (or a file it names): a bad value (or a missing
+    file) is a configuration error, exit status 2, naming the setting and never echoing its
+    value."""
     try:
         return load()
+    except LedgerError as error:
+        fail_with(error, as_json)
     except ValidationError as error:
         first = error.errors()[0]
         fail(f"{what} error: {first['loc']}: {first['msg']}", EXIT_USAGE, as_json)

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import click
 
+from adapters.cli.errors import EXIT_USAGE, fail
 from adapters.cli.group import main
-from adapters.cli.options import MomentType, db_option, no_card_number
+from adapters.cli.options import db_option, no_card_number, time_option
 from adapters.cli.output import stderr, stdout, with_progress
 from adapters.cli.session import open_read_models, opened
+from ledger.errors import Code
 from projections.formats import FORMATS, write
+from projections.formats.table import render_table
 from projections.reconciliation import Filters, Thresholds
 from projections.runner import BATCH_SIZE_DEFAULT as PROJECTION_BATCH_SIZE_DEFAULT
 from projections.runner import BATCH_SIZE_MAX
@@ -47,22 +50,18 @@ def project(database_url: str | None, rebuild: bool, batch_size: int) -> None:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Write the report to this file instead of standard output.",
+    help="Write the report to this file instead of standard output (a table: 120 columns "
+    "wide; on a terminal it fits the terminal).",
 )
-@click.option(
-    "--as-of",
-    "as_of",
-    type=MomentType(),
-    help="Evaluate ages and deadlines at this time; default now.",
-)
+@time_option("--as-of", "as_of", help="Evaluate ages and deadlines at this time; default now.")
 @click.option(
     "--location",
     "location_id",
     help="Only this location (leaves out orphans).",
     callback=no_card_number,
 )
-@click.option("--since", type=MomentType(), help="Only payments stored (or created) from then.")
-@click.option("--until", type=MomentType(), help="Only payments stored (or created) before then.")
+@time_option("--since", help="Only payments stored (or created) from then.")
+@time_option("--until", help="Only payments stored (or created) before then.")
 @click.option(
     "--stale-hours",
     type=click.IntRange(1, 24 * 365),
@@ -91,6 +90,14 @@ def report(
 ) -> None:
     """The reconciliation report: every offline_id matched to its Stripe PaymentIntents, in
     one category, with totals and the money at risk."""
+    if since is not None and until is not None and since >= until:
+        fail(
+            f"--since ({since.isoformat()}) is not before --until ({until.isoformat()}): "
+            "give the earlier time to --since",
+            EXIT_USAGE,
+            fmt == "json",
+            Code.INVALID_VALUE,
+        )
     thresholds = Thresholds(
         stale_after=timedelta(hours=stale_hours),
         capture_warning=timedelta(hours=capture_warning_hours),
@@ -99,6 +106,10 @@ def report(
     with opened(database_url, fmt == "json") as ledger, open_read_models(ledger) as read_models:
         with_progress(read_models.refresh)
         built = read_models.report(as_of or datetime.now(UTC), thresholds, filters)
+    if out is None and fmt == "table":
+        # On the terminal the table fits its width; a file gets the fixed, documented one.
+        sys.stdout.write(render_table(built, stdout.width))
+        return
     if out is None:
         write(built, fmt, sys.stdout)
         return

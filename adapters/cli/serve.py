@@ -10,11 +10,13 @@ from typing import Any
 
 import click
 
-from adapters.cli.errors import EXIT_USAGE, configured, fail
+from adapters.cli.errors import EXIT_USAGE, configured, fail, fail_with
 from adapters.cli.group import main
 from adapters.cli.options import db_option
 from adapters.cli.session import opened
 from adapters.settings import Settings
+from ledger import LedgerError
+from ledger.errors import Code
 
 # One line per record, as before the API: "WARNING:     offline_ledger.webhooks: ...".
 LOG_FORMAT = "%(levelname)s:     %(name)s: %(message)s"
@@ -54,15 +56,17 @@ def serve(database_url: str | None, host: str, port: int, workers: int) -> None:
     settings = configured(Settings, "configuration", False)
     secret = settings.stripe_webhook_secret
     if secret is None or not secret.get_secret_value().strip():
-        fail(
-            "STRIPE_WEBHOOK_SECRET is not set: export the webhook endpoint's signing secret "
-            "(whsec_..., shown in Stripe's Dashboard under Developers > Webhooks)",
-            EXIT_USAGE,
+        fail_with(
+            LedgerError(
+                Code.STRIPE_NOT_CONFIGURED,
+                "STRIPE_WEBHOOK_SECRET is not set: export the webhook endpoint's signing "
+                "secret (whsec_..., shown in Stripe's Dashboard under Developers > Webhooks)",
+            ),
             False,
         )
     # Opened here once: the schema is created or checked, and a bad URL, an unreachable
     # database or a wrong cipher key stop the command before any server process starts.
-    with opened(database_url) as ledger:
+    with opened(database_url, writes=True) as ledger:
         kind = ledger.config.kind
     if kind != "postgresql" and workers > 1:
         fail(

@@ -18,7 +18,13 @@ from rich.progress import (
 
 from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, fail, fail_with
 from adapters.cli.group import main
-from adapters.cli.options import MomentType, TimeZoneType, db_option, json_option, no_card_number
+from adapters.cli.options import (
+    TimeZoneType,
+    db_option,
+    json_option,
+    no_card_number,
+    time_option,
+)
 from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import open_read_models, opened, stripe_session
 from adapters.stripe.files import (
@@ -115,7 +121,7 @@ def _record_observations(
     """Checked whole, then recorded in chunks (`StripeService.import_file`): a conflict, or
     objects of the other Stripe mode (or of both), record nothing; a database failure mid-file
     says how far it got, and a re-run records the rest."""
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         summary = StripeService(ledger).import_file(observations)
     counts = {
         "rows": len(observations) + skipped,
@@ -181,7 +187,7 @@ def forward(database_url: str | None, as_json: bool, concurrency: int, limit: in
 @main.command(name="sync-stripe")
 @db_option
 @json_option
-@click.option("--since", type=MomentType(), help="Only PaymentIntents created from then.")
+@time_option("--since", help="Only PaymentIntents created from then.")
 def sync_stripe(database_url: str | None, as_json: bool, since: datetime | None) -> None:
     """Read Stripe's PaymentIntents into the ledger: observations, and the facts their state
     implies for the payments whose metadata.offline_id the ledger knows. Running it twice

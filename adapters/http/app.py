@@ -52,7 +52,7 @@ from adapters.settings import Settings
 from ledger import Ledger, LedgerError
 from ledger.errors import Code
 from ledger.pan import redacted
-from migrations import current_revision, head_revision
+from migrations import HEAD, stored_revision
 from projections.read_models import ReadModels
 
 log = logging.getLogger("offline_ledger.api")
@@ -188,7 +188,7 @@ async def ready(request: Request) -> JSONResponse:
 
     def check() -> bool:
         services.ledger.store.recorder.max_notification_id()
-        return current_revision(config) == head_revision()
+        return stored_revision(config) == HEAD
 
     try:
         current = await services.run(check)

@@ -1,7 +1,10 @@
 """Forwarding stored payments through the API, for POS systems that hold a reusable payment
 method: exactly one PaymentIntent per offline_id, whatever crashes or retries.
 
-For each payment, oldest first:
+Payments go FORWARD_BATCH at a time, oldest first, at the peer's pace: a batch's intents are
+recorded in one transaction, its requests sent concurrently, and what Stripe created recorded
+together; a payment whose request failed, or whose earlier outcome is unknown, goes on alone.
+For each payment:
 1. The intent is recorded in the ledger (`ForwardRequested`) before Stripe is called.
 2. If an earlier intent's outcome is unknown (a crash, a dropped connection, a timeout, a 5xx
    after the write), the offline_id is looked up on Stripe first; a PaymentIntent found there
@@ -33,6 +36,7 @@ from typing import Any
 from adapters.stripe.gateway import StripeFailure, StripeGateway, shown_livemode
 from adapters.stripe.port import observed, stripe_service
 from ledger import Ledger
+from ledger.batches import iter_batches
 from ledger.errors import Code
 from ledger.views import PaymentState
 
@@ -42,6 +46,8 @@ LOOKUP_MARGIN = timedelta(hours=1)
 BACKOFF_BASE_SECONDS = 0.25
 BACKOFF_MAX_SECONDS = 8.0
 CONCURRENCY_MAX = 64
+# Payments whose intents are recorded in one transaction before their requests are sent.
+FORWARD_BATCH = 100
 
 
 class Outcome(StrEnum):
@@ -101,23 +107,92 @@ class Forwarder:
         concurrency: int = 4,
         progress: Callable[[Outcome], None] | None = None,
     ) -> ForwardSummary:
+        """Forward the payments FORWARD_BATCH at a time (`_forward_batch`), `concurrency`
+        requests in flight at most."""
         assert 0 < concurrency <= CONCURRENCY_MAX, concurrency
         self.service.check_mode()
         summary = ForwardSummary()
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            for outcome in pool.map(self.forward, offline_ids):
-                summary.add(outcome)
-                if progress is not None:
-                    progress(outcome)
+            for batch in iter_batches(offline_ids, FORWARD_BATCH):
+                for outcome in self._forward_batch(batch, pool):
+                    summary.add(outcome)
+                    if progress is not None:
+                        progress(outcome)
         return summary
 
-    def forward(self, offline_id: str) -> Outcome:
+    def _forward_batch(self, offline_ids: list[str], pool: ThreadPoolExecutor) -> list[Outcome]:
+        """At the peer's pace: the intents of the batch's payments are recorded in one
+        transaction before any request (each then means "look it up before sending again"),
+        the requests are sent concurrently, and the PaymentIntents created are recorded
+        together (their facts in one transaction, their observations in another). A payment
+        whose earlier outcome is unknown, or whose request failed, goes on alone (`forward`):
+        lookups, retries and backoff are decided per payment."""
+        payments = [self.ledger.payment(offline_id) for offline_id in offline_ids]
+        # Once each: an offline_id listed twice is sent once.
+        fresh = {
+            p.offline_id: p for p in payments if _sendable(p) and not p.forward_outcome_unknown
+        }.values()
+        outcomes = {p.offline_id: Outcome.SKIPPED for p in payments if not _sendable(p)}
+        requested = self.ledger.request_forwards([(p.offline_id, _key(p)) for p in fresh])
+        answers = list(pool.map(self._send, requested))
+        created = [
+            (payment, answer)
+            for payment, answer in zip(requested, answers, strict=True)
+            if isinstance(answer, dict) and answer.get("status") != "requires_action"
+        ]
+        if created:
+            self.service.observe(
+                [observed(answer) for _, answer in created],
+                about=[payment.offline_id for payment, _ in created],
+            )
+            outcomes.update((payment.offline_id, Outcome.FORWARDED) for payment, _ in created)
+        for payment, answer in zip(requested, answers, strict=True):
+            if isinstance(answer, dict) and answer.get("status") == "requires_action":
+                self._needs_customer(payment, answer)
+                outcomes[payment.offline_id] = Outcome.NEEDS_CUSTOMER
+        failed = {
+            payment.offline_id: answer
+            for payment, answer in zip(requested, answers, strict=True)
+            if isinstance(answer, StripeFailure)
+        }
+        alone = [i for i in offline_ids if i not in outcomes]
+        for offline_id, outcome in zip(
+            alone, pool.map(lambda i: self.forward(i, failed.get(i)), alone), strict=True
+        ):
+            outcomes[offline_id] = outcome
+        return [outcomes[offline_id] for offline_id in offline_ids]
+
+    def _send(self, payment: PaymentState) -> dict[str, Any] | StripeFailure:
+        """The batch's one create-and-confirm for the payment: what Stripe created, or why not."""
+        try:
+            return self._create(payment)
+        except StripeFailure as failure:
+            return failure
+
+    def _create(self, payment: PaymentState) -> dict[str, Any]:
+        """Create and confirm the payment's PaymentIntent under its latest recorded key."""
+        assert payment.forward_idempotency_key is not None  # its intent is recorded first
+        card = payment.card or {}
+        return self.gateway.create_and_confirm(
+            offline_id=payment.offline_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            payment_method_id=card["payment_method_id"],
+            capture_method=payment.capture_method,
+            idempotency_key=payment.forward_idempotency_key,
+            metadata=payment.metadata,
+            customer_id=card.get("customer_id"),
+        )
+
+    def forward(self, offline_id: str, sent: StripeFailure | None = None) -> Outcome:
+        """Forward one payment, attempt after attempt. `sent`: its first attempt was made by a
+        batch (its intent recorded, its request sent) and failed so; go on from there."""
         payment = self.ledger.payment(offline_id)
-        method = (payment.card or {}).get("payment_method_id")
-        if payment.status != "stored" or method is None:
+        if not _sendable(payment):
             return Outcome.SKIPPED
-        key = payment.forward_idempotency_key or idempotency_key(offline_id)
-        unknown = payment.forward_outcome_unknown
+        key = _key(payment)
+        # The batch's failed request is known, not unknown: it is handled as if made here.
+        unknown = payment.forward_outcome_unknown and sent is None
         last_error: StripeFailure | None = None
         # PaymentIntents for it were created after it was stored: the lookup's window.
         window = payment.stored_at or payment.created_at
@@ -132,17 +207,10 @@ class Forwarder:
                     key = next_key(key, offline_id)  # the old key may replay its failure
                 if attempt == self.attempts_max:
                     break  # that was the last look
+                if attempt == 0 and sent is not None:
+                    raise sent
                 payment = self.ledger.request_forward(offline_id, key)
-                created = self.gateway.create_and_confirm(
-                    offline_id=offline_id,
-                    amount=payment.amount,
-                    currency=payment.currency,
-                    payment_method_id=method,
-                    capture_method=payment.capture_method,
-                    idempotency_key=key,
-                    metadata=payment.metadata,
-                    customer_id=(payment.card or {}).get("customer_id"),
-                )
+                created = self._create(payment)
             except StripeFailure as failure:
                 if failure.code is Code.STRIPE_CARD_DECLINED:
                     self._declined(payment, failure)
@@ -177,7 +245,7 @@ class Forwarder:
 
     def _record(self, payment: PaymentState, item: dict[str, Any]) -> None:
         """What Stripe answered about the payment, and the facts it implies."""
-        self.service.observe([observed(item)], about=payment.offline_id)
+        self.service.observe([observed(item)], about=[payment.offline_id])
 
     def _declined(self, payment: PaymentState, failure: StripeFailure) -> None:
         self.ledger.bind_stripe_mode(self.gateway.mode.livemode)  # Stripe answered
@@ -217,6 +285,16 @@ class Forwarder:
                 "retryable": retryable,
             }
         )
+
+
+def _sendable(payment: PaymentState) -> bool:
+    """Whether the payment can be sent: still stored, with a reusable payment method."""
+    return payment.status == "stored" and bool((payment.card or {}).get("payment_method_id"))
+
+
+def _key(payment: PaymentState) -> str:
+    """The key of its latest recorded intent, or the first key for it."""
+    return payment.forward_idempotency_key or idempotency_key(payment.offline_id)
 
 
 def _explained(failure: StripeFailure, payment: PaymentState) -> StripeFailure:

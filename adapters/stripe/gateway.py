@@ -92,6 +92,14 @@ def load_settings() -> StripeSettings:
     """From the environment, or the `.env`-style file named by OFFLINE_LEDGER_STRIPE_CONFIG."""
     config_file = os.environ.get(CONFIG_FILE_ENV)
     if config_file:
+        # pydantic-settings skips a missing file silently: the operator would be told the
+        # key is missing rather than the file.
+        if not Path(config_file).is_file():
+            raise LedgerError(
+                Code.CONFIG_FILE_NOT_FOUND,
+                f"{CONFIG_FILE_ENV} names {config_file}, which is not a file: create it with "
+                "STRIPE_API_KEY=... in it, fix the path, or unset the variable",
+            )
         return StripeSettings(_env_file=Path(config_file))  # type: ignore[call-arg]
     return StripeSettings()
 
@@ -308,7 +316,10 @@ def _failure(error: stripe.StripeError) -> StripeFailure:
         return StripeFailure(Code.STRIPE_INVALID_REQUEST, f"Stripe refused the request: {message}")
     if isinstance(error, stripe.APIConnectionError):
         return StripeFailure(
-            Code.STRIPE_UNREACHABLE, f"no answer from Stripe: {message}", outcome_unknown=True
+            Code.STRIPE_UNREACHABLE,
+            f"no answer from Stripe ({_network_reason(error)}): check the network and "
+            "STRIPE_API_BASE, then run again",
+            outcome_unknown=True,
         )
     # APIError and anything else (5xx): the request may or may not have taken effect.
     return StripeFailure(
@@ -334,3 +345,12 @@ def _payment_intent_id(error: stripe.StripeError) -> str | None:
     if isinstance(intent, dict):
         return intent.get("id")
     return intent if isinstance(intent, str) else None
+
+
+def _network_reason(error: BaseException) -> str:
+    """The innermost cause of a network error (`Connection refused`, `timed out`), not
+    stripe-python's paragraph around the whole requests and urllib3 chain."""
+    cause: BaseException = error
+    while (cause.__cause__ or cause.__context__) is not None:
+        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+    return getattr(cause, "strerror", None) or str(cause) or type(cause).__name__

@@ -19,7 +19,7 @@ from adapters.trading_day import write_jsonl
 from ledger import Ledger, LedgerError
 from ledger.pan import mask
 from ledger.wire import RECORD_TYPES
-from migrations import head_revision
+from migrations import HEAD
 from tests.support import records as r
 
 CLI = Path(sys.executable).parent / "offline-ledger"
@@ -324,7 +324,7 @@ def test_status_history_and_decide_print_tables_for_people(loaded_sqlite: str) -
 
     history = run("history", P3, "--db", sqlite_url)
     assert history.returncode == 0
-    assert "ConfirmedOffline" in history.stdout and "Declined" in history.stdout
+    assert "confirmed offline" in history.stdout and "declined" in history.stdout
 
     decide = run(
         "decide",
@@ -347,6 +347,7 @@ def test_status_history_and_decide_print_tables_for_people(loaded_sqlite: str) -
 
 
 def test_status_of_an_empty_ledger_says_what_to_do(sqlite_url: str) -> None:
+    assert run("migrate", "--db", sqlite_url).returncode == 0
     done = run("status", "--db", sqlite_url)
     assert done.returncode == 0
     assert "location.configured" in done.stdout
@@ -423,7 +424,7 @@ def test_migrate_creates_the_schema_and_is_repeatable(database: str, day_file: P
     for _ in range(2):
         done = run("migrate", "--db", database)
         assert done.returncode == 0, done.stderr
-        assert f"schema revision {head_revision()}" in done.stdout
+        assert f"schema revision {HEAD}" in done.stdout
     assert run("ingest", str(day_file), "--db", database).returncode == 0
 
 
@@ -501,6 +502,8 @@ def test_the_environment_variable_chooses_the_database(tmp_path: Path, day_file:
     assert run_json("status", "--db", f"sqlite:///{chosen}", cwd=workdir) == from_env
     # --db wins over the variable; without either, ./offline-ledger.db is used.
     other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert run("migrate", "--db", other).returncode == 0
     assert run_json("status", "--db", other, env=env, cwd=workdir)["locations"] == []
-    assert run_json("status", cwd=workdir)["locations"] == []
+    assert run("ingest", str(day_file), cwd=workdir).returncode == 0
     assert (workdir / "offline-ledger.db").exists()
+    assert run_json("status", cwd=workdir)["locations"][0]["offline_payments_count"] == 2

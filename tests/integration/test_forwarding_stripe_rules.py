@@ -197,3 +197,43 @@ def test_a_500_replayed_for_its_key_is_left_for_a_new_recorded_key(sqlite_url: s
         assert keys(ledger, offline_id) == [first, f"{first}-2"]
         assert created == [f"{first}-2"]
         assert ledger.payment(offline_id).status == "captured"
+
+
+def test_a_batch_records_every_intent_before_its_first_request_and_each_outcome(
+    sqlite_url: str,
+) -> None:
+    with Ledger.open(sqlite_url) as ledger:
+        for record in (r.location(), r.device()):
+            ledger.record(record)
+        ids = [stored(ledger, customer_id=CUSTOMER) for _ in range(4)]
+        _, waiting, declined, retried = ids
+        intents_recorded: list[bool] = []  # at each create: every intent of the batch
+        numbers = iter(range(1, 100))
+
+        def answer(request: Request) -> tuple[int, Any]:
+            intents_recorded.append(all(keys(ledger, i) for i in ids))
+            offline_id = request.params["metadata[offline_id]"]
+            if offline_id == waiting:
+                return 200, payment_intent(request.params, "requires_action", next(numbers))
+            if offline_id == declined:
+                body = error(402, "card_error", "Your card was declined.", "card_declined")
+                body[1]["error"]["decline_code"] = "insufficient_funds"
+                return body
+            if offline_id == retried and request.idempotency_key == idempotency_key(retried):
+                return error(500, "api_error", "An unknown error occurred")
+            return 200, payment_intent(request.params, "succeeded", next(numbers))
+
+        with recording_stripe(creating(answer)) as peer:
+            summary = forwarder(ledger, peer.url).forward_all(ids, concurrency=4)
+        assert intents_recorded == [True] * 5
+        assert summary.outcomes == {"forwarded": 2, "needs_customer": 1, "declined": 1}
+        assert [ledger.payment(i).status for i in ids] == [
+            "captured",
+            "stored",
+            "declined",
+            "captured",
+        ]
+        assert ledger.payment(declined).decline_code == "insufficient_funds"
+        # The 500's key created nothing (the lookup said so): the next one was recorded first.
+        assert keys(ledger, retried) == [idempotency_key(retried), f"{idempotency_key(retried)}-2"]
+        assert len(peer.made("POST", "/v1/payment_intents")) == 5

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ledger import Code, Decision, Ledger, LedgerError
+from ledger.errors import NotFound
 from tests.support import records as r
 
 NOW = r.T0 + timedelta(minutes=2)
@@ -170,9 +171,10 @@ def test_a_sale_over_a_stored_limit_must_go_online(shop: Ledger) -> None:
 
 def test_every_broken_rule_is_given_as_a_reason(memory_ledger: Ledger) -> None:
     memory_ledger.record(r.location(offline_enabled=False))
+    memory_ledger.record(r.device("tmr_long_gone", occurred_at=r.at(-31 * 24 * 60)))
 
     decision = decide(
-        memory_ledger, 60_000, device_id="tmr_never_seen", offline_behavior="require_online"
+        memory_ledger, 60_000, device_id="tmr_long_gone", offline_behavior="require_online"
     )
 
     assert decision.offline_allowed is False
@@ -186,12 +188,15 @@ def test_every_broken_rule_is_given_as_a_reason(memory_ledger: Ledger) -> None:
     assert all(reason.message for reason in decision.reasons)
 
 
-def test_a_device_the_ledger_has_never_seen_online_may_not_take_payments_offline(
+def test_a_device_the_ledger_has_never_seen_is_unknown_not_merely_offline_too_long(
     shop: Ledger,
 ) -> None:
-    decision = decide(shop, device_id="tmr_new")
+    """A mistyped reader id is named as such, like a mistyped location, rather than answered
+    "has not connected online in 30 days"."""
+    with pytest.raises(NotFound) as refused:
+        decide(shop, device_id="tmr_new")
 
-    assert codes(decision) == [Code.READER_CONNECTION_NOT_AVAILABLE_OFFLINE]
+    assert refused.value.code == Code.UNKNOWN_DEVICE and refused.value.field == "device_id"
 
 
 def test_the_decision_applies_the_30_day_rule_at_the_time_asked(memory_ledger: Ledger) -> None:
@@ -284,7 +289,6 @@ def test_deciding_records_nothing(ledger: Ledger) -> None:
 
     for amount in (1, 1_250, 50_000, 60_000, 150_000):
         decide(ledger, amount)
-    decide(ledger, device_id="tmr_unknown")
     decide(ledger, offline_behavior="require_online")
 
     assert event_count(ledger) == events_before

@@ -73,3 +73,13 @@ def test_the_api_keys_migration_creates_the_live_table() -> None:
         return [(c.name, str(c.type), c.primary_key, bool(c.nullable)) for c in table.columns]
 
     assert shape(copy) == shape(api_keys)
+
+
+def test_head_is_the_newest_revision_alembic_finds() -> None:
+    """`migrations.HEAD` is what every command compares a database with, without loading
+    Alembic: a new revision must move it."""
+    from alembic.script import ScriptDirectory
+
+    from migrations import HEAD, HERE
+
+    assert ScriptDirectory(str(HERE)).get_current_head() == HEAD

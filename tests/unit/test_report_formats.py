@@ -849,3 +849,21 @@ def test_render_dispatches_on_the_format_name() -> None:
 def test_render_refuses_an_unknown_format_and_names_the_known_ones() -> None:
     with pytest.raises(ValueError, match="table, csv, json, html"):
         render(REPORT, "xlsx")
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 200])
+def test_table_fits_its_width_and_never_cuts_a_number_or_an_id(width: int) -> None:
+    text = render_table(REPORT, width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "…" not in text.replace("… and", "")  # rich's mark of a cut cell
+    for row in REPORT.rows:
+        if row.category in EXCEPTIONS:
+            for whole in (row.offline_id, row.location_id, *row.payment_intent_ids):
+                assert whole is None or whole in text, (width, whole)
+            assert money(row.amount, row.currency) in text
+
+
+def test_a_wide_terminal_gets_the_exceptions_one_line_each_and_a_file_120_columns() -> None:
+    assert "Stripe amount" in render_table(REPORT, 200)
+    assert "Payment (location, PaymentIntents, age)" in render_table(REPORT, 80)
+    assert render_table(REPORT) == render_table(REPORT, 120)
