@@ -27,6 +27,10 @@ class Settings(BaseSettings):
         validation_alias="STRIPE_WEBHOOK_SECRET",
         description="The webhook endpoint's signing secret (whsec_...), for `serve`",
     )
+    alert_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret shared with the alerts' webhook receiver, for `watch`",
+    )
     webhook_database_wait_seconds: float = Field(
         default=10.0,
         gt=0,

@@ -46,6 +46,7 @@ from ledger.payment import Payment
 from ledger.reservation import Reservation
 from ledger.reserving import HOLD_DEFAULT
 from ledger.retry import BATCH_ATTEMPTS, RECORD_ATTEMPTS, retry_on_contention
+from ledger.seal import Seal, Seals
 from ledger.storage import (
     CIPHER_KEY_ENV,
     DEFAULT_DATABASE_URL,
@@ -228,7 +229,7 @@ class Ledger:
     def _apply_batch(
         self, parsed: list[wire.Record | LedgerError], with_state: bool
     ) -> list[Result | LedgerError]:
-        uow = UnitOfWork(self.store, self._cache, self._versions)
+        uow = UnitOfWork(self.store, self._cache, self._versions, optimistic=True)
         needs = [None if isinstance(r, LedgerError) else stream_ids(r) for r in parsed]
         uow.prefetch(i for ids in needs if ids is not None for i in ids)
         uow.prefetch(related_ids(uow.loaded.values()))
@@ -309,7 +310,7 @@ class Ledger:
     def observe_file(self, observations: Sequence[Observation]) -> ObserveSummary:
         """Record a whole file of Stripe's observations (a report, an export) of any size.
 
-        One transaction for a 50,000-row file holds the event table's lock for as long as
+        One transaction for a 50,000-row file holds the writers' lock for as long as
         it takes and sends one unbounded batch. So the file is first checked whole against
         what is recorded, reading only (a conflicting row records nothing, as before), then
         recorded OBSERVE_CHUNK observations per transaction, in file order. Each chunk is
@@ -573,6 +574,25 @@ class Ledger:
     def _reservation_write(self, act: Callable[[UnitOfWork], Reservation]) -> ReservationState:
         # Another device moved the location meanwhile: decide again on fresh totals.
         return ReservationState.of(self._write(act, "the location; retry"))
+
+    def record_seal(self, seal: Seal) -> tuple[Seal, bool]:
+        """Record a signed seal (`ledger.seal`) on the seals stream: True with it, or False
+        with the recorded seal that ends at the same position (a repeat)."""
+
+        def close(uow: UnitOfWork) -> tuple[Seal, bool]:
+            seals: Seals | None = uow.get(identity.seals_id())
+            if seals is None:
+                seals = Seals.start()
+                uow.add(seals)
+            return seals.close(seal)
+
+        return self._write(close, "the seals; retry")
+
+    def seals(self) -> list[Seal]:
+        """Every seal recorded, oldest first."""
+        with self._lock, _storage_errors(self.config):
+            seals: Seals | None = self._reader().get(identity.seals_id())
+        return [] if seals is None else list(seals.seals)
 
     def _write(self, act: Callable[[UnitOfWork], T], contended: str) -> T:
         """`act` on fresh state in a unit of work of its own, committed; run again on fresh

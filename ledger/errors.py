@@ -74,6 +74,7 @@ class Code(StrEnum):
     STRIPE_UNREACHABLE = "STRIPE_UNREACHABLE"
     STRIPE_NOT_CONFIGURED = "STRIPE_NOT_CONFIGURED"
     CONFIG_FILE_NOT_FOUND = "CONFIG_FILE_NOT_FOUND"
+    INVALID_SETTING = "INVALID_SETTING"
     STRIPE_MODE_MISMATCH = "STRIPE_MODE_MISMATCH"
     # Storage and configuration.
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
@@ -88,6 +89,12 @@ class Code(StrEnum):
     INVALID_CIPHER_KEY = "INVALID_CIPHER_KEY"
     CIPHER_KEY_REQUIRED = "CIPHER_KEY_REQUIRED"
     CIPHER_KEY_MISMATCH = "CIPHER_KEY_MISMATCH"
+    # Sealed periods (ledger.seal, adapters.seals).
+    INVALID_SEAL = "INVALID_SEAL"
+    INVALID_SEAL_KEY = "INVALID_SEAL_KEY"
+    CHAIN_BROKEN = "CHAIN_BROKEN"  # the hash chain does not verify: nothing is sealed
+    # Alerts (adapters.alerts).
+    INVALID_ALERT_CONFIG = "INVALID_ALERT_CONFIG"
 
 
 class LedgerError(Exception):

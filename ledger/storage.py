@@ -297,7 +297,7 @@ def _postgres(parsed: URL) -> StoreConfig:
         "POSTGRES_POOL_SIZE": "2",
         "POSTGRES_MAX_OVERFLOW": "4",
         "POSTGRES_CONNECT_TIMEOUT": "10",
-        # Wait at most 10 s for the event table's write lock instead of forever.
+        # Wait at most 10 s for the writers' lock (the chain head's row) instead of forever.
         "POSTGRES_LOCK_TIMEOUT": "10",
         "CREATE_TABLE": "n",
         "APPLICATION_RECORDER_TOPIC": "ledger.postgres:PostgresEventRecorder",

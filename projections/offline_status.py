@@ -97,41 +97,50 @@ def stored_totals(conn: Connection, location_id: str | None = None) -> list[Stor
     ]
 
 
-def stored_oldest_first(conn: Connection, limit: int | None = None) -> list[str]:
-    """The offline_ids of the stored payments, the longest stored first."""
-    query = select(offline_stored.c.offline_id).order_by(
-        offline_stored.c.stored_at, offline_stored.c.offline_id
-    )
-    return list(conn.execute(query.limit(limit)).scalars())
-
-
 @dataclass(frozen=True)
 class StoredPayment:
+    """A payment still stored on its reader: confirmed offline, not forwarded, declined or
+    canceled yet."""
+
     offline_id: str
     location_id: str
     device_id: str
+    amount: int
     currency: str
-    amount: int  # minor units
-    stored_at: datetime  # aware UTC
+    stored_at: datetime
 
 
 def stored_payments(
-    conn: Connection, location_id: str, device_id: str | None = None
+    conn: Connection,
+    *,
+    location_id: str | None = None,
+    device_id: str | None = None,
+    stored_before: datetime | None = None,
+    limit: int | None = None,
 ) -> list[StoredPayment]:
-    """The payments still stored on the readers of a location (or of one of its devices),
-    the longest stored first: the queue a shop must forward."""
-    query = select(offline_stored).where(offline_stored.c.location_id == location_id)
+    """The stored payments, the longest stored first: all, or one location's or device's,
+    or those stored before a time."""
+    table = offline_stored.c
+    query = select(
+        table.offline_id,
+        table.location_id,
+        table.device_id,
+        table.amount,
+        table.currency,
+        table.stored_at,
+    ).order_by(table.stored_at, table.offline_id)
+    if location_id is not None:
+        query = query.where(table.location_id == location_id)
     if device_id is not None:
-        query = query.where(offline_stored.c.device_id == device_id)
-    rows = conn.execute(query.order_by(offline_stored.c.stored_at, offline_stored.c.offline_id))
+        query = query.where(table.device_id == device_id)
+    if stored_before is not None:
+        query = query.where(table.stored_at < utc(stored_before))
     return [
-        StoredPayment(
-            row.offline_id,
-            row.location_id,
-            row.device_id,
-            row.currency,
-            int(row.amount),
-            row.stored_at.replace(tzinfo=UTC),
-        )
-        for row in rows
+        StoredPayment(*row[:5], stored_at=row.stored_at.replace(tzinfo=UTC))
+        for row in conn.execute(query.limit(limit))
     ]
+
+
+def stored_oldest_first(conn: Connection, limit: int | None = None) -> list[str]:
+    """The offline_ids of the stored payments, the longest stored first."""
+    return [payment.offline_id for payment in stored_payments(conn, limit=limit)]

@@ -103,12 +103,18 @@ class ReadModels:
         with self.engine.connect() as conn:
             return stored_oldest_first(conn, limit)
 
-    def stored_payments(
-        self, location_id: str, device_id: str | None = None
+    def stored(
+        self,
+        location_id: str | None = None,
+        device_id: str | None = None,
+        stored_before: datetime | None = None,
     ) -> list[StoredPayment]:
+        """Every payment still stored on a reader, the longest stored first (filtered)."""
         self.refresh()
         with self.engine.connect() as conn:
-            return stored_payments(conn, location_id, device_id)
+            return stored_payments(
+                conn, location_id=location_id, device_id=device_id, stored_before=stored_before
+            )
 
     def authorized(self) -> list[AuthorizedPayment]:
         """Forwarded payments waiting for a manual capture, the earliest deadline first."""

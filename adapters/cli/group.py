@@ -26,7 +26,7 @@ _READ = "adapters.cli.report"
 _STRIPE = "adapters.cli.stripe"
 COMMANDS: dict[str, tuple[str, str]] = {
     "allow": (_LEDGER, "Grant a device an offline allowance for outages."),
-    "audit": ("adapters.cli.audit", "Tamper evidence, past states, export and import."),
+    "audit": ("adapters.cli.audit", "Tamper evidence, sealed periods, export and import."),
     "capture": (_STRIPE, "Capture authorized payments (one, or all due)."),
     "decide": (_LEDGER, "May this sale be taken offline? Records nothing."),
     "demo": ("adapters.cli.demo", "Simulate a trading day and reconcile it."),
@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-stripe-disputes": (_STRIPE, "Record Disputes exported from Stripe's API."),
     "import-stripe-json": (_STRIPE, "Record PaymentIntents exported from Stripe's API."),
     "import-stripe-report": (_STRIPE, "Record Stripe's itemized balance or payout report."),
+    "keys": ("adapters.cli.keys", "Create, list and revoke the HTTP API's keys."),
     "ingest": (_LEDGER, "Apply wire records from a JSON Lines file."),
     "keys": ("adapters.cli.keys", "The HTTP API's keys: create, list, revoke."),
     "migrate": ("adapters.cli.migrate", "Create or upgrade the database schema."),
@@ -46,8 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": (_LEDGER, "Print the JSON Schema of the wire records."),
     "serve": ("adapters.cli.serve", "Serve the HTTP API and Stripe's webhooks."),
     "status": (_LEDGER, "Stored payments and headroom per location, device."),
+    "stored": (_READ, "Every payment still stored on a reader, oldest first."),
     "stripe-mode": (_STRIPE, "The Stripe mode (test, live) of this ledger."),
     "sync-stripe": (_STRIPE, "Read Stripe's PaymentIntents into the ledger."),
+    "watch": ("adapters.cli.watch", "Alerts on money at risk, to a signed webhook."),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -70,6 +71,16 @@ def reader_options(function: F) -> F:
     return click.option(
         "--device", "device_id", required=True, help="Device (reader) id.", callback=no_card_number
     )(function)
+
+
+def public_key_option(help_text: str) -> Callable[[F], F]:
+    """`--public-key FILE`: the Ed25519 public key (PEM) seals are checked with."""
+    return click.option(
+        "--public-key",
+        "key_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=help_text,
+    )
 
 
 class TimeZoneType(click.ParamType[ZoneInfo, Any]):

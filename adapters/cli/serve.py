@@ -74,6 +74,7 @@ def serve(database_url: str | None, host: str, port: int, workers: int) -> None:
             "workers against PostgreSQL",
             EXIT_USAGE,
             False,
+            Code.INVALID_VALUE,
         )
     # Each worker process reads its configuration from the environment.
     os.environ["OFFLINE_LEDGER_DATABASE_URL"] = database_url or settings.database_url

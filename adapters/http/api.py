@@ -487,7 +487,7 @@ async def stored(
     waiting first, with their age: which payments are still on which reader."""
     require_location(key, location_id)
     await services.run(services.ledger.status, location_id)  # UNKNOWN_LOCATION
-    rows = await services.run(services.read_models.stored_payments, location_id, device_id)
+    rows = await services.run(services.read_models.stored, location_id, device_id)
     now = datetime.now(UTC)
     return [
         StoredPayment(

@@ -5,10 +5,9 @@ bad position; an untouched log verifies with its head hash; invariants hold."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.audit import check_invariants, verify
-from ledger import Ledger
+from ledger import Ledger, LedgerError
+from ledger.postgres import APPEND_EVENTS_MAX
 from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for
 from tests.e2e.test_cli import run
 from tests.support import records as r
@@ -189,9 +189,18 @@ def test_a_rebuild_finds_a_corrupted_projection_row_and_swaps_in_the_right_one(
     assert after.returncode == 0 and json.loads(after.stdout)["clean"]
 
 
+def newest_event_at(ledger: Ledger) -> datetime:
+    """When the newest event in the store was recorded: as of that moment everything recorded
+    so far counts, and nothing recorded after it (read from the store, not the test's clock)."""
+    return max(
+        ledger.decode(notification).timestamp
+        for notification in ledger.store.recorder.select_notifications(start=None, limit=1_000)
+    )
+
+
 def test_as_of_gives_each_state_as_it_was_recorded_then(sqlite_url: str) -> None:
-    """Moments taken between the records: at each one, the payment's status and the
-    location's stored count are those the records so far imply, computed here by hand."""
+    """Moments between the records (each the newest event's): at each one, the payment's status
+    and the location's stored count are those the records so far imply, computed here by hand."""
     with Ledger.open(sqlite_url) as ledger:
         ledger.record(r.location())
         ledger.record(r.device())
@@ -202,8 +211,7 @@ def test_as_of_gives_each_state_as_it_was_recorded_then(sqlite_url: str) -> None
         moments = []
         for record in records:
             ledger.record(record)
-            moments.append(datetime.now(UTC))
-            time.sleep(0.01)
+            moments.append(newest_event_at(ledger))
     for moment, (status, stored) in zip(moments, expected, strict=True):
         payment = json.loads(
             run(
@@ -263,3 +271,18 @@ def test_an_export_imports_into_an_empty_database_with_the_same_head_hash(
         sqlite_url.replace("ledger.db", "other.db"),
     )
     assert refused.returncode == 1 and "EXPORT_INVALID" in refused.stderr
+
+
+def test_large_batches_and_single_records_chain_alike(url: str) -> None:
+    """On PostgreSQL a live record's few events are linked by the insert statement itself, a
+    larger batch's in Python (`ledger.postgres.APPEND_EVENTS_MAX`): interleaved, they make one
+    chain."""
+    with Ledger.open(url) as ledger:
+        before = verify(ledger)
+        batch = [record for _ in range(12) for record in r.stored_payment(amount=900)]
+        assert not any(isinstance(x, LedgerError) for x in ledger.record_many(batch))
+        for record in r.stored_payment(amount=901):
+            ledger.record(record)
+        ledger.record_many([record for _ in range(12) for record in r.stored_payment()])
+        after = verify(ledger)
+    assert after.ok and after.count > before.count + 2 * APPEND_EVENTS_MAX

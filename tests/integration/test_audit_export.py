@@ -161,7 +161,7 @@ def test_an_imported_export_is_the_same_log_and_grows_on(
     )
     assert 250 <= manifest.count == len(source_events)
     assert json.loads((out / MANIFEST).read_text()) == manifest.to_dict()
-    assert manifest.to_dict()["format"] == "offline-ledger-export/1"
+    assert manifest.to_dict()["format"] == "offline-ledger-export/2"
     assert [f.name for f in manifest.files] == [
         f"events-{n:05d}.jsonl" for n in range(1, len(manifest.files) + 1)
     ]
@@ -222,13 +222,14 @@ def test_an_empty_log_exports_and_imports(new_url: NewUrl, tmp_path: Path) -> No
     with Ledger.open(new_url("sqlite")) as source:
         manifest = export_log(source, tmp_path / "out")
     assert manifest.to_dict() | {"exported_at": None} == {
-        "format": "offline-ledger-export/1",
+        "format": "offline-ledger-export/2",
         "count": 0,
         "head_hash": "0" * 64,
         "first_position": None,
         "last_position": None,
         "files": [],
         "exported_at": None,
+        "seals": [],
     }
     with Ledger.open(new_url("sqlite")) as target:
         import_log(target, tmp_path / "out")

@@ -53,6 +53,12 @@ def test_the_chain_migration_links_events_exactly_as_the_live_chain_does(
     assert EVENT_CHAIN.link(previous, positioned) == chain.link(previous, positioned)
 
 
+def test_the_chain_head_migration_names_the_tables_the_live_code_uses() -> None:
+    head = migration("0009_chain_head")
+    assert (head.CHAIN_TABLE, head.CHAIN_HEAD_TABLE) == (chain.CHAIN_TABLE, chain.CHAIN_HEAD_TABLE)
+    assert head.GENESIS == chain.GENESIS
+
+
 def test_the_stripe_movements_migration_names_the_live_projection_and_tables() -> None:
     from projections import tables
     from projections.stripe_observations import StripeObservationsProjection
@@ -60,6 +66,16 @@ def test_the_stripe_movements_migration_names_the_live_projection_and_tables() -
     movements = migration("0005_stripe_movements")
     assert StripeObservationsProjection.name == movements.PROJECTION
     assert all(name in tables.metadata.tables for name in movements.TABLES)
+
+
+def test_head_is_the_newest_revision_alembic_finds() -> None:
+    """`migrations.HEAD` is what every command compares a database with, without loading
+    Alembic: a new revision must move it."""
+    from alembic.script import ScriptDirectory
+
+    from migrations import HEAD, HERE
+
+    assert ScriptDirectory(str(HERE)).get_current_head() == HEAD
 
 
 def test_the_api_keys_migration_creates_the_live_table() -> None:
@@ -73,13 +89,3 @@ def test_the_api_keys_migration_creates_the_live_table() -> None:
         return [(c.name, str(c.type), c.primary_key, bool(c.nullable)) for c in table.columns]
 
     assert shape(copy) == shape(api_keys)
-
-
-def test_head_is_the_newest_revision_alembic_finds() -> None:
-    """`migrations.HEAD` is what every command compares a database with, without loading
-    Alembic: a new revision must move it."""
-    from alembic.script import ScriptDirectory
-
-    from migrations import HEAD, HERE
-
-    assert ScriptDirectory(str(HERE)).get_current_head() == HEAD
