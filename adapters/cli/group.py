@@ -37,7 +37,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-stripe-report": (_STRIPE, "Record Stripe's itemized balance or payout report."),
     "keys": ("adapters.cli.keys", "Create, list and revoke the HTTP API's keys."),
     "ingest": (_LEDGER, "Apply wire records from a JSON Lines file."),
-    "keys": ("adapters.cli.keys", "The HTTP API's keys: create, list, revoke."),
     "migrate": ("adapters.cli.migrate", "Create or upgrade the database schema."),
     "openapi": ("adapters.cli.serve", "Print the HTTP API's OpenAPI document."),
     "project": (_READ, "Bring the read models up to date."),
