@@ -15,9 +15,10 @@ from adapters.http.api_keys import KeyStore, Role
 
 
 @contextmanager
-def key_store(database_url: str | None, as_json: bool) -> Iterator[KeyStore]:
-    """The keys of the ledger's database (created by its migrations)."""
-    with opened(database_url, as_json) as ledger:
+def key_store(database_url: str | None, as_json: bool, writes: bool = False) -> Iterator[KeyStore]:
+    """The keys of the ledger's database (created by its migrations; by `keys create` when
+    the database is not there yet)."""
+    with opened(database_url, as_json, writes=writes) as ledger:
         store = KeyStore(ledger.config)
         try:
             yield store
@@ -52,7 +53,7 @@ def keys_create(
     name: str, role: str, locations: tuple[str, ...], database_url: str | None, as_json: bool
 ) -> None:
     """Create a key and print it, once: it cannot be shown again."""
-    with key_store(database_url, as_json) as store:
+    with key_store(database_url, as_json, writes=True) as store:
         key, token = store.create(name, Role(role), locations)
     if as_json:
         print_json({**key.to_dict(), "token": token})

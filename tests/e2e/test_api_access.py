@@ -4,6 +4,7 @@ one shop against the other shop's ids (404, as if they did not exist), revoked a
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import CLI
+from tests.e2e.test_cli import CLI, run
 from tests.e2e.test_webhooks import Server, running
 from tests.support import records as r
 from tests.support.api_client import Api, new_key
@@ -145,3 +146,15 @@ def test_past_its_rate_a_key_is_answered_429(sqlite_url: str, tmp_path: Path) ->
         assert [a.status for a in answers] == [200, 200, 429]
         assert answers[2].code == "RATE_LIMITED" and int(answers[2].headers["retry-after"]) >= 1
         assert other.get("/v1/locations").status == 200  # per key
+
+
+def test_keys_create_makes_the_database_and_list_refuses_a_missing_one(tmp_path: Path) -> None:
+    fresh = f"sqlite:///{tmp_path / 'new.db'}"
+    missing = run("keys", "list", "--db", f"sqlite:///{tmp_path / 'none.db'}")
+    assert missing.returncode == 2 and "DATABASE_NOT_FOUND" in missing.stderr
+    made = run("keys", "create", "--role", "pos", "--name", "till", "--db", fresh, "--json")
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert key["token"].startswith(f"olk_{key['key_id']}_")
+    listed = json.loads(run("keys", "list", "--db", fresh, "--json").stdout)
+    assert [k["key_id"] for k in listed] == [key["key_id"]] and "token" not in listed[0]
