@@ -55,6 +55,18 @@ class Settings(BaseSettings):
         le=10_000,
         description="How many connections `serve` holds at once; the next is answered 503",
     )
+    api_rate_per_second: float = Field(
+        default=100.0,
+        gt=0,
+        le=100_000,
+        description="Requests per second one API key may make to one `serve` process",
+    )
+    api_rate_burst: int = Field(
+        default=200,
+        ge=1,
+        le=1_000_000,
+        description="Requests one API key may make at once before its rate applies",
+    )
 
 
 class StripeSettings(BaseSettings):

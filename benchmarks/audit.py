@@ -8,7 +8,7 @@ the hash chain costs at most 15% of ingest throughput, measured in the same run 
 without it.
 
 For each store, in one run on one machine:
-  - chain cost: the generated day (benchmarks/generate.py) ingested as `offline-ledger ingest`
+  - chain cost: the generated day (`adapters.trading_day.day`) ingested as `offline-ledger ingest`
     does (`adapters.jsonl.ingest`, batches of 1,000) into fresh databases, WITH the chain (the
     store's own recorder) and WITHOUT it (`UnchainedSQLiteRecorder` /
     `UnchainedPostgresRecorder` below: the same recorder with the step that writes the links
@@ -57,8 +57,8 @@ from rich.table import Table
 
 from adapters import audit
 from adapters.jsonl import BATCH_SIZE_DEFAULT, ingest, numbered_lines
+from adapters.trading_day.day import SEED_DEFAULT, Day
 from benchmarks import harness
-from benchmarks.generate import SEED_DEFAULT, Day
 from benchmarks.harness import console
 from benchmarks.ingest import IngestFigures, generate_day, phase
 from benchmarks.stores import Database, Databases, count_stored

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.generate import Day, day_records
+from adapters.trading_day.day import Day, day_records
 from ledger import Ledger
 
 CLI = Path(sys.executable).parent / "offline-ledger"

@@ -49,16 +49,15 @@ from rich.progress import (
 from rich.table import Table
 
 from adapters.jsonl import BATCH_SIZE_DEFAULT, ingest, numbered_lines
-from adapters.trading_day import write_jsonl
-from benchmarks import harness
-from benchmarks.generate import (
+from adapters.trading_day import Record, write_jsonl
+from adapters.trading_day.day import (
     SEED_DEFAULT,
     Day,
-    Record,
     day_records,
     live_payments,
     payments_for_lines,
 )
+from benchmarks import harness
 from benchmarks.harness import console
 from benchmarks.stores import (
     POSTGRES,

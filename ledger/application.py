@@ -675,6 +675,19 @@ class Ledger:
             )
         return PaymentState.of(payment)
 
+    def reservation(self, offline_id: UUID | str) -> ReservationState:
+        """The answer recorded for a sale's reservation (and whether it was released)."""
+        oid = str(_uuid(offline_id))
+        with self._lock, _storage_errors(self.config):
+            reservation = self._reader().get(identity.reservation_id(oid))
+        if reservation is None:
+            raise NotFound(
+                Code.UNKNOWN_RESERVATION,
+                f"no reservation was asked for sale {offline_id}",
+                field="offline_id",
+            )
+        return ReservationState.of(reservation)
+
     def status(self, location_id: str | None = None) -> list[LocationStatus]:
         """Stored counts and amounts, and headroom, per location and per device."""
         with self._lock, _storage_errors(self.config):
@@ -693,6 +706,20 @@ class Ledger:
             )
             for loc in sorted(locations, key=lambda x: x.location_id)
         ]
+
+    def refusals(self, location_id: str) -> list[ReservationState]:
+        """The reservations refused at a location (each with the reasons and the headroom its
+        check saw), in the order they were answered: which sales were sent online, and why."""
+        with self._lock, _storage_errors(self.config):
+            uow = self._reader()
+            refused = [
+                ReservationState.of(reservation)
+                for reservation in self._all(uow, Reservation.Answered)
+                if isinstance(reservation, Reservation)
+                and not reservation.granted
+                and reservation.request["location_id"] == location_id
+            ]
+        return sorted(refused, key=lambda answer: answer.answered_at)
 
     def history(self, offline_id: UUID | str) -> list[HistoryEntry]:
         """Every event of one payment, in order, with what Stripe said about each of its

@@ -9,7 +9,7 @@ currencies lowercase ISO 4217, timestamps RFC 3339 with an offset.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 import orjson
@@ -78,6 +78,7 @@ TotalMinor = Annotated[StrictInt, Field(gt=0, le=10**15)]
 AmountsByCurrency = dict[Currency, AmountMinor]
 TotalsByCurrency = dict[Currency, TotalMinor]
 CountLimit = Annotated[StrictInt, Field(gt=0, le=1_000_000)]
+M = TypeVar("M", bound=BaseModel)
 
 ReadMethod = Literal[
     "contact_emv",
@@ -293,7 +294,24 @@ def parse_line(raw: bytes | str) -> Record:
     The size is bounded first; then the raw text is searched for a card number before anything
     else, so that a line that is not even JSON (cut, `NaN`, a lone surrogate escape, a BOM) is
     refused as holding one; only then its shape is measured."""
-    data = raw.encode(errors="surrogatepass") if isinstance(raw, str) else raw
+    data = _checked(raw.encode(errors="surrogatepass") if isinstance(raw, str) else raw)
+    try:
+        return RECORD_ADAPTER.validate_json(data, context=_PAN_CHECKED)
+    except ValidationError as error:
+        raise _translate(error) from None
+
+
+def parse_body(model: type[M], raw: bytes) -> M:
+    """Another JSON document of the contract (a request of the HTTP API), checked as a record
+    is: bounded, searched for a card number before anything else, its errors in the same
+    codes."""
+    try:
+        return model.model_validate_json(_checked(raw))
+    except ValidationError as error:
+        raise _translate(error) from None
+
+
+def _checked(data: bytes) -> bytes:
     check_size(data)
     if holds_pan(data):
         try:
@@ -302,10 +320,7 @@ def parse_line(raw: bytes | str) -> Record:
             where = None
         raise InvalidRecord(Code.CARD_NUMBER_DETECTED, _CARD_NUMBER_MESSAGE, field=where)
     check_line(data)
-    try:
-        return RECORD_ADAPTER.validate_json(data, context=_PAN_CHECKED)
-    except ValidationError as error:
-        raise _translate(error) from None
+    return data
 
 
 def parse_record(record: Record | dict[str, Any]) -> Record:

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 HERE = Path(__file__).resolve().parent
-HEAD = "0006"
-"""The newest revision in `versions/`: a new migration moves it (tests/test_migrations.py
+HEAD = "0007"
+"""The newest revision in `versions/`: a new migration moves it (tests/unit/test_migrations.py
 checks it is Alembic's head)."""
 
 _HOW_TO_CREATE = "run `offline-ledger migrate`, or ingest records, to create it"

@@ -20,12 +20,17 @@ from adapters.cli.options import (
     public_key_option,
 )
 from adapters.cli.output import print_json, stderr, stdout
+from adapters.cli.seals import audit_seal, say_seal_checks
 from adapters.cli.session import open_read_models, opened
+from ledger.errors import Code
 
 
 @main.group()
 def audit() -> None:
     """Audit tools over the event log: tamper evidence and the domain's invariants."""
+
+
+audit.add_command(audit_seal)
 
 
 @audit.command(name="verify")
@@ -46,11 +51,10 @@ def audit_verify(
     edit before a seal is said with the period it breaks). Exit status 0 when all hold, 1
     otherwise."""
     from adapters.audit import verify
-    from adapters.cli.seals import say_seal_checks
     from adapters.seals import verify_sealed
 
     if (seals_path is None) != (key_path is None):
-        fail("give --seals and --public-key together", EXIT_USAGE, as_json)
+        fail("give --seals and --public-key together", EXIT_USAGE, as_json, Code.INVALID_VALUE)
     with opened(database_url, as_json) as ledger:
         sealed = None
         if seals_path is not None and key_path is not None:
@@ -95,7 +99,7 @@ def audit_as_of(
     from adapters.audit import ledger_as_of, location_as_of, payment_as_of
 
     if offline_id is not None and location_id is not None:
-        fail("give --offline-id or --location, not both", EXIT_USAGE, as_json)
+        fail("give --offline-id or --location, not both", EXIT_USAGE, as_json, Code.INVALID_VALUE)
     with opened(database_url, as_json) as ledger:
         if offline_id is not None:
             state: Any = payment_as_of(ledger, offline_id, moment)
@@ -108,6 +112,7 @@ def audit_as_of(
             f"{offline_id or location_id} did not exist at {moment.isoformat()}",
             EXIT_REFUSED,
             as_json,
+            Code.UNKNOWN_PAYMENT if offline_id is not None else Code.UNKNOWN_LOCATION,
         )
     body = (
         state.model_dump(mode="json")
@@ -223,7 +228,3 @@ def audit_rebuild(database_url: str | None, as_json: bool, swap_in: bool) -> Non
                 else "run again with --swap to replace the live read models"
             )
     sys.exit(EXIT_REFUSED if drifted and not swap_in else EXIT_OK)
-
-
-# `audit seal` is registered on the group above by its own module.
-from adapters.cli import seals  # noqa: E402, F401

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.markup import escape
 
 from adapters.cli.output import print_json, stderr
@@ -56,19 +57,23 @@ def fail_with(error: LedgerError, as_json: bool) -> NoReturn:
         sys.exit(status)
     if as_json:
         print(json.dumps({"error": error.to_dict()}))
-        sys.exit(status)
-    fail(str(error), status, as_json)
-
-
-def fail(message: str, status: int, as_json: bool, code: Code | None = None) -> NoReturn:
-    """Stop with a message of the CLI's own (a usage error, something that did not exist),
-    with its code when it has one."""
-    if as_json:
-        print(json.dumps({"error": {"message": message, **({"code": code} if code else {})}}))
     else:
-        said = f"{code}: {message}" if code else message
-        stderr.print(f"[bold red]error:[/] {escape(said)}", highlight=False, soft_wrap=True)
+        _say(str(error))
     sys.exit(status)
+
+
+def fail(message: str, status: int, as_json: bool, code: Code) -> NoReturn:
+    """Stop with an error the command finds itself (a usage error, something that did not
+    exist), with its code like every other error."""
+    if as_json:
+        print(json.dumps({"error": {"code": str(code), "message": message}}))
+    else:
+        _say(f"{code}: {message}")
+    sys.exit(status)
+
+
+def _say(text: str) -> None:
+    stderr.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def configured(load: Callable[[], T], what: str, as_json: bool) -> T:
@@ -81,7 +86,17 @@ def configured(load: Callable[[], T], what: str, as_json: bool) -> T:
         fail_with(error, as_json)
     except ValidationError as error:
         first = error.errors()[0]
-        fail(f"{what} error: {first['loc']}: {first['msg']}", EXIT_USAGE, as_json)
+        fail(
+            f"{what} error: {first['loc']}: {first['msg']}; {_FIX_SETTING}",
+            EXIT_USAGE,
+            as_json,
+            Code.INVALID_SETTING,
+        )
+    except SettingsError as error:  # a value that is not even JSON, where JSON is expected
+        fail(f"{what} error: {error}; {_FIX_SETTING}", EXIT_USAGE, as_json, Code.INVALID_SETTING)
+
+
+_FIX_SETTING = "fix that environment variable (or the line of the config file) or unset it"
 
 
 def _say_file_refused(error: StripeFileError, as_json: bool) -> None:
@@ -94,7 +109,7 @@ def _say_file_refused(error: StripeFileError, as_json: bool) -> None:
             }
         )
         return
-    stderr.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
+    _say(f"{error.code}: {error.message}")
     for problem in error.problems:
         stderr.print(
             f"  {problem.code}: {problem.message}", highlight=False, markup=False, soft_wrap=True

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
-from adapters.cli.audit import audit
 from adapters.cli.options import db_option, json_option, time_option
 from adapters.cli.output import print_json, stderr, stdout
 from adapters.cli.session import opened
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from adapters.seals import SealedVerify
 
 
-@audit.command(name="seal")
+@click.command(name="seal")
 @time_option(
     "--through",
     help="The period's end (default: now): the seal covers the events recorded by then.",

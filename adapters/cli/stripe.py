@@ -37,6 +37,7 @@ from adapters.stripe.files import (
 from adapters.stripe.forwarding import CONCURRENCY_MAX, Forwarder
 from adapters.stripe.port import stripe_service
 from adapters.stripe.sync import due, sync
+from ledger.errors import Code
 from ledger.observations import Observation
 from ledger.stripe_service import Captures, StripeService
 from projections.reconciliation import Thresholds
@@ -255,9 +256,14 @@ def capture_command(
     With --all-due, a payment that cannot be captured is listed (exit status 1) and the others
     go on; the database or Stripe not answering stops the run, and running it again is safe."""
     if (offline_id is None) == (not all_due):
-        fail("give an OFFLINE_ID or --all-due (not both)", EXIT_USAGE, as_json)
+        fail("give an OFFLINE_ID or --all-due (not both)", EXIT_USAGE, as_json, Code.INVALID_VALUE)
     if all_due and amount is not None:
-        fail("--amount captures one payment: give its OFFLINE_ID", EXIT_USAGE, as_json)
+        fail(
+            "--amount captures one payment: give its OFFLINE_ID",
+            EXIT_USAGE,
+            as_json,
+            Code.INVALID_VALUE,
+        )
     with stripe_session(database_url, as_json) as (ledger, gateway):
         service = stripe_service(ledger, gateway)
         if offline_id is not None:

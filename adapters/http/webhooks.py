@@ -40,7 +40,6 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 import stripe
-from eventsourcing.persistence import PersistenceError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -48,6 +47,7 @@ from starlette.routing import Route
 
 from adapters.http.http_limits import DEFAULT as DEFAULT_LIMITS
 from adapters.http.http_limits import REQUEST_TIMEOUT, HttpLimits
+from adapters.http.problems import CLIENT_DISCONNECTED, PAYLOAD_TOO_LARGE
 from adapters.stripe import events as stripe_events
 from adapters.stripe.files import StripeFileError, payment_intent_observation
 from ledger import Ledger, LedgerError
@@ -62,8 +62,6 @@ log = logging.getLogger("offline_ledger.webhooks")
 T = TypeVar("T")
 
 INVALID_SIGNATURE = "INVALID_SIGNATURE"
-PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
-CLIENT_DISCONNECTED = "CLIENT_DISCONNECTED"
 BODY_MAX = 4 * 1024 * 1024  # Stripe's events are a few kB; refuse bodies no event could fill
 PAYMENT_INTENT_EVENTS = frozenset(
     {
@@ -178,20 +176,9 @@ def create_app(
             return JSONResponse({"error": shown.to_dict()}, status_code=400)
         return JSONResponse(answer)
 
-    async def health(request: Request) -> JSONResponse:
-        try:
-            await in_thread(ledger.store.recorder.max_notification_id)
-        except (PersistenceError, OSError) as error:  # TimeoutError too
-            log.error("health check: the database does not answer: %s", type(error).__name__)
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
-
-    return Starlette(
-        routes=[
-            Route("/stripe/webhook", webhook, methods=["POST"]),
-            Route("/health", health, methods=["GET"]),
-        ]
-    )
+    # Served beside the API, whose /health and /ready probe the same ledger
+    # (`adapters.http.app`).
+    return Starlette(routes=[Route("/stripe/webhook", webhook, methods=["POST"])])
 
 
 async def _read_body(request: Request) -> bytes | None:

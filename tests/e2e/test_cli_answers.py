@@ -19,6 +19,7 @@ from tests.e2e.test_cli import (
     CLI,
     P1,
     P2,
+    P4,
     UNREACHABLE,
     day,
     day_file,
@@ -275,3 +276,38 @@ def test_the_ingest_bar_ends_full_and_counts_records(sqlite_url: str, day_file: 
     last = [frame for frame in frames if frame.startswith("ingesting")][-1]
     assert f"{size_kb}/{size_kb} kB" in last
     assert f"{len(day())} records" in last and "/s" in last
+
+
+def test_stored_lists_what_readers_hold_oldest_first(loaded_sqlite: str) -> None:
+    every = run_json("stored", "--db", loaded_sqlite)
+    assert [p["offline_id"] for p in every["payments"]] == [P1, P4]  # P1 was stored first
+    assert every["amounts_by_currency"] == {"usd": 1_250 + 2_500} and every["count"] == 2
+    assert all(p["age_hours"] > 0 for p in every["payments"])
+    only = run_json("stored", "--device", "tmr_2", "--db", loaded_sqlite)["payments"]
+    assert [(p["offline_id"], p["amount"], p["location_id"]) for p in only] == [
+        (P4, 2_500, "tml_1")
+    ]
+    assert run_json("stored", "--older-than", "1000000", "--db", loaded_sqlite)["count"] == 0
+    shown = run("stored", "--db", loaded_sqlite, env={"COLUMNS": "80"}).stdout
+    assert P1 in shown and "12.50 USD" in shown and "2 stored payments: 37.50 USD" in shown
+    assert "…" not in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code"),
+    [
+        (("status",), {"OFFLINE_LEDGER_STRIPE_OFFLINE_MAX": "not json"}, "INVALID_SETTING"),
+        (("capture", P1, "--all-due"), {}, "INVALID_VALUE"),
+        (
+            ("audit", "as-of", "2026-11-22", "--offline-id", P1, "--location", "tml_1"),
+            {},
+            "INVALID_VALUE",
+        ),
+    ],
+)
+def test_an_error_the_command_finds_itself_has_a_code_too(
+    loaded_sqlite: str, args: tuple[str, ...], env: dict[str, str], code: str
+) -> None:
+    human = run(*args, "--db", loaded_sqlite, env=env)
+    assert human.returncode == 2 and f"error: {code}: " in human.stderr, human.stderr
+    assert run_json(*args, "--db", loaded_sqlite, env=env, status=2)["error"]["code"] == code

@@ -9,8 +9,10 @@ import json
 import subprocess
 import sys
 
+import click
 import pytest
 
+from adapters.cli.group import COMMANDS, main
 from tests.e2e.test_cli import loaded_sqlite
 
 __all__ = ["loaded_sqlite"]  # a fixture used here
@@ -50,3 +52,12 @@ def test_a_read_loads_neither_stripe_nor_alembic_nor_the_renderers(
     loaded = modules_loaded(*command, "--db", loaded_sqlite)
     assert "eventsourcing" in loaded  # it did read the ledger
     assert not loaded & {"stripe", "alembic", "jinja2", "requests", "projections"}
+
+
+def test_every_listed_command_is_defined_by_the_module_named_for_it() -> None:
+    context = click.Context(main)
+    for name, (module, summary) in COMMANDS.items():
+        command = main.get_command(context, name)
+        assert command is not None and command.callback is not None, name
+        assert command.callback.__module__ == module, name
+        assert summary.endswith(".") and len(summary) < 60, name

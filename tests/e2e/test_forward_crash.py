@@ -27,19 +27,21 @@ pytest_plugins = ["tests.support.stripe_fixtures"]
 PAYMENTS = 150
 KILLS = 6  # runs killed before one is let finish
 RUNS_MAX = 40
+REQUESTS_BEFORE_KILL_MAX = 12  # of the hundreds a run sends: every kill lands mid-run
 WAIT_SECONDS = 300  # only reached if something hangs
 
 
 def interrupted(
     run: subprocess.Popen[str], proxy: FaultProxy, before: int, rng: random.Random
 ) -> bool:
-    """Wait until this run has sent Stripe a new request (so it is mid-work, whatever the
-    machine's load), let it go on a random moment, then SIGKILL it. False if it ended first."""
+    """Wait until this run has sent Stripe a random number of new requests (1 to
+    REQUESTS_BEFORE_KILL_MAX: it is mid-work, whatever the machine's load), then SIGKILL it.
+    False if it ended first."""
+    target = before + rng.randint(1, REQUESTS_BEFORE_KILL_MAX)
     deadline = time.monotonic() + WAIT_SECONDS
-    while run.poll() is None and len(proxy.log()) <= before:
+    while run.poll() is None and len(proxy.log()) < target:
         assert time.monotonic() < deadline, "the forward sent nothing to Stripe"
         time.sleep(0.02)
-    time.sleep(rng.uniform(0, 0.3))
     if run.poll() is not None:
         return False
     run.send_signal(signal.SIGKILL)

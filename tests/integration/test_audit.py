@@ -5,10 +5,9 @@ bad position; an untouched log verifies with its head hash; invariants hold."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,9 +188,18 @@ def test_a_rebuild_finds_a_corrupted_projection_row_and_swaps_in_the_right_one(
     assert after.returncode == 0 and json.loads(after.stdout)["clean"]
 
 
+def newest_event_at(ledger: Ledger) -> datetime:
+    """When the newest event in the store was recorded: as of that moment everything recorded
+    so far counts, and nothing recorded after it (read from the store, not the test's clock)."""
+    return max(
+        ledger.decode(notification).timestamp
+        for notification in ledger.store.recorder.select_notifications(start=None, limit=1_000)
+    )
+
+
 def test_as_of_gives_each_state_as_it_was_recorded_then(sqlite_url: str) -> None:
-    """Moments taken between the records: at each one, the payment's status and the
-    location's stored count are those the records so far imply, computed here by hand."""
+    """Moments between the records (each the newest event's): at each one, the payment's status
+    and the location's stored count are those the records so far imply, computed here by hand."""
     with Ledger.open(sqlite_url) as ledger:
         ledger.record(r.location())
         ledger.record(r.device())
@@ -202,8 +210,7 @@ def test_as_of_gives_each_state_as_it_was_recorded_then(sqlite_url: str) -> None
         moments = []
         for record in records:
             ledger.record(record)
-            moments.append(datetime.now(UTC))
-            time.sleep(0.01)
+            moments.append(newest_event_at(ledger))
     for moment, (status, stored) in zip(moments, expected, strict=True):
         payment = json.loads(
             run(

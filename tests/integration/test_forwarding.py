@@ -227,7 +227,7 @@ def test_many_payments_under_every_fault_end_with_one_payment_intent_each(
             {**create, "action": "drop_after", "probability": 0.1, "seed": 3},
             {**create, "action": "drop_before", "probability": 0.05, "seed": 4},
             {**create, "action": "status", "status": 503, "probability": 0.05, "seed": 5},
-            {**create, "action": "delay", "delay": 1.5, "probability": 0.03, "seed": 6},
+            {**create, "action": "late", "probability": 0.03, "seed": 6},
         ]
     )
     forwarder = Forwarder(ledger, gateway(fault_proxy.url, timeout_seconds=1.0), attempts_max=20)

@@ -16,7 +16,9 @@ prints ``READY http://127.0.0.1:PORT`` like tests/support/stripe_peer.py. Contro
   - ``status_after``: forward (the write happens), then answer ``status`` instead;
   - ``drop_before``: close the connection without forwarding;
   - ``drop_after``: forward, then close the connection without answering;
-  - ``delay``: sleep ``delay`` seconds, then forward.
+  - ``late``: wait until the client gives up (its timeout closes the connection), then
+    forward: the request reaches the peer after nobody waits for its answer, however fast or
+    slow the machine is.
 
   Without ``body``, error bodies are Stripe-shaped: ``rate_limit_error`` for 429, ``api_error``
   for 5xx, ``invalid_request_error`` for other statuses.
@@ -46,7 +48,8 @@ from yarl import URL
 
 from tests.support.stripe_peer import serve
 
-ACTIONS = ("status", "status_after", "drop_before", "drop_after", "delay")
+ACTIONS = ("status", "status_after", "drop_before", "drop_after", "late")
+LATE_WAIT_MAX_SECONDS = 300  # a client that never gives up: forward anyway rather than hang
 # Hop-by-hop or recomputed headers, never copied between the two connections.
 SKIPPED_HEADERS = frozenset(
     "host connection keep-alive content-length transfer-encoding content-encoding "
@@ -76,7 +79,6 @@ class Rule:
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
-    delay: float = 0.0
     rng: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -188,8 +190,8 @@ class Proxy:
             "replayed": False,
         }
         self.log.append(entry)
-        if rule is not None and action == "delay":
-            await asyncio.sleep(rule.delay)
+        if action == "late":
+            await self.client_gone(request)
         if rule is not None and action == "status":
             entry["status"] = rule.status
             return rule.response()
@@ -204,6 +206,16 @@ class Proxy:
             return rule.response()
         entry["status"] = answer.status
         return answer.response(replayed)
+
+    @staticmethod
+    async def client_gone(request: web.Request) -> None:
+        """Return once the client has closed its connection (or after LATE_WAIT_MAX_SECONDS)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LATE_WAIT_MAX_SECONDS
+        while request.transport is not None and not request.transport.is_closing():
+            if loop.time() > deadline:
+                return
+            await asyncio.sleep(0.01)
 
     @staticmethod
     def drop(request: web.Request) -> web.StreamResponse:

@@ -3,9 +3,9 @@
 - `scenarios()`: a hypothesis strategy of random ledgers-in-use: a few locations with limits,
   their devices, and many payments each taking a random walk through the lifecycle, with the
   records of all payments interleaved, some repeated and some out of order.
-- `crash_day_records()`: a large deterministic file for the crash tests whose refusals cannot
-  turn into acceptances when the file is applied again (so "applied exactly once" is checkable
-  by comparing with a clean run).
+- `crash_day_records()`: a large day from the one day generator (`adapters.trading_day.day`),
+  set up so that its breaches come out the same however often the file is applied again (so
+  "applied exactly once" is checkable by comparing with a clean run).
 - `apply_one_by_one`, `snapshot`, `stored_totals_by_payment`,
   `assert_status_matches_payments`, `assert_within_limits`: applying records and comparing what
   the ledger says.
@@ -13,15 +13,16 @@
 
 from __future__ import annotations
 
-import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hypothesis import strategies as st
 
-from adapters.trading_day import Record, numbered_offline_id, random_offline_id, reader_ids
+from adapters.trading_day import Record, numbered_offline_id
+from adapters.trading_day.day import Day, day_records
+from adapters.trading_day.stores import STORES
 from ledger import Ledger, LedgerError
 from ledger.errors import Code, NotFound
 from tests.support import records as r
@@ -373,108 +374,41 @@ def scenarios(draw: st.DrawFn, max_payments: int = 16) -> Scenario:
     )
 
 
-# -- a big file for the crash tests -----------------------------------------------------------
+# -- a day for the crash tests ----------------------------------------------------------------
 
-CRASH_FULL_LOCATION = "tml_full"  # fills up early and never frees a slot
-CRASH_OPEN_LOCATION = "tml_open"
 CRASH_FULL_COUNT_MAX = 40
 
 
-def crash_day_records(payments: int, seed: int = 7) -> Iterator[Record]:
-    """A day of `payments` payments of 5 records each (after a short setup), deterministic.
+# `tml_full`'s first sales never get forwarded, so it fills up early and never frees a slot;
+# at `tml_open` some cards are swiped. Both are US stores of the benchmarks' chain, on UTC.
+_CHAIN_STORE = STORES[0]
+CRASH_STORES = (
+    replace(
+        _CHAIN_STORE, location_id="tml_open", utc_offset_hours=0, weight=0.85, swipe_share=0.03
+    ),
+    replace(
+        _CHAIN_STORE,
+        location_id="tml_full",
+        utc_offset_hours=0,
+        weight=0.15,
+        stored_count_max=CRASH_FULL_COUNT_MAX,
+        stuck=CRASH_FULL_COUNT_MAX,
+    ),
+)
 
-    Its breaches stay the same however often the file is applied again, so that "every record
-    was applied exactly once" can be checked by comparing with one clean run:
+
+def crash_day_records(payments: int, seed: int = 7) -> Iterator[Record]:
+    """A day of `payments` payments from the day generator (`adapters.trading_day.day`), whose
+    breaches stay the same however often the file is applied again, so that "every record was
+    applied exactly once" can be checked by comparing with one clean run:
     - `tml_full` first stores `CRASH_FULL_COUNT_MAX` payments whose forwarding fails twice, so
       it stays full: every later payment there is stored beyond its count limit (a fact,
-      flagged OFFLINE_PAYMENTS_DATABASE_TOO_LARGE), then forwarded and captured;
-    - at `tml_open` a payment goes created, collected, confirmed, forwarded and captured, but
-      some are swiped: the card is flagged CARD_SWIPE_NOT_AVAILABLE.
+      flagged OFFLINE_PAYMENTS_DATABASE_TOO_LARGE), then forwarded;
+    - at `tml_open` some cards are swiped (flagged CARD_SWIPE_NOT_AVAILABLE), and a few are
+      expired or ask for an online PIN, flagged likewise.
     Records of payments in flight interleave.
     """
-    rng = random.Random(seed)
-    yield r.location(
-        CRASH_OPEN_LOCATION,
-        limits={
-            "per_payment_max": {"usd": 50_000},
-            "stored_amount_max": {"usd": 10**12},
-            "stored_count_max": 1_000_000,
-        },
-        device_limits={},
-    )
-    yield r.location(
-        CRASH_FULL_LOCATION,
-        limits={
-            "per_payment_max": {"usd": 50_000},
-            "stored_count_max": CRASH_FULL_COUNT_MAX,
-        },
-        device_limits={},
-    )
-    devices = {
-        loc: reader_ids(loc, 3, first=0) for loc in (CRASH_OPEN_LOCATION, CRASH_FULL_LOCATION)
-    }
-    for loc, ids in devices.items():
-        for device_id in ids:
-            yield r.device(device_id, loc)
-
-    def payment(number: int, location_id: str, stuck: bool) -> list[Record]:
-        oid = random_offline_id(rng)
-        amount = rng.randint(100, 40_000)
-        minute = number * 0.5
-        pi = f"pi_crash_{number}"
-        swiped = location_id == CRASH_OPEN_LOCATION and rng.random() < 0.03
-        steps = [
-            r.created(
-                oid,
-                device_id=rng.choice(devices[location_id]),
-                location_id=location_id,
-                amount=amount,
-                capture_method="manual",
-                occurred_at=r.at(minute),
-                metadata={"order": f"C-{number}"},
-            ),
-            r.collected(oid, read_method="magnetic_stripe_track2" if swiped else "contact_emv")
-            | {"occurred_at": r.at(minute + 0.2)},
-            r.confirmed(oid, occurred_at=r.at(minute + 0.3), stored_at=r.at(minute + 0.3)),
-        ]
-        if stuck:
-            steps += [
-                r.forward_failed(oid, occurred_at=r.at(minute + 5)),
-                r.forward_failed(oid, occurred_at=r.at(minute + 9), error_code="timeout"),
-            ]
-        else:
-            steps += [
-                r.forwarded(oid, pi, "requires_capture", occurred_at=r.at(minute + 5)),
-                r.captured(oid, pi, amount, occurred_at=r.at(minute + 9)),
-            ]
-        return steps
-
-    stuck = [payment(n, CRASH_FULL_LOCATION, True) for n in range(1, CRASH_FULL_COUNT_MAX + 1)]
-    yield from _interleave(rng, stuck, in_flight_max=len(stuck))
-    regular = (
-        payment(n, CRASH_FULL_LOCATION if rng.random() < 0.15 else CRASH_OPEN_LOCATION, False)
-        for n in range(CRASH_FULL_COUNT_MAX + 1, payments + 1)
-    )
-    yield from _interleave(rng, regular, in_flight_max=8)
-
-
-def _interleave(
-    rng: random.Random, walks: Iterable[list[Record]], in_flight_max: int
-) -> Iterator[Record]:
-    """Each walk's records in order, walks interleaved with up to `in_flight_max` in flight."""
-    in_flight: list[list[Record]] = []
-    for walk in walks:
-        in_flight.append(list(walk))
-        while len(in_flight) >= in_flight_max:
-            chosen = in_flight[rng.randrange(len(in_flight))]
-            yield chosen.pop(0)
-            if not chosen:
-                in_flight.remove(chosen)
-    while in_flight:
-        chosen = in_flight[rng.randrange(len(in_flight))]
-        yield chosen.pop(0)
-        if not chosen:
-            in_flight.remove(chosen)
+    return day_records(Day(payments, seed, stores=CRASH_STORES))
 
 
 def payment_ids_in(records: Iterable[Record]) -> list[str]:

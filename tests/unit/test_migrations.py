@@ -70,3 +70,16 @@ def test_head_is_the_newest_revision_alembic_finds() -> None:
     from migrations import HEAD, HERE
 
     assert ScriptDirectory(str(HERE)).get_current_head() == HEAD
+
+
+def test_the_api_keys_migration_creates_the_live_table() -> None:
+    from sqlalchemy import MetaData, Table
+
+    from adapters.http.api_keys import api_keys
+
+    copy = Table("api_keys", MetaData(), *migration("0007_api_keys").columns())
+
+    def shape(table: Table) -> list[tuple[str, str, bool, bool]]:
+        return [(c.name, str(c.type), c.primary_key, bool(c.nullable)) for c in table.columns]
+
+    assert shape(copy) == shape(api_keys)

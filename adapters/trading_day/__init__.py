@@ -1,10 +1,16 @@
-"""The pieces every simulated trading day is made of, shared by the demo, the tests and the
-benchmarks: ids as readers and Stripe make them, drawn from a seeded random generator (so a
-seed always gives the same day), readers named after their location, and a day written as
-JSON Lines, the file format `offline-ledger ingest` reads.
+"""The trading-day generator: the one source of simulated days for the demo, the tests and the
+benchmarks, all drawn from a seeded random generator (so a seed always gives the same day).
 
-Each day keeps its own script (the demo's outages, the benchmarks' Poisson day, the tests'
-random walks); what they share lives here once, so that an id format changes in one place.
+- this module: the records every day is made of: ids as readers and Stripe make them, readers
+  named after their location, the wire records of a reader and a payment's steps, and a day
+  written as JSON Lines, the file format `offline-ledger ingest` reads;
+- `stores`: a store as the generator sees it (place, hours, readers, cards, baskets, limits),
+  and the chain of stores the benchmarks' days take place in;
+- `draws`: when a sale happens (rush hours), its basket, the card presented, and how a day's
+  sales are shared among stores;
+- `day`: a whole day of records in time order, streamed (the benchmarks' and the tests' days).
+
+The demo draws its sales from `draws` and scripts its outages on top (`adapters.demo`).
 """
 
 from __future__ import annotations
