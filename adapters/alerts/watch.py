@@ -83,26 +83,36 @@ def _deliver(
     result: WatchResult,
     pause: Callable[[float], None],
 ) -> None:
+    """Each due alert in order, tried up to `attempts_per_run` times; the first one that
+    fails every try ends the delivery: the receiver is down, and the alerts after it wait for
+    the next evaluation rather than each spend the same tries and timeouts."""
     for alert in outbox.due(result.at):
-        for attempt in range(webhook.attempts_per_run):
-            try:
-                send(
-                    webhook.url,
-                    secret,
-                    alert.alert_id,
-                    alert.body,
-                    datetime.now(UTC),
-                    webhook.timeout_seconds,
-                )
-            except DeliveryFailed as error:
-                outbox.failed(
-                    alert.alert_id, str(error), datetime.now(UTC), webhook.backoff_seconds
-                )
-                if attempt + 1 == webhook.attempts_per_run:
-                    result.failures.append({"alert_id": alert.alert_id, "error": str(error)})
-                else:
-                    pause(webhook.backoff_seconds * 2**attempt)
-                continue
-            outbox.delivered(alert.alert_id)
-            result.delivered.append(alert.alert_id)
-            break
+        if not _deliver_one(outbox, webhook, secret, alert.alert_id, alert.body, result, pause):
+            return
+
+
+def _deliver_one(
+    outbox: Outbox,
+    webhook: Webhook,
+    secret: str,
+    alert_id: str,
+    body: bytes,
+    result: WatchResult,
+    pause: Callable[[float], None],
+) -> bool:
+    """Whether the receiver acknowledged the alert within this evaluation's tries."""
+    tries = 0
+    while True:
+        try:
+            send(webhook.url, secret, alert_id, body, datetime.now(UTC), webhook.timeout_seconds)
+        except DeliveryFailed as error:
+            outbox.failed(alert_id, str(error), datetime.now(UTC), webhook.backoff_seconds)
+            tries += 1
+            if tries == webhook.attempts_per_run:
+                result.failures.append({"alert_id": alert_id, "error": str(error)})
+                return False
+            pause(webhook.backoff_seconds * 2 ** (tries - 1))
+            continue
+        outbox.delivered(alert_id)
+        result.delivered.append(alert_id)
+        return True
