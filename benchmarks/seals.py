@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from adapters.audit import verify
 from adapters.jsonl import ingest, numbered_lines
 from adapters.seals import seal, verify_sealed
-from benchmarks.generate import Day
+from adapters.trading_day.day import Day
 from benchmarks.ingest import generate_day
 from ledger import Ledger
 

@@ -20,7 +20,7 @@ depends_on = None
 
 
 def columns() -> list[sa.Column[Any]]:
-    """A copy of the live table's columns (tests/test_migrations.py keeps them equal)."""
+    """A copy of the live table's columns (tests/unit/test_migrations.py keeps them equal)."""
     return [
         sa.Column("key_id", sa.String(32), primary_key=True),
         sa.Column("secret_sha256", sa.String(64), nullable=False),

@@ -8,7 +8,7 @@ continues from in the same statement, and after a wait gives the row as the writ
 it. SQLite has one writer at a time and needs no such row.
 
 A migration is a leaf: the table names are copied here as they were when it was written
-(tests/test_migrations.py checks them against the live code).
+(tests/unit/test_migrations.py checks them against the live code).
 
 Revision ID: 0009
 Revises: 0007
