@@ -9,7 +9,7 @@ count it reports with ones noted earlier (an export's manifest keeps them).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import zip_longest
@@ -44,6 +44,7 @@ class VerifyResult:
     head_hash: str = GENESIS.hex()
     problem: ChainProblem | None = None
     invariant_problems: list[str] = field(default_factory=list)
+    marks: dict[int, tuple[int, str]] = field(default_factory=dict)  # position: count, hash
 
     @property
     def ok(self) -> bool:
@@ -59,14 +60,10 @@ class VerifyResult:
         }
 
 
-def verify(ledger: Ledger, progress: Callable[[int], None] | None = None) -> VerifyResult:
-    result = VerifyResult()
-    engine = engine_for(ledger.config)
-    try:
-        with engine.connect() as conn:
-            _check_chain(conn, ledger.config.kind, result, progress)
-    finally:
-        engine.dispose()
+def verify(
+    ledger: Ledger, progress: Callable[[int], None] | None = None, marks: Collection[int] = ()
+) -> VerifyResult:
+    result = verify_chain(ledger, progress, marks)
     if result.problem is None:
         try:
             result.invariant_problems = check_invariants(ledger)
@@ -75,13 +72,33 @@ def verify(ledger: Ledger, progress: Callable[[int], None] | None = None) -> Ver
     return result
 
 
+def verify_chain(
+    ledger: Ledger, progress: Callable[[int], None] | None = None, marks: Collection[int] = ()
+) -> VerifyResult:
+    """The hash chain alone (no invariants), with the count and chain hash verified at each
+    position of `marks` that the walk reached (`VerifyResult.marks`: what a seal is checked
+    against, `adapters.seals`)."""
+    result = VerifyResult()
+    engine = engine_for(ledger.config)
+    try:
+        with engine.connect() as conn:
+            _check_chain(conn, ledger.config.kind, result, progress, frozenset(marks))
+    finally:
+        engine.dispose()
+    return result
+
+
 def _check_chain(
-    conn: sa.Connection, kind: str, result: VerifyResult, progress: Callable[[int], None] | None
+    conn: sa.Connection,
+    kind: str,
+    result: VerifyResult,
+    progress: Callable[[int], None] | None,
+    marks: frozenset[int] = frozenset(),
 ) -> None:
     """One streamed pass over the events and their links side by side, in position order:
     each event is hashed from its raw values (stream id bytes, topic UTF-8, state) and its
     link checked, stopping at the first problem. `result` holds the count and head hash of
-    what verified."""
+    what verified, and both at each position of `marks`."""
     to_bytes = _stream_bytes(kind)
     topics: dict[str, bytes] = {}
     previous, count = GENESIS, 0
@@ -112,6 +129,8 @@ def _check_chain(
                 )
                 return
             previous, count = expected, count + 1
+            if position in marks:
+                result.marks[position] = (count, expected.hex())
             if progress is not None and count % BATCH == 0:
                 progress(BATCH)
     finally:

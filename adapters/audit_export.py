@@ -4,7 +4,11 @@ same positions, bytes and hash chain (`ledger.chain`), so it verifies with the s
 An export directory holds `events-00001.jsonl`, ... (at most FILE_EVENTS_MAX events each, one
 object per event: position, originator_id, originator_version, topic and state, the base64 of
 the stored bytes, encrypted or not) and `manifest.json`: the count and head hash `verify`
-reported, the first and last positions, and each file's count and SHA-256. Export refuses a log
+reported, the first and last positions, each file's count and SHA-256, and the seals of the
+ledger's closed periods (`ledger.seal`; the seals are events of the log too). Import checks
+each seal against the events it loads (the recomputed chain hash and count at its position)
+and, given the public key, its signature: an export edited with its manifest and digests
+recomputed still fails there. Export refuses a log
 whose chain does not verify. Import checks the file list and digests before touching the
 database, then loads the events with their links recomputed by `link()` in one transaction,
 committed only if every check passes and the recomputed head hash is the manifest's: an edited,
@@ -29,16 +33,20 @@ from uuid import UUID
 
 import orjson
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eventsourcing.persistence import IntegrityError
 
 from adapters.audit import verify
+from adapters.seals import chain_problem, signature_problem
 from ledger import Ledger
 from ledger.chain import GENESIS, Link, Row, link
 from ledger.errors import Code, Conflict, InvalidRecord
 from ledger.pan import holds_pan
+from ledger.seal import Seal
 from ledger.storage import LogImporter, engine_for, events_after_sql
 
-FORMAT = "offline-ledger-export/1"
+FORMAT = "offline-ledger-export/2"  # /2 added `seals`
+FORMATS = ("offline-ledger-export/1", FORMAT)  # an export without seals still imports
 MANIFEST = "manifest.json"
 FILE_EVENTS_MAX = 100_000
 BATCH = 5_000  # events read or written per statement; bounds memory
@@ -62,6 +70,7 @@ class Manifest:
     last_position: int | None
     files: tuple[ExportFile, ...]
     exported_at: str
+    seals: tuple[Seal, ...] = ()
     format: str = FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,6 +82,7 @@ class Manifest:
             "last_position": self.last_position,
             "files": [asdict(f) for f in self.files],
             "exported_at": self.exported_at,
+            "seals": [seal.to_dict() for seal in self.seals],
         }
 
 
@@ -133,6 +143,7 @@ def export_log(ledger: Ledger, out_dir: Path) -> Manifest:
             last,
             files.close(),
             datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            tuple(seal for seal in ledger.seals() if seal.through_position <= (last or 0)),
         )
         (out_dir / MANIFEST).write_bytes(
             orjson.dumps(manifest.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
@@ -210,10 +221,16 @@ class _Files:
 # -- import -----------------------------------------------------------------------------------
 
 
-def import_log(ledger: Ledger, in_dir: Path) -> Manifest:
-    """Load the export in `in_dir` into the ledger's empty database, all or nothing."""
+def import_log(ledger: Ledger, in_dir: Path, key: Ed25519PublicKey | None = None) -> Manifest:
+    """Load the export in `in_dir` into the ledger's empty database, all or nothing; with
+    `key`, every seal of the export must be signed by it."""
     importer = _importer(ledger)
     manifest = read_manifest(in_dir)
+    for seal in manifest.seals:
+        if key is not None and (problem := signature_problem(seal, key)) is not None:
+            raise _invalid(
+                MANIFEST, f"the seal through position {seal.through_position}: {problem}"
+            )
     present = {path.name for path in in_dir.iterdir()}
     for entry in manifest.files:
         if entry.name not in present or not (in_dir / entry.name).is_file():
@@ -249,9 +266,10 @@ def read_manifest(in_dir: Path) -> Manifest:
         raise _invalid(MANIFEST, f"is missing from {in_dir}: it is not a finished export") from None
     except orjson.JSONDecodeError:
         raise _invalid(MANIFEST, "is not valid JSON") from None
-    if _field(value, "format", str) != FORMAT:
+    if _field(value, "format", str) not in FORMATS:
         raise _invalid(MANIFEST, f"format is {value['format']!r}, not {FORMAT!r}")
     files = _field(value, "files", list)
+    seals = _field(value, "seals", list) if value["format"] == FORMAT else []
     manifest = Manifest(
         _field(value, "count", int),
         _field(value, "head_hash", str),
@@ -262,6 +280,8 @@ def read_manifest(in_dir: Path) -> Manifest:
             for f in files
         ),
         _field(value, "exported_at", str),
+        tuple(Seal.from_dict(seal, f"{MANIFEST}: seals[{n}]") for n, seal in enumerate(seals)),
+        value["format"],
     )
     names = [entry.name for entry in manifest.files]
     if not all(_FILE_NAME.fullmatch(name) for name in names) or len(set(names)) != len(names):
@@ -294,7 +314,9 @@ def _batches(
     """The export's events in batches with their recomputed links, each file and the whole
     checked against the manifest; the last check (the head hash) comes before the store
     commits. `failed` is told which lines the batch being written came from."""
-    head, position, first = GENESIS, 0, None
+    head, position, first, count = GENESIS, 0, None, 0
+    sealed = {seal.through_position for seal in manifest.seals}
+    marks: dict[int, tuple[int, str]] = {}
     for entry in manifest.files:
         batch: list[Row] = []
         number = 0
@@ -312,11 +334,13 @@ def _batches(
                 batch.append(row)
                 if len(batch) == BATCH:
                     links = link(head, batch)
+                    count = _mark(links, count, sealed, marks)
                     failed[:] = [(entry.name, number - len(batch) + 1, number)]
                     yield batch, links
                     head, batch = links[-1][2], []
         if batch:
             links = link(head, batch)
+            count = _mark(links, count, sealed, marks)
             failed[:] = [(entry.name, number - len(batch) + 1, number)]
             yield batch, links
             head = links[-1][2]
@@ -335,6 +359,23 @@ def _batches(
             f"the events hash to head {head.hex()}, head_hash is "
             f"{manifest.head_hash}: an event was edited, added, removed or reordered",
         )
+    for seal in manifest.seals:
+        problem = chain_problem(seal, marks, position)
+        if problem is not None:
+            raise _invalid(
+                MANIFEST, f"the seal through position {seal.through_position}: {problem}"
+            )
+
+
+def _mark(
+    links: list[Link], count: int, sealed: set[int], marks: dict[int, tuple[int, str]]
+) -> int:
+    """Note the count and chain hash at each sealed position of `links` (the events after
+    `count` others); return the count after them."""
+    for offset, (position, _, chained) in enumerate(links, start=1):
+        if position in sealed:
+            marks[position] = (count + offset, chained.hex())
+    return count + len(links)
 
 
 def _parse(raw: bytes, name: str, number: int) -> Row:

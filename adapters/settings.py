@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from adapters import http_limits
+from adapters.http import http_limits
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.storage import DEFAULT_DATABASE_URL
 
@@ -26,6 +26,10 @@ class Settings(BaseSettings):
         default=None,
         validation_alias="STRIPE_WEBHOOK_SECRET",
         description="The webhook endpoint's signing secret (whsec_...), for `serve`",
+    )
+    alert_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret shared with the alerts' webhook receiver, for `watch`",
     )
     webhook_database_wait_seconds: float = Field(
         default=10.0,
@@ -50,6 +54,18 @@ class Settings(BaseSettings):
         ge=1,
         le=10_000,
         description="How many connections `serve` holds at once; the next is answered 503",
+    )
+    api_rate_per_second: float = Field(
+        default=100.0,
+        gt=0,
+        le=100_000,
+        description="Requests per second one API key may make to one `serve` process",
+    )
+    api_rate_burst: int = Field(
+        default=200,
+        ge=1,
+        le=1_000_000,
+        description="Requests one API key may make at once before its rate applies",
     )
 
 

@@ -8,7 +8,7 @@ the hash chain costs at most 15% of ingest throughput, measured in the same run 
 without it.
 
 For each store, in one run on one machine:
-  - chain cost: the generated day (benchmarks/generate.py) ingested as `offline-ledger ingest`
+  - chain cost: the generated day (`adapters.trading_day.day`) ingested as `offline-ledger ingest`
     does (`adapters.jsonl.ingest`, batches of 1,000) into fresh databases, WITH the chain (the
     store's own recorder) and WITHOUT it (`UnchainedSQLiteRecorder` /
     `UnchainedPostgresRecorder` below: the same recorder with the step that writes the links
@@ -50,20 +50,21 @@ from typing import Any
 
 import sqlalchemy as sa
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL, Identifier
 from rich.table import Table
 
 from adapters import audit
 from adapters.jsonl import BATCH_SIZE_DEFAULT, ingest, numbered_lines
+from adapters.trading_day.day import SEED_DEFAULT, Day
 from benchmarks import harness
-from benchmarks.generate import SEED_DEFAULT, Day
 from benchmarks.harness import console
 from benchmarks.ingest import IngestFigures, generate_day, phase
 from benchmarks.stores import Database, Databases, count_stored
 from ledger import Ledger
-from ledger.chain import CHAIN_TABLE
+from ledger.chain import CHAIN_HEAD_TABLE, CHAIN_TABLE
 from ledger.event_store import EventStore
 from ledger.limits import Policy
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
@@ -99,16 +100,31 @@ class UnchainedSQLiteRecorder(SQLiteEventRecorder):
 
 
 class UnchainedPostgresRecorder(PostgresEventRecorder):
-    """`ledger.postgres.PostgresEventRecorder` with its chain step skipped: the same table
-    lock, NOTIFY and array insert (`_insert_stored_events`), then eventsourcing's own fetch of
-    the new ids, without reading the last link or inserting new ones."""
+    """`ledger.postgres.PostgresEventRecorder` with its chain step skipped: the same one
+    statement under the chain head's row lock, inserting the events as arrays in binary, but
+    neither linking them nor moving the head."""
 
-    def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        return PostgresApplicationRecorder._fetch_ids_after_insert_events(
-            self, curs, stored_events, **kwargs
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> list[int]:
+        statement = SQL(
+            "WITH head AS (SELECT FROM {schema}.{head} FOR UPDATE) "
+            "INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
+            "SELECT new.id, new.version, new.topic, new.state FROM head, "
+            "unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "WITH ORDINALITY AS new (id, version, topic, state, n) ORDER BY new.n "
+            "RETURNING notification_id"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            head=Identifier(CHAIN_HEAD_TABLE),
+            events=Identifier(self.events_table_name),
         )
+        columns = ("originator_id", "originator_version", "topic", "state")
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(
+                statement,
+                [[getattr(event, name) for event in stored_events] for name in columns],
+                prepare=True,
+            )
+            return [position for (position,) in curs.fetchall()]
 
 
 _UNCHAINED: dict[str, type[Any]] = {

@@ -2,8 +2,8 @@
 
     python -m benchmarks.forwarding [--payments N] [--concurrency 1,4,8] [--rounds 2] [--profile]
 
-One run starts one localstripe (tests/stripe_peer.py, on 127.0.0.1, stopped at the end whatever
-happens) and, for each concurrency level, measures in payments/s:
+One run starts one localstripe (tests/support/stripe_peer.py, on 127.0.0.1, stopped at the end
+whatever happens) and, for each concurrency level, measures in payments/s:
   - baseline: a thread pool of that size calling `StripeGateway.create_and_confirm` for N
     payments: the same HTTP calls with the same parameters as the forwarder (amount, usd,
     pm_card_visa, automatic capture, confirm, metadata with the offline_id, the forwarder's
@@ -13,7 +13,7 @@ happens) and, for each concurrency level, measures in payments/s:
     starts; every outcome must be "forwarded".
 localstripe is emptied (`DELETE /_config/data`) before each measurement, as its cost grows with
 the objects it holds. Rounds alternate the order (baseline then forwarder, then forwarder then
-baseline, ...); the medians over rounds are compared: target forwarder/baseline >= 0.80.
+baseline, ...); the medians over rounds are compared: target forwarder/baseline >= 0.85.
 Each measurement has its own gateway (own HTTP connections); one untimed warm-up of each path
 comes first.
 
@@ -49,18 +49,18 @@ from typing import Any
 from pydantic import SecretStr
 from rich.table import Table
 
-from adapters.forwarding import CONCURRENCY_MAX, Forwarder, Outcome, idempotency_key
 from adapters.settings import StripeSettings
-from adapters.stripe_gateway import StripeFailure, StripeGateway
+from adapters.stripe.forwarding import CONCURRENCY_MAX, Forwarder, Outcome, idempotency_key
+from adapters.stripe.gateway import StripeFailure, StripeGateway
 from benchmarks import harness
 from benchmarks.harness import console
 from benchmarks.ingest import PROFILE_LINES_SHOWN, _n, phase
 from benchmarks.stores import SQLITE, Database, Databases, count_stored
 from ledger import Ledger, LedgerError
-from tests import records as r
-from tests.stripe_fixtures import ServerProcess, http_json, running_server
+from tests.support import records as r
+from tests.support.stripe_fixtures import ServerProcess, http_json, running_server
 
-TARGET_RATIO = 0.80
+TARGET_RATIO = 0.85
 API_KEY = "sk_test_offline_ledger_bench"  # localstripe accepts any test key
 PAYMENT_METHOD = "pm_card_visa"  # reusable on localstripe: every confirm succeeds
 CURRENCY = "usd"
@@ -221,8 +221,9 @@ def open_ledger(ledger: Ledger, payments: int) -> None:
 
 
 def record_stored(ledger: Ledger, count: int) -> list[str]:
-    """`count` stored payments with a reusable payment method, as tests/test_forwarding.py
-    records them, SETUP_CHUNK payments per transaction; their offline_ids, oldest first."""
+    """`count` stored payments with a reusable payment method, as
+    tests/integration/test_forwarding.py records them, SETUP_CHUNK payments per transaction; their
+    offline_ids, oldest first."""
     ids = [str(uuid.uuid4()) for _ in range(count)]
     for start in range(0, count, SETUP_CHUNK):
         batch: list[dict[str, Any]] = []
@@ -794,7 +795,7 @@ def loopback_without_proxy() -> None:
 
 def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:
     log_path = workdir / "stripe_peer.log"
-    with running_server("tests.stripe_peer", log_path=log_path) as server:
+    with running_server("tests.support.stripe_peer", log_path=log_path) as server:
         console.print(
             f"localstripe at {server.url} (pid {server.pid}), log {log_path}", highlight=False
         )
@@ -805,7 +806,7 @@ def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]
     return {
         "server": {
             "url": server.url,
-            "module": "tests.stripe_peer",
+            "module": "tests.support.stripe_peer",
             "exit_status": server.process.returncode,
         },
         "levels": [{**asdict(level), "target_met": level.target_met} for level in levels],

@@ -9,7 +9,10 @@ For each store, in one run on one machine:
   - raw insert: the same rows into an empty table shaped like the event table, in as many
     transactions (executemany on SQLite, binary COPY on PostgreSQL);
   - naive use: one `Ledger.record` per record, one transaction each, on a sample of payments;
-  - on PostgreSQL, the latency of a single live `Ledger.record` on a warmed ledger.
+  - where an ingested event's time goes: parsing and validating its line, the card-number
+    scan, transcoding, the hash chain and the raw insert each timed alone, in µs per event;
+  - on PostgreSQL, the latency of a single live `Ledger.record` on a warmed ledger and its
+    round trips to the server, against one INSERT + COMMIT of one of the ledger's rows.
 Then the peak resident memory of the `offline-ledger ingest` command on a 1,000,000-line file.
 
 Nothing here asserts a speed: it measures, prints, and writes benchmarks/out/results-*.json.
@@ -37,6 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from rich.progress import (
     BarColumn,
     Progress,
@@ -49,29 +53,38 @@ from rich.progress import (
 from rich.table import Table
 
 from adapters.jsonl import BATCH_SIZE_DEFAULT, ingest, numbered_lines
-from adapters.trading_day import write_jsonl
-from benchmarks import harness
-from benchmarks.generate import (
+from adapters.trading_day import Record, write_jsonl
+from adapters.trading_day.day import (
     SEED_DEFAULT,
     Day,
-    Record,
     day_records,
     live_payments,
     payments_for_lines,
 )
+from benchmarks import harness
 from benchmarks.harness import console
+from benchmarks.pan import per_record
 from benchmarks.stores import (
     POSTGRES,
     SQLITE,
     Database,
     Databases,
     RawResult,
+    RoundTrips,
     count_stored,
     raw_insert,
+    raw_insert_latencies,
+    source_rows,
 )
-from ledger import Ledger, LedgerError
+from ledger import Ledger, LedgerError, wire
+from ledger.chain import GENESIS, link
+from ledger.pan import holds_pan
+from ledger.storage import engine_for, events_after_sql, parse_database_url
 
 LATENCY_WARMUP_PAYMENTS = 50
+ROUND_TRIP_PAYMENTS = 10  # live payments whose round trips are counted, after the timed ones
+LAYER_SAMPLE = 10_000  # lines and stored events each layer is timed over
+LAYER_REPEAT = 3
 LATENCY_TYPES = ("payment.created", "payment.payment_method_collected", "payment.confirmed_offline")
 PROFILE_LINES_SHOWN = 15
 POLL_SECONDS = 0.2
@@ -135,6 +148,16 @@ class Latency:
     median_ms: float
     p95_ms: float
     max_ms: float
+    round_trips: float = 0.0  # client-server round trips per call (libpq trace), on average
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Microseconds per stored event spent in one layer of the ingest, measured alone."""
+
+    name: str
+    us_per_event: float
+    note: str
 
 
 @dataclass(frozen=True)
@@ -146,6 +169,8 @@ class StoreFigures:
     ledger_over_raw: float  # events/s of the ledger / rows/s of the raw insert
     ledger_over_naive: float  # records/s of the ledger ingest / records/s of naive use
     latency: dict[str, Latency] = field(default_factory=dict)  # record type -> figures
+    raw_latency: Latency | None = None  # one INSERT + COMMIT per row (PostgreSQL)
+    layers: list[Layer] = field(default_factory=list)
     load_average_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_average_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
@@ -282,33 +307,55 @@ def measure_naive(
     )
 
 
-def measure_latency(where: Database, day: Day, calls: int) -> dict[str, Latency]:
-    """Single live records on the ingested (warmed) ledger, each durable when it returns."""
+def measure_latency(
+    databases: Databases, where: Database, day: Day, calls: int, workdir: Path
+) -> tuple[dict[str, Latency], Latency]:
+    """Single live records on the ingested (warmed) ledger, each durable when it returns, and
+    their round trips (counted on further payments: tracing costs time); then the baseline,
+    one INSERT + COMMIT per row of the ledger's own, into an event-shaped table."""
     samples: dict[str, list[float]] = {kind: [] for kind in LATENCY_TYPES}
-    payments = live_payments(day, LATENCY_WARMUP_PAYMENTS + calls, seed=day.seed + 1)
+    trips: dict[str, list[int]] = {kind: [] for kind in LATENCY_TYPES}
+    total = LATENCY_WARMUP_PAYMENTS + calls + ROUND_TRIP_PAYMENTS
+    payments = live_payments(day, total, seed=day.seed + 1)
     with (
+        RoundTrips(workdir) as round_trips,
         Ledger.open(where.url) as ledger,
-        phase(f"{where.kind}: live record latency", LATENCY_WARMUP_PAYMENTS + calls) as advance,
+        phase(f"{where.kind}: live record latency", total) as advance,
     ):
         for number, records in enumerate(payments):
+            tracing = number >= LATENCY_WARMUP_PAYMENTS + calls
             for record in records:
+                before = round_trips.count() if tracing else 0
                 started = time.perf_counter()
                 ledger.record(record)
                 elapsed_ms = (time.perf_counter() - started) * 1000
-                if number >= LATENCY_WARMUP_PAYMENTS:
+                if tracing:
+                    trips[record["type"]].append(round_trips.count() - before)
+                elif number >= LATENCY_WARMUP_PAYMENTS:
                     samples[record["type"]].append(elapsed_ms)
             advance(1)
-    return {kind: summarize_latency(values) for kind, values in samples.items()}
+    rows = source_rows(databases, where, calls)
+    raw = raw_insert_latencies(databases, databases.fresh(where.kind, "raw_live"), rows)
+    latency = {
+        kind: summarize_latency(values, statistics.mean(trips[kind]))
+        for kind, values in samples.items()
+    }
+    return latency, summarize_latency(raw, 2.0)
 
 
-def summarize_latency(values_ms: list[float]) -> Latency:
+def summarize_latency(values_ms: list[float], round_trips: float) -> Latency:
     ordered = sorted(values_ms)
     p95 = ordered[max(math.ceil(0.95 * len(ordered)) - 1, 0)]  # nearest rank
-    return Latency(len(ordered), statistics.median(ordered), p95, ordered[-1])
+    return Latency(len(ordered), statistics.median(ordered), p95, ordered[-1], round_trips)
 
 
 def measure_store(
-    options: Options, databases: Databases, kind: str, source: Path, naive_records: list[Record]
+    options: Options,
+    databases: Databases,
+    kind: str,
+    source: Path,
+    naive_records: list[Record],
+    workdir: Path,
 ) -> StoreFigures:
     load_before = os.getloadavg()
     where = databases.fresh(kind, "ledger")
@@ -316,10 +363,12 @@ def measure_store(
     raw = measure_raw(databases, where, ledger)
     naive_day = Day(min(options.naive_payments, options.payments), options.seed)
     naive = measure_naive(databases, kind, naive_day, naive_records, ledger)
-    latency = (
-        measure_latency(where, Day(options.payments, options.seed), options.latency_calls)
+    latency, raw_latency = (
+        measure_latency(
+            databases, where, Day(options.payments, options.seed), options.latency_calls, workdir
+        )
         if kind == POSTGRES
-        else {}
+        else ({}, None)
     )
     return StoreFigures(
         store=kind,
@@ -329,9 +378,60 @@ def measure_store(
         ledger_over_raw=ledger.events_per_second / raw.rows_per_second,
         ledger_over_naive=ledger.records_per_second / naive.records_per_second,
         latency=latency,
+        raw_latency=raw_latency,
+        layers=measure_layers(where, source, ledger, raw),
         load_average_before=load_before,
         load_average_after=os.getloadavg(),
     )
+
+
+def measure_layers(
+    where: Database, source: Path, ingest_figures: IngestFigures, raw: RawFigures
+) -> list[Layer]:
+    """Where an ingested event's time goes: each layer timed alone over the first lines of
+    the day and the first events the ledger stored, in microseconds per stored event. What
+    is not timed alone (aggregates, eventsourcing's domain objects, the unit of work, the
+    recorder's Python) is the rest of the ledger's own figure."""
+    per_line = ingest_figures.records / ingest_figures.events  # lines per stored event
+    with source.open("rb") as stream:
+        lines = [line for _, line in zip(range(LAYER_SAMPLE), stream, strict=False)]
+    config = parse_database_url(where.url)
+    engine = engine_for(config)
+    try:
+        with engine.connect() as conn:
+            rows = [
+                (position, stream_id, version, topic, bytes(state))
+                for position, stream_id, version, topic, state in conn.execute(
+                    sa.text(events_after_sql(config.kind)), {"after": 0, "limit": LAYER_SAMPLE}
+                )
+            ]
+    finally:
+        engine.dispose()
+    states = [row[4] for row in rows]
+    with Ledger.open(where.url) as ledger:
+        transcoder = ledger.store.mapper.transcoder
+        decoded = [transcoder.decode(state) for state in states]
+        decode = per_record(transcoder.decode, states, LAYER_REPEAT)
+        encode = per_record(transcoder.encode, decoded, LAYER_REPEAT)
+    parse = per_record(wire.parse_line, lines, LAYER_REPEAT) * per_line
+    scan = per_record(holds_pan, lines, LAYER_REPEAT) * per_line
+    chained = per_record(lambda batch: link(GENESIS, batch), [rows], LAYER_REPEAT) / len(rows)
+    inserted = 1e6 / raw.rows_per_second
+    total = 1e6 / ingest_figures.events_per_second
+    return [
+        Layer("parse + validate a line", parse, "wire.parse_line, per line x lines per event"),
+        Layer("  of which card-number scan", scan, "ledger.pan.holds_pan on the raw line"),
+        Layer("transcoder encode", encode, "event state to stored bytes (orjson)"),
+        Layer("transcoder decode", decode, "not on the ingest path: catch-up, verify, loads"),
+        Layer("hash chain", chained, "ledger.chain.link: content and chain hashes"),
+        Layer("raw insert of the row", inserted, raw.method),
+        Layer(
+            "the rest",
+            total - parse - encode - chained - inserted,
+            "aggregates and their events, unit of work, mapper, recorder, commit",
+        ),
+        Layer("ledger ingest, all of it", total, "1e6 / events per second"),
+    ]
 
 
 # -- peak memory of the command -----------------------------------------------------------------
@@ -579,16 +679,34 @@ def latency_table(figures: StoreFigures) -> Table:
         title=f"{figures.store}: live Ledger.record() latency (warmed ledger, durable on return)",
         title_justify="left",
     )
-    for column in ("record", "calls", "median ms", "p95 ms", "max ms"):
+    for column in ("record", "calls", "median ms", "p95 ms", "max ms", "round trips", "/ raw"):
         table.add_column(column, justify="left" if column == "record" else "right")
-    for record_type, latency in figures.latency.items():
+    raw = figures.raw_latency
+    rows = [*figures.latency.items(), *([("raw INSERT + COMMIT", raw)] if raw else [])]
+    for record_type, latency in rows:
         table.add_row(
             record_type,
             str(latency.calls),
             f"{latency.median_ms:.2f}",
             f"{latency.p95_ms:.2f}",
             f"{latency.max_ms:.2f}",
+            f"{latency.round_trips:.1f}",
+            f"{latency.median_ms / raw.median_ms:.1f}x" if raw else "",
         )
+    return table
+
+
+def layers_table(figures: StoreFigures) -> Table:
+    table = Table(
+        title=f"{figures.store}: where an ingested event's time goes (each layer timed alone)",
+        title_justify="left",
+    )
+    for column in ("layer", "us/event", "share", "what"):
+        table.add_column(column, justify="right" if column in ("us/event", "share") else "left")
+    total = figures.layers[-1].us_per_event if figures.layers else 0.0
+    for layer in figures.layers:
+        share = f"{layer.us_per_event / total:.0%}" if total else ""
+        table.add_row(layer.name, f"{layer.us_per_event:,.1f}", share, layer.note)
     return table
 
 
@@ -626,6 +744,8 @@ def print_results(
     for figures in stores:
         console.print()
         console.print(store_table(figures, options.batch_size))
+        if figures.layers:
+            console.print(layers_table(figures))
         if figures.latency:
             console.print(latency_table(figures))
         harness.print_load(figures.load_average_before, figures.load_average_after)
@@ -700,7 +820,8 @@ def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]
     naive_day = Day(min(options.naive_payments, options.payments), options.seed)
     naive_records = list(day_records(naive_day))
     stores = [
-        measure_store(options, databases, kind, source, naive_records) for kind in options.stores
+        measure_store(options, databases, kind, source, naive_records, workdir)
+        for kind in options.stores
     ]
     memory = measure_memory(options, databases, workdir) if options.memory_lines else None
     profile = (

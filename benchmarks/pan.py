@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import orjson
 
-from benchmarks.generate import Day, day_records
+from adapters.trading_day.day import Day, day_records
 from ledger import wire
 from ledger.pan import holds_pan
 

@@ -4,7 +4,7 @@
                                      [--postgres-url URL] [--csv stream|string] [--profile]
 
 For each store, in one run on one machine:
-  - catch-up: a generated day (benchmarks/generate.py) is ingested into a fresh ledger
+  - catch-up: a generated day (`adapters.trading_day.day`) is ingested into a fresh ledger
     (`adapters.jsonl.ingest`, batches of 1,000), then `ReadModels(ledger).rebuild()` is timed:
     every projection from zero, default batch size, in events applied per second. Baseline: the
     same projections with one transaction per event (`runner.reset`, then
@@ -66,8 +66,9 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from adapters.trading_day import random_offline_id
+from adapters.trading_day.day import SEED_DEFAULT, Day
+from adapters.trading_day.stores import STORES
 from benchmarks import harness
-from benchmarks.generate import SEED_DEFAULT, STORES, Day
 from benchmarks.harness import console
 from benchmarks.ingest import (
     ChildRun,
@@ -332,7 +333,7 @@ _CREATED_HOURS_AGO: dict[str, tuple[float, float]] = {
 }
 _CREATED_HOURS_AGO_DEFAULT = (1.5, 168.0)
 _BRANDS, _BRAND_WEIGHTS = ("visa", "mastercard", "amex", "discover"), (50, 35, 10, 5)
-_DEVICES = {store.location_id: Day(0).device_ids(store) for store in STORES}
+_DEVICES = {store.location_id: store.reader_ids() for store in STORES}
 
 Row = dict[str, Any]
 

@@ -11,6 +11,7 @@ PostgreSQL. Only the inserts and commits are timed, not the reading of the sourc
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 import time
@@ -18,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -228,3 +230,76 @@ def _postgres_batches(
 def _schema(where: Database) -> str:
     assert where.schema is not None, where
     return where.schema
+
+
+# -- a single live write on PostgreSQL --------------------------------------------------------
+
+
+def raw_insert_latencies(databases: Databases, target: Database, rows: list[Row]) -> list[float]:
+    """Milliseconds of each of one INSERT then COMMIT per row (the live record's baseline: two
+    round trips and the commit's fsync), into an empty event-shaped table at `target`."""
+    schema, table = sql.Identifier(_schema(target)), sql.Identifier(RAW_TABLE)
+    insert = sql.SQL("INSERT INTO {}.{} (" + _COLUMNS + ") VALUES (%s, %s, %s, %s)").format(
+        schema, table
+    )
+    samples = []
+    with psycopg.connect(databases.postgres_url) as conn:
+        for statement in _POSTGRES_RAW_DDL:
+            conn.execute(sql.SQL(statement).format(schema=schema, table=table))
+        conn.commit()
+        for row in rows:
+            started = time.perf_counter()
+            conn.execute(insert, row, prepare=True)
+            conn.commit()
+            samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def source_rows(databases: Databases, source: Database, count: int) -> list[Row]:
+    """The first `count` event rows the ledger at `source` stored (PostgreSQL)."""
+    return next(_postgres_batches(databases, source, count), [])
+
+
+class RoundTrips:
+    """Counts the client-server round trips of every PostgreSQL connection opened while it is
+    active, from libpq's protocol trace: the server ends each exchange the client waits for
+    with one ReadyForQuery message. Tracing starts at the first `count()` (it slows every
+    exchange down: time nothing after it); `count()` flushes the traces and gives the total."""
+
+    _READY = b"\tReadyForQuery\t"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.opened: list[psycopg.Connection[Any]] = []
+        self.traced: dict[int, Path] = {}  # id of the connection -> its trace file
+        self._connect = psycopg.Connection.connect
+
+    def __enter__(self) -> RoundTrips:
+        original, opened = self._connect, self.opened
+
+        def connect(cls: type[psycopg.Connection[Any]], *args: Any, **kwargs: Any) -> Any:
+            conn = original.__func__(cls, *args, **kwargs)  # type: ignore[attr-defined]
+            opened.append(conn)
+            return conn
+
+        psycopg.Connection.connect = classmethod(connect)  # type: ignore[assignment, method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        psycopg.Connection.connect = self._connect  # type: ignore[method-assign]
+        for conn in self.opened:
+            if id(conn) in self.traced and not conn.closed:
+                conn.pgconn.untrace()
+
+    def count(self) -> int:
+        total = 0
+        for conn in self.opened:
+            path = self.traced.setdefault(id(conn), self.workdir / f"trace-{len(self.traced)}.txt")
+            if not conn.closed:
+                if path.exists():
+                    conn.pgconn.untrace()  # flushes what libpq buffered
+                with path.open("ab") as out:  # libpq writes through its own duplicate
+                    conn.pgconn.trace(os.dup(out.fileno()))
+                conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+            total += path.read_bytes().count(self._READY) if path.exists() else 0
+        return total

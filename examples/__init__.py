@@ -1,1 +1,1 @@
-"""Examples of offline-ledger in use (data files, and the POS backend in pos_backend/)."""
+"""Examples of offline-ledger in use: data files, and the HTTP API called with curl (curl/)."""

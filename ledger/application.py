@@ -46,12 +46,14 @@ from ledger.payment import Payment
 from ledger.reservation import Reservation
 from ledger.reserving import HOLD_DEFAULT
 from ledger.retry import BATCH_ATTEMPTS, RECORD_ATTEMPTS, retry_on_contention
+from ledger.seal import Seal, Seals
 from ledger.storage import (
     CIPHER_KEY_ENV,
     DEFAULT_DATABASE_URL,
     StoreConfig,
     parse_database_url,
     timeout_setting,
+    unreachable,
     version_reader,
 )
 from ledger.stripe_object import StripeAccountMode, StripeEvent, StripeObject
@@ -119,20 +121,20 @@ class Ledger:
         url: str | None = None,
         *,
         stripe_offline_max: dict[str, int] | None = None,
+        create: bool = True,
     ) -> Ledger:
-        """Open (and on an empty database, create) the ledger at `url`."""
+        """Open the ledger at `url`; on an empty (or, for SQLite, missing) database, create
+        it, or with `create=False` refuse it (DATABASE_NOT_FOUND): what only reads must not
+        leave a new database behind a mistyped URL."""
         from migrations import ensure_schema
 
         config = parse_database_url(url or DEFAULT_DATABASE_URL)
-        ensure_schema(config)
+        ensure_schema(config, create=create)
         try:
             store = EventStore(env=config.env)
             store.recorder.max_notification_id()
         except (OperationalError, InterfaceError, OSError) as error:
-            raise StorageError(
-                Code.DATABASE_UNAVAILABLE,
-                f"cannot reach the event store at {config.redacted}: {error}",
-            ) from None
+            raise unreachable(config, error) from None
         # A missing or wrong OFFLINE_LEDGER_CIPHER_KEY fails here, once, for every command,
         # rather than wherever an event is first decoded. Without a key, a first event that is
         # JSON text is not encrypted: if it does not decode it was damaged, which is for
@@ -227,7 +229,7 @@ class Ledger:
     def _apply_batch(
         self, parsed: list[wire.Record | LedgerError], with_state: bool
     ) -> list[Result | LedgerError]:
-        uow = UnitOfWork(self.store, self._cache, self._versions)
+        uow = UnitOfWork(self.store, self._cache, self._versions, optimistic=True)
         needs = [None if isinstance(r, LedgerError) else stream_ids(r) for r in parsed]
         uow.prefetch(i for ids in needs if ids is not None for i in ids)
         uow.prefetch(related_ids(uow.loaded.values()))
@@ -308,7 +310,7 @@ class Ledger:
     def observe_file(self, observations: Sequence[Observation]) -> ObserveSummary:
         """Record a whole file of Stripe's observations (a report, an export) of any size.
 
-        One transaction for a 50,000-row file holds the event table's lock for as long as
+        One transaction for a 50,000-row file holds the writers' lock for as long as
         it takes and sends one unbounded batch. So the file is first checked whole against
         what is recorded, reading only (a conflicting row records nothing, as before), then
         recorded OBSERVE_CHUNK observations per transaction, in file order. Each chunk is
@@ -442,18 +444,40 @@ class Ledger:
     def request_forward(self, offline_id: UUID | str, idempotency_key: str) -> PaymentState:
         """Record, durably, that the payment is about to be sent to Stripe (a no-op while an
         earlier request's outcome is unknown); return its state."""
-        stream = identity.payment_id(_uuid(offline_id))
+        (state,) = self.request_forwards([(offline_id, idempotency_key)])
+        return state
 
-        def request(uow: UnitOfWork) -> Payment:
-            payment: Payment | None = uow.get(stream)
-            if payment is None:
-                raise NotFound(
-                    Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
-                )
-            payment.request_forward(idempotency_key, datetime.now(UTC))
-            return payment
+    def request_forwards(self, requests: Sequence[tuple[UUID | str, str]]) -> list[PaymentState]:
+        """`request_forward` for many payments (offline_id, Idempotency-Key) in one
+        transaction, so that a batch's requests may all be sent once it returns; their states,
+        in order. A payment unknown or no longer stored refuses them all: nothing is recorded."""
+        if len(requests) > BATCH_SIZE_MAX:
+            raise InvalidRecord(
+                Code.INVALID_VALUE,
+                f"{len(requests)} forwards in one transaction: send at most {BATCH_SIZE_MAX}",
+                field="requests",
+            )
+        if not requests:
+            return []
+        streams = [
+            (str(offline_id), identity.payment_id(_uuid(offline_id))) for offline_id, _ in requests
+        ]
 
-        return PaymentState.of(self._write(request, f"payment {offline_id}"))
+        def request(uow: UnitOfWork) -> list[Payment]:
+            uow.prefetch(stream for _, stream in streams)
+            payments = []
+            for (offline_id, stream), (_, key) in zip(streams, requests, strict=True):
+                payment: Payment | None = uow.get(stream)
+                if payment is None:
+                    raise NotFound(
+                        Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
+                    )
+                payment.request_forward(key, datetime.now(UTC))
+                payments.append(payment)
+            return payments
+
+        contended = f"payment {streams[0][0]}" if len(streams) == 1 else "the payments"
+        return [PaymentState.of(p) for p in self._write(request, contended)]
 
     # -- reservations -------------------------------------------------------------------------
 
@@ -551,6 +575,25 @@ class Ledger:
         # Another device moved the location meanwhile: decide again on fresh totals.
         return ReservationState.of(self._write(act, "the location; retry"))
 
+    def record_seal(self, seal: Seal) -> tuple[Seal, bool]:
+        """Record a signed seal (`ledger.seal`) on the seals stream: True with it, or False
+        with the recorded seal that ends at the same position (a repeat)."""
+
+        def close(uow: UnitOfWork) -> tuple[Seal, bool]:
+            seals: Seals | None = uow.get(identity.seals_id())
+            if seals is None:
+                seals = Seals.start()
+                uow.add(seals)
+            return seals.close(seal)
+
+        return self._write(close, "the seals; retry")
+
+    def seals(self) -> list[Seal]:
+        """Every seal recorded, oldest first."""
+        with self._lock, _storage_errors(self.config):
+            seals: Seals | None = self._reader().get(identity.seals_id())
+        return [] if seals is None else list(seals.seals)
+
     def _write(self, act: Callable[[UnitOfWork], T], contended: str) -> T:
         """`act` on fresh state in a unit of work of its own, committed; run again on fresh
         state when another writer moved one of its streams first. A refusal (any error that
@@ -583,7 +626,8 @@ class Ledger:
         offline_behavior: str = "prefer_online",
         at: datetime | None = None,
     ) -> Decision:
-        """May this sale be taken offline now? Records nothing."""
+        """May this sale be taken offline now? Records nothing. UNKNOWN_LOCATION or
+        UNKNOWN_DEVICE when either was never recorded."""
         request = wire.parse_decision_request(
             {
                 "amount": amount,
@@ -604,6 +648,15 @@ class Ledger:
                     field="location_id",
                 )
             device = uow.get(identity.device_id(request.device_id))
+            if device is None:
+                # A reader must connect online before it may store payments, so a device the
+                # ledger never saw connect is a mistyped id or a missed device.connected_online.
+                raise NotFound(
+                    Code.UNKNOWN_DEVICE,
+                    f"device {request.device_id} is unknown: no device.connected_online was "
+                    "recorded for it; check the id, or record the reader's connection first",
+                    field="device_id",
+                )
             sale = Sale(
                 request.amount,
                 request.currency,
@@ -621,6 +674,19 @@ class Ledger:
                 Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
             )
         return PaymentState.of(payment)
+
+    def reservation(self, offline_id: UUID | str) -> ReservationState:
+        """The answer recorded for a sale's reservation (and whether it was released)."""
+        oid = str(_uuid(offline_id))
+        with self._lock, _storage_errors(self.config):
+            reservation = self._reader().get(identity.reservation_id(oid))
+        if reservation is None:
+            raise NotFound(
+                Code.UNKNOWN_RESERVATION,
+                f"no reservation was asked for sale {offline_id}",
+                field="offline_id",
+            )
+        return ReservationState.of(reservation)
 
     def status(self, location_id: str | None = None) -> list[LocationStatus]:
         """Stored counts and amounts, and headroom, per location and per device."""
@@ -640,6 +706,20 @@ class Ledger:
             )
             for loc in sorted(locations, key=lambda x: x.location_id)
         ]
+
+    def refusals(self, location_id: str) -> list[ReservationState]:
+        """The reservations refused at a location (each with the reasons and the headroom its
+        check saw), in the order they were answered: which sales were sent online, and why."""
+        with self._lock, _storage_errors(self.config):
+            uow = self._reader()
+            refused = [
+                ReservationState.of(reservation)
+                for reservation in self._all(uow, Reservation.Answered)
+                if isinstance(reservation, Reservation)
+                and not reservation.granted
+                and reservation.request["location_id"] == location_id
+            ]
+        return sorted(refused, key=lambda answer: answer.answered_at)
 
     def history(self, offline_id: UUID | str) -> list[HistoryEntry]:
         """Every event of one payment, in order, with what Stripe said about each of its

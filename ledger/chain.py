@@ -8,8 +8,10 @@ topic and state bytes, exactly as stored, encrypted or not):
   editing, deleting, inserting or reordering any event breaks every later link.
 
 Rows are written by the event store's recorders in the same transaction as the events, while
-the store's own write lock is held (PostgreSQL's table lock, SQLite's single writer), so the
-chain follows commit order without serializing writers any further.
+the store's own write lock is held (on PostgreSQL the row of `event_chain_head`, which also holds
+the last link; SQLite's single writer), so the chain follows commit order without serializing
+writers any further. PostgreSQL computes `chain_hash` in the insert statement itself
+(`ledger.postgres`: `sha256(previous || int8send(position) || content)`, the same bytes).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from uuid import UUID
 
 GENESIS = bytes(32)
 CHAIN_TABLE = "event_chain"
+CHAIN_HEAD_TABLE = "event_chain_head"  # PostgreSQL: the last link, locked by every writer
 
 Row = tuple[int, UUID, int, str, bytes]  # position, stream id, version, topic, state
 Link = tuple[int, bytes, bytes]  # position, content hash, chain hash

@@ -55,6 +55,11 @@ def stripe_account_mode_id() -> UUID:
     return _stream_id("stripe-account-mode")
 
 
+def seals_id() -> UUID:
+    """The one stream of the seals closing the ledger's periods (`ledger.seal`)."""
+    return _stream_id("seals")
+
+
 def reservation_id(offline_id: UUID | str) -> UUID:
     """The answer to the reservation request for one sale (its offline_id)."""
     return _stream_id(f"reservation/{str(offline_id).lower()}")

@@ -6,7 +6,7 @@ later report overflow when it converts it to UTC. So a moment is accepted only a
 (`2026-11-22T08:15:00Z`, `2026-11-22T09:15:00.250+01:00`) whose UTC instant lies in
 [YEAR_MIN, YEAR_MAX]: every accepted moment can be converted, compared and formatted by any
 later read. The wire format (`ledger.wire`), the command line (`adapters.cli`) and Stripe's
-files and events (`adapters.stripe_files`, `adapters.webhooks`) all use it.
+files and events (`adapters.stripe.files`, `adapters.http.webhooks`) all use it.
 """
 
 from __future__ import annotations

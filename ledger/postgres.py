@@ -8,102 +8,174 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing import postgres
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import Environment, EnvType
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from ledger.batches import iter_batches
-from ledger.chain import CHAIN_TABLE, GENESIS, Link, Row, link
+from ledger.chain import CHAIN_HEAD_TABLE, CHAIN_TABLE, Link, Row, content_hash, link
 from ledger.storage import ID_CHUNK, store_not_empty
+
+# Every append locks the chain head's row (the lock every writer takes, instead of a lock on the
+# whole event table), refuses the batch when a stream it read but does not write has moved on
+# since (no row inserted: the caller's retry reloads), and inserts the events in order.
+_LOCKED_INSERT = """
+head AS (SELECT chain_hash FROM {schema}.{head} FOR UPDATE),
+moved AS (
+    SELECT FROM {schema}.{events} AS stored
+    JOIN unnest(%b::uuid[], %b::bigint[]) AS read (id, version)
+        ON stored.originator_id = read.id AND stored.originator_version > read.version
+    LIMIT 1
+),
+inserted AS (
+    INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)
+    SELECT new.id, new.version, new.topic, new.state
+    FROM head, unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[])
+        WITH ORDINALITY AS new (id, version, topic, state, n)
+    WHERE NOT EXISTS (SELECT FROM moved)
+    ORDER BY new.n
+    RETURNING notification_id
+)"""
+# A live record's few events are also linked in the same statement, with PostgreSQL's sha256()
+# over the same bytes as `ledger.chain.chain_hash`, and the head moved: sent alone on an
+# autocommit connection it is its own transaction, one round trip. The recursive fold costs
+# more per event than Python's hashing, so a larger batch takes `_INSERT` and links in Python.
+_APPEND = (
+    "WITH RECURSIVE"
+    + _LOCKED_INSERT
+    + """,
+appended AS (
+    SELECT array_agg(notification_id ORDER BY notification_id) AS positions, %b::bytea[] AS contents
+    FROM inserted
+),
+chained (n, position, chain_hash) AS (
+    SELECT 0, 0::bigint, chain_hash FROM head
+    UNION ALL
+    SELECT chained.n + 1, appended.positions[chained.n + 1], sha256(
+        chained.chain_hash
+        || int8send(appended.positions[chained.n + 1])
+        || appended.contents[chained.n + 1]
+    )
+    FROM chained, appended WHERE chained.n < cardinality(appended.positions)
+),
+links AS (
+    INSERT INTO {schema}.{chain} (position, content_hash, chain_hash)
+    SELECT chained.position, appended.contents[chained.n], chained.chain_hash
+    FROM chained, appended WHERE chained.n > 0
+    RETURNING position, chain_hash
+),
+advanced AS (
+    UPDATE {schema}.{head} SET position = last.position, chain_hash = last.chain_hash
+    FROM (SELECT position, chain_hash FROM links ORDER BY position DESC LIMIT 1) AS last
+)
+SELECT position FROM links ORDER BY position
+"""
+)
+_INSERT = (
+    "WITH"
+    + _LOCKED_INSERT
+    + """
+SELECT notification_id, (SELECT chain_hash FROM head) FROM inserted ORDER BY notification_id
+"""
+)
+APPEND_EVENTS_MAX = 16  # events linked by the database in the append statement itself
 
 
 class PostgresEventRecorder(PostgresApplicationRecorder):
-    """eventsourcing's recorder, inserting a batch as four typed arrays instead of one array
-    of composite values, in binary (%b): psycopg adapts composites and text-format arrays in
-    Python, escaping every value, which made the insert the largest cost of a batch. Same table
-    lock, NOTIFY, order and returned ids."""
+    """eventsourcing's recorder, appending a batch and its links in the hash chain in one
+    statement (`_APPEND`) with the batch as typed arrays in binary (%b): psycopg adapts
+    composites and text-format arrays in Python, escaping every value. No NOTIFY: nothing
+    here listens (projections read the log by position), and each one cost a round trip."""
 
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        self.insert_arrays_statement = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id"
-        ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
-        self.last_link_statement = SQL(
-            "SELECT chain_hash FROM {schema}.{table} ORDER BY position DESC LIMIT 1"
-        ).format(schema=Identifier(datastore.schema), table=Identifier(CHAIN_TABLE))
+        names = {
+            "schema": Identifier(datastore.schema),
+            "events": Identifier(events_table_name),
+            "chain": Identifier(CHAIN_TABLE),
+            "head": Identifier(CHAIN_HEAD_TABLE),
+        }
+        self.append_statement = SQL(_APPEND).format(**names)
+        self.insert_statement = SQL(_INSERT).format(**names)
         self.import_events_statement = SQL(
-            "INSERT INTO {schema}.{table} "
+            "INSERT INTO {schema}.{events} "
             "(notification_id, originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::bigint[], %b::uuid[], %b::bigint[], %b::text[], %b::bytea[])"
-        ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
+        ).format(**names)
         self.any_event_statements = [
             SQL("SELECT 1 FROM {schema}.{table} LIMIT 1").format(
-                schema=Identifier(datastore.schema), table=Identifier(table)
+                schema=names["schema"], table=names[table]
             )
-            for table in (events_table_name, CHAIN_TABLE)
+            for table in ("events", "chain")
         ]
+        self.lock_head_statement = SQL("SELECT FROM {schema}.{head} FOR UPDATE").format(**names)
+        self.move_head_statement = SQL(
+            "UPDATE {schema}.{head} SET position = %s, chain_hash = %s"
+        ).format(**names)
         self.advance_positions_statement = SQL(
             "SELECT setval(pg_get_serial_sequence({table}, 'notification_id'), %s)"
         ).format(table=Literal(f'"{datastore.schema}"."{events_table_name}"'))
         self.insert_links_statement = SQL(
-            "INSERT INTO {schema}.{table} (position, content_hash, chain_hash) "
+            "INSERT INTO {schema}.{chain} (position, content_hash, chain_hash) "
             "SELECT * FROM unnest(%b::bigint[], %b::bytea[], %b::bytea[])"
-        ).format(schema=Identifier(datastore.schema), table=Identifier(CHAIN_TABLE))
+        ).format(**names)
 
     def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self,
+        stored_events: Sequence[StoredEvent],
+        *,
+        unchanged: Sequence[tuple[UUID, int]] = (),
+        **kwargs: Any,
     ) -> Sequence[int] | None:
-        """The library's insert, in one transaction but without psycopg's pipeline mode: with
-        a large batch the client blocks in `Pipeline.sync` while the server waits in
-        `ClientRead` inside the open transaction, holding the table lock (psycopg issue 685),
-        and nothing ever returns. A handful of statements per batch gain nothing from a
-        pipeline. Not retried here: a failed insert is reported, and every write is
-        idempotent, so the caller's next attempt is the retry."""
-        with self.datastore.transaction(commit=True) as curs:
-            if not stored_events:
-                return []
-            self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        """Append the events, in order, unless a stream of `unchanged` (read at the given
+        version, not written) has a later version: then nothing is stored and the store's
+        IntegrityError says to run the write again on fresh state, as a taken version does.
 
-    def _insert_stored_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(
-            self.insert_arrays_statement,
-            (
-                [event.originator_id for event in stored_events],
-                [event.originator_version for event in stored_events],
-                [event.topic for event in stored_events],
-                [event.state for event in stored_events],
-            ),
-            prepare=True,
+        Not retried here: every write is idempotent, so the caller's next attempt is the
+        retry. Never in psycopg's pipeline mode (with a large batch the client and the server
+        can wait for each other for ever, psycopg issue 685)."""
+        if not stored_events:
+            return []
+        read = ([stream for stream, _ in unchanged], [version for _, version in unchanged])
+        columns = (
+            [event.originator_id for event in stored_events],
+            [event.originator_version for event in stored_events],
+            [event.topic for event in stored_events],
+            [event.state for event in stored_events],
         )
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            if len(stored_events) <= APPEND_EVENTS_MAX:
+                contents = [content_hash(*row) for row in zip(*columns, strict=True)]
+                curs.execute(self.append_statement, (*read, *columns, contents), prepare=True)
+                positions = [position for (position,) in curs.fetchall()]
+            else:
+                with conn.transaction():
+                    curs.execute(self.insert_statement, (*read, *columns), prepare=True)
+                    inserted = curs.fetchall()
+                    positions = [position for position, _ in inserted]
+                    if inserted:
+                        self._link(curs, inserted[0][1], positions, stored_events)
+        if len(positions) != len(stored_events):
+            raise IntegrityError("a stream this write read has moved on since: nothing stored")
+        return positions
 
-    def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        """The new events' ids, then their links in the hash chain (`ledger.chain`), in the
-        same transaction and still under the table lock taken for the insert."""
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        assert ids is not None and len(ids) == len(stored_events)
-        curs.execute(self.last_link_statement, prepare=True)
-        last = curs.fetchone()
+    def _link(
+        self, curs: Any, head: bytes, positions: list[int], stored_events: Sequence[StoredEvent]
+    ) -> None:
+        """Link a large batch's events in Python after the head `head`, still under its lock."""
         links = link(
-            last["chain_hash"] if last else GENESIS,
+            head,
             (
                 (position, event.originator_id, event.originator_version, event.topic, event.state)
-                for position, event in zip(ids, stored_events, strict=True)
+                for position, event in zip(positions, stored_events, strict=True)
             ),
         )
         self._insert_links(curs, links)
-        return ids
+        curs.execute(self.move_head_statement, (links[-1][0], links[-1][2]))
 
     def _insert_links(self, curs: Any, links: Sequence[Link]) -> None:
         curs.execute(
@@ -119,41 +191,47 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
     def import_log(self, batches: Iterable[tuple[Sequence[Row], Sequence[Link]]]) -> None:
         """Write an exported log into this empty store at its own positions, with the links
         the caller computed, in one transaction that commits only when `batches` ends
-        without an error; then the position sequence continues after the last one. The
-        table lock of every insert is taken before the store is found empty."""
+        without an error; then the position sequence continues after the last one and the
+        chain head holds the last link. The head's lock, which every writer takes, is taken
+        before the store is found empty."""
         with self.datastore.transaction(commit=True) as curs:
-            self._lock_table(curs)
+            curs.execute(self.lock_head_statement)
             for statement in self.any_event_statements:
                 curs.execute(statement)
                 if curs.fetchone() is not None:
                     raise store_not_empty()
-            last = 0
+            last: Link | None = None
             for rows, links in batches:
                 curs.execute(
                     self.import_events_statement,
                     tuple(list(column) for column in zip(*rows, strict=True)),
                 )
                 self._insert_links(curs, links)
-                last = rows[-1][0] if rows else last
-            if last:
-                curs.execute(self.advance_positions_statement, (last,))
+                last = links[-1] if links else last
+            if last is not None:
+                curs.execute(self.advance_positions_statement, (last[0],))
+                curs.execute(self.move_head_statement, (last[0], last[2]))
 
 
 class PostgresFactory(postgres.PostgresFactory):
     """The library's factory, giving every connection of the pool the ledger's session
     limits (timeouts and TCP keepalives: `ledger.storage.SessionLimits`), which the library
     takes only in part from its environment. They are libpq parameters, JSON in
-    POSTGRES_SESSION_PARAMETERS, added before the pool opens its first connection."""
+    POSTGRES_SESSION_PARAMETERS, added before the pool opens its first connection.
+
+    JIT compilation is off for these sessions: the planner cannot estimate the rows of the
+    append statement's arrays and CTEs, guesses a cost above `jit_above_cost`, and a 0.1 ms
+    insert of one event then spends about 50 ms compiling itself."""
 
     POSTGRES_SESSION_PARAMETERS = "POSTGRES_SESSION_PARAMETERS"
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
-        parameters = self.env.get(self.POSTGRES_SESSION_PARAMETERS)
-        if parameters:
-            assert self.datastore.pool.closed, "the pool opened before its parameters were set"
-            assert isinstance(self.datastore.pool.kwargs, dict)
-            self.datastore.pool.kwargs.update(json.loads(parameters))
+        parameters = json.loads(self.env.get(self.POSTGRES_SESSION_PARAMETERS) or "{}")
+        parameters["options"] = " ".join(filter(None, [parameters.get("options"), "-c jit=off"]))
+        assert self.datastore.pool.closed, "the pool opened before its parameters were set"
+        assert isinstance(self.datastore.pool.kwargs, dict)
+        self.datastore.pool.kwargs.update(parameters)
 
 
 class PostgresVersions:

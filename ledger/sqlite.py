@@ -6,12 +6,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from ledger.batches import iter_batches
 from ledger.chain import CHAIN_TABLE, GENESIS, Link, Row, link
-from ledger.storage import store_not_empty
+from ledger.storage import ID_CHUNK, store_not_empty
 
 INSERT_LINKS = f"INSERT INTO {CHAIN_TABLE} (position, content_hash, chain_hash) VALUES (?, ?, ?)"
 
@@ -22,10 +24,26 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
     follows the log's order."""
 
     def _insert_events(
-        self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+        self,
+        c: Any,
+        stored_events: Sequence[StoredEvent],
+        *,
+        unchanged: Sequence[tuple[UUID, int]] = (),
+        **kwargs: Any,
     ) -> Sequence[int] | None:
+        """The events and their links; refused with the store's IntegrityError, as a taken
+        version is, when a stream of `unchanged` (read at that version, not written) has a
+        later one. Checked after the insert, under the write lock it took."""
         ids = super()._insert_events(c, stored_events, **kwargs)
         assert ids is not None and len(ids) == len(stored_events)
+        for chunk in iter_batches(unchanged, ID_CHUNK // 2):
+            c.execute(
+                f"SELECT 1 FROM {self.events_table_name} WHERE "
+                + " OR ".join(["(originator_id = ? AND originator_version > ?)"] * len(chunk)),
+                [value for stream, version in chunk for value in (stream.hex, version)],
+            )
+            if c.fetchone() is not None:
+                raise IntegrityError("a stream this write read has moved on since: nothing stored")
         c.execute(f"SELECT chain_hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1")
         last = c.fetchone()
         links = link(

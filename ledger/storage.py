@@ -19,6 +19,7 @@ import os
 from base64 import b64decode
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -57,9 +58,19 @@ class StoreConfig:
 
     @property
     def redacted(self) -> str:
+        """The URL as the operator wrote it (`postgresql://`, not the driver SQLAlchemy is
+        given), the password hidden."""
         if self.sqlalchemy_url is None:
             return "memory://"
-        return self.sqlalchemy_url.render_as_string(hide_password=True)
+        url = self.sqlalchemy_url.set(drivername=self.kind)
+        if self.schema not in (None, "public"):
+            url = url.update_query_dict({"schema": self.schema})
+        return url.render_as_string(hide_password=True)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite ledger's file; None for the other stores."""
+        return Path(self.env["SQLITE_DBNAME"]) if self.kind == "sqlite" else None
 
     @property
     def encrypted(self) -> bool:
@@ -174,6 +185,35 @@ def timeout_setting(error: BaseException) -> str | None:
     return None
 
 
+def unreachable(config: StoreConfig, error: BaseException) -> StorageError:
+    """DATABASE_UNAVAILABLE (DATABASE_NOT_FOUND when the server says the database does not
+    exist) for a failed connection: what failed, at which URL, and what to check; the
+    driver's own words are trimmed to the reason, without its class names and links."""
+    reason = _connection_reason(error)
+    if "does not exist" in reason and "database" in reason:
+        return StorageError(
+            Code.DATABASE_NOT_FOUND,
+            f"{reason} at {config.redacted}: create it (createdb) or fix the name in --db or "
+            "OFFLINE_LEDGER_DATABASE_URL, then run `offline-ledger migrate`",
+        )
+    return StorageError(
+        Code.DATABASE_UNAVAILABLE,
+        f"cannot connect to {config.redacted}: {reason}; check that the server is running and "
+        "that the host, port, user and password in --db (or OFFLINE_LEDGER_DATABASE_URL) are "
+        "right",
+    )
+
+
+def _connection_reason(error: BaseException) -> str:
+    """`Connection refused`, `role "x" does not exist`...: the driver's message (SQLAlchemy
+    keeps it as `orig`) without psycopg's "connection to server at ... failed:" preamble."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    if not text:
+        return type(error).__name__
+    first = text.splitlines()[0].removeprefix("connection failed: ")
+    return first.rsplit(" failed: ", 1)[-1].removeprefix("FATAL:").strip()
+
+
 def _store_config(url: str) -> StoreConfig:
     if url.strip() == "memory://":
         return StoreConfig("memory", {"PERSISTENCE_MODULE": "eventsourcing.popo"}, None)
@@ -257,7 +297,7 @@ def _postgres(parsed: URL) -> StoreConfig:
         "POSTGRES_POOL_SIZE": "2",
         "POSTGRES_MAX_OVERFLOW": "4",
         "POSTGRES_CONNECT_TIMEOUT": "10",
-        # Wait at most 10 s for the event table's write lock instead of forever.
+        # Wait at most 10 s for the writers' lock (the chain head's row) instead of forever.
         "POSTGRES_LOCK_TIMEOUT": "10",
         "CREATE_TABLE": "n",
         "APPLICATION_RECORDER_TOPIC": "ledger.postgres:PostgresEventRecorder",

@@ -3,10 +3,12 @@
 A batch touches many streams; loading them one query at a time would cost a round trip each.
 Instead the unit of work asks the store for the latest version of every stream the batch needs
 in one query, reuses aggregates it still holds at that version (a bounded LRU cache kept between
-batches), loads only the rest, and saves every new event of the batch in one transaction. The
-event store's primary key (stream, version) is the concurrency control: if another writer moved
-a stream we saved, the whole batch fails with IntegrityError, its aggregates are evicted and the
-caller runs the batch again on fresh state.
+batches), loads only the rest, and saves every new event of the batch in one transaction. A
+writing unit may skip the question for the aggregates the cache holds (`optimistic`). The event
+store's primary key (stream, version) is the concurrency control, and the save also checks that
+the streams the batch only read are still at the versions it read: if another writer moved any
+of them, the whole batch fails with IntegrityError, its aggregates are evicted and the caller
+runs the batch again on fresh state.
 """
 
 from __future__ import annotations
@@ -57,16 +59,34 @@ class AggregateCache:
 
 
 class UnitOfWork:
+    """`optimistic`: take what the cache holds without asking the store for its version (a
+    round trip saved on every live record); the commit then has the store refuse the write
+    if any stream it read has moved on since (`EventStore.save`'s `unchanged`), and the
+    caller's retry (`ledger.retry`) runs it again on fresh state. Only for units that commit:
+    a read alone has no commit to check it, so it always asks."""
+
     def __init__(
-        self, app: Application[UUID], cache: AggregateCache, versions: VersionReader
+        self,
+        app: Application[UUID],
+        cache: AggregateCache,
+        versions: VersionReader,
+        *,
+        optimistic: bool = False,
     ) -> None:
         self.app = app
         self.cache = cache
         self.versions = versions
+        self.optimistic = optimistic
         self.loaded: dict[UUID, Aggregate | None] = {}
 
     def prefetch(self, aggregate_ids: Iterable[UUID]) -> None:
         wanted = [i for i in set(aggregate_ids) if i not in self.loaded]
+        if self.optimistic:
+            for aggregate_id in wanted:
+                cached = self.cache.get(aggregate_id)
+                if cached is not None:
+                    self.loaded[aggregate_id] = cached
+            wanted = [i for i in wanted if i not in self.loaded]
         if not wanted:
             return
         latest = self.versions(wanted)
@@ -105,8 +125,13 @@ class UnitOfWork:
         changed = [a for a in self.loaded.values() if a is not None and a.pending_events]
         count = sum(len(a.pending_events) for a in changed)
         if changed:
+            read = [
+                (a.id, a.version)
+                for a in self.loaded.values()
+                if a is not None and not a.pending_events
+            ]
             try:
-                self.app.save(*changed)
+                self.app.save(*changed, unchanged=read)
             except BaseException:
                 self.discard()
                 raise

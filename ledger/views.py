@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
+from typing_extensions import TypedDict  # pydantic reads typing.TypedDict on 3.12+ only
 
 from ledger.device import Device
 from ledger.limits import Headroom, stored_headroom
@@ -22,9 +23,22 @@ class _View(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class HeadroomRow(TypedDict):
+    """A headroom row's JSON form (`Headroom.to_dict`): what the document of the HTTP API
+    shows."""
+
+    scope: str
+    limit: str
+    currency: str | None
+    max: int
+    used: int
+    remaining: int
+
+
 # Headroom rows in their JSON form (`max`, `remaining`), the same in every view.
 HeadroomRows = Annotated[
-    list[Headroom], PlainSerializer(lambda rows: [row.to_dict() for row in rows])
+    list[Headroom],
+    PlainSerializer(lambda rows: [row.to_dict() for row in rows], return_type=list[HeadroomRow]),
 ]
 
 

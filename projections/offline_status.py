@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
@@ -96,9 +97,50 @@ def stored_totals(conn: Connection, location_id: str | None = None) -> list[Stor
     ]
 
 
+@dataclass(frozen=True)
+class StoredPayment:
+    """A payment still stored on its reader: confirmed offline, not forwarded, declined or
+    canceled yet."""
+
+    offline_id: str
+    location_id: str
+    device_id: str
+    amount: int
+    currency: str
+    stored_at: datetime
+
+
+def stored_payments(
+    conn: Connection,
+    *,
+    location_id: str | None = None,
+    device_id: str | None = None,
+    stored_before: datetime | None = None,
+    limit: int | None = None,
+) -> list[StoredPayment]:
+    """The stored payments, the longest stored first: all, or one location's or device's,
+    or those stored before a time."""
+    table = offline_stored.c
+    query = select(
+        table.offline_id,
+        table.location_id,
+        table.device_id,
+        table.amount,
+        table.currency,
+        table.stored_at,
+    ).order_by(table.stored_at, table.offline_id)
+    if location_id is not None:
+        query = query.where(table.location_id == location_id)
+    if device_id is not None:
+        query = query.where(table.device_id == device_id)
+    if stored_before is not None:
+        query = query.where(table.stored_at < utc(stored_before))
+    return [
+        StoredPayment(*row[:5], stored_at=row.stored_at.replace(tzinfo=UTC))
+        for row in conn.execute(query.limit(limit))
+    ]
+
+
 def stored_oldest_first(conn: Connection, limit: int | None = None) -> list[str]:
     """The offline_ids of the stored payments, the longest stored first."""
-    query = select(offline_stored.c.offline_id).order_by(
-        offline_stored.c.stored_at, offline_stored.c.offline_id
-    )
-    return list(conn.execute(query.limit(limit)).scalars())
+    return [payment.offline_id for payment in stored_payments(conn, limit=limit)]

@@ -18,14 +18,16 @@ from ledger.storage import StoreConfig, engine_for
 from projections.drift import TableDrift, compare, scratch_read_models, swap
 from projections.offline_status import (
     OfflineStatusProjection,
+    StoredPayment,
     StoredTotal,
     stored_oldest_first,
+    stored_payments,
     stored_totals,
 )
 from projections.payments import AuthorizedPayment, PaymentsProjection, authorized_payments
 from projections.reconciliation import Filters, Thresholds, stream_report
 from projections.report import Report
-from projections.runner import BATCH_SIZE_DEFAULT, Progress, catch_up, rebuild
+from projections.runner import BATCH_SIZE_DEFAULT, Progress, catch_up, position, rebuild
 from projections.stripe_observations import StripeObservationsProjection
 
 PROJECTIONS = (PaymentsProjection(), OfflineStatusProjection(), StripeObservationsProjection())
@@ -74,6 +76,13 @@ class ReadModels:
         """Empty every read model and replay the whole log into it."""
         return rebuild(self.ledger, self.writer, PROJECTIONS, progress, batch_size)
 
+    def lag(self) -> int:
+        """Events in the log that some read model has not applied yet (read as they are: this
+        brings nothing up to date)."""
+        with self.engine.connect() as conn:
+            behind = min(position(conn, projection.name) for projection in PROJECTIONS)
+        return max(0, (self.ledger.store.recorder.max_notification_id() or 0) - behind)
+
     def stored_totals(self, location_id: str | None = None) -> list[StoredTotal]:
         self.refresh()
         with self.engine.connect() as conn:
@@ -96,6 +105,19 @@ class ReadModels:
         self.refresh()
         with self.engine.connect() as conn:
             return stored_oldest_first(conn, limit)
+
+    def stored(
+        self,
+        location_id: str | None = None,
+        device_id: str | None = None,
+        stored_before: datetime | None = None,
+    ) -> list[StoredPayment]:
+        """Every payment still stored on a reader, the longest stored first (filtered)."""
+        self.refresh()
+        with self.engine.connect() as conn:
+            return stored_payments(
+                conn, location_id=location_id, device_id=device_id, stored_before=stored_before
+            )
 
     def authorized(self) -> list[AuthorizedPayment]:
         """Forwarded payments waiting for a manual capture, the earliest deadline first."""

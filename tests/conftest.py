@@ -5,7 +5,7 @@ are skipped and the run ends with a visible notice; with it, an unreachable serv
 (CI sets it, so CI can never go green without PostgreSQL). Each test gets its own schema,
 dropped afterwards.
 
-The browser test (tests/test_report_browser.py) is skipped the same way, with a notice, when
+The browser test (tests/e2e/test_report_browser.py) is skipped the same way, with a notice, when
 Debian's chromium is not installed; OFFLINE_LEDGER_REQUIRE_BROWSER=1 (set by CI) fails it instead.
 """
 

@@ -12,9 +12,17 @@ from rich.markup import escape
 
 from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, fail
 from adapters.cli.group import main
-from adapters.cli.options import MomentType, db_option, json_option, no_card_number
+from adapters.cli.options import (
+    MomentType,
+    db_option,
+    json_option,
+    no_card_number,
+    public_key_option,
+)
 from adapters.cli.output import print_json, stderr, stdout
+from adapters.cli.seals import audit_seal, say_seal_checks
 from adapters.cli.session import open_read_models, opened
+from ledger.errors import Code
 
 
 @main.group()
@@ -22,18 +30,38 @@ def audit() -> None:
     """Audit tools over the event log: tamper evidence and the domain's invariants."""
 
 
+audit.add_command(audit_seal)
+
+
 @audit.command(name="verify")
 @db_option
 @json_option
-def audit_verify(database_url: str | None, as_json: bool) -> None:
+@click.option(
+    "--seals",
+    "seals_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="A seal file, or a directory of them (audit seal): check the log against each.",
+)
+@public_key_option("The Ed25519 public key (PEM) the seals were signed with; needed with --seals.")
+def audit_verify(
+    database_url: str | None, as_json: bool, seals_path: Path | None, key_path: Path | None
+) -> None:
     """Walk the whole log: check every event against its link in the hash chain and the
-    domain's invariants. Exit status 0 when all hold, 1 at the first bad position."""
+    domain's invariants, and with --seals every seal (a recomputed chain, a cut tail or an
+    edit before a seal is said with the period it breaks). Exit status 0 when all hold, 1
+    otherwise."""
     from adapters.audit import verify
+    from adapters.seals import verify_sealed
 
+    if (seals_path is None) != (key_path is None):
+        fail("give --seals and --public-key together", EXIT_USAGE, as_json, Code.INVALID_VALUE)
     with opened(database_url, as_json) as ledger:
-        result = verify(ledger)
+        sealed = None
+        if seals_path is not None and key_path is not None:
+            sealed = verify_sealed(ledger, seals_path, key_path)
+        result = verify(ledger) if sealed is None else sealed.verified
     if as_json:
-        print_json(result.to_dict())
+        print_json(result.to_dict() if sealed is None else sealed.to_dict())
     elif result.ok:
         stdout.print(f"OK: {result.count} events, head hash {result.head_hash}", highlight=False)
     else:
@@ -46,11 +74,13 @@ def audit_verify(database_url: str | None, as_json: bool) -> None:
             )
         for problem in result.invariant_problems:
             stderr.print(f"[bold red]INVARIANT[/] {escape(problem)}", highlight=False)
-    sys.exit(EXIT_OK if result.ok else EXIT_REFUSED)
+    if sealed is not None and not as_json:
+        say_seal_checks(sealed)
+    sys.exit(EXIT_OK if (result if sealed is None else sealed).ok else EXIT_REFUSED)
 
 
 @audit.command(name="as-of")
-@click.argument("moment", metavar="T", type=MomentType())
+@click.argument("moment", metavar="TIME", type=MomentType())
 @click.option("--offline-id", help="One payment.", callback=no_card_number)
 @click.option("--location", "location_id", help="One location.", callback=no_card_number)
 @db_option
@@ -62,12 +92,14 @@ def audit_as_of(
     database_url: str | None,
     as_json: bool,
 ) -> None:
-    """The state of one payment, one location, or the whole ledger as it was recorded at T
-    (from the events recorded up to then). Exit status 1 if it did not exist yet."""
+    """The state of one payment, one location, or the whole ledger as it was recorded at
+    TIME (from the events recorded up to then). Exit status 1 if it did not exist yet.
+
+    TIME: RFC 3339 (2026-11-22T18:00:00Z) or a date (2026-11-22, its start in UTC)."""
     from adapters.audit import ledger_as_of, location_as_of, payment_as_of
 
     if offline_id is not None and location_id is not None:
-        fail("give --offline-id or --location, not both", EXIT_USAGE, as_json)
+        fail("give --offline-id or --location, not both", EXIT_USAGE, as_json, Code.INVALID_VALUE)
     with opened(database_url, as_json) as ledger:
         if offline_id is not None:
             state: Any = payment_as_of(ledger, offline_id, moment)
@@ -80,6 +112,7 @@ def audit_as_of(
             f"{offline_id or location_id} did not exist at {moment.isoformat()}",
             EXIT_REFUSED,
             as_json,
+            Code.UNKNOWN_PAYMENT if offline_id is not None else Code.UNKNOWN_LOCATION,
         )
     body = (
         state.model_dump(mode="json")
@@ -133,13 +166,18 @@ def audit_export(database_url: str | None, as_json: bool, out_dir: Path) -> None
 )
 @db_option
 @json_option
-def audit_import(in_dir: Path, database_url: str | None, as_json: bool) -> None:
+@public_key_option("The Ed25519 public key (PEM) the export's seals must be signed with.")
+def audit_import(
+    in_dir: Path, database_url: str | None, as_json: bool, key_path: Path | None
+) -> None:
     """Load an export into an empty database: the same events at the same positions, the
-    same head hash. A tampered export is refused whole (exit status 1)."""
+    same head hash, each seal matching the events (and signed by --public-key when given).
+    A tampered export is refused whole (exit status 1)."""
     from adapters.audit_export import import_log
+    from adapters.seals import public_key
 
-    with opened(database_url, as_json) as ledger:
-        manifest = import_log(ledger, in_dir)
+    with opened(database_url, as_json, writes=True) as ledger:
+        manifest = import_log(ledger, in_dir, None if key_path is None else public_key(key_path))
     if as_json:
         print_json(manifest.to_dict())
     else:

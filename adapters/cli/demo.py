@@ -12,7 +12,7 @@ from adapters.cli.group import main
 from adapters.cli.options import json_option
 from adapters.cli.output import phases_progress, print_json, stdout
 from adapters.demo import OUT_DEFAULT, PAYMENTS_DEFAULT, PAYMENTS_MAX, PAYMENTS_MIN, SEED_DEFAULT
-from ledger import LedgerError
+from ledger.errors import Code, LedgerError
 
 
 @main.command(name="demo")
@@ -59,11 +59,16 @@ def demo_command(out: Path, payments: int, seed: int, force: bool, as_json: bool
         with phases_progress(shown=not as_json) as phase:
             summary = demo.run(out, payments, seed, force=force, phase=phase)
     except demo.DemoExists as error:
-        fail(str(error), EXIT_USAGE, as_json)
+        fail(str(error), EXIT_USAGE, as_json, Code.INVALID_VALUE)
     except LedgerError as error:
         fail_with(error, as_json)
     except OSError as error:
-        fail(f"cannot write the demo into {out}: {error.strerror or error}", EXIT_USAGE, as_json)
+        fail(
+            f"cannot write the demo into {out}: {error.strerror or error}",
+            EXIT_USAGE,
+            as_json,
+            Code.INVALID_VALUE,
+        )
     if as_json:
         print_json(summary.to_dict())
     else:

@@ -8,27 +8,39 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.markup import escape
 
 from adapters.cli.output import print_json, stderr
-from adapters.stripe_files import StripeFileError
-from ledger import LedgerError
-from ledger.errors import Code, StorageError
+from ledger.errors import Code, LedgerError, StorageError
+
+if TYPE_CHECKING:
+    from adapters.stripe.files import StripeFileError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
-# Refusals that no input can fix: the operator's configuration is missing or wrong.
-_CONFIGURATION_CODES = frozenset({Code.STRIPE_NOT_CONFIGURED})
+# Errors that no input can fix: the operator's configuration is missing or wrong, or a
+# service cannot be reached.
+_CONFIGURATION_CODES = frozenset(
+    {
+        Code.STRIPE_NOT_CONFIGURED,
+        Code.CONFIG_FILE_NOT_FOUND,
+        Code.STRIPE_UNREACHABLE,
+        Code.INVALID_SEAL_KEY,
+        Code.INVALID_ALERT_CONFIG,
+    }
+)
 
 T = TypeVar("T")
 
 
 def exit_status(error: LedgerError) -> int:
-    """2 for the database (unreachable, not migrated, a wrong cipher key: `StorageError`) and
-    for missing configuration; 1 for every other refusal."""
+    """2 for the database (unreachable, not found, not migrated, a wrong cipher key:
+    `StorageError`), for missing configuration and for Stripe out of reach; 1 for every
+    other refusal."""
     if isinstance(error, StorageError) or error.code in _CONFIGURATION_CODES:
         return EXIT_USAGE
     return EXIT_REFUSED
@@ -37,33 +49,54 @@ def exit_status(error: LedgerError) -> int:
 def fail_with(error: LedgerError, as_json: bool) -> NoReturn:
     """Say the error (its code, and for a refused file every problem found) and exit with its
     status from `exit_status`."""
+    from adapters.stripe.files import StripeFileError  # here: only a failing command pays
+
     status = exit_status(error)
     if isinstance(error, StripeFileError):
         _say_file_refused(error, as_json)
         sys.exit(status)
     if as_json:
         print(json.dumps({"error": error.to_dict()}))
-        sys.exit(status)
-    fail(str(error), status, as_json)
-
-
-def fail(message: str, status: int, as_json: bool) -> NoReturn:
-    """Stop with a message of the CLI's own (a usage error, something that did not exist)."""
-    if as_json:
-        print(json.dumps({"error": {"message": message}}))
     else:
-        stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        _say(str(error))
     sys.exit(status)
 
 
+def fail(message: str, status: int, as_json: bool, code: Code) -> NoReturn:
+    """Stop with an error the command finds itself (a usage error, something that did not
+    exist), with its code like every other error."""
+    if as_json:
+        print(json.dumps({"error": {"code": str(code), "message": message}}))
+    else:
+        _say(f"{code}: {message}")
+    sys.exit(status)
+
+
+def _say(text: str) -> None:
+    stderr.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 def configured(load: Callable[[], T], what: str, as_json: bool) -> T:
-    """Settings read from the environment (or a file it names): a bad value is a configuration
-    error, exit status 2, naming the setting and never echoing its value."""
+    """Settings read from the environment (or a file it names): a bad value (or a missing
+    file) is a configuration error, exit status 2, naming the setting and never echoing its
+    value."""
     try:
         return load()
+    except LedgerError as error:
+        fail_with(error, as_json)
     except ValidationError as error:
         first = error.errors()[0]
-        fail(f"{what} error: {first['loc']}: {first['msg']}", EXIT_USAGE, as_json)
+        fail(
+            f"{what} error: {first['loc']}: {first['msg']}; {_FIX_SETTING}",
+            EXIT_USAGE,
+            as_json,
+            Code.INVALID_SETTING,
+        )
+    except SettingsError as error:  # a value that is not even JSON, where JSON is expected
+        fail(f"{what} error: {error}; {_FIX_SETTING}", EXIT_USAGE, as_json, Code.INVALID_SETTING)
+
+
+_FIX_SETTING = "fix that environment variable (or the line of the config file) or unset it"
 
 
 def _say_file_refused(error: StripeFileError, as_json: bool) -> None:
@@ -76,7 +109,7 @@ def _say_file_refused(error: StripeFileError, as_json: bool) -> None:
             }
         )
         return
-    stderr.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
+    _say(f"{error.code}: {error.message}")
     for problem in error.problems:
         stderr.print(
             f"  {problem.code}: {problem.message}", highlight=False, markup=False, soft_wrap=True

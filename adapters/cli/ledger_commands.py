@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -14,19 +16,27 @@ from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    TextColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
 
 from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from adapters.cli.group import main
-from adapters.cli.options import db_option, json_option, no_card_number, reader_options
+from adapters.cli.options import (
+    db_option,
+    json_option,
+    no_card_number,
+    reader_options,
+    time_option,
+)
 from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import opened
+from adapters.cli.timeline import timeline
 from adapters.jsonl import BATCH_SIZE_DEFAULT, IngestSummary, ingest, numbered_lines
 from ledger import Ledger
 from ledger.money import format_minor
-from ledger.views import ReservationState
+from ledger.views import DeviceStatus, LocationStatus, ReservationState
 from ledger.wire import json_schema
 
 
@@ -60,7 +70,7 @@ def ingest_command(
     A database failure mid-file stops the ingest (exit status 2); the summary names the last
     line durably applied, and running the same file again takes over from there.
     """
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         rejects_file = rejects.open("w", encoding="utf-8") if rejects else None
         try:
             summary = _ingest_with_progress(ledger, source, batch_size, rejects_file)
@@ -79,16 +89,34 @@ def ingest_command(
 def _ingest_with_progress(
     ledger: Ledger, source: IO[bytes], batch_size: int, rejects: IO[str] | None
 ) -> IngestSummary:
-    lines = numbered_lines(source)
+    """The ingest with a bar of the file's bytes read (where the file stands, so it ends
+    full) and the records applied per second."""
     size = _size_of(source)
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
         DownloadColumn(),
+        TextColumn("{task.fields[records]:,} records, {task.fields[rate]:,.0f}/s"),
         TimeRemainingColumn(),
     )
-    with progress_bar("ingesting", size, *columns, shown=size is not None) as advance:
-        return ingest(ledger, lines, batch_size=batch_size, rejects=rejects, on_batch=advance)
+    read = 0
+    started = time.monotonic()
+
+    def counted() -> Iterator[tuple[int, bytes]]:
+        nonlocal read
+        for line in numbered_lines(source):
+            read += 1
+            yield line
+
+    shown = size is not None
+    with progress_bar("ingesting", size, *columns, shown=shown, records=0, rate=0.0) as bar:
+
+        def on_batch(_: int) -> None:
+            if bar is not None:
+                rate = read / max(time.monotonic() - started, 1e-6)
+                bar(0, completed=source.tell(), records=read, rate=rate)
+
+        return ingest(ledger, counted(), batch_size=batch_size, rejects=rejects, on_batch=on_batch)
 
 
 def _size_of(source: IO[bytes]) -> int | None:
@@ -159,54 +187,75 @@ def status(database_url: str | None, as_json: bool, location_id: str | None) -> 
     if not locations:
         stdout.print("no locations recorded yet: ingest a location.configured record first")
         return
-    table = Table(title="Offline status: stored payments and headroom")
-    columns = (
-        "location",
-        "device",
-        "offline",
-        "stored",
-        "stored amount",
-        "headroom",
-        "beyond policy",
-    )
-    for column in columns:
-        table.add_column(column, no_wrap=column in ("location", "device"))
-    for loc in locations:
-        table.add_row(
-            loc.location_id,
-            "(all)",
-            "enabled" if loc.offline_enabled else "disabled",
-            str(loc.offline_payments_count),
-            _amounts(loc.offline_payment_amounts_by_currency),
-            _headroom(loc.headroom),
-            _beyond(loc.stored_beyond_policy),
-        )
-        for device in loc.devices:
-            table.add_row(
-                "",
-                device.device_id,
-                "",
-                str(device.offline_payments_count),
-                _amounts(device.offline_payment_amounts_by_currency),
-                _headroom(device.headroom),
-                _beyond(device.stored_beyond_policy),
+    wide = stdout.width >= STATUS_WIDE
+    stdout.print(_status_table(locations, wide))
+    if not wide:
+        for name, by_code in _beyond_policy(locations):
+            stdout.print(
+                f"{name} stored beyond policy:\n  {_beyond(by_code, chr(10) + '  ')}",
+                highlight=False,
             )
-    stdout.print(table)
 
 
-def _beyond(by_code: dict[str, dict[str, Any]]) -> str:
+STATUS_WIDE = 120  # narrower terminals get what is stored beyond policy below the table
+
+
+def _status_table(locations: list[LocationStatus], wide: bool) -> Table:
+    """One row per location, then one per device under it (indented). Ids keep their width;
+    other cells wrap between words, so no number or id is ever cut; a narrow terminal gets
+    the stored-beyond-policy column as lines below the table instead."""
+    ids = [loc.location_id for loc in locations]
+    ids += [f"  {device.device_id}" for loc in locations for device in loc.devices]
+    table = Table(title="Offline status: stored payments and headroom", title_justify="left")
+    table.add_column("location / device", min_width=max(map(len, ids)))
+    table.add_column("stored", justify="right")
+    table.add_column("stored amount")
+    table.add_column("headroom")
+    if wide:
+        table.add_column("beyond policy")
+    for loc in locations:
+        rows: list[tuple[str, LocationStatus | DeviceStatus]] = [
+            (loc.location_id + ("" if loc.offline_enabled else " (offline disabled)"), loc)
+        ]
+        rows += [(f"  {device.device_id}", device) for device in loc.devices]
+        for name, row in rows:
+            beyond = [_beyond(row.stored_beyond_policy, "\n")] if wide else []
+            table.add_row(
+                name,
+                str(row.offline_payments_count),
+                _amounts(row.offline_payment_amounts_by_currency),
+                _headroom(row.headroom),
+                *beyond,
+            )
+    return table
+
+
+def _beyond_policy(locations: list[LocationStatus]) -> list[tuple[str, dict[str, Any]]]:
+    """(location or device id, what it stored beyond policy), for those that did."""
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for loc in locations:
+        for name, by_code in [
+            (loc.location_id, loc.stored_beyond_policy),
+            *((device.device_id, device.stored_beyond_policy) for device in loc.devices),
+        ]:
+            if by_code:
+                rows.append((name, by_code))
+    return rows
+
+
+def _beyond(by_code: dict[str, dict[str, Any]], between: str) -> str:
     """Stored payments that broke a rule, per code: `STORED_AMOUNT_LIMIT_EXCEEDED: 1, 5.00 USD`."""
     return (
-        "; ".join(
-            f"{code}: {row['count']}, {_amounts(row['amounts_by_currency'])}"
+        between.join(
+            f"{code}: {row['count']}, {_amounts(row['amounts_by_currency'], ', ')}"
             for code, row in by_code.items()
         )
         or "-"
     )
 
 
-def _amounts(amounts: dict[str, int]) -> str:
-    return ", ".join(format_minor(v, c) for c, v in amounts.items()) or "-"
+def _amounts(amounts: dict[str, int], between: str = "\n") -> str:
+    return between.join(format_minor(v, c) for c, v in amounts.items()) or "-"
 
 
 def _headroom(rows: list[Any]) -> str:
@@ -224,28 +273,16 @@ def _headroom(rows: list[Any]) -> str:
 @db_option
 @json_option
 def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
-    """Every event of one payment, in order, with when it happened and when it was recorded,
-    and what Stripe said about its PaymentIntents beside them."""
+    """Every event of one payment, in the order recorded, with when it happened and when it
+    was recorded, and what Stripe said about its PaymentIntents beside them: a timeline to
+    read, or with --json every entry (source, version, event, occurred_at, recorded_at,
+    data)."""
     with opened(database_url, as_json) as ledger:
         entries = ledger.history(offline_id)
     if as_json:
         print_json([entry.model_dump(mode="json") for entry in entries])
         return
-    table = Table(title=f"History of payment {offline_id}")
-    for column in ("#", "from", "event", "occurred at", "recorded at", "details"):
-        table.add_column(column)
-    for entry in entries:
-        data = entry.data.get("observation", entry.data)  # Stripe's word, flattened
-        details = ", ".join(f"{k}={v}" for k, v in data.items() if v not in (None, {}, []))
-        table.add_row(
-            str(entry.version),
-            entry.source,
-            entry.event,
-            entry.occurred_at.isoformat() if entry.occurred_at else "",
-            entry.recorded_at.isoformat(timespec="seconds"),
-            details,
-        )
-    stdout.print(table)
+    stdout.print(timeline(offline_id, entries, stdout.width))
 
 
 @main.command()
@@ -258,12 +295,7 @@ def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
     show_default=True,
     type=click.Choice(["prefer_online", "require_online", "force_offline"]),
 )
-@click.option(
-    "--at",
-    "at",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
-    help="Evaluate at this time (RFC 3339 with offset); default now.",
-)
+@time_option("--at", help="Evaluate at this time; default now.")
 @db_option
 @json_option
 def decide(
@@ -315,12 +347,7 @@ def decide(
     show_default=True,
     help="How long the headroom is held unless the payment is confirmed.",
 )
-@click.option(
-    "--at",
-    "at",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
-    help="Decide at this time (RFC 3339 with offset); default now.",
-)
+@time_option("--at", help="Decide at this time; default now.")
 @db_option
 @json_option
 def reserve(
@@ -337,7 +364,7 @@ def reserve(
     """Decide whether this sale may be taken offline and hold its headroom (a reservation).
 
     The same request always gets the same answer: a retry prints the recorded one."""
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         answer = ledger.reserve(
             offline_id,
             amount,
@@ -356,7 +383,7 @@ def reserve(
 @json_option
 def release(offline_id: str, database_url: str | None, as_json: bool) -> None:
     """Give back the headroom a reservation holds (the sale was abandoned)."""
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         answer = ledger.release(offline_id)
     _print_reservation(answer, as_json)
 
@@ -371,18 +398,8 @@ def release(offline_id: str, database_url: str | None, as_json: bool) -> None:
     help="CURRENCY=MINOR_UNITS, e.g. usd=50000 (repeat for each currency).",
 )
 @click.option("--count", type=click.IntRange(0), required=True, help="Payments it may store.")
-@click.option(
-    "--until",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
-    required=True,
-    help="Valid until (RFC 3339 with offset).",
-)
-@click.option(
-    "--at",
-    "at",
-    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]),
-    help="Grant at this time (RFC 3339 with offset); default now.",
-)
+@time_option("--until", help="Valid until then.", required=True)
+@time_option("--at", help="Grant at this time; default now.")
 @db_option
 @json_option
 def allow(
@@ -404,13 +421,13 @@ def allow(
         if not minor.isdigit():
             raise click.BadParameter(f"{given!r}: give CURRENCY=MINOR_UNITS, e.g. usd=50000")
         asked[currency.strip().lower()] = int(minor)
-    with opened(database_url, as_json) as ledger:
+    with opened(database_url, as_json, writes=True) as ledger:
         allowance = ledger.allow(device_id, location_id, asked, count, until, at=at)
     if as_json:
         print_json(allowance.model_dump(mode="json"))
         return
     stdout.print(
-        f"granted {allowance.device_id}: {_amounts(allowance.amounts)} and "
+        f"granted {allowance.device_id}: {_amounts(allowance.amounts, ', ')} and "
         f"{allowance.count} payments until {allowance.valid_until.isoformat()}",
         highlight=False,
     )

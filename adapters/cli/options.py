@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
+from adapters.cli.group import DB_HELP
 from ledger.errors import Code
 from ledger.moments import MomentError, check_moment, parse_moment
 from ledger.pan import holds_pan
@@ -18,13 +20,34 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def db_option(function: F) -> F:
+    """`--db URL`, here or before the command; without either, the environment's
+    (OFFLINE_LEDGER_DATABASE_URL, read with the other settings), else the default."""
+    return click.option("--db", "database_url", metavar="URL", help=DB_HELP, callback=_or_global)(
+        function
+    )
+
+
+def json_option(function: F) -> F:
+    """`--json`, here or before the command."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.", callback=_or_global)(
+        function
+    )
+
+
+def _or_global(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """The command's own value, else the one given before the command (`adapters.cli.group`)."""
+    return value or ctx.find_root().params.get(param.name or "")
+
+
+def time_option(*declarations: str, help: str, required: bool = False) -> Callable[[F], F]:
+    """An option naming a moment: every one takes the same `TIME` (`MomentType`) and says so
+    with an example."""
     return click.option(
-        "--db",
-        "database_url",
-        envvar="OFFLINE_LEDGER_DATABASE_URL",
-        help="Database URL: sqlite:///path.db (default ./offline-ledger.db) or "
-        "postgresql://user@host:5432/db. Env: OFFLINE_LEDGER_DATABASE_URL.",
-    )(function)
+        *declarations,
+        type=MomentType(),
+        required=required,
+        help=f"{help} {TIME_HELP}",
+    )
 
 
 def no_card_number(_: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -50,8 +73,14 @@ def reader_options(function: F) -> F:
     )(function)
 
 
-def json_option(function: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(function)
+def public_key_option(help_text: str) -> Callable[[F], F]:
+    """`--public-key FILE`: the Ed25519 public key (PEM) seals are checked with."""
+    return click.option(
+        "--public-key",
+        "key_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help=help_text,
+    )
 
 
 class TimeZoneType(click.ParamType[ZoneInfo, Any]):
@@ -68,9 +97,15 @@ class TimeZoneType(click.ParamType[ZoneInfo, Any]):
             self.fail(f"{value!r} is not an IANA time zone name like Europe/Paris", param, ctx)
 
 
+TIME_HELP = (
+    "TIME: RFC 3339 (2026-11-22T18:00:00Z, 2026-11-22T13:00:00.5-05:00) "
+    "or a date (2026-11-22, its start in UTC)."
+)
+
+
 class MomentType(click.ParamType[datetime, Any]):
     """An RFC 3339 time with an offset (2026-11-22T18:00:00Z), or a date meaning its start in
-    UTC (2026-11-22)."""
+    UTC (2026-11-22): the one type of every option naming a moment (`time_option`)."""
 
     name = "TIME"
 

@@ -29,16 +29,21 @@ def print_json(value: Any) -> None:
 
 @contextmanager
 def progress_bar(
-    description: str, total: int | None, *columns: str | ProgressColumn, shown: bool = True
-) -> Iterator[Callable[[int], None] | None]:
-    """A function that advances a transient bar by so many units, or None when nothing is
-    shown (not `shown`, or standard error is not a terminal)."""
+    description: str,
+    total: int | None,
+    *columns: str | ProgressColumn,
+    shown: bool = True,
+    **fields: Any,
+) -> Iterator[Callable[..., None] | None]:
+    """A function that advances a transient bar by so many units (and sets the task's other
+    `fields`, which columns may show as `{task.fields[name]}`), or None when nothing is shown
+    (not `shown`, or standard error is not a terminal)."""
     if not (shown and stderr.is_terminal):
         yield None
         return
     with Progress(*columns, console=stderr, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda done: progress.advance(task, done)
+        task = progress.add_task(description, total=total, **fields)
+        yield lambda done, **changed: progress.update(task, advance=done, **changed)
 
 
 def with_progress(catch_up: Callable[[Callable[[int], None] | None], int]) -> int:

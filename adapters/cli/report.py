@@ -1,20 +1,26 @@
-"""The read side: `project` and the reconciliation `report`."""
+"""The read side: `project`, the reconciliation `report`, and the payments `stored` on
+readers."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
+from rich.table import Table
 
+from adapters.cli.errors import EXIT_USAGE, fail
 from adapters.cli.group import main
-from adapters.cli.options import MomentType, db_option, no_card_number
-from adapters.cli.output import stderr, stdout, with_progress
+from adapters.cli.options import db_option, json_option, no_card_number, time_option
+from adapters.cli.output import print_json, stderr, stdout, with_progress
 from adapters.cli.session import open_read_models, opened
+from ledger.errors import Code
+from ledger.money import format_minor
 from projections.formats import FORMATS, write
+from projections.formats.table import render_table
 from projections.reconciliation import Filters, Thresholds
 from projections.report import Row
 from projections.runner import BATCH_SIZE_DEFAULT as PROJECTION_BATCH_SIZE_DEFAULT
@@ -50,22 +56,18 @@ def project(database_url: str | None, rebuild: bool, batch_size: int) -> None:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Write the report to this file instead of standard output.",
+    help="Write the report to this file instead of standard output (a table: 120 columns "
+    "wide; on a terminal it fits the terminal).",
 )
-@click.option(
-    "--as-of",
-    "as_of",
-    type=MomentType(),
-    help="Evaluate ages and deadlines at this time; default now.",
-)
+@time_option("--as-of", "as_of", help="Evaluate ages and deadlines at this time; default now.")
 @click.option(
     "--location",
     "location_id",
     help="Only this location (leaves out orphans).",
     callback=no_card_number,
 )
-@click.option("--since", type=MomentType(), help="Only payments stored (or created) from then.")
-@click.option("--until", type=MomentType(), help="Only payments stored (or created) before then.")
+@time_option("--since", help="Only payments stored (or created) from then.")
+@time_option("--until", help="Only payments stored (or created) before then.")
 @click.option(
     "--stale-hours",
     type=click.IntRange(1, 24 * 365),
@@ -94,6 +96,14 @@ def report(
 ) -> None:
     """The reconciliation report: every offline_id matched to its Stripe PaymentIntents, in
     one category, with totals and the money at risk."""
+    if since is not None and until is not None and since >= until:
+        fail(
+            f"--since ({since.isoformat()}) is not before --until ({until.isoformat()}): "
+            "give the earlier time to --since",
+            EXIT_USAGE,
+            fmt == "json",
+            Code.INVALID_VALUE,
+        )
     thresholds = Thresholds(
         stale_after=timedelta(hours=stale_hours),
         capture_warning=timedelta(hours=capture_warning_hours),
@@ -106,12 +116,84 @@ def report(
         with_progress(read_models.refresh)
         with read_models.streamed_report(as_of or datetime.now(UTC), thresholds, filters) as built:
             rows = _Counted(built.rows)
+            counted = replace(built, rows=rows)
+            if out is None and fmt == "table":
+                # On the terminal the table fits its width; a file gets the fixed, documented one.
+                sys.stdout.write(render_table(counted, stdout.width))
+                return
             if out is None:
-                write(replace(built, rows=rows), fmt, sys.stdout)
+                write(counted, fmt, sys.stdout)
                 return
             with out.open("w", encoding="utf-8", newline="") as file:
-                write(replace(built, rows=rows), fmt, file)
+                write(counted, fmt, file)
     stderr.print(f"{rows.count} rows written to {out}", highlight=False)
+
+
+@main.command()
+@db_option
+@json_option
+@click.option("--location", "location_id", help="Only this location.", callback=no_card_number)
+@click.option("--device", "device_id", help="Only this device.", callback=no_card_number)
+@click.option(
+    "--older-than",
+    "older_than_hours",
+    type=click.IntRange(0),
+    help="Only payments stored at least this many hours ago.",
+)
+def stored(
+    database_url: str | None,
+    as_json: bool,
+    location_id: str | None,
+    device_id: str | None,
+    older_than_hours: int | None,
+) -> None:
+    """Every payment still stored on a reader (confirmed offline, not yet forwarded, declined
+    or canceled), the longest stored first, with its age and amount: what each reader's
+    offline queue holds, and what is lost with a reader that never comes back online."""
+    now = datetime.now(UTC)
+    before = None if older_than_hours is None else now - timedelta(hours=older_than_hours)
+    with opened(database_url, as_json) as ledger, open_read_models(ledger) as read_models:
+        payments = read_models.stored(location_id, device_id, before)
+    totals: dict[str, int] = {}
+    for payment in payments:
+        totals[payment.currency] = totals.get(payment.currency, 0) + payment.amount
+    rows = [
+        {
+            **asdict(payment),
+            "stored_at": payment.stored_at.isoformat(),
+            "age_hours": round((now - payment.stored_at).total_seconds() / 3600, 1),
+        }
+        for payment in payments
+    ]
+    if as_json:
+        print_json(
+            {
+                "as_of": now.isoformat(),
+                "count": len(rows),
+                "amounts_by_currency": totals,
+                "payments": rows,
+            }
+        )
+        return
+    if not rows:
+        stdout.print("no payment is stored on a reader (for these filters)", highlight=False)
+        return
+    # Ids under one another and the time under the date: four columns that fit 80.
+    table = Table(title="Payments stored on readers, oldest first", title_justify="left")
+    table.add_column("Payment\nlocation\ndevice", no_wrap=True)
+    table.add_column("Amount", justify="right", no_wrap=True)
+    table.add_column("Stored\n(UTC)", no_wrap=True)
+    table.add_column("Age (h)", justify="right", no_wrap=True)
+    for payment, row in zip(payments, rows, strict=True):
+        table.add_row(
+            f"{payment.offline_id}\n{payment.location_id}\n{payment.device_id}",
+            format_minor(payment.amount, payment.currency),
+            payment.stored_at.strftime("%Y-%m-%d\n%H:%M:%S"),
+            f"{row['age_hours']:,}",
+        )
+    stdout.print(table)
+    shown = ", ".join(format_minor(amount, currency) for currency, amount in totals.items())
+    stdout.print(f"{len(rows)} stored payments: {shown}", highlight=False)
 
 
 class _Counted:

@@ -1,14 +1,26 @@
-"""`serve`: the webhook receiver."""
+"""`serve`: the HTTP API and Stripe's webhook receiver; `openapi`: the API's document."""
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from contextlib import ExitStack
+from typing import Any
+
 import click
 
-from adapters.cli.errors import EXIT_USAGE, configured, fail
+from adapters.cli.errors import EXIT_USAGE, configured, fail, fail_with
 from adapters.cli.group import main
 from adapters.cli.options import db_option
 from adapters.cli.session import opened
 from adapters.settings import Settings
+from ledger import LedgerError
+from ledger.errors import Code
+
+# One line per record, as before the API: "WARNING:     offline_ledger.webhooks: ...".
+LOG_FORMAT = "%(levelname)s:     %(name)s: %(message)s"
+WORKER_START_SECONDS = 60
 
 
 @main.command()
@@ -20,48 +32,85 @@ from adapters.settings import Settings
     help="Address to listen on (0.0.0.0 for every interface, e.g. behind a proxy).",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-def serve(database_url: str | None, host: str, port: int) -> None:
-    """Receive Stripe's webhooks at POST /stripe/webhook (GET /health for probes).
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port (PostgreSQL only: SQLite serves one process).",
+)
+def serve(database_url: str | None, host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API under /v1 (API keys: `offline-ledger keys`), Stripe's webhooks at
+    POST /stripe/webhook, GET /health and /ready for probes, and the OpenAPI document at
+    /openapi.json.
 
-    The endpoint's signing secret (whsec_...) is read from the STRIPE_WEBHOOK_SECRET
+    The webhook endpoint's signing secret (whsec_...) is read from the STRIPE_WEBHOOK_SECRET
     environment variable, never from the command line. Each event is verified, then applied
     once; Ctrl-C or SIGTERM stops the server after the requests in flight.
     """
-    import logging
-
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
-    from adapters.bounded_http import bounded_protocol
-    from adapters.http_limits import HttpLimits
-    from adapters.webhooks import create_app
+    from adapters.http.metrics import MULTIPROCESS_DIR
 
     settings = configured(Settings, "configuration", False)
     secret = settings.stripe_webhook_secret
     if secret is None or not secret.get_secret_value().strip():
-        fail(
-            "STRIPE_WEBHOOK_SECRET is not set: export the webhook endpoint's signing secret "
-            "(whsec_..., shown in Stripe's Dashboard under Developers > Webhooks)",
-            EXIT_USAGE,
+        fail_with(
+            LedgerError(
+                Code.STRIPE_NOT_CONFIGURED,
+                "STRIPE_WEBHOOK_SECRET is not set: export the webhook endpoint's signing "
+                "secret (whsec_..., shown in Stripe's Dashboard under Developers > Webhooks)",
+            ),
             False,
         )
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    limits = HttpLimits(
-        header_seconds=settings.http_header_seconds,
-        body_seconds=settings.http_body_seconds,
-        connections=settings.http_connections,
-    )
-    with opened(database_url) as ledger:
-        app = create_app(
-            ledger,
-            secret.get_secret_value(),
-            database_wait_seconds=settings.webhook_database_wait_seconds,
-            limits=limits,
+    # Opened here once: the schema is created or checked, and a bad URL, an unreachable
+    # database or a wrong cipher key stop the command before any server process starts.
+    with opened(database_url, writes=True) as ledger:
+        kind = ledger.config.kind
+    if kind != "postgresql" and workers > 1:
+        fail(
+            f"--workers {workers}: a {kind} database serves one process; run several "
+            "workers against PostgreSQL",
+            EXIT_USAGE,
+            False,
+            Code.INVALID_VALUE,
         )
+    # Each worker process reads its configuration from the environment.
+    os.environ["OFFLINE_LEDGER_DATABASE_URL"] = database_url or settings.database_url
+    cleanup = ExitStack()
+    if workers > 1:  # each worker's counts in one folder, summed by whichever is scraped
+        folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="offline-ledger-"))
+        os.environ[MULTIPROCESS_DIR] = folder
+    log_config: dict[str, Any] = json.loads(json.dumps(LOGGING_CONFIG))
+    log_config["formatters"]["ledger"] = {"format": LOG_FORMAT}
+    log_config["handlers"]["ledger"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "ledger",
+        "stream": "ext://sys.stderr",
+    }
+    log_config["loggers"]["offline_ledger"] = {"handlers": ["ledger"], "level": "INFO"}
+    with cleanup:
         uvicorn.run(
-            app,
+            "adapters.http.app:from_environment",
+            factory=True,
             host=host,
             port=port,
+            workers=workers,
             log_level="info",
+            log_config=log_config,
+            access_log=False,  # the app logs each request itself, card numbers masked
             server_header=False,
-            http=bounded_protocol(limits),
+            http="adapters.http.app:ServedProtocol",
+            # A worker that does not answer the supervisor's ping in time is killed as hung;
+            # on a loaded machine its start (imports, opening the ledger) takes more than 5 s.
+            timeout_worker_healthcheck=WORKER_START_SECONDS,
         )
+
+
+@main.command()
+def openapi() -> None:
+    """Print the HTTP API's OpenAPI document (committed as docs/openapi.json)."""
+    from adapters.http.app import api_app
+
+    print(json.dumps(api_app().openapi(), indent=2, sort_keys=True))

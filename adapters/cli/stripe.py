@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import click
@@ -19,20 +18,28 @@ from rich.progress import (
 
 from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, fail, fail_with
 from adapters.cli.group import main
-from adapters.cli.options import MomentType, TimeZoneType, db_option, json_option, no_card_number
+from adapters.cli.options import (
+    TimeZoneType,
+    db_option,
+    json_option,
+    no_card_number,
+    time_option,
+)
 from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import open_read_models, opened, stripe_session
-from adapters.forwarding import CONCURRENCY_MAX, Forwarder
-from adapters.stripe_files import (
+from adapters.stripe.files import (
     StripeFileError,
     parse_payment_intents_json,
     read_disputes_json,
     read_payment_intents_json,
     read_report_csv,
 )
-from adapters.stripe_sync import capture, due, sync
-from ledger import LedgerError
-from ledger.observations import Observation, PaymentIntentObservation
+from adapters.stripe.forwarding import CONCURRENCY_MAX, Forwarder
+from adapters.stripe.port import stripe_service
+from adapters.stripe.sync import due, sync
+from ledger.errors import Code
+from ledger.observations import Observation
+from ledger.stripe_service import Captures, StripeService
 from projections.reconciliation import Thresholds
 
 
@@ -112,25 +119,11 @@ def import_stripe_disputes(path: Path, database_url: str | None, as_json: bool) 
 def _record_observations(
     observations: Sequence[Observation], skipped: int, database_url: str | None, as_json: bool
 ) -> None:
-    """Checked whole, then recorded in chunks (`Ledger.observe_file`): a conflict records
-    nothing; a database failure mid-file says how far it got, and a re-run records the rest."""
-    modes = {
-        o.livemode
-        for o in observations
-        if isinstance(o, PaymentIntentObservation) and o.livemode is not None
-    }
-    with opened(database_url, as_json) as ledger:
-        # A file is Stripe showing objects too: it binds the ledger to their mode, and a file
-        # of the other mode (or of both) is refused before anything is recorded.
-        if len(modes) > 1:
-            fail(
-                "the file mixes test-mode and live-mode objects: export each mode apart",
-                EXIT_REFUSED,
-                as_json,
-            )
-        for livemode in modes:
-            ledger.bind_stripe_mode(bool(livemode))
-        summary = ledger.observe_file(observations)
+    """Checked whole, then recorded in chunks (`StripeService.import_file`): a conflict, or
+    objects of the other Stripe mode (or of both), record nothing; a database failure mid-file
+    says how far it got, and a re-run records the rest."""
+    with opened(database_url, as_json, writes=True) as ledger:
+        summary = StripeService(ledger).import_file(observations)
     counts = {
         "rows": len(observations) + skipped,
         "recorded": summary.recorded,
@@ -195,7 +188,7 @@ def forward(database_url: str | None, as_json: bool, concurrency: int, limit: in
 @main.command(name="sync-stripe")
 @db_option
 @json_option
-@click.option("--since", type=MomentType(), help="Only PaymentIntents created from then.")
+@time_option("--since", help="Only PaymentIntents created from then.")
 def sync_stripe(database_url: str | None, as_json: bool, since: datetime | None) -> None:
     """Read Stripe's PaymentIntents into the ledger: observations, and the facts their state
     implies for the payments whose metadata.offline_id the ledger knows. Running it twice
@@ -258,15 +251,23 @@ def capture_command(
     within_hours: int | None,
 ) -> None:
     """Capture a forwarded, manual-capture payment's authorization (all of it or --amount),
-    or with --all-due every one that is due. Each capture carries an Idempotency-Key."""
+    or with --all-due every one that is due. Each capture carries an Idempotency-Key.
+
+    With --all-due, a payment that cannot be captured is listed (exit status 1) and the others
+    go on; the database or Stripe not answering stops the run, and running it again is safe."""
     if (offline_id is None) == (not all_due):
-        fail("give an OFFLINE_ID or --all-due (not both)", EXIT_USAGE, as_json)
+        fail("give an OFFLINE_ID or --all-due (not both)", EXIT_USAGE, as_json, Code.INVALID_VALUE)
     if all_due and amount is not None:
-        fail("--amount captures one payment: give its OFFLINE_ID", EXIT_USAGE, as_json)
+        fail(
+            "--amount captures one payment: give its OFFLINE_ID",
+            EXIT_USAGE,
+            as_json,
+            Code.INVALID_VALUE,
+        )
     with stripe_session(database_url, as_json) as (ledger, gateway):
+        service = stripe_service(ledger, gateway)
         if offline_id is not None:
-            captured = [capture(ledger, gateway, offline_id, amount)]
-            failed: list[dict[str, Any]] = []
+            captures = Captures([service.capture(offline_id, amount)])
         else:
             with open_read_models(ledger) as read_models:
                 chosen = due(
@@ -275,19 +276,15 @@ def capture_command(
                     datetime.now(UTC),
                     None if within_hours is None else timedelta(hours=within_hours),
                 )
-            captured, failed = [], []
-            for payment in chosen:
-                try:
-                    captured.append(capture(ledger, gateway, payment.offline_id))
-                except LedgerError as error:
-                    failed.append({"offline_id": payment.offline_id, **error.to_dict()})
+            captures = service.capture_all(payment.offline_id for payment in chosen)
+    failed = [{"offline_id": failed_id, **error.to_dict()} for failed_id, error in captures.failed]
     rows = [
         {
             "payment_intent_id": o.payment_intent_id,
             "status": o.status,
             "amount_received": o.amount_received,
         }
-        for o in captured
+        for o in captures.captured
     ]
     if as_json:
         print_json({"captured": rows, "failed": failed})

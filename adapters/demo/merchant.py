@@ -4,10 +4,10 @@ Stripe's side and the summary)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
-from adapters.trading_day import reader_ids
+from adapters.trading_day import stores
 from ledger.money import exponent
 
 Record = dict[str, Any]
@@ -17,41 +17,20 @@ DAY = date(2026, 11, 20)
 AS_OF = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Store:
-    """One Stripe Terminal Location of the simulated merchant."""
+@dataclass(frozen=True, kw_only=True)
+class Store(stores.Store):
+    """One Stripe Terminal Location of the simulated merchant: a store of the day generator,
+    with its city, its outage and Stripe's fee there."""
 
-    location_id: str
     city: str
-    country: str
-    currency: str
-    utc_offset_hours: int
-    sca_required: bool
-    weight: float  # share of the day's sales, relative to the other stores
-    opens: float  # local hours
-    closes: float
     outage: tuple[float, float]  # local hours without internet
-    readers: int
     manual_share: float  # sales authorized now and captured later (tabs, orders, deposits)
-    median_basket: float  # major units
-    per_payment_max: int  # minor units
-    brands: tuple[tuple[str, str, int], ...]  # (brand, network, weight) of cards presented
-    contactless_share: float
-    swipe_share: float
     fee_basis_points: int  # Stripe's card-present fee: a share ...
     fee_fixed: int  # ... plus a fixed amount, minor units
 
-    @property
-    def tz(self) -> timezone:
-        return timezone(timedelta(hours=self.utc_offset_hours))
-
     def at(self, hours: float, day: date = DAY) -> datetime:
-        """Local time `hours` after midnight of `day`, to the second."""
-        midnight = datetime(day.year, day.month, day.day, tzinfo=self.tz)
-        return midnight + timedelta(seconds=round(hours * 3600))
-
-    def reader_ids(self) -> list[str]:
-        return reader_ids(self.location_id, self.readers)
+        """Local time `hours` after midnight of `day` (the demo's day unless given)."""
+        return super().at(hours, day)
 
     @property
     def spare_reader_id(self) -> str:
@@ -64,12 +43,12 @@ class Store:
 
 
 NEW_YORK = Store(
-    "tml_nyc_broadway",
-    "New York",
-    "US",
-    "usd",
-    -5,
-    False,
+    location_id="tml_nyc_broadway",
+    city="New York",
+    country="US",
+    currency="usd",
+    utc_offset_hours=-5,
+    sca_required=False,
     weight=4.0,
     opens=8.0,
     closes=21.0,
@@ -90,12 +69,12 @@ NEW_YORK = Store(
     fee_fixed=5,
 )
 TORONTO = Store(
-    "tml_toronto_queen_st",
-    "Toronto",
-    "CA",
-    "cad",
-    -5,
-    False,
+    location_id="tml_toronto_queen_st",
+    city="Toronto",
+    country="CA",
+    currency="cad",
+    utc_offset_hours=-5,
+    sca_required=False,
     weight=2.0,
     opens=9.0,
     closes=21.0,
@@ -116,12 +95,12 @@ TORONTO = Store(
     fee_fixed=10,
 )
 BERLIN = Store(
-    "tml_berlin_mitte",
-    "Berlin",
-    "DE",
-    "eur",
-    1,
-    True,
+    location_id="tml_berlin_mitte",
+    city="Berlin",
+    country="DE",
+    currency="eur",
+    utc_offset_hours=1,
+    sca_required=True,
     weight=2.5,
     opens=9.0,
     closes=20.0,
@@ -142,12 +121,12 @@ BERLIN = Store(
     fee_fixed=10,
 )
 TOKYO = Store(
-    "tml_tokyo_shibuya",
-    "Tokyo",
-    "JP",
-    "jpy",
-    9,
-    False,
+    location_id="tml_tokyo_shibuya",
+    city="Tokyo",
+    country="JP",
+    currency="jpy",
+    utc_offset_hours=9,
+    sca_required=False,
     weight=2.0,
     opens=10.0,
     closes=21.0,

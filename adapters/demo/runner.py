@@ -14,7 +14,7 @@ from typing import Any
 from adapters.demo.merchant import AS_OF, DAY, NEW_YORK, STORES, Store
 from adapters.demo.scenario import Entry, TradingDay
 from adapters.demo.stripe_side import write_balance_report, write_disputes, write_payment_intents
-from adapters.stripe_files import read_disputes_json, read_payment_intents_json, read_report_csv
+from adapters.stripe.files import read_disputes_json, read_payment_intents_json, read_report_csv
 from ledger import Ledger, LedgerError, Result
 from ledger.application import BATCH_SIZE_MAX
 from projections.formats import write

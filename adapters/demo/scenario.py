@@ -3,7 +3,6 @@ what becomes of them, as the wire records a POS backend sends to the ledger."""
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from adapters.demo.merchant import (
 )
 from adapters.trading_day import (
     device_connected,
+    draws,
     payment_step,
     random_id,
     random_offline_id,
@@ -80,17 +80,21 @@ class TradingDay:
     def sales(self) -> list[Sale]:
         """Every sale of the day, online and offline, with the outages' script assigned."""
         next_day = max(2, self.payments // 1_000)
-        counts = _apportion(self.payments - next_day, [s.weight for s in STORES])
+        counts = draws.apportion(self.payments - next_day, [s.weight for s in STORES])
         sales: list[Sale] = []
         for store, count in zip(STORES, counts, strict=True):
             offline = min(count - 1, max(8, round(count * _outage_share(store))))
-            times = [(self._moment(store, *store.outage), True) for _ in range(offline)]
+            times = [
+                (draws.sale_moment(self.rng, store, *store.outage, DAY), True)
+                for _ in range(offline)
+            ]
             times += [(self._online_moment(store), False) for _ in range(count - offline)]
             for created_at, is_offline in sorted(times):
                 sales.append(self._sale(len(sales) + 1, store, created_at, is_offline))
         tomorrow = DAY + timedelta(days=1)
         for created_at in sorted(
-            self._moment(NEW_YORK, *NEXT_DAY_OUTAGE, tomorrow) for _ in range(next_day)
+            draws.sale_moment(self.rng, NEW_YORK, *NEXT_DAY_OUTAGE, tomorrow)
+            for _ in range(next_day)
         ):
             sale = self._sale(len(sales) + 1, NEW_YORK, created_at, True)
             self._plain(sale, "next_day", manual=False)
@@ -99,17 +103,10 @@ class TradingDay:
         self._set_limits(sales)
         return sales
 
-    def _moment(self, store: Store, start: float, end: float, day: date = DAY) -> datetime:
-        """A local time between `start` and `end`, following the day's rush hours."""
-        while True:
-            hour = self.rng.uniform(start, end)
-            if self.rng.uniform(0, _RUSH_MAX) <= _rush(hour):
-                return store.at(hour, day)
-
     def _online_moment(self, store: Store) -> datetime:
         start, end = (store.at(hour) for hour in store.outage)
         while True:
-            moment = self._moment(store, store.opens, store.closes)
+            moment = draws.sale_moment(self.rng, store, store.opens, store.closes, DAY)
             if not start <= moment < end:
                 return moment
 
@@ -117,82 +114,30 @@ class TradingDay:
         rng = self.rng
         readers = store.reader_ids()
         device_id = rng.choices(readers, weights=range(len(readers), 0, -1))[0]
-        sale = Sale(number, store, device_id, created_at, self._amount(store), offline)
+        sale = Sale(
+            number, store, device_id, created_at, draws.basket_amount(self.rng, store), offline
+        )
         if not offline:
             return sale
         sale.offline_id = random_offline_id(rng)
         sale.manual = rng.random() < store.manual_share
-        first = self._card(store)
+        first = draws.card(self.rng, store, DAY)
         sale.cards.append(first)
         if _refused_card(first, store):
             if _insert_fixes(first) and rng.random() < 0.9:
                 sale.cards.append(_inserted(first))
             elif rng.random() < 0.7:
-                sale.cards.append(self._card(store, valid=True))
+                sale.cards.append(draws.card(self.rng, store, DAY, valid=True))
             else:
                 sale.pays_cash = True
         sale.walks_away = not sale.pays_cash and rng.random() < 0.01
         return sale
 
-    def _amount(self, store: Store) -> int:
-        places = exponent(store.currency)
-        value = self.rng.lognormvariate(math.log(store.median_basket), 0.85)
-        if places == 0:
-            return max(100, round(value / 10) * 10)
-        scale: int = 10**places
-        minor = round(value * scale)
-        return max(100, minor - minor % 5)
-
-    def _card(self, store: Store, valid: bool = False) -> dict[str, Any]:
-        """A card as the reader reads it; with `valid`, one the offline rules accept here."""
-        rng = self.rng
-        choices = [
-            (b, n, w) for b, n, w in store.brands if not valid or b not in ("interac", "maestro")
-        ]
-        brand, network, _ = rng.choices(choices, [w for _, _, w in choices])[0]
-        draw = rng.random()
-        if draw < store.contactless_share and not (valid and store.sca_required):
-            read_method, verification = "contactless_emv", "none"
-        elif draw < store.contactless_share + store.swipe_share and not valid:
-            read_method = (
-                "magnetic_stripe_track2" if store.country == "US" else "magnetic_stripe_fallback"
-            )
-            verification = "signature"
-        else:
-            read_method = "contact_emv"
-            verification = (
-                "signature" if store.country == "US" and rng.random() < 0.4 else "offline_pin"
-            )
-        funding = "debit" if brand in ("interac", "maestro") or rng.random() < 0.3 else "credit"
-        if (
-            not valid
-            and store.country == "US"
-            and funding == "debit"
-            and read_method == "contact_emv"
-            and rng.random() < 0.05
-        ):
-            verification = "online_pin"
-        exp_year, exp_month = rng.randint(2027, 2031), rng.randint(1, 12)
-        if not valid and rng.random() < 0.01:
-            exp_year, exp_month = 2026, rng.randint(1, 10)  # expired before the day
-        country = store.country if rng.random() < 0.93 else rng.choice(["GB", "FR", "US", "AU"])
-        return {
-            "brand": brand,
-            "network": network,
-            "last4": f"{rng.randint(0, 9999):04d}",
-            "exp_month": exp_month,
-            "exp_year": exp_year,
-            "funding": funding,
-            "read_method": read_method,
-            "cardholder_verification": verification,
-            "country": country,
-        }
-
     def _plain(self, sale: Sale, role: str, manual: bool, brand: str | None = None) -> None:
         """Give a sale its part in the script, played plainly: a valid card inserted,
         nothing refused, nobody changes their mind."""
         assert role in ROLES, role
-        card = self._card(sale.store, valid=True)
+        card = draws.card(self.rng, sale.store, DAY, valid=True)
         if brand is not None:
             card.update(brand=brand, network=brand)
         sale.cards = [_inserted(card)]
@@ -547,38 +492,10 @@ class TradingDay:
         return payment_intent_id, "ch_" + payment_intent_id.removeprefix("pi_")
 
 
-def _rush(hour: float) -> float:
-    """How busy the shops are at a local hour (relative): lunch and evening rushes."""
-    return (
-        1.0
-        + 2.2 * math.exp(-((hour - 12.75) ** 2) / 1.1)
-        + 1.6 * math.exp(-((hour - 18.0) ** 2) / 2.0)
-    )
-
-
-_RUSH_MAX = 4.8  # above _rush everywhere
-
-
 def _outage_share(store: Store) -> float:
     """The share of a store's sales that fall in its outage (by the rush-hour curve)."""
 
-    def area(start: float, end: float) -> float:
-        steps = max(1, round((end - start) * 60))
-        width = (end - start) / steps
-        return sum(_rush(start + (i + 0.5) * width) for i in range(steps)) * width
-
-    return area(*store.outage) / area(store.opens, store.closes)
-
-
-def _apportion(total: int, weights: list[float]) -> list[int]:
-    """`total` split in proportion to `weights` (largest remainders), summing to `total`."""
-    shares = [total * w / sum(weights) for w in weights]
-    counts = [math.floor(s) for s in shares]
-    for i in sorted(range(len(weights)), key=lambda i: counts[i] - shares[i])[
-        : total - sum(counts)
-    ]:
-        counts[i] += 1
-    return counts
+    return draws.rush_area(*store.outage) / draws.rush_area(store.opens, store.closes)
 
 
 def _expired(card: dict[str, Any]) -> bool:

@@ -3,7 +3,7 @@ stored.
 
 A migration is a leaf: the table names and the hashing are copied here as they were when it
 was written, so a later change to the live code cannot change what this migration did
-(tests/test_migrations.py checks that the copy still agrees with `ledger.chain`).
+(tests/unit/test_migrations.py checks that the copy still agrees with `ledger.chain`).
 
 Revision ID: 0003
 Revises: 0002

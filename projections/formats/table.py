@@ -1,10 +1,15 @@
-"""The report as a plain-text summary for the terminal (no colours, no ANSI codes)."""
+"""The report as a plain-text summary for the terminal (no colours, no ANSI codes).
+
+It fits the width it is given (the terminal's; `WIDTH` for a file) and never cuts a number
+or an id: a table too wide for it is laid out again with fewer, stacked columns (an exception
+row's ids and age under one another in one cell, a payout's totals as lines)."""
 
 from __future__ import annotations
 
 import io
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -18,11 +23,14 @@ from projections.formats.values import (
 from projections.report import EXCEPTIONS, Category, Report, Row
 
 WIDTH = 120
+"""The width of the table written to a file (`report --out`, the demo's report.txt): fixed, so
+a file reads the same wherever it was written."""
 EXCEPTION_ROWS_MAX = 50
 
 
-def render_table(report: Report) -> str:
-    console = Console(file=io.StringIO(), record=True, width=WIDTH, color_system=None)
+def render_table(report: Report, width: int = WIDTH) -> str:
+    """The summary laid out to fit `width` columns."""
+    console = Console(file=io.StringIO(), record=True, width=width, color_system=None)
     console.print(Text(f"Reconciliation report as of {human_time(report.as_of)}"))
     if report.filters:
         given = ", ".join(f"{name} {value}" for name, value in sorted(report.filters.items()))
@@ -40,20 +48,47 @@ def render_table(report: Report) -> str:
             Text(f"Stored beyond policy: {shown} ({flagged} flagged payments; see `breaches`)")
         )
     if report.payouts():
-        console.print(_payouts(report))
+        console.print(_fitting(console, _payouts(report), _payouts_stacked(report)))
     _print_exceptions(console, report)
     return _plain(console)
+
+
+def _fitting(console: Console, table: Table, stacked: Table) -> Table:
+    """`table` when it fits the console's width with every cell whole, else `stacked`."""
+    needed = Measurement.get(console, console.options.update_width(_UNBOUNDED), table).maximum
+    return table if needed <= console.width else stacked
+
+
+_UNBOUNDED = 10_000
+
+
+_TOTALS = ("gross", "fees", "refunds", "disputes", "net")
 
 
 def _payouts(report: Report) -> Table:
     table = Table(title="Payouts", title_justify="left")
     table.add_column("Payout", no_wrap=True)
     for heading in ("Date", "Currency", "Payments"):
-        table.add_column(heading)
-    for heading in ("Gross", "Fees", "Refunds", "Disputes", "Net"):
-        table.add_column(heading, justify="right", no_wrap=True)
+        table.add_column(heading, no_wrap=True)
+    for heading in _TOTALS:
+        table.add_column(heading.capitalize(), justify="right", no_wrap=True)
     for line in payout_lines(report):
         table.add_row(*(Text(value) for value in line.values()))
+    return table
+
+
+def _payouts_stacked(report: Report) -> Table:
+    """A payout a row: its id, date and count in one cell, its totals as lines in another."""
+    table = Table(title="Payouts", title_justify="left")
+    table.add_column("Payout", no_wrap=True)
+    table.add_column("Totals", justify="right", no_wrap=True)
+    for line in payout_lines(report):
+        count = line["payments"]
+        payout = f"{line['payout_id']}\n{line['date']}, {line['currency']}, "
+        payout += f"{count} payment{'' if count == '1' else 's'}"
+        amounts = max(len(line[name]) for name in _TOTALS)
+        totals = "\n".join(f"{name} {line[name]:>{amounts}}" for name in _TOTALS)
+        table.add_row(Text(payout), Text(totals))
     return table
 
 
@@ -113,7 +148,12 @@ def _print_exceptions(console: Console, report: Report) -> None:
     for category, rows in exceptions.items():
         if rows and room:
             title = f"{category_label(category)} ({counts[category]})"
-            console.print(_exception_rows(title, rows[:room]))
+            shown = rows[:room]
+            console.print(
+                _fitting(
+                    console, _exception_rows(title, shown), _exception_rows_stacked(title, shown)
+                )
+            )
             room -= min(room, len(rows))
     hidden = total - (EXCEPTION_ROWS_MAX - room)
     if hidden:
@@ -124,9 +164,8 @@ def _print_exceptions(console: Console, report: Report) -> None:
 
 def _exception_rows(title: str, rows: list[Row]) -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column("Offline id", no_wrap=True)
-    table.add_column("Location", overflow="fold")
-    table.add_column("PaymentIntents", overflow="fold", min_width=len("PaymentIntents"))
+    for name in ("Offline id", "Location", "PaymentIntents"):
+        table.add_column(name, no_wrap=True)
     for name in ("Amount", "Stripe amount", "Age (h)", "At risk"):
         table.add_column(name, justify="right", no_wrap=True)
     for row in rows:
@@ -136,12 +175,33 @@ def _exception_rows(title: str, rows: list[Row]) -> Table:
                 for cell in (
                     row.offline_id or "—",
                     row.location_id or "—",
-                    ", ".join(row.payment_intent_ids) or "—",
+                    "\n".join(row.payment_intent_ids) or "—",
                     money(row.amount, row.currency),
                     money(row.stripe_amount, row.stripe_currency),
                     row.age_hours or "—",
-                    money(row.amount_at_risk, row.risk_currency) if row.amount_at_risk else "—",
+                    _at_risk_of(row),
                 )
             )
         )
     return table
+
+
+def _exception_rows_stacked(title: str, rows: list[Row]) -> Table:
+    """The same rows in three columns: the payment's ids and age under one another, its
+    amount above Stripe's, and what is at risk."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("Payment (location, PaymentIntents, age)", no_wrap=True)
+    table.add_column("Amount (Stripe's)", justify="right", no_wrap=True)
+    table.add_column("At risk", justify="right", no_wrap=True)
+    for row in rows:
+        payment = [row.offline_id or "—", row.location_id or "—", *row.payment_intent_ids]
+        if row.age_hours:
+            payment.append(f"{row.age_hours} h old")
+        amounts = f"{money(row.amount, row.currency)}\n"
+        amounts += f"({money(row.stripe_amount, row.stripe_currency)})"
+        table.add_row(Text("\n".join(payment)), Text(amounts), Text(_at_risk_of(row)))
+    return table
+
+
+def _at_risk_of(row: Row) -> str:
+    return money(row.amount_at_risk, row.risk_currency) if row.amount_at_risk else "—"

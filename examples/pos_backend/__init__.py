@@ -1,1 +1,0 @@
-"""An example POS backend on the offline-ledger library (see README.md here)."""

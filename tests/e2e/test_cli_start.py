@@ -1,0 +1,63 @@
+"""The command line starts at once: `--help` loads click and nothing of the ledger's
+libraries, and a command loads only what it uses (a read of the ledger loads neither Stripe's
+client, nor Alembic, nor the report's renderers). What that costs in seconds is measured in
+benchmarks/cli_start.py, not here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+
+from adapters.cli.group import COMMANDS, main
+from tests.e2e.test_cli import loaded_sqlite
+
+__all__ = ["loaded_sqlite"]  # a fixture used here
+
+HEAVY = ("sqlalchemy", "pydantic", "eventsourcing", "stripe", "alembic", "jinja2", "rich")
+
+
+def modules_loaded(*args: str) -> set[str]:
+    """The top-level packages loaded by running `offline-ledger ARGS` in a fresh interpreter."""
+    script = (
+        "import json, sys\n"
+        "from adapters.cli import main\n"
+        "try:\n"
+        f"    main({list(args)!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def test_help_loads_none_of_the_ledgers_libraries() -> None:
+    loaded = modules_loaded("--help")
+    assert "click" in loaded
+    assert not loaded & set(HEAVY), loaded & set(HEAVY)
+
+
+@pytest.mark.parametrize(
+    "command", [("status",), ("history", "00000000-0000-4000-8000-000000000001")]
+)
+def test_a_read_loads_neither_stripe_nor_alembic_nor_the_renderers(
+    loaded_sqlite: str, command: tuple[str, ...]
+) -> None:
+    loaded = modules_loaded(*command, "--db", loaded_sqlite)
+    assert "eventsourcing" in loaded  # it did read the ledger
+    assert not loaded & {"stripe", "alembic", "jinja2", "requests", "projections"}
+
+
+def test_every_listed_command_is_defined_by_the_module_named_for_it() -> None:
+    context = click.Context(main)
+    for name, (module, summary) in COMMANDS.items():
+        command = main.get_command(context, name)
+        assert command is not None and command.callback is not None, name
+        assert command.callback.__module__ == module, name
+        assert summary.endswith(".") and len(summary) < 60, name

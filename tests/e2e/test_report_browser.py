@@ -1,0 +1,141 @@
+"""The HTML report in a real headless browser (Debian's chromium): it loads without error, the
+parsed page shows every exception section with its rows and the SVG charts, and it paints.
+
+Chromium runs as a subprocess on the local file only, with a fresh profile and no background
+networking. Without chromium on PATH the tests are skipped with a notice at the end of the run;
+with OFFLINE_LEDGER_REQUIRE_BROWSER=1 (CI) they fail instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from projections.formats.html import render_html
+from projections.formats.values import money
+from projections.report import EXCEPTIONS
+from tests.conftest import BROWSER_ENV, BROWSER_SKIP
+from tests.unit.test_report_formats import REPORT, ROWS
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+TIMEOUT_SECONDS = 60
+INSTALL_HINT = "install Debian's chromium package (apt-get install chromium)"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+WINDOW = (1280, 2000)
+
+
+@pytest.fixture
+def chromium(request: pytest.FixtureRequest) -> str:
+    """The path of the chromium launcher; skips (or fails, when required) without it."""
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get(BROWSER_ENV) == "1":
+            pytest.fail(f"{BROWSER_ENV}=1 but chromium is not on PATH: {INSTALL_HINT}")
+        pytest.skip(f"{BROWSER_SKIP} {INSTALL_HINT} to run it")
+    return path
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Path:
+    path = tmp_path / "report.html"
+    path.write_text(render_html(REPORT), encoding="utf-8")
+    return path
+
+
+def run_chromium(chromium: str, tmp_path: Path, *args: str) -> str:
+    """Run chromium once with a fresh profile and HOME; its stdout. Fails on a non-zero exit
+    or after TIMEOUT_SECONDS, and kills whatever it left behind either way."""
+    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
+    command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        env={**os.environ, "HOME": profile},
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"chromium did not finish within {TIMEOUT_SECONDS} s: {command}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # helpers (crashpad...) still running
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 0, f"chromium exited with {process.returncode}:\n{stderr}"
+    return stdout
+
+
+def between(text: str, start: str, end: str) -> str:
+    assert start in text, start
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def test_the_browser_shows_every_exception_with_its_rows_and_the_charts(
+    chromium: str, page: Path, tmp_path: Path
+) -> None:
+    dom = run_chromium(chromium, tmp_path, "--dump-dom", page.as_uri())
+
+    exceptions = between(dom, '<section id="exceptions">', '<section id="totals">')
+    assert "Exceptions: what needs action, most urgent first" in exceptions
+    for category in EXCEPTIONS:
+        rows = [row for row in ROWS if row.category == category]
+        section = between(exceptions, f'<section id="{category.value}">', "</section>")
+        assert f"({len(rows)})</h3>" in section, category
+        assert between(section, "<tbody>", "</tbody>").count("<tr>") == len(rows), category
+        for row in rows:
+            assert (row.offline_id or row.payment_intent_ids[0]) in section, category
+    assert "pi_7a, pi_7b" in between(dom, '<section id="duplicate">', "</section>")
+    assert "pi_orphan" in between(dom, '<section id="orphan_in_stripe">', "</section>")
+
+    # the headline comes first and gives the money at risk in each currency
+    headline = between(dom, 'id="headline">', '<section id="exceptions">')
+    for currency, amount in REPORT.at_risk().items():
+        assert f'<li class="figure">{money(amount, currency)}</li>' in headline
+    assert "is stale after 24 hours." in between(dom, "<header>", "</header>")
+
+    # one chart of rows per category, one chart of money at risk per currency
+    assert dom.count("<svg") == 1 + len(REPORT.at_risk())
+    assert "<script" not in dom and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+
+
+def test_the_browser_paints_the_page_into_a_real_screenshot(
+    chromium: str, page: Path, tmp_path: Path
+) -> None:
+    screenshot = tmp_path / "report.png"
+    width, height = WINDOW
+    run_chromium(
+        chromium,
+        tmp_path,
+        f"--screenshot={screenshot}",
+        f"--window-size={width},{height}",
+        page.as_uri(),
+    )
+
+    assert screenshot.is_file(), "chromium wrote no screenshot"
+    data = screenshot.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR" and struct.unpack(">II", data[16:24]) == WINDOW
+    # a blank page of this size compresses to about 12 KB, this report to about 250 KB
+    assert len(data) > 50_000, f"the screenshot is only {len(data)} bytes: a blank page?"

@@ -1,0 +1,288 @@
+"""Tamper evidence: rows edited, deleted, inserted or reordered directly in the database
+(a real SQLite file, real PostgreSQL) are found by `offline-ledger audit verify` at the first
+bad position; an untouched log verifies with its head hash; invariants hold."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.audit import check_invariants, verify
+from ledger import Ledger, LedgerError
+from ledger.postgres import APPEND_EVENTS_MAX
+from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for
+from tests.e2e.test_cli import run
+from tests.support import records as r
+
+Edit = Callable[[sa.Connection, str, str], None]  # connection, events table, position column
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest) -> str:
+    """A ledger with a few hundred events: payments in every state."""
+    chosen = str(request.getfixturevalue(f"{request.param}_url"))
+    with Ledger.open(chosen) as ledger:
+        ledger.record(r.location())
+        ledger.record(r.device())
+        for n in range(40):
+            records = r.stored_payment(amount=1000 + n, capture_method="manual")
+            offline_id = records[0]["offline_id"]
+            if n % 3 == 0:
+                records.append(r.forwarded(offline_id, f"pi_{n}", "requires_capture"))
+            if n % 9 == 0:
+                records.append(r.captured(offline_id, f"pi_{n}", 1000 + n))
+            ledger.record_many(records)
+    return chosen
+
+
+@contextmanager
+def database(url: str) -> Iterator[tuple[sa.Connection, str, str]]:
+    with Ledger.open(url) as ledger:
+        engine = engine_for(ledger.config)
+        kind = ledger.config.kind
+    try:
+        with engine.begin() as conn:
+            if kind == "postgresql":
+                yield conn, POSTGRES_EVENTS_TABLE, "notification_id"
+            else:
+                yield conn, SQLITE_EVENTS_TABLE, "rowid"
+    finally:
+        engine.dispose()
+
+
+def verified(url: str, status: int) -> dict[str, Any]:
+    done = run("audit", "verify", "--db", url, "--json")
+    assert done.returncode == status, done.stdout + done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def row(conn: sa.Connection, table: str, column: str, position: int) -> dict[str, Any]:
+    found = conn.execute(
+        sa.text(
+            f"SELECT originator_id, originator_version, topic, state "
+            f"FROM {table} WHERE {column} = :p"
+        ),
+        {"p": position},
+    ).one()
+    return dict(found._mapping)
+
+
+def edit_state(conn: sa.Connection, table: str, column: str) -> None:
+    state = bytes(row(conn, table, column, 50)["state"]).replace(b"1", b"2", 1)
+    conn.execute(sa.text(f"UPDATE {table} SET state = :s WHERE {column} = 50"), {"s": state})
+
+
+def delete(conn: sa.Connection, table: str, column: str) -> None:
+    conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = 50"))
+
+
+def insert(conn: sa.Connection, table: str, column: str) -> None:
+    copied = row(conn, table, column, 50) | {"originator_version": 999, "p": 100_000}
+    conn.execute(
+        sa.text(
+            f"INSERT INTO {table} ({column}, originator_id, originator_version, "
+            "topic, state) VALUES (:p, :originator_id, :originator_version, "
+            ":topic, :state)"
+        ),
+        copied,
+    )
+
+
+def reorder(conn: sa.Connection, table: str, column: str) -> None:
+    first, second = row(conn, table, column, 50), row(conn, table, column, 51)
+    conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} IN (50, 51)"))
+    for position, content in ((50, second), (51, first)):
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {table} ({column}, originator_id, "
+                "originator_version, topic, state) VALUES (:p, :originator_id, "
+                ":originator_version, :topic, :state)"
+            ),
+            content | {"p": position},
+        )
+
+
+def edit_link(conn: sa.Connection, table: str, column: str) -> None:
+    conn.execute(
+        sa.text("UPDATE event_chain SET chain_hash = :h WHERE position = 70"), {"h": bytes(32)}
+    )
+
+
+def test_an_untouched_log_verifies_with_its_head_hash_and_count(url: str) -> None:
+    result = verified(url, 0)
+    with Ledger.open(url) as ledger:
+        last = ledger.store.recorder.max_notification_id()
+        assert result["count"] == last  # every event, none skipped
+        assert verify(ledger).head_hash == result["head_hash"]
+        assert check_invariants(ledger) == []
+    assert result["ok"] and len(result["head_hash"]) == 64
+    assert run("audit", "verify", "--db", url).stdout.startswith("OK: ")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "kind", "position"),
+    [
+        (edit_state, "altered", 50),
+        (delete, "deleted", 50),
+        (insert, "inserted", 100_000),
+        (reorder, "reordered", 50),
+        (edit_link, "link_altered", 70),
+    ],
+)
+def test_a_direct_change_to_the_database_is_found_at_the_first_bad_position(
+    url: str,
+    tamper: Edit,
+    kind: str,
+    position: int,
+) -> None:
+    with database(url) as (conn, table, column):
+        tamper(conn, table, column)
+    result = verified(url, 1)
+    assert (result["problem"]["kind"], result["problem"]["position"]) == (kind, position)
+    assert not result["ok"]
+    done = run("audit", "verify", "--db", url)
+    assert f"TAMPERED at position {position}" in done.stderr
+
+
+def test_events_written_after_verification_extend_the_chain(url: str) -> None:
+    before = verified(url, 0)
+    with Ledger.open(url) as ledger:
+        ledger.record_many(r.stored_payment())
+    after = verified(url, 0)
+    assert after["count"] == before["count"] + 4  # created, collected, confirmed; stored
+    assert after["head_hash"] != before["head_hash"]
+
+
+def test_a_rebuild_finds_a_corrupted_projection_row_and_swaps_in_the_right_one(
+    url: str,
+) -> None:
+    assert run("report", "--db", url, "--format", "json").returncode == 0  # live read models
+    clean = run("audit", "rebuild", "--db", url, "--json")
+    assert clean.returncode == 0 and json.loads(clean.stdout)["clean"]
+    with database(url) as (conn, _, _):
+        offline_id = conn.execute(sa.text("SELECT offline_id FROM payments LIMIT 1")).scalar()
+        conn.execute(
+            sa.text("UPDATE payments SET amount = amount + 1 WHERE offline_id = :o"),
+            {"o": offline_id},
+        )
+        conn.execute(
+            sa.text(
+                "DELETE FROM offline_stored WHERE offline_id IN "
+                "(SELECT offline_id FROM offline_stored LIMIT 1)"
+            )
+        )
+    drifted = run("audit", "rebuild", "--db", url, "--json")
+    assert drifted.returncode == 1
+    tables = {t["table"]: t for t in json.loads(drifted.stdout)["tables"]}
+    assert tables["payments"]["differing_count"] == 1
+    assert len(tables["offline_stored"]["only_rebuilt"]) == 1
+    assert run("audit", "rebuild", "--db", url, "--swap").returncode == 0
+    after = run("audit", "rebuild", "--db", url, "--json")
+    assert after.returncode == 0 and json.loads(after.stdout)["clean"]
+
+
+def newest_event_at(ledger: Ledger) -> datetime:
+    """When the newest event in the store was recorded: as of that moment everything recorded
+    so far counts, and nothing recorded after it (read from the store, not the test's clock)."""
+    return max(
+        ledger.decode(notification).timestamp
+        for notification in ledger.store.recorder.select_notifications(start=None, limit=1_000)
+    )
+
+
+def test_as_of_gives_each_state_as_it_was_recorded_then(sqlite_url: str) -> None:
+    """Moments between the records (each the newest event's): at each one, the payment's status
+    and the location's stored count are those the records so far imply, computed here by hand."""
+    with Ledger.open(sqlite_url) as ledger:
+        ledger.record(r.location())
+        ledger.record(r.device())
+        records = r.stored_payment(amount=1500)
+        offline_id = records[0]["offline_id"]
+        records.append(r.forwarded(offline_id, "pi_1", "succeeded"))
+        expected = [("created", 0), ("collected", 0), ("stored", 1), ("captured", 0)]
+        moments = []
+        for record in records:
+            ledger.record(record)
+            moments.append(newest_event_at(ledger))
+    for moment, (status, stored) in zip(moments, expected, strict=True):
+        payment = json.loads(
+            run(
+                "audit",
+                "as-of",
+                moment.isoformat(),
+                "--offline-id",
+                offline_id,
+                "--db",
+                sqlite_url,
+                "--json",
+            ).stdout
+        )
+        location = json.loads(
+            run(
+                "audit",
+                "as-of",
+                moment.isoformat(),
+                "--location",
+                "tml_1",
+                "--db",
+                sqlite_url,
+                "--json",
+            ).stdout
+        )
+        whole = json.loads(
+            run("audit", "as-of", moment.isoformat(), "--db", sqlite_url, "--json").stdout
+        )
+        assert payment["status"] == status
+        assert location["offline_payments_count"] == stored
+        assert whole["payments_by_status"] == {status: {"usd": {"count": 1, "amount": 1500}}}
+    before = run("audit", "as-of", "2000-01-01", "--offline-id", offline_id, "--db", sqlite_url)
+    assert before.returncode == 1 and "did not exist" in before.stderr
+
+
+def test_an_export_imports_into_an_empty_database_with_the_same_head_hash(
+    url: str,
+    sqlite_url: str,
+    tmp_path: Path,
+) -> None:
+    source = verified(url, 0)
+    exported = run("audit", "export", "--db", url, "--out", str(tmp_path / "export"), "--json")
+    assert exported.returncode == 0, exported.stderr
+    assert json.loads(exported.stdout)["head_hash"] == source["head_hash"]
+    target = sqlite_url.replace("ledger.db", "imported.db")
+    imported = run("audit", "import", str(tmp_path / "export"), "--db", target, "--json")
+    assert imported.returncode == 0, imported.stderr
+    assert verified(target, 0)["head_hash"] == source["head_hash"]
+    lines = (tmp_path / "export" / "events-00001.jsonl").read_text().splitlines()
+    lines[3], lines[4] = lines[4], lines[3]
+    (tmp_path / "export" / "events-00001.jsonl").write_text("\n".join(lines) + "\n")
+    refused = run(
+        "audit",
+        "import",
+        str(tmp_path / "export"),
+        "--db",
+        sqlite_url.replace("ledger.db", "other.db"),
+    )
+    assert refused.returncode == 1 and "EXPORT_INVALID" in refused.stderr
+
+
+def test_large_batches_and_single_records_chain_alike(url: str) -> None:
+    """On PostgreSQL a live record's few events are linked by the insert statement itself, a
+    larger batch's in Python (`ledger.postgres.APPEND_EVENTS_MAX`): interleaved, they make one
+    chain."""
+    with Ledger.open(url) as ledger:
+        before = verify(ledger)
+        batch = [record for _ in range(12) for record in r.stored_payment(amount=900)]
+        assert not any(isinstance(x, LedgerError) for x in ledger.record_many(batch))
+        for record in r.stored_payment(amount=901):
+            ledger.record(record)
+        ledger.record_many([record for _ in range(12) for record in r.stored_payment()])
+        after = verify(ledger)
+    assert after.ok and after.count > before.count + 2 * APPEND_EVENTS_MAX

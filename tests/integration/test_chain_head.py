@@ -1,0 +1,42 @@
+"""Migration 0009 on a PostgreSQL ledger that already holds events: the chain head it creates
+holds the last link, so the events recorded after it chain on and the log still verifies."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+
+from adapters.audit import verify
+from ledger import Ledger
+from ledger.chain import CHAIN_HEAD_TABLE
+from ledger.storage import engine_for, parse_database_url
+from migrations import alembic_config, upgrade
+from tests.support import records as r
+
+pytestmark = pytest.mark.postgres
+
+
+def test_the_head_is_the_last_link_of_a_log_written_before_it(postgres_url: str) -> None:
+    with Ledger.open(postgres_url) as ledger:
+        ledger.record(r.location())
+        ledger.record(r.device())
+        ledger.record_many(r.stored_payment())
+        written = verify(ledger)
+    assert written.count > 2
+    config = parse_database_url(postgres_url)
+    engine = engine_for(config, migrating=True)
+    try:
+        with engine.begin() as connection:
+            alembic = alembic_config(config)
+            alembic.attributes["connection"] = connection
+            command.downgrade(alembic, "0007")
+            assert CHAIN_HEAD_TABLE not in sa.inspect(connection).get_table_names()
+    finally:
+        engine.dispose()
+    upgrade(config)
+    with Ledger.open(postgres_url) as ledger:
+        assert verify(ledger).head_hash == written.head_hash
+        ledger.record_many(r.stored_payment())
+        grown = verify(ledger)
+    assert grown.ok and grown.count > written.count

@@ -1,0 +1,91 @@
+"""Migrations are leaves: they copy the code they run. These tests keep each copy honest
+against the live code it was taken from, so a change to the live code that would make old
+stores disagree with new ones fails here instead of passing silently."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from uuid import UUID
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger import chain, storage
+
+VERSIONS = Path(__file__).parents[2] / "migrations" / "versions"
+
+
+def migration(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, VERSIONS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EVENT_CHAIN = migration("0003_event_chain")
+
+rows = st.lists(
+    st.tuples(
+        st.uuids(),
+        st.integers(min_value=1, max_value=2**62),
+        st.text(min_size=1, max_size=80),
+        st.binary(max_size=300),
+    ),
+    max_size=20,
+)
+
+
+def test_the_chain_migration_names_the_tables_the_live_code_uses() -> None:
+    assert EVENT_CHAIN.CHAIN_TABLE == chain.CHAIN_TABLE
+    assert EVENT_CHAIN.GENESIS == chain.GENESIS
+    assert EVENT_CHAIN.POSTGRES_EVENTS_TABLE == storage.POSTGRES_EVENTS_TABLE
+    assert EVENT_CHAIN.SQLITE_EVENTS_TABLE == storage.SQLITE_EVENTS_TABLE
+
+
+@given(rows=rows, previous=st.binary(min_size=32, max_size=32))
+def test_the_chain_migration_links_events_exactly_as_the_live_chain_does(
+    rows: list[tuple[UUID, int, str, bytes]], previous: bytes
+) -> None:
+    positioned = [(position, *row) for position, row in enumerate(rows, start=1)]
+    assert EVENT_CHAIN.link(previous, positioned) == chain.link(previous, positioned)
+
+
+def test_the_chain_head_migration_names_the_tables_the_live_code_uses() -> None:
+    head = migration("0009_chain_head")
+    assert (head.CHAIN_TABLE, head.CHAIN_HEAD_TABLE) == (chain.CHAIN_TABLE, chain.CHAIN_HEAD_TABLE)
+    assert head.GENESIS == chain.GENESIS
+
+
+def test_the_stripe_movements_migration_names_the_live_projection_and_tables() -> None:
+    from projections import tables
+    from projections.stripe_observations import StripeObservationsProjection
+
+    movements = migration("0005_stripe_movements")
+    assert StripeObservationsProjection.name == movements.PROJECTION
+    assert all(name in tables.metadata.tables for name in movements.TABLES)
+
+
+def test_head_is_the_newest_revision_alembic_finds() -> None:
+    """`migrations.HEAD` is what every command compares a database with, without loading
+    Alembic: a new revision must move it."""
+    from alembic.script import ScriptDirectory
+
+    from migrations import HEAD, HERE
+
+    assert ScriptDirectory(str(HERE)).get_current_head() == HEAD
+
+
+def test_the_api_keys_migration_creates_the_live_table() -> None:
+    from sqlalchemy import MetaData, Table
+
+    from adapters.http.api_keys import api_keys
+
+    copy = Table("api_keys", MetaData(), *migration("0007_api_keys").columns())
+
+    def shape(table: Table) -> list[tuple[str, str, bool, bool]]:
+        return [(c.name, str(c.type), c.primary_key, bool(c.nullable)) for c in table.columns]
+
+    assert shape(copy) == shape(api_keys)

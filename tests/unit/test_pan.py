@@ -1,0 +1,372 @@
+"""The card-number scanner (`ledger.pan`): every disguise found, real data left alone, and the
+masking that messages and the rejects file use."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger import pan
+from tests.support.pan_disguises import (
+    KNOWN_PANS,
+    RAW_JSON_DISGUISES,
+    TEXT_DISGUISES,
+    luhn_check_digit,
+    random_pan,
+)
+
+# Stripe's openapi/fixtures3.json (github.com/stripe/openapi, commit f6c2a48f), copied verbatim.
+FIXTURES = Path(__file__).parents[1] / "support" / "data" / "stripe_fixtures3.json"
+REPO_FIXTURES = Path(__file__).parents[1] / "support" / "stripe_fixtures.py"
+
+
+# -- the Luhn check ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", KNOWN_PANS)
+def test_stripe_test_card_numbers_pass_the_luhn_check(number: str) -> None:
+    assert pan.luhn_valid(number)
+
+
+@pytest.mark.parametrize(
+    ("number", "valid"),
+    [
+        ("0", True),
+        ("18", True),  # 1 doubled is 2, + 8
+        ("59", True),  # 5 doubled is 10 -> 1, + 9: a slip at "> 9" or "- 9" fails it
+        ("91", True),  # 9 doubled is 18 -> 9, + 1
+        ("42", True),  # 4 doubled is 8, + 2: only the second digit from the right is doubled
+        ("24", False),
+        ("5555555555554444", True),
+        ("5555555555554445", False),
+        ("4242424242424241", False),
+        ("79927398713", True),  # the classic example
+        ("79927398710", False),
+    ],
+)
+def test_the_luhn_check_doubles_every_second_digit_from_the_right(number: str, valid: bool) -> None:
+    assert pan.luhn_valid(number) is valid
+
+
+@given(st.text(alphabet="0123456789", min_size=1, max_size=25))
+def test_exactly_one_check_digit_makes_a_number_luhn_valid(body: str) -> None:
+    valid = [d for d in "0123456789" if pan.luhn_valid(body + d)]
+    assert valid == [luhn_check_digit(body)]
+
+
+# -- what is refused ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", range(13, 20))
+@pytest.mark.parametrize("disguise", sorted(TEXT_DISGUISES))
+def test_a_card_number_in_every_disguise_and_length_is_found(disguise: str, length: int) -> None:
+    number = random_pan(random.Random(f"{disguise}{length}"), length)
+
+    assert pan.holds_pan(TEXT_DISGUISES[disguise](number))
+
+
+@pytest.mark.parametrize("disguise", sorted(RAW_JSON_DISGUISES))
+def test_a_card_number_in_raw_json_is_found_also_as_bytes(disguise: str) -> None:
+    number = random_pan(random.Random(disguise), 16)
+    line = '{"metadata": {"note": ' + RAW_JSON_DISGUISES[disguise](number) + "}}"
+
+    assert pan.holds_pan(line)
+    assert pan.holds_pan(line.encode())
+
+
+@pytest.mark.parametrize("number", KNOWN_PANS)
+def test_stripe_test_card_numbers_are_found(number: str) -> None:
+    assert pan.holds_pan(number)
+    assert pan.holds_pan(f"card{number}")
+
+
+def test_a_card_number_entirely_in_unicode_escapes_is_found() -> None:
+    escaped = "".join(f"\\u{ord(d):04X}" for d in "5555555555554444")  # upper-case hex too
+
+    assert pan.holds_pan(escaped)
+    assert pan.normalized(escaped) == "5555555555554444"
+
+
+def test_an_escaped_surrogate_pair_is_the_character_it_encodes() -> None:
+    bold = json.dumps("".join(chr(0x1D7CE + int(d)) for d in "5555555555554444"))
+
+    assert "\\ud835\\udfd3" in bold
+    assert pan.normalized(bold) == '"5555555555554444"'
+    assert pan.holds_pan(bold)
+
+
+def test_surrogate_escapes_separate_like_punctuation() -> None:
+    assert pan.normalized("4242\\ud83d4242") == "4242 4242"
+    assert pan.holds_pan("4242\\ud800 4242\\udfff4242 4242")
+
+
+def test_bytes_that_are_not_utf8_are_searched_all_the_same() -> None:
+    assert pan.holds_pan(b"\xff\xfe4242424242424242\xff")
+    assert pan.holds_pan(b"\xef\xbb\xbf4242424242424242")  # a BOM
+
+
+@pytest.mark.parametrize("length", [13, 19])
+def test_the_length_bounds_are_13_and_19_digits(length: int) -> None:
+    number = random_pan(random.Random(length), length)
+
+    assert pan.holds_pan(number)
+    assert pan.holds_pan(" ".join(number))
+
+
+def test_12_and_20_digits_are_not_card_numbers() -> None:
+    twelve = "4" + "0" * 10
+    twelve += luhn_check_digit(twelve)
+    twenty = "4" + "0" * 18
+    twenty += luhn_check_digit(twenty)
+
+    assert pan.luhn_valid(twelve) and len(twelve) == 12
+    assert not pan.holds_pan(twelve)
+    assert pan.luhn_valid(twenty) and len(twenty) == 20
+    assert not pan.holds_pan(twenty)  # a 20-digit run is one token
+    assert not pan.holds_pan(twenty[:4] + " " + twenty[4:])  # 20 joined digits too
+    assert pan.holds_pan(twenty[:1] + " " + twenty[1:][:-1] + luhn_check_digit(twenty[1:][:-1]))
+
+
+def test_a_card_number_after_a_long_digit_group_is_found_on_its_own() -> None:
+    number = random_pan(random.Random(7), 16)
+
+    assert pan.holds_pan("1" * 25 + " " + number)
+    assert pan.holds_pan("12 " + number)  # the window starts at any group
+    assert pan.holds_pan(number + " 12")  # and ends at any group
+
+
+def test_groups_are_joined_across_any_run_of_separators() -> None:
+    number = random_pan(random.Random(8), 16)
+
+    assert pan.holds_pan(number[:8] + " \t\u00a0-._/" + number[8:])
+    assert pan.holds_pan(number[:8] + "\\t" + number[8:])  # a JSON escape
+    assert not pan.holds_pan(number[:8] + "a" + number[8:])  # a letter separates
+
+
+def test_superscript_digits_count_as_digits() -> None:
+    superscripts = {"0": "⁰", "1": "¹", "2": "²", "3": "³", "4": "⁴", "5": "⁵"}
+    superscripts |= {"6": "⁶", "7": "⁷", "8": "⁸", "9": "⁹"}
+    number = "5555555555554444"
+
+    assert pan.holds_pan("".join(superscripts[d] for d in number))
+
+
+def test_an_ascii_only_text_with_digits_elsewhere_is_searched_after_unicode() -> None:
+    assert pan.normalized("abc") == "abc"
+    assert pan.normalized("\uff14\uff12") == "42"
+    assert pan.normalized("é4") == "é4"
+
+
+# -- what is left alone ------------------------------------------------------------------------
+
+
+def _fixture_objects() -> list[object]:
+    resources = json.loads(FIXTURES.read_text())["resources"]
+    return list(resources.values())
+
+
+def test_every_object_of_stripes_official_fixtures_is_no_card_number() -> None:
+    """Stripe's openapi/fixtures3.json (github.com/stripe/openapi): ids, timestamps, amounts."""
+    objects = _fixture_objects()
+
+    assert len(objects) > 100
+    assert [o for o in objects if pan.find_pan(o) is not None] == []
+    assert [o for o in objects if pan.holds_pan(json.dumps(o))] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+        "ch_3MmlLrLkdIwHu7ix0snN0B15",
+        "evt_1NG8Du2eZvKYlo2CUI79vXWy",
+        "txn_1MiN3gLkdIwHu7ixxapQrznl",
+        "acct_1032D82eZvKYlo2C",
+        "12345678-1234-1234-1234-123456789012",  # a UUID of digits
+        "2026-11-22T08:00:00.424242+00:00",
+        "2026-11-22 10:15:00",
+        "2099-12-31T23:59:60Z",
+        "1999-01-01t00:00Z",
+        "txn_1,2026-11-22 10:15:00,12.50,0.66,11.84",
+        "4242424242424241",  # fails the Luhn check
+        "4242 4242 4242 4241",
+        "424242424242",  # 12 digits
+        "42424242424242424242",  # 20 digits
+        "1763737200",  # Unix seconds
+        "tel +1 (415) 555-0100",
+        "",
+    ],
+)
+def test_real_data_is_not_a_card_number(text: str) -> None:
+    assert not pan.holds_pan(text)
+
+
+def test_hex_ids_and_digests_are_whole_tokens() -> None:
+    rng = random.Random(12)
+    for _ in range(2_000):
+        ids = [f"{rng.getrandbits(bits):0{bits // 4}x}" for bits in (96, 128, 160, 256)]
+        assert not any(pan.holds_pan(f"evt_{text}") for text in ids), ids
+        assert not any(pan.holds_pan(text.upper()) for text in ids), ids
+    assert pan.holds_pan("abcdef4242424242424242")  # 22 hex characters: scanned
+    assert pan.holds_pan("Abcdef424242424242424242")  # mixed case: scanned
+    assert not pan.holds_pan("abcdef424242424242424242")  # 24: one token
+
+
+def test_random_uuids_and_timestamps_are_never_card_numbers() -> None:
+    rng = random.Random(11)
+    for _ in range(2_000):
+        ids = [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(3)]
+        line = json.dumps({"offline_id": ids[0], "ids": ids, "at": "2026-11-22T08:15:00+01:00"})
+        assert not pan.holds_pan(line), line
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1899-12-31 10:00:00 4242",  # not a year of the barrier: its digits join
+        "2026-13-01 424242",  # no month 13
+        "2200-01-01 424242",
+        "2026-11-32 424242",  # no day 32
+    ],
+)
+def test_only_plausible_dates_are_whole_tokens(text: str) -> None:
+    digits = "".join(c for c in text if c.isdigit())
+    crafted = text[:-1] + luhn_check_digit(digits[:-1])
+
+    assert 13 <= len(digits) <= 19
+    assert pan.holds_pan(crafted)
+
+
+def test_a_uuid_is_a_whole_token_only_with_nothing_alphanumeric_around_it() -> None:
+    shaped = "42424242-4242-4242-4242-424242424242"  # 42424242 4242 4242 is a card number
+
+    assert not pan.holds_pan(shaped)
+    assert not pan.holds_pan(f"pi_{shaped}.")
+    assert pan.holds_pan(f"x{shaped}")
+    assert pan.holds_pan(f"{shaped}x")
+
+
+# -- find_pan: where in a value ----------------------------------------------------------------
+
+
+def test_find_pan_names_the_field_and_never_repeats_a_key_that_is_a_number() -> None:
+    number = "5555555555554444"
+
+    assert pan.find_pan({"a": {"b": [1, f"x{number}"]}}) == "a.b[1]"
+    assert pan.find_pan({"a": {number: 1}}) == "a.<card number>"
+    assert pan.find_pan({"a": int(number)}) == "a"
+    assert pan.find_pan({"a": float(number)}) == "a"
+    assert pan.find_pan({"a": Decimal(number)}) == "a"
+    assert pan.find_pan(("ok", number)) == "[1]"
+    assert pan.find_pan({"a": ["5555 5555", "5555 4444"]}) == "(record)"
+    assert pan.find_pan({"a": ["5555 5555", "5555 4444"]}, "data") == "data"
+    assert pan.find_pan({"a": True, "b": None, "c": "2026-11-22"}) is None
+    assert pan.find_pan({1: 2}) is None
+
+
+def test_find_pan_walks_any_depth_without_recursion() -> None:
+    deep: object = "4242424242424242"
+    for _ in range(5_000):
+        deep = [deep]
+
+    assert pan.find_pan(deep) is not None
+
+
+# -- masking -----------------------------------------------------------------------------------
+
+
+def test_mask_keeps_the_last_four_digits_of_runs_of_six_or_more() -> None:
+    assert pan.mask("12345") == "12345"
+    assert pan.mask("123456") == "**3456"
+    assert pan.mask("a4242424242424242b") == "a************4242b"
+    assert pan.mask("\uff11\uff12\uff13\uff14\uff15\uff16\uff17") == "***4567"
+    assert pan.mask("\\u0031\\u0032\\u0033\\u0034\\u0035\\u0036") == "**3456"
+    assert pan.mask("2026-11-22T08:15:00+00:00") == "2026-11-22T08:15:00+00:00"
+
+
+def test_mask_keeps_uuids_whole() -> None:
+    offline_id = "00000000-0000-4000-8000-000000000001"
+
+    assert pan.mask(f"payment {offline_id}: 1234567") == f"payment {offline_id}: ***4567"
+
+
+def test_quoted_masks_truncates_and_never_shows_a_card_number() -> None:
+    assert pan.quoted("abc") == "'abc'"
+    assert pan.quoted(Decimal("12.5")) == "12.5"
+    assert pan.quoted(12345678) == "****5678"
+    assert pan.quoted({"a": 1}) == "a JSON object"
+    assert pan.quoted([1]) == "a JSON array"
+    assert pan.quoted("x" * 58) == "'" + "x" * 58 + "'"
+    assert pan.quoted("x" * 59) == "'" + "x" * 56 + "..."
+    shown = pan.quoted("4242 4242 4242 4242")
+    assert "4242 4242" not in shown and "card number" in shown
+
+
+def test_redacted_masks_every_joined_group_of_a_card_number_only() -> None:
+    assert pan.redacted("amount 12345678 is too much") == "amount 12345678 is too much"
+    assert pan.redacted("got 4242 4242 4242 4242 and 12") == "got **** **** **** 4242 and 12"
+    full_width = "".join(chr(0xFF10 + int(d)) for d in "4242424242424242")
+    assert pan.redacted(f"\uff11\uff12\uff13\uff14 card {full_width}") == (
+        "1234 card ************4242"
+    )
+    assert pan.redacted("id 12345-4242424242424242") == "id *****-************4242"
+
+
+# -- the fast path against the plain definition ------------------------------------------------
+
+_PLAIN_THIRTEEN = re.compile(rf"[0-9](?:{pan._SEPARATOR}*[0-9]){{{pan.PAN_DIGITS_MIN - 1}}}")
+_PLAIN_BARRIERS = re.compile(f"{pan._BARRIERS.pattern}|{pan._DATE_TIME}")
+
+
+def plain_holds_pan(text: str) -> bool:
+    """The scanner as its docstring defines it, without the shortcuts: one backtracking regex
+    for 13 joined digits, every barrier in one pass."""
+    text = pan.normalized(text)
+    if _PLAIN_THIRTEEN.search(text) is None:
+        return False
+    text = _PLAIN_BARRIERS.sub(lambda match: "x" * len(match.group()), text)
+    return any(
+        pan._chain_holds_pan(chain.group())
+        for chain in pan._CHAIN.finditer(text)
+        if len(chain.group()) >= pan.PAN_DIGITS_MIN
+    )
+
+
+_PIECES = st.sampled_from(
+    [
+        *"0123456789",
+        "4242",
+        "4111 1111 1111 1111",
+        " ",
+        "-",
+        ".",
+        ":",
+        "_",
+        "\\n",
+        "\\u0034",
+        "\u00a0",
+        "\uff14",  # a full-width 4
+        "T",
+        "x",
+        "f",
+        '", "',
+        "2026-11-22T07:09:33.422-06:00",
+        "2026-11-22",
+        "637e5e89-62fb-442b-b664-87efc104ec5f",
+        "0123456789abcdef0123456789abcdef",
+        "12345678901234567890",
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=30).map("".join))
+def test_the_fast_path_answers_as_the_plain_definition(text: str) -> None:
+    assert pan.holds_pan(text) == plain_holds_pan(text)

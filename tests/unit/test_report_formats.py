@@ -1,0 +1,869 @@
+"""The renderers of the reconciliation report: CSV and JSON for machines, an HTML
+page for finance, a table for the terminal. Reports are built by hand, row by row."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+
+from projections.formats import FORMATS, render
+from projections.formats.csv import render_csv
+from projections.formats.html import (
+    ACTION,
+    AT_RISK_RULES,
+    EXPLANATIONS,
+    LEDGER_STATUSES,
+    SETTLED,
+    STRIPE_STATUSES,
+    WAITING,
+    age,
+    render_html,
+)
+from projections.formats.json import render_json
+from projections.formats.table import EXCEPTION_ROWS_MAX, render_table
+from projections.formats.values import category_label, money
+from projections.report import AGE_BUCKETS, COLUMNS, EXCEPTIONS, Category, Report, Row
+from projections.stripe_side import PayoutPart
+
+AS_OF = datetime(2026, 11, 23, 12, 45, tzinfo=UTC)
+SCRIPT = "<script>alert(1)</script>"
+
+
+def sale(category: Category, number: int, amount: int, currency: str, **changes: Any) -> Row:
+    """A ledger payment stored `age_hours` (default 26.5) before AS_OF on tmr_1 at loc_1."""
+    age_seconds = changes.pop("age_seconds", 95_400)
+    row = Row(
+        category=category,
+        offline_id=f"00000000-0000-4000-8000-{number:012d}",
+        location_id="loc_1",
+        device_id="tmr_1",
+        amount=amount,
+        currency=currency,
+        ledger_status="forwarded",
+        payment_intent_ids=(f"pi_{number}",),
+        stripe_amount=amount,
+        stripe_currency=currency,
+        stripe_status="succeeded",
+        stored_at=AS_OF - timedelta(seconds=age_seconds),
+        forwarded_at=None,
+        age_seconds=age_seconds,
+        amount_at_risk=0,
+    )
+    return replace(row, **changes)
+
+
+ORPHAN = Row(
+    category=Category.ORPHAN_IN_STRIPE,
+    offline_id=None,
+    location_id=SCRIPT,
+    device_id=None,
+    amount=None,
+    currency=None,
+    ledger_status=None,
+    payment_intent_ids=("pi_orphan",),
+    stripe_amount=700,
+    stripe_currency="usd",
+    stripe_status="succeeded",
+    stored_at=None,
+    forwarded_at=None,
+    age_seconds=None,
+    amount_at_risk=0,
+)
+
+DUPLICATE = sale(
+    Category.DUPLICATE,
+    7,
+    1250,
+    "usd",
+    payment_intent_ids=("pi_7a", "pi_7b"),
+    stored_at=datetime(2026, 11, 22, 10, 15, tzinfo=UTC),
+    forwarded_at=datetime(2026, 11, 22, 12, 20, 30, tzinfo=timezone(timedelta(hours=2))),
+    age_seconds=95_400,
+    amount_at_risk=1250,
+)
+
+# Refunds and disputes, at another location and three days earlier, so the sections that
+# count the older rows are unchanged by them.
+LATER: dict[str, Any] = {"location_id": "loc_3", "device_id": "tmr_3", "age_seconds": 72 * 3600}
+
+ROWS = [
+    sale(Category.MATCHED, 1, 1250, "usd"),
+    sale(Category.MATCHED, 2, 4999, "eur", location_id="loc_2", device_id="tmr_2"),
+    sale(
+        Category.PENDING_FORWARD,
+        3,
+        1000,
+        "jpy",
+        ledger_status="stored",
+        payment_intent_ids=(),
+        stripe_amount=None,
+        stripe_currency=None,
+        stripe_status=None,
+        age_seconds=7_200,
+        amount_at_risk=1000,
+    ),
+    sale(
+        Category.STALE_FORWARD,
+        4,
+        1250,
+        "kwd",
+        ledger_status="stored",
+        payment_intent_ids=(),
+        stripe_amount=None,
+        stripe_currency=None,
+        stripe_status=None,
+        age_seconds=30 * 3600,
+        amount_at_risk=1250,
+    ),
+    sale(Category.AWAITING_CAPTURE, 5, 2000, "usd", stripe_status="requires_capture"),
+    sale(
+        Category.CAPTURE_OVERDUE,
+        6,
+        3000,
+        "usd",
+        stripe_status="requires_capture",
+        age_seconds=6 * 24 * 3600,
+        amount_at_risk=3000,
+    ),
+    DUPLICATE,
+    sale(
+        Category.DECLINED,
+        8,
+        500,
+        "usd",
+        ledger_status="declined",
+        stripe_status="requires_payment_method",
+        age_seconds=3 * 24 * 3600,
+        amount_at_risk=500,
+    ),
+    sale(Category.AMOUNT_MISMATCH, 9, 2000, "eur", stripe_amount=2100, amount_at_risk=100),
+    sale(
+        Category.MISSING_IN_STRIPE,
+        10,
+        500,
+        "jpy",
+        payment_intent_ids=("pi_10",),
+        stripe_amount=None,
+        stripe_currency=None,
+        stripe_status=None,
+        amount_at_risk=500,
+    ),
+    ORPHAN,
+    sale(
+        Category.CANCELED,
+        11,
+        999,
+        "usd",
+        ledger_status="canceled",
+        stripe_status="canceled",
+        age_seconds=9 * 24 * 3600,
+    ),
+    sale(
+        Category.REFUNDED, 12, 1500, "usd", **LATER, ledger_status="captured", refunded_amount=1500
+    ),
+    sale(Category.PARTIALLY_REFUNDED, 13, 1500, "usd", **LATER, refunded_amount=300),
+    sale(
+        Category.DISPUTED,
+        14,
+        2500,
+        "usd",
+        **LATER,
+        disputed_amount=2500,
+        dispute_status="needs_response",
+        amount_at_risk=2500,
+    ),
+    sale(
+        Category.DISPUTE_LOST,
+        15,
+        800,
+        "eur",
+        **LATER,
+        disputed_amount=800,
+        dispute_status="lost",
+        amount_at_risk=800,
+        settlement_amount=880,
+        settlement_currency="usd",
+        stripe_fee=-1500,
+        stripe_net=-2380,
+        payout_id="po_1",
+        payout_at=datetime(2026, 11, 24, tzinfo=UTC),
+        payouts=(
+            PayoutPart(
+                "po_1", datetime(2026, 11, 24, tzinfo=UTC), "usd", 880, -1526, 0, -880, -1526
+            ),
+        ),
+    ),
+    sale(Category.DISPUTE_WON, 16, 900, "usd", **LATER, disputed_amount=900, dispute_status="won"),
+]
+
+THRESHOLDS = {
+    "stale_after_hours": "24",
+    "capture_window_default_hours": "48",
+    "capture_warning_hours": "12",
+    "capture_window_visa_hours": "114",
+}
+REPORT = Report(AS_OF, ROWS, {"location": "loc_1", "since": "2026-11-01"}, THRESHOLDS)
+EMPTY = Report(AS_OF, [])
+
+
+def csv_lines(report: Report) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(render_csv(report))))
+
+
+def row_by_id(report_json: dict[str, Any], offline_id: str | None) -> dict[str, Any]:
+    (row,) = [row for row in report_json["rows"] if row["offline_id"] == offline_id]
+    return dict(row)
+
+
+# CSV
+
+
+def test_csv_columns_come_in_the_documented_order() -> None:
+    assert csv_lines(REPORT)[0] == list(COLUMNS)
+
+
+def test_csv_has_one_line_per_row_and_ends_lines_with_a_bare_newline() -> None:
+    text = render_csv(REPORT)
+    assert "\r" not in text
+    assert text.endswith("\n")
+    assert len(text.splitlines()) == 1 + len(ROWS)
+
+
+def test_csv_cells_hold_minor_units_utc_times_with_z_and_semicolon_joined_ids() -> None:
+    line = next(line for line in csv_lines(REPORT) if line[0] == DUPLICATE.offline_id)
+    assert dict(zip(COLUMNS, line, strict=True)) == {
+        "offline_id": "00000000-0000-4000-8000-000000000007",
+        "location_id": "loc_1",
+        "device_id": "tmr_1",
+        "amount": "1250",
+        "currency": "usd",
+        "category": "duplicate",
+        "ledger_status": "forwarded",
+        "payment_intent_ids": "pi_7a;pi_7b",
+        "stripe_amount": "1250",
+        "stripe_currency": "usd",
+        "stripe_status": "succeeded",
+        "stored_at": "2026-11-22T10:15:00Z",
+        "forwarded_at": "2026-11-22T10:20:30Z",  # written at +02:00, reported in UTC
+        "age_hours": "26.5",
+        "amount_at_risk": "1250",
+        "refunded_amount": "0",
+        "disputed_amount": "0",
+        "dispute_status": "",
+        "settlement_amount": "",
+        "settlement_currency": "",
+        "stripe_fee": "",
+        "stripe_net": "",
+        "payout_id": "",
+        "payout_date": "",
+        "breaches": "",
+    }
+
+
+def test_csv_leaves_a_cell_empty_where_the_value_is_missing() -> None:
+    line = next(
+        line for line in csv_lines(REPORT) if line[COLUMNS.index("category")] == "orphan_in_stripe"
+    )
+    cells = dict(zip(COLUMNS, line, strict=True))
+    for column in (
+        "offline_id",
+        "device_id",
+        "amount",
+        "currency",
+        "ledger_status",
+        "stored_at",
+        "forwarded_at",
+        "age_hours",
+    ):
+        assert cells[column] == "", column
+    assert (cells["stripe_amount"], cells["stripe_currency"]) == ("700", "usd")
+    assert cells["location_id"] == SCRIPT  # data for machines is written as it is
+    assert cells["amount_at_risk"] == "0"
+
+
+def test_csv_parses_back_to_the_values_of_the_rows() -> None:
+    parsed = list(csv.DictReader(io.StringIO(render_csv(REPORT))))
+
+    def text(value: object) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return str(value)
+
+    assert len(parsed) == len(ROWS)
+    for line, row in zip(parsed, ROWS, strict=True):
+        assert line == {
+            "offline_id": text(row.offline_id),
+            "location_id": text(row.location_id),
+            "device_id": text(row.device_id),
+            "amount": text(row.amount),
+            "currency": text(row.currency),
+            "category": row.category.value,
+            "ledger_status": text(row.ledger_status),
+            "payment_intent_ids": ";".join(row.payment_intent_ids),
+            "stripe_amount": text(row.stripe_amount),
+            "stripe_currency": text(row.stripe_currency),
+            "stripe_status": text(row.stripe_status),
+            "stored_at": text(row.stored_at),
+            "forwarded_at": text(row.forwarded_at),
+            "age_hours": text(row.age_hours),
+            "amount_at_risk": text(row.amount_at_risk),
+            "refunded_amount": text(row.refunded_amount),
+            "disputed_amount": text(row.disputed_amount),
+            "dispute_status": text(row.dispute_status),
+            "settlement_amount": text(row.settlement_amount),
+            "settlement_currency": text(row.settlement_currency),
+            "stripe_fee": text(row.stripe_fee),
+            "stripe_net": text(row.stripe_net),
+            "payout_id": text(row.payout_id),
+            "payout_date": text(row.payout_at.date() if row.payout_at else None),
+            "breaches": ";".join(row.breaches),
+        }
+
+
+def test_csv_of_an_empty_report_is_the_header_alone() -> None:
+    assert render_csv(EMPTY) == ",".join(COLUMNS) + "\n"
+
+
+# JSON
+
+
+def test_json_rows_carry_the_csv_fields_with_lists_integers_and_rfc3339_times() -> None:
+    document = json.loads(render_json(REPORT))
+    assert document["as_of"] == "2026-11-23T12:45:00Z"
+    assert document["filters"] == {"location": "loc_1", "since": "2026-11-01"}
+    assert all(list(row) == [*COLUMNS, "flagged"] for row in document["rows"])
+    assert row_by_id(document, DUPLICATE.offline_id) == {
+        "offline_id": DUPLICATE.offline_id,
+        "location_id": "loc_1",
+        "device_id": "tmr_1",
+        "amount": 1250,
+        "currency": "usd",
+        "category": "duplicate",
+        "ledger_status": "forwarded",
+        "payment_intent_ids": ["pi_7a", "pi_7b"],
+        "stripe_amount": 1250,
+        "stripe_currency": "usd",
+        "stripe_status": "succeeded",
+        "stored_at": "2026-11-22T10:15:00Z",
+        "forwarded_at": "2026-11-22T10:20:30Z",
+        "age_hours": "26.5",
+        "amount_at_risk": 1250,
+        "refunded_amount": 0,
+        "disputed_amount": 0,
+        "dispute_status": None,
+        "settlement_amount": None,
+        "settlement_currency": None,
+        "stripe_fee": None,
+        "stripe_net": None,
+        "payout_id": None,
+        "payout_date": None,
+        "breaches": [],
+        "flagged": False,
+    }
+    orphan = row_by_id(document, None)
+    assert (orphan["amount"], orphan["currency"], orphan["age_hours"]) == (None, None, None)
+    assert orphan["payment_intent_ids"] == ["pi_orphan"]
+
+
+def test_json_summary_totals_equal_the_sums_over_its_rows() -> None:
+    document = json.loads(render_json(REPORT))
+    expected: dict[str, dict[str, dict[str, int]]] = {}
+    for row in document["rows"]:
+        currency = row["currency"] or row["stripe_currency"] or ""
+        amount = row["amount"] if row["amount"] is not None else row["stripe_amount"]
+        totals = expected.setdefault(row["category"], {}).setdefault(
+            currency, {"count": 0, "amount": 0}
+        )
+        totals["count"] += 1
+        totals["amount"] += amount
+    assert document["summary"] == expected
+    assert set(document["summary"]) == {category.value for category in Category}
+    assert document["summary"]["orphan_in_stripe"] == {"usd": {"count": 1, "amount": 700}}
+    assert document["summary"]["matched"] == {
+        "eur": {"count": 1, "amount": 4999},
+        "usd": {"count": 1, "amount": 1250},
+    }
+
+
+def test_json_at_risk_equals_the_sum_of_amount_at_risk_per_currency() -> None:
+    document = json.loads(render_json(REPORT))
+    expected: dict[str, int] = {}
+    for row in document["rows"]:
+        if row["amount_at_risk"]:
+            currency = row["currency"] or row["stripe_currency"]
+            expected[currency] = expected.get(currency, 0) + row["amount_at_risk"]
+    assert document["at_risk"] == expected == {"eur": 900, "jpy": 1500, "kwd": 1250, "usd": 7250}
+
+
+def test_json_money_at_risk_by_age_runs_from_the_youngest_bucket_to_the_oldest() -> None:
+    document = json.loads(render_json(REPORT))
+    assert document["at_risk_by_age"] == {
+        "< 24 h": {"jpy": 1000},
+        "1-2 days": {"eur": 100, "jpy": 500, "kwd": 1250, "usd": 1250},
+        "2-7 days": {"eur": 800, "usd": 6000},
+    }
+    labels = [label for label, _ in AGE_BUCKETS]
+    assert list(document["at_risk_by_age"]) == sorted(document["at_risk_by_age"], key=labels.index)
+
+
+def test_json_breaks_totals_down_by_location_device_and_day() -> None:
+    document = json.loads(render_json(REPORT))
+    assert document["by_location"]["loc_2"] == {"eur": {"count": 1, "amount": 4999}}
+    assert document["by_location"][SCRIPT] == {"usd": {"count": 1, "amount": 700}}
+    assert document["by_device"]["(unknown)"] == {"usd": {"count": 1, "amount": 700}}
+    assert document["by_day"]["(unknown)"] == {"usd": {"count": 1, "amount": 700}}
+    # matched 12.50, awaiting capture 20.00 and the duplicate 12.50, all stored that day
+    assert document["by_day"]["2026-11-22"]["usd"] == {"count": 3, "amount": 4500}
+
+
+def test_json_output_is_deterministic_and_indented() -> None:
+    text = render_json(REPORT)
+    assert text == render_json(
+        Report(
+            AS_OF,
+            list(ROWS),
+            dict(reversed(REPORT.filters.items())),
+            dict(reversed(THRESHOLDS.items())),
+        )
+    )
+    assert text.startswith('{\n  "as_of"')
+
+
+def test_json_carries_the_thresholds_next_to_the_filters() -> None:
+    document = json.loads(render_json(REPORT))
+    assert document["thresholds"] == THRESHOLDS
+    keys = list(document)
+    assert keys.index("thresholds") == keys.index("filters") + 1
+    assert json.loads(render_json(EMPTY))["thresholds"] == {}
+
+
+def test_json_of_an_empty_report_has_empty_totals_and_no_rows() -> None:
+    document = json.loads(render_json(EMPTY))
+    assert document["rows"] == [] and document["summary"] == {} and document["at_risk"] == {}
+
+
+# HTML
+
+
+def test_html_shows_the_exception_sections_in_the_documented_order() -> None:
+    page = render_html(REPORT)
+    positions = [page.index(f'<section id="{category.value}">') for category in EXCEPTIONS]
+    assert positions == sorted(positions)
+    assert positions[-1] < page.index('<section id="totals">')
+
+
+def test_html_explains_each_exception_and_lists_its_rows() -> None:
+    page = render_html(REPORT)
+    for category in EXCEPTIONS:
+        section = page.split(f'<section id="{category.value}">')[1].split("</section>")[0]
+        assert EXPLANATIONS[category] in html.unescape(section)
+        for row in ROWS:
+            if row.category == category and row.offline_id:
+                assert row.offline_id in section
+    duplicate = page.split('<section id="duplicate">')[1].split("</section>")[0]
+    assert "pi_7a, pi_7b" in duplicate and "12.50 USD" in duplicate
+
+
+def test_html_shows_the_as_of_time_the_filters_and_formatted_totals() -> None:
+    page = render_html(REPORT)
+    assert "As of 2026-11-23 12:45 UTC" in page
+    assert "location loc_1" in page and "since 2026-11-01" in page
+    for amount in ("12.50 USD", "49.99 EUR", "1,000 JPY", "1.250 KWD", "7.00 USD"):
+        assert amount in page
+
+
+def test_html_draws_inline_svg_bars_with_whole_pixel_lengths() -> None:
+    page = render_html(REPORT)
+    assert "<svg" in page
+    assert 'aria-label="Money at risk by age, USD"' in page
+    widths = [int(width) for width in re.findall(r'<rect [^>]*width="(\d+)"', page)]
+    assert widths and max(widths) == 360
+
+
+def test_html_escapes_a_malicious_location_id() -> None:
+    page = render_html(REPORT)
+    assert SCRIPT not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script" not in page
+
+
+def test_html_is_self_contained() -> None:
+    page = render_html(REPORT)
+    assert "http://" not in page and "https://" not in page
+    assert "<link" not in page and "src=" not in page
+
+
+def test_html_says_plainly_when_the_report_has_no_rows() -> None:
+    page = render_html(EMPTY)
+    assert "No payments match this report" in page
+    assert "No filters" in page
+
+
+def test_html_says_when_nothing_needs_action() -> None:
+    page = render_html(Report(AS_OF, [sale(Category.MATCHED, 1, 1250, "usd")]))
+    assert "No exceptions: nothing needs action." in page
+    assert "No money is at risk." in page
+
+
+def section_of(page: str, start: str, end: str = "</section>") -> str:
+    assert start in page, start
+    return page.split(start, 1)[1].split(end, 1)[0]
+
+
+class _Tables(HTMLParser):
+    """The text of every cell of every table, row by row (a cell's tags are dropped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def tables_in(fragment: str) -> list[list[list[str]]]:
+    parser = _Tables()
+    parser.feed(fragment)
+    return parser.tables
+
+
+def grouped_lines(table: list[list[str]], width: int, spanned: int = 1) -> list[list[str]]:
+    """The body lines of a table whose first `spanned` cells span lines (rowspan), each
+    made whole."""
+    lines: list[list[str]] = []
+    for cells in table[1:]:
+        if len(cells) < width:
+            cells = [*lines[-1][:spanned], *cells]
+        assert len(cells) == width, cells
+        lines.append(cells)
+    return lines
+
+
+def test_html_headline_gives_the_exception_rows_the_money_at_risk_and_the_matches() -> None:
+    page = render_html(REPORT)
+    headline = section_of(page, '<div class="headline" id="headline">', '<section id="exceptions">')
+    assert page.index('id="headline"') < page.index('<section id="exceptions">')
+    exceptions = sum(row.category in EXCEPTIONS for row in ROWS)
+    assert f"{exceptions} exception rows</div>" in headline
+    at_risk = REPORT.at_risk()
+    assert at_risk == {"eur": 900, "jpy": 1500, "kwd": 1250, "usd": 7250}
+    figures = re.findall(r'<li class="figure">([^<]*)</li>', headline)
+    assert figures == [money(amount, currency) for currency, amount in at_risk.items()]
+    assert figures == ["9.00 EUR", "1,500 JPY", "1.250 KWD", "72.50 USD"]
+    assert "2 payments matched" in headline and "Of 17 rows in all." in headline
+    assert 'class="tile action"' in headline and 'class="tile risk"' in headline
+    for category in EXCEPTIONS:
+        assert f'<a href="#{category.value}">{category_label(category)}</a>: 1' in headline
+
+
+def test_html_headline_of_a_report_where_all_is_well() -> None:
+    page = render_html(Report(AS_OF, [sale(Category.MATCHED, 1, 1250, "usd")]))
+    headline = section_of(page, 'id="headline">', '<section id="exceptions">')
+    assert "0 exception rows" in headline and "Nothing needs action." in headline
+    assert '<div class="figure">None</div>' in headline
+    assert "1 payment matched" in headline and "Of 1 row in all." in headline
+    assert 'class="tile action"' not in headline and 'class="tile risk"' not in headline
+
+
+def test_html_labels_categories_with_stripe_capitalized() -> None:
+    page = render_html(REPORT)
+    assert "<h3>Orphan in Stripe (1)</h3>" in page and "<h3>Missing in Stripe (1)</h3>" in page
+    assert "Orphan in stripe" not in page and "Missing in stripe" not in page
+
+
+def test_html_shows_the_thresholds_in_plain_words_in_the_header() -> None:
+    header = section_of(render_html(REPORT), "<header>", "</header>")
+    assert "A payment still stored on a reader is stale after 24 hours." in header
+    assert (
+        "After forwarding, an authorization must be captured within 4 days 18 hours "
+        "(114 hours) for Visa and 2 days (48 hours) for other card brands."
+    ) in header
+    assert "A capture is overdue once 12 hours or less of that window is left." in header
+    assert "by default" not in render_html(REPORT)
+
+    custom = Report(
+        AS_OF,
+        ROWS,
+        thresholds={
+            "stale_after_hours": "6",
+            "capture_window_default_hours": "36",
+            "capture_warning_hours": "1.5",
+        },
+    )
+    header = section_of(render_html(custom), "<header>", "</header>")
+    assert "stale after 6 hours." in header
+    assert "captured within 36 hours for every card brand." in header
+    assert "overdue once 1.5 hours or less" in header
+    assert "were not recorded" in section_of(
+        render_html(Report(AS_OF, ROWS)), "<header>", "</header>"
+    )
+
+
+def test_html_shows_status_codes_only_next_to_a_label() -> None:
+    page = render_html(REPORT)
+    declined = section_of(page, '<section id="declined">')
+    assert "Failed, needs a new card" in declined
+    overdue = section_of(page, '<section id="capture_overdue">')
+    assert "Authorized, not captured" in overdue
+    # without the title attributes and the small grey codes, no raw code is left
+    bare = re.sub(r'<code class="raw">[^<]*</code>|title="[^"]*"', "", page)
+    for code in ("requires_payment_method", "requires_capture"):
+        assert f'<code class="raw">{code}</code>' in page, code
+        assert code not in bare, code
+    cells = re.findall(r'<td class="status">(.*?)</td>', page, re.DOTALL)
+    assert len(cells) == 2 * sum(row.category in EXCEPTIONS for row in ROWS)
+    labels = {*LEDGER_STATUSES.values(), *STRIPE_STATUSES.values(), "—"}
+    for cell in cells:
+        shown = re.sub(r"<[^>]*>", "", re.sub(r'<code class="raw">[^<]*</code>', "", cell))
+        assert shown.strip() in labels, cell
+        for code in re.findall(r'<code class="raw">([^<]*)</code>', cell):
+            assert f'title="Status code: {code}">' in cell  # the label carries it too
+
+
+def test_html_keeps_ids_and_times_on_one_line_and_lets_wide_tables_scroll() -> None:
+    page = render_html(REPORT)
+    assert re.search(r"\.id \{[^}]*white-space: nowrap", page)
+    assert re.search(r"\.nowrap \{[^}]*white-space: nowrap", page)
+    assert re.search(r"\.scroll \{[^}]*overflow-x: auto", page)
+    assert page.count("<table") == len(re.findall(r'<div class="scroll">\s*<table', page))
+    overdue = section_of(page, '<section id="capture_overdue">')
+    assert '<span class="id">00000000-0000-4000-8000-000000000006</span>' in overdue
+    assert '<td class="nowrap">2026-11-17 12:45 UTC<span class="sub">age 6.0 days</span>' in overdue
+    declined = section_of(page, '<section id="declined">')
+    assert "age 3.0 days" in declined  # 72 hours
+    stale = section_of(page, '<section id="stale_forward">')
+    assert "age 30.0 h" in stale
+
+
+def test_html_ages_are_hours_under_two_days_and_days_from_then_on() -> None:
+    assert [
+        age(seconds)
+        for seconds in (None, 0, 95_400, 47 * 3600, 48 * 3600, 518_400, 9 * 86_400 + 4_320)
+    ] == ["", "0.0 h", "26.5 h", "47.0 h", "2.0 days", "6.0 days", "9.1 days"]
+
+
+def test_html_colours_exceptions_apart_from_the_other_categories() -> None:
+    page = render_html(REPORT)
+    chart = section_of(page, 'aria-label="Rows per category"', "</svg>")
+    fills = dict(
+        re.findall(r'<text x="0" y="15">([^<]*)</text>\s*<rect [^>]*fill="([^"]+)"', chart)
+    )
+    assert set(fills) == {category_label(category) for category in Category}
+    exceptions = {fills[category_label(category)] for category in EXCEPTIONS}
+    others = {
+        fills[category_label(category)] for category in Category if category not in EXCEPTIONS
+    }
+    assert exceptions == {ACTION.colour} and ACTION.colour not in others
+    assert fills["Matched"] == fills["Awaiting capture"] == SETTLED.colour
+    assert fills["Pending forward"] == fills["Canceled"] == WAITING.colour
+    labels = re.findall(r'<text x="0" y="15">([^<]*)</text>', chart)
+    assert labels[: len(EXCEPTIONS)] == [category_label(category) for category in EXCEPTIONS]
+
+
+def test_html_totals_table_marks_the_categories_that_need_action() -> None:
+    totals = section_of(render_html(REPORT), '<section id="totals">')
+    (table,) = [table for table in tables_in(totals) if table[0][0] == "Category"]
+    assert table[0] == ["Category", "Action", "Currency", "Rows", "Amount", "At risk"]
+    lines = grouped_lines(table, 6, spanned=2)
+    # matched spans two currencies: its category and action cells are shared
+    assert [line[:3] for line in lines if line[0] == "Matched"] == [
+        ["Matched", "None", "EUR"],
+        ["Matched", "None", "USD"],
+    ]
+    actions = {line[0]: line[1] for line in lines}
+    assert actions == {
+        category_label(category): "Needs action" if category in EXCEPTIONS else "None"
+        for category in Category
+    }
+    assert ["Amount mismatch", "Needs action", "EUR", "1", "20.00 EUR", "1.00 EUR"] in lines
+
+
+def test_html_at_risk_intro_names_what_the_code_counts() -> None:
+    section = section_of(render_html(REPORT), '<section id="at-risk">')
+    assert "never added across" in section and "currencies" in section
+    counted = dict(AT_RISK_RULES)
+    # every category that puts money at risk in the rows is explained, and only those
+    assert {row.category for row in ROWS if row.amount_at_risk} <= set(counted)
+    assert set(counted) == {
+        Category.PENDING_FORWARD,
+        Category.STALE_FORWARD,
+        Category.DECLINED,
+        Category.DUPLICATE,
+        Category.CAPTURE_OVERDUE,
+        Category.AMOUNT_MISMATCH,
+        Category.MISSING_IN_STRIPE,
+        Category.DISPUTED,
+        Category.DISPUTE_LOST,
+    }
+    for category, rule in AT_RISK_RULES:
+        assert f"<strong>{category_label(category)}</strong>: {rule}." in html.unescape(section)
+    assert "difference" in counted[Category.AMOUNT_MISMATCH]
+    assert "refund" in counted[Category.DUPLICATE]
+    assert (
+        "No money at risk: Orphan in Stripe, Matched, Awaiting capture, Canceled, Refunded, "
+        "Partially refunded and Dispute won." in section
+    )
+
+
+@pytest.mark.parametrize(
+    ("anchor", "key"),
+    [
+        ("by-location", lambda row: row.location_id),
+        ("by-reader", lambda row: row.device_id),
+        ("by-day", lambda row: row.day),
+    ],
+)
+def test_html_breakdowns_give_rows_matched_and_at_risk_per_group_and_currency(
+    anchor: str, key: Callable[[Row], str | None]
+) -> None:
+    section = section_of(render_html(REPORT), f'<section id="{anchor}">')
+    (table,) = tables_in(section)
+    assert table[0][1:] == [
+        "Currency",
+        "Rows (any category)",
+        "Rows needing action",
+        "Amount matched",
+        "Amount at risk",
+    ]
+    expected: dict[tuple[str, str], list[int]] = {}
+    for row in ROWS:
+        currency = row.risk_currency or ""
+        sums = expected.setdefault((key(row) or "(unknown)", currency), [0, 0, 0, 0])
+        sums[0] += 1
+        sums[1] += row.category in EXCEPTIONS
+        if row.category == Category.MATCHED:
+            sums[2] += row.amount or 0
+        sums[3] += row.amount_at_risk
+    assert grouped_lines(table, 6) == [
+        [
+            group,
+            currency.upper(),
+            str(count),
+            str(exceptions),
+            money(matched, currency) if matched else "—",
+            money(at_risk, currency) if at_risk else "—",
+        ]
+        for (group, currency), (count, exceptions, matched, at_risk) in sorted(expected.items())
+    ]
+
+
+def test_html_breakdown_by_location_leaves_canceled_rows_out_of_the_money() -> None:
+    section = section_of(render_html(REPORT), '<section id="by-location">')
+    lines = grouped_lines(tables_in(section)[0], 6)
+    # loc_1 in USD: matched 12.50, awaiting 20.00, overdue 30.00, duplicate, declined, canceled
+    assert ["loc_1", "USD", "6", "3", "12.50 USD", "47.50 USD"] in lines
+    assert ["loc_2", "EUR", "1", "0", "49.99 EUR", "—"] in lines
+
+
+# Terminal table
+
+
+def test_table_mentions_each_category_present_and_its_formatted_amounts() -> None:
+    text = render_table(REPORT)
+    assert "Reconciliation report as of 2026-11-23 12:45 UTC" in text
+    for label in (
+        "Matched",
+        "Pending forward",
+        "Stale forward",
+        "Awaiting capture",
+        "Capture overdue",
+        "Declined",
+        "Duplicate",
+        "Amount mismatch",
+        "Missing in Stripe",
+        "Orphan in Stripe",
+        "Canceled",
+        "Refunded",
+        "Partially refunded",
+        "Disputed",
+        "Dispute lost",
+        "Dispute won",
+    ):
+        assert label in text
+    for amount in ("12.50 USD", "1,000 JPY", "1.250 KWD", "49.99 EUR", "72.50 USD"):
+        assert amount in text
+
+
+def test_table_is_plain_text_without_ansi_codes() -> None:
+    text = render_table(REPORT)
+    assert "\x1b" not in text
+    assert SCRIPT in text  # shown as text, not read as rich markup
+
+
+def test_table_lists_at_most_50_exception_rows_and_says_how_many_more() -> None:
+    declined = [sale(Category.DECLINED, number, 100, "usd") for number in range(60)]
+    text = render_table(Report(AS_OF, declined))
+    shown = [number for number in range(60) if f"-{number:012d}" in text]
+    assert shown == list(range(EXCEPTION_ROWS_MAX))
+    assert "… and 10 more exception rows" in text
+
+
+def test_table_of_an_empty_report_says_there_is_nothing_to_reconcile() -> None:
+    assert "No payments match: nothing to reconcile." in render_table(EMPTY)
+
+
+# All formats
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_renders_a_row_without_any_currency(fmt: str) -> None:
+    bare = replace(ORPHAN, stripe_currency=None, location_id="loc_3")
+    text = render(Report(AS_OF, [bare]), fmt)
+    assert "loc_3" in text
+
+
+def test_render_dispatches_on_the_format_name() -> None:
+    assert render(REPORT, "csv") == render_csv(REPORT)
+    assert render(REPORT, "json") == render_json(REPORT)
+    assert render(REPORT, "html") == render_html(REPORT)
+    assert render(REPORT, "table") == render_table(REPORT)
+
+
+def test_render_refuses_an_unknown_format_and_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="table, csv, json, html"):
+        render(REPORT, "xlsx")
+
+
+@pytest.mark.parametrize("width", [80, 100, 120, 200])
+def test_table_fits_its_width_and_never_cuts_a_number_or_an_id(width: int) -> None:
+    text = render_table(REPORT, width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "…" not in text.replace("… and", "")  # rich's mark of a cut cell
+    for row in REPORT.rows:
+        if row.category in EXCEPTIONS:
+            for whole in (row.offline_id, row.location_id, *row.payment_intent_ids):
+                assert whole is None or whole in text, (width, whole)
+            assert money(row.amount, row.currency) in text
+
+
+def test_a_wide_terminal_gets_the_exceptions_one_line_each_and_a_file_120_columns() -> None:
+    assert "Stripe amount" in render_table(REPORT, 200)
+    assert "Payment (location, PaymentIntents, age)" in render_table(REPORT, 80)
+    assert render_table(REPORT) == render_table(REPORT, 120)
