@@ -18,8 +18,7 @@ from adapters.settings import Settings
 from ledger import LedgerError
 from ledger.errors import Code
 
-# One line per record, as before the API: "WARNING:     offline_ledger.webhooks: ...".
-LOG_FORMAT = "%(levelname)s:     %(name)s: %(message)s"
+JSON_LINES = "adapters.http.logs.JsonLines"
 WORKER_START_SECONDS = 60
 
 
@@ -82,8 +81,10 @@ def serve(database_url: str | None, host: str, port: int, workers: int) -> None:
     if workers > 1:  # each worker's counts in one folder, summed by whichever is scraped
         folder = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="offline-ledger-"))
         os.environ[MULTIPROCESS_DIR] = folder
+    # One JSON object per line (`adapters.http.logs`), uvicorn's own lines included.
     log_config: dict[str, Any] = json.loads(json.dumps(LOGGING_CONFIG))
-    log_config["formatters"]["ledger"] = {"format": LOG_FORMAT}
+    log_config["formatters"]["default"] = {"()": JSON_LINES}
+    log_config["formatters"]["ledger"] = {"()": JSON_LINES}
     log_config["handlers"]["ledger"] = {
         "class": "logging.StreamHandler",
         "formatter": "ledger",

@@ -15,7 +15,6 @@ the hash chain). `from_environment` is the factory each worker process calls.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -39,6 +38,7 @@ from adapters.http.api import REQUEST_MODELS, Caller, Services, ServicesOf, rout
 from adapters.http.api_keys import KeyStore
 from adapters.http.bounded_http import BoundedH11Protocol
 from adapters.http.http_limits import HttpLimits
+from adapters.http.logs import REQUEST_ID
 from adapters.http.problems import (
     STATUSES,
     ApiError,
@@ -203,8 +203,9 @@ async def ready(request: Request) -> JSONResponse:
 
 class RequestLog:
     """Each request's id (the client's `Request-Id` when short and safe, else a new one),
-    echoed on the answer, and one JSON log line per request: id, method, path (card numbers
-    masked), status, milliseconds and the key's id. It replaces uvicorn's access log, which
+    echoed on the answer and carried by every log line written for it (`adapters.http.logs`),
+    and one access line per request: method, path (card numbers masked), status, milliseconds
+    and the key's id. It replaces uvicorn's access log, which
     would print the path as it came."""
 
     def __init__(self, app: ASGIApp, plain_routes: frozenset[str] = frozenset()) -> None:
@@ -220,6 +221,7 @@ class RequestLog:
         request_id = given if _SAFE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)
         status = 500  # unless an answer starts
 
         async def with_id(message: Message) -> None:
@@ -243,17 +245,21 @@ class RequestLog:
             metrics.REQUESTS.labels(route, scope["method"], str(status)).inc()
             metrics.LATENCY.labels(route).observe(elapsed)
             access_log.info(
-                json.dumps(
-                    {
-                        "request_id": request_id,
+                "%s %s %d",
+                scope["method"],
+                redacted(scope["path"]),
+                status,
+                extra={
+                    "fields": {
                         "method": scope["method"],
                         "path": redacted(scope["path"]),
                         "status": status,
                         "ms": round(elapsed * 1000, 1),
                         "key_id": state.get("key_id"),
                     }
-                )
+                },
             )
+            REQUEST_ID.reset(token)
 
 
 def _handle_errors(app: FastAPI) -> None:

@@ -113,6 +113,9 @@ def running(database: str, tmp_path: Path, *args: str, **env: str) -> Iterator[S
             process.wait(timeout=10)
     text = log.read_text()
     assert "Traceback" not in text, text
+    for line in filter(None, text.splitlines()):  # one JSON object per line, uvicorn's too
+        entry = json.loads(line)
+        assert {"time", "level", "logger", "message"} <= entry.keys(), line
     assert SECRET not in text and "v1=" not in text, "the secret or a signature was logged"
 
 
