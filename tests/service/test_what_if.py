@@ -50,7 +50,7 @@ def _was_stored(ledger: Ledger, offline_id: str) -> bool:
         return False
 
 
-def _day(ledger: Ledger) -> None:
+def record_day(ledger: Ledger) -> None:
     """Three sales of 800, 500 and 300 at a location that may store 1000: the second broke
     the limit; the first was declined, the second forwarded at minute 30."""
     limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 1000}}
@@ -67,7 +67,7 @@ def _day(ledger: Ledger) -> None:
 
 def test_a_lower_limit_refuses_more_sales_and_avoids_a_decline() -> None:
     with Ledger.open("memory://") as ledger:
-        _day(ledger)
+        record_day(ledger)
         (history,) = histories(ledger.store)
         assert [sale.breaches for sale in history.sales] == [
             (),
@@ -91,7 +91,7 @@ def test_a_lower_limit_refuses_more_sales_and_avoids_a_decline() -> None:
 
 def test_the_same_limits_change_nothing() -> None:
     with Ledger.open("memory://") as ledger:
-        _day(ledger)
+        record_day(ledger)
         (history,) = histories(ledger.store)
         config = history.config
         same = ProposedLimits.model_validate(
