@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -136,6 +136,19 @@ def _history(store: EventStore, stream_id: UUID) -> History | None:
     return history
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _order(step: tuple[int, int, int, datetime, StoredSale]) -> tuple[int, int, int]:
+    """By moment, a release before a store at the same moment, then by arrival."""
+    return step[0], step[1], step[2]
+
+
 def _limit_codes(breaches: Iterable[str]) -> tuple[str, ...]:
     return tuple(code for code in breaches if code in LIMIT_CODES)
 
@@ -179,13 +192,15 @@ def replay(
     as the ledger counts a fact. Only the sales stored within [since, until) are reported;
     the earlier ones still count in the totals, as they did."""
     location = Location.configure(history.location_id, config, history.configured_at)
-    steps: list[tuple[datetime, int, int, StoredSale]] = []
+    # Sorted by integer keys: comparing aware datetimes costs a third of the replay.
+    steps: list[tuple[int, int, int, datetime, StoredSale]] = []
     for sale in history.sales:
-        steps.append((sale.stored_at, 1, sale.arrival, sale))
+        steps.append((_micros(sale.stored_at), 1, sale.arrival, sale.stored_at, sale))
         # Released at the moment it was stored: it never counted for any other sale.
         if sale.released_at is not None and sale.released_at > sale.stored_at:
-            steps.append((sale.released_at, 0, sale.arrival, sale))
-    steps.sort(key=lambda step: (step[0], step[1], step[2]))
+            released = sale.released_at
+            steps.append((_micros(released), 0, sale.arrival, released, sale))
+    steps.sort(key=_order)
     amounts: dict[str, int] = {}
     count = 0
     device_amounts: dict[str, dict[str, int]] = {}
@@ -193,7 +208,7 @@ def replay(
     held: set[str] = set()
     judged: list[Judged] = []
     peaks: dict[str, Peak] = {}
-    for moment, kind, _, sale in steps:
+    for _, kind, _, moment, sale in steps:
         device, currency, amount = sale.device_id, sale.currency, sale.amount
         if kind == 0:
             if sale.offline_id not in held:
