@@ -295,6 +295,8 @@ class Outcome:
     declines_avoided: int = 0  # declined in reality, refused under the proposed limits
     declines_added: int = 0  # declined in reality, refused by the limits in force only
     changes: list[Change] = field(default_factory=list)
+    # The stored amount after each store and release, "recorded" and "proposed" (for a chart).
+    series: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -369,5 +371,9 @@ def compare(
             if peak is not None:
                 setattr(row, amount, peak.amount)
                 setattr(row, count, peak.count)
+        row.series = {
+            "recorded": recorded.peaks[currency].series if currency in recorded.peaks else [],
+            "proposed": what_if.peaks[currency].series if currency in what_if.peaks else [],
+        }
         row.changes = sorted(row.changes, key=lambda c: (-c.sale.amount, c.sale.offline_id))[:top]
     return [outcomes[currency] for currency in sorted(outcomes)]

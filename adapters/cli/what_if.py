@@ -66,6 +66,12 @@ CSV_COLUMNS = (
     help="The largest sales whose outcome changes, per location and currency.",
 )  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write a page with the stored amount over time under both limit sets.",
+)
 @db_option
 @json_option
 def what_if(
@@ -75,6 +81,7 @@ def what_if(
     until: datetime | None,
     top: int,
     fmt: str,
+    html_path: Path | None,
     database_url: str | None,
     as_json: bool,
 ) -> None:
@@ -97,6 +104,10 @@ def what_if(
                 history, ledger.policy, proposed, since=since, until=until, top=top
             )
         ]
+    if html_path is not None:
+        from adapters.what_if_page import page  # jinja2, only when a page is asked for
+
+        html_path.write_text(page(outcomes), encoding="utf-8")
     if fmt == "json":
         print_json(
             {

@@ -39,9 +39,14 @@ def test_what_if_reports_a_lower_limit_in_every_format(sqlite_url: str, tmp_path
     header, row = csv_done.stdout.splitlines()
     assert header.startswith("location_id,currency,sales,refused_recorded,refused_proposed")
     assert row.startswith("tml_1,usd,3,2,2,1,1,")
-    table = run("what-if", "--limits", limits, "--db", url, "--location", "tml_1")
+    html = tmp_path / "what-if.html"
+    table = run(
+        "what-if", "--limits", limits, "--db", url, "--location", "tml_1", "--html", str(html)
+    )
     assert table.returncode == 0, table.stderr
     assert "tml_1 USD" in table.stdout and A in table.stdout
+    written = html.read_text()
+    assert "tml_1 · USD" in written and written.count('class="proposed" d="M 0 180') == 1
 
 
 def test_a_bad_limits_file_or_location_is_refused_with_its_code(
