@@ -8,7 +8,8 @@ On a fresh SQLite ledger the generated day (benchmarks/generate.py) is ingested 
 - plain iteration: every event of every location stream read and decoded, nothing else
   (what any replay must pay to read the same events);
 - read and replay: `ledger.what_if.histories` then `replay` of each location against half its
-  stored-amount limits (the sales refused go online), as `offline-ledger what-if` does;
+  stored-amount limits (`ledger.what_if.halved`; the sales refused go online), as
+  `offline-ledger what-if` does;
 - replay alone: the same replays of the histories already read (the judging's own cost).
 
 Rates are sale attempts (stored sales) per second, medians; the ratio is plain iteration's
@@ -25,7 +26,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 from adapters.jsonl import ingest, numbered_lines
@@ -33,7 +33,7 @@ from adapters.trading_day.day import Day
 from benchmarks.ingest import generate_day
 from ledger import Ledger
 from ledger.location import Location
-from ledger.what_if import History, ProposedLimits, histories, replay
+from ledger.what_if import History, halved, histories, replay
 
 RUNS = 3
 
@@ -87,16 +87,7 @@ def _iterate(ledger: Ledger) -> int:
 
 def _replayed(history: History, ledger: Ledger) -> int:
     """Replay against half the location's stored-amount limits; the sales judged."""
-    limits: dict[str, Any] = history.config["limits"]
-    halved = {
-        currency: max(amount // 2, 1) for currency, amount in limits["stored_amount_max"].items()
-    }
-    proposed = ProposedLimits.model_validate(
-        {
-            "limits": {**limits, "stored_amount_max": halved},
-            "device_limits": history.config["device_limits"],
-        }
-    )
+    proposed = halved(history.config)
     done = replay(
         history, ledger.policy, proposed.applied_to(history.config), refused_go_online=True
     )

@@ -55,6 +55,26 @@ class ProposedLimits(BaseModel):
         return {**config, **proposed}
 
 
+def halved(config: dict[str, Any]) -> ProposedLimits:
+    """A location's own limits with its stored-amount limits (location and device) halved:
+    the proposal the demo and the benchmark replay."""
+    limits, device_limits = config["limits"], config["device_limits"]
+
+    def half(maxima: dict[str, int]) -> dict[str, int]:
+        return {currency: max(amount // 2, 1) for currency, amount in maxima.items()}
+
+    return ProposedLimits.model_validate(
+        {
+            "currencies": config.get("currencies"),
+            "limits": {**limits, "stored_amount_max": half(limits["stored_amount_max"])},
+            "device_limits": {
+                **device_limits,
+                "stored_amount_max": half(device_limits["stored_amount_max"]),
+            },
+        }
+    )
+
+
 @dataclass(slots=True)
 class StoredSale:
     """One sale a location stored offline, as its stream recorded it."""
