@@ -3,6 +3,9 @@ date before each read (read-your-writes)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -22,7 +25,7 @@ from projections.offline_status import (
     stored_totals,
 )
 from projections.payments import AuthorizedPayment, PaymentsProjection, authorized_payments
-from projections.reconciliation import Filters, Thresholds, build_report
+from projections.reconciliation import Filters, Thresholds, stream_report
 from projections.report import Report
 from projections.runner import BATCH_SIZE_DEFAULT, Progress, catch_up, position, rebuild
 from projections.stripe_observations import StripeObservationsProjection
@@ -125,7 +128,18 @@ class ReadModels:
     def report(
         self, as_of: datetime, thresholds: Thresholds | None = None, filters: Filters | None = None
     ) -> Report:
-        """The reconciliation report at `as_of`; NO_REPORT_DATA when nothing matches."""
+        """The reconciliation report at `as_of`, its rows in a list (for a few thousand rows:
+        `streamed_report` writes any number); NO_REPORT_DATA when nothing matches."""
+        with self.streamed_report(as_of, thresholds, filters) as streamed:
+            rows, totals = list(streamed.rows), streamed.totals
+        return replace(streamed, rows=rows, counted=lambda: totals)
+
+    @contextmanager
+    def streamed_report(
+        self, as_of: datetime, thresholds: Thresholds | None = None, filters: Filters | None = None
+    ) -> Iterator[Report]:
+        """The reconciliation report at `as_of`, its rows streamed from the database while
+        the context is open (read them once); NO_REPORT_DATA when nothing matches."""
         if as_of.tzinfo is None:
             raise LedgerError(
                 Code.INVALID_TIMESTAMP, "as_of needs a time zone offset", field="as_of"
@@ -133,16 +147,16 @@ class ReadModels:
         chosen = filters or Filters()
         self.refresh()
         with self.engine.connect() as conn:
-            report = build_report(conn, as_of, thresholds or Thresholds(), chosen)
-        if not report.rows:
-            shown = ", ".join(f"{k}={v}" for k, v in chosen.as_dict().items()) or "no filter"
-            raise NotFound(
-                Code.NO_REPORT_DATA,
-                f"no payments and no Stripe objects to report "
-                f"({shown}): ingest records or import Stripe data first, or widen "
-                "--since/--until/--location",
-            )
-        return report
+            report = stream_report(conn, as_of, thresholds or Thresholds(), chosen)
+            if report is None:
+                shown = ", ".join(f"{k}={v}" for k, v in chosen.as_dict().items()) or "no filter"
+                raise NotFound(
+                    Code.NO_REPORT_DATA,
+                    f"no payments and no Stripe objects to report "
+                    f"({shown}): ingest records or import Stripe data first, or widen "
+                    "--since/--until/--location",
+                )
+            yield report
 
 
 def _writer_engine(config: StoreConfig) -> Engine:

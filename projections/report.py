@@ -1,17 +1,20 @@
 """The reconciliation report as data: its rows, categories and totals.
 
 `projections.reconciliation` builds a `Report` from the read models; the modules in
-`projections/formats/` render it (CSV, JSON, HTML, terminal table). Every total here is
-derived from the rows, so a summary can never disagree with them.
+`projections/formats/` render it (CSV, JSON, HTML, terminal table). A report read from the
+database streams its rows (a million of them never sit in memory) and carries the totals the
+database computed over the same rows; a report made of a list of rows (tests, examples)
+computes them here, by the same definitions (`ReportTotals.of`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 
 from projections.stripe_side import PayoutPart
 
@@ -149,11 +152,25 @@ class Row:
 
 @dataclass(frozen=True)
 class Totals:
+    """A group's rows in one currency: how many, the sum of their amounts and, for the
+    breakdowns of the HTML page, how many need action, the amount matched and at risk."""
+
     count: int = 0
     amount: int = 0  # minor units
+    exceptions: int = 0
+    matched: int = 0  # minor units
+    at_risk: int = 0  # minor units
 
-    def plus(self, amount: int) -> Totals:
-        return Totals(self.count + 1, self.amount + amount)
+    def plus(self, amount: int, row: Row | None = None) -> Totals:
+        if row is None:
+            return Totals(self.count + 1, self.amount + amount)
+        return Totals(
+            self.count + 1,
+            self.amount + amount,
+            self.exceptions + (row.category in EXCEPTIONS),
+            self.matched + (_row_amount(row) if row.category == Category.MATCHED else 0),
+            self.at_risk + row.amount_at_risk,
+        )
 
 
 @dataclass(frozen=True)
@@ -187,75 +204,122 @@ Breakdown = dict[str, dict[str, Totals]]
 
 
 @dataclass(frozen=True)
+class ReportTotals:
+    """Every total of a report; `of` computes them from rows, the database computes the
+    same from SQL (`projections.report_sql.totals_query`)."""
+
+    summary: Breakdown  # per category
+    at_risk_by_age: Breakdown  # rows with money at risk: their count and the amount at risk
+    by_location: Breakdown
+    by_device: Breakdown
+    by_day: Breakdown
+    stored_beyond_policy: dict[str, int]
+    flagged: int
+    payouts: list[PayoutTotals]
+
+    @classmethod
+    def of(cls, rows: Iterable[Row]) -> ReportTotals:
+        groups: dict[str, Callable[[Row], str]] = {
+            "summary": lambda row: row.category.value,
+            "by_location": lambda row: row.location_id or "(unknown)",
+            "by_device": lambda row: row.device_id or "(unknown)",
+            "by_day": lambda row: row.day or "(unknown)",
+        }
+        found: dict[str, dict[str, dict[str, Totals]]] = {
+            name: defaultdict(dict) for name in [*groups, "at_risk_by_age"]
+        }
+        beyond: dict[str, int] = defaultdict(int)
+        flagged = 0
+        payouts: dict[tuple[str, str], PayoutTotals] = {}
+        for row in rows:
+            currency = row.risk_currency or ""
+            for name, group_of in groups.items():
+                group = found[name][group_of(row)]
+                group[currency] = group.get(currency, Totals()).plus(_row_amount(row), row)
+            if row.amount_at_risk > 0:
+                group = found["at_risk_by_age"][_age_bucket(row)]
+                group[currency] = group.get(currency, Totals()).plus(row.amount_at_risk)
+            if row.flagged:
+                flagged += 1
+                if row.stored_at is not None and row.amount is not None:
+                    beyond[row.currency or ""] += row.amount
+            for part in row.payouts:
+                payout = (part.payout_id, part.currency)
+                known = payouts.get(
+                    payout, PayoutTotals(part.payout_id, part.payout_at, part.currency)
+                )
+                payouts[payout] = known.plus(part)
+        return cls(
+            **{name: _sorted(breakdown) for name, breakdown in found.items()},
+            stored_beyond_policy=dict(sorted(beyond.items())),
+            flagged=flagged,
+            payouts=[payouts[payout] for payout in sorted(payouts)],
+        )
+
+
+@dataclass(frozen=True)
 class Report:
     as_of: datetime  # UTC
-    rows: list[Row]
+    # A list, or the database's rows streamed in order (`projections.reconciliation`): read
+    # them once.
+    rows: Iterable[Row]
     filters: dict[str, str] = field(default_factory=dict)  # location, since, until as given
     # The thresholds the categories were decided with, for readers: {"stale_after_hours": "24"}
     thresholds: dict[str, str] = field(default_factory=dict)
+    # How the database counts the totals, asked once when first needed (a CSV needs none);
+    # without it they are computed from `rows`.
+    counted: Callable[[], ReportTotals] | None = field(default=None, compare=False)
+
+    @cached_property
+    def totals(self) -> ReportTotals:
+        return self.counted() if self.counted is not None else ReportTotals.of(self.rows)
+
+    def row_count(self) -> int:
+        return sum(t.count for by_currency in self.summary().values() for t in by_currency.values())
 
     def summary(self) -> Breakdown:
         """Per category and currency: the count of rows and the sum of their amounts (the
         ledger's amount, or Stripe's for an orphan)."""
-        return self._breakdown(lambda row: row.category.value, _row_amount)
+        return self.totals.summary
 
     def at_risk(self) -> dict[str, int]:
         """Money at risk per currency (stored, declined, duplicate...: see each row)."""
         totals: dict[str, int] = defaultdict(int)
-        for row in self.rows:
-            if row.amount_at_risk:
-                totals[row.risk_currency or ""] += row.amount_at_risk
+        for by_currency in self.totals.at_risk_by_age.values():
+            for currency, sums in by_currency.items():
+                totals[currency] += sums.amount
         return dict(sorted(totals.items()))
 
     def stored_beyond_policy(self) -> dict[str, int]:
         """Money per currency of the payments stored offline although a rule or limit said
         no (flagged rows that were stored), whatever became of them since."""
-        totals: dict[str, int] = defaultdict(int)
-        for row in self.rows:
-            if row.flagged and row.stored_at is not None and row.amount is not None:
-                totals[row.currency or ""] += row.amount
-        return dict(sorted(totals.items()))
+        return self.totals.stored_beyond_policy
+
+    def flagged(self) -> int:
+        """Rows whose payment broke an offline rule (`breaches`)."""
+        return self.totals.flagged
 
     def at_risk_by_age(self) -> Breakdown:
         """Money at risk per age bucket and currency."""
-        return self._breakdown(
-            _age_bucket, lambda row: row.amount_at_risk, only=lambda row: row.amount_at_risk > 0
-        )
+        return self.totals.at_risk_by_age
 
     def by_location(self) -> Breakdown:
-        return self._breakdown(lambda row: row.location_id or "(unknown)", _row_amount)
+        return self.totals.by_location
 
     def by_device(self) -> Breakdown:
-        return self._breakdown(lambda row: row.device_id or "(unknown)", _row_amount)
+        return self.totals.by_device
 
     def payouts(self) -> list[PayoutTotals]:
         """Per payout and settlement currency, what the report's payments put in it: gross
         charged, fees, refunds, disputes and net, to tie a shop's day to its bank deposit."""
-        totals: dict[tuple[str, str], PayoutTotals] = {}
-        for row in self.rows:
-            for part in row.payouts:
-                key = (part.payout_id, part.currency)
-                known = totals.get(key, PayoutTotals(part.payout_id, part.payout_at, part.currency))
-                totals[key] = known.plus(part)
-        return [totals[key] for key in sorted(totals)]
+        return self.totals.payouts
 
     def by_day(self) -> Breakdown:
-        return self._breakdown(lambda row: row.day or "(unknown)", _row_amount)
+        return self.totals.by_day
 
-    def _breakdown(
-        self,
-        key: Callable[[Row], str],
-        amount: Callable[[Row], int],
-        only: Callable[[Row], bool] = lambda row: True,
-    ) -> Breakdown:
-        groups: dict[str, dict[str, Totals]] = defaultdict(dict)
-        for row in self.rows:
-            if not only(row):
-                continue
-            currency = row.risk_currency or ""
-            group = groups[key(row)]
-            group[currency] = group.get(currency, Totals()).plus(amount(row))
-        return {name: dict(sorted(groups[name].items())) for name in sorted(groups)}
+
+def _sorted(groups: dict[str, dict[str, Totals]]) -> Breakdown:
+    return {name: dict(sorted(groups[name].items())) for name in sorted(groups)}
 
 
 def _row_amount(row: Row) -> int:

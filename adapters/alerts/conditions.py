@@ -67,7 +67,7 @@ def evaluate(read_models: ReadModels, wanted: Conditions, now: datetime) -> list
 
 def _rows(read_models: ReadModels, now: datetime) -> list[Row]:
     try:
-        return read_models.report(now).rows
+        return list(read_models.report(now).rows)
     except LedgerError as error:
         if error.code == Code.NO_REPORT_DATA:
             return []

@@ -4,7 +4,8 @@ readers."""
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ledger.money import format_minor
 from projections.formats import FORMATS, write
 from projections.formats.table import render_table
 from projections.reconciliation import Filters, Thresholds
+from projections.report import Row
 from projections.runner import BATCH_SIZE_DEFAULT as PROJECTION_BATCH_SIZE_DEFAULT
 from projections.runner import BATCH_SIZE_MAX
 
@@ -98,19 +100,24 @@ def report(
         capture_warning=timedelta(hours=capture_warning_hours),
     )
     filters = Filters(location_id=location_id, since=since, until=until)
-    with opened(database_url, fmt == "json") as ledger, open_read_models(ledger) as read_models:
+    with (
+        opened(database_url, fmt == "json") as ledger,
+        open_read_models(ledger) as read_models,
+    ):
         with_progress(read_models.refresh)
-        built = read_models.report(as_of or datetime.now(UTC), thresholds, filters)
-    if out is None and fmt == "table":
-        # On the terminal the table fits its width; a file gets the fixed, documented one.
-        sys.stdout.write(render_table(built, stdout.width))
-        return
-    if out is None:
-        write(built, fmt, sys.stdout)
-        return
-    with out.open("w", encoding="utf-8", newline="") as file:
-        write(built, fmt, file)
-    stderr.print(f"{len(built.rows)} rows written to {out}", highlight=False)
+        with read_models.streamed_report(as_of or datetime.now(UTC), thresholds, filters) as built:
+            rows = _Counted(built.rows)
+            counted = replace(built, rows=rows)
+            if out is None and fmt == "table":
+                # On the terminal the table fits its width; a file gets the fixed, documented one.
+                sys.stdout.write(render_table(counted, stdout.width))
+                return
+            if out is None:
+                write(counted, fmt, sys.stdout)
+                return
+            with out.open("w", encoding="utf-8", newline="") as file:
+                write(counted, fmt, file)
+    stderr.print(f"{rows.count} rows written to {out}", highlight=False)
 
 
 @main.command()
@@ -178,3 +185,16 @@ def stored(
     stdout.print(table)
     shown = ", ".join(format_minor(amount, currency) for currency, amount in totals.items())
     stdout.print(f"{len(rows)} stored payments: {shown}", highlight=False)
+
+
+class _Counted:
+    """The report's rows as they stream past, counted."""
+
+    def __init__(self, rows: Iterable[Row]) -> None:
+        self.rows = rows
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Row]:
+        for row in self.rows:
+            self.count += 1
+            yield row

@@ -69,7 +69,7 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
     )
     report = summary.report
     table = Table(
-        title=f"Reconciliation as of {AS_OF:%Y-%m-%d %H:%M} UTC ({len(report.rows):,} rows)",
+        title=f"Reconciliation as of {AS_OF:%Y-%m-%d %H:%M} UTC ({report.row_count():,} rows)",
         title_justify="left",
     )
     table.add_column("category")

@@ -7,7 +7,7 @@ from typing import TextIO
 
 from projections.formats.csv import render_csv, write_csv
 from projections.formats.html import render_html
-from projections.formats.json import render_json
+from projections.formats.json import render_json, write_json
 from projections.formats.table import render_table
 from projections.report import Report
 
@@ -20,6 +20,10 @@ _RENDERERS: dict[str, Callable[[Report], str]] = {
     "html": render_html,
 }
 assert tuple(_RENDERERS) == FORMATS
+_WRITERS: dict[str, Callable[[Report, TextIO], None]] = {
+    "csv": write_csv,
+    "json": write_json,
+}
 
 
 def render(report: Report, fmt: str) -> str:
@@ -31,9 +35,9 @@ def render(report: Report, fmt: str) -> str:
 
 
 def write(report: Report, fmt: str, out: TextIO) -> None:
-    """Write the report to `out`; CSV streams row by row."""
-    if fmt == "csv":
-        write_csv(report, out)
+    """Write the report to `out`; CSV and JSON stream row by row."""
+    if fmt in _WRITERS:
+        _WRITERS[fmt](report, out)
         return
     text = render(report, fmt)
     out.write(text if text.endswith("\n") else text + "\n")

@@ -7,8 +7,6 @@ currency and formatted only at the end; amounts in two currencies are never adde
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -58,7 +56,7 @@ EXPLANATIONS: dict[Category, str] = {
     Category.PARTIALLY_REFUNDED: "Taken in full, then refunded in part (see the refunded amount).",
 }
 
-# What each category counts as money at risk (projections/reconciliation.py `_categorize`),
+# What each category counts as money at risk (projections/report_sql.py `_category`),
 # in the order the page lists them. The other categories put no money at risk.
 AT_RISK_RULES: tuple[tuple[Category, str], ...] = (
     (
@@ -254,14 +252,6 @@ class Headline:
     rows_text: str  # "12 rows"
 
 
-@dataclass
-class _Sums:
-    count: int = 0
-    exceptions: int = 0
-    matched: int = 0  # minor units
-    at_risk: int = 0  # minor units
-
-
 _environment = Environment(
     loader=PackageLoader("projections.formats", "templates"),
     autoescape=True,
@@ -272,19 +262,25 @@ _environment = Environment(
 
 
 def render_html(report: Report) -> str:
+    """The page: every exception row (read in one pass over the rows), the other rows as
+    totals (the CSV format lists every row)."""
     summary = report.summary()
+    exceptions: dict[Category, list[ExceptionRow]] = {category: [] for category in EXCEPTIONS}
+    for row in report.rows:
+        if row.category in exceptions:
+            exceptions[row.category].append(_row(row))
     return _environment.get_template("report.html.j2").render(
         as_of=human_time(report.as_of),
         filters=sorted(report.filters.items()),
         settings=settings(report.thresholds),
-        row_count=len(report.rows),
+        row_count=report.row_count(),
         headline=_headline(report, summary),
         sections=[
-            _section(report, category, summary)
+            _section(category, summary, exceptions[category])
             for category in EXCEPTIONS
             if category.value in summary
         ],
-        totals=_category_lines(report, summary),
+        totals=_category_lines(summary),
         other_categories=[
             (category_label(category), EXPLANATIONS[category])
             for category in Category
@@ -310,21 +306,21 @@ def render_html(report: Report) -> str:
                 "By location",
                 "Location",
                 "Per location",
-                _group_lines(report.rows, lambda row: row.location_id),
+                _group_lines(report.by_location()),
             ),
             Breakdowns(
                 "by-reader",
                 "By reader",
                 "Reader (device)",
                 "Per reader",
-                _group_lines(report.rows, lambda row: row.device_id),
+                _group_lines(report.by_device()),
             ),
             Breakdowns(
                 "by-day",
                 "By day",
                 "Day (UTC)",
                 "Per day the sale was stored on a reader (else forwarded), in UTC",
-                _group_lines(report.rows, lambda row: row.day),
+                _group_lines(report.by_day()),
             ),
         ],
     )
@@ -420,28 +416,27 @@ def _headline(report: Report, summary: Breakdown) -> Headline:
         at_risk=[money(amount, currency) for currency, amount in report.at_risk().items()],
         matched_text=f"{_count(counts[Category.MATCHED], 'payment')} matched",
         others=", ".join(others),
-        rows_text=_count(len(report.rows), "row"),
+        rows_text=_count(report.row_count(), "row"),
     )
 
 
-def _section(report: Report, category: Category, summary: Breakdown) -> Section:
-    rows = [row for row in report.rows if row.category == category]
-    at_risk: dict[str, int] = defaultdict(int)
-    for row in rows:
-        at_risk[row.risk_currency or ""] += row.amount_at_risk
+def _section(category: Category, summary: Breakdown, rows: list[ExceptionRow]) -> Section:
+    by_currency = summary[category.value]
     return Section(
         anchor=category.value,
         title=category_label(category),
         explanation=EXPLANATIONS[category],
         totals=", ".join(
             f"{money(totals.amount, currency)} in {_count(totals.count, 'row')}"
-            for currency, totals in summary[category.value].items()
+            for currency, totals in by_currency.items()
         ),
         at_risk=", ".join(
-            money(amount, currency) for currency, amount in sorted(at_risk.items()) if amount
+            money(totals.at_risk, currency)
+            for currency, totals in by_currency.items()
+            if totals.at_risk
         )
         or "nothing",
-        rows=[_row(row) for row in rows],
+        rows=rows,
     )
 
 
@@ -478,15 +473,11 @@ def _lines(breakdown: Breakdown) -> list[Line]:
     ]
 
 
-def _category_lines(report: Report, summary: Breakdown) -> list[CategoryLine]:
-    at_risk: dict[tuple[str, str], int] = defaultdict(int)
-    for row in report.rows:
-        at_risk[row.category.value, row.risk_currency or ""] += row.amount_at_risk
+def _category_lines(summary: Breakdown) -> list[CategoryLine]:
     lines = []
     for category in CATEGORY_ORDER:
         by_currency = summary.get(category.value, {})
         for index, (currency, totals) in enumerate(by_currency.items()):
-            risk = at_risk[category.value, currency]
             lines.append(
                 CategoryLine(
                     title=category_label(category),
@@ -496,38 +487,27 @@ def _category_lines(report: Report, summary: Breakdown) -> list[CategoryLine]:
                     currency=currency_label(currency),
                     count=totals.count,
                     amount=money(totals.amount, currency),
-                    at_risk=money(risk, currency) if risk else "—",
+                    at_risk=money(totals.at_risk, currency) if totals.at_risk else "—",
                 )
             )
     return lines
 
 
-def _group_lines(rows: Iterable[Row], key: Callable[[Row], str | None]) -> list[GroupLine]:
+def _group_lines(breakdown: Breakdown) -> list[GroupLine]:
     """Per group and currency: the rows of any category, those needing action, the amount
     matched and the amount at risk."""
-    groups: dict[str, dict[str, _Sums]] = defaultdict(lambda: defaultdict(_Sums))
-    for row in rows:
-        sums = groups[key(row) or "(unknown)"][row.risk_currency or ""]
-        sums.count += 1
-        if row.category in EXCEPTIONS:
-            sums.exceptions += 1
-        if row.category == Category.MATCHED:
-            sums.matched += row.amount if row.amount is not None else row.stripe_amount or 0
-        sums.at_risk += row.amount_at_risk
     lines = []
-    for group in sorted(groups):
-        by_currency = groups[group]
-        for index, currency in enumerate(sorted(by_currency)):
-            sums = by_currency[currency]
+    for group, by_currency in breakdown.items():
+        for index, (currency, totals) in enumerate(by_currency.items()):
             lines.append(
                 GroupLine(
                     group=group,
                     span=len(by_currency) if index == 0 else 0,
                     currency=currency_label(currency),
-                    count=sums.count,
-                    exceptions=sums.exceptions,
-                    matched=money(sums.matched, currency) if sums.matched else "—",
-                    at_risk=money(sums.at_risk, currency) if sums.at_risk else "—",
+                    count=totals.count,
+                    exceptions=totals.exceptions,
+                    matched=money(totals.matched, currency) if totals.matched else "—",
+                    at_risk=money(totals.at_risk, currency) if totals.at_risk else "—",
                 )
             )
     return lines

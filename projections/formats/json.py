@@ -1,16 +1,24 @@
-"""The report as JSON: the totals of `Report` and every row with the fields of `COLUMNS`."""
+"""The report as JSON: the totals of `Report` and every row with the fields of `COLUMNS`.
+
+The document is written as `json.dumps(document, indent=2, ensure_ascii=False)` would write
+it, but piecewise: the totals first, then the rows one by one as they are read, so a report of
+a million rows never exists as one string or one list.
+"""
 
 from __future__ import annotations
 
+import io
 import json
-from typing import Any
+from typing import Any, TextIO
+
+import orjson
 
 from projections.formats.values import by_age_bucket, payout_fields, rfc3339, row_fields
 from projections.report import Breakdown, Report
 
 
-def render_json(report: Report) -> str:
-    document: dict[str, Any] = {
+def write_json(report: Report, out: TextIO) -> None:
+    head: dict[str, Any] = {
         "as_of": rfc3339(report.as_of),
         "filters": dict(sorted(report.filters.items())),
         "thresholds": dict(sorted(report.thresholds.items())),
@@ -25,9 +33,22 @@ def render_json(report: Report) -> str:
         "by_device": _totals(report.by_device()),
         "by_day": _totals(report.by_day()),
         "payouts": payout_fields(report),
-        "rows": [row_fields(row) | {"flagged": row.flagged} for row in report.rows],
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    text = json.dumps(head, indent=2, ensure_ascii=False)
+    out.write(text.removesuffix("\n}") + ',\n  "rows": [')
+    separator = "\n    "
+    for row in report.rows:
+        fields = row_fields(row) | {"flagged": row.flagged}
+        out.write(separator)
+        out.write(orjson.dumps(fields, option=orjson.OPT_INDENT_2).decode().replace("\n", "\n    "))
+        separator = ",\n    "
+    out.write("]\n}\n" if separator == "\n    " else "\n  ]\n}\n")
+
+
+def render_json(report: Report) -> str:
+    out = io.StringIO()
+    write_json(report, out)
+    return out.getvalue()
 
 
 def _totals(breakdown: Breakdown) -> dict[str, dict[str, dict[str, int]]]:

@@ -35,7 +35,7 @@ def render_table(report: Report, width: int = WIDTH) -> str:
     if report.filters:
         given = ", ".join(f"{name} {value}" for name, value in sorted(report.filters.items()))
         console.print(Text(f"Filters: {given}"))
-    if not report.rows:
+    if not report.row_count():
         console.print(Text("No payments match: nothing to reconcile."))
         return _plain(console)
     console.print(_summary(report))
@@ -43,7 +43,7 @@ def render_table(report: Report, width: int = WIDTH) -> str:
     beyond = report.stored_beyond_policy()
     if beyond:
         shown = ", ".join(money(amount, currency) for currency, amount in beyond.items())
-        flagged = sum(1 for row in report.rows if row.flagged)
+        flagged = report.flagged()
         console.print(
             Text(f"Stored beyond policy: {shown} ({flagged} flagged payments; see `breaches`)")
         )
@@ -128,19 +128,26 @@ def _at_risk(report: Report) -> Table | Text:
 
 
 def _print_exceptions(console: Console, report: Report) -> None:
-    """The exception rows by category, most urgent first, `EXCEPTION_ROWS_MAX` in all."""
-    exceptions = {
-        category: [row for row in report.rows if row.category == category]
+    """The exception rows by category, most urgent first, `EXCEPTION_ROWS_MAX` in all (at
+    most that many of each kept from one pass over the rows)."""
+    exceptions: dict[Category, list[Row]] = {category: [] for category in EXCEPTIONS}
+    for row in report.rows:
+        kept = exceptions.get(row.category)
+        if kept is not None and len(kept) < EXCEPTION_ROWS_MAX:
+            kept.append(row)
+    summary = report.summary()
+    counts = {
+        category: sum(totals.count for totals in summary.get(category.value, {}).values())
         for category in EXCEPTIONS
     }
-    total = sum(len(rows) for rows in exceptions.values())
+    total = sum(counts.values())
     if total == 0:
         console.print(Text("No exceptions: nothing needs action."))
         return
     room = EXCEPTION_ROWS_MAX
     for category, rows in exceptions.items():
         if rows and room:
-            title = f"{category_label(category)} ({len(rows)})"
+            title = f"{category_label(category)} ({counts[category]})"
             shown = rows[:room]
             console.print(
                 _fitting(

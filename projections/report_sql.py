@@ -1,0 +1,953 @@
+"""The reconciliation report as SQL: every category, age, deadline and amount at risk computed
+by the database over the read models (SQLAlchemy Core, the same statements on SQLite and
+PostgreSQL), so that a report of a million payments streams from one cursor and its totals are
+`GROUP BY`s instead of a million Python objects.
+
+The rules are those of the docstrings below, step by step:
+
+1. `stripe_payments`: Stripe's side folded onto its PaymentIntents. Stripe names one payment
+   by several ids (the PaymentIntent, its charges, balance transactions, refunds, disputes);
+   `stripe_links` ties each to its PaymentIntent (at most `LINK_HOPS` hops: refund -> charge ->
+   PaymentIntent), and every snapshot, movement, charge and dispute is counted under the id it
+   resolves to, its *key*.
+2. `seen`: the Stripe payments of each ledger payment: those keyed by a PaymentIntent the
+   ledger recorded for it (its own, or a duplicate's), and those whose `metadata.offline_id` is
+   its offline_id.
+3. Per payment, the *primary* Stripe payment (the one of the ledger's PaymentIntent, else the
+   first seen) and how many took money (`live`), then the category (`_category`).
+4. Orphans: Stripe payments taken offline (by metadata or by `offline_collected`) that no ledger
+   payment claims.
+
+Times compare as naive UTC (`projections.tables`); a threshold is turned into the moment it
+falls at (`as_of - stale_after`) in Python, so the database never does arithmetic on dates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import (
+    CTE,
+    BigInteger,
+    Boolean,
+    ColumnElement,
+    CompoundSelect,
+    DateTime,
+    Select,
+    String,
+    and_,
+    case,
+    cast,
+    distinct,
+    exists,
+    func,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+    union,
+    union_all,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from ledger.payment import Status
+from projections.report import EXCEPTIONS, Category
+from projections.stripe_side import CHARGED, DISPUTE_LOST, DISPUTE_WON, DISPUTED, REFUNDED
+from projections.tables import (
+    payment_intent_links,
+    payments,
+    stripe_charges,
+    stripe_disputes,
+    stripe_links,
+    stripe_movements,
+    stripe_objects,
+)
+
+LINK_HOPS = 4  # refund -> charge -> PaymentIntent needs two
+
+# Stripe statuses in which a PaymentIntent holds or took no money.
+NO_MONEY = ("canceled", "requires_payment_method", "requires_action")
+# ...and in which it waits for the cardholder (to authenticate, to confirm): not forwarded.
+AWAITING_CUSTOMER = ("requires_action", "requires_confirmation")
+
+
+@dataclass(frozen=True)
+class Moments:
+    """The report's moment and the thresholds as the moments they fall at: a payment began at
+    or before `stale_from` is stale; an authorization of brand b made at or before
+    `overdue_from[b]` (else `overdue_default`) is overdue."""
+
+    now: datetime
+    stale_from: datetime
+    overdue_from: Mapping[str, datetime]
+    overdue_default: datetime
+    age_bounds: tuple[tuple[str, datetime | None], ...]  # (bucket, began after this)
+
+
+# -- functions each dialect spells its own way -------------------------------------------------
+
+
+class _ListHolds(FunctionElement[bool]):
+    """Whether a ";"-joined list (a column) holds an id (another column), exactly."""
+
+    type = Boolean()
+    inherit_cache = True
+
+
+@compiles(_ListHolds, "sqlite")
+def _list_holds_sqlite(element: _ListHolds, compiler: SQLCompiler, **kw: Any) -> str:
+    listed, wanted = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"instr(';' || {listed} || ';', ';' || {wanted} || ';') > 0"
+
+
+@compiles(_ListHolds, "postgresql")
+def _list_holds_postgresql(element: _ListHolds, compiler: SQLCompiler, **kw: Any) -> str:
+    listed, wanted = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"strpos(';' || {listed} || ';', ';' || {wanted} || ';') > 0"
+
+
+class _JoinedIds(FunctionElement[str]):
+    """The ids of a group, ";"-joined (in no order: the caller sorts them)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_JoinedIds, "sqlite")
+def _joined_ids_sqlite(element: _JoinedIds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ';')"
+
+
+@compiles(_JoinedIds, "postgresql")
+def _joined_ids_postgresql(element: _JoinedIds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)}, ';')"
+
+
+class _WholeSeconds(FunctionElement[int]):
+    """Whole seconds from a (naive UTC) time to a later one, truncated as Python's
+    `int(timedelta.total_seconds())` does."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(_WholeSeconds, "sqlite")
+def _whole_seconds_sqlite(element: _WholeSeconds, compiler: SQLCompiler, **kw: Any) -> str:
+    # Times are stored as 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds, less one when the
+    # earlier time's microseconds are past the later one's.
+    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
+    return (
+        f"(CAST(strftime('%s', {end}) AS INTEGER) - CAST(strftime('%s', {start}) AS INTEGER)"
+        f" - (substr({start}, 21) > substr({end}, 21)))"
+    )
+
+
+@compiles(_WholeSeconds, "postgresql")
+def _whole_seconds_postgresql(element: _WholeSeconds, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"CAST(trunc(extract(epoch FROM ({end} - {start}))) AS BIGINT)"
+
+
+# -- small expressions ---------------------------------------------------------------------------
+
+
+def _is_pi(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    return func.substr(column, 1, 3) == "pi_"
+
+
+def _text(value: str) -> ColumnElement[str]:
+    return literal(value, String)
+
+
+def _larger(a: ColumnElement[Any], b: ColumnElement[Any]) -> ColumnElement[Any]:
+    return case((a >= b, a), else_=b)
+
+
+def _sum(values: ColumnElement[Any]) -> ColumnElement[int]:
+    """SUM as an integer (PostgreSQL sums BIGINT into NUMERIC, read as Decimal)."""
+    return cast(func.sum(values), BigInteger)
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(_sum(case((condition, 1), else_=0)), 0)
+
+
+def _age(began: ColumnElement[Any], now: datetime) -> ColumnElement[int]:
+    """`max(0, int((now - began).total_seconds()))`; NULL without a time."""
+    at = literal(now, DateTime)
+    return case((began > at, 0), else_=_WholeSeconds(began, at))
+
+
+# -- 1. Stripe's side, per PaymentIntent --------------------------------------------------------
+
+
+def _resolved_links() -> CTE:
+    """Each linked object's key: its link followed while it names no PaymentIntent."""
+    hops = [stripe_links.alias(f"hop{n}") for n in range(LINK_HOPS)]
+    joined: Any = hops[0]
+    for before, after in pairwise(hops):
+        joined = joined.outerjoin(
+            after,
+            and_(after.c.object_id == before.c.target_id, not_(_is_pi(before.c.target_id))),
+        )
+    key = func.coalesce(*(hop.c.target_id for hop in reversed(hops)))
+    return (
+        select(hops[0].c.object_id, key.label("key"))
+        .select_from(joined)
+        .cte("resolved_links")
+        .prefix_with("MATERIALIZED")
+    )
+
+
+class _Resolver:
+    """`resolve(id)`: the PaymentIntent an id belongs to, as far as the links know (else the
+    id), as an outer join per use."""
+
+    def __init__(self) -> None:
+        self.links = _resolved_links()
+        self.uses = 0
+
+    def __call__(self, source: Any, column: ColumnElement[Any]) -> tuple[Any, ColumnElement[Any]]:
+        self.uses += 1
+        link = self.links.alias(f"link{self.uses}")
+        joined = source.outerjoin(link, link.c.object_id == column)
+        return joined, case((_is_pi(column), column), else_=func.coalesce(link.c.key, column))
+
+
+def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
+    """One row per Stripe payment (its key) with what the report reads of it."""
+    o = stripe_objects.alias("o")
+    owner = func.coalesce(o.c.payment_intent_id, o.c.key)
+    joined, key = resolve(o, owner)
+    snapshot = (
+        select(
+            key.label("key"),
+            o.c.offline_id,
+            o.c.amount,
+            o.c.amount_received,
+            o.c.currency,
+            o.c.status,
+            o.c.offline_collected,
+            o.c.card_brand,
+            o.c.decline_code,
+            o.c.created_at,
+            func.row_number().over(partition_by=key, order_by=o.c.key).label("nth"),
+        )
+        .select_from(joined)
+        .where(o.c.status.is_not(None))
+        .subquery("snapshot_all")
+    )
+    snap = select(snapshot).where(snapshot.c.nth == 1).cte("snap").prefix_with("MATERIALIZED")
+
+    m = stripe_movements.alias("m")
+    owner = func.coalesce(m.c.payment_intent_id, m.c.charge_id, m.c.source_id)
+    owner = func.coalesce(owner, m.c.balance_transaction_id)
+    joined, first_key = resolve(m, owner)
+    joined, by_txn = resolve(joined, m.c.balance_transaction_id)
+    key = case((first_key == owner, by_txn), else_=first_key)
+    is_charge = or_(m.c.category.in_(sorted(CHARGED)), and_(m.c.category.is_(None), m.c.gross >= 0))
+    is_refund = or_(m.c.category.in_(sorted(REFUNDED)), and_(m.c.category.is_(None), m.c.gross < 0))
+    converted = and_(
+        m.c.customer_facing_currency.is_not(None),
+        m.c.customer_facing_currency != m.c.currency,
+    )
+    customer = case(
+        (and_(converted, m.c.customer_facing_amount.is_not(None)), m.c.customer_facing_amount),
+        else_=m.c.gross,
+    )
+    charge_first = case((is_charge, 0), else_=1)
+    movement = (
+        select(
+            key.label("key"),
+            m.c.movement_key,
+            m.c.currency,
+            m.c.gross,
+            m.c.fee,
+            m.c.net,
+            m.c.category,
+            m.c.offline_id,
+            m.c.created_at,
+            m.c.payout_id,
+            m.c.payout_at,
+            m.c.customer_facing_currency,
+            case((is_charge, 1), else_=0).label("is_charge"),
+            case((is_refund, 1), else_=0).label("is_refund"),
+            case((converted, 1), else_=0).label("converted"),
+            customer.label("customer"),
+            func.row_number()
+            .over(partition_by=key, order_by=(charge_first, m.c.movement_key))
+            .label("currency_nth"),
+            func.row_number()
+            .over(
+                partition_by=key,
+                order_by=(
+                    case((m.c.payout_id.is_(None), 1), else_=0),
+                    charge_first,
+                    m.c.movement_key,
+                ),
+            )
+            .label("payout_nth"),
+        )
+        .select_from(joined)
+        .cte("movement")
+        .prefix_with("MATERIALIZED")
+    )
+    mv = movement.c
+    charge, refund = mv.is_charge == 1, mv.is_refund == 1
+    moved = (
+        select(
+            mv.key,
+            _sum(case((charge, mv.customer))).label("charged"),
+            func.coalesce(_sum(case((refund, mv.customer), else_=0)), 0).label("refunds"),
+            _count_if(mv.category == "dispute").label("dispute_rows"),
+            func.coalesce(_sum(case((mv.category == "dispute", mv.customer), else_=0)), 0).label(
+                "dispute_sum"
+            ),
+            _count_if(mv.category == "dispute_reversal").label("reversals"),
+            _sum(case((and_(charge, mv.converted == 1), mv.gross))).label("settled"),
+            func.min(case((and_(charge, mv.converted == 1), mv.currency))).label(
+                "settled_currency"
+            ),
+            _sum(mv.fee).label("fees"),
+            _sum(mv.net).label("net"),
+            func.min(mv.offline_id).label("offline_id"),
+            func.min(mv.created_at).label("created_at"),
+            func.max(
+                case(
+                    (mv.currency_nth == 1, func.coalesce(mv.customer_facing_currency, mv.currency))
+                )
+            ).label("currency"),
+            func.max(case((mv.payout_nth == 1, mv.payout_id))).label("payout_id"),
+            func.max(
+                case((and_(mv.payout_nth == 1, mv.payout_id.is_not(None)), mv.payout_at))
+            ).label("payout_at"),
+        )
+        .group_by(mv.key)
+        .cte("moved")
+        .prefix_with("MATERIALIZED")
+    )
+
+    c = stripe_charges.alias("c")
+    joined, key = resolve(c, func.coalesce(c.c.payment_intent_id, c.c.charge_id))
+    keyed = select(key.label("key"), c.c.amount_refunded).select_from(joined).subquery()
+    charges = (
+        select(keyed.c.key, func.max(keyed.c.amount_refunded).label("refunded"))
+        .group_by(keyed.c.key)
+        .cte("charges")
+        .prefix_with("MATERIALIZED")
+    )
+    d = stripe_disputes.alias("d")
+    joined, key = resolve(d, func.coalesce(d.c.payment_intent_id, d.c.charge_id))
+    keyed = select(key.label("key"), d.c.amount, d.c.status).select_from(joined).subquery()
+    disputes = (
+        select(
+            keyed.c.key,
+            _sum(keyed.c.amount).label("amount"),
+            _count_if(keyed.c.status == DISPUTE_LOST).label("lost"),
+            func.min(case((keyed.c.status.not_in(sorted(DISPUTE_WON)), keyed.c.status))).label(
+                "open"
+            ),
+        )
+        .group_by(keyed.c.key)
+        .cte("disputes")
+        .prefix_with("MATERIALIZED")
+    )
+    keys = union(
+        select(snap.c.key),
+        select(mv.key),
+        select(charges.c.key),
+        select(disputes.c.key),
+    ).subquery("keys")
+
+    has_snapshot = snap.c.key.is_not(None)
+    status = case(
+        (has_snapshot, snap.c.status),
+        (moved.c.charged > 0, _text("succeeded")),
+        else_=null(),
+    )
+    amount = case(
+        (
+            has_snapshot,
+            case(
+                (
+                    and_(snap.c.status == "succeeded", snap.c.amount_received.is_not(None)),
+                    snap.c.amount_received,
+                ),
+                else_=snap.c.amount,
+            ),
+        ),
+        else_=moved.c.charged,
+    )
+    refunded = _larger(
+        _larger(-func.coalesce(moved.c.refunds, 0), func.coalesce(charges.c.refunded, 0)),
+        literal(0, BigInteger),
+    )
+    has_disputes = disputes.c.key.is_not(None)
+    disputed = case(
+        (has_disputes, disputes.c.amount),
+        (moved.c.dispute_rows > 0, -moved.c.dispute_sum),
+        else_=0,
+    )
+    dispute_status = case(
+        (
+            has_disputes,
+            case(
+                (disputes.c.lost > 0, _text(DISPUTE_LOST)),
+                else_=func.coalesce(disputes.c.open, _text("won")),
+            ),
+        ),
+        (
+            moved.c.dispute_rows > 0,
+            case((moved.c.reversals > 0, _text("won")), else_=_text("open")),
+        ),
+        else_=null(),
+    )
+    return (
+        select(
+            keys.c.key,
+            func.coalesce(snap.c.offline_id, moved.c.offline_id).label("offline_id"),
+            func.coalesce(snap.c.offline_collected, False).label("offline_collected"),
+            func.coalesce(snap.c.created_at, moved.c.created_at).label("created_at"),
+            snap.c.card_brand,
+            case((has_snapshot, snap.c.currency), else_=moved.c.currency).label("currency"),
+            status.label("status"),
+            amount.label("amount"),
+            and_(
+                has_snapshot,
+                or_(snap.c.decline_code.is_not(None), snap.c.status == "requires_payment_method"),
+            ).label("declined"),
+            refunded.label("refunded"),
+            disputed.label("disputed"),
+            dispute_status.label("dispute_status"),
+            moved.c.settled,
+            moved.c.settled_currency,
+            moved.c.fees,
+            moved.c.net,
+            moved.c.payout_id,
+            moved.c.payout_at,
+        )
+        .select_from(
+            keys.outerjoin(snap, snap.c.key == keys.c.key)
+            .outerjoin(moved, moved.c.key == keys.c.key)
+            .outerjoin(charges, charges.c.key == keys.c.key)
+            .outerjoin(disputes, disputes.c.key == keys.c.key)
+        )
+        .cte("stripe_payments")
+        .prefix_with("MATERIALIZED")
+    ), movement
+
+
+# -- 2 and 3. The ledger's payments ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportQueries:
+    """The statements of one report: its rows in order (payments by offline_id, then orphans
+    by creation), and the same rows unordered as a CTE for the totals."""
+
+    payment_rows: Select[Any]
+    orphan_rows: Select[Any]
+    movements: CTE
+
+
+def report_queries(
+    moments: Moments, location_id: str | None, since: datetime | None, until: datetime | None
+) -> ReportQueries:
+    resolve = _Resolver()
+    side, movements = stripe_payments(resolve)
+    p = payments.alias("p")
+    links = payment_intent_links.alias("l")
+    joined, key = resolve(
+        links.join(p, p.c.offline_id == links.c.offline_id), links.c.payment_intent_id
+    )
+    # The PaymentIntents the ledger holds for each payment: its own and its duplicates'.
+    ledger_pis = (
+        select(p.c.offline_id, links.c.payment_intent_id.label("pi"), key.label("key"))
+        .select_from(joined)
+        .where(
+            or_(
+                links.c.payment_intent_id == p.c.payment_intent_id,
+                _ListHolds(p.c.duplicate_payment_intent_ids, links.c.payment_intent_id),
+            )
+        )
+        .cte("ledger_pis")
+        .prefix_with("MATERIALIZED")
+    )
+    seen = (
+        union(
+            select(ledger_pis.c.offline_id, side.c.key).join_from(
+                ledger_pis, side, side.c.key == ledger_pis.c.key
+            ),
+            select(p.c.offline_id, side.c.key).join_from(
+                p, side, side.c.offline_id == p.c.offline_id
+            ),
+        )
+        .cte("seen")
+        .prefix_with("MATERIALIZED")
+    )
+    s = side.alias("s")
+    q = payments.alias("q")
+    live = or_(s.c.status.is_(None), s.c.status.not_in(NO_MONEY))
+    order = (s.c.created_at.nulls_first(), s.c.key)
+    seen_rows = (
+        select(
+            seen.c.offline_id,
+            seen.c.key,
+            case((live, 1), else_=0).label("live"),
+            _is_pi(seen.c.key).label("is_pi"),
+            case((or_(s.c.amount.is_(None), s.c.amount == 0), q.c.amount), else_=s.c.amount).label(
+                "taken"
+            ),
+            (seen.c.key == q.c.payment_intent_id).label("is_ledgers"),
+            func.row_number().over(partition_by=seen.c.offline_id, order_by=order).label("nth"),
+            func.row_number()
+            .over(partition_by=(seen.c.offline_id, case((live, 1), else_=0)), order_by=order)
+            .label("live_nth"),
+        )
+        .join_from(seen, s, s.c.key == seen.c.key)
+        .join(q, q.c.offline_id == seen.c.offline_id)
+        .subquery("seen_rows")
+    )
+    r = seen_rows.c
+    is_live = r.live == 1
+    per_payment = (
+        select(
+            r.offline_id,
+            _count_if(is_live).label("live"),
+            _count_if(and_(is_live, r.is_pi)).label("live_pis"),
+            _count_if(and_(is_live, not_(r.is_pi))).label("live_unlinked"),
+            func.coalesce(_sum(case((is_live, r.taken), else_=0)), 0).label("live_taken"),
+            func.coalesce(_sum(case((and_(is_live, r.live_nth == 1), r.taken), else_=0)), 0).label(
+                "first_taken"
+            ),
+            func.coalesce(
+                func.max(case((r.is_ledgers, r.key))), func.max(case((r.nth == 1, r.key)))
+            ).label("primary_key"),
+        )
+        .group_by(r.offline_id)
+        .subquery("per_payment")
+    )
+    # The ledger's PaymentIntents Stripe's data does not show for the payment.
+    unseen = (
+        select(ledger_pis.c.offline_id, func.count(distinct(ledger_pis.c.pi)).label("count"))
+        .where(
+            ~exists().where(
+                seen.c.offline_id == ledger_pis.c.offline_id, seen.c.key == ledger_pis.c.pi
+            )
+        )
+        .group_by(ledger_pis.c.offline_id)
+        .subquery("unseen")
+    )
+    named = union(
+        select(ledger_pis.c.offline_id, ledger_pis.c.pi.label("id")),
+        select(seen.c.offline_id, seen.c.key.label("id")),
+    ).subquery("named")
+    ids = (
+        select(named.c.offline_id, _JoinedIds(named.c.id).label("ids"))
+        .group_by(named.c.offline_id)
+        .subquery("ids")
+    )
+    primary = side.alias("primary_payment")
+    facts = (
+        select(
+            p,
+            func.coalesce(per_payment.c.live, 0).label("live"),
+            func.coalesce(per_payment.c.live_pis, 0).label("live_pis"),
+            func.coalesce(per_payment.c.live_unlinked, 0).label("live_unlinked"),
+            (
+                func.coalesce(per_payment.c.live_taken, 0)
+                - func.coalesce(per_payment.c.first_taken, 0)
+            ).label("extra"),
+            case(
+                (p.c.status == Status.DECLINED.value, 0), else_=func.coalesce(unseen.c.count, 0)
+            ).label("unseen"),
+            ids.c.ids,
+            primary.c.key.label("primary_key"),
+            *(
+                primary.c[name].label(f"s_{name}")
+                for name in (
+                    "created_at",
+                    "card_brand",
+                    "currency",
+                    "status",
+                    "amount",
+                    "declined",
+                    "refunded",
+                    "disputed",
+                    "dispute_status",
+                    "settled",
+                    "settled_currency",
+                    "fees",
+                    "net",
+                    "payout_id",
+                    "payout_at",
+                )
+            ),
+        )
+        .select_from(
+            p.outerjoin(per_payment, per_payment.c.offline_id == p.c.offline_id)
+            .outerjoin(unseen, unseen.c.offline_id == p.c.offline_id)
+            .outerjoin(ids, ids.c.offline_id == p.c.offline_id)
+            .outerjoin(primary, primary.c.key == per_payment.c.primary_key)
+        )
+        .where(
+            *_admitted(
+                p.c.location_id,
+                func.coalesce(p.c.stored_at, p.c.created_at),
+                location_id,
+                since,
+                until,
+            )
+        )
+        .subquery("facts")
+    )
+    f = facts.c
+    began = func.coalesce(f.stored_at, f.created_at)
+    category, at_risk = _category(f, moments)
+    payment_rows = select(
+        category.label("category"),
+        f.offline_id,
+        f.location_id,
+        f.device_id,
+        f.amount,
+        f.currency,
+        f.status.label("ledger_status"),
+        f.ids,
+        f.stored_at,
+        f.forwarded_at,
+        _age(began, moments.now).label("age_seconds"),
+        at_risk.label("amount_at_risk"),
+        *_stripe_columns(f, "s_"),
+        f.breaches,
+        began.label("began"),
+        f.primary_key.label("stripe_key"),
+    ).order_by(f.offline_id)
+
+    orphan = side.alias("orphan")
+    orphan_rows = select(
+        _text(Category.ORPHAN_IN_STRIPE.value).label("category"),
+        orphan.c.offline_id,
+        null().label("location_id"),
+        null().label("device_id"),
+        null().label("amount"),
+        null().label("currency"),
+        null().label("ledger_status"),
+        orphan.c.key.label("ids"),
+        null().label("stored_at"),
+        null().label("forwarded_at"),
+        _age(orphan.c.created_at, moments.now).label("age_seconds"),
+        literal(0, BigInteger).label("amount_at_risk"),
+        *_stripe_columns(orphan.c, ""),
+        _text("").label("breaches"),
+        orphan.c.created_at.label("began"),
+        orphan.c.key.label("stripe_key"),
+    ).where(
+        or_(orphan.c.offline_id.is_not(None), orphan.c.offline_collected.is_(True)),
+        ~exists().where(ledger_pis.c.key == orphan.c.key),
+        or_(
+            orphan.c.offline_id.is_(None),
+            ~exists().where(payments.c.offline_id == orphan.c.offline_id),
+        ),
+        *_admitted(None, orphan.c.created_at, None, since, until),
+    )
+    if location_id is not None:  # an orphan has no location
+        orphan_rows = orphan_rows.where(literal(False))
+    orphan_rows = orphan_rows.order_by(orphan.c.created_at.nulls_first(), orphan.c.key)
+    return ReportQueries(payment_rows, orphan_rows, movements)
+
+
+def _admitted(
+    location: ColumnElement[Any] | None,
+    when: ColumnElement[Any],
+    location_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[ColumnElement[bool]]:
+    """The filters' conditions (`Filters`): times as naive UTC, `since` inclusive."""
+    conditions: list[ColumnElement[bool]] = []
+    if location_id is not None and location is not None:
+        conditions.append(location == location_id)
+    if since is not None:
+        conditions.append(when >= literal(since, DateTime))
+    if until is not None:
+        conditions.append(when < literal(until, DateTime))
+    return conditions
+
+
+def _stripe_columns(c: Any, prefix: str) -> list[ColumnElement[Any]]:
+    """What Stripe holds, as the row's columns: amounts, refunds, disputes, settlement, fees,
+    payout (NULL, or 0 for the sums, without a Stripe payment)."""
+    return [
+        c[f"{prefix}amount"].label("stripe_amount"),
+        c[f"{prefix}currency"].label("stripe_currency"),
+        c[f"{prefix}status"].label("stripe_status"),
+        func.coalesce(c[f"{prefix}refunded"], 0).label("refunded_amount"),
+        func.coalesce(c[f"{prefix}disputed"], 0).label("disputed_amount"),
+        c[f"{prefix}dispute_status"].label("dispute_status"),
+        c[f"{prefix}settled"].label("settlement_amount"),
+        c[f"{prefix}settled_currency"].label("settlement_currency"),
+        c[f"{prefix}fees"].label("stripe_fee"),
+        c[f"{prefix}net"].label("stripe_net"),
+        c[f"{prefix}payout_id"].label("payout_id"),
+        c[f"{prefix}payout_at"].label("payout_at"),
+    ]
+
+
+def _category(f: Any, moments: Moments) -> tuple[ColumnElement[str], ColumnElement[int]]:
+    """The payment's category and the money it puts at risk, rule by rule in order.
+
+    A PaymentIntent Stripe shows but that waits for the cardholder holds nothing yet: as if
+    Stripe had not seen the payment. What Stripe took is compared with what the ledger expects
+    it to have taken: the authorization while it awaits capture, else the capture (partial or
+    whole) once the ledger knows of one. Only a refund or a dispute seen so far says nothing
+    of the amount taken: no mismatch.
+    """
+    status, amount = f.status, f.amount
+    # A charge no link ties to its PaymentIntent yet (a report without payment_intent_id) may
+    # be the charge of a PaymentIntent the ledger holds and Stripe's data does not show: it
+    # counts as a second payment only beyond those.
+    taken = f.live_pis + _larger(f.live_unlinked, f.unseen)
+    has_primary = and_(
+        f.primary_key.is_not(None),
+        or_(f.s_status.is_(None), f.s_status.not_in(AWAITING_CUSTOMER)),
+    )
+    began = func.coalesce(f.stored_at, f.created_at)
+    stale = began <= literal(moments.stale_from, DateTime)
+    expected = case(
+        (f.s_status == "requires_capture", amount),
+        (f.amount_captured != 0, f.amount_captured),
+        else_=amount,
+    )
+    differs = and_(f.s_amount.is_not(None), f.s_amount != expected)
+    authorized = func.coalesce(f.forwarded_at, f.s_created_at, f.created_at)
+    brand = func.coalesce(f.card_brand, f.s_card_brand)
+    overdue_default: ColumnElement[Any] = literal(moments.overdue_default, DateTime)
+    by_brand = [
+        (brand == name, literal(moment, DateTime))
+        for name, moment in sorted(moments.overdue_from.items())
+    ]
+    overdue_from = case(*by_brand, else_=overdue_default) if by_brand else overdue_default
+    other_currency = or_(f.s_currency.is_(None), f.s_currency != f.currency)
+    stored = status == Status.STORED.value
+    rules: list[tuple[ColumnElement[bool], Category, ColumnElement[int]]] = [
+        (and_(status == Status.CANCELED.value, f.live == 0), Category.CANCELED, _zero()),
+        (
+            or_(taken > 1, f.duplicate_refund_amount != 0),
+            Category.DUPLICATE,
+            _larger(f.duplicate_refund_amount, f.extra),
+        ),
+        (
+            or_(status == Status.DECLINED.value, and_(f.primary_key.is_not(None), f.s_declined)),
+            Category.DECLINED,
+            amount,
+        ),
+        (
+            and_(not_(has_primary), f.payment_intent_id.is_not(None)),
+            Category.MISSING_IN_STRIPE,
+            amount,
+        ),
+        # Never confirmed offline (e.g. refused by an offline rule): still being sold, or
+        # abandoned once stale. Nothing was stored, so nothing is at risk.
+        (and_(not_(has_primary), not_(stored), stale), Category.CANCELED, _zero()),
+        (and_(not_(has_primary), not_(stored)), Category.PENDING_FORWARD, _zero()),
+        (and_(not_(has_primary), stale), Category.STALE_FORWARD, amount),
+        (not_(has_primary), Category.PENDING_FORWARD, amount),
+        (other_currency, Category.AMOUNT_MISMATCH, amount),
+        (differs, Category.AMOUNT_MISMATCH, func.abs(expected - f.s_amount)),
+        (f.s_status == "canceled", Category.CANCELED, _zero()),
+        (
+            and_(f.s_status == "requires_capture", authorized <= overdue_from),
+            Category.CAPTURE_OVERDUE,
+            amount,
+        ),
+        (f.s_status == "requires_capture", Category.AWAITING_CAPTURE, _zero()),
+        # Taken in full: what happened to the money since (a dispute first, since it puts
+        # money at risk; then refunds, which the merchant chose).
+        (f.s_dispute_status == DISPUTE_LOST, Category.DISPUTE_LOST, f.s_disputed),
+        (f.s_dispute_status == "won", Category.DISPUTE_WON, _zero()),
+        (f.s_dispute_status.is_not(None), Category.DISPUTED, f.s_disputed),
+        (and_(f.s_refunded >= expected, expected > 0), Category.REFUNDED, _zero()),
+        (f.s_refunded != 0, Category.PARTIALLY_REFUNDED, _zero()),
+    ]
+    category = case(
+        *((when, _text(category.value)) for when, category, _ in rules),
+        else_=_text(Category.MATCHED.value),
+    )
+    at_risk = case(*((when, risk) for when, _, risk in rules), else_=_zero())
+    return category, at_risk
+
+
+def _zero() -> ColumnElement[int]:
+    return literal(0, BigInteger)
+
+
+# -- totals ----------------------------------------------------------------------------------------
+
+
+def totals_query(queries: ReportQueries, moments: Moments) -> CompoundSelect[Any]:
+    """Every total of the report in one statement, one line per (kind, group, currency):
+    kind is summary, location, device, day, age, beyond (stored beyond policy), flagged or
+    payout; the payout lines carry their own columns."""
+    rows = union_all(
+        queries.payment_rows.order_by(None), queries.orphan_rows.order_by(None)
+    ).subquery("report_rows")
+    r = rows.c
+    row_amount = case((r.amount.is_not(None), r.amount), else_=func.coalesce(r.stripe_amount, 0))
+    bucket = case(
+        *(
+            (r.began > literal(after, DateTime), _text(label))
+            for label, after in moments.age_bounds
+            if after is not None
+        ),
+        else_=_text(next(label for label, after in moments.age_bounds if after is None)),
+    )
+    day = cast(func.date(func.coalesce(r.stored_at, r.forwarded_at)), String)
+    # Each row's groups as plain columns (PostgreSQL groups by columns, not by expressions
+    # that hold parameters). A row without a time counts as age 0: the youngest bucket.
+    facts = (
+        select(
+            r.category,
+            func.coalesce(r.currency, r.stripe_currency, _text("")).label("currency"),
+            func.coalesce(r.currency, _text("")).label("ledger_currency"),
+            func.coalesce(r.location_id, _text("(unknown)")).label("location"),
+            func.coalesce(r.device_id, _text("(unknown)")).label("device"),
+            func.coalesce(day, _text("(unknown)")).label("day"),
+            case((r.began.is_(None), _text(moments.age_bounds[0][0])), else_=bucket).label(
+                "bucket"
+            ),
+            case((r.breaches != "", 1), else_=0).label("flagged"),
+            case((and_(r.stored_at.is_not(None), r.amount.is_not(None)), 1), else_=0).label(
+                "stored"
+            ),
+            r.amount,
+            row_amount.label("row_amount"),
+            case((r.category.in_([c.value for c in EXCEPTIONS]), 1), else_=0).label("exception"),
+            case((r.category == Category.MATCHED.value, row_amount), else_=0).label("matched"),
+            r.amount_at_risk,
+        )
+        .cte("report_facts")
+        .prefix_with("MATERIALIZED")
+    )
+    f = facts.c
+
+    def grouped(kind: str, group: ColumnElement[Any], *where: ColumnElement[bool]) -> Select[Any]:
+        return (
+            select(
+                _text(kind).label("kind"),
+                group.label("grouping"),
+                f.currency,
+                func.count().label("count"),
+                _sum(f.row_amount).label("amount"),
+                _sum(f.exception).label("exceptions"),
+                _sum(f.matched).label("matched"),
+                _sum(f.amount_at_risk).label("at_risk"),
+            )
+            .where(*where)
+            .group_by(group, f.currency)
+        )
+
+    beyond = (
+        select(
+            _text("beyond").label("kind"),
+            f.ledger_currency.label("grouping"),
+            f.ledger_currency.label("currency"),
+            func.count().label("count"),
+            _sum(f.amount).label("amount"),
+            _zero().label("exceptions"),
+            _zero().label("matched"),
+            _zero().label("at_risk"),
+        )
+        .where(f.flagged == 1, f.stored == 1)
+        .group_by(f.ledger_currency)
+    )
+    return union_all(
+        grouped("summary", f.category),
+        grouped("location", f.location),
+        grouped("device", f.device),
+        grouped("day", f.day),
+        grouped("age", f.bucket, f.amount_at_risk > 0),
+        grouped("flagged", cast(f.flagged, String), f.flagged == 1),
+        beyond,
+    )
+
+
+def payouts_query(queries: ReportQueries) -> Select[Any]:
+    """Per payout and settlement currency, what the report's rows (their primary Stripe
+    payment's movements) put in it: how many rows, gross, fees, refunds, disputes, net."""
+    payment_rows = queries.payment_rows.order_by(None).subquery("payment_keys")
+    orphan_rows = queries.orphan_rows.order_by(None).subquery("orphan_keys")
+    rows = union_all(
+        select(
+            _text("p").label("kind"),
+            payment_rows.c.offline_id.label("row_id"),
+            payment_rows.c.stripe_key,
+        ),
+        select(
+            _text("o").label("kind"),
+            orphan_rows.c.stripe_key.label("row_id"),
+            orphan_rows.c.stripe_key,
+        ),
+    ).subquery("report_keys")
+    mv = queries.movements.c
+    refund = mv.category.in_(sorted(REFUNDED))
+    dispute = and_(mv.category.in_(sorted(DISPUTED)), not_(refund))
+    fee = func.coalesce(mv.fee, 0)
+    parts = (
+        select(
+            mv.payout_id,
+            mv.currency,
+            func.min(mv.payout_at).label("payout_at"),
+            _sum(case((or_(refund, dispute), 0), else_=mv.gross)).label("gross"),
+            _sum(fee).label("fees"),
+            _sum(case((refund, mv.gross), else_=0)).label("refunds"),
+            _sum(case((dispute, mv.gross), else_=0)).label("disputes"),
+            _sum(func.coalesce(mv.net, mv.gross - fee)).label("net"),
+        )
+        .join_from(rows, queries.movements, mv.key == rows.c.stripe_key)
+        .where(mv.payout_id.is_not(None))
+        .group_by(rows.c.kind, rows.c.row_id, mv.payout_id, mv.currency)
+        .subquery("parts")
+    )
+    return (
+        select(
+            parts.c.payout_id,
+            parts.c.currency,
+            func.min(parts.c.payout_at).label("payout_at"),
+            func.count().label("payments"),
+            *(
+                _sum(parts.c[name]).label(name)
+                for name in ("gross", "fees", "refunds", "disputes", "net")
+            ),
+        )
+        .group_by(parts.c.payout_id, parts.c.currency)
+        .order_by(parts.c.payout_id, parts.c.currency)
+    )
+
+
+def moments_of(
+    now: datetime,
+    stale_after: timedelta,
+    capture_windows: Mapping[str, timedelta],
+    capture_window_default: timedelta,
+    capture_warning: timedelta,
+    age_buckets: tuple[tuple[str, int | None], ...],
+) -> Moments:
+    return Moments(
+        now=now,
+        stale_from=now - stale_after,
+        overdue_from={
+            brand: now - window + capture_warning for brand, window in capture_windows.items()
+        },
+        overdue_default=now - capture_window_default + capture_warning,
+        age_bounds=tuple(
+            (label, None if hours is None else now - timedelta(hours=hours))
+            for label, hours in age_buckets
+        ),
+    )
