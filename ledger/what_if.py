@@ -92,7 +92,10 @@ class StoredSale:
 
 @dataclass(slots=True)
 class History:
-    """A location's configuration (its last) and the sales it stored, in arrival order."""
+    """A location's configuration (its last: a replay judges the whole history by one set of
+    limits) and the sales it stored, in arrival order. The ledger forgets a released sale
+    `LATE_WINDOW` after the newest moment it knows; the replay keeps every one, so a fact that
+    arrived later than that may have been judged against less than the replay counts."""
 
     location_id: str
     configured_at: datetime
@@ -188,7 +191,6 @@ class Peak:
 
     amount: int = 0
     count: int = 0
-    amount_at: datetime | None = None
     series: list[tuple[datetime, int]] = field(default_factory=list)
 
 
@@ -264,7 +266,7 @@ def replay(
         if not within:
             continue
         if amounts[currency] > peak.amount:
-            peak.amount, peak.amount_at = amounts[currency], moment
+            peak.amount = amounts[currency]
         peak.count = max(peak.count, count)
     return Replay(judged, peaks)
 
