@@ -95,6 +95,8 @@ class Code(StrEnum):
     CHAIN_BROKEN = "CHAIN_BROKEN"  # the hash chain does not verify: nothing is sealed
     # Alerts (adapters.alerts).
     INVALID_ALERT_CONFIG = "INVALID_ALERT_CONFIG"
+    # What-if replays (ledger.what_if).
+    INVALID_LIMITS_FILE = "INVALID_LIMITS_FILE"
 
 
 class LedgerError(Exception):

@@ -50,6 +50,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stripe-mode": (_STRIPE, "The Stripe mode (test, live) of this ledger."),
     "sync-stripe": (_STRIPE, "Read Stripe's PaymentIntents into the ledger."),
     "watch": ("adapters.cli.watch", "Alerts on money at risk, to a signed webhook."),
+    "what-if": ("adapters.cli.what_if", "Replay stored sales against proposed limits."),
 }
 
 

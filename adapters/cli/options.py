@@ -124,3 +124,17 @@ class MomentType(click.ParamType[datetime, Any]):
 
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def check_period(since: datetime | None, until: datetime | None, as_json: bool) -> None:
+    """Stop with INVALID_VALUE when `--since` is not before `--until`."""
+    from adapters.cli.errors import EXIT_USAGE, fail  # the errors' table, only when it fails
+
+    if since is not None and until is not None and since >= until:
+        fail(
+            f"--since ({since.isoformat()}) is not before --until ({until.isoformat()}): "
+            "give the earlier time to --since",
+            EXIT_USAGE,
+            as_json,
+            Code.INVALID_VALUE,
+        )

@@ -12,12 +12,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from adapters.cli.errors import EXIT_USAGE, fail
 from adapters.cli.group import main
-from adapters.cli.options import db_option, json_option, no_card_number, time_option
+from adapters.cli.options import check_period, db_option, json_option, no_card_number, time_option
 from adapters.cli.output import print_json, stderr, stdout, with_progress
 from adapters.cli.session import open_read_models, opened
-from ledger.errors import Code
 from ledger.money import format_minor
 from projections.formats import FORMATS, write
 from projections.formats.table import render_table
@@ -96,14 +94,7 @@ def report(
 ) -> None:
     """The reconciliation report: every offline_id matched to its Stripe PaymentIntents, in
     one category, with totals and the money at risk."""
-    if since is not None and until is not None and since >= until:
-        fail(
-            f"--since ({since.isoformat()}) is not before --until ({until.isoformat()}): "
-            "give the earlier time to --since",
-            EXIT_USAGE,
-            fmt == "json",
-            Code.INVALID_VALUE,
-        )
+    check_period(since, until, fmt == "json")
     thresholds = Thresholds(
         stale_after=timedelta(hours=stale_hours),
         capture_warning=timedelta(hours=capture_warning_hours),

@@ -15,8 +15,10 @@ from adapters.demo.merchant import AS_OF, DAY, NEW_YORK, STORES, Store
 from adapters.demo.scenario import Entry, TradingDay
 from adapters.demo.stripe_side import write_balance_report, write_disputes, write_payment_intents
 from adapters.stripe.files import read_disputes_json, read_payment_intents_json, read_report_csv
+from adapters.what_if_page import page
 from ledger import Ledger, LedgerError, Result
 from ledger.application import BATCH_SIZE_MAX
+from ledger.what_if import Outcome, compare, halved, histories
 from projections.formats import write
 from projections.read_models import ReadModels
 from projections.report import Report
@@ -36,6 +38,7 @@ DATABASE_FILE = "ledger.db"
 STRIPE_REPORT_FILE = "stripe-balance-report.csv"
 STRIPE_INTENTS_FILE = "stripe-payment-intents.json"
 STRIPE_DISPUTES_FILE = "stripe-disputes.json"
+WHAT_IF_FILE = "what-if.html"
 REPORT_FILES = {
     "html": "report.html",
     "table": "report.txt",
@@ -52,6 +55,7 @@ DEMO_FILES = (
     STRIPE_INTENTS_FILE,
     STRIPE_DISPUTES_FILE,
     *REPORT_FILES.values(),
+    WHAT_IF_FILE,
 )
 
 RECORD_BATCH = 1_000
@@ -103,6 +107,7 @@ class DemoSummary:
     stripe_rows_skipped: int
     payment_intents: int
     report: Report
+    what_if: list[Outcome]  # every location's sales replayed against half its limits
     files: dict[str, Path]
 
     @property
@@ -157,6 +162,10 @@ class DemoSummary:
             },
             "at_risk_by_category": dict(sorted(at_risk.items())),
             "at_risk": report.at_risk(),
+            "what_if_half_stored_amount_limits": {
+                "newly_refused": sum(o.newly_refused for o in self.what_if),
+                "declines_avoided": sum(o.declines_avoided for o in self.what_if),
+            },
             "files": {name: str(path) for name, path in self.files.items()},
         }
 
@@ -202,6 +211,7 @@ def run(
         "stripe_payment_intents": out / STRIPE_INTENTS_FILE,
         "stripe_disputes": out / STRIPE_DISPUTES_FILE,
         **{f"report_{fmt}": out / name for fmt, name in REPORT_FILES.items()},
+        "what_if": out / WHAT_IF_FILE,
     }
     with Ledger.open(f"sqlite:///{files['database']}") as ledger:
         tally = Tally()
@@ -230,6 +240,12 @@ def run(
         with ReadModels(ledger) as read_models:
             read_models.refresh(start("updating read models", None))
             report = read_models.report(AS_OF)
+        what_if = [
+            outcome
+            for history in histories(ledger.store)
+            for outcome in compare(history, ledger.policy, halved(history.config))
+        ]
+    files["what_if"].write_text(page(what_if), encoding="utf-8")
     advance = start("writing the report", len(REPORT_FILES))
     for fmt in REPORT_FILES:
         with files[f"report_{fmt}"].open("w", encoding="utf-8", newline="") as file:
@@ -250,6 +266,7 @@ def run(
         stripe_rows_skipped=rows.skipped,
         payment_intents=len(intents),
         report=report,
+        what_if=what_if,
         files=files,
     )
 

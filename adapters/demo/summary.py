@@ -86,6 +86,13 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
     out(table)
     at_risk = ", ".join(_money(amount, c) for c, amount in report.at_risk().items())
     out(f"Money at risk: [bold]{at_risk or 'none'}[/]", highlight=False)
+    refused = sum(o.newly_refused for o in summary.what_if)
+    avoided = sum(o.declines_avoided for o in summary.what_if)
+    out(
+        f"What-if: with half the stored-amount limits, {refused:,} more sales would have been "
+        f"refused (sent online) and {avoided:,} declines avoided",
+        highlight=False,
+    )
     files = summary.files
     out(
         f"\nWritten to {summary.out}{'' if str(summary.out).endswith('/') else '/'}:",
@@ -99,6 +106,10 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
     out(
         f"  {files['report_table'].name}, {files['report_csv'].name}, "
         f"{files['report_json'].name}  the same as text, CSV and JSON",
+        highlight=False,
+    )
+    out(
+        f"  {files['what_if'].name}  the stored amount over time under half the limits",
         highlight=False,
     )
     out(

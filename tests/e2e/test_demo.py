@@ -116,6 +116,9 @@ def test_the_demo_writes_every_format_and_every_category_it_claims(
     assert summary["payments"]["simulated"] == int(PAYMENTS)
     assert summary["payments"]["offline"] + summary["payments"]["online"] == int(PAYMENTS)
     assert summary["records"]["refused"] == {}
+    # Half the stored-amount limits would have sent more sales online; the page charts it.
+    assert summary["what_if_half_stored_amount_limits"]["newly_refused"] > 0
+    assert "<svg" in (out / "what-if.html").read_text()
     flagged = summary["records"]["flagged"]
     assert set(flagged) <= {str(code) for code in EXPECTED_BREACHES}
     assert {

@@ -1,0 +1,66 @@
+"""`offline-ledger what-if` as an operator runs it: a day recorded on SQLite, replayed against
+a lower limit in every format, and a bad limits file refused with its code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ledger import Ledger
+from tests.e2e.test_cli import run, run_json
+from tests.service.test_what_if import A, record_day
+
+
+def _recorded(sqlite_url: str) -> str:
+    with Ledger.open(sqlite_url, create=True) as ledger:
+        record_day(ledger)
+    return sqlite_url
+
+
+def _limits(tmp_path: Path, stored_max: int) -> Path:
+    path = tmp_path / "proposed.json"
+    limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": stored_max}}
+    path.write_text(json.dumps({"limits": limits}))
+    return path
+
+
+def test_what_if_reports_a_lower_limit_in_every_format(sqlite_url: str, tmp_path: Path) -> None:
+    url = _recorded(sqlite_url)
+    limits = str(_limits(tmp_path, 600))
+    answer = run_json("what-if", "--limits", limits, "--db", url, "--top", "1")
+    (usd,) = answer["outcomes"]
+    assert (usd["location_id"], usd["currency"]) == ("tml_1", "usd")
+    assert usd["refused"] == {"recorded": 2, "proposed": 2}
+    assert (usd["declines_avoided"], usd["declines_added"]) == (1, 0)
+    assert usd["money_at_risk"] == {"recorded": 800, "proposed": 0}
+    assert [change["offline_id"] for change in usd["changes"]] == [A]
+    csv_done = run("what-if", "--limits", limits, "--db", url, "--format", "csv")
+    assert csv_done.returncode == 0, csv_done.stderr
+    header, row = csv_done.stdout.splitlines()
+    assert header.startswith("location_id,currency,sales,refused_recorded,refused_proposed")
+    assert row.startswith("tml_1,usd,3,2,2,1,1,")
+    html = tmp_path / "what-if.html"
+    table = run(
+        "what-if", "--limits", limits, "--db", url, "--location", "tml_1", "--html", str(html)
+    )
+    assert table.returncode == 0, table.stderr
+    assert "tml_1 USD" in table.stdout and A in table.stdout
+    written = html.read_text()
+    assert "tml_1 · USD" in written and written.count('class="proposed" d="M 0 180') == 1
+
+
+def test_a_bad_limits_file_or_location_is_refused_with_its_code(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    url = _recorded(sqlite_url)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"limits": {"stored_amount_max": {"usd": -1}}}))
+    refused = run_json("what-if", "--limits", str(bad), "--db", url, status=1)
+    assert refused["error"]["code"] == "INVALID_LIMITS_FILE"
+    assert "limits.stored_amount_max" in refused["error"]["message"]
+    bad.write_text("{not json")
+    refused = run_json("what-if", "--limits", str(bad), "--db", url, status=1)
+    assert refused["error"]["code"] == "INVALID_LIMITS_FILE"
+    limits = str(_limits(tmp_path, 600))
+    unknown = run_json("what-if", "--limits", limits, "--db", url, "--location", "tml_x", status=1)
+    assert unknown["error"]["code"] == "UNKNOWN_LOCATION"

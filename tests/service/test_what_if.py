@@ -1,0 +1,102 @@
+"""What-if replays: the limits in force reproduce the recorded outcomes; proposed limits
+change them the way the report says."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+
+from ledger import Ledger
+from ledger.errors import NotFound
+from ledger.limits import LIMIT_CODES
+from ledger.what_if import ProposedLimits, compare, histories, replay
+from tests.support import records as r
+from tests.support.generators import Scenario, apply_one_by_one, scenarios
+
+A = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a01"
+B = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a02"
+C = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a03"
+
+
+@settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_replaying_the_limits_in_force_reproduces_the_recorded_outcomes(
+    scenario: Scenario,
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'ledger.db'}"
+        with Ledger.open(url, create=True) as ledger:
+            apply_one_by_one(ledger, scenario.all_records)
+            replayed = 0
+            for history in histories(ledger.store):
+                again = replay(history, ledger.policy, history.config, refused_go_online=False)
+                assert len(again.judged) == len(history.sales)
+                for judged in again.judged:
+                    assert judged.breaches == judged.sale.breaches
+                    payment = ledger.payment(judged.sale.offline_id)
+                    recorded = {b["code"] for b in payment.breaches if b["code"] in LIMIT_CODES}
+                    assert judged.breaches == tuple(sorted(recorded))
+                    replayed += 1
+            stored = [oid for oid in scenario.offline_ids if _was_stored(ledger, oid)]
+            assert replayed == len(stored)
+
+
+def _was_stored(ledger: Ledger, offline_id: str) -> bool:
+    try:
+        return ledger.payment(offline_id).stored_at is not None
+    except NotFound:  # never created (its creation was refused)
+        return False
+
+
+def record_day(ledger: Ledger) -> None:
+    """Three sales of 800, 500 and 300 at a location that may store 1000: the second broke
+    the limit; the first was declined, the second forwarded at minute 30."""
+    limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 1000}}
+    ledger.record(r.location(limits=limits, device_limits={"stored_amount_max": {}}))
+    ledger.record(r.device())
+    for minute, (oid, amount) in enumerate([(A, 800), (B, 500), (C, 300)]):
+        ledger.record(r.created(oid, amount=amount, occurred_at=r.at(10 * minute)))
+        ledger.record(r.collected(oid) | {"occurred_at": r.at(10 * minute + 1)})
+        ledger.record(
+            r.confirmed(oid, occurred_at=r.at(10 * minute + 2), stored_at=r.at(10 * minute + 2))
+        )
+    ledger.record(r.declined(A, occurred_at=r.at(40)))
+
+
+def test_a_lower_limit_refuses_more_sales_and_avoids_a_decline() -> None:
+    with Ledger.open("memory://") as ledger:
+        record_day(ledger)
+        (history,) = histories(ledger.store)
+        assert [sale.breaches for sale in history.sales] == [
+            (),
+            ("STORED_AMOUNT_LIMIT_EXCEEDED",),
+            ("STORED_AMOUNT_LIMIT_EXCEEDED",),
+        ]
+        proposed = ProposedLimits.model_validate(
+            {"limits": {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 600}}}
+        )
+        (usd,) = compare(history, ledger.policy, proposed, top=1)
+    # Proposed: A (800) is refused and goes online, so B (500) and C (300) fit in 600 in
+    # turn? B fits (500), C would bring it to 800: refused.
+    assert (usd.sales, usd.refused_recorded, usd.refused_proposed) == (3, 2, 2)
+    assert (usd.newly_refused, usd.newly_offline) == (1, 1)
+    assert (usd.declines_avoided, usd.declines_added) == (1, 0)
+    assert (usd.at_risk_recorded, usd.at_risk_proposed) == (800, 0)
+    assert (usd.peak_amount_recorded, usd.peak_count_recorded) == (1600, 3)
+    assert (usd.peak_amount_proposed, usd.peak_count_proposed) == (500, 1)
+    assert [change.sale.offline_id for change in usd.changes] == [A]
+
+
+def test_the_same_limits_change_nothing() -> None:
+    with Ledger.open("memory://") as ledger:
+        record_day(ledger)
+        (history,) = histories(ledger.store)
+        config = history.config
+        same = ProposedLimits.model_validate(
+            {"limits": config["limits"], "device_limits": config["device_limits"]}
+        )
+        (usd,) = compare(history, ledger.policy, same)
+    assert (usd.newly_refused, usd.newly_offline, usd.changes) == (0, 0, [])
+    assert usd.to_dict()["refused"] == {"recorded": 2, "proposed": 2}
