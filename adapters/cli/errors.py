@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from adapters.cli.output import print_json, stderr
 from ledger.errors import Code, LedgerError, StorageError
+from ledger.pan import redacted
 
 if TYPE_CHECKING:
     from adapters.stripe.files import StripeFileError
@@ -64,7 +65,9 @@ def fail_with(error: LedgerError, as_json: bool) -> NoReturn:
 
 def fail(message: str, status: int, as_json: bool, code: Code) -> NoReturn:
     """Stop with an error the command finds itself (a usage error, something that did not
-    exist), with its code like every other error."""
+    exist), with its code like every other error. The message is masked: it may quote a file
+    name or a key read from a file, and one could hold a card number."""
+    message = redacted(message)
     if as_json:
         print(json.dumps({"error": {"code": str(code), "message": message}}))
     else:

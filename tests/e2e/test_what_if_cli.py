@@ -64,3 +64,21 @@ def test_a_bad_limits_file_or_location_is_refused_with_its_code(
     limits = str(_limits(tmp_path, 600))
     unknown = run_json("what-if", "--limits", limits, "--db", url, "--location", "tml_x", status=1)
     assert unknown["error"]["code"] == "UNKNOWN_LOCATION"
+
+
+def test_a_limits_file_holding_a_card_number_is_refused_without_echoing_it(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The refusal names where the problem is, and a key read from the file can be anything:
+    what is said is masked."""
+    url = _recorded(sqlite_url)
+    card = "4242424242424242"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"limits": {"stored_amount_max": {card: 100}}}))
+    refused = run("what-if", "--limits", str(bad), "--db", url, "--json")
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout)["error"]["code"] == "INVALID_LIMITS_FILE"
+    assert card not in refused.stdout + refused.stderr
+    said = run("what-if", "--limits", str(bad), "--db", url)
+    assert said.returncode == 1 and "INVALID_LIMITS_FILE" in said.stderr
+    assert card not in said.stdout + said.stderr
