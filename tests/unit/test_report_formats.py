@@ -358,7 +358,7 @@ def test_json_rows_carry_the_csv_fields_with_lists_integers_and_rfc3339_times() 
         "stripe_status": "succeeded",
         "stored_at": "2026-11-22T10:15:00Z",
         "forwarded_at": "2026-11-22T10:20:30Z",
-        "age_hours": "26.5",
+        "age_hours": 26.5,
         "amount_at_risk": 1250,
         "refunded_amount": 0,
         "disputed_amount": 0,
@@ -420,12 +420,36 @@ def test_json_money_at_risk_by_age_runs_from_the_youngest_bucket_to_the_oldest()
 
 def test_json_breaks_totals_down_by_location_device_and_day() -> None:
     document = json.loads(render_json(REPORT))
-    assert document["by_location"]["loc_2"] == {"eur": {"count": 1, "amount": 4999}}
-    assert document["by_location"][SCRIPT] == {"usd": {"count": 1, "amount": 700}}
-    assert document["by_device"]["(unknown)"] == {"usd": {"count": 1, "amount": 700}}
-    assert document["by_day"]["(unknown)"] == {"usd": {"count": 1, "amount": 700}}
+    orphan = {"count": 1, "amount": 700, "exceptions": 1, "matched": 0, "at_risk": 0}
+    assert document["by_location"]["loc_2"] == {
+        "eur": {"count": 1, "amount": 4999, "exceptions": 0, "matched": 4999, "at_risk": 0}
+    }
+    assert document["by_location"][SCRIPT] == {"usd": orphan}
+    assert document["by_device"]["(unknown)"] == {"usd": orphan}
+    assert document["by_day"]["(unknown)"] == {"usd": orphan}
     # matched 12.50, awaiting capture 20.00 and the duplicate 12.50, all stored that day
-    assert document["by_day"]["2026-11-22"]["usd"] == {"count": 3, "amount": 4500}
+    assert document["by_day"]["2026-11-22"]["usd"] == {
+        "count": 3,
+        "amount": 4500,
+        "exceptions": 1,
+        "matched": 1250,
+        "at_risk": 1250,
+    }
+
+
+def test_json_breakdowns_agree_with_the_rows_field_by_field() -> None:
+    document = json.loads(render_json(REPORT))
+    for location, by_currency in document["by_location"].items():
+        for currency, totals in by_currency.items():
+            rows = [
+                row
+                for row in document["rows"]
+                if (row["location_id"] or "(unknown)") == location
+                and (row["currency"] or row["stripe_currency"]) == currency
+            ]
+            assert totals["count"] == len(rows)
+            assert totals["at_risk"] == sum(row["amount_at_risk"] for row in rows)
+            assert totals["exceptions"] == sum(Category(r["category"]) in EXCEPTIONS for r in rows)
 
 
 def test_json_output_is_deterministic_and_indented() -> None:
@@ -443,7 +467,14 @@ def test_json_output_is_deterministic_and_indented() -> None:
 
 def test_json_carries_the_thresholds_next_to_the_filters() -> None:
     document = json.loads(render_json(REPORT))
-    assert document["thresholds"] == THRESHOLDS
+    assert document["thresholds"] == {
+        "stale_after_hours": 24,
+        "capture_window_default_hours": 48,
+        "capture_warning_hours": 12,
+        "capture_window_visa_hours": 114,
+    }
+    halves = Report(AS_OF, [], thresholds={"capture_warning_hours": "1.5"})
+    assert json.loads(render_json(halves))["thresholds"] == {"capture_warning_hours": 1.5}
     keys = list(document)
     assert keys.index("thresholds") == keys.index("filters") + 1
     assert json.loads(render_json(EMPTY))["thresholds"] == {}
