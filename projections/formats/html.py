@@ -475,12 +475,20 @@ def _row(row: Row, report: Report) -> ExceptionRow:
         ),
         stripe_status=status(row.stripe_status, STRIPE_STATUSES),
         payment_intents=", ".join(row.payment_intent_ids) or "—",
-        stored_at=human_time(row.stored_at),
+        stored_at=_began(row),
         age=age(row.age_seconds),
         at_risk=money(row.amount_at_risk, row.risk_currency) if row.amount_at_risk else "—",
         deadline=human_time(due) if due else "",
         time_left=time_left(due, report.as_of) if due else "",
     )
+
+
+def _began(row: Row) -> str:
+    """When the sale was stored on the reader or, for one never stored (canceled first, an
+    orphan Stripe holds), when it was created: its age counts from then."""
+    if row.stored_at is not None or row.began_at is None:
+        return human_time(row.stored_at)
+    return f"created {human_time(row.began_at)}"
 
 
 def time_left(due: datetime, now: datetime) -> str:

@@ -1016,3 +1016,10 @@ def test_a_wide_terminal_gets_the_exceptions_one_line_each_and_a_file_120_column
     assert "Stripe amount" in render_table(REPORT, 200)
     assert "Payment (location, PaymentIntents, age)" in render_table(REPORT, 80)
     assert render_table(REPORT) == render_table(REPORT, 120)
+
+
+def test_html_gives_a_row_never_stored_the_time_it_was_created_and_its_age() -> None:
+    created = AS_OF - timedelta(hours=3)
+    orphan = replace(ORPHAN, began_at=created, age_seconds=3 * 3600)
+    section = section_of(render_html(Report(AS_OF, [orphan])), '<section id="orphan_in_stripe">')
+    assert 'created 2026-11-23 09:45 UTC<span class="sub">age 3.0 h</span>' in section
