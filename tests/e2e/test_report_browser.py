@@ -18,6 +18,7 @@ import signal
 import struct
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import pytest
 
 from projections.formats.html import render_html
 from projections.formats.values import money
-from projections.report import EXCEPTIONS
+from projections.report import EXCEPTIONS, Report
 from tests.conftest import BROWSER_ENV, BROWSER_SKIP
 from tests.unit.test_report_formats import REPORT, ROWS
 
@@ -180,9 +181,23 @@ document.getElementById("page").addEventListener("load", function () {
 """
 
 
+# The report with the long names of a real shop (the demo's), which widen its columns.
+LONG_NAMES = Report(
+    REPORT.as_of,
+    [
+        replace(row, location_id="tml_tokyo_shibuya", device_id="tmr_tokyo_shibuya_2")
+        if row.location_id == "loc_1"
+        else row
+        for row in ROWS
+    ],
+    REPORT.filters,
+    REPORT.thresholds,
+)
+
+
 def laid_out(chromium: str, tmp_path: Path, width: int) -> dict[str, Any]:
     """The measures of the report laid out `width` pixels wide (see MEASURE)."""
-    page = html.escape(render_html(REPORT), quote=True)
+    page = html.escape(render_html(LONG_NAMES), quote=True)
     path = tmp_path / f"measure-{width}.html"
     path.write_text(MEASURE % {"width": width, "page": page}, encoding="utf-8")
     dom = run_chromium(

@@ -546,7 +546,7 @@ def test_html_gives_an_overdue_capture_its_deadline_and_the_time_left() -> None:
     assert '<th class="deadline">Capture by' in overdue
     # forwarded 5 days before AS_OF, Visa's 114 hours: lapsed 6 hours ago
     assert (
-        '<td class="nowrap deadline" data-label="Capture by">2026-11-23 06:45 UTC'
+        '<td class="when deadline" data-label="Capture by">2026-11-23 06:45 UTC'
         '<span class="sub">6.0 h ago</span></td>'
     ) in overdue
     later = Report(AS_OF - timedelta(hours=10), ROWS, thresholds=THRESHOLDS)
@@ -806,7 +806,7 @@ def test_html_keeps_ids_and_times_on_one_line_and_lets_wide_tables_scroll() -> N
     overdue = section_of(page, '<section id="capture_overdue">')
     assert '<span class="id">00000000-0000-4000-8000-000000000006</span>' in overdue
     assert (
-        '<td class="nowrap" data-label="Stored at">2026-11-17 12:45 UTC'
+        '<td class="when" data-label="Stored at">2026-11-17 12:45 UTC'
         '<span class="sub">age 6.0 days</span>'
     ) in overdue
     declined = section_of(page, '<section id="declined">')
