@@ -569,7 +569,8 @@ def test_html_lists_the_payments_still_stored_on_readers_in_their_own_section() 
 
 def test_html_lists_every_row_with_money_at_risk_so_the_headline_adds_up() -> None:
     page = render_html(REPORT)
-    listed = re.findall(r'<td class="num" data-label="At risk">([^<]*)</td>', page)
+    rows = section_of(page, '<section id="exceptions">', '<section id="totals">')
+    listed = re.findall(r'<td class="num" data-label="At risk">([^<]*)</td>', rows)
     expected = [money(row.amount_at_risk, row.risk_currency) for row in ROWS if row.amount_at_risk]
     assert sorted(cell for cell in listed if cell != "—") == sorted(expected)
 
@@ -672,7 +673,8 @@ def section_of(page: str, start: str, end: str = "</section>") -> str:
 
 
 class _Tables(HTMLParser):
-    """The text of every cell of every table, row by row (a cell's tags are dropped)."""
+    """The text of every cell of every table, row by row (a cell's tags are dropped), as a
+    wide screen shows them (without the cells only a phone shows, `td.phone`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -684,7 +686,7 @@ class _Tables(HTMLParser):
             self.tables.append([])
         elif tag == "tr":
             self.tables[-1].append([])
-        elif tag in ("td", "th"):
+        elif tag in ("td", "th") and ("class", "phone") not in attrs:
             self._cell = []
 
     def handle_endtag(self, tag: str) -> None:
@@ -1023,3 +1025,14 @@ def test_html_gives_a_row_never_stored_the_time_it_was_created_and_its_age() -> 
     orphan = replace(ORPHAN, began_at=created, age_seconds=3 * 3600)
     section = section_of(render_html(Report(AS_OF, [orphan])), '<section id="orphan_in_stripe">')
     assert 'created 2026-11-23 09:45 UTC<span class="sub">age 3.0 h</span>' in section
+
+
+def test_html_repeats_a_group_on_each_of_its_lines_for_a_phone() -> None:
+    section = section_of(render_html(REPORT), '<section id="by-location">')
+    phone = re.findall(r'<td class="phone">([^<]*)</td>', section)
+    # loc_1 holds rows in several currencies: a line each, each line named
+    currencies = {row.risk_currency for row in ROWS if row.location_id == "loc_1"}
+    assert len(currencies) > 1 and phone.count("loc_1") == len(currencies)
+    totals = section_of(render_html(REPORT), '<section id="totals">')
+    assert '<td class="phone">Matched</td>' in totals
+    assert '<td class="phone">Declined: needs action</td>' in totals
