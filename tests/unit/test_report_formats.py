@@ -24,12 +24,11 @@ from projections.formats.html import (
     EXPLANATIONS,
     LEDGER_STATUSES,
     STRIPE_STATUSES,
-    age,
     render_html,
 )
 from projections.formats.json import render_json
 from projections.formats.table import EXCEPTION_ROWS_MAX, render_table
-from projections.formats.values import category_label, money
+from projections.formats.values import age, category_label, money
 from projections.report import AGE_BUCKETS, COLUMNS, EXCEPTIONS, Category, Report, Row
 from projections.stripe_side import PayoutPart
 
@@ -1036,3 +1035,15 @@ def test_html_repeats_a_group_on_each_of_its_lines_for_a_phone() -> None:
     totals = section_of(render_html(REPORT), '<section id="totals">')
     assert '<td class="phone">Matched</td>' in totals
     assert '<td class="phone">Declined: needs action</td>' in totals
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_table_lists_what_can_still_be_saved_first_with_each_capture_deadline(width: int) -> None:
+    text = render_table(REPORT, width)
+    titles = [f"{category_label(category)} (1)" for category in EXCEPTIONS]
+    positions = [text.index(title) for title in titles]
+    assert positions == sorted(positions)
+    overdue = text[positions[0] : positions[1]]
+    assert "2026-11-23 06:45 UTC" in overdue and "6.0 h ago" in overdue
+    assert "Capture by" in overdue or "capture by" in overdue
+    assert "Capture by" not in text[positions[1] :] and "capture by" not in text[positions[1] :]
