@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.stripe.files import StripeFileError, read_payment_intents_json, read_report_csv
+from adapters.stripe.files import read_payment_intents_json, read_report_csv
+from adapters.stripe.problems import StripeFileError
 from ledger import Ledger
 from projections.formats import FORMATS, render
 from projections.read_models import ReadModels
