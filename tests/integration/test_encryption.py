@@ -26,8 +26,8 @@ from ledger.storage import (
     engine_for,
     parse_database_url,
 )
-from tests.e2e.test_cli import run
 from tests.support import records as r
+from tests.support.cli import run
 
 SECRET = "SECRET-ORDER-17"
 P1 = "00000000-0000-4000-8000-0000000000e1"

@@ -12,12 +12,8 @@ from ledger import Ledger
 from ledger.errors import NotFound
 from ledger.limits import LIMIT_CODES
 from ledger.what_if import ProposedLimits, compare, histories, replay
-from tests.support import records as r
+from tests.support.days import A, record_day
 from tests.support.generators import Scenario, apply_one_by_one, scenarios
-
-A = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a01"
-B = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a02"
-C = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a03"
 
 
 @settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
@@ -48,21 +44,6 @@ def _was_stored(ledger: Ledger, offline_id: str) -> bool:
         return ledger.payment(offline_id).stored_at is not None
     except NotFound:  # never created (its creation was refused)
         return False
-
-
-def record_day(ledger: Ledger) -> None:
-    """Three sales of 800, 500 and 300 at a location that may store 1000: the second broke
-    the limit; the first was declined, the second forwarded at minute 30."""
-    limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 1000}}
-    ledger.record(r.location(limits=limits, device_limits={"stored_amount_max": {}}))
-    ledger.record(r.device())
-    for minute, (oid, amount) in enumerate([(A, 800), (B, 500), (C, 300)]):
-        ledger.record(r.created(oid, amount=amount, occurred_at=r.at(10 * minute)))
-        ledger.record(r.collected(oid) | {"occurred_at": r.at(10 * minute + 1)})
-        ledger.record(
-            r.confirmed(oid, occurred_at=r.at(10 * minute + 2), stored_at=r.at(10 * minute + 2))
-        )
-    ledger.record(r.declined(A, occurred_at=r.at(40)))
 
 
 def test_a_lower_limit_refuses_more_sales_and_avoids_a_decline() -> None:
