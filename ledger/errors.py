@@ -26,6 +26,9 @@ class Code(StrEnum):
     UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"
     INVALID_TIMESTAMP = "INVALID_TIMESTAMP"
     INVALID_VALUE = "INVALID_VALUE"
+    # A command line click could not parse: an unknown option or command, a missing argument,
+    # a value of the wrong type.
+    USAGE_ERROR = "USAGE_ERROR"
     CARD_NUMBER_DETECTED = "CARD_NUMBER_DETECTED"
     # Input larger or deeper than any real record (ledger.bounds).
     RECORD_TOO_LARGE = "RECORD_TOO_LARGE"

@@ -132,7 +132,15 @@ class ReadModels:
         `streamed_report` writes any number); NO_REPORT_DATA when nothing matches."""
         with self.streamed_report(as_of, thresholds, filters) as streamed:
             rows, totals = list(streamed.rows), streamed.totals
-        return replace(streamed, rows=rows, counted=lambda: totals)
+            # The brands a page asks for (rows with money at risk), while the database is open.
+            branded = streamed.branded([row for row in rows if row.amount_at_risk])
+        brands = {row.offline_id: row.card_brand for row in branded if row.offline_id}
+        return replace(
+            streamed,
+            rows=rows,
+            counted=lambda: totals,
+            card_brands=lambda ids: {i: brand for i in ids if (brand := brands.get(i))},
+        )
 
     @contextmanager
     def streamed_report(

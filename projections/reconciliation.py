@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, func, select
 
 from projections.report import (
     AGE_BUCKETS,
@@ -39,7 +39,7 @@ from projections.report_sql import (
     report_queries,
     totals_query,
 )
-from projections.tables import naive_utc
+from projections.tables import naive_utc, payments, stripe_objects
 
 # The longest one statement of a report may run on PostgreSQL: a report of a million payments
 # and a million Stripe objects takes minutes on a loaded 2-core machine.
@@ -135,7 +135,28 @@ def stream_report(
         filters=filters.as_dict(),
         thresholds=thresholds.as_dict(),
         counted=lambda: _totals(conn, queries, moments),
+        card_brands=lambda offline_ids: card_brands(conn, offline_ids),
     )
+
+
+_BRANDS_AT_ONCE = 500  # offline_ids per statement of `card_brands`
+
+
+def card_brands(conn: Connection, offline_ids: list[str]) -> dict[str, str]:
+    """The card brand of each payment named that has one: the ledger's (the reader read the
+    card), else Stripe's for the payment's PaymentIntent, as the report's categories take it."""
+    p, stripe = payments.alias("p"), stripe_objects.alias("o")
+    brand = func.coalesce(p.c.card_brand, stripe.c.card_brand)
+    found: dict[str, str] = {}
+    for start in range(0, len(offline_ids), _BRANDS_AT_ONCE):
+        chunk = offline_ids[start : start + _BRANDS_AT_ONCE]
+        query = (
+            select(p.c.offline_id, brand)
+            .select_from(p.outerjoin(stripe, stripe.c.key == p.c.payment_intent_id))
+            .where(p.c.offline_id.in_(chunk), brand.is_not(None))
+        )
+        found.update({offline_id: value for offline_id, value in conn.execute(query)})
+    return found
 
 
 def _rows(conn: Connection, queries: ReportQueries) -> Iterator[Row]:

@@ -13,6 +13,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from projections.formats.urgency import save_first
 from projections.formats.values import (
     category_label,
     currency_label,
@@ -128,13 +129,18 @@ def _at_risk(report: Report) -> Table | Text:
 
 
 def _print_exceptions(console: Console, report: Report) -> None:
-    """The exception rows by category, most urgent first, `EXCEPTION_ROWS_MAX` in all (at
-    most that many of each kept from one pass over the rows)."""
+    """The exception rows by category, what can still be saved first (`urgency`),
+    `EXCEPTION_ROWS_MAX` in all: the most urgent of each kept from one pass over the rows
+    (their card brands, which set a capture's deadline, looked up once it is over)."""
     exceptions: dict[Category, list[Row]] = {category: [] for category in EXCEPTIONS}
     for row in report.rows:
         kept = exceptions.get(row.category)
-        if kept is not None and len(kept) < EXCEPTION_ROWS_MAX:
+        if kept is not None:
             kept.append(row)
+            if len(kept) == 2 * EXCEPTION_ROWS_MAX:
+                kept[:] = save_first(kept, report.thresholds)[:EXCEPTION_ROWS_MAX]
+    for category, kept in exceptions.items():
+        exceptions[category] = save_first(report.branded(kept), report.thresholds)
     summary = report.summary()
     counts = {
         category: sum(totals.count for totals in summary.get(category.value, {}).values())
