@@ -125,6 +125,12 @@ def services_of(request: Request) -> Services:
     return services
 
 
+async def services_dependency(request: Request) -> Services:
+    """`services_of` as a dependency: a coroutine, so that FastAPI calls it in place (it
+    hands a plain function to a worker thread, a hop on every request)."""
+    return services_of(request)
+
+
 _bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="olk_<id>_<secret>",
@@ -147,7 +153,7 @@ async def caller(
 
 
 Caller = Annotated[ApiKey, Depends(caller)]
-ServicesOf = Annotated[Services, Depends(services_of)]
+ServicesOf = Annotated[Services, Depends(services_dependency)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
