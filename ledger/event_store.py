@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Recording, Transcoder
+from eventsourcing.persistence import MapperDeserialisationError, Recording, Transcoder
 
+from ledger.cipher import CipherKeys, KeyringCipher, UnknownCipherKey
 from ledger.device import Device
+from ledger.identity import cipher_keys_id
 from ledger.location import Location
 from ledger.storage import EVENT_STORE_NAME
 from ledger.transcoder import OrjsonTranscoder
@@ -23,6 +25,27 @@ class EventStore(Application[UUID]):
     name = EVENT_STORE_NAME
     # Location and device streams grow with every payment; payments stay short.
     snapshotting_intervals = {Location: 500, Device: 200}  # noqa: RUF012
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env=env)
+        cipher = self.mapper.cipher
+        if isinstance(cipher, KeyringCipher):
+            cipher.retired_ids = self._retired_cipher_keys
+
+    def _retired_cipher_keys(self) -> frozenset[str]:
+        """The key ids the ledger's rotations retired (`ledger.cipher.CipherKeys`). A rotation
+        encrypted with a key this keyring lacks retired this keyring's current key too."""
+        cipher = self.mapper.cipher
+        assert isinstance(cipher, KeyringCipher)
+        try:
+            keys: CipherKeys = self.repository.get(cipher_keys_id())
+        except AggregateNotFoundError:
+            return frozenset()
+        except MapperDeserialisationError as error:
+            if isinstance(error.__cause__, UnknownCipherKey):
+                return frozenset({cipher.current_id})
+            raise
+        return frozenset(keys.retired)
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()
