@@ -27,7 +27,7 @@ from ledger.storage import (
     engine_for,
     parse_database_url,
 )
-from tests.e2e.test_cli import run, run_json
+from tests.support.cli import run, run_json
 from tests.integration.test_seals import keys  # noqa: F401  (a fixture)
 from tests.support import records as r
 
