@@ -27,9 +27,9 @@ from ledger.storage import (
     engine_for,
     parse_database_url,
 )
-from tests.support.cli import run, run_json
 from tests.integration.test_seals import keys  # noqa: F401  (a fixture)
 from tests.support import records as r
+from tests.support.cli import run, run_json
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
