@@ -171,7 +171,7 @@ def _row(values: Sequence[Any]) -> Row:
     (stored_at, forwarded_at, age_seconds, at_risk) = values[8:12]
     (stripe_amount, stripe_currency, stripe_status, refunded, disputed) = values[12:17]
     (dispute_status, settled, settled_currency, fee, net, payout_id, payout_at) = values[17:24]
-    breaches = values[24]
+    breaches, began_at = values[24:26]
     return Row(
         category=Category(category),
         offline_id=offline_id,
@@ -198,6 +198,7 @@ def _row(values: Sequence[Any]) -> Row:
         payout_id=payout_id,
         payout_at=_aware(payout_at),
         breaches=tuple(code for code in breaches.split(";") if code),
+        began_at=_aware(began_at),
     )
 
 

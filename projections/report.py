@@ -134,6 +134,9 @@ class Row:
     # The card's brand (visa, mastercard...) as the ledger or Stripe recorded it; a streamed
     # row carries none until `Report.branded` looks it up.
     card_brand: str | None = None
+    # When the sale began: stored on the reader, else created (for an orphan, when Stripe
+    # created it); `age_seconds` counts from it.
+    began_at: datetime | None = None
 
     @property
     def flagged(self) -> bool:

@@ -10,7 +10,6 @@ currency and formatted only at the end; amounts in two currencies are never adde
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -25,14 +24,16 @@ from projections.formats.charts import (
     category_charts,
     tone,
 )
-from projections.formats.urgency import deadline, save_first
+from projections.formats.urgency import DEADLINES, deadline, save_first
 from projections.formats.values import (
+    age,
     by_age_bucket,
     category_label,
     currency_label,
     human_time,
     money,
     payout_lines,
+    time_left,
 )
 from projections.report import EXCEPTIONS, Breakdown, Category, Report, Row
 
@@ -239,13 +240,6 @@ _environment = Environment(
 # readers (money at risk, no action yet), so that every unit of the money at risk is found.
 LISTED: tuple[Category, ...] = (*EXCEPTIONS, Category.PENDING_FORWARD)
 
-# The heading of a section's deadline column (`urgency.deadline`).
-DEADLINES: dict[Category, str] = {
-    Category.CAPTURE_OVERDUE: "Capture by",
-    Category.STALE_FORWARD: "Stale since",
-    Category.PENDING_FORWARD: "Stale from",
-}
-
 STORED_EXPLANATION = (
     "These payments are still stored on their reader, not forwarded to Stripe yet: their "
     "money is at risk until the reader forwards them (a reader lost, reset or kept offline "
@@ -371,18 +365,6 @@ def duration(hours: str) -> str:
     return f"{text} ({whole} hours)"
 
 
-def age(age_seconds: int | None) -> str:
-    """Hours with one decimal (`26.5 h`) under 48 hours, days with one decimal (`6.0 days`)
-    from 48 hours on; rounded half up, in integers."""
-    if age_seconds is None:
-        return ""
-    if age_seconds >= 48 * 3600:
-        tenths = (age_seconds * 10 + 43_200) // 86_400
-        return f"{tenths // 10}.{tenths % 10} days"
-    tenths = (age_seconds * 10 + 1800) // 3600
-    return f"{tenths // 10}.{tenths % 10} h"
-
-
 def status(code: str | None, labels: dict[str, str]) -> Status:
     if not code:
         return Status("—", "")
@@ -475,7 +457,7 @@ def _row(row: Row, report: Report) -> ExceptionRow:
         ),
         stripe_status=status(row.stripe_status, STRIPE_STATUSES),
         payment_intents=", ".join(row.payment_intent_ids) or "—",
-        stored_at=human_time(row.stored_at),
+        stored_at=_began(row),
         age=age(row.age_seconds),
         at_risk=money(row.amount_at_risk, row.risk_currency) if row.amount_at_risk else "—",
         deadline=human_time(due) if due else "",
@@ -483,10 +465,12 @@ def _row(row: Row, report: Report) -> ExceptionRow:
     )
 
 
-def time_left(due: datetime, now: datetime) -> str:
-    """`in 5.0 h` before `due`, `3.0 h ago` after it (`age` writes the span)."""
-    seconds = int((due - now).total_seconds())
-    return f"in {age(seconds)}" if seconds >= 0 else f"{age(-seconds)} ago"
+def _began(row: Row) -> str:
+    """When the sale was stored on the reader or, for one never stored (canceled first, an
+    orphan Stripe holds), when it was created: its age counts from then."""
+    if row.stored_at is not None or row.began_at is None:
+        return human_time(row.stored_at)
+    return f"created {human_time(row.began_at)}"
 
 
 def _count(count: int, noun: str) -> str:

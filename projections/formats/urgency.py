@@ -18,6 +18,13 @@ from projections.report import Category, Row
 
 _STORED = (Category.STALE_FORWARD, Category.PENDING_FORWARD)
 
+# What a row's deadline (`deadline`) is, per category that has one: a heading for people.
+DEADLINES: dict[Category, str] = {
+    Category.CAPTURE_OVERDUE: "Capture by",
+    Category.STALE_FORWARD: "Stale since",
+    Category.PENDING_FORWARD: "Stale from",
+}
+
 
 def capture_deadline(row: Row, thresholds: Mapping[str, str]) -> datetime | None:
     """When an authorization forwarded to Stripe lapses: forwarded at, plus the capture window

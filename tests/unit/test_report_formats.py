@@ -24,12 +24,11 @@ from projections.formats.html import (
     EXPLANATIONS,
     LEDGER_STATUSES,
     STRIPE_STATUSES,
-    age,
     render_html,
 )
 from projections.formats.json import render_json
 from projections.formats.table import EXCEPTION_ROWS_MAX, render_table
-from projections.formats.values import category_label, money
+from projections.formats.values import age, category_label, money
 from projections.report import AGE_BUCKETS, COLUMNS, EXCEPTIONS, Category, Report, Row
 from projections.stripe_side import PayoutPart
 
@@ -546,7 +545,7 @@ def test_html_gives_an_overdue_capture_its_deadline_and_the_time_left() -> None:
     assert '<th class="deadline">Capture by' in overdue
     # forwarded 5 days before AS_OF, Visa's 114 hours: lapsed 6 hours ago
     assert (
-        '<td class="nowrap deadline" data-label="Capture by">2026-11-23 06:45 UTC'
+        '<td class="when deadline" data-label="Capture by">2026-11-23 06:45 UTC'
         '<span class="sub">6.0 h ago</span></td>'
     ) in overdue
     later = Report(AS_OF - timedelta(hours=10), ROWS, thresholds=THRESHOLDS)
@@ -569,7 +568,8 @@ def test_html_lists_the_payments_still_stored_on_readers_in_their_own_section() 
 
 def test_html_lists_every_row_with_money_at_risk_so_the_headline_adds_up() -> None:
     page = render_html(REPORT)
-    listed = re.findall(r'<td class="num" data-label="At risk">([^<]*)</td>', page)
+    rows = section_of(page, '<section id="exceptions">', '<section id="totals">')
+    listed = re.findall(r'<td class="num" data-label="At risk">([^<]*)</td>', rows)
     expected = [money(row.amount_at_risk, row.risk_currency) for row in ROWS if row.amount_at_risk]
     assert sorted(cell for cell in listed if cell != "—") == sorted(expected)
 
@@ -672,7 +672,8 @@ def section_of(page: str, start: str, end: str = "</section>") -> str:
 
 
 class _Tables(HTMLParser):
-    """The text of every cell of every table, row by row (a cell's tags are dropped)."""
+    """The text of every cell of every table, row by row (a cell's tags are dropped), as a
+    wide screen shows them (without the cells only a phone shows, `td.phone`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -684,7 +685,7 @@ class _Tables(HTMLParser):
             self.tables.append([])
         elif tag == "tr":
             self.tables[-1].append([])
-        elif tag in ("td", "th"):
+        elif tag in ("td", "th") and ("class", "phone") not in attrs:
             self._cell = []
 
     def handle_endtag(self, tag: str) -> None:
@@ -806,7 +807,7 @@ def test_html_keeps_ids_and_times_on_one_line_and_lets_wide_tables_scroll() -> N
     overdue = section_of(page, '<section id="capture_overdue">')
     assert '<span class="id">00000000-0000-4000-8000-000000000006</span>' in overdue
     assert (
-        '<td class="nowrap" data-label="Stored at">2026-11-17 12:45 UTC'
+        '<td class="when" data-label="Stored at">2026-11-17 12:45 UTC'
         '<span class="sub">age 6.0 days</span>'
     ) in overdue
     declined = section_of(page, '<section id="declined">')
@@ -1016,3 +1017,33 @@ def test_a_wide_terminal_gets_the_exceptions_one_line_each_and_a_file_120_column
     assert "Stripe amount" in render_table(REPORT, 200)
     assert "Payment (location, PaymentIntents, age)" in render_table(REPORT, 80)
     assert render_table(REPORT) == render_table(REPORT, 120)
+
+
+def test_html_gives_a_row_never_stored_the_time_it_was_created_and_its_age() -> None:
+    created = AS_OF - timedelta(hours=3)
+    orphan = replace(ORPHAN, began_at=created, age_seconds=3 * 3600)
+    section = section_of(render_html(Report(AS_OF, [orphan])), '<section id="orphan_in_stripe">')
+    assert 'created 2026-11-23 09:45 UTC<span class="sub">age 3.0 h</span>' in section
+
+
+def test_html_repeats_a_group_on_each_of_its_lines_for_a_phone() -> None:
+    section = section_of(render_html(REPORT), '<section id="by-location">')
+    phone = re.findall(r'<td class="phone">([^<]*)</td>', section)
+    # loc_1 holds rows in several currencies: a line each, each line named
+    currencies = {row.risk_currency for row in ROWS if row.location_id == "loc_1"}
+    assert len(currencies) > 1 and phone.count("loc_1") == len(currencies)
+    totals = section_of(render_html(REPORT), '<section id="totals">')
+    assert '<td class="phone">Matched</td>' in totals
+    assert '<td class="phone">Declined: needs action</td>' in totals
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_table_lists_what_can_still_be_saved_first_with_each_capture_deadline(width: int) -> None:
+    text = render_table(REPORT, width)
+    titles = [f"{category_label(category)} (1)" for category in EXCEPTIONS]
+    positions = [text.index(title) for title in titles]
+    assert positions == sorted(positions)
+    overdue = text[positions[0] : positions[1]]
+    assert "2026-11-23 06:45 UTC" in overdue and "6.0 h ago" in overdue
+    assert "Capture by" in overdue or "capture by" in overdue
+    assert "Capture by" not in text[positions[1] :] and "capture by" not in text[positions[1] :]
