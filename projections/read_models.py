@@ -132,7 +132,7 @@ class ReadModels:
         `streamed_report` writes any number); NO_REPORT_DATA when nothing matches."""
         with self.streamed_report(as_of, thresholds, filters) as streamed:
             rows, totals = list(streamed.rows), streamed.totals
-        return replace(streamed, rows=rows, counted=lambda: totals)
+        return replace(streamed, rows=rows, counted=lambda: totals, csv_lines=None)
 
     @contextmanager
     def streamed_report(

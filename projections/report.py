@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
+from typing import TextIO
 
 from projections.stripe_side import PayoutPart
 
@@ -269,6 +270,9 @@ class Report:
     # How the database counts the totals, asked once when first needed (a CSV needs none);
     # without it they are computed from `rows`.
     counted: Callable[[], ReportTotals] | None = field(default=None, compare=False)
+    # The CSV's lines after the header, written by the database straight into a file (all of
+    # them, once, instead of reading `rows`); without it the CSV is written from `rows`.
+    csv_lines: Callable[[TextIO], None] | None = field(default=None, compare=False)
 
     @cached_property
     def totals(self) -> ReportTotals:
