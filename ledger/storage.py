@@ -302,17 +302,22 @@ def engine_for(config: StoreConfig, *, migrating: bool = False) -> Engine:
     for the other for ever (psycopg issue 685), inside an open transaction."""
     assert config.sqlalchemy_url is not None
     if config.kind == "postgresql":
-        session = dict(config.session)
-        options = [f"-csearch_path={config.schema}", session.pop("options", "")]
-        if migrating:
-            options.append("-c statement_timeout=0")
         engine = create_engine(
-            config.sqlalchemy_url,
-            connect_args={**session, "options": " ".join(filter(None, options))},
+            config.sqlalchemy_url, connect_args=postgres_session(config, migrating=migrating)
         )
         engine.dialect.use_insertmanyvalues_wo_returning = True
         return engine
     return create_engine(config.sqlalchemy_url)
+
+
+def postgres_session(config: StoreConfig, *, migrating: bool = False) -> dict[str, Any]:
+    """The libpq parameters of every session on the ledger's PostgreSQL database beside the
+    URL's own: its schema first on the search path, and the ledger's limits."""
+    session = dict(config.session)
+    options = [f"-csearch_path={config.schema}", session.pop("options", "")]
+    if migrating:
+        options.append("-c statement_timeout=0")
+    return {**session, "options": " ".join(filter(None, options))}
 
 
 VersionReader = Callable[[Iterable[UUID]], dict[UUID, int]]
