@@ -239,26 +239,27 @@ class Ledger:
         uow.prefetch(related_ids(uow.loaded.values()))
         outcomes: list[bool | LedgerError] = []
         found: list[tuple[dict[str, Any], ...]] = []
-        for item, ids in zip(parsed, needs, strict=True):
-            if isinstance(item, LedgerError):
-                outcomes.append(item)
-                found.append(())
-                continue
-            assert ids is not None
-            involved = _involved(ids, uow)
-            before = [len(a.pending_events) for a in involved]
-            own = uow.loaded.get(subject(item)[1])
-            own_before = len(own.pending_events) if own is not None else 0
-            try:
-                outcomes.append(apply_record(item, uow, self.policy))
-                found.append(_breaches(uow.loaded.get(subject(item)[1]), own_before))
-            except LedgerError as error:
-                found.append(())
-                # Every check runs before any trigger: a refusal must leave no event behind.
-                if [len(a.pending_events) for a in involved] != before:
-                    uow.discard()
-                    raise AssertionError(f"refused {item.type} left events behind") from error
-                outcomes.append(error)
+        with uow.recording():
+            for item, ids in zip(parsed, needs, strict=True):
+                if isinstance(item, LedgerError):
+                    outcomes.append(item)
+                    found.append(())
+                    continue
+                assert ids is not None
+                involved = _involved(ids, uow)
+                before = [len(a.pending_events) for a in involved]
+                own = uow.loaded.get(subject(item)[1])
+                own_before = len(own.pending_events) if own is not None else 0
+                try:
+                    outcomes.append(apply_record(item, uow, self.policy))
+                    found.append(_breaches(uow.loaded.get(subject(item)[1]), own_before))
+                except LedgerError as error:
+                    found.append(())
+                    # Every check runs before any trigger: a refusal must leave no event behind.
+                    if [len(a.pending_events) for a in involved] != before:
+                        uow.discard()
+                        raise AssertionError(f"refused {item.type} left events behind") from error
+                    outcomes.append(error)
         uow.commit()
         return [
             outcome
