@@ -4,13 +4,16 @@ change them the way the report says."""
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger import Ledger
 from ledger.errors import NotFound
-from ledger.limits import LIMIT_CODES
+from ledger.identity import location_id as location_stream_id
+from ledger.limits import LIMIT_CODES, ResolvedLimits, Sale, Totals
 from ledger.what_if import ProposedLimits, compare, histories, replay
 from tests.support.days import A, record_day
 from tests.support.generators import Scenario, apply_one_by_one, scenarios
@@ -81,3 +84,33 @@ def test_the_same_limits_change_nothing() -> None:
         (usd,) = compare(history, ledger.policy, same)
     assert (usd.newly_refused, usd.newly_offline, usd.changes) == (0, 0, [])
     assert usd.to_dict()["refused"] == {"recorded": 2, "proposed": 2}
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    currency=st.sampled_from(["usd", "eur", "gbp"]),
+    amount=st.integers(1, 60_000),
+    stored=st.integers(0, 250_000),
+    count=st.integers(0, 120),
+    device_stored=st.integers(0, 120_000),
+    device_count=st.integers(0, 50),
+)
+def test_the_replays_judging_gives_the_ledgers_codes(
+    currency: str, amount: int, stored: int, count: int, device_stored: int, device_count: int
+) -> None:
+    """`ResolvedLimits` (the limits resolved once, plain integers per sale) answers with the
+    codes of `Policy.limit_violations` (the ledger's check at a confirmation), whatever the
+    totals: a currency configured or not, under or over each limit."""
+    with Ledger.open("memory://") as ledger:
+        ledger.record(r.location())
+        location = ledger.store.repository.get(location_stream_id("tml_1"))
+        totals = Totals(
+            {currency: stored}, count, {currency: device_stored} if device_stored else {},
+            device_count,
+        )  # fmt: skip
+        sale = Sale(amount, currency, "tmr_1", "prefer_online", datetime.fromisoformat(r.at(0)))
+        expected = {str(v.code) for v in ledger.policy.limit_violations(sale, location, totals)}
+        resolved = ResolvedLimits.of(ledger.policy, location, currency)
+        assert resolved.codes(amount, stored, count, device_stored, device_count) == tuple(
+            sorted(expected)
+        )
