@@ -15,6 +15,7 @@ from ledger.errors import NotFound
 from ledger.identity import location_id as location_stream_id
 from ledger.limits import LIMIT_CODES, ResolvedLimits, Sale, Totals
 from ledger.what_if import ProposedLimits, compare, histories, replay
+from tests.support import records as r
 from tests.support.days import A, record_day
 from tests.support.generators import Scenario, apply_one_by_one, scenarios
 
