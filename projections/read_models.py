@@ -140,6 +140,7 @@ class ReadModels:
             rows=rows,
             counted=lambda: totals,
             card_brands=lambda ids: {i: brand for i in ids if (brand := brands.get(i))},
+            csv_lines=None,
         )
 
     @contextmanager

@@ -14,16 +14,19 @@ this module turns the thresholds and filters into its statements and its rows in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import codecs
+import csv
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
-from typing import Any
+from typing import Any, TextIO
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 
 from projections.report import (
     AGE_BUCKETS,
+    COLUMNS,
     Breakdown,
     Category,
     PayoutTotals,
@@ -34,6 +37,8 @@ from projections.report import (
 )
 from projections.report_sql import (
     ReportQueries,
+    csv_queries,
+    materialize,
     moments_of,
     payouts_query,
     report_queries,
@@ -118,13 +123,18 @@ def stream_report(
         naive_utc(filters.until) if filters.until else None,
     )
     if conn.dialect.name == "postgresql":
-        # The planner cannot know how many rows the report's CTEs hold and, guessing a few
-        # hundred, nests loops over them (quadratic at a million rows): hash and merge joins
-        # only. A report reads every row, so its statements get a limit of their own, far
-        # above the session's (`REPORT_STATEMENT_SECONDS`), but still a limit: nothing waits
-        # forever.
+        # A report reads every row: hash and merge joins only (a nested loop over a guessed
+        # few hundred rows is quadratic at a million), and no JIT (its estimate of the
+        # statements' cost made it spend seconds compiling them). Its statements get a limit
+        # of their own, far above the session's (`REPORT_STATEMENT_SECONDS`), but still a
+        # limit: nothing waits forever.
         conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+        conn.exec_driver_sql("SET LOCAL jit = off")
         conn.exec_driver_sql(f"SET LOCAL statement_timeout = {REPORT_STATEMENT_SECONDS * 1000}")
+    if conn.dialect.name == "sqlite":
+        # One snapshot for every statement, and the temporary tables dropped with it.
+        conn.exec_driver_sql("BEGIN")
+    materialize(conn, queries.stages)
     rows = _rows(conn, queries)
     first = next(rows, None)
     if first is None:
@@ -136,6 +146,7 @@ def stream_report(
         thresholds=thresholds.as_dict(),
         counted=lambda: _totals(conn, queries, moments),
         card_brands=lambda offline_ids: card_brands(conn, offline_ids),
+        csv_lines=lambda out: _csv_lines(conn, queries, out),
     )
 
 
@@ -200,6 +211,40 @@ def _row(values: Sequence[Any]) -> Row:
         breaches=tuple(code for code in breaches.split(";") if code),
         began_at=_aware(began_at),
     )
+
+
+def _csv_lines(conn: Connection, queries: ReportQueries, out: TextIO) -> None:
+    """The CSV's lines as the database writes them: `COPY ... TO STDOUT` on PostgreSQL, on
+    SQLite the cells of `csv_queries` through one `csv.writer` (no `Row` made)."""
+    for query in csv_queries(queries):
+        if conn.dialect.name == "postgresql":
+            _copy_csv(conn, query, out)
+        else:
+            streamed = conn.execution_options(stream_results=True, yield_per=_STREAM_ROWS)
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerows(_ids_sorted(streamed.execute(query)))
+
+
+def _copy_csv(conn: Connection, query: Select[Any], out: TextIO) -> None:
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    raw: Any = conn.connection.driver_connection  # a psycopg.Connection
+    decoder = codecs.getincrementaldecoder(raw.info.encoding)()
+    copy = f"COPY ({compiled}) TO STDOUT (FORMAT csv)"
+    with raw.cursor() as cursor, cursor.copy(copy, compiled.params) as lines:
+        for data in lines:
+            out.write(decoder.decode(data))
+
+
+_IDS = COLUMNS.index("payment_intent_ids")
+
+
+def _ids_sorted(cells: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    """The cells, a payment's several PaymentIntents sorted (SQLite joins them unsorted)."""
+    for line in cells:
+        ids = line[_IDS]
+        if ids is not None and ";" in ids:
+            line = [*line[:_IDS], ";".join(sorted(ids.split(";"))), *line[_IDS + 1 :]]
+        yield line
 
 
 _BREAKDOWNS = {

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
+from typing import TextIO
 
 from projections.stripe_side import PayoutPart
 
@@ -284,6 +285,9 @@ class Report:
     # report's statements leave the brand out, so the few rows that need it (those with money
     # at risk) look it up afterwards.
     card_brands: Callable[[list[str]], dict[str, str]] | None = field(default=None, compare=False)
+    # The CSV's lines after the header, written by the database straight into a file (all of
+    # them, once, instead of reading `rows`); without it the CSV is written from `rows`.
+    csv_lines: Callable[[TextIO], None] | None = field(default=None, compare=False)
 
     @cached_property
     def totals(self) -> ReportTotals:

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "allow": (_LEDGER, "Grant a device an offline allowance for outages."),
     "audit": ("adapters.cli.audit", "Tamper evidence, sealed periods, export and import."),
     "capture": (_STRIPE, "Capture authorized payments (one, or all due)."),
+    "cipher": ("adapters.cli.cipher", "Rotate the key that encrypts events at rest."),
     "decide": (_LEDGER, "May this sale be taken offline? Records nothing."),
     "demo": ("adapters.cli.demo", "Simulate a trading day and reconcile it."),
     "forward": (_STRIPE, "Forward stored payments to Stripe, oldest first."),

@@ -31,8 +31,9 @@ from starlette.requests import ClientDisconnect
 
 from adapters.http import access, metrics
 from adapters.http.access import RateLimiter, require_location, require_role
-from adapters.http.api_keys import ApiKey, KeyStore
+from adapters.http.api_keys import ApiKey
 from adapters.http.http_limits import REQUEST_TIMEOUT
+from adapters.http.key_checks import KeyChecks
 from adapters.http.problems import (
     BATCH_TOO_LARGE,
     CLIENT_DISCONNECTED,
@@ -80,7 +81,7 @@ class Services:
     """What every request of one server process shares."""
 
     ledger: Ledger
-    keys: KeyStore
+    keys: KeyChecks
     read_models: ReadModels
     rate: RateLimiter
     body_seconds: float
@@ -125,6 +126,12 @@ def services_of(request: Request) -> Services:
     return services
 
 
+async def services_dependency(request: Request) -> Services:
+    """`services_of` as a dependency: a coroutine, so that FastAPI calls it in place (it
+    hands a plain function to a worker thread, a hop on every request)."""
+    return services_of(request)
+
+
 _bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="olk_<id>_<secret>",
@@ -138,16 +145,15 @@ async def caller(
 ) -> ApiKey:
     """The live key of the request (401 without detail otherwise), within its rate."""
     services = services_of(request)
-    key = await services.run(
-        services.keys.authenticate, credentials.credentials if credentials else None
-    )
+    token = credentials.credentials if credentials else None
+    key = await services.keys.authenticate(token, services.run)
     request.state.key_id = key.key_id  # for the log: the key's id, never the token
     services.rate.take(key.key_id)
     return key
 
 
 Caller = Annotated[ApiKey, Depends(caller)]
-ServicesOf = Annotated[Services, Depends(services_of)]
+ServicesOf = Annotated[Services, Depends(services_dependency)]
 IdempotencyKey = Annotated[
     str | None,
     Header(

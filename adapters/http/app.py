@@ -38,6 +38,7 @@ from adapters.http.api import REQUEST_MODELS, Caller, Services, ServicesOf, rout
 from adapters.http.api_keys import KeyStore
 from adapters.http.bounded_http import BoundedH11Protocol
 from adapters.http.http_limits import HttpLimits
+from adapters.http.key_checks import KeyChecks
 from adapters.http.logs import REQUEST_ID
 from adapters.http.problems import (
     STATUSES,
@@ -101,6 +102,7 @@ def create_app(
     """The API and the webhook endpoint on `ledger` (closed with the app when it `owns_ledger`)."""
     limits = http_limits_of(settings)
     keys = KeyStore(ledger.config)
+    checks = KeyChecks(keys, settings.webhook_database_wait_seconds)
     read_models = ReadModels(ledger)
 
     @asynccontextmanager
@@ -109,6 +111,7 @@ def create_app(
             yield
         finally:
             read_models.close()
+            await checks.close()
             keys.close()
             if owns_ledger:
                 ledger.close()
@@ -116,7 +119,7 @@ def create_app(
     app = api_app(lifespan)
     app.state.services = Services(
         ledger=ledger,
-        keys=keys,
+        keys=checks,
         read_models=read_models,
         rate=RateLimiter(settings.api_rate_per_second, settings.api_rate_burst),
         body_seconds=limits.body_seconds,

@@ -15,22 +15,8 @@ from pathlib import Path
 import pytest
 
 from ledger import Ledger, LedgerError
-from tests.e2e.test_cli import (
-    AT,
-    CLI,
-    P1,
-    P2,
-    P4,
-    UNREACHABLE,
-    day,
-    day_file,
-    loaded_sqlite,
-    run,
-    run_json,
-)
 from tests.support import records as r
-
-__all__ = ["day_file", "loaded_sqlite"]  # fixtures used here
+from tests.support.cli import AT, CLI, P1, P2, P4, UNREACHABLE, day, run, run_json
 
 DECIDE = ("decide", "--amount", "100", "--currency", "usd", "--device", "tmr_1")
 
