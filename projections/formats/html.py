@@ -312,7 +312,10 @@ def render_html(report: Report) -> str:
                 "by-day",
                 "By day",
                 "Day (UTC)",
-                "Per day the sale was stored on a reader (else forwarded), in UTC",
+                "Per day the sale was stored on a reader (else forwarded), in UTC; under "
+                "(unknown) the rows never stored nor forwarded: sales canceled before they "
+                "were stored, and orphans (each orphan's row above shows when Stripe created "
+                "it)",
                 _group_lines(report.by_day()),
             ),
         ],
