@@ -157,8 +157,9 @@ class Row:
 
     @property
     def day(self) -> str | None:
-        """The UTC day the sale was stored (or forwarded), for per-day totals."""
-        when = self.stored_at or self.forwarded_at
+        """The UTC day the sale was stored, else forwarded, else began (an orphan's, or a sale
+        canceled before it was stored), for per-day totals."""
+        when = self.stored_at or self.forwarded_at or self.began_at
         return when.date().isoformat() if when else None
 
 

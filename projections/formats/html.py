@@ -312,10 +312,9 @@ def render_html(report: Report) -> str:
                 "by-day",
                 "By day",
                 "Day (UTC)",
-                "Per day the sale was stored on a reader (else forwarded), in UTC; under "
-                "(unknown) the rows never stored nor forwarded: sales canceled before they "
-                "were stored, and orphans (each orphan's row above shows when Stripe created "
-                "it)",
+                "Per day the sale was stored on a reader, else forwarded, else began (a sale "
+                "canceled before it was stored, an orphan Stripe created), in UTC; "
+                "(unknown) when no time is known",
                 _group_lines(report.by_day()),
             ),
         ],
