@@ -29,7 +29,7 @@ from projections.formats.html import render_html
 from projections.formats.values import money
 from projections.report import EXCEPTIONS, Report
 from tests.conftest import BROWSER_ENV, BROWSER_SKIP
-from tests.unit.test_report_formats import REPORT, ROWS
+from tests.support.sample_report import REPORT, ROWS
 
 CHROMIUM_FLAGS = (
     "--headless",
