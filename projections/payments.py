@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from ledger.limits import CARD_CODES
 from ledger.payment import Payment, Status
-from projections.runner import Projection, load_rows, replace_rows, utc
+from projections.runner import Projection, insert_rows, load_rows, replace_rows, utc
 from projections.tables import payment_intent_links, payments
 
 
@@ -67,7 +67,7 @@ def _link(conn: Connection, links: set[tuple[str, str]]) -> None:
         for pi, offline_id in sorted(links - known)
     ]
     if new:
-        conn.execute(insert(payment_intent_links), new)
+        insert_rows(conn, payment_intent_links, new)
 
 
 def _created(stream: str, event: Any) -> dict[str, Any]:

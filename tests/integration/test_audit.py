@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.audit import check_invariants, verify
-from ledger import Ledger, LedgerError
+from ledger import Ledger, LedgerError, identity
+from ledger.payment import Payment
 from ledger.postgres import APPEND_EVENTS_MAX
 from tests.support import records as r
 from tests.support.cli import run
@@ -134,6 +135,47 @@ def test_a_direct_change_to_the_database_is_found_at_the_first_bad_position(
     assert not result["ok"]
     done = run("audit", "verify", "--db", url)
     assert f"TAMPERED at position {position}" in done.stderr
+
+
+def test_events_saved_past_the_domain_rules_break_the_invariants_verify_reports(
+    url: str,
+) -> None:
+    """Stored through the recorder (the chain holds), a capture above the authorization and a
+    second forward: the same pass that verifies the chain reports both."""
+    with Ledger.open(url) as ledger:
+        records = r.stored_payment(amount=1000, capture_method="manual")
+        offline_id = records[0]["offline_id"]
+        ledger.record_many([*records, r.forwarded(offline_id, "pi_9", "requires_capture")])
+        stream = identity.payment_id(offline_id)
+        version = list(ledger.store.events.get(stream))[-1].originator_version
+        moment = datetime(2026, 11, 22, 12, tzinfo=UTC)
+        common = {"originator_id": stream, "timestamp": moment, "occurred_at": moment}
+        past_the_rules = [
+            Payment.Captured(
+                originator_version=version + 1,
+                payment_intent_id="pi_9",
+                amount_captured=5000,
+                **common,
+            ),
+            Payment.Forwarded(
+                originator_version=version + 2,
+                payment_intent_id="pi_9",
+                status="succeeded",
+                implied=False,
+                reported_late=False,
+                **common,
+            ),
+        ]
+        ledger.store.recorder.insert_events(
+            [ledger.store.mapper.to_stored_event(event) for event in past_the_rules]
+        )
+        result = verify(ledger)
+        assert result.problem is None
+        assert result.invariant_problems == [
+            f"payment {offline_id}: 5000 captured, 1000 authorized",
+            f"payment {offline_id} was forwarded twice without a DuplicateForwardDetected",
+        ]
+        assert check_invariants(ledger) == result.invariant_problems
 
 
 def test_events_written_after_verification_extend_the_chain(url: str) -> None:
