@@ -110,6 +110,7 @@ def create_app(
         try:
             yield
         finally:
+            services.threads.shutdown(cancel_futures=True)  # the calls under way end first
             read_models.close()
             await checks.close()
             keys.close()
@@ -117,7 +118,7 @@ def create_app(
                 ledger.close()
 
     app = api_app(lifespan)
-    app.state.services = Services(
+    app.state.services = services = Services(
         ledger=ledger,
         keys=checks,
         read_models=read_models,
