@@ -39,6 +39,7 @@ from adapters.http.api_keys import KeyStore
 from adapters.http.bounded_http import BoundedH11Protocol
 from adapters.http.http_limits import HttpLimits
 from adapters.http.key_checks import KeyChecks
+from adapters.http.links import add_links
 from adapters.http.logs import REQUEST_ID
 from adapters.http.problems import (
     STATUSES,
@@ -110,6 +111,7 @@ def create_app(
         try:
             yield
         finally:
+            services.threads.shutdown(cancel_futures=True)  # the calls under way end first
             read_models.close()
             await checks.close()
             keys.close()
@@ -117,7 +119,7 @@ def create_app(
                 ledger.close()
 
     app = api_app(lifespan)
-    app.state.services = Services(
+    app.state.services = services = Services(
         ledger=ledger,
         keys=checks,
         read_models=read_models,
@@ -329,8 +331,9 @@ def _handle_errors(app: FastAPI) -> None:
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with the bodies read raw (`REQUEST_MODELS`) and every refusal's
-    problem in place of FastAPI's own validation error."""
+    """FastAPI's document, with the bodies read raw (`REQUEST_MODELS`), every refusal's
+    problem in place of FastAPI's own validation error, and the links between operations
+    (`adapters.http.links`)."""
     if app.openapi_schema:
         return app.openapi_schema
     document = get_openapi(
@@ -362,5 +365,6 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
                     "description": HTTPStatus(status).phrase,
                     "content": {"application/problem+json": {"schema": refused}},
                 }
+    add_links(document)
     app.openapi_schema = document
     return document

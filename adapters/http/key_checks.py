@@ -10,11 +10,11 @@ worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
-import anyio
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -79,7 +79,7 @@ class KeyChecks:
         """The key's row, or None; a connection the server dropped (a restart, an idle
         timeout) is replaced once, then the database counts as unavailable (503)."""
         try:
-            with anyio.fail_after(self.wait_seconds):
+            async with asyncio.timeout(self.wait_seconds):
                 if pool.closed:
                     await pool.open()
                 try:
