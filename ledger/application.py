@@ -23,7 +23,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -234,32 +233,28 @@ class Ledger:
         self, parsed: list[wire.Record | LedgerError], with_state: bool
     ) -> list[Result | LedgerError]:
         uow = UnitOfWork(self.store, self._cache, self._versions, optimistic=True)
-        needs = [None if isinstance(r, LedgerError) else stream_ids(r) for r in parsed]
-        uow.prefetch(i for ids in needs if ids is not None for i in ids)
+        uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
         uow.prefetch(related_ids(uow.loaded.values()))
         outcomes: list[bool | LedgerError] = []
         found: list[tuple[dict[str, Any], ...]] = []
         with uow.recording():
-            for item, ids in zip(parsed, needs, strict=True):
+            for item in parsed:
                 if isinstance(item, LedgerError):
                     outcomes.append(item)
                     found.append(())
                     continue
-                assert ids is not None
-                involved = _involved(ids, uow)
-                before = [len(a.pending_events) for a in involved]
-                own = uow.loaded.get(subject(item)[1])
-                own_before = len(own.pending_events) if own is not None else 0
+                before = len(uow.journal)
                 try:
                     outcomes.append(apply_record(item, uow, self.policy))
-                    found.append(_breaches(uow.loaded.get(subject(item)[1]), own_before))
                 except LedgerError as error:
                     found.append(())
                     # Every check runs before any trigger: a refusal must leave no event behind.
-                    if [len(a.pending_events) for a in involved] != before:
+                    if len(uow.journal) != before:
                         uow.discard()
                         raise AssertionError(f"refused {item.type} left events behind") from error
                     outcomes.append(error)
+                    continue
+                found.append(_breaches(uow.journal, before, subject(item)[1]))
         uow.commit()
         return [
             outcome
@@ -813,22 +808,16 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
     )
 
 
-def _breaches(aggregate: Aggregate | None, since: int) -> tuple[dict[str, Any], ...]:
-    """The breaches on the events a record just triggered on its own stream."""
-    if aggregate is None:
-        return ()
+def _breaches(journal: list[Any], since: int, stream: UUID) -> tuple[dict[str, Any], ...]:
+    """The breaches on the events a record just triggered (from `since` in the unit of work's
+    journal) on its own stream."""
     return tuple(
         breach
-        for event in aggregate.pending_events[since:]
-        if isinstance(event, Payment.PaymentMethodCollected | Payment.ConfirmedOffline)
+        for event in journal[since:]
+        if event.originator_id == stream
+        and isinstance(event, Payment.PaymentMethodCollected | Payment.ConfirmedOffline)
         for breach in event.breaches
     )
-
-
-def _involved(ids: list[UUID], uow: UnitOfWork) -> list[Aggregate]:
-    """The loaded aggregates a record may touch (for the no-partial-effects check)."""
-    loaded = [uow.loaded.get(i) for i in ids]
-    return [a for a in loaded + [uow.loaded.get(i) for i in related_ids(loaded)] if a is not None]
 
 
 def _state_of(aggregate: object) -> State:
