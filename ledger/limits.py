@@ -469,27 +469,28 @@ class ResolvedLimits:
     and gets the same codes (sorted, distinct: as a location's stream records them)."""
 
     valid_currency: bool
-    payment_max: int | None  # the lowest of the payment's ceilings (Stripe's, the location's)
-    location_amount: int | None
-    location_count: int | None
-    device_amount: int | None
-    device_count: int | None
+    payment_max: int  # the lowest of the payment's ceilings (Stripe's, the location's)
+    location_amount: int
+    location_count: int
+    device_amount: int
+    device_count: int
 
     @classmethod
     def of(cls, policy: Policy, location: Location, currency: str) -> ResolvedLimits:
+        """A limit the location does not set is `UNLIMITED`: no sale reaches it."""
         sale = Sale(0, currency, "", "prefer_online", _ANY_MOMENT)
         rows = policy.headroom(sale, location, _NO_TOTALS)
         valid = policy.offline_currency(location, currency)
         if not valid:
             rows = counted_only(rows)
 
-        def lowest(scope: str, limit: str | None = None) -> int | None:
+        def lowest(scope: str, limit: str | None = None) -> int:
             found = [
                 row.maximum
                 for row in rows
                 if row.scope == scope and (limit is None or row.limit == limit)
             ]
-            return min(found) if found else None
+            return min(found, default=UNLIMITED)
 
         return cls(
             valid,
@@ -505,20 +506,17 @@ class ResolvedLimits:
     ) -> tuple[str, ...]:
         """The LIMIT_CODES a sale of `amount` breaks beside what the location (`stored`,
         `count`) and its device hold in this currency."""
-        over_amount = self.payment_max is not None and over_payment_max(amount, self.payment_max)
-        over_stored = (
-            self.location_amount is not None
-            and over_stored_amount(stored, amount, self.location_amount)
-        ) or (
-            self.device_amount is not None
-            and over_stored_amount(device_stored, amount, self.device_amount)
-        )
-        over_count = (
-            self.location_count is not None and over_stored_count(count, self.location_count)
-        ) or (self.device_count is not None and over_stored_count(device_count, self.device_count))
-        return _CODES[not self.valid_currency, over_amount, over_stored, over_count]
+        return _CODES[
+            not self.valid_currency,
+            over_payment_max(amount, self.payment_max),
+            over_stored_amount(stored, amount, self.location_amount)
+            or over_stored_amount(device_stored, amount, self.device_amount),
+            over_stored_count(count, self.location_count)
+            or over_stored_count(device_count, self.device_count),
+        ]
 
 
+UNLIMITED = 1 << 62  # above any amount or count: a limit that is not set
 _LIMIT_ORDER = (
     Code.INVALID_OFFLINE_CURRENCY,
     Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT,

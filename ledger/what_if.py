@@ -133,6 +133,7 @@ def histories(store: EventStore, location_id: str | None = None) -> Iterator[His
 
 def _history(store: EventStore, stream_id: UUID) -> History | None:
     sales: dict[str, StoredSale] = {}
+    arrivals = 0
     history: History | None = None
     for event in store.events.get(stream_id):
         if isinstance(event, Location.Configured):
@@ -147,11 +148,12 @@ def _history(store: EventStore, stream_id: UUID) -> History | None:
                 event.currency,
                 event.amount,
                 micros(event.occurred_at),
-                len(sales),
-                _limit_codes(event.breaches),
+                arrivals,
+                limit_codes(event.breaches),
             )
+            arrivals += 1
         elif isinstance(event, Location.BreachesChanged):
-            sales[event.offline_id].breaches = _limit_codes(event.breaches)
+            sales[event.offline_id].breaches = limit_codes(event.breaches)
         elif isinstance(event, Location.PaymentReleased):
             sale = sales[event.offline_id]
             sale.released_us, sale.released_as = micros(event.occurred_at), event.reason
@@ -179,7 +181,7 @@ def moment_of(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def _limit_codes(breaches: Iterable[str]) -> tuple[str, ...]:
+def limit_codes(breaches: Iterable[str]) -> tuple[str, ...]:
     return tuple(code for code in breaches if code in LIMIT_CODES)
 
 
@@ -209,22 +211,23 @@ class Replay:
 
 
 _STORE, _RELEASE = 1, 0  # a release sorts before a store at the same moment
-_ARRIVALS = 1 << 32
+_BEFORE_ALL, _AFTER_ALL = -(1 << 62), 1 << 62  # microseconds: no `since`, no `until`
+_ORDER = itemgetter(0, 1, 2)
 
 
-def _steps(sales: list[StoredSale]) -> list[tuple[int, int, StoredSale]]:
-    """Each store and release as (sort key, kind, sale), in the order the ledger judges
-    them: by moment, a release before a store at the same moment, then by arrival; the key
-    packs the three in one integer (sorting tuples of three costs twice as much)."""
-    steps = []
+def _steps(sales: list[StoredSale]) -> list[tuple[int, int, int, StoredSale]]:
+    """Each store and release as (moment, kind, arrival, sale), in the order the ledger
+    judges them: by moment, a release before a store at the same moment, then by arrival."""
+    steps: list[tuple[int, int, int, StoredSale]] = []
+    add = steps.append
     for sale in sales:
         stored, arrival = sale.stored_us, sale.arrival
-        steps.append((((stored << 1) | _STORE) * _ARRIVALS + arrival, _STORE, sale))
+        add((stored, _STORE, arrival, sale))
         released = sale.released_us
         # Released at the moment it was stored: it never counted for any other sale.
         if released is not None and released > stored:
-            steps.append(((released << 1) * _ARRIVALS + arrival, _RELEASE, sale))
-    steps.sort(key=itemgetter(0))
+            add((released, _RELEASE, arrival, sale))
+    steps.sort(key=_ORDER)
     return steps
 
 
@@ -246,39 +249,38 @@ def replay(
     headroom rows) and each sale judged on plain integers by the ledger's comparisons."""
     location = Location.configure(history.location_id, config, history.configured_at)
     resolved: dict[str, ResolvedLimits] = {}
-    first = None if since is None else micros(since)
-    end = None if until is None else micros(until)
+    first = _BEFORE_ALL if since is None else micros(since)
+    end = _AFTER_ALL if until is None else micros(until)
     amounts: dict[str, int] = {}
     count = 0
-    device_amounts: dict[tuple[str, str], int] = {}  # (device, currency) -> amount
+    device_amounts: dict[str, dict[str, int]] = {}  # device -> currency -> amount
     device_counts: dict[str, int] = {}
     held: set[str] = set()
     judged: list[Judged] = []
     peaks: dict[str, Peak] = {}
-    for _, kind, sale in _steps(history.sales):
+    for moment, kind, _, sale in _steps(history.sales):
         device, currency, amount = sale.device_id, sale.currency, sale.amount
         if kind == _RELEASE:
             if sale.offline_id not in held:
                 continue
-            held.discard(sale.offline_id)
-            amounts[currency] -= amount
+            held.remove(sale.offline_id)
+            stored = amounts[currency] = amounts[currency] - amount
             count -= 1
-            device_amounts[device, currency] -= amount
+            device_amounts[device][currency] -= amount
             device_counts[device] -= 1
-            peaks[currency].series.append((sale.released_us or 0, amounts[currency]))
+            peaks[currency].series.append((moment, stored))
             continue
-        moment = sale.stored_us
         limits = resolved.get(currency)
         if limits is None:
             limits = resolved[currency] = ResolvedLimits.of(policy, location, currency)
+        mine = device_amounts.get(device)
+        if mine is None:
+            mine = device_amounts[device] = {}
+        mine_count = device_counts.get(device, 0)
         breaches = limits.codes(
-            amount,
-            amounts.get(currency, 0),
-            count,
-            device_amounts.get((device, currency), 0),
-            device_counts.get(device, 0),
+            amount, amounts.get(currency, 0), count, mine.get(currency, 0), mine_count
         )
-        within = (first is None or moment >= first) and (end is None or moment < end)
+        within = first <= moment < end
         if within:
             judged.append(Judged(sale, breaches))
         released = sale.released_us
@@ -287,8 +289,8 @@ def replay(
         held.add(sale.offline_id)
         stored = amounts[currency] = amounts.get(currency, 0) + amount
         count += 1
-        device_amounts[device, currency] = device_amounts.get((device, currency), 0) + amount
-        device_counts[device] = device_counts.get(device, 0) + 1
+        mine[currency] = mine.get(currency, 0) + amount
+        device_counts[device] = mine_count + 1
         peak = peaks.get(currency)
         if peak is None:
             peak = peaks[currency] = Peak()

@@ -9,7 +9,7 @@ import click
 
 from adapters.cli.errors import configured, fail_with
 from adapters.cli.group import main
-from adapters.cli.options import db_option, json_option
+from adapters.cli.options import db_option, json_option, no_card_number
 from adapters.cli.output import print_json, stdout
 from adapters.settings import Settings
 from ledger.errors import LedgerError
@@ -34,6 +34,7 @@ def cipher() -> None:
     default="scheduled rotation",
     show_default=True,
     help="Why the key is rotated: recorded with the rotation.",
+    callback=no_card_number,
 )
 @db_option
 @json_option

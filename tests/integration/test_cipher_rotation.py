@@ -244,6 +244,11 @@ def test_rotating_needs_a_keyring_path_and_never_overwrites_another_file(
     assert taken.returncode == 1 and other.read_text() == "keep me"
     plain = run("cipher", "rotate", "--db", sqlite_url, "--keyring", str(tmp_path / "k.json"))
     assert plain.returncode == 2 and "CIPHER_KEY_REQUIRED" in plain.stderr
+    pan = "4242424242424242"
+    card = run("cipher", "rotate", "--db", sqlite_url, "--keyring", str(tmp_path / "k.json"),
+               "--reason", f"lost {pan}", env=first)  # fmt: skip
+    assert card.returncode == 2 and "CARD_NUMBER_DETECTED" in card.stderr
+    assert pan not in card.stdout + card.stderr
     assert key_ids_in_log(sqlite_url) == before
     assert not (tmp_path / "k.json").exists()
 

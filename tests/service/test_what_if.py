@@ -15,6 +15,7 @@ from ledger.errors import NotFound
 from ledger.identity import location_id as location_stream_id
 from ledger.limits import LIMIT_CODES, ResolvedLimits, Sale, Totals
 from ledger.what_if import ProposedLimits, compare, histories, replay
+from projections.read_models import ReadModels
 from tests.support import records as r
 from tests.support.days import A, record_day
 from tests.support.generators import Scenario, apply_one_by_one, scenarios
@@ -25,6 +26,7 @@ from tests.support.generators import Scenario, apply_one_by_one, scenarios
 def test_replaying_the_limits_in_force_reproduces_the_recorded_outcomes(
     scenario: Scenario,
 ) -> None:
+    """Also: the offline sales read model gives the histories the location streams give."""
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'ledger.db'}"
         with Ledger.open(url, create=True) as ledger:
@@ -41,6 +43,10 @@ def test_replaying_the_limits_in_force_reproduces_the_recorded_outcomes(
                     replayed += 1
             stored = [oid for oid in scenario.offline_ids if _was_stored(ledger, oid)]
             assert replayed == len(stored)
+            # The read model `what-if` reads holds the same histories as the streams.
+            with ReadModels(ledger) as models:
+                from_rows = {h.location_id: h for h in models.sale_histories()}
+            assert from_rows == {h.location_id: h for h in histories(ledger.store)}
 
 
 def _was_stored(ledger: Ledger, offline_id: str) -> bool:
