@@ -34,7 +34,7 @@ from ledger import identity, reserving, wire
 from ledger.batches import iter_batches
 from ledger.cipher import CipherKeys, UnknownCipherKey
 from ledger.device import Device
-from ledger.errors import Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
+from ledger.errors import Breach, Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
 from ledger.event_store import EventStore
 from ledger.handlers import apply_record, related_ids, stream_ids, subject
 from ledger.keyring import KEYRING_ENV
@@ -85,7 +85,7 @@ class Result:
     record: wire.Record
     state: State | None = None  # filled by Ledger.record, not by record_many
     # The offline rules the fact broke (recorded with it): code, message, field, details.
-    breaches: tuple[dict[str, Any], ...] = ()
+    breaches: tuple[Breach, ...] = ()
 
     @property
     def flagged(self) -> bool:
@@ -236,7 +236,7 @@ class Ledger:
         uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
         uow.prefetch(related_ids(uow.loaded.values()))
         outcomes: list[bool | LedgerError] = []
-        found: list[tuple[dict[str, Any], ...]] = []
+        found: list[tuple[Breach, ...]] = []
         with uow.recording():
             for item in parsed:
                 if isinstance(item, LedgerError):
@@ -269,7 +269,7 @@ class Ledger:
         recorded: bool,
         uow: UnitOfWork,
         with_state: bool,
-        breaches: tuple[dict[str, Any], ...],
+        breaches: tuple[Breach, ...],
     ) -> Result:
         state = _state_of(uow.get(subject(record)[1])) if with_state else None
         return Result(recorded, record, state, breaches)
@@ -808,7 +808,7 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
     )
 
 
-def _breaches(journal: list[Any], since: int, stream: UUID) -> tuple[dict[str, Any], ...]:
+def _breaches(journal: list[Any], since: int, stream: UUID) -> tuple[Breach, ...]:
     """The breaches on the events a record just triggered (from `since` in the unit of work's
     journal) on its own stream."""
     return tuple(

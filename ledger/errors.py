@@ -12,6 +12,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from typing_extensions import TypedDict
+
 from ledger.pan import redacted
 
 
@@ -165,6 +167,17 @@ class Conflict(LedgerError):
 
 class RuleViolation(LedgerError):
     """An offline rule or limit refuses the payment: it must go online or be declined."""
+
+
+class Breach(TypedDict):
+    """A broken rule as an event records it: a fact that broke it (flagged, never refused), or
+    a reservation it refused. The same four keys as a `RuleViolation`, in JSON's types, so
+    an event's state stays plain JSON."""
+
+    code: str
+    message: str
+    field: str | None
+    details: dict[str, Any]  # what the check saw: amounts, limits, counts (JSON values)
 
 
 class StorageError(LedgerError):

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.device import Device
-from ledger.errors import Code, RuleViolation
+from ledger.errors import Breach, Code, RuleViolation
 from ledger.location import Entry, Location, StoredLimits
 from ledger.money import format_minor
 from ledger.wire import Card
@@ -74,7 +74,7 @@ CARD_CODES = frozenset(
 )
 
 
-def breaches_of(violations: Iterable[RuleViolation]) -> list[dict[str, Any]]:
+def breaches_of(violations: Iterable[RuleViolation]) -> list[Breach]:
     """Broken rules as a fact records them: code, message and what the check saw."""
     return [
         {"code": str(v.code), "message": v.message, "field": v.field, "details": dict(v.details)}
@@ -82,7 +82,7 @@ def breaches_of(violations: Iterable[RuleViolation]) -> list[dict[str, Any]]:
     ]
 
 
-def card_breaches(card: Card, *, sca_required: bool, occurred_at: datetime) -> list[dict[str, Any]]:
+def card_breaches(card: Card, *, sca_required: bool, occurred_at: datetime) -> list[Breach]:
     try:
         check_card(card, sca_required=sca_required, occurred_at=occurred_at)
     except RuleViolation as violation:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from ledger.errors import Breach
 from ledger.limits import CARD_CODES
 from ledger.payment import Payment, Status
 from projections.runner import Projection, insert_rows, load_rows, replace_rows, utc
@@ -153,8 +154,8 @@ def _fold(row: dict[str, Any], event: Any) -> None:
 
 def _breaches(
     row: dict[str, Any],
-    card: list[dict[str, Any]] | None = None,
-    store: list[dict[str, Any]] | None = None,
+    card: list[Breach] | None = None,
+    store: list[Breach] | None = None,
 ) -> None:
     """Replace the card or the storing breaches; the column holds the codes of both (the
     card rules' codes are never a storing rule's, so each part is told by its codes)."""
