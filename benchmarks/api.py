@@ -8,8 +8,13 @@ at each concurrency, N `payment.created` records, one `POST /v1/records` each, f
 client threads (one kept-alive connection each): records/s and the p50/p99 latency of one
 request. Then `POST /v1/records/batch` in batches. In the same run, on a fresh schema of the
 same server, the library called directly: `Ledger.record` one at a time (p50/p99) and
-`Ledger.record_many` in the same batches. The targets (issue 17): a single record's p50 at most
-2x the library's, the batch endpoint at least 0.7x `record_many`'s records/s.
+`Ledger.record_many` in the same batches. The targets: a single record's p50 at most 2x the
+library's, the batch endpoint at least 0.7x `record_many`'s records/s.
+
+Beside each latency, the CPU time per record: of the server's processes (from /proc) for the
+API, of the calling thread for the library. On a machine that other work keeps busy the
+latencies swell with waiting for a core, the CPU times much less: their ratio is what says
+what the API costs there.
 
 Nothing here asserts a speed; the load average is printed with the figures.
 """
@@ -50,6 +55,7 @@ class Figures:
     records: int
     seconds: float
     latencies: list[float]  # seconds per request (empty for batches)
+    cpu_seconds: float | None = None  # the server's (or the library's thread's) CPU time
 
     @property
     def per_second(self) -> float:
@@ -59,13 +65,20 @@ class Figures:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000
 
+    @property
+    def cpu_per_record(self) -> float | None:
+        """Milliseconds of CPU per record: unlike the latency, barely moved by the load of
+        other processes on the machine."""
+        return None if self.cpu_seconds is None else self.cpu_seconds / self.records * 1000
+
     def line(self) -> str:
         latency = (
             f"p50 {self.percentile(50):7.2f} ms  p99 {self.percentile(99):7.2f} ms"
             if self.latencies
             else ""
         )
-        return f"{self.what:<42} {self.per_second:9.0f} records/s  {latency}"
+        cpu = "" if self.cpu_per_record is None else f"  CPU {self.cpu_per_record:5.2f} ms/record"
+        return f"{self.what:<42} {self.per_second:9.0f} records/s  {latency}{cpu}"
 
 
 def created() -> dict[str, Any]:
@@ -120,8 +133,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def served(url: str, workers: int) -> Iterator[tuple[int, str]]:
-    """`serve --workers` on `url` (stopped at the end), its port and an admin key."""
+def served(url: str, workers: int) -> Iterator[tuple[int, str, int]]:
+    """`serve --workers` on `url` (stopped at the end), its port, an admin key and its
+    process id."""
     with Ledger.open(url) as ledger:
         ledger.record_many(setup())
         store = KeyStore(ledger.config)
@@ -145,10 +159,26 @@ def served(url: str, workers: int) -> Iterator[tuple[int, str]]:
                     break
             except OSError:
                 time.sleep(0.2)
-        yield port, token
+        yield port, token, process.pid
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU time of a process and of its children (the workers of `serve
+    --workers`), from /proc; None where there is no /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # itself or a child
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            found = True
+    return total / ticks if found else None
 
 
 class Client:
@@ -166,9 +196,14 @@ class Client:
 
 
 def timed(
-    what: str, count: int, concurrency: int, make: Callable[[], Callable[[], None]]
+    what: str,
+    count: int,
+    concurrency: int,
+    make: Callable[[], Callable[[], None]],
+    cpu: Callable[[], float | None],
 ) -> Figures:
-    """`count` calls from `concurrency` threads, each with its own `make()` (a client)."""
+    """`count` calls from `concurrency` threads, each with its own `make()` (a client), and
+    the CPU time `cpu` counts meanwhile."""
     latencies: list[float] = []
     lock = threading.Lock()
     per_thread = [count // concurrency + (i < count % concurrency) for i in range(concurrency)]
@@ -183,13 +218,17 @@ def timed(
         with lock:
             latencies.extend(mine)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(worker, per_thread))
-    return Figures(what, count, time.perf_counter() - started, latencies)
+    seconds, cpu_ended = time.perf_counter() - started, cpu()
+    used = None if cpu_started is None or cpu_ended is None else cpu_ended - cpu_started
+    return Figures(what, count, seconds, latencies, used)
 
 
-def over_http(port: int, token: str, options: argparse.Namespace, workers: int) -> list[Figures]:
+def over_http(
+    port: int, token: str, pid: int, options: argparse.Namespace, workers: int
+) -> list[Figures]:
     figures = []
     for concurrency in options.concurrency:
 
@@ -203,7 +242,7 @@ def over_http(port: int, token: str, options: argparse.Namespace, workers: int) 
             return one
 
         what = f"API, {workers} worker(s), concurrency {concurrency}"
-        figures.append(timed(what, options.records, concurrency, make))
+        figures.append(timed(what, options.records, concurrency, make, lambda: cpu_seconds(pid)))
         print(figures[-1].line(), flush=True)
     client = Client(port, token)
 
@@ -237,7 +276,9 @@ def library(url: str, options: argparse.Namespace) -> list[Figures]:
 
             return one
 
-        figures = [timed("library Ledger.record, one thread", options.records, 1, make)]
+        # The one thread calling the library: its CPU time is the process' meanwhile.
+        what = "library Ledger.record, one thread"
+        figures = [timed(what, options.records, 1, make, time.process_time)]
         print(figures[-1].line(), flush=True)
         figures.append(
             batched(f"library record_many, batches of {options.batch}", options, ledger.record_many)
@@ -268,14 +309,18 @@ def main() -> None:
         base = library(url, options)
     results = list(base)
     for workers in options.workers:
-        with schema(options.postgres_url) as url, served(url, workers) as (port, token):
-            results += over_http(port, token, options, workers)
+        with schema(options.postgres_url) as url, served(url, workers) as (port, token, pid):
+            results += over_http(port, token, pid, options, workers)
     single, many = base
     print()
     for figure in results[len(base) :]:
         if figure.latencies:
             ratio = figure.percentile(50) / single.percentile(50)
-            print(f"{figure.what:<42} p50 = {ratio:4.2f} x the library's (target <= 2)")
+            print(f"{figure.what:<42} p50 = {ratio:4.2f} x the library's (target <= 2)", end="")
+            if figure.cpu_per_record is not None and single.cpu_per_record is not None:
+                print(f", CPU per record {figure.cpu_per_record / single.cpu_per_record:4.2f} x")
+            else:
+                print()
         else:
             ratio = figure.per_second / many.per_second
             print(f"{figure.what:<42} = {ratio:4.2f} x record_many (target >= 0.7)")
@@ -294,6 +339,7 @@ def main() -> None:
                     "records_per_second": f.per_second,
                     "p50_ms": f.percentile(50) if f.latencies else None,
                     "p99_ms": f.percentile(99) if f.latencies else None,
+                    "cpu_ms_per_record": f.cpu_per_record,
                 }
                 for f in results
             ]

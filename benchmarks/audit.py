@@ -263,9 +263,10 @@ def measure_ingest(
             source.stat().st_size,
         ) as advance,
     ):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         summary = ingest(ledger, numbered_lines(stream), batch_size=batch_size, on_batch=advance)
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
     counts = count_stored(databases, where)
     figures = IngestFigures(
         records=summary.lines,
@@ -278,6 +279,7 @@ def measure_ingest(
         state_bytes_avg=counts.state_bytes_avg,
         records_per_second=summary.lines / seconds,
         events_per_second=counts.events / seconds,
+        cpu_us_per_event=cpu_seconds / max(counts.events, 1) * 1e6,
     )
     links = chain_rows(where)
     expected = counts.events if chained else 0

@@ -29,6 +29,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger.errors import Code, Conflict
 from ledger.identity import payment_id
+from ledger.journal import Journaled
 
 FORWARD_FAILURES_MAX = 1000
 
@@ -50,7 +51,7 @@ class Plan(StrEnum):
     LATE = "late"  # the report of a step that was implied: fixes its moment
 
 
-class Payment(Aggregate):
+class Payment(Journaled):
     TOPIC = "offline_ledger:Payment"
 
     class Event(Aggregate.Event):

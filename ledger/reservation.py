@@ -22,9 +22,10 @@ from eventsourcing.domain import Aggregate
 
 from ledger.errors import Code, Conflict
 from ledger.identity import reservation_id
+from ledger.journal import Journaled
 
 
-class Reservation(Aggregate):
+class Reservation(Journaled):
     TOPIC = "offline_ledger:Reservation"
 
     class Event(Aggregate.Event):

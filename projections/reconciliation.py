@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any, TextIO
 
-from sqlalchemy import Connection, Select
+from sqlalchemy import Connection, Select, func, select
 
 from projections.report import (
     AGE_BUCKETS,
@@ -44,7 +44,7 @@ from projections.report_sql import (
     report_queries,
     totals_query,
 )
-from projections.tables import naive_utc
+from projections.tables import naive_utc, payments, stripe_objects
 
 # The longest one statement of a report may run on PostgreSQL: a report of a million payments
 # and a million Stripe objects takes minutes on a loaded 2-core machine.
@@ -145,8 +145,29 @@ def stream_report(
         filters=filters.as_dict(),
         thresholds=thresholds.as_dict(),
         counted=lambda: _totals(conn, queries, moments),
+        card_brands=lambda offline_ids: card_brands(conn, offline_ids),
         csv_lines=lambda out: _csv_lines(conn, queries, out),
     )
+
+
+_BRANDS_AT_ONCE = 500  # offline_ids per statement of `card_brands`
+
+
+def card_brands(conn: Connection, offline_ids: list[str]) -> dict[str, str]:
+    """The card brand of each payment named that has one: the ledger's (the reader read the
+    card), else Stripe's for the payment's PaymentIntent, as the report's categories take it."""
+    p, stripe = payments.alias("p"), stripe_objects.alias("o")
+    brand = func.coalesce(p.c.card_brand, stripe.c.card_brand)
+    found: dict[str, str] = {}
+    for start in range(0, len(offline_ids), _BRANDS_AT_ONCE):
+        chunk = offline_ids[start : start + _BRANDS_AT_ONCE]
+        query = (
+            select(p.c.offline_id, brand)
+            .select_from(p.outerjoin(stripe, stripe.c.key == p.c.payment_intent_id))
+            .where(p.c.offline_id.in_(chunk), brand.is_not(None))
+        )
+        found.update({offline_id: value for offline_id, value in conn.execute(query)})
+    return found
 
 
 def _rows(conn: Connection, queries: ReportQueries) -> Iterator[Row]:
@@ -161,7 +182,7 @@ def _row(values: Sequence[Any]) -> Row:
     (stored_at, forwarded_at, age_seconds, at_risk) = values[8:12]
     (stripe_amount, stripe_currency, stripe_status, refunded, disputed) = values[12:17]
     (dispute_status, settled, settled_currency, fee, net, payout_id, payout_at) = values[17:24]
-    breaches = values[24]
+    breaches, began_at = values[24:26]
     return Row(
         category=Category(category),
         offline_id=offline_id,
@@ -188,6 +209,7 @@ def _row(values: Sequence[Any]) -> Row:
         payout_id=payout_id,
         payout_at=_aware(payout_at),
         breaches=tuple(code for code in breaches.split(";") if code),
+        began_at=_aware(began_at),
     )
 
 

@@ -952,7 +952,9 @@ def totals_query(queries: ReportQueries, moments: Moments) -> CompoundSelect[Any
         ),
         else_=_text(next(label for label, after in moments.age_bounds if after is None)),
     )
-    day = cast(func.date(func.coalesce(r.stored_at, r.forwarded_at)), String)
+    # The day the sale was stored, else forwarded, else began (an orphan's or a sale canceled
+    # before it was stored): every row has a day.
+    day = cast(func.date(func.coalesce(r.stored_at, r.forwarded_at, r.began)), String)
     # Each row's groups as plain columns (PostgreSQL groups by columns, not by expressions
     # that hold parameters). A row without a time counts as age 0: the youngest bucket.
     facts = (

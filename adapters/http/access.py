@@ -53,7 +53,10 @@ class _Bucket:
 
 class RateLimiter:
     """A token bucket per key, in this server process: `per_second` requests on average, up to
-    `burst` at once. Several processes each allow as much (the bound is per process)."""
+    `burst` at once. Several processes each allow as much (the bound is per process): it keeps
+    one key from taking a process' threads and connections from the others, and costs no
+    database round trip; a quota for the whole fleet belongs to the reverse proxy
+    (docs/operators.md)."""
 
     def __init__(self, per_second: float, burst: int) -> None:
         self.per_second = per_second
@@ -71,8 +74,8 @@ class RateLimiter:
                 wait = max(1, round((1 - bucket.tokens) / self.per_second))
                 raise ApiError(
                     RATE_LIMITED,
-                    f"more than {self.per_second:g} requests per second on this key; "
-                    f"retry in {wait} s",
+                    f"more than {self.per_second:g} requests per second on this key to this "
+                    f"server process; retry in {wait} s",
                     headers={"retry-after": str(wait)},
                 )
             bucket.tokens -= 1

@@ -17,22 +17,25 @@ each record without its own key gets `<key>:<index>`.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from adapters.http import access, metrics
 from adapters.http.access import RateLimiter, require_location, require_role
-from adapters.http.api_keys import ApiKey, KeyStore
+from adapters.http.api_keys import ApiKey
 from adapters.http.http_limits import REQUEST_TIMEOUT
+from adapters.http.key_checks import KeyChecks
 from adapters.http.problems import (
     BATCH_TOO_LARGE,
     CLIENT_DISCONNECTED,
@@ -75,22 +78,35 @@ BATCH_BYTES_MAX = 16 * 1024 * 1024  # BATCH_SIZE_MAX records of a few kB each
 IDEMPOTENCY_KEY_MAX = 255
 
 
+THREADS = 40  # the ledger calls one server process runs at once (anyio's default)
+
+
 @dataclass
 class Services:
-    """What every request of one server process shares."""
+    """What every request of one server process shares.
+
+    Its waits and threads are asyncio's own (`asyncio.timeout`, an executor): anyio's
+    cancel scopes and thread hop cost a request more than its JSON does."""
 
     ledger: Ledger
-    keys: KeyStore
+    keys: KeyChecks
     read_models: ReadModels
     rate: RateLimiter
     body_seconds: float
     database_wait_seconds: float
+    threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(THREADS, thread_name_prefix="offline-ledger")
+    )
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
-        """`function` in a worker thread, for at most the database wait."""
+        """`function` in a worker thread, in the request's context (its id on the log lines
+        written there), for at most the database wait: past it the call is left to finish
+        on its own."""
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
         try:
-            with anyio.fail_after(self.database_wait_seconds):
-                return await anyio.to_thread.run_sync(function, *args, abandon_on_cancel=True)
+            async with asyncio.timeout(self.database_wait_seconds):
+                return await loop.run_in_executor(self.threads, context.run, function, *args)
         except TimeoutError:
             raise StorageError(
                 Code.DATABASE_UNAVAILABLE,
@@ -103,7 +119,7 @@ class Services:
         chunks: list[bytes] = []
         size = 0
         try:
-            with anyio.fail_after(self.body_seconds):
+            async with asyncio.timeout(self.body_seconds):
                 async for chunk in request.stream():
                     size += len(chunk)
                     if size > limit:
@@ -125,6 +141,12 @@ def services_of(request: Request) -> Services:
     return services
 
 
+async def services_dependency(request: Request) -> Services:
+    """`services_of` as a dependency: a coroutine, so that FastAPI calls it in place (it
+    hands a plain function to a worker thread, a hop on every request)."""
+    return services_of(request)
+
+
 _bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="olk_<id>_<secret>",
@@ -138,16 +160,15 @@ async def caller(
 ) -> ApiKey:
     """The live key of the request (401 without detail otherwise), within its rate."""
     services = services_of(request)
-    key = await services.run(
-        services.keys.authenticate, credentials.credentials if credentials else None
-    )
+    token = credentials.credentials if credentials else None
+    key = await services.keys.authenticate(token, services.run)
     request.state.key_id = key.key_id  # for the log: the key's id, never the token
     services.rate.take(key.key_id)
     return key
 
 
 Caller = Annotated[ApiKey, Depends(caller)]
-ServicesOf = Annotated[Services, Depends(services_of)]
+ServicesOf = Annotated[Services, Depends(services_dependency)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -179,13 +200,22 @@ REQUEST_MODELS: dict[str, Any] = {
 router = APIRouter(prefix="/v1")
 
 
+def as_json(answer: BaseModel) -> Response:
+    """The answer serialized once, by its own model. Returned as a model, FastAPI would dump
+    it to a dict, validate that against the route's response model and serialize the
+    result: three passes where one does, on the endpoints that record."""
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
 # -- records ----------------------------------------------------------------------------------
 
 
-@router.post("/records", tags=["records"], openapi_extra=body_of("Record"))
+@router.post(
+    "/records", tags=["records"], response_model=RecordAnswer, openapi_extra=body_of("Record")
+)
 async def record_one(
     request: Request, key: Caller, services: ServicesOf, idempotency_key: IdempotencyKey = None
-) -> RecordAnswer:
+) -> Response:
     """Record one fact (a wire record: `payment.*`, `device.connected_online`, or, for an
     admin key, `location.configured`); durable when answered. A repeat records nothing and
     answers `recorded: false`."""
@@ -208,19 +238,25 @@ async def record_one(
     metrics.RECORDS.labels("recorded" if result.recorded else "repeat", "").inc()
     if not result.recorded:
         request.state.replayed = True
-    return RecordAnswer(
+    answer = RecordAnswer(
         recorded=result.recorded,
         record_type=result.record_type,
         key=result.key,
         breaches=list(result.breaches),
         state=result.state,
     )
+    return as_json(answer)
 
 
-@router.post("/records/batch", tags=["records"], openapi_extra=body_of("RecordBatch"))
+@router.post(
+    "/records/batch",
+    tags=["records"],
+    response_model=BatchAnswer,
+    openapi_extra=body_of("RecordBatch"),
+)
 async def record_batch(
     request: Request, key: Caller, services: ServicesOf, idempotency_key: IdempotencyKey = None
-) -> BatchAnswer:
+) -> Response:
     """Record several facts in order, as `Ledger.record_many` does: each gets its own result
     or its own refusal (which stores nothing for it), in the same order."""
     require_role(key, access.WRITERS)
@@ -251,12 +287,13 @@ async def record_batch(
         else:
             metrics.RECORDS.labels("recorded" if result.recorded else "repeat", "").inc()
     answers = [_batch_item(index, result) for index, result in enumerate(results)]
-    return BatchAnswer(
+    answer = BatchAnswer(
         recorded=sum(1 for a in answers if a.recorded),
         repeats=sum(1 for a in answers if a.recorded is False),
         refused=sum(1 for a in answers if a.error is not None),
         results=answers,
     )
+    return as_json(answer)
 
 
 def _batch_records(document: Any) -> list[Any]:

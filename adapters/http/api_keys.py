@@ -21,9 +21,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, insert, select, update
 
@@ -87,6 +89,7 @@ class KeyStore:
                 Code.INVALID_DATABASE_URL,
                 "API keys need a database: use sqlite:///file.db or postgresql://...",
             )
+        self.config = config
         self.engine: Engine = engine_for(config)
 
     def close(self) -> None:
@@ -132,38 +135,43 @@ class KeyStore:
 
     def authenticate(self, token: str | None) -> ApiKey:
         """The live key the token is, else ApiError UNAUTHENTICATED (never saying why)."""
-        key_id = _key_id(token)
-        if key_id is not None and token is not None:
+        key_id = key_id_of(token)
+        row = None
+        if key_id is not None:
             with self.engine.connect() as conn:
-                row = (
-                    conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))
-                    .mappings()
-                    .first()
-                )
-            if (
-                row is not None
-                and row["revoked_at"] is None
-                and hmac.compare_digest(row["secret_sha256"], _digest(token))
-            ):
-                return _key(row)
-        raise ApiError(
-            UNAUTHENTICATED, "authentication required", headers={"www-authenticate": "Bearer"}
-        )
+                found = conn.execute(select(api_keys).where(api_keys.c.key_id == key_id))
+                row = found.mappings().first()
+        return live_key(token, row)
+
+
+def live_key(token: str | None, row: Mapping[Any, Any] | None) -> ApiKey:
+    """The key of `row` (the one `key_id_of(token)` names) when it is live and the token's
+    secret is its own; else ApiError UNAUTHENTICATED, the same for every reason."""
+    if (
+        token is not None
+        and row is not None
+        and row["revoked_at"] is None
+        and hmac.compare_digest(row["secret_sha256"], _digest(token))
+    ):
+        return _key(row)
+    raise ApiError(
+        UNAUTHENTICATED, "authentication required", headers={"www-authenticate": "Bearer"}
+    )
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _key_id(token: str | None) -> str | None:
+def key_id_of(token: str | None) -> str | None:
+    """The id a token names (its row's key), None for what is no token of ours."""
     parts = (token or "").split("_", 2)
     if len(parts) != 3 or parts[0] != PREFIX or len(parts[1]) != 2 * _ID_BYTES:
         return None
     return parts[1]
 
 
-def _key(row: object) -> ApiKey:
-    values = dict(row)  # type: ignore[call-overload]
+def _key(values: Mapping[Any, Any]) -> ApiKey:
     return ApiKey(
         key_id=values["key_id"],
         name=values["name"],

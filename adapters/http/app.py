@@ -38,6 +38,8 @@ from adapters.http.api import REQUEST_MODELS, Caller, Services, ServicesOf, rout
 from adapters.http.api_keys import KeyStore
 from adapters.http.bounded_http import BoundedH11Protocol
 from adapters.http.http_limits import HttpLimits
+from adapters.http.key_checks import KeyChecks
+from adapters.http.links import add_links
 from adapters.http.logs import REQUEST_ID
 from adapters.http.problems import (
     STATUSES,
@@ -101,6 +103,7 @@ def create_app(
     """The API and the webhook endpoint on `ledger` (closed with the app when it `owns_ledger`)."""
     limits = http_limits_of(settings)
     keys = KeyStore(ledger.config)
+    checks = KeyChecks(keys, settings.webhook_database_wait_seconds)
     read_models = ReadModels(ledger)
 
     @asynccontextmanager
@@ -108,15 +111,17 @@ def create_app(
         try:
             yield
         finally:
+            services.threads.shutdown(cancel_futures=True)  # the calls under way end first
             read_models.close()
+            await checks.close()
             keys.close()
             if owns_ledger:
                 ledger.close()
 
     app = api_app(lifespan)
-    app.state.services = Services(
+    app.state.services = services = Services(
         ledger=ledger,
-        keys=keys,
+        keys=checks,
         read_models=read_models,
         rate=RateLimiter(settings.api_rate_per_second, settings.api_rate_burst),
         body_seconds=limits.body_seconds,
@@ -326,8 +331,9 @@ def _handle_errors(app: FastAPI) -> None:
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with the bodies read raw (`REQUEST_MODELS`) and every refusal's
-    problem in place of FastAPI's own validation error."""
+    """FastAPI's document, with the bodies read raw (`REQUEST_MODELS`), every refusal's
+    problem in place of FastAPI's own validation error, and the links between operations
+    (`adapters.http.links`)."""
     if app.openapi_schema:
         return app.openapi_schema
     document = get_openapi(
@@ -359,5 +365,6 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
                     "description": HTTPStatus(status).phrase,
                     "content": {"application/problem+json": {"schema": refused}},
                 }
+    add_links(document)
     app.openapi_schema = document
     return document

@@ -20,7 +20,7 @@ import orjson
 from ledger.pan import redacted
 
 # The id of the request being served: set by the request log middleware, read by every line
-# written while the request runs (threads started through anyio copy the context).
+# written while the request runs (the worker threads of `Services.run` copy the context).
 REQUEST_ID: ContextVar[str | None] = ContextVar("offline_ledger_request_id", default=None)
 
 

@@ -1,7 +1,8 @@
 """Scale-out: `serve --workers 2` and a second `serve` on one PostgreSQL, many concurrent
 clients spread over them. The limits hold across devices and servers, no record is lost or
-doubled, the same Idempotency-Key sent to two servers at once is applied once, and the hash
-chain verifies. SQLite refuses more than one worker."""
+doubled, the same Idempotency-Key sent to two servers at once is applied once, the hash
+chain verifies, and a key revoked is refused by every server at its next request. SQLite
+refuses more than one worker."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import run
-from tests.e2e.test_webhooks import free_port, running
 from tests.support import records as r
 from tests.support.api_client import Answer, Api, metric, new_key
+from tests.support.cli import run
+from tests.support.serve import free_port, running
 
 DEVICES = [f"tmr_{n}" for n in range(1, 5)]
 LIMIT = 10_000  # usd stored (and held) at the location
@@ -111,6 +112,22 @@ def at_once(servers: list[Api], record: dict[str, object], headers: dict[str, st
 
     with ThreadPoolExecutor(len(servers)) as pool:
         return list(pool.map(send, servers))
+
+
+def test_a_revoked_key_is_refused_at_once_by_every_server(
+    two_servers: list[Api], postgres_url: str
+) -> None:
+    # Each server process reads the key at every request (the first server's two workers
+    # each take some of the requests on their shared port).
+    for api in two_servers * 4:
+        assert api.get("/v1/locations/tml_1").status == 200
+    token = two_servers[0].token
+    assert token is not None
+    done = run("keys", "revoke", token.split("_")[1], "--db", postgres_url)
+    assert done.returncode == 0, done.stderr
+    for api in two_servers * 4:
+        answer = api.get("/v1/locations/tml_1")
+        assert (answer.status, answer.code) == (401, "UNAUTHENTICATED"), answer
 
 
 def test_sqlite_serves_one_process_and_says_so(sqlite_url: str) -> None:

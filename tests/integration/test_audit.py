@@ -5,8 +5,7 @@ bad position; an untouched log verifies with its head hash; invariants hold."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ from adapters.audit import check_invariants, verify
 from ledger import Ledger, LedgerError, identity
 from ledger.payment import Payment
 from ledger.postgres import APPEND_EVENTS_MAX
-from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for
-from tests.e2e.test_cli import run
 from tests.support import records as r
+from tests.support.cli import run
+from tests.support.event_tables import event_table
 
 Edit = Callable[[sa.Connection, str, str], None]  # connection, events table, position column
 
@@ -41,21 +40,6 @@ def url(request: pytest.FixtureRequest) -> str:
                 records.append(r.captured(offline_id, f"pi_{n}", 1000 + n))
             ledger.record_many(records)
     return chosen
-
-
-@contextmanager
-def database(url: str) -> Iterator[tuple[sa.Connection, str, str]]:
-    with Ledger.open(url) as ledger:
-        engine = engine_for(ledger.config)
-        kind = ledger.config.kind
-    try:
-        with engine.begin() as conn:
-            if kind == "postgresql":
-                yield conn, POSTGRES_EVENTS_TABLE, "notification_id"
-            else:
-                yield conn, SQLITE_EVENTS_TABLE, "rowid"
-    finally:
-        engine.dispose()
 
 
 def verified(url: str, status: int) -> dict[str, Any]:
@@ -144,7 +128,7 @@ def test_a_direct_change_to_the_database_is_found_at_the_first_bad_position(
     kind: str,
     position: int,
 ) -> None:
-    with database(url) as (conn, table, column):
+    with event_table(url) as (conn, table, column):
         tamper(conn, table, column)
     result = verified(url, 1)
     assert (result["problem"]["kind"], result["problem"]["position"]) == (kind, position)
@@ -209,7 +193,7 @@ def test_a_rebuild_finds_a_corrupted_projection_row_and_swaps_in_the_right_one(
     assert run("report", "--db", url, "--format", "json").returncode == 0  # live read models
     clean = run("audit", "rebuild", "--db", url, "--json")
     assert clean.returncode == 0 and json.loads(clean.stdout)["clean"]
-    with database(url) as (conn, _, _):
+    with event_table(url) as (conn, _, _):
         offline_id = conn.execute(sa.text("SELECT offline_id FROM payments LIMIT 1")).scalar()
         conn.execute(
             sa.text("UPDATE payments SET amount = amount + 1 WHERE offline_id = :o"),
