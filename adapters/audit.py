@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import zip_longest
 from typing import Any
 from uuid import UUID
 
+import orjson
 import sqlalchemy as sa
-from eventsourcing.persistence import MapperDeserialisationError
 
 from ledger import Ledger, identity
 from ledger.chain import CHAIN_TABLE, GENESIS, chain_hash, content_hash_of
@@ -63,12 +62,12 @@ class VerifyResult:
 def verify(
     ledger: Ledger, progress: Callable[[int], None] | None = None, marks: Collection[int] = ()
 ) -> VerifyResult:
-    result = verify_chain(ledger, progress, marks)
+    """The hash chain and, from the same read of the events, the domain's invariants
+    (`check_invariants`; reported only when the chain holds)."""
+    invariants = _Invariants(ledger.store.mapper)
+    result = _walk(ledger, progress, marks, invariants)
     if result.problem is None:
-        try:
-            result.invariant_problems = check_invariants(ledger)
-        except Unreadable as unreadable:
-            result.invariant_problems = [str(unreadable)]
+        result.invariant_problems = invariants.problems()
     return result
 
 
@@ -78,11 +77,20 @@ def verify_chain(
     """The hash chain alone (no invariants), with the count and chain hash verified at each
     position of `marks` that the walk reached (`VerifyResult.marks`: what a seal is checked
     against, `adapters.seals`)."""
+    return _walk(ledger, progress, marks, None)
+
+
+def _walk(
+    ledger: Ledger,
+    progress: Callable[[int], None] | None,
+    marks: Collection[int],
+    invariants: _Invariants | None,
+) -> VerifyResult:
     result = VerifyResult()
     engine = engine_for(ledger.config)
     try:
         with engine.connect() as conn:
-            _check_chain(conn, ledger.config.kind, result, progress, frozenset(marks))
+            _check_chain(conn, ledger.config.kind, result, progress, frozenset(marks), invariants)
     finally:
         engine.dispose()
     return result
@@ -94,34 +102,38 @@ def _check_chain(
     result: VerifyResult,
     progress: Callable[[int], None] | None,
     marks: frozenset[int] = frozenset(),
+    invariants: _Invariants | None = None,
 ) -> None:
-    """One streamed pass over the events and their links side by side, in position order:
-    each event is hashed from its raw values (stream id bytes, topic UTF-8, state) and its
-    link checked, stopping at the first problem. `result` holds the count and head hash of
-    what verified, and both at each position of `marks`."""
+    """One streamed pass over the events, each with its link, in position order: each event
+    is hashed from its raw values (stream id bytes, topic UTF-8, state) and its link checked,
+    stopping at the first problem; the events `invariants` reads are handed to it as they
+    pass. A link whose event is gone is found first, by the database (`_first_orphan_link`).
+    `result` holds the count and head hash of what verified, and both at each position of
+    `marks`."""
     to_bytes = _stream_bytes(kind)
     topics: dict[str, bytes] = {}
+    wanted = invariants.topics if invariants is not None else frozenset()
+    orphan = _first_orphan_link(conn, kind)
+    deleted = ChainProblem(orphan, "deleted", "a link without its event: the event was deleted")
     previous, count = GENESIS, 0
     try:
-        for event, chained in zip_longest(_events(conn, kind), _links(conn, kind)):
-            if chained is None or (event is not None and event[0] < chained[0]):
+        for position, stream, version, topic, state, linked, chained in _linked_events(conn, kind):
+            if position > orphan:
+                result.problem = deleted
+                return
+            if linked is None:
                 result.problem = ChainProblem(
-                    event[0], "inserted", "an event without a link: it was added outside the ledger"
+                    position, "inserted", "an event without a link: it was added outside the ledger"
                 )
                 return
-            if event is None or chained[0] < event[0]:
-                result.problem = ChainProblem(
-                    chained[0], "deleted", "a link without its event: the event was deleted"
-                )
-                return
-            position, stream, version, topic, state = event
             topic_bytes = topics.get(topic) or topics.setdefault(topic, topic.encode())
-            content = content_hash_of(to_bytes(stream), version, topic_bytes, _as_bytes(state))
-            if content != chained[1]:
+            stream_bytes, state_bytes = to_bytes(stream), _as_bytes(state)
+            content = content_hash_of(stream_bytes, version, topic_bytes, state_bytes)
+            if content != linked:
                 result.problem = _moved_or_altered(conn, position, content)
                 return
             expected = chain_hash(previous, position, content)
-            if expected != chained[2]:
+            if expected != chained:
                 result.problem = ChainProblem(
                     position,
                     "link_altered",
@@ -129,10 +141,15 @@ def _check_chain(
                 )
                 return
             previous, count = expected, count + 1
+            if topic in wanted:
+                assert invariants is not None
+                invariants.see(position, stream_bytes.hex(), topic, state_bytes)
             if position in marks:
                 result.marks[position] = (count, expected.hex())
             if progress is not None and count % BATCH == 0:
                 progress(BATCH)
+        if orphan < _NONE:
+            result.problem = deleted
     finally:
         result.count, result.head_hash = count, previous.hex()
 
@@ -178,25 +195,43 @@ def _moved_or_altered(conn: sa.Connection, position: int, content: bytes) -> Cha
     )
 
 
-def _events(conn: sa.Connection, kind: str) -> Iterator[tuple[Any, ...]]:
-    """(position, stream id, version, topic, state) of every event, in position order."""
+_NONE = 2**63  # past every position: no link without its event
+
+
+def _linked_events(conn: sa.Connection, kind: str) -> Iterator[tuple[Any, ...]]:
+    """(position, stream id, version, topic, state, content hash, chain hash) of every event
+    with its link (NULL hashes without one), in position order: one ordered read of each
+    table, merged by the database."""
     if kind == "postgresql":
         query = (
-            "SELECT notification_id, uuid_send(originator_id), originator_version, topic, state "
-            f"FROM {POSTGRES_EVENTS_TABLE} ORDER BY notification_id"
+            "SELECT e.notification_id, uuid_send(e.originator_id), e.originator_version, "
+            f"e.topic, e.state, c.content_hash, c.chain_hash FROM {POSTGRES_EVENTS_TABLE} e "
+            f"LEFT JOIN {CHAIN_TABLE} c ON c.position = e.notification_id "
+            "ORDER BY e.notification_id"
         )
     else:
         query = (
-            "SELECT rowid, originator_id, originator_version, topic, state "
-            f"FROM {SQLITE_EVENTS_TABLE} ORDER BY rowid"
+            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "
+            f"c.content_hash, c.chain_hash FROM {SQLITE_EVENTS_TABLE} e "
+            f"LEFT JOIN {CHAIN_TABLE} c ON c.position = e.rowid ORDER BY e.rowid"
         )
     return _streamed(conn, kind, query, "verify_events")
 
 
-def _links(conn: sa.Connection, kind: str) -> Iterator[tuple[Any, ...]]:
-    """(position, content hash, chain hash) of every link, in position order."""
-    query = f"SELECT position, content_hash, chain_hash FROM {CHAIN_TABLE} ORDER BY position"
-    return _streamed(conn, kind, query, "verify_links")
+def _first_orphan_link(conn: sa.Connection, kind: str) -> int:
+    """The first position whose link has no event (`_NONE` when every link has one)."""
+    events, position = (
+        (POSTGRES_EVENTS_TABLE, "notification_id")
+        if kind == "postgresql"
+        else (SQLITE_EVENTS_TABLE, "rowid")
+    )
+    found = conn.execute(
+        sa.text(
+            f"SELECT min(c.position) FROM {CHAIN_TABLE} c WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {events} e WHERE e.{position} = c.position)"
+        )
+    ).scalar()
+    return _NONE if found is None else int(found)
 
 
 def _streamed(conn: sa.Connection, kind: str, query: str, name: str) -> Iterator[tuple[Any, ...]]:
@@ -206,9 +241,10 @@ def _streamed(conn: sa.Connection, kind: str, query: str, name: str) -> Iterator
     raw: Any = conn.connection.driver_connection
     if kind == "postgresql":
         with raw.cursor(name=name) as cursor:
-            cursor.itersize = STREAM_ROWS
             cursor.execute(query)
-            yield from cursor
+            # A page at a time: the cursor's own iteration costs a Python call per row.
+            while rows := cursor.fetchmany(STREAM_ROWS):
+                yield from rows
         return
     cursor = raw.cursor()
     try:
@@ -221,77 +257,129 @@ def _streamed(conn: sa.Connection, kind: str, query: str, name: str) -> Iterator
 
 # -- invariants -------------------------------------------------------------------------------
 
-_TOPICS = tuple(
-    event.TOPIC
-    for event in (
-        Payment.Created,
-        Payment.ConfirmedOffline,
-        Payment.Forwarded,
-        Payment.Declined,
-        Payment.Canceled,
-        Payment.Captured,
-        Location.PaymentStored,
-        Location.PaymentReleased,
-    )
-)
-
 
 def check_invariants(ledger: Ledger) -> list[str]:
+    """The domain's invariants (`_Invariants`) over the events of their topics alone, without
+    the chain."""
+    invariants = _Invariants(ledger.store.mapper)
+    start: int | None = None
+    while not invariants.done and (
+        page := ledger.store.recorder.select_notifications(
+            start=start, limit=BATCH, topics=sorted(invariants.topics), inclusive_of_start=False
+        )
+    ):
+        for n in page:
+            invariants.see(n.id, UUID(str(n.originator_id)).hex, n.topic, n.state)
+        start = page[-1].id
+    return invariants.problems()
+
+
+Key = tuple[str, str, str]  # location stream, device, currency
+
+
+class _Invariants:
     """The domain's rules, from the events alone: the stored totals the locations keep (count
     and amount per location, device and currency) equal those of the payments confirmed
     offline and not yet forwarded, declined or canceled; no payment forwarded twice (a second
     PaymentIntent is a DuplicateForwardDetected event, never a second Forwarded; the late
     report of a forward a capture implied only fixes its moment); no capture above the amount
-    authorized."""
-    problems: list[str] = []
-    payments: dict[str, tuple[str, Key, int]] = {}  # stream -> offline_id, key, amount
-    stored_payments: set[str] = set()  # streams
-    stored_at_locations: dict[str, tuple[Key, int]] = {}  # offline_id -> key, amount
-    forwarded: set[str] = set()
-    for event in _decoded(ledger):
-        stream = event.originator_id.hex
-        if isinstance(event, Payment.Created):
-            key = (identity.location_id(event.location_id).hex, event.device_id, event.currency)
-            payments[stream] = (event.offline_id, key, event.amount)
-        elif isinstance(event, Location.PaymentStored):
-            stored_at_locations[event.offline_id] = (
-                (stream, event.device_id, event.currency),
-                event.amount,
-            )
-        elif isinstance(event, Location.PaymentReleased):
-            stored_at_locations.pop(event.offline_id, None)
-        elif isinstance(event, Payment.ConfirmedOffline):
-            if not event.reported_late:  # a late report fixes a moment, stores nothing new
-                stored_payments.add(stream)
-        elif isinstance(event, Payment.Captured) and event.amount_captured > payments[stream][2]:
-            problems.append(
-                f"payment {payments[stream][0]}: {event.amount_captured} captured, "
-                f"{payments[stream][2]} authorized"
-            )
-        elif isinstance(event, Payment.Forwarded | Payment.Declined | Payment.Canceled):
-            stored_payments.discard(stream)
-            if isinstance(event, Payment.Forwarded) and not event.reported_late:
-                if stream in forwarded:
-                    problems.append(
-                        f"payment {payments[stream][0]} was forwarded twice "
-                        "without a DuplicateForwardDetected"
-                    )
-                forwarded.add(stream)
-        if len(problems) >= INVARIANT_PROBLEMS_MAX:
-            return problems
-    by_payments = _totals(payments[s][1:] for s in stored_payments)
-    by_locations = _totals(stored_at_locations.values())
-    for key in sorted(by_payments.keys() | by_locations.keys()):
-        if by_payments.get(key) != by_locations.get(key):
-            problems.append(
-                f"stored at location stream {key[0]}, device {key[1]}, {key[2]}: "
-                f"the location counts {by_locations.get(key, (0, 0))} (count, "
-                f"amount), its payments {by_payments.get(key, (0, 0))}"
-            )
-    return problems
+    authorized.
 
+    Fed the stored events of `topics` in log order (`see`), it reads only the fields the rules
+    need from each state (orjson, after the ledger's cipher and compressor if it has them),
+    never a domain event: a field that later versions of an event added (`reported_late`) is
+    read with the default their upcasters give it."""
 
-Key = tuple[str, str, str]  # location stream, device, currency
+    def __init__(self, mapper: Any) -> None:
+        self.cipher, self.compressor = mapper.cipher, mapper.compressor
+        self.found: list[str] = []
+        self.unreadable: Unreadable | None = None
+        self.payments: dict[str, tuple[str, Key, int]] = {}  # stream -> offline_id, key, amount
+        self.stored_payments: set[str] = set()  # streams
+        self.stored_at_locations: dict[str, tuple[Key, int]] = {}  # offline_id -> key, amount
+        self.forwarded: set[str] = set()
+        self.rules: dict[str, Callable[[str, dict[str, Any]], None]] = {
+            Payment.Created.TOPIC: self._created,
+            Location.PaymentStored.TOPIC: self._stored_at_location,
+            Location.PaymentReleased.TOPIC: self._released_at_location,
+            Payment.ConfirmedOffline.TOPIC: self._confirmed_offline,
+            Payment.Captured.TOPIC: self._captured,
+            Payment.Forwarded.TOPIC: self._forwarded,
+            Payment.Declined.TOPIC: self._ended,
+            Payment.Canceled.TOPIC: self._ended,
+        }
+        self.topics = frozenset(self.rules)
+
+    @property
+    def done(self) -> bool:
+        return self.unreadable is not None or len(self.found) >= INVARIANT_PROBLEMS_MAX
+
+    def see(self, position: int, stream: str, topic: str, state: bytes) -> None:
+        if self.done:
+            return
+        try:
+            if self.cipher:
+                state = self.cipher.decrypt(state)
+            if self.compressor:
+                state = self.compressor.decompress(state)
+            fields = orjson.loads(state)
+        except ValueError as error:  # a wrong or missing cipher key, or an edit
+            self.unreadable = Unreadable(position, error)
+            return
+        self.rules[topic](stream, fields)
+
+    def problems(self) -> list[str]:
+        if self.unreadable is not None:
+            return [str(self.unreadable)]
+        if self.done:
+            return self.found
+        by_payments = _totals(self.payments[s][1:] for s in self.stored_payments)
+        by_locations = _totals(self.stored_at_locations.values())
+        return self.found + [
+            f"stored at location stream {key[0]}, device {key[1]}, {key[2]}: "
+            f"the location counts {by_locations.get(key, (0, 0))} (count, "
+            f"amount), its payments {by_payments.get(key, (0, 0))}"
+            for key in sorted(by_payments.keys() | by_locations.keys())
+            if by_payments.get(key) != by_locations.get(key)
+        ]
+
+    def _created(self, stream: str, fields: dict[str, Any]) -> None:
+        location = identity.location_id(fields["location_id"]).hex
+        key = (location, fields["device_id"], fields["currency"])
+        self.payments[stream] = (fields["offline_id"], key, fields["amount"])
+
+    def _stored_at_location(self, stream: str, fields: dict[str, Any]) -> None:
+        key = (stream, fields["device_id"], fields["currency"])
+        self.stored_at_locations[fields["offline_id"]] = (key, fields["amount"])
+
+    def _released_at_location(self, stream: str, fields: dict[str, Any]) -> None:
+        self.stored_at_locations.pop(fields["offline_id"], None)
+
+    def _confirmed_offline(self, stream: str, fields: dict[str, Any]) -> None:
+        if not fields.get("reported_late", False):  # a late report stores nothing new
+            self.stored_payments.add(stream)
+
+    def _captured(self, stream: str, fields: dict[str, Any]) -> None:
+        offline_id, _, authorized = self.payments[stream]
+        if fields["amount_captured"] > authorized:
+            self.found.append(
+                f"payment {offline_id}: {fields['amount_captured']} captured, "
+                f"{authorized} authorized"
+            )
+
+    def _forwarded(self, stream: str, fields: dict[str, Any]) -> None:
+        self._ended(stream, fields)
+        if fields.get("reported_late", False):
+            return
+        if stream in self.forwarded:
+            self.found.append(
+                f"payment {self.payments[stream][0]} was forwarded twice "
+                "without a DuplicateForwardDetected"
+            )
+        self.forwarded.add(stream)
+
+    def _ended(self, stream: str, fields: dict[str, Any]) -> None:
+        self.stored_payments.discard(stream)
 
 
 def _totals(stored: Iterable[tuple[Key, int]]) -> dict[Key, tuple[int, int]]:
@@ -300,19 +388,6 @@ def _totals(stored: Iterable[tuple[Key, int]]) -> dict[Key, tuple[int, int]]:
         count, total = totals.get(key, (0, 0))
         totals[key] = (count + 1, total + amount)
     return totals
-
-
-def _decoded(ledger: Ledger) -> Iterator[Any]:
-    start: int | None = None
-    while page := ledger.store.recorder.select_notifications(
-        start=start, limit=BATCH, topics=_TOPICS, inclusive_of_start=False
-    ):
-        for notification in page:
-            try:
-                yield ledger.store.mapper.to_domain_event(notification)
-            except (MapperDeserialisationError, ValueError) as error:
-                raise Unreadable(notification.id, error) from None
-        start = page[-1].id
 
 
 class Unreadable(Exception):

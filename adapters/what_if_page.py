@@ -8,13 +8,12 @@ them out, with autoescaping on, so no id or code from the ledger can inject mark
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from jinja2 import Environment
 
 from ledger.money import format_minor
-from ledger.what_if import Outcome
+from ledger.what_if import Outcome, moment_of
 
 WIDTH, HEIGHT = 720, 180  # the chart's drawing area, in pixels
 
@@ -67,7 +66,11 @@ def _chart(outcome: Outcome) -> dict[str, Any]:
         "title": f"{outcome.location_id} · {currency.upper()}",
         "recorded": _path(outcome.series["recorded"], start, end, top),
         "proposed": _path(outcome.series["proposed"], start, end, top),
-        "span": f"from {start.isoformat()} to {end.isoformat()}" if start and end else "no sales",
+        "span": (
+            f"from {moment_of(start).isoformat()} to {moment_of(end).isoformat()}"
+            if start is not None and end is not None
+            else "no sales"
+        ),
         "top": money(top),
         "rows": [
             ("refused", outcome.refused_recorded, outcome.refused_proposed),
@@ -83,16 +86,15 @@ def _chart(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _path(
-    series: list[tuple[datetime, int]], start: datetime | None, end: datetime | None, top: int
-) -> str:
-    """A step line: the amount holds until the next store or release."""
+def _path(series: list[tuple[int, int]], start: int | None, end: int | None, top: int) -> str:
+    """A step line: the amount holds until the next store or release (moments in
+    microseconds)."""
     if not series or start is None or end is None:
         return ""
-    span = max((end - start).total_seconds(), 1.0)
+    span = max(end - start, 1_000_000)
     steps = [f"M 0 {HEIGHT}"]
     for moment, amount in series:
-        x = round((moment - start).total_seconds() / span * WIDTH)
+        x = round((moment - start) / span * WIDTH)
         y = HEIGHT - amount * HEIGHT // top
         steps.append(f"H {x} V {y}")
     steps.append(f"H {WIDTH}")

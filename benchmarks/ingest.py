@@ -10,7 +10,9 @@ For each store, in one run on one machine:
     transactions (executemany on SQLite, binary COPY on PostgreSQL);
   - naive use: one `Ledger.record` per record, one transaction each, on a sample of payments;
   - where an ingested event's time goes: parsing and validating its line, the card-number
-    scan, transcoding, the hash chain and the raw insert each timed alone, in µs per event;
+    scan, transcoding, the hash chain, the raw insert and deciding in memory (the same
+    records through `record_many` into the in-memory store) each timed alone, in µs per
+    event, beside the ingest's CPU time in this process (steadier on a loaded machine);
   - on PostgreSQL, the latency of a single live `Ledger.record` on a warmed ledger and its
     round trips to the server, against one INSERT + COMMIT of one of the ledger's rows.
 Then the peak resident memory of the `offline-ledger ingest` command on a 1,000,000-line file.
@@ -119,6 +121,9 @@ class IngestFigures:
     state_bytes_avg: float
     records_per_second: float
     events_per_second: float
+    # This process's CPU time per stored event: steadier than the wall clock on a loaded
+    # machine; the whole cost on SQLite, the client's share on PostgreSQL.
+    cpu_us_per_event: float
 
 
 @dataclass(frozen=True)
@@ -246,9 +251,10 @@ def measure_ledger_ingest(
         source.open("rb") as stream,
         phase(f"{where.kind}: ledger ingest", source.stat().st_size) as advance,
     ):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         summary = ingest(ledger, numbered_lines(stream), batch_size=batch_size, on_batch=advance)
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
     counts = count_stored(databases, where)
     return IngestFigures(
         records=summary.lines,
@@ -261,6 +267,7 @@ def measure_ledger_ingest(
         state_bytes_avg=counts.state_bytes_avg,
         records_per_second=summary.lines / seconds,
         events_per_second=counts.events / seconds,
+        cpu_us_per_event=cpu_seconds / max(counts.events, 1) * 1e6,
     )
 
 
@@ -414,6 +421,7 @@ def measure_layers(
         decode = per_record(transcoder.decode, states, LAYER_REPEAT)
         encode = per_record(transcoder.encode, decoded, LAYER_REPEAT)
     parse = per_record(wire.parse_line, lines, LAYER_REPEAT) * per_line
+    decided = min(decide_in_memory(lines, ingest_figures) for _ in range(LAYER_REPEAT))
     scan = per_record(holds_pan, lines, LAYER_REPEAT) * per_line
     chained = per_record(lambda batch: link(GENESIS, batch), [rows], LAYER_REPEAT) / len(rows)
     inserted = 1e6 / raw.rows_per_second
@@ -426,12 +434,37 @@ def measure_layers(
         Layer("hash chain", chained, "ledger.chain.link: content and chain hashes"),
         Layer("raw insert of the row", inserted, raw.method),
         Layer(
+            "decide and map, in memory",
+            decided,
+            "record_many into memory://: aggregates, events, unit of work, mapper with encode",
+        ),
+        Layer(
             "the rest",
-            total - parse - encode - chained - inserted,
-            "aggregates and their events, unit of work, mapper, recorder, commit",
+            total - parse - decided - chained - inserted,
+            "the recorder's Python, version queries, round trips, commit",
         ),
         Layer("ledger ingest, all of it", total, "1e6 / events per second"),
     ]
+
+
+def decide_in_memory(lines: list[bytes], ingest_figures: IngestFigures) -> float:
+    """Microseconds per stored event for `Ledger.record_many` over the parsed lines into the
+    in-memory store, in the ingest's batches: everything the ledger does to an event but
+    parse it, chain it and write it to a database."""
+    records = []
+    for line in lines:
+        try:
+            records.append(wire.parse_line(line))
+        except LedgerError:
+            continue
+    batch = max(ingest_figures.records // max(ingest_figures.batches, 1), 1)
+    with Ledger.open("memory://") as ledger:
+        started = time.perf_counter()
+        for start in range(0, len(records), batch):
+            ledger.record_many(records[start : start + batch])
+        seconds = time.perf_counter() - started
+        events = ledger.store.recorder.max_notification_id() or 1
+    return seconds / events * 1e6
 
 
 # -- peak memory of the command -----------------------------------------------------------------
@@ -630,7 +663,8 @@ def store_table(figures: StoreFigures, batch_size: int) -> Table:
         _n(ledger.events_per_second),
         f"adapters.jsonl.ingest, batch {batch_size}, {ledger.batches:,} transactions; "
         f"{ledger.rejected} rejected; +{ledger.snapshots:,} snapshots; "
-        f"{ledger.streams:,} streams; state {ledger.state_bytes_avg:,.0f} B/event",
+        f"{ledger.streams:,} streams; state {ledger.state_bytes_avg:,.0f} B/event; "
+        f"CPU {ledger.cpu_us_per_event:,.1f} µs/event in this process",
     )
     table.add_row(
         "raw insert",

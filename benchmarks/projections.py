@@ -765,6 +765,12 @@ with Ledger.open(url) as ledger, ReadModels(ledger) as models:
                 rendered = time.perf_counter()
     written = time.perf_counter()
     peak_after_render = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if csv_mode in ("stream", "string") and not categories:
+    # The database wrote the CSV (`Report.csv_lines`): count its rows' categories (not timed).
+    import csv
+    with open(csv_path, encoding="utf-8", newline="") as written_csv:
+        for line in csv.DictReader(written_csv):
+            categories[line["category"]] += 1
 if profiler is not None:
     import io, pstats
     profiler.disable()

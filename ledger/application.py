@@ -15,7 +15,7 @@ contention each record runs in a transaction of its own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +23,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
@@ -33,10 +32,12 @@ from eventsourcing.persistence import (
 
 from ledger import identity, reserving, wire
 from ledger.batches import iter_batches
+from ledger.cipher import CipherKeys, UnknownCipherKey
 from ledger.device import Device
-from ledger.errors import Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
+from ledger.errors import Breach, Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
 from ledger.event_store import EventStore
 from ledger.handlers import apply_record, related_ids, stream_ids, subject
+from ledger.keyring import KEYRING_ENV
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
@@ -84,7 +85,7 @@ class Result:
     record: wire.Record
     state: State | None = None  # filled by Ledger.record, not by record_many
     # The offline rules the fact broke (recorded with it): code, message, field, details.
-    breaches: tuple[dict[str, Any], ...] = ()
+    breaches: tuple[Breach, ...] = ()
 
     @property
     def flagged(self) -> bool:
@@ -122,13 +123,15 @@ class Ledger:
         *,
         stripe_offline_max: dict[str, int] | None = None,
         create: bool = True,
+        environ: Mapping[str, str] | None = None,
     ) -> Ledger:
         """Open the ledger at `url`; on an empty (or, for SQLite, missing) database, create
         it, or with `create=False` refuse it (DATABASE_NOT_FOUND): what only reads must not
-        leave a new database behind a mistyped URL."""
+        leave a new database behind a mistyped URL. The cipher keys come from `environ`
+        (default os.environ)."""
         from migrations import ensure_schema
 
-        config = parse_database_url(url or DEFAULT_DATABASE_URL)
+        config = parse_database_url(url or DEFAULT_DATABASE_URL, environ)
         ensure_schema(config, create=create)
         try:
             store = EventStore(env=config.env)
@@ -230,31 +233,28 @@ class Ledger:
         self, parsed: list[wire.Record | LedgerError], with_state: bool
     ) -> list[Result | LedgerError]:
         uow = UnitOfWork(self.store, self._cache, self._versions, optimistic=True)
-        needs = [None if isinstance(r, LedgerError) else stream_ids(r) for r in parsed]
-        uow.prefetch(i for ids in needs if ids is not None for i in ids)
+        uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
         uow.prefetch(related_ids(uow.loaded.values()))
         outcomes: list[bool | LedgerError] = []
-        found: list[tuple[dict[str, Any], ...]] = []
-        for item, ids in zip(parsed, needs, strict=True):
-            if isinstance(item, LedgerError):
-                outcomes.append(item)
-                found.append(())
-                continue
-            assert ids is not None
-            involved = _involved(ids, uow)
-            before = [len(a.pending_events) for a in involved]
-            own = uow.loaded.get(subject(item)[1])
-            own_before = len(own.pending_events) if own is not None else 0
-            try:
-                outcomes.append(apply_record(item, uow, self.policy))
-                found.append(_breaches(uow.loaded.get(subject(item)[1]), own_before))
-            except LedgerError as error:
-                found.append(())
-                # Every check runs before any trigger: a refusal must leave no event behind.
-                if [len(a.pending_events) for a in involved] != before:
-                    uow.discard()
-                    raise AssertionError(f"refused {item.type} left events behind") from error
-                outcomes.append(error)
+        found: list[tuple[Breach, ...]] = []
+        with uow.recording():
+            for item in parsed:
+                if isinstance(item, LedgerError):
+                    outcomes.append(item)
+                    found.append(())
+                    continue
+                before = len(uow.journal)
+                try:
+                    outcomes.append(apply_record(item, uow, self.policy))
+                except LedgerError as error:
+                    found.append(())
+                    # Every check runs before any trigger: a refusal must leave no event behind.
+                    if len(uow.journal) != before:
+                        uow.discard()
+                        raise AssertionError(f"refused {item.type} left events behind") from error
+                    outcomes.append(error)
+                    continue
+                found.append(_breaches(uow.journal, before, subject(item)[1]))
         uow.commit()
         return [
             outcome
@@ -269,7 +269,7 @@ class Ledger:
         recorded: bool,
         uow: UnitOfWork,
         with_state: bool,
-        breaches: tuple[dict[str, Any], ...],
+        breaches: tuple[Breach, ...],
     ) -> Result:
         state = _state_of(uow.get(subject(record)[1])) if with_state else None
         return Result(recorded, record, state, breaches)
@@ -588,6 +588,19 @@ class Ledger:
 
         return self._write(close, "the seals; retry")
 
+    def record_cipher_rotation(self, current: str, retired: list[str], reason: str) -> bool:
+        """Record a key rotation (`ledger.cipher.CipherKeys`): key `current` encrypts from
+        now on, the keys `retired` never again. False when already recorded."""
+
+        def rotate(uow: UnitOfWork) -> bool:
+            keys: CipherKeys | None = uow.get(identity.cipher_keys_id())
+            if keys is None:
+                keys = CipherKeys.start()
+                uow.add(keys)
+            return keys.rotate(current, retired, reason)
+
+        return self._write(rotate, "the cipher keys; retry")
+
     def seals(self) -> list[Seal]:
         """Every seal recorded, oldest first."""
         with self._lock, _storage_errors(self.config):
@@ -795,22 +808,16 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
     )
 
 
-def _breaches(aggregate: Aggregate | None, since: int) -> tuple[dict[str, Any], ...]:
-    """The breaches on the events a record just triggered on its own stream."""
-    if aggregate is None:
-        return ()
+def _breaches(journal: list[Any], since: int, stream: UUID) -> tuple[Breach, ...]:
+    """The breaches on the events a record just triggered (from `since` in the unit of work's
+    journal) on its own stream."""
     return tuple(
         breach
-        for event in aggregate.pending_events[since:]
-        if isinstance(event, Payment.PaymentMethodCollected | Payment.ConfirmedOffline)
+        for event in journal[since:]
+        if event.originator_id == stream
+        and isinstance(event, Payment.PaymentMethodCollected | Payment.ConfirmedOffline)
         for breach in event.breaches
     )
-
-
-def _involved(ids: list[UUID], uow: UnitOfWork) -> list[Aggregate]:
-    """The loaded aggregates a record may touch (for the no-partial-effects check)."""
-    loaded = [uow.loaded.get(i) for i in ids]
-    return [a for a in loaded + [uow.loaded.get(i) for i in related_ids(loaded)] if a is not None]
 
 
 def _state_of(aggregate: object) -> State:
@@ -858,6 +865,16 @@ def _storage_errors(config: StoreConfig) -> Iterator[None]:
         # (the transcoder fails); with another key, or on events written without encryption,
         # AES-GCM's tag check fails. The library's text (kept in `details`) names the event,
         # never the key.
+        cause = error.__cause__
+        if isinstance(cause, UnknownCipherKey):
+            raise StorageError(
+                Code.CIPHER_KEY_UNKNOWN,
+                f"an event at {config.redacted} was encrypted with key {cause.key_id}, which "
+                f"is not among the keys given: set {KEYRING_ENV} to the keyring file that "
+                "holds it (the latest one `offline-ledger cipher rotate` wrote), or "
+                f"{CIPHER_KEY_ENV} to that key",
+                details={"key_id": cause.key_id, "cause": str(error)},
+            ) from error
         if config.encrypted:
             code = Code.CIPHER_KEY_MISMATCH
             message = (

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 from eventsourcing.domain import Aggregate
 
 from ledger.identity import device_id as device_stream_id
+from ledger.journal import Journaled
 
 
-class Device(Aggregate):
+class Device(Journaled):
     TOPIC = "offline_ledger:Device"
 
     class Event(Aggregate.Event):

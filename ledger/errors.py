@@ -12,6 +12,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from typing_extensions import TypedDict
+
 from ledger.pan import redacted
 
 
@@ -26,6 +28,9 @@ class Code(StrEnum):
     UNKNOWN_CURRENCY = "UNKNOWN_CURRENCY"
     INVALID_TIMESTAMP = "INVALID_TIMESTAMP"
     INVALID_VALUE = "INVALID_VALUE"
+    # A command line click could not parse: an unknown option or command, a missing argument,
+    # a value of the wrong type.
+    USAGE_ERROR = "USAGE_ERROR"
     CARD_NUMBER_DETECTED = "CARD_NUMBER_DETECTED"
     # Input larger or deeper than any real record (ledger.bounds).
     RECORD_TOO_LARGE = "RECORD_TOO_LARGE"
@@ -85,10 +90,13 @@ class Code(StrEnum):
     MIGRATION_REQUIRED = "MIGRATION_REQUIRED"
     CONTENTION = "CONTENTION"
     EXPORT_INVALID = "EXPORT_INVALID"
-    # Encryption at rest (OFFLINE_LEDGER_CIPHER_KEY).
+    # Encryption at rest (OFFLINE_LEDGER_CIPHER_KEY, OFFLINE_LEDGER_CIPHER_KEYRING).
     INVALID_CIPHER_KEY = "INVALID_CIPHER_KEY"
     CIPHER_KEY_REQUIRED = "CIPHER_KEY_REQUIRED"
     CIPHER_KEY_MISMATCH = "CIPHER_KEY_MISMATCH"
+    INVALID_CIPHER_KEYRING = "INVALID_CIPHER_KEYRING"
+    CIPHER_KEY_UNKNOWN = "CIPHER_KEY_UNKNOWN"  # an event names a key the keyring lacks
+    CIPHER_KEY_RETIRED = "CIPHER_KEY_RETIRED"  # a write with a key a rotation retired
     # Sealed periods (ledger.seal, adapters.seals).
     INVALID_SEAL = "INVALID_SEAL"
     INVALID_SEAL_KEY = "INVALID_SEAL_KEY"
@@ -159,6 +167,17 @@ class Conflict(LedgerError):
 
 class RuleViolation(LedgerError):
     """An offline rule or limit refuses the payment: it must go online or be declined."""
+
+
+class Breach(TypedDict):
+    """A broken rule as an event records it: a fact that broke it (flagged, never refused), or
+    a reservation it refused. The same four keys as a `RuleViolation`, in JSON's types, so
+    an event's state stays plain JSON."""
+
+    code: str
+    message: str
+    field: str | None
+    details: dict[str, Any]  # what the check saw: amounts, limits, counts (JSON values)
 
 
 class StorageError(LedgerError):

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Recording, Transcoder
+from eventsourcing.persistence import MapperDeserialisationError, Recording, Transcoder
 
+from ledger.cipher import CipherKeys, KeyringCipher, UnknownCipherKey
 from ledger.device import Device
+from ledger.identity import cipher_keys_id
 from ledger.location import Location
 from ledger.storage import EVENT_STORE_NAME
 from ledger.transcoder import OrjsonTranscoder
@@ -24,13 +26,38 @@ class EventStore(Application[UUID]):
     # Location and device streams grow with every payment; payments stay short.
     snapshotting_intervals = {Location: 500, Device: 200}  # noqa: RUF012
 
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env=env)
+        cipher = self.mapper.cipher
+        if isinstance(cipher, KeyringCipher):
+            cipher.retired_ids = self._retired_cipher_keys
+
+    def _retired_cipher_keys(self) -> frozenset[str]:
+        """The key ids the ledger's rotations retired (`ledger.cipher.CipherKeys`). A rotation
+        encrypted with a key this keyring lacks retired this keyring's current key too."""
+        cipher = self.mapper.cipher
+        assert isinstance(cipher, KeyringCipher)
+        try:
+            keys: CipherKeys = self.repository.get(cipher_keys_id())
+        except AggregateNotFoundError:
+            return frozenset()
+        except MapperDeserialisationError as error:
+            if isinstance(error.__cause__, UnknownCipherKey):
+                return frozenset({cipher.current_id})
+            raise
+        return frozenset(keys.retired)
+
     def construct_transcoder(self) -> Transcoder:
         transcoder = OrjsonTranscoder()
         self.register_transcodings(transcoder)
         return transcoder
 
     def save(
-        self, *aggregates: Any, unchanged: Sequence[tuple[UUID, int]] = (), **kwargs: Any
+        self,
+        *aggregates: Any,
+        unchanged: Sequence[tuple[UUID, int]] = (),
+        order: Sequence[Any] | None = None,
+        **kwargs: Any,
     ) -> list[Recording[UUID]]:
         """Application.save, less what costs time and serves nobody here: a runtime Protocol
         check of every saved object (about 40 us each on Python 3.11) and a Recording object
@@ -38,14 +65,21 @@ class EventStore(Application[UUID]):
 
         `unchanged`: streams the write read without writing, at the versions it read; the
         SQLite and PostgreSQL recorders refuse the write (IntegrityError) if one has moved
-        on. The in-memory store has one writer, whose cache cannot be behind."""
+        on. The in-memory store has one writer, whose cache cannot be behind.
+
+        `order`: the aggregates' pending events in the order they are to be logged (the
+        order they happened, `ledger.journal`); by default aggregate after aggregate."""
         assert not kwargs, kwargs
         processing_event: ProcessingEvent[UUID] = ProcessingEvent()
         for aggregate in aggregates:
             assert isinstance(aggregate, Aggregate), aggregate
             processing_event.events.extend(aggregate.collect_events())
             processing_event.aggregates[aggregate.id] = aggregate
-        stored = [self.mapper.to_stored_event(event) for event in processing_event.events]
+        events = processing_event.events
+        if order is not None:
+            assert len(order) == len(events), (len(order), len(events))
+            events = list(order)
+        stored = [self.mapper.to_stored_event(event) for event in events]
         self.recorder.insert_events(stored, unchanged=unchanged)
         self._snapshot_in_memory(processing_event)
         return []

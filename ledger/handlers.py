@@ -22,7 +22,7 @@ from uuid import UUID
 
 from ledger import identity, wire
 from ledger.device import Device
-from ledger.errors import Code, NotFound
+from ledger.errors import Breach, Code, NotFound
 from ledger.idempotency import IdempotencyKey, field_digests
 from ledger.limits import (
     LIMIT_CODES,
@@ -243,7 +243,7 @@ def _imply_stored(uow: UnitOfWork, policy: Policy, payment: Payment) -> None:
 
 def _judge(
     uow: UnitOfWork, policy: Policy, payment: Payment, location: Location, moment: datetime
-) -> list[dict[str, Any]]:
+) -> list[Breach]:
     """Every rule storing the payment at `moment` breaks, against what was stored then."""
     device: Device | None = uow.get(identity.device_id(payment.device_id))
     sale = Sale(
@@ -318,7 +318,7 @@ def _over(limits: StoredLimits, amounts: dict[str, int], count: int) -> bool:
     return any(amounts.get(c, 0) > m for c, m in limits.stored_amount_max.items())
 
 
-def _codes(breaches: list[dict[str, Any]]) -> list[str]:
+def _codes(breaches: list[Breach]) -> list[str]:
     return sorted({b["code"] for b in breaches})
 
 

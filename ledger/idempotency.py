@@ -15,9 +15,10 @@ from eventsourcing.domain import Aggregate
 
 from ledger.errors import Code, Conflict
 from ledger.identity import idempotency_key_id
+from ledger.journal import Journaled
 
 
-class IdempotencyKey(Aggregate):
+class IdempotencyKey(Journaled):
     TOPIC = "offline_ledger:IdempotencyKey"
 
     class Event(Aggregate.Event):

@@ -60,6 +60,11 @@ def seals_id() -> UUID:
     return _stream_id("seals")
 
 
+def cipher_keys_id() -> UUID:
+    """The one stream of the cipher key rotations (`ledger.cipher`)."""
+    return _stream_id("cipher-keys")
+
+
 def reservation_id(offline_id: UUID | str) -> UUID:
     """The answer to the reservation request for one sale (its offline_id)."""
     return _stream_id(f"reservation/{str(offline_id).lower()}")

@@ -11,13 +11,14 @@ Terminal's offline docs and SDK error codes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.device import Device
-from ledger.errors import Code, RuleViolation
+from ledger.errors import Breach, Code, RuleViolation
 from ledger.location import Entry, Location, StoredLimits
 from ledger.money import format_minor
 from ledger.wire import Card
@@ -73,7 +74,7 @@ CARD_CODES = frozenset(
 )
 
 
-def breaches_of(violations: Iterable[RuleViolation]) -> list[dict[str, Any]]:
+def breaches_of(violations: Iterable[RuleViolation]) -> list[Breach]:
     """Broken rules as a fact records them: code, message and what the check saw."""
     return [
         {"code": str(v.code), "message": v.message, "field": v.field, "details": dict(v.details)}
@@ -81,7 +82,7 @@ def breaches_of(violations: Iterable[RuleViolation]) -> list[dict[str, Any]]:
     ]
 
 
-def card_breaches(card: Card, *, sca_required: bool, occurred_at: datetime) -> list[dict[str, Any]]:
+def card_breaches(card: Card, *, sca_required: bool, occurred_at: datetime) -> list[Breach]:
     try:
         check_card(card, sca_required=sca_required, occurred_at=occurred_at)
     except RuleViolation as violation:
@@ -384,7 +385,7 @@ class Policy:
         currency, amount = sale.currency, sale.amount
         found: list[RuleViolation] = []
         rows = self.headroom(sale, location, totals)
-        if currency not in location.offline_currencies or currency not in self.stripe_offline_max:
+        if not self.offline_currency(location, currency):
             found.append(
                 RuleViolation(
                     Code.INVALID_OFFLINE_CURRENCY,
@@ -393,10 +394,9 @@ class Policy:
                     field="currency",
                 )
             )
-            # A payment stored anyway still counts: only the count limits apply to it.
-            rows = [row for row in rows if row.limit == "stored_count_max"]
+            rows = counted_only(rows)
         for row in rows:
-            if row.scope == "payment" and amount > row.maximum:
+            if row.scope == "payment" and over_payment_max(amount, row.maximum):
                 found.append(
                     RuleViolation(
                         Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT,
@@ -406,7 +406,9 @@ class Policy:
                         details=row.to_dict(),
                     )
                 )
-            elif row.limit == "stored_amount_max" and row.used + amount > row.maximum:
+            elif row.limit == "stored_amount_max" and over_stored_amount(
+                row.used, amount, row.maximum
+            ):
                 found.append(
                     RuleViolation(
                         Code.STORED_AMOUNT_LIMIT_EXCEEDED,
@@ -417,7 +419,7 @@ class Policy:
                         details=row.to_dict(),
                     )
                 )
-            elif row.limit == "stored_count_max" and row.used + 1 > row.maximum:
+            elif row.limit == "stored_count_max" and over_stored_count(row.used, row.maximum):
                 found.append(
                     RuleViolation(
                         Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE,
@@ -427,6 +429,105 @@ class Policy:
                     )
                 )
         return found
+
+    def offline_currency(self, location: Location, currency: str) -> bool:
+        """Whether the location takes `currency` offline and Stripe allows it offline."""
+        return currency in location.offline_currencies and currency in self.stripe_offline_max
+
+
+# The rules' comparisons, shared by the ledger's check (`Policy.limit_violations`) and the
+# replay of many sales (`ResolvedLimits.codes`): one place says what "over a limit" means.
+
+
+def over_payment_max(amount: int, maximum: int) -> bool:
+    return amount > maximum
+
+
+def over_stored_amount(used: int, amount: int, maximum: int) -> bool:
+    return used + amount > maximum
+
+
+def over_stored_count(used: int, maximum: int) -> bool:
+    return used + 1 > maximum
+
+
+def counted_only(rows: list[Headroom]) -> list[Headroom]:
+    """The rows a sale in a currency not taken offline still meets: stored anyway, it still
+    counts, so only the count limits apply to it."""
+    return [row for row in rows if row.limit == "stored_count_max"]
+
+
+_NO_TOTALS = Totals({}, 0, {}, 0)
+_ANY_MOMENT = datetime(2000, 1, 1)  # headroom rows do not depend on the sale's moment
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedLimits:
+    """The limits a sale in one currency meets at one location, resolved once from the
+    ledger's own headroom rows (`Policy.headroom`), for a replay that judges many sales: each
+    is then judged on plain integers by the same comparisons as `Policy.limit_violations`,
+    and gets the same codes (sorted, distinct: as a location's stream records them)."""
+
+    valid_currency: bool
+    payment_max: int  # the lowest of the payment's ceilings (Stripe's, the location's)
+    location_amount: int
+    location_count: int
+    device_amount: int
+    device_count: int
+
+    @classmethod
+    def of(cls, policy: Policy, location: Location, currency: str) -> ResolvedLimits:
+        """A limit the location does not set is `UNLIMITED`: no sale reaches it."""
+        sale = Sale(0, currency, "", "prefer_online", _ANY_MOMENT)
+        rows = policy.headroom(sale, location, _NO_TOTALS)
+        valid = policy.offline_currency(location, currency)
+        if not valid:
+            rows = counted_only(rows)
+
+        def lowest(scope: str, limit: str | None = None) -> int:
+            found = [
+                row.maximum
+                for row in rows
+                if row.scope == scope and (limit is None or row.limit == limit)
+            ]
+            return min(found, default=UNLIMITED)
+
+        return cls(
+            valid,
+            lowest("payment"),
+            lowest("location", "stored_amount_max"),
+            lowest("location", "stored_count_max"),
+            lowest("device", "stored_amount_max"),
+            lowest("device", "stored_count_max"),
+        )
+
+    def codes(
+        self, amount: int, stored: int, count: int, device_stored: int, device_count: int
+    ) -> tuple[str, ...]:
+        """The LIMIT_CODES a sale of `amount` breaks beside what the location (`stored`,
+        `count`) and its device hold in this currency."""
+        return _CODES[
+            not self.valid_currency,
+            over_payment_max(amount, self.payment_max),
+            over_stored_amount(stored, amount, self.location_amount)
+            or over_stored_amount(device_stored, amount, self.device_amount),
+            over_stored_count(count, self.location_count)
+            or over_stored_count(device_count, self.device_count),
+        ]
+
+
+UNLIMITED = 1 << 62  # above any amount or count: a limit that is not set
+_LIMIT_ORDER = (
+    Code.INVALID_OFFLINE_CURRENCY,
+    Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT,
+    Code.STORED_AMOUNT_LIMIT_EXCEEDED,
+    Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE,
+)
+# Which limits a sale breaks -> its codes, sorted: (currency, amount, stored amount, count).
+_CODES = {
+    broken: tuple(sorted(str(code) for code, hit in zip(_LIMIT_ORDER, broken, strict=True) if hit))
+    for broken in itertools.product((False, True), repeat=4)
+}
 
 
 def allowance_violations(sale: Sale, location: Location) -> list[RuleViolation]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.domain import Aggregate
 
 from ledger.identity import location_id as location_stream_id
+from ledger.journal import Journaled
 
 LATE_WINDOW = timedelta(days=7)
 
@@ -60,7 +61,7 @@ class LocationLimits(StoredLimits):
         )
 
 
-class Location(Aggregate):
+class Location(Journaled):
     TOPIC = "offline_ledger:Location"
 
     class Event(Aggregate.Event):

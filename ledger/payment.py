@@ -27,8 +27,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger.errors import Code, Conflict
+from ledger.errors import Breach, Code, Conflict
 from ledger.identity import payment_id
+from ledger.journal import Journaled
 
 FORWARD_FAILURES_MAX = 1000
 
@@ -50,7 +51,7 @@ class Plan(StrEnum):
     LATE = "late"  # the report of a step that was implied: fixes its moment
 
 
-class Payment(Aggregate):
+class Payment(Journaled):
     TOPIC = "offline_ledger:Payment"
 
     class Event(Aggregate.Event):
@@ -108,7 +109,7 @@ class Payment(Aggregate):
 
         TOPIC = "offline_ledger:Payment.PaymentMethodCollected"
         card: dict[str, Any]
-        breaches: list[dict[str, Any]]
+        breaches: list[Breach]
         reported_late: bool
         occurred_at: datetime
 
@@ -136,7 +137,7 @@ class Payment(Aggregate):
 
         TOPIC = "offline_ledger:Payment.ConfirmedOffline"
         stored_at: datetime
-        breaches: list[dict[str, Any]]
+        breaches: list[Breach]
         implied: bool
         reported_late: bool
         occurred_at: datetime
@@ -163,7 +164,7 @@ class Payment(Aggregate):
         of the location, earlier by `occurred_at`, arrived after this one's confirmation."""
 
         TOPIC = "offline_ledger:Payment.Rejudged"
-        breaches: list[dict[str, Any]]
+        breaches: list[Breach]
         cause_offline_id: str
         occurred_at: datetime
 
@@ -308,8 +309,8 @@ class Payment(Aggregate):
         amount_captured: int
         cancel_reason: str | None
         canceled_at: datetime | None
-        card_breaches: list[dict[str, Any]]  # the card rules the collected card broke
-        store_breaches: list[dict[str, Any]]  # the rules and limits storing it broke
+        card_breaches: list[Breach]  # the card rules the collected card broke
+        store_breaches: list[Breach]  # the rules and limits storing it broke
         stored_implied: bool  # stored as a later step showed, not (yet) reported
         forward_implied: bool  # forwarded as a capture showed, not (yet) reported
         reported_late: bool  # a step was implied by a later one, or reported after it
@@ -366,7 +367,7 @@ class Payment(Aggregate):
         return None
 
     @property
-    def breaches(self) -> list[dict[str, Any]]:
+    def breaches(self) -> list[Breach]:
         """Every rule the facts of this payment broke, card rules first."""
         return [*self.card_breaches, *self.store_breaches]
 
@@ -389,9 +390,7 @@ class Payment(Aggregate):
             "a card can only be collected before the payment is confirmed",
         )
 
-    def collect(
-        self, card: dict[str, Any], breaches: list[dict[str, Any]], occurred_at: datetime
-    ) -> None:
+    def collect(self, card: dict[str, Any], breaches: list[Breach], occurred_at: datetime) -> None:
         assert self.plan_collect(card) is Plan.NEW
         self.trigger_event(
             self.PaymentMethodCollected,
@@ -419,7 +418,7 @@ class Payment(Aggregate):
     def confirm_offline(
         self,
         stored_at: datetime,
-        breaches: list[dict[str, Any]],
+        breaches: list[Breach],
         occurred_at: datetime,
         *,
         implied: bool = False,
@@ -435,9 +434,7 @@ class Payment(Aggregate):
             occurred_at=occurred_at,
         )
 
-    def rejudge(
-        self, breaches: list[dict[str, Any]], cause_offline_id: str, occurred_at: datetime
-    ) -> None:
+    def rejudge(self, breaches: list[Breach], cause_offline_id: str, occurred_at: datetime) -> None:
         assert breaches != self.store_breaches
         self.trigger_event(
             self.Rejudged,

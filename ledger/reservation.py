@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
 
-from ledger.errors import Code, Conflict
+from ledger.errors import Breach, Code, Conflict
 from ledger.identity import reservation_id
+from ledger.journal import Journaled
 
 
-class Reservation(Aggregate):
+class Reservation(Journaled):
     TOPIC = "offline_ledger:Reservation"
 
     class Event(Aggregate.Event):
@@ -40,7 +41,7 @@ class Reservation(Aggregate):
         offline_id: str
         request: dict[str, Any]  # amount, currency, device_id, location_id
         granted: bool
-        reasons: list[dict[str, Any]]
+        reasons: list[Breach]
         headroom: list[dict[str, Any]]
         expires_at: datetime | None
         occurred_at: datetime
@@ -69,7 +70,7 @@ class Reservation(Aggregate):
         offline_id: str
         request: dict[str, Any]
         granted: bool
-        reasons: list[dict[str, Any]]
+        reasons: list[Breach]
         headroom: list[dict[str, Any]]
         expires_at: datetime | None
         answered_at: datetime
@@ -81,7 +82,7 @@ class Reservation(Aggregate):
         offline_id: str,
         request: dict[str, Any],
         *,
-        reasons: list[dict[str, Any]],
+        reasons: list[Breach],
         headroom: list[dict[str, Any]],
         expires_at: datetime | None,
         occurred_at: datetime,

@@ -28,6 +28,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger.errors import Code, Conflict, InvalidRecord
 from ledger.identity import seals_id
+from ledger.journal import Journaled
 
 SEAL_FORMAT = "offline-ledger-seal/1"
 _HEX_HASH = re.compile(r"[0-9a-f]{64}")
@@ -100,7 +101,7 @@ def _invalid(where: str, what: str) -> InvalidRecord:
     return InvalidRecord(Code.INVALID_SEAL, f"{where}: {what}", details={"file": where})
 
 
-class Seals(Aggregate):
+class Seals(Journaled):
     """Every seal this ledger made, in order: one stream for the whole ledger."""
 
     TOPIC = "offline_ledger:Seals"

@@ -34,8 +34,7 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         """The events and their links; refused with the store's IntegrityError, as a taken
         version is, when a stream of `unchanged` (read at that version, not written) has a
         later one. Checked after the insert, under the write lock it took."""
-        ids = super()._insert_events(c, stored_events, **kwargs)
-        assert ids is not None and len(ids) == len(stored_events)
+        ids = self._append(c, stored_events)
         for chunk in iter_batches(unchanged, ID_CHUNK // 2):
             c.execute(
                 f"SELECT 1 FROM {self.events_table_name} WHERE "
@@ -55,6 +54,25 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         )
         c.executemany(INSERT_LINKS, links)
         return ids
+
+    def _append(self, c: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """Insert the events in one statement and return their positions (rowids). The
+        library inserts them one statement each, to read each one's rowid; but a rowid table
+        without AUTOINCREMENT gives each new row the largest rowid plus one, and the insert
+        holds the database's one write lock until the commit, so the batch's rowids are the
+        consecutive ones ending at the largest after it."""
+        if not stored_events:
+            return []
+        c.executemany(
+            self.insert_events_statement,
+            [
+                (_hex(event.originator_id), event.originator_version, event.topic, event.state)
+                for event in stored_events
+            ],
+        )
+        c.execute(f"SELECT max(rowid) FROM {self.events_table_name}")
+        last: int = c.fetchone()[0]
+        return list(range(last - len(stored_events) + 1, last + 1))
 
     def import_log(self, batches: Iterable[tuple[Sequence[Row], Sequence[Link]]]) -> None:
         """Write an exported log into this empty store at its own positions (rowids), with
@@ -83,6 +101,10 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
                 [(p, s.hex, v, t, b) for p, s, v, t, b in rows],
             )
             cursor.executemany(INSERT_LINKS, links)
+
+
+def _hex(stream: UUID | str) -> str:
+    return stream.hex if isinstance(stream, UUID) else stream
 
 
 def _refuse_events(cursor: Any, events_table: str) -> None:

@@ -5,18 +5,16 @@
 turns a URL into settings and engines (`parse_database_url`, `engine_for`), and the only
 place that knows which store is in use; the domain never asks.
 
-With OFFLINE_LEDGER_CIPHER_KEY set, every store encrypts each event's and snapshot's `state`
-(AES-GCM, the eventsourcing library's AESCipher): card details, metadata and amounts are
-ciphertext at rest. Topics, stream ids, versions and positions stay plain (the library's
-design; the audit chain hashes the ciphertext).
+With OFFLINE_LEDGER_CIPHER_KEY (or a keyring file, OFFLINE_LEDGER_CIPHER_KEYRING) set, every
+store encrypts each event's and snapshot's `state` (AES-GCM, `ledger.cipher`): card details,
+metadata and amounts are ciphertext at rest. Topics, stream ids, versions and positions stay
+plain (the library's design; the audit chain hashes the ciphertext).
 """
 
 from __future__ import annotations
 
-import binascii
 import json
 import os
-from base64 import b64decode
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,8 @@ from sqlalchemy.exc import ArgumentError
 from ledger.batches import iter_batches
 from ledger.chain import Link, Row
 from ledger.errors import Code, Conflict, StorageError
+from ledger.keyring import CIPHER_KEY_ENV as CIPHER_KEY_ENV  # where callers have found it
+from ledger.keyring import configured_keyring
 
 DEFAULT_DATABASE_URL = "sqlite:///offline-ledger.db"
 EVENT_STORE_NAME = "OfflineLedger"  # eventsourcing application name: PostgreSQL table prefix
@@ -39,12 +39,7 @@ SQLITE_EVENTS_TABLE = "stored_events"
 SQLITE_SNAPSHOTS_TABLE = "stored_snapshots"
 ID_CHUNK = 500  # ids per IN (...) or ANY(...) query; bounds every statement's size
 
-CIPHER_KEY_ENV = "OFFLINE_LEDGER_CIPHER_KEY"
-CIPHER_TOPIC = "eventsourcing.cipher:AESCipher"  # AES-GCM through pycryptodome
-CIPHER_KEY_SIZES = (16, 24, 32)
-CIPHER_KEY_HOW_TO = (
-    'python -c "from eventsourcing.cipher import AESCipher; print(AESCipher.create_key(32))"'
-)
+CIPHER_TOPIC = "ledger.cipher:KeyringCipher"  # AES-GCM, each ciphertext naming its key
 
 
 @dataclass(frozen=True)
@@ -230,28 +225,17 @@ def _store_config(url: str) -> StoreConfig:
 
 
 def cipher_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """The event store's cipher settings from OFFLINE_LEDGER_CIPHER_KEY (unset or empty: none).
+    """The event store's cipher settings from OFFLINE_LEDGER_CIPHER_KEYRING (a keyring file)
+    or OFFLINE_LEDGER_CIPHER_KEY (one key); neither set, or empty: no encryption.
 
     Both settings are always given, empty when there is no key, so that the library's own
     CIPHER_KEY / CIPHER_TOPIC variables, if set in the process environment for something
     else, never switch encryption on (the library reads os.environ under ours).
     """
-    key = environ.get(CIPHER_KEY_ENV, "").strip()
-    if not key:
+    ring = configured_keyring(environ)
+    if ring is None:
         return {"CIPHER_TOPIC": "", "CIPHER_KEY": ""}
-    try:
-        size = len(b64decode(key, validate=True))
-    except (binascii.Error, ValueError):
-        size = None
-    if size not in CIPHER_KEY_SIZES:
-        # The key itself is never shown: only what is wrong with it.
-        problem = "is not base64" if size is None else f"decodes to {size} bytes"
-        raise StorageError(
-            Code.INVALID_CIPHER_KEY,
-            f"{CIPHER_KEY_ENV} {problem}: it must be the base64 text of a 16, 24 or 32-byte "
-            f"AES key; make one with: {CIPHER_KEY_HOW_TO}",
-        )
-    return {"CIPHER_TOPIC": CIPHER_TOPIC, "CIPHER_KEY": key}
+    return {"CIPHER_TOPIC": CIPHER_TOPIC, "CIPHER_KEY": ring.to_json()}
 
 
 def _bad_url(url: str) -> StorageError:

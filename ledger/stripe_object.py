@@ -16,10 +16,11 @@ from eventsourcing.domain import Aggregate
 
 from ledger.errors import Code, Conflict
 from ledger.identity import stripe_account_mode_id, stripe_event_id, stripe_object_id
+from ledger.journal import Journaled
 from ledger.observations import BalanceTransactionObservation, Observation, movement_key
 
 
-class StripeObject(Aggregate):
+class StripeObject(Journaled):
     TOPIC = "offline_ledger:StripeObject"
 
     class Event(Aggregate.Event):
@@ -142,7 +143,7 @@ def _digest(content: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-class StripeEvent(Aggregate):
+class StripeEvent(Journaled):
     """A Stripe event (`evt_...`) applied once: its receipt is recorded in the same
     transaction as what it said, so a redelivery finds it and changes nothing."""
 
@@ -197,7 +198,7 @@ class StripeEvent(Aggregate):
         )
 
 
-class StripeAccountMode(Aggregate):
+class StripeAccountMode(Journaled):
     """Whether this ledger holds Stripe test-mode or live-mode objects: fixed by the first
     use of a key, so the two are never mixed in one database."""
 

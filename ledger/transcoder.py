@@ -32,7 +32,8 @@ _TAG_KEY = (
 
 class OrjsonTranscoder(JSONTranscoder):
     def encode(self, obj: Any) -> bytes:
-        if isinstance(obj, dict) and any(type(value) is UUID for value in obj.values()):
+        # `in` over a map of types runs in C: a generator expression cost as much as the dump.
+        if isinstance(obj, dict) and UUID in map(type, obj.values()):
             raise TranscodingNotRegisteredError(
                 "a UUID in an event's state would be stored untagged: store its text instead"
             )

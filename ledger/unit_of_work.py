@@ -3,25 +3,26 @@
 A batch touches many streams; loading them one query at a time would cost a round trip each.
 Instead the unit of work asks the store for the latest version of every stream the batch needs
 in one query, reuses aggregates it still holds at that version (a bounded LRU cache kept between
-batches), loads only the rest, and saves every new event of the batch in one transaction. A
-writing unit may skip the question for the aggregates the cache holds (`optimistic`). The event
-store's primary key (stream, version) is the concurrency control, and the save also checks that
-the streams the batch only read are still at the versions it read: if another writer moved any
-of them, the whole batch fails with IntegrityError, its aggregates are evicted and the caller
-runs the batch again on fresh state.
+batches), loads only the rest, and saves every new event of the batch in one transaction, in the
+order the events happened (`ledger.journal`). A writing unit may skip the question for the
+aggregates the cache holds (`optimistic`). The event store's primary key (stream, version) is
+the concurrency control, and the save also checks that the streams the batch only read are still
+at the versions it read: if another writer moved any of them, the whole batch fails with
+IntegrityError, its aggregates are evicted and the caller runs the batch again on fresh state.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
-from ledger import identity
+from ledger import identity, journal
 from ledger.errors import Code, NotFound
 from ledger.storage import VersionReader
 
@@ -78,6 +79,11 @@ class UnitOfWork:
         self.versions = versions
         self.optimistic = optimistic
         self.loaded: dict[UUID, Aggregate | None] = {}
+        self.journal: list[Any] = []  # the new events in the order they happened
+
+    def recording(self) -> AbstractContextManager[None]:
+        """Note the order of the events made inside: the commit saves them in that order."""
+        return journal.recording(self.journal)
 
     def prefetch(self, aggregate_ids: Iterable[UUID]) -> None:
         wanted = [i for i in set(aggregate_ids) if i not in self.loaded]
@@ -131,19 +137,23 @@ class UnitOfWork:
                 if a is not None and not a.pending_events
             ]
             try:
-                self.app.save(*changed, unchanged=read)
+                pending = [event for a in changed for event in a.pending_events]
+                order = journal.in_journal_order(self.journal, pending)
+                self.app.save(*changed, unchanged=read, order=order)
             except BaseException:
                 self.discard()
                 raise
         for aggregate in self.loaded.values():
             if aggregate is not None:
                 self.cache.put(aggregate)
+        self.journal.clear()
         return count
 
     def discard(self) -> None:
         """Forget everything this batch touched: its in-memory state may not match the store."""
         self.cache.evict(self.loaded)
         self.loaded.clear()
+        self.journal.clear()
 
 
 def require_location(uow: UnitOfWork, location_id: str) -> Location:

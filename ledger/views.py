@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict on 3.12+ only
 
 from ledger.device import Device
+from ledger.errors import Breach
 from ledger.limits import Headroom, stored_headroom
 from ledger.location import Location
 from ledger.payment import Payment
@@ -65,7 +66,7 @@ class PaymentState(_View):
     forward_outcome_unknown: bool
     forward_idempotency_key: str | None  # the key of the latest forward requested
     metadata: dict[str, str]
-    breaches: list[dict[str, Any]]  # every rule its facts broke: code, message, details
+    breaches: list[Breach]  # every rule its facts broke: code, message, details
     reported_late: bool  # a step came before the steps it implies
     implied_steps: list[str]  # steps recorded as implied, their reports still missing
     version: int
@@ -229,7 +230,7 @@ class ReservationState(_View):
     granted: bool
     offline_behavior: str  # what to pass to the Terminal SDK: prefer_online | require_online
     code: str | None  # the first reason's code when refused
-    reasons: list[dict[str, Any]]  # code, message, field, details (what the check saw)
+    reasons: list[Breach]  # code, message, field, details (what the check saw)
     headroom: HeadroomRows  # per limit, as it was when answered (holds included)
     amount: int
     currency: str

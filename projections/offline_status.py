@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
 from ledger.location import Location
-from projections.runner import Projection, load_rows, replace_rows, utc
+from projections.runner import Projection, insert_rows, load_rows, replace_rows, utc
 from projections.tables import offline_locations, offline_stored
 
 
@@ -57,10 +57,10 @@ class OfflineStatusProjection(Projection):
                 if stored.pop(event.offline_id, None) is None:
                     released.append(event.offline_id)
         if new_locations:
-            conn.execute(insert(offline_locations), new_locations)
+            insert_rows(conn, offline_locations, new_locations)
         replace_rows(conn, offline_stored, "offline_id", released, [])
         if stored:
-            conn.execute(insert(offline_stored), list(stored.values()))
+            insert_rows(conn, offline_stored, list(stored.values()))
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
+from ledger.errors import Breach
 from ledger.limits import CARD_CODES
 from ledger.payment import Payment, Status
-from projections.runner import Projection, load_rows, replace_rows, utc
+from projections.runner import Projection, insert_rows, load_rows, replace_rows, utc
 from projections.tables import payment_intent_links, payments
 
 
@@ -67,7 +68,7 @@ def _link(conn: Connection, links: set[tuple[str, str]]) -> None:
         for pi, offline_id in sorted(links - known)
     ]
     if new:
-        conn.execute(insert(payment_intent_links), new)
+        insert_rows(conn, payment_intent_links, new)
 
 
 def _created(stream: str, event: Any) -> dict[str, Any]:
@@ -153,8 +154,8 @@ def _fold(row: dict[str, Any], event: Any) -> None:
 
 def _breaches(
     row: dict[str, Any],
-    card: list[dict[str, Any]] | None = None,
-    store: list[dict[str, Any]] | None = None,
+    card: list[Breach] | None = None,
+    store: list[Breach] | None = None,
 ) -> None:
     """Replace the card or the storing breaches; the column holds the codes of both (the
     card rules' codes are never a storing rule's, so each part is told by its codes)."""

@@ -15,7 +15,9 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from ledger import Ledger
 from ledger.errors import Code, LedgerError, NotFound, StorageError
 from ledger.storage import StoreConfig, engine_for
+from ledger.what_if import History
 from projections.drift import TableDrift, compare, scratch_read_models, swap
+from projections.offline_sales import OfflineSalesProjection, sale_histories
 from projections.offline_status import (
     OfflineStatusProjection,
     StoredPayment,
@@ -30,7 +32,12 @@ from projections.report import Report
 from projections.runner import BATCH_SIZE_DEFAULT, Progress, catch_up, position, rebuild
 from projections.stripe_observations import StripeObservationsProjection
 
-PROJECTIONS = (PaymentsProjection(), OfflineStatusProjection(), StripeObservationsProjection())
+PROJECTIONS = (
+    PaymentsProjection(),
+    OfflineStatusProjection(),
+    StripeObservationsProjection(),
+    OfflineSalesProjection(),
+)
 
 
 class ReadModels:
@@ -101,6 +108,13 @@ class ReadModels:
                 swap(self.writer, rebuilt, tables, [p.name for p in PROJECTIONS])
         return drifts
 
+    def sale_histories(self, location_id: str | None = None) -> Iterator[History]:
+        """Each location's stored sales (`ledger.what_if.History`), one location at a time,
+        from the offline sales read model brought up to date first."""
+        self.refresh()
+        with self.engine.connect() as conn:
+            yield from sale_histories(conn, location_id)
+
     def stored_oldest_first(self, limit: int | None = None) -> list[str]:
         self.refresh()
         with self.engine.connect() as conn:
@@ -132,7 +146,16 @@ class ReadModels:
         `streamed_report` writes any number); NO_REPORT_DATA when nothing matches."""
         with self.streamed_report(as_of, thresholds, filters) as streamed:
             rows, totals = list(streamed.rows), streamed.totals
-        return replace(streamed, rows=rows, counted=lambda: totals)
+            # The brands a page asks for (rows with money at risk), while the database is open.
+            branded = streamed.branded([row for row in rows if row.amount_at_risk])
+        brands = {row.offline_id: row.card_brand for row in branded if row.offline_id}
+        return replace(
+            streamed,
+            rows=rows,
+            counted=lambda: totals,
+            card_brands=lambda ids: {i: brand for i in ids if (brand := brands.get(i))},
+            csv_lines=None,
+        )
 
     @contextmanager
     def streamed_report(

@@ -14,16 +14,19 @@ this module turns the thresholds and filters into its statements and its rows in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import codecs
+import csv
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import chain
-from typing import Any
+from typing import Any, TextIO
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select, func, select
 
 from projections.report import (
     AGE_BUCKETS,
+    COLUMNS,
     Breakdown,
     Category,
     PayoutTotals,
@@ -34,12 +37,14 @@ from projections.report import (
 )
 from projections.report_sql import (
     ReportQueries,
+    csv_queries,
+    materialize,
     moments_of,
     payouts_query,
     report_queries,
     totals_query,
 )
-from projections.tables import naive_utc
+from projections.tables import naive_utc, payments, stripe_objects
 
 # The longest one statement of a report may run on PostgreSQL: a report of a million payments
 # and a million Stripe objects takes minutes on a loaded 2-core machine.
@@ -118,13 +123,18 @@ def stream_report(
         naive_utc(filters.until) if filters.until else None,
     )
     if conn.dialect.name == "postgresql":
-        # The planner cannot know how many rows the report's CTEs hold and, guessing a few
-        # hundred, nests loops over them (quadratic at a million rows): hash and merge joins
-        # only. A report reads every row, so its statements get a limit of their own, far
-        # above the session's (`REPORT_STATEMENT_SECONDS`), but still a limit: nothing waits
-        # forever.
+        # A report reads every row: hash and merge joins only (a nested loop over a guessed
+        # few hundred rows is quadratic at a million), and no JIT (its estimate of the
+        # statements' cost made it spend seconds compiling them). Its statements get a limit
+        # of their own, far above the session's (`REPORT_STATEMENT_SECONDS`), but still a
+        # limit: nothing waits forever.
         conn.exec_driver_sql("SET LOCAL enable_nestloop = off")
+        conn.exec_driver_sql("SET LOCAL jit = off")
         conn.exec_driver_sql(f"SET LOCAL statement_timeout = {REPORT_STATEMENT_SECONDS * 1000}")
+    if conn.dialect.name == "sqlite":
+        # One snapshot for every statement, and the temporary tables dropped with it.
+        conn.exec_driver_sql("BEGIN")
+    materialize(conn, queries.stages)
     rows = _rows(conn, queries)
     first = next(rows, None)
     if first is None:
@@ -135,7 +145,29 @@ def stream_report(
         filters=filters.as_dict(),
         thresholds=thresholds.as_dict(),
         counted=lambda: _totals(conn, queries, moments),
+        card_brands=lambda offline_ids: card_brands(conn, offline_ids),
+        csv_lines=lambda out: _csv_lines(conn, queries, out),
     )
+
+
+_BRANDS_AT_ONCE = 500  # offline_ids per statement of `card_brands`
+
+
+def card_brands(conn: Connection, offline_ids: list[str]) -> dict[str, str]:
+    """The card brand of each payment named that has one: the ledger's (the reader read the
+    card), else Stripe's for the payment's PaymentIntent, as the report's categories take it."""
+    p, stripe = payments.alias("p"), stripe_objects.alias("o")
+    brand = func.coalesce(p.c.card_brand, stripe.c.card_brand)
+    found: dict[str, str] = {}
+    for start in range(0, len(offline_ids), _BRANDS_AT_ONCE):
+        chunk = offline_ids[start : start + _BRANDS_AT_ONCE]
+        query = (
+            select(p.c.offline_id, brand)
+            .select_from(p.outerjoin(stripe, stripe.c.key == p.c.payment_intent_id))
+            .where(p.c.offline_id.in_(chunk), brand.is_not(None))
+        )
+        found.update({offline_id: value for offline_id, value in conn.execute(query)})
+    return found
 
 
 def _rows(conn: Connection, queries: ReportQueries) -> Iterator[Row]:
@@ -150,7 +182,7 @@ def _row(values: Sequence[Any]) -> Row:
     (stored_at, forwarded_at, age_seconds, at_risk) = values[8:12]
     (stripe_amount, stripe_currency, stripe_status, refunded, disputed) = values[12:17]
     (dispute_status, settled, settled_currency, fee, net, payout_id, payout_at) = values[17:24]
-    breaches = values[24]
+    breaches, began_at = values[24:26]
     return Row(
         category=Category(category),
         offline_id=offline_id,
@@ -177,7 +209,42 @@ def _row(values: Sequence[Any]) -> Row:
         payout_id=payout_id,
         payout_at=_aware(payout_at),
         breaches=tuple(code for code in breaches.split(";") if code),
+        began_at=_aware(began_at),
     )
+
+
+def _csv_lines(conn: Connection, queries: ReportQueries, out: TextIO) -> None:
+    """The CSV's lines as the database writes them: `COPY ... TO STDOUT` on PostgreSQL, on
+    SQLite the cells of `csv_queries` through one `csv.writer` (no `Row` made)."""
+    for query in csv_queries(queries):
+        if conn.dialect.name == "postgresql":
+            _copy_csv(conn, query, out)
+        else:
+            streamed = conn.execution_options(stream_results=True, yield_per=_STREAM_ROWS)
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerows(_ids_sorted(streamed.execute(query)))
+
+
+def _copy_csv(conn: Connection, query: Select[Any], out: TextIO) -> None:
+    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    raw: Any = conn.connection.driver_connection  # a psycopg.Connection
+    decoder = codecs.getincrementaldecoder(raw.info.encoding)()
+    copy = f"COPY ({compiled}) TO STDOUT (FORMAT csv)"
+    with raw.cursor() as cursor, cursor.copy(copy, compiled.params) as lines:
+        for data in lines:
+            out.write(decoder.decode(data))
+
+
+_IDS = COLUMNS.index("payment_intent_ids")
+
+
+def _ids_sorted(cells: Iterable[Sequence[Any]]) -> Iterator[Sequence[Any]]:
+    """The cells, a payment's several PaymentIntents sorted (SQLite joins them unsorted)."""
+    for line in cells:
+        ids = line[_IDS]
+        if ids is not None and ";" in ids:
+            line = [*line[:_IDS], ";".join(sorted(ids.split(";"))), *line[_IDS + 1 :]]
+        yield line
 
 
 _BREAKDOWNS = {

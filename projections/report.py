@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
+from typing import TextIO
 
 from projections.stripe_side import PayoutPart
 
@@ -40,17 +41,22 @@ class Category(StrEnum):
     DISPUTE_WON = "dispute_won"
 
 
-# What finance must act on, most urgent first (the HTML page shows them in this order).
+# What finance must act on, in the order the report lists it: what can still be saved
+# first. An authorization about to lapse must be captured and a payment stored on a reader
+# for too long forwarded before they are lost; an open dispute answered before Stripe's
+# deadline; then money to give back or find (a duplicate charge, a payment Stripe lacks, an
+# amount Stripe took differently, Stripe's payment without a sale); last, what is already
+# lost (a decline, a lost dispute).
 EXCEPTIONS: tuple[Category, ...] = (
-    Category.DECLINED,
-    Category.DISPUTE_LOST,
+    Category.CAPTURE_OVERDUE,
+    Category.STALE_FORWARD,
     Category.DISPUTED,
     Category.DUPLICATE,
-    Category.STALE_FORWARD,
-    Category.CAPTURE_OVERDUE,
+    Category.MISSING_IN_STRIPE,
     Category.AMOUNT_MISMATCH,
     Category.ORPHAN_IN_STRIPE,
-    Category.MISSING_IN_STRIPE,
+    Category.DECLINED,
+    Category.DISPUTE_LOST,
 )
 
 # The CSV columns, in order; JSON rows carry the same fields (README documents them).
@@ -126,6 +132,12 @@ class Row:
     # The codes of the offline rules the payment's facts broke (a reader stored it beyond a
     # limit, a card rule...): recorded facts, flagged for review.
     breaches: tuple[str, ...] = ()
+    # The card's brand (visa, mastercard...) as the ledger or Stripe recorded it; a streamed
+    # row carries none until `Report.branded` looks it up.
+    card_brand: str | None = None
+    # When the sale began: stored on the reader, else created (for an orphan, when Stripe
+    # created it); `age_seconds` counts from it.
+    began_at: datetime | None = None
 
     @property
     def flagged(self) -> bool:
@@ -145,8 +157,9 @@ class Row:
 
     @property
     def day(self) -> str | None:
-        """The UTC day the sale was stored (or forwarded), for per-day totals."""
-        when = self.stored_at or self.forwarded_at
+        """The UTC day the sale was stored, else forwarded, else began (an orphan's, or a sale
+        canceled before it was stored), for per-day totals."""
+        when = self.stored_at or self.forwarded_at or self.began_at
         return when.date().isoformat() if when else None
 
 
@@ -269,10 +282,31 @@ class Report:
     # How the database counts the totals, asked once when first needed (a CSV needs none);
     # without it they are computed from `rows`.
     counted: Callable[[], ReportTotals] | None = field(default=None, compare=False)
+    # The card brand of each offline_id given (those known), for rows that carry none: the
+    # report's statements leave the brand out, so the few rows that need it (those with money
+    # at risk) look it up afterwards.
+    card_brands: Callable[[list[str]], dict[str, str]] | None = field(default=None, compare=False)
+    # The CSV's lines after the header, written by the database straight into a file (all of
+    # them, once, instead of reading `rows`); without it the CSV is written from `rows`.
+    csv_lines: Callable[[TextIO], None] | None = field(default=None, compare=False)
 
     @cached_property
     def totals(self) -> ReportTotals:
         return self.counted() if self.counted is not None else ReportTotals.of(self.rows)
+
+    def branded(self, rows: list[Row]) -> list[Row]:
+        """`rows` with their card brand, looked up (`card_brands`) where a row has none.
+        Call it once the rows have been read: the lookup is a statement of its own."""
+        wanted = [row.offline_id for row in rows if row.offline_id and row.card_brand is None]
+        if self.card_brands is None or not wanted:
+            return rows
+        brands = self.card_brands(wanted)
+        return [
+            replace(row, card_brand=brands[row.offline_id])
+            if row.offline_id in brands and row.card_brand is None
+            else row
+            for row in rows
+        ]
 
     def row_count(self) -> int:
         return sum(t.count for by_currency in self.summary().values() for t in by_currency.values())

@@ -31,14 +31,16 @@ from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import (
-    CTE,
     BigInteger,
     Boolean,
     ColumnElement,
     CompoundSelect,
+    Connection,
     DateTime,
+    Index,
     Select,
     String,
+    Table,
     and_,
     case,
     cast,
@@ -54,6 +56,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import CreateTableAs
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -114,7 +117,8 @@ def _list_holds_postgresql(element: _ListHolds, compiler: SQLCompiler, **kw: Any
 
 
 class _JoinedIds(FunctionElement[str]):
-    """The ids of a group, ";"-joined (in no order: the caller sorts them)."""
+    """The ids of a group, ";"-joined: sorted on PostgreSQL, in no order on SQLite (whose
+    `group_concat` takes no ORDER BY before 3.44: the reader sorts them)."""
 
     type = String()
     inherit_cache = True
@@ -127,7 +131,9 @@ def _joined_ids_sqlite(element: _JoinedIds, compiler: SQLCompiler, **kw: Any) ->
 
 @compiles(_JoinedIds, "postgresql")
 def _joined_ids_postgresql(element: _JoinedIds, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"string_agg({compiler.process(element.clauses, **kw)}, ';')"
+    # Sorted as Python sorts strings (by code point: the bytes of UTF-8, collation "C").
+    ids = compiler.process(element.clauses, **kw)
+    return f"string_agg({ids}, ';' ORDER BY {ids} COLLATE \"C\")"
 
 
 class _WholeSeconds(FunctionElement[int]):
@@ -153,6 +159,36 @@ def _whole_seconds_sqlite(element: _WholeSeconds, compiler: SQLCompiler, **kw: A
 def _whole_seconds_postgresql(element: _WholeSeconds, compiler: SQLCompiler, **kw: Any) -> str:
     start, end = (compiler.process(arg, **kw) for arg in element.clauses)
     return f"CAST(trunc(extract(epoch FROM ({end} - {start}))) AS BIGINT)"
+
+
+class _Rfc3339(FunctionElement[str]):
+    """A naive UTC time as `projections.formats.values.rfc3339` writes it: ISO 8601 with a
+    "T", the microseconds only when not zero, "Z"; NULL stays NULL."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(_Rfc3339, "sqlite")
+def _rfc3339_sqlite(element: _Rfc3339, compiler: SQLCompiler, **kw: Any) -> str:
+    # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff'.
+    t = compiler.process(element.clauses, **kw)
+    return (
+        f"(substr({t}, 1, 10) || 'T' || substr({t}, 12, 8) || CASE WHEN "
+        f"coalesce(substr({t}, 21), '') IN ('', '000000') THEN '' ELSE '.' || substr({t}, 21) "
+        "END || 'Z')"
+    )
+
+
+@compiles(_Rfc3339, "postgresql")
+def _rfc3339_postgresql(element: _Rfc3339, compiler: SQLCompiler, **kw: Any) -> str:
+    # An orphan's NULL times are untyped: cast, to_char needs a timestamp.
+    t = f"CAST({compiler.process(element.clauses, **kw)} AS TIMESTAMP)"
+    return (
+        f"(to_char({t}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
+        f"CAST(date_part('microseconds', {t}) AS BIGINT) %% 1000000 = 0 THEN '' "
+        f"ELSE to_char({t}, '.US') END || 'Z')"
+    )
 
 
 # -- small expressions ---------------------------------------------------------------------------
@@ -185,10 +221,59 @@ def _age(began: ColumnElement[Any], now: datetime) -> ColumnElement[int]:
     return case((began > at, 0), else_=_WholeSeconds(began, at))
 
 
+# -- the intermediate sets -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One intermediate set: a temporary table made from a query, and the columns indexed."""
+
+    created: CreateTableAs
+    indexes: tuple[tuple[str, ...], ...]
+
+    @property
+    def table(self) -> Table:
+        return self.created.table
+
+
+class Stages:
+    """The report's intermediate sets, in the order each can be made from those before it.
+
+    Each becomes a temporary table, indexed and analyzed (`materialize`) before the report's
+    statements read it: the planners then know how many rows each holds (a CTE is a guess,
+    on PostgreSQL a few hundred rows for a million), and the rows, the orphans and the totals
+    read the same sets instead of computing them again, statement after statement. A stage's
+    query is written with its values inline (a DDL statement takes no parameters): only ids,
+    statuses and the filters' moments, never a money amount read from the user.
+    """
+
+    def __init__(self) -> None:
+        self.made: list[Stage] = []
+
+    def add(self, name: str, query: Select[Any] | CompoundSelect[Any], *indexes: str) -> Table:
+        """The stage's table; `indexes`: a column, or columns joined by "," for one index."""
+        stage = Stage(
+            CreateTableAs(query, f"report_{name}", temporary=True),
+            tuple(tuple(columns.split(",")) for columns in indexes),
+        )
+        self.made.append(stage)
+        return stage.table
+
+
+def materialize(conn: Connection, stages: Stages) -> None:
+    """Make every stage's table, in order, in `conn`'s transaction (they go with it)."""
+    for stage in stages.made:
+        conn.execute(stage.created)
+        table = stage.table
+        for n, columns in enumerate(stage.indexes):
+            Index(f"{table.name}_{n}", *(table.c[name] for name in columns)).create(conn)
+        conn.exec_driver_sql(f"ANALYZE {table.name}")
+
+
 # -- 1. Stripe's side, per PaymentIntent --------------------------------------------------------
 
 
-def _resolved_links() -> CTE:
+def _resolved_links(stages: Stages) -> Table:
     """Each linked object's key: its link followed while it names no PaymentIntent."""
     hops = [stripe_links.alias(f"hop{n}") for n in range(LINK_HOPS)]
     joined: Any = hops[0]
@@ -198,11 +283,8 @@ def _resolved_links() -> CTE:
             and_(after.c.object_id == before.c.target_id, not_(_is_pi(before.c.target_id))),
         )
     key = func.coalesce(*(hop.c.target_id for hop in reversed(hops)))
-    return (
-        select(hops[0].c.object_id, key.label("key"))
-        .select_from(joined)
-        .cte("resolved_links")
-        .prefix_with("MATERIALIZED")
+    return stages.add(
+        "links", select(hops[0].c.object_id, key.label("key")).select_from(joined), "object_id"
     )
 
 
@@ -210,8 +292,8 @@ class _Resolver:
     """`resolve(id)`: the PaymentIntent an id belongs to, as far as the links know (else the
     id), as an outer join per use."""
 
-    def __init__(self) -> None:
-        self.links = _resolved_links()
+    def __init__(self, stages: Stages) -> None:
+        self.links = _resolved_links(stages)
         self.uses = 0
 
     def __call__(self, source: Any, column: ColumnElement[Any]) -> tuple[Any, ColumnElement[Any]]:
@@ -221,7 +303,7 @@ class _Resolver:
         return joined, case((_is_pi(column), column), else_=func.coalesce(link.c.key, column))
 
 
-def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
+def stripe_payments(stages: Stages, resolve: _Resolver) -> tuple[Table, Table]:
     """One row per Stripe payment (its key) with what the report reads of it."""
     o = stripe_objects.alias("o")
     owner = func.coalesce(o.c.payment_intent_id, o.c.key)
@@ -244,7 +326,7 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
         .where(o.c.status.is_not(None))
         .subquery("snapshot_all")
     )
-    snap = select(snapshot).where(snapshot.c.nth == 1).cte("snap").prefix_with("MATERIALIZED")
+    snap = stages.add("snap", select(snapshot).where(snapshot.c.nth == 1), "key")
 
     m = stripe_movements.alias("m")
     owner = func.coalesce(m.c.payment_intent_id, m.c.charge_id, m.c.source_id)
@@ -263,7 +345,8 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
         else_=m.c.gross,
     )
     charge_first = case((is_charge, 0), else_=1)
-    movement = (
+    movement = stages.add(
+        "movement",
         select(
             key.label("key"),
             m.c.movement_key,
@@ -294,14 +377,13 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
                 ),
             )
             .label("payout_nth"),
-        )
-        .select_from(joined)
-        .cte("movement")
-        .prefix_with("MATERIALIZED")
+        ).select_from(joined),
+        "key",
     )
     mv = movement.c
     charge, refund = mv.is_charge == 1, mv.is_refund == 1
-    moved = (
+    moved = stages.add(
+        "moved",
         select(
             mv.key,
             _sum(case((charge, mv.customer))).label("charged"),
@@ -328,25 +410,25 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
             func.max(
                 case((and_(mv.payout_nth == 1, mv.payout_id.is_not(None)), mv.payout_at))
             ).label("payout_at"),
-        )
-        .group_by(mv.key)
-        .cte("moved")
-        .prefix_with("MATERIALIZED")
+        ).group_by(mv.key),
+        "key",
     )
 
     c = stripe_charges.alias("c")
     joined, key = resolve(c, func.coalesce(c.c.payment_intent_id, c.c.charge_id))
     keyed = select(key.label("key"), c.c.amount_refunded).select_from(joined).subquery()
-    charges = (
-        select(keyed.c.key, func.max(keyed.c.amount_refunded).label("refunded"))
-        .group_by(keyed.c.key)
-        .cte("charges")
-        .prefix_with("MATERIALIZED")
+    charges = stages.add(
+        "charges",
+        select(keyed.c.key, func.max(keyed.c.amount_refunded).label("refunded")).group_by(
+            keyed.c.key
+        ),
+        "key",
     )
     d = stripe_disputes.alias("d")
     joined, key = resolve(d, func.coalesce(d.c.payment_intent_id, d.c.charge_id))
     keyed = select(key.label("key"), d.c.amount, d.c.status).select_from(joined).subquery()
-    disputes = (
+    disputes = stages.add(
+        "disputes",
         select(
             keyed.c.key,
             _sum(keyed.c.amount).label("amount"),
@@ -354,10 +436,8 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
             func.min(case((keyed.c.status.not_in(sorted(DISPUTE_WON)), keyed.c.status))).label(
                 "open"
             ),
-        )
-        .group_by(keyed.c.key)
-        .cte("disputes")
-        .prefix_with("MATERIALIZED")
+        ).group_by(keyed.c.key),
+        "key",
     )
     keys = union(
         select(snap.c.key),
@@ -409,7 +489,8 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
         ),
         else_=null(),
     )
-    return (
+    side = stages.add(
+        "stripe_payments",
         select(
             keys.c.key,
             func.coalesce(snap.c.offline_id, moved.c.offline_id).label("offline_id"),
@@ -432,16 +513,16 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
             moved.c.net,
             moved.c.payout_id,
             moved.c.payout_at,
-        )
-        .select_from(
+        ).select_from(
             keys.outerjoin(snap, snap.c.key == keys.c.key)
             .outerjoin(moved, moved.c.key == keys.c.key)
             .outerjoin(charges, charges.c.key == keys.c.key)
             .outerjoin(disputes, disputes.c.key == keys.c.key)
-        )
-        .cte("stripe_payments")
-        .prefix_with("MATERIALIZED")
-    ), movement
+        ),
+        "key",
+        "offline_id",
+    )
+    return side, movement
 
 
 # -- 2 and 3. The ledger's payments ---------------------------------------------------------------
@@ -449,26 +530,30 @@ def stripe_payments(resolve: _Resolver) -> tuple[CTE, CTE]:
 
 @dataclass(frozen=True)
 class ReportQueries:
-    """The statements of one report: its rows in order (payments by offline_id, then orphans
-    by creation), and the same rows unordered as a CTE for the totals."""
+    """The statements of one report: the sets they read (made first, `materialize`), its rows
+    in order (payments by offline_id, then orphans by creation), and the movements the payout
+    totals read."""
 
+    stages: Stages
     payment_rows: Select[Any]
     orphan_rows: Select[Any]
-    movements: CTE
+    movements: Table
 
 
 def report_queries(
     moments: Moments, location_id: str | None, since: datetime | None, until: datetime | None
 ) -> ReportQueries:
-    resolve = _Resolver()
-    side, movements = stripe_payments(resolve)
+    stages = Stages()
+    resolve = _Resolver(stages)
+    side, movements = stripe_payments(stages, resolve)
     p = payments.alias("p")
     links = payment_intent_links.alias("l")
     joined, key = resolve(
         links.join(p, p.c.offline_id == links.c.offline_id), links.c.payment_intent_id
     )
     # The PaymentIntents the ledger holds for each payment: its own and its duplicates'.
-    ledger_pis = (
+    ledger_pis = stages.add(
+        "ledger_pis",
         select(p.c.offline_id, links.c.payment_intent_id.label("pi"), key.label("key"))
         .select_from(joined)
         .where(
@@ -476,11 +561,12 @@ def report_queries(
                 links.c.payment_intent_id == p.c.payment_intent_id,
                 _ListHolds(p.c.duplicate_payment_intent_ids, links.c.payment_intent_id),
             )
-        )
-        .cte("ledger_pis")
-        .prefix_with("MATERIALIZED")
+        ),
+        "offline_id",
+        "key",
     )
-    seen = (
+    seen = stages.add(
+        "seen",
         union(
             select(ledger_pis.c.offline_id, side.c.key).join_from(
                 ledger_pis, side, side.c.key == ledger_pis.c.key
@@ -488,9 +574,9 @@ def report_queries(
             select(p.c.offline_id, side.c.key).join_from(
                 p, side, side.c.offline_id == p.c.offline_id
             ),
-        )
-        .cte("seen")
-        .prefix_with("MATERIALIZED")
+        ),
+        "offline_id,key",
+        "key",
     )
     s = side.alias("s")
     q = payments.alias("q")
@@ -517,7 +603,8 @@ def report_queries(
     )
     r = seen_rows.c
     is_live = r.live == 1
-    per_payment = (
+    per_payment = stages.add(
+        "per_payment",
         select(
             r.offline_id,
             _count_if(is_live).label("live"),
@@ -530,29 +617,31 @@ def report_queries(
             func.coalesce(
                 func.max(case((r.is_ledgers, r.key))), func.max(case((r.nth == 1, r.key)))
             ).label("primary_key"),
-        )
-        .group_by(r.offline_id)
-        .subquery("per_payment")
+        ).group_by(r.offline_id),
+        "offline_id",
     )
     # The ledger's PaymentIntents Stripe's data does not show for the payment.
-    unseen = (
+    unseen = stages.add(
+        "unseen",
         select(ledger_pis.c.offline_id, func.count(distinct(ledger_pis.c.pi)).label("count"))
         .where(
             ~exists().where(
                 seen.c.offline_id == ledger_pis.c.offline_id, seen.c.key == ledger_pis.c.pi
             )
         )
-        .group_by(ledger_pis.c.offline_id)
-        .subquery("unseen")
+        .group_by(ledger_pis.c.offline_id),
+        "offline_id",
     )
     named = union(
         select(ledger_pis.c.offline_id, ledger_pis.c.pi.label("id")),
         select(seen.c.offline_id, seen.c.key.label("id")),
     ).subquery("named")
-    ids = (
-        select(named.c.offline_id, _JoinedIds(named.c.id).label("ids"))
-        .group_by(named.c.offline_id)
-        .subquery("ids")
+    ids = stages.add(
+        "ids",
+        select(named.c.offline_id, _JoinedIds(named.c.id).label("ids")).group_by(
+            named.c.offline_id
+        ),
+        "offline_id",
     )
     primary = side.alias("primary_payment")
     facts = (
@@ -660,7 +749,7 @@ def report_queries(
     if location_id is not None:  # an orphan has no location
         orphan_rows = orphan_rows.where(literal(False))
     orphan_rows = orphan_rows.order_by(orphan.c.created_at.nulls_first(), orphan.c.key)
-    return ReportQueries(payment_rows, orphan_rows, movements)
+    return ReportQueries(stages, payment_rows, orphan_rows, movements)
 
 
 def _admitted(
@@ -788,6 +877,61 @@ def _zero() -> ColumnElement[int]:
     return literal(0, BigInteger)
 
 
+# -- the CSV ---------------------------------------------------------------------------------------
+
+
+def csv_queries(queries: ReportQueries) -> tuple[Select[Any], Select[Any]]:
+    """The report's rows as the CSV's cells (`projections.report.COLUMNS`), in the report's
+    order, written by the database as `projections.formats.csv` writes a `Row`: times in RFC
+    3339, ages in hours with one decimal, the payout's date; "" as NULL (PostgreSQL's CSV
+    quotes an empty string, Python's does not). On SQLite a payment's PaymentIntents come
+    unsorted (`_JoinedIds`)."""
+    payment_rows = queries.payment_rows.order_by(None).subquery("payment_cells")
+    orphan_rows = queries.orphan_rows.order_by(None).subquery("orphan_cells")
+    return (
+        select(*_cells(payment_rows.c)).order_by(payment_rows.c.offline_id),
+        select(*_cells(orphan_rows.c)).order_by(
+            orphan_rows.c.began.nulls_first(), orphan_rows.c.stripe_key
+        ),
+    )
+
+
+def _cells(r: Any) -> list[ColumnElement[Any]]:
+    tenths = (r.age_seconds * 10 + 1800) // 3600
+    age_hours = cast(tenths // 10, String) + "." + cast(tenths % 10, String)
+    return [
+        _blank(r.offline_id),
+        _blank(r.location_id),
+        _blank(r.device_id),
+        r.amount,
+        _blank(r.currency),
+        _blank(r.category),
+        _blank(r.ledger_status),
+        _blank(r.ids),
+        r.stripe_amount,
+        _blank(r.stripe_currency),
+        _blank(r.stripe_status),
+        _Rfc3339(r.stored_at),
+        _Rfc3339(r.forwarded_at),
+        age_hours,
+        r.amount_at_risk,
+        r.refunded_amount,
+        r.disputed_amount,
+        _blank(r.dispute_status),
+        r.settlement_amount,
+        _blank(r.settlement_currency),
+        r.stripe_fee,
+        r.stripe_net,
+        _blank(r.payout_id),
+        func.substr(_Rfc3339(r.payout_at), 1, 10),  # the date
+        _blank(r.breaches),
+    ]
+
+
+def _blank(text: ColumnElement[Any]) -> ColumnElement[Any]:
+    return func.nullif(text, "")
+
+
 # -- totals ----------------------------------------------------------------------------------------
 
 
@@ -808,7 +952,9 @@ def totals_query(queries: ReportQueries, moments: Moments) -> CompoundSelect[Any
         ),
         else_=_text(next(label for label, after in moments.age_bounds if after is None)),
     )
-    day = cast(func.date(func.coalesce(r.stored_at, r.forwarded_at)), String)
+    # The day the sale was stored, else forwarded, else began (an orphan's or a sale canceled
+    # before it was stored): every row has a day.
+    day = cast(func.date(func.coalesce(r.stored_at, r.forwarded_at, r.began)), String)
     # Each row's groups as plain columns (PostgreSQL groups by columns, not by expressions
     # that hold parameters). A row without a time counts as age 0: the youngest bucket.
     facts = (

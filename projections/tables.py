@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
 )
 
 metadata = MetaData()
@@ -96,6 +97,36 @@ offline_locations = Table(
     metadata,
     Column("stream_id", String(32), primary_key=True),
     Column("location_id", String(255), nullable=False),
+)
+
+# Every sale a location stored offline, as its stream recorded it (what `what-if` replays):
+# moments in whole microseconds since the epoch (UTC), the limit codes it was finally recorded
+# with (";"-joined), its order of arrival at the location.
+offline_sales = Table(
+    "offline_sales",
+    metadata,
+    Column("offline_id", String(36), primary_key=True),
+    Column("location_id", String(255), nullable=False),
+    Column("arrival", BigInteger, nullable=False),
+    Column("device_id", String(255), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("stored_us", BigInteger, nullable=False),
+    Column("breaches", String(1024), nullable=False),
+    Column("released_us", BigInteger),
+    Column("released_as", String(16)),
+    Index("offline_sales_location_idx", "location_id", "arrival"),
+)
+
+# Each location's latest configuration (JSON) and how many sales it stored so far.
+offline_sale_locations = Table(
+    "offline_sale_locations",
+    metadata,
+    Column("stream_id", String(32), primary_key=True),
+    Column("location_id", String(255), nullable=False, unique=True),
+    Column("configured_us", BigInteger, nullable=False),
+    Column("config", Text, nullable=False),
+    Column("sales", BigInteger, nullable=False),
 )
 
 # Stripe observations: one row per PaymentIntent (or charge), Stripe's latest word on it.

@@ -20,7 +20,9 @@ import psycopg
 import pytest
 from hypothesis import settings
 
-from ledger import Ledger
+from adapters.trading_day import write_jsonl
+from ledger import Ledger, LedgerError
+from tests.support.cli import day
 
 POSTGRES_ENV = "OFFLINE_LEDGER_TEST_POSTGRES_URL"
 BROWSER_ENV = "OFFLINE_LEDGER_REQUIRE_BROWSER"
@@ -115,3 +117,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             yellow=True,
             bold=True,
         )
+
+
+@pytest.fixture
+def day_file(tmp_path: Path) -> Path:
+    path = tmp_path / "day.jsonl"
+    write_jsonl(path, day())
+    return path
+
+
+@pytest.fixture
+def loaded_sqlite(sqlite_url: str) -> str:
+    """An SQLite ledger holding `day()`, recorded through the library (faster than the CLI;
+    ingesting through the CLI is tested on its own)."""
+    with Ledger.open(sqlite_url) as ledger:
+        assert all(not isinstance(x, LedgerError) for x in ledger.record_many(day()))
+    return sqlite_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest) -> str:
+    """A fresh database: an SQLite file, or a fresh schema on the PostgreSQL test server."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(request.getfixturevalue("sqlite_url"))

@@ -19,7 +19,7 @@ from ledger.errors import Code, LedgerError, StorageError
 from ledger.pan import redacted
 
 if TYPE_CHECKING:
-    from adapters.stripe.files import StripeFileError
+    from adapters.stripe.problems import StripeFileError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -50,7 +50,7 @@ def exit_status(error: LedgerError) -> int:
 def fail_with(error: LedgerError, as_json: bool) -> NoReturn:
     """Say the error (its code, and for a refused file every problem found) and exit with its
     status from `exit_status`."""
-    from adapters.stripe.files import StripeFileError  # here: only a failing command pays
+    from adapters.stripe.problems import StripeFileError  # here: only a failing command pays
 
     status = exit_status(error)
     if isinstance(error, StripeFileError):

@@ -11,7 +11,10 @@ one the command has no use for rather than ignoring it.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from importlib import import_module
+from itertools import pairwise
+from typing import IO, Any
 
 import click
 from click.formatting import HelpFormatter
@@ -21,6 +24,7 @@ DB_HELP = (
     "postgresql://user@host:5432/db. Env: OFFLINE_LEDGER_DATABASE_URL."
 )
 
+_ARGS = "offline_ledger.args"  # the command line as given, in `click.Context.meta`
 _LEDGER = "adapters.cli.ledger_commands"
 _READ = "adapters.cli.report"
 _STRIPE = "adapters.cli.stripe"
@@ -28,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "allow": (_LEDGER, "Grant a device an offline allowance for outages."),
     "audit": ("adapters.cli.audit", "Tamper evidence, sealed periods, export and import."),
     "capture": (_STRIPE, "Capture authorized payments (one, or all due)."),
+    "cipher": ("adapters.cli.cipher", "Rotate the key that encrypts events at rest."),
     "decide": (_LEDGER, "May this sale be taken offline? Records nothing."),
     "demo": ("adapters.cli.demo", "Simulate a trading day and reconcile it."),
     "forward": (_STRIPE, "Forward stored payments to Stripe, oldest first."),
@@ -54,8 +59,63 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class CodedUsageError(click.UsageError):
+    """A usage error click found (an unknown option or command, a missing argument, a value
+    of the wrong type), said like every other error: with its code, `USAGE_ERROR`, after the
+    command's usage as text, or as `{"error": {"code", "message"}}` on standard output when
+    the command line asked for JSON. Exit status 2, as click's own."""
+
+    def __init__(self, error: click.UsageError, as_json: bool) -> None:
+        super().__init__(error.message, error.ctx)
+        self.as_json = as_json
+        self.said = error.format_message()
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        from adapters.cli.errors import fail  # the errors' table, only when one is shown
+        from ledger.errors import Code
+
+        if not self.as_json and self.ctx is not None:
+            help_option = max(self.ctx.command.get_help_option_names(self.ctx), key=len)
+            click.echo(self.ctx.get_usage(), err=True)
+            click.echo(f"Try '{self.ctx.command_path} {help_option}' for help.\n", err=True)
+        with suppress(SystemExit):  # click exits with `exit_code` once the error is shown
+            fail(self.said, self.exit_code, self.as_json, Code.USAGE_ERROR)
+
+
+def _coded(error: click.UsageError, args: list[str]) -> CodedUsageError:
+    if isinstance(error, CodedUsageError):
+        return error
+    given = args[: args.index("--")] if "--" in args else args
+    as_json = (
+        "--json" in given or "--format=json" in given or ("--format", "json") in pairwise(given)
+    )
+    return CodedUsageError(error, as_json)
+
+
 class LazyGroup(click.Group):
-    """A group whose commands in `COMMANDS` are imported on first use."""
+    """A group whose commands in `COMMANDS` are imported on first use, and whose usage
+    errors carry a code (`CodedUsageError`)."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        given = list(args)  # parsing consumes `args`
+        try:
+            ctx = super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            raise _coded(error, given) from error
+        ctx.meta[_ARGS] = given
+        return ctx
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            raise _coded(error, ctx.meta.get(_ARGS, [])) from error
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.commands) | set(COMMANDS))

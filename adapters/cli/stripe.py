@@ -28,7 +28,6 @@ from adapters.cli.options import (
 from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import open_read_models, opened, stripe_session
 from adapters.stripe.files import (
-    StripeFileError,
     parse_payment_intents_json,
     read_disputes_json,
     read_payment_intents_json,
@@ -36,6 +35,7 @@ from adapters.stripe.files import (
 )
 from adapters.stripe.forwarding import CONCURRENCY_MAX, Forwarder
 from adapters.stripe.port import stripe_service
+from adapters.stripe.problems import StripeFileError
 from adapters.stripe.sync import due, sync
 from ledger.errors import Code
 from ledger.observations import Observation

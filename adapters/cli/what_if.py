@@ -1,7 +1,8 @@
 """`what-if`: replay the sales stored offline against proposed limits, beside what happened.
 
-Reads the event store only (`ledger.what_if`): nothing is written, and the read models need
-not be current. The proposed limits come from a JSON file shaped like a location's configured
+Reads the offline sales read model (`projections.offline_sales`: one row per sale stored),
+brought up to date first as `report` does, and replays it with `ledger.what_if`: nothing is
+recorded. The proposed limits come from a JSON file shaped like a location's configured
 limits; a file that is not that is refused with INVALID_LIMITS_FILE before anything is read.
 """
 
@@ -22,10 +23,10 @@ from adapters.cli.errors import EXIT_REFUSED, fail
 from adapters.cli.group import main
 from adapters.cli.options import check_period, db_option, json_option, no_card_number, time_option
 from adapters.cli.output import print_json, stdout
-from adapters.cli.session import opened
+from adapters.cli.session import open_read_models, opened
 from ledger.errors import Code, NotFound
 from ledger.money import format_minor
-from ledger.what_if import Outcome, ProposedLimits, compare, histories
+from ledger.what_if import Outcome, ProposedLimits, compare
 
 FORMATS = ("table", "json", "csv")
 
@@ -87,23 +88,20 @@ def what_if(
 ) -> None:
     """Replay the sales stored offline against proposed limits, beside what happened:
     sales refused or taken offline, peak stored amount and count, money at risk, declines
-    avoided or added, per location and currency. Writes nothing."""
+    avoided or added, per location and currency. Records nothing."""
     fmt = "json" if as_json else fmt
     check_period(since, until, fmt == "json")
     proposed = _proposed(limits_path, fmt == "json")
-    with opened(database_url, fmt == "json") as ledger:
-        found = list(histories(ledger.store, location_id))
+    with opened(database_url, fmt == "json") as ledger, open_read_models(ledger) as models:
+        outcomes = []
+        found = False
+        for history in models.sale_histories(location_id):
+            found = True
+            outcomes += compare(history, ledger.policy, proposed, since=since, until=until, top=top)
         if location_id is not None and not found:
             raise NotFound(
                 Code.UNKNOWN_LOCATION, f"location {location_id} is unknown", field="location_id"
             )
-        outcomes = [
-            outcome
-            for history in found
-            for outcome in compare(
-                history, ledger.policy, proposed, since=since, until=until, top=top
-            )
-        ]
     if html_path is not None:
         from adapters.what_if_page import page  # jinja2, only when a page is asked for
 

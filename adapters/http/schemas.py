@@ -12,6 +12,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from ledger.application import BATCH_SIZE_MAX, HOLD_MAX
+from ledger.errors import Breach
 from ledger.reserving import HOLD_DEFAULT
 from ledger.views import DeviceState, LocationStatus, PaymentState
 from ledger.wire import AmountMinor, Currency, Identifier, Record, Timestamp
@@ -70,7 +71,7 @@ class RecordAnswer(BaseModel):
     recorded: bool
     record_type: str
     key: str
-    breaches: list[dict[str, Any]]
+    breaches: list[Breach]
     state: PaymentState | LocationStatus | DeviceState | None
 
 
@@ -88,7 +89,7 @@ class BatchItem(BaseModel):
     recorded: bool | None = None
     record_type: str | None = None
     key: str | None = None
-    breaches: list[dict[str, Any]] = []
+    breaches: list[Breach] = []
     error: ItemError | None = None
 
 

@@ -49,7 +49,8 @@ from adapters.http.http_limits import DEFAULT as DEFAULT_LIMITS
 from adapters.http.http_limits import REQUEST_TIMEOUT, HttpLimits
 from adapters.http.problems import CLIENT_DISCONNECTED, PAYLOAD_TOO_LARGE
 from adapters.stripe import events as stripe_events
-from adapters.stripe.files import StripeFileError, payment_intent_observation
+from adapters.stripe.objects import payment_intent_observation
+from adapters.stripe.problems import StripeFileError
 from ledger import Ledger, LedgerError
 from ledger.bounds import check_value, decode
 from ledger.errors import Code, InvalidRecord, StorageError

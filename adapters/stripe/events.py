@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from adapters.stripe.files import OFFLINE_ID_KEYS, dispute_observation
+from adapters.stripe.objects import OFFLINE_ID_KEYS, dispute_observation
 from ledger.errors import Code, InvalidRecord
 from ledger.moments import MomentError, from_unix_seconds
 from ledger.observations import (

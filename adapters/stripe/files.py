@@ -15,7 +15,6 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from decimal import Context, Decimal, Inexact, InvalidOperation
 from pathlib import Path
@@ -23,19 +22,31 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
+from adapters.stripe.objects import (
+    JSON_HINT,
+    OFFLINE_ID_KEYS,
+    dispute_observation,
+    read_payment_intent,
+)
+from adapters.stripe.problems import (
+    CARD_NUMBER_MESSAGE,
+    STRIPE_ID,
+    Problems,
+    Where,
+    pan_in,
+    shown,
+    validation_problems,
+)
 from ledger.bounds import DEPTH_MAX, check_value
-from ledger.errors import Code, InvalidRecord, LedgerError
-from ledger.moments import MomentError, check_moment, from_unix_seconds
+from ledger.errors import Code, InvalidRecord
+from ledger.moments import MomentError, check_moment
 from ledger.money import exponent, is_currency
 from ledger.observations import (
     BalanceTransactionObservation,
     DisputeObservation,
     PaymentIntentObservation,
-    Source,
 )
-from ledger.pan import find_pan, holds_pan, quoted
-
-PROBLEMS_MAX = 1_000  # problems listed per file; the count stays exact
+from ledger.pan import holds_pan
 
 # Ids of what a customer paid (a PaymentIntent, a charge, a payment), or of money given
 # back (a refund, a dispute) or of a balance transaction as such.
@@ -58,8 +69,6 @@ PAYMENT_CATEGORIES = frozenset(
         "dispute_reversal",
     }
 )
-# metadata keys for the offline id, in order of preference (the keys Stripe's docs use)
-OFFLINE_ID_KEYS = ("offline_id", "offlineId", "unique-id")
 OFFLINE_ID_COLUMNS = tuple(f"payment_metadata[{key}]" for key in OFFLINE_ID_KEYS)
 AMOUNT_COLUMNS = ("gross", "fee", "net")
 # Each moment as (the UTC column, the column in the report run's `timezone`): the UTC one is
@@ -73,44 +82,14 @@ _REPORT_HINT = (
     "(payout_reconciliation.itemized.*) with the columns currency, gross and "
     "balance_transaction_id, payment_intent_id, charge_id or source_id"
 )
-_JSON_HINT = (
-    "export PaymentIntents as the API returns them (GET /v1/payment_intents: a list page, "
-    "an array, one object, or one object per line)"
-)
-_CARD_NUMBER_MESSAGE = (
-    "looks like a full card number (13-19 digits passing the Luhn check); the ledger never "
-    "reads files holding card numbers: remove it from the export"
-)
 
 _DECIMAL_TEXT = re.compile(r"[+-]?\d{1,20}(?:[.,]\d{1,20})?")  # a decimal point or comma
 # Stripe's report format (UTC, no offset) or RFC 3339
 _TIMESTAMP_TEXT = re.compile(
     r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})?"
 )
-_STRIPE_ID = re.compile(r"[A-Za-z0-9_]{3,255}")
 # Plenty of digits for any 20.20-digit amount scaled by 10**3: never rounds, and says so.
 _EXACT = Context(prec=64, traps=[Inexact, InvalidOperation])
-
-
-class StripeFileError(InvalidRecord):
-    """A Stripe file refused whole: nothing of it was recorded.
-
-    `problems` lists the problems found (at most PROBLEMS_MAX), each a LedgerError with its
-    code, `line` (CSV and JSON Lines), `field` (column or field path) and `details["file"]`;
-    `problem_count` is the exact total.
-    """
-
-    def __init__(self, file: str, problems: list[LedgerError], problem_count: int) -> None:
-        listed = "" if problem_count <= len(problems) else f" (the first {len(problems)} listed)"
-        super().__init__(
-            problems[0].code,
-            f"{file} refused, nothing imported: {problem_count} problem"
-            f"{'s' if problem_count != 1 else ''}{listed}; fix the file and import it again",
-            details={"file": file},
-        )
-        self.file = file
-        self.problems = problems
-        self.problem_count = problem_count
 
 
 class ReportRows(list[BalanceTransactionObservation]):
@@ -125,7 +104,7 @@ def read_report_csv(path: Path, timezone: tzinfo | None = None) -> ReportRows:
 
     `timezone` is the one the report was run in (its `timezone` parameter): needed, and only
     used, when the file gives local times (`created`) without their UTC column."""
-    problems = _Problems(str(path))
+    problems = Problems(str(path))
     reader = _ReportReader(problems, timezone)
     reader.read(_decode(_read_bytes(path, problems), problems))
     problems.raise_if_any()
@@ -134,20 +113,20 @@ def read_report_csv(path: Path, timezone: tzinfo | None = None) -> ReportRows:
 
 def read_payment_intents_json(path: Path) -> list[PaymentIntentObservation]:
     """Read PaymentIntents exported from the API; raise StripeFileError."""
-    problems = _Problems(str(path))
+    problems = Problems(str(path))
     return _payment_intents(_read_bytes(path, problems), problems)
 
 
 def parse_payment_intents_json(data: bytes, file: str) -> list[PaymentIntentObservation]:
     """`read_payment_intents_json` for bytes already read (stdin); `file` names them."""
-    return _payment_intents(data, _Problems(file))
+    return _payment_intents(data, Problems(file))
 
 
 def read_disputes_json(path: Path) -> list[DisputeObservation]:
     """Read Disputes exported from the API (GET /v1/disputes: a list page, an array, one
     object, or JSON Lines): each dispute's status, which a balance report cannot tell (an
     open dispute and a lost one both show only the withdrawal); raise StripeFileError."""
-    problems = _Problems(str(path))
+    problems = Problems(str(path))
     text = _decode(_read_bytes(path, problems), problems)
     disputes = []
     for where, item in _json_items(text, problems):
@@ -160,132 +139,31 @@ def read_disputes_json(path: Path) -> list[DisputeObservation]:
     return disputes
 
 
-def dispute_observation(
-    item: dict[str, Any], source: Source, as_of: datetime | None
-) -> DisputeObservation:
-    """A Dispute object (Stripe's OpenAPI component `dispute`) as an observation; raise
-    pydantic's ValidationError when it is not one."""
-    if item.get("object") != "dispute":
-        raise TypeError(f"the object is {_shown(item.get('object'))}, not a 'dispute'")
-    return DisputeObservation.model_validate(
-        {
-            "source": source,
-            "as_of": as_of,
-            "dispute_id": item.get("id"),
-            "charge_id": _expanded_id(item.get("charge")),
-            "payment_intent_id": _expanded_id(item.get("payment_intent")),
-            "currency": item["currency"].lower() if isinstance(item.get("currency"), str) else None,
-            "amount": item.get("amount"),
-            "status": item.get("status"),
-        }
-    )
-
-
-def _expanded_id(value: Any) -> Any:
-    """An id, or the id of an expanded object."""
-    return value.get("id") if isinstance(value, dict) else value
-
-
-def payment_intent_observation(
-    item: dict[str, Any], source: Source, as_of: datetime
-) -> PaymentIntentObservation:
-    """One PaymentIntent from the API or a webhook, as Stripe showed it at `as_of`; raise
-    StripeFileError naming the field when it is not a valid PaymentIntent."""
-    problems = _Problems(f"{source} object")
-    observation = _payment_intent(_Where(item="the object"), item, problems, source, as_of)
-    problems.raise_if_any()
-    assert observation is not None
-    return observation
-
-
-# -- problems ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Where:
-    """Where a problem is: a line (CSV, JSON Lines) or an object of a JSON document."""
-
-    line: int | None = None
-    item: str | None = None  # "data[2]", "[2]" or "the object"
-    object_id: str | None = None
-    kind: str = "field"  # "column" in a CSV file
-
-    def describe(self, field: str | None) -> str:
-        parts = [f"line {self.line}"] if self.line is not None else []
-        if self.item is not None:
-            parts.append(f"object {self.item}" if self.item.endswith("]") else self.item)
-        if self.object_id is not None:
-            parts.append(f"id {self.object_id}")
-        if field is not None:
-            parts.append(f"{self.kind} '{field}'")
-        return ", ".join(parts)
-
-
-class _Problems:
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.listed: list[LedgerError] = []
-        self.count = 0
-
-    def add(self, code: Code, where: _Where, field: str | None, message: str) -> None:
-        self.count += 1
-        if len(self.listed) >= PROBLEMS_MAX:
-            return
-        place = where.describe(field)
-        details: dict[str, Any] = {"file": self.file}
-        if where.item is not None:
-            details["object"] = where.item
-        if where.object_id is not None:
-            details["id"] = where.object_id
-        self.listed.append(
-            InvalidRecord(
-                code,
-                f"{self.file}{', ' if place else ''}{place}: {message}",
-                field=field,
-                line=where.line,
-                details=details,
-            )
-        )
-
-    def fail(self, code: Code, where: _Where, field: str | None, message: str) -> NoReturn:
-        self.add(code, where, field, message)
-        raise StripeFileError(self.file, self.listed, self.count)
-
-    def raise_if_any(self) -> None:
-        if self.count:
-            raise StripeFileError(self.file, self.listed, self.count)
-
-
-def _read_bytes(path: Path, problems: _Problems) -> bytes:
+def _read_bytes(path: Path, problems: Problems) -> bytes:
     try:
         return path.read_bytes()
     except OSError as error:
         reason = error.strerror or type(error).__name__
         problems.fail(
             Code.INVALID_VALUE,
-            _Where(),
+            Where(),
             None,
             f"cannot read the file ({reason}); give the path of an exported file",
         )
 
 
-def _decode(data: bytes, problems: _Problems) -> str:
+def _decode(data: bytes, problems: Problems) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         problems.fail(
             Code.INVALID_VALUE,
-            _Where(line=line),
+            Where(line=line),
             None,
             "the file is not UTF-8 text; export it again from Stripe without "
             "converting it (Stripe writes UTF-8)",
         )
-
-
-def _shown(value: Any) -> str:
-    """A short rendering of an offending value: digit runs masked, never a card number."""
-    return quoted(value)
 
 
 def _about_a_payment(ids: dict[str, str | None], category: str | None, txn: str | None) -> bool:
@@ -301,37 +179,30 @@ def _about_a_payment(ids: dict[str, str | None], category: str | None, txn: str 
     return bool(txn) and category in PAYMENT_CATEGORIES
 
 
-def _pan_in(value: Any) -> str | None:
-    try:
-        return find_pan(value)
-    except RecursionError:  # nested deeper than any PaymentIntent: refused as a whole
-        return "(record)"
-
-
 # -- values -----------------------------------------------------------------------------------
 
 
 def _to_minor(text: str, currency: str) -> int:
     """Exact conversion of major units as text (`"-12.50"`) to minor units; never rounds."""
     if not _DECIMAL_TEXT.fullmatch(text):
-        raise ValueError(f"{_shown(text)} is not a decimal amount like 12.50 or -3.00")
+        raise ValueError(f"{shown(text)} is not a decimal amount like 12.50 or -3.00")
     places = exponent(currency)
     whole, comma, fraction = text.partition(",")
     if comma and len(fraction) > places:
         # "1,250" in USD is a thousands separator or a typo, never 12.50: refuse, never guess.
         raise ValueError(
-            f"{_shown(text)} has more decimals than {currency.upper()} has ({places}) after "
+            f"{shown(text)} has more decimals than {currency.upper()} has ({places}) after "
             "its decimal comma; amounts are never rounded: check the amount and the currency"
         )
     scaled = Decimal(f"{whole}.{fraction}" if comma else text).scaleb(places, context=_EXACT)
     if scaled != scaled.to_integral_value(context=_EXACT):
         raise ValueError(
-            f"{_shown(text)} has more decimals than {currency.upper()} has ({places}); "
+            f"{shown(text)} has more decimals than {currency.upper()} has ({places}); "
             "amounts are never rounded: check the amount and the currency column"
         )
     minor = int(scaled)
     if abs(minor) > 10**15:
-        raise ValueError(f"{_shown(text)} is out of range")
+        raise ValueError(f"{shown(text)} is out of range")
     return minor
 
 
@@ -339,33 +210,17 @@ def _to_utc(text: str, zone: tzinfo = UTC) -> datetime:
     """Stripe's report timestamps (`2026-11-22 10:15:00`, in `zone`) or RFC 3339, as UTC."""
     if not _TIMESTAMP_TEXT.fullmatch(text):
         raise ValueError(
-            f"{_shown(text)} is not a timestamp like 2026-11-22 10:15:00 (UTC) or RFC 3339"
+            f"{shown(text)} is not a timestamp like 2026-11-22 10:15:00 (UTC) or RFC 3339"
         )
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{_shown(text)} is not a valid date and time") from None
+        raise ValueError(f"{shown(text)} is not a valid date and time") from None
     try:
         moment = check_moment(parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed)
     except MomentError as error:
-        raise ValueError(f"{_shown(text)} {error}") from None
+        raise ValueError(f"{shown(text)} {error}") from None
     return moment.astimezone(UTC)
-
-
-def _validation_problems(
-    error: ValidationError,
-    where: _Where,
-    problems: _Problems,
-    amount_fields: tuple[str, ...],
-    source_names: dict[str, str],
-) -> None:
-    """Limits the readers do not check themselves (lengths, ranges), from the model; a field
-    is named as the file names it (`source_names`: model field -> column or field path)."""
-    for detail in error.errors(include_url=False):
-        name = ".".join(str(part) for part in detail["loc"])
-        field = source_names.get(name, name) or None
-        code = Code.INVALID_AMOUNT if name in amount_fields else Code.INVALID_VALUE
-        problems.add(code, where, field, f"{detail['msg']} (got {_shown(detail['input'])})")
 
 
 # -- the itemized report (CSV) ----------------------------------------------------------------
@@ -377,7 +232,7 @@ _LATER_FIELDS = frozenset(
 
 
 class _ReportReader:
-    def __init__(self, problems: _Problems, timezone: tzinfo | None) -> None:
+    def __init__(self, problems: Problems, timezone: tzinfo | None) -> None:
         self.problems = problems
         self.timezone = timezone
         self.rows = ReportRows()
@@ -395,7 +250,7 @@ class _ReportReader:
             except csv.Error as error:
                 self.problems.fail(
                     Code.INVALID_VALUE,
-                    _Where(line=line),
+                    Where(line=line),
                     None,
                     f"not readable as CSV ({error}); {_REPORT_HINT}",
                 )
@@ -407,12 +262,12 @@ class _ReportReader:
             self.read_header([])
 
     def read_header(self, cells: list[str]) -> None:
-        where = _Where(line=1, kind="column")
+        where = Where(line=1, kind="column")
         self.header = [cell.strip() for cell in cells]
         for index, name in enumerate(self.header):
             if holds_pan(name):
                 self.problems.add(
-                    Code.CARD_NUMBER_DETECTED, where, f"#{index + 1}", _CARD_NUMBER_MESSAGE
+                    Code.CARD_NUMBER_DETECTED, where, f"#{index + 1}", CARD_NUMBER_MESSAGE
                 )
             elif name and self.header.index(name) != index:
                 self.problems.add(
@@ -449,12 +304,12 @@ class _ReportReader:
         self.problems.raise_if_any()  # rows of an unusable header are not worth reading
 
     def read_row(self, line: int, cells: list[str]) -> None:
-        where = _Where(line=line, kind="column")
+        where = Where(line=line, kind="column")
         # Cell by cell: the cells of a row joined would read as one long number.
         index = next((i for i, cell in enumerate(cells) if holds_pan(cell)), None)
         if index is not None:
             column = self.header[index] if index < len(self.header) else f"#{index + 1}"
-            self.problems.add(Code.CARD_NUMBER_DETECTED, where, column, _CARD_NUMBER_MESSAGE)
+            self.problems.add(Code.CARD_NUMBER_DETECTED, where, column, CARD_NUMBER_MESSAGE)
             return
         if len(cells) != len(self.header):
             self.problems.add(
@@ -474,12 +329,12 @@ class _ReportReader:
             return
         count_before = self.problems.count
         for column, value in ids.items():
-            if value is not None and not _STRIPE_ID.fullmatch(value):
+            if value is not None and not STRIPE_ID.fullmatch(value):
                 self.problems.add(
                     Code.INVALID_VALUE,
                     where,
                     column,
-                    f"{_shown(value)} is not a Stripe id (letters, digits, _)",
+                    f"{shown(value)} is not a Stripe id (letters, digits, _)",
                 )
         fields: dict[str, Any] = {"source": "report_file", **ids}
         currency = values["currency"].lower()
@@ -495,7 +350,7 @@ class _ReportReader:
                 Code.UNKNOWN_CURRENCY,
                 where,
                 "currency",
-                f"{_shown(values['currency'])} is not an ISO 4217 currency code",
+                f"{shown(values['currency'])} is not an ISO 4217 currency code",
             )
         else:
             fields["currency"] = currency
@@ -516,7 +371,7 @@ class _ReportReader:
         try:
             self.rows.append(BalanceTransactionObservation(**fields))
         except ValidationError as error:
-            _validation_problems(
+            validation_problems(
                 error,
                 where,
                 self.problems,
@@ -526,7 +381,7 @@ class _ReportReader:
 
     def moment(
         self,
-        where: _Where,
+        where: Where,
         values: dict[str, str],
         fields: dict[str, Any],
         name: str,
@@ -548,9 +403,7 @@ class _ReportReader:
             self.problems.add(Code.INVALID_TIMESTAMP, where, column, str(error))
         return column
 
-    def customer_facing(
-        self, where: _Where, values: dict[str, str], fields: dict[str, Any]
-    ) -> None:
+    def customer_facing(self, where: Where, values: dict[str, str], fields: dict[str, Any]) -> None:
         """What the customer paid, in their currency, when the settlement was converted."""
         text = values.get("customer_facing_amount", "")
         currency = (values.get("customer_facing_currency") or "").lower()
@@ -561,7 +414,7 @@ class _ReportReader:
                 Code.UNKNOWN_CURRENCY,
                 where,
                 "customer_facing_currency",
-                f"{_shown(currency)} is not an ISO 4217 currency code",
+                f"{shown(currency)} is not an ISO 4217 currency code",
             )
             return
         fields["customer_facing_currency"] = currency
@@ -569,7 +422,7 @@ class _ReportReader:
             where, "customer_facing_amount", text, currency
         )
 
-    def amount(self, where: _Where, column: str, text: str, currency: str) -> int | None:
+    def amount(self, where: Where, column: str, text: str, currency: str) -> int | None:
         if not text:
             if column == "gross":
                 self.problems.add(
@@ -601,11 +454,11 @@ class _ReportReader:
 # -- PaymentIntents (JSON) --------------------------------------------------------------------
 
 
-def _payment_intents(data: bytes, problems: _Problems) -> list[PaymentIntentObservation]:
+def _payment_intents(data: bytes, problems: Problems) -> list[PaymentIntentObservation]:
     text = _decode(data, problems)
     observations = []
     for where, item in _json_items(text, problems):
-        observation = _payment_intent(where, item, problems, "json_file", None)
+        observation = read_payment_intent(where, item, problems, "json_file", None)
         if observation is not None:
             observations.append(observation)
     problems.raise_if_any()
@@ -629,11 +482,11 @@ def _loads(text: str) -> Any:
     return document
 
 
-def _json_items(text: str, problems: _Problems) -> Iterator[tuple[_Where, Any]]:
+def _json_items(text: str, problems: Problems) -> Iterator[tuple[Where, Any]]:
     """The objects of a list page, an array, one object, or JSON Lines, with where each is;
     lazily, so that problems come in file order."""
     if not text.strip():
-        problems.fail(Code.MALFORMED_JSON, _Where(), None, f"the file is empty; {_JSON_HINT}")
+        problems.fail(Code.MALFORMED_JSON, Where(), None, f"the file is empty; {JSON_HINT}")
     try:
         document = _loads(text)
     except ValueError as error:
@@ -642,22 +495,22 @@ def _json_items(text: str, problems: _Problems) -> Iterator[tuple[_Where, Any]]:
         if first.lstrip().startswith("{") and _parses(first):
             yield from _json_lines(lines, problems)
             return
-        _malformed(problems, _Where(), text, f"not valid JSON ({error}); {_JSON_HINT}")
+        _malformed(problems, Where(), text, f"not valid JSON ({error}); {JSON_HINT}")
         return
     if isinstance(document, list):
-        yield from ((_Where(item=f"[{index}]"), item) for index, item in enumerate(document))
+        yield from ((Where(item=f"[{index}]"), item) for index, item in enumerate(document))
     elif isinstance(document, dict) and document.get("object") in ("list", "search_result"):
         items = document.get("data")
         if not isinstance(items, list):
             problems.fail(
                 Code.INVALID_VALUE,
-                _Where(),
+                Where(),
                 "data",
-                f"a list page needs a 'data' array; {_JSON_HINT}",
+                f"a list page needs a 'data' array; {JSON_HINT}",
             )
-        yield from ((_Where(item=f"data[{index}]"), item) for index, item in enumerate(items))
+        yield from ((Where(item=f"data[{index}]"), item) for index, item in enumerate(items))
     else:
-        yield _Where(item="the object"), document
+        yield Where(item="the object"), document
 
 
 def _parses(text: str) -> bool:
@@ -668,11 +521,11 @@ def _parses(text: str) -> bool:
     return True
 
 
-def _json_lines(lines: list[str], problems: _Problems) -> Iterator[tuple[_Where, Any]]:
+def _json_lines(lines: list[str], problems: Problems) -> Iterator[tuple[Where, Any]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        where = _Where(line=number)
+        where = Where(line=number)
         try:
             yield where, _loads(line)
         except ValueError as error:
@@ -684,223 +537,9 @@ def _json_lines(lines: list[str], problems: _Problems) -> Iterator[tuple[_Where,
             )
 
 
-def _malformed(problems: _Problems, where: _Where, text: str, message: str) -> None:
+def _malformed(problems: Problems, where: Where, text: str, message: str) -> None:
     """Text that is not JSON is still searched for a card number, to refuse it as such."""
-    if _pan_in(text) is not None:
-        problems.add(Code.CARD_NUMBER_DETECTED, where, None, _CARD_NUMBER_MESSAGE)
+    if pan_in(text) is not None:
+        problems.add(Code.CARD_NUMBER_DETECTED, where, None, CARD_NUMBER_MESSAGE)
     else:
         problems.add(Code.MALFORMED_JSON, where, None, message)
-
-
-def _payment_intent(
-    where: _Where, item: Any, problems: _Problems, source: Source, as_of: datetime | None
-) -> PaymentIntentObservation | None:
-    if not isinstance(item, dict):
-        problems.add(
-            Code.INVALID_VALUE,
-            where,
-            None,
-            f"{_shown(item)} is not a PaymentIntent object; {_JSON_HINT}",
-        )
-        return None
-    pan_path = _pan_in(item)
-    if pan_path is not None:
-        problems.add(Code.CARD_NUMBER_DETECTED, where, pan_path, _CARD_NUMBER_MESSAGE)
-        return None
-    object_id = item.get("id")
-    if isinstance(object_id, str) and _STRIPE_ID.fullmatch(object_id):
-        where = replace(where, object_id=object_id)
-    kind = item.get("object")
-    # Hand-written or trimmed exports may drop `object`; a pi_ id still says what it is.
-    is_payment_intent = kind == "payment_intent" or (
-        kind is None and isinstance(object_id, str) and object_id.startswith("pi_")
-    )
-    if not is_payment_intent:
-        problems.add(
-            Code.INVALID_VALUE,
-            where,
-            "object",
-            f"the object is {_shown(kind)}, not a 'payment_intent'; {_JSON_HINT}",
-        )
-        return None
-    reader = _ObjectReader(item, where, problems)
-    fields: dict[str, Any] = {
-        "source": source,
-        "as_of": as_of,
-        "payment_intent_id": reader.stripe_id("id", required=True),
-        "amount": reader.amount_minor("amount", required=True),
-        "amount_received": reader.amount_minor("amount_received"),
-        "amount_capturable": reader.amount_minor("amount_capturable"),
-        "currency": reader.currency(),
-        "status": reader.text("status", required=True),
-        "created_at": reader.created_at(),
-        "offline_id": reader.offline_id(),
-        "decline_code": reader.decline_code(),
-        "livemode": item.get("livemode") if isinstance(item.get("livemode"), bool) else None,
-        **reader.latest_charge(),
-    }
-    if reader.failed:
-        return None
-    try:
-        return PaymentIntentObservation(**fields)
-    except ValidationError as error:
-        _validation_problems(error, where, problems, _AMOUNT_FIELDS, _JSON_FIELDS)
-        return None
-
-
-_AMOUNT_FIELDS = ("amount", "amount_received", "amount_capturable")
-# PaymentIntentObservation's fields as the PaymentIntent object names them
-_JSON_FIELDS = {
-    "payment_intent_id": "id",
-    "created_at": "created",
-    "offline_id": "metadata",
-    "charge_id": "latest_charge",
-    "card_brand": "latest_charge.payment_method_details.card_present.brand",
-    "decline_code": "last_payment_error.decline_code",
-}
-
-
-class _ObjectReader:
-    """Reads the fields of one PaymentIntent object, adding a problem for each bad one."""
-
-    def __init__(self, item: dict[str, Any], where: _Where, problems: _Problems) -> None:
-        self.item = item
-        self.where = where
-        self.problems = problems
-        self.failed = False
-
-    def problem(self, code: Code, field: str, message: str) -> None:
-        self.failed = True
-        self.problems.add(code, self.where, field, message)
-
-    def get(self, path: str, required: bool) -> Any:
-        """The value at a dotted path; None when absent (a problem if required)."""
-        value: Any = self.item
-        for name in path.split("."):
-            value = value.get(name) if isinstance(value, dict) else None
-        if value is None and required:
-            self.problem(
-                Code.MISSING_FIELD, path, f"required field '{path}' is missing; {_JSON_HINT}"
-            )
-        return value
-
-    def stripe_id(self, path: str, required: bool = False) -> str | None:
-        value = self.get(path, required)
-        if value is None or (isinstance(value, str) and _STRIPE_ID.fullmatch(value)):
-            return value
-        self.problem(
-            Code.INVALID_VALUE, path, f"{_shown(value)} is not a Stripe id (letters, digits, _)"
-        )
-        return None
-
-    def text(self, path: str, required: bool = False) -> str | None:
-        value = self.get(path, required)
-        if value is None or (isinstance(value, str) and value):
-            return value
-        self.problem(Code.INVALID_VALUE, path, f"{_shown(value)} is not a non-empty string")
-        return None
-
-    def amount_minor(self, path: str, required: bool = False) -> int | None:
-        value = self.get(path, required)
-        if value is None or (type(value) is int and 0 <= value <= 10**15):
-            return value
-        self.problem(
-            Code.INVALID_AMOUNT,
-            path,
-            f"{_shown(value)} is not an amount: Stripe's amounts are whole numbers "
-            "of minor units (1250 for 12.50 USD); export the object unchanged",
-        )
-        return None
-
-    def currency(self) -> str | None:
-        value = self.get("currency", True)
-        if value is None:
-            return None
-        if isinstance(value, str) and is_currency(value.lower()):
-            return value.lower()
-        self.problem(
-            Code.UNKNOWN_CURRENCY, "currency", f"{_shown(value)} is not an ISO 4217 currency code"
-        )
-        return None
-
-    def created_at(self) -> datetime | None:
-        value = self.get("created", False)
-        if value is None:
-            return None
-        try:
-            return from_unix_seconds(value)
-        except MomentError as error:
-            self.problem(Code.INVALID_TIMESTAMP, "created", f"{_shown(value)} {error}")
-        return None
-
-    def offline_id(self) -> str | None:
-        metadata = self.get("metadata", False)
-        if metadata is None:
-            return None
-        if not isinstance(metadata, dict):
-            self.problem(Code.INVALID_VALUE, "metadata", f"{_shown(metadata)} is not an object")
-            return None
-        for key in OFFLINE_ID_KEYS:
-            value = self.text(f"metadata.{key}") if metadata.get(key) != "" else None
-            if value is not None:
-                return value
-        return None
-
-    def decline_code(self) -> str | None:
-        return self.text("last_payment_error.decline_code")
-
-    def latest_charge(self) -> dict[str, Any]:
-        """charge_id, and from an expanded charge the offline marker and the card brand.
-
-        Every API version alike: since 2022-11-15 `latest_charge` (an id, or the charge when
-        expanded); before, the `charges` list (all attempts, newest first, each expanded).
-        The other charges and the charges' balance transactions become `related_ids`."""
-        listed = self.get("charges.data", False)
-        charges = [c for c in listed if isinstance(c, dict)] if isinstance(listed, list) else []
-        latest = self.get("latest_charge", False)
-        if isinstance(latest, dict):
-            charges.insert(0, latest)
-            path = "latest_charge"
-        elif latest is not None or not charges:
-            fields: dict[str, Any] = {"charge_id": self.stripe_id("latest_charge")}
-            fields["related_ids"] = self.related(charges, fields["charge_id"])
-            return fields
-        else:
-            path = "charges.data.0"
-        # The charge that took the money, else the newest attempt.
-        chosen = next((c for c in charges if c.get("status") == "succeeded"), charges[0])
-        charge_id = chosen.get("id")
-        if not (isinstance(charge_id, str) and _STRIPE_ID.fullmatch(charge_id)):
-            self.problem(
-                Code.MISSING_FIELD if charge_id is None else Code.INVALID_VALUE,
-                f"{path}.id",
-                f"{_shown(charge_id)} is not a charge id",
-            )
-            return {}
-        fields = {"charge_id": charge_id, "related_ids": self.related(charges, charge_id)}
-        details = chosen.get("payment_method_details")
-        card_present = details.get("card_present") if isinstance(details, dict) else None
-        if isinstance(card_present, dict):
-            fields["offline_collected"] = any(_collected_offline(c) for c in charges)
-            brand = card_present.get("brand")
-            fields["card_brand"] = brand if isinstance(brand, str) and brand else None
-        return fields
-
-    def related(self, charges: list[dict[str, Any]], charge_id: str | None) -> tuple[str, ...]:
-        """The charges other than `charge_id`, and every charge's balance transaction."""
-        ids: list[str] = []
-        for charge in charges:
-            txn = charge.get("balance_transaction")
-            if isinstance(txn, dict):  # expanded
-                txn = txn.get("id")
-            for value in (charge.get("id"), txn):
-                if isinstance(value, str) and _STRIPE_ID.fullmatch(value) and value != charge_id:
-                    ids.append(value)
-        return tuple(dict.fromkeys(ids))
-
-
-def _collected_offline(charge: dict[str, Any]) -> bool:
-    """payment_method_details.card_present.offline is set: the card was read offline."""
-    details = charge.get("payment_method_details")
-    card_present = details.get("card_present") if isinstance(details, dict) else None
-    return isinstance(card_present, dict) and card_present.get("offline") is not None

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from adapters.stripe.files import payment_intent_observation
 from adapters.stripe.gateway import StripeGateway
+from adapters.stripe.objects import payment_intent_observation
 from ledger import Ledger
 from ledger.observations import PaymentIntentObservation
 from ledger.stripe_service import StripeService

@@ -1,7 +1,9 @@
-"""The report as one self-contained HTML page for finance (inline CSS and SVG, nothing fetched).
+"""The report as one self-contained HTML page for finance (inline CSS, nothing fetched).
 
-Python prepares every value as display text and every bar length in whole pixels; the template
-only lays them out, with autoescaping on. Money is summed in minor units (integers) per
+Python prepares every value as display text and every bar length (`projections.formats.charts`);
+the template only lays them out, with autoescaping on. The page is bounded: the rows that need
+action and the payments still stored on readers are listed one by one, what Stripe matched
+only as totals (the CSV lists every row). Money is summed in minor units (integers) per
 currency and formatted only at the end; amounts in two currencies are never added.
 """
 
@@ -11,17 +13,29 @@ from dataclasses import dataclass
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from projections.formats.charts import (
+    ACTION,
+    SETTLED,
+    WAITING,
+    Tone,
+    at_risk_by_age,
+    at_risk_by_brand,
+    at_risk_by_group,
+    category_charts,
+    tone,
+)
+from projections.formats.urgency import DEADLINES, deadline, save_first
 from projections.formats.values import (
+    age,
     by_age_bucket,
     category_label,
     currency_label,
     human_time,
     money,
     payout_lines,
+    time_left,
 )
-from projections.report import AGE_BUCKETS, EXCEPTIONS, Breakdown, Category, Report, Row, Totals
-
-BAR_WIDTH_MAX = 360  # pixels of the longest bar of a chart
+from projections.report import EXCEPTIONS, Breakdown, Category, Report, Row
 
 # One sentence per category: what it means and, for an exception, what to do about it.
 EXPLANATIONS: dict[Category, str] = {
@@ -110,35 +124,6 @@ STRIPE_STATUSES: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Tone:
-    """How a category is coloured in charts and marked in tables."""
-
-    name: str
-    colour: str
-    meaning: str
-
-
-ACTION = Tone("action", "#c0392b", "needs action")
-SETTLED = Tone("settled", "#2e7d32", "matched or authorized in time")
-WAITING = Tone("waiting", "#8a8a8a", "no action: waiting to be forwarded, or canceled")
-AT_RISK_COLOUR = "#d35400"  # the bars of money at risk
-
-
-def tone(category: Category) -> Tone:
-    if category in EXCEPTIONS:
-        return ACTION
-    if category in (
-        Category.MATCHED,
-        Category.AWAITING_CAPTURE,
-        Category.REFUNDED,
-        Category.PARTIALLY_REFUNDED,
-        Category.DISPUTE_WON,
-    ):
-        return SETTLED
-    return WAITING
-
-
-@dataclass(frozen=True)
 class Status:
     """A status code with its label; `code` is "" when there is no status."""
 
@@ -165,17 +150,20 @@ class ExceptionRow:
     stored_at: str
     age: str  # "" when unknown
     at_risk: str
+    deadline: str  # "" when the row's category has none (`urgency.deadline`)
+    time_left: str  # "in 5.0 h", "3.0 h ago"; "" without a deadline
 
 
 @dataclass(frozen=True)
 class Section:
-    """The rows of one exception category."""
+    """The rows of one category listed row by row, what to act on first at the top."""
 
     anchor: str
     title: str
     explanation: str
     totals: str
     at_risk: str
+    deadline_heading: str  # the deadline column's heading; "" for a section without one
     rows: list[ExceptionRow]
 
 
@@ -226,20 +214,6 @@ class Breakdowns:
 
 
 @dataclass(frozen=True)
-class Bar:
-    label: str
-    value: str
-    width: int  # pixels, at most BAR_WIDTH_MAX
-    colour: str
-
-
-@dataclass(frozen=True)
-class Chart:
-    title: str
-    bars: list[Bar]
-
-
-@dataclass(frozen=True)
 class Headline:
     """The state at a glance, at the top of the page."""
 
@@ -247,6 +221,7 @@ class Headline:
     exceptions_text: str  # "7 exception rows"
     exception_links: list[tuple[str, str, int]]  # (anchor, title, rows) per category present
     at_risk: list[str]  # one formatted amount per currency
+    stored: str  # "3 payments, 12.50 USD": of the money at risk, what readers still store
     matched_text: str  # "2 payments matched"
     others: str  # e.g. "1 pending forward, 1 canceled"
     rows_text: str  # "12 rows"
@@ -261,25 +236,40 @@ _environment = Environment(
 )
 
 
+# The rows listed one by one: those that need action, and the payments still stored on
+# readers (money at risk, no action yet), so that every unit of the money at risk is found.
+LISTED: tuple[Category, ...] = (*EXCEPTIONS, Category.PENDING_FORWARD)
+
+STORED_EXPLANATION = (
+    "These payments are still stored on their reader, not forwarded to Stripe yet: their "
+    "money is at risk until the reader forwards them (a reader lost, reset or kept offline "
+    "too long loses them). Nothing to do yet but keep the readers online; each becomes stale, "
+    "and needs action, at the time shown."
+)
+
+
 def render_html(report: Report) -> str:
-    """The page: every exception row (read in one pass over the rows), the other rows as
+    """The page: every row of `LISTED` (read in one pass over the rows), the other rows as
     totals (the CSV format lists every row)."""
     summary = report.summary()
-    exceptions: dict[Category, list[ExceptionRow]] = {category: [] for category in EXCEPTIONS}
-    for row in report.rows:
-        if row.category in exceptions:
-            exceptions[row.category].append(_row(row))
+    kept: list[Row] = [row for row in report.rows if row.category in LISTED]
+    listed: dict[Category, list[Row]] = {category: [] for category in LISTED}
+    for row in report.branded(kept):
+        listed[row.category].append(row)
+    sections = {
+        category: _section(category, summary, _rows(report, rows))
+        for category, rows in listed.items()
+        if category.value in summary
+    }
+    stored = sections.pop(Category.PENDING_FORWARD, None)
     return _environment.get_template("report.html.j2").render(
         as_of=human_time(report.as_of),
         filters=sorted(report.filters.items()),
         settings=settings(report.thresholds),
         row_count=report.row_count(),
         headline=_headline(report, summary),
-        sections=[
-            _section(category, summary, exceptions[category])
-            for category in EXCEPTIONS
-            if category.value in summary
-        ],
+        sections=list(sections.values()),
+        stored=stored,
         totals=_category_lines(summary),
         other_categories=[
             (category_label(category), EXPLANATIONS[category])
@@ -295,11 +285,14 @@ def render_html(report: Report) -> str:
             ]
         ),
         at_risk=_lines(by_age_bucket(report.at_risk_by_age())),
-        at_risk_charts=_at_risk_charts(report),
+        at_risk_charts=[
+            *at_risk_by_age(report.at_risk_by_age(), report.at_risk()),
+            *at_risk_by_brand(row for rows in listed.values() for row in rows),
+            *at_risk_by_group("Money at risk by location", report.by_location()),
+        ],
         payouts=payout_lines(report),
-        category_chart=_category_chart(summary),
+        category_charts=category_charts(summary),
         tones=[ACTION, SETTLED, WAITING],
-        bar_width_max=BAR_WIDTH_MAX,
         breakdowns=[
             Breakdowns(
                 "by-location",
@@ -319,7 +312,9 @@ def render_html(report: Report) -> str:
                 "by-day",
                 "By day",
                 "Day (UTC)",
-                "Per day the sale was stored on a reader (else forwarded), in UTC",
+                "Per day the sale was stored on a reader, else forwarded, else began (a sale "
+                "canceled before it was stored, an orphan Stripe created), in UTC; "
+                "(unknown) when no time is known",
                 _group_lines(report.by_day()),
             ),
         ],
@@ -372,18 +367,6 @@ def duration(hours: str) -> str:
     return f"{text} ({whole} hours)"
 
 
-def age(age_seconds: int | None) -> str:
-    """Hours with one decimal (`26.5 h`) under 48 hours, days with one decimal (`6.0 days`)
-    from 48 hours on; rounded half up, in integers."""
-    if age_seconds is None:
-        return ""
-    if age_seconds >= 48 * 3600:
-        tenths = (age_seconds * 10 + 43_200) // 86_400
-        return f"{tenths // 10}.{tenths % 10} days"
-    tenths = (age_seconds * 10 + 1800) // 3600
-    return f"{tenths // 10}.{tenths % 10} h"
-
-
 def status(code: str | None, labels: dict[str, str]) -> Status:
     if not code:
         return Status("—", "")
@@ -414,10 +397,22 @@ def _headline(report: Report, summary: Breakdown) -> Headline:
             if counts[category]
         ],
         at_risk=[money(amount, currency) for currency, amount in report.at_risk().items()],
+        stored=_stored(counts[Category.PENDING_FORWARD], summary),
         matched_text=f"{_count(counts[Category.MATCHED], 'payment')} matched",
         others=", ".join(others),
         rows_text=_count(report.row_count(), "row"),
     )
+
+
+def _stored(count: int, summary: Breakdown) -> str:
+    """The payments still stored on readers and their money at risk, or "" without any."""
+    if not count:
+        return ""
+    by_currency = summary[Category.PENDING_FORWARD.value].items()
+    amounts = [
+        money(totals.at_risk, currency) for currency, totals in by_currency if totals.at_risk
+    ]
+    return ", ".join([_count(count, "payment"), *amounts])
 
 
 def _section(category: Category, summary: Breakdown, rows: list[ExceptionRow]) -> Section:
@@ -425,7 +420,10 @@ def _section(category: Category, summary: Breakdown, rows: list[ExceptionRow]) -
     return Section(
         anchor=category.value,
         title=category_label(category),
-        explanation=EXPLANATIONS[category],
+        explanation=(
+            STORED_EXPLANATION if category == Category.PENDING_FORWARD else EXPLANATIONS[category]
+        ),
+        deadline_heading=DEADLINES.get(category, ""),
         totals=", ".join(
             f"{money(totals.amount, currency)} in {_count(totals.count, 'row')}"
             for currency, totals in by_currency.items()
@@ -440,7 +438,13 @@ def _section(category: Category, summary: Breakdown, rows: list[ExceptionRow]) -
     )
 
 
-def _row(row: Row) -> ExceptionRow:
+def _rows(report: Report, rows: list[Row]) -> list[ExceptionRow]:
+    """The rows of one section as the page shows them, what to act on first at the top."""
+    return [_row(row, report) for row in save_first(rows, report.thresholds)]
+
+
+def _row(row: Row, report: Report) -> ExceptionRow:
+    due = deadline(row, report.thresholds)
     return ExceptionRow(
         offline_id=row.offline_id or "—",
         location=row.location_id or "—",
@@ -455,10 +459,20 @@ def _row(row: Row) -> ExceptionRow:
         ),
         stripe_status=status(row.stripe_status, STRIPE_STATUSES),
         payment_intents=", ".join(row.payment_intent_ids) or "—",
-        stored_at=human_time(row.stored_at),
+        stored_at=_began(row),
         age=age(row.age_seconds),
         at_risk=money(row.amount_at_risk, row.risk_currency) if row.amount_at_risk else "—",
+        deadline=human_time(due) if due else "",
+        time_left=time_left(due, report.as_of) if due else "",
     )
+
+
+def _began(row: Row) -> str:
+    """When the sale was stored on the reader or, for one never stored (canceled first, an
+    orphan Stripe holds), when it was created: its age counts from then."""
+    if row.stored_at is not None or row.began_at is None:
+        return human_time(row.stored_at)
+    return f"created {human_time(row.began_at)}"
 
 
 def _count(count: int, noun: str) -> str:
@@ -511,58 +525,3 @@ def _group_lines(breakdown: Breakdown) -> list[GroupLine]:
                 )
             )
     return lines
-
-
-def _at_risk_charts(report: Report) -> list[Chart]:
-    """One chart per currency: amounts in two currencies do not compare."""
-    by_age = report.at_risk_by_age()
-    charts = []
-    for currency in report.at_risk():
-        amounts = [
-            (label, by_age.get(label, {}).get(currency, Totals()).amount)
-            for label, _ in AGE_BUCKETS
-        ]
-        largest = max(amount for _, amount in amounts)
-        charts.append(
-            Chart(
-                f"Money at risk by age, {currency_label(currency)}",
-                [
-                    Bar(
-                        label,
-                        money(amount, currency) if amount else "—",
-                        _bar_width(amount, largest),
-                        AT_RISK_COLOUR,
-                    )
-                    for label, amount in amounts
-                ],
-            )
-        )
-    return charts
-
-
-def _category_chart(summary: Breakdown) -> Chart:
-    counts = [
-        (category, sum(totals.count for totals in summary[category.value].values()))
-        for category in CATEGORY_ORDER
-        if category.value in summary
-    ]
-    largest = max((count for _, count in counts), default=0)
-    return Chart(
-        "Rows per category",
-        [
-            Bar(
-                category_label(category),
-                str(count),
-                _bar_width(count, largest),
-                tone(category).colour,
-            )
-            for category, count in counts
-        ],
-    )
-
-
-def _bar_width(value: int, largest: int) -> int:
-    """Whole pixels, proportional to `largest`; a non-zero value is always visible."""
-    if value <= 0 or largest <= 0:
-        return 0
-    return max(1, value * BAR_WIDTH_MAX // largest)

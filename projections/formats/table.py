@@ -13,12 +13,14 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
+from projections.formats.urgency import DEADLINES, deadline, save_first
 from projections.formats.values import (
     category_label,
     currency_label,
     human_time,
     money,
     payout_lines,
+    time_left,
 )
 from projections.report import EXCEPTIONS, Category, Report, Row
 
@@ -128,13 +130,18 @@ def _at_risk(report: Report) -> Table | Text:
 
 
 def _print_exceptions(console: Console, report: Report) -> None:
-    """The exception rows by category, most urgent first, `EXCEPTION_ROWS_MAX` in all (at
-    most that many of each kept from one pass over the rows)."""
+    """The exception rows by category, what can still be saved first (`urgency`),
+    `EXCEPTION_ROWS_MAX` in all: the most urgent of each kept from one pass over the rows
+    (their card brands, which set a capture's deadline, looked up once it is over)."""
     exceptions: dict[Category, list[Row]] = {category: [] for category in EXCEPTIONS}
     for row in report.rows:
         kept = exceptions.get(row.category)
-        if kept is not None and len(kept) < EXCEPTION_ROWS_MAX:
+        if kept is not None:
             kept.append(row)
+            if len(kept) == 2 * EXCEPTION_ROWS_MAX:
+                kept[:] = save_first(kept, report.thresholds)[:EXCEPTION_ROWS_MAX]
+    for category, kept in exceptions.items():
+        exceptions[category] = save_first(report.branded(kept), report.thresholds)
     summary = report.summary()
     counts = {
         category: sum(totals.count for totals in summary.get(category.value, {}).values())
@@ -149,9 +156,12 @@ def _print_exceptions(console: Console, report: Report) -> None:
         if rows and room:
             title = f"{category_label(category)} ({counts[category]})"
             shown = rows[:room]
+            deadlines = _deadlines(report, shown)
             console.print(
                 _fitting(
-                    console, _exception_rows(title, shown), _exception_rows_stacked(title, shown)
+                    console,
+                    _exception_rows(title, shown, deadlines),
+                    _exception_rows_stacked(title, shown, deadlines),
                 )
             )
             room -= min(room, len(rows))
@@ -162,41 +172,53 @@ def _print_exceptions(console: Console, report: Report) -> None:
         )
 
 
-def _exception_rows(title: str, rows: list[Row]) -> Table:
+def _deadlines(report: Report, rows: list[Row]) -> list[str]:
+    """Each row's deadline with the time left ("2026-11-22 04:00 UTC, in 10.0 h"), or "" for
+    a row without one; an empty list when none of them has one."""
+    said = []
+    for row in rows:
+        due = deadline(row, report.thresholds)
+        said.append(f"{human_time(due)}, {time_left(due, report.as_of)}" if due else "")
+    return said if any(said) else []
+
+
+def _exception_rows(title: str, rows: list[Row], deadlines: list[str]) -> Table:
     table = Table(title=title, title_justify="left")
     for name in ("Offline id", "Location", "PaymentIntents"):
         table.add_column(name, no_wrap=True)
     for name in ("Amount", "Stripe amount", "Age (h)", "At risk"):
         table.add_column(name, justify="right", no_wrap=True)
-    for row in rows:
-        table.add_row(
-            *(
-                Text(cell)
-                for cell in (
-                    row.offline_id or "—",
-                    row.location_id or "—",
-                    "\n".join(row.payment_intent_ids) or "—",
-                    money(row.amount, row.currency),
-                    money(row.stripe_amount, row.stripe_currency),
-                    row.age_hours or "—",
-                    _at_risk_of(row),
-                )
-            )
-        )
+    if deadlines:
+        table.add_column(DEADLINES[rows[0].category], no_wrap=True)
+    for index, row in enumerate(rows):
+        cells = [
+            row.offline_id or "—",
+            row.location_id or "—",
+            "\n".join(row.payment_intent_ids) or "—",
+            money(row.amount, row.currency),
+            money(row.stripe_amount, row.stripe_currency),
+            row.age_hours or "—",
+            _at_risk_of(row),
+        ]
+        if deadlines:
+            cells.append(deadlines[index].replace(", ", "\n") or "—")
+        table.add_row(*(Text(cell) for cell in cells))
     return table
 
 
-def _exception_rows_stacked(title: str, rows: list[Row]) -> Table:
-    """The same rows in three columns: the payment's ids and age under one another, its
-    amount above Stripe's, and what is at risk."""
+def _exception_rows_stacked(title: str, rows: list[Row], deadlines: list[str]) -> Table:
+    """The same rows in three columns: the payment's ids, age and deadline under one
+    another, its amount above Stripe's, and what is at risk."""
     table = Table(title=title, title_justify="left")
     table.add_column("Payment (location, PaymentIntents, age)", no_wrap=True)
     table.add_column("Amount (Stripe's)", justify="right", no_wrap=True)
     table.add_column("At risk", justify="right", no_wrap=True)
-    for row in rows:
+    for index, row in enumerate(rows):
         payment = [row.offline_id or "—", row.location_id or "—", *row.payment_intent_ids]
         if row.age_hours:
             payment.append(f"{row.age_hours} h old")
+        if deadlines and deadlines[index]:
+            payment.append(f"{DEADLINES[row.category].lower()} {deadlines[index]}")
         amounts = f"{money(row.amount, row.currency)}\n"
         amounts += f"({money(row.stripe_amount, row.stripe_currency)})"
         table.add_row(Text("\n".join(payment)), Text(amounts), Text(_at_risk_of(row)))

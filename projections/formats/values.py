@@ -97,6 +97,24 @@ def by_age_bucket(breakdown: Breakdown) -> Breakdown:
     return {label: breakdown[label] for label, _ in AGE_BUCKETS if label in breakdown}
 
 
+def age(age_seconds: int | None) -> str:
+    """Hours with one decimal (`26.5 h`) under 48 hours, days with one decimal (`6.0 days`)
+    from 48 hours on; rounded half up, in integers."""
+    if age_seconds is None:
+        return ""
+    if age_seconds >= 48 * 3600:
+        tenths = (age_seconds * 10 + 43_200) // 86_400
+        return f"{tenths // 10}.{tenths % 10} days"
+    tenths = (age_seconds * 10 + 1800) // 3600
+    return f"{tenths // 10}.{tenths % 10} h"
+
+
+def time_left(due: datetime, now: datetime) -> str:
+    """`in 5.0 h` before `due`, `3.0 h ago` after it (`age` writes the span)."""
+    seconds = int((due - now).total_seconds())
+    return f"in {age(seconds)}" if seconds >= 0 else f"{age(-seconds)} ago"
+
+
 def human_time(when: datetime | None) -> str:
     if when is None:
         return "—"

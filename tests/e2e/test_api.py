@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from ledger import Ledger, LedgerError
-from tests.e2e.test_webhooks import database as database  # a fixture: SQLite file and PostgreSQL
-from tests.e2e.test_webhooks import running
 from tests.support import records as r
 from tests.support.api_client import Api, metric, new_key
+from tests.support.serve import running
 
 PAN = "4242424242424242"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import CLI, run
-from tests.e2e.test_webhooks import Server, running
 from tests.support import records as r
 from tests.support.api_client import Api, new_key
+from tests.support.cli import CLI, run
+from tests.support.serve import Server, running
 
 
 @pytest.fixture

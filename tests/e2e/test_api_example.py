@@ -9,9 +9,9 @@ import subprocess
 from pathlib import Path
 
 from ledger import Ledger
-from tests.e2e.test_webhooks import running
 from tests.support import records as r
 from tests.support.api_client import new_key
+from tests.support.serve import running
 
 SCRIPT = Path(__file__).parents[2] / "examples" / "curl" / "sale.sh"
 

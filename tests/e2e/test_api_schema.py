@@ -20,10 +20,9 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi import checks
 
 from adapters.http.app import api_app
-from tests.e2e.test_webhooks import database as database  # a fixture: SQLite file and PostgreSQL
-from tests.e2e.test_webhooks import running
 from tests.support import records as r
 from tests.support.api_client import Api, new_key
+from tests.support.serve import running
 
 DOCUMENT = Path(__file__).parents[2] / "docs" / "openapi.json"
 schema = schemathesis.openapi.from_dict(json.loads(DOCUMENT.read_text()))

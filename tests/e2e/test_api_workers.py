@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_cli import run
-from tests.e2e.test_webhooks import free_port, running
 from tests.support import records as r
 from tests.support.api_client import Answer, Api, metric, new_key
+from tests.support.cli import run
+from tests.support.serve import free_port, running
 
 DEVICES = [f"tmr_{n}" for n in range(1, 5)]
 LIMIT = 10_000  # usd stored (and held) at the location

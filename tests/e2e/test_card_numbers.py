@@ -33,11 +33,10 @@ from ledger.application import BATCH_SIZE_MAX
 from ledger.errors import Code
 from ledger.observations import BalanceTransactionObservation, Observation, PaymentIntentObservation
 from tests.conftest import postgres_base_url
-from tests.e2e.test_cli import database as database  # a fixture: SQLite file and PostgreSQL
-from tests.e2e.test_cli import run
-from tests.e2e.test_webhooks import SECRET, event, payment_intent, running
 from tests.support import records as r
+from tests.support.cli import run
 from tests.support.pan_disguises import RAW_JSON_DISGUISES, TEXT_DISGUISES, leaked, random_pan
+from tests.support.serve import SECRET, event, payment_intent, running
 
 CARD = "CARD_NUMBER_DETECTED"
 

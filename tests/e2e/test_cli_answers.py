@@ -5,6 +5,7 @@ where, and how to fix it, with a code and the documented exit status. Real subpr
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -14,22 +15,8 @@ from pathlib import Path
 import pytest
 
 from ledger import Ledger, LedgerError
-from tests.e2e.test_cli import (
-    AT,
-    CLI,
-    P1,
-    P2,
-    P4,
-    UNREACHABLE,
-    day,
-    day_file,
-    loaded_sqlite,
-    run,
-    run_json,
-)
 from tests.support import records as r
-
-__all__ = ["day_file", "loaded_sqlite"]  # fixtures used here
+from tests.support.cli import AT, CLI, P1, P2, P4, UNREACHABLE, day, run, run_json
 
 DECIDE = ("decide", "--amount", "100", "--currency", "usd", "--device", "tmr_1")
 
@@ -51,7 +38,9 @@ def test_a_global_option_the_command_has_no_use_for_is_refused(loaded_sqlite: st
     for args in (("--json", "schema"), ("--db", loaded_sqlite, "demo"), ("--json", "report")):
         done = run(*args)
         assert done.returncode == 2, args
-        assert "does not take" in done.stderr, done.stderr
+        # said as asked: in JSON on standard output when --json was given
+        said = json.loads(done.stdout)["error"] if "--json" in args else done.stderr
+        assert "USAGE_ERROR" in str(said) and "does not take" in str(said), said
 
 
 # -- one type for every moment -----------------------------------------------------------------
@@ -311,3 +300,36 @@ def test_an_error_the_command_finds_itself_has_a_code_too(
     human = run(*args, "--db", loaded_sqlite, env=env)
     assert human.returncode == 2 and f"error: {code}: " in human.stderr, human.stderr
     assert run_json(*args, "--db", loaded_sqlite, env=env, status=2)["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("status", "--bogus"), "No such option '--bogus'"),
+        (("history",), "Missing argument 'OFFLINE_ID'"),
+        (("nosuch",), "No such command 'nosuch'"),
+        (("status", "--location"), "Option '--location' requires an argument"),
+        (("stored", "--older-than", "soon"), "Invalid value for '--older-than': 'soon'"),
+    ],
+)
+def test_a_usage_error_click_finds_has_a_code_too(args: tuple[str, ...], said: str) -> None:
+    human = run(*args)
+    assert human.returncode == 2, human.stderr
+    assert f"error: USAGE_ERROR: {said}" in human.stderr, human.stderr
+    assert "Traceback" not in human.stderr and human.stdout == ""
+    machine = run("--json", *args)  # before the command: still given when parsing fails
+    assert machine.returncode == 2, machine.stderr
+    answer = json.loads(machine.stdout)["error"]
+    assert answer["code"] == "USAGE_ERROR" and said in answer["message"], answer
+
+
+def test_a_usage_error_keeps_the_usage_line_and_help_still_exits_0() -> None:
+    human = run("history")
+    assert human.stderr.startswith("Usage: offline-ledger history [OPTIONS] OFFLINE_ID\n")
+    assert "Try 'offline-ledger history --help' for help." in human.stderr
+    assert run("history", "--help").returncode == 0
+    answer = json.loads(run("report", "--format", "json", "--bogus").stdout)
+    assert answer["error"]["code"] == "USAGE_ERROR"
+    assert run("audit", "verify", "--bogus").stderr.endswith(
+        "error: USAGE_ERROR: No such option '--bogus'.\n"
+    )

@@ -13,9 +13,6 @@ import click
 import pytest
 
 from adapters.cli.group import COMMANDS, main
-from tests.e2e.test_cli import loaded_sqlite
-
-__all__ = ["loaded_sqlite"]  # a fixture used here
 
 HEAVY = ("sqlalchemy", "pydantic", "eventsourcing", "stripe", "alembic", "jinja2", "rich")
 

@@ -11,12 +11,10 @@ finds nothing new to record.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,17 +27,13 @@ from adapters.trading_day import write_jsonl
 from ledger import Ledger
 from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
 from tests.conftest import postgres_base_url
+from tests.support.cli import CLI, clean_environment
 from tests.support.generators import crash_day_records, payment_ids_in, snapshot
 
-CLI = Path(sys.executable).parent / "offline-ledger"
 PAYMENTS = 3_000
 KILLS = 4
 BATCH_SIZE = "250"  # several commits per second, so kills land in and between transactions
 WAIT_SECONDS = 300  # only reached if something hangs
-
-
-def environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_LEDGER_")}
 
 
 def ingest(path: Path, url: str) -> dict[str, Any]:
@@ -48,7 +42,7 @@ def ingest(path: Path, url: str) -> dict[str, Any]:
         [str(CLI), "ingest", str(path), "--db", url, "--json", "--batch-size", BATCH_SIZE],
         capture_output=True,
         text=True,
-        env=environment(),
+        env=clean_environment(),
         timeout=WAIT_SECONDS,
         check=False,
     )
@@ -94,7 +88,7 @@ def kill_repeatedly(path: Path, url: str, events: int, rng: random.Random) -> in
             [str(CLI), "ingest", str(path), "--db", url, "--batch-size", BATCH_SIZE],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env=environment(),
+            env=clean_environment(),
         )
         try:
             deadline = time.monotonic() + WAIT_SECONDS

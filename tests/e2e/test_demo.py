@@ -104,8 +104,15 @@ def test_the_demo_writes_every_format_and_every_category_it_claims(
     table = list(csv.DictReader(io.StringIO((out / "report.csv").read_text())))
     assert tuple(table[0]) == COLUMNS
     assert Counter(r["category"] for r in table) == Counter(r["category"] for r in rows)
-    html = (out / "report.html").read_text().lower().replace("_", " ")
+    page = (out / "report.html").read_text()
+    html = page.lower().replace("_", " ")
     assert all(category.replace("_", " ") in html for category in EVERY_CATEGORY)
+    # The page charts the money at risk by the brands the readers read (looked up for the
+    # rows it lists) and lists the payments still stored, as many as the report counts.
+    brands = page.split('aria-label="Money at risk by card brand, USD"')[1].split("</figure>")[0]
+    assert "Visa" in brands and "Mastercard" in brands
+    pending = sum(t["count"] for t in report["summary"].get("pending_forward", {}).values())
+    assert f"<h2>Still stored on readers ({pending})</h2>" in page
     text = (out / "report.txt").read_text()
     assert "Reconciliation report as of 2026-11-21 18:00 UTC" in text
 

@@ -15,9 +15,9 @@ import time
 from typing import TYPE_CHECKING
 
 from ledger import Ledger
-from tests.e2e.test_cli import CLI
-from tests.integration.test_forwarding import KEY, assert_exactly_one_each, stored
 from tests.support import records as r
+from tests.support.cli import CLI
+from tests.support.forwarding import KEY, assert_exactly_one_each, stored
 
 if TYPE_CHECKING:  # loaded by pytest_plugins, which also rewrites its asserts
     from tests.support.stripe_fixtures import FaultProxy

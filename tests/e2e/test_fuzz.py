@@ -14,9 +14,8 @@ import pytest
 from adapters.stripe.events import observations
 from ledger.errors import InvalidRecord
 from ledger.moments import from_unix_seconds
-from tests.e2e.test_cli import database as database  # a fixture: SQLite file and PostgreSQL
-from tests.e2e.test_webhooks import event
 from tests.support import fuzz
+from tests.support.serve import event
 
 CI_COUNT = 500
 

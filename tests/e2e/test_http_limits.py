@@ -17,7 +17,7 @@ import pytest
 import stripe
 
 from ledger import Ledger
-from tests.e2e.test_webhooks import SECRET, Server, last_id, running
+from tests.support.serve import SECRET, Server, last_id, running
 
 GUARD_SECONDS = 60.0  # a server that never answers fails the test instead of hanging it
 

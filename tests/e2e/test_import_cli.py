@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_cli import UNREACHABLE, run, run_json
-from tests.e2e.test_cli import database as database  # a fixture: SQLite file and PostgreSQL
+from tests.support.cli import UNREACHABLE, run, run_json
 
 PAN = "4242 4242 4242 4242"  # Luhn-valid: a full card number
 REPORT_HEADER = (

@@ -19,7 +19,7 @@ from ledger.observations import PaymentIntentObservation
 from ledger.storage import engine_for
 from projections.read_models import PROJECTIONS, ReadModels
 from projections.tables import projection_positions
-from tests.e2e.test_crash import CLI, environment
+from tests.support.cli import CLI, clean_environment
 from tests.support.generators import crash_day_records
 
 PAYMENTS = 1_500
@@ -89,7 +89,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
         [str(CLI), *args],
         capture_output=True,
         text=True,
-        env=environment(),
+        env=clean_environment(),
         timeout=WAIT_SECONDS,
         check=False,
     )
@@ -124,7 +124,7 @@ def kill_repeatedly(url: str, rng: random.Random) -> list[dict[str, int]]:
             [str(CLI), "project", "--db", url, "--batch-size", BATCH_SIZE],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env=environment(),
+            env=clean_environment(),
         )
         try:
             deadline = time.monotonic() + WAIT_SECONDS
@@ -179,7 +179,7 @@ def test_two_runners_racing_apply_every_event_once(url: str) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=environment(),
+            env=clean_environment(),
         )
         for _ in range(2)
     ]

@@ -1,5 +1,7 @@
 """The HTML report in a real headless browser (Debian's chromium): it loads without error, the
-parsed page shows every exception section with its rows and the SVG charts, and it paints.
+parsed page shows every exception section with its rows and the charts, it paints, and laid
+out 1400 and 390 pixels wide (a laptop, a phone) neither it nor any of its tables scrolls
+sideways.
 
 Chromium runs as a subprocess on the local file only, with a fresh profile and no background
 networking. Without chromium on PATH the tests are skipped with a notice at the end of the run;
@@ -9,21 +11,25 @@ with OFFLINE_LEDGER_REQUIRE_BROWSER=1 (CI) they fail instead.
 from __future__ import annotations
 
 import contextlib
+import html
+import json
 import os
 import shutil
 import signal
 import struct
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from projections.formats.html import render_html
 from projections.formats.values import money
-from projections.report import EXCEPTIONS
+from projections.report import EXCEPTIONS, Report
 from tests.conftest import BROWSER_ENV, BROWSER_SKIP
-from tests.unit.test_report_formats import REPORT, ROWS
+from tests.support.sample_report import REPORT, ROWS
 
 CHROMIUM_FLAGS = (
     "--headless",
@@ -98,7 +104,7 @@ def test_the_browser_shows_every_exception_with_its_rows_and_the_charts(
     dom = run_chromium(chromium, tmp_path, "--dump-dom", page.as_uri())
 
     exceptions = between(dom, '<section id="exceptions">', '<section id="totals">')
-    assert "Exceptions: what needs action, most urgent first" in exceptions
+    assert "Exceptions: what needs action, what can still be saved first" in exceptions
     for category in EXCEPTIONS:
         rows = [row for row in ROWS if row.category == category]
         section = between(exceptions, f'<section id="{category.value}">', "</section>")
@@ -115,8 +121,9 @@ def test_the_browser_shows_every_exception_with_its_rows_and_the_charts(
         assert f'<li class="figure">{money(amount, currency)}</li>' in headline
     assert "is stale after 24 hours." in between(dom, "<header>", "</header>")
 
-    # one chart of rows per category, one chart of money at risk per currency
-    assert dom.count("<svg") == 1 + len(REPORT.at_risk())
+    # rows per category in two charts (exceptions on their own scale), and per currency the
+    # money at risk by age, by card brand and by location
+    assert dom.count('<figure class="chart"') == 2 + 3 * len(REPORT.at_risk())
     assert "<script" not in dom and "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
 
 
@@ -139,3 +146,83 @@ def test_the_browser_paints_the_page_into_a_real_screenshot(
     assert data[12:16] == b"IHDR" and struct.unpack(">II", data[16:24]) == WINDOW
     # a blank page of this size compresses to about 12 KB, this report to about 250 KB
     assert len(data) > 50_000, f"the screenshot is only {len(data)} bytes: a blank page?"
+
+
+# The page laid out at a laptop's width and a phone's. Headless chromium keeps its window at
+# least 500 pixels wide, so the page is laid out in an iframe of the width measured (its own
+# viewport, as a phone's: the media queries and the viewport meta apply to it), and a script of
+# the test, outside the page, measures it once it has loaded.
+MEASURE = """<!DOCTYPE html>
+<html><body style="margin: 0">
+<iframe id="page" style="border: 0; width: %(width)dpx; height: 900px" srcdoc="%(page)s"></iframe>
+<pre id="measured"></pre>
+<script>
+document.getElementById("page").addEventListener("load", function () {
+  var frame = this, doc = frame.contentDocument, view = frame.contentWindow.innerWidth;
+  function box(el) {
+    var rect = el.getBoundingClientRect();
+    return {right: rect.right, scroll: el.scrollWidth, client: el.clientWidth};
+  }
+  function all(selector) { return Array.prototype.map.call(doc.querySelectorAll(selector), box); }
+  var fonts = Array.prototype.map.call(doc.querySelectorAll("table td, .bar"), function (el) {
+    return parseFloat(frame.contentWindow.getComputedStyle(el).fontSize);
+  });
+  document.getElementById("measured").textContent = JSON.stringify({
+    view: view,
+    page: doc.documentElement.scrollWidth,
+    headline: all("#headline, #headline .tile"),
+    rows: all("table.rows"),
+    wrappers: all(".scroll"),
+    charts: all(".chart"),
+    smallest_font: Math.min.apply(null, fonts)
+  });
+});
+</script>
+</body></html>
+"""
+
+
+# The report with the long names of a real shop (the demo's), which widen its columns.
+LONG_NAMES = Report(
+    REPORT.as_of,
+    [
+        replace(row, location_id="tml_tokyo_shibuya", device_id="tmr_tokyo_shibuya_2")
+        if row.location_id == "loc_1"
+        else row
+        for row in ROWS
+    ],
+    REPORT.filters,
+    REPORT.thresholds,
+)
+
+
+def laid_out(chromium: str, tmp_path: Path, width: int) -> dict[str, Any]:
+    """The measures of the report laid out `width` pixels wide (see MEASURE)."""
+    page = html.escape(render_html(LONG_NAMES), quote=True)
+    path = tmp_path / f"measure-{width}.html"
+    path.write_text(MEASURE % {"width": width, "page": page}, encoding="utf-8")
+    dom = run_chromium(
+        chromium, tmp_path, "--virtual-time-budget=10000", "--dump-dom", path.as_uri()
+    )
+    measured: dict[str, Any] = json.loads(
+        html.unescape(between(dom, '<pre id="measured">', "</pre>"))
+    )
+    return measured
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_the_page_never_scrolls_sideways_and_its_summary_and_action_tables_fit(
+    chromium: str, tmp_path: Path, width: int
+) -> None:
+    measured = laid_out(chromium, tmp_path, width)
+
+    assert measured["view"] == width
+    assert measured["page"] <= width, "the page scrolls sideways"
+    # the summary's tiles, the charts, the rows to act on and every table fit, whole, without
+    # scrolling (on a phone the tables are cards of labelled lines)
+    for name in ("headline", "charts", "rows", "wrappers"):
+        assert measured[name], name
+        for box in measured[name]:
+            assert box["right"] <= width and box["scroll"] <= box["client"], (name, box)
+    # tables readable: no text smaller than 12 pixels
+    assert measured["smallest_font"] >= 12

@@ -9,8 +9,7 @@ import json
 from pathlib import Path
 
 from projections.report import COLUMNS, Category
-from tests.e2e.test_cli import UNREACHABLE, run, run_json
-from tests.e2e.test_cli import database as database  # a fixture: SQLite file and PostgreSQL
+from tests.support.cli import UNREACHABLE, run, run_json
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 AS_OF = "2026-11-23T00:00:00Z"

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import stripe
 
 from ledger import Ledger
-from tests.e2e.test_cli import run, run_json
-from tests.integration.test_forwarding import KEY, stored
 from tests.support import records as r
+from tests.support.cli import run, run_json
+from tests.support.forwarding import KEY, stored
 
 if TYPE_CHECKING:  # loaded by pytest_plugins, which also rewrites its asserts
     from tests.support.stripe_fixtures import FaultProxy

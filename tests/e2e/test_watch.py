@@ -18,9 +18,9 @@ import pytest
 
 from adapters.alerts.webhook import ALERT_ID_HEADER, SIGNATURE_HEADER, signature_holds
 from ledger import Ledger
-from tests.e2e.test_cli import CLI, run, run_json
-from tests.service.test_alert_conditions import a_day
 from tests.support import records as r
+from tests.support.cli import CLI, run, run_json
+from tests.support.days import a_day
 
 SECRET = "whsec_alerts_test"
 ENV = {"OFFLINE_LEDGER_ALERT_SECRET": SECRET}

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from ledger import Ledger
-from tests.e2e.test_cli import run, run_json
-from tests.service.test_what_if import A, record_day
+from tests.support.cli import run, run_json
+from tests.support.days import A, record_day
 
 
 def _recorded(sqlite_url: str) -> str:

@@ -5,9 +5,8 @@ bad position; an untouched log verifies with its head hash; invariants hold."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,12 @@ import pytest
 import sqlalchemy as sa
 
 from adapters.audit import check_invariants, verify
-from ledger import Ledger, LedgerError
+from ledger import Ledger, LedgerError, identity
+from ledger.payment import Payment
 from ledger.postgres import APPEND_EVENTS_MAX
-from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for
-from tests.e2e.test_cli import run
 from tests.support import records as r
+from tests.support.cli import run
+from tests.support.event_tables import event_table
 
 Edit = Callable[[sa.Connection, str, str], None]  # connection, events table, position column
 
@@ -40,21 +40,6 @@ def url(request: pytest.FixtureRequest) -> str:
                 records.append(r.captured(offline_id, f"pi_{n}", 1000 + n))
             ledger.record_many(records)
     return chosen
-
-
-@contextmanager
-def database(url: str) -> Iterator[tuple[sa.Connection, str, str]]:
-    with Ledger.open(url) as ledger:
-        engine = engine_for(ledger.config)
-        kind = ledger.config.kind
-    try:
-        with engine.begin() as conn:
-            if kind == "postgresql":
-                yield conn, POSTGRES_EVENTS_TABLE, "notification_id"
-            else:
-                yield conn, SQLITE_EVENTS_TABLE, "rowid"
-    finally:
-        engine.dispose()
 
 
 def verified(url: str, status: int) -> dict[str, Any]:
@@ -143,13 +128,54 @@ def test_a_direct_change_to_the_database_is_found_at_the_first_bad_position(
     kind: str,
     position: int,
 ) -> None:
-    with database(url) as (conn, table, column):
+    with event_table(url) as (conn, table, column):
         tamper(conn, table, column)
     result = verified(url, 1)
     assert (result["problem"]["kind"], result["problem"]["position"]) == (kind, position)
     assert not result["ok"]
     done = run("audit", "verify", "--db", url)
     assert f"TAMPERED at position {position}" in done.stderr
+
+
+def test_events_saved_past_the_domain_rules_break_the_invariants_verify_reports(
+    url: str,
+) -> None:
+    """Stored through the recorder (the chain holds), a capture above the authorization and a
+    second forward: the same pass that verifies the chain reports both."""
+    with Ledger.open(url) as ledger:
+        records = r.stored_payment(amount=1000, capture_method="manual")
+        offline_id = records[0]["offline_id"]
+        ledger.record_many([*records, r.forwarded(offline_id, "pi_9", "requires_capture")])
+        stream = identity.payment_id(offline_id)
+        version = list(ledger.store.events.get(stream))[-1].originator_version
+        moment = datetime(2026, 11, 22, 12, tzinfo=UTC)
+        common = {"originator_id": stream, "timestamp": moment, "occurred_at": moment}
+        past_the_rules = [
+            Payment.Captured(
+                originator_version=version + 1,
+                payment_intent_id="pi_9",
+                amount_captured=5000,
+                **common,
+            ),
+            Payment.Forwarded(
+                originator_version=version + 2,
+                payment_intent_id="pi_9",
+                status="succeeded",
+                implied=False,
+                reported_late=False,
+                **common,
+            ),
+        ]
+        ledger.store.recorder.insert_events(
+            [ledger.store.mapper.to_stored_event(event) for event in past_the_rules]
+        )
+        result = verify(ledger)
+        assert result.problem is None
+        assert result.invariant_problems == [
+            f"payment {offline_id}: 5000 captured, 1000 authorized",
+            f"payment {offline_id} was forwarded twice without a DuplicateForwardDetected",
+        ]
+        assert check_invariants(ledger) == result.invariant_problems
 
 
 def test_events_written_after_verification_extend_the_chain(url: str) -> None:
@@ -167,7 +193,7 @@ def test_a_rebuild_finds_a_corrupted_projection_row_and_swaps_in_the_right_one(
     assert run("report", "--db", url, "--format", "json").returncode == 0  # live read models
     clean = run("audit", "rebuild", "--db", url, "--json")
     assert clean.returncode == 0 and json.loads(clean.stdout)["clean"]
-    with database(url) as (conn, _, _):
+    with event_table(url) as (conn, _, _):
         offline_id = conn.execute(sa.text("SELECT offline_id FROM payments LIMIT 1")).scalar()
         conn.execute(
             sa.text("UPDATE payments SET amount = amount + 1 WHERE offline_id = :o"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from base64 import b64encode
+from base64 import b64decode, b64encode
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ from eventsourcing.cipher import AESCipher
 from eventsourcing.utils import Environment
 
 from ledger import Ledger
+from ledger.cipher import KeyringCipher
 from ledger.errors import Code, StorageError
+from ledger.keyring import Keyring, single_key
 from ledger.storage import (
     CIPHER_KEY_ENV,
     POSTGRES_EVENTS_TABLE,
@@ -26,8 +28,8 @@ from ledger.storage import (
     engine_for,
     parse_database_url,
 )
-from tests.e2e.test_cli import run
 from tests.support import records as r
+from tests.support.cli import run
 
 SECRET = "SECRET-ORDER-17"
 P1 = "00000000-0000-4000-8000-0000000000e1"
@@ -91,8 +93,8 @@ def test_card_details_and_metadata_are_ciphertext_at_rest(
 
     states = stored_states(url)
     assert len(states) >= 9
-    cipher = AESCipher(_env(key))
-    decrypted = [cipher.decrypt(s) for s in states]  # each one nonce | tag | ciphertext
+    cipher = KeyringCipher(_env(single_key(key).to_json()))
+    decrypted = [cipher.decrypt(s) for s in states]  # each one header | nonce | tag | ciphertext
     assert any(b"SECRET-ORDER" in d for d in decrypted)
     assert any(b'"last4": "4242"' in d or b'"last4":"4242"' in d for d in decrypted)
     for state in states:
@@ -189,8 +191,8 @@ def test_without_the_key_or_with_another_one_reading_fails_clearly(
 
     other = AESCipher.create_key(32)
     wrong = failure(url, {CIPHER_KEY_ENV: other}, *command)
-    assert wrong["code"] == "CIPHER_KEY_MISMATCH"
-    assert CIPHER_KEY_ENV in wrong["message"]
+    assert wrong["code"] == "CIPHER_KEY_UNKNOWN"  # each event names the key it needs
+    assert CIPHER_KEY_ENV in wrong["message"] and wrong["details"]["key_id"] in wrong["message"]
     assert key not in json.dumps(wrong) and other not in json.dumps(wrong)
 
     plain = run(*command, "--db", url)  # for people: one line, no traceback (run checks)
@@ -212,7 +214,7 @@ def test_the_library_raises_a_storage_error_with_the_code(
     monkeypatch.setenv(CIPHER_KEY_ENV, AESCipher.create_key(16))
     with pytest.raises(StorageError) as wrong:
         Ledger.open(sqlite_url)
-    assert wrong.value.code == Code.CIPHER_KEY_MISMATCH
+    assert wrong.value.code == Code.CIPHER_KEY_UNKNOWN
 
 
 def test_an_event_written_with_another_key_later_in_the_log_is_a_storage_error(
@@ -270,8 +272,8 @@ def test_keys_of_every_aes_size_are_accepted(size: int) -> None:
     key = AESCipher.create_key(size)
     config = parse_database_url("memory://", environ={CIPHER_KEY_ENV: f" {key}\n"})
     assert config.encrypted
-    assert config.env["CIPHER_TOPIC"] == "eventsourcing.cipher:AESCipher"
-    assert config.env["CIPHER_KEY"] == key
+    assert config.env["CIPHER_TOPIC"] == "ledger.cipher:KeyringCipher"
+    assert Keyring.from_json(config.env["CIPHER_KEY"], "env").current.key == b64decode(key)
     assert key not in repr(config)
 
 

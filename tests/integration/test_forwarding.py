@@ -5,10 +5,9 @@ ledger shows each payment forwarded once."""
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 import stripe
@@ -21,55 +20,18 @@ from adapters.stripe.port import stripe_service
 from adapters.stripe.sync import sync
 from ledger import Ledger, LedgerError
 from tests.support import records as r
+from tests.support.forwarding import (
+    KEY,
+    assert_exactly_one_each,
+    gateway,
+    server_payment_intents,
+    stored,
+)
 
 if TYPE_CHECKING:  # loaded by pytest_plugins, which also rewrites its asserts
     from tests.support.stripe_fixtures import FaultProxy
 
 pytest_plugins = ["tests.support.stripe_fixtures"]
-
-KEY = "sk_test_offline_ledger"
-
-
-def gateway(url: str, *, timeout_seconds: float = 5.0) -> StripeGateway:
-    return StripeGateway(
-        StripeSettings(
-            api_key=SecretStr(KEY),
-            api_base=url,
-            timeout_seconds=timeout_seconds,
-            max_network_retries=2,
-        )
-    )
-
-
-def server_payment_intents(url: str) -> list[dict[str, Any]]:
-    """Every PaymentIntent on the server itself (not through the proxy)."""
-    client = stripe.StripeClient(KEY, base_addresses={"api": url})
-    return [
-        item.to_dict()
-        for item in client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter()
-    ]
-
-
-def stored(
-    ledger: Ledger, count: int, *, method: str = "pm_card_visa", capture_method: str = "automatic"
-) -> list[str]:
-    ids = []
-    for n in range(count):
-        offline_id = str(uuid.uuid4())
-        ledger.record_many(
-            [
-                r.created(
-                    offline_id,
-                    amount=1000 + n,
-                    capture_method=capture_method,
-                    metadata={"order": f"A-{n}"},
-                ),
-                r.collected(offline_id, payment_method_id=method),
-                r.confirmed(offline_id, occurred_at=r.at(2 + n / 100), stored_at=r.at(2 + n / 100)),
-            ]
-        )
-        ids.append(offline_id)
-    return ids
 
 
 @pytest.fixture
@@ -87,21 +49,6 @@ def ledger(sqlite_url: str) -> Iterator[Ledger]:
         )
         opened.record(r.device())
         yield opened
-
-
-def assert_exactly_one_each(ledger: Ledger, ids: list[str], server: str) -> None:
-    on_server = server_payment_intents(server)
-    per_id = Counter(item["metadata"].get("offline_id") for item in on_server)
-    assert {i: per_id[i] for i in ids} == dict.fromkeys(ids, 1)
-    by_id = {item["metadata"]["offline_id"]: item for item in on_server}
-    for offline_id in ids:
-        payment = ledger.payment(offline_id)
-        assert payment.status in ("forwarded", "captured", "declined"), payment.status
-        assert payment.duplicate_payment_intent_ids == []
-        if payment.status != "declined":
-            assert payment.payment_intent_id == by_id[offline_id]["id"]
-            assert by_id[offline_id]["amount"] == payment.amount
-            assert by_id[offline_id]["metadata"]["order"] == payment.metadata["order"]
 
 
 def test_stored_payments_are_forwarded_once_each(ledger: Ledger, fault_proxy: FaultProxy) -> None:

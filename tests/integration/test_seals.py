@@ -29,9 +29,9 @@ from adapters.seals import SEAL_KEY_ENV
 from ledger import Ledger
 from ledger.chain import GENESIS, link
 from ledger.storage import CIPHER_KEY_ENV
-from tests.e2e.test_cli import run, run_json
-from tests.integration.test_audit import database
 from tests.support import records as r
+from tests.support.cli import run, run_json
+from tests.support.event_tables import event_table
 
 
 @pytest.fixture
@@ -178,7 +178,7 @@ def test_an_untouched_log_holds_every_seal_and_sealing_again_is_a_repeat(
 def test_a_recomputed_chain_passes_plain_verify_but_breaks_the_sealed_period(
     periods: Periods, keys: tuple[Path, Path]
 ) -> None:
-    with database(periods.url) as (conn, table, column):
+    with event_table(periods.url) as (conn, table, column):
         position = amount_position(
             conn,
             table,
@@ -202,7 +202,7 @@ def test_a_tail_cut_with_its_links_passes_plain_verify_but_breaks_the_seal(
     periods: Periods, keys: tuple[Path, Path]
 ) -> None:
     cut_after = periods.first["through_position"] - 3
-    with database(periods.url) as (conn, table, column):
+    with event_table(periods.url) as (conn, table, column):
         conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} > :p"), {"p": cut_after})
         conn.execute(sa.text("DELETE FROM event_chain WHERE position > :p"), {"p": cut_after})
     assert chain_verifies(periods.url)
@@ -216,7 +216,7 @@ def test_a_tail_cut_with_its_links_passes_plain_verify_but_breaks_the_seal(
 def test_an_edit_the_chain_shows_is_said_with_the_period_it_is_in(
     periods: Periods, keys: tuple[Path, Path]
 ) -> None:
-    with database(periods.url) as (conn, table, column):
+    with event_table(periods.url) as (conn, table, column):
         position = amount_position(conn, table, column, 0, periods.first["through_position"])
         edit_amount(conn, table, column, position)
     result = verified(periods.url, keys, periods.out, 1)
@@ -386,6 +386,6 @@ def test_an_encrypted_ledger_is_sealed_and_checked(
         "--public-key", str(keys[1]), env=cipher,
     )  # fmt: skip
     assert result["seals"][0]["holds"]
-    with database(sqlite_url) as (conn, table, _):
+    with event_table(sqlite_url) as (conn, table, _):
         states = conn.execute(sa.text(f"SELECT state FROM {table} WHERE topic LIKE '%Seals%'"))
         assert all(b"head_hash" not in bytes(state) for (state,) in states)

@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.stripe.files import StripeFileError, read_payment_intents_json, read_report_csv
+from adapters.stripe.files import read_payment_intents_json, read_report_csv
+from adapters.stripe.problems import StripeFileError
 from ledger import Ledger
 from projections.formats import FORMATS, render
 from projections.read_models import ReadModels
 from projections.report import Category, Report, Row
-from tests.e2e.test_cli import database as database  # a fixture: SQLite file and PostgreSQL
-from tests.e2e.test_webhooks import running
 from tests.support import records as r
+from tests.support.serve import running
 
 CORPUS = Path(__file__).parents[1] / "support" / "stripe_corpus"
 AS_OF = datetime(2026, 11, 26, tzinfo=UTC)

@@ -4,37 +4,13 @@ that stopped forwarding; and none when the thresholds are not reached."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from adapters.alerts.conditions import evaluate
 from adapters.alerts.config import Conditions
 from ledger import Ledger
 from projections.read_models import ReadModels
-from tests.support import records as r
-
-STORED, AUTHORIZED, TWICE = (str(uuid.uuid4()) for _ in range(3))
-
-
-def a_day(url: str) -> None:
-    """One payment still stored, one authorized awaiting capture, one forwarded twice: all
-    recorded on 2026-11-22."""
-    with Ledger.open(url) as ledger:
-        ledger.record_many([r.location(), r.device()])
-        ledger.record_many(r.stored_payment(STORED, amount=4000))
-        ledger.record_many(
-            [
-                *r.stored_payment(AUTHORIZED, amount=2000, capture_method="manual"),
-                r.forwarded(AUTHORIZED, "pi_auth", "requires_capture"),
-            ]
-        )
-        ledger.record_many(
-            [
-                *r.stored_payment(TWICE, amount=1000),
-                r.forwarded(TWICE, "pi_first"),
-                r.forwarded(TWICE, "pi_second"),
-            ]
-        )
+from tests.support.days import AUTHORIZED, STORED, TWICE, a_day
 
 
 def keys(url: str, wanted: Conditions, now: datetime) -> list[str]:

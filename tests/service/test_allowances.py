@@ -15,8 +15,8 @@ import pytest
 
 from adapters.trading_day import write_jsonl
 from ledger import Code, Ledger, LedgerError
-from tests.e2e.test_cli import run_json
 from tests.support import records as r
+from tests.support.cli import run_json
 
 AT = r.T0 - timedelta(minutes=10)
 UNTIL = r.T0 + timedelta(hours=8)

@@ -19,8 +19,8 @@ from adapters.trading_day import write_jsonl
 from ledger import Ledger
 from projections.formats import render
 from projections.read_models import ReadModels
-from tests.e2e.test_cli import run, run_json
 from tests.support import records as r
+from tests.support.cli import run, run_json
 
 A = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a01"
 B = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a02"

@@ -17,6 +17,7 @@ from ledger.observations import (
     DisputeObservation,
     PaymentIntentObservation,
 )
+from projections.formats.urgency import capture_deadline
 from projections.read_models import ReadModels
 from projections.reconciliation import Filters, Thresholds
 from projections.report import Category, Report, Row
@@ -213,6 +214,9 @@ def test_a_payment_never_confirmed_is_pending_then_abandoned_with_nothing_at_ris
         0,
         "created",
     )
+    # never stored: its age and the time it happened count from its creation
+    assert late.stored_at is None and late.began_at is not None
+    assert late.age_seconds == (r.T0 + timedelta(hours=25) - late.began_at).total_seconds()
 
 
 def test_the_same_data_and_as_of_give_the_same_report(opened: tuple[Ledger, ReadModels]) -> None:
@@ -265,6 +269,19 @@ def test_visa_authorizations_have_a_longer_capture_window_than_mastercard(
     report = read_models.report(three_days_later)
     assert row_of(report, ids["visa"]).category is Category.AWAITING_CAPTURE
     assert row_of(report, ids["mastercard"]).category is Category.CAPTURE_OVERDUE
+
+    # The rows carry no brand; the report looks it up for those with money at risk, read in
+    # a list or streamed, and it sets the capture deadline the page shows.
+    overdue = row_of(report, ids["mastercard"])
+    assert overdue.card_brand is None
+    (branded,) = report.branded([overdue])
+    assert branded.card_brand == "mastercard"
+    with read_models.streamed_report(three_days_later) as streamed:
+        rows = list(streamed.rows)
+        assert {row.card_brand for row in streamed.branded(rows)} == {"visa", "mastercard"}
+    deadline = capture_deadline(branded, report.thresholds)
+    assert deadline is not None and branded.forwarded_at is not None
+    assert deadline - branded.forwarded_at == timedelta(days=2)  # not Visa's 4 days 18 hours
 
 
 def test_a_balance_report_alone_matches_a_forwarded_payment_and_a_partial_capture(

@@ -184,6 +184,10 @@ def check_against_the_oracle(
         # int but no format writes it): every format renders the report.
         assert len(json.loads(render(report, "json"))["rows"]) == len(expected.rows)
         assert all(render(report, fmt) for fmt in FORMATS)
+        # The CSV the database writes (`Report.csv_lines`) is the one written from the rows.
+        with read_models.streamed_report(as_of, thresholds, filters) as streamed:
+            assert streamed.csv_lines is not None
+            assert render(streamed, "csv") == render(expected, "csv")
 
 
 EXAMPLES = settings(

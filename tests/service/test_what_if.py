@@ -4,20 +4,21 @@ change them the way the report says."""
 from __future__ import annotations
 
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger import Ledger
 from ledger.errors import NotFound
-from ledger.limits import LIMIT_CODES
+from ledger.identity import location_id as location_stream_id
+from ledger.limits import LIMIT_CODES, ResolvedLimits, Sale, Totals
 from ledger.what_if import ProposedLimits, compare, histories, replay
+from projections.read_models import ReadModels
 from tests.support import records as r
+from tests.support.days import A, record_day
 from tests.support.generators import Scenario, apply_one_by_one, scenarios
-
-A = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a01"
-B = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a02"
-C = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a03"
 
 
 @settings(deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow])
@@ -25,6 +26,7 @@ C = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a03"
 def test_replaying_the_limits_in_force_reproduces_the_recorded_outcomes(
     scenario: Scenario,
 ) -> None:
+    """Also: the offline sales read model gives the histories the location streams give."""
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'ledger.db'}"
         with Ledger.open(url, create=True) as ledger:
@@ -41,6 +43,10 @@ def test_replaying_the_limits_in_force_reproduces_the_recorded_outcomes(
                     replayed += 1
             stored = [oid for oid in scenario.offline_ids if _was_stored(ledger, oid)]
             assert replayed == len(stored)
+            # The read model `what-if` reads holds the same histories as the streams.
+            with ReadModels(ledger) as models:
+                from_rows = {h.location_id: h for h in models.sale_histories()}
+            assert from_rows == {h.location_id: h for h in histories(ledger.store)}
 
 
 def _was_stored(ledger: Ledger, offline_id: str) -> bool:
@@ -48,21 +54,6 @@ def _was_stored(ledger: Ledger, offline_id: str) -> bool:
         return ledger.payment(offline_id).stored_at is not None
     except NotFound:  # never created (its creation was refused)
         return False
-
-
-def record_day(ledger: Ledger) -> None:
-    """Three sales of 800, 500 and 300 at a location that may store 1000: the second broke
-    the limit; the first was declined, the second forwarded at minute 30."""
-    limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 1000}}
-    ledger.record(r.location(limits=limits, device_limits={"stored_amount_max": {}}))
-    ledger.record(r.device())
-    for minute, (oid, amount) in enumerate([(A, 800), (B, 500), (C, 300)]):
-        ledger.record(r.created(oid, amount=amount, occurred_at=r.at(10 * minute)))
-        ledger.record(r.collected(oid) | {"occurred_at": r.at(10 * minute + 1)})
-        ledger.record(
-            r.confirmed(oid, occurred_at=r.at(10 * minute + 2), stored_at=r.at(10 * minute + 2))
-        )
-    ledger.record(r.declined(A, occurred_at=r.at(40)))
 
 
 def test_a_lower_limit_refuses_more_sales_and_avoids_a_decline() -> None:
@@ -100,3 +91,33 @@ def test_the_same_limits_change_nothing() -> None:
         (usd,) = compare(history, ledger.policy, same)
     assert (usd.newly_refused, usd.newly_offline, usd.changes) == (0, 0, [])
     assert usd.to_dict()["refused"] == {"recorded": 2, "proposed": 2}
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    currency=st.sampled_from(["usd", "eur", "gbp"]),
+    amount=st.integers(1, 60_000),
+    stored=st.integers(0, 250_000),
+    count=st.integers(0, 120),
+    device_stored=st.integers(0, 120_000),
+    device_count=st.integers(0, 50),
+)
+def test_the_replays_judging_gives_the_ledgers_codes(
+    currency: str, amount: int, stored: int, count: int, device_stored: int, device_count: int
+) -> None:
+    """`ResolvedLimits` (the limits resolved once, plain integers per sale) answers with the
+    codes of `Policy.limit_violations` (the ledger's check at a confirmation), whatever the
+    totals: a currency configured or not, under or over each limit."""
+    with Ledger.open("memory://") as ledger:
+        ledger.record(r.location())
+        location = ledger.store.repository.get(location_stream_id("tml_1"))
+        totals = Totals(
+            {currency: stored}, count, {currency: device_stored} if device_stored else {},
+            device_count,
+        )  # fmt: skip
+        sale = Sale(amount, currency, "tmr_1", "prefer_online", datetime.fromisoformat(r.at(0)))
+        expected = {str(v.code) for v in ledger.policy.limit_violations(sale, location, totals)}
+        resolved = ResolvedLimits.of(ledger.policy, location, currency)
+        assert resolved.codes(amount, stored, count, device_stored, device_count) == tuple(
+            sorted(expected)
+        )

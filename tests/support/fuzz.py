@@ -46,7 +46,6 @@ import hmac
 import http.client
 import io
 import json
-import os
 import random
 import sqlite3
 import subprocess
@@ -66,16 +65,14 @@ from adapters.cli import main as cli
 from adapters.trading_day import random_offline_id
 from ledger import Ledger, LedgerError
 from ledger.pan import holds_pan
-from tests.e2e.test_cli import CLI
-from tests.e2e.test_webhooks import Server, event, free_port, payment_intent
 from tests.support import records as r
 from tests.support.big_files import REPORT_HEADER
+from tests.support.cli import CLI, clean_environment
 from tests.support.pan_disguises import RAW_JSON_DISGUISES, TEXT_DISGUISES, leaked, random_pan
+from tests.support.serve import SECRET, event, payment_intent, running
 
 EDGES = ("ingest", "Ledger.record", "import-stripe-json", "import-stripe-report", "webhook")
 INGEST_BATCH = 100
-SECRET = "whsec_fuzz_" + uuid.uuid4().hex
-START_SECONDS = 60.0
 
 
 @dataclass
@@ -455,9 +452,7 @@ def database_texts(url: str) -> tuple[list[str], list[str]]:
 
 
 def _cli_env() -> dict[str, str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OFFLINE_LEDGER_")}
-    environment["COLUMNS"] = "200"
-    return environment
+    return clean_environment() | {"COLUMNS": "200"}
 
 
 def fuzz_ingest(fuzz: Fuzz, count: int) -> None:
@@ -616,7 +611,7 @@ def _report_mutant(fuzz: Fuzz) -> Mutant:
 
 def fuzz_webhook(fuzz: Fuzz, count: int) -> None:
     tally = fuzz.tallies["webhook"]
-    with serving(fuzz) as server:
+    with running(fuzz.url, fuzz.workdir) as server:
         was = contents(fuzz.url)
         for _ in range(count):
             mutant = mutate(event_seed(fuzz.rng), fuzz)
@@ -658,37 +653,6 @@ def post(port: int, body: bytes, signature: str) -> tuple[int, str]:
         return answer.status, answer.read().decode("utf-8", "replace")
     finally:
         connection.close()
-
-
-@contextlib.contextmanager
-def serving(fuzz: Fuzz) -> Iterator[Server]:
-    port = free_port()
-    log = fuzz.workdir / "serve.log"
-    environment = _cli_env() | {"STRIPE_WEBHOOK_SECRET": SECRET}
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(CLI), "serve", "--db", fuzz.url, "--port", str(port)],
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    server = Server(port, log)
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"serve exited:\n{log.read_text()}")
-            with contextlib.suppress(OSError):
-                if server.get("/health")[0] == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield server
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 # -- the run -------------------------------------------------------------------------------

@@ -365,6 +365,7 @@ def _payment_row(
         amount_at_risk=at_risk,
         **_stripe_fields(primary),
         breaches=tuple(code for code in payment["breaches"].split(";") if code),
+        began_at=_aware(began),
     )
 
 
@@ -527,6 +528,7 @@ def _orphan_row(stripe: StripePayment, now: datetime) -> Row:
         age_seconds=max(0, int((now - created).total_seconds())) if created else None,
         amount_at_risk=0,
         **_stripe_fields(stripe),
+        began_at=_aware(created),
     )
 
 

@@ -89,3 +89,11 @@ def test_the_api_keys_migration_creates_the_live_table() -> None:
         return [(c.name, str(c.type), c.primary_key, bool(c.nullable)) for c in table.columns]
 
     assert shape(copy) == shape(api_keys)
+
+
+def test_the_offline_sales_migration_names_the_live_tables() -> None:
+    from projections import tables
+
+    sales = migration("0010_offline_sales")
+    live = (tables.offline_sales.name, tables.offline_sale_locations.name)
+    assert live == (sales.SALES_TABLE, sales.LOCATIONS_TABLE)

@@ -10,210 +10,37 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 
 from projections.formats import FORMATS, render
+from projections.formats.charts import ACTION, SETTLED, WAITING
 from projections.formats.csv import render_csv
 from projections.formats.html import (
-    ACTION,
     AT_RISK_RULES,
     EXPLANATIONS,
     LEDGER_STATUSES,
-    SETTLED,
     STRIPE_STATUSES,
-    WAITING,
-    age,
     render_html,
 )
 from projections.formats.json import render_json
 from projections.formats.table import EXCEPTION_ROWS_MAX, render_table
-from projections.formats.values import category_label, money
+from projections.formats.values import age, category_label, money
 from projections.report import AGE_BUCKETS, COLUMNS, EXCEPTIONS, Category, Report, Row
-from projections.stripe_side import PayoutPart
-
-AS_OF = datetime(2026, 11, 23, 12, 45, tzinfo=UTC)
-SCRIPT = "<script>alert(1)</script>"
-
-
-def sale(category: Category, number: int, amount: int, currency: str, **changes: Any) -> Row:
-    """A ledger payment stored `age_hours` (default 26.5) before AS_OF on tmr_1 at loc_1."""
-    age_seconds = changes.pop("age_seconds", 95_400)
-    row = Row(
-        category=category,
-        offline_id=f"00000000-0000-4000-8000-{number:012d}",
-        location_id="loc_1",
-        device_id="tmr_1",
-        amount=amount,
-        currency=currency,
-        ledger_status="forwarded",
-        payment_intent_ids=(f"pi_{number}",),
-        stripe_amount=amount,
-        stripe_currency=currency,
-        stripe_status="succeeded",
-        stored_at=AS_OF - timedelta(seconds=age_seconds),
-        forwarded_at=None,
-        age_seconds=age_seconds,
-        amount_at_risk=0,
-    )
-    return replace(row, **changes)
-
-
-ORPHAN = Row(
-    category=Category.ORPHAN_IN_STRIPE,
-    offline_id=None,
-    location_id=SCRIPT,
-    device_id=None,
-    amount=None,
-    currency=None,
-    ledger_status=None,
-    payment_intent_ids=("pi_orphan",),
-    stripe_amount=700,
-    stripe_currency="usd",
-    stripe_status="succeeded",
-    stored_at=None,
-    forwarded_at=None,
-    age_seconds=None,
-    amount_at_risk=0,
-)
-
-DUPLICATE = sale(
-    Category.DUPLICATE,
-    7,
-    1250,
-    "usd",
-    payment_intent_ids=("pi_7a", "pi_7b"),
-    stored_at=datetime(2026, 11, 22, 10, 15, tzinfo=UTC),
-    forwarded_at=datetime(2026, 11, 22, 12, 20, 30, tzinfo=timezone(timedelta(hours=2))),
-    age_seconds=95_400,
-    amount_at_risk=1250,
-)
-
-# Refunds and disputes, at another location and three days earlier, so the sections that
-# count the older rows are unchanged by them.
-LATER: dict[str, Any] = {"location_id": "loc_3", "device_id": "tmr_3", "age_seconds": 72 * 3600}
-
-ROWS = [
-    sale(Category.MATCHED, 1, 1250, "usd"),
-    sale(Category.MATCHED, 2, 4999, "eur", location_id="loc_2", device_id="tmr_2"),
-    sale(
-        Category.PENDING_FORWARD,
-        3,
-        1000,
-        "jpy",
-        ledger_status="stored",
-        payment_intent_ids=(),
-        stripe_amount=None,
-        stripe_currency=None,
-        stripe_status=None,
-        age_seconds=7_200,
-        amount_at_risk=1000,
-    ),
-    sale(
-        Category.STALE_FORWARD,
-        4,
-        1250,
-        "kwd",
-        ledger_status="stored",
-        payment_intent_ids=(),
-        stripe_amount=None,
-        stripe_currency=None,
-        stripe_status=None,
-        age_seconds=30 * 3600,
-        amount_at_risk=1250,
-    ),
-    sale(Category.AWAITING_CAPTURE, 5, 2000, "usd", stripe_status="requires_capture"),
-    sale(
-        Category.CAPTURE_OVERDUE,
-        6,
-        3000,
-        "usd",
-        stripe_status="requires_capture",
-        age_seconds=6 * 24 * 3600,
-        amount_at_risk=3000,
-    ),
+from tests.support.sample_report import (
+    AS_OF,
     DUPLICATE,
-    sale(
-        Category.DECLINED,
-        8,
-        500,
-        "usd",
-        ledger_status="declined",
-        stripe_status="requires_payment_method",
-        age_seconds=3 * 24 * 3600,
-        amount_at_risk=500,
-    ),
-    sale(Category.AMOUNT_MISMATCH, 9, 2000, "eur", stripe_amount=2100, amount_at_risk=100),
-    sale(
-        Category.MISSING_IN_STRIPE,
-        10,
-        500,
-        "jpy",
-        payment_intent_ids=("pi_10",),
-        stripe_amount=None,
-        stripe_currency=None,
-        stripe_status=None,
-        amount_at_risk=500,
-    ),
+    EMPTY,
     ORPHAN,
-    sale(
-        Category.CANCELED,
-        11,
-        999,
-        "usd",
-        ledger_status="canceled",
-        stripe_status="canceled",
-        age_seconds=9 * 24 * 3600,
-    ),
-    sale(
-        Category.REFUNDED, 12, 1500, "usd", **LATER, ledger_status="captured", refunded_amount=1500
-    ),
-    sale(Category.PARTIALLY_REFUNDED, 13, 1500, "usd", **LATER, refunded_amount=300),
-    sale(
-        Category.DISPUTED,
-        14,
-        2500,
-        "usd",
-        **LATER,
-        disputed_amount=2500,
-        dispute_status="needs_response",
-        amount_at_risk=2500,
-    ),
-    sale(
-        Category.DISPUTE_LOST,
-        15,
-        800,
-        "eur",
-        **LATER,
-        disputed_amount=800,
-        dispute_status="lost",
-        amount_at_risk=800,
-        settlement_amount=880,
-        settlement_currency="usd",
-        stripe_fee=-1500,
-        stripe_net=-2380,
-        payout_id="po_1",
-        payout_at=datetime(2026, 11, 24, tzinfo=UTC),
-        payouts=(
-            PayoutPart(
-                "po_1", datetime(2026, 11, 24, tzinfo=UTC), "usd", 880, -1526, 0, -880, -1526
-            ),
-        ),
-    ),
-    sale(Category.DISPUTE_WON, 16, 900, "usd", **LATER, disputed_amount=900, dispute_status="won"),
-]
-
-THRESHOLDS = {
-    "stale_after_hours": "24",
-    "capture_window_default_hours": "48",
-    "capture_warning_hours": "12",
-    "capture_window_visa_hours": "114",
-}
-REPORT = Report(AS_OF, ROWS, {"location": "loc_1", "since": "2026-11-01"}, THRESHOLDS)
-EMPTY = Report(AS_OF, [])
+    REPORT,
+    ROWS,
+    SCRIPT,
+    THRESHOLDS,
+    sale,
+)
 
 
 def csv_lines(report: Report) -> list[list[str]]:
@@ -358,7 +185,7 @@ def test_json_rows_carry_the_csv_fields_with_lists_integers_and_rfc3339_times() 
         "stripe_status": "succeeded",
         "stored_at": "2026-11-22T10:15:00Z",
         "forwarded_at": "2026-11-22T10:20:30Z",
-        "age_hours": "26.5",
+        "age_hours": 26.5,
         "amount_at_risk": 1250,
         "refunded_amount": 0,
         "disputed_amount": 0,
@@ -420,12 +247,36 @@ def test_json_money_at_risk_by_age_runs_from_the_youngest_bucket_to_the_oldest()
 
 def test_json_breaks_totals_down_by_location_device_and_day() -> None:
     document = json.loads(render_json(REPORT))
-    assert document["by_location"]["loc_2"] == {"eur": {"count": 1, "amount": 4999}}
-    assert document["by_location"][SCRIPT] == {"usd": {"count": 1, "amount": 700}}
-    assert document["by_device"]["(unknown)"] == {"usd": {"count": 1, "amount": 700}}
-    assert document["by_day"]["(unknown)"] == {"usd": {"count": 1, "amount": 700}}
+    orphan = {"count": 1, "amount": 700, "exceptions": 1, "matched": 0, "at_risk": 0}
+    assert document["by_location"]["loc_2"] == {
+        "eur": {"count": 1, "amount": 4999, "exceptions": 0, "matched": 4999, "at_risk": 0}
+    }
+    assert document["by_location"][SCRIPT] == {"usd": orphan}
+    assert document["by_device"]["(unknown)"] == {"usd": orphan}
+    assert document["by_day"]["(unknown)"] == {"usd": orphan}
     # matched 12.50, awaiting capture 20.00 and the duplicate 12.50, all stored that day
-    assert document["by_day"]["2026-11-22"]["usd"] == {"count": 3, "amount": 4500}
+    assert document["by_day"]["2026-11-22"]["usd"] == {
+        "count": 3,
+        "amount": 4500,
+        "exceptions": 1,
+        "matched": 1250,
+        "at_risk": 1250,
+    }
+
+
+def test_json_breakdowns_agree_with_the_rows_field_by_field() -> None:
+    document = json.loads(render_json(REPORT))
+    for location, by_currency in document["by_location"].items():
+        for currency, totals in by_currency.items():
+            rows = [
+                row
+                for row in document["rows"]
+                if (row["location_id"] or "(unknown)") == location
+                and (row["currency"] or row["stripe_currency"]) == currency
+            ]
+            assert totals["count"] == len(rows)
+            assert totals["at_risk"] == sum(row["amount_at_risk"] for row in rows)
+            assert totals["exceptions"] == sum(Category(r["category"]) in EXCEPTIONS for r in rows)
 
 
 def test_json_output_is_deterministic_and_indented() -> None:
@@ -443,7 +294,14 @@ def test_json_output_is_deterministic_and_indented() -> None:
 
 def test_json_carries_the_thresholds_next_to_the_filters() -> None:
     document = json.loads(render_json(REPORT))
-    assert document["thresholds"] == THRESHOLDS
+    assert document["thresholds"] == {
+        "stale_after_hours": 24,
+        "capture_window_default_hours": 48,
+        "capture_warning_hours": 12,
+        "capture_window_visa_hours": 114,
+    }
+    halves = Report(AS_OF, [], thresholds={"capture_warning_hours": "1.5"})
+    assert json.loads(render_json(halves))["thresholds"] == {"capture_warning_hours": 1.5}
     keys = list(document)
     assert keys.index("thresholds") == keys.index("filters") + 1
     assert json.loads(render_json(EMPTY))["thresholds"] == {}
@@ -462,6 +320,85 @@ def test_html_shows_the_exception_sections_in_the_documented_order() -> None:
     positions = [page.index(f'<section id="{category.value}">') for category in EXCEPTIONS]
     assert positions == sorted(positions)
     assert positions[-1] < page.index('<section id="totals">')
+
+
+def test_html_lists_what_can_still_be_saved_first() -> None:
+    page = render_html(REPORT)
+    anchors = re.findall(r'<section id="([a-z_]+)">', page)
+    order = [Category(anchor) for anchor in anchors if anchor in set(Category)]
+    assert order[:3] == [Category.CAPTURE_OVERDUE, Category.STALE_FORWARD, Category.DISPUTED]
+    assert order.index(Category.DUPLICATE) < order.index(Category.DECLINED)
+    assert order[-2:] == [Category.DISPUTE_LOST, Category.PENDING_FORWARD]
+
+
+def row_ids(section: str) -> list[str]:
+    return re.findall(r'<span class="id">([^<]*)</span>', section)
+
+
+def test_html_orders_rows_within_a_section_by_deadline_age_or_money_not_by_id() -> None:
+    overdue = [
+        sale(
+            Category.CAPTURE_OVERDUE,
+            number,
+            1000,
+            "usd",
+            forwarded_at=AS_OF - timedelta(hours=hours),
+            card_brand=brand,
+            amount_at_risk=1000,
+        )
+        # Visa lapses 114 hours after forwarding, the others 48: 1 lapses in 4 hours,
+        # 2 in 10, 3 lapsed 2 hours ago
+        for number, hours, brand in ((1, 110, "visa"), (2, 38, "mastercard"), (3, 50, None))
+    ]
+    stale = [
+        sale(Category.STALE_FORWARD, n, 100, "usd", age_seconds=hours * 3600, amount_at_risk=100)
+        for n, hours in ((4, 30), (5, 90), (6, 40))
+    ]
+    declined = [
+        sale(Category.DECLINED, n, amount, "usd", amount_at_risk=amount)
+        for n, amount in ((7, 500), (8, 9000), (9, 700))
+    ]
+    page = render_html(Report(AS_OF, [*overdue, *stale, *declined], thresholds=THRESHOLDS))
+    overdue_ids = row_ids(section_of(page, '<section id="capture_overdue">'))
+    assert [i[-1] for i in overdue_ids] == ["3", "1", "2"]  # the earliest deadline first
+    stale_ids = row_ids(section_of(page, '<section id="stale_forward">'))
+    assert [i[-1] for i in stale_ids] == ["5", "6", "4"]  # the longest stored first
+    declined_ids = row_ids(section_of(page, '<section id="declined">'))
+    assert [i[-1] for i in declined_ids] == ["8", "9", "7"]  # the most money first
+
+
+def test_html_gives_an_overdue_capture_its_deadline_and_the_time_left() -> None:
+    overdue = section_of(render_html(REPORT), '<section id="capture_overdue">')
+    assert '<th class="deadline">Capture by' in overdue
+    # forwarded 5 days before AS_OF, Visa's 114 hours: lapsed 6 hours ago
+    assert (
+        '<td class="when deadline" data-label="Capture by">2026-11-23 06:45 UTC'
+        '<span class="sub">6.0 h ago</span></td>'
+    ) in overdue
+    later = Report(AS_OF - timedelta(hours=10), ROWS, thresholds=THRESHOLDS)
+    assert '<span class="sub">in 4.0 h</span>' in render_html(later)
+    assert "deadline" not in section_of(render_html(REPORT), '<section id="declined">')
+
+
+def test_html_lists_the_payments_still_stored_on_readers_in_their_own_section() -> None:
+    page = render_html(REPORT)
+    stored = section_of(page, '<section id="pending_forward">')
+    assert "<h2>Still stored on readers (1)</h2>" in stored
+    assert "00000000-0000-4000-8000-000000000003" in stored
+    # stored 2 hours ago, stale after 24: in 22 hours
+    assert '2026-11-24 10:45 UTC<span class="sub">in 22.0 h</span>' in stored
+    headline = section_of(page, 'id="headline">', '<section id="exceptions">')
+    assert '<a href="#pending_forward">still stored on readers</a>: 1 payment, 1,000 JPY' in (
+        headline
+    )
+
+
+def test_html_lists_every_row_with_money_at_risk_so_the_headline_adds_up() -> None:
+    page = render_html(REPORT)
+    rows = section_of(page, '<section id="exceptions">', '<section id="totals">')
+    listed = re.findall(r'<td class="num" data-label="At risk">([^<]*)</td>', rows)
+    expected = [money(row.amount_at_risk, row.risk_currency) for row in ROWS if row.amount_at_risk]
+    assert sorted(cell for cell in listed if cell != "—") == sorted(expected)
 
 
 def test_html_explains_each_exception_and_lists_its_rows() -> None:
@@ -484,12 +421,51 @@ def test_html_shows_the_as_of_time_the_filters_and_formatted_totals() -> None:
         assert amount in page
 
 
-def test_html_draws_inline_svg_bars_with_whole_pixel_lengths() -> None:
+def chart_bars(page: str, title: str) -> dict[str, tuple[int, str, str]]:
+    """{label: (length per mille, colour, value)} of the chart titled `title`."""
+    chart = section_of(page, f'<figure class="chart" role="img" aria-label="{title}">', "</figure>")
+    bars = re.findall(
+        r'<span class="label">([^<]*)</span><span class="track"><span class="fill" '
+        r'style="width: ([\d.]+)%; background: ([^"]+)"></span></span>'
+        r'<span class="value">([^<]*)</span>',
+        chart,
+    )
+    return {
+        html.unescape(label): (round(float(width) * 10), colour, html.unescape(value))
+        for label, width, colour, value in bars
+    }
+
+
+def test_html_draws_bars_each_chart_on_its_own_scale() -> None:
+    many = [sale(Category.MATCHED, n, 100, "usd") for n in range(100, 400)]
+    page = render_html(Report(AS_OF, [*ROWS, *many], thresholds=THRESHOLDS))
+    exceptions = chart_bars(page, "Rows needing action, per category")
+    # one row each: every bar spans the chart, not a sliver beside 302 matched rows
+    assert {label: length for label, (length, _, _) in exceptions.items()} == {
+        category_label(category): 1000 for category in EXCEPTIONS
+    }
+    others = chart_bars(page, "Other rows, per category")
+    assert others["Matched"][0] == 1000 and others["Matched"][2] == "302"
+    assert others["Canceled"][0] == 5  # one row beside 302 still shows
+    assert "<svg" not in page
+
+
+def test_html_charts_money_at_risk_by_age_card_brand_and_location_per_currency() -> None:
     page = render_html(REPORT)
-    assert "<svg" in page
-    assert 'aria-label="Money at risk by age, USD"' in page
-    widths = [int(width) for width in re.findall(r'<rect [^>]*width="(\d+)"', page)]
-    assert widths and max(widths) == 360
+    by_age = chart_bars(page, "Money at risk by age, USD")
+    assert list(by_age) == [label for label, _ in AGE_BUCKETS]
+    assert by_age["2-7 days"] == (1000, "#d35400", "60.00 USD")
+    assert by_age["> 7 days"][0] == 0
+    brands = chart_bars(page, "Money at risk by card brand, USD")
+    assert list(brands) == ["Unknown", "Visa", "Mastercard"]  # largest first
+    assert brands["Visa"][2] == "30.00 USD" and brands["Mastercard"][2] == "5.00 USD"
+    assert brands["Unknown"][2] == "37.50 USD"
+    locations = chart_bars(page, "Money at risk by location, USD")
+    assert locations == {
+        "loc_1": (1000, "#d35400", "47.50 USD"),
+        "loc_3": (1000 * 2500 // 4750, "#d35400", "25.00 USD"),
+    }
+    assert "Money at risk by location, JPY" in page and "Money at risk by card brand, EUR" in page
 
 
 def test_html_escapes_a_malicious_location_id() -> None:
@@ -523,7 +499,8 @@ def section_of(page: str, start: str, end: str = "</section>") -> str:
 
 
 class _Tables(HTMLParser):
-    """The text of every cell of every table, row by row (a cell's tags are dropped)."""
+    """The text of every cell of every table, row by row (a cell's tags are dropped), as a
+    wide screen shows them (without the cells only a phone shows, `td.phone`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -535,7 +512,7 @@ class _Tables(HTMLParser):
             self.tables.append([])
         elif tag == "tr":
             self.tables[-1].append([])
-        elif tag in ("td", "th"):
+        elif tag in ("td", "th") and ("class", "phone") not in attrs:
             self._cell = []
 
     def handle_endtag(self, tag: str) -> None:
@@ -637,8 +614,9 @@ def test_html_shows_status_codes_only_next_to_a_label() -> None:
     for code in ("requires_payment_method", "requires_capture"):
         assert f'<code class="raw">{code}</code>' in page, code
         assert code not in bare, code
-    cells = re.findall(r'<td class="status">(.*?)</td>', page, re.DOTALL)
-    assert len(cells) == 2 * sum(row.category in EXCEPTIONS for row in ROWS)
+    cells = re.findall(r'<td class="status"[^>]*>(.*?)</td>', page, re.DOTALL)
+    listed = (*EXCEPTIONS, Category.PENDING_FORWARD)
+    assert len(cells) == 2 * sum(row.category in listed for row in ROWS)
     labels = {*LEDGER_STATUSES.values(), *STRIPE_STATUSES.values(), "—"}
     for cell in cells:
         shown = re.sub(r"<[^>]*>", "", re.sub(r'<code class="raw">[^<]*</code>', "", cell))
@@ -655,7 +633,10 @@ def test_html_keeps_ids_and_times_on_one_line_and_lets_wide_tables_scroll() -> N
     assert page.count("<table") == len(re.findall(r'<div class="scroll">\s*<table', page))
     overdue = section_of(page, '<section id="capture_overdue">')
     assert '<span class="id">00000000-0000-4000-8000-000000000006</span>' in overdue
-    assert '<td class="nowrap">2026-11-17 12:45 UTC<span class="sub">age 6.0 days</span>' in overdue
+    assert (
+        '<td class="when" data-label="Stored at">2026-11-17 12:45 UTC'
+        '<span class="sub">age 6.0 days</span>'
+    ) in overdue
     declined = section_of(page, '<section id="declined">')
     assert "age 3.0 days" in declined  # 72 hours
     stale = section_of(page, '<section id="stale_forward">')
@@ -671,20 +652,16 @@ def test_html_ages_are_hours_under_two_days_and_days_from_then_on() -> None:
 
 def test_html_colours_exceptions_apart_from_the_other_categories() -> None:
     page = render_html(REPORT)
-    chart = section_of(page, 'aria-label="Rows per category"', "</svg>")
-    fills = dict(
-        re.findall(r'<text x="0" y="15">([^<]*)</text>\s*<rect [^>]*fill="([^"]+)"', chart)
-    )
-    assert set(fills) == {category_label(category) for category in Category}
-    exceptions = {fills[category_label(category)] for category in EXCEPTIONS}
-    others = {
-        fills[category_label(category)] for category in Category if category not in EXCEPTIONS
+    exceptions = chart_bars(page, "Rows needing action, per category")
+    others = chart_bars(page, "Other rows, per category")
+    assert list(exceptions) == [category_label(category) for category in EXCEPTIONS]
+    assert set(others) == {
+        category_label(category) for category in Category if category not in EXCEPTIONS
     }
-    assert exceptions == {ACTION.colour} and ACTION.colour not in others
-    assert fills["Matched"] == fills["Awaiting capture"] == SETTLED.colour
-    assert fills["Pending forward"] == fills["Canceled"] == WAITING.colour
-    labels = re.findall(r'<text x="0" y="15">([^<]*)</text>', chart)
-    assert labels[: len(EXCEPTIONS)] == [category_label(category) for category in EXCEPTIONS]
+    assert {colour for _, colour, _ in exceptions.values()} == {ACTION.colour}
+    assert ACTION.colour not in {colour for _, colour, _ in others.values()}
+    assert others["Matched"][1] == others["Awaiting capture"][1] == SETTLED.colour
+    assert others["Pending forward"][1] == others["Canceled"][1] == WAITING.colour
 
 
 def test_html_totals_table_marks_the_categories_that_need_action() -> None:
@@ -867,3 +844,33 @@ def test_a_wide_terminal_gets_the_exceptions_one_line_each_and_a_file_120_column
     assert "Stripe amount" in render_table(REPORT, 200)
     assert "Payment (location, PaymentIntents, age)" in render_table(REPORT, 80)
     assert render_table(REPORT) == render_table(REPORT, 120)
+
+
+def test_html_gives_a_row_never_stored_the_time_it_was_created_and_its_age() -> None:
+    created = AS_OF - timedelta(hours=3)
+    orphan = replace(ORPHAN, began_at=created, age_seconds=3 * 3600)
+    section = section_of(render_html(Report(AS_OF, [orphan])), '<section id="orphan_in_stripe">')
+    assert 'created 2026-11-23 09:45 UTC<span class="sub">age 3.0 h</span>' in section
+
+
+def test_html_repeats_a_group_on_each_of_its_lines_for_a_phone() -> None:
+    section = section_of(render_html(REPORT), '<section id="by-location">')
+    phone = re.findall(r'<td class="phone">([^<]*)</td>', section)
+    # loc_1 holds rows in several currencies: a line each, each line named
+    currencies = {row.risk_currency for row in ROWS if row.location_id == "loc_1"}
+    assert len(currencies) > 1 and phone.count("loc_1") == len(currencies)
+    totals = section_of(render_html(REPORT), '<section id="totals">')
+    assert '<td class="phone">Matched</td>' in totals
+    assert '<td class="phone">Declined: needs action</td>' in totals
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_table_lists_what_can_still_be_saved_first_with_each_capture_deadline(width: int) -> None:
+    text = render_table(REPORT, width)
+    titles = [f"{category_label(category)} (1)" for category in EXCEPTIONS]
+    positions = [text.index(title) for title in titles]
+    assert positions == sorted(positions)
+    overdue = text[positions[0] : positions[1]]
+    assert "2026-11-23 06:45 UTC" in overdue and "6.0 h ago" in overdue
+    assert "Capture by" in overdue or "capture by" in overdue
+    assert "Capture by" not in text[positions[1] :] and "capture by" not in text[positions[1] :]

@@ -14,12 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from adapters.stripe.files import (
-    PROBLEMS_MAX,
-    StripeFileError,
     parse_payment_intents_json,
     read_payment_intents_json,
     read_report_csv,
 )
+from adapters.stripe.problems import PROBLEMS_MAX, StripeFileError
 from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation
 
 PAN = "4242 4242 4242 4242"  # Luhn-valid: a full card number

@@ -1,0 +1,60 @@
+"""The order in which a unit of work's events happened, across all the aggregates it touched.
+
+An aggregate keeps its own new events in order, but a batch of records touches many aggregates,
+and saving them aggregate by aggregate would put the log (and so the hash chain over it) in an
+order that depends on how the records were batched: a payment's second step would land before
+another payment's first step because both payments were in the same batch. Saving the events in
+the order they were triggered makes the log the same whether a file is recorded one record at a
+time or in batches of any size. `Journaled` notes every new event of an aggregate in the journal
+of the unit of work that is applying records (`recording`); outside one it notes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Self
+
+from eventsourcing.domain import Aggregate
+
+_JOURNAL: ContextVar[list[Any] | None] = ContextVar("ledger_journal", default=None)
+
+
+@contextmanager
+def recording(journal: list[Any]) -> Iterator[None]:
+    """Append to `journal` every event a `Journaled` aggregate triggers or is created with."""
+    token = _JOURNAL.set(journal)
+    try:
+        yield
+    finally:
+        _JOURNAL.reset(token)
+
+
+class Journaled(Aggregate):
+    """An aggregate whose new events are noted in the journal being recorded, if any."""
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        super().trigger_event(event_class, **kwargs)
+        journal = _JOURNAL.get()
+        if journal is not None:
+            journal.append(self.pending_events[-1])
+
+    @classmethod
+    def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Self:
+        aggregate = super()._create(event_class, id=id, **kwargs)
+        journal = _JOURNAL.get()
+        if journal is not None:
+            journal.append(aggregate.pending_events[-1])
+        return aggregate
+
+
+def in_journal_order(journal: list[Any], pending: list[Any]) -> list[Any]:
+    """`pending` (every event about to be saved) in the journal's order; events the journal
+    did not see (triggered outside `recording`) follow in their aggregates' own order."""
+    waiting = {id(event) for event in pending}
+    ordered = [event for event in journal if id(event) in waiting]
+    if len(ordered) == len(pending):
+        return ordered
+    seen = {id(event) for event in ordered}
+    return ordered + [event for event in pending if id(event) not in seen]
