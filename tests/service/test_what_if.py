@@ -18,7 +18,7 @@ from ledger.limits import LIMIT_CODES, ResolvedLimits, Sale, Totals
 from ledger.what_if import ProposedLimits, compare, histories, replay
 from projections.read_models import ReadModels
 from tests.support import records as r
-from tests.support.days import A, record_day
+from tests.support.days import A, B, C, record_day
 from tests.support.generators import Scenario, apply_one_by_one, scenarios
 
 
