@@ -34,7 +34,7 @@ from ledger.limits import (
     card_breaches,
 )
 from ledger.location import Location, StoredLimits
-from ledger.payment import Payment, Plan, field_conflict
+from ledger.payment import CollectedCard, Payment, Plan, field_conflict
 from ledger.unit_of_work import UnitOfWork, require_location, require_payment
 
 
@@ -159,9 +159,27 @@ def _created(record: wire.PaymentCreated, uow: UnitOfWork, policy: Policy) -> bo
     return True
 
 
+def collected_card(card: wire.Card) -> CollectedCard:
+    """The card as its event records it: the wire's fields in the wire's order (the event's
+    stored bytes, and so a repeat's equality with a recorded card, depend on both)."""
+    return {
+        "brand": card.brand,
+        "network": card.network,
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "funding": card.funding,
+        "read_method": card.read_method,
+        "cardholder_verification": card.cardholder_verification,
+        "country": card.country,
+        "payment_method_id": card.payment_method_id,
+        "customer_id": card.customer_id,
+    }
+
+
 def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Policy) -> bool:
     payment = require_payment(uow, record.offline_id)
-    card = record.card.model_dump(mode="json")
+    card = collected_card(record.card)
     if payment.plan_collect(card) is Plan.REPEAT:
         return False
     location = require_location(uow, payment.location_id)

@@ -16,7 +16,7 @@ from ledger.device import Device
 from ledger.errors import Breach
 from ledger.limits import Headroom, stored_headroom
 from ledger.location import Location
-from ledger.payment import Payment
+from ledger.payment import CollectedCard, Payment
 from ledger.reservation import Reservation
 
 
@@ -55,7 +55,7 @@ class PaymentState(_View):
     payment_intent_id: str | None
     duplicate_payment_intent_ids: list[str]
     stripe_status: str | None
-    card: dict[str, Any] | None
+    card: CollectedCard | None
     created_at: datetime
     stored_at: datetime | None
     forwarded_at: datetime | None
