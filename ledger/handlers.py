@@ -33,7 +33,7 @@ from ledger.limits import (
     breaches_of,
     card_breaches,
 )
-from ledger.location import Location, StoredLimits
+from ledger.location import Location, LocationConfig, StoredLimits
 from ledger.payment import CollectedCard, Payment, Plan, field_conflict
 from ledger.unit_of_work import UnitOfWork, require_location, require_payment
 
@@ -94,15 +94,32 @@ def subject(record: wire.Record) -> tuple[str, UUID]:
 
 
 def _location_configured(record: wire.LocationConfigured, uow: UnitOfWork, policy: Policy) -> bool:
-    config = record.model_dump(
-        mode="json",
-        include={"offline_enabled", "sca_required", "currencies", "limits", "device_limits"},
-    )
+    config = location_config(record)
     location: Location | None = uow.get(identity.location_id(record.location_id))
     if location is None:
         uow.add(Location.configure(record.location_id, config, record.occurred_at))
         return True
     return location.reconfigure(config, record.occurred_at)
+
+
+def location_config(record: wire.LocationConfigured) -> LocationConfig:
+    """The configuration as its event records it: the wire's fields in the wire's order
+    (a reconfiguration that changes nothing is a repeat)."""
+    limits, device_limits = record.limits, record.device_limits
+    return {
+        "offline_enabled": record.offline_enabled,
+        "sca_required": record.sca_required,
+        "currencies": None if record.currencies is None else list(record.currencies),
+        "limits": {
+            "per_payment_max": dict(limits.per_payment_max),
+            "stored_amount_max": dict(limits.stored_amount_max),
+            "stored_count_max": limits.stored_count_max,
+        },
+        "device_limits": {
+            "stored_amount_max": dict(device_limits.stored_amount_max),
+            "stored_count_max": device_limits.stored_count_max,
+        },
+    }
 
 
 def _device_connected(record: wire.DeviceConnectedOnline, uow: UnitOfWork, policy: Policy) -> bool:

@@ -15,7 +15,7 @@ from typing_extensions import TypedDict  # pydantic reads typing.TypedDict on 3.
 from ledger.device import Device
 from ledger.errors import Breach
 from ledger.limits import Headroom, stored_headroom
-from ledger.location import Location
+from ledger.location import BeyondPolicy, DeviceLimitsConfig, LimitsConfig, Location
 from ledger.payment import CollectedCard, Payment
 from ledger.reservation import Reservation
 
@@ -167,8 +167,7 @@ class DeviceStatus(_View):
     offline_payment_amounts_by_currency: dict[str, int]
     headroom: HeadroomRows
     allowance: AllowanceState | None  # the latest offline allowance, and what it used
-    # Per breach code, the stored payments that broke it: {"count", "amounts_by_currency"}.
-    stored_beyond_policy: dict[str, dict[str, Any]]
+    stored_beyond_policy: dict[str, BeyondPolicy]  # per breach code, the payments that broke it
 
 
 class LocationStatus(_View):
@@ -177,10 +176,10 @@ class LocationStatus(_View):
     sca_required: bool
     offline_payments_count: int
     offline_payment_amounts_by_currency: dict[str, int]
-    limits: dict[str, Any]
-    device_limits: dict[str, Any]
+    limits: LimitsConfig
+    device_limits: DeviceLimitsConfig
     headroom: HeadroomRows
-    stored_beyond_policy: dict[str, dict[str, Any]]
+    stored_beyond_policy: dict[str, BeyondPolicy]
     devices: list[DeviceStatus]
 
     @classmethod

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from ledger import Code, Ledger, LedgerError, wire
-from ledger.handlers import collected_card
+from ledger.handlers import collected_card, location_config
 from ledger.moments import MomentError, parse_moment
 from ledger.pan import holds_pan
 from tests.support import records as r
@@ -543,4 +543,24 @@ def test_a_collected_card_is_recorded_as_the_wire_dumps_it(overrides: dict[str, 
     equality with a recorded card, depend on all three."""
     card = wire.Card.model_validate(r.card(**overrides))
     recorded = collected_card(card)
-    assert list(recorded.items()) == list(card.model_dump(mode="json").items())
+    assert json.dumps(recorded) == json.dumps(card.model_dump(mode="json"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"currencies": ["usd"], "sca_required": True},
+        {"limits": {}, "device_limits": {"stored_count_max": 3}},
+    ],
+)
+def test_a_location_configuration_is_recorded_as_the_wire_dumps_it(
+    overrides: dict[str, Any],
+) -> None:
+    """As for cards: the event's configuration keeps the wire's keys, values and order."""
+    record = wire.LocationConfigured.model_validate(r.location(**overrides))
+    dumped = record.model_dump(
+        mode="json",
+        include={"offline_enabled", "sca_required", "currencies", "limits", "device_limits"},
+    )
+    assert json.dumps(location_config(record)) == json.dumps(dumped)
