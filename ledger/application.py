@@ -44,7 +44,7 @@ from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.observations import BalanceTransactionObservation, Observation, card_number_field
 from ledger.pan import quoted
 from ledger.payment import Payment
-from ledger.reservation import Reservation
+from ledger.reservation import Reservation, ReservationRequest
 from ledger.reserving import HOLD_DEFAULT
 from ledger.retry import BATCH_ATTEMPTS, RECORD_ATTEMPTS, retry_on_contention
 from ledger.seal import Seal, Seals
@@ -512,7 +512,7 @@ class Ledger:
                 "at": at or datetime.now(UTC),
             }
         )
-        asked = {
+        asked: ReservationRequest = {
             "amount": request.amount,
             "currency": request.currency,
             "device_id": request.device_id,

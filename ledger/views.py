@@ -10,11 +10,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
-from typing_extensions import TypedDict  # pydantic reads typing.TypedDict on 3.12+ only
 
 from ledger.device import Device
 from ledger.errors import Breach
-from ledger.limits import Headroom, stored_headroom
+from ledger.limits import Headroom, HeadroomRow, stored_headroom
 from ledger.location import BeyondPolicy, DeviceLimitsConfig, LimitsConfig, Location
 from ledger.payment import CollectedCard, Payment
 from ledger.reservation import Reservation
@@ -22,18 +21,6 @@ from ledger.reservation import Reservation
 
 class _View(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class HeadroomRow(TypedDict):
-    """A headroom row's JSON form (`Headroom.to_dict`): what the document of the HTTP API
-    shows."""
-
-    scope: str
-    limit: str
-    currency: str | None
-    max: int
-    used: int
-    remaining: int
 
 
 # Headroom rows in their JSON form (`max`, `remaining`), the same in every view.
