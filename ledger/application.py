@@ -37,6 +37,7 @@ from ledger.device import Device
 from ledger.errors import Breach, Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
 from ledger.event_store import EventStore
 from ledger.handlers import apply_record, related_ids, stream_ids, subject
+from ledger.journal import PendingEvent
 from ledger.keyring import KEYRING_ENV
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
@@ -808,7 +809,7 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
     )
 
 
-def _breaches(journal: list[Any], since: int, stream: UUID) -> tuple[Breach, ...]:
+def _breaches(journal: list[PendingEvent], since: int, stream: UUID) -> tuple[Breach, ...]:
     """The breaches on the events a record just triggered (from `since` in the unit of work's
     journal) on its own stream."""
     return tuple(

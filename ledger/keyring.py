@@ -173,7 +173,7 @@ def new_key() -> bytes:
     return os.urandom(32)
 
 
-def _key(entry: Any, where: str) -> CipherKey:
+def _key(entry: object, where: str) -> CipherKey:
     if not isinstance(entry, dict) or set(entry) != {"id", "key", "added_at", "retired_at"}:
         raise _invalid(f"{where} must have exactly id, key, added_at and retired_at")
     for name in ("added_at", "retired_at"):
