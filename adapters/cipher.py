@@ -83,7 +83,15 @@ def rotate(
     # The keys in use must read this ledger before a new one is added.
     Ledger.open(url, create=False, environ=environ).close()
     rotated = ring.rotated(new_key(), now or datetime.now(UTC))
-    write_keyring(target, rotated)
+    try:
+        write_keyring(target, rotated)
+    except OSError as error:
+        raise InvalidRecord(
+            Code.INVALID_VALUE,
+            f"cannot write the keyring file {target}: {error.strerror}; choose a path in a "
+            "directory this user can write; nothing was changed",
+            field="keyring",
+        ) from None
     after = {k: v for k, v in environ.items() if k != CIPHER_KEY_ENV}
     try:
         with Ledger.open(url, create=False, environ={**after, KEYRING_ENV: str(target)}) as ledger:

@@ -91,7 +91,7 @@ from projections.tables import payment_intent_links, payments, stripe_movements,
 INGEST_BATCH_SIZE = 1_000
 CATCH_UP_TARGET_EVENTS_PER_SECOND = 50_000
 REPORT_TARGET_SECONDS = 20.0
-REPORT_TARGET_RSS_MIB = 300.0  # at 1M payments + 1M Stripe objects (issue 16)
+REPORT_TARGET_RSS_MIB = 300.0  # the target at 1M payments + 1M Stripe objects
 FILL_CHUNK = 50_000  # payments generated and inserted per transaction
 # The report's moment: synthetic payments were taken in the week before it.
 AS_OF = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)

@@ -765,6 +765,13 @@ class Ledger:
         with _storage_errors(self.config):
             return self.store.mapper.to_domain_event(notification)
 
+    def decode_many(self, notifications: Sequence[Any]) -> list[Any]:
+        """`decode` of a batch (a projection's), under one error guard instead of one per
+        event."""
+        to_domain_event = self.store.mapper.to_domain_event
+        with _storage_errors(self.config):
+            return [to_domain_event(notification) for notification in notifications]
+
     def _reader(self) -> UnitOfWork:
         return UnitOfWork(self.store, self._cache, self._versions)
 

@@ -261,11 +261,16 @@ class Stages:
 
 
 def materialize(conn: Connection, stages: Stages) -> None:
-    """Make every stage's table, in order, in `conn`'s transaction (they go with it)."""
+    """Make every stage's table, in order, in `conn`'s transaction (they go with it).
+
+    Indexed on SQLite only, which joins by looking rows up; PostgreSQL joins them by hash or
+    merge (the report's transaction turns nested loops off), where an index is only time
+    spent building it."""
+    indexed = conn.dialect.name == "sqlite"
     for stage in stages.made:
         conn.execute(stage.created)
         table = stage.table
-        for n, columns in enumerate(stage.indexes):
+        for n, columns in enumerate(stage.indexes if indexed else ()):
             Index(f"{table.name}_{n}", *(table.c[name] for name in columns)).create(conn)
         conn.exec_driver_sql(f"ANALYZE {table.name}")
 
@@ -538,6 +543,8 @@ class ReportQueries:
     payment_rows: Select[Any]
     orphan_rows: Select[Any]
     movements: Table
+    # Whether the report has a row at all, without computing its rows.
+    any_row: Select[Any]
 
 
 def report_queries(
@@ -749,7 +756,17 @@ def report_queries(
     if location_id is not None:  # an orphan has no location
         orphan_rows = orphan_rows.where(literal(False))
     orphan_rows = orphan_rows.order_by(orphan.c.created_at.nulls_first(), orphan.c.key)
-    return ReportQueries(stages, payment_rows, orphan_rows, movements)
+    admitted = select(payments.c.offline_id).where(
+        *_admitted(
+            payments.c.location_id,
+            func.coalesce(payments.c.stored_at, payments.c.created_at),
+            location_id,
+            since,
+            until,
+        )
+    )
+    any_row = select(or_(exists(admitted), exists(orphan_rows.order_by(None))))
+    return ReportQueries(stages, payment_rows, orphan_rows, movements, any_row)
 
 
 def _admitted(

@@ -138,7 +138,7 @@ def _apply_next_batch(
         if not notifications:
             return 0
         _move(conn, projection.name, start, notifications[-1].id)
-        projection.apply(conn, [ledger.decode(n) for n in notifications])
+        projection.apply(conn, ledger.decode_many(notifications))
     return len(notifications)
 
 

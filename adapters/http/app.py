@@ -36,7 +36,7 @@ from adapters.http import metrics, webhooks
 from adapters.http.access import FINANCE, RateLimiter, require_role
 from adapters.http.api import REQUEST_MODELS, Caller, Services, ServicesOf, router
 from adapters.http.api_keys import KeyStore
-from adapters.http.bounded_http import BoundedH11Protocol
+from adapters.http.bounded_http import BoundedHttpProtocol
 from adapters.http.http_limits import HttpLimits
 from adapters.http.key_checks import KeyChecks
 from adapters.http.links import add_links
@@ -80,7 +80,7 @@ def http_limits_of(settings: Settings) -> HttpLimits:
     )
 
 
-class ServedProtocol(BoundedH11Protocol):
+class ServedProtocol(BoundedHttpProtocol):
     """uvicorn's `http` for `serve`, named by its import path so that each worker process
     builds it, with the limits of the environment."""
 

@@ -76,8 +76,10 @@ class KeyChecks:
         return live_key(token, row)
 
     async def _read(self, pool: AsyncConnectionPool[Connection], key_id: str) -> Any:
-        """The key's row, or None; a connection the server dropped (a restart, an idle
-        timeout) is replaced once, then the database counts as unavailable (503)."""
+        """The key's row, or None. When the server dropped the connection (a restart, an idle
+        timeout), it most likely dropped the pool's others too: they are all checked (a round
+        trip each, on this rare path only) and the read tried once more, then the database
+        counts as unavailable (503)."""
         try:
             async with asyncio.timeout(self.wait_seconds):
                 if pool.closed:
@@ -85,6 +87,7 @@ class KeyChecks:
                 try:
                     return await _row(pool, key_id)
                 except psycopg.OperationalError:
+                    await pool.check()  # every idle connection the server dropped, replaced
                     return await _row(pool, key_id)
         except (TimeoutError, psycopg.Error, OSError) as error:
             raise StorageError(

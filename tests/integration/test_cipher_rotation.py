@@ -249,6 +249,10 @@ def test_rotating_needs_a_keyring_path_and_never_overwrites_another_file(
                "--reason", f"lost {pan}", env=first)  # fmt: skip
     assert card.returncode == 2 and "CARD_NUMBER_DETECTED" in card.stderr
     assert pan not in card.stdout + card.stderr
+    nowhere = run("cipher", "rotate", "--db", sqlite_url, "--keyring",
+                  str(tmp_path / "missing" / "k.json"), "--json", env=first)  # fmt: skip
+    assert nowhere.returncode == 1
+    assert json.loads(nowhere.stdout)["error"]["field"] == "keyring"
     assert key_ids_in_log(sqlite_url) == before
     assert not (tmp_path / "k.json").exists()
 

@@ -7,6 +7,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,7 @@ from ledger.limits import LIMIT_CODES, ResolvedLimits, Sale, Totals
 from ledger.what_if import ProposedLimits, compare, histories, replay
 from projections.read_models import ReadModels
 from tests.support import records as r
-from tests.support.days import A, record_day
+from tests.support.days import A, B, C, record_day
 from tests.support.generators import Scenario, apply_one_by_one, scenarios
 
 
@@ -121,3 +122,26 @@ def test_the_replays_judging_gives_the_ledgers_codes(
         assert resolved.codes(amount, stored, count, device_stored, device_count) == tuple(
             sorted(expected)
         )
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_read_model_gives_the_streams_histories_on_each_database(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """The offline sales read model `what-if` reads, on SQLite and PostgreSQL: the sales with
+    their breaches, a decline, a forward, a late reconfiguration, as the streams have them."""
+    url = str(request.getfixturevalue(f"{kind}_url"))
+    with Ledger.open(url) as ledger:
+        record_day(ledger)
+        ledger.record(r.forwarded(B, "pi_b", "succeeded", occurred_at=r.at(50)))
+        ledger.record(r.location(limits={"per_payment_max": {"usd": 900}}, occurred_at=r.at(60)))
+        with ReadModels(ledger) as models:
+            (from_rows,) = models.sale_histories()
+        (from_streams,) = histories(ledger.store)
+    assert from_rows == from_streams
+    assert from_rows.config["limits"]["per_payment_max"] == {"usd": 900}
+    assert [(s.offline_id, s.released_as) for s in from_rows.sales] == [
+        (A, "declined"),
+        (B, "forwarded"),
+        (C, None),
+    ]
