@@ -65,7 +65,7 @@ class StripeObject(Journaled):
     if TYPE_CHECKING:  # set by the events' apply()
         key: str
         snapshot_digests: list[str]
-        balance_transactions: dict[str, dict[str, Any]]
+        balance_transactions: dict[str, dict[str, object]]  # movement key -> what is known
 
     @classmethod
     def first_seen(cls, key: str) -> StripeObject:
