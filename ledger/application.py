@@ -37,6 +37,7 @@ from ledger.device import Device
 from ledger.errors import Breach, Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
 from ledger.event_store import EventStore
 from ledger.handlers import apply_record, related_ids, stream_ids, subject
+from ledger.journal import PendingEvent
 from ledger.keyring import KEYRING_ENV
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
@@ -44,7 +45,7 @@ from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.observations import BalanceTransactionObservation, Observation, card_number_field
 from ledger.pan import quoted
 from ledger.payment import Payment
-from ledger.reservation import Reservation
+from ledger.reservation import Reservation, ReservationRequest
 from ledger.reserving import HOLD_DEFAULT
 from ledger.retry import BATCH_ATTEMPTS, RECORD_ATTEMPTS, retry_on_contention
 from ledger.seal import Seal, Seals
@@ -512,7 +513,7 @@ class Ledger:
                 "at": at or datetime.now(UTC),
             }
         )
-        asked = {
+        asked: ReservationRequest = {
             "amount": request.amount,
             "currency": request.currency,
             "device_id": request.device_id,
@@ -815,7 +816,7 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
     )
 
 
-def _breaches(journal: list[Any], since: int, stream: UUID) -> tuple[Breach, ...]:
+def _breaches(journal: list[PendingEvent], since: int, stream: UUID) -> tuple[Breach, ...]:
     """The breaches on the events a record just triggered (from `since` in the unit of work's
     journal) on its own stream."""
     return tuple(

@@ -67,7 +67,7 @@ def decode(raw: bytes, *, what: str = "the record") -> Any:
 
 
 def check_value(
-    value: Any,
+    value: object,
     *,
     what: str = "the record",
     depth_max: int = DEPTH_MAX,
@@ -76,7 +76,7 @@ def check_value(
     """Refuse a decoded document (or a library caller's dict) past the limits; no recursion.
     A whole file of records (`values_max` None) is bounded per record by its reader."""
     values = 0
-    pending: list[tuple[Any, int]] = [(value, 1)]
+    pending: list[tuple[object, int]] = [(value, 1)]
     while pending:
         item, depth = pending.pop()
         values += 1
@@ -103,7 +103,7 @@ def check_value(
             )
 
 
-def _check_string(text: Any, what: str) -> None:
+def _check_string(text: object, what: str) -> None:
     if not isinstance(text, str):
         return
     if len(text) > STRING_CHARS_MAX:

@@ -14,6 +14,7 @@ from eventsourcing.persistence import MapperDeserialisationError, Recording, Tra
 from ledger.cipher import CipherKeys, KeyringCipher, UnknownCipherKey
 from ledger.device import Device
 from ledger.identity import cipher_keys_id
+from ledger.journal import PendingEvent
 from ledger.location import Location
 from ledger.storage import EVENT_STORE_NAME
 from ledger.transcoder import OrjsonTranscoder
@@ -54,9 +55,9 @@ class EventStore(Application[UUID]):
 
     def save(
         self,
-        *aggregates: Any,
+        *aggregates: object,
         unchanged: Sequence[tuple[UUID, int]] = (),
-        order: Sequence[Any] | None = None,
+        order: Sequence[PendingEvent] | None = None,
         **kwargs: Any,
     ) -> list[Recording[UUID]]:
         """Application.save, less what costs time and serves nobody here: a runtime Protocol

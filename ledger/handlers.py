@@ -33,8 +33,8 @@ from ledger.limits import (
     breaches_of,
     card_breaches,
 )
-from ledger.location import Location, StoredLimits
-from ledger.payment import Payment, Plan, field_conflict
+from ledger.location import Location, LocationConfig, StoredLimits
+from ledger.payment import CollectedCard, Payment, Plan, field_conflict
 from ledger.unit_of_work import UnitOfWork, require_location, require_payment
 
 
@@ -94,15 +94,32 @@ def subject(record: wire.Record) -> tuple[str, UUID]:
 
 
 def _location_configured(record: wire.LocationConfigured, uow: UnitOfWork, policy: Policy) -> bool:
-    config = record.model_dump(
-        mode="json",
-        include={"offline_enabled", "sca_required", "currencies", "limits", "device_limits"},
-    )
+    config = location_config(record)
     location: Location | None = uow.get(identity.location_id(record.location_id))
     if location is None:
         uow.add(Location.configure(record.location_id, config, record.occurred_at))
         return True
     return location.reconfigure(config, record.occurred_at)
+
+
+def location_config(record: wire.LocationConfigured) -> LocationConfig:
+    """The configuration as its event records it: the wire's fields in the wire's order
+    (a reconfiguration that changes nothing is a repeat)."""
+    limits, device_limits = record.limits, record.device_limits
+    return {
+        "offline_enabled": record.offline_enabled,
+        "sca_required": record.sca_required,
+        "currencies": None if record.currencies is None else list(record.currencies),
+        "limits": {
+            "per_payment_max": dict(limits.per_payment_max),
+            "stored_amount_max": dict(limits.stored_amount_max),
+            "stored_count_max": limits.stored_count_max,
+        },
+        "device_limits": {
+            "stored_amount_max": dict(device_limits.stored_amount_max),
+            "stored_count_max": device_limits.stored_count_max,
+        },
+    }
 
 
 def _device_connected(record: wire.DeviceConnectedOnline, uow: UnitOfWork, policy: Policy) -> bool:
@@ -159,9 +176,27 @@ def _created(record: wire.PaymentCreated, uow: UnitOfWork, policy: Policy) -> bo
     return True
 
 
+def collected_card(card: wire.Card) -> CollectedCard:
+    """The card as its event records it: the wire's fields in the wire's order (the event's
+    stored bytes, and so a repeat's equality with a recorded card, depend on both)."""
+    return {
+        "brand": card.brand,
+        "network": card.network,
+        "last4": card.last4,
+        "exp_month": card.exp_month,
+        "exp_year": card.exp_year,
+        "funding": card.funding,
+        "read_method": card.read_method,
+        "cardholder_verification": card.cardholder_verification,
+        "country": card.country,
+        "payment_method_id": card.payment_method_id,
+        "customer_id": card.customer_id,
+    }
+
+
 def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Policy) -> bool:
     payment = require_payment(uow, record.offline_id)
-    card = record.card.model_dump(mode="json")
+    card = collected_card(record.card)
     if payment.plan_collect(card) is Plan.REPEAT:
         return False
     location = require_location(uow, payment.location_id)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from eventsourcing.domain import Aggregate
 
@@ -66,14 +67,14 @@ class IdempotencyKey(Journaled):
                 )
 
 
-def field_digests(content: dict[str, Any]) -> dict[str, str]:
+def field_digests(content: Mapping[str, object]) -> dict[str, str]:
     """One short digest per leaf field (dotted path), so conflicts can name the field."""
     digests: dict[str, str] = {}
     _flatten(content, "", digests)
     return digests
 
 
-def _flatten(value: Any, path: str, into: dict[str, str]) -> None:
+def _flatten(value: object, path: str, into: dict[str, str]) -> None:
     if isinstance(value, dict) and value:
         for key, item in value.items():
             _flatten(item, f"{path}.{key}" if path else str(key), into)

@@ -15,14 +15,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Self
+from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, CanInitAggregate, CanMutateAggregate
 
-_JOURNAL: ContextVar[list[Any] | None] = ContextVar("ledger_journal", default=None)
+# An event of an aggregate of the ledger, as its aggregate holds it until it is saved.
+PendingEvent = CanMutateAggregate[UUID]
+
+_JOURNAL: ContextVar[list[PendingEvent] | None] = ContextVar("ledger_journal", default=None)
 
 
 @contextmanager
-def recording(journal: list[Any]) -> Iterator[None]:
+def recording(journal: list[PendingEvent]) -> Iterator[None]:
     """Append to `journal` every event a `Journaled` aggregate triggers or is created with."""
     token = _JOURNAL.set(journal)
     try:
@@ -34,14 +38,16 @@ def recording(journal: list[Any]) -> Iterator[None]:
 class Journaled(Aggregate):
     """An aggregate whose new events are noted in the journal being recorded, if any."""
 
-    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+    def trigger_event(self, event_class: type[PendingEvent], **kwargs: Any) -> None:
         super().trigger_event(event_class, **kwargs)
         journal = _JOURNAL.get()
         if journal is not None:
             journal.append(self.pending_events[-1])
 
     @classmethod
-    def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Self:
+    def _create(
+        cls, event_class: type[CanInitAggregate[UUID]], *, id: UUID | None = None, **kwargs: Any
+    ) -> Self:
         aggregate = super()._create(event_class, id=id, **kwargs)
         journal = _JOURNAL.get()
         if journal is not None:
@@ -49,7 +55,9 @@ class Journaled(Aggregate):
         return aggregate
 
 
-def in_journal_order(journal: list[Any], pending: list[Any]) -> list[Any]:
+def in_journal_order(
+    journal: list[PendingEvent], pending: list[PendingEvent]
+) -> list[PendingEvent]:
     """`pending` (every event about to be saved) in the journal's order; events the journal
     did not see (triggered outside `recording`) follow in their aggregates' own order."""
     waiting = {id(event) for event in pending}

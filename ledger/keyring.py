@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from ledger.errors import Code, StorageError
 
@@ -44,6 +44,15 @@ def key_id(key: bytes) -> str:
     return hashlib.sha256(_ID_DOMAIN + key).digest()[:KEY_ID_BYTES].hex()
 
 
+class KeyEntry(TypedDict):
+    """A key as the keyring file holds it: its id, the key in base64, its moments."""
+
+    id: str
+    key: str
+    added_at: str | None
+    retired_at: str | None
+
+
 @dataclass(frozen=True)
 class CipherKey:
     """One AES key of the ring and when it was added and retired (UTC ISO 8601 text)."""
@@ -56,7 +65,7 @@ class CipherKey:
     def id(self) -> str:
         return key_id(self.key)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> KeyEntry:
         return {
             "id": self.id,
             "key": b64encode(self.key).decode(),
@@ -173,7 +182,7 @@ def new_key() -> bytes:
     return os.urandom(32)
 
 
-def _key(entry: Any, where: str) -> CipherKey:
+def _key(entry: object, where: str) -> CipherKey:
     if not isinstance(entry, dict) or set(entry) != {"id", "key", "added_at", "retired_at"}:
         raise _invalid(f"{where} must have exactly id, key, added_at and retired_at")
     for name in ("added_at", "retired_at"):

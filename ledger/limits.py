@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from typing_extensions import TypedDict  # pydantic reads typing.TypedDict on 3.12+ only
+
 from ledger.device import Device
 from ledger.errors import Breach, Code, RuleViolation
 from ledger.location import Entry, Location, StoredLimits
@@ -145,6 +147,18 @@ def _card(code: Code, name: str, message: str) -> RuleViolation:
     return RuleViolation(code, message, field=f"card.{name}")
 
 
+class HeadroomRow(TypedDict):
+    """A headroom row's JSON form (`Headroom.to_dict`): what the document of the HTTP API
+    shows."""
+
+    scope: str
+    limit: str
+    currency: str | None
+    max: int
+    used: int
+    remaining: int
+
+
 @dataclass(frozen=True)
 class Headroom:
     """How much of one limit is used and what is left: the one shape of headroom, for the
@@ -161,7 +175,7 @@ class Headroom:
     def remaining(self) -> int:
         return max(self.maximum - self.used, 0)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> HeadroomRow:
         return {
             "scope": self.scope,
             "limit": self.limit,
@@ -172,7 +186,7 @@ class Headroom:
         }
 
     @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> Headroom:
+    def from_dict(cls, row: HeadroomRow) -> Headroom:
         """A row as `to_dict` wrote it (a reservation records its answer's headroom so)."""
         return cls(row["scope"], row["limit"], row["currency"], row["max"], row["used"])
 
@@ -403,7 +417,7 @@ class Policy:
                         f"{format_minor(amount, currency)} is over the {row.limit} of "
                         f"{format_minor(row.maximum, currency)}; take it online",
                         field="amount",
-                        details=row.to_dict(),
+                        details=dict(row.to_dict()),
                     )
                 )
             elif row.limit == "stored_amount_max" and over_stored_amount(
@@ -416,7 +430,7 @@ class Policy:
                         f"stored total to {format_minor(row.used + amount, currency)}, over its "
                         f"limit of {format_minor(row.maximum, currency)}; forward stored payments "
                         "or take this one online",
-                        details=row.to_dict(),
+                        details=dict(row.to_dict()),
                     )
                 )
             elif row.limit == "stored_count_max" and over_stored_count(row.used, row.maximum):
@@ -425,7 +439,7 @@ class Policy:
                         Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE,
                         f"the {row.scope} already stores {row.used} payments, its limit is "
                         f"{row.maximum}; forward stored payments or take this one online",
-                        details=row.to_dict(),
+                        details=dict(row.to_dict()),
                     )
                 )
         return found

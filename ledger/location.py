@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate
+from typing_extensions import TypedDict  # pydantic reads typing.TypedDict on 3.12+ only
 
 from ledger.identity import location_id as location_stream_id
 from ledger.journal import Journaled
@@ -34,6 +35,38 @@ LATE_WINDOW = timedelta(days=7)
 Entry = list[Any]
 
 
+class DeviceLimitsConfig(TypedDict):
+    """What each device of a location may store at once, as its configuration records it:
+    per currency, and in count (None: no count limit)."""
+
+    stored_amount_max: dict[str, int]
+    stored_count_max: int | None
+
+
+class LimitsConfig(DeviceLimitsConfig):
+    """The location's own stored limits, and the most one payment may be, per currency."""
+
+    per_payment_max: dict[str, int]
+
+
+class LocationConfig(TypedDict):
+    """A location's offline configuration, as `location.configured` gave it (in JSON's
+    types, the wire's order). `currencies` None: those named in the limits."""
+
+    offline_enabled: bool
+    sca_required: bool
+    currencies: list[str] | None
+    limits: LimitsConfig
+    device_limits: DeviceLimitsConfig
+
+
+class BeyondPolicy(TypedDict):
+    """The payments stored now that broke one rule: how many, and how much per currency."""
+
+    count: int
+    amounts_by_currency: dict[str, int]
+
+
 @dataclass(frozen=True)
 class StoredLimits:
     """The stored limits of one scope (a location, or each of its devices), read from the
@@ -43,22 +76,12 @@ class StoredLimits:
     stored_amount_max: Mapping[str, int]
     stored_count_max: int | None
 
-    @classmethod
-    def of(cls, limits: Mapping[str, Any]) -> StoredLimits:
-        return cls(limits["stored_amount_max"], limits.get("stored_count_max"))
-
 
 @dataclass(frozen=True)
 class LocationLimits(StoredLimits):
     """The location's stored limits and the most one payment may be, per currency."""
 
     per_payment_max: Mapping[str, int]
-
-    @classmethod
-    def of(cls, limits: Mapping[str, Any]) -> LocationLimits:
-        return cls(
-            limits["stored_amount_max"], limits.get("stored_count_max"), limits["per_payment_max"]
-        )
 
 
 class Location(Journaled):
@@ -73,7 +96,7 @@ class Location(Journaled):
     class Configured(Created):
         TOPIC = "offline_ledger:Location.Configured"
         location_id: str
-        config: dict[str, Any]
+        config: LocationConfig
         occurred_at: datetime
 
         def apply(self, aggregate: Location) -> None:
@@ -94,7 +117,7 @@ class Location(Journaled):
 
     class Reconfigured(Event):
         TOPIC = "offline_ledger:Location.Reconfigured"
-        config: dict[str, Any]
+        config: LocationConfig
         occurred_at: datetime
 
         def apply(self, aggregate: Location) -> None:
@@ -115,7 +138,7 @@ class Location(Journaled):
         class_version = 2
 
         @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
+        def upcast_v1_v2(state: dict[str, object]) -> None:
             state["breaches"] = []
 
         def apply(self, aggregate: Location) -> None:
@@ -229,7 +252,7 @@ class Location(Journaled):
     if TYPE_CHECKING:  # set by the events' apply(); runtime annotations would make
         # the eventsourcing metaclass generate a dataclass __init__
         location_id: str
-        config: dict[str, Any]
+        config: LocationConfig
         configured_at: datetime
         stored: dict[str, list[Any]]  # offline_id -> [device_id, currency, amount]
         stored_amounts: dict[str, int]
@@ -263,7 +286,10 @@ class Location(Journaled):
         state["allowances"] = {}
 
     @classmethod
-    def configure(cls, location_id: str, config: dict[str, Any], occurred_at: datetime) -> Location:
+    def configure(
+        cls, location_id: str, config: LocationConfig | dict[str, Any], occurred_at: datetime
+    ) -> Location:
+        """`config` as a `location.configured` gives it, or as a what-if replay holds it."""
         return cls._create(
             cls.Configured,
             id=location_stream_id(location_id),
@@ -272,7 +298,7 @@ class Location(Journaled):
             occurred_at=occurred_at,
         )
 
-    def reconfigure(self, config: dict[str, Any], occurred_at: datetime) -> bool:
+    def reconfigure(self, config: LocationConfig, occurred_at: datetime) -> bool:
         if config == self.config:
             return False
         self.trigger_event(self.Reconfigured, config=config, occurred_at=occurred_at)
@@ -309,10 +335,10 @@ class Location(Journaled):
                 occurred_at=occurred_at,
             )
 
-    def stored_beyond_policy(self, device_id: str | None = None) -> dict[str, dict[str, Any]]:
+    def stored_beyond_policy(self, device_id: str | None = None) -> dict[str, BeyondPolicy]:
         """Per breach code, the payments stored now (of one device, if given) that broke it:
         `{code: {"count": n, "amounts_by_currency": {...}}}`."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, BeyondPolicy] = {}
         for offline_id in self.stored:
             entry = self.timeline.get(offline_id)
             if entry is None or (device_id is not None and entry[0] != device_id):
@@ -486,12 +512,16 @@ class Location(Journaled):
     @property
     def limits(self) -> LocationLimits:
         """The location's limits, as configured (the recorded configuration stays a dict)."""
-        return LocationLimits.of(self.config["limits"])
+        limits = self.config["limits"]
+        return LocationLimits(
+            limits["stored_amount_max"], limits.get("stored_count_max"), limits["per_payment_max"]
+        )
 
     @property
     def device_limits(self) -> StoredLimits:
         """The limits each device of the location has, as configured."""
-        return StoredLimits.of(self.config["device_limits"])
+        limits = self.config["device_limits"]
+        return StoredLimits(limits["stored_amount_max"], limits.get("stored_count_max"))
 
     def add_stored(self, offline_id: str, device_id: str, currency: str, amount: int) -> None:
         self.stored[offline_id] = [device_id, currency, amount]

@@ -38,7 +38,6 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
 
 import orjson
 
@@ -192,7 +191,7 @@ def holds_pan(text: str | bytes) -> bool:
 _REDACTED_KEY = "<card number>"
 
 
-def find_pan(value: Any, path: str = "") -> str | None:
+def find_pan(value: object, path: str = "") -> str | None:
     """Where a PAN is in a decoded value (dicts, lists, strings, numbers): the dotted path of
     the first value or key holding one, "(record)" when only the value as a whole does (a
     number split over two strings), or None. Keys and values are all read, also numbers."""
@@ -204,7 +203,7 @@ def find_pan(value: Any, path: str = "") -> str | None:
     return None
 
 
-def _as_text(value: Any) -> str:
+def _as_text(value: object) -> str:
     """The value as JSON text (anything JSON has no type for as its str())."""
     try:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -212,9 +211,9 @@ def _as_text(value: Any) -> str:
         return str(value)
 
 
-def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+def _walk(value: object, path: str) -> Iterator[tuple[str, str]]:
     """(path, text) of every key and scalar; iterative, so that no nesting depth breaks it."""
-    pending: list[tuple[str, Any]] = [(path, value)]
+    pending: list[tuple[str, object]] = [(path, value)]
     while pending:
         where, item = pending.pop()
         if isinstance(item, dict):
@@ -246,7 +245,7 @@ def _masked_run(match: re.Match[str]) -> str:
     return "*" * (len(run) - MASK_KEEP) + run[-MASK_KEEP:]
 
 
-def quoted(value: Any) -> str:
+def quoted(value: object) -> str:
     """A value fit to quote in a message: short, digit runs masked, and never a card number
     (one in any disguise is replaced whole)."""
     if isinstance(value, dict | list):

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
+from typing_extensions import TypedDict
 
 from ledger.errors import Breach, Code, Conflict
 from ledger.identity import payment_id
@@ -49,6 +50,33 @@ class Plan(StrEnum):
     REPEAT = "repeat"  # already recorded: idempotent no-op
     DUPLICATE_FORWARD = "duplicate_forward"  # a second, different PaymentIntent
     LATE = "late"  # the report of a step that was implied: fixes its moment
+
+
+class CollectedCard(TypedDict):
+    """The card a payment was collected with, as its event records it: what the reader
+    reported (never the card number), in JSON's types. Cards recorded before forwarding
+    through the API lack `payment_method_id`, and before saved cards `customer_id`."""
+
+    brand: str
+    network: str | None
+    last4: str
+    exp_month: int
+    exp_year: int
+    funding: str
+    read_method: str
+    cardholder_verification: str
+    country: str | None
+    payment_method_id: NotRequired[str | None]
+    customer_id: NotRequired[str | None]
+
+
+class ForwardFailure(TypedDict):
+    """A forward Stripe refused or that never arrived, as the payment keeps it: enough to
+    tell a repeated report (same moment and code) and whether to try again."""
+
+    occurred_at: str  # ISO 8601, as recorded
+    error_code: str
+    retryable: bool
 
 
 class Payment(Journaled):
@@ -108,7 +136,7 @@ class Payment(Journaled):
         (collected after a later step was recorded)."""
 
         TOPIC = "offline_ledger:Payment.PaymentMethodCollected"
-        card: dict[str, Any]
+        card: CollectedCard
         breaches: list[Breach]
         reported_late: bool
         occurred_at: datetime
@@ -116,12 +144,12 @@ class Payment(Journaled):
         class_version = 2
 
         @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
+        def upcast_v1_v2(state: dict[str, object]) -> None:
             state["breaches"] = []  # version 1 refused a card that broke a rule
             state["reported_late"] = False
 
         def apply(self, aggregate: Payment) -> None:
-            aggregate.card = dict(self.card)
+            aggregate.card = self.card.copy()
             aggregate.cards_collected.append(aggregate.card)
             aggregate.card_breaches = list(self.breaches)
             if self.reported_late:
@@ -145,7 +173,7 @@ class Payment(Journaled):
         class_version = 2
 
         @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
+        def upcast_v1_v2(state: dict[str, object]) -> None:
             state["breaches"] = []  # version 1 refused a confirmation that broke a rule
             state["implied"] = False
             state["reported_late"] = False
@@ -186,7 +214,7 @@ class Payment(Journaled):
         class_version = 2
 
         @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
+        def upcast_v1_v2(state: dict[str, object]) -> None:
             state["implied"] = False
             state["reported_late"] = False
 
@@ -296,13 +324,13 @@ class Payment(Journaled):
         metadata: dict[str, str]
         created_at: datetime
         status: Status
-        card: dict[str, Any] | None  # the card the payment is taken with (the last collected)
-        cards_collected: list[dict[str, Any]]  # every card tried, so late retries are repeats
+        card: CollectedCard | None  # the card the payment is taken with (the last collected)
+        cards_collected: list[CollectedCard]  # every card tried, so late retries are repeats
         stored_at: datetime | None
         forwarded_at: datetime | None
         stripe_status: str | None
         duplicate_payment_intent_ids: list[str]
-        forward_failures: list[dict[str, Any]]
+        forward_failures: list[ForwardFailure]
         forward_pending: bool  # a forward was requested and its outcome is not recorded
         forward_key: str | None  # the Idempotency-Key of the latest forward requested
         decline_code: str | None
@@ -346,7 +374,7 @@ class Payment(Journaled):
             occurred_at=occurred_at,
         )
 
-    def creation_fields(self) -> dict[str, Any]:
+    def creation_fields(self) -> dict[str, object]:
         """What `payment.created` said, to compare a repeat against."""
         return {
             "device_id": self.device_id,
@@ -359,7 +387,7 @@ class Payment(Journaled):
             "metadata": self.metadata,
         }
 
-    def creation_difference(self, **fields: Any) -> str | None:
+    def creation_difference(self, **fields: object) -> str | None:
         """Name the first field where a repeated `created` differs from the recorded one."""
         for name, value in self.creation_fields().items():
             if fields[name] != value:
@@ -378,7 +406,7 @@ class Payment(Journaled):
 
     # -- payment method ---------------------------------------------------------------------
 
-    def plan_collect(self, card: dict[str, Any]) -> Plan:
+    def plan_collect(self, card: CollectedCard) -> Plan:
         # A customer may try card A, then pay with card B: a late report of A is a repeat of a
         # recorded fact, never a switch back to A.
         if card in self.cards_collected:
@@ -390,7 +418,7 @@ class Payment(Journaled):
             "a card can only be collected before the payment is confirmed",
         )
 
-    def collect(self, card: dict[str, Any], breaches: list[Breach], occurred_at: datetime) -> None:
+    def collect(self, card: CollectedCard, breaches: list[Breach], occurred_at: datetime) -> None:
         assert self.plan_collect(card) is Plan.NEW
         self.trigger_event(
             self.PaymentMethodCollected,
@@ -636,7 +664,7 @@ class Payment(Journaled):
         )
 
 
-def field_conflict(field: str, recorded: Any, given: Any) -> Conflict:
+def field_conflict(field: str, recorded: object, given: object) -> Conflict:
     return Conflict(
         Code.IDEMPOTENCY_CONFLICT,
         f"'{field}' differs from the recorded fact (recorded {recorded}, given {given}); "

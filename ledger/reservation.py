@@ -16,13 +16,24 @@ after the headroom changed; a different request for the same sale is an IDEMPOTE
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from eventsourcing.domain import Aggregate
+from typing_extensions import TypedDict
 
 from ledger.errors import Breach, Code, Conflict
 from ledger.identity import reservation_id
 from ledger.journal import Journaled
+from ledger.limits import HeadroomRow
+
+
+class ReservationRequest(TypedDict):
+    """What a sale asked to reserve: a retry must ask the same."""
+
+    amount: int
+    currency: str
+    device_id: str
+    location_id: str
 
 
 class Reservation(Journaled):
@@ -39,17 +50,17 @@ class Reservation(Journaled):
 
         TOPIC = "offline_ledger:Reservation.Answered"
         offline_id: str
-        request: dict[str, Any]  # amount, currency, device_id, location_id
+        request: ReservationRequest
         granted: bool
         reasons: list[Breach]
-        headroom: list[dict[str, Any]]
+        headroom: list[HeadroomRow]
         expires_at: datetime | None
         occurred_at: datetime
 
         def apply(self, aggregate: Reservation) -> None:
             reservation: Reservation = aggregate
             reservation.offline_id = self.offline_id
-            reservation.request = dict(self.request)
+            reservation.request = self.request.copy()
             reservation.granted = self.granted
             reservation.reasons = list(self.reasons)
             reservation.headroom = list(self.headroom)
@@ -68,10 +79,10 @@ class Reservation(Journaled):
 
     if TYPE_CHECKING:  # set by the events' apply()
         offline_id: str
-        request: dict[str, Any]
+        request: ReservationRequest
         granted: bool
         reasons: list[Breach]
-        headroom: list[dict[str, Any]]
+        headroom: list[HeadroomRow]
         expires_at: datetime | None
         answered_at: datetime
         released_at: datetime | None
@@ -80,10 +91,10 @@ class Reservation(Journaled):
     def answer(
         cls,
         offline_id: str,
-        request: dict[str, Any],
+        request: ReservationRequest,
         *,
         reasons: list[Breach],
-        headroom: list[dict[str, Any]],
+        headroom: list[HeadroomRow],
         expires_at: datetime | None,
         occurred_at: datetime,
     ) -> Reservation:
@@ -99,14 +110,15 @@ class Reservation(Journaled):
             occurred_at=occurred_at,
         )
 
-    def check_same(self, request: dict[str, Any]) -> None:
+    def check_same(self, request: ReservationRequest) -> None:
         """A retry must be the same request: the answer was given for that one."""
+        recorded: dict[str, object] = dict(self.request)
         for name, value in request.items():
-            if self.request[name] != value:
+            if recorded[name] != value:
                 raise Conflict(
                     Code.IDEMPOTENCY_CONFLICT,
                     f"a reservation for sale {self.offline_id} was already answered with "
-                    f"{name}={self.request[name]}, not {value}; a new sale needs a new offline_id",
+                    f"{name}={recorded[name]}, not {value}; a new sale needs a new offline_id",
                     field=name,
                 )
 

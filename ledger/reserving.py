@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from ledger import identity
 from ledger.device import Device
 from ledger.errors import Code, NotFound
 from ledger.limits import Policy, Sale, Totals, breaches_of
 from ledger.location import Location
-from ledger.reservation import Reservation
+from ledger.reservation import Reservation, ReservationRequest
 from ledger.unit_of_work import UnitOfWork, require_location
 
 HOLD_DEFAULT = timedelta(minutes=5)  # long enough to collect a card and confirm
@@ -20,7 +19,7 @@ def reserve(
     uow: UnitOfWork,
     policy: Policy,
     offline_id: str,
-    request: dict[str, Any],
+    request: ReservationRequest,
     at: datetime,
     hold_for: timedelta,
 ) -> Reservation:

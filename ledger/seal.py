@@ -62,7 +62,7 @@ class Seal:
         return base64.b64decode(self.signature)
 
     @classmethod
-    def from_dict(cls, value: Any, where: str) -> Seal:
+    def from_dict(cls, value: object, where: str) -> Seal:
         """A seal read from a file or an export; INVALID_SEAL naming `where` when it is not
         one (a missing or extra field, a wrong type, a malformed hash, moment or signature)."""
         names = {f.name for f in fields(cls)}

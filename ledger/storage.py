@@ -49,7 +49,7 @@ class StoreConfig:
     sqlalchemy_url: URL | None  # for migrations and read models; None in memory
     schema: str | None = None
     # libpq connection parameters bounding every wait of a PostgreSQL session (`session_limits`)
-    session: dict[str, Any] = field(default_factory=dict)
+    session: dict[str, str | int] = field(default_factory=dict)
 
     @property
     def redacted(self) -> str:
@@ -110,7 +110,7 @@ class SessionLimits:
     idle_in_transaction: int = 60  # IDLE_IN_TRANSACTION_TIMEOUT: a client silent mid-transaction
     connect: int = 10  # CONNECT_TIMEOUT: establishing a connection
 
-    def connection_parameters(self) -> dict[str, Any]:
+    def connection_parameters(self) -> dict[str, str | int]:
         """libpq parameters (psycopg and SQLAlchemy pass them through)."""
         options = " ".join(
             f"-c {name}={seconds * 1000}"
@@ -310,11 +310,11 @@ def engine_for(config: StoreConfig, *, migrating: bool = False) -> Engine:
     return create_engine(config.sqlalchemy_url)
 
 
-def postgres_session(config: StoreConfig, *, migrating: bool = False) -> dict[str, Any]:
+def postgres_session(config: StoreConfig, *, migrating: bool = False) -> dict[str, str | int]:
     """The libpq parameters of every session on the ledger's PostgreSQL database beside the
     URL's own: its schema first on the search path, and the ledger's limits."""
     session = dict(config.session)
-    options = [f"-csearch_path={config.schema}", session.pop("options", "")]
+    options = [f"-csearch_path={config.schema}", str(session.pop("options", ""))]
     if migrating:
         options.append("-c statement_timeout=0")
     return {**session, "options": " ".join(filter(None, options))}

@@ -9,10 +9,12 @@ a sync and a retry records each fact once.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from ledger.observations import PaymentIntentObservation
 from ledger.views import PaymentState
+
+# A wire record of a payment's step, as a dict of JSON scalars (`Ledger.record` parses it).
+Fact = dict[str, str | int | None]
 
 # Stripe statuses that mean Stripe has the payment (it was forwarded).
 _AT_STRIPE = frozenset({"requires_capture", "processing", "succeeded"})
@@ -21,10 +23,10 @@ DECLINE_CODE_UNKNOWN = "generic_decline"  # Stripe's code when the issuer gives 
 
 def facts(
     seen: PaymentIntentObservation, payment: PaymentState, now: datetime | None = None
-) -> list[dict[str, Any]]:
+) -> list[Fact]:
     """The records that bring `payment` up to what Stripe shows in `seen`, in order."""
     occurred_at = (seen.as_of or now or datetime.now(UTC)).isoformat()
-    base = {"occurred_at": occurred_at, "offline_id": payment.offline_id}
+    base: Fact = {"occurred_at": occurred_at, "offline_id": payment.offline_id}
     pi = seen.payment_intent_id
     if seen.status in _AT_STRIPE:
         return _forwarded(seen, payment, base)
@@ -48,15 +50,15 @@ def facts(
     return []
 
 
-def _forwarded(
-    seen: PaymentIntentObservation, payment: PaymentState, base: dict[str, Any]
-) -> list[dict[str, Any]]:
+def _forwarded(seen: PaymentIntentObservation, payment: PaymentState, base: Fact) -> list[Fact]:
     pi = seen.payment_intent_id
     received = seen.amount_received if seen.amount_received is not None else seen.amount
     partial = seen.status == "succeeded" and received < seen.amount
     # A partial capture must show as an authorization, then a capture of what was received.
     shown = "requires_capture" if partial else seen.status
-    records = [{**base, "type": "payment.forwarded", "payment_intent_id": pi, "status": shown}]
+    records: list[Fact] = [
+        {**base, "type": "payment.forwarded", "payment_intent_id": pi, "status": shown}
+    ]
     already_forwarded_uncaptured = (
         payment.payment_intent_id == pi and payment.stripe_status == "requires_capture"
     )

@@ -9,6 +9,7 @@ snapshot seen again after a newer one is a repeat too, never a step back.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -64,7 +65,7 @@ class StripeObject(Journaled):
     if TYPE_CHECKING:  # set by the events' apply()
         key: str
         snapshot_digests: list[str]
-        balance_transactions: dict[str, dict[str, Any]]
+        balance_transactions: dict[str, dict[str, object]]  # movement key -> what is known
 
     @classmethod
     def first_seen(cls, key: str) -> StripeObject:
@@ -112,7 +113,7 @@ class StripeObject(Journaled):
         return True
 
 
-def _snapshot(content: dict[str, Any]) -> dict[str, Any]:
+def _snapshot(content: Mapping[str, object]) -> dict[str, object]:
     """What Stripe said, without where and when we heard it (the same state from a webhook,
     an API read and a file is one fact)."""
     return {
@@ -126,7 +127,7 @@ def _snapshot(content: dict[str, Any]) -> dict[str, Any]:
 _SETTLED = frozenset({"currency", "gross", "fee", "net"})
 
 
-def _completed(known: dict[str, Any], seen: dict[str, Any]) -> dict[str, Any]:
+def _completed(known: Mapping[str, object], seen: Mapping[str, object]) -> dict[str, object]:
     """A movement as known, with the values it lacked that a new sighting shows; a
     balance transaction id replaces the refund's own id a webhook had to use."""
     merged = dict(known)
@@ -139,7 +140,7 @@ def _completed(known: dict[str, Any], seen: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _digest(content: dict[str, Any]) -> str:
+def _digest(content: Mapping[str, object]) -> str:
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

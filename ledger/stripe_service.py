@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from eventsourcing.persistence import PersistenceError
 
@@ -44,7 +44,7 @@ from ledger.errors import (
 )
 from ledger.identity import stripe_event_id
 from ledger.observations import Observation, PaymentIntentObservation
-from ledger.stripe_facts import facts
+from ledger.stripe_facts import Fact, facts
 from ledger.views import PaymentState
 
 # Stripe's refusals of one request about one payment. Its other failures (unreachable, failing,
@@ -240,7 +240,7 @@ class StripeService:
     ) -> None:
         """The facts each PaymentIntent implies for the payment it names (at most once each),
         recorded in batches (`Ledger.record_many`): one transaction for a page or a batch."""
-        records: list[tuple[str, dict[str, Any]]] = []
+        records: list[tuple[str, Fact]] = []
         for seen, offline_id in claimed:
             payment = self._claiming(offline_id)
             if payment is not None:
@@ -251,9 +251,9 @@ class StripeService:
                 if isinstance(result, LedgerError):
                     if not refuses_one(result):
                         raise result
-                    observed.refused.append(Refusal(offline_id, record["type"], result))
+                    observed.refused.append(Refusal(offline_id, str(record["type"]), result))
                 elif result.recorded:
-                    observed.facts.append(record["type"])
+                    observed.facts.append(str(record["type"]))
 
     def _claiming(self, offline_id: str | None) -> PaymentState | None:
         """The ledger payment a PaymentIntent's metadata.offline_id names, or None for an

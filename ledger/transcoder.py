@@ -53,7 +53,7 @@ class OrjsonTranscoder(JSONTranscoder):
                 tags -= 1
         return self._untagged(value) if tags else value
 
-    def _tagged(self, value: Any) -> dict[str, Any]:
+    def _tagged(self, value: object) -> dict[str, object]:
         """The library's tagged form of a value orjson hands back (a datetime, a Decimal)."""
         transcoding = self.types.get(type(value))
         if transcoding is None:

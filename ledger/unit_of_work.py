@@ -79,7 +79,7 @@ class UnitOfWork:
         self.versions = versions
         self.optimistic = optimistic
         self.loaded: dict[UUID, Aggregate | None] = {}
-        self.journal: list[Any] = []  # the new events in the order they happened
+        self.journal: list[journal.PendingEvent] = []  # the new events in the order they happened
 
     def recording(self) -> AbstractContextManager[None]:
         """Note the order of the events made inside: the commit saves them in that order."""

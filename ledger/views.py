@@ -10,30 +10,17 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
-from typing_extensions import TypedDict  # pydantic reads typing.TypedDict on 3.12+ only
 
 from ledger.device import Device
 from ledger.errors import Breach
-from ledger.limits import Headroom, stored_headroom
-from ledger.location import Location
-from ledger.payment import Payment
+from ledger.limits import Headroom, HeadroomRow, stored_headroom
+from ledger.location import BeyondPolicy, DeviceLimitsConfig, LimitsConfig, Location
+from ledger.payment import CollectedCard, Payment
 from ledger.reservation import Reservation
 
 
 class _View(BaseModel):
     model_config = ConfigDict(frozen=True)
-
-
-class HeadroomRow(TypedDict):
-    """A headroom row's JSON form (`Headroom.to_dict`): what the document of the HTTP API
-    shows."""
-
-    scope: str
-    limit: str
-    currency: str | None
-    max: int
-    used: int
-    remaining: int
 
 
 # Headroom rows in their JSON form (`max`, `remaining`), the same in every view.
@@ -55,7 +42,7 @@ class PaymentState(_View):
     payment_intent_id: str | None
     duplicate_payment_intent_ids: list[str]
     stripe_status: str | None
-    card: dict[str, Any] | None
+    card: CollectedCard | None
     created_at: datetime
     stored_at: datetime | None
     forwarded_at: datetime | None
@@ -167,8 +154,7 @@ class DeviceStatus(_View):
     offline_payment_amounts_by_currency: dict[str, int]
     headroom: HeadroomRows
     allowance: AllowanceState | None  # the latest offline allowance, and what it used
-    # Per breach code, the stored payments that broke it: {"count", "amounts_by_currency"}.
-    stored_beyond_policy: dict[str, dict[str, Any]]
+    stored_beyond_policy: dict[str, BeyondPolicy]  # per breach code, the payments that broke it
 
 
 class LocationStatus(_View):
@@ -177,10 +163,10 @@ class LocationStatus(_View):
     sca_required: bool
     offline_payments_count: int
     offline_payment_amounts_by_currency: dict[str, int]
-    limits: dict[str, Any]
-    device_limits: dict[str, Any]
+    limits: LimitsConfig
+    device_limits: DeviceLimitsConfig
     headroom: HeadroomRows
-    stored_beyond_policy: dict[str, dict[str, Any]]
+    stored_beyond_policy: dict[str, BeyondPolicy]
     devices: list[DeviceStatus]
 
     @classmethod

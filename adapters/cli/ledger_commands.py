@@ -35,6 +35,7 @@ from adapters.cli.session import opened
 from adapters.cli.timeline import timeline
 from adapters.jsonl import BATCH_SIZE_DEFAULT, IngestSummary, ingest, numbered_lines
 from ledger import Ledger
+from ledger.location import BeyondPolicy
 from ledger.money import format_minor
 from ledger.views import DeviceStatus, LocationStatus, ReservationState
 from ledger.wire import json_schema
@@ -230,9 +231,9 @@ def _status_table(locations: list[LocationStatus], wide: bool) -> Table:
     return table
 
 
-def _beyond_policy(locations: list[LocationStatus]) -> list[tuple[str, dict[str, Any]]]:
+def _beyond_policy(locations: list[LocationStatus]) -> list[tuple[str, dict[str, BeyondPolicy]]]:
     """(location or device id, what it stored beyond policy), for those that did."""
-    rows: list[tuple[str, dict[str, Any]]] = []
+    rows: list[tuple[str, dict[str, BeyondPolicy]]] = []
     for loc in locations:
         for name, by_code in [
             (loc.location_id, loc.stored_beyond_policy),
@@ -243,7 +244,7 @@ def _beyond_policy(locations: list[LocationStatus]) -> list[tuple[str, dict[str,
     return rows
 
 
-def _beyond(by_code: dict[str, dict[str, Any]], between: str) -> str:
+def _beyond(by_code: dict[str, BeyondPolicy], between: str) -> str:
     """Stored payments that broke a rule, per code: `STORED_AMOUNT_LIMIT_EXCEEDED: 1, 5.00 USD`."""
     return (
         between.join(

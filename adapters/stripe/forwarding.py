@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from adapters.stripe.gateway import StripeFailure, StripeGateway, shown_livemode
 from adapters.stripe.port import observed, stripe_service
@@ -172,16 +172,17 @@ class Forwarder:
     def _create(self, payment: PaymentState) -> dict[str, Any]:
         """Create and confirm the payment's PaymentIntent under its latest recorded key."""
         assert payment.forward_idempotency_key is not None  # its intent is recorded first
-        card = payment.card or {}
+        payment_method_id = _saved(payment, "payment_method_id")
+        assert payment_method_id is not None  # only a sendable payment is sent
         return self.gateway.create_and_confirm(
             offline_id=payment.offline_id,
             amount=payment.amount,
             currency=payment.currency,
-            payment_method_id=card["payment_method_id"],
+            payment_method_id=payment_method_id,
             capture_method=payment.capture_method,
             idempotency_key=payment.forward_idempotency_key,
             metadata=payment.metadata,
-            customer_id=card.get("customer_id"),
+            customer_id=_saved(payment, "customer_id"),
         )
 
     def forward(self, offline_id: str, sent: StripeFailure | None = None) -> Outcome:
@@ -289,7 +290,13 @@ class Forwarder:
 
 def _sendable(payment: PaymentState) -> bool:
     """Whether the payment can be sent: still stored, with a reusable payment method."""
-    return payment.status == "stored" and bool((payment.card or {}).get("payment_method_id"))
+    return payment.status == "stored" and bool(_saved(payment, "payment_method_id"))
+
+
+def _saved(payment: PaymentState, key: Literal["payment_method_id", "customer_id"]) -> str | None:
+    """The saved card's PaymentMethod or Customer, if the collected card names one (cards
+    collected before forwarding through the API name neither)."""
+    return payment.card.get(key) if payment.card is not None else None
 
 
 def _key(payment: PaymentState) -> str:
@@ -299,7 +306,7 @@ def _key(payment: PaymentState) -> str:
 
 def _explained(failure: StripeFailure, payment: PaymentState) -> StripeFailure:
     """Stripe's refusal, saying what is needed when the saved card's Customer is unknown."""
-    if failure.code is not Code.STRIPE_INVALID_REQUEST or (payment.card or {}).get("customer_id"):
+    if failure.code is not Code.STRIPE_INVALID_REQUEST or _saved(payment, "customer_id"):
         return failure
     return StripeFailure(
         failure.code,

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from ledger import Code, Ledger, LedgerError, wire
+from ledger.handlers import collected_card, location_config
 from ledger.moments import MomentError, parse_moment
 from ledger.pan import holds_pan
 from tests.support import records as r
@@ -531,3 +532,35 @@ def test_a_timestamp_reads_as_ledger_moments_reads_it(text: str) -> None:
         expected.isoformat(),
     )
     assert TIMESTAMP.dump_json(read) == TIMESTAMP.dump_json(expected)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"network": None, "country": None}, {"payment_method_id": "pm_1", "customer_id": "cus_1"}],
+)
+def test_a_collected_card_is_recorded_as_the_wire_dumps_it(overrides: dict[str, Any]) -> None:
+    """The event's card keeps the wire's keys, values and order: stored bytes, and a repeat's
+    equality with a recorded card, depend on all three."""
+    card = wire.Card.model_validate(r.card(**overrides))
+    recorded = collected_card(card)
+    assert json.dumps(recorded) == json.dumps(card.model_dump(mode="json"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"currencies": ["usd"], "sca_required": True},
+        {"limits": {}, "device_limits": {"stored_count_max": 3}},
+    ],
+)
+def test_a_location_configuration_is_recorded_as_the_wire_dumps_it(
+    overrides: dict[str, Any],
+) -> None:
+    """As for cards: the event's configuration keeps the wire's keys, values and order."""
+    record = wire.LocationConfigured.model_validate(r.location(**overrides))
+    dumped = record.model_dump(
+        mode="json",
+        include={"offline_enabled", "sca_required", "currencies", "limits", "device_limits"},
+    )
+    assert json.dumps(location_config(record)) == json.dumps(dumped)
