@@ -28,7 +28,6 @@ from ledger.errors import Code, Conflict, StorageError
 from ledger.identity import cipher_keys_id
 from ledger.keyring import KEY_ID_BYTES, KEYRING_ENV, Keyring
 
-CIPHER_TOPIC = "ledger.cipher:KeyringCipher"
 HEADER = b"OLK1"
 _NONCE, _TAG = 12, 16
 _BODY = len(HEADER) + KEY_ID_BYTES
@@ -52,7 +51,9 @@ class KeyringCipher(Cipher):
         self._current = AESGCM(ring.current.key)
         self._keys = {key.id: AESGCM(key.key) for key in ring.keys}
         # Set by the event store: the key ids the ledger recorded as retired, read at the
-        # first write (a command that only reads never pays for it).
+        # process's first write (a command that only reads never pays for it). A process that
+        # wrote before a rotation goes on with its key until it restarts: the operators' guide
+        # says to restart `serve` after `cipher rotate`.
         self.retired_ids: Callable[[], frozenset[str]] | None = None
         self._may_write = False
 

@@ -58,11 +58,10 @@ class Journaled(Aggregate):
 def in_journal_order(
     journal: list[PendingEvent], pending: list[PendingEvent]
 ) -> list[PendingEvent]:
-    """`pending` (every event about to be saved) in the journal's order; events the journal
-    did not see (triggered outside `recording`) follow in their aggregates' own order."""
+    """`pending` (every event about to be saved) in the journal's order. When the journal did
+    not see them all (some triggered outside `recording`), `pending` as it is, aggregate by
+    aggregate: mixing the two orders could put an aggregate's later event before its earlier
+    one."""
     waiting = {id(event) for event in pending}
     ordered = [event for event in journal if id(event) in waiting]
-    if len(ordered) == len(pending):
-        return ordered
-    seen = {id(event) for event in ordered}
-    return ordered + [event for event in pending if id(event) not in seen]
+    return ordered if len(ordered) == len(pending) else pending
