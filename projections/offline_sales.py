@@ -1,11 +1,12 @@
-"""The offline sales read model: every sale a location stored, one plain row each, for
-`what-if` to replay without decoding the location streams.
+"""The offline sales read model: every sale attempt of a location (a sale it stored, or a
+reservation it refused), one plain row each, for `what-if` to replay without decoding events.
 
-Built from the same location-stream events `ledger.what_if.histories` reads (a configuration,
-each sale stored with the limit codes it broke, its breaches re-judged, its release, a moment
-restated), folded the same way, so both sources give the same histories: the event store's for
-a ledger without read models (memory://), this one for SQLite and PostgreSQL, where it reads
-one indexed row per sale instead of two JSON events.
+Built from the same events `ledger.what_if.histories` reads (a configuration, each sale stored
+with the limit codes it broke, its breaches re-judged, its release, a moment restated, a
+reservation refused with its reasons and what it saw used), folded the same way, so both
+sources give the same histories: the event store's for a ledger without read models
+(memory://), this one for SQLite and PostgreSQL, where it reads one indexed row per attempt
+instead of two JSON events.
 """
 
 from __future__ import annotations
@@ -15,34 +16,40 @@ from collections.abc import Iterator, Sequence
 import orjson
 from sqlalchemy import Connection, select, text
 
-from ledger.fields import StoredFields, moment
+from ledger.fields import Fields, StoredFields, moment
+from ledger.identity import location_id as location_stream_id
 from ledger.location import Location
-from ledger.what_if import History, StoredSale, limit_codes, micros, moment_of
+from ledger.reservation import Reservation
+from ledger.what_if import (
+    TOPICS,
+    History,
+    SaleAttempt,
+    limit_codes,
+    micros,
+    moment_of,
+    refusal_codes,
+    seen_by,
+)
 from projections.runner import Projection, load_rows, replace_rows
 from projections.tables import offline_sale_locations, offline_sales
 
 _SALE_FIELDS = (
     "offline_id, device_id, currency, amount, stored_us, arrival, breaches, released_us, "
-    "released_as"
+    "released_as, refused, seen_amount, seen_count, seen_device_amount, seen_device_count"
 )
+_NOT_SEEN = {"seen_amount": None, "seen_count": None, "seen_device_amount": None,
+             "seen_device_count": None}  # fmt: skip
 
 
 class OfflineSalesProjection(Projection):
     name = "offline_sales"
-    topics = (
-        Location.Configured.TOPIC,
-        Location.Reconfigured.TOPIC,
-        Location.PaymentStored.TOPIC,
-        Location.BreachesChanged.TOPIC,
-        Location.PaymentReleased.TOPIC,
-        Location.MomentRestated.TOPIC,
-    )
+    topics = TOPICS
     tables = (offline_sales, offline_sale_locations)
 
     def apply(self, conn: Connection, events: Sequence[StoredFields]) -> None:
         """Folded in memory, then each changed row replaced: a batch is one delete and one
         insert per table."""
-        streams = {stream for _, stream, _, _ in events}
+        streams = {_stream(stream, topic, fields) for _, stream, topic, fields in events}
         locations = load_rows(conn, offline_sale_locations, "stream_id", streams)
         known_locations = set(locations)
         touched = {
@@ -51,7 +58,8 @@ class OfflineSalesProjection(Projection):
         sales = load_rows(conn, offline_sales, "offline_id", touched)
         known_sales = set(sales)
         changed_locations: set[str] = set()
-        for _, stream, topic, fields in events:
+        for _, event_stream, topic, fields in events:
+            stream = _stream(event_stream, topic, fields)
             changed_locations.add(stream)
             if topic == Location.Configured.TOPIC:
                 locations[stream] = {
@@ -76,6 +84,28 @@ class OfflineSalesProjection(Projection):
                     "breaches": ";".join(limit_codes(fields["breaches"])),
                     "released_us": None,
                     "released_as": None,
+                    "refused": False,
+                    **_NOT_SEEN,
+                }
+                location["sales"] += 1
+            elif topic == Reservation.Answered.TOPIC:
+                if fields["granted"] or fields["offline_id"] in sales:
+                    continue  # granted: stored, or abandoned; refused after a store
+                location, request = locations[stream], fields["request"]
+                seen = seen_by(fields["headroom"])
+                sales[fields["offline_id"]] = {
+                    "offline_id": fields["offline_id"],
+                    "location_id": location["location_id"],
+                    "arrival": location["sales"],
+                    "device_id": request["device_id"],
+                    "currency": request["currency"],
+                    "amount": request["amount"],
+                    "stored_us": micros(moment(fields["occurred_at"])),
+                    "breaches": ";".join(refusal_codes(fields["reasons"])),
+                    "released_us": None,
+                    "released_as": None,
+                    "refused": True,
+                    **dict(zip(_NOT_SEEN, seen, strict=True)),
                 }
                 location["sales"] += 1
             elif topic == Location.BreachesChanged.TOPIC:
@@ -90,15 +120,22 @@ class OfflineSalesProjection(Projection):
                 sales[fields["offline_id"]][column] = micros(moment(fields["occurred_at"]))
         rows = [locations[stream] for stream in changed_locations]
         replace_rows(conn, offline_sale_locations, "stream_id", known_locations, rows)
-        changed = [sales[offline_id] for offline_id in touched]
+        changed = [sales[offline_id] for offline_id in touched if offline_id in sales]
         replace_rows(conn, offline_sales, "offline_id", known_sales, changed)
 
 
 _LOCATION_EVENTS = (Location.Configured.TOPIC, Location.Reconfigured.TOPIC)
 
 
+def _stream(stream: str, topic: str, fields: Fields) -> str:
+    """The location stream an event belongs to (a reservation's: its request's location)."""
+    if topic == Reservation.Answered.TOPIC:
+        return location_stream_id(fields["request"]["location_id"]).hex
+    return stream
+
+
 def sale_histories(conn: Connection, location_id: str | None = None) -> Iterator[History]:
-    """Each location's stored sales (every location by id, or one), in arrival order."""
+    """Each location's sale attempts (every location by id, or one), in arrival order."""
     query = select(
         offline_sale_locations.c.location_id,
         offline_sale_locations.c.configured_us,
@@ -121,9 +158,11 @@ def sale_histories(conn: Connection, location_id: str | None = None) -> Iterator
     for location, configured_us, config in conn.execute(query).all():
         rows = conn.execute(sales_query, {"location": location}).all()
         sales = [
-            StoredSale(offline_id, device, currency, amount, stored, arrival, breaches(text),
-                       released, released_as)
-            for offline_id, device, currency, amount, stored, arrival, text, released, released_as
-            in rows
+            SaleAttempt(offline_id, device, currency, amount, stored, arrival, breaches(text),
+                        released, released_as, bool(refused),
+                        (seen_amount, seen_count, seen_device_amount, seen_device_count)
+                        if refused else None)
+            for (offline_id, device, currency, amount, stored, arrival, text, released, released_as,
+                 refused, seen_amount, seen_count, seen_device_amount, seen_device_count) in rows
         ]  # fmt: skip
         yield History(location, moment_of(configured_us), orjson.loads(config), sales)

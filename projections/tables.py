@@ -99,9 +99,9 @@ offline_locations = Table(
     Column("location_id", String(255), nullable=False),
 )
 
-# Every sale a location stored offline, as its stream recorded it (what `what-if` replays):
-# moments in whole microseconds since the epoch (UTC), the limit codes it was finally recorded
-# with (";"-joined), its order of arrival at the location.
+# Every sale attempt of a location (what `what-if` replays): a sale it stored offline, as its
+# stream recorded it, or a reservation it refused; moments in whole microseconds since the
+# epoch (UTC), the codes it was finally recorded with (";"-joined), its order of arrival.
 offline_sales = Table(
     "offline_sales",
     metadata,
@@ -115,6 +115,13 @@ offline_sales = Table(
     Column("breaches", String(1024), nullable=False),
     Column("released_us", BigInteger),
     Column("released_as", String(16)),
+    # A reservation refused (never stored: the sale went online), and what it saw used: the
+    # location's stored amount and count, the device's (NULL where no limit was set).
+    Column("refused", Boolean, nullable=False, default=False),
+    Column("seen_amount", BigInteger),
+    Column("seen_count", BigInteger),
+    Column("seen_device_amount", BigInteger),
+    Column("seen_device_count", BigInteger),
     Index("offline_sales_location_idx", "location_id", "arrival"),
 )
 
