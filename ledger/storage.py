@@ -459,6 +459,52 @@ class _SQLiteVersions:
         return found
 
 
+StoredState = tuple[int, str, str, bytes]  # position, stream id (32 hex digits), topic, state
+StatesReader = Callable[[int, int, Sequence[str]], list[StoredState]]
+
+
+def states_reader(kind: str, recorder: Any) -> StatesReader:
+    """A function giving, in log order, at most `limit` stored events after position `after`
+    whose topic is among `topics`, each as its position, stream id in hex, topic and state:
+    what a reader of the whole log needs, without the library's Notification and UUID per
+    event."""
+    if kind == "sqlite":
+        return _SQLiteStates(recorder)
+    if kind == "postgresql":
+        from ledger.postgres import PostgresStates
+
+        return PostgresStates(recorder)
+
+    def notified(after: int, limit: int, topics: Sequence[str]) -> list[StoredState]:
+        return [
+            (n.id, n.originator_id.hex, n.topic, n.state)
+            for n in recorder.select_notifications(
+                start=after, limit=limit, topics=topics, inclusive_of_start=False
+            )
+        ]
+
+    return notified
+
+
+class _SQLiteStates:
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+
+    def __call__(self, after: int, limit: int, topics: Sequence[str]) -> list[StoredState]:
+        sql = (
+            f"SELECT rowid, originator_id, topic, state FROM {SQLITE_EVENTS_TABLE} "
+            f"WHERE rowid > ? AND topic IN ({','.join('?' * len(topics))}) "
+            "ORDER BY rowid LIMIT ?"
+        )
+        with self.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, [after, *topics, limit])
+            # The ledger writes stream ids as hex; an imported or hand-made row may have dashes.
+            return [
+                (position, stream if len(stream) == 32 else UUID(stream).hex, topic, state)
+                for position, stream, topic, state in cursor.fetchall()
+            ]
+
+
 def events_after_sql(kind: str) -> str:
     """SQL for the stored events after position `:after`, in log order, at most `:limit`:
     (position, originator_id, originator_version, topic, state). SQLite's position is the
