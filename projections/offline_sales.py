@@ -12,11 +12,11 @@ instead of two JSON events.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import orjson
 from sqlalchemy import Connection, select
 
+from ledger.fields import Fields, StoredFields, moment
 from ledger.identity import location_id as location_stream_id
 from ledger.location import Location
 from ledger.reservation import Reservation
@@ -46,86 +46,89 @@ class OfflineSalesProjection(Projection):
     topics = TOPICS
     tables = (offline_sales, offline_sale_locations)
 
-    def apply(self, conn: Connection, events: Sequence[Any]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredFields]) -> None:
         """Folded in memory, then each changed row replaced: a batch is one delete and one
         insert per table."""
-        streams = {_stream(e) for e in events}
+        streams = {_stream(stream, topic, fields) for _, stream, topic, fields in events}
         locations = load_rows(conn, offline_sale_locations, "stream_id", streams)
         known_locations = set(locations)
-        touched = {e.offline_id for e in events if not isinstance(e, _LOCATION_EVENTS)}
+        touched = {
+            fields["offline_id"] for _, _, topic, fields in events if topic not in _LOCATION_EVENTS
+        }
         sales = load_rows(conn, offline_sales, "offline_id", touched)
         known_sales = set(sales)
         changed_locations: set[str] = set()
-        for event in events:
-            stream = _stream(event)
+        for _, event_stream, topic, fields in events:
+            stream = _stream(event_stream, topic, fields)
             changed_locations.add(stream)
-            if isinstance(event, Location.Configured):
+            if topic == Location.Configured.TOPIC:
                 locations[stream] = {
                     "stream_id": stream,
-                    "location_id": event.location_id,
-                    "configured_us": micros(event.occurred_at),
-                    "config": orjson.dumps(event.config).decode(),
+                    "location_id": fields["location_id"],
+                    "configured_us": micros(moment(fields["occurred_at"])),
+                    "config": orjson.dumps(fields["config"]).decode(),
                     "sales": 0,
                 }
-            elif isinstance(event, Location.Reconfigured):
-                locations[stream]["config"] = orjson.dumps(event.config).decode()
-            elif isinstance(event, Location.PaymentStored):
+            elif topic == Location.Reconfigured.TOPIC:
+                locations[stream]["config"] = orjson.dumps(fields["config"]).decode()
+            elif topic == Location.PaymentStored.TOPIC:
                 location = locations[stream]
-                sales[event.offline_id] = {
-                    "offline_id": event.offline_id,
+                sales[fields["offline_id"]] = {
+                    "offline_id": fields["offline_id"],
                     "location_id": location["location_id"],
                     "arrival": location["sales"],
-                    "device_id": event.device_id,
-                    "currency": event.currency,
-                    "amount": event.amount,
-                    "stored_us": micros(event.occurred_at),
-                    "breaches": ";".join(limit_codes(event.breaches)),
+                    "device_id": fields["device_id"],
+                    "currency": fields["currency"],
+                    "amount": fields["amount"],
+                    "stored_us": micros(moment(fields["occurred_at"])),
+                    "breaches": ";".join(limit_codes(fields["breaches"])),
                     "released_us": None,
                     "released_as": None,
                     "seen": None,
                 }
                 location["sales"] += 1
-            elif isinstance(event, Reservation.Answered):
-                if event.granted or event.offline_id in sales:
+            elif topic == Reservation.Answered.TOPIC:
+                if fields["granted"] or fields["offline_id"] in sales:
                     continue  # granted: stored, or abandoned; refused after a store
-                location, request = locations[stream], event.request
-                sales[event.offline_id] = {
-                    "offline_id": event.offline_id,
+                location, request = locations[stream], fields["request"]
+                sales[fields["offline_id"]] = {
+                    "offline_id": fields["offline_id"],
                     "location_id": location["location_id"],
                     "arrival": location["sales"],
                     "device_id": request["device_id"],
                     "currency": request["currency"],
                     "amount": request["amount"],
-                    "stored_us": micros(event.occurred_at),
-                    "breaches": ";".join(refusal_codes(event.reasons)),
+                    "stored_us": micros(moment(fields["occurred_at"])),
+                    "breaches": ";".join(refusal_codes(fields["reasons"])),
                     "released_us": None,
                     "released_as": None,
-                    "seen": _seen_text(seen_by(event.headroom)),
+                    "seen": _seen_text(seen_by(fields["headroom"])),
                 }
                 location["sales"] += 1
-            elif isinstance(event, Location.BreachesChanged):
-                sales[event.offline_id]["breaches"] = ";".join(limit_codes(event.breaches))
-            elif isinstance(event, Location.PaymentReleased):
-                sale = sales[event.offline_id]
-                sale["released_us"], sale["released_as"] = micros(event.occurred_at), event.reason
+            elif topic == Location.BreachesChanged.TOPIC:
+                sales[fields["offline_id"]]["breaches"] = ";".join(limit_codes(fields["breaches"]))
+            elif topic == Location.PaymentReleased.TOPIC:
+                sale = sales[fields["offline_id"]]
+                sale["released_us"] = micros(moment(fields["occurred_at"]))
+                sale["released_as"] = fields["reason"]
             else:
-                assert isinstance(event, Location.MomentRestated), event
-                column = "stored_us" if event.which == "stored" else "released_us"
-                sales[event.offline_id][column] = micros(event.occurred_at)
+                assert topic == Location.MomentRestated.TOPIC, topic
+                column = "stored_us" if fields["which"] == "stored" else "released_us"
+                sales[fields["offline_id"]][column] = micros(moment(fields["occurred_at"]))
         rows = [locations[stream] for stream in changed_locations]
         replace_rows(conn, offline_sale_locations, "stream_id", known_locations, rows)
         changed = [sales[offline_id] for offline_id in touched if offline_id in sales]
         replace_rows(conn, offline_sales, "offline_id", known_sales, changed)
 
 
-_LOCATION_EVENTS = (Location.Configured, Location.Reconfigured)
+_LOCATION_EVENTS = (Location.Configured.TOPIC, Location.Reconfigured.TOPIC)
 
 
-def _stream(event: Any) -> str:
+def _stream(stream: str, topic: str, fields: Fields) -> str:
     """The location stream an event belongs to (a reservation's: its request's location)."""
-    if isinstance(event, Reservation.Answered):
-        return location_stream_id(event.request["location_id"]).hex
-    return str(event.originator_id.hex)
+    if topic == Reservation.Answered.TOPIC:
+        return location_stream_id(fields["request"]["location_id"]).hex
+    return stream
 
 
 def sale_histories(conn: Connection, location_id: str | None = None) -> Iterator[History]:
