@@ -27,7 +27,7 @@ from ledger.batches import iter_batches
 from ledger.chain import Link, Row
 from ledger.errors import Code, Conflict, StorageError
 from ledger.keyring import CIPHER_KEY_ENV as CIPHER_KEY_ENV  # where callers have found it
-from ledger.keyring import configured_keyring
+from ledger.keyring import KEYRING_ENV, KEYRING_FILE_SETTING, configured_keyring
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -335,7 +335,12 @@ def cipher_env(environ: Mapping[str, str]) -> dict[str, str]:
     ring = configured_keyring(environ)
     if ring is None:
         return {"CIPHER_TOPIC": "", "CIPHER_KEY": ""}
-    return {"CIPHER_TOPIC": CIPHER_TOPIC, "CIPHER_KEY": ring.to_json()}
+    # The file too: a running writer re-reads it when a rotation is recorded.
+    return {
+        "CIPHER_TOPIC": CIPHER_TOPIC,
+        "CIPHER_KEY": ring.to_json(),
+        KEYRING_FILE_SETTING: environ.get(KEYRING_ENV, "").strip(),
+    }
 
 
 def _bad_url(url: str) -> StorageError:
