@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ledger import Ledger, LedgerError
-from ledger.batches import iter_batches
+from ledger.batches import BATCH_SIZE_DEFAULT, iter_batches
 from ledger.bounds import LINE_BYTES_MAX
 from ledger.errors import Code, StorageError
 from ledger.pan import mask
 from ledger.wire import parse_line
 
-BATCH_SIZE_DEFAULT = 1_000
 REJECTED_KEPT_MAX = 10_000  # rejections listed in the summary; the count is always exact
 
 

@@ -37,6 +37,7 @@ from ledger.cipher import CipherKeys, UnknownCipherKey
 from ledger.device import Device
 from ledger.errors import Breach, Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
 from ledger.event_store import EventStore
+from ledger.fields import FieldReader, StoredFields
 from ledger.handlers import apply_record, related_ids, stream_ids, subject
 from ledger.journal import PendingEvent
 from ledger.keyring import KEYRING_ENV
@@ -55,6 +56,7 @@ from ledger.storage import (
     DEFAULT_DATABASE_URL,
     StoreConfig,
     parse_database_url,
+    states_reader,
     timeout_setting,
     unreachable,
     version_reader,
@@ -116,6 +118,8 @@ class Ledger:
         self.policy = policy
         self._cache = AggregateCache()
         self._versions = version_reader(config.kind, store.recorder)
+        self._states = states_reader(config.kind, store.recorder)
+        self._fields = FieldReader(store.mapper)
         self._lock = threading.RLock()
 
     @classmethod
@@ -767,12 +771,17 @@ class Ledger:
         with _storage_errors(self.config):
             return self.store.mapper.to_domain_event(notification)
 
-    def decode_many(self, notifications: Sequence[Any]) -> list[Any]:
-        """`decode` of a batch (a projection's), under one error guard instead of one per
-        event."""
-        to_domain_event = self.store.mapper.to_domain_event
+    def stored_fields(self, after: int, limit: int, topics: Sequence[str]) -> list[StoredFields]:
+        """At most `limit` stored events after position `after` whose topic is among
+        `topics`, in log order, each with its fields (`ledger.fields`) rather than decoded:
+        for a reader of the whole log that keeps a few fields of each event. An undecodable
+        one is a StorageError with its code, as in `decode`."""
+        read = self._fields
         with _storage_errors(self.config):
-            return [to_domain_event(notification) for notification in notifications]
+            return [
+                (position, stream, topic, read(topic, state))
+                for position, stream, topic, state in self._states(after, limit, topics)
+            ]
 
     def _reader(self) -> UnitOfWork:
         return UnitOfWork(self.store, self._cache, self._versions)

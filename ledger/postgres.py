@@ -16,7 +16,7 @@ from psycopg.sql import SQL, Identifier, Literal
 
 from ledger.batches import iter_batches
 from ledger.chain import CHAIN_HEAD_TABLE, CHAIN_TABLE, Link, Row, content_hash, link
-from ledger.storage import ID_CHUNK, store_not_empty
+from ledger.storage import ID_CHUNK, StoredState, store_not_empty
 
 # Every append locks the chain head's row (the lock every writer takes, instead of a lock on the
 # whole event table) and refuses the batch when a stream it read but does not write has moved on
@@ -271,3 +271,27 @@ class PostgresVersions:
                 for row in cursor.fetchall():
                     found[row["originator_id"]] = row["version"]
         return found
+
+
+class PostgresStates:
+    """Stored events after a position, of some topics, in log order (`ledger.storage.
+    states_reader`); stream ids as hex, encoded by the server."""
+
+    def __init__(self, recorder: PostgresApplicationRecorder) -> None:
+        self.recorder = recorder
+        self.sql = SQL(
+            "SELECT notification_id, encode(uuid_send(originator_id), 'hex'), topic, state "
+            "FROM {schema}.{table} WHERE notification_id > %s AND topic = ANY(%s) "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name),
+        )
+
+    def __call__(self, after: int, limit: int, topics: Sequence[str]) -> list[StoredState]:
+        with (
+            self.recorder.datastore.get_connection() as conn,
+            conn.cursor(row_factory=tuple_row) as cursor,
+        ):
+            cursor.execute(self.sql, (after, list(topics), limit), prepare=True)
+            return cursor.fetchall()

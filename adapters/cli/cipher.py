@@ -48,7 +48,7 @@ def cipher_rotate(
     ciphertext: the hash chain and the seals stay valid."""
     from adapters.cipher import rotate
 
-    settings = configured(Settings, "configuration", as_json)
+    settings = configured(Settings.from_environ, "configuration", as_json)
     try:
         done = rotate(database_url or settings.database_url, keyring_path, reason, os.environ)
     except LedgerError as error:

@@ -1,6 +1,7 @@
-"""`what-if`: replay the sales stored offline against proposed limits, beside what happened.
+"""`what-if`: replay the offline sale attempts against proposed limits, beside what happened.
 
-Reads the offline sales read model (`projections.offline_sales`: one row per sale stored),
+Reads the offline sales read model (`projections.offline_sales`: one row per sale stored or
+reservation refused),
 brought up to date first as `report` does, and replays it with `ledger.what_if`: nothing is
 recorded. The proposed limits come from a JSON file shaped like a location's configured
 limits; a file that is not that is refused with INVALID_LIMITS_FILE before anything is read.
@@ -35,6 +36,7 @@ CSV_COLUMNS = (
     "location_id",
     "currency",
     "sales",
+    "reservations_refused",
     "refused_recorded",
     "refused_proposed",
     "newly_refused",
@@ -45,6 +47,7 @@ CSV_COLUMNS = (
     "peak_count_proposed",
     "at_risk_recorded",
     "at_risk_proposed",
+    "at_risk_unknown_proposed",
     "declines_avoided",
     "declines_added",
 )
@@ -60,11 +63,13 @@ CSV_COLUMNS = (
     " as in a location.configured record.",
 )
 @click.option("--location", "location_id", help="Only this location.", callback=no_card_number)
-@time_option("--since", help="Only sales stored from then (earlier ones still count as stored).")
-@time_option("--until", help="Only sales stored before then.")
+@time_option(
+    "--since", help="Only sales stored or refused from then (earlier ones still count as stored)."
+)
+@time_option("--until", help="Only sales stored or refused before then.")
 @click.option(
     "--top", type=click.IntRange(0, 1000), default=10, show_default=True,
-    help="The largest sales whose outcome changes, per location and currency.",
+    help="The largest sale attempts whose outcome changes, per location and currency.",
 )  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option(
@@ -86,9 +91,10 @@ def what_if(
     database_url: str | None,
     as_json: bool,
 ) -> None:
-    """Replay the sales stored offline against proposed limits, beside what happened:
-    sales refused or taken offline, peak stored amount and count, money at risk, declines
-    avoided or added, per location and currency. Records nothing."""
+    """Replay the offline sale attempts (sales stored, reservations refused) against proposed
+    limits, beside what happened: sales refused or taken offline, peak stored amount and
+    count, money at risk, declines avoided or added, per location and currency. Records
+    nothing."""
     fmt = "json" if as_json else fmt
     check_period(since, until, fmt == "json")
     proposed = _proposed(limits_path, fmt == "json")
@@ -149,7 +155,7 @@ def _refuse(message: str, as_json: bool) -> NoReturn:
 
 def _summary(outcomes: list[Outcome]) -> Table:
     table = Table(title="What-if: recorded → proposed", title_justify="left")
-    for column in ("location", "sales", "refused", "peak stored", "peak count", "at risk"):
+    for column in ("location", "attempts", "refused", "peak stored", "peak count", "at risk"):
         table.add_column(column, justify="left" if column == "location" else "right")
     table.add_column("newly refused / offline", justify="right")
     table.add_column("declines avoided / added", justify="right")
@@ -163,11 +169,18 @@ def _summary(outcomes: list[Outcome]) -> Table:
 
         table.add_row(
             f"{row.location_id} {row.currency.upper()}",
-            str(row.sales),
+            f"{row.sales} ({row.reservations_refused} refused reservations)"
+            if row.reservations_refused
+            else str(row.sales),
             pair(row.refused_recorded, row.refused_proposed, None),
             pair(row.peak_amount_recorded, row.peak_amount_proposed),
             pair(row.peak_count_recorded, row.peak_count_proposed, None),
-            pair(row.at_risk_recorded, row.at_risk_proposed),
+            pair(row.at_risk_recorded, row.at_risk_proposed)
+            + (
+                f" (+ {format_minor(row.at_risk_unknown_proposed, money)} unknown)"
+                if row.at_risk_unknown_proposed
+                else ""
+            ),
             f"{row.newly_refused} / {row.newly_offline}",
             f"{row.declines_avoided} / {row.declines_added}",
         )
@@ -175,8 +188,8 @@ def _summary(outcomes: list[Outcome]) -> Table:
 
 
 def _changes(outcomes: list[Outcome]) -> Table:
-    table = Table(title="Sales whose outcome changes, largest first", title_justify="left")
-    for column in ("location", "offline_id", "device", "amount", "stored at", "was", "would be"):
+    table = Table(title="Sale attempts whose outcome changes, largest first", title_justify="left")
+    for column in ("location", "offline_id", "device", "amount", "at", "was", "would be"):
         table.add_column(column, no_wrap=column == "offline_id", overflow="fold")
     for row in outcomes:
         for change in row.changes:
@@ -187,7 +200,9 @@ def _changes(outcomes: list[Outcome]) -> Table:
                 sale.device_id,
                 format_minor(sale.amount, sale.currency),
                 sale.stored_at.isoformat(sep=" ", timespec="seconds"),
-                ", ".join(change.recorded) or "offline",
+                ", ".join(change.recorded) + " (reservation)"
+                if sale.refused
+                else ", ".join(change.recorded) or "offline",
                 ", ".join(change.proposed) or "offline",
             )
     return table
