@@ -15,11 +15,18 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 import sqlalchemy as sa
 
 from ledger import Ledger, identity
-from ledger.chain import CHAIN_TABLE, GENESIS, chain_hash, content_hash_of
+from ledger.chain import (
+    CHAIN_TABLE,
+    GENESIS,
+    POSTGRES_CHAIN_HASH,
+    POSTGRES_CONTENT_HASH,
+    chain_hash,
+    content_hash_of,
+)
+from ledger.fields import FieldReader
 from ledger.location import Location
 from ledger.payment import Payment
 from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for
@@ -105,49 +112,62 @@ def _check_chain(
     invariants: _Invariants | None = None,
 ) -> None:
     """One streamed pass over the events, each with its link, in position order: each event
-    is hashed from its raw values (stream id bytes, topic UTF-8, state) and its link checked,
+    is hashed from its raw values (stream id bytes, topic UTF-8, state; by the database on
+    PostgreSQL, `_linked_pages`) and its link checked,
     stopping at the first problem; the events `invariants` reads are handed to it as they
     pass. A link whose event is gone is found first, by the database (`_first_orphan_link`).
     `result` holds the count and head hash of what verified, and both at each position of
     `marks`."""
     to_bytes = _stream_bytes(kind)
-    topics: dict[str, bytes] = {}
+    topics: dict[str, tuple[bytes, bool]] = {}  # topic -> its UTF-8, whether invariants read it
     wanted = invariants.topics if invariants is not None else frozenset()
     orphan = _first_orphan_link(conn, kind)
     deleted = ChainProblem(orphan, "deleted", "a link without its event: the event was deleted")
     previous, count = GENESIS, 0
     try:
-        for position, stream, version, topic, state, linked, chained in _linked_events(conn, kind):
-            if position > orphan:
-                result.problem = deleted
-                return
-            if linked is None:
-                result.problem = ChainProblem(
-                    position, "inserted", "an event without a link: it was added outside the ledger"
-                )
-                return
-            topic_bytes = topics.get(topic) or topics.setdefault(topic, topic.encode())
-            stream_bytes, state_bytes = to_bytes(stream), _as_bytes(state)
-            content = content_hash_of(stream_bytes, version, topic_bytes, state_bytes)
-            if content != linked:
-                result.problem = _moved_or_altered(conn, position, content)
-                return
-            expected = chain_hash(previous, position, content)
-            if expected != chained:
-                result.problem = ChainProblem(
-                    position,
-                    "link_altered",
-                    "the link does not follow from the one before: the chain was edited",
-                )
-                return
-            previous, count = expected, count + 1
-            if topic in wanted:
-                assert invariants is not None
-                invariants.see(position, stream_bytes.hex(), topic, state_bytes)
-            if position in marks:
-                result.marks[position] = (count, expected.hex())
-            if progress is not None and count % BATCH == 0:
-                progress(BATCH)
+        # A page of rows at a time: a generator's step per row costs as much as a check.
+        for rows in _linked_pages(conn, kind, wanted):
+            for position, stream, version, topic, state, linked, chained, content, expected in rows:
+                if position > orphan or linked is None:
+                    result.problem = (
+                        deleted
+                        if position > orphan
+                        else ChainProblem(
+                            position,
+                            "inserted",
+                            "an event without a link: it was added outside the ledger",
+                        )
+                    )
+                    return
+                known = topics.get(topic)
+                if known is None:
+                    known = topics[topic] = (topic.encode(), topic in wanted)
+                topic_bytes, read = known
+                if content is None:  # not hashed by the database
+                    if type(state) is not bytes:
+                        state = _as_bytes(state)
+                    content = content_hash_of(to_bytes(stream), version, topic_bytes, state)
+                if content != linked:
+                    result.problem = _moved_or_altered(conn, position, content)
+                    return
+                if expected is None:
+                    expected = chain_hash(previous, position, content)
+                if expected != chained:
+                    result.problem = ChainProblem(
+                        position,
+                        "link_altered",
+                        "the link does not follow from the one before: the chain was edited",
+                    )
+                    return
+                previous = expected
+                count += 1
+                if read:
+                    assert invariants is not None
+                    invariants.see(position, to_bytes(stream).hex(), topic, state)
+                if position in marks:
+                    result.marks[position] = (count, expected.hex())
+                if progress is not None and count % BATCH == 0:
+                    progress(BATCH)
         if orphan < _NONE:
             result.problem = deleted
     finally:
@@ -171,13 +191,7 @@ def _stream_bytes(kind: str) -> Callable[[Any], bytes]:
 
 def _as_bytes(state: Any) -> bytes:
     """SQLite keeps whatever type a hand edit wrote: text is an altered blob too."""
-    return (
-        state
-        if type(state) is bytes
-        else state.encode()
-        if isinstance(state, str)
-        else bytes(state)
-    )
+    return state.encode() if isinstance(state, str) else bytes(state)
 
 
 def _moved_or_altered(conn: sa.Connection, position: int, content: bytes) -> ChainProblem:
@@ -198,24 +212,40 @@ def _moved_or_altered(conn: sa.Connection, position: int, content: bytes) -> Cha
 _NONE = 2**63  # past every position: no link without its event
 
 
-def _linked_events(conn: sa.Connection, kind: str) -> Iterator[tuple[Any, ...]]:
-    """(position, stream id, version, topic, state, content hash, chain hash) of every event
-    with its link (NULL hashes without one), in position order: one ordered read of each
-    table, merged by the database."""
+def _linked_pages(
+    conn: sa.Connection, kind: str, states: Collection[str] = ()
+) -> Iterator[list[tuple[Any, ...]]]:
+    """(position, stream id, version, topic, state, content hash, chain hash, the event's
+    content hash computed, the link's chain hash computed) of every event with its link (NULL
+    hashes without one), in position order, a page of rows at a time: one ordered read of each
+    table, merged by the database.
+
+    PostgreSQL computes both hashes (`ledger.chain`'s, in SQL), the chain hash from the link
+    before's as stored: each link checked against the one before it checks the whole chain,
+    link after link, as a walk from the first does. It sends states only of the topics in
+    `states`. SQLite sends every state and no hash computed (NULL): `_check_chain` hashes."""
     if kind == "postgresql":
+        content = POSTGRES_CONTENT_HASH.format(event="e")
+        chained = POSTGRES_CHAIN_HASH.format(
+            previous=f"lag(c.chain_hash, 1, '\\x{GENESIS.hex()}'::bytea) "
+            "OVER (ORDER BY e.notification_id)",
+            position="e.notification_id",
+            content="c.content_hash",
+        )
         query = (
             "SELECT e.notification_id, uuid_send(e.originator_id), e.originator_version, "
-            f"e.topic, e.state, c.content_hash, c.chain_hash FROM {POSTGRES_EVENTS_TABLE} e "
+            "e.topic, CASE WHEN e.topic = ANY(%s) THEN e.state END, c.content_hash, "
+            f"c.chain_hash, {content}, {chained} FROM {POSTGRES_EVENTS_TABLE} e "
             f"LEFT JOIN {CHAIN_TABLE} c ON c.position = e.notification_id "
             "ORDER BY e.notification_id"
         )
-    else:
-        query = (
-            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "
-            f"c.content_hash, c.chain_hash FROM {SQLITE_EVENTS_TABLE} e "
-            f"LEFT JOIN {CHAIN_TABLE} c ON c.position = e.rowid ORDER BY e.rowid"
-        )
-    return _streamed(conn, kind, query, "verify_events")
+        return _pages(conn, kind, query, "verify_events", (list(states),))
+    query = (
+        "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "
+        f"c.content_hash, c.chain_hash, NULL, NULL FROM {SQLITE_EVENTS_TABLE} e "
+        f"LEFT JOIN {CHAIN_TABLE} c ON c.position = e.rowid ORDER BY e.rowid"
+    )
+    return _pages(conn, kind, query, "verify_events")
 
 
 def _first_orphan_link(conn: sa.Connection, kind: str) -> int:
@@ -234,23 +264,24 @@ def _first_orphan_link(conn: sa.Connection, kind: str) -> int:
     return _NONE if found is None else int(found)
 
 
-def _streamed(conn: sa.Connection, kind: str, query: str, name: str) -> Iterator[tuple[Any, ...]]:
-    """Every row of `query` in constant memory, straight from the driver (no SQLAlchemy rows):
-    a server-side cursor on PostgreSQL, fetched STREAM_ROWS at a time; SQLite's cursor steps
-    through the table as it is read."""
+def _pages(
+    conn: sa.Connection, kind: str, query: str, name: str, parameters: tuple[Any, ...] = ()
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Every row of `query` in constant memory, straight from the driver (no SQLAlchemy rows),
+    STREAM_ROWS at a time: on PostgreSQL from a server-side cursor, in binary (bytea as it is,
+    not hex text to decode); SQLite's cursor steps through the table as it is read."""
     raw: Any = conn.connection.driver_connection
     if kind == "postgresql":
-        with raw.cursor(name=name) as cursor:
-            cursor.execute(query)
-            # A page at a time: the cursor's own iteration costs a Python call per row.
+        with raw.cursor(name=name, binary=True) as cursor:
+            cursor.execute(query, parameters)
             while rows := cursor.fetchmany(STREAM_ROWS):
-                yield from rows
+                yield rows
         return
     cursor = raw.cursor()
     try:
         cursor.execute(query)
         while rows := cursor.fetchmany(STREAM_ROWS):
-            yield from rows
+            yield rows
     finally:
         cursor.close()
 
@@ -285,13 +316,12 @@ class _Invariants:
     report of a forward a capture implied only fixes its moment); no capture above the amount
     authorized.
 
-    Fed the stored events of `topics` in log order (`see`), it reads only the fields the rules
-    need from each state (orjson, after the ledger's cipher and compressor if it has them),
-    never a domain event: a field that later versions of an event added (`reported_late`) is
-    read with the default their upcasters give it."""
+    Fed the stored events of `topics` in log order (`see`), it reads each one's fields
+    (`ledger.fields`), never a domain event."""
 
     def __init__(self, mapper: Any) -> None:
-        self.cipher, self.compressor = mapper.cipher, mapper.compressor
+        self.read = FieldReader(mapper)
+        self.done = False  # once a state cannot be read, or enough problems were found
         self.found: list[str] = []
         self.unreadable: Unreadable | None = None
         self.payments: dict[str, tuple[str, Key, int]] = {}  # stream -> offline_id, key, amount
@@ -310,21 +340,14 @@ class _Invariants:
         }
         self.topics = frozenset(self.rules)
 
-    @property
-    def done(self) -> bool:
-        return self.unreadable is not None or len(self.found) >= INVARIANT_PROBLEMS_MAX
-
     def see(self, position: int, stream: str, topic: str, state: bytes) -> None:
         if self.done:
             return
         try:
-            if self.cipher:
-                state = self.cipher.decrypt(state)
-            if self.compressor:
-                state = self.compressor.decompress(state)
-            fields = orjson.loads(state)
+            fields = self.read(topic, state)
         except ValueError as error:  # a wrong or missing cipher key, or an edit
-            self.unreadable = Unreadable(position, error)
+            self.unreadable = Unreadable(position, error.__cause__ or error)
+            self.done = True
             return
         self.rules[topic](stream, fields)
 
@@ -356,23 +379,23 @@ class _Invariants:
         self.stored_at_locations.pop(fields["offline_id"], None)
 
     def _confirmed_offline(self, stream: str, fields: dict[str, Any]) -> None:
-        if not fields.get("reported_late", False):  # a late report stores nothing new
+        if not fields["reported_late"]:  # a late report stores nothing new
             self.stored_payments.add(stream)
 
     def _captured(self, stream: str, fields: dict[str, Any]) -> None:
         offline_id, _, authorized = self.payments[stream]
         if fields["amount_captured"] > authorized:
-            self.found.append(
+            self._found(
                 f"payment {offline_id}: {fields['amount_captured']} captured, "
                 f"{authorized} authorized"
             )
 
     def _forwarded(self, stream: str, fields: dict[str, Any]) -> None:
         self._ended(stream, fields)
-        if fields.get("reported_late", False):
+        if fields["reported_late"]:
             return
         if stream in self.forwarded:
-            self.found.append(
+            self._found(
                 f"payment {self.payments[stream][0]} was forwarded twice "
                 "without a DuplicateForwardDetected"
             )
@@ -380,6 +403,10 @@ class _Invariants:
 
     def _ended(self, stream: str, fields: dict[str, Any]) -> None:
         self.stored_payments.discard(stream)
+
+    def _found(self, problem: str) -> None:
+        self.found.append(problem)
+        self.done = len(self.found) >= INVARIANT_PROBLEMS_MAX
 
 
 def _totals(stored: Iterable[tuple[Key, int]]) -> dict[Key, tuple[int, int]]:
@@ -391,7 +418,7 @@ def _totals(stored: Iterable[tuple[Key, int]]) -> dict[Key, tuple[int, int]]:
 
 
 class Unreadable(Exception):
-    def __init__(self, position: int, error: Exception) -> None:
+    def __init__(self, position: int, error: BaseException) -> None:
         super().__init__(
             f"the event at position {position} cannot be read: "
             f"{type(error).__name__} (a wrong or missing cipher key, or an edit)"

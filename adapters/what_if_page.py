@@ -27,9 +27,10 @@ svg { border: 1px solid #ccc; background: #fafafa; }
 td, th { padding: 2px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 </style></head><body>
-<h1>What-if: the stored sales replayed against proposed limits</h1>
+<h1>What-if: the offline sale attempts replayed against proposed limits</h1>
 <p>Grey: stored amount as it happened. Red: under the proposed limits (a refused sale goes
-online and stores nothing).</p>
+online and stores nothing; a refused reservation they allow is stored until its device next
+forwarded).</p>
 {% for chart in charts %}
 <h2>{{ chart.title }}</h2>
 <svg width="{{ width }}" height="{{ height }}" role="img" aria-label="{{ chart.title }}">
@@ -73,6 +74,11 @@ def _chart(outcome: Outcome) -> dict[str, Any]:
         ),
         "top": money(top),
         "rows": [
+            (
+                "sale attempts (refused reservations)",
+                f"{outcome.sales} ({outcome.reservations_refused})",
+                "",
+            ),
             ("refused", outcome.refused_recorded, outcome.refused_proposed),
             (
                 "peak stored amount",
@@ -81,6 +87,7 @@ def _chart(outcome: Outcome) -> dict[str, Any]:
             ),
             ("peak stored count", outcome.peak_count_recorded, outcome.peak_count_proposed),
             ("money at risk", money(outcome.at_risk_recorded), money(outcome.at_risk_proposed)),
+            ("money at risk, outcome unknown", "", money(outcome.at_risk_unknown_proposed)),
             ("declines avoided / added", outcome.declines_avoided, outcome.declines_added),
         ],
     }

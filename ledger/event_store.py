@@ -9,7 +9,12 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import MapperDeserialisationError, Recording, Transcoder
+from eventsourcing.persistence import (
+    IntegrityError,
+    MapperDeserialisationError,
+    Recording,
+    Transcoder,
+)
 
 from ledger.cipher import CipherKeys, KeyringCipher, UnknownCipherKey
 from ledger.device import Device
@@ -31,22 +36,29 @@ class EventStore(Application[UUID]):
     def __init__(self, env: dict[str, str]) -> None:
         super().__init__(env=env)
         cipher = self.mapper.cipher
-        if isinstance(cipher, KeyringCipher):
-            cipher.retired_ids = self._retired_cipher_keys
+        self._keyring = cipher if isinstance(cipher, KeyringCipher) else None
+        # The version of the rotations' stream the cipher's last check read (None: no check
+        # yet, or no keyring). Every write then asks the store to refuse it if that stream
+        # has moved on, as for any stream the write read: a rotation recorded by another
+        # process since is learnt at the next write, not at the next restart.
+        self._rotations_read: int | None = None
+        if self._keyring is not None:
+            self._keyring.retired_ids = self._retired_cipher_keys
 
     def _retired_cipher_keys(self) -> frozenset[str]:
         """The key ids the ledger's rotations retired (`ledger.cipher.CipherKeys`). A rotation
         encrypted with a key this keyring lacks retired this keyring's current key too."""
-        cipher = self.mapper.cipher
-        assert isinstance(cipher, KeyringCipher)
+        assert self._keyring is not None
         try:
             keys: CipherKeys = self.repository.get(cipher_keys_id())
         except AggregateNotFoundError:
+            self._rotations_read = 0
             return frozenset()
         except MapperDeserialisationError as error:
             if isinstance(error.__cause__, UnknownCipherKey):
-                return frozenset({cipher.current_id})
+                return frozenset({self._keyring.current_id})
             raise
+        self._rotations_read = keys.version
         return frozenset(keys.retired)
 
     def construct_transcoder(self) -> Transcoder:
@@ -82,9 +94,22 @@ class EventStore(Application[UUID]):
             assert len(order) == len(events), (len(order), len(events))
             events = list(order)
         stored = [self.mapper.to_stored_event(event) for event in events]
-        self.recorder.insert_events(stored, unchanged=unchanged)
+        # Read after encrypting: the first write's check reads the rotations' stream.
+        rotations = self._rotations_read
+        if rotations is not None and cipher_keys_id() not in processing_event.aggregates:
+            unchanged = [*unchanged, (cipher_keys_id(), rotations)]
+        try:
+            self.recorder.insert_events(stored, unchanged=unchanged)
+        except IntegrityError:
+            if rotations is not None and self._rotated_since(rotations):
+                assert self._keyring is not None
+                self._keyring.rotated()  # the caller's retry writes with the new key
+            raise
         self._snapshot_in_memory(processing_event)
         return []
+
+    def _rotated_since(self, version: int) -> bool:
+        return bool(self.recorder.select_events(cipher_keys_id(), gt=version, limit=1))
 
     def _snapshot_in_memory(self, processing_event: ProcessingEvent[UUID]) -> None:
         """Snapshot each aggregate whose new events make it due (`snapshot_due`), from the

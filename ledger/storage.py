@@ -27,7 +27,7 @@ from ledger.batches import iter_batches
 from ledger.chain import Link, Row
 from ledger.errors import Code, Conflict, StorageError
 from ledger.keyring import CIPHER_KEY_ENV as CIPHER_KEY_ENV  # where callers have found it
-from ledger.keyring import configured_keyring
+from ledger.keyring import KEYRING_ENV, KEYRING_FILE_SETTING, configured_keyring
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL, Engine
@@ -335,7 +335,12 @@ def cipher_env(environ: Mapping[str, str]) -> dict[str, str]:
     ring = configured_keyring(environ)
     if ring is None:
         return {"CIPHER_TOPIC": "", "CIPHER_KEY": ""}
-    return {"CIPHER_TOPIC": CIPHER_TOPIC, "CIPHER_KEY": ring.to_json()}
+    # The file too: a running writer re-reads it when a rotation is recorded.
+    return {
+        "CIPHER_TOPIC": CIPHER_TOPIC,
+        "CIPHER_KEY": ring.to_json(),
+        KEYRING_FILE_SETTING: environ.get(KEYRING_ENV, "").strip(),
+    }
 
 
 def _bad_url(url: str) -> StorageError:
@@ -457,6 +462,52 @@ class _SQLiteVersions:
                 for row in cursor.fetchall():
                     found[UUID(row[0])] = row[1]
         return found
+
+
+StoredState = tuple[int, str, str, bytes]  # position, stream id (32 hex digits), topic, state
+StatesReader = Callable[[int, int, Sequence[str]], list[StoredState]]
+
+
+def states_reader(kind: str, recorder: Any) -> StatesReader:
+    """A function giving, in log order, at most `limit` stored events after position `after`
+    whose topic is among `topics`, each as its position, stream id in hex, topic and state:
+    what a reader of the whole log needs, without the library's Notification and UUID per
+    event."""
+    if kind == "sqlite":
+        return _SQLiteStates(recorder)
+    if kind == "postgresql":
+        from ledger.postgres import PostgresStates
+
+        return PostgresStates(recorder)
+
+    def notified(after: int, limit: int, topics: Sequence[str]) -> list[StoredState]:
+        return [
+            (n.id, n.originator_id.hex, n.topic, n.state)
+            for n in recorder.select_notifications(
+                start=after, limit=limit, topics=topics, inclusive_of_start=False
+            )
+        ]
+
+    return notified
+
+
+class _SQLiteStates:
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+
+    def __call__(self, after: int, limit: int, topics: Sequence[str]) -> list[StoredState]:
+        sql = (
+            f"SELECT rowid, originator_id, topic, state FROM {SQLITE_EVENTS_TABLE} "
+            f"WHERE rowid > ? AND topic IN ({','.join('?' * len(topics))}) "
+            "ORDER BY rowid LIMIT ?"
+        )
+        with self.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, [after, *topics, limit])
+            # The ledger writes stream ids as hex; an imported or hand-made row may have dashes.
+            return [
+                (position, stream if len(stream) == 32 else UUID(stream).hex, topic, state)
+                for position, stream, topic, state in cursor.fetchall()
+            ]
 
 
 def events_after_sql(kind: str) -> str:

@@ -16,6 +16,7 @@ state would come back as a string: events hold ids as strings (`Payment.offline_
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -58,6 +59,8 @@ class OrjsonTranscoder(JSONTranscoder):
         transcoding = self.types.get(type(value))
         if transcoding is None:
             raise TypeError(f"no transcoding for {type(value).__name__}")
+        if type(value) is datetime:
+            return {_TYPE: transcoding.name, _DATA: _isoformat(value)}
         return {_TYPE: transcoding.name, _DATA: transcoding.encode(value)}
 
     def _untagged(self, value: Any) -> Any:
@@ -73,3 +76,15 @@ class OrjsonTranscoder(JSONTranscoder):
         if any(type(item) in _CONTAINERS for item in value):
             return [self._untagged(item) if type(item) in _CONTAINERS else item for item in value]
         return value
+
+
+def _isoformat(moment: datetime) -> str:
+    """`moment.isoformat()`, the library's text for a datetime, written by orjson: the same
+    characters for every offset in whole minutes (all that RFC 3339, and so every record,
+    can give) at about a tenth of the cost; an offset in seconds, which orjson would
+    round, keeps Python's own text. Each event holds three or four datetimes."""
+    if moment.tzinfo is not UTC:
+        offset = moment.utcoffset()
+        if offset is not None and (offset.seconds % 60 or offset.microseconds):
+            return moment.isoformat()
+    return orjson.dumps(moment)[1:-1].decode()

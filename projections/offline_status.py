@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from ledger.fields import StoredFields
 from ledger.location import Location
-from projections.runner import Projection, insert_rows, load_rows, replace_rows, utc
+from projections.runner import Projection, insert_rows, load_rows, replace_rows, utc, utc_of
 from projections.tables import offline_locations, offline_stored
 
 
@@ -27,10 +28,10 @@ class OfflineStatusProjection(Projection):
     )
     tables = (offline_stored, offline_locations)
 
-    def apply(self, conn: Connection, events: Sequence[Any]) -> None:
+    def apply(self, conn: Connection, events: Sequence[StoredFields]) -> None:
         """Folded in memory first, then written in three statements: one per event was most
         of the time a catch-up took."""
-        streams = {e.originator_id.hex for e in events}
+        streams = {stream for _, stream, _, _ in events}
         locations = {
             key: row["location_id"]
             for key, row in load_rows(conn, offline_locations, "stream_id", streams).items()
@@ -38,24 +39,23 @@ class OfflineStatusProjection(Projection):
         new_locations: list[dict[str, str]] = []
         stored: dict[str, dict[str, Any]] = {}  # offline_id -> row, stored in this batch
         released: list[str] = []  # stored before this batch
-        for event in events:
-            stream = event.originator_id.hex
-            if isinstance(event, Location.Configured):
-                locations[stream] = event.location_id
-                new_locations.append({"stream_id": stream, "location_id": event.location_id})
-            elif isinstance(event, Location.PaymentStored):
-                stored[event.offline_id] = {
-                    "offline_id": event.offline_id,
+        for _, stream, topic, fields in events:
+            if topic == Location.Configured.TOPIC:
+                locations[stream] = fields["location_id"]
+                new_locations.append({"stream_id": stream, "location_id": fields["location_id"]})
+            elif topic == Location.PaymentStored.TOPIC:
+                stored[fields["offline_id"]] = {
+                    "offline_id": fields["offline_id"],
                     "location_id": locations[stream],
-                    "device_id": event.device_id,
-                    "currency": event.currency,
-                    "amount": event.amount,
-                    "stored_at": utc(event.occurred_at),
+                    "device_id": fields["device_id"],
+                    "currency": fields["currency"],
+                    "amount": fields["amount"],
+                    "stored_at": utc_of(fields["occurred_at"]),
                 }
             else:
-                assert isinstance(event, Location.PaymentReleased), event
-                if stored.pop(event.offline_id, None) is None:
-                    released.append(event.offline_id)
+                assert topic == Location.PaymentReleased.TOPIC, topic
+                if stored.pop(fields["offline_id"], None) is None:
+                    released.append(fields["offline_id"])
         if new_locations:
             insert_rows(conn, offline_locations, new_locations)
         replace_rows(conn, offline_stored, "offline_id", released, [])

@@ -10,9 +10,10 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ledger.errors import Breach
+from ledger.fields import Fields, StoredFields
 from ledger.limits import CARD_CODES
 from ledger.payment import Payment, Status
-from projections.runner import Projection, insert_rows, load_rows, replace_rows, utc
+from projections.runner import Projection, insert_rows, load_rows, replace_rows, utc_of
 from projections.tables import payment_intent_links, payments
 
 
@@ -34,21 +35,23 @@ class PaymentsProjection(Projection):
     )
     tables = (payments, payment_intent_links)
 
-    def apply(self, conn: Connection, events: Sequence[Any]) -> None:
-        rows = load_rows(conn, payments, "stream_id", {e.originator_id.hex for e in events})
+    def apply(self, conn: Connection, events: Sequence[StoredFields]) -> None:
+        rows = load_rows(conn, payments, "stream_id", {stream for _, stream, _, _ in events})
         existing = list(rows)
         links: set[tuple[str, str]] = set()
-        for event in events:
-            stream = event.originator_id.hex
-            if isinstance(event, Payment.Created):
-                rows[stream] = _created(stream, event)
+        for _, stream, topic, fields in events:
+            if topic == _CREATED:
+                rows[stream] = _created(stream, fields)
             else:
-                _fold(rows[stream], event)
-            payment_intent_id = getattr(event, "payment_intent_id", None)
+                _fold(rows[stream], topic, fields)
+            payment_intent_id = fields.get("payment_intent_id")
             if payment_intent_id is not None:
                 links.add((payment_intent_id, rows[stream]["offline_id"]))
         replace_rows(conn, payments, "stream_id", existing, list(rows.values()))
         _link(conn, links)
+
+
+_CREATED = Payment.Created.TOPIC
 
 
 def _link(conn: Connection, links: set[tuple[str, str]]) -> None:
@@ -71,24 +74,24 @@ def _link(conn: Connection, links: set[tuple[str, str]]) -> None:
         insert_rows(conn, payment_intent_links, new)
 
 
-def _created(stream: str, event: Any) -> dict[str, Any]:
+def _created(stream: str, fields: Fields) -> dict[str, Any]:
     return {
         "stream_id": stream,
-        "offline_id": event.offline_id,
-        "location_id": event.location_id,
-        "device_id": event.device_id,
-        "amount": event.amount,
-        "currency": event.currency,
-        "capture_method": event.capture_method,
+        "offline_id": fields["offline_id"],
+        "location_id": fields["location_id"],
+        "device_id": fields["device_id"],
+        "amount": fields["amount"],
+        "currency": fields["currency"],
+        "capture_method": fields["capture_method"],
         "status": Status.CREATED.value,
         "card_brand": None,
-        "payment_intent_id": event.payment_intent_id,
+        "payment_intent_id": fields["payment_intent_id"],
         "duplicate_payment_intent_ids": "",
         "duplicate_refund_amount": 0,
         "stripe_status": None,
         "decline_code": None,
         "amount_captured": 0,
-        "created_at": utc(event.occurred_at),
+        "created_at": utc_of(fields["occurred_at"]),
         "stored_at": None,
         "forwarded_at": None,
         "declined_at": None,
@@ -99,57 +102,60 @@ def _created(stream: str, event: Any) -> dict[str, Any]:
     }
 
 
-def _fold(row: dict[str, Any], event: Any) -> None:
+def _fold(row: dict[str, Any], topic: str, fields: Fields) -> None:
     """The same transitions as `Payment`'s events, on a row."""
-    at = utc(event.occurred_at)
-    if isinstance(event, Payment.PaymentMethodCollected):
-        row.update(card_brand=event.card.get("brand"))
-        _breaches(row, card=event.breaches)
-        if event.reported_late:
+    at = utc_of(fields["occurred_at"])
+    if topic == Payment.PaymentMethodCollected.TOPIC:
+        row.update(card_brand=fields["card"].get("brand"))
+        _breaches(row, card=fields["breaches"])
+        if fields["reported_late"]:
             row["reported_late"] = True
         else:
             row["status"] = Status.COLLECTED.value
-    elif isinstance(event, Payment.ConfirmedOffline):
-        row["stored_at"] = utc(event.stored_at)
-        _breaches(row, store=event.breaches)
-        if event.implied or event.reported_late:
+    elif topic == Payment.ConfirmedOffline.TOPIC:
+        row["stored_at"] = utc_of(fields["stored_at"])
+        _breaches(row, store=fields["breaches"])
+        if fields["implied"] or fields["reported_late"]:
             row["reported_late"] = True
-        if not event.reported_late:
+        if not fields["reported_late"]:
             row["status"] = Status.STORED.value
-    elif isinstance(event, Payment.Rejudged):
-        _breaches(row, store=event.breaches)
-    elif isinstance(event, Payment.Forwarded):
+    elif topic == Payment.Rejudged.TOPIC:
+        _breaches(row, store=fields["breaches"])
+    elif topic == Payment.Forwarded.TOPIC:
         row["forwarded_at"] = at
-        if event.implied:
+        if fields["implied"]:
             row["reported_late"] = True
-        if event.reported_late:
+        if fields["reported_late"]:
             return
-        row.update(payment_intent_id=event.payment_intent_id, stripe_status=event.status)
+        status = fields["status"]
+        row.update(payment_intent_id=fields["payment_intent_id"], stripe_status=status)
         if row["status"] == Status.DECLINED.value:
             return
-        if event.status == "succeeded":
+        if status == "succeeded":
             row.update(status=Status.CAPTURED.value, amount_captured=row["amount"], captured_at=at)
         else:
             row.update(status=Status.FORWARDED.value)
-    elif isinstance(event, Payment.Declined):
-        if event.payment_intent_id is not None:
-            row["payment_intent_id"] = event.payment_intent_id
-        row.update(decline_code=event.decline_code, status=Status.DECLINED.value, declined_at=at)
-    elif isinstance(event, Payment.Captured):
+    elif topic == Payment.Declined.TOPIC:
+        if fields["payment_intent_id"] is not None:
+            row["payment_intent_id"] = fields["payment_intent_id"]
         row.update(
-            amount_captured=event.amount_captured,
+            decline_code=fields["decline_code"], status=Status.DECLINED.value, declined_at=at
+        )
+    elif topic == Payment.Captured.TOPIC:
+        row.update(
+            amount_captured=fields["amount_captured"],
             stripe_status="succeeded",
             status=Status.CAPTURED.value,
             captured_at=at,
         )
-    elif isinstance(event, Payment.Canceled):
+    elif topic == Payment.Canceled.TOPIC:
         row.update(status=Status.CANCELED.value, canceled_at=at)
-    elif isinstance(event, Payment.DuplicateForwardDetected):
+    elif topic == Payment.DuplicateForwardDetected.TOPIC:
         known = [i for i in row["duplicate_payment_intent_ids"].split(";") if i]
-        row["duplicate_payment_intent_ids"] = ";".join([*known, event.payment_intent_id])
-        row["duplicate_refund_amount"] += event.refund_amount
+        row["duplicate_payment_intent_ids"] = ";".join([*known, fields["payment_intent_id"]])
+        row["duplicate_refund_amount"] += fields["refund_amount"]
     else:  # pragma: no cover - topics select only the events above
-        raise AssertionError(type(event))
+        raise AssertionError(topic)
 
 
 def _breaches(

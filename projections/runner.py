@@ -34,6 +34,7 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ledger import Ledger
 from ledger.batches import iter_batches
+from ledger.fields import Fields, StoredFields, moment
 from ledger.storage import ID_CHUNK
 from projections.tables import naive_utc, projection_positions
 
@@ -52,8 +53,10 @@ class Projection(ABC):
     tables: tuple[Table, ...]  # emptied by a rebuild
 
     @abstractmethod
-    def apply(self, conn: Connection, events: Sequence[Any]) -> None:
-        """Apply a batch of domain events, in log order, inside the caller's transaction."""
+    def apply(self, conn: Connection, events: Sequence[StoredFields]) -> None:
+        """Apply a batch of events of `topics`, in log order, inside the caller's transaction.
+        Each comes as its fields (`ledger.fields`), not decoded: a projection keeps a few
+        fields of each, and decoding every event was most of a catch-up's time."""
 
 
 class PositionMoved(Exception):
@@ -129,17 +132,12 @@ def _apply_next_batch(
 ) -> int:
     with engine.begin() as conn:
         start = position(conn, projection.name, lock=True)
-        notifications = ledger.store.recorder.select_notifications(
-            start=start or None,
-            limit=batch_size,
-            topics=projection.topics,
-            inclusive_of_start=False,
-        )
-        if not notifications:
+        events = ledger.stored_fields(start, batch_size, projection.topics)
+        if not events:
             return 0
-        _move(conn, projection.name, start, notifications[-1].id)
-        projection.apply(conn, ledger.decode_many(notifications))
-    return len(notifications)
+        _move(conn, projection.name, start, events[-1][0])
+        projection.apply(conn, events)
+    return len(events)
 
 
 def _ensure_position(engine: Engine, name: str) -> None:
@@ -177,6 +175,11 @@ def utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else naive_utc(moment)
 
 
+def utc_of(stored: Fields) -> datetime:
+    """A moment as an event's fields hold it (`ledger.fields.moment`), as the tables store it."""
+    return naive_utc(moment(stored))
+
+
 def load_rows(
     conn: Connection, table: Table, key: str, ids: Iterable[str]
 ) -> dict[str, dict[str, Any]]:
@@ -204,32 +207,37 @@ def replace_rows(
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert a batch's rows (a column a row leaves out takes its default).
+    """Insert a batch's rows (a column a row leaves out takes its default), from one list of
+    values per column, in one statement written here: SQLAlchemy's executemany builds and
+    processes a dict of parameters per row, more time than SQLite takes to insert it.
 
-    On PostgreSQL as one statement of one array per column (`unnest`): a multi-row VALUES
-    list of a thousand rows is a statement of twenty thousand parameters that the driver
-    parses, and the server plans, again for every batch."""
+    On PostgreSQL one array per column (`unnest`): a multi-row VALUES list of a thousand rows
+    is a statement of twenty thousand parameters that the driver parses, and the server plans,
+    again for every batch. On SQLite an executemany of the rows, each value converted as
+    SQLAlchemy would (its bind processors: the text form of a time)."""
     if not rows:
         return
-    if conn.dialect.name != "postgresql":
-        conn.execute(insert(table), list(rows))
-        return
+    dialect = conn.dialect
     columns = list(table.columns)
-    quote = conn.dialect.identifier_preparer.quote
-    arrays = [f"%s::{column.type.compile(conn.dialect)}[]" for column in columns]
-    statement = (
-        f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} "
+    quote = dialect.identifier_preparer.quote
+    values = [
+        [row.get(column.name, default) for row in rows]
+        for column, default in ((column, _default(column)) for column in columns)
+    ]
+    into = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
         f"({', '.join(quote(column.name) for column in columns)}) "
-        f"SELECT * FROM unnest({', '.join(arrays)})"
     )
-    defaults = [_default(column) for column in columns]
-    conn.exec_driver_sql(
-        statement,
-        tuple(
-            [row.get(column.name, default) for row in rows]
-            for column, default in zip(columns, defaults, strict=True)
-        ),
-    )
+    if dialect.name == "postgresql":
+        arrays = ", ".join(f"%s::{column.type.compile(dialect)}[]" for column in columns)
+        conn.exec_driver_sql(f"{into}SELECT * FROM unnest({arrays})", tuple(values))
+        return
+    for index, column in enumerate(columns):
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            values[index] = list(map(process, values[index]))
+    marks = ", ".join("?" * len(columns))
+    conn.exec_driver_sql(f"{into}VALUES ({marks})", list(zip(*values, strict=True)))
 
 
 def _default(column: Column[Any]) -> Any:

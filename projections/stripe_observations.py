@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from ledger.fields import StoredFields
 from ledger.observations import movement_key
 from ledger.stripe_object import StripeObject
 from projections.runner import Projection, load_rows, replace_rows, utc
@@ -56,16 +57,15 @@ class StripeObservationsProjection(Projection):
     )
     tables = (stripe_objects, stripe_links, stripe_movements, stripe_charges, stripe_disputes)
 
-    def apply(self, conn: Connection, events: Sequence[Any]) -> None:
-        rows = load_rows(conn, stripe_objects, "stream_id", {e.originator_id.hex for e in events})
+    def apply(self, conn: Connection, events: Sequence[StoredFields]) -> None:
+        rows = load_rows(conn, stripe_objects, "stream_id", {stream for _, stream, _, _ in events})
         batch = _Batch(conn, events)
         existing = list(rows)
-        for event in events:
-            stream = event.originator_id.hex
-            if isinstance(event, StripeObject.FirstSeen):
-                rows[stream] = _first_seen(stream, event.key)
-            elif isinstance(event, StripeObject.PaymentIntentObserved):
-                seen = event.observation
+        for _, stream, topic, fields in events:
+            if topic == StripeObject.FirstSeen.TOPIC:
+                rows[stream] = _first_seen(stream, fields["key"])
+            elif topic == StripeObject.PaymentIntentObserved.TOPIC:
+                seen = fields["observation"]
                 kind = seen.get("kind", "payment_intent")
                 if kind == "payment_intent":
                     _payment_intent(rows[stream], seen)
@@ -78,9 +78,9 @@ class StripeObservationsProjection(Projection):
                 else:
                     batch.dispute(seen)
             else:
-                assert isinstance(event, StripeObject.BalanceTransactionObserved), event
-                if batch.movement(event.observation):
-                    _balance_transaction(rows[stream], event.observation)
+                assert topic == StripeObject.BalanceTransactionObserved.TOPIC, topic
+                if batch.movement(fields["observation"]):
+                    _balance_transaction(rows[stream], fields["observation"])
         replace_rows(conn, stripe_objects, "stream_id", existing, list(rows.values()))
         batch.write()
 
@@ -89,9 +89,9 @@ class _Batch:
     """The link, movement, charge and dispute rows a batch touches, loaded once, written
     once."""
 
-    def __init__(self, conn: Connection, events: Sequence[Any]) -> None:
+    def __init__(self, conn: Connection, events: Sequence[StoredFields]) -> None:
         self.conn = conn
-        seen = [e.observation for e in events if hasattr(e, "observation")]
+        seen = [fields["observation"] for _, _, _, fields in events if "observation" in fields]
         ids = {
             value
             for o in seen

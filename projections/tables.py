@@ -99,9 +99,9 @@ offline_locations = Table(
     Column("location_id", String(255), nullable=False),
 )
 
-# Every sale a location stored offline, as its stream recorded it (what `what-if` replays):
-# moments in whole microseconds since the epoch (UTC), the limit codes it was finally recorded
-# with (";"-joined), its order of arrival at the location.
+# Every sale attempt of a location (what `what-if` replays): a sale it stored offline, as its
+# stream recorded it, or a reservation it refused; moments in whole microseconds since the
+# epoch (UTC), the codes it was finally recorded with (";"-joined), its order of arrival.
 offline_sales = Table(
     "offline_sales",
     metadata,
@@ -115,6 +115,10 @@ offline_sales = Table(
     Column("breaches", String(1024), nullable=False),
     Column("released_us", BigInteger),
     Column("released_as", String(16)),
+    # Of a reservation refused (never stored: the sale went online), what it saw used, ";"-
+    # joined: the location's stored amount and count, the device's ("" where no limit was
+    # set). NULL for a sale stored. One column, not four: `what-if` reads every row.
+    Column("seen", String(96)),
     Index("offline_sales_location_idx", "location_id", "arrival"),
 )
 

@@ -1,6 +1,7 @@
-"""`what-if`: replay the sales stored offline against proposed limits, beside what happened.
+"""`what-if`: replay the offline sale attempts against proposed limits, beside what happened.
 
-Reads the offline sales read model (`projections.offline_sales`: one row per sale stored),
+Reads the offline sales read model (`projections.offline_sales`: one row per sale stored or
+reservation refused),
 brought up to date first as `report` does, and replays it with `ledger.what_if`: nothing is
 recorded. The proposed limits come from a JSON file shaped like a location's configured
 limits; a file that is not that is refused with INVALID_LIMITS_FILE before anything is read.
@@ -12,7 +13,7 @@ import csv
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import orjson
@@ -24,9 +25,12 @@ from adapters.cli.group import main
 from adapters.cli.options import check_period, db_option, json_option, no_card_number, time_option
 from adapters.cli.output import print_json, stdout
 from adapters.cli.session import open_read_models, opened
-from ledger.errors import Code, NotFound
+from ledger.errors import Code, NotFound, StorageError
 from ledger.money import format_minor
 from ledger.what_if import Outcome, ProposedLimits, compare
+
+if TYPE_CHECKING:
+    from ledger import Ledger
 
 FORMATS = ("table", "json", "csv")
 
@@ -35,6 +39,7 @@ CSV_COLUMNS = (
     "location_id",
     "currency",
     "sales",
+    "reservations_refused",
     "refused_recorded",
     "refused_proposed",
     "newly_refused",
@@ -45,6 +50,7 @@ CSV_COLUMNS = (
     "peak_count_proposed",
     "at_risk_recorded",
     "at_risk_proposed",
+    "at_risk_unknown_proposed",
     "declines_avoided",
     "declines_added",
 )
@@ -60,11 +66,13 @@ CSV_COLUMNS = (
     " as in a location.configured record.",
 )
 @click.option("--location", "location_id", help="Only this location.", callback=no_card_number)
-@time_option("--since", help="Only sales stored from then (earlier ones still count as stored).")
-@time_option("--until", help="Only sales stored before then.")
+@time_option(
+    "--since", help="Only sales stored or refused from then (earlier ones still count as stored)."
+)
+@time_option("--until", help="Only sales stored or refused before then.")
 @click.option(
     "--top", type=click.IntRange(0, 1000), default=10, show_default=True,
-    help="The largest sales whose outcome changes, per location and currency.",
+    help="The largest sale attempts whose outcome changes, per location and currency.",
 )  # fmt: skip
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option(
@@ -86,22 +94,21 @@ def what_if(
     database_url: str | None,
     as_json: bool,
 ) -> None:
-    """Replay the sales stored offline against proposed limits, beside what happened:
-    sales refused or taken offline, peak stored amount and count, money at risk, declines
-    avoided or added, per location and currency. Records nothing."""
+    """Replay the offline sale attempts (sales stored, reservations refused) against proposed
+    limits, beside what happened: sales refused or taken offline, peak stored amount and
+    count, money at risk, declines avoided or added, per location and currency. Records
+    nothing."""
     fmt = "json" if as_json else fmt
     check_period(since, until, fmt == "json")
     proposed = _proposed(limits_path, fmt == "json")
-    with opened(database_url, fmt == "json") as ledger, open_read_models(ledger) as models:
-        outcomes = []
-        found = False
-        for history in models.sale_histories(location_id):
-            found = True
-            outcomes += compare(history, ledger.policy, proposed, since=since, until=until, top=top)
-        if location_id is not None and not found:
-            raise NotFound(
-                Code.UNKNOWN_LOCATION, f"location {location_id} is unknown", field="location_id"
+    with opened(database_url, fmt == "json") as ledger:
+        if ledger.config.kind == "memory":
+            raise StorageError(
+                Code.INVALID_DATABASE_URL,
+                "what-if replays the sale attempts a database recorded, and a memory:// ledger "
+                "starts empty in each command: use sqlite:///file.db or postgresql://...",
             )
+        outcomes = _outcomes(ledger, proposed, location_id, since, until, top)
     if html_path is not None:
         from adapters.what_if_page import page  # jinja2, only when a page is asked for
 
@@ -127,6 +134,27 @@ def what_if(
             stdout.print(changes)
 
 
+def _outcomes(
+    ledger: Ledger,
+    proposed: ProposedLimits,
+    location_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    top: int,
+) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    found = False
+    with open_read_models(ledger) as models:
+        for history in models.sale_histories(location_id):
+            found = True
+            outcomes += compare(history, ledger.policy, proposed, since=since, until=until, top=top)
+    if location_id is not None and not found:
+        raise NotFound(
+            Code.UNKNOWN_LOCATION, f"location {location_id} is unknown", field="location_id"
+        )
+    return outcomes
+
+
 def _proposed(path: Path, as_json: bool) -> ProposedLimits:
     """The proposed limits in `path`, or a stop with INVALID_LIMITS_FILE naming the problem."""
     try:
@@ -149,7 +177,7 @@ def _refuse(message: str, as_json: bool) -> NoReturn:
 
 def _summary(outcomes: list[Outcome]) -> Table:
     table = Table(title="What-if: recorded → proposed", title_justify="left")
-    for column in ("location", "sales", "refused", "peak stored", "peak count", "at risk"):
+    for column in ("location", "attempts", "refused", "peak stored", "peak count", "at risk"):
         table.add_column(column, justify="left" if column == "location" else "right")
     table.add_column("newly refused / offline", justify="right")
     table.add_column("declines avoided / added", justify="right")
@@ -163,11 +191,18 @@ def _summary(outcomes: list[Outcome]) -> Table:
 
         table.add_row(
             f"{row.location_id} {row.currency.upper()}",
-            str(row.sales),
+            f"{row.sales} ({row.reservations_refused} refused reservations)"
+            if row.reservations_refused
+            else str(row.sales),
             pair(row.refused_recorded, row.refused_proposed, None),
             pair(row.peak_amount_recorded, row.peak_amount_proposed),
             pair(row.peak_count_recorded, row.peak_count_proposed, None),
-            pair(row.at_risk_recorded, row.at_risk_proposed),
+            pair(row.at_risk_recorded, row.at_risk_proposed)
+            + (
+                f" (+ {format_minor(row.at_risk_unknown_proposed, money)} unknown)"
+                if row.at_risk_unknown_proposed
+                else ""
+            ),
             f"{row.newly_refused} / {row.newly_offline}",
             f"{row.declines_avoided} / {row.declines_added}",
         )
@@ -175,8 +210,8 @@ def _summary(outcomes: list[Outcome]) -> Table:
 
 
 def _changes(outcomes: list[Outcome]) -> Table:
-    table = Table(title="Sales whose outcome changes, largest first", title_justify="left")
-    for column in ("location", "offline_id", "device", "amount", "stored at", "was", "would be"):
+    table = Table(title="Sale attempts whose outcome changes, largest first", title_justify="left")
+    for column in ("location", "offline_id", "device", "amount", "at", "was", "would be"):
         table.add_column(column, no_wrap=column == "offline_id", overflow="fold")
     for row in outcomes:
         for change in row.changes:
@@ -187,7 +222,9 @@ def _changes(outcomes: list[Outcome]) -> Table:
                 sale.device_id,
                 format_minor(sale.amount, sale.currency),
                 sale.stored_at.isoformat(sep=" ", timespec="seconds"),
-                ", ".join(change.recorded) or "offline",
+                ", ".join(change.recorded) + " (reservation)"
+                if sale.refused
+                else ", ".join(change.recorded) or "offline",
                 ", ".join(change.proposed) or "offline",
             )
     return table

@@ -8,17 +8,17 @@ from pathlib import Path
 
 from ledger import Ledger
 from tests.support.cli import run, run_json
-from tests.support.days import A, record_day
+from tests.support.days import A, B, C, D, record_day
 
 
 def _recorded(sqlite_url: str) -> str:
     with Ledger.open(sqlite_url, create=True) as ledger:
-        record_day(ledger)
+        record_day(ledger, refusal=True)
     return sqlite_url
 
 
 def _limits(tmp_path: Path, stored_max: int) -> Path:
-    path = tmp_path / "proposed.json"
+    path = tmp_path / f"proposed-{stored_max}.json"
     limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": stored_max}}
     path.write_text(json.dumps({"limits": limits}))
     return path
@@ -30,15 +30,26 @@ def test_what_if_reports_a_lower_limit_in_every_format(sqlite_url: str, tmp_path
     answer = run_json("what-if", "--limits", limits, "--db", url, "--top", "1")
     (usd,) = answer["outcomes"]
     assert (usd["location_id"], usd["currency"]) == ("tml_1", "usd")
-    assert usd["refused"] == {"recorded": 2, "proposed": 2}
+    assert (usd["sales"], usd["reservations_refused"]) == (4, 1)
+    assert usd["refused"] == {"recorded": 3, "proposed": 3}
     assert (usd["declines_avoided"], usd["declines_added"]) == (1, 0)
-    assert usd["money_at_risk"] == {"recorded": 800, "proposed": 0}
+    assert usd["money_at_risk"] == {"recorded": 800, "proposed": 0, "proposed_unknown": 0}
     assert [change["offline_id"] for change in usd["changes"]] == [A]
+    looser = str(_limits(tmp_path, 5000))
+    (taken,) = run_json("what-if", "--limits", looser, "--db", url)["outcomes"]
+    assert taken["money_at_risk"] == {"recorded": 800, "proposed": 800, "proposed_unknown": 400}
+    assert {change["offline_id"]: change["attempt"] for change in taken["changes"]} == {
+        B: "stored",
+        C: "stored",
+        D: "reservation_refused",
+    }
     csv_done = run("what-if", "--limits", limits, "--db", url, "--format", "csv")
     assert csv_done.returncode == 0, csv_done.stderr
     header, row = csv_done.stdout.splitlines()
-    assert header.startswith("location_id,currency,sales,refused_recorded,refused_proposed")
-    assert row.startswith("tml_1,usd,3,2,2,1,1,")
+    assert header.startswith(
+        "location_id,currency,sales,reservations_refused,refused_recorded,refused_proposed"
+    )
+    assert row.startswith("tml_1,usd,4,1,3,3,1,1,")
     html = tmp_path / "what-if.html"
     table = run(
         "what-if", "--limits", limits, "--db", url, "--location", "tml_1", "--html", str(html)
@@ -82,3 +93,12 @@ def test_a_limits_file_holding_a_card_number_is_refused_without_echoing_it(
     said = run("what-if", "--limits", str(bad), "--db", url)
     assert said.returncode == 1 and "INVALID_LIMITS_FILE" in said.stderr
     assert card not in said.stdout + said.stderr
+
+
+def test_a_memory_ledger_is_refused_with_its_code(tmp_path: Path) -> None:
+    """A memory:// ledger starts empty in each command: nothing to replay, said plainly."""
+    limits = str(_limits(tmp_path, 600))
+    refused = run_json("what-if", "--limits", limits, "--db", "memory://", status=2)
+    assert refused["error"]["code"] == "INVALID_DATABASE_URL"
+    assert "memory://" in refused["error"]["message"]
+    assert "what-if" in refused["error"]["message"]

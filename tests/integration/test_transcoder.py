@@ -9,16 +9,26 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eventsourcing.domain import Snapshot
-from eventsourcing.persistence import StoredEvent, TranscodingNotRegisteredError
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    JSONTranscoder,
+    StoredEvent,
+    TranscodingNotRegisteredError,
+)
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic_core import TzInfo
 
 from adapters.audit import check_invariants, verify
 from adapters.audit_export import import_log, read_manifest
 from ledger import Ledger, identity
+from ledger.transcoder import OrjsonTranscoder
 from ledger.views import LocationStatus
 from projections.read_models import ReadModels
 from tests.support import records as r
@@ -120,3 +130,24 @@ def test_an_old_snapshot_reads_as_its_stream_replayed(sqlite_url: str) -> None:
 def test_a_uuid_in_a_state_is_refused_rather_than_stored_as_plain_text() -> None:
     with Ledger.open("memory://") as ledger, pytest.raises(TranscodingNotRegisteredError):
         ledger.store.mapper.transcoder.encode({"offline_id": uuid.uuid4()})
+
+
+# Every kind of offset a datetime in a state can carry: none, UTC, whole minutes as the wire's
+# parser gives them (pydantic's TzInfo), and offsets in seconds and microseconds.
+OFFSETS = st.one_of(
+    st.none(),
+    st.just(UTC),
+    st.integers(-1439, 1439).map(lambda minutes: TzInfo(minutes * 60)),
+    st.integers(-86_399, 86_399).map(TzInfo),
+    st.timedeltas(timedelta(hours=-23), timedelta(hours=23)).map(timezone),
+)
+
+
+@given(st.datetimes(timezones=OFFSETS))
+def test_a_datetime_is_written_as_the_library_writes_it(moment: datetime) -> None:
+    """The library's own transcoder's bytes for any datetime, whatever its offset."""
+    library, ours = JSONTranscoder(), OrjsonTranscoder()
+    for transcoder in (library, ours):
+        transcoder.register(DatetimeAsISO())
+    state = {"timestamp": moment, "nested": [{"at": moment}]}
+    assert ours.encode(state) == library.encode(state)

@@ -4,6 +4,7 @@ change them the way the report says."""
 from __future__ import annotations
 
 import tempfile
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -15,10 +16,10 @@ from ledger import Ledger
 from ledger.errors import NotFound
 from ledger.identity import location_id as location_stream_id
 from ledger.limits import LIMIT_CODES, ResolvedLimits, Sale, Totals
-from ledger.what_if import ProposedLimits, compare, histories, replay
+from ledger.what_if import ProposedLimits, compare, histories, micros, replay
 from projections.read_models import ReadModels
 from tests.support import records as r
-from tests.support.days import A, B, C, record_day
+from tests.support.days import A, B, C, D, record_day
 from tests.support.generators import Scenario, apply_one_by_one, scenarios
 
 
@@ -145,3 +146,161 @@ def test_the_read_model_gives_the_streams_histories_on_each_database(
         (B, "forwarded"),
         (C, None),
     ]
+
+
+_STEPS = st.lists(
+    st.tuples(
+        st.sampled_from(["sale", "sale", "anyway", "hold", "forward", "decline"]),
+        st.integers(100, 1500),
+        st.sampled_from(["tmr_1", "tmr_2"]),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@settings(deadline=None, max_examples=30, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=_STEPS,
+    stored_max=st.integers(1000, 4000),
+    count_max=st.none() | st.integers(1, 6),
+    device_max=st.none() | st.integers(500, 2500),
+)
+def test_replaying_the_limits_in_force_reproduces_the_refused_reservations(
+    steps: list[tuple[str, int, str]],
+    stored_max: int,
+    count_max: int | None,
+    device_max: int | None,
+) -> None:
+    """Sales reserved then stored, stored although refused, reservations held and never
+    confirmed (holding headroom), forwards and declines: replayed with the limits in force,
+    every refusal the ledger answered and every stored sale's breaches come back, in order,
+    and the read model holds the same attempts as the event store."""
+    limits: dict[str, object] = {
+        "per_payment_max": {"usd": 1200},
+        "stored_amount_max": {"usd": stored_max},
+    }
+    if count_max is not None:
+        limits["stored_count_max"] = count_max
+    device_limits: dict[str, object] = {
+        "stored_amount_max": {} if device_max is None else {"usd": device_max}
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'ledger.db'}"
+        with Ledger.open(url, create=True) as ledger:
+            ledger.record_many(
+                [
+                    r.location(limits=limits, device_limits=device_limits),
+                    r.device("tmr_1"),
+                    r.device("tmr_2"),
+                ]
+            )
+            stored = _play(ledger, steps)
+            refused = {
+                answer.offline_id: tuple(sorted({reason["code"] for reason in answer.reasons}))
+                for answer in ledger.refusals("tml_1")
+                if answer.offline_id not in stored
+            }
+            (history,) = histories(ledger.store)
+            again = replay(history, ledger.policy, history.config, refused_go_online=False)
+            assert [j.sale.offline_id for j in again.judged if j.sale.refused] == list(refused)
+            assert {j.sale.offline_id for j in again.judged if not j.sale.refused} == stored
+            for judged in again.judged:
+                assert judged.breaches == judged.sale.breaches
+                if judged.sale.refused:
+                    assert judged.breaches == refused[judged.sale.offline_id]
+            with ReadModels(ledger) as models:
+                (from_rows,) = models.sale_histories()
+            assert from_rows == history
+
+
+def _play(ledger: Ledger, steps: list[tuple[str, int, str]]) -> set[str]:
+    """Each step a minute apart; the offline_ids stored."""
+    stored: list[str] = []
+    released = 0
+    for minute, (kind, amount, device) in enumerate(steps):
+        moment = r.at(minute)
+        if kind in ("forward", "decline"):
+            if released < len(stored):
+                oid = stored[released]
+                released += 1
+                done = (
+                    r.forwarded(oid, occurred_at=moment)
+                    if kind == "forward"
+                    else r.declined(oid, occurred_at=moment)
+                )
+                ledger.record(done)
+            continue
+        oid = str(uuid.uuid4())
+        answer = ledger.reserve(
+            oid, amount, "usd", device, "tml_1", at=datetime.fromisoformat(moment)
+        )
+        if kind == "hold" or not (answer.granted or kind == "anyway"):
+            continue
+        ledger.record_many(
+            [
+                r.created(oid, amount=amount, device_id=device, occurred_at=moment),
+                r.collected(oid) | {"occurred_at": moment},
+                r.confirmed(oid, occurred_at=moment, stored_at=moment),
+            ]
+        )
+        stored.append(oid)
+    return set(stored)
+
+
+def test_a_refused_reservation_is_replayed_and_looser_limits_take_it_offline() -> None:
+    with Ledger.open("memory://") as ledger:
+        record_day(ledger, refusal=True)
+        (history,) = histories(ledger.store)
+        refusal = history.sales[-1]
+        assert (refusal.offline_id, refusal.refused, refusal.breaches, refusal.seen) == (
+            D, True, ("STORED_AMOUNT_LIMIT_EXCEEDED",), (1600, None, None, None)
+        )  # fmt: skip
+        config = history.config
+        same = ProposedLimits.model_validate(
+            {"limits": config["limits"], "device_limits": config["device_limits"]}
+        )
+        (unchanged,) = compare(history, ledger.policy, same)
+        looser = ProposedLimits.model_validate(
+            {"limits": {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 5000}}}
+        )
+        (usd,) = compare(history, ledger.policy, looser)
+    assert (unchanged.sales, unchanged.reservations_refused, unchanged.changes) == (4, 1, [])
+    assert (unchanged.refused_recorded, unchanged.refused_proposed) == (3, 3)
+    assert (usd.refused_recorded, usd.refused_proposed) == (3, 0)
+    assert (usd.newly_offline, usd.newly_refused) == (3, 0)
+    assert (usd.at_risk_proposed, usd.at_risk_unknown_proposed) == (800, 400)
+    assert (usd.peak_amount_recorded, usd.peak_count_recorded) == (1600, 3)
+    assert (usd.peak_amount_proposed, usd.peak_count_proposed) == (2000, 4)
+    # Taken offline at minute 35, it stays stored until its device next forwarded: A's
+    # decline at minute 40 (A and D leave the totals then).
+    minute = 60_000_000
+    start = micros(datetime.fromisoformat(r.at(0)))
+    assert [(m - start) // minute for m, _ in usd.series["proposed"][-3:]] == [35, 40, 40]
+    assert [amount for _, amount in usd.series["proposed"][-3:]] == [2000, 1200, 800]
+    assert [c.sale.offline_id for c in usd.changes] == [B, D, C]
+    assert usd.changes[1].to_dict()["attempt"] == "reservation_refused"
+
+
+def test_what_a_refusal_saw_held_counts_under_any_limits() -> None:
+    """A reservation refused beside another's hold (nothing stored yet): the replay counts
+    the hold, so the limits in force refuse it again, and a limit above both allows it."""
+    with Ledger.open("memory://") as ledger:
+        limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 1000}}
+        ledger.record_many(
+            [r.location(limits=limits, device_limits={"stored_amount_max": {}}), r.device()]
+        )
+        held = ledger.reserve(A, 900, "usd", "tmr_1", "tml_1", at=datetime.fromisoformat(r.at(0)))
+        refused = ledger.reserve(
+            B, 200, "usd", "tmr_1", "tml_1", at=datetime.fromisoformat(r.at(1))
+        )
+        assert (held.granted, refused.granted) == (True, False)
+        (history,) = histories(ledger.store)
+        assert [(s.offline_id, s.seen) for s in history.sales] == [(B, (900, None, None, None))]
+        config = history.config
+        for maximum, offline in ((1000, False), (1099, False), (1100, True)):
+            proposed = ProposedLimits.model_validate(
+                {"limits": {**config["limits"], "stored_amount_max": {"usd": maximum}}}
+            )
+            (usd,) = compare(history, ledger.policy, proposed)
+            assert usd.newly_offline == offline, maximum

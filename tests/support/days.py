@@ -6,6 +6,7 @@ payment still stored, one awaiting capture, one forwarded twice).
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from ledger import Ledger
 from tests.support import records as r
@@ -13,11 +14,13 @@ from tests.support import records as r
 A = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a01"
 B = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a02"
 C = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a03"
+D = "0b8e7f52-8e0c-4c35-9d1e-5b0c1b3e2a04"
 
 
-def record_day(ledger: Ledger) -> None:
-    """Three sales of 800, 500 and 300 at a location that may store 1000: the second broke
-    the limit; the first was declined, the second forwarded at minute 30."""
+def record_day(ledger: Ledger, *, refusal: bool = False) -> None:
+    """Three sales of 800, 500 and 300 at a location that may store 1000: the second and the
+    third broke the limit; the first was declined at minute 40. With `refusal`, a sale of 400
+    asked to reserve at minute 35 (1600 stored: refused, it went online)."""
     limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 1000}}
     ledger.record(r.location(limits=limits, device_limits={"stored_amount_max": {}}))
     ledger.record(r.device())
@@ -27,6 +30,8 @@ def record_day(ledger: Ledger) -> None:
         ledger.record(
             r.confirmed(oid, occurred_at=r.at(10 * minute + 2), stored_at=r.at(10 * minute + 2))
         )
+    if refusal:
+        ledger.reserve(D, 400, "usd", "tmr_1", "tml_1", at=datetime.fromisoformat(r.at(35)))
     ledger.record(r.declined(A, occurred_at=r.at(40)))
 
 

@@ -97,3 +97,15 @@ def test_the_offline_sales_migration_names_the_live_tables() -> None:
     sales = migration("0010_offline_sales")
     live = (tables.offline_sales.name, tables.offline_sale_locations.name)
     assert live == (sales.SALES_TABLE, sales.LOCATIONS_TABLE)
+
+
+def test_the_offline_refusals_migration_names_the_live_tables_and_columns() -> None:
+    from projections import tables
+    from projections.read_models import PROJECTIONS
+
+    refusals = migration("0011_offline_refusals")
+    live = (tables.offline_sales.name, tables.offline_sale_locations.name)
+    assert live == (refusals.SALES_TABLE, refusals.LOCATIONS_TABLE)
+    assert tables.projection_positions.name == refusals.POSITIONS_TABLE
+    assert refusals.PROJECTION in {projection.name for projection in PROJECTIONS}
+    assert refusals.SEEN in tables.offline_sales.columns
