@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ledger import Ledger, LedgerError
-from ledger.batches import iter_batches
+from ledger.batches import BATCH_SIZE_DEFAULT, iter_batches
 from ledger.bounds import LINE_BYTES_MAX
 from ledger.errors import Code, StorageError
 from ledger.pan import mask
 from ledger.wire import parse_line
 
-BATCH_SIZE_DEFAULT = 1_000
 REJECTED_KEPT_MAX = 10_000  # rejections listed in the summary; the count is always exact
 
 
@@ -86,14 +85,8 @@ def ingest(
 ) -> IngestSummary:
     summary = IngestSummary()
     for batch in iter_batches(lines, batch_size):
-        parsed: list[Any] = []
-        for _, text in batch:
-            try:
-                parsed.append(parse_line(text))
-            except LedgerError as error:
-                parsed.append(error)
         try:
-            results = ledger.record_many(parsed)
+            results = ledger.record_many([parsed_or_refusal(text) for _, text in batch])
         except StorageError as error:
             summary.stopped = error
             break
@@ -115,6 +108,14 @@ def ingest(
         if on_batch is not None:
             on_batch(sum(len(text) + 1 for _, text in batch))
     return summary
+
+
+def parsed_or_refusal(text: bytes) -> Any:
+    """The line's record, or the error refusing it (recorded as refused, in its place)."""
+    try:
+        return parse_line(text)
+    except LedgerError as error:
+        return error
 
 
 def _reject(

@@ -1,17 +1,75 @@
-"""Configuration from the environment, in one place (prefix OFFLINE_LEDGER_)."""
+"""Configuration from the environment, in one place (prefix OFFLINE_LEDGER_).
+
+Each setting is a field of a pydantic model, read from the variable named by the model's
+prefix and the field's name (any case), or by the field's alias; a `dict` field's variable
+holds JSON. Every command reads these, so they are read here in a few lines rather than
+through a settings library that takes longer to import than a short command takes to run.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+import os
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from adapters.http import http_limits
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.storage import DEFAULT_DATABASE_URL
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OFFLINE_LEDGER_", extra="ignore")
+class SettingsError(ValueError):
+    """A variable that should hold JSON does not (its value is never quoted)."""
+
+
+class EnvironmentSettings(BaseModel):
+    """A model whose values come from environment variables named `PREFIX` + field name."""
+
+    model_config = ConfigDict(extra="ignore")
+    prefix: typing.ClassVar[str] = ""
+
+    @classmethod
+    def from_environ(
+        cls, environ: Mapping[str, str] | None = None, file: Path | None = None
+    ) -> Self:
+        """The settings in `environ` (default os.environ), else in `file` (`.env` lines of
+        NAME=value), else the defaults."""
+        from_file: Mapping[str, str | None] = {}
+        if file is not None:
+            from dotenv import dotenv_values
+
+            from_file = dotenv_values(file)
+        found = {
+            name.lower(): value
+            for name, value in [
+                *from_file.items(),
+                *(os.environ if environ is None else environ).items(),
+            ]
+            if value is not None
+        }
+        values: dict[str, object] = {}
+        for name, field in cls.model_fields.items():
+            key = field.validation_alias if isinstance(field.validation_alias, str) else name
+            variable = key if key != name else cls.prefix + name
+            text = found.get(variable.lower())
+            if text is None:
+                continue
+            if typing.get_origin(field.annotation) is dict:
+                try:
+                    values[key] = json.loads(text)
+                except ValueError as error:
+                    raise SettingsError(f"{variable.upper()} is not JSON: {error}") from None
+            else:
+                values[key] = text
+        return cls.model_validate(values)
+
+
+class Settings(EnvironmentSettings):
+    prefix: typing.ClassVar[str] = "OFFLINE_LEDGER_"
 
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
@@ -69,11 +127,11 @@ class Settings(BaseSettings):
     )
 
 
-class StripeSettings(BaseSettings):
+class StripeSettings(EnvironmentSettings):
     """Stripe's credentials and address: from the environment (or a `.env`-style file named
     by OFFLINE_LEDGER_STRIPE_CONFIG), never from the command line, never printed."""
 
-    model_config = SettingsConfigDict(env_prefix="STRIPE_", extra="ignore")
+    prefix: typing.ClassVar[str] = "STRIPE_"
 
     api_key: SecretStr | None = Field(default=None, description="sk_test_... or sk_live_...")
     api_base: str | None = Field(default=None, description="e.g. http://127.0.0.1:8420")

@@ -8,6 +8,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+BATCH_SIZE_DEFAULT = 1_000  # records per transaction when a file is ingested
+
 
 def iter_batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Split a stream into lists of at most `size` items, in order, in constant memory: each

@@ -11,12 +11,17 @@ The keys are outside the database; which keys were retired is recorded inside it
 (`CipherKeys`), so that a writer still configured with a retired key (an old deployment, a
 forgotten cron job) is refused at its first write, CIPHER_KEY_RETIRED, with nothing stored:
 its configuration cannot tell it, the ledger can. Reading with a retired key stays possible.
+A writer that is running when a rotation is recorded learns of it at its next write (the
+event store has every write check that the rotations' stream has not moved on): it re-reads
+its keyring file, which the rotation rewrote, and writes with the new key; a writer whose key
+is not in a file (or whose file is an old copy) is refused from then on.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
@@ -26,7 +31,13 @@ from eventsourcing.persistence import Cipher
 
 from ledger.errors import Code, Conflict, StorageError
 from ledger.identity import cipher_keys_id
-from ledger.keyring import KEY_ID_BYTES, KEYRING_ENV, Keyring
+from ledger.keyring import (
+    KEY_ID_BYTES,
+    KEYRING_ENV,
+    KEYRING_FILE_SETTING,
+    Keyring,
+    read_keyring,
+)
 
 HEADER = b"OLK1"
 _NONCE, _TAG = 12, 16
@@ -46,15 +57,28 @@ class KeyringCipher(Cipher):
     environment holds the keyring's JSON (`ledger.storage.cipher_env`)."""
 
     def __init__(self, environment: Any) -> None:
-        ring = Keyring.from_json(environment.get("CIPHER_KEY"), "the keyring")
+        self._use(Keyring.from_json(environment.get("CIPHER_KEY"), "the keyring"))
+        # The keyring file the ring was read from ("" when the key came alone): re-read when
+        # a rotation is recorded while this process runs (`rotated`).
+        self.keyring_file = str(environment.get(KEYRING_FILE_SETTING) or "")
+        # Set by the event store: the key ids the ledger recorded as retired, read at the
+        # process's first write (a command that only reads never pays for it), and again
+        # after a rotation recorded since (`rotated`).
+        self.retired_ids: Callable[[], frozenset[str]] | None = None
+        self._may_write = False
+
+    def _use(self, ring: Keyring) -> None:
         self.current_id = ring.current.id
         self._current = AESGCM(ring.current.key)
+        self._header = HEADER + bytes.fromhex(self.current_id)  # once per key, not per event
         self._keys = {key.id: AESGCM(key.key) for key in ring.keys}
-        # Set by the event store: the key ids the ledger recorded as retired, read at the
-        # process's first write (a command that only reads never pays for it). A process that
-        # wrote before a rotation goes on with its key until it restarts: the operators' guide
-        # says to restart `serve` after `cipher rotate`.
-        self.retired_ids: Callable[[], frozenset[str]] | None = None
+
+    def rotated(self) -> None:
+        """A rotation was recorded since the last write's check: take the keyring file's
+        current key (the rotation rewrote the file) and check again at the next write
+        (CIPHER_KEY_RETIRED then, when the key this process has was retired)."""
+        if self.keyring_file:
+            self._use(read_keyring(Path(self.keyring_file)))
         self._may_write = False
 
     def encrypt(self, plaintext: bytes) -> bytes:
@@ -62,9 +86,7 @@ class KeyringCipher(Cipher):
             self._check_not_retired()
         nonce = os.urandom(_NONCE)
         sealed = self._current.encrypt(nonce, plaintext, None)  # encrypted bytes | tag
-        return b"".join(
-            (HEADER, bytes.fromhex(self.current_id), nonce, sealed[-_TAG:], sealed[:-_TAG])
-        )
+        return b"".join((self._header, nonce, sealed[-_TAG:], sealed[:-_TAG]))
 
     def decrypt(self, ciphertext: bytes) -> bytes:
         if ciphertext[: len(HEADER)] == HEADER:

@@ -9,7 +9,12 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import MapperDeserialisationError, Recording, Transcoder
+from eventsourcing.persistence import (
+    IntegrityError,
+    MapperDeserialisationError,
+    Recording,
+    Transcoder,
+)
 
 from ledger.cipher import CipherKeys, KeyringCipher, UnknownCipherKey
 from ledger.device import Device
@@ -24,28 +29,36 @@ class EventStore(Application[UUID]):
     """The eventsourcing application holding every stream of the ledger."""
 
     name = EVENT_STORE_NAME
-    # Location and device streams grow with every payment; payments stay short.
+    # Location and device streams grow with every payment; payments stay short. The least
+    # number of events between two snapshots of a stream (`snapshot_due`).
     snapshotting_intervals = {Location: 500, Device: 200}  # noqa: RUF012
 
     def __init__(self, env: dict[str, str]) -> None:
         super().__init__(env=env)
         cipher = self.mapper.cipher
-        if isinstance(cipher, KeyringCipher):
-            cipher.retired_ids = self._retired_cipher_keys
+        self._keyring = cipher if isinstance(cipher, KeyringCipher) else None
+        # The version of the rotations' stream the cipher's last check read (None: no check
+        # yet, or no keyring). Every write then asks the store to refuse it if that stream
+        # has moved on, as for any stream the write read: a rotation recorded by another
+        # process since is learnt at the next write, not at the next restart.
+        self._rotations_read: int | None = None
+        if self._keyring is not None:
+            self._keyring.retired_ids = self._retired_cipher_keys
 
     def _retired_cipher_keys(self) -> frozenset[str]:
         """The key ids the ledger's rotations retired (`ledger.cipher.CipherKeys`). A rotation
         encrypted with a key this keyring lacks retired this keyring's current key too."""
-        cipher = self.mapper.cipher
-        assert isinstance(cipher, KeyringCipher)
+        assert self._keyring is not None
         try:
             keys: CipherKeys = self.repository.get(cipher_keys_id())
         except AggregateNotFoundError:
+            self._rotations_read = 0
             return frozenset()
         except MapperDeserialisationError as error:
             if isinstance(error.__cause__, UnknownCipherKey):
-                return frozenset({cipher.current_id})
+                return frozenset({self._keyring.current_id})
             raise
+        self._rotations_read = keys.version
         return frozenset(keys.retired)
 
     def construct_transcoder(self) -> Transcoder:
@@ -81,23 +94,66 @@ class EventStore(Application[UUID]):
             assert len(order) == len(events), (len(order), len(events))
             events = list(order)
         stored = [self.mapper.to_stored_event(event) for event in events]
-        self.recorder.insert_events(stored, unchanged=unchanged)
+        # Read after encrypting: the first write's check reads the rotations' stream.
+        rotations = self._rotations_read
+        if rotations is not None and cipher_keys_id() not in processing_event.aggregates:
+            unchanged = [*unchanged, (cipher_keys_id(), rotations)]
+        try:
+            self.recorder.insert_events(stored, unchanged=unchanged)
+        except IntegrityError:
+            if rotations is not None and self._rotated_since(rotations):
+                assert self._keyring is not None
+                self._keyring.rotated()  # the caller's retry writes with the new key
+            raise
         self._snapshot_in_memory(processing_event)
         return []
 
+    def _rotated_since(self, version: int) -> bool:
+        return bool(self.recorder.select_events(cipher_keys_id(), gt=version, limit=1))
+
     def _snapshot_in_memory(self, processing_event: ProcessingEvent[UUID]) -> None:
-        """Snapshot each aggregate whose new events reached its interval, from the object in
-        hand, at its current version. The library's own way replays the stream from the
-        store to rebuild the object first: on a busy location, 500 events read and decoded
+        """Snapshot each aggregate whose new events make it due (`snapshot_due`), from the
+        object in hand, at its current version. The library's own way replays the stream from
+        the store to rebuild the object first: on a busy location, 500 events read and decoded
         per snapshot, about a quarter of all events decoded during a long ingest."""
         assert self.snapshots is not None
-        due: dict[UUID, Any] = {}
+        first: dict[UUID, int] = {}
         for event in processing_event.events:
-            aggregate = processing_event.aggregates[event.originator_id]
+            version = event.originator_version
+            first[event.originator_id] = min(first.get(event.originator_id, version), version)
+        for stream_id, version in first.items():
+            aggregate = processing_event.aggregates[stream_id]
             interval = self.snapshotting_intervals.get(type(aggregate))
-            if interval is not None and event.originator_version % interval == 0:
-                due[aggregate.id] = aggregate
-        for aggregate in due.values():
+            if interval is None or not snapshot_due(
+                interval, snapshot_entries(aggregate), version - 1, aggregate.version
+            ):
+                continue
             snapshot_class = getattr(type(aggregate), "Snapshot", self.snapshot_class)
             assert snapshot_class is not None, type(aggregate)
             self.snapshots.put([snapshot_class.take(aggregate)])
+
+
+def snapshot_entries(aggregate: object) -> int:
+    """How many entries a snapshot of `aggregate` holds beside its fixed fields: a location's
+    timeline and holds grow with its busy days; the other streams stay small."""
+    if isinstance(aggregate, Location):
+        return len(aggregate.timeline) + len(aggregate.holds)
+    return 0
+
+
+def snapshot_due(interval: int, entries: int, before: int, after: int) -> bool:
+    """Whether a stream whose new events took it from version `before` to `after` is
+    snapshotted at `after`, its state holding `entries` entries: when its version passed a
+    multiple of its step, `interval` doubled until it is at least `entries`.
+
+    A snapshot of a busy location holds its whole timeline: taken every `interval` events, the
+    bytes written as snapshots would grow with the square of its events. A snapshot here holds
+    at most twice its step's entries, and its stream moved on by at least a step since the
+    last one taken at that step or a larger one (its entries can have grown since only by
+    those events): the bytes written as snapshots stay within a constant factor of the
+    events. The rule reads only versions and the state, never what was written before, so
+    the same input always gives the same snapshots."""
+    step = interval
+    while step < entries:
+        step *= 2
+    return after // step > before // step

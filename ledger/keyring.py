@@ -31,6 +31,7 @@ from ledger.errors import Code, StorageError
 CIPHER_KEY_ENV = "OFFLINE_LEDGER_CIPHER_KEY"
 KEYRING_ENV = "OFFLINE_LEDGER_CIPHER_KEYRING"
 KEYRING_FORMAT = "offline-ledger-keyring/1"
+KEYRING_FILE_SETTING = "CIPHER_KEYRING_FILE"  # the event store's setting naming the file
 KEY_SIZES = (16, 24, 32)
 KEY_ID_BYTES = 8
 KEY_HOW_TO = (

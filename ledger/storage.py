@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import parse_qsl, quote, quote_plus, unquote
 from uuid import UUID
-
-from sqlalchemy import create_engine
-from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError
 
 from ledger.batches import iter_batches
 from ledger.chain import Link, Row
 from ledger.errors import Code, Conflict, StorageError
 from ledger.keyring import CIPHER_KEY_ENV as CIPHER_KEY_ENV  # where callers have found it
-from ledger.keyring import configured_keyring
+from ledger.keyring import KEYRING_ENV, KEYRING_FILE_SETTING, configured_keyring
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
 
 DEFAULT_DATABASE_URL = "sqlite:///offline-ledger.db"
 EVENT_STORE_NAME = "OfflineLedger"  # eventsourcing application name: PostgreSQL table prefix
@@ -43,24 +44,126 @@ CIPHER_TOPIC = "ledger.cipher:KeyringCipher"  # AES-GCM, each ciphertext naming 
 
 
 @dataclass(frozen=True)
+class DatabaseUrl:
+    """A database URL's parts (SQLAlchemy's reading of `driver://user:password@host:port/
+    database?query`, without importing SQLAlchemy: a short command opens the event store
+    through sqlite3 or psycopg and never needs it)."""
+
+    driver: str  # `sqlite`, `postgresql`, `postgresql+psycopg`...
+    username: str | None
+    password: str | None = field(repr=False)
+    host: str | None
+    port: int | None
+    database: str | None
+    query: tuple[tuple[str, str], ...] = ()
+
+    _PATTERN = re.compile(
+        r"""
+        (?P<driver>[\w+]+)://
+        (?:(?P<username>[^:/]*)(?::(?P<password>[^@]*))?@)?
+        (?:(?:\[(?P<ipv6host>[^/?]+)\]|(?P<ipv4host>[^/:?]+))?(?::(?P<port>[^/?]*))?)?
+        (?:/(?P<database>[^?]*))?
+        (?:\?(?P<query>.*))?
+        """,
+        re.X,
+    )
+
+    @classmethod
+    def parse(cls, url: str) -> DatabaseUrl | None:
+        """The parts of `url`; None when it is not a URL."""
+        found = cls._PATTERN.match(url)
+        if found is None:
+            return None
+        part = found.groupdict()
+        port = part["port"]
+        if port and not (port.isascii() and port.isdigit()):
+            return None
+        return cls(
+            driver=part["driver"],
+            username=_unquoted(part["username"]),
+            password=_unquoted(part["password"]),
+            host=part["ipv4host"] or part["ipv6host"],
+            port=int(port) if port else None,
+            database=_unquoted(part["database"]),
+            query=tuple(parse_qsl(part["query"] or "")),
+        )
+
+    @property
+    def backend(self) -> str:
+        return self.driver.split("+")[0]
+
+    def value(self, key: str) -> str | None:
+        """The query's first value for `key`."""
+        return next((value for name, value in self.query if name == key), None)
+
+    def without(self, key: str) -> DatabaseUrl:
+        return replace(self, query=tuple(pair for pair in self.query if pair[0] != key))
+
+    def redacted(self) -> str:
+        """The URL with the password hidden, as SQLAlchemy renders it."""
+        text = self.driver + "://"
+        if self.username is not None:
+            text += quote(self.username, safe=" +")
+            if self.password is not None:
+                text += ":***"
+            text += "@"
+        if self.host is not None:
+            text += f"[{self.host}]" if ":" in self.host else self.host
+        if self.port is not None:
+            text += f":{self.port}"
+        if self.database is not None:
+            text += "/" + quote(self.database, safe=" +/")
+        if self.query:
+            text += "?" + "&".join(
+                f"{quote_plus(key)}={quote_plus(value)}" for key, value in sorted(self.query)
+            )
+        return text
+
+    def for_sqlalchemy(self) -> URL:
+        from sqlalchemy.engine import URL
+
+        query: dict[str, list[str]] = {}
+        for key, value in self.query:
+            query.setdefault(key, []).append(value)
+        return URL.create(
+            self.driver,
+            self.username,
+            self.password,
+            self.host,
+            self.port,
+            self.database,
+            {key: values[0] if len(values) == 1 else values for key, values in query.items()},
+        )
+
+
+def _unquoted(text: str | None) -> str | None:
+    return None if text is None else unquote(text)
+
+
+@dataclass(frozen=True)
 class StoreConfig:
     kind: str  # "sqlite" | "postgresql" | "memory"
     env: dict[str, str] = field(repr=False)  # eventsourcing environment: holds secrets
-    sqlalchemy_url: URL | None  # for migrations and read models; None in memory
+    url: DatabaseUrl | None  # for migrations and read models (SQLAlchemy's); None in memory
     schema: str | None = None
     # libpq connection parameters bounding every wait of a PostgreSQL session (`session_limits`)
     session: dict[str, str | int] = field(default_factory=dict)
 
     @property
+    def sqlalchemy_url(self) -> URL | None:
+        """The URL SQLAlchemy is given (its driver named); None in memory."""
+        return None if self.url is None else self.url.for_sqlalchemy()
+
+    @property
     def redacted(self) -> str:
         """The URL as the operator wrote it (`postgresql://`, not the driver SQLAlchemy is
         given), the password hidden."""
-        if self.sqlalchemy_url is None:
+        if self.url is None:
             return "memory://"
-        url = self.sqlalchemy_url.set(drivername=self.kind)
+        url = replace(self.url, driver=self.kind)
         if self.schema not in (None, "public"):
-            url = url.update_query_dict({"schema": self.schema})
-        return url.render_as_string(hide_password=True)
+            url = replace(url, query=(*url.query, ("schema", self.schema)))
+        return url.redacted()
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -78,7 +181,7 @@ def parse_database_url(url: str, environ: Mapping[str, str] | None = None) -> St
     cipher = cipher_env(environ)
     config = _store_config(url)
     if config.kind != "postgresql":
-        return StoreConfig(config.kind, {**config.env, **cipher}, config.sqlalchemy_url)
+        return StoreConfig(config.kind, {**config.env, **cipher}, config.url)
     limits = session_limits(environ)
     env = {
         **config.env,
@@ -89,9 +192,7 @@ def parse_database_url(url: str, environ: Mapping[str, str] | None = None) -> St
         "PERSISTENCE_MODULE": "ledger.postgres:PostgresFactory",
         "POSTGRES_SESSION_PARAMETERS": json.dumps(limits.connection_parameters()),
     }
-    return StoreConfig(
-        config.kind, env, config.sqlalchemy_url, config.schema, limits.connection_parameters()
-    )
+    return StoreConfig(config.kind, env, config.url, config.schema, limits.connection_parameters())
 
 
 @dataclass(frozen=True)
@@ -212,11 +313,10 @@ def _connection_reason(error: BaseException) -> str:
 def _store_config(url: str) -> StoreConfig:
     if url.strip() == "memory://":
         return StoreConfig("memory", {"PERSISTENCE_MODULE": "eventsourcing.popo"}, None)
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise _bad_url(url) from None
-    backend = parsed.get_backend_name()
+    parsed = DatabaseUrl.parse(url)
+    if parsed is None:
+        raise _bad_url(url)
+    backend = parsed.backend
     if backend == "sqlite":
         return _sqlite(parsed)
     if backend == "postgresql":
@@ -235,7 +335,12 @@ def cipher_env(environ: Mapping[str, str]) -> dict[str, str]:
     ring = configured_keyring(environ)
     if ring is None:
         return {"CIPHER_TOPIC": "", "CIPHER_KEY": ""}
-    return {"CIPHER_TOPIC": CIPHER_TOPIC, "CIPHER_KEY": ring.to_json()}
+    # The file too: a running writer re-reads it when a rotation is recorded.
+    return {
+        "CIPHER_TOPIC": CIPHER_TOPIC,
+        "CIPHER_KEY": ring.to_json(),
+        KEYRING_FILE_SETTING: environ.get(KEYRING_ENV, "").strip(),
+    }
 
 
 def _bad_url(url: str) -> StorageError:
@@ -247,7 +352,7 @@ def _bad_url(url: str) -> StorageError:
     )
 
 
-def _sqlite(parsed: URL) -> StoreConfig:
+def _sqlite(parsed: DatabaseUrl) -> StoreConfig:
     path = parsed.database
     if not path or path == ":memory:":
         raise StorageError(
@@ -262,14 +367,11 @@ def _sqlite(parsed: URL) -> StoreConfig:
         "CREATE_TABLE": "n",
         "APPLICATION_RECORDER_TOPIC": "ledger.sqlite:SQLiteEventRecorder",
     }
-    return StoreConfig("sqlite", env, parsed.set(drivername="sqlite"))
+    return StoreConfig("sqlite", env, replace(parsed, driver="sqlite"))
 
 
-def _postgres(parsed: URL) -> StoreConfig:
-    schema = parsed.query.get("schema")
-    if isinstance(schema, tuple):
-        schema = schema[0]
-    schema = schema or "public"
+def _postgres(parsed: DatabaseUrl) -> StoreConfig:
+    schema = parsed.value("schema") or "public"
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": parsed.database or "postgres",
@@ -286,8 +388,8 @@ def _postgres(parsed: URL) -> StoreConfig:
         "CREATE_TABLE": "n",
         "APPLICATION_RECORDER_TOPIC": "ledger.postgres:PostgresEventRecorder",
     }
-    sqlalchemy_url = parsed.set(drivername="postgresql+psycopg").difference_update_query(["schema"])
-    return StoreConfig("postgresql", env, sqlalchemy_url, schema)
+    url = replace(parsed, driver="postgresql+psycopg").without("schema")
+    return StoreConfig("postgresql", env, url, schema)
 
 
 def engine_for(config: StoreConfig, *, migrating: bool = False) -> Engine:
@@ -300,14 +402,15 @@ def engine_for(config: StoreConfig, *, migrating: bool = False) -> Engine:
     (SQLAlchemy's "insertmanyvalues"), never through psycopg's `executemany`, which sends the
     whole list in pipeline mode: with a large batch the client and the server can each wait
     for the other for ever (psycopg issue 685), inside an open transaction."""
-    assert config.sqlalchemy_url is not None
+    from sqlalchemy import create_engine
+
+    url = config.sqlalchemy_url
+    assert url is not None
     if config.kind == "postgresql":
-        engine = create_engine(
-            config.sqlalchemy_url, connect_args=postgres_session(config, migrating=migrating)
-        )
+        engine = create_engine(url, connect_args=postgres_session(config, migrating=migrating))
         engine.dialect.use_insertmanyvalues_wo_returning = True
         return engine
-    return create_engine(config.sqlalchemy_url)
+    return create_engine(url)
 
 
 def postgres_session(config: StoreConfig, *, migrating: bool = False) -> dict[str, str | int]:

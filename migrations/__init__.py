@@ -4,19 +4,19 @@
 that writes, the library's `Ledger.open`), and refuses a database that is behind, so a newer
 code version never writes into an older schema unnoticed. It reads the stored revision with
 one query and compares it with `HEAD`: Alembic itself, which takes longer to import than the
-rest of a command takes to run, is loaded only when something must be migrated.
+rest of a command takes to run, is loaded only when something must be migrated, and so is
+SQLAlchemy: the query goes through the driver the event store uses (sqlite3, psycopg).
 """
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from sqlalchemy import inspect, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from typing import TYPE_CHECKING, Any
 
 from ledger.errors import Code, StorageError
-from ledger.storage import StoreConfig, engine_for, unreachable
+from ledger.storage import StoreConfig, engine_for, postgres_session, unreachable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -41,25 +41,54 @@ def alembic_config(config: StoreConfig) -> Config:
 
 def stored_revision(config: StoreConfig) -> str | None:
     """The revision the database is at, in one query; None when it has no version table."""
-    engine = engine_for(config)
-    try:
-        with engine.connect() as connection:
-            try:
-                version = connection.execute(text("SELECT version_num FROM alembic_version"))
-                return version.scalar()
-            except (OperationalError, ProgrammingError) as error:
-                if not _no_such_table(error):
-                    raise
+    rows = _query(config, "SELECT version_num FROM alembic_version", missing_table=True)
+    return None if rows is None or not rows else str(rows[0][0])
+
+
+def _query(
+    config: StoreConfig, sql: str, params: tuple[str, ...] = (), *, missing_table: bool = False
+) -> list[tuple[Any, ...]] | None:
+    """The rows of one query on the ledger's database, through its own driver; None for a
+    table that does not exist when `missing_table` allows it."""
+    if config.kind == "sqlite":
+        assert config.sqlite_path is not None
+        try:
+            with closing(sqlite3.connect(config.sqlite_path, timeout=30)) as connection:
+                return connection.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as error:
+            if missing_table and "no such table" in str(error):
                 return None
-    except OperationalError as error:
+            raise unreachable(config, error) from None
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    env = config.env
+    session: dict[str, str | int] = {
+        "host": env["POSTGRES_HOST"],
+        "port": env["POSTGRES_PORT"],
+        "dbname": env["POSTGRES_DBNAME"],
+        "user": env["POSTGRES_USER"],
+        "password": env["POSTGRES_PASSWORD"],
+        **postgres_session(config),
+    }
+    try:
+        server = psycopg.connect(make_conninfo("", **session))
+    except psycopg.OperationalError as error:
         raise unreachable(config, error) from None
-    finally:
-        engine.dispose()
+    with server:
+        try:
+            return server.execute(sql, params).fetchall()
+        except psycopg.errors.UndefinedTable:
+            if missing_table:
+                return None
+            raise
 
 
 def upgrade(config: StoreConfig) -> str:
     """Bring the database to the newest schema; return the revision it is at."""
     from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
 
     if config.kind == "memory":
         return "memory"
@@ -126,15 +155,16 @@ def _check_sqlite_folder(config: StoreConfig) -> None:
         )
 
 
-def _no_such_table(error: OperationalError | ProgrammingError) -> bool:
-    """PostgreSQL's undefined_table (SQLSTATE 42P01) or SQLite's "no such table"."""
-    return getattr(error.orig, "sqlstate", None) == "42P01" or "no such table" in str(error.orig)
-
-
 def _is_empty(config: StoreConfig) -> bool:
-    engine = engine_for(config)
-    try:
-        with engine.connect() as connection:
-            return not inspect(connection).get_table_names(schema=config.schema)
-    finally:
-        engine.dispose()
+    """No table at all (SQLite's own aside) in the database, or in the ledger's schema."""
+    if config.kind == "sqlite":
+        sql = (
+            "SELECT name FROM sqlite_master WHERE type = 'table' "
+            "AND name NOT LIKE 'sqlite~_%' ESCAPE '~' LIMIT 1"
+        )
+        return not _query(config, sql)
+    sql = (
+        "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind IN ('r', 'p') LIMIT 1"
+    )
+    return not _query(config, sql, (config.schema or "public",))

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import orjson
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select
 
 from ledger.fields import Fields, StoredFields, moment
 from ledger.identity import location_id as location_stream_id
@@ -24,6 +24,8 @@ from ledger.what_if import (
     TOPICS,
     History,
     SaleAttempt,
+    Seen,
+    cycle_collector_paused,
     limit_codes,
     micros,
     moment_of,
@@ -35,10 +37,8 @@ from projections.tables import offline_sale_locations, offline_sales
 
 _SALE_FIELDS = (
     "offline_id, device_id, currency, amount, stored_us, arrival, breaches, released_us, "
-    "released_as, refused, seen_amount, seen_count, seen_device_amount, seen_device_count"
+    "released_as, seen"
 )
-_NOT_SEEN = {"seen_amount": None, "seen_count": None, "seen_device_amount": None,
-             "seen_device_count": None}  # fmt: skip
 
 
 class OfflineSalesProjection(Projection):
@@ -84,15 +84,13 @@ class OfflineSalesProjection(Projection):
                     "breaches": ";".join(limit_codes(fields["breaches"])),
                     "released_us": None,
                     "released_as": None,
-                    "refused": False,
-                    **_NOT_SEEN,
+                    "seen": None,
                 }
                 location["sales"] += 1
             elif topic == Reservation.Answered.TOPIC:
                 if fields["granted"] or fields["offline_id"] in sales:
                     continue  # granted: stored, or abandoned; refused after a store
                 location, request = locations[stream], fields["request"]
-                seen = seen_by(fields["headroom"])
                 sales[fields["offline_id"]] = {
                     "offline_id": fields["offline_id"],
                     "location_id": location["location_id"],
@@ -104,8 +102,7 @@ class OfflineSalesProjection(Projection):
                     "breaches": ";".join(refusal_codes(fields["reasons"])),
                     "released_us": None,
                     "released_as": None,
-                    "refused": True,
-                    **dict(zip(_NOT_SEEN, seen, strict=True)),
+                    "seen": _seen_text(seen_by(fields["headroom"])),
                 }
                 location["sales"] += 1
             elif topic == Location.BreachesChanged.TOPIC:
@@ -135,7 +132,10 @@ def _stream(stream: str, topic: str, fields: Fields) -> str:
 
 
 def sale_histories(conn: Connection, location_id: str | None = None) -> Iterator[History]:
-    """Each location's sale attempts (every location by id, or one), in arrival order."""
+    """Each location's sale attempts (every location by id, or one), in arrival order.
+
+    The rows are read through the driver's own statement (`exec_driver_sql`): `what-if` reads
+    every row, and a compiled statement's result handling costs as much as the read."""
     query = select(
         offline_sale_locations.c.location_id,
         offline_sale_locations.c.configured_us,
@@ -143,8 +143,9 @@ def sale_histories(conn: Connection, location_id: str | None = None) -> Iterator
     ).order_by(offline_sale_locations.c.location_id)
     if location_id is not None:
         query = query.where(offline_sale_locations.c.location_id == location_id)
-    sales_query = text(
-        f"SELECT {_SALE_FIELDS} FROM {offline_sales.name} WHERE location_id = :location "
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sales_query = (
+        f"SELECT {_SALE_FIELDS} FROM {offline_sales.name} WHERE location_id = {mark} "
         "ORDER BY arrival"
     )
     codes: dict[str, tuple[str, ...]] = {"": ()}
@@ -156,13 +157,24 @@ def sale_histories(conn: Connection, location_id: str | None = None) -> Iterator
         return found
 
     for location, configured_us, config in conn.execute(query).all():
-        rows = conn.execute(sales_query, {"location": location}).all()
-        sales = [
-            SaleAttempt(offline_id, device, currency, amount, stored, arrival, breaches(text),
-                        released, released_as, bool(refused),
-                        (seen_amount, seen_count, seen_device_amount, seen_device_count)
-                        if refused else None)
-            for (offline_id, device, currency, amount, stored, arrival, text, released, released_as,
-                 refused, seen_amount, seen_count, seen_device_amount, seen_device_count) in rows
-        ]  # fmt: skip
+        with cycle_collector_paused():
+            rows = conn.exec_driver_sql(sales_query, (location,)).all()
+            sales = [
+                SaleAttempt(offline_id, device, currency, amount, stored, arrival, breaches(text),
+                            released, released_as, seen is not None,
+                            None if seen is None else _seen(seen))
+                for (offline_id, device, currency, amount, stored, arrival, text, released,
+                     released_as, seen) in rows
+            ]  # fmt: skip
         yield History(location, moment_of(configured_us), orjson.loads(config), sales)
+
+
+def _seen_text(seen: Seen) -> str:
+    return ";".join("" if used is None else str(used) for used in seen)
+
+
+def _seen(text: str) -> Seen:
+    amount, count, device_amount, device_count = (
+        None if used == "" else int(used) for used in text.split(";")
+    )
+    return amount, count, device_amount, device_count

@@ -44,7 +44,6 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    distinct,
     exists,
     func,
     literal,
@@ -525,7 +524,6 @@ def stripe_payments(stages: Stages, resolve: _Resolver) -> tuple[Table, Table]:
             .outerjoin(disputes, disputes.c.key == keys.c.key)
         ),
         "key",
-        "offline_id",
     )
     return side, movement
 
@@ -561,7 +559,13 @@ def report_queries(
     # The PaymentIntents the ledger holds for each payment: its own and its duplicates'.
     ledger_pis = stages.add(
         "ledger_pis",
-        select(p.c.offline_id, links.c.payment_intent_id.label("pi"), key.label("key"))
+        select(
+            p.c.offline_id,
+            links.c.payment_intent_id.label("pi"),
+            key.label("key"),
+            p.c.amount.label("payment_amount"),
+            p.c.payment_intent_id.label("payment_pi"),
+        )
         .select_from(joined)
         .where(
             or_(
@@ -569,87 +573,9 @@ def report_queries(
                 _ListHolds(p.c.duplicate_payment_intent_ids, links.c.payment_intent_id),
             )
         ),
-        "offline_id",
         "key",
     )
-    seen = stages.add(
-        "seen",
-        union(
-            select(ledger_pis.c.offline_id, side.c.key).join_from(
-                ledger_pis, side, side.c.key == ledger_pis.c.key
-            ),
-            select(p.c.offline_id, side.c.key).join_from(
-                p, side, side.c.offline_id == p.c.offline_id
-            ),
-        ),
-        "offline_id,key",
-        "key",
-    )
-    s = side.alias("s")
-    q = payments.alias("q")
-    live = or_(s.c.status.is_(None), s.c.status.not_in(NO_MONEY))
-    order = (s.c.created_at.nulls_first(), s.c.key)
-    seen_rows = (
-        select(
-            seen.c.offline_id,
-            seen.c.key,
-            case((live, 1), else_=0).label("live"),
-            _is_pi(seen.c.key).label("is_pi"),
-            case((or_(s.c.amount.is_(None), s.c.amount == 0), q.c.amount), else_=s.c.amount).label(
-                "taken"
-            ),
-            (seen.c.key == q.c.payment_intent_id).label("is_ledgers"),
-            func.row_number().over(partition_by=seen.c.offline_id, order_by=order).label("nth"),
-            func.row_number()
-            .over(partition_by=(seen.c.offline_id, case((live, 1), else_=0)), order_by=order)
-            .label("live_nth"),
-        )
-        .join_from(seen, s, s.c.key == seen.c.key)
-        .join(q, q.c.offline_id == seen.c.offline_id)
-        .subquery("seen_rows")
-    )
-    r = seen_rows.c
-    is_live = r.live == 1
-    per_payment = stages.add(
-        "per_payment",
-        select(
-            r.offline_id,
-            _count_if(is_live).label("live"),
-            _count_if(and_(is_live, r.is_pi)).label("live_pis"),
-            _count_if(and_(is_live, not_(r.is_pi))).label("live_unlinked"),
-            func.coalesce(_sum(case((is_live, r.taken), else_=0)), 0).label("live_taken"),
-            func.coalesce(_sum(case((and_(is_live, r.live_nth == 1), r.taken), else_=0)), 0).label(
-                "first_taken"
-            ),
-            func.coalesce(
-                func.max(case((r.is_ledgers, r.key))), func.max(case((r.nth == 1, r.key)))
-            ).label("primary_key"),
-        ).group_by(r.offline_id),
-        "offline_id",
-    )
-    # The ledger's PaymentIntents Stripe's data does not show for the payment.
-    unseen = stages.add(
-        "unseen",
-        select(ledger_pis.c.offline_id, func.count(distinct(ledger_pis.c.pi)).label("count"))
-        .where(
-            ~exists().where(
-                seen.c.offline_id == ledger_pis.c.offline_id, seen.c.key == ledger_pis.c.pi
-            )
-        )
-        .group_by(ledger_pis.c.offline_id),
-        "offline_id",
-    )
-    named = union(
-        select(ledger_pis.c.offline_id, ledger_pis.c.pi.label("id")),
-        select(seen.c.offline_id, seen.c.key.label("id")),
-    ).subquery("named")
-    ids = stages.add(
-        "ids",
-        select(named.c.offline_id, _JoinedIds(named.c.id).label("ids")).group_by(
-            named.c.offline_id
-        ),
-        "offline_id",
-    )
+    per_payment = _per_payment(stages, side, ledger_pis)
     primary = side.alias("primary_payment")
     facts = (
         select(
@@ -662,9 +588,10 @@ def report_queries(
                 - func.coalesce(per_payment.c.first_taken, 0)
             ).label("extra"),
             case(
-                (p.c.status == Status.DECLINED.value, 0), else_=func.coalesce(unseen.c.count, 0)
+                (p.c.status == Status.DECLINED.value, 0),
+                else_=func.coalesce(per_payment.c.unseen, 0),
             ).label("unseen"),
-            ids.c.ids,
+            per_payment.c.ids,
             primary.c.key.label("primary_key"),
             *(
                 primary.c[name].label(f"s_{name}")
@@ -688,10 +615,9 @@ def report_queries(
             ),
         )
         .select_from(
-            p.outerjoin(per_payment, per_payment.c.offline_id == p.c.offline_id)
-            .outerjoin(unseen, unseen.c.offline_id == p.c.offline_id)
-            .outerjoin(ids, ids.c.offline_id == p.c.offline_id)
-            .outerjoin(primary, primary.c.key == per_payment.c.primary_key)
+            p.outerjoin(per_payment, per_payment.c.offline_id == p.c.offline_id).outerjoin(
+                primary, primary.c.key == per_payment.c.primary_key
+            )
         )
         .where(
             *_admitted(
@@ -767,6 +693,89 @@ def report_queries(
     )
     any_row = select(or_(exists(admitted), exists(orphan_rows.order_by(None))))
     return ReportQueries(stages, payment_rows, orphan_rows, movements, any_row)
+
+
+def _per_payment(stages: Stages, side: Table, ledger_pis: Table) -> Table:
+    """Per payment, what the category needs of the Stripe payments it sees and of the
+    ledger's PaymentIntents, in one pass over every id it names.
+
+    A payment names an id when it sees the Stripe payment of that key (through a
+    PaymentIntent the ledger recorded for it, or through its offline_id: `seen`) or when the
+    ledger recorded it (`ledger`): each (payment, id) once, with what the seen Stripe payment
+    took and whether it is the ledger's PaymentIntent carried from the join that found it. In
+    the order they were created, the seen ids give the primary Stripe payment (the ledger's
+    PaymentIntent, else the first seen) and the first that took money (what the others took
+    is the `extra`); the recorded ones no Stripe payment shows are `unseen`.
+    """
+    p = payments.alias("p")
+    one, zero = literal(1, BigInteger), literal(0, BigInteger)
+
+    def found(owner: Any, amount: ColumnElement[Any], own: ColumnElement[Any]) -> Select[Any]:
+        live = or_(side.c.status.is_(None), side.c.status.not_in(NO_MONEY))
+        taken = case(
+            (or_(side.c.amount.is_(None), side.c.amount == 0), amount), else_=side.c.amount
+        )
+        return select(
+            owner.c.offline_id,
+            side.c.key.label("id"),
+            one.label("seen"),
+            zero.label("ledger"),
+            case((live, 1), else_=0).label("live"),
+            taken.label("taken"),
+            case((side.c.key == own, 1), else_=0).label("own"),
+            side.c.created_at,
+        )
+
+    both = union_all(
+        found(ledger_pis, ledger_pis.c.payment_amount, ledger_pis.c.payment_pi).join_from(
+            ledger_pis, side, side.c.key == ledger_pis.c.key
+        ),
+        found(p, p.c.amount, p.c.payment_intent_id).join_from(
+            p, side, side.c.offline_id == p.c.offline_id
+        ),
+        select(ledger_pis.c.offline_id, ledger_pis.c.pi, zero, one, zero, null(), zero, null()),
+    ).subquery("both_named")
+    b = both.c
+    named = (
+        select(b.offline_id, b.id, *(func.max(b[name]).label(name) for name in _NAMED))
+        .group_by(b.offline_id, b.id)
+        .subquery("named")
+    )
+    n = named.c
+    # One window, one sort: the rank among the payment's seen (or unseen) ids, and how many
+    # of them up to this one took money (a running count: (created_at, id) has no ties).
+    partition, order = (n.offline_id, n.seen), (n.created_at.nulls_first(), n.id)
+    ranked = select(
+        named,
+        func.row_number().over(partition_by=partition, order_by=order).label("nth"),
+        func.sum(n.live).over(partition_by=partition, order_by=order).label("lives_so_far"),
+    ).subquery("ranked")
+    r = ranked.c
+    is_live, is_pi = r.live == 1, _is_pi(r.id)
+    return stages.add(
+        "per_payment",
+        select(
+            r.offline_id,
+            _count_if(is_live).label("live"),
+            _count_if(and_(is_live, is_pi)).label("live_pis"),
+            _count_if(and_(is_live, not_(is_pi))).label("live_unlinked"),
+            func.coalesce(_sum(case((is_live, r.taken), else_=0)), 0).label("live_taken"),
+            func.coalesce(
+                _sum(case((and_(is_live, r.lives_so_far == 1), r.taken), else_=0)), 0
+            ).label("first_taken"),
+            func.coalesce(
+                func.max(case((r.own == 1, r.id))),
+                func.max(case((and_(r.seen == 1, r.nth == 1), r.id))),
+            ).label("primary_key"),
+            _count_if(and_(r.ledger == 1, r.seen == 0)).label("unseen"),
+            _JoinedIds(r.id).label("ids"),
+        ).group_by(r.offline_id),
+        "offline_id",
+    )
+
+
+# What `_per_payment` keeps of each (payment, id), folded over the joins that found it.
+_NAMED = ("seen", "ledger", "live", "taken", "own", "created_at")
 
 
 def _admitted(

@@ -48,7 +48,7 @@ def cipher_rotate(
     ciphertext: the hash chain and the seals stay valid."""
     from adapters.cipher import rotate
 
-    settings = configured(Settings, "configuration", as_json)
+    settings = configured(Settings.from_environ, "configuration", as_json)
     try:
         done = rotate(database_url or settings.database_url, keyring_path, reason, os.environ)
     except LedgerError as error:
@@ -59,8 +59,9 @@ def cipher_rotate(
     stdout.print(
         f"rotated: key {done.current} is current; retired (decrypt only): "
         f"{', '.join(done.retired)}; keyring written to {done.keyring}. Set {KEYRING_ENV}="
-        f"{done.keyring} (and unset {CIPHER_KEY_ENV}) for every process, restart the writers, "
-        "and back the file up: losing it loses the log.",
+        f"{done.keyring} (and unset {CIPHER_KEY_ENV}) for every process (writers given that "
+        "file pick the new key up at their next write; restart the others), and back the file "
+        "up: losing it loses the log.",
         highlight=False,
         soft_wrap=True,
     )

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from pydantic import ValidationError
-from pydantic_settings import SettingsError
 from rich.markup import escape
 
 from adapters.cli.output import print_json, stderr
+from adapters.settings import SettingsError
 from ledger.errors import Code, LedgerError, StorageError
 from ledger.pan import redacted
 

@@ -9,16 +9,10 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
@@ -32,13 +26,14 @@ from adapters.cli.options import (
 )
 from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import opened
-from adapters.cli.timeline import timeline
-from adapters.jsonl import BATCH_SIZE_DEFAULT, IngestSummary, ingest, numbered_lines
-from ledger import Ledger
-from ledger.location import BeyondPolicy
+from ledger.batches import BATCH_SIZE_DEFAULT
 from ledger.money import format_minor
-from ledger.views import DeviceStatus, LocationStatus, ReservationState
-from ledger.wire import json_schema
+
+if TYPE_CHECKING:
+    from adapters.jsonl import IngestSummary
+    from ledger import Ledger
+    from ledger.location import BeyondPolicy
+    from ledger.views import DeviceStatus, LocationStatus, ReservationState
 
 
 @main.command(name="ingest")
@@ -92,6 +87,10 @@ def _ingest_with_progress(
 ) -> IngestSummary:
     """The ingest with a bar of the file's bytes read (where the file stands, so it ends
     full) and the records applied per second."""
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn
+
+    from adapters.jsonl import ingest, numbered_lines
+
     size = _size_of(source)
     columns = (
         "[progress.description]{task.description}",
@@ -278,6 +277,8 @@ def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
     was recorded, and what Stripe said about its PaymentIntents beside them: a timeline to
     read, or with --json every entry (source, version, event, occurred_at, recorded_at,
     data)."""
+    from adapters.cli.timeline import timeline
+
     with opened(database_url, as_json) as ledger:
         entries = ledger.history(offline_id)
     if as_json:
@@ -459,4 +460,6 @@ def _quantity(value: int, currency: str | None) -> str:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the wire records."""
+    from ledger.wire import json_schema
+
     print_json(json_schema())

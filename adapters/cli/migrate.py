@@ -19,7 +19,7 @@ def migrate(database_url: str | None) -> None:
 
     try:
         config = parse_database_url(
-            database_url or configured(Settings, "configuration", False).database_url
+            database_url or configured(Settings.from_environ, "configuration", False).database_url
         )
         revision = upgrade(config)
     except LedgerError as error:

@@ -52,7 +52,7 @@ def serve(database_url: str | None, host: str, port: int, workers: int) -> None:
 
     from adapters.http.metrics import MULTIPROCESS_DIR
 
-    settings = configured(Settings, "configuration", False)
+    settings = configured(Settings.from_environ, "configuration", False)
     secret = settings.stripe_webhook_secret
     if secret is None or not secret.get_secret_value().strip():
         fail_with(

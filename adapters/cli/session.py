@@ -26,7 +26,7 @@ def opened(
     creates a database that is not there; the others stop with DATABASE_NOT_FOUND."""
     from ledger.application import Ledger
 
-    settings = configured(Settings, "configuration", as_json)
+    settings = configured(Settings.from_environ, "configuration", as_json)
     try:
         ledger = Ledger.open(
             database_url or settings.database_url,

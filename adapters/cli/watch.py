@@ -53,7 +53,7 @@ def watch(
     from adapters.alerts.config import load_config
     from adapters.alerts.watch import watch_once
 
-    settings = configured(Settings, "configuration", as_json)
+    settings = configured(Settings.from_environ, "configuration", as_json)
     secret = None if settings.alert_secret is None else settings.alert_secret.get_secret_value()
     with opened(database_url, as_json) as ledger:
         config = load_config(config_path)

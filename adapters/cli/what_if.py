@@ -13,7 +13,7 @@ import csv
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import orjson
@@ -25,9 +25,12 @@ from adapters.cli.group import main
 from adapters.cli.options import check_period, db_option, json_option, no_card_number, time_option
 from adapters.cli.output import print_json, stdout
 from adapters.cli.session import open_read_models, opened
-from ledger.errors import Code, NotFound
+from ledger.errors import Code, NotFound, StorageError
 from ledger.money import format_minor
 from ledger.what_if import Outcome, ProposedLimits, compare
+
+if TYPE_CHECKING:
+    from ledger import Ledger
 
 FORMATS = ("table", "json", "csv")
 
@@ -98,16 +101,14 @@ def what_if(
     fmt = "json" if as_json else fmt
     check_period(since, until, fmt == "json")
     proposed = _proposed(limits_path, fmt == "json")
-    with opened(database_url, fmt == "json") as ledger, open_read_models(ledger) as models:
-        outcomes = []
-        found = False
-        for history in models.sale_histories(location_id):
-            found = True
-            outcomes += compare(history, ledger.policy, proposed, since=since, until=until, top=top)
-        if location_id is not None and not found:
-            raise NotFound(
-                Code.UNKNOWN_LOCATION, f"location {location_id} is unknown", field="location_id"
+    with opened(database_url, fmt == "json") as ledger:
+        if ledger.config.kind == "memory":
+            raise StorageError(
+                Code.INVALID_DATABASE_URL,
+                "what-if replays the sale attempts a database recorded, and a memory:// ledger "
+                "starts empty in each command: use sqlite:///file.db or postgresql://...",
             )
+        outcomes = _outcomes(ledger, proposed, location_id, since, until, top)
     if html_path is not None:
         from adapters.what_if_page import page  # jinja2, only when a page is asked for
 
@@ -131,6 +132,27 @@ def what_if(
         changes = _changes(outcomes)
         if changes.row_count:
             stdout.print(changes)
+
+
+def _outcomes(
+    ledger: Ledger,
+    proposed: ProposedLimits,
+    location_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    top: int,
+) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    found = False
+    with open_read_models(ledger) as models:
+        for history in models.sale_histories(location_id):
+            found = True
+            outcomes += compare(history, ledger.policy, proposed, since=since, until=until, top=top)
+    if location_id is not None and not found:
+        raise NotFound(
+            Code.UNKNOWN_LOCATION, f"location {location_id} is unknown", field="location_id"
+        )
+    return outcomes
 
 
 def _proposed(path: Path, as_json: bool) -> ProposedLimits:

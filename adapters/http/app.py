@@ -84,13 +84,13 @@ class ServedProtocol(BoundedHttpProtocol):
     """uvicorn's `http` for `serve`, named by its import path so that each worker process
     builds it, with the limits of the environment."""
 
-    limits = http_limits_of(Settings())
+    limits = http_limits_of(Settings.from_environ())
 
 
 def from_environment() -> FastAPI:
     """The app of one server process, on OFFLINE_LEDGER_DATABASE_URL (`serve` checked the
     configuration before starting any)."""
-    settings = Settings()
+    settings = Settings.from_environ()
     secret = settings.stripe_webhook_secret
     assert secret is not None
     ledger = Ledger.open(settings.database_url, stripe_offline_max=settings.stripe_offline_max)

@@ -92,7 +92,7 @@ def load_settings() -> StripeSettings:
     """From the environment, or the `.env`-style file named by OFFLINE_LEDGER_STRIPE_CONFIG."""
     config_file = os.environ.get(CONFIG_FILE_ENV)
     if config_file:
-        # pydantic-settings skips a missing file silently: the operator would be told the
+        # A missing file would otherwise read as an empty one: the operator would be told the
         # key is missing rather than the file.
         if not Path(config_file).is_file():
             raise LedgerError(
@@ -100,8 +100,8 @@ def load_settings() -> StripeSettings:
                 f"{CONFIG_FILE_ENV} names {config_file}, which is not a file: create it with "
                 "STRIPE_API_KEY=... in it, fix the path, or unset the variable",
             )
-        return StripeSettings(_env_file=Path(config_file))  # type: ignore[call-arg]
-    return StripeSettings()
+        return StripeSettings.from_environ(file=Path(config_file))
+    return StripeSettings.from_environ()
 
 
 class StripeGateway:

@@ -1,6 +1,6 @@
 """The reservations each location refused, beside the sales it stored, in the offline sales
-read model: `what-if` replays them too. A refused reservation is a row marked `refused` with
-what its decision saw used (NULL where no limit was set). The rows written before this
+read model: `what-if` replays them too. A refused reservation is a row whose `seen` holds
+what its decision saw used (NULL for a sale stored). The rows written before this
 revision lack the refusals, so the read model is emptied and catches up from the start of the
 log on the next read.
 
@@ -26,25 +26,19 @@ SALES_TABLE = "offline_sales"
 LOCATIONS_TABLE = "offline_sale_locations"
 POSITIONS_TABLE = "projection_positions"
 PROJECTION = "offline_sales"
-SEEN = ("seen_amount", "seen_count", "seen_device_amount", "seen_device_count")
+SEEN = "seen"
 
 
 def upgrade(store_config: StoreConfig) -> None:
     _start_over()
     with op.batch_alter_table(SALES_TABLE) as table:
-        table.add_column(
-            sa.Column("refused", sa.Boolean, nullable=False, server_default=sa.false())
-        )
-        for name in SEEN:
-            table.add_column(sa.Column(name, sa.BigInteger))
+        table.add_column(sa.Column(SEEN, sa.String(96)))
 
 
 def downgrade(store_config: StoreConfig) -> None:
     _start_over()
     with op.batch_alter_table(SALES_TABLE) as table:
-        for name in reversed(SEEN):
-            table.drop_column(name)
-        table.drop_column("refused")
+        table.drop_column(SEEN)
 
 
 def _start_over() -> None:

@@ -93,3 +93,12 @@ def test_a_limits_file_holding_a_card_number_is_refused_without_echoing_it(
     said = run("what-if", "--limits", str(bad), "--db", url)
     assert said.returncode == 1 and "INVALID_LIMITS_FILE" in said.stderr
     assert card not in said.stdout + said.stderr
+
+
+def test_a_memory_ledger_is_refused_with_its_code(tmp_path: Path) -> None:
+    """A memory:// ledger starts empty in each command: nothing to replay, said plainly."""
+    limits = str(_limits(tmp_path, 600))
+    refused = run_json("what-if", "--limits", limits, "--db", "memory://", status=2)
+    assert refused["error"]["code"] == "INVALID_DATABASE_URL"
+    assert "memory://" in refused["error"]["message"]
+    assert "what-if" in refused["error"]["message"]

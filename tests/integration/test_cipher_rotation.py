@@ -68,21 +68,31 @@ def store(ledger: Ledger, amount: int) -> None:
 
 class Writer(threading.Thread):
     """Records payments with a ledger opened once, before the rotations, until stopped (or
-    at 100): a POS backend left running while the keys rotate."""
+    at 100, or refused): a POS backend left running while the keys rotate."""
 
     def __init__(self, url: str, environ: dict[str, str]) -> None:
         super().__init__()
         self.ledger = Ledger.open(url, environ=environ)
         self.stop = threading.Event()
         self.written = 0
+        self.refused: StorageError | None = None
 
     def run(self) -> None:
         try:
             while self.written < 3 or not (self.stop.is_set() or self.written == 100):
                 store(self.ledger, 1000 + self.written)
                 self.written += 1
-        finally:
-            self.ledger.close()
+        except StorageError as error:
+            self.refused = error
+
+    def refused_now(self) -> StorageError:
+        """Its refusal, or the one its next write gets (it may not have written since)."""
+        if self.refused is None:
+            with pytest.raises(StorageError) as refused:
+                store(self.ledger, 1)
+            self.refused = refused.value
+        self.ledger.close()
+        return self.refused
 
 
 def test_rotating_twice_while_writing_keeps_the_log_whole(
@@ -109,6 +119,10 @@ def test_rotating_twice_while_writing_keeps_the_log_whole(
     finally:
         writer.stop.set()
         writer.join()
+    # The writer holds the first key alone (no keyring file to re-read): once the first
+    # rotation is recorded it stores nothing more, refused for its retired key, or stopped
+    # by an event of the new key it cannot read (the location's, written since).
+    assert writer.refused_now().code in (Code.CIPHER_KEY_RETIRED, Code.CIPHER_KEY_UNKNOWN)
     # The second period spans the three keys.
     run_json("audit", "seal", "--db", url, "--key", str(keys[0]), "--out", str(seals),
              env=ring)  # fmt: skip
@@ -148,6 +162,34 @@ def test_rotating_twice_while_writing_keeps_the_log_whole(
     )  # fmt: skip
     assert again["head_hash"] == verified["head_hash"] and again["ok"]
     assert key_ids_in_log(imported) == used
+
+
+def test_running_writers_learn_of_a_rotation_at_their_next_write(url: str, tmp_path: Path) -> None:
+    """Two ledgers open on one store, one rotating, one writing: the writer with a keyring
+    file writes its next events with the new key (re-read from the rewritten file), the
+    writer holding a key alone is refused at its next write, storing nothing."""
+    single = {CIPHER_KEY_ENV: AESCipher.create_key(32)}
+    ring_path = tmp_path / "keyring.json"
+    with Ledger.open(url, environ=single) as alone:
+        alone.record_many([r.location(), r.device()])
+        rotate(url, single, "--keyring", str(ring_path))
+        before = key_ids_in_log(url)
+        with pytest.raises(StorageError) as refused:
+            alone.record(r.location("tml_2"))
+        assert refused.value.code == Code.CIPHER_KEY_RETIRED
+        assert key_ids_in_log(url) == before
+    ring = {KEYRING_ENV: str(ring_path)}
+    with Ledger.open(url, environ=ring) as running:
+        store(running, 100)
+        first_ring = read_keyring(ring_path).current.id
+        twice = rotate(url, ring)  # rewrites the file the running writer was given
+        assert twice["retired"][-1] == first_ring
+        before = key_ids_in_log(url)
+        store(running, 200)
+        written = key_ids_in_log(url)[len(before) :]
+        (status,) = running.status()
+    assert written and set(written) == {twice["current"]}
+    assert status.offline_payments_count == 2
 
 
 def rotated_once(url: str, tmp_path: Path) -> tuple[dict[str, str], Path, dict[str, Any]]:

@@ -108,5 +108,4 @@ def test_the_offline_refusals_migration_names_the_live_tables_and_columns() -> N
     assert live == (refusals.SALES_TABLE, refusals.LOCATIONS_TABLE)
     assert tables.projection_positions.name == refusals.POSITIONS_TABLE
     assert refusals.PROJECTION in {projection.name for projection in PROJECTIONS}
-    added = {"refused", *refusals.SEEN}
-    assert added <= {column.name for column in tables.offline_sales.columns}
+    assert refusals.SEEN in tables.offline_sales.columns

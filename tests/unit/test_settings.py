@@ -1,0 +1,47 @@
+"""Settings come from the environment (any case), a `dict` setting as JSON, Stripe's also from
+the `.env`-style file named for them, the environment first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from adapters.settings import Settings, SettingsError, StripeSettings
+
+
+def test_settings_are_read_from_the_environment_in_any_case() -> None:
+    settings = Settings.from_environ(
+        {
+            "OFFLINE_LEDGER_DATABASE_URL": "sqlite:///x.db",
+            "offline_ledger_stripe_offline_max": '{"usd": 5000}',
+            "STRIPE_WEBHOOK_SECRET": "whsec_1",
+            "OFFLINE_LEDGER_HTTP_CONNECTIONS": "7",
+            "UNRELATED": "1",
+        }
+    )
+    assert settings.database_url == "sqlite:///x.db"
+    assert settings.stripe_offline_max == {"usd": 5000}
+    assert settings.stripe_webhook_secret is not None
+    assert settings.stripe_webhook_secret.get_secret_value() == "whsec_1"
+    assert settings.http_connections == 7
+    assert Settings.from_environ({}).database_url == "sqlite:///offline-ledger.db"
+
+
+def test_a_bad_value_is_refused_without_echoing_it() -> None:
+    with pytest.raises(SettingsError) as not_json:
+        Settings.from_environ({"OFFLINE_LEDGER_STRIPE_OFFLINE_MAX": "sk_live_secret"})
+    assert "OFFLINE_LEDGER_STRIPE_OFFLINE_MAX" in str(not_json.value)
+    assert "sk_live_secret" not in str(not_json.value)
+    with pytest.raises(ValidationError):
+        Settings.from_environ({"OFFLINE_LEDGER_HTTP_CONNECTIONS": "0"})
+
+
+def test_stripe_settings_read_the_file_under_the_environment(tmp_path: Path) -> None:
+    file = tmp_path / "stripe.env"
+    file.write_text("STRIPE_API_KEY=sk_test_file\nSTRIPE_TIMEOUT_SECONDS=5\n# a comment\n")
+    settings = StripeSettings.from_environ({"STRIPE_TIMEOUT_SECONDS": "9"}, file=file)
+    assert settings.api_key is not None
+    assert settings.api_key.get_secret_value() == "sk_test_file"
+    assert settings.timeout_seconds == 9
