@@ -85,14 +85,8 @@ def ingest(
 ) -> IngestSummary:
     summary = IngestSummary()
     for batch in iter_batches(lines, batch_size):
-        parsed: list[Any] = []
-        for _, text in batch:
-            try:
-                parsed.append(parse_line(text))
-            except LedgerError as error:
-                parsed.append(error)
         try:
-            results = ledger.record_many(parsed)
+            results = ledger.record_many([parsed_or_refusal(text) for _, text in batch])
         except StorageError as error:
             summary.stopped = error
             break
@@ -114,6 +108,14 @@ def ingest(
         if on_batch is not None:
             on_batch(sum(len(text) + 1 for _, text in batch))
     return summary
+
+
+def parsed_or_refusal(text: bytes) -> Any:
+    """The line's record, or the error refusing it (recorded as refused, in its place)."""
+    try:
+        return parse_line(text)
+    except LedgerError as error:
+        return error
 
 
 def _reject(

@@ -275,6 +275,7 @@ def measure_ingest(
         seconds=seconds,
         events=counts.events,
         snapshots=counts.snapshots,
+        snapshot_bytes=counts.snapshot_bytes,
         streams=counts.streams,
         state_bytes_avg=counts.state_bytes_avg,
         records_per_second=summary.lines / seconds,

@@ -5,15 +5,17 @@
 Times, as real subprocesses: `python -c pass` (the interpreter's own start, the floor),
 `offline-ledger --help` and `offline-ledger status` on a small SQLite ledger, and, to show
 where `status` spends its time, a `python -c` that only imports what `status` imports. Prints
-the best and the median of N runs of each and their ratio to `python -c pass`. Nothing here
-asserts a speed; the load average is printed with the figures (on a loaded machine every
-figure grows, the ratios less so).
+the best and the median of N runs of each, their ratio to `python -c pass`, and the best CPU
+time (user + system) of each: on a machine loaded by other work the wall-clock figures grow
+several times, the CPU times far less. Nothing here asserts a speed; the load average is
+printed with the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -28,13 +30,17 @@ CLI = Path(sys.executable).parent / "offline-ledger"
 STATUS_IMPORTS = "import adapters.cli.ledger_commands, adapters.settings, ledger.application"
 
 
-def timed(command: list[str], runs: int, cwd: Path) -> list[float]:
-    """Wall-clock seconds of each run of `command` (its output thrown away)."""
+def timed(command: list[str], runs: int, cwd: Path) -> list[tuple[float, float]]:
+    """(wall-clock, CPU) seconds of each run of `command` (its output thrown away)."""
     seconds = []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(command, cwd=cwd, capture_output=True, check=True)
-        seconds.append(time.perf_counter() - started)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        seconds.append((wall, cpu))
     return seconds
 
 
@@ -57,11 +63,18 @@ def main() -> None:
         before = os.getloadavg()
         results = {name: timed(command, args.runs, workdir) for name, command in cases.items()}
         after = os.getloadavg()
-    floor = min(results["python -c pass"])
-    print(f"{args.runs} runs each; best and median wall-clock seconds; x = best / python's best")
+    floor = min(wall for wall, _ in results["python -c pass"])
+    print(
+        f"{args.runs} runs each; best and median wall-clock seconds, x = best / python's best; "
+        "best CPU seconds"
+    )
     for name, seconds in results.items():
-        best, median = min(seconds), statistics.median(seconds)
-        print(f"  {name:<46} {best:6.3f} s  {median:6.3f} s  {best / floor:5.1f} x")
+        walls = [wall for wall, _ in seconds]
+        best, median = min(walls), statistics.median(walls)
+        cpu = min(cpu for _, cpu in seconds)
+        print(
+            f"  {name:<46} {best:6.3f} s  {median:6.3f} s  {best / floor:5.1f} x  {cpu:6.3f} s CPU"
+        )
     print(
         "load average: "
         + ", ".join(f"{x:.2f}" for x in before)

@@ -117,6 +117,7 @@ class IngestFigures:
     seconds: float
     events: int
     snapshots: int
+    snapshot_bytes: int
     streams: int
     state_bytes_avg: float
     records_per_second: float
@@ -263,6 +264,7 @@ def measure_ledger_ingest(
         seconds=seconds,
         events=counts.events,
         snapshots=counts.snapshots,
+        snapshot_bytes=counts.snapshot_bytes,
         streams=counts.streams,
         state_bytes_avg=counts.state_bytes_avg,
         records_per_second=summary.lines / seconds,
@@ -662,7 +664,8 @@ def store_table(figures: StoreFigures, batch_size: int) -> Table:
         _n(ledger.records_per_second),
         _n(ledger.events_per_second),
         f"adapters.jsonl.ingest, batch {batch_size}, {ledger.batches:,} transactions; "
-        f"{ledger.rejected} rejected; +{ledger.snapshots:,} snapshots; "
+        f"{ledger.rejected} rejected; +{ledger.snapshots:,} snapshots "
+        f"({ledger.snapshot_bytes / 1e6:,.1f} MB); "
         f"{ledger.streams:,} streams; state {ledger.state_bytes_avg:,.0f} B/event; "
         f"CPU {ledger.cpu_us_per_event:,.1f} µs/event in this process",
     )

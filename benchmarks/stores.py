@@ -69,6 +69,7 @@ class StoredCounts:
     snapshots: int
     streams: int
     state_bytes_avg: float
+    snapshot_bytes: int  # their states' bytes, all together
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,10 @@ def count_stored(databases: Databases, where: Database) -> StoredCounts:
                 f"SELECT COUNT(*), COUNT(DISTINCT originator_id), AVG(LENGTH(state)) "
                 f"FROM {SQLITE_EVENTS_TABLE}"
             ).fetchone()
-            (snapshots,) = conn.execute(f"SELECT COUNT(*) FROM {SQLITE_SNAPSHOTS_TABLE}").fetchone()
-        return StoredCounts(events, snapshots, streams, float(size or 0))
+            snapshots, snapshot_bytes = conn.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(LENGTH(state)), 0) FROM {SQLITE_SNAPSHOTS_TABLE}"
+            ).fetchone()
+        return StoredCounts(events, snapshots, streams, float(size or 0), snapshot_bytes)
     schema = sql.Identifier(_schema(where))
     with psycopg.connect(databases.postgres_url) as conn:
         events, streams, size = conn.execute(
@@ -134,12 +137,12 @@ def count_stored(databases: Databases, where: Database) -> StoredCounts:
                 "SELECT COUNT(*), COUNT(DISTINCT originator_id), AVG(LENGTH(state)) FROM {}.{}"
             ).format(schema, sql.Identifier(POSTGRES_EVENTS_TABLE))
         ).fetchone() or (0, 0, 0)
-        (snapshots,) = conn.execute(
-            sql.SQL("SELECT COUNT(*) FROM {}.{}").format(
+        snapshots, snapshot_bytes = conn.execute(
+            sql.SQL("SELECT COUNT(*), COALESCE(SUM(LENGTH(state)), 0) FROM {}.{}").format(
                 schema, sql.Identifier(POSTGRES_SNAPSHOTS_TABLE)
             )
-        ).fetchone() or (0,)
-    return StoredCounts(events, snapshots, streams, float(size or 0))
+        ).fetchone() or (0, 0)
+    return StoredCounts(events, snapshots, streams, float(size or 0), snapshot_bytes)
 
 
 def raw_insert(

@@ -17,11 +17,18 @@ from contextvars import ContextVar
 from typing import Any, Self
 from uuid import UUID
 
-from eventsourcing.domain import Aggregate, CanInitAggregate, CanMutateAggregate
+from eventsourcing.domain import (
+    Aggregate,
+    CanInitAggregate,
+    CanMutateAggregate,
+    ProgrammingError,
+    _check_explicit_topic_is_registered,
+)
 
 # An event of an aggregate of the ledger, as its aggregate holds it until it is saved.
 PendingEvent = CanMutateAggregate[UUID]
 
+_REGISTERED: set[type[PendingEvent]] = set()  # event classes whose topic was checked
 _JOURNAL: ContextVar[list[PendingEvent] | None] = ContextVar("ledger_journal", default=None)
 
 
@@ -39,10 +46,30 @@ class Journaled(Aggregate):
     """An aggregate whose new events are noted in the journal being recorded, if any."""
 
     def trigger_event(self, event_class: type[PendingEvent], **kwargs: Any) -> None:
-        super().trigger_event(event_class, **kwargs)
+        """The library's `trigger_event`, less what costs time on every event and checks
+        nothing that can fail here: its check that the class's topic is registered runs once
+        per class, and `mutate`'s checks that the event is the aggregate's next (it is made
+        so just here) and its property setters give way to the attributes they set."""
+        if event_class not in _REGISTERED and getattr(type(self), "TOPIC", None):
+            if event_class.__name__ == "Event":
+                raise ProgrammingError("Triggering base 'Event' class is prohibited.")
+            _check_explicit_topic_is_registered(event_class)
+            _REGISTERED.add(event_class)
+        version = self._version + 1
+        make: Any = event_class
+        event: PendingEvent = make(
+            originator_id=self._id,
+            originator_version=version,
+            timestamp=event_class.create_timestamp(),
+            **kwargs,
+        )
+        event.apply(self)
+        self._version = version
+        self._modified_on = event.timestamp
+        self._pending_events.append(event)
         journal = _JOURNAL.get()
         if journal is not None:
-            journal.append(self.pending_events[-1])
+            journal.append(event)
 
     @classmethod
     def _create(

@@ -32,7 +32,7 @@ Source = Literal["api", "webhook", "json_file", "report_file"]
 
 
 class _Observation(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     source: Source
     # metadata.offline_id as Stripe has it: text, not necessarily a UUID (a mistyped one is

@@ -20,7 +20,8 @@ from ledger.reservation import Reservation
 
 
 class _View(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Built when first used: a command builds the views it returns, not all of them.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 # Headroom rows in their JSON form (`max`, `remaining`), the same in every view.

@@ -47,7 +47,7 @@ class ProposedLimits(BaseModel):
     """The limits to replay against: the `limits`, `device_limits` and (optionally)
     `currencies` of a `location.configured` record, as a location's configuration holds them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     currencies: list[wire.Currency] | None = None
     limits: wire.LocationLimits = wire.LocationLimits()

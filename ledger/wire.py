@@ -136,7 +136,9 @@ CardholderVerification = Literal[
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each model's validator is built when it first validates (defer_build), not at import:
+    # a command that parses no records (`status`, `--help`) does not pay for building them.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     occurred_at: Timestamp
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
@@ -155,7 +157,7 @@ class _Record(BaseModel):
 
 
 class LocationLimits(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     per_payment_max: AmountsByCurrency = {}
     stored_amount_max: TotalsByCurrency = {}
@@ -163,7 +165,7 @@ class LocationLimits(BaseModel):
 
 
 class DeviceLimits(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     stored_amount_max: TotalsByCurrency = {}
     stored_count_max: CountLimit | None = None
@@ -208,7 +210,7 @@ class PaymentCreated(_Record):
 
 
 class Card(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     brand: Annotated[str, Field(min_length=1, max_length=40)]
     network: Annotated[str, Field(min_length=1, max_length=40)] | None = None
@@ -291,7 +293,7 @@ PaymentRecord = (
 Record = Annotated[
     LocationConfigured | DeviceConnectedOnline | PaymentRecord, Field(discriminator="type")
 ]
-RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record)
+RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record, config=ConfigDict(defer_build=True))
 RECORD_TYPES: tuple[str, ...] = tuple(
     model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
     for model in (
@@ -465,7 +467,7 @@ def _shown(value: Any) -> str:
 class OfflineDecisionRequest(BaseModel):
     """A prospective sale: may it be taken offline? (`Ledger.decide`, `offline-ledger decide`)"""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     amount: AmountMinor
     currency: Currency

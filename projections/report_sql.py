@@ -524,7 +524,6 @@ def stripe_payments(stages: Stages, resolve: _Resolver) -> tuple[Table, Table]:
             .outerjoin(disputes, disputes.c.key == keys.c.key)
         ),
         "key",
-        "offline_id",
     )
     return side, movement
 
@@ -574,7 +573,6 @@ def report_queries(
                 _ListHolds(p.c.duplicate_payment_intent_ids, links.c.payment_intent_id),
             )
         ),
-        "offline_id",
         "key",
     )
     per_payment = _per_payment(stages, side, ledger_pis)
