@@ -14,7 +14,6 @@ contention each record runs in a transaction of its own.
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from eventsourcing.persistence import (
 from ledger import identity, reserving, wire
 from ledger.batches import iter_batches
 from ledger.cipher import CipherKeys, UnknownCipherKey
+from ledger.collector import collector_paused
 from ledger.device import Device
 from ledger.errors import Breach, Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
 from ledger.event_store import EventStore
@@ -207,7 +207,7 @@ class Ledger:
                 parsed.append(wire.parse_record(item))
             except LedgerError as error:
                 parsed.append(error)
-        with _collector_paused():
+        with collector_paused():
             return self._apply(parsed, with_state=False)
 
     def _apply(
@@ -855,24 +855,6 @@ def _uuid(value: UUID | str) -> UUID:
         raise InvalidRecord(
             Code.INVALID_UUID, f"{quoted(value)} is not a UUID", field="offline_id"
         ) from None
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cycle collector held off while a batch is applied, run as usual after it.
-
-    A batch makes tens of thousands of objects (events, their state, results) that all live
-    until it commits, and the collector, started every 700 new objects, walks the young ones
-    each time and every object held (the aggregate cache) every so often: about a fifth of an
-    ingest's CPU time went there, finding nothing to free. Paused, it runs once per batch.
-    Nothing here makes reference cycles that must be freed mid-batch."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @contextmanager

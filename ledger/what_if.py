@@ -25,10 +25,8 @@ limits would have changed.
 
 from __future__ import annotations
 
-import gc
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,6 +34,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from ledger import wire
+from ledger.collector import collector_paused
 from ledger.event_store import EventStore
 from ledger.limits import LIMIT_CODES, Policy, ResolvedLimits
 from ledger.location import Location
@@ -344,21 +343,6 @@ def _steps(sales: list[SaleAttempt]) -> list[tuple[int, int, int, SaleAttempt]]:
     return steps
 
 
-@contextmanager
-def cycle_collector_paused() -> Iterator[None]:
-    """Python's cycle collector paused while a replay (or its read) allocates: tens of
-    thousands of steps, sales and outcomes, none in a cycle (reference counting frees them),
-    each batch of allocations would otherwise make the collector walk every object alive,
-    which doubled a replay's time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def replay(
     history: History,
     policy: Policy,
@@ -378,7 +362,8 @@ def replay(
     headroom rows) and each attempt judged on plain integers by the ledger's comparisons. A
     replay as proposed of a history with refusals replays it as recorded first, once: that
     is what tells what each refusal saw held beside the stored totals."""
-    with cycle_collector_paused():
+    # Tens of thousands of steps, sales and outcomes, none in a cycle.
+    with collector_paused():
         return _replay(history, policy, config, refused_go_online, since, until)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 import orjson
 from sqlalchemy import Connection, select
 
+from ledger.collector import collector_paused
 from ledger.fields import Fields, StoredFields, moment
 from ledger.identity import location_id as location_stream_id
 from ledger.location import Location
@@ -25,7 +26,6 @@ from ledger.what_if import (
     History,
     SaleAttempt,
     Seen,
-    cycle_collector_paused,
     limit_codes,
     micros,
     moment_of,
@@ -157,7 +157,7 @@ def sale_histories(conn: Connection, location_id: str | None = None) -> Iterator
         return found
 
     for location, configured_us, config in conn.execute(query).all():
-        with cycle_collector_paused():
+        with collector_paused():
             rows = conn.exec_driver_sql(sales_query, (location,)).all()
             sales = [
                 SaleAttempt(offline_id, device, currency, amount, stored, arrival, breaches(text),

@@ -130,10 +130,11 @@ def test_the_read_model_gives_the_streams_histories_on_each_database(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
     """The offline sales read model `what-if` reads, on SQLite and PostgreSQL: the sales with
-    their breaches, a decline, a forward, a late reconfiguration, as the streams have them."""
+    their breaches, a decline, a forward, a refused reservation, a late reconfiguration, as
+    the event store has them."""
     url = str(request.getfixturevalue(f"{kind}_url"))
     with Ledger.open(url) as ledger:
-        record_day(ledger)
+        record_day(ledger, refusal=True)
         ledger.record(r.forwarded(B, "pi_b", "succeeded", occurred_at=r.at(50)))
         ledger.record(r.location(limits={"per_payment_max": {"usd": 900}}, occurred_at=r.at(60)))
         with ReadModels(ledger) as models:
@@ -141,11 +142,13 @@ def test_the_read_model_gives_the_streams_histories_on_each_database(
         (from_streams,) = histories(ledger.store)
     assert from_rows == from_streams
     assert from_rows.config["limits"]["per_payment_max"] == {"usd": 900}
-    assert [(s.offline_id, s.released_as) for s in from_rows.sales] == [
-        (A, "declined"),
-        (B, "forwarded"),
-        (C, None),
+    assert [(s.offline_id, s.released_as, s.refused) for s in from_rows.sales] == [
+        (A, "declined", False),
+        (B, "forwarded", False),
+        (C, None, False),
+        (D, None, True),
     ]
+    assert from_rows.sales[-1].seen == (1600, None, None, None)
 
 
 _STEPS = st.lists(
