@@ -771,6 +771,12 @@ class Ledger:
         with _storage_errors(self.config):
             return self.store.mapper.to_domain_event(notification)
 
+    def last_position(self) -> int:
+        """The position of the newest event in the log (0 when it is empty). Writers append
+        under the chain head's lock, so every event at or before it is committed."""
+        with _storage_errors(self.config):
+            return int(self.store.recorder.max_notification_id() or 0)
+
     def stored_fields(self, after: int, limit: int, topics: Sequence[str]) -> list[StoredFields]:
         """At most `limit` stored events after position `after` whose topic is among
         `topics`, in log order, each with its fields (`ledger.fields`) rather than decoded:

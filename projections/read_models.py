@@ -88,7 +88,7 @@ class ReadModels:
         brings nothing up to date)."""
         with self.engine.connect() as conn:
             behind = min(position(conn, projection.name) for projection in PROJECTIONS)
-        return max(0, (self.ledger.store.recorder.max_notification_id() or 0) - behind)
+        return max(0, self.ledger.last_position() - behind)
 
     def stored_totals(self, location_id: str | None = None) -> list[StoredTotal]:
         self.refresh()

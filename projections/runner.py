@@ -131,13 +131,22 @@ def position(conn: Connection, name: str, lock: bool = False) -> int:
 def _apply_next_batch(
     ledger: Ledger, engine: Engine, projection: Projection, batch_size: int
 ) -> int:
+    """Apply the next batch of the projection's events and move its position past them.
+
+    A batch shorter than `batch_size` holds every event of the projection's topics up to the
+    end of the log as it was read first, so the position moves to that end: a projection
+    whose topics are rare (or absent) does not scan the rest of the log again on every run,
+    and its lag reads 0 once it has caught up."""
     with engine.begin() as conn:
         start = position(conn, projection.name, lock=True)
-        events = ledger.stored_fields(start, batch_size, projection.topics)
-        if not events:
+        end = ledger.last_position()
+        if end <= start:
             return 0
-        _move(conn, projection.name, start, events[-1][0])
-        projection.apply(conn, events)
+        events = ledger.stored_fields(start, batch_size, projection.topics)
+        last = events[-1][0] if events else start
+        _move(conn, projection.name, start, max(end, last) if len(events) < batch_size else last)
+        if events:
+            projection.apply(conn, events)
     return len(events)
 
 
