@@ -148,8 +148,9 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         IntegrityError says to run the write again on fresh state, as a taken version does.
 
         Not retried here: every write is idempotent, so the caller's next attempt is the
-        retry. Never in psycopg's pipeline mode (with a large batch the client and the server
-        can wait for each other for ever, psycopg issue 685)."""
+        retry. A large batch never goes through psycopg's pipeline mode (the client and the
+        server can wait for each other for ever, psycopg issue 685); a live record's few
+        events do."""
         if not stored_events:
             return []
         read = ([stream for stream, _ in unchanged], [version for _, version in unchanged])
@@ -164,7 +165,16 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
                 [event.state for event in stored_events],
             )
             contents = [content_hash(*row) for row in zip(*columns, strict=True)]
-            curs.execute(self.append_statement, (*read, *columns, contents), prepare=True)
+            if unchanged:
+                # The check that streams read have not moved reads in its statement's snapshot,
+                # and a snapshot taken before the head's lock was granted misses the writer
+                # that held it. So the lock is taken by a statement of its own first, in one
+                # transaction and one pipeline: still a single round trip.
+                with conn.pipeline(), conn.transaction():
+                    curs.execute(self.lock_head_statement, prepare=True)
+                    curs.execute(self.append_statement, (*read, *columns, contents), prepare=True)
+            else:
+                curs.execute(self.append_statement, (*read, *columns, contents), prepare=True)
             positions = [position for (position,) in curs.fetchall()]
         if len(positions) != len(stored_events):
             raise _moved()

@@ -1,0 +1,77 @@
+"""A live write that read a stream without writing it is refused when that stream moved on,
+even when the writer that moved it held the chain head's lock while this one waited for it:
+the check must see what the holder committed, not the snapshot taken before the wait."""
+
+from __future__ import annotations
+
+import threading
+import time
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from ledger import Ledger
+from ledger.chain import CHAIN_HEAD_TABLE
+from ledger.storage import POSTGRES_EVENTS_TABLE
+from tests.support import records as r
+
+pytestmark = pytest.mark.postgres
+
+WAIT_SECONDS = 60  # only reached if the waiting write never queues for the lock
+
+
+def test_a_stream_moved_by_the_lock_holder_refuses_the_waiting_write(postgres_url: str) -> None:
+    base, schema = postgres_url.split("?schema=")
+    events = f'"{schema}".{POSTGRES_EVENTS_TABLE}'
+    with Ledger.open(postgres_url) as ledger:
+        ledger.record(r.location())
+        recorder = ledger.store.recorder
+        with psycopg.connect(base) as holder:
+            stream, version, topic, state = holder.execute(
+                f"SELECT originator_id, originator_version, topic, state FROM {events} "
+                "ORDER BY notification_id DESC LIMIT 1"
+            ).fetchone()
+            holder.execute(f'SELECT position FROM "{schema}".{CHAIN_HEAD_TABLE} FOR UPDATE')
+            (moved_to,) = holder.execute(
+                f"INSERT INTO {events} (originator_id, originator_version, topic, state) "
+                "VALUES (%s, %s, %s, %s) RETURNING notification_id",
+                (stream, version + 1, topic, state),
+            ).fetchone()
+            holder.execute(f'UPDATE "{schema}".{CHAIN_HEAD_TABLE} SET position = %s', (moved_to,))
+
+            newcomer = uuid4()
+            outcome: list[object] = []
+
+            def write() -> None:
+                try:
+                    outcome.append(
+                        recorder.insert_events(
+                            [StoredEvent(newcomer, 1, topic, state)],
+                            unchanged=[(UUID(str(stream)), version)],
+                        )
+                    )
+                except IntegrityError as error:
+                    outcome.append(error)
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            deadline = time.monotonic() + WAIT_SECONDS
+            with psycopg.connect(base, autocommit=True) as watcher:
+                while not watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                ).fetchone()[0]:
+                    assert time.monotonic() < deadline, "the write never waited for the lock"
+                    time.sleep(0.01)
+            holder.commit()
+            writer.join(WAIT_SECONDS)
+
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], IntegrityError), outcome
+        with psycopg.connect(base) as reader:
+            stored = reader.execute(
+                f"SELECT count(*) FROM {events} WHERE originator_id = %s", (newcomer,)
+            ).fetchone()[0]
+        assert stored == 0
