@@ -33,17 +33,26 @@ moved AS (
 # sent alone on an autocommit connection it is its own transaction, one round trip. The
 # recursive fold costs more per event than Python's hashing, so a larger batch is copied
 # (`PostgresEventRecorder._copy`) and linked in Python.
+#
+# `moved` reads in the statement's snapshot, taken before the head's lock was granted: it cannot
+# see what the lock's holder committed meanwhile. `waited` finds that case (the locked head is
+# newer than the snapshot's), and when the write read streams without writing them (the last
+# parameter before the events) it stores nothing; `insert_events` then takes the lock first.
 _APPEND = (
     """WITH RECURSIVE
-head AS (SELECT chain_hash FROM {schema}.{head} FOR UPDATE),"""
+head AS (SELECT chain_hash, position FROM {schema}.{head} FOR UPDATE),"""
     + _MOVED
     + """,
+waited AS (
+    SELECT FROM head, {schema}.{head} AS seen
+    WHERE seen.position IS DISTINCT FROM head.position AND %s
+),
 inserted AS (
     INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state)
     SELECT new.id, new.version, new.topic, new.state
     FROM head, unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[])
         WITH ORDINALITY AS new (id, version, topic, state, n)
-    WHERE NOT EXISTS (SELECT FROM moved)
+    WHERE NOT EXISTS (SELECT FROM moved) AND NOT EXISTS (SELECT FROM waited)
     ORDER BY new.n
     RETURNING notification_id
 ),
@@ -148,9 +157,8 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         IntegrityError says to run the write again on fresh state, as a taken version does.
 
         Not retried here: every write is idempotent, so the caller's next attempt is the
-        retry. A large batch never goes through psycopg's pipeline mode (the client and the
-        server can wait for each other for ever, psycopg issue 685); a live record's few
-        events do."""
+        retry. Never in psycopg's pipeline mode (with a large batch the client and the server
+        can wait for each other for ever, psycopg issue 685)."""
         if not stored_events:
             return []
         read = ([stream for stream, _ in unchanged], [version for _, version in unchanged])
@@ -165,17 +173,17 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
                 [event.state for event in stored_events],
             )
             contents = [content_hash(*row) for row in zip(*columns, strict=True)]
-            if unchanged:
-                # The check that streams read have not moved reads in its statement's snapshot,
-                # and a snapshot taken before the head's lock was granted misses the writer
-                # that held it. So the lock is taken by a statement of its own first, in one
-                # transaction and one pipeline: still a single round trip.
-                with conn.pipeline(), conn.transaction():
-                    curs.execute(self.lock_head_statement, prepare=True)
-                    curs.execute(self.append_statement, (*read, *columns, contents), prepare=True)
-            else:
-                curs.execute(self.append_statement, (*read, *columns, contents), prepare=True)
+            values = (*read, bool(unchanged), *columns, contents)
+            curs.execute(self.append_statement, values, prepare=True)
             positions = [position for (position,) in curs.fetchall()]
+            if not positions and unchanged:
+                # A stream read has moved on, or the head's holder committed while this write
+                # waited (`waited`), which the statement's snapshot cannot show. Once more with
+                # the lock taken first: the check's snapshot then follows the lock.
+                with conn.transaction():
+                    curs.execute(self.lock_head_statement, prepare=True)
+                    curs.execute(self.append_statement, values, prepare=True)
+                    positions = [position for (position,) in curs.fetchall()]
         if len(positions) != len(stored_events):
             raise _moved()
         return positions
