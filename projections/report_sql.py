@@ -10,9 +10,9 @@ The rules are those of the docstrings below, step by step:
    `stripe_links` ties each to its PaymentIntent (at most `LINK_HOPS` hops: refund -> charge ->
    PaymentIntent), and every snapshot, movement, charge and dispute is counted under the id it
    resolves to, its *key*.
-2. `seen`: the Stripe payments of each ledger payment: those keyed by a PaymentIntent the
-   ledger recorded for it (its own, or a duplicate's), and those whose `metadata.offline_id` is
-   its offline_id.
+2. The Stripe payments each ledger payment sees (`_per_payment`): those keyed by a
+   PaymentIntent the ledger recorded for it (its own, or a duplicate's), and those whose
+   `metadata.offline_id` is its offline_id.
 3. Per payment, the *primary* Stripe payment (the one of the ledger's PaymentIntent, else the
    first seen) and how many took money (`live`), then the category (`_category`).
 4. Orphans: Stripe payments taken offline (by metadata or by `offline_collected`) that no ledger
