@@ -24,7 +24,7 @@ falls at (`as_of - stale_after`) in Python, so the database never does arithmeti
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -851,52 +851,81 @@ def _category(f: Any, moments: Moments) -> tuple[ColumnElement[str], ColumnEleme
     overdue_from = case(*by_brand, else_=overdue_default) if by_brand else overdue_default
     other_currency = or_(f.s_currency.is_(None), f.s_currency != f.currency)
     stored = status == Status.STORED.value
-    rules: list[tuple[ColumnElement[bool], Category, ColumnElement[int]]] = [
-        (and_(status == Status.CANCELED.value, f.live == 0), Category.CANCELED, _zero()),
-        (
-            or_(taken > 1, f.duplicate_refund_amount != 0),
-            Category.DUPLICATE,
-            _larger(f.duplicate_refund_amount, f.extra),
-        ),
-        (
-            or_(status == Status.DECLINED.value, and_(f.primary_key.is_not(None), f.s_declined)),
-            Category.DECLINED,
-            amount,
-        ),
-        (
-            and_(not_(has_primary), f.payment_intent_id.is_not(None)),
-            Category.MISSING_IN_STRIPE,
-            amount,
-        ),
-        # Never confirmed offline (e.g. refused by an offline rule): still being sold, or
-        # abandoned once stale. Nothing was stored, so nothing is at risk.
-        (and_(not_(has_primary), not_(stored), stale), Category.CANCELED, _zero()),
-        (and_(not_(has_primary), not_(stored)), Category.PENDING_FORWARD, _zero()),
-        (and_(not_(has_primary), stale), Category.STALE_FORWARD, amount),
-        (not_(has_primary), Category.PENDING_FORWARD, amount),
-        (other_currency, Category.AMOUNT_MISMATCH, amount),
-        (differs, Category.AMOUNT_MISMATCH, func.abs(expected - f.s_amount)),
-        (f.s_status == "canceled", Category.CANCELED, _zero()),
-        (
-            and_(f.s_status == "requires_capture", authorized <= overdue_from),
-            Category.CAPTURE_OVERDUE,
-            amount,
-        ),
-        (f.s_status == "requires_capture", Category.AWAITING_CAPTURE, _zero()),
-        # Taken in full: what happened to the money since (a dispute first, since it puts
-        # money at risk; then refunds, which the merchant chose).
-        (f.s_dispute_status == DISPUTE_LOST, Category.DISPUTE_LOST, f.s_disputed),
-        (f.s_dispute_status == "won", Category.DISPUTE_WON, _zero()),
-        (f.s_dispute_status.is_not(None), Category.DISPUTED, f.s_disputed),
-        (and_(f.s_refunded >= expected, expected > 0), Category.REFUNDED, _zero()),
-        (f.s_refunded != 0, Category.PARTIALLY_REFUNDED, _zero()),
-    ]
-    category = case(
-        *((when, _text(category.value)) for when, category, _ in rules),
-        else_=_text(Category.MATCHED.value),
+    # The rules in order as a tree: a condition shared by several consecutive rules is tested
+    # once, and the rules under it only when it holds (each group ends with a rule that always
+    # fires, so the order is the flat list's).
+    no_primary = _Decision(
+        [
+            (f.payment_intent_id.is_not(None), (Category.MISSING_IN_STRIPE, amount)),
+            # Never confirmed offline (e.g. refused by an offline rule): still being sold, or
+            # abandoned once stale. Nothing was stored, so nothing is at risk.
+            (and_(not_(stored), stale), (Category.CANCELED, _zero())),
+            (not_(stored), (Category.PENDING_FORWARD, _zero())),
+            (stale, (Category.STALE_FORWARD, amount)),
+        ],
+        (Category.PENDING_FORWARD, amount),
     )
-    at_risk = case(*((when, risk) for when, _, risk in rules), else_=_zero())
+    capture = _Decision(
+        [(authorized <= overdue_from, (Category.CAPTURE_OVERDUE, amount))],
+        (Category.AWAITING_CAPTURE, _zero()),
+    )
+    # Taken in full: what happened to the money since (a dispute first, since it puts money
+    # at risk; then refunds, which the merchant chose).
+    dispute = _Decision(
+        [
+            (f.s_dispute_status == DISPUTE_LOST, (Category.DISPUTE_LOST, f.s_disputed)),
+            (f.s_dispute_status == "won", (Category.DISPUTE_WON, _zero())),
+        ],
+        (Category.DISPUTED, f.s_disputed),
+    )
+    rules = _Decision(
+        [
+            (and_(status == Status.CANCELED.value, f.live == 0), (Category.CANCELED, _zero())),
+            (
+                or_(taken > 1, f.duplicate_refund_amount != 0),
+                (Category.DUPLICATE, _larger(f.duplicate_refund_amount, f.extra)),
+            ),
+            (
+                or_(
+                    status == Status.DECLINED.value, and_(f.primary_key.is_not(None), f.s_declined)
+                ),
+                (Category.DECLINED, amount),
+            ),
+            (not_(has_primary), no_primary),
+            (other_currency, (Category.AMOUNT_MISMATCH, amount)),
+            (differs, (Category.AMOUNT_MISMATCH, func.abs(expected - f.s_amount))),
+            (f.s_status == "canceled", (Category.CANCELED, _zero())),
+            (f.s_status == "requires_capture", capture),
+            (f.s_dispute_status.is_not(None), dispute),
+            (and_(f.s_refunded >= expected, expected > 0), (Category.REFUNDED, _zero())),
+            (f.s_refunded != 0, (Category.PARTIALLY_REFUNDED, _zero())),
+        ],
+        (Category.MATCHED, _zero()),
+    )
+    category = rules.case(lambda outcome: _text(outcome[0].value))
+    at_risk = rules.case(lambda outcome: outcome[1])
     return category, at_risk
+
+
+_Outcome = tuple[Category, ColumnElement[int]]  # a category and the money it puts at risk
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """The outcome of the first branch whose condition holds (a branch may decide further),
+    else `otherwise`."""
+
+    branches: list[tuple[ColumnElement[bool], _Outcome | _Decision]]
+    otherwise: _Outcome
+
+    def case(self, pick: Callable[[_Outcome], ColumnElement[Any]]) -> ColumnElement[Any]:
+        return case(
+            *(
+                (when, then.case(pick) if isinstance(then, _Decision) else pick(then))
+                for when, then in self.branches
+            ),
+            else_=pick(self.otherwise),
+        )
 
 
 def _zero() -> ColumnElement[int]:
