@@ -47,6 +47,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     not_,
     null,
     or_,
@@ -952,8 +953,11 @@ def csv_queries(queries: ReportQueries) -> tuple[Select[Any], Select[Any]]:
 
 
 def _cells(r: Any) -> list[ColumnElement[Any]]:
+    # The tenths of an hour, rounded half up, as hours with one decimal: read once (a flattened
+    # subquery computes its column wherever it is read), and exact (a tenth is a numeric
+    # literal; SQLite's real prints the nearest one-decimal number).
     tenths = (r.age_seconds * 10 + 1800) // 3600
-    age_hours = cast(tenths // 10, String) + "." + cast(tenths % 10, String)
+    age_hours = cast(func.round(tenths / literal_column("10.0"), 1), String)
     return [
         _blank(r.offline_id),
         _blank(r.location_id),
