@@ -14,7 +14,6 @@ from uuid import UUID
 
 import orjson
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -24,8 +23,6 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
-    ValidationInfo,
-    model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError, core_schema
 
@@ -39,7 +36,7 @@ from ledger.moments import (
     check_moment,
     parse_moment,
 )
-from ledger.money import is_currency
+from ledger.money import ISO_4217_CODES, is_currency
 from ledger.pan import find_pan, holds_pan, quoted
 
 # Stripe's largest amount is 99,999,999 minor units (docs.stripe.com/currencies, "Minimum and
@@ -58,9 +55,41 @@ def _check_currency(value: str) -> str:
     return value
 
 
-# No length constraint: "us" or "dollars" are unknown currencies, not strings of a bad length.
+_FAST = "fast"
+_EXACT = "exact"
+
+
+class _FastOrExact:
+    """A value read inside pydantic-core (the `fast` schema) and, only when that fails, by
+    Python (`exact`), which words the refusal; `_translate` shows the exact reading's error.
+    A Python call per value was most of a record's validation time. `shown` is the value's JSON
+    schema."""
+
+    def __init__(
+        self, fast: core_schema.CoreSchema, exact: core_schema.CoreSchema, shown: dict[str, str]
+    ) -> None:
+        self.fast, self.exact, self.shown = fast, exact, shown
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.union_schema(
+            [(self.fast, _FAST), (self.exact, _EXACT)], mode="left_to_right"
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: Any, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return dict(self.shown)
+
+
+# A lookup in the ISO 4217 codes; `_check_currency` only for a code that is not there. No
+# length constraint: "us" or "dollars" are unknown currencies, not strings of a bad length.
 Currency = Annotated[
-    str, AfterValidator(_check_currency), Field(json_schema_extra={"pattern": "^[a-z]{3}$"})
+    str,
+    _FastOrExact(
+        core_schema.literal_schema(sorted(ISO_4217_CODES)),
+        core_schema.no_info_after_validator_function(_check_currency, core_schema.str_schema()),
+        {"type": "string", "pattern": "^[a-z]{3}$"},
+    ),
 ]
 AmountMinor = Annotated[StrictInt, Field(gt=0, le=AMOUNT_MAX_MINOR)]
 Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:\-]+$")]
@@ -88,35 +117,23 @@ _PLAIN_RFC3339 = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
     r"(?:\.[0-9]{1,6})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
-_FAST_MOMENT = "rfc3339"  # the union choice whose errors are never shown (`_translate`)
 
 
-class _Moment:
-    """The schema of a Timestamp: pydantic-core's own RFC 3339 reading within the ledger's
-    years, falling back to `_strict_moment` only when that fails. About half of a record's
-    validation time was the Python call per timestamp."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
-        fast = core_schema.chain_schema(
+# pydantic-core's own RFC 3339 reading within the ledger's years; `_strict_moment` only when
+# that fails.
+Timestamp = Annotated[
+    datetime,
+    _FastOrExact(
+        core_schema.chain_schema(
             [
                 core_schema.str_schema(pattern=_PLAIN_RFC3339, strict=True),
                 core_schema.datetime_schema(tz_constraint="aware", ge=EARLIEST, le=LATEST),
             ]
-        )
-        exact = core_schema.no_info_plain_validator_function(_strict_moment)
-        return core_schema.union_schema(
-            [(fast, _FAST_MOMENT), (exact, "moment")], mode="left_to_right"
-        )
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: Any, handler: GetJsonSchemaHandler
-    ) -> dict[str, Any]:
-        return {"type": "string", "format": "date-time"}
-
-
-Timestamp = Annotated[datetime, _Moment]
+        ),
+        core_schema.no_info_plain_validator_function(_strict_moment),
+        {"type": "string", "format": "date-time"},
+    ),
+]
 TotalMinor = Annotated[StrictInt, Field(gt=0, le=10**15)]
 AmountsByCurrency = dict[Currency, AmountMinor]
 TotalsByCurrency = dict[Currency, TotalMinor]
@@ -142,18 +159,6 @@ class _Record(BaseModel):
 
     occurred_at: Timestamp
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_card_number(cls, data: Any, info: ValidationInfo) -> Any:
-        """Refuse a model built directly (by a library caller) that holds a full PAN anywhere;
-        `parse_line` and `parse_record` check the whole input before validation instead."""
-        if info.context is _PAN_CHECKED:
-            return data
-        where = find_pan(data)
-        if where is not None:
-            raise PydanticCustomError("card_number_detected", _CARD_NUMBER_MESSAGE, {"path": where})
-        return data
 
 
 class LocationLimits(BaseModel):
@@ -321,8 +326,6 @@ _CARD_NUMBER_MESSAGE = (
     "looks like a full card number (13-19 digits passing the Luhn check); the ledger never "
     "stores card numbers: send only brand, last4 and expiry"
 )
-# Validation context meaning "the whole input was already searched for card numbers".
-_PAN_CHECKED: dict[str, bool] = {"pan_checked": True}
 
 
 def _refuse_card_number(data: Any) -> None:
@@ -341,7 +344,7 @@ def parse_line(raw: bytes | str) -> Record:
     refused as holding one; only then its shape is measured."""
     data = _checked(raw.encode(errors="surrogatepass") if isinstance(raw, str) else raw)
     try:
-        return RECORD_ADAPTER.validate_json(data, context=_PAN_CHECKED)
+        return RECORD_ADAPTER.validate_json(data)
     except ValidationError as error:
         raise _translate(error) from None
 
@@ -369,13 +372,16 @@ def _checked(data: bytes) -> bytes:
 
 
 def parse_record(record: Record | dict[str, Any]) -> Record:
-    """Validate a plain dict from a library caller (models were validated when built)."""
+    """Validate a plain dict from a library caller; a model the caller built was validated then,
+    but only searched for a card number here (the search is no part of the models, which
+    would repeat it on every line `parse_line` has already searched whole)."""
     if isinstance(record, BaseModel):
+        _refuse_card_number(record.model_dump(mode="json"))
         return record
     check_value(record)
     _refuse_card_number(record)
     try:
-        return RECORD_ADAPTER.validate_python(record, context=_PAN_CHECKED)
+        return RECORD_ADAPTER.validate_python(record)
     except ValidationError as error:
         raise _translate(error) from None
 
@@ -398,27 +404,21 @@ _CODE_BY_ERROR_TYPE: dict[str, Code] = {
     "datetime_parsing": Code.INVALID_TIMESTAMP,
     "datetime_from_date_parsing": Code.INVALID_TIMESTAMP,
     "datetime_type": Code.INVALID_TIMESTAMP,
-    "card_number_detected": Code.CARD_NUMBER_DETECTED,
 }
 _AMOUNT_FIELDS = frozenset({"amount", "amount_captured"})
 
 
 def _translate(error: ValidationError) -> InvalidRecord:
     """Turn pydantic's first error into one stable code, a field path and a fix."""
-    errors = error.errors(include_url=False)
-    # A timestamp's fast reading failing says nothing the exact one does not say better.
-    first: ErrorDetails = next(e for e in errors if _FAST_MOMENT not in e["loc"])
+    first: ErrorDetails = _first_shown(error.errors(include_url=False))
     kind = first["type"]
-    # The discriminated union puts the record type first in the location, a timestamp's
-    # union the name of its reading last: drop them.
-    location = [str(part) for part in first["loc"] if part != "moment"]
+    # The discriminated union puts the record type first in the location: drop it.
+    location = [str(part) for part in first["loc"]]
     if location and location[0] in RECORD_TYPES:
         location = location[1:]
     field = ".".join(location) or None
     if kind == "union_tag_not_found":
         field = "type"
-    if kind == "card_number_detected":
-        field = ".".join(filter(None, [field, first["ctx"]["path"]]))
     code = _CODE_BY_ERROR_TYPE.get(kind)
     if code is None:
         in_amount_map = len(location) >= 2 and location[-2].endswith("_max")
@@ -428,10 +428,20 @@ def _translate(error: ValidationError) -> InvalidRecord:
     return InvalidRecord(code, message, field=field)
 
 
+def _first_shown(errors: list[ErrorDetails]) -> ErrorDetails:
+    """The first error, where a value read by `_FastOrExact` failing its fast reading says
+    nothing its exact reading (the next error, at the same place) does not say better. Both
+    name their choice last in the location, which is dropped; a field or key of the same name
+    is told apart by having no such sibling."""
+    first, following = errors[0], errors[1] if len(errors) > 1 else None
+    place = first["loc"][:-1]
+    if first["loc"][-1:] == (_FAST,) and following and following["loc"] == (*place, _EXACT):
+        return {**following, "loc": place}
+    return first
+
+
 def _message(code: Code, first: ErrorDetails, field: str | None) -> str:
     got = _shown(first["input"])
-    if code is Code.CARD_NUMBER_DETECTED:
-        return str(first["msg"])  # never echo the number back
     if code is Code.UNKNOWN_RECORD_TYPE:
         tag = first.get("ctx", {}).get("tag")
         return f"unknown record type {quoted(tag)}; expected one of: {', '.join(RECORD_TYPES)}"
