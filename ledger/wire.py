@@ -23,6 +23,8 @@ from pydantic import (
     StrictInt,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError, core_schema
 
@@ -159,6 +161,20 @@ class _Record(BaseModel):
 
     occurred_at: Timestamp
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_card_number(cls, data: Any, info: ValidationInfo) -> Any:
+        """Refuse a model built directly (by a library caller) that holds a full PAN anywhere;
+        `parse_line` and `parse_record` check the whole input before validation instead. It
+        stays in the models: `Ledger.record` takes models as they are, those `parse_line` made
+        as well as a caller's, and a custom `__init__` would be called per validated record."""
+        if info.context is _PAN_CHECKED:
+            return data
+        where = find_pan(data)
+        if where is not None:
+            raise PydanticCustomError("card_number_detected", _CARD_NUMBER_MESSAGE, {"path": where})
+        return data
 
 
 class LocationLimits(BaseModel):
@@ -326,6 +342,8 @@ _CARD_NUMBER_MESSAGE = (
     "looks like a full card number (13-19 digits passing the Luhn check); the ledger never "
     "stores card numbers: send only brand, last4 and expiry"
 )
+# Validation context meaning "the whole input was already searched for card numbers".
+_PAN_CHECKED: dict[str, bool] = {"pan_checked": True}
 
 
 def _refuse_card_number(data: Any) -> None:
@@ -344,7 +362,7 @@ def parse_line(raw: bytes | str) -> Record:
     refused as holding one; only then its shape is measured."""
     data = _checked(raw.encode(errors="surrogatepass") if isinstance(raw, str) else raw)
     try:
-        return RECORD_ADAPTER.validate_json(data)
+        return RECORD_ADAPTER.validate_json(data, context=_PAN_CHECKED)
     except ValidationError as error:
         raise _translate(error) from None
 
@@ -372,16 +390,13 @@ def _checked(data: bytes) -> bytes:
 
 
 def parse_record(record: Record | dict[str, Any]) -> Record:
-    """Validate a plain dict from a library caller; a model the caller built was validated then,
-    but only searched for a card number here (the search is no part of the models, which
-    would repeat it on every line `parse_line` has already searched whole)."""
+    """Validate a plain dict from a library caller (models were validated when built)."""
     if isinstance(record, BaseModel):
-        _refuse_card_number(record.model_dump(mode="json"))
         return record
     check_value(record)
     _refuse_card_number(record)
     try:
-        return RECORD_ADAPTER.validate_python(record)
+        return RECORD_ADAPTER.validate_python(record, context=_PAN_CHECKED)
     except ValidationError as error:
         raise _translate(error) from None
 
@@ -404,6 +419,7 @@ _CODE_BY_ERROR_TYPE: dict[str, Code] = {
     "datetime_parsing": Code.INVALID_TIMESTAMP,
     "datetime_from_date_parsing": Code.INVALID_TIMESTAMP,
     "datetime_type": Code.INVALID_TIMESTAMP,
+    "card_number_detected": Code.CARD_NUMBER_DETECTED,
 }
 _AMOUNT_FIELDS = frozenset({"amount", "amount_captured"})
 
@@ -419,6 +435,8 @@ def _translate(error: ValidationError) -> InvalidRecord:
     field = ".".join(location) or None
     if kind == "union_tag_not_found":
         field = "type"
+    if kind == "card_number_detected":
+        field = ".".join(filter(None, [field, first["ctx"]["path"]]))
     code = _CODE_BY_ERROR_TYPE.get(kind)
     if code is None:
         in_amount_map = len(location) >= 2 and location[-2].endswith("_max")
@@ -442,6 +460,8 @@ def _first_shown(errors: list[ErrorDetails]) -> ErrorDetails:
 
 def _message(code: Code, first: ErrorDetails, field: str | None) -> str:
     got = _shown(first["input"])
+    if code is Code.CARD_NUMBER_DETECTED:
+        return str(first["msg"])  # never echo the number back
     if code is Code.UNKNOWN_RECORD_TYPE:
         tag = first.get("ctx", {}).get("tag")
         return f"unknown record type {quoted(tag)}; expected one of: {', '.join(RECORD_TYPES)}"
