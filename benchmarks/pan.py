@@ -4,10 +4,9 @@
 
 Every JSON Lines record is searched for a card number (`ledger.pan.holds_pan`) as raw text
 before it is parsed. Over the lines of a generated day (the ingest benchmark's records), this
-times, per record: orjson's parse alone (the floor of any JSON reader), the scanner alone, the
-validation alone (`RECORD_ADAPTER.validate_json`), and `ledger.wire.parse_line` (size check,
-scanner, bounds, validation: what `ingest` does to a line before the database), and prints the
-scanner's share. The same for lines whose metadata holds
+times, per record: orjson's parse alone (the floor of any JSON reader), the scanner alone, and
+`ledger.wire.parse_line` (size check, scanner, bounds, validation: what `ingest` does to a line
+before the database), and prints the scanner's share. The same for lines whose metadata holds
 non-ASCII text (the scanner's slower path, every Unicode digit made ASCII). No database.
 Nothing here asserts a speed; the load average is printed with the figures.
 """
@@ -41,13 +40,11 @@ def per_record(function: Callable[[bytes], object], lines: list[bytes], repeat: 
 def measure(name: str, lines: list[bytes], repeat: int) -> None:
     parse = per_record(orjson.loads, lines, repeat)
     scan = per_record(holds_pan, lines, repeat)
-    valid = per_record(wire.RECORD_ADAPTER.validate_json, lines, repeat)
     full = per_record(wire.parse_line, lines, repeat)
     size = sum(map(len, lines)) / len(lines)
     print(f"{name}: {len(lines):,} records, {size:.0f} bytes on average")
     print(f"  orjson.loads alone     {parse:7.2f} us/record")
     print(f"  scanner (holds_pan)    {scan:7.2f} us/record  = {scan / parse:5.1f} x orjson.loads")
-    print(f"  validation alone       {valid:7.2f} us/record  (RECORD_ADAPTER.validate_json)")
     print(f"  wire.parse_line        {full:7.2f} us/record  (scanner: {scan / full:.0%} of it)")
 
 
