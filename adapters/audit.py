@@ -18,14 +18,7 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from ledger import Ledger, identity
-from ledger.chain import (
-    CHAIN_TABLE,
-    GENESIS,
-    POSTGRES_CHAIN_HASH,
-    POSTGRES_CONTENT_HASH,
-    chain_hash,
-    content_hash_of,
-)
+from ledger.chain import CHAIN_TABLE, GENESIS, chain_hash, content_hash_of
 from ledger.fields import FieldReader
 from ledger.location import Location
 from ledger.payment import Payment
@@ -112,8 +105,7 @@ def _check_chain(
     invariants: _Invariants | None = None,
 ) -> None:
     """One streamed pass over the events, each with its link, in position order: each event
-    is hashed from its raw values (stream id bytes, topic UTF-8, state; by the database on
-    PostgreSQL, `_linked_pages`) and its link checked,
+    is hashed from its raw values (stream id bytes, topic UTF-8, state) and its link checked,
     stopping at the first problem; the events `invariants` reads are handed to it as they
     pass. A link whose event is gone is found first, by the database (`_first_orphan_link`).
     `result` holds the count and head hash of what verified, and both at each position of
@@ -126,8 +118,8 @@ def _check_chain(
     previous, count = GENESIS, 0
     try:
         # A page of rows at a time: a generator's step per row costs as much as a check.
-        for rows in _linked_pages(conn, kind, wanted):
-            for position, stream, version, topic, state, linked, chained, content, expected in rows:
+        for rows in _linked_pages(conn, kind):
+            for position, stream, version, topic, state, linked, chained in rows:
                 if position > orphan or linked is None:
                     result.problem = (
                         deleted
@@ -143,15 +135,14 @@ def _check_chain(
                 if known is None:
                     known = topics[topic] = (topic.encode(), topic in wanted)
                 topic_bytes, read = known
-                if content is None:  # not hashed by the database
-                    if type(state) is not bytes:
-                        state = _as_bytes(state)
-                    content = content_hash_of(to_bytes(stream), version, topic_bytes, state)
+                stream_bytes = to_bytes(stream)
+                if type(state) is not bytes:
+                    state = _as_bytes(state)
+                content = content_hash_of(stream_bytes, version, topic_bytes, state)
                 if content != linked:
                     result.problem = _moved_or_altered(conn, position, content)
                     return
-                if expected is None:
-                    expected = chain_hash(previous, position, content)
+                expected = chain_hash(previous, position, content)
                 if expected != chained:
                     result.problem = ChainProblem(
                         position,
@@ -163,7 +154,7 @@ def _check_chain(
                 count += 1
                 if read:
                     assert invariants is not None
-                    invariants.see(position, to_bytes(stream).hex(), topic, state)
+                    invariants.see(position, stream_bytes.hex(), topic, state)
                 if position in marks:
                     result.marks[position] = (count, expected.hex())
                 if progress is not None and count % BATCH == 0:
@@ -212,39 +203,23 @@ def _moved_or_altered(conn: sa.Connection, position: int, content: bytes) -> Cha
 _NONE = 2**63  # past every position: no link without its event
 
 
-def _linked_pages(
-    conn: sa.Connection, kind: str, states: Collection[str] = ()
-) -> Iterator[list[tuple[Any, ...]]]:
-    """(position, stream id, version, topic, state, content hash, chain hash, the event's
-    content hash computed, the link's chain hash computed) of every event with its link (NULL
-    hashes without one), in position order, a page of rows at a time: one ordered read of each
-    table, merged by the database.
-
-    PostgreSQL computes both hashes (`ledger.chain`'s, in SQL), the chain hash from the link
-    before's as stored: each link checked against the one before it checks the whole chain,
-    link after link, as a walk from the first does. It sends states only of the topics in
-    `states`. SQLite sends every state and no hash computed (NULL): `_check_chain` hashes."""
+def _linked_pages(conn: sa.Connection, kind: str) -> Iterator[list[tuple[Any, ...]]]:
+    """(position, stream id, version, topic, state, content hash, chain hash) of every event
+    with its link (NULL hashes without one), in position order, a page of rows at a time:
+    one ordered read of each table, merged by the database."""
     if kind == "postgresql":
-        content = POSTGRES_CONTENT_HASH.format(event="e")
-        chained = POSTGRES_CHAIN_HASH.format(
-            previous=f"lag(c.chain_hash, 1, '\\x{GENESIS.hex()}'::bytea) "
-            "OVER (ORDER BY e.notification_id)",
-            position="e.notification_id",
-            content="c.content_hash",
-        )
         query = (
             "SELECT e.notification_id, uuid_send(e.originator_id), e.originator_version, "
-            "e.topic, CASE WHEN e.topic = ANY(%s) THEN e.state END, c.content_hash, "
-            f"c.chain_hash, {content}, {chained} FROM {POSTGRES_EVENTS_TABLE} e "
+            f"e.topic, e.state, c.content_hash, c.chain_hash FROM {POSTGRES_EVENTS_TABLE} e "
             f"LEFT JOIN {CHAIN_TABLE} c ON c.position = e.notification_id "
             "ORDER BY e.notification_id"
         )
-        return _pages(conn, kind, query, "verify_events", (list(states),))
-    query = (
-        "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "
-        f"c.content_hash, c.chain_hash, NULL, NULL FROM {SQLITE_EVENTS_TABLE} e "
-        f"LEFT JOIN {CHAIN_TABLE} c ON c.position = e.rowid ORDER BY e.rowid"
-    )
+    else:
+        query = (
+            "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "
+            f"c.content_hash, c.chain_hash FROM {SQLITE_EVENTS_TABLE} e "
+            f"LEFT JOIN {CHAIN_TABLE} c ON c.position = e.rowid ORDER BY e.rowid"
+        )
     return _pages(conn, kind, query, "verify_events")
 
 
@@ -265,7 +240,7 @@ def _first_orphan_link(conn: sa.Connection, kind: str) -> int:
 
 
 def _pages(
-    conn: sa.Connection, kind: str, query: str, name: str, parameters: tuple[Any, ...] = ()
+    conn: sa.Connection, kind: str, query: str, name: str
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Every row of `query` in constant memory, straight from the driver (no SQLAlchemy rows),
     STREAM_ROWS at a time: on PostgreSQL from a server-side cursor, in binary (bytea as it is,
@@ -273,7 +248,7 @@ def _pages(
     raw: Any = conn.connection.driver_connection
     if kind == "postgresql":
         with raw.cursor(name=name, binary=True) as cursor:
-            cursor.execute(query, parameters)
+            cursor.execute(query)
             while rows := cursor.fetchmany(STREAM_ROWS):
                 yield rows
         return

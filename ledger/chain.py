@@ -29,17 +29,6 @@ Row = tuple[int, UUID, int, str, bytes]  # position, stream id, version, topic, 
 Link = tuple[int, bytes, bytes]  # position, content hash, chain hash
 _HEADER = struct.Struct(">16sqI")  # stream id, version, topic length
 
-# `content_hash` and `chain_hash` in PostgreSQL, over the same bytes, for a reader that hashes
-# where the rows are: `{event}` names the event table's row (its stream id, version, topic and
-# state), `{previous}`, `{position}` and `{content}` the chain hash's inputs. pg_catalog's
-# sha256: no function of that name in another schema can stand in for it.
-POSTGRES_CONTENT_HASH = (
-    "pg_catalog.sha256(uuid_send({event}.originator_id) || int8send({event}.originator_version)"
-    " || int4send(octet_length(convert_to({event}.topic, 'UTF8')))"
-    " || convert_to({event}.topic, 'UTF8') || {event}.state)"
-)
-POSTGRES_CHAIN_HASH = "pg_catalog.sha256({previous} || int8send({position}) || {content})"
-
 
 def content_hash(
     originator_id: UUID | str, originator_version: int, topic: str, state: bytes
