@@ -64,8 +64,8 @@ _EXACT = "exact"
 class _FastOrExact:
     """A value read inside pydantic-core (the `fast` schema) and, only when that fails, by
     Python (`exact`), which words the refusal; `_translate` shows the exact reading's error.
-    A Python call per value was most of a record's validation time. `shown` is the value's JSON
-    schema."""
+    The Python call per timestamp was about half of a record's validation time. `shown` is the
+    value's JSON schema."""
 
     def __init__(
         self, fast: core_schema.CoreSchema, exact: core_schema.CoreSchema, shown: dict[str, str]
