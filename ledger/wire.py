@@ -14,7 +14,6 @@ from uuid import UUID
 
 import orjson
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -39,7 +38,7 @@ from ledger.moments import (
     check_moment,
     parse_moment,
 )
-from ledger.money import is_currency
+from ledger.money import ISO_4217_CODES, is_currency
 from ledger.pan import find_pan, holds_pan, quoted
 
 # Stripe's largest amount is 99,999,999 minor units (docs.stripe.com/currencies, "Minimum and
@@ -58,9 +57,41 @@ def _check_currency(value: str) -> str:
     return value
 
 
-# No length constraint: "us" or "dollars" are unknown currencies, not strings of a bad length.
+_FAST = "fast"
+_EXACT = "exact"
+
+
+class _FastOrExact:
+    """A value read inside pydantic-core (the `fast` schema) and, only when that fails, by
+    Python (`exact`), which words the refusal; `_translate` shows the exact reading's error.
+    The Python call per timestamp was about half of a record's validation time. `shown` is the
+    value's JSON schema."""
+
+    def __init__(
+        self, fast: core_schema.CoreSchema, exact: core_schema.CoreSchema, shown: dict[str, str]
+    ) -> None:
+        self.fast, self.exact, self.shown = fast, exact, shown
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        return core_schema.union_schema(
+            [(self.fast, _FAST), (self.exact, _EXACT)], mode="left_to_right"
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: Any, handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return dict(self.shown)
+
+
+# A lookup in the ISO 4217 codes; `_check_currency` only for a code that is not there. No
+# length constraint: "us" or "dollars" are unknown currencies, not strings of a bad length.
 Currency = Annotated[
-    str, AfterValidator(_check_currency), Field(json_schema_extra={"pattern": "^[a-z]{3}$"})
+    str,
+    _FastOrExact(
+        core_schema.literal_schema(sorted(ISO_4217_CODES)),
+        core_schema.no_info_after_validator_function(_check_currency, core_schema.str_schema()),
+        {"type": "string", "pattern": "^[a-z]{3}$"},
+    ),
 ]
 AmountMinor = Annotated[StrictInt, Field(gt=0, le=AMOUNT_MAX_MINOR)]
 Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:\-]+$")]
@@ -88,35 +119,23 @@ _PLAIN_RFC3339 = (
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
     r"(?:\.[0-9]{1,6})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
-_FAST_MOMENT = "rfc3339"  # the union choice whose errors are never shown (`_translate`)
 
 
-class _Moment:
-    """The schema of a Timestamp: pydantic-core's own RFC 3339 reading within the ledger's
-    years, falling back to `_strict_moment` only when that fails. About half of a record's
-    validation time was the Python call per timestamp."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> Any:
-        fast = core_schema.chain_schema(
+# pydantic-core's own RFC 3339 reading within the ledger's years; `_strict_moment` only when
+# that fails.
+Timestamp = Annotated[
+    datetime,
+    _FastOrExact(
+        core_schema.chain_schema(
             [
                 core_schema.str_schema(pattern=_PLAIN_RFC3339, strict=True),
                 core_schema.datetime_schema(tz_constraint="aware", ge=EARLIEST, le=LATEST),
             ]
-        )
-        exact = core_schema.no_info_plain_validator_function(_strict_moment)
-        return core_schema.union_schema(
-            [(fast, _FAST_MOMENT), (exact, "moment")], mode="left_to_right"
-        )
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: Any, handler: GetJsonSchemaHandler
-    ) -> dict[str, Any]:
-        return {"type": "string", "format": "date-time"}
-
-
-Timestamp = Annotated[datetime, _Moment]
+        ),
+        core_schema.no_info_plain_validator_function(_strict_moment),
+        {"type": "string", "format": "date-time"},
+    ),
+]
 TotalMinor = Annotated[StrictInt, Field(gt=0, le=10**15)]
 AmountsByCurrency = dict[Currency, AmountMinor]
 TotalsByCurrency = dict[Currency, TotalMinor]
@@ -147,7 +166,9 @@ class _Record(BaseModel):
     @classmethod
     def _no_card_number(cls, data: Any, info: ValidationInfo) -> Any:
         """Refuse a model built directly (by a library caller) that holds a full PAN anywhere;
-        `parse_line` and `parse_record` check the whole input before validation instead."""
+        `parse_line` and `parse_record` check the whole input before validation instead. It
+        stays in the models: `Ledger.record` takes models as they are, those `parse_line` made
+        as well as a caller's, and a custom `__init__` would be called per validated record."""
         if info.context is _PAN_CHECKED:
             return data
         where = find_pan(data)
@@ -405,13 +426,10 @@ _AMOUNT_FIELDS = frozenset({"amount", "amount_captured"})
 
 def _translate(error: ValidationError) -> InvalidRecord:
     """Turn pydantic's first error into one stable code, a field path and a fix."""
-    errors = error.errors(include_url=False)
-    # A timestamp's fast reading failing says nothing the exact one does not say better.
-    first: ErrorDetails = next(e for e in errors if _FAST_MOMENT not in e["loc"])
+    first: ErrorDetails = _first_shown(error.errors(include_url=False))
     kind = first["type"]
-    # The discriminated union puts the record type first in the location, a timestamp's
-    # union the name of its reading last: drop them.
-    location = [str(part) for part in first["loc"] if part != "moment"]
+    # The discriminated union puts the record type first in the location: drop it.
+    location = [str(part) for part in first["loc"]]
     if location and location[0] in RECORD_TYPES:
         location = location[1:]
     field = ".".join(location) or None
@@ -426,6 +444,18 @@ def _translate(error: ValidationError) -> InvalidRecord:
         code = Code.INVALID_AMOUNT if is_amount else Code.INVALID_VALUE
     message = _message(code, first, field)
     return InvalidRecord(code, message, field=field)
+
+
+def _first_shown(errors: list[ErrorDetails]) -> ErrorDetails:
+    """The first error, where a value read by `_FastOrExact` failing its fast reading says
+    nothing its exact reading (the next error, at the same place) does not say better. Both
+    name their choice last in the location, which is dropped; a field or key of the same name
+    is told apart by having no such sibling."""
+    first, following = errors[0], errors[1] if len(errors) > 1 else None
+    place = first["loc"][:-1]
+    if first["loc"][-1:] == (_FAST,) and following and following["loc"] == (*place, _EXACT):
+        return {**following, "loc": place}
+    return first
 
 
 def _message(code: Code, first: ErrorDetails, field: str | None) -> str:

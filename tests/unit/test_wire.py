@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from ledger import Code, Ledger, LedgerError, wire
 from ledger.handlers import collected_card, location_config
@@ -145,8 +145,11 @@ def test_an_unknown_record_type_is_refused_and_the_known_ones_are_listed(refuse:
         ({**r.collected(OID), "card": {**r.card(), "pan_hash": "abc"}}, "card.pan_hash"),
         (r.location(limits={"per_payment_maximum": {"usd": 5_000}}), "limits.per_payment_maximum"),
         ({**r.forwarded(OID), "Status": "succeeded"}, "Status"),
+        # The names of the two readings of a timestamp or a currency inside pydantic.
+        ({**r.created(OID), "fast": 1}, "fast"),
+        ({**r.created(OID), "exact": 1}, "exact"),
     ],
-    ids=["top level", "in the card", "in the limits", "wrong case"],
+    ids=["top level", "in the card", "in the limits", "wrong case", "fast", "exact"],
 )
 def test_an_unknown_field_is_refused_with_its_path(
     refuse: Refuse, record: Record, field: str
@@ -400,6 +403,26 @@ def test_a_card_number_in_a_record_of_unknown_type_is_refused_as_a_card_number(
     error = refuse(r.created(OID) | {"type": "payment.refunded", "note": PAN})
 
     assert_card_number_refused(error)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: wire.PaymentCreated.model_validate(r.created(OID, metadata={"note": PAN})),
+        lambda: wire.PaymentMethodCollected(
+            **(r.collected(OID) | {"card": wire.Card.model_validate(r.card(brand=f"v {PAN}"))})
+        ),
+    ],
+    ids=["in the metadata", "in the card"],
+)
+def test_a_model_a_library_caller_builds_holding_a_card_number_is_refused(
+    build: Callable[[], wire.Record],
+) -> None:
+    """`Ledger.record` takes models as they are: the search is in the models themselves."""
+    with pytest.raises(ValidationError) as refused:
+        build()
+
+    assert [error["type"] for error in refused.value.errors()] == ["card_number_detected"]
 
 
 def test_a_malformed_line_holding_a_card_number_is_refused_as_a_card_number() -> None:
