@@ -154,10 +154,15 @@ CardholderVerification = Literal[
 ]
 
 
+# Every wire model forbids unknown fields and is immutable. Its validator is built when it first
+# validates (defer_build), not at import: a command that parses no records (`status`, `--help`)
+# does not pay for building them. A ValidationError's text leaves the input out: a model a
+# library caller builds holding a card number is refused, and its error is logged or shown.
+_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, defer_build=True, hide_input_in_errors=True)
+
+
 class _Record(BaseModel):
-    # Each model's validator is built when it first validates (defer_build), not at import:
-    # a command that parses no records (`status`, `--help`) does not pay for building them.
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = _MODEL_CONFIG
 
     occurred_at: Timestamp
     idempotency_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
@@ -178,7 +183,7 @@ class _Record(BaseModel):
 
 
 class LocationLimits(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = _MODEL_CONFIG
 
     per_payment_max: AmountsByCurrency = {}
     stored_amount_max: TotalsByCurrency = {}
@@ -186,7 +191,7 @@ class LocationLimits(BaseModel):
 
 
 class DeviceLimits(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = _MODEL_CONFIG
 
     stored_amount_max: TotalsByCurrency = {}
     stored_count_max: CountLimit | None = None
@@ -231,7 +236,7 @@ class PaymentCreated(_Record):
 
 
 class Card(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = _MODEL_CONFIG
 
     brand: Annotated[str, Field(min_length=1, max_length=40)]
     network: Annotated[str, Field(min_length=1, max_length=40)] | None = None
@@ -314,7 +319,9 @@ PaymentRecord = (
 Record = Annotated[
     LocationConfigured | DeviceConnectedOnline | PaymentRecord, Field(discriminator="type")
 ]
-RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(Record, config=ConfigDict(defer_build=True))
+RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(
+    Record, config=ConfigDict(defer_build=True, hide_input_in_errors=True)
+)
 RECORD_TYPES: tuple[str, ...] = tuple(
     model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
     for model in (
@@ -497,7 +504,7 @@ def _shown(value: Any) -> str:
 class OfflineDecisionRequest(BaseModel):
     """A prospective sale: may it be taken offline? (`Ledger.decide`, `offline-ledger decide`)"""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = _MODEL_CONFIG
 
     amount: AmountMinor
     currency: Currency

@@ -423,6 +423,8 @@ def test_a_model_a_library_caller_builds_holding_a_card_number_is_refused(
         build()
 
     assert [error["type"] for error in refused.value.errors()] == ["card_number_detected"]
+    assert PAN not in str(refused.value)
+    assert PAN not in repr(refused.value)
 
 
 def test_a_malformed_line_holding_a_card_number_is_refused_as_a_card_number() -> None:
