@@ -72,16 +72,22 @@ _UUID = (
     rf"{_NOT_ALNUM_AFTER}"
 )
 # Whole tokens whose digits never join into a candidate (see the module docstring).
+_CENTURY = "(?:19|20|21)"
 _DATE_TIME = (
-    rf"{_NOT_ALNUM_BEFORE}(?:19|20|21)[0-9]{{2}}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    rf"{_NOT_ALNUM_BEFORE}{_CENTURY}[0-9]{{2}}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
     r"(?:[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::(?:[0-5][0-9]|60)(?:[.,][0-9]{1,9})?)?"
     rf"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?)?{_NOT_ALNUM_AFTER}"
 )
 # Date-times are taken out first, on their own: nearly every record holds one, and one with
 # milliseconds has 13 digits joined by punctuation, which would fail the quick test. No other
 # barrier can overlap a date-time (none holds two dashes 2 characters apart), so this changes
-# nothing of what the barriers leave.
-_DATE_TIMES = re.compile(_DATE_TIME)
+# nothing of what the barriers leave. The same pattern, written to begin with a character set:
+# the regex engine then skips to the next 1 or 2 in C instead of trying the leading lookbehind
+# at every position (half the cost of the scan); the lookbehind looks past that first digit.
+_DATE_TIMES = re.compile(
+    r"[12](?<![0-9A-Za-z].)(?:(?<=1)9|(?<=2)[01])"
+    + _DATE_TIME.removeprefix(_NOT_ALNUM_BEFORE + _CENTURY)
+)
 _BARRIERS = re.compile(
     "|".join(
         [
@@ -176,7 +182,9 @@ def holds_pan(text: str | bytes) -> bool:
     """
     if isinstance(text, bytes | bytearray):
         text = bytes(text).decode("utf-8", errors="replace")
-    text = _DATE_TIMES.sub(_crossed_out, normalized(text))
+    # A date-time becomes one letter: it joins no digits either side, as its own length of
+    # letters would, and nothing after this reads lengths or positions.
+    text = _DATE_TIMES.sub("x", normalized(text))
     if not _joins_thirteen(text):
         return False
     text = _BARRIERS.sub(_crossed_out, text)
