@@ -11,6 +11,7 @@ of the unit of work that is applying records (`recording`); outside one it notes
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -21,6 +22,7 @@ from eventsourcing.domain import (
     Aggregate,
     CanInitAggregate,
     CanMutateAggregate,
+    DomainEvent,
     ProgrammingError,
     _check_explicit_topic_is_registered,
 )
@@ -28,7 +30,15 @@ from eventsourcing.domain import (
 # An event of an aggregate of the ledger, as its aggregate holds it until it is saved.
 PendingEvent = CanMutateAggregate[UUID]
 
-_REGISTERED: set[type[PendingEvent]] = set()  # event classes whose topic was checked
+# Event classes whose topic was checked, with the names of their fields in `__init__`'s order
+# (empty: made by their `__init__`). An event's own fields are set in that order directly:
+# a frozen dataclass's `__init__` sets each through `object.__setattr__`, several times the
+# cost of filling its `__dict__`, for the same attributes in the same order.
+_FIELDS: dict[type[PendingEvent], tuple[str, ...]] = {}
+_FIXED_NAMES = ("originator_id", "originator_version", "timestamp")
+_FIXED = len(_FIXED_NAMES)
+# The library's only check after `__init__`: that the id is a UUID, as an aggregate's id is.
+_LIBRARY_POST_INIT = DomainEvent.__post_init__
 _JOURNAL: ContextVar[list[PendingEvent] | None] = ContextVar("ledger_journal", default=None)
 
 
@@ -50,19 +60,25 @@ class Journaled(Aggregate):
         nothing that can fail here: its check that the class's topic is registered runs once
         per class, and `mutate`'s checks that the event is the aggregate's next (it is made
         so just here) and its property setters give way to the attributes they set."""
-        if event_class not in _REGISTERED and getattr(type(self), "TOPIC", None):
-            if event_class.__name__ == "Event":
-                raise ProgrammingError("Triggering base 'Event' class is prohibited.")
-            _check_explicit_topic_is_registered(event_class)
-            _REGISTERED.add(event_class)
+        names = _FIELDS.get(event_class)
+        if names is None:
+            names = _registered(event_class, checked=bool(getattr(type(self), "TOPIC", None)))
         version = self._version + 1
-        make: Any = event_class
-        event: PendingEvent = make(
-            originator_id=self._id,
-            originator_version=version,
-            timestamp=event_class.create_timestamp(),
-            **kwargs,
-        )
+        timestamp = event_class.create_timestamp()
+        event: PendingEvent
+        if names and len(kwargs) == len(names) - _FIXED:
+            event = object.__new__(event_class)
+            state = vars(event)
+            state["originator_id"] = self._id
+            state["originator_version"] = version
+            state["timestamp"] = timestamp
+            for name in names[_FIXED:]:
+                state[name] = kwargs[name]
+        else:
+            make: Any = event_class  # the dataclass's own __init__ says what is wrong
+            event = make(
+                originator_id=self._id, originator_version=version, timestamp=timestamp, **kwargs
+            )
         event.apply(self)
         self._version = version
         self._modified_on = event.timestamp
@@ -80,6 +96,33 @@ class Journaled(Aggregate):
         if journal is not None:
             journal.append(aggregate.pending_events[-1])
         return aggregate
+
+
+def _registered(event_class: type[PendingEvent], *, checked: bool) -> tuple[str, ...]:
+    """Check once that the class's topic is registered (as the library's `trigger_event` does
+    every time), and note its fields in the order its dataclass `__init__` sets them: the
+    order the mapper writes them in, byte for byte. Empty when the `__init__` does more than
+    set every field from its argument (a default, a field it leaves out, a `__post_init__`
+    beyond the library's check of the id): such events are made by the `__init__`."""
+    if checked:
+        if event_class.__name__ == "Event":
+            raise ProgrammingError("Triggering base 'Event' class is prohibited.")
+        _check_explicit_topic_is_registered(event_class)
+    dataclass: Any = event_class  # every event class is made a dataclass by its metaclass
+    fields = dataclasses.fields(dataclass)
+    plain = (
+        [field.name for field in fields[:_FIXED]] == list(_FIXED_NAMES)
+        and all(
+            field.init
+            and field.default is dataclasses.MISSING
+            and field.default_factory is dataclasses.MISSING
+            for field in fields
+        )
+        and getattr(event_class, "__post_init__", None) is _LIBRARY_POST_INIT
+    )
+    names = tuple(field.name for field in fields) if plain else ()
+    _FIELDS[event_class] = names
+    return names
 
 
 def in_journal_order(
