@@ -11,10 +11,13 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
+    Mapper,
     MapperDeserialisationError,
     Recording,
+    StoredEvent,
     Transcoder,
 )
+from eventsourcing.utils import get_topic
 
 from ledger.cipher import CipherKeys, KeyringCipher, UnknownCipherKey
 from ledger.device import Device
@@ -93,7 +96,11 @@ class EventStore(Application[UUID]):
         if order is not None:
             assert len(order) == len(events), (len(order), len(events))
             events = list(order)
-        stored = [self.mapper.to_stored_event(event) for event in events]
+        mapper = self.mapper
+        if type(mapper) is Mapper:  # the library's own, which `_stored_event` repeats
+            stored = [_stored_event(mapper, event) for event in events]
+        else:
+            stored = [mapper.to_stored_event(event) for event in events]
         # Read after encrypting: the first write's check reads the rotations' stream.
         rotations = self._rotations_read
         if rotations is not None and cipher_keys_id() not in processing_event.aggregates:
@@ -131,6 +138,39 @@ class EventStore(Application[UUID]):
             snapshot_class = getattr(type(aggregate), "Snapshot", self.snapshot_class)
             assert snapshot_class is not None, type(aggregate)
             self.snapshots.put([snapshot_class.take(aggregate)])
+
+
+# An event class's topic and the class version its stored state names (above 1 only).
+_CLASS_TAGS: dict[type[Any], tuple[str, int]] = {}
+
+
+def _stored_event(mapper: Mapper[UUID], event: object) -> StoredEvent:
+    """`mapper.to_stored_event(event)`, the same stored event, less what it does again for
+    every event: the topic and class version are looked up once per class, and the frozen
+    `StoredEvent` is filled directly rather than through its `__init__`'s
+    `object.__setattr__` per field."""
+    cls = type(event)
+    tags = _CLASS_TAGS.get(cls)
+    if tags is None:
+        tags = _CLASS_TAGS[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
+    topic, class_version = tags
+    state = dict(vars(event))
+    originator_id = state.pop("originator_id")
+    originator_version = state.pop("originator_version")
+    if class_version > 1:
+        state["class_version"] = class_version
+    data = mapper.transcoder.encode(state)
+    if mapper.compressor:
+        data = mapper.compressor.compress(data)
+    if mapper.cipher:
+        data = mapper.cipher.encrypt(data)
+    stored = object.__new__(StoredEvent)
+    fields = vars(stored)
+    fields["originator_id"] = originator_id
+    fields["originator_version"] = originator_version
+    fields["topic"] = topic
+    fields["state"] = data
+    return stored
 
 
 def snapshot_entries(aggregate: object) -> int:
