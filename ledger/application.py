@@ -261,7 +261,7 @@ class Ledger:
                         raise AssertionError(f"refused {item.type} left events behind") from error
                     outcomes.append(error)
                     continue
-                found.append(_breaches(uow.journal, before, subject(item)[1]))
+                found.append(_breaches(uow.journal, before, item))
         uow.commit()
         return [
             outcome
@@ -833,15 +833,21 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
     )
 
 
-def _breaches(journal: list[PendingEvent], since: int, stream: UUID) -> tuple[Breach, ...]:
+_WITH_BREACHES = (Payment.PaymentMethodCollected, Payment.ConfirmedOffline)
+
+
+def _breaches(journal: list[PendingEvent], since: int, record: wire.Record) -> tuple[Breach, ...]:
     """The breaches on the events a record just triggered (from `since` in the unit of work's
-    journal) on its own stream."""
+    journal) on its own stream. Most records break nothing: their stream is then not even
+    worked out."""
+    broken: list[Any] = [
+        event for event in journal[since:] if isinstance(event, _WITH_BREACHES) and event.breaches
+    ]
+    if not broken:
+        return ()
+    stream = subject(record)[1]
     return tuple(
-        breach
-        for event in journal[since:]
-        if event.originator_id == stream
-        and isinstance(event, Payment.PaymentMethodCollected | Payment.ConfirmedOffline)
-        for breach in event.breaches
+        breach for event in broken if event.originator_id == stream for breach in event.breaches
     )
 
 
