@@ -26,6 +26,7 @@ from eventsourcing.domain import (
     ProgrammingError,
     _check_explicit_topic_is_registered,
 )
+from eventsourcing.utils import get_topic
 
 # An event of an aggregate of the ledger, as its aggregate holds it until it is saved.
 PendingEvent = CanMutateAggregate[UUID]
@@ -39,6 +40,7 @@ _FIXED_NAMES = ("originator_id", "originator_version", "timestamp")
 _FIXED = len(_FIXED_NAMES)
 # The library's only check after `__init__`: that the id is a UUID, as an aggregate's id is.
 _LIBRARY_POST_INIT = DomainEvent.__post_init__
+_LIBRARY_MUTATE = CanInitAggregate.mutate
 _JOURNAL: ContextVar[list[PendingEvent] | None] = ContextVar("ledger_journal", default=None)
 
 
@@ -91,10 +93,44 @@ class Journaled(Aggregate):
     def _create(
         cls, event_class: type[CanInitAggregate[UUID]], *, id: UUID | None = None, **kwargs: Any
     ) -> Self:
-        aggregate = super()._create(event_class, id=id, **kwargs)
+        """The library's `_create`, made directly when the aggregate is as plain as the
+        ledger's: given its id, no `__init__` of its own, its created event a plain dataclass
+        (`_registered`) mutated by the library's own `mutate`. Then the event's fields are
+        filled in their order and the aggregate made as that `mutate` makes it (its base
+        fields set, the event applied) without the library's per-creation work: the event's
+        frozen `__init__`, the topic resolved back to this class, two signatures' parameters
+        filtered out of the event's fields."""
+        names = _FIELDS.get(event_class)
+        if names is None:
+            names = _registered(event_class, checked=bool(getattr(cls, "TOPIC", None)))
+        plain = (
+            type(id) is UUID
+            and len(kwargs) == len(names) - _FIXED - 1
+            and names[_FIXED : _FIXED + 1] == ("originator_topic",)
+            and cls.__init__ is object.__init__
+            and event_class.mutate is _LIBRARY_MUTATE
+        )
+        if not plain:
+            aggregate = super()._create(event_class, id=id, **kwargs)
+            event = aggregate.pending_events[-1]
+        else:
+            version = cls.INITIAL_VERSION
+            timestamp = event_class.create_timestamp()
+            event = object.__new__(event_class)
+            state = vars(event)
+            state["originator_id"] = id
+            state["originator_version"] = version
+            state["timestamp"] = timestamp
+            state["originator_topic"] = get_topic(cls)
+            for name in names[_FIXED + 1 :]:
+                state[name] = kwargs[name]
+            aggregate = object.__new__(cls)
+            aggregate.__base_init__(id, version, timestamp)
+            event.apply(aggregate)
+            aggregate._pending_events.append(event)
         journal = _JOURNAL.get()
         if journal is not None:
-            journal.append(aggregate.pending_events[-1])
+            journal.append(event)
         return aggregate
 
 
