@@ -558,6 +558,8 @@ class Ledger:
                 "an allowance needs amounts and a count of 0 or more and a valid_until after now",
                 field="valid_until",
             )
+        # The ids are stored with the allowance, even one that asks for no amount.
+        wire.refuse_card_number({"device_id": device_id, "location_id": location_id})
         for currency in amounts:
             wire.parse_decision_request(
                 {

@@ -353,7 +353,7 @@ _CARD_NUMBER_MESSAGE = (
 _PAN_CHECKED: dict[str, bool] = {"pan_checked": True}
 
 
-def _refuse_card_number(data: Any) -> None:
+def refuse_card_number(data: Any) -> None:
     """Searched before validation, so that a PAN is refused as such even where it sits in
     the record type or in a record that is invalid for other reasons."""
     where = find_pan(data)
@@ -401,7 +401,7 @@ def parse_record(record: Record | dict[str, Any]) -> Record:
     if isinstance(record, BaseModel):
         return record
     check_value(record)
-    _refuse_card_number(record)
+    refuse_card_number(record)
     try:
         return RECORD_ADAPTER.validate_python(record, context=_PAN_CHECKED)
     except ValidationError as error:
@@ -515,6 +515,9 @@ class OfflineDecisionRequest(BaseModel):
 
 
 def parse_decision_request(values: dict[str, Any]) -> OfflineDecisionRequest:
+    """A library caller's sale, its values searched for a card number first, as a record's
+    are: its ids are plain arguments, and a reservation stores them."""
+    refuse_card_number(values)
     try:
         return OfflineDecisionRequest.model_validate(values)
     except ValidationError as error:
