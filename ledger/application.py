@@ -774,8 +774,11 @@ class Ledger:
             return self.store.mapper.to_domain_event(notification)
 
     def last_position(self) -> int:
-        """The position of the newest event in the log (0 when it is empty). Writers append
-        under the chain head's lock, so every event at or before it is committed."""
+        """The position of the newest event in the log (0 when it is empty). Every event at
+        or before it is committed: a writer takes its positions and commits under the store's
+        write lock (the chain head's row on PostgreSQL, SQLite's single writer), so a later
+        position is never visible before an earlier one. A rolled-back write leaves a gap,
+        never an event that comes later."""
         with _storage_errors(self.config):
             return int(self.store.recorder.max_notification_id() or 0)
 
