@@ -552,10 +552,11 @@ class Ledger:
         one); granting again renews or shrinks it. Facts stored beyond it are flagged
         OFFLINE_ALLOWANCE_EXCEEDED, naming the device."""
         moment = at or datetime.now(UTC)
-        if valid_until <= moment or count < 0 or any(v < 0 for v in amounts.values()):
+        if valid_until <= moment or not all(map(_whole, (count, *amounts.values()))):
             raise InvalidRecord(
                 Code.INVALID_VALUE,
-                "an allowance needs amounts and a count of 0 or more and a valid_until after now",
+                "an allowance needs amounts (whole minor units) and a count that are integers "
+                f"from 0 to {wire.TOTAL_MAX_MINOR}, and a valid_until after now",
                 field="valid_until",
             )
         # The ids are stored with the allowance, even one that asks for no amount.
@@ -919,6 +920,11 @@ def _storage_errors(config: StoreConfig) -> Iterator[None]:
                 f"(or damaged): set {CIPHER_KEY_ENV} to the key they were written with"
             )
         raise StorageError(code, message, details={"cause": str(error)}) from error
+
+
+def _whole(value: object) -> bool:
+    """An integer (not a bool, a float or text) of 0 or more within any total's bound."""
+    return type(value) is int and 0 <= value <= wire.TOTAL_MAX_MINOR
 
 
 def _refuse_card_numbers(observations: Sequence[Observation]) -> None:

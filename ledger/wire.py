@@ -136,7 +136,8 @@ Timestamp = Annotated[
         {"type": "string", "format": "date-time"},
     ),
 ]
-TotalMinor = Annotated[StrictInt, Field(gt=0, le=10**15)]
+TOTAL_MAX_MINOR = 10**15  # a total of minor units a record or an allowance may give
+TotalMinor = Annotated[StrictInt, Field(gt=0, le=TOTAL_MAX_MINOR)]
 AmountsByCurrency = dict[Currency, AmountMinor]
 TotalsByCurrency = dict[Currency, TotalMinor]
 CountLimit = Annotated[StrictInt, Field(gt=0, le=1_000_000)]
