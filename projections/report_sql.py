@@ -582,8 +582,14 @@ class ReportQueries:
 
 
 def report_queries(
-    moments: Moments, location_id: str | None, since: datetime | None, until: datetime | None
+    moments: Moments,
+    location_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    ranked: bool = False,
 ) -> ReportQueries:
+    """`ranked`: the per-payment stage finds the first ids by a window (PostgreSQL, whose
+    ordered aggregates sort each group once per aggregate), else by aggregates (SQLite)."""
     stages = Stages()
     resolve = _Resolver(stages)
     side, movements = stripe_payments(stages, resolve)
@@ -611,7 +617,7 @@ def report_queries(
         ),
         "key",
     )
-    per_payment = _per_payment(stages, side, ledger_pis)
+    per_payment = _per_payment(stages, side, ledger_pis, ranked)
     primary = side.alias("primary_payment")
     facts = (
         select(
@@ -731,7 +737,7 @@ def report_queries(
     return ReportQueries(stages, payment_rows, orphan_rows, movements, any_row)
 
 
-def _per_payment(stages: Stages, side: Table, ledger_pis: Table) -> Table:
+def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -> Table:
     """Per payment, what the category needs of the Stripe payments it sees and of the
     ledger's PaymentIntents, in one pass over every id it names.
 
@@ -777,10 +783,26 @@ def _per_payment(stages: Stages, side: Table, ledger_pis: Table) -> Table:
         .group_by(b.offline_id, b.id)
         .subquery("named")
     )
-    n = named.c
-    # No window: the first of the payment's ids in the order they were created, among those
-    # seen and among those that took money, is an aggregate of the same GROUP BY (one sort
-    # fewer than a rank).
+    n: Any = named.c
+    order = (n.created_at.nulls_first(), n.id)
+    first_taken: ColumnElement[Any]
+    first_seen: ColumnElement[Any]
+    if ranked:
+        # One window: the rank among the payment's seen (or unseen) ids, and how many of them
+        # up to this one took money (a running count: (created_at, id) has no ties).
+        partition = (n.offline_id, n.seen)
+        windowed = select(
+            named,
+            func.row_number().over(partition_by=partition, order_by=order).label("nth"),
+            func.sum(n.live).over(partition_by=partition, order_by=order).label("lives_so_far"),
+        ).subquery("ranked")
+        n = windowed.c
+        first_taken = _sum(case((and_(n.live == 1, n.lives_so_far == 1), n.taken), else_=0))
+        first_seen = func.max(case((and_(n.seen == 1, n.nth == 1), n.id)))
+    else:
+        # The same firsts as aggregates of the payment's GROUP BY: one sort fewer.
+        first_taken = _FirstCreated(n.taken, n.live == 1, n.created_at, n.id)
+        first_seen = _FirstCreated(n.id, n.seen == 1, n.created_at, n.id)
     is_live, is_pi = n.live == 1, _is_pi(n.id)
     return stages.add(
         "per_payment",
@@ -790,13 +812,8 @@ def _per_payment(stages: Stages, side: Table, ledger_pis: Table) -> Table:
             _count_if(and_(is_live, is_pi)).label("live_pis"),
             _count_if(and_(is_live, not_(is_pi))).label("live_unlinked"),
             func.coalesce(_sum(case((is_live, n.taken), else_=0)), 0).label("live_taken"),
-            func.coalesce(_FirstCreated(n.taken, is_live, n.created_at, n.id), 0).label(
-                "first_taken"
-            ),
-            func.coalesce(
-                func.max(case((n.own == 1, n.id))),
-                _FirstCreated(n.id, n.seen == 1, n.created_at, n.id),
-            ).label("primary_key"),
+            func.coalesce(first_taken, 0).label("first_taken"),
+            func.coalesce(func.max(case((n.own == 1, n.id))), first_seen).label("primary_key"),
             _count_if(and_(n.ledger == 1, n.seen == 0)).label("unseen"),
             _JoinedIds(n.id).label("ids"),
         ).group_by(n.offline_id),
