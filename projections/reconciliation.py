@@ -123,6 +123,7 @@ def stream_report(
         filters.location_id,
         naive_utc(filters.since) if filters.since else None,
         naive_utc(filters.until) if filters.until else None,
+        ranked=conn.dialect.name == "postgresql",
     )
     if conn.dialect.name == "postgresql":
         # A report reads every row: hash and merge joins only (a nested loop over a guessed

@@ -38,6 +38,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Index,
+    Integer,
     Select,
     String,
     Table,
@@ -134,6 +135,40 @@ def _joined_ids_postgresql(element: _JoinedIds, compiler: SQLCompiler, **kw: Any
     # Sorted as Python sorts strings (by code point: the bytes of UTF-8, collation "C").
     ids = compiler.process(element.clauses, **kw)
     return f"string_agg({ids}, ';' ORDER BY {ids} COLLATE \"C\")"
+
+
+class _FirstCreated(FunctionElement[Any]):
+    """An aggregate: the value of the group's first row where a condition holds, rows ordered
+    by their creation (NULL first), then by id; NULL without such a row. Arguments: the value
+    (an id or an integer), the condition, the time, the id."""
+
+    inherit_cache = True
+
+    def __init__(self, value: ColumnElement[Any], *rest: ColumnElement[Any]) -> None:
+        super().__init__(value, *rest)
+        self.type = value.type
+
+
+@compiles(_FirstCreated, "sqlite")
+def _first_created_sqlite(element: _FirstCreated, compiler: SQLCompiler, **kw: Any) -> str:
+    # The smallest of "0" (no time) or "1" and the time, the id, a separator, the value: times
+    # are stored in one width ('YYYY-MM-DD HH:MM:SS.ffffff'), so the text's order is (time,
+    # id)'s; the separator, char(1), sorts before any character of an id.
+    value, when, created, key = (compiler.process(arg, **kw) for arg in element.clauses)
+    first = (
+        f"min(CASE WHEN {when} THEN CASE WHEN {created} IS NULL THEN '0' ELSE '1' || {created}"
+        f" END || {key} || char(1) || {value} END)"
+    )
+    picked = f"substr({first}, instr({first}, char(1)) + 1)"
+    if isinstance(element.type, (BigInteger, Integer)):
+        return f"CAST({picked} AS INTEGER)"
+    return picked
+
+
+@compiles(_FirstCreated, "postgresql")
+def _first_created_postgresql(element: _FirstCreated, compiler: SQLCompiler, **kw: Any) -> str:
+    value, when, created, key = (compiler.process(arg, **kw) for arg in element.clauses)
+    return f"(array_agg({value} ORDER BY {created} NULLS FIRST, {key}) FILTER (WHERE {when}))[1]"
 
 
 class _WholeSeconds(FunctionElement[int]):
@@ -547,8 +582,14 @@ class ReportQueries:
 
 
 def report_queries(
-    moments: Moments, location_id: str | None, since: datetime | None, until: datetime | None
+    moments: Moments,
+    location_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    ranked: bool = False,
 ) -> ReportQueries:
+    """`ranked`: the per-payment stage finds the first ids by a window (PostgreSQL, whose
+    ordered aggregates sort each group once per aggregate), else by aggregates (SQLite)."""
     stages = Stages()
     resolve = _Resolver(stages)
     side, movements = stripe_payments(stages, resolve)
@@ -576,7 +617,7 @@ def report_queries(
         ),
         "key",
     )
-    per_payment = _per_payment(stages, side, ledger_pis)
+    per_payment = _per_payment(stages, side, ledger_pis, ranked)
     primary = side.alias("primary_payment")
     facts = (
         select(
@@ -696,7 +737,7 @@ def report_queries(
     return ReportQueries(stages, payment_rows, orphan_rows, movements, any_row)
 
 
-def _per_payment(stages: Stages, side: Table, ledger_pis: Table) -> Table:
+def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -> Table:
     """Per payment, what the category needs of the Stripe payments it sees and of the
     ledger's PaymentIntents, in one pass over every id it names.
 
@@ -742,35 +783,40 @@ def _per_payment(stages: Stages, side: Table, ledger_pis: Table) -> Table:
         .group_by(b.offline_id, b.id)
         .subquery("named")
     )
-    n = named.c
-    # One window, one sort: the rank among the payment's seen (or unseen) ids, and how many
-    # of them up to this one took money (a running count: (created_at, id) has no ties).
-    partition, order = (n.offline_id, n.seen), (n.created_at.nulls_first(), n.id)
-    ranked = select(
-        named,
-        func.row_number().over(partition_by=partition, order_by=order).label("nth"),
-        func.sum(n.live).over(partition_by=partition, order_by=order).label("lives_so_far"),
-    ).subquery("ranked")
-    r = ranked.c
-    is_live, is_pi = r.live == 1, _is_pi(r.id)
+    n: Any = named.c
+    order = (n.created_at.nulls_first(), n.id)
+    first_taken: ColumnElement[Any]
+    first_seen: ColumnElement[Any]
+    if ranked:
+        # One window: the rank among the payment's seen (or unseen) ids, and how many of them
+        # up to this one took money (a running count: (created_at, id) has no ties).
+        partition = (n.offline_id, n.seen)
+        windowed = select(
+            named,
+            func.row_number().over(partition_by=partition, order_by=order).label("nth"),
+            func.sum(n.live).over(partition_by=partition, order_by=order).label("lives_so_far"),
+        ).subquery("ranked")
+        n = windowed.c
+        first_taken = _sum(case((and_(n.live == 1, n.lives_so_far == 1), n.taken), else_=0))
+        first_seen = func.max(case((and_(n.seen == 1, n.nth == 1), n.id)))
+    else:
+        # The same firsts as aggregates of the payment's GROUP BY: one sort fewer.
+        first_taken = _FirstCreated(n.taken, n.live == 1, n.created_at, n.id)
+        first_seen = _FirstCreated(n.id, n.seen == 1, n.created_at, n.id)
+    is_live, is_pi = n.live == 1, _is_pi(n.id)
     return stages.add(
         "per_payment",
         select(
-            r.offline_id,
+            n.offline_id,
             _count_if(is_live).label("live"),
             _count_if(and_(is_live, is_pi)).label("live_pis"),
             _count_if(and_(is_live, not_(is_pi))).label("live_unlinked"),
-            func.coalesce(_sum(case((is_live, r.taken), else_=0)), 0).label("live_taken"),
-            func.coalesce(
-                _sum(case((and_(is_live, r.lives_so_far == 1), r.taken), else_=0)), 0
-            ).label("first_taken"),
-            func.coalesce(
-                func.max(case((r.own == 1, r.id))),
-                func.max(case((and_(r.seen == 1, r.nth == 1), r.id))),
-            ).label("primary_key"),
-            _count_if(and_(r.ledger == 1, r.seen == 0)).label("unseen"),
-            _JoinedIds(r.id).label("ids"),
-        ).group_by(r.offline_id),
+            func.coalesce(_sum(case((is_live, n.taken), else_=0)), 0).label("live_taken"),
+            func.coalesce(first_taken, 0).label("first_taken"),
+            func.coalesce(func.max(case((n.own == 1, n.id))), first_seen).label("primary_key"),
+            _count_if(and_(n.ledger == 1, n.seen == 0)).label("unseen"),
+            _JoinedIds(n.id).label("ids"),
+        ).group_by(n.offline_id),
         "offline_id",
     )
 
