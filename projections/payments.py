@@ -19,6 +19,7 @@ from projections.runner import (
     insert_rows,
     load_rows,
     replace_rows,
+    rows_among,
     stored_moments,
 )
 from projections.tables import payment_intent_links, payments
@@ -67,14 +68,12 @@ def _link(conn: Connection, links: set[tuple[str, str]]) -> None:
     """Add the batch's (PaymentIntent, offline_id) pairs that are not there yet."""
     if not links:
         return
-    known = {
-        (row.payment_intent_id, row.offline_id)
-        for row in conn.execute(
-            select(payment_intent_links).where(
-                payment_intent_links.c.payment_intent_id.in_([pi for pi, _ in links])
-            )
+    known = set(
+        map(
+            tuple,
+            rows_among(conn, payment_intent_links, "payment_intent_id", {p for p, _ in links}),
         )
-    }
+    )
     new = [
         {"payment_intent_id": pi, "offline_id": offline_id}
         for pi, offline_id in sorted(links - known)

@@ -203,13 +203,14 @@ def _sqlite_text(text: str) -> str:
     A moment as `datetime.isoformat` writes it (whole seconds or microseconds, an offset of
     hours and minutes) keeps its seconds and fraction: only its minute moves with the
     offset, which is worked out once per minute and offset."""
+    size = len(text)
     if (
-        len(text) in _ISO_LENGTHS
+        size in _ISO_LENGTHS
         and text[10] == "T"
         and text[16] == ":"
         and text[-6] in "+-"
         and text[-3] == ":"
-        and (len(text) == _WHOLE_SECONDS or text[19] == ".")
+        and (size == _WHOLE_SECONDS or text[19] == ".")
     ):
         minute = text[:16] + text[-6:]
         utc_minute = _MINUTES.get(minute)
@@ -217,7 +218,7 @@ def _sqlite_text(text: str) -> str:
             if len(_MINUTES) >= _MINUTES_MAX:
                 _MINUTES.clear()
             utc_minute = _MINUTES[minute] = _utc_text(f"{text[:16]}:00{text[-6:]}")[:16]
-        if len(text) == _WHOLE_SECONDS:
+        if size == _WHOLE_SECONDS:
             return f"{utc_minute}{text[16:19]}.000000"
         return utc_minute + text[16:26]
     return _utc_text(text)
@@ -237,18 +238,27 @@ def load_rows(
     conn: Connection, table: Table, key: str, ids: Iterable[str]
 ) -> dict[str, dict[str, Any]]:
     """The rows whose `key` column is in `ids`, as mutable dicts keyed by it, each value as
-    the driver reads it (a time in its stored form, `stored_moments`), through the driver's
-    own cursor: no SQLAlchemy row, no result processor."""
-    dialect = conn.dialect
+    the driver reads it (a time in its stored form, `stored_moments`)."""
     names = [column.name for column in table.columns]
-    quote = dialect.identifier_preparer.quote
     at = names.index(key)
+    return {
+        values[at]: dict(zip(names, values, strict=True))
+        for values in rows_among(conn, table, key, ids)
+    }
+
+
+def rows_among(conn: Connection, table: Table, key: str, ids: Iterable[str]) -> list[Any]:
+    """The rows whose `key` column is in `ids`, as the driver's tuples of every column in the
+    table's order, read through the driver's own cursor: no SQLAlchemy row, no result
+    processor (a time stays in its stored form)."""
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
     select_from = (
-        f"SELECT {', '.join(map(quote, names))} FROM "
+        f"SELECT {', '.join(quote(column.name) for column in table.columns)} FROM "
         f"{dialect.identifier_preparer.format_table(table)} WHERE {quote(key)} "
     )
     raw: Any = conn.connection.driver_connection
-    found: dict[str, dict[str, Any]] = {}
+    found: list[Any] = []
     cursor = raw.cursor()
     try:
         for chunk in iter_batches(ids, ID_CHUNK):
@@ -256,8 +266,7 @@ def load_rows(
                 cursor.execute(f"{select_from}= ANY(%s)", (chunk,))
             else:
                 cursor.execute(f"{select_from}IN ({', '.join('?' * len(chunk))})", chunk)
-            for values in cursor.fetchall():
-                found[values[at]] = dict(zip(names, values, strict=True))
+            found += cursor.fetchall()
     finally:
         cursor.close()
     return found
