@@ -27,7 +27,9 @@ CHAIN_HEAD_TABLE = "event_chain_head"  # PostgreSQL: the last link, locked by ev
 
 Row = tuple[int, UUID, int, str, bytes]  # position, stream id, version, topic, state
 Link = tuple[int, bytes, bytes]  # position, content hash, chain hash
-_HEADER = struct.Struct(">16sqI")  # stream id, version, topic length
+# Before the topic's UTF-8 and the state in a content hash: the stream id's 16 bytes, the
+# version, the topic's length (a reader hashing millions of events inlines `content_hash_of`).
+CONTENT_HEADER = struct.Struct(">16sqI")
 
 
 def content_hash(
@@ -40,7 +42,7 @@ def content_hash(
 def content_hash_of(stream: bytes, originator_version: int, topic: bytes, state: bytes) -> bytes:
     """`content_hash` over the raw values: the stream id's 16 bytes and the topic's UTF-8,
     for a reader that has them as bytes already (a verify of millions of events)."""
-    header = _HEADER.pack(stream, originator_version, len(topic))
+    header = CONTENT_HEADER.pack(stream, originator_version, len(topic))
     return hashlib.sha256(header + topic + state).digest()
 
 

@@ -15,8 +15,8 @@ from sqlalchemy import Connection, func, select
 
 from ledger.fields import StoredFields
 from ledger.location import Location
-from projections.runner import Projection, insert_rows, load_rows, replace_rows, utc, utc_of
-from projections.tables import offline_locations, offline_stored
+from projections.runner import Projection, insert_rows, load_rows, replace_rows, stored_moments
+from projections.tables import naive_utc, offline_locations, offline_stored
 
 
 class OfflineStatusProjection(Projection):
@@ -39,6 +39,7 @@ class OfflineStatusProjection(Projection):
         new_locations: list[dict[str, str]] = []
         stored: dict[str, dict[str, Any]] = {}  # offline_id -> row, stored in this batch
         released: list[str] = []  # stored before this batch
+        at = stored_moments(conn)
         for _, stream, topic, fields in events:
             if topic == Location.Configured.TOPIC:
                 locations[stream] = fields["location_id"]
@@ -50,7 +51,7 @@ class OfflineStatusProjection(Projection):
                     "device_id": fields["device_id"],
                     "currency": fields["currency"],
                     "amount": fields["amount"],
-                    "stored_at": utc_of(fields["occurred_at"]),
+                    "stored_at": at(fields["occurred_at"]["_data_"]),
                 }
             else:
                 assert topic == Location.PaymentReleased.TOPIC, topic
@@ -134,7 +135,7 @@ def stored_payments(
     if device_id is not None:
         query = query.where(table.device_id == device_id)
     if stored_before is not None:
-        query = query.where(table.stored_at < utc(stored_before))
+        query = query.where(table.stored_at < naive_utc(stored_before))
     return [
         StoredPayment(*row[:5], stored_at=row.stored_at.replace(tzinfo=UTC))
         for row in conn.execute(query.limit(limit))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,15 @@ from ledger.errors import Breach
 from ledger.fields import Fields, StoredFields
 from ledger.limits import CARD_CODES
 from ledger.payment import Payment, Status
-from projections.runner import Projection, insert_rows, load_rows, replace_rows, utc_of
+from projections.runner import (
+    Moment,
+    Projection,
+    insert_rows,
+    load_rows,
+    replace_rows,
+    rows_among,
+    stored_moments,
+)
 from projections.tables import payment_intent_links, payments
 
 
@@ -39,11 +47,12 @@ class PaymentsProjection(Projection):
         rows = load_rows(conn, payments, "stream_id", {stream for _, stream, _, _ in events})
         existing = list(rows)
         links: set[tuple[str, str]] = set()
+        at = stored_moments(conn)
         for _, stream, topic, fields in events:
             if topic == _CREATED:
-                rows[stream] = _created(stream, fields)
+                rows[stream] = _created(stream, fields, at)
             else:
-                _fold(rows[stream], topic, fields)
+                _fold(rows[stream], topic, fields, at)
             payment_intent_id = fields.get("payment_intent_id")
             if payment_intent_id is not None:
                 links.add((payment_intent_id, rows[stream]["offline_id"]))
@@ -52,20 +61,19 @@ class PaymentsProjection(Projection):
 
 
 _CREATED = Payment.Created.TOPIC
+_CREATED_STATUS = Status.CREATED.value
 
 
 def _link(conn: Connection, links: set[tuple[str, str]]) -> None:
     """Add the batch's (PaymentIntent, offline_id) pairs that are not there yet."""
     if not links:
         return
-    known = {
-        (row.payment_intent_id, row.offline_id)
-        for row in conn.execute(
-            select(payment_intent_links).where(
-                payment_intent_links.c.payment_intent_id.in_([pi for pi, _ in links])
-            )
+    known = set(
+        map(
+            tuple,
+            rows_among(conn, payment_intent_links, "payment_intent_id", {p for p, _ in links}),
         )
-    }
+    )
     new = [
         {"payment_intent_id": pi, "offline_id": offline_id}
         for pi, offline_id in sorted(links - known)
@@ -74,7 +82,7 @@ def _link(conn: Connection, links: set[tuple[str, str]]) -> None:
         insert_rows(conn, payment_intent_links, new)
 
 
-def _created(stream: str, fields: Fields) -> dict[str, Any]:
+def _created(stream: str, fields: Fields, at: Moment) -> dict[str, Any]:
     return {
         "stream_id": stream,
         "offline_id": fields["offline_id"],
@@ -83,7 +91,7 @@ def _created(stream: str, fields: Fields) -> dict[str, Any]:
         "amount": fields["amount"],
         "currency": fields["currency"],
         "capture_method": fields["capture_method"],
-        "status": Status.CREATED.value,
+        "status": _CREATED_STATUS,
         "card_brand": None,
         "payment_intent_id": fields["payment_intent_id"],
         "duplicate_payment_intent_ids": "",
@@ -91,7 +99,7 @@ def _created(stream: str, fields: Fields) -> dict[str, Any]:
         "stripe_status": None,
         "decline_code": None,
         "amount_captured": 0,
-        "created_at": utc_of(fields["occurred_at"]),
+        "created_at": at(fields["occurred_at"]["_data_"]),
         "stored_at": None,
         "forwarded_at": None,
         "declined_at": None,
@@ -102,60 +110,99 @@ def _created(stream: str, fields: Fields) -> dict[str, Any]:
     }
 
 
-def _fold(row: dict[str, Any], topic: str, fields: Fields) -> None:
+def _fold(row: dict[str, Any], topic: str, fields: Fields, moment: Moment) -> None:
     """The same transitions as `Payment`'s events, on a row."""
-    at = utc_of(fields["occurred_at"])
-    if topic == Payment.PaymentMethodCollected.TOPIC:
-        row.update(card_brand=fields["card"].get("brand"))
-        _breaches(row, card=fields["breaches"])
-        if fields["reported_late"]:
-            row["reported_late"] = True
-        else:
-            row["status"] = Status.COLLECTED.value
-    elif topic == Payment.ConfirmedOffline.TOPIC:
-        row["stored_at"] = utc_of(fields["stored_at"])
-        _breaches(row, store=fields["breaches"])
-        if fields["implied"] or fields["reported_late"]:
-            row["reported_late"] = True
-        if not fields["reported_late"]:
-            row["status"] = Status.STORED.value
-    elif topic == Payment.Rejudged.TOPIC:
-        _breaches(row, store=fields["breaches"])
-    elif topic == Payment.Forwarded.TOPIC:
-        row["forwarded_at"] = at
-        if fields["implied"]:
-            row["reported_late"] = True
-        if fields["reported_late"]:
-            return
-        status = fields["status"]
-        row.update(payment_intent_id=fields["payment_intent_id"], stripe_status=status)
-        if row["status"] == Status.DECLINED.value:
-            return
-        if status == "succeeded":
-            row.update(status=Status.CAPTURED.value, amount_captured=row["amount"], captured_at=at)
-        else:
-            row.update(status=Status.FORWARDED.value)
-    elif topic == Payment.Declined.TOPIC:
-        if fields["payment_intent_id"] is not None:
-            row["payment_intent_id"] = fields["payment_intent_id"]
-        row.update(
-            decline_code=fields["decline_code"], status=Status.DECLINED.value, declined_at=at
-        )
-    elif topic == Payment.Captured.TOPIC:
-        row.update(
-            amount_captured=fields["amount_captured"],
-            stripe_status="succeeded",
-            status=Status.CAPTURED.value,
-            captured_at=at,
-        )
-    elif topic == Payment.Canceled.TOPIC:
-        row.update(status=Status.CANCELED.value, canceled_at=at)
-    elif topic == Payment.DuplicateForwardDetected.TOPIC:
-        known = [i for i in row["duplicate_payment_intent_ids"].split(";") if i]
-        row["duplicate_payment_intent_ids"] = ";".join([*known, fields["payment_intent_id"]])
-        row["duplicate_refund_amount"] += fields["refund_amount"]
-    else:  # pragma: no cover - topics select only the events above
-        raise AssertionError(topic)
+    _FOLDS[topic](row, fields, moment(fields["occurred_at"]["_data_"]), moment)
+
+
+# Status values as plain text, looked up once (an enum member's `.value` is a descriptor call).
+_COLLECTED, _STORED, _FORWARDED = (
+    Status.COLLECTED.value,
+    Status.STORED.value,
+    Status.FORWARDED.value,
+)
+_CAPTURED, _DECLINED, _CANCELED = (
+    Status.CAPTURED.value,
+    Status.DECLINED.value,
+    Status.CANCELED.value,
+)
+
+
+def _collected(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
+    row["card_brand"] = fields["card"].get("brand")
+    _breaches(row, card=fields["breaches"])
+    if fields["reported_late"]:
+        row["reported_late"] = True
+    else:
+        row["status"] = _COLLECTED
+
+
+def _confirmed(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
+    row["stored_at"] = moment(fields["stored_at"]["_data_"])
+    _breaches(row, store=fields["breaches"])
+    if fields["implied"] or fields["reported_late"]:
+        row["reported_late"] = True
+    if not fields["reported_late"]:
+        row["status"] = _STORED
+
+
+def _rejudged(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
+    _breaches(row, store=fields["breaches"])
+
+
+def _forwarded(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
+    row["forwarded_at"] = at
+    if fields["implied"]:
+        row["reported_late"] = True
+    if fields["reported_late"]:
+        return
+    status = fields["status"]
+    row["payment_intent_id"] = fields["payment_intent_id"]
+    row["stripe_status"] = status
+    if row["status"] == _DECLINED:
+        return
+    if status == "succeeded":
+        row.update(status=_CAPTURED, amount_captured=row["amount"], captured_at=at)
+    else:
+        row["status"] = _FORWARDED
+
+
+def _declined(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
+    if fields["payment_intent_id"] is not None:
+        row["payment_intent_id"] = fields["payment_intent_id"]
+    row.update(decline_code=fields["decline_code"], status=_DECLINED, declined_at=at)
+
+
+def _captured(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
+    row.update(
+        amount_captured=fields["amount_captured"],
+        stripe_status="succeeded",
+        status=_CAPTURED,
+        captured_at=at,
+    )
+
+
+def _canceled(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
+    row["status"] = _CANCELED
+    row["canceled_at"] = at
+
+
+def _duplicate(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
+    known = [i for i in row["duplicate_payment_intent_ids"].split(";") if i]
+    row["duplicate_payment_intent_ids"] = ";".join([*known, fields["payment_intent_id"]])
+    row["duplicate_refund_amount"] += fields["refund_amount"]
+
+
+_FOLDS: dict[str, Callable[[dict[str, Any], Fields, Any, Moment], None]] = {
+    Payment.PaymentMethodCollected.TOPIC: _collected,
+    Payment.ConfirmedOffline.TOPIC: _confirmed,
+    Payment.Rejudged.TOPIC: _rejudged,
+    Payment.Forwarded.TOPIC: _forwarded,
+    Payment.Declined.TOPIC: _declined,
+    Payment.Captured.TOPIC: _captured,
+    Payment.Canceled.TOPIC: _canceled,
+    Payment.DuplicateForwardDetected.TOPIC: _duplicate,
+}
 
 
 def _breaches(
@@ -165,6 +212,8 @@ def _breaches(
 ) -> None:
     """Replace the card or the storing breaches; the column holds the codes of both (the
     card rules' codes are never a storing rule's, so each part is told by its codes)."""
+    if not row["breaches"] and not card and not store:
+        return  # none before, none now: most payments
     codes = {code for code in row["breaches"].split(";") if code}
     if card is not None:
         codes = {c for c in codes if c not in CARD_CODES} | {b["code"] for b in card}

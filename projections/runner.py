@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
@@ -35,9 +35,9 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ledger import Ledger
 from ledger.batches import iter_batches
-from ledger.fields import Fields, StoredFields, moment
+from ledger.fields import StoredFields
 from ledger.storage import ID_CHUNK
-from projections.tables import naive_utc, projection_positions
+from projections.tables import projection_positions
 
 BATCH_SIZE_DEFAULT = 2_000
 BATCH_SIZE_MAX = 10_000
@@ -180,25 +180,95 @@ def _move(conn: Connection, name: str, start: int, end: int) -> None:
 
 # -- helpers for projections ----------------------------------------------------------------
 
-
-def utc(moment: datetime | None) -> datetime | None:
-    return None if moment is None else naive_utc(moment)
+Moment = Callable[[str], Any]  # a moment's ISO text (with its offset) -> its column's value
 
 
-def utc_of(stored: Fields) -> datetime:
-    """A moment as an event's fields hold it (`ledger.fields.moment`), as the tables store it."""
-    return naive_utc(moment(stored))
+def stored_moments(conn: Connection) -> Moment:
+    """How the tables' time columns hold a moment given as ISO text with an offset (a state's
+    tagged moment, `ledger.fields.moment`, or an observation's): in UTC, on SQLite the text
+    SQLAlchemy's DateTime writes there, on PostgreSQL a naive datetime. A projection keeps
+    times in this form, as `load_rows` gives them, and `insert_rows` writes them as they are:
+    no datetime parsed back from a row a batch reloads, none formatted again per row."""
+    return _sqlite_text if conn.dialect.name == "sqlite" else _naive_utc
+
+
+def _naive_utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
+
+
+def _sqlite_text(text: str) -> str:
+    """SQLAlchemy's SQLite storage format, 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC): its text
+    compares as its moment does.
+
+    A moment as `datetime.isoformat` writes it (whole seconds or microseconds, an offset of
+    hours and minutes) keeps its seconds and fraction: only its minute moves with the
+    offset, which is worked out once per minute and offset."""
+    size = len(text)
+    if (
+        size in _ISO_LENGTHS
+        and text[10] == "T"
+        and text[16] == ":"
+        and text[-6] in "+-"
+        and text[-3] == ":"
+        and (size == _WHOLE_SECONDS or text[19] == ".")
+    ):
+        minute = text[:16] + text[-6:]
+        utc_minute = _MINUTES.get(minute)
+        if utc_minute is None:
+            if len(_MINUTES) >= _MINUTES_MAX:
+                _MINUTES.clear()
+            utc_minute = _MINUTES[minute] = _utc_text(f"{text[:16]}:00{text[-6:]}")[:16]
+        if size == _WHOLE_SECONDS:
+            return f"{utc_minute}{text[16:19]}.000000"
+        return utc_minute + text[16:26]
+    return _utc_text(text)
+
+
+def _utc_text(text: str) -> str:
+    return datetime.fromisoformat(text).astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
+_WHOLE_SECONDS = len("2026-01-01T00:00:00+00:00")
+_ISO_LENGTHS = (_WHOLE_SECONDS, len("2026-01-01T00:00:00.000000+00:00"))
+_MINUTES: dict[str, str] = {}  # 'YYYY-MM-DDTHH:MM+HH:MM' -> 'YYYY-MM-DD HH:MM' in UTC
+_MINUTES_MAX = 100_000
 
 
 def load_rows(
     conn: Connection, table: Table, key: str, ids: Iterable[str]
 ) -> dict[str, dict[str, Any]]:
-    """The rows whose `key` column is in `ids`, as mutable dicts keyed by it."""
-    found: dict[str, dict[str, Any]] = {}
-    column = table.c[key]
-    for chunk in iter_batches(ids, ID_CHUNK):
-        for row in conn.execute(select(table).where(_among(conn, column, chunk))).mappings():
-            found[row[key]] = dict(row)
+    """The rows whose `key` column is in `ids`, as mutable dicts keyed by it, each value as
+    the driver reads it (a time in its stored form, `stored_moments`)."""
+    names = [column.name for column in table.columns]
+    at = names.index(key)
+    return {
+        values[at]: dict(zip(names, values, strict=True))
+        for values in rows_among(conn, table, key, ids)
+    }
+
+
+def rows_among(conn: Connection, table: Table, key: str, ids: Iterable[str]) -> list[Any]:
+    """The rows whose `key` column is in `ids`, as the driver's tuples of every column in the
+    table's order, read through the driver's own cursor: no SQLAlchemy row, no result
+    processor (a time stays in its stored form)."""
+    dialect = conn.dialect
+    quote = dialect.identifier_preparer.quote
+    select_from = (
+        f"SELECT {', '.join(quote(column.name) for column in table.columns)} FROM "
+        f"{dialect.identifier_preparer.format_table(table)} WHERE {quote(key)} "
+    )
+    raw: Any = conn.connection.driver_connection
+    found: list[Any] = []
+    cursor = raw.cursor()
+    try:
+        for chunk in iter_batches(ids, ID_CHUNK):
+            if dialect.name == "postgresql":
+                cursor.execute(f"{select_from}= ANY(%s)", (chunk,))
+            else:
+                cursor.execute(f"{select_from}IN ({', '.join('?' * len(chunk))})", chunk)
+            found += cursor.fetchall()
+    finally:
+        cursor.close()
     return found
 
 
@@ -253,7 +323,11 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if processors:
         converted = list(map(list, zip(*tuples, strict=True)))
         for index, process in processors:
-            converted[index] = list(map(process, converted[index]))
+            # A time already in its stored form (`stored_moments`) is written as it is.
+            converted[index] = [
+                value if value is None or value.__class__ is str else process(value)
+                for value in converted[index]
+            ]
         tuples = list(zip(*converted, strict=True))
     marks = ", ".join("?" * len(columns))
     conn.exec_driver_sql(f"{into}VALUES ({marks})", tuples)

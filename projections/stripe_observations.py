@@ -9,8 +9,7 @@ and dispute snapshots to `stripe_charges` and `stripe_disputes`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -18,7 +17,7 @@ from sqlalchemy import Connection
 from ledger.fields import StoredFields
 from ledger.observations import movement_key
 from ledger.stripe_object import StripeObject
-from projections.runner import Projection, load_rows, replace_rows, utc
+from projections.runner import Moment, Projection, load_rows, replace_rows, stored_moments
 from projections.tables import (
     stripe_charges,
     stripe_disputes,
@@ -68,7 +67,7 @@ class StripeObservationsProjection(Projection):
                 seen = fields["observation"]
                 kind = seen.get("kind", "payment_intent")
                 if kind == "payment_intent":
-                    _payment_intent(rows[stream], seen)
+                    _payment_intent(rows[stream], seen, batch.time)
                     for related in seen.get("related_ids", ()):
                         batch.link(related, seen["payment_intent_id"])
                     if seen["charge_id"] is not None:
@@ -80,7 +79,7 @@ class StripeObservationsProjection(Projection):
             else:
                 assert topic == StripeObject.BalanceTransactionObserved.TOPIC, topic
                 if batch.movement(fields["observation"]):
-                    _balance_transaction(rows[stream], fields["observation"])
+                    _balance_transaction(rows[stream], fields["observation"], batch.time)
         replace_rows(conn, stripe_objects, "stream_id", existing, list(rows.values()))
         batch.write()
 
@@ -91,6 +90,7 @@ class _Batch:
 
     def __init__(self, conn: Connection, events: Sequence[StoredFields]) -> None:
         self.conn = conn
+        self.time = _time(stored_moments(conn))
         seen = [fields["observation"] for _, _, _, fields in events if "observation" in fields]
         ids = {
             value
@@ -142,12 +142,12 @@ class _Batch:
             row["category"] = seen["reporting_category"]
         for name, column in (("created_at", "created_at"), ("payout_at", "payout_at")):
             if row[column] is None and seen.get(name) is not None:
-                row[column] = _time(seen[name])
+                row[column] = self.time(seen[name])
         return new
 
     def charge(self, seen: dict[str, Any]) -> None:
         self.link(seen["charge_id"], seen["payment_intent_id"])
-        as_of = _time(seen["as_of"])
+        as_of = self.time(seen["as_of"])
         row = self.charges.get(seen["charge_id"])
         if row is None or row["amount_refunded"] < seen["amount_refunded"]:
             self.charges[seen["charge_id"]] = {
@@ -161,7 +161,7 @@ class _Batch:
     def dispute(self, seen: dict[str, Any]) -> None:
         self.link(seen["dispute_id"], seen["payment_intent_id"] or seen["charge_id"])
         self.link(seen["charge_id"], seen["payment_intent_id"])
-        as_of = _time(seen["as_of"])
+        as_of = self.time(seen["as_of"])
         row = self.disputes.get(seen["dispute_id"])
         if row is None or row["observed_at"] is None or (as_of and as_of >= row["observed_at"]):
             self.disputes[seen["dispute_id"]] = {
@@ -190,8 +190,8 @@ def _first_seen(stream: str, key: str) -> dict[str, Any]:
     return row
 
 
-def _payment_intent(row: dict[str, Any], seen: dict[str, Any]) -> None:
-    as_of = _time(seen.get("as_of"))  # absent before observations carried it
+def _payment_intent(row: dict[str, Any], seen: dict[str, Any], time: _Time) -> None:
+    as_of = time(seen.get("as_of"))  # absent before observations carried it
     # Webhooks arrive out of order: a snapshot older than the one shown keeps only what it
     # adds (an offline_id, a charge), never its status or amounts.
     newer = as_of is None or row["observed_at"] is None or as_of >= row["observed_at"]
@@ -212,14 +212,22 @@ def _payment_intent(row: dict[str, Any], seen: dict[str, Any]) -> None:
         if seen[name] is not None:
             row[name] = seen[name]
     if seen["created_at"] is not None:
-        row["created_at"] = _time(seen["created_at"])
+        row["created_at"] = time(seen["created_at"])
 
 
-def _time(text: str | None) -> datetime | None:
-    return None if text is None else utc(datetime.fromisoformat(text))
+_Time = Callable[[str | None], Any]
 
 
-def _balance_transaction(row: dict[str, Any], seen: dict[str, Any]) -> None:
+def _time(moment: Moment) -> _Time:
+    """A moment's ISO text as the tables store it (`runner.stored_moments`), None kept."""
+
+    def stored(text: str | None) -> Any:
+        return None if text is None else moment(text)
+
+    return stored
+
+
+def _balance_transaction(row: dict[str, Any], seen: dict[str, Any], time: _Time) -> None:
     row["balance_transactions"] += 1
     category = seen["reporting_category"]
     if category in REFUND_CATEGORIES or (category is None and seen["gross"] < 0):
@@ -232,4 +240,4 @@ def _balance_transaction(row: dict[str, Any], seen: dict[str, Any]) -> None:
         if row[name] is None and seen[name] is not None:
             row[name] = seen[name]
     if row["created_at"] is None and seen["created_at"] is not None:
-        row["created_at"] = _time(seen["created_at"])
+        row["created_at"] = time(seen["created_at"])
