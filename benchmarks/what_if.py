@@ -142,7 +142,7 @@ def _replayed(history: History, ledger: Ledger) -> int:
     done = replay(
         history, ledger.policy, proposed.applied_to(history.config), refused_go_online=True
     )
-    return len(done.judged)
+    return len(done.attempts)
 
 
 if __name__ == "__main__":
