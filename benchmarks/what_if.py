@@ -138,10 +138,7 @@ def _iterate(ledger: Ledger) -> int:
 
 def _replayed(history: History, ledger: Ledger) -> int:
     """Replay against half the location's stored-amount limits; the sales judged."""
-    proposed = halved(history.config)
-    done = replay(
-        history, ledger.policy, proposed.applied_to(history.config), refused_go_online=True
-    )
+    done = replay(history, ledger.policy, halved(history.config), refused_go_online=True)
     return len(done.attempts)
 
 

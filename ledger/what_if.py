@@ -50,7 +50,9 @@ _PAGE = 500
 
 class ProposedLimits(BaseModel):
     """The limits to replay against: the `limits`, `device_limits` and (optionally)
-    `currencies` of a `location.configured` record, as a location's configuration holds them."""
+    `currencies` of a `location.configured` record, as a location's configuration holds them.
+    A field they do not name (`limits.per_payment_max`, `device_limits`...) is the one in force
+    at each moment."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
@@ -59,29 +61,31 @@ class ProposedLimits(BaseModel):
     device_limits: wire.DeviceLimits = wire.DeviceLimits()
 
     def applied_to(self, config: dict[str, Any]) -> dict[str, Any]:
-        """A location's configuration with these limits in place of its own (and its
-        currencies, when these name them)."""
-        proposed = self.model_dump(
-            mode="json", exclude={"currencies"} if self.currencies is None else set()
-        )
-        return {**config, **proposed}
+        """A location's configuration with the fields these limits name in place of its own
+        (its currencies, when these name them)."""
+        applied = dict(config)
+        if self.currencies is not None:
+            applied["currencies"] = list(self.currencies)
+        for name in ("limits", "device_limits"):
+            if name in self.model_fields_set:
+                section: BaseModel = getattr(self, name)
+                named = section.model_dump(mode="json", include=section.model_fields_set)
+                applied[name] = {**config[name], **named}
+        return applied
 
 
 def halved(config: dict[str, Any]) -> ProposedLimits:
-    """A location's own limits with its stored-amount limits (location and device) halved:
-    the proposal the demo and the benchmark replay."""
-    limits, device_limits = config["limits"], config["device_limits"]
+    """Half a location's stored-amount limits (location and device, of `config`), the other
+    limits as they were in force: the proposal the demo and the benchmark replay."""
 
     def half(maxima: dict[str, int]) -> dict[str, int]:
         return {currency: max(amount // 2, 1) for currency, amount in maxima.items()}
 
     return ProposedLimits.model_validate(
         {
-            "currencies": config.get("currencies"),
-            "limits": {**limits, "stored_amount_max": half(limits["stored_amount_max"])},
+            "limits": {"stored_amount_max": half(config["limits"]["stored_amount_max"])},
             "device_limits": {
-                **device_limits,
-                "stored_amount_max": half(device_limits["stored_amount_max"]),
+                "stored_amount_max": half(config["device_limits"]["stored_amount_max"])
             },
         }
     )
@@ -173,17 +177,34 @@ class Refusal:
 
 @dataclass(slots=True)
 class History:
-    """A location's configuration (its last: a replay judges the whole history by one set of
-    limits) and its sale attempts, in arrival order. The ledger forgets a released sale
+    """A location's configurations, each with its moment in microseconds, in the order they
+    were recorded, and its sale attempts, in arrival order. A replay judges each attempt by
+    the configuration in force at its moment: the latest by moment (the latest recorded of
+    those at the same moment), the first before any. The ledger forgets a released sale
     `LATE_WINDOW` after the newest moment it knows; the replay keeps every one, so a fact that
     arrived later than that may have been judged against less than the replay counts."""
 
     location_id: str
     configured_at: datetime
-    config: dict[str, Any]
+    configs: list[tuple[int, dict[str, Any]]]
     sales: list[SaleAttempt]
     # Filled by the first replay "as recorded" (`replay`), used by the replays as proposed.
     refusals: dict[str, Refusal] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The location's configuration now (the last recorded)."""
+        return self.configs[-1][1]
+
+    def in_force(self) -> list[tuple[int, dict[str, Any]]]:
+        """Each configuration with the moment from which it is in force, in that order (the
+        first from any moment)."""
+        ordered = sorted(self.configs, key=_first)
+        return [(_BEFORE_ALL, ordered[0][1]), *ordered[1:]]
+
+
+def _first(pair: tuple[int, Any]) -> int:
+    return pair[0]
 
 
 # The events a history is folded from, in log order (the offline sales read model reads them).
@@ -218,15 +239,19 @@ def fold(
     to the rows: `locations` by stream, `sales` by offline_id (those the event names, at
     least). A sale's arrival counts every attempt its location met before it."""
     if topic == Location.Configured.TOPIC:
+        at = micros(stored_moment(fields["occurred_at"]))
         locations[stream] = {
             "stream_id": stream,
             "location_id": fields["location_id"],
-            "configured_us": micros(stored_moment(fields["occurred_at"])),
-            "config": orjson.dumps(fields["config"]).decode(),
+            "configured_us": at,
+            "configs": orjson.dumps([[at, fields["config"]]]).decode(),
             "sales": 0,
         }
     elif topic == Location.Reconfigured.TOPIC:
-        locations[stream]["config"] = orjson.dumps(fields["config"]).decode()
+        location = locations[stream]
+        configs = orjson.loads(location["configs"])
+        configs.append([micros(stored_moment(fields["occurred_at"])), fields["config"]])
+        location["configs"] = orjson.dumps(configs).decode()
     elif topic == Location.PaymentStored.TOPIC:
         # A stored sale replaces the refusal of its reservation (stored anyway).
         _add(locations[stream], sales, fields, fields, ";".join(limit_codes(fields["breaches"])))
@@ -331,7 +356,7 @@ def history_of(location: Row, sales: list[SaleAttempt]) -> History:
     return History(
         location["location_id"],
         moment_of(location["configured_us"]),
-        orjson.loads(location["config"]),
+        [(at, config) for at, config in orjson.loads(location["configs"])],
         sales,
     )
 
@@ -450,31 +475,32 @@ def _steps(sales: list[SaleAttempt]) -> tuple[list[Step], list[int], bool]:
 def replay(
     history: History,
     policy: Policy,
-    config: dict[str, Any],
+    proposed: ProposedLimits | None = None,
     *,
     refused_go_online: bool,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Replay:
-    """Judge each attempt of `history` under `config` (a location's configuration). A sale
+    """Judge each attempt of `history` under the configuration in force at its moment, with
+    the fields `proposed` names in place of its own (none: as it was). A sale
     refused goes online (stores nothing) and a refused reservation allowed is taken offline
     when `refused_go_online` (as proposed); else a sale counts as stored, as the ledger counts
     a fact, and a refused reservation as gone online (as recorded). Only the attempts within
     [since, until) are reported; the earlier ones still count in the totals, as they did.
 
-    The limits are resolved once per currency (`ResolvedLimits`, from the ledger's own
-    headroom rows) and each attempt judged on plain integers by the ledger's comparisons. A
-    replay as proposed of a history with refusals replays it as recorded first, once: that
-    is what tells what each refusal saw held beside the stored totals."""
+    The limits are resolved once per configuration and currency (`ResolvedLimits`, from the
+    ledger's own headroom rows) and each attempt judged on plain integers by the ledger's
+    comparisons. A replay as proposed of a history with refusals replays it as recorded
+    first, once: that is what tells what each refusal saw held beside the stored totals."""
     # Tens of thousands of steps, sales and outcomes, none in a cycle.
     with collector_paused():
-        return _replay(history, policy, config, refused_go_online, since, until)
+        return _replay(history, policy, proposed, refused_go_online, since, until)
 
 
 def _replay(
     history: History,
     policy: Policy,
-    config: dict[str, Any],
+    proposed: ProposedLimits | None,
     refused_go_online: bool,
     since: datetime | None,
     until: datetime | None,
@@ -483,12 +509,19 @@ def _replay(
     steps, releases, asked = _steps(sales)
     if history.refusals is None:
         if refused_go_online and asked:
-            replay(history, policy, history.config, refused_go_online=False)
+            replay(history, policy, None, refused_go_online=False)
         else:
             history.refusals = {}
     refusals = history.refusals
     assert refusals is not None
-    location = Location.configure(history.location_id, config, history.configured_at)
+    # The configurations replayed, each from the moment it came in force, the next's moment.
+    configs = [
+        (since, config if proposed is None else proposed.applied_to(config))
+        for since, config in history.in_force()
+    ]
+    configs.append((_AFTER_ALL, {}))
+    location = Location.configure(history.location_id, configs[0][1], history.configured_at)
+    in_force, next_config = 0, configs[1][0]
     # Per currency: its limits, and their maxima for the test "within every limit" (a
     # payment maximum below any amount when the currency is not taken offline).
     resolved: dict[str, tuple[ResolvedLimits, int, int, int, int, int]] = {}
@@ -527,6 +560,12 @@ def _replay(
             falling.append(stored)
         if sale is None:
             break  # the end
+        if moment >= next_config:  # another configuration in force from now
+            while moment >= configs[in_force + 1][0]:
+                in_force += 1
+            next_config, config = configs[in_force + 1][0], configs[in_force][1]
+            location = Location.configure(history.location_id, config, history.configured_at)
+            resolved = {}
         device, currency, amount = sale[1], sale[2], sale[3]
         found = resolved.get(currency)
         if found is None:
@@ -720,17 +759,8 @@ def compare(
 ) -> list[Outcome]:
     """Per currency of the location, what happened beside what the proposed limits would have
     done, with the `top` attempts (largest first) whose outcome changes."""
-    recorded = replay(
-        history, policy, history.config, refused_go_online=False, since=since, until=until
-    )
-    what_if = replay(
-        history,
-        policy,
-        proposed.applied_to(history.config),
-        refused_go_online=True,
-        since=since,
-        until=until,
-    )
+    recorded = replay(history, policy, refused_go_online=False, since=since, until=until)
+    what_if = replay(history, policy, proposed, refused_go_online=True, since=since, until=until)
     outcomes: dict[str, Outcome] = {}
     for sale, breaches in zip(what_if.attempts, what_if.breaches, strict=True):
         row = outcomes.get(sale.currency)

@@ -122,14 +122,15 @@ offline_sales = Table(
     Index("offline_sales_location_idx", "location_id", "arrival"),
 )
 
-# Each location's latest configuration (JSON) and how many sales it stored so far.
+# Each location's configurations (JSON: [moment in microseconds, configuration], in the
+# order they were recorded) and how many sales it stored so far.
 offline_sale_locations = Table(
     "offline_sale_locations",
     metadata,
     Column("stream_id", String(32), primary_key=True),
     Column("location_id", String(255), nullable=False, unique=True),
     Column("configured_us", BigInteger, nullable=False),
-    Column("config", Text, nullable=False),
+    Column("configs", Text, nullable=False),
     Column("sales", BigInteger, nullable=False),
 )
 
