@@ -29,13 +29,18 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
+from uuid import UUID
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 from ledger import wire
 from ledger.collector import collector_paused
 from ledger.event_store import EventStore
+from ledger.fields import FieldReader, Fields
+from ledger.fields import moment as stored_moment
+from ledger.identity import location_id as location_stream_id
 from ledger.limits import LIMIT_CODES, Policy, ResolvedLimits
 from ledger.location import Location
 from ledger.reservation import Reservation
@@ -45,7 +50,9 @@ _PAGE = 500
 
 class ProposedLimits(BaseModel):
     """The limits to replay against: the `limits`, `device_limits` and (optionally)
-    `currencies` of a `location.configured` record, as a location's configuration holds them."""
+    `currencies` of a `location.configured` record, as a location's configuration holds them.
+    A field they do not name (`limits.per_payment_max`, `device_limits`...) is the one in force
+    at each moment."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
@@ -54,29 +61,31 @@ class ProposedLimits(BaseModel):
     device_limits: wire.DeviceLimits = wire.DeviceLimits()
 
     def applied_to(self, config: dict[str, Any]) -> dict[str, Any]:
-        """A location's configuration with these limits in place of its own (and its
-        currencies, when these name them)."""
-        proposed = self.model_dump(
-            mode="json", exclude={"currencies"} if self.currencies is None else set()
-        )
-        return {**config, **proposed}
+        """A location's configuration with the fields these limits name in place of its own
+        (its currencies, when these name them)."""
+        applied = dict(config)
+        if self.currencies is not None:
+            applied["currencies"] = list(self.currencies)
+        for name in ("limits", "device_limits"):
+            if name in self.model_fields_set:
+                section: BaseModel = getattr(self, name)
+                named = section.model_dump(mode="json", include=section.model_fields_set)
+                applied[name] = {**config[name], **named}
+        return applied
 
 
 def halved(config: dict[str, Any]) -> ProposedLimits:
-    """A location's own limits with its stored-amount limits (location and device) halved:
-    the proposal the demo and the benchmark replay."""
-    limits, device_limits = config["limits"], config["device_limits"]
+    """Half a location's stored-amount limits (location and device, of `config`), the other
+    limits as they were in force: the proposal the demo and the benchmark replay."""
 
     def half(maxima: dict[str, int]) -> dict[str, int]:
         return {currency: max(amount // 2, 1) for currency, amount in maxima.items()}
 
     return ProposedLimits.model_validate(
         {
-            "currencies": config.get("currencies"),
-            "limits": {**limits, "stored_amount_max": half(limits["stored_amount_max"])},
+            "limits": {"stored_amount_max": half(config["limits"]["stored_amount_max"])},
             "device_limits": {
-                **device_limits,
-                "stored_amount_max": half(device_limits["stored_amount_max"]),
+                "stored_amount_max": half(config["device_limits"]["stored_amount_max"])
             },
         }
     )
@@ -85,12 +94,12 @@ def halved(config: dict[str, Any]) -> ProposedLimits:
 Seen = tuple[int | None, int | None, int | None, int | None]
 
 
-@dataclass(slots=True)
-class SaleAttempt:
+class SaleAttempt(NamedTuple):
     """One sale a location stored offline, as its stream recorded it, or one reservation it
-    refused (`refused`: the sale went online, nothing was stored). Moments are whole
-    microseconds since the Unix epoch (UTC): a replay sorts and compares tens of thousands of
-    them, which costs a third of the time as aware datetimes."""
+    refused (`refused`: the sale went online, nothing was stored). A plain tuple in the
+    offline sales read model's column order, so that its rows are taken as they are fetched.
+    Moments are whole microseconds since the Unix epoch (UTC): a replay sorts and compares
+    tens of thousands of them, which costs a third of the time as aware datetimes."""
 
     offline_id: str
     device_id: str
@@ -100,17 +109,44 @@ class SaleAttempt:
     arrival: int  # orders the attempts judged at the same moment
     # Stored: the limit codes it was (finally) recorded with. Refused: every code of the
     # refusal (distinct, sorted), including those no limit decides (offline disabled...).
-    breaches: tuple[str, ...]
+    # ";"-joined, "" for none (`breaches` has them as a tuple).
+    codes: str
     released_us: int | None = None
     released_as: str | None = None  # forwarded, declined or canceled
-    refused: bool = False
-    # What a refusal saw used (stored and held) for the limits set then: the location's
-    # amount in the sale's currency and its count, the device's; None where none was set.
-    seen: Seen | None = None
+    # Of a refusal (None for a sale stored): what it saw used (stored and held) for the
+    # limits set then, ";"-joined: the location's amount in the sale's currency and its
+    # count, the device's; "" where none was set (`seen` has them as numbers).
+    seen_text: str | None = None
+
+    @property
+    def breaches(self) -> tuple[str, ...]:
+        return tuple(self.codes.split(";")) if self.codes else ()
+
+    @property
+    def refused(self) -> bool:
+        return self.seen_text is not None
+
+    @property
+    def seen(self) -> Seen | None:
+        return None if self.seen_text is None else seen_of(self.seen_text)
 
     @property
     def stored_at(self) -> datetime:
         return moment_of(self.stored_us)
+
+
+_SEEN = 9  # SaleAttempt.seen_text: indexed in the replay's loops
+
+
+def seen_text(seen: Seen) -> str:
+    return ";".join("" if used is None else str(used) for used in seen)
+
+
+def seen_of(text: str) -> Seen:
+    amount, count, device_amount, device_count = (
+        None if used == "" else int(used) for used in text.split(";")
+    )
+    return amount, count, device_amount, device_count
 
 
 def seen_by(headroom: Iterable[Mapping[str, Any]]) -> Seen:
@@ -141,17 +177,34 @@ class Refusal:
 
 @dataclass(slots=True)
 class History:
-    """A location's configuration (its last: a replay judges the whole history by one set of
-    limits) and its sale attempts, in arrival order. The ledger forgets a released sale
+    """A location's configurations, each with its moment in microseconds, in the order they
+    were recorded, and its sale attempts, in arrival order. A replay judges each attempt by
+    the configuration in force at its moment: the latest by moment (the latest recorded of
+    those at the same moment), the first before any. The ledger forgets a released sale
     `LATE_WINDOW` after the newest moment it knows; the replay keeps every one, so a fact that
     arrived later than that may have been judged against less than the replay counts."""
 
     location_id: str
     configured_at: datetime
-    config: dict[str, Any]
+    configs: list[tuple[int, dict[str, Any]]]
     sales: list[SaleAttempt]
     # Filled by the first replay "as recorded" (`replay`), used by the replays as proposed.
     refusals: dict[str, Refusal] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The location's configuration now (the last recorded)."""
+        return self.configs[-1][1]
+
+    def in_force(self) -> list[tuple[int, dict[str, Any]]]:
+        """Each configuration with the moment from which it is in force, in that order (the
+        first from any moment)."""
+        ordered = sorted(self.configs, key=_first)
+        return [(_BEFORE_ALL, ordered[0][1]), *ordered[1:]]
+
+
+def _first(pair: tuple[int, Any]) -> int:
+    return pair[0]
 
 
 # The events a history is folded from, in log order (the offline sales read model reads them).
@@ -164,13 +217,114 @@ TOPICS = (
     Location.MomentRestated.TOPIC,
     Reservation.Answered.TOPIC,
 )
+LOCATION_TOPICS = (Location.Configured.TOPIC, Location.Reconfigured.TOPIC)
+
+# The rows a history is folded into, one per location and one per sale attempt, keyed by the
+# offline sales read model's columns (`projections.tables`): the read model stores them as
+# they are, and `histories` makes the histories of them.
+Row = dict[str, Any]
+
+
+def location_stream(stream: str, topic: str, fields: Fields) -> str:
+    """The location stream an event belongs to (a reservation's: its request's location)."""
+    if topic == Reservation.Answered.TOPIC:
+        return location_stream_id(fields["request"]["location_id"]).hex
+    return stream
+
+
+def fold(
+    locations: dict[str, Row], sales: dict[str, Row], topic: str, fields: Fields, stream: str
+) -> None:
+    """Apply one event of `TOPICS` (its fields, `ledger.fields`; `stream` its location stream)
+    to the rows: `locations` by stream, `sales` by offline_id (those the event names, at
+    least). A sale's arrival counts every attempt its location met before it."""
+    if topic == Location.Configured.TOPIC:
+        at = micros(stored_moment(fields["occurred_at"]))
+        locations[stream] = {
+            "stream_id": stream,
+            "location_id": fields["location_id"],
+            "configured_us": at,
+            "configs": orjson.dumps([[at, fields["config"]]]).decode(),
+            "sales": 0,
+        }
+    elif topic == Location.Reconfigured.TOPIC:
+        location = locations[stream]
+        configs = orjson.loads(location["configs"])
+        configs.append([micros(stored_moment(fields["occurred_at"])), fields["config"]])
+        location["configs"] = orjson.dumps(configs).decode()
+    elif topic == Location.PaymentStored.TOPIC:
+        # A stored sale replaces the refusal of its reservation (stored anyway).
+        _add(locations[stream], sales, fields, fields, ";".join(limit_codes(fields["breaches"])))
+    elif topic == Reservation.Answered.TOPIC:
+        if fields["granted"] or fields["offline_id"] in sales:
+            return  # granted: its sale is stored, or was abandoned; refused after a store
+        _add(
+            locations[stream],
+            sales,
+            fields,
+            fields["request"],
+            ";".join(refusal_codes(fields["reasons"])),
+            seen_text(seen_by(fields["headroom"])),
+        )
+    else:
+        sale, at = sales[fields["offline_id"]], micros(stored_moment(fields["occurred_at"]))
+        if topic == Location.BreachesChanged.TOPIC:
+            sale["breaches"] = ";".join(limit_codes(fields["breaches"]))
+        elif topic == Location.PaymentReleased.TOPIC:
+            sale["released_us"], sale["released_as"] = at, fields["reason"]
+        else:
+            assert topic == Location.MomentRestated.TOPIC, topic
+            sale["stored_us" if fields["which"] == "stored" else "released_us"] = at
+
+
+def _add(
+    location: Row,
+    sales: dict[str, Row],
+    fields: Fields,
+    sale: Fields,
+    codes: str,
+    seen: str | None = None,
+) -> None:
+    """A sale attempt (`sale`: its device, currency and amount; `fields`: its event)."""
+    offline_id = fields["offline_id"]
+    sales[offline_id] = {
+        "offline_id": offline_id,
+        "location_id": location["location_id"],
+        "arrival": location["sales"],
+        "device_id": sale["device_id"],
+        "currency": sale["currency"],
+        "amount": sale["amount"],
+        "stored_us": micros(stored_moment(fields["occurred_at"])),
+        "breaches": codes,
+        "released_us": None,
+        "released_as": None,
+        "seen": seen,
+    }
+    location["sales"] += 1
+
+
+def sale_attempt(row: Row) -> SaleAttempt:
+    return SaleAttempt(
+        row["offline_id"],
+        row["device_id"],
+        row["currency"],
+        row["amount"],
+        row["stored_us"],
+        row["arrival"],
+        row["breaches"],
+        row["released_us"],
+        row["released_as"],
+        row["seen"],
+    )
 
 
 def histories(store: EventStore, location_id: str | None = None) -> Iterator[History]:
     """Each location's sale attempts, read from the event store in log order (every
-    location, or one): the source for a ledger without read models."""
-    to_domain_event = store.mapper.to_domain_event
-    fold = _Fold()
+    location, or one): the source for a ledger without read models. Folded into the rows the
+    offline sales read model holds, by the same `fold`."""
+    read = FieldReader(store.mapper)
+    locations: dict[str, Row] = {}
+    sales: dict[str, Row] = {}
     start: int | None = None
     while True:
         page = store.recorder.select_notifications(
@@ -179,83 +333,32 @@ def histories(store: EventStore, location_id: str | None = None) -> Iterator[His
         if not page:
             break
         for notification in page:
-            fold.apply(to_domain_event(notification))
+            topic = notification.topic
+            fields = read(topic, notification.state)
+            stream = location_stream(UUID(str(notification.originator_id)).hex, topic, fields)
+            fold(locations, sales, topic, fields, stream)
         start = page[-1].id
-    for history in fold.histories.values():
-        if location_id is None or history.location_id == location_id:
-            history.sales = list(fold.sales[history.location_id].values())
-            yield history
+    attempts: dict[str, list[SaleAttempt]] = {}
+    for row in sales.values():
+        attempts.setdefault(row["location_id"], []).append(sale_attempt(row))
+    for location in sorted(locations.values(), key=lambda row: row["location_id"]):
+        if location_id is None or location["location_id"] == location_id:
+            found = sorted(attempts.get(location["location_id"], []), key=_arrival)
+            yield history_of(location, found)
 
 
-class _Fold:
-    """The histories the events make, applied in log order; a sale's arrival counts every
-    attempt its location met before it."""
+def _arrival(sale: SaleAttempt) -> int:
+    return sale.arrival
 
-    def __init__(self) -> None:
-        self.histories: dict[str, History] = {}  # by location stream
-        self.sales: dict[str, dict[str, SaleAttempt]] = {}  # location -> offline_id -> sale
-        self.where: dict[str, dict[str, SaleAttempt]] = {}  # offline_id -> its location's
-        self.arrivals: dict[str, int] = {}
 
-    def apply(self, event: Any) -> None:
-        if isinstance(event, Location.Configured):
-            self.histories[event.originator_id.hex] = History(
-                event.location_id, event.occurred_at, dict(event.config), []
-            )
-            self.sales[event.location_id], self.arrivals[event.location_id] = {}, 0
-        elif isinstance(event, Location.Reconfigured):
-            self.histories[event.originator_id.hex].config = dict(event.config)
-        elif isinstance(event, Location.PaymentStored):
-            location = self.histories[event.originator_id.hex].location_id
-            self._add(
-                location,
-                SaleAttempt(
-                    event.offline_id,
-                    event.device_id,
-                    event.currency,
-                    event.amount,
-                    micros(event.occurred_at),
-                    self.arrivals[location],
-                    limit_codes(event.breaches),
-                ),
-            )
-        elif isinstance(event, Reservation.Answered):
-            request = event.request
-            if event.granted or event.offline_id in self.where:
-                return  # granted: its sale is stored, or was abandoned; refused after a store
-            location = request["location_id"]
-            self._add(
-                location,
-                SaleAttempt(
-                    event.offline_id,
-                    request["device_id"],
-                    request["currency"],
-                    request["amount"],
-                    micros(event.occurred_at),
-                    self.arrivals[location],
-                    refusal_codes(event.reasons),
-                    refused=True,
-                    seen=seen_by(event.headroom),
-                ),
-            )
-        else:
-            sale = self.where[event.offline_id][event.offline_id]
-            if isinstance(event, Location.BreachesChanged):
-                sale.breaches = limit_codes(event.breaches)
-            elif isinstance(event, Location.PaymentReleased):
-                sale.released_us, sale.released_as = micros(event.occurred_at), event.reason
-            elif event.which == "stored":
-                sale.stored_us = micros(event.occurred_at)
-            else:
-                sale.released_us = micros(event.occurred_at)
-
-    def _add(self, location: str, sale: SaleAttempt) -> None:
-        """A stored sale replaces the refusal of its reservation (stored anyway)."""
-        sales = self.sales[location]
-        sales.pop(sale.offline_id, None)
-        sales[sale.offline_id] = sale
-        self.where[sale.offline_id] = sales
-        self.arrivals[location] += 1
+def history_of(location: Row, sales: list[SaleAttempt]) -> History:
+    """A location's history of its read model row and its sale attempts."""
+    return History(
+        location["location_id"],
+        moment_of(location["configured_us"]),
+        [(at, config) for at, config in orjson.loads(location["configs"])],
+        sales,
+    )
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -275,8 +378,7 @@ def limit_codes(breaches: Iterable[str]) -> tuple[str, ...]:
     return tuple(code for code in breaches if code in LIMIT_CODES)
 
 
-@dataclass(slots=True)
-class Judged:
+class Judged(NamedTuple):
     """An attempt's outcome under the replayed limits: the codes it breaks (none: taken
     offline within them)."""
 
@@ -286,44 +388,69 @@ class Judged:
 
 @dataclass(slots=True)
 class Peak:
-    """The most a location held stored at once in one currency, and in count; `series` is
-    the stored amount after each store and release, at its moment in microseconds."""
+    """The most a location held stored at once in one currency, and in count; `points` is
+    the stored amount after each store and release, at its moment in microseconds, flat:
+    moment, amount, moment, amount... (`series` pairs them)."""
 
     amount: int = 0
     count: int = 0
-    series: list[tuple[int, int]] = field(default_factory=list)
+    points: list[int] = field(default_factory=list)
+
+    @property
+    def series(self) -> list[tuple[int, int]]:
+        return pairs(self.points)
+
+
+def pairs(points: list[int]) -> list[tuple[int, int]]:
+    """Flat moments and amounts as (moment, amount) pairs."""
+    return list(zip(points[::2], points[1::2], strict=True))
 
 
 @dataclass(slots=True)
 class Replay:
-    judged: list[Judged]
+    """The attempts of the period and the codes each breaks under the replayed limits (in
+    two lists: a replay of tens of thousands of attempts makes no object per attempt)."""
+
+    attempts: list[SaleAttempt]
+    breaches: list[tuple[str, ...]]
     peaks: dict[str, Peak]  # per currency; the count is of the whole location
 
+    @property
+    def judged(self) -> list[Judged]:
+        return [Judged(*pair) for pair in zip(self.attempts, self.breaches, strict=True)]
 
-# At the same moment: a release, then a store, then a refused reservation (asked).
-_RELEASE, _STORE, _ASK = 0, 1, 2
+
+# At the same moment: a release, then a store, then a refused reservation (asked). The end
+# of a replay is a step after every moment, for the releases that come after the last store.
+_RELEASE, _STORE, _ASK, _END = 0, 1, 2, 3
 _BEFORE_ALL, _AFTER_ALL = -(1 << 62), 1 << 62  # microseconds: no `since`, no `until`
 _FORWARDS = frozenset({"forwarded", "declined"})  # releases that mean the device was online
 
+Step = tuple[int, int, int, SaleAttempt | None]  # moment, kind, index, sale
 
-def _steps(sales: list[SaleAttempt]) -> list[tuple[int, int, int, SaleAttempt]]:
-    """Each store, refused reservation and release as (moment, kind, arrival, sale), in the
-    order the ledger judges them: by moment, a release before a store before a refusal at the
-    same moment, then by arrival. A refused reservation taken offline under other limits is
-    released when its device next forwarded (never, when it did not)."""
-    steps: list[tuple[int, int, int, SaleAttempt]] = []
-    add = steps.append
-    asked: list[SaleAttempt] = []
-    for sale in sales:
-        stored, arrival = sale.stored_us, sale.arrival
-        if sale.refused:
-            asked.append(sale)
-            continue
-        add((stored, _STORE, arrival, sale))
-        released = sale.released_us
-        # Released at the moment it was stored: it never counted for any other sale.
-        if released is not None and released > stored:
-            add((released, _RELEASE, arrival, sale))
+
+def _steps(sales: list[SaleAttempt]) -> tuple[list[Step], list[int], bool]:
+    """Each store and refused reservation as (moment, kind, index in `sales`, sale), in the
+    order the ledger judges them: by moment, a store before a refusal at the same moment,
+    then by arrival (`sales` is in arrival order), the end last; and each release as one
+    integer, its moment times len(sales) plus its sale's index, in order (a release at
+    the moment of a store comes before it), the end's last. A refused reservation taken
+    offline under other limits is released when its device next forwarded (never, when it
+    did not); and whether there is any refused reservation. Releases as integers: they come
+    far from the order of their moments, and sorting tuples costs eight times as much."""
+    span = len(sales)
+    # (moment, kind, index) is unique, so the sale is never compared: a plain sort, a third
+    # of a keyed one's time, which finds the stores already in order, mostly.
+    steps: list[Step] = [
+        (sale[4], _STORE, index, sale) for index, sale in enumerate(sales) if sale[_SEEN] is None
+    ]
+    # Released at the moment it was stored: it never counted for any other sale.
+    releases = [
+        sale[7] * span + index
+        for index, sale in enumerate(sales)
+        if sale[7] is not None and sale[_SEEN] is None and sale[7] > sale[4]
+    ]
+    asked = [index for index, sale in enumerate(sales) if sale[_SEEN] is not None]
     if asked:
         forwards: dict[str, list[int]] = {}
         for sale in sales:
@@ -331,95 +458,138 @@ def _steps(sales: list[SaleAttempt]) -> list[tuple[int, int, int, SaleAttempt]]:
                 forwards.setdefault(sale.device_id, []).append(sale.released_us)
         for moments in forwards.values():
             moments.sort()
-        for sale in asked:
-            add((sale.stored_us, _ASK, sale.arrival, sale))
+        for index in asked:
+            sale = sales[index]
+            steps.append((sale.stored_us, _ASK, index, sale))
             moments = forwards.get(sale.device_id, [])
             after = bisect_right(moments, sale.stored_us)
             if after < len(moments):
-                add((moments[after], _RELEASE, sale.arrival, sale))
-    # (moment, kind, arrival) is unique (an arrival is one attempt's, and it has one step of
-    # each kind), so the sale is never compared: a plain sort, a third of a keyed one's time.
+                releases.append(moments[after] * span + index)
     steps.sort()
-    return steps
+    releases.sort()
+    steps.append((_AFTER_ALL - 1, _END, span, None))
+    releases.append(_AFTER_ALL * (span + 1))
+    return steps, releases, bool(asked)
 
 
 def replay(
     history: History,
     policy: Policy,
-    config: dict[str, Any],
+    proposed: ProposedLimits | None = None,
     *,
     refused_go_online: bool,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Replay:
-    """Judge each attempt of `history` under `config` (a location's configuration). A sale
+    """Judge each attempt of `history` under the configuration in force at its moment, with
+    the fields `proposed` names in place of its own (none: as it was). A sale
     refused goes online (stores nothing) and a refused reservation allowed is taken offline
     when `refused_go_online` (as proposed); else a sale counts as stored, as the ledger counts
     a fact, and a refused reservation as gone online (as recorded). Only the attempts within
     [since, until) are reported; the earlier ones still count in the totals, as they did.
 
-    The limits are resolved once per currency (`ResolvedLimits`, from the ledger's own
-    headroom rows) and each attempt judged on plain integers by the ledger's comparisons. A
-    replay as proposed of a history with refusals replays it as recorded first, once: that
-    is what tells what each refusal saw held beside the stored totals."""
+    The limits are resolved once per configuration and currency (`ResolvedLimits`, from the
+    ledger's own headroom rows) and each attempt judged on plain integers by the ledger's
+    comparisons. A replay as proposed of a history with refusals replays it as recorded
+    first, once: that is what tells what each refusal saw held beside the stored totals."""
     # Tens of thousands of steps, sales and outcomes, none in a cycle.
     with collector_paused():
-        return _replay(history, policy, config, refused_go_online, since, until)
+        return _replay(history, policy, proposed, refused_go_online, since, until)
 
 
 def _replay(
     history: History,
     policy: Policy,
-    config: dict[str, Any],
+    proposed: ProposedLimits | None,
     refused_go_online: bool,
     since: datetime | None,
     until: datetime | None,
 ) -> Replay:
+    sales = history.sales
+    steps, releases, asked = _steps(sales)
     if history.refusals is None:
-        if refused_go_online and any(sale.refused for sale in history.sales):
-            replay(history, policy, history.config, refused_go_online=False)
+        if refused_go_online and asked:
+            replay(history, policy, None, refused_go_online=False)
         else:
             history.refusals = {}
     refusals = history.refusals
     assert refusals is not None
-    location = Location.configure(history.location_id, config, history.configured_at)
-    resolved: dict[str, ResolvedLimits] = {}
+    # The configurations replayed, each from the moment it came in force, the next's moment.
+    configs = [
+        (since, config if proposed is None else proposed.applied_to(config))
+        for since, config in history.in_force()
+    ]
+    configs.append((_AFTER_ALL, {}))
+    location = Location.configure(history.location_id, configs[0][1], history.configured_at)
+    in_force, next_config = 0, configs[1][0]
+    # Per currency: its limits, and their maxima for the test "within every limit" (a
+    # payment maximum below any amount when the currency is not taken offline).
+    resolved: dict[str, tuple[ResolvedLimits, int, int, int, int, int]] = {}
     first = _BEFORE_ALL if since is None else micros(since)
     end = _AFTER_ALL if until is None else micros(until)
     amounts: dict[str, int] = {}
     count = 0
     device_amounts: dict[str, dict[str, int]] = {}  # device -> currency -> amount
     device_counts: dict[str, int] = {}
-    held: set[str] = set()
-    judged: list[Judged] = []
-    peaks: dict[str, Peak] = {}
-    judge, hold, unhold = judged.append, held.add, held.remove  # bound once: 40,000 steps
-    for moment, kind, _, sale in _steps(history.sales):
-        currency = sale.currency
-        if kind == _RELEASE:
-            try:
-                unhold(sale.offline_id)
-            except KeyError:
+    span = len(sales)
+    held = bytearray(span)  # by index in `sales`
+    attempts: list[SaleAttempt] = []
+    judged: list[tuple[str, ...]] = []
+    points: dict[str, list[int]] = {}  # per currency, flat (`Peak.points`)
+    peak_amounts: dict[str, int] = {}
+    peak_counts: dict[str, int] = {}  # the location's count, at a store in the currency
+    attempt, judge = attempts.append, judged.append  # bound once: 40,000 steps
+    next_release, after = releases[0], 1
+    for moment, kind, index, sale in steps:
+        # The releases until this moment, included.
+        bound = (moment + 1) * span
+        while next_release < bound:
+            released_at, gone = divmod(next_release, span)
+            next_release = releases[after]
+            after += 1
+            if not held[gone]:
                 continue  # not held (refused, or released at its own store)
-            device, amount = sale.device_id, sale.amount
+            held[gone] = 0
+            _, device, currency, amount = sales[gone][:4]
             stored = amounts[currency] = amounts[currency] - amount
             count -= 1
             device_amounts[device][currency] -= amount
             device_counts[device] -= 1
-            peaks[currency].series.append((moment, stored))
-            continue
-        device, amount = sale.device_id, sale.amount
-        limits = resolved.get(currency)
-        if limits is None:
-            limits = resolved[currency] = ResolvedLimits.of(policy, location, currency)
+            falling = points[currency]
+            falling.append(released_at)
+            falling.append(stored)
+        if sale is None:
+            break  # the end
+        if moment >= next_config:  # another configuration in force from now
+            while moment >= configs[in_force + 1][0]:
+                in_force += 1
+            next_config, config = configs[in_force + 1][0], configs[in_force][1]
+            location = Location.configure(history.location_id, config, history.configured_at)
+            resolved = {}
+        device, currency, amount = sale[1], sale[2], sale[3]
+        found = resolved.get(currency)
+        if found is None:
+            found = resolved[currency] = _resolved(policy, location, currency)
+        limits, payment_max, location_amount, location_count, device_amount, device_count = found
         mine = device_amounts.get(device)
         if mine is None:
             mine = device_amounts[device] = {}
         stored, mine_stored = amounts.get(currency, 0), mine.get(currency, 0)
         mine_count = device_counts.get(device, 0)
         if kind == _STORE:
-            breaches = limits.codes(amount, stored, count, mine_stored, mine_count)
-            released = sale.released_us
+            # Within every limit, as `over_payment_max`, `over_stored_amount` and
+            # `over_stored_count` compare (most sales): no code; else the codes it breaks.
+            if (
+                amount <= payment_max
+                and stored + amount <= location_amount
+                and mine_stored + amount <= device_amount
+                and count < location_count
+                and mine_count < device_count
+            ):
+                breaches: tuple[str, ...] = ()
+            else:
+                breaches = limits.codes(amount, stored, count, mine_stored, mine_count)
+            released = sale[7]
             offline = not (
                 (breaches and refused_go_online) or (released is not None and released <= moment)
             )
@@ -436,24 +606,45 @@ def _replay(
             offline = refused_go_online and not breaches
         within = first <= moment < end
         if within:
-            judge(Judged(sale, breaches))
+            attempt(sale)
+            judge(breaches)
         if not offline:
             continue
-        hold(sale.offline_id)
+        held[index] = 1
         stored = amounts[currency] = stored + amount
         count += 1
         mine[currency] = mine_stored + amount
         device_counts[device] = mine_count + 1
-        peak = peaks.get(currency)
-        if peak is None:
-            peak = peaks[currency] = Peak()
-        peak.series.append((moment, stored))
+        moments = points.get(currency)
+        if moments is None:
+            moments = points[currency] = []
+            peak_amounts[currency] = peak_counts[currency] = 0
+        moments.append(moment)
+        moments.append(stored)
         if within:
-            if stored > peak.amount:
-                peak.amount = stored
-            if count > peak.count:
-                peak.count = count
-    return Replay(judged, peaks)
+            if stored > peak_amounts[currency]:
+                peak_amounts[currency] = stored
+            if count > peak_counts[currency]:
+                peak_counts[currency] = count
+    peaks = {
+        currency: Peak(peak_amounts[currency], peak_counts[currency], moments)
+        for currency, moments in points.items()
+    }
+    return Replay(attempts, judged, peaks)
+
+
+def _resolved(
+    policy: Policy, location: Location, currency: str
+) -> tuple[ResolvedLimits, int, int, int, int, int]:
+    limits = ResolvedLimits.of(policy, location, currency)
+    return (
+        limits,
+        limits.payment_max if limits.valid_currency else -1,
+        limits.location_amount,
+        limits.location_count,
+        limits.device_amount,
+        limits.device_count,
+    )
 
 
 def _refusal(sale: SaleAttempt, stored: tuple[int, int, int, int]) -> Refusal:
@@ -520,8 +711,14 @@ class Outcome:
     declines_avoided: int = 0  # declined in reality, refused under the proposed limits
     declines_added: int = 0  # declined in reality, refused by the limits in force only
     changes: list[Change] = field(default_factory=list)
-    # The stored amount after each store and release, "recorded" and "proposed" (for a chart).
-    series: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # microseconds
+    # The stored amount after each store and release, "recorded" and "proposed" (for a chart),
+    # flat as `Peak.points` (`series` pairs them).
+    points: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def series(self) -> dict[str, list[tuple[int, int]]]:
+        """The stored amount after each store and release, at its moment in microseconds."""
+        return {name: pairs(points) for name, points in self.points.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -562,25 +759,15 @@ def compare(
 ) -> list[Outcome]:
     """Per currency of the location, what happened beside what the proposed limits would have
     done, with the `top` attempts (largest first) whose outcome changes."""
-    recorded = replay(
-        history, policy, history.config, refused_go_online=False, since=since, until=until
-    )
-    what_if = replay(
-        history,
-        policy,
-        proposed.applied_to(history.config),
-        refused_go_online=True,
-        since=since,
-        until=until,
-    )
+    recorded = replay(history, policy, refused_go_online=False, since=since, until=until)
+    what_if = replay(history, policy, proposed, refused_go_online=True, since=since, until=until)
     outcomes: dict[str, Outcome] = {}
-    for judged in what_if.judged:
-        sale = judged.sale
+    for sale, breaches in zip(what_if.attempts, what_if.breaches, strict=True):
         row = outcomes.get(sale.currency)
         if row is None:
             row = outcomes[sale.currency] = Outcome(history.location_id, sale.currency)
         declined = sale.released_as == "declined"
-        was_refused, is_refused = bool(sale.breaches), bool(judged.breaches)
+        was_refused, is_refused = bool(sale.codes), bool(breaches)
         row.sales += 1
         row.reservations_refused += sale.refused
         row.refused_recorded += was_refused
@@ -593,7 +780,7 @@ def compare(
             row.newly_offline += was_refused
             row.declines_avoided += declined and is_refused
             row.declines_added += declined and was_refused
-            row.changes.append(Change(sale, sale.breaches, judged.breaches))
+            row.changes.append(Change(sale, sale.breaches, breaches))
     for currency, row in outcomes.items():
         for peaks, amount, count in (
             (recorded.peaks, "peak_amount_recorded", "peak_count_recorded"),
@@ -603,9 +790,9 @@ def compare(
             if peak is not None:
                 setattr(row, amount, peak.amount)
                 setattr(row, count, peak.count)
-        row.series = {
-            "recorded": recorded.peaks[currency].series if currency in recorded.peaks else [],
-            "proposed": what_if.peaks[currency].series if currency in what_if.peaks else [],
+        row.points = {
+            "recorded": recorded.peaks[currency].points if currency in recorded.peaks else [],
+            "proposed": what_if.peaks[currency].points if currency in what_if.peaks else [],
         }
         row.changes = sorted(row.changes, key=lambda c: (-c.sale.amount, c.sale.offline_id))[:top]
     return [outcomes[currency] for currency in sorted(outcomes)]

@@ -102,12 +102,14 @@ offline_locations = Table(
 # Every sale attempt of a location (what `what-if` replays): a sale it stored offline, as its
 # stream recorded it, or a reservation it refused; moments in whole microseconds since the
 # epoch (UTC), the codes it was finally recorded with (";"-joined), its order of arrival.
+# Kept in the order `what-if` reads them, (location, arrival): on SQLite without a rowid, so
+# reading a location's rows in order is one range of the table, not a lookup per row.
 offline_sales = Table(
     "offline_sales",
     metadata,
-    Column("offline_id", String(36), primary_key=True),
-    Column("location_id", String(255), nullable=False),
-    Column("arrival", BigInteger, nullable=False),
+    Column("offline_id", String(36), nullable=False),
+    Column("location_id", String(255), primary_key=True),
+    Column("arrival", BigInteger, primary_key=True),
     Column("device_id", String(255), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("amount", BigInteger, nullable=False),
@@ -119,17 +121,19 @@ offline_sales = Table(
     # joined: the location's stored amount and count, the device's ("" where no limit was
     # set). NULL for a sale stored. One column, not four: `what-if` reads every row.
     Column("seen", String(96)),
-    Index("offline_sales_location_idx", "location_id", "arrival"),
+    Index("offline_sales_offline_idx", "offline_id", unique=True),
+    sqlite_with_rowid=False,
 )
 
-# Each location's latest configuration (JSON) and how many sales it stored so far.
+# Each location's configurations (JSON: [moment in microseconds, configuration], in the
+# order they were recorded) and how many sales it stored so far.
 offline_sale_locations = Table(
     "offline_sale_locations",
     metadata,
     Column("stream_id", String(32), primary_key=True),
     Column("location_id", String(255), nullable=False, unique=True),
     Column("configured_us", BigInteger, nullable=False),
-    Column("config", Text, nullable=False),
+    Column("configs", Text, nullable=False),
     Column("sales", BigInteger, nullable=False),
 )
 

@@ -64,7 +64,7 @@ CSV_COLUMNS = (
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help='Proposed limits, JSON: {"limits": {...}, "device_limits": {...}, "currencies": [...]}'
-    " as in a location.configured record.",
+    " as in a location.configured record; a field left out stays as it was in force.",
 )
 @click.option("--location", "location_id", help="Only this location.", callback=no_card_number)
 @time_option(

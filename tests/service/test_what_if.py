@@ -35,7 +35,7 @@ def test_replaying_the_limits_in_force_reproduces_the_recorded_outcomes(
             apply_one_by_one(ledger, scenario.all_records)
             replayed = 0
             for history in histories(ledger.store):
-                again = replay(history, ledger.policy, history.config, refused_go_online=False)
+                again = replay(history, ledger.policy, refused_go_online=False)
                 assert len(again.judged) == len(history.sales)
                 for judged in again.judged:
                     assert judged.breaches == judged.sale.breaches
@@ -153,7 +153,7 @@ def test_the_read_model_gives_the_streams_histories_on_each_database(
 
 _STEPS = st.lists(
     st.tuples(
-        st.sampled_from(["sale", "sale", "anyway", "hold", "forward", "decline"]),
+        st.sampled_from(["sale", "sale", "anyway", "hold", "forward", "decline", "reconfigure"]),
         st.integers(100, 1500),
         st.sampled_from(["tmr_1", "tmr_2"]),
     ),
@@ -176,9 +176,10 @@ def test_replaying_the_limits_in_force_reproduces_the_refused_reservations(
     device_max: int | None,
 ) -> None:
     """Sales reserved then stored, stored although refused, reservations held and never
-    confirmed (holding headroom), forwards and declines: replayed with the limits in force,
-    every refusal the ledger answered and every stored sale's breaches come back, in order,
-    and the read model holds the same attempts as the event store."""
+    confirmed (holding headroom), forwards and declines, the location's limits changed on the
+    way: replayed with the limits in force at each moment, every refusal the ledger answered
+    and every stored sale's breaches come back, in order, and the read model holds the same
+    attempts as the event store."""
     limits: dict[str, object] = {
         "per_payment_max": {"usd": 1200},
         "stored_amount_max": {"usd": stored_max},
@@ -198,14 +199,14 @@ def test_replaying_the_limits_in_force_reproduces_the_refused_reservations(
                     r.device("tmr_2"),
                 ]
             )
-            stored = _play(ledger, steps)
+            stored = _play(ledger, steps, limits, device_limits)
             refused = {
                 answer.offline_id: tuple(sorted({reason["code"] for reason in answer.reasons}))
                 for answer in ledger.refusals("tml_1")
                 if answer.offline_id not in stored
             }
             (history,) = histories(ledger.store)
-            again = replay(history, ledger.policy, history.config, refused_go_online=False)
+            again = replay(history, ledger.policy, refused_go_online=False)
             assert [j.sale.offline_id for j in again.judged if j.sale.refused] == list(refused)
             assert {j.sale.offline_id for j in again.judged if not j.sale.refused} == stored
             for judged in again.judged:
@@ -217,12 +218,26 @@ def test_replaying_the_limits_in_force_reproduces_the_refused_reservations(
             assert from_rows == history
 
 
-def _play(ledger: Ledger, steps: list[tuple[str, int, str]]) -> set[str]:
-    """Each step a minute apart; the offline_ids stored."""
+def _play(
+    ledger: Ledger,
+    steps: list[tuple[str, int, str]],
+    limits: dict[str, object],
+    device_limits: dict[str, object],
+) -> set[str]:
+    """Each step a minute apart; the offline_ids stored. A reconfiguration sets the stored
+    amount limit to twice the step's amount (the device's to the amount, on tmr_2's steps)."""
     stored: list[str] = []
     released = 0
     for minute, (kind, amount, device) in enumerate(steps):
         moment = r.at(minute)
+        if kind == "reconfigure":
+            limits = {**limits, "stored_amount_max": {"usd": amount * 2}}
+            if device == "tmr_2":
+                device_limits = {"stored_amount_max": {"usd": amount}}
+            ledger.record(
+                r.location(limits=limits, device_limits=device_limits, occurred_at=moment)
+            )
+            continue
         if kind in ("forward", "decline"):
             if released < len(stored):
                 oid = stored[released]
@@ -307,3 +322,37 @@ def test_what_a_refusal_saw_held_counts_under_any_limits() -> None:
             )
             (usd,) = compare(history, ledger.policy, proposed)
             assert usd.newly_offline == offline, maximum
+
+
+def test_each_sale_is_judged_by_the_limits_in_force_at_its_moment() -> None:
+    """Two sales within a stored amount limit of 2000, then the limit lowered to 1000 and a
+    third sale breaking it: replayed with the limits in force, only the third breaks it (the
+    latest limit would have the second break it too). A proposal that names only the device
+    limits keeps the location's limits in force at each moment: it changes nothing."""
+    with Ledger.open("memory://") as ledger:
+        device_limits: dict[str, object] = {"stored_amount_max": {}}
+        before = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 2000}}
+        after = {**before, "stored_amount_max": {"usd": 1000}}
+        ledger.record_many([r.location(limits=before, device_limits=device_limits), r.device()])
+        for minute, (oid, amount) in enumerate(((A, 800), (B, 500)), start=1):
+            _store(ledger, oid, amount, minute)
+        ledger.record(r.location(limits=after, device_limits=device_limits, occurred_at=r.at(5)))
+        _store(ledger, C, 300, 10)
+        (history,) = histories(ledger.store)
+        assert [s.breaches for s in history.sales] == [(), (), ("STORED_AMOUNT_LIMIT_EXCEEDED",)]
+        again = replay(history, ledger.policy, refused_go_online=False)
+        assert [j.breaches for j in again.judged] == [s.breaches for s in history.sales]
+        same = ProposedLimits.model_validate({"device_limits": device_limits})
+        (usd,) = compare(history, ledger.policy, same)
+        assert (usd.refused_recorded, usd.refused_proposed, usd.changes) == (1, 1, [])
+
+
+def _store(ledger: Ledger, oid: str, amount: int, minute: int) -> None:
+    moment = r.at(minute)
+    ledger.record_many(
+        [
+            r.created(oid, amount=amount, occurred_at=moment),
+            r.collected(oid) | {"occurred_at": moment},
+            r.confirmed(oid, occurred_at=moment, stored_at=moment),
+        ]
+    )

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 from uuid import UUID
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -99,13 +100,19 @@ def test_the_offline_sales_migration_names_the_live_tables() -> None:
     assert live == (sales.SALES_TABLE, sales.LOCATIONS_TABLE)
 
 
-def test_the_offline_refusals_migration_names_the_live_tables_and_columns() -> None:
+@pytest.mark.parametrize("name", ["0011_offline_refusals", "0012_offline_configurations"])
+def test_the_offline_sales_start_overs_name_the_live_tables_and_columns(name: str) -> None:
+    """The migrations that empty the offline sales read model for a new column."""
     from projections import tables
     from projections.read_models import PROJECTIONS
 
-    refusals = migration("0011_offline_refusals")
+    done = migration(name)
     live = (tables.offline_sales.name, tables.offline_sale_locations.name)
-    assert live == (refusals.SALES_TABLE, refusals.LOCATIONS_TABLE)
-    assert tables.projection_positions.name == refusals.POSITIONS_TABLE
-    assert refusals.PROJECTION in {projection.name for projection in PROJECTIONS}
-    assert refusals.SEEN in tables.offline_sales.columns
+    assert live == (done.SALES_TABLE, done.LOCATIONS_TABLE)
+    assert tables.projection_positions.name == done.POSITIONS_TABLE
+    assert done.PROJECTION in {projection.name for projection in PROJECTIONS}
+    if name == "0011_offline_refusals":
+        assert done.SEEN in tables.offline_sales.columns
+    else:
+        assert done.CONFIGS in tables.offline_sale_locations.columns
+        assert done.CONFIG not in tables.offline_sale_locations.columns
