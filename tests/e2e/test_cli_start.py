@@ -61,7 +61,8 @@ def test_a_read_loads_neither_stripe_nor_alembic_nor_sqlalchemy_nor_the_renderer
 def test_status_loads_no_aggregate_but_locations_and_devices(loaded_sqlite: str) -> None:
     """`status` reads locations and devices: neither the other aggregates' event classes, nor
     the wire records' models and their handlers, nor the cipher (the ledger is not encrypted)
-    are built; the other streams' topics resolve when met (`ledger.topics`)."""
+    are built, nor rich's progress display loaded; the other streams' topics resolve when met
+    (`ledger.topics`)."""
     loaded = every_module_loaded("status", "--db", loaded_sqlite)
     assert {"ledger.location", "ledger.device"} <= loaded  # it did read them
     unused = {
@@ -76,6 +77,7 @@ def test_status_loads_no_aggregate_but_locations_and_devices(loaded_sqlite: str)
         "ledger.reserving",
         "ledger.observations",
         "cryptography",
+        "rich.progress",
     }
     assert not loaded & unused, loaded & unused
 
