@@ -583,12 +583,15 @@ class Ledger:
         from ledger import reserving, wire
 
         moment = at or datetime.now(UTC)
-        if valid_until <= moment or count < 0 or any(v < 0 for v in amounts.values()):
+        if valid_until <= moment or not all(map(_whole, (count, *amounts.values()))):
             raise InvalidRecord(
                 Code.INVALID_VALUE,
-                "an allowance needs amounts and a count of 0 or more and a valid_until after now",
+                "an allowance needs amounts (whole minor units) and a count that are integers "
+                f"from 0 to {wire.TOTAL_MAX_MINOR}, and a valid_until after now",
                 field="valid_until",
             )
+        # The ids are stored with the allowance, even one that asks for no amount.
+        wire.refuse_card_number({"device_id": device_id, "location_id": location_id})
         for currency in amounts:
             wire.parse_decision_request(
                 {
@@ -811,8 +814,11 @@ class Ledger:
             return self.store.mapper.to_domain_event(notification)
 
     def last_position(self) -> int:
-        """The position of the newest event in the log (0 when it is empty). Writers append
-        under the chain head's lock, so every event at or before it is committed."""
+        """The position of the newest event in the log (0 when it is empty). Every event at
+        or before it is committed: a writer takes its positions and commits under the store's
+        write lock (the chain head's row on PostgreSQL, SQLite's single writer), so a later
+        position is never visible before an earlier one. A rolled-back write leaves a gap,
+        never an event that comes later."""
         with _storage_errors(self.config):
             return int(self.store.recorder.max_notification_id() or 0)
 
@@ -961,6 +967,11 @@ def _storage_errors(config: StoreConfig) -> Iterator[None]:
                 f"(or damaged): set {CIPHER_KEY_ENV} to the key they were written with"
             )
         raise StorageError(code, message, details={"cause": str(error)}) from error
+
+
+def _whole(value: object) -> bool:
+    """An integer (not a bool, a float or text) of 0 or more within any total's bound."""
+    return type(value) is int and 0 <= value <= wire.TOTAL_MAX_MINOR
 
 
 def _refuse_card_numbers(observations: Sequence[Observation]) -> None:

@@ -266,7 +266,9 @@ def _store(
         occurred_at,
     )
     location.free(payment.offline_id, "consumed", occurred_at)  # its reservation, if any
-    _rejudge(uow, policy, location, payment, occurred_at, horizon)
+    # Those stored at the same moment and arrived before it were judged without it.
+    arrival = location.timeline[payment.offline_id][6]
+    _rejudge(uow, policy, location, payment, occurred_at, horizon, arrival)
 
 
 def _imply_stored(uow: UnitOfWork, policy: Policy, payment: Payment) -> None:
@@ -297,26 +299,26 @@ def _rejudge(
     cause: Payment,
     since: datetime,
     horizon: datetime | None,
+    arrival: int | None = None,
 ) -> None:
-    """Judge again the limits of the payments stored from `since` on: what was held before
+    """Judge again the limits of the payments stored from `since` on (of those stored at
+    that very moment, the ones arrived after `arrival`, if given): what was held before
     them changed. `horizon` is the newest moment the location knew before the change: a
     change after it (facts in order) moves nothing already judged."""
-    affected = location.stored_after(since, horizon)
+    affected = [k for k in location.stored_after(since, horizon, arrival) if k != cause.offline_id]
     if affected and not _limits_within_reach(location):
         # Even all of the timeline's payments together fit every stored limit: judging
         # again can only clear a stored-limit breach, so only those that carry one.
         affected = [k for k in affected if _TOTALS_CODES & set(location.timeline[k][5])]
+    totals_of = Totals.before_each(location, affected)
     for offline_id in affected:
-        if offline_id == cause.offline_id:
-            continue
         payment: Payment | None = uow.get(identity.payment_id(UUID(offline_id)))
         assert payment is not None, offline_id
         moment = location.timeline[offline_id][3]
         sale = Sale(
             payment.amount, payment.currency, payment.device_id, payment.offline_behavior, moment
         )
-        totals = Totals.at(location, offline_id, moment, payment.device_id)
-        limits = breaches_of(policy.limit_violations(sale, location, totals))
+        limits = breaches_of(policy.limit_violations(sale, location, totals_of[offline_id]))
         kept = [b for b in payment.store_breaches if b["code"] not in LIMIT_CODES]
         if kept + limits != payment.store_breaches:
             payment.rejudge(kept + limits, cause.offline_id, since)
@@ -466,7 +468,13 @@ def _release_then(
     if location is not None:
         horizon = location.horizon
         location.release_payment(payment.offline_id, reason, occurred_at)
-        _rejudge(uow, policy, location, payment, occurred_at, horizon)
+        # It counted only for those stored after it: from the later of the release and its
+        # own place in the stored order.
+        entry = location.timeline.get(payment.offline_id)
+        if entry is not None and entry[3] >= occurred_at:
+            _rejudge(uow, policy, location, payment, entry[3], horizon, entry[6])
+        else:
+            _rejudge(uow, policy, location, payment, occurred_at, horizon)
 
 
 # Each handler takes the one record type it is keyed by (a mapping cannot say so per key).

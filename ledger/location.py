@@ -482,13 +482,21 @@ class Location(Journaled):
             and (entry[4] is None or entry[4] > moment)
         ]
 
-    def stored_after(self, moment: datetime, horizon: datetime | None) -> list[str]:
-        """The payments stored at or after `moment`, whose judgment a change at `moment` may
-        alter; none when nothing known (up to `horizon`, the newest moment before the
-        change) is at or after it."""
+    def stored_after(
+        self, moment: datetime, horizon: datetime | None, arrival: int | None = None
+    ) -> list[str]:
+        """The payments whose judgment a change at `moment` may alter: stored later, or at
+        the same moment and arrived after `arrival` (None: every payment stored at the
+        moment). None when nothing known (up to `horizon`, the newest moment before the
+        change) is at or after the moment."""
         if horizon is None or moment > horizon:
             return []
-        return sorted(k for k, e in self.timeline.items() if e[3] is not None and e[3] >= moment)
+        return sorted(
+            k
+            for k, e in self.timeline.items()
+            if e[3] is not None
+            and (e[3] > moment or (e[3] == moment and (arrival is None or e[6] > arrival)))
+        )
 
     # -- state --------------------------------------------------------------------------------
 

@@ -156,9 +156,12 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         version, not written) has a later version: then nothing is stored and the store's
         IntegrityError says to run the write again on fresh state, as a taken version does.
 
-        Not retried here: every write is idempotent, so the caller's next attempt is the
-        retry. Never in psycopg's pipeline mode (with a large batch the client and the server
-        can wait for each other for ever, psycopg issue 685)."""
+        A refusal is not retried here: every write is idempotent, so the caller's next
+        attempt is the retry. The one second statement is for a live write that read streams
+        and stored nothing: it runs again with the head's lock taken first (the first one's
+        snapshot may have missed what the lock's holder committed). Never in psycopg's
+        pipeline mode (with a large batch the client and the server can wait for each other
+        for ever)."""
         if not stored_events:
             return []
         read = ([stream for stream, _ in unchanged], [version for _, version in unchanged])

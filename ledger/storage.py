@@ -401,7 +401,7 @@ def engine_for(config: StoreConfig, *, migrating: bool = False) -> Engine:
     multi-row INSERT statements of at most 1,000 rows and 32,700 parameters each
     (SQLAlchemy's "insertmanyvalues"), never through psycopg's `executemany`, which sends the
     whole list in pipeline mode: with a large batch the client and the server can each wait
-    for the other for ever (psycopg issue 685), inside an open transaction."""
+    for the other for ever, inside an open transaction."""
     from sqlalchemy import create_engine
 
     url = config.sqlalchemy_url

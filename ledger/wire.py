@@ -136,7 +136,8 @@ Timestamp = Annotated[
         {"type": "string", "format": "date-time"},
     ),
 ]
-TotalMinor = Annotated[StrictInt, Field(gt=0, le=10**15)]
+TOTAL_MAX_MINOR = 10**15  # a total of minor units a record or an allowance may give
+TotalMinor = Annotated[StrictInt, Field(gt=0, le=TOTAL_MAX_MINOR)]
 AmountsByCurrency = dict[Currency, AmountMinor]
 TotalsByCurrency = dict[Currency, TotalMinor]
 CountLimit = Annotated[StrictInt, Field(gt=0, le=1_000_000)]
@@ -353,7 +354,7 @@ _CARD_NUMBER_MESSAGE = (
 _PAN_CHECKED: dict[str, bool] = {"pan_checked": True}
 
 
-def _refuse_card_number(data: Any) -> None:
+def refuse_card_number(data: Any) -> None:
     """Searched before validation, so that a PAN is refused as such even where it sits in
     the record type or in a record that is invalid for other reasons."""
     where = find_pan(data)
@@ -401,7 +402,7 @@ def parse_record(record: Record | dict[str, Any]) -> Record:
     if isinstance(record, BaseModel):
         return record
     check_value(record)
-    _refuse_card_number(record)
+    refuse_card_number(record)
     try:
         return RECORD_ADAPTER.validate_python(record, context=_PAN_CHECKED)
     except ValidationError as error:
@@ -433,7 +434,7 @@ _AMOUNT_FIELDS = frozenset({"amount", "amount_captured"})
 
 def _translate(error: ValidationError) -> InvalidRecord:
     """Turn pydantic's first error into one stable code, a field path and a fix."""
-    first: ErrorDetails = _first_shown(error.errors(include_url=False))
+    first: ErrorDetails = shown_errors(error)[0]
     kind = first["type"]
     # The discriminated union puts the record type first in the location: drop it.
     location = [str(part) for part in first["loc"]]
@@ -453,16 +454,24 @@ def _translate(error: ValidationError) -> InvalidRecord:
     return InvalidRecord(code, message, field=field)
 
 
-def _first_shown(errors: list[ErrorDetails]) -> ErrorDetails:
-    """The first error, where a value read by `_FastOrExact` failing its fast reading says
-    nothing its exact reading (the next error, at the same place) does not say better. Both
-    name their choice last in the location, which is dropped; a field or key of the same name
-    is told apart by having no such sibling."""
-    first, following = errors[0], errors[1] if len(errors) > 1 else None
-    place = first["loc"][:-1]
-    if first["loc"][-1:] == (_FAST,) and following and following["loc"] == (*place, _EXACT):
-        return {**following, "loc": place}
-    return first
+def shown_errors(error: ValidationError) -> list[ErrorDetails]:
+    """The errors of `error` as they are shown (by this module and by any reader of a model
+    holding these types), where a value read by `_FastOrExact` failing its fast reading says
+    nothing its exact reading (the next error, at the same place) does not say better: the
+    exact one only, at the value's own place. Both name their choice last in the location,
+    which is dropped; a field or key of the same name is told apart by having no such
+    sibling."""
+    errors = error.errors(include_url=False)
+    locations = [found["loc"] for found in errors]
+    shown: list[ErrorDetails] = []
+    for n, found in enumerate(errors):
+        place, choice = found["loc"][:-1], found["loc"][-1:]
+        if choice == (_FAST,) and (*place, _EXACT) in locations[n + 1 : n + 2]:
+            continue
+        if choice == (_EXACT,) and n and (*place, _FAST) == locations[n - 1]:
+            found = {**found, "loc": place}
+        shown.append(found)
+    return shown
 
 
 def _message(code: Code, first: ErrorDetails, field: str | None) -> str:
@@ -515,6 +524,9 @@ class OfflineDecisionRequest(BaseModel):
 
 
 def parse_decision_request(values: dict[str, Any]) -> OfflineDecisionRequest:
+    """A library caller's sale, its values searched for a card number first, as a record's
+    are: its ids are plain arguments, and a reservation stores them."""
+    refuse_card_number(values)
     try:
         return OfflineDecisionRequest.model_validate(values)
     except ValidationError as error:

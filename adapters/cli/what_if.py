@@ -28,6 +28,7 @@ from adapters.cli.session import open_read_models, opened
 from ledger.errors import Code, NotFound, StorageError
 from ledger.money import format_minor
 from ledger.what_if import Outcome, ProposedLimits, compare
+from ledger.wire import shown_errors
 
 if TYPE_CHECKING:
     from ledger import Ledger
@@ -166,7 +167,7 @@ def _proposed(path: Path, as_json: bool) -> ProposedLimits:
     try:
         return ProposedLimits.model_validate(value)
     except ValidationError as error:
-        first = error.errors()[0]
+        first = shown_errors(error)[0]
         where = ".".join(str(part) for part in first["loc"]) or "the file"
         _refuse(f"{path}: {where}: {first['msg']}", as_json)
 

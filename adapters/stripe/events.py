@@ -31,6 +31,7 @@ from ledger.observations import (
     ChargeObservation,
     Observation,
 )
+from ledger.wire import shown_errors
 
 REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "charge.refund.updated"})
 CHARGE_EVENTS = frozenset({"charge.refunded", "charge.succeeded", "charge.captured"})
@@ -61,7 +62,7 @@ def observations(event_type: str, item: dict[str, Any], as_of: datetime) -> list
         _expect(item, "dispute")
         return _dispute(item, as_of)
     except ValidationError as error:
-        detail = error.errors(include_url=False)[0]
+        detail = shown_errors(error)[0]
         name = ".".join(str(part) for part in detail["loc"])
         raise InvalidRecord(
             Code.INVALID_VALUE,

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from ledger.errors import Code, InvalidRecord, LedgerError
 from ledger.pan import find_pan, quoted
+from ledger.wire import shown_errors
 
 PROBLEMS_MAX = 1_000  # problems listed per file; the count stays exact
 
@@ -123,7 +124,7 @@ def validation_problems(
 ) -> None:
     """Limits the readers do not check themselves (lengths, ranges), from the model; a field
     is named as the file names it (`source_names`: model field -> column or field path)."""
-    for detail in error.errors(include_url=False):
+    for detail in shown_errors(error):
         name = ".".join(str(part) for part in detail["loc"])
         field = source_names.get(name, name) or None
         code = Code.INVALID_AMOUNT if name in amount_fields else Code.INVALID_VALUE

@@ -102,3 +102,16 @@ def test_a_memory_ledger_is_refused_with_its_code(tmp_path: Path) -> None:
     assert refused["error"]["code"] == "INVALID_DATABASE_URL"
     assert "memory://" in refused["error"]["message"]
     assert "what-if" in refused["error"]["message"]
+
+
+def test_a_limits_file_in_an_unknown_currency_is_refused_in_the_exact_words(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Read before the database is opened: said once, where it is, as a record's would be."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"currencies": ["USD"]}))
+    refused = run_json("what-if", "--limits", str(bad), "--db", sqlite_url, status=1)
+    message = refused["error"]["message"]
+    assert refused["error"]["code"] == "INVALID_LIMITS_FILE"
+    assert "currencies.0: 'USD' is not an ISO 4217 currency code" in message
+    assert "'aed'" not in message and "fast" not in message

@@ -113,8 +113,8 @@ def test_no_write_sends_a_batch_in_pipeline_mode(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """psycopg's `executemany` sends a whole list in pipeline mode, where with a large batch
-    client and server can each wait for the other for ever, inside an open transaction
-    (psycopg issue 685). Every write path of many rows is checked here on PostgreSQL:
+    client and server can each wait for the other for ever, inside an open transaction.
+    Every write path of many rows is checked here on PostgreSQL:
     records, read models brought up to date, an audit rebuild swapped in, an export imported
     into a new schema. None may open a pipeline."""
     pipelines: list[str] = []

@@ -108,3 +108,28 @@ def test_the_cli_grants_an_allowance_and_reserves(sqlite_url: str, tmp_path: Pat
     assert (refused["granted"], refused["code"]) == (False, "STORED_AMOUNT_LIMIT_EXCEEDED")
     status = run_json("status", "--db", sqlite_url)
     assert status["devices"][0]["allowance"]["amounts"] == {"usd": 10_000}
+
+
+@pytest.mark.parametrize(
+    ("amounts", "count"),
+    [
+        ({"usd": 10.5}, 1),
+        ({"usd": True}, 1),
+        ({"usd": "100"}, 1),
+        ({"usd": 10**30}, 1),
+        ({"usd": 100}, 1.5),
+        ({"usd": 100}, True),
+    ],
+    ids=["fraction", "bool", "text", "past-any-total", "fraction-count", "bool-count"],
+)
+def test_an_allowance_of_anything_but_whole_minor_units_is_refused_and_stores_nothing(
+    memory_ledger: Ledger, amounts: dict[str, object], count: object
+) -> None:
+    """Money is whole minor units: an allowance's amounts and count that are not plain
+    integers are refused as invalid, nothing recorded, like a record's amounts."""
+    shop(memory_ledger)
+    before = memory_ledger.last_position()
+    with pytest.raises(LedgerError) as refused:
+        memory_ledger.allow("tmr_1", "tml_1", amounts, count, UNTIL, at=AT)  # type: ignore[arg-type]
+    assert refused.value.code is Code.INVALID_VALUE
+    assert memory_ledger.last_position() == before
