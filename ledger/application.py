@@ -971,6 +971,8 @@ def _storage_errors(config: StoreConfig) -> Iterator[None]:
 
 def _whole(value: object) -> bool:
     """An integer (not a bool, a float or text) of 0 or more within any total's bound."""
+    from ledger import wire
+
     return type(value) is int and 0 <= value <= wire.TOTAL_MAX_MINOR
 
 
