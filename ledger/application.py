@@ -10,6 +10,11 @@ the records before it, and all the batch's events are saved in one transaction. 
 stores nothing and the others go on. When another writer moved a stream the batch saved (the
 event store's optimistic concurrency), the batch runs again on fresh state; under persistent
 contention each record runs in a transaction of its own.
+
+What only some methods use (the wire records' models, the handlers that apply them, the
+aggregates other than locations and devices, the Stripe observations, the cipher) is imported
+in those methods: a command that reads locations (`status`) loads none of it, and the topics of
+the streams it did not load still resolve (`ledger.topics`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -30,27 +35,20 @@ from eventsourcing.persistence import (
     OperationalError,
 )
 
-from ledger import identity, reserving, wire
+from ledger import identity
 from ledger.batches import iter_batches
-from ledger.cipher import CipherKeys, UnknownCipherKey
 from ledger.collector import collector_paused
 from ledger.device import Device
 from ledger.errors import Breach, Code, Conflict, InvalidRecord, LedgerError, NotFound, StorageError
 from ledger.event_store import EventStore
 from ledger.fields import FieldReader, StoredFields
-from ledger.handlers import apply_record, related_ids, stream_ids, subject
 from ledger.journal import PendingEvent
 from ledger.keyring import KEYRING_ENV
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
-from ledger.observations import BalanceTransactionObservation, Observation, card_number_field
 from ledger.pan import quoted
-from ledger.payment import Payment
-from ledger.reservation import Reservation, ReservationRequest
-from ledger.reserving import HOLD_DEFAULT
 from ledger.retry import BATCH_ATTEMPTS, RECORD_ATTEMPTS, retry_on_contention
-from ledger.seal import Seal, Seals
 from ledger.storage import (
     CIPHER_KEY_ENV,
     DEFAULT_DATABASE_URL,
@@ -61,7 +59,6 @@ from ledger.storage import (
     unreachable,
     version_reader,
 )
-from ledger.stripe_object import StripeAccountMode, StripeEvent, StripeObject
 from ledger.unit_of_work import AggregateCache, UnitOfWork
 from ledger.views import (
     AllowanceState,
@@ -72,7 +69,17 @@ from ledger.views import (
     ReservationState,
 )
 
+if TYPE_CHECKING:
+    from ledger import wire
+    from ledger.cipher import CipherKeys
+    from ledger.observations import BalanceTransactionObservation, Observation
+    from ledger.payment import Payment
+    from ledger.reservation import Reservation, ReservationRequest
+    from ledger.seal import Seal, Seals
+    from ledger.stripe_object import StripeAccountMode, StripeObject
+
 BATCH_SIZE_MAX = 5_000
+HOLD_DEFAULT = timedelta(minutes=5)  # long enough to collect a card and confirm
 HOLD_MAX = timedelta(hours=1)  # a reservation holds headroom for one sale, not for a shift
 OBSERVE_CHUNK = 1_000  # observations per transaction when recording a file
 _LIST_PAGE = 1_000
@@ -102,6 +109,8 @@ class Result:
     @property
     def key(self) -> str:
         """The offline_id, location_id or device_id the record is about."""
+        from ledger.handlers import subject
+
         return subject(self.record)[0]
 
 
@@ -179,6 +188,8 @@ class Ledger:
 
     def record(self, record: wire.Record | dict[str, Any]) -> Result:
         """Apply one record, durable when this returns; raise a LedgerError if refused."""
+        from ledger import wire
+
         (result,) = self._apply([wire.parse_record(record)], with_state=True)
         if isinstance(result, LedgerError):
             raise result
@@ -192,6 +203,8 @@ class Ledger:
         Items may be LedgerErrors already (a parse failure upstream): they pass through, so a
         caller streaming a file keeps one result per line.
         """
+        from ledger import wire
+
         if len(records) > BATCH_SIZE_MAX:
             raise InvalidRecord(
                 Code.INVALID_VALUE,
@@ -239,6 +252,8 @@ class Ledger:
     def _apply_batch(
         self, parsed: list[wire.Record | LedgerError], with_state: bool
     ) -> list[Result | LedgerError]:
+        from ledger.handlers import apply_record, related_ids, stream_ids, subject
+
         uow = UnitOfWork(self.store, self._cache, self._versions, optimistic=True)
         uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
         uow.prefetch(related_ids(uow.loaded.values()))
@@ -278,6 +293,8 @@ class Ledger:
         with_state: bool,
         breaches: tuple[Breach, ...],
     ) -> Result:
+        from ledger.handlers import subject
+
         state = _state_of(uow.get(subject(record)[1])) if with_state else None
         return Result(recorded, record, state, breaches)
 
@@ -354,6 +371,8 @@ class Ledger:
         """Raise the Conflict that recording these would raise, recording nothing. A balance
         transaction the file already gave in an earlier chunk (`earlier`, filled here) is
         observed again before its repeat, so that the file is checked as one unit."""
+        from ledger.observations import BalanceTransactionObservation
+
         uow = self._reader()
         uow.prefetch(identity.stripe_object_id(o.stream_key) for o in observations)
         try:
@@ -371,6 +390,8 @@ class Ledger:
     def _observe(
         self, observations: Sequence[Observation], stripe_event: tuple[str, str] | None
     ) -> ObserveSummary:
+        from ledger.stripe_object import StripeEvent
+
         uow = self._reader()
         receipt = None if stripe_event is None else identity.stripe_event_id(stripe_event[0])
         uow.prefetch(
@@ -395,6 +416,8 @@ class Ledger:
     def ignore_stripe_event(self, event_id: str, event_type: str, reason: str) -> bool:
         """Record that a Stripe event was deliberately not applied, and why; False when the
         event was already received (a redelivery records nothing)."""
+        from ledger.stripe_object import StripeEvent
+
         with self._lock, _storage_errors(self.config):
             uow = self._reader()
             if uow.get(identity.stripe_event_id(event_id)) is not None:
@@ -429,6 +452,8 @@ class Ledger:
     def bind_stripe_mode(self, livemode: bool) -> None:
         """Tie this ledger to Stripe's test or live mode once Stripe (or a file) showed an
         object of that mode; refuse the other."""
+        from ledger.stripe_object import StripeAccountMode
+
         wanted, other = ("live", "test") if livemode else ("test", "live")
         with self._lock, _storage_errors(self.config):
             uow = self._reader()
@@ -503,6 +528,8 @@ class Ledger:
         every device of the location, until `hold_for` after `at` (now) unless the payment is
         confirmed offline first. Granted: pass prefer_online to the SDK. Refused: the reasons
         say why; pass require_online. The same request always gets the same answer."""
+        from ledger import reserving, wire
+
         oid = str(_uuid(offline_id))
         if not timedelta(0) < hold_for <= HOLD_MAX:
             raise InvalidRecord(
@@ -531,6 +558,8 @@ class Ledger:
 
     def release(self, offline_id: UUID | str, *, at: datetime | None = None) -> ReservationState:
         """Give back the headroom a reservation holds (the sale was abandoned)."""
+        from ledger import reserving
+
         oid = str(_uuid(offline_id))
         moment = at or datetime.now(UTC)
         return self._reservation_write(lambda uow: reserving.release(uow, oid, moment))
@@ -551,6 +580,8 @@ class Ledger:
         every other hold (so the location stays within its limits however many devices hold
         one); granting again renews or shrinks it. Facts stored beyond it are flagged
         OFFLINE_ALLOWANCE_EXCEEDED, naming the device."""
+        from ledger import reserving, wire
+
         moment = at or datetime.now(UTC)
         if valid_until <= moment or not all(map(_whole, (count, *amounts.values()))):
             raise InvalidRecord(
@@ -588,6 +619,7 @@ class Ledger:
     def record_seal(self, seal: Seal) -> tuple[Seal, bool]:
         """Record a signed seal (`ledger.seal`) on the seals stream: True with it, or False
         with the recorded seal that ends at the same position (a repeat)."""
+        from ledger.seal import Seals
 
         def close(uow: UnitOfWork) -> tuple[Seal, bool]:
             seals: Seals | None = uow.get(identity.seals_id())
@@ -601,6 +633,7 @@ class Ledger:
     def record_cipher_rotation(self, current: str, retired: list[str], reason: str) -> bool:
         """Record a key rotation (`ledger.cipher.CipherKeys`): key `current` encrypts from
         now on, the keys `retired` never again. False when already recorded."""
+        from ledger.cipher import CipherKeys
 
         def rotate(uow: UnitOfWork) -> bool:
             keys: CipherKeys | None = uow.get(identity.cipher_keys_id())
@@ -651,6 +684,8 @@ class Ledger:
     ) -> Decision:
         """May this sale be taken offline now? Records nothing. UNKNOWN_LOCATION or
         UNKNOWN_DEVICE when either was never recorded."""
+        from ledger import wire
+
         request = wire.parse_decision_request(
             {
                 "amount": amount,
@@ -733,6 +768,8 @@ class Ledger:
     def refusals(self, location_id: str) -> list[ReservationState]:
         """The reservations refused at a location (each with the reasons and the headroom its
         check saw), in the order they were answered: which sales were sent online, and why."""
+        from ledger.reservation import Reservation
+
         with self._lock, _storage_errors(self.config):
             uow = self._reader()
             refused = [
@@ -747,6 +784,8 @@ class Ledger:
     def history(self, offline_id: UUID | str) -> list[HistoryEntry]:
         """Every event of one payment, in order, with what Stripe said about each of its
         PaymentIntents beside them (`source` "stripe"), in the order they were recorded."""
+        from ledger.stripe_object import StripeObject
+
         stream = identity.payment_id(_uuid(offline_id))
         with self._lock, _storage_errors(self.config):
             events = list(self.store.events.get(stream))
@@ -821,6 +860,8 @@ _HIDDEN = frozenset(
 
 def _stripe_object(uow: UnitOfWork, stream_key: str) -> StripeObject:
     """The Stripe object's stream in `uow`, started (first seen) when it has none yet."""
+    from ledger.stripe_object import StripeObject
+
     stream: StripeObject | None = uow.get(identity.stripe_object_id(stream_key))
     if stream is None:
         stream = StripeObject.first_seen(stream_key)
@@ -839,15 +880,16 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
     )
 
 
-_WITH_BREACHES = (Payment.PaymentMethodCollected, Payment.ConfirmedOffline)
-
-
 def _breaches(journal: list[PendingEvent], since: int, record: wire.Record) -> tuple[Breach, ...]:
     """The breaches on the events a record just triggered (from `since` in the unit of work's
     journal) on its own stream. Most records break nothing: their stream is then not even
     worked out."""
+    from ledger.handlers import subject
+    from ledger.payment import Payment
+
+    with_breaches = (Payment.PaymentMethodCollected, Payment.ConfirmedOffline)
     broken: list[Any] = [
-        event for event in journal[since:] if isinstance(event, _WITH_BREACHES) and event.breaches
+        event for event in journal[since:] if isinstance(event, with_breaches) and event.breaches
     ]
     if not broken:
         return ()
@@ -858,6 +900,8 @@ def _breaches(journal: list[PendingEvent], since: int, record: wire.Record) -> t
 
 
 def _state_of(aggregate: object) -> State:
+    from ledger.payment import Payment
+
     if isinstance(aggregate, Payment):
         return PaymentState.of(aggregate)
     if isinstance(aggregate, Device):
@@ -902,6 +946,8 @@ def _storage_errors(config: StoreConfig) -> Iterator[None]:
         # (the transcoder fails); with another key, or on events written without encryption,
         # AES-GCM's tag check fails. The library's text (kept in `details`) names the event,
         # never the key.
+        from ledger.cipher import UnknownCipherKey
+
         cause = error.__cause__
         if isinstance(cause, UnknownCipherKey):
             raise StorageError(
@@ -930,12 +976,16 @@ def _storage_errors(config: StoreConfig) -> Iterator[None]:
 
 def _whole(value: object) -> bool:
     """An integer (not a bool, a float or text) of 0 or more within any total's bound."""
+    from ledger import wire
+
     return type(value) is int and 0 <= value <= wire.TOTAL_MAX_MINOR
 
 
 def _refuse_card_numbers(observations: Sequence[Observation]) -> None:
     """CARD_NUMBER_DETECTED for the first observation holding a card number; its position
     and field are said, never its values."""
+    from ledger.observations import card_number_field
+
     for index, observation in enumerate(observations):
         field = card_number_field(observation)
         if field is not None:

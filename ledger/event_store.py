@@ -4,7 +4,7 @@ where it departs from the library's own `Application` (each says what it saves a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -19,13 +19,16 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
-from ledger.cipher import CipherKeys, KeyringCipher, UnknownCipherKey
+import ledger.topics  # noqa: F401  (the stored topics of every aggregate resolve from here on)
 from ledger.device import Device
 from ledger.identity import cipher_keys_id
 from ledger.journal import PendingEvent
 from ledger.location import Location
 from ledger.storage import EVENT_STORE_NAME
 from ledger.transcoder import OrjsonTranscoder
+
+if TYPE_CHECKING:
+    from ledger.cipher import CipherKeys, KeyringCipher
 
 
 class EventStore(Application[UUID]):
@@ -39,7 +42,11 @@ class EventStore(Application[UUID]):
     def __init__(self, env: dict[str, str]) -> None:
         super().__init__(env=env)
         cipher = self.mapper.cipher
-        self._keyring = cipher if isinstance(cipher, KeyringCipher) else None
+        self._keyring: KeyringCipher | None = None
+        if cipher is not None:  # the library resolved its topic: `ledger.cipher` is loaded
+            from ledger.cipher import KeyringCipher
+
+            self._keyring = cipher if isinstance(cipher, KeyringCipher) else None
         # The version of the rotations' stream the cipher's last check read (None: no check
         # yet, or no keyring). Every write then asks the store to refuse it if that stream
         # has moved on, as for any stream the write read: a rotation recorded by another
@@ -51,6 +58,8 @@ class EventStore(Application[UUID]):
     def _retired_cipher_keys(self) -> frozenset[str]:
         """The key ids the ledger's rotations retired (`ledger.cipher.CipherKeys`). A rotation
         encrypted with a key this keyring lacks retired this keyring's current key too."""
+        from ledger.cipher import UnknownCipherKey
+
         assert self._keyring is not None
         try:
             keys: CipherKeys = self.repository.get(cipher_keys_id())

@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger import identity, wire
+from ledger.card import CollectedCard
 from ledger.device import Device
 from ledger.errors import Breach, Code, NotFound
 from ledger.idempotency import IdempotencyKey, field_digests
@@ -34,7 +35,7 @@ from ledger.limits import (
     card_breaches,
 )
 from ledger.location import Location, LocationConfig, StoredLimits
-from ledger.payment import CollectedCard, Payment, Plan, field_conflict
+from ledger.payment import Payment, Plan, field_conflict
 from ledger.unit_of_work import UnitOfWork, require_location, require_payment
 
 

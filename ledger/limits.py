@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict on 3.12+ only
 
@@ -23,7 +23,9 @@ from ledger.device import Device
 from ledger.errors import Breach, Code, RuleViolation
 from ledger.location import Entry, Location, StoredLimits
 from ledger.money import format_minor
-from ledger.wire import Card
+
+if TYPE_CHECKING:
+    from ledger.wire import Card
 
 # Stripe: "the SDK must have connected to a reader of the same type within the last 30 days",
 # at that Location, with reader software updated within that time.

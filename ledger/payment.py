@@ -22,12 +22,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, NotRequired
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 from typing_extensions import TypedDict
 
+from ledger.card import CollectedCard
 from ledger.errors import Breach, Code, Conflict
 from ledger.identity import payment_id
 from ledger.journal import Journaled
@@ -50,24 +51,6 @@ class Plan(StrEnum):
     REPEAT = "repeat"  # already recorded: idempotent no-op
     DUPLICATE_FORWARD = "duplicate_forward"  # a second, different PaymentIntent
     LATE = "late"  # the report of a step that was implied: fixes its moment
-
-
-class CollectedCard(TypedDict):
-    """The card a payment was collected with, as its event records it: what the reader
-    reported (never the card number), in JSON's types. Cards recorded before forwarding
-    through the API lack `payment_method_id`, and before saved cards `customer_id`."""
-
-    brand: str
-    network: str | None
-    last4: str
-    exp_month: int
-    exp_year: int
-    funding: str
-    read_method: str
-    cardholder_verification: str
-    country: str | None
-    payment_method_id: NotRequired[str | None]
-    customer_id: NotRequired[str | None]
 
 
 class ForwardFailure(TypedDict):

@@ -12,8 +12,6 @@ from ledger.location import Location
 from ledger.reservation import Reservation, ReservationRequest
 from ledger.unit_of_work import UnitOfWork, require_location
 
-HOLD_DEFAULT = timedelta(minutes=5)  # long enough to collect a card and confirm
-
 
 def reserve(
     uow: UnitOfWork,

@@ -7,16 +7,19 @@ Field names follow Stripe where Stripe has one (`offline_payments_count`,
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
+from ledger.card import CollectedCard
 from ledger.device import Device
 from ledger.errors import Breach
 from ledger.limits import Headroom, HeadroomRow, stored_headroom
 from ledger.location import BeyondPolicy, DeviceLimitsConfig, LimitsConfig, Location
-from ledger.payment import CollectedCard, Payment
-from ledger.reservation import Reservation
+
+if TYPE_CHECKING:  # a view of a location loads neither aggregate
+    from ledger.payment import Payment
+    from ledger.reservation import Reservation
 
 
 class _View(BaseModel):

@@ -1,23 +1,18 @@
 """What the CLI prints: the consoles, JSON, progress bars. A bar goes to standard error and
-only when someone is watching (a terminal), so that piped output stays the answer alone."""
+only when someone is watching (a terminal), so that piped output stays the answer alone;
+rich's progress display is imported when a bar is shown."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
+
+if TYPE_CHECKING:
+    from rich.progress import ProgressColumn
 
 stdout = Console()
 stderr = Console(stderr=True)
@@ -41,6 +36,8 @@ def progress_bar(
     if not (shown and stderr.is_terminal):
         yield None
         return
+    from rich.progress import Progress
+
     with Progress(*columns, console=stderr, transient=True) as progress:
         task = progress.add_task(description, total=total, **fields)
         yield lambda done, **changed: progress.update(task, advance=done, **changed)
@@ -48,6 +45,8 @@ def progress_bar(
 
 def with_progress(catch_up: Callable[[Callable[[int], None] | None], int]) -> int:
     """Run a catch-up of the read models, with a progress bar when someone is watching."""
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
     columns = (
         SpinnerColumn(),
         "[progress.description]{task.description}",
@@ -67,6 +66,15 @@ def phases_progress(
     if not (shown and stderr.is_terminal):
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),

@@ -11,9 +11,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from ledger.application import BATCH_SIZE_MAX, HOLD_MAX
+from ledger.application import BATCH_SIZE_MAX, HOLD_DEFAULT, HOLD_MAX
 from ledger.errors import Breach
-from ledger.reserving import HOLD_DEFAULT
 from ledger.views import DeviceState, LocationStatus, PaymentState
 from ledger.wire import AmountMinor, Currency, Identifier, Record, Timestamp
 

@@ -20,6 +20,11 @@ HEAVY = ("sqlalchemy", "pydantic", "eventsourcing", "stripe", "alembic", "jinja2
 
 def modules_loaded(*args: str) -> set[str]:
     """The top-level packages loaded by running `offline-ledger ARGS` in a fresh interpreter."""
+    return {name.split(".")[0] for name in every_module_loaded(*args)}
+
+
+def every_module_loaded(*args: str) -> set[str]:
+    """Every module loaded by running `offline-ledger ARGS` in a fresh interpreter."""
     script = (
         "import json, sys\n"
         "from adapters.cli import main\n"
@@ -27,7 +32,7 @@ def modules_loaded(*args: str) -> set[str]:
         f"    main({list(args)!r})\n"
         "except SystemExit:\n"
         "    pass\n"
-        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})), file=sys.stderr)\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
@@ -51,6 +56,30 @@ def test_a_read_loads_neither_stripe_nor_alembic_nor_sqlalchemy_nor_the_renderer
     assert "eventsourcing" in loaded  # it did read the ledger
     unused = {"stripe", "alembic", "jinja2", "requests", "projections", "sqlalchemy"}
     assert not loaded & (unused | {"pydantic_settings", "dotenv"}), loaded & unused
+
+
+def test_status_loads_no_aggregate_but_locations_and_devices(loaded_sqlite: str) -> None:
+    """`status` reads locations and devices: neither the other aggregates' event classes, nor
+    the wire records' models and their handlers, nor the cipher (the ledger is not encrypted)
+    are built, nor rich's progress display loaded; the other streams' topics resolve when met
+    (`ledger.topics`)."""
+    loaded = every_module_loaded("status", "--db", loaded_sqlite)
+    assert {"ledger.location", "ledger.device"} <= loaded  # it did read them
+    unused = {
+        "ledger.payment",
+        "ledger.reservation",
+        "ledger.seal",
+        "ledger.stripe_object",
+        "ledger.idempotency",
+        "ledger.cipher",
+        "ledger.wire",
+        "ledger.handlers",
+        "ledger.reserving",
+        "ledger.observations",
+        "cryptography",
+        "rich.progress",
+    }
+    assert not loaded & unused, loaded & unused
 
 
 def test_every_listed_command_is_defined_by_the_module_named_for_it() -> None:
