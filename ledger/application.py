@@ -252,7 +252,7 @@ class Ledger:
     def _apply_batch(
         self, parsed: list[wire.Record | LedgerError], with_state: bool
     ) -> list[Result | LedgerError]:
-        from ledger.handlers import apply_record, related_ids, stream_ids, subject
+        from ledger.handlers import apply_record, related_ids, stream_ids
 
         uow = UnitOfWork(self.store, self._cache, self._versions, optimistic=True)
         uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
