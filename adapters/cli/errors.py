@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from pydantic import ValidationError
-from rich.markup import escape
 
 from adapters.cli.output import print_json, stderr
 from adapters.settings import SettingsError
@@ -76,6 +75,8 @@ def fail(message: str, status: int, as_json: bool, code: Code) -> NoReturn:
 
 
 def _say(text: str) -> None:
+    from rich.markup import escape
+
     stderr.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 

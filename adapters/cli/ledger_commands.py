@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from adapters.cli.errors import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
 from adapters.cli.group import main
@@ -30,6 +28,8 @@ from ledger.batches import BATCH_SIZE_DEFAULT
 from ledger.money import format_minor
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from adapters.jsonl import IngestSummary
     from ledger import Ledger
     from ledger.location import BeyondPolicy
@@ -127,6 +127,8 @@ def _size_of(source: IO[bytes]) -> int | None:
 
 
 def _print_summary(summary: IngestSummary, rejects: Path | None) -> None:
+    from rich.markup import escape
+
     stdout.print(
         f"{summary.lines} records: [green]{summary.accepted} accepted[/], "
         f"{summary.duplicates} duplicates (already recorded), "
@@ -204,6 +206,8 @@ def _status_table(locations: list[LocationStatus], wide: bool) -> Table:
     """One row per location, then one per device under it (indented). Ids keep their width;
     other cells wrap between words, so no number or id is ever cut; a narrow terminal gets
     the stored-beyond-policy column as lines below the table instead."""
+    from rich.table import Table
+
     ids = [loc.location_id for loc in locations]
     ids += [f"  {device.device_id}" for loc in locations for device in loc.devices]
     table = Table(title="Offline status: stored payments and headroom", title_justify="left")
@@ -277,13 +281,13 @@ def history(offline_id: str, database_url: str | None, as_json: bool) -> None:
     was recorded, and what Stripe said about its PaymentIntents beside them: a timeline to
     read, or with --json every entry (source, version, event, occurred_at, recorded_at,
     data)."""
-    from adapters.cli.timeline import timeline
-
     with opened(database_url, as_json) as ledger:
         entries = ledger.history(offline_id)
     if as_json:
         print_json([entry.model_dump(mode="json") for entry in entries])
         return
+    from adapters.cli.timeline import timeline
+
     stdout.print(timeline(offline_id, entries, stdout.width))
 
 

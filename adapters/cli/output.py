@@ -1,21 +1,46 @@
 """What the CLI prints: the consoles, JSON, progress bars. A bar goes to standard error and
-only when someone is watching (a terminal), so that piped output stays the answer alone;
-rich's progress display is imported when a bar is shown."""
+only when someone is watching (a terminal), so that piped output stays the answer alone.
+rich loads when a console is first used and its progress display when a bar is shown: a
+command answering in JSON loads neither."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import ProgressColumn
 
-stdout = Console()
-stderr = Console(stderr=True)
+
+class _FirstUse:
+    """Stands for a rich `Console` made when one of its attributes is first read (rich and the
+    console's look at the terminal cost a short command more than its answer)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def made(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.made(), name)
+
+
+stdout = cast("Console", _FirstUse())
+stderr = cast("Console", _FirstUse(stderr=True))
+
+
+def _made(console: Console) -> Console:
+    """The console itself, for rich's displays that keep it."""
+    return cast(_FirstUse, console).made()
 
 
 def print_json(value: Any) -> None:
@@ -38,7 +63,7 @@ def progress_bar(
         return
     from rich.progress import Progress
 
-    with Progress(*columns, console=stderr, transient=True) as progress:
+    with Progress(*columns, console=_made(stderr), transient=True) as progress:
         task = progress.add_task(description, total=total, **fields)
         yield lambda done, **changed: progress.update(task, advance=done, **changed)
 
@@ -82,7 +107,7 @@ def phases_progress(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=stderr, transient=True) as progress:
+    with Progress(*columns, console=_made(stderr), transient=True) as progress:
         tasks: list[Any] = []
 
         def start(description: str, total: int | None) -> Callable[[int], None]:

@@ -58,6 +58,17 @@ def test_a_read_loads_neither_stripe_nor_alembic_nor_sqlalchemy_nor_the_renderer
     assert not loaded & (unused | {"pydantic_settings", "dotenv"}), loaded & unused
 
 
+@pytest.mark.parametrize(
+    "command", [("status",), ("history", "00000000-0000-4000-8000-000000000001")]
+)
+def test_an_answer_in_json_loads_no_console(loaded_sqlite: str, command: tuple[str, ...]) -> None:
+    """rich draws tables and colours for people; JSON (an answer, or an error: the history
+    of an unknown payment) is printed without it."""
+    loaded = modules_loaded(*command, "--json", "--db", loaded_sqlite)
+    assert "eventsourcing" in loaded  # it did read the ledger
+    assert "rich" not in loaded
+
+
 def test_status_loads_no_aggregate_but_locations_and_devices(loaded_sqlite: str) -> None:
     """`status` reads locations and devices: neither the other aggregates' event classes, nor
     the wire records' models and their handlers, nor the cipher (the ledger is not encrypted)
