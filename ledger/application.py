@@ -579,7 +579,10 @@ class Ledger:
         what was asked, cut to what the location's limits leave beside what is stored and
         every other hold (so the location stays within its limits however many devices hold
         one); granting again renews or shrinks it. Facts stored beyond it are flagged
-        OFFLINE_ALLOWANCE_EXCEEDED, naming the device."""
+        OFFLINE_ALLOWANCE_EXCEEDED, naming the device. The device, location and `at` name the
+        request: the same again stores nothing and gets the same grant; with other amounts,
+        count or valid_until it is an IDEMPOTENCY_CONFLICT (without `at`, each call is a new
+        request, at now)."""
         from ledger import reserving, wire
 
         moment = at or datetime.now(UTC)
@@ -608,7 +611,7 @@ class Ledger:
             ),
             "the location; retry",
         )
-        allowance = AllowanceState.latest(location, device_id)
+        allowance = AllowanceState.latest(location, device_id, moment)
         assert allowance is not None
         return allowance
 
