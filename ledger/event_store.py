@@ -163,22 +163,28 @@ def _stored_event(mapper: Mapper[UUID], event: object) -> StoredEvent:
     if tags is None:
         tags = _CLASS_TAGS[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
     topic, class_version = tags
-    state = dict(vars(event))
-    originator_id = state.pop("originator_id")
-    originator_version = state.pop("originator_version")
-    if class_version > 1:
-        state["class_version"] = class_version
-    data = mapper.transcoder.encode(state)
+    fields = vars(event)
+    originator_id = fields["originator_id"]
+    originator_version = fields["originator_version"]
+    transcoder = mapper.transcoder
+    if isinstance(transcoder, OrjsonTranscoder):
+        data = transcoder.encode_event(fields, class_version)
+    else:
+        state = dict(fields)
+        del state["originator_id"], state["originator_version"]
+        if class_version > 1:
+            state["class_version"] = class_version
+        data = transcoder.encode(state)
     if mapper.compressor:
         data = mapper.compressor.compress(data)
     if mapper.cipher:
         data = mapper.cipher.encrypt(data)
     stored = object.__new__(StoredEvent)
-    fields = vars(stored)
-    fields["originator_id"] = originator_id
-    fields["originator_version"] = originator_version
-    fields["topic"] = topic
-    fields["state"] = data
+    row = vars(stored)
+    row["originator_id"] = originator_id
+    row["originator_version"] = originator_version
+    row["topic"] = topic
+    row["state"] = data
     return stored
 
 
