@@ -648,10 +648,15 @@ def _resolved(
 
 
 def _refusal(sale: SaleAttempt, stored: tuple[int, int, int, int]) -> Refusal:
-    """What the refusal saw beyond `stored` (the stored totals at its moment, as recorded)."""
+    """What the refusal saw beyond `stored` (the stored totals at its moment, as recorded).
+
+    Never less than nothing: a sale recorded after the refusal but dated before it is in
+    `stored` and was not in what the refusal saw, and a hold is never negative. (What was
+    held then is underestimated by such a sale, down to nothing.)"""
     seen = sale.seen or (None, None, None, None)
     amount, count, device_amount, device_count = (
-        0 if used is None else used - total for used, total in zip(seen, stored, strict=True)
+        0 if used is None else max(used - total, 0)
+        for used, total in zip(seen, stored, strict=True)
     )
     return Refusal(
         (amount, count, device_amount, device_count),

@@ -356,3 +356,34 @@ def _store(ledger: Ledger, oid: str, amount: int, minute: int) -> None:
             r.confirmed(oid, occurred_at=moment, stored_at=moment),
         ]
     )
+
+
+def test_a_fact_arriving_late_before_a_refusal_holds_nothing_negative() -> None:
+    """A sale of 800 stored, a reservation of 400 refused at minute 5 (800 stored, limit
+    1000), then a sale of 300 stored at minute 2 recorded after the refusal: at minute 5 the
+    replay counts 1100 stored, more than the refusal saw. What it saw beyond the stored totals
+    is nothing, not -300: under a limit of 1400 the reservation (1100 + 400) is still refused,
+    under 1500 taken offline, and the limits in force refuse it for what they refused it for."""
+    with Ledger.open("memory://") as ledger:
+        limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 1000}}
+        ledger.record_many(
+            [r.location(limits=limits, device_limits={"stored_amount_max": {}}), r.device()]
+        )
+        _store(ledger, A, 800, 1)
+        refused = ledger.reserve(
+            D, 400, "usd", "tmr_1", "tml_1", at=datetime.fromisoformat(r.at(5))
+        )
+        assert not refused.granted
+        _store(ledger, C, 300, 2)  # late: dated before the refusal
+        (history,) = histories(ledger.store)
+        again = replay(history, ledger.policy, refused_go_online=False)
+        assert [j.breaches for j in again.judged] == [s.breaches for s in history.sales]
+        assert history.refusals is not None
+        assert history.refusals[D].held == (0, 0, 0, 0)
+        # C (stored beyond 1000) is within either; D only within 1500.
+        for maximum, changed in ((1400, [C]), (1500, [D, C])):
+            proposed = ProposedLimits.model_validate(
+                {"limits": {**limits, "stored_amount_max": {"usd": maximum}}}
+            )
+            (usd,) = compare(history, ledger.policy, proposed)
+            assert [change.sale.offline_id for change in usd.changes] == changed, maximum
