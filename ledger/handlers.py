@@ -321,22 +321,28 @@ def _rejudge(
         # only those that carry one.
         affected = [k for k in affected if _TOTALS_CODES & set(location.timeline[k][5])]
     totals_of = Totals.before_each(location, affected)
-    for offline_id in affected:
-        payment: Payment | None = uow.get(identity.payment_id(UUID(offline_id)))
-        assert payment is not None, offline_id
-        moment = location.timeline[offline_id][3]
-        sale = Sale(
-            payment.amount, payment.currency, payment.device_id, payment.offline_behavior, moment
-        )
-        with location.judged_at(moment):
+    # By the configuration in force at each payment's moment; the one now after.
+    with location.judged_at(since):
+        for offline_id in affected:
+            payment: Payment | None = uow.get(identity.payment_id(UUID(offline_id)))
+            assert payment is not None, offline_id
+            moment = location.timeline[offline_id][3]
+            sale = Sale(
+                payment.amount,
+                payment.currency,
+                payment.device_id,
+                payment.offline_behavior,
+                moment,
+            )
+            location.judge_by(moment)
             limits = breaches_of(policy.limit_violations(sale, location, totals_of[offline_id]))
             disabled = policy.offline_disabled(location) if cause is None else []
-        kept = [b for b in payment.store_breaches if b["code"] not in judged]
-        # In the order `Policy.violations` checks them: offline mode first, the limits last.
-        breaches = breaches_of(disabled) + kept + limits
-        if breaches != payment.store_breaches:
-            payment.rejudge(breaches, cause_id, since)
-            location.change_breaches(offline_id, _codes(payment.breaches), since)
+            kept = [b for b in payment.store_breaches if b["code"] not in judged]
+            # In the order `Policy.violations` checks them: offline mode first, the limits last.
+            breaches = breaches_of(disabled) + kept + limits
+            if breaches != payment.store_breaches:
+                payment.rejudge(breaches, cause_id, since)
+                location.change_breaches(offline_id, _codes(payment.breaches), since)
 
 
 # The codes a late configuration judges again (a late fact: LIMIT_CODES).

@@ -339,13 +339,19 @@ class Location(Journaled):
     @contextmanager
     def judged_at(self, moment: datetime) -> Iterator[None]:
         """Judge (limits, offline mode, currencies) by the configuration in force at
-        `moment` inside the block, the one in force now after it."""
+        `moment` inside the block (`judge_by` moves it), the one in force now after it."""
         now = self.config
         self.config = self.config_at(moment)
         try:
             yield
         finally:
             self.config = now
+
+    def judge_by(self, moment: datetime) -> None:
+        """Inside `judged_at`, judge by the configuration in force at `moment` from now on
+        (no context per payment: a late fact may judge thousands again)."""
+        if len(self.configs) > 1:
+            self.config = self.config_at(moment)
 
     def store_payment(
         self,
