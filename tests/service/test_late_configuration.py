@@ -4,7 +4,13 @@ the facts came in, as the what-if replay of the limits in force judges it."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from unittest import mock
+
 from ledger import Code, Ledger
+from ledger.event_store import EventStore
+from ledger.identity import location_id as location_stream_id
+from ledger.location import Location
 from ledger.what_if import histories, replay
 from tests.support import records as r
 from tests.support.days import A, B, C, D
@@ -106,3 +112,28 @@ def test_a_late_configuration_disabling_offline_mode_flags_the_payments_stored_s
     assert set(status.stored_beyond_policy) == {str(Code.OFFLINE_MODE_DISABLED)}
     # The same configuration again is a repeat: nothing stored.
     assert not ledger.record(disabled).recorded
+
+
+def test_the_configurations_in_force_survive_the_location_s_snapshots(
+    sqlite_url: str,
+) -> None:
+    """Read back from a snapshot (taken every other event here), a location still judges a
+    fact by the configuration in force at its moment."""
+    with mock.patch.object(EventStore, "snapshotting_intervals", {Location: 2}):
+        with Ledger.open(sqlite_url) as ledger:
+            _shop(ledger, TIGHT)
+            _configured(ledger, LOOSE, 20)
+            _sale(ledger, A, 800, 30)
+        with Ledger.open(sqlite_url) as ledger:
+            assert ledger.store.snapshots is not None
+            stream = location_stream_id("tml_1")
+            assert list(ledger.store.snapshots.get(stream))
+            location: Location = ledger.store.repository.get(stream)
+            assert [at for at, _ in location.configs] == [
+                datetime.fromisoformat(r.at(m)) for m in (-60, 20)
+            ]
+            _sale(ledger, B, 500, 10)  # before minute 20: judged with the 1000 limit
+            assert str(Code.STORED_AMOUNT_LIMIT_EXCEEDED) not in _codes(ledger, B)
+            _sale(ledger, C, 600, 12)  # 500 stored before it: 1100, over 1000
+            assert str(Code.STORED_AMOUNT_LIMIT_EXCEEDED) in _codes(ledger, C)
+            _replayed_as_recorded(ledger)
