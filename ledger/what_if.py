@@ -2,25 +2,31 @@
 
 The domain side, in `ledger/` rather than `projections/`: the faithful sources are the
 location's own stream, where every confirmation was recorded as `PaymentStored` (device,
-currency, amount, the codes of the rules it broke, its moment) and every forward, decline or
-cancel as `PaymentReleased`, in the same transaction as the payment's own event; and the
-reservations the ledger refused (`Reservation.Answered`, not granted), each with the request,
-the reasons and the headroom the decision saw. Those sales were never stored (they went
-online); under looser limits they would have been taken offline.
+currency, amount, the codes of the rules it broke, its moment), every forward, decline or
+cancel as `PaymentReleased`, and every hold's end (consumed by its sale stored, released)
+as `HeadroomFreed`, in the same transaction as the payment's or reservation's own event; and
+the reservations the ledger answered (`Reservation.Answered`), each with the request, the
+reasons and the headroom the decision saw. A reservation refused sent its sale online:
+nothing was stored, and under looser limits it would have been taken offline. A
+reservation granted held its headroom from its ask until its sale was stored (the stored
+sale then counts instead), its hold was released or it expired, whether its sale was stored
+or abandoned.
 
-The attempts are judged in the order the ledger judges them: by `occurred_at`, a release at
-the same moment before a store, a store before a refused reservation, attempts at the same
-moment in their order of arrival. Each is judged by the ledger's own comparisons
-(`ResolvedLimits`, resolved from `Policy.headroom`) against the stored totals of its location
-and device at that moment; a refused reservation also against what was held beside them
-(other reservations, allowances): what its headroom rows saw used, less what was stored at
-that moment, is taken as held whatever the limits. Replaying "as recorded" counts a sale that
-broke a limit as stored anyway (a fact is recorded whatever it breaks) and a refused
-reservation as gone online, which is what happened, so the limits in force reproduce the
-recorded breaches and refusals; replaying "as proposed" sends a refused sale online instead
-(it leaves nothing stored) and takes a refused reservation that the proposed limits allow
-offline, stored until its device next forwarded (or to the end), which is what the proposed
-limits would have changed.
+The attempts are judged in the order the ledger judged them: by `occurred_at`, a release
+(or a hold's end) at the same moment before anything else, stores and reservations asked at
+the same moment in their order of arrival. Each is judged by the ledger's own comparisons
+(`ResolvedLimits`, resolved from `Policy.headroom`): a sale stored against the stored
+totals of its location and device at that moment (a fact is judged against what was stored
+before it), a reservation against those and the holds replayed beside them, and what its
+headroom rows saw used beyond both (the allowances, which are not replayed) is taken as
+held whatever the limits. Replaying "as recorded" counts a sale that broke a limit as
+stored anyway (a fact is recorded whatever it breaks), a refused reservation as gone online
+and a granted one's hold as taken, which is what happened, so the limits in force reproduce
+the recorded breaches, grants and refusals; replaying "as proposed" sends a refused sale
+online instead (it leaves nothing stored), refuses the hold of a granted reservation that
+breaks them (its sale, if stored, went online instead, refused with the reservation's
+codes) and takes a refused reservation that they allow offline, stored until its device
+next forwarded (or to the end), which is what the proposed limits would have changed.
 """
 
 from __future__ import annotations
@@ -208,9 +214,10 @@ def refusal_codes(reasons: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
 
 @dataclass(slots=True)
 class Refusal:
-    """What a replay keeps of a refused reservation: what was held beside the stored totals
-    when it was asked (per limit, as `Seen`; taken as held whatever the limits), and its
-    codes that no limit decides (it is refused whatever the limits)."""
+    """What a replay keeps of a reservation: what was held beside the stored totals and the
+    holds replayed when it was asked (per limit, as `Seen`; taken as held whatever the
+    limits), and the codes of its refusal that no limit decides (it is refused whatever the
+    limits)."""
 
     held: tuple[int, int, int, int]
     fixed: tuple[str, ...]
