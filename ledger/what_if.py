@@ -325,11 +325,17 @@ def fold(
         location["configs"] = orjson.dumps(configs).decode()
     elif topic == Location.PaymentStored.TOPIC:
         # A stored sale replaces the refusal of its reservation (stored anyway) and keeps
-        # the grant of its reservation (its hold).
-        known = sales.get(fields["offline_id"])
-        grant = known["seen"] if known is not None and is_grant(known["seen"]) else None
+        # the grant of its reservation (its hold), at the location that granted it.
+        location, known = locations[stream], sales.get(fields["offline_id"])
+        grant = (
+            known["seen"]
+            if known is not None
+            and is_grant(known["seen"])
+            and known["location_id"] == location["location_id"]
+            else None
+        )
         codes = ";".join(limit_codes(fields["breaches"]))
-        _add(locations[stream], sales, fields, fields, codes, grant)
+        _add(location, sales, fields, fields, codes, grant)
     elif topic == Reservation.Answered.TOPIC:
         if fields["offline_id"] in sales:
             return  # asked after its sale was stored
