@@ -35,6 +35,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -135,7 +136,7 @@ class SaleAttempt(NamedTuple):
 
     @property
     def refused(self) -> bool:
-        return self.seen_text is not None and self.seen_text.count(";") == _SEEN_FIELDS - 1
+        return _is_refusal(self.seen_text)
 
     @property
     def reserved(self) -> Reserved | None:
@@ -157,6 +158,9 @@ class SaleAttempt(NamedTuple):
     def stored_at(self) -> datetime:
         return moment_of(self.stored_us)
 
+
+AttemptRow = tuple[Any, ...]  # a `SaleAttempt`'s fields, in its order
+attempt_of = partial(tuple.__new__, SaleAttempt)  # a row as a SaleAttempt, no Python call
 
 _SEEN = 9  # SaleAttempt.seen_text: indexed in the replay's loops
 _SEEN_FIELDS = 4  # of a refusal's `seen_text`; a grant's has three more
@@ -190,6 +194,11 @@ def reserved_text(seen: str, asked_us: int, until_us: int, arrival: int) -> str:
 def reserved_of(text: str) -> Reserved:
     asked_us, until_us, arrival = (int(part) for part in text.split(";")[_SEEN_FIELDS:])
     return Reserved(seen_of(text), asked_us, until_us, arrival)
+
+
+def _is_refusal(text: str | None) -> bool:
+    """Whether a `seen_text` is a refusal's (four fields; a grant's has seven)."""
+    return text is not None and text.count(";") == _SEEN_FIELDS - 1
 
 
 def is_grant(text: str | None) -> bool:
@@ -235,9 +244,16 @@ class History:
     location_id: str
     configured_at: datetime
     configs: list[tuple[int, dict[str, Any]]]
-    sales: list[SaleAttempt]
+    # The attempts as plain tuples in `SaleAttempt`'s order (as the read model's rows are
+    # fetched: making each a `SaleAttempt` would cost as much as fetching its four strings);
+    # `sales` gives them as `SaleAttempt`s.
+    rows: list[AttemptRow]
     # Filled by the first replay "as recorded" (`replay`), used by the replays as proposed.
     refusals: dict[str, Refusal] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def sales(self) -> list[SaleAttempt]:
+        return list(map(attempt_of, self.rows))
 
     @property
     def config(self) -> dict[str, Any]:
@@ -309,11 +325,17 @@ def fold(
         location["configs"] = orjson.dumps(configs).decode()
     elif topic == Location.PaymentStored.TOPIC:
         # A stored sale replaces the refusal of its reservation (stored anyway) and keeps
-        # the grant of its reservation (its hold).
-        known = sales.get(fields["offline_id"])
-        grant = known["seen"] if known is not None and is_grant(known["seen"]) else None
+        # the grant of its reservation (its hold), at the location that granted it.
+        location, known = locations[stream], sales.get(fields["offline_id"])
+        grant = (
+            known["seen"]
+            if known is not None
+            and is_grant(known["seen"])
+            and known["location_id"] == location["location_id"]
+            else None
+        )
         codes = ";".join(limit_codes(fields["breaches"]))
-        _add(locations[stream], sales, fields, fields, codes, grant)
+        _add(location, sales, fields, fields, codes, grant)
     elif topic == Reservation.Answered.TOPIC:
         if fields["offline_id"] in sales:
             return  # asked after its sale was stored
@@ -406,7 +428,7 @@ def histories(store: EventStore, location_id: str | None = None) -> Iterator[His
             stream = location_stream(UUID(str(notification.originator_id)).hex, topic, fields)
             fold(locations, sales, topic, fields, stream)
         start = page[-1].id
-    attempts: dict[str, list[SaleAttempt]] = {}
+    attempts: dict[str, list[AttemptRow]] = {}
     for row in sales.values():
         attempts.setdefault(row["location_id"], []).append(sale_attempt(row))
     for location in sorted(locations.values(), key=lambda row: row["location_id"]):
@@ -415,11 +437,11 @@ def histories(store: EventStore, location_id: str | None = None) -> Iterator[His
             yield history_of(location, found)
 
 
-def _arrival(sale: SaleAttempt) -> int:
-    return sale.arrival
+def _arrival(sale: AttemptRow) -> int:
+    return int(sale[5])
 
 
-def history_of(location: Row, sales: list[SaleAttempt]) -> History:
+def history_of(location: Row, sales: list[AttemptRow]) -> History:
     """A location's history of its read model row and its sale attempts."""
     return History(
         location["location_id"],
@@ -481,24 +503,28 @@ class Replay:
     the reservations granted in reality asked in the period, each with the codes it breaks
     (none: granted, its hold taken)."""
 
-    attempts: list[SaleAttempt]
+    attempts: list[AttemptRow]
     breaches: list[tuple[str, ...]]
     peaks: dict[str, Peak]  # per currency; the count is of the whole location
     grants: list[Judged] = field(default_factory=list)
 
     @property
     def judged(self) -> list[Judged]:
-        return [Judged(*pair) for pair in zip(self.attempts, self.breaches, strict=True)]
+        return [
+            Judged(attempt_of(sale), breaches)
+            for sale, breaches in zip(self.attempts, self.breaches, strict=True)
+        ]
 
 
 _BEFORE_ALL, _AFTER_ALL = -(1 << 62), 1 << 62  # microseconds: no `since`, no `until`
 _FORWARDS = frozenset({"forwarded", "declined"})  # releases that mean the device was online
 
 # moment, arrival, index in the sales (of a reservation asked: ~index, below zero), sale
-Step = tuple[int, int, int, SaleAttempt | None]
+# (a reservation's as a `SaleAttempt`)
+Step = tuple[int, int, int, AttemptRow | None]
 
 
-def _steps(sales: list[SaleAttempt]) -> tuple[list[Step], list[int], bool]:
+def _steps(sales: list[AttemptRow]) -> tuple[list[Step], list[int], bool]:
     """Each store and reservation asked as (moment, arrival, index, sale), in the order the
     ledger judged them: by moment, then by arrival (an ask by its own, before its sale's),
     the end last (a step after every moment, for the releases after the last store); and
@@ -524,13 +550,13 @@ def _steps(sales: list[SaleAttempt]) -> tuple[list[Step], list[int], bool]:
     asked = [index for index, sale in enumerate(sales) if sale[_SEEN] is not None]
     if asked:
         forwards: dict[str, list[int]] = {}
-        for sale in sales:
-            if sale.released_as in _FORWARDS and sale.released_us is not None:
-                forwards.setdefault(sale.device_id, []).append(sale.released_us)
+        for row in sales:
+            if row[8] in _FORWARDS and row[7] is not None:
+                forwards.setdefault(row[1], []).append(row[7])
         for moments in forwards.values():
             moments.sort()
         for index in asked:
-            sale = sales[index]
+            sale = attempt_of(sales[index])
             reserved = sale.reserved
             if reserved is None:  # refused
                 steps.append((sale.stored_us, sale.arrival, ~index, sale))
@@ -592,7 +618,7 @@ def _replay(
     since: datetime | None,
     until: datetime | None,
 ) -> Replay:
-    sales = history.sales
+    sales = history.rows
     steps, releases, asked = _steps(sales)
     if history.refusals is None:
         if refused_go_online and asked:
@@ -624,7 +650,7 @@ def _replay(
     held = bytearray(span)  # by index in `sales`: stored
     holding = bytearray(span)  # by index in `sales`: its reservation's hold taken
     denied: dict[int, tuple[str, ...]] = {}  # by index: its reservation refused, the codes
-    attempts: list[SaleAttempt] = []
+    attempts: list[AttemptRow] = []
     judged: list[tuple[str, ...]] = []
     grants: list[Judged] = []
     points: dict[str, list[int]] = {}  # per currency, flat (`Peak.points`)
@@ -643,7 +669,8 @@ def _replay(
                 gone -= span
                 if holding[gone]:
                     holding[gone] = 0
-                    holds.take(*sales[gone][1:4], -1)
+                    _, device, currency, amount = sales[gone][:4]
+                    holds.take(device, currency, amount, -1)
                 continue
             if not held[gone]:
                 continue  # not held (refused, or released at its own store)
@@ -694,22 +721,22 @@ def _replay(
             if denied and index in denied:  # its reservation refused: it went online
                 breaches, offline = denied[index], False
         else:  # a reservation asked
-            index = ~index
+            index, asking = ~index, attempt_of(sale)
             totals = holds.beside(device, currency, stored, count, mine_stored, mine_count)
             if not refused_go_online:
-                refusals[sale.offline_id] = _refusal(sale, totals)
-            refusal = refusals[sale.offline_id]
+                refusals[asking.offline_id] = _refusal(asking, totals)
+            refusal = refusals[asking.offline_id]
             breaches = limits.codes(
                 amount, *(total + more for total, more in zip(totals, refusal.held, strict=True))
             )
             if refusal.fixed:
                 breaches = tuple(sorted({*breaches, *refusal.fixed}))
-            if not sale.refused:  # granted in reality
+            if not asking.refused:  # granted in reality
                 if first <= moment < end:
-                    grants.append(Judged(sale, breaches))
+                    grants.append(Judged(asking, breaches))
                 if breaches and refused_go_online:
                     denied[index] = breaches
-                elif _holds_after(sale):
+                elif _holds_after(asking):
                     holding[index] = 1
                     holds.take(device, currency, amount, 1)
                 continue
@@ -916,25 +943,30 @@ def compare(
     recorded = replay(history, policy, refused_go_online=False, since=since, until=until)
     what_if = replay(history, policy, proposed, refused_go_online=True, since=since, until=until)
     outcomes: dict[str, Outcome] = {}
+    # The attempts as fetched (`SaleAttempt`'s fields by index); a `SaleAttempt` made only
+    # of those that change outcome.
     for sale, breaches in zip(what_if.attempts, what_if.breaches, strict=True):
-        row = outcomes.get(sale.currency)
+        currency, amount = sale[2], sale[3]
+        row = outcomes.get(currency)
         if row is None:
-            row = outcomes[sale.currency] = Outcome(history.location_id, sale.currency)
-        declined = sale.released_as == "declined"
-        was_refused, is_refused = bool(sale.codes), bool(breaches)
+            row = outcomes[currency] = Outcome(history.location_id, currency)
+        declined = sale[8] == "declined"
+        refused = _is_refusal(sale[_SEEN])
+        was_refused, is_refused = bool(sale[6]), bool(breaches)
         row.sales += 1
-        row.reservations_refused += sale.refused
+        row.reservations_refused += refused
         row.refused_recorded += was_refused
         row.refused_proposed += is_refused
-        row.at_risk_recorded += sale.amount if declined else 0
-        row.at_risk_proposed += sale.amount if declined and not is_refused else 0
-        row.at_risk_unknown_proposed += sale.amount if sale.refused and not is_refused else 0
+        row.at_risk_recorded += amount if declined else 0
+        row.at_risk_proposed += amount if declined and not is_refused else 0
+        row.at_risk_unknown_proposed += amount if refused and not is_refused else 0
         if was_refused != is_refused:
             row.newly_refused += is_refused
             row.newly_offline += was_refused
             row.declines_avoided += declined and is_refused
             row.declines_added += declined and was_refused
-            row.changes.append(Change(sale, sale.breaches, breaches))
+            changed = attempt_of(sale)
+            row.changes.append(Change(changed, changed.breaches, breaches))
     for currency, row in outcomes.items():
         for peaks, amount, count in (
             (recorded.peaks, "peak_amount_recorded", "peak_count_recorded"),
