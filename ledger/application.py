@@ -629,8 +629,12 @@ class Ledger:
 
     def record_cipher_rotation(self, current: str, retired: list[str], reason: str) -> bool:
         """Record a key rotation (`ledger.cipher.CipherKeys`): key `current` encrypts from
-        now on, the keys `retired` never again. False when already recorded."""
+        now on, the keys `retired` never again. False when already recorded. The ids and
+        the reason are stored as given: CARD_NUMBER_DETECTED when one holds a card number."""
+        from ledger import wire
         from ledger.cipher import CipherKeys
+
+        wire.refuse_card_number({"current": current, "retired": retired, "reason": reason})
 
         def rotate(uow: UnitOfWork) -> bool:
             keys: CipherKeys | None = uow.get(identity.cipher_keys_id())

@@ -3,7 +3,8 @@ reservation it refused), one plain row each, for `what-if` to replay without dec
 
 Built by `ledger.what_if.fold`, the fold `ledger.what_if.histories` applies to the same events
 (a configuration, each sale stored with the limit codes it broke, its breaches re-judged, its
-release, a moment restated, a reservation refused with its reasons and what it saw used),
+release, a moment restated, a reservation refused with its reasons and what it saw used, a
+reservation granted with what it saw and how long it held its headroom),
 into the same rows, so both sources give the same histories: the event store's for a ledger
 without read models (memory://), this one for SQLite and PostgreSQL, where it reads one
 indexed row per attempt instead of two JSON events.
@@ -26,6 +27,7 @@ from ledger.what_if import (
     fold,
     history_of,
     location_stream,
+    sale_key,
 )
 from projections.runner import Projection, load_rows, replace_rows
 from projections.tables import offline_sale_locations, offline_sales
@@ -54,7 +56,7 @@ class OfflineSalesProjection(Projection):
         locations = load_rows(conn, offline_sale_locations, "stream_id", streams)
         known_locations = set(locations)
         touched = {
-            fields["offline_id"] for _, topic, fields in batch if topic not in LOCATION_TOPICS
+            sale_key(topic, fields) for _, topic, fields in batch if topic not in LOCATION_TOPICS
         }
         sales = load_rows(conn, offline_sales, "offline_id", touched)
         known_sales = set(sales)
