@@ -16,10 +16,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 import sqlalchemy as sa
 
 from ledger import Ledger, identity
 from ledger.chain import CHAIN_TABLE, CONTENT_HEADER, GENESIS
+from ledger.collector import collector_paused
 from ledger.fields import FieldReader
 from ledger.location import Location
 from ledger.payment import Payment
@@ -90,7 +92,9 @@ def _walk(
     result = VerifyResult()
     engine = engine_for(ledger.config)
     try:
-        with engine.connect() as conn:
+        # The invariants' tables of payments and the pages' rows all live to the end: the
+        # cycle collector would walk them again and again, finding nothing to free.
+        with engine.connect() as conn, collector_paused():
             _check_chain(conn, ledger.config.kind, result, progress, frozenset(marks), invariants)
     finally:
         engine.dispose()
@@ -112,9 +116,8 @@ def _check_chain(
     `result` holds the count and head hash of what verified, and both at each position of
     `marks`."""
     to_bytes = _stream_bytes(kind)
-    # Topics as their UTF-8, read so by the database; those the invariants read, to their text.
-    wanted = {topic.encode(): topic for topic in invariants.topics} if invariants else {}
-    see = invariants.see if invariants is not None else None
+    # Topics as their UTF-8, read so by the database: those the invariants read.
+    wanted = invariants.rules if invariants is not None else {}
     orphan = _first_orphan_link(conn, kind)
     deleted = ChainProblem(orphan, "deleted", "a link without its event: the event was deleted")
     previous, count = GENESIS, 0
@@ -123,6 +126,7 @@ def _check_chain(
     try:
         # A page of rows at a time: a generator's step per row costs as much as a check.
         for rows in _linked_pages(conn, kind):
+            passing: list[Seen] = []  # the page's events the invariants read, for them at once
             for position, stream, version, topic, state, linked, chained in rows:
                 if position > orphan or linked is None:
                     result.problem = (
@@ -154,12 +158,14 @@ def _check_chain(
                 previous = expected
                 count += 1
                 if topic in wanted:
-                    assert see is not None
-                    see(position, stream.hex(), wanted[topic], state)
+                    passing.append((position, stream, topic, state))
                 if position in marks:
                     result.marks[position] = (count, expected.hex())
                 if progress is not None and count % BATCH == 0:
                     progress(BATCH)
+            if passing:
+                assert invariants is not None
+                invariants.see(passing)
         if orphan < _NONE:
             result.problem = deleted
     finally:
@@ -281,13 +287,16 @@ def check_invariants(ledger: Ledger) -> list[str]:
             start=start, limit=BATCH, topics=sorted(invariants.topics), inclusive_of_start=False
         )
     ):
-        for n in page:
-            invariants.see(n.id, UUID(str(n.originator_id)).hex, n.topic, n.state)
+        invariants.see(
+            [(n.id, UUID(str(n.originator_id)).bytes, n.topic.encode(), n.state) for n in page]
+        )
         start = page[-1].id
     return invariants.problems()
 
 
-Key = tuple[str, str, str]  # location stream, device, currency
+Key = tuple[bytes, str, str]  # location stream id, device, currency
+Seen = tuple[int, bytes, bytes, bytes]  # position, stream id, topic's UTF-8, state
+Rule = Callable[["_Invariants", bytes, dict[str, Any]], None]
 
 
 class _Invariants:
@@ -298,40 +307,60 @@ class _Invariants:
     report of a forward a capture implied only fixes its moment); no capture above the amount
     authorized.
 
-    Fed the stored events of `topics` in log order (`see`), it reads each one's fields
-    (`ledger.fields`), never a domain event."""
+    Fed the stored events of `topics` in log order (`see`), a page at a time, it reads each
+    one's fields as `ledger.fields` does, never a domain event: where no cipher or compressor
+    stands before the JSON, by orjson alone in its own loop (an event stored at an earlier
+    version of its class through the class's upcasters, `ledger.fields.FieldReader`)."""
 
     def __init__(self, mapper: Any) -> None:
         self.read = FieldReader(mapper)
+        self.plain = not (mapper.cipher or mapper.compressor)  # the state is the JSON
         self.done = False  # once a state cannot be read, or enough problems were found
         self.found: list[str] = []
         self.unreadable: Unreadable | None = None
-        self.payments: dict[str, tuple[str, Key, int]] = {}  # stream -> offline_id, key, amount
-        self.stored_payments: set[str] = set()  # streams
+        self.payments: dict[bytes, tuple[str, Key, int]] = {}  # stream -> offline_id, key, amount
+        self.stored_payments: set[bytes] = set()  # streams
         self.stored_at_locations: dict[str, tuple[Key, int]] = {}  # offline_id -> key, amount
-        self.forwarded: set[str] = set()
-        self.rules: dict[str, Callable[[str, dict[str, Any]], None]] = {
-            Payment.Created.TOPIC: self._created,
-            Location.PaymentStored.TOPIC: self._stored_at_location,
-            Location.PaymentReleased.TOPIC: self._released_at_location,
-            Payment.ConfirmedOffline.TOPIC: self._confirmed_offline,
-            Payment.Captured.TOPIC: self._captured,
-            Payment.Forwarded.TOPIC: self._forwarded,
-            Payment.Declined.TOPIC: self._ended,
-            Payment.Canceled.TOPIC: self._ended,
+        self.forwarded: set[bytes] = set()
+        by_class: dict[type[Any], Rule] = {
+            Payment.Created: _Invariants._created,
+            Location.PaymentStored: _Invariants._stored_at_location,
+            Location.PaymentReleased: _Invariants._released_at_location,
+            Payment.ConfirmedOffline: _Invariants._confirmed_offline,
+            Payment.Captured: _Invariants._captured,
+            Payment.Forwarded: _Invariants._forwarded,
+            Payment.Declined: _Invariants._ended,
+            Payment.Canceled: _Invariants._ended,
         }
-        self.topics = frozenset(self.rules)
+        # By the topic's UTF-8, as the walk reads it.
+        self.rules: dict[bytes, Rule] = {c.TOPIC.encode(): rule for c, rule in by_class.items()}
+        self.topics = frozenset(c.TOPIC for c in by_class)
+        # The topics whose class has upcasters: a state of an earlier version goes through them.
+        self.versions = {
+            c.TOPIC.encode(): version
+            for c in by_class
+            if (version := getattr(c, "class_version", 1)) > 1
+        }
 
-    def see(self, position: int, stream: str, topic: str, state: bytes) -> None:
+    def see(self, seen: Iterable[Seen]) -> None:
         if self.done:
             return
+        rules, versions, loads = self.rules, self.versions, orjson.loads
+        read = None if self.plain else self.read
+        position = 0
         try:
-            fields = self.read(topic, state)
+            # `position` names the unreadable event in the except clause below.
+            for position, stream, topic, state in seen:  # noqa: B007
+                if read is not None:
+                    fields = read(topic.decode(), state)
+                else:
+                    fields = loads(state)
+                    if topic in versions and fields.get("class_version", 1) < versions[topic]:
+                        fields = self.read(topic.decode(), state)
+                rules[topic](self, stream, fields)
         except ValueError as error:  # a wrong or missing cipher key, or an edit
             self.unreadable = Unreadable(position, error.__cause__ or error)
             self.done = True
-            return
-        self.rules[topic](stream, fields)
 
     def problems(self) -> list[str]:
         if self.unreadable is not None:
@@ -341,30 +370,30 @@ class _Invariants:
         by_payments = _totals(self.payments[s][1:] for s in self.stored_payments)
         by_locations = _totals(self.stored_at_locations.values())
         return self.found + [
-            f"stored at location stream {key[0]}, device {key[1]}, {key[2]}: "
+            f"stored at location stream {key[0].hex()}, device {key[1]}, {key[2]}: "
             f"the location counts {by_locations.get(key, (0, 0))} (count, "
             f"amount), its payments {by_payments.get(key, (0, 0))}"
             for key in sorted(by_payments.keys() | by_locations.keys())
             if by_payments.get(key) != by_locations.get(key)
         ]
 
-    def _created(self, stream: str, fields: dict[str, Any]) -> None:
-        location = identity.location_id(fields["location_id"]).hex
+    def _created(self, stream: bytes, fields: dict[str, Any]) -> None:
+        location = identity.location_id(fields["location_id"]).bytes
         key = (location, fields["device_id"], fields["currency"])
         self.payments[stream] = (fields["offline_id"], key, fields["amount"])
 
-    def _stored_at_location(self, stream: str, fields: dict[str, Any]) -> None:
+    def _stored_at_location(self, stream: bytes, fields: dict[str, Any]) -> None:
         key = (stream, fields["device_id"], fields["currency"])
         self.stored_at_locations[fields["offline_id"]] = (key, fields["amount"])
 
-    def _released_at_location(self, stream: str, fields: dict[str, Any]) -> None:
+    def _released_at_location(self, stream: bytes, fields: dict[str, Any]) -> None:
         self.stored_at_locations.pop(fields["offline_id"], None)
 
-    def _confirmed_offline(self, stream: str, fields: dict[str, Any]) -> None:
+    def _confirmed_offline(self, stream: bytes, fields: dict[str, Any]) -> None:
         if not fields["reported_late"]:  # a late report stores nothing new
             self.stored_payments.add(stream)
 
-    def _captured(self, stream: str, fields: dict[str, Any]) -> None:
+    def _captured(self, stream: bytes, fields: dict[str, Any]) -> None:
         offline_id, _, authorized = self.payments[stream]
         if fields["amount_captured"] > authorized:
             self._found(
@@ -372,7 +401,7 @@ class _Invariants:
                 f"{authorized} authorized"
             )
 
-    def _forwarded(self, stream: str, fields: dict[str, Any]) -> None:
+    def _forwarded(self, stream: bytes, fields: dict[str, Any]) -> None:
         self._ended(stream, fields)
         if fields["reported_late"]:
             return
@@ -383,11 +412,12 @@ class _Invariants:
             )
         self.forwarded.add(stream)
 
-    def _ended(self, stream: str, fields: dict[str, Any]) -> None:
+    def _ended(self, stream: bytes, fields: dict[str, Any]) -> None:
         self.stored_payments.discard(stream)
 
     def _found(self, problem: str) -> None:
-        self.found.append(problem)
+        if len(self.found) < INVARIANT_PROBLEMS_MAX:
+            self.found.append(problem)
         self.done = len(self.found) >= INVARIANT_PROBLEMS_MAX
 
 

@@ -23,6 +23,7 @@ from typing import IO, Any
 from ledger import Ledger, LedgerError
 from ledger.batches import BATCH_SIZE_DEFAULT, iter_batches
 from ledger.bounds import LINE_BYTES_MAX
+from ledger.collector import collector_paused
 from ledger.errors import Code, StorageError
 from ledger.pan import mask
 from ledger.wire import parse_line
@@ -85,29 +86,44 @@ def ingest(
 ) -> IngestSummary:
     summary = IngestSummary()
     for batch in iter_batches(lines, batch_size):
-        try:
-            results = ledger.record_many([parsed_or_refusal(text) for _, text in batch])
-        except StorageError as error:
-            summary.stopped = error
-            break
-        for (number, text), result in zip(batch, results, strict=True):
-            summary.lines += 1
-            if isinstance(result, LedgerError):
-                _reject(summary, rejects, number, text, result)
-            elif result.recorded:
-                summary.accepted += 1
-                for breach in result.breaches:
-                    summary.flagged_count += 1
-                    if len(summary.flagged) < REJECTED_KEPT_MAX:
-                        summary.flagged.append(
-                            {"line": number, "code": breach["code"], "message": breach["message"]}
-                        )
-            else:
-                summary.duplicates += 1
+        # The batch's parsed records and results live until it is told: the cycle collector,
+        # woken every 700 new objects, would walk them (and the aggregates held between
+        # batches) a dozen times per batch for nothing, a tenth of the ingest's time. It runs
+        # between batches, on what they left.
+        with collector_paused():
+            try:
+                results = ledger.record_many([parsed_or_refusal(text) for _, text in batch])
+            except StorageError as error:
+                summary.stopped = error
+                break
+            _tell(summary, rejects, batch, results)
         summary.last_applied_line = batch[-1][0]
         if on_batch is not None:
             on_batch(sum(len(text) + 1 for _, text in batch))
     return summary
+
+
+def _tell(
+    summary: IngestSummary,
+    rejects: IO[str] | None,
+    batch: list[tuple[int, bytes]],
+    results: list[Any],
+) -> None:
+    """Count each line's outcome in `summary`, with its breaches and refusal."""
+    for (number, text), result in zip(batch, results, strict=True):
+        summary.lines += 1
+        if isinstance(result, LedgerError):
+            _reject(summary, rejects, number, text, result)
+        elif result.recorded:
+            summary.accepted += 1
+            for breach in result.breaches:
+                summary.flagged_count += 1
+                if len(summary.flagged) < REJECTED_KEPT_MAX:
+                    summary.flagged.append(
+                        {"line": number, "code": breach["code"], "message": breach["message"]}
+                    )
+        else:
+            summary.duplicates += 1
 
 
 def parsed_or_refusal(text: bytes) -> Any:

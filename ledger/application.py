@@ -252,8 +252,12 @@ class Ledger:
     def _apply_batch(
         self, parsed: list[wire.Record | LedgerError], with_state: bool
     ) -> list[Result | LedgerError]:
-        from ledger.handlers import apply_record, related_ids, stream_ids
+        from ledger.handlers import apply_record, related_ids, stream_ids, subject
+        from ledger.payment import Payment
 
+        # Imported once per batch: an import inside a function called per record costs
+        # several microseconds a call, as much as some records' whole decision.
+        with_breaches = (Payment.PaymentMethodCollected, Payment.ConfirmedOffline)
         uow = UnitOfWork(self.store, self._cache, self._versions, optimistic=True)
         uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
         uow.prefetch(related_ids(uow.loaded.values()))
@@ -276,27 +280,17 @@ class Ledger:
                         raise AssertionError(f"refused {item.type} left events behind") from error
                     outcomes.append(error)
                     continue
-                found.append(_breaches(uow.journal, before, item))
+                found.append(_breaches(uow.journal, before, item, with_breaches, subject))
         uow.commit()
-        return [
-            outcome
-            if isinstance(outcome, LedgerError)
-            else self._result(item, outcome, uow, with_state, breaches)
-            for item, outcome, breaches in zip(parsed, outcomes, found, strict=True)
-        ]
-
-    def _result(
-        self,
-        record: Any,
-        recorded: bool,
-        uow: UnitOfWork,
-        with_state: bool,
-        breaches: tuple[Breach, ...],
-    ) -> Result:
-        from ledger.handlers import subject
-
-        state = _state_of(uow.get(subject(record)[1])) if with_state else None
-        return Result(recorded, record, state, breaches)
+        results: list[Result | LedgerError] = []
+        for item, outcome, breaches in zip(parsed, outcomes, found, strict=True):
+            if isinstance(outcome, LedgerError):
+                results.append(outcome)
+                continue
+            assert not isinstance(item, LedgerError)  # an error's outcome is that error
+            state = _state_of(uow.get(subject(item)[1])) if with_state else None
+            results.append(Result(outcome, item, state, breaches))
+        return results
 
     def observe(
         self,
@@ -579,7 +573,10 @@ class Ledger:
         what was asked, cut to what the location's limits leave beside what is stored and
         every other hold (so the location stays within its limits however many devices hold
         one); granting again renews or shrinks it. Facts stored beyond it are flagged
-        OFFLINE_ALLOWANCE_EXCEEDED, naming the device."""
+        OFFLINE_ALLOWANCE_EXCEEDED, naming the device. The device, location and `at` name the
+        request: the same again stores nothing and gets the same grant; with other amounts,
+        count or valid_until it is an IDEMPOTENCY_CONFLICT (without `at`, each call is a new
+        request, at now)."""
         from ledger import reserving, wire
 
         moment = at or datetime.now(UTC)
@@ -608,7 +605,7 @@ class Ledger:
             ),
             "the location; retry",
         )
-        allowance = AllowanceState.latest(location, device_id)
+        allowance = AllowanceState.latest(location, device_id, moment)
         assert allowance is not None
         return allowance
 
@@ -632,8 +629,12 @@ class Ledger:
 
     def record_cipher_rotation(self, current: str, retired: list[str], reason: str) -> bool:
         """Record a key rotation (`ledger.cipher.CipherKeys`): key `current` encrypts from
-        now on, the keys `retired` never again. False when already recorded."""
+        now on, the keys `retired` never again. False when already recorded. The ids and
+        the reason are stored as given: CARD_NUMBER_DETECTED when one holds a card number."""
+        from ledger import wire
         from ledger.cipher import CipherKeys
+
+        wire.refuse_card_number({"current": current, "retired": retired, "reason": reason})
 
         def rotate(uow: UnitOfWork) -> bool:
             keys: CipherKeys | None = uow.get(identity.cipher_keys_id())
@@ -880,14 +881,16 @@ def _history_entry(event: Any, source: str) -> HistoryEntry:
     )
 
 
-def _breaches(journal: list[PendingEvent], since: int, record: wire.Record) -> tuple[Breach, ...]:
+def _breaches(
+    journal: list[PendingEvent],
+    since: int,
+    record: wire.Record,
+    with_breaches: tuple[type[Any], ...],
+    subject: Callable[[wire.Record], tuple[str, UUID]],
+) -> tuple[Breach, ...]:
     """The breaches on the events a record just triggered (from `since` in the unit of work's
-    journal) on its own stream. Most records break nothing: their stream is then not even
-    worked out."""
-    from ledger.handlers import subject
-    from ledger.payment import Payment
-
-    with_breaches = (Payment.PaymentMethodCollected, Payment.ConfirmedOffline)
+    journal) on its own stream, read from the events of `with_breaches`' classes. Most records
+    break nothing: their stream is then not even worked out."""
     broken: list[Any] = [
         event for event in journal[since:] if isinstance(event, with_breaches) and event.breaches
     ]

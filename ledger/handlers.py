@@ -100,7 +100,12 @@ def _location_configured(record: wire.LocationConfigured, uow: UnitOfWork, polic
     if location is None:
         uow.add(Location.configure(record.location_id, config, record.occurred_at))
         return True
-    return location.reconfigure(config, record.occurred_at)
+    horizon = location.horizon
+    if not location.reconfigure(config, record.occurred_at):
+        return False
+    # In force from its moment: the payments stored since are judged by it (recorded late).
+    _rejudge(uow, policy, location, None, record.occurred_at, horizon)
+    return True
 
 
 def location_config(record: wire.LocationConfigured) -> LocationConfig:
@@ -201,9 +206,9 @@ def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Pol
     if payment.plan_collect(card) is Plan.REPEAT:
         return False
     location = require_location(uow, payment.location_id)
-    breaches = card_breaches(
-        record.card, sca_required=location.sca_required, occurred_at=record.occurred_at
-    )
+    with location.judged_at(record.occurred_at):
+        sca_required = location.sca_required
+    breaches = card_breaches(record.card, sca_required=sca_required, occurred_at=record.occurred_at)
     payment.collect(card, breaches, record.occurred_at)
     location.change_breaches(payment.offline_id, _codes(payment.breaches), record.occurred_at)
     return True
@@ -288,7 +293,8 @@ def _judge(
         payment.amount, payment.currency, payment.device_id, payment.offline_behavior, moment
     )
     totals = Totals.at(location, payment.offline_id, moment, payment.device_id)
-    violations = policy.violations(sale, location, device, totals)
+    with location.judged_at(moment):
+        violations = policy.violations(sale, location, device, totals)
     return breaches_of([*violations, *allowance_violations(sale, location)])
 
 
@@ -296,35 +302,51 @@ def _rejudge(
     uow: UnitOfWork,
     policy: Policy,
     location: Location,
-    cause: Payment,
+    cause: Payment | None,
     since: datetime,
     horizon: datetime | None,
     arrival: int | None = None,
 ) -> None:
     """Judge again the limits of the payments stored from `since` on (of those stored at
     that very moment, the ones arrived after `arrival`, if given): what was held before
-    them changed. `horizon` is the newest moment the location knew before the change: a
-    change after it (facts in order) moves nothing already judged."""
-    affected = [k for k in location.stored_after(since, horizon, arrival) if k != cause.offline_id]
-    if affected and not _limits_within_reach(location):
+    them changed, or (`cause` None) the configuration in force, which also decides
+    whether offline mode was enabled. `horizon` is the newest moment the location knew
+    before the change: a change after it (facts in order) moves nothing already judged."""
+    cause_id = "" if cause is None else cause.offline_id
+    judged = LIMIT_CODES if cause is not None else _CONFIGURED_CODES
+    affected = [k for k in location.stored_after(since, horizon, arrival) if k != cause_id]
+    if affected and cause is not None and not _limits_within_reach(location):
         # Even all of the timeline's payments together fit every stored limit: judging
-        # again can only clear a stored-limit breach, so only those that carry one.
+        # again (the configurations unchanged) can only clear a stored-limit breach, so
+        # only those that carry one.
         affected = [k for k in affected if _TOTALS_CODES & set(location.timeline[k][5])]
     totals_of = Totals.before_each(location, affected)
-    for offline_id in affected:
-        payment: Payment | None = uow.get(identity.payment_id(UUID(offline_id)))
-        assert payment is not None, offline_id
-        moment = location.timeline[offline_id][3]
-        sale = Sale(
-            payment.amount, payment.currency, payment.device_id, payment.offline_behavior, moment
-        )
-        limits = breaches_of(policy.limit_violations(sale, location, totals_of[offline_id]))
-        kept = [b for b in payment.store_breaches if b["code"] not in LIMIT_CODES]
-        if kept + limits != payment.store_breaches:
-            payment.rejudge(kept + limits, cause.offline_id, since)
-            location.change_breaches(offline_id, _codes(payment.breaches), since)
+    # By the configuration in force at each payment's moment; the one now after.
+    with location.judged_at(since):
+        for offline_id in affected:
+            payment: Payment | None = uow.get(identity.payment_id(UUID(offline_id)))
+            assert payment is not None, offline_id
+            moment = location.timeline[offline_id][3]
+            sale = Sale(
+                payment.amount,
+                payment.currency,
+                payment.device_id,
+                payment.offline_behavior,
+                moment,
+            )
+            location.judge_by(moment)
+            limits = breaches_of(policy.limit_violations(sale, location, totals_of[offline_id]))
+            disabled = policy.offline_disabled(location) if cause is None else []
+            kept = [b for b in payment.store_breaches if b["code"] not in judged]
+            # In the order `Policy.violations` checks them: offline mode first, the limits last.
+            breaches = breaches_of(disabled) + kept + limits
+            if breaches != payment.store_breaches:
+                payment.rejudge(breaches, cause_id, since)
+                location.change_breaches(offline_id, _codes(payment.breaches), since)
 
 
+# The codes a late configuration judges again (a late fact: LIMIT_CODES).
+_CONFIGURED_CODES = LIMIT_CODES | {Code.OFFLINE_MODE_DISABLED}
 # The codes that depend on what else is stored (the others are the sale's own).
 _TOTALS_CODES = frozenset(
     {str(Code.STORED_AMOUNT_LIMIT_EXCEEDED), str(Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE)}
@@ -332,9 +354,17 @@ _TOTALS_CODES = frozenset(
 
 
 def _limits_within_reach(location: Location) -> bool:
-    """Could some payment of the location's timeline break a stored limit? Not when all of
-    them together (stored and released, hence more than is stored at any moment) fit."""
-    limits, device_limits = location.limits, location.device_limits
+    """Could some payment of the location's timeline break a stored limit of any of its
+    configurations? Not when all of them together (stored and released, hence more than is
+    stored at any moment) fit each."""
+    for moment, _ in location.in_force():
+        with location.judged_at(moment):
+            if _within_reach(location, location.limits, location.device_limits):
+                return True
+    return False
+
+
+def _within_reach(location: Location, limits: StoredLimits, device_limits: StoredLimits) -> bool:
     amounts: dict[str, int] = {}
     count = 0
     per_device: dict[str, tuple[dict[str, int], int]] = {}

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
@@ -46,10 +47,13 @@ class IdempotencyKey(Journaled):
         digests: dict[str, str]
 
     @classmethod
-    def record(cls, key: str, record_type: str, digests: dict[str, str]) -> IdempotencyKey:
+    def record(
+        cls, key: str, record_type: str, digests: dict[str, str], stream: UUID | None = None
+    ) -> IdempotencyKey:
+        """`stream`: the request's own stream id, when the key is not a client's."""
         return cls._create(
             cls.Recorded,
-            id=idempotency_key_id(key),
+            id=stream or idempotency_key_id(key),
             key=key,
             record_type=record_type,
             digests=digests,

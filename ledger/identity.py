@@ -6,6 +6,7 @@ on the event store's primary key instead of creating a second stream. The namesp
 change: it is part of every stored id.
 """
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from hashlib import sha1
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -38,6 +39,12 @@ def device_id(device: str) -> UUID:
 
 def idempotency_key_id(key: str) -> UUID:
     return _stream_id(f"idempotency-key/{key}")
+
+
+def allowance_request_id(location: str, device: str, at: datetime) -> UUID:
+    """The request for an allowance a device asked at a location at one moment: a retry of
+    it names the same stream, whatever offset its moment is written with."""
+    return _stream_id(f"allowance-request/{location}/{device}/{at.astimezone(UTC).isoformat()}")
 
 
 def stripe_object_id(key: str) -> UUID:

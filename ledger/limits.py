@@ -359,15 +359,7 @@ class Policy:
     ) -> list[RuleViolation]:
         """Every rule the sale would break if stored with `totals` already stored (now's when
         not given), in the order they are checked."""
-        found: list[RuleViolation] = []
-        if not location.offline_enabled:
-            found.append(
-                RuleViolation(
-                    Code.OFFLINE_MODE_DISABLED,
-                    f"offline mode is disabled for location {location.location_id}; enable it in "
-                    "the location's Terminal configuration (offline[enabled]=true)",
-                )
-            )
+        found = self.offline_disabled(location)
         if sale.offline_behavior == "require_online":
             found.append(
                 RuleViolation(
@@ -380,6 +372,18 @@ class Policy:
         found.extend(self._device_violations(sale, location, device))
         found.extend(self.limit_violations(sale, location, totals))
         return found
+
+    def offline_disabled(self, location: Location) -> list[RuleViolation]:
+        """OFFLINE_MODE_DISABLED, when the location's configuration disables offline mode."""
+        if location.offline_enabled:
+            return []
+        return [
+            RuleViolation(
+                Code.OFFLINE_MODE_DISABLED,
+                f"offline mode is disabled for location {location.location_id}; enable it in "
+                "the location's Terminal configuration (offline[enabled]=true)",
+            )
+        ]
 
     def headroom(
         self, sale: Sale, location: Location, totals: Totals | None = None

@@ -16,7 +16,8 @@ stream's snapshots; a fact arriving later than that is judged against what is st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -104,6 +105,7 @@ class Location(Journaled):
             location.location_id = self.location_id
             location.config = self.config
             location.configured_at = self.occurred_at
+            location.configs = [[self.occurred_at, self.config]]
             location.stored = {}
             location.stored_amounts = {}
             location.stored_count = 0
@@ -121,8 +123,10 @@ class Location(Journaled):
         occurred_at: datetime
 
         def apply(self, aggregate: Location) -> None:
-            aggregate.config = self.config
-            aggregate.configured_at = self.occurred_at
+            # Recorded late (its moment before another's), it is in force from its moment
+            # to the next one's: the configuration now stays the latest by moment.
+            aggregate.configs.append([self.occurred_at, self.config])
+            aggregate.configured_at, aggregate.config = aggregate.in_force()[-1]
 
     class PaymentStored(Event):
         """Version 2 adds `breaches`: the codes of the rules storing it broke."""
@@ -252,8 +256,10 @@ class Location(Journaled):
     if TYPE_CHECKING:  # set by the events' apply(); runtime annotations would make
         # the eventsourcing metaclass generate a dataclass __init__
         location_id: str
-        config: LocationConfig
-        configured_at: datetime
+        config: LocationConfig  # in force now: the latest by moment
+        configured_at: datetime  # its moment
+        # Every configuration recorded, [moment, config], in the order recorded.
+        configs: list[list[Any]]
         stored: dict[str, list[Any]]  # offline_id -> [device_id, currency, amount]
         stored_amounts: dict[str, int]
         stored_count: int
@@ -269,7 +275,7 @@ class Location(Journaled):
         # amounts, count, used amounts, used count], oldest first.
         allowances: dict[str, list[list[Any]]]
 
-    class_version = 2
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -285,6 +291,12 @@ class Location(Journaled):
         state["holds"] = {}
         state["allowances"] = {}
 
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """A snapshot taken before the configurations were kept: the one it holds is in
+        force from its moment (and before, as the first)."""
+        state["configs"] = [[state["configured_at"], state["config"]]]
+
     @classmethod
     def configure(
         cls, location_id: str, config: LocationConfig | dict[str, Any], occurred_at: datetime
@@ -299,10 +311,47 @@ class Location(Journaled):
         )
 
     def reconfigure(self, config: LocationConfig, occurred_at: datetime) -> bool:
-        if config == self.config:
+        """Record a configuration in force from `occurred_at`; False when that changes
+        nothing (the one in force then is the same)."""
+        if config == self.config_at(occurred_at):
             return False
         self.trigger_event(self.Reconfigured, config=config, occurred_at=occurred_at)
         return True
+
+    def in_force(self) -> list[tuple[datetime, LocationConfig]]:
+        """The configurations by moment (those of one moment in the order recorded, the last
+        recorded in force)."""
+        return sorted(((at, config) for at, config in self.configs), key=_moment)
+
+    def config_at(self, moment: datetime) -> LocationConfig:
+        """The configuration in force at `moment`: the latest by moment at or before it, the
+        first before any."""
+        if len(self.configs) == 1:
+            return self.config
+        ordered = self.in_force()
+        found = ordered[0][1]
+        for at, config in ordered:
+            if at > moment:
+                break
+            found = config
+        return found
+
+    @contextmanager
+    def judged_at(self, moment: datetime) -> Iterator[None]:
+        """Judge (limits, offline mode, currencies) by the configuration in force at
+        `moment` inside the block (`judge_by` moves it), the one in force now after it."""
+        now = self.config
+        self.config = self.config_at(moment)
+        try:
+            yield
+        finally:
+            self.config = now
+
+    def judge_by(self, moment: datetime) -> None:
+        """Inside `judged_at`, judge by the configuration in force at `moment` from now on
+        (no context per payment: a late fact may judge thousands again)."""
+        if len(self.configs) > 1:
+            self.config = self.config_at(moment)
 
     def store_payment(
         self,
@@ -554,3 +603,7 @@ class Location(Journaled):
             del self.device_stored_counts[device_id]
             del self.device_stored_amounts[device_id]
         assert self.stored_count >= 0 and all(v > 0 for v in self.stored_amounts.values())
+
+
+def _moment(pair: tuple[datetime, Any]) -> datetime:
+    return pair[0]

@@ -172,7 +172,8 @@ class Payment(Journaled):
 
     class Rejudged(Event):
         """The payment's stored-limit breaches changed because a fact about another payment
-        of the location, earlier by `occurred_at`, arrived after this one's confirmation."""
+        of the location, earlier by `occurred_at`, arrived after this one's confirmation; or,
+        `cause_offline_id` empty, a configuration in force from before it did."""
 
         TOPIC = "offline_ledger:Payment.Rejudged"
         breaches: list[Breach]

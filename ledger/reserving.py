@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from ledger import identity
 from ledger.device import Device
-from ledger.errors import Code, NotFound
+from ledger.errors import Code, Conflict, NotFound
+from ledger.idempotency import IdempotencyKey, field_digests
 from ledger.limits import Policy, Sale, Totals, breaches_of
 from ledger.location import Location
 from ledger.reservation import Reservation, ReservationRequest
@@ -74,7 +75,30 @@ def allow(
 ) -> Location:
     """Grant (or renew, or shrink) the device's offline allowance: what was asked, cut down
     to what the location's and the device's limits leave beside what is stored and every
-    other hold, so that all of it together stays within them."""
+    other hold, so that all of it together stays within them.
+
+    A request is its device, location and moment `at`: asked again (a retry after a lost
+    answer), nothing is stored and the location is returned as it is (the grant of that
+    moment is in it); asked again with other amounts, count or valid_until, it is an
+    IDEMPOTENCY_CONFLICT naming the field, nothing stored."""
+    stream = identity.allowance_request_id(location_id, device_id, at)
+    request = field_digests(
+        {"amounts": amounts, "count": count, "valid_until": valid_until.astimezone(UTC).isoformat()}
+    )
+    known: IdempotencyKey | None = uow.get(stream)
+    if known is not None:
+        try:
+            known.check_same(request)
+        except Conflict as conflict:
+            raise Conflict(
+                Code.IDEMPOTENCY_CONFLICT,
+                f"device {device_id} already asked location {location_id} for an allowance "
+                f"at {at.isoformat()} with another '{conflict.field}'; a new request needs a "
+                "new `at`",
+                field=conflict.field,
+            ) from None
+        return require_location(uow, location_id)
+    uow.add(IdempotencyKey.record(stream.hex, "allowance", request, stream))
     location = require_location(uow, location_id)
     if uow.get(identity.device_id(device_id)) is None:
         raise NotFound(

@@ -134,11 +134,16 @@ class AllowanceState(_View):
     used_count: int
 
     @classmethod
-    def latest(cls, location: Location, device_id: str) -> AllowanceState | None:
+    def latest(
+        cls, location: Location, device_id: str, granted_at: datetime | None = None
+    ) -> AllowanceState | None:
+        """The device's latest allowance; with `granted_at`, the one granted then (the answer
+        a retry of that request gets), or the latest once that one is forgotten."""
         granted = location.allowances.get(device_id)
         if not granted:
             return None
-        granted_at, valid_until, amounts, count, used, used_count = granted[-1]
+        that = [a for a in granted if a[0] == granted_at]
+        granted_at, valid_until, amounts, count, used, used_count = (that or granted)[-1]
         return cls(
             device_id=device_id,
             location_id=location.location_id,

@@ -2,25 +2,31 @@
 
 The domain side, in `ledger/` rather than `projections/`: the faithful sources are the
 location's own stream, where every confirmation was recorded as `PaymentStored` (device,
-currency, amount, the codes of the rules it broke, its moment) and every forward, decline or
-cancel as `PaymentReleased`, in the same transaction as the payment's own event; and the
-reservations the ledger refused (`Reservation.Answered`, not granted), each with the request,
-the reasons and the headroom the decision saw. Those sales were never stored (they went
-online); under looser limits they would have been taken offline.
+currency, amount, the codes of the rules it broke, its moment), every forward, decline or
+cancel as `PaymentReleased`, and every hold's end (consumed by its sale stored, released)
+as `HeadroomFreed`, in the same transaction as the payment's or reservation's own event; and
+the reservations the ledger answered (`Reservation.Answered`), each with the request, the
+reasons and the headroom the decision saw. A reservation refused sent its sale online:
+nothing was stored, and under looser limits it would have been taken offline. A
+reservation granted held its headroom from its ask until its sale was stored (the stored
+sale then counts instead), its hold was released or it expired, whether its sale was stored
+or abandoned.
 
-The attempts are judged in the order the ledger judges them: by `occurred_at`, a release at
-the same moment before a store, a store before a refused reservation, attempts at the same
-moment in their order of arrival. Each is judged by the ledger's own comparisons
-(`ResolvedLimits`, resolved from `Policy.headroom`) against the stored totals of its location
-and device at that moment; a refused reservation also against what was held beside them
-(other reservations, allowances): what its headroom rows saw used, less what was stored at
-that moment, is taken as held whatever the limits. Replaying "as recorded" counts a sale that
-broke a limit as stored anyway (a fact is recorded whatever it breaks) and a refused
-reservation as gone online, which is what happened, so the limits in force reproduce the
-recorded breaches and refusals; replaying "as proposed" sends a refused sale online instead
-(it leaves nothing stored) and takes a refused reservation that the proposed limits allow
-offline, stored until its device next forwarded (or to the end), which is what the proposed
-limits would have changed.
+The attempts are judged in the order the ledger judged them: by `occurred_at`, a release
+(or a hold's end) at the same moment before anything else, stores and reservations asked at
+the same moment in their order of arrival. Each is judged by the ledger's own comparisons
+(`ResolvedLimits`, resolved from `Policy.headroom`): a sale stored against the stored
+totals of its location and device at that moment (a fact is judged against what was stored
+before it), a reservation against those and the holds replayed beside them, and what its
+headroom rows saw used beyond both (the allowances, which are not replayed) is taken as
+held whatever the limits. Replaying "as recorded" counts a sale that broke a limit as
+stored anyway (a fact is recorded whatever it breaks), a refused reservation as gone online
+and a granted one's hold as taken, which is what happened, so the limits in force reproduce
+the recorded breaches, grants and refusals; replaying "as proposed" sends a refused sale
+online instead (it leaves nothing stored), refuses the hold of a granted reservation that
+breaks them (its sale, if stored, went online instead, refused with the reservation's
+codes) and takes a refused reservation that they allow offline, stored until its device
+next forwarded (or to the end), which is what the proposed limits would have changed.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -96,16 +103,19 @@ Seen = tuple[int | None, int | None, int | None, int | None]
 
 class SaleAttempt(NamedTuple):
     """One sale a location stored offline, as its stream recorded it, or one reservation it
-    refused (`refused`: the sale went online, nothing was stored). A plain tuple in the
-    offline sales read model's column order, so that its rows are taken as they are fetched.
-    Moments are whole microseconds since the Unix epoch (UTC): a replay sorts and compares
-    tens of thousands of them, which costs a third of the time as aware datetimes."""
+    refused (`refused`: the sale went online, nothing was stored), or one it granted whose
+    sale was never stored (`abandoned`: the hold was released or expired). A sale stored
+    under a reservation the location granted carries that reservation (`reserved`): the hold
+    counted for the reservations asked while it lasted. A plain tuple in the offline sales
+    read model's column order, so that its rows are taken as they are fetched. Moments are
+    whole microseconds since the Unix epoch (UTC): a replay sorts and compares tens of
+    thousands of them, which costs a third of the time as aware datetimes."""
 
     offline_id: str
     device_id: str
     currency: str
     amount: int
-    stored_us: int  # when it was stored; of a refused reservation, when it was asked
+    stored_us: int  # when it was stored; of a reservation never stored, when it was asked
     arrival: int  # orders the attempts judged at the same moment
     # Stored: the limit codes it was (finally) recorded with. Refused: every code of the
     # refusal (distinct, sorted), including those no limit decides (offline disabled...).
@@ -113,9 +123,11 @@ class SaleAttempt(NamedTuple):
     codes: str
     released_us: int | None = None
     released_as: str | None = None  # forwarded, declined or canceled
-    # Of a refusal (None for a sale stored): what it saw used (stored and held) for the
-    # limits set then, ";"-joined: the location's amount in the sale's currency and its
-    # count, the device's; "" where none was set (`seen` has them as numbers).
+    # Of a reservation (None for a sale stored without one): what it saw used (stored and
+    # held) for the limits set then, ";"-joined: the location's amount in the sale's
+    # currency and its count, the device's; "" where none was set (`seen` has them as
+    # numbers). Of a reservation granted, three more: when it was asked, when its hold ended
+    # (it expired, was released, or its sale was stored) and its arrival (`reserved`).
     seen_text: str | None = None
 
     @property
@@ -124,7 +136,19 @@ class SaleAttempt(NamedTuple):
 
     @property
     def refused(self) -> bool:
-        return self.seen_text is not None
+        return _is_refusal(self.seen_text)
+
+    @property
+    def reserved(self) -> Reserved | None:
+        """The reservation granted for this sale, if one was."""
+        return None if self.refused or self.seen_text is None else reserved_of(self.seen_text)
+
+    @property
+    def abandoned(self) -> bool:
+        """A reservation granted whose sale was never stored: it keeps the ask's arrival (a
+        sale stored arrives again)."""
+        reserved = self.reserved
+        return reserved is not None and reserved.arrival == self.arrival
 
     @property
     def seen(self) -> Seen | None:
@@ -135,7 +159,21 @@ class SaleAttempt(NamedTuple):
         return moment_of(self.stored_us)
 
 
+AttemptRow = tuple[Any, ...]  # a `SaleAttempt`'s fields, in its order
+attempt_of = partial(tuple.__new__, SaleAttempt)  # a row as a SaleAttempt, no Python call
+
 _SEEN = 9  # SaleAttempt.seen_text: indexed in the replay's loops
+_SEEN_FIELDS = 4  # of a refusal's `seen_text`; a grant's has three more
+
+
+class Reserved(NamedTuple):
+    """A reservation granted: what it saw used, when it was asked, when its hold ended (its
+    expiry, or earlier: released, or its sale stored) and its arrival."""
+
+    seen: Seen
+    asked_us: int
+    until_us: int
+    arrival: int
 
 
 def seen_text(seen: Seen) -> str:
@@ -144,9 +182,27 @@ def seen_text(seen: Seen) -> str:
 
 def seen_of(text: str) -> Seen:
     amount, count, device_amount, device_count = (
-        None if used == "" else int(used) for used in text.split(";")
+        None if used == "" else int(used) for used in text.split(";")[:_SEEN_FIELDS]
     )
     return amount, count, device_amount, device_count
+
+
+def reserved_text(seen: str, asked_us: int, until_us: int, arrival: int) -> str:
+    return f"{seen};{asked_us};{until_us};{arrival}"
+
+
+def reserved_of(text: str) -> Reserved:
+    asked_us, until_us, arrival = (int(part) for part in text.split(";")[_SEEN_FIELDS:])
+    return Reserved(seen_of(text), asked_us, until_us, arrival)
+
+
+def _is_refusal(text: str | None) -> bool:
+    """Whether a `seen_text` is a refusal's (four fields; a grant's has seven)."""
+    return text is not None and text.count(";") == _SEEN_FIELDS - 1
+
+
+def is_grant(text: str | None) -> bool:
+    return text is not None and text.count(";") > _SEEN_FIELDS - 1
 
 
 def seen_by(headroom: Iterable[Mapping[str, Any]]) -> Seen:
@@ -167,9 +223,10 @@ def refusal_codes(reasons: Iterable[Mapping[str, Any]]) -> tuple[str, ...]:
 
 @dataclass(slots=True)
 class Refusal:
-    """What a replay keeps of a refused reservation: what was held beside the stored totals
-    when it was asked (per limit, as `Seen`; taken as held whatever the limits), and its
-    codes that no limit decides (it is refused whatever the limits)."""
+    """What a replay keeps of a reservation: what was held beside the stored totals and the
+    holds replayed when it was asked (per limit, as `Seen`; taken as held whatever the
+    limits), and the codes of its refusal that no limit decides (it is refused whatever the
+    limits)."""
 
     held: tuple[int, int, int, int]
     fixed: tuple[str, ...]
@@ -187,9 +244,16 @@ class History:
     location_id: str
     configured_at: datetime
     configs: list[tuple[int, dict[str, Any]]]
-    sales: list[SaleAttempt]
+    # The attempts as plain tuples in `SaleAttempt`'s order, as the read model's rows are
+    # fetched (making each a `SaleAttempt` cost a sixth of the read); `sales` gives them as
+    # `SaleAttempt`s.
+    rows: list[AttemptRow]
     # Filled by the first replay "as recorded" (`replay`), used by the replays as proposed.
     refusals: dict[str, Refusal] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def sales(self) -> list[SaleAttempt]:
+        return list(map(attempt_of, self.rows))
 
     @property
     def config(self) -> dict[str, Any]:
@@ -215,6 +279,7 @@ TOPICS = (
     Location.BreachesChanged.TOPIC,
     Location.PaymentReleased.TOPIC,
     Location.MomentRestated.TOPIC,
+    Location.HeadroomFreed.TOPIC,
     Reservation.Answered.TOPIC,
 )
 LOCATION_TOPICS = (Location.Configured.TOPIC, Location.Reconfigured.TOPIC)
@@ -223,6 +288,12 @@ LOCATION_TOPICS = (Location.Configured.TOPIC, Location.Reconfigured.TOPIC)
 # offline sales read model's columns (`projections.tables`): the read model stores them as
 # they are, and `histories` makes the histories of them.
 Row = dict[str, Any]
+
+
+def sale_key(topic: str, fields: Fields) -> str:
+    """The offline_id an event of `TOPICS` (not a location's configuration) is about (a
+    freed hold's key: a reservation's offline_id, or an allowance's, which names none)."""
+    return str(fields["key"] if topic == Location.HeadroomFreed.TOPIC else fields["offline_id"])
 
 
 def location_stream(stream: str, topic: str, fields: Fields) -> str:
@@ -253,19 +324,38 @@ def fold(
         configs.append([micros(stored_moment(fields["occurred_at"])), fields["config"]])
         location["configs"] = orjson.dumps(configs).decode()
     elif topic == Location.PaymentStored.TOPIC:
-        # A stored sale replaces the refusal of its reservation (stored anyway).
-        _add(locations[stream], sales, fields, fields, ";".join(limit_codes(fields["breaches"])))
-    elif topic == Reservation.Answered.TOPIC:
-        if fields["granted"] or fields["offline_id"] in sales:
-            return  # granted: its sale is stored, or was abandoned; refused after a store
-        _add(
-            locations[stream],
-            sales,
-            fields,
-            fields["request"],
-            ";".join(refusal_codes(fields["reasons"])),
-            seen_text(seen_by(fields["headroom"])),
+        # A stored sale replaces the refusal of its reservation (stored anyway) and keeps
+        # the grant of its reservation (its hold), at the location that granted it.
+        location, known = locations[stream], sales.get(fields["offline_id"])
+        grant = (
+            known["seen"]
+            if known is not None
+            and is_grant(known["seen"])
+            and known["location_id"] == location["location_id"]
+            else None
         )
+        codes = ";".join(limit_codes(fields["breaches"]))
+        _add(location, sales, fields, fields, codes, grant)
+    elif topic == Reservation.Answered.TOPIC:
+        if fields["offline_id"] in sales:
+            return  # asked after its sale was stored
+        location, seen = locations[stream], seen_text(seen_by(fields["headroom"]))
+        if fields["granted"]:
+            asked = micros(stored_moment(fields["occurred_at"]))
+            until = micros(stored_moment(fields["expires_at"]))
+            grant = reserved_text(seen, asked, until, location["sales"])
+            _add(location, sales, fields, fields["request"], "", grant)
+        else:
+            codes = ";".join(refusal_codes(fields["reasons"]))
+            _add(location, sales, fields, fields["request"], codes, seen)
+    elif topic == Location.HeadroomFreed.TOPIC:
+        # Its hold ended before it expired (released, or consumed by its sale stored).
+        sale = sales.get(fields["key"])
+        if sale is not None and is_grant(sale["seen"]):
+            parts = sale["seen"].split(";")
+            at = micros(stored_moment(fields["occurred_at"]))
+            parts[_SEEN_FIELDS + 1] = str(min(int(parts[_SEEN_FIELDS + 1]), at))
+            sale["seen"] = ";".join(parts)
     else:
         sale, at = sales[fields["offline_id"]], micros(stored_moment(fields["occurred_at"]))
         if topic == Location.BreachesChanged.TOPIC:
@@ -338,7 +428,7 @@ def histories(store: EventStore, location_id: str | None = None) -> Iterator[His
             stream = location_stream(UUID(str(notification.originator_id)).hex, topic, fields)
             fold(locations, sales, topic, fields, stream)
         start = page[-1].id
-    attempts: dict[str, list[SaleAttempt]] = {}
+    attempts: dict[str, list[AttemptRow]] = {}
     for row in sales.values():
         attempts.setdefault(row["location_id"], []).append(sale_attempt(row))
     for location in sorted(locations.values(), key=lambda row: row["location_id"]):
@@ -347,11 +437,11 @@ def histories(store: EventStore, location_id: str | None = None) -> Iterator[His
             yield history_of(location, found)
 
 
-def _arrival(sale: SaleAttempt) -> int:
-    return sale.arrival
+def _arrival(sale: AttemptRow) -> int:
+    return int(sale[5])
 
 
-def history_of(location: Row, sales: list[SaleAttempt]) -> History:
+def history_of(location: Row, sales: list[AttemptRow]) -> History:
     """A location's history of its read model row and its sale attempts."""
     return History(
         location["location_id"],
@@ -409,66 +499,84 @@ def pairs(points: list[int]) -> list[tuple[int, int]]:
 @dataclass(slots=True)
 class Replay:
     """The attempts of the period and the codes each breaks under the replayed limits (in
-    two lists: a replay of tens of thousands of attempts makes no object per attempt)."""
+    two lists: a replay of tens of thousands of attempts makes no object per attempt), and
+    the reservations granted in reality asked in the period, each with the codes it breaks
+    (none: granted, its hold taken)."""
 
-    attempts: list[SaleAttempt]
+    attempts: list[AttemptRow]
     breaches: list[tuple[str, ...]]
     peaks: dict[str, Peak]  # per currency; the count is of the whole location
+    grants: list[Judged] = field(default_factory=list)
 
     @property
     def judged(self) -> list[Judged]:
-        return [Judged(*pair) for pair in zip(self.attempts, self.breaches, strict=True)]
+        return [
+            Judged(attempt_of(sale), breaches)
+            for sale, breaches in zip(self.attempts, self.breaches, strict=True)
+        ]
 
 
-# At the same moment: a release, then a store, then a refused reservation (asked). The end
-# of a replay is a step after every moment, for the releases that come after the last store.
-_RELEASE, _STORE, _ASK, _END = 0, 1, 2, 3
 _BEFORE_ALL, _AFTER_ALL = -(1 << 62), 1 << 62  # microseconds: no `since`, no `until`
 _FORWARDS = frozenset({"forwarded", "declined"})  # releases that mean the device was online
 
-Step = tuple[int, int, int, SaleAttempt | None]  # moment, kind, index, sale
+# moment, arrival, index in the sales (of a reservation asked: ~index, below zero), sale
+# (a reservation's as a `SaleAttempt`)
+Step = tuple[int, int, int, AttemptRow | None]
 
 
-def _steps(sales: list[SaleAttempt]) -> tuple[list[Step], list[int], bool]:
-    """Each store and refused reservation as (moment, kind, index in `sales`, sale), in the
-    order the ledger judges them: by moment, a store before a refusal at the same moment,
-    then by arrival (`sales` is in arrival order), the end last; and each release as one
-    integer, its moment times len(sales) plus its sale's index, in order (a release at
+def _steps(sales: list[AttemptRow]) -> tuple[list[Step], list[int], bool]:
+    """Each store and reservation asked as (moment, arrival, index, sale), in the order the
+    ledger judged them: by moment, then by arrival (an ask by its own, before its sale's),
+    the end last (a step after every moment, for the releases after the last store); and
+    each release as one integer, its moment times twice len(sales) plus its sale's index
+    (a store's release) or len(sales) plus its index (a hold's end), in order (a release at
     the moment of a store comes before it), the end's last. A refused reservation taken
     offline under other limits is released when its device next forwarded (never, when it
-    did not); and whether there is any refused reservation. Releases as integers: they come
-    far from the order of their moments, and sorting tuples costs eight times as much."""
+    did not); and whether there is any reservation. Releases as integers: they come far
+    from the order of their moments, and sorting tuples costs eight times as much."""
     span = len(sales)
-    # (moment, kind, index) is unique, so the sale is never compared: a plain sort, a third
+    width = 2 * span
+    # (moment, arrival) is unique, so the sale is never compared: a plain sort, a third
     # of a keyed one's time, which finds the stores already in order, mostly.
     steps: list[Step] = [
-        (sale[4], _STORE, index, sale) for index, sale in enumerate(sales) if sale[_SEEN] is None
+        (sale[4], sale[5], index, sale) for index, sale in enumerate(sales) if sale[_SEEN] is None
     ]
     # Released at the moment it was stored: it never counted for any other sale.
     releases = [
-        sale[7] * span + index
+        sale[7] * width + index
         for index, sale in enumerate(sales)
         if sale[7] is not None and sale[_SEEN] is None and sale[7] > sale[4]
     ]
     asked = [index for index, sale in enumerate(sales) if sale[_SEEN] is not None]
     if asked:
         forwards: dict[str, list[int]] = {}
-        for sale in sales:
-            if sale.released_as in _FORWARDS and sale.released_us is not None:
-                forwards.setdefault(sale.device_id, []).append(sale.released_us)
+        for row in sales:
+            if row[8] in _FORWARDS and row[7] is not None:
+                forwards.setdefault(row[1], []).append(row[7])
         for moments in forwards.values():
             moments.sort()
         for index in asked:
-            sale = sales[index]
-            steps.append((sale.stored_us, _ASK, index, sale))
-            moments = forwards.get(sale.device_id, [])
-            after = bisect_right(moments, sale.stored_us)
-            if after < len(moments):
-                releases.append(moments[after] * span + index)
+            sale = attempt_of(sales[index])
+            reserved = sale.reserved
+            if reserved is None:  # refused
+                steps.append((sale.stored_us, sale.arrival, ~index, sale))
+                moments = forwards.get(sale.device_id, [])
+                after = bisect_right(moments, sale.stored_us)
+                if after < len(moments):
+                    releases.append(moments[after] * width + index)
+                continue
+            steps.append((reserved.asked_us, reserved.arrival, ~index, sale))
+            if reserved.until_us > reserved.asked_us:
+                releases.append(reserved.until_us * width + span + index)
+            if reserved.arrival != sale.arrival:  # its sale stored
+                steps.append((sale.stored_us, sale.arrival, index, sale))
+                released = sale.released_us
+                if released is not None and released > sale.stored_us:
+                    releases.append(released * width + index)
     steps.sort()
     releases.sort()
-    steps.append((_AFTER_ALL - 1, _END, span, None))
-    releases.append(_AFTER_ALL * (span + 1))
+    steps.append((_AFTER_ALL - 1, 0, span, None))
+    releases.append(_AFTER_ALL * (width + 1))
     return steps, releases, bool(asked)
 
 
@@ -485,13 +593,18 @@ def replay(
     the fields `proposed` names in place of its own (none: as it was). A sale
     refused goes online (stores nothing) and a refused reservation allowed is taken offline
     when `refused_go_online` (as proposed); else a sale counts as stored, as the ledger counts
-    a fact, and a refused reservation as gone online (as recorded). Only the attempts within
-    [since, until) are reported; the earlier ones still count in the totals, as they did.
+    a fact, and a refused reservation as gone online (as recorded). A reservation granted in
+    reality holds its headroom, for the reservations asked after it, until its sale is
+    stored or its hold released or expired; as proposed, one that breaks the limits holds
+    nothing and its sale goes online (refused with the reservation's codes). Only the
+    attempts within [since, until) are reported; the earlier ones still count in the totals,
+    as they did.
 
     The limits are resolved once per configuration and currency (`ResolvedLimits`, from the
     ledger's own headroom rows) and each attempt judged on plain integers by the ledger's
-    comparisons. A replay as proposed of a history with refusals replays it as recorded
-    first, once: that is what tells what each refusal saw held beside the stored totals."""
+    comparisons. A replay as proposed of a history with reservations replays it as recorded
+    first, once: that is what tells what each reservation saw held beside the stored totals
+    and the holds replayed (allowances)."""
     # Tens of thousands of steps, sales and outcomes, none in a cycle.
     with collector_paused():
         return _replay(history, policy, proposed, refused_go_online, since, until)
@@ -505,7 +618,7 @@ def _replay(
     since: datetime | None,
     until: datetime | None,
 ) -> Replay:
-    sales = history.sales
+    sales = history.rows
     steps, releases, asked = _steps(sales)
     if history.refusals is None:
         if refused_go_online and asked:
@@ -531,22 +644,34 @@ def _replay(
     count = 0
     device_amounts: dict[str, dict[str, int]] = {}  # device -> currency -> amount
     device_counts: dict[str, int] = {}
+    holds = Holds()  # what the reservations granted hold
     span = len(sales)
-    held = bytearray(span)  # by index in `sales`
-    attempts: list[SaleAttempt] = []
+    width = 2 * span
+    held = bytearray(span)  # by index in `sales`: stored
+    holding = bytearray(span)  # by index in `sales`: its reservation's hold taken
+    denied: dict[int, tuple[str, ...]] = {}  # by index: its reservation refused, the codes
+    attempts: list[AttemptRow] = []
     judged: list[tuple[str, ...]] = []
+    grants: list[Judged] = []
     points: dict[str, list[int]] = {}  # per currency, flat (`Peak.points`)
     peak_amounts: dict[str, int] = {}
     peak_counts: dict[str, int] = {}  # the location's count, at a store in the currency
     attempt, judge = attempts.append, judged.append  # bound once: 40,000 steps
     next_release, after = releases[0], 1
-    for moment, kind, index, sale in steps:
+    for moment, _, index, sale in steps:
         # The releases until this moment, included.
-        bound = (moment + 1) * span
+        bound = (moment + 1) * width
         while next_release < bound:
-            released_at, gone = divmod(next_release, span)
+            released_at, gone = divmod(next_release, width)
             next_release = releases[after]
             after += 1
+            if gone >= span:  # a hold's end
+                gone -= span
+                if holding[gone]:
+                    holding[gone] = 0
+                    _, device, currency, amount = sales[gone][:4]
+                    holds.take(device, currency, amount, -1)
+                continue
             if not held[gone]:
                 continue  # not held (refused, or released at its own store)
             held[gone] = 0
@@ -576,7 +701,7 @@ def _replay(
             mine = device_amounts[device] = {}
         stored, mine_stored = amounts.get(currency, 0), mine.get(currency, 0)
         mine_count = device_counts.get(device, 0)
-        if kind == _STORE:
+        if index >= 0:  # a store
             # Within every limit, as `over_payment_max`, `over_stored_amount` and
             # `over_stored_count` compare (most sales): no code; else the codes it breaks.
             if (
@@ -593,16 +718,28 @@ def _replay(
             offline = not (
                 (breaches and refused_go_online) or (released is not None and released <= moment)
             )
-        else:
-            totals = (stored, count, mine_stored, mine_count)
+            if denied and index in denied:  # its reservation refused: it went online
+                breaches, offline = denied[index], False
+        else:  # a reservation asked
+            index, asking = ~index, attempt_of(sale)
+            totals = holds.beside(device, currency, stored, count, mine_stored, mine_count)
             if not refused_go_online:
-                refusals[sale.offline_id] = _refusal(sale, totals)
-            refusal = refusals[sale.offline_id]
+                refusals[asking.offline_id] = _refusal(asking, totals)
+            refusal = refusals[asking.offline_id]
             breaches = limits.codes(
                 amount, *(total + more for total, more in zip(totals, refusal.held, strict=True))
             )
             if refusal.fixed:
                 breaches = tuple(sorted({*breaches, *refusal.fixed}))
+            if not asking.refused:  # granted in reality
+                if first <= moment < end:
+                    grants.append(Judged(asking, breaches))
+                if breaches and refused_go_online:
+                    denied[index] = breaches
+                elif _holds_after(asking):
+                    holding[index] = 1
+                    holds.take(device, currency, amount, 1)
+                continue
             offline = refused_go_online and not breaches
         within = first <= moment < end
         if within:
@@ -630,7 +767,46 @@ def _replay(
         currency: Peak(peak_amounts[currency], peak_counts[currency], moments)
         for currency, moments in points.items()
     }
-    return Replay(attempts, judged, peaks)
+    return Replay(attempts, judged, peaks, grants)
+
+
+def _holds_after(sale: SaleAttempt) -> bool:
+    """Whether a reservation's hold outlasts the moment it was asked (its sale stored, or
+    the hold released, at that very moment: it held nothing for any other)."""
+    reserved = sale.reserved
+    return reserved is not None and reserved.until_us > reserved.asked_us
+
+
+@dataclass(slots=True)
+class Holds:
+    """The headroom the reservations replayed hold: per currency, in count, and per device.
+    Apart from the stored totals, which a sale stored is judged against alone (a fact is
+    judged against what was stored before it), while a reservation is judged against both."""
+
+    amounts: dict[str, int] = field(default_factory=dict)
+    count: int = 0
+    device_amounts: dict[tuple[str, str], int] = field(default_factory=dict)
+    device_counts: dict[str, int] = field(default_factory=dict)
+
+    def take(self, device: str, currency: str, amount: int, sign: int) -> None:
+        """Hold one reservation of `amount` (`sign` 1), or give it back (-1)."""
+        self.amounts[currency] = self.amounts.get(currency, 0) + sign * amount
+        self.count += sign
+        key = (device, currency)
+        self.device_amounts[key] = self.device_amounts.get(key, 0) + sign * amount
+        self.device_counts[device] = self.device_counts.get(device, 0) + sign
+
+    def beside(
+        self, device: str, currency: str, stored: int, count: int, mine: int, mine_count: int
+    ) -> tuple[int, int, int, int]:
+        """The stored totals given (the location's amount and count, the device's) with
+        what is held beside them."""
+        return (
+            stored + self.amounts.get(currency, 0),
+            count + self.count,
+            mine + self.device_amounts.get((device, currency), 0),
+            mine_count + self.device_counts.get(device, 0),
+        )
 
 
 def _resolved(
@@ -648,10 +824,15 @@ def _resolved(
 
 
 def _refusal(sale: SaleAttempt, stored: tuple[int, int, int, int]) -> Refusal:
-    """What the refusal saw beyond `stored` (the stored totals at its moment, as recorded)."""
+    """What the refusal saw beyond `stored` (the stored totals at its moment, as recorded).
+
+    Never less than nothing: a sale recorded after the refusal but dated before it is in
+    `stored` and was not in what the refusal saw, and a hold is never negative. (What was
+    held then is underestimated by such a sale, down to nothing.)"""
     seen = sale.seen or (None, None, None, None)
     amount, count, device_amount, device_count = (
-        0 if used is None else used - total for used, total in zip(seen, stored, strict=True)
+        0 if used is None else max(used - total, 0)
+        for used, total in zip(seen, stored, strict=True)
     )
     return Refusal(
         (amount, count, device_amount, device_count),
@@ -762,25 +943,30 @@ def compare(
     recorded = replay(history, policy, refused_go_online=False, since=since, until=until)
     what_if = replay(history, policy, proposed, refused_go_online=True, since=since, until=until)
     outcomes: dict[str, Outcome] = {}
+    # The attempts as fetched (`SaleAttempt`'s fields by index); a `SaleAttempt` made only
+    # of those that change outcome.
     for sale, breaches in zip(what_if.attempts, what_if.breaches, strict=True):
-        row = outcomes.get(sale.currency)
+        currency, amount = sale[2], sale[3]
+        row = outcomes.get(currency)
         if row is None:
-            row = outcomes[sale.currency] = Outcome(history.location_id, sale.currency)
-        declined = sale.released_as == "declined"
-        was_refused, is_refused = bool(sale.codes), bool(breaches)
+            row = outcomes[currency] = Outcome(history.location_id, currency)
+        declined = sale[8] == "declined"
+        refused = _is_refusal(sale[_SEEN])
+        was_refused, is_refused = bool(sale[6]), bool(breaches)
         row.sales += 1
-        row.reservations_refused += sale.refused
+        row.reservations_refused += refused
         row.refused_recorded += was_refused
         row.refused_proposed += is_refused
-        row.at_risk_recorded += sale.amount if declined else 0
-        row.at_risk_proposed += sale.amount if declined and not is_refused else 0
-        row.at_risk_unknown_proposed += sale.amount if sale.refused and not is_refused else 0
+        row.at_risk_recorded += amount if declined else 0
+        row.at_risk_proposed += amount if declined and not is_refused else 0
+        row.at_risk_unknown_proposed += amount if refused and not is_refused else 0
         if was_refused != is_refused:
             row.newly_refused += is_refused
             row.newly_offline += was_refused
             row.declines_avoided += declined and is_refused
             row.declines_added += declined and was_refused
-            row.changes.append(Change(sale, sale.breaches, breaches))
+            changed = attempt_of(sale)
+            row.changes.append(Change(changed, changed.breaches, breaches))
     for currency, row in outcomes.items():
         for peaks, amount, count in (
             (recorded.peaks, "peak_amount_recorded", "peak_count_recorded"),

@@ -3,7 +3,8 @@ reservation it refused), one plain row each, for `what-if` to replay without dec
 
 Built by `ledger.what_if.fold`, the fold `ledger.what_if.histories` applies to the same events
 (a configuration, each sale stored with the limit codes it broke, its breaches re-judged, its
-release, a moment restated, a reservation refused with its reasons and what it saw used),
+release, a moment restated, a reservation refused with its reasons and what it saw used, a
+reservation granted with what it saw and how long it held its headroom),
 into the same rows, so both sources give the same histories: the event store's for a ledger
 without read models (memory://), this one for SQLite and PostgreSQL, where it reads one
 indexed row per attempt instead of two JSON events.
@@ -12,7 +13,6 @@ indexed row per attempt instead of two JSON events.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from functools import partial
 
 from sqlalchemy import Connection, select
 
@@ -21,21 +21,21 @@ from ledger.fields import StoredFields
 from ledger.what_if import (
     LOCATION_TOPICS,
     TOPICS,
+    AttemptRow,
     History,
-    SaleAttempt,
     fold,
     history_of,
     location_stream,
+    sale_key,
 )
 from projections.runner import Projection, load_rows, replace_rows
 from projections.tables import offline_sale_locations, offline_sales
 
-# `SaleAttempt`'s fields, in its order: a fetched row is one as it is.
+# `SaleAttempt`'s fields, in its order: a fetched row is one's fields as they are.
 _SALE_COLUMNS = (
     "offline_id, device_id, currency, amount, stored_us, arrival, breaches, released_us, "
     "released_as, seen"
 )
-_sale_attempt = partial(tuple.__new__, SaleAttempt)  # a row as a SaleAttempt, no Python call
 
 
 class OfflineSalesProjection(Projection):
@@ -54,7 +54,7 @@ class OfflineSalesProjection(Projection):
         locations = load_rows(conn, offline_sale_locations, "stream_id", streams)
         known_locations = set(locations)
         touched = {
-            fields["offline_id"] for _, topic, fields in batch if topic not in LOCATION_TOPICS
+            sale_key(topic, fields) for _, topic, fields in batch if topic not in LOCATION_TOPICS
         }
         sales = load_rows(conn, offline_sales, "offline_id", touched)
         known_sales = set(sales)
@@ -71,7 +71,7 @@ def sale_histories(conn: Connection, location_id: str | None = None) -> Iterator
 
     The rows are read through the driver's own cursor: `what-if` reads every row, and any
     result handling above the driver's costs as much as the read; each fetched tuple is
-    a `SaleAttempt` as it is."""
+    kept as it is (`History.rows`)."""
     query = select(offline_sale_locations).order_by(offline_sale_locations.c.location_id)
     if location_id is not None:
         query = query.where(offline_sale_locations.c.location_id == location_id)
@@ -85,7 +85,7 @@ def sale_histories(conn: Connection, location_id: str | None = None) -> Iterator
             cursor = conn.connection.cursor()
             try:
                 cursor.execute(sales_query, (location["location_id"],))
-                sales = list(map(_sale_attempt, cursor.fetchall()))
+                sales: list[AttemptRow] = list(cursor.fetchall())
             finally:
                 cursor.close()
         yield history_of(dict(location), sales)

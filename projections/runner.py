@@ -18,28 +18,25 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
-    ColumnElement,
     Connection,
     Engine,
     Table,
-    any_,
-    bindparam,
     delete,
     insert,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ledger import Ledger
 from ledger.batches import iter_batches
+from ledger.collector import collector_paused
 from ledger.fields import StoredFields
 from ledger.storage import ID_CHUNK
 from projections.tables import projection_positions
 
-BATCH_SIZE_DEFAULT = 2_000
+BATCH_SIZE_DEFAULT = 5_000  # events of any projection's topics per transaction, all projections
 BATCH_SIZE_MAX = 10_000
 RACE_ATTEMPTS_MAX = 20
 
@@ -72,24 +69,31 @@ def catch_up(
     batch_size: int = BATCH_SIZE_DEFAULT,
     progress: Progress | None = None,
 ) -> int:
-    """Bring each projection up to the end of the log; return how many events were applied."""
+    """Bring the projections up to the end of the log; return how many events they applied
+    (an event two projections read counts twice).
+
+    The log is read once for all of them: each batch is one read of the events of their
+    topics, handed to each projection that follows the topic, and every projection's rows and
+    position are written in one transaction. Read projection by projection, the log's
+    location events were fetched and parsed twice, and each read was a query of its own."""
     assert 0 < batch_size <= BATCH_SIZE_MAX, batch_size
-    applied = 0
-    for projection in projections:
+    chosen = list(projections)
+    for projection in chosen:
         _ensure_position(engine, projection.name)
-        races = 0
-        while True:
-            try:
-                count = _apply_next_batch(ledger, engine, projection, batch_size)
-            except PositionMoved:
-                races += 1
-                assert races <= RACE_ATTEMPTS_MAX, f"{projection.name}: runners keep racing"
-                continue
-            if count == 0:
-                break
-            applied += count
-            if progress is not None:
-                progress(count)
+    applied = races = 0
+    while True:
+        try:
+            with collector_paused():
+                moved, count = _apply_next_batch(ledger, engine, chosen, batch_size)
+        except PositionMoved:
+            races += 1
+            assert races <= RACE_ATTEMPTS_MAX, "runners keep racing"
+            continue
+        if not moved:
+            break
+        applied += count
+        if count and progress is not None:
+            progress(count)
     return applied
 
 
@@ -129,25 +133,56 @@ def position(conn: Connection, name: str, lock: bool = False) -> int:
 
 
 def _apply_next_batch(
-    ledger: Ledger, engine: Engine, projection: Projection, batch_size: int
-) -> int:
-    """Apply the next batch of the projection's events and move its position past them.
+    ledger: Ledger, engine: Engine, projections: Sequence[Projection], batch_size: int
+) -> tuple[bool, int]:
+    """Apply the next batch of the projections' events and move their positions past it;
+    whether any position moved, and how many events were applied.
 
-    A batch shorter than `batch_size` holds every event of the projection's topics up to the
-    end of the log as it was read first, so the position moves to that end: a projection
-    whose topics are rare (or absent) does not scan the rest of the log again on every run,
-    and its lag reads 0 once it has caught up."""
+    The batch is the next `batch_size` events of any of their topics after the earliest
+    position: each projection applies those of its topics past its own position. A batch
+    shorter than `batch_size` holds every such event up to the end of the log as it was read
+    first, so each position moves to that end: a projection whose topics are rare (or
+    absent) does not scan the rest of the log again on every run, and its lag reads 0 once
+    it has caught up."""
     with engine.begin() as conn:
-        start = position(conn, projection.name, lock=True)
+        starts = {p.name: position(conn, p.name, lock=True) for p in projections}
+        first = min(starts.values())
         end = ledger.last_position()
-        if end <= start:
-            return 0
-        events = ledger.stored_fields(start, batch_size, projection.topics)
-        last = events[-1][0] if events else start
-        _move(conn, projection.name, start, max(end, last) if len(events) < batch_size else last)
-        if events:
-            projection.apply(conn, events)
-    return len(events)
+        if end <= first:
+            return False, 0
+        topics = sorted({topic for p in projections for topic in p.topics})
+        events = ledger.stored_fields(first, batch_size, topics)
+        last = events[-1][0] if events else first
+        to = max(end, last) if len(events) < batch_size else last
+        applied = 0
+        for projection, own in zip(projections, _routed(events, projections, starts), strict=True):
+            start = starts[projection.name]
+            if to > start:
+                _move(conn, projection.name, start, to)
+            if own:
+                projection.apply(conn, own)
+                applied += len(own)
+    return True, applied
+
+
+def _routed(
+    events: Sequence[StoredFields], projections: Sequence[Projection], starts: dict[str, int]
+) -> list[list[StoredFields]]:
+    """Each projection's share of a batch: the events of its topics past its position."""
+    shares: list[list[StoredFields]] = [[] for _ in projections]
+    routes: dict[str, list[list[StoredFields]]] = {}
+    for projection, share in zip(projections, shares, strict=True):
+        for topic in projection.topics:
+            routes.setdefault(topic, []).append(share)
+    for event in events:
+        for share in routes[event[2]]:
+            share.append(event)
+    return [
+        [event for event in share if event[0] > starts[projection.name]]
+        if share and share[0][0] <= starts[projection.name]
+        else share
+        for projection, share in zip(projections, shares, strict=True)
+    ]
 
 
 def _ensure_position(engine: Engine, name: str) -> None:
@@ -251,25 +286,9 @@ def rows_among(conn: Connection, table: Table, key: str, ids: Iterable[str]) -> 
     """The rows whose `key` column is in `ids`, as the driver's tuples of every column in the
     table's order, read through the driver's own cursor: no SQLAlchemy row, no result
     processor (a time stays in its stored form)."""
-    dialect = conn.dialect
-    quote = dialect.identifier_preparer.quote
-    select_from = (
-        f"SELECT {', '.join(quote(column.name) for column in table.columns)} FROM "
-        f"{dialect.identifier_preparer.format_table(table)} WHERE {quote(key)} "
-    )
-    raw: Any = conn.connection.driver_connection
-    found: list[Any] = []
-    cursor = raw.cursor()
-    try:
-        for chunk in iter_batches(ids, ID_CHUNK):
-            if dialect.name == "postgresql":
-                cursor.execute(f"{select_from}= ANY(%s)", (chunk,))
-            else:
-                cursor.execute(f"{select_from}IN ({', '.join('?' * len(chunk))})", chunk)
-            found += cursor.fetchall()
-    finally:
-        cursor.close()
-    return found
+    quote = conn.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(column.name) for column in table.columns)
+    return _where_among(conn, f"SELECT {columns} FROM", table, key, ids, fetch=True)
 
 
 def replace_rows(
@@ -280,10 +299,33 @@ def replace_rows(
     rows: Sequence[dict[str, Any]],
 ) -> None:
     """Write a batch's rows: delete the old versions of those that existed, insert all."""
-    column = table.c[key]
-    for chunk in iter_batches(existing, ID_CHUNK):
-        conn.execute(delete(table).where(_among(conn, column, chunk)))
+    _where_among(conn, "DELETE FROM", table, key, existing, fetch=False)
     insert_rows(conn, table, rows)
+
+
+def _where_among(
+    conn: Connection, head: str, table: Table, key: str, ids: Iterable[str], *, fetch: bool
+) -> list[Any]:
+    """`head` (a SELECT's or a DELETE's) over the rows whose `key` is in `ids`, ID_CHUNK ids a
+    statement, through the driver's own cursor: SQLAlchemy compiled such a statement again
+    for each chunk. On PostgreSQL `= ANY(array)`, one parameter however many ids."""
+    dialect = conn.dialect
+    preparer = dialect.identifier_preparer
+    statement = f"{head} {preparer.format_table(table)} WHERE {preparer.quote(key)} "
+    raw: Any = conn.connection.driver_connection
+    found: list[Any] = []
+    cursor = raw.cursor()
+    try:
+        for chunk in iter_batches(ids, ID_CHUNK):
+            if dialect.name == "postgresql":
+                cursor.execute(f"{statement}= ANY(%s)", (chunk,))
+            else:
+                cursor.execute(f"{statement}IN ({', '.join('?' * len(chunk))})", chunk)
+            if fetch:
+                found += cursor.fetchall()
+    finally:
+        cursor.close()
+    return found
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -337,10 +379,3 @@ def _default(column: Column[Any]) -> Any:
     """The value a row without this column gets: its scalar default, else NULL."""
     default = column.default
     return default.arg if isinstance(default, ScalarElementColumnDefault) else None
-
-
-def _among(conn: Connection, column: Column[Any], ids: list[str]) -> ColumnElement[bool]:
-    """`column IN (ids)`; on PostgreSQL `= ANY(array)`, one parameter however many ids."""
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, ids, type_=postgresql.ARRAY(column.type)))
-    return column.in_(ids)

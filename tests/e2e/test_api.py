@@ -77,6 +77,17 @@ def test_a_sale_through_the_api(served: tuple[Api, str]) -> None:
     )
     assert (granted.status, granted.body["count"]) == (200, 5)
     assert pos.get("/v1/locations/tml_1/devices/tmr_1/allowance").body == granted.body
+    # With its `at`, a retry of the request gets the same grant; other content is a conflict.
+    asked = {"device_id": "tmr_1", "location_id": "tml_1", "amounts": {"usd": 500}, "count": 2,
+             "valid_until": until, "at": r.at(2)}  # fmt: skip
+    first, retried = (pos.post("/v1/allowances", asked) for _ in range(2))
+    assert (first.status, retried.status, retried.body) == (200, 200, first.body)
+    changed = pos.post("/v1/allowances", {**asked, "count": 3})
+    assert (changed.status, changed.code, changed.body["field"]) == (
+        409,
+        "IDEMPOTENCY_CONFLICT",
+        "count",
+    )
 
     too_much = {**sale, "amount": 60_000, "offline_id": str(uuid.uuid4()), "at": r.at(3)}
     refused = pos.post("/v1/reservations", too_much)

@@ -5,6 +5,7 @@ bad position; an untouched log verifies with its head hash; invariants hold."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 
 from adapters.audit import check_invariants, verify
 from ledger import Ledger, LedgerError, identity
+from ledger.location import Location
 from ledger.payment import Payment
 from ledger.postgres import APPEND_EVENTS_MAX
 from tests.support import records as r
@@ -312,3 +314,40 @@ def test_large_batches_and_single_records_chain_alike(url: str) -> None:
         ledger.record_many([record for _ in range(12) for record in r.stored_payment()])
         after = verify(ledger)
     assert after.ok and after.count > before.count + 2 * APPEND_EVENTS_MAX
+
+
+def test_a_release_past_the_domain_rules_breaks_the_stored_totals_verify_reports(
+    url: str,
+) -> None:
+    """A location's release of a payment that was never forwarded, declined or canceled,
+    stored through the recorder: the location's stored totals and its payments' disagree, and
+    the problem names the location's stream as the log does (its id in hex)."""
+    with Ledger.open(url) as ledger:
+        records = r.stored_payment(amount=1000)
+        offline_id = records[0]["offline_id"]
+        ledger.record_many(records)
+        stream = identity.location_id(records[0]["location_id"])
+        version = list(ledger.store.events.get(stream))[-1].originator_version
+        moment = datetime(2026, 11, 22, 12, tzinfo=UTC)
+        released = Location.PaymentReleased(
+            originator_id=stream,
+            originator_version=version + 1,
+            timestamp=moment,
+            occurred_at=moment,
+            offline_id=offline_id,
+            reason="forwarded",
+        )
+        ledger.store.recorder.insert_events([ledger.store.mapper.to_stored_event(released)])
+        result = verify(ledger)
+        assert result.problem is None
+        [problem] = result.invariant_problems
+        shown = re.fullmatch(
+            rf"stored at location stream {stream.hex}, device {records[0]['device_id']}, usd: "
+            r"the location counts \((\d+), (\d+)\) \(count, amount\), "
+            r"its payments \((\d+), (\d+)\)",
+            problem,
+        )
+        assert shown is not None, problem
+        by_location, by_payments = map(int, shown.groups()[:2]), map(int, shown.groups()[2:])
+        assert [p - q for p, q in zip(by_payments, by_location, strict=True)] == [1, 1000]
+        assert check_invariants(ledger) == result.invariant_problems

@@ -18,6 +18,7 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import (
     DatetimeAsISO,
     JSONTranscoder,
+    Mapper,
     StoredEvent,
     TranscodingNotRegisteredError,
 )
@@ -28,6 +29,8 @@ from pydantic_core import TzInfo
 from adapters.audit import check_invariants, verify
 from adapters.audit_export import import_log, read_manifest
 from ledger import Ledger, identity
+from ledger.event_store import _stored_event
+from ledger.payment import Payment
 from ledger.transcoder import OrjsonTranscoder
 from ledger.views import LocationStatus
 from projections.read_models import ReadModels
@@ -151,3 +154,46 @@ def test_a_datetime_is_written_as_the_library_writes_it(moment: datetime) -> Non
         transcoder.register(DatetimeAsISO())
     state = {"timestamp": moment, "nested": [{"at": moment}]}
     assert ours.encode(state) == library.encode(state)
+
+
+@given(
+    st.datetimes(timezones=OFFSETS),
+    st.datetimes(timezones=OFFSETS),
+    st.datetimes(timezones=OFFSETS),
+    st.booleans(),
+)
+def test_an_event_is_stored_as_the_library_stores_it(
+    timestamp: datetime, stored_at: datetime, occurred_at: datetime, implied: bool
+) -> None:
+    """The ledger's way to an event's stored row (its datetimes tagged as the state is made)
+    gives the library mapper's row over the library's transcoder, for events of either class
+    version and datetimes at any depth."""
+    with Ledger.open("memory://") as ledger:
+        ours = ledger.store.mapper
+        library = Mapper[uuid.UUID](transcoder=JSONTranscoder())
+        library.transcoder.register(DatetimeAsISO())
+        offline_id = uuid.uuid4()
+        breaches: list[Any] = [{"code": "x", "message": "y", "seen": {"at": occurred_at}}]
+        events = [
+            Payment.ConfirmedOffline(
+                originator_id=offline_id,
+                originator_version=3,
+                timestamp=timestamp,
+                stored_at=stored_at,
+                breaches=breaches,
+                implied=implied,
+                reported_late=not implied,
+                occurred_at=occurred_at,
+            ),
+            Payment.Rejudged(
+                originator_id=offline_id,
+                originator_version=4,
+                timestamp=timestamp,
+                breaches=breaches,
+                cause_offline_id=str(offline_id),
+                occurred_at=occurred_at,
+            ),
+        ]
+        for event in events:
+            assert ledger.store.mapper.to_stored_event(event) == library.to_stored_event(event)
+            assert _stored_event(ours, event) == library.to_stored_event(event)

@@ -133,3 +133,53 @@ def test_an_allowance_of_anything_but_whole_minor_units_is_refused_and_stores_no
         memory_ledger.allow("tmr_1", "tml_1", amounts, count, UNTIL, at=AT)  # type: ignore[arg-type]
     assert refused.value.code is Code.INVALID_VALUE
     assert memory_ledger.last_position() == before
+
+
+def test_the_same_allowance_request_again_stores_nothing_and_gets_the_same_answer(
+    ledger: Ledger,
+) -> None:
+    """A request is its device, location and `at`: asked again (a retry after a lost answer)
+    it is answered as the first time, nothing stored, even after the device was granted a
+    newer allowance."""
+    shop(ledger)
+    first = ledger.allow("tmr_1", "tml_1", {"usd": 12_000}, 3, UNTIL, at=AT)
+    before = ledger.last_position()
+    assert ledger.allow("tmr_1", "tml_1", {"usd": 12_000}, 3, UNTIL, at=AT) == first
+    assert ledger.last_position() == before
+    later = AT + timedelta(minutes=1)
+    ledger.allow("tmr_1", "tml_1", {"usd": 1_000}, 1, UNTIL, at=later)
+    after = ledger.last_position()
+    again = ledger.allow("tmr_1", "tml_1", {"usd": 12_000}, 3, UNTIL, at=AT)
+    assert (again.granted_at, again.amounts, again.count) == (AT, {"usd": 10_000}, 3)
+    assert again.valid_until == later  # the newer grant ended it
+    assert ledger.last_position() == after
+    # Another device, or another moment, is another request.
+    ledger.allow("tmr_2", "tml_1", {"usd": 100}, 1, UNTIL, at=AT)
+    assert ledger.last_position() > after
+    after = ledger.last_position()
+    ledger.allow("tmr_1", "tml_1", {"usd": 12_000}, 3, UNTIL, at=AT + timedelta(minutes=2))
+    assert ledger.last_position() > after
+
+
+@pytest.mark.parametrize(
+    ("amounts", "count", "until", "field"),
+    [
+        ({"usd": 11_000}, 3, UNTIL, "amounts.usd"),
+        ({"usd": 12_000, "eur": 1}, 3, UNTIL, "amounts.eur"),
+        ({"usd": 12_000}, 4, UNTIL, "count"),
+        ({"usd": 12_000}, 3, UNTIL + timedelta(hours=1), "valid_until"),
+    ],
+    ids=["amount", "currency", "count", "valid-until"],
+)
+def test_the_same_allowance_request_with_other_content_is_a_conflict_and_stores_nothing(
+    ledger: Ledger, amounts: dict[str, int], count: int, until: object, field: str
+) -> None:
+    shop(ledger)
+    ledger.allow("tmr_1", "tml_1", {"usd": 12_000}, 3, UNTIL, at=AT)
+    before = ledger.last_position()
+    with pytest.raises(LedgerError) as conflict:
+        ledger.allow("tmr_1", "tml_1", amounts, count, until, at=AT)  # type: ignore[arg-type]
+    assert conflict.value.code is Code.IDEMPOTENCY_CONFLICT
+    assert conflict.value.field == field
+    assert "tmr_1" in str(conflict.value) and field in str(conflict.value)
+    assert ledger.last_position() == before

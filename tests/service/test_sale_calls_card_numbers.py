@@ -52,3 +52,21 @@ def test_a_card_number_as_an_id_is_refused_and_nothing_is_stored(
     assert refused.value.code is Code.CARD_NUMBER_DETECTED
     assert not leaked([PAN], str(refused.value), repr(refused.value.to_dict()))
     assert memory_ledger.last_position() == before
+
+
+@pytest.mark.parametrize("where", ["reason", "current", "retired"])
+def test_a_card_number_in_a_key_rotation_is_refused_and_nothing_is_stored(
+    memory_ledger: Ledger, where: str
+) -> None:
+    """A rotation's key ids and reason are stored as given: the library call checks them as
+    the command line does."""
+    given: dict[str, Any] = {"current": "k2", "retired": ["k1"], "reason": "scheduled"}
+    given[where] = [PAN] if where == "retired" else f"card {PAN}"
+    before = memory_ledger.last_position()
+
+    with pytest.raises(LedgerError) as refused:
+        memory_ledger.record_cipher_rotation(**given)
+
+    assert refused.value.code is Code.CARD_NUMBER_DETECTED
+    assert not leaked([PAN], str(refused.value), repr(refused.value.to_dict()))
+    assert memory_ledger.last_position() == before

@@ -130,30 +130,44 @@ def test_the_read_model_gives_the_streams_histories_on_each_database(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
     """The offline sales read model `what-if` reads, on SQLite and PostgreSQL: the sales with
-    their breaches, a decline, a forward, a refused reservation, a late reconfiguration, as
-    the event store has them."""
+    their breaches, a decline, a forward, a refused reservation, a granted one released, a
+    late reconfiguration, as the event store has them."""
     url = str(request.getfixturevalue(f"{kind}_url"))
     with Ledger.open(url) as ledger:
         record_day(ledger, refusal=True)
         ledger.record(r.forwarded(B, "pi_b", "succeeded", occurred_at=r.at(50)))
+        held = str(uuid.uuid4())
+        ledger.reserve(held, 100, "usd", "tmr_1", "tml_1", at=datetime.fromisoformat(r.at(51)))
+        ledger.release(held, at=datetime.fromisoformat(r.at(52)))
         ledger.record(r.location(limits={"per_payment_max": {"usd": 900}}, occurred_at=r.at(60)))
         with ReadModels(ledger) as models:
             (from_rows,) = models.sale_histories()
         (from_streams,) = histories(ledger.store)
     assert from_rows == from_streams
     assert from_rows.config["limits"]["per_payment_max"] == {"usd": 900}
-    assert [(s.offline_id, s.released_as, s.refused) for s in from_rows.sales] == [
-        (A, "declined", False),
-        (B, "forwarded", False),
-        (C, None, False),
-        (D, None, True),
+    assert [(s.offline_id, s.released_as, s.refused, s.abandoned) for s in from_rows.sales] == [
+        (A, "declined", False, False),
+        (B, "forwarded", False, False),
+        (C, None, False, False),
+        (D, None, True, False),
+        (held, None, False, True),
     ]
-    assert from_rows.sales[-1].seen == (1600, None, None, None)
+    assert from_rows.sales[3].seen == (1600, None, None, None)
+    reserved = from_rows.sales[-1].reserved
+    assert reserved is not None
+    start, minute = micros(datetime.fromisoformat(r.at(0))), 60_000_000
+    assert ((reserved.asked_us - start) // minute, (reserved.until_us - start) // minute) == (
+        51,
+        52,
+    )
+    assert reserved.seen == (300, None, None, None)
 
 
 _STEPS = st.lists(
     st.tuples(
-        st.sampled_from(["sale", "sale", "anyway", "hold", "forward", "decline", "reconfigure"]),
+        st.sampled_from(
+            ["sale", "sale", "anyway", "hold", "release", "forward", "decline", "reconfigure"]
+        ),
         st.integers(100, 1500),
         st.sampled_from(["tmr_1", "tmr_2"]),
     ),
@@ -176,9 +190,10 @@ def test_replaying_the_limits_in_force_reproduces_the_refused_reservations(
     device_max: int | None,
 ) -> None:
     """Sales reserved then stored, stored although refused, reservations held and never
-    confirmed (holding headroom), forwards and declines, the location's limits changed on the
-    way: replayed with the limits in force at each moment, every refusal the ledger answered
-    and every stored sale's breaches come back, in order, and the read model holds the same
+    confirmed (holding headroom until released or expired), forwards and declines, the
+    location's limits changed on the way: replayed with the limits in force at each moment,
+    every reservation the ledger granted is granted again, every refusal it answered and
+    every stored sale's breaches come back, in order, and the read model holds the same
     attempts as the event store."""
     limits: dict[str, object] = {
         "per_payment_max": {"usd": 1200},
@@ -199,7 +214,7 @@ def test_replaying_the_limits_in_force_reproduces_the_refused_reservations(
                     r.device("tmr_2"),
                 ]
             )
-            stored = _play(ledger, steps, limits, device_limits)
+            stored, granted = _play(ledger, steps, limits, device_limits)
             refused = {
                 answer.offline_id: tuple(sorted({reason["code"] for reason in answer.reasons}))
                 for answer in ledger.refusals("tml_1")
@@ -209,6 +224,8 @@ def test_replaying_the_limits_in_force_reproduces_the_refused_reservations(
             again = replay(history, ledger.policy, refused_go_online=False)
             assert [j.sale.offline_id for j in again.judged if j.sale.refused] == list(refused)
             assert {j.sale.offline_id for j in again.judged if not j.sale.refused} == stored
+            assert [j.sale.offline_id for j in again.grants] == granted
+            assert all(j.breaches == () for j in again.grants)
             for judged in again.judged:
                 assert judged.breaches == judged.sale.breaches
                 if judged.sale.refused:
@@ -223,10 +240,14 @@ def _play(
     steps: list[tuple[str, int, str]],
     limits: dict[str, object],
     device_limits: dict[str, object],
-) -> set[str]:
-    """Each step a minute apart; the offline_ids stored. A reconfiguration sets the stored
-    amount limit to twice the step's amount (the device's to the amount, on tmr_2's steps)."""
+) -> tuple[set[str], list[str]]:
+    """Each step a minute apart (a hold lasts five); the offline_ids stored, and those whose
+    reservation was granted, in the order asked. A reconfiguration sets the stored amount
+    limit to twice the step's amount (the device's to the amount, on tmr_2's steps); a
+    release gives back the latest hold not given back nor expired."""
     stored: list[str] = []
+    granted: list[str] = []
+    holding: list[str] = []
     released = 0
     for minute, (kind, amount, device) in enumerate(steps):
         moment = r.at(minute)
@@ -249,10 +270,18 @@ def _play(
                 )
                 ledger.record(done)
             continue
+        if kind == "release":
+            if holding:
+                ledger.release(holding.pop(), at=datetime.fromisoformat(moment))
+            continue
         oid = str(uuid.uuid4())
         answer = ledger.reserve(
             oid, amount, "usd", device, "tml_1", at=datetime.fromisoformat(moment)
         )
+        if answer.granted:
+            granted.append(oid)
+        if kind == "hold" and answer.granted:
+            holding.append(oid)
         if kind == "hold" or not (answer.granted or kind == "anyway"):
             continue
         ledger.record_many(
@@ -263,7 +292,7 @@ def _play(
             ]
         )
         stored.append(oid)
-    return set(stored)
+    return set(stored), granted
 
 
 def test_a_refused_reservation_is_replayed_and_looser_limits_take_it_offline() -> None:
@@ -300,9 +329,11 @@ def test_a_refused_reservation_is_replayed_and_looser_limits_take_it_offline() -
     assert usd.changes[1].to_dict()["attempt"] == "reservation_refused"
 
 
-def test_what_a_refusal_saw_held_counts_under_any_limits() -> None:
-    """A reservation refused beside another's hold (nothing stored yet): the replay counts
-    the hold, so the limits in force refuse it again, and a limit above both allows it."""
+def test_a_hold_counts_unless_the_proposed_limits_refuse_it() -> None:
+    """A reservation refused beside another's hold (nothing stored yet; the sale held for
+    was abandoned): the replay holds it again, so the limits in force refuse the second
+    again, and a limit above both allows it. A limit below the hold refuses the hold itself,
+    which leaves room for the second."""
     with Ledger.open("memory://") as ledger:
         limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 1000}}
         ledger.record_many(
@@ -314,9 +345,12 @@ def test_what_a_refusal_saw_held_counts_under_any_limits() -> None:
         )
         assert (held.granted, refused.granted) == (True, False)
         (history,) = histories(ledger.store)
-        assert [(s.offline_id, s.seen) for s in history.sales] == [(B, (900, None, None, None))]
+        assert [(s.offline_id, s.seen, s.refused, s.abandoned) for s in history.sales] == [
+            (A, (0, None, None, None), False, True),
+            (B, (900, None, None, None), True, False),
+        ]
         config = history.config
-        for maximum, offline in ((1000, False), (1099, False), (1100, True)):
+        for maximum, offline in ((1000, False), (1099, False), (1100, True), (899, True)):
             proposed = ProposedLimits.model_validate(
                 {"limits": {**config["limits"], "stored_amount_max": {"usd": maximum}}}
             )
@@ -356,3 +390,111 @@ def _store(ledger: Ledger, oid: str, amount: int, minute: int) -> None:
             r.confirmed(oid, occurred_at=moment, stored_at=moment),
         ]
     )
+
+
+def test_a_fact_arriving_late_before_a_refusal_holds_nothing_negative() -> None:
+    """A sale of 800 stored, a reservation of 400 refused at minute 5 (800 stored, limit
+    1000), then a sale of 300 stored at minute 2 recorded after the refusal: at minute 5 the
+    replay counts 1100 stored, more than the refusal saw. What it saw beyond the stored totals
+    is nothing, not -300: under a limit of 1400 the reservation (1100 + 400) is still refused,
+    under 1500 taken offline, and the limits in force refuse it for what they refused it for."""
+    with Ledger.open("memory://") as ledger:
+        limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 1000}}
+        ledger.record_many(
+            [r.location(limits=limits, device_limits={"stored_amount_max": {}}), r.device()]
+        )
+        _store(ledger, A, 800, 1)
+        refused = ledger.reserve(
+            D, 400, "usd", "tmr_1", "tml_1", at=datetime.fromisoformat(r.at(5))
+        )
+        assert not refused.granted
+        _store(ledger, C, 300, 2)  # late: dated before the refusal
+        (history,) = histories(ledger.store)
+        again = replay(history, ledger.policy, refused_go_online=False)
+        assert [j.breaches for j in again.judged] == [s.breaches for s in history.sales]
+        assert history.refusals is not None
+        assert history.refusals[D].held == (0, 0, 0, 0)
+        # C (stored beyond 1000) is within either; D only within 1500.
+        for maximum, changed in ((1400, [C]), (1500, [D, C])):
+            proposed = ProposedLimits.model_validate(
+                {"limits": {**limits, "stored_amount_max": {"usd": maximum}}}
+            )
+            (usd,) = compare(history, ledger.policy, proposed)
+            assert [change.sale.offline_id for change in usd.changes] == changed, maximum
+
+
+def test_a_sale_whose_reservation_the_proposed_limits_refuse_goes_online() -> None:
+    """A hold of 300 never used (a sale abandoned), then a sale of 900 reserved and stored
+    beside it under a stored amount limit of 2000. Under 1000 the sale itself fits (a sale
+    stored is judged against what is stored), but its reservation (300 held + 900) does not:
+    the sale would have gone online, and nothing is stored."""
+    with Ledger.open("memory://") as ledger:
+        limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 2000}}
+        ledger.record_many(
+            [r.location(limits=limits, device_limits={"stored_amount_max": {}}), r.device()]
+        )
+        for oid, amount, minute in ((B, 300, 0), (A, 900, 1)):
+            answer = ledger.reserve(
+                oid, amount, "usd", "tmr_1", "tml_1", at=datetime.fromisoformat(r.at(minute))
+            )
+            assert answer.granted
+        _store(ledger, A, 900, 2)
+        (history,) = histories(ledger.store)
+        assert [(s.offline_id, s.abandoned, s.reserved is not None) for s in history.sales] == [
+            (B, True, True),
+            (A, False, True),
+        ]
+        again = replay(history, ledger.policy, refused_go_online=False)
+        assert [(j.sale.offline_id, j.breaches) for j in again.judged] == [(A, ())]
+        assert [(j.sale.offline_id, j.breaches) for j in again.grants] == [(B, ()), (A, ())]
+        proposed = ProposedLimits.model_validate(
+            {"limits": {**limits, "stored_amount_max": {"usd": 1000}}}
+        )
+        (usd,) = compare(history, ledger.policy, proposed)
+    assert (usd.sales, usd.refused_recorded, usd.refused_proposed) == (1, 0, 1)
+    assert (usd.peak_amount_recorded, usd.peak_amount_proposed) == (900, 0)
+    (change,) = usd.changes
+    assert (change.sale.offline_id, change.proposed) == (A, ("STORED_AMOUNT_LIMIT_EXCEEDED",))
+
+
+def test_an_abandoned_hold_frees_its_headroom_once_released_or_expired() -> None:
+    """Under a stored amount limit of 1000: a hold of 900 refuses a reservation of 200
+    until it is released; another hold of 900 refuses one until it expires (five minutes).
+    The limits in force give the same answers; a limit of 1100 takes both refused offline."""
+    with Ledger.open("memory://") as ledger:
+        limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 1000}}
+        ledger.record_many(
+            [r.location(limits=limits, device_limits={"stored_amount_max": {}}), r.device()]
+        )
+        E, F = str(uuid.uuid4()), str(uuid.uuid4())
+        answers = {}
+        for step, (oid, amount, minute) in enumerate(
+            ((A, 900, 0), (B, 200, 1), ("release", 0, 2), (C, 100, 3), (D, 900, 4)),
+        ):
+            if oid == "release":
+                ledger.release(A, at=datetime.fromisoformat(r.at(minute)))
+                continue
+            at = datetime.fromisoformat(r.at(minute))
+            answers[oid] = ledger.reserve(oid, amount, "usd", "tmr_1", "tml_1", at=at).granted
+            del step
+        for oid, minute in ((E, 8), (F, 9)):  # D holds until minute 9
+            at = datetime.fromisoformat(r.at(minute))
+            answers[oid] = ledger.reserve(oid, 200, "usd", "tmr_1", "tml_1", at=at).granted
+        assert answers == {A: True, B: False, C: True, D: True, E: False, F: True}
+        (history,) = histories(ledger.store)
+        again = replay(history, ledger.policy, refused_go_online=False)
+        assert [j.sale.offline_id for j in again.grants] == [A, C, D, F]
+        assert all(j.breaches == () for j in again.grants)
+        assert [(j.sale.offline_id, j.breaches) for j in again.judged] == [
+            (B, ("STORED_AMOUNT_LIMIT_EXCEEDED",)),
+            (E, ("STORED_AMOUNT_LIMIT_EXCEEDED",)),
+        ]
+        assert history.refusals is not None
+        assert {oid: r.held for oid, r in history.refusals.items()} == {
+            oid: (0, 0, 0, 0) for oid in (A, B, C, D, E, F)
+        }
+        proposed = ProposedLimits.model_validate(
+            {"limits": {**limits, "stored_amount_max": {"usd": 1100}}}
+        )
+        (usd,) = compare(history, ledger.policy, proposed)
+    assert (usd.refused_recorded, usd.refused_proposed, usd.newly_offline) == (2, 0, 2)

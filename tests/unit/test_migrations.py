@@ -100,7 +100,9 @@ def test_the_offline_sales_migration_names_the_live_tables() -> None:
     assert live == (sales.SALES_TABLE, sales.LOCATIONS_TABLE)
 
 
-@pytest.mark.parametrize("name", ["0011_offline_refusals", "0012_offline_configurations"])
+@pytest.mark.parametrize(
+    "name", ["0011_offline_refusals", "0012_offline_configurations", "0013_what_if_holds"]
+)
 def test_the_offline_sales_start_overs_name_the_live_tables_and_columns(name: str) -> None:
     """The migrations that empty the offline sales read model for a new column."""
     from projections import tables
@@ -113,6 +115,6 @@ def test_the_offline_sales_start_overs_name_the_live_tables_and_columns(name: st
     assert done.PROJECTION in {projection.name for projection in PROJECTIONS}
     if name == "0011_offline_refusals":
         assert done.SEEN in tables.offline_sales.columns
-    else:
+    elif name == "0012_offline_configurations":
         assert done.CONFIGS in tables.offline_sale_locations.columns
         assert done.CONFIG not in tables.offline_sale_locations.columns
