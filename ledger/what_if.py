@@ -244,9 +244,9 @@ class History:
     location_id: str
     configured_at: datetime
     configs: list[tuple[int, dict[str, Any]]]
-    # The attempts as plain tuples in `SaleAttempt`'s order (as the read model's rows are
-    # fetched: making each a `SaleAttempt` would cost as much as fetching its four strings);
-    # `sales` gives them as `SaleAttempt`s.
+    # The attempts as plain tuples in `SaleAttempt`'s order, as the read model's rows are
+    # fetched (making each a `SaleAttempt` cost a sixth of the read); `sales` gives them as
+    # `SaleAttempt`s.
     rows: list[AttemptRow]
     # Filled by the first replay "as recorded" (`replay`), used by the replays as proposed.
     refusals: dict[str, Refusal] | None = field(default=None, compare=False, repr=False)

@@ -130,25 +130,37 @@ def test_the_read_model_gives_the_streams_histories_on_each_database(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
     """The offline sales read model `what-if` reads, on SQLite and PostgreSQL: the sales with
-    their breaches, a decline, a forward, a refused reservation, a late reconfiguration, as
-    the event store has them."""
+    their breaches, a decline, a forward, a refused reservation, a granted one released, a
+    late reconfiguration, as the event store has them."""
     url = str(request.getfixturevalue(f"{kind}_url"))
     with Ledger.open(url) as ledger:
         record_day(ledger, refusal=True)
         ledger.record(r.forwarded(B, "pi_b", "succeeded", occurred_at=r.at(50)))
+        held = str(uuid.uuid4())
+        ledger.reserve(held, 100, "usd", "tmr_1", "tml_1", at=datetime.fromisoformat(r.at(51)))
+        ledger.release(held, at=datetime.fromisoformat(r.at(52)))
         ledger.record(r.location(limits={"per_payment_max": {"usd": 900}}, occurred_at=r.at(60)))
         with ReadModels(ledger) as models:
             (from_rows,) = models.sale_histories()
         (from_streams,) = histories(ledger.store)
     assert from_rows == from_streams
     assert from_rows.config["limits"]["per_payment_max"] == {"usd": 900}
-    assert [(s.offline_id, s.released_as, s.refused) for s in from_rows.sales] == [
-        (A, "declined", False),
-        (B, "forwarded", False),
-        (C, None, False),
-        (D, None, True),
+    assert [(s.offline_id, s.released_as, s.refused, s.abandoned) for s in from_rows.sales] == [
+        (A, "declined", False, False),
+        (B, "forwarded", False, False),
+        (C, None, False, False),
+        (D, None, True, False),
+        (held, None, False, True),
     ]
-    assert from_rows.sales[-1].seen == (1600, None, None, None)
+    assert from_rows.sales[3].seen == (1600, None, None, None)
+    reserved = from_rows.sales[-1].reserved
+    assert reserved is not None
+    start, minute = micros(datetime.fromisoformat(r.at(0))), 60_000_000
+    assert ((reserved.asked_us - start) // minute, (reserved.until_us - start) // minute) == (
+        51,
+        52,
+    )
+    assert reserved.seen == (300, None, None, None)
 
 
 _STEPS = st.lists(
