@@ -34,8 +34,9 @@ class _FirstUse:
         return getattr(self.made(), name)
 
 
-stdout = cast("Console", _FirstUse())
-stderr = cast("Console", _FirstUse(stderr=True))
+# No emoji codes: an id may hold colons (`loc:smile:1`), and it is printed as typed.
+stdout = cast("Console", _FirstUse(emoji=False))
+stderr = cast("Console", _FirstUse(stderr=True, emoji=False))
 
 
 def _made(console: Console) -> Console:

@@ -333,3 +333,17 @@ def test_a_usage_error_keeps_the_usage_line_and_help_still_exits_0() -> None:
     assert run("audit", "verify", "--bogus").stderr.endswith(
         "error: USAGE_ERROR: No such option '--bogus'.\n"
     )
+
+
+def test_an_id_with_colons_is_printed_as_typed_not_as_an_emoji(sqlite_url: str) -> None:
+    """Ids may hold colons; `shop:smile:1` must not become `shop😄1` in any table or message."""
+    shop, reader = "shop:smile:1", "tmr:heart:2"
+    with Ledger.open(sqlite_url) as ledger:
+        results = ledger.record_many([r.location(shop), r.device(reader, shop)])
+    assert not [result for result in results if isinstance(result, LedgerError)]
+    done = run("status", "--db", sqlite_url, env={"COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    assert shop in done.stdout and reader in done.stdout, done.stdout
+    args = ("decide", "--amount", "100", "--currency", "usd", "--device", "tmr:smile:missing")
+    refused = run(*args, "--location", shop, "--db", sqlite_url)
+    assert refused.returncode == 1 and "tmr:smile:missing" in refused.stderr, refused.stderr
