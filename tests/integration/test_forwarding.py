@@ -14,6 +14,7 @@ import stripe
 from pydantic import SecretStr
 
 from adapters.settings import StripeSettings
+from adapters.stripe import forwarding
 from adapters.stripe.forwarding import Forwarder, Outcome, idempotency_key
 from adapters.stripe.gateway import StripeGateway
 from adapters.stripe.port import stripe_service
@@ -61,6 +62,21 @@ def test_stored_payments_are_forwarded_once_each(ledger: Ledger, fault_proxy: Fa
     assert again.outcomes == {"skipped": 5}
     keys = {entry["idempotency_key"] for entry in fault_proxy.log() if entry["method"] == "POST"}
     assert keys == {idempotency_key(i) for i in ids}
+
+
+def test_a_payment_listed_again_in_a_later_batch_is_sent_once(
+    ledger: Ledger, fault_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A payment listed again in a later batch finds its first answer recorded there: it is
+    skipped, never sent twice."""
+    monkeypatch.setattr(forwarding, "FORWARD_BATCH", 2)
+    ids = stored(ledger, 5)
+    listed = [ids[0], ids[1], ids[0], ids[2], ids[1], ids[3], ids[4]]
+    summary = Forwarder(ledger, gateway(fault_proxy.url)).forward_all(listed, concurrency=2)
+    assert summary.outcomes == {"forwarded": 5, "skipped": 2}
+    assert_exactly_one_each(ledger, ids, fault_proxy.upstream)
+    posts = [entry for entry in fault_proxy.log() if entry["method"] == "POST"]
+    assert len(posts) == 5
 
 
 def test_a_declined_card_is_recorded_as_declined_with_its_code(
