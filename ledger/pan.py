@@ -180,6 +180,11 @@ def holds_pan(text: str | bytes) -> bool:
     Bytes are read as UTF-8 (invalid bytes become U+FFFD, which separates like punctuation),
     so that text which is not valid JSON or not valid UTF-8 is searched all the same.
     """
+    # Nothing below lengthens the text (an escape or a date-time shortens it, a Unicode digit
+    # stays one character, an invalid UTF-8 sequence becomes one): fewer characters than a card
+    # number's digits hold none. Most keys and values read one by one are that short.
+    if len(text) < PAN_DIGITS_MIN:
+        return False
     if isinstance(text, bytes | bytearray):
         text = bytes(text).decode("utf-8", errors="replace")
     # A date-time becomes one letter: it joins no digits either side, as its own length of
