@@ -35,7 +35,6 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -106,10 +105,11 @@ class SaleAttempt(NamedTuple):
     refused (`refused`: the sale went online, nothing was stored), or one it granted whose
     sale was never stored (`abandoned`: the hold was released or expired). A sale stored
     under a reservation the location granted carries that reservation (`reserved`): the hold
-    counted for the reservations asked while it lasted. A plain tuple in the offline sales
-    read model's column order, so that its rows are taken as they are fetched. Moments are
-    whole microseconds since the Unix epoch (UTC): a replay sorts and compares tens of
-    thousands of them, which costs a third of the time as aware datetimes."""
+    counted for the reservations asked while it lasted. Moments are whole microseconds since
+    the Unix epoch (UTC): a replay sorts and compares tens of thousands of them, which costs a
+    third of the time as aware datetimes. The offline sales read model's rows (`AttemptRow`)
+    hold the same fields in the same order, the device, currency and release as small
+    integer codes (`History.attempt` gives one as a `SaleAttempt`)."""
 
     offline_id: str
     device_id: str
@@ -159,8 +159,13 @@ class SaleAttempt(NamedTuple):
         return moment_of(self.stored_us)
 
 
-AttemptRow = tuple[Any, ...]  # a `SaleAttempt`'s fields, in its order
-attempt_of = partial(tuple.__new__, SaleAttempt)  # a row as a SaleAttempt, no Python call
+# A `SaleAttempt`'s fields, in its order, as the read model's row holds them: the device
+# and the currency as their index in the location's `History.devices` and
+# `History.currencies`, how it was released as its index in `RELEASES`. Integers below 257
+# are never allocated, and a replay keys lists by them rather than dictionaries by strings.
+AttemptRow = tuple[Any, ...]
+RELEASES = ("forwarded", "declined", "canceled")  # `released_as`, by code
+_FORWARDED, _DECLINED = RELEASES.index("forwarded"), RELEASES.index("declined")
 
 _SEEN = 9  # SaleAttempt.seen_text: indexed in the replay's loops
 _SEEN_FIELDS = 4  # of a refusal's `seen_text`; a grant's has three more
@@ -245,15 +250,33 @@ class History:
     configured_at: datetime
     configs: list[tuple[int, dict[str, Any]]]
     # The attempts as plain tuples in `SaleAttempt`'s order, as the read model's rows are
-    # fetched (making each a `SaleAttempt` cost a sixth of the read); `sales` gives them as
-    # `SaleAttempt`s.
+    # fetched (making each a `SaleAttempt` cost a sixth of the read), the device and currency
+    # coded (`AttemptRow`); `sales` gives them as `SaleAttempt`s.
     rows: list[AttemptRow]
+    devices: list[str]  # by code, in the order the location first met them
+    currencies: list[str]  # likewise
     # Filled by the first replay "as recorded" (`replay`), used by the replays as proposed.
     refusals: dict[str, Refusal] | None = field(default=None, compare=False, repr=False)
 
     @property
     def sales(self) -> list[SaleAttempt]:
-        return list(map(attempt_of, self.rows))
+        return list(map(self.attempt, self.rows))
+
+    def attempt(self, row: AttemptRow) -> SaleAttempt:
+        """A row of `rows` as a `SaleAttempt`, its codes as the names they stand for."""
+        released_as = row[8]
+        return SaleAttempt(
+            row[0],
+            self.devices[row[1]],
+            self.currencies[row[2]],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            None if released_as is None else RELEASES[released_as],
+            row[9],
+        )
 
     @property
     def config(self) -> dict[str, Any]:
@@ -317,6 +340,8 @@ def fold(
             "configured_us": at,
             "configs": orjson.dumps([[at, fields["config"]]]).decode(),
             "sales": 0,
+            "devices": "[]",
+            "currencies": "[]",
         }
     elif topic == Location.Reconfigured.TOPIC:
         location = locations[stream]
@@ -361,7 +386,7 @@ def fold(
         if topic == Location.BreachesChanged.TOPIC:
             sale["breaches"] = ";".join(limit_codes(fields["breaches"]))
         elif topic == Location.PaymentReleased.TOPIC:
-            sale["released_us"], sale["released_as"] = at, fields["reason"]
+            sale["released_us"], sale["released_as"] = at, RELEASES.index(fields["reason"])
         else:
             assert topic == Location.MomentRestated.TOPIC, topic
             sale["stored_us" if fields["which"] == "stored" else "released_us"] = at
@@ -381,8 +406,8 @@ def _add(
         "offline_id": offline_id,
         "location_id": location["location_id"],
         "arrival": location["sales"],
-        "device_id": sale["device_id"],
-        "currency": sale["currency"],
+        "device": _code(location, "devices", sale["device_id"]),
+        "currency": _code(location, "currencies", sale["currency"]),
         "amount": sale["amount"],
         "stored_us": micros(stored_moment(fields["occurred_at"])),
         "breaches": codes,
@@ -393,10 +418,21 @@ def _add(
     location["sales"] += 1
 
 
-def sale_attempt(row: Row) -> SaleAttempt:
-    return SaleAttempt(
+def _code(location: Row, column: str, name: str) -> int:
+    """The code of a device or currency (`column`: the location's list of them, JSON) at the
+    location: its index there, added at the end when it is new."""
+    names: list[str] = orjson.loads(location[column])
+    if name in names:
+        return names.index(name)
+    names.append(name)
+    location[column] = orjson.dumps(names).decode()
+    return len(names) - 1
+
+
+def sale_attempt(row: Row) -> AttemptRow:
+    return (
         row["offline_id"],
-        row["device_id"],
+        row["device"],
         row["currency"],
         row["amount"],
         row["stored_us"],
@@ -448,6 +484,8 @@ def history_of(location: Row, sales: list[AttemptRow]) -> History:
         moment_of(location["configured_us"]),
         [(at, config) for at, config in orjson.loads(location["configs"])],
         sales,
+        orjson.loads(location["devices"]),
+        orjson.loads(location["currencies"]),
     )
 
 
@@ -503,28 +541,29 @@ class Replay:
     the reservations granted in reality asked in the period, each with the codes it breaks
     (none: granted, its hold taken)."""
 
-    attempts: list[AttemptRow]
+    attempts: list[AttemptRow]  # as `History.rows` holds them
     breaches: list[tuple[str, ...]]
     peaks: dict[str, Peak]  # per currency; the count is of the whole location
+    history: History = field(repr=False, compare=False)  # the one replayed
     grants: list[Judged] = field(default_factory=list)
 
     @property
     def judged(self) -> list[Judged]:
+        attempt = self.history.attempt
         return [
-            Judged(attempt_of(sale), breaches)
+            Judged(attempt(sale), breaches)
             for sale, breaches in zip(self.attempts, self.breaches, strict=True)
         ]
 
 
 _BEFORE_ALL, _AFTER_ALL = -(1 << 62), 1 << 62  # microseconds: no `since`, no `until`
-_FORWARDS = frozenset({"forwarded", "declined"})  # releases that mean the device was online
+_FORWARDS = frozenset({_FORWARDED, _DECLINED})  # releases that mean the device was online
 
 # moment, arrival, index in the sales (of a reservation asked: ~index, below zero), sale
-# (a reservation's as a `SaleAttempt`)
 Step = tuple[int, int, int, AttemptRow | None]
 
 
-def _steps(sales: list[AttemptRow]) -> tuple[list[Step], list[int], bool]:
+def _steps(history: History) -> tuple[list[Step], list[int], bool]:
     """Each store and reservation asked as (moment, arrival, index, sale), in the order the
     ledger judged them: by moment, then by arrival (an ask by its own, before its sale's),
     the end last (a step after every moment, for the releases after the last store); and
@@ -534,6 +573,7 @@ def _steps(sales: list[AttemptRow]) -> tuple[list[Step], list[int], bool]:
     offline under other limits is released when its device next forwarded (never, when it
     did not); and whether there is any reservation. Releases as integers: they come far
     from the order of their moments, and sorting tuples costs eight times as much."""
+    sales = history.rows
     span = len(sales)
     width = 2 * span
     # (moment, arrival) is unique, so the sale is never compared: a plain sort, a third
@@ -549,27 +589,28 @@ def _steps(sales: list[AttemptRow]) -> tuple[list[Step], list[int], bool]:
     ]
     asked = [index for index, sale in enumerate(sales) if sale[_SEEN] is not None]
     if asked:
-        forwards: dict[str, list[int]] = {}
+        forwards: dict[int, list[int]] = {}  # by device code
         for row in sales:
             if row[8] in _FORWARDS and row[7] is not None:
                 forwards.setdefault(row[1], []).append(row[7])
         for moments in forwards.values():
             moments.sort()
         for index in asked:
-            sale = attempt_of(sales[index])
+            row = sales[index]
+            sale = history.attempt(row)
             reserved = sale.reserved
             if reserved is None:  # refused
-                steps.append((sale.stored_us, sale.arrival, ~index, sale))
-                moments = forwards.get(sale.device_id, [])
+                steps.append((sale.stored_us, sale.arrival, ~index, row))
+                moments = forwards.get(row[1], [])
                 after = bisect_right(moments, sale.stored_us)
                 if after < len(moments):
                     releases.append(moments[after] * width + index)
                 continue
-            steps.append((reserved.asked_us, reserved.arrival, ~index, sale))
+            steps.append((reserved.asked_us, reserved.arrival, ~index, row))
             if reserved.until_us > reserved.asked_us:
                 releases.append(reserved.until_us * width + span + index)
             if reserved.arrival != sale.arrival:  # its sale stored
-                steps.append((sale.stored_us, sale.arrival, index, sale))
+                steps.append((sale.stored_us, sale.arrival, index, row))
                 released = sale.released_us
                 if released is not None and released > sale.stored_us:
                     releases.append(released * width + index)
@@ -619,7 +660,7 @@ def _replay(
     until: datetime | None,
 ) -> Replay:
     sales = history.rows
-    steps, releases, asked = _steps(sales)
+    steps, releases, asked = _steps(history)
     if history.refusals is None:
         if refused_go_online and asked:
             replay(history, policy, None, refused_go_online=False)
@@ -635,15 +676,18 @@ def _replay(
     configs.append((_AFTER_ALL, {}))
     location = Location.configure(history.location_id, configs[0][1], history.configured_at)
     in_force, next_config = 0, configs[1][0]
+    # The devices and currencies are the rows' codes: the totals are lists indexed by them.
+    currencies = history.currencies
+    stride = len(currencies)
     # Per currency: its limits, and their maxima for the test "within every limit" (a
     # payment maximum below any amount when the currency is not taken offline).
-    resolved: dict[str, tuple[ResolvedLimits, int, int, int, int, int]] = {}
+    resolved: list[_Resolved | None] = [None] * stride
     first = _BEFORE_ALL if since is None else micros(since)
     end = _AFTER_ALL if until is None else micros(until)
-    amounts: dict[str, int] = {}
+    amounts = [0] * stride
     count = 0
-    device_amounts: dict[str, dict[str, int]] = {}  # device -> currency -> amount
-    device_counts: dict[str, int] = {}
+    device_amounts = [0] * (len(history.devices) * stride)  # at device * stride + currency
+    device_counts = [0] * len(history.devices)
     holds = Holds()  # what the reservations granted hold
     span = len(sales)
     width = 2 * span
@@ -653,9 +697,9 @@ def _replay(
     attempts: list[AttemptRow] = []
     judged: list[tuple[str, ...]] = []
     grants: list[Judged] = []
-    points: dict[str, list[int]] = {}  # per currency, flat (`Peak.points`)
-    peak_amounts: dict[str, int] = {}
-    peak_counts: dict[str, int] = {}  # the location's count, at a store in the currency
+    points: list[list[int] | None] = [None] * stride  # per currency, flat (`Peak.points`)
+    peak_amounts = [0] * stride
+    peak_counts = [0] * stride  # the location's count, at a store in the currency
     attempt, judge = attempts.append, judged.append  # bound once: 40,000 steps
     next_release, after = releases[0], 1
     for moment, _, index, sale in steps:
@@ -678,9 +722,10 @@ def _replay(
             _, device, currency, amount = sales[gone][:4]
             stored = amounts[currency] = amounts[currency] - amount
             count -= 1
-            device_amounts[device][currency] -= amount
+            device_amounts[device * stride + currency] -= amount
             device_counts[device] -= 1
             falling = points[currency]
+            assert falling is not None  # it was stored
             falling.append(released_at)
             falling.append(stored)
         if sale is None:
@@ -690,17 +735,15 @@ def _replay(
                 in_force += 1
             next_config, config = configs[in_force + 1][0], configs[in_force][1]
             location = Location.configure(history.location_id, config, history.configured_at)
-            resolved = {}
+            resolved = [None] * stride
         device, currency, amount = sale[1], sale[2], sale[3]
-        found = resolved.get(currency)
+        found = resolved[currency]
         if found is None:
-            found = resolved[currency] = _resolved(policy, location, currency)
+            found = resolved[currency] = _resolved(policy, location, currencies[currency])
         limits, payment_max, location_amount, location_count, device_amount, device_count = found
-        mine = device_amounts.get(device)
-        if mine is None:
-            mine = device_amounts[device] = {}
-        stored, mine_stored = amounts.get(currency, 0), mine.get(currency, 0)
-        mine_count = device_counts.get(device, 0)
+        mine = device * stride + currency
+        stored, mine_stored = amounts[currency], device_amounts[mine]
+        mine_count = device_counts[device]
         if index >= 0:  # a store
             # Within every limit, as `over_payment_max`, `over_stored_amount` and
             # `over_stored_count` compare (most sales): no code; else the codes it breaks.
@@ -721,7 +764,7 @@ def _replay(
             if denied and index in denied:  # its reservation refused: it went online
                 breaches, offline = denied[index], False
         else:  # a reservation asked
-            index, asking = ~index, attempt_of(sale)
+            index, asking = ~index, history.attempt(sale)
             totals = holds.beside(device, currency, stored, count, mine_stored, mine_count)
             if not refused_go_online:
                 refusals[asking.offline_id] = _refusal(asking, totals)
@@ -750,12 +793,11 @@ def _replay(
         held[index] = 1
         stored = amounts[currency] = stored + amount
         count += 1
-        mine[currency] = mine_stored + amount
+        device_amounts[mine] = mine_stored + amount
         device_counts[device] = mine_count + 1
-        moments = points.get(currency)
+        moments = points[currency]
         if moments is None:
             moments = points[currency] = []
-            peak_amounts[currency] = peak_counts[currency] = 0
         moments.append(moment)
         moments.append(stored)
         if within:
@@ -764,10 +806,11 @@ def _replay(
             if count > peak_counts[currency]:
                 peak_counts[currency] = count
     peaks = {
-        currency: Peak(peak_amounts[currency], peak_counts[currency], moments)
-        for currency, moments in points.items()
+        currencies[currency]: Peak(peak_amounts[currency], peak_counts[currency], moments)
+        for currency, moments in enumerate(points)
+        if moments is not None
     }
-    return Replay(attempts, judged, peaks, grants)
+    return Replay(attempts, judged, peaks, history, grants)
 
 
 def _holds_after(sale: SaleAttempt) -> bool:
@@ -783,12 +826,12 @@ class Holds:
     Apart from the stored totals, which a sale stored is judged against alone (a fact is
     judged against what was stored before it), while a reservation is judged against both."""
 
-    amounts: dict[str, int] = field(default_factory=dict)
+    amounts: dict[int, int] = field(default_factory=dict)  # by currency code
     count: int = 0
-    device_amounts: dict[tuple[str, str], int] = field(default_factory=dict)
-    device_counts: dict[str, int] = field(default_factory=dict)
+    device_amounts: dict[tuple[int, int], int] = field(default_factory=dict)
+    device_counts: dict[int, int] = field(default_factory=dict)  # by device code
 
-    def take(self, device: str, currency: str, amount: int, sign: int) -> None:
+    def take(self, device: int, currency: int, amount: int, sign: int) -> None:
         """Hold one reservation of `amount` (`sign` 1), or give it back (-1)."""
         self.amounts[currency] = self.amounts.get(currency, 0) + sign * amount
         self.count += sign
@@ -797,7 +840,7 @@ class Holds:
         self.device_counts[device] = self.device_counts.get(device, 0) + sign
 
     def beside(
-        self, device: str, currency: str, stored: int, count: int, mine: int, mine_count: int
+        self, device: int, currency: int, stored: int, count: int, mine: int, mine_count: int
     ) -> tuple[int, int, int, int]:
         """The stored totals given (the location's amount and count, the device's) with
         what is held beside them."""
@@ -809,9 +852,12 @@ class Holds:
         )
 
 
-def _resolved(
-    policy: Policy, location: Location, currency: str
-) -> tuple[ResolvedLimits, int, int, int, int, int]:
+# A currency's limits, and their maxima for the test "within every limit": payment,
+# location amount and count, device amount and count.
+_Resolved = tuple[ResolvedLimits, int, int, int, int, int]
+
+
+def _resolved(policy: Policy, location: Location, currency: str) -> _Resolved:
     limits = ResolvedLimits.of(policy, location, currency)
     return (
         limits,
@@ -942,15 +988,15 @@ def compare(
     done, with the `top` attempts (largest first) whose outcome changes."""
     recorded = replay(history, policy, refused_go_online=False, since=since, until=until)
     what_if = replay(history, policy, proposed, refused_go_online=True, since=since, until=until)
-    outcomes: dict[str, Outcome] = {}
-    # The attempts as fetched (`SaleAttempt`'s fields by index); a `SaleAttempt` made only
-    # of those that change outcome.
+    outcomes: dict[int, Outcome] = {}  # by currency code
+    # The attempts as fetched (`SaleAttempt`'s fields by index, coded); a `SaleAttempt` made
+    # only of those that change outcome.
     for sale, breaches in zip(what_if.attempts, what_if.breaches, strict=True):
-        currency, amount = sale[2], sale[3]
-        row = outcomes.get(currency)
+        code, amount = sale[2], sale[3]
+        row = outcomes.get(code)
         if row is None:
-            row = outcomes[currency] = Outcome(history.location_id, currency)
-        declined = sale[8] == "declined"
+            row = outcomes[code] = Outcome(history.location_id, history.currencies[code])
+        declined = sale[8] == _DECLINED
         refused = _is_refusal(sale[_SEEN])
         was_refused, is_refused = bool(sale[6]), bool(breaches)
         row.sales += 1
@@ -965,9 +1011,10 @@ def compare(
             row.newly_offline += was_refused
             row.declines_avoided += declined and is_refused
             row.declines_added += declined and was_refused
-            changed = attempt_of(sale)
+            changed = history.attempt(sale)
             row.changes.append(Change(changed, changed.breaches, breaches))
-    for currency, row in outcomes.items():
+    for row in outcomes.values():
+        currency = row.currency
         for peaks, amount, count in (
             (recorded.peaks, "peak_amount_recorded", "peak_count_recorded"),
             (what_if.peaks, "peak_amount_proposed", "peak_count_proposed"),
@@ -981,4 +1028,8 @@ def compare(
             "proposed": what_if.peaks[currency].points if currency in what_if.peaks else [],
         }
         row.changes = sorted(row.changes, key=lambda c: (-c.sale.amount, c.sale.offline_id))[:top]
-    return [outcomes[currency] for currency in sorted(outcomes)]
+    return sorted(outcomes.values(), key=_currency)
+
+
+def _currency(outcome: Outcome) -> str:
+    return outcome.currency

@@ -33,7 +33,7 @@ from projections.tables import offline_sale_locations, offline_sales
 
 # `SaleAttempt`'s fields, in its order: a fetched row is one's fields as they are.
 _SALE_COLUMNS = (
-    "offline_id, device_id, currency, amount, stored_us, arrival, breaches, released_us, "
+    "offline_id, device, currency, amount, stored_us, arrival, breaches, released_us, "
     "released_as, seen"
 )
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
@@ -110,13 +111,17 @@ offline_sales = Table(
     Column("offline_id", String(36), nullable=False),
     Column("location_id", String(255), primary_key=True),
     Column("arrival", BigInteger, primary_key=True),
-    Column("device_id", String(255), nullable=False),
-    Column("currency", String(3), nullable=False),
+    # The device and currency as their index in the location's `devices` and `currencies`
+    # (offline_sale_locations), how it was released as its index in `what_if.RELEASES`:
+    # `what-if` reads every row, and a small integer is read and compared for less than a
+    # string.
+    Column("device", Integer, nullable=False),
+    Column("currency", Integer, nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("stored_us", BigInteger, nullable=False),
     Column("breaches", String(1024), nullable=False),
     Column("released_us", BigInteger),
-    Column("released_as", String(16)),
+    Column("released_as", Integer),
     # Of a reservation refused (never stored: the sale went online), what it saw used, ";"-
     # joined: the location's stored amount and count, the device's ("" where no limit was
     # set). NULL for a sale stored. One column, not four: `what-if` reads every row.
@@ -126,7 +131,8 @@ offline_sales = Table(
 )
 
 # Each location's configurations (JSON: [moment in microseconds, configuration], in the
-# order they were recorded) and how many sales it stored so far.
+# order they were recorded), how many sales it stored so far, and the devices and currencies
+# its sales name (JSON lists, in the order first met: a sale's codes index them).
 offline_sale_locations = Table(
     "offline_sale_locations",
     metadata,
@@ -135,6 +141,8 @@ offline_sale_locations = Table(
     Column("configured_us", BigInteger, nullable=False),
     Column("configs", Text, nullable=False),
     Column("sales", BigInteger, nullable=False),
+    Column("devices", Text, nullable=False),
+    Column("currencies", Text, nullable=False),
 )
 
 # Stripe observations: one row per PaymentIntent (or charge), Stripe's latest word on it.

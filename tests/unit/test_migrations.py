@@ -12,6 +12,7 @@ from uuid import UUID
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import MetaData, Table
 
 from ledger import chain, storage
 
@@ -80,16 +81,10 @@ def test_head_is_the_newest_revision_alembic_finds() -> None:
 
 
 def test_the_api_keys_migration_creates_the_live_table() -> None:
-    from sqlalchemy import MetaData, Table
-
     from adapters.http.api_keys import api_keys
 
     copy = Table("api_keys", MetaData(), *migration("0007_api_keys").columns())
-
-    def shape(table: Table) -> list[tuple[str, str, bool, bool]]:
-        return [(c.name, str(c.type), c.primary_key, bool(c.nullable)) for c in table.columns]
-
-    assert shape(copy) == shape(api_keys)
+    assert _shape(copy) == _shape(api_keys)
 
 
 def test_the_offline_sales_migration_names_the_live_tables() -> None:
@@ -101,7 +96,13 @@ def test_the_offline_sales_migration_names_the_live_tables() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["0011_offline_refusals", "0012_offline_configurations", "0013_what_if_holds"]
+    "name",
+    [
+        "0011_offline_refusals",
+        "0012_offline_configurations",
+        "0013_what_if_holds",
+        "0014_what_if_codes",
+    ],
 )
 def test_the_offline_sales_start_overs_name_the_live_tables_and_columns(name: str) -> None:
     """The migrations that empty the offline sales read model for a new column."""
@@ -118,3 +119,12 @@ def test_the_offline_sales_start_overs_name_the_live_tables_and_columns(name: st
     elif name == "0012_offline_configurations":
         assert done.CONFIGS in tables.offline_sale_locations.columns
         assert done.CONFIG not in tables.offline_sale_locations.columns
+    elif name == "0014_what_if_codes":
+        assert all(column in tables.offline_sale_locations.columns for column in done.CODE_LISTS)
+        assert done.INDEX in {index.name for index in tables.offline_sales.indexes}
+        copy = Table(done.SALES_TABLE, MetaData(), *done.sale_columns())
+        assert _shape(copy) == _shape(tables.offline_sales)
+
+
+def _shape(table: Table) -> list[tuple[str, str, bool, bool]]:
+    return [(c.name, str(c.type), c.primary_key, bool(c.nullable)) for c in table.columns]
