@@ -498,3 +498,29 @@ def test_an_abandoned_hold_frees_its_headroom_once_released_or_expired() -> None
         )
         (usd,) = compare(history, ledger.policy, proposed)
     assert (usd.refused_recorded, usd.refused_proposed, usd.newly_offline) == (2, 0, 2)
+
+
+def test_a_sale_stored_under_an_allowance_is_replayed_like_any_sale_stored() -> None:
+    """Allowances are not replayed as grants (docs/finance.md says why): a sale stored
+    beyond its device's allowance but within the limits is flagged OFFLINE_ALLOWANCE_EXCEEDED,
+    which no limit decides, so the replay with the limits in force gives it no breach, as
+    recorded among the limit codes; a lower proposed limit it breaks sends it online."""
+    with Ledger.open("memory://") as ledger:
+        limits = {"per_payment_max": {"usd": 5000}, "stored_amount_max": {"usd": 2000}}
+        ledger.record_many(
+            [r.location(limits=limits, device_limits={"stored_amount_max": {}}), r.device()]
+        )
+        until, at = datetime.fromisoformat(r.at(30)), datetime.fromisoformat(r.at(0))
+        ledger.allow("tmr_1", "tml_1", {"usd": 1000}, count=5, valid_until=until, at=at)
+        _store(ledger, A, 800, 1)
+        _store(ledger, B, 500, 2)  # 1300 under an allowance of 1000
+        assert {b["code"] for b in ledger.payment(B).breaches} == {"OFFLINE_ALLOWANCE_EXCEEDED"}
+        (history,) = histories(ledger.store)
+        again = replay(history, ledger.policy, refused_go_online=False)
+        assert [(j.sale.offline_id, j.breaches) for j in again.judged] == [(A, ()), (B, ())]
+        proposed = ProposedLimits.model_validate(
+            {"limits": {**limits, "stored_amount_max": {"usd": 1000}}}
+        )
+        (usd,) = compare(history, ledger.policy, proposed)
+    assert [change.sale.offline_id for change in usd.changes] == [B]
+    assert (usd.refused_recorded, usd.refused_proposed) == (0, 1)
