@@ -29,7 +29,7 @@ from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_fo
 from ledger.views import LocationStatus, PaymentState
 
 BATCH = 20_000  # events between two progress reports
-STREAM_ROWS = 10_000  # rows a streamed read fetches at a time
+STREAM_ROWS = 2_000  # rows a streamed read fetches at a time: a page stays in the CPU cache
 INVARIANT_PROBLEMS_MAX = 100
 
 
@@ -253,7 +253,7 @@ def _first_orphan_link(conn: sa.Connection, kind: str) -> int:
 
 
 def _pages(
-    conn: sa.Connection, kind: str, query: str, name: str
+    conn: sa.Connection, kind: str, query: str, name: str, params: tuple[Any, ...] = ()
 ) -> Iterator[list[tuple[Any, ...]]]:
     """Every row of `query` in constant memory, straight from the driver (no SQLAlchemy rows),
     STREAM_ROWS at a time: on PostgreSQL from a server-side cursor, in binary (bytea as it is,
@@ -261,13 +261,13 @@ def _pages(
     raw: Any = conn.connection.driver_connection
     if kind == "postgresql":
         with raw.cursor(name=name, binary=True) as cursor:
-            cursor.execute(query)
+            cursor.execute(query, params or None)
             while rows := cursor.fetchmany(STREAM_ROWS):
                 yield rows
         return
     cursor = raw.cursor()
     try:
-        cursor.execute(query)
+        cursor.execute(query, params)
         while rows := cursor.fetchmany(STREAM_ROWS):
             yield rows
     finally:
@@ -279,19 +279,50 @@ def _pages(
 
 def check_invariants(ledger: Ledger) -> list[str]:
     """The domain's invariants (`_Invariants`) over the events of their topics alone, without
-    the chain."""
+    the chain: one streamed read of those events, in position order, as the walk reads them
+    (through the driver, stream ids and topics as bytes)."""
     invariants = _Invariants(ledger.store.mapper)
-    start: int | None = None
-    while not invariants.done and (
-        page := ledger.store.recorder.select_notifications(
-            start=start, limit=BATCH, topics=sorted(invariants.topics), inclusive_of_start=False
-        )
-    ):
-        invariants.see(
-            [(n.id, UUID(str(n.originator_id)).bytes, n.topic.encode(), n.state) for n in page]
-        )
-        start = page[-1].id
+    kind = ledger.config.kind
+    to_bytes = _stream_bytes(kind)
+    engine = engine_for(ledger.config)
+    try:
+        with engine.connect() as conn, collector_paused():
+            for rows in _topic_pages(conn, kind, sorted(invariants.topics)):
+                invariants.see(
+                    [
+                        (
+                            position,
+                            stream if stream.__class__ is bytes else to_bytes(stream),
+                            topic,
+                            state,
+                        )
+                        for position, stream, topic, state in rows
+                    ]
+                )
+                if invariants.done:
+                    break
+    finally:
+        engine.dispose()
     return invariants.problems()
+
+
+def _topic_pages(
+    conn: sa.Connection, kind: str, topics: list[str]
+) -> Iterator[list[tuple[Any, ...]]]:
+    """(position, stream id, topic's UTF-8, state) of the events of `topics`, in position
+    order, a page at a time (`_pages`)."""
+    if kind == "postgresql":
+        query = (
+            "SELECT notification_id, uuid_send(originator_id), convert_to(topic, 'UTF8'), state "
+            f"FROM {POSTGRES_EVENTS_TABLE} WHERE topic = ANY(%s) ORDER BY notification_id"
+        )
+        return _pages(conn, kind, query, "invariant_events", (topics,))
+    marks = ", ".join("?" * len(topics))
+    query = (
+        "SELECT rowid, originator_id, CAST(topic AS BLOB), state "
+        f"FROM {SQLITE_EVENTS_TABLE} WHERE topic IN ({marks}) ORDER BY rowid"
+    )
+    return _pages(conn, kind, query, "invariant_events", tuple(topics))
 
 
 Key = tuple[bytes, str, str]  # location stream id, device, currency
@@ -322,6 +353,7 @@ class _Invariants:
         self.stored_payments: set[bytes] = set()  # streams
         self.stored_at_locations: dict[str, tuple[Key, int]] = {}  # offline_id -> key, amount
         self.forwarded: set[bytes] = set()
+        self.locations: dict[str, bytes] = {}  # location id -> its stream id
         by_class: dict[type[Any], Rule] = {
             Payment.Created: _Invariants._created,
             Location.PaymentStored: _Invariants._stored_at_location,
@@ -378,7 +410,11 @@ class _Invariants:
         ]
 
     def _created(self, stream: bytes, fields: dict[str, Any]) -> None:
-        location = identity.location_id(fields["location_id"]).bytes
+        location = self.locations.get(fields["location_id"])
+        if location is None:  # a stream id is a SHA-1 away: once per location
+            location = self.locations[fields["location_id"]] = identity.location_id(
+                fields["location_id"]
+            ).bytes
         key = (location, fields["device_id"], fields["currency"])
         self.payments[stream] = (fields["offline_id"], key, fields["amount"])
 
