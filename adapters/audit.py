@@ -109,16 +109,39 @@ def _check_chain(
     marks: frozenset[int] = frozenset(),
     invariants: _Invariants | None = None,
 ) -> None:
-    """One streamed pass over the events, each with its link, in position order: each event
-    is hashed from its raw values (stream id bytes, topic UTF-8, state) and its link checked,
-    stopping at the first problem; the events `invariants` reads are handed to it as they
-    pass. A link whose event is gone is found first, by the database (`_first_orphan_link`).
-    `result` holds the count and head hash of what verified, and both at each position of
-    `marks`."""
+    """One streamed pass over the events, each with its link, in position order (`_walk_links`),
+    stopping at the first problem. A link whose event is gone is reported at its own
+    position, as the first problem when no event before it has one: such a link breaks the
+    chain at the next event, or, after the last one, is a link more than the events walked.
+    Only then is it looked for, by the database (`_first_orphan_link`), and the walk done
+    again knowing it, to stop where it would have with it known from the start (count, head
+    hash and marks as of that link). `result` holds the count and head hash of what
+    verified, and both at each position of `marks`."""
+    _walk_links(conn, kind, result, progress, marks, invariants, _NONE)
+    if result.problem is None and _links(conn) == result.count:
+        return
+    orphan = _first_orphan_link(conn, kind)
+    if orphan < (_NONE if result.problem is None else result.problem.position):
+        result.problem, result.marks = None, {}
+        _walk_links(conn, kind, result, None, marks, None, orphan)
+
+
+def _walk_links(
+    conn: sa.Connection,
+    kind: str,
+    result: VerifyResult,
+    progress: Callable[[int], None] | None,
+    marks: frozenset[int],
+    invariants: _Invariants | None,
+    orphan: int,
+) -> None:
+    """The walk: each event is hashed from its raw values (stream id bytes, topic UTF-8,
+    state) and its link checked, stopping at the first problem, or at the first event past
+    `orphan` (a link without its event); the events `invariants` reads are handed to it a
+    page at a time."""
     to_bytes = _stream_bytes(kind)
     # Topics as their UTF-8, read so by the database: those the invariants read.
     wanted = invariants.rules if invariants is not None else {}
-    orphan = _first_orphan_link(conn, kind)
     deleted = ChainProblem(orphan, "deleted", "a link without its event: the event was deleted")
     previous, count = GENESIS, 0
     # `content_hash_of` and `chain_hash`, inlined: two calls per event were a tenth of it.
@@ -234,6 +257,10 @@ def _linked_pages(conn: sa.Connection, kind: str) -> Iterator[list[tuple[Any, ..
             f"LEFT JOIN {CHAIN_TABLE} c ON c.position = e.rowid ORDER BY e.rowid"
         )
     return _pages(conn, kind, query, "verify_events")
+
+
+def _links(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.text(f"SELECT count(*) FROM {CHAIN_TABLE}")).scalar_one())
 
 
 def _first_orphan_link(conn: sa.Connection, kind: str) -> int:
