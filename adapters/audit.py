@@ -9,8 +9,11 @@ count it reports with ones noted earlier (an export's manifest keeps them).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Collection, Iterable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Collection, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -146,9 +149,10 @@ def _walk_links(
     previous, count = GENESIS, 0
     # `content_hash_of` and `chain_hash`, inlined: two calls per event were a tenth of it.
     sha256, header = hashlib.sha256, CONTENT_HEADER.pack
+    # A page of rows at a time: a generator's step per row costs as much as a check.
+    pages = _linked_pages(conn, kind)
     try:
-        # A page of rows at a time: a generator's step per row costs as much as a check.
-        for rows in _linked_pages(conn, kind):
+        for rows in pages:
             passing: list[Seen] = []  # the page's events the invariants read, for them at once
             for position, stream, version, topic, state, linked, chained in rows:
                 if position > orphan or linked is None:
@@ -192,6 +196,7 @@ def _walk_links(
         if orphan < _NONE:
             result.problem = deleted
     finally:
+        pages.close()  # on PostgreSQL, stops the thread that reads ahead (`_pages`)
         result.count, result.head_hash = count, previous.hex()
 
 
@@ -234,9 +239,10 @@ def _moved_or_altered(conn: sa.Connection, position: int, content: bytes) -> Cha
 
 
 _NONE = 2**63  # past every position: no link without its event
+Row = tuple[Any, ...]  # a row as the driver gives it
 
 
-def _linked_pages(conn: sa.Connection, kind: str) -> Iterator[list[tuple[Any, ...]]]:
+def _linked_pages(conn: sa.Connection, kind: str) -> Generator[list[Row], None, None]:
     """(position, stream id, version, topic, state, content hash, chain hash) of every event
     with its link (NULL hashes without one), in position order, a page of rows at a time:
     one ordered read of each table, merged by the database. The topic comes as its UTF-8
@@ -281,16 +287,16 @@ def _first_orphan_link(conn: sa.Connection, kind: str) -> int:
 
 def _pages(
     conn: sa.Connection, kind: str, query: str, name: str, params: tuple[Any, ...] = ()
-) -> Iterator[list[tuple[Any, ...]]]:
+) -> Generator[list[Row], None, None]:
     """Every row of `query` in constant memory, straight from the driver (no SQLAlchemy rows),
     STREAM_ROWS at a time: on PostgreSQL from a server-side cursor, in binary (bytea as it is,
-    not hex text to decode); SQLite's cursor steps through the table as it is read."""
+    not hex text to decode), the next page fetched while this one is walked (`_prefetched`);
+    SQLite's cursor steps through the table as it is read."""
     raw: Any = conn.connection.driver_connection
     if kind == "postgresql":
         with raw.cursor(name=name, binary=True) as cursor:
             cursor.execute(query, params or None)
-            while rows := cursor.fetchmany(STREAM_ROWS):
-                yield rows
+            yield from _prefetched(cursor.fetchmany)
         return
     cursor = raw.cursor()
     try:
@@ -299,6 +305,39 @@ def _pages(
             yield rows
     finally:
         cursor.close()
+
+
+def _prefetched(fetch: Callable[[int], list[Row]]) -> Generator[list[Row], None, None]:
+    """The pages `fetch` gives, each next one fetched by a thread while the caller walks the
+    one before: the server reads and sends a page while the client hashes the last (waiting
+    on the socket holds no GIL), where one after the other each would wait for the other. A
+    page at most waits to be walked: memory stays a few pages."""
+    pages: queue.Queue[list[Row] | BaseException] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def fetching() -> None:
+        try:
+            while not stop.is_set():
+                rows = fetch(STREAM_ROWS)
+                pages.put(rows)
+                if not rows:
+                    return
+        except BaseException as error:  # raised again by the reader, in its thread
+            pages.put(error)
+
+    thread = threading.Thread(target=fetching, name="verify-prefetch", daemon=True)
+    thread.start()
+    try:
+        while page := pages.get():
+            if isinstance(page, BaseException):
+                raise page
+            yield page
+    finally:
+        stop.set()
+        while thread.is_alive():  # a page it waits to hand over is taken and dropped
+            with contextlib.suppress(queue.Empty):
+                pages.get(timeout=0.01)
+        thread.join()
 
 
 # -- invariants -------------------------------------------------------------------------------
@@ -313,8 +352,12 @@ def check_invariants(ledger: Ledger) -> list[str]:
     to_bytes = _stream_bytes(kind)
     engine = engine_for(ledger.config)
     try:
-        with engine.connect() as conn, collector_paused():
-            for rows in _topic_pages(conn, kind, sorted(invariants.topics)):
+        with (
+            engine.connect() as conn,
+            collector_paused(),
+            contextlib.closing(_topic_pages(conn, kind, sorted(invariants.topics))) as pages,
+        ):
+            for rows in pages:
                 invariants.see(
                     [
                         (
@@ -335,7 +378,7 @@ def check_invariants(ledger: Ledger) -> list[str]:
 
 def _topic_pages(
     conn: sa.Connection, kind: str, topics: list[str]
-) -> Iterator[list[tuple[Any, ...]]]:
+) -> Generator[list[Row], None, None]:
     """(position, stream id, topic's UTF-8, state) of the events of `topics`, in position
     order, a page at a time (`_pages`)."""
     if kind == "postgresql":

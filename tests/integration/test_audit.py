@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,6 +190,27 @@ def test_a_deleted_event_is_found_at_its_position_with_what_verified_before_it(
     assert (result.problem.kind, result.problem.position) == ("deleted", position)
     assert (result.count, result.head_hash) == before.marks[position - 1]
     assert result.marks == {position - 1: before.marks[position - 1]}
+
+
+def test_a_walk_over_many_pages_stops_at_the_first_problem_and_leaves_no_reader(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of a few rows (PostgreSQL's next page read by a thread while one is walked): the
+    same count and head hash as in one page, the invariants read alike, and a problem found
+    midway leaves no thread reading."""
+    with Ledger.open(url) as ledger:
+        whole = verify(ledger)
+        monkeypatch.setattr("adapters.audit.STREAM_ROWS", 7)
+        paged = verify(ledger)
+        assert (paged.ok, paged.count, paged.head_hash) == (True, whole.count, whole.head_hash)
+        assert check_invariants(ledger) == []
+    with event_table(url) as (conn, table, column):
+        edit_state(conn, table, column)
+    with Ledger.open(url) as ledger:
+        result = verify(ledger)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.position, result.count) == ("altered", 50, 49)
+    assert not [t for t in threading.enumerate() if t.name == "verify-prefetch"]
 
 
 def test_events_saved_past_the_domain_rules_break_the_invariants_verify_reports(
