@@ -9,8 +9,11 @@ count it reports with ones noted earlier (an export's manifest keeps them).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Collection, Iterable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Collection, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,7 +32,7 @@ from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_fo
 from ledger.views import LocationStatus, PaymentState
 
 BATCH = 20_000  # events between two progress reports
-STREAM_ROWS = 10_000  # rows a streamed read fetches at a time
+STREAM_ROWS = 2_000  # rows a streamed read fetches at a time: a page stays in the CPU cache
 INVARIANT_PROBLEMS_MAX = 100
 
 
@@ -109,23 +112,47 @@ def _check_chain(
     marks: frozenset[int] = frozenset(),
     invariants: _Invariants | None = None,
 ) -> None:
-    """One streamed pass over the events, each with its link, in position order: each event
-    is hashed from its raw values (stream id bytes, topic UTF-8, state) and its link checked,
-    stopping at the first problem; the events `invariants` reads are handed to it as they
-    pass. A link whose event is gone is found first, by the database (`_first_orphan_link`).
-    `result` holds the count and head hash of what verified, and both at each position of
-    `marks`."""
+    """One streamed pass over the events, each with its link, in position order (`_walk_links`),
+    stopping at the first problem. A link whose event is gone is reported at its own
+    position, as the first problem when no event before it has one: such a link breaks the
+    chain at the next event, or, after the last one, is a link more than the events walked.
+    Only then is it looked for, by the database (`_first_orphan_link`), and the walk done
+    again knowing it, to stop where it would have with it known from the start (count, head
+    hash and marks as of that link). `result` holds the count and head hash of what
+    verified, and both at each position of `marks`."""
+    _walk_links(conn, kind, result, progress, marks, invariants, _NONE)
+    if result.problem is None and _links(conn) == result.count:
+        return
+    orphan = _first_orphan_link(conn, kind)
+    if orphan < (_NONE if result.problem is None else result.problem.position):
+        result.problem, result.marks = None, {}
+        _walk_links(conn, kind, result, None, marks, None, orphan)
+
+
+def _walk_links(
+    conn: sa.Connection,
+    kind: str,
+    result: VerifyResult,
+    progress: Callable[[int], None] | None,
+    marks: frozenset[int],
+    invariants: _Invariants | None,
+    orphan: int,
+) -> None:
+    """The walk: each event is hashed from its raw values (stream id bytes, topic UTF-8,
+    state) and its link checked, stopping at the first problem, or at the first event past
+    `orphan` (a link without its event); the events `invariants` reads are handed to it a
+    page at a time."""
     to_bytes = _stream_bytes(kind)
     # Topics as their UTF-8, read so by the database: those the invariants read.
     wanted = invariants.rules if invariants is not None else {}
-    orphan = _first_orphan_link(conn, kind)
     deleted = ChainProblem(orphan, "deleted", "a link without its event: the event was deleted")
     previous, count = GENESIS, 0
     # `content_hash_of` and `chain_hash`, inlined: two calls per event were a tenth of it.
     sha256, header = hashlib.sha256, CONTENT_HEADER.pack
+    # A page of rows at a time: a generator's step per row costs as much as a check.
+    pages = _linked_pages(conn, kind)
     try:
-        # A page of rows at a time: a generator's step per row costs as much as a check.
-        for rows in _linked_pages(conn, kind):
+        for rows in pages:
             passing: list[Seen] = []  # the page's events the invariants read, for them at once
             for position, stream, version, topic, state, linked, chained in rows:
                 if position > orphan or linked is None:
@@ -169,6 +196,7 @@ def _check_chain(
         if orphan < _NONE:
             result.problem = deleted
     finally:
+        pages.close()  # on PostgreSQL, stops the thread that reads ahead (`_pages`)
         result.count, result.head_hash = count, previous.hex()
 
 
@@ -211,9 +239,10 @@ def _moved_or_altered(conn: sa.Connection, position: int, content: bytes) -> Cha
 
 
 _NONE = 2**63  # past every position: no link without its event
+Row = tuple[Any, ...]  # a row as the driver gives it
 
 
-def _linked_pages(conn: sa.Connection, kind: str) -> Iterator[list[tuple[Any, ...]]]:
+def _linked_pages(conn: sa.Connection, kind: str) -> Generator[list[Row], None, None]:
     """(position, stream id, version, topic, state, content hash, chain hash) of every event
     with its link (NULL hashes without one), in position order, a page of rows at a time:
     one ordered read of each table, merged by the database. The topic comes as its UTF-8
@@ -236,6 +265,10 @@ def _linked_pages(conn: sa.Connection, kind: str) -> Iterator[list[tuple[Any, ..
     return _pages(conn, kind, query, "verify_events")
 
 
+def _links(conn: sa.Connection) -> int:
+    return int(conn.execute(sa.text(f"SELECT count(*) FROM {CHAIN_TABLE}")).scalar_one())
+
+
 def _first_orphan_link(conn: sa.Connection, kind: str) -> int:
     """The first position whose link has no event (`_NONE` when every link has one)."""
     events, position = (
@@ -253,25 +286,58 @@ def _first_orphan_link(conn: sa.Connection, kind: str) -> int:
 
 
 def _pages(
-    conn: sa.Connection, kind: str, query: str, name: str
-) -> Iterator[list[tuple[Any, ...]]]:
+    conn: sa.Connection, kind: str, query: str, name: str, params: tuple[Any, ...] = ()
+) -> Generator[list[Row], None, None]:
     """Every row of `query` in constant memory, straight from the driver (no SQLAlchemy rows),
     STREAM_ROWS at a time: on PostgreSQL from a server-side cursor, in binary (bytea as it is,
-    not hex text to decode); SQLite's cursor steps through the table as it is read."""
+    not hex text to decode), the next page fetched while this one is walked (`_prefetched`);
+    SQLite's cursor steps through the table as it is read."""
     raw: Any = conn.connection.driver_connection
     if kind == "postgresql":
         with raw.cursor(name=name, binary=True) as cursor:
-            cursor.execute(query)
-            while rows := cursor.fetchmany(STREAM_ROWS):
-                yield rows
+            cursor.execute(query, params or None)
+            yield from _prefetched(cursor.fetchmany)
         return
     cursor = raw.cursor()
     try:
-        cursor.execute(query)
+        cursor.execute(query, params)
         while rows := cursor.fetchmany(STREAM_ROWS):
             yield rows
     finally:
         cursor.close()
+
+
+def _prefetched(fetch: Callable[[int], list[Row]]) -> Generator[list[Row], None, None]:
+    """The pages `fetch` gives, each next one fetched by a thread while the caller walks the
+    one before: the server reads and sends a page while the client hashes the last (waiting
+    on the socket holds no GIL), where one after the other each would wait for the other. A
+    page at most waits to be walked: memory stays a few pages."""
+    pages: queue.Queue[list[Row] | BaseException] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def fetching() -> None:
+        try:
+            while not stop.is_set():
+                rows = fetch(STREAM_ROWS)
+                pages.put(rows)
+                if not rows:
+                    return
+        except BaseException as error:  # raised again by the reader, in its thread
+            pages.put(error)
+
+    thread = threading.Thread(target=fetching, name="verify-prefetch", daemon=True)
+    thread.start()
+    try:
+        while page := pages.get():
+            if isinstance(page, BaseException):
+                raise page
+            yield page
+    finally:
+        stop.set()
+        while thread.is_alive():  # a page it waits to hand over is taken and dropped
+            with contextlib.suppress(queue.Empty):
+                pages.get(timeout=0.01)
+        thread.join()
 
 
 # -- invariants -------------------------------------------------------------------------------
@@ -279,19 +345,54 @@ def _pages(
 
 def check_invariants(ledger: Ledger) -> list[str]:
     """The domain's invariants (`_Invariants`) over the events of their topics alone, without
-    the chain."""
+    the chain: one streamed read of those events, in position order, as the walk reads them
+    (through the driver, stream ids and topics as bytes)."""
     invariants = _Invariants(ledger.store.mapper)
-    start: int | None = None
-    while not invariants.done and (
-        page := ledger.store.recorder.select_notifications(
-            start=start, limit=BATCH, topics=sorted(invariants.topics), inclusive_of_start=False
-        )
-    ):
-        invariants.see(
-            [(n.id, UUID(str(n.originator_id)).bytes, n.topic.encode(), n.state) for n in page]
-        )
-        start = page[-1].id
+    kind = ledger.config.kind
+    to_bytes = _stream_bytes(kind)
+    engine = engine_for(ledger.config)
+    try:
+        with (
+            engine.connect() as conn,
+            collector_paused(),
+            contextlib.closing(_topic_pages(conn, kind, sorted(invariants.topics))) as pages,
+        ):
+            for rows in pages:
+                invariants.see(
+                    [
+                        (
+                            position,
+                            stream if stream.__class__ is bytes else to_bytes(stream),
+                            topic,
+                            state,
+                        )
+                        for position, stream, topic, state in rows
+                    ]
+                )
+                if invariants.done:
+                    break
+    finally:
+        engine.dispose()
     return invariants.problems()
+
+
+def _topic_pages(
+    conn: sa.Connection, kind: str, topics: list[str]
+) -> Generator[list[Row], None, None]:
+    """(position, stream id, topic's UTF-8, state) of the events of `topics`, in position
+    order, a page at a time (`_pages`)."""
+    if kind == "postgresql":
+        query = (
+            "SELECT notification_id, uuid_send(originator_id), convert_to(topic, 'UTF8'), state "
+            f"FROM {POSTGRES_EVENTS_TABLE} WHERE topic = ANY(%s) ORDER BY notification_id"
+        )
+        return _pages(conn, kind, query, "invariant_events", (topics,))
+    marks = ", ".join("?" * len(topics))
+    query = (
+        "SELECT rowid, originator_id, CAST(topic AS BLOB), state "
+        f"FROM {SQLITE_EVENTS_TABLE} WHERE topic IN ({marks}) ORDER BY rowid"
+    )
+    return _pages(conn, kind, query, "invariant_events", tuple(topics))
 
 
 Key = tuple[bytes, str, str]  # location stream id, device, currency
@@ -322,6 +423,7 @@ class _Invariants:
         self.stored_payments: set[bytes] = set()  # streams
         self.stored_at_locations: dict[str, tuple[Key, int]] = {}  # offline_id -> key, amount
         self.forwarded: set[bytes] = set()
+        self.locations: dict[str, bytes] = {}  # location id -> its stream id
         by_class: dict[type[Any], Rule] = {
             Payment.Created: _Invariants._created,
             Location.PaymentStored: _Invariants._stored_at_location,
@@ -378,7 +480,11 @@ class _Invariants:
         ]
 
     def _created(self, stream: bytes, fields: dict[str, Any]) -> None:
-        location = identity.location_id(fields["location_id"]).bytes
+        location = self.locations.get(fields["location_id"])
+        if location is None:  # a stream id is a SHA-1 away: once per location
+            location = self.locations[fields["location_id"]] = identity.location_id(
+                fields["location_id"]
+            ).bytes
         key = (location, fields["device_id"], fields["currency"])
         self.payments[stream] = (fields["offline_id"], key, fields["amount"])
 

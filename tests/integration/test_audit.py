@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 
 from adapters.audit import check_invariants, verify
 from ledger import Ledger, LedgerError, identity
+from ledger.chain import link
 from ledger.location import Location
 from ledger.payment import Payment
 from ledger.postgres import APPEND_EVENTS_MAX
@@ -137,6 +139,78 @@ def test_a_direct_change_to_the_database_is_found_at_the_first_bad_position(
     assert not result["ok"]
     done = run("audit", "verify", "--db", url)
     assert f"TAMPERED at position {position}" in done.stderr
+
+
+def rechain_after(conn: sa.Connection, table: str, column: str, position: int) -> None:
+    """Every link after `position` computed again from the one before it, as whoever deleted
+    the event there and wanted the rest of the chain to hold would."""
+    previous = conn.execute(
+        sa.text(
+            "SELECT chain_hash FROM event_chain WHERE position < :p ORDER BY position DESC LIMIT 1"
+        ),
+        {"p": position},
+    ).scalar_one()
+    rows = conn.execute(
+        sa.text(
+            f"SELECT {column}, originator_id, originator_version, topic, state FROM {table} "
+            f"WHERE {column} > :p ORDER BY {column}"
+        ),
+        {"p": position},
+    ).all()
+    events = [
+        (at, stream, version, topic, bytes(state)) for at, stream, version, topic, state in rows
+    ]
+    for at, _, chained in link(bytes(previous), events):
+        conn.execute(
+            sa.text("UPDATE event_chain SET chain_hash = :h WHERE position = :p"),
+            {"h": chained, "p": at},
+        )
+
+
+@pytest.mark.parametrize(("deleted", "rechained"), [(50, False), (50, True), (None, False)])
+def test_a_deleted_event_is_found_at_its_position_with_what_verified_before_it(
+    url: str, deleted: int | None, rechained: bool
+) -> None:
+    """The event deleted and its link left, in the middle (with the links after it computed
+    again, or not) or at the end: reported at its position, with the count, head hash and
+    marks of the events before it."""
+    with event_table(url) as (conn, table, column):
+        last = int(conn.execute(sa.text(f"SELECT max({column}) FROM {table}")).scalar_one())
+    position = last if deleted is None else deleted
+    marks = {position - 1, last}
+    with Ledger.open(url) as ledger:
+        before = verify(ledger, marks=marks)
+    with event_table(url) as (conn, table, column):
+        conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = :p"), {"p": position})
+        if rechained:
+            rechain_after(conn, table, column, position)
+    with Ledger.open(url) as ledger:
+        result = verify(ledger, marks=marks)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.position) == ("deleted", position)
+    assert (result.count, result.head_hash) == before.marks[position - 1]
+    assert result.marks == {position - 1: before.marks[position - 1]}
+
+
+def test_a_walk_over_many_pages_stops_at_the_first_problem_and_leaves_no_reader(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of a few rows (PostgreSQL's next page read by a thread while one is walked): the
+    same count and head hash as in one page, the invariants read alike, and a problem found
+    midway leaves no thread reading."""
+    with Ledger.open(url) as ledger:
+        whole = verify(ledger)
+        monkeypatch.setattr("adapters.audit.STREAM_ROWS", 7)
+        paged = verify(ledger)
+        assert (paged.ok, paged.count, paged.head_hash) == (True, whole.count, whole.head_hash)
+        assert check_invariants(ledger) == []
+    with event_table(url) as (conn, table, column):
+        edit_state(conn, table, column)
+    with Ledger.open(url) as ledger:
+        result = verify(ledger)
+    assert result.problem is not None
+    assert (result.problem.kind, result.problem.position, result.count) == ("altered", 50, 49)
+    assert not [t for t in threading.enumerate() if t.name == "verify-prefetch"]
 
 
 def test_events_saved_past_the_domain_rules_break_the_invariants_verify_reports(
