@@ -133,9 +133,16 @@ def _joined_ids_sqlite(element: _JoinedIds, compiler: SQLCompiler, **kw: Any) ->
 
 @compiles(_JoinedIds, "postgresql")
 def _joined_ids_postgresql(element: _JoinedIds, compiler: SQLCompiler, **kw: Any) -> str:
-    # Sorted as Python sorts strings (by code point: the bytes of UTF-8, collation "C").
+    # Sorted as Python sorts strings (by code point: the bytes of UTF-8, collation "C"). Not
+    # by `string_agg(... ORDER BY ...)`, which sorts every group, a million sorts of one id in
+    # a report of a million payments: a payment names one id, and only a list of several is
+    # split and sorted (the ids hold no ";").
     ids = compiler.process(element.clauses, **kw)
-    return f"string_agg({ids}, ';' ORDER BY {ids} COLLATE \"C\")"
+    return (
+        f"CASE WHEN count({ids}) = 1 THEN min({ids}) ELSE (SELECT string_agg(named_id, ';' "
+        f"ORDER BY named_id COLLATE \"C\") FROM string_to_table(string_agg({ids}, ';'), ';') "
+        "AS named_id) END"
+    )
 
 
 class _Bytewise(FunctionElement[Any]):
@@ -242,11 +249,13 @@ def _rfc3339_sqlite(element: _Rfc3339, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(_Rfc3339, "postgresql")
 def _rfc3339_postgresql(element: _Rfc3339, compiler: SQLCompiler, **kw: Any) -> str:
     # An orphan's NULL times are untyped: cast, to_char needs a timestamp.
+    # One to_char a time (the format picked by the microseconds), not one for the seconds
+    # and one more for their fraction: to_char is most of the cost.
     t = f"CAST({compiler.process(element.clauses, **kw)} AS TIMESTAMP)"
     return (
-        f"(to_char({t}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-        f"CAST(date_part('microseconds', {t}) AS BIGINT) %% 1000000 = 0 THEN '' "
-        f"ELSE to_char({t}, '.US') END || 'Z')"
+        f"CASE WHEN CAST(date_part('microseconds', {t}) AS BIGINT) %% 1000000 = 0 "
+        f'THEN to_char({t}, \'YYYY-MM-DD"T"HH24:MI:SS"Z"\') '
+        f'ELSE to_char({t}, \'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\') END'
     )
 
 
@@ -778,45 +787,58 @@ def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -
     A payment names an id when it sees the Stripe payment of that key (through a
     PaymentIntent the ledger recorded for it, or through its offline_id: `seen`) or when the
     ledger recorded it (`ledger`): each (payment, id) once, with what the seen Stripe payment
-    took and whether it is the ledger's PaymentIntent carried from the join that found it. In
+    took and whether it is the ledger's PaymentIntent carried from the join that found it
+    (the offline_id join, then what only the ledger's ids name: `_ledger_beyond`). In
     the order they were created, the seen ids give the primary Stripe payment (the ledger's
     PaymentIntent, else the first seen) and the first that took money (what the others took
     is the `extra`); the recorded ones no Stripe payment shows are `unseen`.
     """
     p = payments.alias("p")
     one, zero = literal(1, BigInteger), literal(0, BigInteger)
+    beyond = _ledger_beyond(stages, side, ledger_pis)
 
-    def found(owner: Any, amount: ColumnElement[Any], own: ColumnElement[Any]) -> Select[Any]:
-        live = or_(side.c.status.is_(None), side.c.status.not_in(NO_MONEY))
+    def found(
+        owner: Any, stripe: Any, amount: ColumnElement[Any], own: ColumnElement[Any]
+    ) -> Select[Any]:
+        live = or_(stripe.c.status.is_(None), stripe.c.status.not_in(NO_MONEY))
         taken = case(
-            (or_(side.c.amount.is_(None), side.c.amount == 0), amount), else_=side.c.amount
+            (or_(stripe.c.amount.is_(None), stripe.c.amount == 0), amount), else_=stripe.c.amount
         )
         return select(
             owner.c.offline_id,
-            side.c.key.label("id"),
+            stripe.c.key.label("id"),
             one.label("seen"),
             zero.label("ledger"),
             case((live, 1), else_=0).label("live"),
             taken.label("taken"),
-            case((side.c.key == own, 1), else_=0).label("own"),
-            side.c.created_at,
+            case((stripe.c.key == own, 1), else_=0).label("own"),
+            stripe.c.created_at,
         )
 
-    both = union_all(
-        found(ledger_pis, ledger_pis.c.payment_amount, ledger_pis.c.payment_pi).join_from(
-            ledger_pis, side, side.c.key == ledger_pis.c.key
+    # The ids only `ledger_beyond` names, each (payment, id) once (two of the ledger's ids
+    # may resolve to one Stripe payment); a recorded id the offline_id join sees is left to
+    # it (that it was recorded matters only while no Stripe payment shows it).
+    again = side.alias("again")
+    beyond_named = union_all(
+        found(beyond, beyond, beyond.c.payment_amount, beyond.c.payment_pi).where(
+            beyond.c.key.is_not(None), beyond.c.elsewhere == 1
         ),
-        found(p, p.c.amount, p.c.payment_intent_id).join_from(
+        select(beyond.c.offline_id, beyond.c.pi, zero, one, zero, null(), zero, null()).where(
+            or_(beyond.c.key.is_(None), beyond.c.aliased == 1),
+            ~exists().where(again.c.key == beyond.c.pi, again.c.offline_id == beyond.c.offline_id),
+        ),
+    ).subquery("beyond_named")
+    b = beyond_named.c
+    # The offline_id join names each (payment, id) once, and none of those above: no fold
+    # of its (most of a report's) rows.
+    named = union_all(
+        found(p, side, p.c.amount, p.c.payment_intent_id).join_from(
             p, side, side.c.offline_id == p.c.offline_id
         ),
-        select(ledger_pis.c.offline_id, ledger_pis.c.pi, zero, one, zero, null(), zero, null()),
-    ).subquery("both_named")
-    b = both.c
-    named = (
-        select(b.offline_id, b.id, *(func.max(b[name]).label(name) for name in _NAMED))
-        .group_by(b.offline_id, b.id)
-        .subquery("named")
-    )
+        select(b.offline_id, b.id, *(func.max(b[name]).label(name) for name in _NAMED)).group_by(
+            b.offline_id, b.id
+        ),
+    ).subquery("named")
     n: Any = named.c
     first_taken: ColumnElement[Any]
     first_seen: ColumnElement[Any]
@@ -854,6 +876,33 @@ def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -
             _JoinedIds(n.id).label("ids"),
         ).group_by(payment),
         "offline_id",
+    )
+
+
+def _ledger_beyond(stages: Stages, side: Table, ledger_pis: Table) -> Table:
+    """The ledger's PaymentIntents with the Stripe payment each resolves to (`key`, NULL when
+    Stripe shows none), but for those the offline_id join finds again under the same id.
+
+    A ledger PaymentIntent that is its own key (the usual case: a "pi_" id) and whose Stripe
+    payment carries the payment's offline_id names nothing the offline_id join does not: the
+    same (payment, id), the same Stripe payment, the same amounts. Left out here, they are
+    most of a report's payments; what is left (Stripe shows no such payment, it carries
+    another offline_id or none, or the id resolved to another key) is what `_per_payment`
+    adds to the offline_id join: the seen ids (`elsewhere`) and the recorded ids that may be
+    unseen (no key, or `aliased`)."""
+    lp = ledger_pis.c
+    elsewhere = side.c.offline_id.is_distinct_from(lp.offline_id)
+    aliased = lp.key != lp.pi
+    return stages.add(
+        "ledger_beyond",
+        select(
+            *(lp[name] for name in ("offline_id", "pi", "payment_amount", "payment_pi")),
+            *(side.c[name] for name in ("key", "status", "amount", "created_at")),
+            case((elsewhere, 1), else_=0).label("elsewhere"),
+            case((aliased, 1), else_=0).label("aliased"),
+        )
+        .select_from(ledger_pis.outerjoin(side, side.c.key == lp.key))
+        .where(or_(side.c.key.is_(None), elsewhere, aliased)),
     )
 
 
