@@ -353,9 +353,17 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         f"({', '.join(quote(column.name) for column in columns)}) "
     )
     if dialect.name == "postgresql":
-        arrays = ", ".join(f"%s::{column.type.compile(dialect)}[]" for column in columns)
-        by_column = tuple(map(list, zip(*tuples, strict=True)))
-        conn.exec_driver_sql(f"{into}SELECT * FROM unnest({arrays})", by_column)
+        names = ", ".join(quote(column.name) for column in columns)
+        raw: Any = conn.connection.driver_connection
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(
+                f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN"
+            ) as copy,
+        ):
+            write = copy.write_row
+            for values in tuples:
+                write(values)
         return
     processors = [
         (index, process)
