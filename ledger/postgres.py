@@ -331,7 +331,9 @@ class PostgresStates:
         ):
             while True:
                 wanted = limit - len(found)
-                cursor.execute(self.sql, (after, after + span, chosen, wanted), prepare=True)
+                cursor.execute(
+                    self.sql, (after, after + span, chosen, wanted), prepare=True, binary=True
+                )
                 rows = cursor.fetchall()
                 found += rows
                 if len(rows) == wanted:

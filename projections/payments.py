@@ -46,11 +46,16 @@ class PaymentsProjection(Projection):
     def apply(self, conn: Connection, events: Sequence[StoredFields]) -> None:
         """Folded on each payment's row as a list of its values in the table's order, as the
         driver reads them and `insert_values` writes them: no dict per row built, filled
-        and taken apart again."""
+        and taken apart again. A payment created in the batch has no row to look up (its
+        creation is its stream's first event)."""
+        created = {stream for _, stream, topic, _ in events if topic == _CREATED}
         rows: dict[str, Row] = {
             values[_STREAM]: list(values)
             for values in rows_among(
-                conn, payments, "stream_id", {stream for _, stream, _, _ in events}
+                conn,
+                payments,
+                "stream_id",
+                {stream for _, stream, _, _ in events}.difference(created),
             )
         }
         existing = list(rows)
