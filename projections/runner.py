@@ -344,7 +344,8 @@ def _where_among(
         for at in range(0, len(listed), ID_CHUNK):
             chunk = listed[at : at + ID_CHUNK]
             if dialect.name == "postgresql":
-                cursor.execute(f"{statement}= ANY(%s)", (chunk,))
+                # Binary: the ids' array is sent as it is, not quoted id by id as text.
+                cursor.execute(f"{statement}= ANY(%s)", (chunk,), binary=True)
             else:
                 cursor.execute(f"{statement}IN ({', '.join('?' * len(chunk))})", chunk)
             if fetch:
