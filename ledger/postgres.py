@@ -296,23 +296,52 @@ class PostgresVersions:
 
 class PostgresStates:
     """Stored events after a position, of some topics, in log order (`ledger.storage.
-    states_reader`); stream ids as hex, encoded by the server."""
+    states_reader`); stream ids as hex, encoded by the server.
+
+    Read a window of positions at a time, the window doubled while it holds fewer than the
+    events asked for: asked for the events after a position with no upper bound, the planner
+    chose by its estimates (none on a table never analyzed) a scan of every later event and
+    a sort of them, for each batch of a catch-up; a window is one bounded range of the
+    index whatever the estimates, and a rare topic still costs a few windows, not a scan
+    per batch."""
 
     def __init__(self, recorder: PostgresApplicationRecorder) -> None:
         self.recorder = recorder
+        names = {
+            "schema": Identifier(recorder.datastore.schema),
+            "table": Identifier(recorder.events_table_name),
+        }
         self.sql = SQL(
             "SELECT notification_id, encode(uuid_send(originator_id), 'hex'), topic, state "
-            "FROM {schema}.{table} WHERE notification_id > %s AND topic = ANY(%s) "
-            "ORDER BY notification_id LIMIT %s"
-        ).format(
-            schema=Identifier(recorder.datastore.schema),
-            table=Identifier(recorder.events_table_name),
+            "FROM {schema}.{table} WHERE notification_id > %s AND notification_id <= %s "
+            "AND topic = ANY(%s) ORDER BY notification_id LIMIT %s"
+        ).format(**names)
+        self.end_sql = SQL("SELECT coalesce(max(notification_id), 0) FROM {schema}.{table}").format(
+            **names
         )
 
     def __call__(self, after: int, limit: int, topics: Sequence[str]) -> list[StoredState]:
+        chosen = list(topics)
+        found: list[StoredState] = []
+        span = limit
+        end: int | None = None
         with (
             self.recorder.datastore.get_connection() as conn,
             conn.cursor(row_factory=tuple_row) as cursor,
         ):
-            cursor.execute(self.sql, (after, list(topics), limit), prepare=True)
-            return cursor.fetchall()
+            while True:
+                wanted = limit - len(found)
+                cursor.execute(
+                    self.sql, (after, after + span, chosen, wanted), prepare=True, binary=True
+                )
+                rows = cursor.fetchall()
+                found += rows
+                if len(rows) == wanted:
+                    return found
+                if end is None:
+                    cursor.execute(self.end_sql)
+                    end = int(cursor.fetchall()[0][0])
+                after += span
+                if after >= end:
+                    return found
+                span *= 2

@@ -16,9 +16,9 @@ from ledger.payment import Payment, Status
 from projections.runner import (
     Moment,
     Projection,
+    delete_rows,
     insert_rows,
-    load_rows,
-    replace_rows,
+    insert_values,
     rows_among,
     stored_moments,
 )
@@ -44,24 +44,84 @@ class PaymentsProjection(Projection):
     tables = (payments, payment_intent_links)
 
     def apply(self, conn: Connection, events: Sequence[StoredFields]) -> None:
-        rows = load_rows(conn, payments, "stream_id", {stream for _, stream, _, _ in events})
+        """Folded on each payment's row as a list of its values in the table's order, as the
+        driver reads them and `insert_values` writes them: no dict per row built, filled
+        and taken apart again. A payment created in the batch has no row to look up (its
+        creation is its stream's first event)."""
+        created = {stream for _, stream, topic, _ in events if topic == _CREATED}
+        rows: dict[str, Row] = {
+            values[_STREAM]: list(values)
+            for values in rows_among(
+                conn,
+                payments,
+                "stream_id",
+                {stream for _, stream, _, _ in events}.difference(created),
+            )
+        }
         existing = list(rows)
         links: set[tuple[str, str]] = set()
-        at = stored_moments(conn)
+        moment = stored_moments(conn)
+        folds = _FOLDS
         for _, stream, topic, fields in events:
             if topic == _CREATED:
-                rows[stream] = _created(stream, fields, at)
+                row = rows[stream] = _created(stream, fields, moment)
             else:
-                _fold(rows[stream], topic, fields, at)
+                row = rows[stream]
+                folds[topic](row, fields, moment)
             payment_intent_id = fields.get("payment_intent_id")
             if payment_intent_id is not None:
-                links.add((payment_intent_id, rows[stream]["offline_id"]))
-        replace_rows(conn, payments, "stream_id", existing, list(rows.values()))
+                links.add((payment_intent_id, row[_OFFLINE_ID]))
+        delete_rows(conn, payments, "stream_id", existing)
+        insert_values(conn, payments, list(rows.values()))
         _link(conn, links)
 
 
+Row = list[Any]  # a payment's values, in the order of the table's columns
+_AT = {column.name: index for index, column in enumerate(payments.columns)}
+_STREAM, _OFFLINE_ID, _AMOUNT, _STATUS = (
+    _AT["stream_id"],
+    _AT["offline_id"],
+    _AT["amount"],
+    _AT["status"],
+)
+_CARD_BRAND, _PAYMENT_INTENT, _STRIPE_STATUS, _DECLINE_CODE = (
+    _AT["card_brand"],
+    _AT["payment_intent_id"],
+    _AT["stripe_status"],
+    _AT["decline_code"],
+)
+_DUPLICATES, _DUPLICATE_REFUND, _AMOUNT_CAPTURED = (
+    _AT["duplicate_payment_intent_ids"],
+    _AT["duplicate_refund_amount"],
+    _AT["amount_captured"],
+)
+_STORED_AT, _FORWARDED_AT, _DECLINED_AT, _CAPTURED_AT, _CANCELED_AT = (
+    _AT["stored_at"],
+    _AT["forwarded_at"],
+    _AT["declined_at"],
+    _AT["captured_at"],
+    _AT["canceled_at"],
+)
+_CREATED_AT, _BREACHES, _REPORTED_LATE = _AT["created_at"], _AT["breaches"], _AT["reported_late"]
+_CREATED_FIELDS = tuple(
+    (_AT[name], name)
+    for name in ("offline_id", "location_id", "device_id", "amount", "currency", "capture_method")
+)
+
 _CREATED = Payment.Created.TOPIC
 _CREATED_STATUS = Status.CREATED.value
+# A new payment's row: what `Payment.Created` does not say.
+_NEW: Row = [
+    {
+        "status": _CREATED_STATUS,
+        "duplicate_payment_intent_ids": "",
+        "duplicate_refund_amount": 0,
+        "amount_captured": 0,
+        "breaches": "",
+        "reported_late": False,
+    }.get(column.name)
+    for column in payments.columns
+]
 
 
 def _link(conn: Connection, links: set[tuple[str, str]]) -> None:
@@ -82,37 +142,22 @@ def _link(conn: Connection, links: set[tuple[str, str]]) -> None:
         insert_rows(conn, payment_intent_links, new)
 
 
-def _created(stream: str, fields: Fields, at: Moment) -> dict[str, Any]:
-    return {
-        "stream_id": stream,
-        "offline_id": fields["offline_id"],
-        "location_id": fields["location_id"],
-        "device_id": fields["device_id"],
-        "amount": fields["amount"],
-        "currency": fields["currency"],
-        "capture_method": fields["capture_method"],
-        "status": _CREATED_STATUS,
-        "card_brand": None,
-        "payment_intent_id": fields["payment_intent_id"],
-        "duplicate_payment_intent_ids": "",
-        "duplicate_refund_amount": 0,
-        "stripe_status": None,
-        "decline_code": None,
-        "amount_captured": 0,
-        "created_at": at(fields["occurred_at"]["_data_"]),
-        "stored_at": None,
-        "forwarded_at": None,
-        "declined_at": None,
-        "captured_at": None,
-        "canceled_at": None,
-        "breaches": "",
-        "reported_late": False,
-    }
+def _created(stream: str, fields: Fields, moment: Moment) -> Row:
+    row = _NEW.copy()
+    row[_STREAM] = stream
+    for index, name in _CREATED_FIELDS:
+        row[index] = fields[name]
+    row[_PAYMENT_INTENT] = fields["payment_intent_id"]
+    row[_CREATED_AT] = _occurred(fields, moment)
+    return row
 
 
-def _fold(row: dict[str, Any], topic: str, fields: Fields, moment: Moment) -> None:
-    """The same transitions as `Payment`'s events, on a row."""
-    _FOLDS[topic](row, fields, moment(fields["occurred_at"]["_data_"]), moment)
+# The same transitions as `Payment`'s events, on a row; the event's moment worked out only by
+# those that keep it.
+
+
+def _occurred(fields: Fields, moment: Moment) -> Any:
+    return moment(fields["occurred_at"]["_data_"])
 
 
 # Status values as plain text, looked up once (an enum member's `.value` is a descriptor call).
@@ -128,72 +173,74 @@ _CAPTURED, _DECLINED, _CANCELED = (
 )
 
 
-def _collected(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
-    row["card_brand"] = fields["card"].get("brand")
+def _collected(row: Row, fields: Fields, moment: Moment) -> None:
+    row[_CARD_BRAND] = fields["card"].get("brand")
     _breaches(row, card=fields["breaches"])
     if fields["reported_late"]:
-        row["reported_late"] = True
+        row[_REPORTED_LATE] = True
     else:
-        row["status"] = _COLLECTED
+        row[_STATUS] = _COLLECTED
 
 
-def _confirmed(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
-    row["stored_at"] = moment(fields["stored_at"]["_data_"])
+def _confirmed(row: Row, fields: Fields, moment: Moment) -> None:
+    row[_STORED_AT] = moment(fields["stored_at"]["_data_"])
     _breaches(row, store=fields["breaches"])
     if fields["implied"] or fields["reported_late"]:
-        row["reported_late"] = True
+        row[_REPORTED_LATE] = True
     if not fields["reported_late"]:
-        row["status"] = _STORED
+        row[_STATUS] = _STORED
 
 
-def _rejudged(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
+def _rejudged(row: Row, fields: Fields, moment: Moment) -> None:
     _breaches(row, store=fields["breaches"])
 
 
-def _forwarded(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
-    row["forwarded_at"] = at
+def _forwarded(row: Row, fields: Fields, moment: Moment) -> None:
+    at = row[_FORWARDED_AT] = _occurred(fields, moment)
     if fields["implied"]:
-        row["reported_late"] = True
+        row[_REPORTED_LATE] = True
     if fields["reported_late"]:
         return
     status = fields["status"]
-    row["payment_intent_id"] = fields["payment_intent_id"]
-    row["stripe_status"] = status
-    if row["status"] == _DECLINED:
+    row[_PAYMENT_INTENT] = fields["payment_intent_id"]
+    row[_STRIPE_STATUS] = status
+    if row[_STATUS] == _DECLINED:
         return
     if status == "succeeded":
-        row.update(status=_CAPTURED, amount_captured=row["amount"], captured_at=at)
+        row[_STATUS] = _CAPTURED
+        row[_AMOUNT_CAPTURED] = row[_AMOUNT]
+        row[_CAPTURED_AT] = at
     else:
-        row["status"] = _FORWARDED
+        row[_STATUS] = _FORWARDED
 
 
-def _declined(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
+def _declined(row: Row, fields: Fields, moment: Moment) -> None:
     if fields["payment_intent_id"] is not None:
-        row["payment_intent_id"] = fields["payment_intent_id"]
-    row.update(decline_code=fields["decline_code"], status=_DECLINED, declined_at=at)
+        row[_PAYMENT_INTENT] = fields["payment_intent_id"]
+    row[_DECLINE_CODE] = fields["decline_code"]
+    row[_STATUS] = _DECLINED
+    row[_DECLINED_AT] = _occurred(fields, moment)
 
 
-def _captured(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
-    row.update(
-        amount_captured=fields["amount_captured"],
-        stripe_status="succeeded",
-        status=_CAPTURED,
-        captured_at=at,
-    )
+def _captured(row: Row, fields: Fields, moment: Moment) -> None:
+    row[_AMOUNT_CAPTURED] = fields["amount_captured"]
+    row[_STRIPE_STATUS] = "succeeded"
+    row[_STATUS] = _CAPTURED
+    row[_CAPTURED_AT] = _occurred(fields, moment)
 
 
-def _canceled(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
-    row["status"] = _CANCELED
-    row["canceled_at"] = at
+def _canceled(row: Row, fields: Fields, moment: Moment) -> None:
+    row[_STATUS] = _CANCELED
+    row[_CANCELED_AT] = _occurred(fields, moment)
 
 
-def _duplicate(row: dict[str, Any], fields: Fields, at: Any, moment: Moment) -> None:
-    known = [i for i in row["duplicate_payment_intent_ids"].split(";") if i]
-    row["duplicate_payment_intent_ids"] = ";".join([*known, fields["payment_intent_id"]])
-    row["duplicate_refund_amount"] += fields["refund_amount"]
+def _duplicate(row: Row, fields: Fields, moment: Moment) -> None:
+    known = [i for i in row[_DUPLICATES].split(";") if i]
+    row[_DUPLICATES] = ";".join([*known, fields["payment_intent_id"]])
+    row[_DUPLICATE_REFUND] += fields["refund_amount"]
 
 
-_FOLDS: dict[str, Callable[[dict[str, Any], Fields, Any, Moment], None]] = {
+_FOLDS: dict[str, Callable[[Row, Fields, Moment], None]] = {
     Payment.PaymentMethodCollected.TOPIC: _collected,
     Payment.ConfirmedOffline.TOPIC: _confirmed,
     Payment.Rejudged.TOPIC: _rejudged,
@@ -206,20 +253,20 @@ _FOLDS: dict[str, Callable[[dict[str, Any], Fields, Any, Moment], None]] = {
 
 
 def _breaches(
-    row: dict[str, Any],
+    row: Row,
     card: list[Breach] | None = None,
     store: list[Breach] | None = None,
 ) -> None:
     """Replace the card or the storing breaches; the column holds the codes of both (the
     card rules' codes are never a storing rule's, so each part is told by its codes)."""
-    if not row["breaches"] and not card and not store:
+    if not row[_BREACHES] and not card and not store:
         return  # none before, none now: most payments
-    codes = {code for code in row["breaches"].split(";") if code}
+    codes = {code for code in row[_BREACHES].split(";") if code}
     if card is not None:
         codes = {c for c in codes if c not in CARD_CODES} | {b["code"] for b in card}
     if store is not None:
         codes = {c for c in codes if c in CARD_CODES} | {b["code"] for b in store}
-    row["breaches"] = ";".join(sorted(codes))
+    row[_BREACHES] = ";".join(sorted(codes))
 
 
 @dataclass(frozen=True)

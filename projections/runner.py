@@ -30,7 +30,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ledger import Ledger
-from ledger.batches import iter_batches
 from ledger.collector import collector_paused
 from ledger.fields import StoredFields
 from ledger.storage import ID_CHUNK
@@ -111,11 +110,23 @@ def rebuild(
 
 
 def reset(engine: Engine, projections: Iterable[Projection]) -> None:
-    """Empty the projections' tables and forget their positions, in one transaction."""
+    """Empty the projections' tables and forget their positions, in one transaction.
+
+    On PostgreSQL by TRUNCATE (transactional there): a DELETE of every row left them all
+    dead in the table and its indexes until a vacuum, and the rebuild that follows inserted
+    each row next to its dead copies (a unique index checks each one): a rebuild repeated
+    without a vacuum in between slowed down run by run. SQLite empties a table whose
+    DELETE has no WHERE clause at once."""
+    chosen = list(projections)
+    tables = [table for projection in chosen for table in projection.tables]
     with engine.begin() as conn:
-        for projection in projections:
-            for table in projection.tables:
+        if conn.dialect.name == "postgresql" and tables:
+            format_table = conn.dialect.identifier_preparer.format_table
+            conn.exec_driver_sql(f"TRUNCATE {', '.join(format_table(t) for t in tables)}")
+        else:
+            for table in tables:
                 conn.execute(delete(table))
+        for projection in chosen:
             conn.execute(
                 update(projection_positions)
                 .where(projection_positions.c.name == projection.name)
@@ -228,6 +239,10 @@ def stored_moments(conn: Connection) -> Moment:
 
 
 def _naive_utc(text: str) -> datetime:
+    """A moment in UTC (as the ledger stores them) is read without its offset: no aware
+    datetime made, converted and stripped."""
+    if text.endswith("+00:00"):
+        return datetime.fromisoformat(text[:-6])
     return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
 
 
@@ -237,8 +252,11 @@ def _sqlite_text(text: str) -> str:
 
     A moment as `datetime.isoformat` writes it (whole seconds or microseconds, an offset of
     hours and minutes) keeps its seconds and fraction: only its minute moves with the
-    offset, which is worked out once per minute and offset."""
+    offset, which is worked out once per minute and offset; in UTC (as the ledger stores
+    them), not even that."""
     size = len(text)
+    if size == _MICROSECONDS and text.endswith("+00:00") and text[10] == "T" and text[19] == ".":
+        return f"{text[:10]} {text[11:26]}"
     if (
         size in _ISO_LENGTHS
         and text[10] == "T"
@@ -264,7 +282,8 @@ def _utc_text(text: str) -> str:
 
 
 _WHOLE_SECONDS = len("2026-01-01T00:00:00+00:00")
-_ISO_LENGTHS = (_WHOLE_SECONDS, len("2026-01-01T00:00:00.000000+00:00"))
+_MICROSECONDS = len("2026-01-01T00:00:00.000000+00:00")
+_ISO_LENGTHS = (_WHOLE_SECONDS, _MICROSECONDS)
 _MINUTES: dict[str, str] = {}  # 'YYYY-MM-DDTHH:MM+HH:MM' -> 'YYYY-MM-DD HH:MM' in UTC
 _MINUTES_MAX = 100_000
 
@@ -299,8 +318,13 @@ def replace_rows(
     rows: Sequence[dict[str, Any]],
 ) -> None:
     """Write a batch's rows: delete the old versions of those that existed, insert all."""
-    _where_among(conn, "DELETE FROM", table, key, existing, fetch=False)
+    delete_rows(conn, table, key, existing)
     insert_rows(conn, table, rows)
+
+
+def delete_rows(conn: Connection, table: Table, key: str, ids: Iterable[str]) -> None:
+    """Delete the rows whose `key` column is in `ids`."""
+    _where_among(conn, "DELETE FROM", table, key, ids, fetch=False)
 
 
 def _where_among(
@@ -314,11 +338,14 @@ def _where_among(
     statement = f"{head} {preparer.format_table(table)} WHERE {preparer.quote(key)} "
     raw: Any = conn.connection.driver_connection
     found: list[Any] = []
+    listed = list(ids)
     cursor = raw.cursor()
     try:
-        for chunk in iter_batches(ids, ID_CHUNK):
+        for at in range(0, len(listed), ID_CHUNK):
+            chunk = listed[at : at + ID_CHUNK]
             if dialect.name == "postgresql":
-                cursor.execute(f"{statement}= ANY(%s)", (chunk,))
+                # Binary: the ids' array is sent as it is, not quoted id by id as text.
+                cursor.execute(f"{statement}= ANY(%s)", (chunk,), binary=True)
             else:
                 cursor.execute(f"{statement}IN ({', '.join('?' * len(chunk))})", chunk)
             if fetch:
@@ -329,33 +356,43 @@ def _where_among(
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert a batch's rows (a column a row leaves out takes its default) in one statement
-    written here, their values taken out of each row by one `itemgetter`: SQLAlchemy's
-    executemany builds and processes a dict of parameters per row, more time than SQLite
-    takes to insert it.
-
-    On PostgreSQL one array per column (`unnest`): a multi-row VALUES list of a thousand rows
-    is a statement of twenty thousand parameters that the driver parses, and the server plans,
-    again for every batch. On SQLite an executemany of the rows, each value converted as
-    SQLAlchemy would (its bind processors: the text form of a time)."""
+    """Insert a batch's rows (a column a row leaves out takes its default), their values
+    taken out of each row by one `itemgetter` (`insert_values`)."""
     if not rows:
         return
-    dialect = conn.dialect
     columns = list(table.columns)
     assert len(columns) > 1, table  # itemgetter of one name gives a value, not a tuple
     defaults = {column.name: _default(column) for column in columns}
     values_of = itemgetter(*defaults)
     whole = len(defaults)
-    tuples = [values_of(row if len(row) == whole else {**defaults, **row}) for row in rows]
-    quote = dialect.identifier_preparer.quote
-    into = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-        f"({', '.join(quote(column.name) for column in columns)}) "
+    insert_values(
+        conn, table, [values_of(row if len(row) == whole else {**defaults, **row}) for row in rows]
     )
+
+
+def insert_values(conn: Connection, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert a batch's rows, each the values of every column in the table's order, in one
+    statement written here: SQLAlchemy's executemany builds and processes a dict of
+    parameters per row, more time than SQLite takes to insert it.
+
+    On PostgreSQL a COPY of the rows: an `INSERT ... SELECT FROM unnest` of one array per
+    column spent most of its time in the driver's quoting of each element (a regular
+    expression per value) and the server's parsing of the arrays' text. On SQLite an
+    executemany of the rows, each value converted as SQLAlchemy would (its bind processors:
+    the text form of a time)."""
+    if not rows:
+        return
+    dialect = conn.dialect
+    columns = list(table.columns)
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(column.name) for column in columns)
+    into = dialect.identifier_preparer.format_table(table)
     if dialect.name == "postgresql":
-        arrays = ", ".join(f"%s::{column.type.compile(dialect)}[]" for column in columns)
-        by_column = tuple(map(list, zip(*tuples, strict=True)))
-        conn.exec_driver_sql(f"{into}SELECT * FROM unnest({arrays})", by_column)
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY {into} ({names}) FROM STDIN") as copy:
+            write = copy.write_row
+            for values in rows:
+                write(values)
         return
     processors = [
         (index, process)
@@ -363,16 +400,16 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         if (process := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
     ]
     if processors:
-        converted = list(map(list, zip(*tuples, strict=True)))
+        converted = list(map(list, zip(*rows, strict=True)))
         for index, process in processors:
             # A time already in its stored form (`stored_moments`) is written as it is.
             converted[index] = [
                 value if value is None or value.__class__ is str else process(value)
                 for value in converted[index]
             ]
-        tuples = list(zip(*converted, strict=True))
+        rows = list(zip(*converted, strict=True))
     marks = ", ".join("?" * len(columns))
-    conn.exec_driver_sql(f"{into}VALUES ({marks})", tuples)
+    conn.exec_driver_sql(f"INSERT INTO {into} ({names}) VALUES ({marks})", rows)
 
 
 def _default(column: Column[Any]) -> Any:

@@ -47,3 +47,5 @@ def test_postgres_moments_are_naive_utc() -> None:
 
     moment = stored_moments(Conn())  # type: ignore[arg-type]
     assert moment("2026-11-22T08:03:09.100000+01:00") == datetime(2026, 11, 22, 7, 3, 9, 100_000)
+    assert moment("2026-11-22T08:03:09.100000+00:00") == datetime(2026, 11, 22, 8, 3, 9, 100_000)
+    assert moment("2026-11-22T00:03:09-00:30") == datetime(2026, 11, 22, 0, 33, 9)
