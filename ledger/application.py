@@ -20,7 +20,7 @@ the streams it did not load still resolve (`ledger.topics`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -733,6 +733,27 @@ class Ledger:
                 Code.UNKNOWN_PAYMENT, f"payment {offline_id} is unknown", field="offline_id"
             )
         return PaymentState.of(payment)
+
+    def payments(self, offline_ids: Iterable[UUID | str]) -> dict[str, PaymentState]:
+        """The states of many payments, read at once (one question to the store for their
+        versions, the aggregates the cache holds at those versions reused), by offline_id as
+        given: a batch's payments cost a fraction of reading each with `payment`. An id that
+        names no payment (unknown, or not a UUID) is left out: `payment` says why."""
+        streams: dict[str, UUID] = {}
+        for offline_id in offline_ids:
+            try:
+                streams[str(offline_id)] = identity.payment_id(_uuid(offline_id))
+            except InvalidRecord:
+                continue
+        with self._lock, _storage_errors(self.config):
+            uow = self._reader()
+            uow.prefetch(streams.values())
+            found = {offline_id: uow.get(stream) for offline_id, stream in streams.items()}
+        return {
+            offline_id: PaymentState.of(payment)
+            for offline_id, payment in found.items()
+            if payment is not None
+        }
 
     def reservation(self, offline_id: UUID | str) -> ReservationState:
         """The answer recorded for a sale's reservation (and whether it was released)."""

@@ -207,7 +207,64 @@ _REDACTED_KEY = "<card number>"
 def find_pan(value: object, path: str = "") -> str | None:
     """Where a PAN is in a decoded value (dicts, lists, strings, numbers): the dotted path of
     the first value or key holding one, "(record)" when only the value as a whole does (a
-    number split over two strings), or None. Keys and values are all read, also numbers."""
+    number split over two strings), or None. Keys and values are all read, also numbers.
+
+    A value made of JSON's own types (a Stripe object, a wire record) is read as its JSON text
+    once (`_json_text`): only when that holds a card number are its keys and values read one
+    by one, to say where."""
+    text = _json_text(value)
+    if text is not None and not holds_pan(text):
+        return None
+    return _find_pan_walked(value, path)
+
+
+def _json_text(value: object) -> str | None:
+    """The value's JSON text when reading it alone answers for every key and value in it, else
+    None (then each is read on its own).
+
+    That holds for dicts with string keys, lists, strings, integers, booleans and None, without
+    a backslash of their own: in the text each key and value stands whole, between quotes or
+    JSON's punctuation, as itself or in JSON escapes that the scanner reads as what they stand
+    for (`normalized`; the letter of `\\n` separates as a newline does). None of the scanner's
+    tokens (a digit group, a date-time, a UUID, a hex run, 20 digits) spans a quote, a comma, a
+    colon or a bracket, and each sees punctuation where a value read alone has its start or its
+    end: a card number in any key or value alone is one in the text.
+
+    The exceptions go to the walk: a float holding a card number as str() writes it (orjson
+    writes `1e-5` where str() writes `1e-05`, so each is read alone here), any other type (a
+    subclass, a Decimal, a tuple), what orjson refuses (an integer past 64 bits, nesting past
+    255), and a backslash of the value's own (JSON doubles it, and a `\\u0034` after it then
+    no longer reads as the digit it reads as alone)."""
+    pending: list[object] = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            assert isinstance(item, dict)
+            for key in item:
+                if type(key) is not str:
+                    return None
+            pending.extend(item.values())
+        elif kind is list:
+            assert isinstance(item, list)
+            pending.extend(item)
+        elif kind is float:
+            if holds_pan(str(item)):
+                return None
+        elif kind not in _JSON_SCALARS:
+            return None
+    try:
+        text = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return None
+    return None if b"\\\\" in text else text.decode()
+
+
+_JSON_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _find_pan_walked(value: object, path: str) -> str | None:
+    """`find_pan` by reading every key and scalar alone, then the value as a whole."""
     for where, text in _walk(value, path):
         if holds_pan(text):
             return where or "(record)"

@@ -57,8 +57,6 @@ _STRIPE_REFUSALS = frozenset(
         Code.STRIPE_AUTHENTICATION_REQUIRED,
     }
 )
-# A metadata.offline_id that names no ledger payment: the PaymentIntent is an orphan.
-_NOT_OURS = frozenset({Code.UNKNOWN_PAYMENT, Code.INVALID_UUID})
 
 
 class StripeApi(Protocol):
@@ -239,10 +237,13 @@ class StripeService:
         self, claimed: list[tuple[PaymentIntentObservation, str]], observed: Observed
     ) -> None:
         """The facts each PaymentIntent implies for the payment it names (at most once each),
-        recorded in batches (`Ledger.record_many`): one transaction for a page or a batch."""
+        recorded in batches (`Ledger.record_many`): one transaction for a page or a batch. The
+        payments are read at once (`Ledger.payments`); an offline_id that names none (unknown,
+        or not a UUID) makes its PaymentIntent an orphan."""
+        payments = self.ledger.payments(offline_id for _, offline_id in claimed)
         records: list[tuple[str, Fact]] = []
         for seen, offline_id in claimed:
-            payment = self._claiming(offline_id)
+            payment = payments.get(offline_id)
             if payment is not None:
                 records += [(payment.offline_id, record) for record in facts(seen, payment)]
         for batch in iter_batches(records, BATCH_SIZE_MAX):
@@ -254,18 +255,6 @@ class StripeService:
                     observed.refused.append(Refusal(offline_id, str(record["type"]), result))
                 elif result.recorded:
                     observed.facts.append(str(record["type"]))
-
-    def _claiming(self, offline_id: str | None) -> PaymentState | None:
-        """The ledger payment a PaymentIntent's metadata.offline_id names, or None for an
-        orphan (no offline_id, one the ledger does not know, or not a UUID)."""
-        if offline_id is None:
-            return None
-        try:
-            return self.ledger.payment(offline_id)
-        except LedgerError as error:
-            if error.code not in _NOT_OURS:
-                raise
-            return None
 
 
 def _first_of_each(

@@ -127,7 +127,9 @@ class Forwarder:
         together (their facts in one transaction, their observations in another). A payment
         whose earlier outcome is unknown, or whose request failed, goes on alone (`forward`):
         lookups, retries and backoff are decided per payment."""
-        payments = [self.ledger.payment(offline_id) for offline_id in offline_ids]
+        known = self.ledger.payments(offline_ids)
+        # One that names no payment is refused as `Ledger.payment` refuses it.
+        payments = [known[i] if i in known else self.ledger.payment(i) for i in offline_ids]
         # Once each: an offline_id listed twice is sent once.
         fresh = {
             p.offline_id: p for p in payments if _sendable(p) and not p.forward_outcome_unknown

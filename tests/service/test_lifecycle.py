@@ -625,3 +625,16 @@ def test_every_further_payment_intent_is_flagged_as_another_duplicate(shop: Ledg
     # The original authorization is still the one that gets captured.
     shop.record(r.captured(oid, "pi_a", amount_captured=1250))
     assert shop.payment(oid).status == "captured"
+
+
+def test_payments_reads_many_at_once_as_payment_reads_each(shop: Ledger) -> None:
+    stored, created = new_id(), new_id()
+    for record in [r.created(stored), r.collected(stored), r.confirmed(stored), r.created(created)]:
+        shop.record(record)
+    unknown = new_id()
+
+    read = shop.payments([stored, created, unknown, "not-a-uuid", stored])
+
+    assert read == {stored: shop.payment(stored), created: shop.payment(created)}
+    assert read[stored].status == "stored"
+    assert shop.payments([]) == {}

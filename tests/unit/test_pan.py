@@ -370,3 +370,62 @@ _PIECES = st.sampled_from(
 @given(st.lists(_PIECES, max_size=30).map("".join))
 def test_the_fast_path_answers_as_the_plain_definition(text: str) -> None:
     assert pan.holds_pan(text) == plain_holds_pan(text)
+
+
+# -- find_pan: the JSON text read once against every key and value read alone -----------------
+
+
+def plain_find_pan(value: object) -> bool:
+    """find_pan's definition: some key or scalar alone, or the value's JSON text, holds one."""
+    return any(pan.holds_pan(text) for _, text in pan._walk(value, "")) or pan.holds_pan(
+        pan._as_text(value)
+    )
+
+
+_TEXTS = st.lists(_PIECES, max_size=12).map("".join)
+_SCALARS = (
+    _TEXTS
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.sampled_from([True, False, None, 4242424242424242.0, 1e-05, 4.242424242424243e16])
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(_TEXTS | st.integers(), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_VALUES)
+def test_find_pan_reading_json_text_once_answers_as_reading_each_value(value: object) -> None:
+    assert (pan.find_pan(value) is not None) == plain_find_pan(value)
+
+
+def test_a_card_number_in_any_one_value_of_a_stripe_object_is_found_where_it_is() -> None:
+    number = "4242424242424242"
+    answer = {"id": "pi_1", "latest_charge": {"id": "ch_1", "receipt_number": None}}
+
+    assert pan.find_pan(answer) is None
+    for planted, where in (
+        ({**answer, "description": f"card {number}"}, "description"),
+        ({**answer, "metadata": {"note": "4242\\u00344242 4242 4242"}}, "metadata.note"),
+        ({**answer, "metadata": {number: "x"}}, "metadata.<card number>"),
+        ({**answer, "amount": int(number)}, "amount"),
+        ({**answer, "amount": float(number)}, "amount"),
+        ({**answer, "parts": ["4242 4242", "4242 4242"]}, "(record)"),
+    ):
+        assert pan.find_pan(planted) == where
+
+
+def test_a_backslash_of_a_values_own_is_read_as_it_reads_alone() -> None:
+    # Alone, the escape makes the date run into a digit (no date-time); in JSON text the
+    # doubled backslash would stand between them.
+    value = "0000000002026-11-22\\u0034"
+
+    assert pan.holds_pan(value)
+    assert pan.find_pan(value) == "(record)"
+    assert pan.find_pan({"a": [value]}) == "a[0]"
