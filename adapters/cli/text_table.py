@@ -3,9 +3,10 @@ space of padding each side of a cell), for `status`: rich's console costs that s
 more to import than the command takes to read the ledger.
 
 It draws only what it can draw as rich would, character for character: printable ASCII text
-without rich's markup, every column as wide as its widest line, the whole within the console's
-width. Anything else (a cell rich would wrap, an id in another script) gets None, and the
-caller draws it with rich. On a terminal the plain table has no bold header and no colours.
+without rich's markup or trailing spaces, every column as wide as its widest line, the whole
+within the console's width. Anything else (a cell rich would wrap, an id in another script)
+gets None, and the caller draws it with rich. On a terminal the plain table has no bold
+header and no colours.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def console_width() -> int | None:
 
 
 def plain(text: str) -> bool:
-    """Whether rich prints `text` as it is: printable ASCII, nothing rich reads as markup."""
-    return text.isascii() and text.isprintable() and "[" not in text
+    """Whether rich prints `text` as it is: printable ASCII, nothing rich reads as markup, no
+    trailing space (which rich drops in places)."""
+    return text.isascii() and text.isprintable() and "[" not in text and not text.endswith(" ")
 
 
 def fits(lines: Sequence[str], width: int) -> bool:
