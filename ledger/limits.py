@@ -657,12 +657,16 @@ class Decision:
 
 
 def decide(policy: Policy, sale: Sale, location: Location, device: Device | None) -> Decision:
-    """The advice, against what is stored and what reservations and allowances hold."""
+    """The advice, against what is stored and what reservations and allowances hold, by the
+    location's configuration in force at the sale's moment (one recorded for a later moment
+    does not apply yet)."""
     totals = Totals.held(location, sale.device_id, sale.occurred_at)
-    reasons = policy.violations(sale, location, device, totals)
+    with location.judged_at(sale.occurred_at):
+        reasons = policy.violations(sale, location, device, totals)
+        headroom = policy.headroom(sale, location, totals)
     return Decision(
         offline_allowed=not reasons,
         offline_behavior="prefer_online" if not reasons else "require_online",
         reasons=reasons,
-        headroom=policy.headroom(sale, location, totals),
+        headroom=headroom,
     )

@@ -23,7 +23,8 @@ def reserve(
     hold_for: timedelta,
 ) -> Reservation:
     """The recorded answer for this sale, or a new one: granted (and the headroom held until
-    `at + hold_for`) when storing it would break no rule beside what is stored and held."""
+    `at + hold_for`) when storing it would break no rule beside what is stored and held, by
+    the configuration in force at `at`."""
     known: Reservation | None = uow.get(identity.reservation_id(offline_id))
     if known is not None:
         known.check_same(request)
@@ -33,13 +34,15 @@ def reserve(
     location.free_expired(at)
     sale = Sale(request["amount"], request["currency"], request["device_id"], "prefer_online", at)
     totals = Totals.held(location, request["device_id"], at)
-    reasons = breaches_of(policy.violations(sale, location, device, totals))
+    with location.judged_at(at):
+        reasons = breaches_of(policy.violations(sale, location, device, totals))
+        headroom = [row.to_dict() for row in policy.headroom(sale, location, totals)]
     expires_at = at + hold_for
     reservation = Reservation.answer(
         offline_id,
         request,
         reasons=reasons,
-        headroom=[row.to_dict() for row in policy.headroom(sale, location, totals)],
+        headroom=headroom,
         expires_at=expires_at,
         occurred_at=at,
     )
@@ -75,7 +78,7 @@ def allow(
 ) -> Location:
     """Grant (or renew, or shrink) the device's offline allowance: what was asked, cut down
     to what the location's and the device's limits leave beside what is stored and every
-    other hold, so that all of it together stays within them.
+    other hold, so that all of it together stays within them (those in force at `at`).
 
     A request is its device, location and moment `at`: asked again (a retry after a lost
     answer), nothing is stored and the location is returned as it is (the grant of that
@@ -108,7 +111,8 @@ def allow(
         )
     location.free_expired(at)
     totals = Totals.held(location, device_id, at, excluding=f"allowance/{device_id}")
-    limits, device_limits = location.limits, location.device_limits
+    with location.judged_at(at):
+        limits, device_limits = location.limits, location.device_limits
     granted: dict[str, int] = {}
     for currency, asked in sorted(amounts.items()):
         room = [asked]

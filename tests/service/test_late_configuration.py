@@ -137,3 +137,44 @@ def test_the_configurations_in_force_survive_the_location_s_snapshots(
             _sale(ledger, C, 600, 12)  # 500 stored before it: 1100, over 1000
             assert str(Code.STORED_AMOUNT_LIMIT_EXCEEDED) in _codes(ledger, C)
             _replayed_as_recorded(ledger)
+
+
+def test_a_decision_judges_by_the_configuration_in_force_at_its_moment(ledger: Ledger) -> None:
+    """Asked about minute 10, the ledger answers with the 1000 limit in force then, not the
+    5000 recorded for minute 20 (and at minute 30, with the 5000)."""
+    _shop(ledger, TIGHT)
+    _configured(ledger, LOOSE, 20)
+    ask = {"amount": 1500, "currency": "usd", "device_id": "tmr_1", "location_id": "tml_1"}
+    before = ledger.decide(**ask, at=datetime.fromisoformat(r.at(10)))
+    assert not before.offline_allowed
+    assert [str(reason.code) for reason in before.reasons] == [
+        str(Code.STORED_AMOUNT_LIMIT_EXCEEDED)
+    ]
+    assert ledger.decide(**ask, at=datetime.fromisoformat(r.at(30))).offline_allowed
+
+
+def test_a_reservation_judges_by_the_configuration_in_force_at_its_moment(
+    ledger: Ledger,
+) -> None:
+    _shop(ledger, TIGHT)
+    _configured(ledger, LOOSE, 20)
+    early = ledger.reserve(A, 1500, "usd", "tmr_1", "tml_1", at=datetime.fromisoformat(r.at(10)))
+    assert not early.granted
+    late = ledger.reserve(B, 1500, "usd", "tmr_1", "tml_1", at=datetime.fromisoformat(r.at(30)))
+    assert late.granted
+
+
+def test_an_allowance_is_cut_to_the_configuration_in_force_at_its_moment(
+    ledger: Ledger,
+) -> None:
+    _shop(ledger, TIGHT)
+    _configured(ledger, LOOSE, 20)
+    until = datetime.fromisoformat(r.at(120))
+    early = ledger.allow(
+        "tmr_1", "tml_1", {"usd": 3000}, 5, until, at=datetime.fromisoformat(r.at(10))
+    )
+    assert early.amounts == {"usd": 1000}
+    late = ledger.allow(
+        "tmr_1", "tml_1", {"usd": 3000}, 5, until, at=datetime.fromisoformat(r.at(30))
+    )
+    assert late.amounts == {"usd": 3000}
