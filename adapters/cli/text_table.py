@@ -27,8 +27,13 @@ class Column:
 def console_width() -> int | None:
     """The width rich's console takes: COLUMNS, else that of the first of standard input,
     output and error that is a terminal, else 80. None where rich decides otherwise (Windows,
-    a dumb terminal): rich draws there."""
-    if sys.platform == "win32" or os.environ.get("TERM", "").lower() in ("dumb", "unknown"):
+    a dumb terminal, an output not in UTF-8, where rich draws the box in ASCII): rich draws
+    there."""
+    if (
+        sys.platform == "win32"
+        or os.environ.get("TERM", "").lower() in ("dumb", "unknown")
+        or not (getattr(sys.stdout, "encoding", None) or "").lower().startswith("utf")
+    ):
         return None
     columns = os.environ.get("COLUMNS")
     if columns is not None and columns.isdigit():

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.table import Table
 
-from adapters.cli.text_table import Column, draw
+from adapters.cli.text_table import Column, console_width, draw
 
 TITLE = "Offline status: stored payments and headroom"
 
@@ -76,3 +76,13 @@ def test_what_rich_would_print_otherwise_is_left_to_rich(cell: str, width: int) 
     assert (
         draw(TITLE, [Column("location / device"), Column("stored")], [[cell, "1"]], width) is None
     )
+
+
+def test_an_output_not_in_utf8_is_left_to_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich draws the box in ASCII there; the plain table's box would not even encode."""
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.delenv("TERM", raising=False)
+    monkeypatch.setattr("sys.stdout", io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
+    assert console_width() == 120
+    monkeypatch.setattr("sys.stdout", io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
+    assert console_width() is None
