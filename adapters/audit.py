@@ -28,8 +28,9 @@ from ledger.collector import collector_paused
 from ledger.fields import FieldReader
 from ledger.location import Location
 from ledger.payment import Payment
+from ledger.status_views import LocationStatus
 from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE, engine_for
-from ledger.views import LocationStatus, PaymentState
+from ledger.views import PaymentState
 
 BATCH = 20_000  # events between two progress reports
 STREAM_ROWS = 2_000  # rows a streamed read fetches at a time: a page stays in the CPU cache

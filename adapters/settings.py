@@ -2,8 +2,9 @@
 
 Each setting is a field of a pydantic model, read from the variable named by the model's
 prefix and the field's name (any case), or by the field's alias; a `dict` field's variable
-holds JSON. Every command reads these, so they are read here in a few lines rather than
-through a settings library that takes longer to import than a short command takes to run.
+holds JSON. They are read here in a few lines rather than through a settings library that
+takes longer to import than a short command takes to run; the two settings every command that
+opens the ledger reads are read without pydantic at all (`adapters.ledger_settings`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,9 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from adapters.http import http_limits
+from adapters.ledger_settings import SettingsError
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.storage import DEFAULT_DATABASE_URL
-
-
-class SettingsError(ValueError):
-    """A variable that should hold JSON does not (its value is never quoted)."""
 
 
 class EnvironmentSettings(BaseModel):

@@ -35,7 +35,7 @@ from adapters.trading_day.day import Day, day_records
 from ledger import Ledger
 
 CLI = Path(sys.executable).parent / "offline-ledger"
-STATUS_IMPORTS = "import adapters.cli.ledger_commands, adapters.settings, ledger.application"
+STATUS_IMPORTS = "import adapters.cli.ledger_commands, adapters.ledger_settings, ledger.application"
 PACKAGES = ("ledger", "adapters", "projections", "migrations")  # the ledger's own modules
 
 

@@ -49,6 +49,7 @@ from ledger.location import Location
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.pan import quoted
 from ledger.retry import BATCH_ATTEMPTS, RECORD_ATTEMPTS, retry_on_contention
+from ledger.status_views import AllowanceState, LocationStatus
 from ledger.storage import (
     CIPHER_KEY_ENV,
     DEFAULT_DATABASE_URL,
@@ -60,14 +61,6 @@ from ledger.storage import (
     version_reader,
 )
 from ledger.unit_of_work import AggregateCache, UnitOfWork
-from ledger.views import (
-    AllowanceState,
-    DeviceState,
-    HistoryEntry,
-    LocationStatus,
-    PaymentState,
-    ReservationState,
-)
 
 if TYPE_CHECKING:
     from ledger import wire
@@ -77,6 +70,9 @@ if TYPE_CHECKING:
     from ledger.reservation import Reservation, ReservationRequest
     from ledger.seal import Seal, Seals
     from ledger.stripe_object import StripeAccountMode, StripeObject
+    from ledger.views import DeviceState, HistoryEntry, PaymentState, ReservationState
+
+    State = PaymentState | LocationStatus | DeviceState
 
 BATCH_SIZE_MAX = 5_000
 HOLD_DEFAULT = timedelta(minutes=5)  # long enough to collect a card and confirm
@@ -84,7 +80,6 @@ HOLD_MAX = timedelta(hours=1)  # a reservation holds headroom for one sale, not 
 OBSERVE_CHUNK = 1_000  # observations per transaction when recording a file
 _LIST_PAGE = 1_000
 
-State = PaymentState | LocationStatus | DeviceState
 T = TypeVar("T")
 
 
@@ -502,6 +497,8 @@ class Ledger:
                 payments.append(payment)
             return payments
 
+        from ledger.views import PaymentState
+
         contended = f"payment {streams[0][0]}" if len(streams) == 1 else "the payments"
         return [PaymentState.of(p) for p in self._write(request, contended)]
 
@@ -610,6 +607,8 @@ class Ledger:
         return allowance
 
     def _reservation_write(self, act: Callable[[UnitOfWork], Reservation]) -> ReservationState:
+        from ledger.views import ReservationState
+
         # Another device moved the location meanwhile: decide again on fresh totals.
         return ReservationState.of(self._write(act, "the location; retry"))
 
@@ -726,6 +725,8 @@ class Ledger:
             return decide(self.policy, sale, location, device)
 
     def payment(self, offline_id: UUID | str) -> PaymentState:
+        from ledger.views import PaymentState
+
         with self._lock, _storage_errors(self.config):
             payment = self._reader().get(identity.payment_id(_uuid(offline_id)))
         if payment is None:
@@ -766,6 +767,8 @@ class Ledger:
                 f"no reservation was asked for sale {offline_id}",
                 field="offline_id",
             )
+        from ledger.views import ReservationState
+
         return ReservationState.of(reservation)
 
     def status(self, location_id: str | None = None) -> list[LocationStatus]:
@@ -791,6 +794,7 @@ class Ledger:
         """The reservations refused at a location (each with the reasons and the headroom its
         check saw), in the order they were answered: which sales were sent online, and why."""
         from ledger.reservation import Reservation
+        from ledger.views import ReservationState
 
         with self._lock, _storage_errors(self.config):
             uow = self._reader()
@@ -807,6 +811,7 @@ class Ledger:
         """Every event of one payment, in order, with what Stripe said about each of its
         PaymentIntents beside them (`source` "stripe"), in the order they were recorded."""
         from ledger.stripe_object import StripeObject
+        from ledger.views import PaymentState
 
         stream = identity.payment_id(_uuid(offline_id))
         with self._lock, _storage_errors(self.config):
@@ -892,6 +897,8 @@ def _stripe_object(uow: UnitOfWork, stream_key: str) -> StripeObject:
 
 
 def _history_entry(event: Any, source: str) -> HistoryEntry:
+    from ledger.views import HistoryEntry
+
     return HistoryEntry(
         source=source,
         version=event.originator_version,
@@ -925,6 +932,7 @@ def _breaches(
 
 def _state_of(aggregate: object) -> State:
     from ledger.payment import Payment
+    from ledger.views import DeviceState, PaymentState
 
     if isinstance(aggregate, Payment):
         return PaymentState.of(aggregate)

@@ -1,4 +1,5 @@
-"""What the library returns: plain, JSON-ready snapshots of aggregate state.
+"""What the library returns: plain, JSON-ready snapshots of aggregate state (a location's
+status and allowances: `ledger.status_views`).
 
 Field names follow Stripe where Stripe has one (`offline_payments_count`,
 `offline_payment_amounts_by_currency` are the Terminal SDK's OfflineStatus names).
@@ -14,8 +15,7 @@ from pydantic import BaseModel, ConfigDict, PlainSerializer
 from ledger.card import CollectedCard
 from ledger.device import Device
 from ledger.errors import Breach
-from ledger.limits import Headroom, HeadroomRow, stored_headroom
-from ledger.location import BeyondPolicy, DeviceLimitsConfig, LimitsConfig, Location
+from ledger.limits import Headroom, HeadroomRow
 
 if TYPE_CHECKING:  # a view of a location loads neither aggregate
     from ledger.payment import Payment
@@ -118,103 +118,6 @@ class DeviceState(_View):
             last_location_id=device.last_location_id,
             software_updated_at=device.software_updated_at,
             connections=dict(device.connections),
-        )
-
-
-class AllowanceState(_View):
-    """An offline allowance of one device, and what it stored under it."""
-
-    device_id: str
-    location_id: str
-    granted_at: datetime
-    valid_until: datetime
-    amounts: dict[str, int]
-    count: int
-    used_amounts: dict[str, int]
-    used_count: int
-
-    @classmethod
-    def latest(
-        cls, location: Location, device_id: str, granted_at: datetime | None = None
-    ) -> AllowanceState | None:
-        """The device's latest allowance; with `granted_at`, the one granted then (the answer
-        a retry of that request gets), or the latest once that one is forgotten."""
-        granted = location.allowances.get(device_id)
-        if not granted:
-            return None
-        that = [a for a in granted if a[0] == granted_at]
-        granted_at, valid_until, amounts, count, used, used_count = (that or granted)[-1]
-        return cls(
-            device_id=device_id,
-            location_id=location.location_id,
-            granted_at=granted_at,
-            valid_until=valid_until,
-            amounts=dict(amounts),
-            count=count,
-            used_amounts=dict(used),
-            used_count=used_count,
-        )
-
-
-class DeviceStatus(_View):
-    device_id: str
-    location_id: str
-    offline_payments_count: int
-    offline_payment_amounts_by_currency: dict[str, int]
-    headroom: HeadroomRows
-    allowance: AllowanceState | None  # the latest offline allowance, and what it used
-    stored_beyond_policy: dict[str, BeyondPolicy]  # per breach code, the payments that broke it
-
-
-class LocationStatus(_View):
-    location_id: str
-    offline_enabled: bool
-    sca_required: bool
-    offline_payments_count: int
-    offline_payment_amounts_by_currency: dict[str, int]
-    limits: LimitsConfig
-    device_limits: DeviceLimitsConfig
-    headroom: HeadroomRows
-    stored_beyond_policy: dict[str, BeyondPolicy]
-    devices: list[DeviceStatus]
-
-    @classmethod
-    def of(cls, location: Location, device_ids: list[str]) -> LocationStatus:
-        config = location.config
-        devices = sorted(
-            set(device_ids) | set(location.device_stored_counts) | set(location.allowances)
-        )
-        return cls(
-            location_id=location.location_id,
-            offline_enabled=location.offline_enabled,
-            sca_required=location.sca_required,
-            offline_payments_count=location.stored_count,
-            offline_payment_amounts_by_currency=dict(sorted(location.stored_amounts.items())),
-            limits=config["limits"],
-            device_limits=config["device_limits"],
-            headroom=stored_headroom(
-                "location", location.limits, location.stored_amounts, location.stored_count
-            ),
-            stored_beyond_policy=location.stored_beyond_policy(),
-            devices=[
-                DeviceStatus(
-                    device_id=device_id,
-                    location_id=location.location_id,
-                    offline_payments_count=location.device_stored_counts.get(device_id, 0),
-                    offline_payment_amounts_by_currency=dict(
-                        sorted(location.device_stored_amounts.get(device_id, {}).items())
-                    ),
-                    headroom=stored_headroom(
-                        "device",
-                        location.device_limits,
-                        location.device_stored_amounts.get(device_id, {}),
-                        location.device_stored_counts.get(device_id, 0),
-                    ),
-                    stored_beyond_policy=location.stored_beyond_policy(device_id),
-                    allowance=AllowanceState.latest(location, device_id),
-                )
-                for device_id in devices
-            ],
         )
 
 

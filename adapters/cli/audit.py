@@ -115,8 +115,10 @@ def audit_as_of(
             Code.UNKNOWN_PAYMENT if offline_id is not None else Code.UNKNOWN_LOCATION,
         )
     body = (
-        state.model_dump(mode="json")
+        state.model_dump(mode="json")  # a payment
         if hasattr(state, "model_dump")
+        else state.to_dict()  # a location
+        if hasattr(state, "to_dict")
         else {
             "at": state.at.isoformat(),
             "events": state.events,
@@ -127,7 +129,7 @@ def audit_as_of(
                 }
                 for status, by in state.payments_by_status.items()
             },
-            "locations": [location.model_dump(mode="json") for location in state.locations],
+            "locations": [location.to_dict() for location in state.locations],
         }
     )
     print_json(body) if as_json else stdout.print_json(data=body)

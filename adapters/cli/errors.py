@@ -10,10 +10,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
-from pydantic import ValidationError
-
 from adapters.cli.output import print_json, stderr
-from adapters.settings import SettingsError
+from adapters.ledger_settings import SettingsError
 from ledger.errors import Code, LedgerError, StorageError
 from ledger.pan import redacted
 
@@ -88,7 +86,13 @@ def configured(load: Callable[[], T], what: str, as_json: bool) -> T:
         return load()
     except LedgerError as error:
         fail_with(error, as_json)
-    except ValidationError as error:
+    except SettingsError as error:  # not JSON where JSON is expected, not minor units
+        fail(f"{what} error: {error}; {_FIX_SETTING}", EXIT_USAGE, as_json, Code.INVALID_SETTING)
+    except ValueError as error:
+        from pydantic import ValidationError  # only settings read by pydantic raise it
+
+        if not isinstance(error, ValidationError):
+            raise
         first = error.errors()[0]
         fail(
             f"{what} error: {first['loc']}: {first['msg']}; {_FIX_SETTING}",
@@ -96,8 +100,6 @@ def configured(load: Callable[[], T], what: str, as_json: bool) -> T:
             as_json,
             Code.INVALID_SETTING,
         )
-    except SettingsError as error:  # a value that is not even JSON, where JSON is expected
-        fail(f"{what} error: {error}; {_FIX_SETTING}", EXIT_USAGE, as_json, Code.INVALID_SETTING)
 
 
 _FIX_SETTING = "fix that environment variable (or the line of the config file) or unset it"

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 import click
 
@@ -24,6 +24,7 @@ from adapters.cli.options import (
 )
 from adapters.cli.output import print_json, progress_bar, stderr, stdout
 from adapters.cli.session import opened
+from adapters.cli.text_table import Column, console_width, draw, fits
 from ledger.batches import BATCH_SIZE_DEFAULT
 from ledger.money import format_minor
 
@@ -32,8 +33,10 @@ if TYPE_CHECKING:
 
     from adapters.jsonl import IngestSummary
     from ledger import Ledger
+    from ledger.limits import HeadroomRow
     from ledger.location import BeyondPolicy
-    from ledger.views import DeviceStatus, LocationStatus, ReservationState
+    from ledger.status_views import DeviceStatus, LocationStatus
+    from ledger.views import ReservationState
 
 
 @main.command(name="ingest")
@@ -181,57 +184,89 @@ def status(database_url: str | None, as_json: bool, location_id: str | None) -> 
     if as_json:
         print_json(
             {
-                "locations": [loc.model_dump(mode="json") for loc in locations],
-                "devices": [d.model_dump(mode="json") for loc in locations for d in loc.devices],
+                "locations": [loc.to_dict() for loc in locations],
+                "devices": [d.to_dict() for loc in locations for d in loc.devices],
             }
         )
         return
+    width = console_width()
     if not locations:
-        stdout.print("no locations recorded yet: ingest a location.configured record first")
+        said = "no locations recorded yet: ingest a location.configured record first"
+        print(said) if width is not None and fits([said], width) else stdout.print(said)
         return
-    wide = stdout.width >= STATUS_WIDE
-    stdout.print(_status_table(locations, wide))
-    if not wide:
-        for name, by_code in _beyond_policy(locations):
-            stdout.print(
-                f"{name} stored beyond policy:\n  {_beyond(by_code, chr(10) + '  ')}",
-                highlight=False,
-            )
+    wide = (stdout.width if width is None else width) >= STATUS_WIDE
+    columns, rows = _status_rows(locations, wide)
+    below = [] if wide else _beyond_lines(locations)
+    drawn = None if width is None else draw(STATUS_TITLE, columns, rows, width)
+    if drawn is not None and fits("\n".join(below).splitlines(), width or 0):
+        print("\n".join([drawn, *below]))  # as rich would print it, without loading rich
+        return
+    stdout.print(_status_table(columns, rows))
+    for line in below:
+        stdout.print(line, highlight=False)
 
 
 STATUS_WIDE = 120  # narrower terminals get what is stored beyond policy below the table
+STATUS_TITLE = "Offline status: stored payments and headroom"
 
 
-def _status_table(locations: list[LocationStatus], wide: bool) -> Table:
-    """One row per location, then one per device under it (indented). Ids keep their width;
-    other cells wrap between words, so no number or id is ever cut; a narrow terminal gets
-    the stored-beyond-policy column as lines below the table instead."""
-    from rich.table import Table
-
+def _status_rows(
+    locations: list[LocationStatus], wide: bool
+) -> tuple[list[Column], list[list[str]]]:
+    """One row per location, then one per device under it (indented); a narrow terminal gets
+    the stored-beyond-policy column as lines below the table instead (`_beyond_lines`)."""
     ids = [loc.location_id for loc in locations]
     ids += [f"  {device.device_id}" for loc in locations for device in loc.devices]
-    table = Table(title="Offline status: stored payments and headroom", title_justify="left")
-    table.add_column("location / device", min_width=max(map(len, ids)))
-    table.add_column("stored", justify="right")
-    table.add_column("stored amount")
-    table.add_column("headroom")
-    if wide:
-        table.add_column("beyond policy")
+    columns = [
+        Column("location / device", min_width=max(map(len, ids))),
+        Column("stored", right=True),
+        Column("stored amount"),
+        Column("headroom"),
+        *([Column("beyond policy")] if wide else []),
+    ]
+    rows = []
     for loc in locations:
-        rows: list[tuple[str, LocationStatus | DeviceStatus]] = [
+        named: list[tuple[str, LocationStatus | DeviceStatus]] = [
             (loc.location_id + ("" if loc.offline_enabled else " (offline disabled)"), loc)
         ]
-        rows += [(f"  {device.device_id}", device) for device in loc.devices]
-        for name, row in rows:
+        named += [(f"  {device.device_id}", device) for device in loc.devices]
+        for name, row in named:
             beyond = [_beyond(row.stored_beyond_policy, "\n")] if wide else []
-            table.add_row(
-                name,
-                str(row.offline_payments_count),
-                _amounts(row.offline_payment_amounts_by_currency),
-                _headroom(row.headroom),
-                *beyond,
+            rows.append(
+                [
+                    name,
+                    str(row.offline_payments_count),
+                    _amounts(row.offline_payment_amounts_by_currency),
+                    _headroom(row.headroom),
+                    *beyond,
+                ]
             )
+    return columns, rows
+
+
+def _status_table(columns: list[Column], rows: list[list[str]]) -> Table:
+    """The rows in rich's table, where they do not fit as they are (`text_table.draw`): ids
+    keep their width; other cells wrap between words, so no number or id is ever cut."""
+    from rich.table import Table
+
+    table = Table(title=STATUS_TITLE, title_justify="left")
+    for column in columns:
+        table.add_column(
+            column.header,
+            justify="right" if column.right else "left",
+            min_width=column.min_width or None,
+        )
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def _beyond_lines(locations: list[LocationStatus]) -> list[str]:
+    """What each location and device stored beyond policy, as lines below the table."""
+    return [
+        f"{name} stored beyond policy:\n  {_beyond(by_code, chr(10) + '  ')}"
+        for name, by_code in _beyond_policy(locations)
+    ]
 
 
 def _beyond_policy(locations: list[LocationStatus]) -> list[tuple[str, dict[str, BeyondPolicy]]]:
@@ -262,13 +297,13 @@ def _amounts(amounts: dict[str, int], between: str = "\n") -> str:
     return between.join(format_minor(v, c) for c, v in amounts.items()) or "-"
 
 
-def _headroom(rows: list[Any]) -> str:
+def _headroom(rows: list[HeadroomRow]) -> str:
     parts = []
     for row in rows:
-        if row.currency is None:
-            parts.append(f"{row.remaining}/{row.maximum} payments")
+        if row["currency"] is None:
+            parts.append(f"{row['remaining']}/{row['max']} payments")
         else:
-            parts.append(f"{format_minor(row.remaining, row.currency)} left")
+            parts.append(f"{format_minor(row['remaining'], row['currency'])} left")
     return "\n".join(parts) or "no limits"
 
 
@@ -430,7 +465,7 @@ def allow(
     with opened(database_url, as_json, writes=True) as ledger:
         allowance = ledger.allow(device_id, location_id, asked, count, until, at=at)
     if as_json:
-        print_json(allowance.model_dump(mode="json"))
+        print_json(allowance.to_dict())
         return
     stdout.print(
         f"granted {allowance.device_id}: {_amounts(allowance.amounts, ', ')} and "

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from adapters.cli.errors import configured, fail_with
-from adapters.settings import Settings
+from adapters.ledger_settings import LedgerSettings
 from ledger.errors import LedgerError
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def opened(
     creates a database that is not there; the others stop with DATABASE_NOT_FOUND."""
     from ledger.application import Ledger
 
-    settings = configured(Settings.from_environ, "configuration", as_json)
+    settings = configured(LedgerSettings.from_environ, "configuration", as_json)
     try:
         ledger = Ledger.open(
             database_url or settings.database_url,

@@ -61,14 +61,8 @@ from ledger.bounds import LINE_BYTES_MAX, decode
 from ledger.errors import Code, Conflict, InvalidRecord, NotFound, StorageError
 from ledger.moments import MomentError, parse_moment
 from ledger.pan import holds_pan
-from ledger.views import (
-    AllowanceState,
-    DeviceStatus,
-    HistoryEntry,
-    LocationStatus,
-    PaymentState,
-    ReservationState,
-)
+from ledger.status_views import AllowanceState, DeviceStatus, LocationStatus
+from ledger.views import HistoryEntry, PaymentState, ReservationState
 from projections.formats import write
 from projections.read_models import ReadModels
 from projections.reconciliation import Filters, Thresholds

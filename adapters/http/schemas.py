@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from ledger.application import BATCH_SIZE_MAX, HOLD_DEFAULT, HOLD_MAX
 from ledger.errors import Breach
-from ledger.views import DeviceState, LocationStatus, PaymentState
+from ledger.status_views import LocationStatus
+from ledger.views import DeviceState, PaymentState
 from ledger.wire import AmountMinor, Currency, Identifier, Record, Timestamp
 
 Behavior = Literal["prefer_online", "require_online", "force_offline"]

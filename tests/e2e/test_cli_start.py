@@ -7,6 +7,7 @@ in seconds is measured in benchmarks/cli_start.py, not here."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -18,12 +19,13 @@ from adapters.cli.group import COMMANDS, main
 HEAVY = ("sqlalchemy", "pydantic", "eventsourcing", "stripe", "alembic", "jinja2", "rich")
 
 
-def modules_loaded(*args: str) -> set[str]:
-    """The top-level packages loaded by running `offline-ledger ARGS` in a fresh interpreter."""
-    return {name.split(".")[0] for name in every_module_loaded(*args)}
+def modules_loaded(*args: str, columns: str | None = None) -> set[str]:
+    """The top-level packages loaded by running `offline-ledger ARGS` in a fresh interpreter
+    (with COLUMNS set to `columns`, if given)."""
+    return {name.split(".")[0] for name in every_module_loaded(*args, columns=columns)}
 
 
-def every_module_loaded(*args: str) -> set[str]:
+def every_module_loaded(*args: str, columns: str | None = None) -> set[str]:
     """Every module loaded by running `offline-ledger ARGS` in a fresh interpreter."""
     script = (
         "import json, sys\n"
@@ -34,8 +36,14 @@ def every_module_loaded(*args: str) -> set[str]:
         "    pass\n"
         "print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
     )
+    env = {**os.environ, **({} if columns is None else {"COLUMNS": columns})}
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        env=env,
     )
     return set(json.loads(done.stderr.strip().splitlines()[-1]))
 
@@ -67,6 +75,15 @@ def test_an_answer_in_json_loads_no_console(loaded_sqlite: str, command: tuple[s
     loaded = modules_loaded(*command, "--json", "--db", loaded_sqlite)
     assert "eventsourcing" in loaded  # it did read the ledger
     assert "rich" not in loaded
+
+
+def test_status_loads_neither_pydantic_nor_rich(loaded_sqlite: str) -> None:
+    """`status`, the command people run most often, builds no pydantic model (its views are
+    dataclasses, its two settings read without pydantic) and, when its table fits the width,
+    draws it without rich (`adapters.cli.text_table`)."""
+    loaded = modules_loaded("status", "--db", loaded_sqlite, columns="200")
+    assert "eventsourcing" in loaded  # it did read the ledger
+    assert not loaded & {"pydantic", "pydantic_core", "rich"}, loaded
 
 
 def test_status_loads_no_aggregate_but_locations_and_devices(loaded_sqlite: str) -> None:

@@ -31,8 +31,8 @@ from adapters.audit_export import import_log, read_manifest
 from ledger import Ledger, identity
 from ledger.event_store import _stored_event
 from ledger.payment import Payment
+from ledger.status_views import LocationStatus
 from ledger.transcoder import OrjsonTranscoder
-from ledger.views import LocationStatus
 from projections.read_models import ReadModels
 from tests.support import records as r
 

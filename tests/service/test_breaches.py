@@ -187,7 +187,7 @@ def _final(facts: list[dict[str, Any]]) -> tuple[Any, ...]:
             for delivery in ("version", "reported_late"):
                 state.pop(delivery)
             payments.append(state)
-        status = ledger.status("tml_1")[0].model_dump()
+        status = ledger.status("tml_1")[0].to_dict()
     return tuple(payments), status
 
 

@@ -84,7 +84,7 @@ def collected_payment(
 
 
 def totals(ledger: Ledger) -> list[dict[str, Any]]:
-    return [status.model_dump() for status in ledger.status()]
+    return [status.to_dict() for status in ledger.status()]
 
 
 def assert_flagged(ledger: Ledger, record: Record, code: Code) -> SimpleNamespace:

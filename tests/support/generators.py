@@ -82,7 +82,7 @@ def snapshot(
     """What the ledger says about everything: status, every payment's state and history."""
     ids = list(offline_ids)
     return {
-        "status": [loc.model_dump(mode="json") for loc in ledger.status()],
+        "status": [loc.to_dict() for loc in ledger.status()],
         "payments": payment_states(ledger, ids),
         "histories": histories(ledger, ids, with_recorded_at=with_recorded_at),
     }
