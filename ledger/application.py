@@ -740,6 +740,8 @@ class Ledger:
         versions, the aggregates the cache holds at those versions reused), by offline_id as
         given: a batch's payments cost a fraction of reading each with `payment`. An id that
         names no payment (unknown, or not a UUID) is left out: `payment` says why."""
+        from ledger.views import PaymentState
+
         streams: dict[str, UUID] = {}
         for offline_id in offline_ids:
             try:
