@@ -20,12 +20,18 @@ from ledger.storage import ID_CHUNK, StoredState, store_not_empty
 
 # Every append locks the chain head's row (the lock every writer takes, instead of a lock on the
 # whole event table) and refuses the batch when a stream it read but does not write has moved on
-# since (no row inserted: the caller's retry reloads).
+# since (no row inserted: the caller's retry reloads). Each stream read is looked up on its own
+# (a LATERAL subquery with a LIMIT cannot become a join): as a join, a planner without
+# statistics on the event table (autovacuum off, or not yet run) hashes the read streams and
+# scans the whole log, so that every live record costs a scan growing with the ledger.
 _MOVED = """
 moved AS (
-    SELECT FROM {schema}.{events} AS stored
-    JOIN unnest(%b::uuid[], %b::bigint[]) AS read (id, version)
-        ON stored.originator_id = read.id AND stored.originator_version > read.version
+    SELECT FROM unnest(%b::uuid[], %b::bigint[]) AS read (id, version)
+    CROSS JOIN LATERAL (
+        SELECT FROM {schema}.{events} AS stored
+        WHERE stored.originator_id = read.id AND stored.originator_version > read.version
+        LIMIT 1
+    ) AS later
     LIMIT 1
 )"""
 # A live record's few events are inserted in order, linked in the same statement, with
