@@ -344,8 +344,11 @@ def _where_among(
         for at in range(0, len(listed), ID_CHUNK):
             chunk = listed[at : at + ID_CHUNK]
             if dialect.name == "postgresql":
-                # Binary: the ids' array is sent as it is, not quoted id by id as text.
-                cursor.execute(f"{statement}= ANY(%s)", (chunk,), binary=True)
+                # Binary: the ids' array is sent as it is, not quoted id by id as text. Never
+                # prepared: a plan kept from when the table was small (a rebuild starts from
+                # empty tables) scans it for each id of the array once it has grown, and only
+                # a plan made with the array in hand looks its ids up in a hash.
+                cursor.execute(f"{statement}= ANY(%s)", (chunk,), binary=True, prepare=False)
             else:
                 cursor.execute(f"{statement}IN ({', '.join('?' * len(chunk))})", chunk)
             if fetch:
