@@ -229,12 +229,12 @@ def run(
         write_disputes(files["stripe_disputes"], sales)
         advance = start("importing Stripe's report, PaymentIntents and disputes", 3)
         rows = read_report_csv(files["stripe_report"])
-        recorded = ledger.observe(rows).recorded
+        recorded = ledger.observe_file(rows).recorded
         advance(1)
         intents = read_payment_intents_json(files["stripe_payment_intents"])
-        ledger.observe(intents)
+        ledger.observe_file(intents)
         advance(1)
-        ledger.observe(read_disputes_json(files["stripe_disputes"]))
+        ledger.observe_file(read_disputes_json(files["stripe_disputes"]))
         advance(1)
 
         with ReadModels(ledger) as read_models:

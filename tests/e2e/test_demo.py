@@ -29,6 +29,7 @@ from adapters.demo import (
     REPORT_FILES,
     SEED_DEFAULT,
 )
+from ledger.application import BATCH_SIZE_MAX
 from projections.report import COLUMNS, Category
 
 CLI = Path(sys.executable).parent / "offline-ledger"
@@ -197,6 +198,16 @@ def test_an_earlier_demo_is_kept_unless_forced(tmp_path: Path) -> None:
     assert (out / "report.json").read_bytes() != before["report.json"]
     assert (out / "notes.txt").read_text() == "mine\n"  # not one of the demo's files
     assert "notes.txt" not in DEMO_FILES
+
+
+def test_a_day_whose_stripe_files_outgrow_one_batch_is_imported_whole(tmp_path: Path) -> None:
+    """Stripe's report of a larger day holds more rows than one transaction takes: the demo
+    imports its files as files, a bounded transaction at a time, as the import commands do."""
+    done = demo(tmp_path / "large", "--payments", "6000", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    stripe = json.loads(done.stdout)["stripe"]
+    assert stripe["report_rows"] > BATCH_SIZE_MAX
+    assert stripe["report_rows_recorded"] + stripe["report_rows_skipped"] == stripe["report_rows"]
 
 
 def test_a_day_too_small_for_the_script_is_a_usage_error(tmp_path: Path) -> None:
