@@ -17,8 +17,7 @@ stream's snapshots; a fact arriving later than that is judged against what is st
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -118,6 +117,26 @@ class TimelineIndex:
         device = self.devices.setdefault(device_id, [{}, 0])
         device[0][currency] = device[0].get(currency, 0) + amount
         device[1] += 1
+
+
+class JudgedAt:
+    """`Location.judged_at`'s block: a plain context manager, not a generator's (one per
+    fact judged, so its cost is paid on every payment)."""
+
+    __slots__ = ("location", "moment", "now")
+
+    def __init__(self, location: Location, moment: datetime) -> None:
+        self.location = location
+        self.moment = moment
+
+    def __enter__(self) -> None:
+        location = self.location
+        self.now = location.config
+        if len(location.configs) > 1:
+            location.config = location.config_at(self.moment)
+
+    def __exit__(self, *exc: object) -> None:
+        self.location.config = self.now
 
 
 def _drop(ordered: list[Any], item: tuple[Any, ...]) -> None:
@@ -389,16 +408,10 @@ class Location(Journaled):
             found = config
         return found
 
-    @contextmanager
-    def judged_at(self, moment: datetime) -> Iterator[None]:
+    def judged_at(self, moment: datetime) -> JudgedAt:
         """Judge (limits, offline mode, currencies) by the configuration in force at
         `moment` inside the block (`judge_by` moves it), the one in force now after it."""
-        now = self.config
-        self.config = self.config_at(moment)
-        try:
-            yield
-        finally:
-            self.config = now
+        return JudgedAt(self, moment)
 
     def judge_by(self, moment: datetime) -> None:
         """Inside `judged_at`, judge by the configuration in force at `moment` from now on
