@@ -115,9 +115,13 @@ class UnitOfWork:
         return aggregate
 
     def get(self, aggregate_id: UUID) -> Any:
-        if aggregate_id not in self.loaded:
+        # One lookup (a UUID's hash is Python code): a batch asks for loaded streams
+        # several times a record.
+        try:
+            return self.loaded[aggregate_id]
+        except KeyError:
             self.prefetch([aggregate_id])
-        return self.loaded[aggregate_id]
+            return self.loaded[aggregate_id]
 
     def add(self, aggregate: Aggregate) -> None:
         assert self.loaded.get(aggregate.id) is None, aggregate.id
