@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -102,8 +102,8 @@ class TimelineIndex:
 
     def __init__(self, timeline: Mapping[str, Entry]) -> None:
         # (stored, arrival, offline_id), sorted; (released, offline_id), sorted.
-        self.stores = sorted((e[3], e[6], k) for k, e in timeline.items() if e[3] is not None)
-        self.releases = sorted((e[4], k) for k, e in timeline.items() if e[4] is not None)
+        self.stores = Ordered((e[3], e[6], k) for k, e in timeline.items() if e[3] is not None)
+        self.releases = Ordered((e[4], k) for k, e in timeline.items() if e[4] is not None)
         self.amounts: dict[str, int] = {}
         self.count = 0
         # device_id -> [{currency: amount}, count], over the whole timeline.
@@ -120,10 +120,71 @@ class TimelineIndex:
         device[1] += 1
 
 
-def _drop(ordered: list[Any], item: tuple[Any, ...]) -> None:
-    at = bisect_left(ordered, item)
-    assert ordered[at] == item, item
-    del ordered[at]
+class Ordered:
+    """A sorted list kept in blocks: adding or removing an item moves the items of its block
+    only, not those of the whole list (a late fact lands anywhere in a week of payments)."""
+
+    __slots__ = ("blocks", "maxes")
+
+    LOAD = 512  # items per block; a block splits at twice as many
+
+    def __init__(self, items: Iterable[tuple[Any, ...]]) -> None:
+        ordered = sorted(items)
+        load = self.LOAD
+        self.blocks = [ordered[i : i + load] for i in range(0, len(ordered), load)]
+        self.maxes = [block[-1] for block in self.blocks]
+
+    def add(self, item: tuple[Any, ...]) -> None:
+        blocks, maxes = self.blocks, self.maxes
+        if not blocks:
+            blocks.append([item])
+            maxes.append(item)
+            return
+        at = min(bisect_left(maxes, item), len(maxes) - 1)
+        block = blocks[at]
+        insort(block, item)
+        maxes[at] = block[-1]
+        if len(block) > 2 * self.LOAD:
+            blocks[at : at + 1] = [block[: self.LOAD], block[self.LOAD :]]
+            maxes[at : at + 1] = [block[self.LOAD - 1], block[-1]]
+
+    def remove(self, item: tuple[Any, ...]) -> None:
+        at = bisect_left(self.maxes, item)
+        block = self.blocks[at]
+        position = bisect_left(block, item)
+        assert block[position] == item, item
+        del block[position]
+        if block:
+            self.maxes[at] = block[-1]
+        else:
+            del self.blocks[at], self.maxes[at]
+
+    def from_(self, probe: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """The items at or after `probe`, in order."""
+        at = bisect_left(self.maxes, probe)
+        if at == len(self.blocks):
+            return []
+        found = self.blocks[at][bisect_left(self.blocks[at], probe) :]
+        for block in self.blocks[at + 1 :]:
+            found += block
+        return found
+
+    def after(self, first: Any) -> list[tuple[Any, ...]]:
+        """The items whose first element is after `first`, in order."""
+        at = bisect_right(self.maxes, first, key=_first)
+        if at == len(self.blocks):
+            return []
+        found = self.blocks[at][bisect_right(self.blocks[at], first, key=_first) :]
+        for block in self.blocks[at + 1 :]:
+            found += block
+        return found
+
+
+_AS_NOW: AbstractContextManager[None] = nullcontext()
+
+
+def _first(item: tuple[Any, ...]) -> Any:
+    return item[0]
 
 
 def _count(held: list[Any], entry: Entry, sign: int) -> None:
@@ -131,10 +192,6 @@ def _count(held: list[Any], entry: Entry, sign: int) -> None:
     amounts = held[0]
     amounts[entry[1]] = amounts.get(entry[1], 0) + sign * entry[2]
     held[1] += sign
-
-
-def _released_key(item: tuple[datetime, str]) -> datetime:
-    return item[0]
 
 
 class Location(Journaled):
@@ -389,10 +446,16 @@ class Location(Journaled):
             found = config
         return found
 
-    @contextmanager
-    def judged_at(self, moment: datetime) -> Iterator[None]:
+    def judged_at(self, moment: datetime) -> AbstractContextManager[None]:
         """Judge (limits, offline mode, currencies) by the configuration in force at
-        `moment` inside the block (`judge_by` moves it), the one in force now after it."""
+        `moment` inside the block (`judge_by` moves it), the one in force now after it.
+        Nothing to do (and no generator per payment) while the location has had only one."""
+        if len(self.configs) == 1:
+            return _AS_NOW
+        return self._judged_at(moment)
+
+    @contextmanager
+    def _judged_at(self, moment: datetime) -> Iterator[None]:
         now = self.config
         self.config = self.config_at(moment)
         try:
@@ -564,12 +627,12 @@ class Location(Journaled):
         if ordered is not None:
             if index == 3:
                 if entry[3] is not None:
-                    _drop(ordered.stores, (entry[3], entry[6], offline_id))
-                insort(ordered.stores, (moment, entry[6], offline_id))
+                    ordered.stores.remove((entry[3], entry[6], offline_id))
+                ordered.stores.add((moment, entry[6], offline_id))
             else:
                 if entry[4] is not None:
-                    _drop(ordered.releases, (entry[4], offline_id))
-                insort(ordered.releases, (moment, offline_id))
+                    ordered.releases.remove((entry[4], offline_id))
+                ordered.releases.add((moment, offline_id))
         entry[index] = moment
         if self.horizon is None or moment > self.horizon:
             new_day = self.horizon is None or moment.date() > self.horizon.date()
@@ -628,12 +691,11 @@ class Location(Journaled):
             if entry[0] == device_id:
                 _count(device, entry, sign)
 
-        for _, _, key in index.stores[bisect_left(index.stores, position) :]:
+        for _, _, key in index.stores.from_(position):
             entry = timeline[key]
             if entry[4] is None:
                 count(entry, -1)
-        releases = index.releases
-        for _, key in releases[bisect_right(releases, moment, key=_released_key) :]:
+        for _, key in index.releases.after(moment):
             entry = timeline[key]
             if (entry[3], entry[6]) < position:
                 count(entry, 1)
@@ -656,7 +718,6 @@ class Location(Journaled):
         if not wanted:
             return {}
         index = self.indexed()
-        stores, releases = index.stores, index.releases
         total: list[Any] = [dict(self.stored_amounts), self.stored_count]
         devices: dict[str, list[Any]] = {
             d: [dict(amounts), self.device_stored_counts[d]]
@@ -669,12 +730,12 @@ class Location(Journaled):
 
         # Held just before the first: stored before its place, not released by its moment.
         first, last = (wanted[0][0], wanted[0][1]), wanted[0][0]
-        next_store = bisect_left(stores, first)
-        for _, _, key in stores[next_store:]:
+        stores, next_store = index.stores.from_(first), 0
+        for _, _, key in stores:
             if timeline[key][4] is None:
                 count(timeline[key], -1)
-        next_release = bisect_right(releases, last, key=_released_key)
-        for _, key in releases[next_release:]:
+        releases, next_release = index.releases.after(last), 0
+        for _, key in releases:
             entry = timeline[key]
             if (entry[3], entry[6]) < first:
                 count(entry, 1)
@@ -713,9 +774,8 @@ class Location(Journaled):
         change) is at or after the moment."""
         if horizon is None or moment > horizon:
             return []
-        stores = self.indexed().stores
-        start = bisect_left(stores, (moment,) if arrival is None else (moment, arrival + 1))
-        return sorted(key for _, _, key in stores[start:])
+        probe = (moment,) if arrival is None else (moment, arrival + 1)
+        return sorted(key for _, _, key in self.indexed().stores.from_(probe))
 
     # -- state --------------------------------------------------------------------------------
 
