@@ -55,6 +55,17 @@ def stream_ids(record: wire.Record) -> list[UUID]:
     return ids
 
 
+def created_ids(record: wire.Record) -> list[UUID]:
+    """The streams a record creates when they are absent, as it usually finds them: a new
+    payment's and its idempotency key's (`UnitOfWork.presume_absent`)."""
+    ids: list[UUID] = []
+    if record.idempotency_key is not None:
+        ids.append(identity.idempotency_key_id(record.idempotency_key))
+    if isinstance(record, wire.PaymentCreated):
+        ids.append(identity.payment_id(record.offline_id))
+    return ids
+
+
 def related_ids(aggregates: Iterable[object]) -> list[UUID]:
     """Streams a loaded payment points to (its location and device)."""
     ids: list[UUID] = []

@@ -17,7 +17,8 @@ stream's snapshots; a fact arriving later than that is judged against what is st
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -101,8 +102,10 @@ class TimelineIndex:
 
     def __init__(self, timeline: Mapping[str, Entry]) -> None:
         # (stored, arrival, offline_id), sorted; (released, offline_id), sorted.
-        self.stores = sorted((e[3], e[6], k) for k, e in timeline.items() if e[3] is not None)
-        self.releases = sorted((e[4], k) for k, e in timeline.items() if e[4] is not None)
+        self.stores = Ordered((e[3], e[6], k) for k, e in timeline.items() if e[3] is not None)
+        self.releases = Weighed(
+            ((e[4], k) for k, e in timeline.items() if e[4] is not None), timeline
+        )
         self.amounts: dict[str, int] = {}
         self.count = 0
         # device_id -> [{currency: amount}, count], over the whole timeline.
@@ -119,30 +122,156 @@ class TimelineIndex:
         device[1] += 1
 
 
-class JudgedAt:
-    """`Location.judged_at`'s block: a plain context manager, not a generator's (one per
-    fact judged, so its cost is paid on every payment)."""
+class Ordered:
+    """A sorted list kept in blocks: adding or removing an item moves the items of its block
+    only, not those of the whole list (a late fact lands anywhere in a week of payments)."""
 
-    __slots__ = ("location", "moment", "now")
+    __slots__ = ("blocks", "maxes")
 
-    def __init__(self, location: Location, moment: datetime) -> None:
-        self.location = location
-        self.moment = moment
+    LOAD = 512  # items per block; a block splits at twice as many
 
-    def __enter__(self) -> None:
-        location = self.location
-        self.now = location.config
-        if len(location.configs) > 1:
-            location.config = location.config_at(self.moment)
+    def __init__(self, items: Iterable[tuple[Any, ...]]) -> None:
+        ordered = sorted(items)
+        load = self.LOAD
+        self.blocks = [ordered[i : i + load] for i in range(0, len(ordered), load)]
+        self.maxes = [block[-1] for block in self.blocks]
 
-    def __exit__(self, *exc: object) -> None:
-        self.location.config = self.now
+    def add(self, item: tuple[Any, ...]) -> None:
+        blocks, maxes = self.blocks, self.maxes
+        if not blocks:
+            blocks.append([item])
+            maxes.append(item)
+            self._split(-1)
+            return
+        at = min(bisect_left(maxes, item), len(maxes) - 1)
+        block = blocks[at]
+        insort(block, item)
+        maxes[at] = block[-1]
+        self._added(at, item)
+        if len(block) > 2 * self.LOAD:
+            blocks[at : at + 1] = [block[: self.LOAD], block[self.LOAD :]]
+            maxes[at : at + 1] = [block[self.LOAD - 1], block[-1]]
+            self._split(at)
+
+    def remove(self, item: tuple[Any, ...]) -> None:
+        at = bisect_left(self.maxes, item)
+        block = self.blocks[at]
+        position = bisect_left(block, item)
+        assert block[position] == item, item
+        del block[position]
+        self._removed(at, item)
+        if block:
+            self.maxes[at] = block[-1]
+        else:
+            del self.blocks[at], self.maxes[at]
+            self._emptied(at)
+
+    def from_(self, probe: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """The items at or after `probe`, in order."""
+        at = bisect_left(self.maxes, probe)
+        if at == len(self.blocks):
+            return []
+        found = self.blocks[at][bisect_left(self.blocks[at], probe) :]
+        for block in self.blocks[at + 1 :]:
+            found += block
+        return found
+
+    def after(self, first: Any) -> list[tuple[Any, ...]]:
+        """The items whose first element is after `first`, in order."""
+        at = bisect_right(self.maxes, first, key=_first)
+        if at == len(self.blocks):
+            return []
+        found = self.blocks[at][bisect_right(self.blocks[at], first, key=_first) :]
+        for block in self.blocks[at + 1 :]:
+            found += block
+        return found
+
+    # What a subclass keeping something per block does as blocks change.
+    def _added(self, at: int, item: tuple[Any, ...]) -> None:
+        pass
+
+    def _removed(self, at: int, item: tuple[Any, ...]) -> None:
+        pass
+
+    def _split(self, at: int) -> None:
+        """Block `at` became blocks `at` and `at + 1` (-1: the first block was made)."""
+
+    def _emptied(self, at: int) -> None:
+        pass
 
 
-def _drop(ordered: list[Any], item: tuple[Any, ...]) -> None:
-    at = bisect_left(ordered, item)
-    assert ordered[at] == item, item
-    del ordered[at]
+class Weighed(Ordered):
+    """Items whose last element is a key of `timeline`, with what each block's payments hold
+    ([{currency: amount}, count, {device_id: [{currency: amount}, count]}]): what those after
+    a point hold is read block by block, not payment by payment."""
+
+    __slots__ = ("sums", "timeline")
+
+    def __init__(self, items: Iterable[tuple[Any, ...]], timeline: Mapping[str, Entry]) -> None:
+        super().__init__(items)
+        self.timeline = timeline
+        self.sums = [self._sum(block) for block in self.blocks]
+
+    def _sum(self, block: list[tuple[Any, ...]]) -> list[Any]:
+        held: list[Any] = [{}, 0, {}]
+        for item in block:
+            _weigh(held, self.timeline[item[-1]], 1)
+        return held
+
+    def _added(self, at: int, item: tuple[Any, ...]) -> None:
+        _weigh(self.sums[at], self.timeline[item[-1]], 1)
+
+    def _removed(self, at: int, item: tuple[Any, ...]) -> None:
+        _weigh(self.sums[at], self.timeline[item[-1]], -1)
+
+    def _split(self, at: int) -> None:
+        if at < 0:
+            self.sums = [self._sum(self.blocks[0])]
+        else:
+            self.sums[at : at + 1] = [self._sum(self.blocks[at]), self._sum(self.blocks[at + 1])]
+
+    def _emptied(self, at: int) -> None:
+        del self.sums[at]
+
+    def held_after(self, first: Any, device_id: str) -> tuple[list[Any], list[Any]]:
+        """What the items whose first element is after `first` hold, in all and of
+        `device_id`: [{currency: amount}, count] each."""
+        total: list[Any] = [{}, 0]
+        device: list[Any] = [{}, 0]
+        at = bisect_right(self.maxes, first, key=_first)
+        if at == len(self.blocks):
+            return total, device
+        block = self.blocks[at]
+        for item in block[bisect_right(block, first, key=_first) :]:
+            entry = self.timeline[item[-1]]
+            _count(total, entry, 1)
+            if entry[0] == device_id:
+                _count(device, entry, 1)
+        for amounts, count, devices in self.sums[at + 1 :]:
+            _merge(total, amounts, count)
+            if device_id in devices:
+                _merge(device, *devices[device_id])
+        return total, device
+
+
+_AS_NOW: AbstractContextManager[None] = nullcontext()
+
+
+def _first(item: tuple[Any, ...]) -> Any:
+    return item[0]
+
+
+def _weigh(held: list[Any], entry: Entry, sign: int) -> None:
+    """Count `entry` in a block's sums, in all and of its device."""
+    _count(held, entry, sign)
+    _count(held[2].setdefault(entry[0], [{}, 0]), entry, sign)
+
+
+def _merge(held: list[Any], amounts: Mapping[str, int], count: int) -> None:
+    into = held[0]
+    for currency, amount in amounts.items():
+        into[currency] = into.get(currency, 0) + amount
+    held[1] += count
 
 
 def _count(held: list[Any], entry: Entry, sign: int) -> None:
@@ -150,10 +279,6 @@ def _count(held: list[Any], entry: Entry, sign: int) -> None:
     amounts = held[0]
     amounts[entry[1]] = amounts.get(entry[1], 0) + sign * entry[2]
     held[1] += sign
-
-
-def _released_key(item: tuple[datetime, str]) -> datetime:
-    return item[0]
 
 
 class Location(Journaled):
@@ -408,10 +533,22 @@ class Location(Journaled):
             found = config
         return found
 
-    def judged_at(self, moment: datetime) -> JudgedAt:
+    def judged_at(self, moment: datetime) -> AbstractContextManager[None]:
         """Judge (limits, offline mode, currencies) by the configuration in force at
-        `moment` inside the block (`judge_by` moves it), the one in force now after it."""
-        return JudgedAt(self, moment)
+        `moment` inside the block (`judge_by` moves it), the one in force now after it.
+        Nothing to do (and no generator per payment) while the location has had only one."""
+        if len(self.configs) == 1:
+            return _AS_NOW
+        return self._judged_at(moment)
+
+    @contextmanager
+    def _judged_at(self, moment: datetime) -> Iterator[None]:
+        now = self.config
+        self.config = self.config_at(moment)
+        try:
+            yield
+        finally:
+            self.config = now
 
     def judge_by(self, moment: datetime) -> None:
         """Inside `judged_at`, judge by the configuration in force at `moment` from now on
@@ -577,12 +714,12 @@ class Location(Journaled):
         if ordered is not None:
             if index == 3:
                 if entry[3] is not None:
-                    _drop(ordered.stores, (entry[3], entry[6], offline_id))
-                insort(ordered.stores, (moment, entry[6], offline_id))
+                    ordered.stores.remove((entry[3], entry[6], offline_id))
+                ordered.stores.add((moment, entry[6], offline_id))
             else:
                 if entry[4] is not None:
-                    _drop(ordered.releases, (entry[4], offline_id))
-                insort(ordered.releases, (moment, offline_id))
+                    ordered.releases.remove((entry[4], offline_id))
+                ordered.releases.add((moment, offline_id))
         entry[index] = moment
         if self.horizon is None or moment > self.horizon:
             new_day = self.horizon is None or moment.date() > self.horizon.date()
@@ -623,9 +760,9 @@ class Location(Journaled):
     def held_before(self, moment: datetime, offline_id: str, device_id: str) -> Held:
         """What `stored_before` holds, in all and of `device_id`: from the totals stored now,
         less those stored at or after the payment's place, plus those released after
-        `moment` that were stored before it. The work is that of the payments stored or
-        released after the moment (few, when the facts come about in order), not of the
-        whole timeline."""
+        `moment` that were stored before it. The work is that of the payments stored after
+        the moment (few, when the facts come about in order) and of the blocks of those
+        released after it, not of the whole timeline."""
         timeline = self.timeline
         own = timeline.get(offline_id)
         position = (moment, own[6] if own is not None else self.arrivals + 1)
@@ -641,15 +778,14 @@ class Location(Journaled):
             if entry[0] == device_id:
                 _count(device, entry, sign)
 
-        for _, _, key in index.stores[bisect_left(index.stores, position) :]:
+        # Those released after the moment count, less those among them stored after it.
+        released_total, released_device = index.releases.held_after(moment, device_id)
+        _merge(total, *released_total)
+        _merge(device, *released_device)
+        for _, _, key in index.stores.from_(position):
             entry = timeline[key]
-            if entry[4] is None:
+            if entry[4] is None or entry[4] > moment:
                 count(entry, -1)
-        releases = index.releases
-        for _, key in releases[bisect_right(releases, moment, key=_released_key) :]:
-            entry = timeline[key]
-            if (entry[3], entry[6]) < position:
-                count(entry, 1)
         if own is not None and (own[3], own[6]) < position and (own[4] is None or own[4] > moment):
             count(own, -1)
         return (
@@ -669,7 +805,6 @@ class Location(Journaled):
         if not wanted:
             return {}
         index = self.indexed()
-        stores, releases = index.stores, index.releases
         total: list[Any] = [dict(self.stored_amounts), self.stored_count]
         devices: dict[str, list[Any]] = {
             d: [dict(amounts), self.device_stored_counts[d]]
@@ -682,12 +817,12 @@ class Location(Journaled):
 
         # Held just before the first: stored before its place, not released by its moment.
         first, last = (wanted[0][0], wanted[0][1]), wanted[0][0]
-        next_store = bisect_left(stores, first)
-        for _, _, key in stores[next_store:]:
+        stores, next_store = index.stores.from_(first), 0
+        for _, _, key in stores:
             if timeline[key][4] is None:
                 count(timeline[key], -1)
-        next_release = bisect_right(releases, last, key=_released_key)
-        for _, key in releases[next_release:]:
+        releases, next_release = index.releases.after(last), 0
+        for _, key in releases:
             entry = timeline[key]
             if (entry[3], entry[6]) < first:
                 count(entry, 1)
@@ -726,9 +861,8 @@ class Location(Journaled):
         change) is at or after the moment."""
         if horizon is None or moment > horizon:
             return []
-        stores = self.indexed().stores
-        start = bisect_left(stores, (moment,) if arrival is None else (moment, arrival + 1))
-        return sorted(key for _, _, key in stores[start:])
+        probe = (moment,) if arrival is None else (moment, arrival + 1)
+        return sorted(key for _, _, key in self.indexed().stores.from_(probe))
 
     # -- state --------------------------------------------------------------------------------
 
