@@ -685,8 +685,13 @@ class Location(Journaled):
     def allowance_at(self, device_id: str, moment: datetime) -> list[Any] | None:
         """The allowance the device held at `moment`, if any."""
         granted: list[list[Any]] = self.allowances.get(device_id, [])
-        held = [a for a in granted if a[0] <= moment < a[1]]
-        return held[-1] if held else None
+        # The last granted that held then: from the newest back, as a sale now finds the
+        # allowance in force at the end (a week of renewals is kept).
+        for allowance in reversed(granted):
+            if allowance[0] <= moment < allowance[1]:
+                found: list[Any] = allowance
+                return found
+        return None
 
     def use_allowance(self, device_id: str, currency: str, amount: int, moment: datetime) -> None:
         allowance = self.allowance_at(device_id, moment)
