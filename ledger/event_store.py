@@ -23,7 +23,7 @@ import ledger.topics  # noqa: F401  (the stored topics of every aggregate resolv
 from ledger.device import Device
 from ledger.identity import cipher_keys_id
 from ledger.journal import PendingEvent
-from ledger.location import Location
+from ledger.location import INDEX, Location
 from ledger.storage import EVENT_STORE_NAME
 from ledger.transcoder import OrjsonTranscoder
 
@@ -150,7 +150,9 @@ class EventStore(Application[UUID]):
                 continue
             snapshot_class = getattr(type(aggregate), "Snapshot", self.snapshot_class)
             assert snapshot_class is not None, type(aggregate)
-            self.snapshots.put([snapshot_class.take(aggregate)])
+            snapshot = snapshot_class.take(aggregate)
+            snapshot.state.pop(INDEX, None)  # derived from the timeline, rebuilt on load
+            self.snapshots.put([snapshot])
 
 
 # An event class's topic and the class version its stored state names (above 1 only).

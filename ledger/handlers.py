@@ -55,6 +55,17 @@ def stream_ids(record: wire.Record) -> list[UUID]:
     return ids
 
 
+def created_ids(record: wire.Record) -> list[UUID]:
+    """The streams a record creates when they are absent, as it usually finds them: a new
+    payment's and its idempotency key's (`UnitOfWork.presume_absent`)."""
+    ids: list[UUID] = []
+    if record.idempotency_key is not None:
+        ids.append(identity.idempotency_key_id(record.idempotency_key))
+    if isinstance(record, wire.PaymentCreated):
+        ids.append(identity.payment_id(record.offline_id))
+    return ids
+
+
 def related_ids(aggregates: Iterable[object]) -> list[UUID]:
     """Streams a loaded payment points to (its location and device)."""
     ids: list[UUID] = []
@@ -365,18 +376,10 @@ def _limits_within_reach(location: Location) -> bool:
 
 
 def _within_reach(location: Location, limits: StoredLimits, device_limits: StoredLimits) -> bool:
-    amounts: dict[str, int] = {}
-    count = 0
-    per_device: dict[str, tuple[dict[str, int], int]] = {}
-    for device_id, currency, amount, *_ in location.timeline.values():
-        amounts[currency] = amounts.get(currency, 0) + amount
-        count += 1
-        device_amounts, device_count = per_device.setdefault(device_id, ({}, 0))
-        device_amounts[currency] = device_amounts.get(currency, 0) + amount
-        per_device[device_id] = (device_amounts, device_count + 1)
-    if _over(limits, amounts, count):
+    index = location.indexed()  # what the whole timeline holds, kept as it grows
+    if _over(limits, index.amounts, index.count):
         return True
-    return any(_over(device_limits, a, n) for a, n in per_device.values())
+    return any(_over(device_limits, a, n) for a, n in index.devices.values())
 
 
 def _over(limits: StoredLimits, amounts: dict[str, int], count: int) -> bool:

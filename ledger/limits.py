@@ -271,58 +271,14 @@ class Totals:
         stored, for its own device: one sweep over the timeline in stored order, not a walk
         per payment (a fact that comes late can move the judgment of every payment stored
         after it, and a day's payments may all share one moment)."""
-        if not offline_ids:
-            return {}
-        timeline = location.timeline
-        stores = sorted((e[3], e[6], k) for k, e in timeline.items() if e[3] is not None)
-        releases = sorted((e[4], k) for k, e in timeline.items() if e[4] is not None)
-        wanted = sorted((timeline[k][3], timeline[k][6], k) for k in offline_ids)
-        amounts: dict[str, int] = {}
-        by_device: dict[str, tuple[dict[str, int], list[int]]] = {}
-        count = 0
-        counted: set[str] = set()
-        released: set[str] = set()
-        next_store = next_release = 0
-        found: dict[str, Totals] = {}
-
-        def add(key: str, sign: int) -> None:
-            nonlocal count
-            device_id, currency, amount = timeline[key][:3]
-            amounts[currency] = amounts.get(currency, 0) + sign * amount
-            count += sign
-            device_amounts, device_count = by_device.setdefault(device_id, ({}, [0]))
-            device_amounts[currency] = device_amounts.get(currency, 0) + sign * amount
-            device_count[0] += sign
-
-        for moment, arrival, offline_id in wanted:
-            # Stored before it (strictly: the same place is not before) ...
-            while next_store < len(stores) and stores[next_store][:2] < (moment, arrival):
-                key = stores[next_store][2]
-                next_store += 1
-                if key not in released:
-                    counted.add(key)
-                    add(key, 1)
-            # ... and not released by then.
-            while next_release < len(releases) and releases[next_release][0] <= moment:
-                key = releases[next_release][1]
-                next_release += 1
-                released.add(key)
-                if key in counted:
-                    add(key, -1)
-            device_amounts, device_count = by_device.get(timeline[offline_id][0], ({}, [0]))
-            found[offline_id] = cls(
-                {c: a for c, a in amounts.items() if a},
-                count,
-                {c: a for c, a in device_amounts.items() if a},
-                device_count[0],
-            )
-        return found
+        held = location.held_before_each(offline_ids)
+        return {offline_id: cls(*totals) for offline_id, totals in held.items()}
 
     @classmethod
     def at(cls, location: Location, offline_id: str, moment: datetime, device_id: str) -> Totals:
         """Stored just before `offline_id` was, at `moment` (by occurred_at)."""
         if location.horizon is not None and moment <= location.horizon:
-            return cls.of(location.stored_before(moment, offline_id), device_id)
+            return cls(*location.held_before(moment, offline_id, device_id))
         # Nothing known happened at or after the moment (facts in order): the current
         # totals hold, less the payment itself. No walk over the stored payments.
         totals = cls.current(location, device_id)

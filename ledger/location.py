@@ -16,7 +16,8 @@ stream's snapshots; a fact arriving later than that is judged against what is st
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,12 @@ LATE_WINDOW = timedelta(days=7)
 # the codes of the rules storing it broke, arrival number]. Payments stored at the same moment
 # are ordered by arrival: the later one is judged with the earlier counted.
 Entry = list[Any]
+# What is stored at some moment: per currency, count; and the same for one device.
+Held = tuple[dict[str, int], int, dict[str, int], int]
+
+# The attribute holding a location's `TimelineIndex`: derived from the timeline, rebuilt from it
+# when missing (a location loaded from a snapshot or its events), never part of a snapshot.
+INDEX = "_timeline_index"
 
 
 class DeviceLimitsConfig(TypedDict):
@@ -84,6 +91,51 @@ class LocationLimits(StoredLimits):
     per_payment_max: Mapping[str, int]
 
 
+class TimelineIndex:
+    """The timeline in stored order and in released order, and what it holds in all (stored
+    and released): a payment is judged against those stored just before it, and a late fact
+    judges again those stored after it, so the work per fact is that of the payments near
+    its moment, not of the whole timeline (a busy location's week of payments)."""
+
+    __slots__ = ("amounts", "count", "devices", "releases", "stores")
+
+    def __init__(self, timeline: Mapping[str, Entry]) -> None:
+        # (stored, arrival, offline_id), sorted; (released, offline_id), sorted.
+        self.stores = sorted((e[3], e[6], k) for k, e in timeline.items() if e[3] is not None)
+        self.releases = sorted((e[4], k) for k, e in timeline.items() if e[4] is not None)
+        self.amounts: dict[str, int] = {}
+        self.count = 0
+        # device_id -> [{currency: amount}, count], over the whole timeline.
+        self.devices: dict[str, list[Any]] = {}
+        for entry in timeline.values():
+            self.add(entry)
+
+    def add(self, entry: Entry) -> None:
+        device_id, currency, amount = entry[0], entry[1], entry[2]
+        self.amounts[currency] = self.amounts.get(currency, 0) + amount
+        self.count += 1
+        device = self.devices.setdefault(device_id, [{}, 0])
+        device[0][currency] = device[0].get(currency, 0) + amount
+        device[1] += 1
+
+
+def _drop(ordered: list[Any], item: tuple[Any, ...]) -> None:
+    at = bisect_left(ordered, item)
+    assert ordered[at] == item, item
+    del ordered[at]
+
+
+def _count(held: list[Any], entry: Entry, sign: int) -> None:
+    """Add (sign 1) or take away (-1) `entry` to `held` ([{currency: amount}, count])."""
+    amounts = held[0]
+    amounts[entry[1]] = amounts.get(entry[1], 0) + sign * entry[2]
+    held[1] += sign
+
+
+def _released_key(item: tuple[datetime, str]) -> datetime:
+    return item[0]
+
+
 class Location(Journaled):
     TOPIC = "offline_ledger:Location"
 
@@ -115,6 +167,7 @@ class Location(Journaled):
             location.arrivals = 0
             location.holds = {}
             location.allowances = {}
+            vars(location).pop(INDEX, None)
 
     class Reconfigured(Event):
         TOPIC = "offline_ledger:Location.Reconfigured"
@@ -488,7 +541,11 @@ class Location(Journaled):
 
     def place(self, offline_id: str, entry: Entry, breaches: list[str]) -> None:
         self.arrivals += 1
-        self.timeline[offline_id] = [*entry, None, None, list(breaches), self.arrivals]
+        placed = [*entry, None, None, list(breaches), self.arrivals]
+        self.timeline[offline_id] = placed
+        index: TimelineIndex | None = vars(self).get(INDEX)
+        if index is not None:
+            index.add(placed)
 
     def mark(self, offline_id: str, index: int, moment: datetime) -> None:
         """Set when a payment was stored (index 3) or released (4), then forget the payments
@@ -496,16 +553,35 @@ class Location(Journaled):
         entry = self.timeline.get(offline_id)
         if entry is None:
             return
+        ordered: TimelineIndex | None = vars(self).get(INDEX)
+        if ordered is not None:
+            if index == 3:
+                if entry[3] is not None:
+                    _drop(ordered.stores, (entry[3], entry[6], offline_id))
+                insort(ordered.stores, (moment, entry[6], offline_id))
+            else:
+                if entry[4] is not None:
+                    _drop(ordered.releases, (entry[4], offline_id))
+                insort(ordered.releases, (moment, offline_id))
         entry[index] = moment
         if self.horizon is None or moment > self.horizon:
             new_day = self.horizon is None or moment.date() > self.horizon.date()
             self.horizon = moment
             if new_day:  # once a day of moments: a scan per event would be quadratic
                 oldest = moment - LATE_WINDOW
-                for gone in [
-                    k for k, e in self.timeline.items() if e[4] is not None and e[4] < oldest
-                ]:
-                    del self.timeline[gone]
+                gone = [k for k, e in self.timeline.items() if e[4] is not None and e[4] < oldest]
+                for key in gone:
+                    del self.timeline[key]
+                if gone:
+                    vars(self).pop(INDEX, None)  # rebuilt when next asked for
+
+    def indexed(self) -> TimelineIndex:
+        """The timeline's index, built from the timeline if this object has none yet."""
+        index: TimelineIndex | None = vars(self).get(INDEX)
+        if index is None:
+            index = TimelineIndex(self.timeline)
+            vars(self)[INDEX] = index
+        return index
 
     def stored_before(self, moment: datetime, offline_id: str) -> list[Entry]:
         """The payments stored just before `offline_id` was, at `moment`: stored earlier (or
@@ -524,6 +600,103 @@ class Location(Journaled):
             and (entry[4] is None or entry[4] > moment)
         ]
 
+    def held_before(self, moment: datetime, offline_id: str, device_id: str) -> Held:
+        """What `stored_before` holds, in all and of `device_id`: from the totals stored now,
+        less those stored at or after the payment's place, plus those released after
+        `moment` that were stored before it. The work is that of the payments stored or
+        released after the moment (few, when the facts come about in order), not of the
+        whole timeline."""
+        timeline = self.timeline
+        own = timeline.get(offline_id)
+        position = (moment, own[6] if own is not None else self.arrivals + 1)
+        index = self.indexed()
+        total: list[Any] = [dict(self.stored_amounts), self.stored_count]
+        device: list[Any] = [
+            dict(self.device_stored_amounts.get(device_id, {})),
+            self.device_stored_counts.get(device_id, 0),
+        ]
+
+        def count(entry: Entry, sign: int) -> None:
+            _count(total, entry, sign)
+            if entry[0] == device_id:
+                _count(device, entry, sign)
+
+        for _, _, key in index.stores[bisect_left(index.stores, position) :]:
+            entry = timeline[key]
+            if entry[4] is None:
+                count(entry, -1)
+        releases = index.releases
+        for _, key in releases[bisect_right(releases, moment, key=_released_key) :]:
+            entry = timeline[key]
+            if (entry[3], entry[6]) < position:
+                count(entry, 1)
+        if own is not None and (own[3], own[6]) < position and (own[4] is None or own[4] > moment):
+            count(own, -1)
+        return (
+            {c: a for c, a in total[0].items() if a},
+            total[1],
+            {c: a for c, a in device[0].items() if a},
+            device[1],
+        )
+
+    def held_before_each(self, offline_ids: Iterable[str]) -> dict[str, Held]:
+        """`held_before` each of the timeline's payments `offline_ids`, at the moment it was
+        stored, for its own device: one sweep in stored order from the first of them, not a
+        walk per payment (a fact that comes late can move the judgment of every payment
+        stored after it, and a day's payments may all share one moment)."""
+        timeline = self.timeline
+        wanted = sorted((timeline[k][3], timeline[k][6], k) for k in offline_ids)
+        if not wanted:
+            return {}
+        index = self.indexed()
+        stores, releases = index.stores, index.releases
+        total: list[Any] = [dict(self.stored_amounts), self.stored_count]
+        devices: dict[str, list[Any]] = {
+            d: [dict(amounts), self.device_stored_counts[d]]
+            for d, amounts in self.device_stored_amounts.items()
+        }
+
+        def count(entry: Entry, sign: int) -> None:
+            _count(total, entry, sign)
+            _count(devices.setdefault(entry[0], [{}, 0]), entry, sign)
+
+        # Held just before the first: stored before its place, not released by its moment.
+        first, last = (wanted[0][0], wanted[0][1]), wanted[0][0]
+        next_store = bisect_left(stores, first)
+        for _, _, key in stores[next_store:]:
+            if timeline[key][4] is None:
+                count(timeline[key], -1)
+        next_release = bisect_right(releases, last, key=_released_key)
+        for _, key in releases[next_release:]:
+            entry = timeline[key]
+            if (entry[3], entry[6]) < first:
+                count(entry, 1)
+        found: dict[str, Held] = {}
+        for moment, arrival, offline_id in wanted:
+            position = (moment, arrival)
+            # Stored before it (strictly: the same place is not before), not released by the
+            # previous one's moment ...
+            while next_store < len(stores) and stores[next_store][:2] < position:
+                entry = timeline[stores[next_store][2]]
+                next_store += 1
+                if entry[4] is None or entry[4] > last:
+                    count(entry, 1)
+            # ... and not released by its own (those stored before it were counted).
+            while next_release < len(releases) and releases[next_release][0] <= moment:
+                entry = timeline[releases[next_release][1]]
+                next_release += 1
+                if (entry[3], entry[6]) < position:
+                    count(entry, -1)
+            last = moment
+            amounts, device_count = devices.get(timeline[offline_id][0], ({}, 0))
+            found[offline_id] = (
+                {c: a for c, a in total[0].items() if a},
+                total[1],
+                {c: a for c, a in amounts.items() if a},
+                device_count,
+            )
+        return found
+
     def stored_after(
         self, moment: datetime, horizon: datetime | None, arrival: int | None = None
     ) -> list[str]:
@@ -533,12 +706,9 @@ class Location(Journaled):
         change) is at or after the moment."""
         if horizon is None or moment > horizon:
             return []
-        return sorted(
-            k
-            for k, e in self.timeline.items()
-            if e[3] is not None
-            and (e[3] > moment or (e[3] == moment and (arrival is None or e[6] > arrival)))
-        )
+        stores = self.indexed().stores
+        start = bisect_left(stores, (moment,) if arrival is None else (moment, arrival + 1))
+        return sorted(key for _, _, key in stores[start:])
 
     # -- state --------------------------------------------------------------------------------
 

@@ -100,7 +100,7 @@ _RESERVE = (
 SELECT setval({sequence}, nextval({sequence}) + %s - 1) WHERE NOT EXISTS (SELECT FROM moved)
 """
 )
-_EVENT_TYPES = ("int8", "uuid", "int8", "text", "bytea")
+EVENT_TYPES = ("int8", "uuid", "int8", "text", "bytea")
 _LINK_TYPES = ("int8", "bytea", "bytea")
 APPEND_EVENTS_MAX = 16  # events linked by the database in the append statement itself
 
@@ -223,7 +223,7 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
     def _write(self, curs: Any, rows: Sequence[tuple[object, ...]], links: Sequence[Link]) -> None:
         """The events at their positions and their links, each in one binary COPY."""
         for statement, types, values in (
-            (self.copy_events_statement, _EVENT_TYPES, rows),
+            (self.copy_events_statement, EVENT_TYPES, rows),
             (self.copy_links_statement, _LINK_TYPES, links),
         ):
             with curs.copy(statement) as copy:

@@ -9,6 +9,11 @@ aggregates the cache holds (`optimistic`). The event store's primary key (stream
 the concurrency control, and the save also checks that the streams the batch only read are still
 at the versions it read: if another writer moved any of them, the whole batch fails with
 IntegrityError, its aggregates are evicted and the caller runs the batch again on fresh state.
+
+A live record may also presume that the streams it would create (a new payment's) are absent
+without asking (`presume_absent`): if one exists after all, creating it takes a version that is
+taken, a stream only read is checked at version 0, and a unit that writes nothing asks after
+the commit; each refuses the unit (IntegrityError) and the caller decides again on loaded state.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
 
 from ledger import identity, journal
 from ledger.errors import Code, NotFound
@@ -79,6 +85,7 @@ class UnitOfWork:
         self.versions = versions
         self.optimistic = optimistic
         self.loaded: dict[UUID, Aggregate | None] = {}
+        self.presumed: set[UUID] = set()  # streams taken as absent without asking
         self.journal: list[journal.PendingEvent] = []  # the new events in the order they happened
 
     def recording(self) -> AbstractContextManager[None]:
@@ -107,6 +114,19 @@ class UnitOfWork:
             else:
                 self.loaded[aggregate_id] = self._load(aggregate_id)
 
+    def presume_absent(self, aggregate_ids: Iterable[UUID]) -> None:
+        """Take the streams the cache does not hold as absent, without asking the store (a
+        round trip saved when a record creates them, the common case); `commit` refuses the
+        unit if one exists after all. Only for units that commit, on a store that checks the
+        streams a write read (`EventStore.save`'s `unchanged`)."""
+        for aggregate_id in aggregate_ids:
+            if aggregate_id in self.loaded:
+                continue
+            cached = self.cache.get(aggregate_id)
+            self.loaded[aggregate_id] = cached
+            if cached is None:
+                self.presumed.add(aggregate_id)
+
     def _load(self, aggregate_id: UUID) -> Aggregate:
         try:
             aggregate: Aggregate = self.app.repository.get(aggregate_id)
@@ -131,22 +151,35 @@ class UnitOfWork:
         return sum(len(a.pending_events) for a in self.loaded.values() if a is not None)
 
     def commit(self) -> int:
-        """Save every pending event in one transaction; return how many were saved."""
+        """Save every pending event in one transaction; return how many were saved.
+
+        Streams presumed absent and still absent are checked: at version 0 with the streams
+        read, or, when nothing is written, by asking for their versions after all."""
         changed = [a for a in self.loaded.values() if a is not None and a.pending_events]
         count = sum(len(a.pending_events) for a in changed)
+        absent = [i for i in self.presumed if self.loaded[i] is None]
         if changed:
             read = [
                 (a.id, a.version)
                 for a in self.loaded.values()
                 if a is not None and not a.pending_events
             ]
+            read += [(aggregate_id, 0) for aggregate_id in absent]
             try:
                 pending = [event for a in changed for event in a.pending_events]
                 order = journal.in_journal_order(self.journal, pending)
                 self.app.save(*changed, unchanged=read, order=order)
             except BaseException:
-                self.discard()
+                if self.presumed:
+                    # Only what this unit changed is evicted: the streams it read are as the
+                    # cache held them, and the next attempt's commit checks them again.
+                    self._forget(a.id for a in changed)
+                else:
+                    self.discard()
                 raise
+        elif absent and self.versions(absent):
+            self._forget(())
+            raise IntegrityError("a stream presumed absent exists: decide again on its state")
         for aggregate in self.loaded.values():
             if aggregate is not None:
                 self.cache.put(aggregate)
@@ -155,8 +188,12 @@ class UnitOfWork:
 
     def discard(self) -> None:
         """Forget everything this batch touched: its in-memory state may not match the store."""
-        self.cache.evict(self.loaded)
+        self._forget(self.loaded)
+
+    def _forget(self, evicted: Iterable[UUID]) -> None:
+        self.cache.evict(evicted)
         self.loaded.clear()
+        self.presumed.clear()
         self.journal.clear()
 
 
