@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import math
 import os
 import random
@@ -46,6 +47,7 @@ import psycopg
 from psycopg import sql
 from rich.table import Table as RichTable
 from sqlalchemy import (
+    Connection,
     DateTime,
     Engine,
     String,
@@ -79,7 +81,7 @@ from benchmarks.ingest import (
     phase,
     run_measured,
 )
-from benchmarks.stores import SQLITE, Database, Databases
+from benchmarks.stores import POSTGRES, SQLITE, Database, Databases
 from ledger import Ledger
 from ledger.storage import POSTGRES_EVENTS_TABLE, SQLITE_EVENTS_TABLE
 from projections.read_models import PROJECTIONS, ReadModels
@@ -124,6 +126,7 @@ class CatchUpFigures:
     events: int  # applied by the rebuild
     seconds: float
     events_per_second: float
+    cpu_seconds: float  # the process's (on PostgreSQL the client's): the wall clock's share
     batch_size: int
     baseline_events: int  # one transaction per event, on a sample
     baseline_seconds: float
@@ -179,6 +182,10 @@ class SqlFigures:
     seconds: float
     categories: dict[str, int]
     statement: str
+    # The same statement's rows (id, category), ordered, written to a CSV file as the
+    # report's are (COPY on PostgreSQL, csv.writer on SQLite).
+    rows_seconds: float = 0.0
+    rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -189,6 +196,7 @@ class StoreFigures:
     report: ReportFigures
     sql: SqlFigures
     report_over_sql: float  # report seconds / SQL seconds
+    report_over_sql_rows: float  # report seconds / seconds of the SQL's rows written
     counts_equal: bool  # report's per-category counts == the SQL statement's
     counts_as_generated: bool  # report's per-category counts == the generated shapes'
     load_average_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -221,9 +229,10 @@ def measure_catch_up(
         per_projection = events_by_projection(models.engine, kind)
         total = sum(per_projection.values())
         with phase(f"{kind}: ReadModels.rebuild() of {total:,} events", total) as advance:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             applied = models.rebuild(progress=advance)
             seconds = time.perf_counter() - started
+            cpu_seconds = time.process_time() - cpu_started
         if applied != total:
             console.print(
                 f"[yellow]note:[/] rebuild applied {applied:,} events, the log holds "
@@ -241,6 +250,7 @@ def measure_catch_up(
         events=applied,
         seconds=seconds,
         events_per_second=rate,
+        cpu_seconds=cpu_seconds,
         batch_size=BATCH_SIZE_DEFAULT,
         baseline_events=base_events,
         baseline_seconds=base_seconds,
@@ -857,10 +867,27 @@ _NO_MONEY = ("canceled", "requires_payment_method")
 
 
 def category_counts_query(as_of: datetime, thresholds: Thresholds) -> Any:
-    """Rows per category in one statement: the rules of projections/reconciliation.py,
-    simplified. Simplifications: the primary Stripe object is the one whose
-    payment_intent_id is the ledger's (no fallback to the first one seen, no match on
-    its key); a ledger duplicate is seen through duplicate_refund_amount only."""
+    """Rows per category in one statement (`category_rows`, grouped): eleven lines."""
+    every = category_rows(as_of, thresholds).subquery("every")
+    return select(every.c.category, func.count()).group_by(every.c.category)
+
+
+def category_rows_query(as_of: datetime, thresholds: Thresholds, kind: str) -> Any:
+    """Every row's id and category, ordered by the id (by bytes, as the report orders its
+    rows): what the report's CSV is, less its other 23 columns and its orphans' own order."""
+    every = category_rows(as_of, thresholds).subquery("every")
+    order = every.c.id.collate("C") if kind == POSTGRES else every.c.id
+    return select(every.c.id, every.c.category).order_by(order)
+
+
+def category_rows(as_of: datetime, thresholds: Thresholds) -> Any:
+    """Each report row's id (a payment's offline_id, an orphan's Stripe object key) and its
+    category: the rules of projections/reconciliation.py, simplified. Simplifications: the
+    primary Stripe object is the one whose payment_intent_id is the ledger's (no fallback
+    to the first one seen, no match on its key); a ledger duplicate is seen through
+    duplicate_refund_amount only; Stripe's objects are read as they are (no links followed
+    from a charge or a refund to its PaymentIntent, no movements, charges or disputes
+    folded in); no ids, ages, amounts at risk or Stripe columns are computed."""
     now = _naive(as_of)
     p, s, links = payments, stripe_objects, payment_intent_links
 
@@ -963,22 +990,21 @@ def category_counts_query(as_of: datetime, thresholds: Thresholds) -> Any:
         (stripe_status == "requires_capture", _label(Category.AWAITING_CAPTURE)),
         else_=_label(Category.MATCHED),
     )
-    per_payment = select(category.label("category")).select_from(
+    per_payment = select(p.c.offline_id.label("id"), category.label("category")).select_from(
         p.outerjoin(live, live.c.owner == p.c.offline_id).outerjoin(
             primary, primary.c.payment_intent_id == p.c.payment_intent_id
         )
     )
     orphans = (
-        select(_label(Category.ORPHAN_IN_STRIPE).label("category"))
+        select(s.c.key.label("id"), _label(Category.ORPHAN_IN_STRIPE).label("category"))
         .where(or_(s.c.offline_id.is_not(None), s.c.offline_collected.is_(True)))
         .where(~exists().where(p.c.offline_id == s.c.offline_id))
         .where(~exists().where(links.c.payment_intent_id == s.c.payment_intent_id))
     )
-    every = union_all(per_payment, orphans).subquery("every")
-    return select(every.c.category, func.count()).group_by(every.c.category)
+    return union_all(per_payment, orphans)
 
 
-def measure_sql(where: Database, kind: str) -> SqlFigures:
+def measure_sql(where: Database, kind: str, workdir: Path) -> SqlFigures:
     query = category_counts_query(AS_OF, Thresholds())
     with Ledger.open(where.url) as ledger, ReadModels(ledger) as models:
         statement = str(query.compile(models.engine, compile_kwargs={"literal_binds": True}))
@@ -989,7 +1015,47 @@ def measure_sql(where: Database, kind: str) -> SqlFigures:
             started = time.perf_counter()
             found = conn.execute(query).all()
             seconds = time.perf_counter() - started
-    return SqlFigures(seconds, dict(sorted((str(k), int(n)) for k, n in found)), statement)
+        with (
+            phase(f"{kind}: SQL baseline's rows (id, category; ordered, to a CSV file)", None),
+            models.engine.connect() as conn,
+        ):
+            started = time.perf_counter()
+            rows = write_category_rows(conn, kind, workdir / f"sql-rows-{kind}.csv")
+            rows_seconds = time.perf_counter() - started
+    return SqlFigures(
+        seconds,
+        dict(sorted((str(k), int(n)) for k, n in found)),
+        statement,
+        rows_seconds,
+        rows,
+    )
+
+
+def write_category_rows(conn: Connection, kind: str, path: Path) -> int:
+    """`category_rows_query`'s rows into a CSV file: COPY on PostgreSQL, streamed through
+    csv.writer on SQLite (the ways the report writes its CSV); the rows written."""
+    query = category_rows_query(AS_OF, Thresholds(), kind)
+    written = 0
+    if kind == POSTGRES:
+        compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        raw: Any = conn.connection.driver_connection
+        copy = f"COPY ({compiled}) TO STDOUT (FORMAT csv)"
+        with (
+            path.open("wb") as binary,
+            raw.cursor() as cursor,
+            cursor.copy(copy, compiled.params) as lines,
+        ):
+            for data in lines:
+                binary.write(data)
+                written += bytes(data).count(b"\n")
+        return written
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        streamed = conn.execution_options(stream_results=True)
+        for chunk in streamed.execute(query).partitions(10_000):
+            writer.writerows(chunk)
+            written += len(chunk)
+    return written
 
 
 # -- one store ----------------------------------------------------------------------------------
@@ -1002,7 +1068,7 @@ def measure_store(
     catch_up_figures, catch_up_db = measure_catch_up(options, databases, kind, source)
     fill, report_db = fill_read_models(options, databases, kind)
     report = measure_report(report_db, workdir, kind, options.csv_mode)
-    sql_figures = measure_sql(report_db, kind)
+    sql_figures = measure_sql(report_db, kind, workdir)
     load_after = os.getloadavg()
     profiles = (
         profile_store(databases, kind, catch_up_db, report_db, workdir, options.csv_mode)
@@ -1016,6 +1082,9 @@ def measure_store(
         report=report,
         sql=sql_figures,
         report_over_sql=report.seconds / sql_figures.seconds if sql_figures.seconds else 0.0,
+        report_over_sql_rows=report.seconds / sql_figures.rows_seconds
+        if sql_figures.rows_seconds
+        else 0.0,
         counts_equal=report.categories == sql_figures.categories,
         counts_as_generated=report.categories == fill.expected,
         load_average_before=load_before,
@@ -1086,6 +1155,7 @@ def catch_up_table(figures: StoreFigures) -> RichTable:
         f"{c.seconds:,.2f}",
         _n(c.events_per_second),
         f"every projection from zero, batch {c.batch_size:,}; {per_projection}; "
+        f"process CPU {c.cpu_seconds:,.2f} s ({_n(c.events / max(c.cpu_seconds, 1e-9))}/s of CPU); "
         f"target ≥ {c.target_events_per_second:,}/s: {_met(c.target_met)}",
     )
     sample = ", ".join(f"{k} {v:,}" for k, v in c.baseline_by_projection.items())
@@ -1142,6 +1212,14 @@ def report_table(figures: StoreFigures) -> RichTable:
         "",
         "one statement: CASE per payment + orphans, GROUP BY category",
     )
+    table.add_row(
+        "SQL baseline's rows",
+        _n(q.rows),
+        f"{q.rows_seconds:,.2f}",
+        _n(q.rows / q.rows_seconds) if q.rows_seconds else "",
+        "",
+        "the same statement's (id, category) per row, ordered by id, written to a CSV file",
+    )
     table.add_section()
     table.add_row(
         "report / SQL",
@@ -1150,6 +1228,14 @@ def report_table(figures: StoreFigures) -> RichTable:
         "",
         "",
         "report seconds over SQL seconds",
+    )
+    table.add_row(
+        "report / SQL's rows",
+        "",
+        f"{figures.report_over_sql_rows:,.1f}x",
+        "",
+        "",
+        "report seconds over the seconds of the SQL's rows written",
     )
     return table
 
@@ -1215,6 +1301,8 @@ def summary_table(stores: list[StoreFigures]) -> RichTable:
         ),
         ("SQL baseline: seconds", lambda f: f"{f.sql.seconds:,.2f}"),
         ("report / SQL", lambda f: f"{f.report_over_sql:,.1f}x"),
+        ("SQL baseline's rows to CSV: seconds", lambda f: f"{f.sql.rows_seconds:,.2f}"),
+        ("report / SQL's rows", lambda f: f"{f.report_over_sql_rows:,.1f}x"),
         ("category counts: report = SQL", lambda f: _met(f.counts_equal)),
         ("category counts: report = as generated", lambda f: _met(f.counts_as_generated)),
     ]

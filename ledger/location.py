@@ -17,8 +17,8 @@ stream's snapshots; a fact arriving later than that is judged against what is st
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -102,8 +102,10 @@ class TimelineIndex:
 
     def __init__(self, timeline: Mapping[str, Entry]) -> None:
         # (stored, arrival, offline_id), sorted; (released, offline_id), sorted.
-        self.stores = sorted((e[3], e[6], k) for k, e in timeline.items() if e[3] is not None)
-        self.releases = sorted((e[4], k) for k, e in timeline.items() if e[4] is not None)
+        self.stores = Ordered((e[3], e[6], k) for k, e in timeline.items() if e[3] is not None)
+        self.releases = Weighed(
+            ((e[4], k) for k, e in timeline.items() if e[4] is not None), timeline
+        )
         self.amounts: dict[str, int] = {}
         self.count = 0
         # device_id -> [{currency: amount}, count], over the whole timeline.
@@ -120,10 +122,156 @@ class TimelineIndex:
         device[1] += 1
 
 
-def _drop(ordered: list[Any], item: tuple[Any, ...]) -> None:
-    at = bisect_left(ordered, item)
-    assert ordered[at] == item, item
-    del ordered[at]
+class Ordered:
+    """A sorted list kept in blocks: adding or removing an item moves the items of its block
+    only, not those of the whole list (a late fact lands anywhere in a week of payments)."""
+
+    __slots__ = ("blocks", "maxes")
+
+    LOAD = 512  # items per block; a block splits at twice as many
+
+    def __init__(self, items: Iterable[tuple[Any, ...]]) -> None:
+        ordered = sorted(items)
+        load = self.LOAD
+        self.blocks = [ordered[i : i + load] for i in range(0, len(ordered), load)]
+        self.maxes = [block[-1] for block in self.blocks]
+
+    def add(self, item: tuple[Any, ...]) -> None:
+        blocks, maxes = self.blocks, self.maxes
+        if not blocks:
+            blocks.append([item])
+            maxes.append(item)
+            self._split(-1)
+            return
+        at = min(bisect_left(maxes, item), len(maxes) - 1)
+        block = blocks[at]
+        insort(block, item)
+        maxes[at] = block[-1]
+        self._added(at, item)
+        if len(block) > 2 * self.LOAD:
+            blocks[at : at + 1] = [block[: self.LOAD], block[self.LOAD :]]
+            maxes[at : at + 1] = [block[self.LOAD - 1], block[-1]]
+            self._split(at)
+
+    def remove(self, item: tuple[Any, ...]) -> None:
+        at = bisect_left(self.maxes, item)
+        block = self.blocks[at]
+        position = bisect_left(block, item)
+        assert block[position] == item, item
+        del block[position]
+        self._removed(at, item)
+        if block:
+            self.maxes[at] = block[-1]
+        else:
+            del self.blocks[at], self.maxes[at]
+            self._emptied(at)
+
+    def from_(self, probe: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """The items at or after `probe`, in order."""
+        at = bisect_left(self.maxes, probe)
+        if at == len(self.blocks):
+            return []
+        found = self.blocks[at][bisect_left(self.blocks[at], probe) :]
+        for block in self.blocks[at + 1 :]:
+            found += block
+        return found
+
+    def after(self, first: Any) -> list[tuple[Any, ...]]:
+        """The items whose first element is after `first`, in order."""
+        at = bisect_right(self.maxes, first, key=_first)
+        if at == len(self.blocks):
+            return []
+        found = self.blocks[at][bisect_right(self.blocks[at], first, key=_first) :]
+        for block in self.blocks[at + 1 :]:
+            found += block
+        return found
+
+    # What a subclass keeping something per block does as blocks change.
+    def _added(self, at: int, item: tuple[Any, ...]) -> None:
+        pass
+
+    def _removed(self, at: int, item: tuple[Any, ...]) -> None:
+        pass
+
+    def _split(self, at: int) -> None:
+        """Block `at` became blocks `at` and `at + 1` (-1: the first block was made)."""
+
+    def _emptied(self, at: int) -> None:
+        pass
+
+
+class Weighed(Ordered):
+    """Items whose last element is a key of `timeline`, with what each block's payments hold
+    ([{currency: amount}, count, {device_id: [{currency: amount}, count]}]): what those after
+    a point hold is read block by block, not payment by payment."""
+
+    __slots__ = ("sums", "timeline")
+
+    def __init__(self, items: Iterable[tuple[Any, ...]], timeline: Mapping[str, Entry]) -> None:
+        super().__init__(items)
+        self.timeline = timeline
+        self.sums = [self._sum(block) for block in self.blocks]
+
+    def _sum(self, block: list[tuple[Any, ...]]) -> list[Any]:
+        held: list[Any] = [{}, 0, {}]
+        for item in block:
+            _weigh(held, self.timeline[item[-1]], 1)
+        return held
+
+    def _added(self, at: int, item: tuple[Any, ...]) -> None:
+        _weigh(self.sums[at], self.timeline[item[-1]], 1)
+
+    def _removed(self, at: int, item: tuple[Any, ...]) -> None:
+        _weigh(self.sums[at], self.timeline[item[-1]], -1)
+
+    def _split(self, at: int) -> None:
+        if at < 0:
+            self.sums = [self._sum(self.blocks[0])]
+        else:
+            self.sums[at : at + 1] = [self._sum(self.blocks[at]), self._sum(self.blocks[at + 1])]
+
+    def _emptied(self, at: int) -> None:
+        del self.sums[at]
+
+    def held_after(self, first: Any, device_id: str) -> tuple[list[Any], list[Any]]:
+        """What the items whose first element is after `first` hold, in all and of
+        `device_id`: [{currency: amount}, count] each."""
+        total: list[Any] = [{}, 0]
+        device: list[Any] = [{}, 0]
+        at = bisect_right(self.maxes, first, key=_first)
+        if at == len(self.blocks):
+            return total, device
+        block = self.blocks[at]
+        for item in block[bisect_right(block, first, key=_first) :]:
+            entry = self.timeline[item[-1]]
+            _count(total, entry, 1)
+            if entry[0] == device_id:
+                _count(device, entry, 1)
+        for amounts, count, devices in self.sums[at + 1 :]:
+            _merge(total, amounts, count)
+            if device_id in devices:
+                _merge(device, *devices[device_id])
+        return total, device
+
+
+_AS_NOW: AbstractContextManager[None] = nullcontext()
+
+
+def _first(item: tuple[Any, ...]) -> Any:
+    return item[0]
+
+
+def _weigh(held: list[Any], entry: Entry, sign: int) -> None:
+    """Count `entry` in a block's sums, in all and of its device."""
+    _count(held, entry, sign)
+    _count(held[2].setdefault(entry[0], [{}, 0]), entry, sign)
+
+
+def _merge(held: list[Any], amounts: Mapping[str, int], count: int) -> None:
+    into = held[0]
+    for currency, amount in amounts.items():
+        into[currency] = into.get(currency, 0) + amount
+    held[1] += count
 
 
 def _count(held: list[Any], entry: Entry, sign: int) -> None:
@@ -131,10 +279,6 @@ def _count(held: list[Any], entry: Entry, sign: int) -> None:
     amounts = held[0]
     amounts[entry[1]] = amounts.get(entry[1], 0) + sign * entry[2]
     held[1] += sign
-
-
-def _released_key(item: tuple[datetime, str]) -> datetime:
-    return item[0]
 
 
 class Location(Journaled):
@@ -389,16 +533,13 @@ class Location(Journaled):
             found = config
         return found
 
-    @contextmanager
-    def judged_at(self, moment: datetime) -> Iterator[None]:
+    def judged_at(self, moment: datetime) -> AbstractContextManager[None]:
         """Judge (limits, offline mode, currencies) by the configuration in force at
-        `moment` inside the block (`judge_by` moves it), the one in force now after it."""
-        now = self.config
-        self.config = self.config_at(moment)
-        try:
-            yield
-        finally:
-            self.config = now
+        `moment` inside the block (`judge_by` moves it), the one in force now after it.
+        Nothing to do (and no block made per payment) while the location has had only one."""
+        if len(self.configs) == 1:
+            return _AS_NOW
+        return JudgedAt(self, moment)
 
     def judge_by(self, moment: datetime) -> None:
         """Inside `judged_at`, judge by the configuration in force at `moment` from now on
@@ -564,12 +705,12 @@ class Location(Journaled):
         if ordered is not None:
             if index == 3:
                 if entry[3] is not None:
-                    _drop(ordered.stores, (entry[3], entry[6], offline_id))
-                insort(ordered.stores, (moment, entry[6], offline_id))
+                    ordered.stores.remove((entry[3], entry[6], offline_id))
+                ordered.stores.add((moment, entry[6], offline_id))
             else:
                 if entry[4] is not None:
-                    _drop(ordered.releases, (entry[4], offline_id))
-                insort(ordered.releases, (moment, offline_id))
+                    ordered.releases.remove((entry[4], offline_id))
+                ordered.releases.add((moment, offline_id))
         entry[index] = moment
         if self.horizon is None or moment > self.horizon:
             new_day = self.horizon is None or moment.date() > self.horizon.date()
@@ -610,9 +751,9 @@ class Location(Journaled):
     def held_before(self, moment: datetime, offline_id: str, device_id: str) -> Held:
         """What `stored_before` holds, in all and of `device_id`: from the totals stored now,
         less those stored at or after the payment's place, plus those released after
-        `moment` that were stored before it. The work is that of the payments stored or
-        released after the moment (few, when the facts come about in order), not of the
-        whole timeline."""
+        `moment` that were stored before it. The work is that of the payments stored after
+        the moment (few, when the facts come about in order) and of the blocks of those
+        released after it, not of the whole timeline."""
         timeline = self.timeline
         own = timeline.get(offline_id)
         position = (moment, own[6] if own is not None else self.arrivals + 1)
@@ -628,15 +769,14 @@ class Location(Journaled):
             if entry[0] == device_id:
                 _count(device, entry, sign)
 
-        for _, _, key in index.stores[bisect_left(index.stores, position) :]:
+        # Those released after the moment count, less those among them stored after it.
+        released_total, released_device = index.releases.held_after(moment, device_id)
+        _merge(total, *released_total)
+        _merge(device, *released_device)
+        for _, _, key in index.stores.from_(position):
             entry = timeline[key]
-            if entry[4] is None:
+            if entry[4] is None or entry[4] > moment:
                 count(entry, -1)
-        releases = index.releases
-        for _, key in releases[bisect_right(releases, moment, key=_released_key) :]:
-            entry = timeline[key]
-            if (entry[3], entry[6]) < position:
-                count(entry, 1)
         if own is not None and (own[3], own[6]) < position and (own[4] is None or own[4] > moment):
             count(own, -1)
         return (
@@ -656,7 +796,6 @@ class Location(Journaled):
         if not wanted:
             return {}
         index = self.indexed()
-        stores, releases = index.stores, index.releases
         total: list[Any] = [dict(self.stored_amounts), self.stored_count]
         devices: dict[str, list[Any]] = {
             d: [dict(amounts), self.device_stored_counts[d]]
@@ -669,12 +808,12 @@ class Location(Journaled):
 
         # Held just before the first: stored before its place, not released by its moment.
         first, last = (wanted[0][0], wanted[0][1]), wanted[0][0]
-        next_store = bisect_left(stores, first)
-        for _, _, key in stores[next_store:]:
+        stores, next_store = index.stores.from_(first), 0
+        for _, _, key in stores:
             if timeline[key][4] is None:
                 count(timeline[key], -1)
-        next_release = bisect_right(releases, last, key=_released_key)
-        for _, key in releases[next_release:]:
+        releases, next_release = index.releases.after(last), 0
+        for _, key in releases:
             entry = timeline[key]
             if (entry[3], entry[6]) < first:
                 count(entry, 1)
@@ -713,9 +852,8 @@ class Location(Journaled):
         change) is at or after the moment."""
         if horizon is None or moment > horizon:
             return []
-        stores = self.indexed().stores
-        start = bisect_left(stores, (moment,) if arrival is None else (moment, arrival + 1))
-        return sorted(key for _, _, key in stores[start:])
+        probe = (moment,) if arrival is None else (moment, arrival + 1)
+        return sorted(key for _, _, key in self.indexed().stores.from_(probe))
 
     # -- state --------------------------------------------------------------------------------
 
@@ -777,3 +915,22 @@ class Location(Journaled):
 
 def _moment(pair: tuple[datetime, Any]) -> datetime:
     return pair[0]
+
+
+class JudgedAt:
+    """`Location.judged_at`'s block: a class rather than a generator made a context manager,
+    whose machinery cost more than the swap itself (several a record)."""
+
+    __slots__ = ("location", "moment", "now")
+
+    def __init__(self, location: Location, moment: datetime) -> None:
+        self.location = location
+        self.moment = moment
+
+    def __enter__(self) -> None:
+        location = self.location
+        self.now = location.config
+        location.config = location.config_at(self.moment)
+
+    def __exit__(self, *error: object) -> None:
+        self.location.config = self.now

@@ -35,8 +35,13 @@ from ledger.fields import StoredFields
 from ledger.storage import ID_CHUNK
 from projections.tables import projection_positions
 
-BATCH_SIZE_DEFAULT = 5_000  # events of any projection's topics per transaction, all projections
-BATCH_SIZE_MAX = 10_000
+# Events of any projection's topics per transaction, all projections. A batch reloads, deletes
+# and inserts again the rows of every payment and sale it touches: the fewer the batches, the
+# fewer times a row that several batches touch is rewritten (and the fewer lookups in tables
+# that grow as a rebuild goes). At 50,000 payments on PostgreSQL, batches of 20,000 events
+# took a third less CPU, client and server, than batches of 5,000.
+BATCH_SIZE_DEFAULT = 20_000
+BATCH_SIZE_MAX = 50_000
 RACE_ATTEMPTS_MAX = 20
 
 Progress = Callable[[int], None]  # told how many events a batch applied
