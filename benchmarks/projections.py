@@ -126,6 +126,7 @@ class CatchUpFigures:
     events: int  # applied by the rebuild
     seconds: float
     events_per_second: float
+    cpu_seconds: float  # the process's (on PostgreSQL the client's): the wall clock's share
     batch_size: int
     baseline_events: int  # one transaction per event, on a sample
     baseline_seconds: float
@@ -228,9 +229,10 @@ def measure_catch_up(
         per_projection = events_by_projection(models.engine, kind)
         total = sum(per_projection.values())
         with phase(f"{kind}: ReadModels.rebuild() of {total:,} events", total) as advance:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             applied = models.rebuild(progress=advance)
             seconds = time.perf_counter() - started
+            cpu_seconds = time.process_time() - cpu_started
         if applied != total:
             console.print(
                 f"[yellow]note:[/] rebuild applied {applied:,} events, the log holds "
@@ -248,6 +250,7 @@ def measure_catch_up(
         events=applied,
         seconds=seconds,
         events_per_second=rate,
+        cpu_seconds=cpu_seconds,
         batch_size=BATCH_SIZE_DEFAULT,
         baseline_events=base_events,
         baseline_seconds=base_seconds,
@@ -1152,6 +1155,7 @@ def catch_up_table(figures: StoreFigures) -> RichTable:
         f"{c.seconds:,.2f}",
         _n(c.events_per_second),
         f"every projection from zero, batch {c.batch_size:,}; {per_projection}; "
+        f"process CPU {c.cpu_seconds:,.2f} s ({_n(c.events / max(c.cpu_seconds, 1e-9))}/s of CPU); "
         f"target ≥ {c.target_events_per_second:,}/s: {_met(c.target_met)}",
     )
     sample = ", ".join(f"{k} {v:,}" for k, v in c.baseline_by_projection.items())

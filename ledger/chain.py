@@ -63,7 +63,8 @@ def link(previous: bytes, rows: Iterable[tuple[int, UUID | str, int, str, bytes]
         name = topics.get(topic)
         if name is None:
             name = topics[topic] = topic.encode()
-        content = sha256(pack(stream.bytes, version, len(name)) + name + state).digest()
+        raw = stream.int.to_bytes(16, "big")  # `UUID.bytes`, without its property's call
+        content = sha256(pack(raw, version, len(name)) + name + state).digest()
         previous = sha256(previous + position.to_bytes(8, "big") + content).digest()
         links.append((position, content, previous))
     return links

@@ -17,8 +17,8 @@ stream's snapshots; a fact arriving later than that is judged against what is st
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -536,19 +536,10 @@ class Location(Journaled):
     def judged_at(self, moment: datetime) -> AbstractContextManager[None]:
         """Judge (limits, offline mode, currencies) by the configuration in force at
         `moment` inside the block (`judge_by` moves it), the one in force now after it.
-        Nothing to do (and no generator per payment) while the location has had only one."""
+        Nothing to do (and no block made per payment) while the location has had only one."""
         if len(self.configs) == 1:
             return _AS_NOW
-        return self._judged_at(moment)
-
-    @contextmanager
-    def _judged_at(self, moment: datetime) -> Iterator[None]:
-        now = self.config
-        self.config = self.config_at(moment)
-        try:
-            yield
-        finally:
-            self.config = now
+        return JudgedAt(self, moment)
 
     def judge_by(self, moment: datetime) -> None:
         """Inside `judged_at`, judge by the configuration in force at `moment` from now on
@@ -929,3 +920,22 @@ class Location(Journaled):
 
 def _moment(pair: tuple[datetime, Any]) -> datetime:
     return pair[0]
+
+
+class JudgedAt:
+    """`Location.judged_at`'s block: a class rather than a generator made a context manager,
+    whose machinery cost more than the swap itself (several a record)."""
+
+    __slots__ = ("location", "moment", "now")
+
+    def __init__(self, location: Location, moment: datetime) -> None:
+        self.location = location
+        self.moment = moment
+
+    def __enter__(self) -> None:
+        location = self.location
+        self.now = location.config
+        location.config = location.config_at(self.moment)
+
+    def __exit__(self, *error: object) -> None:
+        self.location.config = self.now

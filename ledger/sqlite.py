@@ -104,7 +104,7 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
 
 
 def _hex(stream: UUID | str) -> str:
-    return stream.hex if isinstance(stream, UUID) else stream
+    return f"{stream.int:032x}" if isinstance(stream, UUID) else stream  # `UUID.hex` inlined
 
 
 def _refuse_events(cursor: Any, events_table: str) -> None:
