@@ -21,7 +21,7 @@ from typing_extensions import TypedDict  # pydantic reads typing.TypedDict on 3.
 
 from ledger.device import Device
 from ledger.errors import Breach, Code, RuleViolation
-from ledger.location import Entry, Location, StoredLimits
+from ledger.location import Location, StoredLimits
 from ledger.money import format_minor
 
 if TYPE_CHECKING:
@@ -249,20 +249,6 @@ class Totals:
             count += held_count
             if holder == device_id:
                 device_count += held_count
-        return cls(amounts, count, device_amounts, device_count)
-
-    @classmethod
-    def of(cls, entries: Iterable[Entry], device_id: str) -> Totals:
-        amounts: dict[str, int] = {}
-        device_amounts: dict[str, int] = {}
-        count = device_count = 0
-        for entry in entries:
-            entry_device, currency, amount = entry[0], entry[1], entry[2]
-            amounts[currency] = amounts.get(currency, 0) + amount
-            count += 1
-            if entry_device == device_id:
-                device_amounts[currency] = device_amounts.get(currency, 0) + amount
-                device_count += 1
         return cls(amounts, count, device_amounts, device_count)
 
     @classmethod

@@ -736,25 +736,10 @@ class Location(Journaled):
             vars(self)[INDEX] = index
         return index
 
-    def stored_before(self, moment: datetime, offline_id: str) -> list[Entry]:
-        """The payments stored just before `offline_id` was, at `moment`: stored earlier (or
-        at the same moment and arrived before it) and not released by then."""
-        if self.horizon is not None and moment > self.horizon:
-            # Nothing known happened at or after the moment: the current totals hold.
-            return [e for k, e in self.timeline.items() if e[4] is None and k != offline_id]
-        own = self.timeline.get(offline_id)
-        position = (moment, own[6] if own is not None else self.arrivals + 1)
-        return [
-            entry
-            for key, entry in self.timeline.items()
-            if key != offline_id
-            and entry[3] is not None
-            and (entry[3], entry[6]) < position
-            and (entry[4] is None or entry[4] > moment)
-        ]
-
     def held_before(self, moment: datetime, offline_id: str, device_id: str) -> Held:
-        """What `stored_before` holds, in all and of `device_id`: from the totals stored now,
+        """What was stored just before `offline_id` was, at `moment` (stored earlier, or at the
+        same moment and arrived before it, and not released by then), in all and of
+        `device_id`: from the totals stored now,
         less those stored at or after the payment's place, plus those released after
         `moment` that were stored before it. The work is that of the payments stored after
         the moment (few, when the facts come about in order) and of the blocks of those

@@ -11,7 +11,6 @@ from unittest import mock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.limits import Totals
 from ledger.location import Location, LocationConfig, Ordered
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -58,8 +57,32 @@ def played(ops: list[tuple[Any, ...]]) -> Location:
 
 
 def plain(location: Location, moment: datetime, key: str, device: str) -> tuple[Any, ...]:
-    totals = Totals.of(location.stored_before(moment, key), device)
-    return totals.amounts, totals.count, totals.device_amounts, totals.device_count
+    """What was stored just before `key` was, at `moment`, by a scan of the whole timeline:
+    stored earlier (or at the same moment and arrived before it), not released by then."""
+    timeline = location.timeline
+    if location.horizon is not None and moment > location.horizon:
+        before = [e for k, e in timeline.items() if e[4] is None and k != key]
+    else:
+        own = timeline.get(key)
+        position = (moment, own[6] if own is not None else location.arrivals + 1)
+        before = [
+            e
+            for k, e in timeline.items()
+            if k != key
+            and e[3] is not None
+            and (e[3], e[6]) < position
+            and (e[4] is None or e[4] > moment)
+        ]
+    amounts: dict[str, int] = {}
+    device_amounts: dict[str, int] = {}
+    count = device_count = 0
+    for entry_device, currency, amount, *_ in before:
+        amounts[currency] = amounts.get(currency, 0) + amount
+        count += 1
+        if entry_device == device:
+            device_amounts[currency] = device_amounts.get(currency, 0) + amount
+            device_count += 1
+    return amounts, count, device_amounts, device_count
 
 
 @settings(max_examples=300, deadline=None)
