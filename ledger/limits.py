@@ -238,6 +238,9 @@ def _stored_rows(
         rows.append((scope, "stored_count_max", None, count_max, count))
 
 
+_NO_AMOUNTS: dict[str, int] = {}  # a device that stores nothing: read, never written
+
+
 @dataclass(frozen=True)
 class Totals:
     """What a location and one of its devices hold stored at some moment."""
@@ -249,10 +252,12 @@ class Totals:
 
     @classmethod
     def current(cls, location: Location, device_id: str) -> Totals:
+        """The location's own tallies, not copies: totals are only read (`at` copies before
+        it takes a payment out), and this is made for every payment stored."""
         return cls(
-            dict(location.stored_amounts),
+            location.stored_amounts,
             location.stored_count,
-            dict(location.device_stored_amounts.get(device_id, {})),
+            location.device_stored_amounts.get(device_id, _NO_AMOUNTS),
             location.device_stored_counts.get(device_id, 0),
         )
 
