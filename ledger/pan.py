@@ -79,8 +79,8 @@ _SECONDS = ":(?:[0-5][0-9]|60)"
 _FRACTION = "(?:[.,][0-9]{1,9})"
 _OFFSET = "(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])"
 _DATE_TIME = (
-    rf"{_NOT_ALNUM_BEFORE}{_CENTURY}{_YEAR_MONTH_DAY}(?:{_HOURS_MINUTES}(?:{_SECONDS}{_FRACTION}?)?{_OFFSET}?)?"
-    rf"{_NOT_ALNUM_AFTER}"
+    rf"{_NOT_ALNUM_BEFORE}{_CENTURY}{_YEAR_MONTH_DAY}"
+    rf"(?:{_HOURS_MINUTES}(?:{_SECONDS}{_FRACTION}?)?{_OFFSET}?)?{_NOT_ALNUM_AFTER}"
 )
 # Date-times are taken out first, on their own: nearly every record holds one, and one with
 # milliseconds has 13 digits joined by punctuation, which would fail the quick test. No other
@@ -213,8 +213,8 @@ def holds_pan(text: str | bytes) -> bool:
 def _may_join_thirteen(raw: bytes) -> bool:
     """The pre-filter: False only when the text surely holds no 13 digits joined by separators
     once its date-times are taken out, so no card number. Nearly every record ends here, at the
-    cost of one regex that starts only at a double quote and one bytes.translate: decoding the
-    text, making its digits ASCII and taking out every date-time cost four times as much.
+    cost of one regex tried only where `"20` stands and one bytes.translate: decoding the text,
+    making its digits ASCII and taking out every date-time cost about three times as much.
 
     It reads the bytes as they are (no JSON `\\u` escape in them: those are decoded first by
     `_searched`), and answers True whenever `_searched`'s own quick test would: it takes out
