@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, Table, delete, insert, select
+from sqlalchemy import Column, Connection, MetaData, String, Table, delete, insert, select, union
 
 from projections.report_sql import (
     LINK_HOPS,
@@ -91,15 +91,19 @@ def _followed(object_id: str, links: dict[str, str]) -> str:
 
 
 def movement_keys(conn: Connection, ids: set[str]) -> set[str]:
-    """The keys, as the links stand, of the movements that name an id whose links lead to
-    one of `ids` (`projections.report_sql.movement_key`'s rule)."""
+    """The keys, as the links stand, of the movements that name one of `ids`
+    (`projections.report_sql.movement_key`'s rule).
+
+    A movement whose first id has no link counts under its balance transaction's key: a
+    first link of that id moves it to the id's key, from a key the batch may not name (a
+    link that points elsewhere moves it from the key of the id the batch names)."""
     if not ids:
         return set()
     names = [column.name for column in stripe_movements.columns]
     at = [names.index(name) for name in _OWNERS]
     firsts = [
         (next(row[i] for i in at if row[i] is not None), row[at[-1]])
-        for row in _parts(conn, stripe_movements, _OWNERS, _resolving_to(conn, ids))
+        for row in _parts(conn, stripe_movements, _OWNERS, ids)
     ]
     keys = keys_of(conn, {i for pair in firsts for i in pair})
     return {keys[txn] if keys[owner] == owner else keys[owner] for owner, txn in firsts}
@@ -112,27 +116,23 @@ def refold(conn: Connection, keys: set[str]) -> None:
         return
     named = _resolving_to(conn, keys)
     links = _links_of(conn, named)
-    delete_rows(conn, stripe_keys, "object_id", named)
+    listed = _listed(conn, named)
+    conn.execute(delete(stripe_keys).where(stripe_keys.c.object_id.in_(select(listed.c.id))))
     insert_values(
         conn,
         stripe_keys,
         [(i, _followed(i, links)) for i in sorted(named) if i in links and not _is_pi(i)],
     )
     stages = Stages("fold")
-    copies = [_copy(conn, table, _parts(conn, table, columns, named)) for table, columns in _NAMING]
-    try:
-        side = stripe_payments(stages, StripeSources(*copies), conn.dialect.name == "postgresql")
-        materialize(conn, stages)
-        names = ", ".join(column.name for column in folded.columns)
-        rows = [
-            row
-            for row in conn.exec_driver_sql(f"SELECT {names} FROM {side.name}")
-            if row[0] in keys
-        ]
-    finally:
-        drop(conn, stages)
-        for copy in copies:
-            conn.exec_driver_sql(f"DROP TABLE {copy.name}")
+    parts = (_copy(stages, table, columns, listed) for table, columns in _NAMING)
+    side = stripe_payments(stages, StripeSources(*parts), conn.dialect.name == "postgresql")
+    materialize(conn, stages)
+    names = ", ".join(column.name for column in folded.columns)
+    rows = [
+        row for row in conn.exec_driver_sql(f"SELECT {names} FROM {side.name}") if row[0] in keys
+    ]
+    drop(conn, stages)
+    conn.exec_driver_sql(f"DROP TABLE {listed.name}")
     delete_rows(conn, folded, "key", keys)
     insert_values(conn, folded, rows)
 
@@ -166,17 +166,28 @@ def _parts(conn: Connection, table: Table, columns: tuple[str, ...], named: set[
     return list(found.values())
 
 
-def _copy(conn: Connection, table: Table, rows: list[Any]) -> Table:
-    """A temporary table of `table`'s columns holding `rows` (no index: a batch's share)."""
-    copy = Table(
-        f"fold_{table.name}",
+def _listed(conn: Connection, ids: set[str]) -> Table:
+    """A temporary table of the ids (analyzed: the planners then look each one up by
+    index, one statement per part, not a statement per few hundred ids)."""
+    listed = Table(
+        "fold_named",
         MetaData(),
-        *(Column(c.name, c.type, primary_key=c.primary_key) for c in table.columns),
+        Column("id", String(255), primary_key=True),
         prefixes=["TEMPORARY"],
     )
-    copy.create(conn)
-    insert_values(conn, copy, rows)
-    return copy
+    listed.create(conn)
+    insert_values(conn, listed, [(i,) for i in ids])
+    conn.exec_driver_sql(f"ANALYZE {listed.name}")
+    return listed
+
+
+def _copy(stages: Stages, table: Table, columns: tuple[str, ...], listed: Table) -> Table:
+    """A stage holding the table's rows one of `columns` of which names a listed id, each
+    once (copied by the database: no row goes through Python)."""
+    return stages.add(
+        table.name,
+        union(*(select(table).join(listed, table.c[column] == listed.c.id) for column in columns)),
+    )
 
 
 def fold_all(conn: Connection) -> None:

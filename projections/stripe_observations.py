@@ -95,10 +95,7 @@ class StripeObservationsProjection(Projection):
                 assert topic == StripeObject.BalanceTransactionObserved.TOPIC, topic
                 if batch.movement(fields["observation"]):
                     _balance_transaction(rows[stream], fields["observation"], batch.time)
-        # A movement whose first id no link resolved counts under its balance transaction's
-        # key: a new link on the way of its first id moves it from a key the batch may not
-        # name.
-        moved = movement_keys(conn, batch.moved_links())
+        moved = movement_keys(conn, batch.first_links())
         replace_rows(conn, stripe_objects, "stream_id", existing, list(rows.values()))
         batch.write()
         refold(conn, {*before.values(), *moved, *keys_of(conn, named).values()})
@@ -150,7 +147,7 @@ class _Batch:
         self.movements = load_rows(conn, stripe_movements, "movement_key", keys)
         self.charges = load_rows(conn, stripe_charges, "charge_id", ids)
         self.disputes = load_rows(conn, stripe_disputes, "dispute_id", ids)
-        self.targets = {object_id: row["target_id"] for object_id, row in self.links.items()}
+        self.linked = set(self.links)
         self.existing = {
             "links": list(self.links),
             "movements": list(self.movements),
@@ -163,13 +160,9 @@ class _Batch:
         for rows in (self.links, self.movements, self.charges, self.disputes):
             yield from rows.values()
 
-    def moved_links(self) -> set[str]:
-        """The objects whose link the batch adds or points elsewhere."""
-        return {
-            object_id
-            for object_id, row in self.links.items()
-            if self.targets.get(object_id) != row["target_id"]
-        }
+    def first_links(self) -> set[str]:
+        """The objects the batch links for the first time."""
+        return {object_id for object_id in self.links if object_id not in self.linked}
 
     def link(self, object_id: str | None, target: str | None) -> None:
         """Tie an object to its PaymentIntent; a charge is kept only until one is known."""
