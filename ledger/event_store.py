@@ -137,8 +137,8 @@ class EventStore(Application[UUID]):
 
     def _stored_events(self, events: Sequence[Any]) -> list[StoredEvent]:
         mapper = self.mapper
-        if type(mapper) is Mapper:  # the library's own, which `_stored_event` repeats
-            return [_stored_event(mapper, event) for event in events]
+        if type(mapper) is Mapper:  # the library's own, which `stored_events` repeats
+            return stored_events(mapper, events)
         return [mapper.to_stored_event(event) for event in events]
 
     def _rotated_since(self, version: int) -> bool:
@@ -181,38 +181,41 @@ class EventStore(Application[UUID]):
 _CLASS_TAGS: dict[type[Any], tuple[str, int]] = {}
 
 
-def _stored_event(mapper: Mapper[UUID], event: object) -> StoredEvent:
-    """`mapper.to_stored_event(event)`, the same stored event, less what it does again for
-    every event: the topic and class version are looked up once per class, and the frozen
-    `StoredEvent` is filled directly rather than through its `__init__`'s
-    `object.__setattr__` per field."""
-    cls = type(event)
-    tags = _CLASS_TAGS.get(cls)
-    if tags is None:
-        tags = _CLASS_TAGS[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
-    topic, class_version = tags
-    fields = vars(event)
-    originator_id = fields["originator_id"]
-    originator_version = fields["originator_version"]
-    transcoder = mapper.transcoder
-    if isinstance(transcoder, OrjsonTranscoder):
-        data = transcoder.encode_event(fields, class_version)
-    else:
-        state = dict(fields)
-        del state["originator_id"], state["originator_version"]
-        if class_version > 1:
-            state["class_version"] = class_version
-        data = transcoder.encode(state)
-    if mapper.compressor:
-        data = mapper.compressor.compress(data)
-    if mapper.cipher:
-        data = mapper.cipher.encrypt(data)
-    stored = object.__new__(StoredEvent)
-    row = vars(stored)
-    row["originator_id"] = originator_id
-    row["originator_version"] = originator_version
-    row["topic"] = topic
-    row["state"] = data
+def stored_events(mapper: Mapper[UUID], events: Sequence[object]) -> list[StoredEvent]:
+    """`[mapper.to_stored_event(event) for event in events]`, the same stored events, less
+    what it does again for every event: the topic and class version are looked up once per
+    class, the mapper's parts once per batch, and the frozen `StoredEvent` is filled directly
+    rather than through its `__init__`'s `object.__setattr__` per field."""
+    transcoder, compressor, cipher = mapper.transcoder, mapper.compressor, mapper.cipher
+    encode_event = transcoder.encode_event if isinstance(transcoder, OrjsonTranscoder) else None
+    new, tags_of = object.__new__, _CLASS_TAGS
+    stored: list[StoredEvent] = []
+    for event in events:
+        cls = type(event)
+        tags = tags_of.get(cls)
+        if tags is None:
+            tags = tags_of[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
+        topic, class_version = tags
+        fields = vars(event)
+        if encode_event is not None:
+            data = encode_event(fields, class_version)
+        else:
+            state = dict(fields)
+            del state["originator_id"], state["originator_version"]
+            if class_version > 1:
+                state["class_version"] = class_version
+            data = transcoder.encode(state)
+        if compressor:
+            data = compressor.compress(data)
+        if cipher:
+            data = cipher.encrypt(data)
+        one = new(StoredEvent)
+        row = vars(one)
+        row["originator_id"] = fields["originator_id"]
+        row["originator_version"] = fields["originator_version"]
+        row["topic"] = topic
+        row["state"] = data
+        stored.append(one)
     return stored
 
 

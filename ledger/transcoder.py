@@ -58,11 +58,14 @@ class OrjsonTranscoder(JSONTranscoder):
         # One pass over the fields, `encode`'s check for a UUID made in it: a comprehension,
         # two deletions and `encode`'s own walk over the values cost as much as the dump.
         prefix, fragment, iso = _tag_prefix(transcoding.name), orjson.Fragment, _isoformat_json
+        dumps = orjson.dumps
         state = {}
         for key, value in fields.items():
             kind = type(value)
             if kind is datetime:
-                state[key] = fragment(prefix + iso(value) + b"}")
+                # The library's clock's UTC (every `timestamp`) without `_isoformat_json`'s call.
+                text = dumps(value) if value.tzinfo is UTC else iso(value)
+                state[key] = fragment(prefix + text + b"}")
             elif key in _ORIGINATOR:
                 continue
             elif kind is UUID:
