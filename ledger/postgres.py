@@ -12,7 +12,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import Environment, EnvType
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from ledger.batches import iter_batches
 from ledger.chain import CHAIN_HEAD_TABLE, CHAIN_TABLE, Link, Row, content_hash, link
@@ -110,7 +110,10 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
     hash chain in one statement (`_APPEND`) with the events as typed arrays in binary (%b):
     psycopg adapts composites and text-format arrays in Python, escaping every value. A
     larger batch is written with binary COPY (`_copy`). No NOTIFY: nothing here listens
-    (projections read the log by position), and each one cost a round trip."""
+    (projections read the log by position), and each one cost a round trip. The snapshots a
+    batch makes due go in the batch's own transaction (`ledger.storage.SnapshotsFolder`)."""
+
+    insert_snapshots_statement: SQL | Composed | None = None
 
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
@@ -151,16 +154,30 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             sequence=sequence
         )
 
+    def fold_snapshots_into(self, table: str) -> None:
+        # Replacing: a snapshot is made from the very events its transaction writes, so one
+        # already there at its version is an orphan (its events never stored).
+        self.insert_snapshots_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "ON CONFLICT (originator_id, originator_version) "
+            "DO UPDATE SET topic = excluded.topic, state = excluded.state"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(table))
+
     def insert_events(
         self,
         stored_events: Sequence[StoredEvent],
         *,
         unchanged: Sequence[tuple[UUID, int]] = (),
+        snapshots: Sequence[StoredEvent] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
         """Append the events, in order, unless a stream of `unchanged` (read at the given
         version, not written) has a later version: then nothing is stored and the store's
         IntegrityError says to run the write again on fresh state, as a taken version does.
+        `snapshots` are written in a large batch's transaction; after a live record's
+        one-statement append, in a statement of their own (a snapshot is only a shortcut:
+        one lost is rebuilt by replay).
 
         A refusal is not retried here: every write is idempotent, so the caller's next
         attempt is the retry. The one second statement is for a live write that read streams
@@ -174,7 +191,9 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             if len(stored_events) > APPEND_EVENTS_MAX:
                 with conn.transaction():
-                    return self._copy(curs, read, stored_events)
+                    positions = self._copy(curs, read, stored_events)
+                    self._snapshot(curs, snapshots)
+                    return positions
             columns = (
                 [event.originator_id for event in stored_events],
                 [event.originator_version for event in stored_events],
@@ -193,9 +212,21 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
                     curs.execute(self.lock_head_statement, prepare=True)
                     curs.execute(self.append_statement, values, prepare=True)
                     positions = [position for (position,) in curs.fetchall()]
-        if len(positions) != len(stored_events):
-            raise _moved()
+            if len(positions) != len(stored_events):
+                raise _moved()
+            self._snapshot(curs, snapshots)
         return positions
+
+    def _snapshot(self, curs: Any, snapshots: Sequence[StoredEvent]) -> None:
+        if snapshots:
+            assert self.insert_snapshots_statement is not None, "no snapshots table"
+            columns = [
+                [snapshot.originator_id for snapshot in snapshots],
+                [snapshot.originator_version for snapshot in snapshots],
+                [snapshot.topic for snapshot in snapshots],
+                [snapshot.state for snapshot in snapshots],
+            ]
+            curs.execute(self.insert_snapshots_statement, columns)
 
     def _copy(
         self, curs: Any, read: tuple[list[UUID], list[int]], stored_events: Sequence[StoredEvent]

@@ -21,7 +21,18 @@ INSERT_LINKS = f"INSERT INTO {CHAIN_TABLE} (position, content_hash, chain_hash) 
 class SQLiteEventRecorder(SQLiteApplicationRecorder):
     """eventsourcing's recorder, also writing each event's link in the hash chain
     (`ledger.chain`) in the same transaction; SQLite has one writer at a time, so the chain
-    follows the log's order."""
+    follows the log's order. The snapshots the events make due go in the same transaction
+    (`ledger.storage.SnapshotsFolder`): one commit, one flush of the file, not one each."""
+
+    insert_snapshots_statement: str | None = None
+
+    def fold_snapshots_into(self, table: str) -> None:
+        # Replacing: a snapshot is made from the very events this transaction writes, so one
+        # already there at its version is an orphan (its events never stored).
+        self.insert_snapshots_statement = (
+            f"INSERT OR REPLACE INTO {table} (originator_id, originator_version, topic, state) "
+            "VALUES (?, ?, ?, ?)"
+        )
 
     def _insert_events(
         self,
@@ -29,11 +40,12 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         unchanged: Sequence[tuple[UUID, int]] = (),
+        snapshots: Sequence[StoredEvent] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
-        """The events and their links; refused with the store's IntegrityError, as a taken
-        version is, when a stream of `unchanged` (read at that version, not written) has a
-        later one. Checked after the insert, under the write lock it took."""
+        """The events, their links and `snapshots`; refused with the store's IntegrityError,
+        as a taken version is, when a stream of `unchanged` (read at that version, not
+        written) has a later one. Checked after the insert, under the write lock it took."""
         ids = self._append(c, stored_events)
         for chunk in iter_batches(unchanged, ID_CHUNK // 2):
             c.execute(
@@ -53,6 +65,9 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
             ),
         )
         c.executemany(INSERT_LINKS, links)
+        if snapshots:
+            assert self.insert_snapshots_statement is not None, "no snapshots table"
+            c.executemany(self.insert_snapshots_statement, _rows(snapshots))
         return ids
 
     def _append(self, c: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
@@ -63,13 +78,7 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         consecutive ones ending at the largest after it."""
         if not stored_events:
             return []
-        c.executemany(
-            self.insert_events_statement,
-            [
-                (_hex(event.originator_id), event.originator_version, event.topic, event.state)
-                for event in stored_events
-            ],
-        )
+        c.executemany(self.insert_events_statement, _rows(stored_events))
         c.execute(f"SELECT max(rowid) FROM {self.events_table_name}")
         last: int = c.fetchone()[0]
         return list(range(last - len(stored_events) + 1, last + 1))
@@ -101,6 +110,14 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
                 [(p, s.hex, v, t, b) for p, s, v, t, b in rows],
             )
             cursor.executemany(INSERT_LINKS, links)
+
+
+def _rows(stored_events: Sequence[StoredEvent]) -> list[tuple[str, int, str, bytes]]:
+    """The stored events as the tables' rows (stream ids in hex)."""
+    return [
+        (_hex(event.originator_id), event.originator_version, event.topic, event.state)
+        for event in stored_events
+    ]
 
 
 def _hex(stream: UUID | str) -> str:

@@ -534,6 +534,15 @@ class LogImporter(Protocol):
     def import_log(self, batches: Iterable[tuple[Sequence[Row], Sequence[Link]]]) -> None: ...
 
 
+@runtime_checkable
+class SnapshotsFolder(Protocol):
+    """A recorder that writes the snapshots a batch makes due in the batch's own transaction
+    (`insert_events(..., snapshots=...)`) into the table named here once (SQLite and
+    PostgreSQL recorders); the in-memory store's recorder writes them apart."""
+
+    def fold_snapshots_into(self, table: str) -> None: ...
+
+
 def store_not_empty() -> Conflict:
     """The refusal of an import of an exported log into a store that already holds events."""
     return Conflict(

@@ -40,7 +40,7 @@ class OrjsonTranscoder(JSONTranscoder):
         # `in` over a map of types runs in C: a generator expression cost as much as the dump.
         if isinstance(obj, dict) and UUID in map(type, obj.values()):
             raise TranscodingNotRegisteredError(_UUID_REFUSED)
-        return orjson.dumps(obj, default=self._tagged, option=_OPTIONS)
+        return _kept(orjson.dumps(obj, default=self._tagged, option=_OPTIONS))
 
     def encode_event(self, fields: dict[str, Any], class_version: int) -> bytes:
         """`encode` of an event's stored state: its fields less the originator's id and
@@ -58,11 +58,14 @@ class OrjsonTranscoder(JSONTranscoder):
         # One pass over the fields, `encode`'s check for a UUID made in it: a comprehension,
         # two deletions and `encode`'s own walk over the values cost as much as the dump.
         prefix, fragment, iso = _tag_prefix(transcoding.name), orjson.Fragment, _isoformat_json
+        dumps = orjson.dumps
         state = {}
         for key, value in fields.items():
             kind = type(value)
             if kind is datetime:
-                state[key] = fragment(prefix + iso(value) + b"}")
+                # The library's clock's UTC (every `timestamp`) without `_isoformat_json`'s call.
+                text = dumps(value) if value.tzinfo is UTC else iso(value)
+                state[key] = fragment(prefix + text + b"}")
             elif key in _ORIGINATOR:
                 continue
             elif kind is UUID:
@@ -71,7 +74,7 @@ class OrjsonTranscoder(JSONTranscoder):
                 state[key] = value
         if class_version > 1:
             state["class_version"] = class_version
-        return orjson.dumps(state, default=self._tagged, option=_OPTIONS)
+        return _kept(orjson.dumps(state, default=self._tagged, option=_OPTIONS))
 
     def decode(self, data: bytes) -> Any:
         """orjson's parse, then the tagged values turned back into what they tagged. Most
@@ -112,6 +115,15 @@ class OrjsonTranscoder(JSONTranscoder):
         if any(type(item) in _CONTAINERS for item in value):
             return [self._untagged(item) if type(item) in _CONTAINERS else item for item in value]
         return value
+
+
+def _kept(dumped: bytes) -> bytes:
+    """orjson's output copied into bytes of its own size, for output that is kept (a batch's
+    stored states wait for the batch's write). orjson writes into a buffer larger than what
+    it returns and shrinks it in place: each output kept holds a fresh page of the heap, a
+    page fault apiece (about 1.5 us of system time on this machine, as much as the dump),
+    while a copy made at once lets the next dump reuse the freed buffer."""
+    return memoryview(dumped).tobytes()
 
 
 def _tag_prefix(name: str) -> bytes:

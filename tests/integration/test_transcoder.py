@@ -29,7 +29,7 @@ from pydantic_core import TzInfo
 from adapters.audit import check_invariants, verify
 from adapters.audit_export import import_log, read_manifest
 from ledger import Ledger, identity
-from ledger.event_store import _stored_event
+from ledger.event_store import stored_events
 from ledger.payment import Payment
 from ledger.status_views import LocationStatus
 from ledger.transcoder import OrjsonTranscoder
@@ -196,4 +196,4 @@ def test_an_event_is_stored_as_the_library_stores_it(
         ]
         for event in events:
             assert ledger.store.mapper.to_stored_event(event) == library.to_stored_event(event)
-            assert _stored_event(ours, event) == library.to_stored_event(event)
+            assert stored_events(ours, [event]) == [library.to_stored_event(event)]
