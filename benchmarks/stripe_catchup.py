@@ -37,12 +37,17 @@ from ledger.observations import (
     Observation,
     PaymentIntentObservation,
 )
-from projections import stripe_observations
 from projections.read_models import ReadModels
+from projections.stripe_fold import BatchFold
+from projections.stripe_observations import StripeObservationsProjection
 
 CATCH_UP_TARGET_EVENTS_PER_SECOND = 50_000
-# The fold's parts, as `projections.stripe_observations` calls them, timed apart.
-PARTS = ("keys_of", "movement_keys", "refold")
+# The fold's parts (`projections.stripe_fold.BatchFold`'s steps), timed apart.
+PARTS = {
+    "__init__": "fold: keys before",
+    "moved": "fold: movements moved",
+    "finish": "fold: refold",
+}
 T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
 
@@ -120,27 +125,26 @@ def stripe_log(intents: int) -> list[Observation]:
 
 
 class PartClock:
-    """Process CPU spent in the fold's parts and in the projection's `apply`, by wrapping
-    the names `projections.stripe_observations` calls them by (restored on exit)."""
+    """Process CPU spent in the fold's steps and in the projection's `apply`, by wrapping
+    the methods (restored on exit)."""
 
     def __init__(self) -> None:
         self.cpu: dict[str, float] = {}
 
     @contextmanager
     def wrapping(self) -> Iterator[None]:
-        projection = stripe_observations.StripeObservationsProjection
-        saved: list[tuple[Any, str, Any]] = [
-            (stripe_observations, name, getattr(stripe_observations, name))
-            for name in PARTS
-            if hasattr(stripe_observations, name)
+        projection = StripeObservationsProjection
+        saved: list[tuple[Any, str, str]] = [
+            (BatchFold, name, shown) for name, shown in PARTS.items()
         ]
-        saved.append((projection, "apply", projection.apply))
-        for owner, name, function in saved:
-            setattr(owner, name, self._timed("batch" if name == "apply" else name, function))
+        saved.append((projection, "apply", "batch"))
+        originals = [getattr(owner, name) for owner, name, _ in saved]
+        for (owner, name, shown), function in zip(saved, originals, strict=True):
+            setattr(owner, name, self._timed(shown, function))
         try:
             yield
         finally:
-            for owner, name, function in saved:
+            for (owner, name, _), function in zip(saved, originals, strict=True):
                 setattr(owner, name, function)
 
     def _timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
