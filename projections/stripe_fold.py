@@ -34,6 +34,7 @@ from sqlalchemy import (
     not_,
     select,
     union,
+    union_all,
 )
 
 from projections.report_sql import (
@@ -191,16 +192,14 @@ def _refold(conn: Connection) -> None:
 
 def _copy(stages: Stages, table: Table, columns: tuple[str, ...]) -> Table:
     """A stage holding the table's rows one of `columns` of which names an id resolving to
-    a touched key, each once (copied by the database: no row goes through Python)."""
-    return stages.add(
-        table.name,
-        union(
-            *(
-                select(table).join(_RESOLVING, table.c[column] == _RESOLVING.c.id)
-                for column in columns
-            )
-        ),
+    a touched key, each once (copied by the database: no row goes through Python). Each row
+    is taken once by its primary key among those the columns' joins find: a UNION of whole
+    rows sorted every row's every column to drop the repeats."""
+    key = next(column for column in table.columns if column.primary_key)
+    found = union_all(
+        *(select(key).join(_RESOLVING, table.c[column] == _RESOLVING.c.id) for column in columns)
     )
+    return stages.add(table.name, select(table).where(key.in_(found)))
 
 
 def fold_all(conn: Connection) -> None:
