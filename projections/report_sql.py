@@ -265,7 +265,7 @@ def _rfc3339_postgresql(element: _Rfc3339, compiler: SQLCompiler, **kw: Any) -> 
 # -- small expressions ---------------------------------------------------------------------------
 
 
-def _is_pi(column: ColumnElement[Any]) -> ColumnElement[bool]:
+def is_payment_intent(column: ColumnElement[Any]) -> ColumnElement[bool]:
     return func.substr(column, 1, 3) == "pi_"
 
 
@@ -364,13 +364,15 @@ def resolved_links() -> Select[Any]:
     for before, after in pairwise(hops):
         joined = joined.outerjoin(
             after,
-            and_(after.c.object_id == before.c.target_id, not_(_is_pi(before.c.target_id))),
+            and_(
+                after.c.object_id == before.c.target_id, not_(is_payment_intent(before.c.target_id))
+            ),
         )
     key = func.coalesce(*(hop.c.target_id for hop in reversed(hops)))
     return (
         select(hops[0].c.object_id, key.label("key"))
         .select_from(joined)
-        .where(not_(_is_pi(hops[0].c.object_id)))
+        .where(not_(is_payment_intent(hops[0].c.object_id)))
     )
 
 
@@ -385,7 +387,9 @@ class Resolver:
         self.uses += 1
         link = stripe_keys.alias(f"link{self.uses}")
         joined = source.outerjoin(link, link.c.object_id == column)
-        return joined, case((_is_pi(column), column), else_=func.coalesce(link.c.key, column))
+        return joined, case(
+            (is_payment_intent(column), column), else_=func.coalesce(link.c.key, column)
+        )
 
 
 @dataclass(frozen=True)
@@ -902,7 +906,7 @@ def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -
         # The same firsts as aggregates of the payment's GROUP BY: one sort fewer.
         first_taken = _FirstCreated(n.taken, n.live == 1, n.created_at, n.id)
         first_seen = _FirstCreated(n.id, n.seen == 1, n.created_at, n.id)
-    is_live, is_pi = n.live == 1, _is_pi(n.id)
+    is_live, is_pi = n.live == 1, is_payment_intent(n.id)
     # Grouped as the window partitioned them, so that its sort serves the GROUP BY too.
     payment = _Bytewise(n.offline_id)
     return stages.add(

@@ -10,6 +10,10 @@ their parts: the ids that resolve to them (the links read backwards), and the sn
 movements, charges and disputes those ids name (each looked up by index), copied into
 temporary tables for the same statements that fold the whole read model at once
 (`fold_all`). A rebuild from the log and a catch-up batch by batch give the same rows.
+
+Every step is a statement over the whole batch, joined with temporary tables of its ids and
+of the keys it touches (`BatchFold`): no id goes through Python but the batch's own, once,
+so a batch of twenty thousand events costs a dozen statements, not one per few hundred ids.
 """
 
 from __future__ import annotations
@@ -17,18 +21,35 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, String, Table, delete, insert, select, union
+from sqlalchemy import (
+    Column,
+    CompoundSelect,
+    Connection,
+    MetaData,
+    Select,
+    String,
+    Table,
+    delete,
+    insert,
+    not_,
+    select,
+    union,
+    union_all,
+)
 
 from projections.report_sql import (
     LINK_HOPS,
+    Resolver,
     Stages,
     StripeSources,
     drop,
+    is_payment_intent,
     materialize,
+    movement_key,
     resolved_links,
     stripe_payments,
 )
-from projections.runner import delete_rows, insert_values, rows_among
+from projections.runner import insert_values
 from projections.tables import (
     stripe_charges,
     stripe_disputes,
@@ -50,144 +71,135 @@ _NAMING = (
 )
 
 
-def _is_pi(object_id: str) -> bool:
-    return object_id.startswith("pi_")
+def _listing(name: str, *, unique: bool = True) -> Table:
+    """A temporary table of ids (the connection's own: it goes with the transaction)."""
+    return Table(
+        name, MetaData(), Column("id", String(255), primary_key=unique), prefixes=["TEMPORARY"]
+    )
 
 
-def keys_of(conn: Connection, ids: Iterable[str]) -> dict[str, str]:
-    """Each id's key as the links stand: the id of a PaymentIntent or of an object without a
-    link is its own; else its link followed while it names no PaymentIntent, `LINK_HOPS`
-    links at most (as `projections.report_sql.resolved_links` follows them)."""
-    wanted = set(ids)
-    links = _links_of(conn, wanted)
-    return {i: _followed(i, links) for i in wanted}
+_NAMED_BY_BATCH = _listing("fold_batch")  # the ids the batch's observations and rows name
+_FIRST_LINKED = _listing("fold_first")  # the objects the batch links for the first time
+_TOUCHED = _listing("fold_keys", unique=False)  # the keys to fold again (repeats allowed)
+_RESOLVING = _listing("fold_named")  # the touched keys and every id leading to one
 
 
-def _links_of(conn: Connection, ids: set[str]) -> dict[str, str]:
-    """The links of the ids and of the ids they lead to, as far as they are followed."""
-    links: dict[str, str] = {}
-    asked: set[str] = set()
-    frontier = {i for i in ids if not _is_pi(i)}
+class BatchFold:
+    """The fold of one batch, told what it names before its writes (`moved` too) and folding
+    the keys touched after them (`finish`)."""
+
+    def __init__(self, conn: Connection, named: Iterable[str]) -> None:
+        """Note the batch's ids and the keys they resolve to as the links stand (each id is
+        its own key too: an unlinked id, or one whose stale row a new link must remove)."""
+        self.conn = conn
+        for table in (_NAMED_BY_BATCH, _TOUCHED):
+            table.create(conn)
+        insert_values(conn, _NAMED_BY_BATCH, [(i,) for i in set(named)])
+        conn.exec_driver_sql(f"ANALYZE {_NAMED_BY_BATCH.name}")
+        ids = select(_NAMED_BY_BATCH.c.id)
+        self._touch(
+            ids.union_all(select(stripe_keys.c.key).where(stripe_keys.c.object_id.in_(ids)))
+        )
+
+    def moved(self, first_linked: set[str]) -> None:
+        """Before the writes: the keys of the movements that name an object the batch links
+        for the first time (`projections.report_sql.movement_key`'s rule).
+
+        A movement whose first id has no link counts under its balance transaction's key: a
+        first link of that id moves it to the id's key, from a key the batch may not name."""
+        if not first_linked:
+            return
+        conn = self.conn
+        _FIRST_LINKED.create(conn)
+        insert_values(conn, _FIRST_LINKED, [(i,) for i in first_linked])
+        conn.exec_driver_sql(f"ANALYZE {_FIRST_LINKED.name}")
+        naming = union(
+            *(
+                select(stripe_movements.c.movement_key).join(
+                    _FIRST_LINKED, stripe_movements.c[column] == _FIRST_LINKED.c.id
+                )
+                for column in _OWNERS
+            )
+        ).subquery()
+        m = stripe_movements.alias("m")
+        joined, key = movement_key(Resolver(), m)
+        self._touch(
+            select(key)
+            .select_from(joined)
+            .where(m.c.movement_key.in_(select(naming.c.movement_key)))
+        )
+        _FIRST_LINKED.drop(conn)
+
+    def finish(self) -> None:
+        """After the writes: add the keys the batch's ids resolve to now, fold every touched
+        key again."""
+        linked = resolved_links()
+        object_id, key = linked.selected_columns
+        self._touch(
+            linked.with_only_columns(key).where(object_id.in_(select(_NAMED_BY_BATCH.c.id)))
+        )
+        _NAMED_BY_BATCH.drop(self.conn)
+        _refold(self.conn)
+        _TOUCHED.drop(self.conn)
+
+    def _touch(self, keys: Select[Any] | CompoundSelect[Any]) -> None:
+        self.conn.execute(insert(_TOUCHED).from_select(["id"], keys))
+
+
+def _refold(conn: Connection) -> None:
+    """Fold again the Stripe payments of the touched keys (and the resolved links of every
+    id that resolves to one of them) from all their parts."""
+    _RESOLVING.create(conn)
+    touched = select(_TOUCHED.c.id)
+    conn.execute(insert(_RESOLVING).from_select(["id"], touched.distinct()))
+    conn.exec_driver_sql(f"ANALYZE {_RESOLVING.name}")
+    # The links read backwards, `LINK_HOPS` deep: a superset of the ids that resolve to the
+    # keys, the fold keeps only the keys' rows.
+    listed = select(_RESOLVING.c.id)
     for _ in range(LINK_HOPS):
-        frontier -= asked
-        if not frontier:
+        leading = (
+            select(stripe_links.c.object_id)
+            .join(_RESOLVING, stripe_links.c.target_id == _RESOLVING.c.id)
+            .where(
+                not_(is_payment_intent(stripe_links.c.object_id)),
+                stripe_links.c.object_id.not_in(listed),
+            )
+        )
+        if not conn.execute(insert(_RESOLVING).from_select(["id"], leading)).rowcount:
             break
-        asked |= frontier
-        found = dict(rows_among(conn, stripe_links, "object_id", frontier))
-        links.update(found)
-        frontier = {target for target in found.values() if not _is_pi(target)}
-    return links
-
-
-def _followed(object_id: str, links: dict[str, str]) -> str:
-    if _is_pi(object_id) or object_id not in links:
-        return object_id
-    key = links[object_id]
-    for _ in range(LINK_HOPS - 1):
-        if _is_pi(key) or key not in links:
-            break
-        key = links[key]
-    return key
-
-
-def movement_keys(conn: Connection, ids: set[str]) -> set[str]:
-    """The keys, as the links stand, of the movements that name one of `ids`
-    (`projections.report_sql.movement_key`'s rule).
-
-    A movement whose first id has no link counts under its balance transaction's key: a
-    first link of that id moves it to the id's key, from a key the batch may not name (a
-    link that points elsewhere moves it from the key of the id the batch names)."""
-    if not ids:
-        return set()
-    names = [column.name for column in stripe_movements.columns]
-    at = [names.index(name) for name in _OWNERS]
-    firsts = [
-        (next(row[i] for i in at if row[i] is not None), row[at[-1]])
-        for row in _parts(conn, stripe_movements, _OWNERS, ids)
-    ]
-    keys = keys_of(conn, {i for pair in firsts for i in pair})
-    return {keys[txn] if keys[owner] == owner else keys[owner] for owner, txn in firsts}
-
-
-def refold(conn: Connection, keys: set[str]) -> None:
-    """Fold again the Stripe payments of `keys` (and the resolved links of every id that
-    resolves to one of them) from all their parts."""
-    if not keys:
-        return
-    named = _resolving_to(conn, keys)
-    links = _links_of(conn, named)
-    listed = _listed(conn, named)
-    conn.execute(delete(stripe_keys).where(stripe_keys.c.object_id.in_(select(listed.c.id))))
-    insert_values(
-        conn,
-        stripe_keys,
-        [(i, _followed(i, links)) for i in sorted(named) if i in links and not _is_pi(i)],
+    conn.exec_driver_sql(f"ANALYZE {_RESOLVING.name}")
+    conn.execute(delete(stripe_keys).where(stripe_keys.c.object_id.in_(listed)))
+    linked = resolved_links()
+    conn.execute(
+        insert(stripe_keys).from_select(
+            ["object_id", "key"], linked.where(linked.selected_columns[0].in_(listed))
+        )
     )
     stages = Stages("fold")
-    parts = (_copy(stages, table, columns, listed) for table, columns in _NAMING)
+    parts = (_copy(stages, table, columns) for table, columns in _NAMING)
     side = stripe_payments(stages, StripeSources(*parts), conn.dialect.name == "postgresql")
     materialize(conn, stages)
-    names = ", ".join(column.name for column in folded.columns)
-    rows = [
-        row for row in conn.exec_driver_sql(f"SELECT {names} FROM {side.name}") if row[0] in keys
-    ]
+    conn.execute(delete(folded).where(folded.c.key.in_(touched)))
+    names = [column.name for column in folded.columns]
+    conn.execute(
+        insert(folded).from_select(
+            names, select(*(side.c[n] for n in names)).where(side.c.key.in_(touched))
+        )
+    )
     drop(conn, stages)
-    conn.exec_driver_sql(f"DROP TABLE {listed.name}")
-    delete_rows(conn, folded, "key", keys)
-    insert_values(conn, folded, rows)
+    _RESOLVING.drop(conn)
 
 
-def _resolving_to(conn: Connection, keys: set[str]) -> set[str]:
-    """The keys and every id whose links lead to one of them (read backwards, `LINK_HOPS`
-    deep): a superset of what resolves to them, the fold keeps only their rows."""
-    named = set(keys)
-    frontier = set(keys)
-    for _ in range(LINK_HOPS):
-        if not frontier:
-            break
-        found = {
-            object_id
-            for object_id, _target in rows_among(conn, stripe_links, "target_id", frontier)
-            if object_id not in named and not _is_pi(object_id)
-        }
-        named |= found
-        frontier = found
-    return named
-
-
-def _parts(conn: Connection, table: Table, columns: tuple[str, ...], named: set[str]) -> list[Any]:
-    """The table's rows one of `columns` of which names an id of `named`, each once."""
-    key = next(column.name for column in table.columns if column.primary_key)
-    at = [column.name for column in table.columns].index(key)
-    found: dict[Any, Any] = {}
-    for column in columns:
-        for row in rows_among(conn, table, column, named):
-            found[row[at]] = row
-    return list(found.values())
-
-
-def _listed(conn: Connection, ids: set[str]) -> Table:
-    """A temporary table of the ids (analyzed: the planners then look each one up by
-    index, one statement per part, not a statement per few hundred ids)."""
-    listed = Table(
-        "fold_named",
-        MetaData(),
-        Column("id", String(255), primary_key=True),
-        prefixes=["TEMPORARY"],
+def _copy(stages: Stages, table: Table, columns: tuple[str, ...]) -> Table:
+    """A stage holding the table's rows one of `columns` of which names an id resolving to
+    a touched key, each once (copied by the database: no row goes through Python). Each row
+    is taken once by its primary key among those the columns' joins find: a UNION of whole
+    rows sorted every row's every column to drop the repeats."""
+    key = next(column for column in table.columns if column.primary_key)
+    found = union_all(
+        *(select(key).join(_RESOLVING, table.c[column] == _RESOLVING.c.id) for column in columns)
     )
-    listed.create(conn)
-    insert_values(conn, listed, [(i,) for i in ids])
-    conn.exec_driver_sql(f"ANALYZE {listed.name}")
-    return listed
-
-
-def _copy(stages: Stages, table: Table, columns: tuple[str, ...], listed: Table) -> Table:
-    """A stage holding the table's rows one of `columns` of which names a listed id, each
-    once (copied by the database: no row goes through Python)."""
-    return stages.add(
-        table.name,
-        union(*(select(table).join(listed, table.c[column] == listed.c.id) for column in columns)),
-    )
+    return stages.add(table.name, select(table).where(key.in_(found)))
 
 
 def fold_all(conn: Connection) -> None:

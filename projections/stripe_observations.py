@@ -18,7 +18,7 @@ from ledger.fields import StoredFields
 from ledger.observations import movement_key
 from ledger.stripe_object import StripeObject
 from projections.runner import Moment, Projection, load_rows, replace_rows, stored_moments
-from projections.stripe_fold import keys_of, movement_keys, refold
+from projections.stripe_fold import BatchFold
 from projections.tables import (
     stripe_charges,
     stripe_disputes,
@@ -73,8 +73,7 @@ class StripeObservationsProjection(Projection):
         existing = list(rows)
         # Every id the batch may move a Stripe payment by: the keys they resolve to before
         # and after its writes are folded again (`projections.stripe_fold`).
-        named = _named([*rows.values(), *batch.loaded(), *_observed(events)])
-        before = keys_of(conn, named)
+        fold = BatchFold(conn, _named([*rows.values(), *batch.loaded(), *_observed(events)]))
         for _, stream, topic, fields in events:
             if topic == StripeObject.FirstSeen.TOPIC:
                 rows[stream] = _first_seen(stream, fields["key"])
@@ -95,10 +94,10 @@ class StripeObservationsProjection(Projection):
                 assert topic == StripeObject.BalanceTransactionObserved.TOPIC, topic
                 if batch.movement(fields["observation"]):
                     _balance_transaction(rows[stream], fields["observation"], batch.time)
-        moved = movement_keys(conn, batch.first_links())
+        fold.moved(batch.first_links())
         replace_rows(conn, stripe_objects, "stream_id", existing, list(rows.values()))
         batch.write()
-        refold(conn, {*before.values(), *moved, *keys_of(conn, named).values()})
+        fold.finish()
 
 
 # The fields of an observation or a row that name a Stripe object.

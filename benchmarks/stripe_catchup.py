@@ -1,0 +1,247 @@
+"""Catch-up of a log of Stripe's observations only, on SQLite and PostgreSQL.
+
+    python -m benchmarks.stripe_catchup [--intents 20000] [--chunk 5000] [--stores ...]
+
+The log is built through the import path (`Ledger.observe_file`): per PaymentIntent an API
+snapshot naming its charge and one balance-report row, every second row naming the charge
+only (its PaymentIntent known through the snapshot's link), observed `--chunk` at a time.
+Then the read models catch up (`ReadModels.refresh`), and are rebuilt (`ReadModels.rebuild`),
+each timed in wall and process CPU (the client's; PostgreSQL's own is not counted) with a
+breakdown of the Stripe projection's batch: its own work, and the fold's parts
+(`projections.stripe_fold`), each in process CPU.
+
+Stripe's events outnumber payments' in no real log; this isolates what the per-payment fold
+(`stripe_keys`, `stripe_payments`) costs the projection that keeps it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table as RichTable
+
+from benchmarks import harness
+from benchmarks.harness import console
+from benchmarks.stores import Databases
+from ledger import Ledger
+from ledger.observations import (
+    BalanceTransactionObservation,
+    Observation,
+    PaymentIntentObservation,
+)
+from projections.read_models import ReadModels
+from projections.stripe_fold import BatchFold
+from projections.stripe_observations import StripeObservationsProjection
+
+CATCH_UP_TARGET_EVENTS_PER_SECOND = 50_000
+# The fold's parts (`projections.stripe_fold.BatchFold`'s steps), timed apart.
+PARTS = {
+    "__init__": "fold: keys before",
+    "moved": "fold: movements moved",
+    "finish": "fold: refold",
+}
+T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Options:
+    intents: int
+    chunk: int
+    stores: tuple[str, ...]
+    postgres_url: str
+
+
+@dataclass(frozen=True)
+class Timed:
+    events: int
+    seconds: float
+    cpu_seconds: float
+    parts_cpu: dict[str, float]  # the fold's parts and the projection's batch, CPU seconds
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def events_per_cpu_second(self) -> float:
+        return self.events / self.cpu_seconds if self.cpu_seconds else 0.0
+
+
+@dataclass(frozen=True)
+class StoreFigures:
+    store: str
+    observations: int
+    import_seconds: float
+    catch_up: Timed
+    rebuild: Timed
+
+
+def stripe_log(intents: int) -> list[Observation]:
+    """Each PaymentIntent's API snapshot and its balance-report row, the row naming the
+    charge only for every second one."""
+    found: list[Observation] = []
+    for n in range(intents):
+        pi, charge, amount = f"pi_b{n}", f"ch_b{n}", 500 + n % 7_000
+        created = T0 + timedelta(seconds=n)
+        found.append(
+            PaymentIntentObservation(
+                source="api",
+                payment_intent_id=pi,
+                amount=amount,
+                amount_received=amount,
+                currency="usd",
+                status="succeeded",
+                created_at=created,
+                charge_id=charge,
+                offline_collected=True,
+            )
+        )
+        found.append(
+            BalanceTransactionObservation(
+                source="report_file",
+                balance_transaction_id=f"txn_b{n}",
+                payment_intent_id=None if n % 2 else pi,
+                charge_id=charge,
+                source_id=charge,
+                currency="usd",
+                gross=amount,
+                fee=30,
+                net=amount - 30,
+                created_at=created,
+                reporting_category="charge",
+                payout_id=f"po_b{n // 1_000}",
+                payout_at=T0 + timedelta(days=2),
+            )
+        )
+    return found
+
+
+class PartClock:
+    """Process CPU spent in the fold's steps and in the projection's `apply`, by wrapping
+    the methods (restored on exit)."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, float] = {}
+
+    @contextmanager
+    def wrapping(self) -> Iterator[None]:
+        projection = StripeObservationsProjection
+        saved: list[tuple[Any, str, str]] = [
+            (BatchFold, name, shown) for name, shown in PARTS.items()
+        ]
+        saved.append((projection, "apply", "batch"))
+        originals = [getattr(owner, name) for owner, name, _ in saved]
+        for (owner, name, shown), function in zip(saved, originals, strict=True):
+            setattr(owner, name, self._timed(shown, function))
+        try:
+            yield
+        finally:
+            for (owner, name, _), function in zip(saved, originals, strict=True):
+                setattr(owner, name, function)
+
+    def _timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - started
+
+        return timed
+
+
+def timed(step: Callable[[], int]) -> Timed:
+    clock = PartClock()
+    with clock.wrapping():
+        started, cpu_started = time.perf_counter(), time.process_time()
+        events = step()
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return Timed(events, seconds, cpu, dict(sorted(clock.cpu.items())))
+
+
+def measure_store(options: Options, databases: Databases, kind: str) -> StoreFigures:
+    where = databases.fresh(kind, "stripe")
+    observations = stripe_log(options.intents)
+    with Ledger.open(where.url) as ledger:
+        started = time.perf_counter()
+        for at in range(0, len(observations), options.chunk):
+            ledger.observe_file(observations[at : at + options.chunk])
+        imported = time.perf_counter() - started
+        with ReadModels(ledger) as models:
+            console.print(f"{kind}: catch-up of the imported log", highlight=False)
+            catch_up = timed(models.refresh)
+            console.print(f"{kind}: rebuild", highlight=False)
+            rebuilt = timed(models.rebuild)
+    return StoreFigures(kind, len(observations), imported, catch_up, rebuilt)
+
+
+def figures_table(stores: list[StoreFigures]) -> RichTable:
+    table = RichTable(title="Stripe-only log: catch-up and rebuild (CPU: this process)")
+    for column in ("store", "step", "events", "wall s", "events/s", "CPU s", "events/CPU s"):
+        table.add_column(column, justify="left" if column in ("store", "step") else "right")
+    table.add_column("CPU s by part (batch = the Stripe projection's apply, parts within)")
+    for s in stores:
+        for step, t in (("catch-up", s.catch_up), ("rebuild", s.rebuild)):
+            table.add_row(
+                s.store,
+                step,
+                f"{t.events:,}",
+                f"{t.seconds:.2f}",
+                f"{t.events_per_second:,.0f}",
+                f"{t.cpu_seconds:.2f}",
+                f"{t.events_per_cpu_second:,.0f}",
+                ", ".join(f"{name} {cpu:.2f}" for name, cpu in t.parts_cpu.items()),
+            )
+    table.caption = (
+        f"target: catch-up >= {CATCH_UP_TARGET_EVENTS_PER_SECOND:,} events/s; import "
+        + ", ".join(f"{s.store} {s.import_seconds:.1f} s" for s in stores)
+    )
+    return table
+
+
+def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:
+    del workdir
+    stores = [measure_store(options, databases, kind) for kind in options.stores]
+    console.print(figures_table(stores))
+    return {"stores": [asdict(s) for s in stores]}
+
+
+def parse_options(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.stripe_catchup",
+        description="Catch-up and rebuild of a log of Stripe's observations only.",
+    )
+    parser.add_argument("--intents", type=int, default=20_000, help="PaymentIntents observed")
+    parser.add_argument(
+        "--chunk", type=int, default=5_000, help="observations per observe_file call"
+    )
+    harness.add_store_options(parser)
+    args = parser.parse_args(argv)
+    if min(args.intents, args.chunk) < 1:
+        parser.error("--intents and --chunk must be positive")
+    return Options(args.intents, args.chunk, harness.parsed_stores(parser, args), args.postgres_url)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    options = parse_options(argv)
+    harness.main(
+        "stripe_catchup",
+        argv,
+        options,
+        run,
+        stores=options.stores,
+        postgres_url=options.postgres_url,
+    )
+
+
+if __name__ == "__main__":
+    main()
