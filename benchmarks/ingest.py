@@ -190,6 +190,7 @@ class MemoryFigures:
     exit_status: int
     seconds: float
     lines_per_second: float
+    cpu_seconds: float  # user + system: what compares while other work loads the machine
     max_rss_mib: float  # getrusage of the command alone
     polled_peak_rss_mib: float  # the largest VmHWM seen while polling /proc (a cross-check)
     startup_rss_mib: float  # `offline-ledger schema`: the same imports, no data
@@ -506,21 +507,24 @@ def measure_memory(options: Options, databases: Databases, workdir: Path) -> Mem
         exit_status=child.exit_status,
         seconds=seconds,
         lines_per_second=lines / seconds,
+        cpu_seconds=child.cpu_seconds,
         max_rss_mib=child.max_rss_kib / 1024,
         polled_peak_rss_mib=child.polled_peak_kib / 1024,
         startup_rss_mib=startup.max_rss_kib / 1024,
     )
 
 
-# Runs the command in its arguments and writes that child's max RSS (KiB) to the file named
-# first. Linux counts the memory of the process that forked a child in the child's ru_maxrss
-# (the hiwater mark survives exec), so measuring straight from this large benchmark process
-# would report at least its own size: the command is started from this small one instead.
+# Runs the command in its arguments and writes that child's max RSS (KiB) and CPU seconds (user
+# and system) to the file named first. Linux counts the memory of the process that forked a
+# child in the child's ru_maxrss (the hiwater mark survives exec), so measuring straight from
+# this large benchmark process would report at least its own size: the command is started from
+# this small one instead.
 _MAX_RSS_WRAPPER = """
 import resource, subprocess, sys
 status = subprocess.call(sys.argv[2:])
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(sys.argv[1], "w") as out:
-    out.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+    out.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
 sys.exit(status)
 """
 
@@ -529,6 +533,7 @@ sys.exit(status)
 class ChildRun:
     exit_status: int
     max_rss_kib: int  # getrusage of the command alone
+    cpu_seconds: float  # its user and system time
     polled_peak_kib: int  # the largest VmHWM seen in /proc while it ran (a cross-check)
     stdout: str
 
@@ -550,9 +555,11 @@ def run_measured(
         while wrapper.poll() is None:
             watch.poll()
             time.sleep(POLL_SECONDS)
+    max_rss_kib, cpu_seconds = rss_path.read_text(encoding="ascii").split()
     return ChildRun(
         wrapper.returncode,
-        int(rss_path.read_text(encoding="ascii")),
+        int(max_rss_kib),
+        float(cpu_seconds),
         watch.peak_kib,
         out_path.read_text(encoding="utf-8"),
     )
@@ -758,6 +765,8 @@ def memory_table(figures: MemoryFigures) -> Table:
         "startup RSS MiB",
         "seconds",
         "lines/s",
+        "CPU s",
+        "lines/CPU s",
         "exit",
         "rejected",
     ):
@@ -769,6 +778,8 @@ def memory_table(figures: MemoryFigures) -> Table:
         f"{figures.startup_rss_mib:,.1f}",
         f"{figures.seconds:,.1f}",
         _n(figures.lines_per_second),
+        f"{figures.cpu_seconds:,.1f}",
+        _n(figures.lines / figures.cpu_seconds),
         str(figures.exit_status),
         _n(figures.rejected),
     )

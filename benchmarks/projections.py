@@ -88,7 +88,15 @@ from projections.read_models import PROJECTIONS, ReadModels
 from projections.reconciliation import Thresholds
 from projections.report import Category
 from projections.runner import BATCH_SIZE_DEFAULT, catch_up, reset
-from projections.tables import payment_intent_links, payments, stripe_movements, stripe_objects
+from projections.stripe_fold import fold_all
+from projections.tables import (
+    payment_intent_links,
+    payments,
+    stripe_keys,
+    stripe_movements,
+    stripe_objects,
+    stripe_payments,
+)
 
 INGEST_BATCH_SIZE = 1_000
 CATCH_UP_TARGET_EVENTS_PER_SECOND = 50_000
@@ -148,6 +156,7 @@ class FillFigures:
     stripe_objects: int
     orphans: int
     seconds: float
+    fold_seconds: float  # `fold_all` after the fill: what an import's catch-up folds
     analyzed: bool  # VACUUM ANALYZE afterwards (PostgreSQL: what autovacuum would do)
     shapes: dict[str, int]  # how many payments of each generated shape
     expected: dict[str, int]  # report rows per category, as the data was generated
@@ -685,6 +694,23 @@ def _sqlite_time(value: Any) -> Any:
     return value
 
 
+def fold_stripe_side(where: Database, analyze: bool) -> float:
+    """Fold the filled observations per Stripe payment as their projection would have
+    (`projections.stripe_fold.fold_all`), in one transaction; its seconds. With `analyze`
+    (PostgreSQL), VACUUM ANALYZE the folded tables after, as the fill does its own."""
+    with Ledger.open(where.url) as ledger, ReadModels(ledger) as models:
+        started = time.perf_counter()
+        with models.writer.begin() as conn:
+            fold_all(conn)
+        seconds = time.perf_counter() - started
+        if analyze:
+            with models.engine.connect() as conn:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                for table in (stripe_keys, stripe_payments):
+                    conn.exec_driver_sql(f"VACUUM ANALYZE {table.name}")
+    return seconds
+
+
 def fill_read_models(
     options: Options, databases: Databases, kind: str
 ) -> tuple[FillFigures, Database]:
@@ -717,6 +743,8 @@ def fill_read_models(
             advance(len(rows) + len(seen))
         analyzed = loader.finish()
         seconds = time.perf_counter() - started
+    with phase(f"{kind}: folding Stripe's side per Stripe payment (fold_all)", None):
+        fold_seconds = fold_stripe_side(where, analyzed)
     return FillFigures(
         method=loader.method + ("; VACUUM ANALYZE" if analyzed else "; no ANALYZE"),
         payments=options.report_payments,
@@ -724,6 +752,7 @@ def fill_read_models(
         stripe_objects=synthetic.stripe_objects,
         orphans=synthetic.orphans,
         seconds=seconds,
+        fold_seconds=fold_seconds,
         analyzed=analyzed,
         shapes=dict(sorted(synthetic.shapes.items())),
         expected=dict(sorted(synthetic.expected.items())),
@@ -1188,6 +1217,14 @@ def report_table(figures: StoreFigures) -> RichTable:
         _n((f.payments + f.links + f.stripe_objects) / f.seconds),
         "",
         f"{f.method}; {f.links:,} links, {f.orphans:,} orphans (not timed below)",
+    )
+    table.add_row(
+        "fold Stripe's side",
+        _n(f.stripe_objects),
+        f"{f.fold_seconds:,.1f}",
+        _n(f.stripe_objects / f.fold_seconds) if f.fold_seconds else "",
+        "",
+        "fold_all: what the observations' catch-up folds as it goes (not timed below)",
     )
     table.add_row(
         f"report + CSV {r.csv_mode} (child)",

@@ -1,4 +1,5 @@
-"""Python's cycle collector held off while a batch of work allocates.
+"""Python's cycle collector held off while a batch of work allocates, and kept off what a
+long run of batches holds.
 
 A batch that makes tens of thousands of objects that all live until it ends (an ingest's
 events and results, a replay's steps and outcomes) wakes the collector every 700 new objects;
@@ -6,13 +7,21 @@ it walks the young ones each time and every object alive every so often, finding
 free: about a fifth of an ingest's CPU time and half a replay's went there. Paused, it runs
 again (at the next allocations) once the last batch ends. Only for work that makes no
 reference cycle that must be freed midway (reference counting frees the rest as usual).
+
+Between the batches of a long ingest the ledger holds more and more (the aggregates cached,
+the locations' timelines of the day): the collector's full passes walk all of it, each pass
+longer than the last, and find next to nothing (a million-line day: 8 passes, 7.9 s of CPU,
+3,115 objects freed). `survivors_set_aside` moves what a batch left alive out of the
+collector's sight once the batch's own cyclic garbage is collected; reference counting still
+frees what is set aside (an aggregate evicted from the cache) and the collector sees it all
+again when the run ends.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 # The collector is one per process, its pauses counted across threads (the server's batches
@@ -22,6 +31,7 @@ from contextlib import contextmanager
 _lock = threading.Lock()
 _pauses = 0
 _was_enabled = False
+_set_asides = 0  # runs setting survivors aside: the last one's end gives them back
 
 
 @contextmanager
@@ -39,3 +49,28 @@ def collector_paused() -> Iterator[None]:
             _pauses -= 1
             if _pauses == 0 and _was_enabled:
                 gc.enable()
+
+
+@contextmanager
+def survivors_set_aside() -> Iterator[Callable[[], None]]:
+    """Inside, the function given sets aside (`gc.freeze`) what the batches so far left alive,
+    to be called between batches once the last batch's references are dropped: it first
+    collects the young generations, so that a batch's cycles (a refusal and its traceback) are
+    freed rather than set aside; what is set aside and becomes a cycle later is kept until the
+    end. At the end (of the last such run, for runs in several threads) the collector is
+    given everything back (`gc.unfreeze`), to free on its own schedule."""
+    global _set_asides
+    with _lock:
+        _set_asides += 1
+    try:
+        yield _set_aside
+    finally:
+        with _lock:
+            _set_asides -= 1
+            if _set_asides == 0:
+                gc.unfreeze()
+
+
+def _set_aside() -> None:
+    gc.collect(1)
+    gc.freeze()

@@ -331,6 +331,8 @@ def _rejudge(
         # again (the configurations unchanged) can only clear a stored-limit breach, so
         # only those that carry one.
         affected = [k for k in affected if _TOTALS_CODES & set(location.timeline[k][5])]
+    if not affected:
+        return  # facts in order: nothing stored after the change (the common case)
     totals_of = Totals.before_each(location, affected)
     # By the configuration in force at each payment's moment; the one now after.
     with location.judged_at(since):

@@ -21,7 +21,7 @@ from typing_extensions import TypedDict  # pydantic reads typing.TypedDict on 3.
 
 from ledger.device import Device
 from ledger.errors import Breach, Code, RuleViolation
-from ledger.location import Location, StoredLimits
+from ledger.location import DeviceLimitsConfig, Location, StoredLimits
 from ledger.money import format_minor
 
 if TYPE_CHECKING:
@@ -178,19 +178,29 @@ class Headroom:
         return max(self.maximum - self.used, 0)
 
     def to_dict(self) -> HeadroomRow:
-        return {
-            "scope": self.scope,
-            "limit": self.limit,
-            "currency": self.currency,
-            "max": self.maximum,
-            "used": self.used,
-            "remaining": self.remaining,
-        }
+        return row_dict(self.scope, self.limit, self.currency, self.maximum, self.used)
 
     @classmethod
     def from_dict(cls, row: HeadroomRow) -> Headroom:
         """A row as `to_dict` wrote it (a reservation records its answer's headroom so)."""
         return cls(row["scope"], row["limit"], row["currency"], row["max"], row["used"])
+
+
+def row_dict(scope: str, limit: str, currency: str | None, maximum: int, used: int) -> HeadroomRow:
+    """A headroom row's JSON form, from its plain values (a `Headroom` or a `Row`)."""
+    return {
+        "scope": scope,
+        "limit": limit,
+        "currency": currency,
+        "max": maximum,
+        "used": used,
+        "remaining": max(maximum - used, 0),
+    }
+
+
+# A headroom row as plain values, in `Headroom`'s field order: what the rules compare. The
+# `Headroom` objects are made from them only where they are shown, not for every judgment.
+Row = tuple[str, str, str | None, int, int]
 
 
 def stored_headroom(
@@ -213,6 +223,24 @@ def stored_headroom(
     return rows
 
 
+def _stored_rows(
+    rows: list[Row], scope: str, limits: DeviceLimitsConfig, currency: str, amounts: Any, count: int
+) -> None:
+    """`stored_headroom`'s rows of one currency, as plain values, read from the recorded
+    configuration's limits (a location's `limits` or `device_limits`)."""
+    maxima = limits["stored_amount_max"]
+    if currency in maxima:
+        rows.append(
+            (scope, "stored_amount_max", currency, maxima[currency], amounts.get(currency, 0))
+        )
+    count_max = limits.get("stored_count_max")
+    if count_max is not None:
+        rows.append((scope, "stored_count_max", None, count_max, count))
+
+
+_NO_AMOUNTS: dict[str, int] = {}  # a device that stores nothing: read, never written
+
+
 @dataclass(frozen=True)
 class Totals:
     """What a location and one of its devices hold stored at some moment."""
@@ -224,10 +252,12 @@ class Totals:
 
     @classmethod
     def current(cls, location: Location, device_id: str) -> Totals:
+        """The location's own tallies, not copies: totals are only read (`at` copies before
+        it takes a payment out), and this is made for every payment stored."""
         return cls(
-            dict(location.stored_amounts),
+            location.stored_amounts,
             location.stored_count,
-            dict(location.device_stored_amounts.get(device_id, {})),
+            location.device_stored_amounts.get(device_id, _NO_AMOUNTS),
             location.device_stored_counts.get(device_id, 0),
         )
 
@@ -330,13 +360,20 @@ class Policy:
     def headroom(
         self, sale: Sale, location: Location, totals: Totals | None = None
     ) -> list[Headroom]:
-        limits, device_limits = location.limits, location.device_limits
+        return [Headroom(*row) for row in self.rows(sale, location, totals)]
+
+    def rows(self, sale: Sale, location: Location, totals: Totals | None = None) -> list[Row]:
+        """The headroom rows of the sale's currency as plain values, read from the recorded
+        configuration in force: a payment stored is judged against them, and most break
+        nothing, so no `Headroom` or limits object is made for it."""
+        config = location.config
+        limits, device_limits = config["limits"], config["device_limits"]
         currency, device_id = sale.currency, sale.device_id
         held = totals or Totals.current(location, device_id)
-        rows: list[Headroom] = []
+        rows: list[Row] = []
         if currency in self.stripe_offline_max:
             rows.append(
-                Headroom(
+                (
                     "payment",
                     "stripe_offline_max",
                     currency,
@@ -344,21 +381,14 @@ class Policy:
                     sale.amount,
                 )
             )
-        if currency in limits.per_payment_max:
+        per_payment_max = limits["per_payment_max"]
+        if currency in per_payment_max:
             rows.append(
-                Headroom(
-                    "payment",
-                    "per_payment_max",
-                    currency,
-                    limits.per_payment_max[currency],
-                    sale.amount,
-                )
+                ("payment", "per_payment_max", currency, per_payment_max[currency], sale.amount)
             )
-        rows.extend(stored_headroom("location", limits, held.amounts, held.count, [currency]))
-        rows.extend(
-            stored_headroom(
-                "device", device_limits, held.device_amounts, held.device_count, [currency]
-            )
+        _stored_rows(rows, "location", limits, currency, held.amounts, held.count)
+        _stored_rows(
+            rows, "device", device_limits, currency, held.device_amounts, held.device_count
         )
         return rows
 
@@ -399,7 +429,7 @@ class Policy:
         """The currency, amount and stored limits (LIMIT_CODES), against `totals`."""
         currency, amount = sale.currency, sale.amount
         found: list[RuleViolation] = []
-        rows = self.headroom(sale, location, totals)
+        rows = self.rows(sale, location, totals)
         if not self.offline_currency(location, currency):
             found.append(
                 RuleViolation(
@@ -411,43 +441,42 @@ class Policy:
             )
             rows = counted_only(rows)
         for row in rows:
-            if row.scope == "payment" and over_payment_max(amount, row.maximum):
+            scope, limit, _, maximum, used = row
+            if scope == "payment" and over_payment_max(amount, maximum):
                 found.append(
                     RuleViolation(
                         Code.AMOUNT_EXCEEDS_MAX_OFFLINE_AMOUNT,
-                        f"{format_minor(amount, currency)} is over the {row.limit} of "
-                        f"{format_minor(row.maximum, currency)}; take it online",
+                        f"{format_minor(amount, currency)} is over the {limit} of "
+                        f"{format_minor(maximum, currency)}; take it online",
                         field="amount",
-                        details=dict(row.to_dict()),
+                        details=dict(row_dict(*row)),
                     )
                 )
-            elif row.limit == "stored_amount_max" and over_stored_amount(
-                row.used, amount, row.maximum
-            ):
+            elif limit == "stored_amount_max" and over_stored_amount(used, amount, maximum):
                 found.append(
                     RuleViolation(
                         Code.STORED_AMOUNT_LIMIT_EXCEEDED,
-                        f"storing {format_minor(amount, currency)} would bring the {row.scope}'s "
-                        f"stored total to {format_minor(row.used + amount, currency)}, over its "
-                        f"limit of {format_minor(row.maximum, currency)}; forward stored payments "
+                        f"storing {format_minor(amount, currency)} would bring the {scope}'s "
+                        f"stored total to {format_minor(used + amount, currency)}, over its "
+                        f"limit of {format_minor(maximum, currency)}; forward stored payments "
                         "or take this one online",
-                        details=dict(row.to_dict()),
+                        details=dict(row_dict(*row)),
                     )
                 )
-            elif row.limit == "stored_count_max" and over_stored_count(row.used, row.maximum):
+            elif limit == "stored_count_max" and over_stored_count(used, maximum):
                 found.append(
                     RuleViolation(
                         Code.OFFLINE_PAYMENTS_DATABASE_TOO_LARGE,
-                        f"the {row.scope} already stores {row.used} payments, its limit is "
-                        f"{row.maximum}; forward stored payments or take this one online",
-                        details=dict(row.to_dict()),
+                        f"the {scope} already stores {used} payments, its limit is "
+                        f"{maximum}; forward stored payments or take this one online",
+                        details=dict(row_dict(*row)),
                     )
                 )
         return found
 
     def offline_currency(self, location: Location, currency: str) -> bool:
         """Whether the location takes `currency` offline and Stripe allows it offline."""
-        return currency in location.offline_currencies and currency in self.stripe_offline_max
+        return currency in self.stripe_offline_max and location.takes_offline(currency)
 
 
 # The rules' comparisons, shared by the ledger's check (`Policy.limit_violations`) and the
@@ -466,10 +495,10 @@ def over_stored_count(used: int, maximum: int) -> bool:
     return used + 1 > maximum
 
 
-def counted_only(rows: list[Headroom]) -> list[Headroom]:
+def counted_only(rows: list[Row]) -> list[Row]:
     """The rows a sale in a currency not taken offline still meets: stored anyway, it still
     counts, so only the count limits apply to it."""
-    return [row for row in rows if row.limit == "stored_count_max"]
+    return [row for row in rows if row[1] == "stored_count_max"]
 
 
 _NO_TOTALS = Totals({}, 0, {}, 0)
@@ -494,16 +523,14 @@ class ResolvedLimits:
     def of(cls, policy: Policy, location: Location, currency: str) -> ResolvedLimits:
         """A limit the location does not set is `UNLIMITED`: no sale reaches it."""
         sale = Sale(0, currency, "", "prefer_online", _ANY_MOMENT)
-        rows = policy.headroom(sale, location, _NO_TOTALS)
+        rows = policy.rows(sale, location, _NO_TOTALS)
         valid = policy.offline_currency(location, currency)
         if not valid:
             rows = counted_only(rows)
 
         def lowest(scope: str, limit: str | None = None) -> int:
             found = [
-                row.maximum
-                for row in rows
-                if row.scope == scope and (limit is None or row.limit == limit)
+                row[3] for row in rows if row[0] == scope and (limit is None or row[1] == limit)
             ]
             return min(found, default=UNLIMITED)
 

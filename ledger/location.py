@@ -864,6 +864,15 @@ class Location(Journaled):
         limits = self.limits
         return frozenset(limits.per_payment_max) | frozenset(limits.stored_amount_max)
 
+    def takes_offline(self, currency: str) -> bool:
+        """`currency in offline_currencies`, read from the configuration without making the
+        set: asked for every payment stored."""
+        explicit = self.config.get("currencies")
+        if explicit is not None:
+            return currency in explicit
+        limits = self.config["limits"]
+        return currency in limits["per_payment_max"] or currency in limits["stored_amount_max"]
+
     @property
     def limits(self) -> LocationLimits:
         """The location's limits, as configured (the recorded configuration stays a dict)."""

@@ -73,10 +73,14 @@ _UUID = (
 )
 # Whole tokens whose digits never join into a candidate (see the module docstring).
 _CENTURY = "(?:19|20|21)"
+_YEAR_MONTH_DAY = "[0-9]{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"  # after the century
+_HOURS_MINUTES = "[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]"
+_SECONDS = ":(?:[0-5][0-9]|60)"
+_FRACTION = "(?:[.,][0-9]{1,9})"
+_OFFSET = "(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])"
 _DATE_TIME = (
-    rf"{_NOT_ALNUM_BEFORE}{_CENTURY}[0-9]{{2}}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
-    r"(?:[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9](?::(?:[0-5][0-9]|60)(?:[.,][0-9]{1,9})?)?"
-    rf"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):?[0-5][0-9])?)?{_NOT_ALNUM_AFTER}"
+    rf"{_NOT_ALNUM_BEFORE}{_CENTURY}{_YEAR_MONTH_DAY}"
+    rf"(?:{_HOURS_MINUTES}(?:{_SECONDS}{_FRACTION}?)?{_OFFSET}?)?{_NOT_ALNUM_AFTER}"
 )
 # Date-times are taken out first, on their own: nearly every record holds one, and one with
 # milliseconds has 13 digits joined by punctuation, which would fail the quick test. No other
@@ -97,6 +101,23 @@ _BARRIERS = re.compile(
         ]
     )
 )
+# The pre-filter's date-time: a complete one (time, seconds and offset) of the years 2000-2099
+# standing alone between double quotes, as a record's moments are written. `_DATE_TIMES` takes
+# every such text out whole, the same characters (a quote is no character of a date-time, so no
+# date-time found before it reaches into it, and after it nothing lets the greedy reading stop
+# short), so taking out only these, and keeping the quotes, takes out nothing `_DATE_TIMES`
+# keeps. Beginning with the literal `"20`, the pattern is tried only where that stands: tried
+# at every quote, it cost twice as much.
+_QUOTED_DATE_TIMES = re.compile(
+    f'"20{_YEAR_MONTH_DAY}{_HOURS_MINUTES}{_SECONDS}{_FRACTION}?{_OFFSET}"'.encode("ascii")
+)
+_ESCAPED_LETTER_BYTES = re.compile(_ESCAPED_LETTER.pattern.encode("ascii"))
+# The pre-filter's squeeze of UTF-8 bytes: every ASCII digit becomes 0 and every character past
+# ASCII one 0 as well (its leading byte: any of them may be a digit, and as a digit it joins at
+# least as much as a separator or a letter would); separators and continuation bytes go.
+_ZEROS = bytes(ord("0") if code in b"0123456789" or code >= 0xC0 else code for code in range(256))
+_SQUEEZED = _ASCII_SEPARATORS + bytes(range(0x80, 0xC0))
+_THIRTEEN_ZEROS = b"0" * PAN_DIGITS_MIN
 # A digit run to mask, or a UUID, kept whole: it names a payment and holds no card number.
 _RUN_OR_UUID = re.compile(rf"(?P<uuid>{_UUID})|[0-9]{{{MASK_RUN_MIN},}}")
 _QUOTED_MAX = 60
@@ -185,6 +206,31 @@ def holds_pan(text: str | bytes) -> bool:
     # number's digits hold none. Most keys and values read one by one are that short.
     if len(text) < PAN_DIGITS_MIN:
         return False
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    return _may_join_thirteen(raw) and _searched(text)
+
+
+def _may_join_thirteen(raw: bytes) -> bool:
+    """The pre-filter: False only when the text surely holds no 13 digits joined by separators
+    once its date-times are taken out, so no card number. Nearly every record ends here, at the
+    cost of one regex tried only where `"20` stands and one bytes.translate: decoding the text,
+    making its digits ASCII and taking out every date-time cost about three times as much.
+
+    It reads the bytes as they are (no JSON `\\u` escape in them: those are decoded first by
+    `_searched`), and answers True whenever `_searched`'s own quick test would: it takes out
+    fewer date-times than that test does (only quoted complete ones, see `_QUOTED_DATE_TIMES`),
+    and reads every character past ASCII as a digit."""
+    if raw.find(b"\\") >= 0:
+        if raw.find(b"\\u") >= 0:
+            return True
+        raw = _ESCAPED_LETTER_BYTES.sub(b" ", raw)
+    raw = _QUOTED_DATE_TIMES.sub(b'"x"', raw)
+    # find, not `in`: `in` on bytes cost half as much again.
+    return raw.translate(_ZEROS, _SQUEEZED).find(_THIRTEEN_ZEROS) >= 0
+
+
+def _searched(text: str | bytes) -> bool:
+    """`holds_pan` without the pre-filter: the scan as the module docstring defines it."""
     if isinstance(text, bytes | bytearray):
         text = bytes(text).decode("utf-8", errors="replace")
     # A date-time becomes one letter: it joins no digits either side, as its own length of

@@ -41,6 +41,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Subquery,
     Table,
     and_,
     case,
@@ -70,10 +71,12 @@ from projections.tables import (
     payments,
     stripe_charges,
     stripe_disputes,
+    stripe_keys,
     stripe_links,
     stripe_movements,
     stripe_objects,
 )
+from projections.tables import stripe_payments as stripe_payments_table
 
 LINK_HOPS = 4  # refund -> charge -> PaymentIntent needs two
 
@@ -315,13 +318,14 @@ class Stages:
     statuses and the filters' moments, never a money amount read from the user.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "report") -> None:
+        self.prefix = prefix
         self.made: list[Stage] = []
 
     def add(self, name: str, query: Select[Any] | CompoundSelect[Any], *indexes: str) -> Table:
         """The stage's table; `indexes`: a column, or columns joined by "," for one index."""
         stage = Stage(
-            CreateTableAs(query, f"report_{name}", temporary=True),
+            CreateTableAs(query, f"{self.prefix}_{name}", temporary=True),
             tuple(tuple(columns.split(",")) for columns in indexes),
         )
         self.made.append(stage)
@@ -343,11 +347,18 @@ def materialize(conn: Connection, stages: Stages) -> None:
         conn.exec_driver_sql(f"ANALYZE {table.name}")
 
 
+def drop(conn: Connection, stages: Stages) -> None:
+    """Drop every stage's table: a connection kept in a pool keeps its temporary tables."""
+    for stage in reversed(stages.made):
+        conn.exec_driver_sql(f"DROP TABLE {stage.table.name}")
+
+
 # -- 1. Stripe's side, per PaymentIntent --------------------------------------------------------
 
 
-def _resolved_links(stages: Stages) -> Table:
-    """Each linked object's key: its link followed while it names no PaymentIntent."""
+def resolved_links() -> Select[Any]:
+    """Each linked object's key: its link followed while it names no PaymentIntent (the rows
+    of `stripe_keys`; a PaymentIntent's own link is never followed, so it has none)."""
     hops = [stripe_links.alias(f"hop{n}") for n in range(LINK_HOPS)]
     joined: Any = hops[0]
     for before, after in pairwise(hops):
@@ -356,34 +367,48 @@ def _resolved_links(stages: Stages) -> Table:
             and_(after.c.object_id == before.c.target_id, not_(_is_pi(before.c.target_id))),
         )
     key = func.coalesce(*(hop.c.target_id for hop in reversed(hops)))
-    return stages.add(
-        "links", select(hops[0].c.object_id, key.label("key")).select_from(joined), "object_id"
+    return (
+        select(hops[0].c.object_id, key.label("key"))
+        .select_from(joined)
+        .where(not_(_is_pi(hops[0].c.object_id)))
     )
 
 
-class _Resolver:
+class Resolver:
     """`resolve(id)`: the PaymentIntent an id belongs to, as far as the links know (else the
-    id), as an outer join per use."""
+    id), as an outer join per use on the resolved links (`stripe_keys`)."""
 
-    def __init__(self, stages: Stages) -> None:
-        self.links = _resolved_links(stages)
+    def __init__(self) -> None:
         self.uses = 0
 
     def __call__(self, source: Any, column: ColumnElement[Any]) -> tuple[Any, ColumnElement[Any]]:
         self.uses += 1
-        link = self.links.alias(f"link{self.uses}")
+        link = stripe_keys.alias(f"link{self.uses}")
         joined = source.outerjoin(link, link.c.object_id == column)
         return joined, case((_is_pi(column), column), else_=func.coalesce(link.c.key, column))
 
 
-def stripe_payments(stages: Stages, resolve: _Resolver, ranked: bool) -> tuple[Table, Table]:
-    """One row per Stripe payment (its key) with what the report reads of it.
+@dataclass(frozen=True)
+class StripeSources:
+    """The observations a fold reads: the read model's tables, or a batch's share of them
+    (copies of the same columns)."""
+
+    objects: Table = stripe_objects
+    movements: Table = stripe_movements
+    charges: Table = stripe_charges
+    disputes: Table = stripe_disputes
+
+
+def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Table:
+    """One row per Stripe payment (its key) with what the report reads of it: the rows of
+    the `stripe_payments` read model (`projections.stripe_fold` keeps them).
 
     Its snapshot is that of its object with the smallest key: `DISTINCT ON` on PostgreSQL
     (`ranked`), on SQLite a `GROUP BY` with `min()`, whose other columns SQLite takes from the
     row that holds the minimum (a documented rule of SQLite's): each one sort, without a
     window's rank over every object and a pass keeping the first."""
-    o = stripe_objects.alias("o")
+    resolve = Resolver()
+    o = sources.objects.alias("o")
     owner = func.coalesce(o.c.payment_intent_id, o.c.key)
     joined, key = resolve(o, owner)
     snapshot = (
@@ -410,12 +435,8 @@ def stripe_payments(stages: Stages, resolve: _Resolver, ranked: bool) -> tuple[T
         snapshot = snapshot.add_columns(func.min(o.c.key).label("first_object")).group_by(key)
     snap = stages.add("snap", snapshot, "key")
 
-    m = stripe_movements.alias("m")
-    owner = func.coalesce(m.c.payment_intent_id, m.c.charge_id, m.c.source_id)
-    owner = func.coalesce(owner, m.c.balance_transaction_id)
-    joined, first_key = resolve(m, owner)
-    joined, by_txn = resolve(joined, m.c.balance_transaction_id)
-    key = case((first_key == owner, by_txn), else_=first_key)
+    m = sources.movements.alias("m")
+    joined, key = movement_key(resolve, m)
     is_charge = or_(m.c.category.in_(sorted(CHARGED)), and_(m.c.category.is_(None), m.c.gross >= 0))
     is_refund = or_(m.c.category.in_(sorted(REFUNDED)), and_(m.c.category.is_(None), m.c.gross < 0))
     converted = and_(
@@ -496,7 +517,7 @@ def stripe_payments(stages: Stages, resolve: _Resolver, ranked: bool) -> tuple[T
         "key",
     )
 
-    c = stripe_charges.alias("c")
+    c = sources.charges.alias("c")
     joined, key = resolve(c, func.coalesce(c.c.payment_intent_id, c.c.charge_id))
     keyed = select(key.label("key"), c.c.amount_refunded).select_from(joined).subquery()
     charges = stages.add(
@@ -506,7 +527,7 @@ def stripe_payments(stages: Stages, resolve: _Resolver, ranked: bool) -> tuple[T
         ),
         "key",
     )
-    d = stripe_disputes.alias("d")
+    d = sources.disputes.alias("d")
     joined, key = resolve(d, func.coalesce(d.c.payment_intent_id, d.c.charge_id))
     keyed = select(key.label("key"), d.c.amount, d.c.status).select_from(joined).subquery()
     disputes = stages.add(
@@ -603,7 +624,17 @@ def stripe_payments(stages: Stages, resolve: _Resolver, ranked: bool) -> tuple[T
         ),
         "key",
     )
-    return side, movement
+    return side
+
+
+def movement_key(resolve: Resolver, m: Any) -> tuple[Any, ColumnElement[Any]]:
+    """A movement's key: that of the first id it names (its PaymentIntent, charge, source,
+    balance transaction), else, when no link resolves that id, its balance transaction's."""
+    owner = func.coalesce(m.c.payment_intent_id, m.c.charge_id, m.c.source_id)
+    owner = func.coalesce(owner, m.c.balance_transaction_id)
+    joined, first_key = resolve(m, owner)
+    joined, by_txn = resolve(joined, m.c.balance_transaction_id)
+    return joined, case((first_key == owner, by_txn), else_=first_key)
 
 
 # -- 2 and 3. The ledger's payments ---------------------------------------------------------------
@@ -618,7 +649,7 @@ class ReportQueries:
     stages: Stages
     payment_rows: Select[Any]
     orphan_rows: Select[Any]
-    movements: Table
+    movements: Subquery  # those paid out, with their key
     # Whether the report has a row at all, without computing its rows.
     any_row: Select[Any]
 
@@ -634,8 +665,20 @@ def report_queries(
     aggregates sort each group once per aggregate) and a Stripe payment's snapshot by
     `DISTINCT ON`; else (SQLite) both by aggregates."""
     stages = Stages()
-    resolve = _Resolver(stages)
-    side, movements = stripe_payments(stages, resolve, ranked)
+    resolve = Resolver()
+    side = stripe_payments_table
+    m = stripe_movements.alias("m")
+    joined, movement = movement_key(resolve, m)
+    movements = (
+        select(
+            movement.label("key"),
+            *(m.c[name] for name in ("payout_id", "payout_at", "currency", "category")),
+            *(m.c[name] for name in ("gross", "fee", "net")),
+        )
+        .select_from(joined)
+        .where(m.c.payout_id.is_not(None))
+        .subquery("paid_out")
+    )
     p = payments.alias("p")
     links = payment_intent_links.alias("l")
     joined, key = resolve(

@@ -9,7 +9,7 @@ and dispute snapshots to `stripe_charges` and `stripe_disputes`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
@@ -18,12 +18,15 @@ from ledger.fields import StoredFields
 from ledger.observations import movement_key
 from ledger.stripe_object import StripeObject
 from projections.runner import Moment, Projection, load_rows, replace_rows, stored_moments
+from projections.stripe_fold import keys_of, movement_keys, refold
 from projections.tables import (
     stripe_charges,
     stripe_disputes,
+    stripe_keys,
     stripe_links,
     stripe_movements,
     stripe_objects,
+    stripe_payments,
 )
 
 # Stripe's reporting categories for money collected from a customer, and given back.
@@ -54,12 +57,24 @@ class StripeObservationsProjection(Projection):
         StripeObject.PaymentIntentObserved.TOPIC,
         StripeObject.BalanceTransactionObserved.TOPIC,
     )
-    tables = (stripe_objects, stripe_links, stripe_movements, stripe_charges, stripe_disputes)
+    tables = (
+        stripe_objects,
+        stripe_links,
+        stripe_movements,
+        stripe_charges,
+        stripe_disputes,
+        stripe_keys,
+        stripe_payments,
+    )
 
     def apply(self, conn: Connection, events: Sequence[StoredFields]) -> None:
         rows = load_rows(conn, stripe_objects, "stream_id", {stream for _, stream, _, _ in events})
         batch = _Batch(conn, events)
         existing = list(rows)
+        # Every id the batch may move a Stripe payment by: the keys they resolve to before
+        # and after its writes are folded again (`projections.stripe_fold`).
+        named = _named([*rows.values(), *batch.loaded(), *_observed(events)])
+        before = keys_of(conn, named)
         for _, stream, topic, fields in events:
             if topic == StripeObject.FirstSeen.TOPIC:
                 rows[stream] = _first_seen(stream, fields["key"])
@@ -80,8 +95,37 @@ class StripeObservationsProjection(Projection):
                 assert topic == StripeObject.BalanceTransactionObserved.TOPIC, topic
                 if batch.movement(fields["observation"]):
                     _balance_transaction(rows[stream], fields["observation"], batch.time)
+        moved = movement_keys(conn, batch.first_links())
         replace_rows(conn, stripe_objects, "stream_id", existing, list(rows.values()))
         batch.write()
+        refold(conn, {*before.values(), *moved, *keys_of(conn, named).values()})
+
+
+# The fields of an observation or a row that name a Stripe object.
+_ID_FIELDS = (
+    "key",
+    "payment_intent_id",
+    "charge_id",
+    "source_id",
+    "balance_transaction_id",
+    "dispute_id",
+    "object_id",
+    "target_id",
+)
+
+
+def _named(found: Iterable[dict[str, Any]]) -> set[str]:
+    """The ids observations or rows name (a PaymentIntent's related ids too)."""
+    named: set[str] = set()
+    for fields in found:
+        named.update(value for name in _ID_FIELDS if isinstance(value := fields.get(name), str))
+        named.update(fields.get("related_ids", ()))
+    return named
+
+
+def _observed(events: Sequence[StoredFields]) -> Iterator[dict[str, Any]]:
+    for _, _, _, fields in events:
+        yield fields.get("observation") or fields
 
 
 class _Batch:
@@ -103,12 +147,22 @@ class _Batch:
         self.movements = load_rows(conn, stripe_movements, "movement_key", keys)
         self.charges = load_rows(conn, stripe_charges, "charge_id", ids)
         self.disputes = load_rows(conn, stripe_disputes, "dispute_id", ids)
+        self.linked = set(self.links)
         self.existing = {
             "links": list(self.links),
             "movements": list(self.movements),
             "charges": list(self.charges),
             "disputes": list(self.disputes),
         }
+
+    def loaded(self) -> Iterator[dict[str, Any]]:
+        """The rows as they were before the batch."""
+        for rows in (self.links, self.movements, self.charges, self.disputes):
+            yield from rows.values()
+
+    def first_links(self) -> set[str]:
+        """The objects the batch links for the first time."""
+        return {object_id for object_id in self.links if object_id not in self.linked}
 
     def link(self, object_id: str | None, target: str | None) -> None:
         """Tie an object to its PaymentIntent; a charge is kept only until one is known."""

@@ -180,6 +180,8 @@ stripe_links = Table(
     metadata,
     Column("object_id", String(255), primary_key=True),
     Column("target_id", String(255), nullable=False),  # pi_..., else the charge's ch_...
+    # The objects that link to an id: what a new link moves from one Stripe payment to another.
+    Index("stripe_links_target_idx", "target_id"),
 )
 
 # Every money movement once (report rows of any type, webhook refunds and disputes), keyed by
@@ -204,6 +206,11 @@ stripe_movements = Table(
     Column("customer_facing_currency", String(3)),
     Column("payout_id", String(255)),
     Column("payout_at", DateTime),
+    # A Stripe payment's movements, by each id that may name it (`projections.stripe_fold`).
+    Index("stripe_movements_payment_intent_idx", "payment_intent_id"),
+    Index("stripe_movements_charge_idx", "charge_id"),
+    Index("stripe_movements_source_idx", "source_id"),
+    Index("stripe_movements_balance_transaction_idx", "balance_transaction_id"),
 )
 
 # Charges as `charge.*` webhooks showed them: the cumulative amount refunded (the latest).
@@ -215,6 +222,7 @@ stripe_charges = Table(
     Column("currency", String(3), nullable=False),
     Column("amount_refunded", BigInteger, nullable=False),
     Column("observed_at", DateTime),
+    Index("stripe_charges_payment_intent_idx", "payment_intent_id"),
 )
 
 # Disputes as `charge.dispute.*` webhooks showed them: the latest status.
@@ -228,4 +236,43 @@ stripe_disputes = Table(
     Column("amount", BigInteger, nullable=False),
     Column("status", String(64), nullable=False),
     Column("observed_at", DateTime),
+    Index("stripe_disputes_payment_intent_idx", "payment_intent_id"),
+    Index("stripe_disputes_charge_idx", "charge_id"),
+)
+
+# Each linked object's Stripe payment (its *key*): its link in `stripe_links` followed while it
+# names no PaymentIntent (`projections.stripe_fold.LINK_HOPS` hops at most).
+stripe_keys = Table(
+    "stripe_keys",
+    metadata,
+    Column("object_id", String(255), primary_key=True),
+    Column("key", String(255), nullable=False),
+)
+
+# Stripe's side folded per Stripe payment (its key: the PaymentIntent, else the charge or the
+# id no link resolves): its snapshot, refunds, disputes, settlement, fees and payout, as the
+# report reads them (`projections.stripe_fold`), kept up to date batch by batch with the
+# observations it is folded from.
+stripe_payments = Table(
+    "stripe_payments",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("offline_id", String(255)),
+    Column("offline_collected", Boolean),
+    Column("created_at", DateTime),
+    Column("card_brand", String(64)),
+    Column("currency", String(3)),
+    Column("status", String(64)),
+    Column("amount", BigInteger),
+    Column("declined", Boolean),
+    Column("refunded", BigInteger),
+    Column("disputed", BigInteger),
+    Column("dispute_status", String(64)),
+    Column("settled", BigInteger),
+    Column("settled_currency", String(3)),
+    Column("fees", BigInteger),
+    Column("net", BigInteger),
+    Column("payout_id", String(255)),
+    Column("payout_at", DateTime),
+    Index("stripe_payments_offline_idx", "offline_id"),
 )

@@ -23,10 +23,8 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import psycopg
 import pytest
@@ -36,34 +34,19 @@ from hypothesis import strategies as st
 from adapters.audit import verify
 from adapters.jsonl import IngestSummary, ingest
 from ledger import Ledger, LedgerError
-from ledger.device import Device
-from ledger.event_store import EventStore
-from ledger.location import Location
 from ledger.wire import parse_line
 from tests.conftest import POSTGRES_ENV, POSTGRES_SKIP, postgres_base_url
+from tests.support.fixed_clock import fixed_clock_frequent_snapshots
 from tests.support.generators import Scenario, scenarios, snapshot
 
 SETTINGS = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
-CLOCK = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-SNAPSHOT_INTERVALS = {Location: 3, Device: 2}
 # Lines that never reach the rules: not JSON, an unknown type, a record missing its fields.
 UNPARSEABLE = (b"{not json", b'{"type": "payment.teleported"}', b'{"type": "payment.created"}')
 
 StoredRow = tuple[str, int, str, bytes]  # stream id, version, topic, state
-
-
-@contextmanager
-def fixed_clock_frequent_snapshots() -> Iterator[None]:
-    """Every event and snapshot made inside is stamped CLOCK (the library's one clock), and
-    locations and devices are snapshotted every few events (so that loads go through them)."""
-    with (
-        mock.patch("eventsourcing.domain.datetime_now_with_tzinfo", return_value=CLOCK),
-        mock.patch.object(EventStore, "snapshotting_intervals", SNAPSHOT_INTERVALS),
-    ):
-        yield
 
 
 def lines_of(scenario: Scenario, junk: Sequence[tuple[int, bytes]]) -> list[tuple[int, bytes]]:

@@ -1,17 +1,24 @@
 """The cycle collector's pause is process-wide: threads that pause it at once (the server's
-batches) leave it on once the last of them is done, whatever their interleaving."""
+batches) leave it on once the last of them is done, whatever their interleaving. What an
+ingest's batches leave alive is set aside from the collector until the ingest ends, and only
+that: a batch's own cycles are freed between batches."""
 
 from __future__ import annotations
 
 import gc
+import json
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterable, Iterator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from ledger import collector
+from adapters.jsonl import ingest
+from ledger import Ledger, LedgerError, collector
 from ledger.collector import collector_paused
+from tests.support import records as r
 
 
 @pytest.fixture(autouse=True)
@@ -82,3 +89,65 @@ def test_the_collector_is_on_again_after_a_pause_that_raised() -> None:
     with pytest.raises(ZeroDivisionError), collector_paused():
         1 / 0  # noqa: B018
     assert gc.isenabled()
+
+
+def numbered(records: Iterable[dict[str, Any]]) -> list[tuple[int, bytes]]:
+    return [(n, json.dumps(record).encode()) for n, record in enumerate(records, start=1)]
+
+
+def test_an_ingest_sets_aside_what_its_batches_leave_and_gives_it_back_at_the_end(
+    memory_ledger: Ledger,
+) -> None:
+    frozen: list[int] = []
+    lines = numbered([r.location(), r.device(), *(r.created() for _ in range(30))])
+
+    summary = ingest(
+        memory_ledger,
+        iter(lines),
+        batch_size=4,
+        on_batch=lambda _: frozen.append(gc.get_freeze_count()),
+    )
+
+    assert summary.accepted == 32
+    assert len(frozen) == 8 and min(frozen) > 0
+    assert gc.get_freeze_count() == 0
+
+
+def test_an_ingest_that_raises_gives_back_what_it_set_aside(memory_ledger: Ledger) -> None:
+    def fails(_: int) -> None:
+        assert gc.get_freeze_count() > 0
+        raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        ingest(memory_ledger, iter(numbered([r.location()])), on_batch=fails)
+
+    assert gc.get_freeze_count() == 0
+
+
+def test_refusals_are_freed_between_batches_not_set_aside(
+    memory_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal and its traceback's frames make a reference cycle that only the collector
+    frees: set aside while the batch still held it, it would stay until the ingest's end, so
+    that a long file of refusals would grow without bound."""
+    refusals: list[weakref.ref[LedgerError]] = []
+    alive_after_each_batch: list[int] = []
+    record_many = memory_ledger.record_many
+
+    def noted(records: list[Any]) -> list[Any]:
+        results = record_many(records)
+        refusals.extend(weakref.ref(x) for x in results if isinstance(x, LedgerError))
+        return results
+
+    monkeypatch.setattr(memory_ledger, "record_many", noted)
+    unknown_location = numbered(r.created() for _ in range(50))
+
+    ingest(
+        memory_ledger,
+        iter(unknown_location),
+        batch_size=10,
+        on_batch=lambda _: alive_after_each_batch.append(sum(x() is not None for x in refusals)),
+    )
+
+    assert len(refusals) == 50
+    assert alive_after_each_batch == [0] * 5

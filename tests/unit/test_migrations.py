@@ -128,3 +128,22 @@ def test_the_offline_sales_start_overs_name_the_live_tables_and_columns(name: st
 
 def _shape(table: Table) -> list[tuple[str, str, bool, bool]]:
     return [(c.name, str(c.type), c.primary_key, bool(c.nullable)) for c in table.columns]
+
+
+def test_the_stripe_payments_migration_names_the_live_tables_and_indexes() -> None:
+    from projections import tables
+    from projections.stripe_observations import StripeObservationsProjection
+
+    done = migration("0015_stripe_payments")
+    assert StripeObservationsProjection.name == done.PROJECTION
+    assert tables.projection_positions.name == done.POSITIONS_TABLE
+    live = {table.name for table in StripeObservationsProjection.tables}
+    assert set(done.EMPTIED) | {done.KEYS_TABLE, done.PAYMENTS_TABLE} == live
+    for name, index, column in (*done.INDEXES, (done.PAYMENTS_TABLE, *done.PAYMENTS_INDEX)):
+        found = {i.name: [c.name for c in i.columns] for i in tables.metadata.tables[name].indexes}
+        assert found[index] == [column]
+    for columns, table in (
+        (done.key_columns(), tables.stripe_keys),
+        (done.payment_columns(), tables.stripe_payments),
+    ):
+        assert _shape(Table(table.name, MetaData(), *columns)) == _shape(table)

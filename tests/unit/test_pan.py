@@ -358,7 +358,15 @@ _PIECES = st.sampled_from(
         "x",
         "f",
         '", "',
+        '"',
+        "é",
+        "\\t",
+        "\\",
         "2026-11-22T07:09:33.422-06:00",
+        "2026-11-22 07:09:60,123456789Z",
+        "2099-01-31t23:59:00+0100",
+        "1999-12-31T00:00:00Z",
+        "2026-13-01T08:02:39.451+01:00",
         "2026-11-22",
         "637e5e89-62fb-442b-b664-87efc104ec5f",
         "0123456789abcdef0123456789abcdef",
@@ -370,6 +378,39 @@ _PIECES = st.sampled_from(
 @given(st.lists(_PIECES, max_size=30).map("".join))
 def test_the_fast_path_answers_as_the_plain_definition(text: str) -> None:
     assert pan.holds_pan(text) == plain_holds_pan(text)
+    assert pan.holds_pan(text.encode()) == plain_holds_pan(text)
+
+
+def _card_time(hours: str = "08") -> str:
+    """A moment's time whose 13 digits (milliseconds and an offset) make a card number."""
+    time = f"{hours}:02:39.451+01:0"
+    return time + luhn_check_digit("".join(c for c in time if c.isdigit()))
+
+
+_CARD_TIME = _card_time()
+
+
+@pytest.mark.parametrize(
+    ("text", "holds"),
+    [
+        (f'"2026-11-22T{_CARD_TIME}"', False),  # a date-time: one token
+        (f'"2026-13-22T{_CARD_TIME}"', True),  # no month 13: no date-time
+        (f'"2026-11-32T{_CARD_TIME}"', True),
+        (f'"2026-11-22T{_card_time("24")}"', True),
+        (f'"2026-11-22T{_CARD_TIME}0"', False),  # a date-time without its offset
+        (f'"2026-11-22T{_CARD_TIME}" 4242424242424242', True),
+        (f'"4242 4242 4242 4242", "2026-11-22T{_CARD_TIME}"', True),
+        (f'"1999-11-22t{_CARD_TIME}"', False),
+        (f'"2026-11-22 {_CARD_TIME}"\\t"2026-11-22T{_CARD_TIME}"', False),
+        (f'x2026-11-22T{_CARD_TIME}"', True),  # no date-time glued to a letter
+    ],
+)
+def test_the_pre_filter_takes_out_only_the_quoted_date_times_the_scan_does(
+    text: str, holds: bool
+) -> None:
+    assert pan.holds_pan(text) is holds
+    assert pan.holds_pan(text.encode()) is holds
+    assert plain_holds_pan(text) is holds
 
 
 # -- find_pan: the JSON text read once against every key and value read alone -----------------
