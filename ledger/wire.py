@@ -94,7 +94,12 @@ Currency = Annotated[
     ),
 ]
 AmountMinor = Annotated[StrictInt, Field(gt=0, le=AMOUNT_MAX_MINOR)]
-Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+# A location's or a reader's name: also what the HTTP API takes in its paths and queries.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+IDENTIFIER_MAX = 255
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=IDENTIFIER_MAX, pattern=IDENTIFIER_PATTERN)
+]
 PaymentIntentId = Annotated[str, Field(pattern=r"^pi_[A-Za-z0-9_]+$", max_length=255)]
 
 

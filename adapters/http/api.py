@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, Security
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
@@ -461,6 +461,22 @@ async def allow(request: Request, key: Caller, services: ServicesOf) -> Allowanc
 # -- reading ----------------------------------------------------------------------------------
 
 
+# A location or a reader named in a path or a query is a name as the wire format writes it:
+# anything else (a NUL byte, a space) is refused here with the field named, rather than
+# reaching the read models' SQL, which PostgreSQL would refuse with a server error.
+NamePath = Annotated[
+    str,
+    Path(min_length=1, max_length=wire.IDENTIFIER_MAX, pattern=wire.IDENTIFIER_PATTERN),
+]
+
+
+def name_query(description: str) -> Any:
+    """A query parameter naming a location or a reader, checked as `NamePath` is."""
+    return Query(
+        description=description, max_length=wire.IDENTIFIER_MAX, pattern=wire.IDENTIFIER_PATTERN
+    )
+
+
 @router.get("/locations", tags=["status"])
 async def locations(key: Caller, services: ServicesOf) -> list[LocationStatus]:
     """Stored counts, amounts and headroom of every location the key sees, with its devices."""
@@ -469,7 +485,7 @@ async def locations(key: Caller, services: ServicesOf) -> list[LocationStatus]:
 
 
 @router.get("/locations/{location_id}", tags=["status"])
-async def location(location_id: str, key: Caller, services: ServicesOf) -> LocationStatus:
+async def location(location_id: NamePath, key: Caller, services: ServicesOf) -> LocationStatus:
     require_location(key, location_id)
     (status,) = await services.run(services.ledger.status, location_id)
     return status
@@ -477,7 +493,7 @@ async def location(location_id: str, key: Caller, services: ServicesOf) -> Locat
 
 @router.get("/locations/{location_id}/devices/{device_id}", tags=["status"])
 async def device(
-    location_id: str, device_id: str, key: Caller, services: ServicesOf
+    location_id: NamePath, device_id: NamePath, key: Caller, services: ServicesOf
 ) -> DeviceStatus:
     """One reader at the location: what it stores, its headroom and its allowance."""
     require_location(key, location_id)
@@ -494,7 +510,7 @@ async def device(
 
 @router.get("/locations/{location_id}/devices/{device_id}/allowance", tags=["status"])
 async def allowance(
-    location_id: str, device_id: str, key: Caller, services: ServicesOf
+    location_id: NamePath, device_id: NamePath, key: Caller, services: ServicesOf
 ) -> AllowanceState:
     """The device's latest allowance at the location, and what it used."""
     held = (await device(location_id, device_id, key, services)).allowance
@@ -509,10 +525,10 @@ async def allowance(
 
 @router.get("/locations/{location_id}/stored-payments", tags=["status"])
 async def stored(
-    location_id: str,
+    location_id: NamePath,
     key: Caller,
     services: ServicesOf,
-    device_id: Annotated[str | None, Query(description="Only this reader.")] = None,
+    device_id: Annotated[str | None, name_query("Only this reader.")] = None,
 ) -> list[StoredPayment]:
     """The payments still stored on the location's readers (not yet forwarded), the longest
     waiting first, with their age: which payments are still on which reader."""
@@ -535,7 +551,9 @@ async def stored(
 
 
 @router.get("/locations/{location_id}/refusals", tags=["status"])
-async def refusals(location_id: str, key: Caller, services: ServicesOf) -> list[ReservationState]:
+async def refusals(
+    location_id: NamePath, key: Caller, services: ServicesOf
+) -> list[ReservationState]:
     """The reservations refused at the location, with what each check saw."""
     require_location(key, location_id)
     await services.run(services.ledger.status, location_id)  # UNKNOWN_LOCATION
@@ -596,7 +614,7 @@ async def report(
     key: Caller,
     services: ServicesOf,
     format: Literal["json", "csv"] = "json",
-    location_id: Annotated[str | None, Query(description="Only this location.")] = None,
+    location_id: Annotated[str | None, name_query("Only this location.")] = None,
     since: Annotated[str | None, Query(description="RFC 3339: stored from then.")] = None,
     until: Annotated[str | None, Query(description="RFC 3339: stored before then.")] = None,
     as_of: Annotated[str | None, Query(description="RFC 3339; default now.")] = None,

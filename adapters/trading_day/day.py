@@ -77,7 +77,7 @@ def payment_records(day: Day) -> Iterator[Record]:
     counts = apportion(day.payments, [store.weight for store in day.stores])
     arrivals = heapq.merge(
         *(
-            ((moment, store) for moment in _arrivals(rng, store, count, day.date))
+            _arrivals(rng, store, count, day.date)
             for store, count in zip(day.stores, counts, strict=True)
         ),
         key=lambda arrival: arrival[0],
@@ -113,9 +113,13 @@ def payments_for_lines(lines: int) -> int:
     return math.ceil(lines / 4.5) + 100
 
 
-def _arrivals(rng: random.Random, store: Store, count: int, on: date) -> list[datetime]:
-    """When a store's `count` sales happen, in order."""
-    return sorted(sale_moment(rng, store, store.opens, store.closes, on) for _ in range(count))
+def _arrivals(
+    rng: random.Random, store: Store, count: int, on: date
+) -> list[tuple[datetime, Store]]:
+    """When a store's `count` sales happen, in order, each paired with the store here: a pair
+    made later, in a generator over all stores, would pair every moment with the last one."""
+    moments = sorted(sale_moment(rng, store, store.opens, store.closes, on) for _ in range(count))
+    return [(moment, store) for moment in moments]
 
 
 # -- setup ----------------------------------------------------------------------------------------

@@ -199,6 +199,25 @@ def test_refusals_are_problem_details_with_the_ledger_codes(served: tuple[Api, s
     )
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/report?location_id=tml%001", "location_id"),
+        ("/v1/locations/tml_1/stored-payments?device_id=tmr%001", "device_id"),
+        ("/v1/locations/tml%001", "location_id"),
+        ("/v1/locations/tml_1/devices/tmr%20", "device_id"),
+        ("/v1/locations/tml%001/refusals", "location_id"),
+    ],
+)
+def test_a_name_the_wire_format_would_refuse_is_refused_in_a_path_or_query(
+    served: tuple[Api, str], path: str, field: str
+) -> None:
+    """A NUL byte in a name reached the report's SQL, and PostgreSQL answered a server error."""
+    api, _ = served
+    refused = api.get(path)
+    assert (refused.status, refused.code, refused.body["field"]) == (422, "INVALID_VALUE", field)
+
+
 def test_health_ready_and_the_document(served: tuple[Api, str]) -> None:
     api, _ = served
     anonymous = api.as_key(None)
