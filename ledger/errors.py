@@ -107,6 +107,18 @@ class Code(StrEnum):
     INVALID_LIMITS_FILE = "INVALID_LIMITS_FILE"
 
 
+def _redacted_values(value: Any) -> Any:
+    """Details with every text in them masked as a message is (`redacted`): they are echoed
+    beside it (a key's id, a cause's text) and must not repeat what the message masks."""
+    if isinstance(value, str):
+        return redacted(value)
+    if isinstance(value, dict):
+        return {key: _redacted_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted_values(item) for item in value]
+    return value
+
+
 class LedgerError(Exception):
     """Base of every error the ledger raises on purpose."""
 
@@ -127,7 +139,7 @@ class LedgerError(Exception):
         self.message = message
         self.field = None if field is None else redacted(field)
         self.line = line
-        self.details = details or {}
+        self.details = _redacted_values(details) if details else {}
 
     def at_line(self, line: int) -> LedgerError:
         self.line = line

@@ -19,6 +19,7 @@ from ledger import Ledger
 from ledger.cipher import KeyringCipher
 from ledger.errors import Code, StorageError
 from ledger.keyring import Keyring, single_key
+from ledger.pan import redacted
 from ledger.storage import (
     CIPHER_KEY_ENV,
     POSTGRES_EVENTS_TABLE,
@@ -192,7 +193,10 @@ def test_without_the_key_or_with_another_one_reading_fails_clearly(
     other = AESCipher.create_key(32)
     wrong = failure(url, {CIPHER_KEY_ENV: other}, *command)
     assert wrong["code"] == "CIPHER_KEY_UNKNOWN"  # each event names the key it needs
-    assert CIPHER_KEY_ENV in wrong["message"] and wrong["details"]["key_id"] in wrong["message"]
+    # The key's id is named, masked as any text is when its digits read as a card number.
+    (named,) = [ring_key.id for ring_key in single_key(key).keys]
+    assert CIPHER_KEY_ENV in wrong["message"] and redacted(named) in wrong["message"]
+    assert wrong["details"]["key_id"] == redacted(named)
     assert key not in json.dumps(wrong) and other not in json.dumps(wrong)
 
     plain = run(*command, "--db", url)  # for people: one line, no traceback (run checks)
