@@ -48,6 +48,9 @@ _MOVEMENT_FIELDS = (
     "customer_facing_currency",
     "payout_id",
 )
+# A new row's columns, read once: iterating a table's columns builds a list each time.
+_OBJECT_COLUMNS = tuple(column.name for column in stripe_objects.columns)
+_MOVEMENT_COLUMNS = tuple(column.name for column in stripe_movements.columns)
 
 
 class StripeObservationsProjection(Projection):
@@ -113,13 +116,15 @@ _ID_FIELDS = (
 )
 
 
-def _named(found: Iterable[dict[str, Any]]) -> set[str]:
-    """The ids observations or rows name (a PaymentIntent's related ids too)."""
-    named: set[str] = set()
+def _named(found: Iterable[dict[str, Any]], names: Sequence[str] = _ID_FIELDS) -> set[str]:
+    """The ids observations or rows name in `names` (a PaymentIntent's related ids too)."""
+    named: set[Any] = set()
     for fields in found:
-        named.update(value for name in _ID_FIELDS if isinstance(value := fields.get(name), str))
+        # Every field's value, absent ones too, dropped at the end: a test per value cost
+        # more than the ids themselves.
+        named.update(map(fields.get, names))
         named.update(fields.get("related_ids", ()))
-    return named
+    return {value for value in named if isinstance(value, str)}
 
 
 def _observed(events: Sequence[StoredFields]) -> Iterator[dict[str, Any]]:
@@ -135,12 +140,7 @@ class _Batch:
         self.conn = conn
         self.time = _time(stored_moments(conn))
         seen = [fields["observation"] for _, _, _, fields in events if "observation" in fields]
-        ids = {
-            value
-            for o in seen
-            for name in ("charge_id", "source_id", "balance_transaction_id", "dispute_id")
-            if isinstance(value := o.get(name), str)
-        } | {i for o in seen for i in o.get("related_ids", ())}
+        ids = _named(seen, ("charge_id", "source_id", "balance_transaction_id", "dispute_id"))
         keys = {movement_key(o) for o in seen if o.get("kind") == "balance_transaction"}
         self.links = load_rows(conn, stripe_links, "object_id", ids)
         self.movements = load_rows(conn, stripe_movements, "movement_key", keys)
@@ -182,7 +182,7 @@ class _Batch:
         row = self.movements.get(key)
         new = row is None
         if row is None:
-            row = {column.name: None for column in stripe_movements.columns}
+            row = dict.fromkeys(_MOVEMENT_COLUMNS)
             row["movement_key"] = key
             self.movements[key] = row
         for name in _MOVEMENT_FIELDS:
@@ -238,7 +238,7 @@ class _Batch:
 
 
 def _first_seen(stream: str, key: str) -> dict[str, Any]:
-    row: dict[str, Any] = {column.name: None for column in stripe_objects.columns}
+    row: dict[str, Any] = dict.fromkeys(_OBJECT_COLUMNS)
     row.update(stream_id=stream, key=key, charged_gross=0, refunded_gross=0, balance_transactions=0)
     return row
 
