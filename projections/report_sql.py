@@ -688,9 +688,10 @@ def report_queries(
     joined, key = resolve(
         links.join(p, p.c.offline_id == links.c.offline_id), links.c.payment_intent_id
     )
-    # The PaymentIntents the ledger holds for each payment: its own and its duplicates'.
-    ledger_pis = stages.add(
-        "ledger_pis",
+    # The PaymentIntents the ledger holds for each payment: its own and its duplicates'. Read
+    # once, by the stage of those the offline_id join does not find again (`_ledger_beyond`):
+    # most of them are, and a table of every one would be written only to be read once.
+    ledger_pis = (
         select(
             p.c.offline_id,
             links.c.payment_intent_id.label("pi"),
@@ -704,10 +705,11 @@ def report_queries(
                 links.c.payment_intent_id == p.c.payment_intent_id,
                 _ListHolds(p.c.duplicate_payment_intent_ids, links.c.payment_intent_id),
             )
-        ),
-        "key",
+        )
+        .subquery("ledger_pis")
     )
-    per_payment = _per_payment(stages, side, ledger_pis, ranked)
+    beyond = _ledger_beyond(stages, side, ledger_pis)
+    per_payment = _per_payment(stages, side, beyond, ranked)
     primary = side.alias("primary_payment")
     facts = (
         select(
@@ -804,7 +806,9 @@ def report_queries(
         orphan.c.key.label("stripe_key"),
     ).where(
         or_(orphan.c.offline_id.is_not(None), orphan.c.offline_collected.is_(True)),
-        ~exists().where(ledger_pis.c.key == orphan.c.key),
+        # No PaymentIntent of the ledger resolves to it: one the offline_id join finds again
+        # carries a payment's offline_id, which the next condition already turns away.
+        ~exists().where(beyond.c.key == orphan.c.key),
         or_(
             orphan.c.offline_id.is_(None),
             ~exists().where(payments.c.offline_id == orphan.c.offline_id),
@@ -827,7 +831,7 @@ def report_queries(
     return ReportQueries(stages, payment_rows, orphan_rows, movements, any_row)
 
 
-def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -> Table:
+def _per_payment(stages: Stages, side: Table, beyond: Table, ranked: bool) -> Table:
     """Per payment, what the category needs of the Stripe payments it sees and of the
     ledger's PaymentIntents, in one pass over every id it names.
 
@@ -842,7 +846,6 @@ def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -
     """
     p = payments.alias("p")
     one, zero = literal(1, BigInteger), literal(0, BigInteger)
-    beyond = _ledger_beyond(stages, side, ledger_pis)
 
     def found(
         owner: Any, stripe: Any, amount: ColumnElement[Any], own: ColumnElement[Any]
@@ -926,7 +929,7 @@ def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -
     )
 
 
-def _ledger_beyond(stages: Stages, side: Table, ledger_pis: Table) -> Table:
+def _ledger_beyond(stages: Stages, side: Table, ledger_pis: Subquery) -> Table:
     """The ledger's PaymentIntents with the Stripe payment each resolves to (`key`, NULL when
     Stripe shows none), but for those the offline_id join finds again under the same id.
 
@@ -950,6 +953,7 @@ def _ledger_beyond(stages: Stages, side: Table, ledger_pis: Table) -> Table:
         )
         .select_from(ledger_pis.outerjoin(side, side.c.key == lp.key))
         .where(or_(side.c.key.is_(None), elsewhere, aliased)),
+        "key",
     )
 
 
