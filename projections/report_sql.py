@@ -688,10 +688,12 @@ def report_queries(
     joined, key = resolve(
         links.join(p, p.c.offline_id == links.c.offline_id), links.c.payment_intent_id
     )
-    # The PaymentIntents the ledger holds for each payment: its own and its duplicates'. Read
-    # once, by the stage of those the offline_id join does not find again (`_ledger_beyond`):
-    # most of them are, and a table of every one would be written only to be read once.
-    ledger_pis = (
+    # The PaymentIntents the ledger holds for each payment: its own and its duplicates'. On
+    # PostgreSQL read once, by the stage of those the offline_id join does not find again
+    # (`_ledger_beyond`; most are): a table of every one would be written to be read once.
+    # SQLite joins by looking rows up: there they are a stage indexed by key, as the orphans'
+    # check and `_ledger_beyond` read them (read as a subquery, they made it many times slower).
+    ledger_pis_query = (
         select(
             p.c.offline_id,
             links.c.payment_intent_id.label("pi"),
@@ -706,9 +708,16 @@ def report_queries(
                 _ListHolds(p.c.duplicate_payment_intent_ids, links.c.payment_intent_id),
             )
         )
-        .subquery("ledger_pis")
+    )
+    ledger_pis = (
+        ledger_pis_query.subquery("ledger_pis")
+        if ranked
+        else stages.add("ledger_pis", ledger_pis_query, "key")
     )
     beyond = _ledger_beyond(stages, side, ledger_pis)
+    # Those the orphans' check reads: on PostgreSQL those beyond the offline_id join, since
+    # one it finds again carries a payment's offline_id, which the check turns away too.
+    claimed = beyond if ranked else ledger_pis
     per_payment = _per_payment(stages, side, beyond, ranked)
     primary = side.alias("primary_payment")
     facts = (
@@ -806,9 +815,7 @@ def report_queries(
         orphan.c.key.label("stripe_key"),
     ).where(
         or_(orphan.c.offline_id.is_not(None), orphan.c.offline_collected.is_(True)),
-        # No PaymentIntent of the ledger resolves to it: one the offline_id join finds again
-        # carries a payment's offline_id, which the next condition already turns away.
-        ~exists().where(beyond.c.key == orphan.c.key),
+        ~exists().where(claimed.c.key == orphan.c.key),
         or_(
             orphan.c.offline_id.is_(None),
             ~exists().where(payments.c.offline_id == orphan.c.offline_id),
@@ -929,7 +936,7 @@ def _per_payment(stages: Stages, side: Table, beyond: Table, ranked: bool) -> Ta
     )
 
 
-def _ledger_beyond(stages: Stages, side: Table, ledger_pis: Subquery) -> Table:
+def _ledger_beyond(stages: Stages, side: Table, ledger_pis: Table | Subquery) -> Table:
     """The ledger's PaymentIntents with the Stripe payment each resolves to (`key`, NULL when
     Stripe shows none), but for those the offline_id join finds again under the same id.
 
