@@ -688,12 +688,9 @@ def report_queries(
     joined, key = resolve(
         links.join(p, p.c.offline_id == links.c.offline_id), links.c.payment_intent_id
     )
-    # The PaymentIntents the ledger holds for each payment: its own and its duplicates'. On
-    # PostgreSQL read once, by the stage of those the offline_id join does not find again
-    # (`_ledger_beyond`; most are): a table of every one would be written to be read once.
-    # SQLite joins by looking rows up: there they are a stage indexed by key, as the orphans'
-    # check and `_ledger_beyond` read them (read as a subquery, they made it many times slower).
-    ledger_pis_query = (
+    # The PaymentIntents the ledger holds for each payment: its own and its duplicates'.
+    ledger_pis = stages.add(
+        "ledger_pis",
         select(
             p.c.offline_id,
             links.c.payment_intent_id.label("pi"),
@@ -707,18 +704,10 @@ def report_queries(
                 links.c.payment_intent_id == p.c.payment_intent_id,
                 _ListHolds(p.c.duplicate_payment_intent_ids, links.c.payment_intent_id),
             )
-        )
+        ),
+        "key",
     )
-    ledger_pis = (
-        ledger_pis_query.subquery("ledger_pis")
-        if ranked
-        else stages.add("ledger_pis", ledger_pis_query, "key")
-    )
-    beyond = _ledger_beyond(stages, side, ledger_pis)
-    # Those the orphans' check reads: on PostgreSQL those beyond the offline_id join, since
-    # one it finds again carries a payment's offline_id, which the check turns away too.
-    claimed = beyond if ranked else ledger_pis
-    per_payment = _per_payment(stages, side, beyond, ranked)
+    per_payment = _per_payment(stages, side, ledger_pis, ranked)
     primary = side.alias("primary_payment")
     facts = (
         select(
@@ -815,7 +804,7 @@ def report_queries(
         orphan.c.key.label("stripe_key"),
     ).where(
         or_(orphan.c.offline_id.is_not(None), orphan.c.offline_collected.is_(True)),
-        ~exists().where(claimed.c.key == orphan.c.key),
+        ~exists().where(ledger_pis.c.key == orphan.c.key),
         or_(
             orphan.c.offline_id.is_(None),
             ~exists().where(payments.c.offline_id == orphan.c.offline_id),
@@ -838,7 +827,7 @@ def report_queries(
     return ReportQueries(stages, payment_rows, orphan_rows, movements, any_row)
 
 
-def _per_payment(stages: Stages, side: Table, beyond: Table, ranked: bool) -> Table:
+def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -> Table:
     """Per payment, what the category needs of the Stripe payments it sees and of the
     ledger's PaymentIntents, in one pass over every id it names.
 
@@ -853,6 +842,7 @@ def _per_payment(stages: Stages, side: Table, beyond: Table, ranked: bool) -> Ta
     """
     p = payments.alias("p")
     one, zero = literal(1, BigInteger), literal(0, BigInteger)
+    beyond = _ledger_beyond(stages, side, ledger_pis)
 
     def found(
         owner: Any, stripe: Any, amount: ColumnElement[Any], own: ColumnElement[Any]
@@ -936,7 +926,7 @@ def _per_payment(stages: Stages, side: Table, beyond: Table, ranked: bool) -> Ta
     )
 
 
-def _ledger_beyond(stages: Stages, side: Table, ledger_pis: Table | Subquery) -> Table:
+def _ledger_beyond(stages: Stages, side: Table, ledger_pis: Table) -> Table:
     """The ledger's PaymentIntents with the Stripe payment each resolves to (`key`, NULL when
     Stripe shows none), but for those the offline_id join finds again under the same id.
 
@@ -960,7 +950,6 @@ def _ledger_beyond(stages: Stages, side: Table, ledger_pis: Table | Subquery) ->
         )
         .select_from(ledger_pis.outerjoin(side, side.c.key == lp.key))
         .where(or_(side.c.key.is_(None), elsewhere, aliased)),
-        "key",
     )
 
 
