@@ -631,11 +631,15 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Tab
     return side
 
 
+# A movement's ids in the order they own it: the first one not NULL is its owner (the balance
+# transaction's never is).
+MOVEMENT_OWNERS = ("payment_intent_id", "charge_id", "source_id", "balance_transaction_id")
+
+
 def movement_key(resolve: Resolver, m: Any) -> tuple[Any, ColumnElement[Any]]:
     """A movement's key: that of the first id it names (its PaymentIntent, charge, source,
     balance transaction), else, when no link resolves that id, its balance transaction's."""
-    owner = func.coalesce(m.c.payment_intent_id, m.c.charge_id, m.c.source_id)
-    owner = func.coalesce(owner, m.c.balance_transaction_id)
+    owner = func.coalesce(*(m.c[column] for column in MOVEMENT_OWNERS))
     joined, first_key = resolve(m, owner)
     joined, by_txn = resolve(joined, m.c.balance_transaction_id)
     return joined, case((first_key == owner, by_txn), else_=first_key)

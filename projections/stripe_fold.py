@@ -39,6 +39,7 @@ from sqlalchemy import (
 
 from projections.report_sql import (
     LINK_HOPS,
+    MOVEMENT_OWNERS,
     Resolver,
     Stages,
     StripeSources,
@@ -60,12 +61,10 @@ from projections.tables import (
 )
 from projections.tables import stripe_payments as folded
 
-# A movement's ids, the first one not NULL its owner (the balance transaction's never is).
-_OWNERS = ("payment_intent_id", "charge_id", "source_id", "balance_transaction_id")
 # The columns of each part that may name a Stripe payment's id (each indexed).
 _NAMING = (
     (stripe_objects, ("payment_intent_id", "key")),
-    (stripe_movements, _OWNERS),
+    (stripe_movements, MOVEMENT_OWNERS),
     (stripe_charges, ("payment_intent_id", "charge_id")),
     (stripe_disputes, ("payment_intent_id", "charge_id")),
 )
@@ -118,7 +117,7 @@ class BatchFold:
                 select(stripe_movements.c.movement_key).join(
                     _FIRST_LINKED, stripe_movements.c[column] == _FIRST_LINKED.c.id
                 )
-                for column in _OWNERS
+                for column in MOVEMENT_OWNERS
             )
         ).subquery()
         m = stripe_movements.alias("m")
