@@ -711,7 +711,8 @@ def report_queries(
         ),
         "key",
     )
-    per_payment = _per_payment(stages, side, ledger_pis, ranked)
+    beyond = _ledger_beyond(stages, side, ledger_pis)
+    per_payment = _per_payment(stages, side, beyond, ranked)
     filtered = _admitted(
         p.c.location_id, func.coalesce(p.c.stored_at, p.c.created_at), location_id, since, until
     )
@@ -719,7 +720,7 @@ def report_queries(
     # joined by key.
     primary = side.alias("primary_payment")
     folded = select(
-        p,
+        *_payment_columns(p),
         per_payment.c.live,
         per_payment.c.live_pis,
         per_payment.c.live_unlinked,
@@ -740,7 +741,7 @@ def report_queries(
         alone.c.key.is_not(None), or_(alone.c.status.is_(None), alone.c.status.not_in(NO_MONEY))
     )
     single = select(
-        p,
+        *_payment_columns(p),
         case((live, 1), else_=0).label("live"),
         case((and_(live, is_payment_intent(alone.c.key)), 1), else_=0).label("live_pis"),
         case((and_(live, not_(is_payment_intent(alone.c.key))), 1), else_=0).label("live_unlinked"),
@@ -794,7 +795,10 @@ def report_queries(
         orphan.c.key.label("stripe_key"),
     ).where(
         or_(orphan.c.offline_id.is_not(None), orphan.c.offline_collected.is_(True)),
-        ~exists().where(ledger_pis.c.key == orphan.c.key),
+        # No ledger PaymentIntent resolves to it: of those, `ledger_beyond` holds every one
+        # whose Stripe payment carries another offline_id than its payment's, as an orphan
+        # does (none, or one no payment has), a few rows instead of all the ledger's.
+        ~exists().where(beyond.c.key == orphan.c.key),
         or_(
             orphan.c.offline_id.is_(None),
             ~exists().where(payments.c.offline_id == orphan.c.offline_id),
@@ -837,11 +841,34 @@ _PRIMARY = (
 )
 
 
+# What the report reads of a ledger payment.
+_PAYMENT = (
+    "offline_id",
+    "location_id",
+    "device_id",
+    "amount",
+    "currency",
+    "status",
+    "card_brand",
+    "payment_intent_id",
+    "duplicate_refund_amount",
+    "amount_captured",
+    "created_at",
+    "stored_at",
+    "forwarded_at",
+    "breaches",
+)
+
+
+def _payment_columns(p: Any) -> list[ColumnElement[Any]]:
+    return [p.c[name] for name in _PAYMENT]
+
+
 def _primary_columns(primary: Any) -> list[ColumnElement[Any]]:
     return [primary.c[name].label(f"s_{name}") for name in _PRIMARY]
 
 
-def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -> Table:
+def _per_payment(stages: Stages, side: Table, beyond: Table, ranked: bool) -> Table:
     """Per payment, what the category needs of the Stripe payments it sees and of the
     ledger's PaymentIntents, in one pass over every id it names.
 
@@ -856,7 +883,6 @@ def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -
     """
     p = payments.alias("p")
     one, zero = literal(1, BigInteger), literal(0, BigInteger)
-    beyond = _ledger_beyond(stages, side, ledger_pis)
 
     def found(
         owner: Any, stripe: Any, amount: ColumnElement[Any], own: ColumnElement[Any]
