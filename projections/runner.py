@@ -43,6 +43,7 @@ from projections.tables import projection_positions
 BATCH_SIZE_DEFAULT = 20_000
 BATCH_SIZE_MAX = 50_000
 RACE_ATTEMPTS_MAX = 20
+ARRAY_IDS_MAX = 20_000  # ids per PostgreSQL statement of `load_rows`, `delete_rows`
 
 Progress = Callable[[int], None]  # told how many events a batch applied
 
@@ -396,18 +397,22 @@ def _where_among(
     conn: Connection, head: str, table: Table, key: str, ids: Iterable[str], *, fetch: bool
 ) -> list[Any]:
     """`head` (a SELECT's or a DELETE's) over the rows whose `key` is in `ids`, ID_CHUNK ids a
-    statement, through the driver's own cursor: SQLAlchemy compiled such a statement again
-    for each chunk. On PostgreSQL `= ANY(array)`, one parameter however many ids."""
+    statement (ARRAY_IDS_MAX on PostgreSQL), through the driver's own cursor: SQLAlchemy
+    compiled such a statement again for each chunk. On PostgreSQL `= ANY(array)`, one
+    parameter however many ids."""
     dialect = conn.dialect
     preparer = dialect.identifier_preparer
     statement = f"{head} {preparer.format_table(table)} WHERE {preparer.quote(key)} "
     raw: Any = conn.connection.driver_connection
     found: list[Any] = []
     listed = list(ids)
+    # PostgreSQL takes the ids as one array, a parameter whatever its length: a statement
+    # per ID_CHUNK ids was a round trip to the server for every 500 of a batch's ids.
+    size = ARRAY_IDS_MAX if dialect.name == "postgresql" else ID_CHUNK
     cursor = raw.cursor()
     try:
-        for at in range(0, len(listed), ID_CHUNK):
-            chunk = listed[at : at + ID_CHUNK]
+        for at in range(0, len(listed), size):
+            chunk = listed[at : at + size]
             if dialect.name == "postgresql":
                 # Binary: the ids' array is sent as it is, not quoted id by id as text. Never
                 # prepared: a plan kept from when the table was small (a rebuild starts from

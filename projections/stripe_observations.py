@@ -151,6 +151,11 @@ def _named(found: Iterable[dict[str, Any]], names: Sequence[str] = _ID_FIELDS) -
     return {value for value in named if isinstance(value, str)}
 
 
+def _snapshots(seen: Sequence[dict[str, Any]], kind: str) -> set[str]:
+    """The ids of the charges or disputes (`kind`) the observations are snapshots of."""
+    return {o[f"{kind}_id"] for o in seen if o.get("kind") == kind}
+
+
 def _observed(events: Sequence[StoredFields]) -> Iterator[dict[str, Any]]:
     for _, _, _, fields in events:
         yield fields.get("observation") or fields
@@ -168,8 +173,10 @@ class _Batch:
         keys = {movement_key(o) for o in seen if o.get("kind") == "balance_transaction"}
         self.links = load_rows(conn, stripe_links, "object_id", ids)
         self.movements = load_rows(conn, stripe_movements, "movement_key", keys)
-        self.charges = load_rows(conn, stripe_charges, "charge_id", ids)
-        self.disputes = load_rows(conn, stripe_disputes, "dispute_id", ids)
+        # A charge's and a dispute's rows change only by their own snapshots: only those the
+        # batch observes are loaded (and written again), not one per id it names.
+        self.charges = load_rows(conn, stripe_charges, "charge_id", _snapshots(seen, "charge"))
+        self.disputes = load_rows(conn, stripe_disputes, "dispute_id", _snapshots(seen, "dispute"))
         self.linked = set(self.links)
         self.existing = {
             "links": list(self.links),

@@ -48,6 +48,7 @@ from tests.conftest import POSTGRES_ENV, POSTGRES_SKIP, postgres_base_url
 from tests.support import records as r
 from tests.support.generators import Scenario, scenarios
 from tests.support.reconciliation_oracle import build_report
+from tests.support.stopping import Stopped, stop
 
 PI_STATUSES = (
     "succeeded",
@@ -164,14 +165,6 @@ def cases(draw: st.DrawFn) -> tuple[Scenario, list[Observation], Thresholds, Fil
         until=draw(st.none() | MOMENTS),
     )
     return scenario, seen, thresholds, filters
-
-
-class Stopped(Exception):
-    """A catch-up stopped between two of its batches, as by a crash."""
-
-
-def stop(applied: int) -> None:
-    raise Stopped
 
 
 def check_against_the_oracle(
