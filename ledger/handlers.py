@@ -324,9 +324,11 @@ def _rejudge(
     them changed, or (`cause` None) the configuration in force, which also decides
     whether offline mode was enabled. `horizon` is the newest moment the location knew
     before the change: a change after it (facts in order) moves nothing already judged."""
+    if horizon is None or since > horizon:
+        return  # facts in order: nothing known at or after the change (the common case)
     after = location.stored_after(since, horizon, arrival)
     if not after:
-        return  # facts in order: nothing stored after the change (the common case)
+        return
     cause_id = "" if cause is None else cause.offline_id
     judged = LIMIT_CODES if cause is not None else _CONFIGURED_CODES
     affected = [k for k in after if k != cause_id]
