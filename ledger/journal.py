@@ -95,6 +95,13 @@ class Journaled(Aggregate):
         if journal is not None:
             journal.append(event)
 
+    def collect_events(self) -> list[PendingEvent]:
+        """The library's `collect_events` (the pending events, which the aggregate then
+        forgets) in one copy: the library pops them one at a time from the list's front."""
+        collected = self._pending_events.copy()
+        self._pending_events.clear()
+        return collected
+
     @classmethod
     def _create(
         cls, event_class: type[CanInitAggregate[UUID]], *, id: UUID | None = None, **kwargs: Any
