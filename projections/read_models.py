@@ -200,10 +200,23 @@ class ReadModels:
         for _ in range(SETTLE_ATTEMPTS_MAX):
             self.refresh()
             with self.engine.connect() as conn:
+                _one_snapshot(conn)
                 if not unsettled(conn, PROJECTIONS):
                     yield conn
                     return
         raise AssertionError("read models left unsettled by catch-ups again and again")
+
+
+def _one_snapshot(conn: Connection) -> None:
+    """Let every statement on `conn` from here on read the database as of one moment: the
+    check that no projection is left unsettled and each of the report's statements after it
+    (its stages, rows and totals), while catch-ups commit elsewhere. PostgreSQL: a REPEATABLE
+    READ transaction; SQLite: one deferred transaction, which also drops the report's
+    temporary tables with it."""
+    if conn.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="REPEATABLE READ")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 def _writer_engine(config: StoreConfig) -> Engine:

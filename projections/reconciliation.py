@@ -112,7 +112,8 @@ def stream_report(
 ) -> Report | None:
     """The report at `as_of` (aware), its rows streamed from `conn` (read them, once, while
     it is open) and its totals counted by the database when first asked for; None when it
-    has no row."""
+    has no row. `conn` reads one snapshot (`projections.read_models.ReadModels`), or rows
+    and totals may disagree."""
     now = naive_utc(as_of)
     moments = moments_of(
         now,
@@ -144,9 +145,6 @@ def stream_report(
         # at the default 4 MB, the sort of 100,000 payments' facts went to disk in batches.
         conn.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
         conn.exec_driver_sql(f"SET LOCAL statement_timeout = {REPORT_STATEMENT_SECONDS * 1000}")
-    if conn.dialect.name == "sqlite":
-        # One snapshot for every statement, and the temporary tables dropped with it.
-        conn.exec_driver_sql("BEGIN")
     materialize(conn, queries.stages)
     if not conn.execute(queries.any_row).scalar():
         return None

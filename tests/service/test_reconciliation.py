@@ -356,3 +356,23 @@ def test_summary_totals_equal_the_sums_of_the_rows(opened: tuple[Ledger, ReadMod
             )
     # Three stored payments, and one the ledger forwarded that Stripe does not have (yet).
     assert report.at_risk() == {"usd": 4 * 1250}
+
+
+def test_a_report_reads_one_snapshot_while_a_catch_up_commits_elsewhere(
+    opened: tuple[Ledger, ReadModels],
+) -> None:
+    """Rows and totals are those of the database as the report began, not as a catch-up
+    elsewhere leaves it before they are read: no total that its rows do not add up to."""
+    ledger, read_models = opened
+    stored(ledger)
+    forwarded(ledger, "pi_1")
+    before = read_models.report(AS_OF)
+    with read_models.streamed_report(AS_OF) as streamed:
+        late = stored(ledger)
+        with ReadModels(ledger) as elsewhere:
+            elsewhere.refresh()
+        rows, totals = list(streamed.rows), streamed.totals
+    assert (rows, totals) == (before.rows, before.totals)
+    after = read_models.report(AS_OF)
+    assert row_of(after, late).amount_at_risk == 1250
+    assert after.totals != before.totals
