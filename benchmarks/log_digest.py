@@ -12,16 +12,20 @@ and `--scenarios` random files from the property tests' strategy
 (`tests.support.generators.scenarios`, drawn from a fixed seed: refusals, repeats, late and
 out-of-order facts, limit breaches and the rejudging they cause). Each is recorded through
 `Ledger.record_many` in batches of `--batch-size` into a fresh SQLite store under a fixed
-clock (`tests.support.fixed_clock`). The digest covers every stored event (stream id, version,
-topic, state bytes) in notification order, every link of the hash chain, and each record's
-outcome (its error code, or whether it recorded something and its breaches). Snapshots are not
-part of the log and are left out.
+clock (`tests.support.fixed_clock`). Hypothesis draws its examples partly from the literals
+in the loaded modules' source, so two versions of the code draw different scenarios from the
+same seed: `--draws FILE` writes the drawn files' records there on the first run and records
+the same ones on the next (draw with one version, record with both). The digest covers every
+stored event (stream id, version, topic, state bytes) in notification order, every link of the
+hash chain, and each record's outcome (its error code, or whether it recorded something and its
+breaches). Snapshots are not part of the log and are left out.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import pickle
 import sqlite3
 import tempfile
 from collections.abc import Sequence
@@ -103,6 +107,18 @@ def drawn_scenarios(count: int, payments_max: int) -> list[Scenario]:
     return drawn
 
 
+def scenario_files(draws: Path | None, count: int, payments_max: int) -> list[list[Record]]:
+    """The records of each drawn scenario, read from `draws` when it exists (pickled by an
+    earlier run: only ever a file this command wrote), else drawn and written there."""
+    if draws is not None and draws.exists():
+        files: list[list[Record]] = pickle.loads(draws.read_bytes())
+        return files
+    files = [scenario.all_records for scenario in drawn_scenarios(count, payments_max)]
+    if draws is not None:
+        draws.write_bytes(pickle.dumps(files))
+    return files
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--payments", type=int, default=600, help="payments of the generated day")
@@ -110,17 +126,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenarios", type=int, default=100, help="random files to record")
     parser.add_argument("--scenario-payments", type=int, default=25)
     parser.add_argument("--batch-size", type=int, default=7, help="records per record_many")
+    parser.add_argument(
+        "--draws", type=Path, help="the scenarios' records: read if it exists, else written"
+    )
     options = parser.parse_args(argv)
-    drawn = drawn_scenarios(options.scenarios, options.scenario_payments)
+    files = scenario_files(options.draws, options.scenarios, options.scenario_payments)
     with tempfile.TemporaryDirectory() as workdir, fixed_clock_frequent_snapshots():
         directory = Path(workdir)
         day = Digest()
         day.record(list(day_records(Day(options.payments, options.seed))), 1_000, directory)
         print(day.line(f"day of {options.payments:,} payments"))
-        files = Digest()
-        for scenario in drawn:
-            files.record(scenario.all_records, options.batch_size, directory)
-        print(files.line(f"{len(drawn)} scenarios"))
+        digest = Digest()
+        for records in files:
+            digest.record(records, options.batch_size, directory)
+        print(digest.line(f"{len(files)} scenarios"))
 
 
 if __name__ == "__main__":

@@ -125,7 +125,8 @@ def stripe_log(intents: int) -> list[Observation]:
 
 
 class PartClock:
-    """Process CPU spent in the fold's steps and in the projection's `apply`, by wrapping
+    """Process CPU spent in the fold's steps and in the projection's `apply` (its
+    `apply_unsettled` and `settle` when a long catch-up folds once at its end), by wrapping
     the methods (restored on exit)."""
 
     def __init__(self) -> None:
@@ -137,7 +138,11 @@ class PartClock:
         saved: list[tuple[Any, str, str]] = [
             (BatchFold, name, shown) for name, shown in PARTS.items()
         ]
-        saved.append((projection, "apply", "batch"))
+        saved += [
+            (projection, "apply", "batch"),
+            (projection, "apply_unsettled", "batch unsettled"),
+            (projection, "settle", "settle (fold_all)"),
+        ]
         originals = [getattr(owner, name) for owner, name, _ in saved]
         for (owner, name, shown), function in zip(saved, originals, strict=True):
             setattr(owner, name, self._timed(shown, function))
@@ -187,7 +192,10 @@ def figures_table(stores: list[StoreFigures]) -> RichTable:
     table = RichTable(title="Stripe-only log: catch-up and rebuild (CPU: this process)")
     for column in ("store", "step", "events", "wall s", "events/s", "CPU s", "events/CPU s"):
         table.add_column(column, justify="left" if column in ("store", "step") else "right")
-    table.add_column("CPU s by part (batch = the Stripe projection's apply, parts within)")
+    table.add_column(
+        "CPU s by part (batch = the Stripe projection's apply, parts within; a long "
+        "catch-up's batches unsettled, then one settle)"
+    )
     for s in stores:
         for step, t in (("catch-up", s.catch_up), ("rebuild", s.rebuild)):
             table.add_row(

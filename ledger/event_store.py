@@ -3,6 +3,8 @@ where it departs from the library's own `Application` (each says what it saves a
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -177,8 +179,9 @@ class EventStore(Application[UUID]):
         return taken
 
 
-# An event class's topic and the class version its stored state names (above 1 only).
-_CLASS_TAGS: dict[type[Any], tuple[str, int]] = {}
+# An event class's topic, the class version its stored state names (above 1 only) and the
+# fields it declares as datetimes (`OrjsonTranscoder.encode_event`'s `moments`).
+_CLASS_TAGS: dict[type[Any], tuple[str, int, tuple[str, ...]]] = {}
 
 
 def stored_events(mapper: Mapper[UUID], events: Sequence[object]) -> list[StoredEvent]:
@@ -187,18 +190,18 @@ def stored_events(mapper: Mapper[UUID], events: Sequence[object]) -> list[Stored
     class, the mapper's parts once per batch, and the frozen `StoredEvent` is filled directly
     rather than through its `__init__`'s `object.__setattr__` per field."""
     transcoder, compressor, cipher = mapper.transcoder, mapper.compressor, mapper.cipher
-    encode_event = transcoder.encode_event if isinstance(transcoder, OrjsonTranscoder) else None
+    encode_event = transcoder.event_encoder() if isinstance(transcoder, OrjsonTranscoder) else None
     new, tags_of = object.__new__, _CLASS_TAGS
     stored: list[StoredEvent] = []
     for event in events:
         cls = type(event)
         tags = tags_of.get(cls)
         if tags is None:
-            tags = tags_of[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
-        topic, class_version = tags
+            tags = tags_of[cls] = (get_topic(cls), getattr(cls, "class_version", 1), moments(cls))
+        topic, class_version, declared = tags
         fields = vars(event)
         if encode_event is not None:
-            data = encode_event(fields, class_version)
+            data = encode_event(fields, class_version, declared)
         else:
             state = dict(fields)
             del state["originator_id"], state["originator_version"]
@@ -217,6 +220,22 @@ def stored_events(mapper: Mapper[UUID], events: Sequence[object]) -> list[Stored
         row["state"] = data
         stored.append(one)
     return stored
+
+
+def moments(event_class: type[Any]) -> tuple[str, ...]:
+    """The fields `event_class` declares as datetimes (a datetime, or one or None), by the
+    text of their annotations: a hint of where to look, not a promise (a datetime elsewhere is
+    still written, through the transcoder's slower way)."""
+    if not dataclasses.is_dataclass(event_class):
+        return ()
+    return tuple(
+        field.name
+        for field in dataclasses.fields(event_class)
+        if _DATETIME_WORD.search(str(field.type))
+    )
+
+
+_DATETIME_WORD = re.compile(r"\bdatetime\b")
 
 
 def snapshot_entries(aggregate: object) -> int:

@@ -221,7 +221,8 @@ def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Pol
         sca_required = location.sca_required
     breaches = card_breaches(record.card, sca_required=sca_required, occurred_at=record.occurred_at)
     payment.collect(card, breaches, record.occurred_at)
-    location.change_breaches(payment.offline_id, _codes(payment.breaches), record.occurred_at)
+    if payment.offline_id in location.timeline:  # stored already: a card reported late
+        location.change_breaches(payment.offline_id, _codes(payment.breaches), record.occurred_at)
     return True
 
 
@@ -323,16 +324,21 @@ def _rejudge(
     them changed, or (`cause` None) the configuration in force, which also decides
     whether offline mode was enabled. `horizon` is the newest moment the location knew
     before the change: a change after it (facts in order) moves nothing already judged."""
+    if horizon is None or since > horizon:
+        return  # facts in order: nothing known at or after the change (the common case)
+    after = location.stored_after(since, horizon, arrival)
+    if not after:
+        return
     cause_id = "" if cause is None else cause.offline_id
     judged = LIMIT_CODES if cause is not None else _CONFIGURED_CODES
-    affected = [k for k in location.stored_after(since, horizon, arrival) if k != cause_id]
+    affected = [k for k in after if k != cause_id]
     if affected and cause is not None and not _limits_within_reach(location):
         # Even all of the timeline's payments together fit every stored limit: judging
         # again (the configurations unchanged) can only clear a stored-limit breach, so
         # only those that carry one.
         affected = [k for k in affected if _TOTALS_CODES & set(location.timeline[k][5])]
     if not affected:
-        return  # facts in order: nothing stored after the change (the common case)
+        return
     totals_of = Totals.before_each(location, affected)
     # By the configuration in force at each payment's moment; the one now after.
     with location.judged_at(since):
@@ -392,6 +398,8 @@ def _over(limits: StoredLimits, amounts: dict[str, int], count: int) -> bool:
 
 
 def _codes(breaches: list[Breach]) -> list[str]:
+    if not breaches:
+        return []  # most payments break nothing
     return sorted({b["code"] for b in breaches})
 
 

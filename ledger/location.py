@@ -348,7 +348,10 @@ class Location(Journaled):
                 self.offline_id, [self.device_id, self.currency, self.amount], self.breaches
             )
             aggregate.mark(self.offline_id, 3, self.occurred_at)
-            aggregate.use_allowance(self.device_id, self.currency, self.amount, self.occurred_at)
+            if self.device_id in aggregate.allowances:  # most devices are granted none
+                aggregate.use_allowance(
+                    self.device_id, self.currency, self.amount, self.occurred_at
+                )
 
     class AllowanceGranted(Event):
         """A device may decide offline on its own, without reaching the ledger, up to

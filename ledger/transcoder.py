@@ -16,7 +16,8 @@ state would come back as a string: events hold ids as strings (`Payment.offline_
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timezone
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +29,11 @@ _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
 _CONTAINERS = (dict, list)
 # The bytes before a tagged datetime's text, by the transcoding's name: `{"_type_":"...","_data_":`
 _TAG_PREFIXES: dict[str, bytes] = {}
-_ORIGINATOR = frozenset({"originator_id", "originator_version"})  # the row's, not the state's
+# Fixed offsets (`datetime.timezone`) seen to be whole minutes, which orjson writes as Python
+# does; a zone whose offset moves with the moment (`zoneinfo`) is asked each time. Bounded: a
+# file could name every offset there is.
+_WHOLE_MINUTE_ZONES: set[timezone] = set()
+_WHOLE_MINUTE_ZONES_MAX = 4_096
 _UUID_REFUSED = "a UUID in an event's state would be stored untagged: store its text instead"
 _TAG_KEY = (
     b'"_type_"'  # in every tagged value's bytes; a string or key of that text just costs a walk
@@ -42,39 +47,56 @@ class OrjsonTranscoder(JSONTranscoder):
             raise TranscodingNotRegisteredError(_UUID_REFUSED)
         return _kept(orjson.dumps(obj, default=self._tagged, option=_OPTIONS))
 
-    def encode_event(self, fields: dict[str, Any], class_version: int) -> bytes:
-        """`encode` of an event's stored state: its fields less the originator's id and
-        version, with `class_version` last when above 1 (the library mapper's layout). Its
-        datetimes at the top level (every event's `timestamp` and moments) are tagged here,
-        each one Python call, rather than through orjson's `default`: orjson calling back
-        into Python for each one and the lookups there cost as much as the tagging."""
+    def event_encoder(self) -> Callable[[dict[str, Any], int, tuple[str, ...]], bytes]:
+        """`encode` of an event's stored state, for a batch of events: `(fields,
+        class_version, moments)` gives the state of the fields less the originator's id and
+        version, with `class_version` last when above 1 (the library mapper's layout). The
+        datetimes' transcoding is looked up once for the batch.
+
+        `moments`: the fields the event's class declares as datetimes (every event's
+        `timestamp`, its `occurred_at`...), tagged here, one Python call each, rather than
+        through orjson's `default`, which calls back into Python for each one and looks up the
+        transcoding there. Only they are visited: the state is the fields' dict copied, its
+        two originator keys deleted (the order of the rest kept), and checked for a UUID in
+        C. A datetime anywhere else (a field whose declaration does not say so, a nested
+        one) goes through `default` and is written with the same bytes."""
         transcoding = self.types.get(datetime)
         if transcoding is None:  # no tag to write: `encode` says so
-            state = dict(fields)
+            return self._encode_event_untagged
+        prefix, fragment, dumps, tagged = (
+            _tag_prefix(transcoding.name),
+            orjson.Fragment,
+            orjson.dumps,
+            self._tagged,
+        )
+
+        def encode_event(
+            fields: dict[str, Any], class_version: int, moments: tuple[str, ...]
+        ) -> bytes:
+            state = fields.copy()
             del state["originator_id"], state["originator_version"]
+            if UUID in map(type, state.values()):
+                raise TranscodingNotRegisteredError(_UUID_REFUSED)
+            for name in moments:
+                value = state.get(name)
+                if type(value) is datetime:
+                    # The library's clock's UTC (every `timestamp`) without `_isoformat_json`.
+                    text = dumps(value) if value.tzinfo is UTC else _isoformat_json(value)
+                    state[name] = fragment(prefix + text + b"}")
             if class_version > 1:
                 state["class_version"] = class_version
-            return self.encode(state)
-        # One pass over the fields, `encode`'s check for a UUID made in it: a comprehension,
-        # two deletions and `encode`'s own walk over the values cost as much as the dump.
-        prefix, fragment, iso = _tag_prefix(transcoding.name), orjson.Fragment, _isoformat_json
-        dumps = orjson.dumps
-        state = {}
-        for key, value in fields.items():
-            kind = type(value)
-            if kind is datetime:
-                # The library's clock's UTC (every `timestamp`) without `_isoformat_json`'s call.
-                text = dumps(value) if value.tzinfo is UTC else iso(value)
-                state[key] = fragment(prefix + text + b"}")
-            elif key in _ORIGINATOR:
-                continue
-            elif kind is UUID:
-                raise TranscodingNotRegisteredError(_UUID_REFUSED)
-            else:
-                state[key] = value
+            return _kept(dumps(state, default=tagged, option=_OPTIONS))
+
+        return encode_event
+
+    def _encode_event_untagged(
+        self, fields: dict[str, Any], class_version: int, moments: tuple[str, ...]
+    ) -> bytes:
+        state = dict(fields)
+        del state["originator_id"], state["originator_version"]
         if class_version > 1:
             state["class_version"] = class_version
-        return _kept(orjson.dumps(state, default=self._tagged, option=_OPTIONS))
+        return self.encode(state)
 
     def decode(self, data: bytes) -> Any:
         """orjson's parse, then the tagged values turned back into what they tagged. Most
@@ -141,8 +163,11 @@ def _isoformat_json(moment: datetime) -> bytes:
     orjson: the same characters for every offset in whole minutes (all that RFC 3339, and so
     every record, can give) at about a tenth of the cost; an offset in seconds, which orjson
     would round, keeps Python's own text. Each event holds three or four datetimes."""
-    if moment.tzinfo is not UTC:
+    zone = moment.tzinfo
+    if zone is not UTC and zone not in _WHOLE_MINUTE_ZONES:
         offset = moment.utcoffset()
         if offset is not None and (offset.seconds % 60 or offset.microseconds):
             return orjson.dumps(moment.isoformat())
+        if type(zone) is timezone and len(_WHOLE_MINUTE_ZONES) < _WHOLE_MINUTE_ZONES_MAX:
+            _WHOLE_MINUTE_ZONES.add(zone)  # a fixed offset: the same for every moment
     return orjson.dumps(moment)

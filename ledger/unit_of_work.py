@@ -147,8 +147,9 @@ class UnitOfWork:
             return self.loaded[aggregate_id]
 
     def add(self, aggregate: Aggregate) -> None:
-        assert self.loaded.get(aggregate.id) is None, aggregate.id
-        self.loaded[aggregate.id] = aggregate
+        aggregate_id = aggregate.id  # a property: read once
+        assert self.loaded.get(aggregate_id) is None, aggregate_id
+        self.loaded[aggregate_id] = aggregate
 
     def pending_count(self) -> int:
         return sum(len(a.pending_events) for a in self.loaded.values() if a is not None)

@@ -29,9 +29,20 @@ from projections.offline_status import (
 from projections.payments import AuthorizedPayment, PaymentsProjection, authorized_payments
 from projections.reconciliation import Filters, Thresholds, stream_report
 from projections.report import Report
-from projections.runner import BATCH_SIZE_DEFAULT, Progress, catch_up, position, rebuild
+from projections.runner import (
+    BATCH_SIZE_DEFAULT,
+    Progress,
+    catch_up,
+    position,
+    rebuild,
+    unsettled,
+)
 from projections.stripe_observations import StripeObservationsProjection
 
+# How many times a read waits for catch-ups elsewhere to settle the read models: each wait
+# runs them to the end of the log, only a catch-up of a log grown twice as long meanwhile
+# leaves them unsettled again.
+SETTLE_ATTEMPTS_MAX = 5
 PROJECTIONS = (
     PaymentsProjection(),
     OfflineStatusProjection(),
@@ -168,8 +179,7 @@ class ReadModels:
                 Code.INVALID_TIMESTAMP, "as_of needs a time zone offset", field="as_of"
             )
         chosen = filters or Filters()
-        self.refresh()
-        with self.engine.connect() as conn:
+        with self._settled() as conn:
             report = stream_report(conn, as_of, thresholds or Thresholds(), chosen)
             if report is None:
                 shown = ", ".join(f"{k}={v}" for k, v in chosen.as_dict().items()) or "no filter"
@@ -180,6 +190,20 @@ class ReadModels:
                     "--since/--until/--location",
                 )
             yield report
+
+    @contextmanager
+    def _settled(self) -> Iterator[Connection]:
+        """A connection to read the read models by, every event applied and no projection
+        left unsettled (`projections.runner.SettlingProjection`): a catch-up elsewhere may
+        have started applying batches unsettled since this one's, then this one goes on with
+        it to the end and settles."""
+        for _ in range(SETTLE_ATTEMPTS_MAX):
+            self.refresh()
+            with self.engine.connect() as conn:
+                if not unsettled(conn, PROJECTIONS):
+                    yield conn
+                    return
+        raise AssertionError("read models left unsettled by catch-ups again and again")
 
 
 def _writer_engine(config: StoreConfig) -> Engine:

@@ -711,61 +711,48 @@ def report_queries(
         ),
         "key",
     )
-    per_payment = _per_payment(stages, side, ledger_pis, ranked)
-    primary = side.alias("primary_payment")
-    facts = (
-        select(
-            p,
-            func.coalesce(per_payment.c.live, 0).label("live"),
-            func.coalesce(per_payment.c.live_pis, 0).label("live_pis"),
-            func.coalesce(per_payment.c.live_unlinked, 0).label("live_unlinked"),
-            (
-                func.coalesce(per_payment.c.live_taken, 0)
-                - func.coalesce(per_payment.c.first_taken, 0)
-            ).label("extra"),
-            case(
-                (p.c.status == Status.DECLINED.value, 0),
-                else_=func.coalesce(per_payment.c.unseen, 0),
-            ).label("unseen"),
-            per_payment.c.ids,
-            primary.c.key.label("primary_key"),
-            *(
-                primary.c[name].label(f"s_{name}")
-                for name in (
-                    "created_at",
-                    "card_brand",
-                    "currency",
-                    "status",
-                    "amount",
-                    "declined",
-                    "refunded",
-                    "disputed",
-                    "dispute_status",
-                    "settled",
-                    "settled_currency",
-                    "fees",
-                    "net",
-                    "payout_id",
-                    "payout_at",
-                )
-            ),
-        )
-        .select_from(
-            p.outerjoin(per_payment, per_payment.c.offline_id == p.c.offline_id).outerjoin(
-                primary, primary.c.key == per_payment.c.primary_key
-            )
-        )
-        .where(
-            *_admitted(
-                p.c.location_id,
-                func.coalesce(p.c.stored_at, p.c.created_at),
-                location_id,
-                since,
-                until,
-            )
-        )
-        .subquery("facts")
+    beyond = _ledger_beyond(stages, side, ledger_pis)
+    per_payment = _per_payment(stages, side, beyond, ranked)
+    filtered = _admitted(
+        p.c.location_id, func.coalesce(p.c.stored_at, p.c.created_at), location_id, since, until
     )
+    # A payment that names several ids: what `_per_payment` folded, its primary Stripe payment
+    # joined by key.
+    primary = side.alias("primary_payment")
+    folded = select(
+        *_payment_columns(p),
+        per_payment.c.live,
+        per_payment.c.live_pis,
+        per_payment.c.live_unlinked,
+        (per_payment.c.live_taken - per_payment.c.first_taken).label("extra"),
+        case((p.c.status == Status.DECLINED.value, 0), else_=per_payment.c.unseen).label("unseen"),
+        per_payment.c.ids,
+        primary.c.key.label("primary_key"),
+        *_primary_columns(primary),
+    ).select_from(
+        p.join(per_payment, per_payment.c.offline_id == p.c.offline_id).outerjoin(
+            primary, primary.c.key == per_payment.c.primary_key
+        )
+    )
+    # Every other payment names at most one id, the Stripe payment that carries its
+    # offline_id (`_per_payment`): the same facts, without a fold.
+    alone = side.alias("alone")
+    live = and_(
+        alone.c.key.is_not(None), or_(alone.c.status.is_(None), alone.c.status.not_in(NO_MONEY))
+    )
+    single = select(
+        *_payment_columns(p),
+        case((live, 1), else_=0).label("live"),
+        case((and_(live, is_payment_intent(alone.c.key)), 1), else_=0).label("live_pis"),
+        case((and_(live, not_(is_payment_intent(alone.c.key))), 1), else_=0).label("live_unlinked"),
+        _zero().label("extra"),
+        _zero().label("unseen"),
+        alone.c.key.label("ids"),
+        alone.c.key.label("primary_key"),
+        *_primary_columns(alone),
+    ).select_from(p.outerjoin(alone, alone.c.offline_id == p.c.offline_id))
+    single = single.where(~exists().where(per_payment.c.offline_id == p.c.offline_id))
+    facts = union_all(folded.where(*filtered), single.where(*filtered)).subquery("facts")
     f = facts.c
     began = func.coalesce(f.stored_at, f.created_at)
     category, at_risk = _category(f, moments)
@@ -808,7 +795,10 @@ def report_queries(
         orphan.c.key.label("stripe_key"),
     ).where(
         or_(orphan.c.offline_id.is_not(None), orphan.c.offline_collected.is_(True)),
-        ~exists().where(ledger_pis.c.key == orphan.c.key),
+        # No ledger PaymentIntent resolves to it: of those, `ledger_beyond` holds every one
+        # whose Stripe payment carries another offline_id than its payment's, as an orphan
+        # does (none, or one no payment has), a few rows instead of all the ledger's.
+        ~exists().where(beyond.c.key == orphan.c.key),
         or_(
             orphan.c.offline_id.is_(None),
             ~exists().where(payments.c.offline_id == orphan.c.offline_id),
@@ -831,7 +821,54 @@ def report_queries(
     return ReportQueries(stages, payment_rows, orphan_rows, movements, any_row)
 
 
-def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -> Table:
+# What the report reads of a payment's primary Stripe payment (as s_<name>).
+_PRIMARY = (
+    "created_at",
+    "card_brand",
+    "currency",
+    "status",
+    "amount",
+    "declined",
+    "refunded",
+    "disputed",
+    "dispute_status",
+    "settled",
+    "settled_currency",
+    "fees",
+    "net",
+    "payout_id",
+    "payout_at",
+)
+
+
+# What the report reads of a ledger payment.
+_PAYMENT = (
+    "offline_id",
+    "location_id",
+    "device_id",
+    "amount",
+    "currency",
+    "status",
+    "card_brand",
+    "payment_intent_id",
+    "duplicate_refund_amount",
+    "amount_captured",
+    "created_at",
+    "stored_at",
+    "forwarded_at",
+    "breaches",
+)
+
+
+def _payment_columns(p: Any) -> list[ColumnElement[Any]]:
+    return [p.c[name] for name in _PAYMENT]
+
+
+def _primary_columns(primary: Any) -> list[ColumnElement[Any]]:
+    return [primary.c[name].label(f"s_{name}") for name in _PRIMARY]
+
+
+def _per_payment(stages: Stages, side: Table, beyond: Table, ranked: bool) -> Table:
     """Per payment, what the category needs of the Stripe payments it sees and of the
     ledger's PaymentIntents, in one pass over every id it names.
 
@@ -846,7 +883,6 @@ def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -
     """
     p = payments.alias("p")
     one, zero = literal(1, BigInteger), literal(0, BigInteger)
-    beyond = _ledger_beyond(stages, side, ledger_pis)
 
     def found(
         owner: Any, stripe: Any, amount: ColumnElement[Any], own: ColumnElement[Any]
@@ -880,12 +916,27 @@ def _per_payment(stages: Stages, side: Table, ledger_pis: Table, ranked: bool) -
         ),
     ).subquery("beyond_named")
     b = beyond_named.c
-    # The offline_id join names each (payment, id) once, and none of those above: no fold
-    # of its (most of a report's) rows.
-    named = union_all(
-        found(p, side, p.c.amount, p.c.payment_intent_id).join_from(
-            p, side, side.c.offline_id == p.c.offline_id
+    # The payments that may name several ids: those of several Stripe payments by offline_id,
+    # and those `ledger_beyond` names ids for. Every other payment names at most one, the
+    # Stripe payment of its offline_id, whose facts need no fold (`report_queries`): most of
+    # a report's payments are left out here.
+    shared = side.alias("shared")
+    several = stages.add(
+        "several",
+        union(
+            select(shared.c.offline_id)
+            .where(shared.c.offline_id.is_not(None))
+            .group_by(shared.c.offline_id)
+            .having(func.count() > 1),
+            select(beyond.c.offline_id),
         ),
+        "offline_id",
+    )
+    # The offline_id join names each (payment, id) once, and none of those above.
+    named = union_all(
+        found(p, side, p.c.amount, p.c.payment_intent_id)
+        .join_from(p, several, several.c.offline_id == p.c.offline_id)
+        .join(side, side.c.offline_id == p.c.offline_id),
         select(b.offline_id, b.id, *(func.max(b[name]).label(name) for name in _NAMED)).group_by(
             b.offline_id, b.id
         ),

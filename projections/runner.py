@@ -43,6 +43,7 @@ from projections.tables import projection_positions
 BATCH_SIZE_DEFAULT = 20_000
 BATCH_SIZE_MAX = 50_000
 RACE_ATTEMPTS_MAX = 20
+ARRAY_IDS_MAX = 20_000  # ids per PostgreSQL statement of `load_rows`, `delete_rows`
 
 Progress = Callable[[int], None]  # told how many events a batch applied
 
@@ -59,6 +60,27 @@ class Projection(ABC):
         """Apply a batch of events of `topics`, in log order, inside the caller's transaction.
         Each comes as its fields (`ledger.fields`), not decoded: a projection keeps a few
         fields of each, and decoding every event was most of a catch-up's time."""
+
+
+class SettlingProjection(Projection):
+    """A projection with a step over its whole read model (Stripe's fold per payment) that a
+    batch runs for the rows it touched (`apply`), or leaves to one run over every row at the
+    end of a catch-up (`apply_unsettled`, then `settle`): cheaper when the catch-up has more
+    of the log ahead of it than behind (a rebuild, a first catch-up, a large import).
+
+    Each batch applied unsettled marks its position row `unsettled` in its own transaction;
+    the batch that reaches the end of the log settles in its transaction and clears the mark.
+    A catch-up stopped between (a crash) leaves the mark and a position short of the end, so
+    the next one goes on unsettled and settles; its tables are read only after a catch-up
+    (`ReadModels`), which settles them, and never while the mark stands (`unsettled`)."""
+
+    @abstractmethod
+    def apply_unsettled(self, conn: Connection, events: Sequence[StoredFields]) -> None:
+        """Apply a batch as `apply` does, without the step `settle` runs."""
+
+    @abstractmethod
+    def settle(self, conn: Connection) -> None:
+        """Run the step over the whole read model, after batches applied unsettled."""
 
 
 class PositionMoved(Exception):
@@ -135,17 +157,25 @@ def reset(engine: Engine, projections: Iterable[Projection]) -> None:
             conn.execute(
                 update(projection_positions)
                 .where(projection_positions.c.name == projection.name)
-                .values(position=0)
+                .values(position=0, unsettled=False)
             )
 
 
-def position(conn: Connection, name: str, lock: bool = False) -> int:
-    """How far the projection has read. With `lock`, a second runner waits here until the
-    first commits, then reads the moved position (PostgreSQL: FOR UPDATE; SQLite: the
-    writer's transactions begin IMMEDIATE, see `projections.read_models`)."""
+def position(conn: Connection, name: str) -> int:
+    """How far the projection has read."""
     query = select(projection_positions.c.position).where(projection_positions.c.name == name)
-    found = conn.execute(query.with_for_update() if lock else query).scalar()
+    found = conn.execute(query).scalar()
     return int(found) if found is not None else 0
+
+
+def unsettled(conn: Connection, projections: Iterable[Projection]) -> bool:
+    """Whether a catch-up left one of the projections unsettled (`SettlingProjection`): it
+    was stopped, or runs now, and their tables are not to be read yet."""
+    names = [projection.name for projection in projections]
+    marked = select(projection_positions.c.name).where(
+        projection_positions.c.name.in_(names), projection_positions.c.unsettled
+    )
+    return conn.execute(marked.limit(1)).first() is not None
 
 
 def _apply_next_batch(
@@ -161,7 +191,8 @@ def _apply_next_batch(
     absent) does not scan the rest of the log again on every run, and its lag reads 0 once
     it has caught up."""
     with engine.begin() as conn:
-        starts = {p.name: position(conn, p.name, lock=True) for p in projections}
+        standing = {p.name: _standing(conn, p.name) for p in projections}
+        starts = {name: start for name, (start, _) in standing.items()}
         first = min(starts.values())
         end = ledger.last_position()
         if end <= first:
@@ -172,12 +203,24 @@ def _apply_next_batch(
         to = max(end, last) if len(events) < batch_size else last
         applied = 0
         for projection, own in zip(projections, _routed(events, projections, starts), strict=True):
-            start = starts[projection.name]
+            start, was_unsettled = standing[projection.name]
+            # Unsettled once marked, or when more of the log is ahead than behind and this
+            # batch does not reach its end (a catch-up of one batch settles no cheaper).
+            settling = isinstance(projection, SettlingProjection) and (
+                was_unsettled or (end - start > start and to < end)
+            )
             if to > start:
-                _move(conn, projection.name, start, to)
-            if own:
-                projection.apply(conn, own)
-                applied += len(own)
+                _move(conn, projection.name, start, to, unsettled=settling and to < end)
+            if not settling:
+                if own:
+                    projection.apply(conn, own)
+            else:
+                assert isinstance(projection, SettlingProjection)
+                if own:
+                    projection.apply_unsettled(conn, own)
+                if to >= end:
+                    projection.settle(conn)
+            applied += len(own)
     return True, applied
 
 
@@ -218,12 +261,23 @@ def _ensure_position(engine: Engine, name: str) -> None:
         pass  # another runner inserted it first
 
 
-def _move(conn: Connection, name: str, start: int, end: int) -> None:
+def _standing(conn: Connection, name: str) -> tuple[int, bool]:
+    """The projection's position and its `unsettled` mark, locked: a second runner waits
+    here until the first commits, then reads the moved position (PostgreSQL: FOR UPDATE;
+    SQLite: the writer's transactions begin IMMEDIATE, see `projections.read_models`)."""
+    query = select(projection_positions.c.position, projection_positions.c.unsettled).where(
+        projection_positions.c.name == name
+    )
+    found = conn.execute(query.with_for_update()).first()
+    return (int(found[0]), bool(found[1])) if found is not None else (0, False)
+
+
+def _move(conn: Connection, name: str, start: int, end: int, *, unsettled: bool) -> None:
     assert end > start, (start, end)
     moved = conn.execute(
         update(projection_positions)
         .where(projection_positions.c.name == name, projection_positions.c.position == start)
-        .values(position=end)
+        .values(position=end, unsettled=unsettled)
     )
     if moved.rowcount != 1:
         raise PositionMoved(name)
@@ -244,10 +298,12 @@ def stored_moments(conn: Connection) -> Moment:
 
 
 def _naive_utc(text: str) -> datetime:
-    """A moment in UTC (as the ledger stores them) is read without its offset: no aware
-    datetime made, converted and stripped."""
+    """A moment in UTC (as the ledger stores them, `Z` as Stripe's observations hold them)
+    is read without its offset: no aware datetime made, converted and stripped."""
     if text.endswith("+00:00"):
         return datetime.fromisoformat(text[:-6])
+    if text.endswith("Z"):
+        return datetime.fromisoformat(text[:-1])
     return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
 
 
@@ -258,10 +314,15 @@ def _sqlite_text(text: str) -> str:
     A moment as `datetime.isoformat` writes it (whole seconds or microseconds, an offset of
     hours and minutes) keeps its seconds and fraction: only its minute moves with the
     offset, which is worked out once per minute and offset; in UTC (as the ledger stores
-    them), not even that."""
+    them, `Z` as Stripe's observations hold them), not even that."""
+    if text.endswith("Z"):
+        text = f"{text[:-1]}+00:00"
     size = len(text)
-    if size == _MICROSECONDS and text.endswith("+00:00") and text[10] == "T" and text[19] == ".":
-        return f"{text[:10]} {text[11:26]}"
+    if text.endswith("+00:00") and text[10:11] == "T":
+        if size == _MICROSECONDS and text[19] == ".":
+            return f"{text[:10]} {text[11:26]}"
+        if size == _WHOLE_SECONDS:
+            return f"{text[:10]} {text[11:19]}.000000"
     if (
         size in _ISO_LENGTHS
         and text[10] == "T"
@@ -336,18 +397,22 @@ def _where_among(
     conn: Connection, head: str, table: Table, key: str, ids: Iterable[str], *, fetch: bool
 ) -> list[Any]:
     """`head` (a SELECT's or a DELETE's) over the rows whose `key` is in `ids`, ID_CHUNK ids a
-    statement, through the driver's own cursor: SQLAlchemy compiled such a statement again
-    for each chunk. On PostgreSQL `= ANY(array)`, one parameter however many ids."""
+    statement (ARRAY_IDS_MAX on PostgreSQL), through the driver's own cursor: SQLAlchemy
+    compiled such a statement again for each chunk. On PostgreSQL `= ANY(array)`, one
+    parameter however many ids."""
     dialect = conn.dialect
     preparer = dialect.identifier_preparer
     statement = f"{head} {preparer.format_table(table)} WHERE {preparer.quote(key)} "
     raw: Any = conn.connection.driver_connection
     found: list[Any] = []
     listed = list(ids)
+    # PostgreSQL takes the ids as one array, a parameter whatever its length: a statement
+    # per ID_CHUNK ids was a round trip to the server for every 500 of a batch's ids.
+    size = ARRAY_IDS_MAX if dialect.name == "postgresql" else ID_CHUNK
     cursor = raw.cursor()
     try:
-        for at in range(0, len(listed), ID_CHUNK):
-            chunk = listed[at : at + ID_CHUNK]
+        for at in range(0, len(listed), size):
+            chunk = listed[at : at + size]
             if dialect.name == "postgresql":
                 # Binary: the ids' array is sent as it is, not quoted id by id as text. Never
                 # prepared: a plan kept from when the table was small (a rebuild starts from

@@ -17,8 +17,14 @@ from sqlalchemy import Connection
 from ledger.fields import StoredFields
 from ledger.observations import movement_key
 from ledger.stripe_object import StripeObject
-from projections.runner import Moment, Projection, load_rows, replace_rows, stored_moments
-from projections.stripe_fold import BatchFold
+from projections.runner import (
+    Moment,
+    SettlingProjection,
+    load_rows,
+    replace_rows,
+    stored_moments,
+)
+from projections.stripe_fold import BatchFold, fold_all
 from projections.tables import (
     stripe_charges,
     stripe_disputes,
@@ -53,7 +59,7 @@ _OBJECT_COLUMNS = tuple(column.name for column in stripe_objects.columns)
 _MOVEMENT_COLUMNS = tuple(column.name for column in stripe_movements.columns)
 
 
-class StripeObservationsProjection(Projection):
+class StripeObservationsProjection(SettlingProjection):
     name = "stripe_observations"
     topics = (
         StripeObject.FirstSeen.TOPIC,
@@ -71,12 +77,28 @@ class StripeObservationsProjection(Projection):
     )
 
     def apply(self, conn: Connection, events: Sequence[StoredFields]) -> None:
+        self._apply(conn, events, folding=True)
+
+    def apply_unsettled(self, conn: Connection, events: Sequence[StoredFields]) -> None:
+        """The observations' tables only: `stripe_keys` and `stripe_payments` are left as
+        they were, for `settle`."""
+        self._apply(conn, events, folding=False)
+
+    def settle(self, conn: Connection) -> None:
+        """Fold every Stripe payment at once, as a rebuild would."""
+        fold_all(conn)
+
+    def _apply(self, conn: Connection, events: Sequence[StoredFields], *, folding: bool) -> None:
         rows = load_rows(conn, stripe_objects, "stream_id", {stream for _, stream, _, _ in events})
         batch = _Batch(conn, events)
         existing = list(rows)
         # Every id the batch may move a Stripe payment by: the keys they resolve to before
         # and after its writes are folded again (`projections.stripe_fold`).
-        fold = BatchFold(conn, _named([*rows.values(), *batch.loaded(), *_observed(events)]))
+        fold = (
+            BatchFold(conn, _named([*rows.values(), *batch.loaded(), *_observed(events)]))
+            if folding
+            else None
+        )
         for _, stream, topic, fields in events:
             if topic == StripeObject.FirstSeen.TOPIC:
                 rows[stream] = _first_seen(stream, fields["key"])
@@ -97,10 +119,12 @@ class StripeObservationsProjection(Projection):
                 assert topic == StripeObject.BalanceTransactionObserved.TOPIC, topic
                 if batch.movement(fields["observation"]):
                     _balance_transaction(rows[stream], fields["observation"], batch.time)
-        fold.moved(batch.first_links())
+        if fold is not None:
+            fold.moved(batch.first_links())
         replace_rows(conn, stripe_objects, "stream_id", existing, list(rows.values()))
         batch.write()
-        fold.finish()
+        if fold is not None:
+            fold.finish()
 
 
 # The fields of an observation or a row that name a Stripe object.
@@ -127,6 +151,11 @@ def _named(found: Iterable[dict[str, Any]], names: Sequence[str] = _ID_FIELDS) -
     return {value for value in named if isinstance(value, str)}
 
 
+def _snapshots(seen: Sequence[dict[str, Any]], kind: str) -> set[str]:
+    """The ids of the charges or disputes (`kind`) the observations are snapshots of."""
+    return {o[f"{kind}_id"] for o in seen if o.get("kind") == kind}
+
+
 def _observed(events: Sequence[StoredFields]) -> Iterator[dict[str, Any]]:
     for _, _, _, fields in events:
         yield fields.get("observation") or fields
@@ -144,8 +173,10 @@ class _Batch:
         keys = {movement_key(o) for o in seen if o.get("kind") == "balance_transaction"}
         self.links = load_rows(conn, stripe_links, "object_id", ids)
         self.movements = load_rows(conn, stripe_movements, "movement_key", keys)
-        self.charges = load_rows(conn, stripe_charges, "charge_id", ids)
-        self.disputes = load_rows(conn, stripe_disputes, "dispute_id", ids)
+        # A charge's and a dispute's rows change only by their own snapshots: only those the
+        # batch observes are loaded (and written again), not one per id it names.
+        self.charges = load_rows(conn, stripe_charges, "charge_id", _snapshots(seen, "charge"))
+        self.disputes = load_rows(conn, stripe_disputes, "dispute_id", _snapshots(seen, "dispute"))
         self.linked = set(self.links)
         self.existing = {
             "links": list(self.links),

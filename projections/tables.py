@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -35,6 +36,9 @@ projection_positions = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("position", BigInteger, nullable=False),  # last notification id applied
+    # Its batches up to `position` left their step over the whole read model to the end of
+    # the catch-up (`runner.SettlingProjection`): its tables are not to be read until then.
+    Column("unsettled", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 # One row per offline_id: the payment's current state and key timestamps.

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 
 from adapters.audit import verify
 from ledger import Ledger
 from ledger.chain import CHAIN_HEAD_TABLE
-from ledger.storage import engine_for, parse_database_url
-from migrations import alembic_config, upgrade
+from ledger.storage import parse_database_url
+from migrations import upgrade
 from tests.support import records as r
+from tests.support.migrating import downgraded
 
 pytestmark = pytest.mark.postgres
 
@@ -24,17 +24,9 @@ def test_the_head_is_the_last_link_of_a_log_written_before_it(postgres_url: str)
         ledger.record_many(r.stored_payment())
         written = verify(ledger)
     assert written.count > 2
-    config = parse_database_url(postgres_url)
-    engine = engine_for(config, migrating=True)
-    try:
-        with engine.begin() as connection:
-            alembic = alembic_config(config)
-            alembic.attributes["connection"] = connection
-            command.downgrade(alembic, "0007")
-            assert CHAIN_HEAD_TABLE not in sa.inspect(connection).get_table_names()
-    finally:
-        engine.dispose()
-    upgrade(config)
+    with downgraded(postgres_url, "0007") as connection:
+        assert CHAIN_HEAD_TABLE not in sa.inspect(connection).get_table_names()
+    upgrade(parse_database_url(postgres_url))
     with Ledger.open(postgres_url) as ledger:
         assert verify(ledger).head_hash == written.head_hash
         ledger.record_many(r.stored_payment())

@@ -147,3 +147,18 @@ def test_the_stripe_payments_migration_names_the_live_tables_and_indexes() -> No
         (done.payment_columns(), tables.stripe_payments),
     ):
         assert _shape(Table(table.name, MetaData(), *columns)) == _shape(table)
+
+
+def test_the_settling_migration_names_the_live_table_column_and_projection() -> None:
+    from projections import tables
+    from projections.read_models import PROJECTIONS
+    from projections.runner import SettlingProjection
+
+    done = migration("0016_projection_settling")
+    live = tables.projection_positions
+    assert live.name == done.POSITIONS_TABLE
+    copy = Table(live.name, MetaData(), done.unsettled_column())
+    assert _shape(copy) == _shape(live)[-1:]
+    settling = [p for p in PROJECTIONS if isinstance(p, SettlingProjection)]
+    assert [p.name for p in settling] == [done.PROJECTION]
+    assert {t.name for t in settling[0].tables} == set(done.TABLES)

@@ -37,6 +37,8 @@ def test_sqlite_moments_are_sqlalchemys_text() -> None:
         )
         assert moment(at.isoformat()) == expected
         assert moment(at.isoformat(timespec="milliseconds")) == expected[:23] + "000"
+        # UTC as Stripe's observations write it.
+        assert moment(utc.isoformat().replace("+00:00", "Z")) == expected
 
 
 def test_postgres_moments_are_naive_utc() -> None:
@@ -49,3 +51,5 @@ def test_postgres_moments_are_naive_utc() -> None:
     assert moment("2026-11-22T08:03:09.100000+01:00") == datetime(2026, 11, 22, 7, 3, 9, 100_000)
     assert moment("2026-11-22T08:03:09.100000+00:00") == datetime(2026, 11, 22, 8, 3, 9, 100_000)
     assert moment("2026-11-22T00:03:09-00:30") == datetime(2026, 11, 22, 0, 33, 9)
+    assert moment("2026-11-22T08:03:09Z") == datetime(2026, 11, 22, 8, 3, 9)
+    assert moment("2026-11-22T08:03:09.100000Z") == datetime(2026, 11, 22, 8, 3, 9, 100_000)
