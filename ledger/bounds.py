@@ -32,17 +32,34 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 def check_line(raw: bytes, *, what: str = "the record") -> None:
     """Refuse one JSON text that is too large, too deep or holds NaN/Infinity.
 
-    Cheap counts on the bytes rule out most records without decoding them: fewer opening
-    brackets than DEPTH_MAX cannot nest deeper, fewer bytes than VALUES_MAX cannot hold more
-    values (or longer strings). Only the rest is decoded (orjson: no Python recursion, its
-    own depth limit of 1024) and measured exactly.
+    Cheap counts on the bytes rule out most records without decoding them: at most DEPTH_MAX
+    opening brackets cannot nest deeper, fewer bytes than STRING_CHARS_MAX cannot hold more
+    values (or longer strings), and neither `NaN` nor `Infinity` written anywhere leaves no
+    such value. Only the rest is decoded (orjson: no Python recursion, its own depth limit of
+    1024) and measured exactly; that decoding also refuses malformed JSON in its own words, so
+    which lines take that way is the counts' answer exactly, never more or fewer.
+
+    The counts take one pass, keeping the four bytes that can matter (usually two or three
+    brackets): the brackets are counted there only when those are more than DEPTH_MAX, and
+    the words are looked for only where an `N` or an `I` stands (a Stripe id's random
+    letters, about one line in eight). Two counts and two searches of the whole line cost
+    half as much again.
     """
+    if len(raw) < STRING_CHARS_MAX:
+        kept = raw.translate(None, _NOT_KEPT)
+        shallow = len(kept) <= DEPTH_MAX or kept.count(b"[") + kept.count(b"{") <= DEPTH_MAX
+        # find, not `in`: `in` on bytes first tries the needle as an integer, and fails.
+        if shallow and (
+            not kept.strip(b"[{") or (raw.find(b"NaN") < 0 and raw.find(b"Infinity") < 0)
+        ):
+            return
     check_size(raw, what=what)
-    shallow = raw.count(b"[") + raw.count(b"{") <= DEPTH_MAX
-    # NaN and Infinity by two `in` tests: a generator over both cost as much as the counts.
-    if shallow and len(raw) < STRING_CHARS_MAX and b"NaN" not in raw and b"Infinity" not in raw:
-        return
     check_value(decode(raw, what=what), what=what)
+
+
+# Every byte but the four `check_line` counts: the opening brackets and the capitals that
+# start `NaN` and `Infinity`.
+_NOT_KEPT = bytes(sorted(set(range(256)) - set(b"[{NI")))
 
 
 def check_size(raw: bytes, *, what: str = "the record") -> None:

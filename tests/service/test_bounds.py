@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.cli import main
 from adapters.jsonl import ingest, numbered_lines
-from ledger import Code, Ledger, LedgerError, wire
+from ledger import Code, Ledger, LedgerError, bounds, wire
 from ledger.bounds import DEPTH_MAX, LINE_BYTES_MAX, STRING_CHARS_MAX, VALUES_MAX
 from ledger.errors import StorageError
 from ledger.moments import MomentError, check_moment, parse_moment
@@ -112,6 +114,57 @@ def test_lines_too_large_or_deep_are_refused_with_their_code(raw: bytes, code: C
     with pytest.raises(LedgerError) as refused:
         wire.parse_line(raw)
     assert refused.value.code == code
+
+
+def plain_check_line(raw: bytes) -> None:
+    """`check_line` as its docstring defines it, without the shortcuts: the size, the counts
+    over the whole line, and the rest decoded and measured."""
+    bounds.check_size(raw)
+    shallow = raw.count(b"[") + raw.count(b"{") <= DEPTH_MAX
+    if shallow and len(raw) < STRING_CHARS_MAX and b"NaN" not in raw and b"Infinity" not in raw:
+        return
+    bounds.check_value(bounds.decode(raw))
+
+
+def outcome(check: Any, raw: bytes) -> tuple[Code, str, str | None] | None:
+    try:
+        check(raw)
+    except LedgerError as error:
+        return error.code, error.message, error.field
+    return None
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and the infinities too: json.dumps writes them as words
+    | st.sampled_from(["NaN", "Infinity", "N", "I", "[{", "x" * 40]),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children),
+    max_leaves=12,
+)
+# JSON texts, their words and brackets cut, repeated and misplaced too.
+_PIECES = st.sampled_from(
+    ["[", "{", "]", "}", "N", "I", "NaN", "-Infinity", "Na", "nfinity", '"', ",", ":", "1", "é"]
+) | st.builds(
+    lambda count, byte: byte * count, st.integers(0, 2 * DEPTH_MAX), st.sampled_from("[{NI")
+)
+
+
+@given(
+    st.lists(_JSON_VALUES.map(json.dumps) | _PIECES, max_size=12).map("".join),
+    st.integers(0, DEPTH_MAX + 2),
+    st.sampled_from([None, -1, 0, 1]),
+)
+def test_check_line_answers_as_the_plain_definition(
+    text: str, depth: int, to_string_chars_max: int | None
+) -> None:
+    """The same refusal (code, message, field) or none, for texts around every bound: the
+    brackets' count, the words, the length at which the counts no longer decide."""
+    raw = ("[" * depth + text + "]" * depth).encode()
+    if to_string_chars_max is not None:
+        raw += b" " * max(0, STRING_CHARS_MAX + to_string_chars_max - len(raw))
+    assert outcome(bounds.check_line, raw) == outcome(plain_check_line, raw)
 
 
 def test_a_deep_dict_from_a_library_caller_is_refused_without_recursion(
