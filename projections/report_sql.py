@@ -795,10 +795,7 @@ def report_queries(
         orphan.c.key.label("stripe_key"),
     ).where(
         or_(orphan.c.offline_id.is_not(None), orphan.c.offline_collected.is_(True)),
-        # No ledger PaymentIntent resolves to it: of those, `ledger_beyond` holds every one
-        # whose Stripe payment carries another offline_id than its payment's, as an orphan
-        # does (none, or one no payment has), a few rows instead of all the ledger's.
-        ~exists().where(beyond.c.key == orphan.c.key),
+        ~exists().where(ledger_pis.c.key == orphan.c.key),
         or_(
             orphan.c.offline_id.is_(None),
             ~exists().where(payments.c.offline_id == orphan.c.offline_id),
