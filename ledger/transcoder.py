@@ -162,9 +162,11 @@ def _isoformat_json(moment: datetime) -> bytes:
     """`moment.isoformat()`, the library's text for a datetime, as a JSON string written by
     orjson: the same characters for every offset in whole minutes (all that RFC 3339, and so
     every record, can give) at about a tenth of the cost; an offset in seconds, which orjson
-    would round, keeps Python's own text. Each event holds three or four datetimes."""
+    would round, keeps Python's own text. Each event holds three or four datetimes. Only
+    `timezone` objects are remembered: a zone of another kind may not even be hashable
+    (dateutil's)."""
     zone = moment.tzinfo
-    if zone is not UTC and zone not in _WHOLE_MINUTE_ZONES:
+    if zone is not UTC and not (type(zone) is timezone and zone in _WHOLE_MINUTE_ZONES):
         offset = moment.utcoffset()
         if offset is not None and (offset.seconds % 60 or offset.microseconds):
             return orjson.dumps(moment.isoformat())

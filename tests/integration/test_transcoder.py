@@ -9,7 +9,7 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -135,14 +135,32 @@ def test_a_uuid_in_a_state_is_refused_rather_than_stored_as_plain_text() -> None
         ledger.store.mapper.transcoder.encode({"offline_id": uuid.uuid4()})
 
 
+class UnhashableZone(tzinfo):
+    """A fixed offset of a kind that cannot be hashed, as dateutil's zones (`tzutc`,
+    `tzoffset`) are: a datetime a caller of the library may pass."""
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return self.offset
+
+    def dst(self, dt: datetime | None) -> None:
+        return None
+
+
 # Every kind of offset a datetime in a state can carry: none, UTC, whole minutes as the wire's
-# parser gives them (pydantic's TzInfo), and offsets in seconds and microseconds.
+# parser gives them (pydantic's TzInfo), offsets in seconds and microseconds, and zones of
+# other kinds, unhashable ones too.
 OFFSETS = st.one_of(
     st.none(),
     st.just(UTC),
     st.integers(-1439, 1439).map(lambda minutes: TzInfo(minutes * 60)),
     st.integers(-86_399, 86_399).map(TzInfo),
     st.timedeltas(timedelta(hours=-23), timedelta(hours=23)).map(timezone),
+    st.timedeltas(timedelta(hours=-23), timedelta(hours=23)).map(UnhashableZone),
 )
 
 
