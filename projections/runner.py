@@ -43,9 +43,6 @@ from projections.tables import projection_positions
 BATCH_SIZE_DEFAULT = 20_000
 BATCH_SIZE_MAX = 50_000
 RACE_ATTEMPTS_MAX = 20
-# Rows per chunk of a settling step (`SettlingProjection.settling`) per event of a batch: a
-# chunk's transaction about as long as a batch's.
-SETTLE_ROWS_PER_EVENT = 10
 ARRAY_IDS_MAX = 20_000  # ids per PostgreSQL statement of `load_rows`, `delete_rows`
 
 Progress = Callable[[int], None]  # told how many events a batch applied
@@ -94,7 +91,8 @@ class SettlingProjection(Projection):
     @abstractmethod
     def settling(self, size: int) -> Settling:
         """The step over the whole read model, after batches applied unsettled, in chunks of
-        about `size` rows each."""
+        about `size` rows each (the catch-up's batch size: a chunk's transaction about as
+        long as a batch's)."""
 
 
 class PositionMoved(Exception):
@@ -136,7 +134,7 @@ def catch_up(
             progress(count)
     for projection in chosen:
         if isinstance(projection, SettlingProjection) and projection.name in marked:
-            _settle(engine, projection, batch_size * SETTLE_ROWS_PER_EVENT)
+            _settle(engine, projection, batch_size)
     return applied
 
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Connection, event, select
 
 from ledger import Ledger
-from projections import runner
+from projections import stripe_fold
 from projections.read_models import ReadModels
 from projections.stripe_fold import ChunkedFold, fold_all
 from projections.stripe_observations import StripeObservationsProjection
@@ -22,7 +22,7 @@ from projections.tables import stripe_keys, stripe_payments
 from tests.support.stripe_log import stripe_log
 
 INTENTS = 120
-BATCH_SIZE = 40  # events per batch, ids per chunk of the fold (`SETTLE_ROWS_PER_EVENT` 1)
+BATCH_SIZE = 40  # events per batch, ids per chunk of the fold (none folded at once)
 
 
 def folded(conn: Connection) -> list[list[Any]]:
@@ -76,7 +76,7 @@ def test_a_writer_gets_in_between_the_chunks_of_the_fold(read_models: ReadModels
     event.listen(read_models.writer, "checkin", after_each_transaction)
     try:
         with (
-            patch.object(runner, "SETTLE_ROWS_PER_EVENT", 1),
+            patch.object(stripe_fold, "FOLD_ALL_CHUNKS_MAX", 0),
             patch.object(ChunkedFold, "step", step),
         ):
             read_models.refresh(batch_size=BATCH_SIZE)

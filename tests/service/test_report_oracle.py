@@ -37,7 +37,7 @@ from ledger.observations import (
     Observation,
     PaymentIntentObservation,
 )
-from projections import runner
+from projections import stripe_fold
 from projections.formats import FORMATS, render
 from projections.read_models import PROJECTIONS, ReadModels
 from projections.reconciliation import Filters, Thresholds
@@ -184,7 +184,7 @@ def check_against_the_oracle(
     ("batch"), after the first chunk of its end's fold ("chunk"), or not (""). Small
     batches make a catch-up from the start of the log leave the fold to its end
     (`projections.runner.SettlingProjection`), folded a chunk of as many ids a transaction
-    (`runner.SETTLE_ROWS_PER_EVENT` is 1 here); stopped there, the fold stays pending until
+    (`stripe_fold.FOLD_ALL_CHUNKS_MAX` is 0 here); stopped there, the fold stays pending until
     the next catch-up, which every read runs first."""
     scenario, seen, thresholds, filters = case
     batch_size, stopped = catch_up
@@ -192,7 +192,7 @@ def check_against_the_oracle(
     with (
         Ledger.open(url) as ledger,
         ReadModels(ledger) as read_models,
-        patch.object(runner, "SETTLE_ROWS_PER_EVENT", 1),
+        patch.object(stripe_fold, "FOLD_ALL_CHUNKS_MAX", 0),
     ):
         ledger.record_many(scenario.setup)
         ledger.record_many(scenario.records)
