@@ -41,7 +41,8 @@ from projections.stripe_observations import StripeObservationsProjection
 
 # How many times a read waits for catch-ups elsewhere to settle the read models: each wait
 # runs them to the end of the log, only a catch-up of a log grown twice as long meanwhile
-# leaves them unsettled again.
+# leaves them unsettled again. Also how many times an audit catches its rebuilt read models up
+# to the events written while it compares.
 SETTLE_ATTEMPTS_MAX = 5
 PROJECTIONS = (
     PaymentsProjection(),

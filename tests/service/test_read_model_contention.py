@@ -102,3 +102,27 @@ def test_an_audit_waits_for_a_catch_up_elsewhere_to_settle(url: str) -> None:
         assert {drift.table: drift.live_rows for drift in drifts}["stripe_payments"] == 28
         with read_models.engine.connect() as conn:
             assert not unsettled(conn, PROJECTIONS)
+
+
+def test_an_audit_that_records_keep_outrunning_is_contention(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each time the audit brings the live read models up to date, one more PaymentIntent
+    was observed just before: they are never at the rebuilt ones' position, and nothing is
+    compared (nor swapped) rather than events written meanwhile shown as drift."""
+    with Ledger.open(url) as ledger, ReadModels(ledger) as read_models:
+        ledger.observe(charged_payment_intents(4))
+        read_models.refresh()
+        refresh, observed = read_models.refresh, [4]
+
+        def after_a_new_record(*args: Any, **kwargs: Any) -> int:
+            ledger.observe(charged_payment_intents(1, observed[-1]))
+            observed.append(observed[-1] + 1)
+            return refresh(*args, **kwargs)
+
+        monkeypatch.setattr(read_models, "refresh", after_a_new_record)
+        with pytest.raises(Conflict) as refused:
+            read_models.audit_rebuild(swap_in=True)
+        assert refused.value.code == Code.CONTENTION
+        assert "events kept coming in" in refused.value.message
+        assert len(observed) == SETTLE_ATTEMPTS_MAX + 1
