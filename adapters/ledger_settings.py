@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT, is_currency
+from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT, cap_problem
 from ledger.storage import DEFAULT_DATABASE_URL
 
 PREFIX = "OFFLINE_LEDGER_"
@@ -59,16 +59,8 @@ def _amounts(text: str) -> dict[str, int]:
 
 def offline_caps(value: object) -> dict[str, int]:
     """`value` if it is minor units per currency, else SettingsError naming the variable."""
-    variable = PREFIX + "STRIPE_OFFLINE_MAX"
-    if not isinstance(value, dict):
-        raise SettingsError(f"{variable} should be a JSON object of currency: minor units")
-    for currency, amount in value.items():
-        # A key the ledger never meets ("USD", "dollars") would leave the cap off unsaid.
-        if not is_currency(currency):
-            raise SettingsError(
-                f"{variable}: {currency!r} is not a currency: use lowercase ISO 4217 codes "
-                '(`{"usd": 1000000}`)'
-            )
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-            raise SettingsError(f"{variable}: {currency!r} should be a whole number of minor units")
+    problem = cap_problem(value)
+    if problem is not None:
+        raise SettingsError(f"{PREFIX}STRIPE_OFFLINE_MAX: {problem}")
+    assert isinstance(value, dict)  # narrowed by cap_problem
     return value
