@@ -31,6 +31,7 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ledger import Ledger
 from ledger.collector import collector_paused
+from ledger.errors import Code, Conflict
 from ledger.fields import StoredFields
 from ledger.storage import ID_CHUNK
 from projections.tables import projection_positions
@@ -125,7 +126,14 @@ def catch_up(
                 moved, count, marked = _apply_next_batch(ledger, engine, chosen, batch_size)
         except PositionMoved:
             races += 1
-            assert races <= RACE_ATTEMPTS_MAX, "runners keep racing"
+            if races > RACE_ATTEMPTS_MAX:
+                raise Conflict(
+                    Code.CONTENTION,
+                    f"other runners moved the read models' positions first {races} times "
+                    "(catch-ups, rebuilds or an audit swap running at once): what this one "
+                    "applied is kept, nothing is applied twice; run again",
+                    details={"attempts": races},
+                ) from None
             continue
         if not moved:
             break
