@@ -264,7 +264,14 @@ def _settle(engine: Engine, projection: SettlingProjection, size: int) -> None:
                 return
             if settling is None or at != settled_from:
                 restarts += 1
-                assert restarts <= RACE_ATTEMPTS_MAX, "runners keep racing"
+                if restarts > RACE_ATTEMPTS_MAX:
+                    raise Conflict(
+                        Code.CONTENTION,
+                        f"other runners applied batches while this one settled {projection.name} "
+                        f"({restarts} starts): what it folded is kept, and the read model stays "
+                        "marked unsettled until a catch-up settles it; run again",
+                        details={"attempts": restarts},
+                    )
                 settling, settled_from = projection.settling(size), at
             if settling.step(conn):
                 conn.execute(
