@@ -273,7 +273,9 @@ class ChunkedFold:
     or one the links lead from to an id in it, as a batch's fold reads them). Every range is
     bounded by ids read at its step, in order, so the ranges cover every id once whatever
     was written between the steps. A store holding fewer than `FOLD_ALL_CHUNKS_MAX` times
-    `size` of either is folded by `fold_all` in one step."""
+    `size` of either is folded by `fold_all` in one step, and so is any on PostgreSQL: a
+    transaction there locks only the rows it writes, none an ingest writes, and its chunks
+    took nine times `fold_all`'s time (its server's statements, 50,000 payments)."""
 
     def __init__(self, size: int) -> None:
         assert size > 0, size
@@ -288,7 +290,9 @@ class ChunkedFold:
         if not self.started:
             self.started = True
             whole = self.size * FOLD_ALL_CHUNKS_MAX
-            if whole and all(_bound(conn, c, None, whole) is None for c in (links, _BOUNDING)):
+            if conn.dialect.name != "sqlite" or (
+                whole and all(_bound(conn, c, None, whole) is None for c in (links, _BOUNDING))
+            ):
                 fold_all(conn)
                 return True
         if not self.keys_done:
