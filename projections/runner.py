@@ -142,7 +142,7 @@ def catch_up(
             progress(count)
     for projection in chosen:
         if isinstance(projection, SettlingProjection) and projection.name in marked:
-            _settle(engine, projection, batch_size)
+            _settle(ledger, engine, projection, batch_size)
     return applied
 
 
@@ -247,14 +247,16 @@ def _apply_next_batch(
     return True, applied, marked
 
 
-def _settle(engine: Engine, projection: SettlingProjection, size: int) -> None:
+def _settle(ledger: Ledger, engine: Engine, projection: SettlingProjection, size: int) -> None:
     """Settle the projection if a catch-up left it unsettled (this one, or one stopped), a
     chunk a transaction (`SettlingProjection`), and clear its mark with the last chunk.
 
     Each chunk's transaction locks the position row first (`_standing`): a runner settling
     at the same time waits for it, and a mark cleared meanwhile ends this one's settling. A
-    batch applied meanwhile (by another runner: its position moved) starts it over, from the
-    first chunk."""
+    batch applied meanwhile (by another runner: its position moved) that held events of the
+    projection's topics starts it over, from the first chunk; one that held none changed
+    none of its rows, and the chunks go on: otherwise every record ingested during a long
+    settling, and every reader's catch-up applying it, would start the settling over."""
     settling: Settling | None = None
     settled_from = restarts = 0
     while True:
@@ -262,6 +264,9 @@ def _settle(engine: Engine, projection: SettlingProjection, size: int) -> None:
             at, marked = _standing(conn, projection.name)
             if not marked:
                 return
+            moved = settling is not None and at > settled_from
+            if moved and not _any_between(ledger, projection, settled_from, at):
+                settled_from = at
             if settling is None or at != settled_from:
                 restarts += 1
                 if restarts > RACE_ATTEMPTS_MAX:
@@ -280,6 +285,13 @@ def _settle(engine: Engine, projection: SettlingProjection, size: int) -> None:
                     .values(unsettled=False)
                 )
                 return
+
+
+def _any_between(ledger: Ledger, projection: Projection, after: int, until: int) -> bool:
+    """Whether the log holds an event of the projection's topics after `after`, up to
+    `until`."""
+    found = ledger.stored_fields(after, 1, projection.topics)
+    return bool(found) and found[0][0] <= until
 
 
 def _routed(

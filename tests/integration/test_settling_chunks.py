@@ -11,18 +11,36 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from sqlalchemy import Connection, event, select
+from sqlalchemy import Connection, event, select, update
 
 from ledger import Ledger
-from projections import stripe_fold
-from projections.read_models import ReadModels
+from ledger.observations import PaymentIntentObservation
+from projections import runner, stripe_fold
+from projections.read_models import PROJECTIONS, ReadModels
+from projections.runner import unsettled
 from projections.stripe_fold import ChunkedFold, fold_all
 from projections.stripe_observations import StripeObservationsProjection
-from projections.tables import stripe_keys, stripe_payments
-from tests.support.stripe_log import stripe_log
+from projections.tables import projection_positions, stripe_keys, stripe_payments
+from tests.support import records as r
+from tests.support.stripe_log import T0, stripe_log
 
 INTENTS = 120
 BATCH_SIZE = 40  # events per batch, ids per chunk of the fold (none folded at once)
+
+
+def next_intent() -> PaymentIntentObservation:
+    """A PaymentIntent the log does not hold yet."""
+    return PaymentIntentObservation(
+        source="api",
+        payment_intent_id="pi_meanwhile",
+        amount=700,
+        amount_received=700,
+        currency="usd",
+        status="succeeded",
+        created_at=T0,
+        charge_id="ch_meanwhile",
+        offline_collected=True,
+    )
 
 
 def folded(conn: Connection) -> list[list[Any]]:
@@ -97,3 +115,51 @@ def test_a_writer_gets_in_between_the_chunks_of_the_fold(read_models: ReadModels
         assert folded(conn) == chunked
         conn.rollback()
     assert len(chunked[1]) == INTENTS
+
+
+@pytest.mark.parametrize("stripe_meanwhile", [False, True])
+def test_a_batch_applied_meanwhile_starts_the_settling_over_only_if_it_held_stripe_events(
+    read_models: ReadModels, stripe_meanwhile: bool
+) -> None:
+    """Another runner's batch moves every projection's position. One holding only the
+    ledger's own records (an ingest going on during a long settling) changed no Stripe row:
+    the chunks go on. One holding a Stripe observation may have changed rows already
+    folded: the settling starts over."""
+    ledger, engine = read_models.ledger, read_models.writer
+    projection = next(p for p in PROJECTIONS if isinstance(p, StripeObservationsProjection))
+    with (
+        patch.object(stripe_fold, "FOLD_ALL_CHUNKS_MAX", 0),
+        patch.object(runner, "_settle", lambda *_: None),
+    ):
+        read_models.refresh(batch_size=BATCH_SIZE)  # a catch-up stopped before settling
+    with engine.connect() as conn:
+        assert unsettled(conn, [projection])
+    if stripe_meanwhile:
+        ledger.observe([next_intent()])
+    else:
+        ledger.record(r.location(location_id="tml_elsewhere"))
+    starts: list[int] = []
+    stepping = ChunkedFold.step
+
+    def step(self: ChunkedFold, conn: Connection) -> bool:
+        if not starts or starts[-1] != id(self):
+            starts.append(id(self))
+        if len(starts) == 1 and self.after is not None:  # a runner's batch, mid-settling
+            conn.execute(update(projection_positions).values(position=ledger.last_position()))
+        return stepping(self, conn)
+
+    with (
+        patch.object(stripe_fold, "FOLD_ALL_CHUNKS_MAX", 0),
+        patch.object(ChunkedFold, "step", step),
+    ):
+        runner._settle(ledger, engine, projection, BATCH_SIZE)
+
+    assert len(starts) == (2 if stripe_meanwhile else 1)
+    with engine.connect() as conn:
+        assert not unsettled(conn, [projection])
+        conn.rollback()
+        conn.begin()
+        chunked = folded(conn)
+        fold_all(conn)
+        assert folded(conn) == chunked
+        conn.rollback()
