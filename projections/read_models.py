@@ -102,6 +102,13 @@ class ReadModels:
             behind = min(position(conn, projection.name) for projection in PROJECTIONS)
         return max(0, self.ledger.last_position() - behind)
 
+    def settling(self) -> bool:
+        """Whether a read model is marked unsettled (read as it is): a long catch-up has
+        applied the log but not yet finished its fold, or stopped before it did. Its position
+        is already at the end, so `lag` says 0 while its rows cannot be read yet."""
+        with self.engine.connect() as conn:
+            return unsettled(conn, PROJECTIONS)
+
     def stored_totals(self, location_id: str | None = None) -> list[StoredTotal]:
         self.refresh()
         with self.engine.connect() as conn:
