@@ -103,9 +103,9 @@ class ReadModels:
         return max(0, self.ledger.last_position() - behind)
 
     def settling(self) -> bool:
-        """Whether a read model is marked unsettled (read as it is): a long catch-up has
-        applied the log but not yet finished its fold, or stopped before it did. Its position
-        is already at the end, so `lag` says 0 while its rows cannot be read yet."""
+        """Whether a read model is marked unsettled (read as it is): a long catch-up (a
+        rebuild, a large import being projected) is still applying batches whose fold it left
+        to its end, or one stopped before its end. Reads wait for it, or finish it themselves."""
         with self.engine.connect() as conn:
             return unsettled(conn, PROJECTIONS)
 

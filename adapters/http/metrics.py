@@ -60,7 +60,7 @@ class LedgerCollector(Collector):
         lag.add_metric([], self.read_models.lag())
         settling = GaugeMetricFamily(
             "offline_ledger_projection_settling",
-            "1 while a long catch-up's fold is unfinished: the lag is 0, reads wait for it.",
+            "1 while a long catch-up has left its fold to its end: reads wait for it.",
         )
         settling.add_metric([], int(self.read_models.settling()))
         amount = GaugeMetricFamily(
