@@ -696,7 +696,8 @@ def report_queries(
 ) -> ReportQueries:
     """`ranked` (PostgreSQL): the first ids of a payment by a window (PostgreSQL's ordered
     aggregates sort each group once per aggregate) and a Stripe payment's snapshot by
-    `DISTINCT ON`; else (SQLite) both by aggregates."""
+    `DISTINCT ON`, and the ledger's PaymentIntents read once (below); else (SQLite) both by
+    aggregates."""
     stages = Stages()
     resolve = Resolver()
     side = stripe_payments_table
@@ -718,8 +719,10 @@ def report_queries(
         links.join(p, p.c.offline_id == links.c.offline_id), links.c.payment_intent_id
     )
     # The PaymentIntents the ledger holds for each payment: its own and its duplicates'.
-    ledger_pis = stages.add(
-        "ledger_pis",
+    # On PostgreSQL only `ledger_beyond` reads them, as a subquery: a temporary table of
+    # every one (a million at a million payments) would be written and analyzed for one
+    # read. SQLite looks the orphans' keys up in them (indexed).
+    ledger_pis_query = (
         select(
             p.c.offline_id,
             links.c.payment_intent_id.label("pi"),
@@ -733,10 +736,20 @@ def report_queries(
                 links.c.payment_intent_id == p.c.payment_intent_id,
                 _ListHolds(p.c.duplicate_payment_intent_ids, links.c.payment_intent_id),
             )
-        ),
-        "key",
+        )
+    )
+    ledger_pis = (
+        ledger_pis_query.subquery("ledger_pis")
+        if ranked
+        else stages.add("ledger_pis", ledger_pis_query, "key")
     )
     beyond = _ledger_beyond(stages, side, ledger_pis)
+    # A Stripe payment some ledger PaymentIntent resolves to is no orphan. An orphan carries
+    # no offline_id or one no payment has, so the ledger's PaymentIntents that resolve to it
+    # are all in `ledger_beyond` (their Stripe payment carries another offline_id than
+    # their payment's): on PostgreSQL the anti-join hashes those (tens of thousands at a
+    # million payments), not every one.
+    claimed = beyond.c.key if ranked else ledger_pis.c.key
     per_payment = _per_payment(stages, side, beyond, ranked)
     filtered = _admitted(
         p.c.location_id, func.coalesce(p.c.stored_at, p.c.created_at), location_id, since, until
@@ -820,7 +833,7 @@ def report_queries(
         orphan.c.key.label("stripe_key"),
     ).where(
         or_(orphan.c.offline_id.is_not(None), orphan.c.offline_collected.is_(True)),
-        ~exists().where(ledger_pis.c.key == orphan.c.key),
+        ~exists().where(claimed == orphan.c.key),
         or_(
             orphan.c.offline_id.is_(None),
             ~exists().where(payments.c.offline_id == orphan.c.offline_id),
@@ -1013,7 +1026,7 @@ def _per_payment(stages: Stages, side: Table, beyond: Table, ranked: bool) -> Ta
     )
 
 
-def _ledger_beyond(stages: Stages, side: Table, ledger_pis: Table) -> Table:
+def _ledger_beyond(stages: Stages, side: Table, ledger_pis: Table | Subquery) -> Table:
     """The ledger's PaymentIntents with the Stripe payment each resolves to (`key`, NULL when
     Stripe shows none), but for those the offline_id join finds again under the same id.
 
