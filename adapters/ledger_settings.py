@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
+from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT, cap_problem
 from ledger.storage import DEFAULT_DATABASE_URL
 
 PREFIX = "OFFLINE_LEDGER_"
@@ -54,9 +54,13 @@ def _amounts(text: str) -> dict[str, int]:
         value = json.loads(text)
     except ValueError as error:
         raise SettingsError(f"{variable} is not JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise SettingsError(f"{variable} should be a JSON object of currency: minor units")
-    for currency, amount in value.items():
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise SettingsError(f"{variable}: {currency!r} should be a whole number of minor units")
+    return offline_caps(value)
+
+
+def offline_caps(value: object) -> dict[str, int]:
+    """`value` if it is minor units per currency, else SettingsError naming the variable."""
+    problem = cap_problem(value)
+    if problem is not None:
+        raise SettingsError(f"{PREFIX}STRIPE_OFFLINE_MAX: {problem}")
+    assert isinstance(value, dict)  # narrowed by cap_problem
     return value

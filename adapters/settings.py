@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from adapters.http import http_limits
-from adapters.ledger_settings import SettingsError
+from adapters.ledger_settings import SettingsError, offline_caps
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.storage import DEFAULT_DATABASE_URL
 
@@ -123,6 +123,11 @@ class Settings(EnvironmentSettings):
         le=1_000_000,
         description="Requests one API key may make at once before its rate applies",
     )
+
+    @field_validator("stripe_offline_max", mode="before")
+    @classmethod
+    def _offline_caps(cls, value: object) -> dict[str, int]:
+        return offline_caps(value)
 
 
 class StripeSettings(EnvironmentSettings):

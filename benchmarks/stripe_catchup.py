@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +31,10 @@ from benchmarks import harness
 from benchmarks.harness import console
 from benchmarks.stores import Databases
 from ledger import Ledger
-from ledger.observations import (
-    BalanceTransactionObservation,
-    Observation,
-    PaymentIntentObservation,
-)
 from projections.read_models import ReadModels
-from projections.stripe_fold import BatchFold
+from projections.stripe_fold import BatchFold, ChunkedFold
 from projections.stripe_observations import StripeObservationsProjection
+from tests.support.stripe_log import stripe_log
 
 CATCH_UP_TARGET_EVENTS_PER_SECOND = 50_000
 # The fold's parts (`projections.stripe_fold.BatchFold`'s steps), timed apart.
@@ -48,7 +43,6 @@ PARTS = {
     "moved": "fold: movements moved",
     "finish": "fold: refold",
 }
-T0 = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -84,49 +78,9 @@ class StoreFigures:
     rebuild: Timed
 
 
-def stripe_log(intents: int) -> list[Observation]:
-    """Each PaymentIntent's API snapshot and its balance-report row, the row naming the
-    charge only for every second one."""
-    found: list[Observation] = []
-    for n in range(intents):
-        pi, charge, amount = f"pi_b{n}", f"ch_b{n}", 500 + n % 7_000
-        created = T0 + timedelta(seconds=n)
-        found.append(
-            PaymentIntentObservation(
-                source="api",
-                payment_intent_id=pi,
-                amount=amount,
-                amount_received=amount,
-                currency="usd",
-                status="succeeded",
-                created_at=created,
-                charge_id=charge,
-                offline_collected=True,
-            )
-        )
-        found.append(
-            BalanceTransactionObservation(
-                source="report_file",
-                balance_transaction_id=f"txn_b{n}",
-                payment_intent_id=None if n % 2 else pi,
-                charge_id=charge,
-                source_id=charge,
-                currency="usd",
-                gross=amount,
-                fee=30,
-                net=amount - 30,
-                created_at=created,
-                reporting_category="charge",
-                payout_id=f"po_b{n // 1_000}",
-                payout_at=T0 + timedelta(days=2),
-            )
-        )
-    return found
-
-
 class PartClock:
     """Process CPU spent in the fold's steps and in the projection's `apply` (its
-    `apply_unsettled` and `settle` when a long catch-up folds once at its end), by wrapping
+    `apply_unsettled` and the fold's chunks when a long catch-up folds at its end), by wrapping
     the methods (restored on exit)."""
 
     def __init__(self) -> None:
@@ -141,7 +95,7 @@ class PartClock:
         saved += [
             (projection, "apply", "batch"),
             (projection, "apply_unsettled", "batch unsettled"),
-            (projection, "settle", "settle (fold_all)"),
+            (ChunkedFold, "step", "settle (fold in chunks)"),
         ]
         originals = [getattr(owner, name) for owner, name, _ in saved]
         for (owner, name, shown), function in zip(saved, originals, strict=True):

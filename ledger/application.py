@@ -46,7 +46,7 @@ from ledger.journal import PendingEvent
 from ledger.keyring import KEYRING_ENV
 from ledger.limits import Decision, Policy, Sale, decide
 from ledger.location import Location
-from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
+from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT, cap_problem
 from ledger.pan import quoted
 from ledger.retry import BATCH_ATTEMPTS, RECORD_ATTEMPTS, retry_on_contention
 from ledger.status_views import AllowanceState, LocationStatus
@@ -158,6 +158,11 @@ class Ledger:
         (default os.environ)."""
         from migrations import ensure_schema
 
+        problem = None if stripe_offline_max is None else cap_problem(stripe_offline_max)
+        if problem is not None:
+            raise LedgerError(
+                Code.INVALID_SETTING, f"stripe_offline_max: {problem}", field="stripe_offline_max"
+            )
         config = parse_database_url(url or DEFAULT_DATABASE_URL, environ)
         ensure_schema(config, create=create)
         try:

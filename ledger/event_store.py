@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
@@ -105,24 +105,26 @@ class EventStore(Application[UUID]):
         `order`: the aggregates' pending events in the order they are to be logged (the
         order they happened, `ledger.journal`); by default aggregate after aggregate."""
         assert not kwargs, kwargs
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        first: dict[UUID, int] = {}  # each saved stream's first new version
+        events: list[Any] = []
+        # Each saved aggregate with its first new version; the saved streams' ids as integers
+        # (a UUID's hash is Python code).
+        first: list[tuple[Aggregate, int]] = []
+        saved: set[int] = set()
         for aggregate in aggregates:
             assert isinstance(aggregate, Aggregate), aggregate
+            saved.add(aggregate.id.int)
             collected = aggregate.collect_events()
             if collected:
-                first[aggregate.id] = collected[0].originator_version
-            processing_event.events.extend(collected)
-            processing_event.aggregates[aggregate.id] = aggregate
-        events = processing_event.events
+                first.append((aggregate, collected[0].originator_version))
+            events.extend(collected)
         if order is not None:
             assert len(order) == len(events), (len(order), len(events))
             events = list(order)
         stored = self._stored_events(events)
-        snapshots = self._stored_events(self._snapshots_due(processing_event, first))
+        snapshots = self._stored_events(self._snapshots_due(first))
         # Read after encrypting: the first write's check reads the rotations' stream.
         rotations = self._rotations_read
-        if rotations is not None and cipher_keys_id() not in processing_event.aggregates:
+        if rotations is not None and cipher_keys_id().int not in saved:
             unchanged = [*unchanged, (cipher_keys_id(), rotations)]
         folded = {"snapshots": snapshots} if snapshots and self._snapshots_folded else {}
         try:
@@ -146,10 +148,8 @@ class EventStore(Application[UUID]):
     def _rotated_since(self, version: int) -> bool:
         return bool(self.recorder.select_events(cipher_keys_id(), gt=version, limit=1))
 
-    def _snapshots_due(
-        self, processing_event: ProcessingEvent[UUID], first: dict[UUID, int]
-    ) -> list[Any]:
-        """A snapshot of each aggregate whose new events (from version `first[id]` on) make
+    def _snapshots_due(self, first: list[tuple[Aggregate, int]]) -> list[Any]:
+        """A snapshot of each aggregate whose new events (from its version in `first` on) make
         it due (`snapshot_due`), from the object in hand, at its current version. The
         library's own way replays the stream from the store to rebuild the object first: on
         a busy location, 500 events read and decoded per snapshot, about a quarter of all
@@ -164,8 +164,7 @@ class EventStore(Application[UUID]):
             return []
         intervals = self.snapshotting_intervals
         taken = []
-        for stream_id, version in first.items():
-            aggregate = processing_event.aggregates[stream_id]
+        for aggregate, version in first:
             interval = intervals.get(type(aggregate))
             if interval is None or not snapshot_due(
                 interval, snapshot_entries(aggregate), version - 1, aggregate.version

@@ -24,9 +24,22 @@ def _stream_id(name: str) -> UUID:
     return UUID(bytes=bytes(digest))
 
 
-@lru_cache(maxsize=65_536)
+# A payment's stream id by its offline_id's integer: asked several times a record, and a
+# UUID's hash and equality (an `lru_cache` key's) are Python code, an int's are not.
+_PAYMENT_IDS: dict[int, UUID] = {}
+_PAYMENT_IDS_MAX = 65_536  # then forgotten all at once: a long ingest's memory stays bounded
+
+
 def payment_id(offline_id: UUID | str) -> UUID:
-    return _stream_id(f"payment/{str(offline_id).lower()}")
+    if type(offline_id) is not UUID:
+        return _stream_id(f"payment/{str(offline_id).lower()}")
+    key = offline_id.int
+    found = _PAYMENT_IDS.get(key)
+    if found is None:
+        if len(_PAYMENT_IDS) >= _PAYMENT_IDS_MAX:
+            _PAYMENT_IDS.clear()
+        found = _PAYMENT_IDS[key] = _stream_id(f"payment/{offline_id}")
+    return found
 
 
 def location_id(location: str) -> UUID:

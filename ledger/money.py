@@ -30,6 +30,23 @@ def is_currency(code: str) -> bool:
     return code in ISO_4217_CODES
 
 
+def cap_problem(caps: object) -> str | None:
+    """Why `caps` is not a cap per currency on an offline payment (minor units by lowercase
+    ISO 4217 code), or None. A key the ledger never meets ("USD", "dollars") would leave that
+    currency's cap off without a word, so it is refused rather than kept."""
+    if not isinstance(caps, dict):
+        return "should be a JSON object of currency: minor units"
+    for currency, amount in caps.items():
+        if not isinstance(currency, str) or not is_currency(currency):
+            return (
+                f"{currency!r} is not a currency: use lowercase ISO 4217 codes "
+                '(`{"usd": 1000000}`)'
+            )
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            return f"{currency!r} should be a whole number of minor units"
+    return None
+
+
 def exponent(currency: str) -> int:
     """Number of decimals of the currency's minor unit (JPY 0, USD 2, KWD 3)."""
     assert currency in ISO_4217_CODES, currency

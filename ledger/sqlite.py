@@ -140,7 +140,9 @@ def _bound_links(links: Sequence[Link]) -> list[tuple[int, bytearray, bytearray]
 
 
 def _hex(stream: UUID | str) -> str:
-    return f"{stream.int:032x}" if isinstance(stream, UUID) else stream  # `UUID.hex` inlined
+    """`UUID.hex`: the same 32 digits from the integer's bytes, about half the instructions of
+    formatting the 128-bit integer (`f"{stream.int:032x}"`, the property's way)."""
+    return stream.int.to_bytes(16, "big").hex() if isinstance(stream, UUID) else stream
 
 
 def _refuse_events(cursor: Any, events_table: str) -> None:

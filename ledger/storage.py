@@ -405,7 +405,12 @@ def engine_for(config: StoreConfig, *, migrating: bool = False) -> Engine:
     from sqlalchemy import create_engine
 
     url = config.sqlalchemy_url
-    assert url is not None
+    if url is None:  # memory://: its events live in the process that wrote them
+        raise StorageError(
+            Code.INVALID_DATABASE_URL,
+            "this needs the ledger's database, and a memory:// ledger has none: use "
+            "sqlite:///file.db or postgresql://...",
+        )
     if config.kind == "postgresql":
         engine = create_engine(url, connect_args=postgres_session(config, migrating=migrating))
         engine.dialect.use_insertmanyvalues_wo_returning = True

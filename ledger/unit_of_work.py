@@ -43,26 +43,32 @@ CACHE_SIZE_MAX = 30_000
 
 
 class AggregateCache:
+    """Keyed by the streams' ids as integers (`UUID.int`): a `UUID`'s hash and equality are
+    Python code, an `int`'s are not, and a batch looks its streams up several times a record."""
+
     def __init__(self, size_max: int = CACHE_SIZE_MAX) -> None:
         assert size_max > 0
         self.size_max = size_max
-        self._items: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._items: OrderedDict[int, Aggregate] = OrderedDict()
 
     def get(self, aggregate_id: UUID) -> Aggregate | None:
-        found = self._items.get(aggregate_id)
+        key = aggregate_id.int
+        found = self._items.get(key)
         if found is not None:
-            self._items.move_to_end(aggregate_id)
+            self._items.move_to_end(key)
         return found
 
     def put(self, aggregate: Aggregate) -> None:
-        self._items[aggregate.id] = aggregate
-        self._items.move_to_end(aggregate.id)
+        key = aggregate.id.int
+        self._items[key] = aggregate
+        self._items.move_to_end(key)
         while len(self._items) > self.size_max:
             self._items.popitem(last=False)
 
-    def evict(self, aggregate_ids: Iterable[UUID]) -> None:
-        for aggregate_id in aggregate_ids:
-            self._items.pop(aggregate_id, None)
+    def evict(self, keys: Iterable[int]) -> None:
+        """Forget the streams whose ids' integers are `keys`."""
+        for key in keys:
+            self._items.pop(key, None)
 
     def clear(self) -> None:
         self._items.clear()
@@ -87,8 +93,9 @@ class UnitOfWork:
         self.cache = cache
         self.versions = versions
         self.optimistic = optimistic
-        self.loaded: dict[UUID, Aggregate | None] = {}
-        self.presumed: set[UUID] = set()  # streams taken as absent without asking
+        # Keyed by the streams' ids as integers, as the cache is (`AggregateCache`).
+        self.loaded: dict[int, Aggregate | None] = {}
+        self.presumed: dict[int, UUID] = {}  # streams taken as absent without asking
         self.journal: list[journal.PendingEvent] = []  # the new events in the order they happened
 
     def recording(self) -> AbstractContextManager[None]:
@@ -96,26 +103,29 @@ class UnitOfWork:
         return journal.recording(self.journal)
 
     def prefetch(self, aggregate_ids: Iterable[UUID]) -> None:
-        wanted = [i for i in set(aggregate_ids) if i not in self.loaded]
+        loaded = self.loaded
+        wanted = {i.int: i for i in aggregate_ids}
+        for key in [k for k in wanted if k in loaded]:
+            del wanted[key]
         if self.optimistic:
-            for aggregate_id in wanted:
+            for key, aggregate_id in list(wanted.items()):
                 cached = self.cache.get(aggregate_id)
                 if cached is not None:
-                    self.loaded[aggregate_id] = cached
-            wanted = [i for i in wanted if i not in self.loaded]
+                    loaded[key] = cached
+                    del wanted[key]
         if not wanted:
             return
-        latest = self.versions(wanted)
-        for aggregate_id in wanted:
-            version = latest.get(aggregate_id)
+        latest = {i.int: version for i, version in self.versions(wanted.values()).items()}
+        for key, aggregate_id in wanted.items():
+            version = latest.get(key)
             if version is None:
-                self.loaded[aggregate_id] = None
+                loaded[key] = None
                 continue
             cached = self.cache.get(aggregate_id)
             if cached is not None and cached.version == version:
-                self.loaded[aggregate_id] = cached
+                loaded[key] = cached
             else:
-                self.loaded[aggregate_id] = self._load(aggregate_id)
+                loaded[key] = self._load(aggregate_id)
 
     def presume_absent(self, aggregate_ids: Iterable[UUID]) -> None:
         """Take the streams the cache does not hold as absent, without asking the store (a
@@ -123,12 +133,13 @@ class UnitOfWork:
         unit if one exists after all. Only for units that commit, on a store that checks the
         streams a write read (`EventStore.save`'s `unchanged`)."""
         for aggregate_id in aggregate_ids:
-            if aggregate_id in self.loaded:
+            key = aggregate_id.int
+            if key in self.loaded:
                 continue
             cached = self.cache.get(aggregate_id)
-            self.loaded[aggregate_id] = cached
+            self.loaded[key] = cached
             if cached is None:
-                self.presumed.add(aggregate_id)
+                self.presumed[key] = aggregate_id
 
     def _load(self, aggregate_id: UUID) -> Aggregate:
         try:
@@ -138,18 +149,18 @@ class UnitOfWork:
         return aggregate
 
     def get(self, aggregate_id: UUID) -> Any:
-        # One lookup (a UUID's hash is Python code): a batch asks for loaded streams
-        # several times a record.
+        # One lookup, by the id's integer (a UUID's hash is Python code): a batch asks for
+        # loaded streams several times a record.
         try:
-            return self.loaded[aggregate_id]
+            return self.loaded[aggregate_id.int]
         except KeyError:
             self.prefetch([aggregate_id])
-            return self.loaded[aggregate_id]
+            return self.loaded[aggregate_id.int]
 
     def add(self, aggregate: Aggregate) -> None:
-        aggregate_id = aggregate.id  # a property: read once
-        assert self.loaded.get(aggregate_id) is None, aggregate_id
-        self.loaded[aggregate_id] = aggregate
+        key = aggregate.id.int  # a property: read once
+        assert self.loaded.get(key) is None, aggregate.id
+        self.loaded[key] = aggregate
 
     def pending_count(self) -> int:
         return sum(len(a.pending_events) for a in self.loaded.values() if a is not None)
@@ -161,7 +172,7 @@ class UnitOfWork:
         read, or, when nothing is written, by asking for their versions after all."""
         changed = [a for a in self.loaded.values() if a is not None and a.pending_events]
         count = sum(len(a.pending_events) for a in changed)
-        absent = [i for i in self.presumed if self.loaded[i] is None]
+        absent = [i for key, i in self.presumed.items() if self.loaded[key] is None]
         if changed:
             read = [
                 (a.id, a.version)
@@ -177,7 +188,7 @@ class UnitOfWork:
                 if self.presumed:
                     # Only what this unit changed is evicted: the streams it read are as the
                     # cache held them, and the next attempt's commit checks them again.
-                    self._forget(a.id for a in changed)
+                    self._forget(a.id.int for a in changed)
                 else:
                     self.discard()
                 raise
@@ -194,7 +205,7 @@ class UnitOfWork:
         """Forget everything this batch touched: its in-memory state may not match the store."""
         self._forget(self.loaded)
 
-    def _forget(self, evicted: Iterable[UUID]) -> None:
+    def _forget(self, evicted: Iterable[int]) -> None:
         self.cache.evict(evicted)
         self.loaded.clear()
         self.presumed.clear()

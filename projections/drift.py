@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, delete, insert, select
+from sqlalchemy import Connection, Engine, Table, create_engine, delete, insert, select
 
 from ledger import Ledger
 from projections.runner import BATCH_SIZE_DEFAULT, Progress, catch_up
@@ -55,12 +55,14 @@ def scratch_read_models(
             engine.dispose()
 
 
-def compare(live: Engine, rebuilt: Engine, tables: list[Table]) -> list[TableDrift]:
-    """Row by row, keyed by each table's primary key."""
+def compare(live: Connection, rebuilt: Engine, tables: list[Table]) -> list[TableDrift]:
+    """Row by row, keyed by each table's primary key; the live rows read on `live` (one
+    snapshot of every table)."""
     drifts = []
     for table in tables:
         live_rows = _rows(live, table)
-        rebuilt_rows = _rows(rebuilt, table)
+        with rebuilt.connect() as conn:
+            rebuilt_rows = _rows(conn, table)
         drift = TableDrift(table.name, len(live_rows), len(rebuilt_rows))
         for key in sorted(live_rows.keys() - rebuilt_rows.keys())[:DIFFERENCES_SHOWN_MAX]:
             drift.only_live.append(key)
@@ -96,15 +98,14 @@ def swap(live: Engine, rebuilt: Engine, tables: list[Table], names: list[str]) -
                     conn.execute(insert(table), batch)
 
 
-def _rows(engine: Engine, table: Table) -> dict[str, tuple[Any, ...]]:
+def _rows(conn: Connection, table: Table) -> dict[str, tuple[Any, ...]]:
     key_columns = [column.name for column in table.primary_key.columns]
-    with engine.connect() as conn:
-        return {
-            "/".join(str(row[name]) for name in key_columns): tuple(
-                _normal(row[column.name]) for column in table.columns
-            )
-            for row in conn.execute(select(table)).mappings()
-        }
+    return {
+        "/".join(str(row[name]) for name in key_columns): tuple(
+            _normal(row[column.name]) for column in table.columns
+        )
+        for row in conn.execute(select(table)).mappings()
+    }
 
 
 def _normal(value: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from ledger import Ledger
-from ledger.errors import Code, LedgerError, NotFound, StorageError
+from ledger.errors import Code, Conflict, LedgerError, NotFound, StorageError
 from ledger.storage import StoreConfig, engine_for
 from ledger.what_if import History
 from projections.drift import TableDrift, compare, scratch_read_models, swap
@@ -41,7 +41,8 @@ from projections.stripe_observations import StripeObservationsProjection
 
 # How many times a read waits for catch-ups elsewhere to settle the read models: each wait
 # runs them to the end of the log, only a catch-up of a log grown twice as long meanwhile
-# leaves them unsettled again.
+# leaves them unsettled again. Also how many times an audit catches its rebuilt read models up
+# to the events written while it compares.
 SETTLE_ATTEMPTS_MAX = 5
 PROJECTIONS = (
     PaymentsProjection(),
@@ -101,6 +102,13 @@ class ReadModels:
             behind = min(position(conn, projection.name) for projection in PROJECTIONS)
         return max(0, self.ledger.last_position() - behind)
 
+    def settling(self) -> bool:
+        """Whether a read model is marked unsettled (read as it is): a long catch-up has
+        applied the log but not yet finished its fold, or stopped before it did. Its position
+        is already at the end, so `lag` says 0 while its rows cannot be read yet."""
+        with self.engine.connect() as conn:
+            return unsettled(conn, PROJECTIONS)
+
     def stored_totals(self, location_id: str | None = None) -> list[StoredTotal]:
         self.refresh()
         with self.engine.connect() as conn:
@@ -110,11 +118,28 @@ class ReadModels:
         self, swap_in: bool = False, progress: Progress | None = None
     ) -> list[TableDrift]:
         """Replay the whole log into scratch read models, compare them with the live ones
-        (brought up to date first) and, with `swap_in`, replace the live ones."""
-        self.refresh()
+        and, with `swap_in`, replace the live ones.
+
+        The live ones are compared as readers read them (`_settled`): up to date, settled, in
+        one snapshot, and only once they have applied as much of the log as the scratch ones.
+        Read while a catch-up elsewhere had left them unsettled, or after events came in
+        during the rebuild, they showed drift that was not there."""
         tables = [table for projection in PROJECTIONS for table in projection.tables]
         with scratch_read_models(self.ledger, PROJECTIONS, progress) as rebuilt:
-            drifts = compare(self.engine, rebuilt, tables)
+            for _ in range(SETTLE_ATTEMPTS_MAX):
+                with self._settled() as live:
+                    if _positions(live) == _positions(rebuilt):
+                        drifts = compare(live, rebuilt, tables)
+                        break
+                catch_up(self.ledger, rebuilt, PROJECTIONS)  # the events written meanwhile
+            else:
+                raise Conflict(
+                    Code.CONTENTION,
+                    f"events kept coming in while the live read models were compared with the "
+                    f"rebuilt ones ({SETTLE_ATTEMPTS_MAX} attempts): nothing was compared or "
+                    "swapped; run again when fewer records arrive",
+                    details={"attempts": SETTLE_ATTEMPTS_MAX},
+                )
             if swap_in:
                 swap(self.writer, rebuilt, tables, [p.name for p in PROJECTIONS])
         return drifts
@@ -204,7 +229,21 @@ class ReadModels:
                 if not unsettled(conn, PROJECTIONS):
                     yield conn
                     return
-        raise AssertionError("read models left unsettled by catch-ups again and again")
+        raise Conflict(
+            Code.CONTENTION,
+            f"the read models were left unsettled by catch-ups elsewhere {SETTLE_ATTEMPTS_MAX} "
+            "times in a row (a rebuild or a large import being projected, the log growing "
+            "faster than they catch up): nothing was read; run again when it has finished",
+            details={"attempts": SETTLE_ATTEMPTS_MAX},
+        )
+
+
+def _positions(source: Connection | Engine) -> dict[str, int]:
+    """How far each read model has read."""
+    if isinstance(source, Engine):
+        with source.connect() as conn:
+            return _positions(conn)
+    return {projection.name: position(source, projection.name) for projection in PROJECTIONS}
 
 
 def _one_snapshot(conn: Connection) -> None:

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     Column,
@@ -31,6 +31,7 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from ledger import Ledger
 from ledger.collector import collector_paused
+from ledger.errors import Code, Conflict
 from ledger.fields import StoredFields
 from ledger.storage import ID_CHUNK
 from projections.tables import projection_positions
@@ -62,25 +63,37 @@ class Projection(ABC):
         fields of each, and decoding every event was most of a catch-up's time."""
 
 
+class Settling(Protocol):
+    """A settling step over a whole read model, cut in chunks (`SettlingProjection`)."""
+
+    def step(self, conn: Connection) -> bool:
+        """Run the next chunk in `conn`'s transaction; True when that was the last."""
+
+
 class SettlingProjection(Projection):
     """A projection with a step over its whole read model (Stripe's fold per payment) that a
     batch runs for the rows it touched (`apply`), or leaves to one run over every row at the
-    end of a catch-up (`apply_unsettled`, then `settle`): cheaper when the catch-up has more
-    of the log ahead of it than behind (a rebuild, a first catch-up, a large import).
+    end of a catch-up (`apply_unsettled`, then `settling`): cheaper when the catch-up has
+    more of the log ahead of it than behind (a rebuild, a first catch-up, a large import).
 
-    Each batch applied unsettled marks its position row `unsettled` in its own transaction;
-    the batch that reaches the end of the log settles in its transaction and clears the mark.
-    A catch-up stopped between (a crash) leaves the mark and a position short of the end, so
-    the next one goes on unsettled and settles; its tables are read only after a catch-up
-    (`ReadModels`), which settles them, and never while the mark stands (`unsettled`)."""
+    Each batch applied unsettled marks its position row `unsettled` in its own transaction,
+    the one that reaches the end of the log too. The catch-up then settles in chunks, each
+    in a transaction of its own that locks the position row first, and the last clears the
+    mark: a writer elsewhere (an ingest) waits for one chunk, not for the whole step (on
+    SQLite the write lock is the database's). A catch-up stopped before (a crash) leaves the
+    mark, so the next one goes on unsettled and settles from the first chunk; its tables are
+    read only after a catch-up (`ReadModels`), which settles them, and never while the mark
+    stands (`unsettled`)."""
 
     @abstractmethod
     def apply_unsettled(self, conn: Connection, events: Sequence[StoredFields]) -> None:
-        """Apply a batch as `apply` does, without the step `settle` runs."""
+        """Apply a batch as `apply` does, without the step `settling` runs."""
 
     @abstractmethod
-    def settle(self, conn: Connection) -> None:
-        """Run the step over the whole read model, after batches applied unsettled."""
+    def settling(self, size: int) -> Settling:
+        """The step over the whole read model, after batches applied unsettled, in chunks of
+        about `size` rows each (the catch-up's batch size: a chunk's transaction about as
+        long as a batch's)."""
 
 
 class PositionMoved(Exception):
@@ -110,16 +123,26 @@ def catch_up(
     while True:
         try:
             with collector_paused():
-                moved, count = _apply_next_batch(ledger, engine, chosen, batch_size)
+                moved, count, marked = _apply_next_batch(ledger, engine, chosen, batch_size)
         except PositionMoved:
             races += 1
-            assert races <= RACE_ATTEMPTS_MAX, "runners keep racing"
+            if races > RACE_ATTEMPTS_MAX:
+                raise Conflict(
+                    Code.CONTENTION,
+                    f"other runners moved the read models' positions first {races} times "
+                    "(catch-ups, rebuilds or an audit swap running at once): what this one "
+                    "applied is kept, nothing is applied twice; run again",
+                    details={"attempts": races},
+                ) from None
             continue
         if not moved:
             break
         applied += count
         if count and progress is not None:
             progress(count)
+    for projection in chosen:
+        if isinstance(projection, SettlingProjection) and projection.name in marked:
+            _settle(ledger, engine, projection, batch_size)
     return applied
 
 
@@ -180,9 +203,10 @@ def unsettled(conn: Connection, projections: Iterable[Projection]) -> bool:
 
 def _apply_next_batch(
     ledger: Ledger, engine: Engine, projections: Sequence[Projection], batch_size: int
-) -> tuple[bool, int]:
+) -> tuple[bool, int, set[str]]:
     """Apply the next batch of the projections' events and move their positions past it;
-    whether any position moved, and how many events were applied.
+    whether any position moved, how many events were applied, and the projections left
+    unsettled (`SettlingProjection`).
 
     The batch is the next `batch_size` events of any of their topics after the earliest
     position: each projection applies those of its topics past its own position. A batch
@@ -196,12 +220,13 @@ def _apply_next_batch(
         first = min(starts.values())
         end = ledger.last_position()
         if end <= first:
-            return False, 0
+            return False, 0, {name for name, (_, marked) in standing.items() if marked}
         topics = sorted({topic for p in projections for topic in p.topics})
         events = ledger.stored_fields(first, batch_size, topics)
         last = events[-1][0] if events else first
         to = max(end, last) if len(events) < batch_size else last
         applied = 0
+        marked: set[str] = set()
         for projection, own in zip(projections, _routed(events, projections, starts), strict=True):
             start, was_unsettled = standing[projection.name]
             # Unsettled once marked, or when more of the log is ahead than behind and this
@@ -210,18 +235,63 @@ def _apply_next_batch(
                 was_unsettled or (end - start > start and to < end)
             )
             if to > start:
-                _move(conn, projection.name, start, to, unsettled=settling and to < end)
-            if not settling:
-                if own:
-                    projection.apply(conn, own)
-            else:
+                _move(conn, projection.name, start, to, unsettled=settling)
+            if own and not settling:
+                projection.apply(conn, own)
+            elif own:
                 assert isinstance(projection, SettlingProjection)
-                if own:
-                    projection.apply_unsettled(conn, own)
-                if to >= end:
-                    projection.settle(conn)
+                projection.apply_unsettled(conn, own)
+            if settling:
+                marked.add(projection.name)
             applied += len(own)
-    return True, applied
+    return True, applied, marked
+
+
+def _settle(ledger: Ledger, engine: Engine, projection: SettlingProjection, size: int) -> None:
+    """Settle the projection if a catch-up left it unsettled (this one, or one stopped), a
+    chunk a transaction (`SettlingProjection`), and clear its mark with the last chunk.
+
+    Each chunk's transaction locks the position row first (`_standing`): a runner settling
+    at the same time waits for it, and a mark cleared meanwhile ends this one's settling. A
+    batch applied meanwhile (by another runner: its position moved) that held events of the
+    projection's topics starts it over, from the first chunk; one that held none changed
+    none of its rows, and the chunks go on: otherwise every record ingested during a long
+    settling, and every reader's catch-up applying it, would start the settling over."""
+    settling: Settling | None = None
+    settled_from = restarts = 0
+    while True:
+        with engine.begin() as conn:
+            at, marked = _standing(conn, projection.name)
+            if not marked:
+                return
+            moved = settling is not None and at > settled_from
+            if moved and not _any_between(ledger, projection, settled_from, at):
+                settled_from = at
+            if settling is None or at != settled_from:
+                restarts += 1
+                if restarts > RACE_ATTEMPTS_MAX:
+                    raise Conflict(
+                        Code.CONTENTION,
+                        f"other runners applied batches while this one settled {projection.name} "
+                        f"({restarts} starts): what it folded is kept, and the read model stays "
+                        "marked unsettled until a catch-up settles it; run again",
+                        details={"attempts": restarts},
+                    )
+                settling, settled_from = projection.settling(size), at
+            if settling.step(conn):
+                conn.execute(
+                    update(projection_positions)
+                    .where(projection_positions.c.name == projection.name)
+                    .values(unsettled=False)
+                )
+                return
+
+
+def _any_between(ledger: Ledger, projection: Projection, after: int, until: int) -> bool:
+    """Whether the log holds an event of the projection's topics after `after`, up to
+    `until`."""
+    found = ledger.stored_fields(after, 1, projection.topics)
+    return bool(found) and found[0][0] <= until
 
 
 def _routed(

@@ -24,7 +24,7 @@ from projections.runner import (
     replace_rows,
     stored_moments,
 )
-from projections.stripe_fold import BatchFold, fold_all
+from projections.stripe_fold import BatchFold, ChunkedFold
 from projections.tables import (
     stripe_charges,
     stripe_disputes,
@@ -84,9 +84,9 @@ class StripeObservationsProjection(SettlingProjection):
         they were, for `settle`."""
         self._apply(conn, events, folding=False)
 
-    def settle(self, conn: Connection) -> None:
-        """Fold every Stripe payment at once, as a rebuild would."""
-        fold_all(conn)
+    def settling(self, size: int) -> ChunkedFold:
+        """Fold every Stripe payment, as a rebuild would, a chunk of `size` ids a step."""
+        return ChunkedFold(size)
 
     def _apply(self, conn: Connection, events: Sequence[StoredFields], *, folding: bool) -> None:
         rows = load_rows(conn, stripe_objects, "stream_id", {stream for _, stream, _, _ in events})

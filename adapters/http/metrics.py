@@ -5,7 +5,8 @@ latency, and the records the API took by outcome (recorded, repeat, refused) and
 several worker processes (`serve --workers N` sets PROMETHEUS_MULTIPROC_DIR) every process
 writes its counts to that folder and a scrape reaching any of them sums them all. Read from the
 database at each scrape, so the same from every process: the amount and count stored offline
-per location and currency, and the projection lag (events no read model has applied yet).
+per location and currency, the projection lag (events no read model has applied yet) and
+whether a long catch-up's fold is still unfinished.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class LedgerCollector(Collector):
             "Events in the log that some read model has not applied yet.",
         )
         lag.add_metric([], self.read_models.lag())
+        settling = GaugeMetricFamily(
+            "offline_ledger_projection_settling",
+            "1 while a long catch-up's fold is unfinished: the lag is 0, reads wait for it.",
+        )
+        settling.add_metric([], int(self.read_models.settling()))
         amount = GaugeMetricFamily(
             "offline_ledger_stored_amount_minor",
             "Amount stored offline on readers, in minor units, per location and currency.",
@@ -74,7 +80,7 @@ class LedgerCollector(Collector):
         for (location_id, currency), (minor, payments) in sorted(totals.items()):
             amount.add_metric([location_id, currency], minor)
             count.add_metric([location_id, currency], payments)
-        yield from (lag, amount, count)
+        yield from (lag, settling, amount, count)
 
 
 def exposition(read_models: ReadModels) -> bytes:

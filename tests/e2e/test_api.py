@@ -250,3 +250,4 @@ def test_metrics_count_requests_and_records_and_read_the_stored_totals(
     assert metric(text, stored) == 1250
     assert metric(text, 'offline_ledger_stored_payments{currency="usd",location_id="tml_1"}') == 1
     assert metric(text, "offline_ledger_projection_lag_events") >= 0
+    assert metric(text, "offline_ledger_projection_settling") == 0

@@ -113,6 +113,14 @@ def test_sqlite_in_a_missing_folder_names_the_folder(tmp_path: Path, day_file: P
         assert "mkdir" in done.stderr and "unable to open database file" not in done.stderr
 
 
+@pytest.mark.parametrize("command", [("audit", "verify"), ("report",), ("project",)])
+def test_a_command_that_reads_the_database_refuses_memory(command: tuple[str, ...]) -> None:
+    done = run(*command, "--db", "memory://")
+    assert done.returncode == 2, done.stderr
+    assert "INVALID_DATABASE_URL" in done.stderr and "sqlite:///file.db" in done.stderr
+    assert "Traceback" not in done.stderr and "AssertionError" not in done.stderr
+
+
 def test_a_database_error_shows_the_url_as_given_not_the_driver() -> None:
     done = run("ingest", "-", "--db", UNREACHABLE, stdin="")
     assert done.returncode == 2

@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger import Ledger
-from ledger.observations import BalanceTransactionObservation, PaymentIntentObservation
 from ledger.storage import parse_database_url
 from migrations import upgrade
 from projections.read_models import PROJECTIONS, ReadModels
 from projections.runner import position, unsettled
 from projections.stripe_observations import StripeObservationsProjection
 from tests.support.migrating import downgraded
+from tests.support.records import charged_payment_intents
 from tests.support.stopping import Stopped, stop
 
 STRIPE = StripeObservationsProjection()
@@ -27,35 +27,6 @@ PAYMENT_INTENTS = 12
 @pytest.fixture(params=["sqlite", "postgres"])
 def url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(f"{request.param}_url"))
-
-
-def stripe_word() -> list[Any]:
-    """Each PaymentIntent's snapshot naming its charge, and a report row naming the charge."""
-    found: list[Any] = []
-    for n in range(PAYMENT_INTENTS):
-        pi, charge = f"pi_m{n}", f"ch_m{n}"
-        found.append(
-            PaymentIntentObservation(
-                source="api",
-                payment_intent_id=pi,
-                amount=500 + n,
-                currency="usd",
-                status="succeeded",
-                charge_id=charge,
-            )
-        )
-        found.append(
-            BalanceTransactionObservation(
-                source="report_file",
-                balance_transaction_id=f"txn_m{n}",
-                charge_id=charge,
-                source_id=charge,
-                currency="usd",
-                gross=500 + n,
-                reporting_category="charge",
-            )
-        )
-    return found
 
 
 def stripe_rows(read_models: ReadModels) -> list[list[tuple[Any, ...]]]:
@@ -68,7 +39,7 @@ def stripe_rows(read_models: ReadModels) -> list[list[tuple[Any, ...]]]:
 
 def test_a_downgrade_starts_an_unsettled_stripe_read_model_over(url: str) -> None:
     with Ledger.open(url) as ledger, ReadModels(ledger) as read_models:
-        ledger.observe(stripe_word())
+        ledger.observe(charged_payment_intents(PAYMENT_INTENTS))
         with pytest.raises(Stopped):
             read_models.refresh(stop, batch_size=10)
         with read_models.engine.connect() as conn:

@@ -243,6 +243,16 @@ def test_the_stripe_cap_configured_at_open_is_part_of_the_decision() -> None:
     assert headroom(over)["payment", "stripe_offline_max"]["max"] == 30_000
 
 
+@pytest.mark.parametrize("caps", [{"USD": 30_000}, {"dollars": 30_000}, {"usd": -1}, {"usd": 1.5}])
+def test_a_stripe_cap_the_ledger_would_never_apply_is_refused_at_open(caps: Any) -> None:
+    with pytest.raises(LedgerError) as refused:
+        Ledger.open("memory://", stripe_offline_max=caps)
+
+    assert refused.value.code == Code.INVALID_SETTING
+    assert refused.value.field == "stripe_offline_max"
+    assert "minor units" in refused.value.message or "ISO 4217" in refused.value.message
+
+
 def test_a_require_online_request_is_answered_require_online(shop: Ledger) -> None:
     decision = decide(shop, offline_behavior="require_online")
 

@@ -14,11 +14,12 @@ import json
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import psycopg
 import pytest
@@ -36,12 +37,13 @@ from ledger.observations import (
     Observation,
     PaymentIntentObservation,
 )
+from projections import stripe_fold
 from projections.formats import FORMATS, render
 from projections.read_models import PROJECTIONS, ReadModels
 from projections.reconciliation import Filters, Thresholds
 from projections.report import ReportTotals
 from projections.runner import BATCH_SIZE_DEFAULT, unsettled
-from projections.stripe_fold import fold_all
+from projections.stripe_fold import ChunkedFold, fold_all
 from projections.stripe_side import CHARGED, DISPUTED, REFUNDED
 from projections.tables import stripe_keys, stripe_payments
 from tests.conftest import POSTGRES_ENV, POSTGRES_SKIP, postgres_base_url
@@ -172,32 +174,45 @@ def check_against_the_oracle(
     case: tuple[Scenario, list[Observation], Thresholds, Filters],
     as_of_hours: int,
     parts: int = 1,
-    catch_up: tuple[int, bool] = (BATCH_SIZE_DEFAULT, False),
+    catch_up: tuple[int, str] = (BATCH_SIZE_DEFAULT, ""),
 ) -> None:
     """`parts`: the observations arrive in that many batches, the read models caught up
     after each (Stripe's side is folded batch by batch, a charge's link perhaps after its
     movements); the rows folded so must be those a rebuild from the log folds.
 
-    `catch_up`: events per batch, and whether the first catch-up stops after its first
-    batch. Small batches make a catch-up from the start of the log leave the fold to its
-    end (`projections.runner.SettlingProjection`); stopped there, the fold stays pending
-    until the next catch-up, which every read runs first."""
+    `catch_up`: events per batch, and where the first catch-up stops: after its first batch
+    ("batch"), after the first chunk of its end's fold ("chunk"), or not (""). Small
+    batches make a catch-up from the start of the log leave the fold to its end
+    (`projections.runner.SettlingProjection`), folded a chunk of as many ids a transaction
+    (`stripe_fold.FOLD_ALL_CHUNKS_MAX` is 0 here); stopped there, the fold stays pending until
+    the next catch-up, which every read runs first."""
     scenario, seen, thresholds, filters = case
     batch_size, stopped = catch_up
     as_of = r.T0 + timedelta(hours=as_of_hours)
-    with Ledger.open(url) as ledger, ReadModels(ledger) as read_models:
+    with (
+        Ledger.open(url) as ledger,
+        ReadModels(ledger) as read_models,
+        patch.object(stripe_fold, "FOLD_ALL_CHUNKS_MAX", 0),
+    ):
         ledger.record_many(scenario.setup)
         ledger.record_many(scenario.records)
         size = -(-len(seen) // parts) or 1
         for start in range(0, len(seen), size):
             ledger.observe(seen[start : start + size])
-            if stopped and start == 0:
+            if stopped == "batch" and start == 0:
                 with pytest.raises(Stopped):
                     read_models.refresh(stop, batch_size)
                 with read_models.engine.connect() as conn:
                     pending = unsettled(conn, PROJECTIONS)
                 # Pending only short of the end of the log: the reads below catch up first.
                 assert not pending or read_models.lag() > 0
+            elif stopped == "chunk" and start == 0:
+                with stopped_after_a_chunk() as chunks, suppress(Stopped):
+                    read_models.refresh(batch_size=batch_size)
+                with read_models.engine.connect() as conn:
+                    pending = unsettled(conn, PROJECTIONS)
+                # Stopped between two chunks: at the end of the log, still pending.
+                assert pending == (chunks[0] > 1)
             else:
                 read_models.refresh(batch_size=batch_size)
         if parts > 1:
@@ -221,6 +236,24 @@ def check_against_the_oracle(
         with read_models.streamed_report(as_of, thresholds, filters) as streamed:
             assert streamed.csv_lines is not None
             assert render(streamed, "csv") == render(expected, "csv")
+
+
+@contextmanager
+def stopped_after_a_chunk() -> Iterator[list[int]]:
+    """The fold at the end of a catch-up (`ChunkedFold`) stopped as a crash would stop it,
+    after its first chunk's transaction committed: the second step raises before it folds.
+    Yields the count of steps begun."""
+    steps = [0]
+    folding = ChunkedFold.step
+
+    def step(self: ChunkedFold, conn: Connection) -> bool:
+        steps[0] += 1
+        if steps[0] == 2:
+            raise Stopped
+        return folding(self, conn)
+
+    with patch.object(ChunkedFold, "step", step):
+        yield steps
 
 
 def folded_rows(read_models: ReadModels) -> list[list[Any]]:
@@ -253,9 +286,12 @@ EXAMPLES = settings(
 )
 
 
-# Events per batch and whether the first catch-up stops after one batch: whole catch-ups
-# in one batch, or in small ones from the start of the log (folded once at their end).
-CATCH_UPS = st.sampled_from([(BATCH_SIZE_DEFAULT, False), (3, False), (3, True), (7, True)])
+# Events per batch and where the first catch-up stops (after one batch, after the first
+# chunk of its end's fold): whole catch-ups in one batch, or in small ones from the start of
+# the log (folded at their end, a chunk a transaction).
+CATCH_UPS = st.sampled_from(
+    [(BATCH_SIZE_DEFAULT, ""), (3, ""), (3, "batch"), (7, "batch"), (3, "chunk"), (7, "chunk")]
+)
 
 
 @EXAMPLES
@@ -264,7 +300,7 @@ def test_sqlite_report_equals_the_oracle(
     case: tuple[Scenario, list[Observation], Thresholds, Filters],
     as_of_hours: int,
     parts: int,
-    catch_up: tuple[int, bool],
+    catch_up: tuple[int, str],
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'ledger.db'}"
@@ -292,7 +328,7 @@ def test_postgres_report_equals_the_oracle(
     case: tuple[Scenario, list[Observation], Thresholds, Filters],
     as_of_hours: int,
     parts: int,
-    catch_up: tuple[int, bool],
+    catch_up: tuple[int, str],
 ) -> None:
     with postgres_schema() as url:
         check_against_the_oracle(url, case, as_of_hours, parts, catch_up)

@@ -6,6 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ledger.observations import (
+    BalanceTransactionObservation,
+    Observation,
+    PaymentIntentObservation,
+)
+
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 
@@ -168,3 +174,33 @@ def stored_payment(offline_id: str | None = None, **created_overrides: Any) -> l
     """created + collected + confirmed_offline for one payment."""
     oid = offline_id or str(uuid.uuid4())
     return [created(oid, **created_overrides), collected(oid), confirmed(oid)]
+
+
+def charged_payment_intents(count: int, first: int = 0, tag: str = "m") -> list[Observation]:
+    """Stripe's word on PaymentIntents `first`..: each one's snapshot naming its charge
+    (`pi_{tag}N`, `ch_{tag}N`, 500 + N cents), and a balance report row of the charge."""
+    found: list[Observation] = []
+    for n in range(first, first + count):
+        pi, charge = f"pi_{tag}{n}", f"ch_{tag}{n}"
+        found.append(
+            PaymentIntentObservation(
+                source="api",
+                payment_intent_id=pi,
+                amount=500 + n,
+                currency="usd",
+                status="succeeded",
+                charge_id=charge,
+            )
+        )
+        found.append(
+            BalanceTransactionObservation(
+                source="report_file",
+                balance_transaction_id=f"txn_{tag}{n}",
+                charge_id=charge,
+                source_id=charge,
+                currency="usd",
+                gross=500 + n,
+                reporting_category="charge",
+            )
+        )
+    return found

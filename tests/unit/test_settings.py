@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from adapters.ledger_settings import LedgerSettings
 from adapters.settings import Settings, SettingsError, StripeSettings
 
 
@@ -45,3 +46,12 @@ def test_stripe_settings_read_the_file_under_the_environment(tmp_path: Path) -> 
     assert settings.api_key is not None
     assert settings.api_key.get_secret_value() == "sk_test_file"
     assert settings.timeout_seconds == 9
+
+
+@pytest.mark.parametrize("caps", ['{"USD": 5000}', '{"dollars": 5000}', '{"usd": -1}'])
+def test_an_offline_cap_the_ledger_would_never_apply_is_refused(caps: str) -> None:
+    environ = {"OFFLINE_LEDGER_STRIPE_OFFLINE_MAX": caps}
+    with pytest.raises(SettingsError, match="OFFLINE_LEDGER_STRIPE_OFFLINE_MAX"):
+        LedgerSettings.from_environ(environ)
+    with pytest.raises(ValidationError, match="OFFLINE_LEDGER_STRIPE_OFFLINE_MAX"):
+        Settings.from_environ(environ)

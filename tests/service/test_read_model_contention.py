@@ -1,0 +1,145 @@
+"""Reads, catch-ups and audits that other processes keep getting in the way of: each ends in a
+CONTENTION conflict that says to run again (also under `python -O`, unlike an assertion), and
+an audit never reports drift because a catch-up elsewhere was half done."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from ledger import Ledger
+from ledger.errors import Code, Conflict
+from projections import runner
+from projections.read_models import PROJECTIONS, SETTLE_ATTEMPTS_MAX, ReadModels
+from projections.runner import RACE_ATTEMPTS_MAX, position, unsettled
+from projections.stripe_observations import StripeObservationsProjection
+from projections.tables import projection_positions
+from tests.support.records import charged_payment_intents
+from tests.support.stopping import Stopped, stop
+
+STRIPE = StripeObservationsProjection()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def test_a_read_kept_unsettled_is_contention(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Ledger.open(url) as ledger, ReadModels(ledger) as read_models:
+        ledger.observe(charged_payment_intents(4))
+        refreshes = []
+        refresh = read_models.refresh
+
+        def left_unsettled_elsewhere(*args: Any, **kwargs: Any) -> int:
+            """Each catch-up of the read, then one elsewhere leaving Stripe's unsettled."""
+            refreshes.append(refresh(*args, **kwargs))
+            with read_models.writer.begin() as conn:
+                conn.execute(
+                    update(projection_positions)
+                    .where(projection_positions.c.name == STRIPE.name)
+                    .values(unsettled=True)
+                )
+            return refreshes[-1]
+
+        monkeypatch.setattr(read_models, "refresh", left_unsettled_elsewhere)
+        with pytest.raises(Conflict) as refused:
+            read_models.report(datetime(2026, 12, 1, tzinfo=UTC))
+        assert refused.value.code == Code.CONTENTION
+        assert "run again" in refused.value.message
+        assert len(refreshes) == SETTLE_ATTEMPTS_MAX
+        with pytest.raises(Conflict):
+            read_models.audit_rebuild()
+
+
+def test_runners_that_keep_racing_are_contention(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Ledger.open(url) as ledger, ReadModels(ledger) as read_models:
+        ledger.observe(charged_payment_intents(4))
+        read_models.refresh()
+        reached = ledger.last_position()
+        ledger.observe(charged_payment_intents(4, 4))
+
+        def stale(conn: Any, name: str) -> tuple[int, bool]:
+            """Every position read before another runner moved it."""
+            return 0, False
+
+        monkeypatch.setattr(runner, "_standing", stale)
+        with pytest.raises(Conflict) as refused:
+            read_models.refresh()
+        assert refused.value.code == Code.CONTENTION
+        assert refused.value.details == {"attempts": RACE_ATTEMPTS_MAX + 1}
+        with read_models.engine.connect() as conn:
+            assert {position(conn, p.name) for p in PROJECTIONS} == {reached}
+        monkeypatch.undo()
+        assert read_models.refresh() > 0
+
+
+def test_an_audit_waits_for_a_catch_up_elsewhere_to_settle(url: str) -> None:
+    """While the audit rebuilds, more of Stripe's word comes in and a catch-up elsewhere stops
+    half way, Stripe's read model unsettled: the audit settles the live read models, catches
+    the rebuilt ones up to the same event, and finds no drift."""
+    with Ledger.open(url) as ledger, ReadModels(ledger) as read_models:
+        ledger.observe(charged_payment_intents(4))
+        read_models.refresh()
+        interfered = []
+
+        def meanwhile(applied: int) -> None:
+            if interfered:
+                return
+            interfered.append(applied)
+            ledger.observe(charged_payment_intents(24, 4))
+            with ReadModels(ledger) as elsewhere, pytest.raises(Stopped):
+                elsewhere.refresh(stop, batch_size=10)
+            with read_models.engine.connect() as conn:
+                assert unsettled(conn, PROJECTIONS)
+
+        drifts = read_models.audit_rebuild(progress=meanwhile)
+        assert interfered
+        assert [drift for drift in drifts if not drift.clean] == []
+        assert {drift.table: drift.live_rows for drift in drifts}["stripe_payments"] == 28
+        with read_models.engine.connect() as conn:
+            assert not unsettled(conn, PROJECTIONS)
+
+
+def test_an_audit_that_records_keep_outrunning_is_contention(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each time the audit brings the live read models up to date, one more PaymentIntent
+    was observed just before: they are never at the rebuilt ones' position, and nothing is
+    compared (nor swapped) rather than events written meanwhile shown as drift."""
+    with Ledger.open(url) as ledger, ReadModels(ledger) as read_models:
+        ledger.observe(charged_payment_intents(4))
+        read_models.refresh()
+        refresh, observed = read_models.refresh, [4]
+
+        def after_a_new_record(*args: Any, **kwargs: Any) -> int:
+            ledger.observe(charged_payment_intents(1, observed[-1]))
+            observed.append(observed[-1] + 1)
+            return refresh(*args, **kwargs)
+
+        monkeypatch.setattr(read_models, "refresh", after_a_new_record)
+        with pytest.raises(Conflict) as refused:
+            read_models.audit_rebuild(swap_in=True)
+        assert refused.value.code == Code.CONTENTION
+        assert "events kept coming in" in refused.value.message
+        assert len(observed) == SETTLE_ATTEMPTS_MAX + 1
+
+
+def test_a_read_model_left_unsettled_shows_as_settling_not_as_lag(url: str) -> None:
+    with Ledger.open(url) as ledger, ReadModels(ledger) as read_models:
+        ledger.observe(charged_payment_intents(4))
+        read_models.refresh()
+        assert (read_models.lag(), read_models.settling()) == (0, False)
+        with read_models.writer.begin() as conn:  # a long catch-up elsewhere, fold unfinished
+            conn.execute(
+                update(projection_positions)
+                .where(projection_positions.c.name == STRIPE.name)
+                .values(unsettled=True)
+            )
+
+        assert (read_models.lag(), read_models.settling()) == (0, True)
+        read_models.refresh()  # settles it
+        assert read_models.settling() is False
