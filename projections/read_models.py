@@ -121,23 +121,25 @@ class ReadModels:
         and, with `swap_in`, replace the live ones.
 
         The live ones are compared as readers read them (`_settled`): up to date, settled, in
-        one snapshot, and only once they have applied as much of the log as the scratch ones.
+        one snapshot, and the scratch ones are caught up to that snapshot's position (not to
+        the log's end, which records arriving meanwhile keep moving) before they are.
         Read while a catch-up elsewhere had left them unsettled, or after events came in
         during the rebuild, they showed drift that was not there."""
         tables = [table for projection in PROJECTIONS for table in projection.tables]
         with scratch_read_models(self.ledger, PROJECTIONS, progress) as rebuilt:
             for _ in range(SETTLE_ATTEMPTS_MAX):
                 with self._settled() as live:
-                    if _positions(live) == _positions(rebuilt):
+                    at = _positions(live)
+                    catch_up(self.ledger, rebuilt, PROJECTIONS, until=min(at.values()))
+                    if at == _positions(rebuilt):
                         drifts = compare(live, rebuilt, tables)
                         break
-                catch_up(self.ledger, rebuilt, PROJECTIONS)  # the events written meanwhile
             else:
                 raise Conflict(
                     Code.CONTENTION,
-                    f"events kept coming in while the live read models were compared with the "
-                    f"rebuilt ones ({SETTLE_ATTEMPTS_MAX} attempts): nothing was compared or "
-                    "swapped; run again when fewer records arrive",
+                    f"the live read models never stood at one position the rebuilt ones could "
+                    f"reach ({SETTLE_ATTEMPTS_MAX} attempts): nothing was compared or swapped; "
+                    "run again",
                     details={"attempts": SETTLE_ATTEMPTS_MAX},
                 )
             if swap_in:

@@ -95,8 +95,10 @@ def catch_up(
     *,
     batch_size: int = BATCH_SIZE_DEFAULT,
     progress: Progress | None = None,
+    until: int | None = None,
 ) -> int:
-    """Bring the projections up to the end of the log; return how many events they applied
+    """Bring the projections up to the end of the log (or up to position `until`: an audit
+    meeting the live read models where they stand); return how many events they applied
     (an event two projections read counts twice).
 
     The log is read once for all of them: each batch is one read of the events of their
@@ -111,7 +113,7 @@ def catch_up(
     while True:
         try:
             with collector_paused():
-                moved, count = _apply_next_batch(ledger, engine, chosen, batch_size)
+                moved, count = _apply_next_batch(ledger, engine, chosen, batch_size, until)
         except PositionMoved:
             races += 1
             if races > RACE_ATTEMPTS_MAX:
@@ -187,7 +189,11 @@ def unsettled(conn: Connection, projections: Iterable[Projection]) -> bool:
 
 
 def _apply_next_batch(
-    ledger: Ledger, engine: Engine, projections: Sequence[Projection], batch_size: int
+    ledger: Ledger,
+    engine: Engine,
+    projections: Sequence[Projection],
+    batch_size: int,
+    until: int | None = None,
 ) -> tuple[bool, int]:
     """Apply the next batch of the projections' events and move their positions past it;
     whether any position moved, and how many events were applied.
@@ -203,10 +209,14 @@ def _apply_next_batch(
         starts = {name: start for name, (start, _) in standing.items()}
         first = min(starts.values())
         end = ledger.last_position()
+        if until is not None:
+            end = min(end, until)
         if end <= first:
             return False, 0
         topics = sorted({topic for p in projections for topic in p.topics})
         events = ledger.stored_fields(first, batch_size, topics)
+        if until is not None:
+            events = [event for event in events if event[0] <= until]
         last = events[-1][0] if events else first
         to = max(end, last) if len(events) < batch_size else last
         applied = 0
