@@ -15,13 +15,15 @@ NAMESPACE = uuid5(NAMESPACE_URL, "urn:offline-ledger")
 _NAMESPACE_BYTES = NAMESPACE.bytes
 
 
-@lru_cache(maxsize=65_536)
-def _stream_id(name: str) -> UUID:
+def _uuid5(name: str) -> UUID:
     """uuid5(NAMESPACE, name), without the stdlib's slower argument handling."""
     digest = bytearray(sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     return UUID(bytes=bytes(digest))
+
+
+_stream_id = lru_cache(maxsize=65_536)(_uuid5)
 
 
 # A payment's stream id by its offline_id's integer: asked several times a record, and a
@@ -38,7 +40,9 @@ def payment_id(offline_id: UUID | str) -> UUID:
     if found is None:
         if len(_PAYMENT_IDS) >= _PAYMENT_IDS_MAX:
             _PAYMENT_IDS.clear()
-        found = _PAYMENT_IDS[key] = _stream_id(f"payment/{offline_id}")
+        # Not through `_stream_id`'s cache too: a day's payments would push the locations'
+        # and devices' ids out of it.
+        found = _PAYMENT_IDS[key] = _uuid5(f"payment/{offline_id}")
     return found
 
 
