@@ -17,9 +17,14 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Column,
     Connection,
+    DateTime,
     Engine,
+    Integer,
+    String,
     Table,
     delete,
     insert,
@@ -370,6 +375,8 @@ def _sqlite_text(text: str) -> str:
     offset, which is worked out once per minute and offset; in UTC (as the ledger stores
     them, `Z` as Stripe's observations hold them), not even that."""
     if text.endswith("Z"):
+        if len(text) == _WHOLE_SECONDS_Z and text[10:11] == "T":
+            return f"{text[:10]} {text[11:19]}.000000"  # Stripe's: whole seconds in UTC
         text = f"{text[:-1]}+00:00"
     size = len(text)
     if text.endswith("+00:00") and text[10:11] == "T":
@@ -403,6 +410,7 @@ def _utc_text(text: str) -> str:
 
 _WHOLE_SECONDS = len("2026-01-01T00:00:00+00:00")
 _MICROSECONDS = len("2026-01-01T00:00:00.000000+00:00")
+_WHOLE_SECONDS_Z = len("2026-01-01T00:00:00Z")
 _ISO_LENGTHS = (_WHOLE_SECONDS, _MICROSECONDS)
 _MINUTES: dict[str, str] = {}  # 'YYYY-MM-DDTHH:MM+HH:MM' -> 'YYYY-MM-DD HH:MM' in UTC
 _MINUTES_MAX = 100_000
@@ -436,10 +444,13 @@ def replace_rows(
     key: str,
     existing: Iterable[str],
     rows: Sequence[dict[str, Any]],
+    *,
+    typed: bool = False,
 ) -> None:
-    """Write a batch's rows: delete the old versions of those that existed, insert all."""
+    """Write a batch's rows: delete the old versions of those that existed, insert all
+    (`typed`: see `insert_values`)."""
     delete_rows(conn, table, key, existing)
-    insert_rows(conn, table, rows)
+    insert_rows(conn, table, rows, typed=typed)
 
 
 def delete_rows(conn: Connection, table: Table, key: str, ids: Iterable[str]) -> None:
@@ -482,7 +493,9 @@ def _where_among(
     return found
 
 
-def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def insert_rows(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, typed: bool = False
+) -> None:
     """Insert a batch's rows (a column a row leaves out takes its default), their values
     taken out of each row by one `itemgetter` (`insert_values`)."""
     if not rows:
@@ -493,20 +506,29 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     values_of = itemgetter(*defaults)
     whole = len(defaults)
     insert_values(
-        conn, table, [values_of(row if len(row) == whole else {**defaults, **row}) for row in rows]
+        conn,
+        table,
+        [values_of(row if len(row) == whole else {**defaults, **row}) for row in rows],
+        typed=typed,
     )
 
 
-def insert_values(conn: Connection, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+def insert_values(
+    conn: Connection, table: Table, rows: Sequence[Sequence[Any]], *, typed: bool = False
+) -> None:
     """Insert a batch's rows, each the values of every column in the table's order, in one
     statement written here: SQLAlchemy's executemany builds and processes a dict of
     parameters per row, more time than SQLite takes to insert it.
 
     On PostgreSQL a COPY of the rows: an `INSERT ... SELECT FROM unnest` of one array per
     column spent most of its time in the driver's quoting of each element (a regular
-    expression per value) and the server's parsing of the arrays' text. On SQLite an
-    executemany of the rows, each value converted as SQLAlchemy would (its bind processors:
-    the text form of a time)."""
+    expression per value) and the server's parsing of the arrays' text. `typed`: every value
+    is of its column's Python type (an int, a str, a bool, a naive datetime, as
+    `stored_moments` and `load_rows` give them), so the COPY is binary, the driver's dumpers
+    chosen once per column: a text COPY formats each time and integer as text, most of the
+    client's time in the COPY. On SQLite an executemany of the rows, each value converted
+    as SQLAlchemy would (its bind processors: the text form of a time) unless every value of
+    the column is already in its stored form."""
     if not rows:
         return
     dialect = conn.dialect
@@ -516,7 +538,11 @@ def insert_values(conn: Connection, table: Table, rows: Sequence[Sequence[Any]])
     into = dialect.identifier_preparer.format_table(table)
     if dialect.name == "postgresql":
         raw: Any = conn.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {into} ({names}) FROM STDIN") as copy:
+        types = _binary_types(columns) if typed else None
+        how = " (FORMAT BINARY)" if types else ""
+        with raw.cursor() as cursor, cursor.copy(f"COPY {into} ({names}) FROM STDIN{how}") as copy:
+            if types:
+                copy.set_types(types)
             write = copy.write_row
             for values in rows:
                 write(values)
@@ -525,6 +551,7 @@ def insert_values(conn: Connection, table: Table, rows: Sequence[Sequence[Any]])
         (index, process)
         for index, column in enumerate(columns)
         if (process := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        and not _stored_as_they_are(column, rows, index)
     ]
     if processors:
         converted = list(map(list, zip(*rows, strict=True)))
@@ -535,8 +562,45 @@ def insert_values(conn: Connection, table: Table, rows: Sequence[Sequence[Any]])
                 for value in converted[index]
             ]
         rows = list(zip(*converted, strict=True))
+    elif rows[0].__class__ is not tuple:
+        rows = list(map(tuple, rows))  # the driver's executemany takes tuples, not lists
     marks = ", ".join("?" * len(columns))
     conn.exec_driver_sql(f"INSERT INTO {into} ({names}) VALUES ({marks})", rows)
+
+
+# The Python classes a SQLite column's values may have to be written without its bind
+# processor: a time's stored text (`stored_moments`), a bool (sqlite3 binds it as the 0 or 1
+# SQLAlchemy's Boolean processor makes of it).
+_UNPROCESSED = frozenset({type(None), str})
+_UNPROCESSED_BOOLEAN = frozenset({type(None), bool})
+
+
+def _stored_as_they_are(column: Column[Any], rows: Sequence[Sequence[Any]], index: int) -> bool:
+    """Whether every value of the column is written as it is: the batch's rows then go to
+    the driver as they came, not taken apart column by column and put together again."""
+    kept = _UNPROCESSED_BOOLEAN if isinstance(column.type, Boolean) else _UNPROCESSED
+    return set(map(type, map(itemgetter(index), rows))) <= kept
+
+
+def _binary_types(columns: Sequence[Column[Any]]) -> list[str] | None:
+    """The PostgreSQL type of each column for a binary COPY (`insert_values`), None when a
+    column's type is not one of the few the projections' tables use."""
+    found: list[str] = []
+    for column in columns:
+        kind = column.type
+        if isinstance(kind, BigInteger):
+            found.append("int8")
+        elif isinstance(kind, Integer):
+            found.append("int4")
+        elif isinstance(kind, Boolean):
+            found.append("bool")
+        elif isinstance(kind, DateTime) and not kind.timezone:
+            found.append("timestamp")
+        elif isinstance(kind, String):  # Text too
+            found.append("text")
+        else:
+            return None
+    return found
 
 
 def _default(column: Column[Any]) -> Any:
