@@ -31,6 +31,7 @@ from projections.reconciliation import REPORT_WORK_MEM_MB, Filters, Thresholds, 
 from projections.report import Report
 from projections.runner import (
     BATCH_SIZE_DEFAULT,
+    SNAPSHOT,
     Progress,
     catch_up,
     position,
@@ -111,7 +112,8 @@ class ReadModels:
     def settling(self) -> bool:
         """Whether a read model is marked unsettled (read as it is): a long catch-up (a
         rebuild, a large import being projected) is still applying batches whose fold it left
-        to its end, or one stopped before its end. Reads wait for it, or finish it themselves."""
+        to its end or making that fold, or one stopped before. Reads wait for it, or finish it
+        themselves."""
         with self.engine.connect() as conn:
             return unsettled(conn, PROJECTIONS)
 
@@ -284,6 +286,8 @@ def _writer_engine(config: StoreConfig) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A snapshot to settle from only reads the database (`projections.runner._settle`).
+        deferred = connection.info.get(SNAPSHOT, False)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
     return engine

@@ -403,14 +403,16 @@ def resolved_links() -> Select[Any]:
 
 class Resolver:
     """`resolve(id)`: the PaymentIntent an id belongs to, as far as the links know (else the
-    id), as an outer join per use on the resolved links (`stripe_keys`)."""
+    id), as an outer join per use on the resolved links (`stripe_keys`, or a table of the
+    same columns)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keys: Table = stripe_keys) -> None:
         self.uses = 0
+        self.keys = keys
 
     def __call__(self, source: Any, column: ColumnElement[Any]) -> tuple[Any, ColumnElement[Any]]:
         self.uses += 1
-        link = stripe_keys.alias(f"link{self.uses}")
+        link = self.keys.alias(f"link{self.uses}")
         joined = source.outerjoin(link, link.c.object_id == column)
         return joined, case(
             (is_payment_intent(column), column), else_=func.coalesce(link.c.key, column)
@@ -420,12 +422,14 @@ class Resolver:
 @dataclass(frozen=True)
 class StripeSources:
     """The observations a fold reads: the read model's tables, or a batch's share of them
-    (copies of the same columns)."""
+    (copies of the same columns); and the resolved links it reads them by (`stripe_keys`, or
+    a copy a fold made from a snapshot)."""
 
     objects: Table = stripe_objects
     movements: Table = stripe_movements
     charges: Table = stripe_charges
     disputes: Table = stripe_disputes
+    keys: Table = stripe_keys
 
 
 def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Table:
@@ -436,7 +440,7 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Tab
     (`ranked`), on SQLite a `GROUP BY` with `min()`, whose other columns SQLite takes from the
     row that holds the minimum (a documented rule of SQLite's): each one sort, without a
     window's rank over every object and a pass keeping the first."""
-    resolve = Resolver()
+    resolve = Resolver(sources.keys)
     o = sources.objects.alias("o")
     owner = func.coalesce(o.c.payment_intent_id, o.c.key)
     joined, key = resolve(o, owner)

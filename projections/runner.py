@@ -74,11 +74,16 @@ class SettlingProjection(Projection):
     end of a catch-up (`apply_unsettled`, then `settle`): cheaper when the catch-up has more
     of the log ahead of it than behind (a rebuild, a first catch-up, a large import).
 
-    Each batch applied unsettled marks its position row `unsettled` in its own transaction;
-    the batch that reaches the end of the log settles in its transaction and clears the mark.
-    A catch-up stopped between (a crash) leaves the mark and a position short of the end, so
-    the next one goes on unsettled and settles; its tables are read only after a catch-up
-    (`ReadModels`), which settles them, and never while the mark stands (`unsettled`)."""
+    Each batch applied unsettled marks its position row `unsettled` in its own transaction.
+    On PostgreSQL the batch that reaches the end of the log settles in its transaction and
+    clears the mark (a transaction there locks only the rows it writes). On SQLite, whose
+    write lock is the whole database's, that batch keeps the mark, and the catch-up settles
+    after it (`_settle`): the step's rows are made from a read snapshot (`prepare`), no
+    writer waiting, then written in (`settle_prepared`) in a transaction of their own that
+    clears the mark, if nothing they were made of changed meanwhile; else `settle` runs in
+    that transaction. A catch-up stopped between (a crash) leaves the mark, so the next one
+    goes on unsettled and settles; its tables are read only after a catch-up (`ReadModels`),
+    which settles them, and never while the mark stands (`unsettled`)."""
 
     @abstractmethod
     def apply_unsettled(self, conn: Connection, events: Sequence[StoredFields]) -> None:
@@ -87,6 +92,25 @@ class SettlingProjection(Projection):
     @abstractmethod
     def settle(self, conn: Connection) -> None:
         """Run the step over the whole read model, after batches applied unsettled."""
+
+    @abstractmethod
+    def prepare(self, conn: Connection) -> object:
+        """`settle`'s rows made from what `conn` reads, written nowhere but into its
+        connection's temporary tables (run in a read transaction)."""
+
+    @abstractmethod
+    def settle_prepared(self, conn: Connection, prepared: object) -> None:
+        """Write `prepare`'s rows in, as `settle` would have made them, in a later
+        transaction of the same connection (the read model unchanged since)."""
+
+    @abstractmethod
+    def discard(self, conn: Connection, prepared: object) -> None:
+        """Drop what `prepare` made."""
+
+
+# Set in a connection's `info` while it reads a snapshot to settle from (`_settle`): the
+# read models' SQLite writer then begins its transaction DEFERRED, not IMMEDIATE.
+SNAPSHOT = "offline_ledger.settling_snapshot"
 
 
 class PositionMoved(Exception):
@@ -145,7 +169,63 @@ def catch_up(
         applied += count
         if count and progress is not None:
             progress(count)
+    if engine.dialect.name == "sqlite":
+        for projection in chosen:
+            if isinstance(projection, SettlingProjection):
+                _settle(ledger, engine, projection)
     return applied
+
+
+def _settle(ledger: Ledger, engine: Engine, projection: SettlingProjection) -> None:
+    """Settle the projection if a catch-up left it unsettled at the end of the log (SQLite,
+    `SettlingProjection`): its step made from a read snapshot, then written in a transaction
+    that locks the position row and clears the mark.
+
+    Written in only if the row is in the generation the snapshot read (no reset since: a
+    rebuild run whole meanwhile reaches the same position with other rows) and no event of
+    the projection's topics came after the snapshot's position (a batch applied meanwhile,
+    unsettled, changed what the rows were made of); else `settle` runs in that transaction,
+    as the batch that reached the end would have. Either way this settling finishes: events
+    arriving meanwhile never start it over."""
+    with engine.connect() as conn:
+        conn.info[SNAPSHOT] = True
+        try:
+            with conn.begin():
+                seen = _standing(conn, projection.name)
+                if not seen.unsettled:
+                    return
+                prepared = projection.prepare(conn)
+        finally:
+            del conn.info[SNAPSHOT]
+        try:
+            with conn.begin():
+                now = _standing(conn, projection.name)
+                if now.unsettled:
+                    if now.generation == seen.generation and not _any_between(
+                        ledger, projection, seen.position, now.position
+                    ):
+                        projection.settle_prepared(conn, prepared)
+                    else:
+                        projection.settle(conn)
+                    conn.execute(
+                        update(projection_positions)
+                        .where(projection_positions.c.name == projection.name)
+                        .values(unsettled=False)
+                    )
+                projection.discard(conn, prepared)
+        except BaseException:
+            with conn.begin():
+                projection.discard(conn, prepared)
+            raise
+
+
+def _any_between(ledger: Ledger, projection: Projection, after: int, until: int) -> bool:
+    """Whether the log holds an event of the projection's topics after `after`, up to
+    `until`."""
+    if until <= after:
+        return False
+    found = ledger.stored_fields(after, 1, sorted(projection.topics))
+    return bool(found) and found[0][0] <= until
 
 
 def rebuild(
@@ -259,8 +339,10 @@ def _apply_next_batch(
             settling = isinstance(projection, SettlingProjection) and (
                 was_unsettled or (end - start > start and to < end)
             )
+            # SQLite: the catch-up settles after its batches, off the write lock (`_settle`).
+            later = settling and conn.dialect.name == "sqlite"
             if to > start:
-                _move(conn, projection.name, found, to, unsettled=settling and to < end)
+                _move(conn, projection.name, found, to, unsettled=settling and (to < end or later))
             if not settling:
                 if own:
                     projection.apply(conn, own)
@@ -268,7 +350,7 @@ def _apply_next_batch(
                 assert isinstance(projection, SettlingProjection)
                 if own:
                     projection.apply_unsettled(conn, own)
-                if to >= end:
+                if to >= end and not later:
                     projection.settle(conn)
             applied += len(own)
     return True, applied

@@ -19,6 +19,7 @@ so a batch of twenty thousand events costs a dozen statements, not one per few h
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -215,3 +216,56 @@ def fold_all(conn: Connection) -> None:
         conn.execute(insert(folded).from_select(names, select(*(side.c[n] for n in names))))
     finally:
         drop(conn, stages)
+
+
+# The resolved links of a fold made from a snapshot (`fold_snapshot`), `stripe_keys`'s columns.
+_SNAPSHOT_KEYS = Table(
+    "fold_snapshot_keys",
+    MetaData(),
+    Column("object_id", String(255), primary_key=True),
+    Column("key", String(255), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+@dataclass(frozen=True)
+class SnapshotFold:
+    """`fold_all`'s rows, made in temporary tables of one connection (`fold_snapshot`)."""
+
+    stages: Stages
+    side: Table
+
+
+def fold_snapshot(conn: Connection) -> SnapshotFold:
+    """Make `fold_all`'s rows from what `conn`'s transaction reads, into temporary tables of
+    its connection, writing nothing else: in a read transaction on SQLite (WAL) no writer
+    waits for it, and a later transaction of the same connection writes them in
+    (`swap_in`), or drops them (`discard`)."""
+    _SNAPSHOT_KEYS.create(conn)
+    conn.execute(insert(_SNAPSHOT_KEYS).from_select(["object_id", "key"], resolved_links()))
+    stages = Stages("snapshot")
+    sources = StripeSources(keys=_SNAPSHOT_KEYS)
+    side = stripe_payments(stages, sources, conn.dialect.name == "postgresql")
+    made = SnapshotFold(stages, side)
+    try:
+        materialize(conn, stages)
+    except BaseException:
+        discard(conn, made)
+        raise
+    return made
+
+
+def swap_in(conn: Connection, made: SnapshotFold) -> None:
+    """Replace the read model's `stripe_keys` and `stripe_payments` with the rows of
+    `fold_snapshot` (valid only while the observations are those it read)."""
+    conn.execute(delete(stripe_keys))
+    conn.execute(delete(folded))
+    conn.execute(insert(stripe_keys).from_select(["object_id", "key"], select(_SNAPSHOT_KEYS)))
+    names = [column.name for column in folded.columns]
+    conn.execute(insert(folded).from_select(names, select(*(made.side.c[n] for n in names))))
+
+
+def discard(conn: Connection, made: SnapshotFold) -> None:
+    """Drop the temporary tables of `fold_snapshot` (those it made: it may have failed)."""
+    for table in [*(stage.table for stage in reversed(made.stages.made)), _SNAPSHOT_KEYS]:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name}")

@@ -24,7 +24,14 @@ from projections.runner import (
     replace_rows,
     stored_moments,
 )
-from projections.stripe_fold import BatchFold, fold_all
+from projections.stripe_fold import (
+    BatchFold,
+    SnapshotFold,
+    discard,
+    fold_all,
+    fold_snapshot,
+    swap_in,
+)
 from projections.tables import (
     stripe_charges,
     stripe_disputes,
@@ -91,6 +98,18 @@ class StripeObservationsProjection(SettlingProjection):
     def settle(self, conn: Connection) -> None:
         """Fold every Stripe payment at once, as a rebuild would."""
         fold_all(conn)
+
+    def prepare(self, conn: Connection) -> SnapshotFold:
+        """`fold_all`'s rows made from what `conn` reads, in its temporary tables."""
+        return fold_snapshot(conn)
+
+    def settle_prepared(self, conn: Connection, prepared: object) -> None:
+        assert isinstance(prepared, SnapshotFold), prepared
+        swap_in(conn, prepared)
+
+    def discard(self, conn: Connection, prepared: object) -> None:
+        assert isinstance(prepared, SnapshotFold), prepared
+        discard(conn, prepared)
 
     def _apply(self, conn: Connection, events: Sequence[StoredFields], *, folding: bool) -> None:
         rows = load_rows(conn, stripe_objects, "stream_id", {stream for _, stream, _, _ in events})

@@ -157,12 +157,14 @@ def test_a_projection_killed_mid_batch_resumes_to_the_same_read_models(url: str)
     killed = kill_repeatedly(url, random.Random(seed))
     assert killed, f"seed {seed}: no run was interrupted"
     # A catch-up from the start of the log leaves Stripe's fold to its end: every kill short
-    # of the end left it pending, and the report (its own catch-up) settles it first.
+    # of the end left it pending (on SQLite a kill at the end too, before the fold written
+    # after the last batch), and the report (its own catch-up) settles it first.
     with Ledger.open(url) as ledger:
         end = ledger.last_position()
     for at in killed:
         position, marked = at[StripeObservationsProjection.name]
-        assert marked == (position < end), at
+        assert marked or position == end, at
+        assert not marked or position < end or url.startswith("sqlite"), at
     first_report = cli("report", "--db", url, "--format", "json", "--as-of", AS_OF)
     assert first_report.returncode == 0, first_report.stderr
 

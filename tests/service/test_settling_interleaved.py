@@ -13,6 +13,8 @@ started the fold over, so no read ever finished. A reset counts in the position 
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,7 +63,7 @@ def folded_at_once(read_models: ReadModels) -> list[list[tuple[Any, ...]]]:
     return rows
 
 
-def counted(read_models: ReadModels) -> int:
+def counted_rows(read_models: ReadModels) -> int:
     with read_models.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(stripe_payments)).scalar_one())
 
@@ -69,6 +71,15 @@ def counted(read_models: ReadModels) -> int:
 def stripe_generation(read_models: ReadModels) -> int:
     with read_models.engine.connect() as conn:
         return generation(conn, STRIPE.name)
+
+
+def settled_at_the_end(read_models: ReadModels, ledger: Ledger, payment_intents: int) -> None:
+    """Settled at the log's end, one row per PaymentIntent, the rows `fold_all`'s."""
+    with read_models.engine.connect() as conn:
+        assert not unsettled(conn, PROJECTIONS)
+        assert position(conn, STRIPE.name) == ledger.last_position()
+    assert counted_rows(read_models) == payment_intents
+    assert stripe_rows(read_models) == folded_at_once(read_models)
 
 
 def test_a_rebuild_run_whole_between_two_batches_of_a_settling(url: str) -> None:
@@ -92,11 +103,7 @@ def test_a_rebuild_run_whole_between_two_batches_of_a_settling(url: str) -> None
 
         assert rebuilt  # the second rebuild did run between two of the first's batches
         assert stripe_generation(first) == started + 2
-        with first.engine.connect() as conn:
-            assert not unsettled(conn, PROJECTIONS)
-            assert position(conn, STRIPE.name) == ledger.last_position()
-        assert counted(first) == PAYMENT_INTENTS
-        assert stripe_rows(first) == folded_at_once(first)
+        settled_at_the_end(first, ledger, PAYMENT_INTENTS)
 
 
 def test_a_rebuild_run_whole_at_every_batch_of_a_settling(url: str) -> None:
@@ -120,7 +127,7 @@ def test_a_rebuild_run_whole_at_every_batch_of_a_settling(url: str) -> None:
         assert stripe_generation(first) == 1 + 4  # its own reset, then the four others
         with first.engine.connect() as conn:
             assert not unsettled(conn, PROJECTIONS)
-        assert counted(first) == PAYMENT_INTENTS
+        assert counted_rows(first) == PAYMENT_INTENTS
         assert stripe_rows(first) == folded_at_once(first)
 
 
@@ -144,13 +151,13 @@ def test_stripe_events_arriving_at_every_batch_of_a_settling(url: str) -> None:
             observed.append(observed[-1] + 1)
             report = second.report(AS_OF)
             assert report.rows
-            assert counted(second) == observed[-1]
+            assert counted_rows(second) == observed[-1]
 
         first.rebuild(batch_size=BATCH, progress=webhook_and_read)
         assert len(observed) > 1
         with first.engine.connect() as conn:
             assert not unsettled(conn, PROJECTIONS)
-        assert counted(first) == observed[-1]
+        assert counted_rows(first) == observed[-1]
         assert stripe_rows(first) == folded_at_once(first)
 
 
@@ -163,7 +170,7 @@ def test_an_audit_swap_counts_as_a_reset(url: str) -> None:
         with read_models.engine.connect() as conn:
             assert {generation(conn, p.name) for p in PROJECTIONS} == {2}
         read_models.refresh()
-        assert counted(read_models) == 4
+        assert counted_rows(read_models) == 4
 
 
 def test_a_position_read_before_a_reset_does_not_move_after_it(url: str) -> None:
@@ -184,3 +191,99 @@ def test_a_position_read_before_a_reset_does_not_move_after_it(url: str) -> None
                 runner._move(conn, STRIPE.name, before, before.position + 1, unsettled=False)
         with first.engine.connect() as conn:
             assert position(conn, STRIPE.name) == ledger.last_position()
+
+
+# -- SQLite: the fold made from a snapshot after the last batch, written in after ----------
+
+
+class Counted:
+    """How many times the Stripe projection's settling steps ran, each wrapped to run
+    `meanwhile` once right after the snapshot's rows are made (its read still open)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, meanwhile: Any = None) -> None:
+        self.calls: dict[str, int] = {}
+        self.meanwhile = meanwhile
+        for name in ("prepare", "settle", "settle_prepared"):
+            self._wrap(monkeypatch, name)
+
+    def _wrap(self, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+        original = getattr(StripeObservationsProjection, name)
+
+        def counted(projection: Any, *args: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            found = original(projection, *args)
+            if name == "prepare" and self.meanwhile is not None:
+                meanwhile, self.meanwhile = self.meanwhile, None
+                meanwhile()
+            return found
+
+        monkeypatch.setattr(StripeObservationsProjection, name, counted)
+
+
+def stopped_elsewhere(ledger: Ledger, step: str) -> None:
+    """Another runner's `refresh` or `rebuild`, stopped once its first batch is committed
+    (before it settles)."""
+    with ReadModels(ledger) as second, pytest.raises(Stopped):
+        getattr(second, step)(batch_size=BATCH, progress=stop)
+
+
+def test_the_fold_is_made_while_writers_get_in(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the snapshot's rows are made no write lock is held (a writer that would not
+    wait gets in), and the ledger's own records applied meanwhile change nothing Stripe's
+    fold reads: the rows made are written in, the same as `fold_all`'s."""
+    with Ledger.open(sqlite_url) as ledger, ReadModels(ledger) as first:
+        ledger.observe(charged_payment_intents(PAYMENT_INTENTS))
+        path = sqlite_url.removeprefix("sqlite:///")
+
+        def writers_meanwhile() -> None:
+            with closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as raw:
+                raw.execute("BEGIN IMMEDIATE")
+                raw.execute("COMMIT")
+            recorded = ledger.record_many(a_stored_payment())
+            assert not any(isinstance(outcome, LedgerError) for outcome in recorded)
+            stopped_elsewhere(ledger, "refresh")  # the records' batch applied, not settled
+
+        counted = Counted(monkeypatch, writers_meanwhile)
+        first.rebuild(batch_size=BATCH)
+        assert counted.calls == {"prepare": 1, "settle_prepared": 1}
+        settled_at_the_end(first, ledger, PAYMENT_INTENTS)
+
+
+def test_a_reset_while_the_fold_is_made_is_not_written_over(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild elsewhere stopped after its first batch, while the first runner's snapshot
+    rows were being made: they belong to the read model reset since, and are dropped; the
+    new one is folded as it stands, and the next catch-up brings it to the end."""
+    with Ledger.open(sqlite_url) as ledger, ReadModels(ledger) as first:
+        ledger.observe(charged_payment_intents(PAYMENT_INTENTS))
+
+        counted = Counted(monkeypatch, lambda: stopped_elsewhere(ledger, "rebuild"))
+        first.rebuild(batch_size=BATCH)
+        assert counted.calls == {"prepare": 1, "settle": 1}
+        assert stripe_generation(first) == 2
+        assert stripe_rows(first) == folded_at_once(first)
+        first.refresh()
+        assert counted_rows(first) == PAYMENT_INTENTS
+        assert stripe_rows(first) == folded_at_once(first)
+
+
+def test_stripe_events_while_the_fold_is_made_fold_at_once(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook's PaymentIntent applied elsewhere while the snapshot's rows were made: they
+    miss it, so `fold_all` runs where they would have been written in; the settling
+    finishes all the same, never started over."""
+    with Ledger.open(sqlite_url) as ledger, ReadModels(ledger) as first:
+        ledger.observe(charged_payment_intents(PAYMENT_INTENTS))
+
+        def webhook() -> None:
+            ledger.observe(charged_payment_intents(1, PAYMENT_INTENTS, tag="w"))
+            stopped_elsewhere(ledger, "refresh")  # applied unsettled, not settled
+
+        counted = Counted(monkeypatch, webhook)
+        first.rebuild(batch_size=BATCH)
+        assert counted.calls == {"prepare": 1, "settle": 1}
+        settled_at_the_end(first, ledger, PAYMENT_INTENTS + 1)
