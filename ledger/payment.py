@@ -30,7 +30,7 @@ from typing_extensions import TypedDict
 
 from ledger.card import CollectedCard
 from ledger.errors import Breach, Code, Conflict
-from ledger.identity import payment_id
+from ledger.identity import offline_text, payment_id
 from ledger.journal import Journaled
 
 FORWARD_FAILURES_MAX = 1000
@@ -359,7 +359,7 @@ class Payment(Journaled):
         return cls._create(
             cls.Created,
             id=payment_id(offline_id),
-            offline_id=str(offline_id),
+            offline_id=offline_text(offline_id),
             device_id=device_id,
             location_id=location_id,
             amount=amount,
