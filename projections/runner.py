@@ -14,12 +14,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Column,
     Connection,
+    DateTime,
     Engine,
+    Integer,
+    String,
     Table,
     delete,
     insert,
@@ -85,7 +90,17 @@ class SettlingProjection(Projection):
 
 
 class PositionMoved(Exception):
-    """Another runner committed this projection's batch first."""
+    """Another runner committed this projection's batch first, or reset its read model."""
+
+
+class Standing(NamedTuple):
+    """A projection's position row as a transaction found it."""
+
+    position: int
+    unsettled: bool
+    # How many times its read model was emptied (`reset`): the same position in another
+    # generation is a read model built again, not the one a runner's earlier work went into.
+    generation: int
 
 
 def catch_up(
@@ -147,7 +162,10 @@ def rebuild(
 
 
 def reset(engine: Engine, projections: Iterable[Projection]) -> None:
-    """Empty the projections' tables and forget their positions, in one transaction.
+    """Empty the projections' tables and forget their positions, in one transaction; each
+    position row's generation goes up by one, so a runner that began before can tell the
+    read model it worked on is gone even once a catch-up has brought the new one back to the
+    same position.
 
     On PostgreSQL by TRUNCATE (transactional there): a DELETE of every row left them all
     dead in the table and its indexes until a vacuum, and the rebuild that follows inserted
@@ -156,6 +174,8 @@ def reset(engine: Engine, projections: Iterable[Projection]) -> None:
     DELETE has no WHERE clause at once."""
     chosen = list(projections)
     tables = [table for projection in chosen for table in projection.tables]
+    for projection in chosen:
+        _ensure_position(engine, projection.name)  # counted from its first reset on
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql" and tables:
             format_table = conn.dialect.identifier_preparer.format_table
@@ -167,13 +187,24 @@ def reset(engine: Engine, projections: Iterable[Projection]) -> None:
             conn.execute(
                 update(projection_positions)
                 .where(projection_positions.c.name == projection.name)
-                .values(position=0, unsettled=False)
+                .values(
+                    position=0,
+                    unsettled=False,
+                    generation=projection_positions.c.generation + 1,
+                )
             )
 
 
 def position(conn: Connection, name: str) -> int:
     """How far the projection has read."""
     query = select(projection_positions.c.position).where(projection_positions.c.name == name)
+    found = conn.execute(query).scalar()
+    return int(found) if found is not None else 0
+
+
+def generation(conn: Connection, name: str) -> int:
+    """How many times the projection's read model was emptied (`reset`)."""
+    query = select(projection_positions.c.generation).where(projection_positions.c.name == name)
     found = conn.execute(query).scalar()
     return int(found) if found is not None else 0
 
@@ -206,7 +237,7 @@ def _apply_next_batch(
     it has caught up."""
     with engine.begin() as conn:
         standing = {p.name: _standing(conn, p.name) for p in projections}
-        starts = {name: start for name, (start, _) in standing.items()}
+        starts = {name: found.position for name, found in standing.items()}
         first = min(starts.values())
         end = ledger.last_position()
         if until is not None:
@@ -221,14 +252,15 @@ def _apply_next_batch(
         to = max(end, last) if len(events) < batch_size else last
         applied = 0
         for projection, own in zip(projections, _routed(events, projections, starts), strict=True):
-            start, was_unsettled = standing[projection.name]
+            found = standing[projection.name]
+            start, was_unsettled = found.position, found.unsettled
             # Unsettled once marked, or when more of the log is ahead than behind and this
             # batch does not reach its end (a catch-up of one batch settles no cheaper).
             settling = isinstance(projection, SettlingProjection) and (
                 was_unsettled or (end - start > start and to < end)
             )
             if to > start:
-                _move(conn, projection.name, start, to, unsettled=settling and to < end)
+                _move(conn, projection.name, found, to, unsettled=settling and to < end)
             if not settling:
                 if own:
                     projection.apply(conn, own)
@@ -279,22 +311,31 @@ def _ensure_position(engine: Engine, name: str) -> None:
         pass  # another runner inserted it first
 
 
-def _standing(conn: Connection, name: str) -> tuple[int, bool]:
-    """The projection's position and its `unsettled` mark, locked: a second runner waits
-    here until the first commits, then reads the moved position (PostgreSQL: FOR UPDATE;
-    SQLite: the writer's transactions begin IMMEDIATE, see `projections.read_models`)."""
-    query = select(projection_positions.c.position, projection_positions.c.unsettled).where(
-        projection_positions.c.name == name
-    )
+def _standing(conn: Connection, name: str) -> Standing:
+    """The projection's position row, locked: a second runner waits here until the first
+    commits, then reads the moved position (PostgreSQL: FOR UPDATE; SQLite: the writer's
+    transactions begin IMMEDIATE, see `projections.read_models`)."""
+    p = projection_positions
+    query = select(p.c.position, p.c.unsettled, p.c.generation).where(p.c.name == name)
     found = conn.execute(query.with_for_update()).first()
-    return (int(found[0]), bool(found[1])) if found is not None else (0, False)
+    if found is None:
+        return Standing(0, False, 0)
+    return Standing(int(found[0]), bool(found[1]), int(found[2]))
 
 
-def _move(conn: Connection, name: str, start: int, end: int, *, unsettled: bool) -> None:
-    assert end > start, (start, end)
+def _move(conn: Connection, name: str, start: Standing, end: int, *, unsettled: bool) -> None:
+    """Move the position from where this transaction found it, in the generation it found:
+    a batch read before a reset never lands on the read model built again after it, even at
+    the same position."""
+    assert end > start.position, (start, end)
+    p = projection_positions
     moved = conn.execute(
-        update(projection_positions)
-        .where(projection_positions.c.name == name, projection_positions.c.position == start)
+        update(p)
+        .where(
+            p.c.name == name,
+            p.c.position == start.position,
+            p.c.generation == start.generation,
+        )
         .values(position=end, unsettled=unsettled)
     )
     if moved.rowcount != 1:
@@ -334,6 +375,8 @@ def _sqlite_text(text: str) -> str:
     offset, which is worked out once per minute and offset; in UTC (as the ledger stores
     them, `Z` as Stripe's observations hold them), not even that."""
     if text.endswith("Z"):
+        if len(text) == _WHOLE_SECONDS_Z and text[10:11] == "T":
+            return f"{text[:10]} {text[11:19]}.000000"  # Stripe's: whole seconds in UTC
         text = f"{text[:-1]}+00:00"
     size = len(text)
     if text.endswith("+00:00") and text[10:11] == "T":
@@ -367,6 +410,7 @@ def _utc_text(text: str) -> str:
 
 _WHOLE_SECONDS = len("2026-01-01T00:00:00+00:00")
 _MICROSECONDS = len("2026-01-01T00:00:00.000000+00:00")
+_WHOLE_SECONDS_Z = len("2026-01-01T00:00:00Z")
 _ISO_LENGTHS = (_WHOLE_SECONDS, _MICROSECONDS)
 _MINUTES: dict[str, str] = {}  # 'YYYY-MM-DDTHH:MM+HH:MM' -> 'YYYY-MM-DD HH:MM' in UTC
 _MINUTES_MAX = 100_000
@@ -400,10 +444,13 @@ def replace_rows(
     key: str,
     existing: Iterable[str],
     rows: Sequence[dict[str, Any]],
+    *,
+    typed: bool = False,
 ) -> None:
-    """Write a batch's rows: delete the old versions of those that existed, insert all."""
+    """Write a batch's rows: delete the old versions of those that existed, insert all
+    (`typed`: see `insert_values`)."""
     delete_rows(conn, table, key, existing)
-    insert_rows(conn, table, rows)
+    insert_rows(conn, table, rows, typed=typed)
 
 
 def delete_rows(conn: Connection, table: Table, key: str, ids: Iterable[str]) -> None:
@@ -446,7 +493,9 @@ def _where_among(
     return found
 
 
-def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def insert_rows(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, typed: bool = False
+) -> None:
     """Insert a batch's rows (a column a row leaves out takes its default), their values
     taken out of each row by one `itemgetter` (`insert_values`)."""
     if not rows:
@@ -457,20 +506,29 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     values_of = itemgetter(*defaults)
     whole = len(defaults)
     insert_values(
-        conn, table, [values_of(row if len(row) == whole else {**defaults, **row}) for row in rows]
+        conn,
+        table,
+        [values_of(row if len(row) == whole else {**defaults, **row}) for row in rows],
+        typed=typed,
     )
 
 
-def insert_values(conn: Connection, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+def insert_values(
+    conn: Connection, table: Table, rows: Sequence[Sequence[Any]], *, typed: bool = False
+) -> None:
     """Insert a batch's rows, each the values of every column in the table's order, in one
     statement written here: SQLAlchemy's executemany builds and processes a dict of
     parameters per row, more time than SQLite takes to insert it.
 
     On PostgreSQL a COPY of the rows: an `INSERT ... SELECT FROM unnest` of one array per
     column spent most of its time in the driver's quoting of each element (a regular
-    expression per value) and the server's parsing of the arrays' text. On SQLite an
-    executemany of the rows, each value converted as SQLAlchemy would (its bind processors:
-    the text form of a time)."""
+    expression per value) and the server's parsing of the arrays' text. `typed`: every value
+    is of its column's Python type (an int, a str, a bool, a naive datetime, as
+    `stored_moments` and `load_rows` give them), so the COPY is binary, the driver's dumpers
+    chosen once per column: a text COPY formats each time and integer as text, most of the
+    client's time in the COPY. On SQLite an executemany of the rows, each value converted
+    as SQLAlchemy would (its bind processors: the text form of a time) unless every value of
+    the column is already in its stored form."""
     if not rows:
         return
     dialect = conn.dialect
@@ -480,7 +538,11 @@ def insert_values(conn: Connection, table: Table, rows: Sequence[Sequence[Any]])
     into = dialect.identifier_preparer.format_table(table)
     if dialect.name == "postgresql":
         raw: Any = conn.connection.driver_connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {into} ({names}) FROM STDIN") as copy:
+        types = _binary_types(columns) if typed else None
+        how = " (FORMAT BINARY)" if types else ""
+        with raw.cursor() as cursor, cursor.copy(f"COPY {into} ({names}) FROM STDIN{how}") as copy:
+            if types:
+                copy.set_types(types)
             write = copy.write_row
             for values in rows:
                 write(values)
@@ -489,6 +551,7 @@ def insert_values(conn: Connection, table: Table, rows: Sequence[Sequence[Any]])
         (index, process)
         for index, column in enumerate(columns)
         if (process := column.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+        and not _stored_as_they_are(column, rows, index)
     ]
     if processors:
         converted = list(map(list, zip(*rows, strict=True)))
@@ -499,8 +562,45 @@ def insert_values(conn: Connection, table: Table, rows: Sequence[Sequence[Any]])
                 for value in converted[index]
             ]
         rows = list(zip(*converted, strict=True))
+    elif rows[0].__class__ is not tuple:
+        rows = list(map(tuple, rows))  # the driver's executemany takes tuples, not lists
     marks = ", ".join("?" * len(columns))
     conn.exec_driver_sql(f"INSERT INTO {into} ({names}) VALUES ({marks})", rows)
+
+
+# The Python classes a SQLite column's values may have to be written without its bind
+# processor: a time's stored text (`stored_moments`), a bool (sqlite3 binds it as the 0 or 1
+# SQLAlchemy's Boolean processor makes of it).
+_UNPROCESSED = frozenset({type(None), str})
+_UNPROCESSED_BOOLEAN = frozenset({type(None), bool})
+
+
+def _stored_as_they_are(column: Column[Any], rows: Sequence[Sequence[Any]], index: int) -> bool:
+    """Whether every value of the column is written as it is: the batch's rows then go to
+    the driver as they came, not taken apart column by column and put together again."""
+    kept = _UNPROCESSED_BOOLEAN if isinstance(column.type, Boolean) else _UNPROCESSED
+    return set(map(type, map(itemgetter(index), rows))) <= kept
+
+
+def _binary_types(columns: Sequence[Column[Any]]) -> list[str] | None:
+    """The PostgreSQL type of each column for a binary COPY (`insert_values`), None when a
+    column's type is not one of the few the projections' tables use."""
+    found: list[str] = []
+    for column in columns:
+        kind = column.type
+        if isinstance(kind, BigInteger):
+            found.append("int8")
+        elif isinstance(kind, Integer):
+            found.append("int4")
+        elif isinstance(kind, Boolean):
+            found.append("bool")
+        elif isinstance(kind, DateTime) and not kind.timezone:
+            found.append("timestamp")
+        elif isinstance(kind, String):  # Text too
+            found.append("text")
+        else:
+            return None
+    return found
 
 
 def _default(column: Column[Any]) -> Any:

@@ -54,9 +54,13 @@ _MOVEMENT_FIELDS = (
     "customer_facing_currency",
     "payout_id",
 )
-# A new row's columns, read once: iterating a table's columns builds a list each time.
-_OBJECT_COLUMNS = tuple(column.name for column in stripe_objects.columns)
-_MOVEMENT_COLUMNS = tuple(column.name for column in stripe_movements.columns)
+# A PaymentIntent's or a charge's row when first seen, before its stream id and key.
+_NEW_OBJECT: dict[str, Any] = {
+    **dict.fromkeys(column.name for column in stripe_objects.columns),
+    "charged_gross": 0,
+    "refunded_gross": 0,
+    "balance_transactions": 0,
+}
 
 
 class StripeObservationsProjection(SettlingProjection):
@@ -99,29 +103,36 @@ class StripeObservationsProjection(SettlingProjection):
             if folding
             else None
         )
+        first_seen, observed = (
+            StripeObject.FirstSeen.TOPIC,
+            StripeObject.PaymentIntentObserved.TOPIC,
+        )
+        time, link, movement = batch.time, batch.link, batch.movement
         for _, stream, topic, fields in events:
-            if topic == StripeObject.FirstSeen.TOPIC:
-                rows[stream] = _first_seen(stream, fields["key"])
-            elif topic == StripeObject.PaymentIntentObserved.TOPIC:
+            if topic == first_seen:
+                rows[stream] = {**_NEW_OBJECT, "stream_id": stream, "key": fields["key"]}
+            elif topic == observed:
                 seen = fields["observation"]
                 kind = seen.get("kind", "payment_intent")
                 if kind == "payment_intent":
-                    _payment_intent(rows[stream], seen, batch.time)
+                    _payment_intent(rows[stream], seen, time)
+                    pi = seen["payment_intent_id"]
                     for related in seen.get("related_ids", ()):
-                        batch.link(related, seen["payment_intent_id"])
+                        link(related, pi)
                     if seen["charge_id"] is not None:
-                        batch.link(seen["charge_id"], seen["payment_intent_id"])
+                        link(seen["charge_id"], pi)
                 elif kind == "charge":
                     batch.charge(seen)
                 else:
                     batch.dispute(seen)
             else:
                 assert topic == StripeObject.BalanceTransactionObserved.TOPIC, topic
-                if batch.movement(fields["observation"]):
-                    _balance_transaction(rows[stream], fields["observation"], batch.time)
+                seen = fields["observation"]
+                if movement(seen):
+                    _balance_transaction(rows[stream], seen, time)
         if fold is not None:
             fold.moved(batch.first_links())
-        replace_rows(conn, stripe_objects, "stream_id", existing, list(rows.values()))
+        replace_rows(conn, stripe_objects, "stream_id", existing, list(rows.values()), typed=True)
         batch.write()
         if fold is not None:
             fold.finish()
@@ -205,17 +216,42 @@ class _Batch:
     def movement(self, seen: dict[str, Any]) -> bool:
         """Keep a movement once; True when it is new (not only completed)."""
         key = movement_key(seen)
-        owner = seen["payment_intent_id"] or seen["charge_id"]
-        for name in ("charge_id", "source_id", "balance_transaction_id"):
-            self.link(seen[name], owner)
-        if seen["charge_id"] is not None and seen["payment_intent_id"] is not None:
-            self.link(seen["charge_id"], seen["payment_intent_id"])
+        pi, charge, source = seen["payment_intent_id"], seen["charge_id"], seen["source_id"]
+        owner = pi or charge  # a charge named with its PaymentIntent is tied to it here
+        if owner is not None:
+            self.link(charge, owner)
+            self.link(source, owner)
+            self.link(seen["balance_transaction_id"], owner)
         row = self.movements.get(key)
-        new = row is None
-        if row is None:
-            row = dict.fromkeys(_MOVEMENT_COLUMNS)
-            row["movement_key"] = key
-            self.movements[key] = row
+        if row is not None:
+            self._complete(row, seen)
+            return False
+        # A new row takes every field as observed: no test per column of what it held.
+        get, time = seen.get, self.time
+        offline_id = get("offline_id")
+        self.movements[key] = {
+            "movement_key": key,
+            "balance_transaction_id": seen["balance_transaction_id"],
+            "payment_intent_id": pi,
+            "charge_id": charge,
+            "source_id": source,
+            "offline_id": None if offline_id is None else offline_id.lower(),
+            "currency": get("currency"),
+            "gross": get("gross"),
+            "fee": get("fee"),
+            "net": get("net"),
+            "category": seen["reporting_category"],
+            "created_at": time(get("created_at")),
+            "customer_facing_amount": get("customer_facing_amount"),
+            "customer_facing_currency": get("customer_facing_currency"),
+            "payout_id": get("payout_id"),
+            "payout_at": time(get("payout_at")),
+        }
+        return True
+
+    def _complete(self, row: dict[str, Any], seen: dict[str, Any]) -> None:
+        """A movement seen again (another report type, a webhook and a report): what the
+        row lacks, and a balance transaction's own id over a refund's or a dispute's."""
         for name in _MOVEMENT_FIELDS:
             value = seen.get(name)
             if value is not None and (
@@ -224,10 +260,9 @@ class _Batch:
                 row[name] = value.lower() if name == "offline_id" else value
         if row["category"] is None:
             row["category"] = seen["reporting_category"]
-        for name, column in (("created_at", "created_at"), ("payout_at", "payout_at")):
-            if row[column] is None and seen.get(name) is not None:
-                row[column] = self.time(seen[name])
-        return new
+        for name in ("created_at", "payout_at"):
+            if row[name] is None and seen.get(name) is not None:
+                row[name] = self.time(seen[name])
 
     def charge(self, seen: dict[str, Any]) -> None:
         self.link(seen["charge_id"], seen["payment_intent_id"])
@@ -265,13 +300,9 @@ class _Batch:
             ("charges", stripe_charges, "charge_id", self.charges),
             ("disputes", stripe_disputes, "dispute_id", self.disputes),
         ):
-            replace_rows(self.conn, table, key, self.existing[name], list(rows.values()))
-
-
-def _first_seen(stream: str, key: str) -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(_OBJECT_COLUMNS)
-    row.update(stream_id=stream, key=key, charged_gross=0, refunded_gross=0, balance_transactions=0)
-    return row
+            replace_rows(
+                self.conn, table, key, self.existing[name], list(rows.values()), typed=True
+            )
 
 
 def _payment_intent(row: dict[str, Any], seen: dict[str, Any], time: _Time) -> None:
