@@ -16,12 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from adapters.http import http_limits
 from adapters.ledger_settings import SettingsError, offline_caps
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.storage import DEFAULT_DATABASE_URL
+from projections.reconciliation import REPORT_WORK_MEM_MB
 
 
 class EnvironmentSettings(BaseModel):
@@ -35,7 +36,7 @@ class EnvironmentSettings(BaseModel):
         cls, environ: Mapping[str, str] | None = None, file: Path | None = None
     ) -> Self:
         """The settings in `environ` (default os.environ), else in `file` (`.env` lines of
-        NAME=value), else the defaults."""
+        NAME=value), else the defaults; SettingsError naming the variable of a bad value."""
         from_file: Mapping[str, str | None] = {}
         if file is not None:
             from dotenv import dotenv_values
@@ -50,9 +51,11 @@ class EnvironmentSettings(BaseModel):
             if value is not None
         }
         values: dict[str, object] = {}
+        variables: dict[str, str] = {}
         for name, field in cls.model_fields.items():
             key = field.validation_alias if isinstance(field.validation_alias, str) else name
             variable = key if key != name else cls.prefix + name
+            variables[key] = variable.upper()
             text = found.get(variable.lower())
             if text is None:
                 continue
@@ -63,7 +66,17 @@ class EnvironmentSettings(BaseModel):
                     raise SettingsError(f"{variable.upper()} is not JSON: {error}") from None
             else:
                 values[key] = text
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            # Named by its variable, as the operator set it; pydantic's message never quotes
+            # the value (a secret, or a card number pasted in the wrong place).
+            first = error.errors()[0]
+            cause = first.get("ctx", {}).get("error")
+            if isinstance(cause, SettingsError):  # already names its variable
+                raise cause from None
+            refused = str(first["loc"][0]) if first["loc"] else ""
+            raise SettingsError(f"{variables.get(refused, refused)}: {first['msg']}") from None
 
 
 class Settings(EnvironmentSettings):
@@ -122,6 +135,14 @@ class Settings(EnvironmentSettings):
         ge=1,
         le=1_000_000,
         description="Requests one API key may make at once before its rate applies",
+    )
+
+    report_work_mem_mb: int = Field(
+        default=REPORT_WORK_MEM_MB,
+        ge=4,
+        le=2_097_151,
+        description="The memory (MB) each sort or hash of a report's CSV may take in the "
+        "PostgreSQL server; every report running at once may take this much",
     )
 
     @field_validator("stripe_offline_max", mode="before")

@@ -79,8 +79,17 @@ def compare(live: Connection, rebuilt: Engine, tables: list[Table]) -> list[Tabl
 
 def swap(live: Engine, rebuilt: Engine, tables: list[Table], names: list[str]) -> None:
     """Replace the live rows and the projections' positions with the rebuilt ones, in one
-    transaction."""
+    transaction. The live read models are emptied as a reset empties them: each position
+    row takes the next of the live generations (`projections.runner.reset`), not the
+    scratch file's."""
+    p = projection_positions
     with live.begin() as conn:
+        generations = {
+            str(name): int(count)
+            for name, count in conn.execute(
+                select(p.c.name, p.c.generation).where(p.c.name.in_(names)).with_for_update()
+            )
+        }
         for table in [*tables, projection_positions]:
             only_ours = (
                 projection_positions.c.name.in_(names) if table is projection_positions else None
@@ -91,6 +100,8 @@ def swap(live: Engine, rebuilt: Engine, tables: list[Table], names: list[str]) -
                 batch: list[dict[str, Any]] = []
                 for row in source.execute(query).mappings():
                     batch.append(dict(row))
+                    if table is projection_positions:
+                        batch[-1]["generation"] = generations.get(row["name"], 0) + 1
                     if len(batch) == COPY_BATCH:
                         conn.execute(insert(table), batch)
                         batch = []

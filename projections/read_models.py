@@ -27,7 +27,7 @@ from projections.offline_status import (
     stored_totals,
 )
 from projections.payments import AuthorizedPayment, PaymentsProjection, authorized_payments
-from projections.reconciliation import Filters, Thresholds, stream_report
+from projections.reconciliation import REPORT_WORK_MEM_MB, Filters, Thresholds, stream_report
 from projections.report import Report
 from projections.runner import (
     BATCH_SIZE_DEFAULT,
@@ -53,7 +53,10 @@ PROJECTIONS = (
 
 
 class ReadModels:
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, report_work_mem_mb: int | None = None) -> None:
+        """Read models of `ledger`'s database; a report on PostgreSQL may take
+        `report_work_mem_mb` (default `REPORT_WORK_MEM_MB`) of the server's memory for each
+        sort or hash of its CSV."""
         if ledger.config.kind == "memory":
             raise StorageError(
                 Code.INVALID_DATABASE_URL,
@@ -61,6 +64,9 @@ class ReadModels:
                 "database: use sqlite:///file.db or postgresql://...",
             )
         self.ledger = ledger
+        self.report_work_mem_mb = (
+            REPORT_WORK_MEM_MB if report_work_mem_mb is None else report_work_mem_mb
+        )
         self.engine: Engine = engine_for(ledger.config)
         self.writer = (
             _writer_engine(ledger.config) if ledger.config.kind == "sqlite" else self.engine
@@ -207,7 +213,9 @@ class ReadModels:
             )
         chosen = filters or Filters()
         with self._settled() as conn:
-            report = stream_report(conn, as_of, thresholds or Thresholds(), chosen)
+            report = stream_report(
+                conn, as_of, thresholds or Thresholds(), chosen, self.report_work_mem_mb
+            )
             if report is None:
                 shown = ", ".join(f"{k}={v}" for k, v in chosen.as_dict().items()) or "no filter"
                 raise NotFound(

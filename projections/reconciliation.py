@@ -49,14 +49,16 @@ from projections.tables import naive_utc, payments, stripe_objects
 # and a million Stripe objects takes minutes on a loaded 2-core machine.
 REPORT_STATEMENT_SECONDS = 3600
 
-# The memory each sort or hash of a report's statement may take on PostgreSQL, in the server:
-# at 64 MB the sort of a million payments' ids went to disk (≈ 190 MB, an external merge).
-REPORT_WORK_MEM = "256MB"
-# ...and of the CSV's statements: enough for the hash of a million payments (≈ 220 MB, within
-# work_mem times hash_mem_multiplier) and the sort of a million rows' cells (≈ 360 MB) to stay in
-# memory. At 64 MB both went to disk (a hash join in 8 batches, a 300 MB external merge), about
-# a third of the statement's time at a million payments; the planner still joins by hash.
-CSV_WORK_MEM = "512MB"
+# The memory the CSV's statements may take on PostgreSQL, in the server, by default
+# (OFFLINE_LEDGER_REPORT_WORK_MEM_MB): enough for the hash of a million payments (≈ 220 MB,
+# within work_mem times hash_mem_multiplier) and the sort of a million rows' cells (≈ 360 MB)
+# to stay in memory. At 64 MB both went to disk (a hash join in 8 batches, a 300 MB external
+# merge), about a third of the statement's time at a million payments; the planner still joins
+# by hash. Each report running at once may take this much.
+REPORT_WORK_MEM_MB = 512
+# ...and at most this much for each sort or hash of the other statements: at 64 MB the sort of
+# a million payments' ids went to disk (≈ 190 MB, an external merge).
+STAGES_WORK_MEM_MB = 256
 
 _STREAM_ROWS = 5_000  # rows fetched at a time from the database
 
@@ -110,12 +112,17 @@ class Filters:
 
 
 def stream_report(
-    conn: Connection, as_of: datetime, thresholds: Thresholds, filters: Filters
+    conn: Connection,
+    as_of: datetime,
+    thresholds: Thresholds,
+    filters: Filters,
+    work_mem_mb: int = REPORT_WORK_MEM_MB,
 ) -> Report | None:
     """The report at `as_of` (aware), its rows streamed from `conn` (read them, once, while
     it is open) and its totals counted by the database when first asked for; None when it
     has no row. `conn` reads one snapshot (`projections.read_models.ReadModels`), or rows
-    and totals may disagree."""
+    and totals may disagree. On PostgreSQL the CSV's statements may take `work_mem_mb` of
+    the server's memory for each sort or hash, the others at most `STAGES_WORK_MEM_MB`."""
     now = naive_utc(as_of)
     moments = moments_of(
         now,
@@ -145,7 +152,7 @@ def stream_report(
         conn.exec_driver_sql("SET LOCAL default_statistics_target = 10")
         # Its sorts and hashes (windows, GROUP BYs, merge joins over every payment) in memory:
         # at the default 4 MB, the sort of 100,000 payments' facts went to disk in batches.
-        conn.exec_driver_sql(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'")
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{min(work_mem_mb, STAGES_WORK_MEM_MB)}MB'")
         conn.exec_driver_sql(f"SET LOCAL statement_timeout = {REPORT_STATEMENT_SECONDS * 1000}")
     materialize(conn, queries.stages)
     if not conn.execute(queries.any_row).scalar():
@@ -158,7 +165,7 @@ def stream_report(
         thresholds=thresholds.as_dict(),
         counted=lambda: _totals(conn, queries, moments),
         card_brands=lambda offline_ids: card_brands(conn, offline_ids),
-        csv_lines=lambda out: _csv_lines(conn, queries, out),
+        csv_lines=lambda out: _csv_lines(conn, queries, out, work_mem_mb),
     )
 
 
@@ -225,11 +232,11 @@ def _row(values: Sequence[Any]) -> Row:
     )
 
 
-def _csv_lines(conn: Connection, queries: ReportQueries, out: TextIO) -> None:
+def _csv_lines(conn: Connection, queries: ReportQueries, out: TextIO, work_mem_mb: int) -> None:
     """The CSV's lines as the database writes them: `COPY ... TO STDOUT` on PostgreSQL, on
     SQLite the cells of `csv_queries` through one `csv.writer` (no `Row` made)."""
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SET LOCAL work_mem = '{CSV_WORK_MEM}'")
+        conn.exec_driver_sql(f"SET LOCAL work_mem = '{work_mem_mb}MB'")
     for query in csv_queries(queries):
         if conn.dialect.name == "postgresql":
             _copy_csv(conn, query, out)

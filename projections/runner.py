@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from operator import is_, itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -90,7 +90,17 @@ class SettlingProjection(Projection):
 
 
 class PositionMoved(Exception):
-    """Another runner committed this projection's batch first."""
+    """Another runner committed this projection's batch first, or reset its read model."""
+
+
+class Standing(NamedTuple):
+    """A projection's position row as a transaction found it."""
+
+    position: int
+    unsettled: bool
+    # How many times its read model was emptied (`reset`): the same position in another
+    # generation is a read model built again, not the one a runner's earlier work went into.
+    generation: int
 
 
 def catch_up(
@@ -152,7 +162,10 @@ def rebuild(
 
 
 def reset(engine: Engine, projections: Iterable[Projection]) -> None:
-    """Empty the projections' tables and forget their positions, in one transaction.
+    """Empty the projections' tables and forget their positions, in one transaction; each
+    position row's generation goes up by one, so a runner that began before can tell the
+    read model it worked on is gone even once a catch-up has brought the new one back to the
+    same position.
 
     On PostgreSQL by TRUNCATE (transactional there): a DELETE of every row left them all
     dead in the table and its indexes until a vacuum, and the rebuild that follows inserted
@@ -161,6 +174,8 @@ def reset(engine: Engine, projections: Iterable[Projection]) -> None:
     DELETE has no WHERE clause at once."""
     chosen = list(projections)
     tables = [table for projection in chosen for table in projection.tables]
+    for projection in chosen:
+        _ensure_position(engine, projection.name)  # counted from its first reset on
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql" and tables:
             format_table = conn.dialect.identifier_preparer.format_table
@@ -172,13 +187,24 @@ def reset(engine: Engine, projections: Iterable[Projection]) -> None:
             conn.execute(
                 update(projection_positions)
                 .where(projection_positions.c.name == projection.name)
-                .values(position=0, unsettled=False)
+                .values(
+                    position=0,
+                    unsettled=False,
+                    generation=projection_positions.c.generation + 1,
+                )
             )
 
 
 def position(conn: Connection, name: str) -> int:
     """How far the projection has read."""
     query = select(projection_positions.c.position).where(projection_positions.c.name == name)
+    found = conn.execute(query).scalar()
+    return int(found) if found is not None else 0
+
+
+def generation(conn: Connection, name: str) -> int:
+    """How many times the projection's read model was emptied (`reset`)."""
+    query = select(projection_positions.c.generation).where(projection_positions.c.name == name)
     found = conn.execute(query).scalar()
     return int(found) if found is not None else 0
 
@@ -211,7 +237,7 @@ def _apply_next_batch(
     it has caught up."""
     with engine.begin() as conn:
         standing = {p.name: _standing(conn, p.name) for p in projections}
-        starts = {name: start for name, (start, _) in standing.items()}
+        starts = {name: found.position for name, found in standing.items()}
         first = min(starts.values())
         end = ledger.last_position()
         if until is not None:
@@ -226,14 +252,15 @@ def _apply_next_batch(
         to = max(end, last) if len(events) < batch_size else last
         applied = 0
         for projection, own in zip(projections, _routed(events, projections, starts), strict=True):
-            start, was_unsettled = standing[projection.name]
+            found = standing[projection.name]
+            start, was_unsettled = found.position, found.unsettled
             # Unsettled once marked, or when more of the log is ahead than behind and this
             # batch does not reach its end (a catch-up of one batch settles no cheaper).
             settling = isinstance(projection, SettlingProjection) and (
                 was_unsettled or (end - start > start and to < end)
             )
             if to > start:
-                _move(conn, projection.name, start, to, unsettled=settling and to < end)
+                _move(conn, projection.name, found, to, unsettled=settling and to < end)
             if not settling:
                 if own:
                     projection.apply(conn, own)
@@ -284,22 +311,31 @@ def _ensure_position(engine: Engine, name: str) -> None:
         pass  # another runner inserted it first
 
 
-def _standing(conn: Connection, name: str) -> tuple[int, bool]:
-    """The projection's position and its `unsettled` mark, locked: a second runner waits
-    here until the first commits, then reads the moved position (PostgreSQL: FOR UPDATE;
-    SQLite: the writer's transactions begin IMMEDIATE, see `projections.read_models`)."""
-    query = select(projection_positions.c.position, projection_positions.c.unsettled).where(
-        projection_positions.c.name == name
-    )
+def _standing(conn: Connection, name: str) -> Standing:
+    """The projection's position row, locked: a second runner waits here until the first
+    commits, then reads the moved position (PostgreSQL: FOR UPDATE; SQLite: the writer's
+    transactions begin IMMEDIATE, see `projections.read_models`)."""
+    p = projection_positions
+    query = select(p.c.position, p.c.unsettled, p.c.generation).where(p.c.name == name)
     found = conn.execute(query.with_for_update()).first()
-    return (int(found[0]), bool(found[1])) if found is not None else (0, False)
+    if found is None:
+        return Standing(0, False, 0)
+    return Standing(int(found[0]), bool(found[1]), int(found[2]))
 
 
-def _move(conn: Connection, name: str, start: int, end: int, *, unsettled: bool) -> None:
-    assert end > start, (start, end)
+def _move(conn: Connection, name: str, start: Standing, end: int, *, unsettled: bool) -> None:
+    """Move the position from where this transaction found it, in the generation it found:
+    a batch read before a reset never lands on the read model built again after it, even at
+    the same position."""
+    assert end > start.position, (start, end)
+    p = projection_positions
     moved = conn.execute(
-        update(projection_positions)
-        .where(projection_positions.c.name == name, projection_positions.c.position == start)
+        update(p)
+        .where(
+            p.c.name == name,
+            p.c.position == start.position,
+            p.c.generation == start.generation,
+        )
         .values(position=end, unsettled=unsettled)
     )
     if moved.rowcount != 1:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 
 metadata = MetaData()
@@ -39,6 +40,9 @@ projection_positions = Table(
     # Its batches up to `position` left their step over the whole read model to the end of
     # the catch-up (`runner.SettlingProjection`): its tables are not to be read until then.
     Column("unsettled", Boolean, nullable=False, default=False, server_default=false()),
+    # How many times its read model was emptied (`runner.reset`, an audit's swap): the same
+    # position in another generation is another read model.
+    Column("generation", BigInteger, nullable=False, default=0, server_default=text("0")),
 )
 
 # One row per offline_id: the payment's current state and key timestamps.

@@ -86,20 +86,8 @@ def configured(load: Callable[[], T], what: str, as_json: bool) -> T:
         return load()
     except LedgerError as error:
         fail_with(error, as_json)
-    except SettingsError as error:  # not JSON where JSON is expected, not minor units
+    except SettingsError as error:  # a variable's value refused, named
         fail(f"{what} error: {error}; {_FIX_SETTING}", EXIT_USAGE, as_json, Code.INVALID_SETTING)
-    except ValueError as error:
-        from pydantic import ValidationError  # only settings read by pydantic raise it
-
-        if not isinstance(error, ValidationError):
-            raise
-        first = error.errors()[0]
-        fail(
-            f"{what} error: {first['loc']}: {first['msg']}; {_FIX_SETTING}",
-            EXIT_USAGE,
-            as_json,
-            Code.INVALID_SETTING,
-        )
 
 
 _FIX_SETTING = "fix that environment variable (or the line of the config file) or unset it"

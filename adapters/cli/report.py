@@ -12,10 +12,12 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from adapters.cli.errors import configured
 from adapters.cli.group import main
 from adapters.cli.options import check_period, db_option, json_option, no_card_number, time_option
 from adapters.cli.output import print_json, stderr, stdout, with_progress
 from adapters.cli.session import open_read_models, opened
+from adapters.settings import Settings
 from ledger.money import format_minor
 from projections.formats import FORMATS, write
 from projections.formats.table import render_table
@@ -100,9 +102,10 @@ def report(
         capture_warning=timedelta(hours=capture_warning_hours),
     )
     filters = Filters(location_id=location_id, since=since, until=until)
+    settings = configured(Settings.from_environ, "configuration", fmt == "json")
     with (
         opened(database_url, fmt == "json") as ledger,
-        open_read_models(ledger) as read_models,
+        open_read_models(ledger, settings.report_work_mem_mb) as read_models,
     ):
         with_progress(read_models.refresh)
         with read_models.streamed_report(as_of or datetime.now(UTC), thresholds, filters) as built:

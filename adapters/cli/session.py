@@ -44,10 +44,12 @@ def opened(
 
 
 @contextmanager
-def open_read_models(ledger: Ledger) -> Iterator[ReadModels]:
+def open_read_models(ledger: Ledger, report_work_mem_mb: int | None = None) -> Iterator[ReadModels]:
+    """The read models of `ledger`; a report made through them may take `report_work_mem_mb`
+    of PostgreSQL's memory (default `projections.reconciliation.REPORT_WORK_MEM_MB`)."""
     from projections.read_models import ReadModels
 
-    with ReadModels(ledger) as models:
+    with ReadModels(ledger, report_work_mem_mb) as models:
         yield models
 
 

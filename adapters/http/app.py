@@ -104,7 +104,7 @@ def create_app(
     limits = http_limits_of(settings)
     keys = KeyStore(ledger.config)
     checks = KeyChecks(keys, settings.webhook_database_wait_seconds)
-    read_models = ReadModels(ledger)
+    read_models = ReadModels(ledger, settings.report_work_mem_mb)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -310,6 +310,16 @@ def test_an_error_the_command_finds_itself_has_a_code_too(
     assert run_json(*args, "--db", loaded_sqlite, env=env, status=2)["error"]["code"] == code
 
 
+def test_a_report_memory_out_of_bounds_is_a_setting_error_naming_it(loaded_sqlite: str) -> None:
+    env = {"OFFLINE_LEDGER_REPORT_WORK_MEM_MB": "1"}
+    human = run("report", "--db", loaded_sqlite, env=env)
+    assert human.returncode == 2 and "error: INVALID_SETTING: " in human.stderr, human.stderr
+    assert "REPORT_WORK_MEM_MB" in human.stderr and human.stdout == ""
+    machine = run("report", "--format", "json", "--db", loaded_sqlite, env=env)
+    assert machine.returncode == 2, machine.stderr
+    assert json.loads(machine.stdout)["error"]["code"] == "INVALID_SETTING"
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

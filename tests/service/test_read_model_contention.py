@@ -62,9 +62,9 @@ def test_runners_that_keep_racing_are_contention(url: str, monkeypatch: pytest.M
         reached = ledger.last_position()
         ledger.observe(charged_payment_intents(4, 4))
 
-        def stale(conn: Any, name: str) -> tuple[int, bool]:
+        def stale(conn: Any, name: str) -> runner.Standing:
             """Every position read before another runner moved it."""
-            return 0, False
+            return runner.Standing(0, False, 0)
 
         monkeypatch.setattr(runner, "_standing", stale)
         with pytest.raises(Conflict) as refused:

@@ -3,12 +3,14 @@ on the real PostgreSQL server, through the library API and the read models."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from ledger import Ledger, LedgerError
 from ledger.observations import (
@@ -376,3 +378,36 @@ def test_a_report_reads_one_snapshot_while_a_catch_up_commits_elsewhere(
     after = read_models.report(AS_OF)
     assert row_of(after, late).amount_at_risk == 1250
     assert after.totals != before.totals
+
+
+@pytest.mark.parametrize(("given", "stages", "csv"), [(300, "256MB", "300MB"), (8, "8MB", "8MB")])
+def test_a_report_on_postgresql_takes_the_memory_it_is_given(
+    postgres_url: str, given: int, stages: str, csv: str
+) -> None:
+    """The CSV's sorts and hashes may take what `OFFLINE_LEDGER_REPORT_WORK_MEM_MB` gives
+    (each report running at once takes it, so an operator sizes it); the other statements at
+    most the stages' share. The report is the same whatever the memory."""
+    with Ledger.open(postgres_url) as ledger, ReadModels(ledger, given) as read_models:
+        record_all(ledger, [r.location(), r.device()])
+        stored(ledger)
+        forwarded(ledger, "pi_1")
+        settings: list[str] = []
+
+        @event.listens_for(read_models.engine, "before_cursor_execute")
+        def seen(*args: Any) -> None:
+            statement = str(args[2])
+            if "work_mem" in statement:
+                settings.append(statement)
+
+        written = io.StringIO()
+        with read_models.streamed_report(AS_OF) as streamed:
+            assert streamed.csv_lines is not None
+            streamed.csv_lines(written)
+        with ReadModels(ledger) as default:
+            expected = io.StringIO()
+            with default.streamed_report(AS_OF) as streamed:
+                assert streamed.csv_lines is not None
+                streamed.csv_lines(expected)
+    assert settings == [f"SET LOCAL work_mem = '{stages}'", f"SET LOCAL work_mem = '{csv}'"]
+    assert written.getvalue() == expected.getvalue()
+    assert written.getvalue().count("\n") == 2

@@ -158,7 +158,17 @@ def test_the_settling_migration_names_the_live_table_column_and_projection() -> 
     live = tables.projection_positions
     assert live.name == done.POSITIONS_TABLE
     copy = Table(live.name, MetaData(), done.unsettled_column())
-    assert _shape(copy) == _shape(live)[-1:]
+    assert _shape(copy) == [c for c in _shape(live) if c[0] == "unsettled"]
     settling = [p for p in PROJECTIONS if isinstance(p, SettlingProjection)]
     assert [p.name for p in settling] == [done.PROJECTION]
     assert {t.name for t in settling[0].tables} == set(done.TABLES)
+
+
+def test_the_generation_migration_names_the_live_table_and_column() -> None:
+    from projections import tables
+
+    done = migration("0017_projection_generation")
+    live = tables.projection_positions
+    assert live.name == done.POSITIONS_TABLE
+    copy = Table(live.name, MetaData(), done.generation_column())
+    assert _shape(copy) == [c for c in _shape(live) if c[0] == "generation"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from adapters.ledger_settings import LedgerSettings
 from adapters.settings import Settings, SettingsError, StripeSettings
@@ -35,7 +34,7 @@ def test_a_bad_value_is_refused_without_echoing_it() -> None:
         Settings.from_environ({"OFFLINE_LEDGER_STRIPE_OFFLINE_MAX": "sk_live_secret"})
     assert "OFFLINE_LEDGER_STRIPE_OFFLINE_MAX" in str(not_json.value)
     assert "sk_live_secret" not in str(not_json.value)
-    with pytest.raises(ValidationError):
+    with pytest.raises(SettingsError, match=r"^OFFLINE_LEDGER_HTTP_CONNECTIONS: Input should be"):
         Settings.from_environ({"OFFLINE_LEDGER_HTTP_CONNECTIONS": "0"})
 
 
@@ -53,5 +52,15 @@ def test_an_offline_cap_the_ledger_would_never_apply_is_refused(caps: str) -> No
     environ = {"OFFLINE_LEDGER_STRIPE_OFFLINE_MAX": caps}
     with pytest.raises(SettingsError, match="OFFLINE_LEDGER_STRIPE_OFFLINE_MAX"):
         LedgerSettings.from_environ(environ)
-    with pytest.raises(ValidationError, match="OFFLINE_LEDGER_STRIPE_OFFLINE_MAX"):
+    with pytest.raises(SettingsError, match=r"^OFFLINE_LEDGER_STRIPE_OFFLINE_MAX: "):
         Settings.from_environ(environ)
+
+
+def test_the_report_memory_is_whole_megabytes_within_postgresql_bounds() -> None:
+    assert Settings.from_environ({}).report_work_mem_mb == 512
+    given = Settings.from_environ({"OFFLINE_LEDGER_REPORT_WORK_MEM_MB": "64"})
+    assert given.report_work_mem_mb == 64
+    for bad in ("2", "0.5", "512MB", "3000000"):
+        with pytest.raises(SettingsError, match=r"^OFFLINE_LEDGER_REPORT_WORK_MEM_MB: ") as refused:
+            Settings.from_environ({"OFFLINE_LEDGER_REPORT_WORK_MEM_MB": bad})
+        assert bad not in str(refused.value)

@@ -1,0 +1,165 @@
+"""Other runners' work interleaved, deterministically, between the batches of a long catch-up
+that leaves Stripe's fold to its end (`projections.runner.SettlingProjection`): a rebuild run
+whole in between, and Stripe's events arriving with a read each time. Every interleaving ends
+in the rows `fold_all` makes of the same tables, one row per Stripe payment, and every read
+finishes.
+
+A fold carried over from one transaction to the next went wrong here: a rebuild run whole
+between two of its steps reset the tables and caught up to the same position, and the first
+runner went on from its old step and cleared the mark over an empty `stripe_keys` (every
+charge its own payment: twice the rows); Stripe's events projected between each step
+started the fold over, so no read ever finished. A reset counts in the position row
+(`generation`) for a runner to tell a read model built again from the one it began with."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from ledger import Ledger, LedgerError
+from projections.read_models import PROJECTIONS, ReadModels
+from projections.runner import generation, position, unsettled
+from projections.stripe_fold import fold_all
+from projections.stripe_observations import StripeObservationsProjection
+from projections.tables import stripe_payments
+from tests.support.records import charged_payment_intents, device, location, stored_payment
+from tests.support.stopping import Stopped, stop
+
+STRIPE = StripeObservationsProjection()
+PAYMENT_INTENTS = 30
+BATCH = 10  # events: a rebuild of the 60 events is six batches, the fold left to the last
+AS_OF = datetime.now(UTC) + timedelta(days=1)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def stripe_rows(read_models: ReadModels) -> list[list[tuple[Any, ...]]]:
+    with read_models.engine.connect() as conn:
+        return _dump(conn)
+
+
+def _dump(conn: Any) -> list[list[tuple[Any, ...]]]:
+    return [
+        sorted((tuple(row) for row in conn.execute(select(table))), key=repr)
+        for table in STRIPE.tables
+    ]
+
+
+def folded_at_once(read_models: ReadModels) -> list[list[tuple[Any, ...]]]:
+    """The Stripe tables as `fold_all` makes them of the same observations (rolled back)."""
+    with read_models.writer.connect() as conn, conn.begin() as transaction:
+        fold_all(conn)
+        rows = _dump(conn)
+        transaction.rollback()
+    return rows
+
+
+def counted(read_models: ReadModels) -> int:
+    with read_models.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(stripe_payments)).scalar_one())
+
+
+def stripe_generation(read_models: ReadModels) -> int:
+    with read_models.engine.connect() as conn:
+        return generation(conn, STRIPE.name)
+
+
+def test_a_rebuild_run_whole_between_two_batches_of_a_settling(url: str) -> None:
+    with Ledger.open(url) as ledger, ReadModels(ledger) as first, ReadModels(ledger) as second:
+        ledger.observe(charged_payment_intents(PAYMENT_INTENTS))
+        first.refresh()
+        started = stripe_generation(first)
+        rebuilt: list[int] = []
+
+        def rebuild_elsewhere(applied: int) -> None:
+            """After the first runner's batch is committed, its fold still ahead of it:
+            another rebuild, whole, to the same position."""
+            with first.engine.connect() as conn:
+                if not unsettled(conn, PROJECTIONS):
+                    return
+                at = position(conn, STRIPE.name)
+            second.rebuild(batch_size=BATCH)
+            rebuilt.append(at)
+
+        first.rebuild(batch_size=BATCH, progress=rebuild_elsewhere)
+
+        assert rebuilt  # the second rebuild did run between two of the first's batches
+        assert stripe_generation(first) == started + 2
+        with first.engine.connect() as conn:
+            assert not unsettled(conn, PROJECTIONS)
+            assert position(conn, STRIPE.name) == ledger.last_position()
+        assert counted(first) == PAYMENT_INTENTS
+        assert stripe_rows(first) == folded_at_once(first)
+
+
+def test_a_rebuild_run_whole_at_every_batch_of_a_settling(url: str) -> None:
+    """The first runner's catch-up is a rebuild of its own each time (it began before the
+    other's): the position it reaches after a reset is another read model's, and whatever
+    it does there is that read model's batches, never its old ones'."""
+    with Ledger.open(url) as ledger, ReadModels(ledger) as first, ReadModels(ledger) as second:
+        ledger.observe(charged_payment_intents(PAYMENT_INTENTS))
+        first.refresh()
+        rebuilt: list[int] = []
+
+        def stopped_rebuild_elsewhere(applied: int) -> None:
+            """Another rebuild's first batch, then a reset by the next one, each time."""
+            if len(rebuilt) < 4:
+                rebuilt.append(applied)
+                with pytest.raises(Stopped):
+                    second.rebuild(batch_size=BATCH, progress=stop)
+
+        first.rebuild(batch_size=BATCH, progress=stopped_rebuild_elsewhere)
+        assert len(rebuilt) == 4
+        assert stripe_generation(first) == 1 + 4  # its own reset, then the four others
+        with first.engine.connect() as conn:
+            assert not unsettled(conn, PROJECTIONS)
+        assert counted(first) == PAYMENT_INTENTS
+        assert stripe_rows(first) == folded_at_once(first)
+
+
+def a_stored_payment() -> list[dict[str, Any]]:
+    """A payment stored on a reader, for the report to have a row."""
+    return [location(), device(), *stored_payment()]
+
+
+def test_stripe_events_arriving_at_every_batch_of_a_settling(url: str) -> None:
+    """A webhook's PaymentIntent observed after each of the rebuild's batches, and read
+    elsewhere straight after: every read finishes, with every PaymentIntent observed so far."""
+    with Ledger.open(url) as ledger, ReadModels(ledger) as first, ReadModels(ledger) as second:
+        recorded = ledger.record_many(a_stored_payment())
+        assert not any(isinstance(outcome, LedgerError) for outcome in recorded)
+        ledger.observe(charged_payment_intents(PAYMENT_INTENTS))
+        first.refresh()
+        observed = [PAYMENT_INTENTS]
+
+        def webhook_and_read(applied: int) -> None:
+            ledger.observe(charged_payment_intents(1, observed[-1], tag="w"))
+            observed.append(observed[-1] + 1)
+            report = second.report(AS_OF)
+            assert report.rows
+            assert counted(second) == observed[-1]
+
+        first.rebuild(batch_size=BATCH, progress=webhook_and_read)
+        assert len(observed) > 1
+        with first.engine.connect() as conn:
+            assert not unsettled(conn, PROJECTIONS)
+        assert counted(first) == observed[-1]
+        assert stripe_rows(first) == folded_at_once(first)
+
+
+def test_an_audit_swap_counts_as_a_reset(url: str) -> None:
+    with Ledger.open(url) as ledger, ReadModels(ledger) as read_models:
+        ledger.observe(charged_payment_intents(4))
+        read_models.rebuild()
+        assert stripe_generation(read_models) == 1
+        assert all(drift.clean for drift in read_models.audit_rebuild(swap_in=True))
+        with read_models.engine.connect() as conn:
+            assert {generation(conn, p.name) for p in PROJECTIONS} == {2}
+        read_models.refresh()
+        assert counted(read_models) == 4
