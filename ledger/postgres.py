@@ -13,6 +13,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import Environment, EnvType
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
+from psycopg.types.string import BytesBinaryDumper
 
 from ledger.batches import iter_batches
 from ledger.chain import CHAIN_HEAD_TABLE, CHAIN_TABLE, Link, Row, content_hash, link
@@ -252,7 +253,12 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         return [row[0] for row in rows]
 
     def _write(self, curs: Any, rows: Sequence[tuple[object, ...]], links: Sequence[Link]) -> None:
-        """The events at their positions and their links, each in one binary COPY."""
+        """The events at their positions and their links, each in one binary COPY.
+
+        Their `bytea` columns' values through psycopg's own dumper of `bytes` (in C): the
+        dumper `set_types` finds for `bytea` is the DB-API's `Binary`'s, registered after
+        it, a Python call per value that dumps a `bytes` the same way (three per event)."""
+        curs.adapters.register_dumper(None, BytesBinaryDumper)
         for statement, types, values in (
             (self.copy_events_statement, EVENT_TYPES, rows),
             (self.copy_links_statement, _LINK_TYPES, links),
