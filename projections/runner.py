@@ -10,9 +10,11 @@ projection only ever asks for ids greater than its position.
 
 from __future__ import annotations
 
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from operator import is_, itemgetter
 from typing import Any, NamedTuple
 
@@ -619,8 +621,8 @@ def insert_values(
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(column.name) for column in columns)
     into = dialect.identifier_preparer.format_table(table)
+    raw: Any = conn.connection.driver_connection
     if dialect.name == "postgresql":
-        raw: Any = conn.connection.driver_connection
         types = _binary_types(columns) if typed else None
         how = " (FORMAT BINARY)" if types else ""
         with raw.cursor() as cursor, cursor.copy(f"COPY {into} ({names}) FROM STDIN{how}") as copy:
@@ -648,11 +650,38 @@ def insert_values(
     elif rows[0].__class__ is not tuple:
         rows = list(map(tuple, rows))  # the driver's executemany takes tuples, not lists
     statement = f"INSERT INTO {into} ({names}) VALUES "
-    if not any(column.nullable for column in columns):
-        conn.exec_driver_sql(f"{statement}({', '.join('?' * len(columns))})", rows)
-        return
-    for values, bound in _by_nulls(rows, len(columns)):
-        conn.exec_driver_sql(statement + values, bound)
+    width = len(columns)
+    groups = (
+        _by_nulls(rows, width)
+        if any(column.nullable for column in columns)
+        else [(f"({', '.join('?' * width)})", rows)]
+    )
+    most = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    cursor = raw.cursor()
+    try:
+        for values, bound in groups:
+            _insert_many(cursor, statement, values, bound, most)
+    finally:
+        cursor.close()
+
+
+ROWS_PER_INSERT = 500  # SQLite: rows a statement of `insert_values` names (`_insert_many`)
+
+
+def _insert_many(
+    cursor: Any, statement: str, values: str, rows: Sequence[Sequence[Any]], most: int
+) -> None:
+    """Insert the rows ROWS_PER_INSERT a statement (at most `most` parameters), the rest
+    one a statement: sqlite3's executemany binds, steps and resets a statement per row,
+    an eighth to a third more CPU than the same rows bound together (the Stripe tables)."""
+    size = max(1, min(ROWS_PER_INSERT, most // max(1, values.count("?"))))
+    full = len(rows) - len(rows) % size if size > 1 else 0
+    if full:
+        together = statement + ", ".join([values] * size)
+        for at in range(0, full, size):
+            cursor.execute(together, list(chain.from_iterable(rows[at : at + size])))
+    if full < len(rows):
+        cursor.executemany(statement + values, rows[full:])
 
 
 def _by_nulls(
