@@ -11,6 +11,10 @@ forward too. The implied steps are recorded first, marked `implied`; their own r
 they come, fix the moments. Whenever a stored moment or release moment changes what was held
 before a later payment, that payment's limit breaches are judged again (`Payment.Rejudged`),
 so the final state does not depend on the order the facts arrived in.
+
+The handlers of the records a day holds most of read a record's fields from its `vars()`, once:
+a pydantic model defines `__getattr__`, so each of its attribute reads goes through the slot hook
+Python's interpreter cannot specialize, several times the cost of a plain dict's item.
 """
 
 from __future__ import annotations
@@ -35,23 +39,31 @@ from ledger.limits import (
     card_breaches,
 )
 from ledger.location import Location, LocationConfig, StoredLimits
-from ledger.payment import Payment, Plan, field_conflict
+from ledger.payment import LATE, NEW, REPEAT, Payment, field_conflict
 from ledger.unit_of_work import UnitOfWork, require_location, require_payment
 
 
 def stream_ids(record: wire.Record) -> list[UUID]:
     """The streams a record needs, known before anything is loaded."""
+    values = vars(record)  # read as plain values (the module's docstring says why)
     ids: list[UUID] = []
-    if record.idempotency_key is not None:
-        ids.append(identity.idempotency_key_id(record.idempotency_key))
+    key = values["idempotency_key"]
+    if key is not None:
+        ids.append(identity.idempotency_key_id(key))
     if isinstance(record, wire.LocationConfigured):
-        ids.append(identity.location_id(record.location_id))
+        ids.append(identity.location_id(values["location_id"]))
     elif isinstance(record, wire.DeviceConnectedOnline):
-        ids += [identity.device_id(record.device_id), identity.location_id(record.location_id)]
+        ids += [
+            identity.device_id(values["device_id"]),
+            identity.location_id(values["location_id"]),
+        ]
     else:
-        ids.append(identity.payment_id(record.offline_id))
+        ids.append(identity.payment_id(values["offline_id"]))
         if isinstance(record, wire.PaymentCreated):
-            ids += [identity.location_id(record.location_id), identity.device_id(record.device_id)]
+            ids += [
+                identity.location_id(values["location_id"]),
+                identity.device_id(values["device_id"]),
+            ]
     return ids
 
 
@@ -70,7 +82,9 @@ def related_ids(aggregates: Iterable[object]) -> list[UUID]:
     """Streams a loaded payment points to (its location and device)."""
     ids: list[UUID] = []
     for aggregate in aggregates:
-        if isinstance(aggregate, Payment):
+        # By its type: an aggregate's class is an ABC, and `isinstance` of another class
+        # asks `ABCMeta.__instancecheck__` (a Python call, its caches) for each.
+        if type(aggregate) is Payment:
             ids += [
                 identity.location_id(aggregate.location_id),
                 identity.device_id(aggregate.device_id),
@@ -165,86 +179,96 @@ def _device_connected(record: wire.DeviceConnectedOnline, uow: UnitOfWork, polic
 
 
 def _created(record: wire.PaymentCreated, uow: UnitOfWork, policy: Policy) -> bool:
-    require_location(uow, record.location_id)
-    if uow.get(identity.device_id(record.device_id)) is None:
+    values = vars(record)  # read as plain values (the module's docstring says why)
+    location_id: str = values["location_id"]
+    device_id: str = values["device_id"]
+    require_location(uow, location_id)
+    if uow.get(identity.device_id(device_id)) is None:
         raise NotFound(
             Code.UNKNOWN_DEVICE,
-            f"device {record.device_id} is unknown: record device.connected_online for it first",
+            f"device {device_id} is unknown: record device.connected_online for it first",
             field="device_id",
         )
     fields: dict[str, Any] = {
-        "device_id": record.device_id,
-        "location_id": record.location_id,
-        "amount": record.amount,
-        "currency": record.currency,
-        "capture_method": record.capture_method,
-        "offline_behavior": record.offline_behavior,
-        "payment_intent_id": record.payment_intent_id,
-        "metadata": dict(record.metadata),
+        "device_id": device_id,
+        "location_id": location_id,
+        "amount": values["amount"],
+        "currency": values["currency"],
+        "capture_method": values["capture_method"],
+        "offline_behavior": values["offline_behavior"],
+        "payment_intent_id": values["payment_intent_id"],
+        "metadata": dict(values["metadata"]),
     }
-    existing: Payment | None = uow.get(identity.payment_id(record.offline_id))
+    offline_id: UUID = values["offline_id"]
+    existing: Payment | None = uow.get(identity.payment_id(offline_id))
     if existing is not None:
         differs = existing.creation_difference(**fields)
         if differs is not None:
             recorded = existing.creation_fields()[differs]
             raise field_conflict(differs, recorded, fields[differs])
         return False
-    uow.add(Payment.create(offline_id=record.offline_id, occurred_at=record.occurred_at, **fields))
+    uow.add(Payment.create(offline_id=offline_id, occurred_at=values["occurred_at"], **fields))
     return True
 
 
 def collected_card(card: wire.Card) -> CollectedCard:
     """The card as its event records it: the wire's fields in the wire's order (the event's
     stored bytes, and so a repeat's equality with a recorded card, depend on both)."""
+    values = vars(card)  # read as plain values (the module's docstring says why)
     return {
-        "brand": card.brand,
-        "network": card.network,
-        "last4": card.last4,
-        "exp_month": card.exp_month,
-        "exp_year": card.exp_year,
-        "funding": card.funding,
-        "read_method": card.read_method,
-        "cardholder_verification": card.cardholder_verification,
-        "country": card.country,
-        "payment_method_id": card.payment_method_id,
-        "customer_id": card.customer_id,
+        "brand": values["brand"],
+        "network": values["network"],
+        "last4": values["last4"],
+        "exp_month": values["exp_month"],
+        "exp_year": values["exp_year"],
+        "funding": values["funding"],
+        "read_method": values["read_method"],
+        "cardholder_verification": values["cardholder_verification"],
+        "country": values["country"],
+        "payment_method_id": values["payment_method_id"],
+        "customer_id": values["customer_id"],
     }
 
 
 def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Policy) -> bool:
-    payment = require_payment(uow, record.offline_id)
-    card = collected_card(record.card)
-    if payment.plan_collect(card) is Plan.REPEAT:
+    values = vars(record)  # read as plain values (the module's docstring says why)
+    payment = require_payment(uow, values["offline_id"])
+    card = collected_card(values["card"])
+    if payment.plan_collect(card) is REPEAT:
         return False
+    occurred_at: datetime = values["occurred_at"]
     location = require_location(uow, payment.location_id)
-    with location.judged_at(record.occurred_at):
+    with location.judged_at(occurred_at):
         sca_required = location.sca_required
-    breaches = card_breaches(record.card, sca_required=sca_required, occurred_at=record.occurred_at)
-    payment.collect(card, breaches, record.occurred_at)
+    breaches = card_breaches(card, sca_required=sca_required, occurred_at=occurred_at)
+    payment.collect(card, breaches, occurred_at)
     if payment.offline_id in location.timeline:  # stored already: a card reported late
-        location.change_breaches(payment.offline_id, _codes(payment.breaches), record.occurred_at)
+        location.change_breaches(payment.offline_id, _codes(payment.breaches), occurred_at)
     return True
 
 
 def _confirmed(record: wire.PaymentConfirmedOffline, uow: UnitOfWork, policy: Policy) -> bool:
-    payment = require_payment(uow, record.offline_id)
-    plan = payment.plan_confirm(record.stored_at)
-    if plan is Plan.REPEAT:
+    values = vars(record)  # read as plain values (the module's docstring says why)
+    stored_at: datetime = values["stored_at"]
+    occurred_at: datetime = values["occurred_at"]
+    payment = require_payment(uow, values["offline_id"])
+    plan = payment.plan_confirm(stored_at)
+    if plan is REPEAT:
         return False
     location = require_location(uow, payment.location_id)
-    if plan is Plan.NEW:
-        _store(uow, policy, payment, location, record.stored_at, record.occurred_at)
+    if plan is NEW:
+        _store(uow, policy, payment, location, stored_at, occurred_at)
         return True
     # Reported late: a later step implied it (stored from the creation at the latest), or the
     # payment was canceled before this report came.
-    breaches = _judge(uow, policy, payment, location, record.occurred_at)
-    payment.confirm_offline(record.stored_at, breaches, record.occurred_at)
+    breaches = _judge(uow, policy, payment, location, occurred_at)
+    payment.confirm_offline(stored_at, breaches, occurred_at)
     horizon, entry = location.horizon, location.timeline.get(payment.offline_id)
     if entry is not None:
         implied_at = entry[3]
-        location.change_breaches(payment.offline_id, _codes(payment.breaches), record.occurred_at)
-        if location.restate(payment.offline_id, "stored", record.occurred_at):
-            since = min(record.occurred_at, implied_at)
+        location.change_breaches(payment.offline_id, _codes(payment.breaches), occurred_at)
+        if location.restate(payment.offline_id, "stored", occurred_at):
+            since = min(occurred_at, implied_at)
             _rejudge(uow, policy, location, payment, since, horizon)
     elif payment.canceled_at is not None:
         location.store_payment(
@@ -253,10 +277,10 @@ def _confirmed(record: wire.PaymentConfirmedOffline, uow: UnitOfWork, policy: Po
             payment.currency,
             payment.amount,
             _codes(payment.breaches),
-            record.occurred_at,
+            occurred_at,
         )
         location.release_payment(payment.offline_id, "canceled", payment.canceled_at)
-        _rejudge(uow, policy, location, payment, record.occurred_at, horizon)
+        _rejudge(uow, policy, location, payment, occurred_at, horizon)
     return True
 
 
@@ -404,17 +428,21 @@ def _codes(breaches: list[Breach]) -> list[str]:
 
 
 def _forwarded(record: wire.PaymentForwarded, uow: UnitOfWork, policy: Policy) -> bool:
-    payment = require_payment(uow, record.offline_id)
-    plan = payment.plan_forward(record.payment_intent_id)
-    if plan is Plan.REPEAT:
+    values = vars(record)  # read as plain values (the module's docstring says why)
+    payment_intent_id: str = values["payment_intent_id"]
+    status: str = values["status"]
+    occurred_at: datetime = values["occurred_at"]
+    payment = require_payment(uow, values["offline_id"])
+    plan = payment.plan_forward(payment_intent_id)
+    if plan is REPEAT:
         return False
-    if plan is Plan.LATE:  # a capture implied it; this report fixes the moment
+    if plan is LATE:  # a capture implied it; this report fixes the moment
         location = require_location(uow, payment.location_id)
         implied_at, horizon = payment.forwarded_at, location.horizon
         assert implied_at is not None
-        payment.forward(record.payment_intent_id, record.status, record.occurred_at)
-        if location.restate(payment.offline_id, "released", record.occurred_at):
-            since = min(implied_at, record.occurred_at)
+        payment.forward(payment_intent_id, status, occurred_at)
+        if location.restate(payment.offline_id, "released", occurred_at):
+            since = min(implied_at, occurred_at)
             _rejudge(uow, policy, location, payment, since, horizon)
         return True
     _imply_stored(uow, policy, payment)
@@ -423,15 +451,15 @@ def _forwarded(record: wire.PaymentForwarded, uow: UnitOfWork, policy: Policy) -
         policy,
         payment,
         "forwarded",
-        record.occurred_at,
-        lambda: payment.forward(record.payment_intent_id, record.status, record.occurred_at),
+        occurred_at,
+        lambda: payment.forward(payment_intent_id, status, occurred_at),
     )
     return True
 
 
 def _forward_failed(record: wire.PaymentForwardFailed, uow: UnitOfWork, policy: Policy) -> bool:
     payment = require_payment(uow, record.offline_id)
-    if payment.plan_forward_failure(record.error_code, record.occurred_at) is Plan.REPEAT:
+    if payment.plan_forward_failure(record.error_code, record.occurred_at) is REPEAT:
         return False
     _imply_stored(uow, policy, payment)
     payment.record_forward_failure(
@@ -442,7 +470,7 @@ def _forward_failed(record: wire.PaymentForwardFailed, uow: UnitOfWork, policy: 
 
 def _declined(record: wire.PaymentDeclined, uow: UnitOfWork, policy: Policy) -> bool:
     payment = require_payment(uow, record.offline_id)
-    if payment.plan_decline(record.payment_intent_id, record.decline_code) is Plan.REPEAT:
+    if payment.plan_decline(record.payment_intent_id, record.decline_code) is REPEAT:
         return False
     _imply_stored(uow, policy, payment)
     _release_then(
@@ -457,8 +485,12 @@ def _declined(record: wire.PaymentDeclined, uow: UnitOfWork, policy: Policy) -> 
 
 
 def _captured(record: wire.PaymentCaptured, uow: UnitOfWork, policy: Policy) -> bool:
-    payment = require_payment(uow, record.offline_id)
-    if payment.plan_capture(record.payment_intent_id, record.amount_captured) is Plan.REPEAT:
+    values = vars(record)  # read as plain values (the module's docstring says why)
+    payment_intent_id: str = values["payment_intent_id"]
+    amount_captured: int = values["amount_captured"]
+    occurred_at: datetime = values["occurred_at"]
+    payment = require_payment(uow, values["offline_id"])
+    if payment.plan_capture(payment_intent_id, amount_captured) is REPEAT:
         return False
     if payment.needs_forwarding:  # Stripe had it, so it was forwarded (and stored)
         _imply_stored(uow, policy, payment)
@@ -467,18 +499,18 @@ def _captured(record: wire.PaymentCaptured, uow: UnitOfWork, policy: Policy) -> 
             policy,
             payment,
             "forwarded",
-            record.occurred_at,
+            occurred_at,
             lambda: payment.forward(
-                record.payment_intent_id, "requires_capture", record.occurred_at, implied=True
+                payment_intent_id, "requires_capture", occurred_at, implied=True
             ),
         )
-    payment.capture(record.payment_intent_id, record.amount_captured, record.occurred_at)
+    payment.capture(payment_intent_id, amount_captured, occurred_at)
     return True
 
 
 def _canceled(record: wire.PaymentCanceled, uow: UnitOfWork, policy: Policy) -> bool:
     payment = require_payment(uow, record.offline_id)
-    if payment.plan_cancel(record.reason) is Plan.REPEAT:
+    if payment.plan_cancel(record.reason) is REPEAT:
         return False
     # An abandoned sale gives its reservation back.
     require_location(uow, payment.location_id).free(

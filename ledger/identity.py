@@ -26,9 +26,10 @@ def _uuid5(name: str) -> UUID:
 _stream_id = lru_cache(maxsize=65_536)(_uuid5)
 
 
-# A payment's stream id by its offline_id's integer: asked several times a record, and a
-# UUID's hash and equality (an `lru_cache` key's) are Python code, an int's are not.
-_PAYMENT_IDS: dict[int, UUID] = {}
+# A payment's stream id, with its offline_id's text, by the offline_id's integer: asked several
+# times a record, and a UUID's hash and equality (an `lru_cache` key's) are Python code, an
+# int's are not.
+_PAYMENT_IDS: dict[int, tuple[UUID, str]] = {}
 _PAYMENT_IDS_MAX = 65_536  # then forgotten all at once: a long ingest's memory stays bounded
 
 
@@ -42,8 +43,17 @@ def payment_id(offline_id: UUID | str) -> UUID:
             _PAYMENT_IDS.clear()
         # Not through `_stream_id`'s cache too: a day's payments would push the locations'
         # and devices' ids out of it.
-        found = _PAYMENT_IDS[key] = _uuid5(f"payment/{offline_id}")
-    return found
+        text = str(offline_id)
+        found = _PAYMENT_IDS[key] = (_uuid5(f"payment/{text}"), text)
+    return found[0]
+
+
+def offline_text(offline_id: UUID) -> str:
+    """`str(offline_id)`, as `payment_id` remembered it: a new payment's stream id is asked
+    for before its creation stores the text, and a UUID's `__str__` costs as much as the
+    rest of `payment_id` together (it formats the 128-bit integer in Python)."""
+    found = _PAYMENT_IDS.get(offline_id.int)
+    return str(offline_id) if found is None else found[1]
 
 
 def location_id(location: str) -> UUID:

@@ -15,17 +15,15 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from typing_extensions import TypedDict  # pydantic reads typing.TypedDict on 3.12+ only
 
+from ledger.card import CollectedCard
 from ledger.device import Device
 from ledger.errors import Breach, Code, RuleViolation
 from ledger.location import DeviceLimitsConfig, Location, StoredLimits
 from ledger.money import format_minor
-
-if TYPE_CHECKING:
-    from ledger.wire import Card
 
 # Stripe: "the SDK must have connected to a reader of the same type within the last 30 days",
 # at that Location, with reader software updated within that time.
@@ -88,7 +86,9 @@ def breaches_of(violations: list[RuleViolation]) -> list[Breach]:
     ]
 
 
-def card_breaches(card: Card, *, sca_required: bool, occurred_at: datetime) -> list[Breach]:
+def card_breaches(
+    card: CollectedCard, *, sca_required: bool, occurred_at: datetime
+) -> list[Breach]:
     try:
         check_card(card, sca_required=sca_required, occurred_at=occurred_at)
     except RuleViolation as violation:
@@ -96,10 +96,10 @@ def card_breaches(card: Card, *, sca_required: bool, occurred_at: datetime) -> l
     return []
 
 
-def check_card(card: Card, *, sca_required: bool, occurred_at: datetime) -> None:
+def check_card(card: CollectedCard, *, sca_required: bool, occurred_at: datetime) -> None:
     """Raise the first rule the card breaks if taken offline (the card as the POS reported
-    it, checked for shape and card numbers already)."""
-    brand, network = card.brand, card.network
+    it, checked for shape and card numbers already, in the form its event records)."""
+    brand, network = card["brand"], card["network"]
     if "interac" in (brand, network):
         raise _card(Code.INTERAC_NOT_SUPPORTED_OFFLINE, "brand", "Interac cards must go online")
     if brand not in SUPPORTED_OFFLINE_BRANDS:
@@ -114,7 +114,7 @@ def check_card(card: Card, *, sca_required: bool, occurred_at: datetime) -> None
             "network",
             f"network '{network}' is not supported offline; take it online",
         )
-    read_method = card.read_method
+    read_method = card["read_method"]
     if read_method in SWIPE_READ_METHODS:
         raise _card(
             Code.CARD_SWIPE_NOT_AVAILABLE,
@@ -128,17 +128,18 @@ def check_card(card: Card, *, sca_required: bool, occurred_at: datetime) -> None
             "this location requires strong customer authentication: insert the card "
             "and enter the PIN",
         )
-    if card.cardholder_verification == "online_pin":
+    if card["cardholder_verification"] == "online_pin":
         raise _card(
             Code.ONLINE_PIN_NOT_SUPPORTED_OFFLINE,
             "cardholder_verification",
             "an online PIN cannot be verified offline; take the payment online",
         )
-    if _expired(card.exp_month, card.exp_year, occurred_at):
+    exp_month, exp_year = card["exp_month"], card["exp_year"]
+    if _expired(exp_month, exp_year, occurred_at):
         raise _card(
             Code.OFFLINE_AND_CARD_EXPIRED,
             "exp_year",
-            f"the card expired at the end of {card.exp_month:02d}/{card.exp_year}",
+            f"the card expired at the end of {exp_month:02d}/{exp_year}",
         )
 
 

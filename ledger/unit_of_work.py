@@ -170,18 +170,24 @@ class UnitOfWork:
 
         Streams presumed absent and still absent are checked: at version 0 with the streams
         read, or, when nothing is written, by asking for their versions after all."""
-        changed = [a for a in self.loaded.values() if a is not None and a.pending_events]
-        count = sum(len(a.pending_events) for a in changed)
+        # Each aggregate's pending events read once: a property, a Python call each time.
+        changed: list[Aggregate] = []
+        pending: list[journal.PendingEvent] = []
+        read: list[tuple[UUID, int]] = []
+        for a in self.loaded.values():
+            if a is None:
+                continue
+            events = a.pending_events
+            if events:
+                changed.append(a)
+                pending += events
+            else:
+                read.append((a.id, a.version))
+        count = len(pending)
         absent = [i for key, i in self.presumed.items() if self.loaded[key] is None]
         if changed:
-            read = [
-                (a.id, a.version)
-                for a in self.loaded.values()
-                if a is not None and not a.pending_events
-            ]
             read += [(aggregate_id, 0) for aggregate_id in absent]
             try:
-                pending = [event for a in changed for event in a.pending_events]
                 order = journal.in_journal_order(self.journal, pending)
                 self.app.save(*changed, unchanged=read, order=order)
             except BaseException:

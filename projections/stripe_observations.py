@@ -220,7 +220,8 @@ class _Batch:
         owner = pi or charge  # a charge named with its PaymentIntent is tied to it here
         if owner is not None:
             self.link(charge, owner)
-            self.link(source, owner)
+            if source != charge:  # a charge's own movement names it twice
+                self.link(source, owner)
             self.link(seen["balance_transaction_id"], owner)
         row = self.movements.get(key)
         if row is not None:
