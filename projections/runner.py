@@ -259,6 +259,12 @@ def reset(engine: Engine, projections: Iterable[Projection]) -> None:
     for projection in chosen:
         _ensure_position(engine, projection.name)  # counted from its first reset on
     with engine.begin() as conn:
+        # The position rows first, as a catch-up takes them (`_apply_next_batch`): taken
+        # after the TRUNCATE's locks on the tables, a catch-up holding a row and reaching for
+        # a table would wait for this transaction while it waits for that row (PostgreSQL
+        # ends one of the two as a deadlock).
+        for projection in chosen:
+            _standing(conn, projection.name)
         if conn.dialect.name == "postgresql" and tables:
             format_table = conn.dialect.identifier_preparer.format_table
             conn.exec_driver_sql(f"TRUNCATE {', '.join(format_table(t) for t in tables)}")

@@ -4,6 +4,8 @@ an audit never reports drift because a catch-up elsewhere was half done."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -143,3 +145,69 @@ def test_a_long_catch_up_stopped_shows_as_settling(url: str) -> None:
         assert read_models.lag() > 0
         read_models.refresh()  # the next catch-up goes on and settles at the end
         assert (read_models.lag(), read_models.settling()) == (0, False)
+
+
+def test_a_reset_waits_for_a_catch_up_holding_its_position_rows(postgres_url: str) -> None:
+    """A rebuild's reset takes the position rows before the tables, as a catch-up does: a
+    catch-up that holds the rows when the reset begins finishes, then the reset empties the
+    tables (taken the other way round, each waited for the other and PostgreSQL ended one of
+    them as a deadlock)."""
+    with Ledger.open(postgres_url) as ledger, ReadModels(ledger) as read_models:
+        ledger.observe(charged_payment_intents(4))
+        read_models.refresh()
+        ledger.observe(charged_payment_intents(4, first=4))
+        with read_models.engine.connect() as conn:
+            reset_before = runner.generation(conn, STRIPE.name)
+        holding, resume = threading.Event(), threading.Event()
+        standing = runner._standing
+        catch_up_thread: list[threading.Thread] = []
+
+        def held(conn: Any, name: str) -> Any:
+            found = standing(conn, name)
+            if threading.current_thread() in catch_up_thread and name == PROJECTIONS[-1].name:
+                holding.set()
+                assert resume.wait(60)
+            return found
+
+        failures: list[BaseException] = []
+
+        def run(step: Any) -> None:
+            try:
+                step()
+            except BaseException as error:  # handed to the test's thread
+                failures.append(error)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(runner, "_standing", held)
+            catching_up = threading.Thread(target=run, args=(read_models.refresh,))
+            catch_up_thread.append(catching_up)
+            catching_up.start()
+            assert holding.wait(60)
+            resetting = threading.Thread(
+                target=run, args=(lambda: runner.reset(read_models.writer, PROJECTIONS),)
+            )
+            resetting.start()
+            _wait_for_a_lock_wait(read_models)
+            resume.set()
+            catching_up.join(60)
+            resetting.join(60)
+        assert failures == []
+        read_models.refresh()  # the reset's emptied tables caught up again
+        with read_models.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(stripe_payments)).scalar() == 8
+            assert runner.generation(conn, STRIPE.name) == reset_before + 1
+
+
+def _wait_for_a_lock_wait(read_models: ReadModels) -> None:
+    """Until a session of the database waits for a lock (the reset, for the catch-up's)."""
+    with read_models.engine.connect() as conn:
+        for _ in range(600):
+            waiting = conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).scalar()
+            conn.rollback()
+            if waiting:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the reset never waited for the catch-up")
