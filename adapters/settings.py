@@ -22,7 +22,6 @@ from adapters.http import http_limits
 from adapters.ledger_settings import SettingsError, offline_caps
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.storage import DEFAULT_DATABASE_URL
-from projections.reconciliation import REPORT_WORK_MEM_MB
 
 
 class EnvironmentSettings(BaseModel):
@@ -75,7 +74,9 @@ class EnvironmentSettings(BaseModel):
             cause = first.get("ctx", {}).get("error")
             if isinstance(cause, SettingsError):  # already names its variable
                 raise cause from None
-            refused = str(first["loc"][0]) if first["loc"] else ""
+            if not first["loc"]:
+                raise SettingsError(first["msg"]) from None
+            refused = str(first["loc"][0])
             raise SettingsError(f"{variables.get(refused, refused)}: {first['msg']}") from None
 
 
@@ -137,12 +138,14 @@ class Settings(EnvironmentSettings):
         description="Requests one API key may make at once before its rate applies",
     )
 
-    report_work_mem_mb: int = Field(
-        default=REPORT_WORK_MEM_MB,
+    # None: the report's own default (`projections.reconciliation.REPORT_WORK_MEM_MB`, 512),
+    # not imported here, which would load SQLAlchemy for every command reading settings.
+    report_work_mem_mb: int | None = Field(
+        default=None,
         ge=4,
         le=2_097_151,
         description="The memory (MB) each sort or hash of a report's CSV may take in the "
-        "PostgreSQL server; every report running at once may take this much",
+        "PostgreSQL server (default 512); every report running at once may take this much",
     )
 
     @field_validator("stripe_offline_max", mode="before")

@@ -9,6 +9,7 @@ import pytest
 
 from adapters.ledger_settings import LedgerSettings
 from adapters.settings import Settings, SettingsError, StripeSettings
+from projections.reconciliation import REPORT_WORK_MEM_MB
 
 
 def test_settings_are_read_from_the_environment_in_any_case() -> None:
@@ -57,7 +58,8 @@ def test_an_offline_cap_the_ledger_would_never_apply_is_refused(caps: str) -> No
 
 
 def test_the_report_memory_is_whole_megabytes_within_postgresql_bounds() -> None:
-    assert Settings.from_environ({}).report_work_mem_mb == 512
+    assert Settings.from_environ({}).report_work_mem_mb is None  # the report's own, 512
+    assert REPORT_WORK_MEM_MB == 512
     given = Settings.from_environ({"OFFLINE_LEDGER_REPORT_WORK_MEM_MB": "64"})
     assert given.report_work_mem_mb == 64
     for bad in ("2", "0.5", "512MB", "3000000"):
