@@ -20,8 +20,9 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger import Ledger, LedgerError
+from projections import runner
 from projections.read_models import PROJECTIONS, ReadModels
-from projections.runner import generation, position, unsettled
+from projections.runner import PositionMoved, generation, position, unsettled
 from projections.stripe_fold import fold_all
 from projections.stripe_observations import StripeObservationsProjection
 from projections.tables import stripe_payments
@@ -163,3 +164,23 @@ def test_an_audit_swap_counts_as_a_reset(url: str) -> None:
             assert {generation(conn, p.name) for p in PROJECTIONS} == {2}
         read_models.refresh()
         assert counted(read_models) == 4
+
+
+def test_a_position_read_before_a_reset_does_not_move_after_it(url: str) -> None:
+    """Work a runner carries from one transaction to the next is tied to the position row
+    as it read it: after a rebuild elsewhere, caught up to the very same position, the row
+    differs by its generation, and moving it from the old reading is refused."""
+    with Ledger.open(url) as ledger, ReadModels(ledger) as first, ReadModels(ledger) as second:
+        ledger.observe(charged_payment_intents(4))
+        first.refresh()
+        with first.writer.begin() as conn:
+            before = runner._standing(conn, STRIPE.name)
+        second.rebuild()
+        with first.writer.begin() as conn:
+            after = runner._standing(conn, STRIPE.name)
+            assert (after.position, after.unsettled) == (before.position, before.unsettled)
+            assert after.generation == before.generation + 1
+            with pytest.raises(PositionMoved):
+                runner._move(conn, STRIPE.name, before, before.position + 1, unsettled=False)
+        with first.engine.connect() as conn:
+            assert position(conn, STRIPE.name) == ledger.last_position()
