@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from itertools import chain
 from typing import Any
 from uuid import UUID
 
@@ -14,12 +13,10 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from ledger.batches import iter_batches
 from ledger.chain import CHAIN_TABLE, GENESIS, Link, Row, link
+from ledger.sqlite_rows import insert_together
 from ledger.storage import ID_CHUNK, store_not_empty
 
 INSERT_LINKS = f"INSERT INTO {CHAIN_TABLE} (position, content_hash, chain_hash) VALUES (?, ?, ?)"
-# Rows per multi-row INSERT (`insert_rows`): 200 values at most, within every SQLite build's
-# limit on a statement's parameters (999 before 3.32).
-ROWS_PER_INSERT = 50
 
 
 class SQLiteEventRecorder(SQLiteApplicationRecorder):
@@ -68,10 +65,10 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
                 for position, event in zip(ids, stored_events, strict=True)
             ),
         )
-        insert_rows(c, INSERT_LINKS, _bound_links(links))
+        insert_together(c, INSERT_LINKS, _bound_links(links))
         if snapshots:
             assert self.insert_snapshots_statement is not None, "no snapshots table"
-            insert_rows(c, self.insert_snapshots_statement, _rows(snapshots))
+            insert_together(c, self.insert_snapshots_statement, _rows(snapshots))
         return ids
 
     def _append(self, c: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
@@ -82,7 +79,7 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         consecutive ones ending at the largest after it."""
         if not stored_events:
             return []
-        insert_rows(c, self.insert_events_statement, _rows(stored_events))
+        insert_together(c, self.insert_events_statement, _rows(stored_events))
         c.execute(f"SELECT max(rowid) FROM {self.events_table_name}")
         last: int = c.fetchone()[0]
         return list(range(last - len(stored_events) + 1, last + 1))
@@ -108,47 +105,13 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
 
     def _import(self, cursor: Any, batches: Iterable[tuple[Sequence[Row], Sequence[Link]]]) -> None:
         for rows, links in batches:
-            insert_rows(
+            insert_together(
                 cursor,
                 f"INSERT INTO {self.events_table_name} (rowid, originator_id, "
                 "originator_version, topic, state) VALUES (?, ?, ?, ?, ?)",
                 [(p, s.hex, v, t, bytearray(b)) for p, s, v, t, b in rows],
             )
-            insert_rows(cursor, INSERT_LINKS, _bound_links(links))
-
-
-def insert_rows(cursor: Any, insert: str, rows: Sequence[Sequence[object]]) -> None:
-    """`cursor.executemany(insert, rows)`, the same rows inserted in the same order, with
-    `ROWS_PER_INSERT` rows to a statement (`insert` with its one row's `VALUES (?, ...)`
-    repeated) and the rest through `executemany`. `executemany` runs the statement's program
-    to its end once per row, releasing and taking back the GIL around each step and resetting
-    the statement after it: a ledger's event and its link cost about 4,500 instructions a row
-    more that way than as rows of a statement of 50. A statement inserts its rows in the order
-    of its VALUES, each new one at the table's largest rowid plus one, as a statement a row
-    does; an IntegrityError undoes the statement, and the caller's transaction, as before."""
-    full = len(rows) - len(rows) % ROWS_PER_INSERT
-    if full:
-        statement = _multi_row(insert)
-        values = list(chain.from_iterable(rows[:full]))
-        step = ROWS_PER_INSERT * len(rows[0])
-        for start in range(0, len(values), step):
-            cursor.execute(statement, values[start : start + step])
-    if full < len(rows):
-        cursor.executemany(insert, rows[full:])
-
-
-_MULTI_ROW: dict[str, str] = {}
-
-
-def _multi_row(insert: str) -> str:
-    """`insert` (one row's `... VALUES (?, ...)`) with `ROWS_PER_INSERT` rows' VALUES."""
-    statement = _MULTI_ROW.get(insert)
-    if statement is None:
-        head, _, row = insert.rpartition("VALUES")
-        statement = _MULTI_ROW[insert] = (
-            head + "VALUES " + ", ".join([row.strip()] * ROWS_PER_INSERT)
-        )
-    return statement
+            insert_together(cursor, INSERT_LINKS, _bound_links(links))
 
 
 # Bytes are bound as a `bytearray` of the same bytes: the sqlite3 module (Python 3.11) binds
