@@ -126,8 +126,8 @@ def stripe_log(intents: int) -> list[Observation]:
 
 class PartClock:
     """Process CPU spent in the fold's steps and in the projection's `apply` (its
-    `apply_unsettled` and `settle` when a long catch-up folds once at its end), by wrapping
-    the methods (restored on exit)."""
+    `apply_unsettled` and `settle`, or on SQLite `prepare` and `settle_prepared`, when a long
+    catch-up folds once at its end), by wrapping the methods (restored on exit)."""
 
     def __init__(self) -> None:
         self.cpu: dict[str, float] = {}
@@ -142,6 +142,10 @@ class PartClock:
             (projection, "apply", "batch"),
             (projection, "apply_unsettled", "batch unsettled"),
             (projection, "settle", "settle (fold_all)"),
+            # SQLite's settling off the write lock: the rows made from a read snapshot, then
+            # written in.
+            (projection, "prepare", "settle: snapshot"),
+            (projection, "settle_prepared", "settle: write-in"),
         ]
         originals = [getattr(owner, name) for owner, name, _ in saved]
         for (owner, name, shown), function in zip(saved, originals, strict=True):
