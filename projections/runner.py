@@ -215,8 +215,19 @@ def _settle(ledger: Ledger, engine: Engine, projection: SettlingProjection) -> N
                     )
                 projection.discard(conn, prepared)
         except BaseException:
-            with conn.begin():
-                projection.discard(conn, prepared)
+            # The snapshot's temporary tables are dropped in a transaction that takes no
+            # write lock (this one may have failed for want of it), or, failing that, die
+            # with the connection, taken out of the pool: left on it, they would make every
+            # later snapshot on it fail. The error raised is the one that got here.
+            conn.info[SNAPSHOT] = True
+            try:
+                with conn.begin():
+                    projection.discard(conn, prepared)
+            except Exception:
+                del conn.info[SNAPSHOT]
+                conn.invalidate()
+            else:
+                del conn.info[SNAPSHOT]
             raise
 
 

@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
 from ledger import Ledger, LedgerError
 from projections import runner
@@ -287,3 +288,30 @@ def test_stripe_events_while_the_fold_is_made_fold_at_once(
         first.rebuild(batch_size=BATCH)
         assert counted.calls == {"prepare": 1, "settle": 1}
         settled_at_the_end(first, ledger, PAYMENT_INTENTS + 1)
+
+
+def test_a_write_in_that_cannot_get_the_lock_leaves_nothing_behind(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot made, another connection holds the write lock past the writer's wait:
+    the settling fails with the lock's error, its temporary tables are dropped all the same
+    (without the lock), and the next catch-up on the same read models settles."""
+    with Ledger.open(sqlite_url) as ledger, ReadModels(ledger) as first:
+        ledger.observe(charged_payment_intents(PAYMENT_INTENTS))
+
+        @event.listens_for(first.writer, "checkout")
+        def short_wait(dbapi_connection: Any, *args: Any) -> None:
+            dbapi_connection.execute("PRAGMA busy_timeout = 100")
+
+        holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+        counted = Counted(monkeypatch, lambda: holder.execute("BEGIN IMMEDIATE"))
+        try:
+            with pytest.raises(OperationalError, match="locked"):
+                first.rebuild(batch_size=BATCH)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert counted.calls == {"prepare": 1}
+        first.refresh()
+        assert counted.calls == {"prepare": 2, "settle_prepared": 1}
+        settled_at_the_end(first, ledger, PAYMENT_INTENTS)
