@@ -84,12 +84,15 @@ def swap(live: Engine, rebuilt: Engine, tables: list[Table], names: list[str]) -
     scratch file's."""
     p = projection_positions
     with live.begin() as conn:
-        generations = {
-            str(name): int(count)
-            for name, count in conn.execute(
-                select(p.c.name, p.c.generation).where(p.c.name.in_(names)).with_for_update()
-            )
-        }
+        # The rows locked one by one in the projections' order, as a catch-up and a reset
+        # take them (`projections.runner`): in another order, two of them could each hold a
+        # row the other waits for.
+        generations: dict[str, int] = {}
+        for name in names:
+            query = select(p.c.generation).where(p.c.name == name).with_for_update()
+            found = conn.execute(query).scalar()
+            if found is not None:
+                generations[name] = int(found)
         for table in [*tables, projection_positions]:
             only_ours = (
                 projection_positions.c.name.in_(names) if table is projection_positions else None
