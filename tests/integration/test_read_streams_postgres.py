@@ -104,7 +104,7 @@ def test_the_streams_read_are_looked_up_by_index_however_large_the_log(postgres_
                 "FROM generate_series(1, 100000)"
             )
             placeholders = iter(range(1, 100))
-            text = re.sub("%[sb]", lambda _: f"${next(placeholders)}", statement.as_string(conn))
+            text = re.sub("%[sb]", lambda _: f"${next(placeholders)}", statement.decode())
             conn.execute(f"PREPARE append AS {text}")
             conn.execute("SET plan_cache_mode = force_generic_plan")
             values = ([uuid4()], [1], True, [uuid4()], [1], ["topic"], [b"state"], [b"content"])
