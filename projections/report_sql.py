@@ -535,8 +535,7 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Sel
         if ranked
         else []
     )
-    movement = stages.add(
-        "movement",
+    movement = (
         select(
             key.label("key"),
             m.c.movement_key,
@@ -555,8 +554,9 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Sel
             case((converted, 1), else_=0).label("converted"),
             customer.label("customer"),
             *ranks,
-        ).select_from(joined),
-        "key",
+        )
+        .select_from(joined)
+        .subquery("movement")
     )
     mv = movement.c
     charge, refund = mv.is_charge == 1, mv.is_refund == 1
