@@ -13,6 +13,7 @@ for reached the end of the log, and the next one is read when the catch-up gets 
 it always was (a live tail waits for no reader). The writer takes a batch read ahead only if
 it starts where the position rows it locked say the next batch starts, and if it is the same
 batch a read at that moment would give (`Read.fits`); otherwise it reads the batch itself.
+The price is memory: a long catch-up holds two batches' parsed events at once, not one.
 """
 
 from __future__ import annotations
