@@ -27,7 +27,7 @@ from ledger.identity import cipher_keys_id
 from ledger.journal import PendingEvent
 from ledger.location import INDEX, Location
 from ledger.storage import EVENT_STORE_NAME, SnapshotsFolder
-from ledger.transcoder import OrjsonTranscoder
+from ledger.transcoder import OrjsonTranscoder, library_state
 
 if TYPE_CHECKING:
     from ledger.cipher import CipherKeys, KeyringCipher
@@ -178,46 +178,52 @@ class EventStore(Application[UUID]):
         return taken
 
 
-# An event class's topic, the class version its stored state names (above 1 only) and the
-# fields it declares as datetimes (`OrjsonTranscoder.encode_event`'s `moments`).
-_CLASS_TAGS: dict[type[Any], tuple[str, int, tuple[str, ...]]] = {}
+Shape = tuple[int, tuple[str, ...]]  # `OrjsonTranscoder.encode_events`'s shape of an event
+
+
+class _ClassTags(dict[type[Any], tuple[str, Shape]]):
+    """An event class's topic, and the class version its stored state names (above 1 only)
+    with the fields it declares as datetimes; looked up on a class's first event."""
+
+    def __missing__(self, cls: type[Any]) -> tuple[str, Shape]:
+        tags = self[cls] = (get_topic(cls), (getattr(cls, "class_version", 1), moments(cls)))
+        return tags
+
+
+_CLASS_TAGS = _ClassTags()
 
 
 def stored_events(mapper: Mapper[UUID], events: Sequence[object]) -> list[StoredEvent]:
     """`[mapper.to_stored_event(event) for event in events]`, the same stored events, less
     what it does again for every event: the topic and class version are looked up once per
-    class, the mapper's parts once per batch, and the frozen `StoredEvent` is filled directly
+    class, the mapper's parts once per batch, the states encoded together
+    (`OrjsonTranscoder.encode_events`), and the frozen `StoredEvent` is filled directly
     rather than through its `__init__`'s `object.__setattr__` per field."""
     transcoder, compressor, cipher = mapper.transcoder, mapper.compressor, mapper.cipher
-    encode_event = transcoder.event_encoder() if isinstance(transcoder, OrjsonTranscoder) else None
-    new, tags_of = object.__new__, _CLASS_TAGS
+    tags = list(map(_CLASS_TAGS.__getitem__, map(type, events)))
+    fields = list(map(vars, events))
+    shapes = [shape for _, shape in tags]
+    if isinstance(transcoder, OrjsonTranscoder):
+        states = transcoder.encode_events(fields, shapes)
+    else:
+        states = [
+            transcoder.encode(library_state(one, class_version))
+            for one, (class_version, _) in zip(fields, shapes, strict=True)
+        ]
+    if compressor:
+        states = list(map(compressor.compress, states))
+    if cipher:
+        states = list(map(cipher.encrypt, states))
+    new = object.__new__
     stored: list[StoredEvent] = []
-    for event in events:
-        cls = type(event)
-        tags = tags_of.get(cls)
-        if tags is None:
-            tags = tags_of[cls] = (get_topic(cls), getattr(cls, "class_version", 1), moments(cls))
-        topic, class_version, declared = tags
-        fields = vars(event)
-        if encode_event is not None:
-            data = encode_event(fields, class_version, declared)
-        else:
-            state = dict(fields)
-            del state["originator_id"], state["originator_version"]
-            if class_version > 1:
-                state["class_version"] = class_version
-            data = transcoder.encode(state)
-        if compressor:
-            data = compressor.compress(data)
-        if cipher:
-            data = cipher.encrypt(data)
-        one = new(StoredEvent)
-        row = vars(one)
-        row["originator_id"] = fields["originator_id"]
-        row["originator_version"] = fields["originator_version"]
+    for one, (topic, _), data in zip(fields, tags, states, strict=True):
+        event = new(StoredEvent)
+        row = vars(event)
+        row["originator_id"] = one["originator_id"]
+        row["originator_version"] = one["originator_version"]
         row["topic"] = topic
         row["state"] = data
-        stored.append(one)
+        stored.append(event)
     return stored
 
 

@@ -16,13 +16,15 @@ state would come back as a string: events hold ids as strings (`Payment.offline_
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import UTC, datetime, timezone
+from itertools import chain
 from typing import Any
 from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
+from pydantic_core import TzInfo
 
 _TYPE, _DATA = "_type_", "_data_"
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
@@ -32,9 +34,16 @@ _TAG_PREFIXES: dict[str, bytes] = {}
 # Fixed offsets (`datetime.timezone`) seen to be whole minutes, which orjson writes as Python
 # does; a zone whose offset moves with the moment (`zoneinfo`) is asked each time. Bounded: a
 # file could name every offset there is.
-_WHOLE_MINUTE_ZONES: set[timezone] = set()
+# Pydantic's zones (`TzInfo`, what the wire's parse gives every moment it reads) are remembered
+# by their text (`+01:00`, `+00:00:30`: the offset to the second): their own equality and hash
+# are calls into Rust costing more than the offset's check they spare.
+_WHOLE_MINUTE_ZONES: set[timezone | str] = set()
 _WHOLE_MINUTE_ZONES_MAX = 4_096
 _UUID_REFUSED = "a UUID in an event's state would be stored untagged: store its text instead"
+# Between two states of a batch dumped together, and what it gives in orjson's output.
+_CUT = b"\x00"
+_CUT_FRAGMENT = orjson.Fragment(_CUT)
+_CUT_APART = b"," + _CUT + b","
 _TAG_KEY = (
     b'"_type_"'  # in every tagged value's bytes; a string or key of that text just costs a walk
 )
@@ -47,56 +56,71 @@ class OrjsonTranscoder(JSONTranscoder):
             raise TranscodingNotRegisteredError(_UUID_REFUSED)
         return _kept(orjson.dumps(obj, default=self._tagged, option=_OPTIONS))
 
-    def event_encoder(self) -> Callable[[dict[str, Any], int, tuple[str, ...]], bytes]:
-        """`encode` of an event's stored state, for a batch of events: `(fields,
-        class_version, moments)` gives the state of the fields less the originator's id and
-        version, with `class_version` last when above 1 (the library mapper's layout). The
-        datetimes' transcoding is looked up once for the batch.
+    def encode_events(
+        self, fields: Sequence[dict[str, Any]], shapes: Sequence[tuple[int, tuple[str, ...]]]
+    ) -> list[bytes]:
+        """`encode` of a batch of events' stored states, in one call of orjson for the batch.
+        `fields[i]`: an event's fields; `shapes[i]`: its class version (above 1 written last,
+        as the library's mapper does) and the fields its class declares as datetimes
+        (`moments`). Each state is its fields less the originator's id and version, the order
+        of the rest kept; the bytes are `encode`'s for that state.
 
-        `moments`: the fields the event's class declares as datetimes (every event's
-        `timestamp`, its `occurred_at`...), tagged here, one Python call each, rather than
-        through orjson's `default`, which calls back into Python for each one and looks up the
-        transcoding there. Only they are visited: the state is the fields' dict copied, its
-        two originator keys deleted (the order of the rest kept), and checked for a UUID in
-        C. A datetime anywhere else (a field whose declaration does not say so, a nested
-        one) goes through `default` and is written with the same bytes."""
+        What a batch spares, the same bytes per event: a call of orjson per event and per
+        datetime, each about 2,000 instructions before any byte is written. The declared
+        datetimes of the whole batch are written by one `dumps` of a list (each text then
+        wrapped in its tag by a `replace` and cut out by a `split`, in C), every state by one
+        `dumps` of the list of them with a byte orjson never writes between them (a control
+        character, which JSON strings escape), cut apart by a `split`. A datetime anywhere
+        else (a field its class does not declare, a nested one) goes through `default` with
+        the same bytes, and one whose offset is not known to be whole minutes through
+        `_isoformat_json` (Python's text for an offset in seconds)."""
         transcoding = self.types.get(datetime)
+        if not fields:
+            return []
         if transcoding is None:  # no tag to write: `encode` says so
-            return self._encode_event_untagged
-        prefix, fragment, dumps, tagged = (
-            _tag_prefix(transcoding.name),
-            orjson.Fragment,
-            orjson.dumps,
-            self._tagged,
-        )
-
-        def encode_event(
-            fields: dict[str, Any], class_version: int, moments: tuple[str, ...]
-        ) -> bytes:
-            state = fields.copy()
+            return [
+                self.encode(library_state(one, class_version))
+                for one, (class_version, _) in zip(fields, shapes, strict=True)
+            ]
+        prefix, fragment = _tag_prefix(transcoding.name), orjson.Fragment
+        whole = _WHOLE_MINUTE_ZONES
+        states = list(map(dict.copy, fields))
+        # The declared datetimes to write together: their values, states and names.
+        moments: list[datetime] = []
+        slots: list[tuple[dict[str, Any], str]] = []
+        for state, (class_version, declared) in zip(states, shapes, strict=True):
             del state["originator_id"], state["originator_version"]
-            if UUID in map(type, state.values()):
-                raise TranscodingNotRegisteredError(_UUID_REFUSED)
-            for name in moments:
+            for name in declared:
                 value = state.get(name)
                 if type(value) is datetime:
-                    # The library's clock's UTC (every `timestamp`) without `_isoformat_json`.
-                    text = dumps(value) if value.tzinfo is UTC else _isoformat_json(value)
-                    state[name] = fragment(prefix + text + b"}")
+                    zone = value.tzinfo
+                    if (
+                        zone is UTC
+                        or (type(zone) is TzInfo and str(zone) in whole)
+                        or (type(zone) is timezone and zone in whole)
+                    ):
+                        moments.append(value)
+                        slots.append((state, name))
+                    else:
+                        state[name] = fragment(prefix + _isoformat_json(value) + b"}")
             if class_version > 1:
                 state["class_version"] = class_version
-            return _kept(dumps(state, default=tagged, option=_OPTIONS))
-
-        return encode_event
-
-    def _encode_event_untagged(
-        self, fields: dict[str, Any], class_version: int, moments: tuple[str, ...]
-    ) -> bytes:
-        state = dict(fields)
-        del state["originator_id"], state["originator_version"]
-        if class_version > 1:
-            state["class_version"] = class_version
-        return self.encode(state)
+        if UUID in set(map(type, chain.from_iterable(map(dict.values, states)))):
+            raise TranscodingNotRegisteredError(_UUID_REFUSED)
+        if moments:
+            # `["t1","t2"]` -> `{tag..."t1"}`, `{tag..."t2"}`
+            texts = orjson.dumps(moments)[1:-1]
+            tagged = (prefix + texts.replace(b'","', b'"}' + _CUT + prefix + b'"') + b"}").split(
+                _CUT
+            )
+            for (state, name), text in zip(slots, tagged, strict=True):
+                state[name] = fragment(text)
+        together: list[object] = [_CUT_FRAGMENT] * (2 * len(states) - 1)
+        together[::2] = states
+        dumped = orjson.dumps(together, default=self._tagged, option=_OPTIONS)
+        encoded = dumped[1:-1].split(_CUT_APART)
+        assert len(encoded) == len(states), (len(encoded), len(states))
+        return encoded
 
     def decode(self, data: bytes) -> Any:
         """orjson's parse, then the tagged values turned back into what they tagged. Most
@@ -139,6 +163,16 @@ class OrjsonTranscoder(JSONTranscoder):
         return value
 
 
+def library_state(fields: dict[str, Any], class_version: int) -> dict[str, Any]:
+    """The state the library's mapper encodes for an event of these fields: all but the
+    originator's id and version, with `class_version` last when above 1."""
+    state = dict(fields)
+    del state["originator_id"], state["originator_version"]
+    if class_version > 1:
+        state["class_version"] = class_version
+    return state
+
+
 def _kept(dumped: bytes) -> bytes:
     """orjson's output copied into bytes of its own size, for output that is kept (a batch's
     stored states wait for the batch's write). orjson writes into a buffer larger than what
@@ -163,13 +197,14 @@ def _isoformat_json(moment: datetime) -> bytes:
     orjson: the same characters for every offset in whole minutes (all that RFC 3339, and so
     every record, can give) at about a tenth of the cost; an offset in seconds, which orjson
     would round, keeps Python's own text. Each event holds three or four datetimes. Only
-    `timezone` objects are remembered: a zone of another kind may not even be hashable
-    (dateutil's)."""
+    the standard library's and pydantic's fixed offsets are remembered: a zone of another
+    kind may not even be hashable (dateutil's)."""
     zone = moment.tzinfo
-    if zone is not UTC and not (type(zone) is timezone and zone in _WHOLE_MINUTE_ZONES):
+    key = str(zone) if type(zone) is TzInfo else zone if type(zone) is timezone else None
+    if zone is not UTC and not (key is not None and key in _WHOLE_MINUTE_ZONES):
         offset = moment.utcoffset()
         if offset is not None and (offset.seconds % 60 or offset.microseconds):
             return orjson.dumps(moment.isoformat())
-        if type(zone) is timezone and len(_WHOLE_MINUTE_ZONES) < _WHOLE_MINUTE_ZONES_MAX:
-            _WHOLE_MINUTE_ZONES.add(zone)  # a fixed offset: the same for every moment
+        if key is not None and len(_WHOLE_MINUTE_ZONES) < _WHOLE_MINUTE_ZONES_MAX:
+            _WHOLE_MINUTE_ZONES.add(key)  # a fixed offset: the same for every moment
     return orjson.dumps(moment)

@@ -135,6 +135,25 @@ def test_a_uuid_in_a_state_is_refused_rather_than_stored_as_plain_text() -> None
         ledger.store.mapper.transcoder.encode({"offline_id": uuid.uuid4()})
 
 
+def test_a_uuid_in_a_batchs_state_is_refused() -> None:
+    """A batch of events is encoded together: a UUID in any one's state refuses the batch."""
+    with Ledger.open("memory://") as ledger:
+        offline_id = uuid.uuid4()
+        events = [
+            Payment.Rejudged(
+                originator_id=offline_id,
+                originator_version=version,
+                timestamp=datetime.now(UTC),
+                breaches=[],
+                cause_offline_id=cause,  # type: ignore[arg-type]
+                occurred_at=datetime.now(UTC),
+            )
+            for version, cause in ((2, str(offline_id)), (3, offline_id))
+        ]
+        with pytest.raises(TranscodingNotRegisteredError):
+            stored_events(ledger.store.mapper, events)
+
+
 class UnhashableZone(tzinfo):
     """A fixed offset of a kind that cannot be hashed, as dateutil's zones (`tzutc`,
     `tzoffset`) are: a datetime a caller of the library may pass."""
@@ -215,3 +234,7 @@ def test_an_event_is_stored_as_the_library_stores_it(
         for event in events:
             assert ledger.store.mapper.to_stored_event(event) == library.to_stored_event(event)
             assert stored_events(ours, [event]) == [library.to_stored_event(event)]
+        # A batch's states are encoded together: each the same as alone.
+        assert stored_events(ours, [*events, *events]) == [
+            library.to_stored_event(event) for event in [*events, *events]
+        ]
