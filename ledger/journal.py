@@ -15,6 +15,7 @@ import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any, Self
 from uuid import UUID
 
@@ -33,11 +34,13 @@ from eventsourcing.utils import get_topic
 # An event of an aggregate of the ledger, as its aggregate holds it until it is saved.
 PendingEvent = CanMutateAggregate[UUID]
 
-# Event classes whose topic was checked, with the names of their fields in `__init__`'s order
-# (empty: made by their `__init__`). An event's own fields are set in that order directly:
-# a frozen dataclass's `__init__` sets each through `object.__setattr__`, several times the
-# cost of filling its `__dict__`, for the same attributes in the same order.
-_FIELDS: dict[type[PendingEvent], tuple[str, ...]] = {}
+# Event classes whose topic was checked, with the names of their own fields (those after the
+# id, version and timestamp) in `__init__`'s order (None: made by their `__init__`). An event's
+# fields are set in that order directly: a frozen dataclass's `__init__` sets each through
+# `object.__setattr__`, several times the cost of filling its `__dict__`, for the same
+# attributes in the same order.
+_FIELDS: dict[type[PendingEvent], tuple[str, ...] | None] = {}
+_UNSEEN: tuple[str, ...] = ("",)  # `_FIELDS`' answer for a class not yet registered
 _FIXED_NAMES = ("originator_id", "originator_version", "timestamp")
 _FIXED = len(_FIXED_NAMES)
 # The library's only check after `__init__`: that the id is a UUID, as an aggregate's id is.
@@ -46,6 +49,10 @@ _LIBRARY_MUTATE = CanInitAggregate.mutate
 # The library's clock, as every event class of the ledger keeps it (`_registered` checks): an
 # event's timestamp is read from it directly, one call instead of three.
 _LIBRARY_TIMESTAMP = CanCreateTimestamp.create_timestamp
+# The library's clock function: while it is the one in place (a test may patch it), an event's
+# timestamp is what it returns, made here without its Python frame.
+_LIBRARY_NOW = domain.datetime_now_with_tzinfo
+_now = datetime.now
 _JOURNAL: ContextVar[list[PendingEvent] | None] = ContextVar("ledger_journal", default=None)
 
 
@@ -67,20 +74,22 @@ class Journaled(Aggregate):
         nothing that can fail here: its check that the class's topic is registered runs once
         per class, and `mutate`'s checks that the event is the aggregate's next (it is made
         so just here) and its property setters give way to the attributes they set."""
-        names = _FIELDS.get(event_class)
-        if names is None:
+        names = _FIELDS.get(event_class, _UNSEEN)
+        if names is _UNSEEN:
             names = _registered(event_class, checked=bool(getattr(type(self), "TOPIC", None)))
         version = self._version + 1
         event: PendingEvent
-        if names and len(kwargs) == len(names) - _FIXED:
-            timestamp = domain.datetime_now_with_tzinfo()
+        # The keywords in the fields' order (as every trigger of the ledger names them) fill
+        # the event's `__dict__` in one `update`, in that order.
+        if names is not None and tuple(kwargs) == names:
+            clock = domain.datetime_now_with_tzinfo
+            timestamp = _now(domain.TZINFO) if clock is _LIBRARY_NOW else clock()
             event = object.__new__(event_class)
             state = vars(event)
             state["originator_id"] = self._id
             state["originator_version"] = version
             state["timestamp"] = timestamp
-            for name in names[_FIXED:]:
-                state[name] = kwargs[name]
+            state.update(kwargs)
         else:
             timestamp = event_class.create_timestamp()
             make: Any = event_class  # the dataclass's own __init__ says what is wrong
@@ -89,7 +98,7 @@ class Journaled(Aggregate):
             )
         event.apply(self)
         self._version = version
-        self._modified_on = event.timestamp
+        self._modified_on = timestamp
         self._pending_events.append(event)
         journal = _JOURNAL.get()
         if journal is not None:
@@ -113,29 +122,31 @@ class Journaled(Aggregate):
         fields set, the event applied) without the library's per-creation work: the event's
         frozen `__init__`, the topic resolved back to this class, two signatures' parameters
         filtered out of the event's fields."""
-        names = _FIELDS.get(event_class)
-        if names is None:
+        names = _FIELDS.get(event_class, _UNSEEN)
+        if names is _UNSEEN:
             names = _registered(event_class, checked=bool(getattr(cls, "TOPIC", None)))
         plain = (
-            type(id) is UUID
-            and len(kwargs) == len(names) - _FIXED - 1
-            and names[_FIXED : _FIXED + 1] == ("originator_topic",)
+            names is not None
+            and type(id) is UUID
+            and len(kwargs) == len(names) - 1
+            and names[:1] == ("originator_topic",)
             and cls.__init__ is object.__init__
             and event_class.mutate is _LIBRARY_MUTATE
         )
-        if not plain:
+        if not plain or names is None:
             aggregate = super()._create(event_class, id=id, **kwargs)
             event = aggregate.pending_events[-1]
         else:
             version = cls.INITIAL_VERSION
-            timestamp = domain.datetime_now_with_tzinfo()
+            clock = domain.datetime_now_with_tzinfo
+            timestamp = _now(domain.TZINFO) if clock is _LIBRARY_NOW else clock()
             event = object.__new__(event_class)
             state = vars(event)
             state["originator_id"] = id
             state["originator_version"] = version
             state["timestamp"] = timestamp
             state["originator_topic"] = get_topic(cls)
-            for name in names[_FIXED + 1 :]:
+            for name in names[1:]:
                 state[name] = kwargs[name]
             aggregate = object.__new__(cls)
             aggregate.__base_init__(id, version, timestamp)
@@ -147,10 +158,11 @@ class Journaled(Aggregate):
         return aggregate
 
 
-def _registered(event_class: type[PendingEvent], *, checked: bool) -> tuple[str, ...]:
+def _registered(event_class: type[PendingEvent], *, checked: bool) -> tuple[str, ...] | None:
     """Check once that the class's topic is registered (as the library's `trigger_event` does
-    every time), and note its fields in the order its dataclass `__init__` sets them: the
-    order the mapper writes them in, byte for byte. Empty when the `__init__` does more than
+    every time), and note its own fields (after the id, version and timestamp) in the order
+    its dataclass `__init__` sets them: the order the mapper writes them in, byte for byte.
+    None when the `__init__` does more than
     set every field from its argument (a default, a field it leaves out, a `__post_init__`
     beyond the library's check of the id, a clock of its own): such events are made by the
     `__init__`."""
@@ -171,7 +183,7 @@ def _registered(event_class: type[PendingEvent], *, checked: bool) -> tuple[str,
         and getattr(event_class, "__post_init__", None) is _LIBRARY_POST_INIT
         and event_class.create_timestamp is _LIBRARY_TIMESTAMP
     )
-    names = tuple(field.name for field in fields) if plain else ()
+    names = tuple(field.name for field in fields[_FIXED:]) if plain else None
     _FIELDS[event_class] = names
     return names
 

@@ -58,12 +58,17 @@ class AggregateCache:
             self._items.move_to_end(key)
         return found
 
-    def put(self, aggregate: Aggregate) -> None:
-        key = aggregate.id.int
-        self._items[key] = aggregate
-        self._items.move_to_end(key)
-        while len(self._items) > self.size_max:
-            self._items.popitem(last=False)
+    def keep(self, aggregates: dict[int, Aggregate | None]) -> None:
+        """Hold `aggregates` (by their ids' integers, None for an absent stream) as the most
+        recently used, in their order; keyed as given, without reading each one's `id` (a
+        property, a Python call)."""
+        items = self._items
+        for key, aggregate in aggregates.items():
+            if aggregate is not None:
+                items[key] = aggregate
+                items.move_to_end(key)
+        while len(items) > self.size_max:
+            items.popitem(last=False)
 
     def evict(self, keys: Iterable[int]) -> None:
         """Forget the streams whose ids' integers are `keys`."""
@@ -201,9 +206,7 @@ class UnitOfWork:
         elif absent and self.versions(absent):
             self._forget(())
             raise IntegrityError("a stream presumed absent exists: decide again on its state")
-        for aggregate in self.loaded.values():
-            if aggregate is not None:
-                self.cache.put(aggregate)
+        self.cache.keep(self.loaded)
         self.journal.clear()
         return count
 
@@ -220,7 +223,12 @@ class UnitOfWork:
 
 def require_location(uow: UnitOfWork, location_id: str) -> Location:
     """The location, or the refusal every record and reservation gives for an unknown one."""
-    location: Location | None = uow.get(identity.location_id(location_id))
+    stream = identity.location_id(location_id)
+    try:  # the unit's own map first: a record's streams are loaded before it is decided
+        found: Any = uow.loaded[stream.int]
+    except KeyError:
+        found = uow.get(stream)
+    location: Location | None = found
     if location is None:
         raise NotFound(
             Code.UNKNOWN_LOCATION,
@@ -232,7 +240,12 @@ def require_location(uow: UnitOfWork, location_id: str) -> Location:
 
 def require_payment(uow: UnitOfWork, offline_id: UUID) -> Payment:
     """The payment, or the refusal every step of an unknown payment gets."""
-    payment: Payment | None = uow.get(identity.payment_id(offline_id))
+    stream = identity.payment_id(offline_id)
+    try:  # the unit's own map first: a record's streams are loaded before it is decided
+        found: Any = uow.loaded[stream.int]
+    except KeyError:
+        found = uow.get(stream)
+    payment: Payment | None = found
     if payment is None:
         raise NotFound(
             Code.UNKNOWN_PAYMENT,
