@@ -6,9 +6,11 @@ The log is built through the import path (`Ledger.observe_file`): per PaymentInt
 snapshot naming its charge and one balance-report row, every second row naming the charge
 only (its PaymentIntent known through the snapshot's link), observed `--chunk` at a time.
 Then the read models catch up (`ReadModels.refresh`), and are rebuilt (`ReadModels.rebuild`),
-each timed in wall and process CPU (the client's; PostgreSQL's own is not counted) with a
-breakdown of the Stripe projection's batch: its own work, and the fold's parts
-(`projections.stripe_fold`), each in process CPU.
+each timed in wall and process CPU (the client's), on PostgreSQL also its server backends'
+CPU, with a breakdown of the Stripe projection's batch: its own work, and the fold's parts
+(`projections.stripe_fold`), each in process CPU; and how the catch-up's writer and the
+thread reading its next batch ahead (`projections.read_ahead`) overlapped: how long each
+waited for the other, and the reader's own time.
 
 Stripe's events outnumber payments' in no real log; this isolates what the per-payment fold
 (`stripe_keys`, `stripe_payments`) costs the projection that keeps it.
@@ -17,15 +19,17 @@ Stripe's events outnumber payments' in no real log; this isolates what the per-p
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from rich.table import Table as RichTable
 
 from benchmarks import harness
@@ -37,6 +41,7 @@ from ledger.observations import (
     Observation,
     PaymentIntentObservation,
 )
+from projections.read_ahead import Overlap, ReadAhead
 from projections.read_models import ReadModels
 from projections.stripe_fold import BatchFold
 from projections.stripe_observations import StripeObservationsProjection
@@ -65,6 +70,8 @@ class Timed:
     seconds: float
     cpu_seconds: float
     parts_cpu: dict[str, float]  # the fold's parts and the projection's batch, CPU seconds
+    overlap: Overlap = field(default_factory=Overlap)  # the catch-ups' read-ahead, summed
+    server_cpu_seconds: float | None = None  # PostgreSQL: the process's backends
 
     @property
     def events_per_second(self) -> float:
@@ -127,10 +134,12 @@ def stripe_log(intents: int) -> list[Observation]:
 class PartClock:
     """Process CPU spent in the fold's steps and in the projection's `apply` (its
     `apply_unsettled` and `settle`, or on SQLite `prepare` and `settle_prepared`, when a long
-    catch-up folds once at its end), by wrapping the methods (restored on exit)."""
+    catch-up folds once at its end), by wrapping the methods (restored on exit); and each
+    catch-up's read-ahead record, taken as it closes."""
 
     def __init__(self) -> None:
         self.cpu: dict[str, float] = {}
+        self.overlaps: list[Overlap] = []
 
     @contextmanager
     def wrapping(self) -> Iterator[None]:
@@ -150,11 +159,19 @@ class PartClock:
         originals = [getattr(owner, name) for owner, name, _ in saved]
         for (owner, name, shown), function in zip(saved, originals, strict=True):
             setattr(owner, name, self._timed(shown, function))
+        close = ReadAhead.close
+
+        def kept(ahead: ReadAhead) -> None:
+            close(ahead)
+            self.overlaps.append(ahead.overlap)
+
+        ReadAhead.close = kept  # type: ignore[method-assign, assignment]
         try:
             yield
         finally:
             for (owner, name, _), function in zip(saved, originals, strict=True):
                 setattr(owner, name, function)
+            ReadAhead.close = close  # type: ignore[method-assign]
 
     def _timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
@@ -167,13 +184,72 @@ class PartClock:
         return timed
 
 
-def timed(step: Callable[[], int]) -> Timed:
+def timed(step: Callable[[], int], server: BackendClock | None) -> Timed:
     clock = PartClock()
     with clock.wrapping():
+        server_started = server.cpu() if server else {}
         started, cpu_started = time.perf_counter(), time.process_time()
         events = step()
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    return Timed(events, seconds, cpu, dict(sorted(clock.cpu.items())))
+        server_cpu = server.spent(server_started) if server else None
+    overlap = Overlap()
+    for found in clock.overlaps:
+        for name, value in asdict(found).items():
+            setattr(overlap, name, getattr(overlap, name) + value)
+    return Timed(events, seconds, cpu, dict(sorted(clock.cpu.items())), overlap, server_cpu)
+
+
+class BackendClock:
+    """CPU seconds of this process's PostgreSQL backends (Linux, the server on this machine):
+    the backends whose client ports are this process's sockets' (`pg_stat_activity`), each
+    one's utime and stime (`/proc/<pid>/stat`). A backend that ends within a step is not
+    counted; the pools keep theirs open."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def spent(self, before: dict[int, float]) -> float:
+        return sum(cpu - before.get(pid, 0.0) for pid, cpu in self.cpu().items())
+
+    def cpu(self) -> dict[int, float]:
+        ports = _own_ports()
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT pid, client_port FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+            ).fetchall()
+        ticks = os.sysconf("SC_CLK_TCK")
+        spent: dict[int, float] = {}
+        for pid, port in found:
+            if port in ports:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                spent[pid] = (int(fields[11]) + int(fields[12])) / ticks
+        return spent
+
+
+def _own_ports() -> set[int]:
+    """The local TCP ports of this process's sockets."""
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            columns = line.split()
+            if columns[9] in inodes:
+                ports.add(int(columns[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 def measure_store(options: Options, databases: Databases, kind: str) -> StoreFigures:
@@ -184,18 +260,31 @@ def measure_store(options: Options, databases: Databases, kind: str) -> StoreFig
         for at in range(0, len(observations), options.chunk):
             ledger.observe_file(observations[at : at + options.chunk])
         imported = time.perf_counter() - started
+        server = BackendClock(options.postgres_url) if kind == "postgres" else None
         with ReadModels(ledger) as models:
             console.print(f"{kind}: catch-up of the imported log", highlight=False)
-            catch_up = timed(models.refresh)
+            catch_up = timed(models.refresh, server)
             console.print(f"{kind}: rebuild", highlight=False)
-            rebuilt = timed(models.rebuild)
+            rebuilt = timed(models.rebuild, server)
     return StoreFigures(kind, len(observations), imported, catch_up, rebuilt)
 
 
 def figures_table(stores: list[StoreFigures]) -> RichTable:
     table = RichTable(title="Stripe-only log: catch-up and rebuild (CPU: this process)")
-    for column in ("store", "step", "events", "wall s", "events/s", "CPU s", "events/CPU s"):
+    for column in (
+        "store",
+        "step",
+        "events",
+        "wall s",
+        "events/s",
+        "CPU s",
+        "events/CPU s",
+        "server CPU s",
+    ):
         table.add_column(column, justify="left" if column in ("store", "step") else "right")
+    table.add_column(
+        "read ahead: batches taken/read, reader wall (CPU) s; writer waited, reader waited s"
+    )
     table.add_column(
         "CPU s by part (batch = the Stripe projection's apply, parts within; a long "
         "catch-up's batches unsettled, then one settle)"
@@ -210,6 +299,8 @@ def figures_table(stores: list[StoreFigures]) -> RichTable:
                 f"{t.events_per_second:,.0f}",
                 f"{t.cpu_seconds:.2f}",
                 f"{t.events_per_cpu_second:,.0f}",
+                "—" if t.server_cpu_seconds is None else f"{t.server_cpu_seconds:.2f}",
+                _overlap_text(t.overlap),
                 ", ".join(f"{name} {cpu:.2f}" for name, cpu in t.parts_cpu.items()),
             )
     table.caption = (
@@ -217,6 +308,13 @@ def figures_table(stores: list[StoreFigures]) -> RichTable:
         + ", ".join(f"{s.store} {s.import_seconds:.1f} s" for s in stores)
     )
     return table
+
+
+def _overlap_text(o: Overlap) -> str:
+    return (
+        f"{o.taken}/{o.reads}, {o.reading:.2f} ({o.reading_cpu:.2f}); "
+        f"{o.writer_waited:.2f}, {o.reader_waited:.2f}"
+    )
 
 
 def run(options: Options, workdir: Path, databases: Databases) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     union,
     union_all,
 )
@@ -171,10 +172,8 @@ def _bytewise_postgresql(element: _Bytewise, compiler: SQLCompiler, **kw: Any) -
     return f'({compiler.process(element.clauses, **kw)} COLLATE "C")'
 
 
-class _FirstCreated(FunctionElement[Any]):
-    """An aggregate: the value of the group's first row where a condition holds, rows ordered
-    by their creation (NULL first), then by id; NULL without such a row. Arguments: the value
-    (an id or an integer), the condition, the time, the id."""
+class _FirstOf(FunctionElement[Any]):
+    """An aggregate picking one row's value (its first argument), of the value's type."""
 
     inherit_cache = True
 
@@ -183,17 +182,21 @@ class _FirstCreated(FunctionElement[Any]):
         self.type = value.type
 
 
+class _FirstCreated(_FirstOf):
+    """The value of the group's first row where a condition holds, rows ordered by their
+    creation (NULL first), then by id; NULL without such a row. Arguments: the value (an id
+    or an integer), the condition, the time, the id."""
+
+    inherit_cache = True
+
+
 @compiles(_FirstCreated, "sqlite")
 def _first_created_sqlite(element: _FirstCreated, compiler: SQLCompiler, **kw: Any) -> str:
-    # The smallest of "0" (no time) or "1" and the time, the id, a separator, the value: times
-    # are stored in one width ('YYYY-MM-DD HH:MM:SS.ffffff'), so the text's order is (time,
-    # id)'s; the separator, char(1), sorts before any character of an id.
+    # Ordered by "0" (no time) or "1" and the time: times are stored in one width
+    # ('YYYY-MM-DD HH:MM:SS.ffffff'), so the text's order is (time, id)'s.
     value, when, created, key = (compiler.process(arg, **kw) for arg in element.clauses)
-    first = (
-        f"min(CASE WHEN {when} THEN CASE WHEN {created} IS NULL THEN '0' ELSE '1' || {created}"
-        f" END || {key} || char(1) || {value} END)"
-    )
-    picked = f"substr({first}, instr({first}, char(1)) + 1)"
+    order = f"CASE WHEN {created} IS NULL THEN '0' ELSE '1' || {created} END"
+    picked = _smallest_after(when, order, key, value)
     if isinstance(element.type, (BigInteger, Integer)):
         return f"CAST({picked} AS INTEGER)"
     return picked
@@ -203,6 +206,31 @@ def _first_created_sqlite(element: _FirstCreated, compiler: SQLCompiler, **kw: A
 def _first_created_postgresql(element: _FirstCreated, compiler: SQLCompiler, **kw: Any) -> str:
     value, when, created, key = (compiler.process(arg, **kw) for arg in element.clauses)
     return f"(array_agg({value} ORDER BY {created} NULLS FIRST, {key}) FILTER (WHERE {when}))[1]"
+
+
+class _First(_FirstOf):
+    """SQLite's only: the value, NULL or not, of the group's first row where a condition
+    holds, rows ordered by a flag (0 or 1), then by an id; NULL without such a row.
+    Arguments: the value (a text), the condition, the flag, the id."""
+
+    inherit_cache = True
+
+
+@compiles(_First, "sqlite")
+def _first_sqlite(element: _First, compiler: SQLCompiler, **kw: Any) -> str:
+    # The value marked by a "v", '' for NULL: a NULL would make the whole text NULL and the
+    # row skipped by min().
+    value, when, flag, key = (compiler.process(arg, **kw) for arg in element.clauses)
+    picked = _smallest_after(when, flag, key, f"coalesce('v' || {value}, '')")
+    return f"substr(nullif({picked}, ''), 2)"
+
+
+def _smallest_after(when: str, order: str, key: str, value: str) -> str:
+    """SQLite: the value of the row where `when` holds with the smallest order then key, by
+    `min()` of their texts joined with the value after a separator (char(1), which sorts
+    before any character of an order or a key)."""
+    first = f"min(CASE WHEN {when} THEN {order} || {key} || char(1) || {value} END)"
+    return f"substr({first}, instr({first}, char(1)) + 1)"
 
 
 class _WholeSeconds(FunctionElement[int]):
@@ -432,9 +460,12 @@ class StripeSources:
     keys: Table = stripe_keys
 
 
-def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Table:
+def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Select[Any]:
     """One row per Stripe payment (its key) with what the report reads of it: the rows of
-    the `stripe_payments` read model (`projections.stripe_fold` keeps them).
+    the `stripe_payments` read model (`projections.stripe_fold` keeps them), the columns
+    named as the table's. The query, not a stage: a fold writes its rows straight into the
+    table (a stage of every row, analyzed, then copied once by a scan, cost PostgreSQL a
+    fifth of `fold_all`'s statements).
 
     Its snapshot is that of its object with the smallest key: `DISTINCT ON` on PostgreSQL
     (`ranked`), on SQLite a `GROUP BY` with `min()`, whose other columns SQLite takes from the
@@ -481,8 +512,31 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Tab
         else_=m.c.gross,
     )
     charge_first = case((is_charge, 0), else_=1)
-    movement = stages.add(
-        "movement",
+    # Each key's first movement, charges first, then by movement_key; and its first paid out
+    # in the same order: by a window on PostgreSQL, whose ordered aggregates sort each group
+    # apart; on SQLite by `_First` in the per-key sums below (the two windows' sorts were
+    # two thirds of the movements' statement there). The movements are read by the sums
+    # alone, as a subquery: a stage of them was written, indexed and analyzed for one scan.
+    ranks = (
+        [
+            func.row_number()
+            .over(partition_by=_Bytewise(key), order_by=(charge_first, _Bytewise(m.c.movement_key)))
+            .label("currency_nth"),
+            func.row_number()
+            .over(
+                partition_by=_Bytewise(key),
+                order_by=(
+                    case((m.c.payout_id.is_(None), 1), else_=0),
+                    charge_first,
+                    _Bytewise(m.c.movement_key),
+                ),
+            )
+            .label("payout_nth"),
+        ]
+        if ranked
+        else []
+    )
+    movement = (
         select(
             key.label("key"),
             m.c.movement_key,
@@ -500,24 +554,29 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Tab
             case((is_refund, 1), else_=0).label("is_refund"),
             case((converted, 1), else_=0).label("converted"),
             customer.label("customer"),
-            func.row_number()
-            .over(partition_by=_Bytewise(key), order_by=(charge_first, _Bytewise(m.c.movement_key)))
-            .label("currency_nth"),
-            func.row_number()
-            .over(
-                partition_by=_Bytewise(key),
-                order_by=(
-                    case((m.c.payout_id.is_(None), 1), else_=0),
-                    charge_first,
-                    _Bytewise(m.c.movement_key),
-                ),
-            )
-            .label("payout_nth"),
-        ).select_from(joined),
-        "key",
+            *ranks,
+        )
+        .select_from(joined)
+        .subquery("movement")
     )
     mv = movement.c
     charge, refund = mv.is_charge == 1, mv.is_refund == 1
+    shown_currency = func.coalesce(mv.customer_facing_currency, mv.currency)
+    paid = mv.payout_id.is_not(None)
+    firsts: tuple[ColumnElement[Any], ...]
+    if ranked:
+        firsts = (
+            func.max(case((mv.currency_nth == 1, shown_currency))),
+            func.max(case((mv.payout_nth == 1, mv.payout_id))),
+            func.max(case((and_(mv.payout_nth == 1, paid), mv.payout_at))),
+        )
+    else:
+        charge_last = case((charge, 0), else_=1)
+        firsts = (
+            _First(shown_currency, true(), charge_last, mv.movement_key),
+            _First(mv.payout_id, paid, charge_last, mv.movement_key),
+            _First(mv.payout_at, paid, charge_last, mv.movement_key),
+        )
     moved = stages.add(
         "moved",
         select(
@@ -537,15 +596,10 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Tab
             _sum(mv.net).label("net"),
             func.min(mv.offline_id).label("offline_id"),
             func.min(mv.created_at).label("created_at"),
-            func.max(
-                case(
-                    (mv.currency_nth == 1, func.coalesce(mv.customer_facing_currency, mv.currency))
-                )
-            ).label("currency"),
-            func.max(case((mv.payout_nth == 1, mv.payout_id))).label("payout_id"),
-            func.max(
-                case((and_(mv.payout_nth == 1, mv.payout_id.is_not(None)), mv.payout_at))
-            ).label("payout_at"),
+            *(
+                first.label(name)
+                for first, name in zip(firsts, ("currency", "payout_id", "payout_at"), strict=True)
+            ),
         ).group_by(mv.key),
         "key",
     )
@@ -625,39 +679,34 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Tab
         ),
         else_=null(),
     )
-    side = stages.add(
-        "stripe_payments",
-        select(
-            keys.c.key,
-            func.coalesce(snap.c.offline_id, moved.c.offline_id).label("offline_id"),
-            func.coalesce(snap.c.offline_collected, False).label("offline_collected"),
-            func.coalesce(snap.c.created_at, moved.c.created_at).label("created_at"),
-            snap.c.card_brand,
-            case((has_snapshot, snap.c.currency), else_=moved.c.currency).label("currency"),
-            status.label("status"),
-            amount.label("amount"),
-            and_(
-                has_snapshot,
-                or_(snap.c.decline_code.is_not(None), snap.c.status == "requires_payment_method"),
-            ).label("declined"),
-            refunded.label("refunded"),
-            disputed.label("disputed"),
-            dispute_status.label("dispute_status"),
-            moved.c.settled,
-            moved.c.settled_currency,
-            moved.c.fees,
-            moved.c.net,
-            moved.c.payout_id,
-            moved.c.payout_at,
-        ).select_from(
-            keys.outerjoin(snap, snap.c.key == keys.c.key)
-            .outerjoin(moved, moved.c.key == keys.c.key)
-            .outerjoin(charges, charges.c.key == keys.c.key)
-            .outerjoin(disputes, disputes.c.key == keys.c.key)
-        ),
-        "key",
+    return select(
+        keys.c.key,
+        func.coalesce(snap.c.offline_id, moved.c.offline_id).label("offline_id"),
+        func.coalesce(snap.c.offline_collected, False).label("offline_collected"),
+        func.coalesce(snap.c.created_at, moved.c.created_at).label("created_at"),
+        snap.c.card_brand,
+        case((has_snapshot, snap.c.currency), else_=moved.c.currency).label("currency"),
+        status.label("status"),
+        amount.label("amount"),
+        and_(
+            has_snapshot,
+            or_(snap.c.decline_code.is_not(None), snap.c.status == "requires_payment_method"),
+        ).label("declined"),
+        refunded.label("refunded"),
+        disputed.label("disputed"),
+        dispute_status.label("dispute_status"),
+        moved.c.settled,
+        moved.c.settled_currency,
+        moved.c.fees,
+        moved.c.net,
+        moved.c.payout_id,
+        moved.c.payout_at,
+    ).select_from(
+        keys.outerjoin(snap, snap.c.key == keys.c.key)
+        .outerjoin(moved, moved.c.key == keys.c.key)
+        .outerjoin(charges, charges.c.key == keys.c.key)
+        .outerjoin(disputes, disputes.c.key == keys.c.key)
     )
-    return side
 
 
 # A movement's ids in the order they own it: the first one not NULL is its owner (the balance

@@ -40,6 +40,7 @@ from ledger.errors import Code, Conflict
 from ledger.fields import StoredFields
 from ledger.sqlite_rows import insert_together
 from ledger.storage import ID_CHUNK
+from projections.read_ahead import ReadAhead, log_end, read_batch, read_events
 from projections.tables import projection_positions
 
 # Events of any projection's topics per transaction, all projections. A batch reloads, deletes
@@ -149,27 +150,38 @@ def catch_up(
     chosen = list(projections)
     for projection in chosen:
         _ensure_position(engine, projection.name)
+    topics = sorted({topic for p in chosen for topic in p.topics})
+    batches = _Batches(
+        ledger,
+        topics,
+        batch_size,
+        until,
+        ReadAhead(lambda after: read_batch(ledger, after, batch_size, topics, until)),
+    )
     applied = races = 0
-    while True:
-        try:
-            with collector_paused():
-                moved, count = _apply_next_batch(ledger, engine, chosen, batch_size, until)
-        except PositionMoved:
-            races += 1
-            if races > RACE_ATTEMPTS_MAX:
-                raise Conflict(
-                    Code.CONTENTION,
-                    f"other runners moved the read models' positions first {races} times "
-                    "(catch-ups, rebuilds or an audit swap running at once): what this one "
-                    "applied is kept, nothing is applied twice; run again",
-                    details={"attempts": races},
-                ) from None
-            continue
-        if not moved:
-            break
-        applied += count
-        if count and progress is not None:
-            progress(count)
+    try:
+        while True:
+            try:
+                with collector_paused():
+                    moved, count = _apply_next_batch(engine, chosen, batches)
+            except PositionMoved:
+                races += 1
+                if races > RACE_ATTEMPTS_MAX:
+                    raise Conflict(
+                        Code.CONTENTION,
+                        f"other runners moved the read models' positions first {races} times "
+                        "(catch-ups, rebuilds or an audit swap running at once): what this "
+                        "one applied is kept, nothing is applied twice; run again",
+                        details={"attempts": races},
+                    ) from None
+                continue
+            if not moved:
+                break
+            applied += count
+            if count and progress is not None:
+                progress(count)
+    finally:
+        batches.ahead.close()
     if engine.dialect.name == "sqlite":
         for projection in chosen:
             if isinstance(projection, SettlingProjection):
@@ -317,12 +329,19 @@ def unsettled(conn: Connection, projections: Iterable[Projection]) -> bool:
     return conn.execute(marked.limit(1)).first() is not None
 
 
+class _Batches(NamedTuple):
+    """Where a catch-up's batches come from: the log's events of `topics`, up to `until`,
+    `size` at a time, the next one read ahead while one is written (`ahead`)."""
+
+    ledger: Ledger
+    topics: list[str]
+    size: int
+    until: int | None
+    ahead: ReadAhead
+
+
 def _apply_next_batch(
-    ledger: Ledger,
-    engine: Engine,
-    projections: Sequence[Projection],
-    batch_size: int,
-    until: int | None = None,
+    engine: Engine, projections: Sequence[Projection], batches: _Batches
 ) -> tuple[bool, int]:
     """Apply the next batch of the projections' events and move their positions past it;
     whether any position moved, and how many events were applied.
@@ -332,20 +351,25 @@ def _apply_next_batch(
     shorter than `batch_size` holds every such event up to the end of the log as it was read
     first, so each position moves to that end: a projection whose topics are rare (or
     absent) does not scan the rest of the log again on every run, and its lag reads 0 once
-    it has caught up."""
+    it has caught up.
+
+    A full batch has the next one read ahead (`projections.read_ahead`) while it is
+    written; that read is taken if it starts where this transaction finds the positions and
+    is the batch a read here would give, else the batch is read here, as it always was."""
+    ledger, batch_size, ahead = batches.ledger, batches.size, batches.ahead
+    ahead.wait()  # not with the position rows held
     with engine.begin() as conn:
         standing = {p.name: _standing(conn, p.name) for p in projections}
         starts = {name: found.position for name, found in standing.items()}
         first = min(starts.values())
-        end = ledger.last_position()
-        if until is not None:
-            end = min(end, until)
+        end = log_end(ledger, batches.until)
         if end <= first:
             return False, 0
-        topics = sorted({topic for p in projections for topic in p.topics})
-        events = ledger.stored_fields(first, batch_size, topics)
-        if until is not None:
-            events = [event for event in events if event[0] <= until]
+        events = ahead.take(first, end, batch_size)
+        if events is None:
+            events = read_events(ledger, first, batch_size, batches.topics, batches.until)
+        if len(events) == batch_size:
+            ahead.start(events[-1][0])
         last = events[-1][0] if events else first
         to = max(end, last) if len(events) < batch_size else last
         applied = 0

@@ -180,12 +180,7 @@ def _refold(conn: Connection) -> None:
     side = stripe_payments(stages, StripeSources(*parts), conn.dialect.name == "postgresql")
     materialize(conn, stages)
     conn.execute(delete(folded).where(folded.c.key.in_(touched)))
-    names = [column.name for column in folded.columns]
-    conn.execute(
-        insert(folded).from_select(
-            names, select(*(side.c[n] for n in names)).where(side.c.key.in_(touched))
-        )
-    )
+    _write(conn, side, touched)
     drop(conn, stages)
     _RESOLVING.drop(conn)
 
@@ -212,10 +207,20 @@ def fold_all(conn: Connection) -> None:
     side = stripe_payments(stages, StripeSources(), conn.dialect.name == "postgresql")
     try:
         materialize(conn, stages)
-        names = [column.name for column in folded.columns]
-        conn.execute(insert(folded).from_select(names, select(*(side.c[n] for n in names))))
+        _write(conn, side)
     finally:
         drop(conn, stages)
+
+
+def _write(conn: Connection, rows: Select[Any], keys: Select[Any] | None = None) -> None:
+    """Insert the folded rows of `rows` (`report_sql.stripe_payments`' columns, by name),
+    those of `keys` only if given."""
+    names = [column.name for column in folded.columns]
+    side = rows.subquery("side")
+    chosen = select(*(side.c[name] for name in names))
+    if keys is not None:
+        chosen = chosen.where(side.c.key.in_(keys))
+    conn.execute(insert(folded).from_select(names, chosen))
 
 
 # The resolved links of a fold made from a snapshot (`fold_snapshot`), `stripe_keys`'s columns.
@@ -245,8 +250,10 @@ def fold_snapshot(conn: Connection) -> SnapshotFold:
     conn.execute(insert(_SNAPSHOT_KEYS).from_select(["object_id", "key"], resolved_links()))
     stages = Stages("snapshot")
     sources = StripeSources(keys=_SNAPSHOT_KEYS)
-    side = stripe_payments(stages, sources, conn.dialect.name == "postgresql")
-    made = SnapshotFold(stages, side)
+    # Staged (unindexed: `swap_in` copies it whole): the rows are written in later, by
+    # another transaction.
+    rows = stripe_payments(stages, sources, conn.dialect.name == "postgresql")
+    made = SnapshotFold(stages, stages.add("stripe_payments", rows))
     try:
         materialize(conn, stages)
     except BaseException:
@@ -261,8 +268,7 @@ def swap_in(conn: Connection, made: SnapshotFold) -> None:
     conn.execute(delete(stripe_keys))
     conn.execute(delete(folded))
     conn.execute(insert(stripe_keys).from_select(["object_id", "key"], select(_SNAPSHOT_KEYS)))
-    names = [column.name for column in folded.columns]
-    conn.execute(insert(folded).from_select(names, select(*(made.side.c[n] for n in names))))
+    _write(conn, select(made.side))
 
 
 def discard(conn: Connection, made: SnapshotFold) -> None:

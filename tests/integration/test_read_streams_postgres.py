@@ -104,7 +104,7 @@ def test_the_streams_read_are_looked_up_by_index_however_large_the_log(postgres_
                 "FROM generate_series(1, 100000)"
             )
             placeholders = iter(range(1, 100))
-            text = re.sub("%[sb]", lambda _: f"${next(placeholders)}", statement.as_string(conn))
+            text = re.sub("%[sb]", lambda _: f"${next(placeholders)}", statement.decode())
             conn.execute(f"PREPARE append AS {text}")
             conn.execute("SET plan_cache_mode = force_generic_plan")
             values = ([uuid4()], [1], True, [uuid4()], [1], ["topic"], [b"state"], [b"content"])
@@ -116,3 +116,29 @@ def test_the_streams_read_are_looked_up_by_index_however_large_the_log(postgres_
             )
     assert "Seq Scan on offlineledger_events" not in plan, plan
     assert "Index" in plan, plan
+
+
+def test_the_append_keeps_its_generic_plan(postgres_url: str) -> None:
+    """A live record's append is planned once per connection, not at every execution: after
+    PostgreSQL's five custom plans of the prepared statement it keeps the generic one. When the
+    planner could see the arrays' values, every custom plan counted the few events exactly, the
+    generic plan looked dearer and the statement was planned again at each record, which cost
+    more than running it."""
+    with Ledger.open(postgres_url) as ledger:
+        ledger.record(r.location())
+        ledger.record(r.device())
+        for _ in range(8):
+            for record in r.stored_payment():
+                ledger.record(record)
+        datastore = ledger.store.recorder.datastore
+        plans: list[dict[str, int]] = []
+        with datastore.get_connection() as first, datastore.get_connection() as second:
+            for conn in (first, second):
+                plans += conn.execute(
+                    "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                    "WHERE statement LIKE 'WITH RECURSIVE%%'",
+                    prepare=False,
+                ).fetchall()
+    assert plans, "the append was never prepared"
+    assert all(row["custom_plans"] <= 5 for row in plans), plans
+    assert any(row["generic_plans"] for row in plans), plans

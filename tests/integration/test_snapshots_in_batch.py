@@ -57,3 +57,24 @@ def test_a_refused_write_leaves_no_snapshot(database: str, events: int) -> None:
         fresh = [StoredEvent(stream, version, TOPIC, b"{}") for version in range(2, events + 2)]
         store.recorder.insert_events(fresh, snapshots=[snapshot])
         assert store.snapshots.recorder.select_events(stream) == [snapshot]
+
+
+@pytest.mark.parametrize("events", [1, APPEND_EVENTS_MAX + 4], ids=["live", "large"])
+def test_a_write_refused_for_a_stream_it_read_leaves_no_snapshot(
+    database: str, events: int
+) -> None:
+    with Ledger.open(database) as ledger:
+        store = ledger.store
+        assert store.snapshots is not None
+        read, stream = uuid4(), uuid4()
+        store.recorder.insert_events([StoredEvent(read, 1, TOPIC, b"{}")])
+        written = [StoredEvent(stream, version, TOPIC, b"{}") for version in range(1, events + 1)]
+        snapshot = StoredEvent(stream, events, TOPIC, b"{}")
+
+        with pytest.raises(IntegrityError):
+            store.recorder.insert_events(written, unchanged=[(read, 0)], snapshots=[snapshot])
+
+        assert store.snapshots.recorder.select_events(stream) == []
+        assert store.recorder.select_events(stream) == []
+        store.recorder.insert_events(written, unchanged=[(read, 1)], snapshots=[snapshot])
+        assert store.snapshots.recorder.select_events(stream) == [snapshot]

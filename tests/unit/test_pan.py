@@ -369,6 +369,9 @@ _PIECES = st.sampled_from(
         "2026-13-01T08:02:39.451+01:00",
         "2026-11-22",
         "637e5e89-62fb-442b-b664-87efc104ec5f",
+        "95e9e3e7-b479-4555-8276-027687ebedff",  # 13 digits once the dashes go
+        "42424242-4242-4242-0000-00000000000",  # a UUID but for its last digit
+        "A",
         "0123456789abcdef0123456789abcdef",
         "12345678901234567890",
     ]
@@ -388,6 +391,7 @@ def _card_time(hours: str = "08") -> str:
 
 
 _CARD_TIME = _card_time()
+_CARD_UUID = "42424242-4242-4242-0000-000000000000"  # its first three groups: a card number
 
 
 @pytest.mark.parametrize(
@@ -403,9 +407,18 @@ _CARD_TIME = _card_time()
         (f'"1999-11-22t{_CARD_TIME}"', False),
         (f'"2026-11-22 {_CARD_TIME}"\\t"2026-11-22T{_CARD_TIME}"', False),
         (f'x2026-11-22T{_CARD_TIME}"', True),  # no date-time glued to a letter
+        (f'"{_CARD_UUID}"', False),  # a UUID: one token
+        (f'"{_CARD_UUID.upper()}"', False),
+        (f'"{_CARD_UUID}", "2026-11-22T{_CARD_TIME}"', False),
+        (f'"2026-11-22T{_CARD_TIME}"{_CARD_UUID}"', False),
+        (f'"x{_CARD_UUID}"', True),  # no UUID glued to a letter
+        (f'"{_CARD_UUID}0"', True),  # nor to a digit
+        (f'"{_CARD_UUID[:-1]}"', True),  # 11 digits in its last group: no UUID
+        (f'"\\n{_CARD_UUID}"', True),  # after an escaped letter, which is a letter there
+        (f'"{_CARD_UUID}", 4242424242424242', True),
     ],
 )
-def test_the_pre_filter_takes_out_only_the_quoted_date_times_the_scan_does(
+def test_the_pre_filter_takes_out_only_the_quoted_date_times_and_uuids_the_scan_does(
     text: str, holds: bool
 ) -> None:
     assert pan.holds_pan(text) is holds

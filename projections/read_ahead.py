@@ -1,0 +1,158 @@
+"""A catch-up's next batch read from the log while the current one is written.
+
+A batch's work is the client's (reading the log's events and parsing their states, building
+rows) and the database's (writing the rows and their indexes, the commit). Done one after the
+other, a catch-up's time is their sum. Reading and parsing the next batch needs nothing the
+current one writes (the log is only appended to), so a thread of its own does it meanwhile,
+through the ledger's own connections: while the writer waits for the database (PostgreSQL's
+server, SQLite's engine: neither holds the GIL), the reader runs, and its read waits for the
+database while the writer's Python runs.
+
+At most one batch is read ahead, and only after a full batch: a batch shorter than asked
+for reached the end of the log, and the next one is read when the catch-up gets there, as
+it always was (a live tail waits for no reader). The writer takes a batch read ahead only if
+it starts where the position rows it locked say the next batch starts, and if it is the same
+batch a read at that moment would give (`Read.fits`); otherwise it reads the batch itself.
+The price is memory: a long catch-up holds two batches' parsed events at once, not one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ledger import Ledger
+from ledger.fields import StoredFields
+
+
+class Read(NamedTuple):
+    """A batch read from the log: the events of the topics after position `after` (at most
+    the batch's size, none past `until`), and the log's end (`until` at most) read first."""
+
+    after: int
+    end: int
+    events: list[StoredFields]
+
+    def fits(self, after: int, end: int, batch_size: int) -> bool:
+        """Whether a writer that locked the position rows at `after`, the log's end read at
+        `end`, can apply this batch as though it had read it then: the log is only appended
+        to, and every event up to its end was committed when the end was read
+        (`Ledger.last_position`), so a full batch read earlier is the same batch; one that
+        reached the end of the log is, if the end has not moved since."""
+        return self.after == after and (len(self.events) == batch_size or self.end >= end)
+
+
+def read_batch(
+    ledger: Ledger, after: int, batch_size: int, topics: Sequence[str], until: int | None
+) -> Read:
+    """The log's end (no later than `until`), then the batch after `after` (`read_events`),
+    none read once the end is not past `after`."""
+    end = log_end(ledger, until)
+    events = read_events(ledger, after, batch_size, topics, until) if end > after else []
+    return Read(after, end, events)
+
+
+def log_end(ledger: Ledger, until: int | None) -> int:
+    """The position of the newest event in the log, `until` at most."""
+    end = ledger.last_position()
+    return end if until is None else min(end, until)
+
+
+def read_events(
+    ledger: Ledger, after: int, batch_size: int, topics: Sequence[str], until: int | None
+) -> list[StoredFields]:
+    """The next `batch_size` events of `topics` after `after`, those up to `until`."""
+    events = ledger.stored_fields(after, batch_size, topics)
+    if until is not None:
+        events = [event for event in events if event[0] <= until]
+    return events
+
+
+@dataclass
+class Overlap:
+    """Where the catch-up's writer and its reader waited for each other, in seconds of wall
+    time: what a benchmark shows of the read-ahead."""
+
+    reads: int = 0  # batches read ahead
+    taken: int = 0  # of those, applied (the others were read again by the writer)
+    failed: int = 0  # of those, failed in the reader (read again by the writer)
+    reading: float = 0.0  # the reader's wall time reading and parsing
+    reading_cpu: float = 0.0  # its thread's CPU time
+    writer_waited: float = 0.0  # the writer blocked on a read not yet finished
+    reader_waited: float = 0.0  # the reader idle, its read done, until the next was asked
+
+
+class ReadAhead:
+    """One batch read ahead in a thread of its own, started by `start`, taken by `take`;
+    `close` waits for it and ends the thread (at the end of a catch-up, or its error)."""
+
+    def __init__(self, read: Callable[[int], Read]) -> None:
+        self._read = read
+        self._thread: ThreadPoolExecutor | None = None  # started with the first read ahead
+        self._pending: tuple[int, Future[Read]] | None = None  # where it reads from, its read
+        self._done_at: float | None = None  # when the reader finished its last read
+        self.overlap = Overlap()
+
+    def start(self, after: int) -> None:
+        """Read the batch after position `after` in the reader's thread. Where no thread can
+        be started (none left to the process, or the interpreter shutting down) nothing is
+        read ahead: the writer reads the batch itself, as without a reader."""
+        assert self._pending is None, "one batch ahead at most"
+        try:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="catch-up-read-ahead")
+            future = self._thread.submit(self._timed, after)
+        except RuntimeError:
+            return
+        if self._done_at is not None:
+            self.overlap.reader_waited += time.perf_counter() - self._done_at
+        self.overlap.reads += 1
+        self._pending = (after, future)
+
+    def wait(self) -> None:
+        """Wait until the batch being read ahead (if any) is read: called before the writer
+        locks the position rows, so that they are not held while it waits."""
+        if self._pending is not None and not self._pending[1].done():
+            started = time.perf_counter()
+            self._pending[1].exception()  # waits; an error is raised by `take`
+            self.overlap.writer_waited += time.perf_counter() - started
+
+    def take(self, after: int, end: int, batch_size: int) -> list[StoredFields] | None:
+        """The events read ahead if they are the batch after `after` with the log's end at
+        `end` (`Read.fits`), else None: the writer reads the batch itself. So it does when
+        the reader's read failed: the read ahead only saves time, and a writer's own read
+        either succeeds (the failure was passing, or the batch is no longer the one read)
+        or fails with its own error, in the writer's thread. Either way nothing is left
+        pending."""
+        self.wait()
+        pending, self._pending = self._pending, None
+        if pending is None or pending[0] != after:
+            return None  # a read from elsewhere, dropped with its error if it had one
+        if pending[1].exception() is not None:
+            self.overlap.failed += 1
+            return None
+        read = pending[1].result()
+        if not read.fits(after, end, batch_size):
+            return None
+        self.overlap.taken += 1
+        return read.events
+
+    def close(self) -> None:
+        """Wait for a read still going and end the reader's thread; its result and error
+        are dropped (the catch-up is over, or failed with an error of its own)."""
+        self._pending = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=True, cancel_futures=True)
+            self._thread = None
+
+    def _timed(self, after: int) -> Read:
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return self._read(after)
+        finally:
+            self._done_at = time.perf_counter()
+            self.overlap.reading += self._done_at - started
+            self.overlap.reading_cpu += time.thread_time() - cpu
