@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
+from itertools import compress
 from typing import Any, Self
 from uuid import UUID
 
@@ -146,8 +147,12 @@ class Journaled(Aggregate):
             state["originator_version"] = version
             state["timestamp"] = timestamp
             state["originator_topic"] = get_topic(cls)
-            for name in names[1:]:
-                state[name] = kwargs[name]
+            own = names[1:]
+            if tuple(kwargs) == own:  # in the fields' order, as the ledger's creations name them
+                state.update(kwargs)
+            else:
+                for name in own:
+                    state[name] = kwargs[name]
             aggregate = object.__new__(cls)
             aggregate.__base_init__(id, version, timestamp)
             event.apply(aggregate)
@@ -195,6 +200,7 @@ def in_journal_order(
     not see them all (some triggered outside `recording`), `pending` as it is, aggregate by
     aggregate: mixing the two orders could put an aggregate's later event before its earlier
     one."""
-    waiting = {id(event) for event in pending}
-    ordered = [event for event in journal if id(event) in waiting]
+    # Built by `map` and `compress` in C: no bytecode per event, as comprehensions would run.
+    waiting = set(map(id, pending))
+    ordered = list(compress(journal, map(waiting.__contains__, map(id, journal))))
     return ordered if len(ordered) == len(pending) else pending

@@ -858,6 +858,11 @@ class Location(Journaled):
     def sca_required(self) -> bool:
         return bool(self.config["sca_required"])
 
+    def sca_required_at(self, moment: datetime) -> bool:
+        """`sca_required` as `judged_at(moment)` reads it, without the block: asked for
+        every card collected."""
+        return bool(self.config_at(moment)["sca_required"])
+
     @property
     def offline_currencies(self) -> frozenset[str]:
         """Explicit `currencies`, else every currency named in the limits."""
@@ -912,7 +917,8 @@ class Location(Journaled):
         if self.device_stored_counts[device_id] == 0:
             del self.device_stored_counts[device_id]
             del self.device_stored_amounts[device_id]
-        assert self.stored_count >= 0 and all(v > 0 for v in self.stored_amounts.values())
+        # `min` rather than `all` over a generator: checked on every release.
+        assert self.stored_count >= 0 and min(self.stored_amounts.values(), default=1) > 0
 
 
 def _moment(pair: tuple[datetime, Any]) -> datetime:
