@@ -213,7 +213,14 @@ def holds_pan(text: str | bytes) -> bool:
     # number's digits hold none. Most keys and values read one by one are that short.
     if len(text) < PAN_DIGITS_MIN:
         return False
-    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    # A line is bytes already: `bytes()` would give it back, at a cost of about 1,000
+    # instructions (its arguments parsed), an eighth of the pre-filter's regex.
+    if type(text) is bytes:
+        raw = text
+    elif isinstance(text, str):
+        raw = text.encode("utf-8", "surrogatepass")
+    else:
+        raw = bytes(text)
     return _may_join_thirteen(raw) and _searched(text)
 
 

@@ -392,27 +392,28 @@ class PostgresStates:
         )
 
     def __call__(self, after: int, limit: int, topics: Sequence[str]) -> list[StoredState]:
+        """The log's end is read first and no window reaches past it: every position up to
+        an end read was committed then (positions are drawn and committed in order, under
+        the chain head's lock), so each window read is complete. A window read before the
+        end would miss the events committed into it between the two statements, and a
+        reader moving past that window would never see them."""
         chosen = list(topics)
         found: list[StoredState] = []
         span = limit
-        end: int | None = None
         with (
             self.recorder.datastore.get_connection() as conn,
             conn.cursor(row_factory=tuple_row) as cursor,
         ):
-            while True:
+            cursor.execute(self.end_sql)
+            end = int(cursor.fetchall()[0][0])
+            while after < end:
                 wanted = limit - len(found)
-                cursor.execute(
-                    self.sql, (after, after + span, chosen, wanted), prepare=True, binary=True
-                )
+                upto = min(after + span, end)
+                cursor.execute(self.sql, (after, upto, chosen, wanted), prepare=True, binary=True)
                 rows = cursor.fetchall()
                 found += rows
                 if len(rows) == wanted:
                     return found
-                if end is None:
-                    cursor.execute(self.end_sql)
-                    end = int(cursor.fetchall()[0][0])
-                after += span
-                if after >= end:
-                    return found
+                after = upto
                 span *= 2
+            return found

@@ -78,6 +78,7 @@ class Overlap:
 
     reads: int = 0  # batches read ahead
     taken: int = 0  # of those, applied (the others were read again by the writer)
+    failed: int = 0  # of those, failed in the reader (read again by the writer)
     reading: float = 0.0  # the reader's wall time reading and parsing
     reading_cpu: float = 0.0  # its thread's CPU time
     writer_waited: float = 0.0  # the writer blocked on a read not yet finished
@@ -96,14 +97,20 @@ class ReadAhead:
         self.overlap = Overlap()
 
     def start(self, after: int) -> None:
-        """Read the batch after position `after` in the reader's thread."""
+        """Read the batch after position `after` in the reader's thread. Where no thread can
+        be started (none left to the process, or the interpreter shutting down) nothing is
+        read ahead: the writer reads the batch itself, as without a reader."""
         assert self._pending is None, "one batch ahead at most"
-        if self._thread is None:
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="catch-up-read-ahead")
+        try:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="catch-up-read-ahead")
+            future = self._thread.submit(self._timed, after)
+        except RuntimeError:
+            return
         if self._done_at is not None:
             self.overlap.reader_waited += time.perf_counter() - self._done_at
         self.overlap.reads += 1
-        self._pending = (after, self._thread.submit(self._timed, after))
+        self._pending = (after, future)
 
     def wait(self) -> None:
         """Wait until the batch being read ahead (if any) is read: called before the writer
@@ -115,13 +122,18 @@ class ReadAhead:
 
     def take(self, after: int, end: int, batch_size: int) -> list[StoredFields] | None:
         """The events read ahead if they are the batch after `after` with the log's end at
-        `end` (`Read.fits`), else None: the writer reads the batch itself. The reader's
-        error, if its read of this batch failed, is raised here as it was raised there.
-        Either way nothing is left pending."""
+        `end` (`Read.fits`), else None: the writer reads the batch itself. So it does when
+        the reader's read failed: the read ahead only saves time, and a writer's own read
+        either succeeds (the failure was passing, or the batch is no longer the one read)
+        or fails with its own error, in the writer's thread. Either way nothing is left
+        pending."""
         self.wait()
         pending, self._pending = self._pending, None
         if pending is None or pending[0] != after:
-            return None  # a read from elsewhere: its error, if any, is not this batch's
+            return None  # a read from elsewhere, dropped with its error if it had one
+        if pending[1].exception() is not None:
+            self.overlap.failed += 1
+            return None
         read = pending[1].result()
         if not read.fits(after, end, batch_size):
             return None

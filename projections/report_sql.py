@@ -515,7 +515,8 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Sel
     # Each key's first movement, charges first, then by movement_key; and its first paid out
     # in the same order: by a window on PostgreSQL, whose ordered aggregates sort each group
     # apart; on SQLite by `_First` in the per-key sums below (the two windows' sorts were
-    # two thirds of this stage's time there).
+    # two thirds of the movements' statement there). The movements are read by the sums
+    # alone, as a subquery: a stage of them was written, indexed and analyzed for one scan.
     ranks = (
         [
             func.row_number()
