@@ -50,16 +50,17 @@ def stream_ids(record: wire.Record) -> list[UUID]:
     key = values["idempotency_key"]
     if key is not None:
         ids.append(identity.idempotency_key_id(key))
-    if isinstance(record, wire.LocationConfigured):
+    kind = type(record)  # compared, not `isinstance`d: the handlers are keyed by it too
+    if kind is wire.LocationConfigured:
         ids.append(identity.location_id(values["location_id"]))
-    elif isinstance(record, wire.DeviceConnectedOnline):
+    elif kind is wire.DeviceConnectedOnline:
         ids += [
             identity.device_id(values["device_id"]),
             identity.location_id(values["location_id"]),
         ]
     else:
         ids.append(identity.payment_id(values["offline_id"]))
-        if isinstance(record, wire.PaymentCreated):
+        if kind is wire.PaymentCreated:
             ids += [
                 identity.location_id(values["location_id"]),
                 identity.device_id(values["device_id"]),
@@ -238,8 +239,7 @@ def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Pol
         return False
     occurred_at: datetime = values["occurred_at"]
     location = require_location(uow, payment.location_id)
-    with location.judged_at(occurred_at):
-        sca_required = location.sca_required
+    sca_required = location.sca_required_at(occurred_at)
     breaches = card_breaches(card, sca_required=sca_required, occurred_at=occurred_at)
     payment.collect(card, breaches, occurred_at)
     if payment.offline_id in location.timeline:  # stored already: a card reported late

@@ -561,24 +561,24 @@ class Location(Journaled):
     ) -> None:
         """Count a payment as stored, with the codes of the rules it broke (`ledger.limits`)."""
         assert offline_id not in self.stored, offline_id
-        self.trigger_event(
+        self.trigger_fields(
             self.PaymentStored,
-            offline_id=offline_id,
-            device_id=device_id,
-            currency=currency,
-            amount=amount,
-            breaches=breaches,
-            occurred_at=occurred_at,
+            {
+                "offline_id": offline_id,
+                "device_id": device_id,
+                "currency": currency,
+                "amount": amount,
+                "breaches": breaches,
+                "occurred_at": occurred_at,
+            },
         )
 
     def change_breaches(self, offline_id: str, breaches: list[str], occurred_at: datetime) -> None:
         entry = self.timeline.get(offline_id)
         if entry is not None and entry[5] != breaches:
-            self.trigger_event(
+            self.trigger_fields(
                 self.BreachesChanged,
-                offline_id=offline_id,
-                breaches=breaches,
-                occurred_at=occurred_at,
+                {"offline_id": offline_id, "breaches": breaches, "occurred_at": occurred_at},
             )
 
     def stored_beyond_policy(self, device_id: str | None = None) -> dict[str, BeyondPolicy]:
@@ -598,8 +598,9 @@ class Location(Journaled):
 
     def release_payment(self, offline_id: str, reason: str, occurred_at: datetime) -> None:
         assert offline_id in self.stored, offline_id
-        self.trigger_event(
-            self.PaymentReleased, offline_id=offline_id, reason=reason, occurred_at=occurred_at
+        self.trigger_fields(
+            self.PaymentReleased,
+            {"offline_id": offline_id, "reason": reason, "occurred_at": occurred_at},
         )
 
     def restate(self, offline_id: str, which: str, occurred_at: datetime) -> bool:
@@ -637,7 +638,9 @@ class Location(Journaled):
     def free(self, key: str, reason: str, occurred_at: datetime) -> bool:
         if key not in self.holds:
             return False
-        self.trigger_event(self.HeadroomFreed, key=key, reason=reason, occurred_at=occurred_at)
+        self.trigger_fields(
+            self.HeadroomFreed, {"key": key, "reason": reason, "occurred_at": occurred_at}
+        )
         return True
 
     def free_expired(self, at: datetime) -> None:
@@ -858,6 +861,11 @@ class Location(Journaled):
     def sca_required(self) -> bool:
         return bool(self.config["sca_required"])
 
+    def sca_required_at(self, moment: datetime) -> bool:
+        """`sca_required` as `judged_at(moment)` reads it, without the block: asked for
+        every card collected."""
+        return bool(self.config_at(moment)["sca_required"])
+
     @property
     def offline_currencies(self) -> frozenset[str]:
         """Explicit `currencies`, else every currency named in the limits."""
@@ -912,7 +920,8 @@ class Location(Journaled):
         if self.device_stored_counts[device_id] == 0:
             del self.device_stored_counts[device_id]
             del self.device_stored_amounts[device_id]
-        assert self.stored_count >= 0 and all(v > 0 for v in self.stored_amounts.values())
+        # `min` rather than `all` over a generator: checked on every release.
+        assert self.stored_count >= 0 and min(self.stored_amounts.values(), default=1) > 0
 
 
 def _moment(pair: tuple[datetime, Any]) -> datetime:

@@ -417,12 +417,14 @@ class Payment(Journaled):
 
     def collect(self, card: CollectedCard, breaches: list[Breach], occurred_at: datetime) -> None:
         assert self.plan_collect(card) is NEW
-        self.trigger_event(
+        self.trigger_fields(
             self.PaymentMethodCollected,
-            card=card,
-            breaches=breaches,
-            reported_late=self.status not in (CREATED, COLLECTED),
-            occurred_at=occurred_at,
+            {
+                "card": card,
+                "breaches": breaches,
+                "reported_late": self.status not in (CREATED, COLLECTED),
+                "occurred_at": occurred_at,
+            },
         )
 
     # -- confirmation -------------------------------------------------------------------------
@@ -450,22 +452,26 @@ class Payment(Journaled):
     ) -> None:
         plan = self.plan_confirm(stored_at)
         assert plan is not REPEAT and not (implied and plan is LATE), plan
-        self.trigger_event(
+        self.trigger_fields(
             self.ConfirmedOffline,
-            stored_at=stored_at,
-            breaches=breaches,
-            implied=implied,
-            reported_late=plan is LATE,
-            occurred_at=occurred_at,
+            {
+                "stored_at": stored_at,
+                "breaches": breaches,
+                "implied": implied,
+                "reported_late": plan is LATE,
+                "occurred_at": occurred_at,
+            },
         )
 
     def rejudge(self, breaches: list[Breach], cause_offline_id: str, occurred_at: datetime) -> None:
         assert breaches != self.store_breaches
-        self.trigger_event(
+        self.trigger_fields(
             self.Rejudged,
-            breaches=breaches,
-            cause_offline_id=cause_offline_id,
-            occurred_at=occurred_at,
+            {
+                "breaches": breaches,
+                "cause_offline_id": cause_offline_id,
+                "occurred_at": occurred_at,
+            },
         )
 
     @property
@@ -497,13 +503,15 @@ class Payment(Journaled):
         plan = self.plan_forward(payment_intent_id)
         assert not self.needs_storing, "imply the confirmation first"
         if plan in (NEW, LATE):
-            self.trigger_event(
+            self.trigger_fields(
                 self.Forwarded,
-                payment_intent_id=payment_intent_id,
-                status=status,
-                implied=implied,
-                reported_late=plan is LATE,
-                occurred_at=occurred_at,
+                {
+                    "payment_intent_id": payment_intent_id,
+                    "status": status,
+                    "implied": implied,
+                    "reported_late": plan is LATE,
+                    "occurred_at": occurred_at,
+                },
             )
         else:
             assert plan is DUPLICATE_FORWARD, plan
@@ -534,12 +542,14 @@ class Payment(Journaled):
     ) -> None:
         assert self.plan_forward_failure(error_code, occurred_at) is NEW
         assert not self.needs_storing, "imply the confirmation first"
-        self.trigger_event(
+        self.trigger_fields(
             self.ForwardFailed,
-            error_code=error_code,
-            message=message,
-            retryable=retryable,
-            occurred_at=occurred_at,
+            {
+                "error_code": error_code,
+                "message": message,
+                "retryable": retryable,
+                "occurred_at": occurred_at,
+            },
         )
 
     # -- outcome ------------------------------------------------------------------------------
@@ -564,11 +574,13 @@ class Payment(Journaled):
     ) -> None:
         assert self.plan_decline(payment_intent_id, decline_code) is NEW
         assert not self.needs_storing, "imply the confirmation first"
-        self.trigger_event(
+        self.trigger_fields(
             self.Declined,
-            payment_intent_id=payment_intent_id,
-            decline_code=decline_code,
-            occurred_at=occurred_at,
+            {
+                "payment_intent_id": payment_intent_id,
+                "decline_code": decline_code,
+                "occurred_at": occurred_at,
+            },
         )
 
     def plan_capture(self, payment_intent_id: str, amount_captured: int) -> Plan:
@@ -598,11 +610,13 @@ class Payment(Journaled):
     def capture(self, payment_intent_id: str, amount_captured: int, occurred_at: datetime) -> None:
         assert self.plan_capture(payment_intent_id, amount_captured) is NEW
         assert not self.needs_forwarding, "imply the forward first"
-        self.trigger_event(
+        self.trigger_fields(
             self.Captured,
-            payment_intent_id=payment_intent_id,
-            amount_captured=amount_captured,
-            occurred_at=occurred_at,
+            {
+                "payment_intent_id": payment_intent_id,
+                "amount_captured": amount_captured,
+                "occurred_at": occurred_at,
+            },
         )
 
     def plan_cancel(self, reason: str) -> Plan:
@@ -618,7 +632,7 @@ class Payment(Journaled):
 
     def cancel(self, reason: str, occurred_at: datetime) -> None:
         assert self.plan_cancel(reason) is NEW
-        self.trigger_event(self.Canceled, reason=reason, occurred_at=occurred_at)
+        self.trigger_fields(self.Canceled, {"reason": reason, "occurred_at": occurred_at})
 
     # -- forwarding through the API ------------------------------------------------------------
 
