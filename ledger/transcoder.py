@@ -117,7 +117,12 @@ class OrjsonTranscoder(JSONTranscoder):
                 state[name] = fragment(text)
         together: list[object] = [_CUT_FRAGMENT] * (2 * len(states) - 1)
         together[::2] = states
-        dumped = orjson.dumps(together, default=self._tagged, option=_OPTIONS)
+        try:
+            dumped = orjson.dumps(together, default=self._tagged, option=_OPTIONS)
+        except orjson.JSONEncodeError:
+            # The list puts every state one level deeper: a state nested to orjson's limit
+            # fails only here. Each alone gives the same bytes, or the error one alone gives.
+            return [orjson.dumps(state, default=self._tagged, option=_OPTIONS) for state in states]
         encoded = dumped[1:-1].split(_CUT_APART)
         assert len(encoded) == len(states), (len(encoded), len(states))
         return encoded

@@ -106,6 +106,11 @@ class ReadAhead:
                 self._thread = ThreadPoolExecutor(1, thread_name_prefix="catch-up-read-ahead")
             future = self._thread.submit(self._timed, after)
         except RuntimeError:
+            # `submit` queues the read before it starts the thread: a thread that failed to
+            # start leaves it queued, to be run first by the next thread; cancelled here.
+            if self._thread is not None:
+                self._thread.shutdown(wait=False, cancel_futures=True)
+                self._thread = None
             return
         if self._done_at is not None:
             self.overlap.reader_waited += time.perf_counter() - self._done_at

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import (
@@ -32,7 +33,7 @@ from ledger import Ledger, identity
 from ledger.event_store import stored_events
 from ledger.payment import Payment
 from ledger.status_views import LocationStatus
-from ledger.transcoder import OrjsonTranscoder
+from ledger.transcoder import OrjsonTranscoder, library_state
 from projections.read_models import ReadModels
 from tests.support import records as r
 
@@ -238,3 +239,25 @@ def test_an_event_is_stored_as_the_library_stores_it(
         assert stored_events(ours, [*events, *events]) == [
             library.to_stored_event(event) for event in [*events, *events]
         ]
+
+
+def test_a_state_nested_to_the_limit_is_written_in_a_batch_as_alone() -> None:
+    """The batch's list puts each state one level deeper than `encode` does: a state nested
+    as deep as orjson writes alone is written with the same bytes in a batch."""
+    transcoder = OrjsonTranscoder()
+    transcoder.register(DatetimeAsISO())
+    deepest: list[Any] = []
+    while True:
+        deeper: list[Any] = [deepest]
+        try:
+            transcoder.encode({"nested": deeper})
+        except orjson.JSONEncodeError:
+            break
+        deepest = deeper
+    fields = [
+        {"originator_id": uuid.uuid4(), "originator_version": 1, "nested": nested, "at": at}
+        for nested, at in ((deepest, datetime.now(UTC)), ([], datetime.now(UTC)))
+    ]
+    shapes = [(1, ("at",)), (1, ("at",))]
+    alone = [transcoder.encode(library_state(one, 1)) for one in fields]
+    assert transcoder.encode_events(fields, shapes) == alone

@@ -207,3 +207,34 @@ def test_no_read_ahead_where_no_thread_can_start(monkeypatch: pytest.MonkeyPatch
     finally:
         ahead.close()
     assert readers() == []
+
+
+def test_a_read_whose_thread_failed_to_start_is_not_run_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`submit` queues a read before it starts its thread: a thread that failed to start
+    must not leave that read to run ahead of the next one."""
+    started = threading.Thread.start
+    failures = [RuntimeError("can't start new thread")]
+
+    def start_failing_once(self: threading.Thread) -> None:
+        if failures:
+            raise failures.pop()
+        started(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start_failing_once)
+    reads: list[int] = []
+
+    def read(after: int) -> read_ahead.Read:
+        reads.append(after)
+        return read_ahead.Read(after, after + 7, [])
+
+    ahead = ReadAhead(read)
+    try:
+        ahead.start(10)
+        ahead.start(20)
+        assert ahead.take(20, 27, 7) == []
+    finally:
+        ahead.close()
+    assert reads == [20]
+    assert readers() == []
