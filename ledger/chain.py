@@ -52,9 +52,12 @@ def chain_hash(previous: bytes, position: int, content: bytes) -> bytes:
     return hashlib.sha256(previous + position.to_bytes(8, "big") + content).digest()
 
 
-def link(previous: bytes, rows: Iterable[tuple[int, UUID | str, int, str, bytes]]) -> list[Link]:
+def link(
+    previous: bytes, rows: Iterable[tuple[int, UUID | str | bytes, int, str, bytes]]
+) -> list[Link]:
     """(position, content_hash, chain_hash) for events given as (position, stream id,
-    version, topic, state), in position order, after the link `previous`."""
+    version, topic, state), in position order, after the link `previous`. A stream id is a
+    UUID, its text or its 16 bytes."""
     # `content_hash` and `chain_hash` inlined, each topic's part of the header packed by one
     # struct of its own (made once a batch: a batch's events share a handful of topics), and
     # the chain's position and content hash in one: the calls and concatenations per event
@@ -63,17 +66,22 @@ def link(previous: bytes, rows: Iterable[tuple[int, UUID | str, int, str, bytes]
     headers: dict[str, tuple[Callable[..., bytes], int, bytes]] = {}
     sha256, tail = hashlib.sha256, CHAIN_TAIL.pack
     for position, originator_id, version, topic, state in rows:
-        stream = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
         header = headers.get(topic)
         if header is None:
             name = topic.encode()
             header = headers[topic] = (_header(len(name)).pack, len(name), name)
         pack, size, name = header
-        raw = stream.int.to_bytes(16, "big")  # `UUID.bytes`, without its property's call
+        raw = originator_id if isinstance(originator_id, bytes) else stream_bytes(originator_id)
         content = sha256(pack(raw, version, size, name) + state).digest()
         previous = sha256(previous + tail(position, content)).digest()
         links.append((position, content, previous))
     return links
+
+
+def stream_bytes(originator_id: UUID | str) -> bytes:
+    """A stream id's 16 bytes: `UUID.bytes`, without its property's call."""
+    stream = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+    return stream.int.to_bytes(16, "big")
 
 
 def _header(size: int) -> struct.Struct:

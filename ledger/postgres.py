@@ -16,7 +16,7 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 from psycopg.types.string import BytesBinaryDumper
 
 from ledger.batches import iter_batches
-from ledger.chain import CHAIN_HEAD_TABLE, CHAIN_TABLE, Link, Row, content_hash, link
+from ledger.chain import CHAIN_HEAD_TABLE, CHAIN_TABLE, Link, Row, content_hash, link, stream_bytes
 from ledger.storage import ID_CHUNK, StoredState, store_not_empty
 
 # Every append locks the chain head's row (the lock every writer takes, instead of a lock on the
@@ -120,6 +120,9 @@ SELECT setval({sequence}, nextval({sequence}) + %s - 1) WHERE NOT EXISTS (SELECT
 """
 )
 EVENT_TYPES = ("int8", "uuid", "int8", "text", "bytea")
+# A batch's rows with each stream id as its 16 bytes: binary COPY sends a `uuid` as those very
+# bytes, and `bytea`'s dumper is psycopg's C one, where the UUID's is a Python call per row.
+_RAW_ID_EVENT_TYPES = ("int8", "bytea", "int8", "text", "bytea")
 _LINK_TYPES = ("int8", "bytea", "bytea")
 APPEND_EVENTS_MAX = 16  # events linked by the database in the append statement itself
 
@@ -261,23 +264,36 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             raise _moved()
         first = reserved[0] - len(stored_events) + 1
         rows = [
-            (position, event.originator_id, event.originator_version, event.topic, event.state)
+            (
+                position,
+                stream_bytes(event.originator_id),
+                event.originator_version,
+                event.topic,
+                event.state,
+            )
             for position, event in enumerate(stored_events, start=first)
         ]
         links = link(head, rows)
-        self._write(curs, rows, links)
+        self._write(curs, rows, links, _RAW_ID_EVENT_TYPES)
         curs.execute(self.move_head_statement, (links[-1][0], links[-1][2]), prepare=True)
         return [row[0] for row in rows]
 
-    def _write(self, curs: Any, rows: Sequence[tuple[object, ...]], links: Sequence[Link]) -> None:
-        """The events at their positions and their links, each in one binary COPY.
+    def _write(
+        self,
+        curs: Any,
+        rows: Sequence[tuple[object, ...]],
+        links: Sequence[Link],
+        row_types: Sequence[str] = EVENT_TYPES,
+    ) -> None:
+        """The events at their positions and their links, each in one binary COPY;
+        `row_types`: the rows' values' types (a stream id as a UUID, or as its 16 bytes).
 
         Their `bytea` columns' values through psycopg's own dumper of `bytes` (in C): the
         dumper `set_types` finds for `bytea` is the DB-API's `Binary`'s, registered after
         it, a Python call per value that dumps a `bytes` the same way (three per event)."""
         curs.adapters.register_dumper(None, BytesBinaryDumper)
         for statement, types, values in (
-            (self.copy_events_statement, EVENT_TYPES, rows),
+            (self.copy_events_statement, row_types, rows),
             (self.copy_links_statement, _LINK_TYPES, links),
         ):
             with curs.copy(statement) as copy:
