@@ -123,7 +123,15 @@ class Journaled(Aggregate):
     def _create(
         cls, event_class: type[CanInitAggregate[UUID]], *, id: UUID | None = None, **kwargs: Any
     ) -> Self:
-        """The library's `_create`, made directly when the aggregate is as plain as the
+        """The library's `_create`, as `_create_fields` makes it."""
+        return cls._create_fields(event_class, id, kwargs)
+
+    @classmethod
+    def _create_fields(
+        cls, event_class: type[CanInitAggregate[UUID]], id: UUID | None, kwargs: dict[str, Any]
+    ) -> Self:
+        """The library's `_create` with the created event's own fields as one dict (as
+        `trigger_fields` takes them), made directly when the aggregate is as plain as the
         ledger's: given its id, no `__init__` of its own, its created event a plain dataclass
         (`_registered`) mutated by the library's own `mutate`. Then the event's fields are
         filled in their order and the aggregate made as that `mutate` makes it (its base

@@ -356,19 +356,21 @@ class Payment(Journaled):
         occurred_at: datetime,
     ) -> Payment:
         assert amount > 0, amount
-        return cls._create(
+        return cls._create_fields(
             cls.Created,
-            id=payment_id(offline_id),
-            offline_id=offline_text(offline_id),
-            device_id=device_id,
-            location_id=location_id,
-            amount=amount,
-            currency=currency,
-            capture_method=capture_method,
-            offline_behavior=offline_behavior,
-            payment_intent_id=payment_intent_id,
-            metadata=dict(metadata),
-            occurred_at=occurred_at,
+            payment_id(offline_id),
+            {
+                "offline_id": offline_text(offline_id),
+                "device_id": device_id,
+                "location_id": location_id,
+                "amount": amount,
+                "currency": currency,
+                "capture_method": capture_method,
+                "offline_behavior": offline_behavior,
+                "payment_intent_id": payment_intent_id,
+                "metadata": dict(metadata),
+                "occurred_at": occurred_at,
+            },
         )
 
     def creation_fields(self) -> dict[str, object]:
