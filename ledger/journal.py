@@ -141,10 +141,14 @@ class Journaled(Aggregate):
         names = _FIELDS.get(event_class, _UNSEEN)
         if names is _UNSEEN:
             names = _registered(event_class, checked=bool(getattr(cls, "TOPIC", None)))
+        own = names[1:] if names is not None else ()
+        # In the fields' order, as the ledger's creations name them; any other order of the
+        # same names is filled name by name, and other names get the library's own error.
+        ordered = tuple(kwargs) == own
         plain = (
             names is not None
             and type(id) is UUID
-            and len(kwargs) == len(names) - 1
+            and (ordered or kwargs.keys() == set(own))
             and names[:1] == ("originator_topic",)
             and cls.__init__ is object.__init__
             and event_class.mutate is _LIBRARY_MUTATE
@@ -162,8 +166,7 @@ class Journaled(Aggregate):
             state["originator_version"] = version
             state["timestamp"] = timestamp
             state["originator_topic"] = get_topic(cls)
-            own = names[1:]
-            if tuple(kwargs) == own:  # in the fields' order, as the ledger's creations name them
+            if ordered:
                 state.update(kwargs)
             else:
                 for name in own:
