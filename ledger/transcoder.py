@@ -16,6 +16,7 @@ state would come back as a string: events hold ids as strings (`Payment.offline_
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timezone
 from itertools import chain
@@ -24,7 +25,6 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
-from pydantic_core import TzInfo
 
 _TYPE, _DATA = "_type_", "_data_"
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
@@ -38,6 +38,15 @@ _TAG_PREFIXES: dict[str, bytes] = {}
 # by their text (`+01:00`, `+00:00:30`: the offset to the second): their own equality and hash
 # are calls into Rust costing more than the offset's check they spare.
 _WHOLE_MINUTE_ZONES: set[timezone | str] = set()
+
+
+class _NotLoaded:
+    """No zone is of this type: pydantic's zone type until pydantic is loaded."""
+
+
+# Pydantic's zone type (`pydantic_core.TzInfo`), read once pydantic is loaded (`_read_zone_type`):
+# a command that only reads the ledger (`status`) does not load pydantic to encode nothing.
+_pydantic_zone: type = _NotLoaded
 _WHOLE_MINUTE_ZONES_MAX = 4_096
 _UUID_REFUSED = "a UUID in an event's state would be stored untagged: store its text instead"
 # Between two states of a batch dumped together, and what it gives in orjson's output.
@@ -96,7 +105,7 @@ class OrjsonTranscoder(JSONTranscoder):
                     zone = value.tzinfo
                     if (
                         zone is UTC
-                        or (type(zone) is TzInfo and str(zone) in whole)
+                        or (type(zone) is _pydantic_zone and str(zone) in whole)
                         or (type(zone) is timezone and zone in whole)
                     ):
                         moments.append(value)
@@ -205,11 +214,21 @@ def _isoformat_json(moment: datetime) -> bytes:
     the standard library's and pydantic's fixed offsets are remembered: a zone of another
     kind may not even be hashable (dateutil's)."""
     zone = moment.tzinfo
-    key = str(zone) if type(zone) is TzInfo else zone if type(zone) is timezone else None
+    key = str(zone) if type(zone) is _pydantic_zone else zone if type(zone) is timezone else None
     if zone is not UTC and not (key is not None and key in _WHOLE_MINUTE_ZONES):
         offset = moment.utcoffset()
         if offset is not None and (offset.seconds % 60 or offset.microseconds):
             return orjson.dumps(moment.isoformat())
+        if key is None and _pydantic_zone is _NotLoaded:
+            _read_zone_type()  # pydantic's next zones are remembered, if it is loaded now
         if key is not None and len(_WHOLE_MINUTE_ZONES) < _WHOLE_MINUTE_ZONES_MAX:
             _WHOLE_MINUTE_ZONES.add(key)  # a fixed offset: the same for every moment
     return orjson.dumps(moment)
+
+
+def _read_zone_type() -> None:
+    """Pydantic's zone type, once pydantic is loaded: a zone of it can exist only then."""
+    global _pydantic_zone
+    module = sys.modules.get("pydantic_core")
+    if module is not None:
+        _pydantic_zone = module.TzInfo
