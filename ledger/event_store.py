@@ -27,7 +27,7 @@ from ledger.identity import cipher_keys_id
 from ledger.journal import PendingEvent
 from ledger.location import INDEX, Location
 from ledger.storage import EVENT_STORE_NAME, SnapshotsFolder
-from ledger.transcoder import OrjsonTranscoder, library_state
+from ledger.transcoder import OrjsonTranscoder
 
 if TYPE_CHECKING:
     from ledger.cipher import CipherKeys, KeyringCipher
@@ -141,7 +141,8 @@ class EventStore(Application[UUID]):
 
     def _stored_events(self, events: Sequence[Any]) -> list[StoredEvent]:
         mapper = self.mapper
-        if type(mapper) is Mapper:  # the library's own, which `stored_events` repeats
+        # The library's own mapper over this store's transcoder, which `stored_events` repeats.
+        if type(mapper) is Mapper and isinstance(mapper.transcoder, OrjsonTranscoder):
             return stored_events(mapper, events)
         return [mapper.to_stored_event(event) for event in events]
 
@@ -194,22 +195,17 @@ _CLASS_TAGS = _ClassTags()
 
 
 def stored_events(mapper: Mapper[UUID], events: Sequence[object]) -> list[StoredEvent]:
-    """`[mapper.to_stored_event(event) for event in events]`, the same stored events, less
+    """`[mapper.to_stored_event(event) for event in events]` (the library's mapper over an
+    `OrjsonTranscoder`), the same stored events, less
     what it does again for every event: the topic and class version are looked up once per
     class, the mapper's parts once per batch, the states encoded together
     (`OrjsonTranscoder.encode_events`), and the frozen `StoredEvent` is filled directly
     rather than through its `__init__`'s `object.__setattr__` per field."""
     transcoder, compressor, cipher = mapper.transcoder, mapper.compressor, mapper.cipher
+    assert isinstance(transcoder, OrjsonTranscoder), transcoder
     tags = list(map(_CLASS_TAGS.__getitem__, map(type, events)))
     fields = list(map(vars, events))
-    shapes = [shape for _, shape in tags]
-    if isinstance(transcoder, OrjsonTranscoder):
-        states = transcoder.encode_events(fields, shapes)
-    else:
-        states = [
-            transcoder.encode(library_state(one, class_version))
-            for one, (class_version, _) in zip(fields, shapes, strict=True)
-        ]
+    states = transcoder.encode_events(fields, [shape for _, shape in tags])
     if compressor:
         states = list(map(compressor.compress, states))
     if cipher:

@@ -38,6 +38,7 @@ _TAG_PREFIXES: dict[str, bytes] = {}
 # by their text (`+01:00`, `+00:00:30`: the offset to the second): their own equality and hash
 # are calls into Rust costing more than the offset's check they spare.
 _WHOLE_MINUTE_ZONES: set[timezone | str] = set()
+_WHOLE_MINUTE_ZONES_MAX = 4_096
 
 
 class _NotLoaded:
@@ -47,7 +48,6 @@ class _NotLoaded:
 # Pydantic's zone type (`pydantic_core.TzInfo`), read once pydantic is loaded (`_read_zone_type`):
 # a command that only reads the ledger (`status`) does not load pydantic to encode nothing.
 _pydantic_zone: type = _NotLoaded
-_WHOLE_MINUTE_ZONES_MAX = 4_096
 _UUID_REFUSED = "a UUID in an event's state would be stored untagged: store its text instead"
 # Between two states of a batch dumped together, and what it gives in orjson's output.
 _CUT = b"\x00"
@@ -131,7 +131,7 @@ class OrjsonTranscoder(JSONTranscoder):
         except orjson.JSONEncodeError:
             # The list puts every state one level deeper: a state nested to orjson's limit
             # fails only here. Each alone gives the same bytes, or the error one alone gives.
-            return [orjson.dumps(state, default=self._tagged, option=_OPTIONS) for state in states]
+            return list(map(self.encode, states))
         encoded = dumped[1:-1].split(_CUT_APART)
         assert len(encoded) == len(states), (len(encoded), len(states))
         return encoded

@@ -224,11 +224,7 @@ class UnitOfWork:
 def require_location(uow: UnitOfWork, location_id: str) -> Location:
     """The location, or the refusal every record and reservation gives for an unknown one."""
     stream = identity.location_id(location_id)
-    try:  # the unit's own map first: a record's streams are loaded before it is decided
-        found: Any = uow.loaded[stream.int]
-    except KeyError:
-        found = uow.get(stream)
-    location: Location | None = found
+    location: Location | None = uow.get(stream)
     if location is None:
         raise NotFound(
             Code.UNKNOWN_LOCATION,
@@ -241,11 +237,7 @@ def require_location(uow: UnitOfWork, location_id: str) -> Location:
 def require_payment(uow: UnitOfWork, offline_id: UUID) -> Payment:
     """The payment, or the refusal every step of an unknown payment gets."""
     stream = identity.payment_id(offline_id)
-    try:  # the unit's own map first: a record's streams are loaded before it is decided
-        found: Any = uow.loaded[stream.int]
-    except KeyError:
-        found = uow.get(stream)
-    payment: Payment | None = found
+    payment: Payment | None = uow.get(stream)
     if payment is None:
         raise NotFound(
             Code.UNKNOWN_PAYMENT,
