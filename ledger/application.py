@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -60,9 +60,11 @@ from ledger.storage import (
     unreachable,
     version_reader,
 )
-from ledger.unit_of_work import AggregateCache, UnitOfWork
+from ledger.unit_of_work import AggregateCache, Staged, UnitOfWork
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future
+
     from ledger import wire
     from ledger.cipher import CipherKeys
     from ledger.observations import BalanceTransactionObservation, Observation
@@ -220,29 +222,104 @@ class Ledger:
         Items may be LedgerErrors already (a parse failure upstream): they pass through, so a
         caller streaming a file keeps one result per line.
         """
-        from ledger import wire
-
-        if len(records) > BATCH_SIZE_MAX:
-            raise InvalidRecord(
-                Code.INVALID_VALUE,
-                f"{len(records)} records in one batch: send at most {BATCH_SIZE_MAX} at a time",
-                field="records",
-            )
-        parsed: list[wire.Record | LedgerError] = []
-        for item in records:
-            if isinstance(item, LedgerError):
-                parsed.append(item)
-                continue
-            try:
-                parsed.append(wire.parse_record(item))
-            except LedgerError as error:
-                parsed.append(error)
+        parsed = _parsed(records)
         with collector_paused():
             return self._apply(parsed, with_state=False)
 
+    def record_stream(
+        self,
+        batches: Iterable[tuple[T, Sequence[wire.Record | dict[str, Any] | LedgerError]]],
+        committed: Callable[[T, list[Result | LedgerError]], None],
+    ) -> None:
+        """Apply each batch of `batches` (a tag and its records) as `record_many` does, in
+        order, and call `committed` with its tag and results once it is durable, in the same
+        order, before the next batch's write begins.
+
+        While a batch is written (its COPY or inserts and its commit, mostly waiting for the
+        database, which lets this thread run), the next one is read from `batches`, decided
+        and encoded: the write runs in a thread of its own. The next batch is decided on the
+        state the written one left: if that write fails, what was decided on it is thrown
+        away (its streams evicted from the cache) and the failed batch goes on as
+        `record_many`'s would have (its further attempts on fresh state, then each record
+        alone; an error of the database's raised), before the next is decided again.
+
+        The ledger's lock is held throughout: a write in flight holds state nothing else may
+        decide on. Whatever ends the stream early (a storage error, an interrupt, an error of
+        `committed`) leaves no thread behind and the cache empty."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with (
+            self._lock,
+            _storage_errors(self.config),
+            collector_paused(),
+            ThreadPoolExecutor(1, thread_name_prefix="ledger-write") as writer,
+        ):
+            flight: _Flight[T] | None = None
+            try:
+                for tag, records in batches:
+                    flight = self._overlapped(writer, flight, tag, _parsed(records), committed)
+                if flight is not None:
+                    self._land(flight, None, committed)
+            except BaseException:
+                writer.shutdown()  # the write in flight ends before anything else is done
+                self._cache.clear()  # it may hold what was decided on a write that failed
+                raise
+
+    def _overlapped(
+        self,
+        writer: Executor,
+        flight: _Flight[T] | None,
+        tag: T,
+        parsed: list[wire.Record | LedgerError],
+        committed: Callable[[T, list[Result | LedgerError]], None],
+    ) -> _Flight[T]:
+        """`parsed` decided and encoded while `flight` is written, `flight` landed, then the
+        write of `parsed` begun. Decided on a write that failed, it is decided again once
+        the failed batch is settled; an error of its deciding is raised only if that write
+        did not fail."""
+        decided: tuple[Staged, list[Result | LedgerError]] | None = None
+        try:
+            decided = self._decide(parsed, with_state=False)
+        except Exception:
+            if flight is None or self._land(flight, None, committed):
+                raise
+        else:
+            if flight is not None and not self._land(flight, decided[0], committed):
+                decided = None
+        if decided is None:
+            decided = self._decide(parsed, with_state=False)
+        staged, results = decided
+        return _Flight(tag, parsed, staged, results, writer.submit(staged.write))
+
+    def _land(
+        self,
+        flight: _Flight[T],
+        later: Staged | None,
+        committed: Callable[[T, list[Result | LedgerError]], None],
+    ) -> bool:
+        """Wait for `flight`'s write and tell `committed` its results. False when the write
+        failed: what was decided on it (`later`) thrown away, the batch went on as
+        `record_many`'s would have from its first attempt (`_apply`)."""
+        failed = flight.written.exception()
+        if failed is None:
+            committed(flight.tag, flight.results)
+            return True
+        if later is not None:
+            later.forget()
+        flight.staged.undo(failed)
+        committed(flight.tag, self._apply(flight.parsed, with_state=False, failed=failed))
+        return False
+
     def _apply(
-        self, parsed: list[wire.Record | LedgerError], *, with_state: bool
+        self,
+        parsed: list[wire.Record | LedgerError],
+        *,
+        with_state: bool,
+        failed: BaseException | None = None,
     ) -> list[Result | LedgerError]:
+        """`parsed` applied in one transaction, again on fresh state while another writer
+        moves its streams first, then each record alone. `failed`: the error of a first
+        attempt made elsewhere (`record_stream`'s write), which the attempts go on from."""
         with self._lock, _storage_errors(self.config):
             if with_state and self._presume:
                 # A live record first presumes the streams it would create are absent: one
@@ -252,11 +329,10 @@ class Ledger:
                     return self._apply_batch(parsed, with_state, presume=True)
                 except IntegrityError:
                     pass
+            attempt = _raising_first(failed, lambda: self._apply_batch(parsed, with_state))
             try:
                 return retry_on_contention(
-                    lambda: self._apply_batch(parsed, with_state),
-                    attempts=BATCH_ATTEMPTS,
-                    contended="the same streams",
+                    attempt, attempts=BATCH_ATTEMPTS, contended="the same streams"
                 )
             except Conflict:
                 # Persistent contention: one transaction per record, each retried on its own.
@@ -277,6 +353,19 @@ class Ledger:
     def _apply_batch(
         self, parsed: list[wire.Record | LedgerError], with_state: bool, presume: bool = False
     ) -> list[Result | LedgerError]:
+        staged, results = self._decide(parsed, with_state=with_state, presume=presume)
+        staged.commit()
+        return results
+
+    def _decide(
+        self, parsed: list[wire.Record | LedgerError], *, with_state: bool, presume: bool = False
+    ) -> tuple[Staged, list[Result | LedgerError]]:
+        """The batch's records decided in order on the state the cache and the store hold,
+        their events encoded and ready to write (`UnitOfWork.stage`), and their results.
+
+        A refusal kept as a result keeps no traceback: its frames (this one's among them)
+        would hold the whole batch in a reference cycle that only the collector frees, and
+        an ingest sets aside what is alive while the next batch is decided."""
         from ledger.handlers import apply_record, created_ids, related_ids, stream_ids, subject
         from ledger.payment import Payment
 
@@ -284,33 +373,35 @@ class Ledger:
         # several microseconds a call, as much as some records' whole decision.
         with_breaches = (Payment.PaymentMethodCollected, Payment.ConfirmedOffline)
         uow = UnitOfWork(self.store, self._cache, self._versions, optimistic=True)
-        if presume:
-            uow.presume_absent(
-                i for r in parsed if not isinstance(r, LedgerError) for i in created_ids(r)
-            )
-        uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
-        uow.prefetch(related_ids(uow.loaded.values()))
         outcomes: list[bool | LedgerError] = []
         found: list[tuple[Breach, ...]] = []
-        with uow.recording():
-            for item in parsed:
-                if isinstance(item, LedgerError):
-                    outcomes.append(item)
-                    found.append(())
-                    continue
-                before = len(uow.journal)
-                try:
-                    outcomes.append(apply_record(item, uow, self.policy))
-                except LedgerError as error:
-                    found.append(())
-                    # Every check runs before any trigger: a refusal must leave no event behind.
-                    if len(uow.journal) != before:
-                        uow.discard()
-                        raise AssertionError(f"refused {item.type} left events behind") from error
-                    outcomes.append(error)
-                    continue
-                found.append(_breaches(uow.journal, before, item, with_breaches, subject))
-        uow.commit()
+        try:
+            if presume:
+                uow.presume_absent(
+                    i for r in parsed if not isinstance(r, LedgerError) for i in created_ids(r)
+                )
+            uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
+            uow.prefetch(related_ids(uow.loaded.values()))
+            with uow.recording():
+                for item in parsed:
+                    if isinstance(item, LedgerError):
+                        outcomes.append(item)
+                        found.append(())
+                        continue
+                    before = len(uow.journal)
+                    try:
+                        outcomes.append(apply_record(item, uow, self.policy))
+                    except LedgerError as error:
+                        found.append(())
+                        # Every check runs before any trigger: a refusal must leave no event.
+                        if len(uow.journal) != before:
+                            raise AssertionError(f"refused {item.type} left events") from error
+                        outcomes.append(error.with_traceback(None))
+                        continue
+                    found.append(_breaches(uow.journal, before, item, with_breaches, subject))
+        except BaseException:
+            uow.discard()  # what the batch triggered so far must not stay in the cache
+            raise
         results: list[Result | LedgerError] = []
         for item, outcome, breaches in zip(parsed, outcomes, found, strict=True):
             if isinstance(outcome, LedgerError):
@@ -319,7 +410,7 @@ class Ledger:
             assert not isinstance(item, LedgerError)  # an error's outcome is that error
             state = _state_of(uow.get(subject(item)[1])) if with_state else None
             results.append(Result.of(outcome, item, state, breaches))
-        return results
+        return uow.stage(), results
 
     def observe(
         self,
@@ -914,6 +1005,57 @@ class Ledger:
             for stream_id in ids:
                 yield uow.get(stream_id)
             start = page[-1].id
+
+
+@dataclass(frozen=True)
+class _Flight(Generic[T]):
+    """A batch of `Ledger.record_stream` decided, its results ready, its write running."""
+
+    tag: T
+    parsed: list[wire.Record | LedgerError]
+    staged: Staged
+    results: list[Result | LedgerError]
+    written: Future[None]
+
+
+def _parsed(
+    records: Sequence[wire.Record | dict[str, Any] | LedgerError],
+) -> list[wire.Record | LedgerError]:
+    """Each item as a wire record, or the error refusing it (an error given passes through);
+    a batch larger than BATCH_SIZE_MAX refused whole."""
+    from ledger import wire
+
+    if len(records) > BATCH_SIZE_MAX:
+        raise InvalidRecord(
+            Code.INVALID_VALUE,
+            f"{len(records)} records in one batch: send at most {BATCH_SIZE_MAX} at a time",
+            field="records",
+        )
+    parsed: list[wire.Record | LedgerError] = []
+    for item in records:
+        if isinstance(item, LedgerError):
+            parsed.append(item)
+            continue
+        try:
+            parsed.append(wire.parse_record(item))
+        except LedgerError as error:
+            parsed.append(error)
+    return parsed
+
+
+def _raising_first(failed: BaseException | None, attempt: Callable[[], T]) -> Callable[[], T]:
+    """`attempt`, but raising `failed` (when given) the first time: a first attempt made
+    elsewhere, whose failure the retries go on from."""
+    if failed is None:
+        return attempt
+    pending = [failed]
+
+    def first_raising() -> T:
+        if pending:
+            raise pending.pop()
+        return attempt()
+
+    return first_raising
 
 
 _HIDDEN = frozenset(
