@@ -19,6 +19,7 @@ the streams it did not load still resolve (`ledger.topics`).
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -79,6 +80,7 @@ if TYPE_CHECKING:
 BATCH_SIZE_MAX = 5_000
 HOLD_DEFAULT = timedelta(minutes=5)  # long enough to collect a card and confirm
 HOLD_MAX = timedelta(hours=1)  # a reservation holds headroom for one sale, not for a shift
+HANDOVER_SECONDS = 0.000_5  # the interpreter's switch interval while a stream is recorded
 OBSERVE_CHUNK = 1_000  # observations per transaction when recording a file
 _LIST_PAGE = 1_000
 
@@ -144,6 +146,10 @@ class Ledger:
         self._states = states_reader(config.kind, store.recorder)
         self._fields = FieldReader(store.mapper)
         self._lock = _WriterLock()
+        # A stream's writes in a thread of their own (`record_stream`) where the driver mostly
+        # waits for a server: on SQLite (and in memory) the overlap gained nothing measurable
+        # and cost CPU (docs/benchmarks.md), so there they run at once.
+        self._writes_apart = config.kind == "postgresql"
 
     @classmethod
     def open(
@@ -235,9 +241,10 @@ class Ledger:
         order, and call `committed` with its tag and results once it is durable, in the same
         order, before the next batch's write begins.
 
-        While a batch is written (its COPY or inserts and its commit, mostly waiting for the
-        database, which lets this thread run), the next one is read from `batches`, decided
-        and encoded: the write runs in a thread of its own. The next batch is decided on the
+        On PostgreSQL, while a batch is written (its COPYs and its commit, mostly waiting for
+        the server, which lets this thread run), the next one is read from `batches`, decided
+        and encoded: the write runs in a thread of its own (`_writes_apart`; elsewhere each
+        write runs at once, as `record_many`'s). The next batch is decided on the
         state the written one left: if that write fails, what was decided on it is thrown
         away (its streams evicted from the cache) and the failed batch goes on as
         `record_many`'s would have (its further attempts on fresh state, then each record
@@ -249,13 +256,11 @@ class Ledger:
         stream early (a storage error, an interrupt, an error of `batches` or of `committed`)
         leaves no thread behind and the cache empty, and a batch whose write committed is told
         first."""
-        from concurrent.futures import ThreadPoolExecutor
-
         with (
             self._lock,
             _storage_errors(self.config),
             collector_paused(),
-            ThreadPoolExecutor(1, thread_name_prefix="ledger-write") as writer,
+            _stream_writer(self._writes_apart) as writer,
         ):
             flight: _Flight[T] | None = None
             try:
@@ -279,7 +284,7 @@ class Ledger:
 
     def _overlapped(
         self,
-        writer: Executor,
+        writer: Executor | _AtOnce,
         flight: _Flight[T] | None,
         tag: T,
         parsed: list[wire.Record | LedgerError],
@@ -1089,6 +1094,57 @@ def _parsed(
         except LedgerError as error:
             parsed.append(error)
     return parsed
+
+
+class _AtOnce:
+    """A stream's writes run at once, in the deciding thread (`Ledger._writes_apart`)."""
+
+    def submit(self, write: Callable[[], None]) -> Future[None]:
+        from concurrent.futures import Future
+
+        done: Future[None] = Future()
+        try:
+            write()
+        except Exception as error:
+            done.set_exception(error)
+        else:
+            done.set_result(None)
+        return done
+
+    def shutdown(self) -> None:
+        """Nothing runs apart: nothing to wait for."""
+
+
+@contextmanager
+def _stream_writer(apart: bool) -> Iterator[Executor | _AtOnce]:
+    """Where a stream's writes run: in a thread of their own (`apart`), joined on the way out,
+    or at once."""
+    if not apart:
+        yield _AtOnce()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with (
+        _handing_over_sooner(),
+        ThreadPoolExecutor(1, thread_name_prefix="ledger-write") as pool,
+    ):
+        yield pool
+
+
+@contextmanager
+def _handing_over_sooner() -> Iterator[None]:
+    """Inside, the interpreter's lock goes to a thread that waits for it after
+    `HANDOVER_SECONDS` rather than 5 ms. A stream's writer wants it back after each of its
+    round trips (about ten a batch), while the deciding thread holds it for a batch's 20 to 30
+    ms: at 5 ms a wait, the write took longer than the deciding it overlaps. The previous
+    interval is restored after (another thread's stream ending meanwhile may leave it short,
+    which costs nothing measurable)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, HANDOVER_SECONDS))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def _raising_first(failed: BaseException | None, attempt: Callable[[], T]) -> Callable[[], T]:
