@@ -332,12 +332,22 @@ def plain_holds_pan(text: str) -> bool:
     text = pan.normalized(text)
     if _PLAIN_THIRTEEN.search(text) is None:
         return False
-    text = _PLAIN_BARRIERS.sub(lambda match: "x" * len(match.group()), text)
+    text = _without_barriers(text)
     return any(
         pan._chain_holds_pan(chain.group())
         for chain in pan._CHAIN.finditer(text)
         if len(chain.group()) >= pan.PAN_DIGITS_MIN
     )
+
+
+def _without_barriers(text: str) -> str:
+    return _PLAIN_BARRIERS.sub(lambda match: "x" * len(match.group()), text)
+
+
+def plain_joins_thirteen(text: str) -> bool:
+    """Whether 13 digits stand joined by separators once the barriers are out: where the Luhn
+    check is made. The pre-filter must answer True wherever this does, whatever the digits."""
+    return _PLAIN_THIRTEEN.search(_without_barriers(pan.normalized(text))) is not None
 
 
 _PIECES = st.sampled_from(
@@ -368,6 +378,8 @@ _PIECES = st.sampled_from(
         "1999-12-31T00:00:00Z",
         "2026-13-01T08:02:39.451+01:00",
         "2026-11-22",
+        '"2026-11-22',
+        "08:02:39.451+01:00",  # a time whose 13 digits make a card number
         "637e5e89-62fb-442b-b664-87efc104ec5f",
         "95e9e3e7-b479-4555-8276-027687ebedff",  # 13 digits once the dashes go
         "42424242-4242-4242-0000-00000000000",  # a UUID but for its last digit
@@ -382,6 +394,26 @@ _PIECES = st.sampled_from(
 def test_the_fast_path_answers_as_the_plain_definition(text: str) -> None:
     assert pan.holds_pan(text) == plain_holds_pan(text)
     assert pan.holds_pan(text.encode()) == plain_holds_pan(text)
+    if plain_joins_thirteen(text):
+        assert pan._may_join_thirteen(text.encode())
+
+
+# A quoted date-time whose separators may be escaped letters, other separators, or be missing.
+_DATE_TIME_PIECES = st.tuples(
+    st.sampled_from(['"', "", '["', "x", '\\"']),
+    st.sampled_from(["2026-11-22", "2026-13-22", "1999-12-31", "2026-11-22\\t"]),
+    st.sampled_from(["T", "t", " ", "\\t", "\\n", "\\r", "\\b", "\\f", "/", ""]),
+    st.sampled_from(["08:02:39", "08:02", "24:02:39", "08\\t02:39", "08:02:39\\n"]),
+    st.sampled_from(["", ".451", ",451", "\\t451", "\\f451", ".451\\n"]),
+    st.sampled_from(["", "+01:00", "Z", "\\b01:00", "-0100", "+01\\r00"]),
+    st.sampled_from(['"', "", '", 4242', '" 4242424242424', '\\"', '"]', '"x']),
+).map("".join)
+
+
+@given(_DATE_TIME_PIECES)
+def test_the_pre_filter_joins_digits_wherever_the_scan_does_around_date_times(text: str) -> None:
+    assert pan._may_join_thirteen(text.encode()) or not plain_joins_thirteen(text)
+    assert pan.holds_pan(text) == plain_holds_pan(text)
 
 
 def _card_time(hours: str = "08") -> str:
@@ -392,6 +424,8 @@ def _card_time(hours: str = "08") -> str:
 
 _CARD_TIME = _card_time()
 _CARD_UUID = "42424242-4242-4242-0000-000000000000"  # its first three groups: a card number
+# What makes a card number of a fraction and an offset read after an escaped letter.
+_FRACTION_CHECK = luhn_check_digit("451010042424")
 
 
 @pytest.mark.parametrize(
@@ -406,6 +440,10 @@ _CARD_UUID = "42424242-4242-4242-0000-000000000000"  # its first three groups: a
         (f'"4242 4242 4242 4242", "2026-11-22T{_CARD_TIME}"', True),
         (f'"1999-11-22t{_CARD_TIME}"', False),
         (f'"2026-11-22 {_CARD_TIME}"\\t"2026-11-22T{_CARD_TIME}"', False),
+        # an escaped letter is a separator, but none of a date-time: a date, then a time
+        (f'"2026-11-22\\t{_CARD_TIME}"', True),
+        (f'"2026-11-22\\n{_CARD_TIME}", "x"', True),
+        (f'["2026-11-22T08:02:39\\t451+01:00", 42424{_FRACTION_CHECK}]', True),
         (f'x2026-11-22T{_CARD_TIME}"', True),  # no date-time glued to a letter
         (f'"{_CARD_UUID}"', False),  # a UUID: one token
         (f'"{_CARD_UUID.upper()}"', False),
