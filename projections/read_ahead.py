@@ -255,7 +255,13 @@ class BuildAhead:
         events = read.result().events
         cpu = time.thread_time()
         try:
-            with self._engine.connect() as conn, conn.begin():
-                return events, build(conn, events)
+            # Each read a transaction of its own: none holds a table's lock while it waits
+            # for another's (a reset's TRUNCATE takes them one by one), so no deadlock. The
+            # rows are as consistent as in one transaction: what the batch being written
+            # replaces is taken from its rows, and a position moved by another runner
+            # meanwhile leaves the rows built here untaken.
+            with self._engine.connect() as conn:
+                reader = conn.execution_options(isolation_level="AUTOCOMMIT")
+                return events, build(reader, events)
         finally:
             self.overlap.building_cpu += time.thread_time() - cpu
