@@ -684,12 +684,13 @@ def insert_rows(
     defaults = {column.name: _default(column) for column in columns}
     values_of = itemgetter(*defaults)
     whole = len(defaults)
-    insert_values(
-        conn,
-        table,
-        [values_of(row if len(row) == whole else {**defaults, **row}) for row in rows],
-        typed=typed,
-    )
+    values = (values_of(row if len(row) == whole else {**defaults, **row}) for row in rows)
+    if conn.dialect.name == "postgresql":
+        # Each row's values taken as the COPY sends it: the server inserts the first rows
+        # while the client makes the next ones, where it waited for all of them first.
+        _copy_values(conn, table, values, typed=typed)
+    else:
+        insert_values(conn, table, list(values), typed=typed)
 
 
 def insert_values(
@@ -711,21 +712,14 @@ def insert_values(
     if not rows:
         return
     dialect = conn.dialect
+    if dialect.name == "postgresql":
+        _copy_values(conn, table, rows, typed=typed)
+        return
     columns = list(table.columns)
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(column.name) for column in columns)
     into = dialect.identifier_preparer.format_table(table)
     raw: Any = conn.connection.driver_connection
-    if dialect.name == "postgresql":
-        types = _binary_types(columns) if typed else None
-        how = " (FORMAT BINARY)" if types else ""
-        with raw.cursor() as cursor, cursor.copy(f"COPY {into} ({names}) FROM STDIN{how}") as copy:
-            if types:
-                copy.set_types(types)
-            write = copy.write_row
-            for values in rows:
-                write(values)
-        return
     processors = [
         (index, process)
         for index, column in enumerate(columns)
@@ -756,6 +750,25 @@ def insert_values(
             insert_together(cursor, statement + values, bound, READ_MODEL_ROWS_PER_INSERT)
     finally:
         cursor.close()
+
+
+def _copy_values(
+    conn: Connection, table: Table, rows: Iterable[Sequence[Any]], *, typed: bool
+) -> None:
+    """PostgreSQL: `insert_values`' COPY, the rows sent as they come."""
+    columns = list(table.columns)
+    preparer = conn.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(column.name) for column in columns)
+    into = preparer.format_table(table)
+    raw: Any = conn.connection.driver_connection
+    types = _binary_types(columns) if typed else None
+    how = " (FORMAT BINARY)" if types else ""
+    with raw.cursor() as cursor, cursor.copy(f"COPY {into} ({names}) FROM STDIN{how}") as copy:
+        if types:
+            copy.set_types(types)
+        write = copy.write_row
+        for values in rows:
+            write(values)
 
 
 # SQLite: rows to a statement of `insert_values` (a read model's rows, mostly Stripe's).
