@@ -93,6 +93,7 @@ class Overlap:
     reader_waited: float = 0.0  # the reader idle, its read done, until the next was asked
     builds: int = 0  # a projection's rows of a batch read ahead built ahead (`BuildAhead`)
     builds_taken: int = 0  # of those, written
+    builds_failed: int = 0  # of those, failed in the builder (built again by the writer)
     building_cpu: float = 0.0  # the builder's thread's CPU time
     writer_waited_build: float = 0.0  # the writer blocked on rows not yet built
 
@@ -263,5 +264,8 @@ class BuildAhead:
             with self._engine.connect() as conn:
                 reader = conn.execution_options(isolation_level="AUTOCOMMIT")
                 return events, build(reader, events)
+        except Exception:
+            self.overlap.builds_failed += 1
+            raise
         finally:
             self.overlap.building_cpu += time.thread_time() - cpu

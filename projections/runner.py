@@ -196,8 +196,10 @@ def catch_up(
             if count and progress is not None:
                 progress(count)
     finally:
-        batches.ahead.close()
-        batches.built.close()
+        try:
+            batches.ahead.close()
+        finally:
+            batches.built.close()  # its thread joined even if the reader's close was interrupted
     if engine.dialect.name == "sqlite":
         for projection in chosen:
             if isinstance(projection, SettlingProjection):
@@ -433,10 +435,11 @@ def _apply_unsettled(
     rows meanwhile, from the read model with this batch's rows over it, while this batch
     writes and commits.
 
-    Built that way from the read model as another connection reads it: this transaction
-    holds the projection's position row from before that read until it commits, so no
-    other runner wrote the read model in between; and the next batch takes the rows only if
-    it finds the position where this one moves it, in the same generation."""
+    Built that way from the read model as another connection reads it, before or after this
+    batch commits: what this batch's rows do not replace is the same either way, since every
+    other write of Stripe's tables moves its position or its generation (a batch, a reset,
+    the audit's swap), and the next batch takes the rows only if it finds the position where
+    this one moves it, in the same generation."""
     built = batches.built.take(projection.name, found.position, found.generation, events)
     if built is None:
         built = projection.build_unsettled(conn, own, None)
@@ -444,8 +447,11 @@ def _apply_unsettled(
     if read is not None and conn.dialect.name == "postgresql":
         before = built
 
+        topics = frozenset(projection.topics)
+
         def build_next(reader: Connection, following: list[StoredFields]) -> object:
-            share = _routed(following, [projection], {projection.name: to})[0]
+            # The batch read ahead holds the other projections' topics too.
+            share = [event for event in following if event[2] in topics and event[0] > to]
             return projection.build_unsettled(reader, share, before)
 
         batches.built.start(projection.name, (to, found.generation), read, build_next)
