@@ -106,6 +106,8 @@ def test_a_datetime_from_a_library_caller_is_checked_the_same_way() -> None:
         ),
         # Strings, not numbers: a long list of digits joined by commas reads as a card number.
         (json.dumps(r.location(extra=["x"] * VALUES_MAX)).encode(), Code.RECORD_TOO_LARGE),
+        # A record the models accept, validated before it is measured: still measured.
+        (json.dumps(r.location(currencies=["usd"] * VALUES_MAX)).encode(), Code.RECORD_TOO_LARGE),
         (b'{"type": "payment.created", "amount": NaN}', Code.MALFORMED_JSON),
         (b'{"type": "payment.created", "amount": -Infinity}', Code.MALFORMED_JSON),
     ],

@@ -17,7 +17,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from ledger import Code, Ledger, LedgerError, wire
+from ledger import Code, Ledger, LedgerError, bounds, wire
 from ledger.handlers import collected_card, location_config
 from ledger.moments import MomentError, parse_moment
 from ledger.pan import holds_pan
@@ -569,6 +569,57 @@ def test_a_line_is_validated_as_the_models_with_their_own_search_validate_it(
 
     assert _answer(lambda: wire.parse_line(data)) == _models_answer(data)
     assert _answer(lambda: wire.parse_record(record)) == _models_answer(record)
+
+
+# -- validated before it is measured -----------------------------------------------------------
+
+# JSON texts that send a line to `check_line`'s decoding (brackets, the words), a text orjson
+# and pydantic-core read alike or not at all, and their mixtures.
+_MEASURED_TEXTS = st.sampled_from(
+    [
+        *('"' + "[" * 33 + '"', '"' + "{" * 17 + "[" * 16 + '"', '"NaN"', '"-Infinity"', '"N"'),
+        *("NaN", "Infinity", "-Infinity", "[" * 33 + "]" * 33, "[" * 31 + "]" * 31, "[1, 2]"),
+        *('"\\ud800"', '"\\udc00NaN"', '"\\ud83d\\ude00"', '"\\u0000"', '"N\\u0061N"'),
+        *('"a\tb"', '"\x7f"', '"\u00e9"', "1e400", "18446744073709551616", "1.0", '"x"'),
+    ]
+)
+_RAW_BYTES = st.sampled_from([b"", b"\xed\xa0\x80", b"\xff", b"\xc0\x80", b"\xef\xbb\xbf", b"\x00"])
+
+
+@st.composite
+def measured_lines(draw: st.DrawFn) -> bytes:
+    """A builder's record with up to three fields' JSON texts (its idempotency key, a metadata
+    value, its type) replaced by odd ones, and sometimes a raw byte in a string or before it."""
+    record: Record = json.loads(json.dumps(draw(st.sampled_from(_BUILT))))
+    record["idempotency_key"] = "x"
+    if record["type"] == "payment.created":
+        record["metadata"] = {"note": "x"}
+    text = json.dumps(record, ensure_ascii=False)
+    keys = [key for key in ('"note"', '"idempotency_key"', '"type"') if key in text]
+    for key in draw(st.lists(st.sampled_from(keys), unique=True)):
+        value: str = draw(_MEASURED_TEXTS)
+        start = text.find(f"{key}: ") + len(key) + 2
+        text = text[:start] + value + text[text.index('"', start + 1) + 1 :]
+    data = text.encode(errors="surrogatepass")
+    raw = draw(_RAW_BYTES)
+    return draw(st.sampled_from([data, data.replace(b'"x"', b'"' + raw + b'"', 1), raw + data]))
+
+
+def _measured_first(data: bytes) -> Any:
+    """`parse_line` as its checks are ordered: size and card numbers, the measure, validation."""
+    wire._searched(data)
+    bounds.check_line(data)
+    try:
+        return wire._record_validator().validate_json(data)
+    except ValidationError as error:
+        raise wire._translate(error) from None
+
+
+@given(measured_lines())
+def test_a_line_is_answered_as_if_measured_before_it_is_validated(data: bytes) -> None:
+    """`parse_line` measures only a line the models refuse (or one too long for any they
+    accept to pass for short): every other line would pass the measure."""
+    assert _answer(lambda: wire.parse_line(data)) == _answer(lambda: _measured_first(data))
 
 
 # -- timestamps read by pydantic-core ------------------------------------------------------------
