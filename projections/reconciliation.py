@@ -35,6 +35,7 @@ from projections.report import (
     Totals,
 )
 from projections.report_sql import (
+    STAGES_WORK_MEM_MB,
     ReportQueries,
     csv_queries,
     materialize,
@@ -56,9 +57,6 @@ REPORT_STATEMENT_SECONDS = 3600
 # merge), about a third of the statement's time at a million payments; the planner still joins
 # by hash. Each report running at once may take this much.
 REPORT_WORK_MEM_MB = 512
-# ...and at most this much for each sort or hash of the other statements: at 64 MB the sort of
-# a million payments' ids went to disk (≈ 190 MB, an external merge).
-STAGES_WORK_MEM_MB = 256
 
 _STREAM_ROWS = 5_000  # rows fetched at a time from the database
 

@@ -24,7 +24,8 @@ falls at (`as_of - stale_after`) in Python, so the database never does arithmeti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -80,6 +81,10 @@ from projections.tables import (
 from projections.tables import stripe_payments as stripe_payments_table
 
 LINK_HOPS = 4  # refund -> charge -> PaymentIntent needs two
+# The memory for each sort or hash of the report's stages and of Stripe's fold on PostgreSQL
+# (the report's CSV may take more): at 64 MB the sort of a million payments' ids went to
+# disk (≈ 190 MB, an external merge).
+STAGES_WORK_MEM_MB = 256
 
 # Stripe statuses in which a PaymentIntent holds or took no money.
 NO_MONEY = ("canceled", "requires_payment_method", "requires_action")
@@ -388,14 +393,21 @@ def materialize(conn: Connection, stages: Stages) -> None:
 
 
 def _planned(conn: Connection, stage: Stage) -> None:
-    """Make the stage's table under its planner settings (PostgreSQL), the transaction's
-    own restored after."""
-    before = [
-        (name, str(conn.exec_driver_sql(f"SHOW {name}").scalar())) for name, _ in stage.planner
-    ]
-    for name, value in stage.planner:
+    """Make the stage's table under its planner settings (PostgreSQL)."""
+    with settings(conn, stage.planner):
+        conn.execute(stage.created)
+
+
+@contextmanager
+def settings(conn: Connection, chosen: Iterable[tuple[str, str]]) -> Iterator[None]:
+    """PostgreSQL's settings `chosen` (name, value) for the statements run within, the
+    transaction's own restored after: the rest of it (another read model's statements in a
+    catch-up's batch) runs as it would have."""
+    chosen = list(chosen)
+    before = [(name, str(conn.exec_driver_sql(f"SHOW {name}").scalar())) for name, _ in chosen]
+    for name, value in chosen:
         conn.exec_driver_sql(f"SET LOCAL {name} = {value}")
-    conn.execute(stage.created)
+    yield
     for name, was in before:
         conn.exec_driver_sql(f"SET LOCAL {name} = '{was}'")
 
@@ -631,7 +643,7 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Sel
     )
     keys = union(
         select(snap.c.key),
-        select(mv.key),
+        select(moved.c.key),  # not the movements' subquery: it would be joined again
         select(charges.c.key),
         select(disputes.c.key),
     ).subquery("keys")
