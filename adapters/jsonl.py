@@ -1,6 +1,6 @@
 """Streaming JSON Lines ingest: constant memory, one result per line, rejects kept aside.
 
-Lines are read lazily and applied in batches (`Ledger.record_many`), so a file of any size
+Lines are read lazily and applied in batches (`Ledger.record_stream`), so a file of any size
 needs only one batch in memory, and a line is read at most `LINE_BYTES_MAX` bytes at a time
 (a longer one is refused as RECORD_TOO_LARGE, the rest of it skipped). A rejected line is
 reported with its number, code and message and, with a rejects file, written there with its
@@ -23,7 +23,7 @@ from typing import IO, Any
 from ledger import Ledger, LedgerError
 from ledger.batches import BATCH_SIZE_DEFAULT, iter_batches
 from ledger.bounds import LINE_BYTES_MAX
-from ledger.collector import collector_paused, survivors_set_aside
+from ledger.collector import survivors_set_aside
 from ledger.errors import Code, StorageError
 from ledger.pan import mask
 from ledger.wire import parse_line
@@ -84,26 +84,32 @@ def ingest(
     rejects: IO[str] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> IngestSummary:
+    """The lines applied in batches (`Ledger.record_stream`: the next batch parsed and decided
+    while one is written), each batch's outcome counted once it is committed."""
     summary = IngestSummary()
+
+    def committed(batch: list[tuple[int, bytes]], results: list[Any]) -> None:
+        _tell(summary, rejects, batch, results)
+        summary.last_applied_line = batch[-1][0]
+        # What the batches so far left alive (the ledger's growing state) is moved out of the
+        # collector's sight, so that its full passes do not walk it again at every batch.
+        set_aside()
+        if on_batch is not None:
+            on_batch(sum(len(text) + 1 for _, text in batch))
+
+    # The batches' parsed records and results live until they are told: the cycle collector,
+    # woken every 700 new objects, would walk them (and the aggregates held between batches)
+    # a dozen times per batch for nothing, a tenth of the ingest's time (`record_stream`
+    # holds it off while it runs).
+    batches = (
+        (batch, [parsed_or_refusal(text) for _, text in batch])
+        for batch in iter_batches(lines, batch_size)
+    )
     with survivors_set_aside() as set_aside:
-        for batch in iter_batches(lines, batch_size):
-            # The batch's parsed records and results live until it is told: the cycle
-            # collector, woken every 700 new objects, would walk them (and the aggregates held
-            # between batches) a dozen times per batch for nothing, a tenth of the ingest's
-            # time. Once they are dropped, it walks what the batch left, once, and that is set
-            # aside: the ledger's growing state is not walked again at every full pass.
-            with collector_paused():
-                try:
-                    results = ledger.record_many([parsed_or_refusal(text) for _, text in batch])
-                except StorageError as error:
-                    summary.stopped = error
-                    break
-                _tell(summary, rejects, batch, results)
-                del results  # its refusals' cycles (traceback and frame) freed, not set aside
-                set_aside()
-            summary.last_applied_line = batch[-1][0]
-            if on_batch is not None:
-                on_batch(sum(len(text) + 1 for _, text in batch))
+        try:
+            ledger.record_stream(batches, committed)
+        except StorageError as error:
+            summary.stopped = error
     return summary
 
 

@@ -19,13 +19,14 @@ the streams it did not load still resolve (`ledger.topics`).
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -60,9 +61,11 @@ from ledger.storage import (
     unreachable,
     version_reader,
 )
-from ledger.unit_of_work import AggregateCache, UnitOfWork
+from ledger.unit_of_work import AggregateCache, Staged, UnitOfWork
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future
+
     from ledger import wire
     from ledger.cipher import CipherKeys
     from ledger.observations import BalanceTransactionObservation, Observation
@@ -77,6 +80,7 @@ if TYPE_CHECKING:
 BATCH_SIZE_MAX = 5_000
 HOLD_DEFAULT = timedelta(minutes=5)  # long enough to collect a card and confirm
 HOLD_MAX = timedelta(hours=1)  # a reservation holds headroom for one sale, not for a shift
+HANDOVER_SECONDS = 0.000_5  # the interpreter's switch interval while a stream is recorded
 OBSERVE_CHUNK = 1_000  # observations per transaction when recording a file
 _LIST_PAGE = 1_000
 
@@ -141,7 +145,11 @@ class Ledger:
         self._presume = config.kind in ("sqlite", "postgresql")
         self._states = states_reader(config.kind, store.recorder)
         self._fields = FieldReader(store.mapper)
-        self._lock = threading.RLock()
+        self._lock = _WriterLock()
+        # A stream's writes in a thread of their own (`record_stream`) where the driver mostly
+        # waits for a server: on SQLite (and in memory) the overlap gained nothing measurable
+        # and cost CPU (docs/benchmarks.md), so there they run at once.
+        self._writes_apart = config.kind == "postgresql"
 
     @classmethod
     def open(
@@ -220,29 +228,119 @@ class Ledger:
         Items may be LedgerErrors already (a parse failure upstream): they pass through, so a
         caller streaming a file keeps one result per line.
         """
-        from ledger import wire
-
-        if len(records) > BATCH_SIZE_MAX:
-            raise InvalidRecord(
-                Code.INVALID_VALUE,
-                f"{len(records)} records in one batch: send at most {BATCH_SIZE_MAX} at a time",
-                field="records",
-            )
-        parsed: list[wire.Record | LedgerError] = []
-        for item in records:
-            if isinstance(item, LedgerError):
-                parsed.append(item)
-                continue
-            try:
-                parsed.append(wire.parse_record(item))
-            except LedgerError as error:
-                parsed.append(error)
+        parsed = _parsed(records)
         with collector_paused():
             return self._apply(parsed, with_state=False)
 
+    def record_stream(
+        self,
+        batches: Iterable[tuple[T, Sequence[wire.Record | dict[str, Any] | LedgerError]]],
+        committed: Callable[[T, list[Result | LedgerError]], None],
+    ) -> None:
+        """Apply each batch of `batches` (a tag and its records) as `record_many` does, in
+        order, and call `committed` with its tag and results once it is durable, in the same
+        order, before the next batch's write begins.
+
+        On PostgreSQL, while a batch is written (its COPYs and its commit, mostly waiting for
+        the server, which lets this thread run), the next one is read from `batches`, decided
+        and encoded: the write runs in a thread of its own (`_writes_apart`; elsewhere each
+        write runs at once, as `record_many`'s). The next batch is decided on the
+        state the written one left: if that write fails, what was decided on it is thrown
+        away (its streams evicted from the cache) and the failed batch goes on as
+        `record_many`'s would have (its further attempts on fresh state, then each record
+        alone; an error of the database's raised), before the next is decided again.
+
+        The ledger's lock is held throughout: a write in flight holds state nothing else may
+        decide on. For the same reason `committed` may not use this ledger (it runs while the
+        next batch is decided, not yet written): it gets a RuntimeError. Whatever ends the
+        stream early (a storage error, an interrupt, an error of `batches` or of `committed`)
+        leaves no thread behind and the cache empty, and a batch whose write committed is told
+        first."""
+        with (
+            self._lock,
+            _storage_errors(self.config),
+            collector_paused(),
+            _stream_writer(self._writes_apart) as writer,
+        ):
+            flight: _Flight[T] | None = None
+            try:
+                for tag, records in batches:
+                    parsed = _parsed(records)
+                    if flight is not None and not flight.staged.held:
+                        # Its streams outgrew the cache: this batch would read some of them
+                        # from the store before the write is there.
+                        self._land(flight, None, committed)
+                        flight = None
+                    flight = self._overlapped(writer, flight, tag, parsed, committed)
+                if flight is not None:
+                    self._land(flight, None, committed)
+            except BaseException:
+                self._cache.clear()  # it may hold what was decided on a write not landed
+                writer.shutdown()  # the write in flight ends before anything else is done
+                if flight is not None and not flight.landed and flight.written.exception() is None:
+                    with self._lock.telling():
+                        committed(flight.tag, flight.results)
+                raise
+
+    def _overlapped(
+        self,
+        writer: Executor | _AtOnce,
+        flight: _Flight[T] | None,
+        tag: T,
+        parsed: list[wire.Record | LedgerError],
+        committed: Callable[[T, list[Result | LedgerError]], None],
+    ) -> _Flight[T]:
+        """`parsed` decided and encoded while `flight` is written, `flight` landed, then the
+        write of `parsed` begun. Decided on a write that failed, it is decided again once
+        the failed batch is settled; an error of its deciding is raised only if that write
+        did not fail."""
+        decided: tuple[Staged, list[Result | LedgerError]] | None = None
+        try:
+            decided = self._decide(parsed, with_state=False)
+        except Exception:
+            if flight is None or self._land(flight, None, committed):
+                raise
+        else:
+            if flight is not None and not self._land(flight, decided[0], committed):
+                decided = None
+        if decided is None:
+            decided = self._decide(parsed, with_state=False)
+        staged, results = decided
+        return _Flight(tag, parsed, staged, results, writer.submit(staged.write))
+
+    def _land(
+        self,
+        flight: _Flight[T],
+        later: Staged | None,
+        committed: Callable[[T, list[Result | LedgerError]], None],
+    ) -> bool:
+        """Wait for `flight`'s write and tell `committed` its results. False when the write
+        failed: what was decided on it (`later`) thrown away, the batch went on as
+        `record_many`'s would have from its first attempt (`_apply`)."""
+        flight.landed = True
+        failed = flight.written.exception()
+        if failed is None:
+            with self._lock.telling():
+                committed(flight.tag, flight.results)
+            return True
+        if later is not None:
+            later.forget()
+        flight.staged.undo(failed)
+        results = self._apply(flight.parsed, with_state=False, failed=failed)
+        with self._lock.telling():
+            committed(flight.tag, results)
+        return False
+
     def _apply(
-        self, parsed: list[wire.Record | LedgerError], *, with_state: bool
+        self,
+        parsed: list[wire.Record | LedgerError],
+        *,
+        with_state: bool,
+        failed: BaseException | None = None,
     ) -> list[Result | LedgerError]:
+        """`parsed` applied in one transaction, again on fresh state while another writer
+        moves its streams first, then each record alone. `failed`: the error of a first
+        attempt made elsewhere (`record_stream`'s write), which the attempts go on from."""
         with self._lock, _storage_errors(self.config):
             if with_state and self._presume:
                 # A live record first presumes the streams it would create are absent: one
@@ -252,11 +350,10 @@ class Ledger:
                     return self._apply_batch(parsed, with_state, presume=True)
                 except IntegrityError:
                     pass
+            attempt = _raising_first(failed, lambda: self._apply_batch(parsed, with_state))
             try:
                 return retry_on_contention(
-                    lambda: self._apply_batch(parsed, with_state),
-                    attempts=BATCH_ATTEMPTS,
-                    contended="the same streams",
+                    attempt, attempts=BATCH_ATTEMPTS, contended="the same streams"
                 )
             except Conflict:
                 # Persistent contention: one transaction per record, each retried on its own.
@@ -277,6 +374,19 @@ class Ledger:
     def _apply_batch(
         self, parsed: list[wire.Record | LedgerError], with_state: bool, presume: bool = False
     ) -> list[Result | LedgerError]:
+        staged, results = self._decide(parsed, with_state=with_state, presume=presume)
+        staged.commit()
+        return results
+
+    def _decide(
+        self, parsed: list[wire.Record | LedgerError], *, with_state: bool, presume: bool = False
+    ) -> tuple[Staged, list[Result | LedgerError]]:
+        """The batch's records decided in order on the state the cache and the store hold,
+        their events encoded and ready to write (`UnitOfWork.stage`), and their results.
+
+        A refusal kept as a result keeps no traceback: its frames (this one's among them)
+        would hold the whole batch in a reference cycle that only the collector frees, and
+        an ingest sets aside what is alive while the next batch is decided."""
         from ledger.handlers import apply_record, created_ids, related_ids, stream_ids, subject
         from ledger.payment import Payment
 
@@ -284,33 +394,35 @@ class Ledger:
         # several microseconds a call, as much as some records' whole decision.
         with_breaches = (Payment.PaymentMethodCollected, Payment.ConfirmedOffline)
         uow = UnitOfWork(self.store, self._cache, self._versions, optimistic=True)
-        if presume:
-            uow.presume_absent(
-                i for r in parsed if not isinstance(r, LedgerError) for i in created_ids(r)
-            )
-        uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
-        uow.prefetch(related_ids(uow.loaded.values()))
         outcomes: list[bool | LedgerError] = []
         found: list[tuple[Breach, ...]] = []
-        with uow.recording():
-            for item in parsed:
-                if isinstance(item, LedgerError):
-                    outcomes.append(item)
-                    found.append(())
-                    continue
-                before = len(uow.journal)
-                try:
-                    outcomes.append(apply_record(item, uow, self.policy))
-                except LedgerError as error:
-                    found.append(())
-                    # Every check runs before any trigger: a refusal must leave no event behind.
-                    if len(uow.journal) != before:
-                        uow.discard()
-                        raise AssertionError(f"refused {item.type} left events behind") from error
-                    outcomes.append(error)
-                    continue
-                found.append(_breaches(uow.journal, before, item, with_breaches, subject))
-        uow.commit()
+        try:
+            if presume:
+                uow.presume_absent(
+                    i for r in parsed if not isinstance(r, LedgerError) for i in created_ids(r)
+                )
+            uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
+            uow.prefetch(related_ids(uow.loaded.values()))
+            with uow.recording():
+                for item in parsed:
+                    if isinstance(item, LedgerError):
+                        outcomes.append(item)
+                        found.append(())
+                        continue
+                    before = len(uow.journal)
+                    try:
+                        outcomes.append(apply_record(item, uow, self.policy))
+                    except LedgerError as error:
+                        found.append(())
+                        # Every check runs before any trigger: a refusal must leave no event.
+                        if len(uow.journal) != before:
+                            raise AssertionError(f"refused {item.type} left events") from error
+                        outcomes.append(error.with_traceback(None))
+                        continue
+                    found.append(_breaches(uow.journal, before, item, with_breaches, subject))
+        except BaseException:
+            uow.discard()  # what the batch triggered so far must not stay in the cache
+            raise
         results: list[Result | LedgerError] = []
         for item, outcome, breaches in zip(parsed, outcomes, found, strict=True):
             if isinstance(outcome, LedgerError):
@@ -319,7 +431,7 @@ class Ledger:
             assert not isinstance(item, LedgerError)  # an error's outcome is that error
             state = _state_of(uow.get(subject(item)[1])) if with_state else None
             results.append(Result.of(outcome, item, state, breaches))
-        return results
+        return uow.stage(), results
 
     def observe(
         self,
@@ -914,6 +1026,140 @@ class Ledger:
             for stream_id in ids:
                 yield uow.get(stream_id)
             start = page[-1].id
+
+
+@dataclass
+class _Flight(Generic[T]):
+    """A batch of `Ledger.record_stream` decided, its results ready, its write running."""
+
+    tag: T
+    parsed: list[wire.Record | LedgerError]
+    staged: Staged
+    results: list[Result | LedgerError]
+    written: Future[None]
+    landed: bool = False  # its write waited for, and it told or being told
+
+
+class _WriterLock:
+    """The ledger's lock: one thread writes at a time, and it may enter again, except from a
+    `record_stream` callback (`telling`): the stream holds the lock with a batch decided on a
+    write still in flight, so a record made there would be decided on what is not written."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._telling = False
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        if self._telling:  # only the thread holding it gets past `acquire` while it tells
+            self._lock.release()
+            raise RuntimeError(
+                "a record_stream callback used the ledger: it runs while the next batch is "
+                "decided but not written; record after the stream instead"
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    @contextmanager
+    def telling(self) -> Iterator[None]:
+        """A callback runs: the ledger refuses the thread holding the lock until it returns."""
+        self._telling = True
+        try:
+            yield
+        finally:
+            self._telling = False
+
+
+def _parsed(
+    records: Sequence[wire.Record | dict[str, Any] | LedgerError],
+) -> list[wire.Record | LedgerError]:
+    """Each item as a wire record, or the error refusing it (an error given passes through);
+    a batch larger than BATCH_SIZE_MAX refused whole."""
+    from ledger import wire
+
+    if len(records) > BATCH_SIZE_MAX:
+        raise InvalidRecord(
+            Code.INVALID_VALUE,
+            f"{len(records)} records in one batch: send at most {BATCH_SIZE_MAX} at a time",
+            field="records",
+        )
+    parsed: list[wire.Record | LedgerError] = []
+    for item in records:
+        if isinstance(item, LedgerError):
+            parsed.append(item)
+            continue
+        try:
+            parsed.append(wire.parse_record(item))
+        except LedgerError as error:
+            parsed.append(error)
+    return parsed
+
+
+class _AtOnce:
+    """A stream's writes run at once, in the deciding thread (`Ledger._writes_apart`)."""
+
+    def submit(self, write: Callable[[], None]) -> Future[None]:
+        from concurrent.futures import Future
+
+        done: Future[None] = Future()
+        try:
+            write()
+        except Exception as error:
+            done.set_exception(error)
+        else:
+            done.set_result(None)
+        return done
+
+    def shutdown(self) -> None:
+        """Nothing runs apart: nothing to wait for."""
+
+
+@contextmanager
+def _stream_writer(apart: bool) -> Iterator[Executor | _AtOnce]:
+    """Where a stream's writes run: in a thread of their own (`apart`), joined on the way out,
+    or at once."""
+    if not apart:
+        yield _AtOnce()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with (
+        _handing_over_sooner(),
+        ThreadPoolExecutor(1, thread_name_prefix="ledger-write") as pool,
+    ):
+        yield pool
+
+
+@contextmanager
+def _handing_over_sooner() -> Iterator[None]:
+    """Inside, the interpreter's lock goes to a thread that waits for it after
+    `HANDOVER_SECONDS` rather than 5 ms. A stream's writer wants it back after each of its
+    round trips (about ten a batch), while the deciding thread holds it for a batch's 20 to 30
+    ms: at 5 ms a wait, the write took longer than the deciding it overlaps. The previous
+    interval is restored after (another thread's stream ending meanwhile may leave it short,
+    which costs nothing measurable)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, HANDOVER_SECONDS))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
+
+
+def _raising_first(failed: BaseException | None, attempt: Callable[[], T]) -> Callable[[], T]:
+    """`attempt`, but raising `failed` (when given) the first time: a first attempt made
+    elsewhere, whose failure the retries go on from."""
+    if failed is None:
+        return attempt
+    pending = [failed]
+
+    def first_raising() -> T:
+        if pending:
+            raise pending.pop()
+        return attempt()
+
+    return first_raising
 
 
 _HIDDEN = frozenset(

@@ -12,10 +12,8 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
-    IntegrityError,
     Mapper,
     MapperDeserialisationError,
-    Recording,
     StoredEvent,
     Transcoder,
 )
@@ -87,16 +85,18 @@ class EventStore(Application[UUID]):
         self.register_transcodings(transcoder)
         return transcoder
 
-    def save(
+    def prepare(
         self,
         *aggregates: object,
         unchanged: Sequence[tuple[UUID, int]] = (),
         order: Sequence[PendingEvent] | None = None,
-        **kwargs: Any,
-    ) -> list[Recording[UUID]]:
-        """Application.save, less what costs time and serves nobody here: a runtime Protocol
-        check of every saved object (about 40 us each on Python 3.11) and a Recording object
-        per event for in-process subscribers (there are none; projections read the log).
+    ) -> PreparedWrite:
+        """The aggregates' pending events collected and encoded, with the snapshots they make
+        due, ready to `write`: the library's `Application.save` but the database's part, which
+        needs nothing more of the aggregates (the next batch may change them meanwhile), and
+        less what costs time and serves nobody here: a runtime Protocol check of every saved
+        object (about 40 us each on Python 3.11) and a Recording object per event for
+        in-process subscribers (there are none; projections read the log).
 
         `unchanged`: streams the write read without writing, at the versions it read; the
         SQLite and PostgreSQL recorders refuse the write (IntegrityError) if one has moved
@@ -104,7 +104,6 @@ class EventStore(Application[UUID]):
 
         `order`: the aggregates' pending events in the order they are to be logged (the
         order they happened, `ledger.journal`); by default aggregate after aggregate."""
-        assert not kwargs, kwargs
         events: list[Any] = []
         # Each saved aggregate with its first new version; the saved streams' ids as integers
         # (a UUID's hash is Python code).
@@ -126,18 +125,27 @@ class EventStore(Application[UUID]):
         rotations = self._rotations_read
         if rotations is not None and cipher_keys_id().int not in saved:
             unchanged = [*unchanged, (cipher_keys_id(), rotations)]
+        return PreparedWrite(stored, snapshots, unchanged, rotations)
+
+    def write(self, prepared: PreparedWrite) -> None:
+        """Store what `prepare` made, in one transaction (the snapshots in another after it
+        when the recorder cannot fold them in): the database's part alone, which another
+        thread may run while this one prepares the next write."""
+        snapshots = prepared.snapshots
         folded = {"snapshots": snapshots} if snapshots and self._snapshots_folded else {}
-        try:
-            self.recorder.insert_events(stored, unchanged=unchanged, **folded)
-        except IntegrityError:
-            if rotations is not None and self._rotated_since(rotations):
-                assert self._keyring is not None
-                self._keyring.rotated()  # the caller's retry writes with the new key
-            raise
+        self.recorder.insert_events(prepared.events, unchanged=prepared.unchanged, **folded)
         if snapshots and not folded:
             assert self.snapshots is not None
             self.snapshots.recorder.insert_events(snapshots)
-        return []
+
+    def refused(self, prepared: PreparedWrite) -> None:
+        """After the store refused `prepared` (IntegrityError): when a cipher key rotation was
+        recorded since the write's check, the keyring takes it, so that the caller's retry
+        writes with the new key."""
+        rotations = prepared.rotations
+        if rotations is not None and self._rotated_since(rotations):
+            assert self._keyring is not None
+            self._keyring.rotated()
 
     def _stored_events(self, events: Sequence[Any]) -> list[StoredEvent]:
         mapper = self.mapper
@@ -177,6 +185,17 @@ class EventStore(Application[UUID]):
             snapshot.state.pop(INDEX, None)  # derived from the timeline, rebuilt on load
             taken.append(snapshot)
         return taken
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedWrite:
+    """A save's stored events and snapshots and the streams it read (`EventStore.prepare`),
+    with the version of the cipher keys' stream its encryption was checked against."""
+
+    events: list[StoredEvent]
+    snapshots: list[StoredEvent]
+    unchanged: Sequence[tuple[UUID, int]]
+    rotations: int | None
 
 
 Shape = tuple[int, tuple[str, ...]]  # `OrjsonTranscoder.encode_events`'s shape of an event

@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
@@ -33,6 +34,7 @@ from ledger.errors import Code, NotFound
 from ledger.storage import VersionReader
 
 if TYPE_CHECKING:
+    from ledger.event_store import EventStore, PreparedWrite
     from ledger.location import Location
     from ledger.payment import Payment
 
@@ -88,7 +90,7 @@ class UnitOfWork:
 
     def __init__(
         self,
-        app: Application[UUID],
+        app: EventStore,
         cache: AggregateCache,
         versions: VersionReader,
         *,
@@ -175,6 +177,15 @@ class UnitOfWork:
 
         Streams presumed absent and still absent are checked: at version 0 with the streams
         read, or, when nothing is written, by asking for their versions after all."""
+        staged = self.stage()
+        staged.commit()
+        return staged.count
+
+    def stage(self) -> Staged:
+        """Everything of `commit` but the write itself (`Staged.write`): the pending events
+        encoded, and the unit's aggregates kept in the cache as though written, so that the
+        next unit can be decided on them while this one's write runs; if the write fails,
+        `Staged.undo` evicts them (and whatever the next unit decided on them must go too)."""
         # Each aggregate's pending events read once: a property, a Python call each time.
         changed: list[Aggregate] = []
         pending: list[journal.PendingEvent] = []
@@ -188,27 +199,27 @@ class UnitOfWork:
                 pending += events
             else:
                 read.append((a.id, a.version))
-        count = len(pending)
+        # Only what this unit changed is evicted when it presumed streams absent: the streams
+        # it read are as the cache held them, and the next attempt's commit checks them again.
+        touched = [a.id.int for a in changed] if self.presumed else list(self.loaded)
         absent = [i for key, i in self.presumed.items() if self.loaded[key] is None]
+        prepared: PreparedWrite | None = None
         if changed:
             read += [(aggregate_id, 0) for aggregate_id in absent]
             try:
                 order = journal.in_journal_order(self.journal, pending)
-                self.app.save(*changed, unchanged=read, order=order)
+                prepared = self.app.prepare(*changed, unchanged=read, order=order)
             except BaseException:
-                if self.presumed:
-                    # Only what this unit changed is evicted: the streams it read are as the
-                    # cache held them, and the next attempt's commit checks them again.
-                    self._forget(a.id.int for a in changed)
-                else:
-                    self.discard()
+                self._forget(touched)
                 raise
         elif absent and self.versions(absent):
             self._forget(())
             raise IntegrityError("a stream presumed absent exists: decide again on its state")
         self.cache.keep(self.loaded)
         self.journal.clear()
-        return count
+        # Keeping at most the cache's bound evicts only older streams, never this unit's.
+        held = len(self.loaded) <= self.cache.size_max
+        return Staged(self.app, self.cache, prepared, touched, len(pending), held)
 
     def discard(self) -> None:
         """Forget everything this batch touched: its in-memory state may not match the store."""
@@ -219,6 +230,47 @@ class UnitOfWork:
         self.loaded.clear()
         self.presumed.clear()
         self.journal.clear()
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A unit's write, encoded and ready (`UnitOfWork.stage`), its aggregates already in the
+    cache."""
+
+    store: EventStore
+    cache: AggregateCache
+    prepared: PreparedWrite | None  # None: nothing to write
+    touched: list[int]  # the streams (ids' integers) evicted if the write fails
+    count: int  # events written
+    # Whether the cache still holds every stream of the unit: if not, a unit decided before
+    # this write lands would read some of them from the store as they were before it.
+    held: bool
+
+    def commit(self) -> None:
+        """`write`, and `undo` if it fails."""
+        try:
+            self.write()
+        except BaseException as error:
+            self.undo(error)
+            raise
+
+    def write(self) -> None:
+        """The database's part alone: another thread may run it while this one decides the
+        next unit."""
+        if self.prepared is not None:
+            self.store.write(self.prepared)
+
+    def undo(self, error: BaseException) -> None:
+        """After `write` raised `error`: the unit's streams evicted, since the cache holds them
+        as though written; after a refusal, a cipher key rotation recorded meanwhile taken."""
+        self.cache.evict(self.touched)
+        if self.prepared is not None and isinstance(error, IntegrityError):
+            self.store.refused(self.prepared)
+
+    def forget(self) -> None:
+        """The unit's streams evicted without a write: what was decided on a write that failed
+        goes with it."""
+        self.cache.evict(self.touched)
 
 
 def require_location(uow: UnitOfWork, location_id: str) -> Location:

@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from eventsourcing.persistence import OperationalError
 from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.cli import main
 from adapters.jsonl import ingest, numbered_lines
-from ledger import Code, Ledger, LedgerError, bounds, wire
+from ledger import Code, Ledger, LedgerError, bounds, identity, wire
 from ledger.bounds import DEPTH_MAX, LINE_BYTES_MAX, STRING_CHARS_MAX, VALUES_MAX
-from ledger.errors import StorageError
+from ledger.event_store import EventStore, PreparedWrite
 from ledger.moments import MomentError, check_moment, parse_moment
 from tests.support import records as r
 
@@ -252,16 +253,15 @@ def test_a_database_failure_stops_the_ingest_and_says_where(
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(r.location(f"tml_{n}")) + "\n" for n in range(10)))
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    calls = {"n": 0}
-    real = Ledger.record_many
+    lost = identity.location_id("tml_6")  # the third batch's first line
+    real = EventStore.write
 
-    def failing(self: Ledger, records: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise StorageError(Code.DATABASE_UNAVAILABLE, "lost the database (test)")
-        return real(self, records)
+    def failing(self: EventStore, prepared: PreparedWrite) -> None:
+        if any(event.originator_id == lost for event in prepared.events):
+            raise OperationalError("lost the database (test)")
+        real(self, prepared)
 
-    monkeypatch.setattr(Ledger, "record_many", failing)
+    monkeypatch.setattr(EventStore, "write", failing)
     done = CliRunner().invoke(
         main, ["ingest", str(source), "--db", url, "--batch-size", "3", "--json"]
     )
@@ -269,10 +269,9 @@ def test_a_database_failure_stops_the_ingest_and_says_where(
     summary = json.loads(done.stdout)
     assert (summary["last_applied_line"], summary["accepted"]) == (6, 6)
     assert summary["stopped"]["code"] == "DATABASE_UNAVAILABLE"
-    calls["n"] = 0
     human = CliRunner().invoke(main, ["ingest", str(source), "--db", url, "--batch-size", "3"])
     assert human.exit_code == 2 and "the last line applied is line 6" in human.stderr
-    monkeypatch.setattr(Ledger, "record_many", real)
+    monkeypatch.setattr(EventStore, "write", real)
     again = CliRunner().invoke(main, ["ingest", str(source), "--db", url, "--json"])
     assert again.exit_code == 0, again.output
     counts = json.loads(again.stdout)

@@ -9,7 +9,7 @@ import gc
 import json
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -127,27 +127,32 @@ def test_an_ingest_that_raises_gives_back_what_it_set_aside(memory_ledger: Ledge
 def test_refusals_are_freed_between_batches_not_set_aside(
     memory_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A refusal and its traceback's frames make a reference cycle that only the collector
-    frees: set aside while the batch still held it, it would stay until the ingest's end, so
-    that a long file of refusals would grow without bound."""
-    refusals: list[weakref.ref[LedgerError]] = []
-    alive_after_each_batch: list[int] = []
-    record_many = memory_ledger.record_many
+    """A refusal and its traceback's frames would make a reference cycle that only the
+    collector frees: set aside while the ingest still held it (its batch being told, or the
+    next one decided meanwhile), it would stay until the ingest's end, so that a long file of
+    refusals would grow without bound. Each batch's refusals are gone once the next is told."""
+    told: list[list[weakref.ref[LedgerError]]] = []
+    alive_before_each_batch: list[int] = []
+    record_stream = memory_ledger.record_stream
 
-    def noted(records: list[Any]) -> list[Any]:
-        results = record_many(records)
-        refusals.extend(weakref.ref(x) for x in results if isinstance(x, LedgerError))
-        return results
+    def noted(batches: Any, committed: Callable[[Any, list[Any]], None]) -> None:
+        def noting(tag: Any, results: list[Any]) -> None:
+            told.append([weakref.ref(x) for x in results if isinstance(x, LedgerError)])
+            committed(tag, results)
 
-    monkeypatch.setattr(memory_ledger, "record_many", noted)
+        record_stream(batches, noting)
+
+    monkeypatch.setattr(memory_ledger, "record_stream", noted)
     unknown_location = numbered(r.created() for _ in range(50))
 
     ingest(
         memory_ledger,
         iter(unknown_location),
         batch_size=10,
-        on_batch=lambda _: alive_after_each_batch.append(sum(x() is not None for x in refusals)),
+        on_batch=lambda _: alive_before_each_batch.append(
+            sum(x() is not None for earlier in told[:-1] for x in earlier)
+        ),
     )
 
-    assert len(refusals) == 50
-    assert alive_after_each_batch == [0] * 5
+    assert sum(map(len, told)) == 50
+    assert alive_before_each_batch == [0] * 5

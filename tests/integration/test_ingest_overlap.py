@@ -1,0 +1,294 @@
+"""The ingest decides a batch while the one before it is written (`Ledger.record_stream`).
+
+Whatever was decided on a write that then failed is thrown away and decided again on what the
+store holds; the failed batch goes on as a batch of `record_many` does (its further attempts,
+or a storage error that stops the ingest with the last line of the last batch committed). Each
+test compares the stored log, byte for byte, with a run that nothing disturbed (or one
+record at a time, with the other writer's record at the same point) in the in-memory store,
+under a fixed clock."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from adapters.audit import verify
+from adapters.jsonl import IngestSummary, ingest
+from ledger import Ledger, identity
+from ledger.errors import Code
+from ledger.event_store import EventStore, PreparedWrite
+from ledger.unit_of_work import AggregateCache
+from tests.support import records as r
+from tests.support.fixed_clock import fixed_clock_frequent_snapshots
+
+StoredRow = tuple[str, int, str, bytes]
+PAYMENTS = [str(uuid.UUID(int=n)) for n in range(1, 7)]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest) -> str:
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def day() -> list[dict[str, Any]]:
+    """A location, a device, and payments created, collected and confirmed."""
+    records: list[dict[str, Any]] = [r.location(), r.device()]
+    for offline_id in PAYMENTS:
+        records += [
+            r.created(offline_id),
+            r.collected(offline_id, read_method="contactless_emv"),
+            r.confirmed(offline_id),
+        ]
+    return records
+
+
+def lines(records: list[dict[str, Any]]) -> list[tuple[int, bytes]]:
+    return [(n, json.dumps(record).encode()) for n, record in enumerate(records, start=1)]
+
+
+def stored_log(ledger: Ledger) -> list[StoredRow]:
+    notifications = ledger.store.recorder.select_notifications(start=None, limit=1_000_000)
+    return [
+        (str(n.originator_id), n.originator_version, n.topic, bytes(n.state)) for n in notifications
+    ]
+
+
+def told(summary: IngestSummary) -> tuple[int, int, list[Any], list[Any]]:
+    return (
+        summary.accepted,
+        summary.duplicates,
+        [(entry["line"], entry["code"]) for entry in summary.rejected],
+        [(entry["line"], entry["code"]) for entry in summary.flagged],
+    )
+
+
+def writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("ledger-write")]
+
+
+@contextmanager
+def failing_writes(fail: Callable[[int], BaseException | None]) -> Iterator[list[int]]:
+    """Every write of the event store numbered from 1; `fail(number)` raised instead of the
+    write when it gives an error. Yields the numbers of the writes that failed."""
+    failed: list[int] = []
+    write = EventStore.write
+    count = 0
+
+    def faulty(store: EventStore, prepared: PreparedWrite) -> None:
+        nonlocal count
+        count += 1
+        error = fail(count)
+        if error is not None:
+            failed.append(count)
+            raise error
+        write(store, prepared)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EventStore, "write", faulty)
+        yield failed
+
+
+def reference(records: list[dict[str, Any]], size: int) -> tuple[Any, list[StoredRow]]:
+    """What the ingest tells and stores when nothing disturbs it (the in-memory store stores
+    the same log as the others)."""
+    with Ledger.open("memory://") as ledger:
+        summary = ingest(ledger, iter(lines(records)), batch_size=size)
+        return told(summary), stored_log(ledger)
+
+
+def test_a_write_refused_is_attempted_again_and_what_followed_decided_again(
+    url: str,
+) -> None:
+    records = day()
+    refused = {3, 4, 7}  # the third batch's first two attempts, then the fifth's first
+    with fixed_clock_frequent_snapshots():
+        expected = reference(records, 2)
+        with (
+            failing_writes(lambda n: IntegrityError("taken") if n in refused else None) as failed,
+            Ledger.open(url) as ledger,
+        ):
+            summary = ingest(ledger, iter(lines(records)), batch_size=2)
+            log = stored_log(ledger)
+            chain = verify(ledger)
+    assert failed == sorted(refused)
+    assert (told(summary), log) == expected
+    assert chain.ok and chain.count == len(log)
+    assert summary.last_applied_line == len(records)
+    assert not writer_threads()
+
+
+def test_a_storage_error_stops_the_ingest_after_the_last_batch_committed(
+    url: str,
+) -> None:
+    records = day()
+    with fixed_clock_frequent_snapshots():
+        with (
+            failing_writes(lambda n: OperationalError("gone") if n == 4 else None),
+            Ledger.open(url) as ledger,
+        ):
+            stopped = ingest(ledger, iter(lines(records)), batch_size=3)
+            assert len(stored_log(ledger)) > 0
+        assert stopped.stopped is not None
+        assert stopped.stopped.code is Code.DATABASE_UNAVAILABLE
+        assert stopped.last_applied_line == 9  # three batches of three committed
+        assert stopped.accepted == 9
+        assert not writer_threads()
+        with Ledger.open(url) as ledger:
+            again = ingest(ledger, iter(lines(records)), batch_size=3)
+            log = stored_log(ledger)
+        assert again.stopped is None and again.duplicates == 9
+        assert log == reference(records, 3)[1]
+
+
+def test_an_error_deciding_a_batch_is_raised_once_the_one_before_it_is_committed(
+    url: str,
+) -> None:
+    """The version query of the fourth batch (lines 10 to 12, the fourth payment created on
+    the last) fails while the third is written: the third is committed and told, the fourth
+    and later are not."""
+    records = day()
+    fourth = identity.payment_id(uuid.UUID(PAYMENTS[3]))
+    with Ledger.open(url) as ledger:
+        versions = ledger._versions
+
+        def failing(ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+            asked = list(ids)
+            if fourth in asked:
+                raise OperationalError("gone")
+            return versions(asked)
+
+        ledger._versions = failing
+        stopped = ingest(ledger, iter(lines(records)), batch_size=3)
+        assert len(ledger._cache._items) == 0
+    assert stopped.stopped is not None and stopped.last_applied_line == 9
+    assert stopped.accepted == 9
+    assert not writer_threads()
+
+
+def test_another_writer_between_batches_is_seen_by_the_batches_decided_before_it(
+    url: str,
+) -> None:
+    """The other writer requires SCA at the location while the third batch (a payment's
+    creation, which reads the location) is decided and the fourth (its contactless
+    collection) not yet: the third's write is refused, and both are decided again on the
+    location as stored, so the collection is flagged, as one record at a time would have it."""
+    records = [r.location(), r.device(), r.created(PAYMENTS[0])]
+    records.append(r.collected(PAYMENTS[0], read_method="contactless_emv"))
+    sca = r.location(sca_required=True)
+    with fixed_clock_frequent_snapshots():
+        with Ledger.open(url) as ours, Ledger.open(url) as theirs:
+            batches: list[int] = []
+
+            def between(_: int) -> None:
+                batches.append(1)
+                if len(batches) == 2:
+                    theirs.record(sca)
+
+            summary = ingest(ours, iter(lines(records)), batch_size=1, on_batch=between)
+            log = stored_log(ours)
+        with Ledger.open("memory://") as single:
+            for record in [*records[:2], sca, *records[2:]]:
+                single.record(record)
+            single_log = stored_log(single)
+    assert [entry["code"] for entry in summary.flagged] == ["CONTACTLESS_NOT_ALLOWED_OFFLINE"]
+    assert log == single_log
+
+
+def test_an_interrupt_leaves_no_thread_and_what_was_committed_stays(
+    url: str,
+) -> None:
+    records = day()
+
+    def interrupted(_: int) -> None:
+        raise KeyboardInterrupt
+
+    with fixed_clock_frequent_snapshots():
+        with Ledger.open(url) as ledger:
+            with pytest.raises(KeyboardInterrupt):
+                ingest(ledger, iter(lines(records)), batch_size=4, on_batch=interrupted)
+            assert not writer_threads()
+            assert len(ledger._cache._items) == 0
+            done = ingest(ledger, iter(lines(records)), batch_size=4)
+            log = stored_log(ledger)
+        assert done.stopped is None and done.duplicates == 4
+        assert log == reference(records, 4)[1]
+
+
+@contextmanager
+def slow_writes() -> Iterator[None]:
+    """Every write of the event store waits first, as over a slow disk or link: the next
+    batch is decided while it waits."""
+    write = EventStore.write
+
+    def slow(store: EventStore, prepared: PreparedWrite) -> None:
+        time.sleep(0.2)
+        write(store, prepared)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EventStore, "write", slow)
+        yield
+
+
+def test_a_batch_whose_streams_outgrow_the_cache_is_written_before_the_next_is_decided(
+    url: str,
+) -> None:
+    """With a cache of one stream, a batch's own streams are pushed out of it as it is kept:
+    the next batch, reading the payment the batch before created, must find it written, not
+    take it for absent (UNKNOWN_PAYMENT) or as it was."""
+    records = [r.location(), r.device(), r.created(PAYMENTS[0]), r.location("tml_2")]
+    records += [r.collected(PAYMENTS[0], read_method="contactless_emv"), r.location("tml_3")]
+    with fixed_clock_frequent_snapshots():
+        expected = reference(records, 2)
+        with slow_writes(), Ledger.open(url) as ledger:
+            ledger._cache = AggregateCache(1)
+            summary = ingest(ledger, iter(lines(records)), batch_size=2)
+            log = stored_log(ledger)
+    assert (told(summary), log) == expected
+
+
+def test_a_callback_may_not_record_while_the_next_batch_is_decided_but_not_written(
+    url: str,
+) -> None:
+    """The payment's creation (third batch) is decided, not written, when the second batch is
+    told: a collection recorded from there would be logged before the creation it follows."""
+    records = [r.location(), r.device(), r.created(PAYMENTS[0])]
+    refused: list[Exception] = []
+
+    def on_batch(_: int) -> None:
+        try:
+            ledger.record(r.collected(PAYMENTS[0], read_method="contactless_emv"))
+        except RuntimeError as error:
+            refused.append(error)
+
+    with fixed_clock_frequent_snapshots():
+        with Ledger.open(url) as ledger:
+            summary = ingest(ledger, iter(lines(records)), batch_size=1, on_batch=on_batch)
+            log = stored_log(ledger)
+        expected = reference(records, 1)
+    assert len(refused) == 3 and "record_stream callback" in str(refused[0])
+    assert (told(summary), log) == expected
+
+
+def test_a_batch_committed_when_the_input_fails_is_told(url: str) -> None:
+    """Reading the next batch fails while one is written: that one is durable, and told."""
+    records = [r.location(f"tml_{n}") for n in range(5)]
+
+    def source() -> Iterator[tuple[int, bytes]]:
+        yield from lines(records)
+        raise OSError("the input went away")
+
+    sizes: list[int] = []
+    with Ledger.open(url) as ledger:
+        with pytest.raises(OSError):
+            ingest(ledger, source(), batch_size=5, on_batch=sizes.append)
+        stored = len(stored_log(ledger))
+        assert not writer_threads()
+    assert (stored, len(sizes)) == (5, 1)
