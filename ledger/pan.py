@@ -242,16 +242,19 @@ def _may_join_thirteen(raw: bytes) -> bool:
     date-times than its quick test does (only quoted complete ones, see `_QUOTED_DATE_TIMES`),
     fewer UUIDs than its barriers do (only quoted ones), and reads every character past ASCII
     as a digit."""
-    if raw.find(b"\\") >= 0:
-        if raw.find(b"\\u") >= 0:
+    # Whether bytes hold a part is asked by `partition`, which gives the part back when found:
+    # `find` parses its arguments from a tuple (about 450 instructions more), `in` first tries
+    # the part as an integer and clears the error.
+    if raw.partition(b"\\")[1]:
+        if raw.partition(b"\\u")[1]:
             return True
         raw = _ESCAPED_LETTER_BYTES.sub(_NO_DATE_TIME_SEPARATOR, raw)
-    raw = _QUOTED_DATE_TIMES.sub(b'"x"', raw)
-    # find, not `in`: `in` on bytes cost half as much again.
-    if raw.translate(_ZEROS, _SQUEEZED).find(_THIRTEEN_ZEROS) < 0:
+    # The same bytes as `sub`, with less of its machinery (about 500 instructions).
+    raw = b'"x"'.join(_QUOTED_DATE_TIMES.split(raw))
+    if not raw.translate(_ZEROS, _SQUEEZED).partition(_THIRTEEN_ZEROS)[1]:
         return False
     raw = _QUOTED_UUIDS.sub(b'"x"', raw)
-    return raw.translate(_ZEROS, _SQUEEZED).find(_THIRTEEN_ZEROS) >= 0
+    return bool(raw.translate(_ZEROS, _SQUEEZED).partition(_THIRTEEN_ZEROS)[1])
 
 
 def _searched(text: str | bytes) -> bool:
