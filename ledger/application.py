@@ -145,7 +145,7 @@ class Ledger:
         self._presume = config.kind in ("sqlite", "postgresql")
         self._states = states_reader(config.kind, store.recorder)
         self._fields = FieldReader(store.mapper)
-        self._lock = threading.RLock()
+        self._lock = _WriterLock()
         # A stream's writes in a thread of their own (`record_stream`) where the driver mostly
         # waits for a server: on SQLite (and in memory) the overlap gained nothing measurable
         # and cost CPU (docs/benchmarks.md), so there they run at once.
@@ -251,8 +251,11 @@ class Ledger:
         alone; an error of the database's raised), before the next is decided again.
 
         The ledger's lock is held throughout: a write in flight holds state nothing else may
-        decide on. Whatever ends the stream early (a storage error, an interrupt, an error of
-        `committed`) leaves no thread behind and the cache empty."""
+        decide on. For the same reason `committed` may not use this ledger (it runs while the
+        next batch is decided, not yet written): it gets a RuntimeError. Whatever ends the
+        stream early (a storage error, an interrupt, an error of `batches` or of `committed`)
+        leaves no thread behind and the cache empty, and a batch whose write committed is told
+        first."""
         with (
             self._lock,
             _storage_errors(self.config),
@@ -262,12 +265,21 @@ class Ledger:
             flight: _Flight[T] | None = None
             try:
                 for tag, records in batches:
-                    flight = self._overlapped(writer, flight, tag, _parsed(records), committed)
+                    parsed = _parsed(records)
+                    if flight is not None and not flight.staged.held:
+                        # Its streams outgrew the cache: this batch would read some of them
+                        # from the store before the write is there.
+                        self._land(flight, None, committed)
+                        flight = None
+                    flight = self._overlapped(writer, flight, tag, parsed, committed)
                 if flight is not None:
                     self._land(flight, None, committed)
             except BaseException:
+                self._cache.clear()  # it may hold what was decided on a write not landed
                 writer.shutdown()  # the write in flight ends before anything else is done
-                self._cache.clear()  # it may hold what was decided on a write that failed
+                if flight is not None and not flight.landed and flight.written.exception() is None:
+                    with self._lock.telling():
+                        committed(flight.tag, flight.results)
                 raise
 
     def _overlapped(
@@ -305,14 +317,18 @@ class Ledger:
         """Wait for `flight`'s write and tell `committed` its results. False when the write
         failed: what was decided on it (`later`) thrown away, the batch went on as
         `record_many`'s would have from its first attempt (`_apply`)."""
+        flight.landed = True
         failed = flight.written.exception()
         if failed is None:
-            committed(flight.tag, flight.results)
+            with self._lock.telling():
+                committed(flight.tag, flight.results)
             return True
         if later is not None:
             later.forget()
         flight.staged.undo(failed)
-        committed(flight.tag, self._apply(flight.parsed, with_state=False, failed=failed))
+        results = self._apply(flight.parsed, with_state=False, failed=failed)
+        with self._lock.telling():
+            committed(flight.tag, results)
         return False
 
     def _apply(
@@ -1012,7 +1028,7 @@ class Ledger:
             start = page[-1].id
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Flight(Generic[T]):
     """A batch of `Ledger.record_stream` decided, its results ready, its write running."""
 
@@ -1021,6 +1037,38 @@ class _Flight(Generic[T]):
     staged: Staged
     results: list[Result | LedgerError]
     written: Future[None]
+    landed: bool = False  # its write waited for, and it told or being told
+
+
+class _WriterLock:
+    """The ledger's lock: one thread writes at a time, and it may enter again, except from a
+    `record_stream` callback (`telling`): the stream holds the lock with a batch decided on a
+    write still in flight, so a record made there would be decided on what is not written."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._telling = False
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        if self._telling:  # only the thread holding it gets past `acquire` while it tells
+            self._lock.release()
+            raise RuntimeError(
+                "a record_stream callback used the ledger: it runs while the next batch is "
+                "decided but not written; record after the stream instead"
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    @contextmanager
+    def telling(self) -> Iterator[None]:
+        """A callback runs: the ledger refuses the thread holding the lock until it returns."""
+        self._telling = True
+        try:
+            yield
+        finally:
+            self._telling = False
 
 
 def _parsed(

@@ -217,7 +217,9 @@ class UnitOfWork:
             raise IntegrityError("a stream presumed absent exists: decide again on its state")
         self.cache.keep(self.loaded)
         self.journal.clear()
-        return Staged(self.app, self.cache, prepared, touched, len(pending))
+        # Keeping at most the cache's bound evicts only older streams, never this unit's.
+        held = len(self.loaded) <= self.cache.size_max
+        return Staged(self.app, self.cache, prepared, touched, len(pending), held)
 
     def discard(self) -> None:
         """Forget everything this batch touched: its in-memory state may not match the store."""
@@ -240,6 +242,9 @@ class Staged:
     prepared: PreparedWrite | None  # None: nothing to write
     touched: list[int]  # the streams (ids' integers) evicted if the write fails
     count: int  # events written
+    # Whether the cache still holds every stream of the unit: if not, a unit decided before
+    # this write lands would read some of them from the store as they were before it.
+    held: bool
 
     def commit(self) -> None:
         """`write`, and `undo` if it fails."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ from adapters.jsonl import IngestSummary, ingest
 from ledger import Ledger, identity
 from ledger.errors import Code
 from ledger.event_store import EventStore, PreparedWrite
+from ledger.unit_of_work import AggregateCache
 from tests.support import records as r
 from tests.support.fixed_clock import fixed_clock_frequent_snapshots
 
@@ -218,3 +220,75 @@ def test_an_interrupt_leaves_no_thread_and_what_was_committed_stays(
             log = stored_log(ledger)
         assert done.stopped is None and done.duplicates == 4
         assert log == reference(records, 4)[1]
+
+
+@contextmanager
+def slow_writes() -> Iterator[None]:
+    """Every write of the event store waits first, as over a slow disk or link: the next
+    batch is decided while it waits."""
+    write = EventStore.write
+
+    def slow(store: EventStore, prepared: PreparedWrite) -> None:
+        time.sleep(0.2)
+        write(store, prepared)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EventStore, "write", slow)
+        yield
+
+
+def test_a_batch_whose_streams_outgrow_the_cache_is_written_before_the_next_is_decided(
+    url: str,
+) -> None:
+    """With a cache of one stream, a batch's own streams are pushed out of it as it is kept:
+    the next batch, reading the payment the batch before created, must find it written, not
+    take it for absent (UNKNOWN_PAYMENT) or as it was."""
+    records = [r.location(), r.device(), r.created(PAYMENTS[0]), r.location("tml_2")]
+    records += [r.collected(PAYMENTS[0], read_method="contactless_emv"), r.location("tml_3")]
+    with fixed_clock_frequent_snapshots():
+        expected = reference(records, 2)
+        with slow_writes(), Ledger.open(url) as ledger:
+            ledger._cache = AggregateCache(1)
+            summary = ingest(ledger, iter(lines(records)), batch_size=2)
+            log = stored_log(ledger)
+    assert (told(summary), log) == expected
+
+
+def test_a_callback_may_not_record_while_the_next_batch_is_decided_but_not_written(
+    url: str,
+) -> None:
+    """The payment's creation (third batch) is decided, not written, when the second batch is
+    told: a collection recorded from there would be logged before the creation it follows."""
+    records = [r.location(), r.device(), r.created(PAYMENTS[0])]
+    refused: list[Exception] = []
+
+    def on_batch(_: int) -> None:
+        try:
+            ledger.record(r.collected(PAYMENTS[0], read_method="contactless_emv"))
+        except RuntimeError as error:
+            refused.append(error)
+
+    with fixed_clock_frequent_snapshots():
+        with Ledger.open(url) as ledger:
+            summary = ingest(ledger, iter(lines(records)), batch_size=1, on_batch=on_batch)
+            log = stored_log(ledger)
+        expected = reference(records, 1)
+    assert len(refused) == 3 and "record_stream callback" in str(refused[0])
+    assert (told(summary), log) == expected
+
+
+def test_a_batch_committed_when_the_input_fails_is_told(url: str) -> None:
+    """Reading the next batch fails while one is written: that one is durable, and told."""
+    records = [r.location(f"tml_{n}") for n in range(5)]
+
+    def source() -> Iterator[tuple[int, bytes]]:
+        yield from lines(records)
+        raise OSError("the input went away")
+
+    sizes: list[int] = []
+    with Ledger.open(url) as ledger:
+        with pytest.raises(OSError):
+            ingest(ledger, source(), batch_size=5, on_batch=sizes.append)
+        stored = len(stored_log(ledger))
+        assert not writer_threads()
+    assert (stored, len(sizes)) == (5, 1)
