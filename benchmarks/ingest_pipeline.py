@@ -3,12 +3,14 @@
     python -m benchmarks.ingest_pipeline [--payments N] [--rounds N] [--stores sqlite,postgres]
 
 One generated day, ingested into a fresh database per run, on each store, in rounds that
-alternate three ways of feeding `Ledger.record_many`:
-  - serial: `adapters.jsonl.ingest` as it is: read and parse a batch (`ledger.wire.parse_line`),
-    record it, then the next;
+alternate three ways of feeding the ledger:
+  - serial: `adapters.jsonl.ingest` as it is (`Ledger.record_stream`): read and parse a batch
+    (`ledger.wire.parse_line`), record it, then the next; on PostgreSQL a batch's write runs
+    in a thread of its own while the next is parsed and decided;
   - thread: a second thread reads and parses up to two batches ahead while the ledger records
-    (sqlite3 and psycopg let it run while they wait on the database; the parsing itself holds
-    the interpreter's lock);
+    them (`Ledger.record_many`, each batch written before the next is decided; sqlite3 and
+    psycopg let it run while they wait on the database; the parsing itself holds the
+    interpreter's lock);
   - process: a child process parses the batches and sends the parsed records back (pickled),
     up to two ahead: the parsing is off the interpreter's lock, the unpickling is not.
 The last two are measured here only: the ingest takes neither until one measurably helps.

@@ -8,9 +8,10 @@ only (its PaymentIntent known through the snapshot's link), observed `--chunk` a
 Then the read models catch up (`ReadModels.refresh`), and are rebuilt (`ReadModels.rebuild`),
 each timed in wall and process CPU (the client's), on PostgreSQL also its server backends'
 CPU, with a breakdown of the Stripe projection's batch: its own work, and the fold's parts
-(`projections.stripe_fold`), each in process CPU; and how the catch-up's writer and the
-thread reading its next batch ahead (`projections.read_ahead`) overlapped: how long each
-waited for the other, and the reader's own time.
+(`projections.stripe_fold`), each in the CPU of the thread that ran it; and how the
+catch-up's writer and the threads reading its next batch ahead and building its rows
+(`projections.read_ahead`) overlapped: how long each waited for the other, and their own
+time.
 
 Stripe's events outnumber payments' in no real log; this isolates what the per-payment fold
 (`stripe_keys`, `stripe_payments`) costs the projection that keeps it.
@@ -149,7 +150,10 @@ class PartClock:
         ]
         saved += [
             (projection, "apply", "batch"),
-            (projection, "apply_unsettled", "batch unsettled"),
+            # A long catch-up's batches: their rows built (on PostgreSQL the next batch's
+            # in a thread of their own while one is written), then written.
+            (projection, "build_unsettled", "batch unsettled: built"),
+            (projection, "write_built", "batch unsettled: written"),
             (projection, "settle", "settle (fold_all)"),
             # SQLite's settling off the write lock: the rows made from a read snapshot, then
             # written in.
@@ -175,11 +179,11 @@ class PartClock:
 
     def _timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.process_time()
+            started = time.thread_time()  # the caller's thread: another may run meanwhile
             try:
                 return function(*args, **kwargs)
             finally:
-                self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - started
+                self.cpu[name] = self.cpu.get(name, 0.0) + time.thread_time() - started
 
         return timed
 
@@ -283,7 +287,8 @@ def figures_table(stores: list[StoreFigures]) -> RichTable:
     ):
         table.add_column(column, justify="left" if column in ("store", "step") else "right")
     table.add_column(
-        "read ahead: batches taken/read, reader wall (CPU) s; writer waited, reader waited s"
+        "read ahead: batches taken/read, reader wall (CPU) s; writer waited, reader waited s; "
+        "rows built ahead taken/built (CPU s), writer waited s"
     )
     table.add_column(
         "CPU s by part (batch = the Stripe projection's apply, parts within; a long "
@@ -313,7 +318,8 @@ def figures_table(stores: list[StoreFigures]) -> RichTable:
 def _overlap_text(o: Overlap) -> str:
     return (
         f"{o.taken}/{o.reads}, {o.reading:.2f} ({o.reading_cpu:.2f}); "
-        f"{o.writer_waited:.2f}, {o.reader_waited:.2f}"
+        f"{o.writer_waited:.2f}, {o.reader_waited:.2f}; built ahead {o.builds_taken}/"
+        f"{o.builds} ({o.building_cpu:.2f}), writer waited {o.writer_waited_build:.2f}"
     )
 
 

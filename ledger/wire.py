@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import Annotated, Any, Literal, NoReturn, TypeVar, cast
 from uuid import UUID
 
 import orjson
@@ -28,7 +28,13 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError, SchemaValidator, core_schema
 
-from ledger.bounds import STRING_CHARS_MAX, check_line, check_size, check_value
+from ledger.bounds import (
+    LINE_BYTES_MAX,
+    STRING_CHARS_MAX,
+    check_line,
+    check_size,
+    check_value,
+)
 from ledger.errors import Code, InvalidRecord
 from ledger.moments import (
     EARLIEST,
@@ -409,7 +415,8 @@ def parse_line(raw: bytes | str) -> Record:
     pydantic-core reads the JSON itself without recursing in Python, with a depth limit of its
     own: a line too deep is refused by it, then measured, and answered as too deep."""
     data = raw.encode(errors="surrogatepass") if isinstance(raw, str) else raw
-    _searched(data)
+    if len(data) > LINE_BYTES_MAX or holds_pan(data):
+        _refuse_unsearched(data)
     try:
         record: Record = _record_validator().validate_json(data)
     except ValidationError as error:
@@ -424,7 +431,8 @@ def parse_body(model: type[M], raw: bytes) -> M:
     """Another JSON document of the contract (a request of the HTTP API), checked as a record
     is: bounded, searched for a card number before anything else, measured, its errors in the
     same codes."""
-    _searched(raw)
+    if len(raw) > LINE_BYTES_MAX or holds_pan(raw):
+        _refuse_unsearched(raw)
     check_line(raw)
     try:
         return model.model_validate_json(raw)
@@ -432,15 +440,15 @@ def parse_body(model: type[M], raw: bytes) -> M:
         raise _translate(error) from None
 
 
-def _searched(data: bytes) -> None:
-    """Refuse a JSON text too long to read, or holding a card number anywhere."""
+def _refuse_unsearched(data: bytes) -> NoReturn:
+    """Refuse a JSON text too long to search (`check_size`), or else one holding a card number.
+    The callers test both first, which spares two calls (about 700 instructions) a line."""
     check_size(data)
-    if holds_pan(data):
-        try:
-            where = find_pan(orjson.loads(data))
-        except orjson.JSONDecodeError:
-            where = None
-        raise InvalidRecord(Code.CARD_NUMBER_DETECTED, _CARD_NUMBER_MESSAGE, field=where)
+    try:
+        where = find_pan(orjson.loads(data))
+    except orjson.JSONDecodeError:
+        where = None
+    raise InvalidRecord(Code.CARD_NUMBER_DETECTED, _CARD_NUMBER_MESSAGE, field=where)
 
 
 def parse_record(record: Record | dict[str, Any]) -> Record:

@@ -14,6 +14,12 @@ it always was (a live tail waits for no reader). The writer takes a batch read a
 it starts where the position rows it locked say the next batch starts, and if it is the same
 batch a read at that moment would give (`Read.fits`); otherwise it reads the batch itself.
 The price is memory: a long catch-up holds two batches' parsed events at once, not one.
+
+On PostgreSQL the batch read ahead has a settling projection's rows built too, in another
+thread (`BuildAhead`), while the current batch's rows are written: the server writes one
+batch (its COPYs, their indexes, the commit) while the client builds the next one's rows,
+from the read model as another connection reads it with the current batch's rows over it
+(`runner.SettlingProjection.build_unsettled`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from sqlalchemy import Connection, Engine
 
 from ledger import Ledger
 from ledger.fields import StoredFields
@@ -83,6 +91,11 @@ class Overlap:
     reading_cpu: float = 0.0  # its thread's CPU time
     writer_waited: float = 0.0  # the writer blocked on a read not yet finished
     reader_waited: float = 0.0  # the reader idle, its read done, until the next was asked
+    builds: int = 0  # a projection's rows of a batch read ahead built ahead (`BuildAhead`)
+    builds_taken: int = 0  # of those, written
+    builds_failed: int = 0  # of those, failed in the builder (built again by the writer)
+    building_cpu: float = 0.0  # the builder's thread's CPU time
+    writer_waited_build: float = 0.0  # the writer blocked on rows not yet built
 
 
 class ReadAhead:
@@ -145,6 +158,10 @@ class ReadAhead:
         self.overlap.taken += 1
         return read.events
 
+    def pending(self) -> Future[Read] | None:
+        """The read ahead started by `start` and not yet taken."""
+        return None if self._pending is None else self._pending[1]
+
     def close(self) -> None:
         """Wait for a read still going and end the reader's thread; its result and error
         are dropped (the catch-up is over, or failed with an error of its own)."""
@@ -161,3 +178,94 @@ class ReadAhead:
             self._done_at = time.perf_counter()
             self.overlap.reading += self._done_at - started
             self.overlap.reading_cpu += time.thread_time() - cpu
+
+
+# Builds a projection's rows of a batch from its events, reading its tables through the
+# connection given (`runner.SettlingProjection.build_unsettled`).
+Build = Callable[[Connection, list[StoredFields]], object]
+
+
+class BuildAhead:
+    """A projection's rows of the batch being read ahead, built in a thread of its own (one
+    for all projections, with a connection of the read models' engine) while the current
+    batch is written: on PostgreSQL the server writes one batch's rows (the COPYs, their
+    indexes) while the client builds the next one's, where one waited for the other.
+
+    `start` builds once the read ahead is done; `take` gives the rows to the batch that
+    applies those very events (the same list: a batch the writer read again is built again)
+    with the projection's position row as the builder expected it. Whatever is not taken is
+    dropped, its error too: the writer builds the rows itself."""
+
+    def __init__(self, engine: Engine, overlap: Overlap) -> None:
+        self._engine = engine
+        self._thread: ThreadPoolExecutor | None = None
+        # By projection: the position and generation expected, what is being built.
+        self._pending: dict[str, tuple[tuple[int, int], Future[tuple[object, object]]]] = {}
+        self.overlap = overlap  # the read-ahead's, counting the builds too
+
+    def start(self, name: str, expected: tuple[int, int], read: Future[Read], build: Build) -> None:
+        """Build the projection's rows of `read`'s events, to be taken by the batch that
+        finds its position and generation at `expected`. Where no thread can be started,
+        nothing is built ahead."""
+        try:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="catch-up-build-ahead")
+            future = self._thread.submit(self._build, read, build)
+        except RuntimeError:
+            if self._thread is not None:
+                self._thread.shutdown(wait=False, cancel_futures=True)
+                self._thread = None
+            return
+        self.overlap.builds += 1
+        self._pending[name] = (expected, future)
+
+    def wait(self) -> None:
+        """Wait for the rows being built: called before the writer locks the position
+        rows."""
+        for _, future in self._pending.values():
+            if not future.done():
+                started = time.perf_counter()
+                future.exception()
+                self.overlap.writer_waited_build += time.perf_counter() - started
+
+    def take(
+        self, name: str, position: int, generation: int, events: list[StoredFields]
+    ) -> object | None:
+        """The projection's rows built from `events` (this very list: the batch read
+        ahead, taken) if its position row stands at `position` in `generation`, where the
+        builder expected it; else None."""
+        pending = self._pending.pop(name, None)
+        if pending is None or pending[0] != (position, generation):
+            return None
+        if pending[1].exception() is not None:
+            return None
+        built_from, built = pending[1].result()
+        if built_from is not events:
+            return None
+        self.overlap.builds_taken += 1
+        return built
+
+    def close(self) -> None:
+        """Wait for rows still being built and end the thread; they are dropped."""
+        self._pending.clear()
+        if self._thread is not None:
+            self._thread.shutdown(wait=True, cancel_futures=True)
+            self._thread = None
+
+    def _build(self, read: Future[Read], build: Build) -> tuple[object, object]:
+        events = read.result().events
+        cpu = time.thread_time()
+        try:
+            # Each read a transaction of its own: none holds a table's lock while it waits
+            # for another's (a reset's TRUNCATE takes them one by one), so no deadlock. The
+            # rows are as consistent as in one transaction: what the batch being written
+            # replaces is taken from its rows, and a position moved by another runner
+            # meanwhile leaves the rows built here untaken.
+            with self._engine.connect() as conn:
+                reader = conn.execution_options(isolation_level="AUTOCOMMIT")
+                return events, build(reader, events)
+        except Exception:
+            self.overlap.builds_failed += 1
+            raise
+        finally:
+            self.overlap.building_cpu += time.thread_time() - cpu

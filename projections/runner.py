@@ -40,7 +40,7 @@ from ledger.errors import Code, Conflict
 from ledger.fields import StoredFields
 from ledger.sqlite_rows import insert_together
 from ledger.storage import ID_CHUNK
-from projections.read_ahead import ReadAhead, log_end, read_batch, read_events
+from projections.read_ahead import BuildAhead, ReadAhead, log_end, read_batch, read_events
 from projections.tables import projection_positions
 
 # Events of any projection's topics per transaction, all projections. A batch reloads, deletes
@@ -87,9 +87,22 @@ class SettlingProjection(Projection):
     goes on unsettled and settles; its tables are read only after a catch-up (`ReadModels`),
     which settles them, and never while the mark stands (`unsettled`)."""
 
-    @abstractmethod
     def apply_unsettled(self, conn: Connection, events: Sequence[StoredFields]) -> None:
         """Apply a batch as `apply` does, without the step `settle` runs."""
+        self.write_built(conn, self.build_unsettled(conn, events, None))
+
+    @abstractmethod
+    def build_unsettled(
+        self, conn: Connection, events: Sequence[StoredFields], before: object | None
+    ) -> object:
+        """`apply_unsettled`'s rows of the batch, made from what `conn` reads of the read
+        model, writing nothing; where the batch `before` (its rows, `build_unsettled`'s) is
+        given, its rows as it wrote them: it is being written meanwhile, through another
+        connection, and committed before these rows are (`write_built`)."""
+
+    @abstractmethod
+    def write_built(self, conn: Connection, built: object) -> None:
+        """Write the rows of `build_unsettled`."""
 
     @abstractmethod
     def settle(self, conn: Connection) -> None:
@@ -151,12 +164,14 @@ def catch_up(
     for projection in chosen:
         _ensure_position(engine, projection.name)
     topics = sorted({topic for p in chosen for topic in p.topics})
+    ahead = ReadAhead(lambda after: read_batch(ledger, after, batch_size, topics, until))
     batches = _Batches(
         ledger,
         topics,
         batch_size,
         until,
-        ReadAhead(lambda after: read_batch(ledger, after, batch_size, topics, until)),
+        ahead,
+        BuildAhead(engine, ahead.overlap),
     )
     applied = races = 0
     try:
@@ -181,7 +196,10 @@ def catch_up(
             if count and progress is not None:
                 progress(count)
     finally:
-        batches.ahead.close()
+        try:
+            batches.ahead.close()
+        finally:
+            batches.built.close()  # its thread joined even if the reader's close was interrupted
     if engine.dialect.name == "sqlite":
         for projection in chosen:
             if isinstance(projection, SettlingProjection):
@@ -331,13 +349,15 @@ def unsettled(conn: Connection, projections: Iterable[Projection]) -> bool:
 
 class _Batches(NamedTuple):
     """Where a catch-up's batches come from: the log's events of `topics`, up to `until`,
-    `size` at a time, the next one read ahead while one is written (`ahead`)."""
+    `size` at a time, the next one read ahead while one is written (`ahead`), and on
+    PostgreSQL a settling projection's rows of it built ahead too (`built`)."""
 
     ledger: Ledger
     topics: list[str]
     size: int
     until: int | None
     ahead: ReadAhead
+    built: BuildAhead
 
 
 def _apply_next_batch(
@@ -355,9 +375,11 @@ def _apply_next_batch(
 
     A full batch has the next one read ahead (`projections.read_ahead`) while it is
     written; that read is taken if it starts where this transaction finds the positions and
-    is the batch a read here would give, else the batch is read here, as it always was."""
+    is the batch a read here would give, else the batch is read here, as it always was. On
+    PostgreSQL a settling projection's rows of it are built ahead too (`_apply_unsettled`)."""
     ledger, batch_size, ahead = batches.ledger, batches.size, batches.ahead
     ahead.wait()  # not with the position rows held
+    batches.built.wait()
     with engine.begin() as conn:
         standing = {p.name: _standing(conn, p.name) for p in projections}
         starts = {name: found.position for name, found in standing.items()}
@@ -391,11 +413,49 @@ def _apply_next_batch(
             else:
                 assert isinstance(projection, SettlingProjection)
                 if own:
-                    projection.apply_unsettled(conn, own)
+                    _apply_unsettled(conn, projection, own, found, to, events, batches)
                 if to >= end and not later:
                     projection.settle(conn)
             applied += len(own)
     return True, applied
+
+
+def _apply_unsettled(
+    conn: Connection,
+    projection: SettlingProjection,
+    own: Sequence[StoredFields],
+    found: Standing,
+    to: int,
+    events: list[StoredFields],
+    batches: _Batches,
+) -> None:
+    """Apply the projection's share of the batch unsettled, with its rows built ahead if
+    they were built from this batch's events and the read model as this transaction found
+    it (`BuildAhead.take`); on PostgreSQL, with the next batch being read ahead, build its
+    rows meanwhile, from the read model with this batch's rows over it, while this batch
+    writes and commits.
+
+    Built that way from the read model as another connection reads it, before or after this
+    batch commits: what this batch's rows do not replace is the same either way, since every
+    other write of Stripe's tables moves its position or its generation (a batch, a reset,
+    the audit's swap), and the next batch takes the rows only if it finds the position where
+    this one moves it, in the same generation."""
+    built = batches.built.take(projection.name, found.position, found.generation, events)
+    if built is None:
+        built = projection.build_unsettled(conn, own, None)
+    read = batches.ahead.pending()
+    if read is not None and conn.dialect.name == "postgresql":
+        before = built
+
+        topics = frozenset(projection.topics)
+
+        def build_next(reader: Connection, following: list[StoredFields]) -> object:
+            # The batch read ahead holds the other projections' topics too.
+            share = [event for event in following if event[2] in topics and event[0] > to]
+            return projection.build_unsettled(reader, share, before)
+
+        batches.built.start(projection.name, (to, found.generation), read, build_next)
+    projection.write_built(conn, built)
 
 
 def _routed(
@@ -630,12 +690,13 @@ def insert_rows(
     defaults = {column.name: _default(column) for column in columns}
     values_of = itemgetter(*defaults)
     whole = len(defaults)
-    insert_values(
-        conn,
-        table,
-        [values_of(row if len(row) == whole else {**defaults, **row}) for row in rows],
-        typed=typed,
-    )
+    values = (values_of(row if len(row) == whole else {**defaults, **row}) for row in rows)
+    if conn.dialect.name == "postgresql":
+        # Each row's values taken as the COPY sends it: the server inserts the first rows
+        # while the client makes the next ones, where it waited for all of them first.
+        _copy_values(conn, table, values, typed=typed)
+    else:
+        insert_values(conn, table, list(values), typed=typed)
 
 
 def insert_values(
@@ -657,21 +718,14 @@ def insert_values(
     if not rows:
         return
     dialect = conn.dialect
+    if dialect.name == "postgresql":
+        _copy_values(conn, table, rows, typed=typed)
+        return
     columns = list(table.columns)
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(column.name) for column in columns)
     into = dialect.identifier_preparer.format_table(table)
     raw: Any = conn.connection.driver_connection
-    if dialect.name == "postgresql":
-        types = _binary_types(columns) if typed else None
-        how = " (FORMAT BINARY)" if types else ""
-        with raw.cursor() as cursor, cursor.copy(f"COPY {into} ({names}) FROM STDIN{how}") as copy:
-            if types:
-                copy.set_types(types)
-            write = copy.write_row
-            for values in rows:
-                write(values)
-        return
     processors = [
         (index, process)
         for index, column in enumerate(columns)
@@ -702,6 +756,25 @@ def insert_values(
             insert_together(cursor, statement + values, bound, READ_MODEL_ROWS_PER_INSERT)
     finally:
         cursor.close()
+
+
+def _copy_values(
+    conn: Connection, table: Table, rows: Iterable[Sequence[Any]], *, typed: bool
+) -> None:
+    """PostgreSQL: `insert_values`' COPY, the rows sent as they come."""
+    columns = list(table.columns)
+    preparer = conn.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(column.name) for column in columns)
+    into = preparer.format_table(table)
+    raw: Any = conn.connection.driver_connection
+    types = _binary_types(columns) if typed else None
+    how = " (FORMAT BINARY)" if types else ""
+    with raw.cursor() as cursor, cursor.copy(f"COPY {into} ({names}) FROM STDIN{how}") as copy:
+        if types:
+            copy.set_types(types)
+        write = copy.write_row
+        for values in rows:
+            write(values)
 
 
 # SQLite: rows to a statement of `insert_values` (a read model's rows, mostly Stripe's).

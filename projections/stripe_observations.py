@@ -10,9 +10,11 @@ and dispute snapshots to `stripe_charges` and `stripe_disputes`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
 from ledger.fields import StoredFields
 from ledger.observations import movement_key
@@ -88,12 +90,26 @@ class StripeObservationsProjection(SettlingProjection):
     )
 
     def apply(self, conn: Connection, events: Sequence[StoredFields]) -> None:
-        self._apply(conn, events, folding=True)
+        built = _build(conn, _loader(conn, None), events, folding=True)
+        assert built.named is not None
+        # Every id the batch may move a Stripe payment by: the keys they resolve to before
+        # and after its writes are folded again (`projections.stripe_fold`).
+        fold = BatchFold(conn, built.named)
+        fold.moved(built.batch.first_links())
+        built.write(conn)
+        fold.finish()
 
-    def apply_unsettled(self, conn: Connection, events: Sequence[StoredFields]) -> None:
-        """The observations' tables only: `stripe_keys` and `stripe_payments` are left as
-        they were, for `settle`."""
-        self._apply(conn, events, folding=False)
+    def build_unsettled(
+        self, conn: Connection, events: Sequence[StoredFields], before: object | None
+    ) -> _Built:
+        """The observations' rows of the batch: `stripe_keys` and `stripe_payments` are left
+        as they were, for `settle`."""
+        assert before is None or isinstance(before, _Built), before
+        return _build(conn, _loader(conn, before), events, folding=False)
+
+    def write_built(self, conn: Connection, built: object) -> None:
+        assert isinstance(built, _Built), built
+        built.write(conn)
 
     def settle(self, conn: Connection) -> None:
         """Fold every Stripe payment at once, as a rebuild would."""
@@ -111,50 +127,84 @@ class StripeObservationsProjection(SettlingProjection):
         assert isinstance(prepared, SnapshotFold), prepared
         discard(conn, prepared)
 
-    def _apply(self, conn: Connection, events: Sequence[StoredFields], *, folding: bool) -> None:
-        rows = load_rows(conn, stripe_objects, "stream_id", {stream for _, stream, _, _ in events})
-        batch = _Batch(conn, events)
-        existing = list(rows)
-        # Every id the batch may move a Stripe payment by: the keys they resolve to before
-        # and after its writes are folded again (`projections.stripe_fold`).
-        fold = (
-            BatchFold(conn, _named([*rows.values(), *batch.loaded(), *_observed(events)]))
-            if folding
-            else None
-        )
-        first_seen, observed = (
-            StripeObject.FirstSeen.TOPIC,
-            StripeObject.PaymentIntentObserved.TOPIC,
-        )
-        time, link, movement = batch.time, batch.link, batch.movement
-        for _, stream, topic, fields in events:
-            if topic == first_seen:
-                rows[stream] = {**_NEW_OBJECT, "stream_id": stream, "key": fields["key"]}
-            elif topic == observed:
-                seen = fields["observation"]
-                kind = seen.get("kind", "payment_intent")
-                if kind == "payment_intent":
-                    _payment_intent(rows[stream], seen, time)
-                    pi = seen["payment_intent_id"]
-                    for related in seen.get("related_ids", ()):
-                        link(related, pi)
-                    if seen["charge_id"] is not None:
-                        link(seen["charge_id"], pi)
-                elif kind == "charge":
-                    batch.charge(seen)
-                else:
-                    batch.dispute(seen)
+
+# The rows of `table` whose `key` column is in `ids`, by that key (`runner.load_rows`).
+_Loader = Callable[[Table, str, Iterable[str]], dict[str, dict[str, Any]]]
+
+
+def _loader(conn: Connection, before: _Built | None) -> _Loader:
+    """The tables' rows as `conn` reads them, and, for those the batch `before` wrote, as
+    it wrote them (copies: it may be writing them still). Read so while that batch is not
+    yet committed, or after: either way what its rows did not replace is as it was."""
+    if before is None:
+        return partial(load_rows, conn)
+    written = before.written()
+
+    def load(table: Table, key: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        known = written[table.name]
+        found = {i: dict(known[i]) for i in ids if i in known}
+        found.update(load_rows(conn, table, key, [i for i in ids if i not in known]))
+        return found
+
+    return load
+
+
+def _build(
+    conn: Connection, load: _Loader, events: Sequence[StoredFields], *, folding: bool
+) -> _Built:
+    """The batch's rows, made from those `load` gives; with the ids a fold needs
+    (`folding`), noted before the batch changed its rows."""
+    rows = load(stripe_objects, "stream_id", {stream for _, stream, _, _ in events})
+    batch = _Batch(load, stored_moments(conn), events)
+    existing = list(rows)
+    named = _named([*rows.values(), *batch.loaded(), *_observed(events)]) if folding else None
+    first_seen, observed = (
+        StripeObject.FirstSeen.TOPIC,
+        StripeObject.PaymentIntentObserved.TOPIC,
+    )
+    time, link, movement = batch.time, batch.link, batch.movement
+    for _, stream, topic, fields in events:
+        if topic == first_seen:
+            rows[stream] = {**_NEW_OBJECT, "stream_id": stream, "key": fields["key"]}
+        elif topic == observed:
+            seen = fields["observation"]
+            kind = seen.get("kind", "payment_intent")
+            if kind == "payment_intent":
+                _payment_intent(rows[stream], seen, time)
+                pi = seen["payment_intent_id"]
+                for related in seen.get("related_ids", ()):
+                    link(related, pi)
+                if seen["charge_id"] is not None:
+                    link(seen["charge_id"], pi)
+            elif kind == "charge":
+                batch.charge(seen)
             else:
-                assert topic == StripeObject.BalanceTransactionObserved.TOPIC, topic
-                seen = fields["observation"]
-                if movement(seen):
-                    _balance_transaction(rows[stream], seen, time)
-        if fold is not None:
-            fold.moved(batch.first_links())
-        replace_rows(conn, stripe_objects, "stream_id", existing, list(rows.values()), typed=True)
-        batch.write()
-        if fold is not None:
-            fold.finish()
+                batch.dispute(seen)
+        else:
+            assert topic == StripeObject.BalanceTransactionObserved.TOPIC, topic
+            seen = fields["observation"]
+            if movement(seen):
+                _balance_transaction(rows[stream], seen, time)
+    return _Built(rows, existing, batch, named)
+
+
+@dataclass(frozen=True)
+class _Built:
+    """A batch's rows of the observations' tables, made and not yet written."""
+
+    objects: dict[str, dict[str, Any]]
+    existing: list[str]  # the objects' rows that were there before the batch
+    batch: _Batch
+    named: set[str] | None  # the ids the batch names, for its fold
+
+    def write(self, conn: Connection) -> None:
+        objects = list(self.objects.values())
+        replace_rows(conn, stripe_objects, "stream_id", self.existing, objects, typed=True)
+        self.batch.write(conn)
+
+    def written(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The rows `write` writes, by table name and key."""
+        return {stripe_objects.name: self.objects, **self.batch.tables()}
 
 
 # The fields of an observation or a row that name a Stripe object.
@@ -195,18 +245,17 @@ class _Batch:
     """The link, movement, charge and dispute rows a batch touches, loaded once, written
     once."""
 
-    def __init__(self, conn: Connection, events: Sequence[StoredFields]) -> None:
-        self.conn = conn
-        self.time = _time(stored_moments(conn))
+    def __init__(self, load: _Loader, moment: Moment, events: Sequence[StoredFields]) -> None:
+        self.time = _time(moment)
         seen = [fields["observation"] for _, _, _, fields in events if "observation" in fields]
         ids = _named(seen, ("charge_id", "source_id", "balance_transaction_id", "dispute_id"))
         keys = {movement_key(o) for o in seen if o.get("kind") == "balance_transaction"}
-        self.links = load_rows(conn, stripe_links, "object_id", ids)
-        self.movements = load_rows(conn, stripe_movements, "movement_key", keys)
+        self.links = load(stripe_links, "object_id", ids)
+        self.movements = load(stripe_movements, "movement_key", keys)
         # A charge's and a dispute's rows change only by their own snapshots: only those the
         # batch observes are loaded (and written again), not one per id it names.
-        self.charges = load_rows(conn, stripe_charges, "charge_id", _snapshots(seen, "charge"))
-        self.disputes = load_rows(conn, stripe_disputes, "dispute_id", _snapshots(seen, "dispute"))
+        self.charges = load(stripe_charges, "charge_id", _snapshots(seen, "charge"))
+        self.disputes = load(stripe_disputes, "dispute_id", _snapshots(seen, "dispute"))
         self.linked = set(self.links)
         self.existing = {
             "links": list(self.links),
@@ -313,16 +362,23 @@ class _Batch:
                 "observed_at": as_of,
             }
 
-    def write(self) -> None:
+    def write(self, conn: Connection) -> None:
         for name, table, key, rows in (
             ("links", stripe_links, "object_id", self.links),
             ("movements", stripe_movements, "movement_key", self.movements),
             ("charges", stripe_charges, "charge_id", self.charges),
             ("disputes", stripe_disputes, "dispute_id", self.disputes),
         ):
-            replace_rows(
-                self.conn, table, key, self.existing[name], list(rows.values()), typed=True
-            )
+            replace_rows(conn, table, key, self.existing[name], list(rows.values()), typed=True)
+
+    def tables(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The rows `write` writes, by table name and key."""
+        return {
+            stripe_links.name: self.links,
+            stripe_movements.name: self.movements,
+            stripe_charges.name: self.charges,
+            stripe_disputes.name: self.disputes,
+        }
 
 
 def _payment_intent(row: dict[str, Any], seen: dict[str, Any], time: _Time) -> None:

@@ -1,12 +1,14 @@
 """A catch-up reads its next batch in a thread of its own while the current one is written
-(`projections.read_ahead`): the same rows and positions as a catch-up read batch by batch,
-a failed read ahead read again by the writer, no thread left behind, and events that arrive while
-it goes applied as before."""
+(`projections.read_ahead`), and on PostgreSQL builds a settling projection's rows of it in
+another: the same rows and positions as a catch-up read batch by batch, a failed read ahead
+read again (a failed build built again) by the writer, no thread left behind, and events
+that arrive while it goes applied as before."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from sqlalchemy import select
 
 from ledger import Ledger, LedgerError
 from projections import read_ahead
-from projections.read_ahead import Overlap, ReadAhead
+from projections.read_ahead import BuildAhead, Overlap, ReadAhead
 from projections.read_models import PROJECTIONS, ReadModels
 from projections.runner import BATCH_SIZE_MAX, position
 from projections.stripe_observations import StripeObservationsProjection
@@ -22,6 +24,7 @@ from tests.support.generators import crash_day_records
 from tests.support.records import charged_payment_intents
 
 READER = "catch-up-read-ahead"
+BUILDER = "catch-up-build-ahead"
 STRIPE = StripeObservationsProjection()
 
 
@@ -51,7 +54,8 @@ def overlaps(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Overlap]]:
 
 
 def readers() -> list[threading.Thread]:
-    return [thread for thread in threading.enumerate() if thread.name.startswith(READER)]
+    """The read-ahead's threads still running, its builder's too."""
+    return [thread for thread in threading.enumerate() if thread.name.startswith((READER, BUILDER))]
 
 
 def every_row(read_models: ReadModels) -> list[list[tuple[Any, ...]]]:
@@ -83,6 +87,12 @@ def test_batches_read_ahead_make_the_rows_of_one_batch(url: str, overlaps: list[
         read_models.refresh(batch_size=7)
         by_small_batches = every_row(read_models), positions(read_models)
         assert overlaps[-1].taken > 10  # nearly every batch after the first was read ahead
+        # On PostgreSQL Stripe's rows of the batches with its events were built ahead, each
+        # from the rows the batch before wrote (its PaymentIntents' events straddle batches).
+        # The batches read ahead hold the payments' topics too: none of them fails a build.
+        built = overlaps[-1].builds_taken
+        assert built > 3 if url.startswith("postgresql") else built == 0
+        assert overlaps[-1].builds_failed == 0
 
         read_models.rebuild(batch_size=BATCH_SIZE_MAX)  # one batch: nothing read ahead
 
@@ -238,3 +248,68 @@ def test_a_read_whose_thread_failed_to_start_is_not_run_later(
         ahead.close()
     assert reads == [20]
     assert readers() == []
+
+
+def test_rows_whose_build_ahead_failed_are_built_by_the_writer(
+    postgres_url: str, overlaps: list[Overlap], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building ahead only saves time: a build that fails in its thread (as a passing
+    failure would) leaves the writer to build those rows itself, to the same read model."""
+    with Ledger.open(postgres_url) as ledger, ReadModels(ledger) as read_models:
+        filled(ledger)
+        build = StripeObservationsProjection.build_unsettled
+        failures: list[OSError] = []
+
+        def failing_in_the_builder(self: Any, *args: Any) -> Any:
+            if threading.current_thread().name.startswith(BUILDER):
+                failures.append(OSError("the read models' connection went away"))
+                raise failures[-1]
+            return build(self, *args)
+
+        monkeypatch.setattr(StripeObservationsProjection, "build_unsettled", failing_in_the_builder)
+        read_models.refresh(batch_size=7)
+
+        assert failures
+        assert overlaps[-1].builds_taken == 0
+        assert readers() == []
+        caught_up = every_row(read_models), positions(read_models)
+        monkeypatch.undo()
+        read_models.rebuild(batch_size=BATCH_SIZE_MAX)
+        assert (every_row(read_models), positions(read_models)) == caught_up
+
+
+def test_rows_built_ahead_are_taken_only_by_the_batch_they_were_built_for(
+    postgres_url: str,
+) -> None:
+    """Rows built ahead are the writer's only for the very events they were built from
+    (not a batch it read again), with the projection's position and generation where the
+    builder expected them (no other runner, no reset in between); a build that failed is
+    not taken, nor its error raised."""
+    with Ledger.open(postgres_url) as ledger, ReadModels(ledger) as read_models:
+        events = ledger.stored_fields(0, 10, sorted(STRIPE.topics))
+        read: Future[read_ahead.Read] = Future()
+        read.set_result(read_ahead.Read(0, 10, events))
+        built = BuildAhead(read_models.engine, Overlap())
+        try:
+            for position, generation, given in [
+                (5, 2, list(events)),
+                (6, 2, events),
+                (5, 3, events),
+            ]:
+                built.start("p", (5, 2), read, lambda conn, got: ("rows of", got))
+                built.wait()
+                assert built.take("p", position, generation, given) is None
+            built.start("p", (5, 2), read, lambda conn, got: ("rows of", got))
+            built.wait()
+            assert built.take("p", 5, 2, events) == ("rows of", events)
+
+            def fail(conn: Any, got: Any) -> Any:
+                raise OSError("the read models' connection went away")
+
+            built.start("p", (5, 2), read, fail)
+            built.wait()
+            assert built.take("p", 5, 2, events) is None
+            assert (built.overlap.builds, built.overlap.builds_taken) == (5, 1)
+        finally:
+            built.close()
+        assert readers() == []

@@ -607,7 +607,8 @@ def measured_lines(draw: st.DrawFn) -> bytes:
 
 def _measured_first(data: bytes) -> Any:
     """`parse_line` as its checks are ordered: size and card numbers, the measure, validation."""
-    wire._searched(data)
+    if len(data) > bounds.LINE_BYTES_MAX or holds_pan(data):
+        wire._refuse_unsearched(data)
     bounds.check_line(data)
     try:
         return wire._record_validator().validate_json(data)
