@@ -30,7 +30,6 @@ from pydantic_core import ErrorDetails, PydanticCustomError, SchemaValidator, co
 
 from ledger.bounds import (
     LINE_BYTES_MAX,
-    STRING_CHARS_MAX,
     check_line,
     check_size,
     check_value,
@@ -405,15 +404,13 @@ def parse_line(raw: bytes | str) -> Record:
     refused as holding one; then its shape is measured, and only then is it validated.
 
     That last order is kept in every answer, not in the work: the line is validated before it
-    is measured, and measured only when validation refuses it or when it is too long for any
-    record the validation accepts to be refused by the measure. An accepted record shorter than
-    `STRING_CHARS_MAX` bytes passes `check_line` whatever it holds: every field is a scalar,
-    list or map of the models, nested 3 levels at most, its strings and values fewer than its
-    bytes, NaN and Infinity no value of any field, and pydantic-core's JSON reader refuses
-    every text orjson does (invalid UTF-8, a lone surrogate, a control character, a BOM). So
-    on nearly every line of an ingest the measure, about a seventh of the parse, is not made.
-    pydantic-core reads the JSON itself without recursing in Python, with a depth limit of its
-    own: a line too deep is refused by it, then measured, and answered as too deep."""
+    is measured (a refused line is measured before its refusal is worded), so a line the
+    measure refuses gets the measure's answer either way. An accepted line is measured too:
+    pydantic-core's JSON reader takes `NaN`, `Infinity` and `1e400` where orjson refuses
+    them, and a repeated key keeps only its last value, so a line can be valid to the models
+    and still malformed JSON. pydantic-core reads the JSON itself without recursing in
+    Python, with a depth limit of its own: a line too deep is refused by it, then measured,
+    and answered as too deep."""
     data = raw.encode(errors="surrogatepass") if isinstance(raw, str) else raw
     if len(data) > LINE_BYTES_MAX or holds_pan(data):
         _refuse_unsearched(data)
@@ -422,8 +419,7 @@ def parse_line(raw: bytes | str) -> Record:
     except ValidationError as error:
         check_line(data)
         raise _translate(error) from None
-    if len(data) >= STRING_CHARS_MAX:
-        check_line(data)
+    check_line(data)
     return record
 
 

@@ -618,9 +618,37 @@ def _measured_first(data: bytes) -> Any:
 
 @given(measured_lines())
 def test_a_line_is_answered_as_if_measured_before_it_is_validated(data: bytes) -> None:
-    """`parse_line` measures only a line the models refuse (or one too long for any they
-    accept to pass for short): every other line would pass the measure."""
+    """`parse_line` validates first and measures after: the answer is the one the measure
+    first would give."""
     assert _answer(lambda: wire.parse_line(data)) == _answer(lambda: _measured_first(data))
+
+
+_CANCELED = (
+    '{"type":"payment.canceled","offline_id":"0b7e5a3c-1d2e-4f5a-8b9c-0d1e2f3a4b5c",'
+    '"occurred_at":"2026-11-22T08:02:39.451+01:00",'
+)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        _CANCELED + '"reason":NaN,"reason":"duplicate"}',
+        _CANCELED + '"reason":Infinity,"reason":"duplicate"}',
+        _CANCELED + '"reason":-Infinity,"reason":"duplicate"}',
+        _CANCELED + '"reason":-1e400,"reason":"duplicate","idempotency_key":"NaN"}',
+    ],
+)
+def test_a_value_valid_only_to_pydantic_behind_a_repeated_key_is_malformed_json(
+    line: str,
+) -> None:
+    """pydantic-core reads `NaN`, `Infinity` and `1e400`, and keeps a repeated key's last
+    value: the models accept such a line, the measure refuses it as orjson does."""
+    with pytest.raises(LedgerError) as refused:
+        wire.parse_line(line.encode())
+    assert refused.value.code is Code.MALFORMED_JSON
+    assert _answer(lambda: wire.parse_line(line.encode())) == _answer(
+        lambda: _measured_first(line.encode())
+    )
 
 
 # -- timestamps read by pydantic-core ------------------------------------------------------------
