@@ -4,7 +4,6 @@ where it departs from the library's own `Application` (each says what it saves a
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -198,15 +197,12 @@ class PreparedWrite:
     rotations: int | None
 
 
-Shape = tuple[int, tuple[str, ...]]  # `OrjsonTranscoder.encode_events`'s shape of an event
+class _ClassTags(dict[type[Any], tuple[str, int]]):
+    """An event class's topic, and the class version its stored state names (above 1 only);
+    looked up on a class's first event."""
 
-
-class _ClassTags(dict[type[Any], tuple[str, Shape]]):
-    """An event class's topic, and the class version its stored state names (above 1 only)
-    with the fields it declares as datetimes; looked up on a class's first event."""
-
-    def __missing__(self, cls: type[Any]) -> tuple[str, Shape]:
-        tags = self[cls] = (get_topic(cls), (getattr(cls, "class_version", 1), moments(cls)))
+    def __missing__(self, cls: type[Any]) -> tuple[str, int]:
+        tags = self[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
         return tags
 
 
@@ -224,7 +220,7 @@ def stored_events(mapper: Mapper[UUID], events: Sequence[object]) -> list[Stored
     assert isinstance(transcoder, OrjsonTranscoder), transcoder
     tags = list(map(_CLASS_TAGS.__getitem__, map(type, events)))
     fields = list(map(vars, events))
-    states = transcoder.encode_events(fields, [shape for _, shape in tags])
+    states = transcoder.encode_events(fields, [version for _, version in tags])
     if compressor:
         states = list(map(compressor.compress, states))
     if cipher:
@@ -240,22 +236,6 @@ def stored_events(mapper: Mapper[UUID], events: Sequence[object]) -> list[Stored
         row["state"] = data
         stored.append(event)
     return stored
-
-
-def moments(event_class: type[Any]) -> tuple[str, ...]:
-    """The fields `event_class` declares as datetimes (a datetime, or one or None), by the
-    text of their annotations: a hint of where to look, not a promise (a datetime elsewhere is
-    still written, through the transcoder's slower way)."""
-    if not dataclasses.is_dataclass(event_class):
-        return ()
-    return tuple(
-        field.name
-        for field in dataclasses.fields(event_class)
-        if _DATETIME_WORD.search(str(field.type))
-    )
-
-
-_DATETIME_WORD = re.compile(r"\bdatetime\b")
 
 
 def snapshot_entries(aggregate: object) -> int:

@@ -68,14 +68,12 @@ class OrjsonTranscoder(JSONTranscoder):
         return _kept(orjson.dumps(obj, default=self._tagged, option=_OPTIONS))
 
     def encode_events(
-        self, fields: Sequence[dict[str, Any]], shapes: Sequence[tuple[int, tuple[str, ...]]]
+        self, fields: Sequence[dict[str, Any]], versions: Sequence[int]
     ) -> list[bytes]:
         """`encode` of a batch of events' stored states, in one call of orjson for the batch.
-        `fields[i]`: an event's fields; `shapes[i]`: its class version (above 1 written last,
-        as the library's mapper does) first; the fields its class declares as datetimes, which
-        the shape names as well, are not needed: orjson finds every datetime. Each state is
-        its fields less the originator's id and version, the order of the rest kept; the
-        bytes are `encode`'s for that state.
+        `fields[i]`: an event's fields; `versions[i]`: its class version (above 1 written
+        last, as the library's mapper does). Each state is its fields less the originator's
+        id and version, the order of the rest kept; the bytes are `encode`'s for that state.
 
         What a batch spares, the same bytes per event: a call of orjson per event and per
         datetime, each about 2,000 instructions before any byte is written. Every state is
@@ -92,10 +90,10 @@ class OrjsonTranscoder(JSONTranscoder):
         if transcoding is None:  # no tag to write: `encode` says so
             return [
                 self.encode(library_state(one, class_version))
-                for one, (class_version, _) in zip(fields, shapes, strict=True)
+                for one, class_version in zip(fields, versions, strict=True)
             ]
         states = list(map(dict.copy, fields))
-        for state, (class_version, _) in zip(states, shapes, strict=True):
+        for state, class_version in zip(states, versions, strict=True):
             del state["originator_id"], state["originator_version"]
             if class_version > 1:
                 state["class_version"] = class_version
