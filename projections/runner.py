@@ -445,14 +445,12 @@ def _apply_unsettled(
         built = projection.build_unsettled(conn, own, None)
     read = batches.ahead.pending()
     if read is not None and conn.dialect.name == "postgresql":
-        before = built
-
         topics = frozenset(projection.topics)
 
         def build_next(reader: Connection, following: list[StoredFields]) -> object:
             # The batch read ahead holds the other projections' topics too.
             share = [event for event in following if event[2] in topics and event[0] > to]
-            return projection.build_unsettled(reader, share, before)
+            return projection.build_unsettled(reader, share, built)
 
         batches.built.start(projection.name, (to, found.generation), read, build_next)
     projection.write_built(conn, built)
