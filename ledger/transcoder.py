@@ -182,7 +182,16 @@ class _Holes:
         any other value what `_tagged` makes of it."""
         if type(value) is datetime:
             zone = value.tzinfo
-            if zone is UTC or _known_whole_minutes(zone):
+            # `_known_whole_minutes`, its pydantic case written out: most moments but the
+            # events' timestamps (UTC) were parsed, each with a zone of its own.
+            if (
+                zone is UTC
+                or (
+                    type(zone) is _pydantic_zone
+                    and not _pydantic_zone.utcoffset(zone, None).seconds % 60  # type: ignore[attr-defined]
+                )
+                or _known_whole_minutes(zone)
+            ):
                 self.moments.append(value)
                 return self.fragment
         return self.transcoder._tagged(value)
