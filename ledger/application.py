@@ -422,6 +422,7 @@ class Ledger:
                         results.append(error.with_traceback(None))
                         continue
                     breaches: tuple[Breach, ...] = ()
+                    event: Any
                     # Most records break nothing: `_breaches` only for one whose events do.
                     for event in journal[before:]:
                         if type(event) in breaching and event.breaches:
