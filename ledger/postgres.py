@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import struct
@@ -362,26 +363,30 @@ def copy_rows(
     a dumper per value): the rows, the links and both formats cost about half as much, in
     the thread that writes while the next batch is decided, holding the interpreter's lock.
     Each topic's part of a row and of its content hash is packed by structs of its own,
-    made once a batch (a batch's events share a handful of topics). A topic is text in the
-    connection's `encoding`, as psycopg sends it; a stream id as its 16 bytes."""
+    made once a batch (a batch's events share a handful of topics). A topic is sent as text in
+    the connection's `encoding`, as psycopg sends it, and hashed as UTF-8 whatever that
+    encoding (the content hash every other path and the audit compute); a stream id is its 16
+    bytes."""
     sha256, tail, link_row = hashlib.sha256, CHAIN_TAIL.pack, _LINK_ROW.pack
     rows, links = [COPY_HEADER], [COPY_HEADER]
     add_row, add_link = rows.append, links.append
-    topics: dict[str, tuple[Callable[..., bytes], Callable[..., bytes], int, bytes]] = {}
+    topics: dict[str, tuple[Callable[..., bytes], Callable[..., bytes], int, bytes, bytes]] = {}
+    # psycopg sends text in the connection's encoding, UTF-8 for SQL_ASCII's "ascii".
+    sends_utf8 = codecs.lookup(encoding).name in ("utf-8", "ascii")
     previous, content, position = head, b"", first - 1
     for position, event in enumerate(stored, start=first):
         topic = event.topic
         packs = topics.get(topic)
         if packs is None:
-            name = topic.encode(encoding)
-            size = len(name)
-            header = struct.Struct(f"{CONTENT_HEADER.format}{size}s").pack
-            packs = topics[topic] = (header, _event_row(size).pack, size, name)
-        header, event_row, size, name = packs
+            text = topic.encode()  # the content hash's, as `chain.content_hash` takes it
+            name = text if sends_utf8 else topic.encode(encoding)
+            header = struct.Struct(f"{CONTENT_HEADER.format}{len(text)}s").pack
+            packs = topics[topic] = (header, _event_row(len(name)).pack, len(name), name, text)
+        header, event_row, size, name, text = packs
         stream = event.originator_id
         raw = stream.int.to_bytes(16, "big") if type(stream) is UUID else stream_bytes(stream)
         version, state = event.originator_version, event.state
-        content = sha256(header(raw, version, size, name) + state).digest()
+        content = sha256(header(raw, version, len(text), text) + state).digest()
         previous = sha256(previous + tail(position, content)).digest()
         add_row(event_row(5, 8, position, 16, raw, 8, version, size, name, len(state)))
         add_row(state)

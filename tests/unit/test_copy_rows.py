@@ -57,3 +57,26 @@ def test_the_rows_and_links_are_psycopgs_formatting_of_the_batch(
     assert copied_links == psycopg_copy(_LINK_TYPES, links)
     if links:
         assert last == links[-1]
+
+
+@given(head=st.binary(min_size=32, max_size=32), events=EVENTS, first=st.integers(1, 2**40))
+def test_the_hashes_take_the_topic_as_utf8_whatever_the_connections_encoding(
+    head: bytes, events: list[StoredEvent], first: int
+) -> None:
+    """A connection in another encoding gets its topics' text in that encoding, but the
+    content hashes are UTF-8's, as `chain.link`, a small batch's append and the audit have
+    them: hashed in the connection's encoding, a non-ASCII topic read as altered."""
+    rows = [
+        (position, UUID(str(e.originator_id)), e.originator_version, e.topic, e.state)
+        for position, e in enumerate(events, start=first)
+    ]
+    links = link(head, rows)
+    for encoding in ("latin-1", "iso8859-15", "ascii", "utf-8"):
+        copied_rows, copied_links, last = copy_rows(head, first, events, encoding)
+        assert copied_links == psycopg_copy(_LINK_TYPES, links)
+        if links:
+            assert last == links[-1]
+        sent = "utf-8" if encoding == "ascii" else encoding  # psycopg's choice for SQL_ASCII
+        for event in events:
+            name = event.topic.encode(sent)
+            assert len(name).to_bytes(4, "big") + name in copied_rows
