@@ -196,7 +196,10 @@ def _copy(stages: Stages, table: Table, columns: tuple[str, ...]) -> Table:
     found = union_all(
         *(select(key).join(_RESOLVING, table.c[column] == _RESOLVING.c.id) for column in columns)
     )
-    return stages.add(table.name, select(table).where(key.in_(found)))
+    # The movements' copy indexed by its key (on SQLite): a Stripe payment's first movement
+    # is looked up by it (`report_sql.stripe_payments`).
+    indexed = (key.name,) if table is stripe_movements else ()
+    return stages.add(table.name, select(table).where(key.in_(found)), *indexed)
 
 
 def fold_all(conn: Connection) -> None:
