@@ -285,6 +285,13 @@ _WRITER_PRAGMAS = (
     # memory, not written to a file and dropped at its end: nothing but this connection
     # reads them, and they die with it.
     "PRAGMA temp.journal_mode = MEMORY",
+    # A commit appends to the WAL without waiting for it to reach the disk (NORMAL; the WAL
+    # is synced at a checkpoint, or by the next commit of a connection at FULL, the ledger's
+    # own, whose sync covers every frame before its own). As PostgreSQL's catch-up does
+    # (`runner._commit_unflushed`): a power loss can only undo the last batches committed,
+    # each whole, its rows with its position, which the next catch-up applies again; the
+    # read model never gets ahead of the log, whose frames come first in the WAL.
+    "PRAGMA synchronous = NORMAL",
 )
 
 

@@ -35,8 +35,10 @@ def test_the_writer_caches_more_pages_and_journals_temporary_tables_in_memory(
             assert pragma("PRAGMA main.cache_size").scalar() == -WRITER_CACHE_KIB
             assert pragma("PRAGMA temp.cache_size").scalar() == -WRITER_CACHE_KIB
             assert pragma("PRAGMA temp.journal_mode").scalar() == "memory"
+            assert pragma("PRAGMA synchronous").scalar() == 1  # NORMAL
         with read_models.engine.connect() as conn:  # the readers' engine keeps the defaults
             assert conn.exec_driver_sql("PRAGMA main.cache_size").scalar() != -WRITER_CACHE_KIB
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
 
 def test_a_row_breaking_a_constraint_fails_the_insert_and_leaves_the_rows_before_it(
