@@ -240,13 +240,16 @@ def _write(conn: Connection, rows: Select[Any], keys: Select[Any] | None = None)
     conn.execute(insert(folded).from_select(names, chosen))
 
 
-# The resolved links of a fold made from a snapshot (`fold_snapshot`), `stripe_keys`'s columns.
+# The resolved links of a fold made from a snapshot (`fold_snapshot`), `stripe_keys`'s columns;
+# on SQLite without a rowid: one B-tree to fill, and each id's key read in one lookup, not its
+# index's then the table's.
 _SNAPSHOT_KEYS = Table(
     "fold_snapshot_keys",
     MetaData(),
     Column("object_id", String(255), primary_key=True),
     Column("key", String(255), nullable=False),
     prefixes=["TEMPORARY"],
+    sqlite_with_rowid=False,
 )
 
 

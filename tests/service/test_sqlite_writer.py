@@ -21,6 +21,7 @@ from projections.runner import (
     insert_values,
     load_rows,
 )
+from projections.stripe_fold import discard, fold_snapshot, swap_in
 from projections.stripe_observations import StripeObservationsProjection
 from projections.tables import stripe_objects
 from tests.support.records import charged_payment_intents
@@ -133,3 +134,21 @@ def every_stripe_row(read_models: ReadModels) -> list[list[tuple[Any, ...]]]:
             sorted((tuple(row) for row in conn.execute(select(table))), key=repr)
             for table in StripeObservationsProjection.tables
         ]
+
+
+def test_the_snapshots_resolved_links_are_one_b_tree_on_sqlite(sqlite_url: str) -> None:
+    """`fold_snapshot`'s table of resolved links has no rowid on SQLite: its rows are the
+    primary key's B-tree alone; the fold made from it is the read model's."""
+    with Ledger.open(sqlite_url) as ledger, ReadModels(ledger) as read_models:
+        ledger.observe(charged_payment_intents(4))
+        read_models.refresh()
+        folded = every_stripe_row(read_models)
+        with read_models.writer.connect() as conn, conn.begin():
+            made = fold_snapshot(conn)
+            found = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_temp_master WHERE name = 'fold_snapshot_keys'"
+            ).scalar()
+            assert found is not None and found.rstrip().endswith("WITHOUT ROWID")
+            swap_in(conn, made)
+            discard(conn, made)
+        assert every_stripe_row(read_models) == folded
