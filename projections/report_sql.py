@@ -55,7 +55,6 @@ from sqlalchemy import (
     null,
     or_,
     select,
-    true,
     union,
     union_all,
 )
@@ -211,23 +210,6 @@ def _first_created_sqlite(element: _FirstCreated, compiler: SQLCompiler, **kw: A
 def _first_created_postgresql(element: _FirstCreated, compiler: SQLCompiler, **kw: Any) -> str:
     value, when, created, key = (compiler.process(arg, **kw) for arg in element.clauses)
     return f"(array_agg({value} ORDER BY {created} NULLS FIRST, {key}) FILTER (WHERE {when}))[1]"
-
-
-class _First(_FirstOf):
-    """SQLite's only: the value, NULL or not, of the group's first row where a condition
-    holds, rows ordered by a flag (0 or 1), then by an id; NULL without such a row.
-    Arguments: the value (a text), the condition, the flag, the id."""
-
-    inherit_cache = True
-
-
-@compiles(_First, "sqlite")
-def _first_sqlite(element: _First, compiler: SQLCompiler, **kw: Any) -> str:
-    # The value marked by a "v", '' for NULL: a NULL would make the whole text NULL and the
-    # row skipped by min().
-    value, when, flag, key = (compiler.process(arg, **kw) for arg in element.clauses)
-    picked = _smallest_after(when, flag, key, f"coalesce('v' || {value}, '')")
-    return f"substr(nullif({picked}, ''), 2)"
 
 
 def _smallest_after(when: str, order: str, key: str, value: str) -> str:
@@ -526,9 +508,12 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Sel
     charge_first = case((is_charge, 0), else_=1)
     # Each key's first movement, charges first, then by movement_key; and its first paid out
     # in the same order: by a window on PostgreSQL, whose ordered aggregates sort each group
-    # apart; on SQLite by `_First` in the per-key sums below (the two windows' sorts were
-    # two thirds of the movements' statement there). The movements are read by the sums
-    # alone, as a subquery: a stage of them was written, indexed and analyzed for one scan.
+    # apart; on SQLite by the smallest of the texts "0" or "1" and movement_key in the per-key
+    # sums below, each such movement's columns then looked up by its key (the two windows'
+    # sorts were two thirds of the movements' statement there; the columns carried through
+    # the `min()` of texts holding them too, `_First`, 45 % of its instructions). The
+    # movements are read by the sums alone, as a subquery: a stage of them was written,
+    # indexed and analyzed for one scan.
     ranks = (
         [
             func.row_number()
@@ -578,16 +563,16 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Sel
     firsts: tuple[ColumnElement[Any], ...]
     if ranked:
         firsts = (
-            func.max(case((mv.currency_nth == 1, shown_currency))),
-            func.max(case((mv.payout_nth == 1, mv.payout_id))),
-            func.max(case((and_(mv.payout_nth == 1, paid), mv.payout_at))),
+            func.max(case((mv.currency_nth == 1, shown_currency))).label("currency"),
+            func.max(case((mv.payout_nth == 1, mv.payout_id))).label("payout_id"),
+            func.max(case((and_(mv.payout_nth == 1, paid), mv.payout_at))).label("payout_at"),
         )
     else:
-        charge_last = case((charge, 0), else_=1)
+        # "0" or "1" and the movement's key: the smallest names the first movement.
+        ordered = case((charge, "0"), else_="1").concat(mv.movement_key)
         firsts = (
-            _First(shown_currency, true(), charge_last, mv.movement_key),
-            _First(mv.payout_id, paid, charge_last, mv.movement_key),
-            _First(mv.payout_at, paid, charge_last, mv.movement_key),
+            func.min(ordered).label("first_movement"),
+            func.min(case((paid, ordered))).label("first_paid"),
         )
     moved = stages.add(
         "moved",
@@ -608,13 +593,27 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Sel
             _sum(mv.net).label("net"),
             func.min(mv.offline_id).label("offline_id"),
             func.min(mv.created_at).label("created_at"),
-            *(
-                first.label(name)
-                for first, name in zip(firsts, ("currency", "payout_id", "payout_at"), strict=True)
-            ),
+            *firsts,
         ).group_by(mv.key),
         "key",
     )
+    first_currency: ColumnElement[Any]
+    firsts_of: tuple[tuple[Any, ColumnElement[bool]], ...]
+    if ranked:
+        first_currency = moved.c.currency
+        first_payout: tuple[ColumnElement[Any], ColumnElement[Any]] = (
+            moved.c.payout_id,
+            moved.c.payout_at,
+        )
+        firsts_of = ()
+    else:
+        first, first_paid = sources.movements.alias("first"), sources.movements.alias("first_paid")
+        first_currency = func.coalesce(first.c.customer_facing_currency, first.c.currency)
+        first_payout = (first_paid.c.payout_id, first_paid.c.payout_at)
+        firsts_of = (
+            (first, first.c.movement_key == func.substr(moved.c.first_movement, 2)),
+            (first_paid, first_paid.c.movement_key == func.substr(moved.c.first_paid, 2)),
+        )
 
     c = sources.charges.alias("c")
     joined, key = resolve(c, func.coalesce(c.c.payment_intent_id, c.c.charge_id))
@@ -691,13 +690,13 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Sel
         ),
         else_=null(),
     )
-    return select(
+    side = select(
         keys.c.key,
         func.coalesce(snap.c.offline_id, moved.c.offline_id).label("offline_id"),
         func.coalesce(snap.c.offline_collected, False).label("offline_collected"),
         func.coalesce(snap.c.created_at, moved.c.created_at).label("created_at"),
         snap.c.card_brand,
-        case((has_snapshot, snap.c.currency), else_=moved.c.currency).label("currency"),
+        case((has_snapshot, snap.c.currency), else_=first_currency).label("currency"),
         status.label("status"),
         amount.label("amount"),
         and_(
@@ -711,13 +710,18 @@ def stripe_payments(stages: Stages, sources: StripeSources, ranked: bool) -> Sel
         moved.c.settled_currency,
         moved.c.fees,
         moved.c.net,
-        moved.c.payout_id,
-        moved.c.payout_at,
-    ).select_from(
-        keys.outerjoin(snap, snap.c.key == keys.c.key)
-        .outerjoin(moved, moved.c.key == keys.c.key)
-        .outerjoin(charges, charges.c.key == keys.c.key)
-        .outerjoin(disputes, disputes.c.key == keys.c.key)
+        first_payout[0].label("payout_id"),
+        first_payout[1].label("payout_at"),
+    )
+    joined = keys.outerjoin(snap, snap.c.key == keys.c.key).outerjoin(
+        moved, moved.c.key == keys.c.key
+    )
+    for table, on in firsts_of:
+        joined = joined.outerjoin(table, on)
+    return side.select_from(
+        joined.outerjoin(charges, charges.c.key == keys.c.key).outerjoin(
+            disputes, disputes.c.key == keys.c.key
+        )
     )
 
 

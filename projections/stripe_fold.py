@@ -196,7 +196,10 @@ def _copy(stages: Stages, table: Table, columns: tuple[str, ...]) -> Table:
     found = union_all(
         *(select(key).join(_RESOLVING, table.c[column] == _RESOLVING.c.id) for column in columns)
     )
-    return stages.add(table.name, select(table).where(key.in_(found)))
+    # The movements' copy indexed by its key (on SQLite): a Stripe payment's first movement
+    # is looked up by it (`report_sql.stripe_payments`).
+    indexed = (key.name,) if table is stripe_movements else ()
+    return stages.add(table.name, select(table).where(key.in_(found)), *indexed)
 
 
 def fold_all(conn: Connection) -> None:
@@ -237,13 +240,16 @@ def _write(conn: Connection, rows: Select[Any], keys: Select[Any] | None = None)
     conn.execute(insert(folded).from_select(names, chosen))
 
 
-# The resolved links of a fold made from a snapshot (`fold_snapshot`), `stripe_keys`'s columns.
+# The resolved links of a fold made from a snapshot (`fold_snapshot`), `stripe_keys`'s columns;
+# on SQLite without a rowid: one B-tree to fill, and each id's key read in one lookup, not its
+# index's then the table's.
 _SNAPSHOT_KEYS = Table(
     "fold_snapshot_keys",
     MetaData(),
     Column("object_id", String(255), primary_key=True),
     Column("key", String(255), nullable=False),
     prefixes=["TEMPORARY"],
+    sqlite_with_rowid=False,
 )
 
 

@@ -154,14 +154,19 @@ def _build(
 ) -> _Built:
     """The batch's rows, made from those `load` gives; with the ids a fold needs
     (`folding`), noted before the batch changed its rows."""
-    rows = load(stripe_objects, "stream_id", {stream for _, stream, _, _ in events})
-    batch = _Batch(load, stored_moments(conn), events)
-    existing = list(rows)
-    named = _named([*rows.values(), *batch.loaded(), *_observed(events)]) if folding else None
     first_seen, observed = (
         StripeObject.FirstSeen.TOPIC,
         StripeObject.PaymentIntentObserved.TOPIC,
     )
+    # A stream first seen in the batch has no row before it (its FirstSeen is its first
+    # event): only the other streams' rows are read. In a long catch-up most streams begin
+    # in the batch that observes them, each id looked up for nothing.
+    streams = {stream for _, stream, _, _ in events}
+    streams.difference_update(stream for _, stream, topic, _ in events if topic == first_seen)
+    rows = load(stripe_objects, "stream_id", streams)
+    batch = _Batch(load, stored_moments(conn), events)
+    existing = list(rows)
+    named = _named([*rows.values(), *batch.loaded(), *_observed(events)]) if folding else None
     time, link, movement = batch.time, batch.link, batch.movement
     for _, stream, topic, fields in events:
         if topic == first_seen:
