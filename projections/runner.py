@@ -174,32 +174,38 @@ def catch_up(
         BuildAhead(engine, ahead.overlap),
     )
     applied = races = 0
-    try:
-        while True:
-            try:
-                with collector_paused():
-                    moved, count = _apply_next_batch(engine, chosen, batches)
-            except PositionMoved:
-                races += 1
-                if races > RACE_ATTEMPTS_MAX:
-                    raise Conflict(
-                        Code.CONTENTION,
-                        f"other runners moved the read models' positions first {races} times "
-                        "(catch-ups, rebuilds or an audit swap running at once): what this "
-                        "one applied is kept, nothing is applied twice; run again",
-                        details={"attempts": races},
-                    ) from None
-                continue
-            if not moved:
-                break
-            applied += count
-            if count and progress is not None:
-                progress(count)
-    finally:
+    # The collector is held off for the whole catch-up, not batch by batch: between two
+    # batches the next one's events and rows (read and built ahead) were alive and young,
+    # and the collection that ran there walked every one of them, the writer's thread
+    # holding the GIL meanwhile, to free a few dozen objects.
+    with collector_paused():
         try:
-            batches.ahead.close()
+            while True:
+                try:
+                    moved, count = _apply_next_batch(engine, chosen, batches)
+                except PositionMoved:
+                    races += 1
+                    if races > RACE_ATTEMPTS_MAX:
+                        raise Conflict(
+                            Code.CONTENTION,
+                            "other runners moved the read models' positions first "
+                            f"{races} times (catch-ups, rebuilds or an audit swap running at "
+                            "once): what this one applied is kept, nothing is applied twice; "
+                            "run again",
+                            details={"attempts": races},
+                        ) from None
+                    continue
+                if not moved:
+                    break
+                applied += count
+                if count and progress is not None:
+                    progress(count)
         finally:
-            batches.built.close()  # its thread joined even if the reader's close was interrupted
+            try:
+                batches.ahead.close()
+            finally:
+                # Its thread joined even if the reader's close was interrupted.
+                batches.built.close()
     if engine.dialect.name == "sqlite":
         for projection in chosen:
             if isinstance(projection, SettlingProjection):
