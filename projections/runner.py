@@ -10,6 +10,8 @@ projection only ever asks for ids greater than its position.
 
 from __future__ import annotations
 
+import gc
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -130,6 +132,11 @@ class SettlingProjection(Projection):
 # them moves it past 0 in the same transaction, so they hold no row and none is looked up.
 EMPTY_READ_MODEL = object()
 
+# How long a catch-up holds off the collection of young objects, which the collector would
+# otherwise run when they outnumber its threshold: at most this long plus a batch's time, the
+# cycles other threads leave meanwhile wait for it.
+PAUSED_COLLECTION_SECONDS = 2.0
+
 # Set in a connection's `info` while it reads a snapshot to settle from (`_settle`): the
 # read models' SQLite writer then begins its transaction DEFERRED, not IMMEDIATE.
 SNAPSHOT = "offline_ledger.settling_snapshot"
@@ -184,10 +191,16 @@ def catch_up(
     # The collector is held off for the whole catch-up, not batch by batch: between two
     # batches the next one's events and rows (read and built ahead) were alive and young,
     # and the collection that ran there walked every one of them, the writer's thread
-    # holding the GIL meanwhile, to free a few dozen objects.
+    # holding the GIL meanwhile, to free a few dozen objects. The collector is the
+    # process's: other threads' cycles (a server's requests) are collected between batches
+    # every `PAUSED_COLLECTION_SECONDS`, not held until a long catch-up's end.
+    collect_at = time.monotonic() + PAUSED_COLLECTION_SECONDS
     with collector_paused():
         try:
             while True:
+                if time.monotonic() >= collect_at:
+                    gc.collect(1)
+                    collect_at = time.monotonic() + PAUSED_COLLECTION_SECONDS
                 try:
                     moved, count = _apply_next_batch(engine, chosen, batches)
                 except PositionMoved:
