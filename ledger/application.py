@@ -1085,7 +1085,11 @@ def _parsed(
             field="records",
         )
     parsed: list[wire.Record | LedgerError] = []
+    models = wire.RECORD_MODELS
     for item in records:
+        if type(item) in models:  # a model already: `parse_record` would return it
+            parsed.append(item)  # type: ignore[arg-type]
+            continue
         if isinstance(item, LedgerError):
             parsed.append(item)
             continue

@@ -56,12 +56,33 @@ def offline_text(offline_id: UUID) -> str:
     return str(offline_id) if found is None else found[1]
 
 
+# A location's and a device's stream id by the name itself: asked several times a record, with
+# the same name object each time (the aggregates' own), whose hash the string keeps, where
+# `_stream_id`'s key is a new string formatted and hashed anew each call.
+_LOCATION_IDS: dict[str, UUID] = {}
+_DEVICE_IDS: dict[str, UUID] = {}
+_NAMED_IDS_MAX = 16_384  # then forgotten all at once, as `_PAYMENT_IDS`
+
+
 def location_id(location: str) -> UUID:
-    return _stream_id(f"location/{location}")
+    found = _LOCATION_IDS.get(location)
+    if found is None:
+        found = _remembered(_LOCATION_IDS, location, f"location/{location}")
+    return found
 
 
 def device_id(device: str) -> UUID:
-    return _stream_id(f"device/{device}")
+    found = _DEVICE_IDS.get(device)
+    if found is None:
+        found = _remembered(_DEVICE_IDS, device, f"device/{device}")
+    return found
+
+
+def _remembered(ids: dict[str, UUID], key: str, name: str) -> UUID:
+    if len(ids) >= _NAMED_IDS_MAX:
+        ids.clear()
+    found = ids[key] = _stream_id(name)
+    return found
 
 
 def idempotency_key_id(key: str) -> UUID:

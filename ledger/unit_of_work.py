@@ -19,7 +19,7 @@ the commit; each refuses the unit (IntegrityError) and the caller decides again 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,6 +59,12 @@ class AggregateCache:
         if found is not None:
             self._items.move_to_end(key)
         return found
+
+    @property
+    def peek(self) -> Callable[[int], Aggregate | None]:
+        """The aggregate of an id's integer, or None, left where it is in the order: the
+        dict's own `get`, a call with no Python frame."""
+        return self._items.get
 
     def keep(self, aggregates: dict[int, Aggregate | None]) -> None:
         """Hold `aggregates` (by their ids' integers, None for an absent stream) as the most
@@ -115,8 +121,11 @@ class UnitOfWork:
         for key in [k for k in wanted if k in loaded]:
             del wanted[key]
         if self.optimistic:
-            for key, aggregate_id in list(wanted.items()):
-                cached = self.cache.get(aggregate_id)
+            # Read without moving each to the end: `stage` keeps every loaded stream as the
+            # most recently used, in the unit's order, before the cache next evicts any.
+            peek = self.cache.peek
+            for key in list(wanted):
+                cached = peek(key)
                 if cached is not None:
                     loaded[key] = cached
                     del wanted[key]

@@ -332,20 +332,25 @@ Record = Annotated[
 RECORD_ADAPTER: TypeAdapter[Record] = TypeAdapter(
     Record, config=ConfigDict(defer_build=True, hide_input_in_errors=True)
 )
+# Every record's model, in the order of the record types.
+_MODELS: tuple[type[BaseModel], ...] = (
+    LocationConfigured,
+    DeviceConnectedOnline,
+    PaymentCreated,
+    PaymentMethodCollected,
+    PaymentConfirmedOffline,
+    PaymentForwarded,
+    PaymentForwardFailed,
+    PaymentDeclined,
+    PaymentCaptured,
+    PaymentCanceled,
+)
+# By their exact classes: what `parse_record` passes through unchanged, told by one lookup
+# where `isinstance` of a pydantic model asks its ABC metaclass.
+RECORD_MODELS: frozenset[type[BaseModel]] = frozenset(_MODELS)
 RECORD_TYPES: tuple[str, ...] = tuple(
     model.model_fields["type"].annotation.__args__[0]  # type: ignore[union-attr]
-    for model in (
-        LocationConfigured,
-        DeviceConnectedOnline,
-        PaymentCreated,
-        PaymentMethodCollected,
-        PaymentConfirmedOffline,
-        PaymentForwarded,
-        PaymentForwardFailed,
-        PaymentDeclined,
-        PaymentCaptured,
-        PaymentCanceled,
-    )
+    for model in _MODELS
 )
 
 
