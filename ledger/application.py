@@ -393,9 +393,13 @@ class Ledger:
         # Imported once per batch: an import inside a function called per record costs
         # several microseconds a call, as much as some records' whole decision.
         with_breaches = (Payment.PaymentMethodCollected, Payment.ConfirmedOffline)
+        # The same classes, asked by a lookup: `isinstance` of an event class asks its
+        # metaclass's `__instancecheck__` (no event class derives from these two).
+        breaching = frozenset(with_breaches)
         uow = UnitOfWork(self.store, self._cache, self._versions, optimistic=True)
-        outcomes: list[bool | LedgerError] = []
-        found: list[tuple[Breach, ...]] = []
+        journal, policy = uow.journal, self.policy
+        results: list[Result | LedgerError] = []
+        stated: list[int] = []  # with states: the results whose state is read once all are
         try:
             if presume:
                 uow.presume_absent(
@@ -406,31 +410,35 @@ class Ledger:
             with uow.recording():
                 for item in parsed:
                     if isinstance(item, LedgerError):
-                        outcomes.append(item)
-                        found.append(())
+                        results.append(item)
                         continue
-                    before = len(uow.journal)
+                    before = len(journal)
                     try:
-                        outcomes.append(apply_record(item, uow, self.policy))
+                        recorded = apply_record(item, uow, policy)
                     except LedgerError as error:
-                        found.append(())
                         # Every check runs before any trigger: a refusal must leave no event.
-                        if len(uow.journal) != before:
+                        if len(journal) != before:
                             raise AssertionError(f"refused {item.type} left events") from error
-                        outcomes.append(error.with_traceback(None))
+                        results.append(error.with_traceback(None))
                         continue
-                    found.append(_breaches(uow.journal, before, item, with_breaches, subject))
+                    breaches: tuple[Breach, ...] = ()
+                    event: Any
+                    # Most records break nothing: `_breaches` only for one whose events do.
+                    for event in journal[before:]:
+                        if type(event) in breaching and event.breaches:
+                            breaches = _breaches(journal, before, item, with_breaches, subject)
+                            break
+                    if with_state:
+                        stated.append(len(results))
+                    results.append(Result.of(recorded, item, None, breaches))
         except BaseException:
             uow.discard()  # what the batch triggered so far must not stay in the cache
             raise
-        results: list[Result | LedgerError] = []
-        for item, outcome, breaches in zip(parsed, outcomes, found, strict=True):
-            if isinstance(outcome, LedgerError):
-                results.append(outcome)
-                continue
-            assert not isinstance(item, LedgerError)  # an error's outcome is that error
-            state = _state_of(uow.get(subject(item)[1])) if with_state else None
-            results.append(Result.of(outcome, item, state, breaches))
+        for place in stated:
+            result = results[place]
+            assert isinstance(result, Result)
+            state = _state_of(uow.get(subject(result.record)[1]))
+            results[place] = Result.of(result.recorded, result.record, state, result.breaches)
         return uow.stage(), results
 
     def observe(

@@ -307,9 +307,11 @@ def _store(
         occurred_at,
     )
     location.free(payment.offline_id, "consumed", occurred_at)  # its reservation, if any
-    # Those stored at the same moment and arrived before it were judged without it.
-    arrival = location.timeline[payment.offline_id][6]
-    _rejudge(uow, policy, location, payment, occurred_at, horizon, arrival)
+    # Those stored at the same moment and arrived before it were judged without it. Asked
+    # here first (as `_rejudge` would): facts in order leave nothing to judge again.
+    if horizon is not None and occurred_at <= horizon:
+        arrival = location.timeline[payment.offline_id][6]
+        _rejudge(uow, policy, location, payment, occurred_at, horizon, arrival)
 
 
 def _imply_stored(uow: UnitOfWork, policy: Policy, payment: Payment) -> None:
@@ -547,9 +549,11 @@ def _release_then(
         # own place in the stored order.
         entry = location.timeline.get(payment.offline_id)
         if entry is not None and entry[3] >= occurred_at:
-            _rejudge(uow, policy, location, payment, entry[3], horizon, entry[6])
+            since, arrival = entry[3], entry[6]
         else:
-            _rejudge(uow, policy, location, payment, occurred_at, horizon)
+            since, arrival = occurred_at, None
+        if horizon is not None and since <= horizon:  # as `_rejudge` asks first
+            _rejudge(uow, policy, location, payment, since, horizon, arrival)
 
 
 # Each handler takes the one record type it is keyed by (a mapping cannot say so per key).

@@ -181,8 +181,11 @@ class _Holes:
         """orjson's `default`: a datetime in a fixed offset of whole minutes becomes a hole;
         any other value what `_tagged` makes of it."""
         if type(value) is datetime:
-            zone = value.tzinfo
-            if zone is UTC or _known_whole_minutes(zone):
+            zone: Any = value.tzinfo
+            # `_known_whole_minutes`, its pydantic case written out: most moments but the
+            # events' timestamps (UTC) were parsed, each with a zone of its own.
+            whole = type(zone) is _pydantic_zone and not zone.utcoffset(None).seconds % 60  # type: ignore[attr-defined]
+            if zone is UTC or whole or _known_whole_minutes(zone):
                 self.moments.append(value)
                 return self.fragment
         return self.transcoder._tagged(value)
