@@ -7,10 +7,12 @@ shared, and one chain."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
+from psycopg import Connection, Cursor
 
 from adapters.audit import verify
 from ledger import Ledger
@@ -73,4 +75,37 @@ def test_writers_interleaving_live_and_large_batches_share_no_position(
         every = [position for batch in written for position in batch]
         assert len(every) == len(set(every))
         assert all(batch == list(range(batch[0], batch[0] + len(batch))) for batch in written)
+        assert verify(ledger).ok
+
+
+def test_a_large_batch_is_written_in_five_round_trips(postgres_url: str) -> None:
+    """The transaction begun with the head's lock and committed with the head's move (each
+    pair one query of the simple protocol), between them the positions taken and the two
+    COPYs; the snapshots a batch makes due add one."""
+    sent: list[str] = []
+
+    def counted(method: str) -> Any:
+        original = getattr(Cursor, method)
+
+        def call(self: Cursor[Any], *args: Any, **kwargs: Any) -> Any:
+            sent.append(method)
+            return original(self, *args, **kwargs)
+
+        return call
+
+    def command(self: Connection[Any], command: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(f"command {command!r}")
+        return exec_command(self, command, *args, **kwargs)
+
+    exec_command = Connection._exec_command
+    with Ledger.open(postgres_url) as ledger:
+        ledger.record(r.location())
+        recorder = ledger.store.recorder
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Cursor, "execute", counted("execute"))
+            patch.setattr(Cursor, "copy", counted("copy"))
+            patch.setattr(Connection, "_exec_command", command)
+            positions = recorder.insert_events(events(APPEND_EVENTS_MAX + 4))
+        assert sent == ["execute", "execute", "copy", "copy", "execute"]
+        assert len(positions) == APPEND_EVENTS_MAX + 4
         assert verify(ledger).ok
