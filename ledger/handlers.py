@@ -208,7 +208,7 @@ def _created(record: wire.PaymentCreated, uow: UnitOfWork, policy: Policy) -> bo
             recorded = existing.creation_fields()[differs]
             raise field_conflict(differs, recorded, fields[differs])
         return False
-    uow.add(Payment.create(offline_id=offline_id, occurred_at=values["occurred_at"], **fields))
+    uow.add(Payment.create_from(offline_id, fields, values["occurred_at"]))
     return True
 
 

@@ -10,6 +10,8 @@ projection only ever asks for ids greater than its position.
 
 from __future__ import annotations
 
+import gc
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -98,7 +100,9 @@ class SettlingProjection(Projection):
         """`apply_unsettled`'s rows of the batch, made from what `conn` reads of the read
         model, writing nothing; where the batch `before` (its rows, `build_unsettled`'s) is
         given, its rows as it wrote them: it is being written meanwhile, through another
-        connection, and committed before these rows are (`write_built`)."""
+        connection, and committed before these rows are (`write_built`). `before` is
+        `EMPTY_READ_MODEL` where the projection stands at position 0: its tables hold no row
+        to read."""
 
     @abstractmethod
     def write_built(self, conn: Connection, built: object) -> None:
@@ -122,6 +126,16 @@ class SettlingProjection(Projection):
     def discard(self, conn: Connection, prepared: object) -> None:
         """Drop what `prepare` made."""
 
+
+# `SettlingProjection.build_unsettled`'s `before` for a batch that finds its projection at
+# position 0: a reset empties the tables as it moves the position there, and every write of
+# them moves it past 0 in the same transaction, so they hold no row and none is looked up.
+EMPTY_READ_MODEL = object()
+
+# How long a catch-up holds off the collection of young objects, which the collector would
+# otherwise run when they outnumber its threshold: at most this long plus a batch's time, the
+# cycles other threads leave meanwhile wait for it.
+PAUSED_COLLECTION_SECONDS = 2.0
 
 # Set in a connection's `info` while it reads a snapshot to settle from (`_settle`): the
 # read models' SQLite writer then begins its transaction DEFERRED, not IMMEDIATE.
@@ -174,32 +188,44 @@ def catch_up(
         BuildAhead(engine, ahead.overlap),
     )
     applied = races = 0
-    try:
-        while True:
-            try:
-                with collector_paused():
-                    moved, count = _apply_next_batch(engine, chosen, batches)
-            except PositionMoved:
-                races += 1
-                if races > RACE_ATTEMPTS_MAX:
-                    raise Conflict(
-                        Code.CONTENTION,
-                        f"other runners moved the read models' positions first {races} times "
-                        "(catch-ups, rebuilds or an audit swap running at once): what this "
-                        "one applied is kept, nothing is applied twice; run again",
-                        details={"attempts": races},
-                    ) from None
-                continue
-            if not moved:
-                break
-            applied += count
-            if count and progress is not None:
-                progress(count)
-    finally:
+    # The collector is held off for the whole catch-up, not batch by batch: between two
+    # batches the next one's events and rows (read and built ahead) were alive and young,
+    # and the collection that ran there walked every one of them, the writer's thread
+    # holding the GIL meanwhile, to free a few dozen objects. The collector is the
+    # process's: other threads' cycles (a server's requests) are collected between batches
+    # every `PAUSED_COLLECTION_SECONDS`, not held until a long catch-up's end.
+    collect_at = time.monotonic() + PAUSED_COLLECTION_SECONDS
+    with collector_paused():
         try:
-            batches.ahead.close()
+            while True:
+                if time.monotonic() >= collect_at:
+                    gc.collect(1)
+                    collect_at = time.monotonic() + PAUSED_COLLECTION_SECONDS
+                try:
+                    moved, count = _apply_next_batch(engine, chosen, batches)
+                except PositionMoved:
+                    races += 1
+                    if races > RACE_ATTEMPTS_MAX:
+                        raise Conflict(
+                            Code.CONTENTION,
+                            "other runners moved the read models' positions first "
+                            f"{races} times (catch-ups, rebuilds or an audit swap running at "
+                            "once): what this one applied is kept, nothing is applied twice; "
+                            "run again",
+                            details={"attempts": races},
+                        ) from None
+                    continue
+                if not moved:
+                    break
+                applied += count
+                if count and progress is not None:
+                    progress(count)
         finally:
-            batches.built.close()  # its thread joined even if the reader's close was interrupted
+            try:
+                batches.ahead.close()
+            finally:
+                # Its thread joined even if the reader's close was interrupted.
+                batches.built.close()
     if engine.dialect.name == "sqlite":
         for projection in chosen:
             if isinstance(projection, SettlingProjection):
@@ -458,7 +484,8 @@ def _apply_unsettled(
     this one moves it, in the same generation."""
     built = batches.built.take(projection.name, found.position, found.generation, events)
     if built is None:
-        built = projection.build_unsettled(conn, own, None)
+        empty = found.position == 0  # a first catch-up's or a rebuild's first batch
+        built = projection.build_unsettled(conn, own, EMPTY_READ_MODEL if empty else None)
     read = batches.ahead.pending()
     if read is not None and conn.dialect.name == "postgresql":
         topics = frozenset(projection.topics)

@@ -20,6 +20,7 @@ from ledger.fields import StoredFields
 from ledger.observations import movement_key
 from ledger.stripe_object import StripeObject
 from projections.runner import (
+    EMPTY_READ_MODEL,
     Moment,
     SettlingProjection,
     load_rows,
@@ -104,7 +105,7 @@ class StripeObservationsProjection(SettlingProjection):
     ) -> _Built:
         """The observations' rows of the batch: `stripe_keys` and `stripe_payments` are left
         as they were, for `settle`."""
-        assert before is None or isinstance(before, _Built), before
+        assert before is None or before is EMPTY_READ_MODEL or isinstance(before, _Built)
         return _build(conn, _loader(conn, before), events, folding=False)
 
     def write_built(self, conn: Connection, built: object) -> None:
@@ -132,12 +133,16 @@ class StripeObservationsProjection(SettlingProjection):
 _Loader = Callable[[Table, str, Iterable[str]], dict[str, dict[str, Any]]]
 
 
-def _loader(conn: Connection, before: _Built | None) -> _Loader:
+def _loader(conn: Connection, before: object | None) -> _Loader:
     """The tables' rows as `conn` reads them, and, for those the batch `before` wrote, as
     it wrote them (copies: it may be writing them still). Read so while that batch is not
-    yet committed, or after: either way what its rows did not replace is as it was."""
+    yet committed, or after: either way what its rows did not replace is as it was. None
+    from tables known to be empty (`EMPTY_READ_MODEL`)."""
     if before is None:
         return partial(load_rows, conn)
+    if before is EMPTY_READ_MODEL:
+        return _none
+    assert isinstance(before, _Built), before
     written = before.written()
 
     def load(table: Table, key: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -147,6 +152,11 @@ def _loader(conn: Connection, before: _Built | None) -> _Loader:
         return found
 
     return load
+
+
+def _none(table: Table, key: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """No row (`_loader` of an empty read model)."""
+    return {}
 
 
 def _build(
