@@ -312,6 +312,15 @@ def _writer_engine(config: StoreConfig) -> Engine:
         for pragma in _WRITER_PRAGMAS:
             dbapi_connection.execute(pragma)
 
+    @event.listens_for(engine, "checkin")
+    def _give_back_cached_pages(dbapi_connection: Any, record: Any) -> None:
+        # What a connection's larger caches hold is given back as it returns to the pool: a
+        # pooled connection lives as long as the process (a server's), and after a long
+        # catch-up its caches held about 120 MiB. A batch reads its pages again from the
+        # system's file cache.
+        if dbapi_connection is not None:
+            dbapi_connection.execute("PRAGMA shrink_memory")
+
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Connection) -> None:
         # A snapshot to settle from only reads the database (`projections.runner._settle`).

@@ -445,7 +445,8 @@ class Resolver:
 class StripeSources:
     """The observations a fold reads: the read model's tables, or a batch's share of them
     (copies of the same columns); and the resolved links it reads them by (`stripe_keys`, or
-    a copy a fold made from a snapshot)."""
+    a copy a fold made from a snapshot). Each movement once, as in its table, whose key
+    `movement_key` is: on SQLite `stripe_payments` looks a key's first movements up by it."""
 
     objects: Table = stripe_objects
     movements: Table = stripe_movements
