@@ -61,6 +61,8 @@ def survivors_set_aside() -> Iterator[Callable[[], None]]:
     given everything back (`gc.unfreeze`), to free on its own schedule."""
     global _set_asides
     with _lock:
+        if _set_asides == 0:
+            gc.freeze()  # what lived before the first batch: set aside, never walked again
         _set_asides += 1
     try:
         yield _set_aside
@@ -72,5 +74,9 @@ def survivors_set_aside() -> Iterator[Callable[[], None]]:
 
 
 def _set_aside() -> None:
-    gc.collect(1)
+    # Every generation, not the young ones alone: another thread's collection (a catch-up's,
+    # `projections.runner`) may have moved a batch's cycles, alive then, to the oldest one.
+    # Since the last freeze holds everything older, a full collection walks only what came
+    # after it, as a young one would.
+    gc.collect()
     gc.freeze()

@@ -156,3 +156,24 @@ def test_refusals_are_freed_between_batches_not_set_aside(
 
     assert sum(map(len, told)) == 50
     assert alive_before_each_batch == [0] * 5
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_batch_cycle_another_threads_collection_moved_on_is_freed_not_set_aside() -> None:
+    """A catch-up's collection in another thread (`projections.runner`) moves what is alive
+    then, a batch's cycle still in use among it, to the oldest generation; once the batch
+    drops it, setting the batch's survivors aside frees it rather than keeping it until the
+    ingest's end."""
+    with collector_paused(), collector.survivors_set_aside() as set_aside:
+        cycle = _Cycle()
+        left = weakref.ref(cycle)
+        other = threading.Thread(target=lambda: gc.collect(1))
+        other.start()
+        other.join()
+        del cycle
+        set_aside()
+        assert left() is None
