@@ -7,16 +7,19 @@ shared, and one chain."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 from uuid import uuid4
 
+import psycopg
 import pytest
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, OperationalError, StoredEvent
 from psycopg import Connection, Cursor
 
 from adapters.audit import verify
 from ledger import Ledger
 from ledger.postgres import APPEND_EVENTS_MAX
+from tests.conftest import postgres_base_url
 from tests.support import records as r
 
 pytestmark = pytest.mark.postgres
@@ -109,3 +112,54 @@ def test_a_large_batch_is_written_in_five_round_trips(postgres_url: str) -> None
         assert sent == ["execute", "execute", "copy", "copy", "execute"]
         assert len(positions) == APPEND_EVENTS_MAX + 4
         assert verify(ledger).ok
+
+
+def _large_batch_failing_at_its_snapshots(
+    ledger: Ledger, failure: Callable[[Any], None], expected: type[BaseException]
+) -> None:
+    """A large batch whose write fails between its BEGIN and its COMMIT (where its snapshots
+    are written): nothing stored, the head where it was, the next large batch written through
+    the same pool, and the log verifies."""
+    ledger.record(r.location())
+    recorder = ledger.store.recorder
+    before = ledger.last_position()
+    snapshot = type(recorder)._snapshot
+
+    def failing(self: Any, curs: Any, snapshots: Any) -> None:
+        failure(curs)
+        snapshot(self, curs, snapshots)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(recorder), "_snapshot", failing)
+        with pytest.raises(expected):
+            recorder.insert_events(events(APPEND_EVENTS_MAX + 4))
+    assert ledger.last_position() == before
+    assert len(recorder.insert_events(events(APPEND_EVENTS_MAX + 4))) == APPEND_EVENTS_MAX + 4
+    assert verify(ledger).ok
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt, RuntimeError])
+def test_a_large_batch_interrupted_before_its_commit_stores_nothing(
+    postgres_url: str, interruption: type[BaseException]
+) -> None:
+    """Begun by hand (`BEGIN` with the head's lock, one query) and committed with the head's
+    move: what interrupts it in between stores nothing, and the pool writes the next batch."""
+
+    def interrupt(_: Any) -> None:
+        raise interruption
+
+    with Ledger.open(postgres_url) as ledger:
+        _large_batch_failing_at_its_snapshots(ledger, interrupt, interruption)
+
+
+def test_a_large_batch_whose_connection_drops_before_its_commit_stores_nothing(
+    postgres_url: str,
+) -> None:
+    def drop(curs: Any) -> None:
+        server = postgres_base_url()
+        assert server is not None
+        with psycopg.connect(server, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (curs.connection.info.backend_pid,))
+
+    with Ledger.open(postgres_url) as ledger:
+        _large_batch_failing_at_its_snapshots(ledger, drop, OperationalError)
