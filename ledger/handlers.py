@@ -208,7 +208,7 @@ def _created(record: wire.PaymentCreated, uow: UnitOfWork, policy: Policy) -> bo
             recorded = existing.creation_fields()[differs]
             raise field_conflict(differs, recorded, fields[differs])
         return False
-    uow.add(Payment.create_from(offline_id, fields, values["occurred_at"]))
+    uow.add(Payment.create(offline_id, fields, values["occurred_at"]))
     return True
 
 

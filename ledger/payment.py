@@ -342,42 +342,11 @@ class Payment(Journaled):
         reported_late: bool  # a step was implied by a later one, or reported after it
 
     @classmethod
-    def create(
-        cls,
-        *,
-        offline_id: UUID,
-        device_id: str,
-        location_id: str,
-        amount: int,
-        currency: str,
-        capture_method: str,
-        offline_behavior: str,
-        payment_intent_id: str | None,
-        metadata: dict[str, str],
-        occurred_at: datetime,
-    ) -> Payment:
-        return cls.create_from(
-            offline_id,
-            {
-                "device_id": device_id,
-                "location_id": location_id,
-                "amount": amount,
-                "currency": currency,
-                "capture_method": capture_method,
-                "offline_behavior": offline_behavior,
-                "payment_intent_id": payment_intent_id,
-                "metadata": metadata,
-            },
-            occurred_at,
-        )
-
-    @classmethod
-    def create_from(
-        cls, offline_id: UUID, fields: Mapping[str, Any], occurred_at: datetime
-    ) -> Payment:
-        """`create` with the fields `creation_fields` names as one mapping, as the handler of
-        `payment.created` has them: a call with ten keywords costs more than the rest of the
-        creation's Python."""
+    def create(cls, offline_id: UUID, fields: Mapping[str, Any], occurred_at: datetime) -> Payment:
+        """The payment `payment.created` makes, from the fields `creation_fields` names as one
+        mapping, as its handler has them: a call with ten keywords cost more than the rest of
+        the creation's Python. The created event's fields are in this order, the stored
+        bytes' (`metadata` copied)."""
         amount = fields["amount"]
         assert amount > 0, amount
         return cls._create_fields(

@@ -1,4 +1,4 @@
-"""A payment's creation from the handler's mapping is the keyword creation's, field for field."""
+"""A payment's creation from the handler's mapping: its event's fields in their stored order."""
 
 from datetime import UTC, datetime
 from uuid import UUID
@@ -19,23 +19,24 @@ FIELDS = {
 }
 
 
-def _own_fields(payment: Payment) -> list[tuple[str, object]]:
+def test_the_created_events_fields_in_their_stored_order() -> None:
+    payment = Payment.create(OFFLINE_ID, FIELDS, MOMENT)
     (event,) = payment.pending_events
-    return [(k, v) for k, v in vars(event).items() if k != "timestamp"]
-
-
-def test_create_from_makes_the_keyword_creation() -> None:
-    by_keywords = Payment.create(offline_id=OFFLINE_ID, occurred_at=MOMENT, **FIELDS)
-    from_mapping = Payment.create_from(OFFLINE_ID, FIELDS, MOMENT)
-    # The same fields in the same order: the order is the stored bytes'.
-    assert _own_fields(from_mapping) == _own_fields(by_keywords)
-    assert from_mapping.id == by_keywords.id
-    assert from_mapping.creation_fields() == by_keywords.creation_fields()
+    # The order is the stored bytes'.
+    assert [(k, v) for k, v in vars(event).items() if k != "timestamp"] == [
+        ("originator_id", payment.id),
+        ("originator_version", 1),
+        ("originator_topic", event.originator_topic),
+        ("offline_id", str(OFFLINE_ID)),
+        *FIELDS.items(),
+        ("occurred_at", MOMENT),
+    ]
+    assert payment.creation_fields() == FIELDS
 
 
 def test_the_created_event_keeps_a_copy_of_the_metadata() -> None:
     metadata = {"order": "42"}
-    payment = Payment.create_from(OFFLINE_ID, {**FIELDS, "metadata": metadata}, MOMENT)
+    payment = Payment.create(OFFLINE_ID, {**FIELDS, "metadata": metadata}, MOMENT)
     metadata["order"] = "43"
     assert payment.metadata == {"order": "42"}
     (event,) = payment.pending_events
