@@ -24,8 +24,8 @@ from projections.runner import (
     load_rows,
 )
 from projections.stripe_fold import discard, fold_snapshot, swap_in
-from projections.stripe_observations import StripeObservationsProjection
 from projections.tables import stripe_objects
+from tests.service.test_settling_interleaved import stripe_rows
 from tests.support.records import charged_payment_intents
 
 
@@ -104,7 +104,7 @@ def test_a_batch_reads_no_row_of_a_stream_it_sees_first(
             found = conn.execute(select(stripe_objects.c.key, stripe_objects.c.stream_id))
             streams: dict[str, str] = {key: stream for key, stream in found}
         assert asked and not set().union(*asked)
-        one_batch = every_stripe_row(read_models)
+        one_batch = stripe_rows(read_models)
 
         asked.clear()
         # pi_m5 seen again, with something new; pi_m6 first seen.
@@ -125,17 +125,9 @@ def test_a_batch_reads_no_row_of_a_stream_it_sees_first(
         )
         read_models.refresh()
         assert set().union(*asked) == {streams["pi_m5"]}
-        after = every_stripe_row(read_models)
+        after = stripe_rows(read_models)
         read_models.rebuild(batch_size=BATCH_SIZE_MAX)
-        assert every_stripe_row(read_models) == after != one_batch
-
-
-def every_stripe_row(read_models: ReadModels) -> list[list[tuple[Any, ...]]]:
-    with read_models.engine.connect() as conn:
-        return [
-            sorted((tuple(row) for row in conn.execute(select(table))), key=repr)
-            for table in StripeObservationsProjection.tables
-        ]
+        assert stripe_rows(read_models) == after != one_batch
 
 
 def test_the_snapshots_resolved_links_are_one_b_tree_on_sqlite(sqlite_url: str) -> None:
@@ -144,7 +136,7 @@ def test_the_snapshots_resolved_links_are_one_b_tree_on_sqlite(sqlite_url: str) 
     with Ledger.open(sqlite_url) as ledger, ReadModels(ledger) as read_models:
         ledger.observe(charged_payment_intents(4))
         read_models.refresh()
-        folded = every_stripe_row(read_models)
+        folded = stripe_rows(read_models)
         with read_models.writer.connect() as conn, conn.begin():
             made = fold_snapshot(conn)
             found = conn.exec_driver_sql(
@@ -153,7 +145,7 @@ def test_the_snapshots_resolved_links_are_one_b_tree_on_sqlite(sqlite_url: str) 
             assert found is not None and found.rstrip().endswith("WITHOUT ROWID")
             swap_in(conn, made)
             discard(conn, made)
-        assert every_stripe_row(read_models) == folded
+        assert stripe_rows(read_models) == folded
 
 
 def test_a_writer_connection_gives_its_cached_pages_back_to_the_pool(sqlite_url: str) -> None:
