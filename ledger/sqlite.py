@@ -1,5 +1,6 @@
 """SQLite specifics of the event store, used only through `ledger.storage`: the recorder that
-chains every event (`ledger.chain`) and the import of an exported log at its positions."""
+chains every event (`ledger.chain`), the import of an exported log at its positions, and the
+factory whose connections keep their compiled statements."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from eventsourcing import sqlite as library
+from eventsourcing.persistence import IntegrityError, InterfaceError, StoredEvent
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteDatastore,
+)
 
 from ledger.batches import iter_batches
 from ledger.chain import CHAIN_TABLE, GENESIS, Link, Row, link
@@ -169,3 +176,54 @@ def _refuse_events(cursor: Any, events_table: str) -> None:
         cursor.execute(f"SELECT 1 FROM {table} LIMIT 1")
         if cursor.fetchone() is not None:
             raise store_not_empty()
+
+
+# Statements a connection keeps compiled: the sqlite3 module's own default. The library opens
+# its connections with `cached_statements=True`, that is one: a batch's dozen statements (its
+# BEGIN among them) each evicted the one before, and the two 50-row inserts, the largest,
+# were compiled again for every batch, about a thousand instructions an event.
+STATEMENTS_KEPT = 128
+
+
+class SQLiteFactory(library.SQLiteFactory):
+    """The library's factory, its datastore's pool opening connections that keep
+    `STATEMENTS_KEPT` statements compiled. The pool is replaced before it opens any."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        given = self.datastore.pool
+        self.datastore.pool = _ConnectionPool(
+            db_name=given.db_name,
+            lock_timeout=given.lock_timeout,
+            pool_size=given.pool_size,
+            max_overflow=given.max_overflow,
+            pool_timeout=given.pool_timeout,
+            max_age=given.max_age,
+            pre_ping=given.pre_ping,
+        )
+        given.close()
+
+
+class _ConnectionPool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        """The library's connection (autocommit, explicit BEGIN, the WAL journal, rows as
+        `sqlite3.Row`) but for the statements it keeps."""
+        try:
+            connection = sqlite3.connect(
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                cached_statements=STATEMENTS_KEPT,
+                timeout=self.lock_timeout or library.SQLITE3_DEFAULT_LOCK_TIMEOUT,
+            )
+        except (sqlite3.Error, TypeError) as error:
+            raise InterfaceError(error) from error
+        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+            (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+            if mode.lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+                self.journal_mode_was_changed_to_wal = True
+            self.is_journal_mode_wal = True
+        connection.row_factory = sqlite3.Row
+        return SQLiteConnection(sqlite_conn=connection, max_age=self.max_age)
