@@ -88,7 +88,8 @@ class Journaled(Aggregate):
         version = self._version + 1
         event: PendingEvent
         # The keywords in the fields' order (as every trigger of the ledger names them) fill
-        # the event's `__dict__` in one `update`, in that order.
+        # the event's `__dict__` in one update, in that order: `|=`, which `dict.update` is
+        # less its arguments' tuple and parse (about 500 instructions an event).
         if names is not None and tuple(kwargs) == names:
             clock = domain.datetime_now_with_tzinfo
             timestamp = _now(domain.TZINFO) if clock is _LIBRARY_NOW else clock()
@@ -97,7 +98,7 @@ class Journaled(Aggregate):
             state["originator_id"] = self._id
             state["originator_version"] = version
             state["timestamp"] = timestamp
-            state.update(kwargs)
+            state |= kwargs
         else:
             timestamp = event_class.create_timestamp()
             make: Any = event_class  # the dataclass's own __init__ says what is wrong
@@ -167,7 +168,7 @@ class Journaled(Aggregate):
             state["timestamp"] = timestamp
             state["originator_topic"] = get_topic(cls)
             if ordered:
-                state.update(kwargs)
+                state |= kwargs
             else:
                 for name in own:
                     state[name] = kwargs[name]
