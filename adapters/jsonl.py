@@ -26,7 +26,7 @@ from ledger.bounds import LINE_BYTES_MAX
 from ledger.collector import survivors_set_aside
 from ledger.errors import Code, StorageError
 from ledger.pan import mask
-from ledger.wire import parse_line
+from ledger.wire import parse_line, parse_lines
 
 REJECTED_KEPT_MAX = 10_000  # rejections listed in the summary; the count is always exact
 
@@ -102,7 +102,7 @@ def ingest(
     # a dozen times per batch for nothing, a tenth of the ingest's time (`record_stream`
     # holds it off while it runs).
     batches = (
-        (batch, [parsed_or_refusal(text) for _, text in batch])
+        (batch, parse_lines([text for _, text in batch]))
         for batch in iter_batches(lines, batch_size)
     )
     with survivors_set_aside() as set_aside:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 import orjson
@@ -255,6 +255,43 @@ def _may_join_thirteen(raw: bytes) -> bool:
         return False
     raw = _QUOTED_UUIDS.sub(b'"x"', raw)
     return bool(raw.translate(_ZEROS, _SQUEEZED).partition(_THIRTEEN_ZEROS)[1])
+
+
+# The pre-filter's squeeze of lines joined by newlines (`suspects`): the same, newlines kept.
+_SQUEEZED_BUT_NEWLINES = _SQUEEZED.replace(b"\n", b"")
+
+
+def suspects(lines: Sequence[bytes]) -> set[int]:
+    """The indices of the lines `holds_pan` may find a card number in: every one it finds
+    one in, and the few its pre-filter does not clear. The pre-filter runs once over the
+    lines joined by newlines, not line by line: its regexes, its squeeze and its search of
+    a whole batch cost about half as much as a call per line.
+
+    Line by line it gives the same answers: no line holds a newline of its own (one that does
+    makes every line a suspect), so in the squeezed text each line is its own squeezed text
+    between two newlines, which are not digits; nothing the regexes take out spans a newline
+    (a quoted date-time or UUID holds none); a line holding a backslash is a suspect (its
+    escapes are read by `holds_pan`'s own pre-filter)."""
+    # Whether a line holds a newline, by a search (memchr): a count reads byte by byte.
+    if b"".join(lines).partition(b"\n")[1]:
+        return set(range(len(lines)))
+    joined = b"\n".join(lines)
+    escaped: set[int] = set()
+    if joined.partition(b"\\")[1]:
+        escaped = {n for n, line in enumerate(lines) if line.partition(b"\\")[1]}
+        joined = b"\n".join(b"" if n in escaped else line for n, line in enumerate(lines))
+    # `sub` here: over a batch, splitting makes a list of thousands of parts.
+    squeezed = _QUOTED_DATE_TIMES.sub(b'"x"', joined).translate(_ZEROS, _SQUEEZED_BUT_NEWLINES)
+    found, line, start = escaped, 0, 0
+    # The lines its first stage does not clear (about one in fifty) through the whole of it.
+    while (at := squeezed.find(_THIRTEEN_ZEROS, start)) >= 0:
+        line += squeezed.count(b"\n", start, at)
+        if _may_join_thirteen(lines[line]):
+            found.add(line)
+        start = squeezed.find(b"\n", at)
+        if start < 0:
+            break
+    return found
 
 
 def _searched(text: str | bytes) -> bool:

@@ -8,6 +8,7 @@ currencies lowercase ISO 4217, timestamps RFC 3339 with an offset.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
 from typing import Annotated, Any, Literal, NoReturn, TypeVar, cast
@@ -33,6 +34,7 @@ from ledger.bounds import (
     check_line,
     check_size,
     check_value,
+    cleared,
 )
 from ledger.errors import Code, InvalidRecord
 from ledger.moments import (
@@ -44,7 +46,7 @@ from ledger.moments import (
     parse_moment,
 )
 from ledger.money import ISO_4217_CODES, is_currency
-from ledger.pan import find_pan, holds_pan, quoted
+from ledger.pan import find_pan, holds_pan, quoted, suspects
 
 # Stripe's largest amount is 99,999,999 minor units (docs.stripe.com/currencies, "Minimum and
 # maximum charge amounts").
@@ -426,6 +428,37 @@ def parse_line(raw: bytes | str) -> Record:
         raise _translate(error) from None
     check_line(data)
     return record
+
+
+def parse_lines(lines: Sequence[bytes]) -> list[Record | InvalidRecord]:
+    """`parse_line` of each line, its record or its refusal, with the card-number scan's
+    pre-filter run once over the whole batch (`ledger.pan.suspects`): a line it does not
+    clear goes through `parse_line` itself, every other line is validated and measured as
+    `parse_line` would do it once its scan found nothing. The same records and the same
+    refusals, at about two thirds of the scan's cost (a line's own call, regexes and
+    squeeze cost more than its share of one over a batch)."""
+    searched = suspects(lines)
+    # Every line measured after its validation, unless the batch's counts clear them all.
+    measure = (lambda data: None) if cleared(lines) else check_line
+    validate = _record_validator().validate_json
+    parsed: list[Record | InvalidRecord] = []
+    add = parsed.append
+    for n, data in enumerate(lines):
+        try:
+            if n in searched or len(data) > LINE_BYTES_MAX:
+                add(parse_line(data))
+                continue
+            try:
+                record = validate(data)
+            except ValidationError as error:
+                measure(data)
+                add(_translate(error))
+                continue
+            measure(data)
+            add(record)
+        except InvalidRecord as refused:
+            add(refused)
+    return parsed
 
 
 def parse_body(model: type[M], raw: bytes) -> M:

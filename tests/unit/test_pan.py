@@ -82,6 +82,41 @@ def test_a_card_number_in_raw_json_is_found_also_as_bytes(disguise: str) -> None
     assert pan.holds_pan(line.encode())
 
 
+_CLEAN_LINE = (
+    b'{"type": "payment.confirmed_offline", "occurred_at": "2026-11-22T08:00:35.312+01:00", '
+    b'"offline_id": "1fd6c7cd-00cf-47f9-86f2-f9ee23e8bffe", '
+    b'"stored_at": "2026-11-22T08:00:35.312+01:00"}'
+)
+
+
+@pytest.mark.parametrize("disguise", sorted(TEXT_DISGUISES))
+def test_a_batch_suspects_the_line_holding_a_card_number_in_every_disguise(disguise: str) -> None:
+    number = random_pan(random.Random(disguise), 16)
+    text = TEXT_DISGUISES[disguise](number)
+    lines = [
+        _CLEAN_LINE,
+        b'{"metadata": {"note": ' + json.dumps(text).encode() + b"}}",
+        _CLEAN_LINE,
+        b'{"metadata": {"note": ' + json.dumps(text, ensure_ascii=False).encode() + b"}}",
+        _CLEAN_LINE,
+    ]
+
+    assert {1, 3} <= pan.suspects(lines)
+    assert not pan.suspects([_CLEAN_LINE] * 3)
+
+
+@given(
+    st.lists(
+        st.binary(max_size=40)
+        | st.text(alphabet='0123456789 -.:+Tx"\\u\n\u0663', max_size=60).map(str.encode),
+        max_size=6,
+    )
+)
+def test_a_batch_suspects_every_line_holding_a_card_number(lines: list[bytes]) -> None:
+    """Whatever the lines (digits at one's end and the next's start, newlines, escapes)."""
+    assert {n for n, line in enumerate(lines) if pan.holds_pan(line)} <= pan.suspects(lines)
+
+
 @pytest.mark.parametrize("number", KNOWN_PANS)
 def test_stripe_test_card_numbers_are_found(number: str) -> None:
     assert pan.holds_pan(number)

@@ -59,15 +59,28 @@ def ready(memory_ledger: Ledger) -> Ledger:
     return memory_ledger
 
 
-@pytest.fixture(params=["parse_line", "Ledger.record"])
+def in_a_batch(data: bytes) -> wire.Record:
+    """`data` parsed by `wire.parse_lines` between two valid lines: its record, or its refusal
+    raised."""
+    neighbour = line(r.confirmed(OID))
+    first, parsed, last = wire.parse_lines([neighbour, data, neighbour])
+    assert first == last == wire.parse_line(neighbour)
+    if isinstance(parsed, LedgerError):
+        raise parsed
+    return parsed
+
+
+@pytest.fixture(params=["parse_line", "parse_lines", "Ledger.record"])
 def refuse(request: pytest.FixtureRequest, ready: Ledger) -> Refuse:
-    """Submit a record the one way or the other; it must be refused and store nothing."""
+    """Submit a record one way or another; it must be refused and store nothing."""
 
     def submit(record: Record) -> LedgerError:
         before = event_count(ready)
         with pytest.raises(LedgerError) as refused:
             if request.param == "parse_line":
                 wire.parse_line(line(record))
+            elif request.param == "parse_lines":
+                in_a_batch(line(record))
             else:
                 ready.record(record)
         assert event_count(ready) == before
@@ -76,11 +89,13 @@ def refuse(request: pytest.FixtureRequest, ready: Ledger) -> Refuse:
     return submit
 
 
-@pytest.fixture(params=["parse_line", "Ledger.record"])
+@pytest.fixture(params=["parse_line", "parse_lines", "Ledger.record"])
 def accept(request: pytest.FixtureRequest, ready: Ledger) -> Callable[[Record], None]:
     def submit(record: Record) -> None:
         if request.param == "parse_line":
             assert wire.parse_line(line(record)).type == record["type"]
+        elif request.param == "parse_lines":
+            assert in_a_batch(line(record)).type == record["type"]
         else:
             assert ready.record(record).record_type == record["type"]
 
@@ -605,6 +620,27 @@ def measured_lines(draw: st.DrawFn) -> bytes:
     return draw(st.sampled_from([data, data.replace(b'"x"', b'"' + raw + b'"', 1), raw + data]))
 
 
+# Lines holding a card number (in a key, a value, across lines, escaped, in a line that is not
+# JSON) and lines holding what only looks like one, for batches.
+_PLANTED = [
+    line(r.created(OID, metadata={"note": PAN})),
+    line(r.created(OID, metadata={PAN: "x"})),
+    line(r.created(OID, metadata={"note": "4242 4242 4242 4241"})),
+    line(r.created(OID, metadata={"note": "4242424242"})),
+    b"4242 4242",
+    b"4242 4242 4242 4242",
+    b'{"type": "payment.created", "note": "' + PAN.encode(),
+    line(r.created(OID, metadata={"note": PAN})).replace(b"42424", b"\\u00342424", 1),
+    line(r.created(OID, metadata={"note": PAN[:8] + "\n" + PAN[8:]})),
+    line(r.created(OID, metadata={"note": "x"})).replace(
+        b"x", PAN[:8].encode() + b"\n" + PAN[8:].encode()
+    ),
+    line(r.created("12345678-1234-1234-1234-123456789012")),
+    line(r.confirmed(OID)).replace(b"+", b"\\t", 1),
+    line(r.location()),
+]
+
+
 def _measured_first(data: bytes) -> Any:
     """`parse_line` as its checks are ordered: size and card numbers, the measure, validation."""
     if len(data) > bounds.LINE_BYTES_MAX or holds_pan(data):
@@ -621,6 +657,24 @@ def test_a_line_is_answered_as_if_measured_before_it_is_validated(data: bytes) -
     """`parse_line` validates first and measures after: the answer is the one the measure
     first would give."""
     assert _answer(lambda: wire.parse_line(data)) == _answer(lambda: _measured_first(data))
+
+
+@given(st.lists(measured_lines() | st.sampled_from(_PLANTED), max_size=8))
+def test_a_batch_of_lines_is_answered_line_by_line(lines: list[bytes]) -> None:
+    """`parse_lines` scans and measures a batch at once: each line gets what `parse_line`
+    gives it, whatever its neighbours."""
+    answers = [_answer(lambda data=data: wire.parse_line(data)) for data in lines]
+
+    assert [_batch_answer(parsed) for parsed in wire.parse_lines(lines)] == answers
+
+
+def _batch_answer(parsed: Any) -> tuple[Any, ...]:
+    def parse() -> Any:
+        if isinstance(parsed, LedgerError):
+            raise parsed
+        return parsed
+
+    return _answer(parse)
 
 
 _CANCELED = (
