@@ -143,6 +143,7 @@ class Ledger:
         self._versions = version_reader(config.kind, store.recorder)
         # Stores whose recorders check the streams a write read (not the in-memory one).
         self._presume = config.kind in ("sqlite", "postgresql")
+        self._presuming = False  # `record_stream`'s batches, until a presumption fails
         self._states = states_reader(config.kind, store.recorder)
         self._fields = FieldReader(store.mapper)
         self._lock = _WriterLock()
@@ -263,6 +264,7 @@ class Ledger:
             _stream_writer(self._writes_apart) as writer,
         ):
             flight: _Flight[T] | None = None
+            self._presuming = self._presume
             try:
                 for tag, records in batches:
                     parsed = _parsed(records)
@@ -296,7 +298,7 @@ class Ledger:
         did not fail."""
         decided: tuple[Staged, list[Result | LedgerError]] | None = None
         try:
-            decided = self._decide(parsed, with_state=False)
+            decided = self._decide_presuming(parsed)
         except Exception:
             if flight is None or self._land(flight, None, committed):
                 raise
@@ -304,9 +306,27 @@ class Ledger:
             if flight is not None and not self._land(flight, decided[0], committed):
                 decided = None
         if decided is None:
-            decided = self._decide(parsed, with_state=False)
+            decided = self._decide_presuming(parsed)
         staged, results = decided
         return _Flight(tag, parsed, staged, results, writer.submit(staged.write))
+
+    def _decide_presuming(
+        self, parsed: list[wire.Record | LedgerError]
+    ) -> tuple[Staged, list[Result | LedgerError]]:
+        """`parsed` decided with the streams it creates presumed absent, as a live record's
+        are: no question to the store for a batch of new payments. Where one exists (a file
+        ingested again), what was decided on it is refused by its write (`UnitOfWork.
+        presume_absent`), which then goes on as a failed write does (`_land`), or breaks an
+        aggregate's own checks (a payment stored twice): then it is decided again on what is
+        stored. Either ends the presumption for the rest of the stream: the file's next
+        batches are likely to hold streams that exist too, each of which would be decided
+        twice and written once for nothing."""
+        if self._presuming:
+            try:
+                return self._decide(parsed, with_state=False, presume=True)
+            except Exception:
+                self._presuming = False
+        return self._decide(parsed, with_state=False)
 
     def _land(
         self,
@@ -323,6 +343,7 @@ class Ledger:
             with self._lock.telling():
                 committed(flight.tag, flight.results)
             return True
+        self._presuming = False
         if later is not None:
             later.forget()
         flight.staged.undo(failed)
