@@ -426,7 +426,7 @@ class Ledger:
                 uow.presume_absent(
                     i for r in parsed if not isinstance(r, LedgerError) for i in created_ids(r)
                 )
-            uow.prefetch(i for r in parsed if not isinstance(r, LedgerError) for i in stream_ids(r))
+            uow.prefetch_keyed(stream_ids(parsed))
             uow.prefetch(related_ids(uow.loaded.values()))
             with uow.recording():
                 for item in parsed:

@@ -1,5 +1,6 @@
 """SQLite specifics of the event store, used only through `ledger.storage`: the recorder that
-chains every event (`ledger.chain`) and the import of an exported log at its positions."""
+chains every event (`ledger.chain`), the import of an exported log at its positions, and the
+factory whose connections keep their compiled statements."""
 
 from __future__ import annotations
 
@@ -8,15 +9,31 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing import sqlite as library
+from eventsourcing.persistence import IntegrityError, InterfaceError, StoredEvent
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteDatastore,
+)
 
 from ledger.batches import iter_batches
 from ledger.chain import CHAIN_TABLE, GENESIS, Link, Row, link
 from ledger.sqlite_rows import insert_together
 from ledger.storage import ID_CHUNK, store_not_empty
 
-INSERT_LINKS = f"INSERT INTO {CHAIN_TABLE} (position, content_hash, chain_hash) VALUES (?, ?, ?)"
+# Every insert of the log's rows is `INSERT OR FAIL`: a row that breaks a constraint (a taken
+# version, a taken position) stops the statement with an IntegrityError as a plain INSERT's
+# would, but leaves the statement's earlier rows in place, so SQLite keeps no statement
+# journal to take them back out. Nothing carries on past such an error: the batch's whole
+# transaction is rolled back. With 50 rows a statement into the events' two B-trees, that
+# journal (the original of every page the statement changed) outgrew its 64 KiB in memory
+# and went to a temporary file: an ingest of 34,000 events wrote 117 MB there, more than its
+# WAL and database together (36 and 26 MB).
+INSERT_LINKS = (
+    f"INSERT OR FAIL INTO {CHAIN_TABLE} (position, content_hash, chain_hash) VALUES (?, ?, ?)"
+)
 
 
 class SQLiteEventRecorder(SQLiteApplicationRecorder):
@@ -26,6 +43,13 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
     (`ledger.storage.SnapshotsFolder`): one commit, one flush of the file, not one each."""
 
     insert_snapshots_statement: str | None = None
+
+    def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name)
+        self.insert_events_statement = (
+            f"INSERT OR FAIL INTO {events_table_name} (originator_id, originator_version, "
+            "topic, state) VALUES (?, ?, ?, ?)"
+        )
 
     def fold_snapshots_into(self, table: str) -> None:
         # Replacing: a snapshot is made from the very events this transaction writes, so one
@@ -107,7 +131,7 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         for rows, links in batches:
             insert_together(
                 cursor,
-                f"INSERT INTO {self.events_table_name} (rowid, originator_id, "
+                f"INSERT OR FAIL INTO {self.events_table_name} (rowid, originator_id, "
                 "originator_version, topic, state) VALUES (?, ?, ?, ?, ?)",
                 [(p, s.hex, v, t, bytearray(b)) for p, s, v, t, b in rows],
             )
@@ -152,3 +176,54 @@ def _refuse_events(cursor: Any, events_table: str) -> None:
         cursor.execute(f"SELECT 1 FROM {table} LIMIT 1")
         if cursor.fetchone() is not None:
             raise store_not_empty()
+
+
+# Statements a connection keeps compiled: the sqlite3 module's own default. The library opens
+# its connections with `cached_statements=True`, that is one: a batch's dozen statements (its
+# BEGIN among them) each evicted the one before, and the two 50-row inserts, the largest,
+# were compiled again for every batch, about a thousand instructions an event.
+STATEMENTS_KEPT = 128
+
+
+class SQLiteFactory(library.SQLiteFactory):
+    """The library's factory, its datastore's pool opening connections that keep
+    `STATEMENTS_KEPT` statements compiled. The pool is replaced before it opens any."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        given = self.datastore.pool
+        self.datastore.pool = _ConnectionPool(
+            db_name=given.db_name,
+            lock_timeout=given.lock_timeout,
+            pool_size=given.pool_size,
+            max_overflow=given.max_overflow,
+            pool_timeout=given.pool_timeout,
+            max_age=given.max_age,
+            pre_ping=given.pre_ping,
+        )
+        given.close()
+
+
+class _ConnectionPool(SQLiteConnectionPool):
+    def _create_connection(self) -> SQLiteConnection:
+        """The library's connection (autocommit, explicit BEGIN, the WAL journal, rows as
+        `sqlite3.Row`) but for the statements it keeps."""
+        try:
+            connection = sqlite3.connect(
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,
+                cached_statements=STATEMENTS_KEPT,
+                timeout=self.lock_timeout or library.SQLITE3_DEFAULT_LOCK_TIMEOUT,
+            )
+        except (sqlite3.Error, TypeError) as error:
+            raise InterfaceError(error) from error
+        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+            (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+            if mode.lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+                self.journal_mode_was_changed_to_wal = True
+            self.is_journal_mode_wal = True
+        connection.row_factory = sqlite3.Row
+        return SQLiteConnection(sqlite_conn=connection, max_age=self.max_age)

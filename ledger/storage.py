@@ -361,7 +361,7 @@ def _sqlite(parsed: DatabaseUrl) -> StoreConfig:
             "throw-away in-memory ledger)",
         )
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "PERSISTENCE_MODULE": "ledger.sqlite:SQLiteFactory",
         "SQLITE_DBNAME": path,
         "SQLITE_LOCK_TIMEOUT": "30",
         "CREATE_TABLE": "n",

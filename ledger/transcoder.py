@@ -173,6 +173,7 @@ class _Holes:
     def __init__(self, transcoder: OrjsonTranscoder, prefix: bytes) -> None:
         self.transcoder = transcoder
         self.moments: list[datetime] = []
+        self.note = self.moments.append
         self.fragment = _HOLE_FRAGMENTS.get(prefix) or _HOLE_FRAGMENTS.setdefault(
             prefix, orjson.Fragment(prefix + _HOLE + b"}")
         )
@@ -182,11 +183,15 @@ class _Holes:
         any other value what `_tagged` makes of it."""
         if type(value) is datetime:
             zone: Any = value.tzinfo
-            # `_known_whole_minutes`, its pydantic case written out: most moments but the
-            # events' timestamps (UTC) were parsed, each with a zone of its own.
-            whole = type(zone) is _pydantic_zone and not zone.utcoffset(None).seconds % 60  # type: ignore[attr-defined]
-            if zone is UTC or whole or _known_whole_minutes(zone):
-                self.moments.append(value)
+            # UTC first (every event's timestamp), then `_known_whole_minutes` with its
+            # pydantic case written out: most other moments were parsed, each with a zone of
+            # its own.
+            if (
+                zone is UTC
+                or (type(zone) is _pydantic_zone and not zone.utcoffset(None).seconds % 60)  # type: ignore[attr-defined]
+                or _known_whole_minutes(zone)
+            ):
+                self.note(value)
                 return self.fragment
         return self.transcoder._tagged(value)
 

@@ -116,8 +116,12 @@ class UnitOfWork:
         return journal.recording(self.journal)
 
     def prefetch(self, aggregate_ids: Iterable[UUID]) -> None:
+        self.prefetch_keyed({i.int: i for i in aggregate_ids})
+
+    def prefetch_keyed(self, wanted: dict[int, UUID]) -> None:
+        """`prefetch` of the ids in `wanted`, keyed by their integers (`AggregateCache`); the
+        dict is the unit's to change."""
         loaded = self.loaded
-        wanted = {i.int: i for i in aggregate_ids}
         for key in [k for k in wanted if k in loaded]:
             del wanted[key]
         if self.optimistic:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 HERE = Path(__file__).resolve().parent
-HEAD = "0017"
+HEAD = "0018"
 """The newest revision in `versions/`: a new migration moves it (tests/unit/test_migrations.py
 checks it is Alembic's head)."""
 

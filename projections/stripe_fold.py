@@ -28,7 +28,6 @@ from sqlalchemy import (
     Connection,
     MetaData,
     Select,
-    String,
     Table,
     delete,
     insert,
@@ -57,6 +56,7 @@ from projections.runner import insert_values
 from projections.tables import (
     stripe_charges,
     stripe_disputes,
+    stripe_id,
     stripe_keys,
     stripe_links,
     stripe_movements,
@@ -74,9 +74,10 @@ _NAMING = (
 
 
 def _listing(name: str, *, unique: bool = True) -> Table:
-    """A temporary table of ids (the connection's own: it goes with the transaction)."""
+    """A temporary table of ids (the connection's own: it goes with the transaction), in the
+    collation of the ids it is joined with (`tables.stripe_id`)."""
     return Table(
-        name, MetaData(), Column("id", String(255), primary_key=unique), prefixes=["TEMPORARY"]
+        name, MetaData(), Column("id", stripe_id(), primary_key=unique), prefixes=["TEMPORARY"]
     )
 
 
@@ -246,8 +247,8 @@ def _write(conn: Connection, rows: Select[Any], keys: Select[Any] | None = None)
 _SNAPSHOT_KEYS = Table(
     "fold_snapshot_keys",
     MetaData(),
-    Column("object_id", String(255), primary_key=True),
-    Column("key", String(255), nullable=False),
+    Column("object_id", stripe_id(), primary_key=True),
+    Column("key", stripe_id(), nullable=False),
     prefixes=["TEMPORARY"],
     sqlite_with_rowid=False,
 )

@@ -27,6 +27,17 @@ from sqlalchemy import (
 metadata = MetaData()
 
 
+def stripe_id(length: int = 255) -> String:
+    """A Stripe id's column (or a key made of one, a stream's id beside them): on PostgreSQL
+    in collation "C". The database's own (C.UTF-8 here) orders ids the same way, code point
+    by code point, but PostgreSQL compares under it through `strcoll`, with no `memcmp` fast
+    path and no abbreviated keys in its sorts: about a sixth of the writing backend's CPU in
+    a catch-up of Stripe's observations (a profile) went into comparing ids in their
+    indexes, sorts and joins.
+    SQLite's default collation (BINARY) already compares bytes (migration 0018)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 def naive_utc(moment: datetime) -> datetime:
     """An aware time as the tables store it."""
     return moment.astimezone(UTC).replace(tzinfo=None)
@@ -157,10 +168,10 @@ offline_sale_locations = Table(
 stripe_objects = Table(
     "stripe_objects",
     metadata,
-    Column("stream_id", String(32), primary_key=True),
-    Column("key", String(255), nullable=False, unique=True),  # pi_... or ch_...
-    Column("payment_intent_id", String(255)),
-    Column("charge_id", String(255)),
+    Column("stream_id", stripe_id(32), primary_key=True),
+    Column("key", stripe_id(), nullable=False, unique=True),  # pi_... or ch_...
+    Column("payment_intent_id", stripe_id()),
+    Column("charge_id", stripe_id()),
     Column("offline_id", String(255)),  # metadata.offline_id, lowercased (UUIDs are matched so)
     Column("amount", BigInteger),  # the PaymentIntent's amount (API/JSON)
     Column("amount_received", BigInteger),
@@ -186,8 +197,8 @@ stripe_objects = Table(
 stripe_links = Table(
     "stripe_links",
     metadata,
-    Column("object_id", String(255), primary_key=True),
-    Column("target_id", String(255), nullable=False),  # pi_..., else the charge's ch_...
+    Column("object_id", stripe_id(), primary_key=True),
+    Column("target_id", stripe_id(), nullable=False),  # pi_..., else the charge's ch_...
     # The objects that link to an id: what a new link moves from one Stripe payment to another.
     Index("stripe_links_target_idx", "target_id"),
 )
@@ -198,11 +209,11 @@ stripe_links = Table(
 stripe_movements = Table(
     "stripe_movements",
     metadata,
-    Column("movement_key", String(255), primary_key=True),
-    Column("balance_transaction_id", String(255), nullable=False),
-    Column("payment_intent_id", String(255)),
-    Column("charge_id", String(255)),
-    Column("source_id", String(255)),
+    Column("movement_key", stripe_id(), primary_key=True),
+    Column("balance_transaction_id", stripe_id(), nullable=False),
+    Column("payment_intent_id", stripe_id()),
+    Column("charge_id", stripe_id()),
+    Column("source_id", stripe_id()),
     Column("offline_id", String(255)),
     Column("currency", String(3), nullable=False),
     Column("gross", BigInteger, nullable=False),
@@ -225,8 +236,8 @@ stripe_movements = Table(
 stripe_charges = Table(
     "stripe_charges",
     metadata,
-    Column("charge_id", String(255), primary_key=True),
-    Column("payment_intent_id", String(255)),
+    Column("charge_id", stripe_id(), primary_key=True),
+    Column("payment_intent_id", stripe_id()),
     Column("currency", String(3), nullable=False),
     Column("amount_refunded", BigInteger, nullable=False),
     Column("observed_at", DateTime),
@@ -237,9 +248,9 @@ stripe_charges = Table(
 stripe_disputes = Table(
     "stripe_disputes",
     metadata,
-    Column("dispute_id", String(255), primary_key=True),
-    Column("charge_id", String(255), nullable=False),
-    Column("payment_intent_id", String(255)),
+    Column("dispute_id", stripe_id(), primary_key=True),
+    Column("charge_id", stripe_id(), nullable=False),
+    Column("payment_intent_id", stripe_id()),
     Column("currency", String(3), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("status", String(64), nullable=False),
@@ -253,8 +264,8 @@ stripe_disputes = Table(
 stripe_keys = Table(
     "stripe_keys",
     metadata,
-    Column("object_id", String(255), primary_key=True),
-    Column("key", String(255), nullable=False),
+    Column("object_id", stripe_id(), primary_key=True),
+    Column("key", stripe_id(), nullable=False),
 )
 
 # Stripe's side folded per Stripe payment (its key: the PaymentIntent, else the charge or the
@@ -264,7 +275,7 @@ stripe_keys = Table(
 stripe_payments = Table(
     "stripe_payments",
     metadata,
-    Column("key", String(255), primary_key=True),
+    Column("key", stripe_id(), primary_key=True),
     Column("offline_id", String(255)),
     Column("offline_collected", Boolean),
     Column("created_at", DateTime),

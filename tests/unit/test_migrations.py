@@ -172,3 +172,22 @@ def test_the_generation_migration_names_the_live_table_and_column() -> None:
     assert live.name == done.POSITIONS_TABLE
     copy = Table(live.name, MetaData(), done.generation_column())
     assert _shape(copy) == [c for c in _shape(live) if c[0] == "generation"]
+
+
+def test_the_stripe_ids_migration_names_the_live_bytewise_columns() -> None:
+    """Every column 0018 puts in collation "C" is one the live tables declare so
+    (`tables.stripe_id`), of the same length, and no other is."""
+    from sqlalchemy.dialects import postgresql
+
+    from projections import tables
+
+    done = migration("0018_stripe_ids_bytewise")
+    dialect = postgresql.dialect()
+    live = {
+        (table.name, column.name, column.type.length)  # type: ignore[attr-defined]
+        for table in tables.metadata.tables.values()
+        for column in table.columns
+        if 'COLLATE "C"' in column.type.compile(dialect=dialect)
+    }
+    copied = {(table, name, length) for table, columns in done.COLUMNS for name, length in columns}
+    assert copied == live
