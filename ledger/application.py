@@ -295,38 +295,35 @@ class Ledger:
         """`parsed` decided and encoded while `flight` is written, `flight` landed, then the
         write of `parsed` begun. Decided on a write that failed, it is decided again once
         the failed batch is settled; an error of its deciding is raised only if that write
-        did not fail."""
+        did not fail.
+
+        While `_presuming`, the streams `parsed` creates are presumed absent, as a live
+        record's are: no question to the store for a batch of new payments. Where one exists
+        (a file ingested again), what was decided on it is refused by its write (`UnitOfWork.
+        presume_absent`), which then goes on as a failed write does (`_land`), or breaks an
+        aggregate's own checks (a payment stored twice). That deciding's `discard` evicted
+        the streams `flight` holds as written, so `parsed` is decided again on what is
+        stored only once `flight` has landed. Either ends the presumption for the rest of
+        the stream: the file's next batches are likely to hold streams that exist too, each
+        of which would be decided twice and written once for nothing."""
         decided: tuple[Staged, list[Result | LedgerError]] | None = None
+        presumed = self._presuming
         try:
-            decided = self._decide_presuming(parsed)
+            decided = self._decide(parsed, with_state=False, presume=presumed)
         except Exception:
-            if flight is None or self._land(flight, None, committed):
+            if presumed:
+                self._presuming = False
+                if flight is not None:
+                    self._land(flight, None, committed)
+            elif flight is None or self._land(flight, None, committed):
                 raise
         else:
             if flight is not None and not self._land(flight, decided[0], committed):
                 decided = None
         if decided is None:
-            decided = self._decide_presuming(parsed)
+            decided = self._decide(parsed, with_state=False, presume=self._presuming)
         staged, results = decided
         return _Flight(tag, parsed, staged, results, writer.submit(staged.write))
-
-    def _decide_presuming(
-        self, parsed: list[wire.Record | LedgerError]
-    ) -> tuple[Staged, list[Result | LedgerError]]:
-        """`parsed` decided with the streams it creates presumed absent, as a live record's
-        are: no question to the store for a batch of new payments. Where one exists (a file
-        ingested again), what was decided on it is refused by its write (`UnitOfWork.
-        presume_absent`), which then goes on as a failed write does (`_land`), or breaks an
-        aggregate's own checks (a payment stored twice): then it is decided again on what is
-        stored. Either ends the presumption for the rest of the stream: the file's next
-        batches are likely to hold streams that exist too, each of which would be decided
-        twice and written once for nothing."""
-        if self._presuming:
-            try:
-                return self._decide(parsed, with_state=False, presume=True)
-            except Exception:
-                self._presuming = False
-        return self._decide(parsed, with_state=False)
 
     def _land(
         self,

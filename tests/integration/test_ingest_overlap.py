@@ -178,6 +178,22 @@ def test_a_file_ingested_again_is_told_as_the_store_holds_it(url: str, size: int
         assert refused
 
 
+def test_a_presumption_broken_while_deciding_waits_for_the_write_before_it(url: str) -> None:
+    """A batch that presumes an existing payment new breaks its location's check while
+    deciding (a payment stored twice), which evicts what the cache held of the batch still
+    being written. It is decided again only once that write has landed: a forward of the
+    payment the batch before created is accepted, not refused as unknown."""
+    old, new = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
+    first = [r.location(), r.device(), r.created(old), r.confirmed(old)]
+    second = [r.location(), r.device(), r.created(new), r.confirmed(new)]
+    second += [r.created(old), r.confirmed(old), r.forwarded(new)]
+    with fixed_clock_frequent_snapshots():
+        expected = ingested_by_one([first, second], 4)
+        found = ingested_in_turn(url, [first, second], 4)
+    assert found == expected
+    assert expected[0][1] == (3, 4, [], [])
+
+
 def test_a_storage_error_stops_the_ingest_after_the_last_batch_committed(
     url: str,
 ) -> None:
