@@ -143,6 +143,7 @@ class Ledger:
         self._versions = version_reader(config.kind, store.recorder)
         # Stores whose recorders check the streams a write read (not the in-memory one).
         self._presume = config.kind in ("sqlite", "postgresql")
+        self._presuming = False  # `record_stream`'s batches, until a presumption fails
         self._states = states_reader(config.kind, store.recorder)
         self._fields = FieldReader(store.mapper)
         self._lock = _WriterLock()
@@ -263,6 +264,7 @@ class Ledger:
             _stream_writer(self._writes_apart) as writer,
         ):
             flight: _Flight[T] | None = None
+            self._presuming = self._presume
             try:
                 for tag, records in batches:
                     parsed = _parsed(records)
@@ -293,18 +295,33 @@ class Ledger:
         """`parsed` decided and encoded while `flight` is written, `flight` landed, then the
         write of `parsed` begun. Decided on a write that failed, it is decided again once
         the failed batch is settled; an error of its deciding is raised only if that write
-        did not fail."""
+        did not fail.
+
+        While `_presuming`, the streams `parsed` creates are presumed absent, as a live
+        record's are: no question to the store for a batch of new payments. Where one exists
+        (a file ingested again), what was decided on it is refused by its write (`UnitOfWork.
+        presume_absent`), which then goes on as a failed write does (`_land`), or breaks an
+        aggregate's own checks (a payment stored twice). That deciding's `discard` evicted
+        the streams `flight` holds as written, so `parsed` is decided again on what is
+        stored only once `flight` has landed. Either ends the presumption for the rest of
+        the stream: the file's next batches are likely to hold streams that exist too, each
+        of which would be decided twice and written once for nothing."""
         decided: tuple[Staged, list[Result | LedgerError]] | None = None
+        presumed = self._presuming
         try:
-            decided = self._decide(parsed, with_state=False)
+            decided = self._decide(parsed, with_state=False, presume=presumed)
         except Exception:
-            if flight is None or self._land(flight, None, committed):
+            if presumed:
+                self._presuming = False
+                if flight is not None:
+                    self._land(flight, None, committed)
+            elif flight is None or self._land(flight, None, committed):
                 raise
         else:
             if flight is not None and not self._land(flight, decided[0], committed):
                 decided = None
         if decided is None:
-            decided = self._decide(parsed, with_state=False)
+            decided = self._decide(parsed, with_state=False, presume=self._presuming)
         staged, results = decided
         return _Flight(tag, parsed, staged, results, writer.submit(staged.write))
 
@@ -323,6 +340,7 @@ class Ledger:
             with self._lock.telling():
                 committed(flight.tag, flight.results)
             return True
+        self._presuming = False
         if later is not None:
             later.forget()
         flight.staged.undo(failed)

@@ -67,16 +67,21 @@ def cleared(lines: Sequence[bytes]) -> bool:
     joined = b"\n".join(lines)
     if not lines or joined.find(b"NaN") >= 0 or joined.find(b"Infinity") >= 0:
         return not lines
-    brackets = joined.translate(None, _NOT_OPENING).split(b"\n")
+    # Each line's opening brackets as as many `{`, between newlines: a line with too many
+    # is a run of more `{` than DEPTH_MAX, found by one search.
+    brackets = joined.translate(_OPENING, _NOT_OPENING)
     return (
-        len(brackets) == len(lines)
-        and max(map(len, brackets)) <= DEPTH_MAX
+        brackets.count(b"\n") == len(lines) - 1
+        and brackets.find(_TOO_DEEP) < 0
         and max(map(len, lines)) < STRING_CHARS_MAX
     )
 
 
-# Every byte but the opening brackets and the newlines between lines (`cleared`).
+# Every byte but the opening brackets and the newlines between lines (`cleared`), and both
+# brackets as one.
 _NOT_OPENING = bytes(sorted(set(range(256)) - set(b"[{\n")))
+_OPENING = bytes(range(256)).replace(b"[", b"{")
+_TOO_DEEP = b"{" * (DEPTH_MAX + 1)
 # Every byte but the four `check_line` counts: the opening brackets and the capitals that
 # start `NaN` and `Infinity`.
 _NOT_KEPT = bytes(sorted(set(range(256)) - set(b"[{NI")))

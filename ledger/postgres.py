@@ -140,6 +140,8 @@ COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 COPY_TRAILER = b"\xff\xff"
 # A link's row: position (int8), content hash and chain hash (bytea, 32 bytes each).
 _LINK_ROW = struct.Struct(">hiqi32si32s")
+# What a chain hash hashes: the previous link's chain hash, then `CHAIN_TAIL`, in one pack.
+_CHAINED = struct.Struct(f">32s{CHAIN_TAIL.format.removeprefix('>')}")
 APPEND_EVENTS_MAX = 16  # events linked by the database in the append statement itself
 
 
@@ -367,7 +369,7 @@ def copy_rows(
     the connection's `encoding`, as psycopg sends it, and hashed as UTF-8 whatever that
     encoding (the content hash every other path and the audit compute); a stream id is its 16
     bytes."""
-    sha256, tail, link_row = hashlib.sha256, CHAIN_TAIL.pack, _LINK_ROW.pack
+    sha256, chained, link_row = hashlib.sha256, _CHAINED.pack, _LINK_ROW.pack
     rows, links = [COPY_HEADER], [COPY_HEADER]
     add_row, add_link = rows.append, links.append
     topics: dict[str, tuple[Callable[..., bytes], Callable[..., bytes], int, bytes, bytes]] = {}
@@ -387,7 +389,7 @@ def copy_rows(
         raw = stream.int.to_bytes(16, "big") if type(stream) is UUID else stream_bytes(stream)
         version, state = event.originator_version, event.state
         content = sha256(header(raw, version, len(text), text) + state).digest()
-        previous = sha256(previous + tail(position, content)).digest()
+        previous = sha256(chained(previous, position, content)).digest()
         add_row(event_row(5, 8, position, 16, raw, 8, version, size, name, len(state)))
         add_row(state)
         add_link(link_row(3, 8, position, 32, content, 32, previous))

@@ -25,7 +25,7 @@ from adapters.jsonl import IngestSummary, ingest
 from ledger import Ledger, identity
 from ledger.errors import Code
 from ledger.event_store import EventStore, PreparedWrite
-from ledger.unit_of_work import AggregateCache
+from ledger.unit_of_work import AggregateCache, UnitOfWork
 from tests.support import records as r
 from tests.support.fixed_clock import fixed_clock_frequent_snapshots
 
@@ -75,9 +75,12 @@ def writer_threads() -> list[threading.Thread]:
 
 
 @contextmanager
-def failing_writes(fail: Callable[[int], BaseException | None]) -> Iterator[list[int]]:
+def failing_writes(
+    fail: Callable[[int], BaseException | None], refused: list[int] | None = None
+) -> Iterator[list[int]]:
     """Every write of the event store numbered from 1; `fail(number)` raised instead of the
-    write when it gives an error. Yields the numbers of the writes that failed."""
+    write when it gives an error. Yields the numbers of the writes that failed; those the
+    store refused (IntegrityError) are added to `refused`."""
     failed: list[int] = []
     write = EventStore.write
     count = 0
@@ -89,7 +92,12 @@ def failing_writes(fail: Callable[[int], BaseException | None]) -> Iterator[list
         if error is not None:
             failed.append(count)
             raise error
-        write(store, prepared)
+        try:
+            write(store, prepared)
+        except IntegrityError:
+            if refused is not None:
+                refused.append(count)
+            raise
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(EventStore, "write", faulty)
@@ -125,6 +133,67 @@ def test_a_write_refused_is_attempted_again_and_what_followed_decided_again(
     assert not writer_threads()
 
 
+def ingested_in_turn(url: str, files: list[list[dict[str, Any]]], size: int) -> tuple[Any, ...]:
+    """What each ingest of `files`, one after the other into the store of `url`, each by a
+    ledger opened for it (whose cache holds none of the store's streams), tells, and the log
+    stored at the end."""
+    summaries = []
+    for records in files:
+        with Ledger.open(url) as ledger:
+            summaries.append(told(ingest(ledger, iter(lines(records)), batch_size=size)))
+            log = stored_log(ledger)
+    return summaries, log
+
+
+def ingested_by_one(files: list[list[dict[str, Any]]], size: int) -> tuple[Any, ...]:
+    """The same by one ledger of the in-memory store, which presumes nothing."""
+    with Ledger.open("memory://") as ledger:
+        summaries = [
+            told(ingest(ledger, iter(lines(records)), batch_size=size)) for records in files
+        ]
+        return summaries, stored_log(ledger)
+
+
+@pytest.mark.parametrize("size", [2, 3, 1_000])
+def test_a_file_ingested_again_is_told_as_the_store_holds_it(url: str, size: int) -> None:
+    """An ingest presumes the streams a batch creates absent: a file ingested again holds
+    payments that exist, its batches' writes are refused, and each is decided again on what
+    is stored. The same answers and log as a store that presumes nothing, with a file of old
+    and new payments after it."""
+    records = day()
+    newer = [uuid.UUID(int=n).hex for n in range(50, 53)]
+    mixed = records[:5] + [r.created(oid) for oid in newer] + records[5:] + [r.confirmed(newer[0])]
+    files = [records, records, mixed]
+    refused: list[int] = []
+    with fixed_clock_frequent_snapshots():
+        expected = ingested_by_one(files, size)
+        with failing_writes(lambda n: None, refused):
+            found = ingested_in_turn(url, files, size)
+    assert found == expected
+    assert [accepted for accepted, *_ in expected[0]] == [len(records), 0, len(newer) + 1]
+    if size == 2:
+        # Each payment's creation and collection decided alone: the store refused them. In
+        # larger batches a confirmation on a payment presumed new broke its location's check
+        # first, and the batch was decided again before any write.
+        assert refused
+
+
+def test_a_presumption_broken_while_deciding_waits_for_the_write_before_it(url: str) -> None:
+    """A batch that presumes an existing payment new breaks its location's check while
+    deciding (a payment stored twice), which evicts what the cache held of the batch still
+    being written. It is decided again only once that write has landed: a forward of the
+    payment the batch before created is accepted, not refused as unknown."""
+    old, new = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
+    first = [r.location(), r.device(), r.created(old), r.confirmed(old)]
+    second = [r.location(), r.device(), r.created(new), r.confirmed(new)]
+    second += [r.created(old), r.confirmed(old), r.forwarded(new)]
+    with fixed_clock_frequent_snapshots():
+        expected = ingested_by_one([first, second], 4)
+        found = ingested_in_turn(url, [first, second], 4)
+    assert found == expected
+    assert expected[0][1] == (3, 4, [], [])
+
+
 def test_a_storage_error_stops_the_ingest_after_the_last_batch_committed(
     url: str,
 ) -> None:
@@ -153,11 +222,13 @@ def test_an_error_deciding_a_batch_is_raised_once_the_one_before_it_is_committed
 ) -> None:
     """The version query of the fourth batch (lines 10 to 12, the fourth payment created on
     the last) fails while the third is written: the third is committed and told, the fourth
-    and later are not."""
+    and later are not. (The batch first presumes the payment absent, without a query: that
+    fails too, and the batch is decided again, asking.)"""
     records = day()
     fourth = identity.payment_id(uuid.UUID(PAYMENTS[3]))
-    with Ledger.open(url) as ledger:
+    with Ledger.open(url) as ledger, pytest.MonkeyPatch.context() as patch:
         versions = ledger._versions
+        presume_absent = UnitOfWork.presume_absent
 
         def failing(ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
             asked = list(ids)
@@ -165,7 +236,14 @@ def test_an_error_deciding_a_batch_is_raised_once_the_one_before_it_is_committed
                 raise OperationalError("gone")
             return versions(asked)
 
+        def failing_presumed(uow: UnitOfWork, ids: Iterable[uuid.UUID]) -> None:
+            asked = list(ids)
+            if fourth in asked:
+                raise OperationalError("gone")
+            presume_absent(uow, asked)
+
         ledger._versions = failing
+        patch.setattr(UnitOfWork, "presume_absent", failing_presumed)
         stopped = ingest(ledger, iter(lines(records)), batch_size=3)
         assert len(ledger._cache._items) == 0
     assert stopped.stopped is not None and stopped.last_applied_line == 9

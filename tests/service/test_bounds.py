@@ -276,3 +276,23 @@ def test_a_database_failure_stops_the_ingest_and_says_where(
     assert again.exit_code == 0, again.output
     counts = json.loads(again.stdout)
     assert (counts["accepted"], counts["duplicates"], counts["stopped"]) == (4, 6, None)
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ([b'{"a": [1]}', b'{"b": {"c": 2}}'], True),
+        ([b'{"a": 1}', b"[" * 32 + b"]" * 32], True),
+        ([b'{"a": 1}', b"[" * 17 + b"{" * 16], False),
+        ([b'{"a": 1}', b'{"a": NaN}'], False),
+        ([b'{"a": -Infinity}', b'{"a": 1}'], False),
+        ([b"[" * 20, b"[" * 20], True),  # counted line by line, not over the batch
+        ([b"[" * 20 + b"\n" + b"[" * 20], False),  # a newline of the line's own
+        ([b'{"a": "' + b"x" * STRING_CHARS_MAX + b'"}'], False),
+        ([], True),
+    ],
+)
+def test_a_batch_is_cleared_when_each_line_would_be_by_the_quick_counts(
+    lines: list[bytes], expected: bool
+) -> None:
+    assert bounds.cleared(lines) is expected
