@@ -12,9 +12,11 @@ they come, fix the moments. Whenever a stored moment or release moment changes w
 before a later payment, that payment's limit breaches are judged again (`Payment.Rejudged`),
 so the final state does not depend on the order the facts arrived in.
 
-The handlers of the records a day holds most of read a record's fields from its `vars()`, once:
-a pydantic model defines `__getattr__`, so each of its attribute reads goes through the slot hook
-Python's interpreter cannot specialize, several times the cost of a plain dict's item.
+The handlers of the records a day holds most of read a record's fields from its `__dict__`,
+once: a pydantic model defines `__getattr__`, so each of its attribute reads goes through the
+slot hook Python's interpreter cannot specialize, several times the cost of a plain dict's item.
+(`__dict__` read as an attribute, not through `vars()`: that builtin takes its argument in a
+tuple and looks the same attribute up, about 870 instructions a call against 340.)
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ def stream_ids(records: Iterable[object]) -> dict[int, UUID]:
     )
     for record in records:
         kind = type(record)  # compared, not `isinstance`d: the handlers are keyed by it too
-        if kind not in _HANDLERS:
+        if kind not in HANDLERS:
             continue
-        values = vars(record)  # read as plain values (the module's docstring says why)
+        values = record.__dict__  # read as plain values (the module's docstring says why)
         key = values["idempotency_key"]
         if key is not None:
             stream = identity.idempotency_key_id(key)
@@ -109,15 +111,15 @@ def related_ids(aggregates: Iterable[object]) -> list[UUID]:
 
 def apply_record(record: wire.Record, uow: UnitOfWork, policy: Policy) -> bool:
     """Apply one record; True if it recorded something new, False for a repeat."""
-    key = vars(record)["idempotency_key"]  # a plain value (the module's docstring says why)
+    key = record.__dict__["idempotency_key"]  # a plain value (the module's docstring says why)
     if key is None:
-        return _HANDLERS[type(record)](record, uow, policy)
+        return HANDLERS[type(record)](record, uow, policy)
     digests = field_digests(record.model_dump(mode="json", exclude={"idempotency_key"}))
     known: IdempotencyKey | None = uow.get(identity.idempotency_key_id(key))
     if known is not None:
         known.check_same(digests)
         return False
-    outcome = _HANDLERS[type(record)](record, uow, policy)
+    outcome = HANDLERS[type(record)](record, uow, policy)
     uow.add(IdempotencyKey.record(key, record.type, digests))
     return outcome
 
@@ -194,7 +196,7 @@ def _device_connected(record: wire.DeviceConnectedOnline, uow: UnitOfWork, polic
 
 
 def _created(record: wire.PaymentCreated, uow: UnitOfWork, policy: Policy) -> bool:
-    values = vars(record)  # read as plain values (the module's docstring says why)
+    values = record.__dict__  # read as plain values (the module's docstring says why)
     location_id: str = values["location_id"]
     device_id: str = values["device_id"]
     require_location(uow, location_id)
@@ -229,7 +231,7 @@ def _created(record: wire.PaymentCreated, uow: UnitOfWork, policy: Policy) -> bo
 def collected_card(card: wire.Card) -> CollectedCard:
     """The card as its event records it: the wire's fields in the wire's order (the event's
     stored bytes, and so a repeat's equality with a recorded card, depend on both)."""
-    values = vars(card)  # read as plain values (the module's docstring says why)
+    values = card.__dict__  # read as plain values (the module's docstring says why)
     return {
         "brand": values["brand"],
         "network": values["network"],
@@ -246,7 +248,7 @@ def collected_card(card: wire.Card) -> CollectedCard:
 
 
 def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Policy) -> bool:
-    values = vars(record)  # read as plain values (the module's docstring says why)
+    values = record.__dict__  # read as plain values (the module's docstring says why)
     payment = require_payment(uow, values["offline_id"])
     card = collected_card(values["card"])
     if payment.plan_collect(card) is REPEAT:
@@ -262,7 +264,7 @@ def _collected(record: wire.PaymentMethodCollected, uow: UnitOfWork, policy: Pol
 
 
 def _confirmed(record: wire.PaymentConfirmedOffline, uow: UnitOfWork, policy: Policy) -> bool:
-    values = vars(record)  # read as plain values (the module's docstring says why)
+    values = record.__dict__  # read as plain values (the module's docstring says why)
     stored_at: datetime = values["stored_at"]
     occurred_at: datetime = values["occurred_at"]
     payment = require_payment(uow, values["offline_id"])
@@ -444,7 +446,7 @@ def _codes(breaches: list[Breach]) -> list[str]:
 
 
 def _forwarded(record: wire.PaymentForwarded, uow: UnitOfWork, policy: Policy) -> bool:
-    values = vars(record)  # read as plain values (the module's docstring says why)
+    values = record.__dict__  # read as plain values (the module's docstring says why)
     payment_intent_id: str = values["payment_intent_id"]
     status: str = values["status"]
     occurred_at: datetime = values["occurred_at"]
@@ -501,7 +503,7 @@ def _declined(record: wire.PaymentDeclined, uow: UnitOfWork, policy: Policy) -> 
 
 
 def _captured(record: wire.PaymentCaptured, uow: UnitOfWork, policy: Policy) -> bool:
-    values = vars(record)  # read as plain values (the module's docstring says why)
+    values = record.__dict__  # read as plain values (the module's docstring says why)
     payment_intent_id: str = values["payment_intent_id"]
     amount_captured: int = values["amount_captured"]
     occurred_at: datetime = values["occurred_at"]
@@ -571,7 +573,7 @@ def _release_then(
 
 
 # Each handler takes the one record type it is keyed by (a mapping cannot say so per key).
-_HANDLERS: dict[type[wire.Record], Callable[..., bool]] = {
+HANDLERS: dict[type[wire.Record], Callable[..., bool]] = {
     wire.LocationConfigured: _location_configured,
     wire.DeviceConnectedOnline: _device_connected,
     wire.PaymentCreated: _created,

@@ -93,7 +93,7 @@ class Journaled(Aggregate):
             clock = domain.datetime_now_with_tzinfo
             timestamp = _now(domain.TZINFO) if clock is _LIBRARY_NOW else clock()
             event = object.__new__(event_class)
-            state = vars(event)
+            state = event.__dict__  # not `vars()`: a tuple and a lookup more a call
             state["originator_id"] = self._id
             state["originator_version"] = version
             state["timestamp"] = timestamp
@@ -161,7 +161,7 @@ class Journaled(Aggregate):
             clock = domain.datetime_now_with_tzinfo
             timestamp = _now(domain.TZINFO) if clock is _LIBRARY_NOW else clock()
             event = object.__new__(event_class)
-            state = vars(event)
+            state = event.__dict__  # not `vars()`: a tuple and a lookup more a call
             state["originator_id"] = id
             state["originator_version"] = version
             state["timestamp"] = timestamp

@@ -702,7 +702,7 @@ class Location(Journaled):
         self.arrivals += 1
         placed = [*entry, None, None, list(breaches), self.arrivals]
         self.timeline[offline_id] = placed
-        index: TimelineIndex | None = vars(self).get(INDEX)
+        index: TimelineIndex | None = self.__dict__.get(INDEX)
         if index is not None:
             index.add(placed)
 
@@ -712,7 +712,7 @@ class Location(Journaled):
         entry = self.timeline.get(offline_id)
         if entry is None:
             return
-        ordered: TimelineIndex | None = vars(self).get(INDEX)
+        ordered: TimelineIndex | None = self.__dict__.get(INDEX)
         if ordered is not None:
             if index == 3:
                 if entry[3] is not None:
@@ -732,14 +732,14 @@ class Location(Journaled):
                 for key in gone:
                     del self.timeline[key]
                 if gone:
-                    vars(self).pop(INDEX, None)  # rebuilt when next asked for
+                    self.__dict__.pop(INDEX, None)  # rebuilt when next asked for
 
     def indexed(self) -> TimelineIndex:
         """The timeline's index, built from the timeline if this object has none yet."""
-        index: TimelineIndex | None = vars(self).get(INDEX)
+        index: TimelineIndex | None = self.__dict__.get(INDEX)
         if index is None:
             index = TimelineIndex(self.timeline)
-            vars(self)[INDEX] = index
+            self.__dict__[INDEX] = index
         return index
 
     def held_before(self, moment: datetime, offline_id: str, device_id: str) -> Held:

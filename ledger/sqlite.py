@@ -20,7 +20,7 @@ from eventsourcing.sqlite import (
 
 from ledger.batches import iter_batches
 from ledger.chain import CHAIN_TABLE, GENESIS, Link, Row, link
-from ledger.sqlite_rows import insert_together
+from ledger.sqlite_rows import insert_together, insert_values
 from ledger.storage import ID_CHUNK, store_not_empty
 
 # Every insert of the log's rows is `INSERT OR FAIL`: a row that breaks a constraint (a taken
@@ -89,10 +89,10 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
                 for position, event in zip(ids, stored_events, strict=True)
             ),
         )
-        insert_together(c, INSERT_LINKS, _bound_links(links))
+        insert_values(c, INSERT_LINKS, _link_values(links), 3)
         if snapshots:
             assert self.insert_snapshots_statement is not None, "no snapshots table"
-            insert_together(c, self.insert_snapshots_statement, _rows(snapshots))
+            insert_values(c, self.insert_snapshots_statement, _event_values(snapshots), 4)
         return ids
 
     def _append(self, c: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
@@ -103,7 +103,7 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         consecutive ones ending at the largest after it."""
         if not stored_events:
             return []
-        insert_together(c, self.insert_events_statement, _rows(stored_events))
+        insert_values(c, self.insert_events_statement, _event_values(stored_events), 4)
         c.execute(f"SELECT max(rowid) FROM {self.events_table_name}")
         last: int = c.fetchone()[0]
         return list(range(last - len(stored_events) + 1, last + 1))
@@ -135,7 +135,7 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
                 "originator_version, topic, state) VALUES (?, ?, ?, ?, ?)",
                 [(p, s.hex, v, t, bytearray(b)) for p, s, v, t, b in rows],
             )
-            insert_together(cursor, INSERT_LINKS, _bound_links(links))
+            insert_values(cursor, INSERT_LINKS, _link_values(links), 3)
 
 
 # Bytes are bound as a `bytearray` of the same bytes: the sqlite3 module (Python 3.11) binds
@@ -145,30 +145,33 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
 # against about 200 for the copy. Both are stored as the same BLOB.
 
 
-def _rows(stored_events: Sequence[StoredEvent]) -> list[tuple[str, int, str, bytearray]]:
-    """The stored events as the tables' rows (stream ids in hex, states bound as BLOBs)."""
-    return [
-        (
-            _hex(event.originator_id),
-            event.originator_version,
-            event.topic,
-            bytearray(event.state),
+def _event_values(stored_events: Sequence[StoredEvent]) -> list[object]:
+    """The stored events' values as the tables' rows bind them, one row after another:
+    stream ids in hex (`UUID.hex`, the same 32 digits, from the integer's bytes: about half
+    the instructions of the property's formatting of the 128-bit integer), states as BLOBs."""
+    values: list[object] = []
+    add = values.extend
+    for event in stored_events:
+        stream = event.originator_id
+        add(
+            (
+                stream.int.to_bytes(16, "big").hex() if isinstance(stream, UUID) else stream,
+                event.originator_version,
+                event.topic,
+                bytearray(event.state),
+            )
         )
-        for event in stored_events
-    ]
+    return values
 
 
-def _bound_links(links: Sequence[Link]) -> list[tuple[int, bytearray, bytearray]]:
-    """The links as the chain table's rows, their hashes bound as BLOBs."""
-    return [
-        (position, bytearray(content), bytearray(chained)) for position, content, chained in links
-    ]
-
-
-def _hex(stream: UUID | str) -> str:
-    """`UUID.hex`: the same 32 digits from the integer's bytes, about half the instructions of
-    formatting the 128-bit integer (`f"{stream.int:032x}"`, the property's way)."""
-    return stream.int.to_bytes(16, "big").hex() if isinstance(stream, UUID) else stream
+def _link_values(links: Sequence[Link]) -> list[object]:
+    """The links' values as the chain table's rows bind them, one row after another, their
+    hashes as BLOBs."""
+    values: list[object] = []
+    add = values.extend
+    for position, content, chained in links:
+        add((position, bytearray(content), bytearray(chained)))
+    return values
 
 
 def _refuse_events(cursor: Any, events_table: str) -> None:

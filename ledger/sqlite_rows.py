@@ -27,17 +27,26 @@ def insert_together(
     statement inserts its rows in the order of its VALUES, each new one at the table's
     largest rowid plus one, as a statement a row does; an IntegrityError undoes the
     statement, and the caller's transaction, as before."""
-    if not rows:
-        return
-    width = len(rows[0])
+    if rows:
+        insert_values(cursor, insert, list(chain.from_iterable(rows)), len(rows[0]), per_statement)
+
+
+def insert_values(
+    cursor: Any, insert: str, values: list[object], width: int, per_statement: int = ROWS_PER_INSERT
+) -> None:
+    """`insert_together` of the rows whose `width` values each follow one another in `values`:
+    a statement binds a list of its rows' values, which a caller that builds them can make
+    at once rather than as a tuple a row taken apart again (the log's batches)."""
+    count = len(values) // width
     size = max(1, min(per_statement, _parameters_max() // max(1, width)))
-    full = len(rows) - len(rows) % size if size > 1 else 0
+    full = count - count % size if size > 1 else 0
     if full:
-        statement = _multi_row(insert, size)
-        for at in range(0, full, size):
-            cursor.execute(statement, list(chain.from_iterable(rows[at : at + size])))
-    if full < len(rows):
-        cursor.executemany(insert, rows[full:])
+        statement, step = _multi_row(insert, size), size * width
+        for at in range(0, full * width, step):
+            cursor.execute(statement, values[at : at + step])
+    if full < count:
+        rest = range(full * width, count * width, width)
+        cursor.executemany(insert, [values[at : at + width] for at in rest])
 
 
 @lru_cache(maxsize=256)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.sqlite_rows import insert_together
+from ledger.sqlite_rows import insert_together, insert_values
 
 VALUES = st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=5), st.binary())
 
@@ -36,11 +36,14 @@ def test_the_rows_and_their_rowids_are_those_of_executemany(
 ) -> None:
     width, rows, per_statement = case
     insert = f"INSERT INTO t VALUES ({', '.join('?' * width)})"
-    one_by_one, together = _table(width), _table(width)
+    one_by_one, together, flat = _table(width), _table(width), _table(width)
     one_by_one.executemany(insert, rows)
     insert_together(together.cursor(), insert, rows, per_statement)
+    insert_values(flat.cursor(), insert, [v for row in rows for v in row], width, per_statement)
     read = "SELECT rowid, * FROM t ORDER BY rowid"
-    assert together.execute(read).fetchall() == one_by_one.execute(read).fetchall()
+    expected = one_by_one.execute(read).fetchall()
+    assert together.execute(read).fetchall() == expected
+    assert flat.execute(read).fetchall() == expected
 
 
 def test_a_duplicate_key_refuses_the_insert() -> None:
