@@ -26,7 +26,7 @@ from ledger.bounds import LINE_BYTES_MAX
 from ledger.collector import survivors_set_aside
 from ledger.errors import Code, StorageError
 from ledger.pan import mask
-from ledger.wire import parse_line, parse_lines
+from ledger.wire import parse_lines
 
 REJECTED_KEPT_MAX = 10_000  # rejections listed in the summary; the count is always exact
 
@@ -134,14 +134,6 @@ def _tell(
                     )
         else:
             summary.duplicates += 1
-
-
-def parsed_or_refusal(text: bytes) -> Any:
-    """The line's record, or the error refusing it (recorded as refused, in its place)."""
-    try:
-        return parse_line(text)
-    except LedgerError as error:
-        return error
 
 
 def _reject(

@@ -35,13 +35,14 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
-from adapters.jsonl import ingest, numbered_lines, parsed_or_refusal
+from adapters.jsonl import ingest, numbered_lines
 from adapters.trading_day import write_jsonl
 from adapters.trading_day.day import Day, day_records
 from benchmarks import harness
 from benchmarks.stores import Databases
 from ledger import Ledger
 from ledger.batches import BATCH_SIZE_DEFAULT, iter_batches
+from ledger.wire import parse_lines
 
 Lines = Iterable[tuple[int, bytes]]
 AHEAD = 2
@@ -57,7 +58,7 @@ def threaded(ledger: Ledger, lines: Lines) -> int:
 
     def read() -> None:
         for batch in iter_batches(lines, BATCH_SIZE_DEFAULT):
-            ready.put([parsed_or_refusal(text) for _, text in batch])
+            ready.put(parse_lines([text for _, text in batch]))
         ready.put(None)
 
     reader = threading.Thread(target=read, daemon=True)
@@ -72,7 +73,7 @@ def threaded(ledger: Ledger, lines: Lines) -> int:
 
 def _parse_batches(raw: Queue[list[bytes] | None], parsed: Queue[list[Any]]) -> None:
     for texts in iter(raw.get, None):
-        parsed.put([parsed_or_refusal(text) for text in texts])
+        parsed.put(parse_lines(texts))
 
 
 def in_a_process(ledger: Ledger, lines: Lines) -> int:

@@ -31,12 +31,13 @@ from pydantic_core import ErrorDetails, PydanticCustomError, SchemaValidator, co
 
 from ledger.bounds import (
     LINE_BYTES_MAX,
+    STRING_CHARS_MAX,
     check_line,
     check_size,
     check_value,
     cleared,
 )
-from ledger.errors import Code, InvalidRecord
+from ledger.errors import Code, InvalidRecord, LedgerError
 from ledger.moments import (
     EARLIEST,
     FORMAT_HINT,
@@ -430,22 +431,29 @@ def parse_line(raw: bytes | str) -> Record:
     return record
 
 
-def parse_lines(lines: Sequence[bytes]) -> list[Record | InvalidRecord]:
+def parse_lines(lines: Sequence[bytes]) -> list[Record | LedgerError]:
     """`parse_line` of each line, its record or its refusal, with the card-number scan's
     pre-filter run once over the whole batch (`ledger.pan.suspects`): a line it does not
     clear goes through `parse_line` itself, every other line is validated and measured as
     `parse_line` would do it once its scan found nothing. The same records and the same
     refusals, at about two thirds of the scan's cost (a line's own call, regexes and
-    squeeze cost more than its share of one over a batch)."""
-    searched = suspects(lines)
+    squeeze cost more than its share of one over a batch).
+
+    A line as long as a string may be (STRING_CHARS_MAX) goes through `parse_line` alone and
+    is left out of the texts the batch's lines are joined into: a batch of lines near
+    LINE_BYTES_MAX would otherwise be copied whole several times over (a gigabyte more at the
+    peak for a thousand of them), where lines of the contract's usual size are a few hundred
+    bytes."""
+    joined = [b"" if len(line) >= STRING_CHARS_MAX else line for line in lines]
+    searched = suspects(joined)
     # Every line measured after its validation, unless the batch's counts clear them all.
-    measure = (lambda data: None) if cleared(lines) else check_line
+    measure = (lambda data: None) if cleared(joined) else check_line
     validate = _record_validator().validate_json
-    parsed: list[Record | InvalidRecord] = []
+    parsed: list[Record | LedgerError] = []
     add = parsed.append
     for n, data in enumerate(lines):
         try:
-            if n in searched or len(data) > LINE_BYTES_MAX:
+            if n in searched or len(data) >= STRING_CHARS_MAX:
                 add(parse_line(data))
                 continue
             try:
@@ -456,7 +464,7 @@ def parse_lines(lines: Sequence[bytes]) -> list[Record | InvalidRecord]:
                 continue
             measure(data)
             add(record)
-        except InvalidRecord as refused:
+        except LedgerError as refused:
             add(refused)
     return parsed
 
