@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import orjson
 
@@ -25,9 +26,11 @@ from adapters.trading_day.day import Day, day_records
 from ledger import wire
 from ledger.pan import holds_pan
 
+T = TypeVar("T")
 
-def per_record(function: Callable[[bytes], object], lines: list[bytes], repeat: int) -> float:
-    """The best of `repeat` passes over the lines, in microseconds per line."""
+
+def per_record(function: Callable[[T], object], lines: list[T], repeat: int) -> float:
+    """The best of `repeat` passes over the lines (or batches), in microseconds per item."""
     best = float("inf")
     for _ in range(repeat):
         started = time.perf_counter()
