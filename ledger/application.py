@@ -334,8 +334,10 @@ class Ledger:
         """Wait for `flight`'s write and tell `committed` its results. False when the write
         failed: what was decided on it (`later`) thrown away, the batch went on as
         `record_many`'s would have from its first attempt (`_apply`)."""
-        flight.landed = True
+        # Landed once the wait is over: an interrupt during it (a signal breaks the wait) leaves
+        # the flight to `record_stream`'s handler, which tells it if its write committed.
         failed = flight.written.exception()
+        flight.landed = True
         if failed is None:
             with self._lock.telling():
                 committed(flight.tag, flight.results)

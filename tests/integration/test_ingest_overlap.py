@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -298,6 +299,35 @@ def test_an_interrupt_leaves_no_thread_and_what_was_committed_stays(
             log = stored_log(ledger)
         assert done.stopped is None and done.duplicates == 4
         assert log == reference(records, 4)[1]
+
+
+def test_an_interrupt_while_a_write_is_awaited_tells_the_batch_it_committed(url: str) -> None:
+    """Ctrl-C reaches the ingest while it waits for a batch's write (a wait a signal breaks),
+    after that write committed: the batch is told before the interrupt goes on."""
+    records = day()
+    told_tags: list[int] = []
+    exception = Future.exception
+    interrupted: list[bool] = []
+
+    def interrupting(future: Future[None], timeout: float | None = None) -> Any:
+        if not interrupted:
+            interrupted.append(True)
+            future.result()  # the write ends, committed, as the interrupt arrives
+            raise KeyboardInterrupt
+        return exception(future, timeout)
+
+    batches = [(n, records[n : n + 4]) for n in range(0, len(records), 4)]
+    with fixed_clock_frequent_snapshots(), Ledger.open(url) as ledger:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Future, "exception", interrupting)
+            with pytest.raises(KeyboardInterrupt):
+                ledger.record_stream(iter(batches), lambda tag, _: told_tags.append(tag))
+        log = stored_log(ledger)
+        with Ledger.open("memory://") as alone:
+            alone.record_stream(iter(batches[:1]), lambda tag, _: None)
+            expected = stored_log(alone)
+    assert interrupted and told_tags == [0]
+    assert log == expected
 
 
 @contextmanager
