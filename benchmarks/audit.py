@@ -132,9 +132,16 @@ class UnchainedPostgresRecorder(PostgresEventRecorder):
             return [position for (position,) in curs.fetchall()]
 
     def _copy(
-        self, curs: Any, read: tuple[list[UUID], list[int]], stored_events: Sequence[StoredEvent]
+        self,
+        curs: Any,
+        read: tuple[list[UUID], list[int]],
+        stored_events: Sequence[StoredEvent],
+        snapshots: Sequence[StoredEvent],
     ) -> list[int]:
-        curs.execute(self.lock_head_statement, prepare=True)
+        # The recorder's own transaction (begun with the head's lock, committed by hand), its
+        # events' COPY and snapshots; no links, the head not moved.
+        curs.execute(self.begin_and_lock_statement)
+        curs.nextset()
         curs.fetchone()
         curs.execute(self.reserve_statement, (*read, len(stored_events)), prepare=True)
         reserved = curs.fetchone()
@@ -148,6 +155,8 @@ class UnchainedPostgresRecorder(PostgresEventRecorder):
             copy.set_types(EVENT_TYPES)
             for row in rows:
                 copy.write_row(row)
+        self._snapshot(curs, snapshots)
+        curs.execute("COMMIT")
         return [row[0] for row in rows]
 
 
