@@ -407,14 +407,7 @@ class Ledger:
         A refusal kept as a result keeps no traceback: its frames (this one's among them)
         would hold the whole batch in a reference cycle that only the collector frees, and
         an ingest sets aside what is alive while the next batch is decided."""
-        from ledger.handlers import (
-            HANDLERS,
-            apply_record,
-            created_ids,
-            related_ids,
-            stream_ids,
-            subject,
-        )
+        from ledger.handlers import apply_record, created_ids, related_ids, stream_ids, subject
         from ledger.payment import Payment
 
         # Imported once per batch: an import inside a function called per record costs
@@ -442,12 +435,7 @@ class Ledger:
                         continue
                     before = len(journal)
                     try:
-                        # A record with an idempotency key is checked against it first
-                        # (`apply_record`); the others, most, go to their handler at once.
-                        if item.__dict__["idempotency_key"] is None:
-                            recorded = HANDLERS[type(item)](item, uow, policy)
-                        else:
-                            recorded = apply_record(item, uow, policy)
+                        recorded = apply_record(item, uow, policy)
                     except LedgerError as error:
                         # Every check runs before any trigger: a refusal must leave no event.
                         if len(journal) != before:
