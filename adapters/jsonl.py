@@ -24,7 +24,7 @@ from ledger import Ledger, LedgerError
 from ledger.batches import BATCH_SIZE_DEFAULT, iter_batches
 from ledger.bounds import LINE_BYTES_MAX
 from ledger.collector import survivors_set_aside
-from ledger.errors import Code, StorageError
+from ledger.errors import Breach, Code, StorageError
 from ledger.pan import mask
 from ledger.wire import parse_lines
 
@@ -95,7 +95,7 @@ def ingest(
         # collector's sight, so that its full passes do not walk it again at every batch.
         set_aside()
         if on_batch is not None:
-            on_batch(sum(len(text) + 1 for _, text in batch))
+            on_batch(sum([len(text) for _, text in batch]) + len(batch))
 
     # The batches' parsed records and results live until they are told: the cycle collector,
     # woken every 700 new objects, would walk them (and the aggregates held between batches)
@@ -120,20 +120,30 @@ def _tell(
     results: list[Any],
 ) -> None:
     """Count each line's outcome in `summary`, with its breaches and refusal."""
+    # The counts kept in locals and added once a batch: the summary's attributes updated for
+    # every line were about a sixth of the loop's time.
+    accepted = duplicates = 0
     for (number, text), result in zip(batch, results, strict=True):
-        summary.lines += 1
         if isinstance(result, LedgerError):
             _reject(summary, rejects, number, text, result)
         elif result.recorded:
-            summary.accepted += 1
-            for breach in result.breaches:
-                summary.flagged_count += 1
-                if len(summary.flagged) < REJECTED_KEPT_MAX:
-                    summary.flagged.append(
-                        {"line": number, "code": breach["code"], "message": breach["message"]}
-                    )
+            accepted += 1
+            if result.breaches:
+                _flag(summary, number, result.breaches)
         else:
-            summary.duplicates += 1
+            duplicates += 1
+    summary.lines += len(batch)
+    summary.accepted += accepted
+    summary.duplicates += duplicates
+
+
+def _flag(summary: IngestSummary, number: int, breaches: tuple[Breach, ...]) -> None:
+    for breach in breaches:
+        summary.flagged_count += 1
+        if len(summary.flagged) < REJECTED_KEPT_MAX:
+            summary.flagged.append(
+                {"line": number, "code": breach["code"], "message": breach["message"]}
+            )
 
 
 def _reject(

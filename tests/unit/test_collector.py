@@ -163,25 +163,29 @@ class _Cycle:
         self.me = self
 
 
-def test_a_batch_cycle_another_threads_collection_moved_on_is_freed_not_set_aside() -> None:
+@pytest.mark.parametrize(("elsewhere", "collected"), [(0, 1), (1, 2), (2, 2)])
+def test_a_batch_cycle_another_threads_collection_moved_on_is_freed_not_set_aside(
+    elsewhere: int, collected: int
+) -> None:
     """A catch-up's collection in another thread (`projections.runner`) moves what is alive
-    then, a batch's cycle still in use among it, to the oldest generation; once the batch
-    drops it, the next set-aside that collects frees it rather than keeping it until the
-    ingest's end."""
+    then, a batch's cycle still in use among it, to an older generation; once the batch
+    drops it, the next set-aside that collects collects up to that generation and frees it
+    rather than keeping it until the ingest's end."""
     with collector_paused(), collector.survivors_set_aside() as set_aside:
         cycle = _Cycle()
         left = weakref.ref(cycle)
-        other = threading.Thread(target=lambda: gc.collect(1))
+        other = threading.Thread(target=lambda: gc.collect(elsewhere))
         other.start()
         other.join()
         del cycle
         kept = [[] for _ in range(collector.YOUNG_GROWTH_MAX * 2)]
-        set_aside()
+        assert collections_during(set_aside) == [collected]
         assert left() is None
         del kept
 
 
-def collections_during(run: Callable[[], object]) -> int:
+def collections_during(run: Callable[[], object]) -> list[int]:
+    """The generation of each collection that ran during `run`."""
     ran: list[int] = []
 
     def noted(phase: str, info: dict[str, int]) -> None:
@@ -193,22 +197,23 @@ def collections_during(run: Callable[[], object]) -> int:
         run()
     finally:
         gc.callbacks.remove(noted)
-    return len(ran)
+    return ran
 
 
 def test_set_asides_collect_only_once_the_young_objects_grew_by_the_bound() -> None:
     """Most of what a batch makes is freed by reference counting by the next set-aside: a
     collection there would walk it to find nothing. Until the young objects have grown by
-    `YOUNG_GROWTH_MAX` nothing is collected; then everything young is collected and set
-    aside, and the count starts again."""
+    `YOUNG_GROWTH_MAX` nothing is collected; then the young generation, which holds all of
+    them when nothing else collected meanwhile (a full collection would cost more for the
+    same objects), is collected and set aside, and the count starts again."""
     with collector_paused(), collector.survivors_set_aside() as set_aside:
         frozen = gc.get_freeze_count()
         kept = [[] for _ in range(collector.YOUNG_GROWTH_MAX // 2)]
-        assert collections_during(set_aside) == 0
+        assert collections_during(set_aside) == []
         assert gc.get_freeze_count() == frozen
 
         kept += [[] for _ in range(collector.YOUNG_GROWTH_MAX)]
-        assert collections_during(set_aside) == 1
+        assert collections_during(set_aside) == [0]
         assert gc.get_freeze_count() >= frozen + collector.YOUNG_GROWTH_MAX
         assert gc.get_count()[0] < 100
         del kept
@@ -220,7 +225,7 @@ def test_a_small_ingest_collects_nothing_between_its_batches(memory_ledger: Ledg
     def run() -> None:
         assert ingest(memory_ledger, iter(lines), batch_size=4).accepted == 32
 
-    assert collections_during(run) == 0
+    assert collections_during(run) == []
 
 
 def test_cycles_the_batches_leave_are_freed_every_so_many_young_objects(
