@@ -30,7 +30,7 @@ from ledger.chain import (
     content_hash,
     stream_bytes,
 )
-from ledger.storage import ID_CHUNK, StoredState, store_not_empty
+from ledger.storage import ID_CHUNK, StoredState, store_not_empty, stored_columns
 
 # Every append locks the chain head's row (the lock every writer takes, instead of a lock on the
 # whole event table) and refuses the batch when a stream it read but does not write has moved on
@@ -376,8 +376,15 @@ def copy_rows(
     # psycopg sends text in the connection's encoding, UTF-8 for SQL_ASCII's "ascii".
     sends_utf8 = codecs.lookup(encoding).name in ("utf-8", "ascii")
     previous, content, position = head, b"", first - 1
-    for position, event in enumerate(stored, start=first):
-        topic = event.topic
+    columns = stored_columns(stored)
+    for position, stream, version, topic, state in zip(
+        range(first, first + len(columns)),
+        columns.originator_ids,
+        columns.originator_versions,
+        columns.topics,
+        columns.states,
+        strict=True,
+    ):
         packs = topics.get(topic)
         if packs is None:
             text = topic.encode()  # the content hash's, as `chain.content_hash` takes it
@@ -385,9 +392,7 @@ def copy_rows(
             header = struct.Struct(f"{CONTENT_HEADER.format}{len(text)}s").pack
             packs = topics[topic] = (header, _event_row(len(name)).pack, len(name), name, text)
         header, event_row, size, name, text = packs
-        stream = event.originator_id
         raw = stream.int.to_bytes(16, "big") if type(stream) is UUID else stream_bytes(stream)
-        version, state = event.originator_version, event.state
         content = sha256(header(raw, version, len(text), text) + state).digest()
         previous = sha256(chained(previous, position, content)).digest()
         add_row(event_row(5, 8, position, 16, raw, 8, version, size, name, len(state)))
@@ -407,12 +412,8 @@ def _event_row(size: int) -> struct.Struct:
 def _columns(
     stored: Sequence[StoredEvent],
 ) -> tuple[list[UUID | str], list[int], list[str], list[bytes]]:
-    return (
-        [event.originator_id for event in stored],
-        [event.originator_version for event in stored],
-        [event.topic for event in stored],
-        [event.state for event in stored],
-    )
+    columns = stored_columns(stored)
+    return columns.originator_ids, columns.originator_versions, columns.topics, columns.states
 
 
 def _moved() -> IntegrityError:
