@@ -8,7 +8,7 @@ import json
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from uuid import UUID
 
 import psycopg
@@ -429,15 +429,23 @@ class _Array(bytes):
 class _ArrayDumper(Dumper):
     format = Format.BINARY
 
+    def __init__(self, cls: type, context: Any = None) -> None:
+        super().__init__(cls, context)
+        # The parameter's type, set on each dumper rather than on its class: psycopg files a
+        # dumper whose class names an OID as the one for every value of that type it looks
+        # up by OID (a binary COPY's `set_types`, a composite's array fields), which would
+        # hand this dumper Python lists.
+        self.oid = cast(type[_Array], cls).oid
+
     def dump(self, obj: Any) -> Buffer:
         return obj  # type: ignore[no-any-return]
 
 
 def _array_type(name: str, element: int, oid: int) -> type[_Array]:
     """An `_Array` of the element type `element` (its OID), whose parameters are of the
-    array type `oid`, with its dumper registered for every connection (the class is ours)."""
+    array type `oid`, with its dumper registered for every connection by the class alone."""
     kind = type(name, (_Array,), {"__slots__": (), "element": element, "oid": oid})
-    psycopg.adapters.register_dumper(kind, type(f"{name}Dumper", (_ArrayDumper,), {"oid": oid}))
+    psycopg.adapters.register_dumper(kind, _ArrayDumper)
     return kind
 
 

@@ -93,3 +93,22 @@ def test_a_live_append_stores_its_snapshots_with_its_events(postgres_url: str) -
                 f'"{schema}".{POSTGRES_SNAPSHOTS_TABLE}'
             ).fetchall()
         assert stored == [(stream, 1, TOPICS[1], b'{"snapshot": true}')]
+
+
+def test_the_appends_dumpers_leave_other_arrays_to_psycopg(postgres_url: str) -> None:
+    """The append's arrays are dumped as the bytes they already are, by their own classes:
+    a binary COPY of lists whose types are given by OID, in the same process, still gets
+    psycopg's own list dumpers."""
+    base, schema = postgres_url.split("?schema=")
+    row = ([uuid4()], [1, 2], ["a"], [b"x"])
+    with psycopg.connect(base) as conn:
+        conn.execute(
+            f'CREATE TABLE "{schema}".arrays (ids uuid[], versions bigint[], topics text[], '
+            "states bytea[])"
+        )
+        with conn.cursor() as curs:
+            copy_into = f'COPY "{schema}".arrays FROM STDIN (FORMAT BINARY)'
+            with curs.copy(copy_into) as copy:
+                copy.set_types(["uuid[]", "bigint[]", "text[]", "bytea[]"])
+                copy.write_row(row)
+        assert conn.execute(f'SELECT * FROM "{schema}".arrays').fetchall() == [row]
