@@ -214,7 +214,7 @@ def _created(record: wire.PaymentCreated, uow: UnitOfWork, policy: Policy) -> bo
         "capture_method": values["capture_method"],
         "offline_behavior": values["offline_behavior"],
         "payment_intent_id": values["payment_intent_id"],
-        "metadata": dict(values["metadata"]),
+        "metadata": values["metadata"],  # copied by `Payment.create`, only compared here
     }
     offline_id: UUID = values["offline_id"]
     existing: Payment | None = uow.get(identity.payment_id(offline_id))
@@ -327,7 +327,8 @@ def _store(
         _codes(payment.breaches),
         occurred_at,
     )
-    location.free(payment.offline_id, "consumed", occurred_at)  # its reservation, if any
+    if location.holds:  # its reservation, if any (most locations hold none: no call)
+        location.free(payment.offline_id, "consumed", occurred_at)
     # Those stored at the same moment and arrived before it were judged without it. Asked
     # here first (as `_rejudge` would): facts in order leave nothing to judge again.
     if known_after:
