@@ -41,7 +41,9 @@ PendingEvent = CanMutateAggregate[UUID]
 # `object.__setattr__`, several times the cost of filling its `__dict__`, for the same
 # attributes in the same order.
 _FIELDS: dict[type[PendingEvent], tuple[str, ...] | None] = {}
-_UNSEEN: tuple[str, ...] = ("",)  # `_FIELDS`' answer for a class not yet registered
+_UNSEEN: Any = ("",)  # `_FIELDS`' and `_MADE`'s answer for a class not yet seen
+# Per aggregate class and created event class, what `_made_directly` found.
+_MADE: dict[tuple[type, type], tuple[tuple[str, ...], str] | None] = {}
 _FIXED_NAMES = ("originator_id", "originator_version", "timestamp")
 _FIXED = len(_FIXED_NAMES)
 # The library's only check after `__init__`: that the id is a UUID, as an aggregate's id is.
@@ -139,22 +141,14 @@ class Journaled(Aggregate):
         fields set, the event applied) without the library's per-creation work: the event's
         frozen `__init__`, the topic resolved back to this class, two signatures' parameters
         filtered out of the event's fields."""
-        names = _FIELDS.get(event_class, _UNSEEN)
-        if names is _UNSEEN:
-            names = _registered(event_class, checked=bool(getattr(cls, "TOPIC", None)))
-        own = names[1:] if names is not None else ()
+        made = _MADE.get((cls, event_class), _UNSEEN)
+        if made is _UNSEEN:
+            made = _made_directly(cls, event_class)
+        own, topic = made if made is not None else ((), "")
         # In the fields' order, as the ledger's creations name them; any other order of the
         # same names is filled name by name, and other names get the library's own error.
         ordered = tuple(kwargs) == own
-        plain = (
-            names is not None
-            and type(id) is UUID
-            and (ordered or kwargs.keys() == set(own))
-            and names[:1] == ("originator_topic",)
-            and cls.__init__ is object.__init__
-            and event_class.mutate is _LIBRARY_MUTATE
-        )
-        if not plain or names is None:
+        if made is None or type(id) is not UUID or not (ordered or kwargs.keys() == set(own)):
             aggregate = super()._create(event_class, id=id, **kwargs)
             event = aggregate.pending_events[-1]
         else:
@@ -166,7 +160,7 @@ class Journaled(Aggregate):
             state["originator_id"] = id
             state["originator_version"] = version
             state["timestamp"] = timestamp
-            state["originator_topic"] = get_topic(cls)
+            state["originator_topic"] = topic
             if ordered:
                 state |= kwargs
             else:
@@ -180,6 +174,26 @@ class Journaled(Aggregate):
         if journal is not None:
             journal.append(event)
         return aggregate
+
+
+def _made_directly(
+    cls: type[Journaled], event_class: type[CanInitAggregate[UUID]]
+) -> tuple[tuple[str, ...], str] | None:
+    """Whether `_create_fields` makes `cls` with `event_class` directly, asked once per pair
+    of classes (the answer is the classes', not the creation's): the created event's own
+    fields (after its topic) and the aggregate's topic, or None (by the library)."""
+    names = _FIELDS.get(event_class, _UNSEEN)
+    if names is _UNSEEN:
+        names = _registered(event_class, checked=bool(getattr(cls, "TOPIC", None)))
+    plain = (
+        names is not None
+        and names[:1] == ("originator_topic",)
+        and cls.__init__ is object.__init__
+        and event_class.mutate is _LIBRARY_MUTATE
+    )
+    made = (names[1:], get_topic(cls)) if plain and names is not None else None
+    _MADE[(cls, event_class)] = made
+    return made
 
 
 def _registered(event_class: type[PendingEvent], *, checked: bool) -> tuple[str, ...] | None:

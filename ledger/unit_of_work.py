@@ -286,10 +286,17 @@ class Staged:
         self.cache.evict(self.touched)
 
 
+# `require_location`'s and `require_payment`'s answer for a stream the unit has not loaded.
+_UNLOADED: Any = object()
+
+
 def require_location(uow: UnitOfWork, location_id: str) -> Location:
-    """The location, or the refusal every record and reservation gives for an unknown one."""
+    """The location, or the refusal every record and reservation gives for an unknown one.
+    Read from the unit's map, as `get` reads it, without `get`'s frame: a batch loads every
+    record's streams before deciding it, and this is asked several times a payment."""
     stream = identity.location_id(location_id)
-    location: Location | None = uow.get(stream)
+    found = uow.loaded.get(stream.int, _UNLOADED)
+    location: Location | None = uow.get(stream) if found is _UNLOADED else found
     if location is None:
         raise NotFound(
             Code.UNKNOWN_LOCATION,
@@ -300,9 +307,11 @@ def require_location(uow: UnitOfWork, location_id: str) -> Location:
 
 
 def require_payment(uow: UnitOfWork, offline_id: UUID) -> Payment:
-    """The payment, or the refusal every step of an unknown payment gets."""
+    """The payment, or the refusal every step of an unknown payment gets (read as
+    `require_location` reads it)."""
     stream = identity.payment_id(offline_id)
-    payment: Payment | None = uow.get(stream)
+    found = uow.loaded.get(stream.int, _UNLOADED)
+    payment: Payment | None = uow.get(stream) if found is _UNLOADED else found
     if payment is None:
         raise NotFound(
             Code.UNKNOWN_PAYMENT,
