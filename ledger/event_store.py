@@ -87,7 +87,7 @@ class EventStore(Application[UUID]):
 
     def prepare(
         self,
-        *aggregates: object,
+        *aggregates: Aggregate,
         unchanged: Sequence[tuple[UUID, int]] = (),
         order: Sequence[PendingEvent] | None = None,
     ) -> PreparedWrite:
@@ -110,7 +110,6 @@ class EventStore(Application[UUID]):
         first: list[tuple[Aggregate, int]] = []
         saved: set[int] = set()
         for aggregate in aggregates:
-            assert isinstance(aggregate, Aggregate), aggregate
             saved.add(aggregate.id.int)
             collected = aggregate.collect_events()
             if collected:
