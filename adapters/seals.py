@@ -44,6 +44,7 @@ from adapters.audit import BATCH, VerifyResult, verify, verify_chain
 from ledger import Ledger
 from ledger.errors import Code, Conflict, InvalidRecord
 from ledger.identity import seals_id
+from ledger.pan import holds_pan, mask
 from ledger.seal import Seal, moment_text
 
 SEAL_KEY_ENV = "OFFLINE_LEDGER_SEAL_KEY"
@@ -139,6 +140,14 @@ def seal(
 ) -> Sealed:
     """Close the period ending at `through` (default: now) and write its seal file into
     `out_dir`; sealing again with nothing new recorded gives back the same seal."""
+    signer = key_id(key.public_key())
+    if holds_pan(signer):
+        # Stored in the log and in every seal file: a card-number scan (the import of an
+        # export, anyone's data-loss tool) would take the log for one holding a card number.
+        raise _bad_key(
+            f"the key's id ({mask(signer)}) reads as a card number (16 digits passing the "
+            "Luhn check, about one key in 2,000): nothing sealed; make another key"
+        )
     now = now or datetime.now(UTC)
     moment = through or now
     if moment > now:
@@ -179,7 +188,7 @@ def seal(
         count=count,
         head_hash=head_hash,
         sealed_at=moment_text(now),
-        key_id=key_id(key.public_key()),
+        key_id=signer,
         signature="",
     )
     signature = base64.b64encode(key.sign(unsigned.message())).decode()

@@ -68,7 +68,7 @@ from ledger.chain import CHAIN_HEAD_TABLE, CHAIN_TABLE
 from ledger.event_store import EventStore
 from ledger.limits import Policy
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
-from ledger.postgres import APPEND_EVENTS_MAX, EVENT_TYPES, PostgresEventRecorder
+from ledger.postgres import APPEND_EVENTS_MAX, EVENT_TYPES, PostgresEventRecorder, _event_arrays
 from ledger.sqlite import SQLiteEventRecorder
 from ledger.storage import (
     POSTGRES_EVENTS_TABLE,
@@ -122,12 +122,10 @@ class UnchainedPostgresRecorder(PostgresEventRecorder):
             head=Identifier(CHAIN_HEAD_TABLE),
             events=Identifier(self.events_table_name),
         )
-        columns = ("originator_id", "originator_version", "topic", "state")
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            encoding = conn.info.encoding
             curs.execute(
-                statement,
-                [[getattr(event, name) for event in stored_events] for name in columns],
-                prepare=True,
+                statement, _event_arrays(stored_events, encoding, hashed=False), prepare=True
             )
             return [position for (position,) in curs.fetchall()]
 

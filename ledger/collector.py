@@ -11,8 +11,9 @@ reference cycle that must be freed midway (reference counting frees the rest as 
 Between the batches of a long ingest the ledger holds more and more (the aggregates cached,
 the locations' timelines of the day): the collector's full passes walk all of it, each pass
 longer than the last, and find next to nothing (a million-line day: 8 passes, 7.9 s of CPU,
-3,115 objects freed). `survivors_set_aside` moves what a batch left alive out of the
-collector's sight once the batch's own cyclic garbage is collected; reference counting still
+3,115 objects freed). `survivors_set_aside` moves what the batches left alive out of the
+collector's sight once their own cyclic garbage is collected, every so many new objects rather
+than at every batch (most of what a batch makes is freed by the next); reference counting still
 frees what is set aside (an aggregate evicted from the cache) and the collector sees it all
 again when the run ends.
 """
@@ -54,11 +55,12 @@ def collector_paused() -> Iterator[None]:
 @contextmanager
 def survivors_set_aside() -> Iterator[Callable[[], None]]:
     """Inside, the function given sets aside (`gc.freeze`) what the batches so far left alive,
-    to be called between batches once the last batch's references are dropped: it first
-    collects the young generations, so that a batch's cycles (a refusal and its traceback) are
-    freed rather than set aside; what is set aside and becomes a cycle later is kept until the
-    end. At the end (of the last such run, for runs in several threads) the collector is
-    given everything back (`gc.unfreeze`), to free on its own schedule."""
+    to be called between batches once the last batch's references are dropped. Once the
+    collector's young objects have grown by `YOUNG_GROWTH_MAX` since it last ran, it first
+    collects them, so that the batches' cycles (a refusal and its traceback, if one were
+    kept) are freed rather than set aside; what is set aside and becomes a cycle later is
+    kept until the end. At the end (of the last such run, for runs in several threads) the
+    collector is given everything back (`gc.unfreeze`), to free on its own schedule."""
     global _set_asides
     with _lock:
         if _set_asides == 0:
@@ -73,7 +75,21 @@ def survivors_set_aside() -> Iterator[Callable[[], None]]:
                 gc.unfreeze()
 
 
+# The collector's count of its young objects (`gc.get_count()[0]`: objects it tracks made,
+# less those freed, since it last ran or set them aside) that a set-aside lets grow before it
+# collects. The count is the heap's growth in such objects, cyclic garbage included: memory
+# left in cycles is bounded by about this many objects (and what they hold). A collection
+# walks every young object alive; most of what a batch makes (its records, events, results,
+# the next batch's too, decided meanwhile) is freed by reference counting within a batch or
+# two, so collecting at every batch walked each of them (about 14,000 a batch of 1,000 lines,
+# 2-4 ms) to find nothing, while one collection every several batches walks only what is
+# still alive then (about 100,000 objects every 7 to 50 batches as the ledger's cache fills).
+YOUNG_GROWTH_MAX = 100_000
+
+
 def _set_aside() -> None:
+    if gc.get_count()[0] < YOUNG_GROWTH_MAX:
+        return
     # Every generation, not the young ones alone: another thread's collection (a catch-up's,
     # `projections.runner`) may have moved a batch's cycles, alive then, to the oldest one.
     # Since the last freeze holds everything older, a full collection walks only what came

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any
+from itertools import chain, repeat
+from operator import attrgetter
+from typing import Any, Literal
 from uuid import UUID
 
 from eventsourcing import sqlite as library
@@ -21,7 +23,10 @@ from eventsourcing.sqlite import (
 from ledger.batches import iter_batches
 from ledger.chain import CHAIN_TABLE, GENESIS, Link, Row, link
 from ledger.sqlite_rows import insert_together, insert_values
-from ledger.storage import ID_CHUNK, store_not_empty
+from ledger.storage import ID_CHUNK, StoredColumns, store_not_empty, stored_columns
+
+_INT = attrgetter("int")  # a UUID's integer (a slot)
+_BIG: Literal["big"] = "big"
 
 # Every insert of the log's rows is `INSERT OR FAIL`: a row that breaks a constraint (a taken
 # version, a taken position) stops the statement with an IntegrityError as a plain INSERT's
@@ -71,7 +76,9 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         """The events, their links and `snapshots`; refused with the store's IntegrityError,
         as a taken version is, when a stream of `unchanged` (read at that version, not
         written) has a later one. Checked after the insert, under the write lock it took."""
-        ids = self._append(c, stored_events)
+        columns = stored_columns(stored_events)
+        streams = _stream_bytes(columns.originator_ids)
+        ids = self._append(c, columns, streams)
         for chunk in iter_batches(unchanged, ID_CHUNK // 2):
             c.execute(
                 f"SELECT 1 FROM {self.events_table_name} WHERE "
@@ -84,29 +91,35 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
         last = c.fetchone()
         links = link(
             last[0] if last else GENESIS,
-            (
-                (position, event.originator_id, event.originator_version, event.topic, event.state)
-                for position, event in zip(ids, stored_events, strict=True)
+            zip(
+                ids,
+                streams or columns.originator_ids,
+                columns.originator_versions,
+                columns.topics,
+                columns.states,
+                strict=True,
             ),
         )
         insert_values(c, INSERT_LINKS, _link_values(links), 3)
         if snapshots:
             assert self.insert_snapshots_statement is not None, "no snapshots table"
-            insert_values(c, self.insert_snapshots_statement, _event_values(snapshots), 4)
+            taken = stored_columns(snapshots)
+            values = _event_values(taken, _stream_bytes(taken.originator_ids))
+            insert_values(c, self.insert_snapshots_statement, values, 4)
         return ids
 
-    def _append(self, c: Any, stored_events: Sequence[StoredEvent]) -> list[int]:
+    def _append(self, c: Any, columns: StoredColumns, streams: list[bytes] | None) -> list[int]:
         """Insert the events in one statement and return their positions (rowids). The
         library inserts them one statement each, to read each one's rowid; but a rowid table
         without AUTOINCREMENT gives each new row the largest rowid plus one, and the insert
         holds the database's one write lock until the commit, so the batch's rowids are the
         consecutive ones ending at the largest after it."""
-        if not stored_events:
+        if not columns:
             return []
-        insert_values(c, self.insert_events_statement, _event_values(stored_events), 4)
+        insert_values(c, self.insert_events_statement, _event_values(columns, streams), 4)
         c.execute(f"SELECT max(rowid) FROM {self.events_table_name}")
         last: int = c.fetchone()[0]
-        return list(range(last - len(stored_events) + 1, last + 1))
+        return list(range(last - len(columns) + 1, last + 1))
 
     def import_log(self, batches: Iterable[tuple[Sequence[Row], Sequence[Link]]]) -> None:
         """Write an exported log into this empty store at its own positions (rowids), with
@@ -145,32 +158,44 @@ class SQLiteEventRecorder(SQLiteApplicationRecorder):
 # against about 200 for the copy. Both are stored as the same BLOB.
 
 
-def _event_values(stored_events: Sequence[StoredEvent]) -> list[object]:
-    """The stored events' values as the tables' rows bind them, one row after another:
-    stream ids in hex (`UUID.hex`, the same 32 digits, from the integer's bytes: about half
-    the instructions of the property's formatting of the 128-bit integer), states as BLOBs."""
-    values: list[object] = []
-    add = values.extend
-    for event in stored_events:
-        stream = event.originator_id
-        add(
-            (
-                stream.int.to_bytes(16, "big").hex() if isinstance(stream, UUID) else stream,
-                event.originator_version,
-                event.topic,
-                bytearray(event.state),
-            )
-        )
+def _stream_bytes(ids: list[UUID | str]) -> list[bytes] | None:
+    """Each stream id's 16 bytes (`UUID.bytes`, from the integer by `int.to_bytes` in C, with
+    no call of the property's Python); None when an id is the library's text form, which has
+    no `int`."""
+    try:
+        return list(map(int.to_bytes, map(_INT, ids), repeat(16), repeat(_BIG)))
+    except AttributeError:
+        return None
+
+
+def _event_values(columns: StoredColumns, streams: list[bytes] | None) -> list[object]:
+    """The stored events' values as the tables' rows bind them, one row after another, each
+    column put in place by one slice (no Python per event): stream ids in hex (`UUID.hex`,
+    the same 32 digits, from their bytes `streams`; an id of text as it is), states as
+    BLOBs."""
+    ids: list[object]
+    if streams is None:
+        ids = [
+            i.int.to_bytes(16, "big").hex() if isinstance(i, UUID) else i
+            for i in columns.originator_ids
+        ]
+    else:
+        ids = list(map(bytes.hex, streams))
+    values: list[object] = [None] * (4 * len(columns))
+    values[0::4] = ids
+    values[1::4] = columns.originator_versions
+    values[2::4] = columns.topics
+    values[3::4] = list(map(bytearray, columns.states))
     return values
 
 
 def _link_values(links: Sequence[Link]) -> list[object]:
     """The links' values as the chain table's rows bind them, one row after another, their
     hashes as BLOBs."""
-    values: list[object] = []
-    add = values.extend
-    for position, content, chained in links:
-        add((position, bytearray(content), bytearray(chained)))
+    values: list[object] = list(chain.from_iterable(links))
+    hashes: Any = values  # every second and third value is a hash's bytes
+    values[1::3] = list(map(bytearray, hashes[1::3]))
+    values[2::3] = list(map(bytearray, hashes[2::3]))
     return values
 
 

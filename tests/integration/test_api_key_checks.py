@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from typing import Any
 
 import psycopg
@@ -77,3 +78,21 @@ def _terminate(url: str, application_name: str) -> int:
             (application_name,),
         ).fetchall()
     return len(rows)
+
+
+def test_a_key_id_never_reads_as_a_card_number(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The id is stored and logged: a draw of 16 hex digits that are all digits and pass the
+    Luhn check (about one in 2,000) is drawn again."""
+    draws = iter(["6211509576340345", "0123456789abcdef"])
+    drawn = secrets.token_hex
+    monkeypatch.setattr(secrets, "token_hex", lambda n=None: next(draws) if n == 8 else drawn(n))
+    with Ledger.open(sqlite_url) as ledger:
+        store = KeyStore(ledger.config)
+        try:
+            key, token = store.create("till", Role.POS, ("tml_1",))
+        finally:
+            store.close()
+    assert key.key_id == "0123456789abcdef"
+    assert "6211509576340345" not in token

@@ -234,9 +234,9 @@ def test_an_event_is_stored_as_the_library_stores_it(
         ]
         for event in events:
             assert ledger.store.mapper.to_stored_event(event) == library.to_stored_event(event)
-            assert stored_events(ours, [event]) == [library.to_stored_event(event)]
+            assert list(stored_events(ours, [event])) == [library.to_stored_event(event)]
         # A batch's states are encoded together: each the same as alone.
-        assert stored_events(ours, [*events, *events]) == [
+        assert list(stored_events(ours, [*events, *events])) == [
             library.to_stored_event(event) for event in [*events, *events]
         ]
 

@@ -166,7 +166,7 @@ class _Cycle:
 def test_a_batch_cycle_another_threads_collection_moved_on_is_freed_not_set_aside() -> None:
     """A catch-up's collection in another thread (`projections.runner`) moves what is alive
     then, a batch's cycle still in use among it, to the oldest generation; once the batch
-    drops it, setting the batch's survivors aside frees it rather than keeping it until the
+    drops it, the next set-aside that collects frees it rather than keeping it until the
     ingest's end."""
     with collector_paused(), collector.survivors_set_aside() as set_aside:
         cycle = _Cycle()
@@ -175,5 +175,70 @@ def test_a_batch_cycle_another_threads_collection_moved_on_is_freed_not_set_asid
         other.start()
         other.join()
         del cycle
+        kept = [[] for _ in range(collector.YOUNG_GROWTH_MAX * 2)]
         set_aside()
         assert left() is None
+        del kept
+
+
+def collections_during(run: Callable[[], object]) -> int:
+    ran: list[int] = []
+
+    def noted(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            ran.append(info["generation"])
+
+    gc.callbacks.append(noted)
+    try:
+        run()
+    finally:
+        gc.callbacks.remove(noted)
+    return len(ran)
+
+
+def test_set_asides_collect_only_once_the_young_objects_grew_by_the_bound() -> None:
+    """Most of what a batch makes is freed by reference counting by the next set-aside: a
+    collection there would walk it to find nothing. Until the young objects have grown by
+    `YOUNG_GROWTH_MAX` nothing is collected; then everything young is collected and set
+    aside, and the count starts again."""
+    with collector_paused(), collector.survivors_set_aside() as set_aside:
+        frozen = gc.get_freeze_count()
+        kept = [[] for _ in range(collector.YOUNG_GROWTH_MAX // 2)]
+        assert collections_during(set_aside) == 0
+        assert gc.get_freeze_count() == frozen
+
+        kept += [[] for _ in range(collector.YOUNG_GROWTH_MAX)]
+        assert collections_during(set_aside) == 1
+        assert gc.get_freeze_count() >= frozen + collector.YOUNG_GROWTH_MAX
+        assert gc.get_count()[0] < 100
+        del kept
+
+
+def test_a_small_ingest_collects_nothing_between_its_batches(memory_ledger: Ledger) -> None:
+    lines = numbered([r.location(), r.device(), *(r.created() for _ in range(30))])
+
+    def run() -> None:
+        assert ingest(memory_ledger, iter(lines), batch_size=4).accepted == 32
+
+    assert collections_during(run) == 0
+
+
+def test_cycles_the_batches_leave_are_freed_every_so_many_young_objects(
+    memory_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches that each leave cyclic garbage: it is collected once the young objects have
+    grown by the bound, so that no more of it than that is ever alive, however long the run."""
+    monkeypatch.setattr(collector, "YOUNG_GROWTH_MAX", 500)
+    cycles: list[weakref.ref[_Cycle]] = []
+    alive: list[int] = []
+
+    def leave_cycles(_: int) -> None:
+        alive.append(sum(c() is not None for c in cycles))
+        cycles.extend(weakref.ref(_Cycle()) for _ in range(100))
+
+    lines = numbered([r.location(), r.device(), *(r.created() for _ in range(98))])
+    ingest(memory_ledger, iter(lines), batch_size=2, on_batch=leave_cycles)
+
+    assert len(alive) == 50
+    assert max(alive) <= 500
+    assert sum(c() is not None for c in cycles) <= 500
