@@ -499,6 +499,73 @@ def test_the_pre_filter_takes_out_only_the_quoted_date_times_and_uuids_the_scan_
     assert plain_holds_pan(text) is holds
 
 
+# The batch pre-filter's own pieces: quoted date-times and UUIDs whole, a digit or a field
+# short, glued to a letter or a digit, and what a record's line holds around them.
+_BATCH_PIECES = _PIECES | st.sampled_from(
+    [
+        f'"2026-11-22T{_CARD_TIME}"',
+        f'"2026-13-22T{_CARD_TIME}"',
+        f'"2026-11-22T{_card_time("24")}"',
+        f'"2026-11-22t{_CARD_TIME[:-3]}00"',
+        f'"2026-11-22 {_CARD_TIME}"',
+        f'"1999-11-22T{_CARD_TIME}"',
+        f'"{_CARD_UUID}"',
+        f'"{_CARD_UUID.upper()}"',
+        f'"{_CARD_UUID[:-1]}"',
+        f"x{_CARD_UUID}",
+        _CARD_UUID,
+        '{"amount": ',
+        "}\n",
+        "\n",
+        "\r",
+        "\x00",
+        "\x7f",
+        "[",
+        "]",
+        "`",
+        "@",
+        "\u0663",
+        "\u00e9",
+    ]
+)
+
+
+@given(st.lists(st.lists(_BATCH_PIECES, max_size=20).map("".join), min_size=1, max_size=4))
+def test_a_batch_suspects_every_line_where_13_digits_stand_joined(texts: list[str]) -> None:
+    """Stronger than a card number found: wherever the scan would make its Luhn check, whatever
+    the digits, the line is a suspect, alone and in a batch, as text and as bytes not UTF-8."""
+    lines = [text.encode("utf-8", "surrogatepass") for text in texts]
+    joined = {n for n, text in enumerate(texts) if plain_joins_thirteen(text)}
+    assert joined <= pan.suspects(lines)
+    for n in joined:
+        assert pan.suspects([lines[n]]) == {0}
+    assert {0} <= pan.suspects([b"\xff" + lines[0]]) or not plain_joins_thirteen(texts[0])
+
+
+@pytest.mark.parametrize(
+    ("text", "suspect"),
+    [
+        (f'"2026-11-22T{_CARD_TIME}"', False),  # a quoted date-time: taken out
+        (f'"2026-13-22T{_CARD_TIME}"', True),  # no month 13
+        (f'"2026-11-22T{_CARD_TIME}0"', True),  # not quoted whole: left in
+        (f'"{_CARD_UUID}"', False),
+        (f'"{_CARD_UUID[:-1]}"', True),
+        (f'x"{_CARD_UUID}"x', False),  # letters outside the quotes: still a quoted UUID
+        ("424242424242", False),  # 12 digits
+        ("4242424242424", True),  # 13
+        ("4242 4242-4242\n4", True),  # joined across separators and a newline
+        ("424242424242x4", False),  # a letter splits
+        ("424242424242\u0663", True),  # past ASCII: maybe a digit
+        ("424242424242\u00e9", True),  # even a letter
+        ('"x\\"', True),  # a backslash: escapes are the scan's to read
+    ],
+)
+def test_the_batch_pre_filter_takes_out_only_what_the_scan_does(text: str, suspect: bool) -> None:
+    lines = [_CLEAN_LINE, text.encode(), _CLEAN_LINE]
+    assert pan.suspects(lines) == ({1} if suspect else set())
+    assert pan.suspects([text.encode()]) == ({0} if suspect else set())
+
+
 # -- find_pan: the JSON text read once against every key and value read alone -----------------
 
 
