@@ -297,15 +297,41 @@ def _joining_no_thirteen() -> SchemaValidator:
     )
 
 
+# The most bytes of lines `suspects` joins into one text: the engine's answer is a `str` of the
+# whole text, up to four bytes a character (one emoji in a batch makes every character four),
+# so a batch of long lines joined whole would be held several times over at once.
+JOINED_BYTES_MAX = 1 << 20
+
+
 def suspects(lines: Sequence[bytes]) -> set[int]:
     """The indices of the lines `holds_pan` may find a card number in: every one it finds
     one in, and the few that `_JOINS_NO_THIRTEEN` does not clear. The lines are tried joined
-    by newlines first, one pass over the batch (they all match when that does); only a batch
-    that does not match is tried line by line, about a third dearer a line."""
+    by newlines first, one pass over the batch (they all match when that does), in runs of
+    at most JOINED_BYTES_MAX bytes (a longer line alone); only a run that does not match is
+    tried line by line, about a third dearer a line."""
     check = _joining_no_thirteen().validate_python
-    if check([b"\n".join(lines)])[0] is not None:
-        return set()
-    return {n for n, text in enumerate(check(lines)) if text is None}
+    found: set[int] = set()
+    for start, run in _runs(lines):
+        if check([b"\n".join(run)])[0] is None:
+            found.update(start + n for n, text in enumerate(check(run)) if text is None)
+    return found
+
+
+def _runs(lines: Sequence[bytes]) -> Iterator[tuple[int, Sequence[bytes]]]:
+    """The lines in consecutive runs of at most JOINED_BYTES_MAX bytes joined, with the index
+    of each run's first line: the whole batch at once when it is that short, as a batch of
+    the contract's usual lines is (a few hundred bytes each)."""
+    if sum(map(len, lines)) + len(lines) <= JOINED_BYTES_MAX:
+        yield 0, lines
+        return
+    start = size = 0
+    for end, line in enumerate(lines):
+        if size and size + len(line) > JOINED_BYTES_MAX:
+            yield start, lines[start:end]
+            start, size = end, 0
+        size += len(line) + 1
+    if start < len(lines):
+        yield start, lines[start:]
 
 
 def _searched(text: str | bytes) -> bool:

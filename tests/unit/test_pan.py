@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import tracemalloc
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -115,6 +116,30 @@ def test_a_batch_suspects_the_line_holding_a_card_number_in_every_disguise(disgu
 def test_a_batch_suspects_every_line_holding_a_card_number(lines: list[bytes]) -> None:
     """Whatever the lines (digits at one's end and the next's start, newlines, escapes)."""
     assert {n for n, line in enumerate(lines) if pan.holds_pan(line)} <= pan.suspects(lines)
+
+
+def test_a_batch_of_long_lines_is_searched_in_runs_of_bounded_size() -> None:
+    """The engine answers a text it clears with a `str` of it, four bytes a character once
+    one character needs them: the batch is joined in runs, not whole; and a card number in
+    any run, at a run's edge too, is still found."""
+    filler = b'{"metadata": {"note": "' + b"a" * 60_000 + b'"}}'
+    lines = [filler] * 200  # 12 MB
+    lines[7] = filler.replace(b"aaaa", "\N{GRINNING FACE}".encode(), 1)
+    tracemalloc.start()
+    try:
+        cleared = pan.suspects(lines)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    number = random_pan(random.Random(7), 16).encode()
+    holding = {0, 16, 17, 199}  # the first and last lines, and either side of a run's edge
+    for n in holding:
+        lines[n] = filler.replace(b"aaaa", number, 1)
+
+    assert not cleared
+    assert peak < 8 * 2**20  # joined whole: 72 MB (the join, then its str of 48)
+    assert pan.suspects(lines) == holding
+    assert [len(run) for _, run in pan._runs(lines)] == [17] * 11 + [13]
 
 
 @pytest.mark.parametrize("number", KNOWN_PANS)
