@@ -69,12 +69,13 @@ from ledger.event_store import EventStore
 from ledger.limits import Policy
 from ledger.money import STRIPE_OFFLINE_MAX_DEFAULT
 from ledger.postgres import APPEND_EVENTS_MAX, EVENT_TYPES, PostgresEventRecorder, _event_arrays
-from ledger.sqlite import SQLiteEventRecorder
+from ledger.sqlite import SQLiteEventRecorder, _stream_bytes
 from ledger.storage import (
     POSTGRES_EVENTS_TABLE,
     SQLITE_EVENTS_TABLE,
     engine_for,
     parse_database_url,
+    stored_columns,
 )
 from migrations import ensure_schema
 from projections.read_models import ReadModels
@@ -97,7 +98,8 @@ class UnchainedSQLiteRecorder(SQLiteEventRecorder):
     def _insert_events(
         self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        return self._append(c, stored_events)
+        columns = stored_columns(stored_events)
+        return self._append(c, columns, _stream_bytes(columns.originator_ids))
 
 
 class UnchainedPostgresRecorder(PostgresEventRecorder):
