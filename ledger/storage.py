@@ -595,6 +595,11 @@ class StoredColumns(Sequence[StoredEvent]):
             StoredEvent, self.originator_ids, self.originator_versions, self.topics, self.states
         )
 
+    def __repr__(self) -> str:
+        # The events, as the list of them this stands for was shown (the in-memory store's
+        # refusal of a repeated event quotes it).
+        return repr(list(self))
+
 
 def stored_columns(stored: Sequence[StoredEvent]) -> StoredColumns:
     """`stored` as columns: as it is when it is already, else read from each event."""

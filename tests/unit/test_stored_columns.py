@@ -21,3 +21,9 @@ def test_columns_read_as_the_stored_events_they_were_made_of() -> None:
     assert columns[-1] == events[-1]
     assert columns[1:] == events[1:]
     assert columns.originator_versions == [1, 2, 3]
+
+
+def test_columns_show_as_their_events() -> None:
+    """As the list of events they stand for, which a refusal quoting them shows."""
+    events = [StoredEvent(uuid4(), 1, "topic:1", b"{}")]
+    assert repr(stored_columns(events)) == repr(events)
