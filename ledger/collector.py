@@ -98,15 +98,34 @@ def _set_aside() -> None:
     # a batch's cycles alive then among it, on to an older one: then up to that one. A full
     # collection costs about 40 % more than a young one of the same objects (it also goes
     # through every dict, to untrack those that hold no container, and empties free lists).
-    now, then = _collections(), _collections_at_freeze
-    moved_to = max((g + 1 for g in range(len(now)) if now[g] > then[g]), default=0)
-    gc.collect(min(moved_to, len(now) - 1))
+    # Another collection between the counts' reading and this one may move objects on again
+    # (found by this one's count being not the only one to move): then again, up to there.
+    level, before = 0, _collections()
+    while True:
+        level = max(level, _oldest_moved_to(before))
+        gc.collect(level)
+        after = _collections()
+        after[level] -= 1
+        if after == before:
+            break
+        before = after
+        before[level] += 1
     _freeze()
 
 
+def _oldest_moved_to(now: list[int]) -> int:
+    """The oldest generation a collection since the last freeze may have moved objects to."""
+    then = _collections_at_freeze
+    return min(max((g + 1 for g in range(len(now)) if now[g] > then[g]), default=0), 2)
+
+
 def _freeze() -> None:
+    # The counts read first: a collection elsewhere between the two is then seen by the next
+    # set-aside (what it moved on is frozen here all the same, until the run ends: the gap of
+    # two calls cannot be closed without stopping the other threads).
+    counts = _collections()
     gc.freeze()
-    _collections_at_freeze[:] = _collections()
+    _collections_at_freeze[:] = counts
 
 
 def _collections() -> list[int]:

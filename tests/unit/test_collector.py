@@ -247,3 +247,43 @@ def test_cycles_the_batches_leave_are_freed_every_so_many_young_objects(
     assert len(alive) == 50
     assert max(alive) <= 500
     assert sum(c() is not None for c in cycles) <= 500
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_collection_elsewhere_during_the_set_aside_is_seen_and_followed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another thread's collection just before the set-aside's own moves a cycle, alive then
+    and dropped before the freeze, on to an older generation: the set-aside sees that its
+    own collection was not the only one and collects again up to there, so the cycle is
+    freed rather than frozen until the run ends."""
+    held: list[_Cycle] = []
+    armed = [True]
+
+    def collect(*generation: int) -> int:
+        if armed and armed.pop():
+
+            def other() -> None:  # its cycle alive at its collection, dropped just after
+                gc.collect(1)
+                held.clear()
+
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join()
+        return gc.collect(*generation)
+
+    fake = SimpleNamespace(**{name: getattr(gc, name) for name in dir(gc) if name[0] != "_"})
+    fake.collect = collect
+    monkeypatch.setattr(collector, "gc", fake)
+    with collector_paused(), collector.survivors_set_aside() as set_aside:
+        held.append(_Cycle())
+        alive = weakref.ref(held[0])
+        grown = [[] for _ in range(collector.YOUNG_GROWTH_MAX + 1_000)]
+        set_aside()
+        del grown
+        assert not armed  # the other collection ran
+        assert alive() is None
