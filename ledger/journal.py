@@ -42,7 +42,9 @@ PendingEvent = CanMutateAggregate[UUID]
 # attributes in the same order.
 _FIELDS: dict[type[PendingEvent], tuple[str, ...] | None] = {}
 _UNSEEN: Any = ("",)  # `_FIELDS`' and `_MADE`'s answer for a class not yet seen
-# Per aggregate class and created event class, what `_made_directly` found.
+# Per aggregate class and created event class, what `_made_directly` found, once: as with
+# `_FIELDS`, the classes are taken as they are at their first creation (an `__init__` or a
+# `mutate` given to one later would not be seen; nothing in the ledger does that).
 _MADE: dict[tuple[type, type], tuple[tuple[str, ...], str] | None] = {}
 _FIXED_NAMES = ("originator_id", "originator_version", "timestamp")
 _FIXED = len(_FIXED_NAMES)
