@@ -75,10 +75,12 @@ def survivors_set_aside() -> Iterator[Callable[[], None]]:
                 gc.unfreeze()
 
 
-# The collector's count of its young objects (`gc.get_count()[0]`: objects it tracks made,
+# The collector's count of its young objects (`gc.get_count()[0]`: containers it tracks made,
 # less those freed, since it last ran or set them aside) that a set-aside lets grow before it
-# collects. The count is the heap's growth in such objects, cyclic garbage included: memory
-# left in cycles is bounded by about this many objects (and what they hold). A collection
+# collects. The count is the heap's growth in containers, cyclic garbage included, not in
+# bytes: a few containers may hold a large line. So nothing a batch leaves may be kept by a
+# cycle of its own that holds its lines (the parse's and the deciding's refusals are kept
+# without their tracebacks): what a cycle holds is no batch's data. A collection
 # walks every young object alive; most of what a batch makes (its records, events, results,
 # the next batch's too, decided meanwhile) is freed by reference counting within a batch or
 # two, so collecting at every batch walked each of them (about 14,000 a batch of 1,000 lines,
@@ -91,7 +93,10 @@ _collections_at_freeze = [0, 0, 0]
 
 
 def _set_aside() -> None:
-    if gc.get_count()[0] < YOUNG_GROWTH_MAX:
+    # Another thread's collection (a catch-up's, every few seconds) empties the young count
+    # and moves what is alive then on to an older generation, a batch's cycle in use among it:
+    # then the set-aside collects at once, before that cycle is frozen with the rest.
+    if gc.get_count()[0] < YOUNG_GROWTH_MAX and _collections() == _collections_at_freeze:
         return
     # The young generation alone holds what came after the last freeze, unless a collection
     # elsewhere since (another thread's: a catch-up's, `projections.runner`) moved some of it,

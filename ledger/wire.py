@@ -469,8 +469,16 @@ def parse_lines(lines: Sequence[bytes]) -> list[Record | LedgerError]:
             measure(data)
             add(record)
         except LedgerError as refused:
-            add(refused)
+            add(_kept(refused))
     return parsed
+
+
+def _kept(refused: LedgerError) -> LedgerError:
+    """A refusal raised while parsing, to be kept as a line's result: without its traceback,
+    whose frames hold the batch's lines and results (the refusal among them: a cycle only
+    the collector frees), nor the error it was raised from (orjson's keeps the line whole)."""
+    refused.__traceback__ = refused.__context__ = refused.__cause__ = None
+    return refused
 
 
 def _validated(

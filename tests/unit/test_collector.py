@@ -124,8 +124,22 @@ def test_an_ingest_that_raises_gives_back_what_it_set_aside(memory_ledger: Ledge
     assert gc.get_freeze_count() == 0
 
 
+def _refused_line(kind: str) -> bytes:
+    """A line refused while deciding (an unknown location) or while parsing (a card number,
+    an amount out of range, a nesting too deep: raised, with a traceback)."""
+    created = r.created()
+    if kind == "card number":
+        created["description"] = "card 4242424242424242"
+    elif kind == "amount":
+        created["amount"] = 10**12
+    elif kind == "depth":
+        return b'{"a":' + b"[" * 40 + b"1" + b"]" * 40 + b"}"
+    return json.dumps(created).encode()
+
+
+@pytest.mark.parametrize("kind", ["unknown location", "card number", "amount", "depth"])
 def test_refusals_are_freed_between_batches_not_set_aside(
-    memory_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    memory_ledger: Ledger, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     """A refusal and its traceback's frames would make a reference cycle that only the
     collector frees: set aside while the ingest still held it (its batch being told, or the
@@ -143,11 +157,11 @@ def test_refusals_are_freed_between_batches_not_set_aside(
         record_stream(batches, noting)
 
     monkeypatch.setattr(memory_ledger, "record_stream", noted)
-    unknown_location = numbered(r.created() for _ in range(50))
+    refused = [(n, _refused_line(kind)) for n in range(1, 51)]
 
     ingest(
         memory_ledger,
-        iter(unknown_location),
+        iter(refused),
         batch_size=10,
         on_batch=lambda _: alive_before_each_batch.append(
             sum(x() is not None for earlier in told[:-1] for x in earlier)
@@ -178,10 +192,8 @@ def test_a_batch_cycle_another_threads_collection_moved_on_is_freed_not_set_asid
         other.start()
         other.join()
         del cycle
-        kept = [[] for _ in range(collector.YOUNG_GROWTH_MAX * 2)]
         assert collections_during(set_aside) == [collected]
         assert left() is None
-        del kept
 
 
 def collections_during(run: Callable[[], object]) -> list[int]:
