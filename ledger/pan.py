@@ -39,9 +39,12 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from functools import cache
+from typing import TYPE_CHECKING
 
 import orjson
-from pydantic_core import SchemaValidator, core_schema
+
+if TYPE_CHECKING:
+    from pydantic_core import SchemaValidator
 
 PAN_DIGITS_MIN = 13
 PAN_DIGITS_MAX = 19
@@ -287,7 +290,11 @@ def _joining_no_thirteen() -> SchemaValidator:
     """Each of a list of texts (bytes read as UTF-8) as itself when it matches
     `_JOINS_NO_THIRTEEN`, else None. Built when first used: a command that reads no batch does
     not compile it. The engine is named, so that a pattern it could not compile fails here
-    instead of going to Python's `re`, whose backtracking this pattern would not survive."""
+    instead of going to Python's `re`, whose backtracking this pattern would not survive.
+    pydantic-core is imported here, not with the module: `status` masks with this module and
+    loads no pydantic."""
+    from pydantic_core import SchemaValidator, core_schema
+
     text = core_schema.str_schema(pattern=_JOINS_NO_THIRTEEN)
     return SchemaValidator(
         core_schema.list_schema(
