@@ -79,13 +79,14 @@ def survivors_set_aside() -> Iterator[Callable[[], None]]:
 # less those freed, since it last ran or set them aside) that a set-aside lets grow before it
 # collects. The count is the heap's growth in containers, cyclic garbage included, not in
 # bytes: a few containers may hold a large line. So nothing a batch leaves may be kept by a
-# cycle of its own that holds its lines (the parse's and the deciding's refusals are kept
-# without their tracebacks): what a cycle holds is no batch's data. A collection
-# walks every young object alive; most of what a batch makes (its records, events, results,
-# the next batch's too, decided meanwhile) is freed by reference counting within a batch or
-# two, so collecting at every batch walked each of them (about 14,000 a batch of 1,000 lines,
-# 2-4 ms) to find nothing, while one collection every several batches walks only what is
-# still alive then (about 100,000 objects every 7 to 50 batches as the ledger's cache fills).
+# cycle of its own that holds its lines (an ingest's refusals, raised while parsing or while
+# deciding, are kept without their tracebacks): what a cycle holds is no batch's data. A
+# collection walks every young object alive; most of what a batch makes (its records, events,
+# results, the next batch's too, decided meanwhile) is freed by reference counting within a
+# batch or two, so collecting at every batch walked each of them (about 14,000 a batch of
+# 1,000 lines, 2-4 ms) to find nothing, while one collection every several batches walks only
+# what is still alive then (about 100,000 objects every 7 to 50 batches as the ledger's cache
+# fills).
 YOUNG_GROWTH_MAX = 100_000
 
 # The collections of each generation counted when the set-aside last froze (`gc.get_stats`).
