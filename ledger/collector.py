@@ -106,16 +106,15 @@ def _set_aside() -> None:
     # through every dict, to untrack those that hold no container, and empties free lists).
     # Another collection between the counts' reading and this one may move objects on again
     # (found by this one's count being not the only one to move): then again, up to there.
-    level, before = 0, _collections()
+    level = 0
     while True:
+        before = _collections()
         level = max(level, _oldest_moved_to(before))
         gc.collect(level)
         after = _collections()
         after[level] -= 1
         if after == before:
             break
-        before = after
-        before[level] += 1
     _freeze()
 
 

@@ -489,19 +489,20 @@ def _event_arrays(
     `hashed` their content hashes (`ledger.chain.content_hash`: the topic hashed as UTF-8,
     sent in the connection's `encoding`, as psycopg sends text, UTF-8 for SQL_ASCII's)."""
     sent = "utf-8" if encoding == "ascii" else encoding
-    streams = [stream_bytes(event.originator_id) for event in stored]
-    versions = [event.originator_version for event in stored]
-    states = [event.state for event in stored]
+    columns = stored_columns(stored)  # a batch's are columns already: no event made per row
+    streams = list(map(stream_bytes, columns.originator_ids))
+    versions, topics, states = columns.originator_versions, columns.topics, columns.states
     arrays: tuple[_Array, ...] = (
         _array(_UuidArray, streams),
-        _array(_Int8Array, [_int8(version) for version in versions]),
-        _array(_TextArray, [event.topic.encode(sent) for event in stored]),
+        _array(_Int8Array, list(map(_int8, versions))),
+        _array(_TextArray, [topic.encode(sent) for topic in topics]),
         _array(_ByteaArray, states),
     )
     if hashed:
-        topics = [event.topic.encode() for event in stored]
-        contents = map(content_hash_of, streams, versions, topics, states)
-        arrays += (_array(_ByteaArray, list(contents)),)
+        utf8 = [topic.encode() for topic in topics]
+        arrays += (
+            _array(_ByteaArray, list(map(content_hash_of, streams, versions, utf8, states))),
+        )
     return arrays
 
 
