@@ -407,7 +407,7 @@ class Ledger:
         A refusal kept as a result keeps no traceback: its frames (this one's among them)
         would hold the whole batch in a reference cycle that only the collector frees, and
         an ingest sets aside what is alive while the next batch is decided."""
-        from ledger.handlers import apply_record, related_ids, stream_ids, subject
+        from ledger.handlers import HANDLERS, apply_keyed, related_ids, stream_ids, subject
         from ledger.payment import Payment
 
         # Imported once per batch: an import inside a function called per record costs
@@ -435,7 +435,13 @@ class Ledger:
                         continue
                     before = len(journal)
                     try:
-                        recorded = apply_record(item, uow, policy)
+                        # Most records carry no idempotency key: their handler is called
+                        # here, without a frame between (as much as some records' deciding).
+                        key = item.__dict__["idempotency_key"]  # a plain value, as handlers read
+                        if key is None:
+                            recorded = HANDLERS[type(item)](item, uow, policy)
+                        else:
+                            recorded = apply_keyed(item, key, uow, policy)
                     except LedgerError as error:
                         # Every check runs before any trigger: a refusal must leave no event.
                         if len(journal) != before:

@@ -40,7 +40,7 @@ from ledger.limits import (
     breaches_of,
     card_breaches,
 )
-from ledger.location import Location, LocationConfig, StoredLimits
+from ledger.location import Location, LocationConfig, StoredLimits, is_after
 from ledger.payment import LATE, NEW, REPEAT, Payment, field_conflict
 from ledger.unit_of_work import UnitOfWork, require_location, require_payment
 
@@ -95,24 +95,29 @@ def stream_ids(records: Iterable[object], created: list[UUID] | None = None) -> 
 
 
 def related_ids(aggregates: Iterable[object]) -> list[UUID]:
-    """Streams a loaded payment points to (its location and device)."""
+    """Streams a loaded payment points to (its location and device), each once, in the order
+    the payments first name them. A batch's payments share a few locations and devices: each
+    name is looked for in a set, its stream id asked once."""
     ids: list[UUID] = []
+    locations: set[str] = set()
+    devices: set[str] = set()
     for aggregate in aggregates:
         # By its type: an aggregate's class is an ABC, and `isinstance` of another class
         # asks `ABCMeta.__instancecheck__` (a Python call, its caches) for each.
         if type(aggregate) is Payment:
-            ids += [
-                identity.location_id(aggregate.location_id),
-                identity.device_id(aggregate.device_id),
-            ]
+            location, device = aggregate.location_id, aggregate.device_id
+            if location not in locations:
+                locations.add(location)
+                ids.append(identity.location_id(location))
+            if device not in devices:
+                devices.add(device)
+                ids.append(identity.device_id(device))
     return ids
 
 
-def apply_record(record: wire.Record, uow: UnitOfWork, policy: Policy) -> bool:
-    """Apply one record; True if it recorded something new, False for a repeat."""
-    key = record.__dict__["idempotency_key"]  # a plain value (the module's docstring says why)
-    if key is None:
-        return HANDLERS[type(record)](record, uow, policy)
+def apply_keyed(record: wire.Record, key: str, uow: UnitOfWork, policy: Policy) -> bool:
+    """Apply one record that carries an idempotency key (`key`); True if it recorded something
+    new, False for a repeat. A record without one goes to its handler (`HANDLERS`) directly."""
     digests = field_digests(record.model_dump(mode="json", exclude={"idempotency_key"}))
     known: IdempotencyKey | None = uow.get(identity.idempotency_key_id(key))
     if known is not None:
@@ -312,10 +317,11 @@ def _store(
     """Record the payment as stored at `occurred_at` with every rule it broke then.
 
     Whether the location knew a moment at or after it is asked once, here, for the totals
-    and the rejudgment both: each comparison of two parsed moments asks both their zones for
-    their offsets (about 3,000 instructions), and facts in order answer no."""
+    and the rejudgment both, and the event's `mark` finds the answer kept (`is_after`): each
+    comparison of two parsed moments asks both their zones for their offsets (about 3,000
+    instructions), and facts in order answer no."""
     horizon = location.horizon
-    known_after = horizon is not None and occurred_at <= horizon
+    known_after = horizon is not None and not is_after(occurred_at, horizon)
     breaches = _judge(uow, policy, payment, location, occurred_at, known_after)
     payment.confirm_offline(NEW, stored_at, breaches, occurred_at, implied=implied)
     location.store_payment(
@@ -380,7 +386,7 @@ def _rejudge(
     them changed, or (`cause` None) the configuration in force, which also decides
     whether offline mode was enabled. `horizon` is the newest moment the location knew
     before the change: a change after it (facts in order) moves nothing already judged."""
-    if horizon is None or since > horizon:
+    if horizon is None or is_after(since, horizon):
         return  # facts in order: nothing known at or after the change (the common case)
     after = location.stored_after(since, horizon, arrival)
     if not after:
@@ -591,9 +597,11 @@ def _release_then(
         horizon = location.horizon
         location.release_payment(payment.offline_id, reason, occurred_at)
         # Facts in order release after every moment the location knew: its stored moment is
-        # one of them, so nothing stored after it is known. Asked first (as `_rejudge` would):
-        # a comparison of two parsed moments asks both their zones for their offsets.
-        if horizon is None or occurred_at > horizon:
+        # one of them, so nothing stored after it is known. Asked first (as `_rejudge` would),
+        # of the horizon before the release, as the release's `mark` asked it (`is_after` kept
+        # the answer): a comparison of two parsed moments asks both their zones for their
+        # offsets.
+        if horizon is None or is_after(occurred_at, horizon):
             return
         # It counted only for those stored after it: from the later of the release and its
         # own place in the stored order.

@@ -256,6 +256,24 @@ class Weighed(Ordered):
 
 _AS_NOW: AbstractContextManager[None] = nullcontext()
 
+# The last pair of moments `is_after` compared, and its answer: one tuple, replaced whole.
+_LAST_AFTER: list[tuple[Any, Any, bool]] = [(None, None, False)]
+
+
+def is_after(moment: datetime, horizon: datetime) -> bool:
+    """`moment > horizon`, the answer for the last two objects asked kept. A payment's moment
+    is compared with its location's horizon by its handler (is anything known after it?),
+    then again by the event's `apply` (`Location.mark`: is it the newest?), and comparing two
+    parsed moments asks both their zones for their offsets (about 3,500 instructions). The
+    objects are kept, so an identical pair is the same pair of values."""
+    last = _LAST_AFTER[0]
+    if last[0] is moment and last[1] is horizon:
+        found: bool = last[2]
+        return found
+    found = moment > horizon
+    _LAST_AFTER[0] = (moment, horizon, found)
+    return found
+
 
 def _first(item: tuple[Any, ...]) -> Any:
     return item[0]
@@ -723,7 +741,7 @@ class Location(Journaled):
                     ordered.releases.remove((entry[4], offline_id))
                 ordered.releases.add((moment, offline_id))
         entry[index] = moment
-        if self.horizon is None or moment > self.horizon:
+        if self.horizon is None or is_after(moment, self.horizon):
             new_day = self.horizon is None or moment.date() > self.horizon.date()
             self.horizon = moment
             if new_day:  # once a day of moments: a scan per event would be quadratic
