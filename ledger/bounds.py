@@ -58,22 +58,31 @@ def check_line(raw: bytes, *, what: str = "the record") -> None:
     check_value(decode(raw, what=what), what=what)
 
 
-def cleared(lines: Sequence[bytes]) -> bool:
+def cleared(
+    lines: Sequence[bytes], *, joined: bytes | None = None, longest: int | None = None
+) -> bool:
     """Whether `check_line` clears each of `lines` by its quick counts alone (none as long as
     STRING_CHARS_MAX, none with more than DEPTH_MAX opening brackets, none holding `NaN` or
     `Infinity`), as it would line by line: counted over the lines joined by newlines, one
     translate and two searches for a whole batch instead of a call a line. A line holding a
-    newline of its own makes it say False (every line is then measured on its own)."""
-    joined = b"\n".join(lines)
+    newline of its own makes it say False (every line is then measured on its own).
+
+    `joined` and `longest`: `b"\n".join(lines)` and the longest line's length, when the caller
+    has them already (`ledger.wire.parse_lines`: a join and a pass over the lengths are about
+    500 instructions a line)."""
+    if joined is None:
+        joined = b"\n".join(lines)
     if not lines or joined.find(b"NaN") >= 0 or joined.find(b"Infinity") >= 0:
         return not lines
+    if longest is None:
+        longest = max(map(len, lines))
     # Each line's opening brackets as as many `{`, between newlines: a line with too many
     # is a run of more `{` than DEPTH_MAX, found by one search.
     brackets = joined.translate(_OPENING, _NOT_OPENING)
     return (
         brackets.count(b"\n") == len(lines) - 1
         and brackets.find(_TOO_DEEP) < 0
-        and max(map(len, lines)) < STRING_CHARS_MAX
+        and longest < STRING_CHARS_MAX
     )
 
 

@@ -459,10 +459,13 @@ def parse_lines(lines: Sequence[bytes]) -> list[Record | LedgerError]:
     LINE_BYTES_MAX would otherwise be copied whole several times over (a gigabyte more at the
     peak for a thousand of them), where lines of the contract's usual size are a few hundred
     bytes."""
-    long = max(map(len, lines), default=0) >= STRING_CHARS_MAX
-    joined = [b"" if len(line) >= STRING_CHARS_MAX else line for line in lines] if long else lines
-    searched = suspects(joined)
-    counted = cleared(joined)
+    longest = max(map(len, lines), default=0)
+    long = longest >= STRING_CHARS_MAX
+    kept = [b"" if len(line) >= STRING_CHARS_MAX else line for line in lines] if long else lines
+    # One join and one measure of the lengths for both.
+    joined = b"\n".join(kept)
+    searched = suspects(kept, joined)
+    counted = cleared(kept, joined=joined, longest=None if long else longest)
     validate = _record_validator().validate_json
     if not (long or searched) and counted:
         return _validated(lines, validate)

@@ -296,3 +296,5 @@ def test_a_batch_is_cleared_when_each_line_would_be_by_the_quick_counts(
     lines: list[bytes], expected: bool
 ) -> None:
     assert bounds.cleared(lines) is expected
+    joined, longest = b"\n".join(lines), max(map(len, lines), default=0)
+    assert bounds.cleared(lines, joined=joined, longest=longest) is expected

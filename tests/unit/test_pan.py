@@ -139,7 +139,7 @@ def test_a_batch_of_long_lines_is_searched_in_runs_of_bounded_size() -> None:
     assert not cleared
     assert peak < 8 * 2**20  # joined whole: 72 MB (the join, then its str of 48)
     assert pan.suspects(lines) == holding
-    assert [len(run) for _, run in pan._runs(lines)] == [17] * 11 + [13]
+    assert [len(run) for _, run, _ in pan._runs(lines, None)] == [17] * 11 + [13]
 
 
 @pytest.mark.parametrize("number", KNOWN_PANS)
@@ -562,6 +562,7 @@ def test_a_batch_suspects_every_line_where_13_digits_stand_joined(texts: list[st
     lines = [text.encode("utf-8", "surrogatepass") for text in texts]
     joined = {n for n, text in enumerate(texts) if plain_joins_thirteen(text)}
     assert joined <= pan.suspects(lines)
+    assert pan.suspects(lines, b"\n".join(lines)) == pan.suspects(lines)  # joined by the caller
     for n in joined:
         assert pan.suspects([lines[n]]) == {0}
     assert {0} <= pan.suspects([b"\xff" + lines[0]]) or not plain_joins_thirteen(texts[0])
