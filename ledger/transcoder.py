@@ -34,8 +34,8 @@ _TAG_PREFIXES: dict[str, bytes] = {}
 # Fixed offsets (`datetime.timezone`) seen to be whole minutes, which orjson writes as Python
 # does; a zone whose offset moves with the moment (`zoneinfo`) is asked each time. Bounded: a
 # file could name every offset there is.
-# Pydantic's zones (`TzInfo`, what the wire's parse gives every moment it reads) are asked
-# (`_known_whole_minutes`).
+# Pydantic's zones (`TzInfo`, what Stripe's facts carry) are asked (`_known_whole_minutes`); the
+# wire's parse gives the standard library's fixed offsets, remembered here.
 _WHOLE_MINUTE_ZONES: set[timezone] = set()
 _WHOLE_MINUTE_ZONES_MAX = 4_096
 
@@ -190,13 +190,13 @@ def _holes(
     while True:
         if type(value) is datetime:
             zone: Any = value.tzinfo
-            # UTC first (every event's timestamp), then `_known_whole_minutes` with its
-            # pydantic case written out: most other moments were parsed, each with a zone of
-            # its own.
+            # UTC first (every event's timestamp), then `_known_whole_minutes` written out:
+            # the wire's parsed moments have a fixed offset (`timezone`), Stripe's facts a
+            # pydantic zone each.
             if (
                 zone is UTC
+                or (type(zone) is timezone and zone in _WHOLE_MINUTE_ZONES)
                 or (type(zone) is _pydantic_zone and not zone.utcoffset(None).seconds % 60)  # type: ignore[attr-defined]
-                or _known_whole_minutes(zone)
             ):
                 note(value)
                 value = yield fragment

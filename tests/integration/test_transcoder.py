@@ -172,11 +172,13 @@ class UnhashableZone(tzinfo):
 
 
 # Every kind of offset a datetime in a state can carry: none, UTC, whole minutes as the wire's
-# parser gives them (pydantic's TzInfo), offsets in seconds and microseconds, and zones of
-# other kinds, unhashable ones too.
+# parser gives them (the standard library's fixed offsets) and as Stripe's facts carry them
+# (pydantic's TzInfo), offsets in seconds and microseconds, and zones of other kinds,
+# unhashable ones too.
 OFFSETS = st.one_of(
     st.none(),
     st.just(UTC),
+    st.integers(-1439, 1439).map(lambda minutes: timezone(timedelta(minutes=minutes))),
     st.integers(-1439, 1439).map(lambda minutes: TzInfo(minutes * 60)),
     st.integers(-86_399, 86_399).map(TzInfo),
     st.timedeltas(timedelta(hours=-23), timedelta(hours=23)).map(timezone),
