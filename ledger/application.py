@@ -407,7 +407,7 @@ class Ledger:
         A refusal kept as a result keeps no traceback: its frames (this one's among them)
         would hold the whole batch in a reference cycle that only the collector frees, and
         an ingest sets aside what is alive while the next batch is decided."""
-        from ledger.handlers import apply_record, created_ids, related_ids, stream_ids, subject
+        from ledger.handlers import apply_record, related_ids, stream_ids, subject
         from ledger.payment import Payment
 
         # Imported once per batch: an import inside a function called per record costs
@@ -421,11 +421,11 @@ class Ledger:
         results: list[Result | LedgerError] = []
         stated: list[int] = []  # with states: the results whose state is read once all are
         try:
-            if presume:
-                uow.presume_absent(
-                    i for r in parsed if not isinstance(r, LedgerError) for i in created_ids(r)
-                )
-            uow.prefetch_keyed(stream_ids(parsed))
+            created: list[UUID] | None = [] if presume else None
+            wanted = stream_ids(parsed, created)
+            if created is not None:
+                uow.presume_absent(created)  # first: the streams it takes are not asked for
+            uow.prefetch_keyed(wanted)
             uow.prefetch(related_ids(uow.loaded.values()))
             new = object.__new__
             with uow.recording():

@@ -45,11 +45,16 @@ from ledger.payment import LATE, NEW, REPEAT, Payment, field_conflict
 from ledger.unit_of_work import UnitOfWork, require_location, require_payment
 
 
-def stream_ids(records: Iterable[object]) -> dict[int, UUID]:
+def stream_ids(records: Iterable[object], created: list[UUID] | None = None) -> dict[int, UUID]:
     """The streams the records need, known before anything is loaded, by their ids' integers
     (as `UnitOfWork.prefetch_keyed` takes them), in the order the records name them; items
     that are no record (a refusal passed through) name none. One loop over the batch: a call
-    and a list per record cost more than most records' ids."""
+    and a list per record cost more than most records' ids.
+
+    With `created`, the streams the records create when they are absent, as they usually
+    find them (a new payment's, an idempotency key's: `UnitOfWork.presume_absent`), are
+    appended to it in the records' order, found in the same loop: a second walk over the
+    batch, with a call per record, cost about as much as this whole one."""
     wanted: dict[int, UUID] = {}
     location_id, device_id, payment_id = (
         identity.location_id,
@@ -65,13 +70,18 @@ def stream_ids(records: Iterable[object]) -> dict[int, UUID]:
         if key is not None:
             stream = identity.idempotency_key_id(key)
             wanted[stream.int] = stream
+            if created is not None:
+                created.append(stream)
         if kind is wire.LocationConfigured:
             streams: tuple[UUID, ...] = (location_id(values["location_id"]),)
         elif kind is wire.DeviceConnectedOnline:
             streams = (device_id(values["device_id"]), location_id(values["location_id"]))
         elif kind is wire.PaymentCreated:
+            stream = payment_id(values["offline_id"])
+            if created is not None:
+                created.append(stream)
             streams = (
-                payment_id(values["offline_id"]),
+                stream,
                 location_id(values["location_id"]),
                 device_id(values["device_id"]),
             )
@@ -82,17 +92,6 @@ def stream_ids(records: Iterable[object]) -> dict[int, UUID]:
         for stream in streams:
             wanted[stream.int] = stream
     return wanted
-
-
-def created_ids(record: wire.Record) -> list[UUID]:
-    """The streams a record creates when they are absent, as it usually finds them: a new
-    payment's and its idempotency key's (`UnitOfWork.presume_absent`)."""
-    ids: list[UUID] = []
-    if record.idempotency_key is not None:
-        ids.append(identity.idempotency_key_id(record.idempotency_key))
-    if isinstance(record, wire.PaymentCreated):
-        ids.append(identity.payment_id(record.offline_id))
-    return ids
 
 
 def related_ids(aggregates: Iterable[object]) -> list[UUID]:
