@@ -75,43 +75,67 @@ class Journaled(Aggregate):
     """An aggregate whose new events are noted in the journal being recorded, if any."""
 
     def trigger_event(self, event_class: type[PendingEvent], **kwargs: Any) -> None:
-        """The library's `trigger_event`, as `trigger_fields` makes it."""
-        self.trigger_fields(event_class, kwargs)
-
-    def trigger_fields(self, event_class: type[PendingEvent], kwargs: dict[str, Any]) -> None:
-        """The library's `trigger_event` with the event's own fields as one dict (the hot
-        triggers build it as a literal: a call with keywords into `**kwargs` matches each
-        against the parameters' names, about 600 instructions a keyword), less what costs
-        time on every event and checks nothing that can fail here: its check that the
-        class's topic is registered runs once per class, and `mutate`'s checks that the
-        event is the aggregate's next (it is made so just here) and its property setters
-        give way to the attributes they set."""
+        """The library's `trigger_event`: by `trigger_fields` when the keywords name the
+        event's own fields in their order, else by the event's `__init__` (which sets them in
+        its order, and says what is wrong with names it does not have)."""
         names = _FIELDS.get(event_class, _UNSEEN)
         if names is _UNSEEN:
             names = _registered(event_class, checked=bool(getattr(type(self), "TOPIC", None)))
-        version = self._version + 1
-        event: PendingEvent
-        # The keywords in the fields' order (as every trigger of the ledger names them) fill
-        # the event's `__dict__` in one update, in that order: `|=`, which `dict.update` is
-        # less its arguments' tuple and parse (about 500 instructions an event).
         if names is not None and tuple(kwargs) == names:
-            clock = domain.datetime_now_with_tzinfo
-            timestamp = _now(domain.TZINFO) if clock is _LIBRARY_NOW else clock()
-            event = object.__new__(event_class)
-            state = event.__dict__  # not `vars()`: a tuple and a lookup more a call
-            state["originator_id"] = self._id
-            state["originator_version"] = version
-            state["timestamp"] = timestamp
-            state |= kwargs
-        else:
-            timestamp = event_class.create_timestamp()
-            make: Any = event_class  # the dataclass's own __init__ says what is wrong
-            event = make(
-                originator_id=self._id, originator_version=version, timestamp=timestamp, **kwargs
-            )
+            self.trigger_fields(event_class, kwargs)
+            return
+        timestamp = event_class.create_timestamp()
+        made: Any = event_class  # the dataclass's own __init__
+        event = made(
+            originator_id=self._id,
+            originator_version=self._version + 1,
+            timestamp=timestamp,
+            **kwargs,
+        )
+        self._triggered(event)
+
+    def trigger_fields(self, event_class: type[PendingEvent], kwargs: dict[str, Any]) -> None:
+        """The library's `trigger_event` with the event's own fields as one dict, in the
+        fields' order and no other name (the hot triggers build it as a literal so: a call
+        with keywords into `**kwargs` matches each against the parameters' names, about 600
+        instructions a keyword; tests/unit/test_journal.py checks every literal), less what
+        costs time on every event and checks nothing that can fail here: its check that the
+        class's topic is registered runs once per class, and `mutate`'s checks that the
+        event is the aggregate's next (it is made so just here) and its property setters
+        give way to the attributes they set. The fields' order is not asked again here
+        (`trigger_event` asks it of keywords): a tuple of the keys and its comparison cost
+        about 900 instructions an event."""
+        names = _FIELDS.get(event_class, _UNSEEN)
+        if names is _UNSEEN:
+            names = _registered(event_class, checked=bool(getattr(type(self), "TOPIC", None)))
+        if names is None:  # made by its `__init__`
+            self.trigger_event(event_class, **kwargs)
+            return
+        version = self._version + 1
+        clock = domain.datetime_now_with_tzinfo
+        timestamp = _now(domain.TZINFO) if clock is _LIBRARY_NOW else clock()
+        # The fields fill the event's `__dict__` in one update, in their order: `|=`, which
+        # `dict.update` is less its arguments' tuple and parse (about 500 instructions an
+        # event).
+        event: PendingEvent = object.__new__(event_class)
+        state = event.__dict__  # not `vars()`: a tuple and a lookup more a call
+        state["originator_id"] = self._id
+        state["originator_version"] = version
+        state["timestamp"] = timestamp
+        state |= kwargs
         event.apply(self)
         self._version = version
         self._modified_on = timestamp
+        self._pending_events.append(event)
+        journal = _JOURNAL.get()
+        if journal is not None:
+            journal.append(event)
+
+    def _triggered(self, event: PendingEvent) -> None:
+        """An event made by its `__init__` applied and noted, as `trigger_fields` does."""
+        event.apply(self)
+        self._version = event.originator_version
+        self._modified_on = event.timestamp
         self._pending_events.append(event)
         journal = _JOURNAL.get()
         if journal is not None:

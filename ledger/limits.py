@@ -449,6 +449,8 @@ class Policy:
         self, sale: Sale, location: Location, totals: Totals | None = None
     ) -> list[RuleViolation]:
         """The currency, amount and stored limits (LIMIT_CODES), against `totals`."""
+        if self._within_limits(sale, location, totals):
+            return []  # most payments break none: no rows made for them
         currency, amount = sale.currency, sale.amount
         found: list[RuleViolation] = []
         rows = self.rows(sale, location, totals)
@@ -496,6 +498,25 @@ class Policy:
                 )
         return found
 
+    def _within_limits(self, sale: Sale, location: Location, totals: Totals | None) -> bool:
+        """Whether `limit_violations` finds nothing, asked by its comparisons on the recorded
+        configuration's values as `rows` reads them, without making the rows and the loop
+        over them (about a tenth of a stored payment's deciding)."""
+        currency, amount = sale.currency, sale.amount
+        if not self.offline_currency(location, currency):
+            return False
+        if over_payment_max(amount, self.stripe_offline_max[currency]):
+            return False
+        config = location.config
+        limits = config["limits"]
+        per_payment_max = limits["per_payment_max"]
+        if currency in per_payment_max and over_payment_max(amount, per_payment_max[currency]):
+            return False
+        held = totals or Totals.current(location, sale.device_id)
+        return _fits(limits, currency, amount, held.amounts, held.count) and _fits(
+            config["device_limits"], currency, amount, held.device_amounts, held.device_count
+        )
+
     def offline_currency(self, location: Location, currency: str) -> bool:
         """Whether the location takes `currency` offline and Stripe allows it offline."""
         return currency in self.stripe_offline_max and location.takes_offline(currency)
@@ -515,6 +536,18 @@ def over_stored_amount(used: int, amount: int, maximum: int) -> bool:
 
 def over_stored_count(used: int, maximum: int) -> bool:
     return used + 1 > maximum
+
+
+def _fits(limits: DeviceLimitsConfig, currency: str, amount: int, amounts: Any, count: int) -> bool:
+    """Whether a sale of `amount` fits beside `amounts` and `count` the stored limits of one
+    scope (as `_stored_rows` reads them, as `Policy.limit_violations` compares them)."""
+    maxima = limits["stored_amount_max"]
+    if currency in maxima and over_stored_amount(
+        amounts.get(currency, 0), amount, maxima[currency]
+    ):
+        return False
+    count_max = limits.get("stored_count_max")
+    return count_max is None or not over_stored_count(count, count_max)
 
 
 def counted_only(rows: list[Row]) -> list[Row]:

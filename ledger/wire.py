@@ -39,9 +39,7 @@ from ledger.bounds import (
 )
 from ledger.errors import Code, InvalidRecord, LedgerError
 from ledger.moments import (
-    EARLIEST,
     FORMAT_HINT,
-    LATEST,
     MomentError,
     check_moment,
     parse_moment,
@@ -124,25 +122,42 @@ def _strict_moment(value: Any) -> Any:
     raise PydanticCustomError("datetime_type", "Input should be an RFC 3339 string")
 
 
-# The RFC 3339 texts pydantic-core reads exactly as `ledger.moments.parse_moment` does (hours,
-# minutes, seconds and offsets in range, at most microseconds): validated without a call into
-# Python. Anything else (a longer fraction, a leap second, 2026-02-30, a bad text) is judged by
-# `_strict_moment`, which gives the precise refusal.
+# The RFC 3339 texts read by `datetime.fromisoformat` alone, called by pydantic-core (C, no
+# Python frame): every field in its range, the day in its month (February the 29th in leap
+# years), at most microseconds, the years 2001-2099 (within the ledger's years whatever the
+# offset: no bound to check) and `Z` in capitals (which `fromisoformat` reads, not `z`). On such
+# a text `fromisoformat` cannot fail and reads what `ledger.moments.parse_moment` reads: the
+# same instant and offset. Anything else (the years 2000 and 2100, `z`, a longer fraction, a
+# leap second, 2026-02-30, a bad text) is judged by `_strict_moment`, which gives the precise
+# refusal or the same moment.
+#
+# `fromisoformat` gives a moment a standard library zone (`datetime.timezone`, the one UTC
+# object for `Z` and `+00:00`), as a stored moment read back has. pydantic-core's reading gave
+# each moment a zone of its own type (`TzInfo`), which every later comparison of two moments
+# asked for its offset through a call into Rust (about 2,000 instructions a zone): deciding
+# compares a record's moments several times. (A zone object shared per offset would make those
+# comparisons cheaper still, but sharing it costs a call into Python per moment, more than the
+# comparisons it spares.)
+_MONTH_DAY = (
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    "|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_DATE = f"(?:20(?:0[1-9]|[1-9][0-9])-{_MONTH_DAY}|20(?:0[48]|[2468][048]|[13579][26])-02-29)"
 _PLAIN_RFC3339 = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-    r"(?:\.[0-9]{1,6})?(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+    rf"^{_DATE}[Tt ](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
 
 
-# pydantic-core's own RFC 3339 reading within the ledger's years; `_strict_moment` only when
-# that fails.
+# The plain texts read without Python; `_strict_moment` for the rest.
 Timestamp = Annotated[
     datetime,
     _FastOrExact(
         core_schema.chain_schema(
             [
                 core_schema.str_schema(pattern=_PLAIN_RFC3339, strict=True),
-                core_schema.datetime_schema(tz_constraint="aware", ge=EARLIEST, le=LATEST),
+                core_schema.no_info_plain_validator_function(datetime.fromisoformat),
             ]
         ),
         core_schema.no_info_plain_validator_function(_strict_moment),

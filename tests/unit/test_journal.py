@@ -1,21 +1,35 @@
-"""`Journaled` makes an aggregate's created event directly from its fields: the same event
-as the library's `_create` for the same names in any order, and the library's own error for
-names the event does not have."""
+"""`Journaled` makes an aggregate's events directly from their fields: the same event as the
+library's for the same names in any order (keywords; a created event's fields as a dict), and
+the library's own error for names the event does not have."""
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 from eventsourcing.domain import Aggregate
 
+import ledger
 from ledger.journal import Journaled
+from ledger.location import Location
+from ledger.payment import Payment
 
 
 class Toy(Journaled):
     class Created(Aggregate.Created):
         first: int
         second: str
+
+    class Renamed(Aggregate.Event):
+        first: int
+        second: str
+
+        def apply(self, aggregate: Toy) -> None:
+            aggregate.first = self.first  # type: ignore[attr-defined]
+            aggregate.second = self.second  # type: ignore[attr-defined]
 
 
 def test_the_same_names_in_another_order_make_the_same_event() -> None:
@@ -29,3 +43,49 @@ def test_the_same_names_in_another_order_make_the_same_event() -> None:
 def test_a_name_the_event_does_not_have_gets_the_librarys_error() -> None:
     with pytest.raises(TypeError, match="third"):
         Toy._create_fields(Toy.Created, uuid4(), {"first": 1, "third": "c"})
+
+
+def _trigger_fields_calls() -> list[tuple[str, str, ast.expr]]:
+    """Every `trigger_fields(self.<Event>, <dict>)` of the ledger's aggregates (the journal's
+    own asks the order first): its module, event and dict."""
+    found = []
+    for path in sorted(Path(ledger.__file__).parent.glob("*.py")):
+        if path.stem == "journal":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "trigger_fields"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "self"
+            ):
+                event, fields = node.args
+                assert isinstance(event, ast.Attribute), ast.unparse(node)
+                found.append((path.stem, event.attr, fields))
+    return found
+
+
+def test_every_trigger_names_its_events_fields_in_their_order() -> None:
+    """`trigger_fields` takes the fields in their order without asking (the stored bytes
+    follow it): each of the ledger's triggers writes them so, as a literal."""
+    aggregates = {"payment": Payment, "location": Location}
+    calls = _trigger_fields_calls()
+    assert {module for module, _, _ in calls} == set(aggregates)
+    for module, name, fields in calls:
+        event = getattr(aggregates[module], name)
+        own = [field.name for field in dataclasses.fields(event)][3:]
+        assert isinstance(fields, ast.Dict), f"{module} {name}: not a literal"
+        keys = [key.value for key in fields.keys if isinstance(key, ast.Constant)]
+        assert keys == own, f"{module} {name}"
+
+
+def test_keywords_in_another_order_make_the_same_event() -> None:
+    toy = Toy._create_fields(Toy.Created, uuid4(), {"first": 1, "second": "b"})
+    toy.trigger_event(Toy.Renamed, second="c", first=2)
+    toy.trigger_event(Toy.Renamed, first=3, second="d")
+    reordered, in_order = toy.pending_events[-2:]
+    assert list(vars(reordered)) == list(vars(in_order))
+    assert (reordered.first, reordered.second, toy.version) == (2, "c", 3)  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="third"):
+        toy.trigger_event(Toy.Renamed, first=1, third="c")

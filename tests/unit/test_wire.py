@@ -11,6 +11,7 @@ import re
 import tracemalloc
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -738,6 +739,7 @@ def test_a_timestamp_reads_as_ledger_moments_reads_it(text: str) -> None:
     try:
         expected = parse_moment(text)
     except MomentError as error:
+        assert not re.match(wire._PLAIN_RFC3339, text)  # else read without `ledger.moments`
         assume(not holds_pan(text))  # a date's digits can pass for a card number
         with pytest.raises(LedgerError) as caught:
             wire.parse_line(line(r.created(OID) | {"occurred_at": text}))
@@ -752,6 +754,11 @@ def test_a_timestamp_reads_as_ledger_moments_reads_it(text: str) -> None:
         expected.isoformat(),
     )
     assert TIMESTAMP.dump_json(read) == TIMESTAMP.dump_json(expected)
+    # A standard library zone, as a stored moment read back has: comparing two moments asks
+    # their zones for offsets, which pydantic's own zone answered through a call into Rust.
+    assert type(read.tzinfo) is timezone
+    if re.match(wire._PLAIN_RFC3339, text):  # read by `fromisoformat` alone, which cannot fail
+        assert datetime.fromisoformat(text).isoformat() == expected.isoformat()
 
 
 @pytest.mark.parametrize(
