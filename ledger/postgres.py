@@ -152,8 +152,9 @@ APPEND_EVENTS_MAX = 16  # events linked by the database in the append statement 
 
 class PostgresEventRecorder(PostgresApplicationRecorder):
     """eventsourcing's recorder, appending a live record's events and their links in the
-    hash chain in one statement (`_APPEND`) with the events as typed arrays in binary (%b):
-    psycopg adapts composites and text-format arrays in Python, escaping every value. A
+    hash chain in one statement (`_APPEND`) with the events as typed arrays in binary,
+    prepared once per connection and run through libpq (`ledger.prepared`): psycopg adapts
+    composites and text-format arrays in Python, escaping every value. A
     larger batch is written with binary COPY (`_copy`). No NOTIFY: nothing here listens
     (projections read the log by position), and each one cost a round trip. The snapshots a
     write makes due go in its own transaction (`ledger.storage.SnapshotsFolder`): a live
@@ -431,10 +432,11 @@ def _event_row(size: int) -> struct.Struct:
 
 
 class _Array(bytes):
-    """A one-dimensional array already in PostgreSQL's binary format, which psycopg passes
-    to the server as it is (`_ArrayDumper`). psycopg's own list dumpers inspect every list
-    and its elements again at every execution, each in a cursor whose dumpers are new: the
-    live append's eight arrays cost about 0.1 ms of the client's CPU there, a few µs here."""
+    """A one-dimensional array already in PostgreSQL's binary format: the live append sends
+    it as it is, and so does psycopg given one (`_ArrayDumper`). psycopg's own list dumpers
+    inspect every list and its elements again at every execution, each in a cursor whose
+    dumpers are new: the live append's eight arrays cost about 0.1 ms of the client's CPU
+    there, a few µs here."""
 
     __slots__ = ()
     element: ClassVar[int]  # the element type's OID, in the array's header
