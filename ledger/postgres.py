@@ -18,6 +18,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import Environment, EnvType
 from psycopg.adapt import Buffer, Dumper
 from psycopg.pq import Format
+from psycopg.pq.abc import PGresult
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier, Literal
 from psycopg.types.string import BytesBinaryDumper
@@ -33,6 +34,7 @@ from ledger.chain import (
     content_hash_of,
     stream_bytes,
 )
+from ledger.prepared import Prepared, numbered
 from ledger.storage import ID_CHUNK, StoredState, store_not_empty, stored_columns
 
 # Every append locks the chain head's row (the lock every writer takes, instead of a lock on the
@@ -150,8 +152,9 @@ APPEND_EVENTS_MAX = 16  # events linked by the database in the append statement 
 
 class PostgresEventRecorder(PostgresApplicationRecorder):
     """eventsourcing's recorder, appending a live record's events and their links in the
-    hash chain in one statement (`_APPEND`) with the events as typed arrays in binary (%b):
-    psycopg adapts composites and text-format arrays in Python, escaping every value. A
+    hash chain in one statement (`_APPEND`) with the events as typed arrays in binary,
+    prepared once per connection and run through libpq (`ledger.prepared`): psycopg adapts
+    composites and text-format arrays in Python, escaping every value. A
     larger batch is written with binary COPY (`_copy`). No NOTIFY: nothing here listens
     (projections read the log by position), and each one cost a round trip. The snapshots a
     write makes due go in its own transaction (`ledger.storage.SnapshotsFolder`): a live
@@ -159,6 +162,7 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
 
     insert_snapshots_statement: Composed | None = None
     append_snapshots_statement: bytes | None = None
+    live_append_snapshots: Prepared | None = None
 
     def __init__(
         self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
@@ -171,7 +175,8 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             "head": Identifier(CHAIN_HEAD_TABLE),
         }
         self.names = names
-        self.append_statement = self._append(snapshotted=SQL(""))
+        self.append_statement = self._append(snapshotted="")
+        self.live_append = Prepared(self.append_statement, _APPEND_TYPES)
         sequence = SQL("pg_get_serial_sequence({table}, 'notification_id')").format(
             table=Literal(f'"{datastore.schema}"."{events_table_name}"')
         )
@@ -210,19 +215,21 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
             sequence=sequence
         )
 
-    def _append(self, snapshotted: SQL | Composed) -> bytes:
-        """The live append, rendered once: psycopg renders a composed statement again at
-        every execution (about 25 µs for this one's parts)."""
-        return SQL(_APPEND).format(snapshotted=snapshotted, **self.names).as_bytes(None)
+    def _append(self, snapshotted: str, **names: Identifier) -> bytes:
+        """The live append (with `snapshotted`, the template of a part writing snapshots),
+        rendered once with its placeholders numbered, as it is prepared (`Prepared`)."""
+        template = numbered(_APPEND.replace("{snapshotted}", snapshotted))
+        return SQL(template).format(**self.names, **names).as_bytes(None)
 
     def fold_snapshots_into(self, table: str) -> None:
         names = {"schema": self.names["schema"], "snapshots": Identifier(table)}
         self.insert_snapshots_statement = SQL(_SNAPSHOTS).format(stored=SQL(""), **names)
-        stored = SQL("\nWHERE EXISTS (SELECT FROM inserted)")
-        snapshotted = SQL(",\nsnapshotted AS (\n{}\n)").format(
-            SQL(_SNAPSHOTS).format(stored=stored, **names)
+        stored = "\nWHERE EXISTS (SELECT FROM inserted)"
+        snapshotted = f",\nsnapshotted AS (\n{_SNAPSHOTS.replace('{stored}', stored)}\n)"
+        self.append_snapshots_statement = self._append(snapshotted, snapshots=Identifier(table))
+        self.live_append_snapshots = Prepared(
+            self.append_snapshots_statement, _APPEND_TYPES + _SNAPSHOT_TYPES
         )
-        self.append_snapshots_statement = self._append(snapshotted)
 
     def insert_events(
         self,
@@ -246,38 +253,47 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         for ever)."""
         if not stored_events:
             return []
-        read = ([stream for stream, _ in unchanged], [version for _, version in unchanged])
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            if len(stored_events) > APPEND_EVENTS_MAX:
+        with self.datastore.get_connection() as conn:
+            if len(stored_events) <= APPEND_EVENTS_MAX:
+                return self._append_live(conn, stored_events, unchanged, snapshots)
+            read = ([stream for stream, _ in unchanged], [version for _, version in unchanged])
+            with conn.cursor(row_factory=tuple_row) as curs:
                 try:
                     return self._copy(curs, read, stored_events, snapshots)
                 except BaseException:
                     with suppress(Exception):  # a broken connection: the pool discards it
                         conn.rollback()
                     raise
-            encoding = conn.info.encoding
-            values: tuple[object, ...] = (
-                *_read_arrays(unchanged),
-                bool(unchanged),
-                *_event_arrays(stored_events, encoding, hashed=True),
-            )
-            statement = self.append_statement
-            if snapshots:
-                assert self.append_snapshots_statement is not None, "no snapshots table"
-                statement = self.append_snapshots_statement
-                values += _event_arrays(snapshots, encoding, hashed=False)
-            curs.execute(statement, values, prepare=True)
-            positions = [position for (position,) in curs.fetchall()]
-            if not positions and unchanged:
-                # A stream read has moved on, or the head's holder committed while this write
-                # waited (`waited`), which the statement's snapshot cannot show. Once more with
-                # the lock taken first: the check's snapshot then follows the lock.
-                with conn.transaction():
-                    curs.execute(self.lock_head_statement, prepare=True)
-                    curs.execute(statement, values, prepare=True)
-                    positions = [position for (position,) in curs.fetchall()]
-            if len(positions) != len(stored_events):
-                raise _moved()
+
+    def _append_live(
+        self,
+        conn: psycopg.Connection[Any],
+        stored_events: Sequence[StoredEvent],
+        unchanged: Sequence[tuple[UUID, int]],
+        snapshots: Sequence[StoredEvent],
+    ) -> list[int]:
+        """A live record's events appended and linked by `_APPEND`, one round trip."""
+        encoding = conn.info.encoding
+        values = [
+            *_read_arrays(unchanged),
+            _TRUE if unchanged else _FALSE,
+            *_event_arrays(stored_events, encoding, hashed=True),
+        ]
+        statement = self.live_append
+        if snapshots:
+            assert self.live_append_snapshots is not None, "no snapshots table"
+            statement = self.live_append_snapshots
+            values += _event_arrays(snapshots, encoding, hashed=False)
+        positions = _int8s(statement.run(conn, values))
+        if not positions and unchanged:
+            # A stream read has moved on, or the head's holder committed while this write
+            # waited (`waited`), which the statement's snapshot cannot show. Once more with
+            # the lock taken first: the check's snapshot then follows the lock.
+            with conn.transaction():
+                conn.execute(self.lock_head_statement, prepare=True)
+                positions = _int8s(statement.run(conn, values))
+        if len(positions) != len(stored_events):
+            raise _moved()
         return positions
 
     def _snapshot(self, curs: Any, snapshots: Sequence[StoredEvent]) -> None:
@@ -416,10 +432,11 @@ def _event_row(size: int) -> struct.Struct:
 
 
 class _Array(bytes):
-    """A one-dimensional array already in PostgreSQL's binary format, which psycopg passes
-    to the server as it is (`_ArrayDumper`). psycopg's own list dumpers inspect every list
-    and its elements again at every execution, each in a cursor whose dumpers are new: the
-    live append's eight arrays cost about 0.1 ms of the client's CPU there, a few µs here."""
+    """A one-dimensional array already in PostgreSQL's binary format: the live append sends
+    it as it is, and so does psycopg given one (`_ArrayDumper`). psycopg's own list dumpers
+    inspect every list and its elements again at every execution, each in a cursor whose
+    dumpers are new: the live append's eight arrays cost about 0.1 ms of the client's CPU
+    there, a few µs here."""
 
     __slots__ = ()
     element: ClassVar[int]  # the element type's OID, in the array's header
@@ -454,6 +471,15 @@ _Int8Array = _array_type("_Int8Array", 20, 1016)
 _TextArray = _array_type("_TextArray", 25, 1009)
 _ByteaArray = _array_type("_ByteaArray", 17, 1001)
 
+# The live append's parameters: the streams read and their versions, whether there are any
+# (a `boolean` in binary), the events' columns and content hashes; then the snapshots' columns.
+_APPEND_TYPES = (
+    *(_UuidArray.oid, _Int8Array.oid, 16),
+    *(_UuidArray.oid, _Int8Array.oid, _TextArray.oid, _ByteaArray.oid, _ByteaArray.oid),
+)
+_SNAPSHOT_TYPES = (_UuidArray.oid, _Int8Array.oid, _TextArray.oid, _ByteaArray.oid)
+_TRUE, _FALSE = b"\x01", b"\x00"
+
 # An array's header: one dimension, no NULLs, the element type, the length, lower bound 1.
 _ARRAY_HEADER = struct.Struct(">iiIii")
 _EMPTY_ARRAY = struct.Struct(">iiI")  # no dimension, no NULLs, the element type
@@ -471,6 +497,12 @@ def _array(kind: type[_Array], items: Sequence[bytes]) -> _Array:
 
 def _int8(value: int) -> bytes:
     return value.to_bytes(8, "big", signed=True)
+
+
+def _int8s(result: PGresult) -> list[int]:
+    """The first column of a binary result, an `int8` in each row."""
+    get = result.get_value
+    return [int.from_bytes(get(row, 0) or b"", "big", signed=True) for row in range(result.ntuples)]
 
 
 def _read_arrays(unchanged: Sequence[tuple[UUID, int]]) -> tuple[_Array, _Array]:

@@ -112,3 +112,30 @@ def test_the_appends_dumpers_leave_other_arrays_to_psycopg(postgres_url: str) ->
                 copy.set_types(["uuid[]", "bigint[]", "text[]", "bytea[]"])
                 copy.write_row(row)
         assert conn.execute(f'SELECT * FROM "{schema}".arrays').fetchall() == [row]
+
+
+def test_a_live_append_prepares_its_statement_again_once_the_session_lost_it(
+    postgres_url: str,
+) -> None:
+    """The append is prepared once per connection and run through libpq, out of psycopg's
+    sight: a rollback psycopg makes while it has statements of its own prepared ends with
+    DEALLOCATE ALL, which drops the append's too. The next append prepares it again."""
+    stream = uuid4()
+    with Ledger.open(postgres_url) as ledger:
+        recorder = ledger.store.recorder
+        with recorder.datastore.get_connection() as conn:
+            recorder.insert_events([StoredEvent(stream, 1, TOPICS[0], b"{}")])
+            assert recorder._append_live(conn, [StoredEvent(stream, 2, TOPICS[0], b"{}")], (), ())
+            with pytest.raises(ZeroDivisionError), conn.transaction():
+                conn.execute("SELECT 1", prepare=True)
+                raise ZeroDivisionError
+            assert conn.execute("SELECT count(*) AS n FROM pg_prepared_statements").fetchall() == [
+                {"n": 0}
+            ]
+
+            positions = recorder._append_live(
+                conn, [StoredEvent(stream, 3, TOPICS[0], b"{}")], [(stream, 2)], ()
+            )
+
+        assert positions == [ledger.last_position()]
+        assert verify(ledger).ok
