@@ -23,8 +23,9 @@ from psycopg.pq import DiagnosticField, ExecStatus, Format, TransactionStatus
 from psycopg.pq.abc import PGresult
 
 # invalid_sql_statement_name: the session holds no statement of that name. psycopg sends
-# DEALLOCATE ALL after every rollback it makes while it has statements of its own prepared
-# (a failed large batch's, the pool's reset of a connection returned in a transaction).
+# DEALLOCATE ALL after every rollback, DISCARD ALL or schema change it runs while it has
+# statements of its own prepared (a failed large batch's, the pool's reset of a connection
+# returned in a transaction).
 _NOT_PREPARED = b"26000"
 # Each statement's name its own: recorders sharing a pool (events and snapshots) each prepare.
 _NAMES = itertools.count(1)
@@ -75,8 +76,13 @@ class Prepared:
         return results[0]
 
     def _prepare(self, conn: Connection[Any]) -> None:
+        # Noted before it is sent, as psycopg notes its own: an interrupt while it is under
+        # way (a KeyboardInterrupt, which psycopg's wait raises once the server has answered)
+        # may leave it prepared on the server, and preparing it again there would fail
+        # (duplicate_prepared_statement) at every later record on this connection. Noted
+        # and not prepared, it is prepared again at its first run (`run`'s retry).
+        self.prepared_on[conn] = True
         conn.pgconn.send_prepare(self.name, self.text, self.types)
         results: list[PGresult] = conn.wait(execute(conn.pgconn))
         if results[0].status == ExecStatus.FATAL_ERROR:
             raise errors.error_from_result(results[0], encoding=conn.info.encoding)
-        self.prepared_on[conn] = True

@@ -5,6 +5,7 @@ streams read at their versions, and stores the snapshots with the events."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import uuid4
 
 import psycopg
@@ -135,6 +136,39 @@ def test_a_live_append_prepares_its_statement_again_once_the_session_lost_it(
 
             positions = recorder._append_live(
                 conn, [StoredEvent(stream, 3, TOPICS[0], b"{}")], [(stream, 2)], ()
+            )
+
+        assert positions == [ledger.last_position()]
+        assert verify(ledger).ok
+
+
+def test_a_live_append_interrupted_while_it_prepares_leaves_its_connection_usable(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt (Ctrl-C in a session using the library) that lands while the append's
+    statement is being prepared: the server prepared it, the interrupt reached the caller.
+    The connection's next append runs the statement as prepared, without preparing it again
+    (which the server refuses: duplicate_prepared_statement)."""
+    stream = uuid4()
+    with Ledger.open(postgres_url) as ledger:
+        recorder = ledger.store.recorder
+        with recorder.datastore.get_connection() as conn:
+            wait = conn.wait
+
+            def interrupted(generator: Any) -> Any:
+                wait(generator)  # the server's answer read, as psycopg's wait does on Ctrl-C
+                raise KeyboardInterrupt
+
+            monkeypatch.setattr(conn, "wait", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                recorder._append_live(conn, [StoredEvent(stream, 1, TOPICS[0], b"{}")], (), ())
+            monkeypatch.undo()
+            assert conn.execute("SELECT count(*) AS n FROM pg_prepared_statements").fetchall() == [
+                {"n": 1}
+            ]
+
+            positions = recorder._append_live(
+                conn, [StoredEvent(stream, 1, TOPICS[0], b"{}")], (), ()
             )
 
         assert positions == [ledger.last_position()]
