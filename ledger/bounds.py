@@ -67,9 +67,10 @@ def cleared(
     translate and two searches for a whole batch instead of a call a line. A line holding a
     newline of its own makes it say False (every line is then measured on its own).
 
-    `joined` and `longest`: `b"\n".join(lines)` and the longest line's length, when the caller
-    has them already (`ledger.wire.parse_lines`: a join and a pass over the lengths are about
-    500 instructions a line)."""
+    `joined` and `longest`: exactly `b"\n".join(lines)` and the longest line's length in
+    bytes (never less than its characters), when the caller has them already
+    (`ledger.wire.parse_lines`: a join and a pass over the lengths are about 500
+    instructions a line)."""
     if joined is None:
         joined = b"\n".join(lines)
     if not lines or joined.find(b"NaN") >= 0 or joined.find(b"Infinity") >= 0:

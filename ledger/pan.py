@@ -315,8 +315,9 @@ def suspects(lines: Sequence[bytes], joined: bytes | None = None) -> set[int]:
     one in, and the few that `_JOINS_NO_THIRTEEN` does not clear. The lines are tried joined
     by newlines first, one pass over the batch (they all match when that does), in runs of
     at most JOINED_BYTES_MAX bytes (a longer line alone); only a run that does not match is
-    tried line by line, about a third dearer a line. `joined`: `b"\n".join(lines)`, when the
-    caller has it already (tried as it is when that short)."""
+    tried line by line, about a third dearer a line. `joined`: `b"\n".join(lines)` exactly,
+    when the caller has it already (tried as it is when that short): any other text would
+    be searched in the lines' place."""
     check = _joining_no_thirteen().validate_python
     found: set[int] = set()
     for start, run, text in _runs(lines, joined):

@@ -462,10 +462,13 @@ def parse_lines(lines: Sequence[bytes]) -> list[Record | LedgerError]:
     longest = max(map(len, lines), default=0)
     long = longest >= STRING_CHARS_MAX
     kept = [b"" if len(line) >= STRING_CHARS_MAX else line for line in lines] if long else lines
-    # One join and one measure of the lengths for both.
+    # One join and one measure of the lengths for both, when the batch joins short (under
+    # JOINED_BYTES_MAX) and has no long line, as a batch of usual lines does; let go before
+    # the validation, which may hold as much again.
     joined = b"\n".join(kept)
     searched = suspects(kept, joined)
     counted = cleared(kept, joined=joined, longest=None if long else longest)
+    del joined
     validate = _record_validator().validate_json
     if not (long or searched) and counted:
         return _validated(lines, validate)
