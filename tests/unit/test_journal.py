@@ -45,9 +45,10 @@ def test_a_name_the_event_does_not_have_gets_the_librarys_error() -> None:
         Toy._create_fields(Toy.Created, uuid4(), {"first": 1, "third": "c"})
 
 
-def _trigger_fields_calls() -> list[tuple[str, str, ast.expr]]:
-    """Every `trigger_fields(self.<Event>, <dict>)` of the ledger's aggregates (the journal's
-    own asks the order first): its module, event and dict."""
+def _trigger_fields_calls() -> list[tuple[str, str, str, ast.expr]]:
+    """Every `<receiver>.trigger_fields(<aggregate>.<Event>, <dict>)` in the ledger (the
+    journal's own excepted), whatever its receiver: its module, its event's owner (`self` or
+    a class's name), the event's name and the dict."""
     found = []
     for path in sorted(Path(ledger.__file__).parent.glob("*.py")):
         if path.stem == "journal":
@@ -57,27 +58,31 @@ def _trigger_fields_calls() -> list[tuple[str, str, ast.expr]]:
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "trigger_fields"
-                and isinstance(node.func.value, ast.Name)
-                and node.func.value.id == "self"
             ):
                 event, fields = node.args
                 assert isinstance(event, ast.Attribute), ast.unparse(node)
-                found.append((path.stem, event.attr, fields))
+                assert isinstance(event.value, ast.Name), ast.unparse(node)
+                found.append((path.stem, event.value.id, event.attr, fields))
     return found
 
 
 def test_every_trigger_names_its_events_fields_in_their_order() -> None:
     """`trigger_fields` takes the fields in their order without asking (the stored bytes
-    follow it): each of the ledger's triggers writes them so, as a literal."""
-    aggregates = {"payment": Payment, "location": Location}
+    follow it): each of the ledger's triggers writes them so, as a literal whose keys are
+    all written out (no `**`, no name), each of the event's fields once."""
+    aggregates = {"payment": Payment, "location": Location, "Payment": Payment}
+    aggregates["Location"] = Location
     calls = _trigger_fields_calls()
-    assert {module for module, _, _ in calls} == set(aggregates)
-    for module, name, fields in calls:
-        event = getattr(aggregates[module], name)
+    assert {module for module, owner, _, _ in calls if owner == "self"} == {"payment", "location"}
+    for module, owner, name, fields in calls:
+        event = getattr(aggregates[module if owner == "self" else owner], name)
         own = [field.name for field in dataclasses.fields(event)][3:]
-        assert isinstance(fields, ast.Dict), f"{module} {name}: not a literal"
-        keys = [key.value for key in fields.keys if isinstance(key, ast.Constant)]
-        assert keys == own, f"{module} {name}"
+        where = f"{module}: {owner}.{name}"
+        assert isinstance(fields, ast.Dict), f"{where}: not a literal"
+        assert all(isinstance(key, ast.Constant) for key in fields.keys), (
+            f"{where}: a key not written out"
+        )
+        assert [key.value for key in fields.keys if isinstance(key, ast.Constant)] == own, where
 
 
 def test_keywords_in_another_order_make_the_same_event() -> None:
