@@ -76,11 +76,12 @@ class Prepared:
         return results[0]
 
     def _prepare(self, conn: Connection[Any]) -> None:
-        # Noted before it is sent, as psycopg notes its own: an interrupt while it is under
-        # way (a KeyboardInterrupt, which psycopg's wait raises once the server has answered)
-        # may leave it prepared on the server, and preparing it again there would fail
+        # Noted before it is sent: an interrupt while it is under way (a KeyboardInterrupt,
+        # which psycopg's wait raises once it has read the server's answer) may leave it
+        # prepared on the server, and preparing it again there would fail
         # (duplicate_prepared_statement) at every later record on this connection. Noted
-        # and not prepared, it is prepared again at its first run (`run`'s retry).
+        # and not prepared (interrupted first, or refused), it is prepared again at its
+        # first run, after one execution the server refuses (`run`'s retry).
         self.prepared_on[conn] = True
         conn.pgconn.send_prepare(self.name, self.text, self.types)
         results: list[PGresult] = conn.wait(execute(conn.pgconn))
