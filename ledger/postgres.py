@@ -161,7 +161,6 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
     record's in its one statement, so that it is one commit whether a snapshot is due or not."""
 
     insert_snapshots_statement: Composed | None = None
-    append_snapshots_statement: bytes | None = None
     live_append_snapshots: Prepared | None = None
 
     def __init__(
@@ -226,9 +225,8 @@ class PostgresEventRecorder(PostgresApplicationRecorder):
         self.insert_snapshots_statement = SQL(_SNAPSHOTS).format(stored=SQL(""), **names)
         stored = "\nWHERE EXISTS (SELECT FROM inserted)"
         snapshotted = f",\nsnapshotted AS (\n{_SNAPSHOTS.replace('{stored}', stored)}\n)"
-        self.append_snapshots_statement = self._append(snapshotted, snapshots=Identifier(table))
         self.live_append_snapshots = Prepared(
-            self.append_snapshots_statement, _APPEND_TYPES + _SNAPSHOT_TYPES
+            self._append(snapshotted, snapshots=Identifier(table)), _APPEND_TYPES + _SNAPSHOT_TYPES
         )
 
     def insert_events(
